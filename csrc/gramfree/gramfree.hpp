@@ -1,0 +1,102 @@
+// Public C++ API of the gramfree core: fused, Gram-free kernel operators.
+// Usable without Python; every function throws std::invalid_argument on bad input.
+#pragma once
+
+#include <cstddef>
+#include <exception>
+#include <functional>
+#include <string>
+
+namespace gramfree {
+
+// The kernel functions. Each is a small struct in csrc/kernels/kernel_functions.hpp;
+// the tiled engine is one template over them.
+enum class KernelKind {
+  gaussian,      // exp(-gamma ||x-z||^2)
+  laplacian_l1,  // exp(-gamma ||x-z||_1)
+  laplacian_l2,  // exp(-gamma ||x-z||_2)
+  matern12,      // exp(-r),                         r = ||x-z|| / length_scale
+  matern32,      // (1 + sqrt3 r) exp(-sqrt3 r)
+  matern52,      // (1 + sqrt5 r + 5 r^2 / 3) exp(-sqrt5 r)
+  polynomial,    // (gamma <x,z> + coef0)^degree
+  linear,        // <x,z>
+  arccos1,       // Cho & Saul order 1: |x||z| (sin t + (pi - t) cos t) / pi
+};
+
+struct KernelSpec {
+  KernelKind kind = KernelKind::gaussian;
+  double gamma = 1.0;
+  double coef0 = 1.0;
+  int degree = 3;
+  double length_scale = 1.0;
+};
+
+// Throws std::invalid_argument when a parameter is out of its domain.
+void validate(const KernelSpec& spec);
+std::string to_string(KernelKind kind);
+KernelKind kernel_kind_from_string(const std::string& name);  // throws std::invalid_argument
+
+// Row-major, C-contiguous views; the core never copies or owns the caller's data.
+template <class T>
+struct ConstMatrix {
+  const T* data = nullptr;
+  std::size_t rows = 0, cols = 0;
+};
+template <class T>
+struct Matrix {
+  T* data = nullptr;
+  std::size_t rows = 0, cols = 0;
+};
+
+struct Options {
+  int n_threads = 0;  // 0: OpenMP's default
+  // Polled on the calling thread every few milliseconds of work; returning true stops
+  // the call, which then throws gramfree::interrupted. Must not throw.
+  std::function<bool()> interrupt;
+};
+
+// Thrown when Options::interrupt asked the call to stop.
+struct interrupted : std::exception {
+  const char* what() const noexcept override { return "gramfree: interrupted"; }
+};
+
+// out[n,k] = K(X,Z) @ V              X[n,d], Z[m,d], V[m,k]
+template <class T>
+void kernel_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
+                   ConstMatrix<T> V, Matrix<T> out, const Options& options = {});
+
+// out[m,k] = K(X,Z)^T @ U            U[n,k]
+template <class T>
+void kernel_rmatvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
+                    ConstMatrix<T> U, Matrix<T> out, const Options& options = {});
+
+// out[m,k] = K(X,Z)^T (K(X,Z) @ V) in one pass over X (the Nystrom-PCG step)
+template <class T>
+void kernel_normal_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
+                          ConstMatrix<T> V, Matrix<T> out, const Options& options = {});
+
+// out[n,m] = K(X,Z)
+template <class T>
+void kernel_block(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Matrix<T> out,
+                  const Options& options = {});
+
+// out[n, k*d] (row i holds the k gradients, each of length d, one after another):
+// out[i, c*d + l] = d/dX[i,l] (K(X,Z) @ V)[i,c]
+// Every kernel but arccos1; at x == z the non-differentiable kernels (laplacian, matern12)
+// use the zero subgradient.
+template <class T>
+void kernel_grad_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
+                        ConstMatrix<T> V, Matrix<T> out, const Options& options = {});
+
+// Instruction-set dispatch: chosen once from CPUID, overridable by GRAMFREE_SIMD.
+enum class SimdLevel { scalar = 0, avx2 = 1, avx512 = 2 };
+SimdLevel detected_simd_level();  // the best the processor supports
+SimdLevel simd_level();           // the one in use
+void set_simd_level(SimdLevel level);  // throws std::invalid_argument if unsupported here
+std::string to_string(SimdLevel level);
+SimdLevel simd_level_from_string(const std::string& name);
+
+int max_threads();     // what OpenMP will use when Options::n_threads == 0
+bool cuda_compiled();  // the CUDA kernels were built into this library
+
+}  // namespace gramfree

@@ -1,0 +1,457 @@
+// The fused tiled engine, written once and compiled once per instruction set.
+// BLIS-style: each thread packs a chunk of Z (NC columns, sized for L2) and, per micro-panel
+// of MR rows of X, an MR x d panel; the micro-kernel holds an MR x NR tile of inner products
+// (or distances) in registers, applies the kernel function there, and multiplies the tile
+// into V before anything is written back. Memory beyond inputs and outputs: the packed
+// panels, O((NC + MR) * (d + k)) per thread, independent of n and m.
+//
+// The including file defines GRAMFREE_ISA_NS; everything here lives in that namespace so
+// that the AVX-512 instantiations can never be linked into the baseline path. For the same
+// reason this file instantiates no standard-library templates.
+
+#include <cstddef>
+#include <cstdint>
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
+#include <omp.h>
+
+#include "engine_api.hpp"
+
+namespace gramfree::GRAMFREE_ISA_NS {
+
+using detail::EngineArgs;
+using detail::Epilogue;
+using std::size_t;
+
+#include "vecmath.hpp"
+
+static inline size_t smin(size_t a, size_t b) { return a < b ? a : b; }
+static inline size_t smax(size_t a, size_t b) { return a > b ? a : b; }
+static inline size_t round_up(size_t a, size_t b) { return (a + b - 1) / b * b; }
+
+// Register tile: MR rows of X by NV vectors of Z columns. Accumulators MR*NV, plus NV
+// loads of Z and one broadcast, must fit the register file (16 for SSE2/AVX2, 32 AVX-512).
+#if defined(__AVX512F__)
+inline constexpr int kMR = 12;
+#else
+inline constexpr int kMR = 6;
+#endif
+inline constexpr int kNV = 2;
+template <class T>
+inline constexpr int kNR = kNV * Vec<T>::lanes;
+
+// How a tile's pre-kernel quantity is formed from x and z.
+enum class Metric { dot, sqdist, l1 };
+
+static constexpr Metric metric_of(Epilogue e) {
+  switch (e) {
+    case Epilogue::laplacian_l1:
+      return Metric::l1;
+    case Epilogue::laplacian_l2:
+    case Epilogue::matern12:
+    case Epilogue::matern32:
+    case Epilogue::matern52:
+    case Epilogue::laplacian_l2_grad:
+    case Epilogue::matern12_grad:
+    case Epilogue::matern32_grad:
+    case Epilogue::matern52_grad:
+      // Matern and the Euclidean Laplacian take a square root of the squared distance:
+      // the GEMM expansion |x|^2 + |z|^2 - 2<x,z> loses everything near x == z, where
+      // sqrt amplifies the error, so these subtract first (exact zero on the diagonal).
+      return Metric::sqdist;
+    default:
+      return Metric::dot;
+  }
+}
+
+// Which row norms the epilogue needs: squared (Gaussian's GEMM expansion) or plain (arccos).
+enum class Norms { none, squared, plain };
+static constexpr Norms norms_of(Epilogue e) {
+  switch (e) {
+    case Epilogue::gaussian:
+    case Epilogue::gaussian_grad:
+      return Norms::squared;
+    case Epilogue::arccos1:
+      return Norms::plain;
+    default:
+      return Norms::none;
+  }
+}
+
+template <class T>
+struct Params {
+  T gamma, coef0, length_scale;
+  int degree;
+};
+
+template <class T>
+static inline __attribute__((always_inline)) vec_t<T> ipow(vec_t<T> b, int e) {
+  vec_t<T> r = vbroadcast<T>(T(1));
+  while (e) {
+    if (e & 1) r = r * b;
+    b = b * b;
+    e >>= 1;
+  }
+  return r;
+}
+
+// r where r > 0, else 0: for g'(d2) = h(r) / r terms whose limit at r = 0 is undefined;
+// the engine uses the zero subgradient there.
+template <class T>
+static inline __attribute__((always_inline)) vec_t<T> inv_or_zero(vec_t<T> r) {
+  const vec_t<T> one = vbroadcast<T>(T(1));
+  return r > T(0) ? one / (r > T(0) ? r : one) : vec_t<T>{};
+}
+
+// The kernel function applied to one vector of a tile row. s: inner product, squared
+// distance or L1 distance (per metric_of); xn/zn: the norms of norms_of.
+template <Epilogue E, class T>
+static inline __attribute__((always_inline)) vec_t<T> apply(vec_t<T> s, T xn, vec_t<T> zn,
+                                                            const Params<T>& p) {
+  using V = vec_t<T>;
+  if constexpr (E == Epilogue::gaussian || E == Epilogue::gaussian_grad) {
+    const V d2 = vmax<T>(xn + zn - s * T(2), V{});
+    const V e = vexp(d2 * (-p.gamma));
+    if constexpr (E == Epilogue::gaussian) return e;
+    else return e * (-p.gamma);
+  } else if constexpr (E == Epilogue::laplacian_l1) {
+    return vexp(s * (-p.gamma));
+  } else if constexpr (E == Epilogue::laplacian_l2) {
+    return vexp(vsqrt(s) * (-p.gamma));
+  } else if constexpr (E == Epilogue::laplacian_l2_grad) {
+    const V r = vsqrt(s);
+    return vexp(r * (-p.gamma)) * (-p.gamma * T(0.5)) * inv_or_zero<T>(r);
+  } else if constexpr (E == Epilogue::matern12) {
+    return vexp(vsqrt(s) * (T(-1) / p.length_scale));
+  } else if constexpr (E == Epilogue::matern12_grad) {
+    const V r = vsqrt(s);
+    const T a = T(1) / p.length_scale;
+    return vexp(r * (-a)) * (-a * T(0.5)) * inv_or_zero<T>(r);
+  } else if constexpr (E == Epilogue::matern32 || E == Epilogue::matern32_grad) {
+    const T a = T(1.7320508075688772935) / p.length_scale;
+    const V r = vsqrt(s) * a;
+    const V e = vexp(-r);
+    if constexpr (E == Epilogue::matern32) return (r + T(1)) * e;
+    else return e * (T(-0.5) * a * a);
+  } else if constexpr (E == Epilogue::matern52 || E == Epilogue::matern52_grad) {
+    const T a = T(2.2360679774997896964) / p.length_scale;
+    const V r = vsqrt(s) * a;
+    const V e = vexp(-r);
+    if constexpr (E == Epilogue::matern52) return (r * r * (T(1) / T(3)) + r + T(1)) * e;
+    else return (r + T(1)) * e * (a * a * T(-1.0 / 6.0));
+  } else if constexpr (E == Epilogue::polynomial) {
+    return ipow<T>(s * p.gamma + p.coef0, p.degree);
+  } else if constexpr (E == Epilogue::polynomial_grad) {
+    return ipow<T>(s * p.gamma + p.coef0, p.degree - 1) * (p.gamma * T(p.degree));
+  } else if constexpr (E == Epilogue::linear) {
+    return s;
+  } else if constexpr (E == Epilogue::arccos1) {
+    const V nn = zn * xn;
+    const V safe = nn > T(0) ? nn : vbroadcast<T>(T(1));
+    const V c = vmin<T>(vmax<T>(s / safe, vbroadcast<T>(T(-1))), vbroadcast<T>(T(1)));
+    const V sin_t = vsqrt(vmax<T>(T(1) - c * c, V{}));
+    const V theta = vacos(c);
+    const V k = nn * (sin_t + (T(3.14159265358979323846) - theta) * c) *
+                T(0.31830988618379067154);
+    return nn > T(0) ? k : V{};
+  }
+}
+
+// One MR x NR tile of the metric over the full depth d. xp: d x MR (packed by rows of
+// the depth), zp: d x NR. GCC keeps acc in registers once the loops are unrolled.
+template <Metric M, class T>
+static inline __attribute__((always_inline)) void tile(const T* __restrict xp,
+                                                       const T* __restrict zp, size_t d,
+                                                       vec_t<T> (&acc)[kMR][kNV]) {
+  constexpr int L = Vec<T>::lanes;
+#pragma GCC unroll 16
+  for (int i = 0; i < kMR; ++i)
+#pragma GCC unroll 4
+    for (int v = 0; v < kNV; ++v) acc[i][v] = vec_t<T>{};
+  for (size_t t = 0; t < d; ++t) {
+    vec_t<T> z[kNV];
+#pragma GCC unroll 4
+    for (int v = 0; v < kNV; ++v) z[v] = vload<T>(zp + t * kNV * L + v * L);
+#pragma GCC unroll 16
+    for (int i = 0; i < kMR; ++i) {
+      const vec_t<T> x = vbroadcast<T>(xp[t * kMR + i]);
+#pragma GCC unroll 4
+      for (int v = 0; v < kNV; ++v) {
+        if constexpr (M == Metric::dot) {
+          acc[i][v] += x * z[v];
+        } else if constexpr (M == Metric::sqdist) {
+          const vec_t<T> diff = x - z[v];
+          acc[i][v] += diff * diff;
+        } else {
+          acc[i][v] += vabs<T>(x - z[v]);
+        }
+      }
+    }
+  }
+}
+
+// Sizes of one thread's part of the workspace.
+template <class T>
+struct Layout {
+  size_t nc;  // columns of Z per chunk (a multiple of NR)
+  size_t zpack, znorm, vpack, xpack, xnorm, racc, ktile, priv;  // element counts
+  size_t per_thread;
+  bool split_z;  // threads split the columns of Z (few rows of X) instead of the rows
+};
+
+template <class T>
+static Layout<T> layout(const EngineArgs<T>& a) {
+  constexpr size_t NR = kNR<T>;
+  constexpr size_t align = 64 / sizeof(T);
+  Layout<T> s{};
+  const size_t threads = a.n_threads > 0 ? size_t(a.n_threads) : 1;
+  const size_t x_panels = (a.n + kMR - 1) / kMR;
+  // Packed Z chunk (d + k + 1 values per column) sized to stay in a 1 MiB L2 with room.
+  const size_t bytes_per_col = (a.d + a.k + 1) * sizeof(T);
+  size_t nc = (size_t(256) << 10) / bytes_per_col / NR * NR;
+  nc = smin(smax(nc, NR), size_t(16384));
+  s.split_z = threads > 1 && x_panels < 2 * threads && a.m >= 4 * NR * threads;
+  const size_t cols_per_thread = s.split_z ? (a.m + threads - 1) / threads : a.m;
+  s.nc = smin(nc, round_up(cols_per_thread, NR));
+  s.zpack = round_up(s.nc * a.d, align);
+  s.znorm = round_up(s.nc, align);
+  s.vpack = round_up(s.nc * a.k, align);
+  s.xpack = round_up(kMR * a.d, align);
+  s.xnorm = round_up(kMR, align);
+  s.racc = round_up(size_t(kMR) * a.k * NR, align);
+  s.ktile = round_up(size_t(kMR) * NR, align);
+  s.priv = s.split_z && a.V ? round_up(a.n * a.k, align) : 0;
+  s.per_thread = s.zpack + s.znorm + s.vpack + s.xpack + s.xnorm + s.racc + s.ktile + s.priv;
+  return s;
+}
+
+template <class T>
+static size_t workspace_elems(const EngineArgs<T>& a) {
+  const size_t threads = a.n_threads > 0 ? size_t(a.n_threads) : 1;
+  return layout(a).per_thread * threads;
+}
+
+// Pack rows [r0, r0 + count) of A (d columns) as depth-major panels of `width` rows,
+// subtracting the shift; rows past count are zero. Also their norms if wanted.
+template <Norms N, class T>
+static void pack_rows(const T* A, size_t r0, size_t count, size_t d, size_t width,
+                      const T* shift, T* __restrict dst, T* __restrict norms) {
+  const size_t panels = (count + width - 1) / width;
+  for (size_t p = 0; p < panels; ++p) {
+    T* panel = dst + p * width * d;
+    for (size_t r = 0; r < width; ++r) {
+      const size_t row = p * width + r;
+      T nrm = 0;
+      if (row < count) {
+        const T* src = A + (r0 + row) * d;
+        for (size_t t = 0; t < d; ++t) {
+          const T v = shift ? src[t] - shift[t] : src[t];
+          panel[t * width + r] = v;
+          nrm += v * v;
+        }
+      } else {
+        for (size_t t = 0; t < d; ++t) panel[t * width + r] = T(0);
+      }
+      if constexpr (N == Norms::squared) norms[p * width + r] = nrm;
+      if constexpr (N == Norms::plain) norms[p * width + r] = T(__builtin_sqrt(double(nrm)));
+    }
+  }
+}
+
+// V rows [c0, c0 + count) packed as NR-column panels, k values each: [panel][c][NR].
+template <class T>
+static void pack_v(const T* V, size_t c0, size_t count, size_t k, T* __restrict dst) {
+  constexpr size_t NR = kNR<T>;
+  const size_t panels = (count + NR - 1) / NR;
+  for (size_t p = 0; p < panels; ++p)
+    for (size_t c = 0; c < k; ++c)
+      for (size_t j = 0; j < NR; ++j) {
+        const size_t col = p * NR + j;
+        dst[(p * k + c) * NR + j] = col < count ? V[(c0 + col) * k + c] : T(0);
+      }
+}
+
+struct StopFlag {
+  int stop = 0;
+  bool get() const { return __atomic_load_n(&stop, __ATOMIC_RELAXED) != 0; }
+  void set() { __atomic_store_n(&stop, 1, __ATOMIC_RELAXED); }
+};
+
+// One thread's work: X rows [x0, x1) against Z columns [z0, z1), into out_rows (row r of
+// the result at out_rows + (r - x0) * ld). Rows of out_rows are zeroed first unless
+// accumulate is set.
+template <Epilogue E, class T>
+static void run_range(const EngineArgs<T>& a, const Layout<T>& s, T* ws, size_t x0, size_t x1,
+                      size_t z0, size_t z1, T* out_rows, size_t ld, bool accumulate,
+                      StopFlag& flag, bool is_poller) {
+  constexpr Metric M = metric_of(E);
+  constexpr Norms N = norms_of(E);
+  constexpr int L = Vec<T>::lanes;
+  constexpr size_t NR = kNR<T>;
+  const bool store = a.V == nullptr;
+  const size_t k = a.k, d = a.d;
+  const Params<T> prm{a.gamma, a.coef0, a.length_scale, a.degree};
+
+  T* zpack = ws;
+  T* znorm = zpack + s.zpack;
+  T* vpack = znorm + s.znorm;
+  T* xpack = vpack + s.vpack;
+  T* xnorm = xpack + s.xpack;
+  T* racc = xnorm + s.xnorm;
+  T* ktile = racc + s.racc;
+  (void)ktile;
+
+  if (!store && !accumulate)
+    for (size_t r = x0; r < x1; ++r)
+      for (size_t c = 0; c < k; ++c) out_rows[(r - x0) * ld + c] = T(0);
+
+  for (size_t c0 = z0; c0 < z1; c0 += s.nc) {
+    const size_t ccount = smin(s.nc, z1 - c0);
+    const size_t cpanels = (ccount + NR - 1) / NR;
+    pack_rows<N>(a.Z, c0, ccount, d, NR, a.shift, zpack, znorm);
+    if (!store) pack_v(a.V, c0, ccount, k, vpack);
+
+    for (size_t r0 = x0; r0 < x1; r0 += kMR) {
+      if (flag.get()) return;
+      if (is_poller && a.poll && a.poll(a.poll_ctx)) {
+        flag.set();
+        return;
+      }
+      const size_t rcount = smin(size_t(kMR), x1 - r0);
+      pack_rows<N>(a.X, r0, rcount, d, kMR, a.shift, xpack, xnorm);
+      if (!store)
+        for (size_t e = 0; e < size_t(kMR) * k * NR; ++e) racc[e] = T(0);
+
+      for (size_t p = 0; p < cpanels; ++p) {
+        vec_t<T> acc[kMR][kNV];
+        tile<M, T>(xpack, zpack + p * NR * d, d, acc);
+        vec_t<T> zn[kNV];
+        for (int v = 0; v < kNV; ++v) zn[v] = vload<T>(znorm + p * NR + v * L);
+        const size_t valid = smin(NR, ccount - p * NR);
+#pragma GCC unroll 16
+        for (int i = 0; i < kMR; ++i) {
+          vec_t<T> kv[kNV];
+#pragma GCC unroll 4
+          for (int v = 0; v < kNV; ++v) kv[v] = apply<E, T>(acc[i][v], xnorm[i], zn[v], prm);
+          if (store) {
+            if (size_t(i) >= rcount) continue;
+            T* dst = out_rows + (r0 + i - x0) * ld + (c0 + p * NR);
+            if (valid == NR) {
+              for (int v = 0; v < kNV; ++v) vstore<T>(dst + v * L, kv[v]);
+            } else {
+              for (size_t j = 0; j < valid; ++j) dst[j] = kv[j / L][j % L];
+            }
+          } else {
+            // Padded columns carry V = 0, but a kernel value could be inf (a polynomial
+            // overflowing): zero them so that inf * 0 cannot make a NaN.
+            if (valid != NR) {
+              for (int v = 0; v < kNV; ++v)
+                for (int l = 0; l < L; ++l)
+                  if (size_t(v * L + l) >= valid) kv[v][l] = T(0);
+            }
+            const T* vp = vpack + p * k * NR;
+            T* ra = racc + size_t(i) * k * NR;
+            for (size_t c = 0; c < k; ++c)
+#pragma GCC unroll 4
+              for (int v = 0; v < kNV; ++v) {
+                vec_t<T> r = vload<T>(ra + c * NR + v * L);
+                r += kv[v] * vload<T>(vp + c * NR + v * L);
+                vstore<T>(ra + c * NR + v * L, r);
+              }
+          }
+        }
+      }
+      if (!store)
+        for (size_t i = 0; i < rcount; ++i)
+          for (size_t c = 0; c < k; ++c) {
+            const T* ra = racc + (i * k + c) * NR;
+            vec_t<T> sum = vload<T>(ra);
+            for (int v = 1; v < kNV; ++v) sum += vload<T>(ra + v * L);
+            out_rows[(r0 + i - x0) * ld + c] += vhsum<T>(sum);
+          }
+    }
+  }
+}
+
+template <Epilogue E, class T>
+static int run_epilogue(const EngineArgs<T>& a) {
+  const Layout<T> s = layout(a);
+  const int threads = a.n_threads > 0 ? a.n_threads : 1;
+  const bool store = a.V == nullptr;
+  const size_t ld = store ? a.m : a.k;
+  StopFlag flag;
+
+#pragma omp parallel num_threads(threads)
+  {
+    const size_t t = size_t(omp_get_thread_num());
+    const size_t nt = size_t(omp_get_num_threads());
+    T* ws = a.workspace + t * s.per_thread;
+    if (!s.split_z) {
+      // Rows of X in whole micro-panels, contiguous per thread: each output row is
+      // summed in the same order whatever the number of threads.
+      const size_t panels = (a.n + kMR - 1) / kMR;
+      const size_t p0 = panels * t / nt, p1 = panels * (t + 1) / nt;
+      const size_t x0 = smin(p0 * kMR, a.n), x1 = smin(p1 * kMR, a.n);
+      if (x0 < x1)
+        run_range<E, T>(a, s, ws, x0, x1, 0, a.m, a.out + x0 * ld, ld, a.accumulate, flag,
+                        t == 0);
+    } else {
+      // Few rows of X: split the columns of Z. Matvec results are summed per thread
+      // and reduced in thread order below.
+      constexpr size_t NR = kNR<T>;
+      const size_t cpanels = (a.m + NR - 1) / NR;
+      const size_t z0 = smin(cpanels * t / nt * NR, a.m);
+      const size_t z1 = smin(cpanels * (t + 1) / nt * NR, a.m);
+      T* dst = store ? a.out : ws + (s.per_thread - s.priv);
+      if (z0 < z1)
+        run_range<E, T>(a, s, ws, 0, a.n, z0, z1, dst, ld, store ? true : false, flag, t == 0);
+      else if (!store)
+        for (size_t e = 0; e < a.n * a.k; ++e) dst[e] = T(0);
+#pragma omp barrier
+      if (!store && !flag.get()) {
+#pragma omp for schedule(static)
+        for (size_t e = 0; e < a.n * a.k; ++e) {
+          T sum = a.accumulate ? a.out[e] : T(0);
+          for (size_t q = 0; q < nt; ++q)
+            sum += a.workspace[q * s.per_thread + (s.per_thread - s.priv) + e];
+          a.out[e] = sum;
+        }
+      }
+    }
+  }
+  return flag.get() ? 1 : 0;
+}
+
+template <class T>
+static int run(const EngineArgs<T>& a) {
+  switch (a.epilogue) {
+#define GRAMFREE_CASE(e) \
+  case Epilogue::e:      \
+    return run_epilogue<Epilogue::e, T>(a);
+    GRAMFREE_CASE(gaussian)
+    GRAMFREE_CASE(laplacian_l1)
+    GRAMFREE_CASE(laplacian_l2)
+    GRAMFREE_CASE(matern12)
+    GRAMFREE_CASE(matern32)
+    GRAMFREE_CASE(matern52)
+    GRAMFREE_CASE(polynomial)
+    GRAMFREE_CASE(linear)
+    GRAMFREE_CASE(arccos1)
+    GRAMFREE_CASE(gaussian_grad)
+    GRAMFREE_CASE(laplacian_l2_grad)
+    GRAMFREE_CASE(matern12_grad)
+    GRAMFREE_CASE(matern32_grad)
+    GRAMFREE_CASE(matern52_grad)
+    GRAMFREE_CASE(polynomial_grad)
+#undef GRAMFREE_CASE
+  }
+  return 0;
+}
+
+static size_t workspace_f32(const EngineArgs<float>& a) { return workspace_elems(a); }
+static size_t workspace_f64(const EngineArgs<double>& a) { return workspace_elems(a); }
+static int run_f32(const EngineArgs<float>& a) { return run(a); }
+static int run_f64(const EngineArgs<double>& a) { return run(a); }
+
+}  // namespace gramfree::GRAMFREE_ISA_NS

@@ -1,0 +1,66 @@
+// The contract between the dispatcher (operators.cpp, baseline flags) and the tiled engine,
+// which is compiled once per instruction set (engine_scalar/avx2/avx512.cpp).
+// Plain data only: nothing here may instantiate a template function, because an inline
+// function emitted by the AVX-512 translation unit could be picked by the linker for all.
+#pragma once
+
+#include <cstddef>
+
+namespace gramfree::detail {
+
+// What is applied to each tile of inner products / distances before it leaves registers.
+// The *_grad entries are the derivative of the kernel's profile (see operators.cpp).
+enum class Epilogue : int {
+  gaussian,
+  laplacian_l1,
+  laplacian_l2,
+  matern12,
+  matern32,
+  matern52,
+  polynomial,
+  linear,
+  arccos1,
+  gaussian_grad,
+  laplacian_l2_grad,
+  matern12_grad,
+  matern32_grad,
+  matern52_grad,
+  polynomial_grad,
+};
+
+template <class T>
+struct EngineArgs {
+  Epilogue epilogue = Epilogue::gaussian;
+  T gamma = 1, coef0 = 1, length_scale = 1;
+  int degree = 1;
+  const T* X = nullptr;  // n x d
+  std::size_t n = 0;
+  const T* Z = nullptr;  // m x d
+  std::size_t m = 0;
+  std::size_t d = 0;
+  const T* V = nullptr;  // m x k; nullptr: store K(X,Z) itself into out (n x m)
+  std::size_t k = 0;
+  T* out = nullptr;      // n x k (or n x m)
+  bool accumulate = false;  // out += instead of out =
+  const T* shift = nullptr;  // d values subtracted from every row while packing, or nullptr
+  int n_threads = 1;
+  bool (*poll)(void*) = nullptr;  // called from thread 0 between tiles; true: stop
+  void* poll_ctx = nullptr;
+  T* workspace = nullptr;  // 64-byte aligned, workspace_elems(args) elements
+};
+
+// Per instruction set: how much workspace a call needs, and the call itself
+// (returns 0, or 1 when poll asked to stop).
+struct EngineTable {
+  const char* name;
+  std::size_t (*workspace_f32)(const EngineArgs<float>&);
+  int (*run_f32)(const EngineArgs<float>&);
+  std::size_t (*workspace_f64)(const EngineArgs<double>&);
+  int (*run_f64)(const EngineArgs<double>&);
+};
+
+extern const EngineTable engine_scalar;
+extern const EngineTable engine_avx2;
+extern const EngineTable engine_avx512;
+
+}  // namespace gramfree::detail

@@ -1,0 +1,458 @@
+// The public operators: argument checks, workspace, and the composition of engine calls
+// (transpose, the one-pass normal operator, gradients). Compiled with baseline flags.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstdint>
+#include <cstdlib>
+#include <limits>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "engine_api.hpp"
+#include "gramfree/gramfree.hpp"
+
+#if defined(_OPENMP)
+#include <omp.h>
+#endif
+
+namespace gramfree {
+namespace detail {
+const EngineTable& active_engine();
+}
+
+using detail::EngineArgs;
+using detail::Epilogue;
+
+namespace {
+
+[[noreturn]] void fail(const std::string& msg) { throw std::invalid_argument(msg); }
+
+std::size_t checked_mul(std::size_t a, std::size_t b, const char* what) {
+  if (a != 0 && b > std::numeric_limits<std::size_t>::max() / a)
+    fail(std::string(what) + ": size overflows");
+  return a * b;
+}
+
+template <class T>
+void check_input(ConstMatrix<T> A, const char* name) {
+  if (A.data == nullptr && A.rows * A.cols != 0) fail(std::string(name) + ": null data");
+  if (A.rows == 0 || A.cols == 0)
+    fail(std::string(name) + ": empty array (shape " + std::to_string(A.rows) + " x " +
+         std::to_string(A.cols) + ")");
+  checked_mul(A.rows, A.cols, name);
+}
+
+template <class T>
+void check_output(Matrix<T> out, std::size_t rows, std::size_t cols) {
+  if (out.rows != rows || out.cols != cols)
+    fail("out: shape " + std::to_string(out.rows) + " x " + std::to_string(out.cols) +
+         ", expected " + std::to_string(rows) + " x " + std::to_string(cols));
+  if (out.data == nullptr) fail("out: null data");
+}
+
+void check_xz(std::size_t xd, std::size_t zd) {
+  if (xd != zd)
+    fail("X and Z: number of features differ (" + std::to_string(xd) + " vs " +
+         std::to_string(zd) + ")");
+}
+
+Epilogue value_epilogue(KernelKind kind) {
+  switch (kind) {
+    case KernelKind::gaussian:
+      return Epilogue::gaussian;
+    case KernelKind::laplacian_l1:
+      return Epilogue::laplacian_l1;
+    case KernelKind::laplacian_l2:
+      return Epilogue::laplacian_l2;
+    case KernelKind::matern12:
+      return Epilogue::matern12;
+    case KernelKind::matern32:
+      return Epilogue::matern32;
+    case KernelKind::matern52:
+      return Epilogue::matern52;
+    case KernelKind::polynomial:
+      return Epilogue::polynomial;
+    case KernelKind::linear:
+      return Epilogue::linear;
+    case KernelKind::arccos1:
+      return Epilogue::arccos1;
+  }
+  fail("kernel: unknown kind");
+}
+
+// Rate-limits the user's interrupt callback (which may take the GIL) to every ~20 ms.
+struct Poller {
+  const std::function<bool()>* fn;
+  std::chrono::steady_clock::time_point next;
+  static bool call(void* self) noexcept {
+    auto* p = static_cast<Poller*>(self);
+    const auto now = std::chrono::steady_clock::now();
+    if (now < p->next) return false;
+    p->next = now + std::chrono::milliseconds(20);
+    try {
+      return (*p->fn)();
+    } catch (...) {
+      return true;  // a failing callback must not cross the OpenMP region; stop instead
+    }
+  }
+};
+
+struct AlignedFree {
+  void operator()(void* p) const noexcept { std::free(p); }
+};
+
+template <class T>
+std::unique_ptr<T[], AlignedFree> aligned_buffer(std::size_t elems) {
+  const std::size_t bytes = (checked_mul(elems, sizeof(T), "workspace") + 63) / 64 * 64;
+  void* p = std::aligned_alloc(64, bytes == 0 ? 64 : bytes);
+  if (p == nullptr) throw std::bad_alloc();
+  return std::unique_ptr<T[], AlignedFree>(static_cast<T*>(p));
+}
+
+int resolve_threads(const Options& options) {
+  if (options.n_threads < 0) fail("n_threads: must be >= 0");
+  return options.n_threads > 0 ? options.n_threads : max_threads();
+}
+
+// One engine call with its workspace; throws interrupted if asked to stop.
+template <class T>
+void run_engine(EngineArgs<T> args, const Options& options) {
+  const auto& engine = detail::active_engine();
+  args.n_threads = resolve_threads(options);
+  Poller poller{&options.interrupt, std::chrono::steady_clock::now()};
+  if (options.interrupt) {
+    args.poll = &Poller::call;
+    args.poll_ctx = &poller;
+  }
+  std::size_t elems;
+  int rc;
+  if constexpr (std::is_same_v<T, float>) {
+    elems = engine.workspace_f32(args);
+    auto ws = aligned_buffer<T>(elems);
+    args.workspace = ws.get();
+    rc = engine.run_f32(args);
+  } else {
+    elems = engine.workspace_f64(args);
+    auto ws = aligned_buffer<T>(elems);
+    args.workspace = ws.get();
+    rc = engine.run_f64(args);
+  }
+  if (rc != 0) throw interrupted();
+}
+
+// Centre of Z: Gaussian tiles use the expansion |x-c|^2 + |z-c|^2 - 2<x-c,z-c>, which loses
+// digits in proportion to |x-c|^2 / |x-z|^2; subtracting the mean of Z keeps that small.
+template <class T>
+std::vector<T> column_mean(ConstMatrix<T> A) {
+  std::vector<double> sum(A.cols, 0.0);
+  for (std::size_t i = 0; i < A.rows; ++i)
+    for (std::size_t t = 0; t < A.cols; ++t) sum[t] += A.data[i * A.cols + t];
+  std::vector<T> mean(A.cols);
+  for (std::size_t t = 0; t < A.cols; ++t) mean[t] = T(sum[t] / double(A.rows));
+  return mean;
+}
+
+template <class T>
+EngineArgs<T> make_args(const KernelSpec& spec, Epilogue epi, ConstMatrix<T> X,
+                        ConstMatrix<T> Z) {
+  EngineArgs<T> a;
+  a.epilogue = epi;
+  a.gamma = T(spec.gamma);
+  a.coef0 = T(spec.coef0);
+  a.length_scale = T(spec.length_scale);
+  a.degree = spec.degree;
+  a.X = X.data;
+  a.n = X.rows;
+  a.Z = Z.data;
+  a.m = Z.rows;
+  a.d = X.cols;
+  return a;
+}
+
+// out (+)= K(X,Z) V, the engine call every operator is made of.
+template <class T>
+void matvec_into(const KernelSpec& spec, Epilogue epi, ConstMatrix<T> X, ConstMatrix<T> Z,
+                 ConstMatrix<T> V, T* out, bool accumulate, const Options& options) {
+  EngineArgs<T> a = make_args(spec, epi, X, Z);
+  std::vector<T> shift;
+  if (epi == Epilogue::gaussian || epi == Epilogue::gaussian_grad) {
+    shift = column_mean(Z);
+    a.shift = shift.data();
+  }
+  a.V = V.data;
+  a.k = V.cols;
+  a.out = out;
+  a.accumulate = accumulate;
+  run_engine(a, options);
+}
+
+template <class T>
+void check_operands(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z) {
+  validate(spec);
+  check_input(X, "X");
+  check_input(Z, "Z");
+  check_xz(X.cols, Z.cols);
+}
+
+}  // namespace
+
+void validate(const KernelSpec& spec) {
+  auto positive = [](double v, const char* name) {
+    if (!(std::isfinite(v) && v > 0))
+      fail(std::string(name) + ": must be a positive finite number, got " + std::to_string(v));
+  };
+  switch (spec.kind) {
+    case KernelKind::gaussian:
+    case KernelKind::laplacian_l1:
+    case KernelKind::laplacian_l2:
+      positive(spec.gamma, "gamma");
+      break;
+    case KernelKind::matern12:
+    case KernelKind::matern32:
+    case KernelKind::matern52:
+      positive(spec.length_scale, "length_scale");
+      break;
+    case KernelKind::polynomial:
+      positive(spec.gamma, "gamma");
+      if (!std::isfinite(spec.coef0)) fail("coef0: must be finite");
+      if (spec.degree < 1 || spec.degree > 64)
+        fail("degree: must be an integer in [1, 64], got " + std::to_string(spec.degree));
+      break;
+    case KernelKind::linear:
+    case KernelKind::arccos1:
+      break;
+    default:
+      fail("kernel: unknown kind");
+  }
+}
+
+std::string to_string(KernelKind kind) {
+  switch (kind) {
+    case KernelKind::gaussian:
+      return "gaussian";
+    case KernelKind::laplacian_l1:
+      return "laplacian_l1";
+    case KernelKind::laplacian_l2:
+      return "laplacian_l2";
+    case KernelKind::matern12:
+      return "matern12";
+    case KernelKind::matern32:
+      return "matern32";
+    case KernelKind::matern52:
+      return "matern52";
+    case KernelKind::polynomial:
+      return "polynomial";
+    case KernelKind::linear:
+      return "linear";
+    case KernelKind::arccos1:
+      return "arccos1";
+  }
+  return "unknown";
+}
+
+KernelKind kernel_kind_from_string(const std::string& name) {
+  for (int i = 0; i <= static_cast<int>(KernelKind::arccos1); ++i)
+    if (to_string(static_cast<KernelKind>(i)) == name) return static_cast<KernelKind>(i);
+  fail("kernel: unknown kind '" + name + "'");
+}
+
+template <class T>
+void kernel_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
+                   ConstMatrix<T> V, Matrix<T> out, const Options& options) {
+  check_operands(spec, X, Z);
+  check_input(V, "V");
+  if (V.rows != Z.rows)
+    fail("V: has " + std::to_string(V.rows) + " rows, Z has " + std::to_string(Z.rows));
+  check_output(out, X.rows, V.cols);
+  matvec_into(spec, value_epilogue(spec.kind), X, Z, V, out.data, false, options);
+}
+
+template <class T>
+void kernel_rmatvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
+                    ConstMatrix<T> U, Matrix<T> out, const Options& options) {
+  check_operands(spec, X, Z);
+  check_input(U, "U");
+  if (U.rows != X.rows)
+    fail("U: has " + std::to_string(U.rows) + " rows, X has " + std::to_string(X.rows));
+  check_output(out, Z.rows, U.cols);
+  // Every kernel here is symmetric, k(x, z) = k(z, x), so K(X,Z)^T = K(Z,X).
+  matvec_into(spec, value_epilogue(spec.kind), Z, X, U, out.data, false, options);
+}
+
+template <class T>
+void kernel_normal_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
+                          ConstMatrix<T> V, Matrix<T> out, const Options& options) {
+  check_operands(spec, X, Z);
+  check_input(V, "V");
+  if (V.rows != Z.rows)
+    fail("V: has " + std::to_string(V.rows) + " rows, Z has " + std::to_string(Z.rows));
+  check_output(out, Z.rows, V.cols);
+  // One pass over X in blocks of rows: T_b = K(X_b, Z) V, then out += K(X_b, Z)^T T_b.
+  // The block's kernel tiles are recomputed in the second product rather than stored, so
+  // the extra memory is the block's T_b (block x k) and the engine's panels; the block is
+  // large enough that both products keep every thread busy.
+  const Epilogue epi = value_epilogue(spec.kind);
+  const std::size_t k = V.cols;
+  const std::size_t block = std::max<std::size_t>(
+      std::size_t(512) * std::size_t(resolve_threads(options)), std::size_t(2048));
+  std::vector<T> t(std::min(block, X.rows) * k);
+  for (std::size_t e = 0; e < Z.rows * k; ++e) out.data[e] = T(0);
+  for (std::size_t r0 = 0; r0 < X.rows; r0 += block) {
+    const std::size_t rows = std::min(block, X.rows - r0);
+    const ConstMatrix<T> Xb{X.data + r0 * X.cols, rows, X.cols};
+    matvec_into(spec, epi, Xb, Z, V, t.data(), false, options);
+    matvec_into(spec, epi, Z, Xb, ConstMatrix<T>{t.data(), rows, k}, out.data, true, options);
+  }
+}
+
+template <class T>
+void kernel_block(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Matrix<T> out,
+                  const Options& options) {
+  check_operands(spec, X, Z);
+  check_output(out, X.rows, Z.rows);
+  EngineArgs<T> a = make_args(spec, value_epilogue(spec.kind), X, Z);
+  std::vector<T> shift;
+  if (spec.kind == KernelKind::gaussian) {
+    shift = column_mean(Z);
+    a.shift = shift.data();
+  }
+  a.out = out.data;
+  run_engine(a, options);
+}
+
+namespace {
+
+// d/dx of exp(-gamma |x - z|_1): -gamma sign(x - z) k(x, z). Not a product of a row and a
+// column factor, so it has no engine form; a direct loop, parallel over rows of X.
+template <class T>
+void laplacian_l1_grad(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
+                       ConstMatrix<T> V, Matrix<T> out, const Options& options) {
+  const std::size_t n = X.rows, m = Z.rows, d = X.cols, k = V.cols;
+  const T g = T(spec.gamma);
+  const int threads = resolve_threads(options);
+  Poller poller{&options.interrupt, std::chrono::steady_clock::now()};
+  int stop = 0;
+#pragma omp parallel for schedule(static) num_threads(threads)
+  for (std::size_t i = 0; i < n; ++i) {
+    if (__atomic_load_n(&stop, __ATOMIC_RELAXED)) continue;
+#if defined(_OPENMP)
+    const bool poller_thread = omp_get_thread_num() == 0;
+#else
+    const bool poller_thread = true;
+#endif
+    if (poller_thread && options.interrupt && Poller::call(&poller))
+      __atomic_store_n(&stop, 1, __ATOMIC_RELAXED);
+    const T* x = X.data + i * d;
+    T* o = out.data + i * k * d;
+    for (std::size_t e = 0; e < k * d; ++e) o[e] = T(0);
+    for (std::size_t j = 0; j < m; ++j) {
+      const T* z = Z.data + j * d;
+      T l1 = 0;
+      for (std::size_t t = 0; t < d; ++t) l1 += std::abs(x[t] - z[t]);
+      const T kval = std::exp(-g * l1) * -g;
+      for (std::size_t c = 0; c < k; ++c) {
+        const T w = kval * V.data[j * k + c];
+        for (std::size_t t = 0; t < d; ++t) {
+          const T diff = x[t] - z[t];
+          o[c * d + t] += diff > 0 ? w : (diff < 0 ? -w : T(0));
+        }
+      }
+    }
+  }
+  if (stop) throw interrupted();
+}
+
+}  // namespace
+
+template <class T>
+void kernel_grad_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
+                        ConstMatrix<T> V, Matrix<T> out, const Options& options) {
+  check_operands(spec, X, Z);
+  check_input(V, "V");
+  if (V.rows != Z.rows)
+    fail("V: has " + std::to_string(V.rows) + " rows, Z has " + std::to_string(Z.rows));
+  const std::size_t n = X.rows, m = Z.rows, d = X.cols, k = V.cols;
+  check_output(out, n, checked_mul(k, d, "out"));
+
+  if (spec.kind == KernelKind::laplacian_l1) return laplacian_l1_grad(spec, X, Z, V, out, options);
+  if (spec.kind == KernelKind::arccos1)
+    fail("kernel: the gradient of arccos1 is not implemented");
+  if (spec.kind == KernelKind::linear) {
+    // d/dx <x, z> = z: the same row sum(V[:, c] * Z) for every x.
+    std::vector<T> g(k * d, T(0));
+    for (std::size_t j = 0; j < m; ++j)
+      for (std::size_t c = 0; c < k; ++c)
+        for (std::size_t t = 0; t < d; ++t) g[c * d + t] += V.data[j * k + c] * Z.data[j * d + t];
+    for (std::size_t i = 0; i < n; ++i) std::copy(g.begin(), g.end(), out.data + i * k * d);
+    return;
+  }
+
+  // Radial kernels k = f(|x-z|^2): grad_x = 2 f'(|x-z|^2) (x - z), so
+  //   G[i,c,:] = 2 ( (x_i - s) sum_j f'_ij V_jc  -  sum_j f'_ij V_jc (z_j - s) ),
+  // one engine call with the derivative epilogue on the right-hand sides
+  // W = [V | V (x) (Z - s)] (s: the mean of Z, to keep the difference well conditioned).
+  // Dot-product kernels k = h(<x,z>): grad_x = h'(<x,z>) z, so only the second block
+  // (with s = 0) and no factor -2.
+  Epilogue epi;
+  bool radial = true;
+  switch (spec.kind) {
+    case KernelKind::gaussian: epi = Epilogue::gaussian_grad; break;
+    case KernelKind::laplacian_l2: epi = Epilogue::laplacian_l2_grad; break;
+    case KernelKind::matern12: epi = Epilogue::matern12_grad; break;
+    case KernelKind::matern32: epi = Epilogue::matern32_grad; break;
+    case KernelKind::matern52: epi = Epilogue::matern52_grad; break;
+    case KernelKind::polynomial: epi = Epilogue::polynomial_grad; radial = false; break;
+    default: fail("kernel: no gradient for this kind");
+  }
+  const std::vector<T> s = radial ? column_mean(Z) : std::vector<T>(d, T(0));
+  const std::size_t first = radial ? k : 0;
+  const std::size_t width = first + checked_mul(k, d, "V");
+  std::vector<T> W(checked_mul(m, width, "V"));
+  for (std::size_t j = 0; j < m; ++j) {
+    T* w = W.data() + j * width;
+    for (std::size_t c = 0; c < k; ++c) {
+      const T v = V.data[j * k + c];
+      if (radial) w[c] = v;
+      for (std::size_t t = 0; t < d; ++t) w[first + c * d + t] = v * (Z.data[j * d + t] - s[t]);
+    }
+  }
+  std::vector<T> R(checked_mul(n, width, "out"));
+  matvec_into(spec, epi, X, Z, ConstMatrix<T>{W.data(), m, width}, R.data(), false, options);
+  for (std::size_t i = 0; i < n; ++i) {
+    const T* r = R.data() + i * width;
+    T* o = out.data + i * k * d;
+    for (std::size_t c = 0; c < k; ++c)
+      for (std::size_t t = 0; t < d; ++t)
+        o[c * d + t] = radial ? T(2) * ((X.data[i * d + t] - s[t]) * r[c] - r[first + c * d + t])
+                              : r[first + c * d + t];
+  }
+}
+
+bool cuda_compiled() {
+#if defined(GRAMFREE_WITH_CUDA)
+  return true;
+#else
+  return false;
+#endif
+}
+
+#define GRAMFREE_INSTANTIATE(T)                                                              \
+  template void kernel_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,          \
+                                 ConstMatrix<T>, Matrix<T>, const Options&);                 \
+  template void kernel_rmatvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,         \
+                                  ConstMatrix<T>, Matrix<T>, const Options&);                \
+  template void kernel_normal_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,   \
+                                        ConstMatrix<T>, Matrix<T>, const Options&);          \
+  template void kernel_block<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,           \
+                                Matrix<T>, const Options&);                                  \
+  template void kernel_grad_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,     \
+                                      ConstMatrix<T>, Matrix<T>, const Options&);
+GRAMFREE_INSTANTIATE(float)
+GRAMFREE_INSTANTIATE(double)
+#undef GRAMFREE_INSTANTIATE
+
+}  // namespace gramfree

@@ -1,0 +1,50 @@
+"""What the native core was built with and what it uses on this machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+from typing import Any
+
+from . import _core
+
+
+def config() -> dict[str, Any]:
+    """The build and run-time configuration as a dict (see :func:`show_config`)."""
+    return {
+        "version": _version(),
+        "simd_level": _core.simd_level(),
+        "simd_detected": _core.detected_simd_level(),
+        "simd_env": os.environ.get("GRAMFREE_SIMD"),
+        "threads": _core.max_threads(),
+        "cuda_compiled": _core.cuda_compiled(),
+        "compiler": _core.compiler,
+        "machine": platform.machine(),
+    }
+
+
+def show_config() -> None:
+    """Print which SIMD level is in use, whether CUDA was compiled in, and the threads.
+
+    >>> import gramfree
+    >>> gramfree.show_config()  # doctest: +SKIP
+    gramfree 0.1.0
+      simd level     : avx512 (detected avx512; GRAMFREE_SIMD unset)
+      threads        : 2
+      cuda compiled  : True
+      compiler       : gcc 12.2.0
+    """
+    c = config()
+    env = "unset" if c["simd_env"] is None else repr(c["simd_env"])
+    print(f"gramfree {c['version']}")
+    print(f"  simd level     : {c['simd_level']} (detected {c['simd_detected']}; GRAMFREE_SIMD {env})")
+    print(f"  threads        : {c['threads']}")
+    print(f"  cuda compiled  : {c['cuda_compiled']}")
+    print(f"  compiler       : {c['compiler']}")
+    print(f"  machine        : {c['machine']}")
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__

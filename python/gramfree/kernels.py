@@ -1,0 +1,246 @@
+"""Kernel specifications: small immutable values naming a kernel and its parameters.
+
+Names and defaults follow scikit-learn's pairwise kernels (``gamma=None`` means
+``1 / n_features``, as in :func:`sklearn.metrics.pairwise.rbf_kernel`) and
+:class:`sklearn.gaussian_process.kernels.Matern` (``length_scale``, ``nu``).
+A kernel is evaluated only by the native operators; these classes validate and
+carry parameters.
+
+Examples
+--------
+>>> from gramfree.kernels import Gaussian, get_kernel
+>>> Gaussian(gamma=0.5)
+Gaussian(gamma=0.5)
+>>> get_kernel("matern", nu=2.5) == get_kernel("matern", nu=2.5, length_scale=1.0)
+True
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import dataclass, fields
+from typing import Any, ClassVar
+
+__all__ = [
+    "Kernel",
+    "Gaussian",
+    "RBF",
+    "Laplacian",
+    "Matern",
+    "Polynomial",
+    "Linear",
+    "ArcCosine",
+    "get_kernel",
+    "KERNEL_NAMES",
+]
+
+
+def _check_real(name: str, value: Any, *, positive: bool = False) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    value = float(value)
+    if not math.isfinite(value):
+        raise ValueError(f"{name} must be finite, got {value}")
+    if positive and value <= 0:
+        raise ValueError(f"{name} must be positive, got {value}")
+    return value
+
+
+def _check_gamma(gamma: Any) -> float | None:
+    return None if gamma is None else _check_real("gamma", gamma, positive=True)
+
+
+def _resolved_gamma(gamma: float | None, n_features: int) -> float:
+    return 1.0 / n_features if gamma is None else gamma
+
+
+@dataclass(frozen=True)
+class Kernel:
+    """Base class. Subclasses are frozen dataclasses: equality, hashing, repr and
+    pickling come from their fields."""
+
+    name: ClassVar[str] = ""
+
+    def native_spec(self, n_features: int) -> dict[str, Any]:
+        """Parameters for ``gramfree._core`` with defaults resolved for ``n_features``."""
+        raise NotImplementedError
+
+    def __call__(self, X, Z=None):
+        """The kernel matrix ``K(X, Z)``; see :func:`gramfree.kernel_matrix`."""
+        from .operators import kernel_matrix
+
+        return kernel_matrix(X, Z, kernel=self)
+
+    def __repr__(self) -> str:
+        # Only parameters that differ from their defaults, as scikit-learn prints estimators.
+        parts = [
+            f"{f.name}={getattr(self, f.name)!r}"
+            for f in fields(self)
+            if getattr(self, f.name) != f.default
+        ]
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+
+@dataclass(frozen=True, repr=False)
+class Gaussian(Kernel):
+    """``exp(-gamma * ||x - z||^2)``; ``gamma=None`` means ``1 / n_features``."""
+
+    gamma: float | None = None
+    name: ClassVar[str] = "rbf"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "gamma", _check_gamma(self.gamma))
+
+    def native_spec(self, n_features: int) -> dict[str, Any]:
+        return {"kind": "gaussian", "gamma": _resolved_gamma(self.gamma, n_features)}
+
+
+RBF = Gaussian
+
+
+@dataclass(frozen=True, repr=False)
+class Laplacian(Kernel):
+    """``exp(-gamma * ||x - z||_1)`` (``norm="l1"``, scikit-learn's laplacian_kernel)
+    or ``exp(-gamma * ||x - z||_2)`` (``norm="l2"``)."""
+
+    gamma: float | None = None
+    norm: str = "l1"
+    name: ClassVar[str] = "laplacian"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "gamma", _check_gamma(self.gamma))
+        if self.norm not in ("l1", "l2"):
+            raise ValueError(f"norm must be 'l1' or 'l2', got {self.norm!r}")
+
+    def native_spec(self, n_features: int) -> dict[str, Any]:
+        kind = "laplacian_l1" if self.norm == "l1" else "laplacian_l2"
+        return {"kind": kind, "gamma": _resolved_gamma(self.gamma, n_features)}
+
+
+@dataclass(frozen=True, repr=False)
+class Matern(Kernel):
+    """Matern kernel parametrised as scikit-learn's: ``nu`` in {0.5, 1.5, 2.5, inf}
+    (``inf`` is the Gaussian with ``gamma = 1 / (2 length_scale^2)``)."""
+
+    length_scale: float = 1.0
+    nu: float = 1.5
+    name: ClassVar[str] = "matern"
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "length_scale", _check_real("length_scale", self.length_scale, positive=True)
+        )
+        if isinstance(self.nu, bool) or not isinstance(self.nu, numbers.Real):
+            raise TypeError(f"nu must be a real number, got {type(self.nu).__name__}")
+        if float(self.nu) not in (0.5, 1.5, 2.5, math.inf):
+            raise ValueError(f"nu must be one of 0.5, 1.5, 2.5 or inf, got {self.nu!r}")
+        object.__setattr__(self, "nu", float(self.nu))
+
+    def native_spec(self, n_features: int) -> dict[str, Any]:
+        if self.nu == math.inf:
+            return {"kind": "gaussian", "gamma": 0.5 / self.length_scale**2}
+        kind = {0.5: "matern12", 1.5: "matern32", 2.5: "matern52"}[self.nu]
+        return {"kind": kind, "length_scale": self.length_scale}
+
+
+@dataclass(frozen=True, repr=False)
+class Polynomial(Kernel):
+    """``(gamma * <x, z> + coef0) ** degree`` with an integer ``degree >= 1``."""
+
+    degree: int = 3
+    gamma: float | None = None
+    coef0: float = 1.0
+    name: ClassVar[str] = "poly"
+
+    def __post_init__(self) -> None:
+        degree = self.degree
+        if isinstance(degree, bool) or not isinstance(degree, numbers.Real):
+            raise TypeError(f"degree must be an integer, got {type(degree).__name__}")
+        if not float(degree).is_integer() or degree < 1:
+            raise ValueError(f"degree must be an integer >= 1, got {degree!r}")
+        if degree > 64:
+            raise ValueError(f"degree must be at most 64, got {degree!r}")
+        object.__setattr__(self, "degree", int(degree))
+        object.__setattr__(self, "gamma", _check_gamma(self.gamma))
+        object.__setattr__(self, "coef0", _check_real("coef0", self.coef0))
+
+    def native_spec(self, n_features: int) -> dict[str, Any]:
+        return {
+            "kind": "polynomial",
+            "gamma": _resolved_gamma(self.gamma, n_features),
+            "coef0": self.coef0,
+            "degree": self.degree,
+        }
+
+
+@dataclass(frozen=True, repr=False)
+class Linear(Kernel):
+    """``<x, z>``."""
+
+    name: ClassVar[str] = "linear"
+
+    def native_spec(self, n_features: int) -> dict[str, Any]:
+        return {"kind": "linear"}
+
+
+@dataclass(frozen=True, repr=False)
+class ArcCosine(Kernel):
+    """Arc-cosine kernel of order 1 (Cho & Saul 2009), the building block of the
+    ReLU network's NTK: ``||x|| ||z|| (sin t + (pi - t) cos t) / pi`` where ``t`` is
+    the angle between x and z (zero when either is zero)."""
+
+    order: int = 1
+    name: ClassVar[str] = "arccos"
+
+    def __post_init__(self) -> None:
+        if self.order != 1 or isinstance(self.order, bool):
+            raise ValueError(f"order must be 1 (the only order implemented), got {self.order!r}")
+
+    def native_spec(self, n_features: int) -> dict[str, Any]:
+        return {"kind": "arccos1"}
+
+
+_BY_NAME: dict[str, type[Kernel]] = {
+    "rbf": Gaussian,
+    "gaussian": Gaussian,
+    "laplacian": Laplacian,
+    "matern": Matern,
+    "poly": Polynomial,
+    "polynomial": Polynomial,
+    "linear": Linear,
+    "arccos": ArcCosine,
+    "arc-cosine": ArcCosine,
+}
+KERNEL_NAMES = tuple(sorted(_BY_NAME))
+
+
+def get_kernel(kernel: str | Kernel = "rbf", **params: Any) -> Kernel:
+    """Turn a name and parameters (scikit-learn's names) into a :class:`Kernel`.
+
+    Parameters that are ``None`` are left at their defaults, so estimators can pass
+    ``gamma=None, degree=None, ...`` through unchanged; a parameter the kernel does
+    not have raises ``ValueError``.
+
+    >>> get_kernel("poly", degree=2, gamma=None)
+    Polynomial(degree=2)
+    """
+    if isinstance(kernel, Kernel):
+        extra = {k: v for k, v in params.items() if v is not None}
+        if extra:
+            raise ValueError(
+                f"kernel is a Kernel object; give its parameters to it, not here: {sorted(extra)}"
+            )
+        return kernel
+    if not isinstance(kernel, str):
+        raise TypeError(f"kernel must be a name or a gramfree.kernels.Kernel, got {kernel!r}")
+    try:
+        cls = _BY_NAME[kernel.lower()]
+    except KeyError:
+        raise ValueError(f"kernel {kernel!r} is unknown; choose one of {KERNEL_NAMES}") from None
+    accepted = {f.name for f in fields(cls)}
+    given = {k: v for k, v in params.items() if v is not None}
+    unknown = sorted(set(given) - accepted)
+    if unknown:
+        raise ValueError(f"kernel {kernel!r} takes no parameter(s) {unknown}")
+    return cls(**given)

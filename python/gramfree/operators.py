@@ -1,0 +1,226 @@
+"""Gram-free kernel operators: ``K(X, Z) @ V`` and friends without ever holding ``K``.
+
+Input conversion (done once, at construction or call):
+
+* float32 and float64 arrays are used as they are when C-contiguous (no copy);
+* other real dtypes (integers, bool, float16) become float64; when X and Z differ
+  (say float32 and float64), both become float64;
+* non-contiguous arrays are copied to C order; the caller's arrays are never modified;
+* complex, object and string arrays raise ``TypeError``; NaN or infinity, empty
+  arrays and wrong dimensions raise ``ValueError`` naming the argument.
+
+Examples
+--------
+>>> import numpy as np
+>>> from gramfree import KernelOperator, kernel_matrix
+>>> X = np.random.default_rng(0).normal(size=(500, 3))
+>>> K = KernelOperator(X, kernel="rbf", gamma=0.5)
+>>> v = np.ones(500)
+>>> bool(np.allclose(K @ v, kernel_matrix(X, kernel="rbf", gamma=0.5) @ v))
+True
+"""
+
+from __future__ import annotations
+
+import numbers
+from typing import Any
+
+import numpy as np
+from scipy.sparse.linalg import LinearOperator
+
+from . import _core
+from .kernels import Kernel, get_kernel
+
+__all__ = ["KernelOperator", "kernel_matrix", "kernel_gradient", "as_float_array"]
+
+
+def as_float_array(A: Any, name: str, *, ndim: int = 2, dtype: Any = None) -> np.ndarray:
+    """Validate and convert one input; see the module docstring for the rules."""
+    if isinstance(A, np.ndarray):
+        arr = A
+    else:
+        try:
+            arr = np.asarray(A)
+        except Exception as exc:  # ragged lists and the like
+            raise ValueError(f"{name}: cannot be converted to an array ({exc})") from None
+    kind = arr.dtype.kind
+    if kind == "c":
+        raise TypeError(f"{name}: complex dtype {arr.dtype} is not supported")
+    if kind not in "biuf":
+        raise TypeError(f"{name}: dtype must be numeric, got {arr.dtype}")
+    if arr.ndim != ndim:
+        raise ValueError(f"{name}: expected a {ndim}-d array, got {arr.ndim} dimension(s)")
+    if arr.size == 0:
+        raise ValueError(f"{name}: empty array of shape {arr.shape}")
+    if dtype is None:
+        dtype = arr.dtype if arr.dtype in (np.float32, np.float64) else np.float64
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not np.isfinite(arr).all():
+        raise ValueError(f"{name}: contains NaN or infinity")
+    return arr
+
+
+def _common_dtype(*arrays: np.ndarray) -> np.dtype:
+    dtypes = {a.dtype for a in arrays}
+    return np.dtype(np.float32) if dtypes == {np.dtype(np.float32)} else np.dtype(np.float64)
+
+
+def _n_threads(n_jobs: int | None) -> int:
+    if n_jobs is None:
+        return 0
+    if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs == 0:
+        raise ValueError(f"n_jobs must be None, -1 or a positive integer, got {n_jobs!r}")
+    if n_jobs < 0:  # scikit-learn's convention: -1 all cores, -2 all but one, ...
+        return max(1, _core.max_threads() + 1 + int(n_jobs))
+    return int(n_jobs)
+
+
+def _prepare(X, Z, kernel, kernel_params):
+    kern = get_kernel(kernel, **kernel_params)
+    X = as_float_array(X, "X")
+    Z = X if Z is None else as_float_array(Z, "Z")
+    if X.shape[1] != Z.shape[1]:
+        raise ValueError(
+            f"X and Z: number of features differ ({X.shape[1]} vs {Z.shape[1]})"
+        )
+    dtype = _common_dtype(X, Z)
+    X = X.astype(dtype, copy=False)
+    Z = Z.astype(dtype, copy=False)
+    return X, Z, kern
+
+
+def kernel_matrix(
+    X: Any,
+    Z: Any = None,
+    kernel: str | Kernel = "rbf",
+    *,
+    n_jobs: int | None = None,
+    **kernel_params: Any,
+) -> np.ndarray:
+    """The kernel matrix ``K(X, Z)`` materialised, shape ``(n_samples_X, n_samples_Z)``.
+
+    For small blocks (preconditioners, tests, a Gram matrix wanted on purpose); for
+    products with ``K`` use :class:`KernelOperator`, which never forms it.
+
+    >>> import numpy as np
+    >>> kernel_matrix(np.zeros((2, 3)), kernel="linear")
+    array([[0., 0.],
+           [0., 0.]])
+    """
+    X, Z, kern = _prepare(X, Z, kernel, kernel_params)
+    spec = kern.native_spec(X.shape[1])
+    return _core.kernel_block(X, Z, **spec, n_threads=_n_threads(n_jobs))
+
+
+def kernel_gradient(
+    X: Any,
+    Z: Any,
+    V: Any,
+    kernel: str | Kernel = "rbf",
+    *,
+    n_jobs: int | None = None,
+    **kernel_params: Any,
+) -> np.ndarray:
+    """Gradient with respect to X of ``K(X, Z) @ V``.
+
+    Returns shape ``(n, d)`` for a 1-d ``V`` and ``(n, k, d)`` for ``V`` of shape ``(m, k)``:
+    ``G[i, c, :] = d/dx_i (K(X, Z) @ V)[i, c]``. At ``x == z`` the non-differentiable
+    kernels (Laplacian, Matern 1/2) use the zero subgradient. Not available for ArcCosine.
+    """
+    return KernelOperator(X, Z, kernel, n_jobs=n_jobs, **kernel_params).gradient(V)
+
+
+class KernelOperator(LinearOperator):
+    """The lazy kernel matrix ``K(X, Z)`` as a :class:`scipy.sparse.linalg.LinearOperator`.
+
+    Products run through the fused native operators: memory is O(tile), never O(n * m),
+    so ``scipy.sparse.linalg.cg``, ``eigsh`` and friends work at any size.
+
+    Parameters
+    ----------
+    X : array-like of shape (n_samples, n_features)
+    Z : array-like of shape (n_centers, n_features), default=None
+        ``None`` means ``Z = X`` (a square, symmetric operator).
+    kernel : str or Kernel, default="rbf"
+        A name from :data:`gramfree.kernels.KERNEL_NAMES` or a kernel object.
+    n_jobs : int, default=None
+        Threads; ``None`` uses OpenMP's default (``OMP_NUM_THREADS`` or all cores).
+    **kernel_params
+        ``gamma``, ``degree``, ``coef0``, ``length_scale``, ``nu``, ``norm`` as the kernel takes.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from scipy.sparse.linalg import cg
+    >>> X = np.random.default_rng(0).normal(size=(200, 2))
+    >>> K = KernelOperator(X, kernel="rbf", gamma=1.0)
+    >>> beta, info = cg(K + 0.1 * np.eye(200), np.ones(200))  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        X: Any,
+        Z: Any = None,
+        kernel: str | Kernel = "rbf",
+        *,
+        n_jobs: int | None = None,
+        **kernel_params: Any,
+    ) -> None:
+        X, Z, kern = _prepare(X, Z, kernel, kernel_params)
+        self.X = X
+        self.Z = Z
+        self.kernel = kern
+        self.n_jobs = n_jobs
+        self._threads = _n_threads(n_jobs)
+        self._spec = kern.native_spec(X.shape[1])
+        super().__init__(dtype=X.dtype, shape=(X.shape[0], Z.shape[0]))
+
+    def _rhs(self, V: Any, rows: int, name: str) -> tuple[np.ndarray, bool]:
+        V = np.asarray(V)
+        if V.ndim not in (1, 2):
+            raise ValueError(f"{name}: expected a 1-d or 2-d array, got {V.ndim} dimension(s)")
+        vector = V.ndim == 1
+        V2 = as_float_array(V.reshape(-1, 1) if vector else V, name, dtype=self.dtype)
+        if V2.shape[0] != rows:
+            raise ValueError(f"{name}: has {V2.shape[0]} rows, expected {rows}")
+        return V2, vector
+
+    def _call(self, fn, V: np.ndarray, rows: int, name: str) -> np.ndarray:
+        V2, vector = self._rhs(V, rows, name)
+        out = fn(self.X, self.Z, V2, **self._spec, n_threads=self._threads)
+        return out[:, 0] if vector else out
+
+    def _matvec(self, v):
+        return self._call(_core.kernel_matvec, v, self.shape[1], "V")
+
+    def _matmat(self, V):
+        return self._call(_core.kernel_matvec, V, self.shape[1], "V")
+
+    def _rmatvec(self, u):
+        return self._call(_core.kernel_rmatvec, u, self.shape[0], "U")
+
+    def _rmatmat(self, U):
+        return self._call(_core.kernel_rmatvec, U, self.shape[0], "U")
+
+    def _adjoint(self):
+        # Real symmetric kernels: K(X, Z)^T = K(Z, X).
+        return KernelOperator(self.Z, self.X, self.kernel, n_jobs=self.n_jobs)
+
+    def normal_matvec(self, V: Any) -> np.ndarray:
+        """``K^T (K @ V)`` in one pass over X: the Nystrom-PCG (Falkon) iteration."""
+        return self._call(_core.kernel_normal_matvec, V, self.shape[1], "V")
+
+    def gradient(self, V: Any) -> np.ndarray:
+        """Gradient of ``K @ V`` with respect to X; see :func:`kernel_gradient`."""
+        V2, vector = self._rhs(V, self.shape[1], "V")
+        out = _core.kernel_grad_matvec(self.X, self.Z, V2, **self._spec, n_threads=self._threads)
+        n, d = self.X.shape
+        return out.reshape(n, d) if vector else out.reshape(n, V2.shape[1], d)
+
+    def to_dense(self) -> np.ndarray:
+        """``K(X, Z)`` materialised."""
+        return _core.kernel_block(self.X, self.Z, **self._spec, n_threads=self._threads)
+
+    def __repr__(self) -> str:
+        n, m = self.shape
+        return f"<KernelOperator {n}x{m} {self.kernel!r} dtype={self.dtype}>"
