@@ -40,11 +40,11 @@ template <class T>
 static inline __attribute__((always_inline)) void vstore(T* p, vec_t<T> v) {
   __builtin_memcpy(p, &v, sizeof v);
 }
+// Scalar-vector arithmetic is a broadcast in GCC's vector extensions, and x - 0 is exactly
+// x (also for -0 and NaN), so this folds to one vbroadcast; a lane-by-lane loop does not.
 template <class T>
 static inline __attribute__((always_inline)) vec_t<T> vbroadcast(T x) {
-  vec_t<T> v;
-  for (int l = 0; l < Vec<T>::lanes; ++l) v[l] = x;
-  return v;
+  return x - vec_t<T>{};
 }
 template <class T>
 static inline __attribute__((always_inline)) vec_t<T> vmax(vec_t<T> a, vec_t<T> b) {
