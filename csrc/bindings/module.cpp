@@ -107,8 +107,18 @@ enum class Op { matvec, rmatvec, normal, grad };
 
 template <class T>
 py::array run_op(Op op, const KernelSpec& spec, const py::array& X, const py::array& Z,
-                 const py::array& V, const Options& options, DType dt) {
+                 const py::array& V, const Options& options, DType dt,
+                 const py::object& weights = py::none()) {
   const auto x = view<T>(X, "X", dt), z = view<T>(Z, "Z", dt);
+  const T* w = nullptr;
+  if (!weights.is_none()) {
+    const py::array wa = weights.cast<py::array>();
+    if (wa.ndim() != 1 || std::size_t(wa.shape(0)) != x.rows)
+      value_error("sample_weight: expected a 1-d array of length " + std::to_string(x.rows));
+    if (dtype_of(wa, "sample_weight") != dt || !(wa.flags() & py::array::c_style))
+      type_error("sample_weight: must be a contiguous array of X's dtype");
+    w = static_cast<const T*>(wa.data());
+  }
   const auto v = view<T>(V, op == Op::rmatvec ? "U" : "V", dt);
   std::size_t rows = op == Op::matvec || op == Op::grad ? x.rows : z.rows;
   std::size_t cols = v.cols;
@@ -123,7 +133,7 @@ py::array run_op(Op op, const KernelSpec& spec, const py::array& X, const py::ar
     switch (op) {
       case Op::matvec: kernel_matvec<T>(spec, x, z, v, o, options); break;
       case Op::rmatvec: kernel_rmatvec<T>(spec, x, z, v, o, options); break;
-      case Op::normal: kernel_normal_matvec<T>(spec, x, z, v, o, options); break;
+      case Op::normal: kernel_normal_matvec<T>(spec, x, z, v, o, options, w); break;
       case Op::grad: kernel_grad_matvec<T>(spec, x, z, v, o, options); break;
     }
   });
@@ -132,12 +142,12 @@ py::array run_op(Op op, const KernelSpec& spec, const py::array& X, const py::ar
 
 py::array op_entry(Op op, const py::array& X, const py::array& Z, const py::array& V,
                    const std::string& kind, double gamma, double coef0, int degree,
-                   double length_scale, int n_threads) {
+                   double length_scale, int n_threads, const py::object& weights = py::none()) {
   const KernelSpec spec = make_spec(kind, gamma, coef0, degree, length_scale);
   const Options options = make_options(n_threads);
   const DType dt = dtype_of(X, "X");
-  return dt == DType::f32 ? run_op<float>(op, spec, X, Z, V, options, dt)
-                          : run_op<double>(op, spec, X, Z, V, options, dt);
+  return dt == DType::f32 ? run_op<float>(op, spec, X, Z, V, options, dt, weights)
+                          : run_op<double>(op, spec, X, Z, V, options, dt, weights);
 }
 
 template <class T>
@@ -182,12 +192,14 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "kernel_normal_matvec",
       [](const py::array& X, const py::array& Z, const py::array& V, const std::string& kind,
-         double gamma, double coef0, int degree, double length_scale, int n_threads) {
+         double gamma, double coef0, int degree, double length_scale, int n_threads,
+         const py::object& sample_weight) {
         return op_entry(Op::normal, X, Z, V, kind, gamma, coef0, degree, length_scale,
-                        n_threads);
+                        n_threads, sample_weight);
       },
       py::arg("X"), py::arg("Z"), py::arg("V"), py::kw_only(), GRAMFREE_KERNEL_ARGS,
-      "K(X, Z).T @ (K(X, Z) @ V) in one pass over X, shape (m, k).");
+      py::arg("sample_weight") = py::none(),
+      "K(X, Z).T @ diag(sample_weight) @ (K(X, Z) @ V) in one pass over X, shape (m, k).");
   m.def(
       "kernel_grad_matvec",
       [](const py::array& X, const py::array& Z, const py::array& V, const std::string& kind,

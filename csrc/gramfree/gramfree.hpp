@@ -70,10 +70,12 @@ template <class T>
 void kernel_rmatvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
                     ConstMatrix<T> U, Matrix<T> out, const Options& options = {});
 
-// out[m,k] = K(X,Z)^T (K(X,Z) @ V) in one pass over X (the Nystrom-PCG step)
+// out[m,k] = K(X,Z)^T diag(w) (K(X,Z) @ V) in one pass over X (the Nystrom-PCG step);
+// row_weights: n values w, or nullptr for w = 1.
 template <class T>
 void kernel_normal_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
-                          ConstMatrix<T> V, Matrix<T> out, const Options& options = {});
+                          ConstMatrix<T> V, Matrix<T> out, const Options& options = {},
+                          const T* row_weights = nullptr);
 
 // out[n,m] = K(X,Z)
 template <class T>

@@ -285,7 +285,8 @@ void kernel_rmatvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
 
 template <class T>
 void kernel_normal_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
-                          ConstMatrix<T> V, Matrix<T> out, const Options& options) {
+                          ConstMatrix<T> V, Matrix<T> out, const Options& options,
+                          const T* row_weights) {
   check_operands(spec, X, Z);
   check_input(V, "V");
   if (V.rows != Z.rows)
@@ -305,6 +306,9 @@ void kernel_normal_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<
     const std::size_t rows = std::min(block, X.rows - r0);
     const ConstMatrix<T> Xb{X.data + r0 * X.cols, rows, X.cols};
     matvec_into(spec, epi, Xb, Z, V, t.data(), false, options);
+    if (row_weights != nullptr)
+      for (std::size_t i = 0; i < rows; ++i)
+        for (std::size_t c = 0; c < k; ++c) t[i * k + c] *= row_weights[r0 + i];
     matvec_into(spec, epi, Z, Xb, ConstMatrix<T>{t.data(), rows, k}, out.data, true, options);
   }
 }
@@ -446,7 +450,7 @@ bool cuda_compiled() {
   template void kernel_rmatvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,         \
                                   ConstMatrix<T>, Matrix<T>, const Options&);                \
   template void kernel_normal_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,   \
-                                        ConstMatrix<T>, Matrix<T>, const Options&);          \
+                                        ConstMatrix<T>, Matrix<T>, const Options&, const T*); \
   template void kernel_block<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,           \
                                 Matrix<T>, const Options&);                                  \
   template void kernel_grad_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,     \

@@ -185,9 +185,9 @@ class KernelOperator(LinearOperator):
             raise ValueError(f"{name}: has {V2.shape[0]} rows, expected {rows}")
         return V2, vector
 
-    def _call(self, fn, V: np.ndarray, rows: int, name: str) -> np.ndarray:
+    def _call(self, fn, V: np.ndarray, rows: int, name: str, **extra: Any) -> np.ndarray:
         V2, vector = self._rhs(V, rows, name)
-        out = fn(self.X, self.Z, V2, **self._spec, n_threads=self._threads)
+        out = fn(self.X, self.Z, V2, **self._spec, n_threads=self._threads, **extra)
         return out[:, 0] if vector else out
 
     def _matvec(self, v):
@@ -206,9 +206,18 @@ class KernelOperator(LinearOperator):
         # Real symmetric kernels: K(X, Z)^T = K(Z, X).
         return KernelOperator(self.Z, self.X, self.kernel, n_jobs=self.n_jobs)
 
-    def normal_matvec(self, V: Any) -> np.ndarray:
-        """``K^T (K @ V)`` in one pass over X: the Nystrom-PCG (Falkon) iteration."""
-        return self._call(_core.kernel_normal_matvec, V, self.shape[1], "V")
+    def normal_matvec(self, V: Any, sample_weight: Any = None) -> np.ndarray:
+        """``K^T diag(sample_weight) (K @ V)`` in one pass over X: the Nystrom-PCG
+        (Falkon) iteration. ``sample_weight=None`` means all ones."""
+        if sample_weight is not None:
+            sample_weight = as_float_array(sample_weight, "sample_weight", ndim=1, dtype=self.dtype)
+            if sample_weight.shape[0] != self.shape[0]:
+                raise ValueError(
+                    f"sample_weight: has {sample_weight.shape[0]} values, expected {self.shape[0]}"
+                )
+        return self._call(
+            _core.kernel_normal_matvec, V, self.shape[1], "V", sample_weight=sample_weight
+        )
 
     def gradient(self, V: Any) -> np.ndarray:
         """Gradient of ``K @ V`` with respect to X; see :func:`kernel_gradient`."""

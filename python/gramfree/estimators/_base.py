@@ -1,0 +1,257 @@
+"""What KernelRegressor and KernelClassifier share: parameters, validation, the solver call,
+prediction from centres, compression. The scikit-learn layer only validates and delegates
+to :mod:`gramfree.solvers`."""
+
+from __future__ import annotations
+
+import math
+import numbers
+import sys
+import time
+import warnings
+from dataclasses import fields
+
+import numpy as np
+from sklearn.base import BaseEstimator, clone
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+
+from ..kernels import KERNEL_NAMES, Kernel, get_kernel
+from ..operators import KernelOperator
+from ..solvers import SOLVERS, Problem, solve_direct, solve_eigenpro, solve_nystrom_pcg
+
+# "auto" solves exactly up to this many samples: below it a Cholesky of the n x n matrix is
+# faster than any iterative solver and fits easily in memory (n = 4000: 128 MB, < 1 s).
+DIRECT_MAX_SAMPLES = 4000
+
+
+def default_n_centers(n: int) -> int:
+    """Falkon's M ~ sqrt(n) scaling with a floor that keeps small problems accurate."""
+    return int(min(n, max(1000, 20 * math.sqrt(n))))
+
+
+class KernelMachineMixin(BaseEstimator):
+    """Shared parameters and machinery; see KernelRegressor for the parameter docs."""
+
+    _parameter_constraints: dict = {
+        "kernel": [StrOptions(set(KERNEL_NAMES)), Kernel],
+        "gamma": [Interval(numbers.Real, 0, None, closed="neither"), None],
+        "degree": [Interval(numbers.Integral, 1, 64, closed="both")],
+        "coef0": [Interval(numbers.Real, None, None, closed="neither")],
+        "length_scale": [Interval(numbers.Real, 0, None, closed="neither")],
+        "nu": [StrOptions({"inf"}), Interval(numbers.Real, 0, None, closed="neither")],
+        "alpha": [Interval(numbers.Real, 0, None, closed="left")],
+        "solver": [StrOptions(set(SOLVERS))],
+        "n_centers": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "max_iter": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "tol": [Interval(numbers.Real, 0, None, closed="left")],
+        "random_state": ["random_state"],
+        "n_jobs": [numbers.Integral, None],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        kernel="rbf",
+        *,
+        gamma=None,
+        degree=3,
+        coef0=1.0,
+        length_scale=1.0,
+        nu=1.5,
+        alpha=1.0,
+        solver="auto",
+        n_centers=None,
+        max_iter=None,
+        tol=1e-4,
+        random_state=None,
+        n_jobs=None,
+        verbose=False,
+    ):
+        self.kernel = kernel
+        self.gamma = gamma
+        self.degree = degree
+        self.coef0 = coef0
+        self.length_scale = length_scale
+        self.nu = nu
+        self.alpha = alpha
+        self.solver = solver
+        self.n_centers = n_centers
+        self.max_iter = max_iter
+        self.tol = tol
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    # -- pieces used by fit -------------------------------------------------------------
+
+    def _make_kernel(self) -> Kernel:
+        if isinstance(self.kernel, Kernel):
+            return self.kernel
+        cls = type(get_kernel(self.kernel))
+        names = {f.name for f in fields(cls)}
+        params = {
+            "gamma": self.gamma,
+            "degree": self.degree,
+            "coef0": self.coef0,
+            "length_scale": self.length_scale,
+            "nu": math.inf if self.nu == "inf" else self.nu,
+        }
+        return get_kernel(self.kernel, **{k: v for k, v in params.items() if k in names})
+
+    def _validate_X_y(self, X, y, sample_weight, *, y_numeric: bool):
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            dtype=[np.float64, np.float32],
+            multi_output=True,
+            y_numeric=y_numeric,
+            ensure_min_samples=2,
+        )
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+            )
+            if not sample_weight.any():
+                raise ValueError("sample_weight: all weights are zero")
+        return X, y, sample_weight
+
+    def _resolve_solver(self, n: int) -> str:
+        if self.solver != "auto":
+            return self.solver
+        if self.n_centers is None and n <= DIRECT_MAX_SAMPLES:
+            return "direct"
+        return "nystrom-pcg"
+
+    def _fit_targets(self, X: np.ndarray, Y: np.ndarray, sample_weight) -> None:
+        """Solve for Y (n x t, X's dtype) and set the fitted attributes."""
+        n = X.shape[0]
+        if self.n_centers is not None and self.n_centers > n:
+            raise ValueError(f"n_centers={self.n_centers} is larger than n_samples={n}")
+        kernel = self._make_kernel()
+        self.kernel_ = kernel
+        solver = self._resolve_solver(n)
+        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31 - 1))
+        problem = Problem(X, Y, kernel, float(self.alpha), sample_weight, self.n_jobs)
+        if self.verbose:
+            print(f"[{type(self).__name__}] solver={solver} n_samples={n}", file=sys.stderr)
+        start = time.perf_counter()
+        if solver == "direct":
+            result = solve_direct(problem)
+        else:
+            m = self.n_centers
+            if solver == "nystrom-pcg" and m is None:
+                m = default_n_centers(n)
+            centers = None
+            if m is not None:
+                idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
+                centers = np.ascontiguousarray(X[idx])
+            if solver == "nystrom-pcg":
+                result = solve_nystrom_pcg(
+                    problem, centers, max_iter=self.max_iter or 100, tol=self.tol,
+                    verbose=self.verbose,
+                )
+            else:
+                result = solve_eigenpro(
+                    problem, centers, max_iter=self.max_iter or 30, tol=self.tol,
+                    random_state=rng, verbose=self.verbose,
+                )
+        self.fit_time_ = time.perf_counter() - start
+        if not result.converged:
+            warnings.warn(
+                f"{solver} reached max_iter={result.n_iter} before tol={self.tol}; "
+                "increase max_iter or tol",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        self.solver_ = solver
+        self.centers_ = result.centers
+        self.dual_coef_ = result.coef
+        self.n_iter_ = result.n_iter
+        self.loss_curve_ = result.loss_curve
+        self.solver_info_ = result.info
+        if self.verbose:
+            print(
+                f"[{type(self).__name__}] {solver}: {result.n_iter} iteration(s), "
+                f"{self.centers_.shape[0]} centres, {self.fit_time_:.2f} s",
+                file=sys.stderr,
+            )
+
+    # -- prediction --------------------------------------------------------------------
+
+    def _decision(self, X) -> np.ndarray:
+        check_is_fitted(self, "dual_coef_")
+        X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        X = X.astype(self.centers_.dtype, copy=False)
+        op = KernelOperator(X, self.centers_, self.kernel_, n_jobs=self.n_jobs)
+        return op @ self.dual_coef_
+
+    @property
+    def n_centers_(self) -> int:
+        """Number of centres the fitted model keeps: prediction cost and size scale with it."""
+        check_is_fitted(self, "centers_")
+        return self.centers_.shape[0]
+
+    # -- superposition storage ---------------------------------------------------------
+
+    def compress(self, n_centers: int, X=None, y=None, sample_weight=None):
+        """A smaller model with ``n_centers`` centres, and the relative change it makes.
+
+        With ``X, y``: refit the same objective (kernel, alpha, weights) by Nystrom-PCG on
+        ``n_centers`` centres; the change is measured on ``X``. Without: fit the smaller
+        model to this model's own predictions at its centres (the training inputs when the
+        model keeps them all), same kernel and alpha; the change is measured there.
+
+        Returns ``(compressed_model, relative_change)`` with
+        ``relative_change = ||f_small - f|| / ||f||`` over those points.
+        """
+        check_is_fitted(self, "dual_coef_")
+        if isinstance(n_centers, bool) or not isinstance(n_centers, numbers.Integral):
+            raise TypeError(f"n_centers must be an integer, got {n_centers!r}")
+        if not 1 <= n_centers <= self.n_centers_:
+            raise ValueError(
+                f"n_centers must be in [1, {self.n_centers_}] (the current size), got {n_centers}"
+            )
+        small = clone(self).set_params(solver="nystrom-pcg", n_centers=int(n_centers))
+        if X is not None:
+            if y is None:
+                raise ValueError("compress: y is required when X is given")
+            small.fit(X, y, sample_weight=sample_weight)
+            points = X
+        else:
+            points = self.centers_
+            targets = self._decision(points)
+            small.kernel_ = self.kernel_
+            small.n_features_in_ = self.n_features_in_
+            self._copy_target_info(small)
+            problem = Problem(
+                points, targets.astype(points.dtype), self.kernel_, float(self.alpha), None,
+                self.n_jobs,
+            )
+            rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31 - 1))
+            idx = np.sort(rng.choice(len(points), size=n_centers, replace=False))
+            result = solve_nystrom_pcg(
+                problem, np.ascontiguousarray(points[idx]), max_iter=self.max_iter or 100,
+                tol=self.tol,
+            )
+            small.solver_ = "nystrom-pcg"
+            small.centers_, small.dual_coef_ = result.centers, result.coef
+            small.n_iter_, small.loss_curve_ = result.n_iter, result.loss_curve
+            small.solver_info_ = result.info
+            small.fit_time_ = 0.0
+        before = self._decision(points)
+        after = small._decision(points)
+        change = float(np.linalg.norm(after - before) / max(np.linalg.norm(before), 1e-300))
+        return small, change
+
+    def _copy_target_info(self, other) -> None:  # overridden where targets carry state
+        pass
+
+    def save(self, path) -> None:
+        """Write the fitted model to a portable, versioned file; see :func:`gramfree.load`."""
+        from ..io import save
+
+        save(self, path)

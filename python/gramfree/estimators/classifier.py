@@ -1,0 +1,69 @@
+"""KernelClassifier: kernel ridge classification on one-vs-rest targets (square loss, as
+Falkon and EigenPro classify), without the n x n matrix."""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import ClassifierMixin
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.multiclass import check_classification_targets
+
+from ._base import KernelMachineMixin
+
+
+class KernelClassifier(ClassifierMixin, KernelMachineMixin):
+    """Kernel machine classifier: ridge regression on +-1 (binary) or one-hot (multiclass)
+    targets, prediction by sign / argmax. Parameters and solvers as
+    :class:`~gramfree.KernelRegressor`.
+
+    Attributes
+    ----------
+    classes_ : ndarray of the class labels
+    centers_, dual_coef_, solver_, n_iter_, loss_curve_, solver_info_, kernel_, fit_time_ :
+        as KernelRegressor.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from gramfree import KernelClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = KernelClassifier(gamma=1e-3, alpha=1e-3).fit(X[:1000], y[:1000])
+    >>> clf.score(X[1000:], y[1000:]) > 0.95
+    True
+    """
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit on X (n_samples, n_features) and class labels y (n_samples,)."""
+        self._validate_params()
+        X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=False)
+        check_classification_targets(y)
+        encoder = LabelEncoder().fit(y)
+        self.classes_ = encoder.classes_
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"KernelClassifier needs samples of at least 2 classes; got 1 class "
+                f"({self.classes_[0]!r})"
+            )
+        codes = encoder.transform(y)
+        if len(self.classes_) == 2:
+            Y = (2.0 * codes - 1.0)[:, None]
+        else:
+            Y = np.zeros((X.shape[0], len(self.classes_)))
+            Y[np.arange(X.shape[0]), codes] = 1.0
+        self._fit_targets(X, np.ascontiguousarray(Y, dtype=X.dtype), sample_weight)
+        return self
+
+    def decision_function(self, X):
+        """Scores: shape (n_samples,) for two classes (positive means classes_[1]), else
+        (n_samples, n_classes)."""
+        out = self._decision(X)
+        return out[:, 0] if len(self.classes_) == 2 else out
+
+    def predict(self, X):
+        scores = self.decision_function(X)
+        if len(self.classes_) == 2:
+            return self.classes_[(scores > 0).astype(int)]
+        return self.classes_[np.argmax(scores, axis=1)]
+
+    def _copy_target_info(self, other) -> None:
+        other.classes_ = self.classes_

@@ -1,0 +1,23 @@
+"""Solvers for the kernel ridge objective: exact Cholesky, Nystrom-PCG (Falkon), EigenPro.
+
+Each takes a :class:`~gramfree.solvers._common.Problem` and returns a
+:class:`~gramfree.solvers._common.SolverResult`; none knows about scikit-learn.
+"""
+
+from ._common import Problem, SolverResult, kernel_diagonal
+from .direct import objective, solve_direct
+from .eigenpro import solve_eigenpro
+from .nystrom_pcg import solve_nystrom_pcg
+
+SOLVERS = ("auto", "direct", "eigenpro", "nystrom-pcg")
+
+__all__ = [
+    "Problem",
+    "SOLVERS",
+    "SolverResult",
+    "kernel_diagonal",
+    "objective",
+    "solve_direct",
+    "solve_eigenpro",
+    "solve_nystrom_pcg",
+]

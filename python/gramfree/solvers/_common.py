@@ -1,0 +1,98 @@
+"""What every solver returns, and the pieces they share."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from ..kernels import Kernel
+from ..operators import KernelOperator
+
+
+@dataclass
+class SolverResult:
+    """A fitted kernel machine ``f(x) = K(x, centers) @ coef``."""
+
+    centers: np.ndarray  # (m, d)
+    coef: np.ndarray  # (m, t)
+    n_iter: int
+    loss_curve: list[float]
+    converged: bool
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Problem:
+    """The weighted kernel ridge objective shared by all solvers:
+    ``sum_i w_i (f(x_i) - y_i)^2 + alpha * ||f||^2_H`` (scikit-learn's KernelRidge with
+    ``sample_weight``)."""
+
+    X: np.ndarray  # (n, d), float32 or float64, C-contiguous
+    Y: np.ndarray  # (n, t), X's dtype
+    kernel: Kernel
+    alpha: float
+    sample_weight: np.ndarray | None  # (n,) or None
+    n_jobs: int | None
+
+    def operator(self, A: np.ndarray, B: np.ndarray | None = None) -> KernelOperator:
+        return KernelOperator(A, B, self.kernel, n_jobs=self.n_jobs)
+
+    @property
+    def weights(self) -> np.ndarray:
+        if self.sample_weight is None:
+            return np.ones(self.X.shape[0], dtype=self.X.dtype)
+        return self.sample_weight
+
+    @property
+    def weight_sum(self) -> float:
+        return float(self.X.shape[0] if self.sample_weight is None else self.sample_weight.sum())
+
+
+def kernel_diagonal(kernel: Kernel, X: np.ndarray) -> np.ndarray:
+    """``k(x, x)`` for each row: 1 for the translation-invariant kernels, from the row
+    norms for the dot-product ones (no kernel evaluations needed)."""
+    spec = kernel.native_spec(X.shape[1])
+    kind = spec["kind"]
+    sq = np.einsum("ij,ij->i", X, X, dtype=np.float64)
+    if kind == "polynomial":
+        return (spec["gamma"] * sq + spec["coef0"]) ** spec["degree"]
+    if kind in ("linear", "arccos1"):
+        return sq
+    return np.ones(X.shape[0])
+
+
+class Progress:
+    """Progress for ``verbose``: a tqdm bar when tqdm is installed, plain lines otherwise."""
+
+    def __init__(self, verbose: int | bool, total: int, desc: str) -> None:
+        self.verbose = bool(verbose)
+        self.bar = None
+        self.desc = desc
+        if self.verbose:
+            try:
+                from tqdm.auto import tqdm
+
+                self.bar = tqdm(total=total, desc=desc, file=sys.stderr, leave=False)
+            except ImportError:
+                self.bar = None
+
+    def update(self, it: int, loss: float, extra: str = "") -> None:
+        if not self.verbose:
+            return
+        if self.bar is not None:
+            self.bar.update(1)
+            self.bar.set_postfix_str(f"objective={loss:.6g} {extra}".strip())
+        else:
+            print(f"[{self.desc}] iter {it}: objective={loss:.6g} {extra}".rstrip(), file=sys.stderr)
+
+    def close(self, message: str = "") -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.verbose and message:
+            print(f"[{self.desc}] {message}", file=sys.stderr)
+
+
+Callback = Callable[[int, float], None]
