@@ -1,0 +1,62 @@
+"""Real datasets that load offline: scikit-learn's bundled digits, and Fashion-MNIST from
+the Debian package ``dataset-fashion-mnist`` (``apt-get install dataset-fashion-mnist``)."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+
+FASHION_MNIST_DIRS = (
+    os.environ.get("GRAMFREE_FASHION_MNIST", ""),
+    "/usr/share/datasets/fashion-mnist",
+)
+
+
+def load_digits_split(test_size: float = 0.25, random_state: int = 0):
+    """scikit-learn's 8x8 digits (1797 x 64), pixels scaled to [0, 1], stratified split."""
+    from sklearn.datasets import load_digits
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    return train_test_split(X, y, test_size=test_size, random_state=random_state, stratify=y)
+
+
+def find_fashion_mnist() -> Path | None:
+    for d in FASHION_MNIST_DIRS:
+        if d and (Path(d) / "train-images-idx3-ubyte.gz").exists():
+            return Path(d)
+    return None
+
+
+def _read_idx(path: Path) -> np.ndarray:
+    with gzip.open(path, "rb") as fh:
+        data = fh.read()
+    ndim = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
+
+
+def load_fashion_mnist(directory: str | os.PathLike | None = None):
+    """Fashion-MNIST as ``(X_train, y_train, X_test, y_test)``: 60000 and 10000 images of
+    784 pixels scaled to [0, 1] (float32), labels 0..9."""
+    d = Path(directory) if directory is not None else find_fashion_mnist()
+    if d is None or not (d / "train-images-idx3-ubyte.gz").exists():
+        raise FileNotFoundError(
+            "Fashion-MNIST not found; install Debian's dataset-fashion-mnist "
+            "(apt-get install dataset-fashion-mnist) or set GRAMFREE_FASHION_MNIST"
+        )
+    X_train = _read_idx(d / "train-images-idx3-ubyte.gz").reshape(-1, 784)
+    y_train = _read_idx(d / "train-labels-idx1-ubyte.gz")
+    X_test = _read_idx(d / "t10k-images-idx3-ubyte.gz").reshape(-1, 784)
+    y_test = _read_idx(d / "t10k-labels-idx1-ubyte.gz")
+    scale = np.float32(1.0 / 255.0)
+    return (
+        X_train.astype(np.float32) * scale,
+        y_train.astype(np.int64),
+        X_test.astype(np.float32) * scale,
+        y_test.astype(np.int64),
+    )
