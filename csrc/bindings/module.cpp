@@ -26,8 +26,10 @@ namespace {
 enum class DType { f32, f64 };
 
 DType dtype_of(const py::array& a, const char* name) {
-  if (a.dtype().is(py::dtype::of<float>())) return DType::f32;
-  if (a.dtype().is(py::dtype::of<double>())) return DType::f64;
+  // Equivalence, not identity: unpickled or memory-mapped arrays carry their own
+  // descriptor objects. Non-native byte order is not equivalent and is refused.
+  if (py::isinstance<py::array_t<float>>(a)) return DType::f32;
+  if (py::isinstance<py::array_t<double>>(a)) return DType::f64;
   type_error(std::string(name) + ": dtype must be float32 or float64, got " +
              std::string(py::str(a.dtype())));
 }

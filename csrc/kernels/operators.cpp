@@ -198,6 +198,61 @@ void check_operands(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z) 
   check_xz(X.cols, Z.cols);
 }
 
+// With many features a kernel entry costs ~2d flops while reading it back from a cache-sized
+// strip costs a few: there the one-pass operator evaluates each block's strip K(X_b, Z)
+// once and multiplies it both ways, instead of recomputing it for the transposed product.
+constexpr std::size_t kStripMinFeatures = 64;
+constexpr std::size_t kStripMaxOutputs = 32;
+constexpr std::size_t kStripBytes = std::size_t(16) << 20;  // stays in a shared L3
+
+template <class T>
+void normal_matvec_strip(const KernelSpec& spec, Epilogue epi, ConstMatrix<T> X,
+                         ConstMatrix<T> Z, ConstMatrix<T> V, Matrix<T> out,
+                         const Options& options, const T* row_weights) {
+  const std::size_t m = Z.rows, k = V.cols;
+  const int threads = resolve_threads(options);
+  const std::size_t block = std::clamp<std::size_t>(kStripBytes / (m * sizeof(T)),
+                                                    std::size_t(24) * std::size_t(threads),
+                                                    std::size_t(4096));
+  std::vector<T> strip(checked_mul(std::min(block, X.rows), m, "strip"));
+  std::vector<T> t(std::min(block, X.rows) * k);
+  std::vector<T> shift;
+  if (epi == Epilogue::gaussian) shift = column_mean(Z);
+  for (std::size_t e = 0; e < m * k; ++e) out.data[e] = T(0);
+  for (std::size_t r0 = 0; r0 < X.rows; r0 += block) {
+    const std::size_t rows = std::min(block, X.rows - r0);
+    EngineArgs<T> a = make_args(spec, epi, ConstMatrix<T>{X.data + r0 * X.cols, rows, X.cols}, Z);
+    a.shift = shift.empty() ? nullptr : shift.data();
+    a.out = strip.data();
+    run_engine(a, options);
+    const T* S = strip.data();
+    // T_b = w * (S V), rows split between threads; then out += S^T T_b, columns split, so
+    // every output is summed in block order whatever the number of threads.
+#pragma omp parallel num_threads(threads)
+    {
+#pragma omp for schedule(static)
+      for (std::size_t i = 0; i < rows; ++i) {
+        for (std::size_t c = 0; c < k; ++c) {
+          T acc = 0;
+#pragma omp simd reduction(+ : acc)
+          for (std::size_t j = 0; j < m; ++j) acc += S[i * m + j] * V.data[j * k + c];
+          t[i * k + c] = row_weights ? acc * row_weights[r0 + i] : acc;
+        }
+      }
+#pragma omp for schedule(static)
+      for (std::size_t j0 = 0; j0 < m; j0 += 256) {
+        const std::size_t j1 = std::min(m, j0 + 256);
+        for (std::size_t i = 0; i < rows; ++i)
+          for (std::size_t c = 0; c < k; ++c) {
+            const T ti = t[i * k + c];
+            T* o = out.data + c;
+            for (std::size_t j = j0; j < j1; ++j) o[j * k] += S[i * m + j] * ti;
+          }
+      }
+    }
+  }
+}
+
 }  // namespace
 
 void validate(const KernelSpec& spec) {
@@ -298,6 +353,8 @@ void kernel_normal_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<
   // large enough that both products keep every thread busy.
   const Epilogue epi = value_epilogue(spec.kind);
   const std::size_t k = V.cols;
+  if (X.cols >= kStripMinFeatures && k <= kStripMaxOutputs)
+    return normal_matvec_strip(spec, epi, X, Z, V, out, options, row_weights);
   const std::size_t block = std::max<std::size_t>(
       std::size_t(512) * std::size_t(resolve_threads(options)), std::size_t(2048));
   std::vector<T> t(std::min(block, X.rows) * k);
