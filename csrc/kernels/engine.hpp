@@ -56,6 +56,8 @@ static constexpr Metric metric_of(Epilogue e) {
     case Epilogue::matern12_grad:
     case Epilogue::matern32_grad:
     case Epilogue::matern52_grad:
+    case Epilogue::gaussian_sqdist:
+    case Epilogue::gaussian_sqdist_grad:
       // Matern and the Euclidean Laplacian take a square root of the squared distance:
       // the GEMM expansion |x|^2 + |z|^2 - 2<x,z> loses everything near x == z, where
       // sqrt amplifies the error, so these subtract first (exact zero on the diagonal).
@@ -115,6 +117,10 @@ static inline __attribute__((always_inline)) vec_t<T> apply(vec_t<T> s, T xn, ve
     const V e = vexp(d2 * (-p.gamma));
     if constexpr (E == Epilogue::gaussian) return e;
     else return e * (-p.gamma);
+  } else if constexpr (E == Epilogue::gaussian_sqdist) {
+    return vexp(s * (-p.gamma));
+  } else if constexpr (E == Epilogue::gaussian_sqdist_grad) {
+    return vexp(s * (-p.gamma)) * (-p.gamma);
   } else if constexpr (E == Epilogue::laplacian_l1) {
     return vexp(s * (-p.gamma));
   } else if constexpr (E == Epilogue::laplacian_l2) {
@@ -444,6 +450,8 @@ static int run(const EngineArgs<T>& a) {
     GRAMFREE_CASE(matern32_grad)
     GRAMFREE_CASE(matern52_grad)
     GRAMFREE_CASE(polynomial_grad)
+    GRAMFREE_CASE(gaussian_sqdist)
+    GRAMFREE_CASE(gaussian_sqdist_grad)
 #undef GRAMFREE_CASE
   }
   return 0;

@@ -26,6 +26,10 @@ enum class Epilogue : int {
   matern32_grad,
   matern52_grad,
   polynomial_grad,
+  // The Gaussian by subtraction (|x - z|^2 summed directly): for data whose offset from
+  // the centre is large next to the bandwidth, where the expansion would lose digits.
+  gaussian_sqdist,
+  gaussian_sqdist_grad,
 };
 
 template <class T>

@@ -8,8 +8,9 @@ from typing import Any, Callable
 
 import numpy as np
 
+from .. import _core
 from ..kernels import Kernel
-from ..operators import KernelOperator
+from ..operators import KernelOperator, _n_threads
 
 
 @dataclass
@@ -39,6 +40,19 @@ class Problem:
 
     def operator(self, A: np.ndarray, B: np.ndarray | None = None) -> KernelOperator:
         return KernelOperator(A, B, self.kernel, n_jobs=self.n_jobs)
+
+    def matvec(self, A: np.ndarray, B: np.ndarray, V: np.ndarray) -> np.ndarray:
+        """``K(A, B) @ V`` for arrays the solver already holds in the problem's dtype,
+        straight to the native operator: no re-validation of A and B inside a loop."""
+        dtype = self.X.dtype
+        V = np.ascontiguousarray(V, dtype=dtype)
+        return _core.kernel_matvec(
+            np.ascontiguousarray(A, dtype=dtype),
+            np.ascontiguousarray(B, dtype=dtype),
+            V if V.ndim == 2 else V.reshape(-1, 1),
+            **self.kernel.native_spec(self.X.shape[1]),
+            n_threads=_n_threads(self.n_jobs),
+        )
 
     @property
     def weights(self) -> np.ndarray:

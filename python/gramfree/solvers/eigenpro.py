@@ -94,7 +94,6 @@ def solve_eigenpro(
     if fixed:
         kzz = problem.operator(Zc).to_dense().astype(np.float64)
         LZ, _ = jittered_cholesky(kzz)
-        op_zs = problem.operator(Zc, XS)
 
     loss_curve: list[float] = []
     progress = Progress(verbose, max_iter, "eigenpro3" if fixed else "eigenpro2")
@@ -107,7 +106,7 @@ def solve_eigenpro(
         for b0 in range(0, n, m):
             B = order[b0 : b0 + m]
             XB = X[B]
-            pred = (problem.operator(XB, Zc) @ coef.astype(dtype)).astype(np.float64)
+            pred = problem.matvec(XB, Zc, coef).astype(np.float64)
             err = pred - Y[B]
             epoch_loss += float(np.sum(w[B, None] * err**2))
             g = w[B, None] * err
@@ -115,15 +114,15 @@ def solve_eigenpro(
                 g = g + problem.alpha * coef[B]
                 coef[B] -= (eta / m) * g
                 if D.size:
-                    ksb = problem.operator(XS, XB) @ g.astype(dtype)
+                    ksb = problem.matvec(XS, XB, g)
                     coef[idx] += (eta / m) * (E @ (D[:, None] * (E.T @ ksb)))
             else:
                 # Preconditioned functional gradient, projected onto span{k(z, .)}.
-                grad = problem.operator(Zc, XB) @ g.astype(dtype)
+                grad = problem.matvec(Zc, XB, g)
                 if D.size:
-                    ksb = problem.operator(XS, XB) @ g.astype(dtype)
+                    ksb = problem.matvec(XS, XB, g)
                     c = E @ (D[:, None] * (E.T @ ksb))
-                    grad = grad - op_zs @ c.astype(dtype)
+                    grad = grad - problem.matvec(Zc, XS, c)
                 step = cho_solve(LZ, grad.astype(np.float64)) / m
                 coef -= eta * (step + (problem.alpha / w.sum()) * coef)
         epoch += 1
