@@ -52,8 +52,6 @@ static constexpr Metric metric_of(Epilogue e) {
     case Epilogue::matern12:
     case Epilogue::matern32:
     case Epilogue::matern52:
-    case Epilogue::laplacian_l2_grad:
-    case Epilogue::matern12_grad:
     case Epilogue::matern32_grad:
     case Epilogue::matern52_grad:
     case Epilogue::gaussian_sqdist:
@@ -98,14 +96,6 @@ static inline __attribute__((always_inline)) vec_t<T> ipow(vec_t<T> b, int e) {
   return r;
 }
 
-// r where r > 0, else 0: for g'(d2) = h(r) / r terms whose limit at r = 0 is undefined;
-// the engine uses the zero subgradient there.
-template <class T>
-static inline __attribute__((always_inline)) vec_t<T> inv_or_zero(vec_t<T> r) {
-  const vec_t<T> one = vbroadcast<T>(T(1));
-  return r > T(0) ? one / (r > T(0) ? r : one) : vec_t<T>{};
-}
-
 // The kernel function applied to one vector of a tile row. s: inner product, squared
 // distance or L1 distance (per metric_of); xn/zn: the norms of norms_of.
 template <Epilogue E, class T>
@@ -125,15 +115,8 @@ static inline __attribute__((always_inline)) vec_t<T> apply(vec_t<T> s, T xn, ve
     return vexp(s * (-p.gamma));
   } else if constexpr (E == Epilogue::laplacian_l2) {
     return vexp(vsqrt(s) * (-p.gamma));
-  } else if constexpr (E == Epilogue::laplacian_l2_grad) {
-    const V r = vsqrt(s);
-    return vexp(r * (-p.gamma)) * (-p.gamma * T(0.5)) * inv_or_zero<T>(r);
   } else if constexpr (E == Epilogue::matern12) {
     return vexp(vsqrt(s) * (T(-1) / p.length_scale));
-  } else if constexpr (E == Epilogue::matern12_grad) {
-    const V r = vsqrt(s);
-    const T a = T(1) / p.length_scale;
-    return vexp(r * (-a)) * (-a * T(0.5)) * inv_or_zero<T>(r);
   } else if constexpr (E == Epilogue::matern32 || E == Epilogue::matern32_grad) {
     const T a = T(1.7320508075688772935) / p.length_scale;
     const V r = vsqrt(s) * a;
@@ -445,8 +428,6 @@ static int run(const EngineArgs<T>& a) {
     GRAMFREE_CASE(linear)
     GRAMFREE_CASE(arccos1)
     GRAMFREE_CASE(gaussian_grad)
-    GRAMFREE_CASE(laplacian_l2_grad)
-    GRAMFREE_CASE(matern12_grad)
     GRAMFREE_CASE(matern32_grad)
     GRAMFREE_CASE(matern52_grad)
     GRAMFREE_CASE(polynomial_grad)

@@ -21,8 +21,6 @@ enum class Epilogue : int {
   linear,
   arccos1,
   gaussian_grad,
-  laplacian_l2_grad,
-  matern12_grad,
   matern32_grad,
   matern52_grad,
   polynomial_grad,

@@ -125,6 +125,11 @@ template <class T>
 void run_engine(EngineArgs<T> args, const Options& options) {
   const auto& engine = detail::active_engine();
   args.n_threads = resolve_threads(options);
+  // Waking a second thread costs tens of microseconds (more on a loaded machine): below
+  // about 2^18 multiply-adds one thread finishes first. Small calls are the common case
+  // inside EigenPro's batches and scikit-learn's estimator checks.
+  const std::size_t work = args.n * args.m * (args.d + args.k + 1);
+  if (work < (std::size_t(1) << 18)) args.n_threads = 1;
   Poller poller{&options.interrupt, std::chrono::steady_clock::now()};
   if (options.interrupt) {
     args.poll = &Poller::call;
@@ -419,13 +424,17 @@ void kernel_block(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Ma
 
 namespace {
 
-// d/dx of exp(-gamma |x - z|_1): -gamma sign(x - z) k(x, z). Not a product of a row and a
-// column factor, so it has no engine form; a direct loop, parallel over rows of X.
+// Gradients summed pair by pair, for the kernels whose derivative is singular at x == z:
+//   laplacian_l1:  -gamma sign(x - z) k          (not a product of row and column factors)
+//   laplacian_l2:  -gamma (x - z) / r k          (1/r: the expansion over (x - s) and
+//   matern12:      -(x - z) / (l r) k             (z - s) cancels two large terms near z)
+// A direct loop, parallel over rows of X; the zero subgradient at x == z.
 template <class T>
-void laplacian_l1_grad(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
-                       ConstMatrix<T> V, Matrix<T> out, const Options& options) {
+void direct_grad(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, ConstMatrix<T> V,
+                 Matrix<T> out, const Options& options) {
   const std::size_t n = X.rows, m = Z.rows, d = X.cols, k = V.cols;
-  const T g = T(spec.gamma);
+  const KernelKind kind = spec.kind;
+  const T rate = kind == KernelKind::matern12 ? T(1) / T(spec.length_scale) : T(spec.gamma);
   const int threads = resolve_threads(options);
   Poller poller{&options.interrupt, std::chrono::steady_clock::now()};
   int stop = 0;
@@ -444,14 +453,23 @@ void laplacian_l1_grad(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> 
     for (std::size_t e = 0; e < k * d; ++e) o[e] = T(0);
     for (std::size_t j = 0; j < m; ++j) {
       const T* z = Z.data + j * d;
-      T l1 = 0;
-      for (std::size_t t = 0; t < d; ++t) l1 += std::abs(x[t] - z[t]);
-      const T kval = std::exp(-g * l1) * -g;
+      T dist = 0;
+      for (std::size_t t = 0; t < d; ++t) {
+        const T diff = x[t] - z[t];
+        dist += kind == KernelKind::laplacian_l1 ? std::abs(diff) : diff * diff;
+      }
+      if (kind != KernelKind::laplacian_l1) dist = std::sqrt(dist);
+      if (dist == T(0)) continue;
+      // Per unit of (x - z) (l2 kinds) or of sign(x - z) (l1).
+      const T scale = -rate * std::exp(-rate * dist) / (kind == KernelKind::laplacian_l1 ? T(1) : dist);
       for (std::size_t c = 0; c < k; ++c) {
-        const T w = kval * V.data[j * k + c];
+        const T w = scale * V.data[j * k + c];
         for (std::size_t t = 0; t < d; ++t) {
           const T diff = x[t] - z[t];
-          o[c * d + t] += diff > 0 ? w : (diff < 0 ? -w : T(0));
+          const T dir = kind == KernelKind::laplacian_l1
+                            ? (diff > 0 ? T(1) : (diff < 0 ? T(-1) : T(0)))
+                            : diff;
+          o[c * d + t] += w * dir;
         }
       }
     }
@@ -472,7 +490,9 @@ void kernel_grad_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T>
   check_output(out, n, checked_mul(k, d, "out"));
 
   resolve_threads(options);  // rejects n_threads < 0 on every path
-  if (spec.kind == KernelKind::laplacian_l1) return laplacian_l1_grad(spec, X, Z, V, out, options);
+  if (spec.kind == KernelKind::laplacian_l1 || spec.kind == KernelKind::laplacian_l2 ||
+      spec.kind == KernelKind::matern12)
+    return direct_grad(spec, X, Z, V, out, options);
   if (spec.kind == KernelKind::arccos1)
     fail("kernel: the gradient of arccos1 is not implemented");
   if (spec.kind == KernelKind::linear) {
@@ -495,8 +515,6 @@ void kernel_grad_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T>
   bool radial = true;
   switch (spec.kind) {
     case KernelKind::gaussian: epi = Epilogue::gaussian_grad; break;
-    case KernelKind::laplacian_l2: epi = Epilogue::laplacian_l2_grad; break;
-    case KernelKind::matern12: epi = Epilogue::matern12_grad; break;
     case KernelKind::matern32: epi = Epilogue::matern32_grad; break;
     case KernelKind::matern52: epi = Epilogue::matern52_grad; break;
     case KernelKind::polynomial: epi = Epilogue::polynomial_grad; radial = false; break;

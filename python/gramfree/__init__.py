@@ -4,12 +4,21 @@ The fused native operators (``KernelOperator``, ``kernel_matrix``, ``kernel_grad
 multiply by ``K(X, Z)`` tile by tile, so memory stays O(n * d), never O(n^2).
 """
 
-from . import kernels
-from ._config import config, show_config
-from .estimators import KernelClassifier, KernelRegressor
-from .io import load
-from .kernels import get_kernel
-from .operators import KernelOperator, kernel_gradient, kernel_matrix
+import os as _os
+
+# Idle OpenMP workers spin after each parallel region by default, and on a machine with few
+# cores they starve the BLAS calls that solvers (and callers) make between operator calls:
+# seen as a 3-5x slowdown of numpy work interleaved with gramfree on 2 cores. Waiting
+# passively costs a few microseconds per region, whose work is milliseconds. A value the
+# user set is kept. Must happen before the native module loads libgomp.
+_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from . import kernels  # noqa: E402
+from ._config import config, show_config  # noqa: E402
+from .estimators import KernelClassifier, KernelRegressor  # noqa: E402
+from .io import load  # noqa: E402
+from .kernels import get_kernel  # noqa: E402
+from .operators import KernelOperator, kernel_gradient, kernel_matrix  # noqa: E402
 
 __version__ = "0.1.0"
 

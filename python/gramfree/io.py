@@ -101,6 +101,8 @@ def load(path: str | os.PathLike):
         data = np.load(path, allow_pickle=False)
     except (ValueError, OSError) as exc:
         raise ValueError(f"path: {os.fspath(path)!r} is not a gramfree model file ({exc})") from None
+    if not isinstance(data, np.lib.npyio.NpzFile):
+        raise ValueError(f"path: {os.fspath(path)!r} is not a gramfree model file (a plain array)")
     with data:
         if "__meta__" not in data.files:
             raise ValueError(f"path: {os.fspath(path)!r} is not a gramfree model file")

@@ -190,21 +190,52 @@ class KernelOperator(LinearOperator):
         out = fn(self.X, self.Z, V2, **self._spec, n_threads=self._threads, **extra)
         return out[:, 0] if vector else out
 
+    # scipy checks shapes before _matvec and raises a bare "dimension mismatch"; check
+    # first so that the message names the argument.
+    def _check_rows(self, V: Any, rows: int, name: str) -> None:
+        shape = np.shape(V)
+        if len(shape) in (1, 2) and shape[0] != rows:
+            raise ValueError(f"{name}: has {shape[0]} rows, expected {rows}")
+
+    # Names of the right-hand sides in messages: V for K @ V, U for K.T @ U (also when
+    # K.T is itself a KernelOperator, whose products are then K.T @ U and K @ V).
+    _names = ("V", "U")
+
+    def matvec(self, x):
+        self._check_rows(x, self.shape[1], self._names[0])
+        return super().matvec(x)
+
+    def matmat(self, X):
+        self._check_rows(X, self.shape[1], self._names[0])
+        return super().matmat(X)
+
+    def rmatvec(self, x):
+        self._check_rows(x, self.shape[0], self._names[1])
+        return super().rmatvec(x)
+
+    def rmatmat(self, X):
+        self._check_rows(X, self.shape[0], self._names[1])
+        return super().rmatmat(X)
+
     def _matvec(self, v):
-        return self._call(_core.kernel_matvec, v, self.shape[1], "V")
+        return self._call(_core.kernel_matvec, v, self.shape[1], self._names[0])
 
     def _matmat(self, V):
-        return self._call(_core.kernel_matvec, V, self.shape[1], "V")
+        return self._call(_core.kernel_matvec, V, self.shape[1], self._names[0])
 
     def _rmatvec(self, u):
-        return self._call(_core.kernel_rmatvec, u, self.shape[0], "U")
+        return self._call(_core.kernel_rmatvec, u, self.shape[0], self._names[1])
 
     def _rmatmat(self, U):
-        return self._call(_core.kernel_rmatvec, U, self.shape[0], "U")
+        return self._call(_core.kernel_rmatvec, U, self.shape[0], self._names[1])
 
     def _adjoint(self):
         # Real symmetric kernels: K(X, Z)^T = K(Z, X).
-        return KernelOperator(self.Z, self.X, self.kernel, n_jobs=self.n_jobs)
+        op = KernelOperator(self.Z, self.X, self.kernel, n_jobs=self.n_jobs)
+        op._names = self._names[::-1]
+        return op
+
+    _transpose = _adjoint
 
     def normal_matvec(self, V: Any, sample_weight: Any = None) -> np.ndarray:
         """``K^T diag(sample_weight) (K @ V)`` in one pass over X: the Nystrom-PCG

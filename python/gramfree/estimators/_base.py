@@ -20,6 +20,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, vali
 
 from ..kernels import KERNEL_NAMES, Kernel, get_kernel
 from ..operators import KernelOperator
+from ..linalg import cho_solve, jittered_cholesky
 from ..solvers import SOLVERS, Problem, solve_direct, solve_eigenpro, solve_nystrom_pcg
 
 # "auto" solves exactly up to this many samples: below it a Cholesky of the n x n matrix is
@@ -44,7 +45,11 @@ class KernelMachineMixin(BaseEstimator):
         "nu": [StrOptions({"inf"}), Interval(numbers.Real, 0, None, closed="neither")],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
         "solver": [StrOptions(set(SOLVERS))],
-        "n_centers": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "n_centers": [
+            Interval(numbers.Integral, 1, None, closed="left"),
+            Interval(numbers.Real, 0, 1, closed="right"),
+            None,
+        ],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "random_state": ["random_state"],
@@ -119,6 +124,17 @@ class KernelMachineMixin(BaseEstimator):
                 raise ValueError("sample_weight: all weights are zero")
         return X, y, sample_weight
 
+    def _resolve_n_centers(self, n: int) -> int | None:
+        """An integer count (at most n), or a fraction of n_samples in (0, 1]."""
+        m = self.n_centers
+        if m is None:
+            return None
+        if isinstance(m, numbers.Integral):
+            if m > n:
+                raise ValueError(f"n_centers={m} is larger than n_samples={n}")
+            return int(m)
+        return max(1, int(round(float(m) * n)))
+
     def _resolve_solver(self, n: int) -> str:
         if self.solver != "auto":
             return self.solver
@@ -129,8 +145,7 @@ class KernelMachineMixin(BaseEstimator):
     def _fit_targets(self, X: np.ndarray, Y: np.ndarray, sample_weight) -> None:
         """Solve for Y (n x t, X's dtype) and set the fitted attributes."""
         n = X.shape[0]
-        if self.n_centers is not None and self.n_centers > n:
-            raise ValueError(f"n_centers={self.n_centers} is larger than n_samples={n}")
+        n_centers = self._resolve_n_centers(n)
         kernel = self._make_kernel()
         self.kernel_ = kernel
         solver = self._resolve_solver(n)
@@ -142,7 +157,7 @@ class KernelMachineMixin(BaseEstimator):
         if solver == "direct":
             result = solve_direct(problem)
         else:
-            m = self.n_centers
+            m = n_centers
             if solver == "nystrom-pcg" and m is None:
                 m = default_n_centers(n)
             centers = None
@@ -201,9 +216,11 @@ class KernelMachineMixin(BaseEstimator):
         """A smaller model with ``n_centers`` centres, and the relative change it makes.
 
         With ``X, y``: refit the same objective (kernel, alpha, weights) by Nystrom-PCG on
-        ``n_centers`` centres; the change is measured on ``X``. Without: fit the smaller
-        model to this model's own predictions at its centres (the training inputs when the
-        model keeps them all), same kernel and alpha; the change is measured there.
+        ``n_centers`` centres; the change is measured on ``X``. Without: the orthogonal
+        projection (in the kernel's Hilbert space) of this model onto ``n_centers`` of its
+        own centres, drawn at random; the change is measured at all its centres (the
+        training inputs when the model keeps them all). Compressing to the same size
+        changes nothing.
 
         Returns ``(compressed_model, relative_change)`` with
         ``relative_change = ||f_small - f|| / ||f||`` over those points.
@@ -222,25 +239,24 @@ class KernelMachineMixin(BaseEstimator):
             small.fit(X, y, sample_weight=sample_weight)
             points = X
         else:
+            # The RKHS-orthogonal projection of f onto span{k(s, .)}, s a subset of the
+            # centres C: coef_S = K(S,S)^-1 K(S,C) coef. Exact when S = C.
             points = self.centers_
-            targets = self._decision(points)
+            rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31 - 1))
+            m = len(points)
+            idx = np.sort(rng.choice(m, size=n_centers, replace=False)) if n_centers < m else np.arange(m)
+            sub = np.ascontiguousarray(points[idx])
+            kss = KernelOperator(sub, kernel=self.kernel_, n_jobs=self.n_jobs).to_dense()
+            L, _ = jittered_cholesky(kss.astype(np.float64), start=1e-13)
+            rhs = KernelOperator(sub, points, self.kernel_, n_jobs=self.n_jobs) @ self.dual_coef_
             small.kernel_ = self.kernel_
             small.n_features_in_ = self.n_features_in_
             self._copy_target_info(small)
-            problem = Problem(
-                points, targets.astype(points.dtype), self.kernel_, float(self.alpha), None,
-                self.n_jobs,
-            )
-            rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31 - 1))
-            idx = np.sort(rng.choice(len(points), size=n_centers, replace=False))
-            result = solve_nystrom_pcg(
-                problem, np.ascontiguousarray(points[idx]), max_iter=self.max_iter or 100,
-                tol=self.tol,
-            )
-            small.solver_ = "nystrom-pcg"
-            small.centers_, small.dual_coef_ = result.centers, result.coef
-            small.n_iter_, small.loss_curve_ = result.n_iter, result.loss_curve
-            small.solver_info_ = result.info
+            small.solver_ = "projection"
+            small.centers_ = sub
+            small.dual_coef_ = cho_solve(L, rhs.astype(np.float64)).astype(points.dtype)
+            small.n_iter_, small.loss_curve_ = 1, []
+            small.solver_info_ = {"n_centers": n_centers, "source_n_centers": m}
             small.fit_time_ = 0.0
         before = self._decision(points)
         after = small._decision(points)

@@ -1,0 +1,38 @@
+"""Shared pytest set-up: the hypothesis profile and the test directory on sys.path (for
+``reference`` and ``strategies``)."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+# Before gramfree (and its libgomp) loads: OpenMP threads that spin after each parallel
+# region compete with the numpy references for this machine's few cores and slow the suite
+# several-fold. Only the idle policy changes; results do not depend on it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import numpy  # noqa: E402, F401  (loads the BLAS that threadpool_limits finds)
+from hypothesis import HealthCheck, settings  # noqa: E402
+from threadpoolctl import threadpool_limits  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+# The references multiply small matrices: one BLAS thread, so that it does not compete
+# with the library's OpenMP threads either.
+_BLAS_LIMIT = threadpool_limits(1, user_api="blas")
+
+# No deadline: the first call of a native operator pays for thread start-up. Few examples
+# per test because every kernel x dtype x operation is its own test; raise them with
+# HYPOTHESIS_PROFILE=thorough.
+settings.register_profile(
+    "gramfree",
+    deadline=None,
+    max_examples=12,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "thorough",
+    parent=settings.get_profile("gramfree"),
+    max_examples=150,
+)
+settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "gramfree"))

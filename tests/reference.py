@@ -1,0 +1,285 @@
+"""Independent float64 references for the kernels and operators, written from the formulas.
+
+Everything here computes with exact coordinate differences ``x - z`` (never the expansion
+``|x|^2 + |z|^2 - 2 <x, z>`` the fused engine uses), in float64, with numpy only; the kernel
+objects of :mod:`gramfree.kernels` are read for their parameters and nothing else, so a
+wrong default (``gamma=None`` -> ``1 / n_features``) in the library shows up here.
+scikit-learn's pairwise kernels and its Matern kernel serve as a second opinion where
+scikit-learn has the kernel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from sklearn.gaussian_process.kernels import Matern as SkMatern
+from sklearn.metrics.pairwise import pairwise_kernels
+
+from gramfree.kernels import ArcCosine, Gaussian, Kernel, Laplacian, Linear, Matern, Polynomial
+
+__all__ = [
+    "kernel_matrix",
+    "magnitude_matrix",
+    "sklearn_kernel_matrix",
+    "matvec",
+    "rmatvec",
+    "normal_matvec",
+    "gradient",
+    "gradient_fd",
+    "magnitudes",
+    "rel_error",
+    "assert_rel_close",
+    "is_radial",
+    "has_gradient",
+]
+
+
+def _f64(A) -> np.ndarray:
+    return np.asarray(A, dtype=np.float64)
+
+
+def _gamma(kernel: Kernel, d: int) -> float:
+    # scikit-learn's convention, restated here independently of the library.
+    g = getattr(kernel, "gamma", None)
+    return 1.0 / d if g is None else float(g)
+
+
+def _diff(X, Z) -> np.ndarray:
+    """``D[i, j, :] = x_i - z_j``, exactly (one rounding per coordinate)."""
+    return _f64(X)[:, None, :] - _f64(Z)[None, :, :]
+
+
+def _sqdist(X, Z) -> np.ndarray:
+    D = _diff(X, Z)
+    return np.einsum("ijl,ijl->ij", D, D)
+
+
+def _l1dist(X, Z) -> np.ndarray:
+    return np.abs(_diff(X, Z)).sum(axis=2)
+
+
+def _matern(r: np.ndarray, nu: float, length_scale: float) -> np.ndarray:
+    """Matern of distance r, scikit-learn's parametrisation."""
+    if nu == 0.5:
+        return np.exp(-r / length_scale)
+    if nu == 1.5:
+        a = math.sqrt(3.0) * r / length_scale
+        return (1.0 + a) * np.exp(-a)
+    if nu == 2.5:
+        a = math.sqrt(5.0) * r / length_scale
+        return (1.0 + a + a * a / 3.0) * np.exp(-a)
+    if nu == math.inf:
+        return np.exp(-0.5 * (r / length_scale) ** 2)
+    raise ValueError(f"reference has no Matern nu={nu}")
+
+
+def _arccos1(X, Z) -> np.ndarray:
+    X, Z = _f64(X), _f64(Z)
+    nx = np.sqrt((X * X).sum(axis=1))
+    nz = np.sqrt((Z * Z).sum(axis=1))
+    nn = np.outer(nx, nz)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        c = np.where(nn > 0, (X @ Z.T) / np.where(nn > 0, nn, 1.0), 0.0)
+    c = np.clip(c, -1.0, 1.0)
+    t = np.arccos(c)
+    K = nn * (np.sin(t) + (math.pi - t) * np.cos(t)) / math.pi
+    return np.where(nn > 0, K, 0.0)
+
+
+def kernel_matrix(kernel: Kernel, X, Z=None) -> np.ndarray:
+    """``K(X, Z)`` in float64 from the textbook formula of each kernel."""
+    X = _f64(X)
+    Z = X if Z is None else _f64(Z)
+    d = X.shape[1]
+    if isinstance(kernel, Gaussian):
+        return np.exp(-_gamma(kernel, d) * _sqdist(X, Z))
+    if isinstance(kernel, Laplacian):
+        g = _gamma(kernel, d)
+        if kernel.norm == "l1":
+            return np.exp(-g * _l1dist(X, Z))
+        return np.exp(-g * np.sqrt(_sqdist(X, Z)))
+    if isinstance(kernel, Matern):
+        return _matern(np.sqrt(_sqdist(X, Z)), kernel.nu, kernel.length_scale)
+    if isinstance(kernel, Polynomial):
+        base = _gamma(kernel, d) * (X @ Z.T) + kernel.coef0
+        return base ** int(kernel.degree)
+    if isinstance(kernel, Linear):
+        return X @ Z.T
+    if isinstance(kernel, ArcCosine):
+        return _arccos1(X, Z)
+    raise TypeError(f"no reference for {kernel!r}")
+
+
+def magnitude_matrix(kernel: Kernel, X, Z=None) -> np.ndarray:
+    """An entrywise bound on the magnitudes that round in ``K(X, Z)``.
+
+    Radial kernels are positive and computed from a sum of squares, so this is ``K``
+    itself. An inner-product kernel rounds relative to ``|x| |z|``, not to ``<x, z>``
+    (which can cancel to 0): linear ``|X| |Z|^T``, polynomial
+    ``(gamma |X| |Z|^T + |coef0|)^degree``, arc-cosine ``|x|_2 |z|_2``.
+    """
+    X = _f64(X)
+    Z = X if Z is None else _f64(Z)
+    d = X.shape[1]
+    if isinstance(kernel, Linear):
+        return np.abs(X) @ np.abs(Z).T
+    if isinstance(kernel, Polynomial):
+        base = _gamma(kernel, d) * (np.abs(X) @ np.abs(Z).T) + abs(kernel.coef0)
+        return base ** int(kernel.degree)
+    if isinstance(kernel, ArcCosine):
+        return np.outer(np.linalg.norm(X, axis=1), np.linalg.norm(Z, axis=1))
+    return kernel_matrix(kernel, X, Z)
+
+
+def sklearn_kernel_matrix(kernel: Kernel, X, Z=None) -> np.ndarray | None:
+    """scikit-learn's value of the same kernel, or None where scikit-learn lacks it."""
+    X = _f64(X)
+    Z = X if Z is None else _f64(Z)
+    if isinstance(kernel, Gaussian):
+        return pairwise_kernels(X, Z, metric="rbf", gamma=kernel.gamma)
+    if isinstance(kernel, Laplacian) and kernel.norm == "l1":
+        return pairwise_kernels(X, Z, metric="laplacian", gamma=kernel.gamma)
+    if isinstance(kernel, Polynomial):
+        return pairwise_kernels(
+            X, Z, metric="polynomial", degree=kernel.degree, gamma=kernel.gamma,
+            coef0=kernel.coef0,
+        )
+    if isinstance(kernel, Linear):
+        return pairwise_kernels(X, Z, metric="linear")
+    if isinstance(kernel, Matern):
+        return SkMatern(length_scale=kernel.length_scale, nu=kernel.nu)(X, Z)
+    return None
+
+
+def _as2d(V) -> np.ndarray:
+    V = _f64(V)
+    return V.reshape(-1, 1) if V.ndim == 1 else V
+
+
+def matvec(kernel: Kernel, X, Z, V) -> np.ndarray:
+    """``K(X, Z) @ V``."""
+    return kernel_matrix(kernel, X, Z) @ _f64(V)
+
+
+def rmatvec(kernel: Kernel, X, Z, U) -> np.ndarray:
+    """``K(X, Z)^T @ U``."""
+    return kernel_matrix(kernel, X, Z).T @ _f64(U)
+
+
+def normal_matvec(kernel: Kernel, X, Z, V) -> np.ndarray:
+    """``K(X, Z)^T (K(X, Z) @ V)``."""
+    K = kernel_matrix(kernel, X, Z)
+    return K.T @ (K @ _f64(V))
+
+
+def magnitudes(kernel: Kernel, op: str, X, Z, V=None) -> np.ndarray:
+    """The same operation on magnitudes (``|K|``, ``|V|``): the scale that rounding
+    errors are relative to, equal to ``|result|`` when nothing cancels."""
+    A = magnitude_matrix(kernel, X, Z)
+    if op == "kernel_matrix":
+        return A
+    W = np.abs(_f64(V))
+    if op == "matvec":
+        return A @ W
+    if op == "rmatvec":
+        return A.T @ W
+    if op == "normal_matvec":
+        return A.T @ (A @ W)
+    raise ValueError(op)
+
+
+def is_radial(kernel: Kernel) -> bool:
+    return isinstance(kernel, (Gaussian, Laplacian, Matern))
+
+
+def has_gradient(kernel: Kernel) -> bool:
+    return not isinstance(kernel, ArcCosine)
+
+
+def _radial_fr_over_r(kernel: Kernel, d: int, r: np.ndarray) -> np.ndarray:
+    """``f'(r) / r`` for a radial kernel ``k = f(r)``, ``r = |x - z|`` (inf/nan at r = 0
+    for the kernels not differentiable there; the caller masks r = 0)."""
+    if isinstance(kernel, Gaussian) or (isinstance(kernel, Matern) and kernel.nu == math.inf):
+        g = _gamma(kernel, d) if isinstance(kernel, Gaussian) else 0.5 / kernel.length_scale**2
+        return -2.0 * g * np.exp(-g * r * r)
+    if isinstance(kernel, Laplacian):  # norm == "l2"
+        g = _gamma(kernel, d)
+        return -g * np.exp(-g * r) / r
+    if isinstance(kernel, Matern):
+        ls = kernel.length_scale
+        if kernel.nu == 0.5:
+            return -np.exp(-r / ls) / (ls * r)
+        if kernel.nu == 1.5:
+            a = math.sqrt(3.0) / ls
+            return -a * a * np.exp(-a * r)
+        if kernel.nu == 2.5:
+            a = math.sqrt(5.0) / ls
+            return -(a * a / 3.0) * (1.0 + a * r) * np.exp(-a * r)
+    raise TypeError(f"no reference gradient for {kernel!r}")
+
+
+def gradient(kernel: Kernel, X, Z, V, magnitude: bool = False) -> np.ndarray:
+    """Analytic ``d/dx_i (K(X, Z) @ V)[i, c]`` as an array ``(n, k, d)``.
+
+    At ``x == z`` (and, for the L1 Laplacian, in a coordinate where ``x_l == z_l``) the
+    non-smooth kernels have no derivative; this uses the zero subgradient there, as the
+    library documents. ``magnitude=True`` gives the same sum over ``|terms| |V|``: the
+    scale that rounding errors are relative to when the sum cancels.
+    """
+    X, Z, V = _f64(X), _f64(Z), _as2d(V)
+    d = X.shape[1]
+    D = _diff(X, Z)  # n, m, d
+    if isinstance(kernel, Linear):
+        W = np.broadcast_to(Z[None, :, :], D.shape)  # d/dx <x, z> = z
+    elif isinstance(kernel, Polynomial):
+        g, p = _gamma(kernel, d), int(kernel.degree)
+        base = g * (X @ Z.T) + kernel.coef0
+        W = (p * g * base ** (p - 1))[:, :, None] * Z[None, :, :]
+    elif isinstance(kernel, Laplacian) and kernel.norm == "l1":
+        g = _gamma(kernel, d)
+        K = np.exp(-g * np.abs(D).sum(axis=2))
+        W = -g * K[:, :, None] * np.sign(D)
+    else:
+        # Radial: k = f(r), grad_x = f'(r) (x - z) / r.
+        r = np.sqrt(np.einsum("ijl,ijl->ij", D, D))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            W = np.where((r > 0)[:, :, None], _radial_fr_over_r(kernel, d, r)[:, :, None] * D, 0.0)
+    if magnitude:
+        W, V = np.abs(W), np.abs(V)
+    return np.einsum("ijl,jc->icl", W, V)  # G[i, c, l] = sum_j W[i, j, l] V[j, c]
+
+
+def gradient_fd(kernel: Kernel, X, Z, V, h: float = 1e-5) -> np.ndarray:
+    """Central finite differences of the reference ``K(X, Z) @ V``, shape ``(n, k, d)``."""
+    X, Z, V = _f64(X), _f64(Z), _as2d(V)
+    n, d = X.shape
+    G = np.empty((n, V.shape[1], d))
+    eye = np.eye(d) * h
+    for i in range(n):
+        plus = matvec(kernel, X[i] + eye, Z, V)  # d x k: row l perturbs coordinate l
+        minus = matvec(kernel, X[i] - eye, Z, V)
+        G[i] = ((plus - minus) / (2.0 * h)).T
+    return G
+
+
+def rel_error(out, ref, scale=None) -> float:
+    """``||out - ref|| / max(||ref||, ||scale||)`` in float64 (0 when both are 0)."""
+    out, ref = _f64(out), _f64(ref)
+    denom = np.linalg.norm(ref)
+    if scale is not None:
+        denom = max(denom, np.linalg.norm(_f64(scale)))
+    err = np.linalg.norm(out - ref)
+    if denom == 0:
+        return 0.0 if err == 0 else math.inf
+    return float(err / denom)
+
+
+def assert_rel_close(out, ref, rtol: float, scale=None, what: str = "") -> None:
+    """Norm-wise relative closeness; ``scale`` (same shape) is a magnitude the error is
+    allowed to be relative to when ``ref`` itself cancels (see :func:`magnitudes`)."""
+    out = np.asarray(out)
+    assert out.shape == np.shape(ref), f"{what}: shape {out.shape} != {np.shape(ref)}"
+    assert np.all(np.isfinite(out)), f"{what}: non-finite values in the result"
+    err = rel_error(out, ref, scale)
+    assert err <= rtol, f"{what}: relative error {err:.3e} > {rtol:.1e}"

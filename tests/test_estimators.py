@@ -1,0 +1,594 @@
+"""The scikit-learn estimators: API conformance, exactness against KernelRidge, accuracy
+against SVC, meta-estimators, fitted attributes, input validation and compression.
+
+References are independent of the library: scikit-learn's KernelRidge, SVC and pairwise
+kernels, and numpy linear algebra.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.kernel_ridge import KernelRidge
+from sklearn.metrics.pairwise import pairwise_kernels, rbf_kernel
+from sklearn.model_selection import GridSearchCV, KFold, cross_val_score, train_test_split
+from sklearn.pipeline import Pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.svm import SVC
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from gramfree import KernelClassifier, KernelRegressor
+from gramfree.kernels import Laplacian
+
+# ---------------------------------------------------------------------------------------
+# helpers
+
+
+def rel_diff(a, b) -> float:
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    return float(np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def _regression_data(n=200, d=4, n_test=60, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    Xt = rng.normal(size=(n_test, d))
+    Y = np.column_stack([np.sin(X[:, 0]) + X[:, 1] * X[:, 2], np.cos(X.sum(axis=1))])
+    Y += 0.1 * rng.normal(size=Y.shape)
+    sw = rng.uniform(0.2, 3.0, size=n)
+    return X, Xt, Y, sw
+
+
+def _predict_from_centres(model, points, kernel="rbf", **params):
+    """``K(points, centres) @ dual_coef`` with scikit-learn's pairwise kernels."""
+    K = pairwise_kernels(points, model.centers_, metric=kernel, **params)
+    return K @ np.asarray(model.dual_coef_, dtype=np.float64)
+
+
+# ---------------------------------------------------------------------------------------
+# 1. scikit-learn's estimator checks
+
+SAMPLE_WEIGHT_REASON = (
+    "centres and batches are drawn at random from the rows, so repeating a row changes "
+    "the draw; the objective is the same"
+)
+
+CHECKED_ESTIMATORS = [
+    KernelRegressor(),
+    KernelClassifier(),
+    KernelRegressor(solver="nystrom-pcg", n_centers=0.5, random_state=0),
+    KernelClassifier(solver="eigenpro", random_state=0),
+    # 10 centres cannot give check_regressors_train its R^2 > 0.5 on 200 samples
+    # (Nystrom optimum: 0.43); 30 can. The checks also fit on 10 to 30 rows, which
+    # n_centers > n_samples refuses; see test_more_centres_than_samples.
+    KernelRegressor(solver="eigenpro", n_centers=0.5, random_state=0),
+]
+
+
+def _expected_failed_checks(estimator):
+    if estimator.solver in ("nystrom-pcg", "eigenpro"):
+        return {
+            "check_sample_weight_equivalence_on_dense_data": SAMPLE_WEIGHT_REASON,
+            "check_sample_weight_equivalence_on_sparse_data": SAMPLE_WEIGHT_REASON,
+        }
+    return {}
+
+
+@parametrize_with_checks(CHECKED_ESTIMATORS, expected_failed_checks=_expected_failed_checks)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+# ---------------------------------------------------------------------------------------
+# 2. exactness against KernelRidge
+
+EXACT_SOLVERS = {
+    "direct": dict(solver="direct"),
+    "nystrom-pcg": dict(solver="nystrom-pcg", n_centers=200, tol=1e-12, max_iter=500),
+    # One thread: hundreds of epochs of tiny products, where thread start-up dominates.
+    "eigenpro": dict(solver="eigenpro", tol=1e-14, max_iter=5000, n_jobs=1),
+}
+
+
+@pytest.mark.parametrize("solver", list(EXACT_SOLVERS))
+@pytest.mark.parametrize("alpha", [1.0, 0.1])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("multi_output", [False, True], ids=["1d", "2d"])
+def test_matches_kernel_ridge_rbf(solver, alpha, weighted, multi_output):
+    X, Xt, Y, sw = _regression_data()
+    y = Y if multi_output else Y[:, 0]
+    w = sw if weighted else None
+    ref = KernelRidge(kernel="rbf", gamma=0.3, alpha=alpha).fit(X, y, sample_weight=w)
+    with warnings.catch_warnings():
+        # eigenpro's loss-change test at tol=1e-14 may stop on max_iter after converging
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = KernelRegressor(
+            kernel="rbf", gamma=0.3, alpha=alpha, random_state=0, **EXACT_SOLVERS[solver]
+        ).fit(X, y, sample_weight=w)
+    pred = model.predict(Xt)
+    expected = ref.predict(Xt)
+    assert pred.shape == expected.shape
+    assert rel_diff(pred, expected) <= 1e-6
+    assert model.solver_ == solver
+
+
+@pytest.mark.parametrize(
+    "kernel, sk_kernel, params",
+    [
+        ("laplacian", "laplacian", dict(gamma=0.2)),
+        ("poly", "poly", dict(gamma=0.3, degree=3, coef0=1.5)),
+    ],
+)
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_matches_kernel_ridge_other_kernels(kernel, sk_kernel, params, weighted):
+    X, Xt, Y, sw = _regression_data()
+    w = sw if weighted else None
+    ref = KernelRidge(kernel=sk_kernel, alpha=0.5, **params).fit(X, Y, sample_weight=w)
+    model = KernelRegressor(kernel=kernel, alpha=0.5, solver="direct", **params)
+    model.fit(X, Y, sample_weight=w)
+    assert rel_diff(model.predict(Xt), ref.predict(Xt)) <= 1e-6
+
+
+def test_kernel_object_parameter_matches_kernel_ridge():
+    X, Xt, Y, _ = _regression_data()
+    ref = KernelRidge(kernel="laplacian", gamma=0.2, alpha=0.3).fit(X, Y[:, 0])
+    model = KernelRegressor(kernel=Laplacian(gamma=0.2), alpha=0.3).fit(X, Y[:, 0])
+    assert rel_diff(model.predict(Xt), ref.predict(Xt)) <= 1e-6
+    # clone keeps the kernel object's parameters
+    again = clone(model).fit(X, Y[:, 0])
+    np.testing.assert_allclose(again.predict(Xt), model.predict(Xt), rtol=1e-12)
+
+
+def test_gamma_none_means_one_over_n_features():
+    X, Xt, Y, _ = _regression_data(d=5)
+    ref = KernelRidge(kernel="rbf", gamma=1.0 / 5, alpha=0.2).fit(X, Y[:, 0])
+    model = KernelRegressor(alpha=0.2).fit(X, Y[:, 0])
+    assert rel_diff(model.predict(Xt), ref.predict(Xt)) <= 1e-6
+
+
+def test_classifier_scores_are_kernel_ridge_on_coded_targets():
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(150, 3))
+    Xt = rng.normal(size=(40, 3))
+    labels = np.array(["ant", "bee", "cat"])
+    y = labels[(X[:, 0] > 0).astype(int) + (X[:, 1] > 0.5).astype(int)]
+
+    # multiclass: one-hot targets, argmax
+    onehot = (y[:, None] == labels[None, :]).astype(float)
+    ref = KernelRidge(kernel="rbf", gamma=0.5, alpha=0.1).fit(X, onehot)
+    clf = KernelClassifier(gamma=0.5, alpha=0.1).fit(X, y)
+    np.testing.assert_array_equal(clf.classes_, labels)
+    scores = clf.decision_function(Xt)
+    assert scores.shape == (40, 3)
+    assert rel_diff(scores, ref.predict(Xt)) <= 1e-6
+    np.testing.assert_array_equal(clf.predict(Xt), labels[np.argmax(ref.predict(Xt), axis=1)])
+
+    # binary: +-1 targets, positive score means classes_[1]
+    yb = np.where(X[:, 0] + X[:, 2] > 0, "yes", "no")
+    ref = KernelRidge(kernel="rbf", gamma=0.5, alpha=0.1).fit(X, np.where(yb == "yes", 1.0, -1.0))
+    clf = KernelClassifier(gamma=0.5, alpha=0.1).fit(X, yb)
+    np.testing.assert_array_equal(clf.classes_, ["no", "yes"])
+    scores = clf.decision_function(Xt)
+    assert scores.shape == (40,)
+    assert rel_diff(scores, ref.predict(Xt)) <= 1e-6
+    np.testing.assert_array_equal(clf.predict(Xt), np.where(ref.predict(Xt) > 0, "yes", "no"))
+
+
+# ---------------------------------------------------------------------------------------
+# 3. accuracy on digits against a tuned SVC
+
+
+def test_digits_accuracy_close_to_tuned_svc():
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=0.25, random_state=0)
+
+    svc = GridSearchCV(SVC(kernel="rbf"), {"gamma": [0.01, 0.03, 0.1, 0.3, 1.0]}, cv=3)
+    svc_acc = svc.fit(Xtr, ytr).score(Xte, yte)
+
+    kc = GridSearchCV(
+        KernelClassifier(kernel="rbf"),
+        {"gamma": [0.03, 0.1, 0.3], "alpha": [1e-3, 1e-2]},
+        cv=3,
+    )
+    kc_acc = kc.fit(Xtr, ytr).score(Xte, yte)
+    assert kc.best_estimator_.solver_ == "direct"
+    assert kc_acc >= svc_acc - 0.01, (kc_acc, svc_acc)
+
+
+# ---------------------------------------------------------------------------------------
+# 4. meta-estimators
+
+
+def _friedman(n=300, seed=0):
+    rng = np.random.default_rng(seed)
+    X = rng.uniform(size=(n, 5)) * np.array([1.0, 10.0, 100.0, 1.0, 1000.0])
+    y = (
+        10 * np.sin(np.pi * X[:, 0] * X[:, 1] / 10)
+        + 20 * (X[:, 2] / 100 - 0.5) ** 2
+        + 10 * X[:, 3]
+        + 5 * X[:, 4] / 1000
+        + rng.normal(size=n)
+    )
+    return X, y
+
+
+def test_pipeline_with_scaler_matches_kernel_ridge_pipeline():
+    X, y = _friedman()
+    Xtr, Xte, ytr, yte = X[:220], X[220:], y[:220], y[220:]
+    pipe = Pipeline([("scale", StandardScaler()), ("krr", KernelRegressor(gamma=0.1, alpha=0.05))])
+    ref = Pipeline([("scale", StandardScaler()), ("krr", KernelRidge(kernel="rbf", gamma=0.1, alpha=0.05))])
+    pipe.fit(Xtr, ytr)
+    ref.fit(Xtr, ytr)
+    assert rel_diff(pipe.predict(Xte), ref.predict(Xte)) <= 1e-6
+    # unscaled features differ by three orders of magnitude; scaled, the fit is good
+    assert pipe.score(Xte, yte) > 0.8
+    pipe.set_params(krr__alpha=10.0)
+    assert pipe.fit(Xtr, ytr).named_steps["krr"].alpha == 10.0
+
+
+def test_cross_val_score_matches_kernel_ridge():
+    X, y = _friedman()
+    X = StandardScaler().fit_transform(X)
+    cv = KFold(n_splits=5, shuffle=True, random_state=0)
+    ours = cross_val_score(KernelRegressor(gamma=0.1, alpha=0.05), X, y, cv=cv)
+    ref = cross_val_score(KernelRidge(kernel="rbf", gamma=0.1, alpha=0.05), X, y, cv=cv)
+    np.testing.assert_allclose(ours, ref, rtol=1e-6, atol=1e-9)
+    assert ours.mean() > 0.8
+
+
+def test_grid_search_parallel():
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:400] / 16.0, y[:400]
+    grid = {"gamma": [1e-4, 0.05, 0.3]}
+    search = GridSearchCV(KernelClassifier(alpha=1e-2), grid, cv=3, n_jobs=2).fit(X, y)
+    scores = search.cv_results_["mean_test_score"]
+    assert search.best_params_["gamma"] != 1e-4
+    assert search.best_score_ > 0.9
+    # gamma=1e-4 is nearly a linear kernel with heavy ridge: clearly worse
+    assert scores[0] < search.best_score_
+    # the parallel search agrees with a serial one, fold by fold
+    serial = GridSearchCV(KernelClassifier(alpha=1e-2), grid, cv=3, n_jobs=1).fit(X, y)
+    np.testing.assert_allclose(scores, serial.cv_results_["mean_test_score"])
+    assert hasattr(search.best_estimator_, "dual_coef_")
+
+
+def test_clone():
+    X, _, Y, _ = _regression_data()
+    model = KernelRegressor(gamma=0.7, alpha=0.2, solver="nystrom-pcg", n_centers=50, random_state=4)
+    model.fit(X, Y[:, 0])
+    twin = clone(model)
+    assert twin.get_params() == model.get_params()
+    assert not hasattr(twin, "dual_coef_")
+    assert not hasattr(twin, "centers_")
+    twin.fit(X, Y[:, 0])
+    # same random_state: same centres, same model
+    np.testing.assert_array_equal(twin.centers_, model.centers_)
+    np.testing.assert_allclose(twin.predict(X), model.predict(X), rtol=1e-12)
+
+
+# ---------------------------------------------------------------------------------------
+# 5. fitted attributes
+
+
+def test_solver_auto_resolution():
+    X, _, Y, _ = _regression_data()
+    assert KernelRegressor().fit(X, Y[:, 0]).solver_ == "direct"
+    assert KernelRegressor(n_centers=40, random_state=0).fit(X, Y[:, 0]).solver_ == "nystrom-pcg"
+    direct = KernelRegressor().fit(X, Y[:, 0])
+    assert direct.n_iter_ == 1
+    np.testing.assert_array_equal(direct.centers_, X)
+
+
+def test_solver_auto_switches_above_threshold(monkeypatch):
+    """auto: direct up to DIRECT_MAX_SAMPLES (documented: 4000) rows, nystrom-pcg above,
+    with max(1000, 20 sqrt(n)) centres capped at n. The threshold is lowered here so the
+    switch is exercised on small data."""
+    from gramfree.estimators import _base
+
+    assert _base.DIRECT_MAX_SAMPLES == 4000
+    monkeypatch.setattr(_base, "DIRECT_MAX_SAMPLES", 150)
+    X, _, Y, _ = _regression_data(n=151)
+    assert KernelRegressor().fit(X[:150], Y[:150, 0]).solver_ == "direct"
+    model = KernelRegressor(random_state=0, tol=1e-10).fit(X, Y[:, 0])
+    assert model.solver_ == "nystrom-pcg"
+    assert model.n_centers_ == 151
+    ref = KernelRidge(kernel="rbf", gamma=0.25, alpha=1.0).fit(X, Y[:, 0])
+    assert rel_diff(model.predict(X), ref.predict(X)) <= 1e-6
+
+
+def test_nystrom_attributes_and_monotone_objective():
+    X, _, Y, _ = _regression_data(n=500)
+    model = KernelRegressor(
+        gamma=0.3, alpha=1e-3, solver="nystrom-pcg", n_centers=80, tol=1e-10, max_iter=300,
+        random_state=0,
+    ).fit(X, Y[:, 0])
+    assert model.centers_.shape == (80, 4)
+    assert model.n_centers_ == 80
+    assert model.dual_coef_.shape == (80, 1)
+    # centres are rows of X
+    assert all(np.any(np.all(X == c, axis=1)) for c in model.centers_)
+    assert model.n_iter_ > 3
+    assert len(model.loss_curve_) == model.n_iter_
+    curve = np.asarray(model.loss_curve_)
+    assert np.all(curve[1:] <= curve[:-1] + 1e-9 * np.abs(curve[:-1])), curve
+    assert curve[-1] < curve[0]
+
+    # the last objective is the true training objective of the returned model
+    f = _predict_from_centres(model, X, "rbf", gamma=0.3)
+    Kmm = rbf_kernel(model.centers_, gamma=0.3)
+    c = model.dual_coef_
+    true_obj = (np.sum((f[:, 0] - Y[:, 0]) ** 2) + 1e-3 * float(np.sum(c * (Kmm @ c)))) / len(X)
+    assert curve[-1] == pytest.approx(true_obj, rel=1e-8)
+    np.testing.assert_allclose(model.predict(X), f[:, 0], rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("solver", ["nystrom-pcg", "eigenpro"])
+def test_convergence_warning(solver):
+    X, _, Y, _ = _regression_data()
+    model = KernelRegressor(
+        gamma=0.3, alpha=1e-3, solver=solver, n_centers=50, max_iter=1, tol=1e-14, random_state=0
+    )
+    with pytest.warns(ConvergenceWarning, match="max_iter"):
+        model.fit(X, Y[:, 0])
+    assert model.n_iter_ == 1
+
+
+def test_no_warning_when_converged():
+    X, _, Y, _ = _regression_data()
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        KernelRegressor(gamma=0.3, solver="nystrom-pcg", n_centers=50, tol=1e-6, random_state=0).fit(
+            X, Y[:, 0]
+        )
+
+
+def test_verbose_prints_progress(capsys):
+    X, _, Y, _ = _regression_data()
+    KernelRegressor(solver="nystrom-pcg", n_centers=50, random_state=0, verbose=True).fit(X, Y[:, 0])
+    err = capsys.readouterr().err
+    assert "nystrom-pcg" in err
+    assert "objective" in err
+    assert "iteration" in err
+
+    KernelRegressor(solver="nystrom-pcg", n_centers=50, random_state=0).fit(X, Y[:, 0])
+    captured = capsys.readouterr()
+    assert captured.err == "" and captured.out == ""
+
+
+@pytest.mark.parametrize(
+    "Est, solver_kw",
+    [
+        (KernelRegressor, dict(solver="direct")),
+        (KernelRegressor, dict(solver="nystrom-pcg", n_centers=60, tol=1e-8)),
+        (KernelRegressor, dict(solver="eigenpro", max_iter=200, tol=1e-10)),
+        (KernelClassifier, dict(solver="direct")),
+    ],
+)
+def test_float32_preserved(Est, solver_kw):
+    X, Xt, Y, _ = _regression_data()
+    y = Y[:, 0] if Est is KernelRegressor else np.where(Y[:, 0] > 0, 1, 0)
+    params = dict(gamma=0.3, alpha=1.0, random_state=0, **solver_kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        m64 = Est(**params).fit(X, y)
+        m32 = Est(**params).fit(X.astype(np.float32), y)
+    assert m32.centers_.dtype == np.float32
+    assert m32.dual_coef_.dtype == np.float32
+    assert m64.centers_.dtype == np.float64
+    assert m64.dual_coef_.dtype == np.float64
+    if Est is KernelRegressor:
+        p64, p32 = m64.predict(Xt), m32.predict(Xt.astype(np.float32))
+    else:
+        p64, p32 = m64.decision_function(Xt), m32.decision_function(Xt.astype(np.float32))
+    assert rel_diff(p32, p64) <= 1e-3
+
+
+# ---------------------------------------------------------------------------------------
+# 6. bad input
+
+
+def _xy(n=20, d=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.normal(size=(n, d)), rng.normal(size=n)
+
+
+@pytest.mark.parametrize("bad, match", [(np.nan, "NaN"), (np.inf, "infinity"), (-np.inf, "infinity")])
+@pytest.mark.parametrize("Est", [KernelRegressor, KernelClassifier])
+def test_non_finite_X(Est, bad, match):
+    X, y = _xy()
+    if Est is KernelClassifier:
+        y = (y > 0).astype(int)
+    X[3, 1] = bad
+    with pytest.raises(ValueError, match=match):
+        Est().fit(X, y)
+    X[3, 1] = 0.0
+    model = Est().fit(X, y)
+    X[3, 1] = bad
+    with pytest.raises(ValueError, match=match):
+        model.predict(X)
+
+
+def test_non_finite_y():
+    X, y = _xy()
+    y[2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        KernelRegressor().fit(X, y)
+
+
+@pytest.mark.parametrize("Est", [KernelRegressor, KernelClassifier])
+def test_one_sample(Est):
+    X, y = _xy()
+    with pytest.raises(ValueError, match="1 sample"):
+        Est().fit(X[:1], y[:1] if Est is KernelRegressor else [0])
+
+
+def test_one_class():
+    X, _ = _xy()
+    with pytest.raises(ValueError, match="at least 2 classes"):
+        KernelClassifier().fit(X, np.full(len(X), "only"))
+
+
+@pytest.mark.parametrize("Est", [KernelRegressor, KernelClassifier])
+def test_mismatched_lengths(Est):
+    X, y = _xy()
+    y = y if Est is KernelRegressor else (y > 0).astype(int)
+    with pytest.raises(ValueError, match="inconsistent numbers of samples"):
+        Est().fit(X, y[:-1])
+    with pytest.raises(ValueError, match="sample_weight|inconsistent|shape"):
+        Est().fit(X, y, sample_weight=np.ones(len(X) + 1))
+
+
+def test_string_targets_for_regressor():
+    X, _ = _xy()
+    with pytest.raises(ValueError, match="convert string to float"):
+        KernelRegressor().fit(X, np.array(["a", "b"] * 10))
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(alpha=-1.0), "'alpha' parameter"),
+        (dict(gamma=0.0), "'gamma' parameter"),
+        (dict(solver="cholesky"), "'solver' parameter"),
+        (dict(kernel="sigmoid"), "'kernel' parameter"),
+        (dict(n_centers=0), "'n_centers' parameter"),
+        (dict(max_iter=0), "'max_iter' parameter"),
+        (dict(tol=-1e-3), "'tol' parameter"),
+    ],
+)
+def test_invalid_parameters(params, match):
+    X, y = _xy()
+    with pytest.raises((ValueError, TypeError), match=match):
+        KernelRegressor(**params).fit(X, y)
+
+
+@pytest.mark.parametrize("solver", ["auto", "nystrom-pcg", "eigenpro"])
+def test_more_centres_than_samples(solver):
+    X, y = _xy(n=20)
+    with pytest.raises(ValueError, match="n_centers=21 is larger than n_samples=20"):
+        KernelRegressor(solver=solver, n_centers=21).fit(X, y)
+
+
+def test_bad_sample_weight():
+    X, y = _xy()
+    with pytest.raises(ValueError, match="[Nn]egative"):
+        KernelRegressor().fit(X, y, sample_weight=-np.ones(len(X)))
+    with pytest.raises(ValueError, match="non-zero|all weights are zero"):
+        KernelRegressor().fit(X, y, sample_weight=np.zeros(len(X)))
+
+
+def test_predict_wrong_number_of_features():
+    X, y = _xy()
+    model = KernelRegressor().fit(X, y)
+    with pytest.raises(ValueError, match="3 features"):
+        model.predict(np.ones((2, 4)))
+
+
+# ---------------------------------------------------------------------------------------
+# 7. superposition storage: compression
+
+
+@pytest.fixture(scope="module")
+def big_model():
+    rng = np.random.default_rng(5)
+    X = rng.normal(size=(400, 3))
+    y = np.sin(X[:, 0]) + 0.5 * X[:, 1] + 0.05 * rng.normal(size=400)
+    model = KernelRegressor(
+        gamma=0.5, alpha=1.0, solver="nystrom-pcg", n_centers=120, tol=1e-10, max_iter=300,
+        random_state=0,
+    ).fit(X, y)
+    return model, X, y
+
+
+def test_centres_stored(big_model):
+    model, X, _ = big_model
+    assert model.centers_.shape == (120, 3)
+    assert model.n_centers_ == 120
+
+
+@pytest.mark.parametrize("k", [60, 20])
+def test_compress_change_is_measured_at_centres(big_model, k):
+    model, _, _ = big_model
+    small, change = model.compress(k)
+    assert isinstance(small, KernelRegressor)
+    assert small.n_centers_ == k
+    assert small.centers_.shape == (k, 3)
+    C = model.centers_
+    f_big = _predict_from_centres(model, C, "rbf", gamma=0.5)
+    f_small = _predict_from_centres(small, C, "rbf", gamma=0.5)
+    expected = np.linalg.norm(f_small - f_big) / np.linalg.norm(f_big)
+    assert change == pytest.approx(expected, rel=1e-8)
+    # the small model predicts in the same shape as the big one
+    assert small.predict(C).shape == model.predict(C).shape == (120,)
+    assert 0.0 <= change < 1.0
+
+
+def test_compress_to_same_size_changes_little(big_model):
+    model, _, _ = big_model
+    same, change = model.compress(model.n_centers_)
+    assert same.n_centers_ == model.n_centers_
+    C = model.centers_
+    f_big = _predict_from_centres(model, C, "rbf", gamma=0.5)
+    f_same = _predict_from_centres(same, C, "rbf", gamma=0.5)
+    assert np.linalg.norm(f_same - f_big) / np.linalg.norm(f_big) <= 1e-6
+    assert change <= 1e-6
+
+
+def test_compress_with_data_is_measured_on_data(big_model):
+    model, X, y = big_model
+    small, change = model.compress(30, X, y)
+    assert small.n_centers_ == 30
+    f_big = _predict_from_centres(model, X, "rbf", gamma=0.5)
+    f_small = _predict_from_centres(small, X, "rbf", gamma=0.5)
+    expected = np.linalg.norm(f_small - f_big) / np.linalg.norm(f_big)
+    assert change == pytest.approx(expected, rel=1e-8)
+    # a refit on the data: the same objective (kernel, alpha) on fewer centres
+    ref = clone(model).set_params(n_centers=30).fit(X, y)
+    assert rel_diff(small.predict(X), ref.predict(X)) <= 1e-6
+    with pytest.raises(ValueError, match="y is required"):
+        model.compress(30, X)
+
+
+def test_compress_classifier_keeps_classes():
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(300, 2))
+    y = np.where(X[:, 0] * X[:, 1] > 0, "same", "diff")
+    clf = KernelClassifier(gamma=1.0, alpha=1e-2, n_centers=150, random_state=0).fit(X, y)
+    small, change = clf.compress(60)
+    np.testing.assert_array_equal(small.classes_, clf.classes_)
+    C = clf.centers_
+    f_big = _predict_from_centres(clf, C, "rbf", gamma=1.0)
+    f_small = _predict_from_centres(small, C, "rbf", gamma=1.0)
+    assert change == pytest.approx(np.linalg.norm(f_small - f_big) / np.linalg.norm(f_big), rel=1e-8)
+    assert np.mean(small.predict(X) == clf.predict(X)) > 0.9
+
+
+@pytest.mark.parametrize(
+    "bad, exc, match",
+    [
+        (0, ValueError, "n_centers must be in"),
+        (121, ValueError, "n_centers must be in"),
+        (-3, ValueError, "n_centers must be in"),
+        (2.5, TypeError, "integer"),
+        (True, TypeError, "integer"),
+        ("10", TypeError, "integer"),
+    ],
+)
+def test_compress_bad_n_centers(big_model, bad, exc, match):
+    model, _, _ = big_model
+    with pytest.raises(exc, match=match):
+        model.compress(bad)
+
+
+def test_compress_unfitted():
+    from sklearn.exceptions import NotFittedError
+
+    with pytest.raises(NotFittedError):
+        KernelRegressor().compress(5)
