@@ -102,7 +102,10 @@ def _load_table(path: str, target: str | None, has_header: bool | None):
         if not -data.shape[1] <= col < data.shape[1]:
             raise SystemExit(f"error: --target {col} out of range for {data.shape[1]} columns")
         col %= data.shape[1]
-    X = np.delete(data, col, axis=1).astype(np.float64)
+    try:
+        X = np.delete(data, col, axis=1).astype(np.float64)
+    except ValueError as exc:
+        raise SystemExit(f"error: {path}: a feature column is not numeric ({exc})") from None
     y = data[:, col]
     return X, y, names
 
@@ -144,10 +147,17 @@ def _predict(args: argparse.Namespace) -> int:
     import gramfree
 
     model = gramfree.load(args.model)
-    if args.data.endswith(".npy"):
+    if args.target is not None:
+        X, _, _ = _load_table(args.data, args.target, args.header or None)
+    elif args.data.endswith(".npy"):
         X = np.load(args.data, allow_pickle=False)
     else:
         X = np.loadtxt(args.data, delimiter=",", ndmin=2, skiprows=1 if args.header else 0)
+    if X.ndim != 2 or X.shape[1] != model.n_features_in_:
+        raise SystemExit(
+            f"error: {args.data} has {X.shape[-1]} feature columns, the model expects "
+            f"{model.n_features_in_} (drop the target with --target NAME_OR_INDEX)"
+        )
     for value in model.predict(X):
         print(value if np.ndim(value) == 0 else " ".join(map(str, value)))
     return 0
@@ -190,6 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("model")
     p.add_argument("data", help="a .csv (features only) or .npy file")
     p.add_argument("--header", action="store_true", help="the CSV has a header row")
+    p.add_argument("--target", help="a target column to drop first: name or index")
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("info", help="show the build and run-time configuration")
