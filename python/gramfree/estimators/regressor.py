@@ -31,7 +31,8 @@ class KernelRegressor(RegressorMixin, KernelMachineMixin):
         Ridge strength, as in KernelRidge.
     solver : {"auto", "direct", "nystrom-pcg", "eigenpro"}, default="auto"
     n_centers : int, default=None
-        Centres of the model: nystrom-pcg defaults to ``max(1000, 20 sqrt(n))``; eigenpro
+        Centres of the model (an integer, or a fraction of n_samples in (0, 1]):
+        nystrom-pcg defaults to ``min(max(1000, 20 sqrt(n)), 10000)``; eigenpro
         uses all training points unless set (then EigenPro 3). The fitted model's size and
         prediction cost depend on this number only.
     max_iter : int, default=None

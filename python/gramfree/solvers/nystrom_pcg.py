@@ -34,11 +34,14 @@ def solve_nystrom_pcg(
     # Preconditioner in float64 (M x M; cheap next to the passes over the data).
     kmm = problem.operator(centers).to_dense().astype(np.float64)
     L, jitter = jittered_cholesky(kmm)  # L L^T = K_MM: Falkon's T is L^T
-    inner = (L.T @ L) / M  # T T^T / M
+    del kmm  # M x M float64 each: at M = 10^4, 0.8 GB apiece; keep at most three alive
+    inner = L.T @ L  # T T^T
+    inner /= M
     inner[np.diag_indices_from(inner)] += lam
     if lam == 0.0:
         inner[np.diag_indices_from(inner)] += 1e-12 * float(np.mean(np.diag(inner)))
     LA, _ = jittered_cholesky(inner)  # LA LA^T = A^T A: Falkon's A is LA^T
+    del inner
 
     def precond(beta: np.ndarray) -> np.ndarray:
         # T^-1 A^-1 beta with T = L^T, A = LA^T (upper triangular).
