@@ -9,8 +9,8 @@
 
 namespace gramfree {
 
-// The kernel functions. Each is a small struct in csrc/kernels/kernel_functions.hpp;
-// the tiled engine is one template over them.
+// The kernel functions. Each is an epilogue of the one tiled engine (apply() in
+// csrc/kernels/engine.hpp), chosen at compile time inside the engine's loops.
 enum class KernelKind {
   gaussian,      // exp(-gamma ||x-z||^2)
   laplacian_l1,  // exp(-gamma ||x-z||_1)

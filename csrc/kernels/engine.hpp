@@ -184,9 +184,11 @@ static inline __attribute__((always_inline)) void tile(const T* __restrict xp,
 template <class T>
 struct Layout {
   size_t nc;  // columns of Z per chunk (a multiple of NR)
-  size_t zpack, znorm, vpack, xpack, xnorm, racc, ktile, priv;  // element counts
+  size_t zpack, znorm, vpack, xpack, xnorm, racc, ktile;  // element counts
   size_t per_thread;
-  bool split_z;  // threads split the columns of Z (few rows of X) instead of the rows
+  bool split_z;   // threads split the columns of Z (few rows of X) instead of the rows
+  size_t chunks;  // chunks of Z: ceil(m / nc)
+  size_t partial;  // split_z matvec: one n x k buffer per chunk, after the threads' parts
 };
 
 template <class T>
@@ -200,9 +202,11 @@ static Layout<T> layout(const EngineArgs<T>& a) {
   const size_t bytes_per_col = (a.d + a.k + 1) * sizeof(T);
   size_t nc = (size_t(256) << 10) / bytes_per_col / NR * NR;
   nc = smin(smax(nc, NR), size_t(16384));
-  s.split_z = threads > 1 && x_panels < 2 * threads && a.m >= 4 * NR * threads;
-  const size_t cols_per_thread = s.split_z ? (a.m + threads - 1) / threads : a.m;
-  s.nc = smin(nc, round_up(cols_per_thread, NR));
+  // nc depends on the shapes only, never on the thread count: the chunks are the unit of
+  // summation, so every split of the work adds the same partial sums in the same order.
+  s.nc = smin(nc, round_up(a.m, NR));
+  s.chunks = (a.m + s.nc - 1) / s.nc;
+  s.split_z = threads > 1 && x_panels < 2 * threads && s.chunks >= 2;
   s.zpack = round_up(s.nc * a.d, align);
   s.znorm = round_up(s.nc, align);
   s.vpack = round_up(s.nc * a.k, align);
@@ -210,15 +214,16 @@ static Layout<T> layout(const EngineArgs<T>& a) {
   s.xnorm = round_up(kMR, align);
   s.racc = round_up(size_t(kMR) * a.k * NR, align);
   s.ktile = round_up(size_t(kMR) * NR, align);
-  s.priv = s.split_z && a.V ? round_up(a.n * a.k, align) : 0;
-  s.per_thread = s.zpack + s.znorm + s.vpack + s.xpack + s.xnorm + s.racc + s.ktile + s.priv;
+  s.per_thread = s.zpack + s.znorm + s.vpack + s.xpack + s.xnorm + s.racc + s.ktile;
+  s.partial = s.split_z && a.V ? round_up(a.n * a.k, align) : 0;
   return s;
 }
 
 template <class T>
 static size_t workspace_elems(const EngineArgs<T>& a) {
   const size_t threads = a.n_threads > 0 ? size_t(a.n_threads) : 1;
-  return layout(a).per_thread * threads;
+  const Layout<T> s = layout(a);
+  return s.per_thread * threads + s.partial * s.chunks;
 }
 
 // Pack rows [r0, r0 + count) of A (d columns) as depth-major panels of `width` rows,
@@ -386,24 +391,25 @@ static int run_epilogue(const EngineArgs<T>& a) {
         run_range<E, T>(a, s, ws, x0, x1, 0, a.m, a.out + x0 * ld, ld, a.accumulate, flag,
                         t == 0);
     } else {
-      // Few rows of X: split the columns of Z. Matvec results are summed per thread
-      // and reduced in thread order below.
-      constexpr size_t NR = kNR<T>;
-      const size_t cpanels = (a.m + NR - 1) / NR;
-      const size_t z0 = smin(cpanels * t / nt * NR, a.m);
-      const size_t z1 = smin(cpanels * (t + 1) / nt * NR, a.m);
-      T* dst = store ? a.out : ws + (s.per_thread - s.priv);
-      if (z0 < z1)
-        run_range<E, T>(a, s, ws, 0, a.n, z0, z1, dst, ld, store ? true : false, flag, t == 0);
-      else if (!store)
-        for (size_t e = 0; e < a.n * a.k; ++e) dst[e] = T(0);
+      // Few rows of X: threads take whole chunks of Z. A matvec writes each chunk's sums
+      // to its own buffer, added below in chunk order: the same additions, in the same
+      // order, as one thread running through the chunks.
+      const size_t c0 = s.chunks * t / nt, c1 = s.chunks * (t + 1) / nt;
+      T* partials = a.workspace + nt * s.per_thread;
+      for (size_t c = c0; c < c1; ++c) {
+        const size_t z0 = c * s.nc, z1 = smin(z0 + s.nc, a.m);
+        if (store)
+          run_range<E, T>(a, s, ws, 0, a.n, z0, z1, a.out, ld, true, flag, t == 0);
+        else
+          run_range<E, T>(a, s, ws, 0, a.n, z0, z1, partials + c * s.partial, ld, false, flag,
+                          t == 0);
+      }
 #pragma omp barrier
       if (!store && !flag.get()) {
 #pragma omp for schedule(static)
         for (size_t e = 0; e < a.n * a.k; ++e) {
           T sum = a.accumulate ? a.out[e] : T(0);
-          for (size_t q = 0; q < nt; ++q)
-            sum += a.workspace[q * s.per_thread + (s.per_thread - s.priv) + e];
+          for (size_t c = 0; c < s.chunks; ++c) sum += partials[c * s.partial + e];
           a.out[e] = sum;
         }
       }

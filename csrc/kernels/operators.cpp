@@ -117,6 +117,12 @@ std::unique_ptr<T[], AlignedFree> aligned_buffer(std::size_t elems) {
 
 int resolve_threads(const Options& options) {
   if (options.n_threads < 0) fail("n_threads: must be >= 0");
+  // More threads than a few per processor only oversubscribes; a huge count would make
+  // the OpenMP runtime abort when it cannot create them.
+  const int limit = 4 * std::max(1, max_threads()) + 64;
+  if (options.n_threads > limit)
+    fail("n_threads: " + std::to_string(options.n_threads) + " is more than " +
+         std::to_string(limit) + " (4 per processor)");
   return options.n_threads > 0 ? options.n_threads : max_threads();
 }
 
@@ -130,7 +136,7 @@ void run_engine(EngineArgs<T> args, const Options& options) {
   // inside EigenPro's batches and scikit-learn's estimator checks.
   const std::size_t work = args.n * args.m * (args.d + args.k + 1);
   if (work < (std::size_t(1) << 18)) args.n_threads = 1;
-  Poller poller{&options.interrupt, std::chrono::steady_clock::now()};
+  Poller poller{&options.interrupt, std::chrono::steady_clock::now() + std::chrono::milliseconds(20)};
   if (options.interrupt) {
     args.poll = &Poller::call;
     args.poll_ctx = &poller;
@@ -243,6 +249,8 @@ void check_operands(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z) 
 constexpr std::size_t kStripMinFeatures = 64;
 constexpr std::size_t kStripMaxOutputs = 32;
 constexpr std::size_t kStripBytes = std::size_t(16) << 20;  // stays in a shared L3
+constexpr std::size_t kStripMinRows = 48;
+constexpr std::size_t kStripMaxRows = 4096;
 
 template <class T>
 void normal_matvec_strip(const KernelSpec& spec, Epilogue epi, ConstMatrix<T> X,
@@ -250,9 +258,9 @@ void normal_matvec_strip(const KernelSpec& spec, Epilogue epi, ConstMatrix<T> X,
                          const Options& options, const T* row_weights) {
   const std::size_t m = Z.rows, k = V.cols;
   const int threads = resolve_threads(options);
-  const std::size_t block = std::clamp<std::size_t>(kStripBytes / (m * sizeof(T)),
-                                                    std::size_t(24) * std::size_t(threads),
-                                                    std::size_t(4096));
+  // Rows per strip from the byte budget alone (not the thread count), for determinism.
+  const std::size_t block =
+      std::min(kStripMaxRows, std::max(kStripMinRows, kStripBytes / (m * sizeof(T))));
   std::vector<T> strip(checked_mul(std::min(block, X.rows), m, "strip"));
   std::vector<T> t(std::min(block, X.rows) * k);
   std::vector<T> shift;
@@ -392,10 +400,13 @@ void kernel_normal_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<
   // large enough that both products keep every thread busy.
   const Epilogue epi = value_epilogue(spec.kind);
   const std::size_t k = V.cols;
-  if (X.cols >= kStripMinFeatures && k <= kStripMaxOutputs)
+  // The strip needs at least one row panel per thread within its byte budget.
+  if (X.cols >= kStripMinFeatures && k <= kStripMaxOutputs &&
+      kStripBytes / (Z.rows * sizeof(T)) >= kStripMinRows)
     return normal_matvec_strip(spec, epi, X, Z, V, out, options, row_weights);
-  const std::size_t block = std::max<std::size_t>(
-      std::size_t(512) * std::size_t(resolve_threads(options)), std::size_t(2048));
+  // A fixed block (not one scaled by the thread count) keeps the sums' order, and so the
+  // result, the same on any number of threads.
+  const std::size_t block = 4096;
   std::vector<T> t(std::min(block, X.rows) * k);
   for (std::size_t e = 0; e < Z.rows * k; ++e) out.data[e] = T(0);
   for (std::size_t r0 = 0; r0 < X.rows; r0 += block) {
@@ -424,19 +435,27 @@ void kernel_block(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Ma
 
 namespace {
 
-// Gradients summed pair by pair, for the kernels whose derivative is singular at x == z:
+// Gradients summed pair by pair. Always for the kernels whose derivative is singular at
+// x == z, and for the smooth radial ones when data sit far from the mean of Z (see
+// gaussian_needs_subtraction), where the centred expansion would cancel two large terms:
 //   laplacian_l1:  -gamma sign(x - z) k          (not a product of row and column factors)
-//   laplacian_l2:  -gamma (x - z) / r k          (1/r: the expansion over (x - s) and
-//   matern12:      -(x - z) / (l r) k             (z - s) cancels two large terms near z)
+//   laplacian_l2:  -gamma (x - z) / r k          (1/r near a centre)
+//   matern12:      -(x - z) / (l r) k
+//   gaussian:      -2 gamma (x - z) k
+//   matern32:      -a^2 (x - z) exp(-a r),               a = sqrt(3) / l
+//   matern52:      -(a^2 / 3)(1 + a r)(x - z) exp(-a r),  a = sqrt(5) / l
 // A direct loop, parallel over rows of X; the zero subgradient at x == z.
 template <class T>
 void direct_grad(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, ConstMatrix<T> V,
                  Matrix<T> out, const Options& options) {
   const std::size_t n = X.rows, m = Z.rows, d = X.cols, k = V.cols;
   const KernelKind kind = spec.kind;
-  const T rate = kind == KernelKind::matern12 ? T(1) / T(spec.length_scale) : T(spec.gamma);
+  T rate = T(spec.gamma);
+  if (kind == KernelKind::matern12) rate = T(1) / T(spec.length_scale);
+  if (kind == KernelKind::matern32) rate = T(std::sqrt(3.0) / spec.length_scale);
+  if (kind == KernelKind::matern52) rate = T(std::sqrt(5.0) / spec.length_scale);
   const int threads = resolve_threads(options);
-  Poller poller{&options.interrupt, std::chrono::steady_clock::now()};
+  Poller poller{&options.interrupt, std::chrono::steady_clock::now() + std::chrono::milliseconds(20)};
   int stop = 0;
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (std::size_t i = 0; i < n; ++i) {
@@ -458,10 +477,22 @@ void direct_grad(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Con
         const T diff = x[t] - z[t];
         dist += kind == KernelKind::laplacian_l1 ? std::abs(diff) : diff * diff;
       }
-      if (kind != KernelKind::laplacian_l1) dist = std::sqrt(dist);
       if (dist == T(0)) continue;
       // Per unit of (x - z) (l2 kinds) or of sign(x - z) (l1).
-      const T scale = -rate * std::exp(-rate * dist) / (kind == KernelKind::laplacian_l1 ? T(1) : dist);
+      T scale;
+      if (kind == KernelKind::gaussian) {
+        scale = T(-2) * rate * std::exp(-rate * dist);
+      } else if (kind == KernelKind::laplacian_l1) {
+        scale = -rate * std::exp(-rate * dist);
+      } else {
+        const T r = std::sqrt(dist);
+        if (kind == KernelKind::matern32)
+          scale = -rate * rate * std::exp(-rate * r);
+        else if (kind == KernelKind::matern52)
+          scale = -rate * rate / T(3) * (T(1) + rate * r) * std::exp(-rate * r);
+        else
+          scale = -rate * std::exp(-rate * r) / r;
+      }
       for (std::size_t c = 0; c < k; ++c) {
         const T w = scale * V.data[j * k + c];
         for (std::size_t t = 0; t < d; ++t) {
@@ -503,6 +534,16 @@ void kernel_grad_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T>
         for (std::size_t t = 0; t < d; ++t) g[c * d + t] += V.data[j * k + c] * Z.data[j * d + t];
     for (std::size_t i = 0; i < n; ++i) std::copy(g.begin(), g.end(), out.data + i * k * d);
     return;
+  }
+
+  if (spec.kind == KernelKind::gaussian || spec.kind == KernelKind::matern32 ||
+      spec.kind == KernelKind::matern52) {
+    const double a2 = spec.kind == KernelKind::gaussian
+                          ? spec.gamma
+                          : (spec.kind == KernelKind::matern32 ? 3.0 : 5.0) /
+                                (spec.length_scale * spec.length_scale);
+    if (gaussian_needs_subtraction(X, Z, column_mean(Z), a2))
+      return direct_grad(spec, X, Z, V, out, options);
   }
 
   // Radial kernels k = f(|x-z|^2): grad_x = 2 f'(|x-z|^2) (x - z), so

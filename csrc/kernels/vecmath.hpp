@@ -124,7 +124,7 @@ static inline __attribute__((always_inline)) vec_t<float> vexp(vec_t<float> x) {
 static inline __attribute__((always_inline)) vec_t<double> vexp(vec_t<double> x) {
   using V = vec_t<double>;
   using I = ivec_t<double>;
-  const V lo = vbroadcast<double>(-708.39), hi = vbroadcast<double>(709.78);
+  const V lo = vbroadcast<double>(-708.39), hi = vbroadcast<double>(709.43);
   const I underflow = x < lo;
   x = vmin<double>(vmax<double>(x, lo), hi);
   const V magic = vbroadcast<double>(6755399441055744.0);  // 1.5 * 2^52

@@ -36,9 +36,23 @@ def _estimator_classes() -> dict[str, type]:
     return {c.__name__: c for c in (KernelRegressor, KernelClassifier)}
 
 
+_KERNEL_CLASSES = {
+    cls.__name__: cls
+    for cls in (
+        _kernels.Gaussian,
+        _kernels.Laplacian,
+        _kernels.Matern,
+        _kernels.Polynomial,
+        _kernels.Linear,
+        _kernels.ArcCosine,
+    )
+}
+
+
 def _encode_param(value: Any) -> Any:
     if isinstance(value, _kernels.Kernel):
-        return {"__kernel__": type(value).__name__, **dataclasses.asdict(value)}
+        fields = {k: _encode_param(v) for k, v in dataclasses.asdict(value).items()}
+        return {"__kernel__": type(value).__name__, **fields}
     if isinstance(value, np.random.RandomState):
         return None  # a RandomState object cannot be stored portably; None is recorded
     if isinstance(value, (np.integer, np.floating)):
@@ -51,8 +65,12 @@ def _encode_param(value: Any) -> Any:
 def _decode_param(value: Any) -> Any:
     if isinstance(value, dict) and "__kernel__" in value:
         fields = dict(value)
-        cls = getattr(_kernels, fields.pop("__kernel__"))
-        return cls(**fields)
+        name = fields.pop("__kernel__")
+        if name not in _KERNEL_CLASSES:
+            raise ValueError(f"path: unknown kernel {name!r} in the model file")
+        if fields.get("nu") == "inf":
+            fields["nu"] = float("inf")
+        return _KERNEL_CLASSES[name](**fields)
     return value
 
 
@@ -92,7 +110,7 @@ def save(estimator, path: str | os.PathLike) -> None:
         },
     }
     with open(path, "wb") as fh:
-        np.savez(fh, __meta__=np.array(json.dumps(meta)), **arrays)
+        np.savez(fh, __meta__=np.array(json.dumps(meta, allow_nan=False)), **arrays)
 
 
 def load(path: str | os.PathLike):
@@ -115,8 +133,14 @@ def load(path: str | os.PathLike):
                 f"path: model file format version {version} is not supported by this "
                 f"gramfree (reads version {FORMAT_VERSION}); re-save it with a matching version"
             )
-        cls = _estimator_classes()[meta["estimator"]]
-        est = cls(**{k: _decode_param(v) for k, v in meta["params"].items()})
+        classes = _estimator_classes()
+        if meta.get("estimator") not in classes:
+            raise ValueError(f"path: unknown estimator {meta.get('estimator')!r} in the model file")
+        cls = classes[meta["estimator"]]
+        try:
+            est = cls(**{k: _decode_param(v) for k, v in meta["params"].items()})
+        except TypeError as exc:
+            raise ValueError(f"path: parameters in the model file do not fit {cls.__name__} ({exc})") from None
         attrs = meta["attributes"]
         est.centers_ = data["centers"]
         est.dual_coef_ = data["dual_coef"]

@@ -59,6 +59,7 @@ def cholesky(A: np.ndarray, *, block: int = _BLOCK, overwrite: bool = False) -> 
                 f"matrix is not positive definite (leading minor {s + info} of {n})"
             )
         L[s:e, s:e] = diag
+        L[:s, s:e] = 0.0  # the block column's upper part (potrf cleaned the diagonal block)
         if e == n:
             break
         # L21 = A21 L11^-T, then the trailing update A22 -= L21 L21^T, lower triangle only,
@@ -69,7 +70,6 @@ def cholesky(A: np.ndarray, *, block: int = _BLOCK, overwrite: bool = False) -> 
         for j0 in range(e, n, block):
             j1 = min(j0 + block, n)
             L[j0:, j0:j1] -= panel[j0 - e :] @ panel[j0 - e : j1 - e].T
-    L[np.triu_indices(n, 1)] = 0.0
     return L
 
 

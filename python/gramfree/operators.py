@@ -54,7 +54,9 @@ def as_float_array(A: Any, name: str, *, ndim: int = 2, dtype: Any = None) -> np
         raise ValueError(f"{name}: empty array of shape {arr.shape}")
     if dtype is None:
         dtype = arr.dtype if arr.dtype in (np.float32, np.float64) else np.float64
-    arr = np.ascontiguousarray(arr, dtype=dtype)
+    # C order and aligned (np.frombuffer at an odd offset is neither copied nor aligned
+    # by ascontiguousarray alone).
+    arr = np.require(arr, dtype=dtype, requirements=["C", "A"])
     if not np.isfinite(arr).all():
         raise ValueError(f"{name}: contains NaN or infinity")
     return arr
@@ -72,6 +74,9 @@ def _n_threads(n_jobs: int | None) -> int:
         raise ValueError(f"n_jobs must be None, -1 or a positive integer, got {n_jobs!r}")
     if n_jobs < 0:  # scikit-learn's convention: -1 all cores, -2 all but one, ...
         return max(1, _core.max_threads() + 1 + int(n_jobs))
+    limit = 4 * _core.max_threads() + 64
+    if n_jobs > limit:
+        raise ValueError(f"n_jobs={n_jobs} is more than {limit} (4 threads per processor)")
     return int(n_jobs)
 
 

@@ -126,6 +126,10 @@ class KernelMachineMixin(BaseEstimator):
                 raise ValueError("sample_weight: all weights are zero")
         return X, y, sample_weight
 
+    def _rng(self) -> np.random.Generator:
+        """A Generator seeded from random_state (int, RandomState or None)."""
+        return np.random.default_rng(check_random_state(self.random_state).randint(2**31 - 1))
+
     def _resolve_n_centers(self, n: int) -> int | None:
         """An integer count (at most n), or a fraction of n_samples in (0, 1]."""
         m = self.n_centers
@@ -149,9 +153,8 @@ class KernelMachineMixin(BaseEstimator):
         n = X.shape[0]
         n_centers = self._resolve_n_centers(n)
         kernel = self._make_kernel()
-        self.kernel_ = kernel
         solver = self._resolve_solver(n)
-        rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31 - 1))
+        rng = self._rng()
         problem = Problem(X, Y, kernel, float(self.alpha), sample_weight, self.n_jobs)
         if self.verbose:
             print(f"[{type(self).__name__}] solver={solver} n_samples={n}", file=sys.stderr)
@@ -184,6 +187,9 @@ class KernelMachineMixin(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
+        # Fitted attributes only once the solver succeeded: a failed refit must not leave
+        # a new kernel_ beside old coefficients.
+        self.kernel_ = kernel
         self.solver_ = solver
         self.centers_ = result.centers
         self.dual_coef_ = result.coef
@@ -244,7 +250,7 @@ class KernelMachineMixin(BaseEstimator):
             # The RKHS-orthogonal projection of f onto span{k(s, .)}, s a subset of the
             # centres C: coef_S = K(S,S)^-1 K(S,C) coef. Exact when S = C.
             points = self.centers_
-            rng = np.random.default_rng(check_random_state(self.random_state).randint(2**31 - 1))
+            rng = self._rng()
             m = len(points)
             idx = np.sort(rng.choice(m, size=n_centers, replace=False)) if n_centers < m else np.arange(m)
             sub = np.ascontiguousarray(points[idx])

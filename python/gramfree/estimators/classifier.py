@@ -38,19 +38,20 @@ class KernelClassifier(ClassifierMixin, KernelMachineMixin):
         X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=False)
         check_classification_targets(y)
         encoder = LabelEncoder().fit(y)
-        self.classes_ = encoder.classes_
-        if len(self.classes_) < 2:
+        classes = encoder.classes_
+        if len(classes) < 2:
             raise ValueError(
                 f"KernelClassifier needs samples of at least 2 classes; got 1 class "
-                f"({self.classes_[0]!r})"
+                f"({classes[0]!r})"
             )
         codes = encoder.transform(y)
-        if len(self.classes_) == 2:
+        if len(classes) == 2:
             Y = (2.0 * codes - 1.0)[:, None]
         else:
-            Y = np.zeros((X.shape[0], len(self.classes_)))
+            Y = np.zeros((X.shape[0], len(classes)))
             Y[np.arange(X.shape[0]), codes] = 1.0
         self._fit_targets(X, np.ascontiguousarray(Y, dtype=X.dtype), sample_weight)
+        self.classes_ = classes
         return self
 
     def decision_function(self, X):

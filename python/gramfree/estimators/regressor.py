@@ -74,9 +74,9 @@ class KernelRegressor(RegressorMixin, KernelMachineMixin):
         self._validate_params()
         X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=True)
         y = np.asarray(y)
-        self._y_1d = y.ndim == 1
         Y = np.ascontiguousarray(y.reshape(X.shape[0], -1), dtype=X.dtype)
         self._fit_targets(X, Y, sample_weight)
+        self._y_1d = y.ndim == 1
         return self
 
     def predict(self, X):

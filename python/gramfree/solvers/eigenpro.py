@@ -105,7 +105,14 @@ def solve_eigenpro(
         S = np.sort(rng.choice(p, size=s, replace=False)) if s < p else np.arange(p)
         # The centres estimate the data's covariance only roughly: trust its top fifth.
         E, D, lam_q, q = _eigensystem(kzz[np.ix_(S, S)], beta, alpha / n, max_batch, max(1, s // 5))
+        kzz_S = kzz[S]  # rows of K(Z, Z) at the subsample: K(S, Z)
+        del kzz
         a = np.zeros((p, t))
+    if not (lam_q > 0 and beta > 0):
+        raise ValueError(
+            "eigenpro: the kernel matrix of the subsample is zero (a degenerate kernel or "
+            "data); use alpha > 0 or another solver"
+        )
     m = int(min(max_batch, max(1, np.floor(beta / lam_q + 1))))
     eta = _step_size(m, beta, lam_q)
 
@@ -136,13 +143,15 @@ def solve_eigenpro(
                 pred = problem.matvec(XB, Z, a).astype(np.float64)
                 err = pred - Y[B]
                 epoch_loss += float(w[B] @ np.sum(err**2, axis=1))
-                # <G, k(z, .)> for every centre: data term plus ridge.
+                # <G, k(z, .)> = u + (alpha/n) K_ZZ a for every centre (data term plus
+                # ridge); projected: K_ZZ^-1 of it is K_ZZ^-1 u + (alpha/n) a, and the
+                # correction K_ZZ^-1 K_ZS c is c placed on the subsample's coordinates.
                 u = problem.matvec(Z, XB, w[B, None] * err).astype(np.float64) / len(B)
-                u += (alpha / n) * (kzz @ a)
+                step = cho_solve(LZ, u) + (alpha / n) * a
                 if D.size:
-                    c = E @ (D[:, None] * (E.T @ u[S]))
-                    u -= kzz[:, S] @ c
-                a -= eta * cho_solve(LZ, u)
+                    g_s = u[S] + (alpha / n) * (kzz_S @ a)
+                    step[S] -= E @ (D[:, None] * (E.T @ g_s))
+                a -= eta * step
         epoch += 1
         loss = epoch_loss / w.sum()
         loss_curve.append(loss)
