@@ -136,7 +136,7 @@ void run_engine(EngineArgs<T> args, const Options& options) {
   // inside EigenPro's batches and scikit-learn's estimator checks.
   const std::size_t work = args.n * args.m * (args.d + args.k + 1);
   if (work < (std::size_t(1) << 18)) args.n_threads = 1;
-  Poller poller{&options.interrupt, std::chrono::steady_clock::now() + std::chrono::milliseconds(20)};
+  Poller poller{&options.interrupt, std::chrono::steady_clock::now()};
   if (options.interrupt) {
     args.poll = &Poller::call;
     args.poll_ctx = &poller;
@@ -455,7 +455,7 @@ void direct_grad(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Con
   if (kind == KernelKind::matern32) rate = T(std::sqrt(3.0) / spec.length_scale);
   if (kind == KernelKind::matern52) rate = T(std::sqrt(5.0) / spec.length_scale);
   const int threads = resolve_threads(options);
-  Poller poller{&options.interrupt, std::chrono::steady_clock::now() + std::chrono::milliseconds(20)};
+  Poller poller{&options.interrupt, std::chrono::steady_clock::now()};
   int stop = 0;
 #pragma omp parallel for schedule(static) num_threads(threads)
   for (std::size_t i = 0; i < n; ++i) {
