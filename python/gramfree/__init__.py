@@ -8,7 +8,7 @@ import os as _os
 
 # Idle OpenMP workers spin after each parallel region by default, and on a machine with few
 # cores they starve the BLAS calls that solvers (and callers) make between operator calls:
-# seen as a 3-5x slowdown of numpy work interleaved with gramfree on 2 cores. Waiting
+# seen as a several-fold slowdown of the test suite on 2 cores. Waiting
 # passively costs a few microseconds per region, whose work is milliseconds. A value the
 # user set is kept. Must happen before the native module loads libgomp.
 _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")

@@ -24,7 +24,7 @@ from ..linalg import cho_solve, jittered_cholesky
 from ..solvers import SOLVERS, Problem, solve_direct, solve_eigenpro, solve_nystrom_pcg
 
 # "auto" solves exactly up to this many samples: below it a Cholesky of the n x n matrix is
-# faster than any iterative solver and fits easily in memory (n = 4000: 128 MB, < 1 s).
+# faster than any iterative solver and fits easily in memory (n = 4000: 128 MB).
 DIRECT_MAX_SAMPLES = 4000
 
 
