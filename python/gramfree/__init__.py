@@ -19,6 +19,7 @@ from .estimators import KernelClassifier, KernelRegressor  # noqa: E402
 from .io import load  # noqa: E402
 from .kernels import get_kernel  # noqa: E402
 from .operators import KernelOperator, kernel_gradient, kernel_matrix  # noqa: E402
+from .pathkernel import PathKernelClassifier, PathKernelRegressor  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -26,6 +27,8 @@ __all__ = [
     "KernelClassifier",
     "KernelOperator",
     "KernelRegressor",
+    "PathKernelClassifier",
+    "PathKernelRegressor",
     "load",
     "config",
     "get_kernel",

@@ -1,0 +1,198 @@
+#include <chrono>
+#include <cmath>
+#include <numeric>
+#include <stdexcept>
+#include <string>
+
+#include "pathkernel/replay.hpp"
+
+namespace gramfree::pathkernel {
+
+namespace {
+std::uint64_t splitmix64(std::uint64_t& state) {
+  std::uint64_t z = (state += 0x9E3779B97F4A7C15ull);
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  return z ^ (z >> 31);
+}
+
+void check_data(const Architecture& arch, const Dataset& data) {
+  if (data.X.rows != data.Y.rows)
+    throw std::invalid_argument("X and y: different numbers of rows (" +
+                                std::to_string(data.X.rows) + " vs " +
+                                std::to_string(data.Y.rows) + ")");
+  if (data.X.cols != arch.n_inputs())
+    throw std::invalid_argument("X: " + std::to_string(data.X.cols) +
+                                " features, the network expects " +
+                                std::to_string(arch.n_inputs()));
+  if (data.Y.cols != arch.n_outputs())
+    throw std::invalid_argument("y: " + std::to_string(data.Y.cols) +
+                                " columns, the network has " + std::to_string(arch.n_outputs()) +
+                                " outputs");
+  for (std::size_t e = 0; e < data.X.rows * data.X.cols; ++e)
+    if (!std::isfinite(data.X.data[e])) throw std::invalid_argument("X: contains NaN or inf");
+  for (std::size_t e = 0; e < data.Y.rows * data.Y.cols; ++e)
+    if (!std::isfinite(data.Y.data[e])) throw std::invalid_argument("y: contains NaN or inf");
+}
+
+// Polls options.interrupt every ~20 ms from the calling thread.
+class StepPoller {
+ public:
+  explicit StepPoller(const Options& o) : o_(o), last_(std::chrono::steady_clock::now()) {}
+  void poll() {
+    if (!o_.interrupt) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ < std::chrono::milliseconds(20)) return;
+    last_ = now;
+    if (o_.interrupt()) throw interrupted();
+  }
+
+ private:
+  const Options& o_;
+  std::chrono::steady_clock::time_point last_;
+};
+}  // namespace
+
+BatchSchedule::BatchSchedule(std::size_t n, const TrainConfig& c)
+    : n_(n), batch_(c.batch_size == 0 || c.batch_size >= n ? n : c.batch_size),
+      shuffle_(c.shuffle && batch_ < n), state_(c.seed), order_(n) {
+  std::iota(order_.begin(), order_.end(), std::size_t(0));
+  position_ = n_;  // start a new epoch on the first call
+}
+
+const std::vector<std::size_t>& BatchSchedule::next() {
+  if (position_ >= n_) {
+    position_ = 0;
+    if (shuffle_) {
+      for (std::size_t i = n_ - 1; i > 0; --i) {
+        const unsigned __int128 wide =
+            static_cast<unsigned __int128>(splitmix64(state_)) * (i + 1);
+        std::swap(order_[i], order_[static_cast<std::size_t>(wide >> 64)]);
+      }
+    }
+  }
+  const std::size_t end = std::min(n_, position_ + batch_);
+  current_.assign(order_.begin() + position_, order_.begin() + end);
+  position_ = end;
+  return current_;
+}
+
+namespace detail {
+
+Replay::Replay(const Architecture& arch, const TrainConfig& config, const Dataset& data,
+               const std::vector<double>& initial, const Options& options,
+               std::size_t first_step)
+    : arch_(arch), config_(config), data_(data), options_(options),
+      schedule_(data.X.rows, config), step_(first_step), w_(initial) {
+  validate(arch);
+  validate(config, data.X.rows);
+  check_data(arch, data);
+  if (initial.size() != arch.n_params())
+    throw std::invalid_argument("initial parameters: " + std::to_string(initial.size()) +
+                                " values, the network has " + std::to_string(arch.n_params()));
+  for (double v : initial)
+    if (!std::isfinite(v)) throw std::invalid_argument("initial parameters: NaN or inf");
+  if (first_step > config.n_steps)
+    throw std::invalid_argument("first step " + std::to_string(first_step) + " is past n_steps");
+  for (std::size_t t = 0; t < first_step; ++t) schedule_.next();  // the batches already seen
+  wt_.assign(arch_, w_.data());
+}
+
+void Replay::compute() {
+  const std::size_t d = arch_.n_inputs(), k = arch_.n_outputs(), L = arch_.n_layers();
+  batch_ = schedule_.next();
+  const std::size_t B = batch_.size();
+  Xb_.resize(B * d);
+  Yb_.resize(B * k);
+  for (std::size_t r = 0; r < B; ++r) {
+    std::copy_n(data_.X.data + batch_[r] * d, d, Xb_.data() + r * d);
+    std::copy_n(data_.Y.data + batch_[r] * k, k, Yb_.data() + r * k);
+  }
+  forward(arch_, w_.data(), wt_, Xb_.data(), B, cache_, options_);
+  top_.resize(B * k);
+  loss_ = loss_and_derivative(arch_.loss, cache_.Z[L - 1].data(), Yb_.data(), B, k, top_.data());
+  backward(arch_, w_.data(), cache_, top_.data(), 1, D_, options_);
+
+  const double scale = config_.learning_rate / double(B);
+  double penalty = 0;
+  w_next_.resize(w_.size());
+  delta_.resize(w_.size());
+  for (std::size_t l = 0; l < L; ++l) {
+    const std::size_t fi = arch_.sizes[l], fo = arch_.sizes[l + 1];
+    // sum over the batch of A-row outer D-row: (A^T)(D^T)^T
+    At_.resize(fi * B);
+    Dt_.resize(fo * B);
+    transpose(cache_.A[l].data(), B, fi, At_.data());
+    transpose(D_[l].data(), B, fo, Dt_.data());
+    grad_.resize(fi * fo);
+    gemm_nt(At_.data(), fi, Dt_.data(), fo, B, grad_.data(), options_);
+    const std::size_t wo = arch_.weight_offset(l), bo = arch_.bias_offset(l);
+    for (std::size_t e = 0; e < fi * fo; ++e) {
+      const double w = w_[wo + e];
+      penalty += w * w;
+      w_next_[wo + e] = w - scale * (grad_[e] + config_.alpha * w);
+    }
+    for (std::size_t j = 0; j < fo; ++j) {
+      double g = 0;
+      for (std::size_t r = 0; r < B; ++r) g += D_[l][r * fo + j];
+      w_next_[bo + j] = w_[bo + j] - scale * g;
+    }
+  }
+  loss_ = (loss_ + 0.5 * config_.alpha * penalty) / double(B);
+  for (std::size_t e = 0; e < w_.size(); ++e) {
+    delta_[e] = w_next_[e] - w_[e];
+    if (!std::isfinite(w_next_[e])) loss_ = NAN;
+  }
+  if (!std::isfinite(loss_))
+    throw std::runtime_error("training diverged at step " + std::to_string(step_) +
+                             " (the loss or the parameters are no longer finite): use a "
+                             "smaller learning_rate");
+}
+
+void Replay::commit() {
+  w_.swap(w_next_);
+  wt_.assign(arch_, w_.data());
+  ++step_;
+}
+
+}  // namespace detail
+
+TrainResult train(const Architecture& arch, const TrainConfig& config, const Dataset& data,
+                  const std::vector<double>& initial, const Options& options,
+                  const StepCallback& callback, std::size_t checkpoint_every) {
+  detail::Replay replay(arch, config, data, initial, options);
+  StepPoller poller(options);
+  TrainResult result;
+  result.loss_curve.reserve(config.n_steps);
+  while (!replay.done()) {
+    poller.poll();
+    replay.compute();
+    result.loss_curve.push_back(replay.loss());
+    if (callback) callback(replay.step(), replay.loss());
+    replay.commit();
+    if (checkpoint_every > 0 && replay.step() % checkpoint_every == 0 && !replay.done())
+      result.checkpoints.push_back(replay.params());
+  }
+  result.params = replay.params();
+  return result;
+}
+
+void predict(const Architecture& arch, const std::vector<double>& params,
+             ConstMatrix<double> queries, Matrix<double> out, const Options& options) {
+  validate(arch);
+  if (params.size() != arch.n_params())
+    throw std::invalid_argument("parameters: wrong count for this network");
+  if (queries.cols != arch.n_inputs())
+    throw std::invalid_argument("X: " + std::to_string(queries.cols) +
+                                " features, the network expects " +
+                                std::to_string(arch.n_inputs()));
+  if (out.rows != queries.rows || out.cols != arch.n_outputs())
+    throw std::invalid_argument("out: wrong shape");
+  detail::TransposedWeights wt;
+  wt.assign(arch, params.data());
+  detail::ForwardCache cache;
+  detail::forward(arch, params.data(), wt, queries.data, queries.rows, cache, options);
+  std::copy(cache.Z.back().begin(), cache.Z.back().end(), out.data);
+}
+
+}  // namespace gramfree::pathkernel

@@ -1,0 +1,512 @@
+"""PathKernelRegressor and PathKernelClassifier: a multilayer perceptron trained by plain
+gradient descent in the native trainer, exposed as the kernel machine it is.
+
+Why plain gradient descent only: the exact decomposition splits every step's update
+``Delta_t = -lr * grad L_batch(w_t)`` into one share per training example. Momentum would
+carry earlier gradients into later steps and adaptive steps (Adam, RMSprop) rescale each
+coordinate by a running history; both break "this step moved the weights along these
+examples' gradients" and with it the kernel-machine form, so they are not offered.
+"""
+
+from __future__ import annotations
+
+import numbers
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.preprocessing import LabelEncoder
+from sklearn.utils import check_random_state
+from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from .. import _core
+from ..operators import _n_threads
+from ..solvers._common import Progress
+from .explain import Explanation, PathDecomposition
+from .explain import top_k as _top_k_rows
+from .network import ACTIVATIONS, Network
+
+# Queries decomposed per native call by influence(): bounds the (q, n, k) block in memory.
+_INFLUENCE_BLOCK_BYTES = 256 << 20
+
+
+class _PathKernelBase(BaseEstimator):
+    """Shared parameters and machinery; see PathKernelRegressor for the parameter docs."""
+
+    _parameter_constraints: dict = {
+        "hidden_layer_sizes": ["array-like"],
+        "activation": [StrOptions(set(ACTIVATIONS))],
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "n_steps": [Interval(numbers.Integral, 1, None, closed="left")],
+        "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "alpha": [Interval(numbers.Real, 0, None, closed="left")],
+        "shuffle": ["boolean"],
+        "random_state": ["random_state"],
+        "quadrature": [Interval(numbers.Integral, 1, 64, closed="both")],
+        "tol": [Interval(numbers.Real, 0, None, closed="neither")],
+        "checkpoint_every": [Interval(numbers.Integral, 1, None, closed="left"), None],
+        "record_path": ["boolean"],
+        "n_jobs": [numbers.Integral, None],
+        "verbose": ["verbose"],
+    }
+
+    def __init__(
+        self,
+        hidden_layer_sizes=(100,),
+        activation="tanh",
+        *,
+        learning_rate=0.05,
+        n_steps=500,
+        batch_size=None,
+        alpha=0.0,
+        shuffle=True,
+        random_state=None,
+        quadrature=4,
+        tol=1e-12,
+        checkpoint_every=None,
+        record_path=True,
+        n_jobs=None,
+        verbose=False,
+    ):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.activation = activation
+        self.learning_rate = learning_rate
+        self.n_steps = n_steps
+        self.batch_size = batch_size
+        self.alpha = alpha
+        self.shuffle = shuffle
+        self.random_state = random_state
+        self.quadrature = quadrature
+        self.tol = tol
+        self.checkpoint_every = checkpoint_every
+        self.record_path = record_path
+        self.n_jobs = n_jobs
+        self.verbose = verbose
+
+    # -- training ----------------------------------------------------------------------
+
+    def _hidden(self) -> tuple[int, ...]:
+        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes, dtype=object)).ravel()
+        out = []
+        for s in sizes:
+            if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1:
+                raise ValueError(
+                    f"hidden_layer_sizes: every width must be an integer >= 1, got {s!r}"
+                )
+            out.append(int(s))
+        return tuple(out)
+
+    def _fit_network(self, X: np.ndarray, Y: np.ndarray, loss: str):
+        self._validate_params()
+        hidden = self._hidden()
+        net = Network((X.shape[1], *hidden, Y.shape[1]), self.activation, loss)
+        rng = check_random_state(self.random_state)
+        w0 = net.initial_params(rng)
+        seed = int(rng.randint(0, 2**31 - 1))
+        n = X.shape[0]
+        batch = n if self.batch_size is None else min(int(self.batch_size), n)
+        spec = net.spec(learning_rate=self.learning_rate, n_steps=self.n_steps,
+                        batch_size=batch, alpha=self.alpha, seed=seed, shuffle=self.shuffle)
+        progress = Progress(self.verbose, self.n_steps, type(self).__name__)
+        callback = (lambda step, loss: progress.update(step, loss)) if self.verbose else None
+        X = np.ascontiguousarray(X, dtype=np.float64)
+        Y = np.ascontiguousarray(Y, dtype=np.float64)
+        try:
+            params, loss_curve, checkpoints = _core.mlp_train(
+                spec, X, Y, w0, n_threads=_n_threads(self.n_jobs), callback=callback,
+                checkpoint_every=self.checkpoint_every or 0,
+            )
+        finally:
+            progress.close()
+        self.network_ = net
+        self.batch_size_ = batch
+        self.batch_seed_ = seed
+        self.coefs_, self.intercepts_ = net.unpack(params)
+        self.initial_coefs_, self.initial_intercepts_ = net.unpack(w0)
+        self.loss_curve_ = loss_curve.tolist()
+        self.loss_ = float(loss_curve[-1])
+        self.n_iter_ = int(self.n_steps)
+        self.n_outputs_ = Y.shape[1]
+        self._params = params
+        # What replay needs: the training set and the starting point (and checkpoints).
+        # Memory: n * (d + k) + P * (1 + n_checkpoints) float64 values.
+        if self.record_path:
+            self._path = {"X": X.copy(), "Y": Y.copy(), "w0": w0, "checkpoints": checkpoints}
+        else:
+            self._path = None
+        return self
+
+    def _spec(self) -> dict:
+        return self.network_.spec(learning_rate=self.learning_rate, n_steps=self.n_steps,
+                                  batch_size=self.batch_size_, alpha=self.alpha,
+                                  seed=self.batch_seed_, shuffle=self.shuffle)
+
+    def _outputs(self, X) -> np.ndarray:
+        check_is_fitted(self, "coefs_")
+        X = validate_data(self, X, reset=False, dtype=np.float64)
+        return _core.mlp_predict(self._spec(), self._params, np.ascontiguousarray(X),
+                                 n_threads=_n_threads(self.n_jobs))
+
+    @property
+    def path_memory_bytes_(self) -> int:
+        """Bytes kept for replay: training set, w_0 and checkpoints (0 without a path)."""
+        check_is_fitted(self, "coefs_")
+        if self._path is None:
+            return 0
+        return int(sum(a.nbytes for a in self._path.values()))
+
+    def _replay_inputs(self):
+        check_is_fitted(self, "coefs_")
+        if getattr(self, "_path", None) is None:
+            raise ValueError(
+                "this model's training path was not recorded (record_path=False): refit with "
+                "record_path=True to decompose or explain its predictions"
+            )
+        return self._spec(), self._path["X"], self._path["Y"], self._path["w0"]
+
+    def _checkpoint_before(self, step: int) -> tuple[int, np.ndarray]:
+        """The latest recorded parameters at or before ``step``: (their step, w)."""
+        c = self.checkpoint_every
+        cps = self._path["checkpoints"]
+        if not c or len(cps) == 0 or step < c:
+            return 0, self._path["w0"]
+        j = min(step // c, len(cps))
+        return j * c, np.ascontiguousarray(cps[j - 1])
+
+    # -- the kernel machine --------------------------------------------------------------
+
+    def _query_array(self, X) -> np.ndarray:
+        check_is_fitted(self, "coefs_")
+        return np.ascontiguousarray(validate_data(self, X, reset=False, dtype=np.float64))
+
+    def _decompose_raw(self, Xq, quadrature=None, queries_are_training=False) -> dict:
+        spec, X, Y, w0 = self._replay_inputs()
+        nodes = self.quadrature if quadrature is None else int(quadrature)
+        if not 1 <= nodes <= 64:
+            raise ValueError(f"quadrature: must be in 1..64, got {quadrature!r}")
+        kwargs = dict(n_nodes=nodes, tol=self.tol)
+        T = self.n_steps
+        threads = _n_threads(self.n_jobs)
+        c = self.checkpoint_every
+        n_ranges = min(threads if threads > 0 else _core.max_threads(),
+                       len(self._path["checkpoints"]) + 1) if c else 1
+        queries = None if queries_are_training else Xq
+        if n_ranges <= 1:
+            return _core.mlp_decompose(spec, X, Y, w0, queries, n_threads=threads, **kwargs)
+        # Step ranges from checkpoints run side by side; per-step contributions add up.
+        cuts = sorted({int(round(T * j / n_ranges / c)) * c for j in range(n_ranges)} | {T})
+        ranges = [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if a < b]
+
+        def run(rng):
+            first, last = rng
+            _, w = self._checkpoint_before(first)
+            return _core.mlp_decompose(spec, X, Y, w, queries, first_step=first,
+                                       last_step=last, n_threads=1, **kwargs)
+
+        with ThreadPoolExecutor(len(ranges)) as pool:
+            parts = list(pool.map(run, ranges))
+        out = dict(parts[0])
+        out["final"] = parts[-1]["final"]
+        for key in ("contributions", "reg"):
+            out[key] = sum(p[key] for p in parts)
+        out["path_norm"] = np.sqrt(sum(p["path_norm"] ** 2 for p in parts))
+        for key in ("worst_step_residual", "worst_step_residual_before_refine"):
+            out[key] = max(p[key] for p in parts)
+        for key in ("refined_segments", "relu_pieces"):
+            out[key] = sum(p[key] for p in parts)
+        return out
+
+    def decompose(self, X, *, quadrature=None) -> PathDecomposition:
+        """Split the network's output at each row of X over the training examples.
+
+        Returns a :class:`PathDecomposition` with ``initial + contributions.sum(axis=1) +
+        reg == output`` (pre-activation outputs: logits for classifiers). Exact per step t:
+        the query's gradient averaged along the step's straight segment w_t -> w_{t+1}
+        (Gauss-Legendre, ``quadrature`` nodes; ReLU segments split where a hidden unit
+        switches), dotted with training example i's loss gradient at w_t, times -lr/B,
+        summed over the steps whose batch held i. A self-check compares, per step and
+        query, the network's actual change with the quadrature; where they differ by more
+        than ``tol`` (relative to max |f|) the segment is halved, up to 8 times. The worst
+        remaining residual of the step sums is ``decomposition_error_``.
+
+        ``quadrature=1`` uses the start of each step only (TracIn's first-order term): an
+        approximation whose error is O(learning_rate) at fixed learning_rate * n_steps.
+
+        Costs one replay of the training; memory O(B * sum of widths + q * n * k).
+        """
+        Xq = self._query_array(X)
+        r = self._decompose_raw(Xq, quadrature)
+        self.decomposition_error_ = float(r["worst_step_residual"])
+        squeeze = self._squeeze_outputs()
+        pick = (lambda a: a[..., 0]) if squeeze else (lambda a: a)
+        return PathDecomposition(
+            initial=pick(r["initial"]), contributions=pick(r["contributions"]),
+            reg=pick(r["reg"]), output=pick(r["final"]), path_norm=r["path_norm"],
+            step_residual=float(r["worst_step_residual"]),
+            refined_segments=int(r["refined_segments"]), relu_pieces=int(r["relu_pieces"]),
+        )
+
+    def self_influence(self, *, quadrature=None) -> np.ndarray:
+        """Each training example's contribution to its own (explained) output: shape (n,)
+        (or (n, k) for a multi-output regressor). One replay, computing only the diagonal."""
+        r = self._decompose_raw(None, quadrature, queries_are_training=True)
+        C = r["contributions"]  # (n, k)
+        return self._select_training_target(C)
+
+    def path_kernel(self, X, Y=None) -> np.ndarray:
+        """Domingos' path kernel K(x, y) = sum_t lr * grad f(x; w_t) . grad f(y; w_t) over the
+        training steps (the Euler discretisation of his integral along the gradient-flow
+        path), per output: symmetric and positive semi-definite. Y defaults to the training
+        set. Shape (len(X), len(Y)), or (len(X), len(Y), k) for several outputs.
+
+        In Domingos' form the network is ``sum_i a_i(x) K(x, x_i) + b(x)`` with
+        ``a_i(x) = c_i(x) / K(x, x_i)`` (``c_i`` the contribution from :meth:`decompose`):
+        the coefficients depend on the query, so this is not a kernel machine with fixed
+        weights. The exact per-step kernel used by :meth:`decompose` (segment-averaged
+        gradient on the query side, start-of-step gradient on the training side) is not
+        symmetric. Cost: one replay, two small forward/backward passes per step.
+        """
+        return self._kernel(X, Y, step=0, path=True)
+
+    def tangent_kernel(self, X, Y=None, *, step=0) -> np.ndarray:
+        """The neural tangent kernel grad f(x; w_step) . grad f(y; w_step) at a training step
+        (0: initialisation, n_steps: the trained network); shapes as :meth:`path_kernel`."""
+        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or not 0 <= step <= self.n_steps:
+            raise ValueError(f"step: must be an integer in 0..{self.n_steps}, got {step!r}")
+        return self._kernel(X, Y, step=int(step), path=False)
+
+    def _kernel(self, X, Y, *, step, path) -> np.ndarray:
+        spec, Xt, Yt, w0 = self._replay_inputs()
+        A = self._query_array(X)
+        B = Xt if Y is None else self._query_array(Y)
+        first, w = (0, w0) if path else self._checkpoint_before(step)
+        K = _core.mlp_tangent_kernel(spec, Xt, Yt, w, A, B, step=step, path=path,
+                                     first_step=first, n_threads=_n_threads(self.n_jobs))
+        return K[..., 0] if K.shape[2] == 1 else K
+
+    def path_kernel_coefficients(self, X) -> np.ndarray:
+        """Domingos' a_i(x) = c_i(x) / K(x, x_i) for every training example (where K is 0 the
+        coefficient is 0). Query-dependent; see :meth:`path_kernel`."""
+        C = self.decompose(X).contributions
+        K = self.path_kernel(X)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(K != 0, C / np.where(K != 0, K, 1), 0.0)
+
+    # -- explanations --------------------------------------------------------------------
+
+    def explain(self, X, top_k=5, *, target=None, normalize=False) -> Explanation:
+        """The training examples that pushed each prediction most, for and against.
+
+        target: regressors: the output index (default 0; required with several outputs).
+        Classifiers: None or "predicted" (the predicted class's logit; for binary problems
+        the logit signed toward the predicted class), "margin" (predicted class's logit minus
+        the runner-up's), or a class label.
+        normalize: rank by contribution / path_norm (the example's gradient norm along the
+        path) instead of the raw contribution. Raw rankings favour examples with large
+        gradients (outliers, mislabelled points) and give every query the same top list,
+        TracIn's best-known failure; the normalised ranking asks which examples point the
+        same way as the query. Contributions are reported raw either way.
+        """
+        if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
+            raise ValueError(f"top_k: must be an integer >= 1, got {top_k!r}")
+        dec = self.decompose(X)
+        C, value, base, labels = self._explained(dec, target)
+        score = C / np.maximum(dec.path_norm, np.finfo(float).tiny) if normalize else None
+        hi, hv, lo, lv = _top_k_rows(C, int(top_k), score)
+        return Explanation(target=labels, value=value, base=base, supporting=hi,
+                           supporting_contributions=hv, opposing=lo,
+                           opposing_contributions=lv, normalized=bool(normalize))
+
+    def influence(self, X, *, target=None) -> np.ndarray:
+        """Aggregate influence of every training example over the queries X: the sum of its
+        contributions, shape (n,). Decomposes X in blocks, so memory stays bounded."""
+        Xq = self._query_array(X)
+        n, k = self._path["X"].shape[0], self.n_outputs_
+        block = max(1, _INFLUENCE_BLOCK_BYTES // (8 * n * k))
+        total = np.zeros(n)
+        for start in range(0, Xq.shape[0], block):
+            dec = self.decompose(Xq[start:start + block])
+            total += self._explained(dec, target)[0].sum(axis=0)
+        return total
+
+
+class PathKernelRegressor(RegressorMixin, _PathKernelBase):
+    """A multilayer perceptron trained by plain gradient descent on the squared loss
+    ``(1/2B) sum_i ||f(x_i) - y_i||^2`` (plus ``(alpha/2B) ||W||^2``), exposed as its exact
+    kernel machine over the training examples (:meth:`decompose`, :meth:`explain`).
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default (100,)
+        Widths of the hidden layers; () is a linear model.
+    activation : {"tanh", "relu", "softplus", "gelu", "identity"}, default "tanh"
+    learning_rate : float, default 0.05
+        The fixed step size of gradient descent.
+    n_steps : int, default 500
+        Gradient steps (one batch each).
+    batch_size : int or None, default None
+        None: full batch. Otherwise mini-batches from a per-epoch shuffle (seeded from
+        random_state, deterministic), the last batch of an epoch smaller, as scikit-learn.
+    alpha : float, default 0
+        L2 penalty on the weights (not biases), scikit-learn's convention.
+    shuffle : bool, default True
+        Shuffle mini-batches each epoch.
+    random_state : int, RandomState or None
+        Initial weights (Glorot uniform, as scikit-learn's MLP) and the batch order.
+    quadrature : int, default 4
+        Gauss-Legendre nodes per step segment for decompose (1: start of step only).
+    tol : float, default 1e-12
+        Per-step self-check tolerance of decompose, relative to max |f|.
+    checkpoint_every : int or None
+        Also keep the parameters every this many steps: memory ceil(n_steps / c) * P
+        float64 values; lets tangent_kernel start its replay there and lets decompose run
+        step ranges side by side (n_jobs > 1). None keeps w_0 only (replay from the start).
+    record_path : bool, default True
+        Keep the training set and w_0 (n * (d + k) + P values) so that the model can be
+        decomposed; False keeps only the trained weights.
+    n_jobs : int or None
+        Threads of the native code (None: OpenMP's default).
+    verbose : bool
+        Progress bar (tqdm when installed) with the loss.
+
+    Attributes
+    ----------
+    coefs_, intercepts_ : lists of arrays (fan_in, fan_out) and (fan_out,), the trained weights
+    initial_coefs_, initial_intercepts_ : the starting point, same shapes
+    loss_curve_ : batch loss at the start of every step; n_iter_ : n_steps
+    batch_seed_ : seed of the batch order (with initial_* and the data: a full replay)
+    decomposition_error_ : worst per-step residual of the last decompose
+    """
+
+    def fit(self, X, y):
+        X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True, y_numeric=True,
+                             ensure_min_samples=2)
+        y = np.asarray(y, dtype=np.float64)
+        self._y_1d = y.ndim == 1
+        Y = y.reshape(-1, 1) if y.ndim == 1 else y
+        return self._fit_network(X, Y, "squared")
+
+    def predict(self, X):
+        f = self._outputs(X)
+        return f[:, 0] if self._y_1d else f
+
+    def _squeeze_outputs(self) -> bool:
+        return self._y_1d
+
+    def _explained(self, dec: PathDecomposition, target):
+        C = dec.contributions
+        if C.ndim == 2:
+            if target not in (None, 0):
+                raise ValueError(f"target: this model has one output, got {target!r}")
+            return C, dec.output, dec.initial + dec.reg, np.zeros(len(C), dtype=int)
+        if target is None:
+            raise ValueError("target: this model has several outputs; name one (an index)")
+        if isinstance(target, bool) or not isinstance(target, numbers.Integral) or not 0 <= target < C.shape[2]:
+            raise ValueError(f"target: must be an output index in 0..{C.shape[2] - 1}")
+        o = int(target)
+        return (C[:, :, o], dec.output[:, o], dec.initial[:, o] + dec.reg[:, o],
+                np.full(len(C), o))
+
+    def _select_training_target(self, C):
+        return C[:, 0] if self._y_1d else C
+
+    def _more_tags(self):  # scikit-learn < 1.6
+        return {"multioutput": True}
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
+
+
+class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
+    """A multilayer perceptron classifier trained by plain gradient descent on the logistic
+    loss (two classes, one output) or the softmax cross-entropy (more classes, one output per
+    class), exposed as its exact kernel machine. Parameters as :class:`PathKernelRegressor`;
+    decompositions are of the logits (``decision_function``)."""
+
+    def fit(self, X, y):
+        X, y = validate_data(self, X, y, dtype=np.float64, ensure_min_samples=2)
+        check_classification_targets(y)
+        enc = LabelEncoder()
+        codes = enc.fit_transform(y)
+        self.classes_ = enc.classes_
+        if len(self.classes_) < 2:
+            raise ValueError(
+                f"y: needs at least 2 classes, got {len(self.classes_)} ({self.classes_!r})"
+            )
+        if len(self.classes_) == 2:
+            Y = codes.reshape(-1, 1).astype(np.float64)
+            loss = "logistic"
+        else:
+            Y = np.eye(len(self.classes_))[codes]
+            loss = "softmax"
+        return self._fit_network(X, Y, loss)
+
+    def decision_function(self, X):
+        f = self._outputs(X)
+        return f[:, 0] if f.shape[1] == 1 else f
+
+    def predict_proba(self, X):
+        f = self._outputs(X)
+        if f.shape[1] == 1:
+            p1 = 1.0 / (1.0 + np.exp(-f[:, 0]))
+            return np.column_stack([1.0 - p1, p1])
+        e = np.exp(f - f.max(axis=1, keepdims=True))
+        return e / e.sum(axis=1, keepdims=True)
+
+    def predict_log_proba(self, X):
+        with np.errstate(divide="ignore"):
+            return np.log(self.predict_proba(X))
+
+    def predict(self, X):
+        f = self._outputs(X)
+        idx = (f[:, 0] > 0).astype(int) if f.shape[1] == 1 else np.argmax(f, axis=1)
+        return self.classes_[idx]
+
+    def _squeeze_outputs(self) -> bool:
+        return len(self.classes_) == 2
+
+    def _class_index(self, label) -> int:
+        hits = np.flatnonzero(self.classes_ == label)
+        if hits.size != 1:
+            raise ValueError(f"target: {label!r} is not one of the classes {list(self.classes_)}")
+        return int(hits[0])
+
+    def _explained(self, dec: PathDecomposition, target):
+        C, out, base = dec.contributions, dec.output, dec.initial + dec.reg
+        if C.ndim == 2:  # binary: one logit, for classes_[1]
+            predicted = (out > 0).astype(int)
+            if target in (None, "predicted", "margin"):
+                sign = np.where(predicted == 1, 1.0, -1.0)
+                labels = self.classes_[predicted]
+            else:
+                c = self._class_index(target)
+                sign = np.full(len(out), 1.0 if c == 1 else -1.0)
+                labels = np.full(len(out), self.classes_[c])
+            return C * sign[:, None], out * sign, base * sign, labels
+        rows = np.arange(len(out))
+        order = np.argsort(-out, axis=1, kind="stable")
+        if target is None or (isinstance(target, str) and target == "predicted"):
+            c = order[:, 0]
+            return C[rows, :, c], out[rows, c], base[rows, c], self.classes_[c]
+        if isinstance(target, str) and target == "margin" and "margin" not in set(map(str, self.classes_)):
+            c, r = order[:, 0], order[:, 1]
+            return (C[rows, :, c] - C[rows, :, r], out[rows, c] - out[rows, r],
+                    base[rows, c] - base[rows, r], self.classes_[c])
+        c = self._class_index(target)
+        return C[:, :, c], out[:, c], base[:, c], np.full(len(out), self.classes_[c])
+
+    def _select_training_target(self, C):
+        """Contribution to the example's own label: its logit (binary: signed toward it)."""
+        y_codes = self._training_codes()
+        if C.shape[1] == 1:
+            return C[:, 0] * np.where(y_codes == 1, 1.0, -1.0)
+        return C[np.arange(len(C)), y_codes]
+
+    def _training_codes(self) -> np.ndarray:
+        Y = self._path["Y"]
+        return Y[:, 0].astype(int) if Y.shape[1] == 1 else np.argmax(Y, axis=1)
