@@ -38,6 +38,9 @@ class Replay {
   double alpha() const { return config_.alpha; }
 
  private:
+  void compute_step();
+  [[noreturn]] void diverged() const;
+
   const Architecture& arch_;
   TrainConfig config_;
   Dataset data_;

@@ -98,7 +98,23 @@ Replay::Replay(const Architecture& arch, const TrainConfig& config, const Datase
   wt_.assign(arch_, w_.data());
 }
 
+void Replay::diverged() const {
+  throw std::runtime_error("training diverged at step " + std::to_string(step_) +
+                           " (the loss or the parameters are no longer finite): use a "
+                           "smaller learning_rate");
+}
+
 void Replay::compute() {
+  try {
+    compute_step();
+  } catch (const std::invalid_argument&) {
+    // The inputs and w_t were checked finite: a product inside the step overflowed, and the
+    // engine's input check caught it.
+    diverged();
+  }
+}
+
+void Replay::compute_step() {
   const std::size_t d = arch_.n_inputs(), k = arch_.n_outputs(), L = arch_.n_layers();
   batch_ = schedule_.next();
   const std::size_t B = batch_.size();
@@ -111,6 +127,8 @@ void Replay::compute() {
   forward(arch_, w_.data(), wt_, Xb_.data(), B, cache_, options_);
   top_.resize(B * k);
   loss_ = loss_and_derivative(arch_.loss, cache_.Z[L - 1].data(), Yb_.data(), B, k, top_.data());
+  for (double g : top_)
+    if (!std::isfinite(g)) diverged();
   backward(arch_, w_.data(), cache_, top_.data(), 1, D_, options_);
 
   const double scale = config_.learning_rate / double(B);
@@ -143,10 +161,7 @@ void Replay::compute() {
     delta_[e] = w_next_[e] - w_[e];
     if (!std::isfinite(w_next_[e])) loss_ = NAN;
   }
-  if (!std::isfinite(loss_))
-    throw std::runtime_error("training diverged at step " + std::to_string(step_) +
-                             " (the loss or the parameters are no longer finite): use a "
-                             "smaller learning_rate");
+  if (!std::isfinite(loss_)) diverged();
 }
 
 void Replay::commit() {

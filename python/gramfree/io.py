@@ -32,8 +32,12 @@ FORMAT_VERSION = 1
 
 def _estimator_classes() -> dict[str, type]:
     from .estimators import KernelClassifier, KernelRegressor
+    from .pathkernel import PathKernelClassifier, PathKernelRegressor
 
-    return {c.__name__: c for c in (KernelRegressor, KernelClassifier)}
+    return {
+        c.__name__: c
+        for c in (KernelRegressor, KernelClassifier, PathKernelRegressor, PathKernelClassifier)
+    }
 
 
 _KERNEL_CLASSES = {
@@ -75,17 +79,29 @@ def _decode_param(value: Any) -> Any:
 
 
 def save(estimator, path: str | os.PathLike) -> None:
-    """Write a fitted KernelRegressor or KernelClassifier to ``path`` (format version 1)."""
+    """Write a fitted gramfree estimator to ``path`` (format version 1)."""
     from sklearn.utils.validation import check_is_fitted
 
     name = type(estimator).__name__
     if name not in _estimator_classes():
         raise TypeError(f"estimator: cannot save a {name}")
-    check_is_fitted(estimator, "dual_coef_")
-    arrays: dict[str, np.ndarray] = {
-        "centers": np.ascontiguousarray(estimator.centers_),
-        "dual_coef": np.ascontiguousarray(estimator.dual_coef_),
-    }
+    if hasattr(estimator, "_portable_state"):  # path-kernel models describe themselves
+        arrays, attributes = estimator._portable_state()
+    else:
+        check_is_fitted(estimator, "dual_coef_")
+        arrays = {
+            "centers": np.ascontiguousarray(estimator.centers_),
+            "dual_coef": np.ascontiguousarray(estimator.dual_coef_),
+        }
+        attributes = {
+            "solver_": estimator.solver_,
+            "n_iter_": int(estimator.n_iter_),
+            "loss_curve_": [float(v) for v in estimator.loss_curve_],
+            "n_features_in_": int(estimator.n_features_in_),
+            "kernel_": _encode_param(estimator.kernel_),
+            "fit_time_": float(getattr(estimator, "fit_time_", 0.0)),
+            "y_1d": bool(getattr(estimator, "_y_1d", True)),
+        }
     if hasattr(estimator, "classes_"):
         classes = np.asarray(estimator.classes_)
         if classes.dtype.kind == "O":
@@ -99,13 +115,7 @@ def save(estimator, path: str | os.PathLike) -> None:
         "estimator": name,
         "params": {k: _encode_param(v) for k, v in estimator.get_params().items()},
         "attributes": {
-            "solver_": estimator.solver_,
-            "n_iter_": int(estimator.n_iter_),
-            "loss_curve_": [float(v) for v in estimator.loss_curve_],
-            "n_features_in_": int(estimator.n_features_in_),
-            "kernel_": _encode_param(estimator.kernel_),
-            "fit_time_": float(getattr(estimator, "fit_time_", 0.0)),
-            "y_1d": bool(getattr(estimator, "_y_1d", True)),
+            **attributes,
             "classes_kind": None if "classes" not in arrays else arrays["classes"].dtype.kind,
         },
     }
@@ -142,6 +152,11 @@ def load(path: str | os.PathLike):
         except TypeError as exc:
             raise ValueError(f"path: parameters in the model file do not fit {cls.__name__} ({exc})") from None
         attrs = meta["attributes"]
+        if hasattr(est, "_restore_state"):
+            est._restore_state({name: data[name] for name in data.files}, attrs)
+            if "classes" in data.files:
+                est.classes_ = data["classes"]
+            return est
         est.centers_ = data["centers"]
         est.dual_coef_ = data["dual_coef"]
         if "classes" in data.files:

@@ -175,6 +175,50 @@ class _PathKernelBase(BaseEstimator):
         j = min(step // c, len(cps))
         return j * c, np.ascontiguousarray(cps[j - 1])
 
+    # -- persistence ---------------------------------------------------------------------
+
+    def save(self, path) -> None:
+        """Write the fitted model (weights, starting point, recorded path) to a portable,
+        versioned file without pickle; see :func:`gramfree.load`."""
+        from ..io import save
+
+        save(self, path)
+
+    def _portable_state(self) -> tuple[dict, dict]:
+        """(arrays, JSON-able attributes) for gramfree.io."""
+        check_is_fitted(self, "coefs_")
+        arrays = {"params": self._params,
+                  "w0": self.network_.pack(self.initial_coefs_, self.initial_intercepts_)}
+        if self._path is not None:
+            arrays.update(path_X=self._path["X"], path_Y=self._path["Y"],
+                          checkpoints=self._path["checkpoints"])
+        attrs = {
+            "sizes": list(self.network_.sizes), "loss": self.network_.loss,
+            "batch_size_": int(self.batch_size_), "batch_seed_": int(self.batch_seed_),
+            "loss_curve_": [float(v) for v in self.loss_curve_],
+            "n_features_in_": int(self.n_features_in_), "n_outputs_": int(self.n_outputs_),
+            "y_1d": bool(getattr(self, "_y_1d", True)),
+        }
+        return arrays, attrs
+
+    def _restore_state(self, arrays, attrs) -> None:
+        self.network_ = Network(tuple(attrs["sizes"]), self.activation, attrs["loss"])
+        self._params = np.ascontiguousarray(arrays["params"])
+        self.coefs_, self.intercepts_ = self.network_.unpack(self._params)
+        w0 = np.ascontiguousarray(arrays["w0"])
+        self.initial_coefs_, self.initial_intercepts_ = self.network_.unpack(w0)
+        self.batch_size_, self.batch_seed_ = attrs["batch_size_"], attrs["batch_seed_"]
+        self.loss_curve_ = list(attrs["loss_curve_"])
+        self.loss_ = self.loss_curve_[-1]
+        self.n_iter_ = int(self.n_steps)
+        self.n_features_in_, self.n_outputs_ = attrs["n_features_in_"], attrs["n_outputs_"]
+        self._y_1d = attrs["y_1d"]
+        self._path = None
+        if "path_X" in arrays:
+            self._path = {"X": np.ascontiguousarray(arrays["path_X"]),
+                          "Y": np.ascontiguousarray(arrays["path_Y"]), "w0": w0,
+                          "checkpoints": np.ascontiguousarray(arrays["checkpoints"])}
+
     # -- the kernel machine --------------------------------------------------------------
 
     def _query_array(self, X) -> np.ndarray:

@@ -1,0 +1,37 @@
+"""Path-kernel estimators inside scikit-learn: the estimator checks, pipelines, search."""
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.datasets import load_digits
+from sklearn.model_selection import GridSearchCV, cross_val_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from gramfree import PathKernelClassifier, PathKernelRegressor
+
+CHECKED = [
+    PathKernelRegressor((8,), learning_rate=0.05, n_steps=100, random_state=0),
+    PathKernelClassifier((8,), learning_rate=0.5, n_steps=200, random_state=0),
+    PathKernelRegressor((8, 8), "relu", learning_rate=0.05, n_steps=300, batch_size=16,
+                        random_state=0),
+]
+
+
+@parametrize_with_checks(CHECKED)
+def test_sklearn_compatible(estimator, check):
+    check(estimator)
+
+
+def test_pipeline_grid_search_cross_val():
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:400], y[:400]
+    pipe = make_pipeline(StandardScaler(),
+                         PathKernelClassifier((16,), learning_rate=0.2, n_steps=150, random_state=0))
+    grid = GridSearchCV(pipe, {"pathkernelclassifier__learning_rate": [0.1, 0.3]}, cv=2, n_jobs=2)
+    grid.fit(X, y)
+    assert grid.best_score_ > 0.8
+    scores = cross_val_score(clone(pipe), X, y, cv=3)
+    assert scores.mean() > 0.8
+    fitted = pipe.fit(X, y)
+    assert fitted[-1].decompose(StandardScaler().fit(X).transform(X[:2])).reconstruction_error < 1e-9
