@@ -62,3 +62,14 @@ def test_bad_target_is_a_clean_error(regression_csv, tmp_path):
     r = run("fit", str(path), "--target", "nope", cwd=tmp_path)
     assert r.returncode != 0 and "--target" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_demo_reproduces_the_network_and_draws_its_explanation(tmp_path):
+    """The README's first command: kernel machines beside SVC, and a network trained by
+    gradient descent shown equal to its path-kernel machine, with the image of its evidence."""
+    png = tmp_path / "explain.png"
+    proc = run("demo", "--plot", str(png), cwd=tmp_path)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "demo OK" in proc.stdout
+    assert "[path kernel]" in proc.stdout and "supporting:" in proc.stdout
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

@@ -19,7 +19,7 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, validate_data
+from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
 
 from .. import _core
 from ..operators import _n_threads
@@ -340,7 +340,8 @@ class _PathKernelBase(BaseEstimator):
 
     # -- explanations --------------------------------------------------------------------
 
-    def explain(self, X, top_k=5, *, target=None, normalize=False) -> Explanation:
+    def explain(self, X, top_k=5, *, target=None, normalize=False,
+                decomposition: PathDecomposition | None = None) -> Explanation:
         """The training examples that pushed each prediction most, for and against.
 
         target: regressors: the output index (default 0; required with several outputs).
@@ -352,10 +353,13 @@ class _PathKernelBase(BaseEstimator):
         gradients (outliers, mislabelled points) and give every query the same top list,
         TracIn's best-known failure; the normalised ranking asks which examples point the
         same way as the query. Contributions are reported raw either way.
+        decomposition: ``self.decompose(X)`` when already computed (saves a replay).
         """
         if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
             raise ValueError(f"top_k: must be an integer >= 1, got {top_k!r}")
-        dec = self.decompose(X)
+        dec = self.decompose(X) if decomposition is None else decomposition
+        if dec.contributions.shape[0] != _num_samples(X):
+            raise ValueError("decomposition: was computed for another number of queries than X")
         C, value, base, labels = self._explained(dec, target)
         score = C / np.maximum(dec.path_norm, np.finfo(float).tiny) if normalize else None
         hi, hv, lo, lv = _top_k_rows(C, int(top_k), score)

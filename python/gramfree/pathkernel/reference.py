@@ -138,15 +138,16 @@ def decompose(net: ReferenceMLP, w0, X, Y, Q, *, learning_rate, n_steps, batch_s
         for s in range(0, B, block):
             part = idx[s:s + block]
             f, J = net.jacobian(w, X[part])
-            G = np.einsum("ro,rop->rp", net.loss_derivative(f, Y[part]), J)  # per-example grads
+            G = np.einsum("ro,rop->rp", net.loss_derivative(f, Y[part]), J, optimize=True)
             grad = grad + G.sum(axis=0)
             G_rows.append((part, G))
         w_next = w - learning_rate / B * grad
         delta = w_next - w
         gbar = sum(wj * net.jacobian(w + sj * delta, Q)[1] for sj, wj in zip(nodes, wts))
-        for part, G in G_rows:
-            C[:, part, :] += -learning_rate / B * np.einsum("qop,rp->qro", gbar, G)
-        reg += -learning_rate * alpha / B * np.einsum("qop,p->qo", gbar, mask * w)
+        flat = gbar.reshape(q * k, -1)  # every query's averaged gradient, materialised
+        for part, G in G_rows:  # G: the block's per-example gradients, materialised
+            C[:, part, :] += -learning_rate / B * (flat @ G.T).reshape(q, k, -1).transpose(0, 2, 1)
+        reg += -learning_rate * alpha / B * (flat @ (mask * w)).reshape(q, k)
         w = w_next
     final = net.forward(w, Q)[0]
     return initial, C, reg, final, w
