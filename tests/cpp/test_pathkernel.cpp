@@ -1,0 +1,129 @@
+// Tests of the path-kernel engine from C++ (the Python tests hold the numpy reference): the
+// batch schedule, the quadrature and root finding it relies on, and the decomposition's
+// identity b + sum C + reg = f on small networks of every activation.
+#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cmath>
+#include <random>
+#include <set>
+#include <vector>
+
+#include "gramfree/pathkernel.hpp"
+#include "pathkernel/segments.hpp"
+
+using namespace gramfree;
+using namespace gramfree::pathkernel;
+
+TEST_CASE("batch schedule: every epoch is a permutation, batches as scikit-learn's") {
+  TrainConfig c;
+  c.batch_size = 4;
+  c.seed = 7;
+  BatchSchedule s(10, c);
+  std::vector<std::size_t> sizes, epoch;
+  for (int t = 0; t < 6; ++t) {
+    const auto& b = s.next();
+    sizes.push_back(b.size());
+    if (t < 3) epoch.insert(epoch.end(), b.begin(), b.end());
+  }
+  CHECK(sizes == std::vector<std::size_t>{4, 4, 2, 4, 4, 2});
+  std::sort(epoch.begin(), epoch.end());
+  for (std::size_t i = 0; i < 10; ++i) CHECK(epoch[i] == i);
+  TrainConfig full;
+  BatchSchedule f(5, full);
+  CHECK(f.next() == std::vector<std::size_t>{0, 1, 2, 3, 4});
+}
+
+TEST_CASE("Gauss-Legendre on [0, 1] integrates degree 2n - 1 exactly") {
+  for (int n = 1; n <= 8; ++n) {
+    std::vector<double> x, w;
+    detail::gauss_legendre_01(n, x, w);
+    for (int deg = 0; deg <= 2 * n - 1; ++deg) {
+      double q = 0;
+      for (int j = 0; j < n; ++j) q += w[j] * std::pow(x[j], deg);
+      CHECK(q == doctest::Approx(1.0 / (deg + 1)).epsilon(1e-14));
+    }
+  }
+}
+
+TEST_CASE("roots_in finds sign changes of polynomials, ascending") {
+  // (s - 0.2)(s - 0.5)(s - 0.7) = s^3 - 1.4 s^2 + 0.59 s - 0.07
+  auto r = detail::roots_in({-0.07, 0.59, -1.4, 1.0}, 0.0, 1.0);
+  REQUIRE(r.size() == 3);
+  CHECK(r[0] == doctest::Approx(0.2).epsilon(1e-13));
+  CHECK(r[1] == doctest::Approx(0.5).epsilon(1e-13));
+  CHECK(r[2] == doctest::Approx(0.7).epsilon(1e-13));
+  CHECK(detail::roots_in({-0.07, 0.59, -1.4, 1.0}, 0.3, 0.6).size() == 1);
+  CHECK(detail::roots_in({0.25, -1.0, 1.0}, 0.0, 1.0).empty());  // (s - 0.5)^2 touches zero
+  CHECK(detail::roots_in({1.0}, 0.0, 1.0).empty());
+}
+
+namespace {
+double reconstruction_error(Activation act, Loss loss, std::size_t k, std::size_t batch) {
+  std::mt19937_64 gen(3);
+  std::normal_distribution<double> normal;
+  const std::size_t n = 20, d = 3, q = 4;
+  Architecture arch{{d, 6, 5, k}, act, loss};
+  std::vector<double> X(n * d), Y(n * k, 0.0), Q(q * d), w0(arch.n_params());
+  for (double& v : X) v = normal(gen);
+  for (double& v : Q) v = normal(gen);
+  for (double& v : w0) v = 0.5 * normal(gen);
+  for (std::size_t i = 0; i < n; ++i) {
+    if (loss == Loss::squared) Y[i * k] = std::sin(X[i * d]);
+    else if (loss == Loss::logistic) Y[i] = X[i * d] > 0;
+    else Y[i * k + i % k] = 1.0;
+  }
+  TrainConfig c;
+  c.learning_rate = 0.1;
+  c.n_steps = 15;
+  c.batch_size = batch;
+  c.alpha = 0.01;
+  const Dataset data{{X.data(), n, d}, {Y.data(), n, k}};
+  const Decomposition r =
+      decompose(arch, c, data, w0, {Q.data(), q, d}, DecomposeConfig{});
+  const TrainResult t = train(arch, c, data, w0);
+  std::vector<double> f(q * k);
+  predict(arch, t.params, {Q.data(), q, d}, {f.data(), q, k});
+  double worst = 0, scale = 0;
+  for (std::size_t a = 0; a < q; ++a)
+    for (std::size_t o = 0; o < k; ++o) {
+      double total = r.initial[a * k + o] + r.reg[a * k + o];
+      for (std::size_t i = 0; i < n; ++i) total += r.contributions[(a * n + i) * k + o];
+      worst = std::max(worst, std::abs(total - f[a * k + o]));
+      scale = std::max(scale, std::abs(f[a * k + o]));
+      CHECK(r.final[a * k + o] == f[a * k + o]);  // replay reproduces training bit for bit
+    }
+  return worst / scale;
+}
+}  // namespace
+
+TEST_CASE("decomposition reproduces the trained network") {
+  for (Activation act : {Activation::tanh, Activation::relu, Activation::softplus,
+                         Activation::gelu, Activation::identity}) {
+    CAPTURE(to_string(act));
+    CHECK(reconstruction_error(act, Loss::squared, 2, 0) < 1e-9);
+    CHECK(reconstruction_error(act, Loss::softmax, 3, 7) < 1e-9);
+    CHECK(reconstruction_error(act, Loss::logistic, 1, 6) < 1e-9);
+  }
+}
+
+TEST_CASE("bad input is refused with std::invalid_argument") {
+  Architecture arch{{2, 3, 1}, Activation::tanh, Loss::squared};
+  std::vector<double> X(8, 0.5), Y(4, 1.0), w0(arch.n_params(), 0.1);
+  const Dataset data{{X.data(), 4, 2}, {Y.data(), 4, 1}};
+  TrainConfig c;
+  c.learning_rate = 0;
+  CHECK_THROWS_AS(train(arch, c, data, w0), std::invalid_argument);
+  c.learning_rate = 0.1;
+  c.n_steps = 0;
+  CHECK_THROWS_AS(train(arch, c, data, w0), std::invalid_argument);
+  c.n_steps = 3;
+  std::vector<double> short_w(3, 0.0);
+  CHECK_THROWS_AS(train(arch, c, data, short_w), std::invalid_argument);
+  Architecture bad{{2, 3, 1}, Activation::tanh, Loss::softmax};
+  CHECK_THROWS_AS(train(bad, c, data, w0), std::invalid_argument);
+  CHECK_THROWS_AS(activation_from_string("swish"), std::invalid_argument);
+  X[3] = NAN;
+  CHECK_THROWS_AS(train(arch, c, data, w0), std::invalid_argument);
+}
