@@ -240,7 +240,7 @@ class _PathKernelBase(BaseEstimator):
         if n_ranges <= 1:
             return _core.mlp_decompose(spec, X, Y, w0, queries, n_threads=threads, **kwargs)
         # Step ranges from checkpoints run side by side; per-step contributions add up.
-        cuts = sorted({int(round(T * j / n_ranges / c)) * c for j in range(n_ranges)} | {T})
+        cuts = sorted({min(T, int(round(T * j / n_ranges / c)) * c) for j in range(n_ranges)} | {T})
         ranges = [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if a < b]
 
         def run(rng):
