@@ -141,6 +141,35 @@ double activation_derivative(Activation a, double z) {
   return 1.0;
 }
 
+void activate_all(Activation act, const double* z, std::size_t count, double* a, double* da) {
+  switch (act) {
+    case Activation::tanh:
+      for (std::size_t i = 0; i < count; ++i) {
+        const double t = std::tanh(z[i]);
+        a[i] = t;
+        da[i] = 1.0 - t * t;
+      }
+      return;
+    case Activation::relu:
+      for (std::size_t i = 0; i < count; ++i) {
+        a[i] = z[i] > 0 ? z[i] : 0.0;
+        da[i] = z[i] > 0 ? 1.0 : 0.0;
+      }
+      return;
+    case Activation::identity:
+      for (std::size_t i = 0; i < count; ++i) {
+        a[i] = z[i];
+        da[i] = 1.0;
+      }
+      return;
+    default:
+      for (std::size_t i = 0; i < count; ++i) {
+        a[i] = activate(act, z[i]);
+        da[i] = activation_derivative(act, z[i]);
+      }
+  }
+}
+
 void TransposedWeights::assign(const Architecture& arch, const double* params) {
   Wt.resize(arch.n_layers());
   for (std::size_t l = 0; l < arch.n_layers(); ++l) {
@@ -157,6 +186,7 @@ void forward(const Architecture& arch, const double* params, const TransposedWei
   cache.rows = rows;
   cache.A.resize(L);
   cache.Z.resize(L);
+  cache.dA.resize(L);
   cache.A[0].assign(X, X + rows * arch.sizes[0]);
   std::vector<double> tmp;
   for (std::size_t l = 0; l < L; ++l) {
@@ -177,9 +207,10 @@ void forward(const Architecture& arch, const double* params, const TransposedWei
         for (std::size_t j = 0; j < fo; ++j) Z[r * fo + j] += b[j];
     }
     if (l + 1 < L) {
-      std::vector<double>& A = cache.A[l + 1];
-      A.resize(rows * fo);
-      for (std::size_t e = 0; e < rows * fo; ++e) A[e] = activate(arch.activation, Z[e]);
+      cache.A[l + 1].resize(rows * fo);
+      cache.dA[l].resize(rows * fo);
+      activate_all(arch.activation, Z.data(), rows * fo, cache.A[l + 1].data(),
+                   cache.dA[l].data());
     }
   }
 }
@@ -206,11 +237,10 @@ void backward(const Architecture& arch, const double* params, const ForwardCache
         for (std::size_t j = 0; j < fi; ++j) Dn[r * fi + j] += sr * tmp[r * fi + j];
       }
     }
-    const std::vector<double>& Zp = cache.Z[l - 1];
+    const std::vector<double>& dAp = cache.dA[l - 1];
     for (std::size_t r = 0; r < R; ++r) {
-      const double* z = Zp.data() + (r / rep) * fi;
-      for (std::size_t j = 0; j < fi; ++j)
-        Dn[r * fi + j] *= activation_derivative(arch.activation, z[j]);
+      const double* da = dAp.data() + (r / rep) * fi;
+      for (std::size_t j = 0; j < fi; ++j) Dn[r * fi + j] *= da[j];
     }
   }
 }

@@ -35,7 +35,11 @@ struct TransposedWeights {
 struct ForwardCache {
   std::size_t rows = 0;
   std::vector<std::vector<double>> A, Z;
+  std::vector<std::vector<double>> dA;  // dA[l] = activation'(Z[l]) for the hidden layers
 };
+
+// a[i] = act(z[i]) and da[i] = act'(z[i]) in one pass (tanh's derivative from its value).
+void activate_all(Activation act, const double* z, std::size_t count, double* a, double* da);
 
 void forward(const Architecture& arch, const double* params, const TransposedWeights& wt,
              const double* X, std::size_t rows, ForwardCache& cache, const Options& options,

@@ -50,7 +50,7 @@ class Replay {
   std::vector<double> w_, w_next_, delta_;
   TransposedWeights wt_;
   std::vector<std::size_t> batch_;
-  std::vector<double> Xb_, Yb_, top_, grad_, At_, Dt_;
+  std::vector<double> Xb_, Yb_, top_, grad_, part_, At_, Dt_;
   ForwardCache cache_;
   std::vector<std::vector<double>> D_;
   double loss_ = 0;
