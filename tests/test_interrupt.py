@@ -58,6 +58,20 @@ CASES = {
         "V = np.ones(50_000)",
         "kernel_gradient(X, X, V, 'laplacian')",
     ),
+    # the path-kernel trainer's step loop (~60 s of full-batch steps)
+    "pathkernel_fit": (
+        "X = rng.normal(size=(20_000, 32)); y = np.sin(X[:, 0])\n"
+        "m = gramfree.PathKernelRegressor((256, 256), n_steps=100_000)",
+        "m.fit(X, y)",
+    ),
+    # its decomposition replay; a long replay without a long fit: the recorded training set
+    # is swapped for a larger one (replay then runs 2000 batches of 300 drawn from 20000 rows)
+    "pathkernel_decompose": (
+        "X = rng.normal(size=(20_000, 32)); y = np.sin(X[:, 0])\n"
+        "m = gramfree.PathKernelRegressor((64,), n_steps=2_000, random_state=0)\n"
+        "m.fit(X[:300], y[:300]); m._path['X'] = X; m._path['Y'] = y[:, None]",
+        "m.decompose(X[:200])",
+    ),
 }
 
 

@@ -1,7 +1,6 @@
 // The exact decomposition of a trained network's outputs over its training examples, and the
 // tangent and path kernels, all by replaying the deterministic training from w_0.
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 #include <stdexcept>
 #include <string>
@@ -217,22 +216,6 @@ void forward_out(const Architecture& arch, const std::vector<double>& w, const d
   out = cache.Z.back();
 }
 
-class Poller {
- public:
-  explicit Poller(const Options& o) : o_(o), last_(std::chrono::steady_clock::now()) {}
-  void poll() {
-    if (!o_.interrupt) return;
-    const auto now = std::chrono::steady_clock::now();
-    if (now - last_ < std::chrono::milliseconds(20)) return;
-    last_ = now;
-    if (o_.interrupt()) throw interrupted();
-  }
-
- private:
-  const Options& o_;
-  std::chrono::steady_clock::time_point last_;
-};
-
 }  // namespace
 
 Decomposition decompose(const Architecture& arch, const TrainConfig& config, const Dataset& data,
@@ -266,7 +249,7 @@ Decomposition decompose(const Architecture& arch, const TrainConfig& config, con
   forward_out(arch, initial, Xall, nq, out.initial, options);
 
   Decomposer dec(arch, data, queries, dc, options);
-  Poller poller(options);
+  detail::StepPoller poller(options);
   TransposedWeights dwt;
   std::vector<double> f0 = out.initial, f1, Xb, step_sum, GA, GD, S;
   std::vector<double> f0b, f1b;
@@ -449,7 +432,7 @@ void tangent_kernel(const Architecture& arch, const TrainConfig& config, const D
       }
     }
   };
-  Poller poller(options);
+  detail::StepPoller poller(options);
   if (path) {
     while (!replay.done()) {
       poller.poll();

@@ -2,11 +2,29 @@
 // replay of it (decomposition, kernels) run the very same arithmetic and so the same bits.
 #pragma once
 
+#include <chrono>
 #include <vector>
 
 #include "pathkernel/network.hpp"
 
 namespace gramfree::pathkernel::detail {
+
+// Polls options.interrupt from the calling thread, at most every 20 ms (between steps).
+class StepPoller {
+ public:
+  explicit StepPoller(const Options& o) : o_(o), last_(std::chrono::steady_clock::now()) {}
+  void poll() {
+    if (!o_.interrupt) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (now - last_ < std::chrono::milliseconds(20)) return;
+    last_ = now;
+    if (o_.interrupt()) throw interrupted();
+  }
+
+ private:
+  const Options& o_;
+  std::chrono::steady_clock::time_point last_;
+};
 
 class Replay {
  public:

@@ -36,22 +36,6 @@ void check_data(const Architecture& arch, const Dataset& data) {
     if (!std::isfinite(data.Y.data[e])) throw std::invalid_argument("y: contains NaN or inf");
 }
 
-// Polls options.interrupt every ~20 ms from the calling thread.
-class StepPoller {
- public:
-  explicit StepPoller(const Options& o) : o_(o), last_(std::chrono::steady_clock::now()) {}
-  void poll() {
-    if (!o_.interrupt) return;
-    const auto now = std::chrono::steady_clock::now();
-    if (now - last_ < std::chrono::milliseconds(20)) return;
-    last_ = now;
-    if (o_.interrupt()) throw interrupted();
-  }
-
- private:
-  const Options& o_;
-  std::chrono::steady_clock::time_point last_;
-};
 }  // namespace
 
 BatchSchedule::BatchSchedule(std::size_t n, const TrainConfig& c)
@@ -184,7 +168,7 @@ TrainResult train(const Architecture& arch, const TrainConfig& config, const Dat
                   const std::vector<double>& initial, const Options& options,
                   const StepCallback& callback, std::size_t checkpoint_every) {
   detail::Replay replay(arch, config, data, initial, options);
-  StepPoller poller(options);
+  detail::StepPoller poller(options);
   TrainResult result;
   result.loss_curve.reserve(config.n_steps);
   while (!replay.done()) {
