@@ -592,3 +592,78 @@ def test_compress_unfitted():
 
     with pytest.raises(NotFittedError):
         KernelRegressor().compress(5)
+
+
+# ---------------------------------------------------------------------------------------
+# 8. large numbers of centres (slow)
+
+
+@pytest.mark.slow
+def test_nystrom_20000_centres_with_multithreaded_blas():
+    """n_centers = 20000 in float64: where OpenBLAS crashed on AMD Zen 4 in potrf and in
+    numpy's ``L.T @ L`` (syrk). Run in a subprocess with two BLAS threads (this suite's
+    conftest limits its own process to one), so that a segfault fails the test instead of
+    ending the session. Checked against numpy: the reported objective is the objective of
+    the returned coefficients, it decreases, and it is below the closed-form optimum on
+    2000 of the same centres (a subspace of the model's)."""
+    import subprocess
+    import sys
+    import textwrap
+
+    script = textwrap.dedent(
+        """
+        import numpy as np
+        from sklearn.metrics.pairwise import rbf_kernel
+        from threadpoolctl import threadpool_info, threadpool_limits
+
+        from gramfree import KernelRegressor
+
+        threadpool_limits(2, user_api="blas")
+        print("blas threads", [i["num_threads"] for i in threadpool_info()
+                               if i["user_api"] == "blas"])
+        n, d, m, gamma = 24000, 16, 20000, 1.0 / 32
+        rng = np.random.default_rng(0)
+        X = rng.normal(size=(n + 2000, d))
+        y = np.sin(X[:, 0] + X[:, 1]) + 0.5 * np.cos(X[:, 2]) + 0.1 * rng.normal(size=n + 2000)
+        X, Xt, y, yt = X[:n], X[n:], y[:n], y[n:]
+        alpha = 1e-4 * n
+        model = KernelRegressor(gamma=gamma, alpha=alpha, solver="nystrom-pcg", n_centers=m,
+                                tol=1e-6, max_iter=100, random_state=0).fit(X, y)
+        C, c = model.centers_, model.dual_coef_[:, 0]
+        assert C.shape == (m, d) and np.all(np.isfinite(c))
+
+        def objective(C, c):
+            # (|K_nC c - y|^2 + alpha c^T K_CC c) / n in row chunks of numpy
+            f = np.concatenate([rbf_kernel(X[i:i + 2000], C, gamma=gamma) @ c
+                                for i in range(0, n, 2000)])
+            Kc = np.concatenate([rbf_kernel(C[i:i + 2000], C, gamma=gamma) @ c
+                                 for i in range(0, len(C), 2000)])
+            return (np.sum((f - y) ** 2) + alpha * (c @ Kc)) / n
+
+        curve = np.asarray(model.loss_curve_)
+        assert np.all(curve[1:] <= curve[:-1] * (1 + 1e-9)), curve
+        obj = objective(C, c)
+        assert abs(curve[-1] - obj) <= 1e-6 * obj, (curve[-1], obj)
+
+        S = C[:2000]  # closed form on a subset of the centres: a larger objective
+        Kns = rbf_kernel(X, S, gamma=gamma)
+        a = np.linalg.solve(Kns.T @ Kns + alpha * rbf_kernel(S, gamma=gamma), Kns.T @ y)
+        small = objective(S, a)
+        pred = model.predict(Xt)
+        r2 = 1 - np.mean((pred - yt) ** 2) / np.var(yt)
+        r2_small = 1 - np.mean((rbf_kernel(Xt, S, gamma=gamma) @ a - yt) ** 2) / np.var(yt)
+        print("objective", obj, "closed form on 2000 centres", small, "R2", r2, r2_small,
+              "jitter", model.solver_info_["jitter"], "iterations", model.n_iter_,
+              "preconditioner s", round(model.solver_info_["precond_seconds"], 1),
+              "fit s", round(model.fit_time_, 1))
+        assert np.all(np.isfinite(pred))
+        assert obj < small, (obj, small)
+        assert r2 > r2_small - 0.01 and r2 > 0.9, (r2, r2_small)
+        print("OK")
+        """
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=3600
+    )
+    assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr[-3000:])
+    assert "OK" in proc.stdout, proc.stdout

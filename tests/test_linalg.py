@@ -1,5 +1,6 @@
-"""gramfree.linalg: the blocked Cholesky against numpy's, the jittered Cholesky, the
-triangular solves, and (slow) a 20000 x 20000 factorization that must not crash."""
+"""gramfree.linalg: the blocked Cholesky against numpy's, the jittered Cholesky (also in
+place), L^T L, the triangular solves, and (slow) a 20000 x 20000 factorization and product
+with multi-threaded BLAS that must not crash."""
 
 from __future__ import annotations
 
@@ -126,6 +127,101 @@ def test_jittered_cholesky_gives_up_on_indefinite():
         linalg.jittered_cholesky(A)
 
 
+def test_cholesky_failure_leaves_the_other_triangle():
+    """In place, a failed factorization leaves the triangle it does not read untouched:
+    what jittered_cholesky restores the matrix from."""
+    rng = np.random.default_rng(3)
+    B = rng.normal(size=(90, 90))
+    A = (B + B.T) / 2  # indefinite
+    for order in ("C", "F"):
+        work = np.array(A, order=order)
+        with pytest.raises(np.linalg.LinAlgError):
+            linalg.cholesky(work, block=16, overwrite=True)
+        # C order reads the upper triangle, so the lower one must be intact, and vice versa
+        keep = np.tril_indices(90, -1) if order == "C" else np.triu_indices(90, 1)
+        np.testing.assert_array_equal(work[keep], A[keep])
+
+
+@pytest.mark.parametrize("order", ["C", "F"])
+@pytest.mark.parametrize("block", [16, 64, 2048])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_jittered_cholesky_in_place(order, block, dtype):
+    """overwrite=True: the same factor and jitter as the copying path, in A's memory, also
+    when attempts fail and the matrix is restored between them."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 3))
+    X = np.vstack([X, X[:30]])  # singular: needs jitter
+    A = np.exp(-0.5 * np.sum((X[:, None, :] - X[None, :, :]) ** 2, axis=-1)).astype(dtype)
+    L_ref, j_ref = linalg.jittered_cholesky(A, block=block)
+    work = np.array(A, order=order)
+    L, jitter = linalg.jittered_cholesky(work, overwrite=True, block=block)
+    assert np.shares_memory(L, work)
+    assert jitter == j_ref > 0
+    assert L.dtype == dtype
+    assert np.all(np.triu(L, 1) == 0)
+    np.testing.assert_allclose(L, L_ref, rtol=0, atol=1e-12 if dtype == np.float64 else 1e-5)
+    err = np.abs(L.astype(np.float64) @ L.T - (A + jitter * np.eye(len(A)))).max()
+    assert err <= (1e-10 if dtype == np.float64 else 1e-4)
+
+
+def test_jittered_cholesky_float32_starts_higher():
+    """float32 skips the jitters below its rounding: after 0 comes 1e-6 (float64: 1e-12)."""
+    X = np.vstack([np.eye(5), np.eye(5)[:1]])
+    A = X @ X.T + 0.0  # rank 5 of 6
+    _, j64 = linalg.jittered_cholesky(A)
+    _, j32 = linalg.jittered_cholesky(A.astype(np.float32))
+    assert j64 == pytest.approx(1e-12)
+    assert j32 == pytest.approx(1e-6)
+
+
+def test_jittered_cholesky_gives_up_restores_matrix():
+    A = np.diag([10.0, 10.0, 10.0, -1.0]) + 0.5
+    A[np.diag_indices(4)] = [10.0, 10.0, 10.0, -1.0]
+    work = A.copy()
+    with pytest.raises(np.linalg.LinAlgError):
+        linalg.jittered_cholesky(work, overwrite=True, block=2)
+    np.testing.assert_array_equal(work, A)
+
+
+@pytest.mark.parametrize("n, block", [(1, 4), (5, 2), (7, 3), (130, 32), (300, 64), (700, 512)])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_lower_gram_matches_numpy(n, block, dtype, order):
+    rng = np.random.default_rng(n)
+    L = np.array(np.tril(rng.normal(size=(n, n))), dtype=dtype, order=order)
+    S = linalg.lower_gram(L, block=block)
+    ref = L.astype(np.float64).T @ L.astype(np.float64)
+    assert S.dtype == dtype and S.shape == (n, n) and S.flags.f_contiguous
+    assert not np.shares_memory(S, L)
+    np.testing.assert_array_equal(S, S.T)  # both triangles, exactly symmetric
+    tol = 1e-13 if dtype == np.float64 else 2e-6
+    assert np.abs(S - ref).max() <= tol * np.abs(ref).max()
+
+
+def test_lower_gram_not_square():
+    with pytest.raises(ValueError, match="square"):
+        linalg.lower_gram(np.ones((3, 4)))
+
+
+def test_solve_triangular_in_the_factor_precision():
+    """A float32 factor with float64 right-hand sides: solved in float32, returned as
+    float64 (the factor is not copied to float64)."""
+    A = _spd(60, np.float64)
+    L = np.linalg.cholesky(A)
+    L32 = np.asfortranarray(L.astype(np.float32))
+    B = np.random.default_rng(5).normal(size=(60, 2))
+    x = linalg.solve_triangular(L32, B)
+    assert x.dtype == np.float64
+    assert rel_diff(x, np.linalg.solve(L, B)) <= 1e-5
+    x32 = linalg.solve_triangular(L, B.astype(np.float32), trans=True)
+    assert x32.dtype == np.float32
+    assert rel_diff(x32, np.linalg.solve(L.T, B)) <= 1e-5
+
+
+def rel_diff(a, b) -> float:
+    return float(np.linalg.norm(np.asarray(a, dtype=np.float64) - b) / np.linalg.norm(b))
+
+
 def test_triangular_solves():
     A = _spd(80, np.float64)
     L = np.linalg.cholesky(A)
@@ -137,13 +233,18 @@ def test_triangular_solves():
 
 @pytest.mark.slow
 def test_large_kernel_matrix_factorization_does_not_crash():
-    """n = 20000: where scipy's multi-threaded potrf crashes on some machines. Run in a
-    subprocess so that a segfault is a failure, not the end of the test session."""
+    """n = 20000, float64: where OpenBLAS's potrf and (multi-threaded) syrk crash on AMD
+    Zen 4, which numpy's ``L.T @ L`` calls. Run in a subprocess with two BLAS threads (the
+    suite's conftest limits its own process to one), so that a segfault is a failure, not
+    the end of the test session."""
     script = textwrap.dedent(
         """
         import numpy as np
+        from threadpoolctl import threadpool_limits
         import gramfree
         from gramfree import linalg
+
+        threadpool_limits(2, user_api="blas")
 
         n, d = 20000, 16
         rng = np.random.default_rng(0)
@@ -157,10 +258,14 @@ def test_large_kernel_matrix_factorization_does_not_crash():
         r = np.linalg.norm(L @ (L.T @ x) - Ax) / np.linalg.norm(Ax)
         print("residual", r)
         assert r < 1e-8, r
+        S = linalg.lower_gram(L)  # L^T L: numpy's own crashes here (syrk)
+        r = np.linalg.norm(S @ x - L.T @ (L @ x)) / np.linalg.norm(S @ x)
+        print("gram residual", r)
+        assert r < 1e-12, r
         """
     )
     proc = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=1800
     )
     assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr[-2000:])
-    assert "residual" in proc.stdout
+    assert "gram residual" in proc.stdout

@@ -187,6 +187,43 @@ def test_nystrom_pcg_duplicate_centres_use_jitter():
     assert rel_diff(f, ref) <= 1e-4
 
 
+def test_nystrom_pcg_float32_preconditioner():
+    """A float32 preconditioner (the default for float32 data) solves the same problem to
+    float32 accuracy: the two Cholesky factors and the triangular solves with them (also
+    the change of variables back to coefficients) are in float32, the CG in float64."""
+    X, Y, w = _data(n=400, t=2)
+    C = _centres(X, 100)
+    p = Problem(X, Y, Gaussian(GAMMA), 1e-2, w, 1)
+    r64 = solve_nystrom_pcg(p, C, max_iter=300, tol=1e-10)
+    r32 = solve_nystrom_pcg(p, C, max_iter=300, tol=1e-10, precond_dtype=np.float32)
+    assert r64.info["precond_dtype"] == "float64"
+    assert r32.info["precond_dtype"] == "float32"
+    assert r32.info["jitter"] == 0.0  # well conditioned: no jitter, the same objective
+    assert r32.coef.dtype == np.float64
+    a = _np_nystrom(X, Y, w, 1e-2, C)
+    Xt = np.random.default_rng(9).normal(size=(50, 4))
+    K = rbf_kernel(Xt, C, gamma=GAMMA)
+    assert rel_diff(K @ r64.coef, K @ a) <= 1e-6
+    assert rel_diff(K @ r32.coef, K @ a) <= 2e-3
+    # the float64 solve is the optimum; the float32 one is within float32's reach of it
+    true32 = objective(p, C, r32.coef)
+    assert r64.loss_curve[-1] * (1 - 1e-9) <= true32 <= r64.loss_curve[-1] * (1 + 1e-3)
+    assert r32.loss_curve[-1] == pytest.approx(true32, rel=1e-3)
+    # float32 data: float32 preconditioner by default
+    p32 = Problem(X.astype(np.float32), Y.astype(np.float32), Gaussian(GAMMA), 1e-2, None, 1)
+    res = solve_nystrom_pcg(p32, C.astype(np.float32), max_iter=300, tol=1e-6)
+    assert res.info["precond_dtype"] == "float32"
+    assert res.coef.dtype == np.float32
+    assert rel_diff(K @ res.coef, K @ _np_nystrom(X, Y, None, 1e-2, C)) <= 2e-3
+
+
+def test_nystrom_pcg_bad_precond_dtype():
+    X, Y, _ = _data(n=50)
+    p = Problem(X, Y, Gaussian(GAMMA), 1e-2, None, 1)
+    with pytest.raises(ValueError, match="precond_dtype"):
+        solve_nystrom_pcg(p, X[:10], max_iter=5, tol=1e-6, precond_dtype=np.int32)
+
+
 # ---------------------------------------------------------------------------------------
 # EigenPro
 

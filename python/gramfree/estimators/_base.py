@@ -30,8 +30,8 @@ DIRECT_MAX_SAMPLES = 4000
 
 def default_n_centers(n: int) -> int:
     """Falkon's M ~ sqrt(n) scaling with a floor that keeps small problems accurate and a
-    ceiling of 10000: the preconditioner holds three M x M float64 matrices (2.4 GB at
-    10^4) and costs O(M^3); set n_centers to go beyond."""
+    ceiling of 10000: the preconditioner holds two M x M matrices in the data's precision
+    (float64: 1.6 GB at 10^4) and costs O(M^3); set n_centers to go beyond."""
     return int(min(n, max(1000, 20 * math.sqrt(n)), 10_000))
 
 
