@@ -650,9 +650,9 @@ def case_fashion(cfg: dict, report: Report, args) -> None:
         dict(base, method="svc", subset=c["svc_n"], params={"gamma": c["gamma"], "C": c["svc_C"]}),
         timeout=args.timeout, label=f"sklearn SVC(rbf, C={c['svc_C']:g}) on {c['svc_n']} examples"))
     # Nystroem + RidgeClassifier holds K(X, centres) and the n x m features (float32) beside
-    # its m x m normalisation, and before that the SVD of K_MM: skip it when that cannot fit in the memory available now, and
-    # cap its time (anchor_timeout) so that the case ends in bounded time; a capped run is
-    # reported as timed out.
+    # its m x m normalisation, and before that the SVD of K_MM: skip it when that cannot
+    # fit in the memory available now, and cap its time (anchor_timeout) so that the case
+    # ends in bounded time; a capped run is reported as timed out.
     need = max(2 * n_train * m + m * m, 5 * m * m) * 4 + 0.5 * GIB  # transform; its SVD
     avail = mem_available()
     nr = None
