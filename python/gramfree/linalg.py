@@ -46,6 +46,22 @@ _STRIP = 512
 _JITTER_START = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-6}
 
 
+def _fortran_square(A, overwrite: bool) -> np.ndarray:
+    """A square float32/float64 matrix in Fortran order to factor in place: ``A`` itself
+    (or ``A.T``, a C-ordered matrix's transpose, whose block columns are contiguous) with
+    ``overwrite``, else a copy."""
+    A = np.asarray(A)
+    if A.ndim != 2 or A.shape[0] != A.shape[1]:
+        raise ValueError(f"A: expected a square matrix, got shape {A.shape}")
+    if A.dtype not in (np.float32, np.float64):
+        A = A.astype(np.float64)
+    if overwrite and A.flags.f_contiguous:
+        return A
+    if overwrite and A.flags.c_contiguous:
+        return A.T
+    return np.array(A, order="F")
+
+
 def cholesky(A: np.ndarray, *, block: int = _BLOCK, overwrite: bool = False) -> np.ndarray:
     """Lower-triangular ``L`` with ``L @ L.T == A`` (float32 or float64, symmetric positive
     definite).
@@ -58,17 +74,7 @@ def cholesky(A: np.ndarray, *, block: int = _BLOCK, overwrite: bool = False) -> 
 
     Raises ``numpy.linalg.LinAlgError`` when ``A`` is not positive definite.
     """
-    A = np.asarray(A)
-    if A.ndim != 2 or A.shape[0] != A.shape[1]:
-        raise ValueError(f"A: expected a square matrix, got shape {A.shape}")
-    if A.dtype not in (np.float32, np.float64):
-        A = A.astype(np.float64)
-    if overwrite and A.flags.f_contiguous:
-        L = A
-    elif overwrite and A.flags.c_contiguous:
-        L = A.T  # a C-ordered matrix's transpose is F-ordered: each block column contiguous
-    else:
-        L = np.array(A, order="F")
+    L = _fortran_square(A, overwrite)
     _factor_lower(L, block)
     return L
 
@@ -195,17 +201,7 @@ def jittered_cholesky(
     attempts fail: each retry restores the matrix from the triangle the factorization does
     not touch); otherwise ``A`` is left as it was.
     """
-    A = np.asarray(A)
-    if A.ndim != 2 or A.shape[0] != A.shape[1]:
-        raise ValueError(f"A: expected a square matrix, got shape {A.shape}")
-    if A.dtype not in (np.float32, np.float64):
-        A = A.astype(np.float64)
-    if overwrite and A.flags.f_contiguous:
-        L = A
-    elif overwrite and A.flags.c_contiguous:
-        L = A.T
-    else:
-        L = np.array(A, order="F")
+    L = _fortran_square(A, overwrite)
     if start is None:
         start = _JITTER_START[L.dtype]
     diag = np.diag(L).copy()
