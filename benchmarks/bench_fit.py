@@ -573,6 +573,25 @@ def case_krr20k(cfg: dict, report: Report, args) -> None:
         report.compare("krr20k", f"{what} vs exact KernelRidge", gf, an, goals=goals)
 
 
+def nystroem_anchors(case, base, c, alpha, m, gf, report, args):
+    """Nystroem(m) + Ridge with its own random centres, and (with ``same_centers``) on
+    gramfree's centres, whose fingerprints are compared: (anchor, same-centre anchor)."""
+    ny = {"gamma": c["gamma"], "alpha": alpha, "n_components": m}
+    an = report.fit(case, run_fit(
+        dict(base, method="nystroem_ridge", params=ny),
+        timeout=args.timeout, label=f"sklearn Nystroem(m={m}, random_state=0)+Ridge"))
+    same = None
+    if c.get("same_centers"):
+        same = report.fit(case, run_fit(
+            dict(base, method="nystroem_ridge", params=dict(ny, centers_seed=0)),
+            timeout=args.timeout, label=f"sklearn Nystroem+Ridge on gramfree's {m} centres"))
+        if ok(gf) and ok(same):
+            agree = gf.get("centers_fingerprint") == same.get("centers_fingerprint")
+            print(f"    same centres as gramfree: {'yes' if agree else 'NO'}", flush=True)
+            same["label"] += "" if agree else " (centres differ!)"
+    return an, same
+
+
 def case_nystroem100k(cfg: dict, report: Report, args) -> None:
     c = cfg["nystroem100k"]
     alpha = c["lam"] * c["n"]
@@ -591,20 +610,7 @@ def case_nystroem100k(cfg: dict, report: Report, args) -> None:
         gf = report.fit("nystroem100k", run_fit(
             dict(base, method="gramfree_reg", params=gp), timeout=args.timeout,
             label=f"gramfree {gp['solver']} m={m}"))
-        ny = {"gamma": c["gamma"], "alpha": alpha, "n_components": m}
-        an = report.fit("nystroem100k", run_fit(
-            dict(base, method="nystroem_ridge", params=ny),
-            timeout=args.timeout, label=f"sklearn Nystroem(m={m}, random_state=0)+Ridge"))
-        same = None
-        if c.get("same_centers"):
-            same = report.fit("nystroem100k", run_fit(
-                dict(base, method="nystroem_ridge", params=dict(ny, centers_seed=0)),
-                timeout=args.timeout,
-                label=f"sklearn Nystroem+Ridge on gramfree's {m} centres"))
-            if ok(gf) and ok(same):
-                agree = gf.get("centers_fingerprint") == same.get("centers_fingerprint")
-                print(f"    same centres as gramfree: {'yes' if agree else 'NO'}", flush=True)
-                same["label"] += "" if agree else " (centres differ!)"
+        an, same = nystroem_anchors("nystroem100k", base, c, alpha, m, gf, report, args)
         for anchor, what in ((an, "Nystroem+Ridge"), (same, "Nystroem+Ridge, same centres")):
             if anchor is None:
                 continue
@@ -709,19 +715,7 @@ def case_million(cfg: dict, report: Report, args) -> None:
             report.notes.append(msg)
         same = None
         if need <= 0.9 * avail:
-            ny = {"gamma": c["gamma"], "alpha": alpha, "n_components": m}
-            an = report.fit("million", run_fit(
-                dict(base, method="nystroem_ridge", params=ny),
-                timeout=args.timeout, label=f"sklearn Nystroem(m={m}, random_state=0)+Ridge"))
-            if c.get("same_centers"):
-                same = report.fit("million", run_fit(
-                    dict(base, method="nystroem_ridge", params=dict(ny, centers_seed=0)),
-                    timeout=args.timeout,
-                    label=f"sklearn Nystroem+Ridge on gramfree's {m} centres"))
-                if ok(gf) and ok(same):
-                    agree = gf.get("centers_fingerprint") == same.get("centers_fingerprint")
-                    print(f"    same centres as gramfree: {'yes' if agree else 'NO'}", flush=True)
-                    same["label"] += "" if agree else " (centres differ!)"
+            an, same = nystroem_anchors("million", base, c, alpha, m, gf, report, args)
         goals = [("gramfree failed", False)]
         if ok(gf):
             goals = [(f"fit<={GOALS['fit_seconds']:g}s", gf["fit_time"] <= GOALS["fit_seconds"]),
