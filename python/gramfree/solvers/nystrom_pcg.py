@@ -29,8 +29,8 @@ def solve_nystrom_pcg(
     precond_dtype=None,
 ) -> SolverResult:
     """``precond_dtype``: the precision of the two M x M Cholesky factors and of the
-    triangular solves with them; by default the data's (float32 data: half the time and
-    memory of float64 for the M^3 preconditioner, see below). The CG vectors are float64."""
+    triangular solves with them; by default the data's (float32 data: half the memory of
+    float64 for the M^3 preconditioner, see below). The CG vectors are float64."""
     X, Y = problem.X, problem.Y
     dtype = X.dtype
     M = centers.shape[0]
