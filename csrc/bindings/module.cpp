@@ -70,6 +70,7 @@ py::array block_typed(const KernelSpec& spec, const py::array& X, const py::arra
 }  // namespace
 
 void bind_pathkernel(py::module_& m);  // pathkernel_module.cpp
+void bind_cuda(py::module_& m);        // cuda_module.cpp
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "gramfree native core: fused Gram-free kernel operators";
@@ -133,6 +134,7 @@ PYBIND11_MODULE(_core, m) {
 #undef GRAMFREE_KERNEL_ARGS
 
   bind_pathkernel(m);
+  bind_cuda(m);
 
   m.def("simd_level", [] { return to_string(simd_level()); });
   m.def("detected_simd_level", [] { return to_string(detected_simd_level()); });
