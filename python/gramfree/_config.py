@@ -7,6 +7,7 @@ import platform
 from typing import Any
 
 from . import _core
+from .device import cuda_devices
 
 
 def config() -> dict[str, Any]:
@@ -18,6 +19,8 @@ def config() -> dict[str, Any]:
         "simd_env": os.environ.get("GRAMFREE_SIMD"),
         "threads": _core.max_threads(),
         "cuda_compiled": _core.cuda_compiled(),
+        "cuda_runtime": _core.cuda_runtime_version(),
+        "cuda_devices": cuda_devices(),
         "compiler": _core.compiler,
         "machine": platform.machine(),
     }
@@ -31,7 +34,8 @@ def show_config() -> None:
     gramfree 0.1.0
       simd level     : avx512 (detected avx512; GRAMFREE_SIMD unset)
       threads        : 2
-      cuda compiled  : True
+      cuda compiled  : True (runtime 13.0)
+      cuda devices   : none visible
       compiler       : gcc 12.2.0
     """
     c = config()
@@ -39,7 +43,13 @@ def show_config() -> None:
     print(f"gramfree {c['version']}")
     print(f"  simd level     : {c['simd_level']} (detected {c['simd_detected']}; GRAMFREE_SIMD {env})")
     print(f"  threads        : {c['threads']}")
-    print(f"  cuda compiled  : {c['cuda_compiled']}")
+    runtime = c["cuda_runtime"]
+    built = f" (runtime {runtime // 1000}.{runtime % 1000 // 10})" if runtime else ""
+    print(f"  cuda compiled  : {c['cuda_compiled']}{built}")
+    gpus = ", ".join(
+        f"cuda:{g['index']} {g['name']} (sm_{g['compute_capability'][0]}{g['compute_capability'][1]}, "
+        f"{g['total_bytes'] / 2**30:.0f} GiB)" for g in c["cuda_devices"])
+    print(f"  cuda devices   : {gpus or 'none visible'}")
     print(f"  compiler       : {c['compiler']}")
     print(f"  machine        : {c['machine']}")
 

@@ -29,6 +29,7 @@ import numpy as np
 from scipy.sparse.linalg import LinearOperator
 
 from . import _core
+from .device import device_index, resolve_device
 from .kernels import Kernel, get_kernel
 
 __all__ = ["KernelOperator", "kernel_matrix", "kernel_gradient", "as_float_array"]
@@ -100,20 +101,25 @@ def kernel_matrix(
     kernel: str | Kernel = "rbf",
     *,
     n_jobs: int | None = None,
+    device: str = "cpu",
     **kernel_params: Any,
 ) -> np.ndarray:
     """The kernel matrix ``K(X, Z)`` materialised, shape ``(n_samples_X, n_samples_Z)``.
 
     For small blocks (preconditioners, tests, a Gram matrix wanted on purpose); for
-    products with ``K`` use :class:`KernelOperator`, which never forms it.
+    products with ``K`` use :class:`KernelOperator`, which never forms it. ``device``:
+    ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (see :mod:`gramfree.device`).
 
     >>> import numpy as np
     >>> kernel_matrix(np.zeros((2, 3)), kernel="linear")
     array([[0., 0.],
            [0., 0.]])
     """
+    where = resolve_device(device)
     X, Z, kern = _prepare(X, Z, kernel, kernel_params)
     spec = kern.native_spec(X.shape[1])
+    if where != "cpu":
+        return _core.cuda_kernel_block(X, Z, **spec, device=device_index(where))
     return _core.kernel_block(X, Z, **spec, n_threads=_n_threads(n_jobs))
 
 
@@ -150,6 +156,10 @@ class KernelOperator(LinearOperator):
         A name from :data:`gramfree.kernels.KERNEL_NAMES` or a kernel object.
     n_jobs : int, default=None
         Threads; ``None`` uses OpenMP's default (``OMP_NUM_THREADS`` or all cores).
+    device : {"cpu", "cuda", "cuda:N", "auto"}, default="cpu"
+        Where the products run (:mod:`gramfree.device`). On a GPU the host arrays are
+        moved in tiles of rows, so n may exceed the GPU's memory; ``gradient`` always
+        runs on the CPU.
     **kernel_params
         ``gamma``, ``degree``, ``coef0``, ``length_scale``, ``nu``, ``norm`` as the kernel takes.
 
@@ -169,8 +179,10 @@ class KernelOperator(LinearOperator):
         kernel: str | Kernel = "rbf",
         *,
         n_jobs: int | None = None,
+        device: str = "cpu",
         **kernel_params: Any,
     ) -> None:
+        self.device = resolve_device(device)
         X, Z, kern = _prepare(X, Z, kernel, kernel_params)
         self.X = X
         self.Z = Z
@@ -190,9 +202,14 @@ class KernelOperator(LinearOperator):
             raise ValueError(f"{name}: has {V2.shape[0]} rows, expected {rows}")
         return V2, vector
 
-    def _call(self, fn, V: np.ndarray, rows: int, name: str, **extra: Any) -> np.ndarray:
+    def _call(self, op: str, V: np.ndarray, rows: int, name: str, **extra: Any) -> np.ndarray:
+        """Runs ``_core.kernel_<op>`` (CPU) or ``_core.cuda_kernel_<op>`` (GPU)."""
         V2, vector = self._rhs(V, rows, name)
-        out = fn(self.X, self.Z, V2, **self._spec, n_threads=self._threads, **extra)
+        if self.device == "cpu":
+            fn, where = getattr(_core, "kernel_" + op), {"n_threads": self._threads}
+        else:
+            fn, where = getattr(_core, "cuda_kernel_" + op), {"device": device_index(self.device)}
+        out = fn(self.X, self.Z, V2, **self._spec, **where, **extra)
         return out[:, 0] if vector else out
 
     # scipy checks shapes before _matvec and raises a bare "dimension mismatch"; check
@@ -223,20 +240,20 @@ class KernelOperator(LinearOperator):
         return super().rmatmat(X)
 
     def _matvec(self, v):
-        return self._call(_core.kernel_matvec, v, self.shape[1], self._names[0])
+        return self._call("matvec", v, self.shape[1], self._names[0])
 
     def _matmat(self, V):
-        return self._call(_core.kernel_matvec, V, self.shape[1], self._names[0])
+        return self._call("matvec", V, self.shape[1], self._names[0])
 
     def _rmatvec(self, u):
-        return self._call(_core.kernel_rmatvec, u, self.shape[0], self._names[1])
+        return self._call("rmatvec", u, self.shape[0], self._names[1])
 
     def _rmatmat(self, U):
-        return self._call(_core.kernel_rmatvec, U, self.shape[0], self._names[1])
+        return self._call("rmatvec", U, self.shape[0], self._names[1])
 
     def _adjoint(self):
         # Real symmetric kernels: K(X, Z)^T = K(Z, X).
-        op = KernelOperator(self.Z, self.X, self.kernel, n_jobs=self.n_jobs)
+        op = KernelOperator(self.Z, self.X, self.kernel, n_jobs=self.n_jobs, device=self.device)
         op._names = self._names[::-1]
         return op
 
@@ -252,7 +269,7 @@ class KernelOperator(LinearOperator):
                     f"sample_weight: has {sample_weight.shape[0]} values, expected {self.shape[0]}"
                 )
         return self._call(
-            _core.kernel_normal_matvec, V, self.shape[1], "V", sample_weight=sample_weight
+            "normal_matvec", V, self.shape[1], "V", sample_weight=sample_weight
         )
 
     def gradient(self, V: Any) -> np.ndarray:
@@ -264,8 +281,12 @@ class KernelOperator(LinearOperator):
 
     def to_dense(self) -> np.ndarray:
         """``K(X, Z)`` materialised."""
+        if self.device != "cpu":
+            return _core.cuda_kernel_block(self.X, self.Z, **self._spec,
+                                           device=device_index(self.device))
         return _core.kernel_block(self.X, self.Z, **self._spec, n_threads=self._threads)
 
     def __repr__(self) -> str:
         n, m = self.shape
-        return f"<KernelOperator {n}x{m} {self.kernel!r} dtype={self.dtype}>"
+        where = "" if self.device == "cpu" else f" device={self.device}"
+        return f"<KernelOperator {n}x{m} {self.kernel!r} dtype={self.dtype}{where}>"

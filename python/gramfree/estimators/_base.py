@@ -18,6 +18,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
 
+from ..device import resolve_device
 from ..kernels import KERNEL_NAMES, Kernel, get_kernel
 from ..operators import KernelOperator
 from ..linalg import cho_solve, jittered_cholesky
@@ -56,6 +57,7 @@ class KernelMachineMixin(BaseEstimator):
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "random_state": ["random_state"],
         "n_jobs": [numbers.Integral, None],
+        "device": [str],
         "verbose": ["verbose"],
     }
 
@@ -75,6 +77,7 @@ class KernelMachineMixin(BaseEstimator):
         tol=1e-4,
         random_state=None,
         n_jobs=None,
+        device="cpu",
         verbose=False,
     ):
         self.kernel = kernel
@@ -90,6 +93,7 @@ class KernelMachineMixin(BaseEstimator):
         self.tol = tol
         self.random_state = random_state
         self.n_jobs = n_jobs
+        self.device = device
         self.verbose = verbose
 
     # -- pieces used by fit -------------------------------------------------------------
@@ -155,7 +159,8 @@ class KernelMachineMixin(BaseEstimator):
         kernel = self._make_kernel()
         solver = self._resolve_solver(n)
         rng = self._rng()
-        problem = Problem(X, Y, kernel, float(self.alpha), sample_weight, self.n_jobs)
+        problem = Problem(X, Y, kernel, float(self.alpha), sample_weight, self.n_jobs,
+                          resolve_device(self.device))
         if self.verbose:
             print(f"[{type(self).__name__}] solver={solver} n_samples={n}", file=sys.stderr)
         start = time.perf_counter()
@@ -209,7 +214,7 @@ class KernelMachineMixin(BaseEstimator):
         check_is_fitted(self, "dual_coef_")
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
         X = X.astype(self.centers_.dtype, copy=False)
-        op = KernelOperator(X, self.centers_, self.kernel_, n_jobs=self.n_jobs)
+        op = KernelOperator(X, self.centers_, self.kernel_, n_jobs=self.n_jobs, device=self.device)
         return op @ self.dual_coef_
 
     @property
@@ -254,9 +259,9 @@ class KernelMachineMixin(BaseEstimator):
             m = len(points)
             idx = np.sort(rng.choice(m, size=n_centers, replace=False)) if n_centers < m else np.arange(m)
             sub = np.ascontiguousarray(points[idx])
-            kss = KernelOperator(sub, kernel=self.kernel_, n_jobs=self.n_jobs).to_dense()
+            kss = KernelOperator(sub, kernel=self.kernel_, n_jobs=self.n_jobs, device=self.device).to_dense()
             L, _ = jittered_cholesky(kss.astype(np.float64), start=1e-13)
-            rhs = KernelOperator(sub, points, self.kernel_, n_jobs=self.n_jobs) @ self.dual_coef_
+            rhs = KernelOperator(sub, points, self.kernel_, n_jobs=self.n_jobs, device=self.device) @ self.dual_coef_
             small.kernel_ = self.kernel_
             small.n_features_in_ = self.n_features_in_
             self._copy_target_info(small)

@@ -44,6 +44,9 @@ class KernelRegressor(RegressorMixin, KernelMachineMixin):
         Centre selection, EigenPro's subsample and batch order.
     n_jobs : int, default=None
         Threads of the native operators (None: all cores).
+    device : {"cpu", "cuda", "cuda:N", "auto"}, default="cpu"
+        Where the kernel products run (:mod:`gramfree.device`); the solvers' small dense
+        algebra (Cholesky of K_MM, eigensystems) stays on the CPU.
     verbose : bool or int, default=False
         Progress with the objective (tqdm when installed, plain lines otherwise).
 

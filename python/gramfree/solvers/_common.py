@@ -9,6 +9,7 @@ from typing import Any, Callable
 import numpy as np
 
 from .. import _core
+from ..device import device_index
 from ..kernels import Kernel
 from ..operators import KernelOperator, _n_threads
 
@@ -37,21 +38,26 @@ class Problem:
     alpha: float
     sample_weight: np.ndarray | None  # (n,) or None
     n_jobs: int | None
+    device: str = "cpu"  # resolved: "cpu" or "cuda:N" (gramfree.device)
 
     def operator(self, A: np.ndarray, B: np.ndarray | None = None) -> KernelOperator:
-        return KernelOperator(A, B, self.kernel, n_jobs=self.n_jobs)
+        return KernelOperator(A, B, self.kernel, n_jobs=self.n_jobs, device=self.device)
 
     def matvec(self, A: np.ndarray, B: np.ndarray, V: np.ndarray) -> np.ndarray:
         """``K(A, B) @ V`` for arrays the solver already holds in the problem's dtype,
         straight to the native operator: no re-validation of A and B inside a loop."""
         dtype = self.X.dtype
         V = np.ascontiguousarray(V, dtype=dtype)
-        return _core.kernel_matvec(
+        if self.device == "cpu":
+            fn, where = _core.kernel_matvec, {"n_threads": _n_threads(self.n_jobs)}
+        else:
+            fn, where = _core.cuda_kernel_matvec, {"device": device_index(self.device)}
+        return fn(
             np.ascontiguousarray(A, dtype=dtype),
             np.ascontiguousarray(B, dtype=dtype),
             V if V.ndim == 2 else V.reshape(-1, 1),
             **self.kernel.native_spec(self.X.shape[1]),
-            n_threads=_n_threads(self.n_jobs),
+            **where,
         )
 
     @property
