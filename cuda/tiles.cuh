@@ -6,6 +6,8 @@
 
 #include <cstddef>
 
+#include "gramfree/gramfree.hpp"
+
 namespace gramfree::cuda_impl {
 
 using std::size_t;
@@ -20,18 +22,8 @@ constexpr int kTileStride = kBN + 1;
 constexpr int kTileElems = kBM * kTileStride;
 static_assert(2 * kBK * kStageStride <= kTileElems, "stages must fit in the tile buffer");
 
-// Same order as gramfree::KernelKind.
-enum class Epi : int {
-  gaussian,
-  laplacian_l1,
-  laplacian_l2,
-  matern12,
-  matern32,
-  matern52,
-  polynomial,
-  linear,
-  arccos1,
-};
+// The kernel functions are the core's KernelKind, used as a template parameter.
+using Epi = gramfree::KernelKind;
 
 enum class Metric { dot, sqdist, l1 };
 

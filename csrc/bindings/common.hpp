@@ -48,6 +48,19 @@ ConstMatrix<T> view(const py::array& a, const char* name, DType want) {
                         std::size_t(a.shape(1))};
 }
 
+// The optional sample_weight argument of the one-pass operators: nullptr for None, else
+// a contiguous 1-d array of X's dtype and X's number of rows.
+template <class T>
+const T* row_weights(const py::object& weights, std::size_t rows, DType want) {
+  if (weights.is_none()) return nullptr;
+  const py::array wa = weights.cast<py::array>();
+  if (wa.ndim() != 1 || std::size_t(wa.shape(0)) != rows)
+    value_error("sample_weight: expected a 1-d array of length " + std::to_string(rows));
+  if (dtype_of(wa, "sample_weight") != want || !(wa.flags() & py::array::c_style))
+    type_error("sample_weight: must be a contiguous array of X's dtype");
+  return static_cast<const T*>(wa.data());
+}
+
 inline std::size_t physical_memory_bytes() {
   const long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
   if (pages <= 0 || page <= 0) return std::numeric_limits<std::size_t>::max();

@@ -27,15 +27,7 @@ py::array run(Op op, const KernelSpec& spec, const py::array& X, const py::array
               const py::object& weights) {
   const auto x = view<T>(X, "X", dt), z = view<T>(Z, "Z", dt);
   const auto v = view<T>(V, op == Op::rmatvec ? "U" : "V", dt);
-  const T* w = nullptr;
-  if (!weights.is_none()) {
-    const py::array wa = weights.cast<py::array>();
-    if (wa.ndim() != 1 || std::size_t(wa.shape(0)) != x.rows)
-      value_error("sample_weight: expected a 1-d array of length " + std::to_string(x.rows));
-    if (dtype_of(wa, "sample_weight") != dt || !(wa.flags() & py::array::c_style))
-      type_error("sample_weight: must be a contiguous array of X's dtype");
-    w = static_cast<const T*>(wa.data());
-  }
+  const T* w = row_weights<T>(weights, x.rows, dt);
   const std::size_t rows = op == Op::matvec ? x.rows : z.rows;
   auto out = new_output<T>(rows, v.cols);
   Matrix<T> o{out.mutable_data(), rows, v.cols};

@@ -17,15 +17,7 @@ py::array run_op(Op op, const KernelSpec& spec, const py::array& X, const py::ar
                  const py::array& V, const Options& options, DType dt,
                  const py::object& weights = py::none()) {
   const auto x = view<T>(X, "X", dt), z = view<T>(Z, "Z", dt);
-  const T* w = nullptr;
-  if (!weights.is_none()) {
-    const py::array wa = weights.cast<py::array>();
-    if (wa.ndim() != 1 || std::size_t(wa.shape(0)) != x.rows)
-      value_error("sample_weight: expected a 1-d array of length " + std::to_string(x.rows));
-    if (dtype_of(wa, "sample_weight") != dt || !(wa.flags() & py::array::c_style))
-      type_error("sample_weight: must be a contiguous array of X's dtype");
-    w = static_cast<const T*>(wa.data());
-  }
+  const T* w = row_weights<T>(weights, x.rows, dt);
   const auto v = view<T>(V, op == Op::rmatvec ? "U" : "V", dt);
   std::size_t rows = op == Op::matvec || op == Op::grad ? x.rows : z.rows;
   std::size_t cols = v.cols;

@@ -66,3 +66,15 @@ void kernel_block(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Ma
                   const Options& options = {});
 
 }  // namespace gramfree::cuda
+
+// Explicit instantiations of the operators above, in the file that defines them (cuda/
+// operators.cu, or csrc/kernels/cuda_unavailable.cpp), inside namespace gramfree::cuda.
+#define GRAMFREE_CUDA_INSTANTIATE(T)                                                        \
+  template void kernel_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,         \
+                                 ConstMatrix<T>, Matrix<T>, const Options&);                \
+  template void kernel_rmatvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,        \
+                                  ConstMatrix<T>, Matrix<T>, const Options&);               \
+  template void kernel_normal_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,  \
+                                        ConstMatrix<T>, Matrix<T>, const Options&, const T*); \
+  template void kernel_block<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>, Matrix<T>, \
+                                const Options&);

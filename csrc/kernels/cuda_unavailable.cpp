@@ -38,17 +38,7 @@ void kernel_block(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>, Matrix<T>, 
   unavailable();
 }
 
-#define GRAMFREE_CUDA_INSTANTIATE(T)                                                        \
-  template void kernel_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,         \
-                                 ConstMatrix<T>, Matrix<T>, const Options&);                \
-  template void kernel_rmatvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,        \
-                                  ConstMatrix<T>, Matrix<T>, const Options&);               \
-  template void kernel_normal_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,  \
-                                        ConstMatrix<T>, Matrix<T>, const Options&, const T*); \
-  template void kernel_block<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>, Matrix<T>, \
-                                const Options&);
 GRAMFREE_CUDA_INSTANTIATE(float)
 GRAMFREE_CUDA_INSTANTIATE(double)
-#undef GRAMFREE_CUDA_INSTANTIATE
 
 }  // namespace gramfree::cuda
