@@ -107,7 +107,8 @@ CONFIG = {
         # Nystroem(25000) + RidgeClassifier cannot run on this 24 GiB machine kind: its SVD
         # of K_MM was killed by the OOM killer at 24.1 GB after ~58 min (2026-11-27), so
         # the benchmark skips it by its memory estimate and compares at equal m where the
-        # anchor fits (equal_ms: gramfree and the anchor both refitted at that m).
+        # anchor fits (equal_ms: gramfree and the anchor both refitted at that m; at
+        # m = 16000 the anchor took 1531 s of fit and 17.2 GiB).
         "anchor_timeout": 7200,
         "equal_ms": [16000],
         "gramfree": {"solver": "nystrom-pcg", "n_centers": 25000, "max_iter": 8,
@@ -731,14 +732,15 @@ def case_fashion(cfg: dict, report: Report, args) -> None:
 def fashion_nystroem_anchor(c: dict, base: dict, m: int, alpha: float, report: Report, args):
     """``Nystroem(m) + RidgeClassifier`` on the full training set, or None when skipped.
 
-    Its peak memory is set by ``Nystroem.fit``: scipy's SVD of the m x m K_MM (gesdd, full
-    U and V^T, float32) beside K_MM, its copy and gesdd's ~4 m^2 workspace; measured here
-    at m = 25000: killed by the kernel's OOM killer at 24.1 GB resident after ~58 min of
-    SVD on this 24 GiB machine, i.e. ~9.7 m^2 floats. The transform then holds K(X,
-    centres) and the n x m features. Skipped when that cannot fit in the memory available
-    now; capped at ``anchor_timeout`` seconds (reported as timed out)."""
+    Its memory, measured on this 24 GiB machine kind (2026-11-27): at m = 25000,
+    ``Nystroem.fit`` (scipy's gesdd SVD of the m x m K_MM with full U and V^T, beside K_MM,
+    its copy and gesdd's workspace) was killed by the OOM killer at 24.1 GB resident after
+    ~58 min: at least ~9.7 m^2 floats; at m = 16000 the whole fit peaked at 17.2 GiB (the
+    transform and RidgeClassifier: ~4.8 n m floats). Skipped when the larger of the two
+    cannot fit in the memory available now; capped at ``anchor_timeout`` seconds (reported
+    as timed out)."""
     n_train = c.get("n_train") or 60000
-    need = max(9.7 * m * m, 2 * n_train * m + 2 * m * m) * 4 + 0.5 * GIB
+    need = max(9.7 * m * m, 4.8 * n_train * m) * 4 + 0.5 * GIB
     avail = mem_available()
     if need > 0.95 * avail:
         msg = (f"fashion: Nystroem(m={m})+RidgeClassifier skipped: needs ~{fmt_mem(need)} "
