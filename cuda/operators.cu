@@ -124,6 +124,9 @@ void launch_matvec(const KernelSpec& spec, const T* dX, std::size_t n, const T* 
   if (n == 0 || k == 0) return;
   constexpr int KC = cuda_impl::VCols<T>::value;
   const std::size_t k_blocks = ceil_div(k, KC);
+  if (k_blocks > 65535)  // the grid's y limit
+    invalid("V: at most " + std::to_string(65535 * KC) + " columns on the GPU, got " +
+            std::to_string(k));
   const int splits = std::min(max_splits, std::max(1, z_splits(n, m, k_blocks, sms)));
   cuda_impl::MatvecArgs<T> a{dX, dZ, dV, splits > 1 ? partial : dOut, n, m, d, k,
                              params_of<T>(spec), splits, accumulate};
