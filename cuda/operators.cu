@@ -53,17 +53,38 @@ void to_host(T* dst, const T* src, std::size_t elems) {
   if (elems) check(cudaMemcpy(dst, src, elems * sizeof(T), cudaMemcpyDeviceToHost), "cudaMemcpy D2H");
 }
 
-// Selects the device and says how much memory a call may use and how many SMs it has.
+// Makes `index` the calling thread's current device and restores the previous one on scope
+// exit: torch, cupy and the caller's own CUDA code keep the device they had chosen.
+struct DeviceGuard {
+  int previous = -1;
+  explicit DeviceGuard(int index) {
+    check(cudaGetDevice(&previous), "cudaGetDevice");
+    check(cudaSetDevice(index), "cudaSetDevice");
+  }
+  ~DeviceGuard() {
+    if (previous >= 0) cudaSetDevice(previous);
+  }
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+};
+
+int checked_index(int index) {
+  const int count = device_count();
+  if (count == 0) throw std::runtime_error("device='cuda': no CUDA device is visible");
+  if (index < 0 || index >= count)
+    invalid("device: index " + std::to_string(index) + " is not one of the " +
+            std::to_string(count) + " visible CUDA device(s)");
+  return index;
+}
+
+// Selects the device (for the call's lifetime) and says how much memory the call may use
+// and how many SMs it has. Declared before the call's buffers, so that they are freed on
+// this device before the previous one is restored.
 struct Session {
+  DeviceGuard guard;
   std::size_t budget = 0;
   int sms = 1;
-  Session(const Options& o) {
-    const int count = device_count();
-    if (count == 0) throw std::runtime_error("device='cuda': no CUDA device is visible");
-    if (o.device < 0 || o.device >= count)
-      invalid("device: index " + std::to_string(o.device) + " is not one of the " +
-              std::to_string(count) + " visible CUDA device(s)");
-    check(cudaSetDevice(o.device), "cudaSetDevice");
+  Session(const Options& o) : guard(checked_index(o.device)) {
     std::size_t free_b = 0, total_b = 0;
     check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
     budget = o.max_device_bytes ? o.max_device_bytes : free_b / 10 * 8;
@@ -198,6 +219,7 @@ DeviceInfo device_info(int index) {
   if (index < 0 || index >= count)
     throw std::runtime_error("CUDA device " + std::to_string(index) + " is not visible (" +
                              std::to_string(count) + " device(s))");
+  const DeviceGuard guard(index);  // cudaMemGetInfo reports on the current device
   cudaDeviceProp prop{};
   check(cudaGetDeviceProperties(&prop, index), "cudaGetDeviceProperties");
   DeviceInfo info;
@@ -207,7 +229,6 @@ DeviceInfo device_info(int index) {
   info.minor = prop.minor;
   info.multiprocessors = prop.multiProcessorCount;
   info.total_bytes = prop.totalGlobalMem;
-  check(cudaSetDevice(index), "cudaSetDevice");
   std::size_t free_b = 0, total_b = 0;
   check(cudaMemGetInfo(&free_b, &total_b), "cudaMemGetInfo");
   info.free_bytes = free_b;

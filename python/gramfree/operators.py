@@ -95,6 +95,14 @@ def _prepare(X, Z, kernel, kernel_params):
     return X, Z, kern
 
 
+def _native(op: str, device: str, threads: int):
+    """The native ``op`` ("matvec", "rmatvec", "normal_matvec" or "block") for a resolved
+    device, and the keyword argument that says where it runs."""
+    if device == "cpu":
+        return getattr(_core, "kernel_" + op), {"n_threads": threads}
+    return getattr(_core, "cuda_kernel_" + op), {"device": device_index(device)}
+
+
 def kernel_matrix(
     X: Any,
     Z: Any = None,
@@ -115,12 +123,9 @@ def kernel_matrix(
     array([[0., 0.],
            [0., 0.]])
     """
-    where = resolve_device(device)
+    fn, where = _native("block", resolve_device(device), _n_threads(n_jobs))
     X, Z, kern = _prepare(X, Z, kernel, kernel_params)
-    spec = kern.native_spec(X.shape[1])
-    if where != "cpu":
-        return _core.cuda_kernel_block(X, Z, **spec, device=device_index(where))
-    return _core.kernel_block(X, Z, **spec, n_threads=_n_threads(n_jobs))
+    return fn(X, Z, **kern.native_spec(X.shape[1]), **where)
 
 
 def kernel_gradient(
@@ -205,10 +210,7 @@ class KernelOperator(LinearOperator):
     def _call(self, op: str, V: np.ndarray, rows: int, name: str, **extra: Any) -> np.ndarray:
         """Runs ``_core.kernel_<op>`` (CPU) or ``_core.cuda_kernel_<op>`` (GPU)."""
         V2, vector = self._rhs(V, rows, name)
-        if self.device == "cpu":
-            fn, where = getattr(_core, "kernel_" + op), {"n_threads": self._threads}
-        else:
-            fn, where = getattr(_core, "cuda_kernel_" + op), {"device": device_index(self.device)}
+        fn, where = _native(op, self.device, self._threads)
         out = fn(self.X, self.Z, V2, **self._spec, **where, **extra)
         return out[:, 0] if vector else out
 
@@ -281,10 +283,8 @@ class KernelOperator(LinearOperator):
 
     def to_dense(self) -> np.ndarray:
         """``K(X, Z)`` materialised."""
-        if self.device != "cpu":
-            return _core.cuda_kernel_block(self.X, self.Z, **self._spec,
-                                           device=device_index(self.device))
-        return _core.kernel_block(self.X, self.Z, **self._spec, n_threads=self._threads)
+        fn, where = _native("block", self.device, self._threads)
+        return fn(self.X, self.Z, **self._spec, **where)
 
     def __repr__(self) -> str:
         n, m = self.shape

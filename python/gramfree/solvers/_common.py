@@ -8,10 +8,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .. import _core
-from ..device import device_index
 from ..kernels import Kernel
-from ..operators import KernelOperator, _n_threads
+from ..operators import KernelOperator, _n_threads, _native
 
 
 @dataclass
@@ -48,10 +46,7 @@ class Problem:
         straight to the native operator: no re-validation of A and B inside a loop."""
         dtype = self.X.dtype
         V = np.ascontiguousarray(V, dtype=dtype)
-        if self.device == "cpu":
-            fn, where = _core.kernel_matvec, {"n_threads": _n_threads(self.n_jobs)}
-        else:
-            fn, where = _core.cuda_kernel_matvec, {"device": device_index(self.device)}
+        fn, where = _native("matvec", self.device, _n_threads(self.n_jobs))
         return fn(
             np.ascontiguousarray(A, dtype=dtype),
             np.ascontiguousarray(B, dtype=dtype),
