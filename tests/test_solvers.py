@@ -243,21 +243,30 @@ def test_eigenpro_batch_and_step_size(alpha, max_batch):
     p = Problem(X, Y, Gaussian(GAMMA), alpha, None, 1)
     res = _eigenpro(p, max_iter=2, tol=0.0, max_batch=max_batch)
     info = res.info
-    assert {"batch_size", "step_size", "top_q", "lambda_q", "beta"} <= set(info)
-    m, eta, q, lam_q, beta = (info[k] for k in ("batch_size", "step_size", "top_q", "lambda_q", "beta"))
+    m, eta, q, lam, beta = (info[k] for k in ("batch_size", "step_size", "top_q", "lambda_q", "beta"))
     # beta bounds the diagonal of K + alpha I: 1 + alpha for the Gaussian kernel
     assert beta == pytest.approx(1.0 + alpha, rel=1e-12)
-    # lambda_q: the q-th eigenvalue of K(S, S) / s (S = all rows here) plus alpha / n
-    assert info["n_subsample"] == n
-    eig = np.sort(np.linalg.eigvalsh(rbf_kernel(X, gamma=GAMMA) / n))[::-1]
-    assert lam_q == pytest.approx(eig[q - 1] + alpha / n, rel=1e-8)
-    # q is the largest index whose critical batch size fits the maximal batch
+    assert info["n_subsample"] == n and info["n_measure"] == n
+    K = rbf_kernel(X, gamma=GAMMA)
+    vals, vecs = np.linalg.eigh(K / n)
+    vals, vecs = np.maximum(vals[::-1], 0.0), vecs[:, ::-1]
+    shift = alpha / n
+    # The damped flattened top lam_1^(1-a) lam_q^a (EigenPro 2's code), q at most s/3 - 1
+    # and its critical batch within min(max_batch, s).
+    flat = (vals[0] + shift) ** 0.05 * (vals + shift) ** 0.95
+    assert info["lambda_flat"] == pytest.approx(flat[q - 1], rel=1e-8)
     cap = min(max_batch, n)
-    assert beta / lam_q + 1 <= cap or q == 1
-    assert beta / (eig[q] + alpha / n) + 1 > cap
-    # batch size m = min(n, beta / lambda_q + 1, max_batch); then eta = m / beta
-    assert m == min(n, int(np.floor(beta / lam_q + 1)), max_batch)
-    assert m <= beta / lam_q + 1
+    assert q <= n // 3 - 1
+    assert beta / flat[q - 1] + 1 <= cap or q == 1
+    assert q == n // 3 - 1 or beta / flat[q] + 1 > cap
+    # lambda_measured: top eigenvalue of the preconditioned kernel K - K E D E^T K over n
+    E = vecs[:, : q - 1] / np.sqrt(n)
+    D = (1 - (vals[q - 1] / vals[: q - 1]) ** 0.95) / vals[: q - 1]
+    M = K - K @ E @ np.diag(D) @ E.T @ K
+    assert info["lambda_measured"] == pytest.approx(np.linalg.eigvalsh(M)[-1] / n + shift, rel=1e-6)
+    assert lam == max(info["lambda_flat"], info["lambda_measured"])
+    # batch size m = min(n, beta / lam + 1, max_batch); then eta = m / beta
+    assert m == min(n, int(np.floor(beta / lam + 1)), max_batch)
     assert eta == pytest.approx(m / beta, rel=1e-12)
     assert len(res.loss_curve) == res.n_iter == 2
 
@@ -268,9 +277,8 @@ def test_eigenpro_step_size_formula():
     for m in (1, 50, 200):
         assert _step_size(m, beta, lam_q) == pytest.approx(m / beta)
     for m in (202, 1000, 10**6):
-        assert _step_size(m, beta, lam_q) == pytest.approx(2 * m / (beta + (m - 1) * lam_q))
-    # continuous at the critical batch size, and bounded by 2 / lambda_q beyond it
-    assert _step_size(m_star, beta, lam_q) == pytest.approx(m_star / beta)
+        assert _step_size(m, beta, lam_q) == pytest.approx(0.99 * 2 * m / (beta + (m - 1) * lam_q))
+    # bounded by 2 / lambda_q beyond the critical batch size
     assert 2 * m_star / (beta + (m_star - 1) * lam_q) == pytest.approx(m_star / beta)
     assert _step_size(10**9, beta, lam_q) < 2 / lam_q
 
@@ -332,10 +340,13 @@ def test_eigenpro_convergence_flag_and_curve():
     X, Y, _ = _data()
     p = Problem(X, Y, Gaussian(GAMMA), 1.0, None, 1)
     one = _eigenpro(p, max_iter=1, tol=1e-3)
-    assert one.n_iter == 1 and not one.converged  # a loss change needs two epochs
+    assert one.n_iter == 1 and not one.converged
     many = _eigenpro(p, max_iter=500, tol=1e-3)
     assert many.converged and many.n_iter < 500
     assert len(many.loss_curve) == many.n_iter
+    # loss_curve holds the exact objective of the iterate kept after each epoch
+    assert many.loss_curve[-1] == pytest.approx(objective(p, many.centers, many.coef), rel=1e-10)
+    assert np.all(np.diff(many.loss_curve) <= 0)
     prev, last = many.loss_curve[-2:]
-    assert abs(prev - last) <= 1e-3 * prev or last <= 1e-3 * np.mean(Y**2)
-    assert many.loss_curve[-1] < many.loss_curve[0]
+    assert prev - last <= 1e-3 * prev or last <= 1e-3 * np.mean(Y**2)
+    assert many.loss_curve[-1] < many.info["objective_initial"]

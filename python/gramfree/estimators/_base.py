@@ -185,7 +185,18 @@ class KernelMachineMixin(BaseEstimator):
                     random_state=rng, verbose=self.verbose,
                 )
         self.fit_time_ = time.perf_counter() - start
-        if not result.converged:
+        if result.info.get("stalled"):
+            warnings.warn(
+                f"eigenpro could not decrease the training objective: "
+                f"{result.info['rejected_epochs']} epochs were undone and the step halved "
+                f"{result.info['step_halvings']} times; the model is the best iterate "
+                f"(objective {min(result.loss_curve):.4g}, initial "
+                f"{result.info['objective_initial']:.4g}). Use solver='nystrom-pcg' or "
+                "solver='direct', or a larger alpha",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
+        elif not result.converged:
             warnings.warn(
                 f"{solver} reached max_iter={result.n_iter} before tol={self.tol}; "
                 "increase max_iter or tol",

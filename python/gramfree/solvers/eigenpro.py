@@ -3,31 +3,48 @@
 EigenPro 2 (Ma & Belkin 2019) on all training points as centres, and, with fixed centres,
 EigenPro 3 (Abedsoltan, Belkin & Pandit 2023).
 
-Preconditioner: the top-q eigensystem (lam_i, e_i) of ``K(S, S) / s`` on a Nystrom
-subsample S of s points; the step flattens the top q - 1 directions of the covariance
-operator to lam_q. For a batch B of m points with residuals g:
+Both are gradient descent, in the kernel's Hilbert space, on the kernel ridge objective
+``L(f) = (sum_i w_i (f(x_i) - y_i)^2 + alpha ||f||^2) / sum w``, with mini-batches of m
+points and a preconditioner ``P`` that flattens the top of the spectrum. For a batch B with
+residuals g:
 
     coef[B] -= (eta / m) g
     coef[S] += (eta / m) E diag((1 - (lam_q / lam_i)^a) / lam_i) E^T K(S, B) g
 
-with E the eigenvectors scaled by 1 / sqrt(s) and damping a = 0.95. Batch size and step
-size come from the eigenvalues: m* = beta / lam_q + 1 (beta = max_x k(x, x)), eta = m / beta
-for m <= m*, else 2 m / (beta + (m - 1) lam_q). With fixed centres, when epochs of
-mini-batches stop improving the step halves, so the iteration approaches the minimiser
-instead of stalling at SGD's noise floor.
+(E: the top q - 1 eigenvectors of ``K(S, S) / s`` on a Nystrom subsample S of s points,
+scaled by 1 / sqrt(s); damping a = 0.95). Step and batch follow EigenPro 2: critical batch
+``m* = beta / lam + 1`` (beta = max_x k(x, x)), ``eta = m / beta`` for m <= m*, else
+``0.99 * 2 m / (beta + (m - 1) lam)``, where lam is the top eigenvalue of the preconditioned
+operator ``P K / n``.
 
-Weights and ridge (KernelRidge's objective ``sum w (f - y)^2 + alpha ||f||^2``): EigenPro 2
-iterates on the symmetric system ``(W^1/2 K W^1/2 + alpha I) c' = W^1/2 y`` with
-``coef = W^1/2 c'``, i.e. on the kernel ``sqrt(w_i w_j) k(x_i, x_j)``; its preconditioner
-comes from that kernel's subsample, beta = max w k(x, x) + alpha, and the ridge lifts every
+Why the safeguards (the published rules alone diverge on real data with a narrow kernel):
+with a flat spectrum the subsample's eigenvalues beyond the first few are noise of order
+1 / s, its eigenvectors do not extend to the other points, and the operator's true top
+eigenvalue after preconditioning is far above the flattened lam_q that the rules assume
+(Letter, rbf gamma = 0.2: q = 1078, the objective grew tenfold per epoch). So:
+
+1. q is bounded as in EigenPro's code: at most s / 3 - 1 directions, and only those whose
+   critical batch (with the damped flattened top ``lam_1^(1-a) lam_q^a``) fits the
+   subsample size;
+2. lam is *measured*: the top eigenvalue of the preconditioned kernel ``K - K_S E D E^T K_S``
+   on an independent subsample T of the data (``/ |T|``), and the step uses the larger of
+   the measured and the assumed value;
+3. every epoch ends with one exact pass over the data for the objective; an epoch that
+   increases it is undone and retried with half the step (``solver_info_``: rejected
+   epochs, halvings). The returned model is the best iterate, and when halving cannot
+   make progress the solver stops and says so.
+
+Weights and ridge: EigenPro 2 iterates on the symmetric system
+``(W^1/2 K W^1/2 + alpha I) c' = W^1/2 y`` with ``coef = W^1/2 c'``, i.e. on the kernel
+``sqrt(w_i w_j) k(x_i, x_j)``; beta = max w k(x, x) + alpha and the ridge lifts every
 eigenvalue by alpha / n.
 
 EigenPro 3 keeps the model on p fixed centres Z. The stochastic functional gradient
-``G = (1/m) sum_B g_i k(x_i, .) + (alpha / n) f`` (ridge included) is preconditioned with a
-subsample S of the centres, ``P G = G - sum_S c_l k(z_l, .)``, ``c = E D E^T G(S)``, and
-projected onto span{k(z, .)} exactly by a Cholesky of K(Z, Z) (the paper iterates EigenPro
-2 for this projection). Because S lies in Z and P is invertible, the fixed point is the
-Nystrom ridge solution on Z: the objective of :mod:`nystrom_pcg`.
+``G = (1/m) sum_B g_i k(x_i, .) + (alpha / n) f`` is preconditioned with a subsample S of
+the centres and projected onto span{k(z, .)} exactly by a Cholesky of K(Z, Z) (the paper
+iterates EigenPro 2 for this projection). Its fixed point is the Nystrom ridge solution on
+Z, the objective of :mod:`nystrom_pcg`; being a least-squares problem (residuals do not
+vanish), constant-step SGD stalls at a noise floor, which the undo-and-halve rule lowers.
 """
 
 from __future__ import annotations
@@ -39,6 +56,14 @@ from ..linalg import cho_solve, jittered_cholesky
 from ._common import Problem, Progress, SolverResult, kernel_diagonal
 
 DAMPING = 0.95
+# EigenPro 2's published safety factor on the step beyond the critical batch size.
+STEP_SAFETY = 0.99
+# Points of the independent subsample on which the preconditioned operator's top
+# eigenvalue is measured (a dense t x t eigenproblem: 4000 costs about a second).
+MEASURE_POINTS = 4000
+# Consecutive halvings after which an epoch that still increases the objective stops the
+# solver (the step is then 2^-10 of the rule's: no useful progress is possible).
+MAX_HALVINGS = 10
 
 
 def _subsample_size(n: int) -> int:
@@ -46,24 +71,44 @@ def _subsample_size(n: int) -> int:
 
 
 def _eigensystem(kss: np.ndarray, beta: float, shift: float, max_batch: int, max_q: int):
-    """Preconditioner from ``K(S, S)`` (float64, already weighted if need be):
-    returns (E, D, lam_q, q) with lam_q including the ridge shift."""
+    """Preconditioner from ``K(S, S)`` (float64, weighted if need be).
+
+    Returns ``(E, D, lam_flat, q)``: the scaled top q - 1 eigenvectors, the diagonal of the
+    correction, and the top eigenvalue after flattening (``lam_1^(1-a) lam_q^a`` with the
+    ridge shift) that the published step rule assumes."""
     s = kss.shape[0]
     vals, vecs = sla.eigh(kss / s, check_finite=False)
     vals, vecs = np.maximum(vals[::-1], 0.0), vecs[:, ::-1]
-    # The largest q whose critical batch size beta / lam_q + 1 fits max_batch.
-    ok = np.nonzero(beta / np.maximum(vals + shift, 1e-300) + 1 <= max_batch)[0]
+    lam = vals + shift
+    # Flattened top for each candidate q, and its critical batch size.
+    flat = lam[0] ** (1 - DAMPING) * np.maximum(lam, 1e-300) ** DAMPING
+    ok = np.nonzero(beta / flat + 1 <= min(max_batch, s))[0]
     q = int(ok[-1]) + 1 if ok.size else 1
-    q = max(1, min(q, s - 1, max_q)) if s > 1 else 1
+    q = max(1, min(q, max_q, s - 1)) if s > 1 else 1
     top = vals[: q - 1]
     E = vecs[:, : q - 1] / np.sqrt(s)
     D = (1.0 - (vals[q - 1] / top) ** DAMPING) / top
-    return E, D, float(vals[q - 1] + shift), q
+    return E, D, float(flat[q - 1]), q
 
 
-def _step_size(m: int, beta: float, lam_q: float) -> float:
-    m_star = beta / lam_q + 1
-    return m / beta if m <= m_star else 2 * m / (beta + (m - 1) * lam_q)
+def _measured_top(problem, XT, swT, XS, swS, E, D, shift) -> float:
+    """Top eigenvalue of the preconditioned operator ``(K - K_S E D E^T K_S) / n`` estimated
+    on the points T: ``lambda_max(M_TT) / |T|`` plus the ridge shift."""
+    t = XT.shape[0]
+    M = problem.operator(XT).to_dense().astype(np.float64)
+    M *= np.outer(swT, swT)
+    if D.size:
+        kts = problem.operator(XT, XS).to_dense().astype(np.float64)
+        kts *= np.outer(swT, swS)
+        F = kts @ E  # (t, q-1)
+        M -= (F * D) @ F.T
+    top = sla.eigh(M, eigvals_only=True, subset_by_index=[t - 1, t - 1], check_finite=False)
+    return float(top[0]) / t + shift
+
+
+def _step_size(m: int, beta: float, lam: float) -> float:
+    m_star = beta / lam + 1
+    return m / beta if m <= m_star else STEP_SAFETY * 2 * m / (beta + (m - 1) * lam)
 
 
 def solve_eigenpro(
@@ -75,7 +120,12 @@ def solve_eigenpro(
     random_state: np.random.Generator,
     verbose: int | bool = False,
     max_batch: int = 8192,
+    n_subsample: int | None = None,
+    step_scale: float = 1.0,
 ) -> SolverResult:
+    """``n_subsample``: size of the Nystrom subsample (default: 2000 below 10^5 rows or
+    centres, else 12000). ``step_scale`` multiplies the rule's step size (for tests of the
+    safeguards and for users who know better; the undo-and-halve rule still applies)."""
     X, Y = problem.X, problem.Y.astype(np.float64)
     n, t = Y.shape
     dtype = X.dtype
@@ -86,97 +136,136 @@ def solve_eigenpro(
     beta = float(np.max(w * kernel_diagonal(problem.kernel, X))) + alpha
     fixed = centers is not None
     max_batch = min(max_batch, n)
+    shift = alpha / n
 
     if not fixed:
-        s = _subsample_size(n)
+        s = min(n, n_subsample or _subsample_size(n))
         S = np.sort(rng.choice(n, size=s, replace=False)) if s < n else np.arange(n)
         XS = X[S]
         kss = problem.operator(XS).to_dense().astype(np.float64)
         kss *= np.outer(sw[S], sw[S])
-        # A subsample of the data itself: its top eigenvalues are the covariance's.
-        E, D, lam_q, q = _eigensystem(kss, beta, alpha / n, max_batch, s - 1)
+        E, D, lam_flat, q = _eigensystem(kss, beta, shift, max_batch, max(1, s // 3 - 1))
+        del kss
         c_scaled = np.zeros((n, t))  # c' in the symmetric system; coef = sw * c'
     else:
         Z = centers
         p = Z.shape[0]
         kzz = problem.operator(Z).to_dense().astype(np.float64)
         LZ, _ = jittered_cholesky(kzz)
-        s = _subsample_size(p)
+        s = min(p, n_subsample or _subsample_size(p))
         S = np.sort(rng.choice(p, size=s, replace=False)) if s < p else np.arange(p)
+        XS = Z[S]
         # The centres estimate the data's covariance only roughly: trust its top fifth.
-        E, D, lam_q, q = _eigensystem(kzz[np.ix_(S, S)], beta, alpha / n, max_batch, max(1, s // 5))
+        E, D, lam_flat, q = _eigensystem(
+            kzz[np.ix_(S, S)], beta, shift, max_batch, max(1, min(s // 5, s // 3 - 1))
+        )
         kzz_S = kzz[S]  # rows of K(Z, Z) at the subsample: K(S, Z)
         del kzz
         a = np.zeros((p, t))
-    if not (lam_q > 0 and beta > 0):
+    if not (lam_flat > 0 and beta > 0):
         raise ValueError(
             "eigenpro: the kernel matrix of the subsample is zero (a degenerate kernel or "
             "data); use alpha > 0 or another solver"
         )
-    m = int(min(max_batch, max(1, np.floor(beta / lam_q + 1))))
-    eta = _step_size(m, beta, lam_q)
+    # Measure the preconditioned operator on a uniform sample of the rows (all of them when
+    # few): a principal submatrix of the whole operator, S's rows in their proportion.
+    T = np.sort(rng.choice(n, size=MEASURE_POINTS, replace=False)) if n > MEASURE_POINTS else np.arange(n)
+    swS = sw[S] if not fixed else np.ones(len(S))
+    lam_measured = _measured_top(problem, X[T], sw[T], XS, swS, E, D, shift)
+    lam = max(lam_flat, lam_measured)
+    m = int(min(max_batch, max(1, np.floor(beta / lam + 1))))
+    eta_rule = _step_size(m, beta, lam)
+    eta = step_scale * eta_rule
 
-    loss_curve: list[float] = []
-    progress = Progress(verbose, max_iter, "eigenpro3" if fixed else "eigenpro2")
-    converged = False
-    epoch = 0
-    best_loss, stalled, halvings = np.inf, 0, 0
-    y_scale = float(w @ np.sum(Y**2, axis=1)) / w.sum() or 1.0
-    while epoch < max_iter and not converged:
+    def coefficients(state: np.ndarray) -> np.ndarray:
+        return state if fixed else sw[:, None] * state
+
+    def full_objective(state: np.ndarray) -> tuple[float, float]:
+        """One exact pass: the objective ``(sum w (f - y)^2 + alpha ||f||^2) / sum w`` and,
+        for EigenPro 2, the relative residual of its square system."""
+        coef = coefficients(state)
+        if fixed:
+            pred = problem.matvec(X, Z, coef).astype(np.float64)
+            penalty = float(np.sum(sla.blas.dtrmm(1.0, LZ, coef, lower=1, trans_a=1) ** 2))
+            residual = np.nan
+        else:
+            pred = problem.matvec(X, X, coef).astype(np.float64)
+            penalty = float(np.sum(coef * pred))
+            r = sw[:, None] * (pred - Y) + alpha * state
+            residual = float(np.linalg.norm(r) / y_norm)
+        resid = float(w @ np.sum((pred - Y) ** 2, axis=1))
+        return (resid + alpha * penalty) / w.sum(), residual
+
+    def run_epoch(state: np.ndarray, eta: float) -> None:
         order = rng.permutation(n)
-        epoch_loss = 0.0
         for b0 in range(0, n, m):
             B = order[b0 : b0 + m]
             XB = X[B]
             if not fixed:
                 # Residual of (W^1/2 K W^1/2 + alpha I) c' = W^1/2 y on the batch.
-                coef = (sw[:, None] * c_scaled).astype(dtype)
-                pred = problem.matvec(XB, X, coef).astype(np.float64)
-                err = pred - Y[B]
-                epoch_loss += float(w[B] @ np.sum(err**2, axis=1))
-                g = sw[B, None] * err + alpha * c_scaled[B]
-                c_scaled[B] -= (eta / m) * g
+                pred = problem.matvec(XB, X, coefficients(state).astype(dtype)).astype(np.float64)
+                g = sw[B, None] * (pred - Y[B]) + alpha * state[B]
+                state[B] -= (eta / m) * g
                 if D.size:
                     ksb = sw[S, None] * problem.matvec(XS, XB, sw[B, None] * g)
-                    c_scaled[S] += (eta / m) * (E @ (D[:, None] * (E.T @ ksb)))
+                    state[S] += (eta / m) * (E @ (D[:, None] * (E.T @ ksb)))
             else:
-                pred = problem.matvec(XB, Z, a).astype(np.float64)
-                err = pred - Y[B]
-                epoch_loss += float(w[B] @ np.sum(err**2, axis=1))
+                err = problem.matvec(XB, Z, state).astype(np.float64) - Y[B]
                 # <G, k(z, .)> = u + (alpha/n) K_ZZ a for every centre (data term plus
                 # ridge); projected: K_ZZ^-1 of it is K_ZZ^-1 u + (alpha/n) a, and the
                 # correction K_ZZ^-1 K_ZS c is c placed on the subsample's coordinates.
                 u = problem.matvec(Z, XB, w[B, None] * err).astype(np.float64) / len(B)
-                step = cho_solve(LZ, u) + (alpha / n) * a
+                step = cho_solve(LZ, u) + shift * state
                 if D.size:
-                    g_s = u[S] + (alpha / n) * (kzz_S @ a)
+                    g_s = u[S] + shift * (kzz_S @ state)
                     step[S] -= E @ (D[:, None] * (E.T @ g_s))
-                a -= eta * step
+                state -= eta * step
+
+    state = a if fixed else c_scaled
+    y_norm = float(np.linalg.norm(sw[:, None] * Y)) or 1.0
+    best, residual = full_objective(state)
+    initial = best
+    # An increase smaller than the objective's rounding error is no increase.
+    noise = 1e3 * np.finfo(dtype).eps
+    loss_curve: list[float] = []
+    progress = Progress(verbose, max_iter, "eigenpro3" if fixed else "eigenpro2")
+    converged = stuck = False
+    halvings = rejected = consecutive = 0
+    y_scale = float(w @ np.sum(Y**2, axis=1)) / w.sum() or 1.0
+    epoch = 0
+    saved = np.empty_like(state)
+    while epoch < max_iter and not converged and not stuck:
+        saved[...] = state
+        run_epoch(state, eta)
         epoch += 1
-        loss = epoch_loss / w.sum()
-        loss_curve.append(loss)
-        # EigenPro 2 solves a square system, whose every batch residual vanishes at the
-        # solution: constant-step SGD converges to it. EigenPro 3 fits a least-squares
-        # problem, where it stalls at a noise floor set by the step: once three epochs
-        # bring no new best, halve the step (Robbins-Monro; it only adds stability).
-        if loss < best_loss * (1 - 1e-4):
-            best_loss, stalled = loss, 0
+        loss, new_residual = full_objective(state)
+        if not loss <= best * (1 + noise):  # increased, or not finite: undo, halve the step
+            state[...] = saved
+            rejected += 1
+            consecutive += 1
+            eta *= 0.5
+            halvings += 1
+            stuck = consecutive > MAX_HALVINGS
+            loss_curve.append(best)
+            progress.update(epoch, best, f"rejected (objective {loss:.3g}); step halved to {eta:.3g}")
+            continue
+        consecutive = 0
+        previous, best, residual = best, min(best, loss), new_residual
+        loss_curve.append(best)
+        progress.update(epoch, best, f"batch={m} eta={eta:.3g} q={q}")
+        # EigenPro 3 fits least squares (no vanishing residual): stop on the objective's
+        # relative change. EigenPro 2 solves a square system: on its relative residual, as
+        # CG does, or once an epoch changes the objective (quadratic in the error) by less
+        # than tol^2, where ill-conditioned directions that no longer move predictions
+        # would keep the residual above tol for many epochs.
+        change = previous - loss
+        if fixed:
+            converged = change <= tol * previous or loss <= tol * y_scale
         else:
-            stalled += 1
-        if fixed and m < n and stalled >= 3 and halvings < 12:
-            eta, stalled, halvings = 0.5 * eta, 0, halvings + 1
-        progress.update(epoch, loss, f"batch={m} eta={eta:.3g} q={q}")
-        if not np.isfinite(loss):
-            progress.close()
-            raise FloatingPointError(
-                f"eigenpro diverged at epoch {epoch} (batch {m}, step {eta:.3g}); "
-                "try solver='nystrom-pcg' or a larger alpha"
-            )
-        if len(loss_curve) >= 2:
-            prev = loss_curve[-2]
-            converged = abs(prev - loss) <= tol * max(prev, 1e-300) or loss <= tol * y_scale
+            converged = residual <= tol or 0 < change <= tol**2 * previous
+    del saved
     progress.close(f"{epoch} epochs, converged={converged}")
-    coef = a if fixed else sw[:, None] * c_scaled
+    coef = coefficients(state)
     return SolverResult(
         centers=Z if fixed else X,
         coef=coef.astype(dtype),
@@ -186,11 +275,19 @@ def solve_eigenpro(
         info={
             "batch_size": m,
             "step_size": eta,
-        "step_halvings": halvings,
+            "step_size_rule": eta_rule,
+            "step_halvings": halvings,
+            "rejected_epochs": rejected,
+            "stalled": stuck,
+            "objective_initial": initial,
+            "relative_residual": residual,
             "top_q": q,
-            "lambda_q": lam_q,
+            "lambda_flat": lam_flat,
+            "lambda_measured": lam_measured,
+            "lambda_q": lam,
             "beta": beta,
             "n_subsample": len(S),
+            "n_measure": len(T),
             "n_centers": (Z if fixed else X).shape[0],
             "variant": "eigenpro3" if fixed else "eigenpro2",
         },
