@@ -286,21 +286,57 @@ def test_solver_auto_resolution():
     np.testing.assert_array_equal(direct.centers_, X)
 
 
-def test_solver_auto_switches_above_threshold(monkeypatch):
-    """auto: direct up to DIRECT_MAX_SAMPLES (documented: 4000) rows, nystrom-pcg above,
-    with max(1000, 20 sqrt(n)) centres capped at n. The threshold is lowered here so the
-    switch is exercised on small data."""
-    from gramfree.estimators import _base
+def _digits_split(gamma_scale=1.0):
+    from sklearn.datasets import load_digits
 
-    assert _base.DIRECT_MAX_SAMPLES == 4000
-    monkeypatch.setattr(_base, "DIRECT_MAX_SAMPLES", 150)
-    X, _, Y, _ = _regression_data(n=151)
-    assert KernelRegressor().fit(X[:150], Y[:150, 0]).solver_ == "direct"
-    model = KernelRegressor(random_state=0, tol=1e-10).fit(X, Y[:, 0])
-    assert model.solver_ == "nystrom-pcg"
-    assert model.n_centers_ == 151
-    ref = KernelRidge(kernel="rbf", gamma=0.25, alpha=1.0).fit(X, Y[:, 0])
-    assert rel_diff(model.predict(X), ref.predict(X)) <= 1e-6
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    return X[:1300], X[1300:], y[:1300], y[1300:]
+
+
+def test_solver_auto_flat_spectrum_takes_an_exact_solver(monkeypatch):
+    """Above the always-direct size, a narrow kernel (flat spectrum: d_eff beyond what the
+    subsample resolves) sends auto to an exact solver, which matches KernelRidge."""
+    from gramfree.solvers import auto
+
+    assert auto.DIRECT_ALWAYS == 4000
+    monkeypatch.setattr(auto, "DIRECT_ALWAYS", 500)
+    monkeypatch.setattr(auto, "SPECTRUM_ROWS", 400)
+    Xtr, Xte, ytr, yte = _digits_split()
+    model = KernelClassifier(gamma=1.0, alpha=0.1, random_state=0).fit(Xtr, ytr)
+    info = model.solver_info_["auto"]
+    assert info["d_eff"] > info["spectrum_rows"] / 2
+    assert model.solver_ in ("direct", "eigenpro") and model.solver_ == info["solver"]
+    assert "flat spectrum" in info["steps"][-1]
+    assert model.n_centers_ == len(Xtr)
+    Y = np.eye(10)[ytr]
+    ref = KernelRidge(kernel="rbf", gamma=1.0, alpha=0.1).fit(Xtr, Y)
+    assert abs(model.score(Xte, yte) - np.mean(ref.predict(Xte).argmax(1) == yte)) <= 0.005
+
+
+def test_solver_auto_grows_centres_until_the_predictions_settle(monkeypatch):
+    """A wide kernel (steep spectrum): Nystrom-PCG with centres doubled until the probe's
+    predictions stop changing; the result lands within half a point of exact."""
+    from gramfree.solvers import auto
+
+    monkeypatch.setattr(auto, "DIRECT_ALWAYS", 500)
+    monkeypatch.setattr(auto, "SPECTRUM_ROWS", 400)
+    monkeypatch.setattr(auto, "MIN_CENTERS", 40)
+    # As at scale, where an n x n matrix or an n^2 epoch is what costs most:
+    monkeypatch.setattr(auto.CostModel, "direct", lambda self: (1e9, 8.0 * self.n**2))
+    monkeypatch.setattr(auto.CostModel, "eigenpro", lambda self: (1e9, 8.0 * self.n))
+    Xtr, Xte, ytr, yte = _digits_split()
+    model = KernelClassifier(gamma=0.02, alpha=1.0, random_state=0).fit(Xtr, ytr)
+    info = model.solver_info_["auto"]
+    assert model.solver_ == info["solver"] == "nystrom-pcg"
+    sizes = [t["n_centers"] for t in info["tried"]]
+    assert sizes == [sizes[0] * 2**i for i in range(len(sizes))] and len(sizes) >= 2
+    assert model.n_centers_ == sizes[-1] < len(Xtr) // 2
+    assert info["tried"][-1]["change"] <= auto.SETTLE_DISAGREE
+    assert "settled" in info["steps"][-1]
+    Y = np.eye(10)[ytr]
+    ref = KernelRidge(kernel="rbf", gamma=0.02, alpha=1.0).fit(Xtr, Y)
+    assert abs(model.score(Xte, yte) - np.mean(ref.predict(Xte).argmax(1) == yte)) <= 0.005
 
 
 def test_nystrom_attributes_and_monotone_objective():

@@ -12,7 +12,7 @@ import warnings
 from dataclasses import fields
 
 import numpy as np
-from sklearn.base import BaseEstimator, clone
+from sklearn.base import BaseEstimator, clone, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -23,16 +23,13 @@ from ..kernels import KERNEL_NAMES, Kernel, get_kernel
 from ..operators import KernelOperator
 from ..linalg import cho_solve, jittered_cholesky
 from ..solvers import SOLVERS, Problem, solve_direct, solve_eigenpro, solve_nystrom_pcg
-
-# "auto" solves exactly up to this many samples: below it a Cholesky of the n x n matrix is
-# faster than any iterative solver and fits easily in memory (n = 4000: 128 MB).
-DIRECT_MAX_SAMPLES = 4000
-
+from ..solvers.auto import solve_auto
 
 def default_n_centers(n: int) -> int:
-    """Falkon's M ~ sqrt(n) scaling with a floor that keeps small problems accurate and a
-    ceiling of 10000: the preconditioner holds two M x M matrices in the data's precision
-    (float64: 1.6 GB at 10^4) and costs O(M^3); set n_centers to go beyond."""
+    """Centres of ``solver="nystrom-pcg"`` when n_centers is None: Falkon's M ~ sqrt(n)
+    scaling with a floor that keeps small problems accurate and a ceiling of 10000 (the
+    preconditioner holds two M x M matrices and costs O(M^3)). ``solver="auto"`` chooses
+    its own number from the data (:mod:`gramfree.solvers.auto`)."""
     return int(min(n, max(1000, 20 * math.sqrt(n)), 10_000))
 
 
@@ -145,26 +142,25 @@ class KernelMachineMixin(BaseEstimator):
             return int(m)
         return max(1, int(round(float(m) * n)))
 
-    def _resolve_solver(self, n: int) -> str:
-        if self.solver != "auto":
-            return self.solver
-        if self.n_centers is None and n <= DIRECT_MAX_SAMPLES:
-            return "direct"
-        return "nystrom-pcg"
-
     def _fit_targets(self, X: np.ndarray, Y: np.ndarray, sample_weight) -> None:
         """Solve for Y (n x t, X's dtype) and set the fitted attributes."""
         n = X.shape[0]
         n_centers = self._resolve_n_centers(n)
         kernel = self._make_kernel()
-        solver = self._resolve_solver(n)
+        solver = self.solver
         rng = self._rng()
         problem = Problem(X, Y, kernel, float(self.alpha), sample_weight, self.n_jobs,
                           resolve_device(self.device))
+        if solver == "auto" and n_centers is not None:
+            solver = "nystrom-pcg"
         if self.verbose:
             print(f"[{type(self).__name__}] solver={solver} n_samples={n}", file=sys.stderr)
         start = time.perf_counter()
-        if solver == "direct":
+        if solver == "auto":
+            result = solve_auto(problem, classify=is_classifier(self), max_iter=self.max_iter,
+                                tol=self.tol, random_state=rng, verbose=self.verbose)
+            solver = result.info["solver"]
+        elif solver == "direct":
             result = solve_direct(problem)
         else:
             m = n_centers

@@ -1,0 +1,236 @@
+"""``solver="auto"``: choose the solver and the number of centres from a cost model.
+
+The aim is the exact kernel ridge solution's quality at the least cost. Three facts decide:
+
+1. **How many centres Nystrom needs.** The effective dimension
+   ``d_eff = sum_j mu_j / (mu_j + alpha)`` (mu_j: eigenvalues of the weighted kernel
+   matrix) counts the directions the ridge does not suppress; Nystrom with M centres is
+   close to exact once M is a few times d_eff. It is estimated from the spectrum of a
+   subsample of s rows (``mu_j ~ (n / s) eig_j(K_SS)``). When the estimate exceeds s / 2 the
+   subsample cannot resolve it (a narrow kernel: flat spectrum, d_eff of order n): no
+   affordable M is close to exact, and the exact methods on all points are the choice.
+2. **What each choice costs** on this machine kind, from the rates in ``RATES`` (measured by
+   ``benchmarks/bench_costmodel.py``): the fused operator's flops per kernel entry
+   (``2 d + 2 k + 8``, k right-hand sides), dense factorizations at the BLAS rate, and the
+   typical iteration counts below. Memory: direct holds the n x n matrix in float64,
+   Nystrom-PCG two M x M matrices, EigenPro O(n k + s^2).
+3. **Whether the model has settled.** With centres, auto grows M (doubling from
+   ``max(1000, 4 d_eff)``) until the predictions on a probe of training rows stop changing
+   (classification: at most ``SETTLE_DISAGREE`` of the probe's labels change; regression:
+   the mean squared change is at most ``SETTLE_R2`` of the targets' variance), or until the
+   next size would cost more than an exact method or not fit. Doubling costs at most about
+   twice the final fit (the M^3 preconditioner dominates, and halves of it sum to less).
+
+``solver_info_["auto"]`` records the estimates, the sizes tried and why each step was taken.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg as sla
+
+from ._common import Problem, SolverResult
+from .direct import solve_direct
+from .eigenpro import solve_eigenpro
+from .nystrom_pcg import solve_nystrom_pcg
+
+# Rates of this project's CI machine kind (2 cores of an AMD EPYC Zen 4, AVX-512), from
+# benchmarks/bench_costmodel.py (2026-12-01): fused-operator flops per second by dtype, and
+# float64 factorization / GEMM flops per second through scipy's OpenBLAS.
+RATES = {"engine_float32": 7.0e10, "engine_float64": 3.2e10, "dense": 4.4e10}
+# Typical iteration counts at the default tol (real-data suite): CG iterations, EigenPro epochs;
+# and passes over K(X, centres) per iteration, as measured against the rates above (a CG
+# step is the two-sided K^T (K p) plus the solver's own work; an EigenPro epoch is the
+# batches' products, the preconditioner's corrections and the exact objective's pass).
+PCG_ITERATIONS = 25
+EIGENPRO_EPOCHS = 30
+PCG_PASSES = 3.0
+EIGENPRO_PASSES = 4.0
+# Rows whose spectrum estimates d_eff (a 1000 x 1000 eigenproblem: ~0.1 s).
+SPECTRUM_ROWS = 1000
+# Settling thresholds of the centre-growing loop (see the module docstring).
+SETTLE_DISAGREE = 0.0025
+SETTLE_R2 = 0.0025
+PROBE_ROWS = 4000
+# Largest share of the available memory one choice may plan to use.
+MEMORY_SHARE = 0.4
+# Fewest centres the growing loop starts from.
+MIN_CENTERS = 1000
+# Samples up to which a direct solve is always the cheapest (n = 4000: 128 MB, < 1 s).
+DIRECT_ALWAYS = 4000
+
+
+def _available_bytes() -> float:
+    try:
+        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8.0 * 2**30
+
+
+def _entry_flops(d: int, k: int) -> float:
+    return 2.0 * d + 2.0 * k + 8.0
+
+
+@dataclass
+class CostModel:
+    """Seconds and bytes of each choice for a problem of n rows, d features, t targets."""
+
+    n: int
+    d: int
+    t: int
+    dtype: np.dtype
+
+    @property
+    def engine(self) -> float:
+        return RATES["engine_float32" if self.dtype == np.float32 else "engine_float64"]
+
+    def direct(self) -> tuple[float, float]:
+        n = self.n
+        seconds = n * n * _entry_flops(self.d, 0) / self.engine + (n**3 / 3 + 2 * n * n * self.t) / RATES["dense"]
+        return seconds, 8.0 * n * n
+
+    def nystrom(self, m: int, iterations: int = PCG_ITERATIONS) -> tuple[float, float]:
+        n, d, t = self.n, self.d, self.t
+        precond = m * m * _entry_flops(d, 0) / self.engine + m**3 / RATES["dense"]
+        per_iter = PCG_PASSES * n * m * _entry_flops(d, t) / self.engine + 4 * m * m * t / RATES["dense"]
+        width = 4 if self.dtype == np.float32 else 8
+        return precond + iterations * per_iter, 2.0 * width * m * m
+
+    def eigenpro(self, epochs: int = EIGENPRO_EPOCHS) -> tuple[float, float]:
+        n, d, t = self.n, self.d, self.t
+        s = min(n, 2000 if n < 100_000 else 12_000)
+        setup = 4 * s**3 / RATES["dense"] + 2 * s * s * _entry_flops(d, 0) / self.engine
+        per_epoch = EIGENPRO_PASSES * n * n * _entry_flops(d, t) / self.engine
+        return setup + epochs * per_epoch, 8.0 * (3 * n * t + 2 * s * s)
+
+
+def effective_dimension(problem: Problem, rng: np.random.Generator) -> tuple[float, int]:
+    """``(d_eff, s)``: the effective dimension estimated from s rows' spectrum."""
+    X, n = problem.X, problem.X.shape[0]
+    s = min(n, SPECTRUM_ROWS)
+    S = np.sort(rng.choice(n, size=s, replace=False)) if s < n else np.arange(n)
+    kss = problem.operator(X[S]).to_dense().astype(np.float64)
+    sw = np.sqrt(problem.weights[S].astype(np.float64))
+    kss *= np.outer(sw, sw)
+    mu = np.maximum(sla.eigh(kss, eigvals_only=True, check_finite=False), 0.0) * (n / s)
+    alpha = max(problem.alpha, 1e-12 * float(mu.max(initial=1.0)))
+    return float(np.sum(mu / (mu + alpha))), s
+
+
+def _settled(before: np.ndarray, after: np.ndarray, Y: np.ndarray, classify: bool) -> tuple[bool, float]:
+    """Whether two models' predictions on the probe agree; returns (settled, measure)."""
+    if classify:
+        if after.shape[1] == 1:
+            changed = np.mean(np.sign(before[:, 0]) != np.sign(after[:, 0]))
+        else:
+            changed = np.mean(before.argmax(1) != after.argmax(1))
+        return bool(changed <= SETTLE_DISAGREE), float(changed)
+    var = float(np.mean((Y - Y.mean(0)) ** 2)) or 1.0
+    change = float(np.mean((after - before) ** 2)) / var
+    return bool(change <= SETTLE_R2), change
+
+
+def solve_auto(
+    problem: Problem,
+    *,
+    classify: bool,
+    max_iter: int | None,
+    tol: float,
+    random_state: np.random.Generator,
+    verbose: int | bool = False,
+) -> SolverResult:
+    """Choose and run a solver (module docstring); ``info["auto"]`` says what and why."""
+    n, d = problem.X.shape
+    t = problem.Y.shape[1]
+    rng = random_state
+    costs = CostModel(n, d, t, problem.X.dtype)
+    memory = MEMORY_SHARE * _available_bytes()
+    log: dict = {"steps": []}
+
+    def say(message: str) -> None:
+        log["steps"].append(message)
+        if verbose:
+            print(f"[auto] {message}", file=sys.stderr, flush=True)
+
+    direct_s, direct_b = costs.direct()
+    direct_ok = direct_b <= memory
+    if n <= DIRECT_ALWAYS and direct_ok:
+        say(f"direct: n = {n} <= {DIRECT_ALWAYS}, exact and cheapest (~{direct_s:.2g} s)")
+        return _finish(solve_direct(problem), "direct", log)
+
+    d_eff, s = effective_dimension(problem, rng)
+    log.update(d_eff=d_eff, spectrum_rows=s)
+    ep_s, ep_b = costs.eigenpro()
+    exact = []  # (seconds, name) of the exact methods that fit in memory
+    if direct_ok:
+        exact.append((direct_s, "direct"))
+    if ep_b <= memory:
+        exact.append((ep_s, "eigenpro"))
+    exact_s, exact_name = min(exact) if exact else (math.inf, None)
+    log["estimates"] = {"direct_s": direct_s, "direct_bytes": direct_b, "eigenpro_s": ep_s}
+
+    if d_eff > s / 2 and exact_name is not None:
+        say(f"{exact_name}: d_eff ~ {d_eff:.0f} of {s} sampled rows (a flat spectrum: Nystrom "
+            f"would need most of the {n} points as centres); est. {exact_s:.2g} s "
+            f"(direct {direct_s:.2g} s, eigenpro {ep_s:.2g} s)")
+        return _finish(_run_exact(problem, exact_name, max_iter, tol, rng, verbose), exact_name, log)
+
+    # Nystrom-PCG, growing the centres until the predictions settle.
+    m = int(min(n, max(MIN_CENTERS, 4 * d_eff)))
+    probe = np.sort(rng.choice(n, size=min(n, PROBE_ROWS), replace=False))
+    Xp, Yp = problem.X[probe], problem.Y[probe].astype(np.float64)
+    result, before = None, None
+    tried: list[dict] = []
+    while True:
+        pcg_s, pcg_b = costs.nystrom(m)
+        if pcg_b > memory or pcg_s > exact_s or m > n // 2:
+            # The next size is not worth it: an exact method is cheaper (or M nears n).
+            if exact_name is not None:
+                why = (f"{m} centres (est. {pcg_s:.2g} s) would cost more than {exact_name} "
+                       f"(est. {exact_s:.2g} s)" if pcg_s > exact_s
+                       else f"{m} centres is most of the {n} points")
+                say(f"{exact_name}: {why}; the exact solution instead")
+                return _finish(_run_exact(problem, exact_name, max_iter, tol, rng, verbose),
+                               exact_name, log, tried)
+            if result is not None:
+                say(f"nystrom-pcg: stop at {result.centers.shape[0]} centres; {m} would not fit "
+                    f"({pcg_b / 2**30:.2g} GiB) and the predictions have not settled")
+                break
+            m = max(1, int(math.sqrt(memory / (pcg_b / (m * m)))))  # the largest that fits
+        idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
+        start = time.perf_counter()
+        result = solve_nystrom_pcg(problem, np.ascontiguousarray(problem.X[idx]),
+                                   max_iter=max_iter or 100, tol=tol, verbose=verbose)
+        after = problem.matvec(Xp, result.centers, result.coef).astype(np.float64)
+        entry = {"n_centers": m, "seconds": time.perf_counter() - start, "estimate_s": pcg_s}
+        tried.append(entry)
+        if before is not None:
+            settled, entry["change"] = _settled(before, after, Yp, classify)
+            if settled:
+                say(f"nystrom-pcg: {m} centres (d_eff ~ {d_eff:.0f}); the predictions changed by "
+                    f"{entry['change']:.2g} from {m // 2} centres: settled")
+                break
+        before = after
+        m = min(n, 2 * m)
+    return _finish(result, "nystrom-pcg", log, tried)
+
+
+def _run_exact(problem, name, max_iter, tol, rng, verbose) -> SolverResult:
+    if name == "direct":
+        return solve_direct(problem)
+    return solve_eigenpro(problem, None, max_iter=max_iter or 30, tol=tol, random_state=rng,
+                          verbose=verbose)
+
+
+def _finish(result: SolverResult, solver: str, log: dict, tried=None) -> SolverResult:
+    log["solver"] = solver
+    if tried:
+        log["tried"] = tried
+    result.info = dict(result.info, solver=solver, auto=log)
+    return result
