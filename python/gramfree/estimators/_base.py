@@ -25,14 +25,6 @@ from ..linalg import cho_solve, jittered_cholesky
 from ..solvers import SOLVERS, Problem, solve_direct, solve_eigenpro, solve_nystrom_pcg
 from ..solvers.auto import solve_auto
 
-def default_n_centers(n: int) -> int:
-    """Centres of ``solver="nystrom-pcg"`` when n_centers is None: Falkon's M ~ sqrt(n)
-    scaling with a floor that keeps small problems accurate and a ceiling of 10000 (the
-    preconditioner holds two M x M matrices and costs O(M^3)). ``solver="auto"`` chooses
-    its own number from the data (:mod:`gramfree.solvers.auto`)."""
-    return int(min(n, max(1000, 20 * math.sqrt(n)), 10_000))
-
-
 class KernelMachineMixin(BaseEstimator):
     """Shared parameters and machinery; see KernelRegressor for the parameter docs."""
 
@@ -156,16 +148,15 @@ class KernelMachineMixin(BaseEstimator):
         if self.verbose:
             print(f"[{type(self).__name__}] solver={solver} n_samples={n}", file=sys.stderr)
         start = time.perf_counter()
-        if solver == "auto":
+        if solver == "auto" or (solver == "nystrom-pcg" and n_centers is None):
             result = solve_auto(problem, classify=is_classifier(self), max_iter=self.max_iter,
-                                tol=self.tol, random_state=rng, verbose=self.verbose)
+                                tol=self.tol, random_state=rng, verbose=self.verbose,
+                                nystrom_only=solver == "nystrom-pcg")
             solver = result.info["solver"]
         elif solver == "direct":
             result = solve_direct(problem)
         else:
             m = n_centers
-            if solver == "nystrom-pcg" and m is None:
-                m = default_n_centers(n)
             centers = None
             if m is not None:
                 idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)

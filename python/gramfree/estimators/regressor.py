@@ -15,8 +15,13 @@ class KernelRegressor(RegressorMixin, KernelMachineMixin):
     ``f = sum_j coef_j k(c_j, .)`` (scikit-learn's KernelRidge objective). ``solver``
     picks how: ``"direct"`` (exact Cholesky, small n), ``"nystrom-pcg"`` (Falkon: centres
     and preconditioned CG), ``"eigenpro"`` (preconditioned SGD, EigenPro 2; EigenPro 3 on
-    fixed centres when ``n_centers`` is set), or ``"auto"`` (direct up to 4000 samples, else
-    nystrom-pcg; see ``solver_``).
+    fixed centres when ``n_centers`` is set), or ``"auto"``: a cost model on this
+    machine's measured rates chooses among them (:mod:`gramfree.solvers.auto`): direct up
+    to 4000 samples; beyond, the effective dimension of the kernel at this alpha, estimated
+    from a subsample's spectrum, decides whether Nystrom can be close to exact. If not (a
+    narrow kernel), the cheaper exact method (direct or EigenPro on all points) is used;
+    if so, Nystrom-PCG with centres doubled until the predictions settle. ``solver_`` and
+    ``solver_info_["auto"]`` (``verbose`` prints it) say what was chosen and why.
 
     Parameters
     ----------
@@ -31,15 +36,21 @@ class KernelRegressor(RegressorMixin, KernelMachineMixin):
         Ridge strength, as in KernelRidge.
     solver : {"auto", "direct", "nystrom-pcg", "eigenpro"}, default="auto"
     n_centers : int, default=None
-        Centres of the model (an integer, or a fraction of n_samples in (0, 1]):
-        nystrom-pcg defaults to ``min(max(1000, 20 sqrt(n)), 10000)``; eigenpro
-        uses all training points unless set (then EigenPro 3). The fitted model's size and
-        prediction cost depend on this number only.
+        Centres of the model (an integer, or a fraction of n_samples in (0, 1]): with
+        ``solver="auto"``, setting it means Nystrom-PCG on that many centres; nystrom-pcg
+        without it grows the centres from ``max(1000, 4 d_eff)`` until the predictions
+        settle (as auto does, :mod:`gramfree.solvers.auto`); eigenpro uses all training
+        points unless set (then EigenPro 3). The fitted model's size and prediction cost
+        depend on this number only.
     max_iter : int, default=None
         CG iterations (nystrom-pcg, default 100) or epochs (eigenpro, default 30).
     tol : float, default=1e-4
-        nystrom-pcg: relative residual of the preconditioned system; eigenpro: relative
-        change of the epoch loss.
+        nystrom-pcg: relative residual of the preconditioned system; eigenpro on all
+        points: relative residual of ``(K + alpha I) c = y``, or an epoch that changes the
+        objective by less than tol^2 relative; eigenpro on fixed centres: relative change
+        of the objective over an epoch. EigenPro also undoes any epoch that increases the
+        objective and retries it with half the step (``solver_info_``: ``rejected_epochs``,
+        ``step_halvings``); the model returned is the best iterate.
     random_state : int, RandomState or None
         Centre selection, EigenPro's subsample and batch order.
     n_jobs : int, default=None

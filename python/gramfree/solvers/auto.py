@@ -144,8 +144,12 @@ def solve_auto(
     tol: float,
     random_state: np.random.Generator,
     verbose: int | bool = False,
+    nystrom_only: bool = False,
 ) -> SolverResult:
-    """Choose and run a solver (module docstring); ``info["auto"]`` says what and why."""
+    """Choose and run a solver (module docstring); ``info["auto"]`` says what and why.
+
+    ``nystrom_only``: ``solver="nystrom-pcg"`` without ``n_centers``: only the centre-growing
+    loop, which may then go up to all n points."""
     n, d = problem.X.shape
     t = problem.Y.shape[1]
     rng = random_state
@@ -160,7 +164,7 @@ def solve_auto(
 
     direct_s, direct_b = costs.direct()
     direct_ok = direct_b <= memory
-    if n <= DIRECT_ALWAYS and direct_ok:
+    if n <= DIRECT_ALWAYS and direct_ok and not nystrom_only:
         say(f"direct: n = {n} <= {DIRECT_ALWAYS}, exact and cheapest (~{direct_s:.2g} s)")
         return _finish(solve_direct(problem), "direct", log)
 
@@ -172,7 +176,7 @@ def solve_auto(
         exact.append((direct_s, "direct"))
     if ep_b <= memory:
         exact.append((ep_s, "eigenpro"))
-    exact_s, exact_name = min(exact) if exact else (math.inf, None)
+    exact_s, exact_name = min(exact) if exact and not nystrom_only else (math.inf, None)
     log["estimates"] = {"direct_s": direct_s, "direct_bytes": direct_b, "eigenpro_s": ep_s}
 
     if d_eff > s / 2 and exact_name is not None:
@@ -189,7 +193,9 @@ def solve_auto(
     tried: list[dict] = []
     while True:
         pcg_s, pcg_b = costs.nystrom(m)
-        if pcg_b > memory or pcg_s > exact_s or m > n // 2:
+        if pcg_b > memory or pcg_s > exact_s or m > (n if nystrom_only else n // 2) or (
+            nystrom_only and result is not None and result.centers.shape[0] == n
+        ):
             # The next size is not worth it: an exact method is cheaper (or M nears n).
             if exact_name is not None:
                 why = (f"{m} centres (est. {pcg_s:.2g} s) would cost more than {exact_name} "
@@ -199,8 +205,9 @@ def solve_auto(
                 return _finish(_run_exact(problem, exact_name, max_iter, tol, rng, verbose),
                                exact_name, log, tried)
             if result is not None:
-                say(f"nystrom-pcg: stop at {result.centers.shape[0]} centres; {m} would not fit "
-                    f"({pcg_b / 2**30:.2g} GiB) and the predictions have not settled")
+                say(f"nystrom-pcg: stop at {result.centers.shape[0]} centres, the predictions "
+                    f"not settled: {m} would need {pcg_b / 2**30:.2g} GiB"
+                    if result.centers.shape[0] < n else f"nystrom-pcg: all {n} points as centres")
                 break
             m = max(1, int(math.sqrt(memory / (pcg_b / (m * m)))))  # the largest that fits
         idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
