@@ -350,17 +350,12 @@ def build_model(spec: dict):
     raise ValueError(f"unknown method {method!r}")
 
 
-def run_child(spec: dict) -> dict:
-    import sklearn  # noqa: F401  (imported before the RSS baseline)
+def measured_fit(model, X, y, Xt) -> tuple[np.ndarray, dict]:
+    """Fit ``model`` (recording its ConvergenceWarnings) and predict ``Xt``: the
+    predictions, and the fit's and prediction's seconds and the fit's peak memory
+    (``VmHWM`` after the fit minus ``VmRSS`` before it, the high-water mark reset first)."""
     from sklearn.exceptions import ConvergenceWarning
 
-    if spec["method"].startswith("gramfree"):
-        import gramfree  # noqa: F401
-
-    t0 = time.perf_counter()
-    X, y, Xt, yt = load_data(spec)
-    data_time = time.perf_counter() - t0
-    model = build_model(spec)
     hwm_reset = reset_hwm()
     before = proc_status()
     with warnings.catch_warnings(record=True) as caught:
@@ -373,13 +368,7 @@ def run_child(spec: dict) -> dict:
     pred = model.predict(Xt)
     predict_time = time.perf_counter() - t0
     end = proc_status()
-    out = {
-        "method": spec["method"],
-        "n_train": int(X.shape[0]),
-        "n_test": int(Xt.shape[0]),
-        "d": int(X.shape[1]),
-        "dtype": str(X.dtype),
-        "data_time": data_time,
+    return pred, {
         "fit_time": fit_time,
         "predict_time": predict_time,
         "rss_before": before["VmRSS"],
@@ -388,6 +377,28 @@ def run_child(spec: dict) -> dict:
         "hwm_end": end["VmHWM"],
         "hwm_reset": hwm_reset,
         "warnings": sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
+    }
+
+
+def run_child(spec: dict) -> dict:
+    import sklearn  # noqa: F401  (imported before the RSS baseline)
+
+    if spec["method"].startswith("gramfree"):
+        import gramfree  # noqa: F401
+
+    t0 = time.perf_counter()
+    X, y, Xt, yt = load_data(spec)
+    data_time = time.perf_counter() - t0
+    model = build_model(spec)
+    pred, measured = measured_fit(model, X, y, Xt)
+    out = {
+        "method": spec["method"],
+        "n_train": int(X.shape[0]),
+        "n_test": int(Xt.shape[0]),
+        "d": int(X.shape[1]),
+        "dtype": str(X.dtype),
+        "data_time": data_time,
+        **measured,
     }
     if spec["task"] == "regression":
         yt64 = yt.astype(np.float64)
@@ -415,16 +426,14 @@ def run_child(spec: dict) -> dict:
 # --------------------------------------------------------------------------- parent
 
 
-def run_fit(spec: dict, *, env_extra: dict | None = None, timeout: float, label: str) -> dict:
-    """Run one fit in a child process; returns its result dict, or one with 'error'."""
-    env = dict(os.environ)
-    env.update(env_extra or {})
-    note = " ".join(f"{k}={v}" for k, v in (env_extra or {}).items())
-    print(f"  - {label}: running{' with ' + note if note else ''} ...", flush=True)
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)]
-    t0 = time.perf_counter()
-    # stderr is echoed as it comes ("[child] ..." progress lines of long anchor fits) and
-    # its tail kept for the error message; stdout carries the result line.
+def run_child_process(script: str, spec: dict, *, env: dict, timeout: float,
+                      result_tag: str = RESULT_TAG) -> dict:
+    """Run ``python SCRIPT --child SPEC_JSON``; returns the dict on its ``result_tag`` line,
+    or one with 'error' (a crash with its signal and stderr tail, or a time-out). Lines the
+    child writes to stderr starting with "[child]" are echoed as they come (progress of
+    long anchor fits)."""
+    cmd = [sys.executable, os.path.abspath(script), "--child", json.dumps(spec)]
+    # stdout carries the result line; stderr is echoed and its tail kept for errors.
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True)
     out_lines: list[str] = []
@@ -437,8 +446,9 @@ def run_fit(spec: dict, *, env_extra: dict | None = None, timeout: float, label:
         for line in proc.stderr:
             if line.startswith("[child]"):
                 print("    " + line.rstrip(), flush=True)
-            err_tail.append(line.rstrip())
-            del err_tail[:-6]
+            if line.strip():
+                err_tail.append(line.rstrip())
+                del err_tail[:-8]
 
     readers = [threading.Thread(target=f, daemon=True) for f in (read_stdout, echo_stderr)]
     for r in readers:
@@ -448,19 +458,26 @@ def run_fit(spec: dict, *, env_extra: dict | None = None, timeout: float, label:
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
-        res = {"error": f"timed out after {timeout:.0f} s"}
-    else:
-        for r in readers:
-            r.join(timeout=10)
-        stdout = "".join(out_lines)
-        res = None
-        for line in stdout.splitlines():
-            if line.startswith(RESULT_TAG):
-                res = json.loads(line[len(RESULT_TAG):])
-        if res is None:
-            tail = "\n".join(err_tail or stdout.strip().splitlines()[-6:])
-            sig = f" (signal {-proc.returncode})" if proc.returncode < 0 else ""
-            res = {"error": f"child exited with {proc.returncode}{sig}: {tail}"}
+        return {"error": f"timed out after {timeout:.0f} s"}
+    for r in readers:
+        r.join(timeout=10)
+    for line in out_lines:
+        if line.startswith(result_tag):
+            return json.loads(line[len(result_tag):])
+    tail = err_tail or [line.rstrip() for line in out_lines if line.strip()][-6:]
+    sig = f" (signal {-proc.returncode})" if proc.returncode < 0 else ""
+    return {"error": f"child exited with {proc.returncode}{sig}: " + "\n".join(tail[-6:]),
+            "stderr_tail": tail}
+
+
+def run_fit(spec: dict, *, env_extra: dict | None = None, timeout: float, label: str) -> dict:
+    """Run one fit in a child process; returns its result dict, or one with 'error'."""
+    env = dict(os.environ)
+    env.update(env_extra or {})
+    note = " ".join(f"{k}={v}" for k, v in (env_extra or {}).items())
+    print(f"  - {label}: running{' with ' + note if note else ''} ...", flush=True)
+    t0 = time.perf_counter()
+    res = run_child_process(__file__, spec, env=env, timeout=timeout)
     res["label"] = label
     res["env"] = note
     res["wall"] = time.perf_counter() - t0

@@ -86,12 +86,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import threading
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -99,7 +97,7 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import realdata  # noqa: E402
 from bench_fit import (  # noqa: E402
-    cell, environment_lines, fmt_mem, mem_available, proc_status, reset_hwm,
+    cell, environment_lines, fmt_mem, mem_available, measured_fit, run_child_process,
 )
 
 RESULT_TAG = "BENCH_REALDATA_RESULT "
@@ -237,28 +235,13 @@ def gramfree_details(model, X, y, task: str, alpha: float) -> dict:
 
 def run_child(spec: dict) -> dict:
     import sklearn  # noqa: F401  (imported before the RSS baseline)
-    from sklearn.exceptions import ConvergenceWarning
 
     X, Xt, y, yt = load_split(spec)
     model = build_model(spec)
-    hwm_reset = reset_hwm()
-    before = proc_status()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        t0 = time.perf_counter()
-        model.fit(X, y)
-        fit_time = time.perf_counter() - t0
-    after_fit = proc_status()
-    t0 = time.perf_counter()
-    pred = model.predict(Xt)
-    predict_time = time.perf_counter() - t0
+    pred, measured = measured_fit(model, X, y, Xt)
     out = {
         "model": spec["model"], "n_train": int(X.shape[0]), "n_test": int(Xt.shape[0]),
-        "d": int(X.shape[1]), "fit_time": fit_time, "predict_time": predict_time,
-        "score": score(spec["task"], pred, yt), "rss_before": before["VmRSS"],
-        "hwm_fit": after_fit["VmHWM"], "peak_fit": after_fit["VmHWM"] - before["VmRSS"],
-        "hwm_reset": hwm_reset,
-        "warnings": sorted({f"{w.category.__name__}: {w.message}" for w in caught}),
+        "d": int(X.shape[1]), "score": score(spec["task"], pred, yt), **measured,
     }
     if spec["model"] in GRAMFREE_SOLVERS:
         out.update(gramfree_details(model, X, y, spec["task"], spec["params"]["alpha"]))
@@ -270,39 +253,12 @@ def run_child(spec: dict) -> dict:
 
 def run_fit(spec: dict, *, timeout: float, env_extra: dict | None = None,
             threads: dict | None = None) -> dict:
-    """One fit in a child process (bench_fit.run_fit's pattern, for this script): its
-    result dict, or one with 'error'. ``env_extra`` (shown in the row's notes) and
+    """One fit in a child process (bench_fit.run_child_process): its result dict, or one
+    with 'error'. ``env_extra`` (shown in the row's notes) and
     ``threads`` (thread counts, shown once in the header) are added to its environment."""
     env = dict(os.environ, **(threads or {}), **(env_extra or {}))
-    cmd = [sys.executable, os.path.abspath(__file__), "--child", json.dumps(spec)]
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
-    out: list[str] = []
-    err: list[str] = []
-    readers = [threading.Thread(target=lambda s=s, b=b: b.extend(s), daemon=True)
-               for s, b in ((proc.stdout, out), (proc.stderr, err))]
-    for r in readers:
-        r.start()
-    try:
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        res = {"error": f"timed out after {timeout:.0f} s"}
-    else:
-        for r in readers:
-            r.join(timeout=10)
-        res = None
-        for line in out:
-            if line.startswith(RESULT_TAG):
-                res = json.loads(line[len(RESULT_TAG):])
-        if res is None:
-            lines = [l.rstrip() for l in (err or out) if l.strip()]
-            sig = f" (signal {-proc.returncode})" if proc.returncode < 0 else ""
-            res = {"error": f"child exited with {proc.returncode}{sig}: "
-                            f"{lines[-1] if lines else 'no output'}",
-                   "stderr_tail": lines[-8:]}
+    res = run_child_process(__file__, spec, env=env, timeout=timeout, result_tag=RESULT_TAG)
     res.update(model=spec["model"], env=" ".join(f"{k}={v}" for k, v in (env_extra or {}).items()),
                wall=time.perf_counter() - t0)
     return res

@@ -18,7 +18,7 @@ from sklearn.preprocessing import StandardScaler
 
 from gramfree.kernels import Gaussian
 from gramfree.solvers import Problem, objective, solve_direct, solve_eigenpro, solve_nystrom_pcg
-from gramfree.solvers.eigenpro import _eigensystem, _step_size
+from gramfree.solvers.eigenpro import _eigensystem
 
 ALPHA = 0.1
 SUBSAMPLE = 300  # smaller than every set here, as s = 2000 is smaller than Letter's 15000
