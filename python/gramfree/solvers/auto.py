@@ -63,7 +63,7 @@ SPECTRUM_ROWS = 1000
 SETTLE_DISAGREE = 0.0025
 SETTLE_R2 = 0.0025
 PROBE_ROWS = 4000
-# Largest share of the available memory one choice may plan to use.
+# Largest share of the physical memory one choice may plan to use.
 MEMORY_SHARE = 0.4
 # Fewest centres the growing loop starts from.
 MIN_CENTERS = 1000
@@ -72,8 +72,10 @@ DIRECT_ALWAYS = 4000
 
 
 def _available_bytes() -> float:
+    # Physical memory, not what is free right now: the same data and random_state must
+    # make the same choice whatever the page cache holds at the moment.
     try:
-        return float(os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
     except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
         return 8.0 * 2**30
 
