@@ -25,6 +25,7 @@ from ..linalg import cho_solve, jittered_cholesky
 from ..solvers import SOLVERS, Problem, solve_direct, solve_eigenpro, solve_nystrom_pcg
 from ..solvers.auto import solve_auto
 
+
 class KernelMachineMixin(BaseEstimator):
     """Shared parameters and machinery; see KernelRegressor for the parameter docs."""
 

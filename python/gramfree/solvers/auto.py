@@ -40,9 +40,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.linalg as sla
 
-from ._common import Problem, SolverResult, kernel_diagonal
+from ._common import Problem, SolverResult
 from .direct import solve_direct
-from .eigenpro import solve_eigenpro
+from .eigenpro import _subsample_size, ridge_beta, solve_eigenpro
 from .nystrom_pcg import solve_nystrom_pcg
 
 # Rates of this project's CI machine kind (2 cores of an AMD EPYC Zen 4, AVX-512), from
@@ -71,7 +71,7 @@ MIN_CENTERS = 1000
 DIRECT_ALWAYS = 4000
 
 
-def _available_bytes() -> float:
+def _physical_bytes() -> float:
     # Physical memory, not what is free right now: the same data and random_state must
     # make the same choice whatever the page cache holds at the moment.
     try:
@@ -111,7 +111,7 @@ class CostModel:
 
     def eigenpro(self, epochs: int = EIGENPRO_EPOCHS) -> tuple[float, float]:
         n, d, t = self.n, self.d, self.t
-        s = min(n, 2000 if n < 100_000 else 12_000)
+        s = _subsample_size(n)
         setup = 4 * s**3 / RATES["dense"] + 2 * s * s * _entry_flops(d, 0) / self.engine
         per_epoch = EIGENPRO_PASSES * n * n * _entry_flops(d, t) / self.engine
         return setup + epochs * per_epoch, 8.0 * (3 * n * t + 2 * s * s)
@@ -161,7 +161,7 @@ def solve_auto(
     t = problem.Y.shape[1]
     rng = random_state
     costs = CostModel(n, d, t, problem.X.dtype)
-    memory = MEMORY_SHARE * _available_bytes()
+    memory = MEMORY_SHARE * _physical_bytes()
     log: dict = {"steps": []}
 
     def say(message: str) -> None:
@@ -185,7 +185,7 @@ def solve_auto(
     # (eigenvalue ~ alpha / n) contract by ~ alpha / beta per epoch, so it reaches the ridge
     # solution only where beta / alpha is within its epoch budget (Letter, alpha = 1e-7 n:
     # 37% above the optimum after 30 epochs).
-    beta = float(np.max(problem.weights * kernel_diagonal(problem.kernel, problem.X))) + problem.alpha
+    beta = ridge_beta(problem)
     log["beta_over_alpha"] = beta / problem.alpha if problem.alpha > 0 else math.inf
     if ep_b <= memory and log["beta_over_alpha"] <= EIGENPRO_EPOCHS:
         exact.append((ep_s, "eigenpro"))
@@ -202,7 +202,7 @@ def solve_auto(
     m = int(min(n, max(MIN_CENTERS, 4 * d_eff)))
     probe = np.sort(rng.choice(n, size=min(n, PROBE_ROWS), replace=False))
     Xp, Yp = problem.X[probe], problem.Y[probe].astype(np.float64)
-    result, before = None, None
+    result, before, previous_m = None, None, None
     tried: list[dict] = []
     while True:
         pcg_s, pcg_b = costs.nystrom(m)
@@ -234,9 +234,9 @@ def solve_auto(
             settled, entry["change"] = _settled(before, after, Yp, classify)
             if settled:
                 say(f"nystrom-pcg: {m} centres (d_eff ~ {d_eff:.0f}); the predictions changed by "
-                    f"{entry['change']:.2g} from {m // 2} centres: settled")
+                    f"{entry['change']:.2g} from {previous_m} centres: settled")
                 break
-        before = after
+        before, previous_m = after, m
         m = min(n, 2 * m)
     return _finish(result, "nystrom-pcg", log, tried)
 

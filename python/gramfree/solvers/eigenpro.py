@@ -111,6 +111,13 @@ def _measured_top(problem, XT, swT, XS, swS, E, D, shift) -> float:
     return float(top) / t + shift
 
 
+def ridge_beta(problem: Problem) -> float:
+    """beta = max_i w_i k(x_i, x_i) + alpha: the largest diagonal entry of the weighted
+    system EigenPro iterates on (its step rule's scale)."""
+    w = problem.weights.astype(np.float64)
+    return float(np.max(w * kernel_diagonal(problem.kernel, problem.X))) + problem.alpha
+
+
 def _step_size(m: int, beta: float, lam: float) -> float:
     m_star = beta / lam + 1
     return m / beta if m <= m_star else STEP_SAFETY * 2 * m / (beta + (m - 1) * lam)
@@ -138,7 +145,7 @@ def solve_eigenpro(
     alpha = problem.alpha
     w = problem.weights.astype(np.float64)
     sw = np.sqrt(w)
-    beta = float(np.max(w * kernel_diagonal(problem.kernel, X))) + alpha
+    beta = ridge_beta(problem)
     fixed = centers is not None
     max_batch = min(max_batch, n)
     shift = alpha / n
