@@ -145,12 +145,13 @@ def test_row_split_is_bitwise_independent_of_threads(kernel):
     summed in the same order (engine.hpp), so 1, 2 and 3 threads give identical bits:
     DESIGN's "same result on any number of threads"."""
     rng = np.random.default_rng(21)
-    X, Z, V, U = make(rng, 400, 350, 5, 2, np.float64)
-    one = all_results(kernel, X, Z, V, U, n_jobs=1)
-    for n_jobs in (2, 3):
-        many = all_results(kernel, X, Z, V, U, n_jobs=n_jobs)
-        for key in one:
-            np.testing.assert_array_equal(many[key], one[key], err_msg=f"{key} n_jobs={n_jobs}")
+    for k in (2, 20):  # the lane-wise path and the micro-GEMM
+        X, Z, V, U = make(rng, 400, 350, 5, k, np.float64)
+        one = all_results(kernel, X, Z, V, U, n_jobs=1)
+        for n_jobs in (2, 3):
+            many = all_results(kernel, X, Z, V, U, n_jobs=n_jobs)
+            for key in one:
+                np.testing.assert_array_equal(many[key], one[key], err_msg=f"{key} k={k} n_jobs={n_jobs}")
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
@@ -206,8 +207,10 @@ def test_set_simd_level_rejects_unknown_and_unsupported(restore_simd):
 def test_simd_level_agrees_with_scalar(kernel, dtype, level, restore_simd):
     rng = np.random.default_rng(23)
     # Sizes around the register tiles of every level (6 or 12 rows, 4 to 32 lanes).
-    for n, m, d in [(1, 1, 1), (7, 33, 3), (25, 17, 16), (64, 65, 9), (3, 2000, 5)]:
-        X, Z, V, U = make(rng, n, m, d, 3, dtype)
+    # k = 3: the lane-wise path; k = 26 and 70: the micro-GEMM (padded to whole vectors).
+    for n, m, d, k in [(1, 1, 1, 3), (7, 33, 3, 26), (25, 17, 16, 3), (64, 65, 9, 70),
+                       (3, 2000, 5, 3), (30, 300, 4, 26)]:
+        X, Z, V, U = make(rng, n, m, d, k, dtype)
         _core.set_simd_level("scalar")
         scalar = all_results(kernel, X, Z, V, U)
         _core.set_simd_level(level)

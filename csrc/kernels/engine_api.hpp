@@ -51,6 +51,23 @@ struct EngineArgs {
   T* workspace = nullptr;  // 64-byte aligned, workspace_elems(args) elements
 };
 
+// A dense product C (n x k) = op(A) B (or +=), op(A) = A (n x p, row stride lda) or, with
+// trans_a, the transpose of A (p x n, row stride lda); B is p x k, C n x k, both contiguous.
+// For products with a stored kernel block (the normal operator's strips) at the same
+// register-blocked speed as the fused engine, without a BLAS.
+template <class T>
+struct GemmArgs {
+  const T* A = nullptr;
+  std::size_t lda = 0;
+  bool trans_a = false;
+  std::size_t n = 0, p = 0, k = 0;
+  const T* B = nullptr;
+  T* C = nullptr;
+  bool accumulate = false;
+  int n_threads = 1;
+  T* workspace = nullptr;  // 64-byte aligned, gemm_workspace(args) elements
+};
+
 // Per instruction set: how much workspace a call needs, and the call itself
 // (returns 0, or 1 when poll asked to stop).
 struct EngineTable {
@@ -59,6 +76,10 @@ struct EngineTable {
   int (*run_f32)(const EngineArgs<float>&);
   std::size_t (*workspace_f64)(const EngineArgs<double>&);
   int (*run_f64)(const EngineArgs<double>&);
+  std::size_t (*gemm_workspace_f32)(const GemmArgs<float>&);
+  int (*gemm_f32)(const GemmArgs<float>&);
+  std::size_t (*gemm_workspace_f64)(const GemmArgs<double>&);
+  int (*gemm_f64)(const GemmArgs<double>&);
 };
 
 extern const EngineTable engine_scalar;

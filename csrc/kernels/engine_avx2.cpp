@@ -3,6 +3,5 @@
 #include "engine.hpp"
 
 namespace gramfree::detail {
-const EngineTable engine_avx2 = {"avx2", isa_avx2::workspace_f32, isa_avx2::run_f32,
-                                   isa_avx2::workspace_f64, isa_avx2::run_f64};
+const EngineTable engine_avx2 = GRAMFREE_ENGINE_TABLE("avx2", isa_avx2);
 }  // namespace gramfree::detail

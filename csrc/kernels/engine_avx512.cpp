@@ -3,6 +3,5 @@
 #include "engine.hpp"
 
 namespace gramfree::detail {
-const EngineTable engine_avx512 = {"avx512", isa_avx512::workspace_f32, isa_avx512::run_f32,
-                                   isa_avx512::workspace_f64, isa_avx512::run_f64};
+const EngineTable engine_avx512 = GRAMFREE_ENGINE_TABLE("avx512", isa_avx512);
 }  // namespace gramfree::detail

@@ -3,6 +3,5 @@
 #include "engine.hpp"
 
 namespace gramfree::detail {
-const EngineTable engine_scalar = {"scalar", isa_scalar::workspace_f32, isa_scalar::run_f32,
-                                   isa_scalar::workspace_f64, isa_scalar::run_f64};
+const EngineTable engine_scalar = GRAMFREE_ENGINE_TABLE("scalar", isa_scalar);
 }  // namespace gramfree::detail

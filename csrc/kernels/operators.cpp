@@ -157,6 +157,34 @@ void run_engine(EngineArgs<T> args, const Options& options) {
   if (rc != 0) throw interrupted();
 }
 
+// C (+)= op(A) B on the active instruction set: op(A) = A, or A^T with trans_a.
+template <class T>
+void run_gemm(ConstMatrix<T> A, bool trans_a, ConstMatrix<T> B, T* C, bool accumulate,
+              const Options& options) {
+  const auto& engine = detail::active_engine();
+  detail::GemmArgs<T> g;
+  g.A = A.data;
+  g.lda = A.cols;
+  g.trans_a = trans_a;
+  g.n = trans_a ? A.cols : A.rows;
+  g.p = trans_a ? A.rows : A.cols;
+  g.k = B.cols;
+  g.B = B.data;
+  g.C = C;
+  g.accumulate = accumulate;
+  g.n_threads = resolve_threads(options);
+  if (g.n * g.p * g.k < (std::size_t(1) << 18)) g.n_threads = 1;
+  if constexpr (std::is_same_v<T, float>) {
+    auto ws = aligned_buffer<T>(engine.gemm_workspace_f32(g));
+    g.workspace = ws.get();
+    engine.gemm_f32(g);
+  } else {
+    auto ws = aligned_buffer<T>(engine.gemm_workspace_f64(g));
+    g.workspace = ws.get();
+    engine.gemm_f64(g);
+  }
+}
+
 // Centre of Z: Gaussian tiles use the expansion |x-c|^2 + |z-c|^2 - 2<x-c,z-c>, which loses
 // digits in proportion to |x-c|^2 / |x-z|^2; subtracting the mean of Z keeps that small.
 template <class T>
@@ -247,7 +275,6 @@ void check_operands(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z) 
 // strip costs a few: there the one-pass operator evaluates each block's strip K(X_b, Z)
 // once and multiplies it both ways, instead of recomputing it for the transposed product.
 constexpr std::size_t kStripMinFeatures = 64;
-constexpr std::size_t kStripMaxOutputs = 32;
 constexpr std::size_t kStripBytes = std::size_t(16) << 20;  // stays in a shared L3
 constexpr std::size_t kStripMinRows = 48;
 constexpr std::size_t kStripMaxRows = 4096;
@@ -257,7 +284,6 @@ void normal_matvec_strip(const KernelSpec& spec, Epilogue epi, ConstMatrix<T> X,
                          ConstMatrix<T> Z, ConstMatrix<T> V, Matrix<T> out,
                          const Options& options, const T* row_weights) {
   const std::size_t m = Z.rows, k = V.cols;
-  const int threads = resolve_threads(options);
   // Rows per strip from the byte budget alone (not the thread count), for determinism.
   const std::size_t block =
       std::min(kStripMaxRows, std::max(kStripMinRows, kStripBytes / (m * sizeof(T))));
@@ -272,31 +298,14 @@ void normal_matvec_strip(const KernelSpec& spec, Epilogue epi, ConstMatrix<T> X,
     a.shift = shift.empty() ? nullptr : shift.data();
     a.out = strip.data();
     run_engine(a, options);
-    const T* S = strip.data();
-    // T_b = w * (S V), rows split between threads; then out += S^T T_b, columns split, so
-    // every output is summed in block order whatever the number of threads.
-#pragma omp parallel num_threads(threads)
-    {
-#pragma omp for schedule(static)
-      for (std::size_t i = 0; i < rows; ++i) {
-        for (std::size_t c = 0; c < k; ++c) {
-          T acc = 0;
-#pragma omp simd reduction(+ : acc)
-          for (std::size_t j = 0; j < m; ++j) acc += S[i * m + j] * V.data[j * k + c];
-          t[i * k + c] = row_weights ? acc * row_weights[r0 + i] : acc;
-        }
-      }
-#pragma omp for schedule(static)
-      for (std::size_t j0 = 0; j0 < m; j0 += 256) {
-        const std::size_t j1 = std::min(m, j0 + 256);
-        for (std::size_t i = 0; i < rows; ++i)
-          for (std::size_t c = 0; c < k; ++c) {
-            const T ti = t[i * k + c];
-            T* o = out.data + c;
-            for (std::size_t j = j0; j < j1; ++j) o[j * k] += S[i * m + j] * ti;
-          }
-      }
-    }
+    // T_b = w * (S V), then out += S^T T_b: two register-blocked products on the stored
+    // strip (engine.hpp), each output summed in strip order whatever the number of threads.
+    const ConstMatrix<T> S{strip.data(), rows, m};
+    run_gemm(S, false, V, t.data(), false, options);
+    if (row_weights != nullptr)
+      for (std::size_t i = 0; i < rows; ++i)
+        for (std::size_t c = 0; c < k; ++c) t[i * k + c] *= row_weights[r0 + i];
+    run_gemm(S, true, ConstMatrix<T>{t.data(), rows, k}, out.data, true, options);
   }
 }
 
@@ -401,7 +410,7 @@ void kernel_normal_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<
   const Epilogue epi = value_epilogue(spec.kind);
   const std::size_t k = V.cols;
   // The strip needs at least one row panel per thread within its byte budget.
-  if (X.cols >= kStripMinFeatures && k <= kStripMaxOutputs &&
+  if (X.cols >= kStripMinFeatures &&
       kStripBytes / (Z.rows * sizeof(T)) >= kStripMinRows)
     return normal_matvec_strip(spec, epi, X, Z, V, out, options, row_weights);
   // A fixed block (not one scaled by the thread count) keeps the sums' order, and so the
