@@ -63,6 +63,7 @@ CHECKED_ESTIMATORS = [
     KernelRegressor(),
     KernelClassifier(),
     KernelRegressor(solver="nystrom-pcg", n_centers=0.5, random_state=0),
+    KernelClassifier(solver="nystrom-direct", n_centers=0.5, random_state=0),
     KernelClassifier(solver="eigenpro", random_state=0),
     # 10 centres cannot give check_regressors_train its R^2 > 0.5 on 200 samples
     # (Nystrom optimum: 0.43); 30 can. The checks also fit on 10 to 30 rows, which
@@ -72,7 +73,7 @@ CHECKED_ESTIMATORS = [
 
 
 def _expected_failed_checks(estimator):
-    if estimator.solver in ("nystrom-pcg", "eigenpro"):
+    if estimator.solver in ("nystrom-pcg", "nystrom-direct", "eigenpro"):
         return {
             "check_sample_weight_equivalence_on_dense_data": SAMPLE_WEIGHT_REASON,
             "check_sample_weight_equivalence_on_sparse_data": SAMPLE_WEIGHT_REASON,
@@ -280,7 +281,10 @@ def test_clone():
 def test_solver_auto_resolution():
     X, _, Y, _ = _regression_data()
     assert KernelRegressor().fit(X, Y[:, 0]).solver_ == "direct"
-    assert KernelRegressor(n_centers=40, random_state=0).fit(X, Y[:, 0]).solver_ == "nystrom-pcg"
+    nystrom = KernelRegressor(n_centers=40, random_state=0).fit(X, Y[:, 0])
+    estimates = nystrom.solver_info_["auto"]["estimates"]
+    assert nystrom.solver_ == min(estimates, key=estimates.get)
+    assert nystrom.centers_.shape[0] == 40
     direct = KernelRegressor().fit(X, Y[:, 0])
     assert direct.n_iter_ == 1
     np.testing.assert_array_equal(direct.centers_, X)
@@ -315,7 +319,7 @@ def test_solver_auto_flat_spectrum_takes_an_exact_solver(monkeypatch):
 
 
 def test_solver_auto_grows_centres_until_the_predictions_settle(monkeypatch):
-    """A wide kernel (steep spectrum): Nystrom-PCG with centres doubled until the probe's
+    """A wide kernel (steep spectrum): Nystrom with centres doubled until the probe's
     predictions stop changing; the result lands within half a point of exact."""
     from gramfree.solvers import auto
 
@@ -328,7 +332,11 @@ def test_solver_auto_grows_centres_until_the_predictions_settle(monkeypatch):
     Xtr, Xte, ytr, yte = _digits_split()
     model = KernelClassifier(gamma=0.02, alpha=1.0, random_state=0).fit(Xtr, ytr)
     info = model.solver_info_["auto"]
-    assert model.solver_ == info["solver"] == "nystrom-pcg"
+    # At each size the cheaper Nystrom solver by the cost model (one pass at these sizes).
+    costs = auto.CostModel(len(Xtr), Xtr.shape[1], 10, np.dtype(np.float64))
+    for t in info["tried"]:
+        assert t["solver"] == costs.best_nystrom(t["n_centers"])[0]
+    assert model.solver_ == info["solver"] == info["tried"][-1]["solver"]
     sizes = [t["n_centers"] for t in info["tried"]]
     assert sizes == [sizes[0] * 2**i for i in range(len(sizes))] and len(sizes) >= 2
     assert model.n_centers_ == sizes[-1] < len(Xtr) // 2
@@ -505,7 +513,7 @@ def test_invalid_parameters(params, match):
         KernelRegressor(**params).fit(X, y)
 
 
-@pytest.mark.parametrize("solver", ["auto", "nystrom-pcg", "eigenpro"])
+@pytest.mark.parametrize("solver", ["auto", "nystrom-pcg", "nystrom-direct", "eigenpro"])
 def test_more_centres_than_samples(solver):
     X, y = _xy(n=20)
     with pytest.raises(ValueError, match="n_centers=21 is larger than n_samples=20"):

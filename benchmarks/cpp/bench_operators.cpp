@@ -120,6 +120,14 @@ void matvec_sizes(benchmark::internal::Benchmark* b) {
   b->Args({4096, 1024, 64, 8});
   b->Args({16, 8192, 16, 1});  // few rows: the engine splits Z across threads
 }
+// Many right-hand sides (one column per class): the time at k over the time at k = 1 is the
+// figure (benchmarks/bench_rhs.py has the Python twin, beside numpy's GEMM rate).
+void rhs_sizes(benchmark::internal::Benchmark* b) {
+  b->ArgNames({"n", "m", "d", "k"});
+  for (int k : {1, 4, 10, 26, 64}) b->Args({512, 512, 16, k});
+  for (int k : {1, 4, 10, 26, 64}) b->Args({8192, 4096, 16, k});
+  for (int k : {1, 4, 10, 26, 64}) b->Args({2048, 1024, 784, k});
+}
 void normal_sizes(benchmark::internal::Benchmark* b) {
   b->ArgNames({"n", "m", "d", "k"});
   b->Args({512, 512, 16, 1});
@@ -135,6 +143,10 @@ void block_sizes(benchmark::internal::Benchmark* b) {
 
 BENCHMARK_TEMPLATE(BM_matvec_gaussian, float)->Apply(matvec_sizes)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_matvec_gaussian, double)->Apply(matvec_sizes)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_matvec_gaussian, float)->Name("BM_matvec_rhs<float>")->Apply(rhs_sizes)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_matvec_gaussian, double)->Name("BM_matvec_rhs<double>")->Apply(rhs_sizes)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_normal_matvec_gaussian, float)->Name("BM_normal_rhs<float>")->Apply(rhs_sizes)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_normal_matvec_gaussian, double)->Name("BM_normal_rhs<double>")->Apply(rhs_sizes)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_normal_matvec_gaussian, float)->Apply(normal_sizes)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_normal_matvec_gaussian, double)->Apply(normal_sizes)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_block_gaussian, float)->Apply(block_sizes)->UseRealTime();

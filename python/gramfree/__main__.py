@@ -254,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--kernel", default="rbf")
     p.add_argument("--gamma", type=float, default=None)
     p.add_argument("--alpha", type=float, default=1.0)
-    p.add_argument("--solver", default="auto", choices=["auto", "direct", "nystrom-pcg", "eigenpro"])
+    p.add_argument("--solver", default="auto", choices=["auto", "direct", "nystrom-pcg", "nystrom-direct", "eigenpro"])
     p.add_argument("--n-centers", type=int, default=None)
     p.add_argument("--max-iter", type=int, default=None)
     p.add_argument("--tol", type=float, default=1e-4)

@@ -22,8 +22,8 @@ from ..device import resolve_device
 from ..kernels import KERNEL_NAMES, Kernel, get_kernel
 from ..operators import KernelOperator
 from ..linalg import cho_solve, jittered_cholesky
-from ..solvers import SOLVERS, Problem, solve_direct, solve_eigenpro, solve_nystrom_pcg
-from ..solvers.auto import solve_auto
+from ..solvers import SOLVERS, Problem, solve_direct, solve_eigenpro
+from ..solvers.auto import run_nystrom, solve_auto, solve_nystrom_choice
 
 
 class KernelMachineMixin(BaseEstimator):
@@ -144,15 +144,14 @@ class KernelMachineMixin(BaseEstimator):
         rng = self._rng()
         problem = Problem(X, Y, kernel, float(self.alpha), sample_weight, self.n_jobs,
                           resolve_device(self.device))
-        if solver == "auto" and n_centers is not None:
-            solver = "nystrom-pcg"
         if self.verbose:
             print(f"[{type(self).__name__}] solver={solver} n_samples={n}", file=sys.stderr)
         start = time.perf_counter()
-        if solver == "auto" or (solver == "nystrom-pcg" and n_centers is None):
+        nystrom = solver in ("nystrom-pcg", "nystrom-direct")
+        if (solver == "auto" or nystrom) and n_centers is None:
             result = solve_auto(problem, classify=is_classifier(self), max_iter=self.max_iter,
                                 tol=self.tol, random_state=rng, verbose=self.verbose,
-                                nystrom_only=solver == "nystrom-pcg")
+                                nystrom_only=solver if nystrom else None)
             solver = result.info["solver"]
         elif solver == "direct":
             result = solve_direct(problem)
@@ -162,11 +161,13 @@ class KernelMachineMixin(BaseEstimator):
             if m is not None:
                 idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
                 centers = np.ascontiguousarray(X[idx])
-            if solver == "nystrom-pcg":
-                result = solve_nystrom_pcg(
-                    problem, centers, max_iter=self.max_iter or 100, tol=self.tol,
-                    verbose=self.verbose,
-                )
+            if solver == "auto":  # centres given: the cheaper Nystrom solver
+                result = solve_nystrom_choice(problem, centers, max_iter=self.max_iter,
+                                              tol=self.tol, verbose=self.verbose)
+                solver = result.info["solver"]
+            elif nystrom:
+                result = run_nystrom(problem, centers, solver, max_iter=self.max_iter,
+                                     tol=self.tol, verbose=self.verbose)
             else:
                 result = solve_eigenpro(
                     problem, centers, max_iter=self.max_iter or 30, tol=self.tol,

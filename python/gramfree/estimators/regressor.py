@@ -14,13 +14,16 @@ class KernelRegressor(RegressorMixin, KernelMachineMixin):
     Minimises ``sum_i w_i (f(x_i) - y_i)^2 + alpha ||f||^2`` over functions
     ``f = sum_j coef_j k(c_j, .)`` (scikit-learn's KernelRidge objective). ``solver``
     picks how: ``"direct"`` (exact Cholesky, small n), ``"nystrom-pcg"`` (Falkon: centres
-    and preconditioned CG), ``"eigenpro"`` (preconditioned SGD, EigenPro 2; EigenPro 3 on
+    and preconditioned CG), ``"nystrom-direct"`` (the same Nystrom model solved exactly
+    after one pass forming ``K_nM^T K_nM``: cheaper for few centres and many rows),
+    ``"eigenpro"`` (preconditioned SGD, EigenPro 2; EigenPro 3 on
     fixed centres when ``n_centers`` is set), or ``"auto"``: a cost model on this
     machine's measured rates chooses among them (:mod:`gramfree.solvers.auto`): direct up
     to 4000 samples; beyond, the effective dimension of the kernel at this alpha, estimated
     from a subsample's spectrum, decides whether Nystrom can be close to exact. If not (a
     narrow kernel), the cheaper exact method (direct or EigenPro on all points) is used;
-    if so, Nystrom-PCG with centres doubled until the predictions settle. ``solver_`` and
+    if so, Nystrom (PCG or one-pass, the cheaper by the model at each size) with centres
+    doubled until the predictions settle. ``solver_`` and
     ``solver_info_["auto"]`` (``verbose`` prints it) say what was chosen and why.
 
     Parameters
@@ -34,18 +37,20 @@ class KernelRegressor(RegressorMixin, KernelMachineMixin):
     length_scale, nu : Matern parameters (nu in 0.5, 1.5, 2.5, "inf").
     alpha : float, default=1.0
         Ridge strength, as in KernelRidge.
-    solver : {"auto", "direct", "nystrom-pcg", "eigenpro"}, default="auto"
+    solver : {"auto", "direct", "nystrom-pcg", "nystrom-direct", "eigenpro"}, default="auto"
     n_centers : int, default=None
         Centres of the model (an integer, or a fraction of n_samples in (0, 1]): with
-        ``solver="auto"``, setting it means Nystrom-PCG on that many centres; nystrom-pcg
-        without it grows the centres from ``max(1000, 4 d_eff)`` until the predictions
+        ``solver="auto"``, setting it means Nystrom on that many centres (nystrom-pcg or
+        nystrom-direct, whichever the cost model estimates cheaper); the nystrom solvers
+        without it grow the centres from ``max(1000, 4 d_eff)`` until the predictions
         settle (as auto does, :mod:`gramfree.solvers.auto`); eigenpro uses all training
         points unless set (then EigenPro 3). The fitted model's size and prediction cost
         depend on this number only.
     max_iter : int, default=None
         CG iterations (nystrom-pcg, default 100) or epochs (eigenpro, default 30).
     tol : float, default=1e-4
-        nystrom-pcg: relative residual of the preconditioned system; eigenpro on all
+        nystrom-pcg: relative residual of the preconditioned system (nystrom-direct solves
+        exactly and ignores max_iter and tol); eigenpro on all
         points: relative residual of ``(K + alpha I) c = y``, or an epoch that changes the
         objective by less than tol^2 relative; eigenpro on fixed centres: relative change
         of the objective over an epoch. EigenPro also undoes any epoch that increases the

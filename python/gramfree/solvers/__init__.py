@@ -1,4 +1,5 @@
-"""Solvers for the kernel ridge objective: exact Cholesky, Nystrom-PCG (Falkon), EigenPro.
+"""Solvers for the kernel ridge objective: exact Cholesky, Nystrom-PCG (Falkon), one-pass
+Nystrom (direct M x M solve), EigenPro.
 
 Each takes a :class:`~gramfree.solvers._common.Problem` and returns a
 :class:`~gramfree.solvers._common.SolverResult`; none knows about scikit-learn.
@@ -7,9 +8,10 @@ Each takes a :class:`~gramfree.solvers._common.Problem` and returns a
 from ._common import Problem, SolverResult, kernel_diagonal
 from .direct import objective, solve_direct
 from .eigenpro import solve_eigenpro
+from .nystrom_direct import solve_nystrom_direct
 from .nystrom_pcg import solve_nystrom_pcg
 
-SOLVERS = ("auto", "direct", "eigenpro", "nystrom-pcg")
+SOLVERS = ("auto", "direct", "eigenpro", "nystrom-pcg", "nystrom-direct")
 
 __all__ = [
     "Problem",
@@ -19,5 +21,6 @@ __all__ = [
     "objective",
     "solve_direct",
     "solve_eigenpro",
+    "solve_nystrom_direct",
     "solve_nystrom_pcg",
 ]

@@ -43,12 +43,14 @@ import scipy.linalg as sla
 from ._common import Problem, SolverResult
 from .direct import solve_direct
 from .eigenpro import _subsample_size, ridge_beta, solve_eigenpro
+from .nystrom_direct import solve_nystrom_direct
 from .nystrom_pcg import solve_nystrom_pcg
 
 # Rates of this project's CI machine kind (2 cores of an AMD EPYC Zen 4, AVX-512), from
 # benchmarks/bench_costmodel.py (2026-12-01): fused-operator flops per second by dtype, and
-# float64 factorization / GEMM flops per second through scipy's OpenBLAS.
-RATES = {"engine_float32": 7.0e10, "engine_float64": 3.2e10, "dense": 4.4e10}
+# float64 factorization / GEMM flops per second through scipy's OpenBLAS; ``syrk``: the
+# one-pass Nystrom solver's Gram update, counted as n M^2 flops per pass.
+RATES = {"engine_float32": 7.0e10, "engine_float64": 3.2e10, "dense": 4.4e10, "syrk": 4.5e10}
 # Typical iteration counts at the default tol (real-data suite): CG iterations, EigenPro epochs;
 # and passes over K(X, centres) per iteration, as measured against the rates above (a CG
 # step is the two-sided K^T (K p) plus the solver's own work; an EigenPro epoch is the
@@ -67,6 +69,10 @@ PROBE_ROWS = 4000
 MEMORY_SHARE = 0.4
 # Fewest centres the growing loop starts from.
 MIN_CENTERS = 1000
+# The Nystrom solvers auto chooses between for a given M (cheaper estimate wins), and the
+# one-pass solver's block of kernel values.
+NYSTROM_SOLVERS = ("nystrom-pcg", "nystrom-direct")
+NYSTROM_DIRECT_BLOCK = 64.0 * 2**20
 # Samples up to which a direct solve is always the cheapest (n = 4000: 128 MB, < 1 s).
 DIRECT_ALWAYS = 4000
 
@@ -108,6 +114,23 @@ class CostModel:
         per_iter = PCG_PASSES * n * m * _entry_flops(d, t) / self.engine + 4 * m * m * t / RATES["dense"]
         width = 4 if self.dtype == np.float32 else 8
         return precond + iterations * per_iter, 2.0 * width * m * m
+
+    def nystrom_direct(self, m: int) -> tuple[float, float]:
+        """One pass forming K_nM^T K_nM by syrk (float64 whatever the data), then the M x M
+        solves: Cholesky of K_MM, two triangular solves with M columns, one more Cholesky."""
+        n, d, t = self.n, self.d, self.t
+        kernel = (n * m + m * m) * _entry_flops(d, 0) / RATES["engine_float64"]
+        seconds = kernel + n * m * m / RATES["syrk"] + (2 * n * m * t + 2.7 * m**3) / RATES["dense"]
+        return seconds, 3 * 8.0 * m * m + NYSTROM_DIRECT_BLOCK
+
+    def best_nystrom(self, m: int, allowed=NYSTROM_SOLVERS) -> tuple[str, float, float]:
+        """(solver, seconds, bytes) of the cheaper Nystrom solver for M centres."""
+        options = []
+        if "nystrom-direct" in allowed:
+            options.append(("nystrom-direct", *self.nystrom_direct(m)))
+        if "nystrom-pcg" in allowed:
+            options.append(("nystrom-pcg", *self.nystrom(m)))
+        return min(options, key=lambda o: o[1])
 
     def eigenpro(self, epochs: int = EIGENPRO_EPOCHS) -> tuple[float, float]:
         n, d, t = self.n, self.d, self.t
@@ -151,12 +174,14 @@ def solve_auto(
     tol: float,
     random_state: np.random.Generator,
     verbose: int | bool = False,
-    nystrom_only: bool = False,
+    nystrom_only: str | None = None,
 ) -> SolverResult:
     """Choose and run a solver (module docstring); ``info["auto"]`` says what and why.
 
-    ``nystrom_only``: ``solver="nystrom-pcg"`` without ``n_centers``: only the centre-growing
-    loop, which may then go up to all n points."""
+    ``nystrom_only``: ``"nystrom-pcg"`` or ``"nystrom-direct"`` (that solver without
+    ``n_centers``): only the centre-growing loop with that solver, which may then go up to
+    all n points."""
+    allowed = (nystrom_only,) if nystrom_only else NYSTROM_SOLVERS
     n, d = problem.X.shape
     t = problem.Y.shape[1]
     rng = random_state
@@ -189,7 +214,7 @@ def solve_auto(
     log["beta_over_alpha"] = beta / problem.alpha if problem.alpha > 0 else math.inf
     if ep_b <= memory and log["beta_over_alpha"] <= EIGENPRO_EPOCHS:
         exact.append((ep_s, "eigenpro"))
-    exact_s, exact_name = min(exact) if exact and not nystrom_only else (math.inf, None)
+    exact_s, exact_name = min(exact) if exact and nystrom_only is None else (math.inf, None)
     log["estimates"] = {"direct_s": direct_s, "direct_bytes": direct_b, "eigenpro_s": ep_s}
 
     if d_eff > s / 2 and exact_name is not None:
@@ -198,14 +223,15 @@ def solve_auto(
             f"(direct {direct_s:.2g} s, eigenpro {ep_s:.2g} s)")
         return _finish(_run_exact(problem, exact_name, max_iter, tol, rng, verbose), exact_name, log)
 
-    # Nystrom-PCG, growing the centres until the predictions settle.
+    # Nystrom (PCG or one pass, whichever the model says is cheaper at each size), growing
+    # the centres until the predictions settle.
     m = int(min(n, max(MIN_CENTERS, 4 * d_eff)))
     probe = np.sort(rng.choice(n, size=min(n, PROBE_ROWS), replace=False))
     Xp, Yp = problem.X[probe], problem.Y[probe].astype(np.float64)
-    result, before, previous_m = None, None, None
+    result, before, previous_m, name = None, None, None, allowed[0]
     tried: list[dict] = []
     while True:
-        pcg_s, pcg_b = costs.nystrom(m)
+        name, pcg_s, pcg_b = costs.best_nystrom(m, allowed)
         if pcg_b > memory or pcg_s > exact_s or m > (n if nystrom_only else n // 2) or (
             nystrom_only and result is not None and result.centers.shape[0] == n
         ):
@@ -218,27 +244,59 @@ def solve_auto(
                 return _finish(_run_exact(problem, exact_name, max_iter, tol, rng, verbose),
                                exact_name, log, tried)
             if result is not None:
-                say(f"nystrom-pcg: stop at {result.centers.shape[0]} centres, the predictions "
+                name = result.info["solver"]
+                say(f"{name}: stop at {result.centers.shape[0]} centres, the predictions "
                     f"not settled: {m} would need {pcg_b / 2**30:.2g} GiB"
-                    if result.centers.shape[0] < n else f"nystrom-pcg: all {n} points as centres")
+                    if result.centers.shape[0] < n else f"{name}: all {n} points as centres")
                 break
             m = max(1, int(math.sqrt(memory / (pcg_b / (m * m)))))  # the largest that fits
+            name, pcg_s, pcg_b = costs.best_nystrom(m, allowed)
         idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
         start = time.perf_counter()
-        result = solve_nystrom_pcg(problem, np.ascontiguousarray(problem.X[idx]),
-                                   max_iter=max_iter or 100, tol=tol, verbose=verbose)
+        result = run_nystrom(problem, np.ascontiguousarray(problem.X[idx]), name,
+                             max_iter=max_iter, tol=tol, verbose=verbose)
         after = problem.matvec(Xp, result.centers, result.coef).astype(np.float64)
-        entry = {"n_centers": m, "seconds": time.perf_counter() - start, "estimate_s": pcg_s}
+        entry = {"n_centers": m, "solver": name, "seconds": time.perf_counter() - start,
+                 "estimate_s": pcg_s}
         tried.append(entry)
         if before is not None:
             settled, entry["change"] = _settled(before, after, Yp, classify)
             if settled:
-                say(f"nystrom-pcg: {m} centres (d_eff ~ {d_eff:.0f}); the predictions changed by "
+                say(f"{name}: {m} centres (d_eff ~ {d_eff:.0f}); the predictions changed by "
                     f"{entry['change']:.2g} from {previous_m} centres: settled")
                 break
         before, previous_m = after, m
         m = min(n, 2 * m)
-    return _finish(result, "nystrom-pcg", log, tried)
+    return _finish(result, result.info["solver"], log, tried)
+
+
+def run_nystrom(problem, centers, name, *, max_iter, tol, verbose) -> SolverResult:
+    """One Nystrom fit with the named solver; ``info["solver"]`` says which."""
+    if name == "nystrom-direct":
+        result = solve_nystrom_direct(problem, centers, verbose=verbose, max_iter=max_iter,
+                                      tol=tol)
+    else:
+        result = solve_nystrom_pcg(problem, centers, max_iter=max_iter or 100, tol=tol,
+                                   verbose=verbose)
+    result.info["solver"] = name
+    return result
+
+
+def solve_nystrom_choice(problem, centers, *, max_iter, tol, verbose) -> SolverResult:
+    """``solver="auto"`` with ``n_centers`` given: the cheaper Nystrom solver by the cost
+    model, recorded in ``info["auto"]``."""
+    n, d = problem.X.shape
+    costs = CostModel(n, d, problem.Y.shape[1], problem.X.dtype)
+    m = centers.shape[0]
+    estimates = {name: costs.best_nystrom(m, (name,))[1] for name in NYSTROM_SOLVERS}
+    name = min(estimates, key=estimates.get)
+    log = {"estimates": estimates,
+           "steps": [f"{name}: {m} centres given; est. " + ", ".join(
+               f"{k} {v:.2g} s" for k, v in estimates.items())]}
+    if verbose:
+        print(f"[auto] {log['steps'][0]}", file=sys.stderr, flush=True)
+    result = run_nystrom(problem, centers, name, max_iter=max_iter, tol=tol, verbose=verbose)
+    return _finish(result, name, log)
 
 
 def _run_exact(problem, name, max_iter, tol, rng, verbose) -> SolverResult:

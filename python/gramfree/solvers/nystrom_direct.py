@@ -1,0 +1,201 @@
+"""Nystrom kernel ridge regression solved directly, in one pass over the data.
+
+The same model and objective as Nystrom-PCG (``sum_i w_i (f(x_i) - y_i)^2 + alpha
+||f||^2_H`` with ``f = K(., C) a``, M centres C), for the case of few centres and many rows:
+instead of iterating over the data once per CG step, stream it once, forming
+
+    G = K_nM^T W K_nM  (M x M)   and   R = K_nM^T W Y  (M x t)
+
+block by block (a block's kernel values from the fused engine, its contribution by BLAS
+``syrk``: never an n x M matrix), then solve the M x M system. Cost: one kernel pass plus
+n M^2 multiply-adds at the BLAS rate, against PCG's iterations x 2 kernel passes; for
+M up to a few thousand that is the cheaper of the two (``auto``'s cost model decides).
+
+Solved in the whitened basis of scikit-learn's ``Nystroem`` features: with
+``L L^T = K_MM`` and ``a = L^-T g``, the objective is a ridge in ``g`` with the identity as
+penalty, ``(L^-1 G L^-T + alpha I) g = L^-1 R``, whose matrix has every eigenvalue at least
+alpha: no squared condition number of ``K_MM`` enters the factorization (forming ``G +
+alpha K_MM`` directly would lose the small directions in float64 for smooth kernels).
+
+The pass runs in float64 whatever the data's dtype: the whitening multiplies the rounding
+of G by up to 1 / lambda_min(K_MM), and float32 kernel values made S indefinite on digits
+(M = 450, gamma = 0.002). The cost is the kernel values' (a small part: the syrk's
+n M^2 dominates from M of a few hundred).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+from scipy.linalg import blas
+
+from ..linalg import cholesky, jittered_cholesky, solve_triangular
+from ._common import Problem, SolverResult
+from .nystrom_pcg import solve_nystrom_pcg
+
+# A block of kernel values at most this large (rows x M), so memory stays O(M^2 + block).
+BLOCK_BYTES = 64 * 2**20
+# OpenBLAS on AMD Zen 4 crashes in double-precision syrk from about 15500 output rows
+# (gramfree.linalg's docstring); above this M the Gram blocks go through GEMMs of halves.
+SYRK_MAX_ROWS = 15000
+# Relative agreement required between the objective the solve implies and the one
+# recomputed from the model (float64 sums of n terms agree to ~1e-12 when the solve is
+# sound; an ill-conditioned whitening misses by orders of magnitude).
+OBJECTIVE_CHECK = 1e-6
+
+
+def _add_gram(G: np.ndarray, B: np.ndarray) -> None:
+    """``G += B^T B`` in G's upper triangle (float64; G F-ordered M x M, B C-ordered)."""
+    M = B.shape[1]
+    if M <= SYRK_MAX_ROWS:
+        # B's transpose is F-ordered M x rows: no copy; G is updated in place.
+        out = blas.dsyrk(1.0, B.T, beta=1.0, c=G, trans=0, lower=0, overwrite_c=1)
+        if out is not G:  # f2py copied (it should not, for an F-ordered float64 G)
+            G[...] = out
+        return
+    h = M // 2  # two GEMMs of distinct operands (see SYRK_MAX_ROWS)
+    G[:, :h] += B.T @ B[:, :h]
+    G[:, h:] += B.T @ B[:, h:]
+
+
+def _fill_lower(G: np.ndarray, block: int = 1024) -> None:
+    """Copy G's upper triangle into its lower one, a block column at a time (no M x M
+    temporaries)."""
+    M = G.shape[0]
+    for j0 in range(0, M, block):
+        j1 = min(M, j0 + block)
+        G[j1:, j0:j1] = G[j0:j1, j1:].T
+        diag = G[j0:j1, j0:j1]
+        low = np.tril_indices(j1 - j0, -1)
+        diag[low] = diag.T[low]
+
+
+def _objective(problem: Problem, C64: np.ndarray, coef: np.ndarray) -> float:
+    """``(sum w (K(X, C) a - y)^2 + alpha a^T K_MM a) / sum w`` in float64, a block of rows
+    at a time: one kernel pass with t columns (cheap beside the Gram's n M^2)."""
+    X, Y, w = problem.X, problem.Y, problem.sample_weight
+    rows = max(256, int(BLOCK_BYTES // (8 * (X.shape[1] + Y.shape[1]))))
+    loss = 0.0
+    for r0 in range(0, X.shape[0], rows):
+        r1 = min(X.shape[0], r0 + rows)
+        Xb = np.ascontiguousarray(X[r0:r1], dtype=np.float64)
+        res = problem.operator(Xb, C64) @ coef - Y[r0:r1]
+        loss += float(np.sum(res**2 * (1.0 if w is None else w[r0:r1, None])))
+    penalty = float(np.sum(coef * (problem.operator(C64) @ coef)))
+    return (loss + problem.alpha * penalty) / problem.weight_sum
+
+
+def solve_nystrom_direct(
+    problem: Problem,
+    centers: np.ndarray,
+    *,
+    verbose: int | bool = False,
+    block_rows: int | None = None,
+    max_iter: int | None = None,
+    tol: float = 1e-4,
+) -> SolverResult:
+    """Exact minimiser of the Nystrom ridge objective with the given centres (see the
+    module docstring). ``block_rows``: rows of X per pass block (default: ~64 MiB of
+    kernel values). Where the whitened system cannot be trusted (its Cholesky fails, or
+    the objective it implies differs from the model's by more than ``OBJECTIVE_CHECK``),
+    the fit falls back to Nystrom-PCG with ``max_iter`` and ``tol`` and says so in
+    ``info["fallback"]``."""
+    X, Y = problem.X, problem.Y
+    n, t = Y.shape
+    M = centers.shape[0]
+    dtype = X.dtype
+    w = problem.sample_weight
+    C64 = np.ascontiguousarray(centers, dtype=np.float64)
+    if block_rows is None:
+        block_rows = max(256, BLOCK_BYTES // (M * 8))
+    start = time.perf_counter()
+
+    G = np.zeros((M, M), order="F")
+    R = np.zeros((M, t))
+    for r0 in range(0, n, block_rows):
+        r1 = min(n, r0 + block_rows)
+        Xb = np.ascontiguousarray(X[r0:r1], dtype=np.float64)
+        B = problem.operator(Xb, C64).to_dense()  # (rows, M)
+        Yb = Y[r0:r1].astype(np.float64)
+        if w is not None:
+            sw = np.sqrt(w[r0:r1].astype(np.float64))
+            B *= sw[:, None]
+            Yb *= sw[:, None]
+        _add_gram(G, B)
+        R += B.T @ Yb
+    pass_time = time.perf_counter() - start
+
+    # Whitened system: L L^T = K_MM, S = L^-1 G L^-T, (S + alpha I) g = L^-1 R, a = L^-T g.
+    kmm = problem.operator(C64).to_dense()
+    L, jitter = jittered_cholesky(kmm, overwrite=True)
+    del kmm
+    _fill_lower(G)
+    # In place, G's own memory: S = L^-1 G L^-T (two triangular solves with M right-hand
+    # sides; BLAS trsm, which the Zen 4 crash does not touch).
+    trsm = blas.dtrsm
+    L = np.asfortranarray(L, dtype=np.float64)
+    G = trsm(1.0, L, G, side=0, lower=1, trans_a=0, overwrite_b=1)
+    S = trsm(1.0, L, G, side=1, lower=1, trans_a=1, overwrite_b=1)
+    del G
+    alpha = problem.alpha
+    S[np.diag_indices(M)] += alpha
+    rhs = solve_triangular(L, R)
+    yWy = float(np.sum(Y.astype(np.float64) ** 2 * (1.0 if w is None else w[:, None])))
+    inner_jitter, failure = 0.0, None
+    try:
+        if alpha > 0:
+            LS = cholesky(S, overwrite=True)
+        else:  # no ridge: S may be singular
+            LS, inner_jitter = jittered_cholesky(S, overwrite=True)
+        del S
+        g = solve_triangular(LS, solve_triangular(LS, rhs), trans=True)
+        coef = solve_triangular(L, g, trans=True)
+        # The ridge objective (sum w (f - y)^2 + alpha ||f||^2) / sum w at the minimiser is
+        # y^T W y - g^T (L^-1 R). Checked against the objective recomputed from the model:
+        # where K_MM is so ill-conditioned that the whitening amplified G's rounding beyond
+        # alpha, the two disagree, and the model is not trusted.
+        objective = (yWy - float(np.sum(g * rhs))) / problem.weight_sum
+        exact = _objective(problem, C64, coef)
+        # Relative to the objective of the zero model, y^T W y / sum w: an interpolating
+        # fit (alpha = 0, objective ~ 0) has no relative accuracy of its own.
+        mismatch = abs(exact - objective) / max(yWy / problem.weight_sum, 1e-300)
+        if not mismatch <= OBJECTIVE_CHECK:
+            failure = (f"objective from the solve {objective:.6g} != recomputed {exact:.6g} "
+                       "(K_MM too ill-conditioned for the whitened solve)")
+        objective = exact
+    except np.linalg.LinAlgError as exc:
+        failure = f"whitened system not positive definite ({exc})"
+    if failure is not None:
+        # Nystrom-PCG solves the same objective by iterating with the exact operator.
+        if verbose:
+            print(f"[nystrom-direct] {failure}: nystrom-pcg instead", file=sys.stderr)
+        result = solve_nystrom_pcg(problem, centers, max_iter=max_iter or 100, tol=tol,
+                                   verbose=verbose)
+        result.info.update(fallback="nystrom-pcg", fallback_reason=failure,
+                           pass_seconds=pass_time)
+        return result
+    seconds = time.perf_counter() - start
+    if verbose:
+        print(
+            f"[nystrom-direct] {M} centres, one pass over {n} rows in {pass_time:.2f} s, "
+            f"solve {seconds - pass_time:.2f} s, jitter {jitter:g}",
+            file=sys.stderr,
+        )
+    return SolverResult(
+        centers=centers,
+        coef=coef.astype(dtype),
+        n_iter=1,
+        loss_curve=[objective],
+        converged=True,
+        info={
+            "n_centers": M,
+            "jitter": jitter,
+            "inner_jitter": inner_jitter,
+            "objective_mismatch": mismatch,
+            "pass_seconds": pass_time,
+            "solve_seconds": seconds - pass_time,
+            "block_rows": block_rows,
+        },
+    )

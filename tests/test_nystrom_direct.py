@@ -1,0 +1,141 @@
+"""The one-pass Nystrom solver (``solver="nystrom-direct"``) against an independent float64
+reference on real data (digits, breast cancer, diabetes; narrow and wide kernels, with and
+without sample weights), its pass split into blocks, its crash-safe Gram path, and how the
+estimators and ``auto`` choose it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics.pairwise import rbf_kernel
+
+from gramfree import KernelClassifier, KernelRegressor
+from gramfree.kernels import Gaussian
+from gramfree.solvers import Problem, solve_nystrom_direct, solve_nystrom_pcg
+from gramfree.solvers import nystrom_direct as nd
+from gramfree.solvers.auto import CostModel
+from test_solvers_realdata import CASES, IDS, _load
+
+
+def _reference(X, Y, C, gamma, alpha, w):
+    """Minimiser of sum w (K_nM a - y)^2 + alpha a^T K_MM a, from the normal equations in
+    float64 by an eigendecomposition of K_MM (independent of the solver's whitening), and
+    its predictions on X."""
+    Knm, Kmm = rbf_kernel(X, C, gamma=gamma), rbf_kernel(C, C, gamma=gamma)
+    lam, U = np.linalg.eigh(Kmm)
+    keep = lam > 1e-12 * lam.max()
+    Phi = Knm @ U[:, keep] / np.sqrt(lam[keep])  # features with Phi Phi^T = Knm Kmm^-1 Kmn
+    sw = np.sqrt(w)[:, None]
+    g = np.linalg.solve((Phi * sw).T @ (Phi * sw) + alpha * np.eye(Phi.shape[1]),
+                        (Phi * sw).T @ (Y * sw))
+    return Phi @ g
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize(("name", "gamma"), CASES, ids=IDS)
+def test_matches_float64_reference_on_real_data(name, gamma, weighted):
+    X, Y = _load(name)
+    n = X.shape[0]
+    rng = np.random.default_rng(0)
+    w = rng.uniform(0.2, 2.0, n) if weighted else np.ones(n)
+    C = np.ascontiguousarray(X[np.sort(rng.choice(n, 150, replace=False))])
+    alpha = 0.1
+    problem = Problem(X, Y, Gaussian(gamma), alpha, w if weighted else None, None)
+    # Blocks of 97 rows: the pass crosses several blocks, the last one partial.
+    result = solve_nystrom_direct(problem, C, block_rows=97)
+    pred = rbf_kernel(X, C, gamma=gamma) @ result.coef
+    expected = _reference(X, Y, C, gamma, alpha, w)
+    scale = np.abs(Y).max()
+    np.testing.assert_allclose(pred, expected, atol=1e-7 * scale)
+    # Its objective is the minimum: no lower than a converged PCG's on the same centres.
+    pcg = solve_nystrom_pcg(problem, C, max_iter=500, tol=1e-12)
+    assert result.loss_curve[-1] <= pcg.loss_curve[-1] * (1 + 1e-9)
+    assert result.loss_curve[-1] == pytest.approx(pcg.loss_curve[-1], rel=1e-6)
+
+
+def test_float32_data_solved_in_float64():
+    """float32 data: the pass runs in float64 (module docstring), the model stays float32,
+    and it is as good as the float64 solve (digits, the wide kernel that made a float32
+    Gram indefinite)."""
+    X, Y = _load("digits")
+    C = np.ascontiguousarray(X[::4])
+    p64 = Problem(X, Y, Gaussian(0.002), 0.1, None, None)
+    p32 = Problem(X.astype(np.float32), Y.astype(np.float32), Gaussian(0.002), 0.1, None, None)
+    r64 = solve_nystrom_direct(p64, C)
+    r32 = solve_nystrom_direct(p32, C.astype(np.float32))
+    assert r32.coef.dtype == np.float32
+    assert r32.loss_curve[-1] == pytest.approx(r64.loss_curve[-1], rel=1e-5)
+
+
+def test_gemm_halves_path_equals_syrk(monkeypatch):
+    """Above SYRK_MAX_ROWS centres (the Zen 4 syrk crash) the Gram goes through GEMMs."""
+    X, Y = _load("breast_cancer")
+    C = np.ascontiguousarray(X[:101])
+    problem = Problem(X, Y, Gaussian(0.02), 0.1, None, None)
+    syrk = solve_nystrom_direct(problem, C)
+    monkeypatch.setattr(nd, "SYRK_MAX_ROWS", 50)
+    gemm = solve_nystrom_direct(problem, C)
+    np.testing.assert_allclose(gemm.coef, syrk.coef, rtol=1e-7, atol=1e-9 * np.abs(syrk.coef).max())
+
+
+def test_zero_alpha_interpolates_centres():
+    """alpha = 0 with every point a centre: the Nystrom model is exact interpolation."""
+    X, Y = _load("diabetes")
+    X, Y = X[:120], Y[:120]
+    problem = Problem(X, Y, Gaussian(1.0), 0.0, None, None)
+    result = solve_nystrom_direct(problem, X.copy())
+    pred = rbf_kernel(X, X, gamma=1.0) @ result.coef
+    np.testing.assert_allclose(pred, Y, atol=1e-6)
+
+
+def test_inputs_not_modified():
+    X, Y = _load("breast_cancer")
+    w = np.linspace(0.5, 1.5, X.shape[0])
+    copies = [a.copy() for a in (X, Y, w)]
+    C = X[:50].copy()
+    solve_nystrom_direct(Problem(X, Y, Gaussian(0.02), 0.1, w, None), C, block_rows=64)
+    for a, b in zip((X, Y, w), copies):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_estimator_solver_nystrom_direct():
+    X, Y = _load("digits")
+    y = Y.argmax(1)
+    clf = KernelClassifier(gamma=0.05, alpha=0.1, solver="nystrom-direct", n_centers=200,
+                           random_state=0).fit(X, y)
+    assert clf.solver_ == "nystrom-direct" and clf.centers_.shape[0] == 200
+    pcg = KernelClassifier(gamma=0.05, alpha=0.1, solver="nystrom-pcg", n_centers=200,
+                           random_state=0, tol=1e-10, max_iter=500).fit(X, y)
+    np.testing.assert_allclose(clf.decision_function(X), pcg.decision_function(X), atol=1e-6)
+
+
+def test_auto_with_centres_takes_the_cheaper_nystrom_solver():
+    X, Y = _load("diabetes")
+    reg = KernelRegressor(gamma=0.05, alpha=0.1, n_centers=60, random_state=0).fit(X, Y[:, 0])
+    estimates = reg.solver_info_["auto"]["estimates"]
+    assert set(estimates) == {"nystrom-pcg", "nystrom-direct"}
+    assert reg.solver_ == min(estimates, key=estimates.get)
+
+
+def test_cost_model_prefers_one_pass_for_few_centres_and_pcg_for_many():
+    """Few centres, many rows: the pass (n M^2 at the BLAS rate) beats CG's iterations of
+    two kernel passes; many centres: the M^3 solves and n M^2 Gram lose to PCG."""
+    model = CostModel(1_000_000, 16, 1, np.dtype(np.float64))
+    assert model.best_nystrom(1000)[0] == "nystrom-direct"
+    assert CostModel(100_000, 16, 1, np.dtype(np.float64)).best_nystrom(20000)[0] == "nystrom-pcg"
+
+
+def test_ill_conditioned_centres_fall_back_to_pcg():
+    """2-d data, 150 centres, a wide kernel: K_MM's smallest eigenvalues are far below
+    float64's reach, the whitening amplifies G's rounding past alpha, and the solve is
+    not trusted: the fit says so and is Nystrom-PCG's, which matches the reference."""
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(300, 2))
+    Y = np.where(X[:, :1] * X[:, 1:] > 0, 1.0, -1.0)
+    C = np.ascontiguousarray(X[:150])
+    problem = Problem(X, Y, Gaussian(1.0), 1e-2, None, None)
+    result = solve_nystrom_direct(problem, C, tol=1e-10, max_iter=500)
+    assert result.info["fallback"] == "nystrom-pcg"
+    assert "whitened" in result.info["fallback_reason"]
+    pcg = solve_nystrom_pcg(problem, C, tol=1e-10, max_iter=500)
+    np.testing.assert_array_equal(result.coef, pcg.coef)
