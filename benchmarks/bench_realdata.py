@@ -105,8 +105,12 @@ MIB = 2.0**20
 GIB = 2.0**30
 
 GRAMFREE_SOLVERS = ["auto", "direct", "nystrom-pcg", "eigenpro"]
+# gramfree variants beside the solvers: auto with float32 kernel products on the float64
+# data (kernel_precision="float32"), the precision option the README's default rests on.
+GRAMFREE_VARIANTS = {"auto-f32": {"solver": "auto", "kernel_precision": "float32"}}
 ANCHORS = ["svm", "krr", "nystroem"]
-ALL_MODELS = GRAMFREE_SOLVERS + ANCHORS + ["hgb"]
+ALL_MODELS = GRAMFREE_SOLVERS + list(GRAMFREE_VARIANTS) + ANCHORS + ["hgb"]
+GRAMFREE_MODELS = GRAMFREE_SOLVERS + list(GRAMFREE_VARIANTS)
 KERNELS = ["default", "narrow", "issue"]
 
 MAX_EXACT = 20000       # direct, krr and svm only up to this many training rows
@@ -159,12 +163,12 @@ def classifier_targets(codes: np.ndarray, n_classes: int) -> np.ndarray:
 def build_model(spec: dict):
     model, task, p = spec["model"], spec["task"], spec["params"]
     clf = task == "classification"
-    if model in GRAMFREE_SOLVERS:
+    if model in GRAMFREE_MODELS:
         import gramfree
 
         cls = gramfree.KernelClassifier if clf else gramfree.KernelRegressor
-        return cls(kernel="rbf", gamma=p["gamma"], alpha=p["alpha"], solver=model,
-                   random_state=0)
+        settings = GRAMFREE_VARIANTS.get(model, {"solver": model})
+        return cls(kernel="rbf", gamma=p["gamma"], alpha=p["alpha"], random_state=0, **settings)
     if model == "svm":
         from sklearn.svm import SVC, SVR
 
@@ -243,7 +247,7 @@ def run_child(spec: dict) -> dict:
         "model": spec["model"], "n_train": int(X.shape[0]), "n_test": int(Xt.shape[0]),
         "d": int(X.shape[1]), "score": score(spec["task"], pred, yt), **measured,
     }
-    if spec["model"] in GRAMFREE_SOLVERS:
+    if spec["model"] in GRAMFREE_MODELS:
         out.update(gramfree_details(model, X, y, spec["task"], spec["params"]["alpha"]))
     return out
 

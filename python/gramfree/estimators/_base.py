@@ -48,6 +48,7 @@ class KernelMachineMixin(BaseEstimator):
         "random_state": ["random_state"],
         "n_jobs": [numbers.Integral, None],
         "device": [str],
+        "kernel_precision": [StrOptions({"float32", "float64"}), None],
         "verbose": ["verbose"],
     }
 
@@ -68,6 +69,7 @@ class KernelMachineMixin(BaseEstimator):
         random_state=None,
         n_jobs=None,
         device="cpu",
+        kernel_precision=None,
         verbose=False,
     ):
         self.kernel = kernel
@@ -84,6 +86,7 @@ class KernelMachineMixin(BaseEstimator):
         self.random_state = random_state
         self.n_jobs = n_jobs
         self.device = device
+        self.kernel_precision = kernel_precision
         self.verbose = verbose
 
     # -- pieces used by fit -------------------------------------------------------------
@@ -120,6 +123,11 @@ class KernelMachineMixin(BaseEstimator):
                 raise ValueError("sample_weight: all weights are zero")
         return X, y, sample_weight
 
+    def _kernel_dtype(self, X: np.ndarray) -> np.dtype:
+        """The iterative solvers' product precision: ``kernel_precision``, else the data's.
+        The exact solvers (direct, nystrom-direct) keep float64 whatever it says."""
+        return np.dtype(self.kernel_precision or X.dtype)
+
     def _rng(self) -> np.random.Generator:
         """A Generator seeded from random_state (int, RandomState or None)."""
         return np.random.default_rng(check_random_state(self.random_state).randint(2**31 - 1))
@@ -143,7 +151,7 @@ class KernelMachineMixin(BaseEstimator):
         solver = self.solver
         rng = self._rng()
         problem = Problem(X, Y, kernel, float(self.alpha), sample_weight, self.n_jobs,
-                          resolve_device(self.device))
+                          resolve_device(self.device), self._kernel_dtype(X))
         if self.verbose:
             print(f"[{type(self).__name__}] solver={solver} n_samples={n}", file=sys.stderr)
         start = time.perf_counter()
@@ -154,7 +162,7 @@ class KernelMachineMixin(BaseEstimator):
                                 nystrom_only=solver if nystrom else None)
             solver = result.info["solver"]
         elif solver == "direct":
-            result = solve_direct(problem)
+            result = solve_direct(problem.in_data_precision())
         else:
             m = n_centers
             centers = None
@@ -200,7 +208,7 @@ class KernelMachineMixin(BaseEstimator):
         self.dual_coef_ = result.coef
         self.n_iter_ = result.n_iter
         self.loss_curve_ = result.loss_curve
-        self.solver_info_ = result.info
+        self.solver_info_ = dict(result.info, kernel_dtype=problem.kernel_dtype.name)
         if self.verbose:
             print(
                 f"[{type(self).__name__}] {solver}: {result.n_iter} iteration(s), "

@@ -60,6 +60,12 @@ class KernelRegressor(RegressorMixin, KernelMachineMixin):
         Centre selection, EigenPro's subsample and batch order.
     n_jobs : int, default=None
         Threads of the native operators (None: all cores).
+    kernel_precision : {None, "float32", "float64"}, default=None
+        Precision of the kernel products in the iterative solvers (nystrom-pcg, eigenpro,
+        auto's probes): None means the data's dtype. "float32" on float64 data halves the
+        products' cost; the solvers' state, the preconditioner and the fitted model stay
+        float64, and the real-data suite measured the accuracy cost (README). The exact
+        solvers (direct, nystrom-direct) ignore it.
     device : {"cpu", "cuda", "cuda:N", "auto"}, default="cpu"
         Where the kernel products run (:mod:`gramfree.device`); the solvers' small dense
         algebra (Cholesky of K_MM, eigensystems) stays on the CPU.

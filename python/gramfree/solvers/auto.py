@@ -185,7 +185,7 @@ def solve_auto(
     n, d = problem.X.shape
     t = problem.Y.shape[1]
     rng = random_state
-    costs = CostModel(n, d, t, problem.X.dtype)
+    costs = CostModel(n, d, t, problem.kernel_dtype)
     memory = MEMORY_SHARE * _physical_bytes()
     log: dict = {"steps": []}
 
@@ -198,7 +198,7 @@ def solve_auto(
     direct_ok = direct_b <= memory
     if n <= DIRECT_ALWAYS and direct_ok and not nystrom_only:
         say(f"direct: n = {n} <= {DIRECT_ALWAYS}, exact and cheapest (~{direct_s:.2g} s)")
-        return _finish(solve_direct(problem), "direct", log)
+        return _finish(solve_direct(problem.in_data_precision()), "direct", log)
 
     d_eff, s = effective_dimension(problem, rng)
     log.update(d_eff=d_eff, spectrum_rows=s)
@@ -286,7 +286,7 @@ def solve_nystrom_choice(problem, centers, *, max_iter, tol, verbose) -> SolverR
     """``solver="auto"`` with ``n_centers`` given: the cheaper Nystrom solver by the cost
     model, recorded in ``info["auto"]``."""
     n, d = problem.X.shape
-    costs = CostModel(n, d, problem.Y.shape[1], problem.X.dtype)
+    costs = CostModel(n, d, problem.Y.shape[1], problem.kernel_dtype)
     m = centers.shape[0]
     estimates = {name: costs.best_nystrom(m, (name,))[1] for name in NYSTROM_SOLVERS}
     name = min(estimates, key=estimates.get)
@@ -301,7 +301,7 @@ def solve_nystrom_choice(problem, centers, *, max_iter, tol, verbose) -> SolverR
 
 def _run_exact(problem, name, max_iter, tol, rng, verbose) -> SolverResult:
     if name == "direct":
-        return solve_direct(problem)
+        return solve_direct(problem.in_data_precision())
     return solve_eigenpro(problem, None, max_iter=max_iter or 30, tol=tol, random_state=rng,
                           verbose=verbose)
 

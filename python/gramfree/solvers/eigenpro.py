@@ -238,7 +238,7 @@ def solve_eigenpro(
     best, residual = full_objective(state)
     initial = best
     # An increase smaller than the objective's rounding error is no increase.
-    noise = 1e3 * np.finfo(dtype).eps
+    noise = 1e3 * np.finfo(problem.kernel_dtype).eps
     loss_curve: list[float] = []
     progress = Progress(verbose, max_iter, "eigenpro3" if fixed else "eigenpro2")
     converged = stuck = False

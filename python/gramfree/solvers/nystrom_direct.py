@@ -31,6 +31,7 @@ import time
 import numpy as np
 from scipy.linalg import blas
 
+from ..operators import KernelOperator
 from ..linalg import cholesky, jittered_cholesky, solve_triangular
 from ._common import Problem, SolverResult
 from .nystrom_pcg import solve_nystrom_pcg
@@ -72,6 +73,11 @@ def _fill_lower(G: np.ndarray, block: int = 1024) -> None:
         diag[low] = diag.T[low]
 
 
+def _operator64(problem: Problem, A: np.ndarray, B: np.ndarray | None = None) -> KernelOperator:
+    """The problem's kernel on float64 arrays, whatever its ``kernel_dtype``."""
+    return KernelOperator(A, B, problem.kernel, n_jobs=problem.n_jobs, device=problem.device)
+
+
 def _objective(problem: Problem, C64: np.ndarray, coef: np.ndarray) -> float:
     """``(sum w (K(X, C) a - y)^2 + alpha a^T K_MM a) / sum w`` in float64, a block of rows
     at a time: one kernel pass with t columns (cheap beside the Gram's n M^2)."""
@@ -81,9 +87,9 @@ def _objective(problem: Problem, C64: np.ndarray, coef: np.ndarray) -> float:
     for r0 in range(0, X.shape[0], rows):
         r1 = min(X.shape[0], r0 + rows)
         Xb = np.ascontiguousarray(X[r0:r1], dtype=np.float64)
-        res = problem.operator(Xb, C64) @ coef - Y[r0:r1]
+        res = _operator64(problem, Xb, C64) @ coef - Y[r0:r1]
         loss += float(np.sum(res**2 * (1.0 if w is None else w[r0:r1, None])))
-    penalty = float(np.sum(coef * (problem.operator(C64) @ coef)))
+    penalty = float(np.sum(coef * (_operator64(problem, C64) @ coef)))
     return (loss + problem.alpha * penalty) / problem.weight_sum
 
 
@@ -117,7 +123,7 @@ def solve_nystrom_direct(
     for r0 in range(0, n, block_rows):
         r1 = min(n, r0 + block_rows)
         Xb = np.ascontiguousarray(X[r0:r1], dtype=np.float64)
-        B = problem.operator(Xb, C64).to_dense()  # (rows, M)
+        B = _operator64(problem, Xb, C64).to_dense()  # (rows, M)
         Yb = Y[r0:r1].astype(np.float64)
         if w is not None:
             sw = np.sqrt(w[r0:r1].astype(np.float64))
@@ -128,7 +134,7 @@ def solve_nystrom_direct(
     pass_time = time.perf_counter() - start
 
     # Whitened system: L L^T = K_MM, S = L^-1 G L^-T, (S + alpha I) g = L^-1 R, a = L^-T g.
-    kmm = problem.operator(C64).to_dense()
+    kmm = _operator64(problem, C64).to_dense()
     L, jitter = jittered_cholesky(kmm, overwrite=True)
     del kmm
     _fill_lower(G)
