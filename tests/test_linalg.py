@@ -231,6 +231,31 @@ def test_triangular_solves():
     np.testing.assert_allclose(linalg.cho_solve(L, B), np.linalg.solve(A, B), rtol=1e-9, atol=1e-12)
 
 
+@pytest.mark.parametrize("k", [None, 5, 700])
+@pytest.mark.parametrize("trans", [False, True])
+@pytest.mark.parametrize("order", ["C", "F"])
+def test_solve_triangular_by_halves(k, trans, order):
+    """n = 700: three levels of halving (trsm leaves of at most 256 rows, GEMM between),
+    one or many right-hand sides, numpy's C-ordered factor as well as an F-ordered one."""
+    n = 700
+    A = _spd(n, np.float64, seed=7)
+    L = np.array(np.linalg.cholesky(A), order=order)
+    rng = np.random.default_rng(8)
+    B = rng.normal(size=n if k is None else (n, k))
+    x = linalg.solve_triangular(L, B, trans=trans)
+    assert x.shape == B.shape and x.dtype == np.float64
+    assert rel_diff(x, np.linalg.solve(L.T if trans else L, B)) <= 1e-12
+    x32 = linalg.solve_triangular(L.astype(np.float32), B, trans=trans)
+    assert rel_diff(x32, np.linalg.solve(L.T if trans else L, B)) <= 1e-4
+
+
+def test_solve_triangular_shapes_checked():
+    with pytest.raises(ValueError, match="expected"):
+        linalg.solve_triangular(np.eye(3), np.ones(4))
+    with pytest.raises(ValueError, match="expected"):
+        linalg.solve_triangular(np.ones((3, 2)), np.ones(3))
+
+
 @pytest.mark.slow
 def test_large_kernel_matrix_factorization_does_not_crash():
     """n = 20000, float64: where OpenBLAS's potrf and (multi-threaded) syrk crash on AMD
@@ -269,3 +294,107 @@ def test_large_kernel_matrix_factorization_does_not_crash():
     )
     assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr[-2000:])
     assert "gram residual" in proc.stdout
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cholesky_default_block_recursion(dtype):
+    """n above the default block: the halves, the trsm split into 256-column leaves and the
+    GEMM trailing updates all run, against numpy's factor of the same matrix."""
+    n = 2600
+    A = _spd(n, dtype, seed=11)
+    expected = np.linalg.cholesky(A.astype(np.float64))
+    L = linalg.cholesky(A)
+    assert L.dtype == dtype and np.all(np.triu(L, 1) == 0)
+    err = np.linalg.norm(L.astype(np.float64) - expected) / np.linalg.norm(expected)
+    assert err <= TOL[dtype]
+
+
+def test_cholesky_failure_position_in_second_half():
+    """The failing minor reported from a potrf deep in the recursion is counted from the
+    start of the whole matrix, and the other triangle is still the input."""
+    n, k = 2600, 2300
+    A = _spd(n, np.float64, seed=12)
+    A[k, k] = -1.0
+    work = A.copy(order="F")
+    with pytest.raises(np.linalg.LinAlgError, match=f"leading minor {k + 1} of {n}"):
+        linalg.cholesky(work, overwrite=True)
+    upper = np.triu_indices(n, 1)
+    np.testing.assert_array_equal(work[upper], A[upper])
+
+
+# ---------------------------------------------------------------------------------------
+# gramfree._blas: BLAS on sub-blocks of a larger Fortran-ordered matrix, in place
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (False, True), (True, False), (True, True)])
+def test_blas_gemm_on_sub_blocks(dtype, trans_a, trans_b):
+    from gramfree import _blas
+
+    rng = np.random.default_rng(0)
+    M = np.asfortranarray(rng.normal(size=(60, 70)).astype(dtype))
+    before = M.copy(order="F")
+    m, n, k = 11, 9, 7
+    A = M[3 : 3 + (k if trans_a else m), 1 : 1 + (m if trans_a else k)]
+    B = M[20 : 20 + (n if trans_b else k), 30 : 30 + (k if trans_b else n)]
+    C = M[40 : 40 + m, 50 : 50 + n]
+    opA = A.T if trans_a else A
+    opB = B.T if trans_b else B
+    expected = 0.5 * C.astype(np.float64) - 2.0 * (opA.astype(np.float64) @ opB)
+    _blas.gemm(-2.0, A, B, 0.5, C, trans_a=trans_a, trans_b=trans_b)
+    tol = 1e-12 if dtype == np.float64 else 1e-4
+    np.testing.assert_allclose(M[40 : 40 + m, 50 : 50 + n], expected, rtol=tol, atol=tol)
+    outside = np.ones(M.shape, dtype=bool)
+    outside[40 : 40 + m, 50 : 50 + n] = False
+    np.testing.assert_array_equal(M[outside], before[outside])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_blas_trsm_syrk_potrf_on_sub_blocks(dtype):
+    """Each routine changes only its block's lower triangle (syrk, potrf) or its block
+    (trsm); the strict upper triangle, which cholesky's failure path relies on, stays."""
+    from gramfree import _blas
+
+    rng = np.random.default_rng(1)
+    tol = 1e-10 if dtype == np.float64 else 1e-4
+    spd = _spd(30, np.float64, seed=3)
+    M = np.asfortranarray(rng.normal(size=(80, 80)).astype(dtype))
+    D = M[5:35, 10:40]
+    D[np.tril_indices(30)] = spd[np.tril_indices(30)]
+    upper_before = D[np.triu_indices(30, 1)].copy()
+    assert _blas.potrf_lower(D) == 0
+    L = np.tril(D).astype(np.float64)
+    np.testing.assert_allclose(L, np.linalg.cholesky(spd), rtol=tol, atol=tol)
+    np.testing.assert_array_equal(D[np.triu_indices(30, 1)], upper_before)
+
+    B = M[40:65, 10:40]  # 25 x 30, solved in place: B L^-T
+    rhs = B.astype(np.float64)
+    _blas.trsm(1.0, D, B, right=True, lower=True, trans=True)
+    np.testing.assert_allclose(B.astype(np.float64) @ L.T, rhs, rtol=tol, atol=tol)
+    V = M[40:70, 50:53]  # 30 x 3, left-side solves: L^-1 V and L^-T V
+    v = V.astype(np.float64)
+    _blas.trsm(1.0, D, V, right=False, lower=True, trans=False)
+    np.testing.assert_allclose(L @ V.astype(np.float64), v, rtol=tol, atol=tol)
+
+    C = M[0:25, 55:80]
+    c = C.astype(np.float64)
+    P = M[40:65, 10:18]
+    _blas.syrk_lower(-1.0, P, 1.0, C)
+    expected = c - P.astype(np.float64) @ P.astype(np.float64).T
+    low, up = np.tril_indices(25), np.triu_indices(25, 1)
+    np.testing.assert_allclose(C[low], expected[low], rtol=tol, atol=tol)
+    np.testing.assert_array_equal(C[up], c[up])
+
+    bad = np.asfortranarray(-np.eye(4, dtype=dtype))
+    assert _blas.potrf_lower(bad) == 1
+
+
+def test_blas_rejects_rows_not_contiguous_and_mixed_dtypes():
+    from gramfree import _blas
+
+    C = np.zeros((4, 4))  # C order: rows are not unit-stride
+    A = np.asfortranarray(np.ones((4, 2)))
+    with pytest.raises(ValueError, match="unit row stride"):
+        _blas.gemm(1.0, A, A, 0.0, C, trans_b=True)
+    with pytest.raises(ValueError, match="float64"):
+        _blas.gemm(1.0, A.astype(np.float32), A, 0.0, np.asfortranarray(C), trans_b=True)

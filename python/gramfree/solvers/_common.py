@@ -46,7 +46,7 @@ class Problem:
         kd = np.dtype(self.kernel_dtype or self.X.dtype)
         self.kernel_dtype = kd
         # X in the products' dtype, cast once (the solvers pass X itself on every pass).
-        self._X_kernel = self.X if self.X.dtype == kd else np.ascontiguousarray(self.X, dtype=kd)
+        self._X_kernel = np.ascontiguousarray(self.X, dtype=kd)
 
     def in_data_precision(self) -> "Problem":
         """The same problem with products in the data's own dtype (the exact solvers)."""

@@ -1,0 +1,135 @@
+"""BLAS-3 and ``potrf`` on sub-blocks of a Fortran-ordered matrix, in place.
+
+scipy's f2py wrappers (``scipy.linalg.blas``) take whole contiguous arrays: a sub-block
+``L[j:, i:k]`` of a larger matrix is copied in and out on every call, and the result of a
+GEMM comes back as a new array to subtract. A blocked factorization then spends a large
+share of its time moving memory. The same OpenBLAS routines are exported with their
+Fortran signatures (leading dimensions included) as Cython capsules by
+``scipy.linalg.cython_blas`` / ``cython_lapack``; calling them through ``ctypes`` updates
+a sub-block where it lies, at the cost of a few microseconds per call. ctypes releases the
+GIL during the call.
+
+Every matrix argument is a 2-d view with unit row stride (F-ordered, or a column block of
+one); its leading dimension is its column stride. Nothing is checked beyond that: callers
+are this package's own blocked routines (:mod:`gramfree.linalg`).
+"""
+
+from __future__ import annotations
+
+import ctypes
+
+import numpy as np
+import scipy.linalg.cython_blas as _cython_blas
+import scipy.linalg.cython_lapack as _cython_lapack
+
+_INT = ctypes.POINTER(ctypes.c_int)
+_PTR = ctypes.c_void_p
+_CHR = ctypes.c_char_p
+
+_get_name = ctypes.pythonapi.PyCapsule_GetName
+_get_name.restype = ctypes.c_char_p
+_get_name.argtypes = [ctypes.py_object]
+_get_pointer = ctypes.pythonapi.PyCapsule_GetPointer
+_get_pointer.restype = ctypes.c_void_p
+_get_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+
+# Fortran argument lists: c = character, i = integer, p = array or scalar by address.
+_SIGNATURES = {
+    "gemm": (_cython_blas, "ccIIIpPIPIpPI"),
+    "trsm": (_cython_blas, "ccccIIpPIPI"),
+    "syrk": (_cython_blas, "ccIIpPIpPI"),
+    "potrf": (_cython_lapack, "cIPII"),
+}
+_ARGTYPES = {"c": _CHR, "I": _INT, "p": _PTR, "P": _PTR}
+_FUNCS: dict[str, object] = {}
+_SCALAR = {np.dtype(np.float64): ctypes.c_double, np.dtype(np.float32): ctypes.c_float}
+
+
+def _func(dtype: np.dtype, name: str):
+    key = ("d" if dtype == np.float64 else "s") + name
+    fn = _FUNCS.get(key)
+    if fn is None:
+        module, sig = _SIGNATURES[name]
+        capsule = module.__pyx_capi__[key]
+        ptr = _get_pointer(capsule, _get_name(capsule))
+        fn = ctypes.CFUNCTYPE(None, *(_ARGTYPES[c] for c in sig))(ptr)
+        _FUNCS[key] = fn
+    return fn
+
+
+def _mat(A: np.ndarray, dtype: np.dtype) -> tuple[int, ctypes.c_int]:
+    """Address and leading dimension of a unit-row-stride view."""
+    item = A.itemsize
+    if A.dtype != dtype or A.ndim != 2 or (A.shape[0] > 1 and A.strides[0] != item):
+        raise ValueError(f"expected 2-d {dtype} views with unit row stride (Fortran order)")
+    ld = A.strides[1] // item if A.shape[1] > 1 else A.shape[0]
+    return A.ctypes.data, ctypes.c_int(max(1, ld))
+
+
+def _i(x: int) -> ctypes.c_int:
+    return ctypes.byref(ctypes.c_int(int(x)))
+
+
+def _s(x: float, dtype: np.dtype):
+    return ctypes.byref(_SCALAR[dtype](x))
+
+
+def gemm(alpha: float, A, B, beta: float, C, *, trans_a=False, trans_b=False) -> None:
+    """``C = alpha op(A) op(B) + beta C`` in ``C``'s memory."""
+    m, n = C.shape
+    k = A.shape[0] if trans_a else A.shape[1]
+    if m == 0 or n == 0:
+        return
+    dt = C.dtype
+    pa, lda = _mat(A, dt)
+    pb, ldb = _mat(B, dt)
+    pc, ldc = _mat(C, dt)
+    _func(dt, "gemm")(
+        b"T" if trans_a else b"N", b"T" if trans_b else b"N", _i(m), _i(n), _i(k),
+        _s(alpha, dt), pa, ctypes.byref(lda), pb, ctypes.byref(ldb), _s(beta, dt), pc,
+        ctypes.byref(ldc),
+    )
+
+
+def trsm(alpha: float, T, B, *, right: bool, lower: bool, trans: bool) -> None:
+    """``B = alpha op(T)^-1 B`` (left) or ``alpha B op(T)^-1`` (right), non-unit
+    diagonal, in ``B``'s memory."""
+    m, n = B.shape
+    if m == 0 or n == 0:
+        return
+    dt = B.dtype
+    pt, ldt = _mat(T, dt)
+    pb, ldb = _mat(B, dt)
+    _func(dt, "trsm")(
+        b"R" if right else b"L", b"L" if lower else b"U", b"T" if trans else b"N", b"N",
+        _i(m), _i(n), _s(alpha, dt), pt, ctypes.byref(ldt), pb, ctypes.byref(ldb),
+    )
+
+
+def syrk_lower(alpha: float, A, beta: float, C) -> None:
+    """Lower triangle of ``C = alpha A A^T + beta C`` (strict upper untouched). Only for
+    small ``C``: large double-precision syrk crashes on AMD Zen 4 (see
+    :mod:`gramfree.linalg`)."""
+    n, k = A.shape
+    if n == 0:
+        return
+    dt = C.dtype
+    pa, lda = _mat(A, dt)
+    pc, ldc = _mat(C, dt)
+    _func(dt, "syrk")(
+        b"L", b"N", _i(n), _i(k), _s(alpha, dt), pa, ctypes.byref(lda), _s(beta, dt), pc,
+        ctypes.byref(ldc),
+    )
+
+
+def potrf_lower(A) -> int:
+    """LAPACK ``potrf`` on the lower triangle of the square view ``A`` (strict upper
+    untouched); its ``info`` (0, or the order of the first non-positive leading minor).
+    Only for small ``A``, as :func:`syrk_lower`."""
+    n = A.shape[0]
+    if n == 0:
+        return 0
+    pa, lda = _mat(A, A.dtype)
+    info = ctypes.c_int(0)
+    _func(A.dtype, "potrf")(b"L", _i(n), pa, ctypes.byref(lda), ctypes.byref(info))
+    return info.value

@@ -1,0 +1,121 @@
+"""The direct solver's float32 factorization with float64 refinement: the float64
+solution where it is taken, the float64 factorization (and why, in ``info``) where the
+matrix is too ill-conditioned for float32, and the objective it reports."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics.pairwise import rbf_kernel
+
+from gramfree.kernels import Gaussian
+from gramfree.solvers import Problem, objective, solve_direct
+from gramfree.solvers.direct import refinement_budget
+
+
+def _data(n, d=4, t=3, seed=0, dtype=np.float64):
+    rng = np.random.default_rng(seed)
+    X = rng.normal(size=(n, d))
+    Y = np.column_stack([np.sin(X[:, 0] + k) + 0.3 * X[:, 1] * X[:, 2] for k in range(t)])
+    Y += 0.05 * rng.normal(size=Y.shape)
+    return X.astype(dtype), np.ascontiguousarray(Y.astype(dtype)), rng.uniform(0.3, 2.5, n)
+
+
+def rel_diff(a, b) -> float:
+    return float(np.linalg.norm(np.asarray(a, np.float64) - b) / np.linalg.norm(b))
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+@pytest.mark.parametrize("alpha", [1.0, 1e-3])
+def test_mixed_precision_gives_the_float64_solution(weighted, alpha):
+    X, Y, w = _data(1500)
+    w = w if weighted else None
+    p = Problem(X, Y, Gaussian(0.1), alpha, w, None)
+    mixed = solve_direct(p, mixed_precision=True)
+    assert mixed.info["precision"] == "float32+refinement", mixed.info
+    assert 1 <= mixed.info["refinement_steps"] <= 10
+    assert "fallback" not in mixed.info
+    f64 = solve_direct(p, mixed_precision=False)
+    assert f64.info["precision"] == "float64" and "refinement_steps" not in f64.info
+    assert rel_diff(mixed.coef, f64.coef) <= 1e-8
+    W = np.ones(len(X)) if w is None else w
+    K = rbf_kernel(X, gamma=0.1)
+    expected = np.linalg.solve(W[:, None] * K + alpha * np.eye(len(X)), W[:, None] * Y)
+    assert rel_diff(mixed.coef, expected) <= 1e-8
+    # the closed-form objective is the objective of the returned coefficients
+    exact = objective(p, X, mixed.coef)
+    assert mixed.loss_curve[-1] == pytest.approx(exact, rel=1e-8)
+    assert f64.loss_curve[-1] == pytest.approx(exact, rel=1e-8)
+
+
+def test_ill_conditioned_falls_back_to_float64():
+    """A wide Gaussian kernel (eigenvalues decay fast) with alpha = 1e-10: float32 cannot
+    factor it; the float64 factorization gives the answer, and info says why."""
+    X, Y, _ = _data(800)
+    p = Problem(X, Y, Gaussian(1e-3), 1e-10, None, None)
+    res = solve_direct(p, mixed_precision=True)
+    assert res.info["precision"] == "float64"
+    assert "float32" in res.info["fallback"]
+    f64 = solve_direct(p, mixed_precision=False)
+    np.testing.assert_array_equal(res.coef, f64.coef)
+    A = rbf_kernel(X, gamma=1e-3) + 1e-10 * np.eye(len(X))
+    eig = np.linalg.eigvalsh(A)
+    assert eig[-1] / eig[0] > 1e10  # far beyond float32's reach
+    # the float64 factorization's answer: backward error at float64 rounding
+    backward = np.linalg.norm(A @ res.coef - Y) / (eig[-1] * np.linalg.norm(res.coef))
+    assert backward <= 1e-13
+
+
+def test_slow_refinement_falls_back():
+    """cond(A) ~ 2e7: float32 still factors A, but each step removes only part of the
+    error; the solver stops refining once the budget cannot be met."""
+    X, Y, _ = _data(1000)
+    p = Problem(X, Y, Gaussian(0.1), 3e-5, None, None)
+    res = solve_direct(p, mixed_precision=True)
+    assert res.info["precision"] == "float64"
+    assert res.info["refinement_steps"] >= 1
+    assert "refinement" in res.info["fallback"]
+    np.testing.assert_array_equal(res.coef, solve_direct(p, mixed_precision=False).coef)
+
+
+def test_float32_data():
+    """float32 inputs: coefficients in float32, from the float64 solve of the kernel
+    matrix the engine computes in float32."""
+    X, Y, _ = _data(1200, dtype=np.float32)
+    p = Problem(X, Y, Gaussian(0.1), 1e-2, None, None)
+    res = solve_direct(p, mixed_precision=True)
+    assert res.info["precision"] == "float32+refinement"
+    assert res.coef.dtype == np.float32
+    K = p.operator(X).to_dense().astype(np.float64)
+    expected = np.linalg.solve(K + 1e-2 * np.eye(len(X)), Y.astype(np.float64))
+    assert rel_diff(res.coef, expected) <= 1e-6  # float32 rounding of the answer
+
+
+def test_alpha_zero_objective_with_jitter():
+    X, Y, _ = _data(300, t=1)
+    p = Problem(X, Y, Gaussian(1.0), 0.0, None, None)
+    res = solve_direct(p)
+    assert res.info["precision"] == "float64" and "alpha = 0" in res.info["fallback"]
+    np.testing.assert_allclose(rbf_kernel(X, gamma=1.0) @ res.coef, Y, atol=1e-6)
+    assert res.loss_curve[-1] == pytest.approx(objective(p, X, res.coef), rel=1e-3, abs=1e-12)
+
+
+def test_default_chooses_by_budget():
+    """Small n: float64 straight away (refinement would cost more than float32 saves);
+    the budget grows with n and shrinks with the number of targets."""
+    X, Y, _ = _data(400)
+    res = solve_direct(Problem(X, Y, Gaussian(0.1), 1.0, None, None))
+    assert res.info["precision"] == "float64" and "refinement_steps" not in res.info
+    assert refinement_budget(400, 3) < 2 <= refinement_budget(15000, 26)
+    assert refinement_budget(15000, 1000) < 2
+    assert refinement_budget(10**6, 1) == 10
+
+
+def test_no_float32_copy_without_memory(monkeypatch):
+    from gramfree.solvers import direct
+
+    X, Y, _ = _data(500)
+    p = Problem(X, Y, Gaussian(0.1), 1.0, None, None)
+    monkeypatch.setattr(direct, "_physical_bytes", lambda: 12.0 * 500 * 500)
+    res = solve_direct(p, mixed_precision=True)
+    assert res.info["precision"] == "float64" and "memory" in res.info["fallback"]
