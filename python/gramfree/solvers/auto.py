@@ -41,16 +41,17 @@ import numpy as np
 import scipy.linalg as sla
 
 from ._common import Problem, SolverResult
-from .direct import solve_direct
+from .direct import refinement_budget, solve_direct
 from .eigenpro import _subsample_size, ridge_beta, solve_eigenpro
 from .nystrom_direct import solve_nystrom_direct
 from .nystrom_pcg import solve_nystrom_pcg
 
 # Rates of this project's CI machine kind (2 cores of an AMD EPYC Zen 4, AVX-512), from
-# benchmarks/bench_costmodel.py (2026-12-01): fused-operator flops per second by dtype, and
+# benchmarks/bench_costmodel.py (2026-12-01, after the micro-GEMM engine, the recursive
+# Cholesky and nystrom-direct's larger blocks; measured on an Intel Xeon of that kind): fused-operator flops per second by dtype, and
 # float64 factorization / GEMM flops per second through scipy's OpenBLAS; ``syrk``: the
 # one-pass Nystrom solver's Gram update, counted as n M^2 flops per pass.
-RATES = {"engine_float32": 7.0e10, "engine_float64": 3.2e10, "dense": 4.4e10, "syrk": 4.5e10}
+RATES = {"engine_float32": 9.9e10, "engine_float64": 4.2e10, "dense": 6.2e10, "syrk": 7.9e10}
 # Typical iteration counts at the default tol (real-data suite): CG iterations, EigenPro epochs;
 # and passes over K(X, centres) per iteration, as measured against the rates above (a CG
 # step is the two-sided K^T (K p) plus the solver's own work; an EigenPro epoch is the
@@ -72,7 +73,7 @@ MIN_CENTERS = 1000
 # The Nystrom solvers auto chooses between for a given M (cheaper estimate wins), and the
 # one-pass solver's block of kernel values.
 NYSTROM_SOLVERS = ("nystrom-pcg", "nystrom-direct")
-NYSTROM_DIRECT_BLOCK = 64.0 * 2**20
+NYSTROM_DIRECT_BLOCK = 256.0 * 2**20
 # Samples up to which a direct solve is always the cheapest (n = 4000: 128 MB, < 1 s).
 DIRECT_ALWAYS = 4000
 
@@ -104,9 +105,13 @@ class CostModel:
         return RATES["engine_float32" if self.dtype == np.float32 else "engine_float64"]
 
     def direct(self) -> tuple[float, float]:
+        """The n x n float64 matrix; factored in float32 (about twice the rate, and a
+        float32 copy beside it) where the solver's refinement pays (direct.py)."""
         n = self.n
-        seconds = n * n * _entry_flops(self.d, 0) / self.engine + (n**3 / 3 + 2 * n * n * self.t) / RATES["dense"]
-        return seconds, 8.0 * n * n
+        mixed = refinement_budget(n, self.t) >= 2
+        factor = n**3 / 3 / (2.0 if mixed else 1.0)
+        seconds = n * n * _entry_flops(self.d, 0) / self.engine + (factor + 2 * n * n * self.t) / RATES["dense"]
+        return seconds, (12.0 if mixed else 8.0) * n * n
 
     def nystrom(self, m: int, iterations: int = PCG_ITERATIONS) -> tuple[float, float]:
         n, d, t = self.n, self.d, self.t
