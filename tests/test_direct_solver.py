@@ -119,3 +119,21 @@ def test_no_float32_copy_without_memory(monkeypatch):
     monkeypatch.setattr(direct, "_physical_bytes", lambda: 12.0 * 500 * 500)
     res = solve_direct(p, mixed_precision=True)
     assert res.info["precision"] == "float64" and "memory" in res.info["fallback"]
+
+
+def test_default_skips_float32_when_the_condition_bound_is_too_large():
+    """By default (mixed_precision=None) float32 is not even tried where Gershgorin's bound
+    on cond(A) * eps32 exceeds MAX_CONTRACTION (a tiny alpha); a moderate alpha on the same
+    data takes it, and both give the float64 answer."""
+    from gramfree.solvers import direct
+
+    X, Y, _ = _data(2000, t=1)
+    assert refinement_budget(2000, 1) >= 2
+    tiny = Problem(X, Y, Gaussian(0.5), 1e-6, None, None)
+    assert direct._contraction_bound(tiny.operator(X).to_dense() + 1e-6 * np.eye(2000), 1e-6) > 1
+    res = solve_direct(tiny)
+    assert res.info["precision"] == "float64" and "cond(A)" in res.info["fallback"]
+    moderate = Problem(X, Y, Gaussian(0.5), 100.0, None, None)
+    res = solve_direct(moderate)
+    assert res.info["precision"] == "float32+refinement"
+    assert rel_diff(res.coef, solve_direct(moderate, mixed_precision=False).coef) < 1e-8

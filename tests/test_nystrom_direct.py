@@ -125,17 +125,32 @@ def test_cost_model_prefers_one_pass_for_few_centres_and_pcg_for_many():
     assert CostModel(100_000, 16, 1, np.dtype(np.float64)).best_nystrom(20000)[0] == "nystrom-pcg"
 
 
-def test_ill_conditioned_centres_fall_back_to_pcg():
+def _ill_conditioned():
     """2-d data, 150 centres, a wide kernel: K_MM's smallest eigenvalues are far below
-    float64's reach, the whitening amplifies G's rounding past alpha, and the solve is
-    not trusted: the fit says so and is Nystrom-PCG's, which matches the reference."""
+    float64's reach, and whitening G amplifies its rounding past alpha."""
     rng = np.random.default_rng(2)
     X = rng.normal(size=(300, 2))
     Y = np.where(X[:, :1] * X[:, 1:] > 0, 1.0, -1.0)
-    C = np.ascontiguousarray(X[:150])
-    problem = Problem(X, Y, Gaussian(1.0), 1e-2, None, None)
+    return Problem(X, Y, Gaussian(1.0), 1e-2, None, None), np.ascontiguousarray(X[:150])
+
+
+def test_ill_conditioned_centres_take_the_whitened_feature_pass():
+    problem, C = _ill_conditioned()
+    result = solve_nystrom_direct(problem, C)
+    assert result.info["fallback"] == "whitened features"
+    assert "whitened system not positive definite" in result.info["fallback_reason"]
+    pcg = solve_nystrom_pcg(problem, C, tol=1e-12, max_iter=2000)
+    # Rounding in the whitened features of so ill-conditioned a K_MM costs ~1e-6.
+    assert result.loss_curve[-1] == pytest.approx(pcg.loss_curve[-1], rel=1e-5)
+    K = rbf_kernel(problem.X, C, gamma=1.0)
+    np.testing.assert_allclose(K @ result.coef, K @ pcg.coef, atol=1e-4)
+
+
+def test_last_resort_is_pcg(monkeypatch):
+    """When no whitened solve passes the check, the fit is Nystrom-PCG's, and says so."""
+    monkeypatch.setattr(nd, "OBJECTIVE_CHECK", -1.0)
+    problem, C = _ill_conditioned()
     result = solve_nystrom_direct(problem, C, tol=1e-10, max_iter=500)
     assert result.info["fallback"] == "nystrom-pcg"
-    assert "whitened" in result.info["fallback_reason"]
     pcg = solve_nystrom_pcg(problem, C, tol=1e-10, max_iter=500)
     np.testing.assert_array_equal(result.coef, pcg.coef)

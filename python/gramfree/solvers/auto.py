@@ -283,7 +283,8 @@ def run_nystrom(problem, centers, name, *, max_iter, tol, verbose) -> SolverResu
     else:
         result = solve_nystrom_pcg(problem, centers, max_iter=max_iter or 100, tol=tol,
                                    verbose=verbose)
-    result.info["solver"] = name
+    # The solver that produced the model: nystrom-direct hands over to PCG as a last resort.
+    result.info["solver"] = "nystrom-pcg" if result.info.get("fallback") == "nystrom-pcg" else name
     return result
 
 
@@ -301,7 +302,7 @@ def solve_nystrom_choice(problem, centers, *, max_iter, tol, verbose) -> SolverR
     if verbose:
         print(f"[auto] {log['steps'][0]}", file=sys.stderr, flush=True)
     result = run_nystrom(problem, centers, name, max_iter=max_iter, tol=tol, verbose=verbose)
-    return _finish(result, name, log)
+    return _finish(result, result.info["solver"], log)
 
 
 def _run_exact(problem, name, max_iter, tol, rng, verbose) -> SolverResult:

@@ -31,6 +31,8 @@ from ._common import Problem, SolverResult
 # below REFINE_TOL: a hundredth of the 1e-8 by which its answer may differ from float64's.
 REFINE_TOL = 1e-10
 MAX_REFINE = 10
+# Float32 is not tried where the contraction per refinement step may exceed this.
+MAX_CONTRACTION = 0.5
 # The float32 copy adds half the float64 matrix's bytes: float32 is tried only while both
 # fit in this share of physical memory (auto plans the float64 matrix within 0.4 of it).
 MIXED_MEMORY_SHARE = 0.6
@@ -69,6 +71,11 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
         info["fallback"] = "alpha = 0 (interpolation): too ill-conditioned for float32"
     elif mixed_precision is not False and 12.0 * n * n > MIXED_MEMORY_SHARE * _physical_bytes():
         info["fallback"] = f"no memory for a float32 copy ({4.0 * n * n / 2**30:.1f} GiB)"
+    elif mixed_precision is None and _contraction_bound(A, problem.alpha) > MAX_CONTRACTION:
+        # Each step would remove less than half the error, or float32 could not even factor
+        # A (Letter, alpha = 1e-7 n: the bound is 0.6, and float32 cost 1.5x the time).
+        info["fallback"] = (f"cond(A) * 6e-8 may reach {_contraction_bound(A, problem.alpha):.2g}"
+                            " (small alpha): float32 refinement would not pay")
     elif mixed_precision is not False and budget >= (1 if mixed_precision else 2):
         z, steps, why = _refined_float32(A, b, budget)
         info["refinement_steps"] = steps
@@ -96,6 +103,18 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
         converged=True,
         info=info,
     )
+
+
+def _contraction_bound(A: np.ndarray, alpha: float) -> float:
+    """An upper bound of float32 refinement's contraction ``cond(A) * eps32``: the largest
+    eigenvalue is at most the largest absolute row sum (Gershgorin), the smallest at least
+    alpha (A = S K S + alpha I, K positive semi-definite). One O(n^2) pass, in row chunks."""
+    if alpha <= 0:
+        return math.inf
+    top = 0.0
+    for i in range(0, A.shape[0], _CHUNK):
+        top = max(top, float(np.abs(A[i : i + _CHUNK]).sum(axis=1).max()))
+    return top / alpha * float(np.finfo(np.float32).eps)
 
 
 def _physical_bytes() -> float:

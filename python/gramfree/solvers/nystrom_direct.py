@@ -25,6 +25,7 @@ n M^2 dominates from M of a few hundred).
 
 from __future__ import annotations
 
+import math
 import sys
 import time
 
@@ -96,6 +97,42 @@ def _objective(problem: Problem, C64: np.ndarray, coef: np.ndarray) -> float:
     return (loss + problem.alpha * penalty) / problem.weight_sum
 
 
+def _gram_pass(problem: Problem, C64: np.ndarray, block_rows: int, L=None):
+    """``(G, R)``: ``B^T B`` (upper triangle, F-ordered) and ``B^T Y`` over the data in
+    blocks, ``B = W^1/2 K(X_b, C)``, or with ``L`` the whitened features ``B L^-T``."""
+    X, Y, w = problem.X, problem.Y, problem.sample_weight
+    M = C64.shape[0]
+    G = np.zeros((M, M), order="F")
+    R = np.zeros((M, Y.shape[1]))
+    for r0 in range(0, X.shape[0], block_rows):
+        r1 = min(X.shape[0], r0 + block_rows)
+        Xb = np.ascontiguousarray(X[r0:r1], dtype=np.float64)
+        B = _operator64(problem, Xb, C64).to_dense()  # (rows, M)
+        Yb = Y[r0:r1].astype(np.float64)
+        if w is not None:
+            sw = np.sqrt(w[r0:r1].astype(np.float64))
+            B *= sw[:, None]
+            Yb *= sw[:, None]
+        if L is not None:  # B^T is F-ordered M x rows: L^-1 B^T (in place) is (B L^-T)^T
+            B = blas.dtrsm(1.0, L, B.T, side=0, lower=1, trans_a=0, overwrite_b=1).T
+        _add_gram(G, B)
+        R += B.T @ Yb
+    _fill_lower(G)
+    return G, R
+
+
+def _ridge_solve(S: np.ndarray, rhs: np.ndarray, alpha: float):
+    """``(S + alpha I)^-1 rhs`` by Cholesky (S symmetric, overwritten); and the jitter
+    used when alpha = 0 leaves S singular."""
+    S[np.diag_indices(S.shape[0])] += alpha
+    jitter = 0.0
+    if alpha > 0:
+        LS = cholesky(S, overwrite=True)
+    else:
+        LS, jitter = jittered_cholesky(S, overwrite=True)
+    return solve_triangular(LS, solve_triangular(LS, rhs), trans=True), jitter
+
+
 def solve_nystrom_direct(
     problem: Problem,
     centers: np.ndarray,
@@ -106,78 +143,68 @@ def solve_nystrom_direct(
     tol: float = 1e-4,
 ) -> SolverResult:
     """Exact minimiser of the Nystrom ridge objective with the given centres (see the
-    module docstring). ``block_rows``: rows of X per pass block (default: ~64 MiB of
-    kernel values). Where the whitened system cannot be trusted (its Cholesky fails, or
-    the objective it implies differs from the model's by more than ``OBJECTIVE_CHECK``),
-    the fit falls back to Nystrom-PCG with ``max_iter`` and ``tol`` and says so in
-    ``info["fallback"]``."""
+    module docstring). ``block_rows``: rows of X per pass block (default: ``BLOCK_BYTES``
+    of kernel values).
+
+    The objective the solve implies, ``(y^T W y - g^T rhs) / sum w``, is checked against
+    the one recomputed from the model. Where they differ by more than ``OBJECTIVE_CHECK``
+    (``K_MM`` so ill-conditioned that whitening G amplified its rounding beyond alpha), a
+    second pass whitens each block before its Gram, ``(B L^-T)^T (B L^-T)`` (scikit-learn's
+    Nystroem features: positive semi-definite by construction, twice the flops); should
+    that fail too, Nystrom-PCG with ``max_iter`` and ``tol``. ``info["fallback"]`` says
+    which ran."""
     X, Y = problem.X, problem.Y
-    n, t = Y.shape
+    n = Y.shape[0]
     M = centers.shape[0]
-    dtype = X.dtype
     w = problem.sample_weight
     C64 = np.ascontiguousarray(centers, dtype=np.float64)
     if block_rows is None:
         block_rows = max(1024, BLOCK_BYTES // (M * 8))
     start = time.perf_counter()
+    yWy = float(np.sum(Y.astype(np.float64) ** 2 * (1.0 if w is None else w[:, None])))
+    zero_objective = max(yWy / problem.weight_sum, 1e-300)
 
-    G = np.zeros((M, M), order="F")
-    R = np.zeros((M, t))
-    for r0 in range(0, n, block_rows):
-        r1 = min(n, r0 + block_rows)
-        Xb = np.ascontiguousarray(X[r0:r1], dtype=np.float64)
-        B = _operator64(problem, Xb, C64).to_dense()  # (rows, M)
-        Yb = Y[r0:r1].astype(np.float64)
-        if w is not None:
-            sw = np.sqrt(w[r0:r1].astype(np.float64))
-            B *= sw[:, None]
-            Yb *= sw[:, None]
-        _add_gram(G, B)
-        R += B.T @ Yb
+    G, R = _gram_pass(problem, C64, block_rows)
     pass_time = time.perf_counter() - start
-
-    # Whitened system: L L^T = K_MM, S = L^-1 G L^-T, (S + alpha I) g = L^-1 R, a = L^-T g.
+    # L L^T = K_MM and a = L^-T g: a ridge in g with the identity as penalty.
     kmm = _operator64(problem, C64).to_dense()
     L, jitter = jittered_cholesky(kmm, overwrite=True)
     del kmm
-    _fill_lower(G)
-    # In place, G's own memory: S = L^-1 G L^-T (two triangular solves with M right-hand
-    # sides; BLAS trsm, which the Zen 4 crash does not touch).
-    trsm = blas.dtrsm
     L = np.asfortranarray(L, dtype=np.float64)
-    G = trsm(1.0, L, G, side=0, lower=1, trans_a=0, overwrite_b=1)
-    S = trsm(1.0, L, G, side=1, lower=1, trans_a=1, overwrite_b=1)
-    del G
-    alpha = problem.alpha
-    S[np.diag_indices(M)] += alpha
-    rhs = solve_triangular(L, R)
-    yWy = float(np.sum(Y.astype(np.float64) ** 2 * (1.0 if w is None else w[:, None])))
-    inner_jitter, failure = 0.0, None
-    try:
-        if alpha > 0:
-            LS = cholesky(S, overwrite=True)
-        else:  # no ridge: S may be singular
-            LS, inner_jitter = jittered_cholesky(S, overwrite=True)
-        del S
-        g = solve_triangular(LS, solve_triangular(LS, rhs), trans=True)
+
+    def attempt(S, rhs):
+        """(coef, objective, failure) of one whitened solve, S = the whitened Gram."""
+        try:
+            g, inner = _ridge_solve(S, rhs, problem.alpha)
+        except np.linalg.LinAlgError as exc:
+            return None, math.nan, 0.0, f"whitened system not positive definite ({exc})"
         coef = solve_triangular(L, g, trans=True)
-        # The ridge objective (sum w (f - y)^2 + alpha ||f||^2) / sum w at the minimiser is
-        # y^T W y - g^T (L^-1 R). Checked against the objective recomputed from the model:
-        # where K_MM is so ill-conditioned that the whitening amplified G's rounding beyond
-        # alpha, the two disagree, and the model is not trusted.
-        objective = (yWy - float(np.sum(g * rhs))) / problem.weight_sum
+        implied = (yWy - float(np.sum(g * rhs))) / problem.weight_sum
         exact = _objective(problem, C64, coef)
-        # Relative to the objective of the zero model, y^T W y / sum w: an interpolating
-        # fit (alpha = 0, objective ~ 0) has no relative accuracy of its own.
-        mismatch = abs(exact - objective) / max(yWy / problem.weight_sum, 1e-300)
-        if not mismatch <= OBJECTIVE_CHECK:
-            failure = (f"objective from the solve {objective:.6g} != recomputed {exact:.6g} "
-                       "(K_MM too ill-conditioned for the whitened solve)")
-        objective = exact
-    except np.linalg.LinAlgError as exc:
-        failure = f"whitened system not positive definite ({exc})"
+        # Relative to the zero model's objective: an interpolating fit (alpha = 0,
+        # objective ~ 0) has no relative accuracy of its own.
+        if not abs(exact - implied) / zero_objective <= OBJECTIVE_CHECK:
+            return coef, exact, inner, (f"objective implied by the solve {implied:.6g} != "
+                                        f"recomputed {exact:.6g}")
+        return coef, exact, inner, None
+
+    # S = L^-1 G L^-T in G's own memory (two trsm with M right-hand sides).
+    G = blas.dtrsm(1.0, L, G, side=0, lower=1, trans_a=0, overwrite_b=1)
+    S = blas.dtrsm(1.0, L, G, side=1, lower=1, trans_a=1, overwrite_b=1)
+    del G
+    coef, objective, inner_jitter, failure = attempt(S, solve_triangular(L, R))
+    del S
+    info: dict = {}
     if failure is not None:
-        # Nystrom-PCG solves the same objective by iterating with the exact operator.
+        info.update(fallback="whitened features", fallback_reason=failure)
+        if verbose:
+            print(f"[nystrom-direct] {failure}: a second pass on whitened features",
+                  file=sys.stderr)
+        S, rhs = _gram_pass(problem, C64, block_rows, L=L)
+        pass_time = time.perf_counter() - start
+        coef, objective, inner_jitter, failure = attempt(S, rhs)
+        del S
+    if failure is not None:
         if verbose:
             print(f"[nystrom-direct] {failure}: nystrom-pcg instead", file=sys.stderr)
         result = solve_nystrom_pcg(problem, centers, max_iter=max_iter or 100, tol=tol,
@@ -194,7 +221,7 @@ def solve_nystrom_direct(
         )
     return SolverResult(
         centers=centers,
-        coef=coef.astype(dtype),
+        coef=coef.astype(X.dtype),
         n_iter=1,
         loss_curve=[objective],
         converged=True,
@@ -202,9 +229,9 @@ def solve_nystrom_direct(
             "n_centers": M,
             "jitter": jitter,
             "inner_jitter": inner_jitter,
-            "objective_mismatch": mismatch,
             "pass_seconds": pass_time,
             "solve_seconds": seconds - pass_time,
             "block_rows": block_rows,
+            **info,
         },
     )
