@@ -154,3 +154,18 @@ def test_last_resort_is_pcg(monkeypatch):
     assert result.info["fallback"] == "nystrom-pcg"
     pcg = solve_nystrom_pcg(problem, C, tol=1e-10, max_iter=500)
     np.testing.assert_array_equal(result.coef, pcg.coef)
+
+
+def test_singular_kmm_goes_straight_to_whitened_features():
+    """Coinciding centres (duplicated rows: categorical data) make K_MM singular: no first
+    pass is wasted on a whitening that cannot hold; the model matches the reference."""
+    X, Y = _load("breast_cancer")
+    C = np.ascontiguousarray(np.vstack([X[:60], X[:20]]))  # 20 centres twice
+    problem = Problem(X, Y, Gaussian(0.02), 0.1, None, None)
+    result = solve_nystrom_direct(problem, C)
+    assert result.info["jitter"] > 0
+    assert result.info["fallback"] == "whitened features"
+    assert "K_MM singular" in result.info["fallback_reason"]
+    pred = rbf_kernel(X, C, gamma=0.02) @ result.coef
+    expected = _reference(X, Y, C[:60], 0.02, 0.1, np.ones(X.shape[0]))
+    np.testing.assert_allclose(pred, expected, atol=1e-5 * np.abs(Y).max())

@@ -164,8 +164,6 @@ def solve_nystrom_direct(
     yWy = float(np.sum(Y.astype(np.float64) ** 2 * (1.0 if w is None else w[:, None])))
     zero_objective = max(yWy / problem.weight_sum, 1e-300)
 
-    G, R = _gram_pass(problem, C64, block_rows)
-    pass_time = time.perf_counter() - start
     # L L^T = K_MM and a = L^-T g: a ridge in g with the identity as penalty.
     kmm = _operator64(problem, C64).to_dense()
     L, jitter = jittered_cholesky(kmm, overwrite=True)
@@ -188,13 +186,20 @@ def solve_nystrom_direct(
                                         f"recomputed {exact:.6g}")
         return coef, exact, inner, None
 
-    # S = L^-1 G L^-T in G's own memory (two trsm with M right-hand sides).
-    G = blas.dtrsm(1.0, L, G, side=0, lower=1, trans_a=0, overwrite_b=1)
-    S = blas.dtrsm(1.0, L, G, side=1, lower=1, trans_a=1, overwrite_b=1)
-    del G
-    coef, objective, inner_jitter, failure = attempt(S, solve_triangular(L, R))
-    del S
     info: dict = {}
+    if jitter > 0:
+        # K_MM is singular (coinciding centres: categorical features, duplicates): the
+        # whitening of G is unbounded and its check would fail after a wasted pass.
+        failure = f"K_MM singular (jitter {jitter:g})"
+    else:
+        G, R = _gram_pass(problem, C64, block_rows)
+        # S = L^-1 G L^-T in G's own memory (two trsm with M right-hand sides).
+        G = blas.dtrsm(1.0, L, G, side=0, lower=1, trans_a=0, overwrite_b=1)
+        S = blas.dtrsm(1.0, L, G, side=1, lower=1, trans_a=1, overwrite_b=1)
+        del G
+        coef, objective, inner_jitter, failure = attempt(S, solve_triangular(L, R))
+        del S
+    pass_time = time.perf_counter() - start
     if failure is not None:
         info.update(fallback="whitened features", fallback_reason=failure)
         if verbose:
