@@ -49,6 +49,9 @@ SYRK_MAX_ROWS = 15000
 # recomputed from the model (float64 sums of n terms agree to ~1e-12 when the solve is
 # sound; an ill-conditioned whitening misses by orders of magnitude).
 OBJECTIVE_CHECK = 1e-6
+# Smallest squared Cholesky pivot of K_MM, relative to the largest, below which the
+# whitened features are formed directly (see solve_nystrom_direct).
+RANK_DEFICIENT = 1e-8
 
 
 def _add_gram(G: np.ndarray, B: np.ndarray) -> None:
@@ -187,10 +190,13 @@ def solve_nystrom_direct(
         return coef, exact, inner, None
 
     info: dict = {}
-    if jitter > 0:
-        # K_MM is singular (coinciding centres: categorical features, duplicates): the
-        # whitening of G is unbounded and its check would fail after a wasted pass.
-        failure = f"K_MM singular (jitter {jitter:g})"
+    pivot = float(np.min(np.diag(L)) ** 2) / max(float(np.max(np.diag(L)) ** 2), 1e-300)
+    if jitter > 0 or pivot < RANK_DEFICIENT:
+        # K_MM (numerically) singular: coinciding or nearly coinciding centres, as in data
+        # with categorical features. Whitening G is then unbounded and its check would
+        # fail after a wasted pass (diamonds, cps1988, shuttle, randhie: smallest pivot
+        # 1e-11 to 1e-13 of the largest; Gaussian data at gamma = 1/(4d): 2.5e-4).
+        failure = f"K_MM singular (jitter {jitter:g}, smallest pivot {pivot:.2g})"
     else:
         G, R = _gram_pass(problem, C64, block_rows)
         # S = L^-1 G L^-T in G's own memory (two trsm with M right-hand sides).
