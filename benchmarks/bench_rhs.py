@@ -20,9 +20,13 @@ Operators: ``K @ V`` (matvec), ``K.T @ U`` (rmatvec) and the one-pass normal ope
 from __future__ import annotations
 
 import argparse
-import time
+import os
+import sys
 
 import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import bench_cholesky  # noqa: E402
 
 CASES = [(15000, 5000, 16), (4000, 2000, 784)]
 KS = [1, 4, 10, 26, 64]
@@ -32,20 +36,12 @@ QUICK_DIVISOR = 10
 
 def best_time(fn, repeat: int) -> float:
     fn()  # warm-up
-    best = float("inf")
-    for _ in range(repeat):
-        t0 = time.perf_counter()
-        fn()
-        best = min(best, time.perf_counter() - t0)
-    return best
+    return bench_cholesky.best_time(fn, repeat)
 
 
 def gemm_rate(dtype, size: int, repeat: int) -> float:
-    rng = np.random.default_rng(1)
-    A = rng.standard_normal((size, size)).astype(dtype)
-    B = rng.standard_normal((size, size)).astype(dtype)
-    C = np.empty_like(A)
-    return 2.0 * size**3 / best_time(lambda: np.matmul(A, B, out=C), repeat)
+    """numpy's square GEMM rate in FLOP/s (bench_cholesky's measurement)."""
+    return bench_cholesky.gemm_rate(np.dtype(dtype).name, size, repeat) * 1e9
 
 
 def run_op(op, K, V, U):

@@ -13,7 +13,7 @@ from gramfree import KernelClassifier, KernelRegressor
 from gramfree.kernels import Gaussian
 from gramfree.solvers import Problem, solve_nystrom_direct, solve_nystrom_pcg
 from gramfree.solvers import nystrom_direct as nd
-from gramfree.solvers.auto import CostModel
+from gramfree.solvers.auto import EXACT_PREFERENCE, CostModel
 from test_solvers_realdata import CASES, IDS, _load
 
 
@@ -109,20 +109,27 @@ def test_estimator_solver_nystrom_direct():
     np.testing.assert_allclose(clf.decision_function(X), pcg.decision_function(X), atol=1e-6)
 
 
-def test_auto_with_centres_takes_the_cheaper_nystrom_solver():
+def test_auto_with_centres_takes_the_model_s_nystrom_solver():
     X, Y = _load("diabetes")
     reg = KernelRegressor(gamma=0.05, alpha=0.1, n_centers=60, random_state=0).fit(X, Y[:, 0])
     estimates = reg.solver_info_["auto"]["estimates"]
     assert set(estimates) == {"nystrom-pcg", "nystrom-direct"}
-    assert reg.solver_ == min(estimates, key=estimates.get)
+    expected = "nystrom-pcg" if estimates["nystrom-pcg"] * EXACT_PREFERENCE < estimates[
+        "nystrom-direct"] else "nystrom-direct"
+    assert reg.solver_ == expected
 
 
 def test_cost_model_prefers_one_pass_for_few_centres_and_pcg_for_many():
     """Few centres, many rows: the pass (n M^2 at the BLAS rate) beats CG's iterations of
-    two kernel passes; many centres: the M^3 solves and n M^2 Gram lose to PCG."""
+    two kernel passes; many centres: the M^3 solves and n M^2 Gram lose to PCG. Between,
+    the exact one-pass solve is kept unless PCG is EXACT_PREFERENCE times cheaper."""
     model = CostModel(1_000_000, 16, 1, np.dtype(np.float64))
     assert model.best_nystrom(1000)[0] == "nystrom-direct"
     assert CostModel(100_000, 16, 1, np.dtype(np.float64)).best_nystrom(20000)[0] == "nystrom-pcg"
+    big = CostModel(1_000_000, 16, 1, np.dtype(np.float32))
+    direct_s, pcg_s = big.nystrom_direct(4000)[0], big.nystrom(4000)[0]
+    assert pcg_s < direct_s < EXACT_PREFERENCE * pcg_s  # PCG cheaper, but not by enough
+    assert big.best_nystrom(4000)[0] == "nystrom-direct"
 
 
 def _ill_conditioned():
