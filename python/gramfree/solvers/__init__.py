@@ -14,8 +14,8 @@ from .nystrom_pcg import solve_nystrom_pcg
 SOLVERS = ("auto", "direct", "eigenpro", "nystrom-pcg", "nystrom-direct")
 
 __all__ = [
-    "Problem",
     "SOLVERS",
+    "Problem",
     "SolverResult",
     "kernel_diagonal",
     "objective",

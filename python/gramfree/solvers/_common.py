@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -48,7 +49,7 @@ class Problem:
         # X in the products' dtype, cast once (the solvers pass X itself on every pass).
         self._X_kernel = np.ascontiguousarray(self.X, dtype=kd)
 
-    def in_data_precision(self) -> "Problem":
+    def in_data_precision(self) -> Problem:
         """The same problem with products in the data's own dtype (the exact solvers)."""
         if self.kernel_dtype == self.X.dtype:
             return self

@@ -32,8 +32,8 @@ import time
 import numpy as np
 from scipy.linalg import blas
 
-from ..operators import KernelOperator
 from ..linalg import cholesky, jittered_cholesky, solve_triangular
+from ..operators import KernelOperator
 from ._common import Problem, SolverResult
 from .nystrom_pcg import solve_nystrom_pcg
 
@@ -153,9 +153,10 @@ def solve_nystrom_direct(
     the one recomputed from the model. Where they differ by more than ``OBJECTIVE_CHECK``
     (``K_MM`` so ill-conditioned that whitening G amplified its rounding beyond alpha), a
     second pass whitens each block before its Gram, ``(B L^-T)^T (B L^-T)`` (scikit-learn's
-    Nystroem features: positive semi-definite by construction, twice the flops); should
-    that fail too, Nystrom-PCG with ``max_iter`` and ``tol``. ``info["fallback"]`` says
-    which ran."""
+    Nystroem features: positive semi-definite by construction, twice the flops). A
+    numerically singular ``K_MM`` (jittered, or a smallest Cholesky pivot below
+    ``RANK_DEFICIENT`` of the largest) takes that pass directly. Should it fail too:
+    Nystrom-PCG with ``max_iter`` and ``tol``. ``info["fallback"]`` says which ran."""
     X, Y = problem.X, problem.Y
     n = Y.shape[0]
     M = centers.shape[0]
@@ -174,7 +175,8 @@ def solve_nystrom_direct(
     L = np.asfortranarray(L, dtype=np.float64)
 
     def attempt(S, rhs):
-        """(coef, objective, failure) of one whitened solve, S = the whitened Gram."""
+        """(coef, objective, inner jitter, failure or None) of one whitened solve, S the
+        whitened Gram and rhs its right-hand side."""
         try:
             g, inner = _ridge_solve(S, rhs, problem.alpha)
         except np.linalg.LinAlgError as exc:
@@ -209,7 +211,7 @@ def solve_nystrom_direct(
     if failure is not None:
         info.update(fallback="whitened features", fallback_reason=failure)
         if verbose:
-            print(f"[nystrom-direct] {failure}: a second pass on whitened features",
+            print(f"[nystrom-direct] {failure}: a pass on whitened features",
                   file=sys.stderr)
         S, rhs = _gram_pass(problem, C64, block_rows, L=L)
         pass_time = time.perf_counter() - start
