@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -88,6 +89,15 @@ class Problem:
     @property
     def weight_sum(self) -> float:
         return float(self.X.shape[0] if self.sample_weight is None else self.sample_weight.sum())
+
+
+def physical_bytes() -> float:
+    """Physical memory, not what is free right now: the same data must make the same
+    choice whatever the page cache holds at the moment."""
+    try:
+        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
+    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
+        return 8.0 * 2**30
 
 
 def kernel_diagonal(kernel: Kernel, X: np.ndarray) -> np.ndarray:

@@ -32,7 +32,6 @@ not choose it.
 from __future__ import annotations
 
 import math
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -41,6 +40,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from ._common import Problem, SolverResult
+from ._common import physical_bytes as _physical_bytes
 from .direct import refinement_budget, solve_direct
 from .eigenpro import _subsample_size, ridge_beta, solve_eigenpro
 from .nystrom_direct import solve_nystrom_direct
@@ -81,15 +81,6 @@ NYSTROM_DIRECT_BLOCK = 256.0 * 2**20
 EXACT_PREFERENCE = 2.0
 # Samples up to which a direct solve is always the cheapest (n = 4000: 128 MB, < 1 s).
 DIRECT_ALWAYS = 4000
-
-
-def _physical_bytes() -> float:
-    # Physical memory, not what is free right now: the same data and random_state must
-    # make the same choice whatever the page cache holds at the moment.
-    try:
-        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 8.0 * 2**30
 
 
 def _entry_flops(d: int, k: int) -> float:

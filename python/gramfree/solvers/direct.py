@@ -20,12 +20,12 @@ float64 is used straight away (:func:`refinement_budget`).
 from __future__ import annotations
 
 import math
-import os
 
 import numpy as np
 
 from ..linalg import cho_solve, cholesky
 from ._common import Problem, SolverResult
+from ._common import physical_bytes as _physical_bytes
 
 # The refinement stops once the estimated relative error left (max norm, per column) is
 # below REFINE_TOL: a hundredth of the 1e-8 by which its answer may differ from float64's.
@@ -115,13 +115,6 @@ def _contraction_bound(A: np.ndarray, alpha: float) -> float:
     for i in range(0, A.shape[0], _CHUNK):
         top = max(top, float(np.abs(A[i : i + _CHUNK]).sum(axis=1).max()))
     return top / alpha * float(np.finfo(np.float32).eps)
-
-
-def _physical_bytes() -> float:
-    try:
-        return float(os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"))
-    except (ValueError, OSError, AttributeError):  # pragma: no cover - non-POSIX
-        return 8.0 * 2**30
 
 
 def _refined_float32(A: np.ndarray, b: np.ndarray, budget: int):
