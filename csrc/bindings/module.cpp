@@ -1,6 +1,12 @@
 // gramfree._core: converts and checks arrays, releases the GIL, calls the C++ core.
 // Python callers (python/gramfree/operators.py) validate first; this layer checks again so
 // that the module is safe on its own.
+#include <omp.h>
+
+#include <algorithm>
+#include <type_traits>
+#include <vector>
+
 #include "bindings/common.hpp"
 
 namespace py = pybind11;
@@ -59,6 +65,58 @@ py::array block_typed(const KernelSpec& spec, const py::array& X, const py::arra
   return std::move(out);
 }
 
+// The caller's `out` for kernel_block: (rows, cols), C-contiguous, writeable, sharing no
+// memory with X or Z. Reusing one buffer spares a pass that streams blocks (the one-pass
+// Nystrom solver) a fresh allocation, and its page faults, per block.
+void check_block_out(const py::array& out, const py::array& X, const py::array& Z,
+                     std::size_t rows, std::size_t cols) {
+  if (out.ndim() != 2 || std::size_t(out.shape(0)) != rows || std::size_t(out.shape(1)) != cols)
+    value_error("out: expected shape (" + std::to_string(rows) + ", " + std::to_string(cols) +
+                ")");
+  if (!(out.flags() & py::array::c_style)) value_error("out: must be C-contiguous");
+  if (!out.writeable()) value_error("out: must be writeable");
+  const auto* lo = static_cast<const char*>(out.data());
+  const auto* hi = lo + out.nbytes();
+  for (const py::array* in : {&X, &Z}) {
+    const auto* b = static_cast<const char*>(in->data());
+    if (lo < b + in->nbytes() && b < hi) value_error("out: shares memory with X or Z");
+  }
+}
+
+// K(X, Z) into out: of X's dtype, or float64 for float32 X -- values computed in float32 a
+// chunk of rows at a time (a few MiB, in cache) and widened into out, for a float64
+// product (syrk) on float32 kernel values without a float32 block in memory.
+template <class T>
+void block_into(const KernelSpec& spec, const py::array& X, const py::array& Z, py::array& out,
+                const Options& options, DType dt) {
+  const auto x = view<T>(X, "X", dt), z = view<T>(Z, "Z", dt);
+  check_block_out(out, X, Z, x.rows, z.rows);
+  if (dtype_of(out, "out") == dt) {
+    Matrix<T> o{static_cast<T*>(out.mutable_data()), x.rows, z.rows};
+    call_released([&] { kernel_block<T>(spec, x, z, o, options); });
+    return;
+  }
+  if constexpr (std::is_same_v<T, float>) {
+    auto* wide = static_cast<double*>(out.mutable_data());
+    const std::size_t chunk = std::max<std::size_t>(64, (std::size_t(4) << 20) / (4 * z.rows));
+    const int threads = options.n_threads > 0 ? options.n_threads : omp_get_max_threads();
+    call_released([&] {
+      std::vector<float> buf(std::min(chunk, x.rows) * z.rows);
+      for (std::size_t r0 = 0; r0 < x.rows; r0 += chunk) {
+        const std::size_t r = std::min(chunk, x.rows - r0);
+        kernel_block<float>(spec, ConstMatrix<float>{x.data + r0 * x.cols, r, x.cols}, z,
+                            Matrix<float>{buf.data(), r, z.rows}, options);
+        double* dst = wide + r0 * z.rows;
+        const auto count = std::ptrdiff_t(r * z.rows);
+#pragma omp parallel for num_threads(threads) schedule(static)
+        for (std::ptrdiff_t e = 0; e < count; ++e) dst[e] = buf[e];
+      }
+    });
+    return;
+  }
+  type_error("out: dtype must be X's, or float64 for float32 X");
+}
+
 }  // namespace
 
 void bind_pathkernel(py::module_& m);  // pathkernel_module.cpp
@@ -114,15 +172,25 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "kernel_block",
       [](const py::array& X, const py::array& Z, const std::string& kind, double gamma,
-         double coef0, int degree, double length_scale, int n_threads) {
+         double coef0, int degree, double length_scale, int n_threads,
+         const py::object& out) -> py::object {
         const KernelSpec spec = make_spec(kind, gamma, coef0, degree, length_scale);
         const Options options = make_options(n_threads);
         const DType dt = dtype_of(X, "X");
+        if (!out.is_none()) {
+          if (!py::isinstance<py::array>(out)) type_error("out: must be a numpy array");
+          py::array o = out.cast<py::array>();
+          if (dt == DType::f32) block_into<float>(spec, X, Z, o, options, dt);
+          else block_into<double>(spec, X, Z, o, options, dt);
+          return out;
+        }
         return dt == DType::f32 ? block_typed<float>(spec, X, Z, options, dt)
                                 : block_typed<double>(spec, X, Z, options, dt);
       },
       py::arg("X"), py::arg("Z"), py::kw_only(), GRAMFREE_KERNEL_ARGS,
-      "K(X, Z) materialised, shape (n, m).");
+      py::arg("out") = py::none(),
+      "K(X, Z) materialised, shape (n, m); into `out` when given (X's dtype, or float64 "
+      "for float32 X: computed in float32, stored widened).");
 #undef GRAMFREE_KERNEL_ARGS
 
   bind_pathkernel(m);

@@ -281,10 +281,19 @@ class KernelOperator(LinearOperator):
         n, d = self.X.shape
         return out.reshape(n, d) if vector else out.reshape(n, V2.shape[1], d)
 
-    def to_dense(self) -> np.ndarray:
-        """``K(X, Z)`` materialised."""
+    def to_dense(self, out: np.ndarray | None = None) -> np.ndarray:
+        """``K(X, Z)`` materialised; into ``out`` when given (CPU only): a C-contiguous
+        writeable array of shape ``(n, m)`` and the operator's dtype, or float64 for a
+        float32 operator (values computed in float32, stored widened), sharing no memory
+        with X or Z. Reusing one ``out`` spares a loop over blocks an allocation per block."""
         fn, where = _native("block", self.device, self._threads)
-        return fn(self.X, self.Z, **self._spec, **where)
+        if out is None:
+            return fn(self.X, self.Z, **self._spec, **where)
+        if self.device != "cpu":
+            raise ValueError(f"out: supported on the CPU only, this operator runs on {self.device}")
+        if not isinstance(out, np.ndarray):
+            raise TypeError(f"out: must be a numpy array, got {type(out).__name__}")
+        return fn(self.X, self.Z, **self._spec, **where, out=out)
 
     def __repr__(self) -> str:
         n, m = self.shape

@@ -64,8 +64,9 @@ class KernelRegressor(RegressorMixin, KernelMachineMixin):
         Precision of the kernel products in the iterative solvers (nystrom-pcg, eigenpro,
         auto's probes): None means the data's dtype. "float32" on float64 data halves the
         products' cost; the solvers' state, the preconditioner and the fitted model stay
-        float64, and the real-data suite measured the accuracy cost (README). The exact
-        solvers (direct, nystrom-direct) ignore it.
+        float64, and the real-data suite measured the accuracy cost (README).
+        nystrom-direct computes its kernel values in this precision and their Gram in
+        float64 (checked, with a float64 pass as fallback); direct ignores it.
     device : {"cpu", "cuda", "cuda:N", "auto"}, default="cpu"
         Where the kernel products run (:mod:`gramfree.device`); the solvers' small dense
         algebra (Cholesky of K_MM, eigensystems) stays on the CPU.

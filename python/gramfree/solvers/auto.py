@@ -117,10 +117,11 @@ class CostModel:
         return precond + iterations * per_iter, 2.0 * width * m * m
 
     def nystrom_direct(self, m: int) -> tuple[float, float]:
-        """One pass forming K_nM^T K_nM by syrk (float64 whatever the data), then the M x M
-        solves: Cholesky of K_MM, two triangular solves with M columns, one more Cholesky."""
+        """One pass forming K_nM^T K_nM by syrk (kernel values in the products' dtype, the
+        Gram in float64), then the M x M solves: Cholesky of K_MM, two triangular solves
+        with M columns, one more Cholesky."""
         n, d, t = self.n, self.d, self.t
-        kernel = (n * m + m * m) * _entry_flops(d, 0) / RATES["engine_float64"]
+        kernel = (n * m + m * m) * _entry_flops(d, 0) / self.engine
         seconds = kernel + n * m * m / RATES["syrk"] + (2 * n * m * t + 2.7 * m**3) / RATES["dense"]
         return seconds, 3 * 8.0 * m * m + NYSTROM_DIRECT_BLOCK
 

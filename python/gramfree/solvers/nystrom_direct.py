@@ -17,10 +17,17 @@ penalty, ``(L^-1 G L^-T + alpha I) g = L^-1 R``, whose matrix has every eigenval
 alpha: no squared condition number of ``K_MM`` enters the factorization (forming ``G +
 alpha K_MM`` directly would lose the small directions in float64 for smooth kernels).
 
-The pass runs in float64 whatever the data's dtype: the whitening multiplies the rounding
-of G by up to 1 / lambda_min(K_MM), and float32 kernel values made S indefinite on digits
-(M = 450, gamma = 0.002). The cost is the kernel values' (a small part: the syrk's
-n M^2 dominates from M of a few hundred).
+Precision. The whitening multiplies the rounding of G by up to 1 / lambda_min(K_MM), and
+float32 kernel values can make S indefinite (digits, M = 450, gamma = 0.002). With float64
+products (float64 data, the default) the pass runs in float64. With float32 products
+(float32 data, or ``kernel_precision="float32"``) the pass first runs in float32: kernel
+blocks and their Gram (``ssyrk``, twice DGEMM's rate) in float32, each block's Gram summed
+into a float64 G, the M x M solve in float64. It is accepted when the objective it implies
+matches the one recomputed from the model to ``FLOAT32_OBJECTIVE_CHECK`` (the rounding of
+a float32 Gram is ~1e-6 of the objective; a whitening that amplified it misses by orders of
+magnitude); otherwise the float64 pass runs, as for float64 data. scikit-learn's
+``Nystroem`` + ``Ridge`` on float32 data runs wholly in float32 (features, their Gram and
+its Cholesky), so the float32 pass is never the less accurate of the two.
 """
 
 from __future__ import annotations
@@ -49,6 +56,9 @@ SYRK_MAX_ROWS = 15000
 # recomputed from the model (float64 sums of n terms agree to ~1e-12 when the solve is
 # sound; an ill-conditioned whitening misses by orders of magnitude).
 OBJECTIVE_CHECK = 1e-6
+# The same check for a Gram formed in float32 (see the module docstring): the float32 pass
+# is kept when its implied objective agrees this well, else the float64 pass runs.
+FLOAT32_OBJECTIVE_CHECK = 1e-4
 # Smallest squared Cholesky pivot of K_MM, relative to the largest, below which the
 # whitened features are formed directly (see solve_nystrom_direct).
 RANK_DEFICIENT = 1e-8
@@ -80,37 +90,51 @@ def _fill_lower(G: np.ndarray, block: int = 1024) -> None:
         diag[low] = diag.T[low]
 
 
-def _operator64(problem: Problem, A: np.ndarray, B: np.ndarray | None = None) -> KernelOperator:
-    """The problem's kernel on float64 arrays, whatever its ``kernel_dtype``."""
+def _operator(problem: Problem, A: np.ndarray, B: np.ndarray | None = None,
+              dtype=np.float64) -> KernelOperator:
+    """The problem's kernel on arrays of ``dtype`` (the pass's, whatever ``kernel_dtype``)."""
+    A = np.ascontiguousarray(A, dtype=dtype)
+    B = None if B is None else np.ascontiguousarray(B, dtype=dtype)
     return KernelOperator(A, B, problem.kernel, n_jobs=problem.n_jobs, device=problem.device)
 
 
-def _objective(problem: Problem, C64: np.ndarray, coef: np.ndarray) -> float:
-    """``(sum w (K(X, C) a - y)^2 + alpha a^T K_MM a) / sum w`` in float64, a block of rows
-    at a time: one kernel pass with t columns (cheap beside the Gram's n M^2)."""
+def _objective(problem: Problem, C64: np.ndarray, coef: np.ndarray, dtype=np.float64) -> float:
+    """``(sum w (K(X, C) a - y)^2 + alpha a^T K_MM a) / sum w``, summed in float64 with
+    kernel products in ``dtype``, a block of rows at a time: one kernel pass with t
+    columns (cheap beside the Gram's n M^2)."""
     X, Y, w = problem.X, problem.Y, problem.sample_weight
     rows = max(256, int(BLOCK_BYTES // (8 * (X.shape[1] + Y.shape[1]))))
+    C = np.ascontiguousarray(C64, dtype=dtype)
+    a = coef.astype(dtype)
     loss = 0.0
     for r0 in range(0, X.shape[0], rows):
         r1 = min(X.shape[0], r0 + rows)
-        Xb = np.ascontiguousarray(X[r0:r1], dtype=np.float64)
-        res = _operator64(problem, Xb, C64) @ coef - Y[r0:r1]
+        res = (_operator(problem, X[r0:r1], C, dtype) @ a).astype(np.float64) - Y[r0:r1]
         loss += float(np.sum(res**2 * (1.0 if w is None else w[r0:r1, None])))
-    penalty = float(np.sum(coef * (_operator64(problem, C64) @ coef)))
+    penalty = float(np.sum(coef * (_operator(problem, C64) @ coef)))
     return (loss + problem.alpha * penalty) / problem.weight_sum
 
 
-def _gram_pass(problem: Problem, C64: np.ndarray, block_rows: int, L=None):
+def _gram_pass(problem: Problem, C64: np.ndarray, block_rows: int, L=None,
+               dtype=np.float64):
     """``(G, R)``: ``B^T B`` (upper triangle, F-ordered) and ``B^T Y`` over the data in
-    blocks, ``B = W^1/2 K(X_b, C)``, or with ``L`` the whitened features ``B L^-T``."""
+    blocks, ``B = W^1/2 K(X_b, C)``, or with ``L`` the whitened features ``B L^-T``. The
+    kernel values are computed in ``dtype``; everything after them is float64."""
     X, Y, w = problem.X, problem.Y, problem.sample_weight
     M = C64.shape[0]
+    C = np.ascontiguousarray(C64, dtype=dtype)
     G = np.zeros((M, M), order="F")
     R = np.zeros((M, Y.shape[1]))
+    # One float64 block reused: a fresh one per block costs its page faults, as much as
+    # computing float32 kernel values (measured at M = 1000).
+    block = np.empty((min(block_rows, X.shape[0]), M))
     for r0 in range(0, X.shape[0], block_rows):
         r1 = min(X.shape[0], r0 + block_rows)
-        Xb = np.ascontiguousarray(X[r0:r1], dtype=np.float64)
-        B = _operator64(problem, Xb, C64).to_dense()  # (rows, M)
+        op, B = _operator(problem, X[r0:r1], C, dtype), block[: r1 - r0]
+        if problem.device == "cpu":
+            op.to_dense(out=B)
+        else:  # a GPU block comes back as a new array
+            B[...] = op.to_dense()
         Yb = Y[r0:r1].astype(np.float64)
         if w is not None:
             sw = np.sqrt(w[r0:r1].astype(np.float64))
@@ -162,34 +186,47 @@ def solve_nystrom_direct(
     M = centers.shape[0]
     w = problem.sample_weight
     C64 = np.ascontiguousarray(centers, dtype=np.float64)
-    if block_rows is None:
-        block_rows = max(1024, BLOCK_BYTES // (M * 8))
+
+    def rows_of(dtype) -> int:  # noqa: ARG001 - one size: the pass is float64 after the kernel
+        if block_rows is not None:
+            return block_rows
+        return max(1024, BLOCK_BYTES // (M * 8))
+
     start = time.perf_counter()
     yWy = float(np.sum(Y.astype(np.float64) ** 2 * (1.0 if w is None else w[:, None])))
     zero_objective = max(yWy / problem.weight_sum, 1e-300)
 
     # L L^T = K_MM and a = L^-T g: a ridge in g with the identity as penalty.
-    kmm = _operator64(problem, C64).to_dense()
+    kmm = _operator(problem, C64).to_dense()
     L, jitter = jittered_cholesky(kmm, overwrite=True)
     del kmm
     L = np.asfortranarray(L, dtype=np.float64)
 
-    def attempt(S, rhs):
+    def attempt(S, rhs, dtype=np.float64):
         """(coef, objective, inner jitter, failure or None) of one whitened solve, S the
-        whitened Gram and rhs its right-hand side."""
+        whitened Gram and rhs its right-hand side, formed with products in ``dtype``."""
         try:
             g, inner = _ridge_solve(S, rhs, problem.alpha)
         except np.linalg.LinAlgError as exc:
             return None, math.nan, 0.0, f"whitened system not positive definite ({exc})"
         coef = solve_triangular(L, g, trans=True)
         implied = (yWy - float(np.sum(g * rhs))) / problem.weight_sum
-        exact = _objective(problem, C64, coef)
+        exact = _objective(problem, C64, coef, dtype)
+        check = FLOAT32_OBJECTIVE_CHECK if dtype == np.float32 else OBJECTIVE_CHECK
         # Relative to the zero model's objective: an interpolating fit (alpha = 0,
         # objective ~ 0) has no relative accuracy of its own.
-        if not abs(exact - implied) / zero_objective <= OBJECTIVE_CHECK:
+        if not abs(exact - implied) / zero_objective <= check:
             return coef, exact, inner, (f"objective implied by the solve {implied:.6g} != "
                                         f"recomputed {exact:.6g}")
         return coef, exact, inner, None
+
+    def whitened_gram_solve(dtype):
+        """The pass forming G, then ``S = L^-1 G L^-T`` (in G's memory) and its solve."""
+        G, R = _gram_pass(problem, C64, rows_of(dtype), dtype=dtype)
+        G = blas.dtrsm(1.0, L, G, side=0, lower=1, trans_a=0, overwrite_b=1)
+        S = blas.dtrsm(1.0, L, G, side=1, lower=1, trans_a=1, overwrite_b=1)
+        del G
+        return attempt(S, solve_triangular(L, R), dtype)
 
     info: dict = {}
     pivot = float(np.min(np.diag(L)) ** 2) / max(float(np.max(np.diag(L)) ** 2), 1e-300)
@@ -200,20 +237,25 @@ def solve_nystrom_direct(
         # 1e-11 to 1e-13 of the largest; Gaussian data at gamma = 1/(4d): 2.5e-4).
         failure = f"K_MM singular (jitter {jitter:g}, smallest pivot {pivot:.2g})"
     else:
-        G, R = _gram_pass(problem, C64, block_rows)
-        # S = L^-1 G L^-T in G's own memory (two trsm with M right-hand sides).
-        G = blas.dtrsm(1.0, L, G, side=0, lower=1, trans_a=0, overwrite_b=1)
-        S = blas.dtrsm(1.0, L, G, side=1, lower=1, trans_a=1, overwrite_b=1)
-        del G
-        coef, objective, inner_jitter, failure = attempt(S, solve_triangular(L, R))
-        del S
+        failure = "float32 pass not tried"
+        if problem.kernel_dtype == np.float32:
+            coef, objective, inner_jitter, failure = whitened_gram_solve(np.float32)
+            info["gram_dtype"] = "float32"
+            if failure is not None:
+                info.update(gram_dtype="float64", float32_rejected=failure)
+                if verbose:
+                    print(f"[nystrom-direct] float32 Gram rejected ({failure}): a float64 "
+                          "pass", file=sys.stderr)
+        if failure is not None:
+            coef, objective, inner_jitter, failure = whitened_gram_solve(np.float64)
+            info.setdefault("gram_dtype", "float64")
     pass_time = time.perf_counter() - start
     if failure is not None:
         info.update(fallback="whitened features", fallback_reason=failure)
         if verbose:
             print(f"[nystrom-direct] {failure}: a pass on whitened features",
                   file=sys.stderr)
-        S, rhs = _gram_pass(problem, C64, block_rows, L=L)
+        S, rhs = _gram_pass(problem, C64, rows_of(np.float64), L=L)
         pass_time = time.perf_counter() - start
         coef, objective, inner_jitter, failure = attempt(S, rhs)
         del S
@@ -244,7 +286,7 @@ def solve_nystrom_direct(
             "inner_jitter": inner_jitter,
             "pass_seconds": pass_time,
             "solve_seconds": seconds - pass_time,
-            "block_rows": block_rows,
+            "block_rows": rows_of(np.float64),
             **info,
         },
     )
