@@ -1,0 +1,66 @@
+"""One fitted model used from many Python threads at once (a web server's pattern): every
+thread's predictions, decision values and path-kernel decompositions are bit-identical to
+a serial run. The native calls release the GIL, so the threads really overlap."""
+
+from __future__ import annotations
+
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+from sklearn.datasets import load_breast_cancer, load_digits
+
+from gramfree import KernelClassifier, KernelRegressor, PathKernelRegressor
+
+THREADS = 8
+
+
+def _in_threads(fn, batches):
+    """fn over each batch, 8 threads at once, every batch submitted 3 times."""
+    with ThreadPoolExecutor(THREADS) as pool:
+        return list(pool.map(fn, batches * 3))
+
+
+def _batches(X, parts=16):
+    return [np.ascontiguousarray(b) for b in np.array_split(X, parts)]
+
+
+def test_classifier_predicts_identically_from_8_threads():
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    model = KernelClassifier(gamma=0.05, alpha=0.1, n_centers=300, solver="nystrom-pcg",
+                             random_state=0).fit(X[:1200], y[:1200])
+    batches = _batches(X[1200:])
+    serial = [model.decision_function(b) for b in batches]
+    for got, want in zip(_in_threads(model.decision_function, batches), serial * 3):
+        np.testing.assert_array_equal(got, want)
+    labels = _in_threads(model.predict, batches)
+    for got, b in zip(labels, batches * 3):
+        np.testing.assert_array_equal(got, model.predict(b))
+
+
+def test_regressor_float32_predicts_identically_from_8_threads():
+    X, y = load_breast_cancer(return_X_y=True)
+    X = ((X - X.mean(0)) / X.std(0)).astype(np.float32)
+    model = KernelRegressor(gamma=0.02, alpha=1.0).fit(X[:400], y[:400])
+    batches = _batches(X[400:], 8)
+    serial = [model.predict(b) for b in batches]
+    for got, want in zip(_in_threads(model.predict, batches), serial * 3):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_path_kernel_decomposition_identical_from_8_threads():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    y = np.sin(X[:, 0]) + 0.1 * X[:, 1]
+    model = PathKernelRegressor((8,), learning_rate=0.05, n_steps=60, random_state=0,
+                                n_jobs=1).fit(X, y)
+    queries = _batches(rng.normal(size=(24, 3)), 8)
+
+    def contributions(Q):
+        return model.decompose(Q).contributions
+
+    serial = [contributions(Q) for Q in queries]
+    for got, want in zip(_in_threads(contributions, queries), serial * 3):
+        np.testing.assert_array_equal(got, want)
+    for got, Q in zip(_in_threads(model.predict, queries), queries * 3):
+        np.testing.assert_array_equal(got, model.predict(Q))
