@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cstdint>
+#include <initializer_list>
 #include <limits>
 #include <stdexcept>
 #include <string>
@@ -80,6 +81,30 @@ py::array_t<T> new_output(std::size_t rows, std::size_t cols) {
                 ") needs " + std::to_string(bytes >> 20) + " MiB, more than this machine's " +
                 std::to_string(physical_memory_bytes() >> 20) + " MiB of memory");
   return py::array_t<T>({py::ssize_t(rows), py::ssize_t(cols)});
+}
+
+// The same refusal for a result of any shape (the path-kernel outputs are 3-d): its
+// element count without overflow, and its bytes against physical memory, before allocating.
+// `what` names the result and `hint` says how to ask for less.
+inline void check_result_size(std::initializer_list<std::size_t> shape, const char* what,
+                              const char* hint) {
+  std::size_t count = 1;
+  std::string dims;
+  bool overflow = false;
+  for (std::size_t extent : shape) {
+    if (extent != 0 && count > std::numeric_limits<std::size_t>::max() / sizeof(double) / extent)
+      overflow = true;
+    else
+      count *= extent;
+    dims += (dims.empty() ? "" : ", ") + std::to_string(extent);
+  }
+  if (overflow)
+    value_error(std::string(what) + " of shape (" + dims + ") overflows the address space; " + hint);
+  const std::size_t bytes = count * sizeof(double);
+  if (bytes > physical_memory_bytes())
+    value_error(std::string(what) + " of shape (" + dims + ") needs " +
+                std::to_string(bytes >> 20) + " MiB, more than this machine's " +
+                std::to_string(physical_memory_bytes() >> 20) + " MiB of memory; " + hint);
 }
 
 inline KernelSpec make_spec(const std::string& kind, double gamma, double coef0, int degree,

@@ -107,6 +107,8 @@ void bind_pathkernel(py::module_& m) {
         const Run run = parse_spec(spec);
         const std::vector<double> w = params_of(params, "parameters");
         const auto x = f64(X, "X");
+        check_result_size({x.rows, run.arch.n_outputs()}, "predictions",
+                          "predict fewer rows at a time");
         auto out = py::array_t<double>({py::ssize_t(x.rows), py::ssize_t(run.arch.n_outputs())});
         Matrix<double> o{out.mutable_data(), x.rows, run.arch.n_outputs()};
         const Options options = make_options(n_threads);
@@ -186,6 +188,9 @@ void bind_pathkernel(py::module_& m) {
         if (step < 0) value_error("step: must be >= 0");
         if (first_step < 0) value_error("first_step: must be >= 0");
         const std::size_t k = run.arch.n_outputs();
+        check_result_size({a.rows, b.rows, k}, "kernel",
+                          "pass fewer rows of X or Y at a time (Y=None means the whole "
+                          "training set)");
         auto out = py::array_t<double>({py::ssize_t(a.rows), py::ssize_t(b.rows), py::ssize_t(k)});
         double* o = out.mutable_data();
         const Options options = make_options(n_threads);

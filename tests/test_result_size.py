@@ -1,0 +1,46 @@
+"""Native calls whose result size the caller controls refuse, before allocating, a result
+larger than the machine's memory (or than the address space), with a message naming the
+result and how to ask for less -- never a MemoryError deep inside, an overcommitted
+allocation killed later, or a wrapped-around size."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from gramfree import PathKernelRegressor, _core
+from gramfree.pathkernel.network import Network
+
+
+def _spec(sizes):
+    return Network(tuple(sizes), "tanh", "squared").spec(
+        learning_rate=0.1, n_steps=2, batch_size=0, alpha=0.0, seed=0, shuffle=False)
+
+
+def test_path_kernel_against_a_huge_set_is_refused():
+    """path_kernel(X, Y) is (len(X), len(Y), k): 10^6 x 10^6 doubles is 8 TB."""
+    rng = np.random.default_rng(0)
+    model = PathKernelRegressor((4,), learning_rate=0.05, n_steps=5, random_state=0).fit(
+        rng.normal(size=(20, 2)), rng.normal(size=20))
+    big = np.zeros((1_000_000, 2))
+    with pytest.raises(ValueError, match=r"kernel of shape \(1000000, 1000000, 1\) needs .* "
+                                         r"MiB, more than this machine's .*fewer rows"):
+        model.path_kernel(big, big)
+    with pytest.raises(ValueError, match="kernel of shape"):
+        model.tangent_kernel(big, big, step=5)
+
+
+def test_predict_with_huge_output_is_refused():
+    """One input feature and 2^16 outputs: 2^20 rows of X (8 MiB) would ask for 512 GiB."""
+    sizes = (1, 2, 2**16)
+    w = np.zeros(Network(sizes, "tanh", "squared").n_params)
+    X = np.zeros((2**20, 1))
+    with pytest.raises(ValueError, match=r"predictions of shape \(1048576, 65536\) needs"):
+        _core.mlp_predict(_spec(sizes), w, X)
+
+
+def test_small_results_are_unaffected():
+    sizes = (1, 2, 3)
+    w = np.arange(Network(sizes, "tanh", "squared").n_params, dtype=float) / 10
+    out = _core.mlp_predict(_spec(sizes), w, np.ones((4, 1)))
+    assert out.shape == (4, 3) and np.all(np.isfinite(out))
