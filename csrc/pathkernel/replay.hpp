@@ -58,6 +58,8 @@ class Replay {
  private:
   void compute_step();
   [[noreturn]] void diverged() const;
+  // Whether any value the current step computed so far is NaN or infinite.
+  bool step_overflowed() const;
 
   const Architecture& arch_;
   TrainConfig config_;

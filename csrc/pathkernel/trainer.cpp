@@ -93,10 +93,24 @@ void Replay::compute() {
   try {
     compute_step();
   } catch (const std::invalid_argument&) {
-    // The inputs and w_t were checked finite: a product inside the step overflowed, and the
-    // engine's input check caught it.
-    diverged();
+    // The inputs and w_t were checked finite, so a non-finite value inside the step is an
+    // overflow of the step's own products (the engine's input check caught it): the
+    // training diverged. Any other invalid_argument is a real error and keeps its message.
+    if (step_overflowed()) diverged();
+    throw;
   }
+}
+
+bool Replay::step_overflowed() const {
+  auto finite = [](const std::vector<double>& v) {
+    for (double x : v)
+      if (!std::isfinite(x)) return false;
+    return true;
+  };
+  for (const auto* layers : {&cache_.A, &cache_.Z, &cache_.dA, &D_})
+    for (const auto& values : *layers)
+      if (!finite(values)) return true;
+  return !finite(top_) || !finite(w_next_);
 }
 
 void Replay::compute_step() {
