@@ -221,3 +221,385 @@ def test_save_unfitted_or_foreign_refused(tmp_path):
     with pytest.raises(TypeError, match="KernelRidge"):
         save(KernelRidge().fit(X, y), tmp_path / "y.gfm")
 
+
+
+# -- validation on load: every field checked, errors name it --------------------------------
+
+
+def _rewrite(src, dst, arrays_edit=None, meta_edit=None):
+    """Copy a model file, editing its arrays (a dict) and/or its metadata in place."""
+    with np.load(src, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(str(arrays.pop("__meta__")))
+    if arrays_edit is not None:
+        arrays_edit(arrays)
+    if meta_edit is not None:
+        meta_edit(meta)
+    _savez(dst, __meta__=np.array(json.dumps(meta)), **arrays)
+
+
+def _savez(path, **arrays):
+    with open(path, "wb") as fh:  # np.savez(path) would append ".npz" to the name
+        np.savez(fh, **arrays)
+
+
+def _path_model(kind):
+    from gramfree import PathKernelClassifier, PathKernelRegressor
+
+    X, _, y = _data(n=30)
+    if kind == "path-regressor":
+        return PathKernelRegressor((4,), n_steps=7, checkpoint_every=3, random_state=0).fit(X, y)
+    labels = np.array(["a", "b", "c"])[np.argmax(X, axis=1)]
+    return PathKernelClassifier((3,), n_steps=5, random_state=0).fit(X, labels)
+
+
+def _set(arrays, key, value):
+    arrays[key] = value
+
+
+def _array(key, change):
+    """An arrays edit: ``arrays[key] = change(arrays[key])``."""
+    return lambda arrays: _set(arrays, key, change(arrays[key]))
+
+
+def _poke(key, index, value):
+    """An arrays edit writing one value into ``arrays[key]``."""
+    return lambda arrays: arrays[key].__setitem__(index, value)
+
+
+def _drop(key):
+    return lambda arrays: arrays.pop(key)
+
+
+def _meta(*where, **fields):
+    """A metadata edit: update the object at ``meta[where[0]][where[1]]...`` with fields."""
+
+    def edit(meta):
+        for key in where:
+            meta = meta[key]
+        meta.update(fields)
+
+    return edit
+
+
+def _meta_drop(*where):
+    def edit(meta):
+        for key in where[:-1]:
+            meta = meta[key]
+        del meta[where[-1]]
+
+    return edit
+
+
+def _add_class(classes):
+    return np.append(classes, "zzz")  # still sorted: one class more than dual_coef has columns
+
+
+def _swap(*labels):
+    return lambda classes: np.array(labels)
+
+
+BAD_ARRAYS = [  # (model kind, arrays edit, message)
+    # the issue's case: more classes than dual_coef's columns used to predict silently wrong
+    ("classifier-str", _array("classes", _add_class),
+     r"field 'dual_coef' has shape \(120, 3\), expected \(120, 4\) for 4 classes"),
+    ("classifier-str-binary", _array("classes", _swap("neg", "pos", "z")),
+     r"'dual_coef' has shape \(50, 1\), expected \(50, 3\) for 3 classes"),
+    ("classifier-str-binary", _array("classes", lambda c: c[:1]), "'classes' has 1 label"),
+    ("classifier-str", _array("classes", lambda c: c[::-1].copy()), "sorted and distinct"),
+    ("classifier-int", _array("classes", lambda c: c.astype(float)), "classes_kind"),
+    ("classifier-int", _drop("classes"), r"missing field\(s\) \['classes'\]"),
+    ("regressor", lambda a: _set(a, "classes", np.arange(2)), r"unknown field\(s\) \['classes'\]"),
+    ("regressor", _drop("dual_coef"), r"missing field\(s\) \['dual_coef'\]"),
+    ("regressor", lambda a: _set(a, "extra", np.zeros(2)), r"unknown field\(s\) \['extra'\]"),
+    ("regressor", _array("centers", lambda c: c[:, :2].copy()),
+     r"'centers' has shape \(120, 2\), expected \(any, 3\) for n_features_in_=3"),
+    ("regressor", _array("centers", lambda c: c[:0]), "no rows"),
+    ("regressor", _array("centers", lambda c: c.astype(int)), "'centers' has dtype int64"),
+    ("regressor", _array("centers", lambda c: c.astype(complex)), "'centers' has dtype complex"),
+    ("regressor", _array("centers", lambda c: c[None]), "'centers' has shape"),
+    ("regressor", _array("dual_coef", lambda c: c.astype(np.float32)),
+     "'dual_coef' has dtype float32, expected float64 as 'centers'"),
+    ("regressor", _array("dual_coef", lambda c: c[:-1]), "'dual_coef' has shape"),
+    ("regressor", _array("dual_coef", lambda c: np.hstack([c, c])),
+     r"expected \(120, 1\) for a 1-d target"),
+    ("regressor", _poke("dual_coef", (3, 0), np.nan), "'dual_coef' holds non-finite"),
+    ("regressor-nystrom-f32", _poke("centers", (0, 0), np.inf), "'centers' holds non-finite"),
+    ("path-regressor", _array("params", lambda p: p[:-1]),
+     r"'params' has shape \(20,\), expected \(21,\) for layer sizes \[3, 4, 1\]"),
+    ("path-regressor", _array("w0", lambda w: w.astype(np.float32)), "'w0' has dtype float32"),
+    ("path-regressor", _array("checkpoints", lambda c: c[:1]),
+     r"'checkpoints' has shape \(1, 21\), expected \(2, 21\) for n_steps=7, checkpoint_every=3"),
+    ("path-regressor", _array("path_Y", lambda y: y[:-1]), "'path_Y' has shape"),
+    ("path-regressor", _drop("path_X"), r"missing field\(s\) \['path_X'\]"),
+    ("path-regressor", _poke("path_X", (0, 0), np.nan), "'path_X' holds non-finite"),
+    ("path-classifier", _array("classes", _add_class),
+     "'attributes.n_outputs_' is 3, expected 4 for 4 classes"),
+    ("path-classifier", _poke("path_Y", (0, 0), 0.5), "'path_Y' must hold 0/1 label codes"),
+]
+
+BAD_METADATA = [  # (model kind, metadata edit, message)
+    ("regressor", _meta_drop("attributes", "n_iter_"), r"missing field\(s\) \['n_iter_'\]"),
+    ("regressor", _meta("attributes", n_iter_=-1), "'attributes.n_iter_' must be >= 0"),
+    ("regressor", _meta("attributes", n_iter_=2.0), "'attributes.n_iter_' must be an integer"),
+    ("regressor", _meta("attributes", solver_="magic"), "'attributes.solver_' must be one of"),
+    ("regressor", _meta("attributes", loss_curve_="low"),
+     "'attributes.loss_curve_' must be a list"),
+    ("regressor", _meta("attributes", loss_curve_=[1.0, "x"]), r"'attributes.loss_curve_\[1\]'"),
+    ("regressor", _meta("attributes", fit_time_=-1), "'attributes.fit_time_' must be >= 0"),
+    ("regressor", _meta("attributes", y_1d=1), "'attributes.y_1d' must be true or false"),
+    ("regressor", _meta("attributes", newer=1),
+     r"unknown field\(s\) \['newer'\] in field 'attributes'"),
+    ("regressor", _meta("attributes", "kernel_", __kernel__="Sinc"), "names no known kernel"),
+    ("regressor", _meta_drop("attributes", "kernel_", "gamma"), r"missing field\(s\) \['gamma'\]"),
+    ("regressor", _meta("attributes", "kernel_", gamma="0.4"), "not a valid Gaussian"),
+    ("regressor", _meta("attributes", "kernel_", gamma=-1.0), "gamma must be positive"),
+    ("regressor", _meta("attributes", "kernel_", width=2), r"unknown field\(s\) \['width'\]"),
+    ("regressor", _meta("attributes", kernel_="rbf"), "'attributes.kernel_' must be a JSON object"),
+    ("regressor", _meta_drop("params", "alpha"),
+     r"missing field\(s\) \['alpha'\] in field 'params'"),
+    ("regressor", _meta("params", beta=1), r"unknown field\(s\) \['beta'\]"),
+    ("regressor", _meta("params", alpha="big"), "The 'alpha' parameter"),
+    ("regressor", _meta("params", n_jobs=True), "'params.n_jobs' must not be true/false"),
+    ("regressor", _meta(comment="x"), r"unknown field\(s\) \['comment'\] in the metadata"),
+    ("regressor", _meta_drop("attributes"), r"missing field\(s\) \['attributes'\]"),
+    ("regressor", _meta(params=[1]), "'params' must be a JSON object"),
+    ("regressor", _meta(estimator=["KernelRegressor"]), "unknown estimator"),
+    ("regressor", _meta(format_version=True), "version"),
+    ("classifier-str", _meta_drop("attributes", "classes_kind"), "classes_kind"),
+    ("path-regressor", _meta("attributes", sizes=[2, 4, 1]), "'attributes.sizes' is"),
+    ("path-regressor", _meta("attributes", sizes=[3, 0, 1]), r"'attributes.sizes\[1\]'"),
+    ("path-regressor", _meta("attributes", sizes="3-4-1"), "'attributes.sizes' must be a list"),
+    ("path-regressor", _meta("attributes", loss="softmax"), "'attributes.loss' must be one of"),
+    ("path-regressor", _meta("attributes", batch_size_=31), "'attributes.batch_size_' must be"),
+    ("path-regressor", _meta("params", n_steps=8),
+     "'attributes.loss_curve_' has 7 values, expected 8"),
+    ("path-regressor", _meta("params", checkpoint_every=2), "'checkpoints' has shape"),
+]
+
+BAD_FILES = [(kind, edit, None, match) for kind, edit, match in BAD_ARRAYS] + [
+    (kind, None, edit, match) for kind, edit, match in BAD_METADATA
+]
+
+
+@pytest.mark.parametrize("kind,arrays_edit,meta_edit,match", BAD_FILES)
+def test_damaged_file_refused_naming_the_field(kind, arrays_edit, meta_edit, match, tmp_path):
+    model = _path_model(kind) if kind.startswith("path") else _fitted(kind)[0]
+    src, dst = tmp_path / "m.gfm", tmp_path / "bad.gfm"
+    model.save(src)
+    _rewrite(src, dst, arrays_edit, meta_edit)
+    with pytest.raises(ValueError, match=match) as info:
+        gramfree.load(dst)
+    assert str(info.value).startswith("path: ")
+    gramfree.load(src)  # the untouched file still loads
+
+
+def test_metadata_that_is_not_json_refused(tmp_path):
+    model, _ = _fitted("regressor")
+    model.save(tmp_path / "m.gfm")
+    with np.load(tmp_path / "m.gfm", allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    text = str(arrays.pop("__meta__"))
+    cases = {
+        "cut": text[:-5],
+        "nan": text.replace('"fit_time_": ', '"fit_time_": NaN, "x": '),
+        "repeated key": text.replace('{"format"', '{"format": 1, "format"'),
+    }
+    for name, bad in cases.items():
+        _savez(tmp_path / "bad.gfm", __meta__=np.array(bad), **arrays)
+        with pytest.raises(ValueError, match="'__meta__' is not valid JSON"):
+            gramfree.load(tmp_path / "bad.gfm")
+    _savez(tmp_path / "bad.gfm", __meta__=np.arange(3), **arrays)
+    with pytest.raises(ValueError, match="not a gramfree model file"):
+        gramfree.load(tmp_path / "bad.gfm")
+
+
+def test_truncated_file_and_lying_array_header_refused(tmp_path):
+    model, _ = _fitted("classifier-str")
+    path = tmp_path / "m.gfm"
+    model.save(path)
+    blob = path.read_bytes()
+    (tmp_path / "cut.gfm").write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(ValueError, match="not a gramfree model file"):
+        gramfree.load(tmp_path / "cut.gfm")
+    # a member whose .npy header claims a huge shape (CRC recomputed, so only the size
+    # check stands between it and a giant allocation)
+    with zipfile.ZipFile(path) as zf:
+        members = {name: zf.read(name) for name in zf.namelist()}
+    npy = members["centers.npy"]
+    header = npy[:128].replace(b"(120, 3)", b"(99999999999, 3)").replace(b" " * 8 + b"\n", b"\n")
+    assert len(header) == 128 and b"99999999999" in header  # same length, padding shortened
+    members["centers.npy"] = header + npy[128:]
+    with zipfile.ZipFile(tmp_path / "lying.gfm", "w") as zf:
+        for name, data in members.items():
+            zf.writestr(name, data)
+    with pytest.raises(ValueError, match="header describes"):
+        gramfree.load(tmp_path / "lying.gfm")
+
+
+def test_other_byte_order_and_compressed_files_load(tmp_path):
+    model, Xt = _fitted("classifier-str")
+    src = tmp_path / "m.gfm"
+    model.save(src)
+
+    def swap(arrays):
+        for key, value in arrays.items():
+            arrays[key] = value.astype(value.dtype.newbyteorder("S"))
+
+    _rewrite(src, tmp_path / "swapped.gfm", swap)
+    _assert_identical(_outputs(gramfree.load(tmp_path / "swapped.gfm"), Xt), _outputs(model, Xt))
+    with np.load(src, allow_pickle=False) as data, open(tmp_path / "zipped.gfm", "wb") as fh:
+        np.savez_compressed(fh, **{k: data[k] for k in data.files})
+    _assert_identical(_outputs(gramfree.load(tmp_path / "zipped.gfm"), Xt), _outputs(model, Xt))
+
+
+def test_file_of_the_previous_writer_loads(tmp_path):
+    """Version 1 as first written: no feature_names array; still read."""
+    model, Xt = _fitted("classifier-str-binary")
+    path = tmp_path / "m.gfm"
+    model.save(path)
+    with np.load(path, allow_pickle=False) as data:
+        assert "feature_names" not in data.files
+    loaded = gramfree.load(path)
+    assert not hasattr(loaded, "feature_names_in_")
+    _assert_identical(_outputs(loaded, Xt), _outputs(model, Xt))
+
+
+def test_save_refuses_a_model_that_would_not_load_back(tmp_path):
+    model, _ = _fitted("regressor")
+    path = tmp_path / "m.gfm"
+    model.save(path)
+    before = path.read_bytes()
+    coef = model.dual_coef_.copy()
+    model.dual_coef_[0, 0] = np.nan
+    with pytest.raises(ValueError, match="would not load back.*'dual_coef' holds non-finite"):
+        model.save(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.gfm"]
+    model.dual_coef_[:] = coef
+
+
+# -- feature_names_in_ ---------------------------------------------------------------------
+
+
+def _fit_named(model, X, y, names):
+    """Fit on a DataFrame (scikit-learn sets feature_names_in_); without pandas, fit on
+    the array and set the attribute as scikit-learn would."""
+    try:
+        import pandas as pd
+    except ImportError:
+        model.fit(X, y)
+        model.feature_names_in_ = np.asarray(names, dtype=object)
+        return model, None
+    return model.fit(pd.DataFrame(X, columns=names), y), pd
+
+
+@pytest.mark.parametrize(
+    "estimator", ["KernelRegressor", "KernelClassifier", "PathKernelRegressor"]
+)
+def test_feature_names_round_trip(estimator, tmp_path):
+    from gramfree import PathKernelRegressor
+
+    X, Xt, y = _data()
+    names = ["age", "height", "weight"]
+    model = {
+        "KernelRegressor": lambda: KernelRegressor(gamma=0.4),
+        "KernelClassifier": lambda: KernelClassifier(),
+        "PathKernelRegressor": lambda: PathKernelRegressor((3,), n_steps=5, random_state=0),
+    }[estimator]()
+    target = (y > 0).astype(int) if estimator == "KernelClassifier" else y
+    model, pd = _fit_named(model, X, target, names)
+    model.save(tmp_path / "m.gfm")
+    with np.load(tmp_path / "m.gfm", allow_pickle=False) as data:
+        assert data["feature_names"].dtype.kind == "U"
+    loaded = gramfree.load(tmp_path / "m.gfm")
+    assert loaded.feature_names_in_.dtype == object
+    assert list(loaded.feature_names_in_) == names
+    assert np.array_equal(loaded.feature_names_in_, model.feature_names_in_)
+    queries = Xt if pd is None else pd.DataFrame(Xt, columns=names)
+    assert np.array_equal(loaded.predict(queries), model.predict(queries))
+    if pd is not None:  # the names are checked on predict, as for the original
+        with pytest.raises(ValueError, match="feature names"):
+            loaded.predict(pd.DataFrame(Xt, columns=["height", "age", "weight"]))
+
+
+def test_feature_names_of_wrong_length_refused(tmp_path):
+    model, _ = _fitted("regressor")
+    model.feature_names_in_ = np.array(["a", "b", "c"], dtype=object)
+    model.save(tmp_path / "m.gfm")
+    _rewrite(tmp_path / "m.gfm", tmp_path / "bad.gfm",
+             lambda a: _set(a, "feature_names", np.array(["a", "b"])))
+    with pytest.raises(ValueError, match=r"'feature_names' has shape \(2,\), expected \(3,\)"):
+        gramfree.load(tmp_path / "bad.gfm")
+    _rewrite(tmp_path / "m.gfm", tmp_path / "bad.gfm",
+             lambda a: _set(a, "feature_names", np.arange(3.0)))
+    with pytest.raises(ValueError, match="'feature_names' has dtype float64, expected strings"):
+        gramfree.load(tmp_path / "bad.gfm")
+
+
+# -- atomic save ---------------------------------------------------------------------------
+
+
+def _failing_savez(fh, *args, **kwargs):
+    fh.write(b"PK\x03\x04 half a model")  # some bytes reach the file, then the disk fills
+    raise OSError(28, "No space left on device")
+
+
+def test_failed_save_leaves_old_file_intact(tmp_path, monkeypatch):
+    model, Xt = _fitted("classifier-str")
+    path = tmp_path / "m.gfm"
+    model.save(path)
+    before = path.read_bytes()
+    other, _ = _fitted("regressor")
+    monkeypatch.setattr(np, "savez", _failing_savez)
+    with pytest.raises(OSError, match="No space left"):
+        other.save(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.gfm"]  # no temporary left
+    _assert_identical(_outputs(gramfree.load(path), Xt), _outputs(model, Xt))
+
+
+def test_failed_save_to_new_path_creates_nothing(tmp_path, monkeypatch):
+    model, _ = _fitted("regressor")
+    monkeypatch.setattr(np, "savez", _failing_savez)
+    with pytest.raises(OSError):
+        model.save(tmp_path / "new.gfm")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_failed_rename_leaves_old_file_intact(tmp_path, monkeypatch):
+    import os
+
+    model, _ = _fitted("regressor")
+    path = tmp_path / "m.gfm"
+    model.save(path)
+    before = path.read_bytes()
+
+    def failing_replace(src, dst):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(os, "replace", failing_replace)
+    with pytest.raises(PermissionError):
+        _fitted("regressor-2d")[0].save(path)
+    assert path.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m.gfm"]
+
+
+def test_save_replaces_keeping_permissions_and_symlinks(tmp_path):
+    import os
+    import stat
+
+    model, Xt = _fitted("regressor")
+    other, _ = _fitted("regressor-2d")
+    path = tmp_path / "m.gfm"
+    model.save(path)
+    os.chmod(path, 0o640)
+    other.save(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o640
+    _assert_identical(_outputs(gramfree.load(path), Xt), _outputs(other, Xt))
+    link = tmp_path / "link.gfm"
+    link.symlink_to(path)
+    model.save(link)  # written through the link, as writing in place did
+    assert link.is_symlink()
+    _assert_identical(_outputs(gramfree.load(path), Xt), _outputs(model, Xt))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link.gfm", "m.gfm"]

@@ -3,6 +3,13 @@ centres, coefficients and classes as plain arrays and the rest as JSON. No pickl
 loading runs no code from the file, and needs neither the training data nor this
 package's private class layout.
 
+``load`` trusts nothing in the file: every array's dtype, shape and values, every metadata
+field's type, and their consistency with each other are checked before a model is built,
+and anything wrong raises ``ValueError`` naming the field; a file from a newer writer (with
+fields this version does not know) is refused rather than half-read. ``save`` replaces the
+target atomically (a crash mid-write leaves the old file as it was) and refuses a model
+that would not load back.
+
 Examples
 --------
 >>> import numpy as np, tempfile, os
@@ -17,9 +24,15 @@ True
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import math
 import os
+import secrets
+import stat
+import zipfile
+import zlib
 from typing import Any
 
 import numpy as np
@@ -28,6 +41,31 @@ from . import kernels as _kernels
 
 FORMAT = "gramfree-model"
 FORMAT_VERSION = 1
+
+_META = "__meta__"
+_META_FIELDS = ("format", "format_version", "estimator", "params", "attributes")
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+_KERNEL_MACHINE_ATTRIBUTES = (
+    "solver_", "n_iter_", "loss_curve_", "n_features_in_", "kernel_", "fit_time_", "y_1d",
+)
+# Class labels the writer can produce: LabelEncoder's classes of bools, numbers, bytes or str.
+_CLASS_KINDS = "biufSU"
+
+# What a damaged or foreign file can raise while its zip container and .npy members are
+# parsed: zipfile (BadZipFile, NotImplementedError for unknown methods or versions,
+# RuntimeError for the encryption flag), zlib and EOFError (deflated members), numpy's
+# header parser (ValueError), and OSError from the file itself.
+_UNREADABLE = (
+    OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError,
+    NotImplementedError, OverflowError,
+)
+
+
+def _fitted_solvers() -> tuple[str, ...]:
+    """solver_ of a fitted model: a solver fit resolved "auto" to, or compress()'s."""
+    from .solvers import SOLVERS
+
+    return (*(s for s in SOLVERS if s != "auto"), "projection")
 
 
 def _estimator_classes() -> dict[str, type]:
@@ -53,6 +91,99 @@ _KERNEL_CLASSES = {
 }
 
 
+# -- field checks (also used by the path-kernel models' _restore_state) ------------------
+
+
+def _field_error(field: str, message: str) -> ValueError:
+    return ValueError(f"path: field {field!r} {message}")
+
+
+def _check_keys(found, required, optional=(), *, where: str) -> None:
+    """``found`` has every required key and nothing else but the optional ones."""
+    missing = sorted(set(required) - set(found))
+    if missing:
+        raise ValueError(f"path: missing field(s) {missing} in {where}")
+    unknown = sorted(set(found) - set(required) - set(optional))
+    if unknown:
+        # A newer writer's field: reading the rest would give a model that ignores it.
+        raise ValueError(
+            f"path: unknown field(s) {unknown} in {where} (written by a newer gramfree?); "
+            "refusing to read the file in part"
+        )
+
+
+def _check_dict(value: Any, field: str) -> dict:
+    if not isinstance(value, dict):
+        raise _field_error(field, f"must be a JSON object, got {type(value).__name__}")
+    return value
+
+
+def _check_bool(value: Any, field: str) -> bool:
+    if not isinstance(value, bool):
+        raise _field_error(field, f"must be true or false, got {value!r}")
+    return value
+
+
+def _check_int(value: Any, field: str, *, minimum: int = 0, maximum: int | None = None) -> int:
+    # bool is an int in Python but never what the writer stores.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise _field_error(field, f"must be an integer, got {value!r}")
+    if value < minimum or (maximum is not None and value > maximum):
+        upper = "" if maximum is None else f" and <= {maximum}"
+        raise _field_error(field, f"must be >= {minimum}{upper}, got {value}")
+    return value
+
+
+def _check_number(value: Any, field: str, *, minimum: float | None = None) -> float:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise _field_error(field, f"must be a finite number, got {value!r}")
+    if minimum is not None and value < minimum:
+        raise _field_error(field, f"must be >= {minimum}, got {value}")
+    return float(value)
+
+
+def _check_numbers(value: Any, field: str, *, length: int | None = None) -> list[float]:
+    if not isinstance(value, list):
+        raise _field_error(field, f"must be a list of numbers, got {type(value).__name__}")
+    if length is not None and len(value) != length:
+        raise _field_error(field, f"has {len(value)} values, expected {length}")
+    return [_check_number(v, f"{field}[{i}]") for i, v in enumerate(value)]
+
+
+def _check_choice(value: Any, field: str, choices) -> str:
+    # isinstance first: `value in choices` would raise TypeError for a list or dict.
+    if not isinstance(value, str) or value not in choices:
+        raise _field_error(field, f"must be one of {sorted(choices)}, got {value!r}")
+    return value
+
+
+def _format_shape(shape) -> str:
+    dims = ["any" if d is None else str(d) for d in shape]
+    return "(" + ", ".join(dims) + ("," if len(dims) == 1 else "") + ")"
+
+
+def _check_array(value: Any, field: str, *, dtypes, shape, why: str = "") -> np.ndarray:
+    """A C-contiguous array of one of ``dtypes`` and ``shape`` (None: any length), whose
+    numbers are finite (NaN or inf in a model array is damage, never a fitted value)."""
+    if not isinstance(value, np.ndarray):
+        raise _field_error(field, f"must be an array, got {type(value).__name__}")
+    if value.dtype not in dtypes:
+        names = " or ".join(str(d) for d in dtypes)
+        raise _field_error(field, f"has dtype {value.dtype}, expected {names}")
+    fits = value.ndim == len(shape) and all(e is None or d == e for d, e in zip(value.shape, shape))
+    if not fits:
+        raise _field_error(
+            field,
+            f"has shape {value.shape}, expected {_format_shape(shape)}{why and ' ' + why}",
+        )
+    if value.dtype.kind in "fc" and not np.isfinite(value).all():
+        raise _field_error(field, "holds non-finite values (NaN or inf)")
+    return np.ascontiguousarray(value)
+
+
+# -- parameters and kernels as JSON -----------------------------------------------------
+
+
 def _encode_param(value: Any) -> Any:
     if isinstance(value, _kernels.Kernel):
         fields = {k: _encode_param(v) for k, v in dataclasses.asdict(value).items()}
@@ -66,49 +197,112 @@ def _encode_param(value: Any) -> Any:
     return value
 
 
-def _decode_param(value: Any) -> Any:
+def _decode_kernel(value: Any, field: str) -> _kernels.Kernel:
+    """The kernel a ``{"__kernel__": name, **fields}`` object describes. Every field must be
+    stored: a missing one would silently take its default (gamma=None is 1/n_features)."""
+    value = _check_dict(value, field)
+    name = value.get("__kernel__")
+    if not isinstance(name, str) or name not in _KERNEL_CLASSES:
+        raise _field_error(field, f"names no known kernel ({name!r})")
+    cls = _KERNEL_CLASSES[name]
+    fields = {k: v for k, v in value.items() if k != "__kernel__"}
+    _check_keys(fields, [f.name for f in dataclasses.fields(cls)], where=f"field {field!r}")
+    if fields.get("nu") == "inf":
+        fields["nu"] = math.inf
+    try:  # the kernel classes check their own fields' types and ranges
+        return cls(**fields)
+    except (TypeError, ValueError) as exc:
+        raise _field_error(field, f"is not a valid {cls.__name__} ({exc})") from None
+
+
+def _decode_param(name: str, value: Any) -> Any:
     if isinstance(value, dict) and "__kernel__" in value:
-        fields = dict(value)
-        name = fields.pop("__kernel__")
-        if name not in _KERNEL_CLASSES:
-            raise ValueError(f"path: unknown kernel {name!r} in the model file")
-        if fields.get("nu") == "inf":
-            fields["nu"] = float("inf")
-        return _KERNEL_CLASSES[name](**fields)
+        return _decode_kernel(value, f"params.{name}")
     return value
 
 
-def save(estimator, path: str | os.PathLike) -> None:
-    """Write a fitted gramfree estimator to ``path`` (format version 1)."""
+def _refuse_booleans_as_numbers(cls: type, params: dict) -> None:
+    """scikit-learn's constraints take True for an integer (bool subclasses int), which
+    the native code then refuses at predict (n_jobs=True): a true/false in the file is
+    valid only for a parameter that is a flag."""
+    for name, value in params.items():
+        constraints = cls._parameter_constraints.get(name, [])
+        if isinstance(value, bool) and not {"boolean", "verbose"} & set(map(str, constraints)):
+            raise _field_error(f"params.{name}", f"must not be true/false, got {value!r}")
+
+
+def _construct(cls: type, params: Any):
+    """An unfitted ``cls`` with the file's parameters, checked as fit would check them.
+    Every parameter must be stored: a default in place of a missing one could change what
+    the model predicts (a path-kernel model's activation)."""
+    params = _check_dict(params, "params")
+    _check_keys(params, cls().get_params(deep=False), where="field 'params'")
+    _refuse_booleans_as_numbers(cls, params)
+    est = cls(**{k: _decode_param(k, v) for k, v in params.items()})
+    try:
+        est._validate_params()
+    except ValueError as exc:  # sklearn's InvalidParameterError names the parameter
+        raise _field_error("params", f"holds an invalid value: {exc}") from None
+    return est
+
+
+# -- saving ------------------------------------------------------------------------------
+
+
+def _class_labels(estimator) -> np.ndarray:
+    classes = np.asarray(estimator.classes_)
+    if classes.dtype.kind == "O":
+        if not all(isinstance(c, str) for c in classes):
+            raise TypeError("classes_: only numeric or string class labels can be saved")
+        classes = classes.astype(str)
+    return classes
+
+
+def _feature_names(estimator) -> np.ndarray | None:
+    """``feature_names_in_`` (set by fitting on a DataFrame) as a string array, or None."""
+    names = getattr(estimator, "feature_names_in_", None)
+    if names is None:
+        return None
+    names = np.asarray(names, dtype=object)
+    if names.ndim != 1 or not all(isinstance(n, str) for n in names):
+        raise TypeError("feature_names_in_: only a 1-d array of strings can be saved")
+    return names.astype(str)
+
+
+def _kernel_machine_state(estimator) -> tuple[dict, dict]:
     from sklearn.utils.validation import check_is_fitted
 
+    check_is_fitted(estimator, "dual_coef_")
+    arrays = {
+        "centers": np.ascontiguousarray(estimator.centers_),
+        "dual_coef": np.ascontiguousarray(estimator.dual_coef_),
+    }
+    attributes = {
+        "solver_": estimator.solver_,
+        "n_iter_": int(estimator.n_iter_),
+        "loss_curve_": [float(v) for v in estimator.loss_curve_],
+        "n_features_in_": int(estimator.n_features_in_),
+        "kernel_": _encode_param(estimator.kernel_),
+        "fit_time_": float(getattr(estimator, "fit_time_", 0.0)),
+        "y_1d": bool(getattr(estimator, "_y_1d", True)),
+    }
+    return arrays, attributes
+
+
+def _portable(estimator) -> tuple[dict, dict]:
+    """(arrays, metadata) that describe a fitted estimator."""
     name = type(estimator).__name__
     if name not in _estimator_classes():
         raise TypeError(f"estimator: cannot save a {name}")
     if hasattr(estimator, "_portable_state"):  # path-kernel models describe themselves
         arrays, attributes = estimator._portable_state()
     else:
-        check_is_fitted(estimator, "dual_coef_")
-        arrays = {
-            "centers": np.ascontiguousarray(estimator.centers_),
-            "dual_coef": np.ascontiguousarray(estimator.dual_coef_),
-        }
-        attributes = {
-            "solver_": estimator.solver_,
-            "n_iter_": int(estimator.n_iter_),
-            "loss_curve_": [float(v) for v in estimator.loss_curve_],
-            "n_features_in_": int(estimator.n_features_in_),
-            "kernel_": _encode_param(estimator.kernel_),
-            "fit_time_": float(getattr(estimator, "fit_time_", 0.0)),
-            "y_1d": bool(getattr(estimator, "_y_1d", True)),
-        }
+        arrays, attributes = _kernel_machine_state(estimator)
     if hasattr(estimator, "classes_"):
-        classes = np.asarray(estimator.classes_)
-        if classes.dtype.kind == "O":
-            if not all(isinstance(c, str) for c in classes):
-                raise TypeError("classes_: only numeric or string class labels can be saved")
-            classes = classes.astype(str)
-        arrays["classes"] = classes
+        arrays["classes"] = _class_labels(estimator)
+    names = _feature_names(estimator)
+    if names is not None:
+        arrays["feature_names"] = names  # optional: absent in files of older writers
     meta = {
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
@@ -119,55 +313,304 @@ def save(estimator, path: str | os.PathLike) -> None:
             "classes_kind": None if "classes" not in arrays else arrays["classes"].dtype.kind,
         },
     }
-    with open(path, "wb") as fh:
-        np.savez(fh, __meta__=np.array(json.dumps(meta, allow_nan=False)), **arrays)
+    return arrays, meta
+
+
+def _check_loads_back(text: str, arrays: dict) -> None:
+    """Refuse to write what load would refuse (a diverged fit's non-finite coefficients,
+    say): a saved file must always load."""
+    try:
+        _restore(_parse_meta(text), dict(arrays))
+    except ValueError as exc:
+        raise ValueError(f"estimator: this model would not load back, not saved ({exc})") from None
+
+
+def _create_temporary(target: str) -> tuple[int, str]:
+    """A new file beside ``target`` (same file system, so os.replace is atomic). Not
+    mkstemp: its mode 0600 would replace the file's usual permissions; created with 0666
+    the umask applies as it does to open()."""
+    directory, base = os.path.split(target)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    while True:
+        tmp = os.path.join(directory, f".{base}.{secrets.token_hex(8)}.tmp")
+        try:
+            return os.open(tmp, flags, 0o666), tmp
+        except FileExistsError:
+            continue
+
+
+def _keep_mode(target: str, tmp: str) -> None:
+    """Give the new file the permission bits of the one it replaces, as writing in place
+    kept them."""
+    try:
+        mode = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        return
+    os.chmod(tmp, mode)
+
+
+def _fsync_directory(directory: str) -> None:
+    # The rename is durable only once the directory entry is on disk (POSIX); where a
+    # directory cannot be opened or synced (Windows) the replace is still atomic.
+    try:
+        fd = os.open(directory, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _write_atomic(path, text: str, arrays: dict) -> None:
+    """Write the file under a temporary name, flush it to disk, then rename it over
+    ``path``: readers see the old file or the new one, never a part; on any failure the
+    temporary file is removed and the old file is untouched."""
+    target = os.path.realpath(os.fspath(path))  # through a symlink, as open() wrote
+    fd, tmp = _create_temporary(target)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            np.savez(fh, **{_META: np.array(text)}, **arrays)
+            fh.flush()
+            os.fsync(fh.fileno())
+        _keep_mode(target, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    _fsync_directory(os.path.dirname(target))
+
+
+def save(estimator, path: str | os.PathLike) -> None:
+    """Write a fitted gramfree estimator to ``path`` (format version 1).
+
+    The old file at ``path``, if any, is replaced atomically: after a crash or an error it
+    is still there, whole. A model that would not load back (non-finite coefficients)
+    raises ValueError and nothing is written.
+    """
+    arrays, meta = _portable(estimator)
+    text = json.dumps(meta, allow_nan=False)
+    _check_loads_back(text, arrays)
+    _write_atomic(path, text, arrays)
+
+
+# -- reading the container -----------------------------------------------------------------
+
+
+def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
+    """One .npy member. Its header's shape is checked against the member's size before
+    anything is allocated (a damaged header must not ask for terabytes); reading to the
+    end makes zipfile check the CRC, which catches any changed byte of the data."""
+    with zf.open(info) as fh:
+        version = np.lib.format.read_magic(fh)
+        if version == (1, 0):
+            shape, _, dtype = np.lib.format.read_array_header_1_0(fh)
+        elif version == (2, 0):
+            shape, _, dtype = np.lib.format.read_array_header_2_0(fh)
+        else:
+            raise ValueError(f"member {info.filename!r}: .npy version {version} is not supported")
+        if dtype.hasobject:
+            raise ValueError(f"member {info.filename!r} holds Python objects")
+        if any(d < 0 for d in shape):
+            raise ValueError(f"member {info.filename!r} has a negative dimension {shape}")
+        expected = fh.tell() + dtype.itemsize * math.prod(shape)
+        if expected != info.file_size:
+            raise ValueError(
+                f"member {info.filename!r} is {info.file_size} bytes, its header describes "
+                f"{expected}"
+            )
+    with zf.open(info) as fh:
+        array = np.lib.format.read_array(fh, allow_pickle=False)
+        if fh.read(1):
+            raise ValueError(f"member {info.filename!r} has bytes after its array")
+    if not array.dtype.isnative:  # written on a machine of the other byte order
+        array = array.astype(array.dtype.newbyteorder("="))
+    return array
+
+
+def _read_members(zf: zipfile.ZipFile) -> dict[str, np.ndarray]:
+    arrays = {}
+    for info in zf.infolist():
+        name, ext = os.path.splitext(info.filename)
+        if ext != ".npy":
+            raise ValueError(f"member {info.filename!r} is not an array")
+        # np.savez stores, savez_compressed deflates; other methods' decoders (bz2, lzma)
+        # raise their own exception types on damaged data, so they are refused up front.
+        if info.compress_type not in (zipfile.ZIP_STORED, zipfile.ZIP_DEFLATED):
+            raise ValueError(
+                f"member {info.filename!r} uses compression method {info.compress_type}"
+            )
+        if name in arrays:
+            raise ValueError(f"member {info.filename!r} appears twice")
+        arrays[name] = _read_member(zf, info)
+    return arrays
+
+
+def _read_arrays(path) -> dict[str, np.ndarray]:
+    """Every array in the file, or ValueError if it is no readable .npz file."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return _read_members(zf)
+    except _UNREADABLE as exc:
+        raise ValueError(
+            f"path: {os.fspath(path)!r} is not a gramfree model file ({exc})"
+        ) from None
+
+
+# -- reading the metadata ------------------------------------------------------------------
+
+
+def _refuse_constant(name: str):
+    raise ValueError(f"{name} is not a JSON number")  # NaN, Infinity: never written
+
+
+def _unique_keys(pairs: list) -> dict:
+    keys = [k for k, _ in pairs]
+    if len(set(keys)) != len(keys):
+        raise ValueError(f"an object repeats a key ({sorted(keys)})")
+    return dict(pairs)
+
+
+def _parse_meta(text: str) -> Any:
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, object_pairs_hook=_unique_keys)
+    except (ValueError, RecursionError) as exc:
+        raise _field_error(_META, f"is not valid JSON ({exc})") from None
+
+
+def _read_meta(raw: np.ndarray | None, path) -> dict:
+    """The metadata, once it says this is a model file of the version this code reads."""
+    where = os.fspath(path)
+    if raw is None or raw.dtype.kind != "U" or raw.ndim != 0:
+        raise ValueError(f"path: {where!r} is not a gramfree model file (no metadata)")
+    meta = _parse_meta(str(raw[()]))
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ValueError(f"path: {where!r} is not a gramfree model file")
+    version = meta.get("format_version")
+    if isinstance(version, bool) or not isinstance(version, int) or version != FORMAT_VERSION:
+        raise ValueError(
+            f"path: model file format version {version!r} is not supported by this "
+            f"gramfree (reads version {FORMAT_VERSION}); re-save it with a matching version"
+        )
+    return meta
+
+
+# -- rebuilding the estimator ---------------------------------------------------------------
+
+
+def _restore_classes(est, classes: np.ndarray | None, kind: Any) -> None:
+    """classes_ as the classifier's LabelEncoder left it: 1-d, >= 2 labels, sorted and
+    distinct (prediction indexes it by column), of the kind the metadata records."""
+    from sklearn.base import is_classifier
+
+    if not is_classifier(est):
+        if classes is not None:
+            raise ValueError("path: unknown field(s) ['classes'] in the arrays of a regressor")
+        if kind is not None:
+            raise _field_error("attributes.classes_kind",
+                               f"must be null for a regressor, got {kind!r}")
+        return
+    if classes is None:
+        raise ValueError("path: missing field(s) ['classes'] in the arrays of a classifier")
+    if classes.dtype.kind not in _CLASS_KINDS:
+        raise _field_error("classes", f"has dtype {classes.dtype}, expected numbers or strings")
+    classes = _check_array(classes, "classes", dtypes=(classes.dtype,), shape=(None,))
+    if len(classes) < 2:
+        raise _field_error("classes", f"has {len(classes)} label(s), a classifier has >= 2")
+    if not (classes[1:] > classes[:-1]).all():
+        raise _field_error("classes", "must be sorted and distinct, as fit stores them")
+    if kind != classes.dtype.kind:
+        raise _field_error(
+            "attributes.classes_kind",
+            f"is {kind!r}, the classes array is of kind {classes.dtype.kind!r}",
+        )
+    est.classes_ = classes
+
+
+def _restore_feature_names(est, names: np.ndarray | None) -> None:
+    if names is None:
+        return
+    if names.dtype.kind != "U":
+        raise _field_error("feature_names", f"has dtype {names.dtype}, expected strings")
+    n = est.n_features_in_
+    names = _check_array(names, "feature_names", dtypes=(names.dtype,), shape=(n,),
+                         why=f"for n_features_in_={n}")
+    # scikit-learn's own layout: an object array of str, compared on predict with a DataFrame
+    est.feature_names_in_ = np.asarray(names.tolist(), dtype=object)
+
+
+def _target_columns(est, y_1d: bool) -> tuple[int | None, str]:
+    """dual_coef_'s number of columns and why: a binary classifier keeps one score column
+    (positive means classes_[1]), a multiclass one a column per class; a regressor fitted
+    on a 1-d y one column, on a 2-d y any number."""
+    if hasattr(est, "classes_"):
+        n = len(est.classes_)
+        return (1 if n == 2 else n), f"for {n} classes"
+    return (1, "for a 1-d target (y_1d)") if y_1d else (None, "")
+
+
+def _restore_kernel_machine(est, arrays: dict, attrs: dict) -> None:
+    _check_keys(arrays, ("centers", "dual_coef"), where="the arrays")
+    _check_keys(attrs, _KERNEL_MACHINE_ATTRIBUTES, where="field 'attributes'")
+    n_features = _check_int(attrs["n_features_in_"], "attributes.n_features_in_", minimum=1)
+    y_1d = _check_bool(attrs["y_1d"], "attributes.y_1d")
+    centers = _check_array(arrays["centers"], "centers", dtypes=_FLOATS, shape=(None, n_features),
+                           why=f"for n_features_in_={n_features}")
+    m = centers.shape[0]
+    if m < 1:
+        raise _field_error("centers", "has no rows: a fitted model has at least one centre")
+    columns, why = _target_columns(est, y_1d)
+    if arrays["dual_coef"].dtype != centers.dtype:  # the model computes in one precision
+        raise _field_error("dual_coef", f"has dtype {arrays['dual_coef'].dtype}, expected "
+                                        f"{centers.dtype} as 'centers'")
+    dual_coef = _check_array(arrays["dual_coef"], "dual_coef", dtypes=(centers.dtype,),
+                             shape=(m, columns), why=why or f"for {m} centres")
+    if dual_coef.shape[1] < 1:
+        raise _field_error("dual_coef", "has no columns")
+    est.kernel_ = _decode_kernel(attrs["kernel_"], "attributes.kernel_")
+    est.solver_ = _check_choice(attrs["solver_"], "attributes.solver_", _fitted_solvers())
+    est.n_iter_ = _check_int(attrs["n_iter_"], "attributes.n_iter_")
+    est.loss_curve_ = _check_numbers(attrs["loss_curve_"], "attributes.loss_curve_")
+    est.fit_time_ = _check_number(attrs["fit_time_"], "attributes.fit_time_", minimum=0)
+    est.n_features_in_ = n_features
+    est.centers_ = centers
+    est.dual_coef_ = dual_coef
+    est.solver_info_ = {}
+    if not hasattr(est, "classes_"):
+        est._y_1d = y_1d
+
+
+def _restore(meta: Any, arrays: dict):
+    """The estimator that (metadata, arrays) describe, every field checked."""
+    _check_keys(_check_dict(meta, _META), _META_FIELDS, where="the metadata")
+    classes = _estimator_classes()
+    name = meta["estimator"]
+    if not isinstance(name, str) or name not in classes:
+        raise ValueError(f"path: unknown estimator {name!r} in the model file")
+    est = _construct(classes[name], meta["params"])
+    attrs = dict(_check_dict(meta["attributes"], "attributes"))
+    if "classes_kind" not in attrs:
+        raise ValueError("path: missing field(s) ['classes_kind'] in field 'attributes'")
+    _restore_classes(est, arrays.pop("classes", None), attrs.pop("classes_kind"))
+    names = arrays.pop("feature_names", None)
+    if hasattr(est, "_restore_state"):  # path-kernel models check and rebuild themselves
+        est._restore_state(arrays, attrs)
+    else:
+        _restore_kernel_machine(est, arrays, attrs)
+    _restore_feature_names(est, names)
+    return est
 
 
 def load(path: str | os.PathLike):
-    """Read a model written by ``save``; refuses files of another format or version."""
-    try:
-        data = np.load(path, allow_pickle=False)
-    except (ValueError, OSError) as exc:
-        raise ValueError(f"path: {os.fspath(path)!r} is not a gramfree model file ({exc})") from None
-    if not isinstance(data, np.lib.npyio.NpzFile):
-        raise ValueError(f"path: {os.fspath(path)!r} is not a gramfree model file (a plain array)")
-    with data:
-        if "__meta__" not in data.files:
-            raise ValueError(f"path: {os.fspath(path)!r} is not a gramfree model file")
-        meta = json.loads(str(data["__meta__"]))
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"path: {os.fspath(path)!r} is not a gramfree model file")
-        version = meta.get("format_version")
-        if version != FORMAT_VERSION:
-            raise ValueError(
-                f"path: model file format version {version} is not supported by this "
-                f"gramfree (reads version {FORMAT_VERSION}); re-save it with a matching version"
-            )
-        classes = _estimator_classes()
-        if meta.get("estimator") not in classes:
-            raise ValueError(f"path: unknown estimator {meta.get('estimator')!r} in the model file")
-        cls = classes[meta["estimator"]]
-        try:
-            est = cls(**{k: _decode_param(v) for k, v in meta["params"].items()})
-        except TypeError as exc:
-            raise ValueError(f"path: parameters in the model file do not fit {cls.__name__} ({exc})") from None
-        attrs = meta["attributes"]
-        if hasattr(est, "_restore_state"):
-            est._restore_state({name: data[name] for name in data.files}, attrs)
-            if "classes" in data.files:
-                est.classes_ = data["classes"]
-            return est
-        est.centers_ = data["centers"]
-        est.dual_coef_ = data["dual_coef"]
-        if "classes" in data.files:
-            est.classes_ = data["classes"]
-        est.solver_ = attrs["solver_"]
-        est.n_iter_ = attrs["n_iter_"]
-        est.loss_curve_ = attrs["loss_curve_"]
-        est.n_features_in_ = attrs["n_features_in_"]
-        est.kernel_ = _decode_param(attrs["kernel_"])
-        est.fit_time_ = attrs["fit_time_"]
-        est.solver_info_ = {}
-        if meta["estimator"] == "KernelRegressor":
-            est._y_1d = attrs["y_1d"]
-        return est
+    """Read a model written by ``save``; refuses files of another format or version.
+
+    Raises ValueError, naming the field, for a damaged or inconsistent file (wrong shapes
+    or dtypes, non-finite values, missing or unknown fields): a file is either read whole
+    or not at all.
+    """
+    arrays = _read_arrays(path)
+    meta = _read_meta(arrays.pop(_META, None), path)
+    return _restore(meta, arrays)

@@ -201,23 +201,114 @@ class _PathKernelBase(BaseEstimator):
         }
         return arrays, attrs
 
+    _PORTABLE_ATTRIBUTES = ("sizes", "loss", "batch_size_", "batch_seed_", "loss_curve_",
+                            "n_features_in_", "n_outputs_", "y_1d")
+    _PATH_ARRAYS = ("path_X", "path_Y", "checkpoints")
+
     def _restore_state(self, arrays, attrs) -> None:
-        self.network_ = Network(tuple(attrs["sizes"]), self.activation, attrs["loss"])
-        self._params = np.ascontiguousarray(arrays["params"])
-        self.coefs_, self.intercepts_ = self.network_.unpack(self._params)
-        w0 = np.ascontiguousarray(arrays["w0"])
-        self.initial_coefs_, self.initial_intercepts_ = self.network_.unpack(w0)
-        self.batch_size_, self.batch_seed_ = attrs["batch_size_"], attrs["batch_seed_"]
-        self.loss_curve_ = list(attrs["loss_curve_"])
-        self.loss_ = self.loss_curve_[-1]
+        """Rebuild the fitted state from gramfree.io's (arrays, attributes), every field
+        checked against the parameters and the others first (classes_ is already set);
+        raises ValueError naming the field."""
+        from .. import io
+
+        io._check_keys(attrs, self._PORTABLE_ATTRIBUTES, where="field 'attributes'")
+        # The recorded path is all three arrays or none (record_path=False).
+        recorded = any(name in arrays for name in self._PATH_ARRAYS)
+        io._check_keys(arrays, ("params", "w0", *(self._PATH_ARRAYS if recorded else ())),
+                       where="the arrays")
+        y_1d = io._check_bool(attrs["y_1d"], "attributes.y_1d")
+        net = self._restored_network(attrs, y_1d)
+        why = f"for layer sizes {list(net.sizes)}"
+        params = io._check_array(arrays["params"], "params", dtypes=(np.dtype(np.float64),),
+                                 shape=(net.n_params,), why=why)
+        w0 = io._check_array(arrays["w0"], "w0", dtypes=(np.dtype(np.float64),),
+                             shape=(net.n_params,), why=why)
+        path = self._restored_path(arrays, net, w0) if recorded else None
+        n_train = None if path is None else path["X"].shape[0]
+        batch_size = io._check_int(attrs["batch_size_"], "attributes.batch_size_", minimum=1,
+                                   maximum=n_train)
+        seed = io._check_int(attrs["batch_seed_"], "attributes.batch_seed_", maximum=2**31 - 2)
+        # n_steps drives replay (_spec) and n_iter_: the curve must be that long.
+        loss_curve = io._check_numbers(attrs["loss_curve_"], "attributes.loss_curve_",
+                                       length=int(self.n_steps))
+        self.network_ = net
+        self._params = params
+        self.coefs_, self.intercepts_ = net.unpack(params)
+        self.initial_coefs_, self.initial_intercepts_ = net.unpack(w0)
+        self.batch_size_, self.batch_seed_ = batch_size, seed
+        self.loss_curve_ = loss_curve
+        self.loss_ = loss_curve[-1]
         self.n_iter_ = int(self.n_steps)
-        self.n_features_in_, self.n_outputs_ = attrs["n_features_in_"], attrs["n_outputs_"]
-        self._y_1d = attrs["y_1d"]
-        self._path = None
-        if "path_X" in arrays:
-            self._path = {"X": np.ascontiguousarray(arrays["path_X"]),
-                          "Y": np.ascontiguousarray(arrays["path_Y"]), "w0": w0,
-                          "checkpoints": np.ascontiguousarray(arrays["checkpoints"])}
+        self.n_features_in_, self.n_outputs_ = net.sizes[0], net.sizes[-1]
+        self._y_1d = y_1d
+        self._path = path
+
+    def _restored_network(self, attrs, y_1d: bool) -> Network:
+        """The network the attributes describe: sizes[0] = n_features_in_, sizes[-1] =
+        n_outputs_, and the loss and output count this estimator and its classes imply."""
+        from .. import io
+
+        n_features = io._check_int(attrs["n_features_in_"], "attributes.n_features_in_", minimum=1)
+        n_outputs = io._check_int(attrs["n_outputs_"], "attributes.n_outputs_", minimum=1)
+        sizes = attrs["sizes"]
+        if not isinstance(sizes, list) or len(sizes) < 2:
+            raise io._field_error("attributes.sizes",
+                                  f"must be a list of >= 2 layer widths, got {sizes!r}")
+        sizes = [io._check_int(s, f"attributes.sizes[{i}]", minimum=1) for i, s in enumerate(sizes)]
+        if sizes[0] != n_features or sizes[-1] != n_outputs:
+            raise io._field_error(
+                "attributes.sizes",
+                f"is {sizes}, expected {n_features} inputs (n_features_in_) and {n_outputs} "
+                "outputs (n_outputs_)",
+            )
+        loss, outputs, why = self._expected_head(y_1d)
+        io._check_choice(attrs["loss"], "attributes.loss", (loss,))
+        if outputs is not None and n_outputs != outputs:
+            raise io._field_error("attributes.n_outputs_",
+                                  f"is {n_outputs}, expected {outputs} {why}")
+        return Network(tuple(sizes), self.activation, loss)
+
+    def _expected_head(self, y_1d: bool) -> tuple[str, int | None, str]:
+        """(loss, number of outputs or None for any, why), as fit chooses them."""
+        if not hasattr(self, "classes_"):
+            return "squared", (1 if y_1d else None), "for a 1-d target (y_1d)"
+        n = len(self.classes_)
+        return ("logistic", 1, "for 2 classes") if n == 2 else ("softmax", n, f"for {n} classes")
+
+    def _restored_path(self, arrays, net: Network, w0: np.ndarray) -> dict:
+        """The recorded training set and checkpoints, shaped as fit recorded them."""
+        from .. import io
+
+        f64 = (np.dtype(np.float64),)
+        d, k = net.sizes[0], net.sizes[-1]
+        X = io._check_array(arrays["path_X"], "path_X", dtypes=f64, shape=(None, d),
+                            why=f"for n_features_in_={d}")
+        n = X.shape[0]
+        if n < 1:
+            raise io._field_error("path_X", "has no rows")
+        Y = io._check_array(arrays["path_Y"], "path_Y", dtypes=f64, shape=(n, k),
+                            why=f"for {n} training rows and {k} outputs")
+        if hasattr(self, "classes_"):
+            self._check_label_codes(Y)
+        # fit keeps the parameters after every checkpoint_every steps short of the last.
+        c = self.checkpoint_every
+        count = (int(self.n_steps) - 1) // c if c else 0
+        checkpoints = io._check_array(
+            arrays["checkpoints"], "checkpoints", dtypes=f64, shape=(count, net.n_params),
+            why=f"for n_steps={self.n_steps}, checkpoint_every={c} and {net.n_params} parameters",
+        )
+        return {"X": X, "Y": Y, "w0": w0, "checkpoints": checkpoints}
+
+    @staticmethod
+    def _check_label_codes(Y: np.ndarray) -> None:
+        """A classifier's recorded targets: 0/1 codes (binary) or one-hot rows, which
+        self_influence reads back as the training labels."""
+        from .. import io
+
+        binary = ((Y == 0) | (Y == 1)).all()
+        if not binary or (Y.shape[1] > 1 and not (Y.sum(axis=1) == 1).all()):
+            raise io._field_error("path_Y",
+                                  "must hold 0/1 label codes (one-hot for several classes)")
 
     # -- the kernel machine --------------------------------------------------------------
 
