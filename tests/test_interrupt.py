@@ -72,6 +72,15 @@ CASES = {
         "m.fit(X[:300], y[:300]); m._path['X'] = X; m._path['Y'] = y[:, None]",
         "m.decompose(X[:200])",
     ),
+    # the same replay split at checkpoints over a thread pool: worker threads get no
+    # signals, so the interrupted main thread must stop them (before: it waited for them)
+    "pathkernel_decompose_parallel": (
+        "X = rng.normal(size=(20_000, 32)); y = np.sin(X[:, 0])\n"
+        "m = gramfree.PathKernelRegressor((64,), n_steps=2_000, checkpoint_every=100,\n"
+        "                                 n_jobs=2, random_state=0)\n"
+        "m.fit(X[:300], y[:300]); m._path['X'] = X; m._path['Y'] = y[:, None]",
+        "m.decompose(X[:200])",
+    ),
 }
 
 

@@ -119,15 +119,25 @@ inline KernelSpec make_spec(const std::string& kind, double gamma, double coef0,
   return spec;
 }
 
-inline Options make_options(int n_threads) {
+// `stop`: None, or an object whose is_set() says the call should stop (a threading.Event):
+// how a call running in a worker thread, where Python delivers no signals, is stopped
+// when the main thread is interrupted.
+inline Options make_options(int n_threads, const py::object& stop = py::none()) {
   if (n_threads < 0) value_error("n_threads: must be >= 0");
+  if (!stop.is_none() && !py::hasattr(stop, "is_set"))
+    type_error("stop: must be None or have an is_set() method (threading.Event)");
   Options options;
   options.n_threads = n_threads;
   // Ctrl-C: Python only runs signal handlers when asked, so poll it; the core calls this
   // from the calling thread between tiles, at most every 20 ms.
-  options.interrupt = []() -> bool {
+  // A borrowed pointer, not a py::object: Options may be copied with the GIL released
+  // (the replay keeps its own copy), and copying a py::object changes a reference count.
+  // The caller's argument keeps `stop` alive for the whole call.
+  PyObject* stop_ptr = stop.is_none() ? nullptr : stop.ptr();
+  options.interrupt = [stop_ptr]() -> bool {
     py::gil_scoped_acquire gil;
-    return PyErr_CheckSignals() != 0;
+    if (PyErr_CheckSignals() != 0) return true;
+    return stop_ptr != nullptr && py::handle(stop_ptr).attr("is_set")().cast<bool>();
   };
   return options;
 }

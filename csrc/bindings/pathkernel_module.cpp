@@ -122,7 +122,7 @@ void bind_pathkernel(py::module_& m) {
       "mlp_decompose",
       [](const py::dict& spec, const py::array& X, const py::array& Y, const py::array& initial,
          const py::object& queries, int n_nodes, double tol, int max_refine, long long first_step,
-         long long last_step, int n_threads) {
+         long long last_step, int n_threads, const py::object& stop) {
         const Run run = parse_spec(spec);
         const pk::Dataset data{f64(X, "X"), f64(Y, "y")};
         const std::vector<double> w0 = params_of(initial, "initial parameters");
@@ -148,7 +148,7 @@ void bind_pathkernel(py::module_& m) {
           value_error("contributions of shape (" + std::to_string(nq) + ", " + std::to_string(n) +
                       ", " + std::to_string(k) + ") need more memory than this machine has: "
                       "decompose fewer queries at a time");
-        const Options options = make_options(n_threads);
+        const Options options = make_options(n_threads, stop);
         pk::Decomposition r;
         try {
           call_released([&] { r = pk::decompose(run.arch, run.config, data, w0, q, dc, options); });
@@ -173,6 +173,7 @@ void bind_pathkernel(py::module_& m) {
       py::arg("spec"), py::arg("X"), py::arg("Y"), py::arg("initial"), py::arg("queries"),
       py::kw_only(), py::arg("n_nodes") = 4, py::arg("tol") = 1e-12, py::arg("max_refine") = 8,
       py::arg("first_step") = 0, py::arg("last_step") = 0, py::arg("n_threads") = 0,
+      py::arg("stop") = py::none(),
       "Replay the training and split each query's output over the training examples; "
       "queries=None gives each training example's contribution to itself.");
 

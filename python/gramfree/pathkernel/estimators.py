@@ -11,6 +11,7 @@ examples' gradients" and with it the kernel-machine form, so they are not offere
 from __future__ import annotations
 
 import numbers
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -334,14 +335,26 @@ class _PathKernelBase(BaseEstimator):
         cuts = sorted({min(T, int(round(T * j / n_ranges / c)) * c) for j in range(n_ranges)} | {T})
         ranges = [(a, b) for a, b in zip(cuts[:-1], cuts[1:]) if a < b]
 
+        # Worker threads get no signals: on Ctrl-C (or any error) in this thread, `stop`
+        # tells their native replays to end at their next poll, instead of the pool's exit
+        # waiting for every replay to finish.
+        stop = threading.Event()
+
         def run(rng):
             first, last = rng
             _, w = self._checkpoint_before(first)
             return _core.mlp_decompose(spec, X, Y, w, queries, first_step=first,
-                                       last_step=last, n_threads=1, **kwargs)
+                                       last_step=last, n_threads=1, stop=stop, **kwargs)
 
-        with ThreadPoolExecutor(len(ranges)) as pool:
-            parts = list(pool.map(run, ranges))
+        pool = ThreadPoolExecutor(len(ranges))
+        try:
+            futures = [pool.submit(run, r) for r in ranges]
+            parts = [f.result() for f in futures]
+        except BaseException:
+            stop.set()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
         out = dict(parts[0])
         out["final"] = parts[-1]["final"]
         for key in ("contributions", "reg"):
