@@ -163,6 +163,7 @@ void bind_pathkernel(py::module_& m) {
         out["contributions"] = dc.self_only ? to_array(r.contributions, {N, K})
                                             : to_array(r.contributions, {Q, N, K});
         out["reg"] = to_array(r.reg, {Q, K});
+        out["final_params"] = to_array(r.final_params, {py::ssize_t(r.final_params.size())});
         out["path_norm"] = to_array(r.path_norm, {N});
         out["worst_step_residual"] = r.worst_step_residual;
         out["worst_step_residual_before_refine"] = r.worst_step_residual_before_refine;

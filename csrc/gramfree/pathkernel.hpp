@@ -125,6 +125,7 @@ struct Decomposition {
   std::size_t n_queries = 0, n_train = 0, n_outputs = 0;
   std::vector<double> initial;        // f(x_q; w_0)                       [q, k]
   std::vector<double> final;          // f(x_q; w_T), recomputed           [q, k]
+  std::vector<double> final_params;   // w_T as the replay reached it      [P]
   std::vector<double> contributions;  // C[q, i, o] (self_only: C[i, i, o]) [q, n, k] or [n, k]
   std::vector<double> reg;            // weight decay's share               [q, k]
   std::vector<double> path_norm;      // sqrt(sum_t lr/B ||grad loss_i(w_t)||^2) over i's steps [n]

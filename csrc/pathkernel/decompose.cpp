@@ -376,6 +376,7 @@ Decomposition decompose(const Architecture& arch, const TrainConfig& config, con
     replay.commit();
   }
   forward_out(arch, replay.params(), Xall, nq, out.final, options);
+  out.final_params = replay.params();
   for (double& v : out.path_norm) v = std::sqrt(v);
   out.worst_step_residual_before_refine = dec.before_refine_;
   out.refined_segments = dec.refined_;

@@ -8,7 +8,8 @@ prediction splits exactly into a starting value and one contribution per trainin
 machine"; made exact for discrete steps by averaging the query gradient along each step).
 """
 
-from .estimators import PathKernelClassifier, PathKernelRegressor
+from .estimators import PathKernelClassifier, PathKernelRegressor, ReplayMismatchWarning
 from .explain import Explanation, PathDecomposition
 
-__all__ = ["Explanation", "PathDecomposition", "PathKernelClassifier", "PathKernelRegressor"]
+__all__ = ["Explanation", "PathDecomposition", "PathKernelClassifier", "PathKernelRegressor",
+           "ReplayMismatchWarning"]

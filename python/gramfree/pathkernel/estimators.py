@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import numbers
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -31,6 +32,16 @@ from .network import ACTIVATIONS, Network
 
 # Queries decomposed per native call by influence(): bounds the (q, n, k) block in memory.
 _INFLUENCE_BLOCK_BYTES = 256 << 20
+# Replay on the machine and SIMD level of the fit reproduces the weights bit for bit (gap
+# 0); another level's products differ by ~1e-13 and a long or unstable training amplifies
+# that. Beyond this gap, relative to the largest weight, the decomposition is of a
+# visibly different network and decompose warns.
+REPLAY_TOLERANCE = 1e-9
+
+
+class ReplayMismatchWarning(UserWarning):
+    """The replayed training did not end at the fitted weights (see REPLAY_TOLERANCE)."""
+
 
 
 class _PathKernelBase(BaseEstimator):
@@ -131,6 +142,8 @@ class _PathKernelBase(BaseEstimator):
         self.n_iter_ = int(self.n_steps)
         self.n_outputs_ = Y.shape[1]
         self._params = params
+        # Replay reproduces the trajectory bit for bit only at the same instruction set.
+        self.simd_level_ = _core.simd_level()
         # What replay needs: the training set and the starting point (and checkpoints).
         # Memory: n * (d + k) + P * (1 + n_checkpoints) float64 values.
         if self.record_path:
@@ -199,11 +212,15 @@ class _PathKernelBase(BaseEstimator):
             "loss_curve_": [float(v) for v in self.loss_curve_],
             "n_features_in_": int(self.n_features_in_), "n_outputs_": int(self.n_outputs_),
             "y_1d": bool(getattr(self, "_y_1d", True)),
+            "simd_level_": str(getattr(self, "simd_level_", "unknown")),
         }
         return arrays, attrs
 
     _PORTABLE_ATTRIBUTES = ("sizes", "loss", "batch_size_", "batch_seed_", "loss_curve_",
                             "n_features_in_", "n_outputs_", "y_1d")
+    # Written since the replay check; files from before it lack it.
+    _OPTIONAL_ATTRIBUTES = ("simd_level_",)
+    _SIMD_LEVELS = ("scalar", "avx2", "avx512", "unknown")
     _PATH_ARRAYS = ("path_X", "path_Y", "checkpoints")
 
     def _restore_state(self, arrays, attrs) -> None:
@@ -212,7 +229,10 @@ class _PathKernelBase(BaseEstimator):
         raises ValueError naming the field."""
         from .. import io
 
-        io._check_keys(attrs, self._PORTABLE_ATTRIBUTES, where="field 'attributes'")
+        io._check_keys(attrs, self._PORTABLE_ATTRIBUTES, self._OPTIONAL_ATTRIBUTES,
+                       where="field 'attributes'")
+        simd_level = io._check_choice(attrs.get("simd_level_", "unknown"),
+                                      "attributes.simd_level_", self._SIMD_LEVELS)
         # The recorded path is all three arrays or none (record_path=False).
         recorded = any(name in arrays for name in self._PATH_ARRAYS)
         io._check_keys(arrays, ("params", "w0", *(self._PATH_ARRAYS if recorded else ())),
@@ -243,6 +263,7 @@ class _PathKernelBase(BaseEstimator):
         self.n_features_in_, self.n_outputs_ = net.sizes[0], net.sizes[-1]
         self._y_1d = y_1d
         self._path = path
+        self.simd_level_ = simd_level
 
     def _restored_network(self, attrs, y_1d: bool) -> Network:
         """The network the attributes describe: sizes[0] = n_features_in_, sizes[-1] =
@@ -318,6 +339,31 @@ class _PathKernelBase(BaseEstimator):
         return np.ascontiguousarray(validate_data(self, X, reset=False, dtype=np.float64))
 
     def _decompose_raw(self, Xq, quadrature=None, queries_are_training=False) -> dict:
+        out = self._replay_decompose(Xq, quadrature, queries_are_training)
+        self._check_replay(out["final_params"])
+        return out
+
+    def _check_replay(self, replayed: np.ndarray) -> None:
+        """Warn when the replay did not end at the stored weights: the decomposition then
+        explains the replayed network, not the fitted one (see REPLAY_TOLERANCE)."""
+        scale = max(1.0, float(np.max(np.abs(self._params))))
+        gap = float(np.max(np.abs(replayed - self._params))) / scale
+        self.replay_gap_ = gap
+        if gap <= REPLAY_TOLERANCE:
+            return
+        here = _core.simd_level()
+        recorded = getattr(self, "simd_level_", "unknown")
+        cause = (f"the model was fitted with SIMD level {recorded!r} and replayed with "
+                 f"{here!r}; set GRAMFREE_SIMD={recorded} before importing gramfree"
+                 if recorded not in (here, "unknown") else
+                 "the recorded training set, checkpoints or weights were changed after fit")
+        warnings.warn(
+            f"replayed training ended {gap:.3g} (relative to the largest weight) away from the "
+            f"fitted weights, more than {REPLAY_TOLERANCE:g}: {cause}, or refit the model on "
+            "this machine. The decomposition explains the replayed network; compare its "
+            "output with predict().", ReplayMismatchWarning, stacklevel=4)
+
+    def _replay_decompose(self, Xq, quadrature=None, queries_are_training=False) -> dict:
         spec, X, Y, w0 = self._replay_inputs()
         nodes = self.quadrature if quadrature is None else int(quadrature)
         if not 1 <= nodes <= 64:
@@ -357,6 +403,7 @@ class _PathKernelBase(BaseEstimator):
             pool.shutdown(wait=True, cancel_futures=True)
         out = dict(parts[0])
         out["final"] = parts[-1]["final"]
+        out["final_params"] = parts[-1]["final_params"]
         for key in ("contributions", "reg"):
             out[key] = sum(p[key] for p in parts)
         out["path_norm"] = np.sqrt(sum(p["path_norm"] ** 2 for p in parts))
