@@ -41,6 +41,8 @@ from . import kernels as _kernels
 
 FORMAT = "gramfree-model"
 FORMAT_VERSION = 1
+# Estimator parameters introduced after version 1 files were first written.
+_PARAMS_ADDED_SINCE_V1 = ("class_weight",)
 
 _META = "__meta__"
 _META_FIELDS = ("format", "format_version", "estimator", "params", "attributes")
@@ -194,6 +196,8 @@ def _encode_param(value: Any) -> Any:
         return value.item()
     if isinstance(value, float) and value == float("inf"):
         return "inf"
+    if isinstance(value, dict):  # class_weight: JSON objects would turn int keys into str
+        return {"__dict__": [[_encode_param(k), _encode_param(v)] for k, v in value.items()]}
     return value
 
 
@@ -215,9 +219,25 @@ def _decode_kernel(value: Any, field: str) -> _kernels.Kernel:
         raise _field_error(field, f"is not a valid {cls.__name__} ({exc})") from None
 
 
+def _decode_mapping(value: Any, field: str) -> dict:
+    """A ``{"__dict__": [[key, value], ...]}`` object: numbers or strings to numbers."""
+    _check_keys(value, ("__dict__",), where=f"field {field!r}")
+    pairs = value["__dict__"]
+    if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
+        raise _field_error(field, "must hold a list of [key, value] pairs")
+    out = {}
+    for key, item in pairs:
+        if isinstance(key, bool) or not isinstance(key, (int, float, str)) or key in out:
+            raise _field_error(field, f"has an invalid or repeated key {key!r}")
+        out[key] = _check_number(item, f"{field}[{key!r}]")
+    return out
+
+
 def _decode_param(name: str, value: Any) -> Any:
     if isinstance(value, dict) and "__kernel__" in value:
         return _decode_kernel(value, f"params.{name}")
+    if isinstance(value, dict):
+        return _decode_mapping(value, f"params.{name}")
     return value
 
 
@@ -236,7 +256,12 @@ def _construct(cls: type, params: Any):
     Every parameter must be stored: a default in place of a missing one could change what
     the model predicts (a path-kernel model's activation)."""
     params = _check_dict(params, "params")
-    _check_keys(params, cls().get_params(deep=False), where="field 'params'")
+    defaults = cls().get_params(deep=False)
+    # Parameters added after format version 1 was fixed: absent from older files, which
+    # were written before they existed and so were fitted with their default.
+    added = {k: defaults[k] for k in _PARAMS_ADDED_SINCE_V1 if k in defaults and k not in params}
+    params = {**params, **added}
+    _check_keys(params, defaults, where="field 'params'")
     _refuse_booleans_as_numbers(cls, params)
     est = cls(**{k: _decode_param(k, v) for k, v in params.items()})
     try:

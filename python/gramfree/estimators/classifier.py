@@ -6,6 +6,8 @@ from __future__ import annotations
 import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
+from sklearn.utils._param_validation import StrOptions
+from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import KernelMachineMixin
@@ -15,6 +17,12 @@ class KernelClassifier(ClassifierMixin, KernelMachineMixin):
     """Kernel machine classifier: ridge regression on +-1 (binary) or one-hot (multiclass)
     targets, prediction by sign / argmax. Parameters and solvers as
     :class:`~gramfree.KernelRegressor`.
+
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes, as scikit-learn's classifiers take them: each sample's
+        weight in the loss is ``sample_weight * class_weight[its class]``. "balanced" uses
+        ``n_samples / (n_classes * count of the class)`` (counts without sample_weight, as
+        scikit-learn computes them). Classes missing from a dict weigh 1.
 
     Attributes
     ----------
@@ -32,11 +40,51 @@ class KernelClassifier(ClassifierMixin, KernelMachineMixin):
     True
     """
 
+    _parameter_constraints: dict = {
+        **KernelMachineMixin._parameter_constraints,
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+    }
+
+    def __init__(
+        self,
+        kernel="rbf",
+        *,
+        gamma=None,
+        degree=3,
+        coef0=1.0,
+        length_scale=1.0,
+        nu=1.5,
+        alpha=1.0,
+        solver="auto",
+        n_centers=None,
+        max_iter=None,
+        tol=1e-4,
+        random_state=None,
+        n_jobs=None,
+        device="cpu",
+        kernel_precision=None,
+        verbose=False,
+        class_weight=None,
+    ):
+        super().__init__(
+            kernel, gamma=gamma, degree=degree, coef0=coef0, length_scale=length_scale, nu=nu,
+            alpha=alpha, solver=solver, n_centers=n_centers, max_iter=max_iter, tol=tol,
+            random_state=random_state, n_jobs=n_jobs, device=device,
+            kernel_precision=kernel_precision, verbose=verbose,
+        )
+        self.class_weight = class_weight
+
     def fit(self, X, y, sample_weight=None):
-        """Fit on X (n_samples, n_features) and class labels y (n_samples,)."""
+        """Fit on X (n_samples, n_features) and class labels y (n_samples,), each sample
+        weighted by ``sample_weight`` times its class's ``class_weight``."""
         self._validate_params()
         X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=False)
         check_classification_targets(y)
+        if self.class_weight is not None:
+            per_class = compute_sample_weight(self.class_weight, y).astype(X.dtype)
+            sample_weight = per_class if sample_weight is None else sample_weight * per_class
+            if not sample_weight.any():
+                raise ValueError("class_weight: gives every sample weight zero")
         encoder = LabelEncoder().fit(y)
         classes = encoder.classes_
         if len(classes) < 2:

@@ -1,0 +1,123 @@
+"""class_weight, as scikit-learn's classifiers define it: the fit with class_weight equals
+the fit with the equivalent sample weights (compute_sample_weight, times any sample_weight
+given), on real data; bad values are refused naming the parameter; it survives a file."""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.utils._param_validation import InvalidParameterError
+from sklearn.utils.class_weight import compute_sample_weight
+
+from gramfree import KernelClassifier, load
+
+
+def _cancer():
+    X, y = load_breast_cancer(return_X_y=True)
+    return (X - X.mean(0)) / X.std(0), y
+
+
+def _digits():
+    X, y = load_digits(return_X_y=True)
+    return X[:600] / 16.0, y[:600]
+
+
+PARAMS = dict(gamma=0.05, alpha=0.1, solver="direct")
+
+
+@pytest.mark.parametrize("class_weight", ["balanced", {0: 3.0, 1: 0.5}], ids=["balanced", "dict"])
+def test_binary_equals_equivalent_sample_weights(class_weight):
+    X, y = _cancer()
+    a = KernelClassifier(class_weight=class_weight, **PARAMS).fit(X, y)
+    w = compute_sample_weight(class_weight, y)
+    b = KernelClassifier(**PARAMS).fit(X, y, sample_weight=w)
+    np.testing.assert_array_equal(a.dual_coef_, b.dual_coef_)
+    # and it changes the model: the minority class (malignant, 0) gains
+    plain = KernelClassifier(**PARAMS).fit(X, y)
+    assert not np.allclose(a.dual_coef_, plain.dual_coef_)
+
+
+def test_multiclass_composes_with_sample_weight():
+    X, y = _digits()
+    sw = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    cw = {3: 4.0, 7: 0.25}  # classes not named weigh 1
+    a = KernelClassifier(class_weight=cw, **PARAMS).fit(X, y, sample_weight=sw)
+    b = KernelClassifier(**PARAMS).fit(X, y, sample_weight=sw * compute_sample_weight(cw, y))
+    np.testing.assert_allclose(a.dual_coef_, b.dual_coef_, rtol=1e-12, atol=1e-12)
+
+
+def test_balanced_helps_the_rare_class_on_imbalanced_data():
+    """Digits, one class against the rest (10% positives), a wide kernel and strong
+    regularisation: balanced weights raise the recall of the rare class."""
+    X, y = load_digits(return_X_y=True)
+    X, t = X / 16.0, (y == 9).astype(int)
+    params = dict(gamma=0.002, alpha=30.0, solver="direct")
+    plain = KernelClassifier(**params).fit(X[:1200], t[:1200])
+    balanced = KernelClassifier(class_weight="balanced", **params).fit(X[:1200], t[:1200])
+    rare = t[1200:] == 1
+
+    def recall(m):
+        return np.mean(m.predict(X[1200:][rare]) == 1)
+
+    assert recall(balanced) > recall(plain)
+
+
+def test_string_labels_and_file_round_trip(tmp_path):
+    X, y = _cancer()
+    labels = np.array(["malignant", "benign"])[y]
+    cw = {"malignant": 2.0, "benign": 1.0}
+    model = KernelClassifier(class_weight=cw, **PARAMS).fit(X, labels)
+    path = tmp_path / "m.gfm"
+    model.save(path)
+    loaded = load(path)
+    assert loaded.get_params()["class_weight"] == cw
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    int_model = KernelClassifier(class_weight={0: 2.0, 1: 1.0}, **PARAMS).fit(X, y)
+    int_model.save(path)
+    again = load(path)
+    assert again.get_params()["class_weight"] == {0: 2.0, 1: 1.0}
+    refit = again.fit(X, y)  # int keys came back as ints: the refit finds the classes
+    np.testing.assert_array_equal(refit.dual_coef_, int_model.dual_coef_)
+
+
+@pytest.mark.parametrize(("class_weight", "exc", "match"), [
+    ("balance", InvalidParameterError, "class_weight"),
+    ([1.0, 2.0], InvalidParameterError, "class_weight"),
+    ({5: 1.0}, ValueError, "not in class_weight|class_weight"),
+    ({0: 0.0, 1: 0.0}, ValueError, "class_weight"),
+])
+def test_bad_class_weight_is_refused(class_weight, exc, match):
+    X, y = _cancer()
+    Xc = X.copy()
+    with pytest.raises(exc, match=match):
+        KernelClassifier(class_weight=class_weight, **PARAMS).fit(X, y)
+    np.testing.assert_array_equal(X, Xc)
+
+
+def test_files_from_before_class_weight_still_load(tmp_path):
+    """Version-1 files written before the parameter existed lack it: they load with the
+    default (None), which is what they were fitted with."""
+    X, y = _cancer()
+    model = KernelClassifier(**PARAMS).fit(X, y)
+    path = tmp_path / "m.gfm"
+    model.save(path)
+    old = tmp_path / "old.gfm"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(old, "w") as dst:
+        for item in src.infolist():
+            data = src.read(item)
+            if item.filename == "__meta__.npy":
+                arr = np.load(io.BytesIO(data))
+                meta = json.loads(str(arr))
+                del meta["params"]["class_weight"]
+                buf = io.BytesIO()
+                np.save(buf, np.array(json.dumps(meta)))
+                data = buf.getvalue()
+            dst.writestr(item, data)
+    loaded = load(old)
+    assert loaded.class_weight is None
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
