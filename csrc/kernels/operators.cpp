@@ -311,63 +311,52 @@ void normal_matvec_strip(const KernelSpec& spec, Epilogue epi, ConstMatrix<T> X,
 
 }  // namespace
 
-void validate(const KernelSpec& spec) {
-  auto positive = [](double v, const char* name) {
-    if (!(std::isfinite(v) && v > 0))
-      fail(std::string(name) + ": must be a positive finite number, got " + std::to_string(v));
-  };
-  switch (spec.kind) {
-    case KernelKind::gaussian:
-    case KernelKind::laplacian_l1:
-    case KernelKind::laplacian_l2:
-      positive(spec.gamma, "gamma");
-      break;
-    case KernelKind::matern12:
-    case KernelKind::matern32:
-    case KernelKind::matern52:
-      positive(spec.length_scale, "length_scale");
-      break;
-    case KernelKind::polynomial:
-      positive(spec.gamma, "gamma");
-      if (!std::isfinite(spec.coef0)) fail("coef0: must be finite");
-      if (spec.degree < 1 || spec.degree > 64)
-        fail("degree: must be an integer in [1, 64], got " + std::to_string(spec.degree));
-      break;
-    case KernelKind::linear:
-    case KernelKind::arccos1:
-      break;
-    default:
-      fail("kernel: unknown kind");
+namespace {
+
+const KernelInfo& row_of(KernelKind kind) {
+  const auto index = static_cast<std::size_t>(kind);
+  if (index >= kernel_count) fail("kernel: unknown kind");
+  return kernel_table[index];
+}
+
+void check_domain(Domain domain, double value, const char* name) {
+  switch (domain) {
+    case Domain::unused:
+      return;
+    case Domain::positive:
+      if (!(std::isfinite(value) && value > 0))
+        fail(std::string(name) + ": must be a positive finite number, got " +
+             std::to_string(value));
+      return;
+    case Domain::finite:
+      if (!std::isfinite(value)) fail(std::string(name) + ": must be finite");
+      return;
+    case Domain::power:
+      if (!(value >= 1 && value <= kMaxDegree))
+        fail(std::string(name) + ": must be an integer in [1, " + std::to_string(kMaxDegree) +
+             "], got " + std::to_string(int(value)));
+      return;
   }
+}
+
+}  // namespace
+
+void validate(const KernelSpec& spec) {
+  const KernelInfo& row = row_of(spec.kind);
+  check_domain(row.gamma, spec.gamma, "gamma");
+  check_domain(row.coef0, spec.coef0, "coef0");
+  check_domain(row.degree, spec.degree, "degree");
+  check_domain(row.length_scale, spec.length_scale, "length_scale");
 }
 
 std::string to_string(KernelKind kind) {
-  switch (kind) {
-    case KernelKind::gaussian:
-      return "gaussian";
-    case KernelKind::laplacian_l1:
-      return "laplacian_l1";
-    case KernelKind::laplacian_l2:
-      return "laplacian_l2";
-    case KernelKind::matern12:
-      return "matern12";
-    case KernelKind::matern32:
-      return "matern32";
-    case KernelKind::matern52:
-      return "matern52";
-    case KernelKind::polynomial:
-      return "polynomial";
-    case KernelKind::linear:
-      return "linear";
-    case KernelKind::arccos1:
-      return "arccos1";
-  }
-  return "unknown";
+  const auto index = static_cast<std::size_t>(kind);
+  return index < kernel_count ? kernel_table[index].name : "unknown";
 }
 
 KernelKind kernel_kind_from_string(const std::string& name) {
-  for (int i = 0; i <= static_cast<int>(KernelKind::arccos1); ++i)
-    if (to_string(static_cast<KernelKind>(i)) == name) return static_cast<KernelKind>(i);
+  for (const KernelInfo& row : kernel_table)
+    if (name == row.name) return row.kind;
   fail("kernel: unknown kind '" + name + "'");
 }
 
