@@ -59,6 +59,14 @@ py::array block_typed(const KernelSpec& spec, const py::array& X, const py::arra
   return std::move(out);
 }
 
+template <class T>
+py::array diagonal_typed(const KernelSpec& spec, const py::array& X, DType dt) {
+  const auto x = view<T>(X, "X", dt);
+  py::array_t<double> out(py::ssize_t(x.rows));
+  call_released([&] { kernel_diagonal<T>(spec, x, out.mutable_data()); });
+  return std::move(out);
+}
+
 }  // namespace
 
 void bind_pathkernel(py::module_& m);  // pathkernel_module.cpp
@@ -123,6 +131,18 @@ PYBIND11_MODULE(_core, m) {
       },
       py::arg("X"), py::arg("Z"), py::kw_only(), GRAMFREE_KERNEL_ARGS,
       "K(X, Z) materialised, shape (n, m).");
+  m.def(
+      "kernel_diagonal",
+      [](const py::array& X, const std::string& kind, double gamma, double coef0, int degree,
+         double length_scale) {
+        const KernelSpec spec = make_spec(kind, gamma, coef0, degree, length_scale);
+        const DType dt = dtype_of(X, "X");
+        return dt == DType::f32 ? diagonal_typed<float>(spec, X, dt)
+                                : diagonal_typed<double>(spec, X, dt);
+      },
+      py::arg("X"), py::kw_only(), py::arg("kind"), py::arg("gamma") = 1.0,
+      py::arg("coef0") = 1.0, py::arg("degree") = 3, py::arg("length_scale") = 1.0,
+      "K(x, x) for each row of X (float64), shape (n,).");
 #undef GRAMFREE_KERNEL_ARGS
 
   bind_pathkernel(m);

@@ -74,6 +74,11 @@ template <class T>
 void kernel_block(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Matrix<T> out,
                   const Options& options = {});
 
+// out[i] = K(X_i, X_i), n values: the kernel's formula at the metric of a point with itself,
+// no pairs evaluated; in double whatever T, like a reduction.
+template <class T>
+void kernel_diagonal(const KernelSpec& spec, ConstMatrix<T> X, double* out);
+
 // out[n, k*d] (row i holds the k gradients, each of length d, one after another):
 // out[i, c*d + l] = d/dX[i,l] (K(X,Z) @ V)[i,c]
 // Every kernel with a gradient in the table (all but arccos1); at x == z the

@@ -1,5 +1,5 @@
 // The kernel formulas (kernel_formulas.inc) on plain scalars, for the host code that
-// evaluates a kernel pair by pair: the pairwise gradient (operators.cpp).
+// evaluates a kernel pair by pair: the pairwise gradient and the diagonal (operators.cpp).
 #pragma once
 
 #include <cmath>

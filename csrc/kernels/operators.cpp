@@ -409,6 +409,29 @@ void kernel_block(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Ma
   run_engine(a, options);
 }
 
+template <class T>
+void kernel_diagonal(const KernelSpec& spec, ConstMatrix<T> X, double* out) {
+  validate(spec);
+  check_input(X, "X");
+  if (out == nullptr) fail("out: null data");
+  detail::visit_kind(spec.kind, [&](auto kind) {
+    constexpr KernelKind K = decltype(kind)::value;
+    using F = scalar::Formula<K>;
+    const scalar::Params<double> p{spec.gamma, spec.coef0, spec.length_scale, spec.degree};
+    for (std::size_t i = 0; i < X.rows; ++i) {
+      const T* x = X.data + i * X.cols;
+      double sq = 0;
+      for (std::size_t t = 0; t < X.cols; ++t) sq += double(x[t]) * double(x[t]);
+      // A point's distance to itself is 0; its inner product with itself, |x|^2.
+      const double s = kernel_row<K>.metric == Metric::dot ? sq : 0.0;
+      if constexpr (kernel_row<K>.needs_norms)
+        out[i] = F::value(s, std::sqrt(sq), std::sqrt(sq), p);
+      else
+        out[i] = F::value(s, p);
+    }
+  });
+}
+
 namespace {
 
 template <class T>
@@ -572,6 +595,7 @@ bool cuda_compiled() {
                                         ConstMatrix<T>, Matrix<T>, const Options&, const T*); \
   template void kernel_block<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,           \
                                 Matrix<T>, const Options&);                                  \
+  template void kernel_diagonal<T>(const KernelSpec&, ConstMatrix<T>, double*);              \
   template void kernel_grad_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,     \
                                       ConstMatrix<T>, Matrix<T>, const Options&);
 GRAMFREE_INSTANTIATE(float)
