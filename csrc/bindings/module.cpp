@@ -1,6 +1,8 @@
 // gramfree._core: converts and checks arrays, releases the GIL, calls the C++ core.
 // Python callers (python/gramfree/operators.py) validate first; this layer checks again so
 // that the module is safe on its own.
+#include <utility>
+
 #include "bindings/common.hpp"
 
 namespace py = pybind11;
@@ -65,6 +67,58 @@ py::array diagonal_typed(const KernelSpec& spec, const py::array& X, DType dt) {
   py::array_t<double> out(py::ssize_t(x.rows));
   call_released([&] { kernel_diagonal<T>(spec, x, out.mutable_data()); });
   return std::move(out);
+}
+
+const char* name_of(Metric metric) {
+  switch (metric) {
+    case Metric::dot: return "dot";
+    case Metric::sqdist: return "sqdist";
+    case Metric::l1: return "l1";
+  }
+  return "?";
+}
+
+const char* name_of(Domain domain) {
+  switch (domain) {
+    case Domain::unused: return "unused";
+    case Domain::positive: return "positive";
+    case Domain::finite: return "finite";
+    case Domain::power: return "power";
+  }
+  return "?";
+}
+
+const char* name_of(Gradient gradient) {
+  switch (gradient) {
+    case Gradient::none: return "none";
+    case Gradient::fused: return "fused";
+    case Gradient::direct: return "direct";
+    case Gradient::constant: return "constant";
+  }
+  return "?";
+}
+
+// gramfree/kernel_table.hpp as Python data, one dict per kernel in KernelKind order.
+py::list kernel_table_rows() {
+  py::list rows;
+  for (const KernelInfo& row : kernel_table) {
+    py::dict params;
+    const std::pair<const char*, Domain> domains[] = {{"gamma", row.gamma},
+                                                      {"coef0", row.coef0},
+                                                      {"degree", row.degree},
+                                                      {"length_scale", row.length_scale}};
+    for (const auto& [name, domain] : domains)
+      if (domain != Domain::unused) params[name] = name_of(domain);
+    py::dict d;
+    d["name"] = row.name;
+    d["metric"] = name_of(row.metric);
+    d["parameters"] = params;
+    d["needs_norms"] = row.needs_norms;
+    d["gradient"] = name_of(row.gradient);
+    d["has_gradient"] = row.gradient != Gradient::none;
+    rows.append(d);
+  }
+  return rows;
 }
 
 }  // namespace
@@ -144,6 +198,13 @@ PYBIND11_MODULE(_core, m) {
       py::arg("coef0") = 1.0, py::arg("degree") = 3, py::arg("length_scale") = 1.0,
       "K(x, x) for each row of X (float64), shape (n,).");
 #undef GRAMFREE_KERNEL_ARGS
+
+  m.def("kernel_table", &kernel_table_rows,
+        "The kernels of the core (csrc/gramfree/kernel_table.hpp): per kernel its name, "
+        "metric ('dot', 'sqdist', 'l1'), parameters used with their domains ('positive', "
+        "'finite', 'power': an integer in [1, max_degree]), needs_norms, gradient "
+        "('none', 'fused', 'direct', 'constant') and has_gradient.");
+  m.attr("max_degree") = kMaxDegree;
 
   bind_pathkernel(m);
   bind_cuda(m);

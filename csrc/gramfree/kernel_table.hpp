@@ -1,6 +1,7 @@
 // The kernels of gramfree, one row each. Everything that lists kernels is generated from this
 // table: KernelKind, the names (to_string, kernel_kind_from_string), validate(), the CPU
-// engine's and the CUDA tiles' dispatch and metric, and the gradient's method.
+// engine's and the CUDA tiles' dispatch and metric, the gradient's method, and
+// gramfree._core.kernel_table() for Python.
 //
 // Pure data: the per-instruction-set engine units include this, and an inline function
 // compiled there with AVX-512 flags could be linked into the baseline path.
