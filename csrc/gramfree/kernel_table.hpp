@@ -3,6 +3,17 @@
 // engine's and the CUDA tiles' dispatch and metric, the gradient's method, and
 // gramfree._core.kernel_table() for Python.
 //
+// Adding a kernel:
+//   1. a row below, at the end (KernelKind's values are public; the name is the id);
+//   2. its formula in csrc/kernels/kernel_formulas.inc: the kernel as a function of the
+//      metric value, and its derivative in that value if the gradient column is fused or
+//      direct;
+//   3. its float64 reference: a row of NATIVE in tests/reference.py and a case of
+//      ref_kernel() in tests/cpp/test_operators.cpp (both test suites iterate this table
+//      and fail on a kernel without one);
+//   4. if it has a new user-facing name, a class in python/gramfree/kernels.py, listed in
+//      KERNEL_CLASSES (a test checks that every row is reachable from some class).
+//
 // Pure data: the per-instruction-set engine units include this, and an inline function
 // compiled there with AVX-512 flags could be linked into the baseline path.
 #pragma once
