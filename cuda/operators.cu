@@ -7,9 +7,9 @@
 #include <cstdint>
 #include <stdexcept>
 #include <string>
-#include <type_traits>
 
 #include "gramfree/cuda.hpp"
+#include "kernels/visit_kind.hpp"
 #include "tiles.cuh"
 
 namespace gramfree::cuda {
@@ -111,22 +111,6 @@ std::size_t tile_rows(std::size_t n, std::size_t fit) {
   return std::max<std::size_t>(kBM, fit / kBM * kBM);
 }
 
-// Calls f with the kernel's Epi as a compile-time constant.
-template <class F>
-void with_epi(KernelKind kind, F&& f) {
-  switch (kind) {
-    case KernelKind::gaussian: f(std::integral_constant<Epi, Epi::gaussian>{}); break;
-    case KernelKind::laplacian_l1: f(std::integral_constant<Epi, Epi::laplacian_l1>{}); break;
-    case KernelKind::laplacian_l2: f(std::integral_constant<Epi, Epi::laplacian_l2>{}); break;
-    case KernelKind::matern12: f(std::integral_constant<Epi, Epi::matern12>{}); break;
-    case KernelKind::matern32: f(std::integral_constant<Epi, Epi::matern32>{}); break;
-    case KernelKind::matern52: f(std::integral_constant<Epi, Epi::matern52>{}); break;
-    case KernelKind::polynomial: f(std::integral_constant<Epi, Epi::polynomial>{}); break;
-    case KernelKind::linear: f(std::integral_constant<Epi, Epi::linear>{}); break;
-    case KernelKind::arccos1: f(std::integral_constant<Epi, Epi::arccos1>{}); break;
-  }
-}
-
 // How many ranges of Z's tiles the blocks of one launch split (each summed into its own
 // partial output, then reduced in order): enough blocks to fill the GPU twice over when
 // X has few rows (the centres side of K^T U, small batches).
@@ -152,7 +136,7 @@ void launch_matvec(const KernelSpec& spec, const T* dX, std::size_t n, const T* 
   cuda_impl::MatvecArgs<T> a{dX, dZ, dV, splits > 1 ? partial : dOut, n, m, d, k,
                              params_of<T>(spec), splits, accumulate};
   const dim3 grid(unsigned(ceil_div(n, kBM)), unsigned(k_blocks), unsigned(splits));
-  with_epi(spec.kind, [&](auto e) {
+  detail::visit_kind(spec.kind, [&](auto e) {
     cuda_impl::matvec_kernel<decltype(e)::value, T><<<grid, kThreads>>>(a);
   });
   check(cudaGetLastError(), "matvec_kernel launch");
@@ -358,7 +342,7 @@ void kernel_block(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Ma
       const std::size_t zr = std::min(z_rows, m - z0);
       if (!z_whole) to_device(dZ.ptr, Z.data + z0 * d, zr * d);
       const dim3 grid(unsigned(ceil_div(rows, kBM)), unsigned(ceil_div(zr, kBN)));
-      with_epi(spec.kind, [&](auto e) {
+      detail::visit_kind(spec.kind, [&](auto e) {
         cuda_impl::block_kernel<decltype(e)::value, T>
             <<<grid, kThreads>>>(dX.ptr, dZ.ptr, rows, zr, d, p, dOut.ptr, zr);
       });

@@ -1,12 +1,13 @@
 // Device code: one 64 x 64 tile of K(X, Z) per thread block, computed from shared-memory
-// stages of X and Z, the kernel function applied in registers (the CPU engine's epilogues,
-// csrc/kernels/engine.hpp apply(), in exact arithmetic), then either multiplied into V
+// stages of X and Z, the kernel function applied in registers (the CPU engine's formulas,
+// csrc/kernels/kernel_formulas.inc, on device scalars), then either multiplied into V
 // (matvec_kernel: the tile never reaches global memory) or stored (block_kernel).
 #pragma once
 
 #include <cstddef>
 
 #include "gramfree/gramfree.hpp"
+#include "gramfree/kernel_table.hpp"
 
 namespace gramfree::cuda_impl {
 
@@ -22,73 +23,51 @@ constexpr int kTileStride = kBN + 1;
 constexpr int kTileElems = kBM * kTileStride;
 static_assert(2 * kBK * kStageStride <= kTileElems, "stages must fit in the tile buffer");
 
-// The kernel functions are the core's KernelKind, used as a template parameter.
+// The kernel functions are the core's KernelKind, used as a template parameter; what each
+// is made of comes from its row of the table (gramfree/kernel_table.hpp).
 using Epi = gramfree::KernelKind;
+template <Epi E>
+constexpr Metric kMetric = kernel_row<E>.metric;
+template <Epi E>
+constexpr bool kNeedsNorms = kernel_row<E>.needs_norms;
 
-enum class Metric { dot, sqdist, l1 };
-
-__host__ __device__ constexpr Metric metric_of(Epi e) {
-  return e == Epi::laplacian_l1 ? Metric::l1
-         : (e == Epi::polynomial || e == Epi::linear || e == Epi::arccos1) ? Metric::dot
-                                                                             : Metric::sqdist;
-}
-
+// The vocabulary of kernel_formulas.inc on device scalars.
 template <class T>
-struct Params {
-  T gamma, coef0, length_scale;
-  int degree;
-};
-
-__device__ __forceinline__ float d_exp(float x) { return expf(x); }
-__device__ __forceinline__ double d_exp(double x) { return exp(x); }
-__device__ __forceinline__ float d_sqrt(float x) { return sqrtf(x); }
-__device__ __forceinline__ double d_sqrt(double x) { return sqrt(x); }
-__device__ __forceinline__ float d_acos(float x) { return acosf(x); }
-__device__ __forceinline__ double d_acos(double x) { return acos(x); }
-
+using vec_t = T;
 template <class T>
-__device__ __forceinline__ T ipow(T b, int e) {
-  T r = T(1);
-  while (e) {
-    if (e & 1) r *= b;
-    b *= b;
-    e >>= 1;
-  }
-  return r;
+__device__ __forceinline__ T vbroadcast(T x) {
+  return x;
 }
+template <class T>
+__device__ __forceinline__ T vmax(T a, T b) {
+  return a > b ? a : b;
+}
+template <class T>
+__device__ __forceinline__ T vmin(T a, T b) {
+  return a < b ? a : b;
+}
+__device__ __forceinline__ float vexp(float x) { return expf(x); }
+__device__ __forceinline__ double vexp(double x) { return exp(x); }
+__device__ __forceinline__ float vsqrt(float x) { return sqrtf(x); }
+__device__ __forceinline__ double vsqrt(double x) { return sqrt(x); }
+__device__ __forceinline__ float vacos(float x) { return acosf(x); }
+__device__ __forceinline__ double vacos(double x) { return acos(x); }
 
-// s: squared distance, L1 distance or inner product (metric_of); xn, zn: the plain norms
-// (arccos1 only).
+#define GRAMFREE_FORMULA __device__ __forceinline__
+#include "kernels/kernel_formulas.inc"
+#undef GRAMFREE_FORMULA
+
+// s: squared distance, L1 distance or inner product (kMetric); xn, zn: the plain norms
+// (kNeedsNorms only).
 template <Epi E, class T>
 __device__ __forceinline__ T apply(T s, T xn, T zn, const Params<T>& p) {
-  if constexpr (E == Epi::gaussian || E == Epi::laplacian_l1) {
-    return d_exp(-p.gamma * s);
-  } else if constexpr (E == Epi::laplacian_l2) {
-    return d_exp(-p.gamma * d_sqrt(s));
-  } else if constexpr (E == Epi::matern12) {
-    return d_exp(-d_sqrt(s) / p.length_scale);
-  } else if constexpr (E == Epi::matern32) {
-    const T r = d_sqrt(s) * (T(1.7320508075688772935) / p.length_scale);
-    return (T(1) + r) * d_exp(-r);
-  } else if constexpr (E == Epi::matern52) {
-    const T r = d_sqrt(s) * (T(2.2360679774997896964) / p.length_scale);
-    return (T(1) + r + r * r * (T(1) / T(3))) * d_exp(-r);
-  } else if constexpr (E == Epi::polynomial) {
-    return ipow<T>(p.gamma * s + p.coef0, p.degree);
-  } else if constexpr (E == Epi::linear) {
-    return s;
-  } else {  // arccos1
-    const T nn = xn * zn;
-    if (!(nn > T(0))) return T(0);
-    const T c = fmin(fmax(s / nn, T(-1)), T(1));
-    const T sin_t = d_sqrt(fmax(T(1) - c * c, T(0)));
-    return nn * (sin_t + (T(3.14159265358979323846) - d_acos(c)) * c) *
-           T(0.31830988618379067154);
-  }
+  if constexpr (kNeedsNorms<E>) return Formula<E>::template value<T>(s, xn, zn, p);
+  else return Formula<E>::template value<T>(s, p);
 }
 
 // The metric of the tile (row0.., col0..) over the full depth d, into s[i][j] for the
-// thread's rows ty + 16 i and columns tx + 16 j; xsq/zsq: the squared norms (arccos1).
+// thread's rows ty + 16 i and columns tx + 16 j; xsq/zsq: the squared norms
+// (kNeedsNorms).
 // Rows past n and columns past m read zeros; the caller never uses them.
 template <Metric M, bool Norms, class T>
 __device__ __forceinline__ void tile_metric(const T* __restrict__ X, const T* __restrict__ Z,
@@ -169,8 +148,8 @@ struct VCols {
 // out[z][row][col] (n x k per split), summed in order by reduce_kernel: deterministic.
 template <Epi E, class T>
 __global__ void __launch_bounds__(kThreads) matvec_kernel(MatvecArgs<T> a) {
-  constexpr Metric M = metric_of(E);
-  constexpr bool kNorms = E == Epi::arccos1;
+  constexpr Metric M = kMetric<E>;
+  constexpr bool kNorms = kNeedsNorms<E>;
   constexpr int KC = VCols<T>::value;
   constexpr int NQ = KC / (kThreads / kBM);
   __shared__ T kt[kTileElems];
@@ -197,7 +176,7 @@ __global__ void __launch_bounds__(kThreads) matvec_kernel(MatvecArgs<T> a) {
         const int c = tx + 16 * j;
         T kv = T(0);
         if (col0 + c < a.m) {
-          if constexpr (kNorms) kv = apply<E, T>(s[i][j], d_sqrt(xsq[i]), d_sqrt(zsq[j]), a.p);
+          if constexpr (kNorms) kv = apply<E, T>(s[i][j], vsqrt(xsq[i]), vsqrt(zsq[j]), a.p);
           else kv = apply<E, T>(s[i][j], T(0), T(0), a.p);
         }
         kt[(ty + 16 * i) * kTileStride + c] = kv;
@@ -259,12 +238,12 @@ __global__ void __launch_bounds__(kThreads) block_kernel(const T* __restrict__ X
                                                          const T* __restrict__ Z, size_t n,
                                                          size_t m, size_t d, Params<T> p,
                                                          T* __restrict__ out, size_t ldo) {
-  constexpr bool kNorms = E == Epi::arccos1;
+  constexpr bool kNorms = kNeedsNorms<E>;
   __shared__ T stage[kTileElems];
   const int t = threadIdx.x, tx = t % 16, ty = t / 16;
   const size_t row0 = size_t(blockIdx.x) * kBM, col0 = size_t(blockIdx.y) * kBN;
   T s[4][4], xsq[4], zsq[4];
-  tile_metric<metric_of(E), kNorms, T>(X, Z, n, m, d, row0, col0, stage, s, xsq, zsq);
+  tile_metric<kMetric<E>, kNorms, T>(X, Z, n, m, d, row0, col0, stage, s, xsq, zsq);
 #pragma unroll
   for (int i = 0; i < 4; ++i) {
     const size_t r = row0 + ty + 16 * i;
@@ -273,7 +252,7 @@ __global__ void __launch_bounds__(kThreads) block_kernel(const T* __restrict__ X
     for (int j = 0; j < 4; ++j) {
       const size_t c = col0 + tx + 16 * j;
       if (c >= m) continue;
-      if constexpr (kNorms) out[r * ldo + c] = apply<E, T>(s[i][j], d_sqrt(xsq[i]), d_sqrt(zsq[j]), p);
+      if constexpr (kNorms) out[r * ldo + c] = apply<E, T>(s[i][j], vsqrt(xsq[i]), vsqrt(zsq[j]), p);
       else out[r * ldo + c] = apply<E, T>(s[i][j], T(0), T(0), p);
     }
   }

@@ -19,6 +19,7 @@ from sklearn.metrics.pairwise import pairwise_kernels
 from gramfree.kernels import ArcCosine, Gaussian, Kernel, Laplacian, Linear, Matern, Polynomial
 
 __all__ = [
+    "NATIVE",
     "kernel_matrix",
     "magnitude_matrix",
     "sklearn_kernel_matrix",
@@ -59,21 +60,6 @@ def _l1dist(X, Z) -> np.ndarray:
     return np.abs(_diff(X, Z)).sum(axis=2)
 
 
-def _matern(r: np.ndarray, nu: float, length_scale: float) -> np.ndarray:
-    """Matern of distance r, scikit-learn's parametrisation."""
-    if nu == 0.5:
-        return np.exp(-r / length_scale)
-    if nu == 1.5:
-        a = math.sqrt(3.0) * r / length_scale
-        return (1.0 + a) * np.exp(-a)
-    if nu == 2.5:
-        a = math.sqrt(5.0) * r / length_scale
-        return (1.0 + a + a * a / 3.0) * np.exp(-a)
-    if nu == math.inf:
-        return np.exp(-0.5 * (r / length_scale) ** 2)
-    raise ValueError(f"reference has no Matern nu={nu}")
-
-
 def _arccos1(X, Z) -> np.ndarray:
     X, Z = _f64(X), _f64(Z)
     nx = np.sqrt((X * X).sum(axis=1))
@@ -87,28 +73,66 @@ def _arccos1(X, Z) -> np.ndarray:
     return np.where(nn > 0, K, 0.0)
 
 
+def _matern(a: np.ndarray, nu: float) -> np.ndarray:
+    """Matern of order nu = 1/2, 3/2 or 5/2 at a = sqrt(2 nu) |x - z| / length_scale."""
+    if nu == 0.5:
+        return np.exp(-a)
+    if nu == 1.5:
+        return (1.0 + a) * np.exp(-a)
+    return (1.0 + a + a * a / 3.0) * np.exp(-a)
+
+
+# One row per native kernel of the core's table (gramfree.kernels.native_kernels()), from
+# the textbook formula, taking exactly the parameters the table says the kernel uses;
+# tests/test_kernel_table.py fails for a native kernel without a row here.
+NATIVE = {
+    "gaussian": lambda X, Z, gamma: np.exp(-gamma * _sqdist(X, Z)),
+    "laplacian_l1": lambda X, Z, gamma: np.exp(-gamma * _l1dist(X, Z)),
+    "laplacian_l2": lambda X, Z, gamma: np.exp(-gamma * np.sqrt(_sqdist(X, Z))),
+    "matern12": lambda X, Z, length_scale: _matern(np.sqrt(_sqdist(X, Z)) / length_scale, 0.5),
+    "matern32": lambda X, Z, length_scale: _matern(
+        math.sqrt(3.0) * np.sqrt(_sqdist(X, Z)) / length_scale, 1.5
+    ),
+    "matern52": lambda X, Z, length_scale: _matern(
+        math.sqrt(5.0) * np.sqrt(_sqdist(X, Z)) / length_scale, 2.5
+    ),
+    "polynomial": lambda X, Z, gamma, coef0, degree: (
+        gamma * (_f64(X) @ _f64(Z).T) + coef0
+    ) ** int(degree),
+    "linear": lambda X, Z: _f64(X) @ _f64(Z).T,
+    "arccos1": _arccos1,
+}
+
+
+def _native_of(kernel: Kernel, d: int) -> tuple[str, dict]:
+    """The native kernel a kernel object stands for and its parameters, from the object's
+    fields and the kernel's definition (not from the library's ``native_spec``)."""
+    if isinstance(kernel, Gaussian):
+        return "gaussian", {"gamma": _gamma(kernel, d)}
+    if isinstance(kernel, Laplacian):
+        return f"laplacian_{kernel.norm}", {"gamma": _gamma(kernel, d)}
+    if isinstance(kernel, Matern):
+        if kernel.nu == math.inf:  # exp(-r^2 / (2 l^2))
+            return "gaussian", {"gamma": 0.5 / kernel.length_scale**2}
+        kind = {0.5: "matern12", 1.5: "matern32", 2.5: "matern52"}[kernel.nu]
+        return kind, {"length_scale": kernel.length_scale}
+    if isinstance(kernel, Polynomial):
+        return "polynomial", {
+            "gamma": _gamma(kernel, d), "coef0": kernel.coef0, "degree": kernel.degree
+        }
+    if isinstance(kernel, Linear):
+        return "linear", {}
+    if isinstance(kernel, ArcCosine):
+        return "arccos1", {}
+    raise TypeError(f"no reference for {kernel!r}")
+
+
 def kernel_matrix(kernel: Kernel, X, Z=None) -> np.ndarray:
     """``K(X, Z)`` in float64 from the textbook formula of each kernel."""
     X = _f64(X)
     Z = X if Z is None else _f64(Z)
-    d = X.shape[1]
-    if isinstance(kernel, Gaussian):
-        return np.exp(-_gamma(kernel, d) * _sqdist(X, Z))
-    if isinstance(kernel, Laplacian):
-        g = _gamma(kernel, d)
-        if kernel.norm == "l1":
-            return np.exp(-g * _l1dist(X, Z))
-        return np.exp(-g * np.sqrt(_sqdist(X, Z)))
-    if isinstance(kernel, Matern):
-        return _matern(np.sqrt(_sqdist(X, Z)), kernel.nu, kernel.length_scale)
-    if isinstance(kernel, Polynomial):
-        base = _gamma(kernel, d) * (X @ Z.T) + kernel.coef0
-        return base ** int(kernel.degree)
-    if isinstance(kernel, Linear):
-        return X @ Z.T
-    if isinstance(kernel, ArcCosine):
-        return _arccos1(X, Z)
-    raise TypeError(f"no reference for {kernel!r}")
+    kind, params = _native_of(kernel, X.shape[1])
+    return NATIVE[kind](X, Z, **params)
 
 
 def magnitude_matrix(kernel: Kernel, X, Z=None) -> np.ndarray:

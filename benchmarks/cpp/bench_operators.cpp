@@ -152,10 +152,11 @@ BENCHMARK_TEMPLATE(BM_normal_matvec_gaussian, double)->Apply(normal_sizes)->UseR
 BENCHMARK_TEMPLATE(BM_block_gaussian, float)->Apply(block_sizes)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_block_gaussian, double)->Apply(block_sizes)->UseRealTime();
 
+// Every kernel of the table (gramfree/kernel_table.hpp).
 constexpr gf::KernelKind kAllKinds[] = {
-    gf::KernelKind::gaussian,   gf::KernelKind::laplacian_l1, gf::KernelKind::laplacian_l2,
-    gf::KernelKind::matern12,   gf::KernelKind::matern32,     gf::KernelKind::matern52,
-    gf::KernelKind::polynomial, gf::KernelKind::linear,       gf::KernelKind::arccos1,
+#define GF_KIND(id, ...) gf::KernelKind::id,
+    GRAMFREE_KERNEL_TABLE(GF_KIND)
+#undef GF_KIND
 };
 
 template <class T>

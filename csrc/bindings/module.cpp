@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "bindings/common.hpp"
@@ -117,6 +118,66 @@ void block_into(const KernelSpec& spec, const py::array& X, const py::array& Z, 
   type_error("out: dtype must be X's, or float64 for float32 X");
 }
 
+template <class T>
+py::array diagonal_typed(const KernelSpec& spec, const py::array& X, DType dt) {
+  const auto x = view<T>(X, "X", dt);
+  py::array_t<double> out(py::ssize_t(x.rows));
+  call_released([&] { kernel_diagonal<T>(spec, x, out.mutable_data()); });
+  return std::move(out);
+}
+
+const char* name_of(Metric metric) {
+  switch (metric) {
+    case Metric::dot: return "dot";
+    case Metric::sqdist: return "sqdist";
+    case Metric::l1: return "l1";
+  }
+  return "?";
+}
+
+const char* name_of(Domain domain) {
+  switch (domain) {
+    case Domain::unused: return "unused";
+    case Domain::positive: return "positive";
+    case Domain::finite: return "finite";
+    case Domain::power: return "power";
+  }
+  return "?";
+}
+
+const char* name_of(Gradient gradient) {
+  switch (gradient) {
+    case Gradient::none: return "none";
+    case Gradient::fused: return "fused";
+    case Gradient::direct: return "direct";
+    case Gradient::constant: return "constant";
+  }
+  return "?";
+}
+
+// gramfree/kernel_table.hpp as Python data, one dict per kernel in KernelKind order.
+py::list kernel_table_rows() {
+  py::list rows;
+  for (const KernelInfo& row : kernel_table) {
+    py::dict params;
+    const std::pair<const char*, Domain> domains[] = {{"gamma", row.gamma},
+                                                      {"coef0", row.coef0},
+                                                      {"degree", row.degree},
+                                                      {"length_scale", row.length_scale}};
+    for (const auto& [name, domain] : domains)
+      if (domain != Domain::unused) params[name] = name_of(domain);
+    py::dict d;
+    d["name"] = row.name;
+    d["metric"] = name_of(row.metric);
+    d["parameters"] = params;
+    d["needs_norms"] = row.needs_norms;
+    d["gradient"] = name_of(row.gradient);
+    d["has_gradient"] = row.gradient != Gradient::none;
+    rows.append(d);
+  }
+  return rows;
+}
+
 }  // namespace
 
 void bind_pathkernel(py::module_& m);  // pathkernel_module.cpp
@@ -191,7 +252,26 @@ PYBIND11_MODULE(_core, m) {
       py::arg("out") = py::none(),
       "K(X, Z) materialised, shape (n, m); into `out` when given (X's dtype, or float64 "
       "for float32 X: computed in float32, stored widened).");
+  m.def(
+      "kernel_diagonal",
+      [](const py::array& X, const std::string& kind, double gamma, double coef0, int degree,
+         double length_scale) {
+        const KernelSpec spec = make_spec(kind, gamma, coef0, degree, length_scale);
+        const DType dt = dtype_of(X, "X");
+        return dt == DType::f32 ? diagonal_typed<float>(spec, X, dt)
+                                : diagonal_typed<double>(spec, X, dt);
+      },
+      py::arg("X"), py::kw_only(), py::arg("kind"), py::arg("gamma") = 1.0,
+      py::arg("coef0") = 1.0, py::arg("degree") = 3, py::arg("length_scale") = 1.0,
+      "K(x, x) for each row of X (float64), shape (n,).");
 #undef GRAMFREE_KERNEL_ARGS
+
+  m.def("kernel_table", &kernel_table_rows,
+        "The kernels of the core (csrc/gramfree/kernel_table.hpp): per kernel its name, "
+        "metric ('dot', 'sqdist', 'l1'), parameters used with their domains ('positive', "
+        "'finite', 'power': an integer in [1, max_degree]), needs_norms, gradient "
+        "('none', 'fused', 'direct', 'constant') and has_gradient.");
+  m.attr("max_degree") = kMaxDegree;
 
   bind_pathkernel(m);
   bind_cuda(m);

@@ -7,22 +7,13 @@
 #include <functional>
 #include <string>
 
+#include "gramfree/kernel_table.hpp"
+
 namespace gramfree {
 
-// The kernel functions. Each is an epilogue of the one tiled engine (apply() in
-// csrc/kernels/engine.hpp), chosen at compile time inside the engine's loops.
-enum class KernelKind {
-  gaussian,      // exp(-gamma ||x-z||^2)
-  laplacian_l1,  // exp(-gamma ||x-z||_1)
-  laplacian_l2,  // exp(-gamma ||x-z||_2)
-  matern12,      // exp(-r),                         r = ||x-z|| / length_scale
-  matern32,      // (1 + sqrt3 r) exp(-sqrt3 r)
-  matern52,      // (1 + sqrt5 r + 5 r^2 / 3) exp(-sqrt5 r)
-  polynomial,    // (gamma <x,z> + coef0)^degree
-  linear,        // <x,z>
-  arccos1,       // Cho & Saul order 1: |x||z| (sin t + (pi - t) cos t) / pi
-};
-
+// A kernel and its parameters; each kernel uses those its row of gramfree/kernel_table.hpp
+// names. Every kernel is an epilogue of the one tiled engine (csrc/kernels/engine.hpp),
+// chosen at compile time inside the engine's loops.
 struct KernelSpec {
   KernelKind kind = KernelKind::gaussian;
   double gamma = 1.0;
@@ -31,7 +22,8 @@ struct KernelSpec {
   double length_scale = 1.0;
 };
 
-// Throws std::invalid_argument when a parameter is out of its domain.
+// Throws std::invalid_argument when a parameter the kernel uses is out of its domain (the
+// table's); the others are not looked at.
 void validate(const KernelSpec& spec);
 std::string to_string(KernelKind kind);
 KernelKind kernel_kind_from_string(const std::string& name);  // throws std::invalid_argument
@@ -82,10 +74,15 @@ template <class T>
 void kernel_block(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Matrix<T> out,
                   const Options& options = {});
 
+// out[i] = K(X_i, X_i), n values: the kernel's formula at the metric of a point with itself,
+// no pairs evaluated; in double whatever T, like a reduction.
+template <class T>
+void kernel_diagonal(const KernelSpec& spec, ConstMatrix<T> X, double* out);
+
 // out[n, k*d] (row i holds the k gradients, each of length d, one after another):
 // out[i, c*d + l] = d/dX[i,l] (K(X,Z) @ V)[i,c]
-// Every kernel but arccos1; at x == z the non-differentiable kernels (laplacian, matern12)
-// use the zero subgradient.
+// Every kernel with a gradient in the table (all but arccos1); at x == z the
+// non-differentiable kernels (laplacian, matern12) use the zero subgradient.
 template <class T>
 void kernel_grad_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
                         ConstMatrix<T> V, Matrix<T> out, const Options& options = {});

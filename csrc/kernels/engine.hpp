@@ -27,6 +27,11 @@ using std::size_t;
 
 #include "vecmath.hpp"
 
+// The kernel formulas on vectors; vecmath.hpp supplies their vocabulary.
+#define GRAMFREE_FORMULA inline __attribute__((always_inline))
+#include "kernel_formulas.inc"
+#undef GRAMFREE_FORMULA
+
 static inline size_t smin(size_t a, size_t b) { return a < b ? a : b; }
 static inline size_t smax(size_t a, size_t b) { return a > b ? a : b; }
 static inline size_t round_up(size_t a, size_t b) { return (a + b - 1) / b * b; }
@@ -61,59 +66,18 @@ static constexpr size_t padded_rhs(size_t k) {
   return wide_rhs<T>(k) ? (k + Vec<T>::lanes - 1) / Vec<T>::lanes * Vec<T>::lanes : k;
 }
 
-// How a tile's pre-kernel quantity is formed from x and z.
-enum class Metric { dot, sqdist, l1 };
-
+// How a tile's pre-kernel quantity is formed from x and z: the table's metric, except that
+// the expanded Gaussian accumulates inner products.
 static constexpr Metric metric_of(Epilogue e) {
-  switch (e) {
-    case Epilogue::laplacian_l1:
-      return Metric::l1;
-    case Epilogue::laplacian_l2:
-    case Epilogue::matern12:
-    case Epilogue::matern32:
-    case Epilogue::matern52:
-    case Epilogue::matern32_grad:
-    case Epilogue::matern52_grad:
-    case Epilogue::gaussian_sqdist:
-    case Epilogue::gaussian_sqdist_grad:
-      // Matern and the Euclidean Laplacian take a square root of the squared distance:
-      // the GEMM expansion |x|^2 + |z|^2 - 2<x,z> loses everything near x == z, where
-      // sqrt amplifies the error, so these subtract first (exact zero on the diagonal).
-      return Metric::sqdist;
-    default:
-      return Metric::dot;
-  }
+  return e.expand ? Metric::dot : kernel_table[static_cast<size_t>(e.kind)].metric;
 }
 
-// Which row norms the epilogue needs: squared (Gaussian's GEMM expansion) or plain (arccos).
+// Which row norms the epilogue needs: squared (the Gaussian's expansion) or plain (the
+// kernels whose formula takes norms).
 enum class Norms { none, squared, plain };
 static constexpr Norms norms_of(Epilogue e) {
-  switch (e) {
-    case Epilogue::gaussian:
-    case Epilogue::gaussian_grad:
-      return Norms::squared;
-    case Epilogue::arccos1:
-      return Norms::plain;
-    default:
-      return Norms::none;
-  }
-}
-
-template <class T>
-struct Params {
-  T gamma, coef0, length_scale;
-  int degree;
-};
-
-template <class T>
-static inline __attribute__((always_inline)) vec_t<T> ipow(vec_t<T> b, int e) {
-  vec_t<T> r = vbroadcast<T>(T(1));
-  while (e) {
-    if (e & 1) r = r * b;
-    b = b * b;
-    e >>= 1;
-  }
-  return r;
+  if (e.expand) return Norms::squared;
+  return kernel_table[static_cast<size_t>(e.kind)].needs_norms ? Norms::plain : Norms::none;
 }
 
 // The kernel function applied to one vector of a tile row. s: inner product, squared
@@ -121,50 +85,11 @@ static inline __attribute__((always_inline)) vec_t<T> ipow(vec_t<T> b, int e) {
 template <Epilogue E, class T>
 static inline __attribute__((always_inline)) vec_t<T> apply(vec_t<T> s, T xn, vec_t<T> zn,
                                                             const Params<T>& p) {
-  using V = vec_t<T>;
-  if constexpr (E == Epilogue::gaussian || E == Epilogue::gaussian_grad) {
-    const V d2 = vmax<T>(xn + zn - s * T(2), V{});
-    const V e = vexp(d2 * (-p.gamma));
-    if constexpr (E == Epilogue::gaussian) return e;
-    else return e * (-p.gamma);
-  } else if constexpr (E == Epilogue::gaussian_sqdist) {
-    return vexp(s * (-p.gamma));
-  } else if constexpr (E == Epilogue::gaussian_sqdist_grad) {
-    return vexp(s * (-p.gamma)) * (-p.gamma);
-  } else if constexpr (E == Epilogue::laplacian_l1) {
-    return vexp(s * (-p.gamma));
-  } else if constexpr (E == Epilogue::laplacian_l2) {
-    return vexp(vsqrt(s) * (-p.gamma));
-  } else if constexpr (E == Epilogue::matern12) {
-    return vexp(vsqrt(s) * (T(-1) / p.length_scale));
-  } else if constexpr (E == Epilogue::matern32 || E == Epilogue::matern32_grad) {
-    const T a = T(1.7320508075688772935) / p.length_scale;
-    const V r = vsqrt(s) * a;
-    const V e = vexp(-r);
-    if constexpr (E == Epilogue::matern32) return (r + T(1)) * e;
-    else return e * (T(-0.5) * a * a);
-  } else if constexpr (E == Epilogue::matern52 || E == Epilogue::matern52_grad) {
-    const T a = T(2.2360679774997896964) / p.length_scale;
-    const V r = vsqrt(s) * a;
-    const V e = vexp(-r);
-    if constexpr (E == Epilogue::matern52) return (r * r * (T(1) / T(3)) + r + T(1)) * e;
-    else return (r + T(1)) * e * (a * a * T(-1.0 / 6.0));
-  } else if constexpr (E == Epilogue::polynomial) {
-    return ipow<T>(s * p.gamma + p.coef0, p.degree);
-  } else if constexpr (E == Epilogue::polynomial_grad) {
-    return ipow<T>(s * p.gamma + p.coef0, p.degree - 1) * (p.gamma * T(p.degree));
-  } else if constexpr (E == Epilogue::linear) {
-    return s;
-  } else if constexpr (E == Epilogue::arccos1) {
-    const V nn = zn * xn;
-    const V safe = nn > T(0) ? nn : vbroadcast<T>(T(1));
-    const V c = vmin<T>(vmax<T>(s / safe, vbroadcast<T>(T(-1))), vbroadcast<T>(T(1)));
-    const V sin_t = vsqrt(vmax<T>(T(1) - c * c, V{}));
-    const V theta = vacos(c);
-    const V k = nn * (sin_t + (T(3.14159265358979323846) - theta) * c) *
-                T(0.31830988618379067154);
-    return nn > T(0) ? k : V{};
-  }
+  using F = Formula<E.kind>;
+  if constexpr (E.expand) s = vmax<T>(xn + zn - s * T(2), vec_t<T>{});
+  if constexpr (E.slope) return F::template slope<T>(s, p);
+  else if constexpr (kernel_row<E.kind>.needs_norms) return F::template value<T>(s, xn, zn, p);
+  else return F::template value<T>(s, p);
 }
 
 // One MR x NR tile of the metric over the full depth d. xp: d x MR (packed by rows of
@@ -511,27 +436,28 @@ static int run_epilogue(const EngineArgs<T>& a) {
   return flag.get() ? 1 : 0;
 }
 
+// The epilogue as compile-time constants: the kernel from the table, then its variants.
+template <KernelKind K, bool Slope, class T>
+static int run_expanded_or_not(const EngineArgs<T>& a) {
+  if constexpr (K == detail::kExpandable)
+    if (a.epilogue.expand) return run_epilogue<Epilogue{K, Slope, true}, T>(a);
+  return run_epilogue<Epilogue{K, Slope, false}, T>(a);
+}
+
+template <KernelKind K, class T>
+static int run_kind(const EngineArgs<T>& a) {
+  if constexpr (kernel_row<K>.gradient == Gradient::fused)
+    if (a.epilogue.slope) return run_expanded_or_not<K, true, T>(a);
+  return run_expanded_or_not<K, false, T>(a);
+}
+
 template <class T>
 static int run(const EngineArgs<T>& a) {
-  switch (a.epilogue) {
-#define GRAMFREE_CASE(e) \
-  case Epilogue::e:      \
-    return run_epilogue<Epilogue::e, T>(a);
-    GRAMFREE_CASE(gaussian)
-    GRAMFREE_CASE(laplacian_l1)
-    GRAMFREE_CASE(laplacian_l2)
-    GRAMFREE_CASE(matern12)
-    GRAMFREE_CASE(matern32)
-    GRAMFREE_CASE(matern52)
-    GRAMFREE_CASE(polynomial)
-    GRAMFREE_CASE(linear)
-    GRAMFREE_CASE(arccos1)
-    GRAMFREE_CASE(gaussian_grad)
-    GRAMFREE_CASE(matern32_grad)
-    GRAMFREE_CASE(matern52_grad)
-    GRAMFREE_CASE(polynomial_grad)
-    GRAMFREE_CASE(gaussian_sqdist)
-    GRAMFREE_CASE(gaussian_sqdist_grad)
+  switch (a.epilogue.kind) {
+#define GRAMFREE_CASE(id, ...) \
+  case KernelKind::id:         \
+    return run_kind<KernelKind::id, T>(a);
+    GRAMFREE_KERNEL_TABLE(GRAMFREE_CASE)
 #undef GRAMFREE_CASE
   }
   return 0;

@@ -6,33 +6,29 @@
 
 #include <cstddef>
 
+#include "gramfree/kernel_table.hpp"
+
 namespace gramfree::detail {
 
-// What is applied to each tile of inner products / distances before it leaves registers.
-// The *_grad entries are the derivative of the kernel's profile (see operators.cpp).
-enum class Epilogue : int {
-  gaussian,
-  laplacian_l1,
-  laplacian_l2,
-  matern12,
-  matern32,
-  matern52,
-  polynomial,
-  linear,
-  arccos1,
-  gaussian_grad,
-  matern32_grad,
-  matern52_grad,
-  polynomial_grad,
-  // The Gaussian by subtraction (|x - z|^2 summed directly): for data whose offset from
-  // the centre is large next to the bandwidth, where the expansion would lose digits.
-  gaussian_sqdist,
-  gaussian_sqdist_grad,
+// What is applied to each tile of inner products / distances before it leaves registers:
+// a kernel of the table (gramfree/kernel_table.hpp) or, for the fused gradients, its
+// derivative in the metric value (operators.cpp).
+struct Epilogue {
+  KernelKind kind = KernelKind::gaussian;
+  bool slope = false;  // dk/ds instead of k; only kernels whose gradient is fused have one
+  // The Gaussian by the expansion |x|^2 + |z|^2 - 2<x,z> of its squared distance (a GEMM);
+  // without it, |x - z|^2 summed directly, for data whose offset from the centre is large
+  // next to the bandwidth, where the expansion would lose digits.
+  bool expand = false;
 };
+
+// The one kernel the engine may expand: smooth in |x-z|^2, so the expansion's error near
+// x == z stays small, where a square root (Matern, the Euclidean Laplacian) would amplify it.
+inline constexpr KernelKind kExpandable = KernelKind::gaussian;
 
 template <class T>
 struct EngineArgs {
-  Epilogue epilogue = Epilogue::gaussian;
+  Epilogue epilogue;
   T gamma = 1, coef0 = 1, length_scale = 1;
   int degree = 1;
   const T* X = nullptr;  // n x d

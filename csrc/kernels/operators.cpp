@@ -13,7 +13,9 @@
 #include <vector>
 
 #include "engine_api.hpp"
+#include "formulas_scalar.hpp"
 #include "gramfree/gramfree.hpp"
+#include "visit_kind.hpp"
 
 #if defined(_OPENMP)
 #include <omp.h>
@@ -60,30 +62,6 @@ void check_xz(std::size_t xd, std::size_t zd) {
   if (xd != zd)
     fail("X and Z: number of features differ (" + std::to_string(xd) + " vs " +
          std::to_string(zd) + ")");
-}
-
-Epilogue value_epilogue(KernelKind kind) {
-  switch (kind) {
-    case KernelKind::gaussian:
-      return Epilogue::gaussian;
-    case KernelKind::laplacian_l1:
-      return Epilogue::laplacian_l1;
-    case KernelKind::laplacian_l2:
-      return Epilogue::laplacian_l2;
-    case KernelKind::matern12:
-      return Epilogue::matern12;
-    case KernelKind::matern32:
-      return Epilogue::matern32;
-    case KernelKind::matern52:
-      return Epilogue::matern52;
-    case KernelKind::polynomial:
-      return Epilogue::polynomial;
-    case KernelKind::linear:
-      return Epilogue::linear;
-    case KernelKind::arccos1:
-      return Epilogue::arccos1;
-  }
-  fail("kernel: unknown kind");
 }
 
 // Rate-limits the user's interrupt callback (which may take the GIL) to every ~20 ms.
@@ -220,15 +198,15 @@ bool gaussian_needs_subtraction(ConstMatrix<T> X, ConstMatrix<T> Z, const std::v
   return gamma * (max_sq(X) + max_sq(Z)) > 64.0;
 }
 
-// Centre and, where needed, the subtracting variant for the Gaussian epilogues.
+// The Gaussian's expansion, centred, unless the data sit too far from the centre for it.
 template <class T>
 Epilogue prepare_gaussian(Epilogue epi, const KernelSpec& spec, ConstMatrix<T> X,
                           ConstMatrix<T> Z, std::vector<T>& shift) {
-  if (epi != Epilogue::gaussian && epi != Epilogue::gaussian_grad) return epi;
+  if (epi.kind != detail::kExpandable) return epi;
   shift = column_mean(Z);
-  if (!gaussian_needs_subtraction(X, Z, shift, spec.gamma)) return epi;
-  shift.clear();
-  return epi == Epilogue::gaussian ? Epilogue::gaussian_sqdist : Epilogue::gaussian_sqdist_grad;
+  epi.expand = !gaussian_needs_subtraction(X, Z, shift, spec.gamma);
+  if (!epi.expand) shift.clear();
+  return epi;
 }
 
 template <class T>
@@ -311,63 +289,52 @@ void normal_matvec_strip(const KernelSpec& spec, Epilogue epi, ConstMatrix<T> X,
 
 }  // namespace
 
-void validate(const KernelSpec& spec) {
-  auto positive = [](double v, const char* name) {
-    if (!(std::isfinite(v) && v > 0))
-      fail(std::string(name) + ": must be a positive finite number, got " + std::to_string(v));
-  };
-  switch (spec.kind) {
-    case KernelKind::gaussian:
-    case KernelKind::laplacian_l1:
-    case KernelKind::laplacian_l2:
-      positive(spec.gamma, "gamma");
-      break;
-    case KernelKind::matern12:
-    case KernelKind::matern32:
-    case KernelKind::matern52:
-      positive(spec.length_scale, "length_scale");
-      break;
-    case KernelKind::polynomial:
-      positive(spec.gamma, "gamma");
-      if (!std::isfinite(spec.coef0)) fail("coef0: must be finite");
-      if (spec.degree < 1 || spec.degree > 64)
-        fail("degree: must be an integer in [1, 64], got " + std::to_string(spec.degree));
-      break;
-    case KernelKind::linear:
-    case KernelKind::arccos1:
-      break;
-    default:
-      fail("kernel: unknown kind");
+namespace {
+
+const KernelInfo& row_of(KernelKind kind) {
+  const auto index = static_cast<std::size_t>(kind);
+  if (index >= kernel_count) fail("kernel: unknown kind");
+  return kernel_table[index];
+}
+
+void check_domain(Domain domain, double value, const char* name) {
+  switch (domain) {
+    case Domain::unused:
+      return;
+    case Domain::positive:
+      if (!(std::isfinite(value) && value > 0))
+        fail(std::string(name) + ": must be a positive finite number, got " +
+             std::to_string(value));
+      return;
+    case Domain::finite:
+      if (!std::isfinite(value)) fail(std::string(name) + ": must be finite");
+      return;
+    case Domain::power:
+      if (!(value >= 1 && value <= kMaxDegree))
+        fail(std::string(name) + ": must be an integer in [1, " + std::to_string(kMaxDegree) +
+             "], got " + std::to_string(int(value)));
+      return;
   }
+}
+
+}  // namespace
+
+void validate(const KernelSpec& spec) {
+  const KernelInfo& row = row_of(spec.kind);
+  check_domain(row.gamma, spec.gamma, "gamma");
+  check_domain(row.coef0, spec.coef0, "coef0");
+  check_domain(row.degree, spec.degree, "degree");
+  check_domain(row.length_scale, spec.length_scale, "length_scale");
 }
 
 std::string to_string(KernelKind kind) {
-  switch (kind) {
-    case KernelKind::gaussian:
-      return "gaussian";
-    case KernelKind::laplacian_l1:
-      return "laplacian_l1";
-    case KernelKind::laplacian_l2:
-      return "laplacian_l2";
-    case KernelKind::matern12:
-      return "matern12";
-    case KernelKind::matern32:
-      return "matern32";
-    case KernelKind::matern52:
-      return "matern52";
-    case KernelKind::polynomial:
-      return "polynomial";
-    case KernelKind::linear:
-      return "linear";
-    case KernelKind::arccos1:
-      return "arccos1";
-  }
-  return "unknown";
+  const auto index = static_cast<std::size_t>(kind);
+  return index < kernel_count ? kernel_table[index].name : "unknown";
 }
 
 KernelKind kernel_kind_from_string(const std::string& name) {
-  for (int i = 0; i <= static_cast<int>(KernelKind::arccos1); ++i)
-    if (to_string(static_cast<KernelKind>(i)) == name) return static_cast<KernelKind>(i);
+  for (const KernelInfo& row : kernel_table)
+    if (name == row.name) return row.kind;
   fail("kernel: unknown kind '" + name + "'");
 }
 
@@ -379,7 +346,7 @@ void kernel_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
   if (V.rows != Z.rows)
     fail("V: has " + std::to_string(V.rows) + " rows, Z has " + std::to_string(Z.rows));
   check_output(out, X.rows, V.cols);
-  matvec_into(spec, value_epilogue(spec.kind), X, Z, V, out.data, false, options);
+  matvec_into(spec, Epilogue{spec.kind}, X, Z, V, out.data, false, options);
 }
 
 template <class T>
@@ -391,7 +358,7 @@ void kernel_rmatvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
     fail("U: has " + std::to_string(U.rows) + " rows, X has " + std::to_string(X.rows));
   check_output(out, Z.rows, U.cols);
   // Every kernel here is symmetric, k(x, z) = k(z, x), so K(X,Z)^T = K(Z,X).
-  matvec_into(spec, value_epilogue(spec.kind), Z, X, U, out.data, false, options);
+  matvec_into(spec, Epilogue{spec.kind}, Z, X, U, out.data, false, options);
 }
 
 template <class T>
@@ -407,7 +374,7 @@ void kernel_normal_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<
   // The block's kernel tiles are recomputed in the second product rather than stored, so
   // the extra memory is the block's T_b (block x k) and the engine's panels; the block is
   // large enough that both products keep every thread busy.
-  const Epilogue epi = value_epilogue(spec.kind);
+  const Epilogue epi = Epilogue{spec.kind};
   const std::size_t k = V.cols;
   // The strip needs at least one row panel per thread within its byte budget.
   if (X.cols >= kStripMinFeatures &&
@@ -435,34 +402,56 @@ void kernel_block(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Ma
   check_operands(spec, X, Z);
   check_output(out, X.rows, Z.rows);
   std::vector<T> shift;
-  const Epilogue epi = prepare_gaussian(value_epilogue(spec.kind), spec, X, Z, shift);
+  const Epilogue epi = prepare_gaussian(Epilogue{spec.kind}, spec, X, Z, shift);
   EngineArgs<T> a = make_args(spec, epi, X, Z);
   a.shift = shift.empty() ? nullptr : shift.data();
   a.out = out.data;
   run_engine(a, options);
 }
 
+template <class T>
+void kernel_diagonal(const KernelSpec& spec, ConstMatrix<T> X, double* out) {
+  validate(spec);
+  check_input(X, "X");
+  if (out == nullptr) fail("out: null data");
+  detail::visit_kind(spec.kind, [&](auto kind) {
+    constexpr KernelKind K = decltype(kind)::value;
+    using F = scalar::Formula<K>;
+    const scalar::Params<double> p{spec.gamma, spec.coef0, spec.length_scale, spec.degree};
+    for (std::size_t i = 0; i < X.rows; ++i) {
+      const T* x = X.data + i * X.cols;
+      double sq = 0;
+      for (std::size_t t = 0; t < X.cols; ++t) sq += double(x[t]) * double(x[t]);
+      // A point's distance to itself is 0; its inner product with itself, |x|^2.
+      const double s = kernel_row<K>.metric == Metric::dot ? sq : 0.0;
+      if constexpr (kernel_row<K>.needs_norms)
+        out[i] = F::value(s, std::sqrt(sq), std::sqrt(sq), p);
+      else
+        out[i] = F::value(s, p);
+    }
+  });
+}
+
 namespace {
 
-// Gradients summed pair by pair. Always for the kernels whose derivative is singular at
-// x == z, and for the smooth radial ones when data sit far from the mean of Z (see
-// gaussian_needs_subtraction), where the centred expansion would cancel two large terms:
-//   laplacian_l1:  -gamma sign(x - z) k          (not a product of row and column factors)
-//   laplacian_l2:  -gamma (x - z) / r k          (1/r near a centre)
-//   matern12:      -(x - z) / (l r) k
-//   gaussian:      -2 gamma (x - z) k
-//   matern32:      -a^2 (x - z) exp(-a r),               a = sqrt(3) / l
-//   matern52:      -(a^2 / 3)(1 + a r)(x - z) exp(-a r),  a = sqrt(5) / l
-// A direct loop, parallel over rows of X; the zero subgradient at x == z.
 template <class T>
+scalar::Params<T> scalar_params(const KernelSpec& spec) {
+  return {T(spec.gamma), T(spec.coef0), T(spec.length_scale), spec.degree};
+}
+
+// Gradients summed pair by pair, from the slope dk/ds of the formula: grad_x k =
+// 2 dk/ds (x - z) for the squared distance, dk/ds sign(x - z) for the L1 distance (not a
+// product of row and column factors). For the kernels whose slope is singular at x == z,
+// and for the fused ones when data sit far from the mean of Z (see
+// gaussian_needs_subtraction), where the centred expansion would cancel two large terms.
+// A direct loop, parallel over rows of X; the zero subgradient at x == z.
+template <KernelKind K, class T>
 void direct_grad(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, ConstMatrix<T> V,
                  Matrix<T> out, const Options& options) {
+  constexpr Metric metric = kernel_row<K>.metric;
+  static_assert(metric != Metric::dot, "pairwise gradients are written for distances");
   const std::size_t n = X.rows, m = Z.rows, d = X.cols, k = V.cols;
-  const KernelKind kind = spec.kind;
-  T rate = T(spec.gamma);
-  if (kind == KernelKind::matern12) rate = T(1) / T(spec.length_scale);
-  if (kind == KernelKind::matern32) rate = T(std::sqrt(3.0) / spec.length_scale);
-  if (kind == KernelKind::matern52) rate = T(std::sqrt(5.0) / spec.length_scale);
+  const scalar::Params<T> p = scalar_params<T>(spec);
   const int threads = resolve_threads(options);
   Poller poller{&options.interrupt, std::chrono::steady_clock::now()};
   int stop = 0;
@@ -484,31 +473,18 @@ void direct_grad(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Con
       T dist = 0;
       for (std::size_t t = 0; t < d; ++t) {
         const T diff = x[t] - z[t];
-        dist += kind == KernelKind::laplacian_l1 ? std::abs(diff) : diff * diff;
+        dist += metric == Metric::l1 ? std::abs(diff) : diff * diff;
       }
       if (dist == T(0)) continue;
-      // Per unit of (x - z) (l2 kinds) or of sign(x - z) (l1).
-      T scale;
-      if (kind == KernelKind::gaussian) {
-        scale = T(-2) * rate * std::exp(-rate * dist);
-      } else if (kind == KernelKind::laplacian_l1) {
-        scale = -rate * std::exp(-rate * dist);
-      } else {
-        const T r = std::sqrt(dist);
-        if (kind == KernelKind::matern32)
-          scale = -rate * rate * std::exp(-rate * r);
-        else if (kind == KernelKind::matern52)
-          scale = -rate * rate / T(3) * (T(1) + rate * r) * std::exp(-rate * r);
-        else
-          scale = -rate * std::exp(-rate * r) / r;
-      }
+      // Per unit of (x - z) (squared distance) or of sign(x - z) (L1).
+      const T slope = scalar::Formula<K>::slope(dist, p);
+      const T scale = metric == Metric::l1 ? slope : T(2) * slope;
       for (std::size_t c = 0; c < k; ++c) {
         const T w = scale * V.data[j * k + c];
         for (std::size_t t = 0; t < d; ++t) {
           const T diff = x[t] - z[t];
-          const T dir = kind == KernelKind::laplacian_l1
-                            ? (diff > 0 ? T(1) : (diff < 0 ? T(-1) : T(0)))
-                            : diff;
+          const T dir = metric == Metric::l1 ? (diff > 0 ? T(1) : (diff < 0 ? T(-1) : T(0)))
+                                             : diff;
           o[c * d + t] += w * dir;
         }
       }
@@ -517,59 +493,29 @@ void direct_grad(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Con
   if (stop) throw interrupted();
 }
 
-}  // namespace
-
+// d/dx <x, z> = z: the same row sum(V[:, c] * Z) for every x.
 template <class T>
-void kernel_grad_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
-                        ConstMatrix<T> V, Matrix<T> out, const Options& options) {
-  check_operands(spec, X, Z);
-  check_input(V, "V");
-  if (V.rows != Z.rows)
-    fail("V: has " + std::to_string(V.rows) + " rows, Z has " + std::to_string(Z.rows));
+void constant_grad(ConstMatrix<T> X, ConstMatrix<T> Z, ConstMatrix<T> V, Matrix<T> out) {
   const std::size_t n = X.rows, m = Z.rows, d = X.cols, k = V.cols;
-  check_output(out, n, checked_mul(k, d, "out"));
+  std::vector<T> g(k * d, T(0));
+  for (std::size_t j = 0; j < m; ++j)
+    for (std::size_t c = 0; c < k; ++c)
+      for (std::size_t t = 0; t < d; ++t) g[c * d + t] += V.data[j * k + c] * Z.data[j * d + t];
+  for (std::size_t i = 0; i < n; ++i) std::copy(g.begin(), g.end(), out.data + i * k * d);
+}
 
-  resolve_threads(options);  // rejects n_threads < 0 on every path
-  if (spec.kind == KernelKind::laplacian_l1 || spec.kind == KernelKind::laplacian_l2 ||
-      spec.kind == KernelKind::matern12)
-    return direct_grad(spec, X, Z, V, out, options);
-  if (spec.kind == KernelKind::arccos1)
-    fail("kernel: the gradient of arccos1 is not implemented");
-  if (spec.kind == KernelKind::linear) {
-    // d/dx <x, z> = z: the same row sum(V[:, c] * Z) for every x.
-    std::vector<T> g(k * d, T(0));
-    for (std::size_t j = 0; j < m; ++j)
-      for (std::size_t c = 0; c < k; ++c)
-        for (std::size_t t = 0; t < d; ++t) g[c * d + t] += V.data[j * k + c] * Z.data[j * d + t];
-    for (std::size_t i = 0; i < n; ++i) std::copy(g.begin(), g.end(), out.data + i * k * d);
-    return;
-  }
-
-  if (spec.kind == KernelKind::gaussian || spec.kind == KernelKind::matern32 ||
-      spec.kind == KernelKind::matern52) {
-    const double a2 = spec.kind == KernelKind::gaussian
-                          ? spec.gamma
-                          : (spec.kind == KernelKind::matern32 ? 3.0 : 5.0) /
-                                (spec.length_scale * spec.length_scale);
-    if (gaussian_needs_subtraction(X, Z, column_mean(Z), a2))
-      return direct_grad(spec, X, Z, V, out, options);
-  }
-
-  // Radial kernels k = f(|x-z|^2): grad_x = 2 f'(|x-z|^2) (x - z), so
-  //   G[i,c,:] = 2 ( (x_i - s) sum_j f'_ij V_jc  -  sum_j f'_ij V_jc (z_j - s) ),
-  // one engine call with the derivative epilogue on the right-hand sides
-  // W = [V | V (x) (Z - s)] (s: the mean of Z, to keep the difference well conditioned).
-  // Dot-product kernels k = h(<x,z>): grad_x = h'(<x,z>) z, so only the second block
-  // (with s = 0) and no factor -2.
-  Epilogue epi;
-  bool radial = true;
-  switch (spec.kind) {
-    case KernelKind::gaussian: epi = Epilogue::gaussian_grad; break;
-    case KernelKind::matern32: epi = Epilogue::matern32_grad; break;
-    case KernelKind::matern52: epi = Epilogue::matern52_grad; break;
-    case KernelKind::polynomial: epi = Epilogue::polynomial_grad; radial = false; break;
-    default: fail("kernel: no gradient for this kind");
-  }
+// One engine call with the kernel's slope as the epilogue. Radial kernels k = f(|x-z|^2):
+// grad_x = 2 f'(|x-z|^2) (x - z), so
+//   G[i,c,:] = 2 ( (x_i - s) sum_j f'_ij V_jc  -  sum_j f'_ij V_jc (z_j - s) ),
+// one engine call on the right-hand sides W = [V | V (x) (Z - s)] (s: the mean of Z, to
+// keep the difference well conditioned). Dot-product kernels k = h(<x,z>): grad_x =
+// h'(<x,z>) z, so only the second block (with s = 0) and no factor -2.
+template <KernelKind K, class T>
+void fused_grad(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, ConstMatrix<T> V,
+                Matrix<T> out, const Options& options) {
+  constexpr bool radial = kernel_row<K>.metric == Metric::sqdist;
+  static_assert(radial || kernel_row<K>.metric == Metric::dot, "no fused gradient for L1");
+  const std::size_t n = X.rows, m = Z.rows, d = X.cols, k = V.cols;
   const std::vector<T> s = radial ? column_mean(Z) : std::vector<T>(d, T(0));
   const std::size_t first = radial ? k : 0;
   const std::size_t width = first + checked_mul(k, d, "V");
@@ -583,7 +529,8 @@ void kernel_grad_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T>
     }
   }
   std::vector<T> R(checked_mul(n, width, "out"));
-  matvec_into(spec, epi, X, Z, ConstMatrix<T>{W.data(), m, width}, R.data(), false, options);
+  matvec_into(spec, Epilogue{K, true}, X, Z, ConstMatrix<T>{W.data(), m, width}, R.data(),
+              false, options);
   for (std::size_t i = 0; i < n; ++i) {
     const T* r = R.data() + i * width;
     T* o = out.data + i * k * d;
@@ -592,6 +539,43 @@ void kernel_grad_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T>
         o[c * d + t] = radial ? T(2) * ((X.data[i * d + t] - s[t]) * r[c] - r[first + c * d + t])
                               : r[first + c * d + t];
   }
+}
+
+// The table's method for the kernel's gradient.
+template <KernelKind K, class T>
+void grad_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, ConstMatrix<T> V,
+                 Matrix<T> out, const Options& options) {
+  constexpr Gradient method = kernel_row<K>.gradient;
+  if constexpr (method == Gradient::none) {
+    fail("kernel: the gradient of " + to_string(K) + " is not implemented");
+  } else if constexpr (method == Gradient::constant) {
+    constant_grad(X, Z, V, out);
+  } else if constexpr (method == Gradient::direct) {
+    direct_grad<K>(spec, X, Z, V, out, options);
+  } else {
+    if constexpr (kernel_row<K>.metric == Metric::sqdist) {
+      const double rate = scalar::Formula<K>::sq_rate(scalar_params<double>(spec));
+      if (gaussian_needs_subtraction(X, Z, column_mean(Z), rate))
+        return direct_grad<K>(spec, X, Z, V, out, options);
+    }
+    fused_grad<K>(spec, X, Z, V, out, options);
+  }
+}
+
+}  // namespace
+
+template <class T>
+void kernel_grad_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
+                        ConstMatrix<T> V, Matrix<T> out, const Options& options) {
+  check_operands(spec, X, Z);
+  check_input(V, "V");
+  if (V.rows != Z.rows)
+    fail("V: has " + std::to_string(V.rows) + " rows, Z has " + std::to_string(Z.rows));
+  check_output(out, X.rows, checked_mul(V.cols, X.cols, "out"));
+  resolve_threads(options);  // rejects n_threads < 0 on every path
+  detail::visit_kind(spec.kind, [&](auto kind) {
+    grad_matvec<decltype(kind)::value>(spec, X, Z, V, out, options);
+  });
 }
 
 bool cuda_compiled() {
@@ -611,6 +595,7 @@ bool cuda_compiled() {
                                         ConstMatrix<T>, Matrix<T>, const Options&, const T*); \
   template void kernel_block<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,           \
                                 Matrix<T>, const Options&);                                  \
+  template void kernel_diagonal<T>(const KernelSpec&, ConstMatrix<T>, double*);              \
   template void kernel_grad_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,     \
                                       ConstMatrix<T>, Matrix<T>, const Options&);
 GRAMFREE_INSTANTIATE(float)

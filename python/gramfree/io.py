@@ -80,17 +80,7 @@ def _estimator_classes() -> dict[str, type]:
     }
 
 
-_KERNEL_CLASSES = {
-    cls.__name__: cls
-    for cls in (
-        _kernels.Gaussian,
-        _kernels.Laplacian,
-        _kernels.Matern,
-        _kernels.Polynomial,
-        _kernels.Linear,
-        _kernels.ArcCosine,
-    )
-}
+_KERNEL_CLASSES = {cls.__name__: cls for cls in _kernels.KERNEL_CLASSES}
 
 
 # -- field checks (also used by the path-kernel models' _restore_state) ------------------

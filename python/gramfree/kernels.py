@@ -4,7 +4,8 @@ Names and defaults follow scikit-learn's pairwise kernels (``gamma=None`` means
 ``1 / n_features``, as in :func:`sklearn.metrics.pairwise.rbf_kernel`) and
 :class:`sklearn.gaussian_process.kernels.Matern` (``length_scale``, ``nu``).
 A kernel is evaluated only by the native operators; these classes validate and
-carry parameters.
+carry parameters, and map onto the core's kernels (:func:`native_kernels`, read from
+its kernel table).
 
 Examples
 --------
@@ -17,10 +18,15 @@ True
 
 from __future__ import annotations
 
+import functools
 import math
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass, fields
+from types import MappingProxyType
 from typing import Any, ClassVar
+
+from . import _core
 
 __all__ = [
     "Kernel",
@@ -33,7 +39,33 @@ __all__ = [
     "ArcCosine",
     "get_kernel",
     "KERNEL_NAMES",
+    "KERNEL_CLASSES",
+    "NativeKernel",
+    "native_kernels",
 ]
+
+
+@dataclass(frozen=True)
+class NativeKernel:
+    """One kernel of the native core, a row of its kernel table
+    (``csrc/gramfree/kernel_table.hpp``)."""
+
+    name: str
+    metric: str  # what the kernel is a function of: "dot", "sqdist" or "l1"
+    parameters: Mapping[str, str]  # the parameters it uses -> "positive", "finite" or "power"
+    needs_norms: bool  # also a function of |x| and |z|
+    gradient: str  # how kernel_grad_matvec computes it: "none", "fused", "direct", "constant"
+    has_gradient: bool
+
+
+@functools.cache
+def native_kernels() -> Mapping[str, NativeKernel]:
+    """The native kernels by name, in the core's order."""
+    rows = {}
+    for row in _core.kernel_table():
+        row["parameters"] = MappingProxyType(row["parameters"])
+        rows[row["name"]] = NativeKernel(**row)
+    return MappingProxyType(rows)
 
 
 def _check_real(name: str, value: Any, *, positive: bool = False) -> float:
@@ -61,10 +93,22 @@ class Kernel:
     pickling come from their fields."""
 
     name: ClassVar[str] = ""
+    aliases: ClassVar[tuple[str, ...]] = ()  # other names get_kernel accepts
 
     def native_spec(self, n_features: int) -> dict[str, Any]:
         """Parameters for ``gramfree._core`` with defaults resolved for ``n_features``."""
         raise NotImplementedError
+
+    def _native(self, kind: str, **params: Any) -> dict[str, Any]:
+        """The spec of native kernel ``kind``, which must be given exactly the parameters
+        its row of the kernel table uses."""
+        used = native_kernels()[kind].parameters
+        if set(params) != set(used):
+            raise TypeError(
+                f"{type(self).__name__}: native kernel {kind!r} takes {sorted(used)}, "
+                f"got {sorted(params)}"
+            )
+        return {"kind": kind, **params}
 
     def __call__(self, X, Z=None):
         """The kernel matrix ``K(X, Z)``; see :func:`gramfree.kernel_matrix`."""
@@ -88,12 +132,13 @@ class Gaussian(Kernel):
 
     gamma: float | None = None
     name: ClassVar[str] = "rbf"
+    aliases: ClassVar[tuple[str, ...]] = ("gaussian",)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gamma", _check_gamma(self.gamma))
 
     def native_spec(self, n_features: int) -> dict[str, Any]:
-        return {"kind": "gaussian", "gamma": _resolved_gamma(self.gamma, n_features)}
+        return self._native("gaussian", gamma=_resolved_gamma(self.gamma, n_features))
 
 
 RBF = Gaussian
@@ -115,7 +160,7 @@ class Laplacian(Kernel):
 
     def native_spec(self, n_features: int) -> dict[str, Any]:
         kind = "laplacian_l1" if self.norm == "l1" else "laplacian_l2"
-        return {"kind": kind, "gamma": _resolved_gamma(self.gamma, n_features)}
+        return self._native(kind, gamma=_resolved_gamma(self.gamma, n_features))
 
 
 @dataclass(frozen=True, repr=False)
@@ -139,9 +184,9 @@ class Matern(Kernel):
 
     def native_spec(self, n_features: int) -> dict[str, Any]:
         if self.nu == math.inf:
-            return {"kind": "gaussian", "gamma": 0.5 / self.length_scale**2}
+            return self._native("gaussian", gamma=0.5 / self.length_scale**2)
         kind = {0.5: "matern12", 1.5: "matern32", 2.5: "matern52"}[self.nu]
-        return {"kind": kind, "length_scale": self.length_scale}
+        return self._native(kind, length_scale=self.length_scale)
 
 
 @dataclass(frozen=True, repr=False)
@@ -152,6 +197,7 @@ class Polynomial(Kernel):
     gamma: float | None = None
     coef0: float = 1.0
     name: ClassVar[str] = "poly"
+    aliases: ClassVar[tuple[str, ...]] = ("polynomial",)
 
     def __post_init__(self) -> None:
         degree = self.degree
@@ -159,19 +205,19 @@ class Polynomial(Kernel):
             raise TypeError(f"degree must be an integer, got {type(degree).__name__}")
         if not float(degree).is_integer() or degree < 1:
             raise ValueError(f"degree must be an integer >= 1, got {degree!r}")
-        if degree > 64:
-            raise ValueError(f"degree must be at most 64, got {degree!r}")
+        if degree > _core.max_degree:
+            raise ValueError(f"degree must be at most {_core.max_degree}, got {degree!r}")
         object.__setattr__(self, "degree", int(degree))
         object.__setattr__(self, "gamma", _check_gamma(self.gamma))
         object.__setattr__(self, "coef0", _check_real("coef0", self.coef0))
 
     def native_spec(self, n_features: int) -> dict[str, Any]:
-        return {
-            "kind": "polynomial",
-            "gamma": _resolved_gamma(self.gamma, n_features),
-            "coef0": self.coef0,
-            "degree": self.degree,
-        }
+        return self._native(
+            "polynomial",
+            gamma=_resolved_gamma(self.gamma, n_features),
+            coef0=self.coef0,
+            degree=self.degree,
+        )
 
 
 @dataclass(frozen=True, repr=False)
@@ -181,7 +227,7 @@ class Linear(Kernel):
     name: ClassVar[str] = "linear"
 
     def native_spec(self, n_features: int) -> dict[str, Any]:
-        return {"kind": "linear"}
+        return self._native("linear")
 
 
 @dataclass(frozen=True, repr=False)
@@ -192,25 +238,27 @@ class ArcCosine(Kernel):
 
     order: int = 1
     name: ClassVar[str] = "arccos"
+    aliases: ClassVar[tuple[str, ...]] = ("arc-cosine",)
 
     def __post_init__(self) -> None:
         if self.order != 1 or isinstance(self.order, bool):
             raise ValueError(f"order must be 1 (the only order implemented), got {self.order!r}")
 
     def native_spec(self, n_features: int) -> dict[str, Any]:
-        return {"kind": "arccos1"}
+        return self._native("arccos1")
 
 
+# The user-facing kernels; together they reach every native kernel (tests check it).
+KERNEL_CLASSES: tuple[type[Kernel], ...] = (
+    Gaussian,
+    Laplacian,
+    Matern,
+    Polynomial,
+    Linear,
+    ArcCosine,
+)
 _BY_NAME: dict[str, type[Kernel]] = {
-    "rbf": Gaussian,
-    "gaussian": Gaussian,
-    "laplacian": Laplacian,
-    "matern": Matern,
-    "poly": Polynomial,
-    "polynomial": Polynomial,
-    "linear": Linear,
-    "arccos": ArcCosine,
-    "arc-cosine": ArcCosine,
+    name: cls for cls in KERNEL_CLASSES for name in (cls.name, *cls.aliases)
 }
 KERNEL_NAMES = tuple(sorted(_BY_NAME))
 

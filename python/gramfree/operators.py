@@ -30,7 +30,7 @@ from scipy.sparse.linalg import LinearOperator
 
 from . import _core
 from .device import device_index, resolve_device
-from .kernels import Kernel, get_kernel
+from .kernels import Kernel, get_kernel, native_kernels
 
 __all__ = ["KernelOperator", "kernel_matrix", "kernel_gradient", "as_float_array"]
 
@@ -141,7 +141,8 @@ def kernel_gradient(
 
     Returns shape ``(n, d)`` for a 1-d ``V`` and ``(n, k, d)`` for ``V`` of shape ``(m, k)``:
     ``G[i, c, :] = d/dx_i (K(X, Z) @ V)[i, c]``. At ``x == z`` the non-differentiable
-    kernels (Laplacian, Matern 1/2) use the zero subgradient. Not available for ArcCosine.
+    kernels (Laplacian, Matern 1/2) use the zero subgradient. Not available where the
+    native kernel has none (``native_kernels()[kind].has_gradient``): ArcCosine.
     """
     return KernelOperator(X, Z, kernel, n_jobs=n_jobs, **kernel_params).gradient(V)
 
@@ -276,6 +277,9 @@ class KernelOperator(LinearOperator):
 
     def gradient(self, V: Any) -> np.ndarray:
         """Gradient of ``K @ V`` with respect to X; see :func:`kernel_gradient`."""
+        kind = self._spec["kind"]
+        if not native_kernels()[kind].has_gradient:
+            raise ValueError(f"{self.kernel!r}: the gradient of {kind} is not implemented")
         V2, vector = self._rhs(V, self.shape[1], "V")
         out = _core.kernel_grad_matvec(self.X, self.Z, V2, **self._spec, n_threads=self._threads)
         n, d = self.X.shape

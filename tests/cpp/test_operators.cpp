@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <functional>
+#include <iterator>
 #include <limits>
 #include <numbers>
 #include <sstream>
@@ -48,11 +49,38 @@ namespace {
 // ---------------------------------------------------------------------------------------
 // Helpers: data, views, SIMD levels.
 
+// Every kernel of the table (gramfree/kernel_table.hpp).
 constexpr KernelKind kAllKinds[] = {
-    KernelKind::gaussian, KernelKind::laplacian_l1, KernelKind::laplacian_l2,
-    KernelKind::matern12, KernelKind::matern32,     KernelKind::matern52,
-    KernelKind::polynomial, KernelKind::linear,     KernelKind::arccos1,
+#define GF_KIND(id, ...) KernelKind::id,
+    GRAMFREE_KERNEL_TABLE(GF_KIND)
+#undef GF_KIND
 };
+
+const gf::KernelInfo& row_of(KernelKind kind) { return gf::kernel_table[size_t(kind)]; }
+bool has_gradient(KernelKind kind) { return row_of(kind).gradient != gf::Gradient::none; }
+bool is_radial(KernelKind kind) { return row_of(kind).metric != gf::Metric::dot; }
+
+// A value well inside each domain, and values outside it.
+double inside(gf::Domain domain) {
+  switch (domain) {
+    case gf::Domain::positive: return 0.7;
+    case gf::Domain::finite: return -0.5;
+    case gf::Domain::power: return 3;
+    case gf::Domain::unused: break;
+  }
+  return 1;
+}
+std::vector<double> outside(gf::Domain domain) {
+  const double inf = std::numeric_limits<double>::infinity();
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  switch (domain) {
+    case gf::Domain::positive: return {-1.0, 0.0, nan, inf, -inf};
+    case gf::Domain::finite: return {nan, inf, -inf};
+    case gf::Domain::power: return {0, -1, gf::kMaxDegree + 1};
+    case gf::Domain::unused: break;
+  }
+  return {};
+}
 
 constexpr size_t kSizes[] = {1, 7, 33, 130};
 constexpr size_t kDims[] = {1, 5, 17};
@@ -157,7 +185,14 @@ std::vector<KernelSpec> specs_for(KernelKind kind, size_t d) {
     case KernelKind::linear:
     case KernelKind::arccos1:
       return {spec(1, 1, 3, 1)};
+    default:
+      break;
   }
+  // A kernel new to the table: one spec from its domains.
+  for (const gf::KernelInfo& row : gf::kernel_table)
+    if (row.kind == kind)
+      return {spec(inside(row.gamma), inside(row.coef0), int(inside(row.degree)),
+                   inside(row.length_scale))};
   return {};
 }
 
@@ -513,25 +548,17 @@ void check_against_reference(KernelKind kind) {
 // ---------------------------------------------------------------------------------------
 // Values against the reference: every kernel, both types, awkward sizes, every SIMD level.
 
-#define GF_REFERENCE_CASE(KIND)                                                          \
+#define GF_REFERENCE_CASE(KIND, ...)                                                     \
   TEST_CASE_TEMPLATE("reference " #KIND, T, float, double) {                             \
     check_against_reference<T>(KernelKind::KIND);                                        \
   }
-GF_REFERENCE_CASE(gaussian)
-GF_REFERENCE_CASE(laplacian_l1)
-GF_REFERENCE_CASE(laplacian_l2)
-GF_REFERENCE_CASE(matern12)
-GF_REFERENCE_CASE(matern32)
-GF_REFERENCE_CASE(matern52)
-GF_REFERENCE_CASE(polynomial)
-GF_REFERENCE_CASE(linear)
-GF_REFERENCE_CASE(arccos1)
+GRAMFREE_KERNEL_TABLE(GF_REFERENCE_CASE)
 #undef GF_REFERENCE_CASE
 
 TEST_CASE_TEMPLATE("reference kernel_grad_matvec", T, float, double) {
   std::uint64_t seed = 1000;
   for (KernelKind kind : kAllKinds) {
-    if (kind == KernelKind::arccos1) continue;
+    if (!has_gradient(kind)) continue;
     double worst = 0;
     for (size_t d : kDims)
       for (const KernelSpec& spec : specs_for(kind, d))
@@ -566,10 +593,8 @@ TEST_CASE_TEMPLATE("reference self kernel: Z == X", T, float, double) {
       for (KernelKind kind : kAllKinds)
         for (const KernelSpec& spec : specs_for(kind, d)) {
           check_problem(p, spec, {Op::matvec, Op::rmatvec, Op::normal, Op::block});
-          if (kind != KernelKind::arccos1) check_problem(p, spec, {Op::grad});
-          if (kind == KernelKind::polynomial || kind == KernelKind::linear ||
-              kind == KernelKind::arccos1)
-            continue;
+          if (has_gradient(kind)) check_problem(p, spec, {Op::grad});
+          if (!is_radial(kind)) continue;
           const std::vector<T> K = p.run(Op::block, spec);
           for (size_t i = 0; i < n; ++i) {
             INFO(describe(spec), " ", p.describe(), " i=", i);
@@ -582,15 +607,14 @@ TEST_CASE_TEMPLATE("reference self kernel: Z == X", T, float, double) {
 TEST_CASE_TEMPLATE("reference data far from the origin", T, float, double) {
   // Points at 1000 + U(-1, 1): the distances are O(1) while the norms are O(1e3), so a
   // kernel that expanded ||x - z||^2 without centring would lose every digit.
-  const KernelKind radial[] = {KernelKind::gaussian, KernelKind::laplacian_l1,
-                               KernelKind::laplacian_l2, KernelKind::matern12,
-                               KernelKind::matern32, KernelKind::matern52};
   for (size_t d : kDims)
-    for (KernelKind kind : radial)
+    for (KernelKind kind : kAllKinds) {
+      if (!is_radial(kind)) continue;
       for (const KernelSpec& spec : specs_for(kind, d)) {
         const Problem<T> p(33, 130, d, 2, 900 + d, 999.0, 1001.0);
         check_problem(p, spec, {Op::matvec, Op::rmatvec, Op::normal, Op::block});
       }
+    }
 }
 
 TEST_CASE_TEMPLATE("reference zero rows", T, float, double) {
@@ -626,7 +650,7 @@ TEST_CASE_TEMPLATE("simd levels agree with scalar", T, float, double) {
           const Problem<T> p(n, m, d, 3, seed++);
           const RefKernel rk = reference_kernel(spec, p.Xd, p.Zd, n, m, d);
           for (Op op : {Op::matvec, Op::rmatvec, Op::normal, Op::block, Op::grad}) {
-            if (op == Op::grad && kind == KernelKind::arccos1) continue;
+            if (op == Op::grad && !has_gradient(kind)) continue;
             const RefOut want = p.reference(op, spec, rk);
             std::vector<T> scalar;
             {
@@ -702,7 +726,7 @@ TEST_CASE_TEMPLATE("n_threads 1 and 2 agree", T, float, double) {
       const KernelSpec spec = specs_for(kind, sh.d).front();
       const RefKernel rk = reference_kernel(spec, p.Xd, p.Zd, p.n, p.m, p.d);
       for (Op op : {Op::matvec, Op::rmatvec, Op::normal, Op::block, Op::grad}) {
-        if (op == Op::grad && kind == KernelKind::arccos1) continue;
+        if (op == Op::grad && !has_gradient(kind)) continue;
         const RefOut want = p.reference(op, spec, rk);
         for (SimdLevel level : supported_levels()) {
           SimdScope scope(level);
@@ -984,10 +1008,14 @@ TEST_CASE_TEMPLATE("invalid input throws std::invalid_argument", T, float, doubl
     ok.coef0 = -3.0;
     CHECK_NOTHROW(gf::validate(ok));
   }
-  SUBCASE("gradient of arccos1 is not implemented") {
-    KernelSpec s;
-    s.kind = KernelKind::arccos1;
-    CHECK_THROWS_AS(gf::kernel_grad_matvec<T>(s, X, Z, V, o(n, k * d)), invalid_argument);
+  SUBCASE("gradient of a kernel the table gives none") {
+    for (KernelKind kind : kAllKinds) {
+      if (has_gradient(kind)) continue;
+      KernelSpec s;
+      s.kind = kind;
+      INFO(gf::to_string(kind));
+      CHECK_THROWS_AS(gf::kernel_grad_matvec<T>(s, X, Z, V, o(n, k * d)), invalid_argument);
+    }
   }
   // A call that throws has written nothing.
   CHECK(out == untouched);
@@ -1002,4 +1030,56 @@ TEST_CASE("kernel names") {
   CHECK_THROWS_AS(gf::kernel_kind_from_string("Gaussian"), std::invalid_argument);
   const bool compiled = gf::cuda_compiled();
   MESSAGE("cuda_compiled: ", compiled);
+}
+
+TEST_CASE("kernel table: names round-trip and validate() follows the domains") {
+  CHECK(gf::kernel_count == std::size(kAllKinds));
+  // The parameters of KernelSpec, the table's column for each, and a value that no domain
+  // of a used parameter allows (an unused parameter is not looked at).
+  struct Param {
+    const char* name;
+    gf::Domain gf::KernelInfo::*column;
+    void (*set)(KernelSpec&, double);
+    double unused_value;
+  };
+  const double nan = std::numeric_limits<double>::quiet_NaN();
+  const Param params[] = {
+      {"gamma", &gf::KernelInfo::gamma, [](KernelSpec& s, double v) { s.gamma = v; }, nan},
+      {"coef0", &gf::KernelInfo::coef0, [](KernelSpec& s, double v) { s.coef0 = v; }, nan},
+      {"degree", &gf::KernelInfo::degree, [](KernelSpec& s, double v) { s.degree = int(v); },
+       0},
+      {"length_scale", &gf::KernelInfo::length_scale,
+       [](KernelSpec& s, double v) { s.length_scale = v; }, nan},
+  };
+  for (size_t i = 0; i < gf::kernel_count; ++i) {
+    const gf::KernelInfo& row = gf::kernel_table[i];
+    INFO(row.name);
+    CHECK(size_t(row.kind) == i);  // the table is indexed by KernelKind
+    CHECK(gf::to_string(row.kind) == row.name);
+    CHECK(gf::kernel_kind_from_string(row.name) == row.kind);
+    KernelSpec ok;
+    ok.kind = row.kind;
+    for (const Param& p : params) p.set(ok, inside(row.*p.column));
+    CHECK_NOTHROW(gf::validate(ok));
+    for (const Param& p : params) {
+      INFO(p.name);
+      const gf::Domain domain = row.*p.column;
+      KernelSpec s = ok;
+      if (domain == gf::Domain::unused) {
+        p.set(s, p.unused_value);
+        CHECK_NOTHROW(gf::validate(s));
+        continue;
+      }
+      for (double v : outside(domain)) {
+        INFO(v);
+        p.set(s, v);
+        CHECK_THROWS_AS(gf::validate(s), std::invalid_argument);
+      }
+    }
+  }
+  const auto past_the_end = static_cast<KernelKind>(gf::kernel_count);
+  CHECK(gf::to_string(past_the_end) == "unknown");
+  KernelSpec unknown;
+  unknown.kind = past_the_end;
+  CHECK_THROWS_AS(gf::validate(unknown), std::invalid_argument);
 }

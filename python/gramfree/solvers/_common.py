@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _core
 from ..kernels import Kernel
 from ..operators import KernelOperator, _n_threads, _native
 
@@ -101,16 +102,9 @@ def physical_bytes() -> float:
 
 
 def kernel_diagonal(kernel: Kernel, X: np.ndarray) -> np.ndarray:
-    """``k(x, x)`` for each row: 1 for the translation-invariant kernels, from the row
-    norms for the dot-product ones (no kernel evaluations needed)."""
-    spec = kernel.native_spec(X.shape[1])
-    kind = spec["kind"]
-    sq = np.einsum("ij,ij->i", X, X, dtype=np.float64)
-    if kind == "polynomial":
-        return (spec["gamma"] * sq + spec["coef0"]) ** spec["degree"]
-    if kind in ("linear", "arccos1"):
-        return sq
-    return np.ones(X.shape[0])
+    """``k(x, x)`` for each row, float64: the core's formula of the kernel at a point's
+    metric with itself (``|x|^2`` or a zero distance), no kernel matrix needed."""
+    return _core.kernel_diagonal(np.ascontiguousarray(X), **kernel.native_spec(X.shape[1]))
 
 
 class Progress:
