@@ -133,7 +133,7 @@ struct Layout {
   size_t per_thread;
   bool split_z;   // threads split the columns of Z (few rows of X) instead of the rows
   size_t chunks;  // chunks of Z: ceil(m / nc)
-  size_t partial;  // split_z matvec: one n x k buffer per chunk, after the threads' parts
+  size_t partial;  // split_z matvec: one n x k buffer per thread, after the threads' parts
 };
 
 template <class T>
@@ -165,11 +165,15 @@ static Layout<T> layout(const EngineArgs<T>& a) {
   return s;
 }
 
+// The workspace, independent of n and m: per thread, a chunk of Z packed with its rows of
+// V (nc (d + k + 1), nc sized for 256 KiB) and a panel of X with its accumulators
+// (kMR (d + 2k) and a kMR x 128 tile for k >= half a vector); for a matvec whose threads
+// split Z (fewer than 2 kMR rows per thread), one n x k buffer per thread as well.
 template <class T>
 static size_t workspace_elems(const EngineArgs<T>& a) {
   const size_t threads = a.n_threads > 0 ? size_t(a.n_threads) : 1;
   const Layout<T> s = layout(a);
-  return s.per_thread * threads + s.partial * s.chunks;
+  return (s.per_thread + s.partial) * threads;
 }
 
 // Pack rows [r0, r0 + count) of A (d columns) as depth-major panels of `width` rows,
@@ -409,26 +413,38 @@ static int run_epilogue(const EngineArgs<T>& a) {
         run_range<E, T>(a, s, ws, x0, x1, 0, a.m, a.out + x0 * ld, ld, a.accumulate, flag,
                         t == 0);
     } else {
-      // Few rows of X: threads take whole chunks of Z. A matvec writes each chunk's sums
-      // to its own buffer, added below in chunk order: the same additions, in the same
-      // order, as one thread running through the chunks.
-      const size_t c0 = s.chunks * t / nt, c1 = s.chunks * (t + 1) / nt;
-      T* partials = a.workspace + nt * s.per_thread;
-      for (size_t c = c0; c < c1; ++c) {
-        const size_t z0 = c * s.nc, z1 = smin(z0 + s.nc, a.m);
-        if (store)
+      // Few rows of X: threads take whole chunks of Z. A stored block writes each chunk's
+      // columns in place. A matvec goes in rounds of nt chunks: thread t computes chunk
+      // (round + t) into its own n x k buffer, then the round's buffers are added into out
+      // in chunk order -- the same additions, in the same order, as one thread running
+      // through the chunks, with nt buffers however many chunks m makes.
+      T* partials = a.workspace + s.per_thread * nt;
+      if (store) {
+        const size_t c0 = s.chunks * t / nt, c1 = s.chunks * (t + 1) / nt;
+        for (size_t c = c0; c < c1; ++c) {
+          const size_t z0 = c * s.nc, z1 = smin(z0 + s.nc, a.m);
           run_range<E, T>(a, s, ws, 0, a.n, z0, z1, a.out, ld, true, flag, t == 0);
-        else
-          run_range<E, T>(a, s, ws, 0, a.n, z0, z1, partials + c * s.partial, ld, false, flag,
-                          t == 0);
-      }
+        }
+      } else {
+        for (size_t round = 0; round < s.chunks; round += nt) {
+          const size_t c = round + t;
+          if (c < s.chunks) {
+            const size_t z0 = c * s.nc, z1 = smin(z0 + s.nc, a.m);
+            run_range<E, T>(a, s, ws, 0, a.n, z0, z1, partials + t * s.partial, ld, false,
+                            flag, t == 0);
+          }
 #pragma omp barrier
-      if (!store && !flag.get()) {
+          // Read by every thread between the barrier and the next round's tiles, where
+          // nobody writes it: all threads leave the loop at the same round.
+          if (flag.get()) break;
+          const size_t in_round = smin(nt, s.chunks - round);
+          const bool first = round == 0 && !a.accumulate;
 #pragma omp for schedule(static)
-        for (size_t e = 0; e < a.n * a.k; ++e) {
-          T sum = a.accumulate ? a.out[e] : T(0);
-          for (size_t c = 0; c < s.chunks; ++c) sum += partials[c * s.partial + e];
-          a.out[e] = sum;
+          for (size_t e = 0; e < a.n * a.k; ++e) {
+            T sum = first ? T(0) : a.out[e];
+            for (size_t j = 0; j < in_round; ++j) sum += partials[j * s.partial + e];
+            a.out[e] = sum;
+          }
         }
       }
     }

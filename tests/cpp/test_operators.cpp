@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "gramfree/gramfree.hpp"
+#include "kernels/engine_api.hpp"
 
 namespace gf = gramfree;
 using gf::KernelKind;
@@ -715,8 +716,9 @@ TEST_CASE_TEMPLATE("n_threads 1 and 2 agree", T, float, double) {
   struct Shape {
     size_t n, m, d, k;
   };
-  const Shape shapes[] = {{130, 130, 5, 3}, {7, 700, 5, 2}, {1, 1000, 17, 1}, {2, 600, 1, 4},
-                          {33, 1, 17, 2},   {5000, 40, 5, 2}, {1, 1, 1, 1}};
+  // {3, 40000, 64, 2}: 85 chunks of Z, so a matvec's split reduces over many rounds.
+  const Shape shapes[] = {{130, 130, 5, 3}, {7, 700, 5, 2},   {1, 1000, 17, 1}, {2, 600, 1, 4},
+                          {33, 1, 17, 2},   {5000, 40, 5, 2}, {1, 1, 1, 1},     {3, 40000, 64, 2}};
   const double agree = std::is_same_v<T, double> ? 1e-13 : 1e-6;
   double worst = 0;
   std::uint64_t seed = 7000;
@@ -748,6 +750,27 @@ TEST_CASE_TEMPLATE("n_threads 1 and 2 agree", T, float, double) {
     }
   }
   MESSAGE(type_name<T>(), ": largest difference between thread counts ", worst);
+}
+
+TEST_CASE("workspace: independent of n and m, also when threads split Z") {
+  // The engine's own workspace (engine.hpp, workspace_elems): per-thread packing buffers
+  // and, when threads split the columns of Z, one n x k buffer per thread -- not one per
+  // chunk of Z, which grew with m (n = 3, m = 10^7: 21000 chunks).
+  namespace d = gf::detail;
+  static const double v = 0;
+  auto ws = [](std::size_t n, std::size_t m) {
+    d::EngineArgs<double> a{};
+    a.n = n;
+    a.m = m;
+    a.d = 16;
+    a.k = 3;
+    a.V = &v;
+    a.n_threads = 4;
+    return d::engine_scalar.workspace_f64(a);
+  };
+  CHECK(ws(3, 100'000) == ws(3, 10'000'000));            // few rows: threads split Z
+  CHECK(ws(100'000, 100'000) == ws(1'000'000, 10'000'000));  // rows split among threads
+  CHECK(ws(3, 10'000'000) * sizeof(double) < (std::size_t(4) << 20));
 }
 
 TEST_CASE("n_threads: 0 means OpenMP's default and negative is rejected") {
