@@ -22,7 +22,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from gramfree import KernelClassifier, KernelRegressor
+from gramfree import KernelClassifier, KernelRegressor, KernelRegressorCV
 from gramfree.kernels import Laplacian
 
 # ---------------------------------------------------------------------------------------
@@ -71,6 +71,7 @@ CHECKED_ESTIMATORS = [
     KernelRegressor(solver="eigenpro", n_centers=0.5, random_state=0),
     # A bandwidth for check_class_weight_classifiers' blobs (std 20; see below).
     KernelClassifier(gamma=1e-3),
+    KernelRegressorCV(),
 ]
 
 CLASS_WEIGHT_REASON = (
@@ -83,7 +84,7 @@ CLASS_WEIGHT_REASON = (
 
 def _expected_failed_checks(estimator):
     failed = {}
-    if estimator.solver in ("nystrom-pcg", "nystrom-direct", "eigenpro"):
+    if getattr(estimator, "solver", None) in ("nystrom-pcg", "nystrom-direct", "eigenpro"):
         failed.update({
             "check_sample_weight_equivalence_on_dense_data": SAMPLE_WEIGHT_REASON,
             "check_sample_weight_equivalence_on_sparse_data": SAMPLE_WEIGHT_REASON,

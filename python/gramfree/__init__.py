@@ -15,7 +15,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import kernels  # noqa: E402
 from ._config import config, show_config  # noqa: E402
-from .estimators import KernelClassifier, KernelRegressor  # noqa: E402
+from .estimators import KernelClassifier, KernelRegressor, KernelRegressorCV  # noqa: E402
 from .io import load  # noqa: E402
 from .kernels import get_kernel  # noqa: E402
 from .operators import KernelOperator, kernel_gradient, kernel_matrix  # noqa: E402
@@ -27,6 +27,7 @@ __all__ = [
     "KernelClassifier",
     "KernelOperator",
     "KernelRegressor",
+    "KernelRegressorCV",
     "PathKernelClassifier",
     "PathKernelRegressor",
     "load",

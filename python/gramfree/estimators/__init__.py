@@ -2,5 +2,6 @@
 
 from .classifier import KernelClassifier
 from .regressor import KernelRegressor
+from .regressor_cv import KernelRegressorCV
 
-__all__ = ["KernelClassifier", "KernelRegressor"]
+__all__ = ["KernelClassifier", "KernelRegressor", "KernelRegressorCV"]

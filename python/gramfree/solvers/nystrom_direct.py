@@ -64,6 +64,11 @@ FLOAT32_OBJECTIVE_CHECK = 1e-4
 RANK_DEFICIENT = 1e-8
 
 
+def rows_for(M: int) -> int:
+    """Rows of X per pass block: ``BLOCK_BYTES`` of float64 kernel values."""
+    return max(1024, BLOCK_BYTES // (M * 8))
+
+
 def _add_gram(G: np.ndarray, B: np.ndarray) -> None:
     """``G += B^T B`` in G's upper triangle (float64; G F-ordered M x M, B C-ordered)."""
     M = B.shape[1]
@@ -188,9 +193,7 @@ def solve_nystrom_direct(
     C64 = np.ascontiguousarray(centers, dtype=np.float64)
 
     def rows_of(dtype) -> int:  # noqa: ARG001 - one size: the pass is float64 after the kernel
-        if block_rows is not None:
-            return block_rows
-        return max(1024, BLOCK_BYTES // (M * 8))
+        return block_rows if block_rows is not None else rows_for(M)
 
     start = time.perf_counter()
     yWy = float(np.sum(Y.astype(np.float64) ** 2 * (1.0 if w is None else w[:, None])))

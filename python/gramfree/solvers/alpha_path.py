@@ -1,0 +1,101 @@
+"""Every alpha of a Nystrom kernel ridge for the price of one: generalised cross-validation
+from one pass over the data and one eigendecomposition of size M.
+
+The one-pass solver (:mod:`.nystrom_direct`) reduces the data to M x M quantities: with
+``L L^T = K_MM`` and ``F = W^1/2 K_nM L^-T`` (scikit-learn's Nystroem features), the
+whitened Gram ``S = F^T F``, ``r = F^T W^1/2 y`` and ``y^T W y``. With ``S = U diag(lam) U^T``
+and ``c = U^T r``, for every alpha
+
+    g(alpha)   = U (lam + alpha)^-1 c                    (the model: a = L^-T g)
+    RSS(alpha) = y^T W y - sum_i c_i^2 (lam_i + 2 alpha) / (lam_i + alpha)^2
+    df(alpha)  = trace of the hat matrix = sum_i lam_i / (lam_i + alpha)
+    GCV(alpha) = (RSS / sum w) / (1 - df / n)^2          (Golub, Heath and Wahba 1979)
+
+so a path of any length costs one eigendecomposition (~M^3) beyond the single fit's pass.
+GCV is the rotation-invariant form of leave-one-out; RidgeCV's exact LOO would need the
+diagonal of the hat matrix, i.e. another n M^2 pass. Several targets share one alpha: their
+RSS add up (RidgeCV's default).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.linalg import blas
+
+from ..linalg import jittered_cholesky, solve_triangular
+from ._common import Problem
+from .nystrom_direct import RANK_DEFICIENT, _gram_pass, _operator, rows_for
+
+
+@dataclass
+class AlphaPath:
+    """The chosen model and what the path measured, alpha by alpha."""
+
+    alphas: np.ndarray  # as given
+    gcv: np.ndarray  # GCV(alpha), lower is better
+    rss: np.ndarray  # weighted residual sum of squares on the training data, summed over targets
+    dof: np.ndarray  # effective degrees of freedom (trace of the hat matrix)
+    best: int  # index of the chosen alpha
+    coef: np.ndarray  # (M, t) coefficients at the chosen alpha, float64
+    info: dict
+
+
+def whitened_system(problem: Problem, centers: np.ndarray):
+    """``(L, S, r, info)``: the factor of K_MM, the whitened Gram and right-hand side, in
+    float64. A numerically singular K_MM (coinciding centres) takes the whitened-feature
+    pass, where S is a Gram of features and positive semi-definite by construction; else
+    the Gram pass then the whitening, as nystrom_direct does."""
+    C64 = np.ascontiguousarray(centers, dtype=np.float64)
+    kmm = _operator(problem, C64).to_dense()
+    L, jitter = jittered_cholesky(kmm, overwrite=True)
+    del kmm
+    L = np.asfortranarray(L, dtype=np.float64)
+    diag = np.diag(L) ** 2
+    pivot = float(diag.min() / max(float(diag.max()), 1e-300))
+    rows = rows_for(C64.shape[0])
+    if jitter > 0 or pivot < RANK_DEFICIENT:
+        S, r = _gram_pass(problem, C64, rows, L=L)
+        how = "whitened features"
+    else:
+        G, R = _gram_pass(problem, C64, rows)
+        G = blas.dtrsm(1.0, L, G, side=0, lower=1, trans_a=0, overwrite_b=1)
+        S = blas.dtrsm(1.0, L, G, side=1, lower=1, trans_a=1, overwrite_b=1)
+        r = solve_triangular(L, R)
+        how = "whitened Gram"
+    return L, S, r, {"jitter": jitter, "smallest_pivot": pivot, "pass": how}
+
+
+def solve_alpha_path(problem: Problem, centers: np.ndarray, alphas) -> AlphaPath:
+    """GCV over ``alphas`` (each > 0) for the Nystrom ridge on ``centers`` (module
+    docstring); ``problem.alpha`` is not used."""
+    alphas = np.asarray(alphas, dtype=np.float64)
+    start = time.perf_counter()
+    L, S, r, info = whitened_system(problem, centers)
+    pass_seconds = time.perf_counter() - start
+    S = 0.5 * (S + S.T)  # exactly symmetric for eigh (the pass rounds the triangles alike)
+    lam, U = np.linalg.eigh(S)
+    del S
+    # Rounding can leave the smallest eigenvalues of a PSD S slightly negative; as
+    # variances of features they are >= 0.
+    lam = np.maximum(lam, 0.0)
+    c = U.T @ r  # (M, t)
+    Y = problem.Y.astype(np.float64)
+    w = problem.sample_weight
+    yWy = float(np.sum(Y**2 * (1.0 if w is None else w[:, None])))
+    n = Y.shape[0]
+    c2 = np.sum(c**2, axis=1)  # summed over targets: one alpha for all
+    denom = lam[None, :] + alphas[:, None]  # (A, M)
+    rss = yWy - np.sum(c2[None, :] * (lam[None, :] + 2 * alphas[:, None]) / denom**2, axis=1)
+    rss = np.maximum(rss, 0.0)
+    dof = np.sum(lam[None, :] / denom, axis=1)
+    # An interpolating fit (df -> n) has no GCV estimate: it is never chosen.
+    gcv = np.where(dof < n, (rss / problem.weight_sum) / (1 - dof / n) ** 2, np.inf)
+    best = int(np.argmin(gcv))
+    g = U @ (c / (lam + alphas[best])[:, None])
+    coef = solve_triangular(L, g, trans=True)
+    info.update(pass_seconds=pass_seconds, path_seconds=time.perf_counter() - start - pass_seconds,
+                n_centers=int(centers.shape[0]))
+    return AlphaPath(alphas, gcv, rss, dof, best, coef, info)

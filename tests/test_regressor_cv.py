@@ -1,0 +1,103 @@
+"""KernelRegressorCV: every alpha's GCV from one pass and one eigendecomposition, against
+a brute-force float64 reference (explicit Nystrom features, the hat matrix formed and its
+trace taken) on real data; the chosen model equals KernelRegressor's at that alpha on the
+same centres; bad alphas are refused naming the parameter."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_diabetes
+from sklearn.metrics.pairwise import rbf_kernel
+
+from gramfree import KernelRegressor, KernelRegressorCV
+from test_solvers_realdata import _load
+
+ALPHAS = np.logspace(-3, 3, 9)
+
+
+def _brute_gcv(X, Y, C, gamma, alphas, w):
+    """GCV per alpha with Phi the Nystrom features (Phi Phi^T = K_nM K_MM^-1 K_Mn) and the
+    weighted hat matrix H = Phi_w (Phi_w^T Phi_w + alpha I)^-1 Phi_w^T formed in full."""
+    Knm, Kmm = rbf_kernel(X, C, gamma=gamma), rbf_kernel(C, C, gamma=gamma)
+    lam, U = np.linalg.eigh(Kmm)
+    keep = lam > 1e-12 * lam.max()
+    Phi = Knm @ U[:, keep] / np.sqrt(lam[keep])
+    sw = np.sqrt(w)[:, None]
+    Pw, Yw = Phi * sw, Y * sw
+    n = len(X)
+    out = []
+    for a in alphas:
+        H = Pw @ np.linalg.solve(Pw.T @ Pw + a * np.eye(Pw.shape[1]), Pw.T)
+        R = Yw - H @ Yw
+        out.append((np.sum(R**2) / w.sum()) / (1 - np.trace(H) / n) ** 2)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize(("name", "gamma", "m"), [("diabetes", 0.05, 150), ("diabetes", 1.0, 150),
+                                                  ("breast_cancer", 0.02, 120)])
+def test_gcv_matches_brute_force(name, gamma, m, weighted):
+    X, Y = _load(name)
+    n = len(X)
+    w = np.random.default_rng(1).uniform(0.3, 3.0, n) if weighted else np.ones(n)
+    model = KernelRegressorCV(gamma=gamma, alphas=ALPHAS, n_centers=m, random_state=0).fit(
+        X, Y, sample_weight=w if weighted else None)
+    want = _brute_gcv(X, Y, model.centers_, gamma, ALPHAS, w)
+    np.testing.assert_allclose(model.gcv_values_, want, rtol=1e-6)
+    assert model.alpha_ == ALPHAS[np.argmin(want)]
+    assert model.best_score_ == -model.gcv_values_.min()
+
+
+def test_chosen_model_is_kernel_regressor_at_alpha():
+    X, Y = _load("diabetes")
+    y = Y[:, 0]
+    cv = KernelRegressorCV(gamma=0.05, alphas=ALPHAS, n_centers=200, random_state=3).fit(X, y)
+    ref = KernelRegressor(gamma=0.05, alpha=cv.alpha_, solver="nystrom-direct", n_centers=200,
+                          random_state=3).fit(X, y)
+    np.testing.assert_array_equal(cv.centers_, ref.centers_)
+    np.testing.assert_allclose(cv.predict(X), ref.predict(X), rtol=1e-8,
+                               atol=1e-8 * np.abs(y).max())
+
+
+def test_all_points_is_exact_kernel_ridge_gcv():
+    """n_centers=None up to 2000 rows: every point a centre, GCV of exact kernel ridge."""
+    X, y = load_diabetes(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    X, y = X[:300], y[:300]
+    model = KernelRegressorCV(gamma=0.05, alphas=ALPHAS).fit(X, y)
+    assert model.centers_.shape[0] == 300
+    K = rbf_kernel(X, gamma=0.05)
+    for a, got in zip(ALPHAS, model.gcv_values_):
+        H = K @ np.linalg.inv(K + a * np.eye(300))
+        r = y - H @ y
+        assert got == pytest.approx((r @ r / 300) / (1 - np.trace(H) / 300) ** 2, rel=1e-6)
+
+
+def test_targets_share_one_alpha():
+    X, Y = _load("diabetes")
+    Y2 = np.column_stack([Y[:, 0], -2 * Y[:, 0] + 0.1])
+    model = KernelRegressorCV(gamma=0.05, alphas=ALPHAS, n_centers=150, random_state=0).fit(X, Y2)
+    assert model.predict(X).shape == Y2.shape
+    one = KernelRegressorCV(gamma=0.05, alphas=ALPHAS, n_centers=150, random_state=0)
+    singles = [one.fit(X, Y2[:, j]).gcv_values_ for j in range(2)]
+    # RSS add up over targets, the degrees of freedom are shared
+    rss_sum = sum(g * (1 - one.dof_ / len(X)) ** 2 for g in singles)
+    np.testing.assert_allclose(model.gcv_values_ * (1 - model.dof_ / len(X)) ** 2, rss_sum,
+                               rtol=1e-9)
+
+
+@pytest.mark.parametrize("alphas", [[], [0.1, -1.0], [0.0], [np.nan], "1.0", [[0.1, 1.0]]])
+def test_bad_alphas_are_refused(alphas):
+    X, Y = _load("diabetes")
+    with pytest.raises(ValueError, match="alphas"):
+        KernelRegressorCV(alphas=alphas).fit(X, Y[:, 0])
+
+
+def test_save_and_compress_say_what_to_do(tmp_path):
+    X, Y = _load("diabetes")
+    model = KernelRegressorCV(gamma=0.05, n_centers=50, random_state=0).fit(X, Y[:, 0])
+    with pytest.raises(TypeError, match="alpha_"):
+        model.save(tmp_path / "m.gfm")
+    with pytest.raises(TypeError, match="alpha_"):
+        model.compress(10)
