@@ -101,3 +101,17 @@ def test_save_and_compress_say_what_to_do(tmp_path):
         model.save(tmp_path / "m.gfm")
     with pytest.raises(TypeError, match="alpha_"):
         model.compress(10)
+
+
+def test_failed_objective_check_recomputes_from_whitened_features(monkeypatch):
+    """Where the whitened Gram's rounding shows (the check fails), the path is recomputed
+    from the whitened-feature pass: same GCV as the brute force."""
+    from gramfree.solvers import alpha_path
+
+    X, Y = _load("diabetes")
+    monkeypatch.setattr(alpha_path, "OBJECTIVE_CHECK", -1.0)  # every check fails
+    model = KernelRegressorCV(gamma=0.05, alphas=ALPHAS, n_centers=150, random_state=0).fit(X, Y)
+    assert model.solver_info_["fallback"] == "whitened features"
+    assert model.solver_info_["pass"] == "whitened features"
+    want = _brute_gcv(X, Y, model.centers_, 0.05, ALPHAS, np.ones(len(X)))
+    np.testing.assert_allclose(model.gcv_values_, want, rtol=1e-6)

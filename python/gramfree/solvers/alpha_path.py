@@ -20,14 +20,15 @@ RSS add up (RidgeCV's default).
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from scipy.linalg import blas
 
 from ..linalg import jittered_cholesky, solve_triangular
 from ._common import Problem
-from .nystrom_direct import RANK_DEFICIENT, _gram_pass, _operator, rows_for
+from .nystrom_direct import (OBJECTIVE_CHECK, RANK_DEFICIENT, _gram_pass, _objective,
+                             _operator, rows_for)
 
 
 @dataclass
@@ -43,11 +44,11 @@ class AlphaPath:
     info: dict
 
 
-def whitened_system(problem: Problem, centers: np.ndarray):
+def whitened_system(problem: Problem, centers: np.ndarray, *, features: bool = False):
     """``(L, S, r, info)``: the factor of K_MM, the whitened Gram and right-hand side, in
-    float64. A numerically singular K_MM (coinciding centres) takes the whitened-feature
-    pass, where S is a Gram of features and positive semi-definite by construction; else
-    the Gram pass then the whitening, as nystrom_direct does."""
+    float64. A numerically singular K_MM (coinciding centres), or ``features``, takes the
+    whitened-feature pass, where S is a Gram of features and positive semi-definite by
+    construction; else the Gram pass then the whitening, as nystrom_direct does."""
     C64 = np.ascontiguousarray(centers, dtype=np.float64)
     kmm = _operator(problem, C64).to_dense()
     L, jitter = jittered_cholesky(kmm, overwrite=True)
@@ -56,7 +57,7 @@ def whitened_system(problem: Problem, centers: np.ndarray):
     diag = np.diag(L) ** 2
     pivot = float(diag.min() / max(float(diag.max()), 1e-300))
     rows = rows_for(C64.shape[0])
-    if jitter > 0 or pivot < RANK_DEFICIENT:
+    if features or jitter > 0 or pivot < RANK_DEFICIENT:
         S, r = _gram_pass(problem, C64, rows, L=L)
         how = "whitened features"
     else:
@@ -70,11 +71,23 @@ def whitened_system(problem: Problem, centers: np.ndarray):
 
 def solve_alpha_path(problem: Problem, centers: np.ndarray, alphas) -> AlphaPath:
     """GCV over ``alphas`` (each > 0) for the Nystrom ridge on ``centers`` (module
-    docstring); ``problem.alpha`` is not used."""
+    docstring); ``problem.alpha`` is not used. As in nystrom_direct, the objective the
+    chosen solution implies is checked against the one recomputed from the model; where
+    the whitening of G amplified its rounding (an ill-conditioned K_MM), the path is
+    recomputed from the whitened-feature pass."""
     alphas = np.asarray(alphas, dtype=np.float64)
     start = time.perf_counter()
-    L, S, r, info = whitened_system(problem, centers)
-    pass_seconds = time.perf_counter() - start
+    path = _path(problem, centers, alphas, whitened_system(problem, centers))
+    if path.info["pass"] == "whitened Gram" and not _objective_holds(problem, centers, path):
+        path = _path(problem, centers, alphas, whitened_system(problem, centers, features=True))
+        path.info["fallback"] = "whitened features"
+    path.info["seconds"] = time.perf_counter() - start
+    return path
+
+
+def _path(problem: Problem, centers: np.ndarray, alphas: np.ndarray, system) -> AlphaPath:
+    L, S, r, info = system
+    start = time.perf_counter()
     S = 0.5 * (S + S.T)  # exactly symmetric for eigh (the pass rounds the triangles alike)
     lam, U = np.linalg.eigh(S)
     del S
@@ -96,6 +109,23 @@ def solve_alpha_path(problem: Problem, centers: np.ndarray, alphas) -> AlphaPath
     best = int(np.argmin(gcv))
     g = U @ (c / (lam + alphas[best])[:, None])
     coef = solve_triangular(L, g, trans=True)
-    info.update(pass_seconds=pass_seconds, path_seconds=time.perf_counter() - start - pass_seconds,
+    info = dict(info, path_seconds=time.perf_counter() - start,
                 n_centers=int(centers.shape[0]))
     return AlphaPath(alphas, gcv, rss, dof, best, coef, info)
+
+
+def _objective_holds(problem: Problem, centers: np.ndarray, path: AlphaPath) -> bool:
+    """Whether the chosen solution's objective, recomputed from the model, matches the one
+    the eigendecomposition implies (nystrom_direct's OBJECTIVE_CHECK)."""
+    alpha = float(path.alphas[path.best])
+    C64 = np.ascontiguousarray(centers, dtype=np.float64)
+    exact = _objective(replace(problem, alpha=alpha), C64, path.coef)
+    rss = float(path.rss[path.best])
+    # Implied: RSS from the eigendecomposition + alpha a^T K_MM a (= alpha ||g||^2).
+    Y = problem.Y.astype(np.float64)
+    w = problem.sample_weight
+    zero = float(np.sum(Y**2 * (1.0 if w is None else w[:, None]))) / problem.weight_sum
+    penalty = float(np.sum(path.coef * (_operator(problem, C64) @ path.coef)))
+    implied = (rss + alpha * penalty) / problem.weight_sum
+    path.info["objective_check"] = abs(exact - implied) / max(zero, 1e-300)
+    return path.info["objective_check"] <= OBJECTIVE_CHECK
