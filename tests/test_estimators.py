@@ -22,7 +22,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from gramfree import KernelClassifier, KernelRegressor, KernelRegressorCV
+from gramfree import KernelClassifier, KernelClassifierCV, KernelRegressor, KernelRegressorCV
 from gramfree.kernels import Laplacian
 
 # ---------------------------------------------------------------------------------------
@@ -72,6 +72,7 @@ CHECKED_ESTIMATORS = [
     # A bandwidth for check_class_weight_classifiers' blobs (std 20; see below).
     KernelClassifier(gamma=1e-3),
     KernelRegressorCV(),
+    KernelClassifierCV(),
 ]
 
 CLASS_WEIGHT_REASON = (
@@ -89,7 +90,7 @@ def _expected_failed_checks(estimator):
             "check_sample_weight_equivalence_on_dense_data": SAMPLE_WEIGHT_REASON,
             "check_sample_weight_equivalence_on_sparse_data": SAMPLE_WEIGHT_REASON,
         })
-    if isinstance(estimator, KernelClassifier) and estimator.gamma is None:
+    if hasattr(estimator, "class_weight") and estimator.gamma is None:
         failed["check_class_weight_classifiers"] = CLASS_WEIGHT_REASON
     return failed
 

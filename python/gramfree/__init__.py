@@ -15,7 +15,12 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import kernels  # noqa: E402
 from ._config import config, show_config  # noqa: E402
-from .estimators import KernelClassifier, KernelRegressor, KernelRegressorCV  # noqa: E402
+from .estimators import (  # noqa: E402
+    KernelClassifier,
+    KernelClassifierCV,
+    KernelRegressor,
+    KernelRegressorCV,
+)
 from .io import load  # noqa: E402
 from .kernels import get_kernel  # noqa: E402
 from .operators import KernelOperator, kernel_gradient, kernel_matrix  # noqa: E402
@@ -25,6 +30,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "KernelClassifier",
+    "KernelClassifierCV",
     "KernelOperator",
     "KernelRegressor",
     "KernelRegressorCV",

@@ -2,6 +2,6 @@
 
 from .classifier import KernelClassifier
 from .regressor import KernelRegressor
-from .regressor_cv import KernelRegressorCV
+from .cv import KernelClassifierCV, KernelRegressorCV
 
-__all__ = ["KernelClassifier", "KernelRegressor", "KernelRegressorCV"]
+__all__ = ["KernelClassifier", "KernelClassifierCV", "KernelRegressor", "KernelRegressorCV"]

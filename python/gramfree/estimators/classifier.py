@@ -13,7 +13,52 @@ from sklearn.utils.multiclass import check_classification_targets
 from ._base import KernelMachineMixin
 
 
-class KernelClassifier(ClassifierMixin, KernelMachineMixin):
+def class_targets(estimator, X, y, sample_weight):
+    """``(classes, Y, sample_weight)`` for a square-loss classifier: +-1 targets (binary)
+    or one-hot (multiclass) in X's dtype, and the sample weights times the estimator's
+    ``class_weight`` (scikit-learn's definition)."""
+    check_classification_targets(y)
+    if estimator.class_weight is not None:
+        per_class = compute_sample_weight(estimator.class_weight, y).astype(X.dtype)
+        sample_weight = per_class if sample_weight is None else sample_weight * per_class
+        if not sample_weight.any():
+            raise ValueError("class_weight: gives every sample weight zero")
+    encoder = LabelEncoder().fit(y)
+    classes = encoder.classes_
+    if len(classes) < 2:
+        raise ValueError(
+            f"{type(estimator).__name__} needs samples of at least 2 classes; got 1 class "
+            f"({classes[0]!r})"
+        )
+    codes = encoder.transform(y)
+    if len(classes) == 2:
+        Y = (2.0 * codes - 1.0)[:, None]
+    else:
+        Y = np.zeros((X.shape[0], len(classes)))
+        Y[np.arange(X.shape[0]), codes] = 1.0
+    return classes, np.ascontiguousarray(Y, dtype=X.dtype), sample_weight
+
+
+class ClassScores:
+    """Scores and labels from the fitted one-vs-rest (or +-1) kernel machine."""
+
+    def decision_function(self, X):
+        """Scores: shape (n_samples,) for two classes (positive means classes_[1]), else
+        (n_samples, n_classes)."""
+        out = self._decision(X)
+        return out[:, 0] if len(self.classes_) == 2 else out
+
+    def predict(self, X):
+        scores = self.decision_function(X)
+        if len(self.classes_) == 2:
+            return self.classes_[(scores > 0).astype(int)]
+        return self.classes_[np.argmax(scores, axis=1)]
+
+    def _copy_target_info(self, other) -> None:
+        other.classes_ = self.classes_
+
+
+class KernelClassifier(ClassScores, ClassifierMixin, KernelMachineMixin):
     """Kernel machine classifier: ridge regression on +-1 (binary) or one-hot (multiclass)
     targets, prediction by sign / argmax. Parameters and solvers as
     :class:`~gramfree.KernelRegressor`.
@@ -79,40 +124,7 @@ class KernelClassifier(ClassifierMixin, KernelMachineMixin):
         weighted by ``sample_weight`` times its class's ``class_weight``."""
         self._validate_params()
         X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=False)
-        check_classification_targets(y)
-        if self.class_weight is not None:
-            per_class = compute_sample_weight(self.class_weight, y).astype(X.dtype)
-            sample_weight = per_class if sample_weight is None else sample_weight * per_class
-            if not sample_weight.any():
-                raise ValueError("class_weight: gives every sample weight zero")
-        encoder = LabelEncoder().fit(y)
-        classes = encoder.classes_
-        if len(classes) < 2:
-            raise ValueError(
-                f"KernelClassifier needs samples of at least 2 classes; got 1 class "
-                f"({classes[0]!r})"
-            )
-        codes = encoder.transform(y)
-        if len(classes) == 2:
-            Y = (2.0 * codes - 1.0)[:, None]
-        else:
-            Y = np.zeros((X.shape[0], len(classes)))
-            Y[np.arange(X.shape[0]), codes] = 1.0
-        self._fit_targets(X, np.ascontiguousarray(Y, dtype=X.dtype), sample_weight)
+        classes, Y, sample_weight = class_targets(self, X, y, sample_weight)
+        self._fit_targets(X, Y, sample_weight)
         self.classes_ = classes
         return self
-
-    def decision_function(self, X):
-        """Scores: shape (n_samples,) for two classes (positive means classes_[1]), else
-        (n_samples, n_classes)."""
-        out = self._decision(X)
-        return out[:, 0] if len(self.classes_) == 2 else out
-
-    def predict(self, X):
-        scores = self.decision_function(X)
-        if len(self.classes_) == 2:
-            return self.classes_[(scores > 0).astype(int)]
-        return self.classes_[np.argmax(scores, axis=1)]
-
-    def _copy_target_info(self, other) -> None:
-        other.classes_ = self.classes_

@@ -1,4 +1,4 @@
-"""KernelRegressorCV: every alpha's GCV from one pass and one eigendecomposition, against
+"""KernelRegressorCV and KernelClassifierCV: every alpha's GCV from one pass and one eigendecomposition, against
 a brute-force float64 reference (explicit Nystrom features, the hat matrix formed and its
 trace taken) on real data; the chosen model equals KernelRegressor's at that alpha on the
 same centres; bad alphas are refused naming the parameter."""
@@ -10,7 +10,7 @@ import pytest
 from sklearn.datasets import load_diabetes
 from sklearn.metrics.pairwise import rbf_kernel
 
-from gramfree import KernelRegressor, KernelRegressorCV
+from gramfree import KernelClassifier, KernelClassifierCV, KernelRegressor, KernelRegressorCV
 from test_solvers_realdata import _load
 
 ALPHAS = np.logspace(-3, 3, 9)
@@ -115,3 +115,39 @@ def test_failed_objective_check_recomputes_from_whitened_features(monkeypatch):
     assert model.solver_info_["pass"] == "whitened features"
     want = _brute_gcv(X, Y, model.centers_, 0.05, ALPHAS, np.ones(len(X)))
     np.testing.assert_allclose(model.gcv_values_, want, rtol=1e-6)
+
+
+@pytest.mark.parametrize("class_weight", [None, "balanced"])
+def test_classifier_gcv_on_class_targets(class_weight):
+    """Digits, 10 classes: GCV of the one-hot targets (RSS summed over classes) against the
+    brute force; the chosen model is KernelClassifier's at alpha_ on the same centres."""
+    from sklearn.utils.class_weight import compute_sample_weight
+
+    X, y = load_digits_small()
+    clf = KernelClassifierCV(gamma=0.02, alphas=ALPHAS, n_centers=200, random_state=0,
+                             class_weight=class_weight).fit(X, y)
+    Y = (y[:, None] == np.arange(10)[None, :]).astype(float)
+    w = np.ones(len(y)) if class_weight is None else compute_sample_weight(class_weight, y)
+    np.testing.assert_allclose(clf.gcv_values_, _brute_gcv(X, Y, clf.centers_, 0.02, ALPHAS, w),
+                               rtol=1e-6)
+    ref = KernelClassifier(gamma=0.02, alpha=clf.alpha_, solver="nystrom-direct",
+                           n_centers=200, random_state=0, class_weight=class_weight).fit(X, y)
+    np.testing.assert_allclose(clf.decision_function(X), ref.decision_function(X),
+                               rtol=1e-8, atol=1e-8)
+    np.testing.assert_array_equal(clf.predict(X), ref.predict(X))
+
+
+def test_binary_classifier_labels_and_scores():
+    X, Y = _load("breast_cancer")
+    y = np.where(Y[:, 0] > 0, "benign", "malignant")
+    clf = KernelClassifierCV(gamma=0.02, alphas=ALPHAS, n_centers=150, random_state=0).fit(X, y)
+    assert list(clf.classes_) == ["benign", "malignant"]
+    assert clf.decision_function(X).shape == (len(X),)
+    assert clf.score(X, y) > 0.9
+
+
+def load_digits_small():
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    return X[:700] / 16.0, y[:700]

@@ -1,0 +1,239 @@
+"""KernelRegressorCV and KernelClassifierCV: kernel ridge regression and classification
+with alpha chosen by generalised cross-validation along the whole path, for the price of
+one Nystrom fit."""
+
+from __future__ import annotations
+
+import numbers
+import sys
+import time
+
+import numpy as np
+from sklearn.base import ClassifierMixin, RegressorMixin
+from sklearn.utils._param_validation import Interval, StrOptions
+
+from ..device import resolve_device
+from ..solvers._common import Problem
+from ..solvers.alpha_path import solve_alpha_path
+from ._base import KernelMachineMixin
+from .classifier import ClassScores, class_targets
+
+# Centres when n_centers is None: every point up to this many (then the model is exact
+# kernel ridge), a random subset of this size beyond.
+DEFAULT_CENTERS = 2000
+
+
+def _check_alphas(alphas) -> np.ndarray:
+    a = np.asarray(alphas, dtype=np.float64) if not isinstance(alphas, str) else None
+    if a is None or a.ndim != 1 or a.size == 0:
+        raise ValueError(f"alphas: must be a non-empty 1-d sequence of numbers, got {alphas!r}")
+    if not np.all(np.isfinite(a)) or np.any(a <= 0):
+        raise ValueError(f"alphas: every value must be positive and finite, got {alphas!r}")
+    return a
+
+
+class _AlphaPathMixin(KernelMachineMixin):
+    """The parameters and the fit shared by the CV estimators (see KernelRegressorCV)."""
+
+    _parameter_constraints: dict = {
+        **{k: v for k, v in KernelMachineMixin._parameter_constraints.items()
+           if k not in ("alpha", "solver", "max_iter", "tol", "kernel_precision")},
+        "alphas": ["array-like"],
+        "n_centers": [Interval(numbers.Integral, 1, None, closed="left"),
+                      Interval(numbers.Real, 0, 1, closed="right"), None],
+    }
+
+    def _fit_path(self, X: np.ndarray, Y: np.ndarray, sample_weight) -> None:
+        """Centres, the GCV path over alphas, and the fitted attributes at the best."""
+        alphas = _check_alphas(self.alphas)
+        n = X.shape[0]
+        m = self._resolve_n_centers(n) or min(n, DEFAULT_CENTERS)
+        rng = self._rng()
+        idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
+        centers = np.ascontiguousarray(X[idx])
+        kernel = self._make_kernel()
+        # The path is solved in float64 whatever the data (its eigendecomposition needs it).
+        problem = Problem(X, Y, kernel, float(alphas[0]), sample_weight, self.n_jobs,
+                          resolve_device(self.device), np.dtype(np.float64))
+        start = time.perf_counter()
+        path = solve_alpha_path(problem, centers, alphas)
+        self.fit_time_ = time.perf_counter() - start
+        self.kernel_ = kernel
+        self.solver_ = "nystrom-direct"
+        self.centers_ = centers
+        self.dual_coef_ = path.coef.astype(X.dtype)
+        self.n_iter_ = 1
+        self.loss_curve_ = []
+        self.alpha_ = float(alphas[path.best])
+        self.gcv_values_ = path.gcv
+        self.dof_ = path.dof
+        self.best_score_ = -float(path.gcv[path.best])
+        self.solver_info_ = dict(path.info, alphas=alphas.tolist())
+        if self.verbose:
+            print(f"[{type(self).__name__}] {m} centres, alpha_={self.alpha_:g} of "
+                  f"{len(alphas)}, {self.fit_time_:.2f} s", file=sys.stderr)
+
+    def compress(self, n_centers, X=None, y=None, sample_weight=None):
+        """Not available: refit the plain estimator with ``alpha=model.alpha_`` and
+        compress that (its solver and alpha are parameters this estimator chooses)."""
+        raise TypeError("compress: fit the plain estimator with alpha=alpha_ and the same "
+                        "kernel, and compress that model")
+
+    def save(self, path) -> None:
+        """Not available yet: the model file holds the plain estimators; refit one with
+        ``alpha=model.alpha_`` to save."""
+        raise TypeError(f"save: {type(self).__name__} cannot be saved yet; refit the plain "
+                        "estimator with alpha=alpha_ and the same kernel")
+
+
+class KernelRegressorCV(RegressorMixin, _AlphaPathMixin):
+    """Kernel ridge regression over centres with ``alpha`` chosen from ``alphas`` by
+    generalised cross-validation (GCV), as scikit-learn's RidgeCV chooses it.
+
+    One pass over the data reduces it to M x M quantities (the one-pass Nystrom solver's
+    whitened Gram of the centres' features), one eigendecomposition of size M gives every
+    alpha's solution, residual and effective degrees of freedom
+    (:mod:`gramfree.solvers.alpha_path`): 20 alphas cost about as much as one fit.
+    GCV(alpha) = (RSS / n) / (1 - df / n)^2 is the rotation-invariant form of
+    leave-one-out. With ``n_centers=None`` every point is a centre up to 2000 samples (exact
+    kernel ridge), 2000 random ones beyond.
+
+    Parameters
+    ----------
+    alphas : sequence of positive floats, default=(1e-3, 1e-2, 0.1, 1, 10, 100)
+        Candidates for the objective ``sum_i w_i (f(x_i) - y_i)^2 + alpha ||f||^2``.
+    kernel, gamma, degree, coef0, length_scale, nu, n_centers, random_state, n_jobs,
+    device, verbose : as :class:`~gramfree.KernelRegressor`.
+
+    Attributes
+    ----------
+    alpha_ : float, the chosen alpha
+    gcv_values_ : ndarray (n_alphas,), GCV of each candidate (lower is better)
+    dof_ : ndarray (n_alphas,), effective degrees of freedom of each candidate
+    best_score_ : float, minus the chosen alpha's GCV (higher is better, as RidgeCV's)
+    centers_, dual_coef_, kernel_, solver_info_, fit_time_ : as KernelRegressor.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from gramfree import KernelRegressorCV
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> model = KernelRegressorCV(gamma=0.5, alphas=[1e-3, 1e-2, 0.1, 1.0]).fit(X[:350], y[:350])
+    >>> model.alpha_ in (1e-3, 1e-2, 0.1, 1.0)
+    True
+    """
+
+    def __init__(
+        self,
+        kernel="rbf",
+        *,
+        alphas=(1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0),
+        gamma=None,
+        degree=3,
+        coef0=1.0,
+        length_scale=1.0,
+        nu=1.5,
+        n_centers=None,
+        random_state=None,
+        n_jobs=None,
+        device="cpu",
+        verbose=False,
+    ):
+        self.kernel = kernel
+        self.alphas = alphas
+        self.gamma = gamma
+        self.degree = degree
+        self.coef0 = coef0
+        self.length_scale = length_scale
+        self.nu = nu
+        self.n_centers = n_centers
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.device = device
+        self.verbose = verbose
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit on X (n_samples, n_features) and y (n_samples,) or (n_samples, n_targets),
+        choosing alpha_ from alphas."""
+        self._validate_params()
+        X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=True)
+        y = np.asarray(y)
+        self._fit_path(X, np.ascontiguousarray(y.reshape(X.shape[0], -1), dtype=X.dtype),
+                       sample_weight)
+        self._y_1d = y.ndim == 1
+        return self
+
+    def predict(self, X):
+        """Predictions, shape (n_samples,) or (n_samples, n_targets) as y was."""
+        out = self._decision(X)
+        return out[:, 0] if self._y_1d else out
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.target_tags.multi_output = True
+        tags.target_tags.single_output = True
+        return tags
+
+
+class KernelClassifierCV(ClassScores, ClassifierMixin, _AlphaPathMixin):
+    """Kernel ridge classification (+-1 or one-hot targets, square loss, as
+    :class:`~gramfree.KernelClassifier`) with ``alpha`` chosen from ``alphas`` by GCV on
+    the targets, as scikit-learn's RidgeClassifierCV chooses it: the targets' residuals
+    add up, one alpha for all classes. Parameters and attributes as
+    :class:`KernelRegressorCV`, plus ``class_weight`` (as KernelClassifier) and
+    ``classes_``.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from gramfree import KernelClassifierCV
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = KernelClassifierCV(gamma=1e-3, alphas=[1e-3, 1e-2, 0.1]).fit(X[:1000], y[:1000])
+    >>> clf.score(X[1000:], y[1000:]) > 0.95
+    True
+    """
+
+    _parameter_constraints: dict = {
+        **_AlphaPathMixin._parameter_constraints,
+        "class_weight": [StrOptions({"balanced"}), dict, None],
+    }
+
+    def __init__(
+        self,
+        kernel="rbf",
+        *,
+        alphas=(1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0),
+        gamma=None,
+        degree=3,
+        coef0=1.0,
+        length_scale=1.0,
+        nu=1.5,
+        n_centers=None,
+        random_state=None,
+        n_jobs=None,
+        device="cpu",
+        verbose=False,
+        class_weight=None,
+    ):
+        self.kernel = kernel
+        self.alphas = alphas
+        self.gamma = gamma
+        self.degree = degree
+        self.coef0 = coef0
+        self.length_scale = length_scale
+        self.nu = nu
+        self.n_centers = n_centers
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.device = device
+        self.verbose = verbose
+        self.class_weight = class_weight
+
+    def fit(self, X, y, sample_weight=None):
+        """Fit on X and class labels y, choosing alpha_ from alphas."""
+        self._validate_params()
+        X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=False)
+        classes, Y, sample_weight = class_targets(self, X, y, sample_weight)
+        self._fit_path(X, Y, sample_weight)
+        self.classes_ = classes
+        return self
