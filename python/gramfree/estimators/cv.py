@@ -43,6 +43,35 @@ class _AlphaPathMixin(KernelMachineMixin):
                       Interval(numbers.Real, 0, 1, closed="right"), None],
     }
 
+    def __init__(
+        self,
+        kernel="rbf",
+        *,
+        alphas=(1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0),
+        gamma=None,
+        degree=3,
+        coef0=1.0,
+        length_scale=1.0,
+        nu=1.5,
+        n_centers=None,
+        random_state=None,
+        n_jobs=None,
+        device="cpu",
+        verbose=False,
+    ):
+        self.kernel = kernel
+        self.alphas = alphas
+        self.gamma = gamma
+        self.degree = degree
+        self.coef0 = coef0
+        self.length_scale = length_scale
+        self.nu = nu
+        self.n_centers = n_centers
+        self.random_state = random_state
+        self.n_jobs = n_jobs
+        self.device = device
+        self.verbose = verbose
+
     def _fit_path(self, X: np.ndarray, Y: np.ndarray, sample_weight) -> None:
         """Centres, the GCV path over alphas, and the fitted attributes at the best."""
         alphas = _check_alphas(self.alphas)
@@ -123,35 +152,6 @@ class KernelRegressorCV(RegressorMixin, _AlphaPathMixin):
     True
     """
 
-    def __init__(
-        self,
-        kernel="rbf",
-        *,
-        alphas=(1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0),
-        gamma=None,
-        degree=3,
-        coef0=1.0,
-        length_scale=1.0,
-        nu=1.5,
-        n_centers=None,
-        random_state=None,
-        n_jobs=None,
-        device="cpu",
-        verbose=False,
-    ):
-        self.kernel = kernel
-        self.alphas = alphas
-        self.gamma = gamma
-        self.degree = degree
-        self.coef0 = coef0
-        self.length_scale = length_scale
-        self.nu = nu
-        self.n_centers = n_centers
-        self.random_state = random_state
-        self.n_jobs = n_jobs
-        self.device = device
-        self.verbose = verbose
-
     def fit(self, X, y, sample_weight=None):
         """Fit on X (n_samples, n_features) and y (n_samples,) or (n_samples, n_targets),
         choosing alpha_ from alphas."""
@@ -215,18 +215,11 @@ class KernelClassifierCV(ClassScores, ClassifierMixin, _AlphaPathMixin):
         verbose=False,
         class_weight=None,
     ):
-        self.kernel = kernel
-        self.alphas = alphas
-        self.gamma = gamma
-        self.degree = degree
-        self.coef0 = coef0
-        self.length_scale = length_scale
-        self.nu = nu
-        self.n_centers = n_centers
-        self.random_state = random_state
-        self.n_jobs = n_jobs
-        self.device = device
-        self.verbose = verbose
+        super().__init__(
+            kernel, alphas=alphas, gamma=gamma, degree=degree, coef0=coef0,
+            length_scale=length_scale, nu=nu, n_centers=n_centers, random_state=random_state,
+            n_jobs=n_jobs, device=device, verbose=verbose,
+        )
         self.class_weight = class_weight
 
     def fit(self, X, y, sample_weight=None):
