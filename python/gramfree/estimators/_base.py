@@ -165,7 +165,7 @@ class KernelMachineMixin(BaseEstimator):
             result = solve_direct(problem.in_data_precision())
         else:
             m = n_centers
-            centers = None
+            centers, idx = None, None
             if m is not None:
                 idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
                 centers = np.ascontiguousarray(X[idx])
@@ -181,6 +181,8 @@ class KernelMachineMixin(BaseEstimator):
                     problem, centers, max_iter=self.max_iter or 30, tol=self.tol,
                     random_state=rng, verbose=self.verbose,
                 )
+            if idx is not None and len(idx) < n:
+                result.center_indices = idx
         self.fit_time_ = time.perf_counter() - start
         if result.info.get("stalled"):
             warnings.warn(
@@ -205,6 +207,8 @@ class KernelMachineMixin(BaseEstimator):
         self.kernel_ = kernel
         self.solver_ = solver
         self.centers_ = result.centers
+        self.center_indices_ = (np.arange(n) if result.center_indices is None
+                                else np.asarray(result.center_indices, dtype=np.intp))
         self.dual_coef_ = result.coef
         self.n_iter_ = result.n_iter
         self.loss_curve_ = result.loss_curve
@@ -275,6 +279,8 @@ class KernelMachineMixin(BaseEstimator):
             self._copy_target_info(small)
             small.solver_ = "projection"
             small.centers_ = sub
+            if hasattr(self, "center_indices_"):  # files from before 0.2 lack it
+                small.center_indices_ = self.center_indices_[idx]
             small.dual_coef_ = cho_solve(L, rhs.astype(np.float64)).astype(points.dtype)
             small.n_iter_, small.loss_curve_ = 1, []
             small.solver_info_ = {"n_centers": n_centers, "source_n_centers": m}

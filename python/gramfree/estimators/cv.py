@@ -90,6 +90,7 @@ class _AlphaPathMixin(KernelMachineMixin):
         self.kernel_ = kernel
         self.solver_ = "nystrom-direct"
         self.centers_ = centers
+        self.center_indices_ = idx
         self.dual_coef_ = path.coef.astype(X.dtype)
         self.n_iter_ = 1
         self.loss_curve_ = []

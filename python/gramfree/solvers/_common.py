@@ -25,6 +25,9 @@ class SolverResult:
     loss_curve: list[float]
     converged: bool
     info: dict[str, Any] = field(default_factory=dict)
+    # The centres' rows in the training data (sorted), or None when every row is a centre:
+    # what lets a prediction's contributions be traced back to training examples.
+    center_indices: np.ndarray | None = None
 
 
 @dataclass

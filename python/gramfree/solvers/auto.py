@@ -261,6 +261,7 @@ def solve_auto(
         start = time.perf_counter()
         result = run_nystrom(problem, np.ascontiguousarray(problem.X[idx]), name,
                              max_iter=max_iter, tol=tol, verbose=verbose)
+        result.center_indices = idx if m < n else None
         after = problem.matvec(Xp, result.centers, result.coef).astype(np.float64)
         entry = {"n_centers": m, "solver": name, "seconds": time.perf_counter() - start,
                  "estimate_s": pcg_s}
