@@ -15,6 +15,7 @@ import time
 
 import numpy as np
 
+from .._threads import small_blas
 from ..linalg import jittered_cholesky, lower_gram, solve_triangular
 from ._common import Problem, Progress, SolverResult
 
@@ -100,19 +101,20 @@ def solve_nystrom_pcg(
     progress = Progress(verbose, max_iter, "nystrom-pcg")
     converged = bool(np.all(np.sqrt(rr) <= tol * rhs_norm))
     n_iter = 0
-    while not converged and n_iter < max_iter:
-        Ap = linop(p)
-        pAp = np.einsum("ij,ij->j", p, Ap)
-        step = np.divide(rr, pAp, out=np.zeros_like(rr), where=pAp > 0)
-        beta += step * p
-        r -= step * Ap
-        rr_new = np.einsum("ij,ij->j", r, r)
-        n_iter += 1
-        loss_curve.append(_objective(beta, rhs, r, s, yWy))
-        converged = bool(np.all(np.sqrt(rr_new) <= tol * rhs_norm))
-        progress.update(n_iter, loss_curve[-1], f"residual={np.max(np.sqrt(rr_new) / rhs_norm):.2e}")
-        p = r + np.divide(rr_new, rr, out=np.zeros_like(rr), where=rr > 0) * p
-        rr = rr_new
+    with small_blas(4.0 * M * M * t):  # its triangular solves: gramfree._threads
+        while not converged and n_iter < max_iter:
+            Ap = linop(p)
+            pAp = np.einsum("ij,ij->j", p, Ap)
+            step = np.divide(rr, pAp, out=np.zeros_like(rr), where=pAp > 0)
+            beta += step * p
+            r -= step * Ap
+            rr_new = np.einsum("ij,ij->j", r, r)
+            n_iter += 1
+            loss_curve.append(_objective(beta, rhs, r, s, yWy))
+            converged = bool(np.all(np.sqrt(rr_new) <= tol * rhs_norm))
+            progress.update(n_iter, loss_curve[-1], f"residual={np.max(np.sqrt(rr_new) / rhs_norm):.2e}")
+            p = r + np.divide(rr_new, rr, out=np.zeros_like(rr), where=rr > 0) * p
+            rr = rr_new
     progress.close(f"{n_iter} iterations, converged={converged}")
 
     coef = precond(beta).astype(dtype)
