@@ -209,6 +209,54 @@ def test_plain_npy_file_refused(tmp_path):
         gramfree.load(npy)
 
 
+def test_missing_file_is_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.gfm"):
+        gramfree.load(tmp_path / "missing.gfm")
+    with pytest.raises(FileNotFoundError):
+        gramfree.load(str(tmp_path / "no-such-directory" / "m.gfm"))
+
+
+def _cut(n_bytes):
+    """A file edit: keep the first ``n_bytes`` bytes (negative: drop that many at the end)."""
+    return lambda blob: blob[:n_bytes]
+
+
+@pytest.mark.parametrize(
+    "make, match",
+    [
+        ("empty", r"not a gramfree model file \(empty file\)"),
+        (_cut(-1), "not a zip archive, or truncated"),
+        (_cut(-100), "not a zip archive, or truncated"),
+        (_cut(100), "not a zip archive, or truncated"),
+        (_cut(4), "not a zip archive, or truncated"),
+        ("text", "not a zip archive, or truncated"),
+        ("directory", "is a directory, not a gramfree model file"),
+        ("under a file", "Not a directory"),
+    ],
+    ids=["empty", "cut-1", "cut-100", "first-100", "first-4", "text", "directory", "under-file"],
+)
+def test_unreadable_paths_are_value_errors_naming_the_problem(tmp_path, make, match):
+    """Everything at a path that is no model file: ValueError naming the path and why (not
+    zipfile.BadZipFile, EOFError or IsADirectoryError)."""
+    model, _ = _fitted("classifier-str")
+    good = tmp_path / "m.gfm"
+    model.save(good)
+    path = tmp_path / "bad.gfm"
+    if make == "empty":
+        path.write_bytes(b"")
+    elif make == "text":
+        path.write_text("a,b\n1,2\n")
+    elif make == "directory":
+        path.mkdir()
+    elif make == "under a file":
+        path = good / "m.gfm"
+    else:
+        path.write_bytes(make(good.read_bytes()))
+    with pytest.raises(ValueError, match=match) as info:
+        gramfree.load(path)
+    assert str(info.value).startswith("path: ") and str(path) in str(info.value)
+
+
 def test_save_unfitted_or_foreign_refused(tmp_path):
     from sklearn.exceptions import NotFittedError
     from sklearn.kernel_ridge import KernelRidge
@@ -462,6 +510,7 @@ def test_file_of_the_previous_writer_loads(tmp_path):
         assert "feature_names" not in data.files
     loaded = gramfree.load(path)
     assert not hasattr(loaded, "feature_names_in_")
+    assert not hasattr(loaded, "table_recipe_")  # nor the command line's recipe
     _assert_identical(_outputs(loaded, Xt), _outputs(model, Xt))
 
 
@@ -535,6 +584,102 @@ def test_feature_names_of_wrong_length_refused(tmp_path):
              lambda a: _set(a, "feature_names", np.arange(3.0)))
     with pytest.raises(ValueError, match="'feature_names' has dtype float64, expected strings"):
         gramfree.load(tmp_path / "bad.gfm")
+
+
+# -- the command line's reading recipe (table_recipe_) ---------------------------------------
+
+
+def _with_recipe(kind, scaled=True):
+    """A fitted model of ``kind`` (3 features) carrying a TableRecipe: columns a, y, b, c
+    with the target y second."""
+    from gramfree.io import TableRecipe
+
+    model = _path_model(kind) if kind.startswith("path") else _fitted(kind)[0]
+    mean, scale = np.array([0.5, -1.0, 2.0]), np.array([1.0, 0.25, 3.0])
+    if not scaled:
+        mean = scale = None
+    model.table_recipe_ = TableRecipe(True, ("a", "y", "b", "c"), 1, mean, scale)
+    return model
+
+
+@pytest.mark.parametrize("scaled", [True, False])
+@pytest.mark.parametrize("kind", ["regressor", "classifier-str", "path-regressor"])
+def test_table_recipe_round_trip(kind, scaled, tmp_path):
+    model = _with_recipe(kind, scaled)
+    model.save(tmp_path / "m.gfm")
+    with np.load(tmp_path / "m.gfm", allow_pickle=False) as data:
+        meta = json.loads(str(data["__meta__"]))
+        assert meta["table"] == {"header": True, "columns": ["a", "y", "b", "c"], "target": 1,
+                                 "scaled": scaled}
+        assert ("table_mean" in data.files) == ("table_scale" in data.files) == scaled
+    loaded = gramfree.load(tmp_path / "m.gfm")
+    assert type(loaded) is type(model)
+    recipe, saved = loaded.table_recipe_, model.table_recipe_
+    assert (recipe.header, recipe.columns, recipe.target) == (True, ("a", "y", "b", "c"), 1)
+    assert recipe.features == ("a", "b", "c") and recipe.target_name == "y"
+    if scaled:
+        assert np.array_equal(recipe.mean, saved.mean) and np.array_equal(recipe.scale, saved.scale)
+        assert recipe.mean.dtype == np.float64
+    else:
+        assert recipe.mean is None and recipe.scale is None
+    X = _data()[1]
+    np.testing.assert_array_equal(recipe.transform(X), saved.transform(X))
+    _assert_identical(_outputs(loaded, X), _outputs(model, X))
+
+
+BAD_RECIPES = [  # (arrays edit, metadata edit, message)
+    (None, _meta("table", columns=["a", "y", "b"]),
+     r"'table.columns' has 3 names, expected 4 \(n_features_in_=3 and the target\)"),
+    (None, _meta("table", columns=["a", "y", "b", "a"]), "'table.columns' repeats a name"),
+    (None, _meta("table", columns=["a", "y", "b", ""]), "'table.columns' must be a list of non"),
+    (None, _meta("table", columns=["a", "y", "b", 4]), "'table.columns' must be a list of non"),
+    (None, _meta("table", columns="a,y,b,c"), "'table.columns' must be a list of non"),
+    (None, _meta("table", target=4), "'table.target' must be >= 0 and <= 3, got 4"),
+    (None, _meta("table", target=-1), "'table.target' must be >= 0"),
+    (None, _meta("table", target=True), "'table.target' must be an integer"),
+    (None, _meta("table", header="yes"), "'table.header' must be true or false"),
+    (None, _meta("table", scaled=False),
+     r"unknown field\(s\) \['table_mean', 'table_scale'\] in the arrays"),
+    (None, _meta("table", delimiter=";"), r"unknown field\(s\) \['delimiter'\] in field 'table'"),
+    (None, _meta_drop("table", "scaled"), r"missing field\(s\) \['scaled'\] in field 'table'"),
+    (None, _meta(table=[1]), "'table' must be a JSON object"),
+    (None, _meta_drop("table"),
+     r"unknown field\(s\) \['table_mean', 'table_scale'\] in the arrays of a model without"),
+    (_drop("table_scale"), None, r"missing field\(s\) \['table_scale'\] in the arrays"),
+    (_poke("table_scale", 1, 0.0), None, "'table_scale' must hold positive numbers"),
+    (_poke("table_scale", 2, -3.0), None, "'table_scale' must hold positive numbers"),
+    (_poke("table_mean", 0, np.nan), None, "'table_mean' holds non-finite"),
+    (_poke("table_scale", 0, np.inf), None, "'table_scale' holds non-finite"),
+    (_array("table_mean", lambda m: m.astype(np.float32)), None,
+     "'table_mean' has dtype float32, expected float64"),
+    (_array("table_mean", lambda m: m[:2]), None,
+     r"'table_mean' has shape \(2,\), expected \(3,\) for n_features_in_=3"),
+    (_array("table_scale", lambda s: s[None]), None, "'table_scale' has shape"),
+]
+
+
+@pytest.mark.parametrize("arrays_edit,meta_edit,match", BAD_RECIPES)
+def test_damaged_table_recipe_refused_naming_the_field(arrays_edit, meta_edit, match, tmp_path):
+    src, dst = tmp_path / "m.gfm", tmp_path / "bad.gfm"
+    _with_recipe("regressor").save(src)
+    _rewrite(src, dst, arrays_edit, meta_edit)
+    with pytest.raises(ValueError, match=match) as info:
+        gramfree.load(dst)
+    assert str(info.value).startswith("path: ")
+    gramfree.load(src)
+
+
+def test_save_refuses_a_recipe_that_does_not_fit_the_model(tmp_path):
+    from gramfree.io import TableRecipe
+
+    model = _with_recipe("regressor")
+    model.table_recipe_ = TableRecipe(False, ("0", "1", "2"), 2)  # refitted on fewer columns
+    with pytest.raises(ValueError, match="would not load back.*'table.columns' has 3 names"):
+        model.save(tmp_path / "m.gfm")
+    model.table_recipe_ = {"header": True}
+    with pytest.raises(TypeError, match="table_recipe_: expected a gramfree.io.TableRecipe"):
+        model.save(tmp_path / "m.gfm")
+    assert list(tmp_path.iterdir()) == []
 
 
 # -- atomic save ---------------------------------------------------------------------------

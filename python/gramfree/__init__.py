@@ -24,11 +24,12 @@ from .estimators import (  # noqa: E402
 from .io import load  # noqa: E402
 from .kernels import get_kernel  # noqa: E402
 from .operators import KernelOperator, kernel_gradient, kernel_matrix  # noqa: E402
-from .pathkernel import PathKernelClassifier, PathKernelRegressor  # noqa: E402
+from .pathkernel import Explanation, PathKernelClassifier, PathKernelRegressor  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Explanation",
     "KernelClassifier",
     "KernelClassifierCV",
     "KernelOperator",

@@ -56,15 +56,16 @@ def run(args: argparse.Namespace) -> int:
           f"{small.n_centers_} centres instead of {clf.n_centers_}")
 
     # 4. Explain one prediction: which training images carry it (kernel weight x coef).
-    x = X_test[:1]
-    pred = clf.predict(x)[0]
-    cls = int(np.searchsorted(clf.classes_, pred))
-    contrib = gramfree.kernel_matrix(x, clf.centers_, kernel=clf.kernel_)[0] * clf.dual_coef_[:, cls]
-    top = np.argsort(contrib)[::-1][:5]
-    print(f"\n[explain] test image 0 (true {y_test[0]}) predicted {pred}; its score for class "
-          f"{pred} is {contrib.sum():+.3f} = sum over training images of k(x, x_i) * coef_i.")
-    print("          training images that push it most: " + ", ".join(
-        f"#{i} (label {y_train[i]}, {contrib[i]:+.3f})" for i in top))
+    ex = clf.explain(X_test[:1], top_k=5)
+    label = ex.target[0]
+    print(f"\n[explain] test image 0 (true {y_test[0]}) predicted {label}; its score for class "
+          f"{label} is {ex.value[0]:+.3f} = sum over the {clf.n_centers_} training images of "
+          "k(x, x_i) * coef_i.")
+    print("          for:     " + _listing(ex, 0, "supporting"))
+    print("          against: " + _listing(ex, 0, "opposing"))
+    print(f"          these cancel: all positive terms add up to {ex.positive_total[0]:+.1f}, the "
+          f"negative to {ex.negative_total[0]:+.1f}; kernel ridge's coefficients alternate in "
+          "sign between similar images (a smooth kernel's matrix is nearly singular)")
     pk_ok = _demo_path_kernel(X_train, X_test, y_train, y_test, args)
     ok = acc >= acc_svc - 0.02 and err < 1e-10 and pk_ok
     print("\ndemo", "OK" if ok else "FAILED: accuracy, operator or path-kernel check off")
@@ -93,18 +94,22 @@ def _demo_path_kernel(X_train, X_test, y_train, y_test, args) -> bool:
     label = ex.target[0]
     print(f"[path kernel] test image 0 (true {y_test[0]}) predicted {label}: logit "
           f"{ex.value[0]:+.3f} = {ex.base[0]:+.3f} at initialisation + sum of contributions")
-    print("              supporting: " + ", ".join(
-        f"#{i} (label {y_train[i]}, {c:+.3f})"
-        for i, c in zip(ex.supporting[0], ex.supporting_contributions[0])))
-    print("              opposing:   " + ", ".join(
-        f"#{i} (label {y_train[i]}, {c:+.3f})"
-        for i, c in zip(ex.opposing[0], ex.opposing_contributions[0])))
+    print("              supporting: " + _listing(ex, 0, "supporting"))
+    print("              opposing:   " + _listing(ex, 0, "opposing"))
     if args.plot:
-        _plot_explanation(X_test[0], ex, X_train, y_train, args.plot)
+        _plot_explanation(X_test[0], ex, X_train, args.plot)
     return dec.reconstruction_error < 1e-9 and acc > 0.9
 
 
-def _plot_explanation(x, ex, X_train, y_train, path: str) -> None:
+def _listing(ex, q: int, side: str) -> str:
+    """``#row (label y, contribution)`` for one query's supporting or opposing examples."""
+    rows = getattr(ex, side)[q]
+    labels = getattr(ex, f"{side}_labels")[q]
+    contributions = getattr(ex, f"{side}_contributions")[q]
+    return ", ".join(f"#{i} (label {y}, {c:+.3f})" for i, y, c in zip(rows, labels, contributions))
+
+
+def _plot_explanation(x, ex, X_train, path: str) -> None:
     try:
         import matplotlib
 
@@ -115,20 +120,24 @@ def _plot_explanation(x, ex, X_train, y_train, path: str) -> None:
         return
     side = int(round(np.sqrt(x.size)))
     k = ex.supporting.shape[1]
-    fig, axes = plt.subplots(2, k + 1, figsize=(1.6 * (k + 1), 4.2))
+    fig, axes = plt.subplots(2, k + 1, figsize=(1.6 * (k + 1), 4.6), layout="constrained")
     axes[0, 0].imshow(x.reshape(side, side), cmap="gray_r")
-    axes[0, 0].set_title(f"query: {ex.target[0]}", fontsize=8)
+    axes[0, 0].set_title(f"query\n(predicted {ex.target[0]})", fontsize=7)
     axes[1, 0].axis("off")
-    for row, (idx, val, name) in enumerate([(ex.supporting[0], ex.supporting_contributions[0], "for"),
-                                            (ex.opposing[0], ex.opposing_contributions[0], "against")]):
-        for j, (i, c) in enumerate(zip(idx, val)):
+    rows = [(ex.supporting[0], ex.supporting_labels[0], ex.supporting_contributions[0], "for"),
+            (ex.opposing[0], ex.opposing_labels[0], ex.opposing_contributions[0], "against")]
+    for row, (idx, labels, val, name) in enumerate(rows):
+        for j, (i, y, c) in enumerate(zip(idx, labels, val)):
             ax = axes[row, j + 1]
             ax.imshow(X_train[i].reshape(side, side), cmap="gray_r")
-            ax.set_title(f"{name} #{i} ({y_train[i]})\n{c:+.3f}", fontsize=7)
+            ax.set_title(f"{name} #{i} ({y})\n{c:+.3f}", fontsize=7)
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.tight_layout()
+    fig.suptitle(f"#row (label), then its contribution to the logit of class {ex.target[0]}: its "
+                 f"exact share of the change along training\n(the initial logit "
+                 f"{ex.base[0]:+.2f} and all {len(X_train)} contributions sum to the logit "
+                 f"{ex.value[0]:+.2f})", fontsize=8)
     fig.savefig(path, dpi=120)
     plt.close(fig)
     print(f"[path kernel] wrote {path}: the query and the training images for and against it")

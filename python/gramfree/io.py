@@ -42,10 +42,14 @@ from . import kernels as _kernels
 FORMAT = "gramfree-model"
 FORMAT_VERSION = 1
 # Estimator parameters introduced after version 1 files were first written.
-_PARAMS_ADDED_SINCE_V1 = ("class_weight",)
+_PARAMS_ADDED_SINCE_V1 = ("class_weight", "loss")
 
 _META = "__meta__"
 _META_FIELDS = ("format", "format_version", "estimator", "params", "attributes")
+# Optional: the command line's reading recipe (TableRecipe), in files written by `fit`.
+_META_OPTIONAL = ("table",)
+_TABLE_FIELDS = ("header", "columns", "target", "scaled")
+_TABLE_ARRAYS = ("table_mean", "table_scale")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _KERNEL_MACHINE_ATTRIBUTES = (
     "solver_", "n_iter_", "loss_curve_", "n_features_in_", "kernel_", "fit_time_", "y_1d",
@@ -67,7 +71,7 @@ def _fitted_solvers() -> tuple[str, ...]:
     """solver_ of a fitted model: a solver fit resolved "auto" to, or compress()'s."""
     from .solvers import SOLVERS
 
-    return (*(s for s in SOLVERS if s != "auto"), "projection")
+    return (*(s for s in SOLVERS if s != "auto"), "projection", "newton-pcg")
 
 
 def _estimator_classes() -> dict[str, type]:
@@ -301,7 +305,29 @@ def _kernel_machine_state(estimator) -> tuple[dict, dict]:
         "fit_time_": float(getattr(estimator, "fit_time_", 0.0)),
         "y_1d": bool(getattr(estimator, "_y_1d", True)),
     }
+    arrays.update(_center_records(estimator))
     return arrays, attributes
+
+
+def _center_records(estimator) -> dict:
+    """The optional arrays that trace centres to training examples (explain): their rows
+    in the training set and their training targets, as class codes into ``classes`` for a
+    classifier or float64 values for a regressor. Models of older writers have neither."""
+    arrays = {}
+    indices = getattr(estimator, "center_indices_", None)
+    if indices is not None:
+        arrays["center_indices"] = np.ascontiguousarray(indices, dtype=np.int64)
+    targets = getattr(estimator, "center_targets_", None)
+    if targets is not None:
+        if hasattr(estimator, "classes_"):
+            classes = np.asarray(estimator.classes_)
+            codes = np.searchsorted(classes, targets)
+            if not np.array_equal(classes[np.minimum(codes, len(classes) - 1)], targets):
+                raise ValueError("center_targets_: holds labels that are not in classes_")
+            targets = codes
+        arrays["center_targets"] = np.ascontiguousarray(
+            targets, dtype=np.int64 if hasattr(estimator, "classes_") else np.float64)
+    return arrays
 
 
 def _portable(estimator) -> tuple[dict, dict]:
@@ -328,6 +354,10 @@ def _portable(estimator) -> tuple[dict, dict]:
             "classes_kind": None if "classes" not in arrays else arrays["classes"].dtype.kind,
         },
     }
+    recipe = getattr(estimator, "table_recipe_", None)
+    if recipe is not None:  # optional: set by the command line's fit
+        meta["table"], table_arrays = _table_state(recipe)
+        arrays.update(table_arrays)
     return arrays, meta
 
 
@@ -412,6 +442,112 @@ def save(estimator, path: str | os.PathLike) -> None:
     _write_atomic(path, text, arrays)
 
 
+# -- the command line's reading recipe (optional) ------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TableRecipe:
+    """How ``python -m gramfree fit`` read its training table, so that ``predict`` reads a
+    table the same way. The command line sets it as a fitted model's ``table_recipe_``;
+    ``save`` writes it (metadata field ``table``, arrays ``table_mean`` and
+    ``table_scale``) and ``load`` checks it like every other field. Models fitted in Python
+    and files of older writers have none. ``fit`` leaves it as it is: delete it from a
+    model refitted on other data before saving.
+
+    Attributes
+    ----------
+    header : bool
+        The CSV file had a header row (False for .npy files and header-less CSV).
+    columns : tuple of str
+        Every column of the training table in file order: the header's names, else
+        ``"0", "1", ...``.
+    target : int
+        Index into ``columns`` of the target; the other columns are the features, in order.
+    mean, scale : ndarray of shape (n_features_in_,) or None
+        The standardisation fitted on the features: the model saw ``(X - mean) / scale``.
+        None when it saw the features as read.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> recipe = TableRecipe(True, ("a", "y", "b"), 1, np.array([1.0, 0.0]), np.ones(2))
+    >>> recipe.features, recipe.target_name
+    (('a', 'b'), 'y')
+    >>> recipe.transform(np.array([[3.0, 4.0]]))
+    array([[2., 4.]])
+    """
+
+    header: bool
+    columns: tuple[str, ...]
+    target: int
+    mean: np.ndarray | None = None
+    scale: np.ndarray | None = None
+
+    @property
+    def features(self) -> tuple[str, ...]:
+        return self.columns[: self.target] + self.columns[self.target + 1 :]
+
+    @property
+    def target_name(self) -> str:
+        return self.columns[self.target]
+
+    def transform(self, X: np.ndarray) -> np.ndarray:
+        """The features as the model saw them."""
+        return X if self.mean is None else (X - self.mean) / self.scale
+
+
+def _table_state(recipe: Any) -> tuple[dict, dict]:
+    """(metadata field 'table', arrays) for a TableRecipe; its values are stored as they
+    are, and checked by save's load-back like a file's."""
+    if not isinstance(recipe, TableRecipe):
+        raise TypeError(
+            f"table_recipe_: expected a gramfree.io.TableRecipe, got {type(recipe).__name__}"
+        )
+    parts = {"table_mean": recipe.mean, "table_scale": recipe.scale}
+    arrays = {k: np.asarray(v) for k, v in parts.items() if v is not None}
+    fields = {
+        "header": recipe.header,
+        "columns": list(recipe.columns),
+        "target": recipe.target,
+        "scaled": bool(arrays),
+    }
+    return fields, arrays
+
+
+def _restore_table(est, meta: dict, arrays: dict) -> None:
+    """table_recipe_ from the metadata's optional field 'table' and its arrays, checked
+    against the model's n_features_in_."""
+    if "table" not in meta:
+        _check_keys(arrays, (), where="the arrays of a model without field 'table'")
+        return
+    table = _check_dict(meta["table"], "table")
+    _check_keys(table, _TABLE_FIELDS, where="field 'table'")
+    n = est.n_features_in_
+    header = _check_bool(table["header"], "table.header")
+    columns = table["columns"]
+    if not isinstance(columns, list) or not all(isinstance(c, str) and c for c in columns):
+        raise _field_error("table.columns", "must be a list of non-empty strings")
+    if len(columns) != n + 1:
+        raise _field_error(
+            "table.columns",
+            f"has {len(columns)} names, expected {n + 1} (n_features_in_={n} and the target)",
+        )
+    if len(set(columns)) != len(columns):
+        raise _field_error("table.columns", "repeats a name")
+    target = _check_int(table["target"], "table.target", maximum=n)
+    scaled = _check_bool(table["scaled"], "table.scaled")
+    _check_keys(arrays, _TABLE_ARRAYS if scaled else (), where="the arrays")
+    mean = scale = None
+    if scaled:
+        f64, why = (np.dtype(np.float64),), f"for n_features_in_={n}"
+        mean = _check_array(arrays["table_mean"], "table_mean", dtypes=f64, shape=(n,), why=why)
+        scale = _check_array(arrays["table_scale"], "table_scale", dtypes=f64, shape=(n,),
+                             why=why)
+        if not (scale > 0).all():
+            raise _field_error("table_scale", "must hold positive numbers (it divides)")
+    est.table_recipe_ = TableRecipe(header, tuple(columns), target, mean, scale)
+
+
 # -- reading the container -----------------------------------------------------------------
 
 
@@ -465,14 +601,28 @@ def _read_members(zf: zipfile.ZipFile) -> dict[str, np.ndarray]:
 
 
 def _read_arrays(path) -> dict[str, np.ndarray]:
-    """Every array in the file, or ValueError if it is no readable .npz file."""
+    """Every array in the file, or ValueError if it is no readable .npz file (a missing
+    file raises FileNotFoundError, as open() does: nothing there is not a damaged file)."""
+    where = os.fspath(path)
     try:
         with zipfile.ZipFile(path) as zf:
             return _read_members(zf)
+    except FileNotFoundError:
+        raise
+    except IsADirectoryError:
+        raise ValueError(f"path: {where!r} is a directory, not a gramfree model file") from None
+    except zipfile.BadZipFile as exc:
+        why = "empty file" if _is_empty(path) else f"not a zip archive, or truncated: {exc}"
+        raise ValueError(f"path: {where!r} is not a gramfree model file ({why})") from None
     except _UNREADABLE as exc:
-        raise ValueError(
-            f"path: {os.fspath(path)!r} is not a gramfree model file ({exc})"
-        ) from None
+        raise ValueError(f"path: {where!r} is not a gramfree model file ({exc})") from None
+
+
+def _is_empty(path) -> bool:
+    try:
+        return os.path.getsize(path) == 0
+    except OSError:
+        return False
 
 
 # -- reading the metadata ------------------------------------------------------------------
@@ -568,7 +718,7 @@ def _target_columns(est, y_1d: bool) -> tuple[int | None, str]:
 
 
 def _restore_kernel_machine(est, arrays: dict, attrs: dict) -> None:
-    _check_keys(arrays, ("centers", "dual_coef"), where="the arrays")
+    _check_keys(arrays, ("centers", "dual_coef"), _CENTER_RECORDS, where="the arrays")
     _check_keys(attrs, _KERNEL_MACHINE_ATTRIBUTES, where="field 'attributes'")
     n_features = _check_int(attrs["n_features_in_"], "attributes.n_features_in_", minimum=1)
     y_1d = _check_bool(attrs["y_1d"], "attributes.y_1d")
@@ -585,6 +735,7 @@ def _restore_kernel_machine(est, arrays: dict, attrs: dict) -> None:
                              shape=(m, columns), why=why or f"for {m} centres")
     if dual_coef.shape[1] < 1:
         raise _field_error("dual_coef", "has no columns")
+    records = _restore_center_records(est, arrays, m, (m,) if y_1d else dual_coef.shape)
     est.kernel_ = _decode_kernel(attrs["kernel_"], "attributes.kernel_")
     est.solver_ = _check_choice(attrs["solver_"], "attributes.solver_", _fitted_solvers())
     est.n_iter_ = _check_int(attrs["n_iter_"], "attributes.n_iter_")
@@ -596,11 +747,48 @@ def _restore_kernel_machine(est, arrays: dict, attrs: dict) -> None:
     est.solver_info_ = {}
     if not hasattr(est, "classes_"):
         est._y_1d = y_1d
+    for name, value in records.items():
+        setattr(est, name, value)
+
+
+# Optional arrays tracing the centres to training examples (explain); absent from the
+# files of earlier writers.
+_CENTER_RECORDS = ("center_indices", "center_targets")
+
+
+def _restore_center_records(est, arrays: dict, m: int, target_shape: tuple) -> dict:
+    """``center_indices_`` and ``center_targets_`` from their optional arrays: distinct
+    training rows, and the targets as fit recorded them (class codes into ``classes_``
+    for a classifier, float64 values shaped as y for a regressor). Files of older writers
+    have neither: explanations then count centres and show no labels."""
+    records = {}
+    if "center_indices" in arrays:
+        indices = _check_array(arrays["center_indices"], "center_indices",
+                               dtypes=(np.dtype(np.int64),), shape=(m,), why=f"for {m} centres")
+        if (indices < 0).any() or len(np.unique(indices)) != m:
+            raise _field_error("center_indices", "must hold distinct training rows (>= 0)")
+        records["center_indices_"] = indices.astype(np.intp)
+    if "center_targets" in arrays:
+        if "center_indices" not in arrays:
+            raise _field_error("center_targets", "needs 'center_indices' (the rows they are of)")
+        classes = getattr(est, "classes_", None)
+        if classes is None:
+            records["center_targets_"] = _check_array(
+                arrays["center_targets"], "center_targets", dtypes=(np.dtype(np.float64),),
+                shape=target_shape, why=f"for {m} centres and dual_coef's columns")
+        else:
+            codes = _check_array(arrays["center_targets"], "center_targets",
+                                 dtypes=(np.dtype(np.int64),), shape=(m,), why=f"for {m} centres")
+            if ((codes < 0) | (codes >= len(classes))).any():
+                raise _field_error("center_targets",
+                                   f"must hold class codes in 0..{len(classes) - 1}")
+            records["center_targets_"] = classes[codes]
+    return records
 
 
 def _restore(meta: Any, arrays: dict):
     """The estimator that (metadata, arrays) describe, every field checked."""
-    _check_keys(_check_dict(meta, _META), _META_FIELDS, where="the metadata")
+    _check_keys(_check_dict(meta, _META), _META_FIELDS, _META_OPTIONAL, where="the metadata")
     classes = _estimator_classes()
     name = meta["estimator"]
     if not isinstance(name, str) or name not in classes:
@@ -611,20 +799,25 @@ def _restore(meta: Any, arrays: dict):
         raise ValueError("path: missing field(s) ['classes_kind'] in field 'attributes'")
     _restore_classes(est, arrays.pop("classes", None), attrs.pop("classes_kind"))
     names = arrays.pop("feature_names", None)
+    table_arrays = {k: arrays.pop(k) for k in _TABLE_ARRAYS if k in arrays}
     if hasattr(est, "_restore_state"):  # path-kernel models check and rebuild themselves
         est._restore_state(arrays, attrs)
     else:
         _restore_kernel_machine(est, arrays, attrs)
     _restore_feature_names(est, names)
+    _restore_table(est, meta, table_arrays)
     return est
 
 
 def load(path: str | os.PathLike):
     """Read a model written by ``save``; refuses files of another format or version.
 
-    Raises ValueError, naming the field, for a damaged or inconsistent file (wrong shapes
-    or dtypes, non-finite values, missing or unknown fields): a file is either read whole
-    or not at all.
+    Raises FileNotFoundError when nothing is at ``path``, and ValueError, naming the
+    problem, for anything else that is no valid model file: a directory, an empty,
+    truncated or foreign file, a damaged or inconsistent one (wrong shapes or dtypes,
+    non-finite values, missing or unknown fields). A file is either read whole or not at
+    all. A model written by the command line's ``fit`` carries its ``table_recipe_``
+    (:class:`TableRecipe`).
     """
     arrays = _read_arrays(path)
     meta = _read_meta(arrays.pop(_META, None), path)

@@ -202,8 +202,12 @@ class KernelMachineMixin(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
-        # Fitted attributes only once the solver succeeded: a failed refit must not leave
-        # a new kernel_ beside old coefficients.
+        self._set_fitted(result, kernel, solver, problem)
+
+    def _set_fitted(self, result, kernel: Kernel, solver: str, problem: Problem) -> None:
+        """The fitted attributes, set only once the solver succeeded: a failed refit must
+        not leave a new kernel_ beside old coefficients."""
+        n = problem.X.shape[0]
         self.kernel_ = kernel
         self.solver_ = solver
         self.centers_ = result.centers
@@ -281,6 +285,8 @@ class KernelMachineMixin(BaseEstimator):
             small.centers_ = sub
             if hasattr(self, "center_indices_"):  # files from before 0.2 lack it
                 small.center_indices_ = self.center_indices_[idx]
+            if hasattr(self, "center_targets_"):
+                small.center_targets_ = self.center_targets_[idx]
             small.dual_coef_ = cho_solve(L, rhs.astype(np.float64)).astype(points.dtype)
             small.n_iter_, small.loss_curve_ = 1, []
             small.solver_info_ = {"n_centers": n_centers, "source_n_centers": m}

@@ -16,6 +16,7 @@ from ..device import resolve_device
 from ..solvers._common import Problem
 from ..solvers.alpha_path import solve_alpha_path
 from ._base import KernelMachineMixin
+from .explain import ExplainMixin
 from .classifier import ClassScores, class_targets
 
 # Centres when n_centers is None: every point up to this many (then the model is exact
@@ -116,7 +117,7 @@ class _AlphaPathMixin(KernelMachineMixin):
                         "estimator with alpha=alpha_ and the same kernel")
 
 
-class KernelRegressorCV(RegressorMixin, _AlphaPathMixin):
+class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
     """Kernel ridge regression over centres with ``alpha`` chosen from ``alphas`` by
     generalised cross-validation (GCV), as scikit-learn's RidgeCV chooses it.
 
@@ -162,6 +163,7 @@ class KernelRegressorCV(RegressorMixin, _AlphaPathMixin):
         self._fit_path(X, np.ascontiguousarray(y.reshape(X.shape[0], -1), dtype=X.dtype),
                        sample_weight)
         self._y_1d = y.ndim == 1
+        self._record_center_targets(y)
         return self
 
     def predict(self, X):
@@ -176,7 +178,7 @@ class KernelRegressorCV(RegressorMixin, _AlphaPathMixin):
         return tags
 
 
-class KernelClassifierCV(ClassScores, ClassifierMixin, _AlphaPathMixin):
+class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathMixin):
     """Kernel ridge classification (+-1 or one-hot targets, square loss, as
     :class:`~gramfree.KernelClassifier`) with ``alpha`` chosen from ``alphas`` by GCV on
     the targets, as scikit-learn's RidgeClassifierCV chooses it: the targets' residuals
@@ -230,4 +232,5 @@ class KernelClassifierCV(ClassScores, ClassifierMixin, _AlphaPathMixin):
         classes, Y, sample_weight = class_targets(self, X, y, sample_weight)
         self._fit_path(X, Y, sample_weight)
         self.classes_ = classes
+        self._record_center_targets(y)
         return self

@@ -6,9 +6,10 @@ import numpy as np
 from sklearn.base import RegressorMixin
 
 from ._base import KernelMachineMixin
+from .explain import ExplainMixin
 
 
-class KernelRegressor(RegressorMixin, KernelMachineMixin):
+class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
     """Kernel ridge regression trained without ever forming the kernel matrix.
 
     Minimises ``sum_i w_i (f(x_i) - y_i)^2 + alpha ||f||^2`` over functions
@@ -103,6 +104,7 @@ class KernelRegressor(RegressorMixin, KernelMachineMixin):
         Y = np.ascontiguousarray(y.reshape(X.shape[0], -1), dtype=X.dtype)
         self._fit_targets(X, Y, sample_weight)
         self._y_1d = y.ndim == 1
+        self._record_center_targets(y)
         return self
 
     def predict(self, X):

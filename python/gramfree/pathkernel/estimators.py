@@ -514,9 +514,16 @@ class _PathKernelBase(BaseEstimator):
         C, value, base, labels = self._explained(dec, target)
         score = C / np.maximum(dec.path_norm, np.finfo(float).tiny) if normalize else None
         hi, hv, lo, lv = _top_k_rows(C, int(top_k), score)
+        y = self._training_labels(labels)
         return Explanation(target=labels, value=value, base=base, supporting=hi,
                            supporting_contributions=hv, opposing=lo,
-                           opposing_contributions=lv, normalized=bool(normalize))
+                           opposing_contributions=lv, normalized=bool(normalize),
+                           supporting_labels=y[hi], opposing_labels=y[lo],
+                           positive_total=np.where(C > 0, C, 0.0).sum(axis=1),
+                           negative_total=np.where(C < 0, C, 0.0).sum(axis=1),
+                           index="training row",
+                           note="contribution of training example i = its exact share of the "
+                                "change of the output along training (Domingos' path kernel)")
 
     def influence(self, X, *, target=None) -> np.ndarray:
         """Aggregate influence of every training example over the queries X: the sum of its
@@ -610,6 +617,11 @@ class PathKernelRegressor(RegressorMixin, _PathKernelBase):
 
     def _select_training_target(self, C):
         return C[:, 0] if self._y_1d else C
+
+    def _training_labels(self, outputs: np.ndarray) -> np.ndarray:
+        """The recorded training targets of the explained output (one index for all)."""
+        Y = self._path["Y"]
+        return Y[:, int(outputs[0]) if len(outputs) else 0]
 
     def _more_tags(self):  # scikit-learn < 1.6
         return {"multioutput": True}
@@ -705,6 +717,10 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
         if C.shape[1] == 1:
             return C[:, 0] * np.where(y_codes == 1, 1.0, -1.0)
         return C[np.arange(len(C)), y_codes]
+
+    def _training_labels(self, targets: np.ndarray) -> np.ndarray:
+        """The training examples' class labels (recorded as codes for replay)."""
+        return self.classes_[self._training_codes()]
 
     def _training_codes(self) -> np.ndarray:
         Y = self._path["Y"]

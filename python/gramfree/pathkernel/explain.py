@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import textwrap
 from dataclasses import dataclass
 
 import numpy as np
@@ -41,20 +42,44 @@ class PathDecomposition:
         return float(np.max(np.abs(self.reconstruction - self.output), initial=0.0) / scale)
 
 
-@dataclass
+@dataclass(repr=False)
 class Explanation:
-    """Per query, the training examples that pushed its prediction most.
+    """Per query, the training examples that pushed its prediction most, for and against.
 
     target:          (q,) the output explained per query (a class label for classifiers, an
-                     output index for regressors; "margin" for a classifier's predicted
-                     class's margin over the runner-up)
-    value:           (q,) the explained quantity (the output, or the margin)
-    base:            (q,) its initial value plus the weight-decay share
-    supporting:      (q, top_k) training indices with the largest contributions, descending
+                     output index for regressors; "margin" for a path-kernel classifier's
+                     predicted class's margin over the runner-up)
+    value:           (q,) the explained quantity, ``base`` plus the sum of *all* contributions
+    base:            (q,) what no training example carries: a network's initial value plus
+                     the weight-decay share; 0 for a kernel machine (no intercept)
+    supporting:      (q, top_k) indices of the examples with the largest contributions,
+                     descending (rows of the training set, or see ``index``)
     supporting_contributions: (q, top_k) their contributions (raw, even when normalised)
-    opposing:        (q, top_k) training indices with the most negative contributions
+    opposing:        (q, top_k) indices of the examples with the most negative contributions
     opposing_contributions:   (q, top_k)
     normalized:      whether the ranking divided each contribution by the example's path norm
+    supporting_labels, opposing_labels: (q, top_k) those examples' training targets (class
+                     labels, or the target's values for a regressor); None where the model
+                     does not know them (a kernel machine loaded from an earlier gramfree's
+                     file)
+    positive_total, negative_total: (q,) the sums of all positive and of all negative
+                     contributions: ``value = base + positive_total + negative_total``
+    index:           what the indices count: "training row", or "centre" where the model
+                     does not know which training rows its centres are
+    note:            one or two lines on how to read the contributions
+
+    ``print(explanation)`` shows a short table per query (the first few queries);
+    :meth:`to_frame` gives every row as a pandas DataFrame.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_digits
+    >>> from gramfree import KernelClassifier
+    >>> X, y = load_digits(return_X_y=True)
+    >>> clf = KernelClassifier(gamma=0.02, alpha=1e-3).fit(X[:500], y[:500])
+    >>> ex = clf.explain(X[500:503], top_k=3)
+    >>> ex.supporting.shape, ex.supporting_labels.shape
+    ((3, 3), (3, 3))
     """
 
     target: np.ndarray
@@ -65,9 +90,114 @@ class Explanation:
     opposing: np.ndarray
     opposing_contributions: np.ndarray
     normalized: bool
+    supporting_labels: np.ndarray | None = None
+    opposing_labels: np.ndarray | None = None
+    positive_total: np.ndarray | None = None
+    negative_total: np.ndarray | None = None
+    index: str = "training row"
+    note: str = ""
 
     def __len__(self) -> int:
         return len(self.value)
+
+    # -- reading it -------------------------------------------------------------------------
+
+    def __repr__(self) -> str:
+        q, k = self.supporting.shape
+        what = f"{q} quer{'y' if q == 1 else 'ies'}, top {k} for and against"
+        lines = [f"Explanation of {what} (indices: {self.index}s"
+                 + ("" if self.supporting_labels is not None else "; training labels unknown")
+                 + ")"]
+        for line in self.note.splitlines():
+            lines += textwrap.wrap(line, _REPR_WIDTH, initial_indent="  ",
+                                   subsequent_indent="    ")
+        for i in range(min(q, _REPR_QUERIES)):
+            lines += self._query_table(i)
+        if q > _REPR_QUERIES:
+            rest = q - _REPR_QUERIES
+            lines.append(f"... {rest} more quer{'y' if rest == 1 else 'ies'} "
+                         "(to_frame() lists them all)")
+        return "\n".join(lines)
+
+    __str__ = __repr__
+
+    def _query_table(self, i: int) -> list[str]:
+        base = f"base {self.base[i]:+.4g} + " if self.base[i] != 0 else ""
+        sums = ""
+        if self.positive_total is not None and self.negative_total is not None:
+            sums = (f" ({self.positive_total[i]:+.4g} positive, "
+                    f"{self.negative_total[i]:+.4g} negative)")
+        head = (f"query {i}: target {_text(self.target[i])}, value {self.value[i]:+.4g} = "
+                f"{base}sum of contributions{sums}")
+        rows = min(self.supporting.shape[1], _REPR_ROWS)
+        cells = [["rank", "for", "label", "contribution", "against", "label", "contribution"]]
+        for r in range(rows):
+            cells.append([
+                str(r + 1),
+                f"#{self.supporting[i, r]}", _label(self.supporting_labels, i, r),
+                f"{self.supporting_contributions[i, r]:+.4g}",
+                f"#{self.opposing[i, r]}", _label(self.opposing_labels, i, r),
+                f"{self.opposing_contributions[i, r]:+.4g}",
+            ])
+        if self.supporting_labels is None:
+            cells = [[c for j, c in enumerate(row) if j not in (2, 5)] for row in cells]
+        widths = [max(len(row[j]) for row in cells) for j in range(len(cells[0]))]
+        table = ["    " + "  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
+        if self.supporting.shape[1] > rows:
+            table.append(f"    ... {self.supporting.shape[1] - rows} more rows")
+        return [head, *table]
+
+    def to_frame(self):
+        """Every query's ranked examples as a long-format pandas DataFrame: one row per
+        (query, direction, rank) with columns ``query, target, value, base, direction
+        ("supporting" or "opposing"), rank (1 = strongest), index, label, contribution``
+        (``label`` is None where the training labels are unknown)."""
+        try:
+            import pandas as pd
+        except ImportError:
+            raise ImportError(
+                "Explanation.to_frame needs pandas, which gramfree does not install: "
+                "pip install pandas"
+            ) from None
+        q, k = self.supporting.shape
+
+        def per_query(a):
+            return np.repeat(np.asarray(a), 2 * k)
+
+        def both(a, b):  # each query's supporting rows, then its opposing rows
+            return np.concatenate([a, b], axis=1).ravel()
+
+        if self.supporting_labels is None:
+            labels = np.full(2 * q * k, None, dtype=object)
+        else:
+            labels = both(self.supporting_labels, self.opposing_labels)
+        return pd.DataFrame({
+            "query": per_query(np.arange(q)),
+            "target": per_query(self.target),
+            "value": per_query(self.value),
+            "base": per_query(self.base),
+            "direction": np.tile(np.repeat(["supporting", "opposing"], k), q),
+            "rank": np.tile(np.arange(1, k + 1), 2 * q),
+            "index": both(self.supporting, self.opposing),
+            "label": labels,
+            "contribution": both(self.supporting_contributions, self.opposing_contributions),
+        })
+
+
+# print(explanation) shows this many queries, each with at most this many ranks.
+_REPR_QUERIES = 3
+_REPR_ROWS = 10
+_REPR_WIDTH = 92  # the note's lines wrap here
+
+
+def _text(value) -> str:
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.4g}"
+    return str(value.item() if isinstance(value, np.generic) else value)
+
+
+def _label(labels, i: int, r: int) -> str:
+    return "" if labels is None else _text(labels[i, r])
 
 
 def top_k(contributions: np.ndarray, k: int, score: np.ndarray | None = None):
