@@ -73,6 +73,8 @@ CHECKED_ESTIMATORS = [
     KernelClassifier(gamma=1e-3),
     KernelRegressorCV(),
     KernelClassifierCV(),
+    # Kernel logistic regression (Newton-PCG); the class_weight check's gamma as above.
+    KernelClassifier(loss="logistic", gamma=1e-3),
 ]
 
 CLASS_WEIGHT_REASON = (

@@ -7,10 +7,13 @@ import numpy as np
 from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import StrOptions
+from sklearn.utils._available_if import available_if
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 
 from ._base import KernelMachineMixin
+from ._logistic import fit_logistic, probabilities
+from .explain import ExplainMixin
 
 
 def class_targets(estimator, X, y, sample_weight):
@@ -58,7 +61,7 @@ class ClassScores:
         other.classes_ = self.classes_
 
 
-class KernelClassifier(ClassScores, ClassifierMixin, KernelMachineMixin):
+class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachineMixin):
     """Kernel machine classifier: ridge regression on +-1 (binary) or one-hot (multiclass)
     targets, prediction by sign / argmax. Parameters and solvers as
     :class:`~gramfree.KernelRegressor`.
@@ -68,6 +71,22 @@ class KernelClassifier(ClassScores, ClassifierMixin, KernelMachineMixin):
         weight in the loss is ``sample_weight * class_weight[its class]``. "balanced" uses
         ``n_samples / (n_classes * count of the class)`` (counts without sample_weight, as
         scikit-learn computes them). Classes missing from a dict weigh 1.
+    loss : {"squared", "logistic"}, default="squared"
+        "squared": ridge regression on the class targets; no probabilities (ridge scores
+        are not calibrated, and no calibration is applied: use scikit-learn's
+        CalibratedClassifierCV, or the logistic loss). "logistic": kernel logistic
+        regression (binary log-loss, or the multinomial cross-entropy for more classes),
+        ``sum_i w_i log-loss_i + alpha / 2 ||f||^2``, so ``alpha`` is scikit-learn's
+        ``1 / C``; fitted by Newton steps whose systems are solved by preconditioned CG
+        over the data (LogisticFalkon's recipe, with a line search;
+        :mod:`gramfree.solvers.logistic`). Gives :meth:`predict_proba` and
+        :meth:`predict_log_proba`; :meth:`decision_function` returns the logits. Its
+        solvers: "direct" (every training point a centre: exact kernel logistic
+        regression), "nystrom-pcg" (``n_centers`` centres) and "auto" (every point up to
+        4000 samples, beyond that ``n_centers`` or four times the effective dimension,
+        1000 to 10000 centres); ``max_iter`` counts Newton steps (default 100) and ``tol``
+        stops them once a step starts within about ``tol`` (relative) of the optimal
+        objective.
 
     Attributes
     ----------
@@ -88,6 +107,7 @@ class KernelClassifier(ClassScores, ClassifierMixin, KernelMachineMixin):
     _parameter_constraints: dict = {
         **KernelMachineMixin._parameter_constraints,
         "class_weight": [StrOptions({"balanced"}), dict, None],
+        "loss": [StrOptions({"squared", "logistic"})],
     }
 
     def __init__(
@@ -110,6 +130,7 @@ class KernelClassifier(ClassScores, ClassifierMixin, KernelMachineMixin):
         kernel_precision=None,
         verbose=False,
         class_weight=None,
+        loss="squared",
     ):
         super().__init__(
             kernel, gamma=gamma, degree=degree, coef0=coef0, length_scale=length_scale, nu=nu,
@@ -118,6 +139,7 @@ class KernelClassifier(ClassScores, ClassifierMixin, KernelMachineMixin):
             kernel_precision=kernel_precision, verbose=verbose,
         )
         self.class_weight = class_weight
+        self.loss = loss
 
     def fit(self, X, y, sample_weight=None):
         """Fit on X (n_samples, n_features) and class labels y (n_samples,), each sample
@@ -125,6 +147,24 @@ class KernelClassifier(ClassScores, ClassifierMixin, KernelMachineMixin):
         self._validate_params()
         X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=False)
         classes, Y, sample_weight = class_targets(self, X, y, sample_weight)
-        self._fit_targets(X, Y, sample_weight)
+        if self.loss == "logistic":
+            fit_logistic(self, X, np.searchsorted(classes, np.ravel(y)), len(classes),
+                         sample_weight)
+        else:
+            self._fit_targets(X, Y, sample_weight)
         self.classes_ = classes
+        self._record_center_targets(y)
         return self
+
+    @available_if(lambda self: self.loss == "logistic")
+    def predict_proba(self, X):
+        """Class probabilities, shape (n_samples, n_classes), columns in ``classes_``
+        order (loss="logistic" only): the sigmoid of the logit for two classes, the
+        softmax of the logits otherwise."""
+        return probabilities(self.decision_function(X))
+
+    @available_if(lambda self: self.loss == "logistic")
+    def predict_log_proba(self, X):
+        """Logarithms of :meth:`predict_proba`, computed without forming the
+        probabilities (exact where they round to 0 or 1)."""
+        return probabilities(self.decision_function(X), log=True)

@@ -1,0 +1,87 @@
+"""Kernel logistic regression (``KernelClassifier(loss="logistic")``) beside scikit-learn's
+probabilistic classifiers, on the real-data suite's classification sets, in one process:
+
+* ``LogisticRegression`` on ``Nystroem`` features with as many centres (the same model
+  family: a penalised log-likelihood over M kernel columns; ``C = 1 / alpha``, plus its
+  intercept);
+* ``SVC(probability=True)`` (Platt scaling by an internal 5-fold CV) with the same gamma.
+
+Prints test log-loss, accuracy and fit time of each, and the fit-time ratios. Data:
+``benchmarks/realdata.py`` (``get_realdata.sh`` installs it); the suite's tuned rbf gamma.
+
+    python benchmarks/bench_logistic.py [--quick] [--sets spam,dna,...] [--centers 1000]
+        [--alpha 0.01]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+import warnings
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import realdata  # noqa: E402
+from sklearn.kernel_approximation import Nystroem  # noqa: E402
+from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.metrics import accuracy_score, log_loss  # noqa: E402
+from sklearn.pipeline import make_pipeline  # noqa: E402
+from sklearn.svm import SVC  # noqa: E402
+
+from gramfree import KernelClassifier  # noqa: E402
+
+DEFAULT_SETS = ["spam", "dna", "satellite", "digits", "mnist5k"]
+
+
+def timed(model, X, y):
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(X, y)
+    return model, time.perf_counter() - start
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="CI smoke: subsets, no SVC")
+    parser.add_argument("--sets", default=",".join(DEFAULT_SETS))
+    parser.add_argument("--centers", type=int, default=1000)
+    parser.add_argument("--alpha", type=float, default=1e-2, help="1 / C of both logistic models")
+    parser.add_argument("--svc-c", type=float, default=10.0)
+    args = parser.parse_args(argv)
+    print(f"{'set':10s} {'model':34s} {'log-loss':>9s} {'accuracy':>9s} {'fit s':>8s}")
+    for name in args.sets.split(","):
+        X_train, X_test, y_train, y_test, task = realdata.load(name, quick=args.quick)
+        assert task == "classification", name
+        gamma = realdata.CONFIG[name]["gamma"]
+        m = min(args.centers, len(y_train))
+        models = {
+            f"gramfree logistic, M={m}": KernelClassifier(
+                gamma=gamma, alpha=args.alpha, loss="logistic", n_centers=m,
+                solver="nystrom-pcg", random_state=0),
+            f"Nystroem({m}) + LogisticRegression": make_pipeline(
+                Nystroem(gamma=gamma, n_components=m, random_state=0),
+                LogisticRegression(C=1.0 / args.alpha, max_iter=1000)),
+        }
+        if not args.quick:
+            models[f"SVC(probability, C={args.svc_c:g})"] = SVC(
+                gamma=gamma, C=args.svc_c, probability=True, random_state=0)
+        times = {}
+        for label, model in models.items():
+            model, seconds = timed(model, X_train, y_train)
+            times[label] = seconds
+            P = model.predict_proba(X_test)
+            print(f"{name:10s} {label:34s} {log_loss(y_test, P, labels=model.classes_):9.4f} "
+                  f"{accuracy_score(y_test, model.predict(X_test)):9.4f} {seconds:8.2f}")
+        ours = next(iter(times.values()))
+        for label, seconds in list(times.items())[1:]:
+            print(f"{name:10s}   fit-time ratio {label} / gramfree: {seconds / ours:.2f}x")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,97 @@
+"""``KernelClassifier(loss="logistic")``: the centres, the Newton-PCG solver call and the
+probabilities. The solver is :mod:`gramfree.solvers.logistic`."""
+
+from __future__ import annotations
+
+import time
+import warnings
+
+import numpy as np
+from scipy.special import expit, log_expit, log_softmax, softmax
+from sklearn.exceptions import ConvergenceWarning
+
+from ..device import resolve_device
+from ..solvers import Problem
+from ..solvers.auto import DIRECT_ALWAYS, MIN_CENTERS, effective_dimension
+from ..solvers.logistic import solve_logistic
+
+# Solvers the logistic loss accepts: "direct" means every training point a centre (exact
+# kernel logistic regression), "nystrom-pcg" the centres n_centers asks for.
+LOGISTIC_SOLVERS = ("auto", "direct", "nystrom-pcg")
+# Largest default number of centres (K_MM, its factor and the preconditioner's: three
+# M x M float64 matrices, 2.4 GB at 10000).
+MAX_DEFAULT_CENTERS = 10000
+# Newton steps when max_iter is None (a fit needs 5-15; see solvers/logistic.py).
+DEFAULT_NEWTON_STEPS = 100
+# The logistic loss's curvature is at most 1/4 of the square loss's: the ridge whose
+# effective dimension sizes the default centres has 4 alpha.
+CURVATURE_BOUND = 0.25
+
+
+def logistic_targets(codes: np.ndarray, n_classes: int) -> np.ndarray:
+    """(n, 1) of 0/1 for two classes (the logit of classes_[1]), else (n, k) one-hot."""
+    if n_classes == 2:
+        return codes.astype(np.float64)[:, None]
+    Y = np.zeros((codes.shape[0], n_classes))
+    Y[np.arange(codes.shape[0]), codes] = 1.0
+    return Y
+
+
+def default_center_count(problem: Problem, rng: np.random.Generator) -> int:
+    """Every point up to DIRECT_ALWAYS samples; beyond, four times the effective
+    dimension of the ridge with the same curvature bound (at least MIN_CENTERS, at most
+    MAX_DEFAULT_CENTERS and half the data), as ``auto`` starts the square loss's
+    centres."""
+    n = problem.X.shape[0]
+    if n <= DIRECT_ALWAYS:
+        return n
+    ridge = Problem(problem.X, problem.Y, problem.kernel, problem.alpha / CURVATURE_BOUND,
+                    problem.sample_weight, problem.n_jobs, problem.device, problem.kernel_dtype)
+    d_eff, _ = effective_dimension(ridge, rng)
+    return int(min(n // 2, MAX_DEFAULT_CENTERS, max(MIN_CENTERS, 4 * d_eff)))
+
+
+def fit_logistic(estimator, X: np.ndarray, codes: np.ndarray, n_classes: int,
+                 sample_weight) -> None:
+    """Fit ``estimator`` (a KernelClassifier with loss="logistic") on class codes."""
+    if estimator.solver not in LOGISTIC_SOLVERS:
+        raise ValueError(
+            f"solver={estimator.solver!r} fits the square loss only; loss='logistic' takes "
+            f"solver in {LOGISTIC_SOLVERS}"
+        )
+    n = X.shape[0]
+    kernel = estimator._make_kernel()
+    rng = estimator._rng()
+    problem = Problem(X, logistic_targets(codes, n_classes), kernel, float(estimator.alpha),
+                      sample_weight, estimator.n_jobs, resolve_device(estimator.device),
+                      estimator._kernel_dtype(X))
+    if estimator.solver == "direct":
+        m = n
+    else:
+        m = estimator._resolve_n_centers(n) or default_center_count(problem, rng)
+    idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
+    start = time.perf_counter()
+    result = solve_logistic(problem, np.ascontiguousarray(X[idx]), idx,
+                            max_iter=estimator.max_iter or DEFAULT_NEWTON_STEPS,
+                            tol=estimator.tol, verbose=estimator.verbose)
+    estimator.fit_time_ = time.perf_counter() - start
+    if m < n:
+        result.center_indices = idx
+    if not result.converged:
+        warnings.warn(
+            f"loss='logistic': {result.n_iter} Newton steps did not reach tol={estimator.tol} "
+            f"(objective {result.info['objective']:.6g}); increase max_iter or tol",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    estimator._set_fitted(result, kernel, "newton-pcg", problem)
+
+
+def probabilities(scores: np.ndarray, log: bool = False) -> np.ndarray:
+    """Class probabilities (n, k) from the decision function's logits: the logistic
+    sigmoid of the one logit for two classes, the softmax of the k logits otherwise."""
+    if scores.ndim == 1:
+        if log:
+            return np.column_stack([log_expit(-scores), log_expit(scores)])
+        return np.column_stack([expit(-scores), expit(scores)])
+    return log_softmax(scores, axis=1) if log else softmax(scores, axis=1)

@@ -1,0 +1,365 @@
+"""Kernel logistic regression over M centres by Newton steps, each solved by
+preconditioned CG over the data (LogisticFalkon's recipe: Marteau-Ferey, Bach, Rudi 2019,
+Meanti et al. 2020), with a line search that LogisticFalkon leaves out.
+
+Objective, with ``f = K(., C) a`` (one column per class for the multinomial loss, one logit
+for two classes) and sample weights w::
+
+    J(a) = sum_i w_i loss(y_i, f(x_i)) + alpha / 2 * ||f||_H^2,   ||f||_H^2 = tr(a^T K_MM a)
+
+``loss`` is the binary log-loss or the multinomial cross-entropy, so ``alpha`` is
+scikit-learn's ``1 / C`` (LogisticRegression's ``C * sum loss + ||w||^2 / 2``) and the model
+with every training point as a centre is exact kernel logistic regression.
+Where K_MM is too close to singular for its Cholesky, a jitter is added to its diagonal
+and the jittered matrix is the penalty's (as in Falkon; ``info["jitter"]``).
+
+Each Newton step solves ``H d = -g`` with
+``H = K_nM^T S K_nM + alpha K_MM`` (S: the loss's curvature, per sample ``w p (1 - p)``
+for two classes, ``w (diag(p) - p p^T)`` for k) by CG, preconditioned as Falkon
+preconditions its ridge but with the curvature at the centres (LogisticFalkon's
+preconditioner): ``K_nM^T S K_nM ~ (n / M) K_MM S_M K_MM``, so with ``L L^T = K_MM``,
+``H ~ L [(n / M) L^T S_M L + alpha I] L^T = L LA LA^T L^T``: one M x M Cholesky of K_MM for
+the whole fit, one more per step (for k classes, S_M is their mean curvature: see below).
+
+Safeguards LogisticFalkon does without (it relies on a decreasing penalty schedule):
+CG stops at an Eisenstat-Walker tolerance (loose far from the optimum, tight near it),
+and the step is halved until the objective decreases enough (Armijo), so no step can
+diverge. One pass K_nM d per step makes every trial step's objective O(n k). Where
+K_nM is small enough (``CACHE_BYTES``) it is computed once and kept, and the passes are
+GEMMs.
+Convergence: the Newton decrement ``-g^T d`` estimates twice the distance to the optimum;
+the fit stops after the step whose decrement was below ``2 tol`` times the objective (the
+step then leaves a relative suboptimality far below ``tol``: Newton converges
+quadratically there), or when the objective no longer moves in float64. On letter (26
+classes, M = 1000), a stricter ``tol^2`` rule took two more steps and 60% more CG
+iterations for a test log-loss equal to four digits.
+
+Preconditioner per step: ``"gram"`` forms the curvature's Gram ``K_nM^T S K_nM`` itself
+(one pass of n M^2, the one-pass Nystrom solver's) so that CG converges in an iteration or
+two, where that costs less than ``GRAM_SAVES_CG`` CG iterations; otherwise ``"centres"``,
+LogisticFalkon's. For k classes both pool the curvature over the classes (their mean), and
+neither captures the softmax's coupling between classes, which is what makes CG take tens
+of iterations per step near the optimum: on letter the exact Gram saved under 10% of
+them, and one factor per class (the curvature of each class at the centres) saved 30% on
+satellite but cost 50% more on letter; so k classes use "centres" with one factor.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+from scipy.special import expit, log_expit, logsumexp, softmax
+
+from .._threads import small_blas
+from ..linalg import jittered_cholesky, lower_gram, solve_triangular
+from ._common import Problem, Progress, SolverResult, physical_bytes
+from .auto import RATES, _entry_flops
+from .nystrom_direct import RANK_DEFICIENT, _add_gram, _fill_lower, _gram_pass, rows_for
+
+# Armijo's sufficient decrease, and the fewest step halvings before giving up on a step.
+ARMIJO = 1e-4
+MAX_HALVINGS = 30
+# Largest CG iterations per Newton step (the Eisenstat-Walker tolerance stops far sooner;
+# with every point a centre one or two).
+MAX_CG = 200
+# The CG tolerance never tightens below this relative residual: each Newton step then
+# still cuts the decrement ~100-fold, without the hundreds of CG iterations per step
+# that superlinear convergence costs near the optimum (satellite, M = 1000: the last
+# three steps took 386 of 457 iterations for a relative change of 5e-4; with the floor
+# 276 of 347, and the fit 15.2 s -> 11.2 s).
+FORCING_FLOOR = 0.1
+# CG iterations per Newton step that the curvature's exact Gram as preconditioner is
+# expected to save over the centres' curvature (letter, M = 1000: 40 to 170 per step near
+# the optimum against ~1 to 10).
+GRAM_SAVES_CG = 30.0
+# K_nM is computed once and kept when it is at most this large (and this share of the
+# physical memory): then a CG iteration costs GEMMs of n M k flops instead of a kernel
+# pass of n M d (mnist5k, d = 784, M = 1000, 10 classes: the fit 54 s -> see README).
+# Beyond it, every pass recomputes the kernel values (Gram-free, as Falkon).
+CACHE_BYTES = 2.0 * 2**30
+CACHE_SHARE = 0.1
+
+
+def solve_logistic(
+    problem: Problem,
+    centers: np.ndarray,
+    center_rows: np.ndarray,
+    *,
+    max_iter: int,
+    tol: float,
+    verbose: int | bool = False,
+    preconditioner: str = "auto",
+) -> SolverResult:
+    """Fit the penalised log-likelihood (module docstring).
+
+    ``problem.Y``: (n, 1) of 0/1 (two classes: the logit of class 1) or (n, k) one-hot.
+    ``center_rows``: the centres' rows in ``problem.X`` (their curvature feeds the
+    preconditioner). ``max_iter``: Newton steps."""
+    X = problem.X
+    Y = problem.Y.astype(np.float64)
+    n, k = Y.shape
+    M = centers.shape[0]
+    binary = k == 1
+    w = np.ones(n) if problem.sample_weight is None else problem.sample_weight.astype(np.float64)
+    alpha = problem.alpha
+    start = time.perf_counter()
+
+    # L L^T = K_MM + jitter: as in Falkon, the factor stands in for K_MM in the penalty
+    # too. With a singular K_MM (coinciding centres, a linear kernel of rank d) the
+    # jittered penalty keeps the null directions' coefficients bounded, and
+    # ||L^T a||^2 cannot round below zero as a^T K_MM a can.
+    L, jitter = jittered_cholesky(problem.operator(centers).to_dense().astype(np.float64),
+                                  overwrite=True)
+
+    def kmm(V: np.ndarray) -> np.ndarray:
+        return L @ (L.T @ V)
+    op = problem.operator(X, centers)
+    cached = n * M * 8.0 <= min(CACHE_BYTES, CACHE_SHARE * physical_bytes())
+    if cached:  # K_nM once; every pass after it is a GEMM (module docstring)
+        op = _StoredColumns(op.to_dense().astype(np.float64))
+        dtype = np.dtype(np.float64)
+    dtype = problem.kernel_dtype
+
+    def loss_of(F: np.ndarray) -> float:
+        if binary:  # log(1 + e^f) - y f, stable on both sides
+            return float(np.sum(w * (-log_expit(F[:, 0]) + (1.0 - Y[:, 0]) * F[:, 0])))
+        return float(np.sum(w * (logsumexp(F, axis=1) - np.sum(Y * F, axis=1))))
+
+    def probabilities(F: np.ndarray) -> np.ndarray:
+        return expit(F) if binary else softmax(F, axis=1)
+
+    def to_kernel(V: np.ndarray) -> np.ndarray:
+        return np.ascontiguousarray(V, dtype=dtype)
+
+    a = np.zeros((M, k))
+    F = np.zeros((n, k))  # K_nM a
+    Ka = np.zeros((M, k))  # K_MM a
+    objective = loss_of(F)
+    objective_zero = objective
+    loss_curve: list[float] = []
+    progress = Progress(verbose, max_iter, "logistic")
+    cg_total, halvings_total, n_iter = 0, 0, 0
+    converged = False
+    gnorm0 = None
+    s = float(np.sum(w))
+    if preconditioner == "auto":
+        preconditioner = "gram" if _gram_pays(n, M, X.shape[1], k) else "centres"
+    if preconditioner not in ("gram", "centres"):
+        raise ValueError(f"preconditioner: expected 'auto', 'gram' or 'centres', got {preconditioner!r}")
+    # Whitening by a (numerically) singular K_MM amplifies the Gram's rounding beyond any
+    # use (the one-pass solver's RANK_DEFICIENT test): LogisticFalkon's there.
+    pivots = np.diag(L) ** 2
+    use_gram = preconditioner == "gram" and jitter == 0.0 and (
+        pivots.min() >= RANK_DEFICIENT * pivots.max())
+    gram_failures = 0
+    while n_iter < max_iter:
+        P = probabilities(F)
+        g = op.rmatmat(to_kernel(w[:, None] * (P - Y))).astype(np.float64) + alpha * Ka
+        curvature = _curvature(P, w)
+        precond = None
+        if use_gram:
+            try:
+                precond = _Preconditioner.from_gram(
+                    L, op.weighted_gram(curvature.pooled()) if cached else
+                    _curvature_gram(problem, centers, curvature.pooled()), alpha)
+            except np.linalg.LinAlgError:  # whitening amplified rounding: not this step
+                gram_failures += 1
+        if precond is None:
+            precond = _Preconditioner(L, curvature.pooled()[center_rows], alpha, n / M)
+
+        def hessian(V: np.ndarray) -> np.ndarray:
+            if binary:
+                HV = op.normal_matvec(to_kernel(V), sample_weight=to_kernel(curvature.diag[:, 0]))
+            else:
+                U = (op @ to_kernel(V)).astype(np.float64)
+                HV = op.rmatmat(to_kernel(curvature.apply(U)))
+            return HV.astype(np.float64) + alpha * kmm(V)
+
+        # The CG loop's BLAS calls (triangular solves of M x k, K_MM's products and, with
+        # K_nM stored, its products) on one thread: gramfree._threads.
+        with small_blas(4.0 * M * M * k):
+            gnorm = math.sqrt(max(float(np.sum(g * precond(g))), 0.0))
+            gnorm0 = gnorm if gnorm0 is None else gnorm0
+            forcing = min(0.5, max(FORCING_FLOOR, math.sqrt(gnorm / gnorm0))) if gnorm0 > 0 else 0.5
+            d, cg_iters = _pcg(hessian, -g, precond, forcing, MAX_CG)
+        cg_total += cg_iters
+        decrement = -float(np.sum(g * d))  # ~ 2 (J - J*) near the optimum
+        if decrement <= 0.0:  # CG returned no descent direction: nothing left to gain
+            converged = True
+            break
+        Kd = (op @ to_kernel(d)).astype(np.float64)
+        Kmm_d = kmm(d)
+        pen = (float(np.sum(a * Ka)), float(np.sum(d * Ka)), float(np.sum(d * Kmm_d)))
+        t, new_objective = 1.0, math.inf
+        for _ in range(MAX_HALVINGS):
+            new_objective = loss_of(F + t * Kd) + 0.5 * alpha * (pen[0] + 2 * t * pen[1] + t * t * pen[2])
+            if new_objective <= objective - ARMIJO * t * decrement:
+                break
+            t *= 0.5
+            halvings_total += 1
+        else:
+            # Rounding, not a bad direction: the objective cannot move in float64 here.
+            converged = decrement <= 1e-10 * max(abs(objective), 1.0)
+            break
+        a += t * d
+        F += t * Kd
+        Ka += t * Kmm_d
+        previous, objective = objective, new_objective
+        n_iter += 1
+        loss_curve.append(objective / s)
+        progress.update(n_iter, loss_curve[-1], f"cg={cg_iters} step={t:g}")
+        if decrement <= 2.0 * tol * objective or previous - objective <= 1e-15 * abs(previous):
+            converged = True
+            break
+    progress.close(f"{n_iter} Newton steps, {cg_total} CG iterations, converged={converged}")
+    return SolverResult(
+        centers=centers,
+        coef=a.astype(X.dtype),
+        n_iter=n_iter,
+        loss_curve=loss_curve,
+        converged=converged,
+        info={
+            "solver": "newton-pcg",
+            "loss": "logistic",
+            "n_centers": M,
+            "jitter": jitter,
+            "cg_iterations": cg_total,
+            "preconditioner": "gram" if use_gram else "centres",
+            "gram_failures": gram_failures,
+            "stored_kernel_columns": cached,
+            "step_halvings": halvings_total,
+            "objective": objective / s,
+            "objective_initial": objective_zero / s,
+            "seconds": time.perf_counter() - start,
+        },
+    )
+
+
+class _curvature:
+    """The log-loss's Hessian in f, per sample: ``w p (1 - p)`` (two classes) or
+    ``w (diag(p) - p p^T)`` (k classes, applied without forming it)."""
+
+    def __init__(self, P: np.ndarray, w: np.ndarray) -> None:
+        self.P, self.w = P, w
+        self.diag = w[:, None] * P * (1.0 - P)
+
+    def apply(self, U: np.ndarray) -> np.ndarray:
+        PU = self.P * U
+        return self.w[:, None] * (PU - self.P * PU.sum(axis=1, keepdims=True))
+
+    def pooled(self) -> np.ndarray:
+        """One curvature per sample for the preconditioner, which has one factor for all
+        classes: the classes' mean (module docstring)."""
+        return self.diag.mean(axis=1)
+
+
+class _Preconditioner:
+    """``z = (L LA LA^T L^T)^-1 r``, ``LA LA^T = scale L^T S_M L + alpha I`` with S_M the
+    curvature at the centres, averaged over the classes (module docstring)."""
+
+    def __init__(self, L: np.ndarray, curvature_at_centres: np.ndarray | None, alpha: float,
+                 scale: float = 1.0, inner: np.ndarray | None = None) -> None:
+        """``curvature_at_centres``: (M,), or ``inner`` given (see from_gram)."""
+        self.L = L
+        if inner is None:
+            inner = lower_gram(np.sqrt(curvature_at_centres)[:, None] * L)
+            inner *= scale
+        bump = alpha if alpha > 0 else 1e-12 * max(float(np.mean(np.diag(inner))), 1e-300)
+        inner[np.diag_indices_from(inner)] += bump
+        self.LA = jittered_cholesky(inner, overwrite=True)[0]
+
+    @classmethod
+    def from_gram(cls, L: np.ndarray, G: np.ndarray, alpha: float) -> _Preconditioner:
+        """From the curvature's Gram ``G = K_nM^T S K_nM`` itself: ``LA LA^T = L^-1 G L^-T
+        + alpha I`` (whitened as the one-pass Nystrom solver whitens, so that the small
+        directions of K_MM survive in float64)."""
+        inner = solve_triangular(L, solve_triangular(L, G).T)
+        inner = 0.5 * (inner + inner.T)
+        return cls(L, None, alpha, inner=np.asfortranarray(inner))
+
+    def __call__(self, R: np.ndarray) -> np.ndarray:
+        V = solve_triangular(self.LA, solve_triangular(self.LA, solve_triangular(self.L, R)),
+                             trans=True)
+        return solve_triangular(self.L, V, trans=True)
+
+
+def _pcg(hessian, rhs: np.ndarray, precond, forcing: float, max_iter: int):
+    """``d ~ H^-1 rhs`` by preconditioned CG from zero, all columns one vector (the
+    multinomial Hessian couples them), until the preconditioned residual norm falls by
+    ``forcing``. Returns ``(d, iterations)``."""
+    d = np.zeros_like(rhs)
+    r = rhs.copy()
+    z = precond(r)
+    rz = float(np.sum(r * z))
+    stop = forcing**2 * rz
+    p = z.copy()
+    it = 0
+    while it < max_iter and rz > stop:
+        Hp = hessian(p)
+        pHp = float(np.sum(p * Hp))
+        if pHp <= 0.0:  # only rounding can make H look indefinite: keep what we have
+            break
+        step = rz / pHp
+        d += step * p
+        r -= step * Hp
+        z = precond(r)
+        rz_new = float(np.sum(r * z))
+        p = z + (rz_new / rz) * p
+        rz = rz_new
+        it += 1
+    if it == 0 and not d.any():  # first iteration refused: the preconditioned gradient
+        d = z
+    return d, it
+
+
+def _gram_pays(n: int, M: int, d: int, k: int) -> bool:
+    """Whether forming the curvature's Gram (n M^2 at syrk's rate) costs less than the
+    CG iterations it saves per Newton step (GRAM_SAVES_CG, each a pass or two over K_nM
+    with k columns), by the rates ``auto`` uses."""
+    if k > 1:  # measured: no fewer CG iterations for k classes (module docstring)
+        return False
+    gram = n * M * M / RATES["syrk"] + n * M * _entry_flops(d, 0) / RATES["engine_float64"]
+    per_cg = 2.0 * n * M * _entry_flops(d, k) / RATES["engine_float64"]
+    return gram <= GRAM_SAVES_CG * per_cg
+
+
+def _curvature_gram(problem: Problem, centers: np.ndarray, curvature: np.ndarray) -> np.ndarray:
+    """``K_nM^T diag(curvature) K_nM`` (M x M, both triangles) in one blocked pass: the
+    one-pass Nystrom solver's, with the curvature as the sample weights."""
+    n, M = problem.X.shape[0], centers.shape[0]
+    weighted = replace(problem, Y=np.zeros((n, 1), dtype=problem.X.dtype),
+                       sample_weight=curvature.astype(problem.X.dtype))
+    G, _ = _gram_pass(weighted, np.ascontiguousarray(centers, dtype=np.float64), rows_for(M),
+                      dtype=problem.kernel_dtype)
+    return G
+
+
+class _StoredColumns:
+    """K_nM held in memory, with the operator calls the solver makes (float64)."""
+
+    def __init__(self, K: np.ndarray) -> None:
+        self.K = K
+
+    def __matmul__(self, V: np.ndarray) -> np.ndarray:
+        return self.K @ V
+
+    def rmatmat(self, U: np.ndarray) -> np.ndarray:
+        return self.K.T @ U
+
+    def normal_matvec(self, V: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
+        return self.K.T @ (sample_weight.reshape(-1, 1) * (self.K @ V))
+
+    def weighted_gram(self, weights: np.ndarray) -> np.ndarray:
+        """``K^T diag(weights) K`` (both triangles), a block of rows at a time."""
+        M = self.K.shape[1]
+        G = np.zeros((M, M), order="F")
+        rows = rows_for(M)
+        for r0 in range(0, self.K.shape[0], rows):
+            B = self.K[r0:r0 + rows] * np.sqrt(weights[r0:r0 + rows])[:, None]
+            _add_gram(G, B)
+        _fill_lower(G)
+        return G

@@ -1,0 +1,226 @@
+"""KernelClassifier(loss="logistic"): kernel logistic regression by Newton-PCG, checked
+against independent float64 references on real data:
+
+* a dense Newton iteration in numpy (the full n x n or n x M kernel matrices), with every
+  point a centre (exact kernel logistic regression) and with Nystrom centres;
+* scikit-learn's LogisticRegression, which the linear kernel must reproduce (``alpha =
+  1 / C``, no intercept: with ``f = X X_C^T a`` the model is linear with weights
+  ``X_C^T a`` and penalty ``||w||^2``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.special import expit, softmax
+from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wine
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics.pairwise import rbf_kernel
+from sklearn.preprocessing import StandardScaler
+from sklearn.utils._param_validation import InvalidParameterError
+
+import gramfree
+from gramfree import KernelClassifier
+
+TIGHT = dict(loss="logistic", tol=1e-10, max_iter=100)
+
+
+def _standardised(loader, n=None):
+    X, y = loader(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    if n is not None:
+        rng = np.random.default_rng(0)
+        idx = np.sort(rng.choice(len(y), size=n, replace=False))
+        X, y = X[idx], y[idx]
+    return np.ascontiguousarray(X), y
+
+
+def _reference(Knm, Kmm, codes, n_classes, alpha, w, steps=40):
+    """Damped Newton on ``sum w loss(Knm a) + alpha / 2 tr(a^T Kmm a)`` with dense float64
+    matrices (no preconditioner, no CG): the coefficients."""
+    n, M = Knm.shape
+    k = 1 if n_classes == 2 else n_classes
+    Y = codes[:, None].astype(float) if k == 1 else np.eye(n_classes)[codes]
+
+    def objective(a):
+        F = Knm @ a
+        if k == 1:
+            loss = np.logaddexp(0.0, F[:, 0]) - Y[:, 0] * F[:, 0]
+        else:
+            loss = np.log(np.exp(F - F.max(1, keepdims=True)).sum(1)) + F.max(1) - (Y * F).sum(1)
+        return float(w @ loss + 0.5 * alpha * np.sum(a * (Kmm @ a)))
+
+    a = np.zeros((M, k))
+    for _ in range(steps):
+        F = Knm @ a
+        P = expit(F) if k == 1 else softmax(F, axis=1)
+        g = (Knm.T @ (w[:, None] * (P - Y)) + alpha * Kmm @ a).T.reshape(-1)
+        H = np.zeros((M * k, M * k))
+        for c in range(k):
+            for e in range(k):
+                s = w * P[:, c] * ((c == e) - P[:, e]) if k > 1 else w * P[:, 0] * (1 - P[:, 0])
+                H[c * M:(c + 1) * M, e * M:(e + 1) * M] = Knm.T @ (s[:, None] * Knm)
+            H[c * M:(c + 1) * M, c * M:(c + 1) * M] += alpha * Kmm
+        d = -np.linalg.lstsq(H, g, rcond=None)[0].reshape(k, M).T
+        t, base = 1.0, objective(a)
+        while objective(a + t * d) > base and t > 1e-12:
+            t /= 2
+        a = a + t * d
+    return a
+
+
+def _probabilities(F):
+    return np.column_stack([expit(-F[:, 0]), expit(F[:, 0])]) if F.shape[1] == 1 else softmax(F, axis=1)
+
+
+@pytest.mark.parametrize("loader, n, gamma", [
+    (load_breast_cancer, 250, 0.03),  # binary
+    (load_breast_cancer, 250, 0.3),  # binary, narrow kernel: a flat spectrum
+    (load_wine, None, 0.1),  # 3 classes
+    (load_iris, None, 2.0),  # 3 classes, narrow
+])
+def test_exact_kernel_logistic_regression(loader, n, gamma):
+    """Every point a centre: equal to the dense Newton solution to 1e-6 (the issue's bar)."""
+    X, y = _standardised(loader, n)
+    alpha = 0.05
+    clf = KernelClassifier(gamma=gamma, alpha=alpha, solver="direct", **TIGHT).fit(X, y)
+    assert clf.n_centers_ == len(y) and clf.solver_ == "newton-pcg"
+    K = rbf_kernel(X, gamma=gamma)
+    codes = np.searchsorted(clf.classes_, y)
+    a = _reference(K, K, codes, len(clf.classes_), alpha, np.ones(len(y)))
+    P_ref = _probabilities(rbf_kernel(X, gamma=gamma) @ a)
+    np.testing.assert_allclose(clf.predict_proba(X), P_ref, atol=1e-6)
+    if len(clf.classes_) == 2:  # the preconditioner is H itself (up to rounding)
+        assert clf.solver_info_["cg_iterations"] <= 2 * clf.n_iter_
+
+
+@pytest.mark.parametrize("n_classes", [2, 10])
+def test_nystrom_centres_weighted(n_classes):
+    """Nystrom centres and sample weights with class weights: equal to the dense Newton
+    solution on the same centres to 1e-6."""
+    X_all, y_all = load_digits(n_class=n_classes, return_X_y=True)
+    X, y = np.ascontiguousarray(X_all[:250] / 16.0), y_all[:250]
+    w = np.random.default_rng(1).uniform(0.2, 2.0, size=len(y))
+    gamma, alpha = 0.05, 0.1
+    clf = KernelClassifier(gamma=gamma, alpha=alpha, n_centers=60, solver="nystrom-pcg",
+                           random_state=0, class_weight="balanced", **TIGHT)
+    clf.fit(X, y, sample_weight=w)
+    C = X[clf.center_indices_]
+    np.testing.assert_array_equal(C, clf.centers_)
+    counts = np.bincount(y)
+    weights = w * (len(y) / (len(counts) * counts))[y]
+    a = _reference(rbf_kernel(X, C, gamma=gamma), rbf_kernel(C, gamma=gamma), y, n_classes,
+                   alpha, weights)
+    Xt = X_all[250:450] / 16.0
+    np.testing.assert_allclose(clf.predict_proba(Xt), _probabilities(rbf_kernel(Xt, C, gamma=gamma) @ a),
+                               atol=1e-6)
+
+
+@pytest.mark.parametrize("loader", [load_breast_cancer, load_wine])
+def test_linear_kernel_is_logistic_regression(loader):
+    """The linear kernel's model is scikit-learn's LogisticRegression(C = 1 / alpha)
+    without intercept (binary log-loss; multinomial for more classes)."""
+    X, y = _standardised(loader)
+    alpha = 2.0
+    clf = KernelClassifier(kernel="linear", alpha=alpha, solver="direct", **TIGHT).fit(X, y)
+    lr = LogisticRegression(C=1.0 / alpha, fit_intercept=False, tol=1e-12, max_iter=10000)
+    lr.fit(X, y)
+    np.testing.assert_allclose(clf.predict_proba(X), lr.predict_proba(X), atol=1e-6)
+
+
+def test_probabilities_are_consistent():
+    X, y = _standardised(load_wine)
+    clf = KernelClassifier(gamma=0.1, alpha=0.1, loss="logistic").fit(X, y)
+    P = clf.predict_proba(X)
+    np.testing.assert_allclose(P.sum(axis=1), 1.0, rtol=1e-12)
+    np.testing.assert_array_equal(clf.classes_[P.argmax(axis=1)], clf.predict(X))
+    np.testing.assert_allclose(clf.predict_log_proba(X), np.log(P), rtol=1e-10, atol=1e-300)
+    np.testing.assert_allclose(softmax(clf.decision_function(X), axis=1), P, rtol=1e-12)
+    Xb, yb = _standardised(load_breast_cancer)
+    binary = KernelClassifier(gamma=0.03, alpha=0.1, loss="logistic").fit(Xb, yb)
+    Pb = binary.predict_proba(Xb)
+    np.testing.assert_allclose(Pb[:, 1], expit(binary.decision_function(Xb)), rtol=1e-12)
+    np.testing.assert_array_equal(binary.classes_[(Pb[:, 1] > 0.5).astype(int)], binary.predict(Xb))
+    # The log-probabilities stay finite where the probabilities round to zero.
+    far = binary.decision_function(Xb[:1]) * 0 + 800.0
+    from gramfree.estimators._logistic import probabilities
+    assert np.isfinite(probabilities(far, log=True)).all()
+
+
+def test_objective_decreases_and_converges():
+    X, y = _standardised(load_digits, 600)
+    clf = KernelClassifier(gamma=0.02, alpha=1e-3, loss="logistic", n_centers=200,
+                           solver="nystrom-pcg", random_state=0).fit(X, y)
+    curve = np.asarray(clf.loss_curve_)
+    assert np.all(np.diff(curve) < 0)
+    assert curve[-1] < clf.solver_info_["objective_initial"]
+    assert clf.n_iter_ < 30
+
+
+def test_square_loss_has_no_probabilities():
+    X, y = _standardised(load_wine)
+    clf = KernelClassifier(gamma=0.1).fit(X, y)
+    assert not hasattr(clf, "predict_proba") and not hasattr(clf, "predict_log_proba")
+    assert hasattr(KernelClassifier(loss="logistic"), "predict_proba")
+
+
+def test_float32_data():
+    X, y = _standardised(load_breast_cancer)
+    p64 = KernelClassifier(gamma=0.03, alpha=0.1, loss="logistic").fit(X, y).predict_proba(X)
+    clf32 = KernelClassifier(gamma=0.03, alpha=0.1, loss="logistic").fit(X.astype(np.float32), y)
+    assert clf32.dual_coef_.dtype == np.float32
+    np.testing.assert_allclose(clf32.predict_proba(X.astype(np.float32)), p64, atol=1e-3)
+
+
+def test_bad_input():
+    X, y = _standardised(load_wine)
+    with pytest.raises(InvalidParameterError, match="loss"):
+        KernelClassifier(loss="hinge").fit(X, y)
+    for solver in ("eigenpro", "nystrom-direct"):
+        with pytest.raises(ValueError, match=f"solver='{solver}'"):
+            KernelClassifier(loss="logistic", solver=solver).fit(X, y)
+    X_before, y_before = X.copy(), y.copy()
+    KernelClassifier(loss="logistic", gamma=0.1).fit(X, y)
+    np.testing.assert_array_equal(X, X_before)
+    np.testing.assert_array_equal(y, y_before)
+
+
+def test_max_iter_warns():
+    X, y = _standardised(load_wine)
+    with pytest.warns(ConvergenceWarning, match="Newton steps"):
+        KernelClassifier(gamma=0.1, alpha=1e-3, loss="logistic", max_iter=1, tol=1e-12).fit(X, y)
+
+
+def test_save_load_round_trip(tmp_path):
+    X, y = _standardised(load_wine)
+    clf = KernelClassifier(gamma=0.1, alpha=0.1, loss="logistic").fit(X, y)
+    clf.save(tmp_path / "m.gfm")
+    back = gramfree.load(tmp_path / "m.gfm")
+    assert back.loss == "logistic" and back.solver_ == "newton-pcg"
+    np.testing.assert_array_equal(back.predict_proba(X), clf.predict_proba(X))
+
+
+@pytest.mark.parametrize("preconditioner", ["gram", "centres"])
+def test_both_preconditioners(preconditioner):
+    """The curvature-Gram and centres (LogisticFalkon) preconditioners reach the same
+    optimum, the dense Newton reference's, on Nystrom centres."""
+    from gramfree.kernels import get_kernel
+    from gramfree.solvers._common import Problem
+    from gramfree.solvers.logistic import solve_logistic
+
+    X, y = _standardised(load_breast_cancer)
+    gamma, alpha, idx = 0.05, 0.02, np.arange(0, len(y), 5)
+    problem = Problem(X, y[:, None].astype(float), get_kernel("rbf", gamma=gamma), alpha, None, None)
+    result = solve_logistic(problem, np.ascontiguousarray(X[idx]), idx, max_iter=100, tol=1e-12,
+                            preconditioner=preconditioner)
+    assert result.converged and result.info["preconditioner"] == preconditioner
+    a = _reference(rbf_kernel(X, X[idx], gamma=gamma), rbf_kernel(X[idx], gamma=gamma), y, 2,
+                   alpha, np.ones(len(y)))
+    np.testing.assert_allclose(rbf_kernel(X, X[idx], gamma=gamma) @ result.coef,
+                               rbf_kernel(X, X[idx], gamma=gamma) @ a, atol=1e-6)
+    if preconditioner == "gram":  # the exact Hessian: about one CG iteration a step
+        assert result.info["cg_iterations"] <= 2 * result.n_iter
+    with pytest.raises(ValueError, match="preconditioner"):
+        solve_logistic(problem, np.ascontiguousarray(X[idx]), idx, max_iter=5, tol=1e-4,
+                       preconditioner="jacobi")
