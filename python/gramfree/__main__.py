@@ -180,6 +180,19 @@ def _demo(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _add_header_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--header",
+        dest="header",
+        action="store_true",
+        default=None,
+        help="the CSV's first line is a header (default: detected)",
+    )
+    p.add_argument(
+        "--no-header", dest="header", action="store_false", help="the CSV's first line is data"
+    )
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gramfree", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -211,16 +224,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("data", help="a .csv or .npy file")
     p.add_argument("--target", help="target column: name (CSV header) or index; default last")
-    p.add_argument(
-        "--header",
-        dest="header",
-        action="store_true",
-        default=None,
-        help="the CSV's first line is a header (default: detected)",
-    )
-    p.add_argument(
-        "--no-header", dest="header", action="store_false", help="the CSV's first line is data"
-    )
+    _add_header_options(p)
     p.add_argument(
         "--task",
         choices=["auto", "regression", "classification"],
@@ -267,16 +271,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     p.add_argument("model")
     p.add_argument("data", help="a .csv or .npy file")
-    p.add_argument(
-        "--header",
-        dest="header",
-        action="store_true",
-        default=None,
-        help="the CSV's first line is a header (default: detected)",
-    )
-    p.add_argument(
-        "--no-header", dest="header", action="store_false", help="the CSV's first line is data"
-    )
+    _add_header_options(p)
     p.add_argument(
         "--target",
         help="a column to leave out: name or index (default: the "
