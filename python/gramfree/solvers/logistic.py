@@ -41,7 +41,10 @@ LogisticFalkon's. For k classes both pool the curvature over the classes (their 
 neither captures the softmax's coupling between classes, which is what makes CG take tens
 of iterations per step near the optimum: on letter the exact Gram saved under 10% of
 them, and one factor per class (the curvature of each class at the centres) saved 30% on
-satellite but cost 50% more on letter; so k classes use "centres" with one factor.
+satellite but cost 50% more on letter, and each class's exact Gram (the block diagonal of
+H) cut satellite's CG iterations from 347 to 111 but costs n M^2 k per step, as much as
+~M / 4 CG iterations (the fit took 65 s against 28 s under the same load); so k classes
+use "centres" with one factor.
 """
 
 from __future__ import annotations
