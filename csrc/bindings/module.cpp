@@ -276,6 +276,9 @@ PYBIND11_MODULE(_core, m) {
   bind_pathkernel(m);
   bind_cuda(m);
 
+  // From python/gramfree/_version.py via CMake: a module left from an older build shows
+  // a version other than the package's (tests/test_version.py).
+  m.attr("__version__") = GRAMFREE_VERSION;
   m.def("simd_level", [] { return to_string(simd_level()); });
   m.def("detected_simd_level", [] { return to_string(detected_simd_level()); });
   m.def(

@@ -15,6 +15,7 @@ _os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 from . import kernels  # noqa: E402
 from ._config import config, show_config  # noqa: E402
+from ._version import __version__ as __version__  # noqa: E402
 from .estimators import (  # noqa: E402
     KernelClassifier,
     KernelClassifierCV,
@@ -25,8 +26,6 @@ from .io import load  # noqa: E402
 from .kernels import get_kernel  # noqa: E402
 from .operators import KernelOperator, kernel_gradient, kernel_matrix  # noqa: E402
 from .pathkernel import Explanation, PathKernelClassifier, PathKernelRegressor  # noqa: E402
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Explanation",

@@ -31,7 +31,7 @@ def show_config() -> None:
 
     >>> import gramfree
     >>> gramfree.show_config()  # doctest: +SKIP
-    gramfree 0.1.0
+    gramfree <gramfree.__version__>
       simd level     : avx512 (detected avx512; GRAMFREE_SIMD unset)
       threads        : 2
       cuda compiled  : True (runtime 13.0)
