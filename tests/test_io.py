@@ -748,3 +748,37 @@ def test_save_replaces_keeping_permissions_and_symlinks(tmp_path):
     assert link.is_symlink()
     _assert_identical(_outputs(gramfree.load(path), Xt), _outputs(model, Xt))
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link.gfm", "m.gfm"]
+
+
+def test_newer_format_version_refused_naming_it(tmp_path):
+    """An older gramfree meeting a newer file says which version and what to do."""
+    from gramfree.io import FORMAT_VERSION
+
+    model, _ = _fitted("regressor")
+    src, dst = tmp_path / "m.npz", tmp_path / "newer.npz"
+    model.save(src)
+    _rewrite_meta(src, dst, lambda meta: meta.update(format_version=FORMAT_VERSION + 1))
+    with pytest.raises(ValueError, match=rf"format version {FORMAT_VERSION + 1}, written by a "
+                       rf"newer gramfree; gramfree {gramfree.__version__} reads format "
+                       rf"versions 1 to {FORMAT_VERSION}: upgrade gramfree"):
+        gramfree.load(dst)
+
+
+def test_file_without_parameters_added_since_v1_loads_with_their_defaults(tmp_path):
+    """A version-1 file written before class_weight and loss existed: their defaults."""
+    from gramfree.io import _PARAMS_ADDED_SINCE_V1
+
+    model, Xt = _fitted("classifier-str-binary")
+    src, dst = tmp_path / "m.npz", tmp_path / "older.npz"
+    model.save(src)
+
+    def drop(meta):
+        for name in _PARAMS_ADDED_SINCE_V1:
+            del meta["params"][name]
+
+    _rewrite_meta(src, dst, drop)
+    loaded = gramfree.load(dst)
+    defaults = type(model)().get_params(deep=False)
+    for name in _PARAMS_ADDED_SINCE_V1:
+        assert loaded.get_params()[name] == defaults[name]
+    _assert_identical(_outputs(loaded, Xt), _outputs(model, Xt))

@@ -8,6 +8,9 @@ interleaved with kernel passes and 0.84 ms with one, and a Nystrom-PCG fit of le
 (5000 rows, 500 centres) 2.9 s against 0.31 s. Work this small gains nothing from a second
 thread even on an idle machine, so the loops run their small algebra on one BLAS thread
 (the factorizations outside the loops keep every thread).
+
+:func:`blas_threads` applies an estimator's ``n_jobs`` to BLAS for a whole fit; the loops'
+:func:`small_blas` nests inside it (threadpoolctl restores the outer limit on exit).
 """
 
 from __future__ import annotations
@@ -21,14 +24,29 @@ SMALL_BLAS_FLOPS = 3e7
 _controller = None
 
 
-def small_blas(flops_per_call: float):
-    """A context in which BLAS runs on one thread when ``flops_per_call`` is small (the
-    loop's calls are each about that size); otherwise a no-op context."""
+def _blas_controller():
     global _controller
-    if flops_per_call > SMALL_BLAS_FLOPS:
-        return nullcontext()
     if _controller is None:  # inspecting the loaded libraries costs ~ms: once per process
         from threadpoolctl import ThreadpoolController
 
         _controller = ThreadpoolController()
-    return _controller.limit(limits=1, user_api="blas")
+    return _controller
+
+
+def small_blas(flops_per_call: float):
+    """A context in which BLAS runs on one thread when ``flops_per_call`` is small (the
+    loop's calls are each about that size); otherwise a no-op context."""
+    if flops_per_call > SMALL_BLAS_FLOPS:
+        return nullcontext()
+    return _blas_controller().limit(limits=1, user_api="blas")
+
+
+def blas_threads(n_jobs: int | None):
+    """A context in which BLAS (LAPACK: Cholesky, triangular solves, eigh) runs on the
+    threads ``n_jobs`` asks for, resolved as for the native operators (-1 all cores, -2
+    all but one, ...); ``n_jobs=None`` leaves BLAS as it is (a no-op context)."""
+    if n_jobs is None:
+        return nullcontext()
+    from .operators import _n_threads  # operators imports the native module: lazily
+
+    return _blas_controller().limit(limits=_n_threads(n_jobs), user_api="blas")

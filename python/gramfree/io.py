@@ -10,6 +10,23 @@ fields this version does not know) is refused rather than half-read. ``save`` re
 target atomically (a crash mid-write leaves the old file as it was) and refuses a model
 that would not load back.
 
+Versions
+--------
+A file records ``format_version`` (``FORMAT_VERSION``, now 1), which is not the package's
+version: releases that change nothing in the file keep it.
+
+- A newer gramfree reads every older format version. A parameter or attribute added
+  since a version was fixed is absent from that version's files, which were fitted with
+  its default, so the default fills it (``_PARAMS_ADDED_SINCE_V1``); the model predicts as
+  it did when saved.
+- An older gramfree refuses a newer file with ``ValueError`` saying so: a higher
+  ``format_version`` is named with the versions this gramfree reads, and a field it does
+  not know (added within the same format version) is named, never skipped.
+- ``FORMAT_VERSION`` is bumped when an existing field changes meaning, type or shape, or
+  when a new field cannot be given a default that reproduces older files' models. Adding
+  an optional field, or a parameter whose default reproduces what older files hold,
+  keeps the version (and extends ``_PARAMS_ADDED_SINCE_V1`` or the optional fields).
+
 Examples
 --------
 >>> import numpy as np, tempfile, os
@@ -38,11 +55,12 @@ from typing import Any
 import numpy as np
 
 from . import kernels as _kernels
+from ._version import __version__
 
 FORMAT = "gramfree-model"
 FORMAT_VERSION = 1
 # Estimator parameters introduced after version 1 files were first written.
-_PARAMS_ADDED_SINCE_V1 = ("class_weight", "loss")
+_PARAMS_ADDED_SINCE_V1 = ("class_weight", "loss", "centers")
 
 _META = "__meta__"
 _META_FIELDS = ("format", "format_version", "estimator", "params", "attributes")
@@ -348,7 +366,10 @@ def _portable(estimator) -> tuple[dict, dict]:
         "format": FORMAT,
         "format_version": FORMAT_VERSION,
         "estimator": name,
-        "params": {k: _encode_param(v) for k, v in estimator.get_params().items()},
+        # The centers parameter (an array) is stored as None: the fitted centres it gave are
+        # saved (centers_), and a loaded model refits with a random draw unless set again.
+        "params": {k: _encode_param(None if k == "centers" else v)
+                   for k, v in estimator.get_params().items()},
         "attributes": {
             **attributes,
             "classes_kind": None if "classes" not in arrays else arrays["classes"].dtype.kind,
@@ -655,10 +676,14 @@ def _read_meta(raw: np.ndarray | None, path) -> dict:
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ValueError(f"path: {where!r} is not a gramfree model file")
     version = meta.get("format_version")
-    if isinstance(version, bool) or not isinstance(version, int) or version != FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise _field_error("format_version", f"must be an integer >= 1, got {version!r}")
+    if version > FORMAT_VERSION:
+        # Versions 1..FORMAT_VERSION are all read (module docstring); only newer ones fail.
         raise ValueError(
-            f"path: model file format version {version!r} is not supported by this "
-            f"gramfree (reads version {FORMAT_VERSION}); re-save it with a matching version"
+            f"path: {where!r} has model file format version {version}, written by a newer "
+            f"gramfree; gramfree {__version__} reads format versions 1 to {FORMAT_VERSION}: "
+            "upgrade gramfree to load it"
         )
     return meta
 

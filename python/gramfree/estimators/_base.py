@@ -16,10 +16,16 @@ from sklearn.base import BaseEstimator, clone, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
-from sklearn.utils.validation import _check_sample_weight, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_array,
+    check_is_fitted,
+    validate_data,
+)
 
 from ..device import resolve_device
 from ..kernels import KERNEL_NAMES, Kernel, get_kernel
+from .._threads import blas_threads
 from ..operators import KernelOperator
 from ..linalg import cho_solve, jittered_cholesky
 from ..solvers import SOLVERS, Problem, solve_direct, solve_eigenpro
@@ -43,6 +49,7 @@ class KernelMachineMixin(BaseEstimator):
             Interval(numbers.Real, 0, 1, closed="right"),
             None,
         ],
+        "centers": ["array-like", None],
         "max_iter": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "tol": [Interval(numbers.Real, 0, None, closed="left")],
         "random_state": ["random_state"],
@@ -64,6 +71,7 @@ class KernelMachineMixin(BaseEstimator):
         alpha=1.0,
         solver="auto",
         n_centers=None,
+        centers=None,
         max_iter=None,
         tol=1e-4,
         random_state=None,
@@ -81,6 +89,7 @@ class KernelMachineMixin(BaseEstimator):
         self.alpha = alpha
         self.solver = solver
         self.n_centers = n_centers
+        self.centers = centers
         self.max_iter = max_iter
         self.tol = tol
         self.random_state = random_state
@@ -143,9 +152,46 @@ class KernelMachineMixin(BaseEstimator):
             return int(m)
         return max(1, int(round(float(m) * n)))
 
+    def _resolve_centers(self, X: np.ndarray) -> tuple[np.ndarray | None, np.ndarray | None]:
+        """``(centers, rows)`` from the ``centers`` parameter: a fresh C-contiguous array in
+        X's dtype (never the user's), and the training rows they are (None for an array of
+        points); ``(None, None)`` when it is None."""
+        if self.centers is None:
+            return None, None
+        if self.n_centers is not None:
+            raise ValueError(
+                f"centers and n_centers: give one, not both (n_centers={self.n_centers!r})")
+        n, d = X.shape
+        raw = np.asarray(self.centers)
+        if raw.size == 0:
+            raise ValueError("centers: is empty; give at least one centre or row index")
+        if raw.ndim == 1:  # row indices into X
+            if raw.dtype.kind not in "iu":
+                raise ValueError(
+                    "centers: a 1-d array must hold integer row indices into X (a single "
+                    f"point is a 2-d array of one row), got dtype {raw.dtype}")
+            if raw.min() < 0 or raw.max() >= n:
+                raise ValueError(f"centers: row indices must be in [0, {n - 1}] (X has {n} "
+                                 f"rows), got {raw.min()}..{raw.max()}")
+            rows = raw.astype(np.intp)
+            if np.unique(rows).size != rows.size:
+                raise ValueError("centers: row indices must be distinct")
+            return np.ascontiguousarray(X[rows]), rows
+        points = check_array(self.centers, dtype=[np.float64, np.float32],
+                             input_name="centers", copy=True)
+        if points.shape[1] != d:
+            raise ValueError(f"centers: has {points.shape[1]} features, X has {d}")
+        return np.ascontiguousarray(points, dtype=X.dtype), None
+
     def _fit_targets(self, X: np.ndarray, Y: np.ndarray, sample_weight) -> None:
-        """Solve for Y (n x t, X's dtype) and set the fitted attributes."""
+        """Solve for Y (n x t, X's dtype) and set the fitted attributes; BLAS runs on the
+        threads n_jobs asks for (gramfree._threads.blas_threads)."""
+        with blas_threads(self.n_jobs):
+            self._fit_targets_in(X, Y, sample_weight)
+
+    def _fit_targets_in(self, X: np.ndarray, Y: np.ndarray, sample_weight) -> None:
         n = X.shape[0]
+        given, given_rows = self._resolve_centers(X)
         n_centers = self._resolve_n_centers(n)
         kernel = self._make_kernel()
         solver = self.solver
@@ -156,7 +202,11 @@ class KernelMachineMixin(BaseEstimator):
             print(f"[{type(self).__name__}] solver={solver} n_samples={n}", file=sys.stderr)
         start = time.perf_counter()
         nystrom = solver in ("nystrom-pcg", "nystrom-direct")
-        if (solver == "auto" or nystrom) and n_centers is None:
+        if given is not None and solver == "direct":
+            raise ValueError("centers: solver='direct' uses every training point as a centre; "
+                             "with centers use 'auto', 'nystrom-pcg', 'nystrom-direct' or "
+                             "'eigenpro'")
+        if (solver == "auto" or nystrom) and n_centers is None and given is None:
             result = solve_auto(problem, classify=is_classifier(self), max_iter=self.max_iter,
                                 tol=self.tol, random_state=rng, verbose=self.verbose,
                                 nystrom_only=solver if nystrom else None)
@@ -165,7 +215,7 @@ class KernelMachineMixin(BaseEstimator):
             result = solve_direct(problem.in_data_precision())
         else:
             m = n_centers
-            centers, idx = None, None
+            centers, idx = given, given_rows
             if m is not None:
                 idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
                 centers = np.ascontiguousarray(X[idx])
@@ -181,7 +231,7 @@ class KernelMachineMixin(BaseEstimator):
                     problem, centers, max_iter=self.max_iter or 30, tol=self.tol,
                     random_state=rng, verbose=self.verbose,
                 )
-            if idx is not None and len(idx) < n:
+            if idx is not None and (given is not None or len(idx) < n):
                 result.center_indices = idx
         self.fit_time_ = time.perf_counter() - start
         if result.info.get("stalled"):
@@ -202,17 +252,24 @@ class KernelMachineMixin(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
-        self._set_fitted(result, kernel, solver, problem)
+        self._set_fitted(result, kernel, solver, problem,
+                         centers_are_rows=given is None or given_rows is not None)
 
-    def _set_fitted(self, result, kernel: Kernel, solver: str, problem: Problem) -> None:
+    def _set_fitted(self, result, kernel: Kernel, solver: str, problem: Problem, *,
+                    centers_are_rows: bool = True) -> None:
         """The fitted attributes, set only once the solver succeeded: a failed refit must
-        not leave a new kernel_ beside old coefficients."""
+        not leave a new kernel_ beside old coefficients. Centres given as points (the
+        ``centers`` parameter as an array) are no training rows: ``center_indices_`` (and
+        then ``center_targets_``) is left unset, as in files of earlier versions."""
         n = problem.X.shape[0]
         self.kernel_ = kernel
         self.solver_ = solver
         self.centers_ = result.centers
-        self.center_indices_ = (np.arange(n) if result.center_indices is None
-                                else np.asarray(result.center_indices, dtype=np.intp))
+        if centers_are_rows:
+            self.center_indices_ = (np.arange(n) if result.center_indices is None
+                                    else np.asarray(result.center_indices, dtype=np.intp))
+        elif hasattr(self, "center_indices_"):  # a refit: not the previous fit's rows
+            del self.center_indices_
         self.dual_coef_ = result.coef
         self.n_iter_ = result.n_iter
         self.loss_curve_ = result.loss_curve
@@ -261,7 +318,8 @@ class KernelMachineMixin(BaseEstimator):
             raise ValueError(
                 f"n_centers must be in [1, {self.n_centers_}] (the current size), got {n_centers}"
             )
-        small = clone(self).set_params(solver="nystrom-pcg", n_centers=int(n_centers))
+        small = clone(self).set_params(solver="nystrom-pcg", n_centers=int(n_centers),
+                                       centers=None)
         if X is not None:
             if y is None:
                 raise ValueError("compress: y is required when X is given")

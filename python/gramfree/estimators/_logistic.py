@@ -9,6 +9,9 @@ import warnings
 import numpy as np
 from scipy.special import expit, log_expit, log_softmax, softmax
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.metrics import pairwise_distances_argmin
+
+from .._threads import blas_threads
 
 from ..device import resolve_device
 from ..solvers import Problem
@@ -53,7 +56,14 @@ def default_center_count(problem: Problem, rng: np.random.Generator) -> int:
 
 def fit_logistic(estimator, X: np.ndarray, codes: np.ndarray, n_classes: int,
                  sample_weight) -> None:
-    """Fit ``estimator`` (a KernelClassifier with loss="logistic") on class codes."""
+    """Fit ``estimator`` (a KernelClassifier with loss="logistic") on class codes; BLAS
+    runs on the threads n_jobs asks for."""
+    with blas_threads(estimator.n_jobs):
+        _fit_logistic(estimator, X, codes, n_classes, sample_weight)
+
+
+def _fit_logistic(estimator, X: np.ndarray, codes: np.ndarray, n_classes: int,
+                  sample_weight) -> None:
     if estimator.solver not in LOGISTIC_SOLVERS:
         raise ValueError(
             f"solver={estimator.solver!r} fits the square loss only; loss='logistic' takes "
@@ -65,17 +75,28 @@ def fit_logistic(estimator, X: np.ndarray, codes: np.ndarray, n_classes: int,
     problem = Problem(X, logistic_targets(codes, n_classes), kernel, float(estimator.alpha),
                       sample_weight, estimator.n_jobs, resolve_device(estimator.device),
                       estimator._kernel_dtype(X))
-    if estimator.solver == "direct":
-        m = n
+    given, rows = estimator._resolve_centers(X)
+    if given is not None:
+        if estimator.solver == "direct":
+            raise ValueError("centers: solver='direct' uses every training point as a "
+                             "centre; with centers use 'auto' or 'nystrom-pcg'")
+        m, centers, idx = len(given), given, rows
+        # The preconditioner reads the loss's curvature at the centres' rows; points that
+        # are no training rows take their nearest row's (it speeds CG, not the solution).
+        curvature_rows = rows if rows is not None else pairwise_distances_argmin(given, X)
     else:
-        m = estimator._resolve_n_centers(n) or default_center_count(problem, rng)
-    idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
+        if estimator.solver == "direct":
+            m = n
+        else:
+            m = estimator._resolve_n_centers(n) or default_center_count(problem, rng)
+        idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
+        centers, curvature_rows = np.ascontiguousarray(X[idx]), idx
     start = time.perf_counter()
-    result = solve_logistic(problem, np.ascontiguousarray(X[idx]), idx,
+    result = solve_logistic(problem, centers, curvature_rows,
                             max_iter=estimator.max_iter or DEFAULT_NEWTON_STEPS,
                             tol=estimator.tol, verbose=estimator.verbose)
     estimator.fit_time_ = time.perf_counter() - start
-    if m < n:
+    if idx is not None and (given is not None or m < n):
         result.center_indices = idx
     if not result.converged:
         warnings.warn(
@@ -84,7 +105,8 @@ def fit_logistic(estimator, X: np.ndarray, codes: np.ndarray, n_classes: int,
             ConvergenceWarning,
             stacklevel=3,
         )
-    estimator._set_fitted(result, kernel, "newton-pcg", problem)
+    estimator._set_fitted(result, kernel, "newton-pcg", problem,
+                          centers_are_rows=given is None or rows is not None)
 
 
 def probabilities(scores: np.ndarray, log: bool = False) -> np.ndarray:

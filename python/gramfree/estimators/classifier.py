@@ -82,7 +82,7 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
         :mod:`gramfree.solvers.logistic`). Gives :meth:`predict_proba` and
         :meth:`predict_log_proba`; :meth:`decision_function` returns the logits. Its
         solvers: "direct" (every training point a centre: exact kernel logistic
-        regression), "nystrom-pcg" (``n_centers`` centres) and "auto" (every point up to
+        regression), "nystrom-pcg" (``n_centers`` or ``centers`` centres) and "auto" (every point up to
         4000 samples, beyond that ``n_centers`` or four times the effective dimension,
         1000 to 10000 centres); ``max_iter`` counts Newton steps (default 100) and ``tol``
         stops them once a step starts within about ``tol`` (relative) of the optimal
@@ -122,6 +122,7 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
         alpha=1.0,
         solver="auto",
         n_centers=None,
+        centers=None,
         max_iter=None,
         tol=1e-4,
         random_state=None,
@@ -134,8 +135,8 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
     ):
         super().__init__(
             kernel, gamma=gamma, degree=degree, coef0=coef0, length_scale=length_scale, nu=nu,
-            alpha=alpha, solver=solver, n_centers=n_centers, max_iter=max_iter, tol=tol,
-            random_state=random_state, n_jobs=n_jobs, device=device,
+            alpha=alpha, solver=solver, n_centers=n_centers, centers=centers, max_iter=max_iter,
+            tol=tol, random_state=random_state, n_jobs=n_jobs, device=device,
             kernel_precision=kernel_precision, verbose=verbose,
         )
         self.class_weight = class_weight

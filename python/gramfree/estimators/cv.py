@@ -12,6 +12,7 @@ import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._threads import blas_threads
 from ..device import resolve_device
 from ..solvers._common import Problem
 from ..solvers.alpha_path import solve_alpha_path
@@ -38,7 +39,7 @@ class _AlphaPathMixin(KernelMachineMixin):
 
     _parameter_constraints: dict = {
         **{k: v for k, v in KernelMachineMixin._parameter_constraints.items()
-           if k not in ("alpha", "solver", "max_iter", "tol", "kernel_precision")},
+           if k not in ("alpha", "solver", "centers", "max_iter", "tol", "kernel_precision")},
         "alphas": ["array-like"],
         "n_centers": [Interval(numbers.Integral, 1, None, closed="left"),
                       Interval(numbers.Real, 0, 1, closed="right"), None],
@@ -86,7 +87,8 @@ class _AlphaPathMixin(KernelMachineMixin):
         problem = Problem(X, Y, kernel, float(alphas[0]), sample_weight, self.n_jobs,
                           resolve_device(self.device), np.dtype(np.float64))
         start = time.perf_counter()
-        path = solve_alpha_path(problem, centers, alphas)
+        with blas_threads(self.n_jobs):  # its eigendecomposition too: gramfree._threads
+            path = solve_alpha_path(problem, centers, alphas)
         self.fit_time_ = time.perf_counter() - start
         self.kernel_ = kernel
         self.solver_ = "nystrom-direct"

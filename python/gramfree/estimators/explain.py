@@ -119,8 +119,9 @@ class ExplainMixin:
         if ratio > _CANCELLATION:
             note += "\n" + cancellation_note(ratio, several=q > 1)
         if not known:
-            note += ("\nthis model does not record which training rows its centres are (a "
-                     "file of an earlier gramfree): indices count centres, no labels")
+            note += ("\nthis model does not record which training rows its centres are "
+                     "(centres given as points, or a file of an earlier gramfree): indices "
+                     "count centres, no labels")
         return Explanation(
             target=target_of(cols), value=value, base=np.zeros(q), supporting=_rows(indices, hi),
             supporting_contributions=hv, opposing=_rows(indices, lo), opposing_contributions=lv,
@@ -168,7 +169,12 @@ class ExplainMixin:
 
     def _record_center_targets(self, y) -> None:
         """``center_targets_``: the training targets of the centres (class labels for a
-        classifier, float64 values shaped as y for a regressor), read by :meth:`explain`."""
+        classifier, float64 values shaped as y for a regressor), read by :meth:`explain`.
+        Unset when the centres are no training rows (``centers`` given as points)."""
+        if getattr(self, "center_indices_", None) is None:
+            if hasattr(self, "center_targets_"):  # a refit: not the previous fit's targets
+                del self.center_targets_
+            return
         y = np.asarray(y)
         if hasattr(self, "classes_"):
             self.center_targets_ = y.reshape(len(y))[self.center_indices_]

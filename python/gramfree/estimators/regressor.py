@@ -47,6 +47,17 @@ class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
         settle (as auto does, :mod:`gramfree.solvers.auto`); eigenpro uses all training
         points unless set (then EigenPro 3). The fitted model's size and prediction cost
         depend on this number only.
+    centers : array-like, default=None
+        The model's centres themselves, in place of a random draw of ``n_centers`` (which
+        must then be None): points of shape (m, n_features), training rows or not (e.g.
+        KMeans centroids), or a 1-d array of distinct integer row indices into X. Used by
+        "auto" (then the cheaper Nystrom solver), "nystrom-pcg", "nystrom-direct" and
+        "eigenpro" (EigenPro 3); "direct" refuses them. Given as indices, ``centers_`` is
+        ``X[centers]`` and ``center_indices_`` is ``centers``; given as points, the centres
+        are no training rows: ``center_indices_`` and ``center_targets_`` are not set, and
+        :meth:`explain` counts centres and shows no labels. The array is copied, never
+        modified. A saved model keeps its centres (``centers_``) but stores this parameter
+        as None.
     max_iter : int, default=None
         CG iterations (nystrom-pcg, default 100) or epochs (eigenpro, default 30).
     tol : float, default=1e-4
@@ -60,7 +71,12 @@ class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
     random_state : int, RandomState or None
         Centre selection, EigenPro's subsample and batch order.
     n_jobs : int, default=None
-        Threads of the native operators (None: all cores).
+        Threads of every pool a fit uses: the native operators' (OpenMP) and BLAS/LAPACK's
+        (the solvers' Cholesky, triangular solves and eigendecompositions, limited through
+        threadpoolctl for the fit's duration); prediction runs the native operators only.
+        -1 means all cores, -2 all but one, and so on. None: the operators use all cores
+        and BLAS is left as it is (its own default, or an enclosing
+        ``threadpoolctl.threadpool_limits``).
     kernel_precision : {None, "float32", "float64"}, default=None
         Precision of the kernel products in the iterative solvers (nystrom-pcg, eigenpro,
         auto's probes): None means the data's dtype. "float32" on float64 data halves the
@@ -77,6 +93,9 @@ class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
     Attributes
     ----------
     centers_ : ndarray (n_centers, n_features)
+    center_indices_ : ndarray (n_centers,) of int, the training rows that are the centres;
+        not set when ``centers`` was given as points
+    center_targets_ : the centres' training targets (read by :meth:`explain`); likewise
     dual_coef_ : ndarray (n_centers, n_targets)
     solver_ : str, the solver used
     n_iter_ : int
