@@ -159,65 +159,68 @@ def solve_logistic(
     use_gram = preconditioner == "gram" and jitter == 0.0 and (
         pivots.min() >= RANK_DEFICIENT * pivots.max())
     gram_failures = 0
-    while n_iter < max_iter:
-        P = probabilities(F)
-        g = op.rmatmat(to_kernel(w[:, None] * (P - Y))).astype(np.float64) + alpha * Ka
-        curvature = _curvature(P, w)
-        precond = None
-        if use_gram:
-            try:
-                precond = _Preconditioner.from_gram(
-                    L, op.weighted_gram(curvature.pooled()) if cached else
-                    _curvature_gram(problem, centers, curvature.pooled()), alpha)
-            except np.linalg.LinAlgError:  # whitening amplified rounding: not this step
-                gram_failures += 1
-        if precond is None:
-            precond = _Preconditioner(L, curvature.pooled()[center_rows], alpha, n / M)
+    # Small M: every BLAS call of the fit is small (the largest, a step's M x M Cholesky),
+    # so all of them on one thread (gramfree._threads).
+    with small_blas(M**3 / 3.0):
+        while n_iter < max_iter:
+            P = probabilities(F)
+            g = op.rmatmat(to_kernel(w[:, None] * (P - Y))).astype(np.float64) + alpha * Ka
+            curvature = _curvature(P, w)
+            precond = None
+            if use_gram:
+                try:
+                    precond = _Preconditioner.from_gram(
+                        L, op.weighted_gram(curvature.pooled()) if cached else
+                        _curvature_gram(problem, centers, curvature.pooled()), alpha)
+                except np.linalg.LinAlgError:  # whitening amplified rounding: not this step
+                    gram_failures += 1
+            if precond is None:
+                precond = _Preconditioner(L, curvature.pooled()[center_rows], alpha, n / M)
 
-        def hessian(V: np.ndarray) -> np.ndarray:
-            if binary:
-                HV = op.normal_matvec(to_kernel(V), sample_weight=to_kernel(curvature.diag[:, 0]))
-            else:
-                U = (op @ to_kernel(V)).astype(np.float64)
-                HV = op.rmatmat(to_kernel(curvature.apply(U)))
-            return HV.astype(np.float64) + alpha * kmm(V)
+            def hessian(V: np.ndarray) -> np.ndarray:
+                if binary:
+                    HV = op.normal_matvec(to_kernel(V), sample_weight=to_kernel(curvature.diag[:, 0]))
+                else:
+                    U = (op @ to_kernel(V)).astype(np.float64)
+                    HV = op.rmatmat(to_kernel(curvature.apply(U)))
+                return HV.astype(np.float64) + alpha * kmm(V)
 
-        # The CG loop's BLAS calls (triangular solves of M x k, K_MM's products and, with
-        # K_nM stored, its products) on one thread: gramfree._threads.
-        with small_blas(4.0 * M * M * k):
-            gnorm = math.sqrt(max(float(np.sum(g * precond(g))), 0.0))
-            gnorm0 = gnorm if gnorm0 is None else gnorm0
-            forcing = min(0.5, max(FORCING_FLOOR, math.sqrt(gnorm / gnorm0))) if gnorm0 > 0 else 0.5
-            d, cg_iters = _pcg(hessian, -g, precond, forcing, MAX_CG)
-        cg_total += cg_iters
-        decrement = -float(np.sum(g * d))  # ~ 2 (J - J*) near the optimum
-        if decrement <= 0.0:  # CG returned no descent direction: nothing left to gain
-            converged = True
-            break
-        Kd = (op @ to_kernel(d)).astype(np.float64)
-        Kmm_d = kmm(d)
-        pen = (float(np.sum(a * Ka)), float(np.sum(d * Ka)), float(np.sum(d * Kmm_d)))
-        t, new_objective = 1.0, math.inf
-        for _ in range(MAX_HALVINGS):
-            new_objective = loss_of(F + t * Kd) + 0.5 * alpha * (pen[0] + 2 * t * pen[1] + t * t * pen[2])
-            if new_objective <= objective - ARMIJO * t * decrement:
+            # The CG loop's BLAS calls (triangular solves of M x k, K_MM's products and, with
+            # K_nM stored, its products) on one thread: gramfree._threads.
+            with small_blas(4.0 * M * M * k):
+                gnorm = math.sqrt(max(float(np.sum(g * precond(g))), 0.0))
+                gnorm0 = gnorm if gnorm0 is None else gnorm0
+                forcing = min(0.5, max(FORCING_FLOOR, math.sqrt(gnorm / gnorm0))) if gnorm0 > 0 else 0.5
+                d, cg_iters = _pcg(hessian, -g, precond, forcing, MAX_CG)
+            cg_total += cg_iters
+            decrement = -float(np.sum(g * d))  # ~ 2 (J - J*) near the optimum
+            if decrement <= 0.0:  # CG returned no descent direction: nothing left to gain
+                converged = True
                 break
-            t *= 0.5
-            halvings_total += 1
-        else:
-            # Rounding, not a bad direction: the objective cannot move in float64 here.
-            converged = decrement <= 1e-10 * max(abs(objective), 1.0)
-            break
-        a += t * d
-        F += t * Kd
-        Ka += t * Kmm_d
-        previous, objective = objective, new_objective
-        n_iter += 1
-        loss_curve.append(objective / s)
-        progress.update(n_iter, loss_curve[-1], f"cg={cg_iters} step={t:g}")
-        if decrement <= 2.0 * tol * objective or previous - objective <= 1e-15 * abs(previous):
-            converged = True
-            break
+            Kd = (op @ to_kernel(d)).astype(np.float64)
+            Kmm_d = kmm(d)
+            pen = (float(np.sum(a * Ka)), float(np.sum(d * Ka)), float(np.sum(d * Kmm_d)))
+            t, new_objective = 1.0, math.inf
+            for _ in range(MAX_HALVINGS):
+                new_objective = loss_of(F + t * Kd) + 0.5 * alpha * (pen[0] + 2 * t * pen[1] + t * t * pen[2])
+                if new_objective <= objective - ARMIJO * t * decrement:
+                    break
+                t *= 0.5
+                halvings_total += 1
+            else:
+                # Rounding, not a bad direction: the objective cannot move in float64 here.
+                converged = decrement <= 1e-10 * max(abs(objective), 1.0)
+                break
+            a += t * d
+            F += t * Kd
+            Ka += t * Kmm_d
+            previous, objective = objective, new_objective
+            n_iter += 1
+            loss_curve.append(objective / s)
+            progress.update(n_iter, loss_curve[-1], f"cg={cg_iters} step={t:g}")
+            if decrement <= 2.0 * tol * objective or previous - objective <= 1e-15 * abs(previous):
+                converged = True
+                break
     progress.close(f"{n_iter} Newton steps, {cg_total} CG iterations, converged={converged}")
     return SolverResult(
         centers=centers,
