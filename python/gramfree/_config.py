@@ -11,7 +11,26 @@ from .device import cuda_devices
 
 
 def config() -> dict[str, Any]:
-    """The build and run-time configuration as a dict (see :func:`show_config`)."""
+    """The build and run-time configuration as a dict (see :func:`show_config`).
+
+    Returns
+    -------
+    config : dict
+        ``version``, ``simd_level`` (in use), ``simd_detected``, ``simd_env`` (the
+        ``GRAMFREE_SIMD`` override or None), ``threads``, ``cuda_compiled``,
+        ``cuda_runtime`` (version as 1000 * major + 10 * minor, 0 without CUDA),
+        ``cuda_devices`` (list of dicts), ``compiler`` and ``machine``.
+
+    Examples
+    --------
+    >>> import gramfree
+    >>> c = gramfree.config()
+    >>> c["version"] == gramfree.__version__
+    True
+    >>> sorted(c)
+    ['compiler', 'cuda_compiled', 'cuda_devices', 'cuda_runtime', 'machine',
+     'simd_detected', 'simd_env', 'simd_level', 'threads', 'version']
+    """
     return {
         "version": _version(),
         "simd_level": _core.simd_level(),
@@ -29,6 +48,10 @@ def config() -> dict[str, Any]:
 def show_config() -> None:
     """Print which SIMD level is in use, whether CUDA was compiled in, and the threads.
 
+    The same facts as :func:`config`, as a table on stdout (for bug reports).
+
+    Examples
+    --------
     >>> import gramfree
     >>> gramfree.show_config()  # doctest: +SKIP
     gramfree <gramfree.__version__>

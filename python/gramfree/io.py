@@ -843,6 +843,29 @@ def load(path: str | os.PathLike):
     non-finite values, missing or unknown fields). A file is either read whole or not at
     all. A model written by the command line's ``fit`` carries its ``table_recipe_``
     (:class:`TableRecipe`).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        A file written by an estimator's ``save``.
+
+    Returns
+    -------
+    estimator : estimator
+        The fitted estimator, of the class that was saved, predicting as it did.
+
+    Examples
+    --------
+    >>> import os, tempfile
+    >>> from sklearn.datasets import load_diabetes
+    >>> import gramfree
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> model = gramfree.KernelRegressor(alpha=1e-2).fit(X, y)
+    >>> path = os.path.join(tempfile.mkdtemp(), "model.gf")
+    >>> model.save(path)
+    >>> loaded = gramfree.load(path)
+    >>> type(loaded).__name__, bool((loaded.predict(X) == model.predict(X)).all())
+    ('KernelRegressor', True)
     """
     arrays = _read_arrays(path)
     meta = _read_meta(arrays.pop(_META, None), path)

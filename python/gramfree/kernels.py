@@ -270,6 +270,23 @@ def get_kernel(kernel: str | Kernel = "rbf", **params: Any) -> Kernel:
     ``gamma=None, degree=None, ...`` through unchanged; a parameter the kernel does
     not have raises ``ValueError``.
 
+    Parameters
+    ----------
+    kernel : str or Kernel, default="rbf"
+        A name from :data:`KERNEL_NAMES`, or a kernel object (returned as it is; then no
+        parameter other than None may be given).
+    **params
+        The kernel's parameters by scikit-learn's names (``gamma``, ``degree``,
+        ``coef0``, ``length_scale``, ``nu``, ...); ``None`` means the default.
+
+    Returns
+    -------
+    kernel : Kernel
+        The kernel object.
+
+    Examples
+    --------
+    >>> from gramfree import get_kernel
     >>> get_kernel("poly", degree=2, gamma=None)
     Polynomial(degree=2)
     """

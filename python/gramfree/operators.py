@@ -115,13 +115,39 @@ def kernel_matrix(
     """The kernel matrix ``K(X, Z)`` materialised, shape ``(n_samples_X, n_samples_Z)``.
 
     For small blocks (preconditioners, tests, a Gram matrix wanted on purpose); for
-    products with ``K`` use :class:`KernelOperator`, which never forms it. ``device``:
-    ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"auto"`` (see :mod:`gramfree.device`).
+    products with ``K`` use :class:`KernelOperator`, which never forms it.
 
+    Parameters
+    ----------
+    X : array-like of shape (n_samples_X, n_features)
+        Rows of the matrix (float32 or float64).
+    Z : array-like of shape (n_samples_Z, n_features), default=None
+        Columns of the matrix; ``None`` means ``Z = X``.
+    kernel : str or gramfree.kernels.Kernel, default="rbf"
+        A name from :data:`gramfree.kernels.KERNEL_NAMES` or a kernel object.
+    n_jobs : int, default=None
+        Threads; ``None`` uses OpenMP's default (``OMP_NUM_THREADS`` or all cores).
+    device : {"cpu", "cuda", "cuda:N", "auto"}, default="cpu"
+        Where it is computed (see :mod:`gramfree.device`).
+    **kernel_params
+        ``gamma``, ``degree``, ``coef0``, ``length_scale``, ``nu``, ``norm`` as the kernel takes.
+
+    Returns
+    -------
+    K : ndarray of shape (n_samples_X, n_samples_Z)
+        ``K[i, j] = k(X[i], Z[j])``, in the inputs' common dtype.
+
+    Examples
+    --------
     >>> import numpy as np
+    >>> from gramfree import kernel_matrix
     >>> kernel_matrix(np.zeros((2, 3)), kernel="linear")
     array([[0., 0.],
            [0., 0.]])
+    >>> X = np.array([[0.0, 0.0], [1.0, 0.0]])
+    >>> kernel_matrix(X, kernel="rbf", gamma=1.0).round(4)
+    array([[1.    , 0.3679],
+           [0.3679, 1.    ]])
     """
     fn, where = _native("block", resolve_device(device), _n_threads(n_jobs))
     X, Z, kern = _prepare(X, Z, kernel, kernel_params)
@@ -139,10 +165,41 @@ def kernel_gradient(
 ) -> np.ndarray:
     """Gradient with respect to X of ``K(X, Z) @ V``.
 
-    Returns shape ``(n, d)`` for a 1-d ``V`` and ``(n, k, d)`` for ``V`` of shape ``(m, k)``:
-    ``G[i, c, :] = d/dx_i (K(X, Z) @ V)[i, c]``. At ``x == z`` the non-differentiable
-    kernels (Laplacian, Matern 1/2) use the zero subgradient. Not available where the
-    native kernel has none (``native_kernels()[kind].has_gradient``): ArcCosine.
+    At ``x == z`` the non-differentiable kernels (Laplacian, Matern 1/2) use the zero
+    subgradient. Not available where the native kernel has none
+    (``native_kernels()[kind].has_gradient``): ArcCosine. Runs on the CPU.
+
+    Parameters
+    ----------
+    X : array-like of shape (n, d)
+        Points at which the gradient is taken.
+    Z : array-like of shape (m, d)
+        Centres.
+    V : array-like of shape (m,) or (m, k)
+        Coefficients of the centres.
+    kernel : str or gramfree.kernels.Kernel, default="rbf"
+        A name from :data:`gramfree.kernels.KERNEL_NAMES` or a kernel object.
+    n_jobs : int, default=None
+        Threads; ``None`` uses OpenMP's default.
+    **kernel_params
+        ``gamma``, ``degree``, ``coef0``, ``length_scale``, ``nu``, ``norm`` as the kernel takes.
+
+    Returns
+    -------
+    G : ndarray of shape (n, d) or (n, k, d)
+        ``(n, d)`` for a 1-d ``V``, ``(n, k, d)`` for ``V`` of shape ``(m, k)``:
+        ``G[i, c, :] = d/dx_i (K(X, Z) @ V)[i, c]``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from gramfree import kernel_gradient
+    >>> X = np.array([[0.5, 0.0]]); Z = np.zeros((1, 2))
+    >>> G = kernel_gradient(X, Z, np.ones(1), kernel="rbf", gamma=1.0)
+    >>> G.shape
+    (1, 2)
+    >>> bool(np.allclose(G, -2 * X * np.exp(-0.25)))  # d/dx exp(-|x - z|^2) = -2 (x - z) k
+    True
     """
     return KernelOperator(X, Z, kernel, n_jobs=n_jobs, **kernel_params).gradient(V)
 
@@ -169,12 +226,34 @@ class KernelOperator(LinearOperator):
     **kernel_params
         ``gamma``, ``degree``, ``coef0``, ``length_scale``, ``nu``, ``norm`` as the kernel takes.
 
+    Attributes
+    ----------
+    X : ndarray of shape (n_samples, n_features)
+        The rows' points, as the products use them (no copy when already C-contiguous
+        float32/float64).
+    Z : ndarray of shape (n_centers, n_features)
+        The columns' points.
+    kernel : gramfree.kernels.Kernel
+        The kernel.
+    shape : tuple of int
+        ``(n_samples, n_centers)``.
+    dtype : numpy.dtype
+        float32 or float64, the inputs' common precision.
+    device : str
+        The resolved device.
+
     Examples
     --------
     >>> import numpy as np
     >>> from scipy.sparse.linalg import cg
+    >>> from gramfree import KernelOperator, kernel_matrix
     >>> X = np.random.default_rng(0).normal(size=(200, 2))
     >>> K = KernelOperator(X, kernel="rbf", gamma=1.0)
+    >>> K.shape
+    (200, 200)
+    >>> v = np.ones(200)
+    >>> bool(np.allclose(K @ v, kernel_matrix(X, gamma=1.0) @ v))
+    True
     >>> beta, info = cg(K + 0.1 * np.eye(200), np.ones(200))  # doctest: +SKIP
     """
 
@@ -264,7 +343,30 @@ class KernelOperator(LinearOperator):
 
     def normal_matvec(self, V: Any, sample_weight: Any = None) -> np.ndarray:
         """``K^T diag(sample_weight) (K @ V)`` in one pass over X: the Nystrom-PCG
-        (Falkon) iteration. ``sample_weight=None`` means all ones."""
+        (Falkon) iteration.
+
+        Parameters
+        ----------
+        V : array-like of shape (n_centers,) or (n_centers, k)
+            Right-hand side.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the rows; ``None`` means all ones.
+
+        Returns
+        -------
+        out : ndarray of shape (n_centers,) or (n_centers, k)
+            ``K^T diag(sample_weight) K V``, shaped as ``V``.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from gramfree import KernelOperator
+        >>> rng = np.random.default_rng(0)
+        >>> K = KernelOperator(rng.normal(size=(50, 3)), rng.normal(size=(10, 3)), gamma=0.5)
+        >>> v = np.ones(10)
+        >>> bool(np.allclose(K.normal_matvec(v), K.T @ (K @ v)))
+        True
+        """
         if sample_weight is not None:
             sample_weight = as_float_array(sample_weight, "sample_weight", ndim=1, dtype=self.dtype)
             if sample_weight.shape[0] != self.shape[0]:
@@ -276,7 +378,26 @@ class KernelOperator(LinearOperator):
         )
 
     def gradient(self, V: Any) -> np.ndarray:
-        """Gradient of ``K @ V`` with respect to X; see :func:`kernel_gradient`."""
+        """Gradient of ``K @ V`` with respect to X; see :func:`kernel_gradient`.
+
+        Parameters
+        ----------
+        V : array-like of shape (n_centers,) or (n_centers, k)
+            Coefficients of the centres.
+
+        Returns
+        -------
+        G : ndarray of shape (n_samples, n_features) or (n_samples, k, n_features)
+            ``G[i, c, :] = d/dx_i (K @ V)[i, c]`` (no ``c`` axis for a 1-d ``V``).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from gramfree import KernelOperator
+        >>> K = KernelOperator(np.zeros((4, 3)), np.ones((2, 3)), gamma=0.5)
+        >>> K.gradient(np.ones((2, 5))).shape
+        (4, 5, 3)
+        """
         kind = self._spec["kind"]
         if not native_kernels()[kind].has_gradient:
             raise ValueError(f"{self.kernel!r}: the gradient of {kind} is not implemented")
@@ -286,10 +407,34 @@ class KernelOperator(LinearOperator):
         return out.reshape(n, d) if vector else out.reshape(n, V2.shape[1], d)
 
     def to_dense(self, out: np.ndarray | None = None) -> np.ndarray:
-        """``K(X, Z)`` materialised; into ``out`` when given (CPU only): a C-contiguous
-        writeable array of shape ``(n, m)`` and the operator's dtype, or float64 for a
-        float32 operator (values computed in float32, stored widened), sharing no memory
-        with X or Z. Reusing one ``out`` spares a loop over blocks an allocation per block."""
+        """``K(X, Z)`` materialised, optionally into a given array.
+
+        Parameters
+        ----------
+        out : ndarray of shape (n, m), default=None
+            Where to write (CPU only): a C-contiguous writeable array of the operator's
+            dtype, or float64 for a float32 operator (values computed in float32, stored
+            widened), sharing no memory with X or Z. Reusing one ``out`` spares a loop
+            over blocks an allocation per block.
+
+        Returns
+        -------
+        K : ndarray of shape (n, m)
+            The matrix (``out`` itself when given).
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from gramfree import KernelOperator
+        >>> K = KernelOperator(np.eye(3), kernel="linear")
+        >>> K.to_dense()
+        array([[1., 0., 0.],
+               [0., 1., 0.],
+               [0., 0., 1.]])
+        >>> buf = np.empty((3, 3))
+        >>> K.to_dense(out=buf) is buf
+        True
+        """
         fn, where = _native("block", self.device, self._threads)
         if out is None:
             return fn(self.X, self.Z, **self._spec, **where)

@@ -308,8 +308,33 @@ class KernelMachineMixin(BaseEstimator):
         training inputs when the model keeps them all). Compressing to the same size
         changes nothing.
 
-        Returns ``(compressed_model, relative_change)`` with
-        ``relative_change = ||f_small - f|| / ||f||`` over those points.
+        Parameters
+        ----------
+        n_centers : int
+            Centres of the smaller model, in ``[1, n_centers_]``.
+        X : array-like of shape (n_samples, n_features), default=None
+            Data to refit on; None projects the model onto a subset of its centres instead.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets), default=None
+            Targets of ``X``; required when ``X`` is given.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Weights of the refit, as in :meth:`fit`.
+
+        Returns
+        -------
+        compressed_model : estimator
+            A fitted estimator of the same class with ``n_centers`` centres.
+        relative_change : float
+            ``||f_small - f|| / ||f||`` over those points.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_diabetes
+        >>> from gramfree import KernelRegressor
+        >>> X, y = load_diabetes(return_X_y=True)
+        >>> model = KernelRegressor(alpha=1e-2, gamma=0.5, random_state=0).fit(X, y)
+        >>> small, change = model.compress(100)
+        >>> small.n_centers_, bool(change < 0.5)
+        (100, True)
         """
         check_is_fitted(self, "dual_coef_")
         if isinstance(n_centers, bool) or not isinstance(n_centers, numbers.Integral):
@@ -358,7 +383,25 @@ class KernelMachineMixin(BaseEstimator):
         pass
 
     def save(self, path) -> None:
-        """Write the fitted model to a portable, versioned file; see :func:`gramfree.load`."""
+        """Write the fitted model to a portable, versioned file; see :func:`gramfree.load`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            File to write (replaced if it exists).
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> from sklearn.datasets import load_diabetes
+        >>> import gramfree
+        >>> X, y = load_diabetes(return_X_y=True)
+        >>> model = gramfree.KernelRegressor(alpha=1e-2).fit(X, y)
+        >>> path = os.path.join(tempfile.mkdtemp(), "model.gf")
+        >>> model.save(path)
+        >>> bool((gramfree.load(path).predict(X) == model.predict(X)).all())
+        True
+        """
         from ..io import save
 
         save(self, path)

@@ -46,12 +46,60 @@ class ClassScores:
     """Scores and labels from the fitted one-vs-rest (or +-1) kernel machine."""
 
     def decision_function(self, X):
-        """Scores: shape (n_samples,) for two classes (positive means classes_[1]), else
-        (n_samples, n_classes)."""
+        """Scores of the classes for X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to score.
+
+        Returns
+        -------
+        scores : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            Shape (n_samples,) for two classes (positive means ``classes_[1]``), else
+            (n_samples, n_classes), columns in ``classes_`` order. With the logistic loss,
+            the logits.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_breast_cancer
+        >>> from gramfree import KernelClassifier
+        >>> X, y = load_breast_cancer(return_X_y=True)
+        >>> X = X / X.max(axis=0)
+        >>> clf = KernelClassifier(alpha=1e-3).fit(X[:300], y[:300])
+        >>> scores = clf.decision_function(X[300:])
+        >>> scores.shape
+        (269,)
+        >>> bool((clf.predict(X[300:]) == (scores > 0)).all())
+        True
+        """
         out = self._decision(X)
         return out[:, 0] if len(self.classes_) == 2 else out
 
     def predict(self, X):
+        """Predicted class labels for X: the sign (two classes) or argmax of the scores.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to classify.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from gramfree import KernelClassifier
+        >>> X, y = load_digits(return_X_y=True)
+        >>> clf = KernelClassifier(gamma=1e-3, alpha=1e-3).fit(X[:500], y[:500])
+        >>> clf.predict(X[500:505]).shape
+        (5,)
+        >>> bool((clf.predict(X[500:]) == y[500:]).mean() > 0.9)
+        True
+        """
         scores = self.decision_function(X)
         if len(self.classes_) == 2:
             return self.classes_[(scores > 0).astype(int)]
@@ -62,10 +110,78 @@ class ClassScores:
 
 
 class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachineMixin):
-    """Kernel machine classifier: ridge regression on +-1 (binary) or one-hot (multiclass)
-    targets, prediction by sign / argmax. Parameters and solvers as
-    :class:`~gramfree.KernelRegressor`.
+    """Kernel machine classifier trained without ever forming the kernel matrix.
 
+    With ``loss="squared"`` (the default): ridge regression on +-1 (binary) or one-hot
+    (multiclass) targets, prediction by sign / argmax, as Falkon and EigenPro classify.
+    With ``loss="logistic"``: kernel logistic regression, with probabilities. The model is
+    ``f = sum_j coef_j k(c_j, .)`` over centres ``c_j``; ``solver`` picks how it is fitted,
+    as in :class:`~gramfree.KernelRegressor` (``"auto"``: a cost model on this machine's
+    measured rates chooses; ``solver_`` and ``solver_info_["auto"]`` say what was chosen
+    and why).
+
+    Parameters
+    ----------
+    kernel : str or gramfree.kernels.Kernel, default="rbf"
+        "rbf", "laplacian", "matern", "poly", "linear", "arccos", or a kernel object (then
+        gamma, degree, coef0, length_scale and nu are ignored).
+    gamma : float, default=None
+        RBF/Laplacian/polynomial scale; None means 1 / n_features.
+    degree : int, default=3
+        Degree of the polynomial kernel.
+    coef0 : float, default=1.0
+        Constant term of the polynomial kernel.
+    length_scale : float, default=1.0
+        Length scale of the Matern kernel.
+    nu : {0.5, 1.5, 2.5, "inf"}, default=1.5
+        Smoothness of the Matern kernel.
+    alpha : float, default=1.0
+        Regularisation strength: the ridge penalty for the squared loss; for the logistic
+        loss, ``alpha`` is scikit-learn's ``1 / C`` (see ``loss``).
+    solver : {"auto", "direct", "nystrom-pcg", "nystrom-direct", "eigenpro"}, default="auto"
+        How the model is fitted, as in :class:`~gramfree.KernelRegressor`: "direct" (exact
+        Cholesky, small n), "nystrom-pcg" (Falkon: centres and preconditioned CG),
+        "nystrom-direct" (the Nystrom model solved exactly after one pass), "eigenpro"
+        (preconditioned SGD), or "auto" (a cost model chooses). ``loss="logistic"`` takes
+        "auto", "direct" and "nystrom-pcg" only.
+    n_centers : int or float, default=None
+        Centres of the model (an integer, or a fraction of n_samples in (0, 1]): with
+        ``solver="auto"``, setting it means Nystrom on that many centres; the nystrom
+        solvers without it grow the centres until the predictions settle; eigenpro uses
+        all training points unless set (then EigenPro 3). The fitted model's size and
+        prediction cost depend on this number only.
+    centers : array-like, default=None
+        The model's centres themselves, in place of a random draw of ``n_centers`` (which
+        must then be None): points of shape (m, n_features), training rows or not (e.g.
+        KMeans centroids), or a 1-d array of distinct integer row indices into X. "direct"
+        refuses them. Given as indices, ``centers_`` is ``X[centers]`` and
+        ``center_indices_`` is ``centers``; given as points, ``center_indices_`` and
+        ``center_targets_`` are not set. The array is copied, never modified. A saved model
+        keeps its centres (``centers_``) but stores this parameter as None.
+    max_iter : int, default=None
+        CG iterations (nystrom-pcg, default 100), epochs (eigenpro, default 30), or Newton
+        steps (``loss="logistic"``, default 100).
+    tol : float, default=1e-4
+        Stopping tolerance: the relative residual of the preconditioned system
+        (nystrom-pcg), of ``(K + alpha I) c = y`` or of the objective (eigenpro; see
+        :class:`~gramfree.KernelRegressor`), or, for ``loss="logistic"``, the relative
+        distance to the optimal objective at which Newton steps stop.
+    random_state : int, RandomState instance or None, default=None
+        Centre selection, EigenPro's subsample and batch order.
+    n_jobs : int, default=None
+        Threads of every pool a fit uses: the native operators' (OpenMP) and BLAS/LAPACK's
+        (limited through threadpoolctl for the fit's duration); prediction runs the native
+        operators only. -1 means all cores, -2 all but one, and so on. None: the operators
+        use all cores and BLAS is left as it is.
+    device : {"cpu", "cuda", "cuda:N", "auto"}, default="cpu"
+        Where the kernel products run (:mod:`gramfree.device`); the solvers' small dense
+        algebra stays on the CPU.
+    kernel_precision : {None, "float32", "float64"}, default=None
+        Precision of the kernel products in the iterative solvers: None means the data's
+        dtype. "float32" on float64 data halves the products' cost; the solvers' state and
+        the fitted model stay float64.
+    verbose : bool or int, default=False
+        Progress with the objective (tqdm when installed, plain lines otherwise).
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes, as scikit-learn's classifiers take them: each sample's
         weight in the loss is ``sample_weight * class_weight[its class]``. "balanced" uses
@@ -90,9 +206,35 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
 
     Attributes
     ----------
-    classes_ : ndarray of the class labels
-    centers_, dual_coef_, solver_, n_iter_, loss_curve_, solver_info_, kernel_, fit_time_ :
-        as KernelRegressor.
+    classes_ : ndarray of shape (n_classes,)
+        The class labels, in the order of the columns of :meth:`decision_function` and
+        :meth:`predict_proba`.
+    centers_ : ndarray of shape (n_centers, n_features)
+        The model's centres.
+    center_indices_ : ndarray of shape (n_centers,) of int
+        The training rows that are the centres; not set when ``centers`` was given as
+        points.
+    center_targets_ : ndarray of shape (n_centers,)
+        The centres' training labels (read by :meth:`explain`); likewise.
+    dual_coef_ : ndarray of shape (n_centers, 1) or (n_centers, n_classes)
+        Coefficients of the centres: one column for two classes, else one per class.
+    solver_ : str
+        The solver used.
+    n_iter_ : int
+        Iterations, epochs or Newton steps run.
+    loss_curve_ : list of float
+        Training objective per iteration / epoch / Newton step.
+    solver_info_ : dict
+        The solver's choices (batch size, step size, jitter, ...).
+    kernel_ : gramfree.kernels.Kernel
+        The kernel used.
+    fit_time_ : float
+        Seconds the fit took.
+
+    See Also
+    --------
+    KernelRegressor : the same model for regression.
+    KernelClassifierCV : chooses ``alpha`` (and more) by cross-validation.
 
     Examples
     --------
@@ -101,6 +243,21 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
     >>> X, y = load_digits(return_X_y=True)
     >>> clf = KernelClassifier(gamma=1e-3, alpha=1e-3).fit(X[:1000], y[:1000])
     >>> clf.score(X[1000:], y[1000:]) > 0.95
+    True
+    >>> clf.predict(X[1000:1005]).shape
+    (5,)
+
+    The logistic loss gives class probabilities:
+
+    >>> import numpy as np
+    >>> from sklearn.datasets import load_breast_cancer
+    >>> X, y = load_breast_cancer(return_X_y=True)
+    >>> X = (X - X.mean(axis=0)) / X.std(axis=0)
+    >>> clf = KernelClassifier(loss="logistic", gamma=0.01, alpha=1e-2).fit(X[:400], y[:400])
+    >>> proba = clf.predict_proba(X[400:])
+    >>> proba.shape, bool(np.allclose(proba.sum(axis=1), 1.0))
+    ((169, 2), True)
+    >>> bool(clf.score(X[400:], y[400:]) > 0.9)
     True
     """
 
@@ -143,8 +300,33 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
         self.loss = loss
 
     def fit(self, X, y, sample_weight=None):
-        """Fit on X (n_samples, n_features) and class labels y (n_samples,), each sample
-        weighted by ``sample_weight`` times its class's ``class_weight``."""
+        """Fit the classifier on X and class labels y.
+
+        Each sample is weighted by ``sample_weight`` times its class's ``class_weight``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training points (float64 or float32; the model keeps the dtype).
+        y : array-like of shape (n_samples,)
+            Class labels: at least two classes.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the samples in the loss; None weighs each 1.
+
+        Returns
+        -------
+        self : KernelClassifier
+            The fitted estimator.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from gramfree import KernelClassifier
+        >>> X, y = load_digits(return_X_y=True)
+        >>> clf = KernelClassifier(gamma=1e-3, alpha=1e-3).fit(X[:500], y[:500])
+        >>> clf.classes_
+        array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
+        """
         self._validate_params()
         X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=False)
         classes, Y, sample_weight = class_targets(self, X, y, sample_weight)
@@ -159,13 +341,60 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
 
     @available_if(lambda self: self.loss == "logistic")
     def predict_proba(self, X):
-        """Class probabilities, shape (n_samples, n_classes), columns in ``classes_``
-        order (loss="logistic" only): the sigmoid of the logit for two classes, the
-        softmax of the logits otherwise."""
+        """Class probabilities for X (``loss="logistic"`` only).
+
+        The sigmoid of the logit for two classes, the softmax of the logits otherwise.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to classify.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probabilities, columns in ``classes_`` order; each row sums to 1.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_iris
+        >>> from gramfree import KernelClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = KernelClassifier(loss="logistic", alpha=1e-2).fit(X, y)
+        >>> proba = clf.predict_proba(X[:3])
+        >>> proba.shape, bool(np.allclose(proba.sum(axis=1), 1.0))
+        ((3, 3), True)
+        >>> clf.classes_[proba.argmax(axis=1)]
+        array([0, 0, 0])
+        """
         return probabilities(self.decision_function(X))
 
     @available_if(lambda self: self.loss == "logistic")
     def predict_log_proba(self, X):
-        """Logarithms of :meth:`predict_proba`, computed without forming the
-        probabilities (exact where they round to 0 or 1)."""
+        """Logarithms of :meth:`predict_proba` (``loss="logistic"`` only).
+
+        Computed without forming the probabilities, so exact where they round to 0 or 1.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to classify.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Log-probabilities, columns in ``classes_`` order.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_iris
+        >>> from gramfree import KernelClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = KernelClassifier(loss="logistic", alpha=1e-2).fit(X, y)
+        >>> log_proba = clf.predict_log_proba(X[:3])
+        >>> bool(np.allclose(np.exp(log_proba), clf.predict_proba(X[:3])))
+        True
+        """
         return probabilities(self.decision_function(X), log=True)

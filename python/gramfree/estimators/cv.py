@@ -108,20 +108,46 @@ class _AlphaPathMixin(KernelMachineMixin):
 
     def compress(self, n_centers, X=None, y=None, sample_weight=None):
         """Not available: refit the plain estimator with ``alpha=model.alpha_`` and
-        compress that (its solver and alpha are parameters this estimator chooses)."""
+        compress that (its solver and alpha are parameters this estimator chooses).
+
+        Parameters
+        ----------
+        n_centers : int
+            Centres of the smaller model.
+        X, y, sample_weight : array-like, default=None
+            Data to refit on, as in the plain estimators' ``compress``.
+
+        Raises
+        ------
+        TypeError
+            Always.
+        """
         raise TypeError("compress: fit the plain estimator with alpha=alpha_ and the same "
                         "kernel, and compress that model")
 
     def save(self, path) -> None:
         """Not available yet: the model file holds the plain estimators; refit one with
-        ``alpha=model.alpha_`` to save."""
+        ``alpha=model.alpha_`` to save.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            File that would be written.
+
+        Raises
+        ------
+        TypeError
+            Always.
+        """
         raise TypeError(f"save: {type(self).__name__} cannot be saved yet; refit the plain "
                         "estimator with alpha=alpha_ and the same kernel")
 
 
 class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
-    """Kernel ridge regression over centres with ``alpha`` chosen from ``alphas`` by
-    generalised cross-validation (GCV), as scikit-learn's RidgeCV chooses it.
+    """Kernel ridge regression with ``alpha`` chosen by generalised cross-validation.
+
+    ``alpha`` is chosen from ``alphas`` by generalised cross-validation (GCV), as
+    scikit-learn's RidgeCV chooses it.
 
     One pass over the data reduces it to M x M quantities (the one-pass Nystrom solver's
     whitened Gram of the centres' features), one eigendecomposition of size M gives every
@@ -133,10 +159,33 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
 
     Parameters
     ----------
+    kernel : str or gramfree.kernels.Kernel, default="rbf"
+        "rbf", "laplacian", "matern", "poly", "linear", "arccos", or a kernel object (then
+        gamma, degree, coef0, length_scale and nu are ignored).
     alphas : sequence of positive floats, default=(1e-3, 1e-2, 0.1, 1, 10, 100)
         Candidates for the objective ``sum_i w_i (f(x_i) - y_i)^2 + alpha ||f||^2``.
-    kernel, gamma, degree, coef0, length_scale, nu, n_centers, random_state, n_jobs,
-    device, verbose : as :class:`~gramfree.KernelRegressor`.
+    gamma : float, default=None
+        RBF/Laplacian/polynomial scale; None means 1 / n_features.
+    degree : int, default=3
+        Degree of the polynomial kernel.
+    coef0 : float, default=1.0
+        Constant term of the polynomial kernel.
+    length_scale : float, default=1.0
+        Length scale of the Matern kernel.
+    nu : {0.5, 1.5, 2.5, "inf"}, default=1.5
+        Smoothness of the Matern kernel.
+    n_centers : int or float, default=None
+        Centres, drawn at random from the training rows (an integer, or a fraction of
+        n_samples in (0, 1]); None: every point up to 2000 samples, 2000 beyond.
+    random_state : int, RandomState instance or None, default=None
+        Centre selection.
+    n_jobs : int, default=None
+        Threads of the native operators and of BLAS/LAPACK during the fit, as in
+        :class:`~gramfree.KernelRegressor`; -1 means all cores, None leaves the defaults.
+    device : {"cpu", "cuda", "cuda:N", "auto"}, default="cpu"
+        Where the kernel products run (:mod:`gramfree.device`).
+    verbose : bool or int, default=False
+        Print the centres, the chosen alpha and the time to stderr.
 
     Attributes
     ----------
@@ -154,11 +203,27 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
     >>> model = KernelRegressorCV(gamma=0.5, alphas=[1e-3, 1e-2, 0.1, 1.0]).fit(X[:350], y[:350])
     >>> model.alpha_ in (1e-3, 1e-2, 0.1, 1.0)
     True
+    >>> model.gcv_values_.shape
+    (4,)
     """
 
     def fit(self, X, y, sample_weight=None):
-        """Fit on X (n_samples, n_features) and y (n_samples,) or (n_samples, n_targets),
-        choosing alpha_ from alphas."""
+        """Fit on X and y, choosing ``alpha_`` from ``alphas``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training points.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights ``w_i`` of the samples; None weighs each 1.
+
+        Returns
+        -------
+        self : KernelRegressorCV
+            The fitted estimator.
+        """
         self._validate_params()
         X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=True)
         y = np.asarray(y)
@@ -169,7 +234,18 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         return self
 
     def predict(self, X):
-        """Predictions, shape (n_samples,) or (n_samples, n_targets) as y was."""
+        """Predict targets for X with the chosen ``alpha_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to predict at.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
+            Predictions, with the shape of the ``y`` the model was fitted on.
+        """
         out = self._decision(X)
         return out[:, 0] if self._y_1d else out
 
@@ -181,12 +257,60 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
 
 
 class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathMixin):
-    """Kernel ridge classification (+-1 or one-hot targets, square loss, as
-    :class:`~gramfree.KernelClassifier`) with ``alpha`` chosen from ``alphas`` by GCV on
-    the targets, as scikit-learn's RidgeClassifierCV chooses it: the targets' residuals
-    add up, one alpha for all classes. Parameters and attributes as
-    :class:`KernelRegressorCV`, plus ``class_weight`` (as KernelClassifier) and
-    ``classes_``.
+    """Kernel ridge classification with ``alpha`` chosen by generalised cross-validation.
+
+    Square loss on +-1 or one-hot targets, as :class:`~gramfree.KernelClassifier`, with
+    ``alpha`` chosen from ``alphas`` by GCV on the targets, as scikit-learn's
+    RidgeClassifierCV chooses it: the targets' residuals add up, one alpha for all
+    classes. The path is computed as in :class:`KernelRegressorCV`.
+
+    Parameters
+    ----------
+    kernel : str or gramfree.kernels.Kernel, default="rbf"
+        "rbf", "laplacian", "matern", "poly", "linear", "arccos", or a kernel object (then
+        gamma, degree, coef0, length_scale and nu are ignored).
+    alphas : sequence of positive floats, default=(1e-3, 1e-2, 0.1, 1, 10, 100)
+        Candidates for the objective ``sum_i w_i (f(x_i) - y_i)^2 + alpha ||f||^2``.
+    gamma : float, default=None
+        RBF/Laplacian/polynomial scale; None means 1 / n_features.
+    degree : int, default=3
+        Degree of the polynomial kernel.
+    coef0 : float, default=1.0
+        Constant term of the polynomial kernel.
+    length_scale : float, default=1.0
+        Length scale of the Matern kernel.
+    nu : {0.5, 1.5, 2.5, "inf"}, default=1.5
+        Smoothness of the Matern kernel.
+    n_centers : int or float, default=None
+        Centres, drawn at random from the training rows (an integer, or a fraction of
+        n_samples in (0, 1]); None: every point up to 2000 samples, 2000 beyond.
+    random_state : int, RandomState instance or None, default=None
+        Centre selection.
+    n_jobs : int, default=None
+        Threads of the native operators and of BLAS/LAPACK during the fit, as in
+        :class:`~gramfree.KernelRegressor`; -1 means all cores, None leaves the defaults.
+    device : {"cpu", "cuda", "cuda:N", "auto"}, default="cpu"
+        Where the kernel products run (:mod:`gramfree.device`).
+    verbose : bool or int, default=False
+        Print the centres, the chosen alpha and the time to stderr.
+    class_weight : dict, "balanced" or None, default=None
+        Weights of the classes, as in :class:`~gramfree.KernelClassifier`: each sample's
+        weight in the loss is ``sample_weight * class_weight[its class]``.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+    alpha_ : float
+        The chosen alpha.
+    gcv_values_ : ndarray of shape (n_alphas,)
+        GCV of each candidate (lower is better).
+    dof_ : ndarray of shape (n_alphas,)
+        Effective degrees of freedom of each candidate.
+    best_score_ : float
+        Minus the chosen alpha's GCV (higher is better, as RidgeCV's).
+    centers_, dual_coef_, kernel_, solver_info_, fit_time_ :
+        As :class:`~gramfree.KernelClassifier`.
 
     Examples
     --------
@@ -195,6 +319,8 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
     >>> X, y = load_digits(return_X_y=True)
     >>> clf = KernelClassifierCV(gamma=1e-3, alphas=[1e-3, 1e-2, 0.1]).fit(X[:1000], y[:1000])
     >>> clf.score(X[1000:], y[1000:]) > 0.95
+    True
+    >>> clf.alpha_ in (1e-3, 1e-2, 0.1)
     True
     """
 
@@ -228,7 +354,22 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
         self.class_weight = class_weight
 
     def fit(self, X, y, sample_weight=None):
-        """Fit on X and class labels y, choosing alpha_ from alphas."""
+        """Fit on X and class labels y, choosing ``alpha_`` from ``alphas``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training points.
+        y : array-like of shape (n_samples,)
+            Class labels: at least two classes.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights of the samples, times their class's ``class_weight``.
+
+        Returns
+        -------
+        self : KernelClassifierCV
+            The fitted estimator.
+        """
         self._validate_params()
         X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=False)
         classes, Y, sample_weight = class_targets(self, X, y, sample_weight)

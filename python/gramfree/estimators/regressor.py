@@ -34,12 +34,19 @@ class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
         gamma, degree, coef0, length_scale and nu are ignored).
     gamma : float, default=None
         RBF/Laplacian/polynomial scale; None means 1 / n_features.
-    degree, coef0 : polynomial kernel parameters (scikit-learn's defaults).
-    length_scale, nu : Matern parameters (nu in 0.5, 1.5, 2.5, "inf").
+    degree : int, default=3
+        Degree of the polynomial kernel (scikit-learn's default).
+    coef0 : float, default=1.0
+        Constant term of the polynomial kernel.
+    length_scale : float, default=1.0
+        Length scale of the Matern kernel.
+    nu : {0.5, 1.5, 2.5, "inf"}, default=1.5
+        Smoothness of the Matern kernel.
     alpha : float, default=1.0
         Ridge strength, as in KernelRidge.
     solver : {"auto", "direct", "nystrom-pcg", "nystrom-direct", "eigenpro"}, default="auto"
-    n_centers : int, default=None
+        How the model is fitted (see above).
+    n_centers : int or float, default=None
         Centres of the model (an integer, or a fraction of n_samples in (0, 1]): with
         ``solver="auto"``, setting it means Nystrom on that many centres (nystrom-pcg or
         nystrom-direct, whichever the cost model estimates cheaper); the nystrom solvers
@@ -68,7 +75,7 @@ class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
         of the objective over an epoch. EigenPro also undoes any epoch that increases the
         objective and retries it with half the step (``solver_info_``: ``rejected_epochs``,
         ``step_halvings``); the model returned is the best iterate.
-    random_state : int, RandomState or None
+    random_state : int, RandomState instance or None, default=None
         Centre selection, EigenPro's subsample and batch order.
     n_jobs : int, default=None
         Threads of every pool a fit uses: the native operators' (OpenMP) and BLAS/LAPACK's
@@ -116,7 +123,31 @@ class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
     """
 
     def fit(self, X, y, sample_weight=None):
-        """Fit on X (n_samples, n_features) and y (n_samples,) or (n_samples, n_targets)."""
+        """Fit the model on X and y.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training points (float64 or float32; the model keeps the dtype).
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weights ``w_i`` of the samples in the loss; None weighs each 1.
+
+        Returns
+        -------
+        self : KernelRegressor
+            The fitted estimator.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_diabetes
+        >>> from gramfree import KernelRegressor
+        >>> X, y = load_diabetes(return_X_y=True)
+        >>> model = KernelRegressor(alpha=1e-2, gamma=0.5).fit(X, y)
+        >>> model.solver_, model.n_centers_
+        ('direct', 442)
+        """
         self._validate_params()
         X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=True)
         y = np.asarray(y)
@@ -127,7 +158,29 @@ class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
         return self
 
     def predict(self, X):
-        """Predictions, shape (n_samples,) or (n_samples, n_targets) as y was."""
+        """Predict targets for X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to predict at.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
+            Predictions, with the shape of the ``y`` the model was fitted on.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_diabetes
+        >>> from gramfree import KernelRegressor
+        >>> X, y = load_diabetes(return_X_y=True)
+        >>> model = KernelRegressor(alpha=1e-2, gamma=0.5).fit(X[:300], y[:300])
+        >>> model.predict(X[300:]).shape
+        (142,)
+        >>> bool(model.score(X[300:], y[300:]) > 0.3)
+        True
+        """
         out = self._decision(X)
         return out[:, 0] if self._y_1d else out
 

@@ -193,7 +193,28 @@ class _PathKernelBase(BaseEstimator):
 
     def save(self, path) -> None:
         """Write the fitted model (weights, starting point, recorded path) to a portable,
-        versioned file without pickle; see :func:`gramfree.load`."""
+        versioned file without pickle; see :func:`gramfree.load`.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+            File to write (replaced if it exists).
+
+        Examples
+        --------
+        >>> import os, tempfile
+        >>> import numpy as np
+        >>> import gramfree
+        >>> from sklearn.datasets import load_diabetes
+        >>> X, y = load_diabetes(return_X_y=True)
+        >>> X, y = X[:100], (y[:100] - y.mean()) / y.std()
+        >>> model = gramfree.PathKernelRegressor(hidden_layer_sizes=(16,), learning_rate=0.1,
+        ...                                      n_steps=100, random_state=0).fit(X, y)
+        >>> path = os.path.join(tempfile.mkdtemp(), "mlp.gf")
+        >>> model.save(path)
+        >>> bool(np.array_equal(gramfree.load(path).predict(X), model.predict(X)))
+        True
+        """
         from ..io import save
 
         save(self, path)
@@ -430,6 +451,36 @@ class _PathKernelBase(BaseEstimator):
         approximation whose error is O(learning_rate) at fixed learning_rate * n_steps.
 
         Costs one replay of the training; memory O(B * sum of widths + q * n * k).
+        Sets ``decomposition_error_``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Query points.
+        quadrature : int, default=None
+            Gauss-Legendre nodes per step segment; None uses the estimator's
+            ``quadrature``.
+
+        Returns
+        -------
+        decomposition : PathDecomposition
+            ``initial`` (q,) or (q, k), ``contributions`` (q, n) or (q, n, k), ``reg``,
+            ``output``, ``path_norm`` (n,) and the self-check's figures.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_diabetes
+        >>> from gramfree import PathKernelRegressor
+        >>> X, y = load_diabetes(return_X_y=True)
+        >>> X, y = X[:100], (y[:100] - y.mean()) / y.std()
+        >>> model = PathKernelRegressor(hidden_layer_sizes=(16,), learning_rate=0.1,
+        ...                             n_steps=100, random_state=0).fit(X, y)
+        >>> dec = model.decompose(X[:3])
+        >>> dec.contributions.shape
+        (3, 100)
+        >>> bool(np.allclose(dec.initial + dec.contributions.sum(axis=1) + dec.reg, dec.output))
+        True
         """
         Xq = self._query_array(X)
         r = self._decompose_raw(Xq, quadrature)
@@ -444,8 +495,33 @@ class _PathKernelBase(BaseEstimator):
         )
 
     def self_influence(self, *, quadrature=None) -> np.ndarray:
-        """Each training example's contribution to its own (explained) output: shape (n,)
-        (or (n, k) for a multi-output regressor). One replay, computing only the diagonal."""
+        """Each training example's contribution to its own (explained) output.
+
+        One replay, computing only the diagonal of :meth:`decompose` over the training set.
+
+        Parameters
+        ----------
+        quadrature : int, default=None
+            Gauss-Legendre nodes per step segment; None uses the estimator's
+            ``quadrature``.
+
+        Returns
+        -------
+        self_influence : ndarray of shape (n,) or (n, k)
+            (n, k) for a multi-output regressor; for a classifier, the contribution to the
+            example's own label's logit.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_diabetes
+        >>> from gramfree import PathKernelRegressor
+        >>> X, y = load_diabetes(return_X_y=True)
+        >>> X, y = X[:100], (y[:100] - y.mean()) / y.std()
+        >>> model = PathKernelRegressor(hidden_layer_sizes=(16,), learning_rate=0.1,
+        ...                             n_steps=100, random_state=0).fit(X, y)
+        >>> model.self_influence().shape
+        (100,)
+        """
         r = self._decompose_raw(None, quadrature, queries_are_training=True)
         C = r["contributions"]  # (n, k)
         return self._select_training_target(C)
@@ -462,12 +538,64 @@ class _PathKernelBase(BaseEstimator):
         weights. The exact per-step kernel used by :meth:`decompose` (segment-averaged
         gradient on the query side, start-of-step gradient on the training side) is not
         symmetric. Cost: one replay, two small forward/backward passes per step.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Query points.
+        Y : array-like of shape (n_other, n_features), default=None
+            Second argument of the kernel; None means the training set.
+
+        Returns
+        -------
+        K : ndarray of shape (len(X), len(Y)) or (len(X), len(Y), k)
+            The path kernel, per output when there are several.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_diabetes
+        >>> from gramfree import PathKernelRegressor
+        >>> X, y = load_diabetes(return_X_y=True)
+        >>> X, y = X[:100], (y[:100] - y.mean()) / y.std()
+        >>> model = PathKernelRegressor(hidden_layer_sizes=(16,), learning_rate=0.1,
+        ...                             n_steps=100, random_state=0).fit(X, y)
+        >>> import numpy as np
+        >>> model.path_kernel(X[:3]).shape
+        (3, 100)
+        >>> K = model.path_kernel(X[:4], X[:4])
+        >>> bool(np.allclose(K, K.T))
+        True
         """
         return self._kernel(X, Y, step=0, path=True)
 
     def tangent_kernel(self, X, Y=None, *, step=0) -> np.ndarray:
-        """The neural tangent kernel grad f(x; w_step) . grad f(y; w_step) at a training step
-        (0: initialisation, n_steps: the trained network); shapes as :meth:`path_kernel`."""
+        """The neural tangent kernel grad f(x; w_step) . grad f(y; w_step) at a training step.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Query points.
+        Y : array-like of shape (n_other, n_features), default=None
+            Second argument of the kernel; None means the training set.
+        step : int, default=0
+            The training step: 0 is the initialisation, ``n_steps`` the trained network.
+
+        Returns
+        -------
+        K : ndarray of shape (len(X), len(Y)) or (len(X), len(Y), k)
+            Shapes as :meth:`path_kernel`.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_diabetes
+        >>> from gramfree import PathKernelRegressor
+        >>> X, y = load_diabetes(return_X_y=True)
+        >>> X, y = X[:100], (y[:100] - y.mean()) / y.std()
+        >>> model = PathKernelRegressor(hidden_layer_sizes=(16,), learning_rate=0.1,
+        ...                             n_steps=100, random_state=0).fit(X, y)
+        >>> model.tangent_kernel(X[:3], X[:5], step=100).shape
+        (3, 5)
+        """
         if isinstance(step, bool) or not isinstance(step, numbers.Integral) or not 0 <= step <= self.n_steps:
             raise ValueError(f"step: must be an integer in 0..{self.n_steps}, got {step!r}")
         return self._kernel(X, Y, step=int(step), path=False)
@@ -482,8 +610,31 @@ class _PathKernelBase(BaseEstimator):
         return K[..., 0] if K.shape[2] == 1 else K
 
     def path_kernel_coefficients(self, X) -> np.ndarray:
-        """Domingos' a_i(x) = c_i(x) / K(x, x_i) for every training example (where K is 0 the
-        coefficient is 0). Query-dependent; see :meth:`path_kernel`."""
+        """Domingos' a_i(x) = c_i(x) / K(x, x_i) for every training example.
+
+        Where K is 0 the coefficient is 0. Query-dependent; see :meth:`path_kernel`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Query points.
+
+        Returns
+        -------
+        coefficients : ndarray of shape (n_queries, n) or (n_queries, n, k)
+            ``contributions / path_kernel``, elementwise.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_diabetes
+        >>> from gramfree import PathKernelRegressor
+        >>> X, y = load_diabetes(return_X_y=True)
+        >>> X, y = X[:100], (y[:100] - y.mean()) / y.std()
+        >>> model = PathKernelRegressor(hidden_layer_sizes=(16,), learning_rate=0.1,
+        ...                             n_steps=100, random_state=0).fit(X, y)
+        >>> model.path_kernel_coefficients(X[:3]).shape
+        (3, 100)
+        """
         C = self.decompose(X).contributions
         K = self.path_kernel(X)
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -495,16 +646,42 @@ class _PathKernelBase(BaseEstimator):
                 decomposition: PathDecomposition | None = None) -> Explanation:
         """The training examples that pushed each prediction most, for and against.
 
-        target: regressors: the output index (default 0; required with several outputs).
-        Classifiers: None or "predicted" (the predicted class's logit; for binary problems
-        the logit signed toward the predicted class), "margin" (predicted class's logit minus
-        the runner-up's), or a class label.
-        normalize: rank by contribution / path_norm (the example's gradient norm along the
-        path) instead of the raw contribution. Raw rankings favour examples with large
-        gradients (outliers, mislabelled points) and give every query the same top list,
-        TracIn's best-known failure; the normalised ranking asks which examples point the
-        same way as the query. Contributions are reported raw either way.
-        decomposition: ``self.decompose(X)`` when already computed (saves a replay).
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Query points.
+        top_k : int, default=5
+            Examples listed per query in each direction.
+        target : int, str, class label or None, default=None
+            Regressors: the output index (default 0; required with several outputs).
+            Classifiers: None or "predicted" (the predicted class's logit; for binary
+            problems the logit signed toward the predicted class), "margin" (predicted
+            class's logit minus the runner-up's), or a class label.
+        normalize : bool, default=False
+            Rank by contribution / path_norm (the example's gradient norm along the path)
+            instead of the raw contribution. Raw rankings favour examples with large
+            gradients (outliers, mislabelled points) and give every query the same top
+            list, TracIn's best-known failure; the normalised ranking asks which examples
+            point the same way as the query. Contributions are reported raw either way.
+        decomposition : PathDecomposition, default=None
+            ``self.decompose(X)`` when already computed (saves a replay).
+
+        Returns
+        -------
+        explanation : Explanation
+            Per query, the top examples for and against, with their contributions.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_diabetes
+        >>> from gramfree import PathKernelRegressor
+        >>> X, y = load_diabetes(return_X_y=True)
+        >>> X, y = X[:100], (y[:100] - y.mean()) / y.std()
+        >>> model = PathKernelRegressor(hidden_layer_sizes=(16,), learning_rate=0.1,
+        ...                             n_steps=100, random_state=0).fit(X, y)
+        >>> ex = model.explain(X[:2], top_k=3)
+        >>> ex.supporting.shape, ex.index
+        ((2, 3), 'training row')
         """
         if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
             raise ValueError(f"top_k: must be an integer >= 1, got {top_k!r}")
@@ -526,8 +703,34 @@ class _PathKernelBase(BaseEstimator):
                                 "change of the output along training (Domingos' path kernel)")
 
     def influence(self, X, *, target=None) -> np.ndarray:
-        """Aggregate influence of every training example over the queries X: the sum of its
-        contributions, shape (n,). Decomposes X in blocks, so memory stays bounded."""
+        """Aggregate influence of every training example over the queries X.
+
+        The sum of its contributions over the queries. Decomposes X in blocks, so memory
+        stays bounded.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_queries, n_features)
+            Query points.
+        target : int, str, class label or None, default=None
+            The output explained, as in :meth:`explain`.
+
+        Returns
+        -------
+        influence : ndarray of shape (n,)
+            Per training example, the sum of its contributions over X.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_diabetes
+        >>> from gramfree import PathKernelRegressor
+        >>> X, y = load_diabetes(return_X_y=True)
+        >>> X, y = X[:100], (y[:100] - y.mean()) / y.std()
+        >>> model = PathKernelRegressor(hidden_layer_sizes=(16,), learning_rate=0.1,
+        ...                             n_steps=100, random_state=0).fit(X, y)
+        >>> model.influence(X[:3]).shape
+        (100,)
+        """
         Xq = self._query_array(X)
         n, k = self._path["X"].shape[0], self.n_outputs_
         block = max(1, _INFLUENCE_BLOCK_BYTES // (8 * n * k))
@@ -545,48 +748,103 @@ class PathKernelRegressor(RegressorMixin, _PathKernelBase):
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int, default (100,)
+    hidden_layer_sizes : tuple of int, default=(100,)
         Widths of the hidden layers; () is a linear model.
-    activation : {"tanh", "relu", "softplus", "gelu", "identity"}, default "tanh"
-    learning_rate : float, default 0.05
+    activation : {"tanh", "relu", "softplus", "gelu", "identity"}, default="tanh"
+        Activation of the hidden units.
+    learning_rate : float, default=0.05
         The fixed step size of gradient descent.
-    n_steps : int, default 500
+    n_steps : int, default=500
         Gradient steps (one batch each).
-    batch_size : int or None, default None
+    batch_size : int or None, default=None
         None: full batch. Otherwise mini-batches from a per-epoch shuffle (seeded from
         random_state, deterministic), the last batch of an epoch smaller, as scikit-learn.
-    alpha : float, default 0
+    alpha : float, default=0.0
         L2 penalty on the weights (not biases), scikit-learn's convention.
-    shuffle : bool, default True
+    shuffle : bool, default=True
         Shuffle mini-batches each epoch.
-    random_state : int, RandomState or None
+    random_state : int, RandomState instance or None, default=None
         Initial weights (Glorot uniform, as scikit-learn's MLP) and the batch order.
-    quadrature : int, default 4
+    quadrature : int, default=4
         Gauss-Legendre nodes per step segment for decompose (1: start of step only).
-    tol : float, default 1e-12
+    tol : float, default=1e-12
         Per-step self-check tolerance of decompose, relative to max |f|.
-    checkpoint_every : int or None
+    checkpoint_every : int or None, default=None
         Also keep the parameters every this many steps: memory ceil(n_steps / c) * P
         float64 values; lets tangent_kernel start its replay there and lets decompose run
         step ranges side by side (n_jobs > 1). None keeps w_0 only (replay from the start).
-    record_path : bool, default True
+    record_path : bool, default=True
         Keep the training set and w_0 (n * (d + k) + P values) so that the model can be
         decomposed; False keeps only the trained weights.
-    n_jobs : int or None
+    n_jobs : int or None, default=None
         Threads of the native code (None: OpenMP's default).
-    verbose : bool
+    verbose : bool, default=False
         Progress bar (tqdm when installed) with the loss.
 
     Attributes
     ----------
-    coefs_, intercepts_ : lists of arrays (fan_in, fan_out) and (fan_out,), the trained weights
-    initial_coefs_, initial_intercepts_ : the starting point, same shapes
-    loss_curve_ : batch loss at the start of every step; n_iter_ : n_steps
-    batch_seed_ : seed of the batch order (with initial_* and the data: a full replay)
-    decomposition_error_ : worst per-step residual of the last decompose
+    coefs_ : list of ndarray of shape (fan_in, fan_out)
+        The trained weights, one per layer.
+    intercepts_ : list of ndarray of shape (fan_out,)
+        The trained biases.
+    initial_coefs_, initial_intercepts_ : lists of ndarray
+        The starting point, same shapes.
+    loss_curve_ : list of float
+        Batch loss at the start of every step.
+    n_iter_ : int
+        ``n_steps``.
+    batch_seed_ : int
+        Seed of the batch order (with initial_* and the data: a full replay).
+    decomposition_error_ : float
+        Worst per-step residual of the last decompose.
+    path_memory_bytes_ : int
+        Bytes kept for replay.
+
+    See Also
+    --------
+    PathKernelClassifier : the classifier.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_diabetes
+    >>> from gramfree import PathKernelRegressor
+    >>> X, y = load_diabetes(return_X_y=True)
+    >>> X, y = X[:100], (y[:100] - y.mean()) / y.std()
+    >>> model = PathKernelRegressor(hidden_layer_sizes=(16,), learning_rate=0.1,
+    ...                             n_steps=100, random_state=0).fit(X, y)
+    >>> model.predict(X[:3]).shape
+    (3,)
+    >>> dec = model.decompose(X[:2])  # the output, split over the 100 training examples
+    >>> dec.contributions.shape
+    (2, 100)
     """
 
     def fit(self, X, y):
+        """Train the network by plain gradient descent, recording what replay needs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training points.
+        y : array-like of shape (n_samples,) or (n_samples, n_targets)
+            Targets.
+
+        Returns
+        -------
+        self : PathKernelRegressor
+            The fitted estimator.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_diabetes
+        >>> from gramfree import PathKernelRegressor
+        >>> X, y = load_diabetes(return_X_y=True)
+        >>> X, y = X[:100], (y[:100] - y.mean()) / y.std()
+        >>> model = PathKernelRegressor(hidden_layer_sizes=(16,), learning_rate=0.1,
+        ...                             n_steps=100, random_state=0).fit(X, y)
+        >>> model.n_iter_, len(model.loss_curve_)
+        (100, 100)
+        """
         X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True, y_numeric=True,
                              ensure_min_samples=2)
         y = np.asarray(y, dtype=np.float64)
@@ -595,6 +853,29 @@ class PathKernelRegressor(RegressorMixin, _PathKernelBase):
         return self._fit_network(X, Y, "squared")
 
     def predict(self, X):
+        """The trained network's outputs at X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to predict at.
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
+            Predictions, with the shape of the ``y`` the model was fitted on.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_diabetes
+        >>> from gramfree import PathKernelRegressor
+        >>> X, y = load_diabetes(return_X_y=True)
+        >>> X, y = X[:100], (y[:100] - y.mean()) / y.std()
+        >>> model = PathKernelRegressor(hidden_layer_sizes=(16,), learning_rate=0.1,
+        ...                             n_steps=100, random_state=0).fit(X, y)
+        >>> model.predict(X[:3]).shape
+        (3,)
+        """
         f = self._outputs(X)
         return f[:, 0] if self._y_1d else f
 
@@ -634,12 +915,116 @@ class PathKernelRegressor(RegressorMixin, _PathKernelBase):
 
 
 class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
-    """A multilayer perceptron classifier trained by plain gradient descent on the logistic
-    loss (two classes, one output) or the softmax cross-entropy (more classes, one output per
-    class), exposed as its exact kernel machine. Parameters as :class:`PathKernelRegressor`;
-    decompositions are of the logits (``decision_function``)."""
+    """A multilayer perceptron classifier trained by plain gradient descent, exposed as its
+    exact kernel machine.
+
+    The loss is the logistic loss (two classes, one output) or the softmax cross-entropy
+    (more classes, one output per class). Every prediction splits exactly over the
+    training examples (:meth:`decompose`, :meth:`explain`, Domingos' path kernel), as for
+    :class:`PathKernelRegressor`; decompositions are of the logits
+    (``decision_function``).
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int, default=(100,)
+        Widths of the hidden layers; () is a linear model.
+    activation : {"tanh", "relu", "softplus", "gelu", "identity"}, default="tanh"
+        Activation of the hidden units.
+    learning_rate : float, default=0.05
+        The fixed step size of gradient descent.
+    n_steps : int, default=500
+        Gradient steps (one batch each).
+    batch_size : int or None, default=None
+        None: full batch. Otherwise mini-batches from a per-epoch shuffle (seeded from
+        random_state, deterministic), the last batch of an epoch smaller, as scikit-learn.
+    alpha : float, default=0.0
+        L2 penalty on the weights (not biases), scikit-learn's convention.
+    shuffle : bool, default=True
+        Shuffle mini-batches each epoch.
+    random_state : int, RandomState instance or None, default=None
+        Initial weights (Glorot uniform, as scikit-learn's MLP) and the batch order.
+    quadrature : int, default=4
+        Gauss-Legendre nodes per step segment for decompose (1: start of step only).
+    tol : float, default=1e-12
+        Per-step self-check tolerance of decompose, relative to max |f|.
+    checkpoint_every : int or None, default=None
+        Also keep the parameters every this many steps: memory ceil(n_steps / c) * P
+        float64 values; lets tangent_kernel start its replay there and lets decompose run
+        step ranges side by side (n_jobs > 1). None keeps w_0 only (replay from the start).
+    record_path : bool, default=True
+        Keep the training set and w_0 (n * (d + k) + P values) so that the model can be
+        decomposed; False keeps only the trained weights.
+    n_jobs : int or None, default=None
+        Threads of the native code (None: OpenMP's default).
+    verbose : bool, default=False
+        Progress bar (tqdm when installed) with the loss.
+
+    Attributes
+    ----------
+    coefs_ : list of ndarray of shape (fan_in, fan_out)
+        The trained weights, one per layer.
+    intercepts_ : list of ndarray of shape (fan_out,)
+        The trained biases.
+    initial_coefs_, initial_intercepts_ : lists of ndarray
+        The starting point, same shapes.
+    loss_curve_ : list of float
+        Batch loss at the start of every step.
+    n_iter_ : int
+        ``n_steps``.
+    batch_seed_ : int
+        Seed of the batch order (with initial_* and the data: a full replay).
+    decomposition_error_ : float
+        Worst per-step residual of the last decompose.
+    path_memory_bytes_ : int
+        Bytes kept for replay.
+    classes_ : ndarray of shape (n_classes,)
+        The class labels.
+
+    See Also
+    --------
+    PathKernelRegressor : the regressor.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import load_iris
+    >>> from gramfree import PathKernelClassifier
+    >>> X, y = load_iris(return_X_y=True)
+    >>> X = (X - X.mean(axis=0)) / X.std(axis=0)
+    >>> clf = PathKernelClassifier(hidden_layer_sizes=(8,), learning_rate=0.5,
+    ...                            n_steps=200, random_state=0).fit(X, y)
+    >>> bool(clf.score(X, y) > 0.9)
+    True
+    >>> ex = clf.explain(X[:2], top_k=3)  # the training rows behind each prediction
+    >>> ex.supporting.shape
+    (2, 3)
+    """
 
     def fit(self, X, y):
+        """Train the network by plain gradient descent, recording what replay needs.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Training points.
+        y : array-like of shape (n_samples,)
+            Class labels: at least two classes.
+
+        Returns
+        -------
+        self : PathKernelClassifier
+            The fitted estimator.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from gramfree import PathKernelClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> X = (X - X.mean(axis=0)) / X.std(axis=0)
+        >>> clf = PathKernelClassifier(hidden_layer_sizes=(8,), learning_rate=0.5,
+        ...                            n_steps=200, random_state=0).fit(X, y)
+        >>> clf.classes_
+        array([0, 1, 2])
+        """
         X, y = validate_data(self, X, y, dtype=np.float64, ensure_min_samples=2)
         check_classification_targets(y)
         enc = LabelEncoder()
@@ -658,10 +1043,59 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
         return self._fit_network(X, Y, loss)
 
     def decision_function(self, X):
+        """The network's logits at X.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to score.
+
+        Returns
+        -------
+        logits : ndarray of shape (n_samples,) or (n_samples, n_classes)
+            Shape (n_samples,) for two classes (positive means ``classes_[1]``), else one
+            column per class.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from gramfree import PathKernelClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> X = (X - X.mean(axis=0)) / X.std(axis=0)
+        >>> clf = PathKernelClassifier(hidden_layer_sizes=(8,), learning_rate=0.5,
+        ...                            n_steps=200, random_state=0).fit(X, y)
+        >>> clf.decision_function(X[:2]).shape
+        (2, 3)
+        """
         f = self._outputs(X)
         return f[:, 0] if f.shape[1] == 1 else f
 
     def predict_proba(self, X):
+        """Class probabilities at X: the sigmoid (two classes) or softmax of the logits.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to classify.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probabilities, columns in ``classes_`` order.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_iris
+        >>> from gramfree import PathKernelClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> X = (X - X.mean(axis=0)) / X.std(axis=0)
+        >>> clf = PathKernelClassifier(hidden_layer_sizes=(8,), learning_rate=0.5,
+        ...                            n_steps=200, random_state=0).fit(X, y)
+        >>> proba = clf.predict_proba(X[:2])
+        >>> proba.shape, bool(np.allclose(proba.sum(axis=1), 1.0))
+        ((2, 3), True)
+        """
         f = self._outputs(X)
         if f.shape[1] == 1:
             p1 = 1.0 / (1.0 + np.exp(-f[:, 0]))
@@ -670,10 +1104,57 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
         return e / e.sum(axis=1, keepdims=True)
 
     def predict_log_proba(self, X):
+        """Logarithms of :meth:`predict_proba`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to classify.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Log-probabilities, columns in ``classes_`` order.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_iris
+        >>> from gramfree import PathKernelClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> X = (X - X.mean(axis=0)) / X.std(axis=0)
+        >>> clf = PathKernelClassifier(hidden_layer_sizes=(8,), learning_rate=0.5,
+        ...                            n_steps=200, random_state=0).fit(X, y)
+        >>> bool(np.allclose(np.exp(clf.predict_log_proba(X[:2])), clf.predict_proba(X[:2])))
+        True
+        """
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
     def predict(self, X):
+        """Predicted class labels at X: the sign (two classes) or argmax of the logits.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to classify.
+
+        Returns
+        -------
+        labels : ndarray of shape (n_samples,)
+            Labels from ``classes_``.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from gramfree import PathKernelClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> X = (X - X.mean(axis=0)) / X.std(axis=0)
+        >>> clf = PathKernelClassifier(hidden_layer_sizes=(8,), learning_rate=0.5,
+        ...                            n_steps=200, random_state=0).fit(X, y)
+        >>> clf.predict(X[:3])
+        array([0, 0, 0])
+        """
         f = self._outputs(X)
         idx = (f[:, 0] > 0).astype(int) if f.shape[1] == 1 else np.argmax(f, axis=1)
         return self.classes_[idx]

@@ -46,27 +46,50 @@ class PathDecomposition:
 class Explanation:
     """Per query, the training examples that pushed its prediction most, for and against.
 
-    target:          (q,) the output explained per query (a class label for classifiers, an
-                     output index for regressors; "margin" for a path-kernel classifier's
-                     predicted class's margin over the runner-up)
-    value:           (q,) the explained quantity, ``base`` plus the sum of *all* contributions
-    base:            (q,) what no training example carries: a network's initial value plus
-                     the weight-decay share; 0 for a kernel machine (no intercept)
-    supporting:      (q, top_k) indices of the examples with the largest contributions,
-                     descending (rows of the training set, or see ``index``)
-    supporting_contributions: (q, top_k) their contributions (raw, even when normalised)
-    opposing:        (q, top_k) indices of the examples with the most negative contributions
-    opposing_contributions:   (q, top_k)
-    normalized:      whether the ranking divided each contribution by the example's path norm
-    supporting_labels, opposing_labels: (q, top_k) those examples' training targets (class
-                     labels, or the target's values for a regressor); None where the model
-                     does not know them (a kernel machine loaded from an earlier gramfree's
-                     file)
-    positive_total, negative_total: (q,) the sums of all positive and of all negative
-                     contributions: ``value = base + positive_total + negative_total``
-    index:           what the indices count: "training row", or "centre" where the model
-                     does not know which training rows its centres are
-    note:            one or two lines on how to read the contributions
+    Returned by the estimators' ``explain``; not usually built by hand. Each parameter is
+    kept as the attribute of the same name.
+
+    Parameters
+    ----------
+    target : ndarray of shape (q,)
+        The output explained per query (a class label for classifiers, an output index for
+        regressors; "margin" for a path-kernel classifier's predicted class's margin over
+        the runner-up).
+    value : ndarray of shape (q,)
+        The explained quantity, ``base`` plus the sum of *all* contributions.
+    base : ndarray of shape (q,)
+        What no training example carries: a network's initial value plus the weight-decay
+        share; 0 for a kernel machine (no intercept).
+    supporting : ndarray of shape (q, top_k) of int
+        Indices of the examples with the largest contributions, descending (rows of the
+        training set, or see ``index``).
+    supporting_contributions : ndarray of shape (q, top_k)
+        Their contributions (raw, even when normalised).
+    opposing : ndarray of shape (q, top_k) of int
+        Indices of the examples with the most negative contributions.
+    opposing_contributions : ndarray of shape (q, top_k)
+        Their contributions.
+    normalized : bool
+        Whether the ranking divided each contribution by the example's path norm.
+    supporting_labels, opposing_labels : ndarray of shape (q, top_k) or None, default=None
+        Those examples' training targets (class labels, or the target's values for a
+        regressor); None where the model does not know them (a kernel machine loaded from
+        an earlier gramfree's file).
+    positive_total, negative_total : ndarray of shape (q,) or None, default=None
+        The sums of all positive and of all negative contributions:
+        ``value = base + positive_total + negative_total``.
+    index : str, default="training row"
+        What the indices count: "training row", or "centre" where the model does not know
+        which training rows its centres are.
+    note : str, default=""
+        One or two lines on how to read the contributions.
+
+    Attributes
+    ----------
+    target, value, base, supporting, supporting_contributions, opposing, \
+opposing_contributions, normalized, supporting_labels, opposing_labels, positive_total, \
+negative_total, index, note
+        The parameters, as given.
 
     ``print(explanation)`` shows a short table per query (the first few queries);
     :meth:`to_frame` gives every row as a pandas DataFrame.
@@ -151,7 +174,25 @@ class Explanation:
         """Every query's ranked examples as a long-format pandas DataFrame: one row per
         (query, direction, rank) with columns ``query, target, value, base, direction
         ("supporting" or "opposing"), rank (1 = strongest), index, label, contribution``
-        (``label`` is None where the training labels are unknown)."""
+        (``label`` is None where the training labels are unknown).
+
+        Needs pandas, which gramfree does not install.
+
+        Returns
+        -------
+        frame : pandas.DataFrame
+            ``2 * q * top_k`` rows: each query's supporting rows, then its opposing rows.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_digits
+        >>> from gramfree import KernelClassifier
+        >>> X, y = load_digits(return_X_y=True)
+        >>> clf = KernelClassifier(gamma=0.02, alpha=1e-3).fit(X[:500], y[:500])
+        >>> frame = clf.explain(X[500:503], top_k=3).to_frame()  # doctest: +SKIP
+        >>> frame.shape  # doctest: +SKIP
+        (18, 9)
+        """
         try:
             import pandas as pd
         except ImportError:

@@ -1,0 +1,132 @@
+"""The installed package's docstrings: every example runs (doctest, against the installed
+package, so a wheel is checked as users get it) and the public API documents its
+parameters, return values and usage in numpydoc sections."""
+
+from __future__ import annotations
+
+import doctest
+import importlib
+import inspect
+import pkgutil
+
+import gramfree
+import numpy as np
+import pytest
+
+# The command line's entry module runs on import; it has no examples.
+_SKIP_MODULES = {"gramfree.__main__"}
+
+
+def _modules_with_examples() -> list[str]:
+    names = ["gramfree"] + [
+        info.name for info in pkgutil.walk_packages(gramfree.__path__, "gramfree.")
+        if info.name not in _SKIP_MODULES
+    ]
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    found = []
+    for name in names:
+        try:
+            module = importlib.import_module(name)
+        except ImportError:  # an optional dependency missing: its module has nothing to check
+            continue
+        if any(test.examples for test in finder.find(module)):
+            found.append(name)
+    return found
+
+
+@pytest.mark.parametrize("module_name", _modules_with_examples())
+def test_examples_run(module_name):
+    module = importlib.import_module(module_name)
+    finder = doctest.DocTestFinder(exclude_empty=True)
+    runner = doctest.DocTestRunner(
+        optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS, verbose=False)
+    failures = []
+    with np.printoptions(legacy="1.25"):  # scalars print as 0.5, not np.float64(0.5)
+        for test in finder.find(module):
+            if not test.examples:
+                continue
+            result = runner.run(test, out=failures.append, clear_globs=True)
+            if result.failed:
+                failures.append(f"^ in {test.name}\n")
+    assert not failures, "".join(failures)
+
+
+def _public_functions():
+    return [
+        getattr(gramfree, name) for name in
+        ("load", "kernel_matrix", "kernel_gradient", "get_kernel", "show_config", "config")
+    ]
+
+
+def _public_classes():
+    return [getattr(gramfree, name) for name in gramfree.__all__
+            if inspect.isclass(getattr(gramfree, name))]
+
+
+def _public_methods(cls):
+    """``(name, function)`` for the public methods a gramfree module defines on ``cls`` or
+    its gramfree bases (scikit-learn's and scipy's inherited ones are theirs to document)."""
+    out = []
+    for name in sorted(dir(cls)):
+        if name.startswith("_"):
+            continue
+        attr = inspect.getattr_static(cls, name)
+        # staticmethod / classmethod, and scikit-learn's available_if (predict_proba)
+        func = getattr(attr, "__func__", getattr(attr, "fn", attr))
+        if isinstance(attr, property):
+            continue  # documented as attributes, checked below for a docstring
+        if not inspect.isfunction(func) or not func.__module__.startswith("gramfree"):
+            continue
+        out.append((name, func))
+    return out
+
+
+def _takes_arguments(func) -> bool:
+    params = list(inspect.signature(func).parameters.values())
+    if params and params[0].name in ("self", "cls"):
+        params = params[1:]
+    return bool(params)
+
+
+def _returns_something(func) -> bool:
+    annotation = inspect.signature(func).return_annotation
+    return annotation not in (None, "None")
+
+
+def _api():
+    items = [(f"gramfree.{f.__name__}", f, True) for f in _public_functions()]
+    for cls in _public_classes():
+        items.append((f"gramfree.{cls.__name__}", cls, True))
+        items += [(f"gramfree.{cls.__name__}.{name}", func, False)
+                  for name, func in _public_methods(cls)]
+    return [pytest.param(*item, id=item[0]) for item in items]
+
+
+@pytest.mark.parametrize("qualname, obj, needs_examples", _api())
+def test_numpydoc_sections(qualname, obj, needs_examples):
+    doc = inspect.getdoc(obj) or ""
+    assert doc, f"{qualname} has no docstring"
+    missing = []
+    if inspect.isclass(obj):
+        if _takes_arguments(obj.__init__) and "Parameters\n----------" not in doc:
+            missing.append("Parameters")
+        if "Attributes\n----------" not in doc and "Returns\n-------" not in doc:
+            missing.append("Attributes")
+    else:
+        if _takes_arguments(obj) and "Parameters\n----------" not in doc:
+            missing.append("Parameters")
+        always_raises = doc.startswith("Not available") and "Raises\n------" in doc
+        if (_returns_something(obj) and not always_raises
+                and "Returns\n-------" not in doc and "Yields\n------" not in doc):
+            missing.append("Returns")
+    if needs_examples and "Examples\n--------" not in doc:
+        missing.append("Examples")
+    assert not missing, f"{qualname}: no {', '.join(missing)} section"
+
+
+@pytest.mark.parametrize("cls", _public_classes(), ids=lambda c: c.__name__)
+def test_properties_documented(cls):
+    undocumented = [name for name in dir(cls) if not name.startswith("_")
+                    and isinstance(inspect.getattr_static(cls, name), property)
+                    and not (inspect.getattr_static(cls, name).__doc__ or "").strip()]
+    assert not undocumented, f"{cls.__name__}: properties without a docstring {undocumented}"
