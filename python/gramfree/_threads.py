@@ -2,12 +2,12 @@
 
 A CG iteration alternates the native operator's pass (OpenMP threads) with a few triangular
 solves of M x t (BLAS). OpenBLAS's threads, woken for each of those small calls, compete
-with the operator's threads and with anything else on the machine: measured on 2 cores
-with another process busy, a 500 x 26 triangular solve took 8.4 ms with 2 BLAS threads
-interleaved with kernel passes and 0.84 ms with one, and a Nystrom-PCG fit of letter
-(5000 rows, 500 centres) 2.9 s against 0.31 s. Work this small gains nothing from a second
-thread even on an idle machine, so the loops run their small algebra on one BLAS thread
-(the factorizations outside the loops keep every thread).
+with the operator's threads and with anything else on the machine. On 2 cores with one
+of them busy in another process, a Nystrom-PCG fit of letter (5000 rows, 500 centres)
+takes 3.7x as long without this limit, and 1.06x on a quiet machine; a logistic fit of
+iris 2.9x quiet (``benchmarks/bench_blas_threads.py``). Work this small gains little
+from a second thread even on an idle machine, so the loops run their small algebra on
+one BLAS thread (the factorizations outside the loops keep every thread).
 
 :func:`blas_threads` applies an estimator's ``n_jobs`` to BLAS for a whole fit; the loops'
 :func:`small_blas` nests inside it (threadpoolctl restores the outer limit on exit).
