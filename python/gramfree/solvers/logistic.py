@@ -43,8 +43,8 @@ of iterations per step near the optimum: on letter the exact Gram saved under 10
 them, and one factor per class (the curvature of each class at the centres) saved 30% on
 satellite but cost 50% more on letter, and each class's exact Gram (the block diagonal of
 H) cut satellite's CG iterations from 347 to 111 but costs n M^2 k per step, as much as
-~M / 4 CG iterations (the fit took 65 s against 28 s under the same load); so k classes
-use "centres" with one factor.
+~M / 4 CG iterations (a one-off experiment, not a benchmark: the fit was slower for it);
+so k classes use "centres" with one factor.
 """
 
 from __future__ import annotations
@@ -73,7 +73,7 @@ MAX_CG = 200
 # still cuts the decrement ~100-fold, without the hundreds of CG iterations per step
 # that superlinear convergence costs near the optimum (satellite, M = 1000: the last
 # three steps took 386 of 457 iterations for a relative change of 5e-4; with the floor
-# 276 of 347, and the fit 15.2 s -> 11.2 s).
+# 276 of 347).
 FORCING_FLOOR = 0.1
 # CG iterations per Newton step that the curvature's exact Gram as preconditioner is
 # expected to save over the centres' curvature (letter, M = 1000: 40 to 170 per step near
@@ -81,7 +81,8 @@ FORCING_FLOOR = 0.1
 GRAM_SAVES_CG = 30.0
 # K_nM is computed once and kept when it is at most this large (and this share of the
 # physical memory): then a CG iteration costs GEMMs of n M k flops instead of a kernel
-# pass of n M d (mnist5k, d = 784, M = 1000, 10 classes: the fit 54 s -> see README).
+# pass of n M d (mnist5k, d = 784, M = 1000, 10 classes: bench_logistic.py's fit went
+# from 54 s to 7.5 s on this project's 2-core machine; README).
 # Beyond it, every pass recomputes the kernel values (Gram-free, as Falkon).
 CACHE_BYTES = 2.0 * 2**30
 CACHE_SHARE = 0.1
