@@ -63,12 +63,37 @@ def _public_classes():
             if inspect.isclass(getattr(gramfree, name))]
 
 
+def _is_function(obj) -> bool:
+    return callable(obj) and not inspect.isclass(obj)  # also functools.cache's wrappers
+
+
+def _kernels_api(kind):
+    """What :mod:`gramfree.kernels` exports of ``kind`` (``inspect.isclass`` or
+    ``_is_function``), each once (``RBF`` is ``Gaussian``); ``get_kernel`` is checked as
+    ``gramfree.get_kernel``."""
+    out = []
+    for name in gramfree.kernels.__all__:
+        obj = getattr(gramfree.kernels, name)
+        if kind(obj) and obj not in out and obj is not gramfree.get_kernel:
+            out.append(obj)
+    return out
+
+
+def _kernel_classes():
+    return _kernels_api(inspect.isclass)
+
+
+# Special methods that are public API where gramfree defines them (a kernel's
+# ``kernel(X, Z)``).
+_PUBLIC_DUNDERS = ("__call__",)
+
+
 def _public_methods(cls):
     """``(name, function)`` for the public methods a gramfree module defines on ``cls`` or
     its gramfree bases (scikit-learn's and scipy's inherited ones are theirs to document)."""
     out = []
     for name in sorted(dir(cls)):
-        if name.startswith("_"):
+        if name.startswith("_") and name not in _PUBLIC_DUNDERS:
             continue
         attr = inspect.getattr_static(cls, name)
         # staticmethod / classmethod, and scikit-learn's available_if (predict_proba)
@@ -94,16 +119,24 @@ def _returns_something(func) -> bool:
 
 
 def _api():
-    items = [(f"gramfree.{f.__name__}", f, True) for f in _public_functions()]
-    for cls in _public_classes():
-        items.append((f"gramfree.{cls.__name__}", cls, True))
-        items += [(f"gramfree.{cls.__name__}.{name}", func, False)
+    """``(qualname, object)`` for every public function, class and method: gramfree's
+    exports (the estimators, the operator, ...) and gramfree.kernels' (the kernel classes,
+    ``native_kernels``)."""
+    items = [(f"gramfree.{f.__name__}", f) for f in _public_functions()]
+    items += [(f"gramfree.kernels.{f.__name__}", f) for f in _kernels_api(_is_function)]
+    classes = [("gramfree", cls) for cls in _public_classes()]
+    classes += [("gramfree.kernels", cls) for cls in _kernel_classes()]
+    for prefix, cls in classes:
+        items.append((f"{prefix}.{cls.__name__}", cls))
+        items += [(f"{prefix}.{cls.__name__}.{name}", func)
                   for name, func in _public_methods(cls)]
     return [pytest.param(*item, id=item[0]) for item in items]
 
 
-@pytest.mark.parametrize("qualname, obj, needs_examples", _api())
-def test_numpydoc_sections(qualname, obj, needs_examples):
+# Parameters where it takes any, Returns (or Yields) where it returns something, a class's
+# Attributes, and Examples everywhere (test_examples_run runs them).
+@pytest.mark.parametrize("qualname, obj", _api())
+def test_numpydoc_sections(qualname, obj):
     doc = inspect.getdoc(obj) or ""
     assert doc, f"{qualname} has no docstring"
     missing = []
@@ -119,12 +152,13 @@ def test_numpydoc_sections(qualname, obj, needs_examples):
         if (_returns_something(obj) and not always_raises
                 and "Returns\n-------" not in doc and "Yields\n------" not in doc):
             missing.append("Returns")
-    if needs_examples and "Examples\n--------" not in doc:
+    if "Examples\n--------" not in doc:
         missing.append("Examples")
     assert not missing, f"{qualname}: no {', '.join(missing)} section"
 
 
-@pytest.mark.parametrize("cls", _public_classes(), ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", _public_classes() + _kernel_classes(),
+                         ids=lambda c: c.__name__)
 def test_properties_documented(cls):
     undocumented = [name for name in dir(cls) if not name.startswith("_")
                     and isinstance(inspect.getattr_static(cls, name), property)

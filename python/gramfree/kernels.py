@@ -48,7 +48,37 @@ __all__ = [
 @dataclass(frozen=True)
 class NativeKernel:
     """One kernel of the native core, a row of its kernel table
-    (``csrc/gramfree/kernel_table.hpp``)."""
+    (``csrc/gramfree/kernel_table.hpp``); :func:`native_kernels` lists them.
+
+    Parameters
+    ----------
+    name : str
+        The core's name of the kernel (``"gaussian"``, ``"matern32"``, ...), the ``kind``
+        of :meth:`Kernel.native_spec`.
+    metric : {"dot", "sqdist", "l1"}
+        What the kernel is a function of: ``<x, z>``, ``||x - z||^2`` or ``||x - z||_1``.
+    parameters : Mapping of str to str
+        The parameters it uses, each mapped to its constraint: ``"positive"``,
+        ``"finite"`` or ``"power"``.
+    needs_norms : bool
+        Whether it is also a function of ``||x||`` and ``||z||``.
+    gradient : {"none", "fused", "direct", "constant"}
+        How ``kernel_grad_matvec`` computes its gradient.
+    has_gradient : bool
+        Whether :func:`gramfree.kernel_gradient` is available for it.
+
+    Attributes
+    ----------
+    name, metric, parameters, needs_norms, gradient, has_gradient :
+        The parameters above, as read-only fields.
+
+    Examples
+    --------
+    >>> from gramfree.kernels import native_kernels
+    >>> row = native_kernels()["gaussian"]
+    >>> row.metric, dict(row.parameters), row.has_gradient
+    ('sqdist', {'gamma': 'positive'}, True)
+    """
 
     name: str
     metric: str  # what the kernel is a function of: "dot", "sqdist" or "l1"
@@ -60,7 +90,22 @@ class NativeKernel:
 
 @functools.cache
 def native_kernels() -> Mapping[str, NativeKernel]:
-    """The native kernels by name, in the core's order."""
+    """The native kernels by name, in the core's order.
+
+    Returns
+    -------
+    kernels : Mapping of str to NativeKernel
+        A read-only mapping, one entry per row of the core's kernel table.
+
+    Examples
+    --------
+    >>> from gramfree.kernels import native_kernels
+    >>> list(native_kernels())
+    ['gaussian', 'laplacian_l1', 'laplacian_l2', 'matern12', 'matern32', 'matern52',
+     'polynomial', 'linear', 'arccos1']
+    >>> native_kernels()["arccos1"].has_gradient
+    False
+    """
     rows = {}
     for row in _core.kernel_table():
         row["parameters"] = MappingProxyType(row["parameters"])
@@ -89,14 +134,59 @@ def _resolved_gamma(gamma: float | None, n_features: int) -> float:
 
 @dataclass(frozen=True)
 class Kernel:
-    """Base class. Subclasses are frozen dataclasses: equality, hashing, repr and
-    pickling come from their fields."""
+    """Base class of the kernels: :class:`Gaussian` (alias :data:`RBF`),
+    :class:`Laplacian`, :class:`Matern`, :class:`Polynomial`, :class:`Linear` and
+    :class:`ArcCosine`.
+
+    Subclasses are frozen dataclasses: equality, hashing, repr and pickling come from
+    their fields. Calling a kernel, ``kernel(X, Z)``, gives the matrix ``K(X, Z)``; any
+    gramfree function or estimator taking ``kernel=`` accepts one in place of a name.
+
+    Attributes
+    ----------
+    name : str
+        The name :func:`get_kernel` knows the kernel by (empty for the base class).
+    aliases : tuple of str
+        Other names get_kernel accepts.
+
+    Examples
+    --------
+    >>> from gramfree.kernels import KERNEL_CLASSES, Kernel, get_kernel
+    >>> all(issubclass(cls, Kernel) for cls in KERNEL_CLASSES)
+    True
+    >>> [cls.name for cls in KERNEL_CLASSES]
+    ['rbf', 'laplacian', 'matern', 'poly', 'linear', 'arccos']
+    >>> isinstance(get_kernel("laplacian"), Kernel)
+    True
+    """
 
     name: ClassVar[str] = ""
     aliases: ClassVar[tuple[str, ...]] = ()  # other names get_kernel accepts
 
     def native_spec(self, n_features: int) -> dict[str, Any]:
-        """Parameters for ``gramfree._core`` with defaults resolved for ``n_features``."""
+        """Parameters for ``gramfree._core`` with defaults resolved for ``n_features``.
+
+        Parameters
+        ----------
+        n_features : int
+            Features of the data the kernel is evaluated on (``gamma=None`` becomes
+            ``1 / n_features``).
+
+        Returns
+        -------
+        spec : dict
+            ``kind`` (a name of :func:`native_kernels`) and that native kernel's
+            parameters, as the core's functions take them as keyword arguments.
+
+        Examples
+        --------
+        >>> import math
+        >>> from gramfree.kernels import Gaussian, Matern
+        >>> Gaussian().native_spec(4)
+        {'kind': 'gaussian', 'gamma': 0.25}
+        >>> Matern(length_scale=2.0, nu=math.inf).native_spec(3)  # 1 / (2 * 2.0 ** 2)
+        {'kind': 'gaussian', 'gamma': 0.125}
+        """
         raise NotImplementedError
 
     def _native(self, kind: str, **params: Any) -> dict[str, Any]:
@@ -111,7 +201,31 @@ class Kernel:
         return {"kind": kind, **params}
 
     def __call__(self, X, Z=None):
-        """The kernel matrix ``K(X, Z)``; see :func:`gramfree.kernel_matrix`."""
+        """The kernel matrix ``K(X, Z)``; see :func:`gramfree.kernel_matrix`.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples_X, n_features)
+            Rows of the matrix.
+        Z : array-like of shape (n_samples_Z, n_features), default=None
+            Columns of the matrix; ``None`` means ``Z = X``.
+
+        Returns
+        -------
+        K : ndarray of shape (n_samples_X, n_samples_Z)
+            ``K[i, j] = k(X[i], Z[j])``, in the inputs' common dtype.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from gramfree import kernel_matrix
+        >>> from gramfree.kernels import Linear
+        >>> X = np.random.default_rng(0).normal(size=(5, 3))
+        >>> bool(np.allclose(Linear()(X), X @ X.T))
+        True
+        >>> bool(np.array_equal(Linear()(X, X[:2]), kernel_matrix(X, X[:2], kernel="linear")))
+        True
+        """
         from .operators import kernel_matrix
 
         return kernel_matrix(X, Z, kernel=self)
@@ -128,7 +242,42 @@ class Kernel:
 
 @dataclass(frozen=True, repr=False)
 class Gaussian(Kernel):
-    """``exp(-gamma * ||x - z||^2)``; ``gamma=None`` means ``1 / n_features``."""
+    """Gaussian (RBF) kernel ``k(x, z) = exp(-gamma * ||x - z||^2)``.
+
+    As scikit-learn's :func:`~sklearn.metrics.pairwise.rbf_kernel`. :data:`RBF` is the
+    same class.
+
+    Parameters
+    ----------
+    gamma : float, default=None
+        Positive inverse squared length scale; ``None`` means ``1 / n_features`` of the
+        data it is evaluated on.
+
+    Attributes
+    ----------
+    name : str
+        ``"rbf"``, the name :func:`get_kernel` knows it by; the parameters above are
+        read-only attributes too (the kernel is a frozen dataclass).
+    aliases : tuple of str
+        Other names get_kernel accepts: ``"gaussian"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X, Z = rng.normal(size=(5, 3)), rng.normal(size=(4, 3))
+    >>> from gramfree.kernels import RBF, Gaussian, get_kernel
+    >>> k = Gaussian(gamma=0.5)
+    >>> k
+    Gaussian(gamma=0.5)
+    >>> sqdist = ((X[:, None, :] - Z[None, :, :]) ** 2).sum(axis=-1)
+    >>> bool(np.allclose(k(X, Z), np.exp(-0.5 * sqdist)))
+    True
+    >>> bool(np.allclose(Gaussian()(X, Z), np.exp(-sqdist / 3)))  # gamma = 1 / n_features
+    True
+    >>> RBF is Gaussian, get_kernel("rbf", gamma=0.5) == k
+    (True, True)
+    """
 
     gamma: float | None = None
     name: ClassVar[str] = "rbf"
@@ -146,8 +295,41 @@ RBF = Gaussian
 
 @dataclass(frozen=True, repr=False)
 class Laplacian(Kernel):
-    """``exp(-gamma * ||x - z||_1)`` (``norm="l1"``, scikit-learn's laplacian_kernel)
-    or ``exp(-gamma * ||x - z||_2)`` (``norm="l2"``)."""
+    """Laplacian kernel ``k(x, z) = exp(-gamma * ||x - z||)`` in the l1 or l2 norm.
+
+    ``norm="l1"`` is scikit-learn's :func:`~sklearn.metrics.pairwise.laplacian_kernel`;
+    ``norm="l2"`` is the exponential kernel (Matern 1/2 with ``gamma = 1 / length_scale``).
+
+    Parameters
+    ----------
+    gamma : float, default=None
+        Positive inverse length scale; ``None`` means ``1 / n_features`` of the data it
+        is evaluated on.
+    norm : {"l1", "l2"}, default="l1"
+        The norm of ``x - z``.
+
+    Attributes
+    ----------
+    name : str
+        ``"laplacian"``, the name :func:`get_kernel` knows it by; the parameters above are
+        read-only attributes too (the kernel is a frozen dataclass).
+    aliases : tuple of str
+        Other names get_kernel accepts: none.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X, Z = rng.normal(size=(5, 3)), rng.normal(size=(4, 3))
+    >>> from gramfree.kernels import Laplacian
+    >>> diff = X[:, None, :] - Z[None, :, :]
+    >>> l1 = np.abs(diff).sum(axis=-1)
+    >>> bool(np.allclose(Laplacian(gamma=0.5)(X, Z), np.exp(-0.5 * l1)))
+    True
+    >>> l2 = np.sqrt((diff ** 2).sum(axis=-1))
+    >>> bool(np.allclose(Laplacian(gamma=0.5, norm="l2")(X, Z), np.exp(-0.5 * l2)))
+    True
+    """
 
     gamma: float | None = None
     norm: str = "l1"
@@ -165,8 +347,42 @@ class Laplacian(Kernel):
 
 @dataclass(frozen=True, repr=False)
 class Matern(Kernel):
-    """Matern kernel parametrised as scikit-learn's: ``nu`` in {0.5, 1.5, 2.5, inf}
-    (``inf`` is the Gaussian with ``gamma = 1 / (2 length_scale^2)``)."""
+    """Matern kernel, parametrised as scikit-learn's
+    :class:`~sklearn.gaussian_process.kernels.Matern`.
+
+    With ``r = ||x - z|| / length_scale``: ``nu=0.5`` gives ``exp(-r)``, ``nu=1.5``
+    ``(1 + sqrt(3) r) exp(-sqrt(3) r)``, ``nu=2.5``
+    ``(1 + sqrt(5) r + 5 r^2 / 3) exp(-sqrt(5) r)``, and ``nu=inf`` the Gaussian
+    ``exp(-r^2 / 2)``.
+
+    Parameters
+    ----------
+    length_scale : float, default=1.0
+        Positive length scale.
+    nu : {0.5, 1.5, 2.5, inf}, default=1.5
+        Smoothness: the kernel is ``ceil(nu) - 1`` times differentiable.
+
+    Attributes
+    ----------
+    name : str
+        ``"matern"``, the name :func:`get_kernel` knows it by; the parameters above are
+        read-only attributes too (the kernel is a frozen dataclass).
+    aliases : tuple of str
+        Other names get_kernel accepts: none.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X, Z = rng.normal(size=(5, 3)), rng.normal(size=(4, 3))
+    >>> from gramfree.kernels import Matern
+    >>> r = np.sqrt(((X[:, None, :] - Z[None, :, :]) ** 2).sum(axis=-1)) / 2.0
+    >>> k = Matern(length_scale=2.0, nu=1.5)
+    >>> bool(np.allclose(k(X, Z), (1 + np.sqrt(3) * r) * np.exp(-np.sqrt(3) * r)))
+    True
+    >>> bool(np.allclose(Matern(length_scale=2.0, nu=0.5)(X, Z), np.exp(-r)))
+    True
+    """
 
     length_scale: float = 1.0
     nu: float = 1.5
@@ -191,7 +407,40 @@ class Matern(Kernel):
 
 @dataclass(frozen=True, repr=False)
 class Polynomial(Kernel):
-    """``(gamma * <x, z> + coef0) ** degree`` with an integer ``degree >= 1``."""
+    """Polynomial kernel ``k(x, z) = (gamma * <x, z> + coef0) ** degree``.
+
+    As scikit-learn's :func:`~sklearn.metrics.pairwise.polynomial_kernel`.
+
+    Parameters
+    ----------
+    degree : int, default=3
+        Integer power, at least 1 (at most the core's ``max_degree``).
+    gamma : float, default=None
+        Positive scale of the inner product; ``None`` means ``1 / n_features`` of the
+        data it is evaluated on.
+    coef0 : float, default=1.0
+        Constant term.
+
+    Attributes
+    ----------
+    name : str
+        ``"poly"``, the name :func:`get_kernel` knows it by; the parameters above are
+        read-only attributes too (the kernel is a frozen dataclass).
+    aliases : tuple of str
+        Other names get_kernel accepts: ``"polynomial"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X, Z = rng.normal(size=(5, 3)), rng.normal(size=(4, 3))
+    >>> from gramfree.kernels import Polynomial
+    >>> k = Polynomial(degree=2, gamma=0.5)
+    >>> k
+    Polynomial(degree=2, gamma=0.5)
+    >>> bool(np.allclose(k(X, Z), (0.5 * X @ Z.T + 1.0) ** 2))
+    True
+    """
 
     degree: int = 3
     gamma: float | None = None
@@ -222,7 +471,27 @@ class Polynomial(Kernel):
 
 @dataclass(frozen=True, repr=False)
 class Linear(Kernel):
-    """``<x, z>``."""
+    """Linear kernel ``k(x, z) = <x, z>``: kernel ridge with it is ridge regression
+    (without an intercept).
+
+    It has no parameters.
+
+    Attributes
+    ----------
+    name : str
+        ``"linear"``, the name :func:`get_kernel` knows it by.
+    aliases : tuple of str
+        Other names get_kernel accepts: none.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X, Z = rng.normal(size=(5, 3)), rng.normal(size=(4, 3))
+    >>> from gramfree.kernels import Linear
+    >>> bool(np.allclose(Linear()(X, Z), X @ Z.T))
+    True
+    """
 
     name: ClassVar[str] = "linear"
 
@@ -233,8 +502,37 @@ class Linear(Kernel):
 @dataclass(frozen=True, repr=False)
 class ArcCosine(Kernel):
     """Arc-cosine kernel of order 1 (Cho & Saul 2009), the building block of the
-    ReLU network's NTK: ``||x|| ||z|| (sin t + (pi - t) cos t) / pi`` where ``t`` is
-    the angle between x and z (zero when either is zero)."""
+    ReLU network's NTK: ``k(x, z) = ||x|| ||z|| (sin t + (pi - t) cos t) / pi``.
+
+    ``t`` is the angle between x and z; the kernel is zero when either is zero. It has
+    no gradient (:func:`gramfree.kernel_gradient` raises).
+
+    Parameters
+    ----------
+    order : int, default=1
+        Order of the kernel; only 1 is implemented.
+
+    Attributes
+    ----------
+    name : str
+        ``"arccos"``, the name :func:`get_kernel` knows it by; the parameters above are
+        read-only attributes too (the kernel is a frozen dataclass).
+    aliases : tuple of str
+        Other names get_kernel accepts: ``"arc-cosine"``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> rng = np.random.default_rng(0)
+    >>> X, Z = rng.normal(size=(5, 3)), rng.normal(size=(4, 3))
+    >>> from gramfree.kernels import ArcCosine
+    >>> nx = np.linalg.norm(X, axis=1)[:, None]
+    >>> nz = np.linalg.norm(Z, axis=1)[None, :]
+    >>> t = np.arccos(np.clip(X @ Z.T / (nx * nz), -1.0, 1.0))
+    >>> expected = nx * nz * (np.sin(t) + (np.pi - t) * np.cos(t)) / np.pi
+    >>> bool(np.allclose(ArcCosine()(X, Z), expected))
+    True
+    """
 
     order: int = 1
     name: ClassVar[str] = "arccos"

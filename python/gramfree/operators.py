@@ -306,18 +306,127 @@ class KernelOperator(LinearOperator):
     _names = ("V", "U")
 
     def matvec(self, x):
+        """``K(X, Z) @ x`` for a vector ``x``, without forming ``K``; also ``K @ x``.
+
+        Parameters
+        ----------
+        x : array-like of shape (n_centers,) or (n_centers, 1)
+            The vector.
+
+        Returns
+        -------
+        y : ndarray of shape (n_samples,) or (n_samples, 1)
+            ``K(X, Z) @ x``, shaped as ``x`` (scipy's convention), in the operator's dtype.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from gramfree import KernelOperator, kernel_matrix
+        >>> rng = np.random.default_rng(0)
+        >>> X, Z = rng.normal(size=(50, 3)), rng.normal(size=(20, 3))
+        >>> K = KernelOperator(X, Z, kernel="rbf", gamma=0.5)
+        >>> dense = kernel_matrix(X, Z, kernel="rbf", gamma=0.5)
+        >>> v = rng.normal(size=20)
+        >>> bool(np.allclose(K.matvec(v), dense @ v))
+        True
+        >>> bool(np.allclose(K @ v, dense @ v))
+        True
+        """
         self._check_rows(x, self.shape[1], self._names[0])
         return super().matvec(x)
 
     def matmat(self, X):
+        """``K(X, Z) @ X`` for a matrix ``X`` of columns, in one pass; also ``K @ X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_centers, k)
+            The columns to multiply (named ``X`` as in scipy; not the operator's points).
+
+        Returns
+        -------
+        Y : ndarray of shape (n_samples, k)
+            ``K(X, Z) @ X``, in the operator's dtype.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from gramfree import KernelOperator, kernel_matrix
+        >>> rng = np.random.default_rng(0)
+        >>> X, Z = rng.normal(size=(50, 3)), rng.normal(size=(20, 3))
+        >>> K = KernelOperator(X, Z, kernel="rbf", gamma=0.5)
+        >>> dense = kernel_matrix(X, Z, kernel="rbf", gamma=0.5)
+        >>> V = rng.normal(size=(20, 4))
+        >>> bool(np.allclose(K.matmat(V), dense @ V))
+        True
+        >>> (K @ V).shape
+        (50, 4)
+        """
         self._check_rows(X, self.shape[1], self._names[0])
         return super().matmat(X)
 
     def rmatvec(self, x):
+        """``K(X, Z)^T @ x`` for a vector ``x``; also ``K.T @ x``.
+
+        The kernels are real and symmetric, so ``K(X, Z)^T = K(Z, X)``; ``K.T`` and
+        ``K.H`` are themselves :class:`KernelOperator` s.
+
+        Parameters
+        ----------
+        x : array-like of shape (n_samples,) or (n_samples, 1)
+            The vector.
+
+        Returns
+        -------
+        y : ndarray of shape (n_centers,) or (n_centers, 1)
+            ``K(X, Z)^T @ x``, shaped as ``x``, in the operator's dtype.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from gramfree import KernelOperator, kernel_matrix
+        >>> rng = np.random.default_rng(0)
+        >>> X, Z = rng.normal(size=(50, 3)), rng.normal(size=(20, 3))
+        >>> K = KernelOperator(X, Z, kernel="rbf", gamma=0.5)
+        >>> dense = kernel_matrix(X, Z, kernel="rbf", gamma=0.5)
+        >>> u = rng.normal(size=50)
+        >>> bool(np.allclose(K.rmatvec(u), dense.T @ u))
+        True
+        >>> K.T
+        <KernelOperator 20x50 Gaussian(gamma=0.5) dtype=float64>
+        >>> bool(np.allclose(K.T @ u, dense.T @ u))
+        True
+        """
         self._check_rows(x, self.shape[0], self._names[1])
         return super().rmatvec(x)
 
     def rmatmat(self, X):
+        """``K(X, Z)^T @ X`` for a matrix ``X`` of columns, in one pass; also ``K.T @ X``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, k)
+            The columns to multiply (named ``X`` as in scipy; not the operator's points).
+
+        Returns
+        -------
+        Y : ndarray of shape (n_centers, k)
+            ``K(X, Z)^T @ X``, in the operator's dtype.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from gramfree import KernelOperator, kernel_matrix
+        >>> rng = np.random.default_rng(0)
+        >>> X, Z = rng.normal(size=(50, 3)), rng.normal(size=(20, 3))
+        >>> K = KernelOperator(X, Z, kernel="rbf", gamma=0.5)
+        >>> dense = kernel_matrix(X, Z, kernel="rbf", gamma=0.5)
+        >>> U = rng.normal(size=(50, 4))
+        >>> bool(np.allclose(K.rmatmat(U), dense.T @ U))
+        True
+        >>> bool(np.allclose(K.T @ U, dense.T @ U))
+        True
+        """
         self._check_rows(X, self.shape[0], self._names[1])
         return super().rmatmat(X)
 
@@ -397,6 +506,16 @@ class KernelOperator(LinearOperator):
         >>> K = KernelOperator(np.zeros((4, 3)), np.ones((2, 3)), gamma=0.5)
         >>> K.gradient(np.ones((2, 5))).shape
         (4, 5, 3)
+
+        Against the RBF's derivative ``d/dx exp(-g |x - z|^2) = -2 g (x - z) k(x, z)``:
+
+        >>> rng = np.random.default_rng(0)
+        >>> X, Z, v = rng.normal(size=(6, 3)), rng.normal(size=(4, 3)), rng.normal(size=4)
+        >>> K = KernelOperator(X, Z, kernel="rbf", gamma=0.5)
+        >>> diff = X[:, None, :] - Z[None, :, :]
+        >>> expected = (-2 * 0.5 * diff * (K.to_dense() * v)[:, :, None]).sum(axis=1)
+        >>> bool(np.allclose(K.gradient(v), expected))
+        True
         """
         kind = self._spec["kind"]
         if not native_kernels()[kind].has_gradient:
