@@ -54,6 +54,10 @@ ConstMatrix<T> view(const py::array& a, const char* name, DType want) {
 template <class T>
 const T* row_weights(const py::object& weights, std::size_t rows, DType want) {
   if (weights.is_none()) return nullptr;
+  // An ndarray only: casting a list would make a temporary array whose data this pointer
+  // would outlive.
+  if (!py::isinstance<py::array>(weights))
+    type_error("sample_weight: must be None or a numpy array");
   const py::array wa = weights.cast<py::array>();
   if (wa.ndim() != 1 || std::size_t(wa.shape(0)) != rows)
     value_error("sample_weight: expected a 1-d array of length " + std::to_string(rows));

@@ -52,6 +52,13 @@ std::vector<double> params_of(const py::array& a, const char* name) {
   return std::vector<double>(p, p + a.shape(0));
 }
 
+// The training set of a replay, its sample weights (None: unweighted) checked against X.
+pk::Dataset dataset(const py::array& X, const py::array& Y, const py::object& sample_weight) {
+  pk::Dataset data{f64(X, "X"), f64(Y, "y")};
+  data.weights = row_weights<double>(sample_weight, data.X.rows, DType::f64);
+  return data;
+}
+
 py::array_t<double> to_array(const std::vector<double>& v, std::vector<py::ssize_t> shape) {
   py::array_t<double> out(shape);
   std::copy(v.begin(), v.end(), out.mutable_data());
@@ -64,9 +71,10 @@ void bind_pathkernel(py::module_& m) {
   m.def(
       "mlp_train",
       [](const py::dict& spec, const py::array& X, const py::array& Y, const py::array& initial,
-         int n_threads, const py::object& callback, long long checkpoint_every) {
+         int n_threads, const py::object& callback, long long checkpoint_every,
+         const py::object& sample_weight) {
         const Run run = parse_spec(spec);
-        const pk::Dataset data{f64(X, "X"), f64(Y, "y")};
+        const pk::Dataset data = dataset(X, Y, sample_weight);
         const std::vector<double> w0 = params_of(initial, "initial parameters");
         const Options options = make_options(n_threads);
         pk::StepCallback cb;
@@ -98,8 +106,10 @@ void bind_pathkernel(py::module_& m) {
       },
       py::arg("spec"), py::arg("X"), py::arg("Y"), py::arg("initial"), py::kw_only(),
       py::arg("n_threads") = 0, py::arg("callback") = py::none(), py::arg("checkpoint_every") = 0,
+      py::arg("sample_weight") = py::none(),
       "Train by plain gradient descent; returns (final parameters, loss per step, "
-      "checkpoints every checkpoint_every steps as rows).");
+      "checkpoints every checkpoint_every steps as rows). sample_weight: None or n float64 "
+      "weights (every replay of the run must pass the same).");
 
   m.def(
       "mlp_predict",
@@ -122,9 +132,10 @@ void bind_pathkernel(py::module_& m) {
       "mlp_decompose",
       [](const py::dict& spec, const py::array& X, const py::array& Y, const py::array& initial,
          const py::object& queries, int n_nodes, double tol, int max_refine, long long first_step,
-         long long last_step, int n_threads, const py::object& stop) {
+         long long last_step, int n_threads, const py::object& stop,
+         const py::object& sample_weight) {
         const Run run = parse_spec(spec);
-        const pk::Dataset data{f64(X, "X"), f64(Y, "y")};
+        const pk::Dataset data = dataset(X, Y, sample_weight);
         const std::vector<double> w0 = params_of(initial, "initial parameters");
         pk::DecomposeConfig dc;
         dc.n_nodes = n_nodes;
@@ -174,7 +185,7 @@ void bind_pathkernel(py::module_& m) {
       py::arg("spec"), py::arg("X"), py::arg("Y"), py::arg("initial"), py::arg("queries"),
       py::kw_only(), py::arg("n_nodes") = 4, py::arg("tol") = 1e-12, py::arg("max_refine") = 8,
       py::arg("first_step") = 0, py::arg("last_step") = 0, py::arg("n_threads") = 0,
-      py::arg("stop") = py::none(),
+      py::arg("stop") = py::none(), py::arg("sample_weight") = py::none(),
       "Replay the training and split each query's output over the training examples; "
       "queries=None gives each training example's contribution to itself.");
 
@@ -182,9 +193,9 @@ void bind_pathkernel(py::module_& m) {
       "mlp_tangent_kernel",
       [](const py::dict& spec, const py::array& X, const py::array& Y, const py::array& initial,
          const py::array& A, const py::array& B, long long step, bool path, long long first_step,
-         int n_threads) {
+         int n_threads, const py::object& sample_weight) {
         const Run run = parse_spec(spec);
-        const pk::Dataset data{f64(X, "X"), f64(Y, "y")};
+        const pk::Dataset data = dataset(X, Y, sample_weight);
         const std::vector<double> w0 = params_of(initial, "initial parameters");
         const auto a = f64(A, "X"), b = f64(B, "Y");
         if (step < 0) value_error("step: must be >= 0");
@@ -204,6 +215,6 @@ void bind_pathkernel(py::module_& m) {
       },
       py::arg("spec"), py::arg("X"), py::arg("Y"), py::arg("initial"), py::arg("A"),
       py::arg("B"), py::kw_only(), py::arg("step") = 0, py::arg("path") = false,
-      py::arg("first_step") = 0, py::arg("n_threads") = 0,
+      py::arg("first_step") = 0, py::arg("n_threads") = 0, py::arg("sample_weight") = py::none(),
       "Tangent kernel at a step (or, path=True, the path kernel), shape (len(A), len(B), k).");
 }

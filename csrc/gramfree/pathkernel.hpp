@@ -4,9 +4,13 @@
 // The maths (DESIGN.md, "The path kernel"): with w_{t+1} = w_t + Delta_t, the change of the
 // network's output at a query x over one step is exactly
 //     f(x; w_{t+1}) - f(x; w_t) = gbar_t(x) . Delta_t,   gbar_t(x) = int_0^1 grad f(x; w_t + s Delta_t) ds,
-// and Delta_t = -(lr / B) sum_{i in batch} grad_w loss_i(w_t) - (lr alpha / B) W_t. So every
-// training example's share of the step is -(lr/B) gbar_t(x) . grad loss_i(w_t), and weight
-// decay's share belongs to no example. For a dense layer with bias the gradient inner product
+// and Delta_t = -(lr / (B wbar)) [sum_{i in batch} v_i grad_w loss_i(w_t) + alpha W_t], with
+// v_i the example's sample weight (1 without weights) and wbar the mean of all n weights
+// (1 without). So every training example's share of the step is
+// -(lr / (B wbar)) v_i gbar_t(x) . grad loss_i(w_t), and weight decay's share belongs to no
+// example. Full batch, this is gradient descent on (sum_i v_i loss_i + alpha/2 |W|^2) / sum_i v_i,
+// so integer weights train as the data with rows repeated; a mini-batch's step is an unbiased
+// estimate of that one. Replay::step_scale() is lr / (B wbar). For a dense layer with bias the gradient inner product
 // of two inputs is (a . a' + 1)(delta . delta'): the engine works in that factored form and never
 // forms per-example gradients (n x P) nor the n x n kernel.
 //
@@ -31,7 +35,7 @@ enum class Loss {
   squared,   // (1 / 2B) sum_i ||f(x_i) - y_i||^2
   softmax,   // (1 / B) sum_i -log softmax(f(x_i))[y_i], Y one-hot, >= 2 outputs
   logistic,  // (1 / B) sum_i -[y log s(f) + (1 - y) log(1 - s(f))], one output, y in {0, 1}
-};
+};  // with sample weights v: sum_i v_i loss_i / (B wbar), wbar the mean of all n weights
 
 Activation activation_from_string(const std::string& name);  // throws std::invalid_argument
 Loss loss_from_string(const std::string& name);
@@ -55,7 +59,8 @@ struct Architecture {
 };
 void validate(const Architecture& arch);
 
-// Plain gradient descent: w <- w - lr * (grad of the batch loss + (alpha / B) W), no momentum.
+// Plain gradient descent: w <- w - lr * (grad of the batch loss + (alpha / (B wbar)) W), no
+// momentum (wbar: the mean sample weight, 1 without weights; see the top of this file).
 // Batches: batch_size == 0 or >= n is full batch (every step sees all n examples in index
 // order). Otherwise each epoch is a permutation of 0..n-1 (when shuffle) cut into consecutive
 // batches of batch_size, the last one smaller when batch_size does not divide n (as
@@ -89,6 +94,8 @@ class BatchSchedule {
 struct Dataset {
   ConstMatrix<double> X;  // n x d
   ConstMatrix<double> Y;  // n x k targets (one-hot for softmax, 0/1 for logistic)
+  // n sample weights, finite, >= 0, not all zero; nullptr: unweighted (every weight 1).
+  const double* weights = nullptr;
 };
 
 // Called once per step with (step, batch loss); returning true stops training early.
@@ -128,7 +135,10 @@ struct Decomposition {
   std::vector<double> final_params;   // w_T as the replay reached it      [P]
   std::vector<double> contributions;  // C[q, i, o] (self_only: C[i, i, o]) [q, n, k] or [n, k]
   std::vector<double> reg;            // weight decay's share               [q, k]
-  std::vector<double> path_norm;      // sqrt(sum_t lr/B ||grad loss_i(w_t)||^2) over i's steps [n]
+  // sqrt(sum_t lr/(B wbar) ||v_i grad loss_i(w_t)||^2) over i's steps: the norm of what
+  // the example pushed with, its weight included, so contribution / path_norm does not
+  // depend on the weight (a row of weight m scores as each of m repeated copies would). [n]
+  std::vector<double> path_norm;
   double worst_step_residual = 0;     // max over steps of the self-check residual, relative
   double worst_step_residual_before_refine = 0;
   std::size_t refined_segments = 0;   // (query, step) pairs that needed more nodes

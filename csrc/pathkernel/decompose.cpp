@@ -258,7 +258,9 @@ Decomposition decompose(const Architecture& arch, const TrainConfig& config, con
     replay.compute();
     const std::vector<std::size_t>& batch = replay.batch();
     const std::size_t B = batch.size();
-    const double coef = -replay.learning_rate() / double(B);
+    // The factors BD already carry each example's sample weight (Replay scales its loss
+    // derivative), so its share is coef * (its gradient factors) as without weights.
+    const double coef = -replay.step_scale();
     dwt.assign(arch, replay.delta().data());
     const ForwardCache& bc = replay.cache();
     const std::vector<std::vector<double>>& BD = replay.factors();

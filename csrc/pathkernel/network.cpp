@@ -246,17 +246,21 @@ void backward(const Architecture& arch, const double* params, const ForwardCache
 }
 
 double loss_and_derivative(Loss loss, const double* f, const double* Y, std::size_t rows,
-                           std::size_t k, double* g) {
+                           std::size_t k, double* g, const double* row_weight) {
   double total = 0;
   for (std::size_t r = 0; r < rows; ++r) {
     const double* fr = f + r * k;
     const double* yr = Y + r * k;
     double* gr = g + r * k;
+    // Multiplying by 1.0 is exact, so the unweighted sums keep their bits; the weighted
+    // ones keep the same order of summation.
+    const double v = row_weight ? row_weight[r] : 1.0;
     switch (loss) {
       case Loss::squared:
         for (std::size_t o = 0; o < k; ++o) {
-          gr[o] = fr[o] - yr[o];
-          total += 0.5 * gr[o] * gr[o];
+          const double e = fr[o] - yr[o];
+          gr[o] = v * e;
+          total += v * (0.5 * e * e);
         }
         break;
       case Loss::softmax: {
@@ -265,16 +269,16 @@ double loss_and_derivative(Loss loss, const double* f, const double* Y, std::siz
         for (std::size_t o = 0; o < k; ++o) sum += std::exp(fr[o] - mx);
         const double lse = mx + std::log(sum);
         for (std::size_t o = 0; o < k; ++o) {
-          gr[o] = std::exp(fr[o] - lse) - yr[o];
-          total -= yr[o] * (fr[o] - lse);
+          gr[o] = v * (std::exp(fr[o] - lse) - yr[o]);
+          total -= v * (yr[o] * (fr[o] - lse));
         }
         break;
       }
       case Loss::logistic: {
         const double z = fr[0];
-        gr[0] = logistic(z) - yr[0];
+        gr[0] = v * (logistic(z) - yr[0]);
         // softplus(z) - y z, stable for large |z|
-        total += (z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z))) - yr[0] * z;
+        total += v * ((z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z))) - yr[0] * z);
         break;
       }
     }

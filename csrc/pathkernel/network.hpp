@@ -55,8 +55,10 @@ void backward(const Architecture& arch, const double* params, const ForwardCache
               const Options& options, const double* delta = nullptr, const double* s = nullptr);
 
 // Loss of each batch row's output f against Y, summed (not averaged), and its derivative
-// with respect to f: out_grad[r, k].
+// with respect to f: out_grad[r, k]. With row_weight, row r's loss and derivative are both
+// multiplied by row_weight[r]; without, by nothing (a weight of 1 gives the same bits, x * 1
+// being exact).
 double loss_and_derivative(Loss loss, const double* f, const double* Y, std::size_t rows,
-                           std::size_t k, double* out_grad);
+                           std::size_t k, double* out_grad, const double* row_weight = nullptr);
 
 }  // namespace gramfree::pathkernel::detail

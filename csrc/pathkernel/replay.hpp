@@ -53,6 +53,9 @@ class Replay {
   const std::vector<double>& next() const { return w_next_; }
   const std::vector<double>& delta() const { return delta_; }
   double learning_rate() const { return config_.learning_rate; }
+  // lr / (B wbar) of the step compute() made (lr / B without sample weights): Delta_t =
+  // -step_scale() * (sum of the batch's weighted loss gradients + alpha W_t).
+  double step_scale() const { return step_scale_; }
   double alpha() const { return config_.alpha; }
 
  private:
@@ -70,10 +73,12 @@ class Replay {
   std::vector<double> w_, w_next_, delta_;
   TransposedWeights wt_;
   std::vector<std::size_t> batch_;
-  std::vector<double> Xb_, Yb_, top_, grad_, part_, At_, Dt_;
+  std::vector<double> Xb_, Yb_, Wb_, top_, grad_, part_, At_, Dt_;
   ForwardCache cache_;
   std::vector<std::vector<double>> D_;
   double loss_ = 0;
+  double weight_sum_ = 0;  // sum of the n sample weights (unused without weights)
+  double step_scale_ = 0;
 };
 
 }  // namespace gramfree::pathkernel::detail

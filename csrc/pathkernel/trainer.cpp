@@ -34,6 +34,17 @@ void check_data(const Architecture& arch, const Dataset& data) {
     if (!std::isfinite(data.X.data[e])) throw std::invalid_argument("X: contains NaN or inf");
   for (std::size_t e = 0; e < data.Y.rows * data.Y.cols; ++e)
     if (!std::isfinite(data.Y.data[e])) throw std::invalid_argument("y: contains NaN or inf");
+  if (data.weights) {
+    bool any_positive = false;
+    for (std::size_t i = 0; i < data.X.rows; ++i) {
+      const double v = data.weights[i];
+      if (!std::isfinite(v) || v < 0)
+        throw std::invalid_argument("sample_weight: must be finite and >= 0, got " +
+                                    std::to_string(v) + " at row " + std::to_string(i));
+      any_positive = any_positive || v > 0;
+    }
+    if (!any_positive) throw std::invalid_argument("sample_weight: all weights are zero");
+  }
 }
 
 }  // namespace
@@ -81,6 +92,12 @@ Replay::Replay(const Architecture& arch, const TrainConfig& config, const Datase
     throw std::invalid_argument("first step " + std::to_string(first_step) + " is past n_steps");
   for (std::size_t t = 0; t < first_step; ++t) schedule_.next();  // the batches already seen
   wt_.assign(arch_, w_.data());
+  if (data.weights) {
+    weight_sum_ = 0;  // in index order: every replay sums the same way
+    for (std::size_t i = 0; i < data.X.rows; ++i) weight_sum_ += data.weights[i];
+    if (!std::isfinite(weight_sum_))
+      throw std::invalid_argument("sample_weight: the weights' sum overflows; rescale them");
+  }
 }
 
 void Replay::diverged() const {
@@ -123,14 +140,28 @@ void Replay::compute_step() {
     std::copy_n(data_.X.data + batch_[r] * d, d, Xb_.data() + r * d);
     std::copy_n(data_.Y.data + batch_[r] * k, k, Yb_.data() + r * k);
   }
+  // Sample weights scale each row's loss derivative (top_), so the factors D_, the
+  // gradient and every replay's per-example share carry them, and divide the step by the
+  // batch's expected weight B * wbar. Written B * (sum v) / n rather than B * mean(v):
+  // full batch it is sum v exactly (integers: the repeated rows' count), unit weights B.
+  const double* row_weight = nullptr;
+  double batch_mass = double(B);
+  if (data_.weights) {
+    Wb_.resize(B);
+    for (std::size_t r = 0; r < B; ++r) Wb_[r] = data_.weights[batch_[r]];
+    row_weight = Wb_.data();
+    batch_mass = double(B) * weight_sum_ / double(data_.X.rows);
+  }
   forward(arch_, w_.data(), wt_, Xb_.data(), B, cache_, options_);
   top_.resize(B * k);
-  loss_ = loss_and_derivative(arch_.loss, cache_.Z[L - 1].data(), Yb_.data(), B, k, top_.data());
+  loss_ = loss_and_derivative(arch_.loss, cache_.Z[L - 1].data(), Yb_.data(), B, k, top_.data(),
+                              row_weight);
   for (double g : top_)
     if (!std::isfinite(g)) diverged();
   backward(arch_, w_.data(), cache_, top_.data(), 1, D_, options_);
 
-  const double scale = config_.learning_rate / double(B);
+  step_scale_ = config_.learning_rate / batch_mass;
+  const double scale = step_scale_;
   double penalty = 0;
   w_next_.resize(w_.size());
   delta_.resize(w_.size());
@@ -162,7 +193,7 @@ void Replay::compute_step() {
       for (std::size_t j = 0; j < fo; ++j) part_[j] += D_[l][r * fo + j];
     for (std::size_t j = 0; j < fo; ++j) w_next_[bo + j] = w_[bo + j] - scale * part_[j];
   }
-  loss_ = (loss_ + 0.5 * config_.alpha * penalty) / double(B);
+  loss_ = (loss_ + 0.5 * config_.alpha * penalty) / batch_mass;
   for (std::size_t e = 0; e < w_.size(); ++e) {
     delta_[e] = w_next_[e] - w_[e];
     if (!std::isfinite(w_next_[e])) loss_ = NAN;

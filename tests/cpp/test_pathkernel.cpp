@@ -60,7 +60,9 @@ TEST_CASE("roots_in finds sign changes of polynomials, ascending") {
 }
 
 namespace {
-double reconstruction_error(Activation act, Loss loss, std::size_t k, std::size_t batch) {
+// weighted: sample weights in [0, 2), every fourth one 0.
+double reconstruction_error(Activation act, Loss loss, std::size_t k, std::size_t batch,
+                            bool weighted = false) {
   std::mt19937_64 gen(3);
   std::normal_distribution<double> normal;
   const std::size_t n = 20, d = 3, q = 4;
@@ -79,7 +81,10 @@ double reconstruction_error(Activation act, Loss loss, std::size_t k, std::size_
   c.n_steps = 15;
   c.batch_size = batch;
   c.alpha = 0.01;
-  const Dataset data{{X.data(), n, d}, {Y.data(), n, k}};
+  std::vector<double> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = i % 4 == 0 ? 0.0 : 1.0 + std::tanh(normal(gen));
+  Dataset data{{X.data(), n, d}, {Y.data(), n, k}};
+  if (weighted) data.weights = v.data();
   const Decomposition r =
       decompose(arch, c, data, w0, {Q.data(), q, d}, DecomposeConfig{});
   const TrainResult t = train(arch, c, data, w0);
@@ -89,7 +94,10 @@ double reconstruction_error(Activation act, Loss loss, std::size_t k, std::size_
   for (std::size_t a = 0; a < q; ++a)
     for (std::size_t o = 0; o < k; ++o) {
       double total = r.initial[a * k + o] + r.reg[a * k + o];
-      for (std::size_t i = 0; i < n; ++i) total += r.contributions[(a * n + i) * k + o];
+      for (std::size_t i = 0; i < n; ++i) {
+        total += r.contributions[(a * n + i) * k + o];
+        if (weighted && v[i] == 0) CHECK(r.contributions[(a * n + i) * k + o] == 0.0);
+      }
       worst = std::max(worst, std::abs(total - f[a * k + o]));
       scale = std::max(scale, std::abs(f[a * k + o]));
       CHECK(r.final[a * k + o] == f[a * k + o]);  // replay reproduces training bit for bit
@@ -105,7 +113,28 @@ TEST_CASE("decomposition reproduces the trained network") {
     CHECK(reconstruction_error(act, Loss::squared, 2, 0) < 1e-9);
     CHECK(reconstruction_error(act, Loss::softmax, 3, 7) < 1e-9);
     CHECK(reconstruction_error(act, Loss::logistic, 1, 6) < 1e-9);
+    CHECK(reconstruction_error(act, Loss::squared, 2, 0, true) < 1e-9);
+    CHECK(reconstruction_error(act, Loss::softmax, 3, 7, true) < 1e-9);
+    CHECK(reconstruction_error(act, Loss::logistic, 1, 6, true) < 1e-9);
   }
+}
+
+TEST_CASE("unit sample weights train bit for bit as none") {
+  Architecture arch{{2, 4, 3}, Activation::tanh, Loss::softmax};
+  std::vector<double> X(20), Y(30, 0.0), w0(arch.n_params()), ones(10, 1.0);
+  for (std::size_t e = 0; e < X.size(); ++e) X[e] = std::sin(1.0 + double(e));
+  for (std::size_t i = 0; i < 10; ++i) Y[i * 3 + i % 3] = 1.0;
+  for (std::size_t e = 0; e < w0.size(); ++e) w0[e] = 0.3 * std::cos(double(e));
+  TrainConfig c;
+  c.n_steps = 12;
+  c.batch_size = 4;
+  c.alpha = 0.1;
+  Dataset data{{X.data(), 10, 2}, {Y.data(), 10, 3}};
+  const TrainResult plain = train(arch, c, data, w0);
+  data.weights = ones.data();
+  const TrainResult unit = train(arch, c, data, w0);
+  CHECK(plain.params == unit.params);
+  CHECK(plain.loss_curve == unit.loss_curve);
 }
 
 TEST_CASE("bad input is refused with std::invalid_argument") {
@@ -124,6 +153,17 @@ TEST_CASE("bad input is refused with std::invalid_argument") {
   Architecture bad{{2, 3, 1}, Activation::tanh, Loss::softmax};
   CHECK_THROWS_AS(train(bad, c, data, w0), std::invalid_argument);
   CHECK_THROWS_AS(activation_from_string("swish"), std::invalid_argument);
+  std::vector<double> v(4, 1.0);
+  Dataset weighted = data;
+  weighted.weights = v.data();
+  for (double bad : {-1.0, double(NAN), double(INFINITY)}) {
+    v[2] = bad;
+    CHECK_THROWS_WITH_AS(train(arch, c, weighted, w0), doctest::Contains("sample_weight"),
+                         std::invalid_argument);
+  }
+  v.assign(4, 0.0);
+  CHECK_THROWS_WITH_AS(train(arch, c, weighted, w0), "sample_weight: all weights are zero",
+                       std::invalid_argument);
   X[3] = NAN;
   CHECK_THROWS_AS(train(arch, c, data, w0), std::invalid_argument);
 }

@@ -21,7 +21,12 @@ from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import _num_samples, check_is_fitted, validate_data
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    _num_samples,
+    check_is_fitted,
+    validate_data,
+)
 
 from .. import _core
 from ..operators import _n_threads
@@ -42,6 +47,22 @@ REPLAY_TOLERANCE = 1e-9
 class ReplayMismatchWarning(UserWarning):
     """The replayed training did not end at the fitted weights (see REPLAY_TOLERANCE)."""
 
+
+def _validated_sample_weight(sample_weight, X) -> np.ndarray | None:
+    """fit's sample_weight as a new float64 array (the caller's is never kept nor changed),
+    or None; ValueError naming sample_weight when it is not n finite weights >= 0, not all
+    zero."""
+    if sample_weight is None:
+        return None
+    try:
+        sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True,
+                                  copy=True)
+    except ValueError as exc:
+        msg = str(exc)
+        raise ValueError(msg if "sample_weight" in msg else f"sample_weight: {msg}") from exc
+    if not sw.any():  # scikit-learn < 1.8 accepts all-zero weights
+        raise ValueError("sample_weight: all weights are zero; at least one must be > 0")
+    return np.ascontiguousarray(sw, dtype=np.float64)
 
 
 class _PathKernelBase(BaseEstimator):
@@ -110,7 +131,8 @@ class _PathKernelBase(BaseEstimator):
             out.append(int(s))
         return tuple(out)
 
-    def _fit_network(self, X: np.ndarray, Y: np.ndarray, loss: str):
+    def _fit_network(self, X: np.ndarray, Y: np.ndarray, loss: str,
+                     sample_weight: np.ndarray | None = None):
         self._validate_params()
         hidden = self._hidden()
         net = Network((X.shape[1], *hidden, Y.shape[1]), self.activation, loss)
@@ -128,7 +150,7 @@ class _PathKernelBase(BaseEstimator):
         try:
             params, loss_curve, checkpoints = _core.mlp_train(
                 spec, X, Y, w0, n_threads=_n_threads(self.n_jobs), callback=callback,
-                checkpoint_every=self.checkpoint_every or 0,
+                checkpoint_every=self.checkpoint_every or 0, sample_weight=sample_weight,
             )
         finally:
             progress.close()
@@ -144,12 +166,15 @@ class _PathKernelBase(BaseEstimator):
         self._params = params
         # Replay reproduces the trajectory bit for bit only at the same instruction set.
         self.simd_level_ = _core.simd_level()
-        # What replay needs: the training set and the starting point (and checkpoints).
-        # Memory: n * (d + k) + P * (1 + n_checkpoints) float64 values.
+        # What replay needs: the training set and the starting point (and checkpoints), and
+        # the sample weights, which every replay must pass as training did (None: unweighted).
+        # Memory: n * (d + k [+ 1]) + P * (1 + n_checkpoints) float64 values.
         if self.record_path:
             self._path = {"X": X.copy(), "Y": Y.copy(), "w0": w0, "checkpoints": checkpoints}
+            self._sample_weight = sample_weight
         else:
             self._path = None
+            self._sample_weight = None
         return self
 
     def _spec(self) -> dict:
@@ -165,11 +190,18 @@ class _PathKernelBase(BaseEstimator):
 
     @property
     def path_memory_bytes_(self) -> int:
-        """Bytes kept for replay: training set, w_0 and checkpoints (0 without a path)."""
+        """Bytes kept for replay: training set, sample weights, w_0 and checkpoints (0
+        without a path)."""
         check_is_fitted(self, "coefs_")
         if self._path is None:
             return 0
-        return int(sum(a.nbytes for a in self._path.values()))
+        weights = self._replay_weights()
+        return int(sum(a.nbytes for a in self._path.values())
+                   + (0 if weights is None else weights.nbytes))
+
+    def _replay_weights(self) -> np.ndarray | None:
+        """The sample weights training used (None: unweighted), for every replay."""
+        return getattr(self, "_sample_weight", None)
 
     def _replay_inputs(self):
         check_is_fitted(self, "coefs_")
@@ -227,6 +259,8 @@ class _PathKernelBase(BaseEstimator):
         if self._path is not None:
             arrays.update(path_X=self._path["X"], path_Y=self._path["Y"],
                           checkpoints=self._path["checkpoints"])
+            if self._replay_weights() is not None:
+                arrays["sample_weight"] = self._replay_weights()
         attrs = {
             "sizes": list(self.network_.sizes), "loss": self.network_.loss,
             "batch_size_": int(self.batch_size_), "batch_seed_": int(self.batch_seed_),
@@ -243,6 +277,9 @@ class _PathKernelBase(BaseEstimator):
     _OPTIONAL_ATTRIBUTES = ("simd_level_",)
     _SIMD_LEVELS = ("scalar", "avx2", "avx512", "unknown")
     _PATH_ARRAYS = ("path_X", "path_Y", "checkpoints")
+    # Written with a recorded path when fit had sample weights; files without it (and every
+    # file from before sample_weight) replay unweighted, as they were trained.
+    _OPTIONAL_PATH_ARRAYS = ("sample_weight",)
 
     def _restore_state(self, arrays, attrs) -> None:
         """Rebuild the fitted state from gramfree.io's (arrays, attributes), every field
@@ -257,7 +294,7 @@ class _PathKernelBase(BaseEstimator):
         # The recorded path is all three arrays or none (record_path=False).
         recorded = any(name in arrays for name in self._PATH_ARRAYS)
         io._check_keys(arrays, ("params", "w0", *(self._PATH_ARRAYS if recorded else ())),
-                       where="the arrays")
+                       self._OPTIONAL_PATH_ARRAYS if recorded else (), where="the arrays")
         y_1d = io._check_bool(attrs["y_1d"], "attributes.y_1d")
         net = self._restored_network(attrs, y_1d)
         why = f"for layer sizes {list(net.sizes)}"
@@ -267,6 +304,8 @@ class _PathKernelBase(BaseEstimator):
                              shape=(net.n_params,), why=why)
         path = self._restored_path(arrays, net, w0) if recorded else None
         n_train = None if path is None else path["X"].shape[0]
+        sample_weight = (self._restored_sample_weight(arrays["sample_weight"], n_train)
+                         if "sample_weight" in arrays else None)
         batch_size = io._check_int(attrs["batch_size_"], "attributes.batch_size_", minimum=1,
                                    maximum=n_train)
         seed = io._check_int(attrs["batch_seed_"], "attributes.batch_seed_", maximum=2**31 - 2)
@@ -284,7 +323,19 @@ class _PathKernelBase(BaseEstimator):
         self.n_features_in_, self.n_outputs_ = net.sizes[0], net.sizes[-1]
         self._y_1d = y_1d
         self._path = path
+        self._sample_weight = sample_weight
         self.simd_level_ = simd_level
+
+    @staticmethod
+    def _restored_sample_weight(value, n_train: int) -> np.ndarray:
+        """The recorded sample weights: n_train float64 values, >= 0, not all zero."""
+        from .. import io
+
+        sw = io._check_array(value, "sample_weight", dtypes=(np.dtype(np.float64),),
+                             shape=(n_train,), why=f"for {n_train} training rows (path_X)")
+        if (sw < 0).any() or not sw.any():
+            raise io._field_error("sample_weight", "must be >= 0 and not all zero")
+        return sw
 
     def _restored_network(self, attrs, y_1d: bool) -> Network:
         """The network the attributes describe: sizes[0] = n_features_in_, sizes[-1] =
@@ -396,6 +447,7 @@ class _PathKernelBase(BaseEstimator):
         n_ranges = min(threads if threads > 0 else _core.max_threads(),
                        len(self._path["checkpoints"]) + 1) if c else 1
         queries = None if queries_are_training else Xq
+        kwargs["sample_weight"] = self._replay_weights()
         if n_ranges <= 1:
             return _core.mlp_decompose(spec, X, Y, w0, queries, n_threads=threads, **kwargs)
         # Step ranges from checkpoints run side by side; per-step contributions add up.
@@ -441,8 +493,9 @@ class _PathKernelBase(BaseEstimator):
         reg == output`` (pre-activation outputs: logits for classifiers). Exact per step t:
         the query's gradient averaged along the step's straight segment w_t -> w_{t+1}
         (Gauss-Legendre, ``quadrature`` nodes; ReLU segments split where a hidden unit
-        switches), dotted with training example i's loss gradient at w_t, times -lr/B,
-        summed over the steps whose batch held i. A self-check compares, per step and
+        switches), dotted with training example i's loss gradient at w_t, times -lr/B
+        (with sample weights: times -lr w_i / (B mean(w))), summed over the steps whose
+        batch held i. A self-check compares, per step and
         query, the network's actual change with the quadrature; where they differ by more
         than ``tol`` (relative to max |f|) the segment is halved, up to 8 times. The worst
         remaining residual of the step sums is ``decomposition_error_``.
@@ -606,7 +659,8 @@ class _PathKernelBase(BaseEstimator):
         B = Xt if Y is None else self._query_array(Y)
         first, w = (0, w0) if path else self._checkpoint_before(step)
         K = _core.mlp_tangent_kernel(spec, Xt, Yt, w, A, B, step=step, path=path,
-                                     first_step=first, n_threads=_n_threads(self.n_jobs))
+                                     first_step=first, n_threads=_n_threads(self.n_jobs),
+                                     sample_weight=self._replay_weights())
         return K[..., 0] if K.shape[2] == 1 else K
 
     def path_kernel_coefficients(self, X) -> np.ndarray:
@@ -819,7 +873,7 @@ class PathKernelRegressor(RegressorMixin, _PathKernelBase):
     (2, 100)
     """
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Train the network by plain gradient descent, recording what replay needs.
 
         Parameters
@@ -828,6 +882,11 @@ class PathKernelRegressor(RegressorMixin, _PathKernelBase):
             Training points.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Targets.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each example's loss (None: all 1); the objective is
+            (sum_i w_i loss_i + alpha/2 ||W||^2) / sum_i w_i, so with full batches integer
+            weights train exactly as the rows repeated that many times (mini-batches: an
+            unbiased estimate of the same step). Kept for replay with the training set.
 
         Returns
         -------
@@ -848,9 +907,10 @@ class PathKernelRegressor(RegressorMixin, _PathKernelBase):
         X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True, y_numeric=True,
                              ensure_min_samples=2)
         y = np.asarray(y, dtype=np.float64)
+        sample_weight = _validated_sample_weight(sample_weight, X)
         self._y_1d = y.ndim == 1
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
-        return self._fit_network(X, Y, "squared")
+        return self._fit_network(X, Y, "squared", sample_weight)
 
     def predict(self, X):
         """The trained network's outputs at X.
@@ -999,7 +1059,7 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
     (2, 3)
     """
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
         """Train the network by plain gradient descent, recording what replay needs.
 
         Parameters
@@ -1008,6 +1068,11 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
             Training points.
         y : array-like of shape (n_samples,)
             Class labels: at least two classes.
+        sample_weight : array-like of shape (n_samples,), default=None
+            Non-negative weight of each example's loss (None: all 1); the objective is
+            (sum_i w_i loss_i + alpha/2 ||W||^2) / sum_i w_i, so with full batches integer
+            weights train exactly as the rows repeated that many times (mini-batches: an
+            unbiased estimate of the same step). Kept for replay with the training set.
 
         Returns
         -------
@@ -1027,6 +1092,7 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
         """
         X, y = validate_data(self, X, y, dtype=np.float64, ensure_min_samples=2)
         check_classification_targets(y)
+        sample_weight = _validated_sample_weight(sample_weight, X)
         enc = LabelEncoder()
         codes = enc.fit_transform(y)
         self.classes_ = enc.classes_
@@ -1040,7 +1106,7 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
         else:
             Y = np.eye(len(self.classes_))[codes]
             loss = "softmax"
-        return self._fit_network(X, Y, loss)
+        return self._fit_network(X, Y, loss, sample_weight)
 
     def decision_function(self, X):
         """The network's logits at X.

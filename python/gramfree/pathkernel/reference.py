@@ -118,9 +118,12 @@ def gauss_legendre_01(n):
 
 
 def decompose(net: ReferenceMLP, w0, X, Y, Q, *, learning_rate, n_steps, batch_size=0,
-              alpha=0.0, seed=0, shuffle=True, n_nodes=4, block=512):
-    """Train from w0 and return (initial, C[q, n, k], reg, final, w_T)."""
+              alpha=0.0, seed=0, shuffle=True, n_nodes=4, block=512, sample_weight=None):
+    """Train from w0 and return (initial, C[q, n, k], reg, final, w_T). With sample_weight
+    v, example i's gradient is scaled by v_i and each step by 1 / mean(v)."""
     n, k = Y.shape
+    v = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=float)
+    vbar = v.mean()
     q = Q.shape[0]
     mask = net.weight_mask()
     if n_nodes == 1:
@@ -139,15 +142,17 @@ def decompose(net: ReferenceMLP, w0, X, Y, Q, *, learning_rate, n_steps, batch_s
             part = idx[s:s + block]
             f, J = net.jacobian(w, X[part])
             G = np.einsum("ro,rop->rp", net.loss_derivative(f, Y[part]), J, optimize=True)
+            G = G * v[part][:, None]
             grad = grad + G.sum(axis=0)
             G_rows.append((part, G))
-        w_next = w - learning_rate / B * grad
+        lr_B = learning_rate / (B * vbar)
+        w_next = w - lr_B * grad
         delta = w_next - w
         gbar = sum(wj * net.jacobian(w + sj * delta, Q)[1] for sj, wj in zip(nodes, wts))
         flat = gbar.reshape(q * k, -1)  # every query's averaged gradient, materialised
         for part, G in G_rows:  # G: the block's per-example gradients, materialised
-            C[:, part, :] += -learning_rate / B * (flat @ G.T).reshape(q, k, -1).transpose(0, 2, 1)
-        reg += -learning_rate * alpha / B * (flat @ (mask * w)).reshape(q, k)
+            C[:, part, :] += -lr_B * (flat @ G.T).reshape(q, k, -1).transpose(0, 2, 1)
+        reg += -lr_B * alpha * (flat @ (mask * w)).reshape(q, k)
         w = w_next
     final = net.forward(w, Q)[0]
     return initial, C, reg, final, w
