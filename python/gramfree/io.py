@@ -60,7 +60,8 @@ from ._version import __version__
 FORMAT = "gramfree-model"
 FORMAT_VERSION = 1
 # Estimator parameters introduced after version 1 files were first written.
-_PARAMS_ADDED_SINCE_V1 = ("class_weight", "loss", "centers")
+_PARAMS_ADDED_SINCE_V1 = ("class_weight", "loss", "centers", "early_stopping",
+                          "validation_fraction", "n_iter_no_change", "warm_start")
 
 _META = "__meta__"
 _META_FIELDS = ("format", "format_version", "estimator", "params", "attributes")

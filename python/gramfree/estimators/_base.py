@@ -29,7 +29,8 @@ from .._threads import blas_threads
 from ..operators import KernelOperator
 from ..linalg import cho_solve, jittered_cholesky
 from ..solvers import SOLVERS, Problem, solve_direct, solve_eigenpro
-from ..solvers.auto import run_nystrom, solve_auto, solve_nystrom_choice
+from ..solvers.auto import first_center_count, run_nystrom, solve_auto, solve_nystrom_choice
+from ._fit_controls import ITERATIVE_SOLVERS, WarmStart, hold_out
 
 
 class KernelMachineMixin(BaseEstimator):
@@ -56,6 +57,10 @@ class KernelMachineMixin(BaseEstimator):
         "n_jobs": [numbers.Integral, None],
         "device": [str],
         "kernel_precision": [StrOptions({"float32", "float64"}), None],
+        "early_stopping": ["boolean"],
+        "validation_fraction": [Interval(numbers.Real, 0, 1, closed="neither")],
+        "n_iter_no_change": [Interval(numbers.Integral, 1, None, closed="left")],
+        "warm_start": ["boolean"],
         "verbose": ["verbose"],
     }
 
@@ -78,6 +83,10 @@ class KernelMachineMixin(BaseEstimator):
         n_jobs=None,
         device="cpu",
         kernel_precision=None,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        warm_start=False,
         verbose=False,
     ):
         self.kernel = kernel
@@ -96,6 +105,10 @@ class KernelMachineMixin(BaseEstimator):
         self.n_jobs = n_jobs
         self.device = device
         self.kernel_precision = kernel_precision
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.warm_start = warm_start
         self.verbose = verbose
 
     # -- pieces used by fit -------------------------------------------------------------
@@ -190,23 +203,44 @@ class KernelMachineMixin(BaseEstimator):
             self._fit_targets_in(X, Y, sample_weight)
 
     def _fit_targets_in(self, X: np.ndarray, Y: np.ndarray, sample_weight) -> None:
+        solver = self.solver
+        if self.early_stopping and solver not in ("auto", *ITERATIVE_SOLVERS):
+            raise ValueError(
+                f"early_stopping: solver={solver!r} solves exactly, with no iterations to "
+                f"stop; early stopping takes solver 'auto' (then nystrom-pcg), "
+                f"'nystrom-pcg' or 'eigenpro'")
+        rng = self._rng()
+        warm = self._warm_start_state(X, Y)
+        held = None
+        rows = np.arange(X.shape[0])  # the solver's rows in the caller's X
+        if self.early_stopping:
+            X, Y, sample_weight, held = hold_out(
+                X, Y, sample_weight, fraction=self.validation_fraction,
+                classify=is_classifier(self), rng=rng)
+            rows = held.fit_rows
         n = X.shape[0]
         given, given_rows = self._resolve_centers(X)
         n_centers = self._resolve_n_centers(n)
         kernel = self._make_kernel()
-        solver = self.solver
-        rng = self._rng()
         problem = Problem(X, Y, kernel, float(self.alpha), sample_weight, self.n_jobs,
                           resolve_device(self.device), self._kernel_dtype(X))
+        if warm is not None and solver == "auto":  # continue the previous iterative solver
+            solver = warm.solver
         if self.verbose:
             print(f"[{type(self).__name__}] solver={solver} n_samples={n}", file=sys.stderr)
         start = time.perf_counter()
-        nystrom = solver in ("nystrom-pcg", "nystrom-direct")
         if given is not None and solver == "direct":
             raise ValueError("centers: solver='direct' uses every training point as a centre; "
                              "with centers use 'auto', 'nystrom-pcg', 'nystrom-direct' or "
                              "'eigenpro'")
-        if (solver == "auto" or nystrom) and n_centers is None and given is None:
+        monitor = None
+        centers_are_rows = given is None or given_rows is not None
+        if held is not None and solver == "auto":
+            solver = "nystrom-pcg"  # the iterative solver; its centres as auto starts them
+            if given is None and n_centers is None:
+                n_centers = first_center_count(problem, rng)
+        nystrom = solver in ("nystrom-pcg", "nystrom-direct")
+        if (solver == "auto" or nystrom) and n_centers is None and given is None and warm is None:
             result = solve_auto(problem, classify=is_classifier(self), max_iter=self.max_iter,
                                 tol=self.tol, random_state=rng, verbose=self.verbose,
                                 nystrom_only=solver if nystrom else None)
@@ -216,24 +250,48 @@ class KernelMachineMixin(BaseEstimator):
         else:
             m = n_centers
             centers, idx = given, given_rows
-            if m is not None:
+            initial = None
+            if warm is not None:
+                initial = warm.coef
+                if solver == "eigenpro" and np.array_equal(warm.centers, X):
+                    centers, idx = None, None  # EigenPro 2 on the same rows, continued
+                else:
+                    centers, idx = warm.centers, None
+                    centers_are_rows = warm.rows is not None
+            elif m is not None:
                 idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
                 centers = np.ascontiguousarray(X[idx])
+            if held is not None:
+                monitor = held.monitor(problem, X if centers is None else centers,
+                                       n_iter_no_change=self.n_iter_no_change, tol=self.tol)
             if solver == "auto":  # centres given: the cheaper Nystrom solver
                 result = solve_nystrom_choice(problem, centers, max_iter=self.max_iter,
                                               tol=self.tol, verbose=self.verbose)
                 solver = result.info["solver"]
             elif nystrom:
                 result = run_nystrom(problem, centers, solver, max_iter=self.max_iter,
-                                     tol=self.tol, verbose=self.verbose)
+                                     tol=self.tol, verbose=self.verbose,
+                                     initial_coef=initial, monitor=monitor)
             else:
                 result = solve_eigenpro(
                     problem, centers, max_iter=self.max_iter or 30, tol=self.tol,
-                    random_state=rng, verbose=self.verbose,
+                    random_state=rng, verbose=self.verbose, initial_coef=initial,
+                    monitor=monitor,
                 )
             if idx is not None and (given is not None or len(idx) < n):
                 result.center_indices = idx
+        # The centres' rows in the caller's X: the solver's rows are `rows` of it.
+        if warm is not None and centers_are_rows and result.centers is warm.centers:
+            caller_rows = warm.rows
+        elif centers_are_rows:
+            caller_rows = rows[np.arange(n) if result.center_indices is None
+                               else np.asarray(result.center_indices)]
+        else:
+            caller_rows = None
+        result.center_indices = caller_rows
         self.fit_time_ = time.perf_counter() - start
+        if monitor is not None:
+            monitor.apply(result)
         if result.info.get("stalled"):
             warnings.warn(
                 f"eigenpro could not decrease the training objective: "
@@ -245,15 +303,56 @@ class KernelMachineMixin(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
-        elif not result.converged:
+        elif not result.converged and not (monitor is not None and monitor.stopped):
             warnings.warn(
                 f"{solver} reached max_iter={result.n_iter} before tol={self.tol}; "
                 "increase max_iter or tol",
                 ConvergenceWarning,
                 stacklevel=3,
             )
-        self._set_fitted(result, kernel, solver, problem,
-                         centers_are_rows=given is None or given_rows is not None)
+        self._set_fitted(result, kernel, solver, problem, centers_are_rows=centers_are_rows)
+        self._set_fit_controls(monitor)
+
+    def _set_fit_controls(self, monitor) -> None:
+        """``validation_scores_`` and ``best_validation_score_`` of an early-stopped fit
+        (scikit-learn's MLP names); removed by a fit without early stopping."""
+        if monitor is not None:
+            self.validation_scores_ = list(monitor.scores)
+            self.best_validation_score_ = monitor.best_score
+        else:
+            for name in ("validation_scores_", "best_validation_score_"):
+                if hasattr(self, name):
+                    delattr(self, name)
+
+    def _warm_start_state(self, X: np.ndarray, Y: np.ndarray):
+        """The previous fit to continue from, or None: only with ``warm_start``, a fitted
+        model and an iterative solver (the exact ones compute the same model from
+        scratch). Its centres stay; they are rows of this X only if they still match."""
+        if not self.warm_start or not hasattr(self, "dual_coef_"):
+            return None
+        if self.centers_.shape[1] != X.shape[1]:
+            raise ValueError(f"warm_start: the previous fit had {self.centers_.shape[1]} "
+                             f"features, X has {X.shape[1]}; fit with warm_start=False")
+        if self.dual_coef_.shape[1] != Y.shape[1]:
+            raise ValueError(f"warm_start: the previous fit had {self.dual_coef_.shape[1]} "
+                             f"target column(s), this y gives {Y.shape[1]}; fit with "
+                             "warm_start=False")
+        previous = getattr(self, "solver_", None)
+        if getattr(self, "loss", "squared") == "logistic":  # Newton steps, any solver
+            solver = "newton-pcg"
+            if previous != solver:
+                return None
+        else:
+            solver = previous if self.solver == "auto" else self.solver
+            if solver not in ITERATIVE_SOLVERS or previous not in ITERATIVE_SOLVERS:
+                return None
+        centers = self.centers_.astype(X.dtype, copy=False)
+        rows = getattr(self, "center_indices_", None)
+        if rows is not None and not (rows.max() < X.shape[0]
+                                     and np.array_equal(X[rows], centers)):
+            rows = None
+        return WarmStart(solver, np.ascontiguousarray(centers), rows,
+                         self.dual_coef_.astype(np.float64))
 
     def _set_fitted(self, result, kernel: Kernel, solver: str, problem: Problem, *,
                     centers_are_rows: bool = True) -> None:

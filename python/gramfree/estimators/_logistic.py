@@ -17,6 +17,7 @@ from ..device import resolve_device
 from ..solvers import Problem
 from ..solvers.auto import DIRECT_ALWAYS, MIN_CENTERS, effective_dimension
 from ..solvers.logistic import solve_logistic
+from ._fit_controls import hold_out
 
 # Solvers the logistic loss accepts: "direct" means every training point a centre (exact
 # kernel logistic regression), "nystrom-pcg" the centres n_centers asks for.
@@ -69,36 +70,54 @@ def _fit_logistic(estimator, X: np.ndarray, codes: np.ndarray, n_classes: int,
             f"solver={estimator.solver!r} fits the square loss only; loss='logistic' takes "
             f"solver in {LOGISTIC_SOLVERS}"
         )
-    n = X.shape[0]
     kernel = estimator._make_kernel()
     rng = estimator._rng()
-    problem = Problem(X, logistic_targets(codes, n_classes), kernel, float(estimator.alpha),
-                      sample_weight, estimator.n_jobs, resolve_device(estimator.device),
-                      estimator._kernel_dtype(X))
-    given, rows = estimator._resolve_centers(X)
-    if given is not None:
+    Y = logistic_targets(codes, n_classes)
+    warm = estimator._warm_start_state(X, Y)
+    held = None
+    rows = np.arange(X.shape[0])  # the solver's rows in the caller's X
+    if estimator.early_stopping:
+        X, Y, sample_weight, held = hold_out(X, Y, sample_weight,
+                                             fraction=estimator.validation_fraction,
+                                             classify=True, rng=rng)
+        rows = held.fit_rows
+    n = X.shape[0]
+    problem = Problem(X, Y, kernel, float(estimator.alpha), sample_weight, estimator.n_jobs,
+                      resolve_device(estimator.device), estimator._kernel_dtype(X))
+    given, given_rows = estimator._resolve_centers(X)
+    initial = None
+    if warm is not None:
+        centers, initial = warm.centers, warm.coef
+        caller_rows = warm.rows
+        # The preconditioner reads the loss's curvature at the centres' rows (nearest
+        # rows for points that are none): it speeds CG, not the solution.
+        curvature_rows = pairwise_distances_argmin(centers, X)
+    elif given is not None:
         if estimator.solver == "direct":
             raise ValueError("centers: solver='direct' uses every training point as a "
                              "centre; with centers use 'auto' or 'nystrom-pcg'")
-        m, centers, idx = len(given), given, rows
-        # The preconditioner reads the loss's curvature at the centres' rows; points that
-        # are no training rows take their nearest row's (it speeds CG, not the solution).
-        curvature_rows = rows if rows is not None else pairwise_distances_argmin(given, X)
+        centers = given
+        caller_rows = None if given_rows is None else rows[given_rows]
+        curvature_rows = given_rows if given_rows is not None else pairwise_distances_argmin(given, X)
     else:
         if estimator.solver == "direct":
             m = n
         else:
             m = estimator._resolve_n_centers(n) or default_center_count(problem, rng)
         idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
-        centers, curvature_rows = np.ascontiguousarray(X[idx]), idx
+        centers, curvature_rows, caller_rows = np.ascontiguousarray(X[idx]), idx, rows[idx]
+    monitor = None if held is None else held.monitor(
+        problem, centers, n_iter_no_change=estimator.n_iter_no_change, tol=estimator.tol)
     start = time.perf_counter()
     result = solve_logistic(problem, centers, curvature_rows,
                             max_iter=estimator.max_iter or DEFAULT_NEWTON_STEPS,
-                            tol=estimator.tol, verbose=estimator.verbose)
+                            tol=estimator.tol, verbose=estimator.verbose,
+                            initial_coef=initial, monitor=monitor)
     estimator.fit_time_ = time.perf_counter() - start
-    if idx is not None and (given is not None or m < n):
-        result.center_indices = idx
-    if not result.converged:
+    if monitor is not None:
+        monitor.apply(result)
+    result.center_indices = caller_rows
+    if not result.converged and not (monitor is not None and monitor.stopped):
         warnings.warn(
             f"loss='logistic': {result.n_iter} Newton steps did not reach tol={estimator.tol} "
             f"(objective {result.info['objective']:.6g}); increase max_iter or tol",
@@ -106,7 +125,8 @@ def _fit_logistic(estimator, X: np.ndarray, codes: np.ndarray, n_classes: int,
             stacklevel=3,
         )
     estimator._set_fitted(result, kernel, "newton-pcg", problem,
-                          centers_are_rows=given is None or rows is not None)
+                          centers_are_rows=caller_rows is not None)
+    estimator._set_fit_controls(monitor)
 
 
 def probabilities(scores: np.ndarray, log: bool = False) -> np.ndarray:

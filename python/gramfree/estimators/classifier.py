@@ -180,6 +180,29 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
         Precision of the kernel products in the iterative solvers: None means the data's
         dtype. "float32" on float64 data halves the products' cost; the solvers' state and
         the fitted model stay float64.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training rows (stratified by class), score the model on
+        them after every iteration (CG iteration, EigenPro epoch or Newton step; accuracy, weighted by sample_weight when given),
+        stop once ``n_iter_no_change`` iterations in a row did not improve the best score
+        by more than ``tol``, and keep the best-scoring iterate. For the iterative solvers
+        only: with solver="auto" it fits by nystrom-pcg (``n_centers``, ``centers``, or the
+        number of centres auto starts from); "direct" and "nystrom-direct" refuse it.
+        EigenPro's epochs regularise (stopping them early can beat a fit with too small an
+        alpha); Nystrom-PCG's preconditioned iterates do not, so there it saves iterations
+        and alpha stays the regulariser.
+    validation_fraction : float in (0, 1), default=0.1
+        Share of the training rows held out for early stopping; the model never fits them.
+    n_iter_no_change : int, default=10
+        Iterations without improvement after which early stopping stops.
+    warm_start : bool, default=False
+        Start from the previous fit's centres and coefficients instead of from zero: for
+        the iterative solvers (nystrom-pcg, eigenpro, the logistic loss's Newton steps;
+        "auto" continues the previous fit's solver when it was one of them); the previous
+        centres are kept (``n_centers`` and ``centers`` are not read again). Continuing
+        with a larger ``max_iter`` or smaller ``tol`` after a fit that stopped, or refitting
+        on changed targets or weights, costs only the iterations still needed. The exact
+        solvers compute the same model either way and start afresh. y must have the
+        previous fit's classes.
     verbose : bool or int, default=False
         Progress with the objective (tqdm when installed, plain lines otherwise).
     class_weight : dict, "balanced" or None, default=None
@@ -230,6 +253,10 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
         The kernel used.
     fit_time_ : float
         Seconds the fit took.
+    validation_scores_ : list of float
+        Held-out accuracy per iteration (``early_stopping`` only).
+    best_validation_score_ : float
+        The best of them: the returned model's.
 
     See Also
     --------
@@ -286,6 +313,10 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
         n_jobs=None,
         device="cpu",
         kernel_precision=None,
+        early_stopping=False,
+        validation_fraction=0.1,
+        n_iter_no_change=10,
+        warm_start=False,
         verbose=False,
         class_weight=None,
         loss="squared",
@@ -294,7 +325,9 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
             kernel, gamma=gamma, degree=degree, coef0=coef0, length_scale=length_scale, nu=nu,
             alpha=alpha, solver=solver, n_centers=n_centers, centers=centers, max_iter=max_iter,
             tol=tol, random_state=random_state, n_jobs=n_jobs, device=device,
-            kernel_precision=kernel_precision, verbose=verbose,
+            kernel_precision=kernel_precision, early_stopping=early_stopping,
+            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
+            warm_start=warm_start, verbose=verbose,
         )
         self.class_weight = class_weight
         self.loss = loss
@@ -330,6 +363,12 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
         self._validate_params()
         X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=False)
         classes, Y, sample_weight = class_targets(self, X, y, sample_weight)
+        if (self.warm_start and hasattr(self, "dual_coef_")
+                and not np.array_equal(classes, self.classes_)):
+            raise ValueError(
+                f"warm_start: y has classes {classes.tolist()}, the previous fit "
+                f"{self.classes_.tolist()}; the coefficients belong to those. Fit with "
+                "warm_start=False")
         if self.loss == "logistic":
             fit_logistic(self, X, np.searchsorted(classes, np.ravel(y)), len(classes),
                          sample_weight)

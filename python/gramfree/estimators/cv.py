@@ -39,7 +39,9 @@ class _AlphaPathMixin(KernelMachineMixin):
 
     _parameter_constraints: dict = {
         **{k: v for k, v in KernelMachineMixin._parameter_constraints.items()
-           if k not in ("alpha", "solver", "centers", "max_iter", "tol", "kernel_precision")},
+           if k not in ("alpha", "solver", "centers", "max_iter", "tol", "kernel_precision",
+                        "early_stopping", "validation_fraction", "n_iter_no_change",
+                        "warm_start")},
         "alphas": ["array-like"],
         "n_centers": [Interval(numbers.Integral, 1, None, closed="left"),
                       Interval(numbers.Real, 0, 1, closed="right"), None],
@@ -121,6 +123,21 @@ class _AlphaPathMixin(KernelMachineMixin):
         ------
         TypeError
             Always.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_diabetes
+        >>> from gramfree import KernelRegressor, KernelRegressorCV
+        >>> X, y = load_diabetes(return_X_y=True)
+        >>> X, y = X[:150], y[:150]
+        >>> model = KernelRegressorCV(gamma=0.5, alphas=[1e-2, 0.1, 1.0]).fit(X, y)
+        >>> model.compress(50)
+        Traceback (most recent call last):
+            ...
+        TypeError: compress: fit the plain estimator with alpha=alpha_ ...
+        >>> plain = KernelRegressor(alpha=model.alpha_, gamma=0.5).fit(X, y)
+        >>> plain.alpha == model.alpha_
+        True
         """
         raise TypeError("compress: fit the plain estimator with alpha=alpha_ and the same "
                         "kernel, and compress that model")
@@ -138,6 +155,17 @@ class _AlphaPathMixin(KernelMachineMixin):
         ------
         TypeError
             Always.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from gramfree import KernelClassifierCV
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = KernelClassifierCV(gamma=0.5, alphas=[1e-2, 0.1, 1.0]).fit(X, y)
+        >>> clf.save("model.npz")
+        Traceback (most recent call last):
+            ...
+        TypeError: save: KernelClassifierCV cannot be saved yet; ...
         """
         raise TypeError(f"save: {type(self).__name__} cannot be saved yet; refit the plain "
                         "estimator with alpha=alpha_ and the same kernel")
@@ -223,6 +251,18 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         -------
         self : KernelRegressorCV
             The fitted estimator.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_diabetes
+        >>> from gramfree import KernelRegressorCV
+        >>> X, y = load_diabetes(return_X_y=True)
+        >>> alphas = [1e-3, 1e-2, 0.1, 1.0]
+        >>> model = KernelRegressorCV(gamma=0.5, alphas=alphas).fit(X, y)
+        >>> model.solver_, model.n_centers_  # 442 samples: every one a centre
+        ('nystrom-direct', 442)
+        >>> model.alpha_ == alphas[model.gcv_values_.argmin()]  # the lowest GCV wins
+        True
         """
         self._validate_params()
         X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=True)
@@ -245,6 +285,23 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         -------
         y_pred : ndarray of shape (n_samples,) or (n_samples, n_targets)
             Predictions, with the shape of the ``y`` the model was fitted on.
+
+        Examples
+        --------
+        With every sample a centre the model is exact kernel ridge at ``alpha_``:
+
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_diabetes
+        >>> from sklearn.kernel_ridge import KernelRidge
+        >>> from gramfree import KernelRegressorCV
+        >>> X, y = load_diabetes(return_X_y=True)
+        >>> model = KernelRegressorCV(gamma=0.5, alphas=[1e-3, 1e-2, 0.1, 1.0]).fit(X, y)
+        >>> y_pred = model.predict(X[:5])
+        >>> y_pred.shape
+        (5,)
+        >>> ridge = KernelRidge(alpha=model.alpha_, kernel="rbf", gamma=0.5).fit(X, y)
+        >>> bool(np.allclose(y_pred, ridge.predict(X[:5])))
+        True
         """
         out = self._decision(X)
         return out[:, 0] if self._y_1d else out
@@ -369,6 +426,20 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
         -------
         self : KernelClassifierCV
             The fitted estimator.
+
+        Examples
+        --------
+        >>> from sklearn.datasets import load_iris
+        >>> from gramfree import KernelClassifierCV
+        >>> X, y = load_iris(return_X_y=True)
+        >>> alphas = [1e-2, 0.1, 1.0]
+        >>> clf = KernelClassifierCV(gamma=0.5, alphas=alphas).fit(X, y)
+        >>> clf.classes_
+        array([0, 1, 2])
+        >>> clf.alpha_ == alphas[clf.gcv_values_.argmin()]
+        True
+        >>> clf.score(X, y) > 0.95
+        True
         """
         self._validate_params()
         X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=False)

@@ -94,6 +94,29 @@ class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
     device : {"cpu", "cuda", "cuda:N", "auto"}, default="cpu"
         Where the kernel products run (:mod:`gramfree.device`); the solvers' small dense
         algebra (Cholesky of K_MM, eigensystems) stays on the CPU.
+    early_stopping : bool, default=False
+        Hold out ``validation_fraction`` of the training rows (at random), score the model on
+        them after every iteration (CG iteration, EigenPro epoch or Newton step; R^2, weighted by sample_weight when given),
+        stop once ``n_iter_no_change`` iterations in a row did not improve the best score
+        by more than ``tol``, and keep the best-scoring iterate. For the iterative solvers
+        only: with solver="auto" it fits by nystrom-pcg (``n_centers``, ``centers``, or the
+        number of centres auto starts from); "direct" and "nystrom-direct" refuse it.
+        EigenPro's epochs regularise (stopping them early can beat a fit with too small an
+        alpha); Nystrom-PCG's preconditioned iterates do not, so there it saves iterations
+        and alpha stays the regulariser.
+    validation_fraction : float in (0, 1), default=0.1
+        Share of the training rows held out for early stopping; the model never fits them.
+    n_iter_no_change : int, default=10
+        Iterations without improvement after which early stopping stops.
+    warm_start : bool, default=False
+        Start from the previous fit's centres and coefficients instead of from zero: for
+        the iterative solvers (nystrom-pcg, eigenpro, the logistic loss's Newton steps;
+        "auto" continues the previous fit's solver when it was one of them); the previous
+        centres are kept (``n_centers`` and ``centers`` are not read again). Continuing
+        with a larger ``max_iter`` or smaller ``tol`` after a fit that stopped, or refitting
+        on changed targets or weights, costs only the iterations still needed. The exact
+        solvers compute the same model either way and start afresh. y must have the
+        previous fit's number of target columns.
     verbose : bool or int, default=False
         Progress with the objective (tqdm when installed, plain lines otherwise).
 
@@ -110,6 +133,8 @@ class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
     solver_info_ : dict, the solver's choices (batch size, step size, jitter, ...)
     kernel_ : Kernel
     fit_time_ : float, seconds
+    validation_scores_ : list of float, held-out R^2 per iteration (``early_stopping`` only)
+    best_validation_score_ : float, the best of them, the returned model's
 
     Examples
     --------

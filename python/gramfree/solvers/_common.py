@@ -142,3 +142,10 @@ class Progress:
 
 
 Callback = Callable[[int, float], None]
+
+Monitor = Callable[[int, np.ndarray], bool]
+"""Called by an iterative solver after each iteration with (iterations so far, the
+current coefficients on the centres, m x t, the data's dtype); a true return stops the
+solver there. The estimators' early stopping
+(:class:`gramfree.estimators._early_stopping.ValidationMonitor`) scores held-out data with
+it and keeps the best iterate itself."""

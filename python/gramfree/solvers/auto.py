@@ -70,6 +70,8 @@ PROBE_ROWS = 4000
 MEMORY_SHARE = 0.4
 # Fewest centres the growing loop starts from.
 MIN_CENTERS = 1000
+# Most centres of first_center_count (three M x M float64 matrices: 2.4 GB at 10000).
+MAX_FIRST_CENTERS = 10000
 # The Nystrom solvers auto chooses between for a given M (cheaper estimate wins), and the
 # one-pass solver's block of kernel values.
 NYSTROM_SOLVERS = ("nystrom-pcg", "nystrom-direct")
@@ -277,17 +279,30 @@ def solve_auto(
     return _finish(result, result.info["solver"], log, tried)
 
 
-def run_nystrom(problem, centers, name, *, max_iter, tol, verbose) -> SolverResult:
-    """One Nystrom fit with the named solver; ``info["solver"]`` says which."""
+def run_nystrom(problem, centers, name, *, max_iter, tol, verbose, initial_coef=None,
+                monitor=None) -> SolverResult:
+    """One Nystrom fit with the named solver; ``info["solver"]`` says which. A warm start
+    (``initial_coef``) and a ``monitor`` are PCG's: the one-pass solver is exact."""
     if name == "nystrom-direct":
         result = solve_nystrom_direct(problem, centers, verbose=verbose, max_iter=max_iter,
                                       tol=tol)
     else:
         result = solve_nystrom_pcg(problem, centers, max_iter=max_iter or 100, tol=tol,
-                                   verbose=verbose)
+                                   verbose=verbose, initial_coef=initial_coef, monitor=monitor)
     # The solver that produced the model: nystrom-direct hands over to PCG as a last resort.
     result.info["solver"] = "nystrom-pcg" if result.info.get("fallback") == "nystrom-pcg" else name
     return result
+
+
+def first_center_count(problem: Problem, rng: np.random.Generator) -> int:
+    """The number of centres auto's growing loop starts from, ``max(MIN_CENTERS,
+    4 d_eff)`` (at most n and MAX_FIRST_CENTERS): the centres of a fit that cannot grow
+    them, such as one stopped early on held-out data."""
+    n = problem.X.shape[0]
+    if n <= MIN_CENTERS:
+        return n
+    d_eff, _ = effective_dimension(problem, rng)
+    return int(min(n, MAX_FIRST_CENTERS, max(MIN_CENTERS, 4 * d_eff)))
 
 
 def solve_nystrom_choice(problem, centers, *, max_iter, tol, verbose) -> SolverResult:

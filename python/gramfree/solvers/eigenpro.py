@@ -54,7 +54,7 @@ import scipy.linalg as sla
 from scipy.sparse.linalg import eigsh
 
 from ..linalg import cho_solve, jittered_cholesky
-from ._common import Problem, Progress, SolverResult, kernel_diagonal
+from ._common import Monitor, Problem, Progress, SolverResult, kernel_diagonal
 
 DAMPING = 0.95
 # EigenPro 2's published safety factor on the step beyond the critical batch size.
@@ -134,10 +134,15 @@ def solve_eigenpro(
     max_batch: int = 8192,
     n_subsample: int | None = None,
     step_scale: float = 1.0,
+    initial_coef: np.ndarray | None = None,
+    monitor: Monitor | None = None,
 ) -> SolverResult:
     """``n_subsample``: size of the Nystrom subsample (default: 2000 below 10^5 rows or
     centres, else 12000). ``step_scale`` multiplies the rule's step size (for tests of the
-    safeguards and for users who know better; the undo-and-halve rule still applies)."""
+    safeguards and for users who know better; the undo-and-halve rule still applies).
+    ``initial_coef``: a warm start (one row per centre, or per training row without
+    centres). ``monitor``: called after every accepted epoch with the coefficients; True
+    stops (:class:`gramfree.solvers._common.Monitor`)."""
     X, Y = problem.X, problem.Y.astype(np.float64)
     n, t = Y.shape
     dtype = X.dtype
@@ -234,6 +239,11 @@ def solve_eigenpro(
                 state -= eta * step
 
     state = a if fixed else c_scaled
+    if initial_coef is not None:
+        start = initial_coef.astype(np.float64)
+        # coef = W^1/2 c': a row of weight zero has coefficient zero whatever c' holds.
+        state[...] = start if fixed else np.divide(start, sw[:, None], out=np.zeros_like(start),
+                                                   where=sw[:, None] > 0)
     y_norm = float(np.linalg.norm(sw[:, None] * Y)) or 1.0
     best, residual = full_objective(state)
     initial = best
@@ -241,12 +251,12 @@ def solve_eigenpro(
     noise = 1e3 * np.finfo(problem.kernel_dtype).eps
     loss_curve: list[float] = []
     progress = Progress(verbose, max_iter, "eigenpro3" if fixed else "eigenpro2")
-    converged = stuck = False
+    converged = stuck = stopped = False
     halvings = rejected = consecutive = 0
     y_scale = float(w @ np.sum(Y**2, axis=1)) / w.sum() or 1.0
     epoch = 0
     saved = np.empty_like(state)
-    while epoch < max_iter and not converged and not stuck:
+    while epoch < max_iter and not converged and not stuck and not stopped:
         saved[...] = state
         run_epoch(state, eta)
         epoch += 1
@@ -260,6 +270,8 @@ def solve_eigenpro(
             stuck = consecutive > MAX_HALVINGS
             loss_curve.append(best)
             progress.update(epoch, best, f"rejected (objective {loss:.3g}); step halved to {eta:.3g}")
+            if monitor is not None:  # one score per epoch: the restored iterate's
+                stopped = bool(monitor(epoch, coefficients(state).astype(dtype)))
             continue
         consecutive = 0
         previous, best, residual = best, min(best, loss), new_residual
@@ -275,6 +287,8 @@ def solve_eigenpro(
             converged = change <= tol * previous or loss <= tol * y_scale
         else:
             converged = residual <= tol or 0 < change <= tol**2 * previous
+        if monitor is not None:
+            stopped = bool(monitor(epoch, coefficients(state).astype(dtype)))
     del saved
     progress.close(f"{epoch} epochs, converged={converged}")
     coef = coefficients(state)
@@ -302,5 +316,6 @@ def solve_eigenpro(
             "n_measure": len(T),
             "n_centers": (Z if fixed else X).shape[0],
             "variant": "eigenpro3" if fixed else "eigenpro2",
+            "warm_start": initial_coef is not None,
         },
     )

@@ -59,7 +59,7 @@ from scipy.special import expit, log_expit, logsumexp, softmax
 
 from .._threads import small_blas
 from ..linalg import jittered_cholesky, lower_gram, solve_triangular
-from ._common import Problem, Progress, SolverResult, physical_bytes
+from ._common import Monitor, Problem, Progress, SolverResult, physical_bytes
 from .auto import RATES, _entry_flops
 from .nystrom_direct import RANK_DEFICIENT, _add_gram, _fill_lower, _gram_pass, rows_for
 
@@ -97,8 +97,13 @@ def solve_logistic(
     tol: float,
     verbose: int | bool = False,
     preconditioner: str = "auto",
+    initial_coef: np.ndarray | None = None,
+    monitor: Monitor | None = None,
 ) -> SolverResult:
     """Fit the penalised log-likelihood (module docstring).
+
+    ``initial_coef`` (M x k): a warm start. ``monitor``: called after every Newton step
+    with the coefficients; True stops (:class:`gramfree.solvers._common.Monitor`).
 
     ``problem.Y``: (n, 1) of 0/1 (two classes: the logit of class 1) or (n, k) one-hot.
     ``center_rows``: the centres' rows in ``problem.X`` (their curvature feeds the
@@ -142,7 +147,11 @@ def solve_logistic(
     a = np.zeros((M, k))
     F = np.zeros((n, k))  # K_nM a
     Ka = np.zeros((M, k))  # K_MM a
-    objective = loss_of(F)
+    if initial_coef is not None:
+        a[...] = initial_coef
+        F[...] = (op @ to_kernel(a)).astype(np.float64)
+        Ka[...] = kmm(a)
+    objective = loss_of(F) + 0.5 * alpha * float(np.sum(a * Ka))
     objective_zero = objective
     loss_curve: list[float] = []
     progress = Progress(verbose, max_iter, "logistic")
@@ -219,8 +228,11 @@ def solve_logistic(
             n_iter += 1
             loss_curve.append(objective / s)
             progress.update(n_iter, loss_curve[-1], f"cg={cg_iters} step={t:g}")
+            stop = monitor is not None and bool(monitor(n_iter, a.astype(X.dtype)))
             if decrement <= 2.0 * tol * objective or previous - objective <= 1e-15 * abs(previous):
                 converged = True
+                break
+            if stop:
                 break
     progress.close(f"{n_iter} Newton steps, {cg_total} CG iterations, converged={converged}")
     return SolverResult(
@@ -242,6 +254,7 @@ def solve_logistic(
             "objective": objective / s,
             "objective_initial": objective_zero / s,
             "seconds": time.perf_counter() - start,
+            "warm_start": initial_coef is not None,
         },
     )
 

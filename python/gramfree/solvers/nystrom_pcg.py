@@ -17,7 +17,7 @@ import numpy as np
 
 from .._threads import small_blas
 from ..linalg import jittered_cholesky, lower_gram, solve_triangular
-from ._common import Problem, Progress, SolverResult
+from ._common import Monitor, Problem, Progress, SolverResult
 
 
 def solve_nystrom_pcg(
@@ -28,10 +28,17 @@ def solve_nystrom_pcg(
     tol: float,
     verbose: int | bool = False,
     precond_dtype=None,
+    initial_coef: np.ndarray | None = None,
+    monitor: Monitor | None = None,
 ) -> SolverResult:
     """``precond_dtype``: the precision of the two M x M Cholesky factors and of the
     triangular solves with them; by default the data's (float32 data: half the memory of
-    float64 for the M^3 preconditioner, see below). The CG vectors are float64."""
+    float64 for the M^3 preconditioner, see below). The CG vectors are float64.
+
+    ``initial_coef`` (M x t): a warm start, the coefficients CG starts from (mapped into
+    the preconditioned variable, one extra pass for its residual). ``monitor``: called with
+    (iteration, coefficients) after every iteration; True stops CG there
+    (:class:`gramfree.solvers._common.Monitor`)."""
     X, Y = problem.X, problem.Y
     dtype = X.dtype
     M = centers.shape[0]
@@ -91,8 +98,12 @@ def solve_nystrom_pcg(
 
     # Conjugate gradient, one independent CG per output column (vectorised).
     t = Y.shape[1]
-    beta = np.zeros((M, t))
-    r = rhs.copy()
+    if initial_coef is None:
+        beta = np.zeros((M, t))
+        r = rhs.copy()
+    else:  # beta = B^-1 coef = A T coef (T = L^T, A = LA^T), its residual from one pass
+        beta = _upper_times(LA, _upper_times(L, initial_coef.astype(np.float64)))
+        r = rhs - linop(beta)
     p = r.copy()
     rr = np.einsum("ij,ij->j", r, r)
     rhs_norm = np.sqrt(np.einsum("ij,ij->j", rhs, rhs))
@@ -101,8 +112,9 @@ def solve_nystrom_pcg(
     progress = Progress(verbose, max_iter, "nystrom-pcg")
     converged = bool(np.all(np.sqrt(rr) <= tol * rhs_norm))
     n_iter = 0
+    stopped = False
     with small_blas(4.0 * M * M * t):  # its triangular solves: gramfree._threads
-        while not converged and n_iter < max_iter:
+        while not converged and not stopped and n_iter < max_iter:
             Ap = linop(p)
             pAp = np.einsum("ij,ij->j", p, Ap)
             step = np.divide(rr, pAp, out=np.zeros_like(rr), where=pAp > 0)
@@ -115,6 +127,8 @@ def solve_nystrom_pcg(
             progress.update(n_iter, loss_curve[-1], f"residual={np.max(np.sqrt(rr_new) / rhs_norm):.2e}")
             p = r + np.divide(rr_new, rr, out=np.zeros_like(rr), where=rr > 0) * p
             rr = rr_new
+            if monitor is not None:
+                stopped = bool(monitor(n_iter, precond(beta).astype(dtype)))
     progress.close(f"{n_iter} iterations, converged={converged}")
 
     coef = precond(beta).astype(dtype)
@@ -130,8 +144,14 @@ def solve_nystrom_pcg(
             "precond_dtype": pdtype.name,
             "precond_seconds": precond_time,
             "relative_residual": float(np.max(np.sqrt(rr) / rhs_norm)),
+            "warm_start": initial_coef is not None,
         },
     )
+
+
+def _upper_times(L: np.ndarray, V: np.ndarray) -> np.ndarray:
+    """``L^T V`` for a lower-triangular L (float64 result)."""
+    return np.asarray(L.T @ V.astype(L.dtype, copy=False), dtype=np.float64)
 
 
 def _objective(beta: np.ndarray, rhs: np.ndarray, r: np.ndarray, s: float, yWy: float) -> float:
