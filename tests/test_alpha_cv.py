@@ -94,11 +94,9 @@ def test_bad_alphas_are_refused(alphas):
         KernelRegressorCV(alphas=alphas).fit(X, Y[:, 0])
 
 
-def test_save_and_compress_say_what_to_do(tmp_path):
+def test_compress_says_what_to_do():
     X, Y = _load("diabetes")
     model = KernelRegressorCV(gamma=0.05, n_centers=50, random_state=0).fit(X, Y[:, 0])
-    with pytest.raises(TypeError, match="alpha_"):
-        model.save(tmp_path / "m.gfm")
     with pytest.raises(TypeError, match="alpha_"):
         model.compress(10)
 
@@ -151,3 +149,68 @@ def load_digits_small():
 
     X, y = load_digits(return_X_y=True)
     return X[:700] / 16.0, y[:700]
+
+
+# -- model files ---------------------------------------------------------------------------
+
+def _rewrite_attributes(src, dst, edit):
+    import json
+
+    with np.load(src, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(str(arrays.pop("__meta__")))
+    edit(meta)
+    with open(dst, "wb") as fh:
+        np.savez(fh, __meta__=np.array(json.dumps(meta)), **arrays)
+
+
+@pytest.mark.parametrize("kind", ["regressor", "classifier"])
+def test_cv_models_save_and_load(tmp_path, kind):
+    from sklearn.datasets import load_diabetes, load_iris
+
+    from gramfree import load
+
+    if kind == "regressor":
+        X, y = load_diabetes(return_X_y=True)
+        # 1e-12: degrees of freedom at n, GCV +inf, which the file must carry too.
+        model = KernelRegressorCV(gamma=0.5, alphas=(1e-12, 1e-2, 0.1), n_centers=None)
+    else:
+        X, y = load_iris(return_X_y=True)
+        model = KernelClassifierCV(gamma=0.5, alphas=np.array([1e-2, 0.1, 1.0]))
+    model.fit(X, y)
+    model.save(tmp_path / "m.gf")
+    loaded = load(tmp_path / "m.gf")
+    assert type(loaded) is type(model)
+    assert loaded.alpha_ == model.alpha_ and loaded.best_score_ == model.best_score_
+    np.testing.assert_array_equal(loaded.gcv_values_, model.gcv_values_)
+    np.testing.assert_array_equal(loaded.dof_, model.dof_)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    np.testing.assert_array_equal(loaded.center_indices_, model.center_indices_)
+    refit = loaded.fit(X, y)  # the stored parameters fit the same model again
+    assert refit.alpha_ == model.alpha_
+    np.testing.assert_allclose(refit.decision_function(X) if kind == "classifier"
+                               else refit.predict(X),
+                               model.decision_function(X) if kind == "classifier"
+                               else model.predict(X), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("alpha_", 0.5, "is 0.5, not one of params.alphas"),
+    ("gcv_values_", [1.0], "has 1 values, expected 3"),
+    ("dof_", "x", "must be a list of numbers"),
+    ("best_score_", None, "must be a finite number"),
+])
+def test_damaged_cv_model_files_name_the_field(tmp_path, field, value, message):
+    from sklearn.datasets import load_iris
+
+    from gramfree import load
+
+    X, y = load_iris(return_X_y=True)
+    KernelClassifierCV(gamma=0.5, alphas=[1e-2, 0.1, 1.0]).fit(X, y).save(tmp_path / "m.gf")
+
+    def edit(meta):
+        meta["attributes"][field] = value
+
+    _rewrite_attributes(tmp_path / "m.gf", tmp_path / "bad.gf", edit)
+    with pytest.raises(ValueError, match=f"attributes.{field}' {message}"):
+        load(tmp_path / "bad.gf")

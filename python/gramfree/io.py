@@ -94,13 +94,24 @@ def _fitted_solvers() -> tuple[str, ...]:
 
 
 def _estimator_classes() -> dict[str, type]:
-    from .estimators import KernelClassifier, KernelRegressor
+    from .estimators import (KernelClassifier, KernelClassifierCV, KernelRegressor,
+                             KernelRegressorCV)
     from .pathkernel import PathKernelClassifier, PathKernelRegressor
 
     return {
         c.__name__: c
-        for c in (KernelRegressor, KernelClassifier, PathKernelRegressor, PathKernelClassifier)
+        for c in (KernelRegressor, KernelClassifier, PathKernelRegressor, PathKernelClassifier,
+                  KernelRegressorCV, KernelClassifierCV)
     }
+
+
+# What the alpha-path estimators (KernelRegressorCV, KernelClassifierCV) add to a kernel
+# machine's attributes: the chosen alpha and the criterion along the candidates.
+_ALPHA_PATH_ATTRIBUTES = ("alpha_", "gcv_values_", "dof_", "best_score_")
+
+
+def _is_alpha_path(estimator) -> bool:
+    return hasattr(type(estimator), "_fit_path")
 
 
 _KERNEL_CLASSES = {cls.__name__: cls for cls in _kernels.KERNEL_CLASSES}
@@ -211,6 +222,8 @@ def _encode_param(value: Any) -> Any:
         return "inf"
     if isinstance(value, dict):  # class_weight: JSON objects would turn int keys into str
         return {"__dict__": [[_encode_param(k), _encode_param(v)] for k, v in value.items()]}
+    if isinstance(value, (list, tuple, np.ndarray)):  # alphas: a JSON list of numbers
+        return [_encode_param(v) for v in np.asarray(value, dtype=np.float64).ravel()]
     return value
 
 
@@ -325,6 +338,14 @@ def _kernel_machine_state(estimator) -> tuple[dict, dict]:
         "y_1d": bool(getattr(estimator, "_y_1d", True)),
     }
     arrays.update(_center_records(estimator))
+    if _is_alpha_path(estimator):
+        attributes.update(
+            alpha_=float(estimator.alpha_),
+            # An alpha whose degrees of freedom reach n has GCV +inf (JSON has no inf).
+            gcv_values_=[float(v) if np.isfinite(v) else "inf" for v in estimator.gcv_values_],
+            dof_=[float(v) for v in estimator.dof_],
+            best_score_=float(estimator.best_score_),
+        )
     return arrays, attributes
 
 
@@ -745,7 +766,9 @@ def _target_columns(est, y_1d: bool) -> tuple[int | None, str]:
 
 def _restore_kernel_machine(est, arrays: dict, attrs: dict) -> None:
     _check_keys(arrays, ("centers", "dual_coef"), _CENTER_RECORDS, where="the arrays")
-    _check_keys(attrs, _KERNEL_MACHINE_ATTRIBUTES, where="field 'attributes'")
+    alpha_path = _is_alpha_path(est)
+    _check_keys(attrs, _KERNEL_MACHINE_ATTRIBUTES + (_ALPHA_PATH_ATTRIBUTES if alpha_path else ()),
+                where="field 'attributes'")
     n_features = _check_int(attrs["n_features_in_"], "attributes.n_features_in_", minimum=1)
     y_1d = _check_bool(attrs["y_1d"], "attributes.y_1d")
     centers = _check_array(arrays["centers"], "centers", dtypes=_FLOATS, shape=(None, n_features),
@@ -775,6 +798,32 @@ def _restore_kernel_machine(est, arrays: dict, attrs: dict) -> None:
         est._y_1d = y_1d
     for name, value in records.items():
         setattr(est, name, value)
+    if alpha_path:
+        _restore_alpha_path(est, attrs)
+
+
+def _restore_alpha_path(est, attrs: dict) -> None:
+    """alpha_ among the stored candidates, and the criterion's value for each of them."""
+    if not isinstance(est.alphas, list) or not est.alphas:
+        raise _field_error("params.alphas", "must be a non-empty list of numbers")
+    alphas = np.asarray(_check_numbers(est.alphas, "params.alphas"))
+    k = len(alphas)
+    alpha = _check_number(attrs["alpha_"], "attributes.alpha_", minimum=0)
+    if not np.any(alphas == alpha):
+        raise _field_error("attributes.alpha_", f"is {alpha!r}, not one of params.alphas")
+    est.alpha_ = alpha
+    gcv = attrs["gcv_values_"]
+    if isinstance(gcv, list):
+        gcv = [math.inf if v == "inf" else v for v in gcv]
+        finite = [v for v in gcv if v != math.inf]
+        _check_numbers(finite, "attributes.gcv_values_")
+        if len(gcv) != k:
+            raise _field_error("attributes.gcv_values_", f"has {len(gcv)} values, expected {k}")
+    else:
+        _check_numbers(gcv, "attributes.gcv_values_")
+    est.gcv_values_ = np.asarray(gcv, dtype=np.float64)
+    est.dof_ = np.asarray(_check_numbers(attrs["dof_"], "attributes.dof_", length=k))
+    est.best_score_ = _check_number(attrs["best_score_"], "attributes.best_score_")
 
 
 # Optional arrays tracing the centres to training examples (explain); absent from the

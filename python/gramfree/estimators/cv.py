@@ -142,34 +142,6 @@ class _AlphaPathMixin(KernelMachineMixin):
         raise TypeError("compress: fit the plain estimator with alpha=alpha_ and the same "
                         "kernel, and compress that model")
 
-    def save(self, path) -> None:
-        """Not available yet: the model file holds the plain estimators; refit one with
-        ``alpha=model.alpha_`` to save.
-
-        Parameters
-        ----------
-        path : str or os.PathLike
-            File that would be written.
-
-        Raises
-        ------
-        TypeError
-            Always.
-
-        Examples
-        --------
-        >>> from sklearn.datasets import load_iris
-        >>> from gramfree import KernelClassifierCV
-        >>> X, y = load_iris(return_X_y=True)
-        >>> clf = KernelClassifierCV(gamma=0.5, alphas=[1e-2, 0.1, 1.0]).fit(X, y)
-        >>> clf.save("model.npz")
-        Traceback (most recent call last):
-            ...
-        TypeError: save: KernelClassifierCV cannot be saved yet; ...
-        """
-        raise TypeError(f"save: {type(self).__name__} cannot be saved yet; refit the plain "
-                        "estimator with alpha=alpha_ and the same kernel")
-
 
 class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
     """Kernel ridge regression with ``alpha`` chosen by generalised cross-validation.
