@@ -8,10 +8,21 @@ import os as _os
 
 # Idle OpenMP workers spin after each parallel region by default, and on a machine with few
 # cores they starve the BLAS calls that solvers (and callers) make between operator calls:
-# seen as a several-fold slowdown of the test suite on 2 cores. Waiting
-# passively costs a few microseconds per region, whose work is milliseconds. A value the
-# user set is kept. Must happen before the native module loads libgomp.
-_os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# 1.5x on a loop of operator passes and dense solves and on a Nystrom-PCG fit
+# (benchmarks/bench_wait_policy.py, 2 cores). Waiting passively costs a few microseconds
+# per region, whose work is milliseconds. libgomp reads the policy once, when it loads: so
+# the variable is set only while the native module (and with it libgomp) loads, then the
+# environment is restored; the process and its children see what the user set. A value
+# the user set is kept.
+_WAIT_POLICY_SET = "OMP_WAIT_POLICY" not in _os.environ
+if _WAIT_POLICY_SET:
+    _os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+try:
+    from . import _core  # noqa: E402,F401  (loads libgomp)
+finally:
+    if _WAIT_POLICY_SET:
+        del _os.environ["OMP_WAIT_POLICY"]
+del _WAIT_POLICY_SET
 
 from . import kernels  # noqa: E402
 from ._config import config, show_config  # noqa: E402

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import math
 import numbers
-import sys
 import time
 import warnings
 from dataclasses import fields
@@ -23,6 +22,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from .._log import say, verbose_output
 from ..device import resolve_device
 from ..kernels import KERNEL_NAMES, Kernel, get_kernel
 from .._threads import blas_threads
@@ -199,7 +199,7 @@ class KernelMachineMixin(BaseEstimator):
     def _fit_targets(self, X: np.ndarray, Y: np.ndarray, sample_weight) -> None:
         """Solve for Y (n x t, X's dtype) and set the fitted attributes; BLAS runs on the
         threads n_jobs asks for (gramfree._threads.blas_threads)."""
-        with blas_threads(self.n_jobs):
+        with blas_threads(self.n_jobs), verbose_output(self.verbose):
             self._fit_targets_in(X, Y, sample_weight)
 
     def _fit_targets_in(self, X: np.ndarray, Y: np.ndarray, sample_weight) -> None:
@@ -227,7 +227,7 @@ class KernelMachineMixin(BaseEstimator):
         if warm is not None and solver == "auto":  # continue the previous iterative solver
             solver = warm.solver
         if self.verbose:
-            print(f"[{type(self).__name__}] solver={solver} n_samples={n}", file=sys.stderr)
+            say(f"[{type(self).__name__}] solver={solver} n_samples={n}")
         start = time.perf_counter()
         if given is not None and solver == "direct":
             raise ValueError("centers: solver='direct' uses every training point as a centre; "
@@ -374,11 +374,8 @@ class KernelMachineMixin(BaseEstimator):
         self.loss_curve_ = result.loss_curve
         self.solver_info_ = dict(result.info, kernel_dtype=problem.kernel_dtype.name)
         if self.verbose:
-            print(
-                f"[{type(self).__name__}] {solver}: {result.n_iter} iteration(s), "
-                f"{self.centers_.shape[0]} centres, {self.fit_time_:.2f} s",
-                file=sys.stderr,
-            )
+            say(f"[{type(self).__name__}] {solver}: {result.n_iter} iteration(s), "
+                f"{self.centers_.shape[0]} centres, {self.fit_time_:.2f} s")
 
     # -- prediction --------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ from scipy.special import expit, log_expit, log_softmax, softmax
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import pairwise_distances_argmin
 
+from .._log import verbose_output
 from .._threads import blas_threads
 
 from ..device import resolve_device
@@ -59,7 +60,7 @@ def fit_logistic(estimator, X: np.ndarray, codes: np.ndarray, n_classes: int,
                  sample_weight) -> None:
     """Fit ``estimator`` (a KernelClassifier with loss="logistic") on class codes; BLAS
     runs on the threads n_jobs asks for."""
-    with blas_threads(estimator.n_jobs):
+    with blas_threads(estimator.n_jobs), verbose_output(estimator.verbose):
         _fit_logistic(estimator, X, codes, n_classes, sample_weight)
 
 

@@ -5,13 +5,13 @@ one Nystrom fit."""
 from __future__ import annotations
 
 import numbers
-import sys
 import time
 
 import numpy as np
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
+from .._log import say, verbose_output
 from .._threads import blas_threads
 from ..device import resolve_device
 from ..solvers._common import Problem
@@ -105,8 +105,9 @@ class _AlphaPathMixin(KernelMachineMixin):
         self.best_score_ = -float(path.gcv[path.best])
         self.solver_info_ = dict(path.info, alphas=alphas.tolist())
         if self.verbose:
-            print(f"[{type(self).__name__}] {m} centres, alpha_={self.alpha_:g} of "
-                  f"{len(alphas)}, {self.fit_time_:.2f} s", file=sys.stderr)
+            with verbose_output(True):
+                say(f"[{type(self).__name__}] {m} centres, alpha_={self.alpha_:g} of "
+                    f"{len(alphas)}, {self.fit_time_:.2f} s")
 
     def compress(self, n_centers, X=None, y=None, sample_weight=None):
         """Not available: refit the plain estimator with ``alpha=model.alpha_`` and

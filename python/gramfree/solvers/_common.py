@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from .._log import say
 from .. import _core
 from ..kernels import Kernel
 from ..operators import KernelOperator, _n_threads, _native
@@ -132,13 +133,13 @@ class Progress:
             self.bar.update(1)
             self.bar.set_postfix_str(f"objective={loss:.6g} {extra}".strip())
         else:
-            print(f"[{self.desc}] iter {it}: objective={loss:.6g} {extra}".rstrip(), file=sys.stderr)
+            say(f"[{self.desc}] iter {it}: objective={loss:.6g} {extra}".rstrip())
 
     def close(self, message: str = "") -> None:
         if self.bar is not None:
             self.bar.close()
         if self.verbose and message:
-            print(f"[{self.desc}] {message}", file=sys.stderr)
+            say(f"[{self.desc}] {message}")
 
 
 Callback = Callable[[int, float], None]

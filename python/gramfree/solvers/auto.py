@@ -32,13 +32,13 @@ not choose it.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
 
+from .._log import say
 from ._common import Problem, SolverResult
 from ._common import physical_bytes as _physical_bytes
 from .direct import refinement_budget, solve_direct
@@ -200,7 +200,7 @@ def solve_auto(
     def say(message: str) -> None:
         log["steps"].append(message)
         if verbose:
-            print(f"[auto] {message}", file=sys.stderr, flush=True)
+            say(f"[auto] {message}")
 
     direct_s, direct_b = costs.direct()
     direct_ok = direct_b <= memory
@@ -317,7 +317,7 @@ def solve_nystrom_choice(problem, centers, *, max_iter, tol, verbose) -> SolverR
            "steps": [f"{name}: {m} centres given; est. " + ", ".join(
                f"{k} {v:.2g} s" for k, v in estimates.items())]}
     if verbose:
-        print(f"[auto] {log['steps'][0]}", file=sys.stderr, flush=True)
+        say(f"[auto] {log['steps'][0]}")
     result = run_nystrom(problem, centers, name, max_iter=max_iter, tol=tol, verbose=verbose)
     return _finish(result, result.info["solver"], log)
 

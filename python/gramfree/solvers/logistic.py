@@ -50,7 +50,6 @@ so k classes use "centres" with one factor.
 from __future__ import annotations
 
 import math
-import sys
 import time
 from dataclasses import replace
 

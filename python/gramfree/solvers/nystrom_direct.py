@@ -33,12 +33,12 @@ its Cholesky), so the float32 pass is never the less accurate of the two.
 from __future__ import annotations
 
 import math
-import sys
 import time
 
 import numpy as np
 from scipy.linalg import blas
 
+from .._log import say
 from ..linalg import cholesky, jittered_cholesky, solve_triangular
 from ..operators import KernelOperator
 from ._common import Problem, SolverResult
@@ -247,8 +247,7 @@ def solve_nystrom_direct(
             if failure is not None:
                 info.update(gram_dtype="float64", float32_rejected=failure)
                 if verbose:
-                    print(f"[nystrom-direct] float32 Gram rejected ({failure}): a float64 "
-                          "pass", file=sys.stderr)
+                    say(f"[nystrom-direct] float32 Gram rejected ({failure}): a float64 pass")
         if failure is not None:
             coef, objective, inner_jitter, failure = whitened_gram_solve(np.float64)
             info.setdefault("gram_dtype", "float64")
@@ -256,15 +255,14 @@ def solve_nystrom_direct(
     if failure is not None:
         info.update(fallback="whitened features", fallback_reason=failure)
         if verbose:
-            print(f"[nystrom-direct] {failure}: a pass on whitened features",
-                  file=sys.stderr)
+            say(f"[nystrom-direct] {failure}: a pass on whitened features")
         S, rhs = _gram_pass(problem, C64, rows_of(np.float64), L=L)
         pass_time = time.perf_counter() - start
         coef, objective, inner_jitter, failure = attempt(S, rhs)
         del S
     if failure is not None:
         if verbose:
-            print(f"[nystrom-direct] {failure}: nystrom-pcg instead", file=sys.stderr)
+            say(f"[nystrom-direct] {failure}: nystrom-pcg instead")
         result = solve_nystrom_pcg(problem, centers, max_iter=max_iter or 100, tol=tol,
                                    verbose=verbose)
         result.info.update(fallback="nystrom-pcg", fallback_reason=failure,
@@ -272,11 +270,8 @@ def solve_nystrom_direct(
         return result
     seconds = time.perf_counter() - start
     if verbose:
-        print(
-            f"[nystrom-direct] {M} centres, one pass over {n} rows in {pass_time:.2f} s, "
-            f"solve {seconds - pass_time:.2f} s, jitter {jitter:g}",
-            file=sys.stderr,
-        )
+        say(f"[nystrom-direct] {M} centres, one pass over {n} rows in {pass_time:.2f} s, "
+            f"solve {seconds - pass_time:.2f} s, jitter {jitter:g}")
     return SolverResult(
         centers=centers,
         coef=coef.astype(X.dtype),

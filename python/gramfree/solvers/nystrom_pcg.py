@@ -10,11 +10,11 @@ every iterate comes for free from the CG quantities (see ``_objective``).
 
 from __future__ import annotations
 
-import sys
 import time
 
 import numpy as np
 
+from .._log import say
 from .._threads import small_blas
 from ..linalg import jittered_cholesky, lower_gram, solve_triangular
 from ._common import Monitor, Problem, Progress, SolverResult
@@ -70,11 +70,8 @@ def solve_nystrom_pcg(
     del inner
     precond_time = time.perf_counter() - start
     if verbose:
-        print(
-            f"[nystrom-pcg] preconditioner: {M} centres, {pdtype.name}, jitter {jitter:g}, "
-            f"{precond_time:.1f} s",
-            file=sys.stderr,
-        )
+        say(f"[nystrom-pcg] preconditioner: {M} centres, {pdtype.name}, jitter {jitter:g}, "
+            f"{precond_time:.1f} s")
 
     def precond(beta: np.ndarray) -> np.ndarray:
         # T^-1 A^-1 beta with T = L^T, A = LA^T (upper triangular).
