@@ -497,7 +497,7 @@ class _PathKernelBase(BaseEstimator):
         (with sample weights: times -lr w_i / (B mean(w))), summed over the steps whose
         batch held i. A self-check compares, per step and
         query, the network's actual change with the quadrature; where they differ by more
-        than ``tol`` (relative to max |f|) the segment is halved, up to 8 times. The worst
+        than ``tol`` (relative to ``max |f|``) the segment is halved, up to 8 times. The worst
         remaining residual of the step sums is ``decomposition_error_``.
 
         ``quadrature=1`` uses the start of each step only (TracIn's first-order term): an
@@ -822,7 +822,7 @@ class PathKernelRegressor(RegressorMixin, _PathKernelBase):
     quadrature : int, default=4
         Gauss-Legendre nodes per step segment for decompose (1: start of step only).
     tol : float, default=1e-12
-        Per-step self-check tolerance of decompose, relative to max |f|.
+        Per-step self-check tolerance of decompose, relative to ``max |f|``.
     checkpoint_every : int or None, default=None
         Also keep the parameters every this many steps: memory ceil(n_steps / c) * P
         float64 values; lets tangent_kernel start its replay there and lets decompose run
@@ -1006,7 +1006,7 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
     quadrature : int, default=4
         Gauss-Legendre nodes per step segment for decompose (1: start of step only).
     tol : float, default=1e-12
-        Per-step self-check tolerance of decompose, relative to max |f|.
+        Per-step self-check tolerance of decompose, relative to ``max |f|``.
     checkpoint_every : int or None, default=None
         Also keep the parameters every this many steps: memory ceil(n_steps / c) * P
         float64 values; lets tangent_kernel start its replay there and lets decompose run

@@ -13,13 +13,26 @@ class PathDecomposition:
     """``output = initial + contributions.sum(axis=1) + reg`` (the network's pre-activation
     output, to ~1e-9 relative in float64).
 
-    initial:        (q,) or (q, k)       b(X), the network at its starting point
-    contributions:  (q, n) or (q, n, k)  C[x, i], training example i's share of the change
-    reg:            (q,) or (q, k)       weight decay's share (zero without an L2 penalty)
-    output:         (q,) or (q, k)       the trained network's output, computed directly
-    path_norm:      (n,)                 sqrt(sum over i's steps of lr/B ||grad loss_i(w_t)||^2)
-    step_residual:  worst per-step self-check residual, relative to max |f| (see
-                    PathKernelRegressor.decompose)
+    Attributes
+    ----------
+    initial : ndarray of shape (q,) or (q, k)
+        ``b(X)``, the network at its starting point.
+    contributions : ndarray of shape (q, n) or (q, n, k)
+        ``C[x, i]``, training example i's share of the change.
+    reg : ndarray of shape (q,) or (q, k)
+        Weight decay's share (zero without an L2 penalty).
+    output : ndarray of shape (q,) or (q, k)
+        The trained network's output, computed directly.
+    path_norm : ndarray of shape (n,)
+        ``sqrt(sum over i's steps of lr / (B mean(w)) ||w_i grad loss_i(w_t)||^2)``: the
+        norm of what example i pushed with (its sample weight included).
+    step_residual : float
+        Worst per-step self-check residual, relative to ``max |f|`` (see
+        PathKernelRegressor.decompose).
+    refined_segments : int
+        (query, step) pairs whose segment the self-check halved.
+    relu_pieces : int
+        Pieces the ReLU segments were split into.
     """
 
     initial: np.ndarray
@@ -37,7 +50,7 @@ class PathDecomposition:
 
     @property
     def reconstruction_error(self) -> float:
-        """max |reconstruction - output| / max |output|."""
+        """``max |reconstruction - output| / max |output|``."""
         scale = max(float(np.max(np.abs(self.output), initial=0.0)), np.finfo(float).tiny)
         return float(np.max(np.abs(self.reconstruction - self.output), initial=0.0) / scale)
 
