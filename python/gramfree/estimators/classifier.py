@@ -3,7 +3,11 @@ Falkon and EigenPro classify), without the n x n matrix."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils._param_validation import StrOptions
@@ -14,6 +18,9 @@ from sklearn.utils.multiclass import check_classification_targets
 from ._base import KernelMachineMixin
 from ._logistic import fit_logistic, probabilities
 from .explain import ExplainMixin
+
+if TYPE_CHECKING:  # typing.Self is Python 3.11+
+    from typing_extensions import Self
 
 
 def class_targets(estimator, X, y, sample_weight):
@@ -45,7 +52,13 @@ def class_targets(estimator, X, y, sample_weight):
 class ClassScores:
     """Scores and labels from the fitted one-vs-rest (or +-1) kernel machine."""
 
-    def decision_function(self, X):
+    classes_: np.ndarray  # set by fit
+
+    # The kernel machine's scores (KernelMachineMixin._decision); declared, not defined,
+    # so that the mixin's method is the one found after this class in the MRO.
+    _decision: Callable[[Any], np.ndarray]
+
+    def decision_function(self, X: ArrayLike) -> Any:
         """Scores of the classes for X.
 
         Parameters
@@ -73,10 +86,12 @@ class ClassScores:
         >>> bool((clf.predict(X[300:]) == (scores > 0)).all())
         True
         """
-        out = self._decision(X)
+        from .. import _dask
+
+        out = _dask.decision(self, X) if _dask.is_dask_collection(X) else self._decision(X)
         return out[:, 0] if len(self.classes_) == 2 else out
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> Any:
         """Predicted class labels for X: the sign (two classes) or argmax of the scores.
 
         Parameters
@@ -100,7 +115,11 @@ class ClassScores:
         >>> bool((clf.predict(X[500:]) == y[500:]).mean() > 0.9)
         True
         """
+        from .. import _dask
+
         scores = self.decision_function(X)
+        if _dask.is_dask_collection(scores):
+            return _dask.labels(self.classes_, scores)
         if len(self.classes_) == 2:
             return self.classes_[(scores > 0).astype(int)]
         return self.classes_[np.argmax(scores, axis=1)]
@@ -332,7 +351,7 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
         self.class_weight = class_weight
         self.loss = loss
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
         """Fit the classifier on X and class labels y.
 
         Each sample is weighted by ``sample_weight`` times its class's ``class_weight``.
@@ -340,7 +359,9 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training points (float64 or float32; the model keeps the dtype).
+            Training points (float64 or float32; the model keeps the dtype). A row-chunked
+            dask array (with y and sample_weight in memory or dask) is fitted by
+            Nystrom-PCG on the dask workers: :mod:`gramfree._dask`.
         y : array-like of shape (n_samples,)
             Class labels: at least two classes.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -361,6 +382,10 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
         array([0, 1, 2, 3, 4, 5, 6, 7, 8, 9])
         """
         self._validate_params()
+        from .. import _dask
+
+        if _dask.is_dask_collection(X, y, sample_weight):
+            return _dask.fit(self, X, y, sample_weight, classify=True)
         X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=False)
         classes, Y, sample_weight = class_targets(self, X, y, sample_weight)
         if (self.warm_start and hasattr(self, "dual_coef_")
@@ -379,7 +404,7 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
         return self
 
     @available_if(lambda self: self.loss == "logistic")
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> Any:
         """Class probabilities for X (``loss="logistic"`` only).
 
         The sigmoid of the logit for two classes, the softmax of the logits otherwise.
@@ -407,10 +432,14 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
         >>> clf.classes_[proba.argmax(axis=1)]
         array([0, 0, 0])
         """
+        from .. import _dask
+
+        if _dask.is_dask_collection(X):  # a dask array, block by block
+            return _dask.probabilities(self.decision_function(X))
         return probabilities(self.decision_function(X))
 
     @available_if(lambda self: self.loss == "logistic")
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: ArrayLike) -> Any:
         """Logarithms of :meth:`predict_proba` (``loss="logistic"`` only).
 
         Computed without forming the probabilities, so exact where they round to 0 or 1.
@@ -436,4 +465,8 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
         >>> bool(np.allclose(np.exp(log_proba), clf.predict_proba(X[:3])))
         True
         """
+        from .. import _dask
+
+        if _dask.is_dask_collection(X):
+            return _dask.probabilities(self.decision_function(X), log=True)
         return probabilities(self.decision_function(X), log=True)

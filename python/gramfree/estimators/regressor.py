@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import RegressorMixin
 
 from ._base import KernelMachineMixin
 from .explain import ExplainMixin
+
+if TYPE_CHECKING:  # typing.Self is Python 3.11+
+    from typing_extensions import Self
 
 
 class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
@@ -147,13 +153,15 @@ class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
     True
     """
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
         """Fit the model on X and y.
 
         Parameters
         ----------
         X : array-like of shape (n_samples, n_features)
-            Training points (float64 or float32; the model keeps the dtype).
+            Training points (float64 or float32; the model keeps the dtype). A row-chunked
+            dask array (with y and sample_weight in memory or dask) is fitted by
+            Nystrom-PCG on the dask workers: :mod:`gramfree._dask`.
         y : array-like of shape (n_samples,) or (n_samples, n_targets)
             Targets.
         sample_weight : array-like of shape (n_samples,), default=None
@@ -174,6 +182,10 @@ class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
         ('direct', 442)
         """
         self._validate_params()
+        from .. import _dask
+
+        if _dask.is_dask_collection(X, y, sample_weight):
+            return _dask.fit(self, X, y, sample_weight, classify=False)
         X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=True)
         y = np.asarray(y)
         Y = np.ascontiguousarray(y.reshape(X.shape[0], -1), dtype=X.dtype)
@@ -182,7 +194,7 @@ class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
         self._record_center_targets(y)
         return self
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> Any:
         """Predict targets for X.
 
         Parameters
@@ -206,7 +218,9 @@ class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
         >>> bool(model.score(X[300:], y[300:]) > 0.3)
         True
         """
-        out = self._decision(X)
+        from .. import _dask
+
+        out = _dask.decision(self, X) if _dask.is_dask_collection(X) else self._decision(X)
         return out[:, 0] if self._y_1d else out
 
     def _copy_target_info(self, other) -> None:

@@ -11,6 +11,7 @@ every iterate comes for free from the CG quantities (see ``_objective``).
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import numpy as np
 
@@ -40,14 +41,51 @@ def solve_nystrom_pcg(
     (iteration, coefficients) after every iteration; True stops CG there
     (:class:`gramfree.solvers._common.Monitor`)."""
     X, Y = problem.X, problem.Y
-    dtype = X.dtype
-    M = centers.shape[0]
-    s = problem.weight_sum
-    lam = problem.alpha / s
     w = problem.sample_weight
-    pdtype = np.dtype(dtype if precond_dtype is None else precond_dtype)
+    pdtype = np.dtype(X.dtype if precond_dtype is None else precond_dtype)
     if pdtype not in (np.float32, np.float64):
         raise ValueError(f"precond_dtype: expected float32 or float64, got {pdtype}")
+    op = problem.operator(X, centers)
+    Wy = Y if w is None else Y * w[:, None]
+    yWy = float(np.sum((Y.astype(np.float64) ** 2) * (1.0 if w is None else w[:, None])))
+
+    def normal_pass(p: np.ndarray) -> np.ndarray:
+        return op.normal_matvec(p, sample_weight=w).astype(np.float64)
+
+    return falkon_cg(
+        problem.operator(centers).to_dense(), normal_pass,
+        op.rmatmat(Wy).astype(np.float64), yWy, problem.weight_sum, problem.alpha,
+        centers=centers, dtype=X.dtype, precond_dtype=pdtype, max_iter=max_iter, tol=tol,
+        verbose=verbose, initial_coef=initial_coef, monitor=monitor)
+
+
+def falkon_cg(
+    kmm: np.ndarray,
+    normal_pass: Callable[[np.ndarray], np.ndarray],
+    KtWy: np.ndarray,
+    yWy: float,
+    weight_sum: float,
+    alpha: float,
+    *,
+    centers: np.ndarray,
+    dtype,
+    precond_dtype,
+    max_iter: int,
+    tol: float,
+    verbose: int | bool = False,
+    initial_coef: np.ndarray | None = None,
+    monitor: Monitor | None = None,
+    desc: str = "nystrom-pcg",
+) -> SolverResult:
+    """Falkon's preconditioned CG, whatever computes the passes over the data: the
+    in-process operator (:func:`solve_nystrom_pcg`) or dask's workers
+    (:mod:`gramfree._dask`). ``kmm``: K(C, C) (M x M, overwritten); ``normal_pass(p)``:
+    ``K_nM^T W K_nM p`` (float64, p in ``dtype``); ``KtWy``: ``K_nM^T W y`` (M x t,
+    float64); ``yWy``: ``y^T W y``; ``weight_sum``: ``sum w``."""
+    M = centers.shape[0]
+    s = weight_sum
+    lam = alpha / s
+    pdtype = np.dtype(precond_dtype)
 
     # Preconditioner: two M x M Choleskys and the product between them, all in place or
     # into one new matrix (at most two M x M matrices alive), with gramfree.linalg's
@@ -58,7 +96,7 @@ def solve_nystrom_pcg(
     # the ridge term, so the penalty becomes alpha (a^T K_MM a + jitter * scale * |a|^2).
     # Fashion-MNIST at M = 25000 (rbf, gamma = 0.02) needed none in float32.
     start = time.perf_counter()
-    kmm = problem.operator(centers).to_dense().astype(pdtype, copy=False)
+    kmm = kmm.astype(pdtype, copy=False)
     L, jitter = jittered_cholesky(kmm, overwrite=True)  # L L^T = K_MM: Falkon's T is L^T
     del kmm  # L is kmm's memory
     inner = lower_gram(L)  # T T^T
@@ -70,7 +108,7 @@ def solve_nystrom_pcg(
     del inner
     precond_time = time.perf_counter() - start
     if verbose:
-        say(f"[nystrom-pcg] preconditioner: {M} centres, {pdtype.name}, jitter {jitter:g}, "
+        say(f"[{desc}] preconditioner: {M} centres, {pdtype.name}, jitter {jitter:g}, "
             f"{precond_time:.1f} s")
 
     def precond(beta: np.ndarray) -> np.ndarray:
@@ -81,20 +119,16 @@ def solve_nystrom_pcg(
         # A^-T T^-T v.
         return solve_triangular(LA, solve_triangular(L, v))
 
-    op = problem.operator(X, centers)
-
     def linop(beta: np.ndarray) -> np.ndarray:
         v = solve_triangular(LA, beta, trans=True)  # A^-1 beta
         p = solve_triangular(L, v, trans=True).astype(dtype)  # T^-1 v
-        c = op.normal_matvec(p, sample_weight=w).astype(np.float64)
+        c = normal_pass(p)
         return solve_triangular(LA, solve_triangular(L, c) / s + lam * v)
 
-    Wy = Y if w is None else Y * w[:, None]
-    rhs = precond_t(op.rmatmat(Wy).astype(np.float64)) / s
-    yWy = float(np.sum((Y.astype(np.float64) ** 2) * (1.0 if w is None else w[:, None])))
+    rhs = precond_t(KtWy) / s
 
     # Conjugate gradient, one independent CG per output column (vectorised).
-    t = Y.shape[1]
+    t = KtWy.shape[1]
     if initial_coef is None:
         beta = np.zeros((M, t))
         r = rhs.copy()
@@ -106,7 +140,7 @@ def solve_nystrom_pcg(
     rhs_norm = np.sqrt(np.einsum("ij,ij->j", rhs, rhs))
     rhs_norm[rhs_norm == 0] = 1.0
     loss_curve: list[float] = []
-    progress = Progress(verbose, max_iter, "nystrom-pcg")
+    progress = Progress(verbose, max_iter, desc)
     converged = bool(np.all(np.sqrt(rr) <= tol * rhs_norm))
     n_iter = 0
     stopped = False

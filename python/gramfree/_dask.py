@@ -1,0 +1,488 @@
+"""Kernel machines on dask arrays: Nystrom-PCG whose passes over the data run where the
+data's chunks live (dask.distributed workers, or dask's local scheduler), and prediction
+block by block. The fitted model is the ordinary in-memory one (``centers_``,
+``dual_coef_``): pickle, ``save`` and in-process ``predict`` work on it unchanged.
+
+Per CG iteration the client sends the M x t direction to the workers and each row chunk
+returns one M x t partial sum ``K_cM^T W_c K_cM p`` (a tree reduction adds them): the rows
+stay where X's graph puts them (persisted on the workers, or read there from files); only
+the centres' rows are gathered, once, chosen on the client from the chunk sizes. The
+preconditioner and CG loop are the in-process solver's
+(:func:`gramfree.solvers.nystrom_pcg.falkon_cg`) with the pass over the data as
+``normal_pass``: the same iterates up to the order of the sums.
+
+dask is an optional extra (``pip install gramfree[dask]``): nothing here imports it until
+an estimator is handed a dask collection.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import types
+import warnings
+
+import numpy as np
+
+from .operators import KernelOperator
+
+# The centres a dask fit draws when neither n_centers nor centers is given: the number
+# solver="auto" starts its growing loop from (gramfree.solvers.auto.MIN_CENTERS), at most n.
+DEFAULT_CENTERS = 1000
+DEFAULT_MAX_ITER = 100
+
+
+def is_dask_collection(*arrays) -> bool:
+    """True when any argument is a dask collection (without importing dask otherwise)."""
+    if "dask" not in sys.modules:
+        return False
+    import dask
+
+    return any(a is not None and dask.is_dask_collection(a) for a in arrays)
+
+
+# -- validation ------------------------------------------------------------------------
+
+
+def _as_dask_rows(A, name: str, *, known_rows: bool = True):
+    """A dask array from a dask array or dask DataFrame/Series (row lengths computed)."""
+    import dask.array as da
+
+    if not isinstance(A, da.Array) and hasattr(A, "to_dask_array"):
+        A = A.to_dask_array(lengths=True)
+    if not isinstance(A, da.Array):
+        raise TypeError(f"{name}: expected a dask array (as the other arguments are), got "
+                        f"{type(A).__name__}")
+    if known_rows and any(np.isnan(c) for c in A.chunks[0]):
+        raise ValueError(f"{name}: its chunk sizes are unknown; call "
+                         f"{name}.compute_chunk_sizes() first")
+    return A
+
+
+def check_X(X, *, n_features: int | None = None):
+    """X as a 2-d float32/float64 dask array chunked by rows only (columns in one chunk).
+    Integers and booleans become float64, as scikit-learn's validate_data does. Values
+    are checked lazily, in the first pass over the data."""
+    X = _as_dask_rows(X, "X", known_rows=n_features is None)  # predict: any row chunks
+    if X.ndim != 2:
+        raise ValueError(f"X: expected a 2-d array, got {X.ndim} dimension(s) (shape "
+                         f"{X.shape})")
+    kind = X.dtype.kind
+    if kind in "biu":
+        X = X.astype(np.float64)
+    elif X.dtype not in (np.float32, np.float64):
+        raise ValueError(f"X: dtype must be float32 or float64 (or integer), got {X.dtype}")
+    if X.shape[0] == 0 or X.shape[1] == 0:  # (nan rows: unknown, not empty)
+        raise ValueError(f"X: empty array of shape {X.shape}")
+    if n_features is not None and X.shape[1] != n_features:
+        raise ValueError(f"X: has {X.shape[1]} features, but the model was fitted with "
+                         f"{n_features}")
+    if X.numblocks[1] != 1:
+        X = X.rechunk({1: -1})
+    return X
+
+
+def _rows_like(X, A, name: str, *, ndims=(1,)):
+    """``A`` (dask or in-memory) as a dask array with X's row chunks, one column chunk."""
+    import dask.array as da
+
+    if is_dask_collection(A):
+        A = _as_dask_rows(A, name)
+    else:
+        A = np.asarray(A)
+    if A.ndim not in ndims:
+        raise ValueError(f"{name}: expected a {' or '.join(f'{k}-d' for k in ndims)} array, "
+                         f"got {A.ndim} dimension(s)")
+    if A.shape[0] != X.shape[0]:
+        raise ValueError(f"{name}: has {A.shape[0]} rows, X has {X.shape[0]}")
+    chunks = (X.chunks[0],) + tuple((s,) for s in A.shape[1:])
+    if isinstance(A, np.ndarray):
+        return da.from_array(A, chunks=chunks)
+    return A.rechunk(chunks) if A.chunks != chunks else A
+
+
+def _check_weights(X, sample_weight):
+    if sample_weight is None:
+        return None
+    w = _rows_like(X, sample_weight, "sample_weight")
+    if w.dtype.kind not in "biuf":
+        raise ValueError(f"sample_weight: dtype must be numeric, got {w.dtype}")
+    return w.astype(X.dtype)
+
+
+# -- targets -----------------------------------------------------------------------------
+
+
+def _regression_targets(X, y):
+    y = _rows_like(X, y, "y", ndims=(1, 2))
+    if y.dtype.kind not in "biuf":
+        raise ValueError(f"y: dtype must be numeric, got {y.dtype}")
+    Y = y[:, None] if y.ndim == 1 else y
+    return y, Y.astype(X.dtype)
+
+
+def _class_block(yb, classes, dtype):
+    codes = np.searchsorted(classes, yb)
+    if len(classes) == 2:
+        return (2.0 * codes - 1.0).astype(dtype)[:, None]
+    Y = np.zeros((len(yb), len(classes)), dtype=dtype)
+    Y[np.arange(len(yb)), codes] = 1.0
+    return Y
+
+
+def _weight_block(yb, classes, per_class):
+    return per_class[np.searchsorted(classes, yb)]
+
+
+def _classification_targets(estimator, X, y, w):
+    """``(y, classes, Y, w)``: +-1 or one-hot targets built block by block from the classes
+    (one small pass over y), and the weights times ``class_weight``, as
+    :func:`gramfree.estimators.classifier.class_targets` does in memory."""
+    import dask
+    import dask.array as da
+    from sklearn.utils.class_weight import compute_sample_weight
+    from sklearn.utils.multiclass import check_classification_targets
+
+    y = _rows_like(X, y, "y", ndims=(1, 2))
+    if y.ndim == 2:
+        if y.shape[1] != 1:
+            raise ValueError(f"y: expected a 1-d array of labels, got shape {y.shape}")
+        y = y[:, 0]
+    classes, counts = dask.compute(*da.unique(y, return_counts=True))
+    check_classification_targets(classes)
+    if len(classes) < 2:
+        raise ValueError(f"{type(estimator).__name__} needs samples of at least 2 classes; "
+                         f"got 1 class ({classes[0]!r})")
+    Y = y.map_blocks(_class_block, classes, X.dtype, dtype=X.dtype, new_axis=1,
+                     chunks=(y.chunks[0], (1 if len(classes) == 2 else len(classes),)))
+    if estimator.class_weight is not None:
+        if isinstance(estimator.class_weight, str):  # "balanced": n / (k * count)
+            per_class = y.shape[0] / (len(classes) * counts.astype(np.float64))
+        else:
+            per_class = compute_sample_weight(estimator.class_weight, classes)
+        per_class = per_class.astype(X.dtype)
+        if not per_class.any():
+            raise ValueError("class_weight: gives every sample weight zero")
+        cw = y.map_blocks(_weight_block, classes, per_class, dtype=X.dtype)
+        w = cw if w is None else w * cw
+    return y, classes, Y, w
+
+
+# -- the passes over the data ------------------------------------------------------------
+
+
+def _scheduler_client():
+    """The distributed Client dask.compute would use now, or None (local scheduler)."""
+    import dask
+
+    scheduler = dask.base.get_scheduler()
+    client = getattr(scheduler, "__self__", None)
+    try:
+        from distributed import Client
+    except ImportError:  # pragma: no cover - dask without distributed
+        return None
+    return client if isinstance(client, Client) else None
+
+
+def _share(value, client):
+    """``value`` for the tasks of a graph: scattered to every worker once (distributed),
+    else one delayed literal."""
+    import dask
+
+    if client is not None:
+        return client.scatter(value, broadcast=True, hash=False)
+    return dask.delayed(value, pure=True)
+
+
+def _check_block(Xb, Yb=None, wb=None):
+    # The fit's NaN/inf checks, in its first pass: raised on the worker, re-raised by
+    # dask.compute on the client with the argument's name.
+    if not np.isfinite(Xb).all():
+        raise ValueError("X: contains NaN or infinity")
+    if Yb is not None and not np.isfinite(Yb).all():
+        raise ValueError("y: contains NaN or infinity")
+    if wb is not None:
+        if not np.isfinite(wb).all():
+            raise ValueError("sample_weight: contains NaN or infinity")
+        if (wb < 0).any():
+            raise ValueError("sample_weight: contains negative weights")
+
+
+def _rhs_block(Xb, Yb, wb=None, *, model, kernel_dtype, n_jobs):
+    """One chunk's ``K_cM^T W_c y_c`` (float64, with a leading axis of 1 for the sum)."""
+    centers, kernel = model
+    _check_block(Xb, Yb, None if wb is None else wb[:, 0])
+    Wy = Yb if wb is None else Yb * wb
+    op = KernelOperator(np.ascontiguousarray(Xb, dtype=kernel_dtype), centers, kernel,
+                        n_jobs=n_jobs)
+    return op.rmatmat(Wy).astype(np.float64)[None]
+
+
+def _normal_block(Xb, wb=None, *, model, p, kernel_dtype, n_jobs):
+    """One chunk's ``K_cM^T W_c K_cM p`` (float64, leading axis of 1)."""
+    centers, kernel = model
+    op = KernelOperator(np.ascontiguousarray(Xb, dtype=kernel_dtype), centers, kernel,
+                        n_jobs=n_jobs)
+    w = None if wb is None else wb[:, 0]
+    return op.normal_matvec(p, sample_weight=w).astype(np.float64)[None]
+
+
+def _chunk_sum(fn, X, W, others, *, M: int, t: int, **kwargs):
+    """``sum over row chunks of fn(X_c, *others_c, W_c)``: an (M, t) dask array, the
+    chunks' partial sums added by dask's tree reduction (the order fixed by the chunks)."""
+    import dask.array as da
+
+    args = [X, "il"]
+    for k, A in enumerate(others):
+        args += [A, f"i{k}"]  # distinct dummy indices: each has one column chunk
+    if W is not None:
+        args += [W[:, None], "iw"]
+    parts = da.blockwise(fn, "ijk", *args, new_axes={"j": M, "k": t},
+                         adjust_chunks={"i": 1}, concatenate=True, dtype=np.float64,
+                         meta=np.empty((0, 0, 0)), **kwargs)
+    return parts.sum(axis=0)
+
+
+# -- the fit -----------------------------------------------------------------------------
+
+
+def solve_nystrom_pcg_dask(X, Y, w, centers: np.ndarray, kernel, *, alpha: float,
+                           kernel_dtype, n_jobs, max_iter: int, tol: float,
+                           verbose=False):
+    """Falkon on row-chunked dask arrays X (n, d), Y (n, t), w (n,) or None, on in-memory
+    ``centers`` (M, d). Returns :class:`gramfree.solvers._common.SolverResult`; the
+    preconditioner and CG loop are the in-process solver's
+    (:func:`gramfree.solvers.nystrom_pcg.falkon_cg`), its passes the workers'."""
+    import dask
+
+    from .solvers.nystrom_pcg import falkon_cg
+
+    dtype = X.dtype
+    kernel_dtype = np.dtype(kernel_dtype)
+    M, t = centers.shape[0], Y.shape[1]
+    client = _scheduler_client()
+    if w is not None and client is not None:
+        # The weights (n values, a d-th of X) enter every pass: keep them on the workers
+        # rather than recompute their graph (rechunking, class weights) each time.
+        w = client.persist(w)
+    centers_k = np.ascontiguousarray(centers, dtype=kernel_dtype)
+    model = _share((centers_k, kernel), client)
+    W2 = None if w is None else w[:, None]
+    common = dict(M=M, t=t, model=model, kernel_dtype=kernel_dtype, n_jobs=n_jobs)
+
+    # First pass: K^T W y, with the data's checks; y^T W y and sum w from y and w alone.
+    rhs_sum = _chunk_sum(_rhs_block, X, w, [Y], **common)
+    Y64 = Y.astype(np.float64)
+    yWy = (Y64 ** 2).sum() if w is None else ((Y64 ** 2) * W2).sum()
+    s = X.shape[0] if w is None else w.sum()
+    KtWy, yWy, s = dask.compute(rhs_sum, yWy, s)
+    yWy, s = float(yWy), float(s)
+    if s <= 0.0:
+        raise ValueError("sample_weight: all weights are zero")
+    passes = 0
+    pass_seconds = 0.0
+
+    def normal_pass(p):
+        nonlocal passes, pass_seconds
+        tic = time.perf_counter()
+        out = _chunk_sum(_normal_block, X, w, [], p=p, **common).compute()
+        passes += 1
+        pass_seconds += time.perf_counter() - tic
+        return out
+
+    kmm = KernelOperator(centers_k, None, kernel, n_jobs=n_jobs).to_dense()
+    result = falkon_cg(kmm, normal_pass, KtWy, yWy, s, alpha, centers=centers, dtype=dtype,
+                       precond_dtype=dtype, max_iter=max_iter, tol=tol, verbose=verbose,
+                       desc="nystrom-pcg[dask]")
+    result.info["dask"] = {
+        "scheduler": "distributed" if client is not None else "local",
+        "n_chunks": int(X.numblocks[0]),
+        "passes": passes + 1,
+        "pass_seconds": pass_seconds,
+    }
+    return result
+
+
+def _refuse(estimator) -> None:
+    """The parameters a dask fit does not take, refused with their names."""
+    if estimator.solver not in ("auto", "nystrom-pcg"):
+        raise ValueError(
+            f"solver={estimator.solver!r}: dask input is fitted by solver='nystrom-pcg' "
+            "only ('auto' means it for dask input); compute X into memory for the others")
+    if getattr(estimator, "loss", "squared") != "squared":
+        raise ValueError(f"loss={estimator.loss!r}: dask input fits the squared loss only")
+    if estimator.early_stopping:
+        raise ValueError("early_stopping: not available for dask input")
+    if estimator.warm_start:
+        raise ValueError("warm_start: not available for dask input")
+    if estimator.device not in ("cpu", None):
+        raise ValueError(f"device={estimator.device!r}: dask input runs on the workers' "
+                         "CPUs; use device='cpu'")
+
+
+def _take_block(block, rows_by_block, block_info=None):
+    return block[rows_by_block[block_info[0]["chunk-location"][0]]]
+
+
+def gather_rows(A, rows: np.ndarray) -> np.ndarray:
+    """``A[rows]`` in memory, moving only those rows: each chunk returns its own selected
+    rows (a blockwise map over A's own chunks, so A's graph is used as the passes use it;
+    dask's fancy indexing rewrites it, which distributed then warns about)."""
+    import dask
+
+    rows = np.asarray(rows, dtype=np.intp)
+    order = np.argsort(rows, kind="stable")
+    bounds = np.cumsum((0,) + A.chunks[0])
+    local = [rows[order][(rows[order] >= lo) & (rows[order] < hi)] - lo
+             for lo, hi in zip(bounds[:-1], bounds[1:])]
+    taken = A.map_blocks(_take_block, local, dtype=A.dtype,
+                         chunks=(tuple(len(r) for r in local),) + A.chunks[1:])
+    out = np.empty((len(rows),) + A.shape[1:], dtype=A.dtype)
+    out[order] = dask.compute(taken)[0]
+    return out
+
+
+class _Rows:
+    """X for the estimator's own ``_resolve_centers``: its shape and dtype, and row
+    indexing that gathers only the rows asked for."""
+
+    def __init__(self, X):
+        self.X, self.shape, self.dtype = X, X.shape, X.dtype
+
+    def __getitem__(self, rows):
+        return gather_rows(self.X, rows)
+
+
+def _centers(estimator, X, rng):
+    """``(centers, rows)``: the centres in memory and their training rows (None for points
+    given as ``centers``). Random rows are drawn on the client from n alone, exactly as
+    the in-memory fit draws them (same random_state, same rows); only those rows travel."""
+    n = X.shape[0]
+    if estimator.centers is not None:  # checked as in memory; gathers X[rows] only
+        return estimator._resolve_centers(_Rows(X))
+    m = estimator._resolve_n_centers(n)
+    if m is None:
+        m = min(n, DEFAULT_CENTERS)
+    idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
+    return np.ascontiguousarray(gather_rows(X, idx)), idx
+
+
+def fit(estimator, X, y, sample_weight=None, *, classify: bool):
+    """Fit a KernelRegressor / KernelClassifier (squared loss) on dask arrays by
+    Nystrom-PCG; sets the same fitted attributes as the in-memory fit. Called by the
+    estimators' ``fit`` once their parameters are validated."""
+
+    from ._threads import blas_threads
+
+    _refuse(estimator)
+    X = check_X(X)
+    n, d = X.shape
+    if n < 2:
+        raise ValueError(f"X: n_samples={n}, but at least 2 are required")
+    w = _check_weights(X, sample_weight)
+    if classify:
+        y, classes, Y, w = _classification_targets(estimator, X, y, w)
+    else:
+        y, Y = _regression_targets(X, y)
+    rng = estimator._rng()
+    centers, rows = _centers(estimator, X, rng)
+    if not np.isfinite(centers).all():
+        raise ValueError("X: contains NaN or infinity" if rows is not None
+                         else "centers: contains NaN or infinity")
+    kernel = estimator._make_kernel()
+    kernel_dtype = estimator._kernel_dtype(X)
+    if estimator.verbose:
+        print(f"[{type(estimator).__name__}] solver=nystrom-pcg (dask) n_samples={n} "
+              f"chunks={X.numblocks[0]}", file=sys.stderr)
+    start = time.perf_counter()
+    with blas_threads(estimator.n_jobs):
+        result = solve_nystrom_pcg_dask(
+            X, Y, w, centers, kernel, alpha=float(estimator.alpha),
+            kernel_dtype=kernel_dtype, n_jobs=estimator.n_jobs,
+            max_iter=estimator.max_iter or DEFAULT_MAX_ITER, tol=estimator.tol,
+            verbose=estimator.verbose)
+    result.center_indices = rows
+    estimator.fit_time_ = time.perf_counter() - start
+    if not result.converged:
+        warnings.warn(
+            f"nystrom-pcg reached max_iter={result.n_iter} before tol={estimator.tol}; "
+            "increase max_iter or tol", _convergence_warning(), stacklevel=3)
+    center_targets = None if rows is None else gather_rows(y, rows)
+    # The in-memory fit's attributes, through its own setter (it reads X's shape and the
+    # product dtype from the problem).
+    problem = types.SimpleNamespace(X=X, kernel_dtype=kernel_dtype)
+    estimator._set_fitted(result, kernel, "nystrom-pcg", problem,
+                          centers_are_rows=rows is not None)
+    estimator._set_fit_controls(None)
+    estimator.n_features_in_ = d
+    if hasattr(estimator, "feature_names_in_"):
+        del estimator.feature_names_in_
+    if classify:
+        estimator.classes_ = classes
+    else:
+        estimator._y_1d = y.ndim == 1
+    if center_targets is None:
+        if hasattr(estimator, "center_targets_"):
+            del estimator.center_targets_
+    elif classify:
+        estimator.center_targets_ = center_targets
+    else:
+        estimator.center_targets_ = center_targets.astype(np.float64)
+    return estimator
+
+
+def _convergence_warning():
+    from sklearn.exceptions import ConvergenceWarning
+
+    return ConvergenceWarning
+
+
+# -- prediction --------------------------------------------------------------------------
+
+
+def _decision_block(Xb, *, model, n_jobs):
+    centers, coef, kernel = model
+    if not np.isfinite(Xb).all():
+        raise ValueError("X: contains NaN or infinity")
+    Xb = np.ascontiguousarray(Xb, dtype=centers.dtype)
+    return KernelOperator(Xb, centers, kernel, n_jobs=n_jobs) @ coef
+
+
+def decision(estimator, X):
+    """``K(X, centers_) @ dual_coef_`` as a dask array (n, t), one task per row chunk;
+    the fitted centres and coefficients enter the graph once."""
+    import dask
+    from sklearn.utils.validation import check_is_fitted
+
+    check_is_fitted(estimator, "dual_coef_")
+    X = check_X(X, n_features=estimator.n_features_in_)
+    coef = estimator.dual_coef_
+    model = dask.delayed((estimator.centers_, coef, estimator.kernel_), pure=True)
+    return X.map_blocks(_decision_block, model=model, n_jobs=estimator.n_jobs,
+                        dtype=coef.dtype, chunks=(X.chunks[0], (coef.shape[1],)),
+                        meta=np.empty((0, 0), dtype=coef.dtype))
+
+
+def _label_block(scores, classes):
+    if scores.ndim == 1:
+        return classes[(scores > 0).astype(int)]
+    return classes[np.argmax(scores, axis=1)]
+
+
+def labels(classes: np.ndarray, scores):
+    """Class labels from a dask array of decision scores, block by block."""
+    if scores.ndim == 1:
+        return scores.map_blocks(_label_block, classes, dtype=classes.dtype)
+    return scores.map_blocks(_label_block, classes, dtype=classes.dtype, drop_axis=1)
+
+
+def probabilities(scores, *, log: bool = False):
+    """Class probabilities (or their logarithms) from a dask array of logits, block by
+    block: :func:`gramfree.estimators._logistic.probabilities` on each chunk. For a
+    ``predict_proba`` hook (not wired yet: see the estimators)."""
+    from .estimators._logistic import probabilities as chunk_probabilities
+
+    if scores.ndim == 1:
+        return scores.map_blocks(chunk_probabilities, log=log, new_axis=1,
+                                 chunks=(scores.chunks[0], (2,)), dtype=np.float64)
+    return scores.map_blocks(chunk_probabilities, log=log, dtype=np.float64)

@@ -1,0 +1,270 @@
+"""Estimators on dask arrays (gramfree._dask): a real two-process LocalCluster fits the same
+model as the in-process fit, whatever the chunking; prediction stays lazy; a worker killed
+mid-fit does not change the model."""
+
+from __future__ import annotations
+
+import os
+import pickle
+import signal
+import threading
+import time
+import warnings
+
+import numpy as np
+import pytest
+
+distributed = pytest.importorskip("distributed")
+da = pytest.importorskip("dask.array")
+import dask
+import gramfree
+from gramfree import KernelClassifier, KernelRegressor
+from sklearn.datasets import load_diabetes, load_digits
+from sklearn.exceptions import ConvergenceWarning
+
+# Agreement claimed between a distributed and an in-process fit (float64). The two add the
+# same per-row terms in a different order; CG's iterates amplify that rounding by about
+# cond(K_MM) / tol (a 1e-15 relative change of each in-process pass moves digits'
+# coefficients by 2e-6 at gamma=0.05, cond(K_MM)=4e4, tol=1e-6), so the problems below
+# use kernels whose K_MM is well conditioned (cond(K_MM) < 100); diabetes with
+# gamma=0.5 and weights already moves by 6e-9 under that 1e-15 change.
+RTOL = 1e-10
+
+
+def rel(a, b) -> float:
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.max(np.abs(a - b)) / np.max(np.abs(b)))
+
+
+@pytest.fixture(scope="module")
+def client():
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None, host="127.0.0.1") as cluster, \
+            distributed.Client(cluster) as c:
+        yield c
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    X, y = load_diabetes(return_X_y=True)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    w = np.random.default_rng(0).uniform(0.2, 3.0, size=len(y))
+    return X, y, w
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X / 16.0, y
+
+
+REG = dict(solver="nystrom-pcg", n_centers=200, alpha=1e-2, gamma=1.0, tol=1e-6,
+           random_state=0, n_jobs=1)
+CLF = dict(solver="nystrom-pcg", n_centers=200, alpha=1e-3, gamma=1.0, tol=1e-6,
+           random_state=0, n_jobs=1)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_regression_matches_in_process_for_two_chunkings(client, diabetes, weighted):
+    X, y, w = diabetes
+    sw = w if weighted else None
+    ref = KernelRegressor(**REG).fit(X, y, sample_weight=sw)
+    fits = []
+    for rows, cols in [(150, 10), (111, 4)]:  # the second also splits the columns
+        dX = da.from_array(X, chunks=(rows, cols))
+        dy = da.from_array(y, chunks=rows)
+        dw = None if sw is None else da.from_array(sw, chunks=53)  # rechunked to X's rows
+        model = KernelRegressor(**REG).fit(dX, dy, sample_weight=dw)
+        assert model.solver_info_["dask"]["scheduler"] == "distributed"
+        assert model.solver_info_["dask"]["n_chunks"] == -(-len(y) // rows)
+        np.testing.assert_array_equal(model.centers_, ref.centers_)
+        np.testing.assert_array_equal(model.center_indices_, ref.center_indices_)
+        assert model.n_iter_ == ref.n_iter_
+        assert rel(model.dual_coef_, ref.dual_coef_) < RTOL
+        pred = model.predict(da.from_array(X, chunks=150))
+        assert isinstance(pred, da.Array) and pred.shape == (len(y),)
+        assert rel(pred.compute(), ref.predict(X)) < RTOL
+        np.testing.assert_array_equal(model.center_targets_, ref.center_targets_)
+        fits.append(model)
+    assert rel(fits[0].dual_coef_, fits[1].dual_coef_) < RTOL
+    assert np.max(np.abs(fits[0].dual_coef_ - fits[1].dual_coef_)) > 0  # really two sums
+
+
+def test_multioutput_regression_and_numpy_y(client, diabetes):
+    X, y, _ = diabetes
+    Y = np.column_stack([y, np.sqrt(y)])
+    ref = KernelRegressor(**REG).fit(X, Y)
+    model = KernelRegressor(**REG).fit(da.from_array(X, chunks=(80, 10)), Y)  # y in memory
+    assert model.dual_coef_.shape == (200, 2)
+    assert rel(model.dual_coef_, ref.dual_coef_) < RTOL
+    assert model.predict(da.from_array(X, chunks=150)).shape == (len(y), 2)
+
+
+@pytest.mark.parametrize("rows", [600, 451])
+def test_multiclass_matches_in_process(client, digits, rows):
+    X, y = digits
+    ref = KernelClassifier(**CLF).fit(X, y)
+    model = KernelClassifier(**CLF).fit(da.from_array(X, chunks=(rows, 64)),
+                                        da.from_array(y, chunks=rows))
+    np.testing.assert_array_equal(model.classes_, ref.classes_)
+    np.testing.assert_array_equal(model.centers_, ref.centers_)
+    assert rel(model.dual_coef_, ref.dual_coef_) < RTOL
+    dX = da.from_array(X, chunks=500)
+    scores = model.decision_function(dX)
+    assert isinstance(scores, da.Array) and scores.shape == (len(y), 10)
+    assert rel(scores.compute(), ref.decision_function(X)) < RTOL
+    labels = model.predict(dX)
+    assert isinstance(labels, da.Array)
+    np.testing.assert_array_equal(labels.compute(), ref.predict(X))
+
+
+def test_binary_classifier_with_class_weight(client, digits):
+    X, y = digits
+    keep = y < 2
+    X, y = X[keep], np.where(y[keep] == 1, "one", "zero")
+    w = np.random.default_rng(1).uniform(0.5, 2.0, size=len(y))
+    params = dict(CLF, n_centers=100, class_weight="balanced")
+    ref = KernelClassifier(**params).fit(X, y, sample_weight=w)
+    model = KernelClassifier(**params).fit(da.from_array(X, chunks=(90, 64)),
+                                           da.from_array(y, chunks=90),
+                                           sample_weight=da.from_array(w, chunks=90))
+    assert rel(model.dual_coef_, ref.dual_coef_) < RTOL
+    labels = model.predict(da.from_array(X, chunks=150)).compute()
+    np.testing.assert_array_equal(labels, ref.predict(X))
+
+
+def test_local_scheduler_fits_the_same_model(client, diabetes):
+    """Without the distributed client (dask's own scheduler), the same graph: the same
+    sums in the same order, so the same bits."""
+    X, y, w = diabetes
+    dX, dy, dw = (da.from_array(a, chunks=150) for a in (X, y, w))
+    params = dict(REG, max_iter=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        on_cluster = KernelRegressor(**params).fit(dX, dy, sample_weight=dw)
+        with dask.config.set(scheduler="threads"):
+            local = KernelRegressor(**params).fit(dX, dy, sample_weight=dw)
+            assert local.solver_info_["dask"]["scheduler"] == "local"
+            pred = local.predict(dX).compute()
+    np.testing.assert_array_equal(local.dual_coef_, on_cluster.dual_coef_)
+    assert rel(pred, on_cluster.predict(X)) < 1e-14
+
+
+def test_fitted_model_is_the_plain_model(client, diabetes, tmp_path):
+    X, y, _ = diabetes
+    model = KernelRegressor(**REG).fit(da.from_array(X, chunks=(100, 10)),
+                                       da.from_array(y, chunks=150))
+    assert isinstance(model.centers_, np.ndarray) and isinstance(model.dual_coef_, np.ndarray)
+    assert model.n_features_in_ == X.shape[1] and model.solver_ == "nystrom-pcg"
+    expected = model.predict(X)  # in memory, no dask
+    assert isinstance(expected, np.ndarray)
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(model)).predict(X), expected)
+    path = tmp_path / "model.gf"
+    model.save(path)
+    np.testing.assert_array_equal(gramfree.load(path).predict(X), expected)
+    # and a model fitted in memory predicts on dask arrays
+    ref = KernelRegressor(**REG).fit(X, y)
+    assert rel(ref.predict(da.from_array(X, chunks=64)).compute(), ref.predict(X)) < 1e-14
+
+
+def test_default_centres_and_auto(client, diabetes):
+    X, y, _ = diabetes
+    dX, dy = da.from_array(X, chunks=150), da.from_array(y, chunks=150)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = KernelRegressor(alpha=1.0, gamma=0.1, random_state=0, n_jobs=1).fit(dX, dy)
+    # auto means nystrom-pcg; without n_centers, min(n, 1000) centres: all 442 rows here
+    assert model.solver_ == "nystrom-pcg" and model.n_centers_ == len(y)
+    half = KernelRegressor(**dict(REG, n_centers=0.5)).fit(dX, dy)
+    assert half.n_centers_ == 221
+    # centres given as row indices (any order): only those rows are gathered
+    rows = np.array([400, 3, 150, 151, 77, 299])
+    given = KernelRegressor(**dict(REG, n_centers=None, centers=rows)).fit(dX, dy)
+    ref = KernelRegressor(**dict(REG, n_centers=None, centers=rows)).fit(X, y)
+    np.testing.assert_array_equal(given.centers_, X[rows])
+    np.testing.assert_array_equal(given.center_indices_, rows)
+    np.testing.assert_array_equal(given.center_targets_, y[rows])
+    assert rel(given.dual_coef_, ref.dual_coef_) < RTOL
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_bad_input_is_refused_naming_the_argument(client, diabetes):
+    X, y, w = diabetes
+    dX, dy = da.from_array(X, chunks=150), da.from_array(y, chunks=150)
+    REG = dict(globals()["REG"], max_iter=2)  # what is checked here needs no converged fit
+    for solver in ("direct", "eigenpro", "nystrom-direct"):
+        with pytest.raises(ValueError, match="solver"):
+            KernelRegressor(**dict(REG, solver=solver)).fit(dX, dy)
+    with pytest.raises(ValueError, match="loss"):
+        KernelClassifier(loss="logistic", n_centers=50).fit(dX, dy > 150)
+    with pytest.raises(ValueError, match="y: has 441 rows"):
+        KernelRegressor(**REG).fit(dX, dy[:-1])
+    with pytest.raises(ValueError, match="X: expected a 2-d"):
+        KernelRegressor(**REG).fit(dX[:, :, None], dy)
+    with pytest.raises(ValueError, match="X: dtype"):
+        KernelRegressor(**REG).fit(dX.astype(np.complex128), dy)
+    with pytest.raises(ValueError, match="sample_weight: all weights are zero"):
+        KernelRegressor(**REG).fit(dX, dy, sample_weight=da.zeros(len(y), chunks=150))
+    bad_w = w.copy()
+    bad_w[300] = -1.0
+    with pytest.raises(ValueError, match="sample_weight: contains negative"):
+        KernelRegressor(**REG).fit(dX, dy, sample_weight=da.from_array(bad_w, chunks=150))
+    # NaN in a row that is no centre: found by the fit's first pass, on a worker
+    centres = KernelRegressor(**REG).fit(X, y).center_indices_
+    row = int(np.setdiff1d(np.arange(len(y)), centres)[0])
+    bad_X, bad_y = X.copy(), y.copy()
+    bad_X[row, 3] = np.nan
+    bad_y[row] = np.inf
+    with pytest.raises(ValueError, match="X: contains NaN or infinity"):
+        KernelRegressor(**REG).fit(da.from_array(bad_X, chunks=150), dy)
+    with pytest.raises(ValueError, match="y: contains NaN or infinity"):
+        KernelRegressor(**REG).fit(dX, da.from_array(bad_y, chunks=150))
+    model = KernelRegressor(**REG).fit(dX, dy)
+    with pytest.raises(ValueError, match="X: has 9 features"):
+        model.predict(dX[:, :9])
+    with pytest.raises(ValueError, match="X: contains NaN"):
+        model.predict(da.from_array(bad_X, chunks=150)).compute()
+    # integer X is cast to float64, as in memory
+    ints = KernelRegressor(**REG).fit(da.from_array(np.round(X * 10).astype(np.int64),
+                                                    chunks=150), dy)
+    assert ints.centers_.dtype == np.float64
+
+
+def test_worker_killed_during_fit_gives_the_same_model(client, digits):
+    """SIGKILL one worker process while the fit runs: the scheduler recomputes its
+    chunks (from their graph) on the other, its nanny restarts it, and the fit ends with
+    the same model, bit for bit (the sums' order is the graph's, not the workers')."""
+    X, y = digits
+    X = np.tile(X, (4, 1))  # 7188 rows, 4 chunks, 25 passes: time to kill a worker mid-fit
+    y = np.tile(y, 4)
+    params = dict(CLF, n_centers=400, tol=0.0, max_iter=25)
+    dX = client.persist(da.from_array(X, chunks=(1797, 64)))
+    dy = client.persist(da.from_array(y, chunks=1797))
+    distributed.wait([dX, dy])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        clean = KernelClassifier(**params).fit(dX, dy)
+    pids = client.run(os.getpid)
+    outcome: dict = {}
+
+    def run() -> None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", ConvergenceWarning)
+                outcome["model"] = KernelClassifier(**params).fit(dX, dy)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run, daemon=True)
+    start = time.perf_counter()
+    thread.start()
+    time.sleep(min(0.4 * clean.fit_time_, 1.5))
+    assert thread.is_alive(), "the fit ended before the fault; make it longer"
+    os.kill(next(iter(pids.values())), signal.SIGKILL)
+    thread.join(timeout=60)
+    assert not thread.is_alive(), "the fit hangs after a worker died"
+    assert "error" not in outcome, f"fit failed: {outcome.get('error')!r}"
+    model = outcome["model"]
+    np.testing.assert_array_equal(model.dual_coef_, clean.dual_coef_)
+    assert time.perf_counter() - start < 60
+    client.wait_for_workers(2, timeout=30)
