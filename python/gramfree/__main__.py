@@ -7,6 +7,7 @@ import os
 import sys
 import time
 import warnings
+from collections.abc import Iterable
 
 import numpy as np
 
@@ -81,6 +82,8 @@ def _fit(args: argparse.Namespace) -> int:
     if not features:
         raise TableError(f"{table.path} has a single column: no features beside the target")
     X, y = read_columns(table, features, target)
+    if y is None or target is None:  # column_index found a target column, or raised
+        raise TableError(f"{table.path}: no target column to fit")
     task, y = task_and_target(args.task, y, table, target)
     print(
         f"read {table.path}: {X.shape[0]} rows, {X.shape[1]} feature columns, target column "
@@ -166,10 +169,8 @@ def _predict(args: argparse.Namespace) -> int:
         predictions = np.asarray(model.predict(X))
     for start in range(0, len(predictions), _LINES_PER_WRITE):
         chunk = predictions[start : start + _LINES_PER_WRITE]
-        if chunk.ndim == 1:
-            lines = map(str, chunk)
-        else:
-            lines = (" ".join(map(str, row)) for row in chunk)
+        lines: Iterable[str] = (map(str, chunk) if chunk.ndim == 1
+                                else (" ".join(map(str, row)) for row in chunk))
         sys.stdout.write("".join(f"{line}\n" for line in lines))
     return 0
 

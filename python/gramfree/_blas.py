@@ -17,6 +17,7 @@ are this package's own blocked routines (:mod:`gramfree.linalg`).
 from __future__ import annotations
 
 import ctypes
+from typing import Any
 
 import numpy as np
 import scipy.linalg.cython_blas as _cython_blas
@@ -41,7 +42,7 @@ _SIGNATURES = {
     "potrf": (_cython_lapack, "cIPII"),
 }
 _ARGTYPES = {"c": _CHR, "I": _INT, "p": _PTR, "P": _PTR}
-_FUNCS: dict[str, object] = {}
+_FUNCS: dict[str, Any] = {}
 _SCALAR = {np.dtype(np.float64): ctypes.c_double, np.dtype(np.float32): ctypes.c_float}
 
 
@@ -52,7 +53,8 @@ def _func(dtype: np.dtype, name: str):
         module, sig = _SIGNATURES[name]
         capsule = module.__pyx_capi__[key]
         ptr = _get_pointer(capsule, _get_name(capsule))
-        fn = ctypes.CFUNCTYPE(None, *(_ARGTYPES[c] for c in sig))(ptr)
+        argtypes: list[Any] = [_ARGTYPES[c] for c in sig]
+        fn = ctypes.CFUNCTYPE(None, *argtypes)(ptr)
         _FUNCS[key] = fn
     return fn
 
@@ -66,7 +68,7 @@ def _mat(A: np.ndarray, dtype: np.dtype) -> tuple[int, ctypes.c_int]:
     return A.ctypes.data, ctypes.c_int(max(1, ld))
 
 
-def _i(x: int) -> ctypes.c_int:
+def _i(x: int) -> Any:  # a by-reference argument (ctypes.byref)
     return ctypes.byref(ctypes.c_int(int(x)))
 
 

@@ -203,7 +203,7 @@ def read_columns(
         _check_numbers(table, features)  # raises naming the cell, unless only text is left
         X = _loadtxt(table, usecols=list(features), dtype=np.float64)
         y = None if target is None else _loadtxt(table, usecols=[target], dtype=str)[:, 0]
-    if y is not None:
+    if y is not None and target is not None:
         y = _target_values(table, target, y)
     return X, y
 
@@ -322,6 +322,7 @@ def _target_values(table: Table, target: int, y: np.ndarray) -> np.ndarray:
 
 def _read_npy(table: Table, features: Sequence[int], target: int | None):
     data = table.array
+    assert data is not None  # read_columns' branch for .npy tables
     try:
         X = data[:, list(features)].astype(np.float64)
     except ValueError:  # a string array: find the cell

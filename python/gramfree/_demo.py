@@ -57,6 +57,9 @@ def run(args: argparse.Namespace) -> int:
 
     # 4. Explain one prediction: which training images carry it (kernel weight x coef).
     ex = clf.explain(X_test[:1], top_k=5)
+    # explain() fills these for a kernel classifier
+    assert ex.target is not None and ex.positive_total is not None
+    assert ex.negative_total is not None
     label = ex.target[0]
     print(f"\n[explain] test image 0 (true {y_test[0]}) predicted {label}; its score for class "
           f"{label} is {ex.value[0]:+.3f} = sum over the {clf.n_centers_} training images of "

@@ -25,8 +25,9 @@ def say(message: str) -> None:
     logger.info(message)
 
 
-def _has_visible_handler(log: logging.Logger) -> bool:
-    """Whether a handler other than a NullHandler sits on ``log`` or above it."""
+def _has_visible_handler(start: logging.Logger) -> bool:
+    """Whether a handler other than a NullHandler sits on ``start`` or above it."""
+    log: logging.Logger | None = start
     while log is not None:
         if any(not isinstance(h, logging.NullHandler) for h in log.handlers):
             return True

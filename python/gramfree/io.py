@@ -267,7 +267,7 @@ def _decode_param(name: str, value: Any) -> Any:
     return value
 
 
-def _refuse_booleans_as_numbers(cls: type, params: dict) -> None:
+def _refuse_booleans_as_numbers(cls: Any, params: dict) -> None:
     """scikit-learn's constraints take True for an integer (bool subclasses int), which
     the native code then refuses at predict (n_jobs=True): a true/false in the file is
     valid only for a parameter that is a flag."""
@@ -460,7 +460,7 @@ def _write_atomic(path, text: str, arrays: dict) -> None:
     fd, tmp = _create_temporary(target)
     try:
         with os.fdopen(fd, "wb") as fh:
-            np.savez(fh, **{_META: np.array(text)}, **arrays)
+            np.savez(fh, **{_META: np.array(text), **arrays})
             fh.flush()
             os.fsync(fh.fileno())
         _keep_mode(target, tmp)
@@ -884,7 +884,7 @@ def _restore(meta: Any, arrays: dict):
     return est
 
 
-def load(path: str | os.PathLike):
+def load(path: str | os.PathLike) -> Any:
     """Read a model written by ``save``; refuses files of another format or version.
 
     Raises FileNotFoundError when nothing is at ``path``, and ValueError, naming the

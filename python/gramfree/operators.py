@@ -26,6 +26,7 @@ import numbers
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 from scipy.sparse.linalg import LinearOperator
 
 from . import _core
@@ -305,7 +306,7 @@ class KernelOperator(LinearOperator):
     # K.T is itself a KernelOperator, whose products are then K.T @ U and K @ V).
     _names = ("V", "U")
 
-    def matvec(self, x):
+    def matvec(self, x: ArrayLike) -> np.ndarray:
         """``K(X, Z) @ x`` for a vector ``x``, without forming ``K``; also ``K @ x``.
 
         Parameters
@@ -335,7 +336,7 @@ class KernelOperator(LinearOperator):
         self._check_rows(x, self.shape[1], self._names[0])
         return super().matvec(x)
 
-    def matmat(self, X):
+    def matmat(self, X: ArrayLike) -> np.ndarray:
         """``K(X, Z) @ X`` for a matrix ``X`` of columns, in one pass; also ``K @ X``.
 
         Parameters
@@ -365,7 +366,7 @@ class KernelOperator(LinearOperator):
         self._check_rows(X, self.shape[1], self._names[0])
         return super().matmat(X)
 
-    def rmatvec(self, x):
+    def rmatvec(self, x: ArrayLike) -> np.ndarray:
         """``K(X, Z)^T @ x`` for a vector ``x``; also ``K.T @ x``.
 
         The kernels are real and symmetric, so ``K(X, Z)^T = K(Z, X)``; ``K.T`` and
@@ -400,7 +401,7 @@ class KernelOperator(LinearOperator):
         self._check_rows(x, self.shape[0], self._names[1])
         return super().rmatvec(x)
 
-    def rmatmat(self, X):
+    def rmatmat(self, X: ArrayLike) -> np.ndarray:
         """``K(X, Z)^T @ X`` for a matrix ``X`` of columns, in one pass; also ``K.T @ X``.
 
         Parameters

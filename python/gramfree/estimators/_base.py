@@ -6,11 +6,16 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 import time
 import warnings
 from dataclasses import fields
 
+
+from typing import TYPE_CHECKING
+
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, clone, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
@@ -32,9 +37,17 @@ from ..solvers import SOLVERS, Problem, solve_direct, solve_eigenpro
 from ..solvers.auto import first_center_count, run_nystrom, solve_auto, solve_nystrom_choice
 from ._fit_controls import ITERATIVE_SOLVERS, WarmStart, hold_out
 
+if TYPE_CHECKING:  # typing.Self is Python 3.11+
+    from typing_extensions import Self
+
 
 class KernelMachineMixin(BaseEstimator):
     """Shared parameters and machinery; see KernelRegressor for the parameter docs."""
+
+    # Set where the centres are training rows (declared for the type checker; the
+    # explanations read them).
+    center_indices_: np.ndarray
+    center_targets_: np.ndarray
 
     _parameter_constraints: dict = {
         "kernel": [StrOptions(set(KERNEL_NAMES)), Kernel],
@@ -127,7 +140,8 @@ class KernelMachineMixin(BaseEstimator):
         }
         return get_kernel(self.kernel, **{k: v for k, v in params.items() if k in names})
 
-    def _validate_X_y(self, X, y, sample_weight, *, y_numeric: bool):
+    def _validate_X_y(self, X, y, sample_weight, *,
+                      y_numeric: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         X, y = validate_data(
             self,
             X,
@@ -160,7 +174,7 @@ class KernelMachineMixin(BaseEstimator):
         if m is None:
             return None
         if isinstance(m, numbers.Integral):
-            if m > n:
+            if int(m) > n:
                 raise ValueError(f"n_centers={m} is larger than n_samples={n}")
             return int(m)
         return max(1, int(round(float(m) * n)))
@@ -338,6 +352,7 @@ class KernelMachineMixin(BaseEstimator):
                              f"target column(s), this y gives {Y.shape[1]}; fit with "
                              "warm_start=False")
         previous = getattr(self, "solver_", None)
+        solver: str | None
         if getattr(self, "loss", "squared") == "logistic":  # Newton steps, any solver
             solver = "newton-pcg"
             if previous != solver:
@@ -346,6 +361,7 @@ class KernelMachineMixin(BaseEstimator):
             solver = previous if self.solver == "auto" else self.solver
             if solver not in ITERATIVE_SOLVERS or previous not in ITERATIVE_SOLVERS:
                 return None
+        assert solver is not None
         centers = self.centers_.astype(X.dtype, copy=False)
         rows = getattr(self, "center_indices_", None)
         if rows is not None and not (rows.max() < X.shape[0]
@@ -394,7 +410,8 @@ class KernelMachineMixin(BaseEstimator):
 
     # -- superposition storage ---------------------------------------------------------
 
-    def compress(self, n_centers: int, X=None, y=None, sample_weight=None):
+    def compress(self, n_centers: int, X: ArrayLike | None = None, y: ArrayLike | None = None,
+                 sample_weight: ArrayLike | None = None) -> tuple[Self, float]:
         """A smaller model with ``n_centers`` centres, and the relative change it makes.
 
         With ``X, y``: refit the same objective (kernel, alpha, weights) by Nystrom-PCG on
@@ -478,7 +495,7 @@ class KernelMachineMixin(BaseEstimator):
     def _copy_target_info(self, other) -> None:  # overridden where targets carry state
         pass
 
-    def save(self, path) -> None:
+    def save(self, path: str | os.PathLike) -> None:
         """Write the fitted model to a portable, versioned file; see :func:`gramfree.load`.
 
         Parameters

@@ -22,6 +22,7 @@ A warm start begins where the previous fit ended: its centres and coefficients.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -121,8 +122,8 @@ class ValidationMonitor:
     iterate, keeps the best, and says stop after ``n_iter_no_change`` iterations without
     an improvement above ``tol``."""
 
-    decision: callable
-    score: callable
+    decision: Callable[[np.ndarray], np.ndarray]
+    score: Callable[[np.ndarray], float]
     n_iter_no_change: int
     tol: float
     scores: list = field(default_factory=list)

@@ -7,7 +7,11 @@ from __future__ import annotations
 import numbers
 import time
 
+
+from typing import TYPE_CHECKING
+
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
@@ -19,6 +23,9 @@ from ..solvers.alpha_path import solve_alpha_path
 from ._base import KernelMachineMixin
 from .explain import ExplainMixin
 from .classifier import ClassScores, class_targets
+
+if TYPE_CHECKING:  # typing.Self is Python 3.11+
+    from typing_extensions import Self
 
 # Centres when n_centers is None: every point up to this many (then the model is exact
 # kernel ridge), a random subset of this size beyond.
@@ -109,7 +116,9 @@ class _AlphaPathMixin(KernelMachineMixin):
                 say(f"[{type(self).__name__}] {m} centres, alpha_={self.alpha_:g} of "
                     f"{len(alphas)}, {self.fit_time_:.2f} s")
 
-    def compress(self, n_centers, X=None, y=None, sample_weight=None):
+    def compress(self, n_centers: int, X: ArrayLike | None = None,
+                 y: ArrayLike | None = None,
+                 sample_weight: ArrayLike | None = None) -> tuple[Self, float]:
         """Not available: refit the plain estimator with ``alpha=model.alpha_`` and
         compress that (its solver and alpha are parameters this estimator chooses).
 
@@ -208,7 +217,7 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
     (4,)
     """
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
         """Fit on X and y, choosing ``alpha_`` from ``alphas``.
 
         Parameters
@@ -246,7 +255,7 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         self._record_center_targets(y)
         return self
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predict targets for X with the chosen ``alpha_``.
 
         Parameters
@@ -383,7 +392,7 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
         )
         self.class_weight = class_weight
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
         """Fit on X and class labels y, choosing ``alpha_`` from ``alphas``.
 
         Parameters

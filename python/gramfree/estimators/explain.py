@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import numbers
 
+from typing import Any
+
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from ..operators import KernelOperator, kernel_matrix
@@ -34,7 +37,7 @@ class ExplainMixin:
     """``explain`` and the training targets of the centres (``center_targets_``), for
     estimators with ``centers_``, ``dual_coef_`` and ``center_indices_``."""
 
-    def explain(self, X, top_k: int = 5, *, target=None) -> Explanation:
+    def explain(self, X: ArrayLike, top_k: int = 5, *, target: Any = None) -> Explanation:
         """The training examples that carry each prediction most, for and against.
 
         The model's output at x is ``sum_j k(x, c_j) * dual_coef_[j, t]`` over its centres
@@ -166,6 +169,10 @@ class ExplainMixin:
         if len(classes) == 2:  # the one score, negated for classes_[0]
             return 0, (1.0 if c == 1 else -1.0), same
         return c, 1.0, same
+
+    # Set by fit where the centres are training rows (declared for the type checker).
+    center_indices_: np.ndarray
+    center_targets_: np.ndarray
 
     def _record_center_targets(self, y) -> None:
         """``center_targets_``: the training targets of the centres (class labels for a

@@ -11,11 +11,16 @@ examples' gradients" and with it the kernel-machine form, so they are not offere
 from __future__ import annotations
 
 import numbers
+import os
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+
 
 import numpy as np
+from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
@@ -34,6 +39,9 @@ from ..solvers._common import Progress
 from .explain import Explanation, PathDecomposition
 from .explain import top_k as _top_k_rows
 from .network import ACTIVATIONS, Network
+
+if TYPE_CHECKING:  # typing.Self is Python 3.11+
+    from typing_extensions import Self
 
 # Queries decomposed per native call by influence(): bounds the (q, n, k) block in memory.
 _INFLUENCE_BLOCK_BYTES = 256 << 20
@@ -170,7 +178,9 @@ class _PathKernelBase(BaseEstimator):
         # the sample weights, which every replay must pass as training did (None: unweighted).
         # Memory: n * (d + k [+ 1]) + P * (1 + n_checkpoints) float64 values.
         if self.record_path:
-            self._path = {"X": X.copy(), "Y": Y.copy(), "w0": w0, "checkpoints": checkpoints}
+            # X, Y, w0, checkpoints; None without a recorded path
+            self._path: Any = {"X": X.copy(), "Y": Y.copy(), "w0": w0,
+                               "checkpoints": checkpoints}
             self._sample_weight = sample_weight
         else:
             self._path = None
@@ -223,7 +233,7 @@ class _PathKernelBase(BaseEstimator):
 
     # -- persistence ---------------------------------------------------------------------
 
-    def save(self, path) -> None:
+    def save(self, path: str | os.PathLike) -> None:
         """Write the fitted model (weights, starting point, recorded path) to a portable,
         versioned file without pickle; see :func:`gramfree.load`.
 
@@ -305,7 +315,7 @@ class _PathKernelBase(BaseEstimator):
         path = self._restored_path(arrays, net, w0) if recorded else None
         n_train = None if path is None else path["X"].shape[0]
         sample_weight = (self._restored_sample_weight(arrays["sample_weight"], n_train)
-                         if "sample_weight" in arrays else None)
+                         if "sample_weight" in arrays and n_train is not None else None)
         batch_size = io._check_int(attrs["batch_size_"], "attributes.batch_size_", minimum=1,
                                    maximum=n_train)
         seed = io._check_int(attrs["batch_seed_"], "attributes.batch_seed_", maximum=2**31 - 2)
@@ -486,7 +496,7 @@ class _PathKernelBase(BaseEstimator):
             out[key] = sum(p[key] for p in parts)
         return out
 
-    def decompose(self, X, *, quadrature=None) -> PathDecomposition:
+    def decompose(self, X: ArrayLike, *, quadrature: int | None = None) -> PathDecomposition:
         """Split the network's output at each row of X over the training examples.
 
         Returns a :class:`PathDecomposition` with ``initial + contributions.sum(axis=1) +
@@ -547,7 +557,7 @@ class _PathKernelBase(BaseEstimator):
             refined_segments=int(r["refined_segments"]), relu_pieces=int(r["relu_pieces"]),
         )
 
-    def self_influence(self, *, quadrature=None) -> np.ndarray:
+    def self_influence(self, *, quadrature: int | None = None) -> np.ndarray:
         """Each training example's contribution to its own (explained) output.
 
         One replay, computing only the diagonal of :meth:`decompose` over the training set.
@@ -579,7 +589,7 @@ class _PathKernelBase(BaseEstimator):
         C = r["contributions"]  # (n, k)
         return self._select_training_target(C)
 
-    def path_kernel(self, X, Y=None) -> np.ndarray:
+    def path_kernel(self, X: ArrayLike, Y: ArrayLike | None = None) -> np.ndarray:
         """Domingos' path kernel K(x, y) = sum_t lr * grad f(x; w_t) . grad f(y; w_t) over the
         training steps (the Euler discretisation of his integral along the gradient-flow
         path), per output: symmetric and positive semi-definite. Y defaults to the training
@@ -621,7 +631,8 @@ class _PathKernelBase(BaseEstimator):
         """
         return self._kernel(X, Y, step=0, path=True)
 
-    def tangent_kernel(self, X, Y=None, *, step=0) -> np.ndarray:
+    def tangent_kernel(self, X: ArrayLike, Y: ArrayLike | None = None, *,
+                       step: int = 0) -> np.ndarray:
         """The neural tangent kernel grad f(x; w_step) . grad f(y; w_step) at a training step.
 
         Parameters
@@ -649,7 +660,8 @@ class _PathKernelBase(BaseEstimator):
         >>> model.tangent_kernel(X[:3], X[:5], step=100).shape
         (3, 5)
         """
-        if isinstance(step, bool) or not isinstance(step, numbers.Integral) or not 0 <= step <= self.n_steps:
+        if (isinstance(step, bool) or not isinstance(step, numbers.Integral)
+                or not 0 <= int(step) <= self.n_steps):
             raise ValueError(f"step: must be an integer in 0..{self.n_steps}, got {step!r}")
         return self._kernel(X, Y, step=int(step), path=False)
 
@@ -663,7 +675,7 @@ class _PathKernelBase(BaseEstimator):
                                      sample_weight=self._replay_weights())
         return K[..., 0] if K.shape[2] == 1 else K
 
-    def path_kernel_coefficients(self, X) -> np.ndarray:
+    def path_kernel_coefficients(self, X: ArrayLike) -> np.ndarray:
         """Domingos' a_i(x) = c_i(x) / K(x, x_i) for every training example.
 
         Where K is 0 the coefficient is 0. Query-dependent; see :meth:`path_kernel`.
@@ -696,7 +708,8 @@ class _PathKernelBase(BaseEstimator):
 
     # -- explanations --------------------------------------------------------------------
 
-    def explain(self, X, top_k=5, *, target=None, normalize=False,
+    def explain(self, X: ArrayLike, top_k: int = 5, *, target: Any = None,
+                normalize: bool = False,
                 decomposition: PathDecomposition | None = None) -> Explanation:
         """The training examples that pushed each prediction most, for and against.
 
@@ -756,7 +769,7 @@ class _PathKernelBase(BaseEstimator):
                            note="contribution of training example i = its exact share of the "
                                 "change of the output along training (Domingos' path kernel)")
 
-    def influence(self, X, *, target=None) -> np.ndarray:
+    def influence(self, X: ArrayLike, *, target: Any = None) -> np.ndarray:
         """Aggregate influence of every training example over the queries X.
 
         The sum of its contributions over the queries. Decomposes X in blocks, so memory
@@ -873,7 +886,7 @@ class PathKernelRegressor(RegressorMixin, _PathKernelBase):
     (2, 100)
     """
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
         """Train the network by plain gradient descent, recording what replay needs.
 
         Parameters
@@ -906,13 +919,14 @@ class PathKernelRegressor(RegressorMixin, _PathKernelBase):
         """
         X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True, y_numeric=True,
                              ensure_min_samples=2)
+        X = np.asarray(X)  # an ndarray already: for the type checker
         y = np.asarray(y, dtype=np.float64)
         sample_weight = _validated_sample_weight(sample_weight, X)
         self._y_1d = y.ndim == 1
         Y = y.reshape(-1, 1) if y.ndim == 1 else y
         return self._fit_network(X, Y, "squared", sample_weight)
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """The trained network's outputs at X.
 
         Parameters
@@ -950,7 +964,8 @@ class PathKernelRegressor(RegressorMixin, _PathKernelBase):
             return C, dec.output, dec.initial + dec.reg, np.zeros(len(C), dtype=int)
         if target is None:
             raise ValueError("target: this model has several outputs; name one (an index)")
-        if isinstance(target, bool) or not isinstance(target, numbers.Integral) or not 0 <= target < C.shape[2]:
+        if (isinstance(target, bool) or not isinstance(target, numbers.Integral)
+                or not 0 <= int(target) < C.shape[2]):
             raise ValueError(f"target: must be an output index in 0..{C.shape[2] - 1}")
         o = int(target)
         return (C[:, :, o], dec.output[:, o], dec.initial[:, o] + dec.reg[:, o],
@@ -1059,7 +1074,7 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
     (2, 3)
     """
 
-    def fit(self, X, y, sample_weight=None):
+    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
         """Train the network by plain gradient descent, recording what replay needs.
 
         Parameters
@@ -1091,6 +1106,7 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
         array([0, 1, 2])
         """
         X, y = validate_data(self, X, y, dtype=np.float64, ensure_min_samples=2)
+        X = np.asarray(X)  # an ndarray already: for the type checker
         check_classification_targets(y)
         sample_weight = _validated_sample_weight(sample_weight, X)
         enc = LabelEncoder()
@@ -1108,7 +1124,7 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
             loss = "softmax"
         return self._fit_network(X, Y, loss, sample_weight)
 
-    def decision_function(self, X):
+    def decision_function(self, X: ArrayLike) -> np.ndarray:
         """The network's logits at X.
 
         Parameters
@@ -1136,7 +1152,7 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
         f = self._outputs(X)
         return f[:, 0] if f.shape[1] == 1 else f
 
-    def predict_proba(self, X):
+    def predict_proba(self, X: ArrayLike) -> np.ndarray:
         """Class probabilities at X: the sigmoid (two classes) or softmax of the logits.
 
         Parameters
@@ -1169,7 +1185,7 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
         e = np.exp(f - f.max(axis=1, keepdims=True))
         return e / e.sum(axis=1, keepdims=True)
 
-    def predict_log_proba(self, X):
+    def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
         """Logarithms of :meth:`predict_proba`.
 
         Parameters
@@ -1197,7 +1213,7 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
-    def predict(self, X):
+    def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted class labels at X: the sign (two classes) or argmax of the logits.
 
         Parameters
@@ -1235,6 +1251,7 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
         return int(hits[0])
 
     def _explained(self, dec: PathDecomposition, target):
+        c: Any  # a class index, or one per query
         C, out, base = dec.contributions, dec.output, dec.initial + dec.reg
         if C.ndim == 2:  # binary: one logit, for classes_[1]
             predicted = (out > 0).astype(int)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import textwrap
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -183,7 +184,7 @@ negative_total, index, note
             table.append(f"    ... {self.supporting.shape[1] - rows} more rows")
         return [head, *table]
 
-    def to_frame(self):
+    def to_frame(self) -> Any:  # a pandas DataFrame
         """Every query's ranked examples as a long-format pandas DataFrame: one row per
         (query, direction, rank) with columns ``query, target, value, base, direction
         ("supporting" or "opposing"), rank (1 = strongest), index, label, contribution``

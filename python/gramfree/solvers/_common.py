@@ -47,7 +47,7 @@ class Problem:
     # The precision of the kernel products (estimators' ``kernel_precision``): None means
     # the data's dtype. float32 for float64 data halves the products' cost; the solvers'
     # own state (CG vectors, EigenPro's iterate, the objective) stays float64.
-    kernel_dtype: np.dtype | None = None
+    kernel_dtype: np.dtype = None  # type: ignore[assignment]  # None: __post_init__ resolves it
 
     def __post_init__(self) -> None:
         kd = np.dtype(self.kernel_dtype or self.X.dtype)

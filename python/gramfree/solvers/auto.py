@@ -313,11 +313,11 @@ def solve_nystrom_choice(problem, centers, *, max_iter, tol, verbose) -> SolverR
     m = centers.shape[0]
     estimates = {name: costs.best_nystrom(m, (name,))[1] for name in NYSTROM_SOLVERS}
     name = costs.best_nystrom(m)[0]
-    log = {"estimates": estimates,
-           "steps": [f"{name}: {m} centres given; est. " + ", ".join(
-               f"{k} {v:.2g} s" for k, v in estimates.items())]}
+    step = f"{name}: {m} centres given; est. " + ", ".join(
+        f"{k} {v:.2g} s" for k, v in estimates.items())
+    log = {"estimates": estimates, "steps": [step]}
     if verbose:
-        say(f"[auto] {log['steps'][0]}")
+        say(f"[auto] {step}")
     result = run_nystrom(problem, centers, name, max_iter=max_iter, tol=tol, verbose=verbose)
     return _finish(result, result.info["solver"], log)
 

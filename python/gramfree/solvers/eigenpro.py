@@ -152,6 +152,7 @@ def solve_eigenpro(
     sw = np.sqrt(w)
     beta = ridge_beta(problem)
     fixed = centers is not None
+    Z: np.ndarray = X if centers is None else centers  # the model's centres (all rows: EP2)
     max_batch = min(max_batch, n)
     shift = alpha / n
 
@@ -165,7 +166,6 @@ def solve_eigenpro(
         del kss
         c_scaled = np.zeros((n, t))  # c' in the symmetric system; coef = sw * c'
     else:
-        Z = centers
         p = Z.shape[0]
         kzz = problem.operator(Z).to_dense().astype(np.float64)
         LZ, _ = jittered_cholesky(kzz)
@@ -293,7 +293,7 @@ def solve_eigenpro(
     progress.close(f"{epoch} epochs, converged={converged}")
     coef = coefficients(state)
     return SolverResult(
-        centers=Z if fixed else X,
+        centers=Z,
         coef=coef.astype(dtype),
         n_iter=epoch,
         loss_curve=loss_curve,
@@ -314,7 +314,7 @@ def solve_eigenpro(
             "beta": beta,
             "n_subsample": len(S),
             "n_measure": len(T),
-            "n_centers": (Z if fixed else X).shape[0],
+            "n_centers": Z.shape[0],
             "variant": "eigenpro3" if fixed else "eigenpro2",
             "warm_start": initial_coef is not None,
         },

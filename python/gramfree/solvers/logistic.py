@@ -58,6 +58,7 @@ from scipy.special import expit, log_expit, logsumexp, softmax
 
 from .._threads import small_blas
 from ..linalg import jittered_cholesky, lower_gram, solve_triangular
+from ..operators import KernelOperator
 from ._common import Monitor, Problem, Progress, SolverResult, physical_bytes
 from .auto import RATES, _entry_flops
 from .nystrom_direct import RANK_DEFICIENT, _add_gram, _fill_lower, _gram_pass, rows_for
@@ -125,12 +126,13 @@ def solve_logistic(
 
     def kmm(V: np.ndarray) -> np.ndarray:
         return L @ (L.T @ V)
-    op = problem.operator(X, centers)
+    kernel_op = problem.operator(X, centers)
+    op: KernelOperator | _StoredColumns = kernel_op
+    dtype = problem.kernel_dtype
     cached = n * M * 8.0 <= min(CACHE_BYTES, CACHE_SHARE * physical_bytes())
     if cached:  # K_nM once; every pass after it is a GEMM (module docstring)
-        op = _StoredColumns(op.to_dense().astype(np.float64))
-        dtype = np.dtype(np.float64)
-    dtype = problem.kernel_dtype
+        op = _StoredColumns(kernel_op.to_dense().astype(np.float64))
+        dtype = np.dtype(np.float64)  # its products in float64, whatever kernel_dtype says
 
     def loss_of(F: np.ndarray) -> float:
         if binary:  # log(1 + e^f) - y f, stable on both sides
@@ -285,6 +287,7 @@ class _Preconditioner:
         """``curvature_at_centres``: (M,), or ``inner`` given (see from_gram)."""
         self.L = L
         if inner is None:
+            assert curvature_at_centres is not None
             inner = lower_gram(np.sqrt(curvature_at_centres)[:, None] * L)
             inner *= scale
         bump = alpha if alpha > 0 else 1e-12 * max(float(np.mean(np.diag(inner))), 1e-300)
