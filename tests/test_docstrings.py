@@ -9,9 +9,10 @@ import importlib
 import inspect
 import pkgutil
 
-import gramfree
 import numpy as np
 import pytest
+
+import gramfree
 
 # The command line's entry module runs on import; it has no examples.
 _SKIP_MODULES = {"gramfree.__main__"}
@@ -19,7 +20,8 @@ _SKIP_MODULES = {"gramfree.__main__"}
 
 def _modules_with_examples() -> list[str]:
     names = ["gramfree"] + [
-        info.name for info in pkgutil.walk_packages(gramfree.__path__, "gramfree.")
+        info.name
+        for info in pkgutil.walk_packages(gramfree.__path__, "gramfree.")
         if info.name not in _SKIP_MODULES
     ]
     finder = doctest.DocTestFinder(exclude_empty=True)
@@ -39,9 +41,12 @@ def test_examples_run(module_name):
     module = importlib.import_module(module_name)
     finder = doctest.DocTestFinder(exclude_empty=True)
     runner = doctest.DocTestRunner(
-        optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS, verbose=False)
+        optionflags=doctest.NORMALIZE_WHITESPACE | doctest.ELLIPSIS, verbose=False
+    )
     failures = []
-    with np.printoptions(legacy="1.25"):  # scalars print as 0.5, not np.float64(0.5)
+    # Scalars print as 0.5, not np.float64(0.5): numpy 2's legacy mode, numpy 1's default.
+    legacy = "1.25" if np.lib.NumpyVersion(np.__version__) >= "2.0.0" else False
+    with np.printoptions(legacy=legacy):
         for test in finder.find(module):
             if not test.examples:
                 continue
@@ -53,14 +58,24 @@ def test_examples_run(module_name):
 
 def _public_functions():
     return [
-        getattr(gramfree, name) for name in
-        ("load", "kernel_matrix", "kernel_gradient", "get_kernel", "show_config", "config")
+        getattr(gramfree, name)
+        for name in (
+            "load",
+            "kernel_matrix",
+            "kernel_gradient",
+            "get_kernel",
+            "show_config",
+            "config",
+        )
     ]
 
 
 def _public_classes():
-    return [getattr(gramfree, name) for name in gramfree.__all__
-            if inspect.isclass(getattr(gramfree, name))]
+    return [
+        getattr(gramfree, name)
+        for name in gramfree.__all__
+        if inspect.isclass(getattr(gramfree, name))
+    ]
 
 
 def _is_function(obj) -> bool:
@@ -128,8 +143,7 @@ def _api():
     classes += [("gramfree.kernels", cls) for cls in _kernel_classes()]
     for prefix, cls in classes:
         items.append((f"{prefix}.{cls.__name__}", cls))
-        items += [(f"{prefix}.{cls.__name__}.{name}", func)
-                  for name, func in _public_methods(cls)]
+        items += [(f"{prefix}.{cls.__name__}.{name}", func) for name, func in _public_methods(cls)]
     return [pytest.param(*item, id=item[0]) for item in items]
 
 
@@ -149,18 +163,25 @@ def test_numpydoc_sections(qualname, obj):
         if _takes_arguments(obj) and "Parameters\n----------" not in doc:
             missing.append("Parameters")
         always_raises = doc.startswith("Not available") and "Raises\n------" in doc
-        if (_returns_something(obj) and not always_raises
-                and "Returns\n-------" not in doc and "Yields\n------" not in doc):
+        if (
+            _returns_something(obj)
+            and not always_raises
+            and "Returns\n-------" not in doc
+            and "Yields\n------" not in doc
+        ):
             missing.append("Returns")
     if "Examples\n--------" not in doc:
         missing.append("Examples")
     assert not missing, f"{qualname}: no {', '.join(missing)} section"
 
 
-@pytest.mark.parametrize("cls", _public_classes() + _kernel_classes(),
-                         ids=lambda c: c.__name__)
+@pytest.mark.parametrize("cls", _public_classes() + _kernel_classes(), ids=lambda c: c.__name__)
 def test_properties_documented(cls):
-    undocumented = [name for name in dir(cls) if not name.startswith("_")
-                    and isinstance(inspect.getattr_static(cls, name), property)
-                    and not (inspect.getattr_static(cls, name).__doc__ or "").strip()]
+    undocumented = [
+        name
+        for name in dir(cls)
+        if not name.startswith("_")
+        and isinstance(inspect.getattr_static(cls, name), property)
+        and not (inspect.getattr_static(cls, name).__doc__ or "").strip()
+    ]
     assert not undocumented, f"{cls.__name__}: properties without a docstring {undocumented}"
