@@ -49,8 +49,13 @@ def cost(n: int, m: int, n_alphas: int) -> None:
     y = np.sin(X[:, 0] + X[:, 1]) + 0.5 * np.cos(X[:, 2]) + 0.1 * rng.normal(size=n)
     gamma = 1.0 / (2 * d)
     alphas = n * np.logspace(-8, -1, n_alphas)
-    one = KernelRegressor(gamma=gamma, alpha=float(alphas[n_alphas // 2]),
-                          solver="nystrom-direct", n_centers=m, random_state=0)
+    one = KernelRegressor(
+        gamma=gamma,
+        alpha=float(alphas[n_alphas // 2]),
+        solver="nystrom-direct",
+        n_centers=m,
+        random_state=0,
+    )
     path = KernelRegressorCV(gamma=gamma, alphas=alphas, n_centers=m, random_state=0)
     # Warm-up (thread pools, first-touch pages), then best of two each, interleaved.
     one.fit(X[:2000], y[:2000])
@@ -61,22 +66,32 @@ def cost(n: int, m: int, n_alphas: int) -> None:
     # The anchor's alphas are for its own objective (mean-free: Ridge sums squares too).
     anchor = None
     if n * m * 8 * 3 < 0.5 * os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE"):
+
         def sk():
             F = Nystroem(gamma=gamma, n_components=m, random_state=0).fit_transform(X)
             return RidgeCV(alphas=alphas, fit_intercept=False).fit(F, y)
+
         anchor = timed(sk)[1]
     print(f"\n== cost: n={n}, d={d}, M={m}, {n_alphas} alphas (float64)")
     print(f"  KernelRegressor, one alpha (nystrom-direct): {t_one:8.2f} s")
-    print(f"  KernelRegressorCV, {n_alphas} alphas:             {t_path:8.2f} s   "
-          f"ratio {t_path / t_one:.2f}x one fit (bar <= 1.5x): "
-          f"{'PASS' if t_path <= 1.5 * t_one else 'FAIL'}")
-    print(f"    total {path.solver_info_['seconds']:.2f} s, eigendecomposition and path "
-          f"{path.solver_info_['path_seconds']:.3f} s, chosen alpha {path.alpha_:.4g}")
-    print(f"  {n_alphas} separate fits would cost ~{n_alphas * t_one:.1f} s "
-          f"({n_alphas * t_one / t_path:.1f}x the path)")
+    print(
+        f"  KernelRegressorCV, {n_alphas} alphas:             {t_path:8.2f} s   "
+        f"ratio {t_path / t_one:.2f}x one fit (bar <= 1.5x): "
+        f"{'PASS' if t_path <= 1.5 * t_one else 'FAIL'}"
+    )
+    print(
+        f"    total {path.solver_info_['seconds']:.2f} s, eigendecomposition and path "
+        f"{path.solver_info_['path_seconds']:.3f} s, chosen alpha {path.alpha_:.4g}"
+    )
+    print(
+        f"  {n_alphas} separate fits would cost ~{n_alphas * t_one:.1f} s "
+        f"({n_alphas * t_one / t_path:.1f}x the path)"
+    )
     if anchor is not None:
-        print(f"  sklearn Nystroem({m}) + RidgeCV({n_alphas} alphas): {anchor:8.2f} s   "
-              f"anchor / gramfree path = {anchor / t_path:.2f}x")
+        print(
+            f"  sklearn Nystroem({m}) + RidgeCV({n_alphas} alphas): {anchor:8.2f} s   "
+            f"anchor / gramfree path = {anchor / t_path:.2f}x"
+        )
 
 
 def quality(name: str, m: int, n_alphas: int, quick: bool) -> None:
@@ -86,22 +101,30 @@ def quality(name: str, m: int, n_alphas: int, quick: bool) -> None:
     params = realdata.kernel_params(name, len(Xtr))
     gamma = params["gamma"]
     alphas = len(Xtr) * np.logspace(-8, -1, n_alphas)
-    path, t_path = timed(lambda: KernelRegressorCV(gamma=gamma, alphas=alphas, n_centers=m,
-                                                   random_state=0).fit(Xtr, ytr))
+    path, t_path = timed(
+        lambda: KernelRegressorCV(gamma=gamma, alphas=alphas, n_centers=m, random_state=0).fit(
+            Xtr, ytr
+        )
+    )
     scores = []
     for a in alphas:
-        fit = KernelRegressor(gamma=gamma, alpha=float(a), solver="nystrom-direct",
-                              n_centers=m, random_state=0).fit(Xtr, ytr)
+        fit = KernelRegressor(
+            gamma=gamma, alpha=float(a), solver="nystrom-direct", n_centers=m, random_state=0
+        ).fit(Xtr, ytr)
         scores.append(r2_score(yte, fit.predict(Xte)))
     scores = np.array(scores)
     chosen = r2_score(yte, path.predict(Xte))
     best = int(np.argmax(scores))
     gap = scores[best] - chosen
-    print(f"\n== quality: {name} (n_train={len(Xtr)}, n_test={len(Xte)}, gamma={gamma:.4g}, "
-          f"M={m}, {n_alphas} alphas)")
-    print(f"  chosen alpha {path.alpha_:.4g} (index {int(np.argmin(path.gcv_values_))}): "
-          f"test R2 {chosen:.4f}; best candidate alpha {alphas[best]:.4g}: {scores[best]:.4f}; "
-          f"gap {gap:.4f} (bar <= 0.002): {'PASS' if gap <= 0.002 else 'FAIL'}; path fit {t_path:.2f} s")
+    print(
+        f"\n== quality: {name} (n_train={len(Xtr)}, n_test={len(Xte)}, gamma={gamma:.4g}, "
+        f"M={m}, {n_alphas} alphas)"
+    )
+    print(
+        f"  chosen alpha {path.alpha_:.4g} (index {int(np.argmin(path.gcv_values_))}): "
+        f"test R2 {chosen:.4f}; best candidate alpha {alphas[best]:.4g}: {scores[best]:.4f}; "
+        f"gap {gap:.4f} (bar <= 0.002): {'PASS' if gap <= 0.002 else 'FAIL'}; path fit {t_path:.2f} s"
+    )
 
 
 def main(argv=None) -> int:

@@ -28,13 +28,13 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import realdata  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 from sklearn.kernel_ridge import KernelRidge  # noqa: E402
 from sklearn.metrics import r2_score  # noqa: E402
 from sklearn.model_selection import GridSearchCV, train_test_split  # noqa: E402
 
 from gramfree import KernelRegressor, KernelRegressorCV  # noqa: E402
-import realdata  # noqa: E402
 
 
 def timed(fn):
@@ -45,24 +45,33 @@ def timed(fn):
 
 def exact_scheme(X, y, Xt, yt, gamma, alphas):
     print(f"\n1. exact kernel ridge, n = {len(X)}, {len(alphas)} alphas")
-    cv_model, t_gcv = timed(lambda: KernelRegressorCV(gamma=gamma, alphas=alphas,
-                                                      n_centers=1.0).fit(X, y))
-    grid, t_grid = timed(lambda: GridSearchCV(KernelRidge(kernel="rbf", gamma=gamma),
-                                              {"alpha": list(alphas)}, cv=5).fit(X, y))
+    cv_model, t_gcv = timed(
+        lambda: KernelRegressorCV(gamma=gamma, alphas=alphas, n_centers=1.0).fit(X, y)
+    )
+    grid, t_grid = timed(
+        lambda: GridSearchCV(
+            KernelRidge(kernel="rbf", gamma=gamma), {"alpha": list(alphas)}, cv=5
+        ).fit(X, y)
+    )
     r2_gcv = r2_score(yt, cv_model.predict(Xt))
     r2_grid = r2_score(yt, grid.predict(Xt))
     print(f"   {'scheme':44s} {'time (s)':>9s} {'alpha':>9s} {'test R2':>8s}")
-    print(f"   {'KernelRegressorCV(n_centers=1.0): GCV path':44s} {t_gcv:9.2f} "
-          f"{cv_model.alpha_:9.3g} {r2_gcv:8.4f}")
-    print(f"   {'GridSearchCV(KernelRidge), cv=5':44s} {t_grid:9.2f} "
-          f"{grid.best_params_['alpha']:9.3g} {r2_grid:8.4f}")
+    print(
+        f"   {'KernelRegressorCV(n_centers=1.0): GCV path':44s} {t_gcv:9.2f} "
+        f"{cv_model.alpha_:9.3g} {r2_gcv:8.4f}"
+    )
+    print(
+        f"   {'GridSearchCV(KernelRidge), cv=5':44s} {t_grid:9.2f} "
+        f"{grid.best_params_['alpha']:9.3g} {r2_grid:8.4f}"
+    )
     print(f"   ratio GridSearchCV / GCV path: {t_grid / t_gcv:.1f}x")
 
 
 def path_scores(X_fit, y_fit, X_val, y_val, alphas, centers, gamma, warm):
     """Alphas largest first; returns (best alpha, its model, CG iterations in all)."""
-    model = KernelRegressor(gamma=gamma, solver="nystrom-pcg", centers=centers,
-                            warm_start=warm, tol=1e-4, max_iter=200)
+    model = KernelRegressor(
+        gamma=gamma, solver="nystrom-pcg", centers=centers, warm_start=warm, tol=1e-4, max_iter=200
+    )
     best, iterations = (-np.inf, None, None), 0
     for a in sorted(alphas, reverse=True):
         model.set_params(alpha=a).fit(X_fit, y_fit)
@@ -81,23 +90,44 @@ def iterative_scheme(X, y, Xt, yt, gamma, alphas, m, rng):
     rows = []
     for warm in (True, False):
         (alpha, coef, iters), t = timed(
-            lambda warm=warm: path_scores(X_fit, y_fit, X_val, y_val, alphas, C, gamma, warm))
+            lambda warm=warm: path_scores(X_fit, y_fit, X_val, y_val, alphas, C, gamma, warm)
+        )
         model = KernelRegressor(gamma=gamma, alpha=alpha, solver="nystrom-pcg", centers=C)
         model.fit(X_fit[:2], y_fit[:2])  # a fitted shell; its coefficients are the path's
         model.dual_coef_ = coef
-        rows.append((f"held-out path, {'warm' if warm else 'cold'} starts", t, alpha,
-                     r2_score(yt, model.predict(Xt)), iters))
-    grid, t_grid = timed(lambda: GridSearchCV(
-        KernelRegressor(gamma=gamma, solver="nystrom-pcg", centers=C, tol=1e-4, max_iter=200),
-        {"alpha": list(alphas)}, cv=3).fit(X, y))
-    rows.append(("GridSearchCV, cv=3, cold fits", t_grid, grid.best_params_["alpha"],
-                 r2_score(yt, grid.predict(Xt)), None))
+        rows.append(
+            (
+                f"held-out path, {'warm' if warm else 'cold'} starts",
+                t,
+                alpha,
+                r2_score(yt, model.predict(Xt)),
+                iters,
+            )
+        )
+    grid, t_grid = timed(
+        lambda: GridSearchCV(
+            KernelRegressor(gamma=gamma, solver="nystrom-pcg", centers=C, tol=1e-4, max_iter=200),
+            {"alpha": list(alphas)},
+            cv=3,
+        ).fit(X, y)
+    )
+    rows.append(
+        (
+            "GridSearchCV, cv=3, cold fits",
+            t_grid,
+            grid.best_params_["alpha"],
+            r2_score(yt, grid.predict(Xt)),
+            None,
+        )
+    )
     print(f"   {'scheme':44s} {'time (s)':>9s} {'alpha':>9s} {'test R2':>8s} {'CG its':>7s}")
     for name, t, a, r2, iters in rows:
         print(f"   {name:44s} {t:9.2f} {a:9.3g} {r2:8.4f} {iters if iters else '-':>7}")
-    print(f"   ratio GridSearchCV / warm path: {t_grid / rows[0][1]:.1f}x; "
-          f"cold / warm path: {rows[1][1] / rows[0][1]:.2f}x "
-          f"({rows[1][4]} vs {rows[0][4]} CG iterations)")
+    print(
+        f"   ratio GridSearchCV / warm path: {t_grid / rows[0][1]:.1f}x; "
+        f"cold / warm path: {rows[1][1] / rows[0][1]:.2f}x "
+        f"({rows[1][4]} vs {rows[0][4]} CG iterations)"
+    )
 
 
 def main() -> None:

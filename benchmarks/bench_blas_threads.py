@@ -40,9 +40,18 @@ def _spin(stop) -> None:
 def _cases(quick: bool):
     Xl, _, yl, _, _ = realdata.load("letter", quick=quick)
     n = min(5000, len(yl))
-    letter = (Xl[:n], yl[:n], dict(gamma=realdata.CONFIG["letter"]["gamma"], alpha=1e-3,
-                                   solver="nystrom-pcg", n_centers=min(500, n),
-                                   random_state=0, max_iter=30))
+    letter = (
+        Xl[:n],
+        yl[:n],
+        dict(
+            gamma=realdata.CONFIG["letter"]["gamma"],
+            alpha=1e-3,
+            solver="nystrom-pcg",
+            n_centers=min(500, n),
+            random_state=0,
+            max_iter=30,
+        ),
+    )
     Xi, yi = load_iris(return_X_y=True)
     iris = (StandardScaler().fit_transform(Xi), yi, dict(gamma=0.1, alpha=0.1, loss="logistic"))
     return {f"nystrom-pcg letter {n}x500": letter, "logistic iris 150": iris}
@@ -79,8 +88,10 @@ def main(argv=None) -> int:
                     threads.SMALL_BLAS_FLOPS = flops
                     times[label] = _best(X, y, params, args.repeats)
                 threads.SMALL_BLAS_FLOPS = default
-                print(f"{name:28s} {'busy' if load else 'quiet':6s} {times['on']:8.3f}s "
-                      f"{times['off']:9.3f}s {times['off'] / times['on']:8.2f}x")
+                print(
+                    f"{name:28s} {'busy' if load else 'quiet':6s} {times['on']:8.3f}s "
+                    f"{times['off']:9.3f}s {times['off'] / times['on']:8.2f}x"
+                )
         finally:
             threads.SMALL_BLAS_FLOPS = default
             if worker is not None:

@@ -147,7 +147,9 @@ def run_child(spec: dict) -> dict:
     out = {"seconds": measured["fit_time"], "peak": measured["peak_fit"]}
     if hasattr(model, "solver_info_"):
         info = model.solver_info_
-        out["info"] = {k: info[k] for k in ("precision", "refinement_steps", "fallback") if k in info}
+        out["info"] = {
+            k: info[k] for k in ("precision", "refinement_steps", "fallback") if k in info
+        }
     return out
 
 
@@ -205,12 +207,20 @@ def factor_section(args) -> list[dict]:
         for n in args.sizes:
             repeat = 3 if n <= 4000 else 1
             print(f"  {dtype} n={n}: gramfree ...", flush=True)
-            row = {"dtype": dtype, "n": n, "gf": gramfree_rows(n, dtype, repeat, args.square_max),
-                   "anchors": {}}
+            row = {
+                "dtype": dtype,
+                "n": n,
+                "gf": gramfree_rows(n, dtype, repeat, args.square_max),
+                "anchors": {},
+            }
             if not args.no_anchors:
                 spec = {"kind": "scipy", "n": n, "dtype": dtype, "repeat": repeat}
-                print(f"  {dtype} n={n}: scipy one thread, scipy Haswell"
-                      + (", torch" if torch_ok else "") + " ...", flush=True)
+                print(
+                    f"  {dtype} n={n}: scipy one thread, scipy Haswell"
+                    + (", torch" if torch_ok else "")
+                    + " ...",
+                    flush=True,
+                )
                 row["anchors"]["scipy 1 thread"] = child(dict(spec, threads=1))
                 row["anchors"]["scipy Haswell"] = child(spec, {"OPENBLAS_CORETYPE": "Haswell"})
                 if torch_ok:
@@ -239,9 +249,11 @@ def factor_tables(args, rows: list[dict], gemm: dict, lines: list, verdicts: lis
         ref = gemm[dtype]
         name = "DGEMM" if dtype == "float64" else "SGEMM"
         lines.append(f"\n### {dtype}: GFLOP/s and fraction of {name} ({ref:.1f} GFLOP/s)\n")
-        lines.append("| n | gramfree cholesky s | GFLOP/s | % " + name + " | scipy 1 thread "
-                     "| scipy Haswell | torch | speed-up vs best anchor | trsm 26 rhs | "
-                     "trsm^T 26 rhs | trsm n rhs | residual |")
+        lines.append(
+            "| n | gramfree cholesky s | GFLOP/s | % " + name + " | scipy 1 thread "
+            "| scipy Haswell | torch | speed-up vs best anchor | trsm 26 rhs | "
+            "trsm^T 26 rhs | trsm n rhs | residual |"
+        )
         lines.append("|" + "---|" * 12)
         for row in (r for r in rows if r["dtype"] == dtype):
             n, g = row["n"], row["gf"]
@@ -249,33 +261,53 @@ def factor_tables(args, rows: list[dict], gemm: dict, lines: list, verdicts: lis
             done = [r["seconds"] for r in row["anchors"].values() if "seconds" in r]
             speedup = f"{min(done) / g['chol']:.2f}x" if done else "-"
             rate = flops / g["chol"] / 1e9
-            anchors = " | ".join(anchor_cell(row["anchors"].get(key), flops)
-                                 for key in ("scipy 1 thread", "scipy Haswell", "torch"))
-            solves = " | ".join(solve_cell(g.get(key), n * n * k, ref)
-                                for key, k in (("trsm26", 26), ("trsm26_t", 26), ("trsmN", n)))
-            lines.append(f"| {n} | {g['chol']:.2f} | {rate:.1f} | {rate / ref:.0%} | {anchors} | "
-                         f"{speedup} | {solves} | {g['residual']:.1e} |")
+            anchors = " | ".join(
+                anchor_cell(row["anchors"].get(key), flops)
+                for key in ("scipy 1 thread", "scipy Haswell", "torch")
+            )
+            solves = " | ".join(
+                solve_cell(g.get(key), n * n * k, ref)
+                for key, k in (("trsm26", 26), ("trsm26_t", 26), ("trsmN", n))
+            )
+            lines.append(
+                f"| {n} | {g['chol']:.2f} | {rate:.1f} | {rate / ref:.0%} | {anchors} | "
+                f"{speedup} | {solves} | {g['residual']:.1e} |"
+            )
             if args.quick:
                 continue
             verdicts.append((f"{dtype} cholesky n={n}: >= {BAR:.0%} of {name}", rate >= BAR * ref))
             if "trsmN" in g:
-                verdicts.append((f"{dtype} triangular solve n={n}, n rhs: >= {BAR:.0%} of {name}",
-                                 n**3 / g["trsmN"] / 1e9 >= BAR * ref))
-            verdicts.append((f"{dtype} triangular solve n={n}, 26 rhs: >= {BAR:.0%} of {name}",
-                             n * n * 26 / g["trsm26"] / 1e9 >= BAR * ref))
+                verdicts.append(
+                    (
+                        f"{dtype} triangular solve n={n}, n rhs: >= {BAR:.0%} of {name}",
+                        n**3 / g["trsmN"] / 1e9 >= BAR * ref,
+                    )
+                )
+            verdicts.append(
+                (
+                    f"{dtype} triangular solve n={n}, 26 rhs: >= {BAR:.0%} of {name}",
+                    n * n * 26 / g["trsm26"] / 1e9 >= BAR * ref,
+                )
+            )
 
 
 def direct_section(args, lines: list, verdicts: list) -> None:
     cfg = dict(DIRECT, **(QUICK_DIRECT if args.quick else {}))
-    lines.append(f"\n### direct solver: n = {cfg['n']}, d = {cfg['d']}, {cfg['t']} one-hot "
-                 f"targets, rbf gamma = 1/(2d), alpha = {cfg['lam']:g} n; "
-                 f"{cfg['n_test']} test points\n")
+    lines.append(
+        f"\n### direct solver: n = {cfg['n']}, d = {cfg['d']}, {cfg['t']} one-hot "
+        f"targets, rbf gamma = 1/(2d), alpha = {cfg['lam']:g} n; "
+        f"{cfg['n_test']} test points\n"
+    )
     tmp = tempfile.mkdtemp(prefix="bench_cholesky_")
     runs = {}
     for kind, label, env in (
         ("gramfree", "gramfree KernelRegressor(solver='direct')", None),
         ("gramfree_f64", "gramfree direct, float64 factorization forced", None),
-        ("krr", "sklearn KernelRidge (OPENBLAS_CORETYPE=Haswell)", {"OPENBLAS_CORETYPE": "Haswell"}),
+        (
+            "krr",
+            "sklearn KernelRidge (OPENBLAS_CORETYPE=Haswell)",
+            {"OPENBLAS_CORETYPE": "Haswell"},
+        ),
     ):
         print(f"  {label} ...", flush=True)
         path = os.path.join(tmp, kind + ".npy")
@@ -294,35 +326,56 @@ def direct_section(args, lines: list, verdicts: list) -> None:
         if kind != "krr" and "pred" in krr:
             diff = f"{np.max(np.abs(res['pred'] - krr['pred'])):.2e}"
         path = ", ".join(f"{k}={v}" for k, v in res.get("info", {}).items()) or "-"
-        lines.append(f"| {label} | {res['seconds']:.2f} | {res['peak'] / 2**30:.2f} GiB | "
-                     f"{path} | {diff} |")
+        lines.append(
+            f"| {label} | {res['seconds']:.2f} | {res['peak'] / 2**30:.2f} GiB | {path} | {diff} |"
+        )
     gf = runs["gramfree"][1]
     if "error" not in gf and "error" not in krr:
         speedup = krr["seconds"] / gf["seconds"]
         diff = float(np.max(np.abs(gf["pred"] - krr["pred"])))
-        lines.append(f"\nspeed-up KernelRidge / gramfree: {speedup:.2f}x; max abs prediction "
-                     f"difference {diff:.2e}")
+        lines.append(
+            f"\nspeed-up KernelRidge / gramfree: {speedup:.2f}x; max abs prediction "
+            f"difference {diff:.2e}"
+        )
         if not args.quick:
-            verdicts.append((f"direct >= {DIRECT_BAR['speedup']}x KernelRidge", speedup >= DIRECT_BAR["speedup"]))
-            verdicts.append((f"direct predictions within {DIRECT_BAR['pred_diff']:g}",
-                             diff <= DIRECT_BAR["pred_diff"]))
+            verdicts.append(
+                (
+                    f"direct >= {DIRECT_BAR['speedup']}x KernelRidge",
+                    speedup >= DIRECT_BAR["speedup"],
+                )
+            )
+            verdicts.append(
+                (
+                    f"direct predictions within {DIRECT_BAR['pred_diff']:g}",
+                    diff <= DIRECT_BAR["pred_diff"],
+                )
+            )
     else:
         verdicts.append(("direct comparison ran", False))
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--quick", action="store_true", help="sizes 1000, 2000 (CI smoke test)")
     ap.add_argument("--sizes", help="comma-separated n (default 2000,...,20000)")
     ap.add_argument("--dtypes", default="float64,float32")
     ap.add_argument("--gemm-size", type=int, default=4000)
-    ap.add_argument("--square-max", type=int, default=8000,
-                    help="largest n for the triangular solve with n right-hand sides")
+    ap.add_argument(
+        "--square-max",
+        type=int,
+        default=8000,
+        help="largest n for the triangular solve with n right-hand sides",
+    )
     ap.add_argument("--no-anchors", action="store_true", help="gramfree only")
     ap.add_argument("--direct", dest="direct", action="store_true", default=True)
-    ap.add_argument("--no-direct", dest="direct", action="store_false",
-                    help="skip the direct solver vs KernelRidge comparison")
+    ap.add_argument(
+        "--no-direct",
+        dest="direct",
+        action="store_false",
+        help="skip the direct solver vs KernelRidge comparison",
+    )
     ap.add_argument("--direct-only", action="store_true")
     ap.add_argument("--markdown", metavar="PATH")
     ap.add_argument("--child", metavar="SPEC", help=argparse.SUPPRESS)
@@ -330,8 +383,13 @@ def main(argv=None) -> int:
     if args.child is not None:
         print(RESULT_TAG + json.dumps(run_child(json.loads(args.child))), flush=True)
         return 0
-    args.sizes = ([int(s) for s in args.sizes.split(",")] if args.sizes
-                  else QUICK_SIZES if args.quick else SIZES)
+    args.sizes = (
+        [int(s) for s in args.sizes.split(",")]
+        if args.sizes
+        else QUICK_SIZES
+        if args.quick
+        else SIZES
+    )
     args.dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
     if args.quick:
         args.gemm_size = min(args.gemm_size, 1000)
@@ -349,14 +407,18 @@ def main(argv=None) -> int:
         after = {d: gemm_rate(d, args.gemm_size) for d in args.dtypes}
         gemm = {d: max(before[d], after[d]) for d in args.dtypes}
         factor_tables(args, rows, gemm, lines, verdicts)
-        lines.append(f"\nGEMM (n = {args.gemm_size}) GFLOP/s before / after the timings: "
-                     + ", ".join(f"{d} {before[d]:.1f} / {after[d]:.1f}" for d in args.dtypes)
-                     + "; fractions use the higher")
+        lines.append(
+            f"\nGEMM (n = {args.gemm_size}) GFLOP/s before / after the timings: "
+            + ", ".join(f"{d} {before[d]:.1f} / {after[d]:.1f}" for d in args.dtypes)
+            + "; fractions use the higher"
+        )
     if args.direct or args.direct_only:
         direct_section(args, lines, verdicts)
     load = os.getloadavg()
-    lines.append(f"\nload average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
-                 f"total {time.perf_counter() - t0:.0f} s")
+    lines.append(
+        f"\nload average at the end {load[0]:.2f} {load[1]:.2f} {load[2]:.2f}; "
+        f"total {time.perf_counter() - t0:.0f} s"
+    )
     print("\n".join(lines))
     for text, ok in verdicts:
         print(f"{'PASS' if ok else 'FAIL'}: {text}")

@@ -73,7 +73,7 @@ def main() -> None:
     G = np.zeros((m_syrk, m_syrk), order="F")
     rate = rows * m_syrk**2 / best_of(lambda: nystrom_direct._add_gram(G, B))
     print(f"{'syrk':<16} {rate:>10.3g} {RATES['syrk']:>10.3g} {rate / RATES['syrk']:>15.2f}")
-    del B
+    B = None  # the block's memory, before the next case
 
     X = rng.normal(size=(n_fit, d))
     y = np.sin(X[:, 0]) + 0.1 * rng.normal(size=n_fit)
@@ -82,8 +82,11 @@ def main() -> None:
     cases = [
         ("direct", dict(solver="direct"), model.direct()[0]),
         ("nystrom-pcg M=2000", dict(solver="nystrom-pcg", n_centers=2000), None),
-        ("nystrom-direct M=2000", dict(solver="nystrom-direct", n_centers=2000),
-         model.nystrom_direct(2000)[0]),
+        (
+            "nystrom-direct M=2000",
+            dict(solver="nystrom-direct", n_centers=2000),
+            model.nystrom_direct(2000)[0],
+        ),
         ("eigenpro", dict(solver="eigenpro"), None),
     ]
     for name, params, estimate in cases:

@@ -67,12 +67,19 @@ def rel(a, b) -> float:
 
 def case_same(args, client) -> None:
     import dask.array as da
+
     from gramfree import KernelRegressor
 
     X, y = make_data(args.n, args.d)
     client.run(_warm_up)  # the workers' first import of gramfree is not the fit's time
-    params = dict(solver="nystrom-pcg", n_centers=args.centers, alpha=args.alpha,
-                  gamma=args.gamma, tol=args.tol, random_state=0)
+    params = dict(
+        solver="nystrom-pcg",
+        n_centers=args.centers,
+        alpha=args.alpha,
+        gamma=args.gamma,
+        tol=args.tol,
+        random_state=0,
+    )
     tic = time.perf_counter()
     local = KernelRegressor(**params, n_jobs=args.workers).fit(X, y)
     t_local = time.perf_counter() - tic
@@ -89,14 +96,17 @@ def case_same(args, client) -> None:
     t_dist = time.perf_counter() - tic
     pred = dist.predict(dX).compute()
     info = dist.solver_info_["dask"]
-    print(f"\ncase same: n={args.n} d={args.d} m={args.centers} chunks={info['n_chunks']} "
-          f"workers={args.workers} gamma={args.gamma} alpha={args.alpha} tol={args.tol}")
+    print(
+        f"\ncase same: n={args.n} d={args.d} m={args.centers} chunks={info['n_chunks']} "
+        f"workers={args.workers} gamma={args.gamma} alpha={args.alpha} tol={args.tol}"
+    )
     print(f"{'fit':<28}{'seconds':>10}{'iters':>7}{'s/pass':>9}{'ratio':>8}")
     label = f"in-process (n_jobs={args.workers})"
-    print(f"{label:<28}{t_local:>10.2f}{local.n_iter_:>7}"
-          f"{'':>9}{1.0:>8.2f}")
-    print(f"{'LocalCluster (dask)':<28}{t_dist:>10.2f}{dist.n_iter_:>7}"
-          f"{info['pass_seconds'] / max(info['passes'] - 1, 1):>9.3f}{t_dist / t_local:>8.2f}")
+    print(f"{label:<28}{t_local:>10.2f}{local.n_iter_:>7}{'':>9}{1.0:>8.2f}")
+    print(
+        f"{'LocalCluster (dask)':<28}{t_dist:>10.2f}{dist.n_iter_:>7}"
+        f"{info['pass_seconds'] / max(info['passes'] - 1, 1):>9.3f}{t_dist / t_local:>8.2f}"
+    )
     print(f"max |coef difference| / max |coef|  = {rel(dist.dual_coef_, local.dual_coef_):.2e}")
     print(f"max |pred difference| / max |pred|  = {rel(pred, local.predict(X)):.2e}")
     print(f"same centres: {np.array_equal(dist.centers_, local.centers_)}")
@@ -118,6 +128,7 @@ def case_out_of_core(args) -> None:
     import dask
     import dask.array as da
     from distributed import Client, LocalCluster
+
     from gramfree import KernelRegressor
 
     n, d, rows = args.ooc_n, args.d, args.ooc_rows
@@ -125,42 +136,68 @@ def case_out_of_core(args) -> None:
         path = os.path.join(tmp, "X.npy")
         out = np.lib.format.open_memmap(path, mode="w+", dtype=np.float64, shape=(n, d))
         for start in range(0, n, rows):  # written block by block: never whole in memory
-            out[start:start + rows] = make_data(min(rows, n - start), d, start=start)[0]
+            out[start : start + rows] = make_data(min(rows, n - start), d, start=start)[0]
         out.flush()
         del out
         size_mib = n * d * 8 / 2**20
         limit_mib = args.memory_limit_mib
-        blocks = [da.from_delayed(dask.delayed(_read_rows)(path, a, min(a + rows, n)),
-                                  shape=(min(a + rows, n) - a, d), dtype=np.float64)
-                  for a in range(0, n, rows)]
+        blocks = [
+            da.from_delayed(
+                dask.delayed(_read_rows)(path, a, min(a + rows, n)),
+                shape=(min(a + rows, n) - a, d),
+                dtype=np.float64,
+            )
+            for a in range(0, n, rows)
+        ]
         X = da.concatenate(blocks)
         y = X.map_blocks(_block_targets, drop_axis=1, dtype=np.float64)
-        with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                          dashboard_address=None, host="127.0.0.1",
-                          memory_limit=f"{limit_mib}MiB") as cluster, Client(cluster) as client:
+        with (
+            LocalCluster(
+                n_workers=args.workers,
+                threads_per_worker=1,
+                processes=True,
+                dashboard_address=None,
+                host="127.0.0.1",
+                memory_limit=f"{limit_mib}MiB",
+            ) as cluster,
+            Client(cluster) as client,
+        ):
             before = client.run(vm_hwm_mib)
             tic = time.perf_counter()
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                model = KernelRegressor(solver="nystrom-pcg", n_centers=args.ooc_centers,
-                                        alpha=args.alpha, gamma=args.gamma,
-                                        max_iter=args.ooc_iter, random_state=0,
-                                        n_jobs=1).fit(X, y)
+                model = KernelRegressor(
+                    solver="nystrom-pcg",
+                    n_centers=args.ooc_centers,
+                    alpha=args.alpha,
+                    gamma=args.gamma,
+                    max_iter=args.ooc_iter,
+                    random_state=0,
+                    n_jobs=1,
+                ).fit(X, y)
             seconds = time.perf_counter() - tic
             peaks = client.run(vm_hwm_mib)
-        print(f"\ncase out-of-core: X.npy {n} x {d} float64 = {size_mib:.0f} MiB, "
-              f"{len(blocks)} chunks of {rows} rows, {args.workers} workers with "
-              f"memory_limit {limit_mib} MiB each")
-        print(f"fit: {seconds:.1f} s, {model.n_iter_} iterations, "
-              f"{model.solver_info_['dask']['passes']} passes over the file")
+        print(
+            f"\ncase out-of-core: X.npy {n} x {d} float64 = {size_mib:.0f} MiB, "
+            f"{len(blocks)} chunks of {rows} rows, {args.workers} workers with "
+            f"memory_limit {limit_mib} MiB each"
+        )
+        print(
+            f"fit: {seconds:.1f} s, {model.n_iter_} iterations, "
+            f"{model.solver_info_['dask']['passes']} passes over the file"
+        )
         for (addr, peak), start in zip(sorted(peaks.items()), [before[a] for a in sorted(peaks)]):
-            print(f"worker {addr}: peak RSS {peak:.0f} MiB (after start-up {start:.0f} MiB), "
-                  f"limit {limit_mib} MiB, data {size_mib:.0f} MiB")
+            print(
+                f"worker {addr}: peak RSS {peak:.0f} MiB (after start-up {start:.0f} MiB), "
+                f"limit {limit_mib} MiB, data {size_mib:.0f} MiB"
+            )
         print(f"client peak RSS {vm_hwm_mib():.0f} MiB")
         fits = all(p < limit_mib for p in peaks.values()) and size_mib > limit_mib
-        print(f"{'PASS' if fits else 'FAIL'}: every worker stayed under its limit, "
-              f"below the data's size (all workers' limits together: "
-              f"{args.workers * limit_mib} MiB)")
+        print(
+            f"{'PASS' if fits else 'FAIL'}: every worker stayed under its limit, "
+            f"below the data's size (all workers' limits together: "
+            f"{args.workers * limit_mib} MiB)"
+        )
 
 
 def main(argv=None) -> int:
@@ -174,8 +211,11 @@ def main(argv=None) -> int:
     parser.add_argument("--gamma", type=float, default=0.5)
     parser.add_argument("--alpha", type=float, default=1e-3)
     parser.add_argument("--tol", type=float, default=1e-6)
-    parser.add_argument("--out-of-core", action="store_true",
-                        help="also fit from a .npy larger than each worker's memory limit")
+    parser.add_argument(
+        "--out-of-core",
+        action="store_true",
+        help="also fit from a .npy larger than each worker's memory limit",
+    )
     parser.add_argument("--ooc-n", type=int, default=8_000_000)
     parser.add_argument("--ooc-rows", type=int, default=100_000)
     parser.add_argument("--ooc-centers", type=int, default=200)
@@ -191,9 +231,16 @@ def main(argv=None) -> int:
     except ImportError:
         print("dask.distributed is not installed (pip install 'gramfree[dask]')")
         return 0
-    with LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
-                      dashboard_address=None, host="127.0.0.1") as cluster, \
-            Client(cluster) as client:
+    with (
+        LocalCluster(
+            n_workers=args.workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            host="127.0.0.1",
+        ) as cluster,
+        Client(cluster) as client,
+    ):
         case_same(args, client)
     if args.out_of_core:
         case_out_of_core(args)

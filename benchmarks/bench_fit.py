@@ -86,12 +86,22 @@ CONFIG = {
     # lam = 1e-5 maximised exact KernelRidge's test accuracy at n = 20000 (R^2 0.968, 3-class
     # accuracy 0.868); m = 2000 centres kept both within 0.004 of exact there.
     "krr20k": {
-        "n": 20000, "n_test": 5000, "d": D, "gamma": GAMMA_SYNTH, "lam": 1e-5,
+        "n": 20000,
+        "n_test": 5000,
+        "d": D,
+        "gamma": GAMMA_SYNTH,
+        "lam": 1e-5,
         "gramfree": {"solver": "nystrom-pcg", "n_centers": 2000, "tol": 1e-4},
     },
     "nystroem100k": {
-        "n": 100000, "n_test": 20000, "d": D, "dtype": "float64", "gamma": GAMMA_SYNTH,
-        "lam": 1e-5, "ms": [2000, 5000], "same_centers": True,
+        "n": 100000,
+        "n_test": 20000,
+        "d": D,
+        "dtype": "float64",
+        "gamma": GAMMA_SYNTH,
+        "lam": 1e-5,
+        "ms": [2000, 5000],
+        "same_centers": True,
         "gramfree": {"solver": "nystrom-pcg", "tol": 1e-4},
     },
     # Fashion-MNIST tuning on 2 cores (gramfree 0.1.0): test accuracy is flat in gamma over
@@ -103,7 +113,11 @@ CONFIG = {
     # on 2 cores (float32 preconditioner 114 s, ~35 s per iteration); m = 30000 took 529 s
     # with 8 iterations on the 50000-row split already, too close to 600 s.
     "fashion": {
-        "kernel": "rbf", "gamma": 0.02, "lam": 1e-6, "svc_n": 10000, "svc_C": 10.0,
+        "kernel": "rbf",
+        "gamma": 0.02,
+        "lam": 1e-6,
+        "svc_n": 10000,
+        "svc_C": 10.0,
         # Nystroem(25000) + RidgeClassifier cannot run on this 24 GiB machine kind: its SVD
         # of K_MM was killed by the OOM killer at 24.1 GB after ~58 min (2026-11-27), so
         # the benchmark skips it by its memory estimate and compares at equal m where the
@@ -111,14 +125,19 @@ CONFIG = {
         # m = 16000 the anchor took 1531 s of fit and 17.2 GiB).
         "anchor_timeout": 7200,
         "equal_ms": [16000],
-        "gramfree": {"solver": "nystrom-pcg", "n_centers": 25000, "max_iter": 8,
-                     "tol": 5e-3},
+        "gramfree": {"solver": "nystrom-pcg", "n_centers": 25000, "max_iter": 8, "tol": 5e-3},
     },
     # Two model sizes: m = 1000, where Nystroem + Ridge (n x m features) still fits in
     # memory, and m = 4000 for accuracy (the anchor is skipped when it cannot fit).
     "million": {
-        "n": 1_000_000, "n_test": 100_000, "d": D, "dtype": "float32", "gamma": GAMMA_SYNTH,
-        "lam": 1e-6, "ms": [1000, 4000], "same_centers": True,
+        "n": 1_000_000,
+        "n_test": 100_000,
+        "d": D,
+        "dtype": "float32",
+        "gamma": GAMMA_SYNTH,
+        "lam": 1e-6,
+        "ms": [1000, 4000],
+        "same_centers": True,
         # auto with n_centers: the cost model picks nystrom-direct (one pass) or nystrom-pcg.
         "gramfree": {"solver": "auto", "tol": 1e-4},
     },
@@ -127,18 +146,23 @@ CONFIG = {
 QUICK = {
     "krr20k": {"n": 1000, "n_test": 250, "gramfree": {"n_centers": 300}},
     "nystroem100k": {"n": 5000, "n_test": 1000, "ms": [100, 250]},
-    "fashion": {"n_train": 3000, "n_test": 2000, "svc_n": 1000, "equal_ms": [500],
-                "gramfree": {"n_centers": 1000, "max_iter": 20}},
+    "fashion": {
+        "n_train": 3000,
+        "n_test": 2000,
+        "svc_n": 1000,
+        "equal_ms": [500],
+        "gramfree": {"n_centers": 1000, "max_iter": 20},
+    },
     "million": {"n": 50000, "n_test": 5000, "ms": [200, 500]},
 }
 
 GOALS = {
-    "score_diff": 0.005,     # krr20k: |R^2 or accuracy difference| to exact KernelRidge
-    "time_ratio": 10.0,      # krr20k: KernelRidge fit time / gramfree fit time
-    "mem_ratio": 20.0,       # krr20k: KernelRidge peak fit memory / gramfree's
-    "mse_rel_tol": 1e-3,     # nystroem100k: gramfree MSE <= anchor MSE * (1 + tol)
-    "fashion_acc": 0.90,     # fashion: gramfree test accuracy
-    "fit_seconds": 600.0,    # fashion, million: gramfree fit time
+    "score_diff": 0.005,  # krr20k: |R^2 or accuracy difference| to exact KernelRidge
+    "time_ratio": 10.0,  # krr20k: KernelRidge fit time / gramfree fit time
+    "mem_ratio": 20.0,  # krr20k: KernelRidge peak fit memory / gramfree's
+    "mse_rel_tol": 1e-3,  # nystroem100k: gramfree MSE <= anchor MSE * (1 + tol)
+    "fashion_acc": 0.90,  # fashion: gramfree test accuracy
+    "fit_seconds": 600.0,  # fashion, million: gramfree fit time
     "million_peak": 8 * GIB,  # million: gramfree raw VmHWM
 }
 
@@ -304,8 +328,7 @@ class NystroemHead:
         if self.centers_seed is None:
             self.nystroem.fit(X)
         else:
-            idx = gramfree_center_indices(X.shape[0], self.nystroem.n_components,
-                                          self.centers_seed)
+            idx = gramfree_center_indices(X.shape[0], self.nystroem.n_components, self.centers_seed)
             self.centers_ = X[idx]
             self.nystroem.fit(self.centers_)
         self._phase("Nystroem.fit (kernel of the centres, its SVD)", t0)
@@ -341,8 +364,12 @@ def build_model(spec: dict):
         head = (Ridge if method == "nystroem_ridge" else RidgeClassifier)(
             alpha=p["alpha"], fit_intercept=False
         )
-        nys = Nystroem(kernel=p.get("kernel", "rbf"), gamma=p["gamma"],
-                       n_components=p["n_components"], random_state=0)
+        nys = Nystroem(
+            kernel=p.get("kernel", "rbf"),
+            gamma=p["gamma"],
+            n_components=p["n_components"],
+            random_state=0,
+        )
         return NystroemHead(nys, head, p.get("centers_seed"))
     if method == "svc":
         from sklearn.svm import SVC
@@ -419,24 +446,26 @@ def run_child(spec: dict) -> dict:
         for attr in ("solver_", "n_iter_", "n_centers_", "fit_time_"):
             val = getattr(model, attr)
             out[attr] = val if isinstance(val, str) else float(val)
-        out["solver_info"] = {k: (v if isinstance(v, (str, int, float)) else str(v))
-                              for k, v in model.solver_info_.items()}
+        out["solver_info"] = {
+            k: (v if isinstance(v, (str, int, float)) else str(v))
+            for k, v in model.solver_info_.items()
+        }
     return out
 
 
 # --------------------------------------------------------------------------- parent
 
 
-def run_child_process(script: str, spec: dict, *, env: dict, timeout: float,
-                      result_tag: str = RESULT_TAG) -> dict:
+def run_child_process(
+    script: str, spec: dict, *, env: dict, timeout: float, result_tag: str = RESULT_TAG
+) -> dict:
     """Run ``python SCRIPT --child SPEC_JSON``; returns the dict on its ``result_tag`` line,
     or one with 'error' (a crash with its signal and stderr tail, or a time-out). Lines the
     child writes to stderr starting with "[child]" are echoed as they come (progress of
     long anchor fits)."""
     cmd = [sys.executable, os.path.abspath(script), "--child", json.dumps(spec)]
     # stdout carries the result line; stderr is echoed and its tail kept for errors.
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     out_lines: list[str] = []
     err_tail: list[str] = []
 
@@ -464,11 +493,13 @@ def run_child_process(script: str, spec: dict, *, env: dict, timeout: float,
         r.join(timeout=10)
     for line in out_lines:
         if line.startswith(result_tag):
-            return json.loads(line[len(result_tag):])
+            return json.loads(line[len(result_tag) :])
     tail = err_tail or [line.rstrip() for line in out_lines if line.strip()][-6:]
     sig = f" (signal {-proc.returncode})" if proc.returncode < 0 else ""
-    return {"error": f"child exited with {proc.returncode}{sig}: " + "\n".join(tail[-6:]),
-            "stderr_tail": tail}
+    return {
+        "error": f"child exited with {proc.returncode}{sig}: " + "\n".join(tail[-6:]),
+        "stderr_tail": tail,
+    }
 
 
 def run_fit(spec: dict, *, env_extra: dict | None = None, timeout: float, label: str) -> dict:
@@ -487,10 +518,15 @@ def run_fit(spec: dict, *, env_extra: dict | None = None, timeout: float, label:
     else:
         extra = ""
         if "solver_" in res:
-            extra = f", solver={res['solver_']} iters={res['n_iter_']:.0f} m={res['n_centers_']:.0f}"
-        print(f"    {res['score_name']}={res['score']:.4f} fit={res['fit_time']:.2f}s "
-              f"predict={res['predict_time']:.2f}s peak={fmt_mem(res['peak_fit'])} "
-              f"(VmHWM {fmt_mem(res['hwm_fit'])}){extra}", flush=True)
+            extra = (
+                f", solver={res['solver_']} iters={res['n_iter_']:.0f} m={res['n_centers_']:.0f}"
+            )
+        print(
+            f"    {res['score_name']}={res['score']:.4f} fit={res['fit_time']:.2f}s "
+            f"predict={res['predict_time']:.2f}s peak={fmt_mem(res['peak_fit'])} "
+            f"(VmHWM {fmt_mem(res['hwm_fit'])}){extra}",
+            flush=True,
+        )
         for w in res["warnings"]:
             print(f"    warning: {w}", flush=True)
     return res
@@ -524,8 +560,8 @@ def mem_available() -> int:
 
 class Report:
     def __init__(self):
-        self.fits: list[tuple[str, dict]] = []   # (case, result)
-        self.rows: list[dict] = []               # summary comparisons
+        self.fits: list[tuple[str, dict]] = []  # (case, result)
+        self.rows: list[dict] = []  # summary comparisons
         self.notes: list[str] = []
 
     def fit(self, case: str, res: dict) -> dict:
@@ -533,8 +569,14 @@ class Report:
         return res
 
     def compare(self, case, name, gf, anchor, *, goals=None, score_name=None):
-        row = {"case": case, "comparison": name, "gf": gf, "anchor": anchor,
-               "goals": goals or [], "score_name": score_name}
+        row = {
+            "case": case,
+            "comparison": name,
+            "gf": gf,
+            "anchor": anchor,
+            "goals": goals or [],
+            "score_name": score_name,
+        }
         self.rows.append(row)
         return row
 
@@ -551,13 +593,17 @@ def goal_str(goals) -> str:
 
 
 def fits_table(report: Report) -> list[str]:
-    head = ("| case | fit | n_train | score | fit s | predict s | RSS before | peak (fit) "
-            "| VmHWM (fit) | solver / iters / m | env |")
+    head = (
+        "| case | fit | n_train | score | fit s | predict s | RSS before | peak (fit) "
+        "| VmHWM (fit) | solver / iters / m | env |"
+    )
     lines = [head, "|" + "---|" * 11]
     for case, r in report.fits:
         if not ok(r):
-            lines.append(f"| {case} | {r['label']} | - | ERROR: {cell(r['error'])[-160:]} "
-                         "| - | - | - | - | - | - | " + (r.get("env") or "-") + " |")
+            lines.append(
+                f"| {case} | {r['label']} | - | ERROR: {cell(r['error'])[-160:]} "
+                "| - | - | - | - | - | - | " + (r.get("env") or "-") + " |"
+            )
             continue
         solver = "-"
         if "solver_" in r:
@@ -572,9 +618,11 @@ def fits_table(report: Report) -> list[str]:
 
 
 def summary_table(report: Report) -> list[str]:
-    head = ("| case | comparison (gramfree vs anchor) | metric | gramfree | anchor | difference "
-            "| fit time gramfree s | fit time anchor s | time ratio (anchor/gf) "
-            "| peak gramfree | peak anchor | memory ratio (anchor/gf) | goals |")
+    head = (
+        "| case | comparison (gramfree vs anchor) | metric | gramfree | anchor | difference "
+        "| fit time gramfree s | fit time anchor s | time ratio (anchor/gf) "
+        "| peak gramfree | peak anchor | memory ratio (anchor/gf) | goals |"
+    )
     lines = [head, "|" + "---|" * 13]
     for row in report.rows:
         gf, an = row["gf"], row["anchor"]
@@ -610,35 +658,62 @@ def summary_table(report: Report) -> list[str]:
 def case_krr20k(cfg: dict, report: Report, args) -> None:
     c = cfg["krr20k"]
     alpha = c["lam"] * c["n"]
-    print(f"\n== krr20k: n={c['n']} (+{c['n_test']} test), d={c['d']}, rbf gamma={c['gamma']:.5g}, "
-          f"alpha={alpha:.4g} (= {c['lam']:g} * n)", flush=True)
-    print("   KernelRidge children run with OPENBLAS_CORETYPE=Haswell (scipy's OpenBLAS "
-          "segfaults in multi-threaded Cholesky at n >= 16000 on AMD Zen 4)", flush=True)
-    for task, gf_method, krr_method in (("regression", "gramfree_reg", "krr_reg"),
-                                        ("classification3", "gramfree_clf", "krr_clf")):
+    print(
+        f"\n== krr20k: n={c['n']} (+{c['n_test']} test), d={c['d']}, rbf gamma={c['gamma']:.5g}, "
+        f"alpha={alpha:.4g} (= {c['lam']:g} * n)",
+        flush=True,
+    )
+    print(
+        "   KernelRidge children run with OPENBLAS_CORETYPE=Haswell (scipy's OpenBLAS "
+        "segfaults in multi-threaded Cholesky at n >= 16000 on AMD Zen 4)",
+        flush=True,
+    )
+    for task, gf_method, krr_method in (
+        ("regression", "gramfree_reg", "krr_reg"),
+        ("classification3", "gramfree_clf", "krr_clf"),
+    ):
         base = {"task": task, "n": c["n"], "n_test": c["n_test"], "d": c["d"], "seed": 0}
         gp = dict(c["gramfree"], kernel="rbf", gamma=c["gamma"], alpha=alpha, random_state=0)
-        gf = report.fit("krr20k", run_fit(
-            dict(base, method=gf_method, params=gp), timeout=args.timeout,
-            label=f"gramfree {gf_method[9:]} {gp['solver']} m={gp.get('n_centers')}"))
-        an = report.fit("krr20k", run_fit(
-            dict(base, method=krr_method, params={"gamma": c["gamma"], "alpha": alpha}),
-            env_extra={"OPENBLAS_CORETYPE": "Haswell"}, timeout=args.timeout,
-            label=f"sklearn KernelRidge{' one-hot+argmax' if task != 'regression' else ''}"))
+        gf = report.fit(
+            "krr20k",
+            run_fit(
+                dict(base, method=gf_method, params=gp),
+                timeout=args.timeout,
+                label=f"gramfree {gf_method[9:]} {gp['solver']} m={gp.get('n_centers')}",
+            ),
+        )
+        an = report.fit(
+            "krr20k",
+            run_fit(
+                dict(base, method=krr_method, params={"gamma": c["gamma"], "alpha": alpha}),
+                env_extra={"OPENBLAS_CORETYPE": "Haswell"},
+                timeout=args.timeout,
+                label=f"sklearn KernelRidge{' one-hot+argmax' if task != 'regression' else ''}",
+            ),
+        )
         goals = []
         if ok(gf) and ok(an):
             goals = [
-                (f"abs(diff)<={GOALS['score_diff']}", abs(gf["score"] - an["score"]) <= GOALS["score_diff"]),
-                (f"time>={GOALS['time_ratio']:g}x", an["fit_time"] / gf["fit_time"] >= GOALS["time_ratio"]),
-                (f"mem>={GOALS['mem_ratio']:g}x",
-                 an["peak_fit"] / max(gf["peak_fit"], 1) >= GOALS["mem_ratio"]),
+                (
+                    f"abs(diff)<={GOALS['score_diff']}",
+                    abs(gf["score"] - an["score"]) <= GOALS["score_diff"],
+                ),
+                (
+                    f"time>={GOALS['time_ratio']:g}x",
+                    an["fit_time"] / gf["fit_time"] >= GOALS["time_ratio"],
+                ),
+                (
+                    f"mem>={GOALS['mem_ratio']:g}x",
+                    an["peak_fit"] / max(gf["peak_fit"], 1) >= GOALS["mem_ratio"],
+                ),
             ]
         elif not ok(an):
             goals = [("anchor failed", False)]
         else:
             goals = [("gramfree failed", False)]
-        what = ("regression: KernelRegressor" if task == "regression"
-                else "3-class: KernelClassifier")
+        what = (
+            "regression: KernelRegressor" if task == "regression" else "3-class: KernelClassifier"
+        )
         report.compare("krr20k", f"{what} vs exact KernelRidge", gf, an, goals=goals)
 
 
@@ -646,14 +721,24 @@ def nystroem_anchors(case, base, c, alpha, m, gf, report, args):
     """Nystroem(m) + Ridge with its own random centres, and (with ``same_centers``) on
     gramfree's centres, whose fingerprints are compared: (anchor, same-centre anchor)."""
     ny = {"gamma": c["gamma"], "alpha": alpha, "n_components": m}
-    an = report.fit(case, run_fit(
-        dict(base, method="nystroem_ridge", params=ny),
-        timeout=args.timeout, label=f"sklearn Nystroem(m={m}, random_state=0)+Ridge"))
+    an = report.fit(
+        case,
+        run_fit(
+            dict(base, method="nystroem_ridge", params=ny),
+            timeout=args.timeout,
+            label=f"sklearn Nystroem(m={m}, random_state=0)+Ridge",
+        ),
+    )
     same = None
     if c.get("same_centers"):
-        same = report.fit(case, run_fit(
-            dict(base, method="nystroem_ridge", params=dict(ny, centers_seed=0)),
-            timeout=args.timeout, label=f"sklearn Nystroem+Ridge on gramfree's {m} centres"))
+        same = report.fit(
+            case,
+            run_fit(
+                dict(base, method="nystroem_ridge", params=dict(ny, centers_seed=0)),
+                timeout=args.timeout,
+                label=f"sklearn Nystroem+Ridge on gramfree's {m} centres",
+            ),
+        )
         if ok(gf) and ok(same):
             agree = gf.get("centers_fingerprint") == same.get("centers_fingerprint")
             print(f"    same centres as gramfree: {'yes' if agree else 'NO'}", flush=True)
@@ -664,21 +749,38 @@ def nystroem_anchors(case, base, c, alpha, m, gf, report, args):
 def case_nystroem100k(cfg: dict, report: Report, args) -> None:
     c = cfg["nystroem100k"]
     alpha = c["lam"] * c["n"]
-    print(f"\n== nystroem100k: n={c['n']} (+{c['n_test']} test), d={c['d']}, "
-          f"{c.get('dtype', 'float64')}, rbf "
-          f"gamma={c['gamma']:.5g}, alpha={alpha:.4g} (= {c['lam']:g} * n)", flush=True)
-    print("   Same objective: Nystroem+Ridge minimises ||Phi w - y||^2 + alpha ||w||^2 with "
-          "Phi = K_nM K_MM^{-1/2}; w = K_MM^{1/2} a turns it into ||K_nM a - y||^2 + "
-          "alpha a^T K_MM a, gramfree's Nystrom KRR objective (no intercept in either).",
-          flush=True)
-    base = {"task": "regression", "n": c["n"], "n_test": c["n_test"], "d": c["d"], "seed": 10,
-            "dtype": c.get("dtype", "float64")}
+    print(
+        f"\n== nystroem100k: n={c['n']} (+{c['n_test']} test), d={c['d']}, "
+        f"{c.get('dtype', 'float64')}, rbf "
+        f"gamma={c['gamma']:.5g}, alpha={alpha:.4g} (= {c['lam']:g} * n)",
+        flush=True,
+    )
+    print(
+        "   Same objective: Nystroem+Ridge minimises ||Phi w - y||^2 + alpha ||w||^2 with "
+        "Phi = K_nM K_MM^{-1/2}; w = K_MM^{1/2} a turns it into ||K_nM a - y||^2 + "
+        "alpha a^T K_MM a, gramfree's Nystrom KRR objective (no intercept in either).",
+        flush=True,
+    )
+    base = {
+        "task": "regression",
+        "n": c["n"],
+        "n_test": c["n_test"],
+        "d": c["d"],
+        "seed": 10,
+        "dtype": c.get("dtype", "float64"),
+    }
     for m in c["ms"]:
-        gp = dict(c["gramfree"], kernel="rbf", gamma=c["gamma"], alpha=alpha, n_centers=m,
-                  random_state=0)
-        gf = report.fit("nystroem100k", run_fit(
-            dict(base, method="gramfree_reg", params=gp), timeout=args.timeout,
-            label=f"gramfree {gp['solver']} m={m}"))
+        gp = dict(
+            c["gramfree"], kernel="rbf", gamma=c["gamma"], alpha=alpha, n_centers=m, random_state=0
+        )
+        gf = report.fit(
+            "nystroem100k",
+            run_fit(
+                dict(base, method="gramfree_reg", params=gp),
+                timeout=args.timeout,
+                label=f"gramfree {gp['solver']} m={m}",
+            ),
+        )
         an, same = nystroem_anchors("nystroem100k", base, c, alpha, m, gf, report, args)
         for anchor, what in ((an, "Nystroem+Ridge"), (same, "Nystroem+Ridge, same centres")):
             if anchor is None:
@@ -686,12 +788,21 @@ def case_nystroem100k(cfg: dict, report: Report, args) -> None:
             goals = [("a fit failed", False)]
             if ok(gf) and ok(anchor):
                 tol = GOALS["mse_rel_tol"]
-                goals = [(f"MSE<=anchor*(1+{tol:g})", gf["mse"] <= anchor["mse"] * (1 + tol)),
-                         ("faster", gf["fit_time"] < anchor["fit_time"])]
-            report.compare("nystroem100k", f"m={m}: KernelRegressor vs {what}", gf, anchor,
-                           goals=goals, score_name="MSE")
-            report.compare("nystroem100k", f"m={m}: (R^2 of the same fits)", gf, anchor,
-                           score_name="R2")
+                goals = [
+                    (f"MSE<=anchor*(1+{tol:g})", gf["mse"] <= anchor["mse"] * (1 + tol)),
+                    ("faster", gf["fit_time"] < anchor["fit_time"]),
+                ]
+            report.compare(
+                "nystroem100k",
+                f"m={m}: KernelRegressor vs {what}",
+                gf,
+                anchor,
+                goals=goals,
+                score_name="MSE",
+            )
+            report.compare(
+                "nystroem100k", f"m={m}: (R^2 of the same fits)", gf, anchor, score_name="R2"
+            )
 
 
 def case_fashion(cfg: dict, report: Report, args) -> None:
@@ -700,9 +811,11 @@ def case_fashion(cfg: dict, report: Report, args) -> None:
     c = cfg["fashion"]
     where = find_fashion_mnist()
     if where is None:
-        msg = ("fashion: Fashion-MNIST not found (looked in $GRAMFREE_FASHION_MNIST and "
-               "/usr/share/datasets/fashion-mnist); install it with "
-               "`apt-get install -y dataset-fashion-mnist` -- case skipped")
+        msg = (
+            "fashion: Fashion-MNIST not found (looked in $GRAMFREE_FASHION_MNIST and "
+            "/usr/share/datasets/fashion-mnist); install it with "
+            "`apt-get install -y dataset-fashion-mnist` -- case skipped"
+        )
         print("\n== " + msg, flush=True)
         report.notes.append(msg)
         return
@@ -710,24 +823,39 @@ def case_fashion(cfg: dict, report: Report, args) -> None:
     n_test = c.get("n_test") or 10000
     m = c["gramfree"].get("n_centers")
     alpha = c["lam"] * n_train
-    print(f"\n== fashion: Fashion-MNIST from {where} ({n_train} train, {n_test} test, 784 "
-          f"float32 pixels in [0, 1]); {c['kernel']} gamma={c['gamma']:g}, "
-          f"alpha={alpha:.4g} (= {c['lam']:g} * n)", flush=True)
+    print(
+        f"\n== fashion: Fashion-MNIST from {where} ({n_train} train, {n_test} test, 784 "
+        f"float32 pixels in [0, 1]); {c['kernel']} gamma={c['gamma']:g}, "
+        f"alpha={alpha:.4g} (= {c['lam']:g} * n)",
+        flush=True,
+    )
     report.notes.append(f"fashion: Fashion-MNIST read from {where}")
-    base = {"task": "fashion", "n_train": c.get("n_train"), "n_test": c.get("n_test"),
-            "seed": 0}
-    gp = dict(c["gramfree"], kernel=c["kernel"], gamma=c["gamma"], alpha=alpha,
-              random_state=0)
-    gf = report.fit("fashion", run_fit(
-        dict(base, method="gramfree_clf", params=gp), timeout=args.timeout,
-        label=f"gramfree KernelClassifier {gp['solver']} m={m}"))
-    svc = report.fit("fashion", run_fit(
-        dict(base, method="svc", subset=c["svc_n"], params={"gamma": c["gamma"], "C": c["svc_C"]}),
-        timeout=args.timeout, label=f"sklearn SVC(rbf, C={c['svc_C']:g}) on {c['svc_n']} examples"))
+    base = {"task": "fashion", "n_train": c.get("n_train"), "n_test": c.get("n_test"), "seed": 0}
+    gp = dict(c["gramfree"], kernel=c["kernel"], gamma=c["gamma"], alpha=alpha, random_state=0)
+    gf = report.fit(
+        "fashion",
+        run_fit(
+            dict(base, method="gramfree_clf", params=gp),
+            timeout=args.timeout,
+            label=f"gramfree KernelClassifier {gp['solver']} m={m}",
+        ),
+    )
+    svc = report.fit(
+        "fashion",
+        run_fit(
+            dict(
+                base, method="svc", subset=c["svc_n"], params={"gamma": c["gamma"], "C": c["svc_C"]}
+            ),
+            timeout=args.timeout,
+            label=f"sklearn SVC(rbf, C={c['svc_C']:g}) on {c['svc_n']} examples",
+        ),
+    )
     goals = []
     if ok(gf):
-        goals = [(f"acc>={GOALS['fashion_acc']:g}", gf["score"] >= GOALS["fashion_acc"]),
-                 (f"fit<={GOALS['fit_seconds']:g}s", gf["fit_time"] <= GOALS["fit_seconds"])]
+        goals = [
+            (f"acc>={GOALS['fashion_acc']:g}", gf["score"] >= GOALS["fashion_acc"]),
+            (f"fit<={GOALS['fit_seconds']:g}s", gf["fit_time"] <= GOALS["fit_seconds"]),
+        ]
     else:
         goals = [("gramfree failed", False)]
     report.compare("fashion", f"KernelClassifier vs SVC on {c['svc_n']}", gf, svc, goals=goals)
@@ -738,13 +866,19 @@ def case_fashion(cfg: dict, report: Report, args) -> None:
     for m2 in c.get("equal_ms") or []:
         if m2 == m or m2 > n_train:
             continue
-        gf2 = report.fit("fashion", run_fit(
-            dict(base, method="gramfree_clf", params=dict(gp, n_centers=m2)),
-            timeout=args.timeout, label=f"gramfree KernelClassifier {gp['solver']} m={m2}"))
+        gf2 = report.fit(
+            "fashion",
+            run_fit(
+                dict(base, method="gramfree_clf", params=dict(gp, n_centers=m2)),
+                timeout=args.timeout,
+                label=f"gramfree KernelClassifier {gp['solver']} m={m2}",
+            ),
+        )
         nr2 = fashion_nystroem_anchor(c, base, m2, alpha, report, args)
         if nr2 is not None:
-            report.compare("fashion", f"m={m2}: KernelClassifier vs Nystroem+RidgeClassifier",
-                           gf2, nr2)
+            report.compare(
+                "fashion", f"m={m2}: KernelClassifier vs Nystroem+RidgeClassifier", gf2, nr2
+            )
 
 
 def fashion_nystroem_anchor(c: dict, base: dict, m: int, alpha: float, report: Report, args):
@@ -761,39 +895,70 @@ def fashion_nystroem_anchor(c: dict, base: dict, m: int, alpha: float, report: R
     need = max(9.7 * m * m, 4.8 * n_train * m) * 4 + 0.5 * GIB
     avail = mem_available()
     if need > 0.95 * avail:
-        msg = (f"fashion: Nystroem(m={m})+RidgeClassifier skipped: needs ~{fmt_mem(need)} "
-               f"(its SVD of K_MM), {fmt_mem(avail)} available")
+        msg = (
+            f"fashion: Nystroem(m={m})+RidgeClassifier skipped: needs ~{fmt_mem(need)} "
+            f"(its SVD of K_MM), {fmt_mem(avail)} available"
+        )
         print("  - " + msg, flush=True)
         report.notes.append(msg)
         return None
     cap = min(args.timeout, c.get("anchor_timeout") or args.timeout)
     # RidgeClassifier solves its m x m normal equations by Cholesky: at m >= 16000 that
     # is the syrk/potrf that segfaults in scipy's and numpy's OpenBLAS on AMD Zen 4.
-    nr = report.fit("fashion", run_fit(
-        dict(base, method="nystroem_ridgeclf",
-             params={"kernel": c["kernel"], "gamma": c["gamma"], "alpha": alpha,
-                     "n_components": m}),
-        env_extra={"OPENBLAS_CORETYPE": "Haswell"}, timeout=cap,
-        label=f"sklearn Nystroem(m={m})+RidgeClassifier"))
+    nr = report.fit(
+        "fashion",
+        run_fit(
+            dict(
+                base,
+                method="nystroem_ridgeclf",
+                params={
+                    "kernel": c["kernel"],
+                    "gamma": c["gamma"],
+                    "alpha": alpha,
+                    "n_components": m,
+                },
+            ),
+            env_extra={"OPENBLAS_CORETYPE": "Haswell"},
+            timeout=cap,
+            label=f"sklearn Nystroem(m={m})+RidgeClassifier",
+        ),
+    )
     if not ok(nr) and "timed out" in nr.get("error", ""):
-        report.notes.append(f"fashion: Nystroem(m={m})+RidgeClassifier stopped after "
-                            f"{cap:.0f} s (anchor_timeout) without finishing its fit")
+        report.notes.append(
+            f"fashion: Nystroem(m={m})+RidgeClassifier stopped after "
+            f"{cap:.0f} s (anchor_timeout) without finishing its fit"
+        )
     return nr
 
 
 def case_million(cfg: dict, report: Report, args) -> None:
     c = cfg["million"]
     alpha = c["lam"] * c["n"]
-    print(f"\n== million: n={c['n']} (+{c['n_test']} test), d={c['d']}, {c['dtype']}, rbf "
-          f"gamma={c['gamma']:.5g}, alpha={alpha:.4g} (= {c['lam']:g} * n)", flush=True)
-    base = {"task": "regression", "n": c["n"], "n_test": c["n_test"], "d": c["d"], "seed": 20,
-            "dtype": c["dtype"]}
+    print(
+        f"\n== million: n={c['n']} (+{c['n_test']} test), d={c['d']}, {c['dtype']}, rbf "
+        f"gamma={c['gamma']:.5g}, alpha={alpha:.4g} (= {c['lam']:g} * n)",
+        flush=True,
+    )
+    base = {
+        "task": "regression",
+        "n": c["n"],
+        "n_test": c["n_test"],
+        "d": c["d"],
+        "seed": 20,
+        "dtype": c["dtype"],
+    }
     for m in c["ms"]:
-        gp = dict(c["gramfree"], kernel="rbf", gamma=c["gamma"], alpha=alpha, n_centers=m,
-                  random_state=0)
-        gf = report.fit("million", run_fit(
-            dict(base, method="gramfree_reg", params=gp), timeout=args.timeout,
-            label=f"gramfree {gp['solver']} m={m}"))
+        gp = dict(
+            c["gramfree"], kernel="rbf", gamma=c["gamma"], alpha=alpha, n_centers=m, random_state=0
+        )
+        gf = report.fit(
+            "million",
+            run_fit(
+                dict(base, method="gramfree_reg", params=gp),
+                timeout=args.timeout,
+                label=f"gramfree {gp['solver']} m={m}",
+            ),
+        )
         # Nystroem + Ridge holds the n x m features and builds them through one more n x m
         # temporary (pairwise kernel, then the product with K_MM^{-1/2}): skip it when
         # that cannot fit in the memory available now.
@@ -802,8 +967,10 @@ def case_million(cfg: dict, report: Report, args) -> None:
         avail = mem_available()
         an = None
         if need > 0.9 * avail:
-            msg = (f"million: Nystroem(m={m})+Ridge skipped: needs ~{fmt_mem(need)} "
-                   f"(two n x m {c['dtype']} arrays), {fmt_mem(avail)} available")
+            msg = (
+                f"million: Nystroem(m={m})+Ridge skipped: needs ~{fmt_mem(need)} "
+                f"(two n x m {c['dtype']} arrays), {fmt_mem(avail)} available"
+            )
             print("  - " + msg, flush=True)
             report.notes.append(msg)
         same = None
@@ -811,19 +978,31 @@ def case_million(cfg: dict, report: Report, args) -> None:
             an, same = nystroem_anchors("million", base, c, alpha, m, gf, report, args)
         goals = [("gramfree failed", False)]
         if ok(gf):
-            goals = [(f"fit<={GOALS['fit_seconds']:g}s", gf["fit_time"] <= GOALS["fit_seconds"]),
-                     (f"VmHWM<{GOALS['million_peak'] / GIB:g}GiB",
-                      gf["hwm_fit"] < GOALS["million_peak"])]
-        report.compare("million", f"m={m}: KernelRegressor vs Nystroem+Ridge", gf, an,
-                       goals=goals)
+            goals = [
+                (f"fit<={GOALS['fit_seconds']:g}s", gf["fit_time"] <= GOALS["fit_seconds"]),
+                (
+                    f"VmHWM<{GOALS['million_peak'] / GIB:g}GiB",
+                    gf["hwm_fit"] < GOALS["million_peak"],
+                ),
+            ]
+        report.compare("million", f"m={m}: KernelRegressor vs Nystroem+Ridge", gf, an, goals=goals)
         report.compare("million", f"m={m}: (MSE of the same fits)", gf, an, score_name="MSE")
         if same is not None:
-            report.compare("million", f"m={m}: KernelRegressor vs Nystroem+Ridge, same centres",
-                           gf, same, score_name="MSE")
+            report.compare(
+                "million",
+                f"m={m}: KernelRegressor vs Nystroem+Ridge, same centres",
+                gf,
+                same,
+                score_name="MSE",
+            )
 
 
-CASE_FUNCS = {"krr20k": case_krr20k, "nystroem100k": case_nystroem100k,
-              "fashion": case_fashion, "million": case_million}
+CASE_FUNCS = {
+    "krr20k": case_krr20k,
+    "nystroem100k": case_nystroem100k,
+    "fashion": case_fashion,
+    "million": case_million,
+}
 
 
 # --------------------------------------------------------------------------- main
@@ -849,8 +1028,10 @@ def environment_lines() -> list[str]:
     try:
         from threadpoolctl import threadpool_info
 
-        blas = ", ".join(f"{i.get('internal_api')} {i.get('version')} "
-                         f"({i.get('num_threads')} threads)" for i in threadpool_info())
+        blas = ", ".join(
+            f"{i.get('internal_api')} {i.get('version')} ({i.get('num_threads')} threads)"
+            for i in threadpool_info()
+        )
     except Exception:
         pass
     load = os.getloadavg()
@@ -858,9 +1039,22 @@ def environment_lines() -> list[str]:
 
     built = time.strftime("%Y-%m-%d %H:%M", time.localtime(os.path.getmtime(_core.__file__)))
     try:
-        head = subprocess.run(["git", "-C", os.path.dirname(os.path.abspath(__file__)),
-                               "rev-parse", "--short", "HEAD"], capture_output=True,
-                              text=True, timeout=10).stdout.strip() or "?"
+        head = (
+            subprocess.run(
+                [
+                    "git",
+                    "-C",
+                    os.path.dirname(os.path.abspath(__file__)),
+                    "rev-parse",
+                    "--short",
+                    "HEAD",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=10,
+            ).stdout.strip()
+            or "?"
+        )
     except Exception:
         head = "?"
     return [
@@ -877,18 +1071,34 @@ def environment_lines() -> list[str]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--cases", default=",".join(ALL_CASES),
-                    help=f"comma-separated subset of {','.join(ALL_CASES)} (default: all)")
-    ap.add_argument("--quick", action="store_true",
-                    help="tiny sizes (n/20, Fashion-MNIST subset of 3000): a smoke test")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--cases",
+        default=",".join(ALL_CASES),
+        help=f"comma-separated subset of {','.join(ALL_CASES)} (default: all)",
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help="tiny sizes (n/20, Fashion-MNIST subset of 3000): a smoke test",
+    )
     ap.add_argument("--markdown", metavar="PATH", help="also write the tables as markdown")
-    ap.add_argument("--timeout", type=float, default=3600.0,
-                    help="seconds allowed to each child fit (default 3600)")
-    ap.add_argument("--set", action="append", default=[], metavar="CASE.KEY=VALUE",
-                    help="override a setting of CONFIG, e.g. --set million.ms=[3000] "
-                         "or --set fashion.gramfree.n_centers=10000 (repeatable)")
+    ap.add_argument(
+        "--timeout",
+        type=float,
+        default=3600.0,
+        help="seconds allowed to each child fit (default 3600)",
+    )
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="CASE.KEY=VALUE",
+        help="override a setting of CONFIG, e.g. --set million.ms=[3000] "
+        "or --set fashion.gramfree.n_centers=10000 (repeatable)",
+    )
     ap.add_argument("--child", metavar="SPEC", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -903,8 +1113,10 @@ def main(argv=None) -> int:
         ap.error(f"unknown case(s) {bad}; choose from {ALL_CASES}")
     cfg = merged_config(args.quick, args.set)
     env = environment_lines()
-    print("bench_fit: gramfree estimators vs scikit-learn, each fit in its own process"
-          + (" [--quick: tiny sizes, goals not meaningful]" if args.quick else ""))
+    print(
+        "bench_fit: gramfree estimators vs scikit-learn, each fit in its own process"
+        + (" [--quick: tiny sizes, goals not meaningful]" if args.quick else "")
+    )
     for line in env:
         print("  " + line)
     report = Report()
@@ -920,8 +1132,10 @@ def main(argv=None) -> int:
     print("\n## Summary (ratios are anchor / gramfree; higher is better for gramfree)\n")
     print("\n".join(summary))
     notes = list(report.notes)
-    notes.append("peak = VmHWM right after fit - VmRSS before fit (high-water mark reset "
-                 "before the fit via /proc/self/clear_refs); VmHWM is the raw process peak")
+    notes.append(
+        "peak = VmHWM right after fit - VmRSS before fit (high-water mark reset "
+        "before the fit via /proc/self/clear_refs); VmHWM is the raw process peak"
+    )
     for note in notes:
         print(f"- {note}")
     print(f"\ntotal wall time {total:.0f} s")
@@ -931,7 +1145,9 @@ def main(argv=None) -> int:
             for line in env:
                 fh.write(f"- {line}\n")
             fh.write("\n## Fits\n\n" + "\n".join(fits) + "\n")
-            fh.write("\n## Summary (ratios are anchor / gramfree)\n\n" + "\n".join(summary) + "\n\n")
+            fh.write(
+                "\n## Summary (ratios are anchor / gramfree)\n\n" + "\n".join(summary) + "\n\n"
+            )
             for note in notes:
                 fh.write(f"- {note}\n")
         print(f"markdown written to {args.markdown}")

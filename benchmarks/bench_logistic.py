@@ -21,8 +21,6 @@ import sys
 import time
 import warnings
 
-import numpy as np
-
 sys.path.insert(0, os.path.dirname(__file__))
 
 import realdata  # noqa: E402
@@ -61,22 +59,31 @@ def main(argv=None) -> int:
         m = min(args.centers, len(y_train))
         models = {
             f"gramfree logistic, M={m}": KernelClassifier(
-                gamma=gamma, alpha=args.alpha, loss="logistic", n_centers=m,
-                solver="nystrom-pcg", random_state=0),
+                gamma=gamma,
+                alpha=args.alpha,
+                loss="logistic",
+                n_centers=m,
+                solver="nystrom-pcg",
+                random_state=0,
+            ),
             f"Nystroem({m}) + LogisticRegression": make_pipeline(
                 Nystroem(gamma=gamma, n_components=m, random_state=0),
-                LogisticRegression(C=1.0 / args.alpha, max_iter=1000)),
+                LogisticRegression(C=1.0 / args.alpha, max_iter=1000),
+            ),
         }
         if not args.quick:
             models[f"SVC(probability, C={args.svc_c:g})"] = SVC(
-                gamma=gamma, C=args.svc_c, probability=True, random_state=0)
+                gamma=gamma, C=args.svc_c, probability=True, random_state=0
+            )
         times = {}
         for label, model in models.items():
             model, seconds = timed(model, X_train, y_train)
             times[label] = seconds
             P = model.predict_proba(X_test)
-            print(f"{name:10s} {label:34s} {log_loss(y_test, P, labels=model.classes_):9.4f} "
-                  f"{accuracy_score(y_test, model.predict(X_test)):9.4f} {seconds:8.2f}")
+            print(
+                f"{name:10s} {label:34s} {log_loss(y_test, P, labels=model.classes_):9.4f} "
+                f"{accuracy_score(y_test, model.predict(X_test)):9.4f} {seconds:8.2f}"
+            )
         ours = next(iter(times.values()))
         for label, seconds in list(times.items())[1:]:
             print(f"{name:10s}   fit-time ratio {label} / gramfree: {seconds / ours:.2f}x")

@@ -54,8 +54,10 @@ def import_with_retry(name: str, tries: int = 6, wait: float = 10.0):
         except ImportError:
             if attempt == tries - 1:
                 raise
-            print(f"[bench] import {name} failed (attempt {attempt + 1}); retrying in {wait:.0f} s",
-                  file=sys.stderr)
+            print(
+                f"[bench] import {name} failed (attempt {attempt + 1}); retrying in {wait:.0f} s",
+                file=sys.stderr,
+            )
             time.sleep(wait)
             for mod in [m for m in sys.modules if m == name or m.startswith(name + ".")]:
                 del sys.modules[mod]
@@ -248,26 +250,43 @@ def table_lines(rows: list[Row], anchors: list[str], markdown: bool) -> list[str
         err = f"{max(errs):.1e}" if errs else "n/a"
         if r.mismatches():
             err += " MISMATCH(" + ",".join(r.mismatches()) + ")"
-        cells = [str(r.n), str(r.m), str(r.d), r.dtype, str(r.k), fmt_s(r.gf_time),
-                 f"{r.entries / r.gf_time:.3g}"]
+        cells = [
+            str(r.n),
+            str(r.m),
+            str(r.d),
+            r.dtype,
+            str(r.k),
+            fmt_s(r.gf_time),
+            f"{r.entries / r.gf_time:.3g}",
+        ]
         for a in anchors:
             t = r.times.get(a)
             cell = fmt_s(t)
             if t is not None and a == "torch" and "variant" in r.notes:
                 cell += f" ({r.notes['variant']})"
             cells.append(cell)
-        cells += [best_a or "n/a", "n/a" if ratio is None else f"{ratio:.2f}x",
-                  f"{r.flops / r.gf_time / 1e9:.1f}",
-                  "n/a" if frac is None else f"{100 * frac:.0f}%", err]
+        cells += [
+            best_a or "n/a",
+            "n/a" if ratio is None else f"{ratio:.2f}x",
+            f"{r.flops / r.gf_time / 1e9:.1f}",
+            "n/a" if frac is None else f"{100 * frac:.0f}%",
+            err,
+        ]
         body.append(cells)
     if markdown:
-        lines = ["| " + " | ".join(head) + " |",
-                 "|" + "|".join("---" if h in ("dtype", "best anchor", "max rel err") else "---:"
-                                for h in head) + "|"]
+        lines = [
+            "| " + " | ".join(head) + " |",
+            "|"
+            + "|".join(
+                "---" if h in ("dtype", "best anchor", "max rel err") else "---:" for h in head
+            )
+            + "|",
+        ]
         lines += ["| " + " | ".join(c) + " |" for c in body]
         return lines
-    widths = [max(len(h), *(len(c[i]) for c in body)) if body else len(h)
-              for i, h in enumerate(head)]
+    widths = [
+        max(len(h), *(len(c[i]) for c in body)) if body else len(h) for i, h in enumerate(head)
+    ]
     lines = ["  ".join(h.rjust(w) for h, w in zip(head, widths))]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.rjust(w) for c, w in zip(cells, widths)) for cells in body]
@@ -290,8 +309,9 @@ def parse_cases(spec: str | None) -> list[tuple[int, int, int]]:
             continue
         parts = tok.split("x")
         if len(parts) != 3 or not all(p.isdigit() for p in parts):
-            raise SystemExit(f"--cases: {tok!r} is neither an index 0..{len(DEFAULT_CASES) - 1} "
-                             "nor NxMxD")
+            raise SystemExit(
+                f"--cases: {tok!r} is neither an index 0..{len(DEFAULT_CASES) - 1} nor NxMxD"
+            )
         cases.append(tuple(int(p) for p in parts))
     return cases
 
@@ -325,10 +345,21 @@ def print_machine(gf, torch, pykeops, sklearn, threadpoolctl) -> list[str]:
         f"gramfree  : {gf.__file__}",
         f"config    : {gf.config()}",
     ]
-    env = {k: os.environ.get(k) for k in ("OPENBLAS_CORETYPE", "OPENBLAS_NUM_THREADS",
-                                          "OMP_NUM_THREADS", "MKL_NUM_THREADS", "GRAMFREE_SIMD")}
-    lines.append("env       : " + ", ".join(f"{k}={v}" for k, v in env.items() if v is not None)
-                 if any(v is not None for v in env.values()) else "env       : (no thread/BLAS variables set)")
+    env = {
+        k: os.environ.get(k)
+        for k in (
+            "OPENBLAS_CORETYPE",
+            "OPENBLAS_NUM_THREADS",
+            "OMP_NUM_THREADS",
+            "MKL_NUM_THREADS",
+            "GRAMFREE_SIMD",
+        )
+    }
+    lines.append(
+        "env       : " + ", ".join(f"{k}={v}" for k, v in env.items() if v is not None)
+        if any(v is not None for v in env.values())
+        else "env       : (no thread/BLAS variables set)"
+    )
     if threadpoolctl is not None:
         for info in threadpoolctl.threadpool_info():
             lines.append(
@@ -338,7 +369,9 @@ def print_machine(gf, torch, pykeops, sklearn, threadpoolctl) -> list[str]:
             )
     else:
         lines.append("threadpool: threadpoolctl not installed")
-    lines.append(f"load avg  : {loadavg()} (at start; other processes on the machine distort times)")
+    lines.append(
+        f"load avg  : {loadavg()} (at start; other processes on the machine distort times)"
+    )
     for line in lines:
         print(line)
     return lines
@@ -352,21 +385,37 @@ def loadavg() -> str:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--quick", action="store_true",
-                   help=f"tiny sizes (n and m divided by {QUICK_DIVISOR}) for a smoke test")
-    p.add_argument("--cases", help="comma list of case indices (0..2) or NxMxD triples; "
-                   "default: " + ",".join("x".join(map(str, c)) for c in DEFAULT_CASES))
+    p = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"tiny sizes (n and m divided by {QUICK_DIVISOR}) for a smoke test",
+    )
+    p.add_argument(
+        "--cases",
+        help="comma list of case indices (0..2) or NxMxD triples; "
+        "default: " + ",".join("x".join(map(str, c)) for c in DEFAULT_CASES),
+    )
     p.add_argument("--dtypes", default="float32,float64", help="default: float32,float64")
     p.add_argument("--k", default="1,10", help="right-hand side counts, default: 1,10")
-    p.add_argument("--anchors", default=",".join(ALL_ANCHORS),
-                   help="comma list from numpy,sklearn,torch,keops (default: all; missing "
-                   "packages are reported n/a)")
-    p.add_argument("--repeat", type=int, default=3, help="timed calls after one warm-up; best is kept")
+    p.add_argument(
+        "--anchors",
+        default=",".join(ALL_ANCHORS),
+        help="comma list from numpy,sklearn,torch,keops (default: all; missing "
+        "packages are reported n/a)",
+    )
+    p.add_argument(
+        "--repeat", type=int, default=3, help="timed calls after one warm-up; best is kept"
+    )
     p.add_argument("--markdown", metavar="PATH", help="also write the table as markdown to PATH")
-    p.add_argument("--gemm-size", type=int, default=None,
-                   help="square GEMM size for the machine's rate (default 4000, 1000 with --quick)")
+    p.add_argument(
+        "--gemm-size",
+        type=int,
+        default=None,
+        help="square GEMM size for the machine's rate (default 4000, 1000 with --quick)",
+    )
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
 
@@ -402,8 +451,10 @@ def main(argv=None) -> int:
     print("== machine")
     machine_lines = print_machine(gf, torch, pykeops, sklearn, threadpoolctl)
 
-    print(f"\n== GEMM rate (numpy, {gemm_size}x{gemm_size} @ {gemm_size}x{gemm_size}, best of 3; "
-          "measured again after the runs, the higher rate is used)")
+    print(
+        f"\n== GEMM rate (numpy, {gemm_size}x{gemm_size} @ {gemm_size}x{gemm_size}, best of 3; "
+        "measured again after the runs, the higher rate is used)"
+    )
     gemm = {}
     for s in dtypes:
         gemm[s] = measure_gemm(np.dtype(s), gemm_size)
@@ -421,9 +472,13 @@ def main(argv=None) -> int:
     torch_fns = torch_anchors(torch) if torch is not None else None
 
     rows: list[Row] = []
-    print(f"\n== runs (each: warm-up once, then best of {repeat} interleaved rounds; quick={args.quick})")
-    for (n0, m0, d) in cases:
-        n, m = (max(1, n0 // QUICK_DIVISOR), max(1, m0 // QUICK_DIVISOR)) if args.quick else (n0, m0)
+    print(
+        f"\n== runs (each: warm-up once, then best of {repeat} interleaved rounds; quick={args.quick})"
+    )
+    for n0, m0, d in cases:
+        n, m = (
+            (max(1, n0 // QUICK_DIVISOR), max(1, m0 // QUICK_DIVISOR)) if args.quick else (n0, m0)
+        )
         g = 1.0 / d
         rng = np.random.default_rng([args.seed, n0, m0, d])
         X64 = rng.standard_normal((n, d))
@@ -452,13 +507,17 @@ def main(argv=None) -> int:
                     if a == "numpy":
                         impls["numpy"] = lambda: numpy_anchor(X, Z, V, g)
                     elif a == "sklearn":
-                        impls["sklearn"] = lambda: sklearn_anchor_factory(pairwise_kernels)(X, Z, V, g)
+                        impls["sklearn"] = lambda: sklearn_anchor_factory(pairwise_kernels)(
+                            X, Z, V, g
+                        )
                     elif a == "torch":
                         Xt, Zt, Vt = (torch.from_numpy(A) for A in (X, Z, V))
                         for name, tf in torch_fns.items():
+
                             def tfn(tf=tf, Xt=Xt, Zt=Zt, Vt=Vt):
                                 with torch.no_grad():
                                     return tf(Xt, Zt, Vt, g).numpy()
+
                             impls[f"torch-{name}"] = tfn
                     elif a == "keops":
                         try:
@@ -466,7 +525,9 @@ def main(argv=None) -> int:
                             y_j = LazyTensor(Z[None, :, :])
                             v_j = LazyTensor(V[None, :, :])
                             red = (-g * ((x_i - y_j) ** 2).sum(-1)).exp() * v_j
-                            impls["keops"] = lambda red=red: red.sum_reduction(axis=1, backend="CPU")
+                            impls["keops"] = lambda red=red: red.sum_reduction(
+                                axis=1, backend="CPU"
+                            )
                         except Exception as exc:
                             row.notes["keops"] = f"{type(exc).__name__}: {exc}"
                             print(f"   keops     FAILED: {row.notes['keops']}", flush=True)
@@ -492,7 +553,7 @@ def main(argv=None) -> int:
                         del impls[name]
                 order = list(impls)
                 for r in range(repeat):
-                    rot = order[r % len(order):] + order[: r % len(order)]
+                    rot = order[r % len(order) :] + order[: r % len(order)]
                     for name in rot:
                         t0 = time.perf_counter()
                         impls[name]()
@@ -506,8 +567,10 @@ def main(argv=None) -> int:
                     a = name.split("-")[0]
                     extra = ""
                     if name == "keops":
-                        extra = (f"  (first call {row.keops_first:.3g} s, "
-                                 f"{'compiled' if row.notes['keops_compiled'] else 'from cache'})")
+                        extra = (
+                            f"  (first call {row.keops_first:.3g} s, "
+                            f"{'compiled' if row.notes['keops_compiled'] else 'from cache'})"
+                        )
                     print(f"   {name:<11} {best[name]:.4g} s  rel err {err:.1e}{extra}", flush=True)
                     if row.times[a] is None or best[name] < row.times[a]:
                         row.times[a] = best[name]
@@ -519,8 +582,10 @@ def main(argv=None) -> int:
     print("\n== GEMM rate again (after the runs)")
     for s in dtypes:
         again = measure_gemm(np.dtype(s), gemm_size)
-        print(f"{s}: {again / 1e9:.1f} GFLOP/s (before: {gemm[s] / 1e9:.1f}); using "
-              f"{max(again, gemm[s]) / 1e9:.1f}")
+        print(
+            f"{s}: {again / 1e9:.1f} GFLOP/s (before: {gemm[s] / 1e9:.1f}); using "
+            f"{max(again, gemm[s]) / 1e9:.1f}"
+        )
         gemm[s] = max(again, gemm[s])
     for r in rows:
         r.gemm_rate = gemm[r.dtype]
@@ -536,15 +601,19 @@ def main(argv=None) -> int:
         print("\nkeops first call (formula compile + one run; not in the table):")
         for r in keops_rows:
             state = "compiled" if r.notes.get("keops_compiled") else "cache hit"
-            print(f"   n={r.n} m={r.m} d={r.d} {r.dtype} k={r.k}: {r.keops_first:.3g} s ({state}); "
-                  f"steady {fmt_s(r.times.get('keops'))} s")
+            print(
+                f"   n={r.n} m={r.m} d={r.d} {r.dtype} k={r.k}: {r.keops_first:.3g} s ({state}); "
+                f"steady {fmt_s(r.times.get('keops'))} s"
+            )
 
     mismatched = [r for r in rows if r.mismatches()]
     if mismatched:
         print("\nACCURACY MISMATCH (tolerance: float32 1e-3, float64 1e-8, relative Frobenius):")
         for r in mismatched:
             for a in r.mismatches():
-                print(f"   n={r.n} m={r.m} d={r.d} {r.dtype} k={r.k}: {a} rel err {r.errors[a]:.2e}")
+                print(
+                    f"   n={r.n} m={r.m} d={r.d} {r.dtype} k={r.k}: {a} rel err {r.errors[a]:.2e}"
+                )
 
     verdicts = []
     if not args.quick:
@@ -558,8 +627,10 @@ def main(argv=None) -> int:
             best_a, _ = r.best()
             ratio = r.ratio()
             ok = ratio is not None and ratio >= min_ratio
-            msg = (f"{'PASS' if ok else 'FAIL'}: d={r.d} float32 k=1 Gaussian ratio to best anchor "
-                   f"({best_a}) {'n/a' if ratio is None else f'{ratio:.2f}'} >= {min_ratio}")
+            msg = (
+                f"{'PASS' if ok else 'FAIL'}: d={r.d} float32 k=1 Gaussian ratio to best anchor "
+                f"({best_a}) {'n/a' if ratio is None else f'{ratio:.2f}'} >= {min_ratio}"
+            )
             if missing:
                 msg += f"  [anchors not run: {', '.join(missing)}]"
             verdicts.append(msg)
@@ -569,10 +640,12 @@ def main(argv=None) -> int:
                 verdicts.append(
                     f"{'PASS' if ok2 else 'FAIL'}: d={r.d} float32 k=1 Gaussian "
                     f"{'n/a' if frac is None else f'{100 * frac:.0f}%'} of the float32 GEMM rate "
-                    f">= {100 * min_frac:.0f}%")
+                    f">= {100 * min_frac:.0f}%"
+                )
             if r.mismatches():
-                verdicts.append(f"FAIL: d={r.d} float32 k=1 accuracy mismatch with "
-                                f"{', '.join(r.mismatches())}")
+                verdicts.append(
+                    f"FAIL: d={r.d} float32 k=1 accuracy mismatch with {', '.join(r.mismatches())}"
+                )
         if verdicts:
             print("\n== the issue's bar")
             for v in verdicts:
@@ -591,9 +664,15 @@ def main(argv=None) -> int:
             *table_lines(rows, anchors, markdown=True),
         ]
         if keops_rows:
-            md += ["", "keops first call (compile + one run), seconds: " + "; ".join(
-                f"d={r.d} {r.dtype} k={r.k}: {r.keops_first:.3g}"
-                f"{'' if r.notes.get('keops_compiled') else ' (cache hit)'}" for r in keops_rows)]
+            md += [
+                "",
+                "keops first call (compile + one run), seconds: "
+                + "; ".join(
+                    f"d={r.d} {r.dtype} k={r.k}: {r.keops_first:.3g}"
+                    f"{'' if r.notes.get('keops_compiled') else ' (cache hit)'}"
+                    for r in keops_rows
+                ),
+            ]
         if verdicts:
             md += ["", *(f"- {v}" for v in verdicts)]
         with open(args.markdown, "w") as f:

@@ -46,9 +46,15 @@ def make_problem(a):
 def model(a):
     from gramfree import PathKernelRegressor
 
-    return PathKernelRegressor((a.width, a.width), "tanh", learning_rate=a.lr,
-                               n_steps=a.steps, batch_size=a.batch_size or None,
-                               random_state=0, quadrature=a.nodes)
+    return PathKernelRegressor(
+        (a.width, a.width),
+        "tanh",
+        learning_rate=a.lr,
+        n_steps=a.steps,
+        batch_size=a.batch_size or None,
+        random_state=0,
+        quadrature=a.nodes,
+    )
 
 
 def _status() -> dict:
@@ -84,22 +90,45 @@ def run_child(name, a, outdir):
     t0 = time.perf_counter()
     if name == "gramfree":
         dec = m.decompose(Q)
-        C, extra = dec.contributions, {"reconstruction_error": dec.reconstruction_error,
-                                       "step_residual": dec.step_residual}
+        C, extra = (
+            dec.contributions,
+            {"reconstruction_error": dec.reconstruction_error, "step_residual": dec.step_residual},
+        )
     elif name == "numpy":
         from gramfree.pathkernel import reference as ref
 
         net = ref.ReferenceMLP(sizes, "tanh", "squared")
-        C = ref.decompose(net, w0, X, y[:, None], Q, learning_rate=a.lr, n_steps=a.steps,
-                          batch_size=batch, seed=seed, n_nodes=a.nodes, block=a.block)[1][..., 0]
+        C = ref.decompose(
+            net,
+            w0,
+            X,
+            y[:, None],
+            Q,
+            learning_rate=a.lr,
+            n_steps=a.steps,
+            batch_size=batch,
+            seed=seed,
+            n_nodes=a.nodes,
+            block=a.block,
+        )[1][..., 0]
         extra = {}
     else:
         C, extra = torch_decompose(sizes, w0, X, y, Q, a, batch, seed)
     elapsed = time.perf_counter() - t0
     after = _status()
     np.save(os.path.join(outdir, f"{name}.npy"), C)
-    print(json.dumps({"impl": name, "time": elapsed, "fit_time": fit_time,
-                      "peak": after["VmHWM"] - before["VmRSS"], "hwm": after["VmHWM"], **extra}))
+    print(
+        json.dumps(
+            {
+                "impl": name,
+                "time": elapsed,
+                "fit_time": fit_time,
+                "peak": after["VmHWM"] - before["VmRSS"],
+                "hwm": after["VmHWM"],
+                **extra,
+            }
+        )
+    )
 
 
 def torch_decompose(sizes, w0, X, y, Q, a, batch, seed):
@@ -113,11 +142,13 @@ def torch_decompose(sizes, w0, X, y, Q, a, batch, seed):
     torch.set_default_dtype(torch.float64)
     layers, at = [], 0
     for fi, fo in zip(sizes[:-1], sizes[1:]):
-        W = torch.tensor(w0[at:at + fi * fo].reshape(fi, fo))
+        W = torch.tensor(w0[at : at + fi * fo].reshape(fi, fo))
         at += fi * fo
-        layers.append((W, torch.tensor(w0[at:at + fo])))
+        layers.append((W, torch.tensor(w0[at : at + fo])))
         at += fo
-    params = {f"{kind}{l}": t for l, (W, b) in enumerate(layers) for kind, t in (("W", W), ("b", b))}
+    params = {
+        f"{kind}{l}": t for l, (W, b) in enumerate(layers) for kind, t in (("W", W), ("b", b))
+    }
     L = len(layers)
 
     class MLP(torch.nn.Module):
@@ -145,11 +176,14 @@ def torch_decompose(sizes, w0, X, y, Q, a, batch, seed):
             new, at = {}, 0
             for k in params:
                 n_k = params[k].numel()
-                new[k] = params[k] - a.lr / len(idx) * g[at:at + n_k].reshape(params[k].shape)
+                new[k] = params[k] - a.lr / len(idx) * g[at : at + n_k].reshape(params[k].shape)
                 at += n_k
             delta = {k: new[k] - params[k] for k in params}
-            gbar = sum(float(wj) * flat(query_jac({k: params[k] + float(sj) * delta[k] for k in params}, Qt))
-                       for sj, wj in zip(nodes, wts))  # q x P, materialised
+            gbar = sum(
+                float(wj)
+                * flat(query_jac({k: params[k] + float(sj) * delta[k] for k in params}, Qt))
+                for sj, wj in zip(nodes, wts)
+            )  # q x P, materialised
             C[:, idx_t] += -a.lr / len(idx) * (gbar @ G.T)
             params = new
     return C.numpy(), {"torch_threads": torch.get_num_threads()}
@@ -189,13 +223,25 @@ def main(argv=None):
             print("torch is not installed: the torch.func anchor is skipped")
             impls.remove("torch")
     P = sum((i + 1) * o for i, o in zip([a.d, a.width, a.width], [a.width, a.width, 1]))
-    print(f"n={a.n} d={a.d} hidden=({a.width}, {a.width}) P={P} T={a.steps} "
-          f"batch={a.batch_size or 'full'} queries={a.queries} nodes={a.nodes}, tanh, float64")
+    print(
+        f"n={a.n} d={a.d} hidden=({a.width}, {a.width}) P={P} T={a.steps} "
+        f"batch={a.batch_size or 'full'} queries={a.queries} nodes={a.nodes}, tanh, float64"
+    )
     results = {}
     with tempfile.TemporaryDirectory() as outdir:
         for name in impls:
             args = [sys.executable, __file__, "--child", name, "--outdir", outdir]
-            for key in ("n", "d", "width", "steps", "queries", "batch_size", "lr", "nodes", "block"):
+            for key in (
+                "n",
+                "d",
+                "width",
+                "steps",
+                "queries",
+                "batch_size",
+                "lr",
+                "nodes",
+                "block",
+            ):
                 args += [f"--{key.replace('_', '-')}", str(getattr(a, key))]
             proc = subprocess.run(args, capture_output=True, text=True)
             if proc.returncode != 0:
@@ -204,15 +250,23 @@ def main(argv=None):
             results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
             results[name]["C"] = np.load(os.path.join(outdir, f"{name}.npy"))
             r = results[name]
-            print(f"  {name:9s} decompose {r['time']:8.2f} s   peak {fmt_bytes(r['peak'])}"
-                  f"   (VmHWM {fmt_bytes(r['hwm'])})", flush=True)
+            print(
+                f"  {name:9s} decompose {r['time']:8.2f} s   peak {fmt_bytes(r['peak'])}"
+                f"   (VmHWM {fmt_bytes(r['hwm'])})",
+                flush=True,
+            )
     if "gramfree" not in results:
         return 1
     gf = results["gramfree"]
-    print(f"  gramfree: fit {gf['fit_time']:.2f} s; reconstruction error "
-          f"{gf['reconstruction_error']:.1e}, worst step residual {gf['step_residual']:.1e}")
-    rows = ["| anchor | anchor time (s) | gramfree time (s) | speed-up | max rel. diff of C "
-            "| anchor peak | gramfree peak | bar |", "|---|---|---|---|---|---|---|---|"]
+    print(
+        f"  gramfree: fit {gf['fit_time']:.2f} s; reconstruction error "
+        f"{gf['reconstruction_error']:.1e}, worst step residual {gf['step_residual']:.1e}"
+    )
+    rows = [
+        "| anchor | anchor time (s) | gramfree time (s) | speed-up | max rel. diff of C "
+        "| anchor peak | gramfree peak | bar |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     ok = True
     scale = np.max(np.abs(gf["C"]))
     for name, r in results.items():
@@ -222,12 +276,16 @@ def main(argv=None):
         ratio = r["time"] / gf["time"]
         passed = diff <= 1e-9 and ratio >= 10
         ok &= diff <= 1e-9
-        print(f"  {name}: same contributions to {diff:.1e} relative; gramfree {ratio:.1f}x faster; "
-              f"peak memory {fmt_bytes(r['peak'])} vs {fmt_bytes(gf['peak'])}  "
-              f"[{'PASS' if passed else 'FAIL'}: <= 1e-9 and >= 10x]")
-        rows.append(f"| {name} | {r['time']:.2f} | {gf['time']:.2f} | {ratio:.1f}x | {diff:.1e} "
-                    f"| {fmt_bytes(r['peak'])} | {fmt_bytes(gf['peak'])} "
-                    f"| {'PASS' if passed else 'FAIL'} |")
+        print(
+            f"  {name}: same contributions to {diff:.1e} relative; gramfree {ratio:.1f}x faster; "
+            f"peak memory {fmt_bytes(r['peak'])} vs {fmt_bytes(gf['peak'])}  "
+            f"[{'PASS' if passed else 'FAIL'}: <= 1e-9 and >= 10x]"
+        )
+        rows.append(
+            f"| {name} | {r['time']:.2f} | {gf['time']:.2f} | {ratio:.1f}x | {diff:.1e} "
+            f"| {fmt_bytes(r['peak'])} | {fmt_bytes(gf['peak'])} "
+            f"| {'PASS' if passed else 'FAIL'} |"
+        )
     if a.markdown:
         with open(a.markdown, "a") as fh:
             fh.write("\n".join(rows) + "\n")

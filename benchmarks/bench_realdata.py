@@ -97,7 +97,12 @@ import numpy as np
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import realdata  # noqa: E402
 from bench_fit import (  # noqa: E402
-    cell, environment_lines, fmt_mem, mem_available, measured_fit, run_child_process,
+    cell,
+    environment_lines,
+    fmt_mem,
+    measured_fit,
+    mem_available,
+    run_child_process,
 )
 
 RESULT_TAG = "BENCH_REALDATA_RESULT "
@@ -113,12 +118,12 @@ ALL_MODELS = GRAMFREE_SOLVERS + list(GRAMFREE_VARIANTS) + ANCHORS + ["hgb"]
 GRAMFREE_MODELS = GRAMFREE_SOLVERS + list(GRAMFREE_VARIANTS)
 KERNELS = ["default", "narrow", "issue"]
 
-MAX_EXACT = 20000       # direct, krr and svm only up to this many training rows
+MAX_EXACT = 20000  # direct, krr and svm only up to this many training rows
 NYSTROEM_DIRECT_M = 5000  # Nystroem's M when auto kept all points as centres
-SCORE_TOL = 0.005       # "equal accuracy" for the ratio column
+SCORE_TOL = 0.005  # "equal accuracy" for the ratio column
 SVM_C_RANGE = (1.0, 100.0)
 HASWELL = {"OPENBLAS_CORETYPE": "Haswell"}
-QUICK_HGB_ITER = 20     # --quick only: boosting rounds of hgb (default 100)
+QUICK_HGB_ITER = 20  # --quick only: boosting rounds of hgb (default 100)
 
 
 # --------------------------------------------------------------------------- child
@@ -185,13 +190,18 @@ def build_model(spec: dict):
         from sklearn.pipeline import make_pipeline
 
         head = (RidgeClassifier if clf else Ridge)(alpha=p["alpha"], fit_intercept=False)
-        return make_pipeline(Nystroem(kernel="rbf", gamma=p["gamma"],
-                                      n_components=p["n_components"], random_state=0), head)
+        return make_pipeline(
+            Nystroem(
+                kernel="rbf", gamma=p["gamma"], n_components=p["n_components"], random_state=0
+            ),
+            head,
+        )
     if model == "hgb":
         from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
         return (HistGradientBoostingClassifier if clf else HistGradientBoostingRegressor)(
-            random_state=0, **p)
+            random_state=0, **p
+        )
     raise ValueError(f"unknown model {model!r}")
 
 
@@ -225,14 +235,17 @@ def gramfree_details(model, X, y, task: str, alpha: float) -> dict:
     else:
         Y = y.reshape(len(y), -1)
     t0 = time.perf_counter()
-    problem = Problem(X, np.ascontiguousarray(Y, dtype=X.dtype), model.kernel_, float(alpha),
-                      None, None)
+    problem = Problem(
+        X, np.ascontiguousarray(Y, dtype=X.dtype), model.kernel_, float(alpha), None, None
+    )
     obj = objective(problem, model.centers_, model.dual_coef_)
     return {
-        "solver_": model.solver_, "n_centers_": int(model.n_centers_),
+        "solver_": model.solver_,
+        "n_centers_": int(model.n_centers_),
         "n_iter_": int(model.n_iter_),
         "loss_final": float(model.loss_curve_[-1]) if len(model.loss_curve_) else None,
-        "objective": float(obj), "objective_seconds": time.perf_counter() - t0,
+        "objective": float(obj),
+        "objective_seconds": time.perf_counter() - t0,
         "solver_info": jsonable(model.solver_info_),
     }
 
@@ -244,8 +257,12 @@ def run_child(spec: dict) -> dict:
     model = build_model(spec)
     pred, measured = measured_fit(model, X, y, Xt)
     out = {
-        "model": spec["model"], "n_train": int(X.shape[0]), "n_test": int(Xt.shape[0]),
-        "d": int(X.shape[1]), "score": score(spec["task"], pred, yt), **measured,
+        "model": spec["model"],
+        "n_train": int(X.shape[0]),
+        "n_test": int(Xt.shape[0]),
+        "d": int(X.shape[1]),
+        "score": score(spec["task"], pred, yt),
+        **measured,
     }
     if spec["model"] in GRAMFREE_MODELS:
         out.update(gramfree_details(model, X, y, spec["task"], spec["params"]["alpha"]))
@@ -255,16 +272,20 @@ def run_child(spec: dict) -> dict:
 # --------------------------------------------------------------------------- parent: runs
 
 
-def run_fit(spec: dict, *, timeout: float, env_extra: dict | None = None,
-            threads: dict | None = None) -> dict:
+def run_fit(
+    spec: dict, *, timeout: float, env_extra: dict | None = None, threads: dict | None = None
+) -> dict:
     """One fit in a child process (bench_fit.run_child_process): its result dict, or one
     with 'error'. ``env_extra`` (shown in the row's notes) and
     ``threads`` (thread counts, shown once in the header) are added to its environment."""
     env = dict(os.environ, **(threads or {}), **(env_extra or {}))
     t0 = time.perf_counter()
     res = run_child_process(__file__, spec, env=env, timeout=timeout, result_tag=RESULT_TAG)
-    res.update(model=spec["model"], env=" ".join(f"{k}={v}" for k, v in (env_extra or {}).items()),
-               wall=time.perf_counter() - t0)
+    res.update(
+        model=spec["model"],
+        env=" ".join(f"{k}={v}" for k, v in (env_extra or {}).items()),
+        wall=time.perf_counter() - t0,
+    )
     return res
 
 
@@ -276,11 +297,15 @@ def progress_line(label: str, res: dict) -> str:
         return f"  - {label}: FAILED: {res['error']}{tail}"
     extra = ""
     if "solver_" in res:
-        extra = (f" [{res['solver_']} m={res['n_centers_']} iters={res['n_iter_']} "
-                 f"objective={res['objective']:.6g}]")
+        extra = (
+            f" [{res['solver_']} m={res['n_centers_']} iters={res['n_iter_']} "
+            f"objective={res['objective']:.6g}]"
+        )
     warn = "".join(f"\n      warning: {w}" for w in res["warnings"])
-    return (f"  - {label}: score={res['score']:.4f} fit={res['fit_time']:.2f}s "
-            f"predict={res['predict_time']:.2f}s peak={fmt_mem(res['peak_fit'])}{extra}{warn}")
+    return (
+        f"  - {label}: score={res['score']:.4f} fit={res['fit_time']:.2f}s "
+        f"predict={res['predict_time']:.2f}s peak={fmt_mem(res['peak_fit'])}{extra}{warn}"
+    )
 
 
 def skip_reason(model: str, n: int, m: int | None = None) -> str | None:
@@ -295,13 +320,13 @@ def skip_reason(model: str, n: int, m: int | None = None) -> str | None:
     if model == "nystroem":
         need = 3.0 * n * m * 8 + 10.0 * m * m * 8 + 0.5 * GIB
         if need > 0.9 * avail:
-            return (f"needs ~{fmt_mem(need)} (n x M features, SVD of K_MM), "
-                    f"{fmt_mem(avail)} available")
+            return (
+                f"needs ~{fmt_mem(need)} (n x M features, SVD of K_MM), {fmt_mem(avail)} available"
+            )
     return None
 
 
-def model_params(model: str, kp: dict, n: int, m: int | None = None,
-                 quick: bool = False) -> dict:
+def model_params(model: str, kp: dict, n: int, m: int | None = None, quick: bool = False) -> dict:
     if model == "hgb":
         return {"max_iter": QUICK_HGB_ITER} if quick else {}
     if model == "svm":
@@ -346,12 +371,20 @@ class Suite:
             ytr, yte = ytr.astype(str), yte.astype(str)
         path = os.path.join(self.tmpdir, f"{name}.npz")
         np.savez(path, X_train=Xtr, X_test=Xte, y_train=ytr, y_test=yte)
-        return {"name": name, "task": task, "data": path, "n": Xtr.shape[0],
-                "n_test": Xte.shape[0], "d": Xtr.shape[1], "dtype": str(Xtr.dtype),
-                "classes": len(np.unique(ytr)) if task == "classification" else None}
+        return {
+            "name": name,
+            "task": task,
+            "data": path,
+            "n": Xtr.shape[0],
+            "n_test": Xte.shape[0],
+            "d": Xtr.shape[1],
+            "dtype": str(Xtr.dtype),
+            "classes": len(np.unique(ytr)) if task == "classification" else None,
+        }
 
     def run_many(self, jobs: list[tuple[str, dict, dict]]) -> dict:
         """jobs: (label, spec, env_extra); run --jobs at a time; {model: result}."""
+
         def one(job):
             label, spec, env = job
             res = run_fit(spec, timeout=self.args.timeout, env_extra=env, threads=self.threads)
@@ -368,9 +401,11 @@ class Suite:
             print(f"\n== {ds['name']}: no {kernel!r} kernel setting; skipped", flush=True)
             return {}
         n = ds["n"]
-        print(f"\n== {ds['name']} ({ds['task']}, {n} train / {ds['n_test']} test, d={ds['d']}, "
-              f"{ds['dtype']}): rbf {kernel} gamma={kp['gamma']:g}, alpha={kp['alpha']:.4g}",
-              flush=True)
+        print(
+            f"\n== {ds['name']} ({ds['task']}, {n} train / {ds['n_test']} test, d={ds['d']}, "
+            f"{ds['dtype']}): rbf {kernel} gamma={kp['gamma']:g}, alpha={kp['alpha']:.4g}",
+            flush=True,
+        )
         base = {"task": ds["task"], "data": ds["data"]}
         results: dict[str, dict] = {}
         first = [m for m in models if m != "nystroem" and (m != "hgb" or with_hgb)]
@@ -396,8 +431,7 @@ class Suite:
             else:
                 spec = dict(base, model="nystroem", params=model_params("nystroem", kp, n, m))
                 results.update(self.run_many([(f"nystroem M={m}", spec, {})]))
-        table = {"dataset": ds, "kernel": kernel, "params": kp, "results": results,
-                 "notes": notes}
+        table = {"dataset": ds, "kernel": kernel, "params": kp, "results": results, "notes": notes}
         self.tables.append(table)
         return table
 
@@ -461,7 +495,8 @@ def table_lines(table: dict) -> list[str]:
         lines.append(
             f"| {model} | {solver} | {r['score']:.4f} | {gap} | {obj_gap} | {r['fit_time']:.2f} "
             f"| {r['predict_time']:.2f} | {r['peak_fit'] / MIB:.0f} "
-            f"| {speed_ratio(r, results) if gf else '-'} | {cell(notes)[:200] or '-'} |")
+            f"| {speed_ratio(r, results) if gf else '-'} | {cell(notes)[:200] or '-'} |"
+        )
     lines += [""] + [f"- {note}" for note in table["notes"]]
     return lines
 
@@ -484,7 +519,8 @@ COLUMN_NOTE = (
     f"scoring at least this row's score - {SCORE_TOL} over this row's fit time (* = none "
     "did: the best anchor). krr runs with OPENBLAS_CORETYPE=Haswell: scipy's OpenBLAS "
     "segfaults in its Cholesky from ~16000 rows on AMD Zen 4. See bench_realdata.py's "
-    "docstring.")
+    "docstring."
+)
 
 
 # --------------------------------------------------------------------------- main
@@ -499,24 +535,42 @@ def parse_list(text: str, allowed: list[str], what: str, ap) -> list[str]:
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--datasets", default=",".join(realdata.DATASETS),
-                    help=f"comma-separated subset of {','.join(realdata.DATASETS)} (default all)")
-    ap.add_argument("--models", default=",".join(ALL_MODELS),
-                    help=f"comma-separated subset of {','.join(ALL_MODELS)} (default all)")
-    ap.add_argument("--kernels", default=None,
-                    help="default,narrow,issue (default: default,narrow; --quick: default only; "
-                         "issue: settings reported in issues, realdata.ISSUE_SETTINGS)")
-    ap.add_argument("--quick", action="store_true",
-                    help=f"subsets of at most {realdata.QUICK_TRAIN} train / "
-                         f"{realdata.QUICK_TEST} test rows: a smoke test")
-    ap.add_argument("--jobs", type=int, default=None,
-                    help="children run at once (default 1; --quick: 2). Above 1 the fit "
-                         "times disturb each other")
+    ap = argparse.ArgumentParser(
+        description=__doc__.split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    ap.add_argument(
+        "--datasets",
+        default=",".join(realdata.DATASETS),
+        help=f"comma-separated subset of {','.join(realdata.DATASETS)} (default all)",
+    )
+    ap.add_argument(
+        "--models",
+        default=",".join(ALL_MODELS),
+        help=f"comma-separated subset of {','.join(ALL_MODELS)} (default all)",
+    )
+    ap.add_argument(
+        "--kernels",
+        default=None,
+        help="default,narrow,issue (default: default,narrow; --quick: default only; "
+        "issue: settings reported in issues, realdata.ISSUE_SETTINGS)",
+    )
+    ap.add_argument(
+        "--quick",
+        action="store_true",
+        help=f"subsets of at most {realdata.QUICK_TRAIN} train / "
+        f"{realdata.QUICK_TEST} test rows: a smoke test",
+    )
+    ap.add_argument(
+        "--jobs",
+        type=int,
+        default=None,
+        help="children run at once (default 1; --quick: 2). Above 1 the fit "
+        "times disturb each other",
+    )
     ap.add_argument("--markdown", metavar="PATH", help="also write the tables as markdown")
-    ap.add_argument("--timeout", type=float, default=1800.0,
-                    help="seconds allowed to each child (default 1800)")
+    ap.add_argument(
+        "--timeout", type=float, default=1800.0, help="seconds allowed to each child (default 1800)"
+    )
     ap.add_argument("--child", metavar="SPEC", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
 
@@ -526,15 +580,23 @@ def main(argv=None) -> int:
 
     datasets = parse_list(args.datasets, realdata.DATASETS, "dataset(s)", ap)
     models = parse_list(args.models, ALL_MODELS, "model(s)", ap)
-    kernels = parse_list(args.kernels or ("default" if args.quick else "default,narrow"),
-                         KERNELS, "kernel setting(s)", ap)
+    kernels = parse_list(
+        args.kernels or ("default" if args.quick else "default,narrow"),
+        KERNELS,
+        "kernel setting(s)",
+        ap,
+    )
     args.jobs = args.jobs or (2 if args.quick else 1)
     env = environment_lines()
     if args.jobs > 1:
-        env.append(f"{args.jobs} children at a time, each with OMP_NUM_THREADS="
-                   f"OPENBLAS_NUM_THREADS={max(1, (os.cpu_count() or 1) // args.jobs)}")
-    print("bench_realdata: gramfree vs scikit-learn on real data, each fit in its own process"
-          + (" [--quick: subsets, timings not meaningful]" if args.quick else ""))
+        env.append(
+            f"{args.jobs} children at a time, each with OMP_NUM_THREADS="
+            f"OPENBLAS_NUM_THREADS={max(1, (os.cpu_count() or 1) // args.jobs)}"
+        )
+    print(
+        "bench_realdata: gramfree vs scikit-learn on real data, each fit in its own process"
+        + (" [--quick: subsets, timings not meaningful]" if args.quick else "")
+    )
     for line in env:
         print("  " + line)
     t0 = time.perf_counter()
@@ -557,14 +619,20 @@ def main(argv=None) -> int:
     for table in suite.tables:
         print("\n".join(table_lines(table)) + "\n")
     print(COLUMN_NOTE)
-    errors = {f"{t['dataset']['name']}/{t['kernel']}/{m}": r["error"] for t in suite.tables
-              for m, r in t["results"].items() if "error" in r}
+    errors = {
+        f"{t['dataset']['name']}/{t['kernel']}/{m}": r["error"]
+        for t in suite.tables
+        for m, r in t["results"].items()
+        if "error" in r
+    }
     timed_out = [k for k, e in errors.items() if e.startswith("timed out")]
     crashed = [k for k in errors if k not in timed_out]
-    print(f"\ntotal wall time {total:.0f} s"
-          + (f"; CRASHED: {', '.join(crashed)}" if crashed else "")
-          + (f"; TIMED OUT: {', '.join(timed_out)}" if timed_out else "")
-          + (f"; DATA NOT FOUND: {', '.join(missing)}" if missing else ""))
+    print(
+        f"\ntotal wall time {total:.0f} s"
+        + (f"; CRASHED: {', '.join(crashed)}" if crashed else "")
+        + (f"; TIMED OUT: {', '.join(timed_out)}" if timed_out else "")
+        + (f"; DATA NOT FOUND: {', '.join(missing)}" if missing else "")
+    )
     if args.markdown:
         write_markdown(args.markdown, args, env, suite.tables, total)
         print(f"markdown written to {args.markdown}")

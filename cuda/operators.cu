@@ -46,11 +46,13 @@ struct Buffer {
 
 template <class T>
 void to_device(T* dst, const T* src, std::size_t elems) {
-  if (elems) check(cudaMemcpy(dst, src, elems * sizeof(T), cudaMemcpyHostToDevice), "cudaMemcpy H2D");
+  if (elems)
+    check(cudaMemcpy(dst, src, elems * sizeof(T), cudaMemcpyHostToDevice), "cudaMemcpy H2D");
 }
 template <class T>
 void to_host(T* dst, const T* src, std::size_t elems) {
-  if (elems) check(cudaMemcpy(dst, src, elems * sizeof(T), cudaMemcpyDeviceToHost), "cudaMemcpy D2H");
+  if (elems)
+    check(cudaMemcpy(dst, src, elems * sizeof(T), cudaMemcpyDeviceToHost), "cudaMemcpy D2H");
 }
 
 // Makes `index` the calling thread's current device and restores the previous one on scope
@@ -123,9 +125,9 @@ int z_splits(std::size_t n, std::size_t m, std::size_t k_blocks, int sms) {
 // dOut[n x k] (= or +=) K(dX, dZ) @ dV, all on the device; partial: scratch of at least
 // splits * n * k elements (splits from z_splits, at most max_splits).
 template <class T>
-void launch_matvec(const KernelSpec& spec, const T* dX, std::size_t n, const T* dZ,
-                   std::size_t m, std::size_t d, const T* dV, std::size_t k, T* dOut,
-                   bool accumulate, T* partial, int max_splits, int sms) {
+void launch_matvec(const KernelSpec& spec, const T* dX, std::size_t n, const T* dZ, std::size_t m,
+                   std::size_t d, const T* dV, std::size_t k, T* dOut, bool accumulate, T* partial,
+                   int max_splits, int sms) {
   if (n == 0 || k == 0) return;
   constexpr int KC = cuda_impl::VCols<T>::value;
   const std::size_t k_blocks = ceil_div(k, KC);
@@ -133,8 +135,8 @@ void launch_matvec(const KernelSpec& spec, const T* dX, std::size_t n, const T* 
     invalid("V: at most " + std::to_string(65535 * KC) + " columns on the GPU, got " +
             std::to_string(k));
   const int splits = std::min(max_splits, std::max(1, z_splits(n, m, k_blocks, sms)));
-  cuda_impl::MatvecArgs<T> a{dX, dZ, dV, splits > 1 ? partial : dOut, n, m, d, k,
-                             params_of<T>(spec), splits, accumulate};
+  cuda_impl::MatvecArgs<T> a{
+      dX, dZ, dV, splits > 1 ? partial : dOut, n, m, d, k, params_of<T>(spec), splits, accumulate};
   const dim3 grid(unsigned(ceil_div(n, kBM)), unsigned(k_blocks), unsigned(splits));
   detail::visit_kind(spec.kind, [&](auto e) {
     cuda_impl::matvec_kernel<decltype(e)::value, T><<<grid, kThreads>>>(a);
@@ -174,7 +176,8 @@ template <class T>
 Plan plan_matvec(std::size_t n, std::size_t m, std::size_t d, std::size_t k, std::size_t budget) {
   const std::size_t elems = budget / sizeof(T);
   const std::size_t z_row = d + k;
-  std::size_t z_rows = std::max<std::size_t>(1, std::min(m, elems / 2 / std::max<std::size_t>(z_row, 1)));
+  std::size_t z_rows =
+      std::max<std::size_t>(1, std::min(m, elems / 2 / std::max<std::size_t>(z_row, 1)));
   if (z_rows < m) z_rows = std::max<std::size_t>(kBN, z_rows / kBN * kBN);
   const int max_splits = 8;
   const std::size_t x_row = d + k + std::size_t(max_splits) * k;
@@ -220,8 +223,8 @@ DeviceInfo device_info(int index) {
 }
 
 template <class T>
-void kernel_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
-                   ConstMatrix<T> V, Matrix<T> out, const Options& options) {
+void kernel_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, ConstMatrix<T> V,
+                   Matrix<T> out, const Options& options) {
   check_common(spec, X, Z);
   if (V.rows != Z.rows) invalid("V: expected " + std::to_string(Z.rows) + " rows (Z's)");
   check_out(out, X.rows, V.cols, "K(X, Z) @ V");
@@ -233,8 +236,8 @@ void kernel_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
   }
   Session s(options);
   const Plan plan = plan_matvec<T>(n, m, d, k, s.budget);
-  Buffer<T> dZ(plan.z_rows * d), dV(plan.z_rows * k), dX(plan.x_rows * d),
-      dOut(plan.x_rows * k), partial(std::size_t(plan.max_splits) * plan.x_rows * k);
+  Buffer<T> dZ(plan.z_rows * d), dV(plan.z_rows * k), dX(plan.x_rows * d), dOut(plan.x_rows * k),
+      partial(std::size_t(plan.max_splits) * plan.x_rows * k);
   const bool z_whole = plan.z_rows >= m;
   if (z_whole) {
     to_device(dZ.ptr, Z.data, m * d);
@@ -251,8 +254,8 @@ void kernel_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
         to_device(dZ.ptr, Z.data + z0 * d, zr * d);
         to_device(dV.ptr, V.data + z0 * k, zr * k);
       }
-      launch_matvec<T>(spec, dX.ptr, rows, dZ.ptr, zr, d, dV.ptr, k, dOut.ptr, z0 > 0,
-                       partial.ptr, plan.max_splits, s.sms);
+      launch_matvec<T>(spec, dX.ptr, rows, dZ.ptr, zr, d, dV.ptr, k, dOut.ptr, z0 > 0, partial.ptr,
+                       plan.max_splits, s.sms);
     }
     to_host(out.data + x0 * k, dOut.ptr, rows * k);
   }
@@ -260,8 +263,8 @@ void kernel_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
 }
 
 template <class T>
-void kernel_rmatvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
-                    ConstMatrix<T> U, Matrix<T> out, const Options& options) {
+void kernel_rmatvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, ConstMatrix<T> U,
+                    Matrix<T> out, const Options& options) {
   check_common(spec, X, Z);
   if (U.rows != X.rows) invalid("U: expected " + std::to_string(X.rows) + " rows (X's)");
   kernel_matvec<T>(spec, Z, X, U, out, options);
@@ -292,8 +295,7 @@ void kernel_normal_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<
                              "fewer centres");
   const std::size_t x_rows = tile_rows(n, (elems - resident) / per_row);
   Buffer<T> dZ(m * d), dV(m * k), dOut(m * k), dX(x_rows * d), dT(x_rows * k),
-      dW(row_weights ? x_rows : 0),
-      partial(std::size_t(max_splits) * std::max(m, x_rows) * k);
+      dW(row_weights ? x_rows : 0), partial(std::size_t(max_splits) * std::max(m, x_rows) * k);
   to_device(dZ.ptr, Z.data, m * d);
   to_device(dV.ptr, V.data, m * k);
   for (std::size_t x0 = 0; x0 < n; x0 += x_rows) {
@@ -308,8 +310,8 @@ void kernel_normal_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<
       cuda_impl::scale_rows_kernel<T><<<blocks, 256>>>(dT.ptr, dW.ptr, rows, k);
       check(cudaGetLastError(), "scale_rows_kernel launch");
     }
-    launch_matvec<T>(spec, dZ.ptr, m, dX.ptr, rows, d, dT.ptr, k, dOut.ptr, x0 > 0,
-                     partial.ptr, max_splits, s.sms);
+    launch_matvec<T>(spec, dZ.ptr, m, dX.ptr, rows, d, dT.ptr, k, dOut.ptr, x0 > 0, partial.ptr,
+                     max_splits, s.sms);
   }
   to_host(out.data, dOut.ptr, m * k);
   check(cudaDeviceSynchronize(), "kernel_normal_matvec");
@@ -327,7 +329,8 @@ void kernel_block(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Ma
   // Chunks of Z with one block-row of output each take at most half the budget (and at
   // most 65535 blocks of columns, the grid's y limit); tiles of X rows use the rest.
   const std::size_t z_fit = elems / 2 / (d + kBM) / kBN * kBN;
-  const std::size_t z_rows = std::min({m, std::max<std::size_t>(kBN, z_fit), std::size_t(65535) * kBN});
+  const std::size_t z_rows =
+      std::min({m, std::max<std::size_t>(kBN, z_fit), std::size_t(65535) * kBN});
   const std::size_t left = elems > z_rows * d ? elems - z_rows * d : 0;
   const std::size_t x_rows = tile_rows(n, left / (d + z_rows));
   Buffer<T> dZ(z_rows * d), dX(x_rows * d), dOut(x_rows * z_rows);

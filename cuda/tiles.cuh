@@ -61,8 +61,10 @@ __device__ __forceinline__ double vacos(double x) { return acos(x); }
 // (kNeedsNorms only).
 template <Epi E, class T>
 __device__ __forceinline__ T apply(T s, T xn, T zn, const Params<T>& p) {
-  if constexpr (kNeedsNorms<E>) return Formula<E>::template value<T>(s, xn, zn, p);
-  else return Formula<E>::template value<T>(s, p);
+  if constexpr (kNeedsNorms<E>)
+    return Formula<E>::template value<T>(s, xn, zn, p);
+  else
+    return Formula<E>::template value<T>(s, p);
 }
 
 // The metric of the tile (row0.., col0..) over the full depth d, into s[i][j] for the
@@ -71,9 +73,8 @@ __device__ __forceinline__ T apply(T s, T xn, T zn, const Params<T>& p) {
 // Rows past n and columns past m read zeros; the caller never uses them.
 template <Metric M, bool Norms, class T>
 __device__ __forceinline__ void tile_metric(const T* __restrict__ X, const T* __restrict__ Z,
-                                            size_t n, size_t m, size_t d, size_t row0,
-                                            size_t col0, T* stage, T (&s)[4][4], T (&xsq)[4],
-                                            T (&zsq)[4]) {
+                                            size_t n, size_t m, size_t d, size_t row0, size_t col0,
+                                            T* stage, T (&s)[4][4], T (&xsq)[4], T (&zsq)[4]) {
   const int t = threadIdx.x, tx = t % 16, ty = t / 16;
   T* xs = stage;
   T* zs = stage + kBK * kStageStride;
@@ -176,8 +177,10 @@ __global__ void __launch_bounds__(kThreads) matvec_kernel(MatvecArgs<T> a) {
         const int c = tx + 16 * j;
         T kv = T(0);
         if (col0 + c < a.m) {
-          if constexpr (kNorms) kv = apply<E, T>(s[i][j], vsqrt(xsq[i]), vsqrt(zsq[j]), a.p);
-          else kv = apply<E, T>(s[i][j], T(0), T(0), a.p);
+          if constexpr (kNorms)
+            kv = apply<E, T>(s[i][j], vsqrt(xsq[i]), vsqrt(zsq[j]), a.p);
+          else
+            kv = apply<E, T>(s[i][j], T(0), T(0), a.p);
         }
         kt[(ty + 16 * i) * kTileStride + c] = kv;
       }
@@ -225,8 +228,7 @@ __global__ void reduce_kernel(const T* __restrict__ partial, T* __restrict__ out
 
 // Rows of a row-major n x k matrix times w (the Nystrom-PCG weights).
 template <class T>
-__global__ void scale_rows_kernel(T* __restrict__ A, const T* __restrict__ w, size_t n,
-                                  size_t k) {
+__global__ void scale_rows_kernel(T* __restrict__ A, const T* __restrict__ w, size_t n, size_t k) {
   for (size_t i = size_t(blockIdx.x) * blockDim.x + threadIdx.x; i < n * k;
        i += size_t(gridDim.x) * blockDim.x)
     A[i] *= w[i / k];
@@ -234,10 +236,9 @@ __global__ void scale_rows_kernel(T* __restrict__ A, const T* __restrict__ w, si
 
 // grid (ceil(n / 64), ceil(m / 64)): out[r * ldo + c] = K(X_r, Z_c).
 template <Epi E, class T>
-__global__ void __launch_bounds__(kThreads) block_kernel(const T* __restrict__ X,
-                                                         const T* __restrict__ Z, size_t n,
-                                                         size_t m, size_t d, Params<T> p,
-                                                         T* __restrict__ out, size_t ldo) {
+__global__ void __launch_bounds__(kThreads)
+    block_kernel(const T* __restrict__ X, const T* __restrict__ Z, size_t n, size_t m, size_t d,
+                 Params<T> p, T* __restrict__ out, size_t ldo) {
   constexpr bool kNorms = kNeedsNorms<E>;
   __shared__ T stage[kTileElems];
   const int t = threadIdx.x, tx = t % 16, ty = t / 16;
@@ -252,8 +253,10 @@ __global__ void __launch_bounds__(kThreads) block_kernel(const T* __restrict__ X
     for (int j = 0; j < 4; ++j) {
       const size_t c = col0 + tx + 16 * j;
       if (c >= m) continue;
-      if constexpr (kNorms) out[r * ldo + c] = apply<E, T>(s[i][j], vsqrt(xsq[i]), vsqrt(zsq[j]), p);
-      else out[r * ldo + c] = apply<E, T>(s[i][j], T(0), T(0), p);
+      if constexpr (kNorms)
+        out[r * ldo + c] = apply<E, T>(s[i][j], vsqrt(xsq[i]), vsqrt(zsq[j]), p);
+      else
+        out[r * ldo + c] = apply<E, T>(s[i][j], T(0), T(0), p);
     }
   }
 }

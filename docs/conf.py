@@ -28,9 +28,16 @@ extensions = [
 ]
 
 templates_path = ["_templates"]
-exclude_patterns = ["_build", "Thumbs.db", ".DS_Store", "auto_examples/*.ipynb",
-                    "auto_examples/*.py", "auto_examples/*.zip",
-                    "auto_examples/*.codeobj.json", "auto_examples/*.md5"]
+exclude_patterns = [
+    "_build",
+    "Thumbs.db",
+    ".DS_Store",
+    "auto_examples/*.ipynb",
+    "auto_examples/*.py",
+    "auto_examples/*.zip",
+    "auto_examples/*.codeobj.json",
+    "auto_examples/*.md5",
+]
 default_role = "literal"
 
 # -- API reference ---------------------------------------------------------------------
@@ -77,7 +84,8 @@ html_theme_options = {
     "secondary_sidebar_items": {
         pattern: ["page-toc", "sourcelink"]
         for pattern in ("index", "api", "guide/*", "generated/*", "search", "genindex")
-    } | {"auto_examples/*": []},
+    }
+    | {"auto_examples/*": []},
     "footer_start": ["copyright"],
     "footer_end": ["sphinx-version"],
 }

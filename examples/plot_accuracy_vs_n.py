@@ -38,7 +38,6 @@ import time
 
 import matplotlib.pyplot as plt
 import numpy as np
-from gramfree import KernelClassifier
 from scipy.ndimage import shift
 from sklearn.datasets import load_digits
 from sklearn.kernel_approximation import Nystroem
@@ -47,6 +46,8 @@ from sklearn.linear_model import RidgeClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import SVC
 from threadpoolctl import threadpool_limits
+
+from gramfree import KernelClassifier
 
 digits, labels = load_digits(return_X_y=True)
 digits = digits / 16
@@ -58,8 +59,10 @@ test_ids, train_ids = order[:400], order[400:]
 def nudged(ids):
     """The images ids and their copies shifted by one pixel in each direction."""
     images = digits[ids].reshape(-1, 8, 8)
-    moved = [images] + [shift(images, (0, dy, dx), order=0, mode="constant")
-                        for dy, dx in [(-1, 0), (1, 0), (0, -1), (0, 1)]]
+    moved = [images] + [
+        shift(images, (0, dy, dx), order=0, mode="constant")
+        for dy, dx in [(-1, 0), (1, 0), (0, -1), (0, 1)]
+    ]
     return np.concatenate(moved).reshape(-1, 64), np.tile(labels[ids], 5)
 
 
@@ -91,16 +94,16 @@ class OneHotKernelRidge:
 
 gamma, alpha = 0.02, 1e-3
 models = {
-    "gramfree auto": lambda: KernelClassifier(gamma=gamma, alpha=alpha, n_jobs=1,
-                                              random_state=0),
+    "gramfree auto": lambda: KernelClassifier(gamma=gamma, alpha=alpha, n_jobs=1, random_state=0),
     "gramfree nystrom-direct, 500 centres": lambda: KernelClassifier(
-        gamma=gamma, alpha=alpha, solver="nystrom-direct", n_centers=500, n_jobs=1,
-        random_state=0),
+        gamma=gamma, alpha=alpha, solver="nystrom-direct", n_centers=500, n_jobs=1, random_state=0
+    ),
     "sklearn KernelRidge (exact)": lambda: OneHotKernelRidge(
-        kernel="rbf", gamma=gamma, alpha=alpha),
+        kernel="rbf", gamma=gamma, alpha=alpha
+    ),
     "sklearn Nystroem(500) + RidgeClassifier": lambda: make_pipeline(
-        Nystroem(gamma=gamma, n_components=500, random_state=0),
-        RidgeClassifier(alpha=alpha)),
+        Nystroem(gamma=gamma, n_components=500, random_state=0), RidgeClassifier(alpha=alpha)
+    ),
     "sklearn SVC": lambda: SVC(gamma=gamma, C=10),
 }
 sizes = [500, 1000, 2000, 4500]
@@ -128,8 +131,7 @@ with threadpool_limits(limits=1):
             extra = f" ({model.solver_})" if hasattr(model, "solver_") else ""
             if name == "gramfree auto":
                 auto_model = model
-            print(f"n={n:5d} {name:40s} accuracy {accuracy[name][-1]:.3f}  "
-                  f"fit {t:6.3f} s{extra}")
+            print(f"n={n:5d} {name:40s} accuracy {accuracy[name][-1]:.3f}  fit {t:6.3f} s{extra}")
 
 # %%
 # Why ``auto`` chose what it chose, at the largest n:
@@ -141,18 +143,19 @@ for step in auto_model.solver_info_["auto"]["steps"]:
 # Draw accuracy and time against n
 # --------------------------------
 
-styles = {"gramfree auto": ("C0", "o-"),
-          "gramfree nystrom-direct, 500 centres": ("C0", "s--"),
-          "sklearn KernelRidge (exact)": ("C1", "o-"),
-          "sklearn Nystroem(500) + RidgeClassifier": ("C1", "s--"),
-          "sklearn SVC": ("C2", "^-")}
+styles = {
+    "gramfree auto": ("C0", "o-"),
+    "gramfree nystrom-direct, 500 centres": ("C0", "s--"),
+    "sklearn KernelRidge (exact)": ("C1", "o-"),
+    "sklearn Nystroem(500) + RidgeClassifier": ("C1", "s--"),
+    "sklearn SVC": ("C2", "^-"),
+}
 fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8), constrained_layout=True)
 for name in models:
     color, style = styles[name]
     # gramfree's markers open and larger: where it fits the same model as scikit-learn,
     # the two curves lie on top of each other.
-    mark = ({"ms": 10, "mfc": "none", "mew": 1.5} if name.startswith("gramfree")
-            else {"ms": 5})
+    mark = {"ms": 10, "mfc": "none", "mew": 1.5} if name.startswith("gramfree") else {"ms": 5}
     ax1.plot(sizes, accuracy[name], style, color=color, label=name, **mark)
     ax2.loglog(sizes, seconds[name], style, color=color, label=name, **mark)
 for ax in (ax1, ax2):
@@ -166,8 +169,10 @@ ax1.set_title("Accuracy")
 ax1.legend(fontsize=8, loc="lower right")
 ax2.set_ylabel("fit time (s, one thread, best of up to 3)")
 ax2.set_title("Fit time")
-fig.suptitle("Digits (with one-pixel shifts): gramfree (blue, open markers) beside "
-             "scikit-learn (orange, green)")
+fig.suptitle(
+    "Digits (with one-pixel shifts): gramfree (blue, open markers) beside "
+    "scikit-learn (orange, green)"
+)
 plt.show()
 
 # %%

@@ -23,9 +23,10 @@ decay's share (Domingos' path kernel, made exact for discrete steps).
 
 import matplotlib.pyplot as plt
 import numpy as np
-from gramfree import PathKernelClassifier
 from sklearn.datasets import load_digits
 from sklearn.decomposition import PCA
+
+from gramfree import PathKernelClassifier
 
 X, y = load_digits(return_X_y=True)
 X = X / 16
@@ -38,9 +39,11 @@ print(f"test accuracy {net.score(X_test, y_test):.3f}")
 queries = X_test[[2, 5]]
 dec = net.decompose(queries)  # contributions: (queries, training examples, classes)
 print("contributions", dec.contributions.shape)
-print(f"initial + contributions + reg reproduces the logits to "
-      f"{dec.reconstruction_error:.1e} (relative); worst per-step residual "
-      f"{net.decomposition_error_:.1e}")
+print(
+    f"initial + contributions + reg reproduces the logits to "
+    f"{dec.reconstruction_error:.1e} (relative); worst per-step residual "
+    f"{net.decomposition_error_:.1e}"
+)
 
 pred = dec.output.argmax(axis=1)
 # C[q, i]: training example i's contribution to query q's predicted-class logit.
@@ -60,21 +63,34 @@ fig, axes = plt.subplots(1, 2, figsize=(12, 5), constrained_layout=True)
 for q, ax in enumerate(axes):
     lim = np.abs(C[q]).max()
     order = np.argsort(np.abs(C[q]))  # the largest on top
-    sc = ax.scatter(P[order, 0], P[order, 1], c=C[q, order], cmap="RdBu_r", vmin=-lim,
-                    vmax=lim, s=18, edgecolors="none")
+    sc = ax.scatter(
+        P[order, 0],
+        P[order, 1],
+        c=C[q, order],
+        cmap="RdBu_r",
+        vmin=-lim,
+        vmax=lim,
+        s=18,
+        edgecolors="none",
+    )
     for label in range(10):
         centre = P[y_train == label].mean(axis=0)
-        ax.text(*centre, str(label), fontsize=14, weight="bold", alpha=0.35,
-                ha="center", va="center")
+        ax.text(
+            *centre, str(label), fontsize=14, weight="bold", alpha=0.35, ha="center", va="center"
+        )
     ax.scatter(*Q[q], marker="*", s=350, color="gold", edgecolors="black", zorder=5)
-    ax.set_title(f"query {q}: predicted {net.classes_[pred[q]]}, logit "
-                 f"{dec.output[q, pred[q]]:+.2f}\n(initial {dec.initial[q, pred[q]]:+.2f}"
-                 f", training examples {C[q].sum():+.2f})", fontsize=10)
+    ax.set_title(
+        f"query {q}: predicted {net.classes_[pred[q]]}, logit "
+        f"{dec.output[q, pred[q]]:+.2f}\n(initial {dec.initial[q, pred[q]]:+.2f}"
+        f", training examples {C[q].sum():+.2f})",
+        fontsize=10,
+    )
     ax.set_xlabel("first principal component of the pixels")
     ax.set_ylabel("second principal component")
     fig.colorbar(sc, ax=ax, label="contribution to the predicted-class logit")
-fig.suptitle("Each training image's contribution to one prediction (grey digits: where "
-             "each class lies)")
+fig.suptitle(
+    "Each training image's contribution to one prediction (grey digits: where each class lies)"
+)
 plt.show()
 
 # %%
@@ -83,13 +99,14 @@ plt.show()
 # ``sum_i C[q, i] * x_i`` over the examples for (positive ``C``) and against (negative
 # ``C``): what the training images that carry the prediction look like together.
 
-fig, axes = plt.subplots(len(queries), 3, figsize=(8, 2.9 * len(queries)),
-                         constrained_layout=True)
+fig, axes = plt.subplots(len(queries), 3, figsize=(8, 2.9 * len(queries)), constrained_layout=True)
 for q in range(len(queries)):
     pos, neg = np.clip(C[q], 0, None), np.clip(-C[q], 0, None)
-    panels = [(queries[q], "query", "gray_r"),
-              (pos @ X_train, f"for: sum of {pos.sum():.1f}", "Reds"),
-              (neg @ X_train, f"against: sum of {neg.sum():.1f}", "Blues")]
+    panels = [
+        (queries[q], "query", "gray_r"),
+        (pos @ X_train, f"for: sum of {pos.sum():.1f}", "Reds"),
+        (neg @ X_train, f"against: sum of {neg.sum():.1f}", "Blues"),
+    ]
     for ax, (image, title, cmap) in zip(axes[q], panels):
         im = ax.imshow(image.reshape(8, 8), cmap=cmap, interpolation="nearest")
         ax.set_title(title, fontsize=9)

@@ -24,10 +24,11 @@ import warnings
 
 import matplotlib.pyplot as plt
 import numpy as np
-from gramfree import KernelRegressor
 from sklearn.datasets import load_diabetes
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import StandardScaler
+
+from gramfree import KernelRegressor
 
 X, y = load_diabetes(return_X_y=True)
 X = StandardScaler().fit_transform(X)
@@ -39,14 +40,18 @@ X_train, y_train, X_test, y_test = X[:330], y[:330], X[330:], y[330:]
 params = {"solver": "eigenpro", "gamma": 0.1, "alpha": 1e-6, "max_iter": 60, "random_state": 0}
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", ConvergenceWarning)  # 60 epochs do not converge
-    curve = KernelRegressor(early_stopping=True, n_iter_no_change=60,
-                            validation_fraction=0.2, **params).fit(X_train, y_train)
-    stopped = KernelRegressor(early_stopping=True, n_iter_no_change=5,
-                              validation_fraction=0.2, **params).fit(X_train, y_train)
+    curve = KernelRegressor(
+        early_stopping=True, n_iter_no_change=60, validation_fraction=0.2, **params
+    ).fit(X_train, y_train)
+    stopped = KernelRegressor(
+        early_stopping=True, n_iter_no_change=5, validation_fraction=0.2, **params
+    ).fit(X_train, y_train)
     full = KernelRegressor(**params).fit(X_train, y_train)
 
-for name, model in [("early stopping (n_iter_no_change=5)", stopped),
-                    ("60 epochs, no early stopping", full)]:
+for name, model in [
+    ("early stopping (n_iter_no_change=5)", stopped),
+    ("60 epochs, no early stopping", full),
+]:
     print(f"{name:38s} epochs {model.n_iter_:3d}  test R² {model.score(X_test, y_test):.3f}")
 print(f"best validation R² {stopped.best_validation_score_:.3f}")
 
@@ -58,13 +63,19 @@ print(f"best validation R² {stopped.best_validation_score_:.3f}")
 # peaks early and then declines. Right: test R² of the two models.
 
 epochs = np.arange(1, len(curve.validation_scores_) + 1)
-fig, (ax1, ax3) = plt.subplots(1, 2, figsize=(12, 4.4), width_ratios=[2, 1],
-                               constrained_layout=True)
+fig, (ax1, ax3) = plt.subplots(
+    1, 2, figsize=(12, 4.4), width_ratios=[2, 1], constrained_layout=True
+)
 ax1.plot(epochs, curve.validation_scores_, "o-", ms=3, color="C0")
 ax1.axvline(stopped.n_iter_, color="C0", ls="--", lw=1)
-ax1.annotate(f"early stopping ends here\n(epoch {stopped.n_iter_}, n_iter_no_change=5)",
-             (stopped.n_iter_, curve.validation_scores_[0]), xytext=(12, -10),
-             textcoords="offset points", fontsize=9, va="top")
+ax1.annotate(
+    f"early stopping ends here\n(epoch {stopped.n_iter_}, n_iter_no_change=5)",
+    (stopped.n_iter_, curve.validation_scores_[0]),
+    xytext=(12, -10),
+    textcoords="offset points",
+    fontsize=9,
+    va="top",
+)
 ax1.set_xlabel("EigenPro epoch")
 ax1.set_ylabel("validation R² (validation_scores_)", color="C0")
 ax2 = ax1.twinx()

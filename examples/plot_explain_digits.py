@@ -18,8 +18,9 @@ digits, the training images that push the predicted class's score up (for) and d
 
 import matplotlib.pyplot as plt
 import numpy as np
-from gramfree import KernelClassifier
 from sklearn.datasets import load_digits
+
+from gramfree import KernelClassifier
 
 X, y = load_digits(return_X_y=True)
 X = X / 16
@@ -52,22 +53,38 @@ def show(ax, image, title, color="black"):
     ax.set_yticks([])
 
 
-fig, axes = plt.subplots(len(queries), 2 * top_k + 1, figsize=(12, 1.6 * len(queries) + 0.7),
-                         constrained_layout=True)
+fig, axes = plt.subplots(
+    len(queries), 2 * top_k + 1, figsize=(12, 1.6 * len(queries) + 0.7), constrained_layout=True
+)
 for row, q in enumerate(queries):
     ok = pred[q] == y_test[q]
-    show(axes[row, 0], X_test[q], f"test #{q}\ntrue {y_test[q]}, pred {pred[q]}",
-         "black" if ok else "red")
+    show(
+        axes[row, 0],
+        X_test[q],
+        f"test #{q}\ntrue {y_test[q]}, pred {pred[q]}",
+        "black" if ok else "red",
+    )
     axes[row, 0].patch.set_edgecolor("black")
     for j in range(top_k):
         i, c = ex.supporting[row, j], ex.supporting_contributions[row, j]
-        show(axes[row, 1 + j], X_train[i],
-             f"for: label {ex.supporting_labels[row, j]}\n{c:+.0f}", "tab:green")
+        show(
+            axes[row, 1 + j],
+            X_train[i],
+            f"for: label {ex.supporting_labels[row, j]}\n{c:+.0f}",
+            "tab:green",
+        )
         i, c = ex.opposing[row, j], ex.opposing_contributions[row, j]
-        show(axes[row, 1 + top_k + j], X_train[i],
-             f"against: label {ex.opposing_labels[row, j]}\n{c:+.0f}", "tab:red")
-fig.suptitle("Test digits (left) and the training images that contribute most to the "
-             "predicted class's score: for (green) and against (red)", fontsize=11)
+        show(
+            axes[row, 1 + top_k + j],
+            X_train[i],
+            f"against: label {ex.opposing_labels[row, j]}\n{c:+.0f}",
+            "tab:red",
+        )
+fig.suptitle(
+    "Test digits (left) and the training images that contribute most to the "
+    "predicted class's score: for (green) and against (red)",
+    fontsize=11,
+)
 plt.show()
 
 # %%
@@ -81,8 +98,10 @@ plt.show()
 # score they add up to, and ``explain`` says so in its printout.
 
 for row, q in enumerate(queries):
-    print(f"test #{q}: score {ex.value[row]:+.3f} = {ex.positive_total[row]:+.4g} "
-          f"(all positive terms) {ex.negative_total[row]:+.4g} (all negative terms)")
+    print(
+        f"test #{q}: score {ex.value[row]:+.3f} = {ex.positive_total[row]:+.4g} "
+        f"(all positive terms) {ex.negative_total[row]:+.4g} (all negative terms)"
+    )
 
 # %%
 # A larger ``alpha`` shrinks the coefficients and so the cancellation, at some cost in
@@ -100,8 +119,7 @@ for alpha in alphas:
 fig, ax = plt.subplots(figsize=(6.5, 3.6), constrained_layout=True)
 ax.loglog(alphas, ratio, "o-")
 for a, r, s in zip(alphas, ratio, acc):
-    ax.annotate(f"test acc. {s:.3f}", (a, r), textcoords="offset points", xytext=(6, 6),
-                fontsize=8)
+    ax.annotate(f"test acc. {s:.3f}", (a, r), textcoords="offset points", xytext=(6, 6), fontsize=8)
 ax.set_xlabel("alpha (ridge penalty)")
 ax.set_ylabel("sum of |contributions| / |score|")
 ax.set_title("How much the contributions cancel (median over the 3 queries)")

@@ -97,8 +97,8 @@ NATIVE = {
         math.sqrt(5.0) * np.sqrt(_sqdist(X, Z)) / length_scale, 2.5
     ),
     "polynomial": lambda X, Z, gamma, coef0, degree: (
-        gamma * (_f64(X) @ _f64(Z).T) + coef0
-    ) ** int(degree),
+        (gamma * (_f64(X) @ _f64(Z).T) + coef0) ** int(degree)
+    ),
     "linear": lambda X, Z: _f64(X) @ _f64(Z).T,
     "arccos1": _arccos1,
 }
@@ -118,7 +118,9 @@ def _native_of(kernel: Kernel, d: int) -> tuple[str, dict]:
         return kind, {"length_scale": kernel.length_scale}
     if isinstance(kernel, Polynomial):
         return "polynomial", {
-            "gamma": _gamma(kernel, d), "coef0": kernel.coef0, "degree": kernel.degree
+            "gamma": _gamma(kernel, d),
+            "coef0": kernel.coef0,
+            "degree": kernel.degree,
         }
     if isinstance(kernel, Linear):
         return "linear", {}
@@ -183,7 +185,11 @@ def sklearn_kernel_matrix(kernel: Kernel, X, Z=None) -> np.ndarray | None:
         return pairwise_kernels(X, Z, metric="laplacian", gamma=kernel.gamma)
     if isinstance(kernel, Polynomial):
         return pairwise_kernels(
-            X, Z, metric="polynomial", degree=kernel.degree, gamma=kernel.gamma,
+            X,
+            Z,
+            metric="polynomial",
+            degree=kernel.degree,
+            gamma=kernel.gamma,
             coef0=kernel.coef0,
         )
     if isinstance(kernel, Linear):

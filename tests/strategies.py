@@ -17,8 +17,34 @@ from hypothesis.extra import numpy as hnp
 
 from gramfree.kernels import ArcCosine, Gaussian, Laplacian, Linear, Matern, Polynomial
 
-EDGE_ROWS = (1, 2, 3, 5, 7, 8, 9, 11, 12, 13, 15, 16, 17, 23, 24, 25, 31, 32, 33, 47, 48, 49,
-             63, 64, 65, 70)
+EDGE_ROWS = (
+    1,
+    2,
+    3,
+    5,
+    7,
+    8,
+    9,
+    11,
+    12,
+    13,
+    15,
+    16,
+    17,
+    23,
+    24,
+    25,
+    31,
+    32,
+    33,
+    47,
+    48,
+    49,
+    63,
+    64,
+    65,
+    70,
+)
 EDGE_COLS = (1, 2, 3, 4, 5, 7, 8, 9, 15, 16, 17, 31, 32, 33, 40)
 BOUND = 3.0
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_diabetes
 from sklearn.metrics.pairwise import rbf_kernel
+from test_solvers_realdata import _load
 
 from gramfree import KernelClassifier, KernelClassifierCV, KernelRegressor, KernelRegressorCV
-from test_solvers_realdata import _load
 
 ALPHAS = np.logspace(-3, 3, 9)
 
@@ -35,14 +35,17 @@ def _brute_gcv(X, Y, C, gamma, alphas, w):
 
 
 @pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
-@pytest.mark.parametrize(("name", "gamma", "m"), [("diabetes", 0.05, 150), ("diabetes", 1.0, 150),
-                                                  ("breast_cancer", 0.02, 120)])
+@pytest.mark.parametrize(
+    ("name", "gamma", "m"),
+    [("diabetes", 0.05, 150), ("diabetes", 1.0, 150), ("breast_cancer", 0.02, 120)],
+)
 def test_gcv_matches_brute_force(name, gamma, m, weighted):
     X, Y = _load(name)
     n = len(X)
     w = np.random.default_rng(1).uniform(0.3, 3.0, n) if weighted else np.ones(n)
     model = KernelRegressorCV(gamma=gamma, alphas=ALPHAS, n_centers=m, random_state=0).fit(
-        X, Y, sample_weight=w if weighted else None)
+        X, Y, sample_weight=w if weighted else None
+    )
     want = _brute_gcv(X, Y, model.centers_, gamma, ALPHAS, w)
     np.testing.assert_allclose(model.gcv_values_, want, rtol=1e-6)
     assert model.alpha_ == ALPHAS[np.argmin(want)]
@@ -53,11 +56,13 @@ def test_chosen_model_is_kernel_regressor_at_alpha():
     X, Y = _load("diabetes")
     y = Y[:, 0]
     cv = KernelRegressorCV(gamma=0.05, alphas=ALPHAS, n_centers=200, random_state=3).fit(X, y)
-    ref = KernelRegressor(gamma=0.05, alpha=cv.alpha_, solver="nystrom-direct", n_centers=200,
-                          random_state=3).fit(X, y)
+    ref = KernelRegressor(
+        gamma=0.05, alpha=cv.alpha_, solver="nystrom-direct", n_centers=200, random_state=3
+    ).fit(X, y)
     np.testing.assert_array_equal(cv.centers_, ref.centers_)
-    np.testing.assert_allclose(cv.predict(X), ref.predict(X), rtol=1e-8,
-                               atol=1e-8 * np.abs(y).max())
+    np.testing.assert_allclose(
+        cv.predict(X), ref.predict(X), rtol=1e-8, atol=1e-8 * np.abs(y).max()
+    )
 
 
 def test_all_points_is_exact_kernel_ridge_gcv():
@@ -83,8 +88,9 @@ def test_targets_share_one_alpha():
     singles = [one.fit(X, Y2[:, j]).gcv_values_ for j in range(2)]
     # RSS add up over targets, the degrees of freedom are shared
     rss_sum = sum(g * (1 - one.dof_ / len(X)) ** 2 for g in singles)
-    np.testing.assert_allclose(model.gcv_values_ * (1 - model.dof_ / len(X)) ** 2, rss_sum,
-                               rtol=1e-9)
+    np.testing.assert_allclose(
+        model.gcv_values_ * (1 - model.dof_ / len(X)) ** 2, rss_sum, rtol=1e-9
+    )
 
 
 @pytest.mark.parametrize("alphas", [[], [0.1, -1.0], [0.0], [np.nan], "1.0", [[0.1, 1.0]]])
@@ -122,16 +128,25 @@ def test_classifier_gcv_on_class_targets(class_weight):
     from sklearn.utils.class_weight import compute_sample_weight
 
     X, y = load_digits_small()
-    clf = KernelClassifierCV(gamma=0.02, alphas=ALPHAS, n_centers=200, random_state=0,
-                             class_weight=class_weight).fit(X, y)
+    clf = KernelClassifierCV(
+        gamma=0.02, alphas=ALPHAS, n_centers=200, random_state=0, class_weight=class_weight
+    ).fit(X, y)
     Y = (y[:, None] == np.arange(10)[None, :]).astype(float)
     w = np.ones(len(y)) if class_weight is None else compute_sample_weight(class_weight, y)
-    np.testing.assert_allclose(clf.gcv_values_, _brute_gcv(X, Y, clf.centers_, 0.02, ALPHAS, w),
-                               rtol=1e-6)
-    ref = KernelClassifier(gamma=0.02, alpha=clf.alpha_, solver="nystrom-direct",
-                           n_centers=200, random_state=0, class_weight=class_weight).fit(X, y)
-    np.testing.assert_allclose(clf.decision_function(X), ref.decision_function(X),
-                               rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(
+        clf.gcv_values_, _brute_gcv(X, Y, clf.centers_, 0.02, ALPHAS, w), rtol=1e-6
+    )
+    ref = KernelClassifier(
+        gamma=0.02,
+        alpha=clf.alpha_,
+        solver="nystrom-direct",
+        n_centers=200,
+        random_state=0,
+        class_weight=class_weight,
+    ).fit(X, y)
+    np.testing.assert_allclose(
+        clf.decision_function(X), ref.decision_function(X), rtol=1e-8, atol=1e-8
+    )
     np.testing.assert_array_equal(clf.predict(X), ref.predict(X))
 
 
@@ -152,6 +167,7 @@ def load_digits_small():
 
 
 # -- model files ---------------------------------------------------------------------------
+
 
 def _rewrite_attributes(src, dst, edit):
     import json
@@ -188,18 +204,23 @@ def test_cv_models_save_and_load(tmp_path, kind):
     np.testing.assert_array_equal(loaded.center_indices_, model.center_indices_)
     refit = loaded.fit(X, y)  # the stored parameters fit the same model again
     assert refit.alpha_ == model.alpha_
-    np.testing.assert_allclose(refit.decision_function(X) if kind == "classifier"
-                               else refit.predict(X),
-                               model.decision_function(X) if kind == "classifier"
-                               else model.predict(X), rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        refit.decision_function(X) if kind == "classifier" else refit.predict(X),
+        model.decision_function(X) if kind == "classifier" else model.predict(X),
+        rtol=1e-10,
+        atol=1e-10,
+    )
 
 
-@pytest.mark.parametrize("field, value, message", [
-    ("alpha_", 0.5, "is 0.5, not one of params.alphas"),
-    ("gcv_values_", [1.0], "has 1 values, expected 3"),
-    ("dof_", "x", "must be a list of numbers"),
-    ("best_score_", None, "must be a finite number"),
-])
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("alpha_", 0.5, "is 0.5, not one of params.alphas"),
+        ("gcv_values_", [1.0], "has 1 values, expected 3"),
+        ("dof_", "x", "must be a list of numbers"),
+        ("best_score_", None, "must be a finite number"),
+    ],
+)
 def test_damaged_cv_model_files_name_the_field(tmp_path, field, value, message):
     from sklearn.datasets import load_iris
 

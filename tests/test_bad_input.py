@@ -55,8 +55,12 @@ CASES = [
     ("U_inf_rmatvec", "K.rmatvec(spoil(U, np.inf)[:, 0])", ValueError, r"\bU\b"),
     ("V_nan_normal", "K.normal_matvec(spoil(V, np.nan))", ValueError, r"\bV\b"),
     ("V_nan_gradient", "kernel_gradient(X, Z, spoil(V, np.nan))", ValueError, r"\bV\b"),
-    ("sample_weight_nan", "K.normal_matvec(V, sample_weight=spoil(np.ones(5), np.nan, 0))",
-     ValueError, r"sample_weight"),
+    (
+        "sample_weight_nan",
+        "K.normal_matvec(V, sample_weight=spoil(np.ones(5), np.nan, 0))",
+        ValueError,
+        r"sample_weight",
+    ),
     # shapes
     ("features_differ", "kernel_matrix(X, Z[:, :2])", ValueError, r"\bX\b.*\bZ\b.*features"),
     ("features_differ_operator", "KernelOperator(X, np.ones((4, 7)))", ValueError, r"\bX\b.*\bZ\b"),
@@ -71,10 +75,18 @@ CASES = [
     ("V_3d_gradient", "K.gradient(V[None])", ValueError, r"\bV\b"),
     ("V_rows_normal", "K.normal_matvec(np.ones((5, 2)))", ValueError, r"\bV\b.*rows"),
     ("V_rows_gradient", "kernel_gradient(X, Z, np.ones(7))", ValueError, r"\bV\b.*rows"),
-    ("sample_weight_length", "K.normal_matvec(V, sample_weight=np.ones(4))", ValueError,
-     r"sample_weight"),
-    ("sample_weight_2d", "K.normal_matvec(V, sample_weight=np.ones((5, 1)))", ValueError,
-     r"sample_weight"),
+    (
+        "sample_weight_length",
+        "K.normal_matvec(V, sample_weight=np.ones(4))",
+        ValueError,
+        r"sample_weight",
+    ),
+    (
+        "sample_weight_2d",
+        "K.normal_matvec(V, sample_weight=np.ones((5, 1)))",
+        ValueError,
+        r"sample_weight",
+    ),
     # empty
     ("X_no_rows", "kernel_matrix(np.empty((0, 3)))", ValueError, r"\bX\b.*empty"),
     ("X_no_columns", "kernel_matrix(np.empty((5, 0)))", ValueError, r"\bX\b.*empty"),
@@ -109,16 +121,28 @@ CASES = [
     ("degree_fraction", "kernel_matrix(X, kernel='poly', degree=2.5)", ValueError, r"degree"),
     ("degree_bool", "kernel_matrix(X, kernel='poly', degree=True)", TypeError, r"degree"),
     ("nu_unsupported", "kernel_matrix(X, kernel='matern', nu=1.0)", ValueError, r"\bnu\b"),
-    ("length_scale_negative", "kernel_matrix(X, kernel='matern', length_scale=-2.0)", ValueError,
-     r"length_scale"),
+    (
+        "length_scale_negative",
+        "kernel_matrix(X, kernel='matern', length_scale=-2.0)",
+        ValueError,
+        r"length_scale",
+    ),
     ("norm_unknown", "kernel_matrix(X, kernel='laplacian', norm='l3')", ValueError, r"norm"),
     ("kernel_unknown", "kernel_matrix(X, kernel='sigmoid')", ValueError, r"kernel 'sigmoid'"),
     ("kernel_unknown_operator", "KernelOperator(X, kernel='bogus')", ValueError, r"kernel 'bogus'"),
     ("kernel_not_a_name", "kernel_matrix(X, kernel=3)", TypeError, r"kernel"),
-    ("kernel_param_not_taken", "kernel_matrix(X, kernel='linear', gamma=1.0)", ValueError,
-     r"gamma"),
-    ("kernel_object_with_params", "kernel_matrix(X, kernel=get_kernel('rbf'), gamma=1.0)",
-     ValueError, r"kernel"),
+    (
+        "kernel_param_not_taken",
+        "kernel_matrix(X, kernel='linear', gamma=1.0)",
+        ValueError,
+        r"gamma",
+    ),
+    (
+        "kernel_object_with_params",
+        "kernel_matrix(X, kernel=get_kernel('rbf'), gamma=1.0)",
+        ValueError,
+        r"kernel",
+    ),
     ("arccos_gradient", "kernel_gradient(X, Z, V, 'arccos')", ValueError, r"arccos"),
     # threads
     ("n_jobs_zero", "kernel_matrix(X, n_jobs=0)", ValueError, r"n_jobs"),
@@ -130,89 +154,212 @@ CASES = [
     # results that cannot fit in memory: refused before allocating (a MemoryError would
     # mean the allocation was attempted)
     ("too_big_kernel_matrix", "kernel_matrix(BIG, BIG)", ValueError, r"result.*memory"),
-    ("too_big_kernel_matrix_f32", "kernel_matrix(BIG.astype(np.float32), BIG[:10**5])",
-     ValueError, r"result.*memory"),
+    (
+        "too_big_kernel_matrix_f32",
+        "kernel_matrix(BIG.astype(np.float32), BIG[:10**5])",
+        ValueError,
+        r"result.*memory",
+    ),
     ("too_big_to_dense", "KernelOperator(BIG).to_dense()", ValueError, r"result.*memory"),
-    ("too_big_matmat", "KernelOperator(BIG, np.ones((1, 1))) @ np.ones((1, 10**6))",
-     ValueError, r"result.*memory"),
-    ("too_big_gradient", "kernel_gradient(BIG, np.ones((1, 1)), np.ones((1, 10**6)))",
-     ValueError, r"result.*memory"),
-    ("too_big_direct",
-     "_core.kernel_block(np.ascontiguousarray(BIG), np.ascontiguousarray(BIG), **F64)",
-     ValueError, r"result.*memory"),
+    (
+        "too_big_matmat",
+        "KernelOperator(BIG, np.ones((1, 1))) @ np.ones((1, 10**6))",
+        ValueError,
+        r"result.*memory",
+    ),
+    (
+        "too_big_gradient",
+        "kernel_gradient(BIG, np.ones((1, 1)), np.ones((1, 10**6)))",
+        ValueError,
+        r"result.*memory",
+    ),
+    (
+        "too_big_direct",
+        "_core.kernel_block(np.ascontiguousarray(BIG), np.ascontiguousarray(BIG), **F64)",
+        ValueError,
+        r"result.*memory",
+    ),
     # the native module called directly: it checks again
-    ("core_int_dtype",
-     "_core.kernel_block(np.ones((3, 2), dtype=np.int64), np.ones((3, 2)), **F64)",
-     TypeError, r"\bX\b.*dtype"),
-    ("core_float16",
-     "_core.kernel_block(np.ones((3, 2), dtype=np.float16), np.ones((3, 2)), **F64)",
-     TypeError, r"\bX\b"),
-    ("core_object", "_core.kernel_block(np.ones((3, 2), dtype=object), np.ones((3, 2)), **F64)",
-     TypeError, r"\bX\b"),
+    (
+        "core_int_dtype",
+        "_core.kernel_block(np.ones((3, 2), dtype=np.int64), np.ones((3, 2)), **F64)",
+        TypeError,
+        r"\bX\b.*dtype",
+    ),
+    (
+        "core_float16",
+        "_core.kernel_block(np.ones((3, 2), dtype=np.float16), np.ones((3, 2)), **F64)",
+        TypeError,
+        r"\bX\b",
+    ),
+    (
+        "core_object",
+        "_core.kernel_block(np.ones((3, 2), dtype=object), np.ones((3, 2)), **F64)",
+        TypeError,
+        r"\bX\b",
+    ),
     ("core_complex", "_core.kernel_matvec(X + 1j, Z, V, **F64)", TypeError, r"\bX\b"),
-    ("core_Z_dtype_differs", "_core.kernel_block(X, Z.astype(np.float32), **F64)", TypeError,
-     r"\bZ\b"),
-    ("core_V_dtype_differs", "_core.kernel_matvec(X, Z, V.astype(np.float32), **F64)", TypeError,
-     r"\bV\b"),
-    ("core_U_dtype_differs", "_core.kernel_rmatvec(X, Z, U.astype(np.int32), **F64)", TypeError,
-     r"\bU\b"),
-    ("core_byteswapped", "_core.kernel_block(X.astype('>f8'), Z.astype('>f8'), **F64)", TypeError,
-     r"\bX\b"),
-    ("core_X_strided", "_core.kernel_block(np.ones((5, 6))[:, ::2], Z, **F64)", ValueError,
-     r"\bX\b.*contiguous"),
-    ("core_Z_fortran", "_core.kernel_block(X, np.asfortranarray(Z), **F64)", ValueError,
-     r"\bZ\b.*contiguous"),
-    ("core_V_fortran", "_core.kernel_matvec(X, Z, np.asfortranarray(V), **F64)", ValueError,
-     r"\bV\b.*contiguous"),
+    (
+        "core_Z_dtype_differs",
+        "_core.kernel_block(X, Z.astype(np.float32), **F64)",
+        TypeError,
+        r"\bZ\b",
+    ),
+    (
+        "core_V_dtype_differs",
+        "_core.kernel_matvec(X, Z, V.astype(np.float32), **F64)",
+        TypeError,
+        r"\bV\b",
+    ),
+    (
+        "core_U_dtype_differs",
+        "_core.kernel_rmatvec(X, Z, U.astype(np.int32), **F64)",
+        TypeError,
+        r"\bU\b",
+    ),
+    (
+        "core_byteswapped",
+        "_core.kernel_block(X.astype('>f8'), Z.astype('>f8'), **F64)",
+        TypeError,
+        r"\bX\b",
+    ),
+    (
+        "core_X_strided",
+        "_core.kernel_block(np.ones((5, 6))[:, ::2], Z, **F64)",
+        ValueError,
+        r"\bX\b.*contiguous",
+    ),
+    (
+        "core_Z_fortran",
+        "_core.kernel_block(X, np.asfortranarray(Z), **F64)",
+        ValueError,
+        r"\bZ\b.*contiguous",
+    ),
+    (
+        "core_V_fortran",
+        "_core.kernel_matvec(X, Z, np.asfortranarray(V), **F64)",
+        ValueError,
+        r"\bV\b.*contiguous",
+    ),
     ("core_X_1d", "_core.kernel_block(X[0], Z, **F64)", ValueError, r"\bX\b.*2-d"),
     ("core_Z_3d", "_core.kernel_block(X, Z[None], **F64)", ValueError, r"\bZ\b.*2-d"),
     ("core_V_1d", "_core.kernel_matvec(X, Z, V[:, 0], **F64)", ValueError, r"\bV\b.*2-d"),
     ("core_U_1d", "_core.kernel_rmatvec(X, Z, U[:, 0], **F64)", ValueError, r"\bU\b.*2-d"),
-    ("core_X_no_rows", "_core.kernel_block(np.empty((0, 3)), Z, **F64)", ValueError,
-     r"\bX\b.*empty"),
-    ("core_Z_no_columns", "_core.kernel_matvec(np.empty((5, 0)), np.empty((4, 0)), V, **F64)",
-     ValueError, r"\bX\b.*empty"),
-    ("core_V_no_columns", "_core.kernel_matvec(X, Z, np.empty((4, 0)), **F64)", ValueError,
-     r"\bV\b.*empty"),
-    ("core_features_differ", "_core.kernel_block(X, Z[:, :2].copy(), **F64)", ValueError,
-     r"\bX\b.*\bZ\b"),
+    (
+        "core_X_no_rows",
+        "_core.kernel_block(np.empty((0, 3)), Z, **F64)",
+        ValueError,
+        r"\bX\b.*empty",
+    ),
+    (
+        "core_Z_no_columns",
+        "_core.kernel_matvec(np.empty((5, 0)), np.empty((4, 0)), V, **F64)",
+        ValueError,
+        r"\bX\b.*empty",
+    ),
+    (
+        "core_V_no_columns",
+        "_core.kernel_matvec(X, Z, np.empty((4, 0)), **F64)",
+        ValueError,
+        r"\bV\b.*empty",
+    ),
+    (
+        "core_features_differ",
+        "_core.kernel_block(X, Z[:, :2].copy(), **F64)",
+        ValueError,
+        r"\bX\b.*\bZ\b",
+    ),
     ("core_V_rows", "_core.kernel_matvec(X, Z, np.ones((5, 2)), **F64)", ValueError, r"\bV\b"),
     ("core_U_rows", "_core.kernel_rmatvec(X, Z, np.ones((4, 2)), **F64)", ValueError, r"\bU\b"),
-    ("core_normal_V_rows", "_core.kernel_normal_matvec(X, Z, np.ones((5, 2)), **F64)", ValueError,
-     r"\bV\b"),
-    ("core_gradient_V_rows", "_core.kernel_grad_matvec(X, Z, np.ones((5, 2)), **F64)", ValueError,
-     r"\bV\b"),
-    ("core_sample_weight_length",
-     "_core.kernel_normal_matvec(X, Z, V, sample_weight=np.ones(3), **F64)",
-     ValueError, r"sample_weight"),
-    ("core_sample_weight_dtype",
-     "_core.kernel_normal_matvec(X, Z, V, sample_weight=np.ones(5, dtype=np.float32), **F64)",
-     TypeError, r"sample_weight"),
+    (
+        "core_normal_V_rows",
+        "_core.kernel_normal_matvec(X, Z, np.ones((5, 2)), **F64)",
+        ValueError,
+        r"\bV\b",
+    ),
+    (
+        "core_gradient_V_rows",
+        "_core.kernel_grad_matvec(X, Z, np.ones((5, 2)), **F64)",
+        ValueError,
+        r"\bV\b",
+    ),
+    (
+        "core_sample_weight_length",
+        "_core.kernel_normal_matvec(X, Z, V, sample_weight=np.ones(3), **F64)",
+        ValueError,
+        r"sample_weight",
+    ),
+    (
+        "core_sample_weight_dtype",
+        "_core.kernel_normal_matvec(X, Z, V, sample_weight=np.ones(5, dtype=np.float32), **F64)",
+        TypeError,
+        r"sample_weight",
+    ),
     ("core_X_nan", "_core.kernel_block(spoil(X, np.nan), Z, **F64)", ValueError, r"\bX\b.*NaN"),
     ("core_Z_inf", "_core.kernel_matvec(X, spoil(Z, np.inf), V, **F64)", ValueError, r"\bZ\b"),
-    ("core_V_nan", "_core.kernel_normal_matvec(X, Z, spoil(V, np.nan), **F64)", ValueError,
-     r"\bV\b"),
+    (
+        "core_V_nan",
+        "_core.kernel_normal_matvec(X, Z, spoil(V, np.nan), **F64)",
+        ValueError,
+        r"\bV\b",
+    ),
     ("core_U_inf", "_core.kernel_rmatvec(X, Z, spoil(U, -np.inf), **F64)", ValueError, r"\bU\b"),
-    ("core_gradient_X_nan_float32",
-     "_core.kernel_grad_matvec(spoil(X, np.nan).astype(np.float32), Z.astype(np.float32),"
-     " V.astype(np.float32), kind='laplacian_l1')", ValueError, r"\bX\b"),
+    (
+        "core_gradient_X_nan_float32",
+        "_core.kernel_grad_matvec(spoil(X, np.nan).astype(np.float32), Z.astype(np.float32),"
+        " V.astype(np.float32), kind='laplacian_l1')",
+        ValueError,
+        r"\bX\b",
+    ),
     ("core_unknown_kind", "_core.kernel_block(X, Z, kind='sigmoid')", ValueError, r"kind|kernel"),
-    ("core_gamma_negative", "_core.kernel_block(X, Z, kind='gaussian', gamma=-1.0)", ValueError,
-     r"gamma"),
-    ("core_gamma_nan", "_core.kernel_matvec(X, Z, V, kind='laplacian_l2', gamma=float('nan'))",
-     ValueError, r"gamma"),
-    ("core_length_scale_zero", "_core.kernel_block(X, Z, kind='matern32', length_scale=0.0)",
-     ValueError, r"length_scale"),
-    ("core_degree_zero", "_core.kernel_block(X, Z, kind='polynomial', degree=0)", ValueError,
-     r"degree"),
-    ("core_degree_huge", "_core.kernel_block(X, Z, kind='polynomial', degree=1000)", ValueError,
-     r"degree"),
-    ("core_coef0_inf", "_core.kernel_block(X, Z, kind='polynomial', coef0=float('inf'))",
-     ValueError, r"coef0"),
-    ("core_threads_negative", "_core.kernel_block(X, Z, n_threads=-1, **F64)", ValueError,
-     r"n_threads"),
-    ("core_arccos_gradient", "_core.kernel_grad_matvec(X, Z, V, kind='arccos1')", ValueError,
-     r"arccos"),
+    (
+        "core_gamma_negative",
+        "_core.kernel_block(X, Z, kind='gaussian', gamma=-1.0)",
+        ValueError,
+        r"gamma",
+    ),
+    (
+        "core_gamma_nan",
+        "_core.kernel_matvec(X, Z, V, kind='laplacian_l2', gamma=float('nan'))",
+        ValueError,
+        r"gamma",
+    ),
+    (
+        "core_length_scale_zero",
+        "_core.kernel_block(X, Z, kind='matern32', length_scale=0.0)",
+        ValueError,
+        r"length_scale",
+    ),
+    (
+        "core_degree_zero",
+        "_core.kernel_block(X, Z, kind='polynomial', degree=0)",
+        ValueError,
+        r"degree",
+    ),
+    (
+        "core_degree_huge",
+        "_core.kernel_block(X, Z, kind='polynomial', degree=1000)",
+        ValueError,
+        r"degree",
+    ),
+    (
+        "core_coef0_inf",
+        "_core.kernel_block(X, Z, kind='polynomial', coef0=float('inf'))",
+        ValueError,
+        r"coef0",
+    ),
+    (
+        "core_threads_negative",
+        "_core.kernel_block(X, Z, n_threads=-1, **F64)",
+        ValueError,
+        r"n_threads",
+    ),
+    (
+        "core_arccos_gradient",
+        "_core.kernel_grad_matvec(X, Z, V, kind='arccos1')",
+        ValueError,
+        r"arccos",
+    ),
     ("core_simd_unknown", "_core.set_simd_level('sse9')", ValueError, r"simd"),
 ]
 CASE_IDS = [c[0] for c in CASES]
@@ -240,7 +387,7 @@ def test_bad_input_raises_and_names_the_argument(case):
 # One interpreter imports gramfree (and never runs OpenMP, so forking it is safe), then
 # forks a child per case; the child runs the snippet, exits 0 when the expected exception
 # with the expected message came, 1 when nothing was raised, 2 on another exception.
-FORK_SERVER = r'''
+FORK_SERVER = r"""
 import json, os, re, signal, sys, traceback
 cases = json.loads(sys.stdin.read())
 setup = cases.pop(0)["setup"]
@@ -269,7 +416,7 @@ for case in cases:
     _, status = os.waitpid(pid, 0)
     results[case["id"]] = os.waitstatus_to_exitcode(status)
 print(json.dumps(results))
-'''
+"""
 
 
 @pytest.fixture(scope="module")
@@ -317,8 +464,9 @@ def test_isolated_cases_run_in_a_fresh_interpreter():
                 sys.exit(0 if re.search({pattern!r}, str(e)) else 3)
             sys.exit(1)
             """)
-        proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                              timeout=120)
+        proc = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=120
+        )
         assert proc.returncode == 0, f"{cid}: {proc.returncode} {proc.stderr[-2000:]}"
 
 

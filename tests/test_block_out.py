@@ -7,17 +7,22 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import reference as ref
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-import reference as ref
 from gramfree import KernelOperator
 from gramfree.kernels import Gaussian, Matern
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(1, 300), m=st.integers(1, 90), d=st.integers(1, 20),
-       dtype=st.sampled_from([np.float32, np.float64]), seed=st.integers(0, 2**16))
+@given(
+    n=st.integers(1, 300),
+    m=st.integers(1, 90),
+    d=st.integers(1, 20),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**16),
+)
 def test_out_equals_fresh_block(n, m, d, dtype, seed):
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, d)).astype(dtype)
@@ -40,8 +45,12 @@ def test_float32_values_widened_into_float64(n, m, seed):
     out = np.full((n, m), np.nan)
     K.to_dense(out=out)
     np.testing.assert_array_equal(out, K.to_dense().astype(np.float64))
-    ref.assert_rel_close(out, ref.kernel_matrix(K.kernel, X.astype(np.float64),
-                                                Z.astype(np.float64)), 1e-5, what="widened")
+    ref.assert_rel_close(
+        out,
+        ref.kernel_matrix(K.kernel, X.astype(np.float64), Z.astype(np.float64)),
+        1e-5,
+        what="widened",
+    )
 
 
 def test_out_reused_across_row_blocks_of_a_view():
@@ -51,25 +60,29 @@ def test_out_reused_across_row_blocks_of_a_view():
     buf = np.empty((300, 30))
     parts = []
     for r0 in range(0, 1000, 300):
-        Xb = np.ascontiguousarray(X[r0:r0 + 300])
+        Xb = np.ascontiguousarray(X[r0 : r0 + 300])
         parts.append(KernelOperator(Xb, Z, Gaussian(0.5)).to_dense(out=buf[: Xb.shape[0]]).copy())
     np.testing.assert_array_equal(np.vstack(parts), KernelOperator(X, Z, Gaussian(0.5)).to_dense())
 
 
 def _op(dtype=np.float64):
     rng = np.random.default_rng(1)
-    return KernelOperator(rng.normal(size=(20, 3)).astype(dtype),
-                          rng.normal(size=(7, 3)).astype(dtype), Gaussian(1.0))
+    return KernelOperator(
+        rng.normal(size=(20, 3)).astype(dtype), rng.normal(size=(7, 3)).astype(dtype), Gaussian(1.0)
+    )
 
 
-@pytest.mark.parametrize(("make_out", "exc", "match"), [
-    (lambda: np.empty((20, 8)), ValueError, r"out: expected shape \(20, 7\)"),
-    (lambda: np.empty(140), ValueError, r"out: expected shape"),
-    (lambda: np.empty((7, 20)).T, ValueError, "out: must be C-contiguous"),
-    (lambda: np.empty((20, 7), dtype=np.float32), TypeError, "out: dtype"),
-    (lambda: np.empty((20, 7), dtype=np.int64), TypeError, "out: dtype"),
-    (lambda: [[0.0] * 7] * 20, TypeError, "out: must be a numpy array"),
-])
+@pytest.mark.parametrize(
+    ("make_out", "exc", "match"),
+    [
+        (lambda: np.empty((20, 8)), ValueError, r"out: expected shape \(20, 7\)"),
+        (lambda: np.empty(140), ValueError, r"out: expected shape"),
+        (lambda: np.empty((7, 20)).T, ValueError, "out: must be C-contiguous"),
+        (lambda: np.empty((20, 7), dtype=np.float32), TypeError, "out: dtype"),
+        (lambda: np.empty((20, 7), dtype=np.int64), TypeError, "out: dtype"),
+        (lambda: [[0.0] * 7] * 20, TypeError, "out: must be a numpy array"),
+    ],
+)
 def test_bad_out_is_refused(make_out, exc, match):
     with pytest.raises(exc, match=match):
         _op().to_dense(out=make_out())

@@ -1,13 +1,14 @@
 """The ``centers`` parameter: the model's centres given as points or as row indices."""
 
-import gramfree
 import numpy as np
 import pytest
-from gramfree import KernelClassifier, KernelRegressor
 from sklearn.base import clone
 from sklearn.cluster import KMeans
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits
 from sklearn.preprocessing import StandardScaler
+
+import gramfree
+from gramfree import KernelClassifier, KernelRegressor
 
 
 @pytest.fixture(scope="module")
@@ -22,12 +23,16 @@ def diabetes():
 def test_indices_equal_the_same_rows_as_points(diabetes, solver):
     X, y, Xt, _ = diabetes
     idx = np.random.default_rng(0).choice(len(X), size=60, replace=False)
-    params = dict(gamma=0.05, alpha=1e-2, solver=solver, random_state=0,
-                  tol=1e-4 if solver == "eigenpro" else 1e-10)
+    params = dict(
+        gamma=0.05,
+        alpha=1e-2,
+        solver=solver,
+        random_state=0,
+        tol=1e-4 if solver == "eigenpro" else 1e-10,
+    )
     by_rows = KernelRegressor(centers=idx, **params).fit(X, y)
     by_points = KernelRegressor(centers=X[idx], **params).fit(X, y)
-    np.testing.assert_allclose(by_rows.predict(Xt), by_points.predict(Xt), rtol=1e-10,
-                               atol=1e-10)
+    np.testing.assert_allclose(by_rows.predict(Xt), by_points.predict(Xt), rtol=1e-10, atol=1e-10)
     np.testing.assert_array_equal(by_rows.centers_, X[idx])
     np.testing.assert_array_equal(by_rows.center_indices_, idx)
     np.testing.assert_array_equal(by_rows.center_targets_, y[idx])
@@ -40,10 +45,12 @@ def test_indices_equal_the_same_rows_as_points(diabetes, solver):
 def test_indices_equal_the_n_centers_draw(diabetes):
     """The n_centers draw of rows, given as those rows: the same model."""
     X, y, Xt, _ = diabetes
-    drawn = KernelRegressor(gamma=0.05, alpha=1e-2, solver="nystrom-direct", n_centers=80,
-                            random_state=3).fit(X, y)
-    given = KernelRegressor(gamma=0.05, alpha=1e-2, solver="nystrom-direct",
-                            centers=drawn.center_indices_).fit(X, y)
+    drawn = KernelRegressor(
+        gamma=0.05, alpha=1e-2, solver="nystrom-direct", n_centers=80, random_state=3
+    ).fit(X, y)
+    given = KernelRegressor(
+        gamma=0.05, alpha=1e-2, solver="nystrom-direct", centers=drawn.center_indices_
+    ).fit(X, y)
     np.testing.assert_allclose(given.predict(Xt), drawn.predict(Xt), rtol=1e-10, atol=1e-10)
 
 
@@ -79,8 +86,9 @@ def test_logistic_loss_with_centres():
     np.testing.assert_array_equal(by_rows.center_indices_, idx)
     assert not hasattr(by_points, "center_indices_")
     # the preconditioner differs (nearest rows' curvature), the optimum does not
-    np.testing.assert_allclose(by_points.predict_proba(X[450:]),
-                               by_rows.predict_proba(X[450:]), atol=1e-6)
+    np.testing.assert_allclose(
+        by_points.predict_proba(X[450:]), by_rows.predict_proba(X[450:]), atol=1e-6
+    )
     assert by_rows.score(X[450:], y[450:]) > 0.9
     with pytest.raises(ValueError, match="centers.*direct"):
         KernelClassifier(centers=idx, solver="direct", **params).fit(X[:450], y[:450])
@@ -105,8 +113,9 @@ def test_classifier_digits_clone_and_save(tmp_path):
     rows.fit(X[:1200], y[:1200]).save(path)
     back = gramfree.load(path)
     np.testing.assert_array_equal(back.center_indices_, rows.center_indices_)
-    np.testing.assert_array_equal(back.decision_function(X[1200:]),
-                                  rows.decision_function(X[1200:]))
+    np.testing.assert_array_equal(
+        back.decision_function(X[1200:]), rows.decision_function(X[1200:])
+    )
 
 
 def test_compress_a_model_with_centres(diabetes):
@@ -116,17 +125,20 @@ def test_compress_a_model_with_centres(diabetes):
     assert small.n_centers_ == 50 and small.centers is None and change < 1
 
 
-@pytest.mark.parametrize("centers, message", [
-    (np.zeros((3, 4)), "centers: has 4 features, X has 10"),
-    (np.array([[np.nan] * 10]), "centers"),
-    (np.array([0, 400]), r"centers: row indices must be in \[0, 349\]"),
-    (np.array([-1, 2]), "centers: row indices"),
-    (np.array([3, 3]), "centers: row indices must be distinct"),
-    (np.array([], dtype=int), "centers: is empty"),
-    (np.zeros((0, 10)), "centers: is empty"),
-    (np.array([0.0, 1.0]), "centers: a 1-d array must hold integer row indices"),
-    (np.array([True, False]), "centers: a 1-d array must hold integer row indices"),
-])
+@pytest.mark.parametrize(
+    "centers, message",
+    [
+        (np.zeros((3, 4)), "centers: has 4 features, X has 10"),
+        (np.array([[np.nan] * 10]), "centers"),
+        (np.array([0, 400]), r"centers: row indices must be in \[0, 349\]"),
+        (np.array([-1, 2]), "centers: row indices"),
+        (np.array([3, 3]), "centers: row indices must be distinct"),
+        (np.array([], dtype=int), "centers: is empty"),
+        (np.zeros((0, 10)), "centers: is empty"),
+        (np.array([0.0, 1.0]), "centers: a 1-d array must hold integer row indices"),
+        (np.array([True, False]), "centers: a 1-d array must hold integer row indices"),
+    ],
+)
 def test_bad_centres(diabetes, centers, message):
     X, y, _, _ = diabetes
     with pytest.raises(ValueError, match=message):

@@ -85,12 +85,15 @@ def test_string_labels_and_file_round_trip(tmp_path):
     np.testing.assert_array_equal(refit.dual_coef_, int_model.dual_coef_)
 
 
-@pytest.mark.parametrize(("class_weight", "exc", "match"), [
-    ("balance", InvalidParameterError, "class_weight"),
-    ([1.0, 2.0], InvalidParameterError, "class_weight"),
-    ({5: 1.0}, ValueError, "not in class_weight|class_weight"),
-    ({0: 0.0, 1: 0.0}, ValueError, "class_weight"),
-])
+@pytest.mark.parametrize(
+    ("class_weight", "exc", "match"),
+    [
+        ("balance", InvalidParameterError, "class_weight"),
+        ([1.0, 2.0], InvalidParameterError, "class_weight"),
+        ({5: 1.0}, ValueError, "not in class_weight|class_weight"),
+        ({0: 0.0, 1: 0.0}, ValueError, "class_weight"),
+    ],
+)
 def test_bad_class_weight_is_refused(class_weight, exc, match):
     X, y = _cancer()
     Xc = X.copy()

@@ -27,8 +27,9 @@ def _batches(X, parts=16):
 def test_classifier_predicts_identically_from_8_threads():
     X, y = load_digits(return_X_y=True)
     X = X / 16.0
-    model = KernelClassifier(gamma=0.05, alpha=0.1, n_centers=300, solver="nystrom-pcg",
-                             random_state=0).fit(X[:1200], y[:1200])
+    model = KernelClassifier(
+        gamma=0.05, alpha=0.1, n_centers=300, solver="nystrom-pcg", random_state=0
+    ).fit(X[:1200], y[:1200])
     batches = _batches(X[1200:])
     serial = [model.decision_function(b) for b in batches]
     for got, want in zip(_in_threads(model.decision_function, batches), serial * 3):
@@ -52,8 +53,9 @@ def test_path_kernel_decomposition_identical_from_8_threads():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(60, 3))
     y = np.sin(X[:, 0]) + 0.1 * X[:, 1]
-    model = PathKernelRegressor((8,), learning_rate=0.05, n_steps=60, random_state=0,
-                                n_jobs=1).fit(X, y)
+    model = PathKernelRegressor((8,), learning_rate=0.05, n_steps=60, random_state=0, n_jobs=1).fit(
+        X, y
+    )
     queries = _batches(rng.normal(size=(24, 3)), 8)
 
     def contributions(Q):

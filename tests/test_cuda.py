@@ -101,9 +101,12 @@ def test_cuda_without_gpu_refuses_clearly(device):
 def test_native_cuda_entry_points_refuse_without_gpu():
     X = np.ones((4, 2))
     V = np.ones((4, 1))
-    for fn, args in ((_core.cuda_kernel_matvec, (X, X, V)), (_core.cuda_kernel_rmatvec, (X, X, V)),
-                     (_core.cuda_kernel_normal_matvec, (X, X, V)),
-                     (_core.cuda_kernel_block, (X, X))):
+    for fn, args in (
+        (_core.cuda_kernel_matvec, (X, X, V)),
+        (_core.cuda_kernel_rmatvec, (X, X, V)),
+        (_core.cuda_kernel_normal_matvec, (X, X, V)),
+        (_core.cuda_kernel_block, (X, X)),
+    ):
         with pytest.raises(RuntimeError, match="CUDA"):
             fn(*args, kind="gaussian", gamma=1.0)
     with pytest.raises(RuntimeError, match="CUDA"):
@@ -119,8 +122,9 @@ def test_auto_falls_back_to_the_cpu_bit_for_bit():
     np.testing.assert_array_equal(a @ V, c @ V)
     np.testing.assert_array_equal(a.T @ U, c.T @ U)
     np.testing.assert_array_equal(a.normal_matvec(V, w), c.normal_matvec(V, w))
-    np.testing.assert_array_equal(kernel_matrix(X, Z, "rbf", gamma=0.3, device="auto"),
-                                  kernel_matrix(X, Z, "rbf", gamma=0.3))
+    np.testing.assert_array_equal(
+        kernel_matrix(X, Z, "rbf", gamma=0.3, device="auto"), kernel_matrix(X, Z, "rbf", gamma=0.3)
+    )
     y = X[:, 0] - X[:, 1] ** 2
     p_auto = KernelRegressor(gamma=0.3, alpha=1e-2, device="auto").fit(X, y).predict(Z)
     p_cpu = KernelRegressor(gamma=0.3, alpha=1e-2).fit(X, y).predict(Z)
@@ -168,15 +172,28 @@ def test_gpu_tiles_when_the_data_exceed_the_memory_allowed(dtype):
     X, Z, V, U, w = _data(5000, 3000, 20, 2, dtype, seed=1)
     spec = {"kind": "gaussian", "gamma": 0.05}
     budget = 400_000
-    _close(_core.cuda_kernel_matvec(X, Z, V, **spec, max_device_bytes=budget),
-           _core.kernel_matvec(X, Z, V, **spec), dtype)
-    _close(_core.cuda_kernel_rmatvec(X, Z, U, **spec, max_device_bytes=budget),
-           _core.kernel_rmatvec(X, Z, U, **spec), dtype)
-    _close(_core.cuda_kernel_block(X, Z, **spec, max_device_bytes=budget),
-           _core.kernel_block(X, Z, **spec), dtype)
-    _close(_core.cuda_kernel_normal_matvec(X, Z, V, **spec, max_device_bytes=1_000_000,
-                                           sample_weight=w),
-           _core.kernel_normal_matvec(X, Z, V, **spec, sample_weight=w), dtype)
+    _close(
+        _core.cuda_kernel_matvec(X, Z, V, **spec, max_device_bytes=budget),
+        _core.kernel_matvec(X, Z, V, **spec),
+        dtype,
+    )
+    _close(
+        _core.cuda_kernel_rmatvec(X, Z, U, **spec, max_device_bytes=budget),
+        _core.kernel_rmatvec(X, Z, U, **spec),
+        dtype,
+    )
+    _close(
+        _core.cuda_kernel_block(X, Z, **spec, max_device_bytes=budget),
+        _core.kernel_block(X, Z, **spec),
+        dtype,
+    )
+    _close(
+        _core.cuda_kernel_normal_matvec(
+            X, Z, V, **spec, max_device_bytes=1_000_000, sample_weight=w
+        ),
+        _core.kernel_normal_matvec(X, Z, V, **spec, sample_weight=w),
+        dtype,
+    )
 
 
 @needs_gpu

@@ -16,11 +16,12 @@ import pytest
 
 distributed = pytest.importorskip("distributed")
 da = pytest.importorskip("dask.array")
-import dask
-import gramfree
-from gramfree import KernelClassifier, KernelRegressor
-from sklearn.datasets import load_diabetes, load_digits
-from sklearn.exceptions import ConvergenceWarning
+import dask  # noqa: E402  (after the skips: the extra may be missing)
+from sklearn.datasets import load_diabetes, load_digits  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+
+import gramfree  # noqa: E402
+from gramfree import KernelClassifier, KernelRegressor  # noqa: E402
 
 # Agreement claimed between a distributed and an in-process fit (float64). The two add the
 # same per-row terms in a different order; CG's iterates amplify that rounding by about
@@ -38,9 +39,16 @@ def rel(a, b) -> float:
 
 @pytest.fixture(scope="module")
 def client():
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
-                                  dashboard_address=None, host="127.0.0.1") as cluster, \
-            distributed.Client(cluster) as c:
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            host="127.0.0.1",
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
         yield c
 
 
@@ -58,10 +66,12 @@ def digits():
     return X / 16.0, y
 
 
-REG = dict(solver="nystrom-pcg", n_centers=200, alpha=1e-2, gamma=1.0, tol=1e-6,
-           random_state=0, n_jobs=1)
-CLF = dict(solver="nystrom-pcg", n_centers=200, alpha=1e-3, gamma=1.0, tol=1e-6,
-           random_state=0, n_jobs=1)
+REG = dict(
+    solver="nystrom-pcg", n_centers=200, alpha=1e-2, gamma=1.0, tol=1e-6, random_state=0, n_jobs=1
+)
+CLF = dict(
+    solver="nystrom-pcg", n_centers=200, alpha=1e-3, gamma=1.0, tol=1e-6, random_state=0, n_jobs=1
+)
 
 
 @pytest.mark.parametrize("weighted", [False, True])
@@ -104,8 +114,9 @@ def test_multioutput_regression_and_numpy_y(client, diabetes):
 def test_multiclass_matches_in_process(client, digits, rows):
     X, y = digits
     ref = KernelClassifier(**CLF).fit(X, y)
-    model = KernelClassifier(**CLF).fit(da.from_array(X, chunks=(rows, 64)),
-                                        da.from_array(y, chunks=rows))
+    model = KernelClassifier(**CLF).fit(
+        da.from_array(X, chunks=(rows, 64)), da.from_array(y, chunks=rows)
+    )
     np.testing.assert_array_equal(model.classes_, ref.classes_)
     np.testing.assert_array_equal(model.centers_, ref.centers_)
     assert rel(model.dual_coef_, ref.dual_coef_) < RTOL
@@ -125,9 +136,11 @@ def test_binary_classifier_with_class_weight(client, digits):
     w = np.random.default_rng(1).uniform(0.5, 2.0, size=len(y))
     params = dict(CLF, n_centers=100, class_weight="balanced")
     ref = KernelClassifier(**params).fit(X, y, sample_weight=w)
-    model = KernelClassifier(**params).fit(da.from_array(X, chunks=(90, 64)),
-                                           da.from_array(y, chunks=90),
-                                           sample_weight=da.from_array(w, chunks=90))
+    model = KernelClassifier(**params).fit(
+        da.from_array(X, chunks=(90, 64)),
+        da.from_array(y, chunks=90),
+        sample_weight=da.from_array(w, chunks=90),
+    )
     assert rel(model.dual_coef_, ref.dual_coef_) < RTOL
     labels = model.predict(da.from_array(X, chunks=150)).compute()
     np.testing.assert_array_equal(labels, ref.predict(X))
@@ -152,8 +165,9 @@ def test_local_scheduler_fits_the_same_model(client, diabetes):
 
 def test_fitted_model_is_the_plain_model(client, diabetes, tmp_path):
     X, y, _ = diabetes
-    model = KernelRegressor(**REG).fit(da.from_array(X, chunks=(100, 10)),
-                                       da.from_array(y, chunks=150))
+    model = KernelRegressor(**REG).fit(
+        da.from_array(X, chunks=(100, 10)), da.from_array(y, chunks=150)
+    )
     assert isinstance(model.centers_, np.ndarray) and isinstance(model.dual_coef_, np.ndarray)
     assert model.n_features_in_ == X.shape[1] and model.solver_ == "nystrom-pcg"
     expected = model.predict(X)  # in memory, no dask
@@ -225,8 +239,9 @@ def test_bad_input_is_refused_naming_the_argument(client, diabetes):
     with pytest.raises(ValueError, match="X: contains NaN"):
         model.predict(da.from_array(bad_X, chunks=150)).compute()
     # integer X is cast to float64, as in memory
-    ints = KernelRegressor(**REG).fit(da.from_array(np.round(X * 10).astype(np.int64),
-                                                    chunks=150), dy)
+    ints = KernelRegressor(**REG).fit(
+        da.from_array(np.round(X * 10).astype(np.int64), chunks=150), dy
+    )
     assert ints.centers_.dtype == np.float64
 
 

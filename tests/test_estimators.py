@@ -101,15 +101,19 @@ EARLY_STOPPING_REASON = (
 def _expected_failed_checks(estimator):
     failed = {}
     if getattr(estimator, "solver", None) in ("nystrom-pcg", "nystrom-direct", "eigenpro"):
-        failed.update({
-            "check_sample_weight_equivalence_on_dense_data": SAMPLE_WEIGHT_REASON,
-            "check_sample_weight_equivalence_on_sparse_data": SAMPLE_WEIGHT_REASON,
-        })
+        failed.update(
+            {
+                "check_sample_weight_equivalence_on_dense_data": SAMPLE_WEIGHT_REASON,
+                "check_sample_weight_equivalence_on_sparse_data": SAMPLE_WEIGHT_REASON,
+            }
+        )
     if getattr(estimator, "early_stopping", False):
-        failed.update({
-            "check_sample_weight_equivalence_on_dense_data": EARLY_STOPPING_REASON,
-            "check_sample_weight_equivalence_on_sparse_data": EARLY_STOPPING_REASON,
-        })
+        failed.update(
+            {
+                "check_sample_weight_equivalence_on_dense_data": EARLY_STOPPING_REASON,
+                "check_sample_weight_equivalence_on_sparse_data": EARLY_STOPPING_REASON,
+            }
+        )
     if hasattr(estimator, "class_weight") and estimator.gamma is None:
         failed["check_class_weight_classifiers"] = CLASS_WEIGHT_REASON
     return failed
@@ -258,7 +262,9 @@ def test_pipeline_with_scaler_matches_kernel_ridge_pipeline():
     X, y = _friedman()
     Xtr, Xte, ytr, yte = X[:220], X[220:], y[:220], y[220:]
     pipe = Pipeline([("scale", StandardScaler()), ("krr", KernelRegressor(gamma=0.1, alpha=0.05))])
-    ref = Pipeline([("scale", StandardScaler()), ("krr", KernelRidge(kernel="rbf", gamma=0.1, alpha=0.05))])
+    ref = Pipeline(
+        [("scale", StandardScaler()), ("krr", KernelRidge(kernel="rbf", gamma=0.1, alpha=0.05))]
+    )
     pipe.fit(Xtr, ytr)
     ref.fit(Xtr, ytr)
     assert rel_diff(pipe.predict(Xte), ref.predict(Xte)) <= 1e-6
@@ -296,7 +302,9 @@ def test_grid_search_parallel():
 
 def test_clone():
     X, _, Y, _ = _regression_data()
-    model = KernelRegressor(gamma=0.7, alpha=0.2, solver="nystrom-pcg", n_centers=50, random_state=4)
+    model = KernelRegressor(
+        gamma=0.7, alpha=0.2, solver="nystrom-pcg", n_centers=50, random_state=4
+    )
     model.fit(X, Y[:, 0])
     twin = clone(model)
     assert twin.get_params() == model.get_params()
@@ -385,7 +393,12 @@ def test_solver_auto_grows_centres_until_the_predictions_settle(monkeypatch):
 def test_nystrom_attributes_and_monotone_objective():
     X, _, Y, _ = _regression_data(n=500)
     model = KernelRegressor(
-        gamma=0.3, alpha=1e-3, solver="nystrom-pcg", n_centers=80, tol=1e-10, max_iter=300,
+        gamma=0.3,
+        alpha=1e-3,
+        solver="nystrom-pcg",
+        n_centers=80,
+        tol=1e-10,
+        max_iter=300,
         random_state=0,
     ).fit(X, Y[:, 0])
     assert model.centers_.shape == (80, 4)
@@ -423,9 +436,9 @@ def test_no_warning_when_converged():
     X, _, Y, _ = _regression_data()
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        KernelRegressor(gamma=0.3, solver="nystrom-pcg", n_centers=50, tol=1e-6, random_state=0).fit(
-            X, Y[:, 0]
-        )
+        KernelRegressor(
+            gamma=0.3, solver="nystrom-pcg", n_centers=50, tol=1e-6, random_state=0
+        ).fit(X, Y[:, 0])
 
 
 def test_verbose_prints_progress(capsys, caplog):
@@ -435,8 +448,9 @@ def test_verbose_prints_progress(capsys, caplog):
 
     X, _, Y, _ = _regression_data()
     with caplog.at_level(logging.INFO, logger="gramfree"):
-        KernelRegressor(solver="nystrom-pcg", n_centers=50, random_state=0,
-                        verbose=True).fit(X, Y[:, 0])
+        KernelRegressor(solver="nystrom-pcg", n_centers=50, random_state=0, verbose=True).fit(
+            X, Y[:, 0]
+        )
     logged = "\n".join(r.getMessage() for r in caplog.records if r.name == "gramfree")
     shown = capsys.readouterr().err + logged
     assert "nystrom-pcg" in shown
@@ -488,7 +502,9 @@ def _xy(n=20, d=3, seed=0):
     return rng.normal(size=(n, d)), rng.normal(size=n)
 
 
-@pytest.mark.parametrize("bad, match", [(np.nan, "NaN"), (np.inf, "infinity"), (-np.inf, "infinity")])
+@pytest.mark.parametrize(
+    "bad, match", [(np.nan, "NaN"), (np.inf, "infinity"), (-np.inf, "infinity")]
+)
 @pytest.mark.parametrize("Est", [KernelRegressor, KernelClassifier])
 def test_non_finite_X(Est, bad, match):
     X, y = _xy()
@@ -590,7 +606,12 @@ def big_model():
     X = rng.normal(size=(400, 3))
     y = np.sin(X[:, 0]) + 0.5 * X[:, 1] + 0.05 * rng.normal(size=400)
     model = KernelRegressor(
-        gamma=0.5, alpha=1.0, solver="nystrom-pcg", n_centers=120, tol=1e-10, max_iter=300,
+        gamma=0.5,
+        alpha=1.0,
+        solver="nystrom-pcg",
+        n_centers=120,
+        tol=1e-10,
+        max_iter=300,
         random_state=0,
     ).fit(X, y)
     return model, X, y
@@ -655,7 +676,9 @@ def test_compress_classifier_keeps_classes():
     C = clf.centers_
     f_big = _predict_from_centres(clf, C, "rbf", gamma=1.0)
     f_small = _predict_from_centres(small, C, "rbf", gamma=1.0)
-    assert change == pytest.approx(np.linalg.norm(f_small - f_big) / np.linalg.norm(f_big), rel=1e-8)
+    assert change == pytest.approx(
+        np.linalg.norm(f_small - f_big) / np.linalg.norm(f_big), rel=1e-8
+    )
     assert np.mean(small.predict(X) == clf.predict(X)) > 0.9
 
 

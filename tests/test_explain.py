@@ -58,8 +58,7 @@ def diabetes():
 def _reference(model, Xq, column, sign=1.0):
     """Contributions (q, m) of the model's centres to one output column, in float64."""
     gamma = model.kernel_.gamma
-    K = rbf_kernel(np.asarray(Xq, dtype=np.float64), model.centers_.astype(np.float64),
-                   gamma=gamma)
+    K = rbf_kernel(np.asarray(Xq, dtype=np.float64), model.centers_.astype(np.float64), gamma=gamma)
     return K * (sign * model.dual_coef_.astype(np.float64)[:, column].T)
 
 
@@ -93,7 +92,7 @@ def test_multiclass_sums_to_the_predicted_class_score(digits, digits_model):
     assert _close(ex.value, scores[np.arange(len(Xq)), predicted])
     assert np.array_equal(ex.base, np.zeros(len(Xq)))
     assert _close(ex.positive_total + ex.negative_total, ex.value)
-    C = np.stack([_reference(clf, Xq[i:i + 1], [c])[0] for i, c in enumerate(predicted)])
+    C = np.stack([_reference(clf, Xq[i : i + 1], [c])[0] for i, c in enumerate(predicted)])
     assert _close(C.sum(axis=1), ex.value)
     _assert_ranking(ex, C, clf.center_indices_)
     # a named class explains that class's score column for every query
@@ -157,8 +156,9 @@ def test_float32_model_is_explained_in_float64(diabetes):
 
 def test_nystrom_centres_are_traced_to_their_training_rows_and_labels(diabetes):
     X, y, Xq = diabetes
-    model = KernelRegressor(gamma=0.5, alpha=1e-2, solver="nystrom-direct", n_centers=80,
-                            random_state=0).fit(X, y)
+    model = KernelRegressor(
+        gamma=0.5, alpha=1e-2, solver="nystrom-direct", n_centers=80, random_state=0
+    ).fit(X, y)
     idx = model.center_indices_
     assert len(idx) == 80 and len(np.unique(idx)) == 80
     np.testing.assert_array_equal(model.centers_, X[idx])
@@ -206,8 +206,15 @@ def test_repr_is_a_short_table_with_labels(digits, digits_model):
     assert "label" in text and "contribution" in text
     lines = text.splitlines()
     head = next(i for i, line in enumerate(lines) if line.startswith("query 0"))
-    assert lines[head + 1].split() == ["rank", "for", "label", "contribution", "against",
-                                       "label", "contribution"]
+    assert lines[head + 1].split() == [
+        "rank",
+        "for",
+        "label",
+        "contribution",
+        "against",
+        "label",
+        "contribution",
+    ]
     row, label = ex.supporting[0, 0], ex.supporting_labels[0, 0]
     assert lines[head + 2].split()[:3] == ["1", f"#{row}", str(label)]
 
@@ -228,8 +235,17 @@ def test_to_frame_is_long_format(digits, digits_model):
     ex = digits_model.explain(Xq[:4], top_k=3)
     frame = ex.to_frame()
     assert isinstance(frame, pd.DataFrame)
-    assert list(frame.columns) == ["query", "target", "value", "base", "direction", "rank",
-                                   "index", "label", "contribution"]
+    assert list(frame.columns) == [
+        "query",
+        "target",
+        "value",
+        "base",
+        "direction",
+        "rank",
+        "index",
+        "label",
+        "contribution",
+    ]
     assert frame.shape == (4 * 2 * 3, 9)
     q1 = frame[(frame["query"] == 1) & (frame["direction"] == "opposing")]
     assert list(q1["rank"]) == [1, 2, 3]
@@ -257,9 +273,19 @@ def test_explanation_is_exported_at_top_level():
 
 
 def _assert_same_explanation(a, b):
-    for field in ("target", "value", "base", "supporting", "supporting_contributions",
-                  "opposing", "opposing_contributions", "supporting_labels", "opposing_labels",
-                  "positive_total", "negative_total"):
+    for field in (
+        "target",
+        "value",
+        "base",
+        "supporting",
+        "supporting_contributions",
+        "opposing",
+        "opposing_contributions",
+        "supporting_labels",
+        "opposing_labels",
+        "positive_total",
+        "negative_total",
+    ):
         np.testing.assert_array_equal(getattr(a, field), getattr(b, field), err_msg=field)
     assert (a.index, a.note, a.normalized) == (b.index, b.note, b.normalized)
 
@@ -268,8 +294,9 @@ def _assert_same_explanation(a, b):
 def test_save_load_keeps_explanations_identical(kind, cancer, diabetes, tmp_path):
     if kind == "classifier-str":
         X, y, Xq = cancer
-        model = KernelClassifier(gamma=1.0 / 30, alpha=1e-2, n_centers=120,
-                                 random_state=0).fit(X, y)
+        model = KernelClassifier(gamma=1.0 / 30, alpha=1e-2, n_centers=120, random_state=0).fit(
+            X, y
+        )
         target = None
     elif kind == "regressor-2d":
         X, y, Xq = diabetes
@@ -277,16 +304,18 @@ def test_save_load_keeps_explanations_identical(kind, cancer, diabetes, tmp_path
         target = 1
     else:
         X, y, Xq = diabetes
-        model = KernelRegressor(gamma=0.5, alpha=1e-2, solver="nystrom-pcg", n_centers=60,
-                                random_state=2).fit(X.astype(np.float32), y)
+        model = KernelRegressor(
+            gamma=0.5, alpha=1e-2, solver="nystrom-pcg", n_centers=60, random_state=2
+        ).fit(X.astype(np.float32), y)
         target = None
     path = tmp_path / "m.gfm"
     model.save(path)
     loaded = gramfree.load(path)
     np.testing.assert_array_equal(loaded.center_indices_, model.center_indices_)
     np.testing.assert_array_equal(loaded.center_targets_, model.center_targets_)
-    _assert_same_explanation(loaded.explain(Xq, top_k=4, target=target),
-                             model.explain(Xq, top_k=4, target=target))
+    _assert_same_explanation(
+        loaded.explain(Xq, top_k=4, target=target), model.explain(Xq, top_k=4, target=target)
+    )
 
 
 def _rewrite(src, dst, edit):
@@ -335,15 +364,18 @@ def _set(key, change):
     return lambda arrays: arrays.__setitem__(key, change(arrays[key]))
 
 
-@pytest.mark.parametrize("edit, match", [
-    (_set("center_indices", lambda a: a[:-1]), r"'center_indices' has shape"),
-    (_set("center_indices", lambda a: a.astype(np.float64)), r"'center_indices' has dtype"),
-    (_set("center_indices", lambda a: np.concatenate([a[:1], a[:-1]])), "distinct"),
-    (_set("center_indices", lambda a: -a - 1), "distinct training rows"),
-    (_set("center_targets", lambda a: a + 2), "class codes in 0..1"),
-    (_set("center_targets", lambda a: a[:, None]), r"'center_targets' has shape"),
-    (lambda arrays: arrays.pop("center_indices"), "needs 'center_indices'"),
-])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (_set("center_indices", lambda a: a[:-1]), r"'center_indices' has shape"),
+        (_set("center_indices", lambda a: a.astype(np.float64)), r"'center_indices' has dtype"),
+        (_set("center_indices", lambda a: np.concatenate([a[:1], a[:-1]])), "distinct"),
+        (_set("center_indices", lambda a: -a - 1), "distinct training rows"),
+        (_set("center_targets", lambda a: a + 2), "class codes in 0..1"),
+        (_set("center_targets", lambda a: a[:, None]), r"'center_targets' has shape"),
+        (lambda arrays: arrays.pop("center_indices"), "needs 'center_indices'"),
+    ],
+)
 def test_damaged_center_records_refused_naming_the_field(cancer, tmp_path, edit, match):
     X, y, _ = cancer
     model = KernelClassifier(gamma=1.0 / 30, alpha=1e-2, n_centers=50, random_state=0).fit(X, y)
@@ -357,8 +389,11 @@ def test_regressor_center_targets_checked_against_the_outputs(diabetes, tmp_path
     X, y, _ = diabetes
     KernelRegressor(gamma=0.5).fit(X, np.column_stack([y, y])).save(tmp_path / "m.gfm")
     _rewrite(tmp_path / "m.gfm", tmp_path / "bad.gfm", _set("center_targets", lambda a: a[:, 0]))
-    with pytest.raises(ValueError, match=r"'center_targets' has shape \(350,\), expected "
-                                         r"\(350, 2\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"'center_targets' has shape \(350,\), expected "
+        r"\(350, 2\)",
+    ):
         gramfree.load(tmp_path / "bad.gfm")
 
 
@@ -406,8 +441,9 @@ def test_unfitted_model_refused():
 def test_path_kernel_explanations_carry_training_labels(digits):
     X, y, Xq = digits
     X, y = X[:300], np.array(list("abcdefghij"))[y[:300]]
-    net = PathKernelClassifier((8,), "tanh", learning_rate=0.5, n_steps=20,
-                               random_state=0).fit(X, y)
+    net = PathKernelClassifier((8,), "tanh", learning_rate=0.5, n_steps=20, random_state=0).fit(
+        X, y
+    )
     ex = net.explain(Xq[:3], top_k=4)
     np.testing.assert_array_equal(ex.supporting_labels, y[ex.supporting])
     np.testing.assert_array_equal(ex.opposing_labels, y[ex.opposing])
@@ -426,8 +462,9 @@ def test_path_kernel_regressor_labels_per_output(diabetes):
     ex = net.explain(Xq[:2], top_k=3, target=1)
     np.testing.assert_array_equal(ex.supporting_labels, Y[ex.supporting, 1])
     net1 = PathKernelRegressor((6,), learning_rate=0.05, n_steps=20, random_state=0).fit(X, y)
-    np.testing.assert_array_equal(net1.explain(Xq[:2], top_k=3).supporting_labels,
-                                  y[net1.explain(Xq[:2], top_k=3).supporting])
+    np.testing.assert_array_equal(
+        net1.explain(Xq[:2], top_k=3).supporting_labels, y[net1.explain(Xq[:2], top_k=3).supporting]
+    )
 
 
 def test_compressed_model_keeps_the_labels_of_its_centres():

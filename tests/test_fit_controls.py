@@ -8,13 +8,14 @@ import warnings
 
 import numpy as np
 import pytest
-from gramfree import KernelClassifier, KernelClassifierCV, KernelRegressor
-from gramfree.estimators._fit_controls import hold_out, target_codes
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
+
+from gramfree import KernelClassifier, KernelClassifierCV, KernelRegressor
+from gramfree.estimators._fit_controls import hold_out, target_codes
 
 
 @pytest.fixture(scope="module")
@@ -37,8 +38,9 @@ def _quiet(model, *args, **kwargs):
 
 def _split_of(model, X, Y, sample_weight=None, classify=False):
     """The rows early stopping holds out: the estimator's seeded generator, first draw."""
-    return hold_out(X, Y, sample_weight, fraction=model.validation_fraction,
-                    classify=classify, rng=model._rng())
+    return hold_out(
+        X, Y, sample_weight, fraction=model.validation_fraction, classify=classify, rng=model._rng()
+    )
 
 
 def _stopping_rule_holds(scores, patience, tol):
@@ -54,12 +56,21 @@ def _stopping_rule_holds(scores, patience, tol):
 
 # -- early stopping ----------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("solver", ["nystrom-pcg", "eigenpro"])
 def test_early_stopping_returns_the_best_iterate_on_the_held_out_rows(diabetes, solver):
     X, y = diabetes
-    model = KernelRegressor(gamma=0.05, alpha=1e-6, solver=solver, n_centers=150,
-                            random_state=0, early_stopping=True, n_iter_no_change=3,
-                            max_iter=200, tol=1e-3)
+    model = KernelRegressor(
+        gamma=0.05,
+        alpha=1e-6,
+        solver=solver,
+        n_centers=150,
+        random_state=0,
+        early_stopping=True,
+        n_iter_no_change=3,
+        max_iter=200,
+        tol=1e-3,
+    )
     _quiet(model, X, y)
     _, _, _, held = _split_of(model, X, y[:, None])
     scores = model.validation_scores_
@@ -69,7 +80,8 @@ def test_early_stopping_returns_the_best_iterate_on_the_held_out_rows(diabetes, 
     assert _stopping_rule_holds(scores, 3, 1e-3) == len(scores) - 1
     # The model scores its best score on the held-out rows (scikit-learn's r2)...
     assert r2_score(held.Y[:, 0], model.predict(held.X)) == pytest.approx(
-        model.best_validation_score_, abs=1e-12)
+        model.best_validation_score_, abs=1e-12
+    )
     # ... and never saw them: its centres are rows of the fitted part.
     assert np.isin(model.center_indices_, held.fit_rows).all()
     np.testing.assert_array_equal(X[model.center_indices_], model.centers_)
@@ -77,15 +89,32 @@ def test_early_stopping_returns_the_best_iterate_on_the_held_out_rows(diabetes, 
 
 def test_early_stopped_cg_equals_cg_stopped_at_the_best_iteration(diabetes):
     X, y = diabetes
-    model = KernelRegressor(gamma=0.05, alpha=1e-4, solver="nystrom-pcg", n_centers=200,
-                            random_state=0, early_stopping=True, n_iter_no_change=2,
-                            tol=1e-6, max_iter=200)
+    model = KernelRegressor(
+        gamma=0.05,
+        alpha=1e-4,
+        solver="nystrom-pcg",
+        n_centers=200,
+        random_state=0,
+        early_stopping=True,
+        n_iter_no_change=2,
+        tol=1e-6,
+        max_iter=200,
+    )
     _quiet(model, X, y)
     X_fit, Y_fit, _, _ = _split_of(model, X, y[:, None])
     best = model.solver_info_["early_stopping"]["best_iteration"]
-    reference = _quiet(KernelRegressor(gamma=0.05, alpha=1e-4, solver="nystrom-pcg",
-                                       centers=model.centers_, max_iter=best, tol=0.0),
-                       X_fit, Y_fit[:, 0])
+    reference = _quiet(
+        KernelRegressor(
+            gamma=0.05,
+            alpha=1e-4,
+            solver="nystrom-pcg",
+            centers=model.centers_,
+            max_iter=best,
+            tol=0.0,
+        ),
+        X_fit,
+        Y_fit[:, 0],
+    )
     np.testing.assert_allclose(model.predict(X), reference.predict(X), rtol=0, atol=1e-10)
 
 
@@ -96,8 +125,9 @@ def test_early_stopping_regularises_eigenpro_on_real_data(diabetes):
         X_tr, X_te, y_tr, y_te = train_test_split(X, y, test_size=0.3, random_state=seed)
         kw = dict(gamma=0.05, alpha=1e-6, solver="eigenpro", random_state=0, max_iter=100)
         full = _quiet(KernelRegressor(**kw), X_tr, y_tr)
-        stopped = _quiet(KernelRegressor(**kw, early_stopping=True, validation_fraction=0.2),
-                         X_tr, y_tr)
+        stopped = _quiet(
+            KernelRegressor(**kw, early_stopping=True, validation_fraction=0.2), X_tr, y_tr
+        )
         assert stopped.n_iter_ < full.n_iter_
         assert stopped.score(X_te, y_te) > full.score(X_te, y_te) + 0.1
 
@@ -105,9 +135,17 @@ def test_early_stopping_regularises_eigenpro_on_real_data(diabetes):
 @pytest.mark.parametrize("loss", ["squared", "logistic"])
 def test_classifier_early_stopping_scores_accuracy_on_a_stratified_split(digits, loss):
     X, y = digits
-    model = KernelClassifier(gamma=0.02, alpha=1e-3, loss=loss, solver="nystrom-pcg",
-                             n_centers=300, random_state=0, early_stopping=True,
-                             n_iter_no_change=2, validation_fraction=0.2)
+    model = KernelClassifier(
+        gamma=0.02,
+        alpha=1e-3,
+        loss=loss,
+        solver="nystrom-pcg",
+        n_centers=300,
+        random_state=0,
+        early_stopping=True,
+        n_iter_no_change=2,
+        validation_fraction=0.2,
+    )
     _quiet(model, X, y)
     Y = np.eye(10)[y]
     _, _, _, held = _split_of(model, X, Y, classify=True)
@@ -115,7 +153,8 @@ def test_classifier_early_stopping_scores_accuracy_on_a_stratified_split(digits,
     assert counts.min() >= np.floor(0.2 * np.bincount(y).min())  # every class held out
     assert len(model.validation_scores_) == model.n_iter_
     assert accuracy_score(target_codes(held.Y), model.predict(held.X)) == pytest.approx(
-        model.best_validation_score_, abs=1e-12)
+        model.best_validation_score_, abs=1e-12
+    )
     assert model.best_validation_score_ > 0.9
 
 
@@ -123,19 +162,33 @@ def test_early_stopping_weights_the_held_out_score(diabetes):
     X, y = diabetes
     w = np.random.default_rng(0).uniform(0.1, 3.0, len(y))
     w_given = w.copy()
-    model = _quiet(KernelRegressor(gamma=0.05, alpha=1e-3, solver="nystrom-pcg",
-                                   n_centers=100, random_state=0, early_stopping=True),
-                   X, y, sample_weight=w)
+    model = _quiet(
+        KernelRegressor(
+            gamma=0.05,
+            alpha=1e-3,
+            solver="nystrom-pcg",
+            n_centers=100,
+            random_state=0,
+            early_stopping=True,
+        ),
+        X,
+        y,
+        sample_weight=w,
+    )
     np.testing.assert_array_equal(w, w_given)
     _, _, _, held = _split_of(model, X, y[:, None], w)
-    assert r2_score(held.Y[:, 0], model.predict(held.X), sample_weight=held.sample_weight) \
-        == pytest.approx(model.best_validation_score_, abs=1e-12)
+    assert r2_score(
+        held.Y[:, 0], model.predict(held.X), sample_weight=held.sample_weight
+    ) == pytest.approx(model.best_validation_score_, abs=1e-12)
 
 
 def test_early_stopping_with_auto_fits_by_nystrom_pcg(digits):
     X, y = digits
-    model = _quiet(KernelClassifier(gamma=0.02, alpha=1e-3, early_stopping=True,
-                                    random_state=0), X[:1500], y[:1500])
+    model = _quiet(
+        KernelClassifier(gamma=0.02, alpha=1e-3, early_stopping=True, random_state=0),
+        X[:1500],
+        y[:1500],
+    )
     assert model.solver_ == "nystrom-pcg"
     assert len(model.validation_scores_) == model.n_iter_ >= 1
 
@@ -149,8 +202,11 @@ def test_early_stopping_refuses_the_exact_solvers(diabetes, solver):
 
 def test_a_fit_without_early_stopping_drops_the_scores(diabetes):
     X, y = diabetes
-    model = _quiet(KernelRegressor(solver="nystrom-pcg", n_centers=100, random_state=0,
-                                   early_stopping=True), X, y)
+    model = _quiet(
+        KernelRegressor(solver="nystrom-pcg", n_centers=100, random_state=0, early_stopping=True),
+        X,
+        y,
+    )
     assert hasattr(model, "validation_scores_")
     _quiet(model.set_params(early_stopping=False), X, y)
     assert not hasattr(model, "validation_scores_")
@@ -160,8 +216,9 @@ def test_a_fit_without_early_stopping_drops_the_scores(diabetes):
 def test_validation_fraction_that_leaves_nothing_to_fit_is_named():
     X, y = load_breast_cancer(return_X_y=True)
     with pytest.raises(ValueError, match="validation_fraction=0.99: .* leaves 1 to fit"):
-        KernelClassifier(solver="nystrom-pcg", n_centers=1, early_stopping=True,
-                         validation_fraction=0.99).fit(X[:100], y[:100])
+        KernelClassifier(
+            solver="nystrom-pcg", n_centers=1, early_stopping=True, validation_fraction=0.99
+        ).fit(X[:100], y[:100])
 
 
 def test_tiny_data_holds_out_two_rows_at_random_when_strata_cannot():
@@ -169,18 +226,22 @@ def test_tiny_data_holds_out_two_rows_at_random_when_strata_cannot():
     X, y = StandardScaler().fit_transform(X[:12]), y[:12]
     y[0] = 2  # a class with one member cannot be stratified
     Y = np.eye(3)[y]
-    _, _, _, held = hold_out(X, Y, None, fraction=0.01, classify=True,
-                             rng=np.random.default_rng(0))
+    _, _, _, held = hold_out(X, Y, None, fraction=0.01, classify=True, rng=np.random.default_rng(0))
     assert held.X.shape[0] == 2
-    model = _quiet(KernelClassifier(solver="nystrom-pcg", n_centers=4, early_stopping=True,
-                                    random_state=0), X, y)
+    model = _quiet(
+        KernelClassifier(solver="nystrom-pcg", n_centers=4, early_stopping=True, random_state=0),
+        X,
+        y,
+    )
     assert len(model.validation_scores_) == model.n_iter_
 
 
 # -- warm start --------------------------------------------------------------------------
 
-@pytest.mark.parametrize("solver, n_centers", [("nystrom-pcg", 300), ("eigenpro", 300),
-                                               ("eigenpro", None)])
+
+@pytest.mark.parametrize(
+    "solver, n_centers", [("nystrom-pcg", 300), ("eigenpro", 300), ("eigenpro", None)]
+)
 def test_warm_start_continues_to_the_cold_solution(digits, solver, n_centers):
     X, y = digits
     if n_centers is None:  # EigenPro 2: every row a centre, n^2 per epoch
@@ -207,8 +268,18 @@ def test_warm_start_continues_to_the_cold_solution(digits, solver, n_centers):
 
 def test_warm_start_from_the_solution_needs_no_iteration(digits):
     X, y = digits
-    model = _quiet(KernelRegressor(gamma=0.02, alpha=1e-2, solver="nystrom-pcg",
-                                   n_centers=300, random_state=0, warm_start=True), X, y)
+    model = _quiet(
+        KernelRegressor(
+            gamma=0.02,
+            alpha=1e-2,
+            solver="nystrom-pcg",
+            n_centers=300,
+            random_state=0,
+            warm_start=True,
+        ),
+        X,
+        y,
+    )
     before = model.predict(X)
     _quiet(model, X, y)
     assert model.n_iter_ <= 1
@@ -217,13 +288,19 @@ def test_warm_start_from_the_solution_needs_no_iteration(digits):
 
 def test_warm_start_follows_changed_targets(diabetes):
     X, y = diabetes
-    kw = dict(gamma=0.05, alpha=1e-2, solver="nystrom-pcg", n_centers=150, random_state=0,
-              tol=1e-10, max_iter=500)
+    kw = dict(
+        gamma=0.05,
+        alpha=1e-2,
+        solver="nystrom-pcg",
+        n_centers=150,
+        random_state=0,
+        tol=1e-10,
+        max_iter=500,
+    )
     model = _quiet(KernelRegressor(**kw, warm_start=True), X, y)
     y2 = y + 0.3 * X[:, 0]
     _quiet(model, X, y2)
-    reference = _quiet(KernelRegressor(**{**kw, "n_centers": None}, centers=model.centers_),
-                       X, y2)
+    reference = _quiet(KernelRegressor(**{**kw, "n_centers": None}, centers=model.centers_), X, y2)
     np.testing.assert_allclose(model.predict(X), reference.predict(X), rtol=0, atol=1e-6)
 
 
@@ -249,14 +326,16 @@ def test_warm_start_with_an_exact_solver_is_a_fresh_fit(diabetes):
 
 def test_warm_start_refuses_what_the_coefficients_cannot_continue(digits):
     X, y = digits
-    model = _quiet(KernelClassifier(solver="nystrom-pcg", n_centers=100, random_state=0,
-                                    warm_start=True), X, y)
+    model = _quiet(
+        KernelClassifier(solver="nystrom-pcg", n_centers=100, random_state=0, warm_start=True), X, y
+    )
     with pytest.raises(ValueError, match="warm_start: y has classes"):
         model.fit(X[y < 5], y[y < 5])
     with pytest.raises(ValueError, match="warm_start: the previous fit had 64 features"):
         model.fit(X[:, :10], y)
-    reg = _quiet(KernelRegressor(solver="nystrom-pcg", n_centers=100, random_state=0,
-                                 warm_start=True), X, y)
+    reg = _quiet(
+        KernelRegressor(solver="nystrom-pcg", n_centers=100, random_state=0, warm_start=True), X, y
+    )
     with pytest.raises(ValueError, match="warm_start: .* target column"):
         reg.fit(X, np.column_stack([y, y]))
 
@@ -265,10 +344,21 @@ def test_models_with_fit_controls_save_and_load(tmp_path, digits):
     from gramfree import load
 
     X, y = digits
-    model = _quiet(KernelClassifier(gamma=0.02, alpha=1e-3, solver="nystrom-pcg",
-                                    n_centers=200, random_state=0, early_stopping=True,
-                                    validation_fraction=0.2, n_iter_no_change=3,
-                                    warm_start=True), X, y)
+    model = _quiet(
+        KernelClassifier(
+            gamma=0.02,
+            alpha=1e-3,
+            solver="nystrom-pcg",
+            n_centers=200,
+            random_state=0,
+            early_stopping=True,
+            validation_fraction=0.2,
+            n_iter_no_change=3,
+            warm_start=True,
+        ),
+        X,
+        y,
+    )
     model.save(tmp_path / "m.gf")
     loaded = load(tmp_path / "m.gf")
     assert loaded.get_params() == {**model.get_params(), "centers": None}

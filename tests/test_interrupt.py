@@ -54,8 +54,7 @@ CASES = {
     ),
     # the L1 Laplacian gradient is a loop of its own, not the engine (~50 s)
     "gradient_laplacian_l1": (
-        "X = rng.normal(size=(50_000, 16))\n"
-        "V = np.ones(50_000)",
+        "X = rng.normal(size=(50_000, 16))\nV = np.ones(50_000)",
         "kernel_gradient(X, X, V, 'laplacian')",
     ),
     # the path-kernel trainer's step loop (~60 s of full-batch steps)

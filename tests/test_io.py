@@ -270,7 +270,6 @@ def test_save_unfitted_or_foreign_refused(tmp_path):
         save(KernelRidge().fit(X, y), tmp_path / "y.gfm")
 
 
-
 # -- validation on load: every field checked, errors name it --------------------------------
 
 
@@ -349,10 +348,16 @@ def _swap(*labels):
 
 BAD_ARRAYS = [  # (model kind, arrays edit, message)
     # the case: more classes than dual_coef's columns used to predict silently wrong
-    ("classifier-str", _array("classes", _add_class),
-     r"field 'dual_coef' has shape \(120, 3\), expected \(120, 4\) for 4 classes"),
-    ("classifier-str-binary", _array("classes", _swap("neg", "pos", "z")),
-     r"'dual_coef' has shape \(50, 1\), expected \(50, 3\) for 3 classes"),
+    (
+        "classifier-str",
+        _array("classes", _add_class),
+        r"field 'dual_coef' has shape \(120, 3\), expected \(120, 4\) for 4 classes",
+    ),
+    (
+        "classifier-str-binary",
+        _array("classes", _swap("neg", "pos", "z")),
+        r"'dual_coef' has shape \(50, 1\), expected \(50, 3\) for 3 classes",
+    ),
     ("classifier-str-binary", _array("classes", lambda c: c[:1]), "'classes' has 1 label"),
     ("classifier-str", _array("classes", lambda c: c[::-1].copy()), "sorted and distinct"),
     ("classifier-int", _array("classes", lambda c: c.astype(float)), "classes_kind"),
@@ -360,29 +365,47 @@ BAD_ARRAYS = [  # (model kind, arrays edit, message)
     ("regressor", lambda a: _set(a, "classes", np.arange(2)), r"unknown field\(s\) \['classes'\]"),
     ("regressor", _drop("dual_coef"), r"missing field\(s\) \['dual_coef'\]"),
     ("regressor", lambda a: _set(a, "extra", np.zeros(2)), r"unknown field\(s\) \['extra'\]"),
-    ("regressor", _array("centers", lambda c: c[:, :2].copy()),
-     r"'centers' has shape \(120, 2\), expected \(any, 3\) for n_features_in_=3"),
+    (
+        "regressor",
+        _array("centers", lambda c: c[:, :2].copy()),
+        r"'centers' has shape \(120, 2\), expected \(any, 3\) for n_features_in_=3",
+    ),
     ("regressor", _array("centers", lambda c: c[:0]), "no rows"),
     ("regressor", _array("centers", lambda c: c.astype(int)), "'centers' has dtype int64"),
     ("regressor", _array("centers", lambda c: c.astype(complex)), "'centers' has dtype complex"),
     ("regressor", _array("centers", lambda c: c[None]), "'centers' has shape"),
-    ("regressor", _array("dual_coef", lambda c: c.astype(np.float32)),
-     "'dual_coef' has dtype float32, expected float64 as 'centers'"),
+    (
+        "regressor",
+        _array("dual_coef", lambda c: c.astype(np.float32)),
+        "'dual_coef' has dtype float32, expected float64 as 'centers'",
+    ),
     ("regressor", _array("dual_coef", lambda c: c[:-1]), "'dual_coef' has shape"),
-    ("regressor", _array("dual_coef", lambda c: np.hstack([c, c])),
-     r"expected \(120, 1\) for a 1-d target"),
+    (
+        "regressor",
+        _array("dual_coef", lambda c: np.hstack([c, c])),
+        r"expected \(120, 1\) for a 1-d target",
+    ),
     ("regressor", _poke("dual_coef", (3, 0), np.nan), "'dual_coef' holds non-finite"),
     ("regressor-nystrom-f32", _poke("centers", (0, 0), np.inf), "'centers' holds non-finite"),
-    ("path-regressor", _array("params", lambda p: p[:-1]),
-     r"'params' has shape \(20,\), expected \(21,\) for layer sizes \[3, 4, 1\]"),
+    (
+        "path-regressor",
+        _array("params", lambda p: p[:-1]),
+        r"'params' has shape \(20,\), expected \(21,\) for layer sizes \[3, 4, 1\]",
+    ),
     ("path-regressor", _array("w0", lambda w: w.astype(np.float32)), "'w0' has dtype float32"),
-    ("path-regressor", _array("checkpoints", lambda c: c[:1]),
-     r"'checkpoints' has shape \(1, 21\), expected \(2, 21\) for n_steps=7, checkpoint_every=3"),
+    (
+        "path-regressor",
+        _array("checkpoints", lambda c: c[:1]),
+        r"'checkpoints' has shape \(1, 21\), expected \(2, 21\) for n_steps=7, checkpoint_every=3",
+    ),
     ("path-regressor", _array("path_Y", lambda y: y[:-1]), "'path_Y' has shape"),
     ("path-regressor", _drop("path_X"), r"missing field\(s\) \['path_X'\]"),
     ("path-regressor", _poke("path_X", (0, 0), np.nan), "'path_X' holds non-finite"),
-    ("path-classifier", _array("classes", _add_class),
-     "'attributes.n_outputs_' is 3, expected 4 for 4 classes"),
+    (
+        "path-classifier",
+        _array("classes", _add_class),
+        "'attributes.n_outputs_' is 3, expected 4 for 4 classes",
+    ),
     ("path-classifier", _poke("path_Y", (0, 0), 0.5), "'path_Y' must hold 0/1 label codes"),
 ]
 
@@ -391,21 +414,30 @@ BAD_METADATA = [  # (model kind, metadata edit, message)
     ("regressor", _meta("attributes", n_iter_=-1), "'attributes.n_iter_' must be >= 0"),
     ("regressor", _meta("attributes", n_iter_=2.0), "'attributes.n_iter_' must be an integer"),
     ("regressor", _meta("attributes", solver_="magic"), "'attributes.solver_' must be one of"),
-    ("regressor", _meta("attributes", loss_curve_="low"),
-     "'attributes.loss_curve_' must be a list"),
+    (
+        "regressor",
+        _meta("attributes", loss_curve_="low"),
+        "'attributes.loss_curve_' must be a list",
+    ),
     ("regressor", _meta("attributes", loss_curve_=[1.0, "x"]), r"'attributes.loss_curve_\[1\]'"),
     ("regressor", _meta("attributes", fit_time_=-1), "'attributes.fit_time_' must be >= 0"),
     ("regressor", _meta("attributes", y_1d=1), "'attributes.y_1d' must be true or false"),
-    ("regressor", _meta("attributes", newer=1),
-     r"unknown field\(s\) \['newer'\] in field 'attributes'"),
+    (
+        "regressor",
+        _meta("attributes", newer=1),
+        r"unknown field\(s\) \['newer'\] in field 'attributes'",
+    ),
     ("regressor", _meta("attributes", "kernel_", __kernel__="Sinc"), "names no known kernel"),
     ("regressor", _meta_drop("attributes", "kernel_", "gamma"), r"missing field\(s\) \['gamma'\]"),
     ("regressor", _meta("attributes", "kernel_", gamma="0.4"), "not a valid Gaussian"),
     ("regressor", _meta("attributes", "kernel_", gamma=-1.0), "gamma must be positive"),
     ("regressor", _meta("attributes", "kernel_", width=2), r"unknown field\(s\) \['width'\]"),
     ("regressor", _meta("attributes", kernel_="rbf"), "'attributes.kernel_' must be a JSON object"),
-    ("regressor", _meta_drop("params", "alpha"),
-     r"missing field\(s\) \['alpha'\] in field 'params'"),
+    (
+        "regressor",
+        _meta_drop("params", "alpha"),
+        r"missing field\(s\) \['alpha'\] in field 'params'",
+    ),
     ("regressor", _meta("params", beta=1), r"unknown field\(s\) \['beta'\]"),
     ("regressor", _meta("params", alpha="big"), "The 'alpha' parameter"),
     ("regressor", _meta("params", n_jobs=True), "'params.n_jobs' must not be true/false"),
@@ -420,8 +452,11 @@ BAD_METADATA = [  # (model kind, metadata edit, message)
     ("path-regressor", _meta("attributes", sizes="3-4-1"), "'attributes.sizes' must be a list"),
     ("path-regressor", _meta("attributes", loss="softmax"), "'attributes.loss' must be one of"),
     ("path-regressor", _meta("attributes", batch_size_=31), "'attributes.batch_size_' must be"),
-    ("path-regressor", _meta("params", n_steps=8),
-     "'attributes.loss_curve_' has 7 values, expected 8"),
+    (
+        "path-regressor",
+        _meta("params", n_steps=8),
+        "'attributes.loss_curve_' has 7 values, expected 8",
+    ),
     ("path-regressor", _meta("params", checkpoint_every=2), "'checkpoints' has shape"),
 ]
 
@@ -453,7 +488,7 @@ def test_metadata_that_is_not_json_refused(tmp_path):
         "nan": text.replace('"fit_time_": ', '"fit_time_": NaN, "x": '),
         "repeated key": text.replace('{"format"', '{"format": 1, "format"'),
     }
-    for name, bad in cases.items():
+    for bad in cases.values():
         _savez(tmp_path / "bad.gfm", __meta__=np.array(bad), **arrays)
         with pytest.raises(ValueError, match="'__meta__' is not valid JSON"):
             gramfree.load(tmp_path / "bad.gfm")
@@ -576,12 +611,16 @@ def test_feature_names_of_wrong_length_refused(tmp_path):
     model, _ = _fitted("regressor")
     model.feature_names_in_ = np.array(["a", "b", "c"], dtype=object)
     model.save(tmp_path / "m.gfm")
-    _rewrite(tmp_path / "m.gfm", tmp_path / "bad.gfm",
-             lambda a: _set(a, "feature_names", np.array(["a", "b"])))
+    _rewrite(
+        tmp_path / "m.gfm",
+        tmp_path / "bad.gfm",
+        lambda a: _set(a, "feature_names", np.array(["a", "b"])),
+    )
     with pytest.raises(ValueError, match=r"'feature_names' has shape \(2,\), expected \(3,\)"):
         gramfree.load(tmp_path / "bad.gfm")
-    _rewrite(tmp_path / "m.gfm", tmp_path / "bad.gfm",
-             lambda a: _set(a, "feature_names", np.arange(3.0)))
+    _rewrite(
+        tmp_path / "m.gfm", tmp_path / "bad.gfm", lambda a: _set(a, "feature_names", np.arange(3.0))
+    )
     with pytest.raises(ValueError, match="'feature_names' has dtype float64, expected strings"):
         gramfree.load(tmp_path / "bad.gfm")
 
@@ -609,8 +648,12 @@ def test_table_recipe_round_trip(kind, scaled, tmp_path):
     model.save(tmp_path / "m.gfm")
     with np.load(tmp_path / "m.gfm", allow_pickle=False) as data:
         meta = json.loads(str(data["__meta__"]))
-        assert meta["table"] == {"header": True, "columns": ["a", "y", "b", "c"], "target": 1,
-                                 "scaled": scaled}
+        assert meta["table"] == {
+            "header": True,
+            "columns": ["a", "y", "b", "c"],
+            "target": 1,
+            "scaled": scaled,
+        }
         assert ("table_mean" in data.files) == ("table_scale" in data.files) == scaled
     loaded = gramfree.load(tmp_path / "m.gfm")
     assert type(loaded) is type(model)
@@ -628,8 +671,11 @@ def test_table_recipe_round_trip(kind, scaled, tmp_path):
 
 
 BAD_RECIPES = [  # (arrays edit, metadata edit, message)
-    (None, _meta("table", columns=["a", "y", "b"]),
-     r"'table.columns' has 3 names, expected 4 \(n_features_in_=3 and the target\)"),
+    (
+        None,
+        _meta("table", columns=["a", "y", "b"]),
+        r"'table.columns' has 3 names, expected 4 \(n_features_in_=3 and the target\)",
+    ),
     (None, _meta("table", columns=["a", "y", "b", "a"]), "'table.columns' repeats a name"),
     (None, _meta("table", columns=["a", "y", "b", ""]), "'table.columns' must be a list of non"),
     (None, _meta("table", columns=["a", "y", "b", 4]), "'table.columns' must be a list of non"),
@@ -638,22 +684,34 @@ BAD_RECIPES = [  # (arrays edit, metadata edit, message)
     (None, _meta("table", target=-1), "'table.target' must be >= 0"),
     (None, _meta("table", target=True), "'table.target' must be an integer"),
     (None, _meta("table", header="yes"), "'table.header' must be true or false"),
-    (None, _meta("table", scaled=False),
-     r"unknown field\(s\) \['table_mean', 'table_scale'\] in the arrays"),
+    (
+        None,
+        _meta("table", scaled=False),
+        r"unknown field\(s\) \['table_mean', 'table_scale'\] in the arrays",
+    ),
     (None, _meta("table", delimiter=";"), r"unknown field\(s\) \['delimiter'\] in field 'table'"),
     (None, _meta_drop("table", "scaled"), r"missing field\(s\) \['scaled'\] in field 'table'"),
     (None, _meta(table=[1]), "'table' must be a JSON object"),
-    (None, _meta_drop("table"),
-     r"unknown field\(s\) \['table_mean', 'table_scale'\] in the arrays of a model without"),
+    (
+        None,
+        _meta_drop("table"),
+        r"unknown field\(s\) \['table_mean', 'table_scale'\] in the arrays of a model without",
+    ),
     (_drop("table_scale"), None, r"missing field\(s\) \['table_scale'\] in the arrays"),
     (_poke("table_scale", 1, 0.0), None, "'table_scale' must hold positive numbers"),
     (_poke("table_scale", 2, -3.0), None, "'table_scale' must hold positive numbers"),
     (_poke("table_mean", 0, np.nan), None, "'table_mean' holds non-finite"),
     (_poke("table_scale", 0, np.inf), None, "'table_scale' holds non-finite"),
-    (_array("table_mean", lambda m: m.astype(np.float32)), None,
-     "'table_mean' has dtype float32, expected float64"),
-    (_array("table_mean", lambda m: m[:2]), None,
-     r"'table_mean' has shape \(2,\), expected \(3,\) for n_features_in_=3"),
+    (
+        _array("table_mean", lambda m: m.astype(np.float32)),
+        None,
+        "'table_mean' has dtype float32, expected float64",
+    ),
+    (
+        _array("table_mean", lambda m: m[:2]),
+        None,
+        r"'table_mean' has shape \(2,\), expected \(3,\) for n_features_in_=3",
+    ),
     (_array("table_scale", lambda s: s[None]), None, "'table_scale' has shape"),
 ]
 
@@ -758,9 +816,12 @@ def test_newer_format_version_refused_naming_it(tmp_path):
     src, dst = tmp_path / "m.npz", tmp_path / "newer.npz"
     model.save(src)
     _rewrite_meta(src, dst, lambda meta: meta.update(format_version=FORMAT_VERSION + 1))
-    with pytest.raises(ValueError, match=rf"format version {FORMAT_VERSION + 1}, written by a "
-                       rf"newer gramfree; gramfree {gramfree.__version__} reads format "
-                       rf"versions 1 to {FORMAT_VERSION}: upgrade gramfree"):
+    with pytest.raises(
+        ValueError,
+        match=rf"format version {FORMAT_VERSION + 1}, written by a "
+        rf"newer gramfree; gramfree {gramfree.__version__} reads format "
+        rf"versions 1 to {FORMAT_VERSION}: upgrade gramfree",
+    ):
         gramfree.load(dst)
 
 

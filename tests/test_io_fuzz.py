@@ -40,8 +40,11 @@ KINDS = [
     "path-classifier-binary-unrecorded",
 ]
 
-FUZZ = settings(max_examples=30, deadline=None,
-                suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+FUZZ = settings(
+    max_examples=30,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
 
 
 def _named(model, X, y):
@@ -78,8 +81,9 @@ def _fit(kind):
     if kind == "path-classifier-multiclass-str":
         return PathKernelClassifier((3,), n_steps=5, random_state=0).fit(X, colours), Q
     if kind == "path-classifier-binary-unrecorded":
-        model = PathKernelClassifier((3,), activation="relu", n_steps=5, record_path=False,
-                                     random_state=0)
+        model = PathKernelClassifier(
+            (3,), activation="relu", n_steps=5, record_path=False, random_state=0
+        )
         return model.fit(X, side), Q
     raise AssertionError(kind)
 
@@ -175,16 +179,27 @@ def _replacements(a):
         "3-d": a.reshape(1, *a.shape, 1) if a.ndim == 2 else a.reshape(1, 1, -1),
         "empty": np.empty((0,) * max(a.ndim, 1), dtype=a.dtype),
         "other byte order": a.astype(a.dtype.newbyteorder("S")),
-        "one row more": (a.reshape(1) if a.ndim == 0 else np.concatenate([a, a[-1:]]) if len(a)
-                         else np.zeros((1, *a.shape[1:]), a.dtype)),
+        "one row more": (
+            a.reshape(1)
+            if a.ndim == 0
+            else np.concatenate([a, a[-1:]])
+            if len(a)
+            else np.zeros((1, *a.shape[1:]), a.dtype)
+        ),
         "one row less": a.reshape(1, 1) if a.ndim == 0 else a[:-1] if len(a) else a[None],
         "one column more": np.concatenate([a, a[:, -1:]], axis=1) if a.ndim == 2 else a[None],
         "scalar": np.array(a.flat[0]) if a.size else np.array(1.0),
         "string": a.astype(str),
     }
     if a.dtype.kind in "biuf":
-        for name, dtype in [("int", np.int64), ("int32", np.int32), ("complex", np.complex128),
-                            ("float32", np.float32), ("float64", np.float64), ("bool", bool)]:
+        for name, dtype in [
+            ("int", np.int64),
+            ("int32", np.int32),
+            ("complex", np.complex128),
+            ("float32", np.float32),
+            ("float64", np.float64),
+            ("bool", bool),
+        ]:
             out[name] = a.astype(dtype)
     return out
 
@@ -220,7 +235,8 @@ def test_non_finite_values_inserted(kind, data, model_file):
     key = data.draw(st.sampled_from(floats), label="array")
     a = arrays[key].copy()
     a.flat[data.draw(st.integers(0, a.size - 1), label="index")] = data.draw(
-        st.sampled_from([np.nan, np.inf, -np.inf]), label="value")
+        st.sampled_from([np.nan, np.inf, -np.inf]), label="value"
+    )
     arrays[key] = a
     assert _check(kind, _pack(arrays, meta), model_file) == "refused"
 
@@ -240,14 +256,17 @@ def test_arrays_added_or_removed(kind, data, model_file):
             del arrays[key]
             blob = _pack(arrays, meta)
     else:
-        key = data.draw(st.sampled_from(["extra", "feature_names", "classes", "path_X",
-                                         "checkpoints", "coef"]), label="array")
+        key = data.draw(
+            st.sampled_from(["extra", "feature_names", "classes", "path_X", "checkpoints", "coef"]),
+            label="array",
+        )
         # only new keys: another valid array in place of one (relabelled classes) is
         # another valid model; replacements are test_arrays_replaced's
         assume(key not in arrays)
         n = data.draw(st.integers(0, 4), label="length")
-        arrays[key] = data.draw(st.sampled_from([np.arange(n, dtype=float),
-                                                 np.array([f"x{i}" for i in range(n)])]))
+        arrays[key] = data.draw(
+            st.sampled_from([np.arange(n, dtype=float), np.array([f"x{i}" for i in range(n)])])
+        )
         blob = _pack(arrays, meta)
     _check(kind, blob, model_file)
 
@@ -280,8 +299,9 @@ def _retypes(value):
     is another valid model, not damage a reader could see."""
     pool = [None, "text", [1, 2], {"k": 1}, True, 7]
     own = _json_type(value)
-    return [v for v in pool if _json_type(v) != own
-            and {own, _json_type(v)} != {"number", "NoneType"}]
+    return [
+        v for v in pool if _json_type(v) != own and {own, _json_type(v)} != {"number", "NoneType"}
+    ]
 
 
 def _node(meta, path):

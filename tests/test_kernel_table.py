@@ -11,8 +11,8 @@ import math
 
 import numpy as np
 import pytest
-
 import reference as ref
+
 from gramfree import _core
 from gramfree.kernels import KERNEL_CLASSES, Gaussian, Laplacian, Matern, native_kernels
 

@@ -9,12 +9,12 @@ import pickle
 
 import numpy as np
 import pytest
+import reference as ref
+import strategies as S
 from hypothesis import given
 from hypothesis import strategies as st
 
 import gramfree
-import reference as ref
-import strategies as S
 from gramfree.kernels import (
     KERNEL_NAMES,
     RBF,
@@ -296,8 +296,12 @@ def test_arccos_zero_vector_and_known_angles():
     X = np.array([[1.0, 0.0], [0.0, 0.0], [2.0, 0.0]])
     Z = np.array([[0.0, 3.0], [4.0, 0.0], [-1.0, 0.0], [0.0, 0.0]])
     K = ArcCosine()(X, Z)
-    ref.assert_rel_close(K, ref.kernel_matrix(ArcCosine(), X, Z), 1e-13,
-                         scale=ref.magnitude_matrix(ArcCosine(), X, Z))
+    ref.assert_rel_close(
+        K,
+        ref.kernel_matrix(ArcCosine(), X, Z),
+        1e-13,
+        scale=ref.magnitude_matrix(ArcCosine(), X, Z),
+    )
     assert K[0, 0] == pytest.approx(3.0 / math.pi, rel=1e-13)
     assert K[0, 1] == pytest.approx(4.0, rel=1e-13)
     assert abs(K[0, 2]) <= 1e-13

@@ -327,7 +327,9 @@ def test_cholesky_failure_position_in_second_half():
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("trans_a, trans_b", [(False, False), (False, True), (True, False), (True, True)])
+@pytest.mark.parametrize(
+    "trans_a, trans_b", [(False, False), (False, True), (True, False), (True, True)]
+)
 def test_blas_gemm_on_sub_blocks(dtype, trans_a, trans_b):
     from gramfree import _blas
 

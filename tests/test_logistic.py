@@ -60,8 +60,8 @@ def _reference(Knm, Kmm, codes, n_classes, alpha, w, steps=40):
         for c in range(k):
             for e in range(k):
                 s = w * P[:, c] * ((c == e) - P[:, e]) if k > 1 else w * P[:, 0] * (1 - P[:, 0])
-                H[c * M:(c + 1) * M, e * M:(e + 1) * M] = Knm.T @ (s[:, None] * Knm)
-            H[c * M:(c + 1) * M, c * M:(c + 1) * M] += alpha * Kmm
+                H[c * M : (c + 1) * M, e * M : (e + 1) * M] = Knm.T @ (s[:, None] * Knm)
+            H[c * M : (c + 1) * M, c * M : (c + 1) * M] += alpha * Kmm
         d = -np.linalg.lstsq(H, g, rcond=None)[0].reshape(k, M).T
         t, base = 1.0, objective(a)
         while objective(a + t * d) > base and t > 1e-12:
@@ -71,15 +71,22 @@ def _reference(Knm, Kmm, codes, n_classes, alpha, w, steps=40):
 
 
 def _probabilities(F):
-    return np.column_stack([expit(-F[:, 0]), expit(F[:, 0])]) if F.shape[1] == 1 else softmax(F, axis=1)
+    return (
+        np.column_stack([expit(-F[:, 0]), expit(F[:, 0])])
+        if F.shape[1] == 1
+        else softmax(F, axis=1)
+    )
 
 
-@pytest.mark.parametrize("loader, n, gamma", [
-    (load_breast_cancer, 250, 0.03),  # binary
-    (load_breast_cancer, 250, 0.3),  # binary, narrow kernel: a flat spectrum
-    (load_wine, None, 0.1),  # 3 classes
-    (load_iris, None, 2.0),  # 3 classes, narrow
-])
+@pytest.mark.parametrize(
+    "loader, n, gamma",
+    [
+        (load_breast_cancer, 250, 0.03),  # binary
+        (load_breast_cancer, 250, 0.3),  # binary, narrow kernel: a flat spectrum
+        (load_wine, None, 0.1),  # 3 classes
+        (load_iris, None, 2.0),  # 3 classes, narrow
+    ],
+)
 def test_exact_kernel_logistic_regression(loader, n, gamma):
     """Every point a centre: equal to the dense Newton solution to 1e-6 (the issue's bar)."""
     X, y = _standardised(loader, n)
@@ -103,18 +110,27 @@ def test_nystrom_centres_weighted(n_classes):
     X, y = np.ascontiguousarray(X_all[:250] / 16.0), y_all[:250]
     w = np.random.default_rng(1).uniform(0.2, 2.0, size=len(y))
     gamma, alpha = 0.05, 0.1
-    clf = KernelClassifier(gamma=gamma, alpha=alpha, n_centers=60, solver="nystrom-pcg",
-                           random_state=0, class_weight="balanced", **TIGHT)
+    clf = KernelClassifier(
+        gamma=gamma,
+        alpha=alpha,
+        n_centers=60,
+        solver="nystrom-pcg",
+        random_state=0,
+        class_weight="balanced",
+        **TIGHT,
+    )
     clf.fit(X, y, sample_weight=w)
     C = X[clf.center_indices_]
     np.testing.assert_array_equal(C, clf.centers_)
     counts = np.bincount(y)
     weights = w * (len(y) / (len(counts) * counts))[y]
-    a = _reference(rbf_kernel(X, C, gamma=gamma), rbf_kernel(C, gamma=gamma), y, n_classes,
-                   alpha, weights)
+    a = _reference(
+        rbf_kernel(X, C, gamma=gamma), rbf_kernel(C, gamma=gamma), y, n_classes, alpha, weights
+    )
     Xt = X_all[250:450] / 16.0
-    np.testing.assert_allclose(clf.predict_proba(Xt), _probabilities(rbf_kernel(Xt, C, gamma=gamma) @ a),
-                               atol=1e-6)
+    np.testing.assert_allclose(
+        clf.predict_proba(Xt), _probabilities(rbf_kernel(Xt, C, gamma=gamma) @ a), atol=1e-6
+    )
 
 
 @pytest.mark.parametrize("loader", [load_breast_cancer, load_wine])
@@ -145,13 +161,15 @@ def test_probabilities_are_consistent():
     # The log-probabilities stay finite where the probabilities round to zero.
     far = binary.decision_function(Xb[:1]) * 0 + 800.0
     from gramfree.estimators._logistic import probabilities
+
     assert np.isfinite(probabilities(far, log=True)).all()
 
 
 def test_objective_decreases_and_converges():
     X, y = _standardised(load_digits, 600)
-    clf = KernelClassifier(gamma=0.02, alpha=1e-3, loss="logistic", n_centers=200,
-                           solver="nystrom-pcg", random_state=0).fit(X, y)
+    clf = KernelClassifier(
+        gamma=0.02, alpha=1e-3, loss="logistic", n_centers=200, solver="nystrom-pcg", random_state=0
+    ).fit(X, y)
     curve = np.asarray(clf.loss_curve_)
     assert np.all(np.diff(curve) < 0)
     assert curve[-1] < clf.solver_info_["objective_initial"]
@@ -211,16 +229,39 @@ def test_both_preconditioners(preconditioner):
 
     X, y = _standardised(load_breast_cancer)
     gamma, alpha, idx = 0.05, 0.02, np.arange(0, len(y), 5)
-    problem = Problem(X, y[:, None].astype(float), get_kernel("rbf", gamma=gamma), alpha, None, None)
-    result = solve_logistic(problem, np.ascontiguousarray(X[idx]), idx, max_iter=100, tol=1e-12,
-                            preconditioner=preconditioner)
+    problem = Problem(
+        X, y[:, None].astype(float), get_kernel("rbf", gamma=gamma), alpha, None, None
+    )
+    result = solve_logistic(
+        problem,
+        np.ascontiguousarray(X[idx]),
+        idx,
+        max_iter=100,
+        tol=1e-12,
+        preconditioner=preconditioner,
+    )
     assert result.converged and result.info["preconditioner"] == preconditioner
-    a = _reference(rbf_kernel(X, X[idx], gamma=gamma), rbf_kernel(X[idx], gamma=gamma), y, 2,
-                   alpha, np.ones(len(y)))
-    np.testing.assert_allclose(rbf_kernel(X, X[idx], gamma=gamma) @ result.coef,
-                               rbf_kernel(X, X[idx], gamma=gamma) @ a, atol=1e-6)
+    a = _reference(
+        rbf_kernel(X, X[idx], gamma=gamma),
+        rbf_kernel(X[idx], gamma=gamma),
+        y,
+        2,
+        alpha,
+        np.ones(len(y)),
+    )
+    np.testing.assert_allclose(
+        rbf_kernel(X, X[idx], gamma=gamma) @ result.coef,
+        rbf_kernel(X, X[idx], gamma=gamma) @ a,
+        atol=1e-6,
+    )
     if preconditioner == "gram":  # the exact Hessian: about one CG iteration a step
         assert result.info["cg_iterations"] <= 2 * result.n_iter
     with pytest.raises(ValueError, match="preconditioner"):
-        solve_logistic(problem, np.ascontiguousarray(X[idx]), idx, max_iter=5, tol=1e-4,
-                       preconditioner="jacobi")
+        solve_logistic(
+            problem,
+            np.ascontiguousarray(X[idx]),
+            idx,
+            max_iter=5,
+            tol=1e-4,
+            preconditioner="jacobi",
+        )

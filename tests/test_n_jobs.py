@@ -1,15 +1,16 @@
 """n_jobs governs every thread pool a fit uses: the native operators' (OpenMP) and BLAS's,
 the latter through threadpoolctl (gramfree._threads.blas_threads)."""
 
-import gramfree.solvers.direct as direct_module
-import gramfree.solvers.logistic as logistic_module
 import numpy as np
 import pytest
-from gramfree import KernelClassifier, KernelRegressor
-from gramfree._threads import blas_threads, small_blas
 from sklearn.datasets import load_diabetes, load_digits
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_info, threadpool_limits
+
+import gramfree.solvers.direct as direct_module
+import gramfree.solvers.logistic as logistic_module
+from gramfree import KernelClassifier, KernelRegressor
+from gramfree._threads import blas_threads, small_blas
 
 
 def _blas_threads() -> set[int]:
@@ -75,8 +76,9 @@ def test_logistic_fit_blas_threads_follow_n_jobs(monkeypatch):
     seen = _recording(monkeypatch, logistic_module, "jittered_cholesky")
     if not _blas_threads():
         pytest.skip("no BLAS library that threadpoolctl can see")
-    params = dict(gamma=0.02, alpha=1e-3, loss="logistic", solver="nystrom-pcg",
-                  n_centers=100, random_state=0)
+    params = dict(
+        gamma=0.02, alpha=1e-3, loss="logistic", solver="nystrom-pcg", n_centers=100, random_state=0
+    )
     # The first factorization is K_MM's, before the Newton loop (whose calls, all small at
     # 100 centres, run on one BLAS thread by design: gramfree._threads.small_blas).
     with threadpool_limits(limits=2, user_api="blas"):
@@ -86,22 +88,31 @@ def test_logistic_fit_blas_threads_follow_n_jobs(monkeypatch):
         seen.clear()
         one = KernelClassifier(n_jobs=1, **params).fit(X, y)
         assert seen[0] == {1}
-    np.testing.assert_allclose(one.decision_function(X), ref.decision_function(X),
-                               rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(
+        one.decision_function(X), ref.decision_function(X), rtol=1e-10, atol=1e-10
+    )
 
 
 # direct agrees to rounding (1e-11 measured); the Nystrom solvers' sums, ordered by the
 # thread count, pass through the whitening by an ill-conditioned K_MM (3e-7 measured for
 # nystrom-direct here) or CG's iterates, so they agree to looser bounds.
-@pytest.mark.parametrize("solver, rtol",
-                         [("direct", 1e-10), ("nystrom-direct", 1e-5), ("nystrom-pcg", 1e-5)])
+@pytest.mark.parametrize(
+    "solver, rtol", [("direct", 1e-10), ("nystrom-direct", 1e-5), ("nystrom-pcg", 1e-5)]
+)
 def test_n_jobs_one_equals_default_on_digits(solver, rtol):
     X, y = load_digits(return_X_y=True)
     X = X / 16.0
-    params = dict(gamma=0.02, alpha=1e-3, solver=solver, random_state=0, tol=1e-8,
-                  n_centers=None if solver == "direct" else 300)
+    params = dict(
+        gamma=0.02,
+        alpha=1e-3,
+        solver=solver,
+        random_state=0,
+        tol=1e-8,
+        n_centers=None if solver == "direct" else 300,
+    )
     ref = KernelClassifier(**params).fit(X, y)
     one = KernelClassifier(n_jobs=1, **params).fit(X, y)
     scale = np.abs(ref.decision_function(X)).max()
-    np.testing.assert_allclose(one.decision_function(X), ref.decision_function(X),
-                               rtol=0, atol=rtol * scale)
+    np.testing.assert_allclose(
+        one.decision_function(X), ref.decision_function(X), rtol=0, atol=rtol * scale
+    )

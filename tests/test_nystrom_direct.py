@@ -8,13 +8,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.metrics.pairwise import rbf_kernel
+from test_solvers_realdata import CASES, IDS, _load
 
 from gramfree import KernelClassifier, KernelRegressor
 from gramfree.kernels import Gaussian
 from gramfree.solvers import Problem, solve_nystrom_direct, solve_nystrom_pcg
 from gramfree.solvers import nystrom_direct as nd
 from gramfree.solvers.auto import EXACT_PREFERENCE, CostModel
-from test_solvers_realdata import CASES, IDS, _load
 
 
 def _reference(X, Y, C, gamma, alpha, w):
@@ -26,8 +26,9 @@ def _reference(X, Y, C, gamma, alpha, w):
     keep = lam > 1e-12 * lam.max()
     Phi = Knm @ U[:, keep] / np.sqrt(lam[keep])  # features with Phi Phi^T = Knm Kmm^-1 Kmn
     sw = np.sqrt(w)[:, None]
-    g = np.linalg.solve((Phi * sw).T @ (Phi * sw) + alpha * np.eye(Phi.shape[1]),
-                        (Phi * sw).T @ (Y * sw))
+    g = np.linalg.solve(
+        (Phi * sw).T @ (Phi * sw) + alpha * np.eye(Phi.shape[1]), (Phi * sw).T @ (Y * sw)
+    )
     return Phi @ g
 
 
@@ -61,9 +62,16 @@ def _objective64(X, Y, C, gamma, alpha, coef):
     return (np.sum(res**2) + alpha * penalty) / X.shape[0]
 
 
-@pytest.mark.parametrize(("name", "gamma", "alpha"), [
-    ("digits", 0.05, 0.1), ("digits", 0.05, 1e-4), ("breast_cancer", 0.02, 1e-4),
-    ("diabetes", 1.0, 0.1), ("digits", 0.002, 0.1)])
+@pytest.mark.parametrize(
+    ("name", "gamma", "alpha"),
+    [
+        ("digits", 0.05, 0.1),
+        ("digits", 0.05, 1e-4),
+        ("breast_cancer", 0.02, 1e-4),
+        ("diabetes", 1.0, 0.1),
+        ("digits", 0.002, 0.1),
+    ],
+)
 def test_float32_kernel_values_float64_gram(name, gamma, alpha):
     """float32 data: kernel values in float32, their Gram summed in float64. The float32
     rounding perturbs the features, not the Gram (which stays a Gram, positive
@@ -101,13 +109,15 @@ def test_rejected_float32_pass_falls_back_to_float64(monkeypatch):
     C = np.ascontiguousarray(X[::4])
     X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
     monkeypatch.setattr(nd, "FLOAT32_OBJECTIVE_CHECK", 0.0)
-    r32 = solve_nystrom_direct(Problem(X32, Y32, Gaussian(0.05), 0.1, None, None),
-                               C.astype(np.float32))
+    r32 = solve_nystrom_direct(
+        Problem(X32, Y32, Gaussian(0.05), 0.1, None, None), C.astype(np.float32)
+    )
     assert r32.info["gram_dtype"] == "float64"
     assert "recomputed" in r32.info["float32_rejected"]
-    r64 = solve_nystrom_direct(Problem(X32.astype(np.float64), Y32.astype(np.float64),
-                                       Gaussian(0.05), 0.1, None, None),
-                               C.astype(np.float32).astype(np.float64))
+    r64 = solve_nystrom_direct(
+        Problem(X32.astype(np.float64), Y32.astype(np.float64), Gaussian(0.05), 0.1, None, None),
+        C.astype(np.float32).astype(np.float64),
+    )
     np.testing.assert_array_equal(r32.coef, r64.coef.astype(np.float32))
 
 
@@ -145,11 +155,19 @@ def test_inputs_not_modified():
 def test_estimator_solver_nystrom_direct():
     X, Y = _load("digits")
     y = Y.argmax(1)
-    clf = KernelClassifier(gamma=0.05, alpha=0.1, solver="nystrom-direct", n_centers=200,
-                           random_state=0).fit(X, y)
+    clf = KernelClassifier(
+        gamma=0.05, alpha=0.1, solver="nystrom-direct", n_centers=200, random_state=0
+    ).fit(X, y)
     assert clf.solver_ == "nystrom-direct" and clf.centers_.shape[0] == 200
-    pcg = KernelClassifier(gamma=0.05, alpha=0.1, solver="nystrom-pcg", n_centers=200,
-                           random_state=0, tol=1e-10, max_iter=500).fit(X, y)
+    pcg = KernelClassifier(
+        gamma=0.05,
+        alpha=0.1,
+        solver="nystrom-pcg",
+        n_centers=200,
+        random_state=0,
+        tol=1e-10,
+        max_iter=500,
+    ).fit(X, y)
     np.testing.assert_allclose(clf.decision_function(X), pcg.decision_function(X), atol=1e-6)
 
 
@@ -158,8 +176,11 @@ def test_auto_with_centres_takes_the_model_s_nystrom_solver():
     reg = KernelRegressor(gamma=0.05, alpha=0.1, n_centers=60, random_state=0).fit(X, Y[:, 0])
     estimates = reg.solver_info_["auto"]["estimates"]
     assert set(estimates) == {"nystrom-pcg", "nystrom-direct"}
-    expected = "nystrom-pcg" if estimates["nystrom-pcg"] * EXACT_PREFERENCE < estimates[
-        "nystrom-direct"] else "nystrom-direct"
+    expected = (
+        "nystrom-pcg"
+        if estimates["nystrom-pcg"] * EXACT_PREFERENCE < estimates["nystrom-direct"]
+        else "nystrom-direct"
+    )
     assert reg.solver_ == expected
 
 

@@ -29,10 +29,20 @@ def _reference_run(model, X, Y, Q, n_nodes=8):
     # 8 nodes: where the engine refined a segment (self-check), 4 plain nodes would differ.
     net = ref.ReferenceMLP(model.network_.sizes, model.activation, model.network_.loss)
     w0 = model.network_.pack(model.initial_coefs_, model.initial_intercepts_)
-    return ref.decompose(net, w0, X, Y, Q, learning_rate=model.learning_rate,
-                         n_steps=model.n_steps, batch_size=model.batch_size_,
-                         alpha=model.alpha, seed=model.batch_seed_, shuffle=model.shuffle,
-                         n_nodes=n_nodes)
+    return ref.decompose(
+        net,
+        w0,
+        X,
+        Y,
+        Q,
+        learning_rate=model.learning_rate,
+        n_steps=model.n_steps,
+        batch_size=model.batch_size_,
+        alpha=model.alpha,
+        seed=model.batch_seed_,
+        shuffle=model.shuffle,
+        n_nodes=n_nodes,
+    )
 
 
 def _rel(a, b):
@@ -40,6 +50,7 @@ def _rel(a, b):
 
 
 # -- the linear model: closed form --------------------------------------------------------
+
 
 def test_linear_model_closed_form():
     X, y = _data(n=30, d=4)
@@ -66,13 +77,21 @@ def test_linear_model_closed_form():
 
 # -- exactness against the materialising reference -------------------------------------------
 
+
 @pytest.mark.parametrize("activation", SMOOTH)
 @pytest.mark.parametrize("batch_size", [None, 8])
 def test_regression_matches_reference(activation, batch_size):
     X, y = _data(n=30, d=3, k=2)
     Q = np.random.default_rng(2).normal(size=(4, 3))
-    m = PathKernelRegressor((6, 5), activation, learning_rate=0.1, n_steps=20,
-                            batch_size=batch_size, alpha=0.01, random_state=3).fit(X, y)
+    m = PathKernelRegressor(
+        (6, 5),
+        activation,
+        learning_rate=0.1,
+        n_steps=20,
+        batch_size=batch_size,
+        alpha=0.01,
+        random_state=3,
+    ).fit(X, y)
     dec = m.decompose(Q)
     init, C, reg, final, wT = _reference_run(m, X, y, Q)
     assert _rel(m.network_.pack(m.coefs_, m.intercepts_), wT) < 1e-12
@@ -89,8 +108,9 @@ def test_classification_matches_reference(activation, n_classes, batch_size):
     X, _ = _data(n=36, d=3)
     y = np.arange(36) % n_classes
     Q = np.random.default_rng(4).normal(size=(3, 3))
-    m = PathKernelClassifier((5,), activation, learning_rate=0.3, n_steps=15,
-                             batch_size=batch_size, random_state=1).fit(X, y)
+    m = PathKernelClassifier(
+        (5,), activation, learning_rate=0.3, n_steps=15, batch_size=batch_size, random_state=1
+    ).fit(X, y)
     dec = m.decompose(Q)
     Y = np.eye(n_classes)[y] if n_classes > 2 else y[:, None].astype(float)
     init, C, reg, final, _ = _reference_run(m, X, Y, Q)
@@ -115,8 +135,15 @@ def test_decomposition_exact_random_networks(hidden, activation, n, d, k, batch,
     initial + contributions + reg reproduces the network to 1e-9."""
     rng = np.random.default_rng(seed)
     X, y = rng.normal(size=(n, d)), rng.normal(size=(n, k))
-    m = PathKernelRegressor(tuple(hidden), activation, learning_rate=0.05, n_steps=12,
-                            batch_size=batch, alpha=0.02, random_state=seed % 1000).fit(X, y)
+    m = PathKernelRegressor(
+        tuple(hidden),
+        activation,
+        learning_rate=0.05,
+        n_steps=12,
+        batch_size=batch,
+        alpha=0.02,
+        random_state=seed % 1000,
+    ).fit(X, y)
     dec = m.decompose(rng.normal(size=(3, d)))
     assert dec.contributions.shape == (3, n, k)
     assert dec.reconstruction_error < 1e-9
@@ -124,8 +151,9 @@ def test_decomposition_exact_random_networks(hidden, activation, n, d, k, batch,
 
 def test_relu_switch_points_make_the_decomposition_exact():
     X, y = _data(n=60, d=4)
-    m = PathKernelRegressor((16, 16), "relu", learning_rate=0.2, n_steps=40,
-                            random_state=0).fit(X, y)
+    m = PathKernelRegressor((16, 16), "relu", learning_rate=0.2, n_steps=40, random_state=0).fit(
+        X, y
+    )
     dec = m.decompose(X[:10])
     assert dec.relu_pieces > 0  # units did switch inside steps
     assert dec.reconstruction_error < 1e-9
@@ -134,8 +162,9 @@ def test_relu_switch_points_make_the_decomposition_exact():
 
 def test_self_check_refines_large_steps():
     X, y = _data(n=30, d=2)
-    m = PathKernelRegressor((8,), "tanh", learning_rate=0.6, n_steps=10, random_state=0,
-                            quadrature=2).fit(X, y)
+    m = PathKernelRegressor(
+        (8,), "tanh", learning_rate=0.6, n_steps=10, random_state=0, quadrature=2
+    ).fit(X, y)
     dec = m.decompose(X[:5])
     assert dec.refined_segments > 0
     assert dec.step_residual < 10 * m.tol  # the check passed; this is the sum of contributions
@@ -148,8 +177,9 @@ def test_one_point_quadrature_error_halves_with_the_learning_rate():
     Q = X[:8]
     errors = []
     for lr, T in [(0.05, 200), (0.025, 400), (0.0125, 800)]:
-        m = PathKernelRegressor((10,), "tanh", learning_rate=lr, n_steps=T,
-                                random_state=0).fit(X, y)
+        m = PathKernelRegressor((10,), "tanh", learning_rate=lr, n_steps=T, random_state=0).fit(
+            X, y
+        )
         dec = m.decompose(Q, quadrature=1)
         errors.append(np.max(np.abs(dec.reconstruction - dec.output)))
         assert m.decompose(Q).reconstruction_error < 1e-9  # the exact form stays exact
@@ -159,6 +189,7 @@ def test_one_point_quadrature_error_halves_with_the_learning_rate():
 
 # -- kernels -------------------------------------------------------------------------------
 
+
 def _fd_gradient(m, x, eps=1e-6):
     """d f(x) / dw at the initial weights by central differences."""
     net = ref.ReferenceMLP(m.network_.sizes, m.activation, "squared")
@@ -167,7 +198,9 @@ def _fd_gradient(m, x, eps=1e-6):
     for p in range(w0.size):
         e = np.zeros_like(w0)
         e[p] = eps
-        g[p] = (net.forward(w0 + e, x[None])[0][0, 0] - net.forward(w0 - e, x[None])[0][0, 0]) / (2 * eps)
+        g[p] = (net.forward(w0 + e, x[None])[0][0, 0] - net.forward(w0 - e, x[None])[0][0, 0]) / (
+            2 * eps
+        )
     return g
 
 
@@ -185,8 +218,9 @@ def test_first_step_path_kernel_is_the_empirical_ntk():
 
 def test_path_kernel_symmetric_psd():
     X, y = _data(n=25, d=3)
-    m = PathKernelRegressor((12,), "softplus", learning_rate=0.1, n_steps=30,
-                            random_state=0).fit(X, y)
+    m = PathKernelRegressor((12,), "softplus", learning_rate=0.1, n_steps=30, random_state=0).fit(
+        X, y
+    )
     K = m.path_kernel(X[:10], X[:10])
     assert np.allclose(K, K.T, rtol=1e-12, atol=1e-14)
     assert np.linalg.eigvalsh(K).min() > -1e-10 * np.abs(K).max()
@@ -196,6 +230,7 @@ def test_path_kernel_symmetric_psd():
 
 
 # -- explanations -------------------------------------------------------------------------
+
 
 def test_explain_ranks_the_decomposition():
     X, y = _data(n=50, d=3)
@@ -253,6 +288,7 @@ def test_binary_classifier_margin_sign():
 
 # -- checkpoints, persistence, bad input ----------------------------------------------------
 
+
 def test_checkpoint_ranges_add_up():
     X, y = _data(n=40, d=3)
     kw = dict(hidden_layer_sizes=(7,), learning_rate=0.1, n_steps=30, batch_size=9, random_state=0)
@@ -261,8 +297,9 @@ def test_checkpoint_ranges_add_up():
     assert np.array_equal(a.predict(X), b.predict(X))
     da, db = a.decompose(X[:3]), b.decompose(X[:3])
     assert np.allclose(da.contributions, db.contributions, rtol=1e-12, atol=1e-15)
-    assert np.allclose(a.tangent_kernel(X[:3], step=23), b.tangent_kernel(X[:3], step=23),
-                       rtol=1e-12)
+    assert np.allclose(
+        a.tangent_kernel(X[:3], step=23), b.tangent_kernel(X[:3], step=23), rtol=1e-12
+    )
     assert b.path_memory_bytes_ > a.path_memory_bytes_
 
 
@@ -326,11 +363,13 @@ def test_bad_data():
 
 def test_reference_batch_order_matches_native():
     X, y = _data(n=23, d=2)
-    m = PathKernelRegressor((3,), learning_rate=0.1, n_steps=9, batch_size=5,
-                            random_state=4).fit(X, y)
+    m = PathKernelRegressor((3,), learning_rate=0.1, n_steps=9, batch_size=5, random_state=4).fit(
+        X, y
+    )
     net = ref.ReferenceMLP(m.network_.sizes, m.activation, "squared")
     w0 = m.network_.pack(m.initial_coefs_, m.initial_intercepts_)
-    wT = ref.train(net, w0, X, y[:, None], learning_rate=0.1, n_steps=9, batch_size=5,
-                   seed=m.batch_seed_)
+    wT = ref.train(
+        net, w0, X, y[:, None], learning_rate=0.1, n_steps=9, batch_size=5, seed=m.batch_seed_
+    )
     assert _rel(m.network_.pack(m.coefs_, m.intercepts_), wT) < 1e-12
     assert [len(b) for b in ref.batch_schedule(23, 5, 9, 0)] == [5, 5, 5, 5, 3, 5, 5, 5, 5]

@@ -63,6 +63,7 @@ def _contributions(model, Q):
 
 # -- unit weights are no weights, bit for bit ------------------------------------------------
 
+
 @pytest.mark.parametrize("problem", list(PROBLEMS))
 @pytest.mark.parametrize("batch_size", [None, 16])
 def test_unit_weights_train_and_replay_bit_for_bit_as_none(problem, batch_size):
@@ -81,6 +82,7 @@ def test_unit_weights_train_and_replay_bit_for_bit_as_none(problem, batch_size):
 
 
 # -- full batch: integer weights are repeated rows -------------------------------------------
+
 
 @pytest.mark.parametrize("problem", list(PROBLEMS))
 def test_integer_weights_full_batch_equal_repeated_rows(problem):
@@ -111,27 +113,41 @@ def test_integer_weights_full_batch_equal_repeated_rows(problem):
     assert dw.reconstruction_error < 1e-9 and dr.reconstruction_error < 1e-9
     # The kernels replay the weighted trajectory too.
     assert _rel(weighted.path_kernel(Q, X), repeated.path_kernel(Q, X)) < 1e-10
-    assert _rel(weighted.tangent_kernel(Q, X, step=17),
-                repeated.tangent_kernel(Q, X, step=17)) < 1e-10
+    assert (
+        _rel(weighted.tangent_kernel(Q, X, step=17), repeated.tangent_kernel(Q, X, step=17)) < 1e-10
+    )
 
 
 # -- the decomposition stays exact -------------------------------------------------------------
+
 
 @pytest.mark.parametrize("batch_size", [None, 8])
 def test_weighted_decomposition_matches_the_reference(batch_size):
     X, y = _diabetes(n=24)
     w = np.random.default_rng(3).uniform(0, 3, size=len(y))
     w[2] = 0.0
-    m = PathKernelRegressor((5,), learning_rate=0.1, n_steps=15, batch_size=batch_size,
-                            alpha=0.02, random_state=2).fit(X, y, sample_weight=w)
+    m = PathKernelRegressor(
+        (5,), learning_rate=0.1, n_steps=15, batch_size=batch_size, alpha=0.02, random_state=2
+    ).fit(X, y, sample_weight=w)
     Q = X[:3] + 0.1
     dec = m.decompose(Q)
     net = ref.ReferenceMLP(m.network_.sizes, m.activation, m.network_.loss)
     w0 = m.network_.pack(m.initial_coefs_, m.initial_intercepts_)
     _, C, reg, _, wT = ref.decompose(
-        net, w0, X, y[:, None], Q, learning_rate=m.learning_rate, n_steps=m.n_steps,
-        batch_size=m.batch_size_, alpha=m.alpha, seed=m.batch_seed_, shuffle=m.shuffle,
-        n_nodes=8, sample_weight=w)
+        net,
+        w0,
+        X,
+        y[:, None],
+        Q,
+        learning_rate=m.learning_rate,
+        n_steps=m.n_steps,
+        batch_size=m.batch_size_,
+        alpha=m.alpha,
+        seed=m.batch_seed_,
+        shuffle=m.shuffle,
+        n_nodes=8,
+        sample_weight=w,
+    )
     assert _rel(m._params, wT) < 1e-12
     assert _rel(dec.contributions, C[:, :, 0]) < 1e-9
     assert _rel(dec.reg, reg[:, 0]) < 1e-9
@@ -144,21 +160,22 @@ def test_weighted_decomposition_sums_to_the_prediction_in_every_replay(problem):
     X, y = data()
     w = np.random.default_rng(4).uniform(0, 2, size=len(y))
     w[:3] = 0.0
-    m = make(n_steps=40, batch_size=12, alpha=0.01, random_state=1, checkpoint_every=10,
-             n_jobs=2).fit(X, y, sample_weight=w)
+    m = make(
+        n_steps=40, batch_size=12, alpha=0.01, random_state=1, checkpoint_every=10, n_jobs=2
+    ).fit(X, y, sample_weight=w)
     dec = m.decompose(X[:6])  # checkpoint ranges side by side
     assert dec.reconstruction_error < 1e-9
     assert m.replay_gap_ == 0.0
-    serial = make(n_steps=40, batch_size=12, alpha=0.01, random_state=1).fit(
-        X, y, sample_weight=w)
+    serial = make(n_steps=40, batch_size=12, alpha=0.01, random_state=1).fit(X, y, sample_weight=w)
     np.testing.assert_array_equal(serial._params, m._params)
     assert _rel(serial.decompose(X[:6]).contributions, dec.contributions) < 1e-12
     # self-influence is the diagonal of the training set's decomposition
     full = serial.decompose(X)
     si = serial.self_influence()
     target = serial._select_training_target
-    diag = target(np.stack([np.atleast_2d(full.contributions[i, i]).reshape(-1)
-                            for i in range(len(y))]))
+    diag = target(
+        np.stack([np.atleast_2d(full.contributions[i, i]).reshape(-1) for i in range(len(y))])
+    )
     assert _rel(si, diag) < 1e-9  # the self-check refines per query set: not bit for bit
 
 
@@ -178,17 +195,20 @@ def test_zero_weight_rows_contribute_exactly_nothing(problem):
 
 # -- model files ----------------------------------------------------------------------------------
 
+
 def test_save_load_keeps_the_weights_and_the_decomposition(tmp_path):
     X, y = _iris()
     w = _weights(len(y))
-    m = PathKernelClassifier((4,), learning_rate=0.3, n_steps=20, batch_size=9,
-                             random_state=0).fit(X, y, sample_weight=w)
+    m = PathKernelClassifier((4,), learning_rate=0.3, n_steps=20, batch_size=9, random_state=0).fit(
+        X, y, sample_weight=w
+    )
     path = tmp_path / "weighted.gfm"
     m.save(path)
     loaded = gramfree.load(path)
     np.testing.assert_array_equal(loaded._sample_weight, w)
-    np.testing.assert_array_equal(loaded.decompose(X[:4]).contributions,
-                                  m.decompose(X[:4]).contributions)
+    np.testing.assert_array_equal(
+        loaded.decompose(X[:4]).contributions, m.decompose(X[:4]).contributions
+    )
     assert loaded.replay_gap_ == 0.0
     assert loaded.path_memory_bytes_ == m.path_memory_bytes_
 
@@ -200,7 +220,8 @@ def test_save_load_keeps_the_weights_and_the_decomposition(tmp_path):
     assert gramfree.load(tmp_path / "plain.gfm")._sample_weight is None
     # record_path=False keeps no weights: nothing to replay.
     bare = PathKernelClassifier((4,), n_steps=5, record_path=False, random_state=0).fit(
-        X, y, sample_weight=w)
+        X, y, sample_weight=w
+    )
     assert bare._sample_weight is None and bare.path_memory_bytes_ == 0
 
 
@@ -212,20 +233,27 @@ def _rewrite(src, dst, edit):
         np.savez(fh, **arrays)
 
 
-@pytest.mark.parametrize("edit, match", [
-    (lambda a: a.update(sample_weight=a["sample_weight"][:-1]), "'sample_weight' has shape"),
-    (lambda a: a.update(sample_weight=a["sample_weight"][:, None]), "'sample_weight' has shape"),
-    (lambda a: a.update(sample_weight=a["sample_weight"].astype(np.float32)),
-     "'sample_weight' has dtype"),
-    (lambda a: a.update(sample_weight=-a["sample_weight"]), "'sample_weight' must be >= 0"),
-    (lambda a: a.update(sample_weight=0 * a["sample_weight"]), "'sample_weight' must be >= 0"),
-    (lambda a: a["sample_weight"].__setitem__(0, np.nan), "'sample_weight' holds non-finite"),
-    (lambda a: [a.pop(k) for k in ("path_X", "path_Y", "checkpoints")], "'sample_weight'"),
-])
+@pytest.mark.parametrize(
+    "edit, match",
+    [
+        (lambda a: a.update(sample_weight=a["sample_weight"][:-1]), "'sample_weight' has shape"),
+        (
+            lambda a: a.update(sample_weight=a["sample_weight"][:, None]),
+            "'sample_weight' has shape",
+        ),
+        (
+            lambda a: a.update(sample_weight=a["sample_weight"].astype(np.float32)),
+            "'sample_weight' has dtype",
+        ),
+        (lambda a: a.update(sample_weight=-a["sample_weight"]), "'sample_weight' must be >= 0"),
+        (lambda a: a.update(sample_weight=0 * a["sample_weight"]), "'sample_weight' must be >= 0"),
+        (lambda a: a["sample_weight"].__setitem__(0, np.nan), "'sample_weight' holds non-finite"),
+        (lambda a: [a.pop(k) for k in ("path_X", "path_Y", "checkpoints")], "'sample_weight'"),
+    ],
+)
 def test_damaged_weights_in_a_file_are_refused(tmp_path, edit, match):
     X, y = _diabetes(n=20)
-    m = PathKernelRegressor((3,), n_steps=5, random_state=0).fit(X, y,
-                                                                 sample_weight=_weights(20))
+    m = PathKernelRegressor((3,), n_steps=5, random_state=0).fit(X, y, sample_weight=_weights(20))
     m.save(tmp_path / "m.gfm")
     _rewrite(tmp_path / "m.gfm", tmp_path / "bad.gfm", edit)
     with pytest.raises(ValueError, match=match):
@@ -234,10 +262,20 @@ def test_damaged_weights_in_a_file_are_refused(tmp_path, edit, match):
 
 # -- bad input -----------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("make", [PathKernelRegressor, PathKernelClassifier])
-@pytest.mark.parametrize("bad", [
-    "negative", "nan", "inf", "short", "long", "all zero", "2-d",
-])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "negative",
+        "nan",
+        "inf",
+        "short",
+        "long",
+        "all zero",
+        "2-d",
+    ],
+)
 def test_bad_weights_are_refused_naming_sample_weight(make, bad):
     X, y = _cancer(n=20)
     w = np.ones(20)
@@ -281,9 +319,10 @@ def test_the_native_boundary_checks_the_weights_again():
             train(w)
     with pytest.raises(ValueError, match="sample_weight: all weights are zero"):
         train(np.zeros(10))
-    for call in (lambda sw: _core.mlp_decompose(spec, Xt, Yt, w0, Xt[:2], sample_weight=sw),
-                 lambda sw: _core.mlp_tangent_kernel(spec, Xt, Yt, w0, Xt, Xt, path=True,
-                                                     sample_weight=sw)):
+    for call in (
+        lambda sw: _core.mlp_decompose(spec, Xt, Yt, w0, Xt[:2], sample_weight=sw),
+        lambda sw: _core.mlp_tangent_kernel(spec, Xt, Yt, w0, Xt, Xt, path=True, sample_weight=sw),
+    ):
         with pytest.raises(ValueError, match="sample_weight"):
             call(np.zeros(10))
         with pytest.raises(ValueError, match="sample_weight"):
@@ -302,30 +341,39 @@ def test_the_callers_array_is_neither_changed_nor_kept():
     assert m.replay_gap_ == 0.0
     # lists and scalars are weights too
     listed = PathKernelRegressor((4,), n_steps=10, random_state=0).fit(
-        X, y, sample_weight=before.tolist())
+        X, y, sample_weight=before.tolist()
+    )
     np.testing.assert_array_equal(listed._params, m._params)
 
 
 # -- hypothesis: random weights at the boundary ------------------------------------------------
 
+
 @settings(max_examples=15, deadline=None)
 @given(data=st.data())
 def test_random_weights_keep_the_decomposition_exact(data):
     n = data.draw(st.integers(2, 24), label="n")
-    weights = data.draw(st.lists(st.one_of(st.just(0.0), st.floats(0.0, 10.0, allow_subnormal=False)),
-                                 min_size=n, max_size=n), label="weights")
+    weights = data.draw(
+        st.lists(
+            st.one_of(st.just(0.0), st.floats(0.0, 10.0, allow_subnormal=False)),
+            min_size=n,
+            max_size=n,
+        ),
+        label="weights",
+    )
     w = np.array(weights)
     if not w.any():
         w[data.draw(st.integers(0, n - 1), label="positive row")] = 1.0
     batch = data.draw(st.one_of(st.none(), st.integers(1, n)), label="batch_size")
     classify = data.draw(st.booleans(), label="classifier")
-    X, y = (_iris(n=max(n, 3)) if classify else _diabetes(n=n))
+    X, y = _iris(n=max(n, 3)) if classify else _diabetes(n=n)
     X, y = X[:n], y[:n]
     if classify and len(np.unique(y)) < 2:
         y = np.arange(n) % 2
     make = PathKernelClassifier if classify else PathKernelRegressor
-    m = make((4,), learning_rate=0.1, n_steps=8, batch_size=batch, alpha=0.01,
-             random_state=0).fit(X, y, sample_weight=w)
+    m = make((4,), learning_rate=0.1, n_steps=8, batch_size=batch, alpha=0.01, random_state=0).fit(
+        X, y, sample_weight=w
+    )
     spec, Xt, Yt, w0 = m._replay_inputs()
     out = _core.mlp_decompose(spec, Xt, Yt, w0, Xt[:3], sample_weight=m._sample_weight)
     recon = out["initial"] + out["contributions"].sum(axis=1) + out["reg"]

@@ -17,8 +17,14 @@ from gramfree import KernelClassifier, KernelRegressorCV
 
 
 def _python(code: str, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True,
-                          text=True, check=True, env=env, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(code)],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        timeout=300,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -64,19 +70,25 @@ def test_verbose_fit_without_logging_setup_writes_to_stderr():
 
 def test_import_leaves_the_environment_as_the_user_set_it():
     env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    out = _python("""
+    out = _python(
+        """
         import os, subprocess, sys
         import gramfree
         child = subprocess.run([sys.executable, "-c",
                                 "import os; print(os.environ.get('OMP_WAIT_POLICY'))"],
                                capture_output=True, text=True).stdout.strip()
         print(os.environ.get("OMP_WAIT_POLICY"), child)
-    """, env=env)
+    """,
+        env=env,
+    )
     assert out.stdout.split() == ["None", "None"]
-    out = _python("""
+    out = _python(
+        """
         import os, gramfree
         print(os.environ["OMP_WAIT_POLICY"])
-    """, env={**env, "OMP_WAIT_POLICY": "ACTIVE"})
+    """,
+        env={**env, "OMP_WAIT_POLICY": "ACTIVE"},
+    )
     assert out.stdout.strip() == "ACTIVE"
 
 
@@ -86,7 +98,8 @@ def test_threadpoolctl_openmp_limit_is_honoured(limited):
     # A fresh process: OpenMP starts its workers at the first parallel region, so the
     # threads the operator added show in /proc/self/task.
     env = {k: v for k, v in os.environ.items() if k != "OMP_NUM_THREADS"}
-    out = _python(f"""
+    out = _python(
+        f"""
         import os
         import numpy as np
         from threadpoolctl import threadpool_limits
@@ -101,7 +114,9 @@ def test_threadpoolctl_openmp_limit_is_honoured(limited):
             threads = gramfree.config()["threads"]
             gramfree.KernelOperator(X, X[:2000], "rbf") @ np.ones(2000)
         print(threads, len(os.listdir("/proc/self/task")) - before)
-    """, env=env)
+    """,
+        env=env,
+    )
     threads, added = map(int, out.stdout.split())
     if limited:
         assert (threads, added) == (1, 0)

@@ -16,7 +16,7 @@ README = os.path.join(os.path.dirname(__file__), "..", "README.md")
 def _tour():
     """``(script, expected_lines)`` from the tour's python and text blocks."""
     text = open(README, encoding="utf-8").read()
-    section = text[text.index("## A short tour"):text.index("## The path kernel")]
+    section = text[text.index("## A short tour") : text.index("## The path kernel")]
     blocks = re.findall(r"^( *)```(\w*)\n(.*?)^\1```", section, flags=re.S | re.M)
     code, expected, machine_block = [], [], False
     for _indent, lang, body in blocks:
@@ -34,7 +34,7 @@ def _tour():
                 if match:
                     expected.append(match.group(1))
                     while i < len(lines) and lines[i].startswith("#    "):
-                        expected.append(lines[i][len("#    "):])
+                        expected.append(lines[i][len("#    ") :])
                         i += 1
         elif lang == "text" and not machine_block:
             expected.extend(body.rstrip("\n").splitlines())
@@ -45,8 +45,9 @@ def test_tour_prints_what_the_readme_says(tmp_path):
     script, expected = _tour()
     assert len(expected) > 10  # the parser found the tour's outputs
     (tmp_path / "tour.py").write_text(script)
-    out = subprocess.run([sys.executable, "tour.py"], cwd=tmp_path, capture_output=True,
-                         text=True, timeout=300)
+    out = subprocess.run(
+        [sys.executable, "tour.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
     assert out.returncode == 0, out.stderr[-3000:]
     got = [line.rstrip() for line in out.stdout.rstrip("\n").splitlines()]
     assert got == [line.rstrip() for line in expected]

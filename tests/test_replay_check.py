@@ -66,5 +66,6 @@ def test_simd_level_round_trips_through_the_file(tmp_path):
     assert loaded.simd_level_ == model.simd_level_
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        np.testing.assert_array_equal(loaded.decompose(X[:2]).contributions,
-                                      model.decompose(X[:2]).contributions)
+        np.testing.assert_array_equal(
+            loaded.decompose(X[:2]).contributions, model.decompose(X[:2]).contributions
+        )

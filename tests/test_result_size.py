@@ -14,17 +14,22 @@ from gramfree.pathkernel.network import Network
 
 def _spec(sizes):
     return Network(tuple(sizes), "tanh", "squared").spec(
-        learning_rate=0.1, n_steps=2, batch_size=0, alpha=0.0, seed=0, shuffle=False)
+        learning_rate=0.1, n_steps=2, batch_size=0, alpha=0.0, seed=0, shuffle=False
+    )
 
 
 def test_path_kernel_against_a_huge_set_is_refused():
     """path_kernel(X, Y) is (len(X), len(Y), k): 10^6 x 10^6 doubles is 8 TB."""
     rng = np.random.default_rng(0)
     model = PathKernelRegressor((4,), learning_rate=0.05, n_steps=5, random_state=0).fit(
-        rng.normal(size=(20, 2)), rng.normal(size=20))
+        rng.normal(size=(20, 2)), rng.normal(size=20)
+    )
     big = np.zeros((1_000_000, 2))
-    with pytest.raises(ValueError, match=r"kernel of shape \(1000000, 1000000, 1\) needs .* "
-                                         r"MiB, more than this machine's .*fewer rows"):
+    with pytest.raises(
+        ValueError,
+        match=r"kernel of shape \(1000000, 1000000, 1\) needs .* "
+        r"MiB, more than this machine's .*fewer rows",
+    ):
         model.path_kernel(big, big)
     with pytest.raises(ValueError, match="kernel of shape"):
         model.tangent_kernel(big, big, step=5)

@@ -143,7 +143,10 @@ def test_nystrom_pcg_matches_normal_equations(weighted, t):
     np.testing.assert_array_equal(res.centers, C)
     a = _np_nystrom(X, Y, w, 1e-2, C)
     Xt = np.random.default_rng(9).normal(size=(50, 4))
-    assert rel_diff(rbf_kernel(Xt, C, gamma=GAMMA) @ res.coef, rbf_kernel(Xt, C, gamma=GAMMA) @ a) <= 1e-6
+    assert (
+        rel_diff(rbf_kernel(Xt, C, gamma=GAMMA) @ res.coef, rbf_kernel(Xt, C, gamma=GAMMA) @ a)
+        <= 1e-6
+    )
     # the last reported objective is the objective of the returned coefficients
     assert len(res.loss_curve) == res.n_iter
     assert res.loss_curve[-1] == pytest.approx(objective(p, C, res.coef), rel=1e-8)
@@ -230,7 +233,11 @@ def test_nystrom_pcg_bad_precond_dtype():
 
 def _eigenpro(p, centres=None, *, max_iter=30, tol=1e-4, seed=0, max_batch=8192):
     return solve_eigenpro(
-        p, centres, max_iter=max_iter, tol=tol, random_state=np.random.default_rng(seed),
+        p,
+        centres,
+        max_iter=max_iter,
+        tol=tol,
+        random_state=np.random.default_rng(seed),
         max_batch=max_batch,
     )
 
@@ -243,7 +250,9 @@ def test_eigenpro_batch_and_step_size(alpha, max_batch):
     p = Problem(X, Y, Gaussian(GAMMA), alpha, None, 1)
     res = _eigenpro(p, max_iter=2, tol=0.0, max_batch=max_batch)
     info = res.info
-    m, eta, q, lam, beta = (info[k] for k in ("batch_size", "step_size", "top_q", "lambda_q", "beta"))
+    m, eta, q, lam, beta = (
+        info[k] for k in ("batch_size", "step_size", "top_q", "lambda_q", "beta")
+    )
     # beta bounds the diagonal of K + alpha I: 1 + alpha for the Gaussian kernel
     assert beta == pytest.approx(1.0 + alpha, rel=1e-12)
     assert info["n_subsample"] == n and info["n_measure"] == n

@@ -96,8 +96,9 @@ def test_published_eigenpro_step_is_unstable_on_real_data(name, gamma):
     E_old, D_old, eta_old = _published_rule(K[np.ix_(S, S)], beta, shift)
     assert eta_old > 2 / _full_top(K, S, E_old, D_old, shift)
 
-    res = solve_eigenpro(p, None, max_iter=1, tol=0.0, random_state=np.random.default_rng(0),
-                         n_subsample=SUBSAMPLE)
+    res = solve_eigenpro(
+        p, None, max_iter=1, tol=0.0, random_state=np.random.default_rng(0), n_subsample=SUBSAMPLE
+    )
     E, D, _, q = _eigensystem(K[np.ix_(S, S)], beta, shift, 8192, SUBSAMPLE // 3 - 1)
     assert q == res.info["top_q"]
     assert res.info["step_size"] < 2 / _full_top(K, S, E, D, shift)
@@ -109,8 +110,15 @@ def test_eigenpro_safeguard_undoes_a_diverging_step(name, gamma):
     the epochs that increase the objective, halves the step, and still ends below where it
     started; the curve it reports never increases."""
     p = _problem(name, gamma)
-    res = solve_eigenpro(p, None, max_iter=15, tol=0.0, random_state=np.random.default_rng(0),
-                         n_subsample=SUBSAMPLE, step_scale=20.0)
+    res = solve_eigenpro(
+        p,
+        None,
+        max_iter=15,
+        tol=0.0,
+        random_state=np.random.default_rng(0),
+        n_subsample=SUBSAMPLE,
+        step_scale=20.0,
+    )
     info = res.info
     assert info["rejected_epochs"] >= 1 and info["step_halvings"] == info["rejected_epochs"]
     assert info["step_size"] < 20.0 * info["step_size_rule"]
@@ -124,8 +132,14 @@ def test_eigenpro2_reaches_the_exact_solution(name, gamma):
     p = _problem(name, gamma)
     exact = solve_direct(p)
     best = objective(p, exact.centers, exact.coef)
-    res = solve_eigenpro(p, None, max_iter=100, tol=1e-4, random_state=np.random.default_rng(0),
-                         n_subsample=SUBSAMPLE)
+    res = solve_eigenpro(
+        p,
+        None,
+        max_iter=100,
+        tol=1e-4,
+        random_state=np.random.default_rng(0),
+        n_subsample=SUBSAMPLE,
+    )
     assert res.converged
     assert np.all(np.diff(res.loss_curve) <= 0)
     got = objective(p, res.centers, res.coef)
@@ -152,7 +166,9 @@ def test_nystrom_pcg_on_all_points_reaches_the_exact_solution(name, gamma):
 @pytest.mark.parametrize("name,gamma", CASES, ids=IDS)
 def test_eigenpro3_approaches_the_nystrom_solution(name, gamma):
     p = _problem(name, gamma)
-    C = np.ascontiguousarray(p.X[np.sort(np.random.default_rng(1).choice(len(p.X), 150, replace=False))])
+    C = np.ascontiguousarray(
+        p.X[np.sort(np.random.default_rng(1).choice(len(p.X), 150, replace=False))]
+    )
     pcg = solve_nystrom_pcg(p, C, max_iter=300, tol=1e-12)
     best = objective(p, C, pcg.coef)
     res = solve_eigenpro(p, C, max_iter=60, tol=0.0, random_state=np.random.default_rng(0))

@@ -9,12 +9,12 @@ import sys
 
 import numpy as np
 import pytest
+import reference as ref
+import strategies as S
 from hypothesis import given
 from hypothesis import strategies as st
 
 import gramfree
-import reference as ref
-import strategies as S
 from gramfree import KernelOperator, _core, kernel_matrix
 from gramfree.kernels import ArcCosine, Gaussian, Laplacian, Linear, Matern, Polynomial
 
@@ -109,8 +109,12 @@ def test_one_and_two_threads_agree(kernel, dtype):
         assert_same(two, one, RTOL[dtype], scales(kernel, X, Z, V, U), f"{(n, m)}")
         # And both are right.
         expected = ref.matvec(kernel, X, Z, V)
-        ref.assert_rel_close(two["matvec"], expected, 1e-12 if dtype == np.float64 else 1e-5,
-                             scale=ref.magnitudes(kernel, "matvec", X, Z, V))
+        ref.assert_rel_close(
+            two["matvec"],
+            expected,
+            1e-12 if dtype == np.float64 else 1e-5,
+            scale=ref.magnitudes(kernel, "matvec", X, Z, V),
+        )
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=lambda t: t.__name__)
@@ -134,9 +138,13 @@ def test_one_and_two_threads_agree_many_features(kernel, dtype):
             a = one.normal_matvec(V, sample_weight=weights)
             b = two.normal_matvec(V, sample_weight=weights)
             ref.assert_rel_close(b, a, RTOL[dtype], scale=scale, what=f"threads {(n, m, d)}")
-            ref.assert_rel_close(b, Kd.T @ (wd[:, None] * (Kd @ V)),
-                                 1e-12 if dtype == np.float64 else 1e-5, scale=scale,
-                                 what=f"reference {(n, m, d)}")
+            ref.assert_rel_close(
+                b,
+                Kd.T @ (wd[:, None] * (Kd @ V)),
+                1e-12 if dtype == np.float64 else 1e-5,
+                scale=scale,
+                what=f"reference {(n, m, d)}",
+            )
 
 
 @pytest.mark.parametrize("kernel", KERNELS, ids=repr)
@@ -151,7 +159,9 @@ def test_row_split_is_bitwise_independent_of_threads(kernel):
         for n_jobs in (2, 3):
             many = all_results(kernel, X, Z, V, U, n_jobs=n_jobs)
             for key in one:
-                np.testing.assert_array_equal(many[key], one[key], err_msg=f"{key} k={k} n_jobs={n_jobs}")
+                np.testing.assert_array_equal(
+                    many[key], one[key], err_msg=f"{key} k={k} n_jobs={n_jobs}"
+                )
 
 
 @pytest.mark.parametrize("n_jobs", [1, 2])
@@ -193,7 +203,7 @@ def test_simd_levels_reported():
 def test_set_simd_level_rejects_unknown_and_unsupported(restore_simd):
     with pytest.raises(ValueError, match="simd level"):
         _core.set_simd_level("sse9")
-    for level in LEVELS[len(AVAILABLE):]:  # above what this processor has
+    for level in LEVELS[len(AVAILABLE) :]:  # above what this processor has
         with pytest.raises(ValueError, match=level):
             _core.set_simd_level(level)
     for level in AVAILABLE:
@@ -208,8 +218,14 @@ def test_simd_level_agrees_with_scalar(kernel, dtype, level, restore_simd):
     rng = np.random.default_rng(23)
     # Sizes around the register tiles of every level (6 or 12 rows, 4 to 32 lanes).
     # k = 3: the lane-wise path; k = 26 and 70: the micro-GEMM (padded to whole vectors).
-    for n, m, d, k in [(1, 1, 1, 3), (7, 33, 3, 26), (25, 17, 16, 3), (64, 65, 9, 70),
-                       (3, 2000, 5, 3), (30, 300, 4, 26)]:
+    for n, m, d, k in [
+        (1, 1, 1, 3),
+        (7, 33, 3, 26),
+        (25, 17, 16, 3),
+        (64, 65, 9, 70),
+        (3, 2000, 5, 3),
+        (30, 300, 4, 26),
+    ]:
         X, Z, V, U = make(rng, n, m, d, k, dtype)
         _core.set_simd_level("scalar")
         scalar = all_results(kernel, X, Z, V, U)
@@ -218,9 +234,12 @@ def test_simd_level_agrees_with_scalar(kernel, dtype, level, restore_simd):
         vector = all_results(kernel, X, Z, V, U)
         assert_same(vector, scalar, RTOL[dtype], scales(kernel, X, Z, V, U), f"{level} {(n, m, d)}")
         # Not just agreeing with each other: right.
-        ref.assert_rel_close(vector["kernel_matrix"], ref.kernel_matrix(kernel, X, Z),
-                             1e-12 if dtype == np.float64 else 1e-5,
-                             scale=ref.magnitude_matrix(kernel, X, Z))
+        ref.assert_rel_close(
+            vector["kernel_matrix"],
+            ref.kernel_matrix(kernel, X, Z),
+            1e-12 if dtype == np.float64 else 1e-5,
+            scale=ref.magnitude_matrix(kernel, X, Z),
+        )
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32], ids=lambda t: t.__name__)
@@ -239,8 +258,12 @@ def test_gaussian_direct_difference_path_levels_and_threads(dtype, restore_simd)
         sc = scales(kernel, X, Z, V, U)
         sc.pop("gradient")
         scalar.pop("gradient")
-        ref.assert_rel_close(scalar["kernel_matrix"], ref.kernel_matrix(kernel, X, Z),
-                             1e-12 if dtype == np.float64 else 1e-5, what="scalar vs reference")
+        ref.assert_rel_close(
+            scalar["kernel_matrix"],
+            ref.kernel_matrix(kernel, X, Z),
+            1e-12 if dtype == np.float64 else 1e-5,
+            what="scalar vs reference",
+        )
         for level in AVAILABLE:
             _core.set_simd_level(level)
             for n_jobs in (1, 2):
@@ -263,8 +286,9 @@ def test_simd_levels_agree_on_drawn_problems(level, data):
     finally:
         _core.set_simd_level(original)
     ref.assert_rel_close(vector[0], scalar[0], 1e-13, scale=ref.magnitude_matrix(kernel, X, Z))
-    ref.assert_rel_close(vector[1], scalar[1], 1e-13,
-                         scale=ref.magnitudes(kernel, "matvec", X, Z, V))
+    ref.assert_rel_close(
+        vector[1], scalar[1], 1e-13, scale=ref.magnitudes(kernel, "matvec", X, Z, V)
+    )
 
 
 ENV_VALUES = [*(level for level in AVAILABLE if level != "scalar"), "bogus"]
@@ -280,9 +304,13 @@ def config_under_env():
         env = {k: v for k, v in os.environ.items() if k != "GRAMFREE_SIMD"}
         if value is not None:
             env["GRAMFREE_SIMD"] = value
-        procs[value] = subprocess.Popen([sys.executable, "-c", code], env=env,
-                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                        text=True)
+        procs[value] = subprocess.Popen(
+            [sys.executable, "-c", code],
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
     results = {}
     for value, proc in procs.items():
         out, err = proc.communicate(timeout=120)
@@ -307,7 +335,10 @@ def test_gramfree_simd_literal_command():
     env = dict(os.environ, GRAMFREE_SIMD="scalar")
     proc = subprocess.run(
         [sys.executable, "-c", "import gramfree; print(gramfree.config()['simd_level'])"],
-        env=env, capture_output=True, text=True, timeout=120,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "scalar"

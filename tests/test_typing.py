@@ -7,8 +7,9 @@ from __future__ import annotations
 import inspect
 import os
 
-import gramfree
 import pytest
+
+import gramfree
 
 
 def _public_callables():
@@ -30,8 +31,11 @@ def _public_callables():
 @pytest.mark.parametrize("func", _public_callables())
 def test_public_callables_are_annotated(func):
     sig = inspect.signature(func)
-    missing = [n for n, p in sig.parameters.items()
-               if n not in ("self", "cls") and p.annotation is inspect.Parameter.empty]
+    missing = [
+        n
+        for n, p in sig.parameters.items()
+        if n not in ("self", "cls") and p.annotation is inspect.Parameter.empty
+    ]
     assert not missing, f"parameters without a type: {missing}"
     assert sig.return_annotation is not inspect.Signature.empty, "no return type"
 

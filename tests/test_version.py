@@ -7,8 +7,9 @@ import importlib.metadata
 import pathlib
 import subprocess
 
-import gramfree
 import pytest
+
+import gramfree
 from gramfree import _core
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

@@ -3,7 +3,8 @@
 // Every benchmark reports items_per_second with one item = one kernel entry k(x_i, z_j),
 // i.e. n * m per call (the normal operator K^T K V also counts n * m, although it evaluates
 // each entry twice). Arguments are n (rows of X), m (rows of Z), d (features) and k
-// (columns of V; kernel_block has none). Times are wall-clock (UseRealTime): the operators are OpenMP-parallel.
+// (columns of V; kernel_block has none). Times are wall-clock (UseRealTime): the operators are
+// OpenMP-parallel.
 //
 //   gramfree_bench_operators                                 # all, default sizes
 //   gramfree_bench_operators --benchmark_filter='matvec_gaussian<float>'
@@ -62,8 +63,7 @@ gf::KernelSpec spec_for(gf::KernelKind kind, std::size_t d) {
 }
 
 void finish(benchmark::State& state, std::size_t n, std::size_t m) {
-  state.SetItemsProcessed(std::int64_t(state.iterations()) * std::int64_t(n) *
-                          std::int64_t(m));
+  state.SetItemsProcessed(std::int64_t(state.iterations()) * std::int64_t(n) * std::int64_t(m));
 }
 
 template <class T>
@@ -143,10 +143,22 @@ void block_sizes(benchmark::internal::Benchmark* b) {
 
 BENCHMARK_TEMPLATE(BM_matvec_gaussian, float)->Apply(matvec_sizes)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_matvec_gaussian, double)->Apply(matvec_sizes)->UseRealTime();
-BENCHMARK_TEMPLATE(BM_matvec_gaussian, float)->Name("BM_matvec_rhs<float>")->Apply(rhs_sizes)->UseRealTime();
-BENCHMARK_TEMPLATE(BM_matvec_gaussian, double)->Name("BM_matvec_rhs<double>")->Apply(rhs_sizes)->UseRealTime();
-BENCHMARK_TEMPLATE(BM_normal_matvec_gaussian, float)->Name("BM_normal_rhs<float>")->Apply(rhs_sizes)->UseRealTime();
-BENCHMARK_TEMPLATE(BM_normal_matvec_gaussian, double)->Name("BM_normal_rhs<double>")->Apply(rhs_sizes)->UseRealTime();
+BENCHMARK_TEMPLATE(BM_matvec_gaussian, float)
+    ->Name("BM_matvec_rhs<float>")
+    ->Apply(rhs_sizes)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(BM_matvec_gaussian, double)
+    ->Name("BM_matvec_rhs<double>")
+    ->Apply(rhs_sizes)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(BM_normal_matvec_gaussian, float)
+    ->Name("BM_normal_rhs<float>")
+    ->Apply(rhs_sizes)
+    ->UseRealTime();
+BENCHMARK_TEMPLATE(BM_normal_matvec_gaussian, double)
+    ->Name("BM_normal_rhs<double>")
+    ->Apply(rhs_sizes)
+    ->UseRealTime();
 BENCHMARK_TEMPLATE(BM_normal_matvec_gaussian, float)->Apply(normal_sizes)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_normal_matvec_gaussian, double)->Apply(normal_sizes)->UseRealTime();
 BENCHMARK_TEMPLATE(BM_block_gaussian, float)->Apply(block_sizes)->UseRealTime();
@@ -169,10 +181,9 @@ const char* type_name() {
 template <class T>
 void register_dynamic() {
   for (gf::KernelKind kind : kAllKinds) {
-    const std::string name = "BM_matvec_kind<" + std::string(type_name<T>()) + ">/" +
-                             gf::to_string(kind);
-    benchmark::RegisterBenchmark(name.c_str(),
-                                 [kind](benchmark::State& s) { matvec<T>(s, kind); })
+    const std::string name =
+        "BM_matvec_kind<" + std::string(type_name<T>()) + ">/" + gf::to_string(kind);
+    benchmark::RegisterBenchmark(name.c_str(), [kind](benchmark::State& s) { matvec<T>(s, kind); })
         ->ArgNames({"n", "m", "d", "k"})
         ->Args({512, 512, 16, 1})
         ->Args({2048, 2048, 16, 1})
@@ -180,8 +191,8 @@ void register_dynamic() {
   }
   for (int level = 0; level <= static_cast<int>(gf::detected_simd_level()); ++level) {
     const gf::SimdLevel simd = static_cast<gf::SimdLevel>(level);
-    const std::string name = "BM_matvec_simd<" + std::string(type_name<T>()) + ">/" +
-                             gf::to_string(simd);
+    const std::string name =
+        "BM_matvec_simd<" + std::string(type_name<T>()) + ">/" + gf::to_string(simd);
     benchmark::RegisterBenchmark(name.c_str(),
                                  [simd](benchmark::State& s) {
                                    const gf::SimdLevel saved = gf::simd_level();

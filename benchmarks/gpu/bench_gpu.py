@@ -64,10 +64,17 @@ def check_all(gf) -> float:
     """Worst relative error of every GPU operator against the CPU, per dtype."""
     from gramfree import KernelOperator
 
-    kernels = [("rbf", {"gamma": 0.3}), ("laplacian", {"gamma": 0.2}),
-               ("laplacian", {"gamma": 0.2, "norm": "l2"}),
-               ("matern", {"nu": 0.5}), ("matern", {"nu": 1.5}), ("matern", {"nu": 2.5}),
-               ("poly", {"degree": 3, "gamma": 0.1}), ("linear", {}), ("arccos", {})]
+    kernels = [
+        ("rbf", {"gamma": 0.3}),
+        ("laplacian", {"gamma": 0.2}),
+        ("laplacian", {"gamma": 0.2, "norm": "l2"}),
+        ("matern", {"nu": 0.5}),
+        ("matern", {"nu": 1.5}),
+        ("matern", {"nu": 2.5}),
+        ("poly", {"degree": 3, "gamma": 0.1}),
+        ("linear", {}),
+        ("arccos", {}),
+    ]
     worst = {}
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float64):
@@ -80,9 +87,12 @@ def check_all(gf) -> float:
             for name, params in kernels:
                 cpu = KernelOperator(X, Z, name, **params)
                 gpu = KernelOperator(X, Z, name, device="cuda", **params)
-                for what, a, b in (("K@V", gpu @ V, cpu @ V), ("K.T@U", gpu.T @ U, cpu.T @ U),
-                                   ("normal", gpu.normal_matvec(V, w), cpu.normal_matvec(V, w)),
-                                   ("block", gpu.to_dense(), cpu.to_dense())):
+                for what, a, b in (
+                    ("K@V", gpu @ V, cpu @ V),
+                    ("K.T@U", gpu.T @ U, cpu.T @ U),
+                    ("normal", gpu.normal_matvec(V, w), cpu.normal_matvec(V, w)),
+                    ("block", gpu.to_dense(), cpu.to_dense()),
+                ):
                     err = float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-30))
                     key = (np.dtype(dtype).name, what)
                     worst[key] = max(worst.get(key, 0.0), err)
@@ -167,8 +177,11 @@ def main(argv=None) -> int:
         pykeops_torch = None
     sync = (lambda: torch.cuda.synchronize()) if torch is not None else (lambda: None)
 
-    sizes = [int(float(s)) for s in args.sizes.split(",")] if args.sizes else (
-        [20_000, 100_000] if args.quick else SIZES)
+    sizes = (
+        [int(float(s)) for s in args.sizes.split(",")]
+        if args.sizes
+        else ([20_000, 100_000] if args.quick else SIZES)
+    )
     dims = [int(s) for s in args.dims.split(",")] if args.dims else DIMS
     rows = []
     for n in sizes:
@@ -180,29 +193,43 @@ def main(argv=None) -> int:
             v = rng.normal(size=(n, 1)).astype(np.float32)
             reps = 3 if n <= 100_000 else 1
             _core.cuda_kernel_matvec(X[:1000], Z[:1000], v[:1000], kind="gaussian", gamma=g)
-            t_gf = min(timed(lambda: _core.cuda_kernel_matvec(X, Z, v, kind="gaussian", gamma=g),
-                             sync)[0] for _ in range(reps))
+            t_gf = min(
+                timed(lambda: _core.cuda_kernel_matvec(X, Z, v, kind="gaussian", gamma=g), sync)[0]
+                for _ in range(reps)
+            )
             out_gf = _core.cuda_kernel_matvec(X, Z, v, kind="gaussian", gamma=g)
             row = {"n": n, "d": d, "gramfree": t_gf, "keops": None, "torch": None, "err": {}}
             if torch is not None:
                 Xt, Zt, vt = (torch.from_numpy(a).cuda() for a in (X, Z, v))
-                t, out = min((timed(lambda: torch_chunked(torch, Xt, Zt, vt, g), sync)
-                              for _ in range(reps)), key=lambda p: p[0])
+                t, out = min(
+                    (timed(lambda: torch_chunked(torch, Xt, Zt, vt, g), sync) for _ in range(reps)),
+                    key=lambda p: p[0],
+                )
                 row["torch"] = t
-                row["err"]["torch"] = float(np.max(np.abs(out.cpu().numpy() - out_gf))
-                                            / np.max(np.abs(out_gf)))
+                row["err"]["torch"] = float(
+                    np.max(np.abs(out.cpu().numpy() - out_gf)) / np.max(np.abs(out_gf))
+                )
                 if pykeops_torch is not None:
                     keops_fn(pykeops_torch, Xt[:1000], Zt[:1000], vt[:1000], g)  # compile
-                    t, out = min((timed(lambda: keops_fn(pykeops_torch, Xt, Zt, vt, g), sync)
-                                  for _ in range(reps)), key=lambda p: p[0])
+                    t, out = min(
+                        (
+                            timed(lambda: keops_fn(pykeops_torch, Xt, Zt, vt, g), sync)
+                            for _ in range(reps)
+                        ),
+                        key=lambda p: p[0],
+                    )
                     row["keops"] = t
-                    row["err"]["keops"] = float(np.max(np.abs(out.cpu().numpy() - out_gf))
-                                                / np.max(np.abs(out_gf)))
+                    row["err"]["keops"] = float(
+                        np.max(np.abs(out.cpu().numpy() - out_gf)) / np.max(np.abs(out_gf))
+                    )
                 del Xt, Zt, vt
                 torch.cuda.empty_cache()
             rows.append(row)
-            print(f"[time] n=m={n} d={d}: gramfree {t_gf:.3f} s, keops {row['keops']}, "
-                  f"torch {row['torch']}", flush=True)
+            print(
+                f"[time] n=m={n} d={d}: gramfree {t_gf:.3f} s, keops {row['keops']}, "
+                f"torch {row['torch']}",
+                flush=True,
+            )
 
     def f(t):
         return "-" if t is None else f"{t:.3f} s"
@@ -214,11 +241,16 @@ def main(argv=None) -> int:
         rk = r["keops"] / r["gramfree"] if r["keops"] else None
         rt = r["torch"] / r["gramfree"] if r["torch"] else None
         bar = BARS.get(r["d"])
-        verdict = "-" if bar is None or rk is None else (
-            f">= {bar:g}x: {'PASS' if rk >= bar else 'FAIL'}")
-        print(f"| {r['n']:.0e} | {r['d']} | {f(r['gramfree'])} | {r['n'] ** 2 / r['gramfree']:.2e} "
-              f"| {f(r['keops'])} | {'-' if rk is None else f'{rk:.2f}x'} | {f(r['torch'])} "
-              f"| {'-' if rt is None else f'{rt:.2f}x'} | {verdict} |")
+        verdict = (
+            "-"
+            if bar is None or rk is None
+            else (f">= {bar:g}x: {'PASS' if rk >= bar else 'FAIL'}")
+        )
+        print(
+            f"| {r['n']:.0e} | {r['d']} | {f(r['gramfree'])} | {r['n'] ** 2 / r['gramfree']:.2e} "
+            f"| {f(r['keops'])} | {'-' if rk is None else f'{rk:.2f}x'} | {f(r['torch'])} "
+            f"| {'-' if rt is None else f'{rt:.2f}x'} | {verdict} |"
+        )
     errs = {k: max(r["err"].get(k, 0.0) for r in rows) for k in ("keops", "torch")}
     print(f"\nmax relative difference of the results vs gramfree: {errs}")
     return 0

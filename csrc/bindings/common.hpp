@@ -19,7 +19,6 @@ namespace gramfree::bindings {
 
 namespace py = pybind11;
 
-
 [[noreturn]] inline void type_error(const std::string& msg) { throw py::type_error(msg); }
 [[noreturn]] inline void value_error(const std::string& msg) { throw py::value_error(msg); }
 
@@ -43,8 +42,7 @@ ConstMatrix<T> view(const py::array& a, const char* name, DType want) {
   if (a.ndim() != 2)
     value_error(std::string(name) + ": expected a 2-d array, got " + std::to_string(a.ndim()) +
                 " dimension(s)");
-  if (!(a.flags() & py::array::c_style))
-    value_error(std::string(name) + ": must be C-contiguous");
+  if (!(a.flags() & py::array::c_style)) value_error(std::string(name) + ": must be C-contiguous");
   return ConstMatrix<T>{static_cast<const T*>(a.data()), std::size_t(a.shape(0)),
                         std::size_t(a.shape(1))};
 }
@@ -103,7 +101,8 @@ inline void check_result_size(std::initializer_list<std::size_t> shape, const ch
     dims += (dims.empty() ? "" : ", ") + std::to_string(extent);
   }
   if (overflow)
-    value_error(std::string(what) + " of shape (" + dims + ") overflows the address space; " + hint);
+    value_error(std::string(what) + " of shape (" + dims + ") overflows the address space; " +
+                hint);
   const std::size_t bytes = count * sizeof(double);
   if (bytes > physical_memory_bytes())
     value_error(std::string(what) + " of shape (" + dims + ") needs " +
@@ -112,7 +111,7 @@ inline void check_result_size(std::initializer_list<std::size_t> shape, const ch
 }
 
 inline KernelSpec make_spec(const std::string& kind, double gamma, double coef0, int degree,
-                     double length_scale) {
+                            double length_scale) {
   KernelSpec spec;
   spec.kind = kernel_kind_from_string(kind);
   spec.gamma = gamma;

@@ -33,9 +33,15 @@ py::array run(Op op, const KernelSpec& spec, const py::array& X, const py::array
   Matrix<T> o{out.mutable_data(), rows, v.cols};
   call_released([&] {
     switch (op) {
-      case Op::matvec: cuda::kernel_matvec<T>(spec, x, z, v, o, options); break;
-      case Op::rmatvec: cuda::kernel_rmatvec<T>(spec, x, z, v, o, options); break;
-      case Op::normal: cuda::kernel_normal_matvec<T>(spec, x, z, v, o, options, w); break;
+      case Op::matvec:
+        cuda::kernel_matvec<T>(spec, x, z, v, o, options);
+        break;
+      case Op::rmatvec:
+        cuda::kernel_rmatvec<T>(spec, x, z, v, o, options);
+        break;
+      case Op::normal:
+        cuda::kernel_normal_matvec<T>(spec, x, z, v, o, options, w);
+        break;
     }
   });
   return std::move(out);
@@ -84,10 +90,11 @@ void bind_cuda(py::module_& m) {
       },
       py::arg("index") = 0);
 
-#define GRAMFREE_CUDA_ARGS                                                                 \
-  py::kw_only(), py::arg("kind"), py::arg("gamma") = 1.0, py::arg("coef0") = 1.0,          \
-      py::arg("degree") = 3, py::arg("length_scale") = 1.0, py::arg("device") = 0,         \
-      py::arg("max_device_bytes") = std::size_t(0)
+#define GRAMFREE_CUDA_ARGS                                                              \
+  py::kw_only(), py::arg("kind"), py::arg("gamma") = 1.0, py::arg("coef0") = 1.0,       \
+                                  py::arg("degree") = 3, py::arg("length_scale") = 1.0, \
+                                  py::arg("device") = 0,                                \
+                                  py::arg("max_device_bytes") = std::size_t(0)
 
   m.def(
       "cuda_kernel_matvec",
@@ -123,14 +130,14 @@ void bind_cuda(py::module_& m) {
   m.def(
       "cuda_kernel_block",
       [](const py::array& X, const py::array& Z, const std::string& kind, double gamma,
-         double coef0, int degree, double length_scale, int device,
-         std::size_t max_device_bytes) {
+         double coef0, int degree, double length_scale, int device, std::size_t max_device_bytes) {
         const KernelSpec spec = make_spec(kind, gamma, coef0, degree, length_scale);
         const cuda::Options options = make_cuda_options(device, max_device_bytes);
         const DType dt = dtype_of(X, "X");
         return dt == DType::f32 ? block<float>(spec, X, Z, options, dt)
                                 : block<double>(spec, X, Z, options, dt);
       },
-      py::arg("X"), py::arg("Z"), GRAMFREE_CUDA_ARGS, "K(X, Z) materialised on a GPU, shape (n, m).");
+      py::arg("X"), py::arg("Z"), GRAMFREE_CUDA_ARGS,
+      "K(X, Z) materialised on a GPU, shape (n, m).");
 #undef GRAMFREE_CUDA_ARGS
 }

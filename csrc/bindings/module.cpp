@@ -37,10 +37,18 @@ py::array run_op(Op op, const KernelSpec& spec, const py::array& X, const py::ar
   Matrix<T> o{out.mutable_data(), rows, cols};
   call_released([&] {
     switch (op) {
-      case Op::matvec: kernel_matvec<T>(spec, x, z, v, o, options); break;
-      case Op::rmatvec: kernel_rmatvec<T>(spec, x, z, v, o, options); break;
-      case Op::normal: kernel_normal_matvec<T>(spec, x, z, v, o, options, w); break;
-      case Op::grad: kernel_grad_matvec<T>(spec, x, z, v, o, options); break;
+      case Op::matvec:
+        kernel_matvec<T>(spec, x, z, v, o, options);
+        break;
+      case Op::rmatvec:
+        kernel_rmatvec<T>(spec, x, z, v, o, options);
+        break;
+      case Op::normal:
+        kernel_normal_matvec<T>(spec, x, z, v, o, options, w);
+        break;
+      case Op::grad:
+        kernel_grad_matvec<T>(spec, x, z, v, o, options);
+        break;
     }
   });
   return std::move(out);
@@ -69,11 +77,10 @@ py::array block_typed(const KernelSpec& spec, const py::array& X, const py::arra
 // The caller's `out` for kernel_block: (rows, cols), C-contiguous, writeable, sharing no
 // memory with X or Z. Reusing one buffer spares a pass that streams blocks (the one-pass
 // Nystrom solver) a fresh allocation, and its page faults, per block.
-void check_block_out(const py::array& out, const py::array& X, const py::array& Z,
-                     std::size_t rows, std::size_t cols) {
+void check_block_out(const py::array& out, const py::array& X, const py::array& Z, std::size_t rows,
+                     std::size_t cols) {
   if (out.ndim() != 2 || std::size_t(out.shape(0)) != rows || std::size_t(out.shape(1)) != cols)
-    value_error("out: expected shape (" + std::to_string(rows) + ", " + std::to_string(cols) +
-                ")");
+    value_error("out: expected shape (" + std::to_string(rows) + ", " + std::to_string(cols) + ")");
   if (!(out.flags() & py::array::c_style)) value_error("out: must be C-contiguous");
   if (!out.writeable()) value_error("out: must be writeable");
   const auto* lo = static_cast<const char*>(out.data());
@@ -128,29 +135,40 @@ py::array diagonal_typed(const KernelSpec& spec, const py::array& X, DType dt) {
 
 const char* name_of(Metric metric) {
   switch (metric) {
-    case Metric::dot: return "dot";
-    case Metric::sqdist: return "sqdist";
-    case Metric::l1: return "l1";
+    case Metric::dot:
+      return "dot";
+    case Metric::sqdist:
+      return "sqdist";
+    case Metric::l1:
+      return "l1";
   }
   return "?";
 }
 
 const char* name_of(Domain domain) {
   switch (domain) {
-    case Domain::unused: return "unused";
-    case Domain::positive: return "positive";
-    case Domain::finite: return "finite";
-    case Domain::power: return "power";
+    case Domain::unused:
+      return "unused";
+    case Domain::positive:
+      return "positive";
+    case Domain::finite:
+      return "finite";
+    case Domain::power:
+      return "power";
   }
   return "?";
 }
 
 const char* name_of(Gradient gradient) {
   switch (gradient) {
-    case Gradient::none: return "none";
-    case Gradient::fused: return "fused";
-    case Gradient::direct: return "direct";
-    case Gradient::constant: return "constant";
+    case Gradient::none:
+      return "none";
+    case Gradient::fused:
+      return "fused";
+    case Gradient::direct:
+      return "direct";
+    case Gradient::constant:
+      return "constant";
   }
   return "?";
 }
@@ -188,16 +206,15 @@ PYBIND11_MODULE(_core, m) {
 
   py::register_exception<interrupted>(m, "Interrupted", PyExc_KeyboardInterrupt);
 
-#define GRAMFREE_KERNEL_ARGS                                                             \
+#define GRAMFREE_KERNEL_ARGS                                                              \
   py::arg("kind"), py::arg("gamma") = 1.0, py::arg("coef0") = 1.0, py::arg("degree") = 3, \
-      py::arg("length_scale") = 1.0, py::arg("n_threads") = 0
+                   py::arg("length_scale") = 1.0, py::arg("n_threads") = 0
 
   m.def(
       "kernel_matvec",
       [](const py::array& X, const py::array& Z, const py::array& V, const std::string& kind,
          double gamma, double coef0, int degree, double length_scale, int n_threads) {
-        return op_entry(Op::matvec, X, Z, V, kind, gamma, coef0, degree, length_scale,
-                        n_threads);
+        return op_entry(Op::matvec, X, Z, V, kind, gamma, coef0, degree, length_scale, n_threads);
       },
       py::arg("X"), py::arg("Z"), py::arg("V"), py::kw_only(), GRAMFREE_KERNEL_ARGS,
       "K(X, Z) @ V, shape (n, k).");
@@ -205,8 +222,7 @@ PYBIND11_MODULE(_core, m) {
       "kernel_rmatvec",
       [](const py::array& X, const py::array& Z, const py::array& U, const std::string& kind,
          double gamma, double coef0, int degree, double length_scale, int n_threads) {
-        return op_entry(Op::rmatvec, X, Z, U, kind, gamma, coef0, degree, length_scale,
-                        n_threads);
+        return op_entry(Op::rmatvec, X, Z, U, kind, gamma, coef0, degree, length_scale, n_threads);
       },
       py::arg("X"), py::arg("Z"), py::arg("U"), py::kw_only(), GRAMFREE_KERNEL_ARGS,
       "K(X, Z).T @ U, shape (m, k).");
@@ -215,8 +231,8 @@ PYBIND11_MODULE(_core, m) {
       [](const py::array& X, const py::array& Z, const py::array& V, const std::string& kind,
          double gamma, double coef0, int degree, double length_scale, int n_threads,
          const py::object& sample_weight) {
-        return op_entry(Op::normal, X, Z, V, kind, gamma, coef0, degree, length_scale,
-                        n_threads, sample_weight);
+        return op_entry(Op::normal, X, Z, V, kind, gamma, coef0, degree, length_scale, n_threads,
+                        sample_weight);
       },
       py::arg("X"), py::arg("Z"), py::arg("V"), py::kw_only(), GRAMFREE_KERNEL_ARGS,
       py::arg("sample_weight") = py::none(),
@@ -225,8 +241,7 @@ PYBIND11_MODULE(_core, m) {
       "kernel_grad_matvec",
       [](const py::array& X, const py::array& Z, const py::array& V, const std::string& kind,
          double gamma, double coef0, int degree, double length_scale, int n_threads) {
-        return op_entry(Op::grad, X, Z, V, kind, gamma, coef0, degree, length_scale,
-                        n_threads);
+        return op_entry(Op::grad, X, Z, V, kind, gamma, coef0, degree, length_scale, n_threads);
       },
       py::arg("X"), py::arg("Z"), py::arg("V"), py::kw_only(), GRAMFREE_KERNEL_ARGS,
       "Gradient of K(X, Z) @ V with respect to X, shape (n, k * d).");
@@ -241,15 +256,16 @@ PYBIND11_MODULE(_core, m) {
         if (!out.is_none()) {
           if (!py::isinstance<py::array>(out)) type_error("out: must be a numpy array");
           py::array o = out.cast<py::array>();
-          if (dt == DType::f32) block_into<float>(spec, X, Z, o, options, dt);
-          else block_into<double>(spec, X, Z, o, options, dt);
+          if (dt == DType::f32)
+            block_into<float>(spec, X, Z, o, options, dt);
+          else
+            block_into<double>(spec, X, Z, o, options, dt);
           return out;
         }
         return dt == DType::f32 ? block_typed<float>(spec, X, Z, options, dt)
                                 : block_typed<double>(spec, X, Z, options, dt);
       },
-      py::arg("X"), py::arg("Z"), py::kw_only(), GRAMFREE_KERNEL_ARGS,
-      py::arg("out") = py::none(),
+      py::arg("X"), py::arg("Z"), py::kw_only(), GRAMFREE_KERNEL_ARGS, py::arg("out") = py::none(),
       "K(X, Z) materialised, shape (n, m); into `out` when given (X's dtype, or float64 "
       "for float32 X: computed in float32, stored widened).");
   m.def(
@@ -261,8 +277,8 @@ PYBIND11_MODULE(_core, m) {
         return dt == DType::f32 ? diagonal_typed<float>(spec, X, dt)
                                 : diagonal_typed<double>(spec, X, dt);
       },
-      py::arg("X"), py::kw_only(), py::arg("kind"), py::arg("gamma") = 1.0,
-      py::arg("coef0") = 1.0, py::arg("degree") = 3, py::arg("length_scale") = 1.0,
+      py::arg("X"), py::kw_only(), py::arg("kind"), py::arg("gamma") = 1.0, py::arg("coef0") = 1.0,
+      py::arg("degree") = 3, py::arg("length_scale") = 1.0,
       "K(x, x) for each row of X (float64), shape (n,).");
 #undef GRAMFREE_KERNEL_ARGS
 

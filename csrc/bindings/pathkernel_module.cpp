@@ -100,8 +100,7 @@ void bind_pathkernel(py::module_& m) {
           std::copy(result.checkpoints[c].begin(), result.checkpoints[c].end(),
                     checkpoints.mutable_data() + c * P);
         return py::make_tuple(to_array(result.params, {P}),
-                              to_array(result.loss_curve,
-                                       {py::ssize_t(result.loss_curve.size())}),
+                              to_array(result.loss_curve, {py::ssize_t(result.loss_curve.size())}),
                               checkpoints);
       },
       py::arg("spec"), py::arg("X"), py::arg("Y"), py::arg("initial"), py::kw_only(),
@@ -153,11 +152,13 @@ void bind_pathkernel(py::module_& m) {
         }
         const std::size_t n = data.X.rows, k = run.arch.n_outputs();
         const std::size_t nq = dc.self_only ? n : q.rows;
-        if (!dc.self_only && k != 0 && nq != 0 && n > std::numeric_limits<std::size_t>::max() / nq / k / 8)
+        if (!dc.self_only && k != 0 && nq != 0 &&
+            n > std::numeric_limits<std::size_t>::max() / nq / k / 8)
           value_error("contributions: shape overflows the address space");
         if (!dc.self_only && nq * n * k * sizeof(double) > physical_memory_bytes())
           value_error("contributions of shape (" + std::to_string(nq) + ", " + std::to_string(n) +
-                      ", " + std::to_string(k) + ") need more memory than this machine has: "
+                      ", " + std::to_string(k) +
+                      ") need more memory than this machine has: "
                       "decompose fewer queries at a time");
         const Options options = make_options(n_threads, stop);
         pk::Decomposition r;
@@ -171,8 +172,8 @@ void bind_pathkernel(py::module_& m) {
         py::dict out;
         out["initial"] = to_array(r.initial, {Q, K});
         out["final"] = to_array(r.final, {Q, K});
-        out["contributions"] = dc.self_only ? to_array(r.contributions, {N, K})
-                                            : to_array(r.contributions, {Q, N, K});
+        out["contributions"] =
+            dc.self_only ? to_array(r.contributions, {N, K}) : to_array(r.contributions, {Q, N, K});
         out["reg"] = to_array(r.reg, {Q, K});
         out["final_params"] = to_array(r.final_params, {py::ssize_t(r.final_params.size())});
         out["path_norm"] = to_array(r.path_norm, {N});
@@ -213,8 +214,8 @@ void bind_pathkernel(py::module_& m) {
         });
         return out;
       },
-      py::arg("spec"), py::arg("X"), py::arg("Y"), py::arg("initial"), py::arg("A"),
-      py::arg("B"), py::kw_only(), py::arg("step") = 0, py::arg("path") = false,
-      py::arg("first_step") = 0, py::arg("n_threads") = 0, py::arg("sample_weight") = py::none(),
+      py::arg("spec"), py::arg("X"), py::arg("Y"), py::arg("initial"), py::arg("A"), py::arg("B"),
+      py::kw_only(), py::arg("step") = 0, py::arg("path") = false, py::arg("first_step") = 0,
+      py::arg("n_threads") = 0, py::arg("sample_weight") = py::none(),
       "Tangent kernel at a step (or, path=True, the path kernel), shape (len(A), len(B), k).");
 }

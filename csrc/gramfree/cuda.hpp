@@ -46,13 +46,13 @@ struct Options {
 
 // out[n,k] = K(X,Z) @ V
 template <class T>
-void kernel_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
-                   ConstMatrix<T> V, Matrix<T> out, const Options& options = {});
+void kernel_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, ConstMatrix<T> V,
+                   Matrix<T> out, const Options& options = {});
 
 // out[m,k] = K(X,Z)^T @ U  (every kernel here is symmetric: this is K(Z,X) @ U)
 template <class T>
-void kernel_rmatvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
-                    ConstMatrix<T> U, Matrix<T> out, const Options& options = {});
+void kernel_rmatvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, ConstMatrix<T> U,
+                    Matrix<T> out, const Options& options = {});
 
 // out[m,k] = K(X,Z)^T diag(w) K(X,Z) V, X streamed in tiles; Z, V and out must fit.
 template <class T>
@@ -69,12 +69,12 @@ void kernel_block(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Ma
 
 // Explicit instantiations of the operators above, in the file that defines them (cuda/
 // operators.cu, or csrc/kernels/cuda_unavailable.cpp), inside namespace gramfree::cuda.
-#define GRAMFREE_CUDA_INSTANTIATE(T)                                                        \
-  template void kernel_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,         \
-                                 ConstMatrix<T>, Matrix<T>, const Options&);                \
-  template void kernel_rmatvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,        \
-                                  ConstMatrix<T>, Matrix<T>, const Options&);               \
-  template void kernel_normal_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,  \
+#define GRAMFREE_CUDA_INSTANTIATE(T)                                                          \
+  template void kernel_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,           \
+                                 ConstMatrix<T>, Matrix<T>, const Options&);                  \
+  template void kernel_rmatvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,          \
+                                  ConstMatrix<T>, Matrix<T>, const Options&);                 \
+  template void kernel_normal_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,    \
                                         ConstMatrix<T>, Matrix<T>, const Options&, const T*); \
   template void kernel_block<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>, Matrix<T>, \
                                 const Options&);

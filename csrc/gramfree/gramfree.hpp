@@ -54,13 +54,13 @@ struct interrupted : std::exception {
 
 // out[n,k] = K(X,Z) @ V              X[n,d], Z[m,d], V[m,k]
 template <class T>
-void kernel_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
-                   ConstMatrix<T> V, Matrix<T> out, const Options& options = {});
+void kernel_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, ConstMatrix<T> V,
+                   Matrix<T> out, const Options& options = {});
 
 // out[m,k] = K(X,Z)^T @ U            U[n,k]
 template <class T>
-void kernel_rmatvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
-                    ConstMatrix<T> U, Matrix<T> out, const Options& options = {});
+void kernel_rmatvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, ConstMatrix<T> U,
+                    Matrix<T> out, const Options& options = {});
 
 // out[m,k] = K(X,Z)^T diag(w) (K(X,Z) @ V) in one pass over X (the Nystrom-PCG step);
 // row_weights: n values w, or nullptr for w = 1.
@@ -89,8 +89,8 @@ void kernel_grad_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T>
 
 // Instruction-set dispatch: chosen once from CPUID, overridable by GRAMFREE_SIMD.
 enum class SimdLevel { scalar = 0, avx2 = 1, avx512 = 2 };
-SimdLevel detected_simd_level();  // the best the processor supports
-SimdLevel simd_level();           // the one in use
+SimdLevel detected_simd_level();       // the best the processor supports
+SimdLevel simd_level();                // the one in use
 void set_simd_level(SimdLevel level);  // throws std::invalid_argument if unsupported here
 std::string to_string(SimdLevel level);
 SimdLevel simd_level_from_string(const std::string& name);

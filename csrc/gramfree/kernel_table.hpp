@@ -31,7 +31,7 @@ enum class Domain {
   unused,
   positive,  // finite and > 0
   finite,
-  power,     // an integer in [1, kMaxDegree]
+  power,  // an integer in [1, kMaxDegree]
 };
 inline constexpr int kMaxDegree = 64;
 
@@ -48,25 +48,25 @@ enum class Gradient {
 //   X(id, metric, gamma, coef0, degree, length_scale, norms, gradient)
 // gamma..length_scale: the Domain of each KernelSpec parameter; norms: the formula also
 // takes |x| and |z|. The comment above each row is the kernel, in terms of the metric.
-#define GRAMFREE_KERNEL_TABLE(X)                                                                  \
-  /* exp(-gamma |x-z|^2) */                                                                       \
-  X(gaussian,     sqdist, positive, unused, unused, unused,   false, fused)                       \
-  /* exp(-gamma |x-z|_1) */                                                                       \
-  X(laplacian_l1, l1,     positive, unused, unused, unused,   false, direct)                      \
-  /* exp(-gamma |x-z|) */                                                                         \
-  X(laplacian_l2, sqdist, positive, unused, unused, unused,   false, direct)                      \
-  /* exp(-r), r = |x-z| / length_scale */                                                         \
-  X(matern12,     sqdist, unused,   unused, unused, positive, false, direct)                      \
-  /* (1 + sqrt3 r) exp(-sqrt3 r) */                                                               \
-  X(matern32,     sqdist, unused,   unused, unused, positive, false, fused)                       \
-  /* (1 + sqrt5 r + 5 r^2 / 3) exp(-sqrt5 r) */                                                   \
-  X(matern52,     sqdist, unused,   unused, unused, positive, false, fused)                       \
-  /* (gamma <x,z> + coef0)^degree */                                                              \
-  X(polynomial,   dot,    positive, finite, power,  unused,   false, fused)                       \
-  /* <x,z> */                                                                                     \
-  X(linear,       dot,    unused,   unused, unused, unused,   false, constant)                    \
-  /* Cho & Saul order 1: |x||z| (sin t + (pi - t) cos t) / pi, cos t = <x,z> / (|x||z|) */        \
-  X(arccos1,      dot,    unused,   unused, unused, unused,   true,  none)
+#define GRAMFREE_KERNEL_TABLE(X)                                                           \
+  /* exp(-gamma |x-z|^2) */                                                                \
+  X(gaussian, sqdist, positive, unused, unused, unused, false, fused)                      \
+  /* exp(-gamma |x-z|_1) */                                                                \
+  X(laplacian_l1, l1, positive, unused, unused, unused, false, direct)                     \
+  /* exp(-gamma |x-z|) */                                                                  \
+  X(laplacian_l2, sqdist, positive, unused, unused, unused, false, direct)                 \
+  /* exp(-r), r = |x-z| / length_scale */                                                  \
+  X(matern12, sqdist, unused, unused, unused, positive, false, direct)                     \
+  /* (1 + sqrt3 r) exp(-sqrt3 r) */                                                        \
+  X(matern32, sqdist, unused, unused, unused, positive, false, fused)                      \
+  /* (1 + sqrt5 r + 5 r^2 / 3) exp(-sqrt5 r) */                                            \
+  X(matern52, sqdist, unused, unused, unused, positive, false, fused)                      \
+  /* (gamma <x,z> + coef0)^degree */                                                       \
+  X(polynomial, dot, positive, finite, power, unused, false, fused)                        \
+  /* <x,z> */                                                                              \
+  X(linear, dot, unused, unused, unused, unused, false, constant)                          \
+  /* Cho & Saul order 1: |x||z| (sin t + (pi - t) cos t) / pi, cos t = <x,z> / (|x||z|) */ \
+  X(arccos1, dot, unused, unused, unused, unused, true, none)
 
 enum class KernelKind {
 #define GRAMFREE_KERNEL_ENUM(id, ...) id,
@@ -85,8 +85,8 @@ struct KernelInfo {
 
 // The table as data, indexed by KernelKind.
 inline constexpr KernelInfo kernel_table[] = {
-#define GRAMFREE_KERNEL_ROW(id, metric, gamma, coef0, degree, length_scale, norms, gradient) \
-  {KernelKind::id, #id, Metric::metric, Domain::gamma, Domain::coef0, Domain::degree,       \
+#define GRAMFREE_KERNEL_ROW(id, metric, gamma, coef0, degree, length_scale, norms, gradient)     \
+  {KernelKind::id,       #id,   Metric::metric,    Domain::gamma, Domain::coef0, Domain::degree, \
    Domain::length_scale, norms, Gradient::gradient},
     GRAMFREE_KERNEL_TABLE(GRAMFREE_KERNEL_ROW)
 #undef GRAMFREE_KERNEL_ROW

@@ -3,16 +3,17 @@
 //
 // The maths (DESIGN.md, "The path kernel"): with w_{t+1} = w_t + Delta_t, the change of the
 // network's output at a query x over one step is exactly
-//     f(x; w_{t+1}) - f(x; w_t) = gbar_t(x) . Delta_t,   gbar_t(x) = int_0^1 grad f(x; w_t + s Delta_t) ds,
+//     f(x; w_{t+1}) - f(x; w_t) = gbar_t(x) . Delta_t,   gbar_t(x) = int_0^1 grad f(x; w_t + s
+//     Delta_t) ds,
 // and Delta_t = -(lr / (B wbar)) [sum_{i in batch} v_i grad_w loss_i(w_t) + alpha W_t], with
 // v_i the example's sample weight (1 without weights) and wbar the mean of all n weights
 // (1 without). So every training example's share of the step is
 // -(lr / (B wbar)) v_i gbar_t(x) . grad loss_i(w_t), and weight decay's share belongs to no
 // example. Full batch, this is gradient descent on (sum_i v_i loss_i + alpha/2 |W|^2) / sum_i v_i,
 // so integer weights train as the data with rows repeated; a mini-batch's step is an unbiased
-// estimate of that one. Replay::step_scale() is lr / (B wbar). For a dense layer with bias the gradient inner product
-// of two inputs is (a . a' + 1)(delta . delta'): the engine works in that factored form and never
-// forms per-example gradients (n x P) nor the n x n kernel.
+// estimate of that one. Replay::step_scale() is lr / (B wbar). For a dense layer with bias the
+// gradient inner product of two inputs is (a . a' + 1)(delta . delta'): the engine works in that
+// factored form and never forms per-example gradients (n x P) nor the n x n kernel.
 //
 // Everything here is float64: the decomposition is meant to hold to 1e-9 relative.
 // Training is deterministic (the batch order comes from a seeded generator specified below and
@@ -35,7 +36,7 @@ enum class Loss {
   squared,   // (1 / 2B) sum_i ||f(x_i) - y_i||^2
   softmax,   // (1 / B) sum_i -log softmax(f(x_i))[y_i], Y one-hot, >= 2 outputs
   logistic,  // (1 / B) sum_i -[y log s(f) + (1 - y) log(1 - s(f))], one output, y in {0, 1}
-};  // with sample weights v: sum_i v_i loss_i / (B wbar), wbar the mean of all n weights
+};           // with sample weights v: sum_i v_i loss_i / (B wbar), wbar the mean of all n weights
 
 Activation activation_from_string(const std::string& name);  // throws std::invalid_argument
 Loss loss_from_string(const std::string& name);
@@ -119,10 +120,10 @@ void predict(const Architecture& arch, const std::vector<double>& params,
              ConstMatrix<double> queries, Matrix<double> out, const Options& options = {});
 
 struct DecomposeConfig {
-  int n_nodes = 4;        // Gauss-Legendre nodes per segment (1: start of step only, TracIn)
-  double tol = 1e-12;     // per-step residual allowed, relative to max_q |f_t(x_q)|
-  int max_refine = 8;     // halvings of a segment the self-check may add (0: none)
-  bool self_only = false; // queries are the training set; only C[i, i] (self-influence)
+  int n_nodes = 4;         // Gauss-Legendre nodes per segment (1: start of step only, TracIn)
+  double tol = 1e-12;      // per-step residual allowed, relative to max_q |f_t(x_q)|
+  int max_refine = 8;      // halvings of a segment the self-check may add (0: none)
+  bool self_only = false;  // queries are the training set; only C[i, i] (self-influence)
   // Steps first_step .. last_step - 1 only (last_step 0: to the end); the parameters passed
   // are then w_first_step (a checkpoint). Ranges add up: contributions are per step.
   std::size_t first_step = 0, last_step = 0;
@@ -139,10 +140,10 @@ struct Decomposition {
   // the example pushed with, its weight included, so contribution / path_norm does not
   // depend on the weight (a row of weight m scores as each of m repeated copies would). [n]
   std::vector<double> path_norm;
-  double worst_step_residual = 0;     // max over steps of the self-check residual, relative
+  double worst_step_residual = 0;  // max over steps of the self-check residual, relative
   double worst_step_residual_before_refine = 0;
-  std::size_t refined_segments = 0;   // (query, step) pairs that needed more nodes
-  std::size_t relu_pieces = 0;        // extra pieces from ReLU switching points
+  std::size_t refined_segments = 0;  // (query, step) pairs that needed more nodes
+  std::size_t relu_pieces = 0;       // extra pieces from ReLU switching points
 };
 
 Decomposition decompose(const Architecture& arch, const TrainConfig& config, const Dataset& data,

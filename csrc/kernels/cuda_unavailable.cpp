@@ -24,8 +24,8 @@ void kernel_matvec(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>, ConstMatri
   unavailable();
 }
 template <class T>
-void kernel_rmatvec(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>, ConstMatrix<T>,
-                    Matrix<T>, const Options&) {
+void kernel_rmatvec(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>, ConstMatrix<T>, Matrix<T>,
+                    const Options&) {
   unavailable();
 }
 template <class T>

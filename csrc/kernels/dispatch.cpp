@@ -61,9 +61,9 @@ SimdLevel simd_level() { return static_cast<SimdLevel>(current().load()); }
 
 void set_simd_level(SimdLevel level) {
   if (static_cast<int>(level) > static_cast<int>(detected_simd_level()))
-    throw std::invalid_argument("simd level " + to_string(level) +
-                                " is not supported by this processor (best: " +
-                                to_string(detected_simd_level()) + ")");
+    throw std::invalid_argument(
+        "simd level " + to_string(level) +
+        " is not supported by this processor (best: " + to_string(detected_simd_level()) + ")");
   current().store(static_cast<int>(level));
 }
 

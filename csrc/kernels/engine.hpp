@@ -45,7 +45,7 @@ inline constexpr int kMR = 6;
 #endif
 inline constexpr int kNV = 2;
 template <class T>
-inline constexpr int kNR = kNV * Vec<T>::lanes;
+inline constexpr int kNR = kNV* Vec<T>::lanes;
 
 // Many right-hand sides: kernel values of kGroupCols columns are stored to a small MR x
 // kGroupCols tile (L1) and multiplied into V by a register-blocked micro-GEMM whose MR x kKB
@@ -87,9 +87,12 @@ static inline __attribute__((always_inline)) vec_t<T> apply(vec_t<T> s, T xn, ve
                                                             const Params<T>& p) {
   using F = Formula<E.kind>;
   if constexpr (E.expand) s = vmax<T>(xn + zn - s * T(2), vec_t<T>{});
-  if constexpr (E.slope) return F::template slope<T>(s, p);
-  else if constexpr (kernel_row<E.kind>.needs_norms) return F::template value<T>(s, xn, zn, p);
-  else return F::template value<T>(s, p);
+  if constexpr (E.slope)
+    return F::template slope<T>(s, p);
+  else if constexpr (kernel_row<E.kind>.needs_norms)
+    return F::template value<T>(s, xn, zn, p);
+  else
+    return F::template value<T>(s, p);
 }
 
 // One MR x NR tile of the metric over the full depth d. xp: d x MR (packed by rows of
@@ -131,8 +134,8 @@ struct Layout {
   size_t nc;  // columns of Z per chunk (a multiple of NR)
   size_t zpack, znorm, vpack, xpack, xnorm, racc, ktile;  // element counts
   size_t per_thread;
-  bool split_z;   // threads split the columns of Z (few rows of X) instead of the rows
-  size_t chunks;  // chunks of Z: ceil(m / nc)
+  bool split_z;    // threads split the columns of Z (few rows of X) instead of the rows
+  size_t chunks;   // chunks of Z: ceil(m / nc)
   size_t partial;  // split_z matvec: one n x k buffer per thread, after the threads' parts
 };
 
@@ -179,8 +182,8 @@ static size_t workspace_elems(const EngineArgs<T>& a) {
 // Pack rows [r0, r0 + count) of A (d columns) as depth-major panels of `width` rows,
 // subtracting the shift; rows past count are zero. Also their norms if wanted.
 template <Norms N, class T>
-static void pack_rows(const T* A, size_t r0, size_t count, size_t d, size_t width,
-                      const T* shift, T* __restrict dst, T* __restrict norms) {
+static void pack_rows(const T* A, size_t r0, size_t count, size_t d, size_t width, const T* shift,
+                      T* __restrict dst, T* __restrict norms) {
   const size_t panels = (count + width - 1) / width;
   for (size_t p = 0; p < panels; ++p) {
     T* panel = dst + p * width * d;
@@ -231,8 +234,7 @@ static void pack_v_rows(const T* V, size_t c0, size_t count, size_t rows, size_t
 // with row stride kGroupCols, or (JMajor) a packed panel whose MR values per column are
 // contiguous; both give the broadcasts constant offsets.
 template <int KB, bool JMajor, class T>
-static inline __attribute__((always_inline)) void micro_gemm(const T* __restrict kt,
-                                                             size_t cols,
+static inline __attribute__((always_inline)) void micro_gemm(const T* __restrict kt, size_t cols,
                                                              const T* __restrict vp, size_t kp,
                                                              T* __restrict ra) {
   constexpr int L = Vec<T>::lanes;
@@ -278,8 +280,8 @@ struct StopFlag {
 // accumulate is set.
 template <Epilogue E, class T>
 static void run_range(const EngineArgs<T>& a, const Layout<T>& s, T* ws, size_t x0, size_t x1,
-                      size_t z0, size_t z1, T* out_rows, size_t ld, bool accumulate,
-                      StopFlag& flag, bool is_poller) {
+                      size_t z0, size_t z1, T* out_rows, size_t ld, bool accumulate, StopFlag& flag,
+                      bool is_poller) {
   constexpr Metric M = metric_of(E);
   constexpr Norms N = norms_of(E);
   constexpr int L = Vec<T>::lanes;
@@ -410,8 +412,7 @@ static int run_epilogue(const EngineArgs<T>& a) {
       const size_t p0 = panels * t / nt, p1 = panels * (t + 1) / nt;
       const size_t x0 = smin(p0 * kMR, a.n), x1 = smin(p1 * kMR, a.n);
       if (x0 < x1)
-        run_range<E, T>(a, s, ws, x0, x1, 0, a.m, a.out + x0 * ld, ld, a.accumulate, flag,
-                        t == 0);
+        run_range<E, T>(a, s, ws, x0, x1, 0, a.m, a.out + x0 * ld, ld, a.accumulate, flag, t == 0);
     } else {
       // Few rows of X: threads take whole chunks of Z. A stored block writes each chunk's
       // columns in place. A matvec goes in rounds of nt chunks: thread t computes chunk
@@ -430,8 +431,8 @@ static int run_epilogue(const EngineArgs<T>& a) {
           const size_t c = round + t;
           if (c < s.chunks) {
             const size_t z0 = c * s.nc, z1 = smin(z0 + s.nc, a.m);
-            run_range<E, T>(a, s, ws, 0, a.n, z0, z1, partials + t * s.partial, ld, false,
-                            flag, t == 0);
+            run_range<E, T>(a, s, ws, 0, a.n, z0, z1, partials + t * s.partial, ld, false, flag,
+                            t == 0);
           }
 #pragma omp barrier
           // Read by every thread between the barrier and the next round's tiles, where
@@ -561,6 +562,8 @@ static int gemm_f64(const GemmArgs<double>& a) { return gemm(a); }
 }  // namespace gramfree::GRAMFREE_ISA_NS
 
 // The per-ISA table (engine_api.hpp), spelled once for the three translation units.
-#define GRAMFREE_ENGINE_TABLE(name, ns)                                                  \
-  {name,            ns::workspace_f32,      ns::run_f32,  ns::workspace_f64, ns::run_f64, \
-   ns::gemm_workspace_f32, ns::gemm_f32, ns::gemm_workspace_f64, ns::gemm_f64}
+#define GRAMFREE_ENGINE_TABLE(name, ns)                                                           \
+  {                                                                                               \
+    name, ns::workspace_f32, ns::run_f32, ns::workspace_f64, ns::run_f64, ns::gemm_workspace_f32, \
+        ns::gemm_f32, ns::gemm_workspace_f64, ns::gemm_f64                                        \
+  }

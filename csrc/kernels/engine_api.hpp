@@ -38,8 +38,8 @@ struct EngineArgs {
   std::size_t d = 0;
   const T* V = nullptr;  // m x k; nullptr: store K(X,Z) itself into out (n x m)
   std::size_t k = 0;
-  T* out = nullptr;      // n x k (or n x m)
-  bool accumulate = false;  // out += instead of out =
+  T* out = nullptr;          // n x k (or n x m)
+  bool accumulate = false;   // out += instead of out =
   const T* shift = nullptr;  // d values subtracted from every row while packing, or nullptr
   int n_threads = 1;
   bool (*poll)(void*) = nullptr;  // called from thread 0 between tiles; true: stop

@@ -60,8 +60,8 @@ void check_output(Matrix<T> out, std::size_t rows, std::size_t cols) {
 
 void check_xz(std::size_t xd, std::size_t zd) {
   if (xd != zd)
-    fail("X and Z: number of features differ (" + std::to_string(xd) + " vs " +
-         std::to_string(zd) + ")");
+    fail("X and Z: number of features differ (" + std::to_string(xd) + " vs " + std::to_string(zd) +
+         ")");
 }
 
 // Rate-limits the user's interrupt callback (which may take the GIL) to every ~20 ms.
@@ -200,8 +200,8 @@ bool gaussian_needs_subtraction(ConstMatrix<T> X, ConstMatrix<T> Z, const std::v
 
 // The Gaussian's expansion, centred, unless the data sit too far from the centre for it.
 template <class T>
-Epilogue prepare_gaussian(Epilogue epi, const KernelSpec& spec, ConstMatrix<T> X,
-                          ConstMatrix<T> Z, std::vector<T>& shift) {
+Epilogue prepare_gaussian(Epilogue epi, const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
+                          std::vector<T>& shift) {
   if (epi.kind != detail::kExpandable) return epi;
   shift = column_mean(Z);
   epi.expand = !gaussian_needs_subtraction(X, Z, shift, spec.gamma);
@@ -210,8 +210,7 @@ Epilogue prepare_gaussian(Epilogue epi, const KernelSpec& spec, ConstMatrix<T> X
 }
 
 template <class T>
-EngineArgs<T> make_args(const KernelSpec& spec, Epilogue epi, ConstMatrix<T> X,
-                        ConstMatrix<T> Z) {
+EngineArgs<T> make_args(const KernelSpec& spec, Epilogue epi, ConstMatrix<T> X, ConstMatrix<T> Z) {
   EngineArgs<T> a;
   a.epilogue = epi;
   a.gamma = T(spec.gamma);
@@ -258,9 +257,9 @@ constexpr std::size_t kStripMinRows = 48;
 constexpr std::size_t kStripMaxRows = 4096;
 
 template <class T>
-void normal_matvec_strip(const KernelSpec& spec, Epilogue epi, ConstMatrix<T> X,
-                         ConstMatrix<T> Z, ConstMatrix<T> V, Matrix<T> out,
-                         const Options& options, const T* row_weights) {
+void normal_matvec_strip(const KernelSpec& spec, Epilogue epi, ConstMatrix<T> X, ConstMatrix<T> Z,
+                         ConstMatrix<T> V, Matrix<T> out, const Options& options,
+                         const T* row_weights) {
   const std::size_t m = Z.rows, k = V.cols;
   // Rows per strip from the byte budget alone (not the thread count), for determinism.
   const std::size_t block =
@@ -339,8 +338,8 @@ KernelKind kernel_kind_from_string(const std::string& name) {
 }
 
 template <class T>
-void kernel_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
-                   ConstMatrix<T> V, Matrix<T> out, const Options& options) {
+void kernel_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, ConstMatrix<T> V,
+                   Matrix<T> out, const Options& options) {
   check_operands(spec, X, Z);
   check_input(V, "V");
   if (V.rows != Z.rows)
@@ -350,8 +349,8 @@ void kernel_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
 }
 
 template <class T>
-void kernel_rmatvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
-                    ConstMatrix<T> U, Matrix<T> out, const Options& options) {
+void kernel_rmatvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, ConstMatrix<T> U,
+                    Matrix<T> out, const Options& options) {
   check_operands(spec, X, Z);
   check_input(U, "U");
   if (U.rows != X.rows)
@@ -377,8 +376,7 @@ void kernel_normal_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<
   const Epilogue epi = Epilogue{spec.kind};
   const std::size_t k = V.cols;
   // The strip needs at least one row panel per thread within its byte budget.
-  if (X.cols >= kStripMinFeatures &&
-      kStripBytes / (Z.rows * sizeof(T)) >= kStripMinRows)
+  if (X.cols >= kStripMinFeatures && kStripBytes / (Z.rows * sizeof(T)) >= kStripMinRows)
     return normal_matvec_strip(spec, epi, X, Z, V, out, options, row_weights);
   // A fixed block (not one scaled by the thread count) keeps the sums' order, and so the
   // result, the same on any number of threads.
@@ -483,8 +481,7 @@ void direct_grad(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Con
         const T w = scale * V.data[j * k + c];
         for (std::size_t t = 0; t < d; ++t) {
           const T diff = x[t] - z[t];
-          const T dir = metric == Metric::l1 ? (diff > 0 ? T(1) : (diff < 0 ? T(-1) : T(0)))
-                                             : diff;
+          const T dir = metric == Metric::l1 ? (diff > 0 ? T(1) : (diff < 0 ? T(-1) : T(0))) : diff;
           o[c * d + t] += w * dir;
         }
       }
@@ -529,8 +526,8 @@ void fused_grad(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Cons
     }
   }
   std::vector<T> R(checked_mul(n, width, "out"));
-  matvec_into(spec, Epilogue{K, true}, X, Z, ConstMatrix<T>{W.data(), m, width}, R.data(),
-              false, options);
+  matvec_into(spec, Epilogue{K, true}, X, Z, ConstMatrix<T>{W.data(), m, width}, R.data(), false,
+              options);
   for (std::size_t i = 0; i < n; ++i) {
     const T* r = R.data() + i * width;
     T* o = out.data + i * k * d;
@@ -586,17 +583,17 @@ bool cuda_compiled() {
 #endif
 }
 
-#define GRAMFREE_INSTANTIATE(T)                                                              \
-  template void kernel_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,          \
-                                 ConstMatrix<T>, Matrix<T>, const Options&);                 \
-  template void kernel_rmatvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,         \
-                                  ConstMatrix<T>, Matrix<T>, const Options&);                \
-  template void kernel_normal_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,   \
+#define GRAMFREE_INSTANTIATE(T)                                                               \
+  template void kernel_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,           \
+                                 ConstMatrix<T>, Matrix<T>, const Options&);                  \
+  template void kernel_rmatvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,          \
+                                  ConstMatrix<T>, Matrix<T>, const Options&);                 \
+  template void kernel_normal_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,    \
                                         ConstMatrix<T>, Matrix<T>, const Options&, const T*); \
-  template void kernel_block<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,           \
-                                Matrix<T>, const Options&);                                  \
-  template void kernel_diagonal<T>(const KernelSpec&, ConstMatrix<T>, double*);              \
-  template void kernel_grad_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,     \
+  template void kernel_block<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>, Matrix<T>, \
+                                const Options&);                                              \
+  template void kernel_diagonal<T>(const KernelSpec&, ConstMatrix<T>, double*);               \
+  template void kernel_grad_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,      \
                                       ConstMatrix<T>, Matrix<T>, const Options&);
 GRAMFREE_INSTANTIATE(float)
 GRAMFREE_INSTANTIATE(double)

@@ -53,8 +53,13 @@ class Decomposer {
  public:
   Decomposer(const Architecture& arch, const Dataset& data, ConstMatrix<double> queries,
              const DecomposeConfig& dc, const Options& options)
-      : arch_(arch), data_(data), queries_(queries), dc_(dc), options_(options),
-        k_(arch.n_outputs()), L_(arch.n_layers()) {
+      : arch_(arch),
+        data_(data),
+        queries_(queries),
+        dc_(dc),
+        options_(options),
+        k_(arch.n_outputs()),
+        L_(arch.n_layers()) {
     if (dc.n_nodes == 1) {  // the start of the step only: TracIn's first-order term
       nodes_ = {0.0};
       weights_ = {1.0};
@@ -75,17 +80,15 @@ class Decomposer {
   void evaluate(const detail::Replay& replay, const TransposedWeights& dwt, Rows& rows) const {
     const std::size_t R = rows.size(), d = arch_.n_inputs();
     std::vector<double> X(R * d);
-    for (std::size_t r = 0; r < R; ++r)
-      std::copy_n(Xq_ + rows.query[r] * d, d, X.data() + r * d);
+    for (std::size_t r = 0; r < R; ++r) std::copy_n(Xq_ + rows.query[r] * d, d, X.data() + r * d);
     const double* w = replay.params().data();
     const double* delta = replay.delta().data();
-    detail::forward(arch_, w, replay.transposed(), X.data(), R, rows.cache, options_, delta,
-                    &dwt, rows.s.data());
+    detail::forward(arch_, w, replay.transposed(), X.data(), R, rows.cache, options_, delta, &dwt,
+                    rows.s.data());
     std::vector<double> top(R * k_ * k_);
     for (std::size_t r = 0; r < R; ++r)
       std::copy(identity_.begin(), identity_.end(), top.begin() + r * k_ * k_);
-    detail::backward(arch_, w, rows.cache, top.data(), k_, rows.D, options_, delta,
-                     rows.s.data());
+    detail::backward(arch_, w, rows.cache, top.data(), k_, rows.D, options_, delta, rows.s.data());
     rows.E.assign(R * k_, 0.0);
     rows.Rg.assign(R * k_, 0.0);
     std::vector<double> T;
@@ -116,9 +119,8 @@ class Decomposer {
     Pieces pieces;
     double lo = 0;
     if (arch_.activation == Activation::relu && dc_.n_nodes > 1) {
-      for (double p : detail::relu_switch_points(arch_, replay.params().data(),
-                                                 replay.delta().data(),
-                                                 Xq_ + q * arch_.n_inputs())) {
+      for (double p : detail::relu_switch_points(
+               arch_, replay.params().data(), replay.delta().data(), Xq_ + q * arch_.n_inputs())) {
         pieces.emplace_back(lo, p);
         lo = p;
         ++relu_pieces_;
@@ -321,8 +323,7 @@ Decomposition decompose(const Architecture& arch, const TrainConfig& config, con
             for (std::size_t l = 0; l < L; ++l) {
               const std::size_t fi = arch.sizes[l], fo = arch.sizes[l + 1];
               const double ga = dot(rows.cache.A[l].data() + r * fi, bc.A[l].data() + p * fi, fi);
-              const double gd =
-                  dot(rows.D[l].data() + (r * k + o) * fo, BD[l].data() + p * fo, fo);
+              const double gd = dot(rows.D[l].data() + (r * k + o) * fo, BD[l].data() + p * fo, fo);
               v += (ga + 1) * gd;
             }
             v *= coef * rows.weight[r];

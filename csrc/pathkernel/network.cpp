@@ -29,20 +29,28 @@ Loss loss_from_string(const std::string& name) {
 
 std::string to_string(Activation a) {
   switch (a) {
-    case Activation::identity: return "identity";
-    case Activation::relu: return "relu";
-    case Activation::tanh: return "tanh";
-    case Activation::softplus: return "softplus";
-    case Activation::gelu: return "gelu";
+    case Activation::identity:
+      return "identity";
+    case Activation::relu:
+      return "relu";
+    case Activation::tanh:
+      return "tanh";
+    case Activation::softplus:
+      return "softplus";
+    case Activation::gelu:
+      return "gelu";
   }
   return "?";
 }
 
 std::string to_string(Loss l) {
   switch (l) {
-    case Loss::squared: return "squared";
-    case Loss::softmax: return "softmax";
-    case Loss::logistic: return "logistic";
+    case Loss::squared:
+      return "squared";
+    case Loss::softmax:
+      return "softmax";
+    case Loss::logistic:
+      return "logistic";
   }
   return "?";
 }
@@ -117,24 +125,32 @@ double logistic(double z) {
 
 double activate(Activation a, double z) {
   switch (a) {
-    case Activation::identity: return z;
-    case Activation::relu: return z > 0 ? z : 0.0;
-    case Activation::tanh: return std::tanh(z);
-    case Activation::softplus: return z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z));
-    case Activation::gelu: return z * 0.5 * std::erfc(-z * kInvSqrt2);
+    case Activation::identity:
+      return z;
+    case Activation::relu:
+      return z > 0 ? z : 0.0;
+    case Activation::tanh:
+      return std::tanh(z);
+    case Activation::softplus:
+      return z > 0 ? z + std::log1p(std::exp(-z)) : std::log1p(std::exp(z));
+    case Activation::gelu:
+      return z * 0.5 * std::erfc(-z * kInvSqrt2);
   }
   return z;
 }
 
 double activation_derivative(Activation a, double z) {
   switch (a) {
-    case Activation::identity: return 1.0;
-    case Activation::relu: return z > 0 ? 1.0 : 0.0;
+    case Activation::identity:
+      return 1.0;
+    case Activation::relu:
+      return z > 0 ? 1.0 : 0.0;
     case Activation::tanh: {
       const double t = std::tanh(z);
       return 1.0 - t * t;
     }
-    case Activation::softplus: return logistic(z);
+    case Activation::softplus:
+      return logistic(z);
     case Activation::gelu:
       return 0.5 * std::erfc(-z * kInvSqrt2) + z * kInvSqrt2Pi * std::exp(-0.5 * z * z);
   }
@@ -209,8 +225,7 @@ void forward(const Architecture& arch, const double* params, const TransposedWei
     if (l + 1 < L) {
       cache.A[l + 1].resize(rows * fo);
       cache.dA[l].resize(rows * fo);
-      activate_all(arch.activation, Z.data(), rows * fo, cache.A[l + 1].data(),
-                   cache.dA[l].data());
+      activate_all(arch.activation, Z.data(), rows * fo, cache.A[l + 1].data(), cache.dA[l].data());
     }
   }
 }

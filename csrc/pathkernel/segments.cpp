@@ -74,7 +74,8 @@ std::vector<double> roots_in(std::vector<double> c, double a, double b) {
   pts.push_back(b);
   for (std::size_t i = 0; i + 1 < pts.size(); ++i) {
     const double fu = horner(c, pts[i]), fv = horner(c, pts[i + 1]);
-    if ((fu < 0 && fv > 0) || (fu > 0 && fv < 0)) roots.push_back(bisect(c, pts[i], pts[i + 1], fu));
+    if ((fu < 0 && fv > 0) || (fu > 0 && fv < 0))
+      roots.push_back(bisect(c, pts[i], pts[i + 1], fu));
   }
   return roots;
 }

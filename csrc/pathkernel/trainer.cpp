@@ -20,16 +20,15 @@ std::uint64_t splitmix64(std::uint64_t& state) {
 void check_data(const Architecture& arch, const Dataset& data) {
   if (data.X.rows != data.Y.rows)
     throw std::invalid_argument("X and y: different numbers of rows (" +
-                                std::to_string(data.X.rows) + " vs " +
-                                std::to_string(data.Y.rows) + ")");
+                                std::to_string(data.X.rows) + " vs " + std::to_string(data.Y.rows) +
+                                ")");
   if (data.X.cols != arch.n_inputs())
     throw std::invalid_argument("X: " + std::to_string(data.X.cols) +
                                 " features, the network expects " +
                                 std::to_string(arch.n_inputs()));
   if (data.Y.cols != arch.n_outputs())
-    throw std::invalid_argument("y: " + std::to_string(data.Y.cols) +
-                                " columns, the network has " + std::to_string(arch.n_outputs()) +
-                                " outputs");
+    throw std::invalid_argument("y: " + std::to_string(data.Y.cols) + " columns, the network has " +
+                                std::to_string(arch.n_outputs()) + " outputs");
   for (std::size_t e = 0; e < data.X.rows * data.X.cols; ++e)
     if (!std::isfinite(data.X.data[e])) throw std::invalid_argument("X: contains NaN or inf");
   for (std::size_t e = 0; e < data.Y.rows * data.Y.cols; ++e)
@@ -50,8 +49,11 @@ void check_data(const Architecture& arch, const Dataset& data) {
 }  // namespace
 
 BatchSchedule::BatchSchedule(std::size_t n, const TrainConfig& c)
-    : n_(n), batch_(c.batch_size == 0 || c.batch_size >= n ? n : c.batch_size),
-      shuffle_(c.shuffle && batch_ < n), state_(c.seed), order_(n) {
+    : n_(n),
+      batch_(c.batch_size == 0 || c.batch_size >= n ? n : c.batch_size),
+      shuffle_(c.shuffle && batch_ < n),
+      state_(c.seed),
+      order_(n) {
   std::iota(order_.begin(), order_.end(), std::size_t(0));
   position_ = n_;  // start a new epoch on the first call
 }
@@ -61,8 +63,7 @@ const std::vector<std::size_t>& BatchSchedule::next() {
     position_ = 0;
     if (shuffle_) {
       for (std::size_t i = n_ - 1; i > 0; --i) {
-        const unsigned __int128 wide =
-            static_cast<unsigned __int128>(splitmix64(state_)) * (i + 1);
+        const unsigned __int128 wide = static_cast<unsigned __int128>(splitmix64(state_)) * (i + 1);
         std::swap(order_[i], order_[static_cast<std::size_t>(wide >> 64)]);
       }
     }
@@ -76,10 +77,14 @@ const std::vector<std::size_t>& BatchSchedule::next() {
 namespace detail {
 
 Replay::Replay(const Architecture& arch, const TrainConfig& config, const Dataset& data,
-               const std::vector<double>& initial, const Options& options,
-               std::size_t first_step)
-    : arch_(arch), config_(config), data_(data), options_(options),
-      schedule_(data.X.rows, config), step_(first_step), w_(initial) {
+               const std::vector<double>& initial, const Options& options, std::size_t first_step)
+    : arch_(arch),
+      config_(config),
+      data_(data),
+      options_(options),
+      schedule_(data.X.rows, config),
+      step_(first_step),
+      w_(initial) {
   validate(arch);
   validate(config, data.X.rows);
   check_data(arch, data);

@@ -169,8 +169,9 @@ def _predict(args: argparse.Namespace) -> int:
         predictions = np.asarray(model.predict(X))
     for start in range(0, len(predictions), _LINES_PER_WRITE):
         chunk = predictions[start : start + _LINES_PER_WRITE]
-        lines: Iterable[str] = (map(str, chunk) if chunk.ndim == 1
-                                else (" ".join(map(str, row)) for row in chunk))
+        lines: Iterable[str] = (
+            map(str, chunk) if chunk.ndim == 1 else (" ".join(map(str, row)) for row in chunk)
+        )
         sys.stdout.write("".join(f"{line}\n" for line in lines))
     return 0
 

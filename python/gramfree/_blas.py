@@ -87,8 +87,18 @@ def gemm(alpha: float, A, B, beta: float, C, *, trans_a=False, trans_b=False) ->
     pb, ldb = _mat(B, dt)
     pc, ldc = _mat(C, dt)
     _func(dt, "gemm")(
-        b"T" if trans_a else b"N", b"T" if trans_b else b"N", _i(m), _i(n), _i(k),
-        _s(alpha, dt), pa, ctypes.byref(lda), pb, ctypes.byref(ldb), _s(beta, dt), pc,
+        b"T" if trans_a else b"N",
+        b"T" if trans_b else b"N",
+        _i(m),
+        _i(n),
+        _i(k),
+        _s(alpha, dt),
+        pa,
+        ctypes.byref(lda),
+        pb,
+        ctypes.byref(ldb),
+        _s(beta, dt),
+        pc,
         ctypes.byref(ldc),
     )
 
@@ -103,8 +113,17 @@ def trsm(alpha: float, T, B, *, right: bool, lower: bool, trans: bool) -> None:
     pt, ldt = _mat(T, dt)
     pb, ldb = _mat(B, dt)
     _func(dt, "trsm")(
-        b"R" if right else b"L", b"L" if lower else b"U", b"T" if trans else b"N", b"N",
-        _i(m), _i(n), _s(alpha, dt), pt, ctypes.byref(ldt), pb, ctypes.byref(ldb),
+        b"R" if right else b"L",
+        b"L" if lower else b"U",
+        b"T" if trans else b"N",
+        b"N",
+        _i(m),
+        _i(n),
+        _s(alpha, dt),
+        pt,
+        ctypes.byref(ldt),
+        pb,
+        ctypes.byref(ldb),
     )
 
 
@@ -119,7 +138,15 @@ def syrk_lower(alpha: float, A, beta: float, C) -> None:
     pa, lda = _mat(A, dt)
     pc, ldc = _mat(C, dt)
     _func(dt, "syrk")(
-        b"L", b"N", _i(n), _i(k), _s(alpha, dt), pa, ctypes.byref(lda), _s(beta, dt), pc,
+        b"L",
+        b"N",
+        _i(n),
+        _i(k),
+        _s(alpha, dt),
+        pa,
+        ctypes.byref(lda),
+        _s(beta, dt),
+        pc,
         ctypes.byref(ldc),
     )
 

@@ -64,14 +64,18 @@ def show_config() -> None:
     c = config()
     env = "unset" if c["simd_env"] is None else repr(c["simd_env"])
     print(f"gramfree {c['version']}")
-    print(f"  simd level     : {c['simd_level']} (detected {c['simd_detected']}; GRAMFREE_SIMD {env})")
+    print(
+        f"  simd level     : {c['simd_level']} (detected {c['simd_detected']}; GRAMFREE_SIMD {env})"
+    )
     print(f"  threads        : {c['threads']}")
     runtime = c["cuda_runtime"]
     built = f" (runtime {runtime // 1000}.{runtime % 1000 // 10})" if runtime else ""
     print(f"  cuda compiled  : {c['cuda_compiled']}{built}")
     gpus = ", ".join(
         f"cuda:{g['index']} {g['name']} (sm_{g['compute_capability'][0]}{g['compute_capability'][1]}, "
-        f"{g['total_bytes'] / 2**30:.0f} GiB)" for g in c["cuda_devices"])
+        f"{g['total_bytes'] / 2**30:.0f} GiB)"
+        for g in c["cuda_devices"]
+    )
     print(f"  cuda devices   : {gpus or 'none visible'}")
     print(f"  compiler       : {c['compiler']}")
     print(f"  machine        : {c['machine']}")

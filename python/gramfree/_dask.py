@@ -51,11 +51,13 @@ def _as_dask_rows(A, name: str, *, known_rows: bool = True):
     if not isinstance(A, da.Array) and hasattr(A, "to_dask_array"):
         A = A.to_dask_array(lengths=True)
     if not isinstance(A, da.Array):
-        raise TypeError(f"{name}: expected a dask array (as the other arguments are), got "
-                        f"{type(A).__name__}")
+        raise TypeError(
+            f"{name}: expected a dask array (as the other arguments are), got {type(A).__name__}"
+        )
     if known_rows and any(np.isnan(c) for c in A.chunks[0]):
-        raise ValueError(f"{name}: its chunk sizes are unknown; call "
-                         f"{name}.compute_chunk_sizes() first")
+        raise ValueError(
+            f"{name}: its chunk sizes are unknown; call {name}.compute_chunk_sizes() first"
+        )
     return A
 
 
@@ -65,8 +67,7 @@ def check_X(X, *, n_features: int | None = None):
     are checked lazily, in the first pass over the data."""
     X = _as_dask_rows(X, "X", known_rows=n_features is None)  # predict: any row chunks
     if X.ndim != 2:
-        raise ValueError(f"X: expected a 2-d array, got {X.ndim} dimension(s) (shape "
-                         f"{X.shape})")
+        raise ValueError(f"X: expected a 2-d array, got {X.ndim} dimension(s) (shape {X.shape})")
     kind = X.dtype.kind
     if kind in "biu":
         X = X.astype(np.float64)
@@ -75,8 +76,9 @@ def check_X(X, *, n_features: int | None = None):
     if X.shape[0] == 0 or X.shape[1] == 0:  # (nan rows: unknown, not empty)
         raise ValueError(f"X: empty array of shape {X.shape}")
     if n_features is not None and X.shape[1] != n_features:
-        raise ValueError(f"X: has {X.shape[1]} features, but the model was fitted with "
-                         f"{n_features}")
+        raise ValueError(
+            f"X: has {X.shape[1]} features, but the model was fitted with {n_features}"
+        )
     if X.numblocks[1] != 1:
         X = X.rechunk({1: -1})
     return X
@@ -91,8 +93,10 @@ def _rows_like(X, A, name: str, *, ndims=(1,)):
     else:
         A = np.asarray(A)
     if A.ndim not in ndims:
-        raise ValueError(f"{name}: expected a {' or '.join(f'{k}-d' for k in ndims)} array, "
-                         f"got {A.ndim} dimension(s)")
+        raise ValueError(
+            f"{name}: expected a {' or '.join(f'{k}-d' for k in ndims)} array, "
+            f"got {A.ndim} dimension(s)"
+        )
     if A.shape[0] != X.shape[0]:
         raise ValueError(f"{name}: has {A.shape[0]} rows, X has {X.shape[0]}")
     chunks = (X.chunks[0],) + tuple((s,) for s in A.shape[1:])
@@ -151,10 +155,18 @@ def _classification_targets(estimator, X, y, w):
     classes, counts = dask.compute(*da.unique(y, return_counts=True))
     check_classification_targets(classes)
     if len(classes) < 2:
-        raise ValueError(f"{type(estimator).__name__} needs samples of at least 2 classes; "
-                         f"got 1 class ({classes[0]!r})")
-    Y = y.map_blocks(_class_block, classes, X.dtype, dtype=X.dtype, new_axis=1,
-                     chunks=(y.chunks[0], (1 if len(classes) == 2 else len(classes),)))
+        raise ValueError(
+            f"{type(estimator).__name__} needs samples of at least 2 classes; "
+            f"got 1 class ({classes[0]!r})"
+        )
+    Y = y.map_blocks(
+        _class_block,
+        classes,
+        X.dtype,
+        dtype=X.dtype,
+        new_axis=1,
+        chunks=(y.chunks[0], (1 if len(classes) == 2 else len(classes),)),
+    )
     if estimator.class_weight is not None:
         if isinstance(estimator.class_weight, str):  # "balanced": n / (k * count)
             per_class = y.shape[0] / (len(classes) * counts.astype(np.float64))
@@ -213,16 +225,18 @@ def _rhs_block(Xb, Yb, wb=None, *, model, kernel_dtype, n_jobs):
     centers, kernel = model
     _check_block(Xb, Yb, None if wb is None else wb[:, 0])
     Wy = Yb if wb is None else Yb * wb
-    op = KernelOperator(np.ascontiguousarray(Xb, dtype=kernel_dtype), centers, kernel,
-                        n_jobs=n_jobs)
+    op = KernelOperator(
+        np.ascontiguousarray(Xb, dtype=kernel_dtype), centers, kernel, n_jobs=n_jobs
+    )
     return op.rmatmat(Wy).astype(np.float64)[None]
 
 
 def _normal_block(Xb, wb=None, *, model, p, kernel_dtype, n_jobs):
     """One chunk's ``K_cM^T W_c K_cM p`` (float64, leading axis of 1)."""
     centers, kernel = model
-    op = KernelOperator(np.ascontiguousarray(Xb, dtype=kernel_dtype), centers, kernel,
-                        n_jobs=n_jobs)
+    op = KernelOperator(
+        np.ascontiguousarray(Xb, dtype=kernel_dtype), centers, kernel, n_jobs=n_jobs
+    )
     w = None if wb is None else wb[:, 0]
     return op.normal_matvec(p, sample_weight=w).astype(np.float64)[None]
 
@@ -237,18 +251,37 @@ def _chunk_sum(fn, X, W, others, *, M: int, t: int, **kwargs):
         args += [A, f"i{k}"]  # distinct dummy indices: each has one column chunk
     if W is not None:
         args += [W[:, None], "iw"]
-    parts = da.blockwise(fn, "ijk", *args, new_axes={"j": M, "k": t},
-                         adjust_chunks={"i": 1}, concatenate=True, dtype=np.float64,
-                         meta=np.empty((0, 0, 0)), **kwargs)
+    parts = da.blockwise(
+        fn,
+        "ijk",
+        *args,
+        new_axes={"j": M, "k": t},
+        adjust_chunks={"i": 1},
+        concatenate=True,
+        dtype=np.float64,
+        meta=np.empty((0, 0, 0)),
+        **kwargs,
+    )
     return parts.sum(axis=0)
 
 
 # -- the fit -----------------------------------------------------------------------------
 
 
-def solve_nystrom_pcg_dask(X, Y, w, centers: np.ndarray, kernel, *, alpha: float,
-                           kernel_dtype, n_jobs, max_iter: int, tol: float,
-                           verbose=False):
+def solve_nystrom_pcg_dask(
+    X,
+    Y,
+    w,
+    centers: np.ndarray,
+    kernel,
+    *,
+    alpha: float,
+    kernel_dtype,
+    n_jobs,
+    max_iter: int,
+    tol: float,
+    verbose=False,
+):
     """Falkon on row-chunked dask arrays X (n, d), Y (n, t), w (n,) or None, on in-memory
     ``centers`` (M, d). Returns :class:`gramfree.solvers._common.SolverResult`; the
     preconditioner and CG loop are the in-process solver's
@@ -273,7 +306,7 @@ def solve_nystrom_pcg_dask(X, Y, w, centers: np.ndarray, kernel, *, alpha: float
     # First pass: K^T W y, with the data's checks; y^T W y and sum w from y and w alone.
     rhs_sum = _chunk_sum(_rhs_block, X, w, [Y], **common)
     Y64 = Y.astype(np.float64)
-    yWy = (Y64 ** 2).sum() if w is None else ((Y64 ** 2) * W2).sum()
+    yWy = (Y64**2).sum() if w is None else ((Y64**2) * W2).sum()
     s = X.shape[0] if w is None else w.sum()
     KtWy, yWy, s = dask.compute(rhs_sum, yWy, s)
     yWy, s = float(yWy), float(s)
@@ -291,9 +324,21 @@ def solve_nystrom_pcg_dask(X, Y, w, centers: np.ndarray, kernel, *, alpha: float
         return out
 
     kmm = KernelOperator(centers_k, None, kernel, n_jobs=n_jobs).to_dense()
-    result = falkon_cg(kmm, normal_pass, KtWy, yWy, s, alpha, centers=centers, dtype=dtype,
-                       precond_dtype=dtype, max_iter=max_iter, tol=tol, verbose=verbose,
-                       desc="nystrom-pcg[dask]")
+    result = falkon_cg(
+        kmm,
+        normal_pass,
+        KtWy,
+        yWy,
+        s,
+        alpha,
+        centers=centers,
+        dtype=dtype,
+        precond_dtype=dtype,
+        max_iter=max_iter,
+        tol=tol,
+        verbose=verbose,
+        desc="nystrom-pcg[dask]",
+    )
     result.info["dask"] = {
         "scheduler": "distributed" if client is not None else "local",
         "n_chunks": int(X.numblocks[0]),
@@ -308,7 +353,8 @@ def _refuse(estimator) -> None:
     if estimator.solver not in ("auto", "nystrom-pcg"):
         raise ValueError(
             f"solver={estimator.solver!r}: dask input is fitted by solver='nystrom-pcg' "
-            "only ('auto' means it for dask input); compute X into memory for the others")
+            "only ('auto' means it for dask input); compute X into memory for the others"
+        )
     if getattr(estimator, "loss", "squared") != "squared":
         raise ValueError(f"loss={estimator.loss!r}: dask input fits the squared loss only")
     if estimator.early_stopping:
@@ -316,8 +362,9 @@ def _refuse(estimator) -> None:
     if estimator.warm_start:
         raise ValueError("warm_start: not available for dask input")
     if estimator.device not in ("cpu", None):
-        raise ValueError(f"device={estimator.device!r}: dask input runs on the workers' "
-                         "CPUs; use device='cpu'")
+        raise ValueError(
+            f"device={estimator.device!r}: dask input runs on the workers' CPUs; use device='cpu'"
+        )
 
 
 def _take_block(block, rows_by_block, block_info=None):
@@ -333,10 +380,13 @@ def gather_rows(A, rows: np.ndarray) -> np.ndarray:
     rows = np.asarray(rows, dtype=np.intp)
     order = np.argsort(rows, kind="stable")
     bounds = np.cumsum((0,) + A.chunks[0])
-    local = [rows[order][(rows[order] >= lo) & (rows[order] < hi)] - lo
-             for lo, hi in zip(bounds[:-1], bounds[1:])]
-    taken = A.map_blocks(_take_block, local, dtype=A.dtype,
-                         chunks=(tuple(len(r) for r in local),) + A.chunks[1:])
+    local = [
+        rows[order][(rows[order] >= lo) & (rows[order] < hi)] - lo
+        for lo, hi in zip(bounds[:-1], bounds[1:])
+    ]
+    taken = A.map_blocks(
+        _take_block, local, dtype=A.dtype, chunks=(tuple(len(r) for r in local),) + A.chunks[1:]
+    )
     out = np.empty((len(rows),) + A.shape[1:], dtype=A.dtype)
     out[order] = dask.compute(taken)[0]
     return out
@@ -387,32 +437,48 @@ def fit(estimator, X, y, sample_weight=None, *, classify: bool):
     rng = estimator._rng()
     centers, rows = _centers(estimator, X, rng)
     if not np.isfinite(centers).all():
-        raise ValueError("X: contains NaN or infinity" if rows is not None
-                         else "centers: contains NaN or infinity")
+        raise ValueError(
+            "X: contains NaN or infinity"
+            if rows is not None
+            else "centers: contains NaN or infinity"
+        )
     kernel = estimator._make_kernel()
     kernel_dtype = estimator._kernel_dtype(X)
     if estimator.verbose:
-        print(f"[{type(estimator).__name__}] solver=nystrom-pcg (dask) n_samples={n} "
-              f"chunks={X.numblocks[0]}", file=sys.stderr)
+        print(
+            f"[{type(estimator).__name__}] solver=nystrom-pcg (dask) n_samples={n} "
+            f"chunks={X.numblocks[0]}",
+            file=sys.stderr,
+        )
     start = time.perf_counter()
     with blas_threads(estimator.n_jobs):
         result = solve_nystrom_pcg_dask(
-            X, Y, w, centers, kernel, alpha=float(estimator.alpha),
-            kernel_dtype=kernel_dtype, n_jobs=estimator.n_jobs,
-            max_iter=estimator.max_iter or DEFAULT_MAX_ITER, tol=estimator.tol,
-            verbose=estimator.verbose)
+            X,
+            Y,
+            w,
+            centers,
+            kernel,
+            alpha=float(estimator.alpha),
+            kernel_dtype=kernel_dtype,
+            n_jobs=estimator.n_jobs,
+            max_iter=estimator.max_iter or DEFAULT_MAX_ITER,
+            tol=estimator.tol,
+            verbose=estimator.verbose,
+        )
     result.center_indices = rows
     estimator.fit_time_ = time.perf_counter() - start
     if not result.converged:
         warnings.warn(
             f"nystrom-pcg reached max_iter={result.n_iter} before tol={estimator.tol}; "
-            "increase max_iter or tol", _convergence_warning(), stacklevel=3)
+            "increase max_iter or tol",
+            _convergence_warning(),
+            stacklevel=3,
+        )
     center_targets = None if rows is None else gather_rows(y, rows)
     # The in-memory fit's attributes, through its own setter (it reads X's shape and the
     # product dtype from the problem).
     problem = types.SimpleNamespace(X=X, kernel_dtype=kernel_dtype)
-    estimator._set_fitted(result, kernel, "nystrom-pcg", problem,
-                          centers_are_rows=rows is not None)
+    estimator._set_fitted(result, kernel, "nystrom-pcg", problem, centers_are_rows=rows is not None)
     estimator._set_fit_controls(None)
     estimator.n_features_in_ = d
     if hasattr(estimator, "feature_names_in_"):
@@ -458,9 +524,14 @@ def decision(estimator, X):
     X = check_X(X, n_features=estimator.n_features_in_)
     coef = estimator.dual_coef_
     model = dask.delayed((estimator.centers_, coef, estimator.kernel_), pure=True)
-    return X.map_blocks(_decision_block, model=model, n_jobs=estimator.n_jobs,
-                        dtype=coef.dtype, chunks=(X.chunks[0], (coef.shape[1],)),
-                        meta=np.empty((0, 0), dtype=coef.dtype))
+    return X.map_blocks(
+        _decision_block,
+        model=model,
+        n_jobs=estimator.n_jobs,
+        dtype=coef.dtype,
+        chunks=(X.chunks[0], (coef.shape[1],)),
+        meta=np.empty((0, 0), dtype=coef.dtype),
+    )
 
 
 def _label_block(scores, classes):
@@ -483,6 +554,11 @@ def probabilities(scores, *, log: bool = False):
     from .estimators._logistic import probabilities as chunk_probabilities
 
     if scores.ndim == 1:
-        return scores.map_blocks(chunk_probabilities, log=log, new_axis=1,
-                                 chunks=(scores.chunks[0], (2,)), dtype=np.float64)
+        return scores.map_blocks(
+            chunk_probabilities,
+            log=log,
+            new_axis=1,
+            chunks=(scores.chunks[0], (2,)),
+            dtype=np.float64,
+        )
     return scores.map_blocks(chunk_probabilities, log=log, dtype=np.float64)

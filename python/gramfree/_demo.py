@@ -29,8 +29,10 @@ def run(args: argparse.Namespace) -> int:
     t_op = time.perf_counter() - t0
     ref = rbf_kernel(X_train, gamma=gamma) @ v
     err = np.linalg.norm(Kv - ref) / np.linalg.norm(ref)
-    print(f"\n[operator] K(X, X) @ v, {n}x{n} Gaussian: {t_op * 1e3:.1f} ms, relative error vs "
-          f"scikit-learn's rbf_kernel @ v: {err:.1e}")
+    print(
+        f"\n[operator] K(X, X) @ v, {n}x{n} Gaussian: {t_op * 1e3:.1f} ms, relative error vs "
+        f"scikit-learn's rbf_kernel @ v: {err:.1e}"
+    )
 
     # 2. The kernel machine, beside scikit-learn's SVC on the same split.
     clf = gramfree.KernelClassifier(kernel="rbf", gamma=gamma, alpha=1e-3)
@@ -43,17 +45,24 @@ def run(args: argparse.Namespace) -> int:
     svc.fit(X_train, y_train)
     t_svc = time.perf_counter() - t0
     acc_svc = svc.score(X_test, y_test)
-    print(f"\n[fit] KernelClassifier(rbf, solver={clf.solver_}): test accuracy {acc:.4f}, "
-          f"fit {t_fit:.3f} s")
-    print(f"[fit] sklearn SVC(rbf, C=10, gamma='scale'):        test accuracy {acc_svc:.4f}, "
-          f"fit {t_svc:.3f} s")
+    print(
+        f"\n[fit] KernelClassifier(rbf, solver={clf.solver_}): test accuracy {acc:.4f}, "
+        f"fit {t_fit:.3f} s"
+    )
+    print(
+        f"[fit] sklearn SVC(rbf, C=10, gamma='scale'):        test accuracy {acc_svc:.4f}, "
+        f"fit {t_svc:.3f} s"
+    )
 
     # 3. The same model with 300 centres (Nystrom-PCG): superposition storage.
-    small = gramfree.KernelClassifier(kernel="rbf", gamma=gamma, alpha=1e-3, n_centers=300,
-                                      random_state=0).fit(X_train, y_train)
-    print(f"[fit] with n_centers=300 ({small.solver_}, {small.n_iter_} CG iterations): "
-          f"test accuracy {small.score(X_test, y_test):.4f}; the model keeps "
-          f"{small.n_centers_} centres instead of {clf.n_centers_}")
+    small = gramfree.KernelClassifier(
+        kernel="rbf", gamma=gamma, alpha=1e-3, n_centers=300, random_state=0
+    ).fit(X_train, y_train)
+    print(
+        f"[fit] with n_centers=300 ({small.solver_}, {small.n_iter_} CG iterations): "
+        f"test accuracy {small.score(X_test, y_test):.4f}; the model keeps "
+        f"{small.n_centers_} centres instead of {clf.n_centers_}"
+    )
 
     # 4. Explain one prediction: which training images carry it (kernel weight x coef).
     ex = clf.explain(X_test[:1], top_k=5)
@@ -61,14 +70,18 @@ def run(args: argparse.Namespace) -> int:
     assert ex.target is not None and ex.positive_total is not None
     assert ex.negative_total is not None
     label = ex.target[0]
-    print(f"\n[explain] test image 0 (true {y_test[0]}) predicted {label}; its score for class "
-          f"{label} is {ex.value[0]:+.3f} = sum over the {clf.n_centers_} training images of "
-          "k(x, x_i) * coef_i.")
+    print(
+        f"\n[explain] test image 0 (true {y_test[0]}) predicted {label}; its score for class "
+        f"{label} is {ex.value[0]:+.3f} = sum over the {clf.n_centers_} training images of "
+        "k(x, x_i) * coef_i."
+    )
     print("          for:     " + _listing(ex, 0, "supporting"))
     print("          against: " + _listing(ex, 0, "opposing"))
-    print(f"          these cancel: all positive terms add up to {ex.positive_total[0]:+.1f}, the "
-          f"negative to {ex.negative_total[0]:+.1f}; kernel ridge's coefficients alternate in "
-          "sign between similar images (a smooth kernel's matrix is nearly singular)")
+    print(
+        f"          these cancel: all positive terms add up to {ex.positive_total[0]:+.1f}, the "
+        f"negative to {ex.negative_total[0]:+.1f}; kernel ridge's coefficients alternate in "
+        "sign between similar images (a smooth kernel's matrix is nearly singular)"
+    )
     pk_ok = _demo_path_kernel(X_train, X_test, y_train, y_test, args)
     ok = acc >= acc_svc - 0.02 and err < 1e-10 and pk_ok
     print("\ndemo", "OK" if ok else "FAILED: accuracy, operator or path-kernel check off")
@@ -79,8 +92,9 @@ def _demo_path_kernel(X_train, X_test, y_train, y_test, args) -> bool:
     """A network trained by gradient descent, shown to be the kernel machine it is."""
     import gramfree
 
-    net = gramfree.PathKernelClassifier((64,), "tanh", learning_rate=0.5, n_steps=300,
-                                        random_state=0)
+    net = gramfree.PathKernelClassifier(
+        (64,), "tanh", learning_rate=0.5, n_steps=300, random_state=0
+    )
     t0 = time.perf_counter()
     net.fit(X_train, y_train)
     t_fit = time.perf_counter() - t0
@@ -89,14 +103,20 @@ def _demo_path_kernel(X_train, X_test, y_train, y_test, args) -> bool:
     dec = net.decompose(X_test[:1])
     ex = net.explain(X_test[:1], top_k=5, decomposition=dec)
     t_dec = time.perf_counter() - t0
-    print(f"\n[path kernel] MLP (64 tanh units) trained by plain gradient descent, 300 full-batch "
-          f"steps: test accuracy {acc:.4f}, fit {t_fit:.2f} s")
-    print(f"[path kernel] its kernel machine: initial network + {len(X_train)} per-example "
-          f"contributions reproduce its 10 logits to {dec.reconstruction_error:.1e} "
-          f"(decompose + explain {t_dec:.2f} s, worst step residual {dec.step_residual:.1e})")
+    print(
+        f"\n[path kernel] MLP (64 tanh units) trained by plain gradient descent, 300 full-batch "
+        f"steps: test accuracy {acc:.4f}, fit {t_fit:.2f} s"
+    )
+    print(
+        f"[path kernel] its kernel machine: initial network + {len(X_train)} per-example "
+        f"contributions reproduce its 10 logits to {dec.reconstruction_error:.1e} "
+        f"(decompose + explain {t_dec:.2f} s, worst step residual {dec.step_residual:.1e})"
+    )
     label = ex.target[0]
-    print(f"[path kernel] test image 0 (true {y_test[0]}) predicted {label}: logit "
-          f"{ex.value[0]:+.3f} = {ex.base[0]:+.3f} at initialisation + sum of contributions")
+    print(
+        f"[path kernel] test image 0 (true {y_test[0]}) predicted {label}: logit "
+        f"{ex.value[0]:+.3f} = {ex.base[0]:+.3f} at initialisation + sum of contributions"
+    )
     print("              supporting: " + _listing(ex, 0, "supporting"))
     print("              opposing:   " + _listing(ex, 0, "opposing"))
     if args.plot:
@@ -127,8 +147,10 @@ def _plot_explanation(x, ex, X_train, path: str) -> None:
     axes[0, 0].imshow(x.reshape(side, side), cmap="gray_r")
     axes[0, 0].set_title(f"query\n(predicted {ex.target[0]})", fontsize=7)
     axes[1, 0].axis("off")
-    rows = [(ex.supporting[0], ex.supporting_labels[0], ex.supporting_contributions[0], "for"),
-            (ex.opposing[0], ex.opposing_labels[0], ex.opposing_contributions[0], "against")]
+    rows = [
+        (ex.supporting[0], ex.supporting_labels[0], ex.supporting_contributions[0], "for"),
+        (ex.opposing[0], ex.opposing_labels[0], ex.opposing_contributions[0], "against"),
+    ]
     for row, (idx, labels, val, name) in enumerate(rows):
         for j, (i, y, c) in enumerate(zip(idx, labels, val)):
             ax = axes[row, j + 1]
@@ -137,10 +159,13 @@ def _plot_explanation(x, ex, X_train, path: str) -> None:
     for ax in axes.ravel():
         ax.set_xticks([])
         ax.set_yticks([])
-    fig.suptitle(f"#row (label), then its contribution to the logit of class {ex.target[0]}: its "
-                 f"exact share of the change along training\n(the initial logit "
-                 f"{ex.base[0]:+.2f} and all {len(X_train)} contributions sum to the logit "
-                 f"{ex.value[0]:+.2f})", fontsize=8)
+    fig.suptitle(
+        f"#row (label), then its contribution to the logit of class {ex.target[0]}: its "
+        f"exact share of the change along training\n(the initial logit "
+        f"{ex.base[0]:+.2f} and all {len(X_train)} contributions sum to the logit "
+        f"{ex.value[0]:+.2f})",
+        fontsize=8,
+    )
     fig.savefig(path, dpi=120)
     plt.close(fig)
     print(f"[path kernel] wrote {path}: the query and the training images for and against it")

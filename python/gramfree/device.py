@@ -40,8 +40,11 @@ def resolve_device(device: Any, name: str = "device") -> str:
         if not index_text.isdigit():
             raise ValueError(f"{name}: expected 'cuda:N' with N a device index, got {device!r}")
         if count == 0:
-            why = ("gramfree was built without CUDA (no CUDA compiler when it was compiled)"
-                   if not _core.cuda_compiled() else "no CUDA device is visible to this process")
+            why = (
+                "gramfree was built without CUDA (no CUDA compiler when it was compiled)"
+                if not _core.cuda_compiled()
+                else "no CUDA device is visible to this process"
+            )
             raise RuntimeError(f"{name}={device!r}: {why}; use device='cpu' or 'auto'")
         index = int(index_text)
         if index >= count:

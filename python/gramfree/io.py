@@ -60,8 +60,15 @@ from ._version import __version__
 FORMAT = "gramfree-model"
 FORMAT_VERSION = 1
 # Estimator parameters introduced after version 1 files were first written.
-_PARAMS_ADDED_SINCE_V1 = ("class_weight", "loss", "centers", "early_stopping",
-                          "validation_fraction", "n_iter_no_change", "warm_start")
+_PARAMS_ADDED_SINCE_V1 = (
+    "class_weight",
+    "loss",
+    "centers",
+    "early_stopping",
+    "validation_fraction",
+    "n_iter_no_change",
+    "warm_start",
+)
 
 _META = "__meta__"
 _META_FIELDS = ("format", "format_version", "estimator", "params", "attributes")
@@ -71,7 +78,13 @@ _TABLE_FIELDS = ("header", "columns", "target", "scaled")
 _TABLE_ARRAYS = ("table_mean", "table_scale")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 _KERNEL_MACHINE_ATTRIBUTES = (
-    "solver_", "n_iter_", "loss_curve_", "n_features_in_", "kernel_", "fit_time_", "y_1d",
+    "solver_",
+    "n_iter_",
+    "loss_curve_",
+    "n_features_in_",
+    "kernel_",
+    "fit_time_",
+    "y_1d",
 )
 # Class labels the writer can produce: LabelEncoder's classes of bools, numbers, bytes or str.
 _CLASS_KINDS = "biufSU"
@@ -81,8 +94,14 @@ _CLASS_KINDS = "biufSU"
 # RuntimeError for the encryption flag), zlib and EOFError (deflated members), numpy's
 # header parser (ValueError), and OSError from the file itself.
 _UNREADABLE = (
-    OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error, RuntimeError,
-    NotImplementedError, OverflowError,
+    OSError,
+    ValueError,
+    EOFError,
+    zipfile.BadZipFile,
+    zlib.error,
+    RuntimeError,
+    NotImplementedError,
+    OverflowError,
 )
 
 
@@ -94,14 +113,19 @@ def _fitted_solvers() -> tuple[str, ...]:
 
 
 def _estimator_classes() -> dict[str, type]:
-    from .estimators import (KernelClassifier, KernelClassifierCV, KernelRegressor,
-                             KernelRegressorCV)
+    from .estimators import KernelClassifier, KernelClassifierCV, KernelRegressor, KernelRegressorCV
     from .pathkernel import PathKernelClassifier, PathKernelRegressor
 
     return {
         c.__name__: c
-        for c in (KernelRegressor, KernelClassifier, PathKernelRegressor, PathKernelClassifier,
-                  KernelRegressorCV, KernelClassifierCV)
+        for c in (
+            KernelRegressor,
+            KernelClassifier,
+            PathKernelRegressor,
+            PathKernelClassifier,
+            KernelRegressorCV,
+            KernelClassifierCV,
+        )
     }
 
 
@@ -366,7 +390,8 @@ def _center_records(estimator) -> dict:
                 raise ValueError("center_targets_: holds labels that are not in classes_")
             targets = codes
         arrays["center_targets"] = np.ascontiguousarray(
-            targets, dtype=np.int64 if hasattr(estimator, "classes_") else np.float64)
+            targets, dtype=np.int64 if hasattr(estimator, "classes_") else np.float64
+        )
     return arrays
 
 
@@ -390,8 +415,10 @@ def _portable(estimator) -> tuple[dict, dict]:
         "estimator": name,
         # The centers parameter (an array) is stored as None: the fitted centres it gave are
         # saved (centers_), and a loaded model refits with a random draw unless set again.
-        "params": {k: _encode_param(None if k == "centers" else v)
-                   for k, v in estimator.get_params().items()},
+        "params": {
+            k: _encode_param(None if k == "centers" else v)
+            for k, v in estimator.get_params().items()
+        },
         "attributes": {
             **attributes,
             "classes_kind": None if "classes" not in arrays else arrays["classes"].dtype.kind,
@@ -584,8 +611,7 @@ def _restore_table(est, meta: dict, arrays: dict) -> None:
     if scaled:
         f64, why = (np.dtype(np.float64),), f"for n_features_in_={n}"
         mean = _check_array(arrays["table_mean"], "table_mean", dtypes=f64, shape=(n,), why=why)
-        scale = _check_array(arrays["table_scale"], "table_scale", dtypes=f64, shape=(n,),
-                             why=why)
+        scale = _check_array(arrays["table_scale"], "table_scale", dtypes=f64, shape=(n,), why=why)
         if not (scale > 0).all():
             raise _field_error("table_scale", "must hold positive numbers (it divides)")
     est.table_recipe_ = TableRecipe(header, tuple(columns), target, mean, scale)
@@ -722,8 +748,9 @@ def _restore_classes(est, classes: np.ndarray | None, kind: Any) -> None:
         if classes is not None:
             raise ValueError("path: unknown field(s) ['classes'] in the arrays of a regressor")
         if kind is not None:
-            raise _field_error("attributes.classes_kind",
-                               f"must be null for a regressor, got {kind!r}")
+            raise _field_error(
+                "attributes.classes_kind", f"must be null for a regressor, got {kind!r}"
+            )
         return
     if classes is None:
         raise ValueError("path: missing field(s) ['classes'] in the arrays of a classifier")
@@ -748,8 +775,9 @@ def _restore_feature_names(est, names: np.ndarray | None) -> None:
     if names.dtype.kind != "U":
         raise _field_error("feature_names", f"has dtype {names.dtype}, expected strings")
     n = est.n_features_in_
-    names = _check_array(names, "feature_names", dtypes=(names.dtype,), shape=(n,),
-                         why=f"for n_features_in_={n}")
+    names = _check_array(
+        names, "feature_names", dtypes=(names.dtype,), shape=(n,), why=f"for n_features_in_={n}"
+    )
     # scikit-learn's own layout: an object array of str, compared on predict with a DataFrame
     est.feature_names_in_ = np.asarray(names.tolist(), dtype=object)
 
@@ -767,21 +795,36 @@ def _target_columns(est, y_1d: bool) -> tuple[int | None, str]:
 def _restore_kernel_machine(est, arrays: dict, attrs: dict) -> None:
     _check_keys(arrays, ("centers", "dual_coef"), _CENTER_RECORDS, where="the arrays")
     alpha_path = _is_alpha_path(est)
-    _check_keys(attrs, _KERNEL_MACHINE_ATTRIBUTES + (_ALPHA_PATH_ATTRIBUTES if alpha_path else ()),
-                where="field 'attributes'")
+    _check_keys(
+        attrs,
+        _KERNEL_MACHINE_ATTRIBUTES + (_ALPHA_PATH_ATTRIBUTES if alpha_path else ()),
+        where="field 'attributes'",
+    )
     n_features = _check_int(attrs["n_features_in_"], "attributes.n_features_in_", minimum=1)
     y_1d = _check_bool(attrs["y_1d"], "attributes.y_1d")
-    centers = _check_array(arrays["centers"], "centers", dtypes=_FLOATS, shape=(None, n_features),
-                           why=f"for n_features_in_={n_features}")
+    centers = _check_array(
+        arrays["centers"],
+        "centers",
+        dtypes=_FLOATS,
+        shape=(None, n_features),
+        why=f"for n_features_in_={n_features}",
+    )
     m = centers.shape[0]
     if m < 1:
         raise _field_error("centers", "has no rows: a fitted model has at least one centre")
     columns, why = _target_columns(est, y_1d)
     if arrays["dual_coef"].dtype != centers.dtype:  # the model computes in one precision
-        raise _field_error("dual_coef", f"has dtype {arrays['dual_coef'].dtype}, expected "
-                                        f"{centers.dtype} as 'centers'")
-    dual_coef = _check_array(arrays["dual_coef"], "dual_coef", dtypes=(centers.dtype,),
-                             shape=(m, columns), why=why or f"for {m} centres")
+        raise _field_error(
+            "dual_coef",
+            f"has dtype {arrays['dual_coef'].dtype}, expected {centers.dtype} as 'centers'",
+        )
+    dual_coef = _check_array(
+        arrays["dual_coef"],
+        "dual_coef",
+        dtypes=(centers.dtype,),
+        shape=(m, columns),
+        why=why or f"for {m} centres",
+    )
     if dual_coef.shape[1] < 1:
         raise _field_error("dual_coef", "has no columns")
     records = _restore_center_records(est, arrays, m, (m,) if y_1d else dual_coef.shape)
@@ -838,8 +881,13 @@ def _restore_center_records(est, arrays: dict, m: int, target_shape: tuple) -> d
     have neither: explanations then count centres and show no labels."""
     records = {}
     if "center_indices" in arrays:
-        indices = _check_array(arrays["center_indices"], "center_indices",
-                               dtypes=(np.dtype(np.int64),), shape=(m,), why=f"for {m} centres")
+        indices = _check_array(
+            arrays["center_indices"],
+            "center_indices",
+            dtypes=(np.dtype(np.int64),),
+            shape=(m,),
+            why=f"for {m} centres",
+        )
         if (indices < 0).any() or len(np.unique(indices)) != m:
             raise _field_error("center_indices", "must hold distinct training rows (>= 0)")
         records["center_indices_"] = indices.astype(np.intp)
@@ -849,14 +897,24 @@ def _restore_center_records(est, arrays: dict, m: int, target_shape: tuple) -> d
         classes = getattr(est, "classes_", None)
         if classes is None:
             records["center_targets_"] = _check_array(
-                arrays["center_targets"], "center_targets", dtypes=(np.dtype(np.float64),),
-                shape=target_shape, why=f"for {m} centres and dual_coef's columns")
+                arrays["center_targets"],
+                "center_targets",
+                dtypes=(np.dtype(np.float64),),
+                shape=target_shape,
+                why=f"for {m} centres and dual_coef's columns",
+            )
         else:
-            codes = _check_array(arrays["center_targets"], "center_targets",
-                                 dtypes=(np.dtype(np.int64),), shape=(m,), why=f"for {m} centres")
+            codes = _check_array(
+                arrays["center_targets"],
+                "center_targets",
+                dtypes=(np.dtype(np.int64),),
+                shape=(m,),
+                why=f"for {m} centres",
+            )
             if ((codes < 0) | (codes >= len(classes))).any():
-                raise _field_error("center_targets",
-                                   f"must hold class codes in 0..{len(classes) - 1}")
+                raise _field_error(
+                    "center_targets", f"must hold class codes in 0..{len(classes) - 1}"
+                )
             records["center_targets_"] = classes[codes]
     return records
 

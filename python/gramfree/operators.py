@@ -87,9 +87,7 @@ def _prepare(X, Z, kernel, kernel_params):
     X = as_float_array(X, "X")
     Z = X if Z is None else as_float_array(Z, "Z")
     if X.shape[1] != Z.shape[1]:
-        raise ValueError(
-            f"X and Z: number of features differ ({X.shape[1]} vs {Z.shape[1]})"
-        )
+        raise ValueError(f"X and Z: number of features differ ({X.shape[1]} vs {Z.shape[1]})")
     dtype = _common_dtype(X, Z)
     X = X.astype(dtype, copy=False)
     Z = Z.astype(dtype, copy=False)
@@ -483,9 +481,7 @@ class KernelOperator(LinearOperator):
                 raise ValueError(
                     f"sample_weight: has {sample_weight.shape[0]} values, expected {self.shape[0]}"
                 )
-        return self._call(
-            "normal_matvec", V, self.shape[1], "V", sample_weight=sample_weight
-        )
+        return self._call("normal_matvec", V, self.shape[1], "V", sample_weight=sample_weight)
 
     def gradient(self, V: Any) -> np.ndarray:
         """Gradient of ``K @ V`` with respect to X; see :func:`kernel_gradient`.

@@ -64,10 +64,14 @@ bool is_radial(KernelKind kind) { return row_of(kind).metric != gf::Metric::dot;
 // A value well inside each domain, and values outside it.
 double inside(gf::Domain domain) {
   switch (domain) {
-    case gf::Domain::positive: return 0.7;
-    case gf::Domain::finite: return -0.5;
-    case gf::Domain::power: return 3;
-    case gf::Domain::unused: break;
+    case gf::Domain::positive:
+      return 0.7;
+    case gf::Domain::finite:
+      return -0.5;
+    case gf::Domain::power:
+      return 3;
+    case gf::Domain::unused:
+      break;
   }
   return 1;
 }
@@ -75,10 +79,14 @@ std::vector<double> outside(gf::Domain domain) {
   const double inf = std::numeric_limits<double>::infinity();
   const double nan = std::numeric_limits<double>::quiet_NaN();
   switch (domain) {
-    case gf::Domain::positive: return {-1.0, 0.0, nan, inf, -inf};
-    case gf::Domain::finite: return {nan, inf, -inf};
-    case gf::Domain::power: return {0, -1, gf::kMaxDegree + 1};
-    case gf::Domain::unused: break;
+    case gf::Domain::positive:
+      return {-1.0, 0.0, nan, inf, -inf};
+    case gf::Domain::finite:
+      return {nan, inf, -inf};
+    case gf::Domain::power:
+      return {0, -1, gf::kMaxDegree + 1};
+    case gf::Domain::unused:
+      break;
   }
   return {};
 }
@@ -257,19 +265,25 @@ double ref_kernel(const KernelSpec& s, const double* x, const double* z, size_t 
 // The argument a >= 0 of the exponential of a radial kernel (0 for the others).
 double exp_argument(const KernelSpec& s, const double* x, const double* z, size_t d) {
   switch (s.kind) {
-    case KernelKind::gaussian: return s.gamma * sqdist(x, z, d);
-    case KernelKind::laplacian_l1: return s.gamma * l1dist(x, z, d);
-    case KernelKind::laplacian_l2: return s.gamma * std::sqrt(sqdist(x, z, d));
-    case KernelKind::matern12: return std::sqrt(sqdist(x, z, d)) / s.length_scale;
-    case KernelKind::matern32: return std::sqrt(3 * sqdist(x, z, d)) / s.length_scale;
-    case KernelKind::matern52: return std::sqrt(5 * sqdist(x, z, d)) / s.length_scale;
-    default: return 0;
+    case KernelKind::gaussian:
+      return s.gamma * sqdist(x, z, d);
+    case KernelKind::laplacian_l1:
+      return s.gamma * l1dist(x, z, d);
+    case KernelKind::laplacian_l2:
+      return s.gamma * std::sqrt(sqdist(x, z, d));
+    case KernelKind::matern12:
+      return std::sqrt(sqdist(x, z, d)) / s.length_scale;
+    case KernelKind::matern32:
+      return std::sqrt(3 * sqdist(x, z, d)) / s.length_scale;
+    case KernelKind::matern52:
+      return std::sqrt(5 * sqdist(x, z, d)) / s.length_scale;
+    default:
+      return 0;
   }
 }
 
 // The magnitude M_ij described at the top of the file.
-double ref_magnitude(const KernelSpec& s, const double* x, const double* z, size_t d,
-                     double k) {
+double ref_magnitude(const KernelSpec& s, const double* x, const double* z, size_t d, double k) {
   switch (s.kind) {
     case KernelKind::polynomial:
       return std::pow(s.gamma * abs_dot(x, z, d) + std::abs(s.coef0), s.degree);
@@ -284,8 +298,8 @@ double ref_magnitude(const KernelSpec& s, const double* x, const double* z, size
 
 // Gradient of k(x, z) in x, component l, and the magnitude of its terms. At x == z the
 // non-differentiable kernels use the zero subgradient (as documented).
-void ref_grad(const KernelSpec& s, const double* x, const double* z, size_t d, size_t l,
-              double& g, double& mag) {
+void ref_grad(const KernelSpec& s, const double* x, const double* z, size_t d, size_t l, double& g,
+              double& mag) {
   const double diff = x[l] - z[l];
   const double scale = std::abs(x[l]) + std::abs(z[l]);
   const double k = ref_kernel(s, x, z, d);
@@ -442,11 +456,16 @@ constexpr Op kValueOps[] = {Op::matvec, Op::rmatvec, Op::normal, Op::block};
 
 std::string op_name(Op op) {
   switch (op) {
-    case Op::matvec: return "kernel_matvec";
-    case Op::rmatvec: return "kernel_rmatvec";
-    case Op::normal: return "kernel_normal_matvec";
-    case Op::block: return "kernel_block";
-    case Op::grad: return "kernel_grad_matvec";
+    case Op::matvec:
+      return "kernel_matvec";
+    case Op::rmatvec:
+      return "kernel_rmatvec";
+    case Op::normal:
+      return "kernel_normal_matvec";
+    case Op::block:
+      return "kernel_block";
+    case Op::grad:
+      return "kernel_grad_matvec";
   }
   return "?";
 }
@@ -471,31 +490,44 @@ struct Problem {
   size_t out_rows(Op op) const {
     return op == Op::matvec || op == Op::block || op == Op::grad ? n : m;
   }
-  size_t out_cols(Op op) const {
-    return op == Op::block ? m : (op == Op::grad ? k * d : k);
-  }
+  size_t out_cols(Op op) const { return op == Op::block ? m : (op == Op::grad ? k * d : k); }
 
   std::vector<T> run(Op op, const KernelSpec& s, const gf::Options& o = {}) const {
     std::vector<T> out(out_rows(op) * out_cols(op), std::numeric_limits<T>::quiet_NaN());
     const auto x = cview(X, n, d), z = cview(Z, m, d);
     const auto res = view(out, out_rows(op), out_cols(op));
     switch (op) {
-      case Op::matvec: gf::kernel_matvec<T>(s, x, z, cview(V, m, k), res, o); break;
-      case Op::rmatvec: gf::kernel_rmatvec<T>(s, x, z, cview(U, n, k), res, o); break;
-      case Op::normal: gf::kernel_normal_matvec<T>(s, x, z, cview(V, m, k), res, o); break;
-      case Op::block: gf::kernel_block<T>(s, x, z, res, o); break;
-      case Op::grad: gf::kernel_grad_matvec<T>(s, x, z, cview(V, m, k), res, o); break;
+      case Op::matvec:
+        gf::kernel_matvec<T>(s, x, z, cview(V, m, k), res, o);
+        break;
+      case Op::rmatvec:
+        gf::kernel_rmatvec<T>(s, x, z, cview(U, n, k), res, o);
+        break;
+      case Op::normal:
+        gf::kernel_normal_matvec<T>(s, x, z, cview(V, m, k), res, o);
+        break;
+      case Op::block:
+        gf::kernel_block<T>(s, x, z, res, o);
+        break;
+      case Op::grad:
+        gf::kernel_grad_matvec<T>(s, x, z, cview(V, m, k), res, o);
+        break;
     }
     return out;
   }
 
   RefOut reference(Op op, const KernelSpec& s, const RefKernel& rk) const {
     switch (op) {
-      case Op::matvec: return ref_matvec(rk, Vd, k);
-      case Op::rmatvec: return ref_rmatvec(rk, Ud, k);
-      case Op::normal: return ref_normal(rk, Vd, k);
-      case Op::block: return ref_block(rk);
-      case Op::grad: return ref_grad_matvec(s, Xd, Zd, Vd, n, m, d, k);
+      case Op::matvec:
+        return ref_matvec(rk, Vd, k);
+      case Op::rmatvec:
+        return ref_rmatvec(rk, Ud, k);
+      case Op::normal:
+        return ref_normal(rk, Vd, k);
+      case Op::block:
+        return ref_block(rk);
+      case Op::grad:
+        return ref_grad_matvec(s, Xd, Zd, Vd, n, m, d, k);
     }
     return {};
   }
@@ -537,8 +569,8 @@ void check_against_reference(KernelKind kind) {
         for (size_t m : kSizes)
           for (size_t k : {size_t(1), size_t(3)}) {
             const Problem<T> p(n, m, d, k, seed++);
-            worst = std::max(worst, check_problem(p, spec, {Op::matvec, Op::rmatvec,
-                                                            Op::normal, Op::block}));
+            worst = std::max(
+                worst, check_problem(p, spec, {Op::matvec, Op::rmatvec, Op::normal, Op::block}));
           }
   MESSAGE(gf::to_string(kind), " ", type_name<T>(), ": largest error ", worst, " (tolerance ",
           tol<T>(), ")");
@@ -549,9 +581,9 @@ void check_against_reference(KernelKind kind) {
 // ---------------------------------------------------------------------------------------
 // Values against the reference: every kernel, both types, awkward sizes, every SIMD level.
 
-#define GF_REFERENCE_CASE(KIND, ...)                                                     \
-  TEST_CASE_TEMPLATE("reference " #KIND, T, float, double) {                             \
-    check_against_reference<T>(KernelKind::KIND);                                        \
+#define GF_REFERENCE_CASE(KIND, ...)                         \
+  TEST_CASE_TEMPLATE("reference " #KIND, T, float, double) { \
+    check_against_reference<T>(KernelKind::KIND);            \
   }
 GRAMFREE_KERNEL_TABLE(GF_REFERENCE_CASE)
 #undef GF_REFERENCE_CASE
@@ -737,8 +769,7 @@ TEST_CASE_TEMPLATE("n_threads 1 and 2 agree", T, float, double) {
           two.n_threads = 2;
           three.n_threads = 3;
           const std::vector<T> r1 = p.run(op, spec, one);
-          INFO(op_name(op), " ", describe(spec), " ", p.describe(),
-               " simd=", gf::to_string(level));
+          INFO(op_name(op), " ", describe(spec), " ", p.describe(), " simd=", gf::to_string(level));
           CHECK(max_error(r1, want.value, want.scale) <= tol<T>());
           const double d2 = max_difference(p.run(op, spec, two), r1, want.scale);
           const double d3 = max_difference(p.run(op, spec, three), r1, want.scale);
@@ -768,7 +799,7 @@ TEST_CASE("workspace: independent of n and m, also when threads split Z") {
     a.n_threads = 4;
     return d::engine_scalar.workspace_f64(a);
   };
-  CHECK(ws(3, 100'000) == ws(3, 10'000'000));            // few rows: threads split Z
+  CHECK(ws(3, 100'000) == ws(3, 10'000'000));                // few rows: threads split Z
   CHECK(ws(100'000, 100'000) == ws(1'000'000, 10'000'000));  // rows split among threads
   CHECK(ws(3, 10'000'000) * sizeof(double) < (std::size_t(4) << 20));
 }
@@ -905,8 +936,7 @@ TEST_CASE_TEMPLATE("invalid input throws std::invalid_argument", T, float, doubl
   const KernelSpec spec;
   std::vector<T> out(n * m * k * d + 64, T(7));
   const std::vector<T> untouched = out;
-  const auto X = cview(p.X, n, d), Z = cview(p.Z, m, d), V = cview(p.V, m, k),
-             U = cview(p.U, n, k);
+  const auto X = cview(p.X, n, d), Z = cview(p.Z, m, d), V = cview(p.V, m, k), U = cview(p.U, n, k);
   auto o = [&](size_t rows, size_t cols) { return gf::Matrix<T>{out.data(), rows, cols}; };
   using std::invalid_argument;
 
@@ -914,8 +944,7 @@ TEST_CASE_TEMPLATE("invalid input throws std::invalid_argument", T, float, doubl
     // Views of the same storage with d + 1 and 2 d features (no more elements than there are).
     const auto Z2 = gf::ConstMatrix<T>{p.Z.data(), 3, d + 1};
     const auto X2 = gf::ConstMatrix<T>{p.X.data(), n / 2, d * 2};
-    CHECK_THROWS_AS(gf::kernel_matvec<T>(spec, X, Z2, cview(p.V, 3, k), o(n, k)),
-                    invalid_argument);
+    CHECK_THROWS_AS(gf::kernel_matvec<T>(spec, X, Z2, cview(p.V, 3, k), o(n, k)), invalid_argument);
     CHECK_THROWS_AS(gf::kernel_rmatvec<T>(spec, X, Z2, U, o(3, k)), invalid_argument);
     CHECK_THROWS_AS(gf::kernel_normal_matvec<T>(spec, X, Z2, cview(p.V, 3, k), o(3, k)),
                     invalid_argument);
@@ -927,22 +956,20 @@ TEST_CASE_TEMPLATE("invalid input throws std::invalid_argument", T, float, doubl
     const gf::ConstMatrix<T> no_rows{p.X.data(), 0, d}, no_cols{p.X.data(), n, 0};
     const gf::ConstMatrix<T> null_empty{nullptr, 0, 0};
     CHECK_THROWS_AS(gf::kernel_matvec<T>(spec, no_rows, Z, V, o(0, k)), invalid_argument);
-    CHECK_THROWS_AS(gf::kernel_matvec<T>(spec, no_cols, gf::ConstMatrix<T>{p.Z.data(), m, 0},
-                                         V, o(n, k)),
-                    invalid_argument);
+    CHECK_THROWS_AS(
+        gf::kernel_matvec<T>(spec, no_cols, gf::ConstMatrix<T>{p.Z.data(), m, 0}, V, o(n, k)),
+        invalid_argument);
     CHECK_THROWS_AS(gf::kernel_matvec<T>(spec, X, gf::ConstMatrix<T>{p.Z.data(), 0, d},
                                          gf::ConstMatrix<T>{p.V.data(), 0, k}, o(n, k)),
                     invalid_argument);
-    CHECK_THROWS_AS(gf::kernel_matvec<T>(spec, X, Z, gf::ConstMatrix<T>{p.V.data(), m, 0},
-                                         o(n, 0)),
+    CHECK_THROWS_AS(gf::kernel_matvec<T>(spec, X, Z, gf::ConstMatrix<T>{p.V.data(), m, 0}, o(n, 0)),
                     invalid_argument);
-    CHECK_THROWS_AS(gf::kernel_rmatvec<T>(spec, X, Z, gf::ConstMatrix<T>{p.U.data(), n, 0},
-                                          o(m, 0)),
-                    invalid_argument);
+    CHECK_THROWS_AS(
+        gf::kernel_rmatvec<T>(spec, X, Z, gf::ConstMatrix<T>{p.U.data(), n, 0}, o(m, 0)),
+        invalid_argument);
     CHECK_THROWS_AS(gf::kernel_normal_matvec<T>(spec, no_rows, Z, V, o(m, k)), invalid_argument);
     CHECK_THROWS_AS(gf::kernel_block<T>(spec, null_empty, Z, o(0, m)), invalid_argument);
-    CHECK_THROWS_AS(gf::kernel_grad_matvec<T>(spec, X, no_rows, V, o(n, k * d)),
-                    invalid_argument);
+    CHECK_THROWS_AS(gf::kernel_grad_matvec<T>(spec, X, no_rows, V, o(n, k * d)), invalid_argument);
   }
   SUBCASE("wrong output shape") {
     CHECK_THROWS_AS(gf::kernel_matvec<T>(spec, X, Z, V, o(n + 1, k)), invalid_argument);
@@ -1069,8 +1096,7 @@ TEST_CASE("kernel table: names round-trip and validate() follows the domains") {
   const Param params[] = {
       {"gamma", &gf::KernelInfo::gamma, [](KernelSpec& s, double v) { s.gamma = v; }, nan},
       {"coef0", &gf::KernelInfo::coef0, [](KernelSpec& s, double v) { s.coef0 = v; }, nan},
-      {"degree", &gf::KernelInfo::degree, [](KernelSpec& s, double v) { s.degree = int(v); },
-       0},
+      {"degree", &gf::KernelInfo::degree, [](KernelSpec& s, double v) { s.degree = int(v); }, 0},
       {"length_scale", &gf::KernelInfo::length_scale,
        [](KernelSpec& s, double v) { s.length_scale = v; }, nan},
   };

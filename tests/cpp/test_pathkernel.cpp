@@ -72,9 +72,12 @@ double reconstruction_error(Activation act, Loss loss, std::size_t k, std::size_
   for (double& v : Q) v = normal(gen);
   for (double& v : w0) v = 0.5 * normal(gen);
   for (std::size_t i = 0; i < n; ++i) {
-    if (loss == Loss::squared) Y[i * k] = std::sin(X[i * d]);
-    else if (loss == Loss::logistic) Y[i] = X[i * d] > 0;
-    else Y[i * k + i % k] = 1.0;
+    if (loss == Loss::squared)
+      Y[i * k] = std::sin(X[i * d]);
+    else if (loss == Loss::logistic)
+      Y[i] = X[i * d] > 0;
+    else
+      Y[i * k + i % k] = 1.0;
   }
   TrainConfig c;
   c.learning_rate = 0.1;
@@ -85,8 +88,7 @@ double reconstruction_error(Activation act, Loss loss, std::size_t k, std::size_
   for (std::size_t i = 0; i < n; ++i) v[i] = i % 4 == 0 ? 0.0 : 1.0 + std::tanh(normal(gen));
   Dataset data{{X.data(), n, d}, {Y.data(), n, k}};
   if (weighted) data.weights = v.data();
-  const Decomposition r =
-      decompose(arch, c, data, w0, {Q.data(), q, d}, DecomposeConfig{});
+  const Decomposition r = decompose(arch, c, data, w0, {Q.data(), q, d}, DecomposeConfig{});
   const TrainResult t = train(arch, c, data, w0);
   std::vector<double> f(q * k);
   predict(arch, t.params, {Q.data(), q, d}, {f.data(), q, k});
@@ -107,8 +109,8 @@ double reconstruction_error(Activation act, Loss loss, std::size_t k, std::size_
 }  // namespace
 
 TEST_CASE("decomposition reproduces the trained network") {
-  for (Activation act : {Activation::tanh, Activation::relu, Activation::softplus,
-                         Activation::gelu, Activation::identity}) {
+  for (Activation act : {Activation::tanh, Activation::relu, Activation::softplus, Activation::gelu,
+                         Activation::identity}) {
     CAPTURE(to_string(act));
     CHECK(reconstruction_error(act, Loss::squared, 2, 0) < 1e-9);
     CHECK(reconstruction_error(act, Loss::softmax, 3, 7) < 1e-9);

@@ -1,7 +1,7 @@
 """scikit-learn estimators over the Gram-free solvers."""
 
 from .classifier import KernelClassifier
-from .regressor import KernelRegressor
 from .cv import KernelClassifierCV, KernelRegressorCV
+from .regressor import KernelRegressor
 
 __all__ = ["KernelClassifier", "KernelClassifierCV", "KernelRegressor", "KernelRegressorCV"]

@@ -10,8 +10,6 @@ import os
 import time
 import warnings
 from dataclasses import fields
-
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -28,11 +26,11 @@ from sklearn.utils.validation import (
 )
 
 from .._log import say, verbose_output
+from .._threads import blas_threads
 from ..device import resolve_device
 from ..kernels import KERNEL_NAMES, Kernel, get_kernel
-from .._threads import blas_threads
-from ..operators import KernelOperator
 from ..linalg import cho_solve, jittered_cholesky
+from ..operators import KernelOperator
 from ..solvers import SOLVERS, Problem, solve_direct, solve_eigenpro
 from ..solvers.auto import first_center_count, run_nystrom, solve_auto, solve_nystrom_choice
 from ._fit_controls import ITERATIVE_SOLVERS, WarmStart, hold_out
@@ -140,8 +138,9 @@ class KernelMachineMixin(BaseEstimator):
         }
         return get_kernel(self.kernel, **{k: v for k, v in params.items() if k in names})
 
-    def _validate_X_y(self, X, y, sample_weight, *,
-                      y_numeric: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    def _validate_X_y(
+        self, X, y, sample_weight, *, y_numeric: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
         X, y = validate_data(
             self,
             X,
@@ -187,7 +186,8 @@ class KernelMachineMixin(BaseEstimator):
             return None, None
         if self.n_centers is not None:
             raise ValueError(
-                f"centers and n_centers: give one, not both (n_centers={self.n_centers!r})")
+                f"centers and n_centers: give one, not both (n_centers={self.n_centers!r})"
+            )
         n, d = X.shape
         raw = np.asarray(self.centers)
         if raw.size == 0:
@@ -196,16 +196,20 @@ class KernelMachineMixin(BaseEstimator):
             if raw.dtype.kind not in "iu":
                 raise ValueError(
                     "centers: a 1-d array must hold integer row indices into X (a single "
-                    f"point is a 2-d array of one row), got dtype {raw.dtype}")
+                    f"point is a 2-d array of one row), got dtype {raw.dtype}"
+                )
             if raw.min() < 0 or raw.max() >= n:
-                raise ValueError(f"centers: row indices must be in [0, {n - 1}] (X has {n} "
-                                 f"rows), got {raw.min()}..{raw.max()}")
+                raise ValueError(
+                    f"centers: row indices must be in [0, {n - 1}] (X has {n} "
+                    f"rows), got {raw.min()}..{raw.max()}"
+                )
             rows = raw.astype(np.intp)
             if np.unique(rows).size != rows.size:
                 raise ValueError("centers: row indices must be distinct")
             return np.ascontiguousarray(X[rows]), rows
-        points = check_array(self.centers, dtype=[np.float64, np.float32],
-                             input_name="centers", copy=True)
+        points = check_array(
+            self.centers, dtype=[np.float64, np.float32], input_name="centers", copy=True
+        )
         if points.shape[1] != d:
             raise ValueError(f"centers: has {points.shape[1]} features, X has {d}")
         return np.ascontiguousarray(points, dtype=X.dtype), None
@@ -222,31 +226,47 @@ class KernelMachineMixin(BaseEstimator):
             raise ValueError(
                 f"early_stopping: solver={solver!r} solves exactly, with no iterations to "
                 f"stop; early stopping takes solver 'auto' (then nystrom-pcg), "
-                f"'nystrom-pcg' or 'eigenpro'")
+                f"'nystrom-pcg' or 'eigenpro'"
+            )
         rng = self._rng()
         warm = self._warm_start_state(X, Y)
         held = None
         rows = np.arange(X.shape[0])  # the solver's rows in the caller's X
         if self.early_stopping:
             X, Y, sample_weight, held = hold_out(
-                X, Y, sample_weight, fraction=self.validation_fraction,
-                classify=is_classifier(self), rng=rng)
+                X,
+                Y,
+                sample_weight,
+                fraction=self.validation_fraction,
+                classify=is_classifier(self),
+                rng=rng,
+            )
             rows = held.fit_rows
         n = X.shape[0]
         given, given_rows = self._resolve_centers(X)
         n_centers = self._resolve_n_centers(n)
         kernel = self._make_kernel()
-        problem = Problem(X, Y, kernel, float(self.alpha), sample_weight, self.n_jobs,
-                          resolve_device(self.device), self._kernel_dtype(X))
+        problem = Problem(
+            X,
+            Y,
+            kernel,
+            float(self.alpha),
+            sample_weight,
+            self.n_jobs,
+            resolve_device(self.device),
+            self._kernel_dtype(X),
+        )
         if warm is not None and solver == "auto":  # continue the previous iterative solver
             solver = warm.solver
         if self.verbose:
             say(f"[{type(self).__name__}] solver={solver} n_samples={n}")
         start = time.perf_counter()
         if given is not None and solver == "direct":
-            raise ValueError("centers: solver='direct' uses every training point as a centre; "
-                             "with centers use 'auto', 'nystrom-pcg', 'nystrom-direct' or "
-                             "'eigenpro'")
+            raise ValueError(
+                "centers: solver='direct' uses every training point as a centre; "
+                "with centers use 'auto', 'nystrom-pcg', 'nystrom-direct' or "
+                "'eigenpro'"
+            )
         monitor = None
         centers_are_rows = given is None or given_rows is not None
         if held is not None and solver == "auto":
@@ -255,9 +275,15 @@ class KernelMachineMixin(BaseEstimator):
                 n_centers = first_center_count(problem, rng)
         nystrom = solver in ("nystrom-pcg", "nystrom-direct")
         if (solver == "auto" or nystrom) and n_centers is None and given is None and warm is None:
-            result = solve_auto(problem, classify=is_classifier(self), max_iter=self.max_iter,
-                                tol=self.tol, random_state=rng, verbose=self.verbose,
-                                nystrom_only=solver if nystrom else None)
+            result = solve_auto(
+                problem,
+                classify=is_classifier(self),
+                max_iter=self.max_iter,
+                tol=self.tol,
+                random_state=rng,
+                verbose=self.verbose,
+                nystrom_only=solver if nystrom else None,
+            )
             solver = result.info["solver"]
         elif solver == "direct":
             result = solve_direct(problem.in_data_precision())
@@ -276,20 +302,37 @@ class KernelMachineMixin(BaseEstimator):
                 idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
                 centers = np.ascontiguousarray(X[idx])
             if held is not None:
-                monitor = held.monitor(problem, X if centers is None else centers,
-                                       n_iter_no_change=self.n_iter_no_change, tol=self.tol)
+                monitor = held.monitor(
+                    problem,
+                    X if centers is None else centers,
+                    n_iter_no_change=self.n_iter_no_change,
+                    tol=self.tol,
+                )
             if solver == "auto":  # centres given: the cheaper Nystrom solver
-                result = solve_nystrom_choice(problem, centers, max_iter=self.max_iter,
-                                              tol=self.tol, verbose=self.verbose)
+                result = solve_nystrom_choice(
+                    problem, centers, max_iter=self.max_iter, tol=self.tol, verbose=self.verbose
+                )
                 solver = result.info["solver"]
             elif nystrom:
-                result = run_nystrom(problem, centers, solver, max_iter=self.max_iter,
-                                     tol=self.tol, verbose=self.verbose,
-                                     initial_coef=initial, monitor=monitor)
+                result = run_nystrom(
+                    problem,
+                    centers,
+                    solver,
+                    max_iter=self.max_iter,
+                    tol=self.tol,
+                    verbose=self.verbose,
+                    initial_coef=initial,
+                    monitor=monitor,
+                )
             else:
                 result = solve_eigenpro(
-                    problem, centers, max_iter=self.max_iter or 30, tol=self.tol,
-                    random_state=rng, verbose=self.verbose, initial_coef=initial,
+                    problem,
+                    centers,
+                    max_iter=self.max_iter or 30,
+                    tol=self.tol,
+                    random_state=rng,
+                    verbose=self.verbose,
+                    initial_coef=initial,
                     monitor=monitor,
                 )
             if idx is not None and (given is not None or len(idx) < n):
@@ -298,8 +341,9 @@ class KernelMachineMixin(BaseEstimator):
         if warm is not None and centers_are_rows and result.centers is warm.centers:
             caller_rows = warm.rows
         elif centers_are_rows:
-            caller_rows = rows[np.arange(n) if result.center_indices is None
-                               else np.asarray(result.center_indices)]
+            caller_rows = rows[
+                np.arange(n) if result.center_indices is None else np.asarray(result.center_indices)
+            ]
         else:
             caller_rows = None
         result.center_indices = caller_rows
@@ -345,12 +389,16 @@ class KernelMachineMixin(BaseEstimator):
         if not self.warm_start or not hasattr(self, "dual_coef_"):
             return None
         if self.centers_.shape[1] != X.shape[1]:
-            raise ValueError(f"warm_start: the previous fit had {self.centers_.shape[1]} "
-                             f"features, X has {X.shape[1]}; fit with warm_start=False")
+            raise ValueError(
+                f"warm_start: the previous fit had {self.centers_.shape[1]} "
+                f"features, X has {X.shape[1]}; fit with warm_start=False"
+            )
         if self.dual_coef_.shape[1] != Y.shape[1]:
-            raise ValueError(f"warm_start: the previous fit had {self.dual_coef_.shape[1]} "
-                             f"target column(s), this y gives {Y.shape[1]}; fit with "
-                             "warm_start=False")
+            raise ValueError(
+                f"warm_start: the previous fit had {self.dual_coef_.shape[1]} "
+                f"target column(s), this y gives {Y.shape[1]}; fit with "
+                "warm_start=False"
+            )
         previous = getattr(self, "solver_", None)
         solver: str | None
         if getattr(self, "loss", "squared") == "logistic":  # Newton steps, any solver
@@ -364,14 +412,21 @@ class KernelMachineMixin(BaseEstimator):
         assert solver is not None
         centers = self.centers_.astype(X.dtype, copy=False)
         rows = getattr(self, "center_indices_", None)
-        if rows is not None and not (rows.max() < X.shape[0]
-                                     and np.array_equal(X[rows], centers)):
+        if rows is not None and not (rows.max() < X.shape[0] and np.array_equal(X[rows], centers)):
             rows = None
-        return WarmStart(solver, np.ascontiguousarray(centers), rows,
-                         self.dual_coef_.astype(np.float64))
+        return WarmStart(
+            solver, np.ascontiguousarray(centers), rows, self.dual_coef_.astype(np.float64)
+        )
 
-    def _set_fitted(self, result, kernel: Kernel, solver: str, problem: Problem, *,
-                    centers_are_rows: bool = True) -> None:
+    def _set_fitted(
+        self,
+        result,
+        kernel: Kernel,
+        solver: str,
+        problem: Problem,
+        *,
+        centers_are_rows: bool = True,
+    ) -> None:
         """The fitted attributes, set only once the solver succeeded: a failed refit must
         not leave a new kernel_ beside old coefficients. Centres given as points (the
         ``centers`` parameter as an array) are no training rows: ``center_indices_`` (and
@@ -381,8 +436,11 @@ class KernelMachineMixin(BaseEstimator):
         self.solver_ = solver
         self.centers_ = result.centers
         if centers_are_rows:
-            self.center_indices_ = (np.arange(n) if result.center_indices is None
-                                    else np.asarray(result.center_indices, dtype=np.intp))
+            self.center_indices_ = (
+                np.arange(n)
+                if result.center_indices is None
+                else np.asarray(result.center_indices, dtype=np.intp)
+            )
         elif hasattr(self, "center_indices_"):  # a refit: not the previous fit's rows
             del self.center_indices_
         self.dual_coef_ = result.coef
@@ -390,8 +448,10 @@ class KernelMachineMixin(BaseEstimator):
         self.loss_curve_ = result.loss_curve
         self.solver_info_ = dict(result.info, kernel_dtype=problem.kernel_dtype.name)
         if self.verbose:
-            say(f"[{type(self).__name__}] {solver}: {result.n_iter} iteration(s), "
-                f"{self.centers_.shape[0]} centres, {self.fit_time_:.2f} s")
+            say(
+                f"[{type(self).__name__}] {solver}: {result.n_iter} iteration(s), "
+                f"{self.centers_.shape[0]} centres, {self.fit_time_:.2f} s"
+            )
 
     # -- prediction --------------------------------------------------------------------
 
@@ -410,8 +470,13 @@ class KernelMachineMixin(BaseEstimator):
 
     # -- superposition storage ---------------------------------------------------------
 
-    def compress(self, n_centers: int, X: ArrayLike | None = None, y: ArrayLike | None = None,
-                 sample_weight: ArrayLike | None = None) -> tuple[Self, float]:
+    def compress(
+        self,
+        n_centers: int,
+        X: ArrayLike | None = None,
+        y: ArrayLike | None = None,
+        sample_weight: ArrayLike | None = None,
+    ) -> tuple[Self, float]:
         """A smaller model with ``n_centers`` centres, and the relative change it makes.
 
         With ``X, y``: refit the same objective (kernel, alpha, weights) by Nystrom-PCG on
@@ -456,8 +521,7 @@ class KernelMachineMixin(BaseEstimator):
             raise ValueError(
                 f"n_centers must be in [1, {self.n_centers_}] (the current size), got {n_centers}"
             )
-        small = clone(self).set_params(solver="nystrom-pcg", n_centers=int(n_centers),
-                                       centers=None)
+        small = clone(self).set_params(solver="nystrom-pcg", n_centers=int(n_centers), centers=None)
         if X is not None:
             if y is None:
                 raise ValueError("compress: y is required when X is given")
@@ -469,11 +533,20 @@ class KernelMachineMixin(BaseEstimator):
             points = self.centers_
             rng = self._rng()
             m = len(points)
-            idx = np.sort(rng.choice(m, size=n_centers, replace=False)) if n_centers < m else np.arange(m)
+            idx = (
+                np.sort(rng.choice(m, size=n_centers, replace=False))
+                if n_centers < m
+                else np.arange(m)
+            )
             sub = np.ascontiguousarray(points[idx])
-            kss = KernelOperator(sub, kernel=self.kernel_, n_jobs=self.n_jobs, device=self.device).to_dense()
+            kss = KernelOperator(
+                sub, kernel=self.kernel_, n_jobs=self.n_jobs, device=self.device
+            ).to_dense()
             L, _ = jittered_cholesky(kss.astype(np.float64), start=1e-13)
-            rhs = KernelOperator(sub, points, self.kernel_, n_jobs=self.n_jobs, device=self.device) @ self.dual_coef_
+            rhs = (
+                KernelOperator(sub, points, self.kernel_, n_jobs=self.n_jobs, device=self.device)
+                @ self.dual_coef_
+            )
             small.kernel_ = self.kernel_
             small.n_features_in_ = self.n_features_in_
             self._copy_target_info(small)

@@ -60,20 +60,31 @@ class HeldOut:
 
     def score(self, scores: np.ndarray) -> float:
         if self.classify:
-            return float(accuracy_score(target_codes(self.Y), decision_codes(scores),
-                                        sample_weight=self.sample_weight))
+            return float(
+                accuracy_score(
+                    target_codes(self.Y), decision_codes(scores), sample_weight=self.sample_weight
+                )
+            )
         return float(r2_score(self.Y, scores, sample_weight=self.sample_weight))
 
-    def monitor(self, problem: Problem, centers: np.ndarray, *, n_iter_no_change: int,
-                tol: float) -> ValidationMonitor:
+    def monitor(
+        self, problem: Problem, centers: np.ndarray, *, n_iter_no_change: int, tol: float
+    ) -> ValidationMonitor:
         def decision(coef: np.ndarray) -> np.ndarray:
             return problem.matvec(self.X, centers, coef).astype(np.float64)
 
         return ValidationMonitor(decision, self.score, n_iter_no_change, tol)
 
 
-def hold_out(X: np.ndarray, Y: np.ndarray, sample_weight, *, fraction: float,
-             classify: bool, rng: np.random.Generator):
+def hold_out(
+    X: np.ndarray,
+    Y: np.ndarray,
+    sample_weight,
+    *,
+    fraction: float,
+    classify: bool,
+    rng: np.random.Generator,
+):
     """``(X_fit, Y_fit, sample_weight_fit, held_out)``: the split of an early-stopped fit,
     stratified by class for a classifier; fresh arrays, the caller's are not touched."""
     n = X.shape[0]
@@ -90,19 +101,31 @@ def hold_out(X: np.ndarray, Y: np.ndarray, sample_weight, *, fraction: float,
     if n - n_val < 2:
         raise ValueError(
             f"validation_fraction={fraction}: holding out {n_val} of {n} samples leaves "
-            f"{n - n_val} to fit; use a smaller validation_fraction or early_stopping=False")
+            f"{n - n_val} to fit; use a smaller validation_fraction or early_stopping=False"
+        )
     fit_rows, val_rows = train_test_split(
-        np.arange(n), test_size=n_val, stratify=stratify,
-        random_state=int(rng.integers(2**31 - 1)))
+        np.arange(n), test_size=n_val, stratify=stratify, random_state=int(rng.integers(2**31 - 1))
+    )
     fit_rows, val_rows = np.sort(fit_rows), np.sort(val_rows)
     w = sample_weight
     if w is not None and not w[fit_rows].any():
-        raise ValueError("sample_weight: every sample left for fitting after the "
-                         "validation split has weight zero")
-    held = HeldOut(fit_rows, np.ascontiguousarray(X[val_rows]), Y[val_rows],
-                   None if w is None else w[val_rows], classify)
-    return (np.ascontiguousarray(X[fit_rows]), np.ascontiguousarray(Y[fit_rows]),
-            None if w is None else w[fit_rows], held)
+        raise ValueError(
+            "sample_weight: every sample left for fitting after the "
+            "validation split has weight zero"
+        )
+    held = HeldOut(
+        fit_rows,
+        np.ascontiguousarray(X[val_rows]),
+        Y[val_rows],
+        None if w is None else w[val_rows],
+        classify,
+    )
+    return (
+        np.ascontiguousarray(X[fit_rows]),
+        np.ascontiguousarray(Y[fit_rows]),
+        None if w is None else w[fit_rows],
+        held,
+    )
 
 
 @dataclass

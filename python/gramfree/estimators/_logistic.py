@@ -13,7 +13,6 @@ from sklearn.metrics import pairwise_distances_argmin
 
 from .._log import verbose_output
 from .._threads import blas_threads
-
 from ..device import resolve_device
 from ..solvers import Problem
 from ..solvers.auto import DIRECT_ALWAYS, MIN_CENTERS, effective_dimension
@@ -50,22 +49,32 @@ def default_center_count(problem: Problem, rng: np.random.Generator) -> int:
     n = problem.X.shape[0]
     if n <= DIRECT_ALWAYS:
         return n
-    ridge = Problem(problem.X, problem.Y, problem.kernel, problem.alpha / CURVATURE_BOUND,
-                    problem.sample_weight, problem.n_jobs, problem.device, problem.kernel_dtype)
+    ridge = Problem(
+        problem.X,
+        problem.Y,
+        problem.kernel,
+        problem.alpha / CURVATURE_BOUND,
+        problem.sample_weight,
+        problem.n_jobs,
+        problem.device,
+        problem.kernel_dtype,
+    )
     d_eff, _ = effective_dimension(ridge, rng)
     return int(min(n // 2, MAX_DEFAULT_CENTERS, max(MIN_CENTERS, 4 * d_eff)))
 
 
-def fit_logistic(estimator, X: np.ndarray, codes: np.ndarray, n_classes: int,
-                 sample_weight) -> None:
+def fit_logistic(
+    estimator, X: np.ndarray, codes: np.ndarray, n_classes: int, sample_weight
+) -> None:
     """Fit ``estimator`` (a KernelClassifier with loss="logistic") on class codes; BLAS
     runs on the threads n_jobs asks for."""
     with blas_threads(estimator.n_jobs), verbose_output(estimator.verbose):
         _fit_logistic(estimator, X, codes, n_classes, sample_weight)
 
 
-def _fit_logistic(estimator, X: np.ndarray, codes: np.ndarray, n_classes: int,
-                  sample_weight) -> None:
+def _fit_logistic(
+    estimator, X: np.ndarray, codes: np.ndarray, n_classes: int, sample_weight
+) -> None:
     if estimator.solver not in LOGISTIC_SOLVERS:
         raise ValueError(
             f"solver={estimator.solver!r} fits the square loss only; loss='logistic' takes "
@@ -78,13 +87,21 @@ def _fit_logistic(estimator, X: np.ndarray, codes: np.ndarray, n_classes: int,
     held = None
     rows = np.arange(X.shape[0])  # the solver's rows in the caller's X
     if estimator.early_stopping:
-        X, Y, sample_weight, held = hold_out(X, Y, sample_weight,
-                                             fraction=estimator.validation_fraction,
-                                             classify=True, rng=rng)
+        X, Y, sample_weight, held = hold_out(
+            X, Y, sample_weight, fraction=estimator.validation_fraction, classify=True, rng=rng
+        )
         rows = held.fit_rows
     n = X.shape[0]
-    problem = Problem(X, Y, kernel, float(estimator.alpha), sample_weight, estimator.n_jobs,
-                      resolve_device(estimator.device), estimator._kernel_dtype(X))
+    problem = Problem(
+        X,
+        Y,
+        kernel,
+        float(estimator.alpha),
+        sample_weight,
+        estimator.n_jobs,
+        resolve_device(estimator.device),
+        estimator._kernel_dtype(X),
+    )
     given, given_rows = estimator._resolve_centers(X)
     initial = None
     if warm is not None:
@@ -95,11 +112,15 @@ def _fit_logistic(estimator, X: np.ndarray, codes: np.ndarray, n_classes: int,
         curvature_rows = pairwise_distances_argmin(centers, X)
     elif given is not None:
         if estimator.solver == "direct":
-            raise ValueError("centers: solver='direct' uses every training point as a "
-                             "centre; with centers use 'auto' or 'nystrom-pcg'")
+            raise ValueError(
+                "centers: solver='direct' uses every training point as a "
+                "centre; with centers use 'auto' or 'nystrom-pcg'"
+            )
         centers = given
         caller_rows = None if given_rows is None else rows[given_rows]
-        curvature_rows = given_rows if given_rows is not None else pairwise_distances_argmin(given, X)
+        curvature_rows = (
+            given_rows if given_rows is not None else pairwise_distances_argmin(given, X)
+        )
     else:
         if estimator.solver == "direct":
             m = n
@@ -107,13 +128,24 @@ def _fit_logistic(estimator, X: np.ndarray, codes: np.ndarray, n_classes: int,
             m = estimator._resolve_n_centers(n) or default_center_count(problem, rng)
         idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
         centers, curvature_rows, caller_rows = np.ascontiguousarray(X[idx]), idx, rows[idx]
-    monitor = None if held is None else held.monitor(
-        problem, centers, n_iter_no_change=estimator.n_iter_no_change, tol=estimator.tol)
+    monitor = (
+        None
+        if held is None
+        else held.monitor(
+            problem, centers, n_iter_no_change=estimator.n_iter_no_change, tol=estimator.tol
+        )
+    )
     start = time.perf_counter()
-    result = solve_logistic(problem, centers, curvature_rows,
-                            max_iter=estimator.max_iter or DEFAULT_NEWTON_STEPS,
-                            tol=estimator.tol, verbose=estimator.verbose,
-                            initial_coef=initial, monitor=monitor)
+    result = solve_logistic(
+        problem,
+        centers,
+        curvature_rows,
+        max_iter=estimator.max_iter or DEFAULT_NEWTON_STEPS,
+        tol=estimator.tol,
+        verbose=estimator.verbose,
+        initial_coef=initial,
+        monitor=monitor,
+    )
     estimator.fit_time_ = time.perf_counter() - start
     if monitor is not None:
         monitor.apply(result)
@@ -125,8 +157,9 @@ def _fit_logistic(estimator, X: np.ndarray, codes: np.ndarray, n_classes: int,
             ConvergenceWarning,
             stacklevel=3,
         )
-    estimator._set_fitted(result, kernel, "newton-pcg", problem,
-                          centers_are_rows=caller_rows is not None)
+    estimator._set_fitted(
+        result, kernel, "newton-pcg", problem, centers_are_rows=caller_rows is not None
+    )
     estimator._set_fit_controls(monitor)
 
 

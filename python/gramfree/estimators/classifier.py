@@ -10,8 +10,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
-from sklearn.utils._param_validation import StrOptions
 from sklearn.utils._available_if import available_if
+from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 
@@ -341,12 +341,27 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
         loss="squared",
     ):
         super().__init__(
-            kernel, gamma=gamma, degree=degree, coef0=coef0, length_scale=length_scale, nu=nu,
-            alpha=alpha, solver=solver, n_centers=n_centers, centers=centers, max_iter=max_iter,
-            tol=tol, random_state=random_state, n_jobs=n_jobs, device=device,
-            kernel_precision=kernel_precision, early_stopping=early_stopping,
-            validation_fraction=validation_fraction, n_iter_no_change=n_iter_no_change,
-            warm_start=warm_start, verbose=verbose,
+            kernel,
+            gamma=gamma,
+            degree=degree,
+            coef0=coef0,
+            length_scale=length_scale,
+            nu=nu,
+            alpha=alpha,
+            solver=solver,
+            n_centers=n_centers,
+            centers=centers,
+            max_iter=max_iter,
+            tol=tol,
+            random_state=random_state,
+            n_jobs=n_jobs,
+            device=device,
+            kernel_precision=kernel_precision,
+            early_stopping=early_stopping,
+            validation_fraction=validation_fraction,
+            n_iter_no_change=n_iter_no_change,
+            warm_start=warm_start,
+            verbose=verbose,
         )
         self.class_weight = class_weight
         self.loss = loss
@@ -388,15 +403,20 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
             return _dask.fit(self, X, y, sample_weight, classify=True)
         X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=False)
         classes, Y, sample_weight = class_targets(self, X, y, sample_weight)
-        if (self.warm_start and hasattr(self, "dual_coef_")
-                and not np.array_equal(classes, self.classes_)):
+        if (
+            self.warm_start
+            and hasattr(self, "dual_coef_")
+            and not np.array_equal(classes, self.classes_)
+        ):
             raise ValueError(
                 f"warm_start: y has classes {classes.tolist()}, the previous fit "
                 f"{self.classes_.tolist()}; the coefficients belong to those. Fit with "
-                "warm_start=False")
+                "warm_start=False"
+            )
         if self.loss == "logistic":
-            fit_logistic(self, X, np.searchsorted(classes, np.ravel(y)), len(classes),
-                         sample_weight)
+            fit_logistic(
+                self, X, np.searchsorted(classes, np.ravel(y)), len(classes), sample_weight
+            )
         else:
             self._fit_targets(X, Y, sample_weight)
         self.classes_ = classes

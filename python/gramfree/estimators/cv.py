@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import numbers
 import time
-
-
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -21,8 +19,8 @@ from ..device import resolve_device
 from ..solvers._common import Problem
 from ..solvers.alpha_path import solve_alpha_path
 from ._base import KernelMachineMixin
-from .explain import ExplainMixin
 from .classifier import ClassScores, class_targets
+from .explain import ExplainMixin
 
 if TYPE_CHECKING:  # typing.Self is Python 3.11+
     from typing_extensions import Self
@@ -45,13 +43,29 @@ class _AlphaPathMixin(KernelMachineMixin):
     """The parameters and the fit shared by the CV estimators (see KernelRegressorCV)."""
 
     _parameter_constraints: dict = {
-        **{k: v for k, v in KernelMachineMixin._parameter_constraints.items()
-           if k not in ("alpha", "solver", "centers", "max_iter", "tol", "kernel_precision",
-                        "early_stopping", "validation_fraction", "n_iter_no_change",
-                        "warm_start")},
+        **{
+            k: v
+            for k, v in KernelMachineMixin._parameter_constraints.items()
+            if k
+            not in (
+                "alpha",
+                "solver",
+                "centers",
+                "max_iter",
+                "tol",
+                "kernel_precision",
+                "early_stopping",
+                "validation_fraction",
+                "n_iter_no_change",
+                "warm_start",
+            )
+        },
         "alphas": ["array-like"],
-        "n_centers": [Interval(numbers.Integral, 1, None, closed="left"),
-                      Interval(numbers.Real, 0, 1, closed="right"), None],
+        "n_centers": [
+            Interval(numbers.Integral, 1, None, closed="left"),
+            Interval(numbers.Real, 0, 1, closed="right"),
+            None,
+        ],
     }
 
     def __init__(
@@ -93,8 +107,16 @@ class _AlphaPathMixin(KernelMachineMixin):
         centers = np.ascontiguousarray(X[idx])
         kernel = self._make_kernel()
         # The path is solved in float64 whatever the data (its eigendecomposition needs it).
-        problem = Problem(X, Y, kernel, float(alphas[0]), sample_weight, self.n_jobs,
-                          resolve_device(self.device), np.dtype(np.float64))
+        problem = Problem(
+            X,
+            Y,
+            kernel,
+            float(alphas[0]),
+            sample_weight,
+            self.n_jobs,
+            resolve_device(self.device),
+            np.dtype(np.float64),
+        )
         start = time.perf_counter()
         with blas_threads(self.n_jobs):  # its eigendecomposition too: gramfree._threads
             path = solve_alpha_path(problem, centers, alphas)
@@ -113,12 +135,18 @@ class _AlphaPathMixin(KernelMachineMixin):
         self.solver_info_ = dict(path.info, alphas=alphas.tolist())
         if self.verbose:
             with verbose_output(True):
-                say(f"[{type(self).__name__}] {m} centres, alpha_={self.alpha_:g} of "
-                    f"{len(alphas)}, {self.fit_time_:.2f} s")
+                say(
+                    f"[{type(self).__name__}] {m} centres, alpha_={self.alpha_:g} of "
+                    f"{len(alphas)}, {self.fit_time_:.2f} s"
+                )
 
-    def compress(self, n_centers: int, X: ArrayLike | None = None,
-                 y: ArrayLike | None = None,
-                 sample_weight: ArrayLike | None = None) -> tuple[Self, float]:
+    def compress(
+        self,
+        n_centers: int,
+        X: ArrayLike | None = None,
+        y: ArrayLike | None = None,
+        sample_weight: ArrayLike | None = None,
+    ) -> tuple[Self, float]:
         """Not available: refit the plain estimator with ``alpha=model.alpha_`` and
         compress that (its solver and alpha are parameters this estimator chooses).
 
@@ -149,8 +177,10 @@ class _AlphaPathMixin(KernelMachineMixin):
         >>> plain.alpha == model.alpha_
         True
         """
-        raise TypeError("compress: fit the plain estimator with alpha=alpha_ and the same "
-                        "kernel, and compress that model")
+        raise TypeError(
+            "compress: fit the plain estimator with alpha=alpha_ and the same "
+            "kernel, and compress that model"
+        )
 
 
 class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
@@ -249,8 +279,9 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         self._validate_params()
         X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=True)
         y = np.asarray(y)
-        self._fit_path(X, np.ascontiguousarray(y.reshape(X.shape[0], -1), dtype=X.dtype),
-                       sample_weight)
+        self._fit_path(
+            X, np.ascontiguousarray(y.reshape(X.shape[0], -1), dtype=X.dtype), sample_weight
+        )
         self._y_1d = y.ndim == 1
         self._record_center_targets(y)
         return self
@@ -386,9 +417,18 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
         class_weight=None,
     ):
         super().__init__(
-            kernel, alphas=alphas, gamma=gamma, degree=degree, coef0=coef0,
-            length_scale=length_scale, nu=nu, n_centers=n_centers, random_state=random_state,
-            n_jobs=n_jobs, device=device, verbose=verbose,
+            kernel,
+            alphas=alphas,
+            gamma=gamma,
+            degree=degree,
+            coef0=coef0,
+            length_scale=length_scale,
+            nu=nu,
+            n_centers=n_centers,
+            random_state=random_state,
+            n_jobs=n_jobs,
+            device=device,
+            verbose=verbose,
         )
         self.class_weight = class_weight
 

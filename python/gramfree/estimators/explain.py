@@ -4,7 +4,6 @@ the centres traced back to the training examples (and labels) they are."""
 from __future__ import annotations
 
 import numbers
-
 from typing import Any
 
 import numpy as np
@@ -28,9 +27,11 @@ _CANCELLATION = 10.0
 def cancellation_note(ratio: float, several: bool = False) -> str:
     """One line on why contributions ``ratio`` times the value in size sum to it."""
     up_to = "up to " if several else ""
-    return (f"large contributions cancel (their sizes total {up_to}{ratio:.0f}x the "
-            "value): the coefficients alternate in sign between similar training examples, "
-            "a smooth kernel's matrix being nearly singular")
+    return (
+        f"large contributions cancel (their sizes total {up_to}{ratio:.0f}x the "
+        "value): the coefficients alternate in sign between similar training examples, "
+        "a smooth kernel's matrix being nearly singular"
+    )
 
 
 class ExplainMixin:
@@ -95,19 +96,35 @@ class ExplainMixin:
         block = max(1, _BLOCK_BYTES // (8 * m))
         parts = []
         for start in range(0, q, block):
-            Xb = X[start:start + block]
+            Xb = X[start : start + block]
             if column is None:  # the predicted class, as predict() finds it
-                op = KernelOperator(Xb, self.centers_, self.kernel_, n_jobs=self.n_jobs,
-                                    device=self.device)
+                op = KernelOperator(
+                    Xb, self.centers_, self.kernel_, n_jobs=self.n_jobs, device=self.device
+                )
                 cols = np.argmax(op @ self.dual_coef_, axis=1)
             else:
                 cols = np.full(len(Xb), column)
-            Kb = kernel_matrix(Xb.astype(np.float64, copy=False), centers, kernel=self.kernel_,
-                               n_jobs=self.n_jobs, device=self.device)
+            Kb = kernel_matrix(
+                Xb.astype(np.float64, copy=False),
+                centers,
+                kernel=self.kernel_,
+                n_jobs=self.n_jobs,
+                device=self.device,
+            )
             C = Kb * (sign * coef.T[cols])
             hi, hv, lo, lv = _top_k_rows(C, k)
-            parts.append((cols, C.sum(axis=1), np.where(C > 0, C, 0.0).sum(axis=1),
-                          np.where(C < 0, C, 0.0).sum(axis=1), hi, hv, lo, lv))
+            parts.append(
+                (
+                    cols,
+                    C.sum(axis=1),
+                    np.where(C > 0, C, 0.0).sum(axis=1),
+                    np.where(C < 0, C, 0.0).sum(axis=1),
+                    hi,
+                    hv,
+                    lo,
+                    lv,
+                )
+            )
         cols, value, pos, neg, hi, hv, lo, lv = (np.concatenate(a) for a in zip(*parts))
         indices = getattr(self, "center_indices_", None)
         labels = getattr(self, "center_targets_", None)
@@ -122,17 +139,26 @@ class ExplainMixin:
         if ratio > _CANCELLATION:
             note += "\n" + cancellation_note(ratio, several=q > 1)
         if not known:
-            note += ("\nthis model does not record which training rows its centres are "
-                     "(centres given as points, or a file of an earlier gramfree): indices "
-                     "count centres, no labels")
+            note += (
+                "\nthis model does not record which training rows its centres are "
+                "(centres given as points, or a file of an earlier gramfree): indices "
+                "count centres, no labels"
+            )
         return Explanation(
-            target=target_of(cols), value=value, base=np.zeros(q), supporting=_rows(indices, hi),
-            supporting_contributions=hv, opposing=_rows(indices, lo), opposing_contributions=lv,
+            target=target_of(cols),
+            value=value,
+            base=np.zeros(q),
+            supporting=_rows(indices, hi),
+            supporting_contributions=hv,
+            opposing=_rows(indices, lo),
+            opposing_contributions=lv,
             normalized=False,
             supporting_labels=None if labels is None else labels[hi],
             opposing_labels=None if labels is None else labels[lo],
-            positive_total=pos, negative_total=neg,
-            index="training row" if known else "centre", note=note,
+            positive_total=pos,
+            negative_total=neg,
+            index="training row" if known else "centre",
+            note=note,
         )
 
     def _target_column(self, target):
@@ -142,17 +168,21 @@ class ExplainMixin:
         n_columns = self.dual_coef_.shape[1]
         if np.ndim(target) != 0:
             raise ValueError(
-                f"target: must be a single class label or output index, got {target!r}")
+                f"target: must be a single class label or output index, got {target!r}"
+            )
         classes = getattr(self, "classes_", None)
         if classes is None:  # a regressor: an output index
             if target is None and n_columns > 1:
-                raise ValueError(f"target: this model has {n_columns} outputs; name one (an "
-                                 "index)")
+                raise ValueError(f"target: this model has {n_columns} outputs; name one (an index)")
             t = 0 if target is None else target
-            if isinstance(t, (bool, np.bool_)) or not isinstance(t, numbers.Integral) \
-                    or not 0 <= t < n_columns:
-                raise ValueError(f"target: must be an output index in 0..{n_columns - 1}, "
-                                 f"got {target!r}")
+            if (
+                isinstance(t, (bool, np.bool_))
+                or not isinstance(t, numbers.Integral)
+                or not 0 <= t < n_columns
+            ):
+                raise ValueError(
+                    f"target: must be an output index in 0..{n_columns - 1}, got {target!r}"
+                )
             return int(t), 1.0, lambda cols: cols.copy()
         if target is None:
             if len(classes) == 2:  # the one score, positive towards classes_[1]

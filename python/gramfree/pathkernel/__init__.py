@@ -11,5 +11,10 @@ machine"; made exact for discrete steps by averaging the query gradient along ea
 from .estimators import PathKernelClassifier, PathKernelRegressor, ReplayMismatchWarning
 from .explain import Explanation, PathDecomposition
 
-__all__ = ["Explanation", "PathDecomposition", "PathKernelClassifier", "PathKernelRegressor",
-           "ReplayMismatchWarning"]
+__all__ = [
+    "Explanation",
+    "PathDecomposition",
+    "PathKernelClassifier",
+    "PathKernelRegressor",
+    "ReplayMismatchWarning",
+]

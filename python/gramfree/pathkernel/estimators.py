@@ -17,8 +17,6 @@ import warnings
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-
-
 import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
@@ -63,8 +61,9 @@ def _validated_sample_weight(sample_weight, X) -> np.ndarray | None:
     if sample_weight is None:
         return None
     try:
-        sw = _check_sample_weight(sample_weight, X, dtype=np.float64, ensure_non_negative=True,
-                                  copy=True)
+        sw = _check_sample_weight(
+            sample_weight, X, dtype=np.float64, ensure_non_negative=True, copy=True
+        )
     except ValueError as exc:
         msg = str(exc)
         raise ValueError(msg if "sample_weight" in msg else f"sample_weight: {msg}") from exc
@@ -139,8 +138,9 @@ class _PathKernelBase(BaseEstimator):
             out.append(int(s))
         return tuple(out)
 
-    def _fit_network(self, X: np.ndarray, Y: np.ndarray, loss: str,
-                     sample_weight: np.ndarray | None = None):
+    def _fit_network(
+        self, X: np.ndarray, Y: np.ndarray, loss: str, sample_weight: np.ndarray | None = None
+    ):
         self._validate_params()
         hidden = self._hidden()
         net = Network((X.shape[1], *hidden, Y.shape[1]), self.activation, loss)
@@ -149,16 +149,28 @@ class _PathKernelBase(BaseEstimator):
         seed = int(rng.randint(0, 2**31 - 1))
         n = X.shape[0]
         batch = n if self.batch_size is None else min(int(self.batch_size), n)
-        spec = net.spec(learning_rate=self.learning_rate, n_steps=self.n_steps,
-                        batch_size=batch, alpha=self.alpha, seed=seed, shuffle=self.shuffle)
+        spec = net.spec(
+            learning_rate=self.learning_rate,
+            n_steps=self.n_steps,
+            batch_size=batch,
+            alpha=self.alpha,
+            seed=seed,
+            shuffle=self.shuffle,
+        )
         progress = Progress(self.verbose, self.n_steps, type(self).__name__)
         callback = (lambda step, loss: progress.update(step, loss)) if self.verbose else None
         X = np.ascontiguousarray(X, dtype=np.float64)
         Y = np.ascontiguousarray(Y, dtype=np.float64)
         try:
             params, loss_curve, checkpoints = _core.mlp_train(
-                spec, X, Y, w0, n_threads=_n_threads(self.n_jobs), callback=callback,
-                checkpoint_every=self.checkpoint_every or 0, sample_weight=sample_weight,
+                spec,
+                X,
+                Y,
+                w0,
+                n_threads=_n_threads(self.n_jobs),
+                callback=callback,
+                checkpoint_every=self.checkpoint_every or 0,
+                sample_weight=sample_weight,
             )
         finally:
             progress.close()
@@ -179,8 +191,7 @@ class _PathKernelBase(BaseEstimator):
         # Memory: n * (d + k [+ 1]) + P * (1 + n_checkpoints) float64 values.
         if self.record_path:
             # X, Y, w0, checkpoints; None without a recorded path
-            self._path: Any = {"X": X.copy(), "Y": Y.copy(), "w0": w0,
-                               "checkpoints": checkpoints}
+            self._path: Any = {"X": X.copy(), "Y": Y.copy(), "w0": w0, "checkpoints": checkpoints}
             self._sample_weight = sample_weight
         else:
             self._path = None
@@ -188,15 +199,21 @@ class _PathKernelBase(BaseEstimator):
         return self
 
     def _spec(self) -> dict:
-        return self.network_.spec(learning_rate=self.learning_rate, n_steps=self.n_steps,
-                                  batch_size=self.batch_size_, alpha=self.alpha,
-                                  seed=self.batch_seed_, shuffle=self.shuffle)
+        return self.network_.spec(
+            learning_rate=self.learning_rate,
+            n_steps=self.n_steps,
+            batch_size=self.batch_size_,
+            alpha=self.alpha,
+            seed=self.batch_seed_,
+            shuffle=self.shuffle,
+        )
 
     def _outputs(self, X) -> np.ndarray:
         check_is_fitted(self, "coefs_")
         X = validate_data(self, X, reset=False, dtype=np.float64)
-        return _core.mlp_predict(self._spec(), self._params, np.ascontiguousarray(X),
-                                 n_threads=_n_threads(self.n_jobs))
+        return _core.mlp_predict(
+            self._spec(), self._params, np.ascontiguousarray(X), n_threads=_n_threads(self.n_jobs)
+        )
 
     @property
     def path_memory_bytes_(self) -> int:
@@ -206,8 +223,9 @@ class _PathKernelBase(BaseEstimator):
         if self._path is None:
             return 0
         weights = self._replay_weights()
-        return int(sum(a.nbytes for a in self._path.values())
-                   + (0 if weights is None else weights.nbytes))
+        return int(
+            sum(a.nbytes for a in self._path.values()) + (0 if weights is None else weights.nbytes)
+        )
 
     def _replay_weights(self) -> np.ndarray | None:
         """The sample weights training used (None: unweighted), for every replay."""
@@ -264,25 +282,41 @@ class _PathKernelBase(BaseEstimator):
     def _portable_state(self) -> tuple[dict, dict]:
         """(arrays, JSON-able attributes) for gramfree.io."""
         check_is_fitted(self, "coefs_")
-        arrays = {"params": self._params,
-                  "w0": self.network_.pack(self.initial_coefs_, self.initial_intercepts_)}
+        arrays = {
+            "params": self._params,
+            "w0": self.network_.pack(self.initial_coefs_, self.initial_intercepts_),
+        }
         if self._path is not None:
-            arrays.update(path_X=self._path["X"], path_Y=self._path["Y"],
-                          checkpoints=self._path["checkpoints"])
+            arrays.update(
+                path_X=self._path["X"],
+                path_Y=self._path["Y"],
+                checkpoints=self._path["checkpoints"],
+            )
             if self._replay_weights() is not None:
                 arrays["sample_weight"] = self._replay_weights()
         attrs = {
-            "sizes": list(self.network_.sizes), "loss": self.network_.loss,
-            "batch_size_": int(self.batch_size_), "batch_seed_": int(self.batch_seed_),
+            "sizes": list(self.network_.sizes),
+            "loss": self.network_.loss,
+            "batch_size_": int(self.batch_size_),
+            "batch_seed_": int(self.batch_seed_),
             "loss_curve_": [float(v) for v in self.loss_curve_],
-            "n_features_in_": int(self.n_features_in_), "n_outputs_": int(self.n_outputs_),
+            "n_features_in_": int(self.n_features_in_),
+            "n_outputs_": int(self.n_outputs_),
             "y_1d": bool(getattr(self, "_y_1d", True)),
             "simd_level_": str(getattr(self, "simd_level_", "unknown")),
         }
         return arrays, attrs
 
-    _PORTABLE_ATTRIBUTES = ("sizes", "loss", "batch_size_", "batch_seed_", "loss_curve_",
-                            "n_features_in_", "n_outputs_", "y_1d")
+    _PORTABLE_ATTRIBUTES = (
+        "sizes",
+        "loss",
+        "batch_size_",
+        "batch_seed_",
+        "loss_curve_",
+        "n_features_in_",
+        "n_outputs_",
+        "y_1d",
+    )
     # Written since the replay check; files from before it lack it.
     _OPTIONAL_ATTRIBUTES = ("simd_level_",)
     _SIMD_LEVELS = ("scalar", "avx2", "avx512", "unknown")
@@ -297,31 +331,48 @@ class _PathKernelBase(BaseEstimator):
         raises ValueError naming the field."""
         from .. import io
 
-        io._check_keys(attrs, self._PORTABLE_ATTRIBUTES, self._OPTIONAL_ATTRIBUTES,
-                       where="field 'attributes'")
-        simd_level = io._check_choice(attrs.get("simd_level_", "unknown"),
-                                      "attributes.simd_level_", self._SIMD_LEVELS)
+        io._check_keys(
+            attrs, self._PORTABLE_ATTRIBUTES, self._OPTIONAL_ATTRIBUTES, where="field 'attributes'"
+        )
+        simd_level = io._check_choice(
+            attrs.get("simd_level_", "unknown"), "attributes.simd_level_", self._SIMD_LEVELS
+        )
         # The recorded path is all three arrays or none (record_path=False).
         recorded = any(name in arrays for name in self._PATH_ARRAYS)
-        io._check_keys(arrays, ("params", "w0", *(self._PATH_ARRAYS if recorded else ())),
-                       self._OPTIONAL_PATH_ARRAYS if recorded else (), where="the arrays")
+        io._check_keys(
+            arrays,
+            ("params", "w0", *(self._PATH_ARRAYS if recorded else ())),
+            self._OPTIONAL_PATH_ARRAYS if recorded else (),
+            where="the arrays",
+        )
         y_1d = io._check_bool(attrs["y_1d"], "attributes.y_1d")
         net = self._restored_network(attrs, y_1d)
         why = f"for layer sizes {list(net.sizes)}"
-        params = io._check_array(arrays["params"], "params", dtypes=(np.dtype(np.float64),),
-                                 shape=(net.n_params,), why=why)
-        w0 = io._check_array(arrays["w0"], "w0", dtypes=(np.dtype(np.float64),),
-                             shape=(net.n_params,), why=why)
+        params = io._check_array(
+            arrays["params"],
+            "params",
+            dtypes=(np.dtype(np.float64),),
+            shape=(net.n_params,),
+            why=why,
+        )
+        w0 = io._check_array(
+            arrays["w0"], "w0", dtypes=(np.dtype(np.float64),), shape=(net.n_params,), why=why
+        )
         path = self._restored_path(arrays, net, w0) if recorded else None
         n_train = None if path is None else path["X"].shape[0]
-        sample_weight = (self._restored_sample_weight(arrays["sample_weight"], n_train)
-                         if "sample_weight" in arrays and n_train is not None else None)
-        batch_size = io._check_int(attrs["batch_size_"], "attributes.batch_size_", minimum=1,
-                                   maximum=n_train)
+        sample_weight = (
+            self._restored_sample_weight(arrays["sample_weight"], n_train)
+            if "sample_weight" in arrays and n_train is not None
+            else None
+        )
+        batch_size = io._check_int(
+            attrs["batch_size_"], "attributes.batch_size_", minimum=1, maximum=n_train
+        )
         seed = io._check_int(attrs["batch_seed_"], "attributes.batch_seed_", maximum=2**31 - 2)
         # n_steps drives replay (_spec) and n_iter_: the curve must be that long.
-        loss_curve = io._check_numbers(attrs["loss_curve_"], "attributes.loss_curve_",
-                                       length=int(self.n_steps))
+        loss_curve = io._check_numbers(
+            attrs["loss_curve_"], "attributes.loss_curve_", length=int(self.n_steps)
+        )
         self.network_ = net
         self._params = params
         self.coefs_, self.intercepts_ = net.unpack(params)
@@ -341,8 +392,13 @@ class _PathKernelBase(BaseEstimator):
         """The recorded sample weights: n_train float64 values, >= 0, not all zero."""
         from .. import io
 
-        sw = io._check_array(value, "sample_weight", dtypes=(np.dtype(np.float64),),
-                             shape=(n_train,), why=f"for {n_train} training rows (path_X)")
+        sw = io._check_array(
+            value,
+            "sample_weight",
+            dtypes=(np.dtype(np.float64),),
+            shape=(n_train,),
+            why=f"for {n_train} training rows (path_X)",
+        )
         if (sw < 0).any() or not sw.any():
             raise io._field_error("sample_weight", "must be >= 0 and not all zero")
         return sw
@@ -356,8 +412,9 @@ class _PathKernelBase(BaseEstimator):
         n_outputs = io._check_int(attrs["n_outputs_"], "attributes.n_outputs_", minimum=1)
         sizes = attrs["sizes"]
         if not isinstance(sizes, list) or len(sizes) < 2:
-            raise io._field_error("attributes.sizes",
-                                  f"must be a list of >= 2 layer widths, got {sizes!r}")
+            raise io._field_error(
+                "attributes.sizes", f"must be a list of >= 2 layer widths, got {sizes!r}"
+            )
         sizes = [io._check_int(s, f"attributes.sizes[{i}]", minimum=1) for i, s in enumerate(sizes)]
         if sizes[0] != n_features or sizes[-1] != n_outputs:
             raise io._field_error(
@@ -368,8 +425,9 @@ class _PathKernelBase(BaseEstimator):
         loss, outputs, why = self._expected_head(y_1d)
         io._check_choice(attrs["loss"], "attributes.loss", (loss,))
         if outputs is not None and n_outputs != outputs:
-            raise io._field_error("attributes.n_outputs_",
-                                  f"is {n_outputs}, expected {outputs} {why}")
+            raise io._field_error(
+                "attributes.n_outputs_", f"is {n_outputs}, expected {outputs} {why}"
+            )
         return Network(tuple(sizes), self.activation, loss)
 
     def _expected_head(self, y_1d: bool) -> tuple[str, int | None, str]:
@@ -385,20 +443,29 @@ class _PathKernelBase(BaseEstimator):
 
         f64 = (np.dtype(np.float64),)
         d, k = net.sizes[0], net.sizes[-1]
-        X = io._check_array(arrays["path_X"], "path_X", dtypes=f64, shape=(None, d),
-                            why=f"for n_features_in_={d}")
+        X = io._check_array(
+            arrays["path_X"], "path_X", dtypes=f64, shape=(None, d), why=f"for n_features_in_={d}"
+        )
         n = X.shape[0]
         if n < 1:
             raise io._field_error("path_X", "has no rows")
-        Y = io._check_array(arrays["path_Y"], "path_Y", dtypes=f64, shape=(n, k),
-                            why=f"for {n} training rows and {k} outputs")
+        Y = io._check_array(
+            arrays["path_Y"],
+            "path_Y",
+            dtypes=f64,
+            shape=(n, k),
+            why=f"for {n} training rows and {k} outputs",
+        )
         if hasattr(self, "classes_"):
             self._check_label_codes(Y)
         # fit keeps the parameters after every checkpoint_every steps short of the last.
         c = self.checkpoint_every
         count = (int(self.n_steps) - 1) // c if c else 0
         checkpoints = io._check_array(
-            arrays["checkpoints"], "checkpoints", dtypes=f64, shape=(count, net.n_params),
+            arrays["checkpoints"],
+            "checkpoints",
+            dtypes=f64,
+            shape=(count, net.n_params),
             why=f"for n_steps={self.n_steps}, checkpoint_every={c} and {net.n_params} parameters",
         )
         return {"X": X, "Y": Y, "w0": w0, "checkpoints": checkpoints}
@@ -411,8 +478,9 @@ class _PathKernelBase(BaseEstimator):
 
         binary = ((Y == 0) | (Y == 1)).all()
         if not binary or (Y.shape[1] > 1 and not (Y.sum(axis=1) == 1).all()):
-            raise io._field_error("path_Y",
-                                  "must hold 0/1 label codes (one-hot for several classes)")
+            raise io._field_error(
+                "path_Y", "must hold 0/1 label codes (one-hot for several classes)"
+            )
 
     # -- the kernel machine --------------------------------------------------------------
 
@@ -435,15 +503,20 @@ class _PathKernelBase(BaseEstimator):
             return
         here = _core.simd_level()
         recorded = getattr(self, "simd_level_", "unknown")
-        cause = (f"the model was fitted with SIMD level {recorded!r} and replayed with "
-                 f"{here!r}; set GRAMFREE_SIMD={recorded} before importing gramfree"
-                 if recorded not in (here, "unknown") else
-                 "the recorded training set, checkpoints or weights were changed after fit")
+        cause = (
+            f"the model was fitted with SIMD level {recorded!r} and replayed with "
+            f"{here!r}; set GRAMFREE_SIMD={recorded} before importing gramfree"
+            if recorded not in (here, "unknown")
+            else "the recorded training set, checkpoints or weights were changed after fit"
+        )
         warnings.warn(
             f"replayed training ended {gap:.3g} (relative to the largest weight) away from the "
             f"fitted weights, more than {REPLAY_TOLERANCE:g}: {cause}, or refit the model on "
             "this machine. The decomposition explains the replayed network; compare its "
-            "output with predict().", ReplayMismatchWarning, stacklevel=4)
+            "output with predict().",
+            ReplayMismatchWarning,
+            stacklevel=4,
+        )
 
     def _replay_decompose(self, Xq, quadrature=None, queries_are_training=False) -> dict:
         spec, X, Y, w0 = self._replay_inputs()
@@ -454,8 +527,11 @@ class _PathKernelBase(BaseEstimator):
         T = self.n_steps
         threads = _n_threads(self.n_jobs)
         c = self.checkpoint_every
-        n_ranges = min(threads if threads > 0 else _core.max_threads(),
-                       len(self._path["checkpoints"]) + 1) if c else 1
+        n_ranges = (
+            min(threads if threads > 0 else _core.max_threads(), len(self._path["checkpoints"]) + 1)
+            if c
+            else 1
+        )
         queries = None if queries_are_training else Xq
         kwargs["sample_weight"] = self._replay_weights()
         if n_ranges <= 1:
@@ -472,8 +548,18 @@ class _PathKernelBase(BaseEstimator):
         def run(rng):
             first, last = rng
             _, w = self._checkpoint_before(first)
-            return _core.mlp_decompose(spec, X, Y, w, queries, first_step=first,
-                                       last_step=last, n_threads=1, stop=stop, **kwargs)
+            return _core.mlp_decompose(
+                spec,
+                X,
+                Y,
+                w,
+                queries,
+                first_step=first,
+                last_step=last,
+                n_threads=1,
+                stop=stop,
+                **kwargs,
+            )
 
         pool = ThreadPoolExecutor(len(ranges))
         try:
@@ -551,10 +637,14 @@ class _PathKernelBase(BaseEstimator):
         squeeze = self._squeeze_outputs()
         pick = (lambda a: a[..., 0]) if squeeze else (lambda a: a)
         return PathDecomposition(
-            initial=pick(r["initial"]), contributions=pick(r["contributions"]),
-            reg=pick(r["reg"]), output=pick(r["final"]), path_norm=r["path_norm"],
+            initial=pick(r["initial"]),
+            contributions=pick(r["contributions"]),
+            reg=pick(r["reg"]),
+            output=pick(r["final"]),
+            path_norm=r["path_norm"],
             step_residual=float(r["worst_step_residual"]),
-            refined_segments=int(r["refined_segments"]), relu_pieces=int(r["relu_pieces"]),
+            refined_segments=int(r["refined_segments"]),
+            relu_pieces=int(r["relu_pieces"]),
         )
 
     def self_influence(self, *, quadrature: int | None = None) -> np.ndarray:
@@ -631,8 +721,9 @@ class _PathKernelBase(BaseEstimator):
         """
         return self._kernel(X, Y, step=0, path=True)
 
-    def tangent_kernel(self, X: ArrayLike, Y: ArrayLike | None = None, *,
-                       step: int = 0) -> np.ndarray:
+    def tangent_kernel(
+        self, X: ArrayLike, Y: ArrayLike | None = None, *, step: int = 0
+    ) -> np.ndarray:
         """The neural tangent kernel grad f(x; w_step) . grad f(y; w_step) at a training step.
 
         Parameters
@@ -660,8 +751,11 @@ class _PathKernelBase(BaseEstimator):
         >>> model.tangent_kernel(X[:3], X[:5], step=100).shape
         (3, 5)
         """
-        if (isinstance(step, bool) or not isinstance(step, numbers.Integral)
-                or not 0 <= int(step) <= self.n_steps):
+        if (
+            isinstance(step, bool)
+            or not isinstance(step, numbers.Integral)
+            or not 0 <= int(step) <= self.n_steps
+        ):
             raise ValueError(f"step: must be an integer in 0..{self.n_steps}, got {step!r}")
         return self._kernel(X, Y, step=int(step), path=False)
 
@@ -670,9 +764,19 @@ class _PathKernelBase(BaseEstimator):
         A = self._query_array(X)
         B = Xt if Y is None else self._query_array(Y)
         first, w = (0, w0) if path else self._checkpoint_before(step)
-        K = _core.mlp_tangent_kernel(spec, Xt, Yt, w, A, B, step=step, path=path,
-                                     first_step=first, n_threads=_n_threads(self.n_jobs),
-                                     sample_weight=self._replay_weights())
+        K = _core.mlp_tangent_kernel(
+            spec,
+            Xt,
+            Yt,
+            w,
+            A,
+            B,
+            step=step,
+            path=path,
+            first_step=first,
+            n_threads=_n_threads(self.n_jobs),
+            sample_weight=self._replay_weights(),
+        )
         return K[..., 0] if K.shape[2] == 1 else K
 
     def path_kernel_coefficients(self, X: ArrayLike) -> np.ndarray:
@@ -708,9 +812,15 @@ class _PathKernelBase(BaseEstimator):
 
     # -- explanations --------------------------------------------------------------------
 
-    def explain(self, X: ArrayLike, top_k: int = 5, *, target: Any = None,
-                normalize: bool = False,
-                decomposition: PathDecomposition | None = None) -> Explanation:
+    def explain(
+        self,
+        X: ArrayLike,
+        top_k: int = 5,
+        *,
+        target: Any = None,
+        normalize: bool = False,
+        decomposition: PathDecomposition | None = None,
+    ) -> Explanation:
         """The training examples that pushed each prediction most, for and against.
 
         Parameters
@@ -759,15 +869,23 @@ class _PathKernelBase(BaseEstimator):
         score = C / np.maximum(dec.path_norm, np.finfo(float).tiny) if normalize else None
         hi, hv, lo, lv = _top_k_rows(C, int(top_k), score)
         y = self._training_labels(labels)
-        return Explanation(target=labels, value=value, base=base, supporting=hi,
-                           supporting_contributions=hv, opposing=lo,
-                           opposing_contributions=lv, normalized=bool(normalize),
-                           supporting_labels=y[hi], opposing_labels=y[lo],
-                           positive_total=np.where(C > 0, C, 0.0).sum(axis=1),
-                           negative_total=np.where(C < 0, C, 0.0).sum(axis=1),
-                           index="training row",
-                           note="contribution of training example i = its exact share of the "
-                                "change of the output along training (Domingos' path kernel)")
+        return Explanation(
+            target=labels,
+            value=value,
+            base=base,
+            supporting=hi,
+            supporting_contributions=hv,
+            opposing=lo,
+            opposing_contributions=lv,
+            normalized=bool(normalize),
+            supporting_labels=y[hi],
+            opposing_labels=y[lo],
+            positive_total=np.where(C > 0, C, 0.0).sum(axis=1),
+            negative_total=np.where(C < 0, C, 0.0).sum(axis=1),
+            index="training row",
+            note="contribution of training example i = its exact share of the "
+            "change of the output along training (Domingos' path kernel)",
+        )
 
     def influence(self, X: ArrayLike, *, target: Any = None) -> np.ndarray:
         """Aggregate influence of every training example over the queries X.
@@ -803,7 +921,7 @@ class _PathKernelBase(BaseEstimator):
         block = max(1, _INFLUENCE_BLOCK_BYTES // (8 * n * k))
         total = np.zeros(n)
         for start in range(0, Xq.shape[0], block):
-            dec = self.decompose(Xq[start:start + block])
+            dec = self.decompose(Xq[start : start + block])
             total += self._explained(dec, target)[0].sum(axis=0)
         return total
 
@@ -917,8 +1035,9 @@ class PathKernelRegressor(RegressorMixin, _PathKernelBase):
         >>> model.n_iter_, len(model.loss_curve_)
         (100, 100)
         """
-        X, y = validate_data(self, X, y, dtype=np.float64, multi_output=True, y_numeric=True,
-                             ensure_min_samples=2)
+        X, y = validate_data(
+            self, X, y, dtype=np.float64, multi_output=True, y_numeric=True, ensure_min_samples=2
+        )
         X = np.asarray(X)  # an ndarray already: for the type checker
         y = np.asarray(y, dtype=np.float64)
         sample_weight = _validated_sample_weight(sample_weight, X)
@@ -964,12 +1083,14 @@ class PathKernelRegressor(RegressorMixin, _PathKernelBase):
             return C, dec.output, dec.initial + dec.reg, np.zeros(len(C), dtype=int)
         if target is None:
             raise ValueError("target: this model has several outputs; name one (an index)")
-        if (isinstance(target, bool) or not isinstance(target, numbers.Integral)
-                or not 0 <= int(target) < C.shape[2]):
+        if (
+            isinstance(target, bool)
+            or not isinstance(target, numbers.Integral)
+            or not 0 <= int(target) < C.shape[2]
+        ):
             raise ValueError(f"target: must be an output index in 0..{C.shape[2] - 1}")
         o = int(target)
-        return (C[:, :, o], dec.output[:, o], dec.initial[:, o] + dec.reg[:, o],
-                np.full(len(C), o))
+        return (C[:, :, o], dec.output[:, o], dec.initial[:, o] + dec.reg[:, o], np.full(len(C), o))
 
     def _select_training_target(self, C):
         return C[:, 0] if self._y_1d else C
@@ -1268,10 +1389,18 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
         if target is None or (isinstance(target, str) and target == "predicted"):
             c = order[:, 0]
             return C[rows, :, c], out[rows, c], base[rows, c], self.classes_[c]
-        if isinstance(target, str) and target == "margin" and "margin" not in set(map(str, self.classes_)):
+        if (
+            isinstance(target, str)
+            and target == "margin"
+            and "margin" not in set(map(str, self.classes_))
+        ):
             c, r = order[:, 0], order[:, 1]
-            return (C[rows, :, c] - C[rows, :, r], out[rows, c] - out[rows, r],
-                    base[rows, c] - base[rows, r], self.classes_[c])
+            return (
+                C[rows, :, c] - C[rows, :, r],
+                out[rows, c] - out[rows, r],
+                base[rows, c] - base[rows, r],
+                self.classes_[c],
+            )
         c = self._class_index(target)
         return C[:, :, c], out[:, c], base[:, c], np.full(len(out), self.classes_[c])
 

@@ -142,18 +142,20 @@ negative_total, index, note
     def __repr__(self) -> str:
         q, k = self.supporting.shape
         what = f"{q} quer{'y' if q == 1 else 'ies'}, top {k} for and against"
-        lines = [f"Explanation of {what} (indices: {self.index}s"
-                 + ("" if self.supporting_labels is not None else "; training labels unknown")
-                 + ")"]
+        lines = [
+            f"Explanation of {what} (indices: {self.index}s"
+            + ("" if self.supporting_labels is not None else "; training labels unknown")
+            + ")"
+        ]
         for line in self.note.splitlines():
-            lines += textwrap.wrap(line, _REPR_WIDTH, initial_indent="  ",
-                                   subsequent_indent="    ")
+            lines += textwrap.wrap(line, _REPR_WIDTH, initial_indent="  ", subsequent_indent="    ")
         for i in range(min(q, _REPR_QUERIES)):
             lines += self._query_table(i)
         if q > _REPR_QUERIES:
             rest = q - _REPR_QUERIES
-            lines.append(f"... {rest} more quer{'y' if rest == 1 else 'ies'} "
-                         "(to_frame() lists them all)")
+            lines.append(
+                f"... {rest} more quer{'y' if rest == 1 else 'ies'} (to_frame() lists them all)"
+            )
         return "\n".join(lines)
 
     __str__ = __repr__
@@ -162,20 +164,27 @@ negative_total, index, note
         base = f"base {self.base[i]:+.4g} + " if self.base[i] != 0 else ""
         sums = ""
         if self.positive_total is not None and self.negative_total is not None:
-            sums = (f" ({self.positive_total[i]:+.4g} positive, "
-                    f"{self.negative_total[i]:+.4g} negative)")
-        head = (f"query {i}: target {_text(self.target[i])}, value {self.value[i]:+.4g} = "
-                f"{base}sum of contributions{sums}")
+            sums = (
+                f" ({self.positive_total[i]:+.4g} positive, {self.negative_total[i]:+.4g} negative)"
+            )
+        head = (
+            f"query {i}: target {_text(self.target[i])}, value {self.value[i]:+.4g} = "
+            f"{base}sum of contributions{sums}"
+        )
         rows = min(self.supporting.shape[1], _REPR_ROWS)
         cells = [["rank", "for", "label", "contribution", "against", "label", "contribution"]]
         for r in range(rows):
-            cells.append([
-                str(r + 1),
-                f"#{self.supporting[i, r]}", _label(self.supporting_labels, i, r),
-                f"{self.supporting_contributions[i, r]:+.4g}",
-                f"#{self.opposing[i, r]}", _label(self.opposing_labels, i, r),
-                f"{self.opposing_contributions[i, r]:+.4g}",
-            ])
+            cells.append(
+                [
+                    str(r + 1),
+                    f"#{self.supporting[i, r]}",
+                    _label(self.supporting_labels, i, r),
+                    f"{self.supporting_contributions[i, r]:+.4g}",
+                    f"#{self.opposing[i, r]}",
+                    _label(self.opposing_labels, i, r),
+                    f"{self.opposing_contributions[i, r]:+.4g}",
+                ]
+            )
         if self.supporting_labels is None:
             cells = [[c for j, c in enumerate(row) if j not in (2, 5)] for row in cells]
         widths = [max(len(row[j]) for row in cells) for j in range(len(cells[0]))]
@@ -226,17 +235,19 @@ negative_total, index, note
             labels = np.full(2 * q * k, None, dtype=object)
         else:
             labels = both(self.supporting_labels, self.opposing_labels)
-        return pd.DataFrame({
-            "query": per_query(np.arange(q)),
-            "target": per_query(self.target),
-            "value": per_query(self.value),
-            "base": per_query(self.base),
-            "direction": np.tile(np.repeat(["supporting", "opposing"], k), q),
-            "rank": np.tile(np.arange(1, k + 1), 2 * q),
-            "index": both(self.supporting, self.opposing),
-            "label": labels,
-            "contribution": both(self.supporting_contributions, self.opposing_contributions),
-        })
+        return pd.DataFrame(
+            {
+                "query": per_query(np.arange(q)),
+                "target": per_query(self.target),
+                "value": per_query(self.value),
+                "base": per_query(self.base),
+                "direction": np.tile(np.repeat(["supporting", "opposing"], k), q),
+                "rank": np.tile(np.arange(1, k + 1), 2 * q),
+                "index": both(self.supporting, self.opposing),
+                "label": labels,
+                "contribution": both(self.supporting_contributions, self.opposing_contributions),
+            }
+        )
 
 
 # print(explanation) shows this many queries, each with at most this many ranks.

@@ -25,12 +25,25 @@ class Network:
     def n_params(self) -> int:
         return sum((a + 1) * b for a, b in zip(self.sizes[:-1], self.sizes[1:]))
 
-    def spec(self, *, learning_rate: float, n_steps: int, batch_size: int, alpha: float,
-             seed: int, shuffle: bool) -> dict:
+    def spec(
+        self,
+        *,
+        learning_rate: float,
+        n_steps: int,
+        batch_size: int,
+        alpha: float,
+        seed: int,
+        shuffle: bool,
+    ) -> dict:
         return {
-            "sizes": list(self.sizes), "activation": self.activation, "loss": self.loss,
-            "learning_rate": float(learning_rate), "n_steps": int(n_steps),
-            "batch_size": int(batch_size), "alpha": float(alpha), "seed": int(seed),
+            "sizes": list(self.sizes),
+            "activation": self.activation,
+            "loss": self.loss,
+            "learning_rate": float(learning_rate),
+            "n_steps": int(n_steps),
+            "batch_size": int(batch_size),
+            "alpha": float(alpha),
+            "seed": int(seed),
             "shuffle": bool(shuffle),
         }
 
@@ -48,16 +61,19 @@ class Network:
         """(coefs, intercepts): per layer, copies shaped (fan_in, fan_out) and (fan_out,)."""
         coefs, intercepts, at = [], [], 0
         for fan_in, fan_out in zip(self.sizes[:-1], self.sizes[1:]):
-            coefs.append(params[at:at + fan_in * fan_out].reshape(fan_in, fan_out).copy())
+            coefs.append(params[at : at + fan_in * fan_out].reshape(fan_in, fan_out).copy())
             at += fan_in * fan_out
-            intercepts.append(params[at:at + fan_out].copy())
+            intercepts.append(params[at : at + fan_out].copy())
             at += fan_out
         return coefs, intercepts
 
     def pack(self, coefs, intercepts) -> np.ndarray:
         parts = []
         for W, b in zip(coefs, intercepts):
-            parts += [np.asarray(W, dtype=np.float64).ravel(), np.asarray(b, dtype=np.float64).ravel()]
+            parts += [
+                np.asarray(W, dtype=np.float64).ravel(),
+                np.asarray(b, dtype=np.float64).ravel(),
+            ]
         params = np.concatenate(parts)
         if params.size != self.n_params:
             raise ValueError(f"parameters: {params.size} values, the network has {self.n_params}")

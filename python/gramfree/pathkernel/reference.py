@@ -66,9 +66,9 @@ class ReferenceMLP:
     def split(self, w):
         out, at = [], 0
         for a, b in zip(self.sizes[:-1], self.sizes[1:]):
-            W = w[at:at + a * b].reshape(a, b)
+            W = w[at : at + a * b].reshape(a, b)
             at += a * b
-            out.append((W, w[at:at + b]))
+            out.append((W, w[at : at + b]))
             at += b
         return out
 
@@ -108,8 +108,9 @@ class ReferenceMLP:
         return 1 / (1 + np.exp(-f)) - Y
 
     def weight_mask(self):
-        return np.concatenate([np.r_[np.ones(a * b), np.zeros(b)]
-                               for a, b in zip(self.sizes[:-1], self.sizes[1:])])
+        return np.concatenate(
+            [np.r_[np.ones(a * b), np.zeros(b)] for a, b in zip(self.sizes[:-1], self.sizes[1:])]
+        )
 
 
 def gauss_legendre_01(n):
@@ -117,8 +118,23 @@ def gauss_legendre_01(n):
     return (x + 1) / 2, wts / 2
 
 
-def decompose(net: ReferenceMLP, w0, X, Y, Q, *, learning_rate, n_steps, batch_size=0,
-              alpha=0.0, seed=0, shuffle=True, n_nodes=4, block=512, sample_weight=None):
+def decompose(
+    net: ReferenceMLP,
+    w0,
+    X,
+    Y,
+    Q,
+    *,
+    learning_rate,
+    n_steps,
+    batch_size=0,
+    alpha=0.0,
+    seed=0,
+    shuffle=True,
+    n_nodes=4,
+    block=512,
+    sample_weight=None,
+):
     """Train from w0 and return (initial, C[q, n, k], reg, final, w_T). With sample_weight
     v, example i's gradient is scaled by v_i and each step by 1 / mean(v)."""
     n, k = Y.shape
@@ -139,7 +155,7 @@ def decompose(net: ReferenceMLP, w0, X, Y, Q, *, learning_rate, n_steps, batch_s
         grad = alpha * mask * w
         G_rows = []
         for s in range(0, B, block):
-            part = idx[s:s + block]
+            part = idx[s : s + block]
             f, J = net.jacobian(w, X[part])
             G = np.einsum("ro,rop->rp", net.loss_derivative(f, Y[part]), J, optimize=True)
             G = G * v[part][:, None]
@@ -158,8 +174,19 @@ def decompose(net: ReferenceMLP, w0, X, Y, Q, *, learning_rate, n_steps, batch_s
     return initial, C, reg, final, w
 
 
-def train(net: ReferenceMLP, w0, X, Y, *, learning_rate, n_steps, batch_size=0, alpha=0.0,
-          seed=0, shuffle=True):
+def train(
+    net: ReferenceMLP,
+    w0,
+    X,
+    Y,
+    *,
+    learning_rate,
+    n_steps,
+    batch_size=0,
+    alpha=0.0,
+    seed=0,
+    shuffle=True,
+):
     """Plain gradient descent as the native trainer does it; returns w_T."""
     mask = net.weight_mask()
     w = np.array(w0, dtype=float)

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from .._log import say
 from .. import _core
+from .._log import say
 from ..kernels import Kernel
 from ..operators import KernelOperator, _n_threads, _native
 
@@ -68,8 +68,13 @@ class Problem:
 
     def operator(self, A: np.ndarray, B: np.ndarray | None = None) -> KernelOperator:
         """``K(A, B)`` in the products' precision (``kernel_dtype``)."""
-        return KernelOperator(self._kernel_array(A), None if B is None else self._kernel_array(B),
-                              self.kernel, n_jobs=self.n_jobs, device=self.device)
+        return KernelOperator(
+            self._kernel_array(A),
+            None if B is None else self._kernel_array(B),
+            self.kernel,
+            n_jobs=self.n_jobs,
+            device=self.device,
+        )
 
     def matvec(self, A: np.ndarray, B: np.ndarray, V: np.ndarray) -> np.ndarray:
         """``K(A, B) @ V`` for arrays the solver already holds, in the products'

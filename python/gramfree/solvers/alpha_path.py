@@ -27,8 +27,14 @@ from scipy.linalg import blas
 
 from ..linalg import jittered_cholesky, solve_triangular
 from ._common import Problem
-from .nystrom_direct import (OBJECTIVE_CHECK, RANK_DEFICIENT, _gram_pass, _objective,
-                             _operator, rows_for)
+from .nystrom_direct import (
+    OBJECTIVE_CHECK,
+    RANK_DEFICIENT,
+    _gram_pass,
+    _objective,
+    _operator,
+    rows_for,
+)
 
 
 @dataclass
@@ -109,8 +115,7 @@ def _path(problem: Problem, centers: np.ndarray, alphas: np.ndarray, system) -> 
     best = int(np.argmin(gcv))
     g = U @ (c / (lam + alphas[best])[:, None])
     coef = solve_triangular(L, g, trans=True)
-    info = dict(info, path_seconds=time.perf_counter() - start,
-                n_centers=int(centers.shape[0]))
+    info = dict(info, path_seconds=time.perf_counter() - start, n_centers=int(centers.shape[0]))
     return AlphaPath(alphas, gcv, rss, dof, best, coef, info)
 
 

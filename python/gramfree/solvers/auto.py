@@ -108,13 +108,18 @@ class CostModel:
         n = self.n
         mixed = refinement_budget(n, self.t) >= 2
         factor = n**3 / 3 / (2.0 if mixed else 1.0)
-        seconds = n * n * _entry_flops(self.d, 0) / self.engine + (factor + 2 * n * n * self.t) / RATES["dense"]
+        seconds = (
+            n * n * _entry_flops(self.d, 0) / self.engine
+            + (factor + 2 * n * n * self.t) / RATES["dense"]
+        )
         return seconds, (12.0 if mixed else 8.0) * n * n
 
     def nystrom(self, m: int, iterations: int = PCG_ITERATIONS) -> tuple[float, float]:
         n, d, t = self.n, self.d, self.t
         precond = m * m * _entry_flops(d, 0) / self.engine + m**3 / RATES["dense"]
-        per_iter = PCG_PASSES * n * m * _entry_flops(d, t) / self.engine + 4 * m * m * t / RATES["dense"]
+        per_iter = (
+            PCG_PASSES * n * m * _entry_flops(d, t) / self.engine + 4 * m * m * t / RATES["dense"]
+        )
         width = 4 if self.dtype == np.float32 else 8
         return precond + iterations * per_iter, 2.0 * width * m * m
 
@@ -161,7 +166,9 @@ def effective_dimension(problem: Problem, rng: np.random.Generator) -> tuple[flo
     return float(np.sum(mu / (mu + alpha))), s
 
 
-def _settled(before: np.ndarray, after: np.ndarray, Y: np.ndarray, classify: bool) -> tuple[bool, float]:
+def _settled(
+    before: np.ndarray, after: np.ndarray, Y: np.ndarray, classify: bool
+) -> tuple[bool, float]:
     """Whether two models' predictions on the probe agree; returns (settled, measure)."""
     if classify:
         if after.shape[1] == 1:
@@ -226,10 +233,14 @@ def solve_auto(
     log["estimates"] = {"direct_s": direct_s, "direct_bytes": direct_b, "eigenpro_s": ep_s}
 
     if d_eff > s / 2 and exact_name is not None:
-        say(f"{exact_name}: d_eff ~ {d_eff:.0f} of {s} sampled rows (a flat spectrum: Nystrom "
+        say(
+            f"{exact_name}: d_eff ~ {d_eff:.0f} of {s} sampled rows (a flat spectrum: Nystrom "
             f"would need most of the {n} points as centres); est. {exact_s:.2g} s "
-            f"(direct {direct_s:.2g} s, eigenpro {ep_s:.2g} s)")
-        return _finish(_run_exact(problem, exact_name, max_iter, tol, rng, verbose), exact_name, log)
+            f"(direct {direct_s:.2g} s, eigenpro {ep_s:.2g} s)"
+        )
+        return _finish(
+            _run_exact(problem, exact_name, max_iter, tol, rng, verbose), exact_name, log
+        )
 
     # Nystrom (PCG or one pass, whichever the model says is cheaper at each size), growing
     # the centres until the predictions settle.
@@ -240,55 +251,87 @@ def solve_auto(
     tried: list[dict] = []
     while True:
         name, pcg_s, pcg_b = costs.best_nystrom(m, allowed)
-        if pcg_b > memory or pcg_s > exact_s or m > (n if nystrom_only else n // 2) or (
-            nystrom_only and result is not None and result.centers.shape[0] == n
+        if (
+            pcg_b > memory
+            or pcg_s > exact_s
+            or m > (n if nystrom_only else n // 2)
+            or (nystrom_only and result is not None and result.centers.shape[0] == n)
         ):
             # The next size is not worth it: an exact method is cheaper (or M nears n).
             if exact_name is not None:
-                why = (f"{m} centres (est. {pcg_s:.2g} s) would cost more than {exact_name} "
-                       f"(est. {exact_s:.2g} s)" if pcg_s > exact_s
-                       else f"{m} centres is most of the {n} points")
+                why = (
+                    f"{m} centres (est. {pcg_s:.2g} s) would cost more than {exact_name} "
+                    f"(est. {exact_s:.2g} s)"
+                    if pcg_s > exact_s
+                    else f"{m} centres is most of the {n} points"
+                )
                 say(f"{exact_name}: {why}; the exact solution instead")
-                return _finish(_run_exact(problem, exact_name, max_iter, tol, rng, verbose),
-                               exact_name, log, tried)
+                return _finish(
+                    _run_exact(problem, exact_name, max_iter, tol, rng, verbose),
+                    exact_name,
+                    log,
+                    tried,
+                )
             if result is not None:
                 name = result.info["solver"]
-                say(f"{name}: stop at {result.centers.shape[0]} centres, the predictions "
+                say(
+                    f"{name}: stop at {result.centers.shape[0]} centres, the predictions "
                     f"not settled: {m} would need {pcg_b / 2**30:.2g} GiB"
-                    if result.centers.shape[0] < n else f"{name}: all {n} points as centres")
+                    if result.centers.shape[0] < n
+                    else f"{name}: all {n} points as centres"
+                )
                 break
             m = max(1, int(math.sqrt(memory / (pcg_b / (m * m)))))  # the largest that fits
             name, pcg_s, pcg_b = costs.best_nystrom(m, allowed)
         idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
         start = time.perf_counter()
-        result = run_nystrom(problem, np.ascontiguousarray(problem.X[idx]), name,
-                             max_iter=max_iter, tol=tol, verbose=verbose)
+        result = run_nystrom(
+            problem,
+            np.ascontiguousarray(problem.X[idx]),
+            name,
+            max_iter=max_iter,
+            tol=tol,
+            verbose=verbose,
+        )
         result.center_indices = idx if m < n else None
         after = problem.matvec(Xp, result.centers, result.coef).astype(np.float64)
-        entry = {"n_centers": m, "solver": name, "seconds": time.perf_counter() - start,
-                 "estimate_s": pcg_s}
+        entry = {
+            "n_centers": m,
+            "solver": name,
+            "seconds": time.perf_counter() - start,
+            "estimate_s": pcg_s,
+        }
         tried.append(entry)
         if before is not None:
             settled, entry["change"] = _settled(before, after, Yp, classify)
             if settled:
-                say(f"{name}: {m} centres (d_eff ~ {d_eff:.0f}); the predictions changed by "
-                    f"{entry['change']:.2g} from {previous_m} centres: settled")
+                say(
+                    f"{name}: {m} centres (d_eff ~ {d_eff:.0f}); the predictions changed by "
+                    f"{entry['change']:.2g} from {previous_m} centres: settled"
+                )
                 break
         before, previous_m = after, m
         m = min(n, 2 * m)
     return _finish(result, result.info["solver"], log, tried)
 
 
-def run_nystrom(problem, centers, name, *, max_iter, tol, verbose, initial_coef=None,
-                monitor=None) -> SolverResult:
+def run_nystrom(
+    problem, centers, name, *, max_iter, tol, verbose, initial_coef=None, monitor=None
+) -> SolverResult:
     """One Nystrom fit with the named solver; ``info["solver"]`` says which. A warm start
     (``initial_coef``) and a ``monitor`` are PCG's: the one-pass solver is exact."""
     if name == "nystrom-direct":
-        result = solve_nystrom_direct(problem, centers, verbose=verbose, max_iter=max_iter,
-                                      tol=tol)
+        result = solve_nystrom_direct(problem, centers, verbose=verbose, max_iter=max_iter, tol=tol)
     else:
-        result = solve_nystrom_pcg(problem, centers, max_iter=max_iter or 100, tol=tol,
-                                   verbose=verbose, initial_coef=initial_coef, monitor=monitor)
+        result = solve_nystrom_pcg(
+            problem,
+            centers,
+            max_iter=max_iter or 100,
+            tol=tol,
+            verbose=verbose,
+            initial_coef=initial_coef,
+            monitor=monitor,
+        )
     # The solver that produced the model: nystrom-direct hands over to PCG as a last resort.
     result.info["solver"] = "nystrom-pcg" if result.info.get("fallback") == "nystrom-pcg" else name
     return result
@@ -314,7 +357,8 @@ def solve_nystrom_choice(problem, centers, *, max_iter, tol, verbose) -> SolverR
     estimates = {name: costs.best_nystrom(m, (name,))[1] for name in NYSTROM_SOLVERS}
     name = costs.best_nystrom(m)[0]
     step = f"{name}: {m} centres given; est. " + ", ".join(
-        f"{k} {v:.2g} s" for k, v in estimates.items())
+        f"{k} {v:.2g} s" for k, v in estimates.items()
+    )
     log = {"estimates": estimates, "steps": [step]}
     if verbose:
         say(f"[auto] {step}")
@@ -325,8 +369,9 @@ def solve_nystrom_choice(problem, centers, *, max_iter, tol, verbose) -> SolverR
 def _run_exact(problem, name, max_iter, tol, rng, verbose) -> SolverResult:
     if name == "direct":
         return solve_direct(problem.in_data_precision())
-    return solve_eigenpro(problem, None, max_iter=max_iter or 30, tol=tol, random_state=rng,
-                          verbose=verbose)
+    return solve_eigenpro(
+        problem, None, max_iter=max_iter or 30, tol=tol, random_state=rng, verbose=verbose
+    )
 
 
 def _finish(result: SolverResult, solver: str, log: dict, tried=None) -> SolverResult:

@@ -74,8 +74,10 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
     elif mixed_precision is None and _contraction_bound(A, problem.alpha) > MAX_CONTRACTION:
         # Each step would remove less than half the error, or float32 could not even factor
         # A (Letter, alpha = 1e-7 n: the bound is 0.6, and float32 cost 1.5x the time).
-        info["fallback"] = (f"cond(A) * 6e-8 may reach {_contraction_bound(A, problem.alpha):.2g}"
-                            " (small alpha): float32 refinement would not pay")
+        info["fallback"] = (
+            f"cond(A) * 6e-8 may reach {_contraction_bound(A, problem.alpha):.2g}"
+            " (small alpha): float32 refinement would not pay"
+        )
     elif mixed_precision is not False and budget >= (1 if mixed_precision else 2):
         z, steps, why = _refined_float32(A, b, budget)
         info["refinement_steps"] = steps
@@ -145,14 +147,20 @@ def _refined_float32(A: np.ndarray, b: np.ndarray, budget: int):
         if rate > 0.5:
             if size <= 10 * REFINE_TOL:
                 return z, step, None  # at float64's rounding floor: as good as it gets
-            return None, step, (
-                f"float32 refinement diverges (correction {size:.2g}, rate {rate:.2g})"
+            return (
+                None,
+                step,
+                (f"float32 refinement diverges (correction {size:.2g}, rate {rate:.2g})"),
             )
         needed = step + math.log(REFINE_TOL / (size * rate)) / math.log(rate)
         if needed > budget:
-            return None, step, (
-                f"float32 refinement too slow (rate {rate:.2g}: ~{math.ceil(needed)} steps, "
-                f"budget {budget})"
+            return (
+                None,
+                step,
+                (
+                    f"float32 refinement too slow (rate {rate:.2g}: ~{math.ceil(needed)} steps, "
+                    f"budget {budget})"
+                ),
             )
         previous = size
     return None, budget, f"float32 refinement did not converge in {budget} steps"

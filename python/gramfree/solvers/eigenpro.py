@@ -186,7 +186,11 @@ def solve_eigenpro(
         )
     # Measure the preconditioned operator on a uniform sample of the rows (all of them when
     # few): a principal submatrix of the whole operator, S's rows in their proportion.
-    T = np.sort(rng.choice(n, size=MEASURE_POINTS, replace=False)) if n > MEASURE_POINTS else np.arange(n)
+    T = (
+        np.sort(rng.choice(n, size=MEASURE_POINTS, replace=False))
+        if n > MEASURE_POINTS
+        else np.arange(n)
+    )
     swS = sw[S] if not fixed else np.ones(len(S))
     lam_measured = _measured_top(problem, X[T], sw[T], XS, swS, E, D, shift)
     lam = max(lam_flat, lam_measured)
@@ -242,8 +246,11 @@ def solve_eigenpro(
     if initial_coef is not None:
         start = initial_coef.astype(np.float64)
         # coef = W^1/2 c': a row of weight zero has coefficient zero whatever c' holds.
-        state[...] = start if fixed else np.divide(start, sw[:, None], out=np.zeros_like(start),
-                                                   where=sw[:, None] > 0)
+        state[...] = (
+            start
+            if fixed
+            else np.divide(start, sw[:, None], out=np.zeros_like(start), where=sw[:, None] > 0)
+        )
     y_norm = float(np.linalg.norm(sw[:, None] * Y)) or 1.0
     best, residual = full_objective(state)
     initial = best
@@ -269,7 +276,9 @@ def solve_eigenpro(
             halvings += 1
             stuck = consecutive > MAX_HALVINGS
             loss_curve.append(best)
-            progress.update(epoch, best, f"rejected (objective {loss:.3g}); step halved to {eta:.3g}")
+            progress.update(
+                epoch, best, f"rejected (objective {loss:.3g}); step halved to {eta:.3g}"
+            )
             if monitor is not None:  # one score per epoch: the restored iterate's
                 stopped = bool(monitor(epoch, coefficients(state).astype(dtype)))
             continue

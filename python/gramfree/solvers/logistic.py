@@ -121,11 +121,13 @@ def solve_logistic(
     # too. With a singular K_MM (coinciding centres, a linear kernel of rank d) the
     # jittered penalty keeps the null directions' coefficients bounded, and
     # ||L^T a||^2 cannot round below zero as a^T K_MM a can.
-    L, jitter = jittered_cholesky(problem.operator(centers).to_dense().astype(np.float64),
-                                  overwrite=True)
+    L, jitter = jittered_cholesky(
+        problem.operator(centers).to_dense().astype(np.float64), overwrite=True
+    )
 
     def kmm(V: np.ndarray) -> np.ndarray:
         return L @ (L.T @ V)
+
     kernel_op = problem.operator(X, centers)
     op: KernelOperator | _StoredColumns = kernel_op
     dtype = problem.kernel_dtype
@@ -163,12 +165,17 @@ def solve_logistic(
     if preconditioner == "auto":
         preconditioner = "gram" if _gram_pays(n, M, X.shape[1], k) else "centres"
     if preconditioner not in ("gram", "centres"):
-        raise ValueError(f"preconditioner: expected 'auto', 'gram' or 'centres', got {preconditioner!r}")
+        raise ValueError(
+            f"preconditioner: expected 'auto', 'gram' or 'centres', got {preconditioner!r}"
+        )
     # Whitening by a (numerically) singular K_MM amplifies the Gram's rounding beyond any
     # use (the one-pass solver's RANK_DEFICIENT test): LogisticFalkon's there.
     pivots = np.diag(L) ** 2
-    use_gram = preconditioner == "gram" and jitter == 0.0 and (
-        pivots.min() >= RANK_DEFICIENT * pivots.max())
+    use_gram = (
+        preconditioner == "gram"
+        and jitter == 0.0
+        and (pivots.min() >= RANK_DEFICIENT * pivots.max())
+    )
     gram_failures = 0
     # Small M: every BLAS call of the fit is small (the largest, a step's M x M Cholesky),
     # so all of them on one thread (gramfree._threads).
@@ -181,8 +188,12 @@ def solve_logistic(
             if use_gram:
                 try:
                     precond = _Preconditioner.from_gram(
-                        L, op.weighted_gram(curvature.pooled()) if cached else
-                        _curvature_gram(problem, centers, curvature.pooled()), alpha)
+                        L,
+                        op.weighted_gram(curvature.pooled())
+                        if cached
+                        else _curvature_gram(problem, centers, curvature.pooled()),
+                        alpha,
+                    )
                 except np.linalg.LinAlgError:  # whitening amplified rounding: not this step
                     gram_failures += 1
             if precond is None:
@@ -190,7 +201,9 @@ def solve_logistic(
 
             def hessian(V: np.ndarray) -> np.ndarray:
                 if binary:
-                    HV = op.normal_matvec(to_kernel(V), sample_weight=to_kernel(curvature.diag[:, 0]))
+                    HV = op.normal_matvec(
+                        to_kernel(V), sample_weight=to_kernel(curvature.diag[:, 0])
+                    )
                 else:
                     U = (op @ to_kernel(V)).astype(np.float64)
                     HV = op.rmatmat(to_kernel(curvature.apply(U)))
@@ -201,7 +214,9 @@ def solve_logistic(
             with small_blas(4.0 * M * M * k):
                 gnorm = math.sqrt(max(float(np.sum(g * precond(g))), 0.0))
                 gnorm0 = gnorm if gnorm0 is None else gnorm0
-                forcing = min(0.5, max(FORCING_FLOOR, math.sqrt(gnorm / gnorm0))) if gnorm0 > 0 else 0.5
+                forcing = (
+                    min(0.5, max(FORCING_FLOOR, math.sqrt(gnorm / gnorm0))) if gnorm0 > 0 else 0.5
+                )
                 d, cg_iters = _pcg(hessian, -g, precond, forcing, MAX_CG)
             cg_total += cg_iters
             decrement = -float(np.sum(g * d))  # ~ 2 (J - J*) near the optimum
@@ -213,7 +228,9 @@ def solve_logistic(
             pen = (float(np.sum(a * Ka)), float(np.sum(d * Ka)), float(np.sum(d * Kmm_d)))
             t, new_objective = 1.0, math.inf
             for _ in range(MAX_HALVINGS):
-                new_objective = loss_of(F + t * Kd) + 0.5 * alpha * (pen[0] + 2 * t * pen[1] + t * t * pen[2])
+                new_objective = loss_of(F + t * Kd) + 0.5 * alpha * (
+                    pen[0] + 2 * t * pen[1] + t * t * pen[2]
+                )
                 if new_objective <= objective - ARMIJO * t * decrement:
                     break
                 t *= 0.5
@@ -282,8 +299,14 @@ class _Preconditioner:
     """``z = (L LA LA^T L^T)^-1 r``, ``LA LA^T = scale L^T S_M L + alpha I`` with S_M the
     curvature at the centres, averaged over the classes (module docstring)."""
 
-    def __init__(self, L: np.ndarray, curvature_at_centres: np.ndarray | None, alpha: float,
-                 scale: float = 1.0, inner: np.ndarray | None = None) -> None:
+    def __init__(
+        self,
+        L: np.ndarray,
+        curvature_at_centres: np.ndarray | None,
+        alpha: float,
+        scale: float = 1.0,
+        inner: np.ndarray | None = None,
+    ) -> None:
         """``curvature_at_centres``: (M,), or ``inner`` given (see from_gram)."""
         self.L = L
         if inner is None:
@@ -304,8 +327,9 @@ class _Preconditioner:
         return cls(L, None, alpha, inner=np.asfortranarray(inner))
 
     def __call__(self, R: np.ndarray) -> np.ndarray:
-        V = solve_triangular(self.LA, solve_triangular(self.LA, solve_triangular(self.L, R)),
-                             trans=True)
+        V = solve_triangular(
+            self.LA, solve_triangular(self.LA, solve_triangular(self.L, R)), trans=True
+        )
         return solve_triangular(self.L, V, trans=True)
 
 
@@ -353,10 +377,17 @@ def _curvature_gram(problem: Problem, centers: np.ndarray, curvature: np.ndarray
     """``K_nM^T diag(curvature) K_nM`` (M x M, both triangles) in one blocked pass: the
     one-pass Nystrom solver's, with the curvature as the sample weights."""
     n, M = problem.X.shape[0], centers.shape[0]
-    weighted = replace(problem, Y=np.zeros((n, 1), dtype=problem.X.dtype),
-                       sample_weight=curvature.astype(problem.X.dtype))
-    G, _ = _gram_pass(weighted, np.ascontiguousarray(centers, dtype=np.float64), rows_for(M),
-                      dtype=problem.kernel_dtype)
+    weighted = replace(
+        problem,
+        Y=np.zeros((n, 1), dtype=problem.X.dtype),
+        sample_weight=curvature.astype(problem.X.dtype),
+    )
+    G, _ = _gram_pass(
+        weighted,
+        np.ascontiguousarray(centers, dtype=np.float64),
+        rows_for(M),
+        dtype=problem.kernel_dtype,
+    )
     return G
 
 
@@ -381,7 +412,7 @@ class _StoredColumns:
         G = np.zeros((M, M), order="F")
         rows = rows_for(M)
         for r0 in range(0, self.K.shape[0], rows):
-            B = self.K[r0:r0 + rows] * np.sqrt(weights[r0:r0 + rows])[:, None]
+            B = self.K[r0 : r0 + rows] * np.sqrt(weights[r0 : r0 + rows])[:, None]
             _add_gram(G, B)
         _fill_lower(G)
         return G

@@ -95,8 +95,9 @@ def _fill_lower(G: np.ndarray, block: int = 1024) -> None:
         diag[low] = diag.T[low]
 
 
-def _operator(problem: Problem, A: np.ndarray, B: np.ndarray | None = None,
-              dtype=np.float64) -> KernelOperator:
+def _operator(
+    problem: Problem, A: np.ndarray, B: np.ndarray | None = None, dtype=np.float64
+) -> KernelOperator:
     """The problem's kernel on arrays of ``dtype`` (the pass's, whatever ``kernel_dtype``)."""
     A = np.ascontiguousarray(A, dtype=dtype)
     B = None if B is None else np.ascontiguousarray(B, dtype=dtype)
@@ -120,8 +121,7 @@ def _objective(problem: Problem, C64: np.ndarray, coef: np.ndarray, dtype=np.flo
     return (loss + problem.alpha * penalty) / problem.weight_sum
 
 
-def _gram_pass(problem: Problem, C64: np.ndarray, block_rows: int, L=None,
-               dtype=np.float64):
+def _gram_pass(problem: Problem, C64: np.ndarray, block_rows: int, L=None, dtype=np.float64):
     """``(G, R)``: ``B^T B`` (upper triangle, F-ordered) and ``B^T Y`` over the data in
     blocks, ``B = W^1/2 K(X_b, C)``, or with ``L`` the whitened features ``B L^-T``. The
     kernel values are computed in ``dtype``; everything after them is float64."""
@@ -219,8 +219,12 @@ def solve_nystrom_direct(
         # Relative to the zero model's objective: an interpolating fit (alpha = 0,
         # objective ~ 0) has no relative accuracy of its own.
         if not abs(exact - implied) / zero_objective <= check:
-            return coef, exact, inner, (f"objective implied by the solve {implied:.6g} != "
-                                        f"recomputed {exact:.6g}")
+            return (
+                coef,
+                exact,
+                inner,
+                (f"objective implied by the solve {implied:.6g} != recomputed {exact:.6g}"),
+            )
         return coef, exact, inner, None
 
     def whitened_gram_solve(dtype):
@@ -263,15 +267,17 @@ def solve_nystrom_direct(
     if failure is not None:
         if verbose:
             say(f"[nystrom-direct] {failure}: nystrom-pcg instead")
-        result = solve_nystrom_pcg(problem, centers, max_iter=max_iter or 100, tol=tol,
-                                   verbose=verbose)
-        result.info.update(fallback="nystrom-pcg", fallback_reason=failure,
-                           pass_seconds=pass_time)
+        result = solve_nystrom_pcg(
+            problem, centers, max_iter=max_iter or 100, tol=tol, verbose=verbose
+        )
+        result.info.update(fallback="nystrom-pcg", fallback_reason=failure, pass_seconds=pass_time)
         return result
     seconds = time.perf_counter() - start
     if verbose:
-        say(f"[nystrom-direct] {M} centres, one pass over {n} rows in {pass_time:.2f} s, "
-            f"solve {seconds - pass_time:.2f} s, jitter {jitter:g}")
+        say(
+            f"[nystrom-direct] {M} centres, one pass over {n} rows in {pass_time:.2f} s, "
+            f"solve {seconds - pass_time:.2f} s, jitter {jitter:g}"
+        )
     return SolverResult(
         centers=centers,
         coef=coef.astype(X.dtype),

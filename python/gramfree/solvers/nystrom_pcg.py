@@ -53,10 +53,21 @@ def solve_nystrom_pcg(
         return op.normal_matvec(p, sample_weight=w).astype(np.float64)
 
     return falkon_cg(
-        problem.operator(centers).to_dense(), normal_pass,
-        op.rmatmat(Wy).astype(np.float64), yWy, problem.weight_sum, problem.alpha,
-        centers=centers, dtype=X.dtype, precond_dtype=pdtype, max_iter=max_iter, tol=tol,
-        verbose=verbose, initial_coef=initial_coef, monitor=monitor)
+        problem.operator(centers).to_dense(),
+        normal_pass,
+        op.rmatmat(Wy).astype(np.float64),
+        yWy,
+        problem.weight_sum,
+        problem.alpha,
+        centers=centers,
+        dtype=X.dtype,
+        precond_dtype=pdtype,
+        max_iter=max_iter,
+        tol=tol,
+        verbose=verbose,
+        initial_coef=initial_coef,
+        monitor=monitor,
+    )
 
 
 def falkon_cg(
@@ -108,8 +119,10 @@ def falkon_cg(
     del inner
     precond_time = time.perf_counter() - start
     if verbose:
-        say(f"[{desc}] preconditioner: {M} centres, {pdtype.name}, jitter {jitter:g}, "
-            f"{precond_time:.1f} s")
+        say(
+            f"[{desc}] preconditioner: {M} centres, {pdtype.name}, jitter {jitter:g}, "
+            f"{precond_time:.1f} s"
+        )
 
     def precond(beta: np.ndarray) -> np.ndarray:
         # T^-1 A^-1 beta with T = L^T, A = LA^T (upper triangular).
@@ -155,7 +168,9 @@ def falkon_cg(
             n_iter += 1
             loss_curve.append(_objective(beta, rhs, r, s, yWy))
             converged = bool(np.all(np.sqrt(rr_new) <= tol * rhs_norm))
-            progress.update(n_iter, loss_curve[-1], f"residual={np.max(np.sqrt(rr_new) / rhs_norm):.2e}")
+            progress.update(
+                n_iter, loss_curve[-1], f"residual={np.max(np.sqrt(rr_new) / rhs_norm):.2e}"
+            )
             p = r + np.divide(rr_new, rr, out=np.zeros_like(rr), where=rr > 0) * p
             rr = rr_new
             if monitor is not None:
