@@ -74,17 +74,24 @@ CLF = dict(
 )
 
 
+SOLVERS = ["nystrom-pcg", "nystrom-direct"]
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize("weighted", [False, True])
-def test_regression_matches_in_process_for_two_chunkings(client, diabetes, weighted):
+def test_regression_matches_in_process_for_two_chunkings(client, diabetes, weighted, solver):
     X, y, w = diabetes
     sw = w if weighted else None
-    ref = KernelRegressor(**REG).fit(X, y, sample_weight=sw)
+    params = dict(REG, solver=solver)
+    ref = KernelRegressor(**params).fit(X, y, sample_weight=sw)
+    assert ref.solver_ == solver
     fits = []
     for rows, cols in [(150, 10), (111, 4)]:  # the second also splits the columns
         dX = da.from_array(X, chunks=(rows, cols))
         dy = da.from_array(y, chunks=rows)
         dw = None if sw is None else da.from_array(sw, chunks=53)  # rechunked to X's rows
-        model = KernelRegressor(**REG).fit(dX, dy, sample_weight=dw)
+        model = KernelRegressor(**params).fit(dX, dy, sample_weight=dw)
+        assert model.solver_ == solver
         assert model.solver_info_["dask"]["scheduler"] == "distributed"
         assert model.solver_info_["dask"]["n_chunks"] == -(-len(y) // rows)
         np.testing.assert_array_equal(model.centers_, ref.centers_)
@@ -110,11 +117,13 @@ def test_multioutput_regression_and_numpy_y(client, diabetes):
     assert model.predict(da.from_array(X, chunks=150)).shape == (len(y), 2)
 
 
+@pytest.mark.parametrize("solver", SOLVERS)
 @pytest.mark.parametrize("rows", [600, 451])
-def test_multiclass_matches_in_process(client, digits, rows):
+def test_multiclass_matches_in_process(client, digits, rows, solver):
     X, y = digits
-    ref = KernelClassifier(**CLF).fit(X, y)
-    model = KernelClassifier(**CLF).fit(
+    params = dict(CLF, solver=solver)
+    ref = KernelClassifier(**params).fit(X, y)
+    model = KernelClassifier(**params).fit(
         da.from_array(X, chunks=(rows, 64)), da.from_array(y, chunks=rows)
     )
     np.testing.assert_array_equal(model.classes_, ref.classes_)
@@ -187,14 +196,24 @@ def test_default_centres_and_auto(client, diabetes):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
         model = KernelRegressor(alpha=1.0, gamma=0.1, random_state=0, n_jobs=1).fit(dX, dy)
-    # auto means nystrom-pcg; without n_centers, min(n, 1000) centres: all 442 rows here
-    assert model.solver_ == "nystrom-pcg" and model.n_centers_ == len(y)
+    # without n_centers, min(n, 1000) centres: all 442 rows here; auto takes the solver
+    # the in-memory cost model prefers for them (the one pass, at this size), says why,
+    # and fits what that solver fits in memory
+    assert model.n_centers_ == len(y)
+    assert (
+        model.solver_ == "nystrom-direct" and "chose nystrom-direct" in model.solver_info_["auto"]
+    )
+    ref = KernelRegressor(
+        solver="nystrom-direct", n_centers=len(y), alpha=1.0, gamma=0.1, random_state=0
+    ).fit(X, y)
+    assert rel(model.predict(X), ref.predict(X)) < 1e-8
     half = KernelRegressor(**dict(REG, n_centers=0.5)).fit(dX, dy)
     assert half.n_centers_ == 221
     # centres given as row indices (any order): only those rows are gathered
     rows = np.array([400, 3, 150, 151, 77, 299])
     given = KernelRegressor(**dict(REG, n_centers=None, centers=rows)).fit(dX, dy)
     ref = KernelRegressor(**dict(REG, n_centers=None, centers=rows)).fit(X, y)
+    assert given.solver_ == ref.solver_ == "nystrom-pcg"
     np.testing.assert_array_equal(given.centers_, X[rows])
     np.testing.assert_array_equal(given.center_indices_, rows)
     np.testing.assert_array_equal(given.center_targets_, y[rows])
@@ -206,7 +225,7 @@ def test_bad_input_is_refused_naming_the_argument(client, diabetes):
     X, y, w = diabetes
     dX, dy = da.from_array(X, chunks=150), da.from_array(y, chunks=150)
     REG = dict(globals()["REG"], max_iter=2)  # what is checked here needs no converged fit
-    for solver in ("direct", "eigenpro", "nystrom-direct"):
+    for solver in ("direct", "eigenpro"):
         with pytest.raises(ValueError, match="solver"):
             KernelRegressor(**dict(REG, solver=solver)).fit(dX, dy)
     with pytest.raises(ValueError, match="loss"):
@@ -283,3 +302,103 @@ def test_worker_killed_during_fit_gives_the_same_model(client, digits):
     np.testing.assert_array_equal(model.dual_coef_, clean.dual_coef_)
     assert time.perf_counter() - start < 60
     client.wait_for_workers(2, timeout=30)
+
+
+def test_float32_one_pass_matches_in_process(client, digits):
+    """float32 data: the one pass forms float32 kernel blocks and their Gram on each chunk
+    (summed in float64), accepted by the same objective check as in memory."""
+    X, y = digits
+    X32 = X.astype(np.float32)
+    params = dict(CLF, solver="nystrom-direct")
+    ref = KernelClassifier(**params).fit(X32, y)
+    model = KernelClassifier(**params).fit(da.from_array(X32, chunks=(500, 64)), y)
+    assert ref.solver_info_["gram_dtype"] == model.solver_info_["gram_dtype"] == "float32"
+    assert model.dual_coef_.dtype == ref.dual_coef_.dtype == np.float32
+    # float32 kernel values summed per chunk instead of per block: float32 rounding
+    assert rel(model.dual_coef_, ref.dual_coef_) < 1e-4
+    np.testing.assert_array_equal(model.predict(X32), ref.predict(X32))
+
+
+# Run in a child process: the test sends it SIGINT (as Ctrl-C does), which must not reach
+# pytest's own process. The fit would run for minutes (tol=0, max_iter=100000); the child
+# interrupts it once the cluster is busy and then, still holding the KeyboardInterrupt (as a
+# REPL's last traceback does, which keeps every frame's futures alive), counts the
+# scheduler's tasks beyond the persisted data until they are gone.
+INTERRUPT_SCRIPT = r"""
+import json, os, signal, threading, time
+import numpy as np, dask.array as da
+from distributed import Client, LocalCluster
+from gramfree import KernelRegressor
+
+def tasks(dask_scheduler):
+    return len(dask_scheduler.tasks)
+
+if __name__ == "__main__":
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None, host="127.0.0.1") as cluster, \
+            Client(cluster) as client:
+        rng = np.random.default_rng(0)
+        X = client.persist(da.from_array(rng.normal(size=(200000, 8)), chunks=(10000, 8)))
+        y = client.persist(da.from_array(rng.normal(size=200000), chunks=10000))
+        client.run(lambda: __import__("gramfree"))
+        base = client.run_on_scheduler(tasks)
+        report = {"base": base}
+
+        def interrupt():
+            busy = 0
+            while busy <= 0:  # until the fit's passes run
+                time.sleep(0.05)
+                busy = client.run_on_scheduler(tasks) - base
+            report["busy"] = busy
+            time.sleep(1.0)
+            report["sent"] = time.perf_counter()
+            os.kill(os.getpid(), signal.SIGINT)
+
+        threading.Thread(target=interrupt, daemon=True).start()
+        model = KernelRegressor(solver="nystrom-pcg", n_centers=1500, gamma=0.1, alpha=1e-6,
+                                tol=0.0, max_iter=100000, n_jobs=1)
+        try:
+            model.fit(X, y)
+            report["outcome"] = "finished"
+        except KeyboardInterrupt:
+            report["outcome"] = "interrupted"
+            report["raise_seconds"] = time.perf_counter() - report["sent"]
+            deadline = time.perf_counter() + 30
+            left = client.run_on_scheduler(tasks) - base
+            while left > 0 and time.perf_counter() < deadline:
+                time.sleep(0.1)
+                left = client.run_on_scheduler(tasks) - base
+            report["left"] = left
+            report["left_keys"] = client.run_on_scheduler(
+                lambda dask_scheduler: [str(k) for k in dask_scheduler.tasks])[-5:]
+            report["drain_seconds"] = time.perf_counter() - report["sent"]
+        # the client and the cluster still work: a short fit on the same data
+        again = KernelRegressor(solver="nystrom-pcg", n_centers=400, gamma=0.1, alpha=1e-6,
+                                max_iter=2, n_jobs=1)
+        import warnings
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            again.fit(X, y)
+        report["refit_iterations"] = int(again.n_iter_)
+        print("REPORT " + json.dumps(report))
+"""
+
+
+def test_ctrl_c_cancels_the_fits_tasks(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    script = tmp_path / "interrupt.py"
+    script.write_text(INTERRUPT_SCRIPT)
+    proc = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=240
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("REPORT ")]
+    assert proc.returncode == 0 and lines, proc.stdout[-2000:] + proc.stderr[-4000:]
+    report = json.loads(lines[-1][len("REPORT ") :])
+    assert report["busy"] > 0  # the interrupt came while the fit's tasks were on the cluster
+    assert report["outcome"] == "interrupted"
+    assert report["raise_seconds"] < 10  # Ctrl-C is not held up by the cluster
+    assert report["left"] == 0, report  # every task of the fit was cancelled
+    assert report["refit_iterations"] == 2

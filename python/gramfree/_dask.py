@@ -17,19 +17,25 @@ an estimator is handed a dask collection.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import sys
 import time
 import types
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 
+from ._log import say
 from .operators import KernelOperator
 
 # The centres a dask fit draws when neither n_centers nor centers is given: the number
 # solver="auto" starts its growing loop from (gramfree.solvers.auto.MIN_CENTERS), at most n.
 DEFAULT_CENTERS = 1000
 DEFAULT_MAX_ITER = 100
+# The solvers a dask fit runs: both read the data in passes over its row chunks.
+DASK_SOLVERS = ("auto", "nystrom-pcg", "nystrom-direct")
 
 
 def is_dask_collection(*arrays) -> bool:
@@ -142,7 +148,6 @@ def _classification_targets(estimator, X, y, w):
     """``(y, classes, Y, w)``: +-1 or one-hot targets built block by block from the classes
     (one small pass over y), and the weights times ``class_weight``, as
     :func:`gramfree.estimators.classifier.class_targets` does in memory."""
-    import dask
     import dask.array as da
     from sklearn.utils.class_weight import compute_sample_weight
     from sklearn.utils.multiclass import check_classification_targets
@@ -152,7 +157,7 @@ def _classification_targets(estimator, X, y, w):
         if y.shape[1] != 1:
             raise ValueError(f"y: expected a 1-d array of labels, got shape {y.shape}")
         y = y[:, 0]
-    classes, counts = dask.compute(*da.unique(y, return_counts=True))
+    classes, counts = compute(*da.unique(y, return_counts=True))
     check_classification_targets(classes)
     if len(classes) < 2:
         raise ValueError(
@@ -196,14 +201,64 @@ def _scheduler_client():
     return client if isinstance(client, Client) else None
 
 
+# The futures a fit has sent to the workers (scattered centres, persisted weights), collected
+# by _share/_persist while a fit_scope is active and cancelled when it ends: an interrupted
+# fit's traceback (kept by a REPL as sys.last_traceback) would otherwise keep them alive.
+_HELD: contextvars.ContextVar[list | None] = contextvars.ContextVar("gramfree_held", default=None)
+
+
+@contextlib.contextmanager
+def fit_scope(client) -> Iterator[None]:
+    """Release on exit, however it exits, what the fit sent to ``client``'s workers."""
+    held: list = []
+    token = _HELD.set(held)
+    try:
+        yield
+    finally:
+        _HELD.reset(token)
+        if client is not None and held:
+            client.cancel(held)
+
+
+def _hold(value):
+    held = _HELD.get()
+    if held is not None:
+        held.extend(value if isinstance(value, (list, tuple)) else [value])
+    return value
+
+
 def _share(value, client):
     """``value`` for the tasks of a graph: scattered to every worker once (distributed),
     else one delayed literal."""
     import dask
 
     if client is not None:
-        return client.scatter(value, broadcast=True, hash=False)
+        return _hold(client.scatter(value, broadcast=True, hash=False))
     return dask.delayed(value, pure=True)
+
+
+def _persist(collection, client):
+    """``collection`` persisted on the workers (held by the active fit_scope)."""
+    out = client.persist(collection)
+    _hold(out)
+    return out
+
+
+def compute(*collections):
+    """``dask.compute(*collections)``; on a distributed client through futures that are
+    cancelled when the wait ends in an exception: Ctrl-C (KeyboardInterrupt) during a fit
+    stops its tasks on the cluster instead of leaving them to run."""
+    import dask
+
+    client = _scheduler_client()
+    if client is None:
+        return dask.compute(*collections)
+    futures = client.compute(list(collections))
+    try:
+        return tuple(client.gather(futures))
+    except BaseException:
+        client.cancel(futures)
+        raise
 
 
 def _check_block(Xb, Yb=None, wb=None):
@@ -286,7 +341,6 @@ def solve_nystrom_pcg_dask(
     ``centers`` (M, d). Returns :class:`gramfree.solvers._common.SolverResult`; the
     preconditioner and CG loop are the in-process solver's
     (:func:`gramfree.solvers.nystrom_pcg.falkon_cg`), its passes the workers'."""
-    import dask
 
     from .solvers.nystrom_pcg import falkon_cg
 
@@ -297,7 +351,7 @@ def solve_nystrom_pcg_dask(
     if w is not None and client is not None:
         # The weights (n values, a d-th of X) enter every pass: keep them on the workers
         # rather than recompute their graph (rechunking, class weights) each time.
-        w = client.persist(w)
+        w = _persist(w, client)
     centers_k = np.ascontiguousarray(centers, dtype=kernel_dtype)
     model = _share((centers_k, kernel), client)
     W2 = None if w is None else w[:, None]
@@ -308,7 +362,7 @@ def solve_nystrom_pcg_dask(
     Y64 = Y.astype(np.float64)
     yWy = (Y64**2).sum() if w is None else ((Y64**2) * W2).sum()
     s = X.shape[0] if w is None else w.sum()
-    KtWy, yWy, s = dask.compute(rhs_sum, yWy, s)
+    KtWy, yWy, s = compute(rhs_sum, yWy, s)
     yWy, s = float(yWy), float(s)
     if s <= 0.0:
         raise ValueError("sample_weight: all weights are zero")
@@ -318,7 +372,7 @@ def solve_nystrom_pcg_dask(
     def normal_pass(p):
         nonlocal passes, pass_seconds
         tic = time.perf_counter()
-        out = _chunk_sum(_normal_block, X, w, [], p=p, **common).compute()
+        (out,) = compute(_chunk_sum(_normal_block, X, w, [], p=p, **common))
         passes += 1
         pass_seconds += time.perf_counter() - tic
         return out
@@ -348,12 +402,172 @@ def solve_nystrom_pcg_dask(
     return result
 
 
+def _chunk_problem(Xb, Yb, wb, kernel, n_jobs):
+    """One chunk's rows as the one-pass solver's in-memory passes read a problem."""
+    return types.SimpleNamespace(
+        X=Xb,
+        Y=Yb,
+        sample_weight=None if wb is None else wb[:, 0],
+        kernel=kernel,
+        n_jobs=n_jobs,
+        device="cpu",
+    )
+
+
+def _gram_block(Xb, Yb, wb=None, *, model, block_rows, product_dtype, n_jobs):
+    """One chunk's ``[G | R]`` (M x (M + t), float64; leading axis of 1): the one-pass
+    solver's block pass (:func:`gramfree.solvers.nystrom_direct._gram_pass`) on its rows."""
+    from .solvers.nystrom_direct import _gram_pass
+
+    C64, kernel, L = model
+    _check_block(Xb, Yb, None if wb is None else wb[:, 0])
+    chunk = _chunk_problem(Xb, Yb, wb, kernel, n_jobs)
+    G, R = _gram_pass(chunk, C64, min(block_rows, Xb.shape[0]), L=L, dtype=product_dtype)
+    return np.concatenate([G, R], axis=1)[None]
+
+
+def _loss_block(Xb, Yb, wb=None, *, model, coef, product_dtype, n_jobs):
+    """One chunk's ``sum w (K a - y)^2`` as a (1, 1, 1) array."""
+    from .solvers.nystrom_direct import _loss_sum
+
+    C64, kernel = model
+    chunk = _chunk_problem(Xb, Yb, wb, kernel, n_jobs)
+    return np.full((1, 1, 1), _loss_sum(chunk, C64, coef, product_dtype))
+
+
+class _DaskPasses:
+    """The one-pass solver's passes (:class:`gramfree.solvers.nystrom_direct.MemoryPasses`)
+    over row-chunked dask arrays: each chunk's M x M Gram (and M x t right-hand side) is
+    formed where the chunk lives and the partial Grams are tree-summed; the client solves
+    the M x M system."""
+
+    def __init__(self, X, Y, w, centers, kernel, *, n_jobs, client, fallback):
+        self.X, self.Y, self.w = X, Y, w
+        self.C64 = np.ascontiguousarray(centers, dtype=np.float64)
+        self.kernel, self.n_jobs, self.client = kernel, n_jobs, client
+        self._fallback = fallback
+        self._model = _share((self.C64, kernel), client)
+        self.passes = 0
+        self.pass_seconds = 0.0
+        Y64 = Y.astype(np.float64)
+        yWy = (Y64**2).sum() if w is None else ((Y64**2) * w[:, None]).sum()
+        s = X.shape[0] if w is None else w.sum()
+        yWy, s = compute(yWy, s)
+        self._yWy, self.weight_sum = float(yWy), float(s)
+
+    def _sum(self, fn, M: int, t: int, **kwargs):
+        tic = time.perf_counter()
+        (out,) = compute(_chunk_sum(fn, self.X, self.w, [self.Y], M=M, t=t, **kwargs))
+        self.passes += 1
+        self.pass_seconds += time.perf_counter() - tic
+        return out
+
+    def yWy(self) -> float:
+        return self._yWy
+
+    def gram(self, C64, block_rows: int, L=None, dtype=np.float64):
+        M, t = C64.shape[0], self.Y.shape[1]
+        model = _share((C64, self.kernel, L), self.client)
+        GR = self._sum(
+            _gram_block,
+            M,
+            M + t,
+            model=model,
+            block_rows=block_rows,
+            product_dtype=dtype,
+            n_jobs=self.n_jobs,
+        )
+        return np.asfortranarray(GR[:, :M]), np.ascontiguousarray(GR[:, M:])
+
+    def loss(self, C64, coef, dtype=np.float64) -> float:
+        model = self._model if C64 is self.C64 else _share((C64, self.kernel), self.client)
+        out = self._sum(
+            _loss_block, 1, 1, model=model, coef=coef, product_dtype=dtype, n_jobs=self.n_jobs
+        )
+        return float(out[0, 0])
+
+    def fallback(self, centers, *, max_iter: int, tol: float, verbose):
+        return self._fallback(max_iter=max_iter, tol=tol, verbose=verbose)
+
+
+def solve_nystrom_direct_dask(
+    X,
+    Y,
+    w,
+    centers: np.ndarray,
+    kernel,
+    *,
+    alpha: float,
+    kernel_dtype,
+    n_jobs,
+    max_iter: int,
+    tol: float,
+    verbose=False,
+):
+    """The one-pass Nystrom solver (:func:`gramfree.solvers.nystrom_direct
+    .solve_nystrom_direct`) on row-chunked dask arrays: one pass over the data forms the
+    M x M Gram on the workers (plus one t-column pass that checks the solve), the client
+    solves; its last resort is :func:`solve_nystrom_pcg_dask`."""
+    from .solvers.nystrom_direct import solve_nystrom_direct
+
+    client = _scheduler_client()
+    if w is not None and client is not None:
+        w = _persist(w, client)
+
+    def fallback(*, max_iter, tol, verbose):
+        return solve_nystrom_pcg_dask(
+            X,
+            Y,
+            w,
+            centers,
+            kernel,
+            alpha=alpha,
+            kernel_dtype=kernel_dtype,
+            n_jobs=n_jobs,
+            max_iter=max_iter,
+            tol=tol,
+            verbose=verbose,
+        )
+
+    passes = _DaskPasses(X, Y, w, centers, kernel, n_jobs=n_jobs, client=client, fallback=fallback)
+    if passes.weight_sum <= 0.0:
+        raise ValueError("sample_weight: all weights are zero")
+    problem = types.SimpleNamespace(
+        X=X,
+        Y=Y,
+        sample_weight=None,
+        weight_sum=passes.weight_sum,
+        alpha=alpha,
+        kernel=kernel,
+        kernel_dtype=np.dtype(kernel_dtype),
+        n_jobs=n_jobs,
+        device="cpu",
+    )
+    result = solve_nystrom_direct(
+        problem,  # type: ignore[arg-type]  # the fields the solver reads, X and Y lazy
+        centers,
+        verbose=verbose,
+        max_iter=max_iter,
+        tol=tol,
+        passes=passes,  # type: ignore[arg-type]  # MemoryPasses' methods, over chunks
+    )
+    if "dask" not in result.info:  # (the PCG fallback reports its own passes)
+        result.info["dask"] = {
+            "scheduler": "distributed" if client is not None else "local",
+            "n_chunks": int(X.numblocks[0]),
+            "passes": passes.passes,
+            "pass_seconds": passes.pass_seconds,
+        }
+    return result
+
+
 def _refuse(estimator) -> None:
     """The parameters a dask fit does not take, refused with their names."""
-    if estimator.solver not in ("auto", "nystrom-pcg"):
+    if estimator.solver not in DASK_SOLVERS:
         raise ValueError(
-            f"solver={estimator.solver!r}: dask input is fitted by solver='nystrom-pcg' "
-            "only ('auto' means it for dask input); compute X into memory for the others"
+            f"solver={estimator.solver!r}: dask input is fitted by solver='nystrom-pcg' or "
+            "'nystrom-direct' ('auto' chooses between them); compute X into memory for the "
+            "others"
         )
     if getattr(estimator, "loss", "squared") != "squared":
         raise ValueError(f"loss={estimator.loss!r}: dask input fits the squared loss only")
@@ -375,7 +589,6 @@ def gather_rows(A, rows: np.ndarray) -> np.ndarray:
     """``A[rows]`` in memory, moving only those rows: each chunk returns its own selected
     rows (a blockwise map over A's own chunks, so A's graph is used as the passes use it;
     dask's fancy indexing rewrites it, which distributed then warns about)."""
-    import dask
 
     rows = np.asarray(rows, dtype=np.intp)
     order = np.argsort(rows, kind="stable")
@@ -388,7 +601,7 @@ def gather_rows(A, rows: np.ndarray) -> np.ndarray:
         _take_block, local, dtype=A.dtype, chunks=(tuple(len(r) for r in local),) + A.chunks[1:]
     )
     out = np.empty((len(rows),) + A.shape[1:], dtype=A.dtype)
-    out[order] = dask.compute(taken)[0]
+    out[order] = compute(taken)[0]
     return out
 
 
@@ -415,6 +628,25 @@ def _centers(estimator, X, rng):
         m = min(n, DEFAULT_CENTERS)
     idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
     return np.ascontiguousarray(gather_rows(X, idx)), idx
+
+
+def _choose_solver(estimator, n: int, d: int, t: int, m: int, kernel_dtype) -> tuple[str, str]:
+    """``(solver, reason)``: the one named, or for "auto" the cheaper of the two by the
+    in-memory cost model (:meth:`gramfree.solvers.auto.CostModel.best_nystrom`: the one-pass
+    solve unless PCG is estimated EXACT_PREFERENCE times cheaper). On a cluster the
+    comparison only tilts further toward the one pass: PCG moves M x t vectors and waits
+    for the slowest chunk about 25 times, the one pass once."""
+    if estimator.solver != "auto":
+        return estimator.solver, ""
+    from .solvers.auto import CostModel
+
+    model = CostModel(n=n, d=d, t=t, dtype=np.dtype(kernel_dtype))
+    solver, seconds, _ = model.best_nystrom(m)
+    direct, pcg = model.nystrom_direct(m)[0], model.nystrom(m)[0]
+    return solver, (
+        f"auto: estimated nystrom-direct {direct:.3g} s, nystrom-pcg {pcg:.3g} s on one "
+        f"machine's rates; chose {solver}"
+    )
 
 
 def fit(estimator, X, y, sample_weight=None, *, classify: bool):
@@ -444,15 +676,16 @@ def fit(estimator, X, y, sample_weight=None, *, classify: bool):
         )
     kernel = estimator._make_kernel()
     kernel_dtype = estimator._kernel_dtype(X)
+    solver, why = _choose_solver(estimator, n, d, Y.shape[1], len(centers), kernel_dtype)
     if estimator.verbose:
-        print(
-            f"[{type(estimator).__name__}] solver=nystrom-pcg (dask) n_samples={n} "
-            f"chunks={X.numblocks[0]}",
-            file=sys.stderr,
+        say(
+            f"[{type(estimator).__name__}] dask: solver={solver} n_samples={n} "
+            f"chunks={X.numblocks[0]} centres={len(centers)}" + (f" ({why})" if why else "")
         )
     start = time.perf_counter()
-    with blas_threads(estimator.n_jobs):
-        result = solve_nystrom_pcg_dask(
+    solve = solve_nystrom_direct_dask if solver == "nystrom-direct" else solve_nystrom_pcg_dask
+    with blas_threads(estimator.n_jobs), fit_scope(_scheduler_client()):
+        result = solve(
             X,
             Y,
             w,
@@ -465,11 +698,15 @@ def fit(estimator, X, y, sample_weight=None, *, classify: bool):
             tol=estimator.tol,
             verbose=estimator.verbose,
         )
+    if why:
+        result.info["auto"] = why
+    if result.info.get("fallback") == "nystrom-pcg":
+        solver = "nystrom-pcg"  # the one-pass solve's last resort produced the model
     result.center_indices = rows
     estimator.fit_time_ = time.perf_counter() - start
     if not result.converged:
         warnings.warn(
-            f"nystrom-pcg reached max_iter={result.n_iter} before tol={estimator.tol}; "
+            f"{solver} reached max_iter={result.n_iter} before tol={estimator.tol}; "
             "increase max_iter or tol",
             _convergence_warning(),
             stacklevel=3,
@@ -478,7 +715,7 @@ def fit(estimator, X, y, sample_weight=None, *, classify: bool):
     # The in-memory fit's attributes, through its own setter (it reads X's shape and the
     # product dtype from the problem).
     problem = types.SimpleNamespace(X=X, kernel_dtype=kernel_dtype)
-    estimator._set_fitted(result, kernel, "nystrom-pcg", problem, centers_are_rows=rows is not None)
+    estimator._set_fitted(result, kernel, solver, problem, centers_are_rows=rows is not None)
     estimator._set_fit_controls(None)
     estimator.n_features_in_ = d
     if hasattr(estimator, "feature_names_in_"):

@@ -104,10 +104,9 @@ def _operator(
     return KernelOperator(A, B, problem.kernel, n_jobs=problem.n_jobs, device=problem.device)
 
 
-def _objective(problem: Problem, C64: np.ndarray, coef: np.ndarray, dtype=np.float64) -> float:
-    """``(sum w (K(X, C) a - y)^2 + alpha a^T K_MM a) / sum w``, summed in float64 with
-    kernel products in ``dtype``, a block of rows at a time: one kernel pass with t
-    columns (cheap beside the Gram's n M^2)."""
+def _loss_sum(problem: Problem, C64: np.ndarray, coef: np.ndarray, dtype=np.float64) -> float:
+    """``sum w (K(X, C) a - y)^2`` in float64 with kernel products in ``dtype``, a block
+    of rows at a time: one kernel pass with t columns (cheap beside the Gram's n M^2)."""
     X, Y, w = problem.X, problem.Y, problem.sample_weight
     rows = max(256, int(BLOCK_BYTES // (8 * (X.shape[1] + Y.shape[1]))))
     C = np.ascontiguousarray(C64, dtype=dtype)
@@ -117,8 +116,18 @@ def _objective(problem: Problem, C64: np.ndarray, coef: np.ndarray, dtype=np.flo
         r1 = min(X.shape[0], r0 + rows)
         res = (_operator(problem, X[r0:r1], C, dtype) @ a).astype(np.float64) - Y[r0:r1]
         loss += float(np.sum(res**2 * (1.0 if w is None else w[r0:r1, None])))
-    penalty = float(np.sum(coef * (_operator(problem, C64) @ coef)))
-    return (loss + problem.alpha * penalty) / problem.weight_sum
+    return loss
+
+
+def _penalty(problem: Problem, C64: np.ndarray, coef: np.ndarray) -> float:
+    """``a^T K_MM a``."""
+    return float(np.sum(coef * (_operator(problem, C64) @ coef)))
+
+
+def _objective(problem: Problem, C64: np.ndarray, coef: np.ndarray, dtype=np.float64) -> float:
+    """``(sum w (K(X, C) a - y)^2 + alpha a^T K_MM a) / sum w`` (see ``_loss_sum``)."""
+    loss = _loss_sum(problem, C64, coef, dtype)
+    return (loss + problem.alpha * _penalty(problem, C64, coef)) / problem.weight_sum
 
 
 def _gram_pass(problem: Problem, C64: np.ndarray, block_rows: int, L=None, dtype=np.float64):
@@ -165,6 +174,31 @@ def _ridge_solve(S: np.ndarray, rhs: np.ndarray, alpha: float):
     return solve_triangular(LS, solve_triangular(LS, rhs), trans=True), jitter
 
 
+class MemoryPasses:
+    """The one-pass solver's passes over an in-memory problem's rows. Another source of
+    rows (dask chunks on workers: :mod:`gramfree._dask`) provides the same four methods."""
+
+    def __init__(self, problem: Problem) -> None:
+        self.problem = problem
+
+    def yWy(self) -> float:
+        """``sum w y^2`` over the rows and targets, float64."""
+        Y, w = self.problem.Y, self.problem.sample_weight
+        return float(np.sum(Y.astype(np.float64) ** 2 * (1.0 if w is None else w[:, None])))
+
+    def gram(self, C64, block_rows: int, L=None, dtype=np.float64):
+        """``(G, R)`` of :func:`_gram_pass` (G symmetric, both float64)."""
+        return _gram_pass(self.problem, C64, block_rows, L=L, dtype=dtype)
+
+    def loss(self, C64, coef, dtype=np.float64) -> float:
+        """The data term of the objective (:func:`_loss_sum`)."""
+        return _loss_sum(self.problem, C64, coef, dtype)
+
+    def fallback(self, centers, *, max_iter: int, tol: float, verbose) -> SolverResult:
+        """Nystrom-PCG on the same rows and centres: the last resort."""
+        return solve_nystrom_pcg(self.problem, centers, max_iter=max_iter, tol=tol, verbose=verbose)
+
+
 def solve_nystrom_direct(
     problem: Problem,
     centers: np.ndarray,
@@ -173,6 +207,7 @@ def solve_nystrom_direct(
     block_rows: int | None = None,
     max_iter: int | None = None,
     tol: float = 1e-4,
+    passes: MemoryPasses | None = None,
 ) -> SolverResult:
     """Exact minimiser of the Nystrom ridge objective with the given centres (see the
     module docstring). ``block_rows``: rows of X per pass block (default: ``BLOCK_BYTES``
@@ -185,18 +220,21 @@ def solve_nystrom_direct(
     Nystroem features: positive semi-definite by construction, twice the flops). A
     numerically singular ``K_MM`` (jittered, or a smallest Cholesky pivot below
     ``RANK_DEFICIENT`` of the largest) takes that pass directly. Should it fail too:
-    Nystrom-PCG with ``max_iter`` and ``tol``. ``info["fallback"]`` says which ran."""
+    Nystrom-PCG with ``max_iter`` and ``tol``. ``info["fallback"]`` says which ran.
+
+    ``passes``: where the rows are read (default :class:`MemoryPasses` over ``problem``);
+    the M x M algebra above runs here either way."""
     X, Y = problem.X, problem.Y
     n = Y.shape[0]
     M = centers.shape[0]
-    w = problem.sample_weight
+    passes = MemoryPasses(problem) if passes is None else passes
     C64 = np.ascontiguousarray(centers, dtype=np.float64)
 
     def rows_of(dtype) -> int:  # noqa: ARG001 - one size: the pass is float64 after the kernel
         return block_rows if block_rows is not None else rows_for(M)
 
     start = time.perf_counter()
-    yWy = float(np.sum(Y.astype(np.float64) ** 2 * (1.0 if w is None else w[:, None])))
+    yWy = passes.yWy()
     zero_objective = max(yWy / problem.weight_sum, 1e-300)
 
     # L L^T = K_MM and a = L^-T g: a ridge in g with the identity as penalty.
@@ -214,7 +252,8 @@ def solve_nystrom_direct(
             return None, math.nan, 0.0, f"whitened system not positive definite ({exc})"
         coef = solve_triangular(L, g, trans=True)
         implied = (yWy - float(np.sum(g * rhs))) / problem.weight_sum
-        exact = _objective(problem, C64, coef, dtype)
+        loss = passes.loss(C64, coef, dtype)
+        exact = (loss + problem.alpha * _penalty(problem, C64, coef)) / problem.weight_sum
         check = FLOAT32_OBJECTIVE_CHECK if dtype == np.float32 else OBJECTIVE_CHECK
         # Relative to the zero model's objective: an interpolating fit (alpha = 0,
         # objective ~ 0) has no relative accuracy of its own.
@@ -229,7 +268,7 @@ def solve_nystrom_direct(
 
     def whitened_gram_solve(dtype):
         """The pass forming G, then ``S = L^-1 G L^-T`` (in G's memory) and its solve."""
-        G, R = _gram_pass(problem, C64, rows_of(dtype), dtype=dtype)
+        G, R = passes.gram(C64, rows_of(dtype), dtype=dtype)
         G = blas.dtrsm(1.0, L, G, side=0, lower=1, trans_a=0, overwrite_b=1)
         S = blas.dtrsm(1.0, L, G, side=1, lower=1, trans_a=1, overwrite_b=1)
         del G
@@ -260,16 +299,14 @@ def solve_nystrom_direct(
         info.update(fallback="whitened features", fallback_reason=failure)
         if verbose:
             say(f"[nystrom-direct] {failure}: a pass on whitened features")
-        S, rhs = _gram_pass(problem, C64, rows_of(np.float64), L=L)
+        S, rhs = passes.gram(C64, rows_of(np.float64), L=L)
         pass_time = time.perf_counter() - start
         coef, objective, inner_jitter, failure = attempt(S, rhs)
         del S
     if failure is not None:
         if verbose:
             say(f"[nystrom-direct] {failure}: nystrom-pcg instead")
-        result = solve_nystrom_pcg(
-            problem, centers, max_iter=max_iter or 100, tol=tol, verbose=verbose
-        )
+        result = passes.fallback(centers, max_iter=max_iter or 100, tol=tol, verbose=verbose)
         result.info.update(fallback="nystrom-pcg", fallback_reason=failure, pass_seconds=pass_time)
         return result
     seconds = time.perf_counter() - start
