@@ -209,6 +209,15 @@ class KernelOperator(LinearOperator):
     Products run through the fused native operators: memory is O(tile), never O(n * m),
     so ``scipy.sparse.linalg.cg``, ``eigsh`` and friends work at any size.
 
+    With ``X`` a row-chunked dask array and ``Z`` in memory (numpy), the operator is lazy
+    too: ``K @ V``, ``K.T @ U``, ``normal_matvec``, ``gradient`` and ``to_dense`` return
+    dask arrays, one task per row chunk of X (dask.distributed workers or dask's local
+    scheduler); ``K @ V`` keeps X's row chunks and the (m, k) products add the chunks'
+    partial sums by dask's tree reduction. ``Z`` must then be given and in memory (a dask
+    ``Z`` or ``Z=None`` raise ``ValueError``), ``device`` must be "cpu", ``to_dense`` takes
+    no ``out``, and ``K.T.gradient`` raises ``NotImplementedError``. dask is imported only
+    when a dask collection is passed.
+
     Parameters
     ----------
     X : array-like of shape (n_samples, n_features)
@@ -229,7 +238,7 @@ class KernelOperator(LinearOperator):
     ----------
     X : ndarray of shape (n_samples, n_features)
         The rows' points, as the products use them (no copy when already C-contiguous
-        float32/float64).
+        float32/float64); a dask array for dask input (``K.T``'s ``Z`` then).
     Z : ndarray of shape (n_centers, n_features)
         The columns' points.
     kernel : gramfree.kernels.Kernel
@@ -266,6 +275,14 @@ class KernelOperator(LinearOperator):
         device: str = "cpu",
         **kernel_params: Any,
     ) -> None:
+        if hasattr(X, "__dask_graph__") or hasattr(Z, "__dask_graph__"):
+            from ._dask import is_dask_collection
+
+            if is_dask_collection(X, Z):
+                from . import _dask_operator
+
+                _dask_operator.setup(self, X, Z, kernel, n_jobs, device, kernel_params)
+                return
         self.device = resolve_device(device)
         X, Z, kern = _prepare(X, Z, kernel, kernel_params)
         self.X = X
@@ -304,6 +321,14 @@ class KernelOperator(LinearOperator):
     # K.T is itself a KernelOperator, whose products are then K.T @ U and K @ V).
     _names = ("V", "U")
 
+    # The dask state (gramfree._dask_operator._DaskKernel) when X is a dask array.
+    _dask: Any = None
+
+    def __mul__(self, x: Any) -> Any:  # K @ x and K * x: scipy's dot computes a dask x
+        if self._dask is not None:
+            return self._dask.dot(self, x)
+        return super().__mul__(x)
+
     def matvec(self, x: ArrayLike) -> np.ndarray:
         """``K(X, Z) @ x`` for a vector ``x``, without forming ``K``; also ``K @ x``.
 
@@ -331,6 +356,8 @@ class KernelOperator(LinearOperator):
         >>> bool(np.allclose(K @ v, dense @ v))
         True
         """
+        if self._dask is not None:
+            return self._dask.apply(x, adjoint=False, kind="vec")
         self._check_rows(x, self.shape[1], self._names[0])
         return super().matvec(x)
 
@@ -361,6 +388,8 @@ class KernelOperator(LinearOperator):
         >>> (K @ V).shape
         (50, 4)
         """
+        if self._dask is not None:
+            return self._dask.apply(X, adjoint=False, kind="mat")
         self._check_rows(X, self.shape[1], self._names[0])
         return super().matmat(X)
 
@@ -396,6 +425,8 @@ class KernelOperator(LinearOperator):
         >>> bool(np.allclose(K.T @ u, dense.T @ u))
         True
         """
+        if self._dask is not None:
+            return self._dask.apply(x, adjoint=True, kind="vec")
         self._check_rows(x, self.shape[0], self._names[1])
         return super().rmatvec(x)
 
@@ -426,6 +457,8 @@ class KernelOperator(LinearOperator):
         >>> bool(np.allclose(K.T @ U, dense.T @ U))
         True
         """
+        if self._dask is not None:
+            return self._dask.apply(X, adjoint=True, kind="mat")
         self._check_rows(X, self.shape[0], self._names[1])
         return super().rmatmat(X)
 
@@ -443,6 +476,8 @@ class KernelOperator(LinearOperator):
 
     def _adjoint(self):
         # Real symmetric kernels: K(X, Z)^T = K(Z, X).
+        if self._dask is not None:
+            return self._dask.transpose(self)
         op = KernelOperator(self.Z, self.X, self.kernel, n_jobs=self.n_jobs, device=self.device)
         op._names = self._names[::-1]
         return op
@@ -475,6 +510,8 @@ class KernelOperator(LinearOperator):
         >>> bool(np.allclose(K.normal_matvec(v), K.T @ (K @ v)))
         True
         """
+        if self._dask is not None:
+            return self._dask.normal(V, sample_weight)
         if sample_weight is not None:
             sample_weight = as_float_array(sample_weight, "sample_weight", ndim=1, dtype=self.dtype)
             if sample_weight.shape[0] != self.shape[0]:
@@ -517,6 +554,8 @@ class KernelOperator(LinearOperator):
         kind = self._spec["kind"]
         if not native_kernels()[kind].has_gradient:
             raise ValueError(f"{self.kernel!r}: the gradient of {kind} is not implemented")
+        if self._dask is not None:
+            return self._dask.gradient(V)
         V2, vector = self._rhs(V, self.shape[1], "V")
         out = _core.kernel_grad_matvec(self.X, self.Z, V2, **self._spec, n_threads=self._threads)
         n, d = self.X.shape
@@ -551,6 +590,8 @@ class KernelOperator(LinearOperator):
         >>> K.to_dense(out=buf) is buf
         True
         """
+        if self._dask is not None:
+            return self._dask.dense(out)
         fn, where = _native("block", self.device, self._threads)
         if out is None:
             return fn(self.X, self.Z, **self._spec, **where)
@@ -561,6 +602,8 @@ class KernelOperator(LinearOperator):
         return fn(self.X, self.Z, **self._spec, **where, out=out)
 
     def __repr__(self) -> str:
+        if self._dask is not None:
+            return self._dask.describe(self)
         n, m = self.shape
         where = "" if self.device == "cpu" else f" device={self.device}"
         return f"<KernelOperator {n}x{m} {self.kernel!r} dtype={self.dtype}{where}>"
