@@ -496,9 +496,17 @@ class _PathKernelBase(BaseEstimator):
     def _check_replay(self, replayed: np.ndarray) -> None:
         """Warn when the replay did not end at the stored weights: the decomposition then
         explains the replayed network, not the fitted one (see REPLAY_TOLERANCE)."""
+        self.replay_gap_ = self._replay_gap(replayed)
+        self._warn_replay_gap(self.replay_gap_, stacklevel=5)
+
+    def _replay_gap(self, replayed: np.ndarray) -> float:
+        """How far the replay ended from the fitted weights, relative to the largest."""
         scale = max(1.0, float(np.max(np.abs(self._params))))
-        gap = float(np.max(np.abs(replayed - self._params))) / scale
-        self.replay_gap_ = gap
+        return float(np.max(np.abs(replayed - self._params))) / scale
+
+    def _warn_replay_gap(self, gap: float, *, stacklevel: int) -> None:
+        """ReplayMismatchWarning when ``gap`` exceeds REPLAY_TOLERANCE (``stacklevel``: from
+        this method's own frame)."""
         if gap <= REPLAY_TOLERANCE:
             return
         here = _core.simd_level()
@@ -515,23 +523,37 @@ class _PathKernelBase(BaseEstimator):
             "this machine. The decomposition explains the replayed network; compare its "
             "output with predict().",
             ReplayMismatchWarning,
-            stacklevel=4,
+            stacklevel=stacklevel,
         )
 
-    def _replay_decompose(self, Xq, quadrature=None, queries_are_training=False) -> dict:
-        spec, X, Y, w0 = self._replay_inputs()
+    def _quadrature_nodes(self, quadrature) -> int:
         nodes = self.quadrature if quadrature is None else int(quadrature)
         if not 1 <= nodes <= 64:
             raise ValueError(f"quadrature: must be in 1..64, got {quadrature!r}")
+        return nodes
+
+    def _n_ranges(self) -> int:
+        """Step ranges the replay runs side by side (from checkpoints; 1 without them)."""
+        if not self.checkpoint_every:
+            return 1
+        threads = _n_threads(self.n_jobs)
+        return min(
+            threads if threads > 0 else _core.max_threads(), len(self._path["checkpoints"]) + 1
+        )
+
+    def _replay_decompose(
+        self, Xq, quadrature=None, queries_are_training=False, n_ranges: int | None = None
+    ) -> dict:
+        """The native decomposition's raw results; ``n_ranges`` (default: from n_jobs and
+        the checkpoints) fixes the step ranges, and with them the order of the sums."""
+        spec, X, Y, w0 = self._replay_inputs()
+        nodes = self._quadrature_nodes(quadrature)
         kwargs = dict(n_nodes=nodes, tol=self.tol)
         T = self.n_steps
         threads = _n_threads(self.n_jobs)
         c = self.checkpoint_every
-        n_ranges = (
-            min(threads if threads > 0 else _core.max_threads(), len(self._path["checkpoints"]) + 1)
-            if c
-            else 1
-        )
+        if n_ranges is None:
+            n_ranges = self._n_ranges()
         queries = None if queries_are_training else Xq
         kwargs["sample_weight"] = self._replay_weights()
         if n_ranges <= 1:
@@ -602,6 +624,16 @@ class _PathKernelBase(BaseEstimator):
         Costs one replay of the training; memory O(B * sum of widths + q * n * k).
         Sets ``decomposition_error_``.
 
+        A dask array X is decomposed chunk by chunk on the workers (one replay per row
+        chunk; :mod:`gramfree.pathkernel._dask`): ``initial``, ``contributions``, ``reg``
+        and ``output`` are then dask arrays with X's row chunks, persisted on the workers
+        under a distributed client (computed, then wrapped, with the local scheduler);
+        ``path_norm`` and the self-check's figures are computed (``step_residual`` the
+        worst chunk's, relative to its own ``max |f|``; the counts summed), and the replay
+        check runs on the client. The numbers are the in-process ones bit for bit unless a
+        chunk's self-check refines more segments than the in-process call does (a finer
+        quadrature: a few 1e-14 relative).
+
         Parameters
         ----------
         X : array-like of shape (n_queries, n_features)
@@ -631,6 +663,12 @@ class _PathKernelBase(BaseEstimator):
         >>> bool(np.allclose(dec.initial + dec.contributions.sum(axis=1) + dec.reg, dec.output))
         True
         """
+        from .._dask import is_dask_collection
+
+        if is_dask_collection(X):
+            from . import _dask
+
+            return _dask.decompose(self, X, quadrature)
         Xq = self._query_array(X)
         r = self._decompose_raw(Xq, quadrature)
         self.decomposition_error_ = float(r["worst_step_residual"])
@@ -823,6 +861,10 @@ class _PathKernelBase(BaseEstimator):
     ) -> Explanation:
         """The training examples that pushed each prediction most, for and against.
 
+        A dask array X is explained chunk by chunk on the workers (decomposition and
+        selection there); only the per-query top-k pieces come back, and the result is an
+        ordinary in-memory Explanation.
+
         Parameters
         ----------
         X : array-like of shape (n_queries, n_features)
@@ -841,7 +883,8 @@ class _PathKernelBase(BaseEstimator):
             list, TracIn's best-known failure; the normalised ranking asks which examples
             point the same way as the query. Contributions are reported raw either way.
         decomposition : PathDecomposition, default=None
-            ``self.decompose(X)`` when already computed (saves a replay).
+            ``self.decompose(X)`` when already computed (saves a replay). Not accepted
+            with a dask X (ValueError).
 
         Returns
         -------
@@ -862,14 +905,25 @@ class _PathKernelBase(BaseEstimator):
         """
         if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
             raise ValueError(f"top_k: must be an integer >= 1, got {top_k!r}")
+        from .._dask import is_dask_collection
+
+        if is_dask_collection(X):
+            from . import _dask
+
+            return _dask.explain(self, X, int(top_k), target, bool(normalize), decomposition)
         dec = self.decompose(X) if decomposition is None else decomposition
         if dec.contributions.shape[0] != _num_samples(X):
             raise ValueError("decomposition: was computed for another number of queries than X")
+        parts = self._explanation_parts(dec, int(top_k), target, normalize)
+        return self._explanation(parts, normalize)
+
+    def _explanation_parts(self, dec: PathDecomposition, top_k: int, target, normalize) -> dict:
+        """The per-query fields of explain's Explanation, from a decomposition of queries."""
         C, value, base, labels = self._explained(dec, target)
         score = C / np.maximum(dec.path_norm, np.finfo(float).tiny) if normalize else None
-        hi, hv, lo, lv = _top_k_rows(C, int(top_k), score)
+        hi, hv, lo, lv = _top_k_rows(C, top_k, score)
         y = self._training_labels(labels)
-        return Explanation(
+        return dict(
             target=labels,
             value=value,
             base=base,
@@ -877,11 +931,17 @@ class _PathKernelBase(BaseEstimator):
             supporting_contributions=hv,
             opposing=lo,
             opposing_contributions=lv,
-            normalized=bool(normalize),
             supporting_labels=y[hi],
             opposing_labels=y[lo],
             positive_total=np.where(C > 0, C, 0.0).sum(axis=1),
             negative_total=np.where(C < 0, C, 0.0).sum(axis=1),
+        )
+
+    @staticmethod
+    def _explanation(parts: dict, normalize: bool) -> Explanation:
+        return Explanation(
+            **parts,
+            normalized=bool(normalize),
             index="training row",
             note="contribution of training example i = its exact share of the "
             "change of the output along training (Domingos' path kernel)",
@@ -891,7 +951,8 @@ class _PathKernelBase(BaseEstimator):
         """Aggregate influence of every training example over the queries X.
 
         The sum of its contributions over the queries. Decomposes X in blocks, so memory
-        stays bounded.
+        stays bounded. For a dask array X each row chunk's sum is computed on the workers
+        and the chunks' sums added by dask's tree reduction.
 
         Parameters
         ----------
@@ -916,6 +977,12 @@ class _PathKernelBase(BaseEstimator):
         >>> model.influence(X[:3]).shape
         (100,)
         """
+        from .._dask import is_dask_collection
+
+        if is_dask_collection(X):
+            from . import _dask
+
+            return _dask.influence(self, X, target)
         Xq = self._query_array(X)
         n, k = self._path["X"].shape[0], self.n_outputs_
         block = max(1, _INFLUENCE_BLOCK_BYTES // (8 * n * k))
