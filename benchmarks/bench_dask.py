@@ -19,11 +19,24 @@ directory, read by the workers through ``np.load(mmap_mode="r")`` one chunk per 
 loaded whole; each worker's ``memory_limit`` is below the file's size. The fit completes
 and each worker's peak resident memory (``VmHWM``) is printed against the limit.
 
+Case ``scale`` (``--scale``): the issue's size, n = 4e6 rows, d = 16, float32, m = 2000
+centres. Each worker builds its own row blocks (persisted; no data crosses the network),
+the in-process fit gets the same rows. Both solvers run on both sides with the same
+iteration count (PCG: tol = 0, ``--scale-iter`` steps; the one pass: its passes); printed
+per solver: time in-process (``n_jobs = n_workers`` threads) and on the cluster
+(``n_workers`` one-thread processes), their ratio, seconds and bytes per pass (worker-to-
+worker transfers measured from the workers' counters, plus the client's result and the
+pass's operand), the largest relative difference of predictions and of the final
+objective. Then the scheduler's own cost (passes of empty tasks over two chunk counts:
+fixed + per-task seconds) and a projection, stated as such, of seconds and bytes per pass
+on 8, 64 and 512 workers from those measurements.
+
 Examples::
 
     python benchmarks/bench_dask.py --quick            # CI smoke, < 30 s
     python benchmarks/bench_dask.py                    # n = 200000, m = 2000
     python benchmarks/bench_dask.py --quick --out-of-core
+    python benchmarks/bench_dask.py --scale --n 20000 --centers 300   # ~15 min
 """
 
 from __future__ import annotations
@@ -200,6 +213,151 @@ def case_out_of_core(args) -> None:
         )
 
 
+def _x_block(rows: int, d: int, start: int, dtype) -> np.ndarray:
+    return make_data(rows, d, start=start)[0].astype(dtype)
+
+
+def _y_block(rows: int, d: int, start: int) -> np.ndarray:
+    return make_data(rows, d, start=start)[1]
+
+
+def _noop_block(Xb, *, size: int):
+    return np.zeros((1, size, 1))
+
+
+def _outgoing_bytes(dask_worker) -> int:
+    return int(dask_worker.transfer_outgoing_bytes_total)
+
+
+def scheduling_overhead(client, M: int, d: int, chunk_counts) -> tuple[float, float]:
+    """``(fixed, per_task)`` seconds of one pass whose tasks do no work (each returns an
+    M-vector, tree-summed and gathered as a fit's pass does), fitted over chunk counts."""
+    import dask.array as da
+
+    from gramfree._dask import _chunk_sum, compute
+
+    times = []
+    for c in chunk_counts:
+        Z = client.persist(da.zeros((c * 8, d), chunks=(8, d)))
+        compute(_chunk_sum(_noop_block, Z, None, [], M=M, t=1, size=M))  # warm
+        times.append(min(_timed_pass(Z, M) for _ in range(5)))
+    per_task, fixed = np.polyfit(np.asarray(chunk_counts, float), np.asarray(times), 1)
+    return max(float(fixed), 0.0), max(float(per_task), 0.0)
+
+
+def _timed_pass(Z, M: int) -> float:
+    from gramfree._dask import _chunk_sum, compute
+
+    tic = time.perf_counter()
+    compute(_chunk_sum(_noop_block, Z, None, [], M=M, t=1, size=M))
+    return time.perf_counter() - tic
+
+
+def case_scale(args, client) -> None:
+    """The issue's scale case: n rows of float32 on the cluster (each worker builds its
+    own blocks, so no data crosses the network), fitted in-process with ``n_workers``
+    threads and on the cluster with ``n_workers`` one-thread processes; time ratio,
+    bytes moved per pass and a projection to more workers."""
+    import dask
+    import dask.array as da
+    from distributed import wait
+
+    from gramfree import KernelRegressor
+
+    n, d, m, rows, W = args.scale_n, args.d, args.scale_centers, args.scale_rows, args.workers
+    starts = list(range(0, n, rows))
+    sizes = [min(rows, n - a) for a in starts]
+    X = np.concatenate([_x_block(r, d, a, np.float32) for r, a in zip(sizes, starts)])
+    y = np.concatenate([_y_block(r, d, a) for r, a in zip(sizes, starts)])
+    dX = da.concatenate(
+        [
+            da.from_delayed(dask.delayed(_x_block)(r, d, a, np.float32), (r, d), np.float32)
+            for r, a in zip(sizes, starts)
+        ]
+    )
+    dy = da.concatenate(
+        [
+            da.from_delayed(dask.delayed(_y_block)(r, d, a), (r,), np.float64)
+            for r, a in zip(sizes, starts)
+        ]
+    )
+    dX, dy = client.persist([dX, dy])
+    wait([dX, dy])
+    client.run(_warm_up)
+    print(
+        f"\ncase scale: n={n} d={d} float32 m={m} chunks={len(starts)} of {rows} rows, "
+        f"{W} workers x 1 thread vs in-process n_jobs={W}; gamma={args.gamma} "
+        f"alpha={args.alpha}"
+    )
+    print(
+        f"{'solver':<16}{'passes':>7}{'in-process s':>14}{'cluster s':>11}{'ratio':>7}"
+        f"{'s/pass':>8}{'bytes/pass':>12}{'pred diff':>11}{'objective gap':>15}"
+    )
+    probe = X[:20000]
+    measured = {}
+    for solver in args.scale_solvers.split(","):
+        params = dict(
+            solver=solver,
+            n_centers=m,
+            alpha=args.alpha,
+            gamma=args.gamma,
+            random_state=0,
+            max_iter=args.scale_iter,
+            tol=0.0 if solver == "nystrom-pcg" else 1e-4,  # pcg: exactly max_iter steps
+        )
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tic = time.perf_counter()
+            local = KernelRegressor(**params, n_jobs=W).fit(X, y)
+            t_local = time.perf_counter() - tic
+            before = sum(client.run(_outgoing_bytes).values())
+            tic = time.perf_counter()
+            dist = KernelRegressor(**params, n_jobs=1).fit(dX, dy)
+            t_dist = time.perf_counter() - tic
+        moved = sum(client.run(_outgoing_bytes).values()) - before
+        info = dist.solver_info_["dask"]
+        passes = info["passes"]
+        # worker-to-worker transfers (measured) plus, per pass, the result gathered by
+        # the client and the pass's operand sent to each worker (M x t float64 each)
+        per_pass = moved / passes + (1 + W) * m * 8
+        diff = rel(dist.predict(probe), local.predict(probe))
+        # float32 CG stopped at max_iter: the two runs' iterates part by float32 rounding
+        # amplified by cond(K_MM); their objectives show whether either fits worse
+        a, b = dist.loss_curve_, local.loss_curve_
+        gap = (a[-1] - b[-1]) / b[-1] if len(a) and len(b) else float("nan")
+        # what one chunk's task returns: the M x t partial sum (PCG) or [G | R] (one pass)
+        partial = m * 8 * (1 + (m if dist.solver_ == "nystrom-direct" else 0))
+        measured[dist.solver_] = (info["pass_seconds"] / passes, partial, per_pass)
+        print(
+            f"{dist.solver_:<16}{passes:>7}{t_local:>14.2f}{t_dist:>11.2f}"
+            f"{t_dist / t_local:>7.2f}{info['pass_seconds'] / passes:>8.2f}{per_pass:>12.3g}"
+            f"{diff:>11.1e}{gap:>15.1e}"
+        )
+    chunks = len(starts)
+    fixed, per_task = scheduling_overhead(client, m, d, [chunks, 4 * chunks])
+    print(
+        f"scheduling, measured with passes of empty tasks: {fixed * 1e3:.1f} ms per pass + "
+        f"{per_task * 1e3:.2f} ms per task"
+    )
+    print(
+        "projection (a cost model from the measurements above, not a measurement): a pass "
+        "over n rows on W workers takes  c n / W + fixed + per_task * chunks,  with "
+        "chunks = max(this run's chunks, W) and c the measured seconds per row of one "
+        "worker; bytes per pass at most (chunks + W + 1) * partial, the partial being a "
+        "chunk's result (M x t floats for PCG, M x (M + t) for the one pass)"
+    )
+    header = "".join(f"{f'W={w} s/pass':>14}" for w in args.project)
+    print(f"{'solver':<16}{header}{'bytes/pass at W=' + str(args.project[-1]):>24}")
+    for solver, (seconds, partial, _) in measured.items():
+        c = max(seconds - fixed - per_task * chunks, 0.0) * W / n
+        row = ""
+        for w in args.project:
+            cw = max(chunks, w)
+            row += f"{c * n / w + fixed + per_task * cw:>14.3f}"
+        cw = max(chunks, args.project[-1])
+        print(f"{solver:<16}{row}{(cw + args.project[-1] + 1) * partial:>24.3g}")
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="CI smoke sizes (< 30 s)")
@@ -221,11 +379,23 @@ def main(argv=None) -> int:
     parser.add_argument("--ooc-centers", type=int, default=200)
     parser.add_argument("--ooc-iter", type=int, default=5)
     parser.add_argument("--memory-limit-mib", type=int, default=400)
+    parser.add_argument(
+        "--scale",
+        action="store_true",
+        help="the scale case: n = 4e6 float32, m = 2000, ratio, bytes and projection",
+    )
+    parser.add_argument("--scale-n", type=int, default=4_000_000)
+    parser.add_argument("--scale-centers", type=int, default=2000)
+    parser.add_argument("--scale-rows", type=int, default=100_000)
+    parser.add_argument("--scale-iter", type=int, default=10)
+    parser.add_argument("--scale-solvers", default="nystrom-pcg,nystrom-direct")
+    parser.add_argument("--project", type=int, nargs="+", default=[8, 64, 512])
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.centers, args.chunks = 10_000, 300, 4
         args.ooc_n, args.ooc_rows, args.ooc_centers, args.ooc_iter = 3_000_000, 100_000, 100, 3
         args.memory_limit_mib = 350
+        args.scale_n, args.scale_centers, args.scale_rows, args.scale_iter = 100_000, 200, 10_000, 3
     try:
         from distributed import Client, LocalCluster
     except ImportError:
@@ -242,6 +412,8 @@ def main(argv=None) -> int:
         Client(cluster) as client,
     ):
         case_same(args, client)
+        if args.scale:
+            case_scale(args, client)
     if args.out_of_core:
         case_out_of_core(args)
     return 0

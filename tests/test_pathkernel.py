@@ -361,6 +361,18 @@ def test_bad_data():
     assert np.array_equal(X, Xc)
 
 
+def test_native_replay_refuses_zero_queries():
+    """Zero query rows reach the native replay only from private callers (validate_data
+    refuses them first); the replay divided by the count and died of SIGFPE."""
+    X, y = _data()
+    m = PathKernelRegressor((4,), n_steps=3).fit(X, y)
+    with pytest.raises(ValueError, match="0 sample"):
+        m.decompose(X[:0])  # refused in Python first (scikit-learn's validate_data)
+    spec, Xt, Yt, w0 = m._replay_inputs()
+    with pytest.raises(ValueError, match="X: no queries"):
+        gramfree._core.mlp_decompose(spec, Xt, Yt, w0, np.zeros((0, X.shape[1])))
+
+
 def test_reference_batch_order_matches_native():
     X, y = _data(n=23, d=2)
     m = PathKernelRegressor((3,), learning_rate=0.1, n_steps=9, batch_size=5, random_state=4).fit(

@@ -149,6 +149,8 @@ void bind_pathkernel(py::module_& m) {
         if (!dc.self_only) {
           qa = queries.cast<py::array>();
           q = f64(qa, "X");
+          // The replay divides by the query count (its per-thread split): refuse, not SIGFPE.
+          if (q.rows == 0) value_error("X: no queries (0 rows); pass at least one");
         }
         const std::size_t n = data.X.rows, k = run.arch.n_outputs();
         const std::size_t nq = dc.self_only ? n : q.rows;

@@ -341,6 +341,7 @@ def solve_nystrom_pcg_dask(
     ``centers`` (M, d). Returns :class:`gramfree.solvers._common.SolverResult`; the
     preconditioner and CG loop are the in-process solver's
     (:func:`gramfree.solvers.nystrom_pcg.falkon_cg`), its passes the workers'."""
+    import dask
 
     from .solvers.nystrom_pcg import falkon_cg
 
@@ -372,7 +373,10 @@ def solve_nystrom_pcg_dask(
     def normal_pass(p):
         nonlocal passes, pass_seconds
         tic = time.perf_counter()
-        (out,) = compute(_chunk_sum(_normal_block, X, w, [], p=p, **common))
+        # The direction enters the graph once, as one key every chunk's task depends on
+        # (a workers' copy each), not once per task.
+        shared_p = dask.delayed(p, pure=True)
+        (out,) = compute(_chunk_sum(_normal_block, X, w, [], p=shared_p, **common))
         passes += 1
         pass_seconds += time.perf_counter() - tic
         return out

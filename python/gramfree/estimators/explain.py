@@ -188,7 +188,9 @@ class ExplainMixin:
             if len(classes) == 2:  # the one score, positive towards classes_[1]
                 return 0, 1.0, lambda cols: np.full(len(cols), classes[1])
             return None, 1.0, lambda cols: classes[cols]
-        hits = np.flatnonzero(classes == target)
+        # Element by element: numpy 1.x compares string classes with an integer target
+        # by a FutureWarning and a scalar False instead of an array.
+        hits = np.flatnonzero([bool(c == target) for c in classes])
         if hits.size != 1:
             raise ValueError(f"target: {target!r} is not one of the classes {list(classes)}")
         c = int(hits[0])

@@ -20,11 +20,12 @@ alpha K_MM`` directly would lose the small directions in float64 for smooth kern
 Precision. The whitening multiplies the rounding of G by up to 1 / lambda_min(K_MM), and
 float32 kernel values can make S indefinite (digits, M = 450, gamma = 0.002). With float64
 products (float64 data, the default) the pass runs in float64. With float32 products
-(float32 data, or ``kernel_precision="float32"``) the pass first runs in float32: kernel
-blocks and their Gram (``ssyrk``, twice DGEMM's rate) in float32, each block's Gram summed
-into a float64 G, the M x M solve in float64. It is accepted when the objective it implies
+(float32 data, or ``kernel_precision="float32"``) the pass first computes the kernel
+values in float32, widened into the float64 block whose Gram (``dsyrk``) is summed into a
+float64 G, the M x M solve in float64 (a float32 ``ssyrk``, at twice the rate, broke the
+solve on the README's million case). It is accepted when the objective it implies
 matches the one recomputed from the model to ``FLOAT32_OBJECTIVE_CHECK`` (the rounding of
-a float32 Gram is ~1e-6 of the objective; a whitening that amplified it misses by orders of
+float32 kernel values is ~1e-6 of the objective; a whitening that amplified it misses by orders of
 magnitude); otherwise the float64 pass runs, as for float64 data. scikit-learn's
 ``Nystroem`` + ``Ridge`` on float32 data runs wholly in float32 (features, their Gram and
 its Cholesky), so the float32 pass is never the less accurate of the two.
