@@ -1,5 +1,5 @@
-"""Shared pytest set-up: the hypothesis profile and the test directory on sys.path (for
-``reference`` and ``strategies``)."""
+"""Shared pytest set-up: the hypothesis profile, the test directory on sys.path (for
+``reference`` and ``strategies``) and the dask tests' cluster."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import sys
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import numpy  # noqa: E402, F401  (loads the BLAS that threadpool_limits finds)
+import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 from threadpoolctl import threadpool_limits  # noqa: E402
 
@@ -40,3 +41,23 @@ settings.register_profile(
 settings.register_profile("ci", parent=settings.get_profile("gramfree"), derandomize=True)
 _default = "ci" if os.environ.get("CI", "").lower() in ("1", "true", "yes") else "gramfree"
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", _default))
+
+
+@pytest.fixture(scope="module")
+def client():
+    """A real two-process dask.distributed cluster (1 thread per worker, as CI's 2 cores
+    allow) and its Client, one per test module, for the dask tests; they skip without the
+    dask extra before asking for it."""
+    import distributed
+
+    with (
+        distributed.LocalCluster(
+            n_workers=2,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            host="127.0.0.1",
+        ) as cluster,
+        distributed.Client(cluster) as c,
+    ):
+        yield c

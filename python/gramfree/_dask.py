@@ -286,7 +286,7 @@ def _rhs_block(Xb, Yb, wb=None, *, model, kernel_dtype, n_jobs):
     return op.rmatmat(Wy).astype(np.float64)[None]
 
 
-def _normal_block(Xb, wb=None, *, model, p, kernel_dtype, n_jobs):
+def _normal_block(Xb, p, wb=None, *, model, kernel_dtype, n_jobs):
     """One chunk's ``K_cM^T W_c K_cM p`` (float64, leading axis of 1)."""
     centers, kernel = model
     op = KernelOperator(
@@ -296,14 +296,18 @@ def _normal_block(Xb, wb=None, *, model, p, kernel_dtype, n_jobs):
     return op.normal_matvec(p, sample_weight=w).astype(np.float64)[None]
 
 
-def _chunk_sum(fn, X, W, others, *, M: int, t: int, **kwargs):
-    """``sum over row chunks of fn(X_c, *others_c, W_c)``: an (M, t) dask array, the
-    chunks' partial sums added by dask's tree reduction (the order fixed by the chunks)."""
+def _chunk_sum(fn, X, W, others, *, M: int, t: int, whole=(), **kwargs):
+    """``sum over row chunks of fn(X_c, *others_c, *whole, W_c)``: an (M, t) dask array,
+    the chunks' partial sums added by dask's tree reduction (the order fixed by the
+    chunks). ``others`` have X's row chunks; ``whole`` are 2-d dask arrays every task
+    takes entire (one graph key each, not a copy per task)."""
     import dask.array as da
 
     args = [X, "il"]
     for k, A in enumerate(others):
         args += [A, f"i{k}"]  # distinct dummy indices: each has one column chunk
+    for k, A in enumerate(whole):
+        args += [A, "abcdefgh"[2 * k : 2 * k + 2]]  # unused letters: concatenated whole
     if W is not None:
         args += [W[:, None], "iw"]
     parts = da.blockwise(
@@ -341,7 +345,7 @@ def solve_nystrom_pcg_dask(
     ``centers`` (M, d). Returns :class:`gramfree.solvers._common.SolverResult`; the
     preconditioner and CG loop are the in-process solver's
     (:func:`gramfree.solvers.nystrom_pcg.falkon_cg`), its passes the workers'."""
-    import dask
+    import dask.array as da
 
     from .solvers.nystrom_pcg import falkon_cg
 
@@ -375,8 +379,8 @@ def solve_nystrom_pcg_dask(
         tic = time.perf_counter()
         # The direction enters the graph once, as one key every chunk's task depends on
         # (a workers' copy each), not once per task.
-        shared_p = dask.delayed(p, pure=True)
-        (out,) = compute(_chunk_sum(_normal_block, X, w, [], p=shared_p, **common))
+        whole_p = da.from_array(p, chunks=p.shape)
+        (out,) = compute(_chunk_sum(_normal_block, X, w, [], whole=[whole_p], **common))
         passes += 1
         pass_seconds += time.perf_counter() - tic
         return out

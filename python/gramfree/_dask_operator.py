@@ -269,28 +269,23 @@ class _DaskKernel:
 
     def normal(self, V, sample_weight):
         if not self.transposed:
-            import dask.array as da
-
             from ._dask import _check_weights
 
             n, m = self.X.shape[0], self.Z.shape[0]
             w = _check_weights(self.X, self._weights(sample_weight, n))
             V2, k, vector = self._coefficients(V, "V", "any")
-            # As gramfree._dask._chunk_sum, with V whole in every task.
-            args = [self.X, "il", V2, "ab"] + ([] if w is None else [w[:, None], "iw"])
-            parts = da.blockwise(
+            parts = _chunk_sum(
                 _normal_block,
-                "ijk",
-                *args,
-                new_axes={"j": m, "k": k},
-                adjust_chunks={"i": 1},
-                concatenate=True,
-                dtype=np.float64,
-                meta=np.empty((0, 0, 0)),
+                self.X,
+                w,
+                [],
+                whole=[V2],
+                M=m,
+                t=k,
                 model=self._model(),
                 n_jobs=self.n_jobs,
             )
-            out = parts.sum(axis=0).astype(self.dtype)
+            out = parts.astype(self.dtype)
             return out[:, 0] if vector else out
         # (K^T)^T W K^T V = K (W (K^T V)): two passes, composed lazily.
         w = self._weights(sample_weight, self.Z.shape[0])
