@@ -7,6 +7,7 @@ kernels, and numpy linear algebra.
 
 from __future__ import annotations
 
+import logging
 import warnings
 
 import numpy as np
@@ -341,7 +342,11 @@ def _digits_split(gamma_scale=1.0):
     return X[:1300], X[1300:], y[:1300], y[1300:]
 
 
-def test_solver_auto_flat_spectrum_takes_an_exact_solver(monkeypatch):
+def _auto_lines(caplog) -> list[str]:
+    return [r.getMessage() for r in caplog.records if r.getMessage().startswith("[auto]")]
+
+
+def test_solver_auto_flat_spectrum_takes_an_exact_solver(monkeypatch, caplog):
     """Above the always-direct size, a narrow kernel (flat spectrum: d_eff beyond what the
     subsample resolves) sends auto to an exact solver, which matches KernelRidge."""
     from gramfree.solvers import auto
@@ -350,8 +355,11 @@ def test_solver_auto_flat_spectrum_takes_an_exact_solver(monkeypatch):
     monkeypatch.setattr(auto, "DIRECT_ALWAYS", 500)
     monkeypatch.setattr(auto, "SPECTRUM_ROWS", 400)
     Xtr, Xte, ytr, yte = _digits_split()
-    model = KernelClassifier(gamma=1.0, alpha=0.1, random_state=0).fit(Xtr, ytr)
+    with caplog.at_level(logging.INFO, logger="gramfree"):
+        model = KernelClassifier(gamma=1.0, alpha=0.1, random_state=0, verbose=1).fit(Xtr, ytr)
     info = model.solver_info_["auto"]
+    # verbose says each of auto's steps (its inner helper once shadowed the logger: recursion)
+    assert _auto_lines(caplog) == [f"[auto] {step}" for step in info["steps"]]
     assert info["d_eff"] > info["spectrum_rows"] / 2
     assert model.solver_ in ("direct", "eigenpro") and model.solver_ == info["solver"]
     assert "flat spectrum" in info["steps"][-1]
@@ -361,7 +369,7 @@ def test_solver_auto_flat_spectrum_takes_an_exact_solver(monkeypatch):
     assert abs(model.score(Xte, yte) - np.mean(ref.predict(Xte).argmax(1) == yte)) <= 0.005
 
 
-def test_solver_auto_grows_centres_until_the_predictions_settle(monkeypatch):
+def test_solver_auto_grows_centres_until_the_predictions_settle(monkeypatch, caplog):
     """A wide kernel (steep spectrum): Nystrom with centres doubled until the probe's
     predictions stop changing; the result lands within half a point of exact."""
     from gramfree.solvers import auto
@@ -373,8 +381,10 @@ def test_solver_auto_grows_centres_until_the_predictions_settle(monkeypatch):
     monkeypatch.setattr(auto.CostModel, "direct", lambda self: (1e9, 8.0 * self.n**2))
     monkeypatch.setattr(auto.CostModel, "eigenpro", lambda self: (1e9, 8.0 * self.n))
     Xtr, Xte, ytr, yte = _digits_split()
-    model = KernelClassifier(gamma=0.02, alpha=1.0, random_state=0).fit(Xtr, ytr)
+    with caplog.at_level(logging.INFO, logger="gramfree"):
+        model = KernelClassifier(gamma=0.02, alpha=1.0, random_state=0, verbose=1).fit(Xtr, ytr)
     info = model.solver_info_["auto"]
+    assert _auto_lines(caplog) == [f"[auto] {step}" for step in info["steps"]]
     # At each size the cheaper Nystrom solver by the cost model (one pass at these sizes).
     costs = auto.CostModel(len(Xtr), Xtr.shape[1], 10, np.dtype(np.float64))
     for t in info["tried"]:

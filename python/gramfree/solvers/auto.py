@@ -204,7 +204,7 @@ def solve_auto(
     memory = MEMORY_SHARE * _physical_bytes()
     log: dict = {"steps": []}
 
-    def say(message: str) -> None:
+    def note(message: str) -> None:
         log["steps"].append(message)
         if verbose:
             say(f"[auto] {message}")
@@ -212,7 +212,7 @@ def solve_auto(
     direct_s, direct_b = costs.direct()
     direct_ok = direct_b <= memory
     if n <= DIRECT_ALWAYS and direct_ok and not nystrom_only:
-        say(f"direct: n = {n} <= {DIRECT_ALWAYS}, exact and cheapest (~{direct_s:.2g} s)")
+        note(f"direct: n = {n} <= {DIRECT_ALWAYS}, exact and cheapest (~{direct_s:.2g} s)")
         return _finish(solve_direct(problem.in_data_precision()), "direct", log)
 
     d_eff, s = effective_dimension(problem, rng)
@@ -233,7 +233,7 @@ def solve_auto(
     log["estimates"] = {"direct_s": direct_s, "direct_bytes": direct_b, "eigenpro_s": ep_s}
 
     if d_eff > s / 2 and exact_name is not None:
-        say(
+        note(
             f"{exact_name}: d_eff ~ {d_eff:.0f} of {s} sampled rows (a flat spectrum: Nystrom "
             f"would need most of the {n} points as centres); est. {exact_s:.2g} s "
             f"(direct {direct_s:.2g} s, eigenpro {ep_s:.2g} s)"
@@ -265,7 +265,7 @@ def solve_auto(
                     if pcg_s > exact_s
                     else f"{m} centres is most of the {n} points"
                 )
-                say(f"{exact_name}: {why}; the exact solution instead")
+                note(f"{exact_name}: {why}; the exact solution instead")
                 return _finish(
                     _run_exact(problem, exact_name, max_iter, tol, rng, verbose),
                     exact_name,
@@ -274,7 +274,7 @@ def solve_auto(
                 )
             if result is not None:
                 name = result.info["solver"]
-                say(
+                note(
                     f"{name}: stop at {result.centers.shape[0]} centres, the predictions "
                     f"not settled: {m} would need {pcg_b / 2**30:.2g} GiB"
                     if result.centers.shape[0] < n
@@ -305,7 +305,7 @@ def solve_auto(
         if before is not None:
             settled, entry["change"] = _settled(before, after, Yp, classify)
             if settled:
-                say(
+                note(
                     f"{name}: {m} centres (d_eff ~ {d_eff:.0f}); the predictions changed by "
                     f"{entry['change']:.2g} from {previous_m} centres: settled"
                 )
