@@ -39,6 +39,7 @@ import time
 import numpy as np
 from scipy.linalg import blas
 
+from .. import _blas
 from .._log import say
 from ..linalg import cholesky, jittered_cholesky, solve_triangular
 from ..operators import KernelOperator
@@ -79,9 +80,9 @@ def _add_gram(G: np.ndarray, B: np.ndarray) -> None:
         if out is not G:  # f2py copied (it should not, for an F-ordered float64 G)
             G[...] = out
         return
-    h = M // 2  # two GEMMs of distinct operands (see SYRK_MAX_ROWS)
-    G[:, :h] += B.T @ B[:, :h]
-    G[:, h:] += B.T @ B[:, h:]
+    # One GEMM, never syrk (see SYRK_MAX_ROWS), in place and on scipy's BLAS
+    # (gramfree._threads): both triangles, twice syrk's flops.
+    _blas.gemm(1.0, B.T, B.T, 1.0, G, trans_b=True)
 
 
 def _fill_lower(G: np.ndarray, block: int = 1024) -> None:
@@ -252,7 +253,12 @@ def solve_nystrom_direct(
         except np.linalg.LinAlgError as exc:
             return None, math.nan, 0.0, f"whitened system not positive definite ({exc})"
         coef = solve_triangular(L, g, trans=True)
-        implied = (yWy - float(np.sum(g * rhs))) / problem.weight_sum
+        # The solve minimises the objective whose penalty is a^T (K_MM + jitter I) a
+        # (L L^T = K_MM + jitter I): the implied value includes alpha jitter |a|^2, which
+        # is large where a singular K_MM lets |a| grow in its null directions (spam's
+        # duplicate rows: 1.6e-4 of the objective), yet the model is sound.
+        jitter_term = problem.alpha * jitter * float(np.sum(coef * coef))
+        implied = (yWy - float(np.sum(g * rhs)) - jitter_term) / problem.weight_sum
         loss = passes.loss(C64, coef, dtype)
         exact = (loss + problem.alpha * _penalty(problem, C64, coef)) / problem.weight_sum
         check = FLOAT32_OBJECTIVE_CHECK if dtype == np.float32 else OBJECTIVE_CHECK
