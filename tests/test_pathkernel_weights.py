@@ -346,6 +346,21 @@ def test_the_callers_array_is_neither_changed_nor_kept():
     np.testing.assert_array_equal(listed._params, m._params)
 
 
+def test_a_penalty_step_beyond_two_is_refused_before_training():
+    """The penalty alone multiplies the weights by 1 - lr alpha / (B wbar) per step: tiny
+    sample weights (hypothesis drew [0, 2.6e-263]) or a huge alpha diverge whatever the
+    data, and the error names what to change instead of a divergence at step 1."""
+    X, y = _diabetes(n=10)
+    tiny = np.r_[0.0, np.full(9, 1e-263)]
+    with pytest.raises(ValueError, match="sample_weight.*mean 9e-264"):
+        PathKernelRegressor((4,), learning_rate=0.1, alpha=0.01).fit(X, y, sample_weight=tiny)
+    with pytest.raises(ValueError, match="alpha=500") as info:
+        PathKernelRegressor((4,), learning_rate=0.1, alpha=500.0).fit(X, y)
+    assert "sample_weight" not in str(info.value)
+    # at the bound itself (lr alpha / B = 2, the contraction is -1) training is allowed
+    PathKernelRegressor((4,), learning_rate=0.1, alpha=200.0, n_steps=3).fit(X, y)
+
+
 # -- hypothesis: random weights at the boundary ------------------------------------------------
 
 
@@ -371,9 +386,12 @@ def test_random_weights_keep_the_decomposition_exact(data):
     if classify and len(np.unique(y)) < 2:
         y = np.arange(n) % 2
     make = PathKernelClassifier if classify else PathKernelRegressor
-    m = make((4,), learning_rate=0.1, n_steps=8, batch_size=batch, alpha=0.01, random_state=0).fit(
-        X, y, sample_weight=w
-    )
+    est = make((4,), learning_rate=0.1, n_steps=8, batch_size=batch, alpha=0.01, random_state=0)
+    if 0.1 * 0.01 / (min(batch or n, n) * w.mean()) > 2:  # weights ~1e-263: the penalty's step
+        with pytest.raises(ValueError, match="sample_weight"):
+            est.fit(X, y, sample_weight=w)
+        return
+    m = est.fit(X, y, sample_weight=w)
     spec, Xt, Yt, w0 = m._replay_inputs()
     out = _core.mlp_decompose(spec, Xt, Yt, w0, Xt[:3], sample_weight=m._sample_weight)
     recon = out["initial"] + out["contributions"].sum(axis=1) + out["reg"]

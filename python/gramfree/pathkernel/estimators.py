@@ -54,6 +54,33 @@ class ReplayMismatchWarning(UserWarning):
     """The replayed training did not end at the fitted weights (see REPLAY_TOLERANCE)."""
 
 
+def _check_decay_step(
+    learning_rate: float, alpha: float, batch: int, sample_weight: np.ndarray | None, n: int
+) -> None:
+    """ValueError when the penalty's own step makes gradient descent diverge.
+
+    The trainer's step is ``W -= lr / (B wbar) (sum_i w_i grad_i + alpha W)`` (``wbar``
+    the weights' mean: full batch, weights equal repeated rows), so the penalty alone
+    multiplies W by ``1 - lr alpha / (B wbar)`` per step: beyond 2 the weights grow without
+    bound whatever the data. Tiny sample weights (a mean of 1e-263 from a hypothesis test)
+    reach it as surely as a huge alpha."""
+    mass = float(batch) * (1.0 if sample_weight is None else float(np.mean(sample_weight)))
+    factor = learning_rate * alpha / mass if alpha > 0 else 0.0
+    if factor > 2.0:
+        weights = (
+            f" and sample_weight (mean {np.mean(sample_weight):.3g}; the step is divided by "
+            "batch_size times the mean weight)"
+            if sample_weight is not None
+            else ""
+        )
+        raise ValueError(
+            f"learning_rate * alpha / (batch_size * mean sample weight) = {factor:.3g} > 2: "
+            f"the penalty alone makes gradient descent diverge; lower learning_rate or alpha"
+            f"{', or scale the weights up' if sample_weight is not None else ''} "
+            f"(learning_rate={learning_rate:g}, alpha={alpha:g}, batch_size={batch}{weights})"
+        )
+
+
 def _validated_sample_weight(sample_weight, X) -> np.ndarray | None:
     """fit's sample_weight as a new float64 array (the caller's is never kept nor changed),
     or None; ValueError naming sample_weight when it is not n finite weights >= 0, not all
@@ -149,6 +176,7 @@ class _PathKernelBase(BaseEstimator):
         seed = int(rng.randint(0, 2**31 - 1))
         n = X.shape[0]
         batch = n if self.batch_size is None else min(int(self.batch_size), n)
+        _check_decay_step(self.learning_rate, self.alpha, batch, sample_weight, n)
         spec = net.spec(
             learning_rate=self.learning_rate,
             n_steps=self.n_steps,
