@@ -10,6 +10,8 @@ import textwrap
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from gramfree import linalg
 
@@ -400,3 +402,35 @@ def test_blas_rejects_rows_not_contiguous_and_mixed_dtypes():
         _blas.gemm(1.0, A, A, 0.0, C, trans_b=True)
     with pytest.raises(ValueError, match="float64"):
         _blas.gemm(1.0, A.astype(np.float32), A, 0.0, np.asfortranarray(C), trans_b=True)
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    m=st.integers(0, 9),
+    k=st.integers(0, 9),
+    n=st.integers(0, 9),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    layout_a=st.sampled_from(["C", "F", "strided"]),
+    layout_b=st.sampled_from(["C", "F", "strided"]),
+)
+def test_blas_matmul_matches_numpy(m, k, n, dtype, layout_a, layout_b):
+    """gramfree._blas.matmul (the solvers' products on scipy's BLAS) equals numpy's @ in
+    float64 for every layout a view can have, empty sizes included."""
+    from gramfree import _blas
+
+    rng = np.random.default_rng(m * 100 + k * 10 + n)
+
+    def operand(rows, cols, layout):
+        full = rng.standard_normal((rows, 2 * cols if layout == "strided" else cols))
+        arr = np.asarray(full, dtype=dtype, order="F" if layout == "F" else "C")
+        return arr[:, ::2] if layout == "strided" else arr
+
+    A, B = operand(m, k, layout_a), operand(k, n, layout_b)
+    A0, B0 = A.copy(), B.copy()
+    out = _blas.matmul(A, B)
+    assert out.shape == (m, n) and out.dtype == dtype
+    expected = A.astype(np.float64) @ B.astype(np.float64)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(out, expected, rtol=tol, atol=tol * max(1.0, k))
+    np.testing.assert_array_equal(A, A0)  # inputs untouched
+    np.testing.assert_array_equal(B, B0)

@@ -1,5 +1,6 @@
 """n_jobs governs every thread pool a fit uses: the native operators' (OpenMP) and BLAS's,
-the latter through threadpoolctl (gramfree._threads.blas_threads)."""
+the latter through threadpoolctl (gramfree._threads.blas_threads); numpy's own BLAS, where
+it is a second library beside scipy's, runs on one thread during a fit."""
 
 import numpy as np
 import pytest
@@ -10,11 +11,25 @@ from threadpoolctl import threadpool_info, threadpool_limits
 import gramfree.solvers.direct as direct_module
 import gramfree.solvers.logistic as logistic_module
 from gramfree import KernelClassifier, KernelRegressor
-from gramfree._threads import blas_threads, small_blas
+from gramfree._threads import blas_threads, numpy_own_blas, small_blas
 
 
 def _blas_threads() -> set[int]:
     return {lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"}
+
+
+def _by_library() -> dict[str, int]:
+    return {
+        lib["filepath"]: lib["num_threads"]
+        for lib in threadpool_info()
+        if lib["user_api"] == "blas"
+    }
+
+
+def _in_fit(outer: dict[str, int]) -> dict[str, int]:
+    """The thread counts a fit with n_jobs=None runs under, from those outside it."""
+    own = set(numpy_own_blas())
+    return {path: 1 if path in own else count for path, count in outer.items()}
 
 
 def _recording(monkeypatch, module, name):
@@ -23,7 +38,7 @@ def _recording(monkeypatch, module, name):
     original = getattr(module, name)
 
     def wrapper(*args, **kwargs):
-        seen.append(_blas_threads())
+        seen.append(_by_library())
         return original(*args, **kwargs)
 
     monkeypatch.setattr(module, name, wrapper)
@@ -40,15 +55,16 @@ def test_blas_threads_context():
     np.linalg.cholesky(np.eye(2))  # BLAS loaded
     if not _blas_threads():
         pytest.skip("no BLAS library that threadpoolctl can see")
-    before = _blas_threads()
+    before = _by_library()
     with blas_threads(None):
-        assert _blas_threads() == before
+        assert _by_library() == _in_fit(before)
+    assert _by_library() == before
     with blas_threads(1):
         assert _blas_threads() == {1}
         with small_blas(1.0):  # nests: one thread inside, the outer limit after
             assert _blas_threads() == {1}
         assert _blas_threads() == {1}
-    assert _blas_threads() == before
+    assert _by_library() == before
     with pytest.raises(ValueError, match="n_jobs"):
         with blas_threads(0):
             pass
@@ -60,12 +76,12 @@ def test_direct_fit_blas_threads_follow_n_jobs(monkeypatch, diabetes):
     if not _blas_threads():
         pytest.skip("no BLAS library that threadpoolctl can see")
     with threadpool_limits(limits=2, user_api="blas"):  # what n_jobs=None must leave
-        outer = _blas_threads()
+        outer = _by_library()
         ref = KernelRegressor(gamma=0.1, alpha=1e-2, solver="direct").fit(X, y)
-        assert seen and seen[-1] == outer
+        assert seen and seen[-1] == _in_fit(outer)
         one = KernelRegressor(gamma=0.1, alpha=1e-2, solver="direct", n_jobs=1).fit(X, y)
-        assert seen[-1] == {1}
-        assert _blas_threads() == outer  # restored after the fit
+        assert set(seen[-1].values()) == {1}
+        assert _by_library() == outer  # restored after the fit
     np.testing.assert_allclose(one.predict(X), ref.predict(X), rtol=1e-10, atol=1e-10)
 
 
@@ -82,12 +98,12 @@ def test_logistic_fit_blas_threads_follow_n_jobs(monkeypatch):
     # The first factorization is K_MM's, before the Newton loop (whose calls, all small at
     # 100 centres, run on one BLAS thread by design: gramfree._threads.small_blas).
     with threadpool_limits(limits=2, user_api="blas"):
-        outer = _blas_threads()
+        outer = _by_library()
         ref = KernelClassifier(**params).fit(X, y)
-        assert seen[0] == outer
+        assert seen[0] == _in_fit(outer)
         seen.clear()
         one = KernelClassifier(n_jobs=1, **params).fit(X, y)
-        assert seen[0] == {1}
+        assert set(seen[0].values()) == {1}
     np.testing.assert_allclose(
         one.decision_function(X), ref.decision_function(X), rtol=1e-10, atol=1e-10
     )
@@ -116,3 +132,28 @@ def test_n_jobs_one_equals_default_on_digits(solver, rtol):
     np.testing.assert_allclose(
         one.decision_function(X), ref.decision_function(X), rtol=0, atol=rtol * scale
     )
+
+
+def test_numpy_own_blas_is_numpys_second_library():
+    """numpy_own_blas names the BLAS inside numpy's installation, and only when another
+    library (scipy's) is loaded beside it; limiting it leaves scipy's BLAS alone."""
+    import os
+
+    import scipy.linalg
+
+    scipy.linalg.cholesky(np.eye(2))  # both libraries loaded
+    libs = _by_library()
+    own = numpy_own_blas()
+    package = os.path.realpath(os.path.dirname(np.__file__))
+    inside = [
+        p
+        for p in libs
+        if os.path.realpath(p).startswith((package + os.sep, package + ".libs" + os.sep))
+    ]
+    if 0 < len(inside) < len(libs):
+        assert sorted(own) == sorted(inside)
+    else:  # one BLAS shared by numpy and scipy (conda, distributions): nothing to limit
+        assert own == []
+    with threadpool_limits(limits=2, user_api="blas"), blas_threads(None):
+        for path, count in _by_library().items():
+            assert count == (1 if path in own else 2)

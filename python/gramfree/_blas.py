@@ -103,6 +103,32 @@ def gemm(alpha: float, A, B, beta: float, C, *, trans_a=False, trans_b=False) ->
     )
 
 
+def _as_operand(A: np.ndarray) -> tuple[np.ndarray, bool]:
+    """``(view, transposed)``: a unit-row-stride view of ``A`` (``A`` itself, or the
+    transpose of a C-ordered ``A`` with ``transposed`` True); other layouts are copied."""
+    if A.shape[0] <= 1 or A.strides[0] == A.itemsize:
+        return A, False
+    if A.shape[1] <= 1 or A.strides[1] == A.itemsize:
+        return A.T, True
+    return np.asfortranarray(A), False
+
+
+def matmul(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    """``A @ B`` (2-d, float32 or float64, same dtype) by this module's BLAS (scipy's), as
+    a new F-ordered array: the solvers' products go to the library whose threads a fit
+    keeps (gramfree._threads). Other dtypes or mixed ones: numpy's ``@``."""
+    if A.ndim != 2 or B.ndim != 2 or A.dtype != B.dtype or A.dtype not in _SCALAR:
+        return A @ B
+    out = np.empty((A.shape[0], B.shape[1]), dtype=A.dtype, order="F")
+    if out.size == 0 or A.shape[1] == 0:
+        out[...] = 0
+        return out
+    a, ta = _as_operand(A)
+    b, tb = _as_operand(B)
+    gemm(1.0, a, b, 0.0, out, trans_a=ta, trans_b=tb)
+    return out
+
+
 def trsm(alpha: float, T, B, *, right: bool, lower: bool, trans: bool) -> None:
     """``B = alpha op(T)^-1 B`` (left) or ``alpha B op(T)^-1`` (right), non-unit
     diagonal, in ``B``'s memory."""

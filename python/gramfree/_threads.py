@@ -11,11 +11,25 @@ one BLAS thread (the factorizations outside the loops keep every thread).
 
 :func:`blas_threads` applies an estimator's ``n_jobs`` to BLAS for a whole fit; the loops'
 :func:`small_blas` nests inside it (threadpoolctl restores the outer limit on exit).
+
+Two BLAS libraries. numpy's and scipy's wheels each bundle their own OpenBLAS, and each
+keeps its own worker threads, which spin for a while (OpenBLAS's ``THREAD_TIMEOUT``, about
+2^28 cycles, a tenth of a second) after every multi-threaded call before they sleep. A fit
+that alternates numpy's ``@`` with scipy's BLAS (:mod:`gramfree._blas`, ``scipy.linalg``)
+or with the native operators' OpenMP threads leaves one library's workers spinning on the
+cores the other needs: on 2 cores a 1000 x 1000 ``potrf`` took 52 ms instead of 12 ms,
+and a 10-class logistic fit (mnist5k, 1000 centres) 6.8 s instead of 3.2 s; an EigenPro fit of satellite
+9.5 s instead of 6-7.8 s (``OPENBLAS_THREAD_TIMEOUT=4`` set before numpy loads shows the
+same gain, but a library cannot count on its environment). So for the duration of a fit
+numpy's own BLAS, where it is a second library beside scipy's, runs on one thread: numpy's
+products in the solvers are small or memory-bound, and the large ones go through
+:mod:`gramfree._blas` (scipy's library, on every thread n_jobs allows).
 """
 
 from __future__ import annotations
 
-from contextlib import nullcontext
+import os
+from contextlib import ExitStack, nullcontext
 
 # Largest flop count per call of the loop's dense algebra (about 4 M^2 t for the
 # preconditioner's triangular solves) that runs on one BLAS thread: 3e7 is ~1 ms of work.
@@ -41,12 +55,40 @@ def small_blas(flops_per_call: float):
     return _blas_controller().limit(limits=1, user_api="blas")
 
 
-def blas_threads(n_jobs: int | None):
-    """A context in which BLAS (LAPACK: Cholesky, triangular solves, eigh) runs on the
-    threads ``n_jobs`` asks for, resolved as for the native operators (-1 all cores, -2
-    all but one, ...); ``n_jobs=None`` leaves BLAS as it is (a no-op context)."""
-    if n_jobs is None:
-        return nullcontext()
-    from .operators import _n_threads  # operators imports the native module: lazily
+_numpy_own: list[str] | None = None
+# Whether blas_threads puts numpy's own BLAS on one thread (benchmarks/bench_two_blas.py
+# turns it off to measure what it saves).
+LIMIT_NUMPY_BLAS = True
 
-    return _blas_controller().limit(limits=_n_threads(n_jobs), user_api="blas")
+
+def numpy_own_blas() -> list[str]:
+    """Paths of the BLAS libraries inside numpy's installation (its wheel's bundled
+    OpenBLAS) when another BLAS library (scipy's) is loaded beside them; otherwise empty
+    (one library shared by both, as in conda or a distribution's packages)."""
+    global _numpy_own
+    if _numpy_own is None:
+        import numpy as np
+
+        package = os.path.realpath(os.path.dirname(np.__file__))
+        roots = (package + os.sep, package + ".libs" + os.sep)  # numpy/.libs, numpy.libs
+        libs = [c for c in _blas_controller().lib_controllers if c.user_api == "blas"]
+        own = [c.filepath for c in libs if os.path.realpath(c.filepath).startswith(roots)]
+        _numpy_own = own if 0 < len(own) < len(libs) else []
+    return _numpy_own
+
+
+def blas_threads(n_jobs: int | None):
+    """A context for a whole fit: BLAS (LAPACK: Cholesky, triangular solves, eigh) runs on
+    the threads ``n_jobs`` asks for, resolved as for the native operators (-1 all cores,
+    -2 all but one, ...; ``None`` leaves the count as it is), and numpy's own BLAS, where
+    it is a second library, on one thread (module docstring)."""
+    stack = ExitStack()
+    if n_jobs is not None:
+        from .operators import _n_threads  # operators imports the native module: lazily
+
+        limits = _n_threads(n_jobs)
+        stack.enter_context(_blas_controller().limit(limits=limits, user_api="blas"))
+    own = numpy_own_blas() if LIMIT_NUMPY_BLAS else []
+    if own:
+        stack.enter_context(_blas_controller().select(filepath=own).limit(limits=1))
+    return stack

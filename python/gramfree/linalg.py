@@ -163,30 +163,17 @@ def _syrk_lower(C: np.ndarray, P: np.ndarray, leaf: int) -> None:
     _syrk_lower(C[h:, h:], P[h:], leaf)
 
 
-def _gemm_nt(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """``A @ B.T`` without numpy's syrk shortcut, which it takes when ``A`` and ``B`` are
-    the same block (same data pointer and shape): then two GEMMs on halves of ``A``'s rows
-    (the blocks here have at most ``block`` rows)."""
-    same = A.shape == B.shape and (
-        A.__array_interface__["data"][0] == B.__array_interface__["data"][0]
-    )
-    if A.shape[0] < 2 or not same:
-        return A @ B.T
-    h = A.shape[0] // 2
-    return np.vstack([A[:h] @ B.T, A[h:] @ B.T])
-
-
 def lower_gram(L: np.ndarray, *, block: int = 512) -> np.ndarray:
     """``L.T @ L`` for a lower-triangular ``L`` (its strict upper triangle zero, as
     :func:`cholesky` returns it), as a new F-ordered symmetric matrix (both triangles) of
     ``L``'s dtype.
 
     numpy computes ``L.T @ L`` with ``syrk``, which crashes multi-threaded from about 16500
-    rows on AMD Zen 4 (module docstring), and does n^3 flops. Here each row panel ``I`` of
-    the lower triangle is one GEMM over the rows where ``L[:, I]`` is non-zero,
-    ``S[I, :i1] = L[i0:, I].T @ L[i0:, :i1]`` (about n^3 / 3 flops in all, LAPACK's
-    ``lauum``; narrower panels waste less on the diagonal blocks), and the upper triangle
-    is copied from the lower.
+    rows on AMD Zen 4 (module docstring), and does n^3 flops. Here each column panel ``I``
+    of the upper triangle is one GEMM over the rows where ``L[:, I]`` is non-zero,
+    ``S[:i1, I] = L[i0:, :i1].T @ L[i0:, I]`` (about n^3 / 3 flops in all, LAPACK's
+    ``lauum``; narrower panels waste less on the diagonal blocks), and the lower triangle
+    is copied from the upper.
     """
     L = np.asarray(L)
     if L.ndim != 2 or L.shape[0] != L.shape[1]:
@@ -194,18 +181,22 @@ def lower_gram(L: np.ndarray, *, block: int = 512) -> np.ndarray:
     if L.dtype not in (np.float32, np.float64):
         L = L.astype(np.float64)
     n = L.shape[0]
-    S = np.empty((n, n), dtype=L.dtype)  # C order: row panels are contiguous
+    if n > 1 and L.strides[0] != L.itemsize:
+        L = np.asfortranarray(L)
+    S = np.empty((n, n), dtype=L.dtype, order="F")
     for i0 in range(0, n, block):
         i1 = min(i0 + block, n)
         rows = L[i0:]  # L[k, i] = 0 for k < i: rows from i0 on suffice
-        S[i0:i1, :i1] = _gemm_nt(rows[:, i0:i1].T, rows[:, :i1].T)
+        # S[:i1, i0:i1] = rows[:, :i1]^T rows[:, i0:i1]: a GEMM of distinct operands in
+        # place (scipy's BLAS: gramfree._threads on why not numpy's)
+        _blas.gemm(1.0, rows[:, :i1], rows[:, i0:i1], 0.0, S[:i1, i0:i1], trans_a=True)
     for i0 in range(0, n, block):
         i1 = min(i0 + block, n)
-        S[:i0, i0:i1] = S[i0:i1, :i0].T
+        S[i0:i1, :i0] = S[:i0, i0:i1].T
         diag = S[i0:i1, i0:i1]  # computed whole: make it exactly symmetric too
-        upper = np.triu_indices(i1 - i0, 1)
-        diag[upper] = diag.T[upper]
-    return S.T  # symmetric: the transpose is the same matrix, F-ordered
+        lower = np.tril_indices(i1 - i0, -1)
+        diag[lower] = diag.T[lower]
+    return S
 
 
 def solve_triangular(L: np.ndarray, B: np.ndarray, *, trans: bool = False) -> np.ndarray:

@@ -56,6 +56,7 @@ from dataclasses import replace
 import numpy as np
 from scipy.special import expit, log_expit, logsumexp, softmax
 
+from .. import _blas
 from .._threads import small_blas
 from ..linalg import jittered_cholesky, lower_gram, solve_triangular
 from ..operators import KernelOperator
@@ -126,7 +127,7 @@ def solve_logistic(
     )
 
     def kmm(V: np.ndarray) -> np.ndarray:
-        return L @ (L.T @ V)
+        return _blas.matmul(L, _blas.matmul(L.T, V))
 
     kernel_op = problem.operator(X, centers)
     op: KernelOperator | _StoredColumns = kernel_op
@@ -392,19 +393,20 @@ def _curvature_gram(problem: Problem, centers: np.ndarray, curvature: np.ndarray
 
 
 class _StoredColumns:
-    """K_nM held in memory, with the operator calls the solver makes (float64)."""
+    """K_nM held in memory, with the operator calls the solver makes (float64), on
+    scipy's BLAS (gramfree._threads: numpy's runs on one thread during a fit)."""
 
     def __init__(self, K: np.ndarray) -> None:
         self.K = K
 
     def __matmul__(self, V: np.ndarray) -> np.ndarray:
-        return self.K @ V
+        return _blas.matmul(self.K, V)
 
     def rmatmat(self, U: np.ndarray) -> np.ndarray:
-        return self.K.T @ U
+        return _blas.matmul(self.K.T, U)
 
     def normal_matvec(self, V: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
-        return self.K.T @ (sample_weight.reshape(-1, 1) * (self.K @ V))
+        return self.rmatmat(sample_weight.reshape(-1, 1) * self.__matmul__(V))
 
     def weighted_gram(self, weights: np.ndarray) -> np.ndarray:
         """``K^T diag(weights) K`` (both triangles), a block of rows at a time."""
