@@ -319,6 +319,10 @@ def tasks(dask_scheduler):
     return len(dask_scheduler.tasks)
 
 if __name__ == "__main__":
+    # Ctrl-C's usual state, whatever the parent left (see test_interrupt.py's CHILD: a
+    # pytest that ignores SIGINT hands that on, and this child would then never stop).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                       dashboard_address=None, host="127.0.0.1") as cluster, \
             Client(cluster) as client:
