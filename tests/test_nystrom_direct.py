@@ -259,7 +259,7 @@ def test_jittered_whitening_is_accepted_at_the_optimum(name, gamma):
     coefficients grow to ~1e7 in K_MM's smallest directions (spam's duplicated and
     near-duplicated rows): the solve then minimises the objective whose penalty carries
     alpha jitter |a|^2, and the check must count that term. It once did not, and every such
-    fit fell back to Nystrom-PCG (spam, 500 centres: 45 iterations, 6x the time) although
+    fit fell back to Nystrom-PCG (spam, 500 centres: 45 CG iterations) although
     the one-pass model's objective equals a tightly converged PCG's."""
     X, Y = _load(name)
     rng = np.random.default_rng(0)

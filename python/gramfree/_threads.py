@@ -17,10 +17,9 @@ keeps its own worker threads, which spin for a while (OpenBLAS's ``THREAD_TIMEOU
 2^28 cycles, a tenth of a second) after every multi-threaded call before they sleep. A fit
 that alternates numpy's ``@`` with scipy's BLAS (:mod:`gramfree._blas`, ``scipy.linalg``)
 or with the native operators' OpenMP threads leaves one library's workers spinning on the
-cores the other needs: on 2 cores a 1000 x 1000 ``potrf`` took 52 ms instead of 12 ms,
-and a 10-class logistic fit (mnist5k, 1000 centres) 6.8 s instead of 3.2 s; an EigenPro fit of satellite
-9.5 s instead of 6-7.8 s (``OPENBLAS_THREAD_TIMEOUT=4`` set before numpy loads shows the
-same gain, but a library cannot count on its environment). So for the duration of a fit
+cores the other needs (``benchmarks/bench_two_blas.py``: EigenPro on satellite 1.31x with
+the limit; ``OPENBLAS_THREAD_TIMEOUT=4`` set before numpy loads removes the spinning too,
+but a library cannot count on its environment). So for the duration of a fit
 numpy's own BLAS, where it is a second library beside scipy's, runs on one thread: numpy's
 products in the solvers are small or memory-bound, and the large ones go through
 :mod:`gramfree._blas` (scipy's library, on every thread n_jobs allows).
