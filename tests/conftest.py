@@ -4,12 +4,20 @@
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 # Before gramfree (and its libgomp) loads: OpenMP threads that spin after each parallel
 # region compete with the numpy references for this machine's few cores and slow the suite
 # several-fold. Only the idle policy changes; results do not depend on it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+# A shell without job control starts a background command (`bash .ci/run &`) with SIGINT
+# ignored (POSIX), and CPython then leaves it ignored; every process the tests start would
+# inherit that, and the tests that send Ctrl-C to a child would wait for it in vain. The
+# tests' process takes the handler an interactive session has.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 import numpy  # noqa: E402, F401  (loads the BLAS that threadpool_limits finds)
 import pytest  # noqa: E402

@@ -16,9 +16,10 @@ CHILD = """
 import os, signal, sys, threading, time
 # What Ctrl-C finds in an interactive session: Python's handler, the signal unblocked. A
 # child inherits its parent's disposition and mask, and CPython installs its handler only
-# over SIG_DFL: the wheel check's pytest once handed its children an ignored or blocked
-# SIGINT (every case then ran to the end), which is the test process's state, not the
-# library's. The state found is printed for the record.
+# over SIG_DFL. A shell without job control starts a background command (`.ci/run &`)
+# with SIGINT ignored (POSIX), and every case then ran to the end: the launcher's state,
+# not the library's (conftest.py restores it for the test process too). The state found
+# is printed for the record.
 status = open("/proc/self/status").read() if os.path.exists("/proc/self/status") else ""
 blocked = [line for line in status.splitlines() if line.startswith(("SigBlk", "SigIgn"))]
 print("inherited", signal.getsignal(signal.SIGINT), blocked, file=sys.stderr)
