@@ -19,6 +19,13 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
 
+# solver="auto" decides by machine rates that `python -m gramfree calibrate` may have saved
+# on a developer's machine; the suite's choices must not depend on that (test_rates.py
+# points each of its tests at a file of its own).
+os.environ["GRAMFREE_RATES"] = os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "no-such-dir", "rates.json"
+)
+
 import numpy  # noqa: E402, F401  (loads the BLAS that threadpool_limits finds)
 import pytest  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402

@@ -37,6 +37,7 @@ from .io import load  # noqa: E402
 from .kernels import get_kernel  # noqa: E402
 from .operators import KernelOperator, kernel_gradient, kernel_matrix  # noqa: E402
 from .pathkernel import Explanation, PathKernelClassifier, PathKernelRegressor  # noqa: E402
+from .solvers.rates import calibrate  # noqa: E402
 
 __all__ = [
     "Explanation",
@@ -48,6 +49,7 @@ __all__ = [
     "PathKernelClassifier",
     "PathKernelRegressor",
     "load",
+    "calibrate",
     "config",
     "get_kernel",
     "kernel_gradient",

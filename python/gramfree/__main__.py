@@ -1,4 +1,4 @@
-"""Command line: ``python -m gramfree demo | fit | predict | info``."""
+"""Command line: ``python -m gramfree demo | fit | predict | calibrate | info``."""
 
 from __future__ import annotations
 
@@ -182,6 +182,18 @@ def _demo(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _calibrate(args: argparse.Namespace) -> int:
+    from .solvers.rates import DEFAULT_RATES, calibrate, rates_path
+
+    rates = calibrate(args.quick, save_to=args.output)
+    print(f"{'rate':<16} {'measured':>10} {'built-in':>10}")
+    for key, value in rates.items():
+        print(f"{key:<16} {value:>10.3g} {DEFAULT_RATES[key]:>10.3g}")
+    where = args.output or rates_path()
+    print(f"saved to {where}")
+    return 0
+
+
 def _add_header_options(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--header",
@@ -280,6 +292,17 @@ def _parser() -> argparse.ArgumentParser:
         "target column fit recorded, if the table has it)",
     )
     p.set_defaults(func=_predict)
+
+    p = sub.add_parser(
+        "calibrate",
+        help="measure this machine's rates for solver='auto''s cost model and save them",
+        description="Measure the four rates solver='auto' turns flop counts into seconds "
+        "with (gramfree.solvers.rates) and save them where every later fit on this machine "
+        "finds them ($GRAMFREE_RATES, else ~/.cache/gramfree/rates.json).",
+    )
+    p.add_argument("--quick", action="store_true", help="smaller measurements (~5 s, not ~20 s)")
+    p.add_argument("--output", help="the file to write (default: where fits look for it)")
+    p.set_defaults(func=_calibrate)
 
     p = sub.add_parser("info", help="show the build and run-time configuration")
     p.set_defaults(func=lambda a: (__import__("gramfree").show_config(), 0)[1])

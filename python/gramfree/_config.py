@@ -8,6 +8,7 @@ from typing import Any
 
 from . import _core
 from .device import cuda_devices
+from .solvers.rates import current as current_rates
 
 
 def config() -> dict[str, Any]:
@@ -19,7 +20,8 @@ def config() -> dict[str, Any]:
         ``version``, ``simd_level`` (in use), ``simd_detected``, ``simd_env`` (the
         ``GRAMFREE_SIMD`` override or None), ``threads``, ``cuda_compiled``,
         ``cuda_runtime`` (version as 1000 * major + 10 * minor, 0 without CUDA),
-        ``cuda_devices`` (list of dicts), ``compiler`` and ``machine``.
+        ``cuda_devices`` (list of dicts), ``compiler``, ``machine`` and ``auto_rates``
+        (which rates ``solver="auto"``'s cost model uses: :mod:`gramfree.solvers.rates`).
 
     Examples
     --------
@@ -28,7 +30,7 @@ def config() -> dict[str, Any]:
     >>> c["version"] == gramfree.__version__
     True
     >>> sorted(c)
-    ['compiler', 'cuda_compiled', 'cuda_devices', 'cuda_runtime', 'machine',
+    ['auto_rates', 'compiler', 'cuda_compiled', 'cuda_devices', 'cuda_runtime', 'machine',
      'simd_detected', 'simd_env', 'simd_level', 'threads', 'version']
     """
     return {
@@ -42,6 +44,7 @@ def config() -> dict[str, Any]:
         "cuda_devices": cuda_devices(),
         "compiler": _core.compiler,
         "machine": platform.machine(),
+        "auto_rates": current_rates()[1],
     }
 
 
@@ -60,6 +63,8 @@ def show_config() -> None:
       cuda compiled  : True (runtime 13.0)
       cuda devices   : none visible
       compiler       : gcc 12.2.0
+      machine        : x86_64
+      auto rates     : built-in (2 cores of an Intel Xeon, AVX-512)
     """
     c = config()
     env = "unset" if c["simd_env"] is None else repr(c["simd_env"])
@@ -79,6 +84,7 @@ def show_config() -> None:
     print(f"  cuda devices   : {gpus or 'none visible'}")
     print(f"  compiler       : {c['compiler']}")
     print(f"  machine        : {c['machine']}")
+    print(f"  auto rates     : {c['auto_rates']}")
 
 
 def _version() -> str:

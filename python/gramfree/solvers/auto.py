@@ -9,8 +9,9 @@ The aim is the exact kernel ridge solution's quality at the least cost. Three fa
    subsample of s rows (``mu_j ~ (n / s) eig_j(K_SS)``). When the estimate exceeds s / 2 the
    subsample cannot resolve it (a narrow kernel: flat spectrum, d_eff of order n): no
    affordable M is close to exact, and the exact methods on all points are the choice.
-2. **What each choice costs** on this machine kind, from the rates in ``RATES`` (measured by
-   ``benchmarks/bench_costmodel.py``): the fused operator's flops per kernel entry
+2. **What each choice costs** on this machine, from four rates (:mod:`.rates`: measured
+   here by ``python -m gramfree calibrate``, else built-in ones measured on the CI's
+   machine kind by ``benchmarks/bench_costmodel.py``): the fused operator's flops per kernel entry
    (``2 d + 2 k + 8``, k right-hand sides), dense factorizations at the BLAS rate, and the
    typical iteration counts below. Memory: direct holds the n x n matrix in float64,
    Nystrom-PCG two M x M matrices, EigenPro O(n k + s^2).
@@ -33,7 +34,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.linalg as sla
@@ -45,13 +46,10 @@ from .direct import refinement_budget, solve_direct
 from .eigenpro import _subsample_size, ridge_beta, solve_eigenpro
 from .nystrom_direct import solve_nystrom_direct
 from .nystrom_pcg import solve_nystrom_pcg
+from .rates import DEFAULT_RATES, current
 
-# Rates of this project's CI machine kind (2 cores of an AMD EPYC Zen 4, AVX-512), from
-# benchmarks/bench_costmodel.py (2026-12-01, after the micro-GEMM engine, the recursive
-# Cholesky and nystrom-direct's larger blocks; measured on an Intel Xeon of that kind): fused-operator flops per second by dtype, and
-# float64 factorization / GEMM flops per second through scipy's OpenBLAS; ``syrk``: the
-# one-pass Nystrom solver's Gram update, counted as n M^2 flops per pass.
-RATES = {"engine_float32": 9.9e10, "engine_float64": 4.2e10, "dense": 6.2e10, "syrk": 7.9e10}
+# The built-in rates (:mod:`.rates`; a calibrated machine uses its own).
+RATES = DEFAULT_RATES
 # Typical iteration counts at the default tol (real-data suite): CG iterations, EigenPro epochs;
 # and passes over K(X, centres) per iteration, as measured against the rates above (a CG
 # step is the two-sided K^T (K p) plus the solver's own work; an EigenPro epoch is the
@@ -97,10 +95,12 @@ class CostModel:
     d: int
     t: int
     dtype: np.dtype
+    # Flops per second (:mod:`.rates`): this machine's saved ones, else the built-in ones.
+    rates: dict = field(default_factory=lambda: current()[0])
 
     @property
     def engine(self) -> float:
-        return RATES["engine_float32" if self.dtype == np.float32 else "engine_float64"]
+        return self.rates["engine_float32" if self.dtype == np.float32 else "engine_float64"]
 
     def direct(self) -> tuple[float, float]:
         """The n x n float64 matrix; factored in float32 (about twice the rate, and a
@@ -110,15 +110,16 @@ class CostModel:
         factor = n**3 / 3 / (2.0 if mixed else 1.0)
         seconds = (
             n * n * _entry_flops(self.d, 0) / self.engine
-            + (factor + 2 * n * n * self.t) / RATES["dense"]
+            + (factor + 2 * n * n * self.t) / self.rates["dense"]
         )
         return seconds, (12.0 if mixed else 8.0) * n * n
 
     def nystrom(self, m: int, iterations: int = PCG_ITERATIONS) -> tuple[float, float]:
         n, d, t = self.n, self.d, self.t
-        precond = m * m * _entry_flops(d, 0) / self.engine + m**3 / RATES["dense"]
+        precond = m * m * _entry_flops(d, 0) / self.engine + m**3 / self.rates["dense"]
         per_iter = (
-            PCG_PASSES * n * m * _entry_flops(d, t) / self.engine + 4 * m * m * t / RATES["dense"]
+            PCG_PASSES * n * m * _entry_flops(d, t) / self.engine
+            + 4 * m * m * t / self.rates["dense"]
         )
         width = 4 if self.dtype == np.float32 else 8
         return precond + iterations * per_iter, 2.0 * width * m * m
@@ -129,7 +130,11 @@ class CostModel:
         with M columns, one more Cholesky."""
         n, d, t = self.n, self.d, self.t
         kernel = (n * m + m * m) * _entry_flops(d, 0) / self.engine
-        seconds = kernel + n * m * m / RATES["syrk"] + (2 * n * m * t + 2.7 * m**3) / RATES["dense"]
+        seconds = (
+            kernel
+            + n * m * m / self.rates["syrk"]
+            + (2 * n * m * t + 2.7 * m**3) / self.rates["dense"]
+        )
         return seconds, 3 * 8.0 * m * m + NYSTROM_DIRECT_BLOCK
 
     def best_nystrom(self, m: int, allowed=NYSTROM_SOLVERS) -> tuple[str, float, float]:
@@ -148,7 +153,7 @@ class CostModel:
     def eigenpro(self, epochs: int = EIGENPRO_EPOCHS) -> tuple[float, float]:
         n, d, t = self.n, self.d, self.t
         s = _subsample_size(n)
-        setup = 4 * s**3 / RATES["dense"] + 2 * s * s * _entry_flops(d, 0) / self.engine
+        setup = 4 * s**3 / self.rates["dense"] + 2 * s * s * _entry_flops(d, 0) / self.engine
         per_epoch = EIGENPRO_PASSES * n * n * _entry_flops(d, t) / self.engine
         return setup + epochs * per_epoch, 8.0 * (3 * n * t + 2 * s * s)
 
@@ -200,9 +205,12 @@ def solve_auto(
     n, d = problem.X.shape
     t = problem.Y.shape[1]
     rng = random_state
-    costs = CostModel(n, d, t, problem.kernel_dtype)
+    rates, rates_source = current()
+    costs = CostModel(n, d, t, problem.kernel_dtype, rates)
     memory = MEMORY_SHARE * _physical_bytes()
-    log: dict = {"steps": []}
+    log: dict = {"steps": [], "rates": rates_source}
+    if verbose:
+        say(f"[auto] rates: {rates_source}")
 
     def note(message: str) -> None:
         log["steps"].append(message)
@@ -352,15 +360,17 @@ def solve_nystrom_choice(problem, centers, *, max_iter, tol, verbose) -> SolverR
     """``solver="auto"`` with ``n_centers`` given: the Nystrom solver the cost model picks
     (``CostModel.best_nystrom``), its estimates recorded in ``info["auto"]``."""
     n, d = problem.X.shape
-    costs = CostModel(n, d, problem.Y.shape[1], problem.kernel_dtype)
+    rates, rates_source = current()
+    costs = CostModel(n, d, problem.Y.shape[1], problem.kernel_dtype, rates)
     m = centers.shape[0]
     estimates = {name: costs.best_nystrom(m, (name,))[1] for name in NYSTROM_SOLVERS}
     name = costs.best_nystrom(m)[0]
     step = f"{name}: {m} centres given; est. " + ", ".join(
         f"{k} {v:.2g} s" for k, v in estimates.items()
     )
-    log = {"estimates": estimates, "steps": [step]}
+    log = {"estimates": estimates, "steps": [step], "rates": rates_source}
     if verbose:
+        say(f"[auto] rates: {rates_source}")
         say(f"[auto] {step}")
     result = run_nystrom(problem, centers, name, max_iter=max_iter, tol=tol, verbose=verbose)
     return _finish(result, result.info["solver"], log)

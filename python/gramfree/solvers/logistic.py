@@ -61,8 +61,9 @@ from .._threads import small_blas
 from ..linalg import jittered_cholesky, lower_gram, solve_triangular
 from ..operators import KernelOperator
 from ._common import Monitor, Problem, Progress, SolverResult, physical_bytes
-from .auto import RATES, _entry_flops
+from .auto import _entry_flops
 from .nystrom_direct import RANK_DEFICIENT, _add_gram, _fill_lower, _gram_pass, rows_for
+from .rates import current as current_rates
 
 # Armijo's sufficient decrease, and the fewest step halvings before giving up on a step.
 ARMIJO = 1e-4
@@ -369,8 +370,9 @@ def _gram_pays(n: int, M: int, d: int, k: int) -> bool:
     with k columns), by the rates ``auto`` uses."""
     if k > 1:  # measured: no fewer CG iterations for k classes (module docstring)
         return False
-    gram = n * M * M / RATES["syrk"] + n * M * _entry_flops(d, 0) / RATES["engine_float64"]
-    per_cg = 2.0 * n * M * _entry_flops(d, k) / RATES["engine_float64"]
+    rates = current_rates()[0]
+    gram = n * M * M / rates["syrk"] + n * M * _entry_flops(d, 0) / rates["engine_float64"]
+    per_cg = 2.0 * n * M * _entry_flops(d, k) / rates["engine_float64"]
     return gram <= GRAM_SAVES_CG * per_cg
 
 
