@@ -16,7 +16,6 @@ from gramfree.__main__ import main
 from gramfree.solvers import rates
 from gramfree.solvers.auto import CostModel
 
-
 # calibrate warns when the cores are shared, which a test run's neighbours may cause.
 pytestmark = pytest.mark.filterwarnings("ignore:gramfree.calibrate:RuntimeWarning")
 
