@@ -369,3 +369,75 @@ def test_cv_estimators_do_not_take_the_fit_controls():
     params = KernelClassifierCV().get_params()
     for name in ("early_stopping", "validation_fraction", "n_iter_no_change", "warm_start"):
         assert name not in params
+
+
+# -- early stopping beside centres given as rows, and zero weights --------------------------
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(solver="nystrom-pcg"),
+        dict(solver="eigenpro"),
+        dict(solver="auto"),
+        dict(solver="nystrom-pcg", loss="logistic"),
+    ],
+    ids=["nystrom-pcg", "eigenpro", "auto", "logistic"],
+)
+def test_center_rows_are_the_callers_rows_with_early_stopping(digits, params):
+    # The indices count rows of the X the caller passed, not of what the validation split
+    # leaves; the last rows are valid indices, and the centres stay on the fitting side.
+    X, y = digits[0][:400], digits[1][:400]
+    idx = np.array([0, 5, 200, 398, 399])
+    model = _quiet(
+        KernelClassifier(
+            gamma=0.02, alpha=1e-3, centers=idx, early_stopping=True, random_state=0, **params
+        ),
+        X,
+        y,
+    )
+    np.testing.assert_array_equal(model.center_indices_, idx)
+    np.testing.assert_array_equal(model.centers_, X[idx])
+    codes = np.searchsorted(model.classes_, y)
+    Y = np.eye(len(model.classes_))[codes]
+    _, _, _, held = hold_out(
+        X, Y, None, fraction=model.validation_fraction, classify=True, rng=model._rng(), keep=idx
+    )
+    assert not np.isin(idx, held.fit_rows, invert=True).any()  # every centre is fitted on
+    assert held.X.shape[0] == int(np.ceil(0.1 * len(y)))
+
+
+def test_center_rows_that_leave_no_room_for_validation_are_named(diabetes):
+    X, y = diabetes[0][:50], diabetes[1][:50]
+    with pytest.raises(ValueError, match="only 2 of 50 can be held out .*48 rows given as centers"):
+        KernelRegressor(solver="nystrom-pcg", centers=np.arange(48), early_stopping=True).fit(X, y)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_zero_weight_rows_are_never_held_out(diabetes, seed):
+    # With 10 of 200 rows weighted, a validation side of zero-weight rows only would have
+    # no score (scikit-learn's r2_score refuses all-zero weights): held-out rows are drawn
+    # among the weighted ones.
+    X, y = diabetes[0][:200], diabetes[1][:200]
+    w = np.zeros(200)
+    w[::20] = 1.0
+    model = _quiet(
+        KernelRegressor(solver="nystrom-pcg", n_centers=20, early_stopping=True, random_state=seed),
+        X,
+        y,
+        sample_weight=w,
+    )
+    assert np.isfinite(model.best_validation_score_)
+    _, _, w_fit, held = _split_of(model, X, y[:, None], w)
+    assert (held.sample_weight > 0).all() and held.X.shape[0] == 2
+    assert w_fit.sum() == 8.0
+
+
+def test_too_few_weighted_rows_to_hold_out_are_named(diabetes):
+    X, y = diabetes[0][:100], diabetes[1][:100]
+    w = np.zeros(100)
+    w[:2] = 1.0
+    with pytest.raises(ValueError, match="98 rows of zero sample_weight cannot be scored"):
+        KernelRegressor(solver="nystrom-pcg", n_centers=10, early_stopping=True).fit(
+            X, y, sample_weight=w
+        )

@@ -232,6 +232,8 @@ class KernelMachineMixin(BaseEstimator):
         warm = self._warm_start_state(X, Y)
         held = None
         rows = np.arange(X.shape[0])  # the solver's rows in the caller's X
+        # Row indices in `centers` are the caller's rows, whatever the split keeps.
+        given, given_rows = self._resolve_centers(X)
         if self.early_stopping:
             X, Y, sample_weight, held = hold_out(
                 X,
@@ -240,10 +242,12 @@ class KernelMachineMixin(BaseEstimator):
                 fraction=self.validation_fraction,
                 classify=is_classifier(self),
                 rng=rng,
+                keep=given_rows,
             )
             rows = held.fit_rows
+            if given_rows is not None:  # kept on the fitting side: their rows there
+                given_rows = np.searchsorted(rows, given_rows)
         n = X.shape[0]
-        given, given_rows = self._resolve_centers(X)
         n_centers = self._resolve_n_centers(n)
         kernel = self._make_kernel()
         problem = Problem(

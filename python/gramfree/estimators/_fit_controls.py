@@ -84,29 +84,59 @@ def hold_out(
     fraction: float,
     classify: bool,
     rng: np.random.Generator,
+    keep: np.ndarray | None = None,
 ):
     """``(X_fit, Y_fit, sample_weight_fit, held_out)``: the split of an early-stopped fit,
-    stratified by class for a classifier; fresh arrays, the caller's are not touched."""
+    stratified by class for a classifier; fresh arrays, the caller's are not touched.
+
+    The validation rows are drawn among the rows of positive weight (a zero-weight row
+    could not be scored, and a validation side of only such rows has no score at all) that
+    are not in ``keep`` (the rows given as centres: centres are rows of the data fitted
+    on, and ``center_indices_`` says which); those stay on the fitting side."""
     n = X.shape[0]
+    eligible = np.ones(n, dtype=bool)
+    if sample_weight is not None:
+        eligible &= sample_weight > 0
+    if keep is not None:
+        eligible[keep] = False
+    candidates = np.flatnonzero(eligible)
     # At least two held-out rows (R^2 needs two); stratified by class where every class
     # can be on both sides, else (tiny data, scikit-learn's estimator checks) at random.
-    n_val = max(math.ceil(fraction * n), 2)
+    positive = n if sample_weight is None else int(np.count_nonzero(sample_weight > 0))
+    n_val = max(math.ceil(fraction * positive), 2)
     stratify = None
     if classify:
-        codes = target_codes(Y)
+        codes = target_codes(Y)[candidates]
         counts = np.bincount(codes)
         k = int(np.count_nonzero(counts))
-        if counts[counts > 0].min() >= 2 and n - max(n_val, k) >= k:
+        if counts[counts > 0].min() >= 2 and len(candidates) - max(n_val, k) >= k:
             stratify, n_val = codes, max(n_val, k)
     if n - n_val < 2:
         raise ValueError(
             f"validation_fraction={fraction}: holding out {n_val} of {n} samples leaves "
             f"{n - n_val} to fit; use a smaller validation_fraction or early_stopping=False"
         )
-    fit_rows, val_rows = train_test_split(
-        np.arange(n), test_size=n_val, stratify=stratify, random_state=int(rng.integers(2**31 - 1))
+    if len(candidates) <= n_val:  # train_test_split leaves at least one of them to fit
+        why = []
+        if keep is not None:
+            why.append(f"the {len(keep)} rows given as centers stay on the fitting side")
+        if positive < n:
+            why.append(f"{n - positive} rows of zero sample_weight cannot be scored")
+        raise ValueError(
+            f"validation_fraction={fraction}: {n_val} validation samples are needed, and "
+            f"only {len(candidates)} of {n} can be held out ({'; '.join(why)}); use a "
+            "smaller validation_fraction, fewer centers or early_stopping=False"
+        )
+    _, val_rows = train_test_split(
+        candidates,
+        test_size=n_val,
+        stratify=stratify,
+        random_state=int(rng.integers(2**31 - 1)),
     )
-    fit_rows, val_rows = np.sort(fit_rows), np.sort(val_rows)
+    val_rows = np.sort(val_rows)
+    fit_mask = np.ones(n, dtype=bool)
+    fit_mask[val_rows] = False
+    fit_rows = np.flatnonzero(fit_mask)
     w = sample_weight
     if w is not None and not w[fit_rows].any():
         raise ValueError(

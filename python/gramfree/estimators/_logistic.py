@@ -86,11 +86,21 @@ def _fit_logistic(
     warm = estimator._warm_start_state(X, Y)
     held = None
     rows = np.arange(X.shape[0])  # the solver's rows in the caller's X
+    # Row indices in `centers` are the caller's rows, whatever the split keeps.
+    given, given_rows = estimator._resolve_centers(X)
     if estimator.early_stopping:
         X, Y, sample_weight, held = hold_out(
-            X, Y, sample_weight, fraction=estimator.validation_fraction, classify=True, rng=rng
+            X,
+            Y,
+            sample_weight,
+            fraction=estimator.validation_fraction,
+            classify=True,
+            rng=rng,
+            keep=given_rows,
         )
         rows = held.fit_rows
+        if given_rows is not None:  # kept on the fitting side: their rows there
+            given_rows = np.searchsorted(rows, given_rows)
     n = X.shape[0]
     problem = Problem(
         X,
@@ -102,7 +112,6 @@ def _fit_logistic(
         resolve_device(estimator.device),
         estimator._kernel_dtype(X),
     )
-    given, given_rows = estimator._resolve_centers(X)
     initial = None
     if warm is not None:
         centers, initial = warm.centers, warm.coef
