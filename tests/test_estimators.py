@@ -652,6 +652,19 @@ def test_compress_change_is_measured_at_centres(big_model, k):
     assert 0.0 <= change < 1.0
 
 
+def test_compress_keeps_the_feature_names_it_checks_on_predict(big_model):
+    # A model fitted on a DataFrame keeps feature_names_in_; its compressed copy must
+    # keep them too (or it would accept reordered columns) and compress itself must not
+    # warn about its own centres. Set as scikit-learn's validation sets it, without pandas.
+    model = clone(big_model[0]).fit(big_model[1], big_model[2])
+    model.feature_names_in_ = np.array(["a", "b", "c"], dtype=object)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        small, change = model.compress(40)
+    np.testing.assert_array_equal(small.feature_names_in_, model.feature_names_in_)
+    assert 0.0 <= change < 1.0
+
+
 def test_compress_to_same_size_changes_little(big_model):
     model, _, _ = big_model
     same, change = model.compress(model.n_centers_)

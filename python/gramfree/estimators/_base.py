@@ -462,6 +462,10 @@ class KernelMachineMixin(BaseEstimator):
     def _decision(self, X) -> np.ndarray:
         check_is_fitted(self, "dual_coef_")
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
+        return self._decision_validated(X)
+
+    def _decision_validated(self, X: np.ndarray) -> np.ndarray:
+        """The decision on an array already checked (the model's own centres)."""
         X = X.astype(self.centers_.dtype, copy=False)
         op = KernelOperator(X, self.centers_, self.kernel_, n_jobs=self.n_jobs, device=self.device)
         return op @ self.dual_coef_
@@ -553,6 +557,8 @@ class KernelMachineMixin(BaseEstimator):
             )
             small.kernel_ = self.kernel_
             small.n_features_in_ = self.n_features_in_
+            if hasattr(self, "feature_names_in_"):  # fitted on a DataFrame: checked on predict
+                small.feature_names_in_ = self.feature_names_in_
             self._copy_target_info(small)
             small.solver_ = "projection"
             small.centers_ = sub
@@ -564,8 +570,10 @@ class KernelMachineMixin(BaseEstimator):
             small.n_iter_, small.loss_curve_ = 1, []
             small.solver_info_ = {"n_centers": n_centers, "source_n_centers": m}
             small.fit_time_ = 0.0
-        before = self._decision(points)
-        after = small._decision(points)
+        if X is not None:
+            before, after = self._decision(points), small._decision(points)
+        else:  # the centres: an array of the model's own, with no feature names to check
+            before, after = self._decision_validated(points), small._decision_validated(points)
         change = float(np.linalg.norm(after - before) / max(np.linalg.norm(before), 1e-300))
         return small, change
 
