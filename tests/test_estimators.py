@@ -805,3 +805,40 @@ def test_nystrom_20000_centres_with_multithreaded_blas():
     print(proc.stdout)
     assert proc.returncode == 0, (proc.returncode, proc.stdout, proc.stderr[-3000:])
     assert "OK" in proc.stdout, proc.stdout
+
+
+@pytest.mark.parametrize("solver", ["direct", "nystrom-pcg", "nystrom-direct", "eigenpro"])
+@pytest.mark.parametrize("scale", [1e90, 1e-90, 1e-60])
+def test_targets_within_the_range_fit_scale_equivariantly(solver, scale):
+    # The model is linear in y: scaling y scales the predictions, to rounding, over the
+    # whole range the fit accepts (independent reference: the same fit on y itself).
+    X = np.random.default_rng(0).normal(size=(100, 3))
+    y = X[:, 0] - 0.5 * X[:, 1]
+    kw = dict(n_centers=20) if solver.startswith("nystrom") else {}
+    params = dict(solver=solver, gamma=0.5, alpha=1e-2, random_state=0, **kw)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = KernelRegressor(**params).fit(X, y).predict(X)
+        scaled = KernelRegressor(**params).fit(X, y * scale).predict(X) / scale
+    np.testing.assert_allclose(scaled, ref, rtol=1e-6, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "dtype, scale",
+    [(np.float64, 1e160), (np.float64, 1e-160), (np.float32, 1e35), (np.float32, 1e-35)],
+)
+def test_targets_beyond_the_range_are_refused_naming_y(dtype, scale):
+    # Beyond it the iterative solvers returned an all-zero or a wrong model silently.
+    X = np.random.default_rng(0).normal(size=(50, 3)).astype(dtype)
+    y = np.r_[X[:-1, 0], 0.0] * scale
+    y_given = y.copy()
+    with pytest.raises(ValueError, match="y: the largest target magnitude"):
+        KernelRegressor(solver="nystrom-pcg", n_centers=10).fit(X, y)
+    np.testing.assert_array_equal(y, y_given)
+
+
+def test_one_tiny_target_among_ordinary_ones_is_fine():
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    y = np.r_[X[:-1, 0], 1e-200]
+    model = KernelRegressor(gamma=0.5, alpha=1e-2).fit(X, y)
+    assert np.isfinite(model.predict(X)).all()
