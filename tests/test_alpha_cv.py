@@ -25,12 +25,12 @@ def _brute_gcv(X, Y, C, gamma, alphas, w):
     Phi = Knm @ U[:, keep] / np.sqrt(lam[keep])
     sw = np.sqrt(w)[:, None]
     Pw, Yw = Phi * sw, Y * sw
-    n = len(X)
+    n_w = w.sum()  # GCV's n is the sum of the weights (frequency weights)
     out = []
     for a in alphas:
         H = Pw @ np.linalg.solve(Pw.T @ Pw + a * np.eye(Pw.shape[1]), Pw.T)
         R = Yw - H @ Yw
-        out.append((np.sum(R**2) / w.sum()) / (1 - np.trace(H) / n) ** 2)
+        out.append((np.sum(R**2) / n_w) / (1 - np.trace(H) / n_w) ** 2)
     return np.array(out)
 
 
@@ -157,6 +157,135 @@ def test_binary_classifier_labels_and_scores():
     assert list(clf.classes_) == ["benign", "malignant"]
     assert clf.decision_function(X).shape == (len(X),)
     assert clf.score(X, y) > 0.9
+
+
+# -- sample weights: GCV's n is the sum of the weights -------------------------------------
+
+WEIGHT_ALPHAS = np.logspace(-2, 2, 9)
+
+
+def _standard_diabetes(n=200):
+    """Standardised diabetes rows and target: with gamma=0.5 the kernel matrix of all of
+    them is well conditioned (~1e2), so fits that agree in exact arithmetic agree to
+    rounding."""
+    X, y = load_diabetes(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    y = (y - y.mean()) / y.std()
+    return X[:n], y[:n]
+
+
+def _dense_weighted_gcv(X, Y, gamma, alphas, w):
+    """The documented weighted GCV, every point a centre, in dense float64: the fitted
+    values of the weighted kernel ridge are H Y with H = K (W K + alpha I)^-1 W, and
+    GCV = (sum_i w_i |y_i - (H Y)_i|^2 / sum w) / (1 - trace(H) / sum w)^2."""
+    K = rbf_kernel(X, gamma=gamma)
+    Y = Y.reshape(len(X), -1)
+    n_w = w.sum()
+    gcv, dof = [], []
+    for a in alphas:
+        H = K @ np.linalg.solve(w[:, None] * K + a * np.eye(len(X)), np.diag(w))
+        rss = np.sum(w[:, None] * (Y - H @ Y) ** 2)
+        gcv.append((rss / n_w) / (1 - np.trace(H) / n_w) ** 2)
+        dof.append(np.trace(H))
+    return np.array(gcv), np.array(dof)
+
+
+def test_zero_weight_rows_change_nothing():
+    """Every point a centre (n <= 2000): rows of weight zero leave GCV, the degrees of
+    freedom, alpha_ and the fitted function as they are without those rows."""
+    X, y = _standard_diabetes()
+    w = np.r_[np.ones(100), np.zeros(100)]
+    kw = dict(gamma=0.5, alphas=WEIGHT_ALPHAS)
+    weighted = KernelRegressorCV(**kw).fit(X, y, sample_weight=w)
+    dropped = KernelRegressorCV(**kw).fit(X[:100], y[:100])
+    assert weighted.centers_.shape[0] == 200 and dropped.centers_.shape[0] == 100
+    np.testing.assert_allclose(weighted.gcv_values_, dropped.gcv_values_, rtol=1e-9)
+    np.testing.assert_allclose(weighted.dof_, dropped.dof_, rtol=1e-9)
+    assert weighted.alpha_ == dropped.alpha_
+    np.testing.assert_allclose(weighted.predict(X), dropped.predict(X), rtol=0, atol=1e-9)
+
+
+def test_integer_weights_are_repeated_rows():
+    """Weights 0..3 equal each row repeated that many times: on the same centres (the
+    solver given them) GCV and the degrees of freedom agree to rounding; through the
+    estimator (its centres every row, duplicates included) the same alpha_ is chosen."""
+    from gramfree.kernels import RBF
+    from gramfree.solvers._common import Problem
+    from gramfree.solvers.alpha_path import solve_alpha_path
+
+    X, y = _standard_diabetes(120)
+    counts = np.random.default_rng(0).integers(0, 4, len(X))
+    counts[0] = 3  # not all weights zero, and some weight above 1
+    Xr, yr = np.repeat(X, counts, axis=0), np.repeat(y, counts)
+    centers = X[counts > 0]
+
+    def path(X, y, w):
+        problem = Problem(X, y[:, None], RBF(gamma=0.5), 1.0, w, None)
+        return solve_alpha_path(problem, centers, WEIGHT_ALPHAS)
+
+    weighted = path(X, y, counts.astype(np.float64))
+    repeated = path(Xr, yr, None)
+    np.testing.assert_allclose(weighted.gcv, repeated.gcv, rtol=1e-10)
+    np.testing.assert_allclose(weighted.dof, repeated.dof, rtol=1e-10)
+    assert weighted.best == repeated.best
+    np.testing.assert_allclose(weighted.coef, repeated.coef, rtol=1e-8, atol=1e-10)
+
+    kw = dict(gamma=0.5, alphas=WEIGHT_ALPHAS)
+    by_weight = KernelRegressorCV(**kw).fit(X, y, sample_weight=counts.astype(np.float64))
+    by_rows = KernelRegressorCV(**kw).fit(Xr, yr)
+    assert by_weight.alpha_ == by_rows.alpha_
+    np.testing.assert_allclose(by_weight.gcv_values_, by_rows.gcv_values_, rtol=1e-8)
+
+
+def test_weighted_gcv_matches_dense_reference():
+    """Real-valued weights with zeros among them, every point a centre: GCV and the
+    degrees of freedom against the dense float64 hat matrix of the weighted ridge."""
+    X, y = _standard_diabetes()
+    w = np.random.default_rng(2).uniform(0.0, 3.0, len(X))
+    w[::7] = 0.0
+    model = KernelRegressorCV(gamma=0.5, alphas=WEIGHT_ALPHAS).fit(X, y, sample_weight=w)
+    gcv, dof = _dense_weighted_gcv(X, y, 0.5, WEIGHT_ALPHAS, w)
+    np.testing.assert_allclose(model.gcv_values_, gcv, rtol=1e-9)
+    np.testing.assert_allclose(model.dof_, dof, rtol=1e-9)
+    assert model.alpha_ == WEIGHT_ALPHAS[np.argmin(gcv)]
+
+
+def test_weighted_classifier_gcv_matches_dense_reference_and_ignores_zero_rows():
+    """KernelClassifierCV, the same definition on the one-hot targets (residuals summed
+    over classes): against the dense reference, and zero-weight rows change nothing."""
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    w = np.random.default_rng(3).uniform(0.0, 2.0, len(X))
+    w[::5] = 0.0
+    kw = dict(gamma=0.5, alphas=WEIGHT_ALPHAS)
+    clf = KernelClassifierCV(**kw).fit(X, y, sample_weight=w)
+    Y = (y[:, None] == np.arange(3)[None, :]).astype(float)
+    gcv, dof = _dense_weighted_gcv(X, Y, 0.5, WEIGHT_ALPHAS, w)
+    np.testing.assert_allclose(clf.gcv_values_, gcv, rtol=1e-8)
+    np.testing.assert_allclose(clf.dof_, dof, rtol=1e-8)
+    assert clf.alpha_ == WEIGHT_ALPHAS[np.argmin(gcv)]
+    keep = w > 0
+    dropped = KernelClassifierCV(**kw).fit(X[keep], y[keep], sample_weight=w[keep])
+    np.testing.assert_allclose(clf.gcv_values_, dropped.gcv_values_, rtol=1e-8)
+    assert clf.alpha_ == dropped.alpha_
+    np.testing.assert_allclose(
+        clf.decision_function(X), dropped.decision_function(X), rtol=0, atol=1e-8
+    )
+
+
+def test_weights_below_every_df_warn_and_take_the_fewest_df():
+    """Weights summing to 1 count one observation: no small alpha has a GCV estimate
+    (df >= sum w); a warning says so and the candidate with the fewest degrees of freedom
+    is chosen, not the first in the list."""
+    X, y = _standard_diabetes()
+    w = np.full(len(X), 1.0 / len(X))
+    alphas = [1e-3, 1e-4, 1e-2]
+    with pytest.warns(UserWarning, match="no candidate has a GCV estimate"):
+        model = KernelRegressorCV(gamma=0.5, alphas=alphas).fit(X, y, sample_weight=w)
+    assert np.all(np.isinf(model.gcv_values_)) and np.all(model.dof_ >= 1.0)
+    assert model.alpha_ == 1e-2
 
 
 def load_digits_small():

@@ -194,8 +194,12 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
     alpha's solution, residual and effective degrees of freedom
     (:mod:`gramfree.solvers.alpha_path`): 20 alphas cost about as much as one fit.
     GCV(alpha) = (RSS / n) / (1 - df / n)^2 is the rotation-invariant form of
-    leave-one-out. With ``n_centers=None`` every point is a centre up to 2000 samples (exact
-    kernel ridge), 2000 random ones beyond.
+    leave-one-out. With ``sample_weight`` the weights count observations (frequency
+    weights): RSS is the weighted residual sum of squares ``sum_i w_i (y_i - f(x_i))^2``,
+    df the trace of the weighted ridge's hat matrix, and n is ``sum_i w_i``; so rows of
+    weight zero change nothing and an integer weight k equals k repeated rows (on the same
+    centres). Candidates whose df reach n get GCV ``inf``. With ``n_centers=None`` every
+    point is a centre up to 2000 samples (exact kernel ridge), 2000 random ones beyond.
 
     Parameters
     ----------
@@ -332,7 +336,8 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
     Square loss on +-1 or one-hot targets, as :class:`~gramfree.KernelClassifier`, with
     ``alpha`` chosen from ``alphas`` by GCV on the targets, as scikit-learn's
     RidgeClassifierCV chooses it: the targets' residuals add up, one alpha for all
-    classes. The path is computed as in :class:`KernelRegressorCV`.
+    classes. The path, and GCV with sample weights (n is the sum of the weights, times
+    ``class_weight``), are as in :class:`KernelRegressorCV`.
 
     Parameters
     ----------

@@ -9,17 +9,30 @@ and ``c = U^T r``, for every alpha
     g(alpha)   = U (lam + alpha)^-1 c                    (the model: a = L^-T g)
     RSS(alpha) = y^T W y - sum_i c_i^2 (lam_i + 2 alpha) / (lam_i + alpha)^2
     df(alpha)  = trace of the hat matrix = sum_i lam_i / (lam_i + alpha)
-    GCV(alpha) = (RSS / sum w) / (1 - df / n)^2          (Golub, Heath and Wahba 1979)
+    GCV(alpha) = (RSS / sum w) / (1 - df / sum w)^2      (Golub, Heath and Wahba 1979)
 
 so a path of any length costs one eigendecomposition (~M^3) beyond the single fit's pass.
+
 GCV is the rotation-invariant form of leave-one-out; RidgeCV's exact LOO would need the
 diagonal of the hat matrix, i.e. another n M^2 pass. Several targets share one alpha: their
 RSS add up (RidgeCV's default).
+
+With weights, GCV is that of the weighted ridge with the weights read as frequencies: the
+fitted values are ``H y`` with the hat matrix ``H = K_nM (K_Mn W K_nM + alpha K_MM)^-1
+K_Mn W``, ``RSS = sum_i w_i (y_i - (H y)_i)^2``, ``df = trace(H)``, and the "n" of GCV,
+in both the mean residual and the denominator, is ``sum w`` (n without weights). So a row
+of weight zero changes nothing (it adds nothing to RSS, to ``trace(H)`` or to ``sum w``),
+and an integer weight k is the row repeated k times. Alphas whose df reach ``sum w``
+have no GCV estimate (``inf``); should every candidate be one (weights summing to less
+than the degrees of freedom, e.g. weights scaled to sum 1, with small alphas), a warning
+says so and the candidate with the fewest degrees of freedom (the largest alpha) is
+chosen.
 """
 
 from __future__ import annotations
 
 import time
+import warnings
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -104,15 +117,28 @@ def _path(problem: Problem, centers: np.ndarray, alphas: np.ndarray, system) -> 
     Y = problem.Y.astype(np.float64)
     w = problem.sample_weight
     yWy = float(np.sum(Y**2 * (1.0 if w is None else w[:, None])))
-    n = Y.shape[0]
+    # The weights count observations (frequency weights): "n" of GCV is their sum, so rows
+    # of weight zero change nothing and an integer weight k is k repeated rows.
+    n_w = problem.weight_sum
     c2 = np.sum(c**2, axis=1)  # summed over targets: one alpha for all
     denom = lam[None, :] + alphas[:, None]  # (A, M)
     rss = yWy - np.sum(c2[None, :] * (lam[None, :] + 2 * alphas[:, None]) / denom**2, axis=1)
     rss = np.maximum(rss, 0.0)
     dof = np.sum(lam[None, :] / denom, axis=1)
-    # An interpolating fit (df -> n) has no GCV estimate: it is never chosen.
-    gcv = np.where(dof < n, (rss / problem.weight_sum) / (1 - dof / n) ** 2, np.inf)
-    best = int(np.argmin(gcv))
+    # An interpolating fit (df -> sum w) has no GCV estimate: it is never chosen.
+    gcv = np.where(dof < n_w, (rss / n_w) / (1 - dof / n_w) ** 2, np.inf)
+    if np.isfinite(gcv).any():
+        best = int(np.argmin(gcv))
+    else:
+        best = int(np.argmin(dof))
+        warnings.warn(
+            f"alphas: no candidate has a GCV estimate: the degrees of freedom of each "
+            f"(at least {dof.min():.4g}) reach the sum of the sample weights "
+            f"({n_w:.4g}), which GCV counts as observations; chose the alpha with the "
+            f"fewest ({alphas[best]:g}). Use larger alphas, or weights that count samples.",
+            UserWarning,
+            stacklevel=2,
+        )
     g = U @ (c / (lam + alphas[best])[:, None])
     coef = solve_triangular(L, g, trans=True)
     info = dict(info, path_seconds=time.perf_counter() - start, n_centers=int(centers.shape[0]))
