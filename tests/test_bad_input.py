@@ -98,6 +98,18 @@ CASES = [
     # dtypes
     ("X_complex", "kernel_matrix(X + 1j)", TypeError, r"\bX\b.*complex"),
     ("X_complex_real_values", "kernel_matrix(X.astype(np.complex64))", TypeError, r"\bX\b"),
+    (
+        "X_sparse",
+        "kernel_matrix(__import__('scipy.sparse').sparse.csr_matrix(X))",
+        TypeError,
+        r"^X: sparse matrices are not supported .*X\.toarray\(\)",
+    ),
+    (
+        "Z_sparse",
+        "KernelOperator(X, __import__('scipy.sparse').sparse.csr_matrix(Z))",
+        TypeError,
+        r"^Z: sparse",
+    ),
     ("Z_complex", "kernel_matrix(X, Z.astype(complex))", TypeError, r"\bZ\b.*complex"),
     ("V_complex", "K @ (V + 0j)", TypeError, r"\bV\b.*complex"),
     ("U_complex", "K.T @ (U + 1j)", TypeError, r"\bU\b.*complex"),

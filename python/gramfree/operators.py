@@ -40,6 +40,11 @@ def as_float_array(A: Any, name: str, *, ndim: int = 2, dtype: Any = None) -> np
     """Validate and convert one input; see the module docstring for the rules."""
     if isinstance(A, np.ndarray):
         arr = A
+    elif hasattr(A, "toarray") and hasattr(A, "nnz"):  # scipy.sparse: np.asarray wraps it
+        raise TypeError(
+            f"{name}: sparse matrices are not supported (the fused kernels read dense rows); "
+            f"pass {name}.toarray()"
+        )
     else:
         try:
             arr = np.asarray(A)
