@@ -187,6 +187,16 @@ def test_one_point_quadrature_error_halves_with_the_learning_rate():
         assert 1.8 < a / b < 2.25  # measured 2.10 and 2.05
 
 
+@pytest.mark.parametrize("bad", ["x", 2.5, True, 0, 65])
+def test_quadrature_must_be_an_integer_in_range(bad):
+    # int("x") said "invalid literal", int(2.5) truncated to 2 nodes silently.
+    X, y = _data(n=20, d=2)
+    m = PathKernelRegressor((4,), n_steps=5, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match=r"^quadrature: must be"):
+        m.decompose(X[:2], quadrature=bad)
+    assert m.decompose(X[:2], quadrature=np.int64(3)).reconstruction_error < 1e-9
+
+
 # -- kernels -------------------------------------------------------------------------------
 
 
