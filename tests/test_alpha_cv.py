@@ -364,3 +364,20 @@ def test_damaged_cv_model_files_name_the_field(tmp_path, field, value, message):
     _rewrite_attributes(tmp_path / "m.gf", tmp_path / "bad.gf", edit)
     with pytest.raises(ValueError, match=f"attributes.{field}' {message}"):
         load(tmp_path / "bad.gf")
+
+
+@pytest.mark.parametrize(
+    "alphas, match",
+    [
+        (["a"], "alphas: must be a non-empty 1-d sequence of numbers"),
+        ([[1.0], [2.0, 3.0]], "alphas: must be a non-empty 1-d sequence of numbers"),
+        ([], "alphas: must be a non-empty 1-d sequence of numbers"),
+        ("0.1", "'alphas' parameter .* must be an array-like"),  # scikit-learn's check
+        ([0.1, -1.0], "alphas: every value must be positive and finite"),
+        ([0.1, np.nan], "alphas: every value must be positive and finite"),
+    ],
+)
+def test_bad_alphas_are_named(alphas, match):
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    with pytest.raises(ValueError, match=match):
+        KernelRegressorCV(alphas=alphas).fit(X, X[:, 0])

@@ -31,7 +31,10 @@ DEFAULT_CENTERS = 2000
 
 
 def _check_alphas(alphas) -> np.ndarray:
-    a = np.asarray(alphas, dtype=np.float64) if not isinstance(alphas, str) else None
+    try:  # ["a"] or [[1], [2, 3]]: numpy's own message would not name alphas
+        a = np.asarray(alphas, dtype=np.float64) if not isinstance(alphas, str) else None
+    except (TypeError, ValueError):
+        a = None
     if a is None or a.ndim != 1 or a.size == 0:
         raise ValueError(f"alphas: must be a non-empty 1-d sequence of numbers, got {alphas!r}")
     if not np.all(np.isfinite(a)) or np.any(a <= 0):
