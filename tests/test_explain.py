@@ -479,3 +479,117 @@ def test_compressed_model_keeps_the_labels_of_its_centres():
     np.testing.assert_array_equal(small.center_targets_, y[small.center_indices_])
     ex = small.explain(X[:2], top_k=3)
     np.testing.assert_array_equal(ex.supporting_labels, y[ex.supporting])
+
+
+# -- for and against hold only contributions of their sign --------------------------------
+
+
+def _brute_force_lists(C, k, score=None):
+    """Per row, the positive contributions by descending score and the negative ones by
+    ascending score, each cut at k and padded with (-1, NaN): plain Python sorting."""
+    score = C if score is None else score
+    k = min(k, C.shape[1])
+    out = []
+    for sign in (1, -1):
+        idx = np.full((len(C), k), -1)
+        val = np.full((len(C), k), np.nan)
+        for i, (c, s) in enumerate(zip(C, score)):
+            found = sorted(
+                (j for j in range(len(c)) if sign * c[j] > 0), key=lambda j: -sign * s[j]
+            )
+            idx[i, : len(found[:k])] = found[:k]
+            val[i, : len(found[:k])] = c[found[:k]]
+        out += [idx, val]
+    return out
+
+
+def _assert_lists(got, expected):
+    for g, e in zip(got, expected):
+        np.testing.assert_array_equal(g, e)  # NaN equals NaN here
+
+
+def test_top_k_keeps_each_sign_apart_and_pads_the_shorter_lists():
+    from gramfree.pathkernel.explain import top_k
+
+    C = np.array(
+        [
+            [3.0, 1.0, 2.0, 0.5],  # all positive: nothing against
+            [-1.0, -4.0, -2.0, -3.0],  # all negative: nothing for
+            [2.0, -1.0, 0.0, 5.0],  # mixed, and a zero that pushes neither way
+            [0.0, 0.0, 0.0, 0.0],  # nothing either way
+        ]
+    )
+    norms = np.array([1.0, 3.0, 0.25, 2.0])  # reorders: the normalised ranking (no ties)
+    for k in (1, 2, 3, 4, 9):
+        _assert_lists(top_k(C, k), _brute_force_lists(C, k))
+        _assert_lists(top_k(C, k, C / norms), _brute_force_lists(C, k, C / norms))
+    hi, hv, lo, lv = top_k(C, 2)
+    np.testing.assert_array_equal(hi, [[0, 2], [-1, -1], [3, 0], [-1, -1]])
+    np.testing.assert_array_equal(lo, [[-1, -1], [1, 3], [1, -1], [-1, -1]])
+    assert hi.dtype.kind == "i" and lo.dtype.kind == "i"
+
+
+def test_explanation_of_all_positive_contributions_has_nothing_against():
+    """Two centres whose contributions are positive for some queries: "against" used to
+    list them, with their positive contributions, as the most negative."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 3))
+    y = X[:, 0] + 5
+    model = KernelRegressor(solver="nystrom-pcg", centers=np.array([3, 7])).fit(X, y)
+    Xq = np.vstack([X[:20], rng.normal(size=(20, 3))])
+    C = _reference(model, Xq, 0)
+    ex = model.explain(Xq, top_k=2)
+    hi, hv, lo, lv = _brute_force_lists(C, 2)
+    rows = np.array([3, 7])
+    np.testing.assert_array_equal(ex.supporting, np.where(hi < 0, -1, rows[hi]))
+    np.testing.assert_array_equal(ex.opposing, np.where(lo < 0, -1, rows[lo]))
+    np.testing.assert_allclose(ex.supporting_contributions, hv, rtol=1e-10)
+    np.testing.assert_allclose(ex.opposing_contributions, lv, rtol=1e-10)
+    assert (lo[:, 0] < 0).any()  # the case of the bug: some query has nothing against
+    assert not (ex.supporting_contributions <= 0).any()  # NaN compares False
+    assert not (ex.opposing_contributions >= 0).any()
+    # the labels of padded slots are empty, not the last training row's
+    np.testing.assert_array_equal(ex.supporting_labels, np.where(hi < 0, np.nan, y[rows[hi]]))
+    np.testing.assert_array_equal(ex.opposing_labels, np.where(lo < 0, np.nan, y[rows[lo]]))
+    q = int(np.flatnonzero(lo[:, 0] < 0)[0])
+    table = repr(model.explain(Xq[q : q + 1], top_k=2))
+    assert "nan" not in table and "#-1" not in table
+
+
+def test_padded_labels_of_a_classifier_are_none():
+    """Class labels have no NaN: a padded slot's label is None (dtype object)."""
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300] / 16.0, np.array(list("abcdefghij"))[y[:300]]
+    clf = KernelClassifier(gamma=0.02, alpha=1e-3).fit(X, y)
+    m = clf.centers_.shape[0]
+    ex = clf.explain(X[:3], top_k=m)  # every centre: both lists must be padded
+    C = _reference(clf, X[:3], np.searchsorted(clf.classes_, ex.target))
+    expected = _brute_force_lists(C, m)
+    rows = clf.center_indices_
+    for (idx, labels, values), (ref_idx, ref_values) in zip(
+        [
+            (ex.supporting, ex.supporting_labels, ex.supporting_contributions),
+            (ex.opposing, ex.opposing_labels, ex.opposing_contributions),
+        ],
+        [expected[:2], expected[2:]],
+    ):
+        pad = ref_idx < 0
+        assert pad.any() and (~pad).any()
+        np.testing.assert_array_equal(idx, np.where(pad, -1, rows[ref_idx]))
+        np.testing.assert_array_equal(np.isnan(values), pad)
+        assert _close(values[~pad], ref_values[~pad])
+        assert labels.dtype == object and all(v is None for v in labels[pad])
+        np.testing.assert_array_equal(labels[~pad].astype(str), y[idx[~pad]])
+    frame_rows = 2 * 3 * m
+    if _has_pandas():
+        frame = ex.to_frame()
+        assert len(frame) == frame_rows
+        assert (frame["index"] == -1).sum() == np.isnan(frame["contribution"]).sum() > 0
+
+
+def _has_pandas():
+    try:
+        import pandas  # noqa: F401
+    except ImportError:
+        return False
+    return True

@@ -843,3 +843,141 @@ def test_file_without_parameters_added_since_v1_loads_with_their_defaults(tmp_pa
     for name in _PARAMS_ADDED_SINCE_V1:
         assert loaded.get_params()[name] == defaults[name]
     _assert_identical(_outputs(loaded, Xt), _outputs(model, Xt))
+
+
+# -- parameters keep their types: a loaded model refits -------------------------------------
+
+
+def _typed_model(case):
+    from gramfree import KernelRegressorCV, PathKernelClassifier, PathKernelRegressor
+
+    X, Xt, y = _data(n=60)
+    if case == "path-regressor-tuple":
+        model = PathKernelRegressor((8,), n_steps=20, random_state=0)
+    elif case == "path-regressor-list":
+        model = PathKernelRegressor([6, 4], n_steps=20, learning_rate=0.02, random_state=0)
+    elif case == "path-classifier":
+        model = PathKernelClassifier((5,), n_steps=20, random_state=0)
+        y = np.array(["a", "b", "c"])[np.argmax(X, axis=1)]
+    elif case == "cv-tuple":
+        model = KernelRegressorCV(gamma=0.4, alphas=(1e-3, 0.1, 1))  # an int among floats
+    elif case == "cv-list":
+        model = KernelRegressorCV(gamma=0.4, alphas=[1e-2, 0.1, 1.0])
+    elif case == "cv-array":
+        model = KernelRegressorCV(gamma=0.4, alphas=np.array([1e-2, 0.1, 1.0]))
+    elif case == "cv-array-float32":
+        model = KernelRegressorCV(gamma=0.4, alphas=np.array([1e-2, 0.1], dtype=np.float32))
+    elif case == "kernel-regressor":
+        model = KernelRegressor(
+            kernel=Polynomial(degree=2, gamma=0.5), alpha=0.3, n_centers=40, random_state=1
+        )
+    else:
+        raise AssertionError(case)
+    return model, X, Xt, y
+
+
+def _assert_same_typed(got, expected, where="params"):
+    """Equal values of the same types, down to the elements of sequences and arrays."""
+    assert type(got) is type(expected), (where, got, expected)
+    if isinstance(expected, np.ndarray):
+        assert got.dtype == expected.dtype and got.shape == expected.shape, where
+        np.testing.assert_array_equal(got, expected)
+    elif isinstance(expected, (list, tuple)):
+        assert len(got) == len(expected), where
+        for i, (g, e) in enumerate(zip(got, expected)):
+            _assert_same_typed(g, e, f"{where}[{i}]")
+    elif isinstance(expected, dict):
+        assert got.keys() == expected.keys(), where
+        for key in expected:
+            _assert_same_typed(got[key], expected[key], f"{where}.{key}")
+    else:
+        assert got == expected, where
+
+
+TYPED_CASES = [
+    "path-regressor-tuple",
+    "path-regressor-list",
+    "path-classifier",
+    "cv-tuple",
+    "cv-list",
+    "cv-array",
+    "cv-array-float32",
+    "kernel-regressor",
+]
+
+
+@pytest.mark.parametrize("case", TYPED_CASES)
+def test_loaded_parameters_keep_their_types_and_refit(case, tmp_path):
+    """get_params() of a loaded model is the original's, types included (ints stay ints,
+    a tuple a tuple, an array an array of its dtype), so clone() and refitting it work and
+    give the model that refitting the original gives."""
+    from sklearn.base import clone
+
+    model, X, Xt, y = _typed_model(case)
+    model.fit(X, y)
+    model.save(tmp_path / "m.gfm")
+    loaded = gramfree.load(tmp_path / "m.gfm")
+    _assert_same_typed(loaded.get_params(deep=False), model.get_params(deep=False))
+    refit = clone(loaded).fit(X, y)
+    expected = clone(model).fit(X, y)
+    np.testing.assert_array_equal(refit.predict(Xt), expected.predict(Xt))
+    np.testing.assert_array_equal(loaded.predict(Xt), model.predict(Xt))
+    # and once more through a second save
+    loaded.save(tmp_path / "again.gfm")
+    again = gramfree.load(tmp_path / "again.gfm").get_params(deep=False)
+    _assert_same_typed(again, model.get_params(deep=False))
+
+
+def test_file_with_float_sequences_of_the_first_writer_loads_and_refits(tmp_path):
+    """Version 1 as first written stored every sequence as floats: hidden_layer_sizes
+    [8.0], alphas [0.001, ...]. Such files still load, predict as saved, and the widths
+    come back as the integers they were, so the loaded model refits."""
+    from sklearn.base import clone
+
+    for case, name in (("path-regressor-tuple", "hidden_layer_sizes"), ("cv-tuple", "alphas")):
+        model, X, Xt, y = _typed_model(case)
+        model.fit(X, y)
+        src, dst = tmp_path / f"{case}.npz", tmp_path / f"{case}-old.npz"
+        model.save(src)
+        first = [float(v) for v in model.get_params()[name]]
+
+        def to_floats(meta, name=name, first=first):
+            meta["params"][name] = first
+
+        _rewrite_meta(src, dst, to_floats)
+        loaded = gramfree.load(dst)
+        np.testing.assert_array_equal(loaded.predict(Xt), model.predict(Xt))
+        stored = loaded.get_params()[name]
+        assert stored == list(model.get_params()[name])
+        if name == "hidden_layer_sizes":
+            assert all(type(v) is int for v in stored)
+        np.testing.assert_array_equal(
+            clone(loaded).fit(X, y).predict(Xt), clone(model).fit(X, y).predict(Xt)
+        )
+
+
+@pytest.mark.parametrize(
+    "value, match",
+    [
+        (
+            {"__tuple__": [8, "wide"]},
+            r"'params.hidden_layer_sizes.__tuple__\[1\]' must be a finite",
+        ),
+        ({"__tuple__": [8], "more": 1}, r"unknown field\(s\) \['more'\]"),
+        ({"__ndarray__": [8], "dtype": "object", "shape": [1]}, "must name an integer or float"),
+        ({"__ndarray__": [8, 4], "dtype": "int64", "shape": [3]}, "has 2 values, its shape"),
+        ({"__ndarray__": [300], "dtype": "int8", "shape": [1]}, "cannot hold exactly"),
+        ({"__ndarray__": [8.5], "dtype": "int64", "shape": [1]}, "non-integers"),
+        ([8, True], r"'params.hidden_layer_sizes\[1\]' must be a finite number"),
+    ],
+)
+def test_damaged_sequence_parameters_refused_naming_the_field(value, match, tmp_path):
+    model = _path_model("path-regressor")
+    model.save(tmp_path / "m.gfm")
+
+    def edit(meta):
+        meta["params"]["hidden_layer_sizes"] = value
+
+    _rewrite_meta(tmp_path / "m.gfm", tmp_path / "bad.npz", edit)
+    with pytest.raises(ValueError, match=match):
+        gramfree.load(tmp_path / "bad.npz")

@@ -183,6 +183,47 @@ def test_square_loss_has_no_probabilities():
     assert hasattr(KernelClassifier(loss="logistic"), "predict_proba")
 
 
+def _has_probabilities(clf):
+    return hasattr(clf, "predict_proba"), hasattr(clf, "predict_log_proba")
+
+
+def test_probabilities_follow_the_fitted_loss_not_the_current_parameter(tmp_path):
+    """set_params(loss=...) without refitting changes nothing the model computes: a
+    squared-loss model gains no probabilities (a softmax of ridge scores is none), a
+    logistic one keeps them; an unfitted one follows the parameter (scikit-learn's
+    convention, for meta-estimators asking hasattr before fit)."""
+    X, y = _standardised(load_wine)
+    squared = KernelClassifier(gamma=0.1, alpha=0.1).fit(X, y)
+    squared.set_params(loss="logistic")
+    assert _has_probabilities(squared) == (False, False)
+    assert _has_probabilities(KernelClassifier(loss="logistic")) == (True, True)
+    assert _has_probabilities(KernelClassifier()) == (False, False)
+
+    logistic = KernelClassifier(gamma=0.1, alpha=0.1, loss="logistic").fit(X, y)
+    logistic.set_params(loss="squared")
+    assert _has_probabilities(logistic) == (True, True)
+    P = softmax(logistic.decision_function(X), axis=1)  # the logits' softmax, in scipy
+    np.testing.assert_allclose(logistic.predict_proba(X), P, rtol=1e-12)
+    np.testing.assert_allclose(logistic.predict_log_proba(X), np.log(P), rtol=1e-10)
+
+    # Refitting makes the parameter the fitted loss.
+    assert _has_probabilities(logistic.fit(X, y)) == (False, False)
+    assert _has_probabilities(squared.fit(X, y)) == (True, True)
+
+    # A compressed projection keeps the loss of the model it projects.
+    small, _ = KernelClassifier(gamma=0.1, alpha=0.1, loss="logistic").fit(X, y).compress(50)
+    assert small.solver_ == "projection"
+    assert _has_probabilities(small.set_params(loss="squared")) == (True, True)
+
+    # So does a loaded model, and one unpickled from before the loss was recorded.
+    KernelClassifier(gamma=0.1, alpha=0.1).fit(X, y).save(tmp_path / "m.gfm")
+    loaded = gramfree.load(tmp_path / "m.gfm").set_params(loss="logistic")
+    assert _has_probabilities(loaded) == (False, False)
+    older = KernelClassifier(gamma=0.1, alpha=0.1, loss="logistic").fit(X, y)
+    del older._fitted_loss
+    assert _has_probabilities(older.set_params(loss="squared")) == (True, True)
+
+
 def test_float32_data():
     X, y = _standardised(load_breast_cancer)
     p64 = KernelClassifier(gamma=0.03, alpha=0.1, loss="logistic").fit(X, y).predict_proba(X)

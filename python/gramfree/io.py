@@ -59,6 +59,11 @@ from ._version import __version__
 
 FORMAT = "gramfree-model"
 FORMAT_VERSION = 1
+# Version 1 as first written stored every sequence parameter as a list of floats
+# (hidden_layer_sizes [8.0]); _decode_param still reads that. Tuples and arrays became
+# tagged objects within version 1 because no released gramfree read the format then
+# (save and load are new in 0.2.0): no reader exists that would misread them.
+
 # Estimator parameters introduced after version 1 files were first written.
 _PARAMS_ADDED_SINCE_V1 = (
     "class_weight",
@@ -246,8 +251,19 @@ def _encode_param(value: Any) -> Any:
         return "inf"
     if isinstance(value, dict):  # class_weight: JSON objects would turn int keys into str
         return {"__dict__": [[_encode_param(k), _encode_param(v)] for k, v in value.items()]}
-    if isinstance(value, (list, tuple, np.ndarray)):  # alphas: a JSON list of numbers
-        return [_encode_param(v) for v in np.asarray(value, dtype=np.float64).ravel()]
+    # Sequences of numbers (alphas, hidden_layer_sizes) keep each number's type (JSON tells
+    # 8 from 8.0) and the container's: get_params() of the loaded model is the original's,
+    # so clone() and refitting it see what the user gave.
+    if isinstance(value, list):
+        return [_encode_param(v) for v in value]
+    if isinstance(value, tuple):
+        return {"__tuple__": [_encode_param(v) for v in value]}
+    if isinstance(value, np.ndarray):
+        return {
+            "__ndarray__": [_encode_param(v) for v in value.ravel()],
+            "dtype": value.dtype.name,
+            "shape": list(value.shape),
+        }
     return value
 
 
@@ -283,11 +299,70 @@ def _decode_mapping(value: Any, field: str) -> dict:
     return out
 
 
+def _check_sequence(value: Any, field: str) -> list:
+    """A JSON list of finite numbers, each kept as the int or float it is."""
+    if not isinstance(value, list):
+        raise _field_error(field, f"must be a list of numbers, got {type(value).__name__}")
+    for i, v in enumerate(value):
+        _check_number(v, f"{field}[{i}]")
+    return value
+
+
+# dtypes an array parameter may be stored with: numbers, which JSON holds exactly.
+_ARRAY_PARAM_KINDS = "iuf"
+
+
+def _decode_ndarray(value: dict, field: str) -> np.ndarray:
+    """A ``{"__ndarray__": values, "dtype": name, "shape": [...]}`` object."""
+    _check_keys(value, ("__ndarray__", "dtype", "shape"), where=f"field {field!r}")
+    values = _check_sequence(value["__ndarray__"], f"{field}.__ndarray__")
+    name = value["dtype"]
+    try:  # np.dtype parses many spellings; only a number type's own name is written
+        dtype = np.dtype(name) if isinstance(name, str) else None
+    except (TypeError, ValueError):
+        dtype = None
+    if dtype is None or dtype.kind not in _ARRAY_PARAM_KINDS or dtype.name != name:
+        raise _field_error(f"{field}.dtype", f"must name an integer or float dtype, got {name!r}")
+    shape = value["shape"]
+    if not isinstance(shape, list):
+        raise _field_error(f"{field}.shape", f"must be a list of integers, got {shape!r}")
+    shape = [_check_int(d, f"{field}.shape[{i}]") for i, d in enumerate(shape)]
+    if math.prod(shape) != len(values):
+        raise _field_error(
+            field, f"has {len(values)} values, its shape {shape} holds another number"
+        )
+    if dtype.kind in "iu" and not all(isinstance(v, int) for v in values):
+        raise _field_error(field, f"holds non-integers for dtype {name}")
+    try:
+        array = np.array(values, dtype=dtype).reshape(shape)
+    except OverflowError:
+        array = None
+    # The writer stores each element's exact value: one the dtype rounds (float32) or
+    # cannot hold (an int8 of 300) was never written.
+    if array is None or array.ravel().tolist() != values:
+        raise _field_error(field, f"holds values that dtype {name} cannot hold exactly")
+    return array
+
+
 def _decode_param(name: str, value: Any) -> Any:
+    field = f"params.{name}"
     if isinstance(value, dict) and "__kernel__" in value:
-        return _decode_kernel(value, f"params.{name}")
+        return _decode_kernel(value, field)
+    if isinstance(value, dict) and "__tuple__" in value:
+        _check_keys(value, ("__tuple__",), where=f"field {field!r}")
+        return tuple(_check_sequence(value["__tuple__"], f"{field}.__tuple__"))
+    if isinstance(value, dict) and "__ndarray__" in value:
+        return _decode_ndarray(value, field)
     if isinstance(value, dict):
-        return _decode_mapping(value, f"params.{name}")
+        return _decode_mapping(value, field)
+    if isinstance(value, list):
+        value = _check_sequence(value, field)
+        if name == "hidden_layer_sizes":
+            # Writers before the types were kept stored every sequence as float64 ([8.0]);
+            # a fitted network's widths are integers (fit refuses 8.0), so a float here is
+            # that encoding, read back as the integer it was.
+            value = [int(v) if isinstance(v, float) and v.is_integer() else v for v in value]
+        return value
     return value
 
 
@@ -847,9 +922,12 @@ def _restore_kernel_machine(est, arrays: dict, attrs: dict) -> None:
 
 def _restore_alpha_path(est, attrs: dict) -> None:
     """alpha_ among the stored candidates, and the criterion's value for each of them."""
-    if not isinstance(est.alphas, list) or not est.alphas:
+    alphas = est.alphas
+    if isinstance(alphas, np.ndarray) and alphas.ndim == 1:
+        alphas = alphas.tolist()
+    if not isinstance(alphas, (list, tuple)) or not alphas:
         raise _field_error("params.alphas", "must be a non-empty list of numbers")
-    alphas = np.asarray(_check_numbers(est.alphas, "params.alphas"))
+    alphas = np.asarray(_check_numbers(list(alphas), "params.alphas"))
     k = len(alphas)
     alpha = _check_number(attrs["alpha_"], "attributes.alpha_", minimum=0)
     if not np.any(alphas == alpha):

@@ -128,6 +128,28 @@ class ClassScores:
         other.classes_ = self.classes_
 
 
+def _loss_fitted_with(estimator) -> str:
+    """The loss a fitted KernelClassifier was trained with, whatever ``loss`` says now."""
+    recorded = getattr(estimator, "_fitted_loss", None)
+    if recorded is not None:
+        return recorded
+    # Not recorded by fit: a model loaded from a file, or unpickled from an older gramfree.
+    # Only the logistic loss's Newton steps give solver_ "newton-pcg"; a projection
+    # (compress) keeps no trace of its loss, so the saved parameter is all there is.
+    if estimator.solver_ == "projection":
+        return estimator.loss
+    return "logistic" if estimator.solver_ == "newton-pcg" else "squared"
+
+
+def _has_probabilities(estimator) -> bool:
+    # Fitted: the fitted loss decides, since a softmax of ridge scores (a squared-loss
+    # model given loss="logistic" without refitting) is no probability. Unfitted: the
+    # parameter, as scikit-learn does, so that meta-estimators can ask hasattr before fit.
+    if not hasattr(estimator, "dual_coef_"):
+        return estimator.loss == "logistic"
+    return _loss_fitted_with(estimator) == "logistic"
+
+
 class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachineMixin):
     """Kernel machine classifier trained without ever forming the kernel matrix.
 
@@ -400,7 +422,9 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
         from .. import _dask
 
         if _dask.is_dask_collection(X, y, sample_weight):
-            return _dask.fit(self, X, y, sample_weight, classify=True)
+            _dask.fit(self, X, y, sample_weight, classify=True)  # the squared loss only
+            self._fitted_loss = self.loss
+            return self
         X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=False)
         classes, Y, sample_weight = class_targets(self, X, y, sample_weight)
         if (
@@ -420,14 +444,24 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
         else:
             self._fit_targets(X, Y, sample_weight)
         self.classes_ = classes
+        self._fitted_loss = self.loss
         self._record_center_targets(y)
         return self
 
-    @available_if(lambda self: self.loss == "logistic")
+    def _copy_target_info(self, other) -> None:
+        super()._copy_target_info(other)
+        # compress's projection keeps this model's function (its logits, for the logistic
+        # loss) under solver_ "projection", which no longer tells which loss that was.
+        other._fitted_loss = _loss_fitted_with(self)
+
+    @available_if(_has_probabilities)
     def predict_proba(self, X: ArrayLike) -> Any:
-        """Class probabilities for X (``loss="logistic"`` only).
+        """Class probabilities for X (a model fitted with ``loss="logistic"`` only).
 
         The sigmoid of the logit for two classes, the softmax of the logits otherwise.
+        A fitted model has this method if it was fitted with the logistic loss, whatever
+        ``loss`` was set to since (the scores of a squared-loss fit are no logits); an
+        unfitted one if ``loss="logistic"``.
 
         Parameters
         ----------
@@ -458,9 +492,9 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
             return _dask.probabilities(self.decision_function(X))
         return probabilities(self.decision_function(X))
 
-    @available_if(lambda self: self.loss == "logistic")
+    @available_if(_has_probabilities)
     def predict_log_proba(self, X: ArrayLike) -> Any:
-        """Logarithms of :meth:`predict_proba` (``loss="logistic"`` only).
+        """Logarithms of :meth:`predict_proba` (a model fitted with ``loss="logistic"`` only).
 
         Computed without forming the probabilities, so exact where they round to 0 or 1.
 

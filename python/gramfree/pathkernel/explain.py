@@ -75,20 +75,23 @@ class Explanation:
         What no training example carries: a network's initial value plus the weight-decay
         share; 0 for a kernel machine (no intercept).
     supporting : ndarray of shape (q, top_k) of int
-        Indices of the examples with the largest contributions, descending (rows of the
-        training set, or see ``index``).
+        Indices of the examples with the largest positive contributions, descending (rows
+        of the training set, or see ``index``). A query with fewer than ``top_k`` positive
+        contributions has its row padded at the end with -1 (see Notes).
     supporting_contributions : ndarray of shape (q, top_k)
-        Their contributions (raw, even when normalised).
+        Their contributions (raw, even when normalised): all > 0, NaN where padded.
     opposing : ndarray of shape (q, top_k) of int
-        Indices of the examples with the most negative contributions.
+        Indices of the examples with the most negative contributions, most negative
+        first; padded with -1 likewise.
     opposing_contributions : ndarray of shape (q, top_k)
-        Their contributions.
+        Their contributions: all < 0, NaN where padded.
     normalized : bool
         Whether the ranking divided each contribution by the example's path norm.
     supporting_labels, opposing_labels : ndarray of shape (q, top_k) or None, default=None
         Those examples' training targets (class labels, or the target's values for a
         regressor); None where the model does not know them (a kernel machine loaded from
-        an earlier gramfree's file).
+        an earlier gramfree's file). A padded slot's label is NaN for float targets and
+        None otherwise (the array is then of dtype object).
     positive_total, negative_total : ndarray of shape (q,) or None, default=None
         The sums of all positive and of all negative contributions:
         ``value = base + positive_total + negative_total``.
@@ -104,6 +107,17 @@ class Explanation:
 opposing_contributions, normalized, supporting_labels, opposing_labels, positive_total, \
 negative_total, index, note
         The parameters, as given.
+
+    Notes
+    -----
+    An example whose contribution is positive pushes the prediction up, a negative one
+    down, and a zero one neither way: the supporting lists hold only positive
+    contributions and the opposing lists only negative ones. Where a query has fewer than
+    ``top_k`` of a sign, its list keeps its length (the arrays stay (q, top_k)) and is
+    padded at the end with index -1 and contribution NaN. A padded slot is found by
+    ``np.isnan(contributions)``; at construction, every slot whose contribution is NaN gets
+    index -1 and an empty label, whatever the caller derived from it. ``print`` leaves
+    padded slots blank; :meth:`to_frame` keeps their rows.
 
     ``print(explanation)`` shows a short table per query (the first few queries);
     :meth:`to_frame` gives every row as a pandas DataFrame.
@@ -133,6 +147,19 @@ negative_total, index, note
     negative_total: np.ndarray | None = None
     index: str = "training row"
     note: str = ""
+
+    def __post_init__(self) -> None:
+        # Callers map top_k's indices to training rows and labels before building this;
+        # at a padded slot (index -1) that mapping read the last row's, which would show a
+        # real example as pushing where none does.
+        for side in ("supporting", "opposing"):
+            pad = np.isnan(np.asarray(getattr(self, f"{side}_contributions"), dtype=np.float64))
+            if not pad.any():
+                continue
+            setattr(self, side, np.where(pad, -1, getattr(self, side)))
+            labels = getattr(self, f"{side}_labels")
+            if labels is not None:
+                setattr(self, f"{side}_labels", _without_padded_labels(np.asarray(labels), pad))
 
     def __len__(self) -> int:
         return len(self.value)
@@ -174,21 +201,21 @@ negative_total, index, note
         rows = min(self.supporting.shape[1], _REPR_ROWS)
         cells = [["rank", "for", "label", "contribution", "against", "label", "contribution"]]
         for r in range(rows):
-            cells.append(
-                [
-                    str(r + 1),
-                    f"#{self.supporting[i, r]}",
-                    _label(self.supporting_labels, i, r),
-                    f"{self.supporting_contributions[i, r]:+.4g}",
-                    f"#{self.opposing[i, r]}",
-                    _label(self.opposing_labels, i, r),
-                    f"{self.opposing_contributions[i, r]:+.4g}",
-                ]
-            )
+            sides = [
+                _cells(
+                    self.supporting, self.supporting_labels, self.supporting_contributions, i, r
+                ),
+                _cells(self.opposing, self.opposing_labels, self.opposing_contributions, i, r),
+            ]
+            if not any(any(side) for side in sides):
+                break  # both lists padded from here on
+            cells.append([str(r + 1), *sides[0], *sides[1]])
         if self.supporting_labels is None:
             cells = [[c for j, c in enumerate(row) if j not in (2, 5)] for row in cells]
         widths = [max(len(row[j]) for row in cells) for j in range(len(cells[0]))]
-        table = ["    " + "  ".join(c.rjust(w) for c, w in zip(row, widths)) for row in cells]
+        table = [
+            ("    " + "  ".join(c.rjust(w) for c, w in zip(row, widths))).rstrip() for row in cells
+        ]
         if self.supporting.shape[1] > rows:
             table.append(f"    ... {self.supporting.shape[1] - rows} more rows")
         return [head, *table]
@@ -204,7 +231,9 @@ negative_total, index, note
         Returns
         -------
         frame : pandas.DataFrame
-            ``2 * q * top_k`` rows: each query's supporting rows, then its opposing rows.
+            ``2 * q * top_k`` rows: each query's supporting rows, then its opposing rows. A
+            padded slot (fewer than ``top_k`` contributions of that sign) is a row with
+            index -1, contribution NaN and an empty label.
 
         Examples
         --------
@@ -266,15 +295,62 @@ def _label(labels, i: int, r: int) -> str:
     return "" if labels is None else _text(labels[i, r])
 
 
+def _cells(indices, labels, contributions, i: int, r: int) -> list[str]:
+    """(index, label, contribution) of one ranked slot as table cells; blank if padded."""
+    if np.isnan(contributions[i, r]):
+        return ["", "", ""]
+    return [f"#{indices[i, r]}", _label(labels, i, r), f"{contributions[i, r]:+.4g}"]
+
+
+def _without_padded_labels(labels: np.ndarray, pad: np.ndarray) -> np.ndarray:
+    """``labels`` with NaN (float targets) or None (any other labels) at the padded slots."""
+    if labels.dtype.kind == "f":
+        out = labels.copy()
+        out[pad] = np.nan
+    else:
+        out = labels.astype(object)
+        out[pad] = None
+    return out
+
+
 def top_k(contributions: np.ndarray, k: int, score: np.ndarray | None = None):
-    """Indices of the k largest and k smallest entries of each row (by ``score`` when given),
-    ordered from the strongest, and the contributions at them."""
+    """Per row, the k strongest positive and the k strongest negative contributions.
+
+    Parameters
+    ----------
+    contributions : ndarray of shape (q, n)
+        Each example's contribution to each query.
+    k : int
+        How many of each sign to keep (at most n).
+    score : ndarray of shape (q, n) or None, default=None
+        What ranks the examples, a positive multiple of each contribution (such as the
+        contribution over the example's path norm); None ranks by the contributions.
+
+    Returns
+    -------
+    hi, hv, lo, lv : ndarrays of shape (q, min(k, n))
+        The indices and contributions of the positive contributions by descending score,
+        then those of the negative ones by ascending score. A row with fewer than k
+        contributions of a sign is padded at the end with index -1 and contribution NaN:
+        the sign is the contribution's, and a zero one pushes neither way.
+    """
     score = contributions if score is None else score
     n = score.shape[1]
     k = min(k, n)
     rows = np.arange(score.shape[0])[:, None]
-    hi = np.argpartition(-score, k - 1, axis=1)[:, :k]
-    hi = np.take_along_axis(hi, np.argsort(-score[rows, hi], axis=1, kind="stable"), axis=1)
-    lo = np.argpartition(score, k - 1, axis=1)[:, :k]
-    lo = np.take_along_axis(lo, np.argsort(score[rows, lo], axis=1, kind="stable"), axis=1)
-    return hi, contributions[rows, hi], lo, contributions[rows, lo]
+    # Ranking by a key that puts every example of the wrong sign last makes the padding
+    # contiguous at the end, whatever the score of those examples.
+    up = np.where(contributions > 0, score, -np.inf)
+    down = np.where(contributions < 0, score, np.inf)
+    hi = np.argpartition(-up, k - 1, axis=1)[:, :k]
+    hi = np.take_along_axis(hi, np.argsort(-up[rows, hi], axis=1, kind="stable"), axis=1)
+    lo = np.argpartition(down, k - 1, axis=1)[:, :k]
+    lo = np.take_along_axis(lo, np.argsort(down[rows, lo], axis=1, kind="stable"), axis=1)
+    hv, lv = contributions[rows, hi], contributions[rows, lo]
+    hi_pad, lo_pad = ~(hv > 0), ~(lv < 0)
+    return (
+        np.where(hi_pad, -1, hi),
+        np.where(hi_pad, np.nan, hv),
+        np.where(lo_pad, -1, lo),
+        np.where(lo_pad, np.nan, lv),
+    )
