@@ -11,6 +11,7 @@ from sklearn.datasets import load_diabetes
 from sklearn.metrics.pairwise import rbf_kernel
 from test_solvers_realdata import _load
 
+import gramfree
 from gramfree import KernelClassifier, KernelClassifierCV, KernelRegressor, KernelRegressorCV
 
 ALPHAS = np.logspace(-3, 3, 9)
@@ -286,6 +287,18 @@ def test_weights_below_every_df_warn_and_take_the_fewest_df():
         model = KernelRegressorCV(gamma=0.5, alphas=alphas).fit(X, y, sample_weight=w)
     assert np.all(np.isinf(model.gcv_values_)) and np.all(model.dof_ >= 1.0)
     assert model.alpha_ == 1e-2
+    assert model.best_score_ == -np.inf
+
+
+def test_a_model_without_any_gcv_estimate_saves_and_loads(tmp_path):
+    X, y = _standard_diabetes()
+    w = np.full(len(X), 1.0 / len(X))
+    with pytest.warns(UserWarning, match="no candidate has a GCV estimate"):
+        model = KernelRegressorCV(gamma=0.5, alphas=[1e-3, 1e-2]).fit(X, y, sample_weight=w)
+    model.save(tmp_path / "m.gfm")
+    loaded = gramfree.load(tmp_path / "m.gfm")
+    assert loaded.best_score_ == -np.inf and loaded.alpha_ == model.alpha_
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
 
 
 def load_digits_small():

@@ -443,7 +443,10 @@ def _kernel_machine_state(estimator) -> tuple[dict, dict]:
             # An alpha whose degrees of freedom reach n has GCV +inf (JSON has no inf).
             gcv_values_=[float(v) if np.isfinite(v) else "inf" for v in estimator.gcv_values_],
             dof_=[float(v) for v in estimator.dof_],
-            best_score_=float(estimator.best_score_),
+            # -inf when no candidate had a GCV estimate (weights summing below every df).
+            best_score_=(
+                float(estimator.best_score_) if np.isfinite(estimator.best_score_) else "-inf"
+            ),
         )
     return arrays, attributes
 
@@ -944,7 +947,8 @@ def _restore_alpha_path(est, attrs: dict) -> None:
         _check_numbers(gcv, "attributes.gcv_values_")
     est.gcv_values_ = np.asarray(gcv, dtype=np.float64)
     est.dof_ = np.asarray(_check_numbers(attrs["dof_"], "attributes.dof_", length=k))
-    est.best_score_ = _check_number(attrs["best_score_"], "attributes.best_score_")
+    best = attrs["best_score_"]
+    est.best_score_ = -math.inf if best == "-inf" else _check_number(best, "attributes.best_score_")
 
 
 # Optional arrays tracing the centres to training examples (explain); absent from the
