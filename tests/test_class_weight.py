@@ -124,3 +124,30 @@ def test_files_from_before_class_weight_still_load(tmp_path):
     loaded = load(old)
     assert loaded.class_weight is None
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+@pytest.mark.parametrize("value", [-1.0, np.nan, np.inf, "2", True])
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(solver="direct"),
+        dict(solver="eigenpro"),
+        dict(solver="nystrom-pcg", n_centers=20),
+        dict(loss="logistic"),
+    ],
+    ids=["direct", "eigenpro", "nystrom-pcg", "logistic"],
+)
+def test_class_weight_values_must_be_finite_and_non_negative(params, value):
+    # Multiplied in after sample_weight's checks, a negative or NaN class weight gave a
+    # solver's cryptic error ("V: contains NaN", LinAlgError) or a silently bad model.
+    X, y = _cancer()
+    with pytest.raises(ValueError, match=r"^class_weight: the weight of class 0 must be a finite"):
+        KernelClassifier(class_weight={0: value, 1: 2.0}, **params).fit(X[:80], y[:80])
+
+
+def test_class_weight_values_are_checked_by_the_cv_classifier():
+    from gramfree import KernelClassifierCV
+
+    X, y = _cancer()
+    with pytest.raises(ValueError, match=r"^class_weight: the weight of class 1"):
+        KernelClassifierCV(class_weight={0: 1.0, 1: -2.0}).fit(X[:80], y[:80])

@@ -173,6 +173,9 @@ def _classification_targets(estimator, X, y, w):
         chunks=(y.chunks[0], (1 if len(classes) == 2 else len(classes),)),
     )
     if estimator.class_weight is not None:
+        from .estimators.classifier import check_class_weight
+
+        check_class_weight(estimator.class_weight)
         if isinstance(estimator.class_weight, str):  # "balanced": n / (k * count)
             per_class = y.shape[0] / (len(classes) * counts.astype(np.float64))
         else:

@@ -3,6 +3,7 @@ Falkon and EigenPro classify), without the n x n matrix."""
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -23,12 +24,32 @@ if TYPE_CHECKING:  # typing.Self is Python 3.11+
     from typing_extensions import Self
 
 
+def check_class_weight(class_weight) -> None:
+    """A dict ``class_weight`` holds finite, non-negative numbers: scikit-learn multiplies
+    them in unchecked, and a negative or NaN one gave a cryptic error from the solver or a
+    silently bad model."""
+    if not isinstance(class_weight, dict):
+        return
+    for label, value in class_weight.items():
+        if (
+            isinstance(value, (bool, np.bool_))
+            or not isinstance(value, (numbers.Real, np.floating, np.integer))
+            or not np.isfinite(value)
+            or value < 0
+        ):
+            raise ValueError(
+                f"class_weight: the weight of class {label!r} must be a finite number >= 0, "
+                f"got {value!r}"
+            )
+
+
 def class_targets(estimator, X, y, sample_weight):
     """``(classes, Y, sample_weight)`` for a square-loss classifier: +-1 targets (binary)
     or one-hot (multiclass) in X's dtype, and the sample weights times the estimator's
     ``class_weight`` (scikit-learn's definition)."""
     check_classification_targets(y)
     if estimator.class_weight is not None:
+        check_class_weight(estimator.class_weight)
         per_class = compute_sample_weight(estimator.class_weight, y).astype(X.dtype)
         sample_weight = per_class if sample_weight is None else sample_weight * per_class
         if not sample_weight.any():
