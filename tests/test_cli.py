@@ -530,3 +530,21 @@ def test_demo_reproduces_the_network_and_draws_its_explanation(tmp_path):
     assert "demo OK" in proc.stdout
     assert "[path kernel]" in proc.stdout and "supporting:" in proc.stdout
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_demo_listing_leaves_out_padded_slots():
+    # explain pads a side with index -1 when fewer contributions have that sign.
+    from types import SimpleNamespace
+
+    from gramfree._demo import _listing
+
+    ex = SimpleNamespace(
+        supporting=np.array([[4, -1]]),
+        supporting_labels=np.array([[7, None]], dtype=object),
+        supporting_contributions=np.array([[0.5, np.nan]]),
+        opposing=np.array([[-1, -1]]),
+        opposing_labels=np.array([[None, None]], dtype=object),
+        opposing_contributions=np.array([[np.nan, np.nan]]),
+    )
+    assert _listing(ex, 0, "supporting") == "#4 (label 7, +0.500)"
+    assert _listing(ex, 0, "opposing") == "(none)"

@@ -129,7 +129,9 @@ def _listing(ex, q: int, side: str) -> str:
     rows = getattr(ex, side)[q]
     labels = getattr(ex, f"{side}_labels")[q]
     contributions = getattr(ex, f"{side}_contributions")[q]
-    return ", ".join(f"#{i} (label {y}, {c:+.3f})" for i, y, c in zip(rows, labels, contributions))
+    # A slot of index -1 is padding: fewer contributions of that sign than asked for.
+    listed = [(i, y, c) for i, y, c in zip(rows, labels, contributions) if i >= 0]
+    return ", ".join(f"#{i} (label {y}, {c:+.3f})" for i, y, c in listed) or "(none)"
 
 
 def _plot_explanation(x, ex, X_train, path: str) -> None:
@@ -154,6 +156,9 @@ def _plot_explanation(x, ex, X_train, path: str) -> None:
     for row, (idx, labels, val, name) in enumerate(rows):
         for j, (i, y, c) in enumerate(zip(idx, labels, val)):
             ax = axes[row, j + 1]
+            if i < 0:  # padding: no more contributions of this sign
+                ax.axis("off")
+                continue
             ax.imshow(X_train[i].reshape(side, side), cmap="gray_r")
             ax.set_title(f"{name} #{i} ({y})\n{c:+.3f}", fontsize=7)
     for ax in axes.ravel():
