@@ -3,6 +3,7 @@ Falkon and EigenPro classify), without the n x n matrix."""
 
 from __future__ import annotations
 
+import math
 import numbers
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ def check_class_weight(class_weight) -> None:
         if (
             isinstance(value, (bool, np.bool_))
             or not isinstance(value, (numbers.Real, np.floating, np.integer))
-            or not np.isfinite(value)
+            or not math.isfinite(float(value))
             or value < 0
         ):
             raise ValueError(

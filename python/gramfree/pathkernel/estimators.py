@@ -559,9 +559,10 @@ class _PathKernelBase(BaseEstimator):
         # An integer only: int("x") would say "invalid literal", int(2.5) would truncate.
         if isinstance(nodes, bool) or not isinstance(nodes, numbers.Integral):
             raise ValueError(f"quadrature: must be an integer in 1..64, got {quadrature!r}")
+        nodes = int(nodes)
         if not 1 <= nodes <= 64:
             raise ValueError(f"quadrature: must be in 1..64, got {quadrature!r}")
-        return int(nodes)
+        return nodes
 
     def _n_ranges(self) -> int:
         """Step ranges the replay runs side by side (from checkpoints; 1 without them)."""
