@@ -62,7 +62,7 @@ FORMAT_VERSION = 1
 # Version 1 as first written stored every sequence parameter as a list of floats
 # (hidden_layer_sizes [8.0]); _decode_param still reads that. Tuples and arrays became
 # tagged objects within version 1 because no released gramfree read the format then
-# (save and load are new in 0.2.0): no reader exists that would misread them.
+# (0.1.0 had no save and load): no reader exists that would misread them.
 
 # Estimator parameters introduced after version 1 files were first written.
 _PARAMS_ADDED_SINCE_V1 = (
