@@ -1013,16 +1013,9 @@ def environment_lines() -> list[str]:
     import sklearn
 
     import gramfree
+    from gramfree.solvers.rates import cpu_model
 
-    cpu = platform.processor() or "?"
-    try:
-        with open("/proc/cpuinfo") as fh:
-            for line in fh:
-                if line.startswith("model name"):
-                    cpu = line.split(":", 1)[1].strip()
-                    break
-    except OSError:
-        pass
+    cpu = cpu_model()
     cfg = gramfree.config()
     blas = "?"
     try:

@@ -84,17 +84,6 @@ def chunk_rows(m: int, itemsize: int) -> int:
     return max(1, CHUNK_BYTES // (m * itemsize))
 
 
-def cpu_model() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def physical_cores() -> int | None:
     try:
         with open("/proc/cpuinfo") as f:
@@ -334,7 +323,7 @@ def _timed(fn) -> float:
 
 def print_machine(gf, torch, pykeops, sklearn, threadpoolctl) -> list[str]:
     lines = [
-        f"cpu       : {cpu_model()}",
+        f"cpu       : {gf.solvers.rates.cpu_model()}",
         f"cores     : {physical_cores()} physical, {os.cpu_count()} logical "
         f"(affinity {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else '?'})",
         f"python    : {platform.python_version()} ({platform.machine()})",

@@ -63,7 +63,8 @@ def rates_path() -> Path:
     return Path(cache) / "gramfree" / "rates.json"
 
 
-def _cpu_model() -> str:
+def cpu_model() -> str:
+    """The CPU's model name (Linux's /proc/cpuinfo), else what ``platform`` knows."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
@@ -80,7 +81,7 @@ def machine() -> dict[str, Any]:
     from .. import _core
 
     return {
-        "cpu": _cpu_model(),
+        "cpu": cpu_model(),
         "threads": int(_core.max_threads()),
         "simd": str(_core.simd_level()),
     }
