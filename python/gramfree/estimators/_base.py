@@ -39,6 +39,25 @@ if TYPE_CHECKING:  # typing.Self is Python 3.11+
     from typing_extensions import Self
 
 
+# Largest target magnitude a fit takes, by the data's dtype, and the reciprocal, below which
+# the largest must not fall: the iterative solvers' squared residuals and norms over- or
+# underflow beyond (y ~ 1e160 gave an all-zero model, y ~ 1e-300 a wrong one, silently).
+TARGET_LIMIT = {np.dtype(np.float64): 1e100, np.dtype(np.float32): 1e30}
+
+
+def check_target_range(y: np.ndarray, dtype: np.dtype) -> None:
+    """Refuse targets whose squares the solvers cannot sum in ``dtype``."""
+    limit = TARGET_LIMIT[np.dtype(dtype)]
+    top = float(np.abs(np.asarray(y, dtype=np.float64)).max(initial=0.0))
+    if top > limit or 0.0 < top < 1.0 / limit:
+        raise ValueError(
+            f"y: the largest target magnitude, {top:.3g}, is outside what a "
+            f"{np.dtype(dtype).name} fit handles ([{1.0 / limit:.0e}, {limit:.0e}]: the "
+            "squared loss over- or underflows); divide y by a scale, fit, and multiply the "
+            "predictions by it"
+        )
+
+
 class KernelMachineMixin(BaseEstimator):
     """Shared parameters and machinery; see KernelRegressor for the parameter docs."""
 
@@ -150,6 +169,8 @@ class KernelMachineMixin(BaseEstimator):
             y_numeric=y_numeric,
             ensure_min_samples=2,
         )
+        if y_numeric:  # regression targets (a classifier's are class codes)
+            check_target_range(y, X.dtype)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=X.dtype, ensure_non_negative=True

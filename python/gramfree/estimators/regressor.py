@@ -15,25 +15,6 @@ if TYPE_CHECKING:  # typing.Self is Python 3.11+
     from typing_extensions import Self
 
 
-# Largest target magnitude a fit takes, by the data's dtype, and the reciprocal, below which
-# the largest must not fall: the iterative solvers' squared residuals and norms over- or
-# underflow beyond (y ~ 1e160 gave an all-zero model, y ~ 1e-300 a wrong one, silently).
-TARGET_LIMIT = {np.dtype(np.float64): 1e100, np.dtype(np.float32): 1e30}
-
-
-def check_target_range(y: np.ndarray, dtype: np.dtype) -> None:
-    """Refuse targets whose squares the solvers cannot sum in ``dtype``."""
-    limit = TARGET_LIMIT[np.dtype(dtype)]
-    top = float(np.abs(np.asarray(y, dtype=np.float64)).max(initial=0.0))
-    if top > limit or 0.0 < top < 1.0 / limit:
-        raise ValueError(
-            f"y: the largest target magnitude, {top:.3g}, is outside what a "
-            f"{np.dtype(dtype).name} fit handles ([{1.0 / limit:.0e}, {limit:.0e}]: the "
-            "squared loss over- or underflows); divide y by a scale, fit, and multiply the "
-            "predictions by it"
-        )
-
-
 class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
     """Kernel ridge regression trained without ever forming the kernel matrix.
 
@@ -207,7 +188,6 @@ class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
             return _dask.fit(self, X, y, sample_weight, classify=False)
         X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=True)
         y = np.asarray(y)
-        check_target_range(y, X.dtype)
         Y = np.ascontiguousarray(y.reshape(X.shape[0], -1), dtype=X.dtype)
         self._fit_targets(X, Y, sample_weight)
         self._y_1d = y.ndim == 1
