@@ -300,7 +300,11 @@ def _parser() -> argparse.ArgumentParser:
         "with (gramfree.solvers.rates) and save them where every later fit on this machine "
         "finds them ($GRAMFREE_RATES, else ~/.cache/gramfree/rates.json).",
     )
-    p.add_argument("--quick", action="store_true", help="smaller measurements (~5 s, not ~20 s)")
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="smaller measurements, less representative of large fits",
+    )
     p.add_argument("--output", help="the file to write (default: where fits look for it)")
     p.set_defaults(func=_calibrate)
 

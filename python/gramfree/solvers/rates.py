@@ -10,7 +10,7 @@ engine more than the BLAS calls), which is what moves a choice between an exact 
 Nystrom solve.
 
 ``python -m gramfree calibrate`` (or :func:`calibrate`) measures the four rates here, in
-about twenty seconds (``--quick``: five), and saves them with the machine they were measured on
+best of three timings of each at the sizes in ``SIZES``, and saves them with the machine they were measured on
 (CPU model, thread count, SIMD level) to :func:`rates_path`. Every later fit on a machine
 with the same description uses them; a file written on another machine, or unreadable, is
 ignored with a note of why (``solver_info_["auto"]["rates"]`` and ``verbose`` say which
@@ -251,7 +251,7 @@ def calibrate(
     Parameters
     ----------
     quick : bool, default=False
-        Smaller measurements (about five seconds instead of twenty); less representative of
+        Smaller measurements (``SIZES['quick']``); less representative of
         the large fits the model decides between.
     save_to : path, optional
         Where to save them; default :func:`rates_path` (``$GRAMFREE_RATES``, else
