@@ -9,9 +9,9 @@ machine differs, and not by one common factor (a CPU with wide vectors speeds up
 engine more than the BLAS calls), which is what moves a choice between an exact and a
 Nystrom solve.
 
-``python -m gramfree calibrate`` (or :func:`calibrate`) measures the four rates here, in
-best of three timings of each at the sizes in ``SIZES``, and saves them with the machine they were measured on
-(CPU model, thread count, SIMD level) to :func:`rates_path`. Every later fit on a machine
+``python -m gramfree calibrate`` (or :func:`calibrate`) measures the four rates here (best
+of three timings of each, at the sizes in ``SIZES``) and saves them with the machine they
+were measured on (CPU model, thread count, SIMD level) to :func:`rates_path`. Every later fit on a machine
 with the same description uses them; a file written on another machine, or unreadable, is
 ignored with a note of why (``solver_info_["auto"]["rates"]`` and ``verbose`` say which
 rates a fit used). Nothing is measured behind the user's back: a fit's choice depends only
