@@ -58,6 +58,32 @@ def check_target_range(y: np.ndarray, dtype: np.dtype) -> None:
         )
 
 
+def check_kernel_range(X: np.ndarray, kernel: Kernel, dtype: np.dtype, n_jobs=None) -> None:
+    """Refuse data on which ``kernel`` overflows in ``dtype``.
+
+    Inner-product kernels (linear, poly, arccos) grow with |x|^2 and distance kernels
+    compute |x|^2 + |z|^2 - 2 x.z: both overflow first on the row of largest norm, so the
+    kernel row of that point against all of X (n kernel values) shows it. Without this
+    check the solvers failed far from the cause ("V: contains NaN or infinity", or
+    LAPACK's "Internal Error")."""
+    if X.shape[0] == 0:
+        return
+    # The largest norm, found without overflowing: scaled by the largest magnitude.
+    top = float(np.max(np.abs(X)))
+    if top == 0.0 or not math.isfinite(top):
+        return
+    i = int(np.argmax(np.einsum("ij,ij->i", X / top, X / top, dtype=np.float64)))
+    Xk = X.astype(dtype, copy=False)
+    row = KernelOperator(Xk[i : i + 1], Xk, kernel, n_jobs=n_jobs).to_dense()
+    if not np.isfinite(row).all():
+        raise ValueError(
+            f"X: the {kernel.name or type(kernel).__name__} kernel overflows {np.dtype(dtype).name} on these data "
+            f"(row {i}, of norm {top * math.sqrt(np.sum((X[i] / top) ** 2)):.3g}, gives "
+            "non-finite kernel values); standardise X (e.g. StandardScaler), or lower "
+            "gamma or degree" + (", or fit in float64" if np.dtype(dtype) == np.float32 else "")
+        )
+
+
 class KernelMachineMixin(BaseEstimator):
     """Shared parameters and machinery; see KernelRegressor for the parameter docs."""
 
@@ -171,6 +197,7 @@ class KernelMachineMixin(BaseEstimator):
         )
         if y_numeric:  # regression targets (a classifier's are class codes)
             check_target_range(y, X.dtype)
+        check_kernel_range(X, self._make_kernel(), self._kernel_dtype(X), self.n_jobs)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=X.dtype, ensure_non_negative=True
@@ -182,7 +209,7 @@ class KernelMachineMixin(BaseEstimator):
     def _kernel_dtype(self, X: np.ndarray) -> np.dtype:
         """The iterative solvers' product precision: ``kernel_precision``, else the data's.
         The exact solvers (direct, nystrom-direct) keep float64 whatever it says."""
-        return np.dtype(self.kernel_precision or X.dtype)
+        return np.dtype(getattr(self, "kernel_precision", None) or X.dtype)
 
     def _rng(self) -> np.random.Generator:
         """A Generator seeded from random_state (int, RandomState or None)."""
@@ -286,6 +313,12 @@ class KernelMachineMixin(BaseEstimator):
         if self.verbose:
             say(f"[{type(self).__name__}] solver={solver} n_samples={n}")
         start = time.perf_counter()
+        if self.solver == "direct" and n_centers is not None and n_centers < n:
+            raise ValueError(
+                f"n_centers: solver='direct' uses every training point as a centre "
+                f"(n_samples={n}), got n_centers={self.n_centers!r}; for a direct solve over "
+                "fewer centres use solver='nystrom-direct' (or 'auto')"
+            )
         if given is not None and solver == "direct":
             raise ValueError(
                 "centers: solver='direct' uses every training point as a centre; "
@@ -489,7 +522,15 @@ class KernelMachineMixin(BaseEstimator):
         """The decision on an array already checked (the model's own centres)."""
         X = X.astype(self.centers_.dtype, copy=False)
         op = KernelOperator(X, self.centers_, self.kernel_, n_jobs=self.n_jobs, device=self.device)
-        return op @ self.dual_coef_
+        out = op @ self.dual_coef_
+        if not np.isfinite(out).all():  # the model is finite: the kernel overflowed on X
+            name = self.kernel_.name or type(self.kernel_).__name__
+            raise ValueError(
+                f"X: the {name} kernel overflows {X.dtype.name} between these rows and the "
+                "model's centres (non-finite decision values); X is on a far larger "
+                "scale than the training data: apply the same scaling as at fit"
+            )
+        return out
 
     @property
     def n_centers_(self) -> int:

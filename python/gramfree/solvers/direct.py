@@ -20,11 +20,13 @@ float64 is used straight away (:func:`refinement_budget`).
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
+from scipy.linalg import LinAlgWarning
 
 from .. import _blas
-from ..linalg import cho_solve, cholesky
+from ..linalg import cho_solve, cholesky, jittered_cholesky
 from ._common import Problem, SolverResult
 from ._common import physical_bytes as _physical_bytes
 
@@ -91,7 +93,11 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
             # Interpolation: allow a tiny relative jitter when K is singular.
             jitter = 1e-12 * float(np.mean(np.diag(A)))
             A[np.diag_indices_from(A)] += jitter
-        z = cho_solve(cholesky(A, overwrite=True), b)
+            z = cho_solve(cholesky(A, overwrite=True), b)
+        else:
+            z, jitter = _factor_with_jitter(A, b, problem.alpha)
+            if jitter > 0.0:
+                info["jitter"] = jitter
     coef = (s[:, None] * z).astype(X.dtype, copy=False)
     # The objective at the solution of (A + jitter I) z = b, without a pass over the
     # kernel: S K c = b - (alpha + jitter) z gives alpha <z, b> + jitter (alpha + jitter)
@@ -106,6 +112,30 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
         converged=True,
         info=info,
     )
+
+
+def _factor_with_jitter(A: np.ndarray, b: np.ndarray, alpha: float):
+    """``(z, jitter)`` with ``(A + jitter I) z = b``, jitter 0 unless float64 cannot factor A.
+
+    A = S K S + alpha I is positive definite in exact arithmetic, but where alpha is below
+    the rounding of K's largest entries (a linear or polynomial kernel of rank below n on
+    unscaled data) the Cholesky fails. scikit-learn's KernelRidge then warns and solves by
+    least squares; here the smallest relative jitter that factors A is added, and said."""
+    scale = float(np.mean(np.diag(A)))
+    # Jitter from 1e-10 of the mean diagonal, not 1e-12: the dual coefficients grow as
+    # 1 / jitter in K's null directions and cancel in K @ c, so predictions carry a
+    # relative error ~ 1e-16 |K| / jitter (2e-3 at 1e-12 on the test's rank-10 K).
+    L, relative = jittered_cholesky(A, start=1e-10, overwrite=True)
+    jitter = relative * scale
+    if jitter > 0.0:
+        warnings.warn(
+            f"alpha={alpha:g} is below the rounding of the kernel matrix (mean diagonal "
+            f"{scale:.3g}): K + alpha I is numerically singular, so {jitter:.3g} was added "
+            "to its diagonal (solver_info_['jitter']); increase alpha or standardise X",
+            LinAlgWarning,
+            stacklevel=4,
+        )
+    return cho_solve(L, b), jitter
 
 
 def _contraction_bound(A: np.ndarray, alpha: float) -> float:

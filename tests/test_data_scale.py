@@ -1,0 +1,145 @@
+"""Data on scales the kernel cannot take: a clear error naming X, never a solver's
+internal failure ("V: contains NaN or infinity", LAPACK's "Internal Error") or a
+silently non-finite prediction; and an alpha below the kernel matrix's rounding, which
+scikit-learn's KernelRidge answers by least squares and the direct solver by a reported
+jitter."""
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from scipy.linalg import LinAlgWarning
+from sklearn.datasets import load_diabetes
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import StandardScaler
+
+from gramfree import KernelClassifier, KernelClassifierCV, KernelRegressor, KernelRegressorCV
+
+
+@pytest.fixture(scope="module")
+def diabetes():
+    X, y = load_diabetes(return_X_y=True)
+    return StandardScaler().fit_transform(X)[:200], y[:200]
+
+
+# Scales at which each kernel's values overflow (|x| ~ 3 * scale on these rows).
+OVERFLOW = [
+    ("linear", np.float64, 1e160),
+    ("poly", np.float64, 1e60),
+    ("arccos", np.float64, 1e160),
+    ("matern", np.float64, 1e160),
+    ("linear", np.float32, 1e20),
+    ("poly", np.float32, 1e10),
+    ("matern", np.float32, 1e20),
+]
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+@pytest.mark.parametrize("kernel, dtype, scale", OVERFLOW)
+@pytest.mark.parametrize("solver", ["auto", "direct", "nystrom-pcg", "eigenpro"])
+def test_overflowing_kernel_refused_naming_x(diabetes, kernel, dtype, scale, solver):
+    X, y = diabetes
+    Xs = (X * scale).astype(dtype)
+    assert np.isfinite(Xs).all()
+    before = Xs.copy()
+    model = KernelRegressor(
+        kernel=kernel, solver=solver, n_centers=50 if solver == "nystrom-pcg" else None
+    )
+    with pytest.raises(ValueError, match=rf"^X: the {kernel} kernel overflows"):
+        model.fit(Xs, y)
+    np.testing.assert_array_equal(Xs, before)
+
+
+@pytest.mark.parametrize(
+    "estimator",
+    [
+        KernelClassifier(kernel="linear"),
+        KernelClassifier(kernel="linear", loss="logistic", n_centers=40),
+        KernelRegressorCV(kernel="linear", alphas=[0.1, 1.0]),
+        KernelClassifierCV(kernel="linear", alphas=[0.1, 1.0]),
+    ],
+    ids=["classifier", "logistic", "regressor-cv", "classifier-cv"],
+)
+def test_every_estimator_checks(diabetes, estimator):
+    X, y = diabetes
+    target = y > np.median(y) if "Classifier" in type(estimator).__name__ else y
+    with pytest.raises(ValueError, match=r"^X: the linear kernel overflows float64"):
+        estimator.fit(X * 1e160, target)
+
+
+@pytest.mark.parametrize("kernel, power", [("rbf", 2), ("laplacian", 1)])
+def test_scale_invariant_kernels_still_fit_large_scales(diabetes, kernel, power):
+    """Distance kernels whose values stay finite are not refused: the model on X * s
+    with gamma / s^power is the model on X."""
+    X, y = diabetes
+    s = 1e100
+    big = KernelRegressor(kernel=kernel, gamma=0.1 / s**power, solver="direct", alpha=0.5)
+    ref = KernelRegressor(kernel=kernel, gamma=0.1, solver="direct", alpha=0.5)
+    np.testing.assert_allclose(
+        big.fit(X * s, y).predict(X * s), ref.fit(X, y).predict(X), rtol=1e-6
+    )
+
+
+def test_predict_on_overflowing_rows_refused(diabetes):
+    X, y = diabetes
+    model = KernelRegressor(kernel="poly", solver="direct").fit(X, y)
+    with pytest.raises(ValueError, match=r"^X: the poly kernel overflows float64 between"):
+        model.predict(X * 1e160)
+    clf = KernelClassifier(kernel="matern").fit(X, y > np.median(y))
+    with pytest.raises(ValueError, match=r"^X: the matern kernel overflows"):
+        clf.predict(X * 1e160)
+    # Large but finite kernel values are an answer, not an error.
+    assert np.isfinite(KernelRegressor(kernel="linear").fit(X, y).predict(X * 1e150)).all()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    exponent=st.floats(0.0, 300.0),
+    kernel=st.sampled_from(["linear", "poly", "matern", "arccos", "rbf"]),
+    dtype=st.sampled_from([np.float64, np.float32]),
+)
+def test_any_scale_fits_or_names_x(exponent, kernel, dtype):
+    """At any scale the fit either gives finite predictions or refuses naming X."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    y = X[:, 0] + 0.1 * rng.standard_normal(60)
+    if np.abs(X).max() * 10.0**exponent >= np.finfo(dtype).max:  # check_array's error
+        return
+    Xs = (X * 10.0**exponent).astype(dtype)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        warnings.simplefilter("ignore", LinAlgWarning)
+        try:
+            model = KernelRegressor(kernel=kernel, solver="direct").fit(Xs, y)
+        except ValueError as exc:
+            assert str(exc).startswith(f"X: the {kernel} kernel overflows"), exc
+            return
+    assert np.isfinite(model.predict(Xs)).all()
+
+
+def test_alpha_below_rounding_jittered_with_a_warning(diabetes):
+    """A linear kernel on X * 1e20: K (rank 10) has entries ~1e40, alpha = 1 is lost
+    in its rounding and float64 Cholesky fails. The jittered solve is ordinary least
+    squares to the jitter's relative size (scikit-learn's KernelRidge falls back to the
+    same least-squares answer)."""
+    X, y = diabetes
+    Xs = X * 1e20
+    with pytest.warns(LinAlgWarning, match=r"alpha=1 is below the rounding"):
+        model = KernelRegressor(kernel="linear", solver="direct", alpha=1.0).fit(Xs, y)
+    assert model.solver_info_["jitter"] > 0
+    coef, *_ = np.linalg.lstsq(Xs, y, rcond=None)
+    # Within 1e-4 of the targets' scale: the dual coefficients' cancellation in K @ c
+    # (the solver's comment) leaves ~3e-5 of it.
+    np.testing.assert_allclose(model.predict(Xs), Xs @ coef, rtol=0, atol=1e-4 * np.abs(y).max())
+
+
+def test_direct_refuses_n_centers_below_n(diabetes):
+    X, y = diabetes
+    with pytest.raises(ValueError, match=r"^n_centers: solver='direct' uses every"):
+        KernelRegressor(solver="direct", n_centers=50).fit(X, y)
+    with pytest.raises(ValueError, match=r"^n_centers: solver='direct'"):
+        KernelClassifier(solver="direct", n_centers=0.5).fit(X, y > np.median(y))
+    full = KernelRegressor(solver="direct", n_centers=1.0).fit(X, y)
+    assert full.n_centers_ == len(X)
