@@ -211,8 +211,9 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
         Centres of the model (an integer, or a fraction of n_samples in (0, 1]): with
         ``solver="auto"``, setting it means Nystrom on that many centres; the nystrom
         solvers without it grow the centres until the predictions settle; eigenpro uses
-        all training points unless set (then EigenPro 3). The fitted model's size and
-        prediction cost depend on this number only.
+        all training points unless set (then EigenPro 3); "direct" uses all of them and
+        refuses fewer. The fitted model's size and prediction cost depend on this number
+        only.
     centers : array-like, default=None
         The model's centres themselves, in place of a random draw of ``n_centers`` (which
         must then be None): points of shape (m, n_features), training rows or not (e.g.

@@ -58,8 +58,8 @@ class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
         nystrom-direct, whichever the cost model estimates cheaper); the nystrom solvers
         without it grow the centres from ``max(1000, 4 d_eff)`` until the predictions
         settle (as auto does, :mod:`gramfree.solvers.auto`); eigenpro uses all training
-        points unless set (then EigenPro 3). The fitted model's size and prediction cost
-        depend on this number only.
+        points unless set (then EigenPro 3); "direct" uses all of them and refuses fewer.
+        The fitted model's size and prediction cost depend on this number only.
     centers : array-like, default=None
         The model's centres themselves, in place of a random draw of ``n_centers`` (which
         must then be None): points of shape (m, n_features), training rows or not (e.g.
