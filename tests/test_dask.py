@@ -411,3 +411,13 @@ def test_all_rows_as_centres_is_exact_kernel_ridge(client, diabetes, solver, gam
     ).fit(da.from_array(X, chunks=(100, 10)), da.from_array(y, chunks=100))
     assert model.solver_ == solver
     assert rel(model.predict(X), exact) < 1e-6
+
+
+def test_predict_on_overflowing_chunks_refused(client, diabetes):
+    """A dask X is predicted chunk by chunk on the workers; a chunk whose kernel values
+    with the centres overflow raises there, naming X, as an in-memory X does."""
+    X, y, _ = diabetes
+    model = KernelRegressor(kernel="poly", solver="direct").fit(X, y)
+    big = np.vstack([X, X * 1e160])
+    with pytest.raises(ValueError, match=r"^X: the poly kernel overflows float64 between"):
+        model.predict(da.from_array(big, chunks=150)).compute()

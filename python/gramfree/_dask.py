@@ -758,8 +758,12 @@ def _decision_block(Xb, *, model, n_jobs):
     centers, coef, kernel = model
     if not np.isfinite(Xb).all():
         raise ValueError("X: contains NaN or infinity")
+    from .estimators._base import check_decision_finite
+
     Xb = np.ascontiguousarray(Xb, dtype=centers.dtype)
-    return KernelOperator(Xb, centers, kernel, n_jobs=n_jobs) @ coef
+    return check_decision_finite(
+        KernelOperator(Xb, centers, kernel, n_jobs=n_jobs) @ coef, kernel, Xb.dtype
+    )
 
 
 def decision(estimator, X):

@@ -72,7 +72,8 @@ def check_kernel_range(X: np.ndarray, kernel: Kernel, dtype: np.dtype, n_jobs=No
     top = float(np.max(np.abs(X)))
     if top == 0.0 or not math.isfinite(top):
         return
-    i = int(np.argmax(np.einsum("ij,ij->i", X / top, X / top, dtype=np.float64)))
+    scaled = X if top < 1e150 else X / top  # squared norms below float64's overflow
+    i = int(np.argmax(np.einsum("ij,ij->i", scaled, scaled, dtype=np.float64)))
     Xk = X.astype(dtype, copy=False)
     row = KernelOperator(Xk[i : i + 1], Xk, kernel, n_jobs=n_jobs).to_dense()
     if not np.isfinite(row).all():
@@ -82,6 +83,19 @@ def check_kernel_range(X: np.ndarray, kernel: Kernel, dtype: np.dtype, n_jobs=No
             "non-finite kernel values); standardise X (e.g. StandardScaler), or lower "
             "gamma or degree" + (", or fit in float64" if np.dtype(dtype) == np.float32 else "")
         )
+
+
+def check_decision_finite(out: np.ndarray, kernel: Kernel, dtype: np.dtype) -> np.ndarray:
+    """``out`` (decision values) if finite. A fitted model's coefficients are finite, so
+    non-finite values mean the kernel overflowed between the queried rows and the centres."""
+    if not np.isfinite(out).all():
+        raise ValueError(
+            f"X: the {kernel.name or type(kernel).__name__} kernel overflows "
+            f"{np.dtype(dtype).name} between these rows and the model's centres (non-finite "
+            "decision values); X is on a far larger scale than the training data: apply the "
+            "same scaling as at fit"
+        )
+    return out
 
 
 class KernelMachineMixin(BaseEstimator):
@@ -522,15 +536,7 @@ class KernelMachineMixin(BaseEstimator):
         """The decision on an array already checked (the model's own centres)."""
         X = X.astype(self.centers_.dtype, copy=False)
         op = KernelOperator(X, self.centers_, self.kernel_, n_jobs=self.n_jobs, device=self.device)
-        out = op @ self.dual_coef_
-        if not np.isfinite(out).all():  # the model is finite: the kernel overflowed on X
-            name = self.kernel_.name or type(self.kernel_).__name__
-            raise ValueError(
-                f"X: the {name} kernel overflows {X.dtype.name} between these rows and the "
-                "model's centres (non-finite decision values); X is on a far larger "
-                "scale than the training data: apply the same scaling as at fit"
-            )
-        return out
+        return check_decision_finite(op @ self.dual_coef_, self.kernel_, X.dtype)
 
     @property
     def n_centers_(self) -> int:
