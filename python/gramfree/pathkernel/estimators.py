@@ -26,7 +26,6 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
-    _num_samples,
     check_is_fitted,
     validate_data,
 )
@@ -48,6 +47,14 @@ _INFLUENCE_BLOCK_BYTES = 256 << 20
 # that. Beyond this gap, relative to the largest weight, the decomposition is of a
 # visibly different network and decompose warns.
 REPLAY_TOLERANCE = 1e-9
+# explain(X, decomposition=dec) compares dec.output with the network's forward pass on X,
+# relative to max |output|. A decomposition of this model's X has the fitted network's
+# output bit for bit at the fit's SIMD level, ~5e-16 apart replayed at another (measured:
+# 2000 steps, AVX2 fit, scalar replay); another model's or other queries' outputs differ at
+# the level of the outputs themselves. 1e-8 leaves room for a replay just inside
+# REPLAY_TOLERANCE (a weight change of 1e-9 moves the outputs by about as much, times the
+# network's sensitivity).
+_DECOMPOSITION_RTOL = 1e-8
 
 
 class ReplayMismatchWarning(UserWarning):
@@ -905,9 +912,12 @@ class _PathKernelBase(BaseEstimator):
             Examples listed per query in each direction.
         target : int, str, class label or None, default=None
             Regressors: the output index (default 0; required with several outputs).
-            Classifiers: None or "predicted" (the predicted class's logit; for binary
-            problems the logit signed toward the predicted class), "margin" (predicted
-            class's logit minus the runner-up's), or a class label.
+            Classifiers: a class label (that class's logit; for binary problems the
+            logit signed toward that class), None or "predicted" (the predicted class's,
+            per query), or "margin" (the predicted class's logit minus the runner-up's;
+            for binary problems the same as "predicted"). A class label wins over the
+            keywords: where a class is labelled "predicted" or "margin", that string
+            means the class, and None still means the predicted class.
         normalize : bool, default=False
             Rank by contribution / path_norm (the example's gradient norm along the path)
             instead of the raw contribution. Raw rankings favour examples with large
@@ -915,8 +925,11 @@ class _PathKernelBase(BaseEstimator):
             list, TracIn's best-known failure; the normalised ranking asks which examples
             point the same way as the query. Contributions are reported raw either way.
         decomposition : PathDecomposition, default=None
-            ``self.decompose(X)`` when already computed (saves a replay). Not accepted
-            with a dask X (ValueError).
+            ``self.decompose(X)`` when already computed (saves a replay). Checked against
+            this model and X: its shapes (queries, training examples, outputs) and its
+            ``output``, which must match the network's output on X to 1e-8 relative to
+            the largest (one forward pass); otherwise ValueError (TypeError if it is not
+            a PathDecomposition). Not accepted with a dask X (ValueError).
 
         Returns
         -------
@@ -943,11 +956,68 @@ class _PathKernelBase(BaseEstimator):
             from . import _dask
 
             return _dask.explain(self, X, int(top_k), target, bool(normalize), decomposition)
-        dec = self.decompose(X) if decomposition is None else decomposition
-        if dec.contributions.shape[0] != _num_samples(X):
-            raise ValueError("decomposition: was computed for another number of queries than X")
+        if decomposition is None:
+            dec = self.decompose(X)
+        else:
+            dec = decomposition
+            self._check_decomposition(dec, X)
         parts = self._explanation_parts(dec, int(top_k), target, normalize)
         return self._explanation(parts, normalize)
+
+    def _check_decomposition(self, dec, X) -> None:
+        """Refuse a decomposition that is not this model's at X: wrong type, shapes that
+        are not (queries of X, this model's training examples, its outputs), or an
+        ``output`` away from the network's forward pass on X (_DECOMPOSITION_RTOL)."""
+        if not isinstance(dec, PathDecomposition):
+            raise TypeError(
+                "decomposition: must be a PathDecomposition (from decompose(X)), got "
+                f"{type(dec).__name__}"
+            )
+        n = self._replay_inputs()[1].shape[0]  # refuses a model without a recorded path
+        own = self._outputs(X)  # (q, k): validates X too
+        q, k = own.shape
+        squeeze = self._squeeze_outputs()
+        per_query = (q,) if squeeze else (q, k)
+        expected = (q, n) if squeeze else (q, n, k)
+        what = (
+            f"{q} queries (rows of X), {n} training examples and "
+            f"{'one output' if squeeze else f'{k} outputs'}"
+        )
+        shape = np.shape(dec.contributions)
+        if shape != expected:
+            raise ValueError(
+                f"decomposition: its contributions have shape {shape}, expected {expected} "
+                f"for {what} (computed for another model or other queries)"
+            )
+        for field in ("initial", "reg", "output"):
+            if np.shape(getattr(dec, field)) != per_query:
+                raise ValueError(
+                    f"decomposition: its {field} has shape {np.shape(getattr(dec, field))}, "
+                    f"expected {per_query} for {what}"
+                )
+        if np.shape(dec.path_norm) != (n,):
+            raise ValueError(
+                f"decomposition: its path_norm has shape {np.shape(dec.path_norm)}, "
+                f"expected ({n},) for {n} training examples"
+            )
+        mine = own[:, 0] if squeeze else own
+        got = np.asarray(dec.output, dtype=np.float64)
+        scale = max(float(np.max(np.abs(mine), initial=0.0)), np.finfo(float).tiny)
+        gap = np.abs(got - mine)
+        # NaN fails the comparison, as it should.
+        if not np.all(gap <= _DECOMPOSITION_RTOL * scale):
+            worst = float(np.max(np.where(np.isnan(gap), np.inf, gap))) / scale
+            hint = (
+                "; or the replay did not reproduce the fitted weights (see "
+                "ReplayMismatchWarning): explain(X) without a decomposition replays again"
+                if getattr(self, "replay_gap_", 0.0) > REPLAY_TOLERANCE
+                else ""
+            )
+            raise ValueError(
+                "decomposition: its outputs differ from this model's on X (by "
+                f"{worst:.3g} relative to the largest, more than {_DECOMPOSITION_RTOL:g}): "
+                f"computed for another model or other queries{hint}"
+            )
 
     def _explanation_parts(self, dec: PathDecomposition, top_k: int, target, normalize) -> dict:
         """The per-query fields of explain's Explanation, from a decomposition of queries."""
@@ -1464,35 +1534,53 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
     def _squeeze_outputs(self) -> bool:
         return len(self.classes_) == 2
 
+    def _class_hits(self, label) -> np.ndarray:
+        """Indices of the classes equal to ``label`` (a single value, not an array)."""
+        if np.ndim(label) != 0:
+            raise ValueError(
+                f'target: must be None, "predicted", "margin" or one class label, got {label!r}'
+            )
+        return np.flatnonzero(self.classes_ == label)
+
     def _class_index(self, label) -> int:
-        hits = np.flatnonzero(self.classes_ == label)
+        hits = self._class_hits(label)
         if hits.size != 1:
             raise ValueError(f"target: {label!r} is not one of the classes {list(self.classes_)}")
         return int(hits[0])
 
+    def _target_choice(self, target) -> tuple[str, int | None]:
+        """How explain and influence read ``target``: ("class", its index), ("predicted",
+        None) or ("margin", None). A class label wins over the keywords (a class labelled
+        "margin" is that class); None is the predicted class."""
+        if target is None:
+            return "predicted", None
+        if isinstance(target, str):  # np.str_ too
+            hits = self._class_hits(target)
+            if hits.size == 1:
+                return "class", int(hits[0])
+            if target == "predicted" or target == "margin":
+                return str(target), None
+        return "class", self._class_index(target)
+
     def _explained(self, dec: PathDecomposition, target):
         c: Any  # a class index, or one per query
+        kind, index = self._target_choice(target)
         C, out, base = dec.contributions, dec.output, dec.initial + dec.reg
-        if C.ndim == 2:  # binary: one logit, for classes_[1]
-            predicted = (out > 0).astype(int)
-            if target in (None, "predicted", "margin"):
+        if C.ndim == 2:  # binary: one logit, for classes_[1]; "margin" is "predicted"
+            if kind == "class":
+                sign = np.full(len(out), 1.0 if index == 1 else -1.0)
+                labels = np.full(len(out), self.classes_[index])
+            else:
+                predicted = (out > 0).astype(int)
                 sign = np.where(predicted == 1, 1.0, -1.0)
                 labels = self.classes_[predicted]
-            else:
-                c = self._class_index(target)
-                sign = np.full(len(out), 1.0 if c == 1 else -1.0)
-                labels = np.full(len(out), self.classes_[c])
             return C * sign[:, None], out * sign, base * sign, labels
         rows = np.arange(len(out))
         order = np.argsort(-out, axis=1, kind="stable")
-        if target is None or (isinstance(target, str) and target == "predicted"):
+        if kind == "predicted":
             c = order[:, 0]
             return C[rows, :, c], out[rows, c], base[rows, c], self.classes_[c]
-        if (
-            isinstance(target, str)
-            and target == "margin"
-            and "margin" not in set(map(str, self.classes_))
-        ):
+        if kind == "margin":
             c, r = order[:, 0], order[:, 1]
             return (
                 C[rows, :, c] - C[rows, :, r],
@@ -1500,7 +1588,7 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
                 base[rows, c] - base[rows, r],
                 self.classes_[c],
             )
-        c = self._class_index(target)
+        c = index
         return C[:, :, c], out[:, c], base[:, c], np.full(len(out), self.classes_[c])
 
     def _select_training_target(self, C):

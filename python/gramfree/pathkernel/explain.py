@@ -66,9 +66,9 @@ class Explanation:
     Parameters
     ----------
     target : ndarray of shape (q,)
-        The output explained per query (a class label for classifiers, an output index for
-        regressors; "margin" for a path-kernel classifier's predicted class's margin over
-        the runner-up).
+        The output explained per query: a class label for classifiers (with
+        ``target="margin"``, the predicted class, whose margin over the runner-up is
+        explained), an output index for regressors.
     value : ndarray of shape (q,)
         The explained quantity, ``base`` plus the sum of *all* contributions.
     base : ndarray of shape (q,)
