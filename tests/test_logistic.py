@@ -1,11 +1,13 @@
 """KernelClassifier(loss="logistic"): kernel logistic regression by Newton-PCG, checked
 against independent float64 references on real data:
 
-* a dense Newton iteration in numpy (the full n x n or n x M kernel matrices), with every
-  point a centre (exact kernel logistic regression) and with Nystrom centres;
-* scikit-learn's LogisticRegression, which the linear kernel must reproduce (``alpha =
-  1 / C``, no intercept: with ``f = X X_C^T a`` the model is linear with weights
-  ``X_C^T a`` and penalty ``||w||^2``).
+* a dense Newton iteration in numpy (the full n x n or n x M kernel matrices and a column
+  of ones for the unpenalised intercept), with every point a centre (exact kernel
+  logistic regression) and with Nystrom centres;
+* scikit-learn's LogisticRegression (``alpha = 1 / C``, with its default intercept), which
+  the linear kernel must reproduce (with ``f = X X_C^T a + b`` the model is linear with
+  weights ``X_C^T a`` and penalty ``||w||^2``), and which on Nystroem features of the same
+  centres fits the same objective.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import pytest
 from scipy.special import expit, softmax
 from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wine
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.kernel_approximation import Nystroem
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.preprocessing import StandardScaler
@@ -37,11 +40,16 @@ def _standardised(loader, n=None):
 
 
 def _reference(Knm, Kmm, codes, n_classes, alpha, w, steps=40):
-    """Damped Newton on ``sum w loss(Knm a) + alpha / 2 tr(a^T Kmm a)`` with dense float64
-    matrices (no preconditioner, no CG): the coefficients."""
+    """Damped Newton on ``sum w loss(Knm a + b) + alpha / 2 tr(a^T Kmm a)`` with dense
+    float64 matrices (no preconditioner, no CG; the least-squares step takes the
+    multinomial intercepts' common shift, which changes nothing, at its minimum norm):
+    ``[a; b]``, the coefficients with the intercepts as a last row."""
     n, M = Knm.shape
     k = 1 if n_classes == 2 else n_classes
     Y = codes[:, None].astype(float) if k == 1 else np.eye(n_classes)[codes]
+    Knm = np.hstack([Knm, np.ones((n, 1))])  # the intercept's column, unpenalised
+    Kmm = np.pad(Kmm, ((0, 1), (0, 1)))
+    M += 1
 
     def objective(a):
         F = Knm @ a
@@ -96,7 +104,7 @@ def test_exact_kernel_logistic_regression(loader, n, gamma):
     K = rbf_kernel(X, gamma=gamma)
     codes = np.searchsorted(clf.classes_, y)
     a = _reference(K, K, codes, len(clf.classes_), alpha, np.ones(len(y)))
-    P_ref = _probabilities(rbf_kernel(X, gamma=gamma) @ a)
+    P_ref = _probabilities(rbf_kernel(X, gamma=gamma) @ a[:-1] + a[-1])
     np.testing.assert_allclose(clf.predict_proba(X), P_ref, atol=1e-6)
     if len(clf.classes_) == 2:  # the preconditioner is H itself (up to rounding)
         assert clf.solver_info_["cg_iterations"] <= 2 * clf.n_iter_
@@ -129,20 +137,43 @@ def test_nystrom_centres_weighted(n_classes):
     )
     Xt = X_all[250:450] / 16.0
     np.testing.assert_allclose(
-        clf.predict_proba(Xt), _probabilities(rbf_kernel(Xt, C, gamma=gamma) @ a), atol=1e-6
+        clf.predict_proba(Xt),
+        _probabilities(rbf_kernel(Xt, C, gamma=gamma) @ a[:-1] + a[-1]),
+        atol=1e-6,
     )
 
 
 @pytest.mark.parametrize("loader", [load_breast_cancer, load_wine])
 def test_linear_kernel_is_logistic_regression(loader):
-    """The linear kernel's model is scikit-learn's LogisticRegression(C = 1 / alpha)
-    without intercept (binary log-loss; multinomial for more classes)."""
+    """The linear kernel's model is scikit-learn's LogisticRegression(C = 1 / alpha), with
+    its unpenalised intercept (binary log-loss; multinomial for more classes)."""
     X, y = _standardised(loader)
     alpha = 2.0
     clf = KernelClassifier(kernel="linear", alpha=alpha, solver="direct", **TIGHT).fit(X, y)
-    lr = LogisticRegression(C=1.0 / alpha, fit_intercept=False, tol=1e-12, max_iter=10000)
+    lr = LogisticRegression(C=1.0 / alpha, tol=1e-12, max_iter=10000)
     lr.fit(X, y)
     np.testing.assert_allclose(clf.predict_proba(X), lr.predict_proba(X), atol=1e-6)
+    # Binary: one logit, LogisticRegression's; k classes: only differences matter, and
+    # both keep the intercepts' sum at zero.
+    np.testing.assert_allclose(clf.intercept_, lr.intercept_, atol=1e-5)
+
+
+@pytest.mark.parametrize("loader", [load_breast_cancer, load_wine])
+def test_nystroem_features_of_the_same_centres_are_logistic_regression(loader):
+    """On Nystroem features of the model's own centres (``K_nM K_MM^-1/2``), scikit-learn's
+    LogisticRegression(C = 1 / alpha) minimises the same objective: the same
+    probabilities."""
+    X, y = _standardised(loader)
+    gamma, alpha = 0.05, 0.5
+    clf = KernelClassifier(
+        gamma=gamma, alpha=alpha, n_centers=40, solver="nystrom-pcg", random_state=0, **TIGHT
+    ).fit(X, y)
+    features = Nystroem(gamma=gamma, n_components=40).fit(X[clf.center_indices_])
+    lr = LogisticRegression(C=1.0 / alpha, tol=1e-12, max_iter=10000)
+    lr.fit(features.transform(X), y)
+    np.testing.assert_allclose(
+        clf.predict_proba(X), lr.predict_proba(features.transform(X)), atol=1e-6
+    )
 
 
 def test_probabilities_are_consistent():
@@ -291,11 +322,11 @@ def test_both_preconditioners(preconditioner):
         np.ones(len(y)),
     )
     np.testing.assert_allclose(
-        rbf_kernel(X, X[idx], gamma=gamma) @ result.coef,
-        rbf_kernel(X, X[idx], gamma=gamma) @ a,
+        rbf_kernel(X, X[idx], gamma=gamma) @ result.coef + result.intercept,
+        rbf_kernel(X, X[idx], gamma=gamma) @ a[:-1] + a[-1],
         atol=1e-6,
     )
-    if preconditioner == "gram":  # the exact Hessian: about one CG iteration a step
+    if preconditioner == "gram":  # the exact Hessian (the intercept eliminated): ~1 a step
         assert result.info["cg_iterations"] <= 2 * result.n_iter
     with pytest.raises(ValueError, match="preconditioner"):
         solve_logistic(

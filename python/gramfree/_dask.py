@@ -755,15 +755,16 @@ def _convergence_warning():
 
 
 def _decision_block(Xb, *, model, n_jobs):
-    centers, coef, kernel = model
+    centers, coef, intercept, kernel = model
     if not np.isfinite(Xb).all():
         raise ValueError("X: contains NaN or infinity")
     from .estimators._base import check_decision_finite
 
     Xb = np.ascontiguousarray(Xb, dtype=centers.dtype)
-    return check_decision_finite(
-        KernelOperator(Xb, centers, kernel, n_jobs=n_jobs) @ coef, kernel, Xb.dtype
-    )
+    out = KernelOperator(Xb, centers, kernel, n_jobs=n_jobs) @ coef
+    if intercept is not None:  # the logistic loss's
+        out += intercept
+    return check_decision_finite(out, kernel, Xb.dtype)
 
 
 def decision(estimator, X):
@@ -775,7 +776,8 @@ def decision(estimator, X):
     check_is_fitted(estimator, "dual_coef_")
     X = check_X(X, n_features=estimator.n_features_in_)
     coef = estimator.dual_coef_
-    model = dask.delayed((estimator.centers_, coef, estimator.kernel_), pure=True)
+    intercept = getattr(estimator, "intercept_", None)
+    model = dask.delayed((estimator.centers_, coef, intercept, estimator.kernel_), pure=True)
     return X.map_blocks(
         _decision_block,
         model=model,

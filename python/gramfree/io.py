@@ -437,6 +437,9 @@ def _kernel_machine_state(estimator) -> tuple[dict, dict]:
         "y_1d": bool(getattr(estimator, "_y_1d", True)),
     }
     arrays.update(_center_records(estimator))
+    intercept = getattr(estimator, "intercept_", None)
+    if intercept is not None:  # the logistic loss's
+        arrays["intercept"] = np.ascontiguousarray(intercept)
     if _is_alpha_path(estimator):
         attributes.update(
             alpha_=float(estimator.alpha_),
@@ -871,7 +874,8 @@ def _target_columns(est, y_1d: bool) -> tuple[int | None, str]:
 
 
 def _restore_kernel_machine(est, arrays: dict, attrs: dict) -> None:
-    _check_keys(arrays, ("centers", "dual_coef"), _CENTER_RECORDS, where="the arrays")
+    optional = _CENTER_RECORDS + (("intercept",) if hasattr(est, "classes_") else ())
+    _check_keys(arrays, ("centers", "dual_coef"), optional, where="the arrays")
     alpha_path = _is_alpha_path(est)
     _check_keys(
         attrs,
@@ -906,6 +910,14 @@ def _restore_kernel_machine(est, arrays: dict, attrs: dict) -> None:
     if dual_coef.shape[1] < 1:
         raise _field_error("dual_coef", "has no columns")
     records = _restore_center_records(est, arrays, m, (m,) if y_1d else dual_coef.shape)
+    if "intercept" in arrays:  # the logistic loss's; absent from files of earlier writers
+        records["intercept_"] = _check_array(
+            arrays["intercept"],
+            "intercept",
+            dtypes=(centers.dtype,),
+            shape=(dual_coef.shape[1],),
+            why="(one per column of dual_coef)",
+        )
     est.kernel_ = _decode_kernel(attrs["kernel_"], "attributes.kernel_")
     est.solver_ = _check_choice(attrs["solver_"], "attributes.solver_", _fitted_solvers())
     est.n_iter_ = _check_int(attrs["n_iter_"], "attributes.n_iter_")

@@ -486,8 +486,13 @@ class KernelMachineMixin(BaseEstimator):
         rows = getattr(self, "center_indices_", None)
         if rows is not None and not (rows.max() < X.shape[0] and np.array_equal(X[rows], centers)):
             rows = None
+        intercept = getattr(self, "intercept_", None)
         return WarmStart(
-            solver, np.ascontiguousarray(centers), rows, self.dual_coef_.astype(np.float64)
+            solver,
+            np.ascontiguousarray(centers),
+            rows,
+            self.dual_coef_.astype(np.float64),
+            None if intercept is None else intercept.astype(np.float64),
         )
 
     def _set_fitted(
@@ -516,6 +521,10 @@ class KernelMachineMixin(BaseEstimator):
         elif hasattr(self, "center_indices_"):  # a refit: not the previous fit's rows
             del self.center_indices_
         self.dual_coef_ = result.coef
+        if result.intercept is not None:
+            self.intercept_ = result.intercept
+        elif hasattr(self, "intercept_"):  # a refit with the square loss: none now
+            del self.intercept_
         self.n_iter_ = result.n_iter
         self.loss_curve_ = result.loss_curve
         self.solver_info_ = dict(result.info, kernel_dtype=problem.kernel_dtype.name)
@@ -536,7 +545,11 @@ class KernelMachineMixin(BaseEstimator):
         """The decision on an array already checked (the model's own centres)."""
         X = X.astype(self.centers_.dtype, copy=False)
         op = KernelOperator(X, self.centers_, self.kernel_, n_jobs=self.n_jobs, device=self.device)
-        return check_decision_finite(op @ self.dual_coef_, self.kernel_, X.dtype)
+        out = op @ self.dual_coef_
+        intercept = getattr(self, "intercept_", None)
+        if intercept is not None:  # the logistic loss's (see _set_fitted)
+            out += intercept
+        return check_decision_finite(out, self.kernel_, X.dtype)
 
     @property
     def n_centers_(self) -> int:
@@ -635,6 +648,8 @@ class KernelMachineMixin(BaseEstimator):
             if hasattr(self, "center_targets_"):
                 small.center_targets_ = self.center_targets_[idx]
             small.dual_coef_ = cho_solve(L, rhs.astype(np.float64)).astype(points.dtype)
+            if hasattr(self, "intercept_"):  # the logistic loss's: no centre carries it
+                small.intercept_ = self.intercept_.copy()
             small.n_iter_, small.loss_curve_ = 1, []
             small.solver_info_ = {"n_centers": n_centers, "source_n_centers": m}
             small.fit_time_ = 0.0

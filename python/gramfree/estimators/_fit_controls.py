@@ -70,8 +70,9 @@ class HeldOut:
     def monitor(
         self, problem: Problem, centers: np.ndarray, *, n_iter_no_change: int, tol: float
     ) -> ValidationMonitor:
-        def decision(coef: np.ndarray) -> np.ndarray:
-            return problem.matvec(self.X, centers, coef).astype(np.float64)
+        def decision(coef: np.ndarray, intercept: np.ndarray | None = None) -> np.ndarray:
+            out = problem.matvec(self.X, centers, coef).astype(np.float64)
+            return out if intercept is None else out + intercept
 
         return ValidationMonitor(decision, self.score, n_iter_no_change, tol)
 
@@ -167,6 +168,7 @@ class WarmStart:
     centers: np.ndarray
     rows: np.ndarray | None
     coef: np.ndarray
+    intercept: np.ndarray | None = None  # the logistic loss's intercepts (t,)
 
 
 @dataclass
@@ -175,23 +177,25 @@ class ValidationMonitor:
     iterate, keeps the best, and says stop after ``n_iter_no_change`` iterations without
     an improvement above ``tol``."""
 
-    decision: Callable[[np.ndarray], np.ndarray]
+    decision: Callable[..., np.ndarray]  # (coef, intercept=None) -> scores
     score: Callable[[np.ndarray], float]
     n_iter_no_change: int
     tol: float
     scores: list = field(default_factory=list)
     best_score: float = -math.inf
     best_coef: np.ndarray | None = None
+    best_intercept: np.ndarray | None = None
     best_iteration: int = 0
     stopped: bool = False
     _stale: int = 0
 
-    def __call__(self, n_iter: int, coef: np.ndarray) -> bool:
-        value = self.score(self.decision(coef))
+    def __call__(self, n_iter: int, coef: np.ndarray, intercept: np.ndarray | None = None) -> bool:
+        value = self.score(self.decision(coef, intercept))
         self.scores.append(value)
         self._stale = 0 if value > self.best_score + self.tol else self._stale + 1
         if value > self.best_score:
             self.best_score, self.best_coef, self.best_iteration = value, coef.copy(), n_iter
+            self.best_intercept = None if intercept is None else intercept.copy()
         self.stopped = self._stale >= self.n_iter_no_change
         return self.stopped
 
@@ -199,6 +203,8 @@ class ValidationMonitor:
         """Hand the best iterate to the solver's result and record what happened."""
         if self.best_coef is not None:
             result.coef = self.best_coef
+            if self.best_intercept is not None:
+                result.intercept = self.best_intercept
         result.info["early_stopping"] = {
             "best_iteration": self.best_iteration,
             "stopped": self.stopped,

@@ -112,9 +112,9 @@ def _fit_logistic(
         resolve_device(estimator.device),
         estimator._kernel_dtype(X),
     )
-    initial = None
+    initial = initial_intercept = None
     if warm is not None:
-        centers, initial = warm.centers, warm.coef
+        centers, initial, initial_intercept = warm.centers, warm.coef, warm.intercept
         caller_rows = warm.rows
         # The preconditioner reads the loss's curvature at the centres' rows (nearest
         # rows for points that are none): it speeds CG, not the solution.
@@ -153,6 +153,7 @@ def _fit_logistic(
         tol=estimator.tol,
         verbose=estimator.verbose,
         initial_coef=initial,
+        initial_intercept=initial_intercept,
         monitor=monitor,
     )
     estimator.fit_time_ = time.perf_counter() - start

@@ -279,8 +279,9 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
         are not calibrated, and no calibration is applied: use scikit-learn's
         CalibratedClassifierCV, or the logistic loss). "logistic": kernel logistic
         regression (binary log-loss, or the multinomial cross-entropy for more classes),
-        ``sum_i w_i log-loss_i + alpha / 2 ||f||^2``, so ``alpha`` is scikit-learn's
-        ``1 / C``; fitted by Newton steps whose systems are solved by preconditioned CG
+        ``sum_i w_i log-loss_i + alpha / 2 ||h||^2`` for the logits ``f = h + b``, with an
+        unpenalised intercept ``b`` per class (``intercept_``), as LogisticRegression
+        fits it, so ``alpha`` is scikit-learn's ``1 / C``; fitted by Newton steps whose systems are solved by preconditioned CG
         over the data (LogisticFalkon's recipe, with a line search;
         :mod:`gramfree.solvers.logistic`). Gives :meth:`predict_proba` and
         :meth:`predict_log_proba`; :meth:`decision_function` returns the logits. Its
@@ -305,6 +306,10 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
         The centres' training labels (read by :meth:`explain`); likewise.
     dual_coef_ : ndarray of shape (n_centers, 1) or (n_centers, n_classes)
         Coefficients of the centres: one column for two classes, else one per class.
+    intercept_ : ndarray of shape (1,) or (n_classes,)
+        ``loss="logistic"`` only: the unpenalised intercept of each logit (one for two
+        classes; for more, only their differences matter and their sum is zero), which
+        :meth:`decision_function` adds to the centres' sum.
     solver_ : str
         The solver used.
     n_iter_ : int

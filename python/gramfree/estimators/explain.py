@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..operators import KernelOperator, kernel_matrix
+from ..operators import kernel_matrix
 from ..pathkernel.explain import Explanation
 from ..pathkernel.explain import top_k as _top_k_rows
 
@@ -42,9 +42,10 @@ class ExplainMixin:
         """The training examples that carry each prediction most, for and against.
 
         The model's output at x is ``sum_j k(x, c_j) * dual_coef_[j, t]`` over its centres
-        ``c_j`` (each a training example, ``center_indices_``): centre j's contribution is
-        its term, and the contributions of all centres sum to the explained output (computed
-        in float64; for a float32 model within its rounding of ``decision_function``).
+        ``c_j`` (each a training example, ``center_indices_``), plus ``intercept_`` for the
+        logistic loss: centre j's contribution is its term, and the contributions of all
+        centres plus that intercept (``base``) sum to the explained output (computed in
+        float64; for a float32 model within its rounding of ``decision_function``).
         With a smooth kernel the coefficients alternate in sign between similar examples
         (its kernel matrix is nearly singular), so large contributions cancel: read them as
         evidence of direction, not as shares of the output; ``note`` says when it happens.
@@ -98,10 +99,7 @@ class ExplainMixin:
         for start in range(0, q, block):
             Xb = X[start : start + block]
             if column is None:  # the predicted class, as predict() finds it
-                op = KernelOperator(
-                    Xb, self.centers_, self.kernel_, n_jobs=self.n_jobs, device=self.device
-                )
-                cols = np.argmax(op @ self.dual_coef_, axis=1)
+                cols = np.argmax(self._decision_validated(Xb), axis=1)
             else:
                 cols = np.full(len(Xb), column)
             Kb = kernel_matrix(
@@ -126,6 +124,10 @@ class ExplainMixin:
                 )
             )
         cols, value, pos, neg, hi, hv, lo, lv = (np.concatenate(a) for a in zip(*parts))
+        # The intercept (the logistic loss's) is what no training example carries.
+        intercept = getattr(self, "intercept_", None)
+        base = np.zeros(q) if intercept is None else sign * intercept.astype(np.float64)[cols]
+        value = value + base
         indices = getattr(self, "center_indices_", None)
         labels = getattr(self, "center_targets_", None)
         known = indices is not None
@@ -147,7 +149,7 @@ class ExplainMixin:
         return Explanation(
             target=target_of(cols),
             value=value,
-            base=np.zeros(q),
+            base=base,
             supporting=_rows(indices, hi),
             supporting_contributions=hv,
             opposing=_rows(indices, lo),

@@ -73,7 +73,7 @@ class Explanation:
         The explained quantity, ``base`` plus the sum of *all* contributions.
     base : ndarray of shape (q,)
         What no training example carries: a network's initial value plus the weight-decay
-        share; 0 for a kernel machine (no intercept).
+        share; a kernel machine's intercept (the logistic loss's), else 0.
     supporting : ndarray of shape (q, top_k) of int
         Indices of the examples with the largest positive contributions, descending (rows
         of the training set, or see ``index``). A query with fewer than ``top_k`` positive

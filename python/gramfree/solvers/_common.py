@@ -29,6 +29,9 @@ class SolverResult:
     # The centres' rows in the training data (sorted), or None when every row is a centre:
     # what lets a prediction's contributions be traced back to training examples.
     center_indices: np.ndarray | None = None
+    # (t,): an unpenalised intercept per output, f(x) = K(x, centers) @ coef + intercept
+    # (the logistic loss's); None for the square loss's models, which have none.
+    intercept: np.ndarray | None = None
 
 
 @dataclass
@@ -149,9 +152,10 @@ class Progress:
 
 Callback = Callable[[int, float], None]
 
-Monitor = Callable[[int, np.ndarray], bool]
+Monitor = Callable[..., bool]
 """Called by an iterative solver after each iteration with (iterations so far, the
-current coefficients on the centres, m x t, the data's dtype); a true return stops the
+current coefficients on the centres, m x t, the data's dtype), and ``intercept=`` the
+intercepts (t,) by a solver that fits them (the logistic loss's); a true return stops the
 solver there. The estimators' early stopping
 (:class:`gramfree.estimators._early_stopping.ValidationMonitor`) scores held-out data with
 it and keeps the best iterate itself."""

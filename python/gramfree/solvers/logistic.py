@@ -2,25 +2,42 @@
 preconditioned CG over the data (LogisticFalkon's recipe: Marteau-Ferey, Bach, Rudi 2019,
 Meanti et al. 2020), with a line search that LogisticFalkon leaves out.
 
-Objective, with ``f = K(., C) a`` (one column per class for the multinomial loss, one logit
-for two classes) and sample weights w::
+Objective, with ``f = K(., C) a + b`` (one column of ``a`` and one intercept per class for
+the multinomial loss, one logit for two classes) and sample weights w::
 
-    J(a) = sum_i w_i loss(y_i, f(x_i)) + alpha / 2 * ||f||_H^2,   ||f||_H^2 = tr(a^T K_MM a)
+    J(a, b) = sum_i w_i loss(y_i, f(x_i)) + alpha / 2 * ||h||_H^2,   ||h||_H^2 = tr(a^T K_MM a)
 
-``loss`` is the binary log-loss or the multinomial cross-entropy, so ``alpha`` is
-scikit-learn's ``1 / C`` (LogisticRegression's ``C * sum loss + ||w||^2 / 2``) and the model
-with every training point as a centre is exact kernel logistic regression.
+``loss`` is the binary log-loss or the multinomial cross-entropy, and the intercept ``b``
+is not penalised: scikit-learn's LogisticRegression with its default ``fit_intercept=True``
+(``C * sum loss + ||w||^2 / 2``), ``alpha = 1 / C``; the model with every training point as
+a centre is exact kernel logistic regression, and on Nystroem features of the same centres
+LogisticRegression minimises the same objective (tests/test_logistic.py). With a wide
+kernel the penalised part can carry a constant cheaply and the intercept changes little
+(test log-loss on spam, M = 1000: 0.1624 against 0.1627 without it); where it cannot, the
+intercept holds the classes' base rates far from the data. For k classes only the
+differences of the intercepts matter; the fit keeps their sum at zero (their gradient sums
+to zero over the classes).
 Where K_MM is too close to singular for its Cholesky, a jitter is added to its diagonal
 and the jittered matrix is the penalty's (as in Falkon; ``info["jitter"]``).
 
-Each Newton step solves ``H d = -g`` with
-``H = K_nM^T S K_nM + alpha K_MM`` (S: the loss's curvature, per sample ``w p (1 - p)``
-for two classes, ``w (diag(p) - p p^T)`` for k) by CG, preconditioned as Falkon
-preconditions its ridge but with the curvature at the centres (LogisticFalkon's
-preconditioner): ``K_nM^T S K_nM ~ (n / M) K_MM S_M K_MM``, so with ``L L^T = K_MM``,
-``H ~ L [(n / M) L^T S_M L + alpha I] L^T = L LA LA^T L^T``: one M x M Cholesky of K_MM for
-the whole fit, one more per step (for k classes, S_M is their mean curvature: see below).
-
+Each Newton step solves ``H (d, e) = -(g, h)`` for the steps of ``a`` and ``b``, with
+``H = [A, C; C^T, B]``, ``A = K_nM^T S K_nM + alpha K_MM``, ``C = K_nM^T S 1`` and
+``B = 1^T S 1`` (S: the loss's curvature, per sample ``w p (1 - p)`` for two classes,
+``w (diag(p) - p p^T)`` for k). The intercepts are eliminated exactly: CG solves the Schur
+complement ``(A - C B^+ C^T) d = -g + C B^+ h`` (B is k x k; its pseudo-inverse, whose null
+direction is the intercepts' common shift), then ``e = -B^+ (h + C^T d)``. C is never
+formed for k classes: its products with a step and with ``B^+ h`` are the curvature
+applied to ``K_nM V`` and to a constant, so the complement costs the passes of ``A`` and
+the right-hand side rides on the gradient's pass. The preconditioner is Falkon's for its ridge with the
+curvature at the centres (LogisticFalkon's): ``K_nM^T S K_nM ~ (n / M) K_MM S_M K_MM``, so
+with ``L L^T = K_MM``, ``A ~ L [(n / M) L^T S_M L + alpha I] L^T = L LA LA^T L^T``, one
+M x M Cholesky of K_MM for the whole fit and one more per step (for k classes, S_M is their
+mean curvature: see below); for the Schur complement the same approximation of ``C`` and
+``B`` centres the curvature, ``S_M - s s^T / sum s`` (s its diagonal), a rank-one downdate
+of the inner matrix before its Cholesky. Without that downdate CG took 40% to 160% more
+iterations than without an intercept; with it, on satellite (6 classes, M = 1000), 241
+against 345 (fewer: the centred curvature matches the kernel block's own constant
+direction better), and within 15% elsewhere.
 Safeguards LogisticFalkon does without (it relies on a decreasing penalty schedule):
 CG stops at an Eisenstat-Walker tolerance (loose far from the optimum, tight near it),
 and the step is halved until the objective decreases enough (Armijo), so no step can
@@ -100,12 +117,15 @@ def solve_logistic(
     verbose: int | bool = False,
     preconditioner: str = "auto",
     initial_coef: np.ndarray | None = None,
+    initial_intercept: np.ndarray | None = None,
     monitor: Monitor | None = None,
 ) -> SolverResult:
     """Fit the penalised log-likelihood (module docstring).
 
-    ``initial_coef`` (M x k): a warm start. ``monitor``: called after every Newton step
-    with the coefficients; True stops (:class:`gramfree.solvers._common.Monitor`).
+    ``initial_coef`` (M x k) and ``initial_intercept`` (k,): a warm start. ``monitor``:
+    called after every Newton step with the coefficients and ``intercept=`` the intercepts;
+    True stops (:class:`gramfree.solvers._common.Monitor`). The result's ``intercept``
+    holds the intercepts (k,).
 
     ``problem.Y``: (n, 1) of 0/1 (two classes: the logit of class 1) or (n, k) one-hot.
     ``center_rows``: the centres' rows in ``problem.X`` (their curvature feeds the
@@ -150,12 +170,18 @@ def solve_logistic(
         return np.ascontiguousarray(V, dtype=dtype)
 
     a = np.zeros((M, k))
-    F = np.zeros((n, k))  # K_nM a
+    b = np.zeros(k)  # the intercepts, unpenalised
+    F = np.zeros((n, k))  # K_nM a + b
     Ka = np.zeros((M, k))  # K_MM a
     if initial_coef is not None:
         a[...] = initial_coef
         F[...] = (op @ to_kernel(a)).astype(np.float64)
         Ka[...] = kmm(a)
+    if initial_intercept is not None:
+        b[...] = initial_intercept
+        if not binary:  # only differences matter: keep the sum at zero (module docstring)
+            b -= b.mean()
+        F += b
     objective = loss_of(F) + 0.5 * alpha * float(np.sum(a * Ka))
     objective_zero = objective
     loss_curve: list[float] = []
@@ -184,48 +210,93 @@ def solve_logistic(
     with small_blas(M**3 / 3.0):
         while n_iter < max_iter:
             P = probabilities(F)
-            g = op.rmatmat(to_kernel(w[:, None] * (P - Y))).astype(np.float64) + alpha * Ka
+            R = w[:, None] * (P - Y)
             curvature = _curvature(P, w)
+            g_b = R.sum(axis=0)
+            intercept_inverse = curvature.intercept_inverse()
+            # One pass for the gradient and C B^+ h, C = K_nM^T S 1 the intercepts'
+            # coupling (module docstring): two classes keep c = K_nM^T S 1 itself (the
+            # fused normal product below cannot give c^T V).
+            extra = (
+                curvature.diag
+                if binary
+                else curvature.apply(np.broadcast_to(intercept_inverse @ g_b, (n, k)))
+            )
+            both = op.rmatmat(to_kernel(np.hstack([R, extra]))).astype(np.float64)
+            g = both[:, :k] + alpha * Ka
+            coupling = both[:, k] if binary else None
+            rhs = -g + (
+                both[:, k:] if coupling is None else coupling[:, None] * (intercept_inverse @ g_b)
+            )
             precond = None
+            pooled = curvature.pooled()
             if use_gram:
                 try:
+                    # The intercept's elimination (below) downdates the Gram by the
+                    # coupling c = K_nM^T s, whitened: L^-1 c (L^-1 c)^T / sum s.
+                    c = (
+                        coupling
+                        if coupling is not None
+                        else op.rmatmat(to_kernel(pooled[:, None])).astype(np.float64)[:, 0]
+                    )
                     precond = _Preconditioner.from_gram(
                         L,
-                        op.weighted_gram(curvature.pooled())
+                        op.weighted_gram(pooled)
                         if cached
-                        else _curvature_gram(problem, centers, curvature.pooled()),
+                        else _curvature_gram(problem, centers, pooled),
                         alpha,
+                        downdate=(solve_triangular(L, c[:, None])[:, 0], float(pooled.sum())),
                     )
                 except np.linalg.LinAlgError:  # whitening amplified rounding: not this step
                     gram_failures += 1
             if precond is None:
-                precond = _Preconditioner(L, curvature.pooled()[center_rows], alpha, n / M)
+                at_centres = pooled[center_rows]
+                precond = _Preconditioner(
+                    L,
+                    at_centres,
+                    alpha,
+                    n / M,
+                    # The same downdate in the centres' approximation (module docstring).
+                    downdate=(math.sqrt(n / M) * (L.T @ at_centres), float(at_centres.sum())),
+                )
 
+            # The intercepts eliminated exactly (module docstring): with B = H_bb (k x k,
+            # pseudo-inverted), CG solves the Schur complement (A - C B^+ C^T) d =
+            # -g + C B^+ h, and then e = -B^+ (h + C^T d). For k classes C is never
+            # formed: C^T V = 1^T S (K_nM V) and C z = K_nM^T S (1 z^T), so the complement's
+            # product is K_nM^T S (K_nM V - 1 z^T) with z = B^+ 1^T S K_nM V.
             def hessian(V: np.ndarray) -> np.ndarray:
-                if binary:
+                if coupling is not None:
                     HV = op.normal_matvec(
                         to_kernel(V), sample_weight=to_kernel(curvature.diag[:, 0])
-                    )
+                    ).astype(np.float64)
+                    HV -= coupling[:, None] * (intercept_inverse @ (coupling @ V))
                 else:
                     U = (op @ to_kernel(V)).astype(np.float64)
-                    HV = op.rmatmat(to_kernel(curvature.apply(U)))
-                return HV.astype(np.float64) + alpha * kmm(V)
+                    z = intercept_inverse @ curvature.apply(U).sum(axis=0)
+                    HV = op.rmatmat(to_kernel(curvature.apply(U - z))).astype(np.float64)
+                return HV + alpha * kmm(V)
 
             # The CG loop's BLAS calls (triangular solves of M x k, K_MM's products and, with
             # K_nM stored, its products) on one thread: gramfree._threads.
             with small_blas(4.0 * M * M * k):
-                gnorm = math.sqrt(max(float(np.sum(g * precond(g))), 0.0))
+                gnorm = math.sqrt(max(float(np.sum(rhs * precond(rhs))), 0.0))
                 gnorm0 = gnorm if gnorm0 is None else gnorm0
                 forcing = (
                     min(0.5, max(FORCING_FLOOR, math.sqrt(gnorm / gnorm0))) if gnorm0 > 0 else 0.5
                 )
-                d, cg_iters = _pcg(hessian, -g, precond, forcing, MAX_CG)
+                d, cg_iters = _pcg(hessian, rhs, precond, forcing, MAX_CG)
             cg_total += cg_iters
-            decrement = -float(np.sum(g * d))  # ~ 2 (J - J*) near the optimum
+            Kd = (op @ to_kernel(d)).astype(np.float64)
+            e = -intercept_inverse @ (
+                g_b + (coupling @ d if coupling is not None else curvature.apply(Kd).sum(axis=0))
+            )
+            Kd += e
+            # ~ 2 (J - J*) near the optimum
+            decrement = -float(np.sum(g * d)) - float(g_b @ e)
             if decrement <= 0.0:  # CG returned no descent direction: nothing left to gain
                 converged = True
                 break
-            Kd = (op @ to_kernel(d)).astype(np.float64)
             Kmm_d = kmm(d)
             pen = (float(np.sum(a * Ka)), float(np.sum(d * Ka)), float(np.sum(d * Kmm_d)))
             t, new_objective = 1.0, math.inf
@@ -242,13 +313,16 @@ def solve_logistic(
                 converged = decrement <= 1e-10 * max(abs(objective), 1.0)
                 break
             a += t * d
+            b += t * e
             F += t * Kd
             Ka += t * Kmm_d
             previous, objective = objective, new_objective
             n_iter += 1
             loss_curve.append(objective / s)
             progress.update(n_iter, loss_curve[-1], f"cg={cg_iters} step={t:g}")
-            stop = monitor is not None and bool(monitor(n_iter, a.astype(X.dtype)))
+            stop = monitor is not None and bool(
+                monitor(n_iter, a.astype(X.dtype), intercept=b.astype(X.dtype))
+            )
             if decrement <= 2.0 * tol * objective or previous - objective <= 1e-15 * abs(previous):
                 converged = True
                 break
@@ -258,6 +332,7 @@ def solve_logistic(
     return SolverResult(
         centers=centers,
         coef=a.astype(X.dtype),
+        intercept=b.astype(X.dtype),
         n_iter=n_iter,
         loss_curve=loss_curve,
         converged=converged,
@@ -286,6 +361,21 @@ class _curvature:
     def __init__(self, P: np.ndarray, w: np.ndarray) -> None:
         self.P, self.w = P, w
         self.diag = w[:, None] * P * (1.0 - P)
+        self.diag_sum = self.diag.sum(axis=0)
+
+    def intercept_block(self) -> np.ndarray:
+        """The intercepts' block of H, ``sum_i S_i`` (k x k)."""
+        if self.P.shape[1] == 1:
+            return self.diag_sum[None, :]
+        wP = self.w[:, None] * self.P
+        return np.diag(wP.sum(axis=0)) - wP.T @ self.P
+
+    def intercept_inverse(self) -> np.ndarray:
+        """The intercepts' block's (pseudo-)inverse: for k classes its range is the
+        intercepts with zero sum (the null direction, a common shift, changes no
+        probability)."""
+        inverse = _pseudo_inverse(self.intercept_block())
+        return np.zeros((self.P.shape[1],) * 2) if inverse is None else inverse
 
     def apply(self, U: np.ndarray) -> np.ndarray:
         PU = self.P * U
@@ -308,31 +398,55 @@ class _Preconditioner:
         alpha: float,
         scale: float = 1.0,
         inner: np.ndarray | None = None,
+        downdate: tuple[np.ndarray, float] | None = None,
     ) -> None:
-        """``curvature_at_centres``: (M,), or ``inner`` given (see from_gram)."""
+        """``curvature_at_centres``: (M,), or ``inner`` given (see from_gram).
+        ``downdate``: ``(v, sigma)``, subtracting ``v v^T / sigma`` from the inner matrix
+        (the intercept's elimination: module docstring)."""
         self.L = L
         if inner is None:
             assert curvature_at_centres is not None
             inner = lower_gram(np.sqrt(curvature_at_centres)[:, None] * L)
             inner *= scale
+        if downdate is not None and downdate[1] > 0:
+            v, sigma = downdate
+            inner -= np.outer(v, v) / sigma
         bump = alpha if alpha > 0 else 1e-12 * max(float(np.mean(np.diag(inner))), 1e-300)
         inner[np.diag_indices_from(inner)] += bump
         self.LA = jittered_cholesky(inner, overwrite=True)[0]
 
     @classmethod
-    def from_gram(cls, L: np.ndarray, G: np.ndarray, alpha: float) -> _Preconditioner:
+    def from_gram(
+        cls,
+        L: np.ndarray,
+        G: np.ndarray,
+        alpha: float,
+        downdate: tuple[np.ndarray, float] | None = None,
+    ) -> _Preconditioner:
         """From the curvature's Gram ``G = K_nM^T S K_nM`` itself: ``LA LA^T = L^-1 G L^-T
         + alpha I`` (whitened as the one-pass Nystrom solver whitens, so that the small
         directions of K_MM survive in float64)."""
         inner = solve_triangular(L, solve_triangular(L, G).T)
         inner = 0.5 * (inner + inner.T)
-        return cls(L, None, alpha, inner=np.asfortranarray(inner))
+        return cls(L, None, alpha, inner=np.asfortranarray(inner), downdate=downdate)
 
     def __call__(self, R: np.ndarray) -> np.ndarray:
         V = solve_triangular(
             self.LA, solve_triangular(self.LA, solve_triangular(self.L, R)), trans=True
         )
         return solve_triangular(self.L, V, trans=True)
+
+
+def _pseudo_inverse(A: np.ndarray) -> np.ndarray | None:
+    """The pseudo-inverse of a symmetric positive semi-definite k x k matrix, dropping
+    directions below 1e-12 of the largest (the multinomial intercepts' common shift);
+    None where it has a clearly negative eigenvalue (not semi-definite)."""
+    vals, vecs = np.linalg.eigh(0.5 * (A + A.T))
+    top = max(float(vals.max()), 1e-300)
+    if vals.min() < -1e-8 * top:
+        return None
+    keep = vals > 1e-12 * top
+    return (vecs[:, keep] / vals[keep]) @ vecs[:, keep].T
 
 
 def _pcg(hessian, rhs: np.ndarray, precond, forcing: float, max_iter: int):
