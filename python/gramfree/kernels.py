@@ -26,6 +26,8 @@ from dataclasses import dataclass, fields
 from types import MappingProxyType
 from typing import Any, ClassVar
 
+import numpy as np
+
 from . import _core
 
 __all__ = [
@@ -113,9 +115,21 @@ def native_kernels() -> Mapping[str, NativeKernel]:
     return MappingProxyType(rows)
 
 
+def _not_scalar(name: str, value: Any, what: str) -> TypeError:
+    """The error for a parameter that is not a scalar of the right kind. Arrays are refused
+    even with one element (a kernel holds Python scalars: it is hashable and compares by
+    value); the message says how to pass the element."""
+    hint = ""
+    if isinstance(value, np.ndarray):
+        hint = f" of shape {value.shape}; a kernel parameter is a scalar"
+        if value.size == 1:
+            hint += f" (pass {name}.item() for a 1-element array)"
+    return TypeError(f"{name} must be {what}, got {type(value).__name__}{hint}")
+
+
 def _check_real(name: str, value: Any, *, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+        raise _not_scalar(name, value, "a real number")
     value = float(value)
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
@@ -132,6 +146,31 @@ def _resolved_gamma(gamma: float | None, n_features: int) -> float:
     return 1.0 / n_features if gamma is None else gamma
 
 
+def _gamma_constants(gamma: float | None, t: type[np.floating]) -> list[tuple[str, str, Any, bool]]:
+    # gamma=None is 1 / n_features, within every dtype's range.
+    return [] if gamma is None else [("gamma", "gamma", t(gamma), True)]
+
+
+def _representable(kernel: Kernel, dtype: Any) -> bool:
+    try:
+        kernel.check_dtype(dtype)
+    except ValueError:
+        return False
+    return True
+
+
+def _matern_gamma(length_scale: float) -> float:
+    """Matern ``nu=inf``'s Gaussian ``gamma = 0.5 / length_scale**2``, as ``native_spec``
+    computes it; ``inf`` or ``0.0`` where the square under- or overflows (which
+    ``check_dtype`` refuses) rather than Python's ZeroDivisionError / OverflowError."""
+    try:
+        return 0.5 / length_scale**2
+    except ZeroDivisionError:
+        return math.inf
+    except OverflowError:
+        return 0.0
+
+
 @dataclass(frozen=True)
 class Kernel:
     """Base class of the kernels: :class:`Gaussian` (alias :data:`RBF`),
@@ -141,6 +180,22 @@ class Kernel:
     Subclasses are frozen dataclasses: equality, hashing, repr and pickling come from
     their fields. Calling a kernel, ``kernel(X, Z)``, gives the matrix ``K(X, Z)``; any
     gramfree function or estimator taking ``kernel=`` accepts one in place of a name.
+
+    The base class itself is abstract: ``Kernel()`` raises ``TypeError`` (use one of the
+    kernels above, or :func:`get_kernel`).
+
+    Every kernel checks its parameters when it is made:
+
+    * each is a scalar: Python and numpy numbers are accepted and stored as Python
+      ``float`` / ``int`` (``str`` for ``norm``); arrays, even of one element or 0-d,
+      raise ``TypeError`` naming the parameter, so a kernel stays hashable;
+    * each, and each constant the native kernel derives from it (``1 / length_scale``,
+      ``3 / length_scale**2``, Matern ``nu=inf``'s ``gamma = 0.5 / length_scale**2``,
+      ...), must be a normal float64 number, between ``numpy.finfo(numpy.float64).tiny``
+      (2.2e-308) and ``.max`` (1.8e308) in magnitude; otherwise ``ValueError`` names the
+      parameter the user gave. :meth:`check_dtype` applies the same rule for float32
+      (1.2e-38 to 3.4e38); :class:`gramfree.KernelOperator` and
+      :func:`gramfree.kernel_matrix` call it for the dtype they compute in.
 
     Attributes
     ----------
@@ -158,10 +213,99 @@ class Kernel:
     ['rbf', 'laplacian', 'matern', 'poly', 'linear', 'arccos']
     >>> isinstance(get_kernel("laplacian"), Kernel)
     True
+    >>> Kernel()
+    Traceback (most recent call last):
+    ...
+    TypeError: Kernel is the abstract base class of the kernels; use a concrete kernel ...
     """
 
     name: ClassVar[str] = ""
     aliases: ClassVar[tuple[str, ...]] = ()  # other names get_kernel accepts
+
+    def __post_init__(self) -> None:
+        if type(self) is Kernel:
+            raise TypeError(
+                "Kernel is the abstract base class of the kernels; use a concrete kernel "
+                "(Gaussian, Laplacian, Matern, Polynomial, Linear, ArcCosine) or "
+                "get_kernel(name, **params)"
+            )
+
+    def _constants(self, t: type[np.floating]) -> list[tuple[str, str, Any, bool]]:
+        """The numbers the native kernel computes with, as it computes them in the float
+        type ``t``: ``(parameter, expression, value, scale)`` for each, where ``scale``
+        says the value must be a normal number (a nonzero scale; otherwise only finite).
+        Called with numpy's floating-point errors ignored."""
+        return []
+
+    def check_dtype(self, dtype: Any) -> None:
+        """Refuse parameters the native kernel cannot represent in ``dtype``.
+
+        The native kernels compute in the data's precision: each parameter, and each
+        constant derived from it (``1 / length_scale``, ``3 / length_scale**2``, Matern
+        ``nu=inf``'s ``gamma = 0.5 / length_scale**2``, ...), is converted to ``dtype``.
+        A scale (``gamma``, ``length_scale`` and what derives from them) must then be a
+        normal number, from ``numpy.finfo(dtype).tiny`` to ``.max`` (float32: 1.2e-38 to
+        3.4e38); ``coef0`` must be finite. Outside that range a float32 computation would
+        silently give wrong values (``gamma=1e39`` becomes ``inf``, and
+        ``k(x, x) = exp(-inf * 0)`` is not 1). Kernels check float64 when they are made;
+        :class:`gramfree.KernelOperator` and :func:`gramfree.kernel_matrix` call this for
+        the dtype they compute in.
+
+        Parameters
+        ----------
+        dtype : {numpy.float32, numpy.float64} or str
+            The precision of the computation.
+
+        Raises
+        ------
+        ValueError
+            Naming the parameter that is out of ``dtype``'s range (and the derived
+            constant, where that is what overflows or underflows).
+        TypeError
+            If ``dtype`` is not float32 or float64.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from gramfree.kernels import Gaussian, Matern
+        >>> Gaussian(gamma=1e30).check_dtype(np.float32)  # within float32's range: fine
+        >>> Gaussian(gamma=1e39).check_dtype(np.float32)
+        Traceback (most recent call last):
+        ...
+        ValueError: gamma=1e+39 is out of float32's range for Gaussian: ...
+        >>> Matern(length_scale=1e-20, nu=2.5).check_dtype("float32")
+        Traceback (most recent call last):
+        ...
+        ValueError: length_scale=1e-20 is out of float32's range for Matern(nu=2.5): ...
+        """
+        dt = np.dtype(dtype)
+        if dt not in (np.dtype(np.float32), np.dtype(np.float64)):
+            raise TypeError(f"dtype must be float32 or float64, got {dt}")
+        info = np.finfo(dt)
+        with np.errstate(all="ignore"):
+            constants = self._constants(dt.type)
+        for param, expr, value, scale in constants:
+            v = abs(float(value))
+            if scale:
+                if info.tiny <= v <= info.max:
+                    continue
+                how = "overflows" if v > info.max else "underflows"
+                limits = f"whose normal numbers have magnitudes {info.tiny:.3g} to {info.max:.3g}"
+            elif math.isfinite(v):
+                continue
+            else:
+                how, limits = "overflows", f"whose largest number is {info.max:.3g}"
+            what = "it" if expr == param else expr
+            owner = type(self).__name__
+            if hasattr(self, "nu"):  # Matern: which constants depend on nu
+                owner += f"(nu={self.nu})"
+            msg = (
+                f"{param}={getattr(self, param)!r} is out of {dt.name}'s range for {owner}: "
+                f"{what} {how} {dt.name} ({limits})"
+            )
+            if dt == np.float32 and _representable(self, np.float64):
+                msg += "; compute in float64 (pass float64 X and Z)"
+            raise ValueError(msg)
 
     def native_spec(self, n_features: int) -> dict[str, Any]:
         """Parameters for ``gramfree._core`` with defaults resolved for ``n_features``.
@@ -251,7 +395,9 @@ class Gaussian(Kernel):
     ----------
     gamma : float, default=None
         Positive inverse squared length scale; ``None`` means ``1 / n_features`` of the
-        data it is evaluated on.
+        data it is evaluated on. A scalar within float64's normal range (2.2e-308 to
+        1.8e308; float32's, 1.2e-38 to 3.4e38, for float32 data): otherwise ``ValueError``
+        (``TypeError`` for an array), see :class:`Kernel`.
 
     Attributes
     ----------
@@ -285,6 +431,10 @@ class Gaussian(Kernel):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gamma", _check_gamma(self.gamma))
+        self.check_dtype(np.float64)
+
+    def _constants(self, t: type[np.floating]) -> list[tuple[str, str, Any, bool]]:
+        return _gamma_constants(self.gamma, t)
 
     def native_spec(self, n_features: int) -> dict[str, Any]:
         return self._native("gaussian", gamma=_resolved_gamma(self.gamma, n_features))
@@ -304,9 +454,10 @@ class Laplacian(Kernel):
     ----------
     gamma : float, default=None
         Positive inverse length scale; ``None`` means ``1 / n_features`` of the data it
-        is evaluated on.
+        is evaluated on. A scalar within float64's normal range (float32's for float32
+        data), as :class:`Gaussian`'s.
     norm : {"l1", "l2"}, default="l1"
-        The norm of ``x - z``.
+        The norm of ``x - z`` (a ``str``; anything else raises ``TypeError``).
 
     Attributes
     ----------
@@ -337,8 +488,15 @@ class Laplacian(Kernel):
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "gamma", _check_gamma(self.gamma))
+        if not isinstance(self.norm, str):
+            raise _not_scalar("norm", self.norm, "'l1' or 'l2'")
         if self.norm not in ("l1", "l2"):
             raise ValueError(f"norm must be 'l1' or 'l2', got {self.norm!r}")
+        object.__setattr__(self, "norm", str(self.norm))
+        self.check_dtype(np.float64)
+
+    def _constants(self, t: type[np.floating]) -> list[tuple[str, str, Any, bool]]:
+        return _gamma_constants(self.gamma, t)
 
     def native_spec(self, n_features: int) -> dict[str, Any]:
         kind = "laplacian_l1" if self.norm == "l1" else "laplacian_l2"
@@ -353,14 +511,23 @@ class Matern(Kernel):
     With ``r = ||x - z|| / length_scale``: ``nu=0.5`` gives ``exp(-r)``, ``nu=1.5``
     ``(1 + sqrt(3) r) exp(-sqrt(3) r)``, ``nu=2.5``
     ``(1 + sqrt(5) r + 5 r^2 / 3) exp(-sqrt(5) r)``, and ``nu=inf`` the Gaussian
-    ``exp(-r^2 / 2)``.
+    ``exp(-r^2 / 2)`` (the native Gaussian with ``gamma = 0.5 / length_scale**2``).
 
     Parameters
     ----------
     length_scale : float, default=1.0
-        Positive length scale.
+        Positive length scale, a scalar. It, and the constants the native kernel derives
+        from it, must be normal float64 numbers (float32 ones for float32 data; see
+        :class:`Kernel`): ``1 / length_scale`` for ``nu=0.5``, ``sqrt(3) / length_scale``
+        and ``3 / length_scale**2`` for 1.5 (5 for 2.5), ``0.5 / length_scale**2`` for
+        inf. For ``nu=1.5`` that is about 1.3e-154 to 1.2e154 in float64 and 9.4e-20 to
+        1.6e19 in float32 (``nu=2.5``: 1.7e-154 to 1.5e154, 1.2e-19 to 2.1e19;
+        ``nu=inf``: 5.3e-155 to 4.7e153, 3.8e-20 to 6.5e18; ``nu=0.5``: 2.2e-308 to
+        4.5e307, 1.2e-38 to 8.5e37); outside, ``ValueError`` names ``length_scale``.
     nu : {0.5, 1.5, 2.5, inf}, default=1.5
-        Smoothness: the kernel is ``ceil(nu) - 1`` times differentiable.
+        Smoothness: the kernel is ``ceil(nu) - 1`` times differentiable. Infinity is
+        ``math.inf`` / ``numpy.inf`` or the string ``"inf"`` (as the estimators take it);
+        it is stored as the float ``inf``.
 
     Attributes
     ----------
@@ -382,6 +549,8 @@ class Matern(Kernel):
     True
     >>> bool(np.allclose(Matern(length_scale=2.0, nu=0.5)(X, Z), np.exp(-r)))
     True
+    >>> Matern(nu="inf") == Matern(nu=np.inf)
+    True
     """
 
     length_scale: float = 1.0
@@ -392,15 +561,36 @@ class Matern(Kernel):
         object.__setattr__(
             self, "length_scale", _check_real("length_scale", self.length_scale, positive=True)
         )
-        if isinstance(self.nu, bool) or not isinstance(self.nu, numbers.Real):
-            raise TypeError(f"nu must be a real number, got {type(self.nu).__name__}")
-        if float(self.nu) not in (0.5, 1.5, 2.5, math.inf):
-            raise ValueError(f"nu must be one of 0.5, 1.5, 2.5 or inf, got {self.nu!r}")
-        object.__setattr__(self, "nu", float(self.nu))
+        nu = self.nu
+        if isinstance(nu, str):
+            if nu != "inf":
+                raise TypeError(f"nu must be a real number or the string 'inf', got {nu!r}")
+            nu = math.inf
+        if isinstance(nu, bool) or not isinstance(nu, numbers.Real):
+            raise _not_scalar("nu", nu, "a real number or the string 'inf'")
+        if float(nu) not in (0.5, 1.5, 2.5, math.inf):
+            raise ValueError(f"nu must be one of 0.5, 1.5, 2.5 or inf, got {nu!r}")
+        object.__setattr__(self, "nu", float(nu))
+        self.check_dtype(np.float64)
+
+    def _constants(self, t: type[np.floating]) -> list[tuple[str, str, Any, bool]]:
+        ls = self.length_scale
+        if self.nu == math.inf:
+            expr = "0.5 / length_scale**2 (the Gaussian's gamma)"
+            return [("length_scale", expr, t(_matern_gamma(ls)), True)]
+        out = [("length_scale", "length_scale", t(ls), True)]
+        if self.nu == 0.5:
+            return out + [("length_scale", "1 / length_scale", t(1) / t(ls), True)]
+        c = 3 if self.nu == 1.5 else 5
+        a = t(math.sqrt(c)) / t(ls)  # as the native formulas compute it, and its square
+        return out + [
+            ("length_scale", f"sqrt({c}) / length_scale", a, True),
+            ("length_scale", f"{c} / length_scale**2", a * a, True),
+        ]
 
     def native_spec(self, n_features: int) -> dict[str, Any]:
         if self.nu == math.inf:
-            return self._native("gaussian", gamma=0.5 / self.length_scale**2)
+            return self._native("gaussian", gamma=_matern_gamma(self.length_scale))
         kind = {0.5: "matern12", 1.5: "matern32", 2.5: "matern52"}[self.nu]
         return self._native(kind, length_scale=self.length_scale)
 
@@ -417,9 +607,10 @@ class Polynomial(Kernel):
         Integer power, at least 1 (at most the core's ``max_degree``).
     gamma : float, default=None
         Positive scale of the inner product; ``None`` means ``1 / n_features`` of the
-        data it is evaluated on.
+        data it is evaluated on. A scalar within float64's normal range (float32's for
+        float32 data), as :class:`Gaussian`'s.
     coef0 : float, default=1.0
-        Constant term.
+        Constant term, a finite scalar (finite in float32 too, for float32 data).
 
     Attributes
     ----------
@@ -451,7 +642,7 @@ class Polynomial(Kernel):
     def __post_init__(self) -> None:
         degree = self.degree
         if isinstance(degree, bool) or not isinstance(degree, numbers.Real):
-            raise TypeError(f"degree must be an integer, got {type(degree).__name__}")
+            raise _not_scalar("degree", degree, "an integer")
         if not float(degree).is_integer() or degree < 1:
             raise ValueError(f"degree must be an integer >= 1, got {degree!r}")
         if degree > _core.max_degree:
@@ -459,6 +650,10 @@ class Polynomial(Kernel):
         object.__setattr__(self, "degree", int(degree))
         object.__setattr__(self, "gamma", _check_gamma(self.gamma))
         object.__setattr__(self, "coef0", _check_real("coef0", self.coef0))
+        self.check_dtype(np.float64)
+
+    def _constants(self, t: type[np.floating]) -> list[tuple[str, str, Any, bool]]:
+        return _gamma_constants(self.gamma, t) + [("coef0", "coef0", t(self.coef0), False)]
 
     def native_spec(self, n_features: int) -> dict[str, Any]:
         return self._native(
@@ -510,7 +705,8 @@ class ArcCosine(Kernel):
     Parameters
     ----------
     order : int, default=1
-        Order of the kernel; only 1 is implemented.
+        Order of the kernel; only 1 is implemented (an integral scalar, stored as the
+        ``int`` 1; an array raises ``TypeError``).
 
     Attributes
     ----------
@@ -539,8 +735,12 @@ class ArcCosine(Kernel):
     aliases: ClassVar[tuple[str, ...]] = ("arc-cosine",)
 
     def __post_init__(self) -> None:
-        if self.order != 1 or isinstance(self.order, bool):
-            raise ValueError(f"order must be 1 (the only order implemented), got {self.order!r}")
+        order = self.order
+        if not isinstance(order, numbers.Real):
+            raise _not_scalar("order", order, "the integer 1")
+        if order != 1 or isinstance(order, bool):
+            raise ValueError(f"order must be 1 (the only order implemented), got {order!r}")
+        object.__setattr__(self, "order", 1)
 
     def native_spec(self, n_features: int) -> dict[str, Any]:
         return self._native("arccos1")
@@ -566,16 +766,19 @@ def get_kernel(kernel: str | Kernel = "rbf", **params: Any) -> Kernel:
 
     Parameters that are ``None`` are left at their defaults, so estimators can pass
     ``gamma=None, degree=None, ...`` through unchanged; a parameter the kernel does
-    not have raises ``ValueError``.
+    not have raises ``ValueError``. The kernel class checks the values (see
+    :class:`Kernel`): scalars only (arrays raise ``TypeError``), within float64's range.
 
     Parameters
     ----------
     kernel : str or Kernel, default="rbf"
         A name from :data:`KERNEL_NAMES`, or a kernel object (returned as it is; then no
-        parameter other than None may be given).
+        parameter other than None may be given). An object of a :class:`Kernel` subclass
+        that does not implement :meth:`Kernel.native_spec` raises ``TypeError``.
     **params
         The kernel's parameters by scikit-learn's names (``gamma``, ``degree``,
-        ``coef0``, ``length_scale``, ``nu``, ...); ``None`` means the default.
+        ``coef0``, ``length_scale``, ``nu``, ...); ``None`` means the default. Matern's
+        ``nu`` may be ``math.inf`` or the string ``"inf"``, as the estimators take it.
 
     Returns
     -------
@@ -587,8 +790,16 @@ def get_kernel(kernel: str | Kernel = "rbf", **params: Any) -> Kernel:
     >>> from gramfree import get_kernel
     >>> get_kernel("poly", degree=2, gamma=None)
     Polynomial(degree=2)
+    >>> get_kernel("matern", nu="inf", length_scale=2.0)
+    Matern(length_scale=2.0, nu=inf)
     """
     if isinstance(kernel, Kernel):
+        if type(kernel).native_spec is Kernel.native_spec:
+            raise TypeError(
+                f"kernel: {type(kernel).__name__} does not implement native_spec; use a "
+                "concrete kernel (Gaussian, Laplacian, Matern, Polynomial, Linear, "
+                "ArcCosine) or a name"
+            )
         extra = {k: v for k, v in params.items() if v is not None}
         if extra:
             raise ValueError(

@@ -7,7 +7,23 @@ Input conversion (done once, at construction or call):
   (say float32 and float64), both become float64;
 * non-contiguous arrays are copied to C order; the caller's arrays are never modified;
 * complex, object and string arrays raise ``TypeError``; NaN or infinity, empty
-  arrays and wrong dimensions raise ``ValueError`` naming the argument.
+  arrays and wrong dimensions raise ``ValueError`` naming the argument;
+* finite values too large for the dtype they are converted to (a float64 ``V`` of 1e300
+  for a float32 operator, a longdouble ``X`` of 1e400) raise ``ValueError`` naming the
+  argument and saying that they overflow that dtype.
+
+Kernel parameters are checked against the dtype the computation runs in
+(:meth:`gramfree.kernels.Kernel.check_dtype`): a float32 operator refuses, naming the
+parameter, a ``gamma`` above float32's largest number or a ``length_scale`` whose
+inverse or square overflows float32, rather than compute with ``inf``.
+
+Results are checked for NaN (one pass over the output, ``numpy.min``, which propagates
+NaN): the inputs are finite, so a NaN means the kernel's values or their sums overflowed
+(Matern 3/2 and 5/2 once the scaled distance or its square overflows, the arc-cosine
+kernel on points of norm beyond ``sqrt`` of the dtype's largest number, a polynomial
+kernel's ``inf`` times a zero coefficient); it raises ``ValueError`` naming X, where it
+would otherwise have spread silently. ``inf`` entries (a kernel value that is itself too
+large for the dtype) are returned as computed.
 
 Examples
 --------
@@ -36,20 +52,28 @@ from .kernels import Kernel, get_kernel, native_kernels
 __all__ = ["KernelOperator", "kernel_matrix", "kernel_gradient", "as_float_array"]
 
 
-def as_float_array(A: Any, name: str, *, ndim: int = 2, dtype: Any = None) -> np.ndarray:
-    """Validate and convert one input; see the module docstring for the rules."""
+def _is_sparse(A: Any) -> bool:
+    return hasattr(A, "toarray") and hasattr(A, "nnz")  # scipy.sparse: np.asarray wraps it
+
+
+def _as_array(A: Any, name: str) -> np.ndarray:
+    """``A`` as a numpy array, or an error naming it (sparse matrices, ragged lists)."""
     if isinstance(A, np.ndarray):
-        arr = A
-    elif hasattr(A, "toarray") and hasattr(A, "nnz"):  # scipy.sparse: np.asarray wraps it
+        return A
+    if _is_sparse(A):
         raise TypeError(
             f"{name}: sparse matrices are not supported (the fused kernels read dense rows); "
             f"pass {name}.toarray()"
         )
-    else:
-        try:
-            arr = np.asarray(A)
-        except Exception as exc:  # ragged lists and the like
-            raise ValueError(f"{name}: cannot be converted to an array ({exc})") from None
+    try:
+        return np.asarray(A)
+    except Exception as exc:  # ragged lists and the like
+        raise ValueError(f"{name}: cannot be converted to an array ({exc})") from None
+
+
+def as_float_array(A: Any, name: str, *, ndim: int = 2, dtype: Any = None) -> np.ndarray:
+    """Validate and convert one input; see the module docstring for the rules."""
+    arr = _as_array(A, name)
     kind = arr.dtype.kind
     if kind == "c":
         raise TypeError(f"{name}: complex dtype {arr.dtype} is not supported")
@@ -62,9 +86,19 @@ def as_float_array(A: Any, name: str, *, ndim: int = 2, dtype: Any = None) -> np
     if dtype is None:
         dtype = arr.dtype if arr.dtype in (np.float32, np.float64) else np.float64
     # C order and aligned (np.frombuffer at an odd offset is neither copied nor aligned
-    # by ascontiguousarray alone).
-    arr = np.require(arr, dtype=dtype, requirements=["C", "A"])
+    # by ascontiguousarray alone). A finite value beyond the new dtype's range becomes
+    # inf; that is reported below, naming the argument, instead of numpy's warning.
+    source = arr
+    with np.errstate(over="ignore"):
+        arr = np.require(arr, dtype=dtype, requirements=["C", "A"])
     if not np.isfinite(arr).all():
+        if arr.dtype != source.dtype and kind == "f" and np.isfinite(source).all():
+            top = np.format_float_scientific(np.max(np.abs(source)), precision=3, trim="-")
+            raise ValueError(
+                f"{name}: finite values up to {top} overflow {arr.dtype.name} (largest "
+                f"{np.finfo(arr.dtype).max:.3g}), the dtype the computation runs in; "
+                f"scale {name} down" + (" or compute in float64" if arr.dtype == np.float32 else "")
+            )
         raise ValueError(f"{name}: contains NaN or infinity")
     return arr
 
@@ -96,7 +130,32 @@ def _prepare(X, Z, kernel, kernel_params):
     dtype = _common_dtype(X, Z)
     X = X.astype(dtype, copy=False)
     Z = Z.astype(dtype, copy=False)
+    kern.check_dtype(dtype)  # parameters beyond float32's range, named
     return X, Z, kern
+
+
+def _check_no_nan(out: np.ndarray, kernel: Kernel, dtype: Any, what: str) -> np.ndarray:
+    """``out`` unless it holds NaN, which finite inputs (as_float_array checks them) give
+    only where the kernel's values or their sums overflowed ``dtype``: an error naming X,
+    worded as the estimators' (``check_kernel_range``). One pass over ``out``:
+    ``numpy.min`` propagates NaN and allocates nothing."""
+    if out.size == 0 or not np.isnan(out.min()):
+        return out
+    first = np.unravel_index(int(np.argmax(np.isnan(out))), out.shape)  # the error path only
+    dt = np.dtype(dtype).name
+    if what == "K":
+        where = f"K[{first[0]}, {first[1]}] = k(X[{first[0]}], Z[{first[1]}]) is NaN"
+        cause = f"the kernel's values exceed {dt}'s range"
+        fix = "standardise X and Z (e.g. StandardScaler)"
+    else:
+        where = f"row {first[0]} of {what} is NaN"
+        cause = f"the kernel's values, or their products and sums, exceed {dt}'s range"
+        fix = "standardise X and Z (e.g. StandardScaler), or scale the coefficients down"
+    raise ValueError(
+        f"X: the {kernel.name or type(kernel).__name__} kernel overflows {dt} between rows "
+        f"of X and Z ({where}, though every input is finite): {cause}; {fix}"
+        + (", or compute in float64" if dt == "float32" else "")
+    )
 
 
 def _native(op: str, device: str, threads: int):
@@ -121,6 +180,12 @@ def kernel_matrix(
     For small blocks (preconditioners, tests, a Gram matrix wanted on purpose); for
     products with ``K`` use :class:`KernelOperator`, which never forms it.
 
+    The kernel's parameters must be representable in the dtype of the computation
+    (:meth:`gramfree.kernels.Kernel.check_dtype`; float32 inputs with ``gamma=1e39``
+    raise ``ValueError`` naming gamma), and a result holding NaN (kernel values that
+    overflow the dtype, e.g. Matern 5/2 at distances whose square overflows) raises
+    ``ValueError`` naming X; see the module docstring.
+
     Parameters
     ----------
     X : array-like of shape (n_samples_X, n_features)
@@ -141,6 +206,12 @@ def kernel_matrix(
     K : ndarray of shape (n_samples_X, n_samples_Z)
         ``K[i, j] = k(X[i], Z[j])``, in the inputs' common dtype.
 
+    Raises
+    ------
+    ValueError
+        For invalid inputs (naming them), kernel parameters beyond the dtype's range
+        (naming the parameter), or a NaN result (naming X).
+
     Examples
     --------
     >>> import numpy as np
@@ -152,10 +223,18 @@ def kernel_matrix(
     >>> kernel_matrix(X, kernel="rbf", gamma=1.0).round(4)
     array([[1.    , 0.3679],
            [0.3679, 1.    ]])
+    >>> kernel_matrix(X.astype(np.float32), kernel="rbf", gamma=1e39)
+    Traceback (most recent call last):
+    ...
+    ValueError: gamma=1e+39 is out of float32's range for Gaussian: it overflows float32 ...
+    >>> kernel_matrix(np.array([[0.0], [1e200]]), kernel="matern", nu=2.5)
+    Traceback (most recent call last):
+    ...
+    ValueError: X: the matern kernel overflows float64 between rows of X and Z ...
     """
     fn, where = _native("block", resolve_device(device), _n_threads(n_jobs))
     X, Z, kern = _prepare(X, Z, kernel, kernel_params)
-    return fn(X, Z, **kern.native_spec(X.shape[1]), **where)
+    return _check_no_nan(fn(X, Z, **kern.native_spec(X.shape[1]), **where), kern, X.dtype, "K")
 
 
 def kernel_gradient(
@@ -222,6 +301,20 @@ class KernelOperator(LinearOperator):
     ``Z`` or ``Z=None`` raise ``ValueError``), ``device`` must be "cpu", ``to_dense`` takes
     no ``out``, and ``K.T.gradient`` raises ``NotImplementedError``. dask is imported only
     when a dask collection is passed.
+
+    Checks, besides the inputs' (see the module docstring), each raising ``ValueError``:
+
+    * the kernel's parameters must be representable in the operator's dtype
+      (:meth:`gramfree.kernels.Kernel.check_dtype`; for a dask X, when the chunks are
+      computed): a float32 operator with ``gamma=1e39``, or a Matern ``length_scale``
+      whose inverse or square overflows float32, is refused naming the parameter;
+    * right-hand sides of the wrong shape (``K @ V`` with a 3-d V, a (m, 2) V to
+      ``matvec``, a 1-d one to ``matmat``) name V (U for ``K.T``) and the shape expected;
+    * a finite V or U too large for a float32 operator says that it overflows float32;
+    * results (``K @ V``, ``K.T @ U``, ``normal_matvec``, ``gradient``, ``to_dense``) are
+      checked for NaN in one pass over the output: with finite inputs NaN means the
+      kernel's values or their sums overflowed the dtype, and it raises naming X instead
+      of spreading silently. Correct results, ``inf`` included, are returned unchanged.
 
     Parameters
     ----------
@@ -299,13 +392,10 @@ class KernelOperator(LinearOperator):
         super().__init__(dtype=X.dtype, shape=(X.shape[0], Z.shape[0]))
 
     def _rhs(self, V: Any, rows: int, name: str) -> tuple[np.ndarray, bool]:
-        V = np.asarray(V)
-        if V.ndim not in (1, 2):
-            raise ValueError(f"{name}: expected a 1-d or 2-d array, got {V.ndim} dimension(s)")
+        V = _as_array(V, name)
+        self._check_operand(V, rows, name, "any")
         vector = V.ndim == 1
         V2 = as_float_array(V.reshape(-1, 1) if vector else V, name, dtype=self.dtype)
-        if V2.shape[0] != rows:
-            raise ValueError(f"{name}: has {V2.shape[0]} rows, expected {rows}")
         return V2, vector
 
     def _call(self, op: str, V: np.ndarray, rows: int, name: str, **extra: Any) -> np.ndarray:
@@ -313,14 +403,41 @@ class KernelOperator(LinearOperator):
         V2, vector = self._rhs(V, rows, name)
         fn, where = _native(op, self.device, self._threads)
         out = fn(self.X, self.Z, V2, **self._spec, **where, **extra)
+        label = {"matvec": f"K @ {name}", "rmatvec": f"K.T @ {name}"}.get(op, f"{op}({name})")
+        _check_no_nan(out, self.kernel, self.dtype, label)
         return out[:, 0] if vector else out
 
-    # scipy checks shapes before _matvec and raises a bare "dimension mismatch"; check
-    # first so that the message names the argument.
-    def _check_rows(self, V: Any, rows: int, name: str) -> None:
-        shape = np.shape(V)
-        if len(shape) in (1, 2) and shape[0] != rows:
-            raise ValueError(f"{name}: has {shape[0]} rows, expected {rows}")
+    # scipy checks shapes before _matvec and raises bare messages ("dimension mismatch",
+    # or the whole array dumped); check first so that the message names the argument and
+    # says the shape expected. kind: "vec" (matvec: (rows,) or (rows, 1)), "mat" (matmat:
+    # (rows, k)) or "any" (K @ V: either).
+    def _check_operand(self, V: Any, rows: int, name: str, kind: str) -> None:
+        if _is_sparse(V):
+            _as_array(V, name)  # raises, naming V
+        try:
+            shape = np.shape(V)
+        except Exception as exc:  # ragged lists
+            raise ValueError(f"{name}: cannot be converted to an array ({exc})") from None
+        expected = {
+            "vec": f"a vector of shape ({rows},) or ({rows}, 1)",
+            "mat": f"a 2-d array of shape ({rows}, k)",
+            "any": f"an array of shape ({rows},) or ({rows}, k)",
+        }[kind]
+        if len(shape) not in (1, 2):
+            raise ValueError(
+                f"{name}: expected a 1-d or 2-d array, got {len(shape)} dimension(s) of shape "
+                f"{shape}; this takes {expected}"
+            )
+        if shape[0] != rows:
+            raise ValueError(f"{name}: has {shape[0]} rows, expected {rows}: pass {expected}")
+        if (kind == "vec" and len(shape) == 2 and shape[1] != 1) or (
+            kind == "mat" and len(shape) != 2
+        ):
+            raise ValueError(f"{name}: expected {expected}, got shape {shape}")
+
+    def _check_rows(self, V: Any, rows: int, name: str, kind: str = "any") -> None:
+        if self._dask is None:
+            self._check_operand(V, rows, name, kind)
 
     # Names of the right-hand sides in messages: V for K @ V, U for K.T @ U (also when
     # K.T is itself a KernelOperator, whose products are then K.T @ U and K @ V).
@@ -334,13 +451,60 @@ class KernelOperator(LinearOperator):
             return self._dask.dot(self, x)
         return super().__mul__(x)
 
+    def dot(self, x: Any) -> Any:
+        """``K(X, Z) @ x`` for an array ``x``, or the composed operator for an operator or
+        a scalar ``x``; ``K @ x`` and ``K * x`` call it.
+
+        As :meth:`scipy.sparse.linalg.LinearOperator.dot`, with shapes checked first: an
+        array of other than 1 or 2 dimensions, or of the wrong number of rows, raises
+        ``ValueError`` naming V (U for ``K.T``) and the shape expected.
+
+        Parameters
+        ----------
+        x : array-like of shape (n_centers,) or (n_centers, k), LinearOperator or scalar
+            What to multiply by.
+
+        Returns
+        -------
+        y : ndarray or LinearOperator
+            ``K(X, Z) @ x`` (shape (n_samples,) or (n_samples, k)) for an array, a
+            LinearOperator for an operator or a scalar.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from gramfree import KernelOperator
+        >>> K = KernelOperator(np.ones((4, 2)), np.ones((3, 2)), kernel="linear")
+        >>> K.dot(np.ones(3))
+        array([6., 6., 6., 6.])
+        >>> K @ np.ones((3, 2, 2))
+        Traceback (most recent call last):
+        ...
+        ValueError: V: expected a 1-d or 2-d array, got 3 dimension(s) of shape (3, 2, 2); ...
+        """
+        if self._dask is None and not isinstance(x, LinearOperator) and not np.isscalar(x):
+            self._check_operand(x, self.shape[1], self._names[0], "any")
+        return super().dot(x)
+
+    def _rdot(self, x: Any) -> Any:  # x @ K: scipy's message would dump x
+        if self._dask is None and not isinstance(x, LinearOperator) and not np.isscalar(x):
+            shape = np.shape(x) if not _is_sparse(x) else x.shape
+            if len(shape) not in (1, 2):
+                raise ValueError(
+                    f"{self._names[1]}: expected a 1-d or 2-d array, got {len(shape)} "
+                    f"dimension(s) of shape {shape}; U @ K takes U of shape "
+                    f"({self.shape[0]},) or (k, {self.shape[0]})"
+                )
+        return super()._rdot(x)
+
     def matvec(self, x: ArrayLike) -> np.ndarray:
         """``K(X, Z) @ x`` for a vector ``x``, without forming ``K``; also ``K @ x``.
 
         Parameters
         ----------
         x : array-like of shape (n_centers,) or (n_centers, 1)
-            The vector.
+            The vector; another shape raises ``ValueError`` naming V and the shape
+            expected.
 
         Returns
         -------
@@ -363,7 +527,7 @@ class KernelOperator(LinearOperator):
         """
         if self._dask is not None:
             return self._dask.apply(x, adjoint=False, kind="vec")
-        self._check_rows(x, self.shape[1], self._names[0])
+        self._check_rows(x, self.shape[1], self._names[0], "vec")
         return super().matvec(x)
 
     def matmat(self, X: ArrayLike) -> np.ndarray:
@@ -372,7 +536,8 @@ class KernelOperator(LinearOperator):
         Parameters
         ----------
         X : array-like of shape (n_centers, k)
-            The columns to multiply (named ``X`` as in scipy; not the operator's points).
+            The columns to multiply (named ``X`` as in scipy; not the operator's points;
+            named V in messages); another shape raises ``ValueError``.
 
         Returns
         -------
@@ -395,7 +560,7 @@ class KernelOperator(LinearOperator):
         """
         if self._dask is not None:
             return self._dask.apply(X, adjoint=False, kind="mat")
-        self._check_rows(X, self.shape[1], self._names[0])
+        self._check_rows(X, self.shape[1], self._names[0], "mat")
         return super().matmat(X)
 
     def rmatvec(self, x: ArrayLike) -> np.ndarray:
@@ -407,7 +572,8 @@ class KernelOperator(LinearOperator):
         Parameters
         ----------
         x : array-like of shape (n_samples,) or (n_samples, 1)
-            The vector.
+            The vector; another shape raises ``ValueError`` naming U and the shape
+            expected.
 
         Returns
         -------
@@ -432,7 +598,7 @@ class KernelOperator(LinearOperator):
         """
         if self._dask is not None:
             return self._dask.apply(x, adjoint=True, kind="vec")
-        self._check_rows(x, self.shape[0], self._names[1])
+        self._check_rows(x, self.shape[0], self._names[1], "vec")
         return super().rmatvec(x)
 
     def rmatmat(self, X: ArrayLike) -> np.ndarray:
@@ -441,7 +607,8 @@ class KernelOperator(LinearOperator):
         Parameters
         ----------
         X : array-like of shape (n_samples, k)
-            The columns to multiply (named ``X`` as in scipy; not the operator's points).
+            The columns to multiply (named ``X`` as in scipy; not the operator's points;
+            named U in messages); another shape raises ``ValueError``.
 
         Returns
         -------
@@ -464,7 +631,7 @@ class KernelOperator(LinearOperator):
         """
         if self._dask is not None:
             return self._dask.apply(X, adjoint=True, kind="mat")
-        self._check_rows(X, self.shape[0], self._names[1])
+        self._check_rows(X, self.shape[0], self._names[1], "mat")
         return super().rmatmat(X)
 
     def _matvec(self, v):
@@ -563,6 +730,7 @@ class KernelOperator(LinearOperator):
             return self._dask.gradient(V)
         V2, vector = self._rhs(V, self.shape[1], "V")
         out = _core.kernel_grad_matvec(self.X, self.Z, V2, **self._spec, n_threads=self._threads)
+        _check_no_nan(out, self.kernel, self.dtype, "the gradient")
         n, d = self.X.shape
         return out.reshape(n, d) if vector else out.reshape(n, V2.shape[1], d)
 
@@ -582,6 +750,13 @@ class KernelOperator(LinearOperator):
         K : ndarray of shape (n, m)
             The matrix (``out`` itself when given).
 
+        Raises
+        ------
+        ValueError
+            If the matrix holds NaN (the kernel overflows the dtype on these points,
+            though they are finite), naming X; ``out``, when given, has then been
+            written.
+
         Examples
         --------
         >>> import numpy as np
@@ -599,12 +774,16 @@ class KernelOperator(LinearOperator):
             return self._dask.dense(out)
         fn, where = _native("block", self.device, self._threads)
         if out is None:
-            return fn(self.X, self.Z, **self._spec, **where)
-        if self.device != "cpu":
-            raise ValueError(f"out: supported on the CPU only, this operator runs on {self.device}")
-        if not isinstance(out, np.ndarray):
-            raise TypeError(f"out: must be a numpy array, got {type(out).__name__}")
-        return fn(self.X, self.Z, **self._spec, **where, out=out)
+            K = fn(self.X, self.Z, **self._spec, **where)
+        else:
+            if self.device != "cpu":
+                raise ValueError(
+                    f"out: supported on the CPU only, this operator runs on {self.device}"
+                )
+            if not isinstance(out, np.ndarray):
+                raise TypeError(f"out: must be a numpy array, got {type(out).__name__}")
+            K = fn(self.X, self.Z, **self._spec, **where, out=out)
+        return _check_no_nan(K, self.kernel, self.dtype, "K")
 
     def __repr__(self) -> str:
         if self._dask is not None:

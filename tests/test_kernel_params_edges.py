@@ -1,0 +1,517 @@
+"""Kernel parameters and operator inputs at the edges of the floating-point range: every
+bad case raises ValueError / TypeError naming the argument (never ZeroDivisionError,
+OverflowError, a NaN result or a parameter the user never gave), and every accepted case
+agrees with an independent float64 reference (explicit numpy formulas, scikit-learn).
+
+The audit of the low-level API found these (items 4, 5, 6, 11, 12 and 15):
+
+* Matern(nu=inf) with a tiny or huge length_scale: ZeroDivisionError / OverflowError, or
+  a ValueError about ``gamma``;
+* float32 data with parameters beyond float32's range: silently wrong values (k(x, x) of
+  1.2e-38, or NaN);
+* Matern 3/2, 5/2 and the arc-cosine kernel: NaN where the kernel overflows;
+* KernelOperator products of the wrong shape: scipy's bare messages (or an array dump);
+* finite values that overflow on conversion to the operator's dtype: "contains NaN or
+  infinity";
+* ``Kernel()`` accepted, 1-element array parameters accepted (unhashable kernels), and
+  ``nu="inf"`` refused by get_kernel while the estimators take only that spelling.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from fractions import Fraction
+
+import numpy as np
+import pytest
+from hypothesis import assume, example, given
+from hypothesis import strategies as st
+from sklearn.gaussian_process.kernels import Matern as SkMatern
+from sklearn.metrics.pairwise import laplacian_kernel, polynomial_kernel, rbf_kernel
+
+from gramfree import KernelOperator, _core, get_kernel, kernel_gradient, kernel_matrix
+from gramfree.kernels import (
+    ArcCosine,
+    Gaussian,
+    Kernel,
+    Laplacian,
+    Linear,
+    Matern,
+    Polynomial,
+)
+
+F32, F64 = np.finfo(np.float32), np.finfo(np.float64)
+
+
+def _sqdist(X, Z):
+    X = np.asarray(X, np.float64)
+    Z = np.asarray(Z, np.float64)
+    with np.errstate(over="ignore"):  # inf where the distance's square overflows
+        return ((X[:, None, :] - Z[None, :, :]) ** 2).sum(axis=-1)
+
+
+def _matern_ref(X, Z, length_scale, nu):
+    """Matern in float64 from its definition, with the limit 0 where r is infinite."""
+    r = np.sqrt(_sqdist(X, Z)) / length_scale
+    if nu == 0.5:
+        return np.exp(-r)
+    if nu == math.inf:
+        return np.exp(-0.5 * r**2)
+    with np.errstate(over="ignore", invalid="ignore"):
+        if nu == 1.5:
+            k = (1 + math.sqrt(3) * r) * np.exp(-math.sqrt(3) * r)
+        else:
+            k = (1 + math.sqrt(5) * r + 5 * r**2 / 3) * np.exp(-math.sqrt(5) * r)
+    return np.where(np.isfinite(r), k, 0.0)
+
+
+def _in_normal_range(value: Fraction, info) -> bool:
+    """Exact: is ``value`` (a positive rational) within [tiny, max] of ``info``?"""
+    return Fraction(float(info.tiny)) <= value <= Fraction(float(info.max))
+
+
+# --- item 4: Matern(nu=inf) with extreme length scales ------------------------------------
+
+
+@pytest.mark.parametrize("length_scale", [1e-200, 1e200, 1e-160, 1e160, 5e-324, 1e308])
+def test_matern_inf_extreme_length_scale_names_length_scale(length_scale):
+    for make in (
+        lambda: Matern(nu=math.inf, length_scale=length_scale),
+        lambda: get_kernel("matern", nu="inf", length_scale=length_scale),
+        lambda: kernel_matrix(
+            np.ones((2, 2)), kernel="matern", nu=math.inf, length_scale=length_scale
+        ),
+    ):
+        with pytest.raises(ValueError, match=r"^length_scale=") as info:
+            make()
+        assert "gamma=" not in str(info.value)  # the user gave no gamma
+        assert "float64" in str(info.value)
+
+
+@given(
+    mantissa=st.floats(1.0, 9.999),
+    exponent=st.integers(-320, 308),
+    nu=st.sampled_from([0.5, 1.5, 2.5, math.inf]),
+)
+@example(mantissa=1.0, exponent=-200, nu=math.inf)  # ZeroDivisionError before
+@example(mantissa=1.0, exponent=200, nu=math.inf)  # OverflowError before
+@example(mantissa=1.0, exponent=-160, nu=math.inf)  # "gamma: ..." before
+@example(mantissa=1.0, exponent=-160, nu=2.5)  # 5 / length_scale**2 overflows float64
+@example(mantissa=3.0, exponent=-5, nu=1.5)
+def test_matern_length_scale_range_float64(mantissa, exponent, nu):
+    """Constructs exactly where the constants the native kernel derives from length_scale
+    are normal float64 numbers (exact rational arithmetic here), and then computes the
+    kernel of points spaced in units of length_scale as the float64 definition does."""
+    length_scale = float(f"{mantissa}e{exponent}")
+    assume(0.0 < length_scale < math.inf)
+    ls = Fraction(length_scale)
+    c = {0.5: None, 1.5: 3, 2.5: 5, math.inf: None}[nu]
+    if nu == math.inf:
+        constants = [Fraction(1, 2) / ls**2]
+    elif nu == 0.5:
+        constants = [ls, 1 / ls]
+    else:
+        constants = [ls, Fraction(c) / ls**2]  # sqrt(c) / ls lies between the two
+    valid = all(_in_normal_range(v, F64) for v in constants)
+    # The library rounds before it compares: leave out the last ulps around the limits.
+    assume(
+        all(
+            _in_normal_range(v * Fraction(1001, 1000), F64)
+            == _in_normal_range(v * Fraction(999, 1000), F64)
+            for v in constants
+        )
+    )
+    if not valid:
+        with pytest.raises(ValueError, match=r"^length_scale=.*float64"):
+            Matern(length_scale=length_scale, nu=nu)
+        return
+    kernel = Matern(length_scale=length_scale, nu=nu)
+    if not 1e-100 <= length_scale <= 1e100:  # keep |x|^2 itself within float64's range
+        return
+    base = np.array([[0.0, 0.0], [0.5, -1.0], [2.0, 1.0], [30.0, 0.0]])
+    X = base * length_scale
+    K = kernel_matrix(X, kernel=kernel)
+    np.testing.assert_allclose(K, _matern_ref(base, base, 1.0, nu), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(
+        K, SkMatern(length_scale=length_scale, nu=nu)(X), rtol=1e-9, atol=1e-12
+    )
+
+
+def test_matern_inf_gamma_unchanged_for_ordinary_length_scales():
+    for ls in (0.3, 1.0, 2.0, 7.5, 1e-5, 1e5):
+        assert Matern(length_scale=ls, nu=math.inf).native_spec(3) == {
+            "kind": "gaussian",
+            "gamma": 0.5 / ls**2,
+        }
+
+
+# --- item 5: parameters beyond float32's range ---------------------------------------------
+
+X32 = np.array([[0.0], [1.0]], np.float32)
+
+FLOAT32_OUT_OF_RANGE = [
+    ("rbf", {"gamma": 1e39}, "gamma"),
+    ("rbf", {"gamma": 1e-40}, "gamma"),
+    ("laplacian", {"gamma": 1e39}, "gamma"),
+    ("laplacian", {"gamma": 1e39, "norm": "l2"}, "gamma"),
+    ("poly", {"gamma": 1e39}, "gamma"),
+    ("poly", {"coef0": -1e39}, "coef0"),
+    ("matern", {"nu": 0.5, "length_scale": 1e-40}, "length_scale"),
+    ("matern", {"nu": 0.5, "length_scale": 1e38}, "length_scale"),
+    ("matern", {"nu": 1.5, "length_scale": 1e-20}, "length_scale"),
+    ("matern", {"nu": 2.5, "length_scale": 1e-40}, "length_scale"),
+    ("matern", {"nu": 2.5, "length_scale": 1e-20}, "length_scale"),
+    ("matern", {"nu": 2.5, "length_scale": 1e20}, "length_scale"),
+    ("matern", {"nu": math.inf, "length_scale": 1e-20}, "length_scale"),
+    ("matern", {"nu": "inf", "length_scale": 1e19}, "length_scale"),
+]
+
+
+@pytest.mark.parametrize("kernel, params, name", FLOAT32_OUT_OF_RANGE)
+def test_float32_parameters_out_of_range_are_refused(kernel, params, name):
+    pattern = rf"^{name}=.*float32"
+    with pytest.raises(ValueError, match=pattern):
+        kernel_matrix(X32, kernel=kernel, **params)
+    with pytest.raises(ValueError, match=pattern):
+        KernelOperator(X32, kernel=kernel, **params)
+    with pytest.raises(ValueError, match=pattern):
+        get_kernel(kernel, **params).check_dtype(np.float32)
+    with pytest.raises(ValueError, match=pattern):
+        kernel_gradient(X32, X32, np.ones(2, np.float32), kernel=kernel, **params)
+    # float64 data: the parameter is representable and the values are the definition's.
+    X = X32.astype(np.float64)
+    K = kernel_matrix(X, kernel=kernel, **params)
+    assert np.isfinite(K).all()
+    np.testing.assert_allclose(
+        K, _reference(get_kernel(kernel, **params), X, X), rtol=1e-12, atol=1e-300
+    )
+
+
+def _reference(kernel, X, Z):
+    """The kernel matrix in float64: scikit-learn where it has the kernel, else numpy."""
+    X = np.asarray(X, np.float64)
+    Z = np.asarray(Z, np.float64)
+    gamma = getattr(kernel, "gamma", None)
+    gamma = 1.0 / X.shape[1] if gamma is None else gamma
+    if isinstance(kernel, Gaussian):
+        return rbf_kernel(X, Z, gamma=gamma)
+    if isinstance(kernel, Laplacian):
+        if kernel.norm == "l1":
+            return laplacian_kernel(X, Z, gamma=gamma)
+        return np.exp(-gamma * np.sqrt(_sqdist(X, Z)))
+    if isinstance(kernel, Polynomial):
+        return polynomial_kernel(X, Z, degree=kernel.degree, gamma=gamma, coef0=kernel.coef0)
+    if isinstance(kernel, Matern):
+        return _matern_ref(X, Z, kernel.length_scale, kernel.nu)
+    if isinstance(kernel, Linear):
+        return X @ Z.T
+    raise AssertionError(kernel)
+
+
+@given(mantissa=st.floats(1.0, 9.999), exponent=st.integers(-46, 40))
+@example(mantissa=1.0, exponent=39)  # above float32's largest number
+@example(mantissa=1.0, exponent=-40)  # below its smallest normal one
+@example(mantissa=3.0, exponent=38)  # within, near the top
+@example(mantissa=2.5, exponent=0)
+def test_float32_gamma_range(mantissa, exponent):
+    """gamma for float32 data: refused naming gamma outside float32's normal range,
+    otherwise k(x, x) = 1 and the values are the float64 definition's (rounded)."""
+    gamma = float(f"{mantissa}e{exponent}")
+    g = Fraction(gamma)
+    for limit in (Fraction(float(F32.tiny)), Fraction(float(F32.max))):  # rounding there
+        assume(not limit * Fraction(999, 1000) < g < limit * Fraction(1001, 1000))
+    X = np.array([[0.0, 0.0], [1e-3, 0.0], [0.0, 2.0], [1e-15, 1e-15]], np.float32)
+    for kernel in ("rbf", "laplacian"):
+        if not _in_normal_range(g, F32):
+            with pytest.raises(ValueError, match=r"^gamma=.*float32"):
+                kernel_matrix(X, kernel=kernel, gamma=gamma)
+            continue
+        K = kernel_matrix(X, kernel=kernel, gamma=gamma)
+        assert K.dtype == np.float32 and not np.isnan(K).any()
+        np.testing.assert_allclose(np.diag(K), 1.0, rtol=1e-6)
+        expected = _reference(get_kernel(kernel, gamma=gamma), X, X)
+        np.testing.assert_allclose(K, expected, rtol=2e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "kernel, params, points",
+    [
+        ("rbf", {"gamma": float(F32.max)}, [0.0, 1.0, 3.0]),
+        ("rbf", {"gamma": float(F32.tiny)}, [0.0, 1.0, 3e10]),
+        ("laplacian", {"gamma": float(F32.max)}, [0.0, 1.0, 3.0]),
+        (
+            "poly",
+            {"gamma": float(F32.tiny), "coef0": -float(F32.max), "degree": 1},
+            [0.0, 1.0, 3.0],
+        ),
+        # distances of a few length scales, whose squares are normal float32 numbers
+        ("matern", {"nu": 1.5, "length_scale": 1e-19}, [0.0, 2e-19, 5e-19]),
+        ("matern", {"nu": 2.5, "length_scale": 1.3e-19}, [0.0, 2.6e-19, 6.5e-19]),
+        ("matern", {"nu": 2.5, "length_scale": 2e19}, [0.0, 1.0, 3.0]),
+        ("matern", {"nu": math.inf, "length_scale": 4e-20}, [0.0, 1.0, 3.0]),
+        ("matern", {"nu": 0.5, "length_scale": 2e-38}, [0.0, 1.0, 3.0]),
+    ],
+)
+def test_float32_parameters_at_the_limits_are_accepted(kernel, params, points):
+    X = np.array(points, np.float32)[:, None]
+    K = kernel_matrix(X, kernel=kernel, **params)
+    assert not np.isnan(K).any()
+    if kernel != "poly":
+        np.testing.assert_allclose(np.diag(K), 1.0, rtol=1e-6)
+    expected = _reference(get_kernel(kernel, **params), X, X)
+    np.testing.assert_allclose(K, expected, rtol=1e-3, atol=1e-6)
+
+
+# --- item 6: NaN where the kernel overflows --------------------------------------------------
+
+OVERFLOWING = [
+    ("matern25_f64", np.array([[0.0], [1e155]]), {"kernel": "matern", "nu": 2.5}),
+    ("matern15_f64", np.array([[0.0], [1e300]]), {"kernel": "matern", "nu": 1.5}),
+    ("matern25_f32", np.array([[0.0], [1e20]], np.float32), {"kernel": "matern", "nu": 2.5}),
+    (
+        "matern25_f32_ls",
+        np.array([[0.0], [1e3]], np.float32),
+        {"kernel": "matern", "nu": 2.5, "length_scale": 2e-19},
+    ),
+    ("arccos_f32", np.array([[1e19, 1.0], [2e19, 3.0]], np.float32), {"kernel": "arccos"}),
+    ("arccos_f64", np.array([[1e200, 1.0], [1e200, 2.0]]), {"kernel": "arccos"}),
+]
+
+
+@pytest.mark.parametrize("X, params", [c[1:] for c in OVERFLOWING], ids=[c[0] for c in OVERFLOWING])
+def test_nan_results_are_refused_naming_x(X, params):
+    dtype = X.dtype.name
+    # Worded as the estimators' check_kernel_range, which it may now raise for.
+    pattern = rf"^X: the \w+ kernel overflows {dtype} between rows of X and Z"
+    with pytest.raises(ValueError, match=pattern):
+        kernel_matrix(X, **params)
+    K = KernelOperator(X, **params)
+    with pytest.raises(ValueError, match=pattern):
+        K.to_dense()
+    v = np.ones(X.shape[0], X.dtype)
+    for product in (
+        lambda: K @ v,
+        lambda: K.T @ v,
+        lambda: K.normal_matvec(v),
+        lambda: K @ np.ones((2, 3)),
+    ):
+        with pytest.raises(ValueError, match=pattern):
+            product()
+
+
+def test_matern_overflow_values_are_zero_in_the_reference():
+    """What the refused Matern entries would be: 0, the limit of (1 + r + r^2/3) e^-r
+    (scikit-learn's Matern gives NaN there too)."""
+    X = np.array([[0.0], [1e155]])
+    np.testing.assert_array_equal(_matern_ref(X, X, 1.0, 2.5), np.eye(2))
+    np.testing.assert_array_equal(_matern_ref(X, X, 1.0, 1.5), np.eye(2))
+
+
+def test_correct_results_are_not_changed():
+    """The NaN check leaves finite and infinite (overflowed) results as they are:
+    bit-identical to the native core's."""
+    rng = np.random.default_rng(0)
+    X, Z = rng.normal(size=(40, 3)), rng.normal(size=(25, 3))
+    V = rng.normal(size=(25, 4))
+    spec = Matern(nu=2.5).native_spec(3)
+    K = KernelOperator(X, Z, kernel="matern", nu=2.5)
+    np.testing.assert_array_equal(K @ V, _core.kernel_matvec(X, Z, V, **spec, n_threads=0))
+    np.testing.assert_array_equal(K.to_dense(), _core.kernel_block(X, Z, **spec, n_threads=0))
+    np.testing.assert_allclose(K.to_dense(), SkMatern(nu=2.5)(X, Z), rtol=1e-12)
+    # A kernel value beyond float32's range is inf, and is returned as such.
+    big = np.array([[1e20, 0.0], [0.0, 1.0]], np.float32)
+    Kl = kernel_matrix(big, kernel="linear")
+    assert Kl[0, 0] == np.inf and Kl[1, 1] == 1.0
+
+
+def test_to_dense_out_is_checked():
+    X = np.array([[0.0], [1e155]])
+    out = np.empty((2, 2))
+    with pytest.raises(ValueError, match=r"^X: the matern kernel overflows float64"):
+        KernelOperator(X, kernel="matern", nu=2.5).to_dense(out=out)
+
+
+# --- item 11: shapes of right-hand sides ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "call, pattern",
+    [
+        (
+            lambda K: K @ np.ones((3, 2, 2)),
+            r"^V: expected a 1-d or 2-d array, got 3 dimension.*\(3,\) or \(3, k\)",
+        ),
+        (lambda K: K.dot(np.ones((3, 2, 2))), r"^V: expected a 1-d or 2-d array"),
+        (lambda K: K @ np.array(2.0), r"^V: expected a 1-d or 2-d array, got 0 dimension"),
+        (
+            lambda K: K.matvec(np.ones((3, 2))),
+            r"^V: expected a vector of shape \(3,\) or \(3, 1\), got shape \(3, 2\)",
+        ),
+        (lambda K: K.matvec(np.ones(4)), r"^V: has 4 rows, expected 3"),
+        (
+            lambda K: K.matmat(np.ones(3)),
+            r"^V: expected a 2-d array of shape \(3, k\), got shape \(3,\)",
+        ),
+        (lambda K: K.matmat(np.ones((2, 3))), r"^V: has 2 rows, expected 3"),
+        (
+            lambda K: K.rmatvec(np.ones((4, 3))),
+            r"^U: expected a vector of shape \(4,\) or \(4, 1\), got shape \(4, 3\)",
+        ),
+        (lambda K: K.rmatmat(np.ones(4)), r"^U: expected a 2-d array of shape \(4, k\)"),
+        (lambda K: K.T @ np.ones((4, 1, 1)), r"^U: expected a 1-d or 2-d array"),
+        (lambda K: K.T.matvec(np.ones((4, 2))), r"^U: expected a vector of shape \(4,\)"),
+        (lambda K: np.ones((2, 2, 4)) @ K, r"^U: expected a 1-d or 2-d array"),
+        (lambda K: K.normal_matvec(np.ones((3, 2, 1))), r"^V: expected a 1-d or 2-d array"),
+        (lambda K: K.gradient(np.ones((3, 2, 1))), r"^V: expected a 1-d or 2-d array"),
+        (lambda K: K @ [[1.0, 2.0], [3.0]], r"^V: cannot be converted"),
+    ],
+)
+def test_shape_errors_name_the_argument(call, pattern):
+    K = KernelOperator(np.ones((4, 2)), np.ones((3, 2)))
+    with pytest.raises(ValueError, match=pattern) as info:
+        call(K)
+    assert "array(" not in str(info.value) and len(str(info.value)) < 300
+
+
+def test_sparse_right_hand_side_names_v():
+    sparse = pytest.importorskip("scipy.sparse")
+    K = KernelOperator(np.ones((4, 2)), np.ones((3, 2)))
+    with pytest.raises(TypeError, match=r"^V: sparse"):
+        K @ sparse.csr_matrix(np.ones((3, 2)))
+
+
+def test_right_shapes_still_work():
+    rng = np.random.default_rng(1)
+    X, Z = rng.normal(size=(4, 2)), rng.normal(size=(3, 2))
+    K = KernelOperator(X, Z, gamma=0.5)
+    dense = rbf_kernel(X, Z, gamma=0.5)
+    v, V, u = rng.normal(size=3), rng.normal(size=(3, 2)), rng.normal(size=4)
+    np.testing.assert_allclose(K @ v, dense @ v, rtol=1e-12)
+    np.testing.assert_allclose(K.matvec(v[:, None]), dense @ v[:, None], rtol=1e-12)
+    np.testing.assert_allclose(K @ V, dense @ V, rtol=1e-12)
+    np.testing.assert_allclose(K.T @ u, dense.T @ u, rtol=1e-12)
+    np.testing.assert_allclose(u @ K, u @ dense, rtol=1e-12)
+    np.testing.assert_allclose(u[None, :] @ K, u[None, :] @ dense, rtol=1e-12)
+    np.testing.assert_allclose(np.ones((2, 4)) @ K, np.ones((2, 4)) @ dense, rtol=1e-12)
+    np.testing.assert_allclose((2 * K) @ v, 2 * dense @ v, rtol=1e-12)
+    np.testing.assert_allclose((K @ K.T) @ u, dense @ (dense.T @ u), rtol=1e-12)
+
+
+# --- item 12: finite values that overflow the operator's dtype --------------------------------
+
+
+def test_float64_v_overflowing_float32_says_so():
+    K = KernelOperator(np.ones((4, 2), np.float32))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # numpy's cast warning is not the report
+        for call, name in [
+            (lambda: K @ np.full(4, 1e300), "V"),
+            (lambda: K.T @ np.full((4, 2), -1e39), "U"),
+            (lambda: K.normal_matvec(np.ones(4), sample_weight=np.full(4, 1e40)), "sample_weight"),
+        ]:
+            with pytest.raises(
+                ValueError, match=rf"^{name}: finite values up to .*overflow float32"
+            ):
+                call()
+    # A value that is not finite to begin with still says so.
+    with pytest.raises(ValueError, match=r"^V: contains NaN or infinity"):
+        K @ np.array([1.0, np.inf, 0.0, 0.0])
+    # Within float32's range: converted and computed.
+    np.testing.assert_allclose(K @ np.full(4, 1e30), np.full(4, 4e30), rtol=1e-6)
+
+
+@pytest.mark.skipif(
+    np.finfo(np.longdouble).max <= np.finfo(np.float64).max, reason="longdouble is float64 here"
+)
+def test_longdouble_overflowing_float64_says_so():
+    X = np.full((2, 2), np.longdouble("1e400"))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match=r"^X: finite values up to 1e\+400 overflow float64"):
+            kernel_matrix(X, kernel="linear")
+        with pytest.raises(ValueError, match=r"^Z: finite values up to .*overflow float64"):
+            KernelOperator(np.ones((2, 2)), X)
+
+
+# --- item 15: the abstract Kernel, array parameters, nu spellings -----------------------------
+
+
+def test_abstract_kernel_is_refused():
+    with pytest.raises(TypeError, match="abstract base class.*concrete kernel"):
+        Kernel()
+
+    class Custom(Kernel):  # a subclass without a native kernel
+        pass
+
+    with pytest.raises(TypeError, match=r"^kernel: Custom does not implement native_spec"):
+        get_kernel(Custom())
+    with pytest.raises(TypeError, match=r"^kernel: Custom"):
+        kernel_matrix(np.ones((2, 2)), kernel=Custom())
+
+
+PARAMETERS = [
+    (Gaussian, "gamma", 0.5),
+    (Laplacian, "gamma", 0.5),
+    (Laplacian, "norm", "l2"),
+    (Matern, "length_scale", 2.0),
+    (Matern, "nu", 2.5),
+    (Polynomial, "degree", 2),
+    (Polynomial, "gamma", 0.5),
+    (Polynomial, "coef0", -1.0),
+    (ArcCosine, "order", 1),
+]
+
+
+@pytest.mark.parametrize(
+    "cls, name, value", PARAMETERS, ids=lambda p: getattr(p, "__name__", str(p))
+)
+def test_array_parameters_are_refused(cls, name, value):
+    for bad in (np.array([value]), np.array(value), np.array([value, value])):
+        with pytest.raises(TypeError, match=rf"^{name} must be .*ndarray"):
+            cls(**{name: bad})
+    with pytest.raises(TypeError, match=rf"^{name} must be"):
+        get_kernel(cls.name, **{name: np.array([value])})
+
+
+@pytest.mark.parametrize(
+    "cls, name, value", PARAMETERS, ids=lambda p: getattr(p, "__name__", str(p))
+)
+def test_numpy_scalar_parameters_become_python_scalars(cls, name, value):
+    numpy_value = np.str_(value) if isinstance(value, str) else np.array(value)[()]
+    kernel = cls(**{name: numpy_value})
+    stored = getattr(kernel, name)
+    assert type(stored) is type(value) or (type(value) is int and type(stored) is int)
+    assert stored == value
+    assert kernel == cls(**{name: value})
+    assert hash(kernel) == hash(cls(**{name: value}))
+
+
+def test_nu_spellings():
+    ls = 1.7
+    kernels = [
+        Matern(nu="inf", length_scale=ls),
+        Matern(nu=math.inf, length_scale=ls),
+        Matern(nu=np.inf, length_scale=ls),
+        Matern(nu=np.float32(np.inf), length_scale=ls),
+        get_kernel("matern", nu="inf", length_scale=ls),
+        get_kernel("matern", nu=math.inf, length_scale=ls),
+    ]
+    assert len(set(kernels)) == 1
+    assert all(k.nu == math.inf and type(k.nu) is float for k in kernels)
+    X = np.random.default_rng(2).normal(size=(6, 3))
+    K = kernels[0](X)
+    np.testing.assert_allclose(K, SkMatern(length_scale=ls, nu=np.inf)(X), rtol=1e-12)
+    np.testing.assert_allclose(K, np.exp(-_sqdist(X, X) / (2 * ls**2)), rtol=1e-12)
+    np.testing.assert_array_equal(K, kernel_matrix(X, kernel="matern", nu="inf", length_scale=ls))
+    for bad in ("Inf", "infinity", "1.5", ""):
+        with pytest.raises(TypeError, match=r"^nu must be a real number or the string 'inf'"):
+            Matern(nu=bad)
+
+
+def test_check_dtype_rejects_other_dtypes():
+    with pytest.raises(TypeError, match="dtype must be float32 or float64"):
+        Gaussian().check_dtype(np.float16)
+    Gaussian(gamma=1e300).check_dtype(np.float64)
+    Linear().check_dtype(np.float32)
+    ArcCosine().check_dtype("float32")
