@@ -10,8 +10,11 @@ a sub-block where it lies, at the cost of a few microseconds per call. ctypes re
 GIL during the call.
 
 Every matrix argument is a 2-d view with unit row stride (F-ordered, or a column block of
-one); its leading dimension is its column stride. Nothing is checked beyond that: callers
-are this package's own blocked routines (:mod:`gramfree.linalg`).
+one); its leading dimension is its column stride, which must be positive and at least its
+row count (:func:`is_operand`), and outputs must be writeable: ``_mat`` refuses anything
+else with ValueError rather than hand BLAS a call it rejects or a pointer it cannot write
+through. Nothing is checked beyond that: callers are this package's own blocked routines
+(:mod:`gramfree.linalg`, which copies other layouts first).
 """
 
 from __future__ import annotations
@@ -59,12 +62,36 @@ def _func(dtype: np.dtype, name: str):
     return fn
 
 
-def _mat(A: np.ndarray, dtype: np.dtype) -> tuple[int, ctypes.c_int]:
-    """Address and leading dimension of a unit-row-stride view."""
+def is_operand(A: np.ndarray) -> bool:
+    """Whether BLAS can take the 2-d ``A`` as it is: unit row stride, and a column stride
+    (the leading dimension) that is a positive multiple of the item size and at least the
+    row count, as F order or a column block of it has. Negative, zero (broadcast) or
+    overlapping column strides are not: BLAS refuses such a leading dimension (xerbla,
+    on stderr only, leaving the output uncomputed) or reads the wrong memory."""
     item = A.itemsize
-    if A.dtype != dtype or A.ndim != 2 or (A.shape[0] > 1 and A.strides[0] != item):
-        raise ValueError(f"expected 2-d {dtype} views with unit row stride (Fortran order)")
-    ld = A.strides[1] // item if A.shape[1] > 1 else A.shape[0]
+    if A.ndim != 2:
+        return False
+    if A.shape[0] > 1 and A.strides[0] != item:
+        return False
+    if A.shape[1] > 1:
+        stride = A.strides[1]
+        return stride > 0 and stride % item == 0 and stride >= max(1, A.shape[0]) * item
+    return True
+
+
+def _mat(A: np.ndarray, dtype: np.dtype, *, write: bool = False) -> tuple[int, ctypes.c_int]:
+    """Address and leading dimension of a unit-row-stride view (``write``: an output,
+    which must be writeable: BLAS writes through the raw pointer, and a read-only mapping
+    would crash the process)."""
+    if A.dtype != dtype or not is_operand(A):
+        raise ValueError(
+            f"expected 2-d {dtype} views with unit row stride (Fortran order) and a "
+            f"positive leading dimension of at least their rows, got {A.dtype} with shape "
+            f"{A.shape} and strides {A.strides}"
+        )
+    if write and not A.flags.writeable:
+        raise ValueError("the output of a BLAS call must be a writeable array")
+    ld = A.strides[1] // A.itemsize if A.shape[1] > 1 else A.shape[0]
     return A.ctypes.data, ctypes.c_int(max(1, ld))
 
 
@@ -85,7 +112,7 @@ def gemm(alpha: float, A, B, beta: float, C, *, trans_a=False, trans_b=False) ->
     dt = C.dtype
     pa, lda = _mat(A, dt)
     pb, ldb = _mat(B, dt)
-    pc, ldc = _mat(C, dt)
+    pc, ldc = _mat(C, dt, write=True)
     _func(dt, "gemm")(
         b"T" if trans_a else b"N",
         b"T" if trans_b else b"N",
@@ -106,9 +133,9 @@ def gemm(alpha: float, A, B, beta: float, C, *, trans_a=False, trans_b=False) ->
 def _as_operand(A: np.ndarray) -> tuple[np.ndarray, bool]:
     """``(view, transposed)``: a unit-row-stride view of ``A`` (``A`` itself, or the
     transpose of a C-ordered ``A`` with ``transposed`` True); other layouts are copied."""
-    if A.shape[0] <= 1 or A.strides[0] == A.itemsize:
+    if is_operand(A):
         return A, False
-    if A.shape[1] <= 1 or A.strides[1] == A.itemsize:
+    if is_operand(A.T):
         return A.T, True
     return np.asfortranarray(A), False
 
@@ -137,7 +164,7 @@ def trsm(alpha: float, T, B, *, right: bool, lower: bool, trans: bool) -> None:
         return
     dt = B.dtype
     pt, ldt = _mat(T, dt)
-    pb, ldb = _mat(B, dt)
+    pb, ldb = _mat(B, dt, write=True)
     _func(dt, "trsm")(
         b"R" if right else b"L",
         b"L" if lower else b"U",
@@ -162,7 +189,7 @@ def syrk_lower(alpha: float, A, beta: float, C) -> None:
         return
     dt = C.dtype
     pa, lda = _mat(A, dt)
-    pc, ldc = _mat(C, dt)
+    pc, ldc = _mat(C, dt, write=True)
     _func(dt, "syrk")(
         b"L",
         b"N",
@@ -184,7 +211,7 @@ def potrf_lower(A) -> int:
     n = A.shape[0]
     if n == 0:
         return 0
-    pa, lda = _mat(A, A.dtype)
+    pa, lda = _mat(A, A.dtype, write=True)
     info = ctypes.c_int(0)
     _func(A.dtype, "potrf")(b"L", _i(n), pa, ctypes.byref(lda), ctypes.byref(info))
     return info.value

@@ -24,6 +24,15 @@ the work runs near the multi-threaded GEMM rate rather than at OpenBLAS's ``potr
 that avoid the crash, one BLAS thread or ``OPENBLAS_CORETYPE=Haswell``, and ~1.1-1.2x its
 default multi-threaded run at n = 8000-12000, where that does not crash).
 
+Input is checked as scipy.linalg checks it, at O(n^2) cost at most (nothing that
+compares with the O(n^3) factorization, or with an O(n^2 k) solve): float32 and float64
+are computed in their own precision, integers (and float16, longdouble) in float64, and
+bool, complex, object and string arrays are refused (TypeError naming the argument); NaN
+or infinity raise ValueError naming it (``check_finite``); any memory layout is accepted
+(views BLAS cannot take as they are, such as negative or zero strides, are copied); a
+read-only array is never written (``overwrite=True`` refuses it); 0 x 0 systems give
+empty results.
+
 Examples
 --------
 >>> import numpy as np
@@ -37,6 +46,9 @@ True
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from . import _blas
@@ -47,42 +59,186 @@ _BLOCK = 2048
 # Largest triangle handed to BLAS trsm; larger ones are split and the rest done by GEMM.
 _TRSM_LEAF = 256
 _ZERO_CHUNK = 256
+# Elements per np.isfinite pass: bounds the boolean temporary of a finiteness check of a
+# large matrix (one that overwrite=True was meant to keep from being copied).
+_FINITE_CHUNK = 1 << 20
 
 # First non-zero jitter of jittered_cholesky, relative to the mean of the diagonal. float32
 # starts where its rounding (eps ~ 6e-8, accumulated over m terms) makes factorizations of
 # singular kernel matrices fail anyway, so that no attempt is wasted below it.
 _JITTER_START = {np.dtype(np.float64): 1e-12, np.dtype(np.float32): 1e-6}
+_JITTER_MAX = 1e-2
+
+# solve_triangular's trans: scipy's spellings (real matrices: 'C' is 'T').
+_TRANS = {"N": False, "T": True, "C": True}
+
+
+def _real_dtype(A: np.ndarray, name: str) -> np.dtype:
+    """The dtype ``A`` is computed in: float32 and float64 (either byte order) as they
+    are, integers and the other real floating types (float16, longdouble) in float64.
+    Bool, complex, object, string and other dtypes: TypeError naming the argument."""
+    kind = A.dtype.kind
+    if kind == "f":
+        if A.dtype.itemsize == 4:
+            return np.dtype(np.float32)
+        return np.dtype(np.float64)
+    if kind in "iu":
+        return np.dtype(np.float64)
+    raise TypeError(
+        f"{name}: expected a real (float32/float64, or integer) array, got dtype {A.dtype}"
+    )
+
+
+def _as_array(A, name: str) -> np.ndarray:
+    try:
+        return np.asarray(A)
+    except (ValueError, TypeError) as exc:  # ragged lists and the like
+        raise type(exc)(f"{name}: cannot be converted to an array ({exc})") from exc
+
+
+def _converted(A: np.ndarray, dtype: np.dtype, name: str, why: str = "") -> np.ndarray:
+    """``A`` itself when its dtype is ``dtype``, else an F-ordered copy in ``dtype``; a
+    finite value that the conversion turns into infinity (longdouble to float64, float64
+    to float32) is refused naming ``name``."""
+    if A.dtype == dtype:
+        return A
+    with np.errstate(over="ignore", invalid="ignore"):
+        out = np.array(A, dtype=dtype, order="F")
+    if A.dtype.kind == "f" and A.dtype.itemsize > dtype.itemsize and not _all_finite(out):
+        _refuse_non_finite(A, name)
+        big = float(np.max(np.abs(A)))
+        raise ValueError(f"{name}: values up to {big:.3g} overflow {dtype}{why}")
+    return out
+
+
+def _all_finite(A: np.ndarray) -> bool:
+    """``np.isfinite(A).all()``: first by the sum (one pass, no temporary; NaN and
+    infinity make it non-finite), and only when that is not finite (NaN, infinity, or a
+    sum of finite values that overflows) exactly, in chunks of ``_FINITE_CHUNK`` elements
+    along ``A``'s outer (larger-stride) axis, so that the boolean temporary stays small."""
+    if A.size <= 4096:  # small: one call (the sum's errstate costs as much)
+        return bool(np.isfinite(A).all())
+    with np.errstate(over="ignore", invalid="ignore"):
+        if math.isfinite(np.add.reduce(A, axis=None)):
+            return True
+    if A.ndim != 2 or A.size <= _FINITE_CHUNK:
+        return bool(np.isfinite(A).all())
+    axis = 0 if abs(A.strides[0]) >= abs(A.strides[1]) else 1
+    step = max(1, _FINITE_CHUNK // max(1, A.shape[1 - axis]))
+    for s in range(0, A.shape[axis], step):
+        part = A[s : s + step] if axis == 0 else A[:, s : s + step]
+        if not np.isfinite(part).all():
+            return False
+    return True
+
+
+def _lower_finite(L: np.ndarray) -> bool:
+    """Whether the lower triangle (diagonal included) of the square ``L`` is finite; its
+    strict upper triangle is not looked at."""
+    n = L.shape[0]
+    step = max(1, min(n, _FINITE_CHUNK // max(1, n)))
+    upper = np.triu(np.ones((step, step), dtype=bool), 1)
+    for j0 in range(0, n, step):
+        j1 = min(j0 + step, n)
+        ok = np.isfinite(L[j0:, j0:j1])
+        ok[: j1 - j0] |= upper[: j1 - j0, : j1 - j0]
+        if not ok.all():
+            return False
+    return True
+
+
+def _refuse_non_finite(A: np.ndarray, name: str) -> None:
+    if not _all_finite(A):
+        raise ValueError(f"{name}: contains NaN or infinity")
+
+
+def _blas_layout(L: np.ndarray) -> np.ndarray:
+    """``L`` itself when BLAS can take it as it is (unit row stride, a positive column
+    stride of at least its rows, aligned: F order or a column block of it), else an
+    F-ordered copy. Negative, zero (broadcast) or overlapping strides are copied: BLAS
+    would refuse their leading dimension (or read the wrong memory) and leave the result
+    uncomputed."""
+    if _blas.is_operand(L) and L.flags.aligned:
+        return L
+    return np.asfortranarray(L)
+
+
+def _check_block(block) -> int:
+    if isinstance(block, (bool, np.bool_)) or not isinstance(block, numbers.Integral):
+        raise TypeError(f"block: expected an integer, got {type(block).__name__}")
+    if block < 1:
+        raise ValueError(f"block: must be at least 1, got {block}")
+    return int(block)
 
 
 def _fortran_square(A, overwrite: bool) -> np.ndarray:
-    """A square float32/float64 matrix in Fortran order to factor in place: ``A`` itself
-    (or ``A.T``, a C-ordered matrix's transpose, whose block columns are contiguous) with
-    ``overwrite``, else a copy."""
-    A = np.asarray(A)
+    """A finite square float32/float64 matrix in Fortran order to factor in place (its
+    lower triangle): ``A.T`` for a C-contiguous ``A`` (so its upper triangle is read), or
+    ``A``; ``A``'s memory itself with ``overwrite`` where its dtype and layout allow, else
+    a copy (an F-ordered copy of the same matrix: the same triangle is read either way)."""
+    A = _as_array(A, "A")
+    dtype = _real_dtype(A, "A")
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
         raise ValueError(f"A: expected a square matrix, got shape {A.shape}")
-    if A.dtype not in (np.float32, np.float64):
-        A = A.astype(np.float64)
-    if overwrite and A.flags.f_contiguous:
-        return A
-    if overwrite and A.flags.c_contiguous:
-        return A.T
-    return np.array(A, order="F")
+    if overwrite and not A.flags.writeable:
+        raise ValueError(
+            "A: overwrite=True needs a writeable array, got a read-only one "
+            "(pass overwrite=False to factor a copy)"
+        )
+    M = A.T if A.flags.c_contiguous and not A.flags.f_contiguous else A
+    if overwrite and M.dtype == dtype and M.flags.f_contiguous and M.flags.aligned:
+        L = M
+    else:
+        L = _converted(M, dtype, "A", " (the dtype the factorization runs in)")
+        if L is M:  # same dtype: copy (A is not to be changed)
+            L = np.array(M, order="F")
+    _refuse_non_finite(L, "A")
+    return L
 
 
 def cholesky(A: np.ndarray, *, block: int = _BLOCK, overwrite: bool = False) -> np.ndarray:
-    """Lower-triangular ``L`` with ``L @ L.T == A`` (float32 or float64, symmetric positive
-    definite).
+    """Lower-triangular ``L`` with ``L @ L.T == A`` for a symmetric positive definite ``A``.
 
-    Reads one triangle: the lower of an F-ordered ``A``, the upper of a C-ordered one (the
-    lower of its transpose, which is F-ordered); for a symmetric ``A`` it does not matter.
-    With ``overwrite`` the factor is computed in ``A``'s memory (``L`` is ``A`` or ``A.T``)
-    and, if the factorization fails, the triangle that was not read still holds ``A``'s
-    off-diagonal entries (see :func:`jittered_cholesky`, which restores from it).
-    ``block`` is the largest diagonal block handed to LAPACK's ``potrf`` (module docstring).
+    Parameters
+    ----------
+    A : (n, n) array_like
+        float32 or float64 (either byte order), computed in that precision; integer,
+        float16 and longdouble arrays are computed in float64. Bool, complex, object and
+        string arrays are refused (TypeError naming ``A``).
 
-    Raises ``numpy.linalg.LinAlgError`` when ``A`` is not positive definite.
+        Only one triangle is read: the upper triangle of a C-contiguous ``A`` (the lower
+        triangle of its transpose, which is F-ordered), the lower triangle of any other
+        ``A`` (F-ordered, or a non-contiguous view). This does not depend on
+        ``overwrite``; for a symmetric ``A`` it does not matter.
+    block : int, default 2048
+        The largest diagonal block handed to LAPACK's ``potrf`` (module docstring); at
+        least 1.
+    overwrite : bool, default False
+        Compute the factor in ``A``'s memory: ``L`` is then ``A`` (F order) or ``A.T`` (C
+        order), and if the factorization fails, the triangle that was not read still
+        holds ``A``'s off-diagonal entries (see :func:`jittered_cholesky`, which restores
+        from it). A writeable ``A`` whose dtype or layout does not allow that (not a
+        contiguous, aligned float32/float64 array in native byte order) is factored in
+        a copy, and left unchanged. A read-only ``A`` (``flags.writeable``
+        False, e.g. a memmap opened with ``mode="r"``) is refused with ValueError.
+
+    Returns
+    -------
+    L : (n, n) ndarray
+        Lower triangular (the strict upper triangle zero), F-ordered, of ``A``'s float
+        dtype (float64 for integer input).
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        ``A`` is not positive definite.
+    ValueError
+        ``A`` is not square, contains NaN or infinity (checked over all of ``A``, as
+        scipy's ``check_finite``), or is read-only with ``overwrite``.
+    TypeError
+        ``A`` has an unsupported dtype, or ``block`` is not an integer.
     """
+    block = _check_block(block)
     L = _fortran_square(A, overwrite)
     _factor_lower(L, block)
     return L
@@ -105,6 +261,14 @@ def _factor_lower(L: np.ndarray, block: int) -> None:
     """
     n = L.shape[0]
     _chol(L, 0, n, max(1, block))
+    # OpenBLAS's potrf takes a NaN pivot for a positive one. The input is finite, so only
+    # an overflow (not positive definite: |L_ij| <= sqrt(A_ii) otherwise) gets here: O(n).
+    bad = np.flatnonzero(~np.isfinite(np.diagonal(L)))
+    if bad.size:
+        raise np.linalg.LinAlgError(
+            f"matrix is not positive definite (non-finite pivot at leading minor "
+            f"{bad[0] + 1} of {n})"
+        )
     # In column chunks, the diagonal blocks through a boolean mask: np.tril of a large
     # block allocates and scans it several times, more than a tenth of a small factorization.
     upper = np.triu(np.ones((_ZERO_CHUNK, _ZERO_CHUNK), dtype=bool), 1)
@@ -174,15 +338,20 @@ def lower_gram(L: np.ndarray, *, block: int = 512) -> np.ndarray:
     ``S[:i1, I] = L[i0:, :i1].T @ L[i0:, I]`` (about n^3 / 3 flops in all, LAPACK's
     ``lauum``; narrower panels waste less on the diagonal blocks), and the lower triangle
     is copied from the upper.
+
+    ``L``'s dtypes as in :func:`solve_triangular` (float32/float64 kept, integers in
+    float64, bool/complex/object/string refused with TypeError); any layout (views with
+    negative or zero strides are copied first). ``block`` (at least 1) is the panel width.
+    NaN or infinity in the entries read raise ValueError naming ``L`` (checked on the
+    result's diagonal, O(n), which every entry read reaches).
     """
-    L = np.asarray(L)
+    L = _as_array(L, "L")
+    dtype = _real_dtype(L, "L")
     if L.ndim != 2 or L.shape[0] != L.shape[1]:
         raise ValueError(f"L: expected a square matrix, got shape {L.shape}")
-    if L.dtype not in (np.float32, np.float64):
-        L = L.astype(np.float64)
+    block = _check_block(block)
+    L = _blas_layout(_converted(L, dtype, "L"))
     n = L.shape[0]
-    if n > 1 and L.strides[0] != L.itemsize:
-        L = np.asfortranarray(L)
     S = np.empty((n, n), dtype=L.dtype, order="F")
     for i0 in range(0, n, block):
         i1 = min(i0 + block, n)
@@ -190,6 +359,10 @@ def lower_gram(L: np.ndarray, *, block: int = 512) -> np.ndarray:
         # S[:i1, i0:i1] = rows[:, :i1]^T rows[:, i0:i1]: a GEMM of distinct operands in
         # place (scipy's BLAS: gramfree._threads on why not numpy's)
         _blas.gemm(1.0, rows[:, :i1], rows[:, i0:i1], 0.0, S[:i1, i0:i1], trans_a=True)
+    # S_jj is the sum of the squares of the entries of column j read: NaN or infinity
+    # anywhere read makes it non-finite; finite input only by overflow (kept, as numpy).
+    if not np.isfinite(np.diagonal(S)).all():
+        _refuse_non_finite(L, "L")
     for i0 in range(0, n, block):
         i1 = min(i0 + block, n)
         S[i0:i1, :i0] = S[:i0, i0:i1].T
@@ -199,7 +372,62 @@ def lower_gram(L: np.ndarray, *, block: int = 512) -> np.ndarray:
     return S
 
 
-def solve_triangular(L: np.ndarray, B: np.ndarray, *, trans: bool = False) -> np.ndarray:
+def _trans_flag(trans) -> bool:
+    """solve_triangular's ``trans``: a bool, scipy's 0/1/2 or 'N'/'T'/'C'."""
+    if isinstance(trans, (bool, np.bool_)):
+        return bool(trans)
+    if isinstance(trans, str):
+        if trans in _TRANS:
+            return _TRANS[trans]
+        raise ValueError(f"trans: expected 'N', 'T' or 'C' (or a bool), got {trans!r}")
+    if isinstance(trans, numbers.Integral):
+        if trans in (0, 1, 2):
+            return trans != 0
+        raise ValueError(f"trans: expected 0, 1 or 2 (or a bool), got {trans!r}")
+    raise TypeError(f"trans: expected a bool, 0/1/2 or 'N'/'T'/'C', got {type(trans).__name__}")
+
+
+def _prepare_solve(L, B) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.dtype]:
+    """``(L, B, X, out)``: ``L`` checked and in a BLAS layout, ``B`` as an array, ``X`` a
+    2-d F-ordered copy of ``B`` in ``L``'s dtype to solve in place, ``out`` the result's
+    dtype. O(n) on ``L`` (its diagonal) and O(n k) on ``B``."""
+    L = _as_array(L, "L")
+    B = _as_array(B, "B")
+    dtype = _real_dtype(L, "L")
+    out = _real_dtype(B, "B")
+    if L.ndim != 2 or L.shape[0] != L.shape[1] or B.shape[:1] != L.shape[:1] or B.ndim > 2:
+        raise ValueError(f"L {L.shape} and B {B.shape}: expected (n, n) and (n,) or (n, k)")
+    L = _blas_layout(_converted(L, dtype, "L"))
+    d = np.diagonal(L)
+    if not _all_finite(d):
+        raise ValueError("L: contains NaN or infinity")
+    if not d.all():
+        i = int(np.flatnonzero(d == 0)[0])
+        raise np.linalg.LinAlgError(f"L: singular matrix (zero on the diagonal at index {i})")
+    B2 = B if B.ndim == 2 else B[:, None]
+    X = _converted(B2, dtype, "B", ", L's dtype (solves run in L's precision)")
+    if X is B2:
+        X = np.array(B2, order="F")
+    _refuse_non_finite(X, "B")
+    return L, B, X, out
+
+
+def _finish_solve(L: np.ndarray, B: np.ndarray, X: np.ndarray, out: np.dtype) -> np.ndarray:
+    """The solution ``X`` in ``B``'s shape and ``out`` dtype. A non-finite solution from
+    finite ``B``: NaN or infinity in ``L``'s lower triangle (it reaches the solution
+    through the products) refused naming ``L``; otherwise an overflow, kept (as scipy).
+    O(n k), and O(n^2) only when the solution is not finite (or empty)."""
+    if (X.size == 0 or not _all_finite(X)) and not _lower_finite(L):
+        raise ValueError("L: contains NaN or infinity")
+    if X.dtype == out:
+        return X.reshape(B.shape)
+    with np.errstate(over="ignore"):
+        return X.reshape(B.shape).astype(out)
+
+
+def solve_triangular(
+    L: np.ndarray, B: np.ndarray, *, trans: bool | int | str = False
+) -> np.ndarray:
     """``L^-1 B`` (or ``L^-T B`` with ``trans``) for lower-triangular ``L``.
 
     Solved in ``L``'s precision (``B`` is cast to it, never ``L`` to ``B``'s: a float32
@@ -207,19 +435,43 @@ def solve_triangular(L: np.ndarray, B: np.ndarray, *, trans: bool = False) -> np
     Like :func:`cholesky`, by halves: BLAS ``trsm`` only on diagonal blocks of
     ``_TRSM_LEAF`` rows and GEMM for the rest, which with many right-hand sides runs at
     GEMM's rate where one large ``trsm`` runs at about half of it.
+
+    Parameters
+    ----------
+    L : (n, n) array_like
+        Lower triangular; its strict upper triangle is not read. float32 or float64
+        (either byte order), integer/float16/longdouble arrays in float64; bool, complex,
+        object and string arrays are refused (TypeError naming ``L``). Any layout: views
+        BLAS cannot take as they are (negative, zero or overlapping strides; C order) are
+        copied to F order first.
+    B : (n,) or (n, k) array_like
+        The right-hand sides, dtypes as ``L``'s. ``k`` may be 0, and ``n`` too.
+    trans : bool, {0, 1, 2} or {'N', 'T', 'C'}, default False
+        Solve with ``L^T`` (True, 1, 2, 'T', 'C') or ``L`` (False, 0, 'N'), as scipy's
+        ``solve_triangular(..., lower=True, trans=...)``. Other values are refused (a str
+        or int not listed: ValueError; other types, including float: TypeError).
+
+    Returns
+    -------
+    X : ndarray
+        ``B``'s shape, ``B``'s dtype for float32/float64 ``B``, else float64.
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        ``L`` is singular (a zero on its diagonal), as scipy.
+    ValueError
+        Shapes that do not match; NaN or infinity in ``B`` or in ``L``'s lower triangle
+        (scipy's ``check_finite``: ``B`` and ``L``'s diagonal are checked first, O(n k);
+        the rest of ``L``, O(n^2), only when the solution comes out non-finite, so a
+        one-vector solve does not pay a second pass over ``L``); a finite ``B`` that
+        overflows ``L``'s dtype (float64 ``B`` beyond 3.4e38 with a float32 ``L``). A
+        solution that overflows from finite input is returned (inf), as scipy does.
     """
-    L = np.asarray(L)
-    B = np.asarray(B)
-    out = B.dtype if B.dtype in (np.float32, np.float64) else np.dtype(np.float64)
-    if L.dtype not in (np.float32, np.float64):
-        L = L.astype(np.float64)
-    if L.ndim != 2 or L.shape[0] != L.shape[1] or B.shape[:1] != L.shape[:1] or B.ndim > 2:
-        raise ValueError(f"L {L.shape} and B {B.shape}: expected (n, n) and (n,) or (n, k)")
-    if L.shape[0] > 1 and L.strides[0] != L.itemsize:
-        L = np.asfortranarray(L)  # e.g. numpy's C-ordered factor
-    X = np.array(B.reshape(B.shape[0], -1), dtype=L.dtype, order="F")
-    _solve_lower(L, X, trans)
-    return X.reshape(B.shape).astype(out, copy=False)
+    flag = _trans_flag(trans)
+    L, B, X, out = _prepare_solve(L, B)
+    _solve_lower(L, X, flag)
+    return _finish_solve(L, B, X, out)
 
 
 def _solve_lower(L: np.ndarray, X: np.ndarray, trans: bool) -> None:
@@ -239,8 +491,24 @@ def _solve_lower(L: np.ndarray, X: np.ndarray, trans: bool) -> None:
 
 
 def cho_solve(L: np.ndarray, B: np.ndarray) -> np.ndarray:
-    """``(L L^T)^-1 B``."""
-    return solve_triangular(L, solve_triangular(L, B), trans=True)
+    """``(L L^T)^-1 B`` for the lower-triangular factor ``L`` (from :func:`cholesky`).
+
+    ``L`` and ``B`` as in :func:`solve_triangular` (dtypes, layouts, the checks and the
+    errors raised); ``L`` is checked and laid out once for both solves.
+    """
+    L, B, X, out = _prepare_solve(L, B)
+    _solve_lower(L, X, False)
+    _solve_lower(L, X, True)
+    return _finish_solve(L, B, X, out)
+
+
+def _check_start(start) -> float:
+    if isinstance(start, (bool, np.bool_)) or not isinstance(start, numbers.Real):
+        raise TypeError(f"start: expected a real number, got {type(start).__name__}")
+    value = float(start)
+    if not (math.isfinite(value) and 0.0 < value <= _JITTER_MAX):
+        raise ValueError(f"start: must be a finite number in (0, {_JITTER_MAX:g}], got {start!r}")
+    return value
 
 
 def jittered_cholesky(
@@ -253,18 +521,56 @@ def jittered_cholesky(
     """Cholesky of ``A + jitter * mean(diag(A)) * I`` with the smallest jitter in
     ``0, start, 100 * start, ...`` (up to 1e-2) that succeeds; returns ``(L, jitter)``.
 
-    ``start`` defaults to 1e-12 in float64 and 1e-6 in float32. Kernel matrices of centres
-    are positive semi-definite and singular when two centres coincide; the jitter makes the
-    factorization possible and is reported. ``A`` must be symmetric (both triangles). With
-    ``overwrite`` the factor is computed in ``A``'s memory (no n x n copy, even when
-    attempts fail: each retry restores the matrix from the triangle the factorization does
-    not touch); otherwise ``A`` is left as it was.
+    Kernel matrices of centres are positive semi-definite and singular when two centres
+    coincide; the jitter makes the factorization possible and is reported.
+
+    Parameters
+    ----------
+    A : (n, n) array_like
+        Symmetric (both triangles). Dtypes, the triangle the factorization reads and
+        the errors as in :func:`cholesky`; NaN or infinity anywhere in ``A`` raise
+        ValueError before any attempt.
+    start : float, optional
+        The first non-zero jitter: 1e-12 in float64 and 1e-6 in float32 by default;
+        given, a real number with ``0 < start <= 1e-2`` (ValueError otherwise, NaN and
+        infinity included; TypeError for bool, str and other types; both naming
+        ``start``).
+    overwrite : bool, default False
+        Compute the factor in ``A``'s memory (no n x n copy, even when attempts fail:
+        each retry restores the matrix from the triangle the factorization does not
+        touch); a read-only ``A`` is refused, as in :func:`cholesky`. Otherwise ``A`` is
+        left as it was.
+    block : int, default 2048
+        As in :func:`cholesky`.
+
+    Returns
+    -------
+    L : (n, n) ndarray
+        As :func:`cholesky` returns it (0 x 0 for a 0 x 0 ``A``).
+    jitter : float
+        The jitter used, relative to ``mean(diag(A))`` (0.0 when none was needed).
+
+    Raises
+    ------
+    numpy.linalg.LinAlgError
+        No jitter up to 1e-2 makes ``A`` positive definite (``A`` is restored first
+        with ``overwrite``).
     """
+    block = _check_block(block)
+    if start is not None:
+        start = _check_start(start)
     L = _fortran_square(A, overwrite)
     if start is None:
         start = _JITTER_START[L.dtype]
+    n = L.shape[0]
+    if n == 0:
+        return L, 0.0
     diag = np.diag(L).copy()
-    scale = float(np.mean(diag, dtype=np.float64)) or 1.0
+    with np.errstate(over="ignore"):
+        scale = float(np.mean(diag, dtype=np.float64))
+    if not math.isfinite(scale):  # the sum overflowed
+        scale = float(np.sum(diag / n, dtype=np.float64))
+    scale = scale or 1.0
     jitter = 0.0
     while True:
         try:
@@ -272,10 +578,11 @@ def jittered_cholesky(
             return L, jitter
         except np.linalg.LinAlgError:
             jitter = start if jitter == 0.0 else jitter * 100
-            if jitter > 1e-2:
+            if jitter > _JITTER_MAX:
                 _restore_lower(L, diag, block)
                 raise
-            _restore_lower(L, diag + jitter * scale, block)
+            with np.errstate(over="ignore"):
+                _restore_lower(L, diag + jitter * scale, block)
 
 
 def _restore_lower(L: np.ndarray, diag: np.ndarray, block: int) -> None:
