@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 
 import numpy as np
 
@@ -89,9 +90,18 @@ def _real_dtype(A: np.ndarray, name: str) -> np.dtype:
     )
 
 
+# numpy < 1.24 turns a ragged list into an object array with this warning, where later
+# versions raise ValueError: an error either way here.
+_RAGGED = getattr(np, "exceptions", np).VisibleDeprecationWarning
+
+
 def _as_array(A, name: str) -> np.ndarray:
     try:
-        return np.asarray(A)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", _RAGGED)
+            return np.asarray(A)
+    except _RAGGED as exc:
+        raise ValueError(f"{name}: cannot be converted to an array ({exc})") from exc
     except (ValueError, TypeError) as exc:  # ragged lists and the like
         raise type(exc)(f"{name}: cannot be converted to an array ({exc})") from exc
 

@@ -39,6 +39,7 @@ True
 from __future__ import annotations
 
 import numbers
+import warnings
 from typing import Any
 
 import numpy as np
@@ -50,6 +51,11 @@ from .device import device_index, resolve_device
 from .kernels import Kernel, get_kernel, native_kernels
 
 __all__ = ["KernelOperator", "kernel_matrix", "kernel_gradient", "as_float_array"]
+
+
+# numpy < 1.24 turns a ragged list into an object array with this warning, where later
+# versions raise ValueError: an error either way here.
+_RAGGED = getattr(np, "exceptions", np).VisibleDeprecationWarning
 
 
 def _is_sparse(A: Any) -> bool:
@@ -66,7 +72,9 @@ def _as_array(A: Any, name: str) -> np.ndarray:
             f"pass {name}.toarray()"
         )
     try:
-        return np.asarray(A)
+        with warnings.catch_warnings():  # numpy < 1.24: a ragged list only warns
+            warnings.simplefilter("error", _RAGGED)
+            return np.asarray(A)
     except Exception as exc:  # ragged lists and the like
         raise ValueError(f"{name}: cannot be converted to an array ({exc})") from None
 
@@ -415,7 +423,9 @@ class KernelOperator(LinearOperator):
         if _is_sparse(V):
             _as_array(V, name)  # raises, naming V
         try:
-            shape = np.shape(V)
+            with warnings.catch_warnings():  # numpy < 1.24: a ragged list only warns
+                warnings.simplefilter("error", _RAGGED)
+                shape = np.shape(V)
         except Exception as exc:  # ragged lists
             raise ValueError(f"{name}: cannot be converted to an array ({exc})") from None
         expected = {
@@ -486,16 +496,29 @@ class KernelOperator(LinearOperator):
             self._check_operand(x, self.shape[1], self._names[0], "any")
         return super().dot(x)
 
+    # ndarray @ K defers to K.__rmatmul__ (scipy sets this too from 1.12 on; the oldest
+    # scipy supported, 1.9, neither sets it nor multiplies arrays from the left).
+    __array_ufunc__ = None
+
+    def __rmatmul__(self, x: Any) -> Any:
+        if np.isscalar(x):
+            raise ValueError("Scalar operands are not allowed, use '*' instead")
+        return self._rdot(x)
+
     def _rdot(self, x: Any) -> Any:  # x @ K: scipy's message would dump x
-        if self._dask is None and not isinstance(x, LinearOperator) and not np.isscalar(x):
-            shape = np.shape(x) if not _is_sparse(x) else x.shape
-            if len(shape) not in (1, 2):
-                raise ValueError(
-                    f"{self._names[1]}: expected a 1-d or 2-d array, got {len(shape)} "
-                    f"dimension(s) of shape {shape}; U @ K takes U of shape "
-                    f"({self.shape[0]},) or (k, {self.shape[0]})"
-                )
-        return super()._rdot(x)
+        if self._dask is not None or isinstance(x, LinearOperator) or np.isscalar(x):
+            return super()._rdot(x)
+        shape = np.shape(x) if not _is_sparse(x) else x.shape
+        if len(shape) not in (1, 2):
+            raise ValueError(
+                f"{self._names[1]}: expected a 1-d or 2-d array, got {len(shape)} "
+                f"dimension(s) of shape {shape}; U @ K takes U of shape "
+                f"({self.shape[0]},) or (k, {self.shape[0]})"
+            )
+        # x @ K = (K.T @ x.T).T, on this operator's own transposed products.
+        if len(shape) == 1:
+            return self.rmatvec(x)
+        return self.rmatmat(np.asarray(x).T).T
 
     def matvec(self, x: ArrayLike) -> np.ndarray:
         """``K(X, Z) @ x`` for a vector ``x``, without forming ``K``; also ``K @ x``.

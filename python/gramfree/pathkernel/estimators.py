@@ -1540,7 +1540,9 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
             raise ValueError(
                 f'target: must be None, "predicted", "margin" or one class label, got {label!r}'
             )
-        return np.flatnonzero(self.classes_ == label)
+        # Element by element: numpy 1.x compares string classes with an integer label (or
+        # integer classes with a string) by a FutureWarning and a scalar False.
+        return np.flatnonzero([bool(c == label) for c in self.classes_])
 
     def _class_index(self, label) -> int:
         hits = self._class_hits(label)
