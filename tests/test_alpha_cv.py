@@ -53,6 +53,20 @@ def test_gcv_matches_brute_force(name, gamma, m, weighted):
     assert model.best_score_ == -model.gcv_values_.min()
 
 
+def test_gcv_of_small_alphas_with_a_wide_kernel():
+    """A wide kernel (K_MM's smallest pivot 3e-6 of its largest) and alphas down to 1e-8:
+    the whitened Gram's rounding moved the small alphas' GCV by 1e-3 while the chosen
+    alpha's objective agreed to 1e-10; the path is now checked at its smallest alpha too
+    and recomputed from the whitened features."""
+    X, Y = _load("diabetes")
+    alphas = np.logspace(-8, 2, 11)
+    model = KernelRegressorCV(gamma=0.005, alphas=alphas, n_centers=150, random_state=0)
+    model.fit(X, Y)
+    want = _brute_gcv(X, Y, model.centers_, 0.005, alphas, np.ones(len(X)))
+    np.testing.assert_allclose(model.gcv_values_, want, rtol=1e-6)
+    assert model.solver_info_["fallback"] == "whitened features"
+
+
 def test_chosen_model_is_kernel_regressor_at_alpha():
     X, Y = _load("diabetes")
     y = Y[:, 0]
