@@ -8,6 +8,7 @@ kernels, and numpy linear algebra.
 from __future__ import annotations
 
 import logging
+import math
 import warnings
 
 import numpy as np
@@ -15,6 +16,7 @@ import pytest
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.exceptions import ConvergenceWarning
+from sklearn.gaussian_process.kernels import Matern as SkMatern
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.metrics.pairwise import pairwise_kernels, rbf_kernel
 from sklearn.model_selection import GridSearchCV, KFold, cross_val_score, train_test_split
@@ -183,6 +185,21 @@ def test_kernel_object_parameter_matches_kernel_ridge():
     # clone keeps the kernel object's parameters
     again = clone(model).fit(X, Y[:, 0])
     np.testing.assert_allclose(again.predict(Xt), model.predict(Xt), rtol=1e-12)
+
+
+@pytest.mark.parametrize("Est", [KernelRegressor, KernelClassifier])
+def test_matern_nu_infinity_as_a_number(Est):
+    """nu=numpy.inf, as scikit-learn's Matern takes it, is the string "inf" (the Gaussian
+    limit), and matches sklearn.gaussian_process.kernels.Matern(nu=inf)."""
+    X, Xt, Y, _ = _regression_data()
+    y = Y[:, 0] if Est is KernelRegressor else (Y[:, 0] > np.median(Y[:, 0])).astype(int)
+    as_number = Est(kernel="matern", nu=np.inf, length_scale=1.3, alpha=0.3).fit(X, y)
+    as_string = Est(kernel="matern", nu="inf", length_scale=1.3, alpha=0.3).fit(X, y)
+    np.testing.assert_array_equal(as_number.predict(Xt), as_string.predict(Xt))
+    if Est is KernelRegressor:
+        kernel = SkMatern(length_scale=1.3, nu=np.inf)
+        dual = np.linalg.solve(kernel(X) + 0.3 * np.eye(len(X)), y)
+        assert rel_diff(as_number.predict(Xt), kernel(Xt, X) @ dual) <= 1e-6
 
 
 def test_gamma_none_means_one_over_n_features():
@@ -578,6 +595,9 @@ def test_string_targets_for_regressor():
         (dict(n_centers=0), "'n_centers' parameter"),
         (dict(max_iter=0), "'max_iter' parameter"),
         (dict(tol=-1e-3), "'tol' parameter"),
+        (dict(kernel="matern", nu=float("nan")), "'nu' parameter"),
+        (dict(kernel="matern", nu=-math.inf), "'nu' parameter"),
+        (dict(kernel="matern", nu=0.0), "'nu' parameter"),
     ],
 )
 def test_invalid_parameters(params, match):

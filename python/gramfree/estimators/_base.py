@@ -112,7 +112,7 @@ class KernelMachineMixin(BaseEstimator):
         "degree": [Interval(numbers.Integral, 1, 64, closed="both")],
         "coef0": [Interval(numbers.Real, None, None, closed="neither")],
         "length_scale": [Interval(numbers.Real, 0, None, closed="neither")],
-        "nu": [StrOptions({"inf"}), Interval(numbers.Real, 0, None, closed="neither")],
+        "nu": [StrOptions({"inf"}), Interval(numbers.Real, 0, math.inf, closed="right")],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
         "solver": [StrOptions(set(SOLVERS))],
         "n_centers": [

@@ -196,8 +196,8 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
         Constant term of the polynomial kernel.
     length_scale : float, default=1.0
         Length scale of the Matern kernel.
-    nu : {0.5, 1.5, 2.5, "inf"}, default=1.5
-        Smoothness of the Matern kernel.
+    nu : {0.5, 1.5, 2.5, inf, "inf"}, default=1.5
+        Smoothness of the Matern kernel; ``numpy.inf`` or ``"inf"`` is its Gaussian limit.
     alpha : float, default=1.0
         Regularisation strength: the ridge penalty for the squared loss; for the logistic
         loss, ``alpha`` is scikit-learn's ``1 / C`` (see ``loss``).

@@ -219,8 +219,8 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         Constant term of the polynomial kernel.
     length_scale : float, default=1.0
         Length scale of the Matern kernel.
-    nu : {0.5, 1.5, 2.5, "inf"}, default=1.5
-        Smoothness of the Matern kernel.
+    nu : {0.5, 1.5, 2.5, inf, "inf"}, default=1.5
+        Smoothness of the Matern kernel; ``numpy.inf`` or ``"inf"`` is its Gaussian limit.
     n_centers : int or float, default=None
         Centres, drawn at random from the training rows (an integer, or a fraction of
         n_samples in (0, 1]); None: every point up to 2000 samples, 2000 beyond.
@@ -357,8 +357,8 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
         Constant term of the polynomial kernel.
     length_scale : float, default=1.0
         Length scale of the Matern kernel.
-    nu : {0.5, 1.5, 2.5, "inf"}, default=1.5
-        Smoothness of the Matern kernel.
+    nu : {0.5, 1.5, 2.5, inf, "inf"}, default=1.5
+        Smoothness of the Matern kernel; ``numpy.inf`` or ``"inf"`` is its Gaussian limit.
     n_centers : int or float, default=None
         Centres, drawn at random from the training rows (an integer, or a fraction of
         n_samples in (0, 1]); None: every point up to 2000 samples, 2000 beyond.

@@ -46,8 +46,8 @@ class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
         Constant term of the polynomial kernel.
     length_scale : float, default=1.0
         Length scale of the Matern kernel.
-    nu : {0.5, 1.5, 2.5, "inf"}, default=1.5
-        Smoothness of the Matern kernel.
+    nu : {0.5, 1.5, 2.5, inf, "inf"}, default=1.5
+        Smoothness of the Matern kernel; ``numpy.inf`` or ``"inf"`` is its Gaussian limit.
     alpha : float, default=1.0
         Ridge strength, as in KernelRidge.
     solver : {"auto", "direct", "nystrom-pcg", "nystrom-direct", "eigenpro"}, default="auto"
