@@ -200,6 +200,14 @@ def test_bad_input(data):
         KernelOperator(dX, np.full_like(Z, np.nan))
     with pytest.raises(ValueError, match="^n_jobs"):
         KernelOperator(dX, Z, n_jobs=0)
+    # Kernel parameters beyond the operator's dtype, refused at construction as in memory
+    # (the dask operator accepted them; its chunks' products raised later).
+    with pytest.raises(ValueError, match="^gamma"):
+        KernelOperator(dX.astype(np.float32), Z.astype(np.float32), gamma=1e39)
+    with pytest.raises(ValueError, match="^length_scale"):
+        KernelOperator(
+            dX.astype(np.float32), Z.astype(np.float32), kernel="matern", length_scale=1e-20
+        )
     # Right-hand sides: wrong length or dimensions, named.
     with pytest.raises(ValueError, match=f"^V: has {m + 1} rows, expected {m}"):
         K @ np.ones(m + 1)

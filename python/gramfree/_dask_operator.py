@@ -89,6 +89,7 @@ def setup(op: KernelOperator, X, Z, kernel, n_jobs, device, kernel_params) -> No
     if X.dtype != dtype:
         X = X.astype(dtype)
     Z = Z.astype(dtype, copy=False)
+    kern.check_dtype(dtype)  # as the in-memory operator: at construction, naming the parameter
     op.device = "cpu"
     op.X = X
     op.Z = Z

@@ -313,8 +313,8 @@ class KernelOperator(LinearOperator):
     Checks, besides the inputs' (see the module docstring), each raising ``ValueError``:
 
     * the kernel's parameters must be representable in the operator's dtype
-      (:meth:`gramfree.kernels.Kernel.check_dtype`; for a dask X, when the chunks are
-      computed): a float32 operator with ``gamma=1e39``, or a Matern ``length_scale``
+      (:meth:`gramfree.kernels.Kernel.check_dtype`, for a dask X too): a float32
+      operator with ``gamma=1e39``, or a Matern ``length_scale``
       whose inverse or square overflows float32, is refused naming the parameter;
     * right-hand sides of the wrong shape (``K @ V`` with a 3-d V, a (m, 2) V to
       ``matvec``, a 1-d one to ``matmat``) name V (U for ``K.T``) and the shape expected;
