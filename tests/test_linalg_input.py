@@ -206,6 +206,26 @@ def test_jittered_cholesky_start_not_positive():
     ]
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_jittered_cholesky_skips_rungs_that_change_nothing(monkeypatch, dtype):
+    """start=1e-300 on a singular matrix: rungs whose jitter leaves every diagonal entry as
+    it was fail as the unjittered factorization did; they were each factored (149 times
+    before reaching 1e-2). Now the first attempt after the plain one changes the diagonal,
+    and the factor is the one of the first rung that does."""
+    A = np.ones((6, 6), dtype=dtype)
+    calls = []
+    real = linalg._factor_lower
+    monkeypatch.setattr(
+        linalg, "_factor_lower", lambda L, block: (calls.append(L[0, 0]), real(L, block))[1]
+    )
+    L, jitter = linalg.jittered_cholesky(A, start=1e-300)
+    assert len(calls) <= 2 + 8  # the plain one, then rungs from eps upward (100x apart)
+    assert all(c != 1.0 for c in calls[1:])  # every jittered attempt changed the diagonal
+    eps = np.finfo(dtype).eps
+    assert eps / 2 <= jitter < 100 * eps  # the first rung that changes the diagonal
+    np.testing.assert_allclose(L @ L.T, A + jitter * np.eye(6), rtol=10 * eps, atol=10 * eps)
+
+
 @pytest.mark.parametrize("start", [float("nan"), float("inf"), 0.5, 1.5e-2])
 def test_jittered_cholesky_start_out_of_range(start):
     # nan gave a NaN factor; above 1e-2 the ladder gave up without trying start

@@ -588,10 +588,14 @@ def jittered_cholesky(
             return L, jitter
         except np.linalg.LinAlgError:
             jitter = start if jitter == 0.0 else jitter * 100
-            if jitter > _JITTER_MAX:
-                _restore_lower(L, diag, block)
-                raise
             with np.errstate(over="ignore"):
+                # A rung too small to change any diagonal entry would fail as the last
+                # did: skip it (start=1e-300 took 149 factorizations to reach 1e-2).
+                while jitter <= _JITTER_MAX and np.array_equal(diag + jitter * scale, diag):
+                    jitter *= 100
+                if jitter > _JITTER_MAX:
+                    _restore_lower(L, diag, block)
+                    raise
                 _restore_lower(L, diag + jitter * scale, block)
 
 
