@@ -50,6 +50,7 @@ def test_gcv_matches_brute_force(name, gamma, m, weighted):
     want = _brute_gcv(X, Y, model.centers_, gamma, ALPHAS, w)
     np.testing.assert_allclose(model.gcv_values_, want, rtol=1e-6)
     assert model.alpha_ == ALPHAS[np.argmin(want)]
+    assert "fallback" not in model.solver_info_  # one pass where the whitened Gram holds
     assert model.best_score_ == -model.gcv_values_.min()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import pickle
 import warnings
 import zipfile
@@ -871,6 +872,10 @@ def _typed_model(case):
         model = KernelRegressor(
             kernel=Polynomial(degree=2, gamma=0.5), alpha=0.3, n_centers=40, random_state=1
         )
+    elif case == "matern-nu-inf-float":  # a float infinity, not the string "inf"
+        model = KernelRegressor(kernel="matern", nu=math.inf, length_scale=0.7)
+    elif case == "matern-nu-inf-string":
+        model = KernelRegressor(kernel="matern", nu="inf", length_scale=0.7)
     else:
         raise AssertionError(case)
     return model, X, Xt, y
@@ -903,6 +908,8 @@ TYPED_CASES = [
     "cv-array",
     "cv-array-float32",
     "kernel-regressor",
+    "matern-nu-inf-float",
+    "matern-nu-inf-string",
 ]
 
 
@@ -926,6 +933,17 @@ def test_loaded_parameters_keep_their_types_and_refit(case, tmp_path):
     loaded.save(tmp_path / "again.gfm")
     again = gramfree.load(tmp_path / "again.gfm").get_params(deep=False)
     _assert_same_typed(again, model.get_params(deep=False))
+
+
+def test_numpy_infinite_nu_saves(tmp_path):
+    """nu=numpy.float64(inf), as GridSearchCV passes it from np.array([1.5, np.inf]):
+    saving raised "Out of range float values are not JSON compliant"."""
+    model, X, Xt, y = _typed_model("kernel-regressor")
+    model = KernelRegressor(kernel="matern", nu=np.array([1.5, np.inf])[1]).fit(X, y)
+    model.save(tmp_path / "m.gfm")
+    loaded = gramfree.load(tmp_path / "m.gfm")
+    assert loaded.get_params()["nu"] == math.inf
+    np.testing.assert_array_equal(loaded.predict(Xt), model.predict(Xt))
 
 
 def test_file_with_float_sequences_of_the_first_writer_loads_and_refits(tmp_path):

@@ -241,14 +241,19 @@ def _check_array(value: Any, field: str, *, dtypes, shape, why: str = "") -> np.
 
 def _encode_param(value: Any) -> Any:
     if isinstance(value, _kernels.Kernel):
-        fields = {k: _encode_param(v) for k, v in dataclasses.asdict(value).items()}
+        fields = {
+            k: "inf" if v == math.inf else _encode_param(v)  # Matern's nu
+            for k, v in dataclasses.asdict(value).items()
+        }
         return {"__kernel__": type(value).__name__, **fields}
     if isinstance(value, np.random.RandomState):
         return None  # a RandomState object cannot be stored portably; None is recorded
     if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    if isinstance(value, float) and value == float("inf"):
-        return "inf"
+        value = value.item()
+    if isinstance(value, float) and math.isinf(value):
+        # An estimator's nu=inf, told apart from the string "inf" that it also takes, so
+        # that get_params() of the loaded model is the original's (JSON has no infinity).
+        return {"__float__": repr(value)}
     if isinstance(value, dict):  # class_weight: JSON objects would turn int keys into str
         return {"__dict__": [[_encode_param(k), _encode_param(v)] for k, v in value.items()]}
     # Sequences of numbers (alphas, hidden_layer_sizes) keep each number's type (JSON tells
@@ -353,6 +358,11 @@ def _decode_param(name: str, value: Any) -> Any:
         return tuple(_check_sequence(value["__tuple__"], f"{field}.__tuple__"))
     if isinstance(value, dict) and "__ndarray__" in value:
         return _decode_ndarray(value, field)
+    if isinstance(value, dict) and "__float__" in value:
+        _check_keys(value, ("__float__",), where=f"field {field!r}")
+        if value["__float__"] not in ("inf", "-inf"):
+            raise _field_error(field, f"must be 'inf' or '-inf', got {value['__float__']!r}")
+        return float(value["__float__"])
     if isinstance(value, dict):
         return _decode_mapping(value, field)
     if isinstance(value, list):
