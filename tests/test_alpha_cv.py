@@ -5,6 +5,8 @@ same centres; bad alphas are refused naming the parameter."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.datasets import load_diabetes
@@ -66,6 +68,59 @@ def test_gcv_of_small_alphas_with_a_wide_kernel():
     want = _brute_gcv(X, Y, model.centers_, 0.005, alphas, np.ones(len(X)))
     np.testing.assert_allclose(model.gcv_values_, want, rtol=1e-6)
     assert model.solver_info_["fallback"] == "whitened features"
+
+
+def _exact_krr_gcv(X, y, gamma, alphas):
+    """Exact kernel ridge GCV from K's eigendecomposition, every term non-negative:
+    RSS = sum (alpha / (mu + alpha))^2 (u^T y)^2 and n - df = sum alpha / (mu + alpha)."""
+    mu, V = np.linalg.eigh(rbf_kernel(X, gamma=gamma))
+    mu = np.maximum(mu, 0.0)
+    proj = (V.T @ y) ** 2
+    n = len(X)
+    out = []
+    for a in alphas:
+        shrink = a / (mu + a)
+        out.append((np.sum(shrink**2 * proj) / n) / (np.sum(shrink) / n) ** 2)
+    return np.array(out)
+
+
+def test_nearly_interpolating_alphas_are_not_chosen():
+    """Breast cancer, a wide kernel, every point a centre: for alpha <= 1e-7 the fit nearly
+    interpolates and RSS = y^T y - fit cancelled to <= 0, so GCV was 0 and alpha = 1e-14
+    was chosen (held-out R^2 -0.31 instead of 0.72). Now: RSS recomputed from the
+    residuals where it cancels, n - df summed from positive terms, and alphas below the
+    rounding of the whitened Gram's eigenvalues without an estimate (inf)."""
+    X, Y = _load("breast_cancer")
+    X, y = X[:200], Y[:200, 0]
+    alphas = np.logspace(-14, 0, 15)
+    model = KernelRegressorCV(gamma=0.003, alphas=alphas).fit(X, y)
+    want = _exact_krr_gcv(X, y, 0.003, alphas)
+    assert model.alpha_ == alphas[np.argmin(want)]
+    got = model.gcv_values_
+    estimated = np.isfinite(got)
+    assert estimated[alphas >= 1e-8].all() and not estimated[alphas < 1e-10].any()
+    # Below the whitened Gram's floor (amplified by K_MM's pivots: there alpha = 1e-9 had
+    # GCV 390x the exact one) the path comes from the whitened features, whose floor is
+    # lower: every estimate is the exact GCV.
+    assert model.solver_info_["fallback"] == "whitened features"
+    np.testing.assert_allclose(got[alphas >= 1e-4], want[alphas >= 1e-4], rtol=1e-6)
+    np.testing.assert_allclose(got[estimated], want[estimated], rtol=1e-5)
+
+
+def test_huge_alphas_do_not_overflow_into_the_choice():
+    """alpha = 1e300 overflowed c^2 (lam + 2 alpha) / (lam + alpha)^2 to inf / inf = NaN,
+    and argmin chose the NaN: an all-zero model with best_score_ nan. Its GCV is that of
+    the zero model, y^T y / n."""
+    X, Y = _load("diabetes")
+    y = Y[:150, 0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no overflow RuntimeWarning either
+        model = KernelRegressorCV(gamma=0.5, alphas=[0.1, 1e300]).fit(X[:150], y)
+    assert model.alpha_ == 0.1
+    np.testing.assert_allclose(model.gcv_values_[1], np.sum(y**2) / len(y), rtol=1e-12)
+    np.testing.assert_allclose(
+        model.gcv_values_[0], _exact_krr_gcv(X[:150], y, 0.5, [0.1])[0], rtol=1e-6
+    )
 
 
 def test_chosen_model_is_kernel_regressor_at_alpha():

@@ -189,8 +189,9 @@ class _AlphaPathMixin(KernelMachineMixin):
 class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
     """Kernel ridge regression with ``alpha`` chosen by generalised cross-validation.
 
-    ``alpha`` is chosen from ``alphas`` by generalised cross-validation (GCV), as
-    scikit-learn's RidgeCV chooses it.
+    ``alpha`` is chosen from ``alphas`` by generalised cross-validation (GCV), the
+    rotation-invariant form of the leave-one-out error that scikit-learn's RidgeCV
+    minimises exactly (so ``best_score_`` is on GCV's scale, not RidgeCV's).
 
     One pass over the data reduces it to M x M quantities (the one-pass Nystrom solver's
     whitened Gram of the centres' features), one eigendecomposition of size M gives every
@@ -201,7 +202,9 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
     weights): RSS is the weighted residual sum of squares ``sum_i w_i (y_i - f(x_i))^2``,
     df the trace of the weighted ridge's hat matrix, and n is ``sum_i w_i``; so rows of
     weight zero change nothing and an integer weight k equals k repeated rows (on the same
-    centres). Candidates whose df reach n get GCV ``inf``. With ``n_centers=None`` every
+    centres). Candidates whose df reach n, and alphas below the rounding of the whitened
+    Gram's eigenvalues (a nearly interpolating fit; ``solver_info_["unresolved_alphas"]``),
+    get GCV ``inf``. With ``n_centers=None`` every
     point is a centre up to 2000 samples (exact kernel ridge), 2000 random ones beyond.
 
     Parameters
@@ -337,9 +340,9 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
     """Kernel ridge classification with ``alpha`` chosen by generalised cross-validation.
 
     Square loss on +-1 or one-hot targets, as :class:`~gramfree.KernelClassifier`, with
-    ``alpha`` chosen from ``alphas`` by GCV on the targets, as scikit-learn's
-    RidgeClassifierCV chooses it: the targets' residuals add up, one alpha for all
-    classes. The path, and GCV with sample weights (n is the sum of the weights, times
+    ``alpha`` chosen from ``alphas`` by GCV on the targets (scikit-learn's
+    RidgeClassifierCV minimises the exact leave-one-out error instead): the targets'
+    residuals add up, one alpha for all classes. The path, and GCV with sample weights (n is the sum of the weights, times
     ``class_weight``), are as in :class:`KernelRegressorCV`.
 
     Parameters

@@ -13,6 +13,18 @@ and ``c = U^T r``, for every alpha
 
 so a path of any length costs one eigendecomposition (~M^3) beyond the single fit's pass.
 
+Rounding, where the fit nearly interpolates (small alphas, wide kernels):
+
+* RSS above is a difference of nearly equal numbers; where it is below ``RSS_RECHECK`` of
+  ``y^T W y`` it is recomputed from the residuals, one pass over the data for all such
+  alphas, and ``sum w - df`` is summed as ``(sum w - M) + sum_i alpha / (lam_i + alpha)``.
+  (Before, breast cancer with gamma 0.003 and alpha 1e-7 got RSS 0, GCV 0, and was chosen.)
+* S's eigenvalues are known to about ``eps M |S|``, amplified by the whitening (``1 /``
+  K_MM's smallest relative pivot) when S is whitened after the pass. An alpha below
+  ``RESOLVABLE`` times that has no estimate (GCV ``inf``), and where the amplified floor
+  leaves any alpha unresolved the path is recomputed from the whitened features (one
+  more pass), whose floor is not amplified.
+
 GCV is the rotation-invariant form of leave-one-out; RidgeCV's exact LOO would need the
 diagonal of the hat matrix, i.e. another n M^2 pass. Several targets share one alpha: their
 RSS add up (RidgeCV's default).
@@ -41,6 +53,7 @@ from scipy.linalg import blas
 from ..linalg import jittered_cholesky, solve_triangular
 from ._common import Problem
 from .nystrom_direct import (
+    BLOCK_BYTES,
     OBJECTIVE_CHECK,
     RANK_DEFICIENT,
     _gram_pass,
@@ -48,6 +61,14 @@ from .nystrom_direct import (
     _operator,
     rows_for,
 )
+
+# An alpha below this many times eps * M * |S| is within the rounding of the whitened
+# Gram's eigenvalues: its GCV is not estimated (inf).
+RESOLVABLE = 100.0
+# RSS from the eigendecomposition below this share of y^T W y is recomputed from the
+# residuals (one pass for all such alphas): below it the subtraction loses over a third of
+# float64's digits to cancellation, more where the whitening amplified the Gram's rounding.
+RSS_RECHECK = 1e-5
 
 
 @dataclass
@@ -101,14 +122,37 @@ def solve_alpha_path(problem: Problem, centers: np.ndarray, alphas) -> AlphaPath
     # Checked at the chosen alpha and at the smallest, where the whitening's rounding
     # weighs most: on diabetes (gamma 0.005, M = 150) the chosen alpha's objective agreed to
     # 1e-10 while the smallest alphas' GCV was off by 1e-3 (their objective by 4e-4).
+    # Alphas below the Gram's amplified rounding (unresolved) are resolved down to eps |S| M
+    # by the whitened features, whose S carries no amplification.
     if path.info["pass"] == "whitened Gram" and not (
-        _objective_holds(problem, centers, path, path.best, path.coef)
+        path.info["unresolved_alphas"] == 0
+        and _objective_holds(problem, centers, path, path.best, path.coef)
         and (smallest[0] == path.best or _objective_holds(problem, centers, path, *smallest))
     ):
         path, _ = _path(problem, centers, alphas, whitened_system(problem, centers, features=True))
         path.info["fallback"] = "whitened features"
+    if "no_estimate" in path.info:
+        warnings.warn(path.info["no_estimate"], UserWarning, stacklevel=2)
     path.info["seconds"] = time.perf_counter() - start
     return path
+
+
+def _residual_sums(problem: Problem, centers: np.ndarray, coefs: list) -> np.ndarray:
+    """``sum w |y - K(X, C) a|^2`` for each of ``coefs`` (M x t each), in one pass over
+    the data with all of them as right-hand sides, float64."""
+    X, Y, w = problem.X, problem.Y, problem.sample_weight
+    t, k = Y.shape[1], len(coefs)
+    A = np.concatenate(coefs, axis=1)  # (M, k t)
+    C64 = np.ascontiguousarray(centers, dtype=np.float64)
+    rows = max(256, int(BLOCK_BYTES // (8 * (X.shape[1] + k * t))))
+    sums = np.zeros(k)
+    for r0 in range(0, X.shape[0], rows):
+        r1 = min(X.shape[0], r0 + rows)
+        pred = (_operator(problem, X[r0:r1], C64) @ A).astype(np.float64)
+        res = pred.reshape(r1 - r0, k, t) - Y[r0:r1, None, :].astype(np.float64)
+        sq = np.sum(res**2, axis=2)  # (rows, k)
+        sums += (sq if w is None else sq * w[r0:r1, None]).sum(axis=0)
+    return sums
 
 
 def _path(
@@ -131,31 +175,59 @@ def _path(
     # of weight zero change nothing and an integer weight k is k repeated rows.
     n_w = problem.weight_sum
     c2 = np.sum(c**2, axis=1)  # summed over targets: one alpha for all
-    denom = lam[None, :] + alphas[:, None]  # (A, M)
-    rss = yWy - np.sum(c2[None, :] * (lam[None, :] + 2 * alphas[:, None]) / denom**2, axis=1)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
+        denom = lam[None, :] + alphas[:, None]  # (A, M)
+        # Divided before squared: (lam + 2 alpha) / denom is at most 2, so alpha = 1e300
+        # does not overflow to inf / inf = NaN.
+        fit = np.sum(c2[None, :] * ((lam[None, :] + 2 * alphas[:, None]) / denom) / denom, axis=1)
+        rss = yWy - fit
+        dof = np.sum(lam[None, :] / denom, axis=1)
+        # n_w - dof as a sum of positive terms: written 1 - dof / n_w, it cancelled where
+        # the fit nearly interpolates, the very alphas whose GCV it decides.
+        gap = (n_w - lam.size) + np.sum(alphas[:, None] / denom, axis=1)
+    # Alphas below the whitened Gram's rounding get no estimate: their df and RSS are
+    # rounding. S's eigenvalues are known to about eps |S| M, times the whitening's
+    # amplification of G's rounding (1 / K_MM's smallest relative pivot) where S was
+    # whitened after the pass (breast cancer, alpha 1e-9: GCV 390x the exact one).
+    amplification = 1.0 / info["smallest_pivot"] if info["pass"] == "whitened Gram" else 1.0
+    floor = RESOLVABLE * np.finfo(np.float64).eps * lam.size * float(lam.max()) * amplification
+    resolved = alphas >= floor
+    # Where the fit takes nearly all of y^T W y, its RSS is a difference of nearly equal
+    # numbers (breast cancer, gamma 0.003, alpha 1e-7: computed <= 0 where the true RSS
+    # gives GCV 0.13, so a near-interpolating alpha won with GCV 0): recomputed from the
+    # residuals themselves, one pass over the data for all such alphas.
+    recheck = np.nonzero(resolved & (rss <= RSS_RECHECK * yWy))[0]
+    if recheck.size:
+        coefs = [
+            solve_triangular(L, U @ (c / (lam + alphas[i])[:, None]), trans=True) for i in recheck
+        ]
+        rss[recheck] = _residual_sums(problem, centers, coefs)
     rss = np.maximum(rss, 0.0)
-    dof = np.sum(lam[None, :] / denom, axis=1)
     # An interpolating fit (df -> sum w) has no GCV estimate: it is never chosen.
-    gcv = np.where(dof < n_w, (rss / n_w) / (1 - dof / n_w) ** 2, np.inf)
+    ok = resolved & (gap > 0) & np.isfinite(rss)
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        gcv = np.where(ok, (rss / n_w) / np.where(ok, gap / n_w, 1.0) ** 2, np.inf)
+    gcv = np.where(np.isfinite(gcv), gcv, np.inf)
+    info = dict(info, rss_rechecked=int(recheck.size), unresolved_alphas=int((~resolved).sum()))
     if np.isfinite(gcv).any():
         best = int(np.argmin(gcv))
     else:
-        best = int(np.argmin(dof))
-        warnings.warn(
-            f"alphas: no candidate has a GCV estimate: the degrees of freedom of each "
-            f"(at least {dof.min():.4g}) reach the sum of the sample weights "
-            f"({n_w:.4g}), which GCV counts as observations; chose the alpha with the "
-            f"fewest ({alphas[best]:g}). Use larger alphas, or weights that count samples.",
-            UserWarning,
-            stacklevel=2,
+        best = int(np.argmax(alphas))  # the fewest degrees of freedom
+        info["no_estimate"] = (
+            f"alphas: no candidate has a GCV estimate: each is below the rounding of the "
+            f"whitened Gram (alpha < {floor:.3g}) or its degrees of freedom (at least {np.nanmin(dof):.4g}) reach the sum of "
+            f"the sample weights ({n_w:.4g}), which GCV counts as observations; chose the "
+            f"largest ({alphas[best]:g}). Use larger alphas, or weights that count samples."
         )
 
     def coef_at(i: int) -> np.ndarray:
         return solve_triangular(L, U @ (c / (lam + alphas[i])[:, None]), trans=True)
 
     coef = coef_at(best)
-    smallest = int(np.argmin(alphas))
-    info = dict(info, path_seconds=time.perf_counter() - start, n_centers=int(centers.shape[0]))
+    # The smallest alpha with an estimate (the check below the floor would only measure
+    # the rounding that excluded it).
+    smallest = int(np.argmin(np.where(resolved, alphas, np.inf))) if resolved.any() else best
+    info.update(path_seconds=time.perf_counter() - start, n_centers=int(centers.shape[0]))
     path = AlphaPath(alphas, gcv, rss, dof, best, coef, info)
     return path, (smallest, coef if smallest == best else coef_at(smallest))
 
