@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.metrics import accuracy_score, r2_score
+from sklearn.metrics import accuracy_score, log_loss, r2_score
 from sklearn.model_selection import train_test_split
 from sklearn.preprocessing import StandardScaler
 
@@ -152,10 +152,31 @@ def test_classifier_early_stopping_scores_accuracy_on_a_stratified_split(digits,
     counts = np.bincount(target_codes(held.Y), minlength=10)
     assert counts.min() >= np.floor(0.2 * np.bincount(y).min())  # every class held out
     assert len(model.validation_scores_) == model.n_iter_
-    assert accuracy_score(target_codes(held.Y), model.predict(held.X)) == pytest.approx(
-        model.best_validation_score_, abs=1e-12
-    )
-    assert model.best_validation_score_ > 0.9
+    assert model.best_validation_score_ == max(model.validation_scores_)
+    if loss == "squared":
+        assert accuracy_score(target_codes(held.Y), model.predict(held.X)) == pytest.approx(
+            model.best_validation_score_, abs=1e-12
+        )
+        assert model.best_validation_score_ > 0.9
+    else:  # minus the held-out log-loss, a proper scoring rule (accuracy ties step to step)
+        held_loss = log_loss(target_codes(held.Y), model.predict_proba(held.X), labels=range(10))
+        assert -model.best_validation_score_ == pytest.approx(held_loss, rel=1e-9)
+        assert held_loss < 0.3
+
+
+def test_logistic_early_stopping_keeps_the_best_log_loss_iterate():
+    """Breast cancer, loss="logistic": the held-out accuracy tied across Newton steps and
+    the first best iterate, step 1, was returned (held-out log-loss 0.200 against the
+    converged fit's 0.058) although Newton converged. Scored by log-loss, the returned
+    model is the converged one's to within the split's difference."""
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    kw = dict(loss="logistic", alpha=1e-3, gamma=0.01, random_state=0)
+    full = KernelClassifier(**kw).fit(X[:300], y[:300])
+    stopped = KernelClassifier(**kw, early_stopping=True, n_iter_no_change=20).fit(X[:300], y[:300])
+    assert stopped.solver_info_["early_stopping"]["best_iteration"] > 3
+    full_loss = log_loss(y[300:], full.predict_proba(X[300:]))
+    assert log_loss(y[300:], stopped.predict_proba(X[300:])) < 1.5 * full_loss
 
 
 def test_early_stopping_weights_the_held_out_score(diabetes):

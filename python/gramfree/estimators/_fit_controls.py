@@ -26,6 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from scipy.special import log_expit, log_softmax
 from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 
@@ -57,8 +58,19 @@ class HeldOut:
     Y: np.ndarray
     sample_weight: np.ndarray | None
     classify: bool
+    # "log_loss" for the logistic loss: minus the held-out log-loss. Accuracy ties from one
+    # Newton step to the next, and the first best iterate was kept: step 1, far from the
+    # optimum (breast cancer: held-out log-loss 0.200 against the converged fit's 0.058).
+    metric: str = "default"
 
     def score(self, scores: np.ndarray) -> float:
+        if self.metric == "log_loss":
+            if scores.shape[1] == 1:  # the logit of the second class
+                f, y = scores[:, 0], self.Y[:, 0]
+                nll = -(y * log_expit(f) + (1.0 - y) * log_expit(-f))
+            else:
+                nll = -np.sum(self.Y * log_softmax(scores, axis=1), axis=1)
+            return -float(np.average(nll, weights=self.sample_weight))
         if self.classify:
             return float(
                 accuracy_score(

@@ -98,6 +98,7 @@ def _fit_logistic(
             rng=rng,
             keep=given_rows,
         )
+        held.metric = "log_loss"
         rows = held.fit_rows
         if given_rows is not None:  # kept on the fitting side: their rows there
             given_rows = np.searchsorted(rows, given_rows)

@@ -245,9 +245,10 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
         dtype. "float32" on float64 data halves the products' cost; the solvers' state and
         the fitted model stay float64.
     early_stopping : bool, default=False
-        Hold out ``validation_fraction`` of the training rows (stratified by class), score the model on
-        them after every iteration (CG iteration, EigenPro epoch or Newton step; accuracy, weighted by sample_weight when given),
-        stop once ``n_iter_no_change`` iterations in a row did not improve the best score
+        Hold out ``validation_fraction`` of the training rows (stratified by class), score
+        the model on them after every iteration (CG iteration, EigenPro epoch or Newton
+        step; accuracy, or for ``loss="logistic"`` minus the log-loss, weighted by
+        sample_weight when given), stop once ``n_iter_no_change`` iterations in a row did not improve the best score
         by more than ``tol``, and keep the best-scoring iterate. For the iterative solvers
         only: with solver="auto" it fits by nystrom-pcg (``n_centers``, ``centers``, or the
         number of centres auto starts from); "direct" and "nystrom-direct" refuse it.
@@ -323,7 +324,8 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
     fit_time_ : float
         Seconds the fit took.
     validation_scores_ : list of float
-        Held-out accuracy per iteration (``early_stopping`` only).
+        Held-out accuracy per iteration, or minus the held-out log-loss for
+        ``loss="logistic"`` (``early_stopping`` only).
     best_validation_score_ : float
         The best of them: the returned model's.
 
