@@ -270,6 +270,12 @@ def test_bad_input():
     for solver in ("eigenpro", "nystrom-direct"):
         with pytest.raises(ValueError, match=f"solver='{solver}'"):
             KernelClassifier(loss="logistic", solver=solver).fit(X, y)
+    # "direct" is every point a centre, as for the square loss (n_centers was ignored)
+    for n_centers in (20, 0.5):
+        with pytest.raises(ValueError, match="^n_centers: solver='direct' uses every"):
+            KernelClassifier(loss="logistic", solver="direct", n_centers=n_centers).fit(X, y)
+    full = KernelClassifier(loss="logistic", solver="direct", n_centers=1.0).fit(X, y)
+    assert full.centers_.shape[0] == len(X)
     X_before, y_before = X.copy(), y.copy()
     KernelClassifier(loss="logistic", gamma=0.1).fit(X, y)
     np.testing.assert_array_equal(X, X_before)

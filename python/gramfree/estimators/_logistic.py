@@ -103,6 +103,14 @@ def _fit_logistic(
         if given_rows is not None:  # kept on the fitting side: their rows there
             given_rows = np.searchsorted(rows, given_rows)
     n = X.shape[0]
+    if estimator.solver == "direct" and warm is None:
+        n_centers = estimator._resolve_n_centers(n)
+        if n_centers is not None and n_centers < n:  # ignored before, as the square loss refuses
+            raise ValueError(
+                f"n_centers: solver='direct' uses every training point as a centre "
+                f"(n_samples={n}), got n_centers={estimator.n_centers!r}; for fewer centres "
+                "use solver='nystrom-pcg' (or 'auto')"
+            )
     problem = Problem(
         X,
         Y,

@@ -251,7 +251,9 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
         sample_weight when given), stop once ``n_iter_no_change`` iterations in a row did not improve the best score
         by more than ``tol``, and keep the best-scoring iterate. For the iterative solvers
         only: with solver="auto" it fits by nystrom-pcg (``n_centers``, ``centers``, or the
-        number of centres auto starts from); "direct" and "nystrom-direct" refuse it.
+        number of centres auto starts from); "direct" and "nystrom-direct" refuse it
+        with the square loss (the logistic loss's Newton steps, "direct" included, can
+        always be stopped).
         EigenPro's epochs regularise (stopping them early can beat a fit with too small an
         alpha); Nystrom-PCG's preconditioned iterates do not, so there it saves iterations
         and alpha stays the regulariser.
