@@ -12,6 +12,8 @@ against independent float64 references on real data:
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from scipy.special import expit, softmax
@@ -280,6 +282,17 @@ def test_bad_input():
     KernelClassifier(loss="logistic", gamma=0.1).fit(X, y)
     np.testing.assert_array_equal(X, X_before)
     np.testing.assert_array_equal(y, y_before)
+
+
+def test_unpenalised_fit_of_separated_classes_warns():
+    """alpha=0 on classes the kernel separates (iris setosa against versicolor): the
+    optimum is at infinity, and the fit reported convergence with coefficients ~5e6."""
+    X, y = load_iris(return_X_y=True)
+    with pytest.warns(ConvergenceWarning, match="^alpha=0 with loss='logistic': the training"):
+        KernelClassifier(loss="logistic", alpha=0.0).fit(X[y < 2], y[y < 2])
+    with warnings.catch_warnings():  # penalised: a finite optimum, no warning
+        warnings.simplefilter("error")
+        KernelClassifier(loss="logistic", alpha=1e-3).fit(X[y < 2], y[y < 2])
 
 
 def test_max_iter_warns():

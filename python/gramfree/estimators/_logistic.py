@@ -169,6 +169,17 @@ def _fit_logistic(
     if monitor is not None:
         monitor.apply(result)
     result.center_indices = caller_rows
+    if problem.alpha == 0.0 and result.info["objective"] <= 1e-6 * result.info["objective_initial"]:
+        # No penalty and a log-likelihood driven to zero: the classes are separated, the
+        # optimum is at infinity, and the coefficients are wherever the steps stopped
+        # (iris setosa vs versicolor: |dual_coef_| ~ 5e6 reported as converged).
+        warnings.warn(
+            "alpha=0 with loss='logistic': the training classes are separated by the "
+            f"kernel (log-likelihood {result.info['objective']:.3g}), so the unpenalised "
+            "optimum does not exist and the coefficients grow without bound; use alpha > 0",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
     if not result.converged and not (monitor is not None and monitor.stopped):
         warnings.warn(
             f"loss='logistic': {result.n_iter} Newton steps did not reach tol={estimator.tol} "
