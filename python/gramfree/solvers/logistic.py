@@ -275,17 +275,21 @@ def solve_logistic(
                     U = (op @ to_kernel(V)).astype(np.float64)
                     z = intercept_inverse @ curvature.apply(U).sum(axis=0)
                     HV = op.rmatmat(to_kernel(curvature.apply(U - z))).astype(np.float64)
-                return HV + alpha * kmm(V)
+                with small_blas(2.0 * M * M * k):
+                    return HV + alpha * kmm(V)
 
-            # The CG loop's BLAS calls (triangular solves of M x k, K_MM's products and, with
-            # K_nM stored, its products) on one thread: gramfree._threads.
-            with small_blas(4.0 * M * M * k):
-                gnorm = math.sqrt(max(float(np.sum(rhs * precond(rhs))), 0.0))
-                gnorm0 = gnorm if gnorm0 is None else gnorm0
-                forcing = (
-                    min(0.5, max(FORCING_FLOOR, math.sqrt(gnorm / gnorm0))) if gnorm0 > 0 else 0.5
-                )
-                d, cg_iters = _pcg(hessian, rhs, precond, forcing, MAX_CG)
+            # The preconditioner's triangular solves (M x k) on one thread where they are
+            # small (gramfree._threads); the products with a stored K_nM keep the fit's
+            # threads: they stream n M k values, and limiting them too cost satellite,
+            # dna and spam 20-25% of their fit time.
+            def serial_precond(R: np.ndarray) -> np.ndarray:
+                with small_blas(4.0 * M * M * k):
+                    return precond(R)
+
+            gnorm = math.sqrt(max(float(np.sum(rhs * serial_precond(rhs))), 0.0))
+            gnorm0 = gnorm if gnorm0 is None else gnorm0
+            forcing = min(0.5, max(FORCING_FLOOR, math.sqrt(gnorm / gnorm0))) if gnorm0 > 0 else 0.5
+            d, cg_iters = _pcg(hessian, rhs, serial_precond, forcing, MAX_CG)
             cg_total += cg_iters
             Kd = (op @ to_kernel(d)).astype(np.float64)
             e = -intercept_inverse @ (
