@@ -174,6 +174,11 @@ def _path(
     # The weights count observations (frequency weights): "n" of GCV is their sum, so rows
     # of weight zero change nothing and an integer weight k is k repeated rows.
     n_w = problem.weight_sum
+
+    def coef_at(i: int) -> np.ndarray:
+        """The model's coefficients at ``alphas[i]``: ``a = L^-T U (lam + alpha)^-1 c``."""
+        return solve_triangular(L, U @ (c / (lam + alphas[i])[:, None]), trans=True)
+
     c2 = np.sum(c**2, axis=1)  # summed over targets: one alpha for all
     with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
         denom = lam[None, :] + alphas[:, None]  # (A, M)
@@ -198,10 +203,7 @@ def _path(
     # residuals themselves, one pass over the data for all such alphas.
     recheck = np.nonzero(resolved & (rss <= RSS_RECHECK * yWy))[0]
     if recheck.size:
-        coefs = [
-            solve_triangular(L, U @ (c / (lam + alphas[i])[:, None]), trans=True) for i in recheck
-        ]
-        rss[recheck] = _residual_sums(problem, centers, coefs)
+        rss[recheck] = _residual_sums(problem, centers, [coef_at(int(i)) for i in recheck])
     rss = np.maximum(rss, 0.0)
     # An interpolating fit (df -> sum w) has no GCV estimate: it is never chosen.
     ok = resolved & (gap > 0) & np.isfinite(rss)
@@ -219,9 +221,6 @@ def _path(
             f"the sample weights ({n_w:.4g}), which GCV counts as observations; chose the "
             f"largest ({alphas[best]:g}). Use larger alphas, or weights that count samples."
         )
-
-    def coef_at(i: int) -> np.ndarray:
-        return solve_triangular(L, U @ (c / (lam + alphas[i])[:, None]), trans=True)
 
     coef = coef_at(best)
     # The smallest alpha with an estimate (the check below the floor would only measure

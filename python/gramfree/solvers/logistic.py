@@ -280,8 +280,8 @@ def solve_logistic(
 
             # The preconditioner's triangular solves (M x k) on one thread where they are
             # small (gramfree._threads); the products with a stored K_nM keep the fit's
-            # threads: they stream n M k values, and limiting them too cost satellite,
-            # dna and spam 20-25% of their fit time.
+            # threads: they stream n M k values, and limiting them too made the fits on
+            # satellite, dna and spam slower (bench_logistic.py has the figures after).
             def serial_precond(R: np.ndarray) -> np.ndarray:
                 with small_blas(4.0 * M * M * k):
                     return precond(R)
