@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gramfree import KernelOperator
-from gramfree.kernels import Gaussian, Matern
+from gramfree.kernels import Gaussian, Laplacian, Matern, Polynomial
 
 
 @settings(max_examples=25, deadline=None)
@@ -34,14 +34,27 @@ def test_out_equals_fresh_block(n, m, d, dtype, seed):
 
 
 @settings(max_examples=25, deadline=None)
-@given(n=st.integers(1, 2500), m=st.integers(1, 700), seed=st.integers(0, 2**16))
-def test_float32_values_widened_into_float64(n, m, seed):
-    """Computed in float32 a chunk of rows at a time (n up to past one chunk for small m),
-    stored widened: exactly the float32 block's values, in float64."""
+@given(
+    n=st.integers(1, 2500),
+    m=st.integers(1, 700),
+    seed=st.integers(0, 2**16),
+    kernel=st.sampled_from(
+        [
+            Matern(nu=1.5, length_scale=2.0),
+            Gaussian(0.3),
+            Laplacian(0.2),
+            Polynomial(degree=3, gamma=0.1, coef0=1.0),
+        ]
+    ),
+)
+def test_float32_values_widened_into_float64(n, m, seed, kernel):
+    """Computed in float32 and widened as the engine stores them (every epilogue; few rows
+    and many columns split Z between threads): exactly the float32 block's values, in
+    float64."""
     rng = np.random.default_rng(seed)
     X = rng.normal(size=(n, 5)).astype(np.float32)
     Z = rng.normal(size=(m, 5)).astype(np.float32)
-    K = KernelOperator(X, Z, Matern(nu=1.5, length_scale=2.0))
+    K = KernelOperator(X, Z, kernel)
     out = np.full((n, m), np.nan)
     K.to_dense(out=out)
     np.testing.assert_array_equal(out, K.to_dense().astype(np.float64))

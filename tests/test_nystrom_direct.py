@@ -11,7 +11,7 @@ from sklearn.metrics.pairwise import rbf_kernel
 from test_solvers_realdata import CASES, IDS, _load
 
 from gramfree import KernelClassifier, KernelRegressor
-from gramfree.kernels import Gaussian
+from gramfree.kernels import Gaussian, Matern
 from gramfree.solvers import Problem, solve_nystrom_direct, solve_nystrom_pcg
 from gramfree.solvers import nystrom_direct as nd
 from gramfree.solvers.auto import EXACT_PREFERENCE, CostModel
@@ -150,6 +150,22 @@ def test_inputs_not_modified():
     solve_nystrom_direct(Problem(X, Y, Gaussian(0.02), 0.1, w, None), C, block_rows=64)
     for a, b in zip((X, Y, w), copies):
         np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_overflowing_kernel_values_in_a_later_block_name_x(dtype):
+    """The pass scans no block for NaN; a NaN kernel value (Matern on points whose squared
+    distance to the centres overflows) reaches G's diagonal, and the pass then raises
+    ``to_dense``'s error naming X and the dtype, whichever block held it."""
+    rng = np.random.default_rng(3)
+    X = rng.normal(size=(300, 4)).astype(dtype)
+    C = X[:20].copy()
+    X[250] *= dtype(1e20) if dtype == np.float32 else 1e160
+    Y = rng.normal(size=(300, 1))
+    problem = Problem(X, Y, Matern(nu=1.5), 0.1, None, None)
+    name = np.dtype(dtype).name
+    with pytest.raises(ValueError, match=rf"^X: the matern kernel overflows {name} between"):
+        solve_nystrom_direct(problem, C, block_rows=64)
 
 
 def test_estimator_solver_nystrom_direct():

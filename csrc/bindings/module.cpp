@@ -1,7 +1,6 @@
 // gramfree._core: converts and checks arrays, releases the GIL, calls the C++ core.
 // Python callers (python/gramfree/operators.py) validate first; this layer checks again so
 // that the module is safe on its own.
-#include <omp.h>
 
 #include <algorithm>
 #include <type_traits>
@@ -91,9 +90,9 @@ void check_block_out(const py::array& out, const py::array& X, const py::array& 
   }
 }
 
-// K(X, Z) into out: of X's dtype, or float64 for float32 X -- values computed in float32 a
-// chunk of rows at a time (a few MiB, in cache) and widened into out, for a float64
-// product (syrk) on float32 kernel values without a float32 block in memory.
+// K(X, Z) into out: of X's dtype, or float64 for float32 X -- values computed in float32 and
+// widened as the engine stores them, for a float64 product (syrk) on float32 kernel values
+// without a float32 block in memory.
 template <class T>
 void block_into(const KernelSpec& spec, const py::array& X, const py::array& Z, py::array& out,
                 const Options& options, DType dt) {
@@ -105,21 +104,8 @@ void block_into(const KernelSpec& spec, const py::array& X, const py::array& Z, 
     return;
   }
   if constexpr (std::is_same_v<T, float>) {
-    auto* wide = static_cast<double*>(out.mutable_data());
-    const std::size_t chunk = std::max<std::size_t>(64, (std::size_t(4) << 20) / (4 * z.rows));
-    const int threads = options.n_threads > 0 ? options.n_threads : omp_get_max_threads();
-    call_released([&] {
-      std::vector<float> buf(std::min(chunk, x.rows) * z.rows);
-      for (std::size_t r0 = 0; r0 < x.rows; r0 += chunk) {
-        const std::size_t r = std::min(chunk, x.rows - r0);
-        kernel_block<float>(spec, ConstMatrix<float>{x.data + r0 * x.cols, r, x.cols}, z,
-                            Matrix<float>{buf.data(), r, z.rows}, options);
-        double* dst = wide + r0 * z.rows;
-        const auto count = std::ptrdiff_t(r * z.rows);
-#pragma omp parallel for num_threads(threads) schedule(static)
-        for (std::ptrdiff_t e = 0; e < count; ++e) dst[e] = buf[e];
-      }
-    });
+    Matrix<double> o{static_cast<double*>(out.mutable_data()), x.rows, z.rows};
+    call_released([&] { kernel_block_widened(spec, x, z, o, options); });
     return;
   }
   type_error("out: dtype must be X's, or float64 for float32 X");

@@ -74,6 +74,11 @@ template <class T>
 void kernel_block(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Matrix<T> out,
                   const Options& options = {});
 
+// out[n,m] = K(X,Z) computed in float32 and stored widened to float64: the values of
+// kernel_block<float>, for a float64 product on them without a float32 block in memory.
+void kernel_block_widened(const KernelSpec& spec, ConstMatrix<float> X, ConstMatrix<float> Z,
+                          Matrix<double> out, const Options& options = {});
+
 // out[i] = K(X_i, X_i), n values: the kernel's formula at the metric of a point with itself,
 // no pairs evaluated; in double whatever T, like a reduction.
 template <class T>

@@ -11,6 +11,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <type_traits>
 #if defined(__x86_64__) || defined(_M_X64)
 #include <immintrin.h>
 #endif
@@ -339,6 +340,20 @@ static void run_range(const EngineArgs<T>& a, const Layout<T>& s, T* ws, size_t 
           for (int v = 0; v < kNV; ++v) kv[v] = apply<E, T>(acc[i][v], xnorm[i], zn[v], prm);
           if (store) {
             if (size_t(i) >= rcount) continue;
+            if constexpr (std::is_same_v<T, float>) {
+              if (a.out_wide != nullptr) {  // rows and columns of the whole block, as out's
+                double* dst = a.out_wide + (r0 + i) * ld + (c0 + p * NR);
+                if (valid == NR) {
+#pragma GCC unroll 4
+                  for (int v = 0; v < kNV; ++v)
+#pragma GCC unroll 16
+                    for (int l = 0; l < L; ++l) dst[v * L + l] = double(kv[v][l]);
+                } else {
+                  for (size_t j = 0; j < valid; ++j) dst[j] = double(kv[j / L][j % L]);
+                }
+                continue;
+              }
+            }
             T* dst = out_rows + (r0 + i - x0) * ld + (c0 + p * NR);
             if (valid == NR) {
               for (int v = 0; v < kNV; ++v) vstore<T>(dst + v * L, kv[v]);
@@ -412,7 +427,8 @@ static int run_epilogue(const EngineArgs<T>& a) {
       const size_t p0 = panels * t / nt, p1 = panels * (t + 1) / nt;
       const size_t x0 = smin(p0 * kMR, a.n), x1 = smin(p1 * kMR, a.n);
       if (x0 < x1)
-        run_range<E, T>(a, s, ws, x0, x1, 0, a.m, a.out + x0 * ld, ld, a.accumulate, flag, t == 0);
+        run_range<E, T>(a, s, ws, x0, x1, 0, a.m, a.out == nullptr ? nullptr : a.out + x0 * ld, ld,
+                        a.accumulate, flag, t == 0);
     } else {
       // Few rows of X: threads take whole chunks of Z. A stored block writes each chunk's
       // columns in place. A matvec goes in rounds of nt chunks: thread t computes chunk

@@ -38,7 +38,10 @@ struct EngineArgs {
   std::size_t d = 0;
   const T* V = nullptr;  // m x k; nullptr: store K(X,Z) itself into out (n x m)
   std::size_t k = 0;
-  T* out = nullptr;          // n x k (or n x m)
+  T* out = nullptr;  // n x k (or n x m)
+  // Stored block only, T = float: K(X,Z) widened into this n x m float64 array in place of
+  // out (float32 kernel values for a float64 product, with no float32 block in memory).
+  double* out_wide = nullptr;
   bool accumulate = false;   // out += instead of out =
   const T* shift = nullptr;  // d values subtracted from every row while packing, or nullptr
   int n_threads = 1;

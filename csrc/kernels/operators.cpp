@@ -407,6 +407,18 @@ void kernel_block(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Ma
   run_engine(a, options);
 }
 
+void kernel_block_widened(const KernelSpec& spec, ConstMatrix<float> X, ConstMatrix<float> Z,
+                          Matrix<double> out, const Options& options) {
+  check_operands(spec, X, Z);
+  check_output(out, X.rows, Z.rows);
+  std::vector<float> shift;
+  const Epilogue epi = prepare_gaussian(Epilogue{spec.kind}, spec, X, Z, shift);
+  EngineArgs<float> a = make_args(spec, epi, X, Z);
+  a.shift = shift.empty() ? nullptr : shift.data();
+  a.out_wide = out.data;
+  run_engine(a, options);
+}
+
 template <class T>
 void kernel_diagonal(const KernelSpec& spec, ConstMatrix<T> X, double* out) {
   validate(spec);

@@ -783,6 +783,55 @@ TEST_CASE_TEMPLATE("n_threads 1 and 2 agree", T, float, double) {
   MESSAGE(type_name<T>(), ": largest difference between thread counts ", worst);
 }
 
+TEST_CASE("kernel_block_widened: exactly kernel_block<float>'s values, in double") {
+  // The engine stores the float32 values widened (the one-pass Nystrom solver's blocks):
+  // every kernel, each SIMD level and thread count, the row split and the split of Z
+  // (few rows, many columns), partial panels, data far from the origin.
+  struct Shape {
+    size_t n, m, d;
+    double lo, hi;
+  };
+  const Shape shapes[] = {{130, 130, 5, -1, 1}, {7, 700, 5, -1, 1}, {1, 1000, 17, -1, 1},
+                          {33, 1, 17, -1, 1},   {1, 1, 1, -1, 1},   {40, 37, 3, 999, 1001}};
+  std::uint64_t seed = 7500;
+  for (const Shape& sh : shapes) {
+    const Problem<float> p(sh.n, sh.m, sh.d, 1, seed++, sh.lo, sh.hi);
+    for (KernelKind kind : kAllKinds)
+      for (const KernelSpec& spec : specs_for(kind, sh.d))
+        for (SimdLevel level : supported_levels())
+          for (int threads : {1, 2}) {
+            SimdScope scope(level);
+            gf::Options o;
+            o.n_threads = threads;
+            const std::vector<float> narrow = p.run(Op::block, spec, o);
+            std::vector<double> wide(p.n * p.m, std::numeric_limits<double>::quiet_NaN());
+            gf::kernel_block_widened(spec, cview(p.X, p.n, p.d), cview(p.Z, p.m, p.d),
+                                     gf::Matrix<double>{wide.data(), p.n, p.m}, o);
+            INFO(describe(spec), " ", p.describe(), " simd=", gf::to_string(level),
+                 " threads=", threads);
+            size_t differ = 0;
+            for (size_t e = 0; e < wide.size(); ++e) differ += wide[e] != double(narrow[e]);
+            CHECK(differ == 0);
+          }
+  }
+}
+
+TEST_CASE("kernel_block_widened: bad shapes and null data throw") {
+  {
+    const Problem<float> p(4, 3, 2, 1, 1);
+    std::vector<double> out(12);
+    const auto X = cview(p.X, 4, 2), Z = cview(p.Z, 3, 2);
+    const KernelSpec spec = specs_for(KernelKind::gaussian, 2).front();
+    CHECK_THROWS_AS(gf::kernel_block_widened(spec, X, Z, gf::Matrix<double>{out.data(), 3, 4}),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(gf::kernel_block_widened(spec, X, Z, gf::Matrix<double>{nullptr, 4, 3}),
+                    std::invalid_argument);
+    CHECK_THROWS_AS(gf::kernel_block_widened(spec, X, gf::ConstMatrix<float>{p.Z.data(), 2, 3},
+                                             gf::Matrix<double>{out.data(), 4, 2}),
+                    std::invalid_argument);
+  }
+}
+
 TEST_CASE("workspace: independent of n and m, also when threads split Z") {
   // The engine's own workspace (engine.hpp, workspace_elems): per-thread packing buffers
   // and, when threads split the columns of Z, one n x k buffer per thread -- not one per

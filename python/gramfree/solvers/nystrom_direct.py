@@ -148,7 +148,7 @@ def _gram_pass(problem: Problem, C64: np.ndarray, block_rows: int, L=None, dtype
         r1 = min(X.shape[0], r0 + block_rows)
         op, B = _operator(problem, X[r0:r1], C, dtype), block[: r1 - r0]
         if problem.device == "cpu":
-            op.to_dense(out=B)
+            op._dense_into_unchecked(B)  # NaN: checked once, on G's diagonal, below
         else:  # a GPU block comes back as a new array
             B[...] = op.to_dense()
         Yb = Y[r0:r1].astype(np.float64)
@@ -160,8 +160,20 @@ def _gram_pass(problem: Problem, C64: np.ndarray, block_rows: int, L=None, dtype
             B = blas.dtrsm(1.0, L, B.T, side=0, lower=1, trans_a=0, overwrite_b=1).T
         _add_gram(G, B)
         R += B.T @ Yb
+    if np.isnan(np.trace(G)):
+        _raise_kernel_nan(problem, C, block_rows, dtype)
     _fill_lower(G)
     return G, R
+
+
+def _raise_kernel_nan(problem: Problem, C: np.ndarray, block_rows: int, dtype) -> None:
+    """The error ``to_dense`` gives for the first block whose kernel values hold NaN
+    (values overflowing ``dtype``). Called when G's diagonal is NaN, which a NaN anywhere
+    in a column of a block makes it; returns only if no block holds one (the NaN then came
+    from the whitening, and the solve's checks reject the Gram)."""
+    X = problem.X
+    for r0 in range(0, X.shape[0], block_rows):
+        _operator(problem, X[r0 : r0 + block_rows], C, dtype).to_dense()
 
 
 def _ridge_solve(S: np.ndarray, rhs: np.ndarray, alpha: float):
