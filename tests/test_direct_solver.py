@@ -111,26 +111,56 @@ def test_default_chooses_by_budget():
     assert refinement_budget(10**6, 1) == 10
 
 
-def test_no_float32_copy_without_memory(monkeypatch):
+def test_no_float32_matrix_without_memory(monkeypatch):
+    """Float64 kernel products: the float32 path holds only the float32 matrix (4 n^2
+    bytes), so it is refused only where that does not fit; float32 products also hold
+    the float64 matrix of their values (12 n^2)."""
     from gramfree.solvers import direct
 
     X, Y, _ = _data(500)
     p = Problem(X, Y, Gaussian(0.1), 1.0, None, None)
-    monkeypatch.setattr(direct, "_physical_bytes", lambda: 12.0 * 500 * 500)
+    share = direct.MIXED_MEMORY_SHARE
+    monkeypatch.setattr(direct, "_physical_bytes", lambda: 3.9 * 500 * 500 / share)
     res = solve_direct(p, mixed_precision=True)
     assert res.info["precision"] == "float64" and "memory" in res.info["fallback"]
+    monkeypatch.setattr(direct, "_physical_bytes", lambda: 4.1 * 500 * 500 / share)
+    assert solve_direct(p, mixed_precision=True).info["precision"] == "float32+refinement"
+    p32 = Problem(X.astype(np.float32), Y.astype(np.float32), Gaussian(0.1), 1.0, None, None)
+    res = solve_direct(p32, mixed_precision=True)
+    assert res.info["precision"] == "float64" and "memory" in res.info["fallback"]
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_float32_path_never_forms_the_float64_matrix(monkeypatch, weighted):
+    """With float64 products the float32 path builds A in float32 from blocks of rows
+    (more than one here) and takes its residuals from the fused operator: the float64
+    n x n matrix is never formed, and the answer is the float64 solve's."""
+    from gramfree.solvers import direct
+
+    X, Y, w = _data(1200)
+    p = Problem(X, Y, Gaussian(0.1), 1e-2, w if weighted else None, None)
+    f64 = solve_direct(p, mixed_precision=False)
+
+    def refused(*args):
+        raise AssertionError("the float64 matrix was formed")
+
+    monkeypatch.setattr(direct, "_matrix64", refused)
+    monkeypatch.setattr(direct, "_BLOCK_BYTES", 8 * 1200 * 100)  # 12 blocks of 100 rows
+    mixed = solve_direct(p, mixed_precision=True)
+    assert mixed.info["precision"] == "float32+refinement", mixed.info
+    assert rel_diff(mixed.coef, f64.coef) <= 1e-8
+    assert mixed.loss_curve[-1] == pytest.approx(f64.loss_curve[-1], rel=1e-10)
 
 
 def test_default_skips_float32_when_the_condition_bound_is_too_large():
     """By default (mixed_precision=None) float32 is not even tried where Gershgorin's bound
     on cond(A) * eps32 exceeds MAX_CONTRACTION (a tiny alpha); a moderate alpha on the same
     data takes it, and both give the float64 answer."""
-    from gramfree.solvers import direct
-
     X, Y, _ = _data(2000, t=1)
     assert refinement_budget(2000, 1) >= 2
     tiny = Problem(X, Y, Gaussian(0.5), 1e-6, None, None)
-    assert direct._contraction_bound(tiny.operator(X).to_dense() + 1e-6 * np.eye(2000), 1e-6) > 1
+    gershgorin = np.abs(rbf_kernel(X, gamma=0.5) + 1e-6 * np.eye(2000)).sum(axis=1).max()
+    assert gershgorin / 1e-6 * np.finfo(np.float32).eps > 1
     res = solve_direct(tiny)
     assert res.info["precision"] == "float64" and "cond(A)" in res.info["fallback"]
     moderate = Problem(X, Y, Gaussian(0.5), 100.0, None, None)

@@ -103,8 +103,10 @@ class CostModel:
         return self.rates["engine_float32" if self.dtype == np.float32 else "engine_float64"]
 
     def direct(self) -> tuple[float, float]:
-        """The n x n float64 matrix; factored in float32 (about twice the rate, and a
-        float32 copy beside it) where the solver's refinement pays (direct.py)."""
+        """The n x n float64 matrix; factored in float32 (about twice the rate) where the
+        solver's refinement pays (direct.py). Memory: the float64 matrix, which a float32
+        attempt that fails falls back to; float32 products also hold a float32 copy beside
+        it (float64 ones build the float32 matrix alone)."""
         n = self.n
         mixed = refinement_budget(n, self.t) >= 2
         factor = n**3 / 3 / (2.0 if mixed else 1.0)
@@ -112,7 +114,7 @@ class CostModel:
             n * n * _entry_flops(self.d, 0) / self.engine
             + (factor + 2 * n * n * self.t) / self.rates["dense"]
         )
-        return seconds, (12.0 if mixed else 8.0) * n * n
+        return seconds, (12.0 if mixed and self.dtype == np.float32 else 8.0) * n * n
 
     def nystrom(self, m: int, iterations: int = PCG_ITERATIONS) -> tuple[float, float]:
         n, d, t = self.n, self.d, self.t

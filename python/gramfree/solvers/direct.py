@@ -8,7 +8,8 @@ KernelRidge). Only for n small enough that an n x n matrix is cheap;
 The factorization (n^3 / 3 flops) is nearly all the work, and single precision runs at
 about twice the double-precision rate. So it is done in float32, and the solution is
 refined against the float64 ``A``: ``z += A32^-1 (b - A z)``, the residual in float64
-(LAPACK's ``dsposv``). Each step shrinks the error by about ``cond(A) * 6e-8``: when the
+(LAPACK's ``dsposv``), from the fused operator, so that the float64 ``A`` is never
+stored (float64 kernel products; float32 ones refine against their stored values). Each step shrinks the error by about ``cond(A) * 6e-8``: when the
 ridge keeps ``cond(A)`` well below 1e7, a few steps reach float64 accuracy, at
 ``O(n^2 t)`` each. When it does not (small alpha, wide kernel), float32 either cannot
 factor ``A`` or the steps converge too slowly to pay off, and the float64 factorization is
@@ -41,6 +42,8 @@ MAX_CONTRACTION = 0.5
 MIXED_MEMORY_SHARE = 0.6
 # Rows per chunk when copying A to float32.
 _CHUNK = 256
+# Float64 kernel values per block when A is built in float32 without its float64 copy.
+_BLOCK_BYTES = 64 * 2**20
 
 
 def refinement_budget(n: int, t: int) -> int:
@@ -57,52 +60,77 @@ def refinement_budget(n: int, t: int) -> int:
 def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> SolverResult:
     """``mixed_precision``: None chooses float32 with refinement where
     :func:`refinement_budget` allows at least two steps; True tries it whatever the size
-    (up to ``MAX_REFINE`` steps); False factors in float64 straight away."""
+    (up to ``MAX_REFINE`` steps); False factors in float64 straight away.
+
+    With float64 kernel products the float32 path never holds the float64 matrix: ``A``
+    is built in float32 from float64 kernel values a block of rows at a time, and each
+    refinement step's residual comes from the fused operator (half the memory, and no
+    n x n float64 matrix to fill and copy). Float32 kernel products (float32 data) build
+    the float64 ``A`` of their float32 values and refine against it."""
     X, Y = problem.X, problem.Y
     n, t = Y.shape[0], Y.shape[1]
-    A = problem.operator(X).to_dense().astype(np.float64, copy=False)
+    alpha = problem.alpha
     s = np.sqrt(problem.weights.astype(np.float64))
-    A *= s[:, None]
-    A *= s[None, :]
-    A[np.diag_indices_from(A)] += problem.alpha
     b = s[:, None] * Y.astype(np.float64)
     budget = MAX_REFINE if mixed_precision else refinement_budget(n, t)
     info: dict = {"factorization": "cholesky", "n_centers": X.shape[0], "precision": "float64"}
+    A = None
     z = None
     jitter = 0.0
-    if problem.alpha == 0.0:
+    streamed = problem.kernel_dtype == np.float64
+    mixed_bytes = (4.0 if streamed else 12.0) * n * n
+    if alpha == 0.0:
         info["fallback"] = "alpha = 0 (interpolation): too ill-conditioned for float32"
-    elif mixed_precision is not False and 12.0 * n * n > MIXED_MEMORY_SHARE * _physical_bytes():
-        info["fallback"] = f"no memory for a float32 copy ({4.0 * n * n / 2**30:.1f} GiB)"
-    elif mixed_precision is None and _contraction_bound(A, problem.alpha) > MAX_CONTRACTION:
-        # Each step would remove less than half the error, or float32 could not even factor
-        # A (Letter, alpha = 1e-7 n: the bound is 0.6, and float32 cost 1.5x the time).
-        info["fallback"] = (
-            f"cond(A) * 6e-8 may reach {_contraction_bound(A, problem.alpha):.2g}"
-            " (small alpha): float32 refinement would not pay"
-        )
+    elif mixed_precision is not False and mixed_bytes > MIXED_MEMORY_SHARE * _physical_bytes():
+        info["fallback"] = f"no memory for a float32 matrix ({4.0 * n * n / 2**30:.1f} GiB)"
     elif mixed_precision is not False and budget >= (1 if mixed_precision else 2):
-        z, steps, why = _refined_float32(A, b, budget)
-        info["refinement_steps"] = steps
-        if z is not None:
-            info["precision"] = "float32+refinement"
+        if streamed:
+            A32, top = _matrix32(problem, s)
+            op = problem.operator(X)
+
+            def apply_A(v: np.ndarray) -> np.ndarray:
+                return s[:, None] * (op @ (s[:, None] * v)) + alpha * v
         else:
-            info["fallback"] = why
+            A = _matrix64(problem, s)
+            A32, top = _narrowed(A)
+            A64 = A
+
+            def apply_A(v: np.ndarray) -> np.ndarray:
+                return _blas.matmul(A64, v)  # on scipy's BLAS: gramfree._threads
+
+        bound = top / alpha * float(np.finfo(np.float32).eps)
+        if mixed_precision is None and bound > MAX_CONTRACTION:
+            # Each step would remove less than half the error, or float32 could not even
+            # factor A (Letter, alpha = 1e-7 n: the bound is 0.6, and float32 cost 1.5x
+            # the time).
+            info["fallback"] = (
+                f"cond(A) * 6e-8 may reach {bound:.2g} (small alpha): float32 refinement "
+                "would not pay"
+            )
+        else:
+            z, steps, why = _refined_float32(A32, b, budget, apply_A)
+            info["refinement_steps"] = steps
+            if z is not None:
+                info["precision"] = "float32+refinement"
+            else:
+                info["fallback"] = why
+        del A32
     if z is None:
-        if problem.alpha == 0.0:
+        if A is None:
+            A = _matrix64(problem, s)
+        if alpha == 0.0:
             # Interpolation: allow a tiny relative jitter when K is singular.
             jitter = 1e-12 * float(np.mean(np.diag(A)))
             A[np.diag_indices_from(A)] += jitter
             z = cho_solve(cholesky(A, overwrite=True), b)
         else:
-            z, jitter = _factor_with_jitter(A, b, problem.alpha)
+            z, jitter = _factor_with_jitter(A, b, alpha)
             if jitter > 0.0:
                 info["jitter"] = jitter
     coef = (s[:, None] * z).astype(X.dtype, copy=False)
     # The objective at the solution of (A + jitter I) z = b, without a pass over the
     # kernel: S K c = b - (alpha + jitter) z gives alpha <z, b> + jitter (alpha + jitter)
     # |z|^2, exact to the solve's relative accuracy.
-    alpha = problem.alpha
     loss = alpha * float(np.sum(z * b)) + jitter * (alpha + jitter) * float(np.sum(z * z))
     return SolverResult(
         centers=X,
@@ -112,6 +140,46 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
         converged=True,
         info=info,
     )
+
+
+def _matrix64(problem: Problem, s: np.ndarray) -> np.ndarray:
+    """``A = S K S + alpha I`` in float64 (the kernel in the problem's precision)."""
+    A = problem.operator(problem.X).to_dense().astype(np.float64, copy=False)
+    A *= s[:, None]
+    A *= s[None, :]
+    A[np.diag_indices_from(A)] += problem.alpha
+    return A
+
+
+def _matrix32(problem: Problem, s: np.ndarray) -> tuple[np.ndarray, float]:
+    """``A = S K S + alpha I`` rounded to float32, from float64 kernel values a block of
+    ``_BLOCK_BYTES`` at a time (the values the float64 ``A`` would hold, rounded), and its
+    largest absolute row sum (Gershgorin's bound on its largest eigenvalue)."""
+    X = problem.X
+    n = X.shape[0]
+    rows = max(1, min(n, _BLOCK_BYTES // (8 * n)))
+    A32 = np.empty((n, n), dtype=np.float32)
+    buf = np.empty((rows, n))
+    top = 0.0
+    for r0 in range(0, n, rows):
+        r1 = min(n, r0 + rows)
+        B = problem.operator(X[r0:r1], X).to_dense(out=buf[: r1 - r0])
+        B *= s[r0:r1, None]
+        B *= s[None, :]
+        B[np.arange(r1 - r0), np.arange(r0, r1)] += problem.alpha
+        top = max(top, float(np.abs(B).sum(axis=1).max()))
+        A32[r0:r1] = B
+    return A32, top
+
+
+def _narrowed(A: np.ndarray) -> tuple[np.ndarray, float]:
+    """``A`` rounded to float32, and its largest absolute row sum; in row chunks."""
+    A32 = np.empty(A.shape, dtype=np.float32)
+    top = 0.0
+    for i in range(0, A.shape[0], _CHUNK):
+        A32[i : i + _CHUNK] = A[i : i + _CHUNK]
+        top = max(top, float(np.abs(A[i : i + _CHUNK]).sum(axis=1).max()))
+    return A32, top
 
 
 def _factor_with_jitter(A: np.ndarray, b: np.ndarray, alpha: float):
@@ -138,30 +206,15 @@ def _factor_with_jitter(A: np.ndarray, b: np.ndarray, alpha: float):
     return cho_solve(L, b), jitter
 
 
-def _contraction_bound(A: np.ndarray, alpha: float) -> float:
-    """An upper bound of float32 refinement's contraction ``cond(A) * eps32``: the largest
-    eigenvalue is at most the largest absolute row sum (Gershgorin), the smallest at least
-    alpha (A = S K S + alpha I, K positive semi-definite). One O(n^2) pass, in row chunks."""
-    if alpha <= 0:
-        return math.inf
-    top = 0.0
-    for i in range(0, A.shape[0], _CHUNK):
-        top = max(top, float(np.abs(A[i : i + _CHUNK]).sum(axis=1).max()))
-    return top / alpha * float(np.finfo(np.float32).eps)
-
-
-def _refined_float32(A: np.ndarray, b: np.ndarray, budget: int):
-    """``(z, steps, None)`` with ``A z = b`` to about ``REFINE_TOL`` from a float32 factor,
-    or ``(None, steps, reason)`` when float32 cannot get there within ``budget`` steps.
+def _refined_float32(A32: np.ndarray, b: np.ndarray, budget: int, apply_A):
+    """``(z, steps, None)`` with ``A z = b`` to about ``REFINE_TOL`` from the float32
+    ``A32`` (factored in place), ``apply_A(v)`` giving ``A v`` in float64; or
+    ``(None, steps, reason)`` when float32 cannot get there within ``budget`` steps.
 
     Each step's correction measures the error it removes; the ratio of successive ones is
     the contraction rate, which predicts the error left and the steps still needed. A
     rate that does not at least halve the error is the float64 rounding floor when the
     correction is already within ten times ``REFINE_TOL`` (accepted), divergence otherwise."""
-    n = A.shape[0]
-    A32 = np.empty(A.shape, dtype=np.float32)
-    for i in range(0, n, _CHUNK):
-        A32[i : i + _CHUNK] = A[i : i + _CHUNK]
     try:
         L32 = cholesky(A32, overwrite=True)
     except np.linalg.LinAlgError as exc:
@@ -169,7 +222,7 @@ def _refined_float32(A: np.ndarray, b: np.ndarray, budget: int):
     z = cho_solve(L32, b)
     previous = 1.0
     for step in range(1, budget + 1):
-        dz = cho_solve(L32, b - _blas.matmul(A, z))  # on scipy's BLAS: gramfree._threads
+        dz = cho_solve(L32, b - apply_A(z))
         z += dz
         size = float(np.max(np.abs(dz).max(axis=0) / (np.abs(z).max(axis=0) + 1e-300)))
         rate = size / previous
