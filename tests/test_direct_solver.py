@@ -167,3 +167,32 @@ def test_default_skips_float32_when_the_condition_bound_is_too_large():
     res = solve_direct(moderate)
     assert res.info["precision"] == "float32+refinement"
     assert rel_diff(res.coef, solve_direct(moderate, mixed_precision=False).coef) < 1e-8
+
+
+def test_many_features_refine_against_the_stored_matrix_unless_memory_is_short(monkeypatch):
+    """Beyond STREAM_MAX_FEATURES a fused residual costs more than copying the float64
+    matrix once, so it is stored and narrowed; where only the float32 matrix fits, the
+    float32 path streams whatever the number of features."""
+    from gramfree.solvers import direct
+
+    rng = np.random.default_rng(5)
+    n, d = 900, direct.STREAM_MAX_FEATURES + 6
+    X = rng.normal(size=(n, d))
+    Y = np.column_stack([np.sin(X[:, 0]), X[:, 1] * X[:, 2]])
+    p = Problem(X, Y, Gaussian(0.02), 1e-2, None, None)
+    f64 = solve_direct(p, mixed_precision=False)
+
+    def refused(*args):
+        raise AssertionError("the float32 matrix was streamed")
+
+    with monkeypatch.context() as m:
+        m.setattr(direct, "_matrix32", refused)
+        stored = solve_direct(p, mixed_precision=True)
+    assert stored.info["precision"] == "float32+refinement", stored.info
+    assert rel_diff(stored.coef, f64.coef) <= 1e-8
+    share = direct.MIXED_MEMORY_SHARE
+    monkeypatch.setattr(direct, "_physical_bytes", lambda: 8.0 * n * n / share)
+    monkeypatch.setattr(direct, "_matrix64", refused)
+    streamed = solve_direct(p, mixed_precision=True)
+    assert streamed.info["precision"] == "float32+refinement", streamed.info
+    assert rel_diff(streamed.coef, f64.coef) <= 1e-8
