@@ -123,6 +123,20 @@ def test_multiclass_matches_in_process(client, digits, rows, solver):
     np.testing.assert_array_equal(labels.compute(), ref.predict(X))
 
 
+def test_zero_weight_rows_take_no_centre_as_in_memory(client, diabetes):
+    """Centres are drawn among weighted rows on the client, the rows the in-memory fit
+    draws; the model is the in-memory one."""
+    X, y, w = diabetes
+    w = np.where(np.arange(len(y)) % 3 == 0, 0.0, w)
+    ref = KernelRegressor(**REG).fit(X, y, sample_weight=w)
+    model = KernelRegressor(**REG).fit(
+        da.from_array(X, chunks=150), da.from_array(y, chunks=150), da.from_array(w, chunks=150)
+    )
+    assert np.all(w[ref.center_indices_] > 0)
+    np.testing.assert_array_equal(model.center_indices_, ref.center_indices_)
+    assert rel(model.dual_coef_, ref.dual_coef_) < RTOL
+
+
 def test_binary_classifier_with_class_weight(client, digits):
     X, y = digits
     keep = y < 2

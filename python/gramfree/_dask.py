@@ -29,6 +29,7 @@ import numpy as np
 
 from ._log import say
 from .operators import KernelOperator
+from .solvers._common import center_rows
 
 # The centres a dask fit draws when neither n_centers nor centers is given: the number
 # solver="auto" starts its growing loop from (gramfree.solvers.auto.MIN_CENTERS), at most n.
@@ -627,17 +628,19 @@ class _Rows:
         return gather_rows(self.X, rows)
 
 
-def _centers(estimator, X, rng):
+def _centers(estimator, X, w, rng):
     """``(centers, rows)``: the centres in memory and their training rows (None for points
-    given as ``centers``). Random rows are drawn on the client from n alone, exactly as
-    the in-memory fit draws them (same random_state, same rows); only those rows travel."""
+    given as ``centers``). Random rows are drawn on the client from n (and which weights
+    are positive: zero-weight rows take no centre's place), exactly as the in-memory fit
+    draws them (same random_state, same rows); only those rows travel."""
     n = X.shape[0]
     if estimator.centers is not None:  # checked as in memory; gathers X[rows] only
         return estimator._resolve_centers(_Rows(X))
     m = estimator._resolve_n_centers(n)
     if m is None:
         m = min(n, DEFAULT_CENTERS)
-    idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
+    positive = None if w is None else np.asarray(compute(w > 0)[0], dtype=np.float64)
+    idx = center_rows(rng, n, m, positive)
     return np.ascontiguousarray(gather_rows(X, idx)), idx
 
 
@@ -678,7 +681,7 @@ def fit(estimator, X, y, sample_weight=None, *, classify: bool):
     else:
         y, Y = _regression_targets(X, y)
     rng = estimator._rng()
-    centers, rows = _centers(estimator, X, rng)
+    centers, rows = _centers(estimator, X, w, rng)
     if not np.isfinite(centers).all():
         raise ValueError(
             "X: contains NaN or infinity"

@@ -32,6 +32,7 @@ from ..kernels import KERNEL_NAMES, Kernel, get_kernel
 from ..linalg import cho_solve, jittered_cholesky
 from ..operators import KernelOperator
 from ..solvers import SOLVERS, Problem, solve_direct, solve_eigenpro
+from ..solvers._common import center_rows
 from ..solvers.auto import first_center_count, run_nystrom, solve_auto, solve_nystrom_choice
 from ._fit_controls import ITERATIVE_SOLVERS, WarmStart, hold_out
 
@@ -371,7 +372,7 @@ class KernelMachineMixin(BaseEstimator):
                     centers, idx = warm.centers, None
                     centers_are_rows = warm.rows is not None
             elif m is not None:
-                idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
+                idx = center_rows(rng, n, m, problem.sample_weight)
                 centers = np.ascontiguousarray(X[idx])
             if held is not None:
                 monitor = held.monitor(

@@ -15,6 +15,7 @@ from .._log import verbose_output
 from .._threads import blas_threads
 from ..device import resolve_device
 from ..solvers import Problem
+from ..solvers._common import center_rows
 from ..solvers.auto import DIRECT_ALWAYS, MIN_CENTERS, effective_dimension
 from ..solvers.logistic import solve_logistic
 from ._fit_controls import hold_out
@@ -144,7 +145,8 @@ def _fit_logistic(
             m = n
         else:
             m = estimator._resolve_n_centers(n) or default_center_count(problem, rng)
-        idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
+        # "direct" is the exact model on every row; the others draw among weighted rows.
+        idx = np.arange(n) if m >= n else center_rows(rng, n, m, problem.sample_weight)
         centers, curvature_rows, caller_rows = np.ascontiguousarray(X[idx]), idx, rows[idx]
     monitor = (
         None

@@ -16,7 +16,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .._log import say, verbose_output
 from .._threads import blas_threads
 from ..device import resolve_device
-from ..solvers._common import Problem
+from ..solvers._common import Problem, center_rows
 from ..solvers.alpha_path import solve_alpha_path
 from ._base import KernelMachineMixin
 from .classifier import ClassScores, class_targets
@@ -106,7 +106,7 @@ class _AlphaPathMixin(KernelMachineMixin):
         n = X.shape[0]
         m = self._resolve_n_centers(n) or min(n, DEFAULT_CENTERS)
         rng = self._rng()
-        idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
+        idx = center_rows(rng, n, m, sample_weight)
         centers = np.ascontiguousarray(X[idx])
         kernel = self._make_kernel()
         # The path is solved in float64 whatever the data (its eigendecomposition needs it).

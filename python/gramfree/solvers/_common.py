@@ -104,6 +104,22 @@ class Problem:
         return float(self.X.shape[0] if self.sample_weight is None else self.sample_weight.sum())
 
 
+def center_rows(
+    rng: np.random.Generator, n: int, m: int, sample_weight: np.ndarray | None = None
+) -> np.ndarray:
+    """Sorted indices of ``m`` centre rows of ``n``, drawn without replacement among the
+    rows of positive weight (all of them when ``m`` reaches their number). A zero-weight
+    row is no data (scikit-learn's convention: weight 0 is the row removed), so it takes
+    no centre's place; without zero weights the draw is the plain one over all rows (also
+    without any positive one: the caller's checks refuse such weights, naming them)."""
+    rows = None if sample_weight is None else np.flatnonzero(sample_weight > 0)
+    if rows is not None and 0 < rows.size < n:
+        if m >= rows.size:
+            return rows
+        return rows[np.sort(rng.choice(rows.size, size=m, replace=False))]
+    return np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
+
+
 def physical_bytes() -> float:
     """Physical memory, not what is free right now: the same data must make the same
     choice whatever the page cache holds at the moment."""

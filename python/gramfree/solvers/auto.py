@@ -40,7 +40,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from .._log import say
-from ._common import Problem, SolverResult
+from ._common import Problem, SolverResult, center_rows
 from ._common import physical_bytes as _physical_bytes
 from .direct import refinement_budget, solve_direct
 from .eigenpro import _subsample_size, ridge_beta, solve_eigenpro
@@ -293,7 +293,7 @@ def solve_auto(
                 break
             m = max(1, int(math.sqrt(memory / (pcg_b / (m * m)))))  # the largest that fits
             name, pcg_s, pcg_b = costs.best_nystrom(m, allowed)
-        idx = np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
+        idx = center_rows(rng, n, m, problem.sample_weight)
         start = time.perf_counter()
         result = run_nystrom(
             problem,

@@ -1,0 +1,72 @@
+"""Rows of weight zero are no data (scikit-learn's convention: weight 0 is the row
+removed), so they take no centre's place: the centres are drawn among weighted rows, and
+a fit with zero-weight rows appended is the fit without them (same centres, same
+function), for every estimator that draws centres."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_diabetes
+
+from gramfree import KernelClassifier, KernelRegressor, KernelRegressorCV
+from gramfree.solvers._common import center_rows
+
+
+def _data():
+    X, y = load_diabetes(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    y = (y - y.mean()) / y.std()
+    # 150 real rows, then 100 rows of weight zero far from them (as centres they would
+    # change the model's function space)
+    junk = np.random.default_rng(1).normal(3.0, 1.0, size=(100, X.shape[1]))
+    Xa = np.vstack([X[:150], junk])
+    ya = np.r_[y[:150], np.zeros(100)]
+    w = np.r_[np.ones(150), np.zeros(100)]
+    return X[:150], y[:150], Xa, ya, w
+
+
+ESTIMATORS = [
+    pytest.param(lambda: KernelRegressor(gamma=0.1, solver="nystrom-pcg", n_centers=40), id="pcg"),
+    pytest.param(
+        lambda: KernelRegressor(gamma=0.1, solver="nystrom-direct", n_centers=40), id="one-pass"
+    ),
+    pytest.param(lambda: KernelRegressor(gamma=0.1, solver="auto", n_centers=40), id="auto"),
+    pytest.param(lambda: KernelRegressorCV(gamma=0.1, n_centers=40), id="cv"),
+]
+
+
+@pytest.mark.parametrize("make", ESTIMATORS)
+def test_zero_weight_rows_appended_change_nothing(make):
+    X, y, Xa, ya, w = _data()
+    alone = make().set_params(random_state=0).fit(X, y)
+    weighted = make().set_params(random_state=0).fit(Xa, ya, sample_weight=w)
+    np.testing.assert_array_equal(weighted.centers_, alone.centers_)
+    np.testing.assert_allclose(weighted.predict(X), alone.predict(X), rtol=0, atol=1e-8)
+
+
+def test_logistic_centres_drawn_among_weighted_rows():
+    X, y, Xa, ya, w = _data()
+    labels = (ya > 0).astype(int)
+    clf = KernelClassifier(gamma=0.1, loss="logistic", n_centers=40, random_state=0)
+    clf.fit(Xa, labels, sample_weight=w)
+    assert clf.center_indices_.max() < 150
+    alone = KernelClassifier(gamma=0.1, loss="logistic", n_centers=40, random_state=0)
+    alone.fit(X, labels[:150])
+    np.testing.assert_array_equal(clf.center_indices_, alone.center_indices_)
+    np.testing.assert_allclose(clf.predict_proba(X), alone.predict_proba(X), atol=1e-6)
+
+
+def test_center_rows():
+    rng = np.random.default_rng(0)
+    w = np.array([0.0, 1.0, 0.0, 2.0, 0.5, 0.0])
+    for m in range(1, 7):
+        idx = center_rows(np.random.default_rng(m), 6, m, w)
+        assert np.all(w[idx] > 0) and np.all(np.diff(idx) > 0)
+        assert idx.size == min(m, 3)
+    # Without zero weights: the plain draw over all rows, the same stream as before.
+    plain = center_rows(np.random.default_rng(4), 10, 4, np.ones(10))
+    np.testing.assert_array_equal(
+        plain, np.sort(np.random.default_rng(4).choice(10, size=4, replace=False))
+    )
+    np.testing.assert_array_equal(center_rows(rng, 5, 9, None), np.arange(5))
