@@ -148,9 +148,13 @@ static Layout<T> layout(const EngineArgs<T>& a) {
   const size_t threads = a.n_threads > 0 ? size_t(a.n_threads) : 1;
   const size_t x_panels = (a.n + kMR - 1) / kMR;
   const size_t kp = padded_rhs<T>(a.k);
-  // Packed Z chunk (d + k + 1 values per column) sized to stay in a 1 MiB L2 with room.
+  // Packed Z chunk (d + k + 1 values per column): 1 MiB. Each row panel of X is packed
+  // once per chunk, so with many features a small chunk (256 KiB: two column panels at
+  // d = 784) spent as long packing as multiplying; the Z panels a tile reads stream well
+  // from L2 or L3. Measured on a 2-core Xeon (AVX-512), 5000 x 3000 rbf block: d = 784,
+  // 0.41 s to 0.22 s (float64), 0.18 s to 0.11 s (float32); d <= 180 unchanged or faster.
   const size_t bytes_per_col = (a.d + kp + 1) * sizeof(T);
-  size_t nc = (size_t(256) << 10) / bytes_per_col / NR * NR;
+  size_t nc = (size_t(1) << 20) / bytes_per_col / NR * NR;
   nc = smin(smax(nc, NR), size_t(16384));
   // nc depends on the shapes only, never on the thread count: the chunks are the unit of
   // summation, so every split of the work adds the same partial sums in the same order.
@@ -170,7 +174,7 @@ static Layout<T> layout(const EngineArgs<T>& a) {
 }
 
 // The workspace, independent of n and m: per thread, a chunk of Z packed with its rows of
-// V (nc (d + k + 1), nc sized for 256 KiB) and a panel of X with its accumulators
+// V (nc (d + k + 1), nc sized for 1 MiB) and a panel of X with its accumulators
 // (kMR (d + 2k) and a kMR x 128 tile for k >= half a vector); for a matvec whose threads
 // split Z (fewer than 2 kMR rows per thread), one n x k buffer per thread as well.
 template <class T>
