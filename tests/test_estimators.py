@@ -14,7 +14,7 @@ import warnings
 import numpy as np
 import pytest
 from sklearn.base import clone
-from sklearn.datasets import load_digits
+from sklearn.datasets import load_digits, make_classification
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.gaussian_process.kernels import Matern as SkMatern
 from sklearn.kernel_ridge import KernelRidge
@@ -866,3 +866,19 @@ def test_one_tiny_target_among_ordinary_ones_is_fine():
     y = np.r_[X[:-1, 0], 1e-200]
     model = KernelRegressor(gamma=0.5, alpha=1e-2).fit(X, y)
     assert np.isfinite(model.predict(X)).all()
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_column_vector_labels_warn_once_and_fit_as_1d(loss):
+    """scikit-learn's classifiers ravel a column-vector y with one DataConversionWarning;
+    the model is the one fitted on the raveled labels."""
+    from sklearn.exceptions import DataConversionWarning
+
+    X, y = make_classification(n_samples=120, n_features=4, random_state=0)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        column = KernelClassifier(loss=loss, random_state=0).fit(X, y[:, None])
+    conversions = [w for w in caught if issubclass(w.category, DataConversionWarning)]
+    assert len(conversions) == 1, [str(w.message) for w in conversions]
+    flat = KernelClassifier(loss=loss, random_state=0).fit(X, y)
+    np.testing.assert_array_equal(column.predict(X), flat.predict(X))

@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.base import ClassifierMixin
 from sklearn.preprocessing import LabelEncoder
+from sklearn.utils.validation import column_or_1d
 from sklearn.utils._available_if import available_if
 from sklearn.utils._param_validation import StrOptions
 from sklearn.utils.class_weight import compute_sample_weight
@@ -48,6 +49,9 @@ def class_targets(estimator, X, y, sample_weight):
     """``(classes, Y, sample_weight)`` for a square-loss classifier: +-1 targets (binary)
     or one-hot (multiclass) in X's dtype, and the sample weights times the estimator's
     ``class_weight`` (scikit-learn's definition)."""
+    # A column vector is raveled here, with scikit-learn's one DataConversionWarning;
+    # LabelEncoder's fit and transform would each warn again.
+    y = column_or_1d(y, warn=True)
     check_classification_targets(y)
     if estimator.class_weight is not None:
         check_class_weight(estimator.class_weight)
