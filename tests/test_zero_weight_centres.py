@@ -70,3 +70,17 @@ def test_center_rows():
         plain, np.sort(np.random.default_rng(4).choice(10, size=4, replace=False))
     )
     np.testing.assert_array_equal(center_rows(rng, 5, 9, None), np.arange(5))
+
+
+@pytest.mark.parametrize("solver", ["nystrom-pcg", "nystrom-direct"])
+def test_growing_centres_stop_at_every_weighted_row(solver):
+    """A Nystrom solver without n_centers grows the centres up to every row; with zero
+    weights that is every weighted row: the loop stops there, and center_indices_ names
+    exactly the rows of centers_."""
+    X, y, Xa, ya, w = _data()
+    model = KernelRegressor(gamma=0.1, solver=solver, random_state=0).fit(Xa, ya, sample_weight=w)
+    assert model.centers_.shape[0] == 150
+    np.testing.assert_array_equal(model.center_indices_, np.arange(150))
+    np.testing.assert_array_equal(Xa[model.center_indices_], model.centers_)
+    steps = model.solver_info_["auto"]["steps"]
+    assert steps[-1].endswith("all 150 rows of positive weight as centres"), steps

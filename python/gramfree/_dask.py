@@ -639,7 +639,8 @@ def _centers(estimator, X, w, rng):
     m = estimator._resolve_n_centers(n)
     if m is None:
         m = min(n, DEFAULT_CENTERS)
-    positive = None if w is None else np.asarray(compute(w > 0)[0], dtype=np.float64)
+    # Which weights are positive, one byte a row (the draw needs nothing else of w).
+    positive = None if w is None else np.asarray(compute(w > 0)[0], dtype=bool)
     idx = center_rows(rng, n, m, positive)
     return np.ascontiguousarray(gather_rows(X, idx)), idx
 

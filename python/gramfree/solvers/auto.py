@@ -42,7 +42,7 @@ import scipy.linalg as sla
 from .._log import say
 from ._common import Problem, SolverResult, center_rows
 from ._common import physical_bytes as _physical_bytes
-from .direct import refinement_budget, solve_direct
+from .direct import STREAM_MAX_FEATURES, refinement_budget, solve_direct
 from .eigenpro import _subsample_size, ridge_beta, solve_eigenpro
 from .nystrom_direct import solve_nystrom_direct
 from .nystrom_pcg import solve_nystrom_pcg
@@ -105,8 +105,8 @@ class CostModel:
     def direct(self) -> tuple[float, float]:
         """The n x n float64 matrix; factored in float32 (about twice the rate) where the
         solver's refinement pays (direct.py). Memory: the float64 matrix, which a float32
-        attempt that fails falls back to; float32 products also hold a float32 copy beside
-        it (float64 ones build the float32 matrix alone)."""
+        attempt that fails falls back to, and beside it the float32 copy, unless float64
+        products on few features build the float32 matrix alone (``STREAM_MAX_FEATURES``)."""
         n = self.n
         mixed = refinement_budget(n, self.t) >= 2
         factor = n**3 / 3 / (2.0 if mixed else 1.0)
@@ -114,7 +114,8 @@ class CostModel:
             n * n * _entry_flops(self.d, 0) / self.engine
             + (factor + 2 * n * n * self.t) / self.rates["dense"]
         )
-        return seconds, (12.0 if mixed and self.dtype == np.float32 else 8.0) * n * n
+        streamed = self.dtype == np.float64 and self.d <= STREAM_MAX_FEATURES
+        return seconds, (12.0 if mixed and not streamed else 8.0) * n * n
 
     def nystrom(self, m: int, iterations: int = PCG_ITERATIONS) -> tuple[float, float]:
         n, d, t = self.n, self.d, self.t
@@ -303,7 +304,7 @@ def solve_auto(
             tol=tol,
             verbose=verbose,
         )
-        result.center_indices = idx if m < n else None
+        result.center_indices = idx if idx.size < n else None
         after = problem.matvec(Xp, result.centers, result.coef).astype(np.float64)
         entry = {
             "n_centers": m,
@@ -320,6 +321,9 @@ def solve_auto(
                     f"{entry['change']:.2g} from {previous_m} centres: settled"
                 )
                 break
+        if idx.size < m:  # every row of positive weight is a centre: nothing to add
+            note(f"{name}: all {idx.size} rows of positive weight as centres")
+            break
         before, previous_m = after, m
         m = min(n, 2 * m)
     return _finish(result, result.info["solver"], log, tried)
