@@ -66,6 +66,20 @@ def test_float32_values_widened_into_float64(n, m, seed, kernel):
     )
 
 
+@pytest.mark.parametrize("n, m, d", [(3, 20000, 5), (5, 3000, 600), (300, 300, 30)])
+def test_float32_widened_where_threads_split_z_or_rows(n, m, d):
+    """Shapes with enough work for two threads: few rows (the threads split the chunks of
+    Z, each storing its columns widened) and many rows (they split the rows)."""
+    rng = np.random.default_rng(n)
+    X = rng.normal(size=(n, d)).astype(np.float32)
+    Z = rng.normal(size=(m, d)).astype(np.float32)
+    for kernel in (Gaussian(0.5 / d), Matern(nu=2.5, length_scale=float(d))):
+        K = KernelOperator(X, Z, kernel, n_jobs=2)
+        out = np.full((n, m), np.nan)
+        K.to_dense(out=out)
+        np.testing.assert_array_equal(out, K.to_dense().astype(np.float64))
+
+
 def test_out_reused_across_row_blocks_of_a_view():
     """The solver's pattern: the leading rows of one buffer, block after block."""
     rng = np.random.default_rng(0)

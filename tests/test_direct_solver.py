@@ -196,3 +196,20 @@ def test_many_features_refine_against_the_stored_matrix_unless_memory_is_short(m
     streamed = solve_direct(p, mixed_precision=True)
     assert streamed.info["precision"] == "float32+refinement", streamed.info
     assert rel_diff(streamed.coef, f64.coef) <= 1e-8
+
+
+def test_only_cpu_float64_products_stream():
+    """to_dense(out=...) is CPU-only, and float32 products refine against their stored
+    values: only float64 products on the CPU stream the float32 matrix."""
+    from gramfree.solvers.direct import STREAM_MAX_FEATURES, streams_float32
+
+    X, Y, _ = _data(50, d=STREAM_MAX_FEATURES)
+    big = 1e18
+    assert streams_float32(Problem(X, Y, Gaussian(0.1), 1.0, None, None), big)
+    assert not streams_float32(Problem(X, Y, Gaussian(0.1), 1.0, None, None, device="cuda:0"), big)
+    X32, Y32 = X.astype(np.float32), Y.astype(np.float32)
+    assert not streams_float32(Problem(X32, Y32, Gaussian(0.1), 1.0, None, None), big)
+    wide = np.hstack([X, X[:, :1]])  # one feature more
+    assert not streams_float32(Problem(wide, Y, Gaussian(0.1), 1.0, None, None), big)
+    # ... unless only the float32 matrix fits beside nothing else
+    assert streams_float32(Problem(wide, Y, Gaussian(0.1), 1.0, None, None), 11.0 * 50 * 50)

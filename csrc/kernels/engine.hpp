@@ -156,6 +156,9 @@ static Layout<T> layout(const EngineArgs<T>& a) {
   const size_t bytes_per_col = (a.d + kp + 1) * sizeof(T);
   size_t nc = (size_t(1) << 20) / bytes_per_col / NR * NR;
   nc = smin(smax(nc, NR), size_t(16384));
+  // Not cut finer for threads that split Z (few rows of X): at least 8 chunks made such
+  // products slower on 2 cores (more rounds of partial sums); it could pay only with many
+  // more cores, which no measurement here covers.
   // nc depends on the shapes only, never on the thread count: the chunks are the unit of
   // summation, so every split of the work adds the same partial sums in the same order.
   s.nc = smin(nc, round_up(a.m, NR));

@@ -791,8 +791,11 @@ TEST_CASE("kernel_block_widened: exactly kernel_block<float>'s values, in double
     size_t n, m, d;
     double lo, hi;
   };
-  const Shape shapes[] = {{130, 130, 5, -1, 1}, {7, 700, 5, -1, 1}, {1, 1000, 17, -1, 1},
-                          {33, 1, 17, -1, 1},   {1, 1, 1, -1, 1},   {40, 37, 3, 999, 1001}};
+  // {3, 20000, 5} and {5, 3000, 600}: enough work for two threads, which split Z;
+  // {300, 300, 30}: two threads splitting the rows.
+  const Shape shapes[] = {{130, 130, 5, -1, 1}, {7, 700, 5, -1, 1},    {1, 1000, 17, -1, 1},
+                          {33, 1, 17, -1, 1},   {1, 1, 1, -1, 1},      {40, 37, 3, 999, 1001},
+                          {3, 20000, 5, -1, 1}, {5, 3000, 600, -1, 1}, {300, 300, 30, -1, 1}};
   std::uint64_t seed = 7500;
   for (const Shape& sh : shapes) {
     const Problem<float> p(sh.n, sh.m, sh.d, 1, seed++, sh.lo, sh.hi);

@@ -37,8 +37,9 @@ REFINE_TOL = 1e-10
 MAX_REFINE = 10
 # Float32 is not tried where the contraction per refinement step may exceed this.
 MAX_CONTRACTION = 0.5
-# The float32 copy adds half the float64 matrix's bytes: float32 is tried only while both
-# fit in this share of physical memory (auto plans the float64 matrix within 0.4 of it).
+# Float32 is tried only while what its path holds fits in this share of physical memory:
+# the float32 matrix alone where it is streamed, else the float64 one and its float32 copy
+# (auto plans the float64 matrix within 0.4 of it).
 MIXED_MEMORY_SHARE = 0.6
 # Rows per chunk when copying A to float32.
 _CHUNK = 256
@@ -63,13 +64,25 @@ def refinement_budget(n: int, t: int) -> int:
     return min(MAX_REFINE, n // (42 * t + 864))
 
 
+def streams_float32(problem: Problem, memory: float) -> bool:
+    """Whether the float32 path builds its matrix without the float64 one (see
+    :func:`solve_direct`): float64 products on the CPU, and few features (the fused
+    residual is cheap) or no room for the float64 matrix beside its float32 copy."""
+    n, d = problem.X.shape
+    return (
+        problem.kernel_dtype == np.float64
+        and problem.device == "cpu"
+        and (d <= STREAM_MAX_FEATURES or 12.0 * n * n > memory)
+    )
+
+
 def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> SolverResult:
     """``mixed_precision``: None chooses float32 with refinement where
     :func:`refinement_budget` allows at least two steps; True tries it whatever the size
     (up to ``MAX_REFINE`` steps); False factors in float64 straight away.
 
-    With float64 kernel products on few features (``STREAM_MAX_FEATURES``), or where
-    only the float32 matrix fits, the float32 path never holds the float64 matrix: ``A``
+    With float64 kernel products on the CPU on few features (``STREAM_MAX_FEATURES``), or
+    where only the float32 matrix fits, the float32 path never holds the float64 matrix: ``A``
     is built in float32 from float64 kernel values a block of rows at a time, and each
     refinement step's residual comes from the fused operator (a third of the memory, and
     no n x n float64 matrix to fill and copy). Otherwise (and for float32 kernel products)
@@ -85,17 +98,15 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
     z = None
     jitter = 0.0
     memory = MIXED_MEMORY_SHARE * _physical_bytes()
-    # Few features make the fused residual cheap; beyond them copying the float64 matrix
-    # costs less, unless only the float32 one fits.
-    streamed = problem.kernel_dtype == np.float64 and (
-        X.shape[1] <= STREAM_MAX_FEATURES or 12.0 * n * n > memory
-    )
+    streamed = streams_float32(problem, memory)
     mixed_bytes = (4.0 if streamed else 12.0) * n * n
     if alpha == 0.0:
         info["fallback"] = "alpha = 0 (interpolation): too ill-conditioned for float32"
     elif mixed_precision is not False and mixed_bytes > memory:
-        info["fallback"] = f"no memory for a float32 matrix ({4.0 * n * n / 2**30:.1f} GiB)"
+        what = "a float32 matrix" if streamed else "the float64 matrix and its float32 copy"
+        info["fallback"] = f"no memory for {what} ({mixed_bytes / 2**30:.1f} GiB)"
     elif mixed_precision is not False and budget >= (1 if mixed_precision else 2):
+        A32: np.ndarray | None = None
         if streamed:
             A32, top = _matrix32(problem, s)
             op = problem.operator(X)
@@ -103,9 +114,8 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
             def apply_A(v: np.ndarray) -> np.ndarray:
                 return s[:, None] * (op @ (s[:, None] * v)) + alpha * v
         else:
-            A = _matrix64(problem, s)
-            A32, top = _narrowed(A)
-            A64 = A
+            A64 = A = _matrix64(problem, s)
+            top = _largest_row_sum(A64)  # before the copy, which a large bound spares
 
             def apply_A(v: np.ndarray) -> np.ndarray:
                 return _blas.matmul(A64, v)  # on scipy's BLAS: gramfree._threads
@@ -120,6 +130,8 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
                 "would not pay"
             )
         else:
+            if A32 is None:
+                A32 = _narrowed(A64)
             z, steps, why = _refined_float32(A32, b, budget, apply_A)
             info["refinement_steps"] = steps
             if z is not None:
@@ -179,19 +191,26 @@ def _matrix32(problem: Problem, s: np.ndarray) -> tuple[np.ndarray, float]:
         B *= s[r0:r1, None]
         B *= s[None, :]
         B[np.arange(r1 - r0), np.arange(r0, r1)] += problem.alpha
-        top = max(top, float(np.abs(B).sum(axis=1).max()))
+        for i in range(0, r1 - r0, _CHUNK):  # |B| a few rows at a time: no second block
+            top = max(top, float(np.abs(B[i : i + _CHUNK]).sum(axis=1).max()))
         A32[r0:r1] = B
     return A32, top
 
 
-def _narrowed(A: np.ndarray) -> tuple[np.ndarray, float]:
-    """``A`` rounded to float32, and its largest absolute row sum; in row chunks."""
+def _largest_row_sum(A: np.ndarray) -> float:
+    """The largest absolute row sum of ``A`` (Gershgorin's bound on its largest
+    eigenvalue), a few rows at a time."""
+    return max(
+        float(np.abs(A[i : i + _CHUNK]).sum(axis=1).max()) for i in range(0, A.shape[0], _CHUNK)
+    )
+
+
+def _narrowed(A: np.ndarray) -> np.ndarray:
+    """``A`` rounded to float32, in row chunks (no float64 temporaries)."""
     A32 = np.empty(A.shape, dtype=np.float32)
-    top = 0.0
     for i in range(0, A.shape[0], _CHUNK):
         A32[i : i + _CHUNK] = A[i : i + _CHUNK]
-        top = max(top, float(np.abs(A[i : i + _CHUNK]).sum(axis=1).max()))
-    return A32, top
+    return A32
 
 
 def _factor_with_jitter(A: np.ndarray, b: np.ndarray, alpha: float):
