@@ -10,6 +10,7 @@
 #include <new>
 #include <stdexcept>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "engine_api.hpp"
@@ -394,29 +395,36 @@ void kernel_normal_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<
   }
 }
 
-template <class T>
-void kernel_block(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Matrix<T> out,
-                  const Options& options) {
+namespace {
+
+// K(X, Z) stored into out: of T, or (T = float, O = double) widened as it is stored.
+template <class T, class O>
+void store_block(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Matrix<O> out,
+                 const Options& options) {
   check_operands(spec, X, Z);
   check_output(out, X.rows, Z.rows);
   std::vector<T> shift;
   const Epilogue epi = prepare_gaussian(Epilogue{spec.kind}, spec, X, Z, shift);
   EngineArgs<T> a = make_args(spec, epi, X, Z);
   a.shift = shift.empty() ? nullptr : shift.data();
-  a.out = out.data;
+  if constexpr (std::is_same_v<T, O>)
+    a.out = out.data;
+  else
+    a.out_wide = out.data;
   run_engine(a, options);
+}
+
+}  // namespace
+
+template <class T>
+void kernel_block(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Matrix<T> out,
+                  const Options& options) {
+  store_block(spec, X, Z, out, options);
 }
 
 void kernel_block_widened(const KernelSpec& spec, ConstMatrix<float> X, ConstMatrix<float> Z,
                           Matrix<double> out, const Options& options) {
-  check_operands(spec, X, Z);
-  check_output(out, X.rows, Z.rows);
-  std::vector<float> shift;
-  const Epilogue epi = prepare_gaussian(Epilogue{spec.kind}, spec, X, Z, shift);
-  EngineArgs<float> a = make_args(spec, epi, X, Z);
-  a.shift = shift.empty() ? nullptr : shift.data();
-  a.out_wide = out.data;
-  run_engine(a, options);
+  store_block(spec, X, Z, out, options);
 }
 
 template <class T>
