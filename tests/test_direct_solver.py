@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from sklearn.metrics.pairwise import rbf_kernel
+from test_solvers_realdata import CASES, IDS, _load
 
 from gramfree.kernels import Gaussian
 from gramfree.solvers import Problem, objective, solve_direct
@@ -213,3 +214,20 @@ def test_only_cpu_float64_products_stream():
     assert not streams_float32(Problem(wide, Y, Gaussian(0.1), 1.0, None, None), big)
     # ... unless only the float32 matrix fits beside nothing else
     assert streams_float32(Problem(wide, Y, Gaussian(0.1), 1.0, None, None), 11.0 * 50 * 50)
+
+
+@pytest.mark.parametrize("name, gamma", CASES, ids=IDS)
+def test_float32_refinement_on_real_data_is_the_float64_solve(name, gamma):
+    """Real data, narrow and wide kernels: diabetes (10 features) streams the float32
+    matrix and refines against the fused operator; digits and breast cancer (64 and 30)
+    refine against the stored matrix. Both land on the float64 factorization's answer."""
+    from gramfree.solvers.direct import streams_float32
+
+    X, Y = _load(name)
+    p = Problem(X, Y, Gaussian(gamma), 1e-2, None, None)
+    assert streams_float32(p, 1e18) == (name == "diabetes")
+    mixed = solve_direct(p, mixed_precision=True)
+    assert mixed.info["precision"] == "float32+refinement", mixed.info
+    f64 = solve_direct(p, mixed_precision=False)
+    assert rel_diff(mixed.coef, f64.coef) <= 1e-8
+    assert mixed.loss_curve[-1] == pytest.approx(f64.loss_curve[-1], rel=1e-10)
