@@ -47,9 +47,9 @@ _CHUNK = 256
 _BLOCK_BYTES = 64 * 2**20
 # Features up to which the float32 path never stores the float64 matrix: a refinement
 # step's fused residual costs n^2 (2 d + 2 t + 8) flops at the engine's rate, against
-# filling and copying 12 n^2 bytes once. Measured on a 2-core Xeon: n = 15000, d = 16,
-# 26 targets, 10.3 s to 8.2 s; but satellite (n = 4826, d = 36) 0.45 s to 0.56 s and
-# mnist5k (d = 784) 0.64 s to 1.7 s.
+# filling and copying 12 n^2 bytes once. At n = 15000, d = 16, 26 targets streaming is
+# faster (benchmarks/bench_cholesky.py --direct-only); streaming every time made the
+# default fits on satellite (d = 36) and mnist5k (d = 784) slower.
 STREAM_MAX_FEATURES = 24
 
 
