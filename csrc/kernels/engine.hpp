@@ -151,8 +151,8 @@ static Layout<T> layout(const EngineArgs<T>& a) {
   // Packed Z chunk (d + k + 1 values per column): 1 MiB. Each row panel of X is packed
   // once per chunk, so with many features a small chunk (256 KiB: two column panels at
   // d = 784) spent as long packing as multiplying; the Z panels a tile reads stream well
-  // from L2 or L3. Measured on a 2-core Xeon (AVX-512), 5000 x 3000 rbf block: d = 784,
-  // 0.41 s to 0.22 s (float64), 0.18 s to 0.11 s (float32); d <= 180 unchanged or faster.
+  // from L2 or L3 (benchmarks/bench_operators.py at d = 784: half a GEMM-based numpy
+  // block's speed before, about its speed after).
   const size_t bytes_per_col = (a.d + kp + 1) * sizeof(T);
   size_t nc = (size_t(1) << 20) / bytes_per_col / NR * NR;
   nc = smin(smax(nc, NR), size_t(16384));
