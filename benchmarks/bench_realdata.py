@@ -15,11 +15,12 @@ bench_fit.py: the parent loads and splits each dataset once and saves it as a te
 ``/proc/self/clear_refs``, reads ``VmRSS``, fits, reads ``VmHWM``, predicts, scores and
 prints one JSON line):
 
-auto, direct, nystrom-pcg, eigenpro
+auto, direct, nystrom-pcg, eigenpro, pcg
     gramfree ``KernelClassifier`` / ``KernelRegressor(kernel="rbf", gamma, alpha,
     solver=...)``, every other parameter at its default except ``random_state=0`` (for
     reproducible centres). ``auto`` is the default model. ``direct`` only where
-    n_train <= 20000.
+    n_train <= 20000, ``pcg`` (exact kernel ridge by conjugate gradients, Gram-free) where
+    n_train <= 45000 (each iteration is a pass over n^2 kernel values).
 svm        ``SVC`` / ``SVR(kernel="rbf", gamma, C)`` with ``C = 1 / (2 alpha)`` -- the same
            trade-off as ``sum loss + alpha ||f||^2`` written in libsvm's
            ``C sum loss + ||f||^2 / 2`` -- clipped to [1, 100] (hinge / epsilon-insensitive
@@ -109,7 +110,7 @@ RESULT_TAG = "BENCH_REALDATA_RESULT "
 MIB = 2.0**20
 GIB = 2.0**30
 
-GRAMFREE_SOLVERS = ["auto", "direct", "nystrom-pcg", "eigenpro"]
+GRAMFREE_SOLVERS = ["auto", "direct", "nystrom-pcg", "eigenpro", "pcg"]
 # gramfree variants beside the solvers: auto with float32 kernel products on the float64
 # data (kernel_precision="float32"), the precision option the README's default rests on.
 GRAMFREE_VARIANTS = {"auto-f32": {"solver": "auto", "kernel_precision": "float32"}}
@@ -119,6 +120,7 @@ GRAMFREE_MODELS = GRAMFREE_SOLVERS + list(GRAMFREE_VARIANTS)
 KERNELS = ["default", "narrow", "issue"]
 
 MAX_EXACT = 20000  # direct, krr and svm only up to this many training rows
+MAX_PCG = 45000  # pcg: its default 100 passes over n^2 kernel values fit the child's timeout
 NYSTROEM_DIRECT_M = 5000  # Nystroem's M when auto kept all points as centres
 SCORE_TOL = 0.005  # "equal accuracy" for the ratio column
 SVM_C_RANGE = (1.0, 100.0)
@@ -313,6 +315,8 @@ def skip_reason(model: str, n: int, m: int | None = None) -> str | None:
     avail = mem_available()
     if model in ("direct", "krr", "svm") and n > MAX_EXACT:
         return f"n_train={n} > {MAX_EXACT}"
+    if model == "pcg" and n > MAX_PCG:
+        return f"n_train={n} > {MAX_PCG}"
     if model in ("direct", "krr"):
         need = 2.0 * n * n * 8 + 0.5 * GIB
         if need > 0.9 * avail:

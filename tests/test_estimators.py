@@ -68,6 +68,8 @@ CHECKED_ESTIMATORS = [
     KernelRegressor(solver="nystrom-pcg", n_centers=0.5, random_state=0),
     KernelClassifier(solver="nystrom-direct", n_centers=0.5, random_state=0),
     KernelClassifier(solver="eigenpro", random_state=0),
+    KernelRegressor(solver="pcg", random_state=0),
+    KernelClassifier(solver="pcg", warm_start=True, random_state=0),
     # 10 centres cannot give check_regressors_train its R^2 > 0.5 on 200 samples
     # (Nystrom optimum: 0.43); 30 can. The checks also fit on 10 to 30 rows, which
     # n_centers > n_samples refuses; see test_more_centres_than_samples.
@@ -82,6 +84,7 @@ CHECKED_ESTIMATORS = [
     # starts from the previous fit.
     KernelRegressor(solver="nystrom-pcg", n_centers=0.5, early_stopping=True, random_state=0),
     KernelClassifier(solver="eigenpro", early_stopping=True, random_state=0),
+    KernelRegressor(solver="pcg", early_stopping=True, random_state=0),
     KernelClassifier(loss="logistic", gamma=1e-3, early_stopping=True, random_state=0),
     KernelRegressor(solver="nystrom-pcg", n_centers=0.5, warm_start=True, random_state=0),
     KernelClassifier(loss="logistic", gamma=1e-3, warm_start=True),
@@ -135,6 +138,7 @@ EXACT_SOLVERS = {
     "nystrom-pcg": dict(solver="nystrom-pcg", n_centers=200, tol=1e-12, max_iter=500),
     # One thread: hundreds of epochs of tiny products, where thread start-up dominates.
     "eigenpro": dict(solver="eigenpro", tol=1e-14, max_iter=5000, n_jobs=1),
+    "pcg": dict(solver="pcg", tol=1e-12, max_iter=500),
 }
 
 

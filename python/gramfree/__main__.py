@@ -265,7 +265,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--solver",
         default="auto",
-        choices=["auto", "direct", "nystrom-pcg", "nystrom-direct", "eigenpro"],
+        choices=["auto", "direct", "nystrom-pcg", "nystrom-direct", "eigenpro", "pcg"],
     )
     p.add_argument("--n-centers", type=int, default=None)
     p.add_argument("--max-iter", type=int, default=None)

@@ -31,10 +31,17 @@ from ..device import resolve_device
 from ..kernels import KERNEL_NAMES, Kernel, get_kernel
 from ..linalg import cho_solve, jittered_cholesky
 from ..operators import KernelOperator
-from ..solvers import SOLVERS, Problem, solve_direct, solve_eigenpro
+from ..solvers import SOLVERS, Problem, solve_direct, solve_eigenpro, solve_kernel_pcg
 from ..solvers._common import center_rows
 from ..solvers.auto import first_center_count, run_nystrom, solve_auto, solve_nystrom_choice
-from ._fit_controls import ITERATIVE_SOLVERS, WarmStart, hold_out
+from ._fit_controls import (
+    EXACT_SOLVERS,
+    ITERATIVE_SOLVERS,
+    PCG_DEFAULT_ITER,
+    WarmStart,
+    continues_on_rows,
+    hold_out,
+)
 
 if TYPE_CHECKING:  # typing.Self is Python 3.11+
     from typing_extensions import Self
@@ -289,7 +296,7 @@ class KernelMachineMixin(BaseEstimator):
             raise ValueError(
                 f"early_stopping: solver={solver!r} solves exactly, with no iterations to "
                 f"stop; early stopping takes solver 'auto' (then nystrom-pcg), "
-                f"'nystrom-pcg' or 'eigenpro'"
+                f"'nystrom-pcg', 'eigenpro' or 'pcg'"
             )
         rng = self._rng()
         warm = self._warm_start_state(X, Y)
@@ -328,15 +335,15 @@ class KernelMachineMixin(BaseEstimator):
         if self.verbose:
             say(f"[{type(self).__name__}] solver={solver} n_samples={n}")
         start = time.perf_counter()
-        if self.solver == "direct" and n_centers is not None and n_centers < n:
+        if self.solver in EXACT_SOLVERS and n_centers is not None and n_centers < n:
             raise ValueError(
-                f"n_centers: solver='direct' uses every training point as a centre "
-                f"(n_samples={n}), got n_centers={self.n_centers!r}; for a direct solve over "
-                "fewer centres use solver='nystrom-direct' (or 'auto')"
+                f"n_centers: solver={self.solver!r} uses every training point as a centre "
+                f"(n_samples={n}), got n_centers={self.n_centers!r}; for fewer centres use "
+                "solver='nystrom-direct' or 'nystrom-pcg' (or 'auto')"
             )
-        if given is not None and solver == "direct":
+        if given is not None and solver in EXACT_SOLVERS:
             raise ValueError(
-                "centers: solver='direct' uses every training point as a centre; "
+                f"centers: solver={solver!r} uses every training point as a centre; "
                 "with centers use 'auto', 'nystrom-pcg', 'nystrom-direct' or "
                 "'eigenpro'"
             )
@@ -360,6 +367,21 @@ class KernelMachineMixin(BaseEstimator):
             solver = result.info["solver"]
         elif solver == "direct":
             result = solve_direct(problem.in_data_precision())
+        elif solver == "pcg":
+            if held is not None:
+                monitor = held.monitor(
+                    problem, X, n_iter_no_change=self.n_iter_no_change, tol=self.tol
+                )
+            result = solve_kernel_pcg(
+                problem,
+                max_iter=self.max_iter or PCG_DEFAULT_ITER,
+                tol=self.tol,
+                random_state=rng,
+                verbose=self.verbose,
+                # Continued only on the same rows: every row is a centre.
+                initial_coef=warm.coef if continues_on_rows(warm, X) else None,
+                monitor=monitor,
+            )
         else:
             m = n_centers
             centers, idx = given, given_rows
@@ -435,9 +457,16 @@ class KernelMachineMixin(BaseEstimator):
                 stacklevel=3,
             )
         elif not result.converged and not (monitor is not None and monitor.stopped):
+            # EigenPro's epochs contract the ridge's own directions by about alpha / beta
+            # each (gramfree.solvers.kernel_pcg): more epochs rarely close that gap.
+            instead = (
+                "; or solver='pcg' (the same model by conjugate gradients)"
+                if result.info.get("variant") == "eigenpro2"
+                else ""
+            )
             warnings.warn(
                 f"{solver} reached max_iter={result.n_iter} before tol={self.tol}; "
-                "increase max_iter or tol",
+                f"increase max_iter or tol{instead}",
                 ConvergenceWarning,
                 stacklevel=3,
             )

@@ -205,29 +205,31 @@ class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachine
     alpha : float, default=1.0
         Regularisation strength: the ridge penalty for the squared loss; for the logistic
         loss, ``alpha`` is scikit-learn's ``1 / C`` (see ``loss``).
-    solver : {"auto", "direct", "nystrom-pcg", "nystrom-direct", "eigenpro"}, default="auto"
+    solver : {"auto", "direct", "nystrom-pcg", "nystrom-direct", "eigenpro", "pcg"}, \
+default="auto"
         How the model is fitted, as in :class:`~gramfree.KernelRegressor`: "direct" (exact
         Cholesky, small n), "nystrom-pcg" (Falkon: centres and preconditioned CG),
         "nystrom-direct" (the Nystrom model solved exactly after one pass), "eigenpro"
-        (preconditioned SGD), or "auto" (a cost model chooses). ``loss="logistic"`` takes
+        (preconditioned SGD), "pcg" (direct's exact model by Gram-free conjugate
+        gradients), or "auto" (a cost model chooses). ``loss="logistic"`` takes
         "auto", "direct" and "nystrom-pcg" only.
     n_centers : int or float, default=None
         Centres of the model (an integer, or a fraction of n_samples in (0, 1]): with
         ``solver="auto"``, setting it means Nystrom on that many centres; the nystrom
         solvers without it grow the centres until the predictions settle; eigenpro uses
-        all training points unless set (then EigenPro 3); "direct" uses all of them and
-        refuses fewer. The fitted model's size and prediction cost depend on this number
+        all training points unless set (then EigenPro 3); "direct" and "pcg" use all of
+        them and refuse fewer. The fitted model's size and prediction cost depend on this number
         only.
     centers : array-like, default=None
         The model's centres themselves, in place of a random draw of ``n_centers`` (which
         must then be None): points of shape (m, n_features), training rows or not (e.g.
         KMeans centroids), or a 1-d array of distinct integer row indices into X. "direct"
-        refuses them. Given as indices, ``centers_`` is ``X[centers]`` and
+        and "pcg" refuse them. Given as indices, ``centers_`` is ``X[centers]`` and
         ``center_indices_`` is ``centers``; given as points, ``center_indices_`` and
         ``center_targets_`` are not set. The array is copied, never modified. A saved model
         keeps its centres (``centers_``) but stores this parameter as None.
     max_iter : int, default=None
-        CG iterations (nystrom-pcg, default 100), epochs (eigenpro, default 30), or Newton
+        CG iterations (nystrom-pcg and pcg, default 100), epochs (eigenpro, default 30), or Newton
         steps (``loss="logistic"``, default 100).
     tol : float, default=1e-4
         Stopping tolerance: the relative residual of the preconditioned system

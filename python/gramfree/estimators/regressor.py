@@ -24,7 +24,10 @@ class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
     and preconditioned CG), ``"nystrom-direct"`` (the same Nystrom model solved exactly
     after one pass forming ``K_nM^T K_nM``: cheaper for few centres and many rows),
     ``"eigenpro"`` (preconditioned SGD, EigenPro 2; EigenPro 3 on
-    fixed centres when ``n_centers`` is set), or ``"auto"``: a cost model on this
+    fixed centres when ``n_centers`` is set), ``"pcg"`` (the exact model of ``"direct"``,
+    every training point a centre, by conjugate gradients with a Nystrom + diagonal
+    preconditioner: Gram-free, memory O(n), one pass over the n x n kernel per
+    iteration), or ``"auto"``: a cost model on this
     machine's measured rates chooses among them (:mod:`gramfree.solvers.auto`): direct up
     to 4000 samples; beyond, the effective dimension of the kernel at this alpha, estimated
     from a subsample's spectrum, decides whether Nystrom can be close to exact. If not (a
@@ -50,7 +53,8 @@ class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
         Smoothness of the Matern kernel; ``numpy.inf`` or ``"inf"`` is its Gaussian limit.
     alpha : float, default=1.0
         Ridge strength, as in KernelRidge.
-    solver : {"auto", "direct", "nystrom-pcg", "nystrom-direct", "eigenpro"}, default="auto"
+    solver : {"auto", "direct", "nystrom-pcg", "nystrom-direct", "eigenpro", "pcg"}, \
+default="auto"
         How the model is fitted (see above).
     n_centers : int or float, default=None
         Centres of the model (an integer, or a fraction of n_samples in (0, 1]): with
@@ -58,21 +62,22 @@ class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
         nystrom-direct, whichever the cost model estimates cheaper); the nystrom solvers
         without it grow the centres from ``max(1000, 4 d_eff)`` until the predictions
         settle (as auto does, :mod:`gramfree.solvers.auto`); eigenpro uses all training
-        points unless set (then EigenPro 3); "direct" uses all of them and refuses fewer.
+        points unless set (then EigenPro 3); "direct" and "pcg" use all of them and refuse
+        fewer.
         The fitted model's size and prediction cost depend on this number only.
     centers : array-like, default=None
         The model's centres themselves, in place of a random draw of ``n_centers`` (which
         must then be None): points of shape (m, n_features), training rows or not (e.g.
         KMeans centroids), or a 1-d array of distinct integer row indices into X. Used by
         "auto" (then the cheaper Nystrom solver), "nystrom-pcg", "nystrom-direct" and
-        "eigenpro" (EigenPro 3); "direct" refuses them. Given as indices, ``centers_`` is
-        ``X[centers]`` and ``center_indices_`` is ``centers``; given as points, the centres
-        are no training rows: ``center_indices_`` and ``center_targets_`` are not set, and
+        "eigenpro" (EigenPro 3); "direct" and "pcg" refuse them. Given as indices,
+        ``centers_`` is ``X[centers]`` and ``center_indices_`` is ``centers``; given as
+        points, the centres are no training rows: ``center_indices_`` and ``center_targets_`` are not set, and
         :meth:`explain` counts centres and shows no labels. The array is copied, never
         modified. A saved model keeps its centres (``centers_``) but stores this parameter
         as None.
     max_iter : int, default=None
-        CG iterations (nystrom-pcg, default 100) or epochs (eigenpro, default 30).
+        CG iterations (nystrom-pcg and pcg, default 100) or epochs (eigenpro, default 30).
     tol : float, default=1e-4
         nystrom-pcg: relative residual of the preconditioned system (nystrom-direct solves
         exactly and ignores max_iter and tol); eigenpro on all
@@ -80,7 +85,10 @@ class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
         objective by less than tol^2 relative; eigenpro on fixed centres: relative change
         of the objective over an epoch. EigenPro also undoes any epoch that increases the
         objective and retries it with half the step (``solver_info_``: ``rejected_epochs``,
-        ``step_halvings``); the model returned is the best iterate.
+        ``step_halvings``); the model returned is the best iterate. pcg: relative
+        residual ``|y - (K + alpha I) c| / |y|`` (weighted: ``W^1/2``) of every output; its
+        ``loss_curve_`` is the ridge objective, which CG does not minimise step by step (it
+        minimises the system's energy) and may rise in the first iterations.
     random_state : int, RandomState instance or None, default=None
         Centre selection, EigenPro's subsample and batch order.
     n_jobs : int, default=None
