@@ -9,9 +9,11 @@ import warnings
 import numpy as np
 import pytest
 import scipy.linalg as sla
+from sklearn.datasets import load_breast_cancer
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.kernel_ridge import KernelRidge
 from sklearn.metrics.pairwise import rbf_kernel
+from sklearn.preprocessing import StandardScaler
 from test_solvers_realdata import CASES, IDS, _load
 
 from gramfree import KernelClassifier, KernelRegressor
@@ -130,7 +132,10 @@ def test_pcg_warm_start_continues_the_previous_fit(monkeypatch):
     np.testing.assert_allclose(model.predict(X), cold.predict(X), atol=1e-7)
 
 
-def test_pcg_early_stopping_scores_its_iterations():
+def test_pcg_early_stopping_scores_its_iterations(monkeypatch):
+    from gramfree.solvers import kernel_pcg
+
+    monkeypatch.setattr(kernel_pcg, "SUBSAMPLE", 50)  # below the rows: CG takes iterations
     X, Y = _load("digits")
     y = Y.argmax(axis=1)
     model = KernelClassifier(
@@ -141,8 +146,93 @@ def test_pcg_early_stopping_scores_its_iterations():
         n_iter_no_change=2,
         random_state=0,
     ).fit(X, y)
-    assert len(model.validation_scores_) >= 1
+    scores = model.validation_scores_
+    assert len(scores) == model.n_iter_ >= 3
+    assert model.best_validation_score_ == max(scores)
     assert model.score(X, y) > 0.9
+
+
+def test_pcg_float32_products_never_claim_a_residual_they_did_not_reach(monkeypatch):
+    """The running residual drifts from the true one with float32 kernel values (by 80x
+    before the check); a fit that says it converged has the true residual (float64,
+    numpy) at tol, and one that cannot reach tol stops with a warning naming the
+    precision instead of running on to max_iter."""
+    from gramfree.solvers import kernel_pcg
+
+    monkeypatch.setattr(kernel_pcg, "SUBSAMPLE", 100)
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    y = 2.0 * y - 1.0
+    K = rbf_kernel(X, gamma=0.01)
+    for alpha, tol in [(1e-1, 1e-4), (1e-2, 1e-4), (1e-2, 1e-6), (1e-3, 1e-7)]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model = KernelRegressor(
+                gamma=0.01,
+                alpha=alpha,
+                solver="pcg",
+                tol=tol,
+                max_iter=500,
+                kernel_precision="float32",
+                random_state=0,
+            ).fit(X, y)
+        c = model.dual_coef_[:, 0]
+        true = np.linalg.norm(y - K @ c - alpha * c) / np.linalg.norm(y)
+        info = model.solver_info_
+        if info["stagnated"]:  # its exact pass, in float32, did not reach tol
+            assert info["relative_residual"] > tol and model.n_iter_ < 500
+            assert any("rounding" in str(w.message) for w in caught)
+        else:  # float32's rounding of the check itself: within 2x (the drift was 80x)
+            assert model.solver_info_["residual_checks"] >= 1 and true <= 2 * tol
+    stalls = KernelRegressor(
+        gamma=0.01, alpha=1e-2, solver="pcg", tol=1e-6, kernel_precision="float32", random_state=0
+    )
+    with pytest.warns(ConvergenceWarning, match="rounding"):
+        stalls.fit(X, y)
+    assert stalls.solver_info_["stagnated"] and stalls.n_iter_ < 100
+
+
+def test_pcg_stopped_short_returns_its_best_iterate():
+    """CG lowers the system's energy, not the ridge objective: stopped after a few
+    iterations with a tiny alpha, the model is the iterate of lowest objective (computed
+    here in numpy), never worse than the zero model it starts from."""
+    X, Y = _load("diabetes")
+    p = Problem(X, Y, Gaussian(0.05), 1e-9, None, None)
+    res = _fit(p, tol=1e-12, max_iter=15)
+    assert not res.converged
+    got = objective(p, p.X, res.coef)
+    assert got == pytest.approx(res.info["objective"], rel=1e-8)
+    assert got == pytest.approx(min([res.info["objective_initial"], *res.loss_curve]), rel=1e-8)
+    assert res.info["returned_best_iterate"] and got < res.loss_curve[-1]
+
+
+@pytest.mark.parametrize("name,gamma", CASES, ids=IDS)
+@pytest.mark.parametrize("alpha", [1e-1, 1e-6])
+def test_pcg_preconditioner_is_positive_definite(name, gamma, alpha):
+    """The preconditioner, built densely from what the solver factors, is symmetric
+    positive definite (CG needs it) even with a wide kernel's ill-conditioned K_SS and a
+    tiny alpha, and it is the inverse of D + K_XS K_SS^-1 K_SX."""
+    from gramfree.solvers.kernel_pcg import _preconditioner
+
+    p = _problem(name, gamma, alpha=alpha)
+    S = np.sort(np.random.default_rng(0).choice(len(p.X), SUBSAMPLE, replace=False))
+    d, L, LG, _, F = _preconditioner(p, np.ascontiguousarray(p.X[S]), np.ones(len(p.X)))
+    P = np.diag(1 / d) - (F / d[:, None]) @ np.linalg.solve(LG @ LG.T, (F / d[:, None]).T)
+    assert np.allclose(P, P.T, atol=1e-12 * np.abs(P).max())
+    assert np.linalg.eigvalsh(P).min() > 0
+    C = rbf_kernel(p.X, p.X[S], gamma=gamma)
+    approx = np.diag(d) + C @ np.linalg.solve(L @ L.T, C.T)
+    assert np.linalg.norm(P @ approx - np.eye(len(d))) <= 1e-6 * np.sqrt(len(d))
+
+
+def test_auto_after_a_pcg_fit_does_not_continue_it():
+    """warm_start with solver="auto" continues an iterative fit of auto's own; after
+    solver="pcg" (which auto never picks) it fits afresh and takes centres."""
+    X, Y = _load("digits")
+    y = Y.argmax(axis=1)
+    model = KernelClassifier(gamma=0.05, alpha=1e-3, solver="pcg", warm_start=True).fit(X, y)
+    model.set_params(solver="auto", centers=np.arange(100)).fit(X, y)
+    assert model.solver_ != "pcg" and model.centers_.shape[0] == 100
 
 
 @pytest.mark.parametrize(

@@ -456,6 +456,16 @@ class KernelMachineMixin(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
+        elif result.info.get("stagnated"):
+            warnings.warn(
+                f"pcg: the relative residual stopped falling at "
+                f"{result.info['relative_residual']:.2g}, above tol={self.tol}, after "
+                f"{result.n_iter} iterations: the {problem.kernel_dtype} kernel products' "
+                "rounding limits it. Use a larger tol, or float64 products (float64 data "
+                "and kernel_precision=None or 'float64'), or solver='direct'",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
         elif not result.converged and not (monitor is not None and monitor.stopped):
             # EigenPro's epochs contract the ridge's own directions by about alpha / beta
             # each (gramfree.solvers.kernel_pcg): more epochs rarely close that gap.
@@ -511,6 +521,8 @@ class KernelMachineMixin(BaseEstimator):
             solver = previous if self.solver == "auto" else self.solver
             if solver not in ITERATIVE_SOLVERS or previous not in ITERATIVE_SOLVERS:
                 return None
+            if self.solver == "auto" and previous in EXACT_SOLVERS:
+                return None  # auto never picks pcg; it takes centres pcg would refuse
         assert solver is not None
         centers = self.centers_.astype(X.dtype, copy=False)
         rows = getattr(self, "center_indices_", None)

@@ -233,11 +233,12 @@ default="auto"
         steps (``loss="logistic"``, default 100).
     tol : float, default=1e-4
         Stopping tolerance: the relative residual of the preconditioned system
-        (nystrom-pcg), of ``(K + alpha I) c = y`` or of the objective (eigenpro; see
+        (nystrom-pcg), of ``(K + alpha I) c = y`` (pcg, confirmed by an exact pass) or of
+        ``(K + alpha I) c = y`` or the objective (eigenpro; see
         :class:`~gramfree.KernelRegressor`), or, for ``loss="logistic"``, the relative
         distance to the optimal objective at which Newton steps stop.
     random_state : int, RandomState instance or None, default=None
-        Centre selection, EigenPro's subsample and batch order.
+        Centre selection, EigenPro's subsample and batch order, pcg's subsample.
     n_jobs : int, default=None
         Threads of every pool a fit uses: the native operators' (OpenMP) and BLAS/LAPACK's
         (limited through threadpoolctl for the fit's duration); prediction runs the native

@@ -26,8 +26,8 @@ class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
     ``"eigenpro"`` (preconditioned SGD, EigenPro 2; EigenPro 3 on
     fixed centres when ``n_centers`` is set), ``"pcg"`` (the exact model of ``"direct"``,
     every training point a centre, by conjugate gradients with a Nystrom + diagonal
-    preconditioner: Gram-free, memory O(n), one pass over the n x n kernel per
-    iteration), or ``"auto"``: a cost model on this
+    preconditioner on a subsample of s = 2000 rows: Gram-free, memory O(n s), one pass over
+    the n x n kernel per iteration), or ``"auto"``: a cost model on this
     machine's measured rates chooses among them (:mod:`gramfree.solvers.auto`): direct up
     to 4000 samples; beyond, the effective dimension of the kernel at this alpha, estimated
     from a subsample's spectrum, decides whether Nystrom can be close to exact. If not (a
@@ -86,11 +86,14 @@ default="auto"
         of the objective over an epoch. EigenPro also undoes any epoch that increases the
         objective and retries it with half the step (``solver_info_``: ``rejected_epochs``,
         ``step_halvings``); the model returned is the best iterate. pcg: relative
-        residual ``|y - (K + alpha I) c| / |y|`` (weighted: ``W^1/2``) of every output; its
-        ``loss_curve_`` is the ridge objective, which CG does not minimise step by step (it
-        minimises the system's energy) and may rise in the first iterations.
+        residual ``|y - (K + alpha I) c| / |y|`` (weighted: ``W^1/2``) of every output,
+        confirmed by one exact pass (the running one drifts with float32 products; a
+        restart that does not halve it stops the fit with a ConvergenceWarning); its
+        ``loss_curve_`` is the ridge objective, which CG does not lower at every step (it
+        minimises the system's energy): a fit stopped short returns its best iterate by
+        that objective.
     random_state : int, RandomState instance or None, default=None
-        Centre selection, EigenPro's subsample and batch order.
+        Centre selection, EigenPro's subsample and batch order, pcg's subsample.
     n_jobs : int, default=None
         Threads of every pool a fit uses: the native operators' (OpenMP) and BLAS/LAPACK's
         (the solvers' Cholesky, triangular solves and eigendecompositions, limited through

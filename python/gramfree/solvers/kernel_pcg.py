@@ -81,13 +81,13 @@ def solve_kernel_pcg(
     start = time.perf_counter()
     S = center_rows(random_state, n, min(n, n_subsample or SUBSAMPLE), problem.sample_weight)
     XS = np.ascontiguousarray(X[S])
-    d, LG, jitter, C = _preconditioner(problem, XS, w)
+    d, L, LG, jitter, F = _preconditioner(problem, XS, w)
     precond_time = time.perf_counter() - start
     if verbose:
         say(
             f"[pcg] preconditioner: Nystrom on {len(S)} rows + diagonal (median "
             f"{np.median(d):.3g}, alpha {alpha:.3g}), jitter {jitter:g}, "
-            f"K(X, S) {'stored' if C is not None else 'recomputed per iteration'}, "
+            f"K(X, S) {'stored' if F is not None else 'recomputed per iteration'}, "
             f"{precond_time:.1f} s"
         )
 
@@ -96,11 +96,13 @@ def solve_kernel_pcg(
         return sw[:, None] * problem.matvec(X, X, sw[:, None] * p).astype(np.float64)
 
     def precondition(r: np.ndarray) -> np.ndarray:
+        # P r = D^-1 r - D^-1 W^1/2 F (I + F^T W D^-1 F)^-1 F^T W^1/2 D^-1 r, F = K_XS L^-T.
         v = r / d[:, None]
         u = sw[:, None] * v
-        if C is not None:
-            return v - (sw / d)[:, None] * (C @ cho_solve(LG, C.T @ u))
-        h = cho_solve(LG, problem.matvec(XS, X, u).astype(np.float64))
+        if F is not None:
+            return v - (sw / d)[:, None] * (F @ cho_solve(LG, F.T @ u))
+        Ftu = solve_triangular(L, problem.matvec(XS, X, u).astype(np.float64))
+        h = solve_triangular(L, cho_solve(LG, Ftu), trans=True)
         return v - (sw / d)[:, None] * problem.matvec(X, XS, h).astype(np.float64)
 
     b = sw[:, None] * Y
@@ -111,47 +113,73 @@ def solve_kernel_pcg(
         start_coef = initial_coef.astype(np.float64)
         c = np.divide(start_coef, sw[:, None], out=np.zeros_like(start_coef), where=sw[:, None] > 0)
         Kc = apply_kernel(c)
-    r = b - Kc - alpha * c
-    z = precondition(r)
-    p = z.copy()
-    rz = np.einsum("ij,ij->j", r, z)
     b_norm = np.linalg.norm(b, axis=0)
     b_norm[b_norm == 0] = 1.0
     weight_sum = problem.weight_sum
-    yWy = float(np.sum(b * b))
 
     def objective() -> float:
         # (sum w (f - y)^2 + alpha ||f||^2) / sum w with W^1/2 f = W^1/2 K W^1/2 c'.
         return (float(np.sum((Kc - b) ** 2)) + alpha * float(np.sum(c * Kc))) / weight_sum
 
-    initial = objective() if initial_coef is not None else yWy / weight_sum
-    relative = np.linalg.norm(r, axis=0) / b_norm
-    converged = bool(np.all(relative <= tol))
+    initial = objective()
+    best, best_c = initial, c.copy()
     loss_curve: list[float] = []
     progress = Progress(verbose, max_iter, "pcg")
-    n_iter = 0
-    stopped = False
+    n_iter = verified = 0
+    stopped = converged = stagnated = False
+    last_true = np.inf
     with small_blas(4.0 * len(S) * len(S) * t):  # the s x s solves: gramfree._threads
-        while not converged and not stopped and n_iter < max_iter:
-            Kp = apply_kernel(p)
-            Ap = Kp + alpha * p
-            pAp = np.einsum("ij,ij->j", p, Ap)
-            step = np.divide(rz, pAp, out=np.zeros_like(rz), where=pAp > 0)
-            c += step * p
-            Kc += step * Kp
-            r -= step * Ap
-            n_iter += 1
+        while True:
+            # (Re)start from the true residual: at first, and whenever the recursively
+            # updated one, which drifts from it (float32 products: by 100x), claims tol.
+            r = b - Kc - alpha * c
             relative = np.linalg.norm(r, axis=0) / b_norm
             converged = bool(np.all(relative <= tol))
-            loss_curve.append(objective())
-            progress.update(n_iter, loss_curve[-1], f"residual={np.max(relative):.2e}")
-            if not converged:
-                z = precondition(r)
-                rz_new = np.einsum("ij,ij->j", r, z)
-                p = z + np.divide(rz_new, rz, out=np.zeros_like(rz), where=rz > 0) * p
-                rz = rz_new
-            if monitor is not None:
-                stopped = bool(monitor(n_iter, (sw[:, None] * c).astype(dtype)))
+            # A restart that did not halve the true residual: the products' rounding
+            # (float32) is what the recursion converged to, not the system.
+            stagnated = (
+                not converged and verified > 0 and float(np.max(relative)) > 0.5 * last_true
+            )
+            last_true = float(np.max(relative))
+            if converged or stagnated or n_iter >= max_iter or stopped:
+                break
+            z = precondition(r)
+            p = z.copy()
+            rz = np.einsum("ij,ij->j", r, z)
+            claimed = False
+            while n_iter < max_iter and not stopped and not claimed:
+                Kp = apply_kernel(p)
+                Ap = Kp + alpha * p
+                pAp = np.einsum("ij,ij->j", p, Ap)
+                step = np.divide(rz, pAp, out=np.zeros_like(rz), where=pAp > 0)
+                c += step * p
+                Kc += step * Kp
+                r -= step * Ap
+                n_iter += 1
+                loss_curve.append(objective())
+                if loss_curve[-1] < best:
+                    best = loss_curve[-1]
+                    best_c[...] = c
+                relative = np.linalg.norm(r, axis=0) / b_norm
+                progress.update(n_iter, loss_curve[-1], f"residual={np.max(relative):.2e}")
+                if monitor is not None:
+                    stopped = bool(monitor(n_iter, (sw[:, None] * c).astype(dtype)))
+                claimed = bool(np.all(relative <= tol))
+                if not claimed:
+                    z = precondition(r)
+                    rz_new = np.einsum("ij,ij->j", r, z)
+                    p = z + np.divide(rz_new, rz, out=np.zeros_like(rz), where=rz > 0) * p
+                    rz = rz_new
+            if not claimed:  # max_iter or the monitor: relative is the recursion's
+                break
+            Kc = apply_kernel(c)  # tol claimed: check it with one exact pass
+            verified += 1
+    objective_final = objective()
+    returned_best = not converged and best < objective_final
+    if returned_best:
+        # CG lowers the system's energy, not the ridge objective: a fit stopped short
+        # (max_iter, a tiny alpha) returns its best iterate by the objective it reports.
+        c, objective_final = best_c, best
     progress.close(f"{n_iter} iterations, converged={converged}")
     return SolverResult(
         centers=X,
@@ -165,24 +193,30 @@ def solve_kernel_pcg(
             "jitter": jitter,
             "precond_seconds": precond_time,
             "objective_initial": initial,
+            "objective": objective_final,
+            # recomputed with an exact pass when converged; the recursion's otherwise
             "relative_residual": float(np.max(relative)),
+            "residual_checks": verified,
+            "stagnated": stagnated,
+            "returned_best_iterate": returned_best,
             "warm_start": initial_coef is not None,
         },
     )
 
 
 def _preconditioner(problem: Problem, XS: np.ndarray, w: np.ndarray):
-    """``(d, LG, jitter, C)``: the diagonal D (n,), the Cholesky factor of
-    ``K_SS + K_SX W D^-1 K_XS`` (s x s), from one pass over the data in blocks, and
-    ``K(X, S)`` (n x s, float64) when it fits in ``STORE_BYTES`` (else None: each
-    iteration recomputes its two products)."""
+    """``(d, L, LG, jitter, F)``: the diagonal D (n,); ``L L^T = K_SS`` (jittered); the
+    Cholesky factor of ``I + F^T W D^-1 F`` with ``F = K_XS L^-T`` (s x s, eigenvalues at
+    least 1 whatever K_SS's conditioning: the form ``K_SS + K_SX W D^-1 K_XS`` lost
+    definiteness with an ill-conditioned K_SS and a small alpha); and F (n x s, float64)
+    when it fits in ``STORE_BYTES`` (else None: each iteration recomputes its products
+    from ``K(X, S)``). All from one pass over the data in blocks."""
     X = problem.X
     n, s = X.shape[0], XS.shape[0]
     alpha = problem.alpha
     kss = problem.operator(XS).to_dense().astype(np.float64)
-    G = np.asfortranarray(kss)
-    L, jitter = jittered_cholesky(kss.copy(), overwrite=True)
-    G[np.diag_indices_from(G)] += jitter * float(np.mean(np.diag(G)))  # the factored K_SS
+    L, jitter = jittered_cholesky(kss, overwrite=True)
+    G = np.asfortranarray(np.eye(s))
     kdiag = kernel_diagonal(problem.kernel, X)
     # alpha = 0 leaves the rows of S without a diagonal: a floor far under the kernel's scale.
     floor = alpha if alpha > 0 else 1e-10 * (float(np.max(w * kdiag)) or 1.0)
@@ -192,13 +226,13 @@ def _preconditioner(problem: Problem, XS: np.ndarray, w: np.ndarray):
     for r0 in range(0, n, rows):
         r1 = min(n, r0 + rows)
         C = problem.operator(X[r0:r1], XS).to_dense().astype(np.float64)
-        if stored is not None:
-            stored[r0:r1] = C
-        Q = solve_triangular(L, C.T)
-        missed = np.maximum(kdiag[r0:r1] - np.einsum("ij,ij->j", Q, Q), 0.0)
+        Ft = solve_triangular(L, C.T)  # (K_XS L^-T)^T for these rows
+        del C
+        missed = np.maximum(kdiag[r0:r1] - np.einsum("ij,ij->j", Ft, Ft), 0.0)
         d[r0:r1] = w[r0:r1] * missed + floor
-        C *= np.sqrt(w[r0:r1] / d[r0:r1])[:, None]
-        _add_gram(G, C)
+        if stored is not None:
+            stored[r0:r1] = Ft.T
+        _add_gram(G, np.ascontiguousarray(Ft.T * np.sqrt(w[r0:r1] / d[r0:r1])[:, None]))
     _fill_lower(G)
     LG, _ = jittered_cholesky(G, overwrite=True)
-    return d, LG, jitter, stored
+    return d, L, LG, jitter, stored
