@@ -137,9 +137,7 @@ def solve_kernel_pcg(
             converged = bool(np.all(relative <= tol))
             # A restart that did not halve the true residual: the products' rounding
             # (float32) is what the recursion converged to, not the system.
-            stagnated = (
-                not converged and verified > 0 and float(np.max(relative)) > 0.5 * last_true
-            )
+            stagnated = not converged and verified > 0 and float(np.max(relative)) > 0.5 * last_true
             last_true = float(np.max(relative))
             if converged or stagnated or n_iter >= max_iter or stopped:
                 break
