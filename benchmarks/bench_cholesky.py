@@ -93,10 +93,11 @@ def best_time(fn, repeat: int) -> float:
 
 def copy_time(copy) -> float:
     """Seconds of the matrix copy a timed factorization includes, to subtract from it: the
-    best of three after one untimed copy. Timed cold, the copy's first touch of fresh pages
-    costs more than the copy inside the loop does, and subtracting that made the
-    factorization look faster than it is (float64 n = 8000 once read 0.08 s, 1271% of
-    DGEMM)."""
+    best of three after one untimed copy, taken before the factorization's timing. The
+    first touch of fresh pages costs about 35x a warm copy on the development VM (1.4 s
+    against 0.04 s at n = 8000): subtracting a cold copy from a warm one's loop read
+    float64 n = 8000 as 0.08 s (1271% of DGEMM), and timing the loop first put the cold
+    copy inside it (2.66 s against 1.4 s)."""
     copy()
     return best_time(copy, 3)
 
@@ -134,9 +135,9 @@ def run_child(spec: dict) -> dict:
             def factor():
                 torch.linalg.cholesky(T)
 
-        seconds = best_time(factor, spec["repeat"])
-        if kind == "scipy":
-            seconds -= copy_time(lambda: A.copy(order="F"))
+        # scipy's factor() copies into fresh pages every call, as copy_time's copies do
+        copy = copy_time(lambda: A.copy(order="F")) if kind == "scipy" else 0.0
+        seconds = best_time(factor, spec["repeat"]) - copy
         return {"seconds": seconds}
     # the direct solver comparison: one fit, predictions written to spec["pred_path"]
     X, Y, Xt = direct_data(spec["cfg"])
@@ -188,7 +189,8 @@ def gramfree_rows(n: int, dtype: str, repeat: int, square_max: int) -> dict:
         np.copyto(work, A)
         return linalg.cholesky(work, overwrite=True)
 
-    out = {"chol": best_time(factor, repeat) - copy_time(lambda: np.copyto(work, A))}
+    copy = copy_time(lambda: np.copyto(work, A))  # first: it also touches work's pages
+    out = {"chol": best_time(factor, repeat) - copy}
     L = factor()
     rng = np.random.default_rng(1)
     B = rng.standard_normal((n, 26)).astype(dtype)
