@@ -18,9 +18,11 @@ The preconditioner is a Nystrom approximation from a subsample S of s rows *plus
 diagonal it misses* (the FITC approximation of Gaussian-process regression):
 ``P^-1 = D + K_XS K_SS^-1 K_SX`` (weighted), with ``D = w (k(x, x) - q(x)) + alpha`` and
 ``q(x) = k_xS K_SS^-1 k_Sx`` the Nystrom approximation's own diagonal. Woodbury turns it
-into an s x s Cholesky of ``K_SS + K_SX W D^-1 K_XS``, formed in one pass over the data,
-and two products with ``K_XS`` per iteration (stored up to ``STORE_BYTES``, about 67000
-rows at s = 2000; recomputed by the fused operator beyond). The diagonal is what makes one
+into an s x s Cholesky of ``I + F^T W D^-1 F`` with ``F = K_XS L^-T`` (``L L^T = K_SS``;
+eigenvalues at least 1, where ``K_SS + K_SX W D^-1 K_XS`` lost definiteness with a wide
+kernel and a small alpha), formed in one pass over the data, and two products with F per
+iteration (F stored up to ``STORE_BYTES``, about 67000 rows at s = 2000; beyond, K_XS
+recomputed by the fused operator). The diagonal is what makes one
 preconditioner serve both ends of the spectrum: with a wide kernel the Nystrom part
 captures K and D is about alpha (the plain Nystrom preconditioner, Frangella, Tropp &
 Udell 2023); with a narrow kernel K is nearly its diagonal, which D captures, where a plain
@@ -46,9 +48,9 @@ from .nystrom_direct import _add_gram, _fill_lower
 SUBSAMPLE = 2000
 # Kernel values per block of the preconditioner's pass (float64 bytes).
 BLOCK_BYTES = 64 * 2**20
-# K(X, S) is kept when it fits here: its two products per iteration are then GEMMs of
-# 2 n s t flops instead of kernel passes of 2 n s (d + t), which cost as much as the
-# iteration's own n^2 (d + t) pass where n is a few times s.
+# F = K(X, S) L^-T (n x s) is kept when it fits here: the preconditioner's two products
+# per iteration are then GEMMs of 2 n s t flops instead of kernel passes of 2 n s (d + t),
+# which cost as much as the iteration's own n^2 (d + t) pass where n is a few times s.
 STORE_BYTES = 1 * 2**30
 
 
