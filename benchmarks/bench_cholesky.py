@@ -94,10 +94,10 @@ def best_time(fn, repeat: int) -> float:
 def copy_time(copy) -> float:
     """Seconds of the matrix copy a timed factorization includes, to subtract from it: the
     best of three after one untimed copy, taken before the factorization's timing. The
-    first touch of fresh pages costs about 35x a warm copy on the development VM (1.4 s
-    against 0.04 s at n = 8000): subtracting a cold copy from a warm one's loop read
-    float64 n = 8000 as 0.08 s (1271% of DGEMM), and timing the loop first put the cold
-    copy inside it (2.66 s against 1.4 s)."""
+    first touch of fresh pages costs far more than a warm copy on the development VM:
+    subtracting a cold copy from a warm one's loop read float64 n = 8000 as 0.08 s (1271%
+    of DGEMM), and timing the loop first put the cold copy inside it (2.66 s where the
+    fixed script measures 1.37 s)."""
     copy()
     return best_time(copy, 3)
 
