@@ -10,6 +10,7 @@ from sklearn.metrics.pairwise import rbf_kernel
 from test_solvers_realdata import CASES, IDS, _load
 
 from gramfree.kernels import Gaussian
+from gramfree.operators import KernelOperator
 from gramfree.solvers import Problem, objective, solve_direct
 from gramfree.solvers.direct import refinement_budget
 
@@ -168,6 +169,33 @@ def test_default_skips_float32_when_the_condition_bound_is_too_large():
     res = solve_direct(moderate)
     assert res.info["precision"] == "float32+refinement"
     assert rel_diff(res.coef, solve_direct(moderate, mixed_precision=False).coef) < 1e-8
+
+
+def test_a_rejected_float32_matrix_is_not_formed_in_full(monkeypatch):
+    """On few features the float32 matrix is streamed a block at a time; where the first
+    block's row sums already put the condition bound past MAX_CONTRACTION, the remaining
+    blocks are not formed (only the float64 matrix is), and the answer is float64's."""
+    from gramfree.solvers import direct
+
+    X, Y, _ = _data(2000, t=1)
+    assert refinement_budget(2000, 1) >= 2
+    p = Problem(X, Y, Gaussian(0.5), 1e-6, None, None)
+    assert direct.streams_float32(p, 1e18)
+    f64 = solve_direct(p, mixed_precision=False)
+    monkeypatch.setattr(direct, "_BLOCK_BYTES", 8 * 2000 * 200)  # 10 blocks of 200 rows
+    blocks = []
+    original = KernelOperator.to_dense
+
+    def counted(self, *args, **kwargs):
+        blocks.append(self.shape[0])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(KernelOperator, "to_dense", counted)
+    res = solve_direct(p)
+    assert res.info["precision"] == "float64" and "cond(A)" in res.info["fallback"]
+    # one 200-row block of the float32 matrix, then the float64 matrix's 2000 rows
+    assert blocks == [200, 2000], blocks
+    assert rel_diff(res.coef, f64.coef) <= 1e-12
 
 
 def test_many_features_refine_against_the_stored_matrix_unless_memory_is_short(monkeypatch):

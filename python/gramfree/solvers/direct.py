@@ -43,6 +43,7 @@ MAX_CONTRACTION = 0.5
 MIXED_MEMORY_SHARE = 0.6
 # Rows per chunk when copying A to float32.
 _CHUNK = 256
+_EPS32 = float(np.finfo(np.float32).eps)
 # Float64 kernel values per block when A is built in float32 without its float64 copy.
 _BLOCK_BYTES = 64 * 2**20
 # Features up to which the float32 path never stores the float64 matrix: a refinement
@@ -107,8 +108,10 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
         info["fallback"] = f"no memory for {what} ({mixed_bytes / 2**30:.1f} GiB)"
     elif mixed_precision is not False and budget >= (1 if mixed_precision else 2):
         A32: np.ndarray | None = None
+        # The largest row sum of A past which float32 is not tried by default (below).
+        limit = math.inf if mixed_precision else MAX_CONTRACTION * alpha / _EPS32
         if streamed:
-            A32, top = _matrix32(problem, s)
+            A32, top = _matrix32(problem, s, limit)
             op = problem.operator(X)
 
             def apply_A(v: np.ndarray) -> np.ndarray:
@@ -120,8 +123,8 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
             def apply_A(v: np.ndarray) -> np.ndarray:
                 return _blas.matmul(A64, v)  # on scipy's BLAS: gramfree._threads
 
-        bound = top / alpha * float(np.finfo(np.float32).eps)
-        if mixed_precision is None and bound > MAX_CONTRACTION:
+        bound = top / alpha * _EPS32
+        if bound > MAX_CONTRACTION and not mixed_precision:
             # Each step would remove less than half the error, or float32 could not even
             # factor A (Letter, alpha = 1e-7 n: the bound is 0.6, and float32 cost 1.5x
             # the time).
@@ -175,10 +178,16 @@ def _matrix64(problem: Problem, s: np.ndarray) -> np.ndarray:
     return A
 
 
-def _matrix32(problem: Problem, s: np.ndarray) -> tuple[np.ndarray, float]:
+def _matrix32(
+    problem: Problem, s: np.ndarray, limit: float = math.inf
+) -> tuple[np.ndarray | None, float]:
     """``A = S K S + alpha I`` rounded to float32, from float64 kernel values a block of
     ``_BLOCK_BYTES`` at a time (the values the float64 ``A`` would hold, rounded), and its
-    largest absolute row sum (Gershgorin's bound on its largest eigenvalue)."""
+    largest absolute row sum (Gershgorin's bound on its largest eigenvalue).
+
+    ``(None, row sum)`` as soon as a block's row sum exceeds ``limit``: float32 will not
+    be used, and the blocks not yet formed are spared (on Letter, alpha = 1e-7 n, forming
+    the whole float32 matrix before rejecting it cost a quarter of the fit)."""
     X = problem.X
     n = X.shape[0]
     rows = max(1, min(n, _BLOCK_BYTES // (8 * n)))
@@ -193,6 +202,8 @@ def _matrix32(problem: Problem, s: np.ndarray) -> tuple[np.ndarray, float]:
         B[np.arange(r1 - r0), np.arange(r0, r1)] += problem.alpha
         for i in range(0, r1 - r0, _CHUNK):  # |B| a few rows at a time: no second block
             top = max(top, float(np.abs(B[i : i + _CHUNK]).sum(axis=1).max()))
+        if top > limit:
+            return None, top
         A32[r0:r1] = B
     return A32, top
 
