@@ -384,12 +384,50 @@ def test_solver_auto_flat_spectrum_takes_an_exact_solver(monkeypatch, caplog):
     # verbose says each of auto's steps (its inner helper once shadowed the logger: recursion)
     assert _auto_lines(caplog) == [f"[auto] {step}" for step in info["steps"]]
     assert info["d_eff"] > info["spectrum_rows"] / 2
-    assert model.solver_ in ("direct", "eigenpro") and model.solver_ == info["solver"]
+    assert model.solver_ in ("direct", "pcg") and model.solver_ == info["solver"]
     assert "flat spectrum" in info["steps"][-1]
     assert model.n_centers_ == len(Xtr)
     Y = np.eye(10)[ytr]
     ref = KernelRidge(kernel="rbf", gamma=1.0, alpha=0.1).fit(Xtr, Y)
     assert abs(model.score(Xte, yte) - np.mean(ref.predict(Xte).argmax(1) == yte)) <= 0.005
+
+
+@pytest.mark.parametrize(
+    "direct_cost, pcg_seconds, expected",
+    [
+        ((1.0, 1e30), 1e3, "pcg"),  # direct's matrix does not fit: pcg, however slow
+        ((100.0, 8.0), 30.0, "pcg"),  # estimated more than PCG_RISK times cheaper
+        ((100.0, 8.0), 150.0, "direct"),  # 2.7x cheaper: within the risk factor
+    ],
+    ids=["direct-does-not-fit", "pcg-much-cheaper", "pcg-not-cheap-enough"],
+)
+def test_solver_auto_flat_spectrum_chooses_pcg_or_direct(
+    monkeypatch, caplog, direct_cost, pcg_seconds, expected
+):
+    """With a flat spectrum auto takes pcg (Gram-free, exact) where direct's matrix does
+    not fit or pcg's estimate times PCG_RISK is still below direct's; either lands on
+    KernelRidge's predictions, and verbose says why."""
+    from gramfree.solvers import auto
+
+    assert auto.PCG_RISK == 4.0
+    monkeypatch.setattr(auto, "DIRECT_ALWAYS", 500)
+    monkeypatch.setattr(auto, "SPECTRUM_ROWS", 400)
+    monkeypatch.setattr(auto.CostModel, "direct", lambda self: direct_cost)
+    monkeypatch.setattr(auto.CostModel, "pcg", lambda self: (pcg_seconds / 4.0, 8.0))
+    Xtr, Xte, ytr, yte = _digits_split()
+    with caplog.at_level(logging.INFO, logger="gramfree"):
+        model = KernelClassifier(gamma=1.0, alpha=0.1, tol=1e-8, random_state=0, verbose=1).fit(
+            Xtr, ytr
+        )
+    info = model.solver_info_["auto"]
+    assert model.solver_ == info["solver"] == expected
+    assert info["d_eff"] > info["spectrum_rows"] / 2
+    assert _auto_lines(caplog) == [f"[auto] {step}" for step in info["steps"]]
+    assert ("does not fit" in info["steps"][-1]) == (direct_cost[1] > 1e20)
+    assert model.n_centers_ == len(Xtr)
+    ref = KernelRidge(kernel="rbf", gamma=1.0, alpha=0.1).fit(Xtr, np.eye(10)[ytr])
+    scores = model.decision_function(Xte)
+    np.testing.assert_allclose(scores, ref.predict(Xte), atol=1e-6)
 
 
 def test_solver_auto_grows_centres_until_the_predictions_settle(monkeypatch, caplog):
@@ -402,7 +440,7 @@ def test_solver_auto_grows_centres_until_the_predictions_settle(monkeypatch, cap
     monkeypatch.setattr(auto, "MIN_CENTERS", 40)
     # As at scale, where an n x n matrix or an n^2 epoch is what costs most:
     monkeypatch.setattr(auto.CostModel, "direct", lambda self: (1e9, 8.0 * self.n**2))
-    monkeypatch.setattr(auto.CostModel, "eigenpro", lambda self: (1e9, 8.0 * self.n))
+    monkeypatch.setattr(auto.CostModel, "pcg", lambda self: (1e9, 8.0 * self.n))
     Xtr, Xte, ytr, yte = _digits_split()
     with caplog.at_level(logging.INFO, logger="gramfree"):
         model = KernelClassifier(gamma=0.02, alpha=1.0, random_state=0, verbose=1).fit(Xtr, ytr)

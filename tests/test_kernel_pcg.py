@@ -226,8 +226,8 @@ def test_pcg_preconditioner_is_positive_definite(name, gamma, alpha):
 
 
 def test_auto_after_a_pcg_fit_does_not_continue_it():
-    """warm_start with solver="auto" continues an iterative fit of auto's own; after
-    solver="pcg" (which auto never picks) it fits afresh and takes centres."""
+    """warm_start with solver="auto" continues an iterative Nystrom or EigenPro fit; after
+    an exact solver (pcg) it chooses afresh, and takes the centres it is given."""
     X, Y = _load("digits")
     y = Y.argmax(axis=1)
     model = KernelClassifier(gamma=0.05, alpha=1e-3, solver="pcg", warm_start=True).fit(X, y)

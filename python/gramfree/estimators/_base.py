@@ -522,7 +522,7 @@ class KernelMachineMixin(BaseEstimator):
             if solver not in ITERATIVE_SOLVERS or previous not in ITERATIVE_SOLVERS:
                 return None
             if self.solver == "auto" and previous in EXACT_SOLVERS:
-                return None  # auto never picks pcg; it takes centres pcg would refuse
+                return None  # auto chooses afresh (it may take centres pcg would refuse)
         assert solver is not None
         centers = self.centers_.astype(X.dtype, copy=False)
         rows = getattr(self, "center_indices_", None)

@@ -31,15 +31,15 @@ from sklearn.metrics import accuracy_score, r2_score
 from sklearn.model_selection import train_test_split
 
 from ..solvers import Problem
+from ..solvers.kernel_pcg import DEFAULT_MAX_ITER
 
 # The solvers whose iterations early stopping can score (square loss); the logistic
 # loss's Newton steps always can.
 ITERATIVE_SOLVERS = ("nystrom-pcg", "eigenpro", "pcg")
 # The solvers whose model has every training row as a centre (no n_centers, no centers).
 EXACT_SOLVERS = ("direct", "pcg")
-# CG iterations of solver="pcg" when max_iter is None: the real-data suite's wide kernels
-# need 10-25 at tol 1e-4, its narrow ones (flat spectra) more.
-PCG_DEFAULT_ITER = 100
+# CG iterations of solver="pcg" when max_iter is None (kernel_pcg.DEFAULT_MAX_ITER).
+PCG_DEFAULT_ITER = DEFAULT_MAX_ITER
 
 
 def continues_on_rows(warm: WarmStart | None, X: np.ndarray) -> bool:

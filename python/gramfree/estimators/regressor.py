@@ -31,7 +31,9 @@ class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
     machine's measured rates chooses among them (:mod:`gramfree.solvers.auto`): direct up
     to 4000 samples; beyond, the effective dimension of the kernel at this alpha, estimated
     from a subsample's spectrum, decides whether Nystrom can be close to exact. If not (a
-    narrow kernel), the cheaper exact method (direct or EigenPro on all points) is used;
+    narrow kernel), an exact method on all points is used: direct where its n x n matrix
+    fits, else pcg (which the cost model also prefers where it estimates pcg four times
+    cheaper);
     if so, Nystrom (PCG or one-pass, the cheaper by the model at each size) with centres
     doubled until the predictions settle. ``solver_`` and
     ``solver_info_["auto"]`` (``verbose`` prints it) say what was chosen and why.

@@ -8,13 +8,14 @@ The aim is the exact kernel ridge solution's quality at the least cost. Three fa
    close to exact once M is a few times d_eff. It is estimated from the spectrum of a
    subsample of s rows (``mu_j ~ (n / s) eig_j(K_SS)``). When the estimate exceeds s / 2 the
    subsample cannot resolve it (a narrow kernel: flat spectrum, d_eff of order n): no
-   affordable M is close to exact, and the exact methods on all points are the choice.
+   affordable M is close to exact, and the exact methods on all points are the choice:
+   direct where its n x n matrix fits, else PCG on all points (:mod:`.kernel_pcg`).
 2. **What each choice costs** on this machine, from four rates (:mod:`.rates`: measured
    here by ``python -m gramfree calibrate``, else built-in ones measured on the CI's
    machine kind by ``benchmarks/bench_costmodel.py``): the fused operator's flops per kernel entry
    (``2 d + 2 k + 8``, k right-hand sides), dense factorizations at the BLAS rate, and the
    typical iteration counts below. Memory: direct holds the n x n matrix in float64,
-   Nystrom-PCG two M x M matrices, EigenPro O(n k + s^2).
+   Nystrom-PCG two M x M matrices, PCG on all points O(n s).
 3. **Whether the model has settled.** With centres, auto grows M (doubling from
    ``max(1000, 4 d_eff)``) until the predictions on a probe of training rows stop changing
    (classification: at most ``SETTLE_DISAGREE`` of the probe's labels change; regression:
@@ -22,10 +23,14 @@ The aim is the exact kernel ridge solution's quality at the least cost. Three fa
    next size would cost more than an exact method or not fit. Doubling costs at most about
    twice the final fit (the M^3 preconditioner dominates, and halves of it sum to less).
 
-EigenPro counts as an exact method only where its budget can reach the ridge solution:
-its steps contract the ridge's own directions by about alpha / beta per epoch, so it needs
-about beta / alpha epochs (beta = max k(x, x) + alpha); beyond ``EIGENPRO_EPOCHS`` auto does
-not choose it.
+PCG on all points is the Gram-free exact method, chosen where direct does not fit or is
+estimated ``PCG_RISK`` times slower: its iteration count is a typical value, and a flat
+spectrum can need several times as many (Letter's narrow kernel: 100 iterations, not
+converged, where the default kernel took 22). EigenPro on all points is not among auto's
+choices: its steps contract the ridge's own directions by about alpha / beta per epoch, so
+it needs about beta / alpha epochs where PCG converges as sqrt(kappa), and PCG was the
+faster of the two on every set of the real-data suite but one (Letter's narrow kernel,
+where neither converged; ``benchmarks/bench_realdata.py``).
 
 ``solver_info_["auto"]`` records the estimates, the sizes tried and why each step was taken.
 """
@@ -43,21 +48,23 @@ from .._log import say
 from ._common import Problem, SolverResult, center_rows
 from ._common import physical_bytes as _physical_bytes
 from .direct import STREAM_MAX_FEATURES, refinement_budget, solve_direct
-from .eigenpro import _subsample_size, ridge_beta, solve_eigenpro
+from .kernel_pcg import DEFAULT_MAX_ITER, STORE_BYTES, SUBSAMPLE, solve_kernel_pcg
 from .nystrom_direct import solve_nystrom_direct
 from .nystrom_pcg import solve_nystrom_pcg
 from .rates import DEFAULT_RATES, current
 
 # The built-in rates (:mod:`.rates`; a calibrated machine uses its own).
 RATES = DEFAULT_RATES
-# Typical iteration counts at the default tol (real-data suite): CG iterations, EigenPro epochs;
-# and passes over K(X, centres) per iteration, as measured against the rates above (a CG
-# step is the two-sided K^T (K p) plus the solver's own work; an EigenPro epoch is the
-# batches' products, the preconditioner's corrections and the exact objective's pass).
+# Nystrom-PCG's typical CG iterations at the default tol (real-data suite), and passes over
+# K(X, centres) per iteration, as measured against the rates above (a CG step is the
+# two-sided K^T (K p) plus the solver's own work).
 PCG_ITERATIONS = 25
-EIGENPRO_EPOCHS = 30
 PCG_PASSES = 3.0
-EIGENPRO_PASSES = 4.0
+# PCG on all points (kernel_pcg): typical iterations at the default tol (real-data suite,
+# default and narrow kernels: 1 to 23, median 10), and the factor on its estimate before it
+# is preferred to direct (module docstring).
+PCG_EXACT_ITERATIONS = 25
+PCG_RISK = 4.0
 # Rows whose spectrum estimates d_eff (a 1000 x 1000 eigenproblem: ~0.1 s).
 SPECTRUM_ROWS = 1000
 # Settling thresholds of the centre-growing loop (see the module docstring).
@@ -153,12 +160,27 @@ class CostModel:
         seconds, nbytes = options[name]
         return name, seconds / (EXACT_PREFERENCE if name == "nystrom-pcg" else 1.0), nbytes
 
-    def eigenpro(self, epochs: int = EIGENPRO_EPOCHS) -> tuple[float, float]:
+    def pcg(self, iterations: int = PCG_EXACT_ITERATIONS) -> tuple[float, float]:
+        """Exact kernel ridge by CG on all points (:mod:`.kernel_pcg`). Once: the
+        preconditioner's pass over K(X, S) (s = SUBSAMPLE rows), F = K_XS L^-T by a
+        triangular solve and its Gram (n s^2 flops each), two s x s factorizations. Per
+        iteration, and once more for the check that confirms convergence: one pass over
+        the n x n kernel with t columns, and the preconditioner's two products with F
+        (GEMMs where F is stored, else two passes over K(X, S)). Memory: F where stored,
+        and about ten n x t float64 vectors."""
         n, d, t = self.n, self.d, self.t
-        s = _subsample_size(n)
-        setup = 4 * s**3 / self.rates["dense"] + 2 * s * s * _entry_flops(d, 0) / self.engine
-        per_epoch = EIGENPRO_PASSES * n * n * _entry_flops(d, t) / self.engine
-        return setup + epochs * per_epoch, 8.0 * (3 * n * t + 2 * s * s)
+        s = min(n, SUBSAMPLE)
+        stored = 8.0 * n * s <= STORE_BYTES
+        setup = (n * s + s * s) * _entry_flops(d, 0) / self.engine + (
+            2.0 * n * s * s + 2.0 * s**3 / 3
+        ) / self.rates["dense"]
+        precond = (
+            4.0 * n * s * t / self.rates["dense"]
+            if stored
+            else 2.0 * n * s * _entry_flops(d, t) / self.engine
+        )
+        per_iter = n * n * _entry_flops(d, t) / self.engine + precond
+        return setup + (iterations + 1) * per_iter, (8.0 * n * s if stored else 0.0) + 80.0 * n * t
 
 
 def effective_dimension(problem: Problem, rng: np.random.Generator) -> tuple[float, int]:
@@ -228,26 +250,26 @@ def solve_auto(
 
     d_eff, s = effective_dimension(problem, rng)
     log.update(d_eff=d_eff, spectrum_rows=s)
-    ep_s, ep_b = costs.eigenpro()
+    pcg_exact_s, pcg_exact_b = costs.pcg()
     exact = []  # (seconds, name) of the exact methods that fit in memory
     if direct_ok:
         exact.append((direct_s, "direct"))
-    # EigenPro's steps are ~ m / beta on batches of m: the ridge's own directions
-    # (eigenvalue ~ alpha / n) contract by ~ alpha / beta per epoch, so it reaches the ridge
-    # solution only where beta / alpha is within its epoch budget (Letter, alpha = 1e-7 n:
-    # 37% above the optimum after 30 epochs).
-    beta = ridge_beta(problem)
-    log["beta_over_alpha"] = beta / problem.alpha if problem.alpha > 0 else math.inf
-    if ep_b <= memory and log["beta_over_alpha"] <= EIGENPRO_EPOCHS:
-        exact.append((ep_s, "eigenpro"))
+    if pcg_exact_b <= memory:  # its typical iteration count, weighed by the risk of more
+        exact.append((PCG_RISK * pcg_exact_s, "pcg"))
     exact_s, exact_name = min(exact) if exact and nystrom_only is None else (math.inf, None)
-    log["estimates"] = {"direct_s": direct_s, "direct_bytes": direct_b, "eigenpro_s": ep_s}
+    log["estimates"] = {
+        "direct_s": direct_s,
+        "direct_bytes": direct_b,
+        "pcg_s": pcg_exact_s,
+        "pcg_bytes": pcg_exact_b,
+    }
 
     if d_eff > s / 2 and exact_name is not None:
+        fits = "" if direct_ok else f", direct's {direct_b / 2**30:.3g} GiB does not fit"
         note(
             f"{exact_name}: d_eff ~ {d_eff:.0f} of {s} sampled rows (a flat spectrum: Nystrom "
-            f"would need most of the {n} points as centres); est. {exact_s:.2g} s "
-            f"(direct {direct_s:.2g} s, eigenpro {ep_s:.2g} s)"
+            f"would need most of the {n} points as centres); est. direct {direct_s:.2g} s, "
+            f"pcg {pcg_exact_s:.2g} s (x {PCG_RISK:g} for the risk of more iterations){fits}"
         )
         return _finish(
             _run_exact(problem, exact_name, max_iter, tol, rng, verbose), exact_name, log
@@ -385,8 +407,12 @@ def solve_nystrom_choice(problem, centers, *, max_iter, tol, verbose) -> SolverR
 def _run_exact(problem, name, max_iter, tol, rng, verbose) -> SolverResult:
     if name == "direct":
         return solve_direct(problem.in_data_precision())
-    return solve_eigenpro(
-        problem, None, max_iter=max_iter or 30, tol=tol, random_state=rng, verbose=verbose
+    return solve_kernel_pcg(
+        problem,
+        max_iter=max_iter or DEFAULT_MAX_ITER,
+        tol=tol,
+        random_state=rng,
+        verbose=verbose,
     )
 
 

@@ -51,6 +51,9 @@ BLOCK_BYTES = 64 * 2**20
 # per iteration are then GEMMs of 2 n s t flops instead of kernel passes of 2 n s (d + t),
 # which cost as much as the iteration's own n^2 (d + t) pass where n is a few times s.
 STORE_BYTES = 1 * 2**30
+# CG iterations when the caller gives no max_iter: the real-data suite's wide kernels need
+# 10-25 at tol 1e-4, its narrow ones (flat spectra) more.
+DEFAULT_MAX_ITER = 100
 
 
 def solve_kernel_pcg(
