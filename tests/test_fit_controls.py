@@ -307,6 +307,27 @@ def test_warm_start_from_the_solution_needs_no_iteration(digits):
     np.testing.assert_allclose(model.predict(X), before, rtol=0, atol=1e-6 * np.abs(before).max())
 
 
+def test_warm_start_at_the_solution_with_early_stopping_reports_its_score(digits):
+    """A warm start that already meets tol runs no iteration, so no iterate is scored:
+    the validation scores stay empty (one per iteration) and the best held-out score is
+    the returned model's own, not -inf. (pcg: its best held-out iterate here is its last,
+    the solution; nystrom-pcg's was an earlier one, from which CG has work left.)"""
+    X, y = digits
+    params = dict(gamma=0.02, alpha=1e-2, solver="pcg", random_state=0, warm_start=True)
+    # the same held-out split both times; the first fit runs until CG meets tol
+    model = KernelClassifier(**params, early_stopping=True, n_iter_no_change=1000)
+    _quiet(model, X, y)
+    assert model.solver_info_["early_stopping"]["stopped"] is False and model.n_iter_ > 0
+    _quiet(model, X, y)
+    assert model.n_iter_ == 0 and model.validation_scores_ == []
+    _, _, _, held = _split_of(model, X, np.eye(10)[y], classify=True)
+    held_accuracy = accuracy_score(target_codes(held.Y), model.predict(held.X))
+    assert model.best_validation_score_ == pytest.approx(held_accuracy, abs=1e-12)
+    assert model.solver_info_["early_stopping"]["best_validation_score"] == (
+        model.best_validation_score_
+    )
+
+
 def test_warm_start_follows_changed_targets(diabetes):
     X, y = diabetes
     kw = dict(

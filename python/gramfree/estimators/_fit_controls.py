@@ -223,8 +223,12 @@ class ValidationMonitor:
         return self.stopped
 
     def apply(self, result) -> None:
-        """Hand the best iterate to the solver's result and record what happened."""
-        if self.best_coef is not None:
+        """Hand the best iterate to the solver's result and record what happened. Where
+        no iterate was scored (a warm start that already met tol runs no iteration), the
+        result is the start: its held-out score is the best one."""
+        if self.best_coef is None:
+            self.best_score = self.score(self.decision(result.coef, result.intercept))
+        else:
             result.coef = self.best_coef
             if self.best_intercept is not None:
                 result.intercept = self.best_intercept

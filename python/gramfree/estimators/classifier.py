@@ -336,7 +336,8 @@ default="auto"
         Held-out accuracy per iteration, or minus the held-out log-loss for
         ``loss="logistic"`` (``early_stopping`` only).
     best_validation_score_ : float
-        The best of them: the returned model's.
+        The best of them: the returned model's (its own held-out score when a warm start
+        already met tol and no iteration ran).
 
     See Also
     --------

@@ -153,7 +153,8 @@ default="auto"
     kernel_ : Kernel
     fit_time_ : float, seconds
     validation_scores_ : list of float, held-out R^2 per iteration (``early_stopping`` only)
-    best_validation_score_ : float, the best of them, the returned model's
+    best_validation_score_ : float, the best of them, the returned model's (its own when a
+        warm start already met tol and no iteration ran)
 
     Examples
     --------
