@@ -353,7 +353,9 @@ def nystroem_m(auto: dict | None, n: int) -> tuple[int, str]:
         how = f"auto did not run: M = min(n_train, {NYSTROEM_DIRECT_M})"
     if m >= n:
         m = min(n, NYSTROEM_DIRECT_M)
-        how += f"; auto kept all {n} points (direct): M = min(n_train, {NYSTROEM_DIRECT_M})"
+        how += (
+            f"; auto kept all {n} points (an exact solver): M = min(n_train, {NYSTROEM_DIRECT_M})"
+        )
     return int(m), how
 
 
