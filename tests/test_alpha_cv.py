@@ -465,3 +465,120 @@ def test_bad_alphas_are_named(alphas, match):
     X = np.random.default_rng(0).normal(size=(30, 2))
     with pytest.raises(ValueError, match=match):
         KernelRegressorCV(alphas=alphas).fit(X, X[:, 0])
+
+
+# -- gamma from candidates (gammas) ------------------------------------------------------
+
+GAMMAS = [0.05, 0.1, 0.3, 1.0]
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_gamma_grid_matches_brute_force_per_gamma(weighted):
+    """Diabetes: every row of gcv_grid_ is the brute-force GCV of that gamma on the same
+    centres; the chosen (gamma_, alpha_) is the grid's minimum, and the model is the
+    single-gamma fit's at gamma_ (same centres, same predictions)."""
+    X, Y = _load("diabetes")
+    w = np.random.default_rng(2).uniform(0.3, 3.0, len(X)) if weighted else None
+    model = KernelRegressorCV(gammas=GAMMAS, alphas=ALPHAS, n_centers=150, random_state=0)
+    model.fit(X, Y, sample_weight=w)
+    assert model.gcv_grid_.shape == model.dof_grid_.shape == (len(GAMMAS), len(ALPHAS))
+    for g, row in zip(GAMMAS, model.gcv_grid_):
+        want = _brute_gcv(X, Y, model.centers_, g, ALPHAS, np.ones(len(X)) if w is None else w)
+        np.testing.assert_allclose(row, want, rtol=1e-6)
+    i, j = np.unravel_index(np.argmin(model.gcv_grid_), model.gcv_grid_.shape)
+    assert (model.gamma_, model.alpha_) == (GAMMAS[i], ALPHAS[j])
+    assert model.kernel_.gamma == model.gamma_ and model.best_score_ == -model.gcv_grid_.min()
+    np.testing.assert_array_equal(model.gcv_values_, model.gcv_grid_[i])
+    np.testing.assert_array_equal(model.dof_, model.dof_grid_[i])
+    single = KernelRegressorCV(gamma=model.gamma_, alphas=ALPHAS, n_centers=150, random_state=0)
+    single.fit(X, Y, sample_weight=w)
+    np.testing.assert_array_equal(single.centers_, model.centers_)
+    np.testing.assert_allclose(model.predict(X), single.predict(X), rtol=1e-10, atol=1e-10)
+
+
+def test_classifier_gamma_grid_on_class_targets():
+    """Digits, 10 classes, with a narrow candidate among wide ones: each row is the
+    brute-force GCV of the one-hot targets; the choice is the grid's minimum."""
+    X, y = load_digits_small()
+    Y = (y[:, None] == np.arange(10)[None, :]).astype(float)
+    gammas = (0.005, 0.02, 0.2)
+    clf = KernelClassifierCV(gammas=gammas, alphas=ALPHAS, n_centers=200, random_state=0)
+    clf.fit(X, y)
+    for g, row in zip(gammas, clf.gcv_grid_):
+        want = _brute_gcv(X, Y, clf.centers_, g, ALPHAS, np.ones(len(y)))
+        np.testing.assert_allclose(row, want, rtol=1e-6)
+    i = int(np.argmin(clf.gcv_grid_.min(axis=1)))
+    assert clf.gamma_ == gammas[i] and clf.score(X, y) > 0.95
+    assert clf.solver_info_["gammas"] == list(gammas)
+
+
+def test_refitting_without_gammas_drops_the_grid():
+    X, Y = _load("diabetes")
+    model = KernelRegressorCV(gammas=[0.1, 1.0], alphas=ALPHAS, n_centers=100, random_state=0)
+    model.fit(X, Y)
+    assert hasattr(model, "gamma_")
+    model.set_params(gammas=None, gamma=0.1).fit(X, Y)
+    assert not any(hasattr(model, a) for a in ("gamma_", "gcv_grid_", "dof_grid_"))
+
+
+@pytest.mark.parametrize(
+    "params, match",
+    [
+        (dict(gammas=[0.1, 1.0], gamma=0.5), "gammas: the candidates for gamma replace it"),
+        (dict(gammas=[]), "gammas: must be a non-empty 1-d sequence of numbers"),
+        (dict(gammas=[[0.1], [1.0, 2.0]]), "gammas: must be a non-empty 1-d sequence"),
+        (dict(gammas=["a"]), "gammas: must be a non-empty 1-d sequence of numbers"),
+        (dict(gammas=[0.1, 0.0]), "gammas: every value must be positive and finite"),
+        (dict(gammas=[0.1, np.inf]), "gammas: every value must be positive and finite"),
+        (dict(gammas=[0.1], kernel="matern"), "gammas: the Matern kernel has no gamma"),
+        (dict(gammas=[0.1], kernel="linear"), "gammas: the Linear kernel has no gamma"),
+        (dict(gammas="0.1"), "'gammas' parameter .* must be an array-like"),
+    ],
+)
+def test_bad_gammas_are_named(params, match):
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    with pytest.raises(ValueError, match=match):
+        KernelRegressorCV(**params).fit(X, X[:, 0])
+
+
+def test_gammas_with_a_kernel_object_replace_its_gamma():
+    from gramfree.kernels import Laplacian
+
+    X, Y = _load("diabetes")
+    model = KernelRegressorCV(Laplacian(gamma=3.0), gammas=[0.05, 0.5], n_centers=100)
+    model.fit(X, Y)
+    assert isinstance(model.kernel_, Laplacian) and model.kernel_.gamma in (0.05, 0.5)
+
+
+def test_gamma_grid_models_save_and_load(tmp_path):
+    from gramfree import load
+
+    X, y = load_digits_small()
+    model = KernelClassifierCV(gammas=(0.005, 0.02), alphas=[1e-2, 0.1], n_centers=100)
+    model.fit(X, y).save(tmp_path / "m.gf")
+    loaded = load(tmp_path / "m.gf")
+    assert loaded.gamma_ == model.gamma_ and loaded.get_params() == model.get_params()
+    np.testing.assert_array_equal(loaded.gcv_grid_, model.gcv_grid_)
+    np.testing.assert_array_equal(loaded.dof_grid_, model.dof_grid_)
+    np.testing.assert_array_equal(loaded.decision_function(X), model.decision_function(X))
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda m: m["attributes"].update(gamma_=0.3), "attributes.gamma_' is 0.3, not one of"),
+        (lambda m: m["attributes"].update(gcv_grid_=[[1.0, 2.0]]), "must be a list of 2 rows"),
+        (lambda m: m["attributes"]["dof_grid_"][1].pop(), "dof_grid_\\[1\\]' has 1 values"),
+        (lambda m: m["attributes"].pop("dof_grid_"), "missing field\\(s\\) \\['dof_grid_'\\]"),
+        (lambda m: m["params"].update(gammas=None), "gamma_' is stored without params.gammas"),
+    ],
+)
+def test_damaged_gamma_grid_files_name_the_field(tmp_path, edit, message):
+    from gramfree import load
+
+    X, y = load_digits_small()
+    model = KernelClassifierCV(gammas=(0.005, 0.02), alphas=[1e-2, 0.1], n_centers=100)
+    model.fit(X, y).save(tmp_path / "m.gf")
+    _rewrite_attributes(tmp_path / "m.gf", tmp_path / "bad.gf", edit)
+    with pytest.raises(ValueError, match=message):
+        load(tmp_path / "bad.gf")

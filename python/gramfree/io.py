@@ -73,6 +73,7 @@ _PARAMS_ADDED_SINCE_V1 = (
     "validation_fraction",
     "n_iter_no_change",
     "warm_start",
+    "gammas",
 )
 
 _META = "__meta__"
@@ -137,6 +138,9 @@ def _estimator_classes() -> dict[str, type]:
 # What the alpha-path estimators (KernelRegressorCV, KernelClassifierCV) add to a kernel
 # machine's attributes: the chosen alpha and the criterion along the candidates.
 _ALPHA_PATH_ATTRIBUTES = ("alpha_", "gcv_values_", "dof_", "best_score_")
+# ... and with candidates for gamma (``gammas``), the chosen one and the criterion on the
+# grid; absent from files of earlier writers and of fits without gammas.
+_GAMMA_GRID_ATTRIBUTES = ("gamma_", "gcv_grid_", "dof_grid_")
 
 
 def _is_alpha_path(estimator) -> bool:
@@ -461,6 +465,15 @@ def _kernel_machine_state(estimator) -> tuple[dict, dict]:
                 float(estimator.best_score_) if np.isfinite(estimator.best_score_) else "-inf"
             ),
         )
+        if hasattr(estimator, "gamma_"):
+            attributes.update(
+                gamma_=float(estimator.gamma_),
+                gcv_grid_=[
+                    [float(v) if np.isfinite(v) else "inf" for v in row]
+                    for row in estimator.gcv_grid_
+                ],
+                dof_grid_=[[float(v) for v in row] for row in estimator.dof_grid_],
+            )
     return arrays, attributes
 
 
@@ -890,6 +903,7 @@ def _restore_kernel_machine(est, arrays: dict, attrs: dict) -> None:
     _check_keys(
         attrs,
         _KERNEL_MACHINE_ATTRIBUTES + (_ALPHA_PATH_ATTRIBUTES if alpha_path else ()),
+        _GAMMA_GRID_ATTRIBUTES if alpha_path else (),
         where="field 'attributes'",
     )
     n_features = _check_int(attrs["n_features_in_"], "attributes.n_features_in_", minimum=1)
@@ -971,6 +985,48 @@ def _restore_alpha_path(est, attrs: dict) -> None:
     est.dof_ = np.asarray(_check_numbers(attrs["dof_"], "attributes.dof_", length=k))
     best = attrs["best_score_"]
     est.best_score_ = -math.inf if best == "-inf" else _check_number(best, "attributes.best_score_")
+    _restore_gamma_grid(est, attrs, k)
+
+
+def _restore_gamma_grid(est, attrs: dict, n_alphas: int) -> None:
+    """gamma_ among params.gammas and the kernel's own gamma, and the criterion on the
+    (gammas x alphas) grid; all three present exactly when params.gammas is set."""
+    present = [name for name in _GAMMA_GRID_ATTRIBUTES if name in attrs]
+    if est.gammas is None:
+        if present:
+            raise _field_error(f"attributes.{present[0]}", "is stored without params.gammas")
+        return
+    if len(present) != len(_GAMMA_GRID_ATTRIBUTES):
+        missing = sorted(set(_GAMMA_GRID_ATTRIBUTES) - set(present))
+        raise ValueError(f"path: missing field(s) {missing} in field 'attributes'")
+    gammas = _check_numbers(list(np.asarray(est.gammas).tolist()), "params.gammas")
+    gamma = _check_number(attrs["gamma_"], "attributes.gamma_", minimum=0)
+    if gamma not in gammas:
+        raise _field_error("attributes.gamma_", f"is {gamma!r}, not one of params.gammas")
+    if getattr(est.kernel_, "gamma", None) != gamma:
+        raise _field_error("attributes.gamma_", "differs from attributes.kernel_'s gamma")
+    grids = {}
+    for name in ("gcv_grid_", "dof_grid_"):
+        rows = attrs[name]
+        field = f"attributes.{name}"
+        if not isinstance(rows, list) or len(rows) != len(gammas):
+            raise _field_error(field, f"must be a list of {len(gammas)} rows (one per gamma)")
+        values = []
+        for i, row in enumerate(rows):
+            if name == "gcv_grid_" and isinstance(row, list):
+                row = [math.inf if v == "inf" else v for v in row]
+                _check_numbers([v for v in row if v != math.inf], f"{field}[{i}]")
+                if len(row) != n_alphas:
+                    raise _field_error(
+                        f"{field}[{i}]", f"has {len(row)} values, expected {n_alphas}"
+                    )
+                values.append(row)
+            else:
+                values.append(_check_numbers(row, f"{field}[{i}]", length=n_alphas))
+        grids[name] = np.asarray(values, dtype=np.float64)
+    est.gamma_ = gamma
+    est.gcv_grid_ = grids["gcv_grid_"]
+    est.dof_grid_ = grids["dof_grid_"]
 
 
 # Optional arrays tracing the centres to training examples (explain); absent from the

@@ -1,9 +1,11 @@
 """KernelRegressorCV and KernelClassifierCV: kernel ridge regression and classification
 with alpha chosen by generalised cross-validation along the whole path, for the price of
-one Nystrom fit."""
+one Nystrom fit; and, given candidates for gamma, gamma by the same criterion, one such
+fit per candidate."""
 
 from __future__ import annotations
 
+import dataclasses
 import numbers
 import time
 from typing import TYPE_CHECKING
@@ -16,9 +18,10 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from .._log import say, verbose_output
 from .._threads import blas_threads
 from ..device import resolve_device
+from ..kernels import Kernel
 from ..solvers._common import Problem, center_rows
 from ..solvers.alpha_path import solve_alpha_path
-from ._base import KernelMachineMixin
+from ._base import KernelMachineMixin, check_kernel_range
 from .classifier import ClassScores, class_targets
 from .explain import ExplainMixin
 
@@ -40,6 +43,18 @@ def _check_alphas(alphas) -> np.ndarray:
     if not np.all(np.isfinite(a)) or np.any(a <= 0):
         raise ValueError(f"alphas: every value must be positive and finite, got {alphas!r}")
     return a
+
+
+def _check_gammas(gammas) -> np.ndarray:
+    try:
+        g = np.asarray(gammas, dtype=np.float64) if not isinstance(gammas, str) else None
+    except (TypeError, ValueError):
+        g = None
+    if g is None or g.ndim != 1 or g.size == 0:
+        raise ValueError(f"gammas: must be a non-empty 1-d sequence of numbers, got {gammas!r}")
+    if not np.all(np.isfinite(g)) or np.any(g <= 0):
+        raise ValueError(f"gammas: every value must be positive and finite, got {gammas!r}")
+    return g
 
 
 class _AlphaPathMixin(KernelMachineMixin):
@@ -64,6 +79,7 @@ class _AlphaPathMixin(KernelMachineMixin):
             )
         },
         "alphas": ["array-like"],
+        "gammas": ["array-like", None],
         "n_centers": [
             Interval(numbers.Integral, 1, None, closed="left"),
             Interval(numbers.Real, 0, 1, closed="right"),
@@ -77,6 +93,7 @@ class _AlphaPathMixin(KernelMachineMixin):
         *,
         alphas=(1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0),
         gamma=None,
+        gammas=None,
         degree=3,
         coef0=1.0,
         length_scale=1.0,
@@ -90,6 +107,7 @@ class _AlphaPathMixin(KernelMachineMixin):
         self.kernel = kernel
         self.alphas = alphas
         self.gamma = gamma
+        self.gammas = gammas
         self.degree = degree
         self.coef0 = coef0
         self.length_scale = length_scale
@@ -100,30 +118,76 @@ class _AlphaPathMixin(KernelMachineMixin):
         self.device = device
         self.verbose = verbose
 
+    def _candidate_kernels(self) -> list[tuple[float | None, Kernel]]:
+        """``(gamma, kernel)``: the kernel (gamma None), or one per candidate of ``gammas``
+        (refused where the kernel has no gamma, or where gamma is set as well)."""
+        kernel = self._make_kernel()
+        if self.gammas is None:
+            return [(None, kernel)]
+        gammas = _check_gammas(self.gammas)
+        if self.gamma is not None and not isinstance(self.kernel, Kernel):
+            raise ValueError(
+                f"gammas: the candidates for gamma replace it; got gamma={self.gamma!r} as "
+                "well (leave gamma=None)"
+            )
+        if "gamma" not in {f.name for f in dataclasses.fields(kernel)}:
+            raise ValueError(
+                f"gammas: the {type(kernel).__name__} kernel has no gamma to choose "
+                "(rbf, laplacian and poly have one)"
+            )
+        return [(float(g), dataclasses.replace(kernel, **{"gamma": float(g)})) for g in gammas]
+
     def _fit_path(self, X: np.ndarray, Y: np.ndarray, sample_weight) -> None:
-        """Centres, the GCV path over alphas, and the fitted attributes at the best."""
+        """Centres, the GCV path over alphas (for each candidate gamma), and the fitted
+        attributes at the best."""
         alphas = _check_alphas(self.alphas)
+        kernels = self._candidate_kernels()
+        if self.gammas is not None:  # fit validated the data with gamma=None's kernel
+            for _, kernel in kernels:
+                check_kernel_range(X, kernel, np.dtype(np.float64), self.n_jobs)
         n = X.shape[0]
         m = self._resolve_n_centers(n) or min(n, DEFAULT_CENTERS)
         rng = self._rng()
         idx = center_rows(rng, n, m, sample_weight)
         centers = np.ascontiguousarray(X[idx])
-        kernel = self._make_kernel()
-        # The path is solved in float64 whatever the data (its eigendecomposition needs it).
-        problem = Problem(
-            X,
-            Y,
-            kernel,
-            float(alphas[0]),
-            sample_weight,
-            self.n_jobs,
-            resolve_device(self.device),
-            np.dtype(np.float64),
-        )
         start = time.perf_counter()
-        with blas_threads(self.n_jobs):  # its eigendecomposition too: gramfree._threads
-            path = solve_alpha_path(problem, centers, alphas)
+        path, (gamma, kernel), grid, dofs = None, kernels[0], [], []
+        for candidate_gamma, candidate in kernels:
+            # The path is solved in float64 whatever the data (its eigendecomposition
+            # needs it); every candidate on the same centres.
+            problem = Problem(
+                X,
+                Y,
+                candidate,
+                float(alphas[0]),
+                sample_weight,
+                self.n_jobs,
+                resolve_device(self.device),
+                np.dtype(np.float64),
+            )
+            with blas_threads(self.n_jobs):  # its eigendecomposition too: gramfree._threads
+                this = solve_alpha_path(problem, centers, alphas)
+            grid.append(this.gcv)
+            dofs.append(this.dof)
+            if self.verbose and self.gammas is not None:
+                with verbose_output(True):
+                    say(
+                        f"[{type(self).__name__}] gamma={candidate_gamma:g}: best GCV "
+                        f"{this.gcv[this.best]:.6g} at alpha={alphas[this.best]:g}"
+                    )
+            # The lowest GCV wins; a tie (or no estimate anywhere: inf) keeps the first.
+            if path is None or this.gcv[this.best] < path.gcv[path.best]:
+                path, gamma, kernel = this, candidate_gamma, candidate
+        assert path is not None
         self.fit_time_ = time.perf_counter() - start
+        if gamma is not None:
+            self.gamma_ = gamma
+            self.gcv_grid_ = np.array(grid)
+            self.dof_grid_ = np.array(dofs)
+        else:
+            for name in ("gamma_", "gcv_grid_", "dof_grid_"):
+                if hasattr(self, name):
+                    delattr(self, name)
         self.kernel_ = kernel
         self.solver_ = "nystrom-direct"
         self.centers_ = centers
@@ -136,11 +200,14 @@ class _AlphaPathMixin(KernelMachineMixin):
         self.dof_ = path.dof
         self.best_score_ = -float(path.gcv[path.best])
         self.solver_info_ = dict(path.info, alphas=alphas.tolist())
+        if self.gammas is not None:
+            self.solver_info_["gammas"] = [g for g, _ in kernels]
         if self.verbose:
             with verbose_output(True):
+                chosen = "" if gamma is None else f", gamma_={gamma:g} of {len(kernels)}"
                 say(
                     f"[{type(self).__name__}] {m} centres, alpha_={self.alpha_:g} of "
-                    f"{len(alphas)}, {self.fit_time_:.2f} s"
+                    f"{len(alphas)}{chosen}, {self.fit_time_:.2f} s"
                 )
 
     def compress(
@@ -216,6 +283,12 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         Candidates for the objective ``sum_i w_i (f(x_i) - y_i)^2 + alpha ||f||^2``.
     gamma : float, default=None
         RBF/Laplacian/polynomial scale; None means 1 / n_features.
+    gammas : sequence of positive floats, default=None
+        Candidates for ``gamma`` (rbf, laplacian, poly, or a kernel object with a gamma;
+        ``gamma`` must then be None). Each costs one pass over the data and one
+        eigendecomposition, all on the same centres, and the pair (gamma, alpha) of lowest
+        GCV wins (``gamma_``, ``gcv_grid_``): a grid, where falkon.hopt follows the
+        criterion's gradient.
     degree : int, default=3
         Degree of the polynomial kernel.
     coef0 : float, default=1.0
@@ -240,9 +313,12 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
     Attributes
     ----------
     alpha_ : float, the chosen alpha
-    gcv_values_ : ndarray (n_alphas,), GCV of each candidate (lower is better)
+    gcv_values_ : ndarray (n_alphas,), GCV of each candidate (lower is better; at ``gamma_``)
     dof_ : ndarray (n_alphas,), effective degrees of freedom of each candidate
     best_score_ : float, minus the chosen alpha's GCV (higher is better, as RidgeCV's)
+    gamma_ : float, the chosen gamma (``gammas`` only)
+    gcv_grid_ : ndarray (n_gammas, n_alphas), GCV of every pair (``gammas`` only)
+    dof_grid_ : ndarray (n_gammas, n_alphas), their degrees of freedom (``gammas`` only)
     centers_, dual_coef_, kernel_, solver_info_, fit_time_ : as KernelRegressor.
 
     Examples
@@ -255,6 +331,17 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
     True
     >>> model.gcv_values_.shape
     (4,)
+
+    gamma too, from candidates (one pass each):
+
+    >>> model = KernelRegressorCV(gammas=[0.1, 1.0, 10.0], alphas=[1e-3, 1e-2, 0.1, 1.0])
+    >>> model = model.fit(X[:350], y[:350])
+    >>> model.gcv_grid_.shape  # (gammas, alphas)
+    (3, 4)
+    >>> bool(model.gcv_grid_.min() == model.gcv_values_.min() == -model.best_score_)
+    True
+    >>> model.kernel_.gamma == model.gamma_
+    True
     """
 
     def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
@@ -354,6 +441,12 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
         Candidates for the objective ``sum_i w_i (f(x_i) - y_i)^2 + alpha ||f||^2``.
     gamma : float, default=None
         RBF/Laplacian/polynomial scale; None means 1 / n_features.
+    gammas : sequence of positive floats, default=None
+        Candidates for ``gamma`` (rbf, laplacian, poly, or a kernel object with a gamma;
+        ``gamma`` must then be None). Each costs one pass over the data and one
+        eigendecomposition, all on the same centres, and the pair (gamma, alpha) of lowest
+        GCV wins (``gamma_``, ``gcv_grid_``): a grid, where falkon.hopt follows the
+        criterion's gradient.
     degree : int, default=3
         Degree of the polynomial kernel.
     coef0 : float, default=1.0
@@ -390,6 +483,10 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
         Effective degrees of freedom of each candidate.
     best_score_ : float
         Minus the chosen alpha's GCV (higher is better, as RidgeCV's).
+    gamma_ : float
+        The chosen gamma (``gammas`` only).
+    gcv_grid_, dof_grid_ : ndarray of shape (n_gammas, n_alphas)
+        GCV and degrees of freedom of every pair (``gammas`` only).
     centers_, dual_coef_, kernel_, solver_info_, fit_time_ :
         As :class:`~gramfree.KernelClassifier`.
 
@@ -416,6 +513,7 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
         *,
         alphas=(1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0),
         gamma=None,
+        gammas=None,
         degree=3,
         coef0=1.0,
         length_scale=1.0,
@@ -431,6 +529,7 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
             kernel,
             alphas=alphas,
             gamma=gamma,
+            gammas=gammas,
             degree=degree,
             coef0=coef0,
             length_scale=length_scale,
