@@ -196,6 +196,13 @@ def gramfree_rows(n: int, dtype: str, repeat: int, square_max: int) -> dict:
     B = rng.standard_normal((n, 26)).astype(dtype)
     out["trsm26"] = best_time(lambda: linalg.solve_triangular(L, B), repeat)
     out["trsm26_t"] = best_time(lambda: linalg.solve_triangular(L, B, trans=True), repeat)
+    # The ceiling for 26 right-hand sides: numpy's GEMM of the whole n x n factor with the
+    # same 26 columns does as many flops per matrix entry read (2 x 26 over n^2 entries; a
+    # triangular solve: 26 over n^2 / 2), so it is bound by the same memory traffic.
+    out["gemm26"] = best_time(lambda: L @ B, repeat)
+    # And the memory bus's: a matrix-vector product streams the n x n factor once (GB/s).
+    v = rng.standard_normal(n).astype(dtype)
+    out["gemv_gbs"] = L.nbytes / best_time(lambda: L @ v, repeat) / 1e9
     if n <= square_max:
         B = rng.standard_normal((n, n)).astype(dtype)
         out["trsmN"] = best_time(lambda: linalg.solve_triangular(L, B), 1)
@@ -264,9 +271,10 @@ def factor_tables(args, rows: list[dict], gemm: dict, lines: list, verdicts: lis
         lines.append(
             "| n | gramfree cholesky s | GFLOP/s | % " + name + " | scipy 1 thread "
             "| scipy Haswell | torch | speed-up vs best anchor | trsm 26 rhs | "
-            "trsm^T 26 rhs | trsm n rhs | residual |"
+            "trsm^T 26 rhs | numpy GEMM, 26 columns (same bytes per flop) | trsm n rhs "
+            "| GEMV streams the factor, GB/s | residual |"
         )
-        lines.append("|" + "---|" * 12)
+        lines.append("|" + "---|" * 14)
         for row in (r for r in rows if r["dtype"] == dtype):
             n, g = row["n"], row["gf"]
             flops = n**3 / 3.0
@@ -278,12 +286,17 @@ def factor_tables(args, rows: list[dict], gemm: dict, lines: list, verdicts: lis
                 for key in ("scipy 1 thread", "scipy Haswell", "torch")
             )
             solves = " | ".join(
-                solve_cell(g.get(key), n * n * k, ref)
-                for key, k in (("trsm26", 26), ("trsm26_t", 26), ("trsmN", n))
+                solve_cell(g.get(key), count, ref)
+                for key, count in (
+                    ("trsm26", n * n * 26),
+                    ("trsm26_t", n * n * 26),
+                    ("gemm26", 2 * n * n * 26),
+                    ("trsmN", n**3),
+                )
             )
             lines.append(
                 f"| {n} | {g['chol']:.2f} | {rate:.1f} | {rate / ref:.0%} | {anchors} | "
-                f"{speedup} | {solves} | {g['residual']:.1e} |"
+                f"{speedup} | {solves} | {g['gemv_gbs']:.1f} | {g['residual']:.1e} |"
             )
             if args.quick:
                 continue
