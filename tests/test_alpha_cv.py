@@ -582,3 +582,91 @@ def test_damaged_gamma_grid_files_name_the_field(tmp_path, edit, message):
     _rewrite_attributes(tmp_path / "m.gf", tmp_path / "bad.gf", edit)
     with pytest.raises(ValueError, match=message):
         load(tmp_path / "bad.gf")
+
+
+@pytest.mark.filterwarnings("ignore:alphas. no candidate has a GCV estimate")
+def test_gammas_are_range_checked_in_the_model_s_precision():
+    """float32 data are fitted and predicted in float32: each candidate is checked there,
+    as a single gamma is (not with gamma=None's kernel, nor in float64). A candidate that
+    overflows is named; one that does not fits and predicts finite values."""
+    rng = np.random.default_rng(0)
+    X = (rng.normal(size=(60, 1)) * 1e7).astype(np.float32)
+    y = rng.normal(size=60).astype(np.float32)
+    single = KernelRegressorCV(kernel="poly", gamma=1e-9).fit(X, y)
+    grid = KernelRegressorCV(kernel="poly", gammas=[1e-9]).fit(X, y)
+    np.testing.assert_array_equal(grid.predict(X), single.predict(X))
+    assert np.isfinite(grid.predict(X)).all()
+    with pytest.raises(ValueError, match=r"^X: the poly kernel overflows float32.*gammas\[1\]=1\)"):
+        KernelRegressorCV(kernel="poly", gammas=[1e-9, 1.0]).fit(X, y)
+    with pytest.raises(ValueError, match="gamma=1e\\+39 is out of float32's range"):
+        KernelRegressorCV(gammas=[0.1, 1e39]).fit(X / 1e7, y)
+
+
+def test_only_the_chosen_gamma_s_warnings_are_said():
+    """Weights summing below every candidate's degrees of freedom at one gamma (1e4: a
+    nearly diagonal kernel) leave it without a GCV estimate, which warns; the other gamma
+    has estimates and wins, so nothing is said."""
+    import warnings
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(80, 3)), rng.normal(size=80)
+    w = np.full(80, 1 / 80)
+    with pytest.warns(UserWarning, match="no candidate has a GCV estimate"):
+        KernelRegressorCV(gamma=1e4, alphas=[1e-3, 0.3]).fit(X, y, sample_weight=w)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = KernelRegressorCV(gammas=[0.01, 1e4], alphas=[1e-3, 0.3])
+        model.fit(X, y, sample_weight=w)
+    assert model.gamma_ == 0.01 and np.isfinite(model.best_score_)
+
+
+@pytest.mark.parametrize(
+    "gammas, message",
+    [
+        ([-5.0, 0.005], "params.gammas' every value must be positive and finite"),
+        ([0.0, 0.005], "params.gammas' every value must be positive and finite"),
+        ({"__dict__": [[0.005, 1.0], [0.02, 1.0]]}, "params.gammas' must be a non-empty list"),
+        ({"__ndarray__": [0.005], "dtype": "float64", "shape": []}, "params.gammas' must be"),
+    ],
+)
+def test_damaged_gammas_parameter_is_named(tmp_path, gammas, message):
+    from gramfree import load
+
+    X, y = load_digits_small()
+    model = KernelClassifierCV(gammas=(0.005, 0.02), alphas=[1e-2, 0.1], n_centers=100)
+    model.fit(X, y).save(tmp_path / "m.gf")
+
+    def edit(meta):
+        meta["params"]["gammas"] = gammas
+
+    _rewrite_attributes(tmp_path / "m.gf", tmp_path / "bad.gf", edit)
+    with pytest.raises(ValueError, match=message):
+        load(tmp_path / "bad.gf")
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [
+        (lambda a: a["gcv_grid_"][0].reverse(), "gcv_grid_' differs from gcv_values_"),
+        (lambda a: a.update(best_score_=a["best_score_"] - 1.0), "best_score_' is not minus"),
+    ],
+)
+def test_gamma_grid_inconsistent_with_the_path_is_refused(tmp_path, edit, message):
+    from gramfree import load
+
+    X, y = load_digits_small()
+    model = KernelClassifierCV(gammas=(0.005, 0.02), alphas=[1e-2, 0.1], n_centers=100)
+    model.fit(X, y).save(tmp_path / "m.gf")
+
+    def change(meta):  # the chosen gamma's row first, then the damage
+        row = meta["params"]["gammas"]["__tuple__"].index(meta["attributes"]["gamma_"])
+        attrs = meta["attributes"]
+        attrs["gcv_grid_"].insert(0, attrs["gcv_grid_"].pop(row))
+        attrs["dof_grid_"].insert(0, attrs["dof_grid_"].pop(row))
+        gammas = meta["params"]["gammas"]["__tuple__"]
+        gammas.insert(0, gammas.pop(row))
+        edit(attrs)
+
+    _rewrite_attributes(tmp_path / "m.gf", tmp_path / "bad.gf", change)
+    with pytest.raises(ValueError, match=message):
+        load(tmp_path / "bad.gf")

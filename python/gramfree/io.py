@@ -999,7 +999,17 @@ def _restore_gamma_grid(est, attrs: dict, n_alphas: int) -> None:
     if len(present) != len(_GAMMA_GRID_ATTRIBUTES):
         missing = sorted(set(_GAMMA_GRID_ATTRIBUTES) - set(present))
         raise ValueError(f"path: missing field(s) {missing} in field 'attributes'")
-    gammas = _check_numbers(list(np.asarray(est.gammas).tolist()), "params.gammas")
+    from .estimators.cv import _check_gammas
+
+    gammas = est.gammas
+    if isinstance(gammas, np.ndarray) and gammas.ndim == 1:
+        gammas = gammas.tolist()
+    if not isinstance(gammas, (list, tuple)):
+        raise _field_error("params.gammas", "must be a non-empty list of numbers")
+    try:
+        gammas = _check_gammas(_check_numbers(list(gammas), "params.gammas")).tolist()
+    except ValueError as exc:
+        raise _field_error("params.gammas", str(exc).removeprefix("gammas: ")) from None
     gamma = _check_number(attrs["gamma_"], "attributes.gamma_", minimum=0)
     if gamma not in gammas:
         raise _field_error("attributes.gamma_", f"is {gamma!r}, not one of params.gammas")
@@ -1024,6 +1034,15 @@ def _restore_gamma_grid(est, attrs: dict, n_alphas: int) -> None:
             else:
                 values.append(_check_numbers(row, f"{field}[{i}]", length=n_alphas))
         grids[name] = np.asarray(values, dtype=np.float64)
+    # The chosen gamma's row is the path the model reports, and the best score the grid's.
+    row = gammas.index(gamma)
+    if not (
+        np.array_equal(grids["gcv_grid_"][row], est.gcv_values_)
+        and np.array_equal(grids["dof_grid_"][row], est.dof_)
+    ):
+        raise _field_error("attributes.gcv_grid_", "differs from gcv_values_ / dof_ at gamma_")
+    if est.best_score_ != -float(np.min(grids["gcv_grid_"])):
+        raise _field_error("attributes.best_score_", "is not minus the lowest GCV on the grid")
     est.gamma_ = gamma
     est.gcv_grid_ = grids["gcv_grid_"]
     est.dof_grid_ = grids["dof_grid_"]

@@ -219,7 +219,7 @@ class KernelMachineMixin(BaseEstimator):
         )
         if y_numeric:  # regression targets (a classifier's are class codes)
             check_target_range(y, X.dtype)
-        check_kernel_range(X, self._make_kernel(), self._kernel_dtype(X), self.n_jobs)
+        self._check_kernel_ranges(X)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=X.dtype, ensure_non_negative=True
@@ -227,6 +227,11 @@ class KernelMachineMixin(BaseEstimator):
             if not sample_weight.any():
                 raise ValueError("sample_weight: all weights are zero")
         return X, y, sample_weight
+
+    def _check_kernel_ranges(self, X: np.ndarray) -> None:
+        """Refuse data on which the fit's kernel overflows (the CV estimators check each
+        candidate for gamma)."""
+        check_kernel_range(X, self._make_kernel(), self._kernel_dtype(X), self.n_jobs)
 
     def _kernel_dtype(self, X: np.ndarray) -> np.dtype:
         """The iterative solvers' product precision: ``kernel_precision``, else the data's.

@@ -8,6 +8,7 @@ from __future__ import annotations
 import dataclasses
 import numbers
 import time
+import warnings
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -137,21 +138,27 @@ class _AlphaPathMixin(KernelMachineMixin):
             )
         return [(float(g), dataclasses.replace(kernel, **{"gamma": float(g)})) for g in gammas]
 
+    def _check_kernel_ranges(self, X: np.ndarray) -> None:
+        for i, (gamma, kernel) in enumerate(self._candidate_kernels()):
+            try:
+                check_kernel_range(X, kernel, self._kernel_dtype(X), self.n_jobs)
+            except ValueError as exc:
+                if gamma is None:
+                    raise
+                raise ValueError(f"{exc} (the candidate gammas[{i}]={gamma:g})") from None
+
     def _fit_path(self, X: np.ndarray, Y: np.ndarray, sample_weight) -> None:
         """Centres, the GCV path over alphas (for each candidate gamma), and the fitted
         attributes at the best."""
         alphas = _check_alphas(self.alphas)
         kernels = self._candidate_kernels()
-        if self.gammas is not None:  # fit validated the data with gamma=None's kernel
-            for _, kernel in kernels:
-                check_kernel_range(X, kernel, np.dtype(np.float64), self.n_jobs)
         n = X.shape[0]
         m = self._resolve_n_centers(n) or min(n, DEFAULT_CENTERS)
         rng = self._rng()
         idx = center_rows(rng, n, m, sample_weight)
         centers = np.ascontiguousarray(X[idx])
         start = time.perf_counter()
-        path, (gamma, kernel), grid, dofs = None, kernels[0], [], []
+        path, (gamma, kernel), grid, dofs, said = None, kernels[0], [], [], []
         for candidate_gamma, candidate in kernels:
             # The path is solved in float64 whatever the data (its eigendecomposition
             # needs it); every candidate on the same centres.
@@ -165,7 +172,10 @@ class _AlphaPathMixin(KernelMachineMixin):
                 resolve_device(self.device),
                 np.dtype(np.float64),
             )
-            with blas_threads(self.n_jobs):  # its eigendecomposition too: gramfree._threads
+            # A candidate's warnings (no GCV estimate at any alpha) concern the model only
+            # if it wins: they are said for the winner alone.
+            with blas_threads(self.n_jobs), warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
                 this = solve_alpha_path(problem, centers, alphas)
             grid.append(this.gcv)
             dofs.append(this.dof)
@@ -177,8 +187,10 @@ class _AlphaPathMixin(KernelMachineMixin):
                     )
             # The lowest GCV wins; a tie (or no estimate anywhere: inf) keeps the first.
             if path is None or this.gcv[this.best] < path.gcv[path.best]:
-                path, gamma, kernel = this, candidate_gamma, candidate
+                path, gamma, kernel, said = this, candidate_gamma, candidate, caught
         assert path is not None
+        for w in said:
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         self.fit_time_ = time.perf_counter() - start
         if gamma is not None:
             self.gamma_ = gamma
@@ -249,7 +261,7 @@ class _AlphaPathMixin(KernelMachineMixin):
         """
         raise TypeError(
             "compress: fit the plain estimator with alpha=alpha_ and the same "
-            "kernel, and compress that model"
+            "kernel (gamma=gamma_ where gammas chose it), and compress that model"
         )
 
 

@@ -292,9 +292,14 @@ def solve_auto(
         ):
             # The next size is not worth it: an exact method is cheaper (or M nears n).
             if exact_name is not None:
+                exact_est = (
+                    f"est. {exact_s:.2g} s"
+                    if exact_name == "direct"
+                    else f"est. {exact_s / PCG_RISK:.2g} s, x {PCG_RISK:g} for its risk"
+                )
                 why = (
                     f"{m} centres (est. {pcg_s:.2g} s) would cost more than {exact_name} "
-                    f"(est. {exact_s:.2g} s)"
+                    f"({exact_est})"
                     if pcg_s > exact_s
                     else f"{m} centres is most of the {n} points"
                 )
