@@ -34,28 +34,25 @@ if TYPE_CHECKING:  # typing.Self is Python 3.11+
 DEFAULT_CENTERS = 2000
 
 
-def _check_alphas(alphas) -> np.ndarray:
-    try:  # ["a"] or [[1], [2, 3]]: numpy's own message would not name alphas
-        a = np.asarray(alphas, dtype=np.float64) if not isinstance(alphas, str) else None
+def _check_candidates(values, name: str) -> np.ndarray:
+    """``alphas`` or ``gammas``: a non-empty 1-d array of positive finite numbers."""
+    try:  # ["a"] or [[1], [2, 3]]: numpy's own message would not name the parameter
+        a = np.asarray(values, dtype=np.float64) if not isinstance(values, str) else None
     except (TypeError, ValueError):
         a = None
     if a is None or a.ndim != 1 or a.size == 0:
-        raise ValueError(f"alphas: must be a non-empty 1-d sequence of numbers, got {alphas!r}")
+        raise ValueError(f"{name}: must be a non-empty 1-d sequence of numbers, got {values!r}")
     if not np.all(np.isfinite(a)) or np.any(a <= 0):
-        raise ValueError(f"alphas: every value must be positive and finite, got {alphas!r}")
+        raise ValueError(f"{name}: every value must be positive and finite, got {values!r}")
     return a
 
 
+def _check_alphas(alphas) -> np.ndarray:
+    return _check_candidates(alphas, "alphas")
+
+
 def _check_gammas(gammas) -> np.ndarray:
-    try:
-        g = np.asarray(gammas, dtype=np.float64) if not isinstance(gammas, str) else None
-    except (TypeError, ValueError):
-        g = None
-    if g is None or g.ndim != 1 or g.size == 0:
-        raise ValueError(f"gammas: must be a non-empty 1-d sequence of numbers, got {gammas!r}")
-    if not np.all(np.isfinite(g)) or np.any(g <= 0):
-        raise ValueError(f"gammas: every value must be positive and finite, got {gammas!r}")
-    return g
+    return _check_candidates(gammas, "gammas")
 
 
 class _AlphaPathMixin(KernelMachineMixin):
