@@ -291,3 +291,29 @@ def test_pcg_recomputing_the_subsample_block_gives_the_stored_iterates(name, gam
     np.testing.assert_allclose(
         recomputed.coef, stored.coef, rtol=0, atol=1e-9 * np.abs(stored.coef).max()
     )
+
+
+@pytest.mark.parametrize("stored", [True, False], ids=["F-stored", "F-recomputed"])
+def test_auto_s_memory_estimate_covers_what_pcg_allocates(monkeypatch, stored):
+    """auto admits pcg where CostModel.pcg's bytes fit in memory: the estimate must not
+    fall below the solver's own allocations (numpy's, traced), F stored or not."""
+    import tracemalloc
+
+    from gramfree.solvers import auto, kernel_pcg
+
+    if not stored:
+        monkeypatch.setattr(kernel_pcg, "STORE_BYTES", 0)
+        monkeypatch.setattr(auto, "STORE_BYTES", 0)
+    rng = np.random.default_rng(0)
+    n, d, t = 3000, 8, 5
+    X = rng.normal(size=(n, d))
+    Y = rng.normal(size=(n, t))
+    p = Problem(X, Y, Gaussian(0.1), 1e-2, None, None)
+    tracemalloc.start()
+    try:
+        _fit(p, tol=1e-8, max_iter=20)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    estimate = auto.CostModel(n, d, t, np.dtype(np.float64)).pcg()[1]
+    assert peak <= estimate, (peak, estimate)

@@ -48,7 +48,7 @@ from .._log import say
 from ._common import Problem, SolverResult, center_rows
 from ._common import physical_bytes as _physical_bytes
 from .direct import STREAM_MAX_FEATURES, refinement_budget, solve_direct
-from .kernel_pcg import DEFAULT_MAX_ITER, STORE_BYTES, SUBSAMPLE, solve_kernel_pcg
+from .kernel_pcg import BLOCK_BYTES, DEFAULT_MAX_ITER, STORE_BYTES, SUBSAMPLE, solve_kernel_pcg
 from .nystrom_direct import solve_nystrom_direct
 from .nystrom_pcg import solve_nystrom_pcg
 from .rates import DEFAULT_RATES, current
@@ -167,7 +167,9 @@ class CostModel:
         iteration, and once more for the check that confirms convergence: one pass over
         the n x n kernel with t columns, and the preconditioner's two products with F
         (GEMMs where F is stored, else two passes over K(X, S)). Memory: F where stored,
-        and about ten n x t float64 vectors."""
+        about a dozen n x t float64 arrays (the CG vectors, the best iterate, products),
+        four s x s matrices (K_SS, its factor, the inner matrix and its factor) and the
+        preconditioner pass's blocks."""
         n, d, t = self.n, self.d, self.t
         s = min(n, SUBSAMPLE)
         stored = 8.0 * n * s <= STORE_BYTES
@@ -180,7 +182,8 @@ class CostModel:
             else 2.0 * n * s * _entry_flops(d, t) / self.engine
         )
         per_iter = n * n * _entry_flops(d, t) / self.engine + precond
-        return setup + (iterations + 1) * per_iter, (8.0 * n * s if stored else 0.0) + 80.0 * n * t
+        nbytes = (8.0 * n * s if stored else 0.0) + 96.0 * n * t + 32.0 * s * s + 3 * BLOCK_BYTES
+        return setup + (iterations + 1) * per_iter, nbytes
 
 
 def effective_dimension(problem: Problem, rng: np.random.Generator) -> tuple[float, int]:
