@@ -10,6 +10,9 @@ GridSearchCV of separate fits, on real data (diamonds, from benchmarks/realdata.
    warm-started from the previous one (``warm_start=True``) and scored on a held-out 20%,
    beside the same loop started cold each time and ``GridSearchCV`` (cv=3) of separate
    cold fits on the same centres.
+3. **gamma and alpha** (exact kernel ridge): ``KernelRegressorCV(gammas=..., n_centers=1.0)``,
+   one eigendecomposition per candidate gamma (the suite's gamma times 1/4 ... 4), beside
+   ``GridSearchCV(KernelRidge, {gamma, alpha}, cv=5)``.
 
 Prints each scheme's time, the ratio to the anchor, the chosen alpha and its test R^2.
 
@@ -65,6 +68,32 @@ def exact_scheme(X, y, Xt, yt, gamma, alphas):
         f"{grid.best_params_['alpha']:9.3g} {r2_grid:8.4f}"
     )
     print(f"   ratio GridSearchCV / GCV path: {t_grid / t_gcv:.1f}x")
+
+
+def gamma_scheme(X, y, Xt, yt, gammas, alphas):
+    print(
+        f"\n3. gamma and alpha, exact kernel ridge, n = {len(X)}, {len(gammas)} gammas x "
+        f"{len(alphas)} alphas"
+    )
+    cv_model, t_gcv = timed(
+        lambda: KernelRegressorCV(gammas=gammas, alphas=alphas, n_centers=1.0).fit(X, y)
+    )
+    grid, t_grid = timed(
+        lambda: GridSearchCV(
+            KernelRidge(kernel="rbf"), {"gamma": list(gammas), "alpha": list(alphas)}, cv=5
+        ).fit(X, y)
+    )
+    print(f"   {'scheme':44s} {'time (s)':>9s} {'gamma':>9s} {'alpha':>9s} {'test R2':>8s}")
+    print(
+        f"   {'KernelRegressorCV(gammas=...): GCV paths':44s} {t_gcv:9.2f} "
+        f"{cv_model.gamma_:9.3g} {cv_model.alpha_:9.3g} {r2_score(yt, cv_model.predict(Xt)):8.4f}"
+    )
+    print(
+        f"   {'GridSearchCV(KernelRidge), cv=5':44s} {t_grid:9.2f} "
+        f"{grid.best_params_['gamma']:9.3g} {grid.best_params_['alpha']:9.3g} "
+        f"{r2_score(yt, grid.predict(Xt)):8.4f}"
+    )
+    print(f"   ratio GridSearchCV / GCV paths: {t_grid / t_gcv:.1f}x")
 
 
 def path_scores(X_fit, y_fit, X_val, y_val, alphas, centers, gamma, warm):
@@ -144,8 +173,11 @@ def main() -> None:
     m = 200 if args.quick else 1000
     alphas = np.logspace(-4, 1, 6 if args.quick else 12) * n_exact
     exact_scheme(X[:n_exact], y[:n_exact], Xt, yt, gamma, alphas)
+    gammas = gamma * np.array([0.5, 1.0, 2.0] if args.quick else [0.25, 0.5, 1.0, 2.0, 4.0])
+    exact_alphas = alphas
     alphas = np.logspace(-4, 1, 6 if args.quick else 12) * n_iter
     iterative_scheme(X[:n_iter], y[:n_iter], Xt, yt, gamma, alphas, m, rng)
+    gamma_scheme(X[:n_exact], y[:n_exact], Xt, yt, gammas, exact_alphas)
 
 
 if __name__ == "__main__":
