@@ -81,6 +81,8 @@ CHECKED_ESTIMATORS = [
     # gamma chosen from candidates as well (one pass per candidate)
     KernelRegressorCV(gammas=(0.1, 1.0)),
     KernelClassifierCV(gammas=(1e-3, 0.5)),
+    KernelRegressorCV(gamma_search="gradient"),
+    KernelClassifierCV(gammas=(1e-3, 0.5), gamma_search="gradient"),
     # Kernel logistic regression (Newton-PCG); the class_weight check's gamma as above.
     KernelClassifier(loss="logistic", gamma=1e-3),
     # The fit controls (tests/test_fit_controls.py): early stopping on held-out rows, warm

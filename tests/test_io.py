@@ -836,7 +836,8 @@ def test_file_without_parameters_added_since_v1_loads_with_their_defaults(tmp_pa
 
     defaults = type(model)().get_params(deep=False)
     added = [name for name in _PARAMS_ADDED_SINCE_V1 if name in defaults]
-    assert len(added) == len(_PARAMS_ADDED_SINCE_V1) - 1  # all but the CV estimators' gammas
+    # all but the CV estimators' gammas and gamma_search
+    assert len(added) == len(_PARAMS_ADDED_SINCE_V1) - 2
 
     def drop(meta):
         for name in added:
@@ -850,16 +851,23 @@ def test_file_without_parameters_added_since_v1_loads_with_their_defaults(tmp_pa
 
 
 def test_cv_file_without_gammas_loads_with_gammas_none(tmp_path):
-    """A KernelRegressorCV file written before gammas existed: gammas=None, no grid."""
+    """A KernelRegressorCV file written before gammas and gamma_search existed: both
+    None, no grid."""
     from gramfree import KernelRegressorCV
 
     X, Xt, y = _data(n=60)
     model = KernelRegressorCV(gamma=0.4, alphas=[1e-2, 0.1, 1.0]).fit(X, y)
     src, dst = tmp_path / "m.npz", tmp_path / "older.npz"
     model.save(src)
-    _rewrite_meta(src, dst, lambda meta: meta["params"].pop("gammas"))
+
+    def drop(meta):
+        meta["params"].pop("gammas")
+        meta["params"].pop("gamma_search")
+
+    _rewrite_meta(src, dst, drop)
     loaded = gramfree.load(dst)
-    assert loaded.gammas is None and not hasattr(loaded, "gamma_")
+    assert loaded.gammas is None and loaded.gamma_search is None
+    assert not hasattr(loaded, "gamma_")
     np.testing.assert_array_equal(loaded.predict(Xt), model.predict(Xt))
 
 

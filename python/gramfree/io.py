@@ -74,6 +74,7 @@ _PARAMS_ADDED_SINCE_V1 = (
     "n_iter_no_change",
     "warm_start",
     "gammas",
+    "gamma_search",
 )
 
 _META = "__meta__"
@@ -466,8 +467,9 @@ def _kernel_machine_state(estimator) -> tuple[dict, dict]:
             ),
         )
         if hasattr(estimator, "gamma_"):
+            attributes["gamma_"] = float(estimator.gamma_)
+        if hasattr(estimator, "gcv_grid_"):
             attributes.update(
-                gamma_=float(estimator.gamma_),
                 gcv_grid_=[
                     [float(v) if np.isfinite(v) else "inf" for v in row]
                     for row in estimator.gcv_grid_
@@ -969,7 +971,12 @@ def _restore_alpha_path(est, attrs: dict) -> None:
     alphas = np.asarray(_check_numbers(list(alphas), "params.alphas"))
     k = len(alphas)
     alpha = _check_number(attrs["alpha_"], "attributes.alpha_", minimum=0)
-    if not np.any(alphas == alpha):
+    if getattr(est, "gamma_search", None) is not None:  # alpha refined between candidates
+        if not alphas.min() <= alpha <= alphas.max():
+            raise _field_error(
+                "attributes.alpha_", f"is {alpha!r}, outside the range of params.alphas"
+            )
+    elif not np.any(alphas == alpha):
         raise _field_error("attributes.alpha_", f"is {alpha!r}, not one of params.alphas")
     est.alpha_ = alpha
     gcv = attrs["gcv_values_"]
@@ -989,16 +996,33 @@ def _restore_alpha_path(est, attrs: dict) -> None:
 
 
 def _restore_gamma_grid(est, attrs: dict, n_alphas: int) -> None:
-    """gamma_ among params.gammas and the kernel's own gamma, and the criterion on the
-    (gammas x alphas) grid; all three present exactly when params.gammas is set."""
+    """gamma_ (the kernel's own gamma) and the criterion on the (gammas x alphas) grid:
+    all three present exactly when params.gammas is set, gamma_ alone with
+    params.gamma_search only. gamma_ is among params.gammas, and the grid's row at it is
+    the model's path, unless the search moved it off the grid."""
+    searched = getattr(est, "gamma_search", None) is not None
+    expected = _GAMMA_GRID_ATTRIBUTES if est.gammas is not None else ("gamma_",) if searched else ()
     present = [name for name in _GAMMA_GRID_ATTRIBUTES if name in attrs]
-    if est.gammas is None:
-        if present:
-            raise _field_error(f"attributes.{present[0]}", "is stored without params.gammas")
-        return
-    if len(present) != len(_GAMMA_GRID_ATTRIBUTES):
-        missing = sorted(set(_GAMMA_GRID_ATTRIBUTES) - set(present))
+    extra = [name for name in present if name not in expected]
+    if extra:
+        raise _field_error(
+            f"attributes.{extra[0]}", "is stored without params.gammas or params.gamma_search"
+        )
+    if len(present) != len(expected):
+        missing = sorted(set(expected) - set(present))
         raise ValueError(f"path: missing field(s) {missing} in field 'attributes'")
+    if not expected:
+        return
+    gamma = _check_number(attrs["gamma_"], "attributes.gamma_", minimum=0)
+
+    def check_kernel() -> None:
+        if getattr(est.kernel_, "gamma", None) != gamma:
+            raise _field_error("attributes.gamma_", "differs from attributes.kernel_'s gamma")
+        est.gamma_ = gamma
+
+    if est.gammas is None:
+        check_kernel()
+        return
     from .estimators.cv import _check_gammas
 
     gammas = est.gammas
@@ -1010,11 +1034,9 @@ def _restore_gamma_grid(est, attrs: dict, n_alphas: int) -> None:
         gammas = _check_gammas(_check_numbers(list(gammas), "params.gammas")).tolist()
     except ValueError as exc:
         raise _field_error("params.gammas", str(exc).removeprefix("gammas: ")) from None
-    gamma = _check_number(attrs["gamma_"], "attributes.gamma_", minimum=0)
-    if gamma not in gammas:
+    if gamma not in gammas and not searched:
         raise _field_error("attributes.gamma_", f"is {gamma!r}, not one of params.gammas")
-    if getattr(est.kernel_, "gamma", None) != gamma:
-        raise _field_error("attributes.gamma_", "differs from attributes.kernel_'s gamma")
+    check_kernel()
     grids = {}
     for name in ("gcv_grid_", "dof_grid_"):
         rows = attrs[name]
@@ -1034,16 +1056,20 @@ def _restore_gamma_grid(est, attrs: dict, n_alphas: int) -> None:
             else:
                 values.append(_check_numbers(row, f"{field}[{i}]", length=n_alphas))
         grids[name] = np.asarray(values, dtype=np.float64)
-    # The chosen gamma's row is the path the model reports, and the best score the grid's.
-    row = gammas.index(gamma)
-    if not (
-        np.array_equal(grids["gcv_grid_"][row], est.gcv_values_)
-        and np.array_equal(grids["dof_grid_"][row], est.dof_)
-    ):
-        raise _field_error("attributes.gcv_grid_", "differs from gcv_values_ / dof_ at gamma_")
-    if est.best_score_ != -float(np.min(grids["gcv_grid_"])):
-        raise _field_error("attributes.best_score_", "is not minus the lowest GCV on the grid")
-    est.gamma_ = gamma
+    # Without the search, the chosen gamma's row is the path the model reports, and the
+    # best score the grid's; the search only ever lowers it.
+    if searched:
+        if est.best_score_ < -float(np.min(grids["gcv_grid_"])):
+            raise _field_error("attributes.best_score_", "is below the grid's best")
+    else:
+        row = gammas.index(gamma)
+        if not (
+            np.array_equal(grids["gcv_grid_"][row], est.gcv_values_)
+            and np.array_equal(grids["dof_grid_"][row], est.dof_)
+        ):
+            raise _field_error("attributes.gcv_grid_", "differs from gcv_values_ / dof_ at gamma_")
+        if est.best_score_ != -float(np.min(grids["gcv_grid_"])):
+            raise _field_error("attributes.best_score_", "is not minus the lowest GCV on the grid")
     est.gcv_grid_ = grids["gcv_grid_"]
     est.dof_grid_ = grids["dof_grid_"]
 

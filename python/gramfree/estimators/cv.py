@@ -1,11 +1,12 @@
 """KernelRegressorCV and KernelClassifierCV: kernel ridge regression and classification
 with alpha chosen by generalised cross-validation along the whole path, for the price of
-one Nystrom fit; and, given candidates for gamma, gamma by the same criterion, one such
-fit per candidate."""
+one Nystrom fit; and gamma by the same criterion, from candidates (one such fit each)
+and/or by a search along the criterion's gradient in log(gamma)."""
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import numbers
 import time
 import warnings
@@ -21,7 +22,15 @@ from .._threads import blas_threads
 from ..device import resolve_device
 from ..kernels import Kernel
 from ..solvers._common import Problem, center_rows
-from ..solvers.alpha_path import solve_alpha_path
+from ..solvers.alpha_path import (
+    AlphaPath,
+    GcvPoint,
+    chosen_point,
+    coef_at,
+    gcv_log_gamma_slope,
+    refine_alpha,
+    solve_alpha_path,
+)
 from ._base import KernelMachineMixin, check_kernel_range
 from .classifier import ClassScores, class_targets
 from .explain import ExplainMixin
@@ -32,6 +41,16 @@ if TYPE_CHECKING:  # typing.Self is Python 3.11+
 # Centres when n_centers is None: every point up to this many (then the model is exact
 # kernel ridge), a random subset of this size beyond.
 DEFAULT_CENTERS = 2000
+
+# gamma_search="gradient": at most this many GCV paths (each a pass over the data, an M^3
+# eigendecomposition and the slope's pass), within this factor of the starting gamma, and
+# done once the bracket around the minimum is within 1% in gamma.
+GAMMA_SEARCH_EVALUATIONS = 16
+GAMMA_SEARCH_RANGE = 1e4
+GAMMA_SEARCH_TOL = math.log(1.01)
+# Largest step of the downhill phase in log(gamma) (a factor 4): longer ones stepped over
+# the minimum into another (diabetes from gamma = 5: to gamma -> 0, a nearly polynomial fit).
+GAMMA_SEARCH_STEP = math.log(4.0)
 
 
 def _check_candidates(values, name: str) -> np.ndarray:
@@ -78,6 +97,7 @@ class _AlphaPathMixin(KernelMachineMixin):
         },
         "alphas": ["array-like"],
         "gammas": ["array-like", None],
+        "gamma_search": [StrOptions({"gradient"}), None],
         "n_centers": [
             Interval(numbers.Integral, 1, None, closed="left"),
             Interval(numbers.Real, 0, 1, closed="right"),
@@ -92,6 +112,7 @@ class _AlphaPathMixin(KernelMachineMixin):
         alphas=(1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0),
         gamma=None,
         gammas=None,
+        gamma_search=None,
         degree=3,
         coef0=1.0,
         length_scale=1.0,
@@ -106,6 +127,7 @@ class _AlphaPathMixin(KernelMachineMixin):
         self.alphas = alphas
         self.gamma = gamma
         self.gammas = gammas
+        self.gamma_search = gamma_search
         self.degree = degree
         self.coef0 = coef0
         self.length_scale = length_scale
@@ -120,6 +142,13 @@ class _AlphaPathMixin(KernelMachineMixin):
         """``(gamma, kernel)``: the kernel (gamma None), or one per candidate of ``gammas``
         (refused where the kernel has no gamma, or where gamma is set as well)."""
         kernel = self._make_kernel()
+        if self.gamma_search is not None and "gamma" not in {
+            f.name for f in dataclasses.fields(kernel)
+        }:
+            raise ValueError(
+                f"gamma_search: the {type(kernel).__name__} kernel has no gamma to search "
+                "(rbf, laplacian and poly have one)"
+            )
         if self.gammas is None:
             return [(None, kernel)]
         gammas = _check_gammas(self.gammas)
@@ -145,8 +174,8 @@ class _AlphaPathMixin(KernelMachineMixin):
                 raise ValueError(f"{exc} (the candidate gammas[{i}]={gamma:g})") from None
 
     def _fit_path(self, X: np.ndarray, Y: np.ndarray, sample_weight) -> None:
-        """Centres, the GCV path over alphas (for each candidate gamma), and the fitted
-        attributes at the best."""
+        """Centres, the GCV path over alphas (for each candidate gamma, then along the
+        search), and the fitted attributes at the best."""
         alphas = _check_alphas(self.alphas)
         kernels = self._candidate_kernels()
         n = X.shape[0]
@@ -155,14 +184,14 @@ class _AlphaPathMixin(KernelMachineMixin):
         idx = center_rows(rng, n, m, sample_weight)
         centers = np.ascontiguousarray(X[idx])
         start = time.perf_counter()
-        path, (gamma, kernel), grid, dofs, said = None, kernels[0], [], [], []
-        for candidate_gamma, candidate in kernels:
+
+        def path_at(kernel: Kernel) -> tuple[AlphaPath, Problem, list]:
             # The path is solved in float64 whatever the data (its eigendecomposition
             # needs it); every candidate on the same centres.
             problem = Problem(
                 X,
                 Y,
-                candidate,
+                kernel,
                 float(alphas[0]),
                 sample_weight,
                 self.n_jobs,
@@ -173,7 +202,12 @@ class _AlphaPathMixin(KernelMachineMixin):
             # if it wins: they are said for the winner alone.
             with blas_threads(self.n_jobs), warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                this = solve_alpha_path(problem, centers, alphas)
+                return solve_alpha_path(problem, centers, alphas), problem, caught
+
+        best = None  # (path, gamma, kernel, warnings, problem)
+        grid, dofs = [], []
+        for candidate_gamma, candidate in kernels:
+            this, problem, caught = path_at(candidate)
             grid.append(this.gcv)
             dofs.append(this.dof)
             if self.verbose and self.gammas is not None:
@@ -183,41 +217,148 @@ class _AlphaPathMixin(KernelMachineMixin):
                         f"{this.gcv[this.best]:.6g} at alpha={alphas[this.best]:g}"
                     )
             # The lowest GCV wins; a tie (or no estimate anywhere: inf) keeps the first.
-            if path is None or this.gcv[this.best] < path.gcv[path.best]:
-                path, gamma, kernel, said = this, candidate_gamma, candidate, caught
-        assert path is not None
+            if best is None or this.gcv[this.best] < best[0].gcv[best[0].best]:
+                best = (this, candidate_gamma, candidate, caught, problem)
+        assert best is not None
+        trace, at = None, None
+        if self.gamma_search is not None:
+            best, at, trace = self._search_gamma(X, centers, best, path_at)
+        path, gamma, kernel, said, _ = best
+        if at is None:  # the grid's choice
+            at = chosen_point(path)
+        coef = path.coef if at.alpha == alphas[path.best] else coef_at(path, at.alpha)
+        path.spectrum = None  # M x M arrays the model does not need
         for w in said:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         self.fit_time_ = time.perf_counter() - start
+        for name in ("gamma_", "gcv_grid_", "dof_grid_"):
+            if hasattr(self, name):
+                delattr(self, name)
         if gamma is not None:
             self.gamma_ = gamma
+        if self.gammas is not None:
             self.gcv_grid_ = np.array(grid)
             self.dof_grid_ = np.array(dofs)
-        else:
-            for name in ("gamma_", "gcv_grid_", "dof_grid_"):
-                if hasattr(self, name):
-                    delattr(self, name)
         self.kernel_ = kernel
         self.solver_ = "nystrom-direct"
         self.centers_ = centers
         self.center_indices_ = idx
-        self.dual_coef_ = path.coef.astype(X.dtype)
+        self.dual_coef_ = coef.astype(X.dtype)
         self.n_iter_ = 1
         self.loss_curve_ = []
-        self.alpha_ = float(alphas[path.best])
+        self.alpha_ = at.alpha
         self.gcv_values_ = path.gcv
         self.dof_ = path.dof
-        self.best_score_ = -float(path.gcv[path.best])
+        self.best_score_ = -at.gcv
         self.solver_info_ = dict(path.info, alphas=alphas.tolist())
         if self.gammas is not None:
             self.solver_info_["gammas"] = [g for g, _ in kernels]
+        if trace is not None:
+            self.solver_info_["gamma_search"] = trace
         if self.verbose:
             with verbose_output(True):
-                chosen = "" if gamma is None else f", gamma_={gamma:g} of {len(kernels)}"
+                chosen = "" if gamma is None else f", gamma_={gamma:g}"
+                if self.gammas is not None:
+                    chosen += f" ({len(kernels)} candidates"
+                    chosen += ", then the search)" if trace is not None else ")"
+                elif trace is not None:
+                    chosen += f" (searched, {len(trace)} paths)"
                 say(
                     f"[{type(self).__name__}] {m} centres, alpha_={self.alpha_:g} of "
                     f"{len(alphas)}{chosen}, {self.fit_time_:.2f} s"
                 )
+
+    def _search_gamma(
+        self, X: np.ndarray, centers: np.ndarray, best: tuple, path_at
+    ) -> tuple[tuple, GcvPoint | None, list[dict]]:
+        """gamma_search="gradient": from the best gamma so far (the grid's winner, or the
+        kernel's gamma), follow the slope of the best GCV in log(gamma)
+        (:func:`~gramfree.solvers.alpha_path.gcv_log_gamma_slope`): steps downhill that
+        double (up to a factor 4 in gamma) until the slope turns or GCV rises (a bracket), then the bracket narrowed by
+        the secant of the slopes (kept inside its middle 80%; bisection where the slope did
+        not turn) until it is within 1% in gamma; at most ``GAMMA_SEARCH_EVALUATIONS``
+        paths, within ``GAMMA_SEARCH_RANGE`` of the start either way. Returns the best
+        point seen (lowest GCV; the start wins ties), its GCV minimised over a continuous alpha
+        between the candidates (:func:`~gramfree.solvers.alpha_path.refine_alpha`: the
+        grid's best GCV has a local minimum in gamma for every alpha it switches between),
+        and the trace, one record per path."""
+        path, gamma, kernel, caught, problem = best
+        if gamma is None:
+            gamma = kernel.gamma if kernel.gamma is not None else 1.0 / X.shape[1]
+            kernel = dataclasses.replace(kernel, gamma=float(gamma))
+            problem = dataclasses.replace(problem, kernel=kernel)
+            best = (path, float(gamma), kernel, caught, problem)
+        t0 = math.log(gamma)
+        lo, hi = t0 - math.log(GAMMA_SEARCH_RANGE), t0 + math.log(GAMMA_SEARCH_RANGE)
+        trace: list[dict] = []
+        best_at: GcvPoint | None = None
+
+        def evaluate(t: float, known: tuple | None = None) -> tuple[float, float]:
+            nonlocal best, best_at
+            g = math.exp(t)
+            if known is None:
+                candidate = dataclasses.replace(kernel, gamma=g)
+                try:  # kernel values beyond the data's dtype: not a candidate
+                    check_kernel_range(X, candidate, self._kernel_dtype(X), self.n_jobs)
+                except ValueError:
+                    trace.append({"gamma": g, "gcv": math.inf, "slope": 0.0, "alpha": None})
+                    return math.inf, 0.0
+                this, prob, warned = path_at(candidate)
+                known = (this, g, candidate, warned, prob)
+            this, prob = known[0], known[4]
+            at = refine_alpha(prob, this)
+            value, alpha = at.gcv, at.alpha
+            slope = gcv_log_gamma_slope(prob, centers, this, at) if math.isfinite(value) else 0.0
+            trace.append({"gamma": g, "gcv": value, "slope": slope, "alpha": alpha})
+            if best_at is None or value < best_at.gcv:
+                best, best_at = known, at
+            if self.verbose:
+                with verbose_output(True):
+                    say(
+                        f"[{type(self).__name__}] gamma search: gamma={g:.6g} GCV={value:.6g} "
+                        f"(alpha={alpha:g}), dGCV/dlog(gamma)={slope:.3g}"
+                    )
+            return value, slope
+
+        value_a, slope_a = evaluate(t0, best)
+        if not math.isfinite(value_a) or slope_a == 0.0:
+            return best, best_at, trace
+        # Downhill until the slope turns or GCV rises: [a, b] then brackets a minimum.
+        a, step, direction = t0, math.log(2.0), -1.0 if slope_a > 0 else 1.0
+        b: float | None = None
+        slope_b = 0.0
+        while len(trace) < GAMMA_SEARCH_EVALUATIONS:
+            t = min(hi, max(lo, a + direction * step))
+            if t == a:
+                return best, best_at, trace  # at the end of the range, still downhill
+            value, slope = evaluate(t)
+            if math.isfinite(value) and value <= value_a and slope * slope_a > 0:
+                a, value_a, slope_a, step = t, value, slope, min(2.0 * step, GAMMA_SEARCH_STEP)
+                continue
+            b, slope_b = t, slope
+            break
+        # Narrow [a, b]: a keeps the downhill slope's sign, b the other side. The secant
+        # of the slopes where it falls inside the middle 80% and the last two points did
+        # not both move the same end (regula falsi's stall), else the midpoint.
+        moved: list[str] = []
+        while (
+            b is not None
+            and abs(b - a) > GAMMA_SEARCH_TOL
+            and len(trace) < GAMMA_SEARCH_EVALUATIONS
+        ):
+            share = 0.5
+            if slope_b * slope_a < 0 and moved[-2:] not in (["a", "a"], ["b", "b"]):
+                share = slope_a / (slope_a - slope_b)  # where the secant of the slopes is 0
+                share = share if 0.1 <= share <= 0.9 else 0.5
+            t = a + share * (b - a)
+            value, slope = evaluate(t)
+            if math.isfinite(value) and value <= value_a and slope * slope_a > 0:
+                a, value_a, slope_a = t, value, slope
+                moved.append("a")
+            else:
+                b, slope_b = t, slope
+                moved.append("b")
+        return best, best_at, trace
 
     def compress(
         self,
@@ -296,8 +437,18 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         Candidates for ``gamma`` (rbf, laplacian, poly, or a kernel object with a gamma;
         ``gamma`` must then be None). Each costs one pass over the data and one
         eigendecomposition, all on the same centres, and the pair (gamma, alpha) of lowest
-        GCV wins (``gamma_``, ``gcv_grid_``): a grid, where falkon.hopt follows the
-        criterion's gradient.
+        GCV wins (``gamma_``, ``gcv_grid_``).
+    gamma_search : {None, "gradient"}, default=None
+        "gradient": from ``gamma`` (or the best of ``gammas``), follow the slope of GCV in
+        log(gamma) to a minimum (the slope analytic through the eigendecomposition, as
+        falkon.hopt follows its criterion's gradient; the kernel's derivative a central
+        difference of its values), with alpha refined between the candidates at each
+        step: ``alpha_`` is then anywhere within the range of ``alphas``. A local search
+        (at most 16 paths, each a pass, an eigendecomposition and a second pass for the
+        slope, within a factor 1e4 of the start, ending within 1% in gamma): a start far
+        from the optimum can end in another local minimum (such as gamma -> 0, a nearly
+        polynomial fit), so a coarse ``gammas`` grid first is the safe use.
+        ``solver_info_["gamma_search"]`` lists the paths (gamma, GCV, slope, alpha).
     degree : int, default=3
         Degree of the polynomial kernel.
     coef0 : float, default=1.0
@@ -321,11 +472,11 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
 
     Attributes
     ----------
-    alpha_ : float, the chosen alpha
+    alpha_ : float, the chosen alpha (with ``gamma_search``, refined between the candidates)
     gcv_values_ : ndarray (n_alphas,), GCV of each candidate (lower is better; at ``gamma_``)
     dof_ : ndarray (n_alphas,), effective degrees of freedom of each candidate
     best_score_ : float, minus the chosen alpha's GCV (higher is better, as RidgeCV's)
-    gamma_ : float, the chosen gamma (``gammas`` only)
+    gamma_ : float, the chosen gamma (``gammas`` or ``gamma_search`` only)
     gcv_grid_ : ndarray (n_gammas, n_alphas), GCV of every pair (``gammas`` only)
     dof_grid_ : ndarray (n_gammas, n_alphas), their degrees of freedom (``gammas`` only)
     centers_, dual_coef_, kernel_, solver_info_, fit_time_ : as KernelRegressor.
@@ -350,6 +501,14 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
     >>> bool(model.gcv_grid_.min() == model.gcv_values_.min() == -model.best_score_)
     True
     >>> model.kernel_.gamma == model.gamma_
+    True
+
+    and refined from the grid's best along GCV's slope in log(gamma):
+
+    >>> searched = KernelRegressorCV(
+    ...     gammas=[0.1, 1.0, 10.0], gamma_search="gradient", alphas=[1e-3, 1e-2, 0.1, 1.0]
+    ... ).fit(X[:350], y[:350])
+    >>> bool(-searched.best_score_ <= model.gcv_grid_.min())
     True
     """
 
@@ -454,8 +613,18 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
         Candidates for ``gamma`` (rbf, laplacian, poly, or a kernel object with a gamma;
         ``gamma`` must then be None). Each costs one pass over the data and one
         eigendecomposition, all on the same centres, and the pair (gamma, alpha) of lowest
-        GCV wins (``gamma_``, ``gcv_grid_``): a grid, where falkon.hopt follows the
-        criterion's gradient.
+        GCV wins (``gamma_``, ``gcv_grid_``).
+    gamma_search : {None, "gradient"}, default=None
+        "gradient": from ``gamma`` (or the best of ``gammas``), follow the slope of GCV in
+        log(gamma) to a minimum (the slope analytic through the eigendecomposition, as
+        falkon.hopt follows its criterion's gradient; the kernel's derivative a central
+        difference of its values), with alpha refined between the candidates at each
+        step: ``alpha_`` is then anywhere within the range of ``alphas``. A local search
+        (at most 16 paths, each a pass, an eigendecomposition and a second pass for the
+        slope, within a factor 1e4 of the start, ending within 1% in gamma): a start far
+        from the optimum can end in another local minimum (such as gamma -> 0, a nearly
+        polynomial fit), so a coarse ``gammas`` grid first is the safe use.
+        ``solver_info_["gamma_search"]`` lists the paths (gamma, GCV, slope, alpha).
     degree : int, default=3
         Degree of the polynomial kernel.
     coef0 : float, default=1.0
@@ -485,7 +654,7 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
     classes_ : ndarray of shape (n_classes,)
         The class labels.
     alpha_ : float
-        The chosen alpha.
+        The chosen alpha (with ``gamma_search``, refined between the candidates).
     gcv_values_ : ndarray of shape (n_alphas,)
         GCV of each candidate (lower is better).
     dof_ : ndarray of shape (n_alphas,)
@@ -493,7 +662,7 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
     best_score_ : float
         Minus the chosen alpha's GCV (higher is better, as RidgeCV's).
     gamma_ : float
-        The chosen gamma (``gammas`` only).
+        The chosen gamma (``gammas`` or ``gamma_search`` only).
     gcv_grid_, dof_grid_ : ndarray of shape (n_gammas, n_alphas)
         GCV and degrees of freedom of every pair (``gammas`` only).
     centers_, dual_coef_, kernel_, solver_info_, fit_time_ :
@@ -523,6 +692,7 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
         alphas=(1e-3, 1e-2, 0.1, 1.0, 10.0, 100.0),
         gamma=None,
         gammas=None,
+        gamma_search=None,
         degree=3,
         coef0=1.0,
         length_scale=1.0,
@@ -539,6 +709,7 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
             alphas=alphas,
             gamma=gamma,
             gammas=gammas,
+            gamma_search=gamma_search,
             degree=degree,
             coef0=coef0,
             length_scale=length_scale,

@@ -1,0 +1,249 @@
+"""gamma_search="gradient": GCV's slope in log(gamma), taken through the eigendecomposition,
+against finite differences of a brute-force float64 GCV (explicit Nystrom features, the
+hat matrix formed); alpha refined between the candidates against a dense scan of the same
+reference; the search's end against a scan of the (gamma, alpha) surface on real data;
+model files; refusals naming the parameter."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from test_alpha_cv import _brute_gcv, load_digits_small
+from test_solvers_realdata import _load
+
+from gramfree import KernelClassifierCV, KernelRegressor, KernelRegressorCV, load
+from gramfree.kernels import RBF, Laplacian
+from gramfree.solvers._common import Problem
+from gramfree.solvers.alpha_path import (
+    chosen_point,
+    gcv_log_gamma_slope,
+    refine_alpha,
+    solve_alpha_path,
+)
+
+ALPHAS = np.logspace(-3, 1, 9)
+
+
+def _problem(X, Y, kernel, w=None):
+    return Problem(X, Y, kernel, 1.0, w, None, None, np.dtype(np.float64))
+
+
+def _fd_slope(X, Y, C, gamma, alpha, w, h=1e-4):
+    """d GCV / d log(gamma) of the brute-force reference, by central differences."""
+    up = _brute_gcv(X, Y, C, gamma * np.exp(h), [alpha], w)[0]
+    down = _brute_gcv(X, Y, C, gamma * np.exp(-h), [alpha], w)[0]
+    return (up - down) / (2 * h)
+
+
+def _diabetes_with_duplicates():
+    """diabetes with its first 40 rows repeated: with every row a centre, K_MM is
+    singular and the path whitens the features themselves."""
+    X, Y = _load("diabetes")
+    return np.vstack([X, X[:40]]), np.vstack([Y, Y[:40]])
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize(
+    ("gamma", "m", "duplicates"),
+    [(0.05, 150, False), (1.0, 150, False), (0.3, None, False), (0.3, None, True)],
+    ids=["wide", "narrow", "all-points", "duplicated-centres"],
+)
+def test_slope_matches_finite_differences_of_the_reference(gamma, m, duplicates, weighted):
+    X, Y = _diabetes_with_duplicates() if duplicates else _load("diabetes")
+    n = len(X)
+    w = np.random.default_rng(1).uniform(0.3, 3.0, n) if weighted else np.ones(n)
+    C = X if m is None else X[np.random.default_rng(0).choice(n, m, replace=False)]
+    problem = _problem(X, Y, RBF(gamma=gamma), w if weighted else None)
+    path = solve_alpha_path(problem, C, ALPHAS)
+    assert (path.info["pass"] == "whitened features") == duplicates
+    at = chosen_point(path)
+    want = _fd_slope(X, Y, C, gamma, at.alpha, w)
+    assert gcv_log_gamma_slope(problem, C, path) == pytest.approx(want, rel=1e-5)
+    # ... and at the alpha refined between the candidates
+    refined = refine_alpha(problem, path)
+    want = _fd_slope(X, Y, C, gamma, refined.alpha, w)
+    assert gcv_log_gamma_slope(problem, C, path, refined) == pytest.approx(want, rel=1e-5)
+
+
+def test_slope_of_a_laplacian_kernel():
+    """Any kernel with a gamma: its derivative is a difference of its own values."""
+    from sklearn.metrics.pairwise import laplacian_kernel
+
+    X, Y = _load("diabetes")
+    C = X[:100]
+    problem = _problem(X, Y, Laplacian(gamma=0.1))
+    path = solve_alpha_path(problem, C, ALPHAS)
+
+    def gcv(gamma, alpha):
+        Knm, Kmm = laplacian_kernel(X, C, gamma=gamma), laplacian_kernel(C, C, gamma=gamma)
+        lam, U = np.linalg.eigh(Kmm)
+        Phi = Knm @ U / np.sqrt(lam)
+        H = Phi @ np.linalg.solve(Phi.T @ Phi + alpha * np.eye(len(C)), Phi.T)
+        return (np.sum((Y - H @ Y) ** 2) / len(X)) / (1 - np.trace(H) / len(X)) ** 2
+
+    a, h = chosen_point(path).alpha, 1e-4
+    want = (gcv(0.1 * np.exp(h), a) - gcv(0.1 * np.exp(-h), a)) / (2 * h)
+    assert gcv_log_gamma_slope(problem, C, path) == pytest.approx(want, rel=1e-5)
+
+
+def test_refined_alpha_is_the_continuous_minimum_between_the_neighbours():
+    X, Y = _load("diabetes")
+    C = X[:150]
+    problem = _problem(X, Y, RBF(gamma=0.05))
+    path = solve_alpha_path(problem, C, ALPHAS)
+    refined = refine_alpha(problem, path)
+    i = path.best
+    assert 0 < i < len(ALPHAS) - 1  # an interior choice: neighbours on both sides
+    scan = np.logspace(np.log10(ALPHAS[i - 1]), np.log10(ALPHAS[i + 1]), 400)
+    brute = _brute_gcv(X, Y, C, 0.05, scan, np.ones(len(X)))
+    assert refined.gcv == pytest.approx(
+        _brute_gcv(X, Y, C, 0.05, [refined.alpha], np.ones(len(X)))[0], rel=1e-8
+    )
+    assert refined.gcv <= brute.min() * (1 + 1e-9)
+    assert refined.gcv < path.gcv[i]  # strictly better than the candidate here
+
+
+def _svd_gcv(X, Y, C, gamma, alphas):
+    """GCV per alpha from the SVD of the Nystrom features (the reference's features,
+    Phi = Q diag(s) V^T): H = Q diag(s^2 / (s^2 + alpha)) Q^T, a whole alpha scan from one
+    SVD; numpy's, not the path's eigendecomposition of the whitened Gram."""
+    from sklearn.metrics.pairwise import rbf_kernel
+
+    Knm, Kmm = rbf_kernel(X, C, gamma=gamma), rbf_kernel(C, C, gamma=gamma)
+    lam, U = np.linalg.eigh(Kmm)
+    keep = lam > 1e-12 * lam.max()
+    Q, sv, _ = np.linalg.svd(Knm @ U[:, keep] / np.sqrt(lam[keep]), full_matrices=False)
+    proj = Q.T @ Y
+    n = len(X)
+    out = []
+    for a in alphas:
+        shrink = sv**2 / (sv**2 + a)
+        resid = Y - Q @ (shrink[:, None] * proj)
+        out.append((np.sum(resid**2) / n) / (1 - shrink.sum() / n) ** 2)
+    return np.array(out)
+
+
+@pytest.fixture(scope="module")
+def diabetes_surface():
+    """The centres of the searches below (150, random_state=0) and the reference GCV on a
+    60 x 200 (gamma, alpha) grid around the optimum."""
+    X, Y = _load("diabetes")
+    C = (
+        KernelRegressorCV(gamma=0.02, alphas=ALPHAS, n_centers=150, random_state=0)
+        .fit(X, Y[:, 0])
+        .centers_
+    )
+    gammas = np.geomspace(0.004, 0.06, 60)
+    alphas = np.geomspace(ALPHAS[0], ALPHAS[-1], 200)
+    return C, gammas, np.array([_svd_gcv(X, Y, C, g, alphas) for g in gammas])
+
+
+@pytest.mark.parametrize("start", [0.01, 0.3, 5.0])
+def test_search_ends_at_the_minimum_of_the_reference_surface(start, diabetes_surface):
+    """diabetes, 150 centres: from a start 20x below to 300x above the optimum, the search
+    ends where a scan of the reference GCV has its minimum (the search's continuous alpha
+    may beat the scan's grid slightly), its GCV that of the brute-force reference at
+    (gamma_, alpha_), and the model KernelRegressor's at that gamma and alpha."""
+    X, Y = _load("diabetes")
+    y = Y[:, 0]
+    C, gammas, scan = diabetes_surface
+    model = KernelRegressorCV(
+        gamma=start, gamma_search="gradient", alphas=ALPHAS, n_centers=150, random_state=0
+    ).fit(X, y)
+    np.testing.assert_array_equal(model.centers_, C)
+    g_best = gammas[np.unravel_index(np.argmin(scan), scan.shape)[0]]
+    assert -model.best_score_ <= scan.min() * (1 + 1e-6)
+    assert model.gamma_ == pytest.approx(g_best, rel=0.1)
+    assert -model.best_score_ == pytest.approx(
+        _brute_gcv(X, Y, C, model.gamma_, [model.alpha_], np.ones(len(X)))[0], rel=1e-8
+    )
+    trace = model.solver_info_["gamma_search"]
+    assert 1 < len(trace) <= 16 and trace[0]["gamma"] == pytest.approx(start)
+    assert min(t["gcv"] for t in trace) == -model.best_score_
+    ref = KernelRegressor(
+        gamma=model.gamma_, alpha=model.alpha_, solver="nystrom-direct", centers=C
+    ).fit(X, y)
+    np.testing.assert_allclose(model.predict(X), ref.predict(X), rtol=1e-7, atol=1e-7)
+
+
+def test_search_from_the_grid_is_never_worse_than_the_grid():
+    X, y = load_digits_small()
+    grid = KernelClassifierCV(gammas=[0.01, 0.1, 1.0], alphas=ALPHAS, n_centers=200, random_state=0)
+    searched = KernelClassifierCV(
+        gammas=[0.01, 0.1, 1.0],
+        gamma_search="gradient",
+        alphas=ALPHAS,
+        n_centers=200,
+        random_state=0,
+    )
+    grid.fit(X, y)
+    searched.fit(X, y)
+    np.testing.assert_array_equal(searched.gcv_grid_, grid.gcv_grid_)
+    assert searched.solver_info_["gamma_search"][0]["gamma"] == pytest.approx(grid.gamma_)
+    assert -searched.best_score_ < -grid.best_score_
+    assert ALPHAS.min() <= searched.alpha_ <= ALPHAS.max()
+    assert searched.kernel_.gamma == searched.gamma_
+    assert searched.score(X, y) > 0.95
+
+
+@pytest.mark.parametrize(
+    ("params", "error", "match"),
+    [
+        ({"gamma_search": "newton"}, ValueError, "gamma_search"),
+        ({"kernel": "linear", "gamma_search": "gradient"}, ValueError, "^gamma_search: the Linear"),
+    ],
+)
+def test_bad_gamma_search_is_named(params, error, match):
+    X, Y = _load("diabetes")
+    with pytest.raises(error, match=match):
+        KernelRegressorCV(**params).fit(X, Y[:, 0])
+
+
+def test_searched_models_save_and_load(tmp_path):
+    X, Y = _load("diabetes")
+    for gammas in (None, [0.01, 0.1]):
+        model = KernelRegressorCV(
+            gamma=None if gammas else 0.05,
+            gammas=gammas,
+            gamma_search="gradient",
+            alphas=ALPHAS.tolist(),
+            n_centers=100,
+            random_state=0,
+        ).fit(X, Y[:, 0])
+        model.save(tmp_path / "m.gf")
+        loaded = load(tmp_path / "m.gf")
+        assert loaded.gamma_ == model.gamma_ and loaded.alpha_ == model.alpha_
+        assert loaded.get_params() == model.get_params()
+        np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+        assert hasattr(loaded, "gcv_grid_") == (gammas is not None)
+
+
+def _edited(src, dst, edit):
+    with np.load(src, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(str(arrays.pop("__meta__")))
+    edit(meta)
+    with open(dst, "wb") as fh:
+        np.savez(fh, __meta__=np.array(json.dumps(meta)), **arrays)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda m: m["attributes"].update(alpha_=1e3), "alpha_' is 1000.0, outside the range"),
+        (lambda m: m["attributes"].pop("gamma_"), "missing field\\(s\\) \\['gamma_'\\]"),
+        (lambda m: m["attributes"].update(gamma_=0.5), "gamma_' differs from attributes.kernel_"),
+        (lambda m: m["params"].update(gamma_search=None), "alpha_' is .*, not one of"),
+    ],
+)
+def test_damaged_searched_model_files_name_the_field(tmp_path, edit, message):
+    X, Y = _load("diabetes")
+    model = KernelRegressorCV(
+        gamma=0.05, gamma_search="gradient", alphas=ALPHAS, n_centers=100, random_state=0
+    ).fit(X, Y[:, 0])
+    model.save(tmp_path / "m.gf")
+    _edited(tmp_path / "m.gf", tmp_path / "bad.gf", edit)
+    with pytest.raises(ValueError, match=message):
+        load(tmp_path / "bad.gf")
