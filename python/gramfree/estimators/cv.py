@@ -48,6 +48,8 @@ DEFAULT_CENTERS = 2000
 GAMMA_SEARCH_EVALUATIONS = 16
 GAMMA_SEARCH_RANGE = 1e4
 GAMMA_SEARCH_TOL = math.log(1.01)
+# ... or once the GCV the bracket could still gain is below this share of it.
+GAMMA_SEARCH_GAIN = 1e-4
 # Largest step of the downhill phase in log(gamma) (a factor 4): longer ones stepped over
 # the minimum into another (diabetes from gamma = 5: to gamma -> 0, a nearly polynomial fit).
 GAMMA_SEARCH_STEP = math.log(4.0)
@@ -274,9 +276,9 @@ class _AlphaPathMixin(KernelMachineMixin):
         """gamma_search="gradient": from the best gamma so far (the grid's winner, or the
         kernel's gamma), follow the slope of the best GCV in log(gamma)
         (:func:`~gramfree.solvers.alpha_path.gcv_log_gamma_slope`): steps downhill that
-        double (up to a factor 4 in gamma) until the slope turns or GCV rises (a bracket), then the bracket narrowed by
-        the secant of the slopes (kept inside its middle 80%; bisection where the slope did
-        not turn) until it is within 1% in gamma; at most ``GAMMA_SEARCH_EVALUATIONS``
+        double (up to a factor 4 in gamma) until the slope turns or GCV rises (a bracket),
+        then the bracket narrowed at the zero of the secant of the slopes (Illinois) until
+        it is within 1% in gamma or can gain less than 1e-4 of GCV; at most ``GAMMA_SEARCH_EVALUATIONS``
         paths, within ``GAMMA_SEARCH_RANGE`` of the start either way. Returns the best
         point seen (lowest GCV; the start wins ties), its GCV minimised over a continuous alpha
         between the candidates (:func:`~gramfree.solvers.alpha_path.refine_alpha`: the
@@ -337,27 +339,31 @@ class _AlphaPathMixin(KernelMachineMixin):
                 continue
             b, slope_b = t, slope
             break
-        # Narrow [a, b]: a keeps the downhill slope's sign, b the other side. The secant
-        # of the slopes where it falls inside the middle 80% and the last two points did
-        # not both move the same end (regula falsi's stall), else the midpoint.
-        moved: list[str] = []
-        while (
-            b is not None
-            and abs(b - a) > GAMMA_SEARCH_TOL
-            and len(trace) < GAMMA_SEARCH_EVALUATIONS
-        ):
-            share = 0.5
-            if slope_b * slope_a < 0 and moved[-2:] not in (["a", "a"], ["b", "b"]):
-                share = slope_a / (slope_a - slope_b)  # where the secant of the slopes is 0
-                share = share if 0.1 <= share <= 0.9 else 0.5
-            t = a + share * (b - a)
+        # Narrow [a, b] (a on the downhill slope's side, b on the other) at the zero of
+        # the secant of the slopes, Illinois-style (the slope of an end kept twice in a
+        # row is halved in the formula, so that neither end stalls), or at the midpoint
+        # where the slopes do not straddle zero (GCV rose at b with the slope unturned);
+        # until the bracket is within GAMMA_SEARCH_TOL or the GCV it could still gain,
+        # |slope| x width, is below GAMMA_SEARCH_GAIN of GCV.
+        secant_a, secant_b, kept = slope_a, slope_b, ""
+        while b is not None and len(trace) < GAMMA_SEARCH_EVALUATIONS:
+            width = abs(b - a)
+            gain = min(abs(slope_a), abs(slope_b)) * width
+            if width <= GAMMA_SEARCH_TOL or gain <= GAMMA_SEARCH_GAIN * value_a:
+                break
+            if secant_a * secant_b < 0:
+                t = (a * secant_b - b * secant_a) / (secant_b - secant_a)
+            else:
+                t = 0.5 * (a + b)
             value, slope = evaluate(t)
             if math.isfinite(value) and value <= value_a and slope * slope_a > 0:
-                a, value_a, slope_a = t, value, slope
-                moved.append("a")
+                a, value_a, slope_a, secant_a = t, value, slope, slope
+                secant_b *= 0.5 if kept == "b" else 1.0
+                kept = "b"  # b kept
             else:
-                b, slope_b = t, slope
-                moved.append("b")
+                b, slope_b, secant_b = t, slope, slope
+                secant_a *= 0.5 if kept == "a" else 1.0
+                kept = "a"  # a kept
         return best, best_at, trace
 
     def compress(
@@ -445,7 +451,8 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         difference of its values), with alpha refined between the candidates at each
         step: ``alpha_`` is then anywhere within the range of ``alphas``. A local search
         (at most 16 paths, each a pass, an eigendecomposition and a second pass for the
-        slope, within a factor 1e4 of the start, ending within 1% in gamma): a start far
+        slope, within a factor 1e4 of the start, ending within 1% in gamma or where less
+        than 1e-4 of GCV is left to gain): a start far
         from the optimum can end in another local minimum (such as gamma -> 0, a nearly
         polynomial fit), so a coarse ``gammas`` grid first is the safe use.
         ``solver_info_["gamma_search"]`` lists the paths (gamma, GCV, slope, alpha).
@@ -621,7 +628,8 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
         difference of its values), with alpha refined between the candidates at each
         step: ``alpha_`` is then anywhere within the range of ``alphas``. A local search
         (at most 16 paths, each a pass, an eigendecomposition and a second pass for the
-        slope, within a factor 1e4 of the start, ending within 1% in gamma): a start far
+        slope, within a factor 1e4 of the start, ending within 1% in gamma or where less
+        than 1e-4 of GCV is left to gain): a start far
         from the optimum can end in another local minimum (such as gamma -> 0, a nearly
         polynomial fit), so a coarse ``gammas`` grid first is the safe use.
         ``solver_info_["gamma_search"]`` lists the paths (gamma, GCV, slope, alpha).
