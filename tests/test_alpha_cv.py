@@ -432,6 +432,7 @@ def test_cv_models_save_and_load(tmp_path, kind):
         ("gcv_values_", [1.0], "has 1 values, expected 3"),
         ("dof_", "x", "must be a list of numbers"),
         ("best_score_", None, "must be a finite number"),
+        ("best_score_", 0.0, "is not minus alpha_'s GCV"),
     ],
 )
 def test_damaged_cv_model_files_name_the_field(tmp_path, field, value, message):

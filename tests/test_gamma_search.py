@@ -237,6 +237,8 @@ def _edited(src, dst, edit):
         (lambda m: m["attributes"].pop("gamma_"), "missing field\\(s\\) \\['gamma_'\\]"),
         (lambda m: m["attributes"].update(gamma_=0.5), "gamma_' differs from attributes.kernel_"),
         (lambda m: m["params"].update(gamma_search=None), "alpha_' is .*, not one of"),
+        (lambda m: m["attributes"].update(best_score_=0.0), "best_score_' is not minus a GCV"),
+        (lambda m: m["attributes"].update(best_score_=-1e9), "best_score_' is not minus a GCV"),
     ],
 )
 def test_damaged_searched_model_files_name_the_field(tmp_path, edit, message):
@@ -248,3 +250,97 @@ def test_damaged_searched_model_files_name_the_field(tmp_path, edit, message):
     _edited(tmp_path / "m.gf", tmp_path / "bad.gf", edit)
     with pytest.raises(ValueError, match=message):
         load(tmp_path / "bad.gf")
+
+
+def test_slope_with_several_targets():
+    """digits' one-hot targets share one alpha: their RSS and its slope add up."""
+    X, Y = _load("digits")
+    C = X[::4]
+    problem = _problem(X, Y, RBF(gamma=0.05))
+    path = solve_alpha_path(problem, C, ALPHAS)
+    at = refine_alpha(problem, path)
+    want = _fd_slope(X, Y, C, 0.05, at.alpha, np.ones(len(X)))
+    assert gcv_log_gamma_slope(problem, C, path, at) == pytest.approx(want, rel=1e-5)
+
+
+def test_a_far_rechecked_alpha_does_not_stop_the_refinement():
+    """An alpha whose RSS was recomputed from the residuals (1e-9: the closed form
+    cancels) far from the chosen one left refine_alpha on the grid (5% higher GCV); only
+    the chosen candidate and its neighbours matter."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(150, 4))
+    Y = (np.sin(X[:, 0]) + X[:, 1] ** 2 / 3 + 0.1 * rng.normal(size=150))[:, None]
+    problem = _problem(X, Y, RBF(gamma=0.3))
+    points = []
+    for alphas in ([1e-3, 1e-2, 0.1, 1.0], [1e-9, 1e-3, 1e-2, 0.1, 1.0]):
+        path = solve_alpha_path(problem, X, np.array(alphas))
+        points.append(refine_alpha(problem, path))
+    assert path.rechecked == {0}
+    assert points[1].alpha == pytest.approx(points[0].alpha, rel=1e-6)
+    assert points[1].gcv < chosen_point(path).gcv
+
+
+def _synthetic_search(monkeypatch, gcv, slope, refuse=lambda t: False, start=1.0):
+    """The search alone on a given GCV curve in t = log(gamma): the paths, their refined
+    point, their slope and the kernel-range check replaced (a unit test of the bracket
+    and secant logic, whatever the data)."""
+    import math
+
+    import gramfree.estimators.cv as cv
+    from gramfree.solvers.alpha_path import GcvPoint
+
+    class Path:
+        def __init__(self, gamma):
+            self.gamma = gamma
+
+    def check_kernel_range(X, kernel, dtype, n_jobs):
+        if refuse(math.log(kernel.gamma)):
+            raise ValueError("out of range")
+
+    monkeypatch.setattr(
+        cv, "refine_alpha", lambda prob, p: GcvPoint(1.0, gcv(math.log(p.gamma)), 1.0, 1.0)
+    )
+    monkeypatch.setattr(cv, "gcv_log_gamma_slope", lambda prob, c, p, at: slope(math.log(p.gamma)))
+    monkeypatch.setattr(cv, "check_kernel_range", check_kernel_range)
+    kernel = RBF(gamma=start)
+    estimator = KernelRegressorCV(gamma=start, gamma_search="gradient")
+    best = (Path(start), start, kernel, [], None)
+    best, at, trace, stop = estimator._search_gamma(
+        np.zeros((3, 2)), None, best, lambda k: (Path(k.gamma), None, [])
+    )
+    return math.log(best[1]), at, trace, stop
+
+
+@pytest.mark.parametrize("refused", [False, True], ids=["no-estimate", "refused"])
+def test_the_search_narrows_a_bracket_whose_far_end_has_no_estimate(monkeypatch, refused):
+    """A first bracket ending where GCV has no estimate (inf: weights summing below the
+    degrees of freedom of a narrow kernel) or the kernel's values leave the data's dtype:
+    the search stopped at once there (the far end's slope, 0, made the gain look nil); it
+    now bisects towards the minimum (at t = 0.45 here, the far side from t = 0.5)."""
+    quadratic = (lambda t: 1 + (t - 0.45) ** 2, lambda t: 2 * (t - 0.45))
+    beyond = lambda t: t > 0.5
+    if refused:
+        t, at, trace, stop = _synthetic_search(monkeypatch, *quadratic, refuse=beyond)
+    else:
+        t, at, trace, stop = _synthetic_search(
+            monkeypatch,
+            lambda t: np.inf if beyond(t) else quadratic[0](t),
+            lambda t: 0.0 if beyond(t) else quadratic[1](t),
+        )
+    assert any(not np.isfinite(r["gcv"]) for r in trace)
+    assert stop in ("tolerance", "gain")
+    assert abs(t - 0.45) < 0.01 and at.gcv <= 1 + 1e-4
+
+
+@pytest.mark.parametrize(
+    ("centre", "stop"), [(1.0, "gain"), (3.3, "gain"), (-20.0, "range")], ids=str
+)
+def test_the_search_on_a_quadratic(monkeypatch, centre, stop):
+    t, at, trace, why = _synthetic_search(
+        monkeypatch, lambda t: 1 + (t - centre) ** 2, lambda t: 2 * (t - centre)
+    )
+    assert why == stop and len(trace) <= 16
+    if stop == "gain":
+        assert abs(t - centre) < 0.01
+    else:  # the range's end, a factor 1e4 below the start
+        assert t == pytest.approx(-np.log(1e4))

@@ -992,6 +992,14 @@ def _restore_alpha_path(est, attrs: dict) -> None:
     est.dof_ = np.asarray(_check_numbers(attrs["dof_"], "attributes.dof_", length=k))
     best = attrs["best_score_"]
     est.best_score_ = -math.inf if best == "-inf" else _check_number(best, "attributes.best_score_")
+    # The best score is the chosen alpha's GCV, or with the search's refined alpha at most
+    # the lowest candidate's.
+    if getattr(est, "gamma_search", None) is None:
+        index = int(np.flatnonzero(alphas == alpha)[0])
+        if -est.best_score_ != est.gcv_values_[index]:
+            raise _field_error("attributes.best_score_", "is not minus alpha_'s GCV")
+    elif not 0 < -est.best_score_ <= np.min(est.gcv_values_):
+        raise _field_error("attributes.best_score_", "is not minus a GCV at most the path's lowest")
     _restore_gamma_grid(est, attrs, k)
 
 

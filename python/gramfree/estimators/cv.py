@@ -222,9 +222,9 @@ class _AlphaPathMixin(KernelMachineMixin):
             if best is None or this.gcv[this.best] < best[0].gcv[best[0].best]:
                 best = (this, candidate_gamma, candidate, caught, problem)
         assert best is not None
-        trace, at = None, None
+        trace, at, stop = None, None, None
         if self.gamma_search is not None:
-            best, at, trace = self._search_gamma(X, centers, best, path_at)
+            best, at, trace, stop = self._search_gamma(X, centers, best, path_at)
         path, gamma, kernel, said, _ = best
         if at is None:  # the grid's choice
             at = chosen_point(path)
@@ -257,6 +257,7 @@ class _AlphaPathMixin(KernelMachineMixin):
             self.solver_info_["gammas"] = [g for g, _ in kernels]
         if trace is not None:
             self.solver_info_["gamma_search"] = trace
+            self.solver_info_["gamma_search_stop"] = stop
         if self.verbose:
             with verbose_output(True):
                 chosen = "" if gamma is None else f", gamma_={gamma:g}"
@@ -272,7 +273,7 @@ class _AlphaPathMixin(KernelMachineMixin):
 
     def _search_gamma(
         self, X: np.ndarray, centers: np.ndarray, best: tuple, path_at
-    ) -> tuple[tuple, GcvPoint | None, list[dict]]:
+    ) -> tuple[tuple, GcvPoint | None, list[dict], str]:
         """gamma_search="gradient": from the best gamma so far (the grid's winner, or the
         kernel's gamma), follow the slope of the best GCV in log(gamma)
         (:func:`~gramfree.solvers.alpha_path.gcv_log_gamma_slope`): steps downhill that
@@ -283,7 +284,7 @@ class _AlphaPathMixin(KernelMachineMixin):
         point seen (lowest GCV; the start wins ties), its GCV minimised over a continuous alpha
         between the candidates (:func:`~gramfree.solvers.alpha_path.refine_alpha`: the
         grid's best GCV has a local minimum in gamma for every alpha it switches between),
-        and the trace, one record per path."""
+        the trace, one record per path, and why it stopped."""
         path, gamma, kernel, caught, problem = best
         if gamma is None:
             gamma = kernel.gamma if kernel.gamma is not None else 1.0 / X.shape[1]
@@ -323,48 +324,57 @@ class _AlphaPathMixin(KernelMachineMixin):
             return value, slope
 
         value_a, slope_a = evaluate(t0, best)
-        if not math.isfinite(value_a) or slope_a == 0.0:
-            return best, best_at, trace
+        if not math.isfinite(value_a):
+            return best, best_at, trace, "no GCV estimate at the start"
+        if slope_a == 0.0:
+            return best, best_at, trace, "flat at the start"
         # Downhill until the slope turns or GCV rises: [a, b] then brackets a minimum.
         a, step, direction = t0, math.log(2.0), -1.0 if slope_a > 0 else 1.0
         b: float | None = None
-        slope_b = 0.0
-        while len(trace) < GAMMA_SEARCH_EVALUATIONS:
+        value_b = slope_b = 0.0
+        while b is None:
+            if len(trace) >= GAMMA_SEARCH_EVALUATIONS:
+                return best, best_at, trace, "budget"
             t = min(hi, max(lo, a + direction * step))
             if t == a:
-                return best, best_at, trace  # at the end of the range, still downhill
+                return best, best_at, trace, "range"  # at its end, still downhill
             value, slope = evaluate(t)
             if math.isfinite(value) and value <= value_a and slope * slope_a > 0:
                 a, value_a, slope_a, step = t, value, slope, min(2.0 * step, GAMMA_SEARCH_STEP)
-                continue
-            b, slope_b = t, slope
-            break
+            else:
+                b, value_b, slope_b = t, value, slope
         # Narrow [a, b] (a on the downhill slope's side, b on the other) at the zero of
         # the secant of the slopes, Illinois-style (the slope of an end kept twice in a
-        # row is halved in the formula, so that neither end stalls), or at the midpoint
-        # where the slopes do not straddle zero (GCV rose at b with the slope unturned);
-        # until the bracket is within GAMMA_SEARCH_TOL or the GCV it could still gain,
-        # |slope| x width, is below GAMMA_SEARCH_GAIN of GCV.
+        # row is halved in the formula, so that neither end stalls); at the midpoint where
+        # the slopes do not straddle zero (GCV rose at b with the slope unturned, or b has
+        # no estimate) or the secant's point is within a tenth of the bracket from an end
+        # (a kink: the refined alpha reaching the candidates' end); until the bracket is
+        # within GAMMA_SEARCH_TOL or the GCV it could still gain, |slope| x width at the
+        # ends with an estimate, is below GAMMA_SEARCH_GAIN of GCV.
         secant_a, secant_b, kept = slope_a, slope_b, ""
-        while b is not None and len(trace) < GAMMA_SEARCH_EVALUATIONS:
+        while True:
             width = abs(b - a)
-            gain = min(abs(slope_a), abs(slope_b)) * width
-            if width <= GAMMA_SEARCH_TOL or gain <= GAMMA_SEARCH_GAIN * value_a:
-                break
+            ends = [abs(slope_a)] + ([abs(slope_b)] if math.isfinite(value_b) else [])
+            if width <= GAMMA_SEARCH_TOL:
+                return best, best_at, trace, "tolerance"
+            if min(ends) * width <= GAMMA_SEARCH_GAIN * value_a:
+                return best, best_at, trace, "gain"
+            if len(trace) >= GAMMA_SEARCH_EVALUATIONS:
+                return best, best_at, trace, "budget"
+            share = 0.5
             if secant_a * secant_b < 0:
-                t = (a * secant_b - b * secant_a) / (secant_b - secant_a)
-            else:
-                t = 0.5 * (a + b)
+                share = secant_a / (secant_a - secant_b)
+                share = share if 0.1 <= share <= 0.9 else 0.5
+            t = a + share * (b - a)
             value, slope = evaluate(t)
             if math.isfinite(value) and value <= value_a and slope * slope_a > 0:
                 a, value_a, slope_a, secant_a = t, value, slope, slope
                 secant_b *= 0.5 if kept == "b" else 1.0
                 kept = "b"  # b kept
             else:
-                b, slope_b, secant_b = t, slope, slope
+                b, value_b, slope_b, secant_b = t, value, slope, slope
                 secant_a *= 0.5 if kept == "a" else 1.0
                 kept = "a"  # a kept
-        return best, best_at, trace
 
     def compress(
         self,
@@ -455,7 +465,9 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         than 1e-4 of GCV is left to gain): a start far
         from the optimum can end in another local minimum (such as gamma -> 0, a nearly
         polynomial fit), so a coarse ``gammas`` grid first is the safe use.
-        ``solver_info_["gamma_search"]`` lists the paths (gamma, GCV, slope, alpha).
+        ``solver_info_["gamma_search"]`` lists the paths (gamma, GCV, slope, alpha) and
+        ``solver_info_["gamma_search_stop"]`` says why it stopped ("tolerance", "gain",
+        "budget", "range", or no estimate / a flat slope at the start).
     degree : int, default=3
         Degree of the polynomial kernel.
     coef0 : float, default=1.0
@@ -632,7 +644,9 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
         than 1e-4 of GCV is left to gain): a start far
         from the optimum can end in another local minimum (such as gamma -> 0, a nearly
         polynomial fit), so a coarse ``gammas`` grid first is the safe use.
-        ``solver_info_["gamma_search"]`` lists the paths (gamma, GCV, slope, alpha).
+        ``solver_info_["gamma_search"]`` lists the paths (gamma, GCV, slope, alpha) and
+        ``solver_info_["gamma_search_stop"]`` says why it stopped ("tolerance", "gain",
+        "budget", "range", or no estimate / a flat slope at the start).
     degree : int, default=3
         Degree of the polynomial kernel.
     coef0 : float, default=1.0

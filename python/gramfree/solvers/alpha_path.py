@@ -90,6 +90,9 @@ class AlphaPath:
     # (L, U, lam, c): K_MM's factor, the whitened Gram's eigenvectors and eigenvalues, and
     # the whitened right-hand side in that basis; what gcv_log_gamma_slope differentiates.
     spectrum: tuple | None = None
+    # Indices of the alphas whose RSS was recomputed from the residuals (the closed form
+    # cancels there): refine_alpha does not interpolate the closed form next to them.
+    rechecked: set = dataclasses.field(default_factory=set)
 
 
 def whitened_system(problem: Problem, centers: np.ndarray, *, features: bool = False):
@@ -219,6 +222,7 @@ def _path(
         gcv = np.where(ok, (rss / n_w) / np.where(ok, gap / n_w, 1.0) ** 2, np.inf)
     gcv = np.where(np.isfinite(gcv), gcv, np.inf)
     info = dict(info, rss_rechecked=int(recheck.size), unresolved_alphas=int((~resolved).sum()))
+    rechecked = set(recheck.tolist())
     if np.isfinite(gcv).any():
         best = int(np.argmin(gcv))
     else:
@@ -235,7 +239,9 @@ def _path(
     # the rounding that excluded it).
     smallest = int(np.argmin(np.where(resolved, alphas, np.inf))) if resolved.any() else best
     info.update(path_seconds=time.perf_counter() - start, n_centers=int(centers.shape[0]))
-    path = AlphaPath(alphas, gcv, rss, dof, best, coef, info, spectrum=(L, U, lam, c))
+    path = AlphaPath(
+        alphas, gcv, rss, dof, best, coef, info, spectrum=(L, U, lam, c), rechecked=rechecked
+    )
     return path, (smallest, coef if smallest == best else coef_at(smallest))
 
 
@@ -289,9 +295,11 @@ def refine_alpha(problem: Problem, path: AlphaPath) -> GcvPoint:
     never worse than the candidate; the candidate itself where its RSS had to be
     recomputed from the residuals (the closed form cancels there) or it has no estimate.
     Differentiable in gamma where the grid's choice is not (the grid's best GCV has a
-    local minimum in gamma for each alpha it switches between)."""
+    local minimum in gamma for each alpha it switches between). RSS grows with alpha, so
+    the closed form is sound between the neighbours unless one of the three was
+    recomputed."""
     grid = chosen_point(path)
-    if path.spectrum is None or not math.isfinite(grid.gcv) or path.info.get("rss_rechecked"):
+    if path.spectrum is None or not math.isfinite(grid.gcv):
         return grid
     _, _, lam, c = path.spectrum
     c2 = np.sum(c**2, axis=1)
@@ -304,6 +312,9 @@ def refine_alpha(problem: Problem, path: AlphaPath) -> GcvPoint:
     finite = np.isfinite(path.gcv)
     below = [int(i) for i in order[:rank] if finite[i]]
     above = [int(i) for i in order[rank + 1 :] if finite[i]]
+    neighbours = {path.best} | set(below[-1:]) | set(above[:1])
+    if neighbours & path.rechecked:
+        return grid
     lo = math.log(path.alphas[below[-1]] if below else grid.alpha)
     hi = math.log(path.alphas[above[0]] if above else grid.alpha)
     if hi <= lo:
