@@ -278,8 +278,8 @@ class _AlphaPathMixin(KernelMachineMixin):
         kernel's gamma), follow the slope of the best GCV in log(gamma)
         (:func:`~gramfree.solvers.alpha_path.gcv_log_gamma_slope`): steps downhill that
         double (up to a factor 4 in gamma) until the slope turns or GCV rises (a bracket),
-        then the bracket narrowed at the zero of the secant of the slopes (Illinois) until
-        it is within 1% in gamma or can gain less than 1e-4 of GCV; at most ``GAMMA_SEARCH_EVALUATIONS``
+        then the bracket narrowed at the minimum of the cubic through GCV and its slope at
+        both ends until it is within 1% in gamma or can gain less than 1e-4 of GCV; at most ``GAMMA_SEARCH_EVALUATIONS``
         paths, within ``GAMMA_SEARCH_RANGE`` of the start either way. Returns the best
         point seen (lowest GCV; the start wins ties), its GCV minimised over a continuous alpha
         between the candidates (:func:`~gramfree.solvers.alpha_path.refine_alpha`: the
@@ -343,38 +343,47 @@ class _AlphaPathMixin(KernelMachineMixin):
                 a, value_a, slope_a, step = t, value, slope, min(2.0 * step, GAMMA_SEARCH_STEP)
             else:
                 b, value_b, slope_b = t, value, slope
-        # Narrow [a, b] (a on the downhill slope's side, b on the other) at the zero of
-        # the secant of the slopes, Illinois-style (the slope of an end kept twice in a
-        # row is halved in the formula, so that neither end stalls); at the midpoint where
-        # the slopes do not straddle zero (GCV rose at b with the slope unturned, or b has
-        # no estimate) or the secant's point is within a tenth of the bracket from an end
-        # (a kink: the refined alpha reaching the candidates' end); until the bracket is
-        # within GAMMA_SEARCH_TOL or the GCV it could still gain, |slope| x width at the
-        # ends with an estimate, is below GAMMA_SEARCH_GAIN of GCV.
-        secant_a, secant_b, kept = slope_a, slope_b, ""
+        # Narrow [a, b] (a on the downhill slope's side, b on the other) at the minimum
+        # of the cubic that matches GCV and its slope at both ends (Nocedal and Wright's
+        # line-search interpolation; kept 5% of the bracket from its ends), or at the
+        # midpoint where the slopes do not straddle zero (GCV rose at b with the slope
+        # unturned, or b has no estimate) or the same end was kept twice in a row (a
+        # secant of the slopes crept for ten paths from the near end when the far one was
+        # steep); until the bracket is within GAMMA_SEARCH_TOL or the GCV it could still
+        # gain, |slope| x width at the ends with an estimate, is below GAMMA_SEARCH_GAIN of
+        # GCV.
+        kept: list[str] = []
         while True:
             width = abs(b - a)
-            ends = [abs(slope_a)] + ([abs(slope_b)] if math.isfinite(value_b) else [])
             if width <= GAMMA_SEARCH_TOL:
                 return best, best_at, trace, "tolerance"
+            ends = [abs(slope_a)] + ([abs(slope_b)] if math.isfinite(value_b) else [])
             if min(ends) * width <= GAMMA_SEARCH_GAIN * value_a:
                 return best, best_at, trace, "gain"
             if len(trace) >= GAMMA_SEARCH_EVALUATIONS:
                 return best, best_at, trace, "budget"
             share = 0.5
-            if secant_a * secant_b < 0:
-                share = secant_a / (secant_a - secant_b)
-                share = share if 0.1 <= share <= 0.9 else 0.5
+            if (
+                math.isfinite(value_b)
+                and slope_a * slope_b < 0
+                and kept[-2:]
+                not in (
+                    ["a", "a"],
+                    ["b", "b"],
+                )
+            ):
+                d1 = slope_a + slope_b - 3.0 * (value_a - value_b) / (a - b)
+                d2 = math.copysign(math.sqrt(d1 * d1 - slope_a * slope_b), b - a)
+                t = b - (b - a) * (slope_b + d2 - d1) / (slope_b - slope_a + 2.0 * d2)
+                share = min(0.95, max(0.05, (t - a) / (b - a)))
             t = a + share * (b - a)
             value, slope = evaluate(t)
             if math.isfinite(value) and value <= value_a and slope * slope_a > 0:
-                a, value_a, slope_a, secant_a = t, value, slope, slope
-                secant_b *= 0.5 if kept == "b" else 1.0
-                kept = "b"  # b kept
+                a, value_a, slope_a = t, value, slope
+                kept.append("b")
             else:
-                b, value_b, slope_b, secant_b = t, value, slope, slope
-                secant_a *= 0.5 if kept == "a" else 1.0
-                kept = "a"  # a kept
+                b, value_b, slope_b = t, value, slope
+                kept.append("a")
 
     def compress(
         self,
