@@ -6,11 +6,9 @@ model files; refusals naming the parameter."""
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
-from test_alpha_cv import _brute_gcv, load_digits_small
+from test_alpha_cv import _brute_gcv, _rewrite_attributes, load_digits_small
 from test_solvers_realdata import _load
 
 from gramfree import KernelClassifierCV, KernelRegressor, KernelRegressorCV, load
@@ -221,15 +219,6 @@ def test_searched_models_save_and_load(tmp_path):
         assert hasattr(loaded, "gcv_grid_") == (gammas is not None)
 
 
-def _edited(src, dst, edit):
-    with np.load(src, allow_pickle=False) as data:
-        arrays = {k: data[k] for k in data.files}
-    meta = json.loads(str(arrays.pop("__meta__")))
-    edit(meta)
-    with open(dst, "wb") as fh:
-        np.savez(fh, __meta__=np.array(json.dumps(meta)), **arrays)
-
-
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
@@ -247,7 +236,7 @@ def test_damaged_searched_model_files_name_the_field(tmp_path, edit, message):
         gamma=0.05, gamma_search="gradient", alphas=ALPHAS, n_centers=100, random_state=0
     ).fit(X, Y[:, 0])
     model.save(tmp_path / "m.gf")
-    _edited(tmp_path / "m.gf", tmp_path / "bad.gf", edit)
+    _rewrite_attributes(tmp_path / "m.gf", tmp_path / "bad.gf", edit)
     with pytest.raises(ValueError, match=message):
         load(tmp_path / "bad.gf")
 

@@ -471,9 +471,9 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         step: ``alpha_`` is then anywhere within the range of ``alphas``. A local search
         (at most 16 paths, each a pass, an eigendecomposition and a second pass for the
         slope, within a factor 1e4 of the start, ending within 1% in gamma or where less
-        than 1e-4 of GCV is left to gain): a start far
-        from the optimum can end in another local minimum (such as gamma -> 0, a nearly
-        polynomial fit), so a coarse ``gammas`` grid first is the safe use.
+        than 1e-4 of GCV is left to gain): a start far from the optimum can end in another
+        local minimum (such as gamma -> 0, a nearly polynomial fit), so a coarse
+        ``gammas`` grid first is the safe use.
         ``solver_info_["gamma_search"]`` lists the paths (gamma, GCV, slope, alpha) and
         ``solver_info_["gamma_search_stop"]`` says why it stopped ("tolerance", "gain",
         "budget", "range", or no estimate / a flat slope at the start).
@@ -650,9 +650,9 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
         step: ``alpha_`` is then anywhere within the range of ``alphas``. A local search
         (at most 16 paths, each a pass, an eigendecomposition and a second pass for the
         slope, within a factor 1e4 of the start, ending within 1% in gamma or where less
-        than 1e-4 of GCV is left to gain): a start far
-        from the optimum can end in another local minimum (such as gamma -> 0, a nearly
-        polynomial fit), so a coarse ``gammas`` grid first is the safe use.
+        than 1e-4 of GCV is left to gain): a start far from the optimum can end in another
+        local minimum (such as gamma -> 0, a nearly polynomial fit), so a coarse
+        ``gammas`` grid first is the safe use.
         ``solver_info_["gamma_search"]`` lists the paths (gamma, GCV, slope, alpha) and
         ``solver_info_["gamma_search_stop"]`` says why it stopped ("tolerance", "gain",
         "budget", "range", or no estimate / a flat slope at the start).
