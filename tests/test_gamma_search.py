@@ -333,3 +333,18 @@ def test_the_search_on_a_quadratic(monkeypatch, centre, stop):
         assert abs(t - centre) < 0.01
     else:  # the range's end, a factor 1e4 below the start
         assert t == pytest.approx(-np.log(1e4))
+
+
+def test_a_narrow_well_is_not_left_when_the_far_end_is_flat(monkeypatch):
+    """A narrow minimum (width 0.1 in log gamma) whose first bracket ends on a flat
+    stretch: the smaller of the two ends' slopes called the gain nil after two paths, 86%
+    above the minimum; the lower end's slope does not."""
+    import math
+
+    t, at, trace, stop = _synthetic_search(
+        monkeypatch,
+        lambda t: 1 - 0.5 * math.exp(-(t**2) / 0.02),
+        lambda t: 0.5 * t / 0.01 * math.exp(-(t**2) / 0.02),
+        start=math.exp(-0.2),
+    )
+    assert abs(t) < 0.01 and at.gcv <= 0.5 * (1 + 1e-3)

@@ -350,15 +350,19 @@ class _AlphaPathMixin(KernelMachineMixin):
         # unturned, or b has no estimate) or the same end was kept twice in a row (a
         # secant of the slopes crept for ten paths from the near end when the far one was
         # steep); until the bracket is within GAMMA_SEARCH_TOL or the GCV it could still
-        # gain, |slope| x width at the ends with an estimate, is below GAMMA_SEARCH_GAIN of
-        # GCV.
+        # gain, |slope| x width at its lower end, is below GAMMA_SEARCH_GAIN of GCV.
         kept: list[str] = []
         while True:
             width = abs(b - a)
             if width <= GAMMA_SEARCH_TOL:
                 return best, best_at, trace, "tolerance"
-            ends = [abs(slope_a)] + ([abs(slope_b)] if math.isfinite(value_b) else [])
-            if min(ends) * width <= GAMMA_SEARCH_GAIN * value_a:
+            # The slope at the lower end: for a convex GCV, f(lower) - min <= |f'(lower)|
+            # x width. (The smaller of the two ends' slopes stopped a narrow well's search
+            # at 86% above its minimum when the far end landed on a flat stretch.)
+            lower = math.isfinite(value_b) and value_b < value_a
+            if abs(slope_b if lower else slope_a) * width <= GAMMA_SEARCH_GAIN * min(
+                value_a, value_b
+            ):
                 return best, best_at, trace, "gain"
             if len(trace) >= GAMMA_SEARCH_EVALUATIONS:
                 return best, best_at, trace, "budget"
