@@ -279,12 +279,13 @@ class _AlphaPathMixin(KernelMachineMixin):
         (:func:`~gramfree.solvers.alpha_path.gcv_log_gamma_slope`): steps downhill that
         double (up to a factor 4 in gamma) until the slope turns or GCV rises (a bracket),
         then the bracket narrowed at the minimum of the cubic through GCV and its slope at
-        both ends until it is within 1% in gamma or can gain less than 1e-4 of GCV; at most ``GAMMA_SEARCH_EVALUATIONS``
-        paths, within ``GAMMA_SEARCH_RANGE`` of the start either way. Returns the best
-        point seen (lowest GCV; the start wins ties), its GCV minimised over a continuous alpha
-        between the candidates (:func:`~gramfree.solvers.alpha_path.refine_alpha`: the
-        grid's best GCV has a local minimum in gamma for every alpha it switches between),
-        the trace, one record per path, and why it stopped."""
+        both ends until it is within 1% in gamma or can gain less than 1e-4 of GCV; at
+        most ``GAMMA_SEARCH_EVALUATIONS`` paths, within ``GAMMA_SEARCH_RANGE`` of the start
+        either way. Returns the best point seen (lowest GCV; the start wins ties), its GCV
+        minimised over a continuous alpha between the candidates
+        (:func:`~gramfree.solvers.alpha_path.refine_alpha`: the grid's best GCV has a local
+        minimum in gamma for every alpha it switches between), the trace, one record per
+        path, and why it stopped."""
         path, gamma, kernel, caught, problem = best
         if gamma is None:
             gamma = kernel.gamma if kernel.gamma is not None else 1.0 / X.shape[1]
@@ -642,24 +643,10 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
     gamma : float, default=None
         RBF/Laplacian/polynomial scale; None means 1 / n_features.
     gammas : sequence of positive floats, default=None
-        Candidates for ``gamma`` (rbf, laplacian, poly, or a kernel object with a gamma;
-        ``gamma`` must then be None). Each costs one pass over the data and one
-        eigendecomposition, all on the same centres, and the pair (gamma, alpha) of lowest
-        GCV wins (``gamma_``, ``gcv_grid_``).
+        Candidates for ``gamma``, as in :class:`KernelRegressorCV`.
     gamma_search : {None, "gradient"}, default=None
-        "gradient": from ``gamma`` (or the best of ``gammas``), follow the slope of GCV in
-        log(gamma) to a minimum (the slope analytic through the eigendecomposition, as
-        falkon.hopt follows its criterion's gradient; the kernel's derivative a central
-        difference of its values), with alpha refined between the candidates at each
-        step: ``alpha_`` is then anywhere within the range of ``alphas``. A local search
-        (at most 16 paths, each a pass, an eigendecomposition and a second pass for the
-        slope, within a factor 1e4 of the start, ending within 1% in gamma or where less
-        than 1e-4 of GCV is left to gain): a start far from the optimum can end in another
-        local minimum (such as gamma -> 0, a nearly polynomial fit), so a coarse
-        ``gammas`` grid first is the safe use.
-        ``solver_info_["gamma_search"]`` lists the paths (gamma, GCV, slope, alpha) and
-        ``solver_info_["gamma_search_stop"]`` says why it stopped ("tolerance", "gain",
-        "budget", "range", or no estimate / a flat slope at the start).
+        A search for ``gamma`` along GCV's slope in log(gamma), as in
+        :class:`KernelRegressorCV`.
     degree : int, default=3
         Degree of the polynomial kernel.
     coef0 : float, default=1.0
