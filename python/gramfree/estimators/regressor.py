@@ -86,8 +86,9 @@ default="auto"
         points: relative residual of ``(K + alpha I) c = y``, or an epoch that changes the
         objective by less than tol^2 relative; eigenpro on fixed centres: relative change
         of the objective over an epoch. EigenPro also undoes any epoch that increases the
-        objective and retries it with half the step (``solver_info_``: ``rejected_epochs``,
-        ``step_halvings``); the model returned is the best iterate. pcg: relative
+        objective and retries it with less momentum or half the step (``solver_info_``:
+        ``rejected_epochs``, ``momentum_reductions``, ``step_halvings``); the model
+        returned is the best iterate. pcg: relative
         residual ``|y - (K + alpha I) c| / |y|`` (weighted: ``W^1/2``) of every output,
         confirmed by one exact pass (the running one drifts with float32 products; a
         restart that does not halve it stops the fit with a ConvergenceWarning); its
