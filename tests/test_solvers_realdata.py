@@ -96,12 +96,23 @@ def test_published_eigenpro_step_is_unstable_on_real_data(name, gamma):
     E_old, D_old, eta_old = _published_rule(K[np.ix_(S, S)], beta, shift)
     assert eta_old > 2 / _full_top(K, S, E_old, D_old, shift)
 
-    res = solve_eigenpro(
-        p, None, max_iter=1, tol=0.0, random_state=np.random.default_rng(0), n_subsample=SUBSAMPLE
-    )
+    res = _eigenpro2(p, 1)
     E, D, _, q, _ = _eigensystem(K[np.ix_(S, S)], beta, shift, 8192, SUBSAMPLE // 3 - 1)
     assert q == res.info["top_q"]
     assert res.info["step_size"] < 2 / _full_top(K, S, E, D, shift)
+
+
+def _eigenpro2(p, max_iter, **options):
+    """EigenPro 2 on all points with the tests' subsample, seed and tol = 0 (full budget)."""
+    options.setdefault("tol", 0.0)
+    return solve_eigenpro(
+        p,
+        None,
+        max_iter=max_iter,
+        random_state=np.random.default_rng(0),
+        n_subsample=SUBSAMPLE,
+        **options,
+    )
 
 
 @pytest.mark.parametrize("name,gamma", CASES, ids=IDS)
@@ -110,15 +121,7 @@ def test_eigenpro_safeguard_undoes_a_diverging_step(name, gamma):
     the epochs that increase the objective, halves the step, and still ends below where it
     started; the curve it reports never increases."""
     p = _problem(name, gamma)
-    res = solve_eigenpro(
-        p,
-        None,
-        max_iter=15,
-        tol=0.0,
-        random_state=np.random.default_rng(0),
-        n_subsample=SUBSAMPLE,
-        step_scale=20.0,
-    )
+    res = _eigenpro2(p, 15, step_scale=20.0)
     info = res.info
     # Momentum (where it runs) is lowered first, and the step halved only once it is gone.
     assert info["step_halvings"] >= 1
@@ -142,18 +145,7 @@ def test_eigenpro2_runs_without_momentum_on_a_flat_spectrum(name, gamma):
     """A narrow kernel leaves no spectrum below the flattened top: the default iteration is
     the published one, step for step (momentum only added noise there)."""
     p = _problem(name, gamma, alpha=1e-4)
-    runs = [
-        solve_eigenpro(
-            p,
-            None,
-            max_iter=5,
-            tol=0.0,
-            random_state=np.random.default_rng(0),
-            n_subsample=SUBSAMPLE,
-            momentum=mu,
-        )
-        for mu in (None, 0.0)
-    ]
+    runs = [_eigenpro2(p, 5, momentum=mu) for mu in (None, 0.0)]
     assert runs[0].info["spectral_tail"] >= 0.5
     assert runs[0].info["momentum_initial"] == 0.0
     np.testing.assert_array_equal(runs[0].coef, runs[1].coef)
@@ -169,15 +161,7 @@ def test_eigenpro2_momentum_beats_the_published_iteration_on_a_tailed_spectrum(n
     best = objective(p, exact.centers, exact.coef)
     gaps = {}
     for mu in (None, 0.0):
-        res = solve_eigenpro(
-            p,
-            None,
-            max_iter=100,
-            tol=0.0,
-            random_state=np.random.default_rng(0),
-            n_subsample=SUBSAMPLE,
-            momentum=mu,
-        )
+        res = _eigenpro2(p, 100, momentum=mu)
         assert np.all(np.diff(res.loss_curve) <= 0)
         got = objective(p, res.centers, res.coef)
         assert best <= got * (1 + 1e-12)
@@ -218,14 +202,7 @@ def test_eigenpro2_reaches_the_exact_solution(name, gamma):
     p = _problem(name, gamma)
     exact = solve_direct(p)
     best = objective(p, exact.centers, exact.coef)
-    res = solve_eigenpro(
-        p,
-        None,
-        max_iter=100,
-        tol=1e-4,
-        random_state=np.random.default_rng(0),
-        n_subsample=SUBSAMPLE,
-    )
+    res = _eigenpro2(p, 100, tol=1e-4)
     assert res.converged
     assert np.all(np.diff(res.loss_curve) <= 0)
     got = objective(p, res.centers, res.coef)
