@@ -17,7 +17,14 @@ from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.preprocessing import StandardScaler
 
 from gramfree.kernels import Gaussian
-from gramfree.solvers import Problem, objective, solve_direct, solve_eigenpro, solve_nystrom_pcg
+from gramfree.solvers import (
+    Problem,
+    eigenpro,
+    objective,
+    solve_direct,
+    solve_eigenpro,
+    solve_nystrom_pcg,
+)
 from gramfree.solvers.eigenpro import _eigensystem
 
 ALPHA = 0.1
@@ -127,13 +134,34 @@ def test_eigenpro_safeguard_undoes_a_diverging_step(name, gamma):
     assert info["step_halvings"] >= 1
     assert info["rejected_epochs"] == info["step_halvings"] + info["momentum_reductions"]
     assert info["momentum"] == 0.0
-    assert info["momentum_reductions"] == (4 if info["momentum_initial"] > 0 else 0)
+    # 0.9 -> 0.8 -> 0.6 -> 0.2 -> 0: four reductions before the first halving.
+    assert info["momentum_reductions"] == (
+        len(_backoff(eigenpro.MOMENTUM)) if info["momentum_initial"] > 0 else 0
+    )
     assert info["step_size"] == pytest.approx(
         20.0 * info["step_size_rule"] * 0.5 ** info["step_halvings"], rel=1e-12
     )
     assert np.all(np.diff(res.loss_curve) <= 0)
     assert res.loss_curve[-1] < info["objective_initial"]
     assert objective(p, res.centers, res.coef) == pytest.approx(res.loss_curve[-1], rel=1e-9)
+
+
+def _backoff(mu: float) -> list[float]:
+    """The momentum values a run steps through on rejected epochs, down to 0."""
+    steps = []
+    while mu > 0:
+        mu = 2 * mu - 1 if mu > 0.5 else 0.0
+        steps.append(mu)
+    return steps
+
+
+def _momentum_allowed(res, n: int) -> bool:
+    """The default rule, from the run's reported spectrum and batch size."""
+    batches = n / res.info["batch_size"]
+    return (
+        batches <= eigenpro.MOMENTUM_MAX_BATCHES
+        and res.info["spectral_tail"] * batches < eigenpro.MOMENTUM_RULE
+    )
 
 
 NARROW = [case for case in CASES if case[1] >= 0.5]
@@ -146,18 +174,22 @@ def test_eigenpro2_runs_without_momentum_on_a_flat_spectrum(name, gamma):
     the published one, step for step (momentum only added noise there)."""
     p = _problem(name, gamma, alpha=1e-4)
     runs = [_eigenpro2(p, 5, momentum=mu) for mu in (None, 0.0)]
-    assert runs[0].info["spectral_tail"] >= 0.5
+    assert runs[0].info["spectral_tail"] >= 0.5  # flat: the median near the q-th
+    assert not _momentum_allowed(runs[0], len(p.X))
     assert runs[0].info["momentum_initial"] == 0.0
+    # and the default path is the published one, operation for operation
     np.testing.assert_array_equal(runs[0].coef, runs[1].coef)
 
 
 def test_eigenpro2_runs_without_momentum_with_many_batches_per_epoch():
-    """A tailed spectrum, but batches capped at 40 rows (15 per epoch): the mini-batch noise
-    that momentum amplifies rules it out, and the iteration is the published one."""
+    """A tailed spectrum, but batches capped at 40 rows: q then stops where the critical
+    batch fits 40, the batch is the critical one, about 29 rows, and an epoch has 15: the
+    mini-batch noise that momentum amplifies rules it out, and the iteration is the
+    published one."""
     p = _problem("diabetes", 0.05, alpha=1e-2)
     runs = [_eigenpro2(p, 3, momentum=mu, max_batch=40) for mu in (None, 0.0)]
     assert runs[0].info["spectral_tail"] < 0.05
-    assert len(p.X) / runs[0].info["batch_size"] > 12
+    assert len(p.X) / runs[0].info["batch_size"] > eigenpro.MOMENTUM_MAX_BATCHES
     assert runs[0].info["momentum_initial"] == 0.0
     np.testing.assert_array_equal(runs[0].coef, runs[1].coef)
 
@@ -173,13 +205,15 @@ def test_eigenpro2_momentum_beats_the_published_iteration_on_a_tailed_spectrum(n
     gaps = {}
     for mu in (None, 0.0):
         res = _eigenpro2(p, 100, momentum=mu)
-        assert np.all(np.diff(res.loss_curve) <= 0)
         got = objective(p, res.centers, res.coef)
+        # the model returned is the iterate whose objective the curve ends on
+        assert got == pytest.approx(res.loss_curve[-1], rel=1e-9)
         assert best <= got * (1 + 1e-12)
         gaps[mu] = (got - best) / best
         if mu is None:
-            assert res.info["spectral_tail"] < 0.5
-            assert res.info["momentum_initial"] == 0.9
+            assert _momentum_allowed(res, len(p.X))
+            assert res.info["momentum_initial"] == eigenpro.MOMENTUM
+    assert gaps[0.0] > 1e-8  # the published iteration is still short of the optimum
     assert gaps[None] < 0.8 * gaps[0.0]
 
 
@@ -251,3 +285,12 @@ def test_eigenpro3_approaches_the_nystrom_solution(name, gamma):
     # stochastic gradient descent on least squares: close, not exact (wide kernels are the
     # slowest: 2% above the optimum after 60 epochs on digits)
     assert best <= got * (1 + 1e-12) and (got - best) / best <= 5e-2
+
+
+def test_eigenpro2_uses_an_explicit_momentum_as_given():
+    """The rule decides only by default: a momentum the caller passes runs even where the
+    rule would switch it off (many batches per epoch)."""
+    p = _problem("diabetes", 0.05, alpha=1e-2)
+    res = _eigenpro2(p, 2, momentum=0.5, max_batch=40)
+    assert not _momentum_allowed(res, len(p.X))
+    assert res.info["momentum_initial"] == 0.5

@@ -88,7 +88,9 @@ default="auto"
         of the objective over an epoch. EigenPro also undoes any epoch that increases the
         objective and retries it with less momentum or half the step (``solver_info_``:
         ``rejected_epochs``, ``momentum_reductions``, ``step_halvings``); the model
-        returned is the best iterate. pcg: relative
+        returned is the best iterate. On all points it adds heavy-ball momentum where a
+        wide kernel leaves a spectral tail and an epoch has few batches
+        (``solver_info_["momentum_initial"]``; :mod:`gramfree.solvers.eigenpro`). pcg: relative
         residual ``|y - (K + alpha I) c| / |y|`` (weighted: ``W^1/2``) of every output,
         confirmed by one exact pass (the running one drifts with float32 products; a
         restart that does not halve it stops the fit with a ConvergenceWarning); its

@@ -162,9 +162,10 @@ def _step_size(m: int, beta: float, lam: float) -> float:
     return m / beta if m <= m_star else STEP_SAFETY * 2 * m / (beta + (m - 1) * lam)
 
 
-def _check_momentum(momentum, fixed: bool) -> float:
+def _check_momentum(momentum, fixed: bool) -> float | None:
+    """The momentum asked for, checked; None where the rule is to decide."""
     if momentum is None:
-        return 0.0 if fixed else MOMENTUM
+        return 0.0 if fixed else None
     if isinstance(momentum, bool) or not isinstance(
         momentum, (int, float, np.integer, np.floating)
     ):
@@ -197,8 +198,10 @@ def solve_eigenpro(
     ``initial_coef``: a warm start (one row per centre, or per training row without
     centres). ``monitor``: called after every accepted epoch with the coefficients; True
     stops (:class:`gramfree.solvers._common.Monitor`). ``momentum``: EigenPro 2's heavy-ball
-    momentum where the spectrum has a tail (``MOMENTUM_RULE``), in [0, 1) (default
-    ``MOMENTUM``; 0: the published iteration); EigenPro 3 accepts only 0."""
+    momentum in [0, 1), used as given (0: the published iteration); the default None
+    applies ``MOMENTUM`` where the module docstring's rule allows it (at most
+    ``MOMENTUM_MAX_BATCHES`` batches per epoch and tail times batches below
+    ``MOMENTUM_RULE``), else 0. EigenPro 3 accepts only None or 0."""
     X, Y = problem.X, problem.Y.astype(np.float64)
     n, t = Y.shape
     dtype = X.dtype
@@ -208,7 +211,7 @@ def solve_eigenpro(
     sw = np.sqrt(w)
     beta = ridge_beta(problem)
     fixed = centers is not None
-    mu_max = _check_momentum(momentum, fixed)
+    mu_given = _check_momentum(momentum, fixed)
     Z: np.ndarray = X if centers is None else centers  # the model's centres (all rows: EP2)
     max_batch = min(max_batch, n)
     shift = alpha / n
@@ -306,10 +309,16 @@ def solve_eigenpro(
                 state -= eta * step
 
     state = a if fixed else c_scaled
-    # Momentum only where slow directions outweigh the batch noise it amplifies (docstring).
+    # By default momentum only where slow directions outweigh the batch noise it amplifies.
     batches = n / m
-    mu = mu_max if batches <= MOMENTUM_MAX_BATCHES and tail * batches < MOMENTUM_RULE else 0.0
-    # Kept only with momentum: n x t floats at a million rows.
+    mu = (
+        mu_given
+        if mu_given is not None
+        else MOMENTUM
+        if batches <= MOMENTUM_MAX_BATCHES and tail * batches < MOMENTUM_RULE
+        else 0.0
+    )
+    # Kept only with momentum: n x t float64 values.
     velocity = np.zeros_like(state) if mu > 0 else np.zeros((0, t))
     if initial_coef is not None:
         start = initial_coef.astype(np.float64)
