@@ -53,6 +53,43 @@ py::array run_op(Op op, const KernelSpec& spec, const py::array& X, const py::ar
   return std::move(out);
 }
 
+// A column-major matrix given as its transpose in row-major order: rows of unit stride
+// (any row pitch, so that sub-blocks of an F-ordered array need no copy). Returns the
+// leading dimension.
+std::size_t leading_dimension(const py::array& a, const char* name, std::size_t rows) {
+  if (a.ndim() != 2) value_error(std::string(name) + ": expected a 2-d array");
+  const auto item = py::ssize_t(a.itemsize());
+  if (a.shape(1) > 1 && a.strides(1) != item)
+    value_error(std::string(name) + ": its last axis must have unit stride");
+  if (a.shape(0) <= 1 || rows == 0) return std::max<std::size_t>(rows, 1);
+  if (a.strides(0) <= 0 || a.strides(0) % item != 0 || std::size_t(a.strides(0) / item) < rows)
+    value_error(std::string(name) + ": rows must not overlap (row stride below the row length)");
+  return std::size_t(a.strides(0) / item);
+}
+
+template <class T>
+void trsm_typed(const py::array& LT, py::array& XT, bool trans, int n_threads, DType dt) {
+  if (dtype_of(XT, "XT") != dt) type_error("XT: dtype differs from LT's");
+  if (LT.ndim() != 2 || LT.shape(0) != LT.shape(1)) value_error("LT: expected a square 2-d array");
+  const std::size_t n = std::size_t(LT.shape(0));
+  if (XT.ndim() != 2 || std::size_t(XT.shape(1)) != n)
+    value_error("XT: expected shape (k, " + std::to_string(n) + ")");
+  if (!XT.writeable()) value_error("XT: must be writeable");
+  const std::size_t lda = leading_dimension(LT, "LT", n);
+  const std::size_t ldx = leading_dimension(XT, "XT", n);
+  const std::size_t k = std::size_t(XT.shape(0));
+  const char* l0 = static_cast<const char*>(LT.data());
+  const char* x0 = static_cast<const char*>(XT.data());
+  const std::size_t lbytes = n == 0 ? 0 : ((n - 1) * lda + n) * sizeof(T);
+  const std::size_t xbytes = n == 0 || k == 0 ? 0 : ((k - 1) * ldx + n) * sizeof(T);
+  if (lbytes != 0 && xbytes != 0 && l0 < x0 + xbytes && x0 < l0 + lbytes)
+    value_error("LT, XT: must not share memory");
+  const T* L = static_cast<const T*>(LT.data());
+  T* X = static_cast<T*>(XT.mutable_data());
+  const Options options = make_options(n_threads);
+  call_released([&] { triangular_solve_lower<T>(L, lda, n, X, ldx, k, trans, options); });
+}
+
 py::array op_entry(Op op, const py::array& X, const py::array& Z, const py::array& V,
                    const std::string& kind, double gamma, double coef0, int degree,
                    double length_scale, int n_threads, const py::object& weights = py::none()) {
@@ -268,6 +305,20 @@ PYBIND11_MODULE(_core, m) {
       "K(x, x) for each row of X (float64), shape (n,).");
 #undef GRAMFREE_KERNEL_ARGS
 
+  m.def(
+      "triangular_solve_lower",
+      [](const py::array& LT, py::array& XT, bool trans, int n_threads) {
+        const DType dt = dtype_of(LT, "LT");
+        if (dt == DType::f32)
+          trsm_typed<float>(LT, XT, trans, n_threads, dt);
+        else
+          trsm_typed<double>(LT, XT, trans, n_threads, dt);
+      },
+      py::arg("LT"), py::arg("XT"), py::kw_only(), py::arg("trans") = false,
+      py::arg("n_threads") = 0,
+      "In place: X := L^-1 X (or L^-T X with trans) for lower-triangular L, both given "
+      "transposed (LT = L.T, XT = X.T, each with rows of unit stride: F-ordered L and X); "
+      "XT (k, n) is overwritten. For few right-hand sides, near the GEMM rate.");
   m.def("kernel_table", &kernel_table_rows,
         "The kernels of the core (csrc/gramfree/kernel_table.hpp): per kernel its name, "
         "metric ('dot', 'sqdist', 'l1'), parameters used with their domains ('positive', "

@@ -92,6 +92,16 @@ template <class T>
 void kernel_grad_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z,
                         ConstMatrix<T> V, Matrix<T> out, const Options& options = {});
 
+// X := L^-1 X, or L^-T X with trans, in place, for the lower triangle of L. Column-major,
+// as LAPACK's trsm (side left, lower, non-unit): L[r + c*lda] is n x n, X[r + q*ldx] is
+// n x k; the strict upper triangle of L is not read. Meant for few right-hand sides (k up
+// to a few dozen), where it runs near the GEMM rate; any k is solved. Throws
+// std::invalid_argument for lda or ldx < n, or a null pointer with n * k > 0. A zero on
+// L's diagonal gives infinities, as LAPACK's trsm (the caller checks first).
+template <class T>
+void triangular_solve_lower(const T* L, std::size_t lda, std::size_t n, T* X, std::size_t ldx,
+                            std::size_t k, bool trans, const Options& options = {});
+
 // Instruction-set dispatch: chosen once from CPUID, overridable by GRAMFREE_SIMD.
 enum class SimdLevel { scalar = 0, avx2 = 1, avx512 = 2 };
 SimdLevel detected_simd_level();       // the best the processor supports

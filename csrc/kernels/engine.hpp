@@ -16,6 +16,7 @@
 #include <immintrin.h>
 #endif
 #include <omp.h>
+#include <sched.h>
 
 #include "engine_api.hpp"
 
@@ -24,6 +25,7 @@ namespace gramfree::GRAMFREE_ISA_NS {
 using detail::EngineArgs;
 using detail::Epilogue;
 using detail::GemmArgs;
+using detail::TrsmArgs;
 using std::size_t;
 
 #include "vecmath.hpp"
@@ -582,11 +584,14 @@ static size_t gemm_workspace_f64(const GemmArgs<double>& a) { return gemm_worksp
 static int gemm_f32(const GemmArgs<float>& a) { return gemm(a); }
 static int gemm_f64(const GemmArgs<double>& a) { return gemm(a); }
 
+#include "trsm_engine.hpp"
+
 }  // namespace gramfree::GRAMFREE_ISA_NS
 
 // The per-ISA table (engine_api.hpp), spelled once for the three translation units.
 #define GRAMFREE_ENGINE_TABLE(name, ns)                                                           \
   {                                                                                               \
     name, ns::workspace_f32, ns::run_f32, ns::workspace_f64, ns::run_f64, ns::gemm_workspace_f32, \
-        ns::gemm_f32, ns::gemm_workspace_f64, ns::gemm_f64                                        \
+        ns::gemm_f32, ns::gemm_workspace_f64, ns::gemm_f64, ns::trsm_workspace_f32, ns::trsm_f32, \
+        ns::trsm_workspace_f64, ns::trsm_f64                                                      \
   }

@@ -67,6 +67,22 @@ struct GemmArgs {
   T* workspace = nullptr;  // 64-byte aligned, gemm_workspace(args) elements
 };
 
+// A triangular solve in place, L X = B or (trans) L^T X = B, for lower-triangular L:
+// column-major as LAPACK, L[r + c lda] (n x n, the strict upper triangle not read) and
+// X[r + q ldx] (n x k). For few right-hand sides (trsm_engine.hpp).
+template <class T>
+struct TrsmArgs {
+  const T* L = nullptr;
+  std::size_t lda = 0;
+  std::size_t n = 0;
+  T* X = nullptr;
+  std::size_t ldx = 0;
+  std::size_t k = 0;
+  bool trans = false;
+  int n_threads = 1;
+  T* workspace = nullptr;  // 64-byte aligned, trsm_workspace(args) elements
+};
+
 // Per instruction set: how much workspace a call needs, and the call itself
 // (returns 0, or 1 when poll asked to stop).
 struct EngineTable {
@@ -79,6 +95,10 @@ struct EngineTable {
   int (*gemm_f32)(const GemmArgs<float>&);
   std::size_t (*gemm_workspace_f64)(const GemmArgs<double>&);
   int (*gemm_f64)(const GemmArgs<double>&);
+  std::size_t (*trsm_workspace_f32)(const TrsmArgs<float>&);
+  int (*trsm_f32)(const TrsmArgs<float>&);
+  std::size_t (*trsm_workspace_f64)(const TrsmArgs<double>&);
+  int (*trsm_f64)(const TrsmArgs<double>&);
 };
 
 extern const EngineTable engine_scalar;

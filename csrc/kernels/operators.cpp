@@ -289,6 +289,51 @@ void normal_matvec_strip(const KernelSpec& spec, Epilogue epi, ConstMatrix<T> X,
 
 }  // namespace
 
+template <class T>
+void triangular_solve_lower(const T* L, std::size_t lda, std::size_t n, T* X, std::size_t ldx,
+                            std::size_t k, bool trans, const Options& options) {
+  if (lda < std::max<std::size_t>(n, 1)) fail("lda: must be at least max(n, 1)");
+  if (ldx < std::max<std::size_t>(n, 1)) fail("ldx: must be at least max(n, 1)");
+  if (n == 0 || k == 0) return;
+  if (L == nullptr || X == nullptr) fail("L, X: null data");
+  checked_mul(lda, n, "L");
+  checked_mul(ldx, k, "X");
+  detail::TrsmArgs<T> a;
+  a.L = L;
+  a.lda = lda;
+  a.n = n;
+  a.X = X;
+  a.ldx = ldx;
+  a.k = k;
+  a.trans = trans;
+  a.n_threads = resolve_threads(options);
+  // As for the operators: below ~2^18 multiply-adds one thread finishes first.
+  if (double(n) * double(n) * double(k) < double(1 << 19)) a.n_threads = 1;
+  const auto& engine = detail::active_engine();
+  // The workspace (a packed chunk of L per thread, ~1 MiB) is kept per calling thread
+  // and reused: solves come in loops (four per CG iteration), and a fresh allocation of
+  // that size is a fresh mapping whose page faults cost a 1000 x 1000 solve a fifth of
+  // its time.
+  thread_local std::unique_ptr<double[], AlignedFree> cache;
+  thread_local std::size_t cache_doubles = 0;
+  std::size_t elems;
+  if constexpr (std::is_same_v<T, float>)
+    elems = engine.trsm_workspace_f32(a);
+  else
+    elems = engine.trsm_workspace_f64(a);
+  const std::size_t doubles = (checked_mul(elems, sizeof(T), "workspace") + 7) / 8;
+  if (doubles > cache_doubles) {
+    cache.reset();
+    cache = aligned_buffer<double>(doubles);
+    cache_doubles = doubles;
+  }
+  a.workspace = reinterpret_cast<T*>(cache.get());
+  if constexpr (std::is_same_v<T, float>)
+    engine.trsm_f32(a);
+  else
+    engine.trsm_f64(a);
+}
+
 namespace {
 
 const KernelInfo& row_of(KernelKind kind) {
@@ -603,18 +648,20 @@ bool cuda_compiled() {
 #endif
 }
 
-#define GRAMFREE_INSTANTIATE(T)                                                               \
-  template void kernel_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,           \
-                                 ConstMatrix<T>, Matrix<T>, const Options&);                  \
-  template void kernel_rmatvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,          \
-                                  ConstMatrix<T>, Matrix<T>, const Options&);                 \
-  template void kernel_normal_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,    \
-                                        ConstMatrix<T>, Matrix<T>, const Options&, const T*); \
-  template void kernel_block<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>, Matrix<T>, \
-                                const Options&);                                              \
-  template void kernel_diagonal<T>(const KernelSpec&, ConstMatrix<T>, double*);               \
-  template void kernel_grad_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,      \
-                                      ConstMatrix<T>, Matrix<T>, const Options&);
+#define GRAMFREE_INSTANTIATE(T)                                                                \
+  template void kernel_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,            \
+                                 ConstMatrix<T>, Matrix<T>, const Options&);                   \
+  template void kernel_rmatvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,           \
+                                  ConstMatrix<T>, Matrix<T>, const Options&);                  \
+  template void kernel_normal_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,     \
+                                        ConstMatrix<T>, Matrix<T>, const Options&, const T*);  \
+  template void kernel_block<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>, Matrix<T>,  \
+                                const Options&);                                               \
+  template void kernel_diagonal<T>(const KernelSpec&, ConstMatrix<T>, double*);                \
+  template void kernel_grad_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,       \
+                                      ConstMatrix<T>, Matrix<T>, const Options&);              \
+  template void triangular_solve_lower<T>(const T*, std::size_t, std::size_t, T*, std::size_t, \
+                                          std::size_t, bool, const Options&);
 GRAMFREE_INSTANTIATE(float)
 GRAMFREE_INSTANTIATE(double)
 #undef GRAMFREE_INSTANTIATE

@@ -28,7 +28,8 @@ products in the solvers are small or memory-bound, and the large ones go through
 from __future__ import annotations
 
 import os
-from contextlib import ExitStack, nullcontext
+from contextlib import ExitStack, contextmanager, nullcontext
+from contextvars import ContextVar
 
 # Largest flop count per call of the loop's dense algebra (about 4 M^2 t for the
 # preconditioner's triangular solves) that runs on one BLAS thread: 3e7 is ~1 ms of work.
@@ -46,12 +47,35 @@ def _blas_controller():
     return _controller
 
 
+# Threads of gramfree.linalg's native triangular solves (0: OpenMP's default), set for a
+# fit by blas_threads and small_blas as BLAS's are: those solves replace BLAS calls.
+_native_linalg_threads: ContextVar[int] = ContextVar("native_linalg_threads", default=0)
+
+
+def native_linalg_threads() -> int:
+    """Threads for :mod:`gramfree.linalg`'s native solves in the current context."""
+    return _native_linalg_threads.get()
+
+
+@contextmanager
+def _native_threads(count: int):
+    token = _native_linalg_threads.set(count)
+    try:
+        yield
+    finally:
+        _native_linalg_threads.reset(token)
+
+
 def small_blas(flops_per_call: float):
-    """A context in which BLAS runs on one thread when ``flops_per_call`` is small (the
-    loop's calls are each about that size); otherwise a no-op context."""
+    """A context in which BLAS (and gramfree.linalg's native solves) run on one thread when
+    ``flops_per_call`` is small (the loop's calls are each about that size); otherwise a
+    no-op context."""
     if flops_per_call > SMALL_BLAS_FLOPS:
         return nullcontext()
-    return _blas_controller().limit(limits=1, user_api="blas")
+    stack = ExitStack()
+    stack.enter_context(_blas_controller().limit(limits=1, user_api="blas"))
+    stack.enter_context(_native_threads(1))
+    return stack
 
 
 _numpy_own: list[str] | None = None
@@ -87,6 +111,7 @@ def blas_threads(n_jobs: int | None):
 
         limits = _n_threads(n_jobs)
         stack.enter_context(_blas_controller().limit(limits=limits, user_api="blas"))
+        stack.enter_context(_native_threads(limits))
     own = numpy_own_blas() if LIMIT_NUMPY_BLAS else []
     if own:
         stack.enter_context(_blas_controller().select(filepath=own).limit(limits=1))

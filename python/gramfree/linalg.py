@@ -16,7 +16,9 @@ more and the inner dimension is a few hundred or more (e.g. 15500 x 1024, 16500 
 So nothing here hands a large double-precision ``syrk`` to BLAS: :func:`cholesky` and
 :func:`solve_triangular` work by halves, with ``potrf`` and ``syrk`` only on diagonal
 blocks of at most ``block`` (2048) rows, ``trsm`` only on triangles of at most 256 rows,
-and GEMM of distinct blocks for the rest; :func:`lower_gram` forms ``L^T L`` from GEMMs of
+and GEMM of distinct blocks for the rest (triangular solves with few right-hand sides,
+the solvers' case, run gramfree's own blocked solve from 2000 rows, no BLAS at all:
+``csrc/kernels/trsm_engine.hpp``, ``benchmarks/bench_trsm.py``); :func:`lower_gram` forms ``L^T L`` from GEMMs of
 distinct blocks. The BLAS calls act in place on sub-blocks (:mod:`gramfree._blas`), so that
 the work runs near the multi-threaded GEMM rate rather than at OpenBLAS's ``potrf`` /
 ``trsm`` rates (``benchmarks/bench_cholesky.py``; on a 2-core Xeon, float64, n = 4000 to
@@ -52,13 +54,22 @@ import warnings
 
 import numpy as np
 
-from . import _blas
+from . import _blas, _core, _threads
 
 __all__ = ["cholesky", "cho_solve", "solve_triangular", "jittered_cholesky", "lower_gram"]
 
 _BLOCK = 2048
 # Largest triangle handed to BLAS trsm; larger ones are split and the rest done by GEMM.
 _TRSM_LEAF = 256
+# Few right-hand sides (benchmarks/bench_trsm.py, 2-core Xeon, 2026-12-03): from 2000 rows
+# the native solve (csrc/kernels/trsm_engine.hpp) with 2 to 64 columns (32 for L^T X = B,
+# whose tiles re-read L once per 6 columns) ran 1.0-3x BLAS, which below that size won
+# with one trsm call (1.0-1.5x the native solve and the split by halves). NATIVE_SOLVES
+# off restores the split by halves for every size (the benchmark's comparison).
+_FEW_RHS = 64
+_NATIVE_MIN_ROWS = 2000
+_NATIVE_MAX_RHS_TRANS = 32
+NATIVE_SOLVES = True
 _ZERO_CHUNK = 256
 # Elements per np.isfinite pass: bounds the boolean temporary of a finiteness check of a
 # large matrix (one that overwrite=True was meant to keep from being copied).
@@ -442,9 +453,15 @@ def solve_triangular(
 
     Solved in ``L``'s precision (``B`` is cast to it, never ``L`` to ``B``'s: a float32
     factor is not copied to float64 on every call); the result has ``B``'s float dtype.
-    Like :func:`cholesky`, by halves: BLAS ``trsm`` only on diagonal blocks of
-    ``_TRSM_LEAF`` rows and GEMM for the rest, which with many right-hand sides runs at
-    GEMM's rate where one large ``trsm`` runs at about half of it.
+    Few right-hand sides (one per target: the solvers' case), as measured fastest
+    (``benchmarks/bench_trsm.py``): from 2000 rows and 2 to 64 columns (32 with
+    ``trans``) gramfree's native blocked solve, on the operators' OpenMP threads (a fit's
+    ``n_jobs`` applies; one thread inside the CG loops' small algebra, as BLAS there),
+    whose sums run in an order independent of the thread count (the same bits on any
+    number of threads); below 2000 rows one BLAS ``trsm``. Otherwise like
+    :func:`cholesky`, by halves: BLAS ``trsm`` only on diagonal blocks of ``_TRSM_LEAF``
+    rows and GEMM for the rest, which with many right-hand sides runs at GEMM's rate where
+    one large ``trsm`` runs at about half of it.
 
     Parameters
     ----------
@@ -485,7 +502,16 @@ def solve_triangular(
 
 
 def _solve_lower(L: np.ndarray, X: np.ndarray, trans: bool) -> None:
-    n = L.shape[0]
+    n, k = L.shape[0], X.shape[1]
+    if NATIVE_SOLVES and 0 < k <= _FEW_RHS and n > 0:
+        if n < _NATIVE_MIN_ROWS:
+            _blas.trsm(1.0, L, X, right=False, lower=True, trans=trans)
+            return
+        if k >= 2 and (not trans or k <= _NATIVE_MAX_RHS_TRANS) and X.flags.f_contiguous:
+            # L from _blas_layout: unit row stride, so L.T has rows of unit stride.
+            threads = _threads.native_linalg_threads()
+            _core.triangular_solve_lower(L.T, X.T, trans=trans, n_threads=threads)
+            return
     if n <= _TRSM_LEAF:
         _blas.trsm(1.0, L, X, right=False, lower=True, trans=trans)
         return
