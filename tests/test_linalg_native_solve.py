@@ -150,7 +150,15 @@ def test_binding_checks_its_arguments():
         solve(L.T, np.ones((2, 8))[:, ::2])
     with pytest.raises(ValueError, match="n_threads"):
         solve(L.T, X.T.copy(), n_threads=-1)
+    with pytest.raises(TypeError, match="XT"):
+        solve(L.T, X.T.tolist())  # a list would be solved into a temporary and lost
+    overlapping = np.lib.stride_tricks.as_strided(np.ones(8), shape=(2, 4), strides=(8, 8))
+    with pytest.raises(ValueError, match="overlap"):
+        solve(L.T, overlapping)
     np.testing.assert_array_equal(X, np.ones((4, 2)))
+    empty = np.ones((0, 4))
+    solve(L.T, empty)  # no right-hand sides: nothing to do
+    assert empty.shape == (0, 4)
 
 
 def test_threads_follow_a_fits_n_jobs():

@@ -59,6 +59,7 @@ py::array run_op(Op op, const KernelSpec& spec, const py::array& X, const py::ar
 std::size_t leading_dimension(const py::array& a, const char* name, std::size_t rows) {
   if (a.ndim() != 2) value_error(std::string(name) + ": expected a 2-d array");
   const auto item = py::ssize_t(a.itemsize());
+  if (a.size() == 0) return std::max<std::size_t>(rows, 1);  // nothing is read or written
   if (a.shape(1) > 1 && a.strides(1) != item)
     value_error(std::string(name) + ": its last axis must have unit stride");
   if (a.shape(0) <= 1 || rows == 0) return std::max<std::size_t>(rows, 1);
@@ -307,7 +308,10 @@ PYBIND11_MODULE(_core, m) {
 
   m.def(
       "triangular_solve_lower",
-      [](const py::array& LT, py::array& XT, bool trans, int n_threads) {
+      [](const py::array& LT, const py::object& XT_obj, bool trans, int n_threads) {
+        // An ndarray only: anything else would be converted to a temporary, solved and lost.
+        if (!py::isinstance<py::array>(XT_obj)) type_error("XT: must be a numpy array");
+        py::array XT = XT_obj.cast<py::array>();
         const DType dt = dtype_of(LT, "LT");
         if (dt == DType::f32)
           trsm_typed<float>(LT, XT, trans, n_threads, dt);

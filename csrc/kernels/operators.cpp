@@ -323,8 +323,9 @@ void triangular_solve_lower(const T* L, std::size_t lda, std::size_t n, T* X, st
     elems = engine.trsm_workspace_f64(a);
   const std::size_t doubles = (checked_mul(elems, sizeof(T), "workspace") + 7) / 8;
   if (doubles > cache_doubles) {
-    cache.reset();
-    cache = aligned_buffer<double>(doubles);
+    cache.reset();  // before allocating: the old and the new buffer are never both held
+    cache_doubles = 0;
+    cache = aligned_buffer<double>(doubles);  // if this throws, the cache stays empty
     cache_doubles = doubles;
   }
   a.workspace = reinterpret_cast<T*>(cache.get());

@@ -15,7 +15,11 @@
 //    dot product down L's columns (columns split between threads; kBwdMC columns by up to
 //    kBwdNR right-hand sides, vector partial sums kept in a per-thread buffer across the
 //    row chunks and summed once), then the triangle.
-// Each entry of X is summed in an order that does not depend on the number of threads.
+// Each entry of X is summed in an order that does not depend on the number of threads:
+// every split follows the blocks, not the thread count. (The right-hand-side tiles of the
+// small triangles do vary with it; their columns still agree bit for bit because each
+// product-sum compiles to the same operation, one FMA under -ffp-contract=fast where the
+// instruction set has it, in every tile width.)
 // Included inside the per-ISA namespace by engine.hpp, after vecmath.hpp.
 
 #if defined(__AVX512F__)
@@ -254,15 +258,15 @@ static void fwd_diagonal(const T* L, size_t lda, T* X, size_t ldx, size_t i0, si
     if (s0 > i0) fwd_update<T>(L, lda, X, ldx, s0, s1, i0, s0, q0, q1, false, nullptr);
     for (size_t qa = q0; qa < q1; qa += kTriRhs) {
       const size_t nq = smin(kTriRhs, q1 - qa);
-      T acc[kTriRhs];
+      T sum[kTriRhs];
       for (size_t r = s0; r < s1; ++r) {
-        for (size_t q = 0; q < nq; ++q) acc[q] = X[r + (qa + q) * ldx];
+        for (size_t q = 0; q < nq; ++q) sum[q] = X[r + (qa + q) * ldx];
         for (size_t j = s0; j < r; ++j) {
           const T l = L[r + j * lda];
-          for (size_t q = 0; q < nq; ++q) acc[q] -= l * X[j + (qa + q) * ldx];
+          for (size_t q = 0; q < nq; ++q) sum[q] -= l * X[j + (qa + q) * ldx];
         }
         const T d = L[r + r * lda];
-        for (size_t q = 0; q < nq; ++q) X[r + (qa + q) * ldx] = acc[q] / d;
+        for (size_t q = 0; q < nq; ++q) X[r + (qa + q) * ldx] = sum[q] / d;
       }
     }
   }
@@ -317,29 +321,20 @@ static void bwd_diagonal(const T* L, size_t lda, T* X, size_t ldx, size_t i0, si
   const size_t count = tiles_for(i1 - i0, kBwdCols);
   for (size_t b = count; b-- > 0;) {
     const size_t s0 = i0 + b * kBwdCols, s1 = smin(s0 + kBwdCols, i1);
-    if (s1 < i1) {
-      if ((s1 - s0) % kBwdMC == 0) {
-        bwd_update<T>(L, lda, X, ldx, s0, s1, s1, i1, q0, q1, acc, nullptr);
-      } else {
-        for (size_t q = q0; q < q1; ++q)
-          for (size_t c = s0; c < s1; ++c) {
-            T s = 0;
-            for (size_t r = s1; r < i1; ++r) s += L[r + c * lda] * X[r + q * ldx];
-            X[c + q * ldx] -= s;
-          }
-      }
-    }
+    // Only the bottom block's last sub-block is partial (s1 == i1 there, no update), so
+    // every updated one has kBwdCols columns, a multiple of kBwdMC.
+    if (s1 < i1) bwd_update<T>(L, lda, X, ldx, s0, s1, s1, i1, q0, q1, acc, nullptr);
     for (size_t qa = q0; qa < q1; qa += kTriRhs) {
       const size_t nq = smin(kTriRhs, q1 - qa);
-      T acc[kTriRhs];
+      T sum[kTriRhs];
       for (size_t c = s1; c-- > s0;) {
-        for (size_t q = 0; q < nq; ++q) acc[q] = X[c + (qa + q) * ldx];
+        for (size_t q = 0; q < nq; ++q) sum[q] = X[c + (qa + q) * ldx];
         for (size_t r = c + 1; r < s1; ++r) {
           const T l = L[r + c * lda];
-          for (size_t q = 0; q < nq; ++q) acc[q] -= l * X[r + (qa + q) * ldx];
+          for (size_t q = 0; q < nq; ++q) sum[q] -= l * X[r + (qa + q) * ldx];
         }
         const T d = L[c + c * lda];
-        for (size_t q = 0; q < nq; ++q) X[c + (qa + q) * ldx] = acc[q] / d;
+        for (size_t q = 0; q < nq; ++q) X[c + (qa + q) * ldx] = sum[q] / d;
       }
     }
   }
@@ -375,14 +370,18 @@ static inline void spin_wait(SpinBarrier& b, int threads) {
   }
 }
 
+// The backward solve runs right-hand sides in groups of at most this many, which bounds
+// its partial sums' workspace (their size is columns x right-hand sides x vector width).
+inline constexpr size_t kBwdMaxRhs = 64;
+
 template <class T>
 static size_t trsm_workspace_elems(const TrsmArgs<T>& a) {
-  // Per thread: the backward update's partial sums for its share of a block's columns
-  // (at most the whole block) and the triangle's.
   const size_t threads = a.n_threads > 0 ? size_t(a.n_threads) : 1;
-  const size_t per = (kTrsmBlock + kBwdCols) * a.k * Vec<T>::lanes;
-  // Forward: a packed chunk of the update (a block's rows by kTrsmDepth columns).
-  return threads * (a.trans ? per : kTrsmBlock * kTrsmDepth);
+  if (!a.trans) return threads * kTrsmBlock * kTrsmDepth;  // a packed chunk each
+  // The backward update's partial sums, each thread at its columns' place in a block,
+  // then each thread's for the small triangles.
+  const size_t rhs = smin(a.k, kBwdMaxRhs);
+  return (kTrsmBlock + threads * kBwdCols) * rhs * Vec<T>::lanes;
 }
 
 template <class T>
@@ -415,22 +414,29 @@ static int trsm(const TrsmArgs<T>& a) {
         spin_wait(barrier, int(nt));
       }
     } else {
-      vec_t<T>* acc = reinterpret_cast<vec_t<T>*>(a.workspace +
-                                                  t * (kTrsmBlock + kBwdCols) * k * Vec<T>::lanes);
-      vec_t<T>* acc_diag = acc + kTrsmBlock * k;
-      for (size_t b = blocks; b-- > 0;) {
-        const size_t i0 = b * kTrsmBlock, i1 = smin(n, i0 + kTrsmBlock);
-        if (i1 < n) {  // a block below exists: this block is full, a multiple of kBwdMC
-          const size_t groups = (i1 - i0) / kBwdMC;
-          const size_t ca = i0 + part(groups, nt, t) * kBwdMC;
-          const size_t cb = i0 + part(groups, nt, t + 1) * kBwdMC;
-          if (ca < cb)
-            bwd_update(L, lda, X, ldx, ca, cb, i1, n, 0, k, acc,
+      // Right-hand sides in groups (kBwdMaxRhs): the workspace was sized for one group.
+      // A thread's update sums sit at its columns' offset in the block (the same columns
+      // of every full block), so the threads' parts never overlap whatever their number.
+      const size_t rhs = smin(k, kBwdMaxRhs);
+      const size_t groups = kTrsmBlock / kBwdMC;
+      const size_t ca0 = part(groups, nt, t) * kBwdMC, cb0 = part(groups, nt, t + 1) * kBwdMC;
+      vec_t<T>* base = reinterpret_cast<vec_t<T>*>(a.workspace);
+      vec_t<T>* acc = base + ca0 * rhs;
+      vec_t<T>* acc_diag = base + (kTrsmBlock + t * kBwdCols) * rhs;
+      for (size_t g0 = 0; g0 < k; g0 += kBwdMaxRhs) {
+        const size_t g1 = smin(k, g0 + kBwdMaxRhs);
+        const size_t p0 = g0 + part(g1 - g0, nt, t), p1 = g0 + part(g1 - g0, nt, t + 1);
+        for (size_t b = blocks; b-- > 0;) {
+          const size_t i0 = b * kTrsmBlock, i1 = smin(n, i0 + kTrsmBlock);
+          if (i1 < n && ca0 < cb0) {  // a block below exists: this block is full
+            const size_t ca = i0 + ca0, cb = i0 + cb0;
+            bwd_update(L, lda, X, ldx, ca, cb, i1, n, g0, g1, acc,
                        b > 0 ? L + i0 + (ca - kTrsmBlock) * lda : nullptr);
+          }
+          spin_wait(barrier, int(nt));
+          if (p0 < p1) bwd_diagonal(L, lda, X, ldx, i0, i1, p0, p1, acc_diag);
+          spin_wait(barrier, int(nt));
         }
-        spin_wait(barrier, int(nt));
-        if (q0 < q1) bwd_diagonal(L, lda, X, ldx, i0, i1, q0, q1, acc_diag);
-        spin_wait(barrier, int(nt));
       }
     }
   }

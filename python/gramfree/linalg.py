@@ -16,9 +16,10 @@ more and the inner dimension is a few hundred or more (e.g. 15500 x 1024, 16500 
 So nothing here hands a large double-precision ``syrk`` to BLAS: :func:`cholesky` and
 :func:`solve_triangular` work by halves, with ``potrf`` and ``syrk`` only on diagonal
 blocks of at most ``block`` (2048) rows, ``trsm`` only on triangles of at most 256 rows,
-and GEMM of distinct blocks for the rest (triangular solves with few right-hand sides,
-the solvers' case, run gramfree's own blocked solve from 2000 rows, no BLAS at all:
-``csrc/kernels/trsm_engine.hpp``, ``benchmarks/bench_trsm.py``); :func:`lower_gram` forms ``L^T L`` from GEMMs of
+and GEMM of distinct blocks for the rest (triangular solves with at most 64 right-hand
+sides, the solvers' case, are one ``trsm`` below 2000 rows and gramfree's own blocked
+solve from there, no BLAS at all: ``csrc/kernels/trsm_engine.hpp``,
+``benchmarks/bench_trsm.py``); :func:`lower_gram` forms ``L^T L`` from GEMMs of
 distinct blocks. The BLAS calls act in place on sub-blocks (:mod:`gramfree._blas`), so that
 the work runs near the multi-threaded GEMM rate rather than at OpenBLAS's ``potrf`` /
 ``trsm`` rates (``benchmarks/bench_cholesky.py``; on a 2-core Xeon, float64, n = 4000 to
