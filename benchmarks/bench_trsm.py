@@ -32,7 +32,7 @@ and float32, with the native solves and with ``NATIVE_SOLVES = False``, alternat
 of two fits each; same predictions required (the solves agree to rounding).
 
     python benchmarks/bench_trsm.py                 # sizes 2000 ... 20000 and the fits
-    python benchmarks/bench_trsm.py --quick         # CI smoke (n = 500, 1000; no fits)
+    python benchmarks/bench_trsm.py --quick         # CI smoke (n = 1000, 2000; no fits)
 """
 
 from __future__ import annotations
@@ -183,10 +183,10 @@ def main(argv=None) -> int:
     p.add_argument("--dtypes", default="float64,float32")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--no-fit", action="store_true", help="skip section 2 (the fits)")
-    p.add_argument("--quick", action="store_true", help="CI smoke: n = 500, 1000; no fits")
+    p.add_argument("--quick", action="store_true", help="CI smoke: n = 1000, 2000; no fits")
     args = p.parse_args(argv)
     if args.quick:
-        args.sizes, args.ks, args.repeat, args.no_fit = "500,1000", "1,26", 1, True
+        args.sizes, args.ks, args.repeat, args.no_fit = "1000,2000", "1,26", 1, True
     sizes = [int(s) for s in args.sizes.split(",")]
     ks = [int(s) for s in args.ks.split(",")]
     dtypes = args.dtypes.split(",")
