@@ -194,15 +194,24 @@ def gramfree_rows(n: int, dtype: str, repeat: int, square_max: int) -> dict:
     L = factor()
     rng = np.random.default_rng(1)
     B = rng.standard_normal((n, 26)).astype(dtype)
-    out["trsm26"] = best_time(lambda: linalg.solve_triangular(L, B), repeat)
-    out["trsm26_t"] = best_time(lambda: linalg.solve_triangular(L, B, trans=True), repeat)
+
+    def settled(fn) -> float:
+        # The solves and products take milliseconds: after a pause that lets the previous
+        # call's OpenBLAS workers stop spinning (they would take the cores from the native
+        # solve's OpenMP threads for ~0.1 s) and an untimed call, the best of three.
+        time.sleep(0.15)
+        fn()
+        return best_time(fn, max(repeat, 3))
+
+    out["trsm26"] = settled(lambda: linalg.solve_triangular(L, B))
+    out["trsm26_t"] = settled(lambda: linalg.solve_triangular(L, B, trans=True))
     # The ceiling for 26 right-hand sides: numpy's GEMM of the whole n x n factor with the
     # same 26 columns does as many flops per matrix entry read (2 x 26 over n^2 entries; a
     # triangular solve: 26 over n^2 / 2), so it is bound by the same memory traffic.
-    out["gemm26"] = best_time(lambda: L @ B, repeat)
+    out["gemm26"] = settled(lambda: L @ B)
     # And the memory bus's: a matrix-vector product streams the n x n factor once (GB/s).
     v = rng.standard_normal(n).astype(dtype)
-    out["gemv_gbs"] = L.nbytes / best_time(lambda: L @ v, repeat) / 1e9
+    out["gemv_gbs"] = L.nbytes / settled(lambda: L @ v) / 1e9
     if n <= square_max:
         B = rng.standard_normal((n, n)).astype(dtype)
         out["trsmN"] = best_time(lambda: linalg.solve_triangular(L, B), 1)

@@ -237,9 +237,8 @@ def test_triangular_solves():
 @pytest.mark.parametrize("trans", [False, True])
 @pytest.mark.parametrize("order", ["C", "F"])
 def test_solve_triangular_by_halves(k, trans, order):
-    """n = 700: one or five right-hand sides (one BLAS trsm: few columns, under 2000
-    rows), or 700 (three levels of halving: trsm leaves of at most 256 rows, GEMM
-    between), numpy's C-ordered factor as well as an F-ordered one."""
+    """n = 700: three levels of halving (trsm leaves of at most 256 rows, GEMM between),
+    one or many right-hand sides, numpy's C-ordered factor as well as an F-ordered one."""
     n = 700
     A = _spd(n, np.float64, seed=7)
     L = np.array(np.linalg.cholesky(A), order=order)

@@ -16,10 +16,9 @@ more and the inner dimension is a few hundred or more (e.g. 15500 x 1024, 16500 
 So nothing here hands a large double-precision ``syrk`` to BLAS: :func:`cholesky` and
 :func:`solve_triangular` work by halves, with ``potrf`` and ``syrk`` only on diagonal
 blocks of at most ``block`` (2048) rows, ``trsm`` only on triangles of at most 256 rows,
-and GEMM of distinct blocks for the rest (triangular solves with at most 64 right-hand
-sides, the solvers' case, are one ``trsm`` below 2000 rows and gramfree's own blocked
-solve from there, no BLAS at all: ``csrc/kernels/trsm_engine.hpp``,
-``benchmarks/bench_trsm.py``); :func:`lower_gram` forms ``L^T L`` from GEMMs of
+and GEMM of distinct blocks for the rest (triangular solves with few right-hand sides,
+the solvers' case, from 2000 rows run gramfree's own blocked solve, no BLAS at all:
+``csrc/kernels/trsm_engine.hpp``, ``benchmarks/bench_trsm.py``); :func:`lower_gram` forms ``L^T L`` from GEMMs of
 distinct blocks. The BLAS calls act in place on sub-blocks (:mod:`gramfree._blas`), so that
 the work runs near the multi-threaded GEMM rate rather than at OpenBLAS's ``potrf`` /
 ``trsm`` rates (``benchmarks/bench_cholesky.py``; on a 2-core Xeon, float64, n = 4000 to
@@ -64,9 +63,10 @@ _BLOCK = 2048
 _TRSM_LEAF = 256
 # Few right-hand sides (benchmarks/bench_trsm.py, 2-core Xeon, 2026-12-03): from 2000 rows
 # the native solve (csrc/kernels/trsm_engine.hpp) with 2 to 64 columns (32 for L^T X = B,
-# whose tiles re-read L once per 6 columns) ran 1.0-3x BLAS, which below that size won
-# with one trsm call (1.0-1.5x the native solve and the split by halves). NATIVE_SOLVES
-# off restores the split by halves for every size (the benchmark's comparison).
+# whose tiles re-read L once per 6 columns) ran at 0.8-3.2x BLAS by halves and LAPACK's
+# solve, and a Nystrom-PCG fit with 2000 centres 1.6x as fast; below 2000 rows and for
+# one column it was slower. NATIVE_SOLVES off keeps BLAS by halves everywhere (the
+# benchmark's comparison).
 _FEW_RHS = 64
 _NATIVE_MIN_ROWS = 2000
 _NATIVE_MAX_RHS_TRANS = 32
@@ -454,15 +454,15 @@ def solve_triangular(
 
     Solved in ``L``'s precision (``B`` is cast to it, never ``L`` to ``B``'s: a float32
     factor is not copied to float64 on every call); the result has ``B``'s float dtype.
-    Few right-hand sides (one per target: the solvers' case), as measured fastest
+    Few right-hand sides (one per target: the solvers' case) where that measured faster
     (``benchmarks/bench_trsm.py``): from 2000 rows and 2 to 64 columns (32 with
     ``trans``) gramfree's native blocked solve, on the operators' OpenMP threads (a fit's
     ``n_jobs`` applies; one thread inside the CG loops' small algebra, as BLAS there),
     whose sums run in an order independent of the thread count (the same bits on any
-    number of threads); below 2000 rows one BLAS ``trsm``. Otherwise like
-    :func:`cholesky`, by halves: BLAS ``trsm`` only on diagonal blocks of ``_TRSM_LEAF``
-    rows and GEMM for the rest, which with many right-hand sides runs at GEMM's rate where
-    one large ``trsm`` runs at about half of it.
+    number of threads). Otherwise like :func:`cholesky`, by halves: BLAS ``trsm`` only on
+    diagonal blocks of ``_TRSM_LEAF`` rows and GEMM for the rest, which with many
+    right-hand sides runs at GEMM's rate where one large ``trsm`` runs at about half of
+    it.
 
     Parameters
     ----------
@@ -504,15 +504,12 @@ def solve_triangular(
 
 def _solve_lower(L: np.ndarray, X: np.ndarray, trans: bool) -> None:
     n, k = L.shape[0], X.shape[1]
-    if NATIVE_SOLVES and 0 < k <= _FEW_RHS and n > 0:
-        if n < _NATIVE_MIN_ROWS:
-            _blas.trsm(1.0, L, X, right=False, lower=True, trans=trans)
-            return
-        if k >= 2 and (not trans or k <= _NATIVE_MAX_RHS_TRANS) and X.flags.f_contiguous:
-            # L from _blas_layout: unit row stride, so L.T has rows of unit stride.
-            threads = _threads.native_linalg_threads()
-            _core.triangular_solve_lower(L.T, X.T, trans=trans, n_threads=threads)
-            return
+    few = 2 <= k <= (_NATIVE_MAX_RHS_TRANS if trans else _FEW_RHS)
+    if NATIVE_SOLVES and few and n >= _NATIVE_MIN_ROWS and X.flags.f_contiguous:
+        # L from _blas_layout: unit row stride, so L.T has rows of unit stride.
+        threads = _threads.native_linalg_threads()
+        _core.triangular_solve_lower(L.T, X.T, trans=trans, n_threads=threads)
+        return
     if n <= _TRSM_LEAF:
         _blas.trsm(1.0, L, X, right=False, lower=True, trans=trans)
         return
