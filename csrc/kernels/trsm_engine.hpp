@@ -22,11 +22,7 @@
 // instruction set has it, in every tile width.)
 // Included inside the per-ISA namespace by engine.hpp, after vecmath.hpp.
 
-#if defined(__AVX512F__)
-inline constexpr int kTrsmRegs = 32;
-#else
-inline constexpr int kTrsmRegs = 16;
-#endif
+inline constexpr int kTrsmRegs = kVecRegisters;
 inline constexpr int kFwdMV = 2;
 // kFwdMV * kFwdNR accumulators + kFwdMV loads of L + one broadcast.
 inline constexpr int kFwdNR = (kTrsmRegs - kFwdMV - 1) / kFwdMV;  // 14 (AVX-512), 6

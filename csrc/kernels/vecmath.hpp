@@ -10,6 +10,8 @@ inline constexpr int kVecBytes = 32;
 #else
 inline constexpr int kVecBytes = 16;
 #endif
+// Vector registers the compiler can keep tiles in (zmm0-31 with AVX-512, else 16).
+inline constexpr int kVecRegisters = kVecBytes == 64 ? 32 : 16;
 
 template <class T>
 struct Vec;

@@ -37,6 +37,7 @@
 #include <vector>
 
 #include "gramfree/gramfree.hpp"
+#include "simd_levels.hpp"
 #include "kernels/engine_api.hpp"
 
 namespace gf = gramfree;
@@ -142,21 +143,8 @@ std::string type_name() {
   return std::is_same_v<T, double> ? "double" : "float";
 }
 
-std::vector<SimdLevel> supported_levels() {
-  std::vector<SimdLevel> out;
-  for (int l = 0; l <= static_cast<int>(gf::detected_simd_level()); ++l)
-    out.push_back(static_cast<SimdLevel>(l));
-  return out;
-}
-
-// Sets the engine's instruction set for a scope and restores it afterwards.
-struct SimdScope {
-  SimdLevel saved;
-  explicit SimdScope(SimdLevel level) : saved(gf::simd_level()) { gf::set_simd_level(level); }
-  ~SimdScope() { gf::set_simd_level(saved); }
-  SimdScope(const SimdScope&) = delete;
-  SimdScope& operator=(const SimdScope&) = delete;
-};
+using gramfree_test::SimdScope;
+using gramfree_test::supported_levels;
 
 std::string describe(const KernelSpec& s) {
   std::ostringstream o;

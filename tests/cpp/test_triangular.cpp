@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "gramfree/gramfree.hpp"
+#include "simd_levels.hpp"
 
 namespace gf = gramfree;
 using gf::SimdLevel;
@@ -21,20 +22,8 @@ using std::size_t;
 
 namespace {
 
-std::vector<SimdLevel> supported_levels() {
-  std::vector<SimdLevel> out;
-  for (int l = 0; l <= static_cast<int>(gf::detected_simd_level()); ++l)
-    out.push_back(static_cast<SimdLevel>(l));
-  return out;
-}
-
-struct SimdScope {
-  SimdLevel saved;
-  explicit SimdScope(SimdLevel level) : saved(gf::simd_level()) { gf::set_simd_level(level); }
-  ~SimdScope() { gf::set_simd_level(saved); }
-  SimdScope(const SimdScope&) = delete;
-  SimdScope& operator=(const SimdScope&) = delete;
-};
+using gramfree_test::SimdScope;
+using gramfree_test::supported_levels;
 
 // A well-conditioned lower triangle (diagonal in [1, 2], the rest N(0, 1/n)), column-major
 // with leading dimension lda; the strict upper triangle and the padding rows hold NaN, which
