@@ -46,8 +46,8 @@ inline constexpr size_t kLineElems = 64 / sizeof(T);
 // A share of the next chunk of L to fetch into cache while a tile computes: `count`
 // cache lines, taken column by column (each column's lines in order, `lines` of them from
 // `base + c lda`), starting at line `first` of the chunk. Whole column runs at a time:
-// lines of one DRAM page back to back, where one line from each column in turn left the
-// memory at a fraction of its bandwidth (the forward solve at 3 GB/s on one core).
+// lines of one DRAM page back to back; one line from each column in turn (a scratch
+// variant) left the forward solve far below the memory's bandwidth.
 template <class T>
 struct Prefetch {
   const T* base = nullptr;
@@ -338,8 +338,8 @@ static void bwd_diagonal(const T* L, size_t lda, T* X, size_t ldx, size_t i0, si
 
 // The solve's barriers (two per block) as a spin on a shared counter. gramfree sets
 // OMP_WAIT_POLICY=PASSIVE (idle OpenMP workers must not spin between operator calls), and
-// a passive `omp barrier` puts the early thread to sleep in the kernel each time: on 2
-// cores that cost a 1000 x 1000 solve with 26 right-hand sides 40% of its time. The waits
+// a passive `omp barrier` puts the early thread to sleep in the kernel each time, a
+// large part of a small solve's time on 2 cores (scratch timings). The waits
 // here are short (the work between them is split evenly), so spin, and yield the processor
 // only after a while (more threads than processors).
 struct SpinBarrier {
