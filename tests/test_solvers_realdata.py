@@ -104,7 +104,7 @@ def test_published_eigenpro_step_is_unstable_on_real_data(name, gamma):
     assert eta_old > 2 / _full_top(K, S, E_old, D_old, shift)
 
     res = _eigenpro2(p, 1)
-    E, D, _, q, _ = _eigensystem(K[np.ix_(S, S)], beta, shift, 8192, SUBSAMPLE // 3 - 1)
+    E, D, _, q = _eigensystem(K[np.ix_(S, S)], beta, shift, 8192, SUBSAMPLE // 3 - 1)
     assert q == res.info["top_q"]
     assert res.info["step_size"] < 2 / _full_top(K, S, E, D, shift)
 
@@ -123,27 +123,38 @@ def _eigenpro2(p, max_iter, **options):
 
 
 @pytest.mark.parametrize("name,gamma", CASES, ids=IDS)
-def test_eigenpro_safeguard_undoes_a_diverging_step(name, gamma):
-    """Forced to a step 20x the rule's (beyond stability everywhere here), EigenPro undoes
-    the epochs that increase the objective, halves the step, and still ends below where it
-    started; the curve it reports never increases."""
+@pytest.mark.parametrize("momentum", [None, 0.9], ids=["default", "momentum"])
+def test_eigenpro_safeguard_backs_off_a_diverging_step(name, gamma, momentum):
+    """Forced to a step 20x the rule's (beyond stability everywhere here), EigenPro counts
+    the epochs that increase the objective, lowers the momentum and then halves the step,
+    keeps from such an epoch only the subspace step's point if it is lower, and ends below
+    where it started; the curve it reports never increases and is the returned model's."""
     p = _problem(name, gamma)
-    res = _eigenpro2(p, 15, step_scale=20.0)
+    res = _eigenpro2(p, 15, step_scale=20.0, momentum=momentum)
     info = res.info
-    # Momentum (where it runs) is lowered first, and the step halved only once it is gone.
     assert info["step_halvings"] >= 1
     assert info["rejected_epochs"] == info["step_halvings"] + info["momentum_reductions"]
     assert info["momentum"] == 0.0
     # 0.9 -> 0.8 -> 0.6 -> 0.2 -> 0: four reductions before the first halving.
-    assert info["momentum_reductions"] == (
-        len(_backoff(eigenpro.MOMENTUM)) if info["momentum_initial"] > 0 else 0
-    )
+    assert info["momentum_reductions"] == len(_backoff(info["momentum_initial"]))
     assert info["step_size"] == pytest.approx(
         20.0 * info["step_size_rule"] * 0.5 ** info["step_halvings"], rel=1e-12
     )
     assert np.all(np.diff(res.loss_curve) <= 0)
     assert res.loss_curve[-1] < info["objective_initial"]
     assert objective(p, res.centers, res.coef) == pytest.approx(res.loss_curve[-1], rel=1e-9)
+
+
+def test_eigenpro_published_iteration_undoes_a_diverging_epoch():
+    """Without the subspace step an overshooting epoch is undone: the curve repeats the
+    best objective there, and the step is halved."""
+    p = _problem("digits", 1.0)
+    res = _eigenpro2(p, 6, step_scale=20.0, variance_reduction=False, subspace_step=False)
+    assert res.info["step_halvings"] >= 1
+    curve = np.asarray(res.loss_curve)
+    assert np.any(curve[1:] == curve[:-1])  # an undone epoch reports the best so far
+    assert np.all(np.diff(curve) <= 0)
+    assert objective(p, res.centers, res.coef) == pytest.approx(curve[-1], rel=1e-9)
 
 
 def _backoff(mu: float) -> list[float]:
@@ -155,66 +166,77 @@ def _backoff(mu: float) -> list[float]:
     return steps
 
 
-def _momentum_allowed(res, n: int) -> bool:
-    """The default rule, from the run's reported spectrum and batch size."""
-    batches = n / res.info["batch_size"]
-    return (
-        batches <= eigenpro.MOMENTUM_MAX_BATCHES
-        and res.info["spectral_tail"] * batches < eigenpro.MOMENTUM_RULE
-    )
+def _gap(p, res, best) -> float:
+    got = objective(p, res.centers, res.coef)
+    # the model returned is the iterate whose objective the curve ends on
+    assert got == pytest.approx(res.loss_curve[-1], rel=1e-9)
+    assert best <= got * (1 + 1e-12)
+    return (got - best) / best
 
 
-NARROW = [case for case in CASES if case[1] >= 0.5]
-WIDE = [case for case in CASES if case[1] < 0.5]
-
-
-@pytest.mark.parametrize("name,gamma", NARROW, ids=[f"{d}-gamma{g}" for d, g in NARROW])
-def test_eigenpro2_runs_without_momentum_on_a_flat_spectrum(name, gamma):
-    """A narrow kernel leaves no spectrum below the flattened top: the default iteration is
-    the published one, step for step (momentum only added noise there)."""
-    p = _problem(name, gamma, alpha=1e-4)
-    runs = [_eigenpro2(p, 5, momentum=mu) for mu in (None, 0.0)]
-    assert runs[0].info["spectral_tail"] >= 0.5  # flat: the median near the q-th
-    assert not _momentum_allowed(runs[0], len(p.X))
-    assert runs[0].info["momentum_initial"] == 0.0
-    # and the default path is the published one, operation for operation
-    np.testing.assert_array_equal(runs[0].coef, runs[1].coef)
-
-
-def test_eigenpro2_runs_without_momentum_with_many_batches_per_epoch():
-    """A tailed spectrum, but batches capped at 40 rows: q then stops where the critical
-    batch fits 40, the batch is the critical one, about 29 rows, and an epoch has 15: the
-    mini-batch noise that momentum amplifies rules it out, and the iteration is the
-    published one."""
-    p = _problem("diabetes", 0.05, alpha=1e-2)
-    runs = [_eigenpro2(p, 3, momentum=mu, max_batch=40) for mu in (None, 0.0)]
-    assert runs[0].info["spectral_tail"] < 0.05
-    assert len(p.X) / runs[0].info["batch_size"] > eigenpro.MOMENTUM_MAX_BATCHES
-    assert runs[0].info["momentum_initial"] == 0.0
-    np.testing.assert_array_equal(runs[0].coef, runs[1].coef)
-
-
-@pytest.mark.parametrize("name,gamma", WIDE, ids=[f"{d}-gamma{g}" for d, g in WIDE])
-def test_eigenpro2_momentum_beats_the_published_iteration_on_a_tailed_spectrum(name, gamma):
-    """A wide kernel with a small ridge: the spectrum has a tail far below the flattened
-    top, momentum runs by default, the objective never increases, and at the same epoch
-    budget it ends nearer the exact objective than the published iteration."""
-    p = _problem(name, gamma, alpha=1e-2)
+@pytest.mark.parametrize("name,gamma,alpha", [(d, g, a) for d, g in CASES for a in (1e-2, 1e-4)])
+def test_eigenpro2_additions_beat_the_published_iteration(name, gamma, alpha):
+    """Narrow and wide kernels, small ridges, 30 epochs: variance reduction with the
+    subspace step ends at most half as far above the exact objective as the published
+    iteration (from 0.19x on the hardest case here, breast cancer's wide kernel with alpha
+    1e-4, to 1e-6x and below), and the subspace step alone no further than it."""
+    p = _problem(name, gamma, alpha=alpha)
     exact = solve_direct(p)
     best = objective(p, exact.centers, exact.coef)
+    published = dict(momentum=0.0, variance_reduction=False, subspace_step=False)
     gaps = {}
-    for mu in (None, 0.0):
-        res = _eigenpro2(p, 100, momentum=mu)
-        got = objective(p, res.centers, res.coef)
-        # the model returned is the iterate whose objective the curve ends on
-        assert got == pytest.approx(res.loss_curve[-1], rel=1e-9)
-        assert best <= got * (1 + 1e-12)
-        gaps[mu] = (got - best) / best
-        if mu is None:
-            assert _momentum_allowed(res, len(p.X))
-            assert res.info["momentum_initial"] == eigenpro.MOMENTUM
-    assert gaps[0.0] > 1e-8  # the published iteration is still short of the optimum
-    assert gaps[None] < 0.8 * gaps[0.0]
+    for label, options in {
+        "published": published,
+        "default": {},
+        "subspace only": dict(published, subspace_step=True),
+    }.items():
+        res = _eigenpro2(p, 30, **options)
+        assert np.all(np.diff(res.loss_curve) <= 0)
+        gaps[label] = _gap(p, res, best)
+    assert gaps["default"] <= 0.5 * gaps["published"]
+    assert gaps["subspace only"] <= gaps["published"] * (1 + 1e-9)
+
+
+def test_control_weight_is_the_least_squares_weight_in_zero_one():
+    """cov / var per column against numpy's polyfit slope, clipped to [0, 1]."""
+    rng = np.random.default_rng(3)
+    G = rng.standard_normal((200, 4))
+    g = G * np.array([0.3, 1.0, -0.5, 2.0]) + 0.1 * rng.standard_normal((200, 4))
+    g[:, 1] = G[:, 1]
+    got = eigenpro._control_weight(g, G)
+    slopes = [np.polyfit(G[:, j], g[:, j], 1)[0] for j in range(4)]
+    np.testing.assert_allclose(got, np.clip(slopes, 0.0, 1.0), rtol=1e-12, atol=1e-15)
+    assert eigenpro._control_weight(g, np.zeros_like(G)).tolist() == [0.0] * 4
+
+
+def test_subspace_factors_minimise_the_quadratic():
+    """The factors against a dense float64 minimisation of the same objective over the
+    moves' span, a repeated move included (left out, not a division by zero)."""
+    rng = np.random.default_rng(4)
+    n, t = 60, 2
+    A = rng.standard_normal((n, n))
+    K = A @ A.T / n
+    w = rng.uniform(0.5, 2.0, n)
+    Y = rng.standard_normal((n, t))
+    alpha = 0.3
+    base = rng.standard_normal((n, t))
+    d1, d2 = rng.standard_normal((n, t)), rng.standard_normal((n, t))
+    moves = [(d1, K @ d1), (d2, K @ d2), (d1.copy(), K @ d1)]
+
+    def pairing(u, v, v_pred):
+        return np.sum(u * v_pred, axis=0)
+
+    a = eigenpro._subspace_factors(moves, base, K @ base, Y, w, alpha, pairing)
+    assert a.shape == (3, t)
+    for col in range(t):
+        D = np.stack([d1[:, col], d2[:, col]], axis=1)
+        # objective(base + D b) = sum w (K(base + D b) - y)^2 + alpha (base + D b)^T K (...)
+        KD, r = K @ D, K @ base[:, col] - Y[:, col]
+        H = KD.T @ (w[:, None] * KD) + alpha * D.T @ KD
+        g = KD.T @ (w * r) + alpha * D.T @ (K @ base[:, col])
+        b = np.linalg.solve(H, -g)
+        combined = a[0, col] * d1[:, col] + a[1, col] * d2[:, col] + a[2, col] * d1[:, col]
+        np.testing.assert_allclose(combined, D @ b, rtol=1e-8, atol=1e-10)
 
 
 @pytest.mark.parametrize("momentum", [-0.1, 1.0, 1.5, float("nan")])
@@ -288,9 +310,23 @@ def test_eigenpro3_approaches_the_nystrom_solution(name, gamma):
 
 
 def test_eigenpro2_uses_an_explicit_momentum_as_given():
-    """The rule decides only by default: a momentum the caller passes runs even where the
-    rule would switch it off (many batches per epoch)."""
+    """No momentum by default; a momentum the caller passes runs as given."""
     p = _problem("diabetes", 0.05, alpha=1e-2)
+    assert _eigenpro2(p, 1).info["momentum_initial"] == 0.0
     res = _eigenpro2(p, 2, momentum=0.5, max_batch=40)
-    assert not _momentum_allowed(res, len(p.X))
     assert res.info["momentum_initial"] == 0.5
+
+
+def test_eigenpro_variance_reduction_is_checked():
+    p = _problem("diabetes", 0.05)
+    with pytest.raises(TypeError, match="variance_reduction"):
+        _eigenpro2(p, 1, variance_reduction="yes")
+    with pytest.raises(ValueError, match="variance_reduction"):
+        solve_eigenpro(
+            p,
+            p.X[:50],
+            max_iter=1,
+            tol=0.0,
+            random_state=np.random.default_rng(0),
+            variance_reduction=True,
+        )

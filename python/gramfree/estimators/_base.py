@@ -453,7 +453,7 @@ class KernelMachineMixin(BaseEstimator):
         if result.info.get("stalled"):
             warnings.warn(
                 f"eigenpro could not decrease the training objective: "
-                f"{result.info['rejected_epochs']} epochs were undone, momentum lowered "
+                f"{result.info['rejected_epochs']} epochs overshot, momentum was lowered "
                 f"{result.info.get('momentum_reductions', 0)} times and the step halved "
                 f"{result.info['step_halvings']} times; the model is the best iterate "
                 f"(objective {min(result.loss_curve):.4g}, initial "

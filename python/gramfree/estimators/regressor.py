@@ -85,12 +85,13 @@ default="auto"
         exactly and ignores max_iter and tol); eigenpro on all
         points: relative residual of ``(K + alpha I) c = y``, or an epoch that changes the
         objective by less than tol^2 relative; eigenpro on fixed centres: relative change
-        of the objective over an epoch. EigenPro also undoes any epoch that increases the
-        objective and retries it with less momentum or half the step (``solver_info_``:
-        ``rejected_epochs``, ``momentum_reductions``, ``step_halvings``); the model
-        returned is the best iterate. On all points it adds heavy-ball momentum where a
-        wide kernel leaves a spectral tail and an epoch has few batches
-        (``solver_info_["momentum_initial"]``; :mod:`gramfree.solvers.eigenpro`). pcg: relative
+        of the objective over an epoch. EigenPro ends every epoch with the best
+        combination of its move and the two before (a subspace step that needs no kernel
+        pass) and, on all points, reduces its batches' variance with each epoch's exact
+        residuals (:mod:`gramfree.solvers.eigenpro`); an epoch that increases the objective
+        halves the step and keeps only what the subspace step still gains (``solver_info_``:
+        ``rejected_epochs``, ``step_halvings``); the model returned is the best iterate.
+        pcg: relative
         residual ``|y - (K + alpha I) c| / |y|`` (weighted: ``W^1/2``) of every output,
         confirmed by one exact pass (the running one drifts with float32 products; a
         restart that does not halve it stops the fit with a ConvergenceWarning); its

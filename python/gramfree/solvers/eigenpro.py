@@ -30,38 +30,45 @@ eigenvalue after preconditioning is far above the flattened lam_q that the rules
    on an independent subsample T of the data (``/ |T|``), and the step uses the larger of
    the measured and the assumed value;
 3. every epoch ends with one exact pass over the data for the objective; an epoch that
-   increases it is undone and retried with less momentum or, without momentum, half the
-   step (``solver_info_``: rejected epochs, momentum reductions, halvings). The returned
-   model is the best iterate, and when halving cannot make progress the solver stops and
-   says so.
+   increases it is an overshoot: the step is halved (or, with momentum, the momentum
+   lowered first: ``2 mu - 1``, halving 1 / (1 - mu)), and the epoch is undone unless the
+   subspace step below still finds a point under the best objective seen
+   (``solver_info_``: rejected epochs, momentum reductions, halvings). The objective
+   never increases, the returned model is the best iterate, and when halving cannot make
+   progress the solver stops and says so.
 
-Momentum (EigenPro 2): the preconditioner flattens only the top q - 1 directions, so with a
-wide kernel and a small ridge the rest of the spectrum keeps a condition number of
-thousands (Letter, rbf gamma = 0.017, alpha = 1e-7 per row), which plain steps take about
-that many iterations to cross: 30 epochs left Letter's objective 37% above the optimum and
-its accuracy 3.3 points under exact kernel ridge. Heavy-ball momentum ``v = mu v + step``,
-``c += v`` (mu = 0.9) shortens that by up to 1 / (1 - mu) on the slow directions, as MaSS
-(Liu & Belkin 2020) does for kernel SGD. With a flat spectrum (a narrow kernel) there are no
-slow directions, the step is already at the mini-batch noise's limit, and momentum only
-adds noise (on the tests' narrow sets any mu >= 0.2 was worse over 10 epochs); and the
-more batches an epoch has, the more noise it amplifies: with 11-18 batches per epoch
-randhie and cps1988 took 1.3-2.1x the epochs to the same objective, and diamonds (24)
-diverged in its second epoch and ended 30 epochs 1% above the optimum where the published
-iteration ends 0.3% above. So momentum runs only where an epoch has at most 12 batches
-(n / m) and ``tail * n / m < 0.75``, tail being the subsample's median eigenvalue over its
-q-th (``solver_info_["spectral_tail"]``). Both bounds are fitted on the real-data suite
-(``benchmarks/bench_realdata.py``) and sit in its gaps: inside them are the default kernels
-of Letter (9.8 batches, product 0.009), satellite, spam, dna and digits (1.0-3.8 batches,
-0.15-0.49), where momentum cut the objective's excess after 30 epochs 2.8-60x; outside,
-every narrow kernel (products 1.0-7; the tests' 2.8-3.1), randhie and cps1988 (1.1-1.7),
-MNIST's default kernel (1.5, where it gained 10%), diamonds and shuttle (24 and 28
-batches).
-Where it still overshoots (the noise is amplified by as much), the objective check
-catches it: a rejected epoch that ran with momentum lowers mu to ``2 mu - 1`` (halving
-1 / (1 - mu): 0.9, 0.8, 0.6, 0.2, then 0) and keeps the step; only without momentum is the
-step halved; every rejection restarts from the best iterate with zero velocity.
-``momentum=0`` is the published iteration. EigenPro 3 (fixed centres) keeps the published
-iteration (momentum not measured there).
+Two additions make each epoch count, both on by default (``variance_reduction=False,
+subspace_step=False`` with no momentum is the published iteration, step for step). Why:
+the preconditioner flattens only the top q - 1 directions, so with a wide kernel and a
+small ridge the rest of the spectrum keeps a condition number of thousands (Letter, rbf
+gamma = 0.017, alpha = 1e-7 per row), and the solution leaves residuals as large as the
+targets' spread (Letter's objective at the optimum is 0.17), so constant-step SGD also
+stalls at a noise floor of the step times their variance. Published, 30 epochs left
+Letter's objective 37% above the optimum and its accuracy 3.3 points under exact kernel
+ridge.
+
+- **Variance reduction** (EigenPro 2): the epoch's exact pass gives every row's residual
+  G at the epoch's start (the snapshot); each batch steps on ``g_B - theta G_B`` plus
+  ``theta`` times the mean step of all of G (a pass over K(S, X) per epoch, about s / n of
+  the epoch's kernel work), which is SVRG (Johnson & Zhang 2013) for theta = 1 and unbiased
+  for any theta fixed before the batch is drawn. The noise then vanishes at the optimum
+  instead of setting a floor. theta, per target column, is the control variate's
+  least-squares weight ``cov(g, G) / var(G)`` measured on the previous batch (1 on the
+  first, which starts at the snapshot): where an epoch moves the state far from its
+  snapshot (a large ridge: randhie, cps1988) plain SVRG's stale snapshot added noise and
+  took 17 epochs where plain SGD took 7; the fitted weight falls towards 0 there and took 5.
+- **Subspace step**: the objective is quadratic and the exact pass gives K times the
+  epoch's move (the change of the predictions), so the best combination of the epoch's
+  move and the two previous epochs' moves, per target column, is a 3 x 3 solve with no
+  kernel pass (like GMRES or Anderson acceleration of the epoch map, and CG's recurrence
+  where the epoch map is linear). It never increases the objective (the epoch's start and
+  end are among the candidates), so it also replaces an overshooting epoch by the best
+  point along it.
+
+With both, heavy-ball momentum made every real-data set tried worse, and is off by
+default (``momentum`` sets it; MaSS, Liu & Belkin 2020, is the accelerated variant for
+kernel SGD). EigenPro 3 (fixed centres) gets the subspace step; its variance reduction
+would need a pass over K(Z, X) per epoch and is not implemented.
 
 Weights and ridge: EigenPro 2 iterates on the symmetric system
 ``(W^1/2 K W^1/2 + alpha I) c' = W^1/2 y`` with ``coef = W^1/2 c'``, i.e. on the kernel
@@ -73,7 +80,8 @@ EigenPro 3 keeps the model on p fixed centres Z. The stochastic functional gradi
 the centres and projected onto span{k(z, .)} exactly by a Cholesky of K(Z, Z) (the paper
 iterates EigenPro 2 for this projection). Its fixed point is the Nystrom ridge solution on
 Z, the objective of :mod:`nystrom_pcg`; being a least-squares problem (residuals do not
-vanish), constant-step SGD stalls at a noise floor, which the undo-and-halve rule lowers.
+vanish), constant-step SGD stalls at a noise floor, which the halving rule and the
+subspace step lower.
 """
 
 from __future__ import annotations
@@ -94,13 +102,10 @@ MEASURE_POINTS = 4000
 # Consecutive halvings after which an epoch that still increases the objective stops the
 # solver (the step is then 2^-10 of the rule's: no useful progress is possible).
 MAX_HALVINGS = 10
-# EigenPro 2's heavy-ball momentum, used where an epoch has at most MOMENTUM_MAX_BATCHES
-# batches and the spectral tail (the subsample's median eigenvalue over its q-th) times
-# the batches per epoch is below MOMENTUM_RULE (module docstring: fitted on the real-data
-# suite).
-MOMENTUM = 0.9
-MOMENTUM_RULE = 0.75
-MOMENTUM_MAX_BATCHES = 12
+# Epoch moves the subspace step combines: the epoch's own and the two before it (the
+# objective after 30 epochs on the real-data suite: 2 moves to 3 cut Letter's excess from
+# 3.3% to 2.0%; 5 gained no more; module docstring).
+SUBSPACE_MOVES = 3
 
 
 def _subsample_size(n: int) -> int:
@@ -110,11 +115,9 @@ def _subsample_size(n: int) -> int:
 def _eigensystem(kss: np.ndarray, beta: float, shift: float, max_batch: int, max_q: int):
     """Preconditioner from ``K(S, S)`` (float64, weighted if need be).
 
-    Returns ``(E, D, lam_flat, q, tail)``: the scaled top q - 1 eigenvectors, the diagonal
-    of the correction, the top eigenvalue after flattening (``lam_1^(1-a) lam_q^a`` with the
-    ridge shift) that the published step rule assumes, and the subsample's median
-    eigenvalue over its q-th (with the shift): how far below the flattened top the bulk of
-    the spectrum lies."""
+    Returns ``(E, D, lam_flat, q)``: the scaled top q - 1 eigenvectors, the diagonal of the
+    correction, and the top eigenvalue after flattening (``lam_1^(1-a) lam_q^a`` with the
+    ridge shift) that the published step rule assumes."""
     s = kss.shape[0]
     vals, vecs = sla.eigh(kss / s, check_finite=False)
     vals, vecs = np.maximum(vals[::-1], 0.0), vecs[:, ::-1]
@@ -127,8 +130,7 @@ def _eigensystem(kss: np.ndarray, beta: float, shift: float, max_batch: int, max
     top = vals[: q - 1]
     E = vecs[:, : q - 1] / np.sqrt(s)
     D = (1.0 - (vals[q - 1] / top) ** DAMPING) / top
-    tail = lam[s // 2] / lam[q - 1] if lam[q - 1] > 0 else 1.0
-    return E, D, float(flat[q - 1]), q, float(tail)
+    return E, D, float(flat[q - 1]), q
 
 
 def _measured_top(problem, XT, swT, XS, swS, E, D, shift) -> float:
@@ -157,15 +159,51 @@ def ridge_beta(problem: Problem) -> float:
     return float(np.max(w * kernel_diagonal(problem.kernel, problem.X))) + problem.alpha
 
 
+def _subspace_factors(moves, base, base_pred, Y, w, alpha, pairing) -> np.ndarray:
+    """Per target column, the factors a_j that minimise the objective at
+    ``base + sum_j a_j moves[j]``: shape (len(moves), t).
+
+    Each move is (state change, change of the model's values at the training rows); the
+    objective is quadratic, so its gradient and Hessian on the moves' span follow from
+    those values and the penalty's bilinear form ``pairing``, without a kernel pass.
+    Directions the others already span (a Hessian eigenvalue under 1e-12 of the largest)
+    are left out, so a repeated or vanishing move costs nothing."""
+    k, t = len(moves), Y.shape[1]
+    H = np.empty((t, k, k))
+    grad = np.empty((t, k))
+    r = base_pred - Y
+    for j, (state_j, pred_j) in enumerate(moves):
+        grad[:, j] = w @ (r * pred_j) + alpha * pairing(base, state_j, pred_j)
+        for i in range(j + 1):
+            state_i, pred_i = moves[i]
+            cross = 0.5 * (pairing(state_i, state_j, pred_j) + pairing(state_j, state_i, pred_i))
+            H[:, i, j] = H[:, j, i] = w @ (pred_i * pred_j) + alpha * cross
+    vals, vecs = np.linalg.eigh(H)
+    kept = vals > 1e-12 * np.maximum(vals[:, -1:], 0.0)
+    inverse = np.where(kept, 1.0 / np.where(kept, vals, 1.0), 0.0)
+    return -np.einsum("tij,tj,tkj,tk->it", vecs, inverse, vecs, grad)
+
+
+def _control_weight(g: np.ndarray, g_snapshot: np.ndarray) -> np.ndarray:
+    """Per target column, the least-squares weight of the snapshot's residuals as a
+    control variate for the batch's, ``cov(g, G) / var(G)`` over the batch rows, in [0, 1]:
+    1 near the snapshot (SVRG), towards 0 once the state has moved far from it."""
+    gc = g - g.mean(axis=0)
+    Gc = g_snapshot - g_snapshot.mean(axis=0)
+    var = np.sum(Gc * Gc, axis=0)
+    cov = np.sum(gc * Gc, axis=0)
+    return np.clip(np.divide(cov, var, out=np.zeros_like(var), where=var > 0), 0.0, 1.0)
+
+
 def _step_size(m: int, beta: float, lam: float) -> float:
     m_star = beta / lam + 1
     return m / beta if m <= m_star else STEP_SAFETY * 2 * m / (beta + (m - 1) * lam)
 
 
-def _check_momentum(momentum, fixed: bool) -> float | None:
-    """The momentum asked for, checked; None where the rule is to decide."""
+def _check_momentum(momentum, fixed: bool) -> float:
+    """The momentum asked for, checked (None: 0)."""
     if momentum is None:
-        return 0.0 if fixed else None
+        return 0.0
     if isinstance(momentum, bool) or not isinstance(
         momentum, (int, float, np.integer, np.floating)
     ):
@@ -175,6 +213,22 @@ def _check_momentum(momentum, fixed: bool) -> float | None:
     if fixed and momentum != 0:
         raise ValueError("momentum: EigenPro 3 (fixed centres) runs without momentum; use 0")
     return float(momentum)
+
+
+def _check_variance_reduction(variance_reduction, fixed: bool) -> bool:
+    """Whether EigenPro 2's batches reduce their variance (None: wherever it exists)."""
+    if variance_reduction is None:
+        return not fixed
+    if not isinstance(variance_reduction, (bool, np.bool_)):
+        raise TypeError(
+            f"variance_reduction must be True, False or None, got "
+            f"{type(variance_reduction).__name__}"
+        )
+    if fixed and variance_reduction:
+        raise ValueError(
+            "variance_reduction: EigenPro 3 (fixed centres) has none; use None or False"
+        )
+    return bool(variance_reduction)
 
 
 def solve_eigenpro(
@@ -191,17 +245,19 @@ def solve_eigenpro(
     initial_coef: np.ndarray | None = None,
     monitor: Monitor | None = None,
     momentum: float | None = None,
+    variance_reduction: bool | None = None,
+    subspace_step: bool = True,
 ) -> SolverResult:
     """``n_subsample``: size of the Nystrom subsample (default: 2000 below 10^5 rows or
     centres, else 12000). ``step_scale`` multiplies the rule's step size (for tests of the
-    safeguards and for users who know better; the undo-and-halve rule still applies).
+    safeguards and for users who know better; the overshoot rule still applies).
     ``initial_coef``: a warm start (one row per centre, or per training row without
-    centres). ``monitor``: called after every accepted epoch with the coefficients; True
-    stops (:class:`gramfree.solvers._common.Monitor`). ``momentum``: EigenPro 2's heavy-ball
-    momentum in [0, 1), used as given (0: the published iteration); the default None
-    applies ``MOMENTUM`` where the module docstring's rule allows it (at most
-    ``MOMENTUM_MAX_BATCHES`` batches per epoch and tail times batches below
-    ``MOMENTUM_RULE``), else 0. EigenPro 3 accepts only None or 0."""
+    centres). ``monitor``: called after every epoch with the coefficients; True stops
+    (:class:`gramfree.solvers._common.Monitor`). ``momentum``: heavy-ball momentum in
+    [0, 1) (default None: 0; EigenPro 3 accepts only None or 0). ``variance_reduction``
+    (EigenPro 2 only; default None: on there) and ``subspace_step`` (default on): the
+    module docstring's two additions; ``momentum=0, variance_reduction=False,
+    subspace_step=False`` is the published iteration, step for step."""
     X, Y = problem.X, problem.Y.astype(np.float64)
     n, t = Y.shape
     dtype = X.dtype
@@ -211,7 +267,8 @@ def solve_eigenpro(
     sw = np.sqrt(w)
     beta = ridge_beta(problem)
     fixed = centers is not None
-    mu_given = _check_momentum(momentum, fixed)
+    mu = _check_momentum(momentum, fixed)
+    reduce_variance = _check_variance_reduction(variance_reduction, fixed)
     Z: np.ndarray = X if centers is None else centers  # the model's centres (all rows: EP2)
     max_batch = min(max_batch, n)
     shift = alpha / n
@@ -222,7 +279,7 @@ def solve_eigenpro(
         XS = X[S]
         kss = problem.operator(XS).to_dense().astype(np.float64)
         kss *= np.outer(sw[S], sw[S])
-        E, D, lam_flat, q, tail = _eigensystem(kss, beta, shift, max_batch, max(1, s // 3 - 1))
+        E, D, lam_flat, q = _eigensystem(kss, beta, shift, max_batch, max(1, s // 3 - 1))
         del kss
         c_scaled = np.zeros((n, t))  # c' in the symmetric system; coef = sw * c'
     else:
@@ -233,7 +290,7 @@ def solve_eigenpro(
         S = np.sort(rng.choice(p, size=s, replace=False)) if s < p else np.arange(p)
         XS = Z[S]
         # The centres estimate the data's covariance only roughly: trust its top fifth.
-        E, D, lam_flat, q, tail = _eigensystem(
+        E, D, lam_flat, q = _eigensystem(
             kzz[np.ix_(S, S)], beta, shift, max_batch, max(1, min(s // 5, s // 3 - 1))
         )
         kzz_S = kzz[S]  # rows of K(Z, Z) at the subsample: K(S, Z)
@@ -261,24 +318,44 @@ def solve_eigenpro(
     def coefficients(state: np.ndarray) -> np.ndarray:
         return state if fixed else sw[:, None] * state
 
-    def full_objective(state: np.ndarray) -> tuple[float, float]:
-        """One exact pass: the objective ``(sum w (f - y)^2 + alpha ||f||^2) / sum w`` and,
-        for EigenPro 2, the relative residual of its square system."""
-        coef = coefficients(state)
+    def predictions(state: np.ndarray) -> np.ndarray:
+        """One exact pass: the model's values at every training row."""
+        return problem.matvec(X, Z, coefficients(state)).astype(np.float64)
+
+    def penalty_pairing(u: np.ndarray, v: np.ndarray, v_pred: np.ndarray) -> np.ndarray:
+        """Per target column, ``coef(u)^T K_ZZ coef(v)`` (the penalty's bilinear form);
+        ``v_pred = K(X, Z) coef(v)`` gives it for free where Z is X."""
         if fixed:
-            pred = problem.matvec(X, Z, coef).astype(np.float64)
-            penalty = float(np.sum(sla.blas.dtrmm(1.0, LZ, coef, lower=1, trans_a=1) ** 2))
+            Lu = sla.blas.dtrmm(1.0, LZ, u, lower=1, trans_a=1)
+            Lv = sla.blas.dtrmm(1.0, LZ, v, lower=1, trans_a=1)
+            return np.sum(Lu * Lv, axis=0)
+        return np.sum(coefficients(u) * v_pred, axis=0)
+
+    def objective_at(state: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
+        """The objective ``(sum w (f - y)^2 + alpha ||f||^2) / sum w`` from the model's
+        values ``pred`` and, for EigenPro 2, the relative residual of its square system."""
+        penalty = float(np.sum(penalty_pairing(state, state, pred)))
+        if fixed:
             residual = np.nan
         else:
-            pred = problem.matvec(X, X, coef).astype(np.float64)
-            penalty = float(np.sum(coef * pred))
             r = sw[:, None] * (pred - Y) + alpha * state
             residual = float(np.linalg.norm(r) / y_norm)
         resid = float(w @ np.sum((pred - Y) ** 2, axis=1))
         return (resid + alpha * penalty) / w.sum(), residual
 
-    def run_epoch(state: np.ndarray, eta: float) -> None:
+    def preconditioner_correction(rows: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """``E D E^T K(S, rows) g`` in the symmetric system's coordinates (EigenPro 2)."""
+        ksb = sw[S, None] * problem.matvec(XS, rows, g)
+        return E @ (D[:, None] * (E.T @ ksb))
+
+    def run_epoch(state: np.ndarray, eta: float, pred_all: np.ndarray) -> None:
         order = rng.permutation(n)
+        if reduce_variance:
+            # The residual of every row at the epoch's start (the snapshot), and its mean
+            # step's share on the subsample through the preconditioner.
+            G = sw[:, None] * (pred_all - Y) + alpha * state
+            G_S = preconditioner_correction(X, sw[:, None] * G) if D.size else None
+            weight = np.ones(t)  # the first batch starts at the snapshot: g = G there
         for b0 in range(0, n, m):
             B = order[b0 : b0 + m]
             XB = X[B]
@@ -286,14 +363,22 @@ def solve_eigenpro(
                 # Residual of (W^1/2 K W^1/2 + alpha I) c' = W^1/2 y on the batch.
                 pred = problem.matvec(XB, X, coefficients(state).astype(dtype)).astype(np.float64)
                 g = sw[B, None] * (pred - Y[B]) + alpha * state[B]
+                if reduce_variance:
+                    GB = G[B]
+                    next_weight = _control_weight(g, GB)
+                    g -= weight * GB
                 # The step goes into the velocity (heavy ball), or straight into the state.
                 move = velocity if mu > 0 else state
                 if mu > 0:
                     np.multiply(velocity, mu, out=velocity)
                 move[B] -= (eta / m) * g
                 if D.size:
-                    ksb = sw[S, None] * problem.matvec(XS, XB, sw[B, None] * g)
-                    move[S] += (eta / m) * (E @ (D[:, None] * (E.T @ ksb)))
+                    move[S] += (eta / m) * preconditioner_correction(XB, sw[B, None] * g)
+                if reduce_variance:  # the control variate's mean, over every row
+                    move -= (eta / n) * (weight * G)
+                    if G_S is not None:
+                        move[S] += (eta / n) * (weight * G_S)
+                    weight = next_weight
                 if mu > 0:
                     state += velocity
             else:
@@ -309,15 +394,6 @@ def solve_eigenpro(
                 state -= eta * step
 
     state = a if fixed else c_scaled
-    # By default momentum only where slow directions outweigh the batch noise it amplifies.
-    batches = n / m
-    mu = (
-        mu_given
-        if mu_given is not None
-        else MOMENTUM
-        if batches <= MOMENTUM_MAX_BATCHES and tail * batches < MOMENTUM_RULE
-        else 0.0
-    )
     # Kept only with momentum: n x t float64 values.
     velocity = np.zeros_like(state) if mu > 0 else np.zeros((0, t))
     if initial_coef is not None:
@@ -329,7 +405,8 @@ def solve_eigenpro(
             else np.divide(start, sw[:, None], out=np.zeros_like(start), where=sw[:, None] > 0)
         )
     y_norm = float(np.linalg.norm(sw[:, None] * Y)) or 1.0
-    best, residual = full_objective(state)
+    pred = predictions(state)
+    best, residual = objective_at(state, pred)
     initial = best
     # An increase smaller than the objective's rounding error is no increase.
     noise = 1e3 * np.finfo(problem.kernel_dtype).eps
@@ -341,13 +418,26 @@ def solve_eigenpro(
     y_scale = float(w @ np.sum(Y**2, axis=1)) / w.sum() or 1.0
     epoch = 0
     saved = np.empty_like(state)
+    # The accepted epochs' moves, newest first: (state change, change of the predictions).
+    moves: list[tuple[np.ndarray, np.ndarray]] = []
     while epoch < max_iter and not converged and not stuck and not stopped:
         saved[...] = state
-        run_epoch(state, eta)
+        run_epoch(state, eta, pred)
         epoch += 1
-        loss, new_residual = full_objective(state)
-        if not loss <= best * (1 + noise):  # increased, or not finite: undo, back off
+        new_pred = predictions(state)
+        loss, new_residual = objective_at(state, new_pred)
+        overshot = not loss <= best * (1 + noise)  # increased, or not finite
+        if subspace_step and np.isfinite(loss):
+            candidates = [(state - saved, new_pred - pred)] + moves
+            factors = _subspace_factors(candidates, saved, pred, Y, w, alpha, penalty_pairing)
             state[...] = saved
+            new_pred = pred.copy()
+            for factor, (d_state, d_pred) in zip(factors, candidates):
+                state += factor * d_state
+                new_pred += factor * d_pred
+            loss, new_residual = objective_at(state, new_pred)
+            moves = [(state - saved, new_pred - pred)] + moves[: SUBSPACE_MOVES - 2]
+        if overshot:  # back off; undo the epoch unless the subspace step still gained
             velocity[...] = 0.0
             rejected += 1
             if mu > 0:  # halve the factor 1 / (1 - mu) by which momentum lengthens steps
@@ -360,12 +450,18 @@ def solve_eigenpro(
                 consecutive += 1
                 action = f"step halved to {eta:.3g}"
             stuck = consecutive > MAX_HALVINGS
-            loss_curve.append(best)
-            progress.update(epoch, best, f"rejected (objective {loss:.3g}); {action}")
-            if monitor is not None:  # one score per epoch: the restored iterate's
-                stopped = bool(monitor(epoch, coefficients(state).astype(dtype)))
-            continue
-        consecutive = 0
+            if not loss < best:
+                state[...] = saved
+                moves = []
+                loss_curve.append(best)
+                progress.update(epoch, best, f"undone (objective {loss:.3g}); {action}")
+                if monitor is not None:  # one score per epoch: the restored iterate's
+                    stopped = bool(monitor(epoch, coefficients(state).astype(dtype)))
+                continue
+            progress.update(epoch, loss, f"overshot; the subspace step kept; {action}")
+        else:
+            consecutive = 0
+        pred = new_pred
         previous, best, residual = best, min(best, loss), new_residual
         loss_curve.append(best)
         progress.update(epoch, best, f"batch={m} eta={eta:.3g} q={q} momentum={mu:.2g}")
@@ -381,7 +477,7 @@ def solve_eigenpro(
             converged = residual <= tol or 0 < change <= tol**2 * previous
         if monitor is not None:
             stopped = bool(monitor(epoch, coefficients(state).astype(dtype)))
-    del saved
+    del saved, moves
     progress.close(f"{epoch} epochs, converged={converged}")
     coef = coefficients(state)
     return SolverResult(
@@ -397,8 +493,9 @@ def solve_eigenpro(
             "step_halvings": halvings,
             "momentum": mu,
             "momentum_initial": mu_initial,
-            "spectral_tail": tail,
             "momentum_reductions": reductions,
+            "variance_reduction": reduce_variance,
+            "subspace_step": bool(subspace_step),
             "rejected_epochs": rejected,
             "stalled": stuck,
             "objective_initial": initial,
