@@ -27,10 +27,11 @@ PCG on all points is the Gram-free exact method, chosen where direct does not fi
 estimated ``PCG_RISK`` times slower: its iteration count is a typical value, and a flat
 spectrum can need several times as many (Letter's narrow kernel: 100 iterations, not
 converged, where the default kernel took 22). EigenPro on all points is not among auto's
-choices: its steps contract the ridge's own directions by about alpha / beta per epoch, so
-it needs about beta / alpha epochs where PCG converges as sqrt(kappa), and PCG was the
-faster of the two on every set of the real-data suite but one (Letter's narrow kernel,
-where neither converged; ``benchmarks/bench_realdata.py``).
+choices: an epoch costs about two passes over the kernel (its batches and the exact pass)
+where a CG iteration costs one, and it took as many epochs as PCG took iterations or
+more, so PCG was the faster of the two on every set of the real-data suite but one
+(Letter's narrow kernel, where PCG did not converge in 100 iterations;
+``benchmarks/bench_realdata.py``, README).
 
 ``solver_info_["auto"]`` records the estimates, the sizes tried and why each step was taken.
 """
