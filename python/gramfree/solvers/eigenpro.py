@@ -29,30 +29,35 @@ eigenvalue after preconditioning is far above the flattened lam_q that the rules
 2. lam is *measured*: the top eigenvalue of the preconditioned kernel ``K - K_S E D E^T K_S``
    on an independent subsample T of the data (``/ |T|``), and the step uses the larger of
    the measured and the assumed value;
-3. every epoch ends with one exact pass over the data for the objective; an epoch that
-   increases it is an overshoot: the step is halved (or, with momentum, the momentum
+3. every epoch ends with one exact pass over the data for the objective; an epoch whose
+   end point increases it overshot: the step is halved (or, with momentum, the momentum
    lowered first: ``2 mu - 1``, halving 1 / (1 - mu)), and the epoch is undone unless the
    subspace step below still finds a point under the best objective seen
-   (``solver_info_``: rejected epochs, momentum reductions, halvings). The objective
-   never increases, the returned model is the best iterate, and when halving cannot make
-   progress the solver stops and says so.
+   (``solver_info_``: ``rejected_epochs`` counts the overshoots, ``undone_epochs`` those
+   undone; momentum reductions, halvings). Such an epoch never ends the fit as converged.
+   The objective never increases, the returned model is the best iterate, and when
+   consecutive undone epochs show that halving cannot make progress the solver stops and
+   says so.
 
 Two additions make each epoch count, both on by default (``variance_reduction=False,
 subspace_step=False`` with no momentum is the published iteration, step for step). Why:
 the preconditioner flattens only the top q - 1 directions, so with a wide kernel and a
 small ridge the rest of the spectrum keeps a condition number of thousands (Letter, rbf
-gamma = 0.017, alpha = 1e-7 per row), and the solution leaves residuals as large as the
-targets' spread (Letter's objective at the optimum is 0.17), so constant-step SGD also
-stalls at a noise floor of the step times their variance. Published, 30 epochs left
-Letter's objective 37% above the optimum and its accuracy 3.3 points under exact kernel
-ridge.
+gamma = 0.017, alpha = 1e-7 per row). A batch's gradient is its rows' residuals of the
+square system: they vanish at the optimum, but while the slow directions are far from it
+they stay large (Letter's regression residuals are as large as the targets' spread), and
+sampling them injects noise into every direction, the fast ones included, at every
+step. Published, 30 epochs left Letter's objective 37% above the optimum and its accuracy
+3.3 points under exact kernel ridge.
 
 - **Variance reduction** (EigenPro 2): the epoch's exact pass gives every row's residual
   G at the epoch's start (the snapshot); each batch steps on ``g_B - theta G_B`` plus
-  ``theta`` times the mean step of all of G (a pass over K(S, X) per epoch, about s / n of
-  the epoch's kernel work), which is SVRG (Johnson & Zhang 2013) for theta = 1 and unbiased
-  for any theta fixed before the batch is drawn. The noise then vanishes at the optimum
-  instead of setting a floor. theta, per target column, is the control variate's
+  ``theta`` times the mean step of all of G (scaled by the batch's share of m rows; a pass
+  over K(S, X) per epoch, about s / n of the epoch's kernel work), which is SVRG (Johnson
+  & Zhang 2013) for theta = 1: what a batch samples is then only how the residuals
+  changed since the snapshot, not the residuals themselves. (Unbiased for a theta fixed
+  in advance; here theta comes from the batch before, drawn from the same permutation,
+  so only nearly.) theta, per target column, is the control variate's
   least-squares weight ``cov(g, G) / var(G)`` measured on the previous batch (1 on the
   first, which starts at the snapshot): where an epoch moves the state far from its
   snapshot (a large ridge: randhie, cps1988) plain SVRG's stale snapshot adds noise
@@ -64,7 +69,8 @@ ridge.
   kernel pass (like GMRES or Anderson acceleration of the epoch map, and CG's recurrence
   where the epoch map is linear). It never increases the objective (the epoch's start and
   end are among the candidates), so it also replaces an overshooting epoch by the best
-  point along it.
+  point along it. Memory: the two moves kept, their predictions and the snapshot's
+  residuals, about eight n x t float64 arrays in all.
 
 With both, heavy-ball momentum made every real-data set tried worse, and is off by
 default (``momentum`` sets it; MaSS, Liu & Belkin 2020, is the accelerated variant for
@@ -107,6 +113,16 @@ MAX_HALVINGS = 10
 # default kernel, KernelClassifier with random_state=0, objective's excess after 30
 # epochs: 3.3% with 2 moves, 2.0% with 3, 2.0% with 5; module docstring).
 SUBSPACE_MOVES = 3
+# Relative error of the combined predictions (a bound) past which they are recomputed by
+# an exact pass (_subspace_factors; EigenPro 3 on digits with the step halved 27 times:
+# factors of 1e5 took the reported objective 5e-3 away from the model's in 45 epochs).
+DRIFT_LIMIT = 1e-12
+_EPS64 = float(np.finfo(np.float64).eps)
+# Relative change of the objective over an epoch below which the subspace step is not
+# taken: the objective, computed from values that carry rounding of eps |K| |coef|, no
+# longer resolves its model (a 200-row test set with tol 1e-14: with the step, garbage
+# factors there stalled the residual at 1e-4; without, it reaches 1e-14).
+SUBSPACE_FLOOR = 1e-10
 
 
 def _subsample_size(n: int) -> int:
@@ -160,29 +176,41 @@ def ridge_beta(problem: Problem) -> float:
     return float(np.max(w * kernel_diagonal(problem.kernel, problem.X))) + problem.alpha
 
 
-def _subspace_factors(moves, base, base_pred, Y, w, alpha, pairing) -> np.ndarray:
+def _subspace_factors(moves, base, base_pred, Y, w, alpha, embedding, cutoff) -> np.ndarray:
     """Per target column, the factors a_j that minimise the objective at
     ``base + sum_j a_j moves[j]``: shape (len(moves), t).
 
     Each move is (state change, change of the model's values at the training rows); the
     objective is quadratic, so its gradient and Hessian on the moves' span follow from
-    those values and the penalty's bilinear form ``pairing``, without a kernel pass.
-    Directions the others already span (a Hessian eigenvalue under 1e-12 of the largest)
-    are left out, so a repeated or vanishing move costs nothing."""
+    those values and the penalty's bilinear form (``embedding``: ``(left, right)`` per
+    state, the form being ``sum(left_u * right_v)``), symmetrised so that the model is the
+    objective evaluated from the running predictions, without a kernel pass. The Hessian
+    is scaled to a unit diagonal, and directions under ``cutoff`` of its largest
+    eigenvalue (moves the others already span, to the products' precision) are left out,
+    so a repeated, vanishing or far larger move costs nothing."""
     k, t = len(moves), Y.shape[1]
+    r = base_pred - Y
+    base_left, base_right = embedding(base, base_pred)
+    forms = [embedding(state_j, pred_j) for state_j, pred_j in moves]
+
+    def pairing(left_u, right_u, left_v, right_v) -> np.ndarray:
+        return 0.5 * (np.sum(left_u * right_v, axis=0) + np.sum(left_v * right_u, axis=0))
+
     H = np.empty((t, k, k))
     grad = np.empty((t, k))
-    r = base_pred - Y
-    for j, (state_j, pred_j) in enumerate(moves):
-        grad[:, j] = w @ (r * pred_j) + alpha * pairing(base, state_j, pred_j)
+    for j, (_, pred_j) in enumerate(moves):
+        grad[:, j] = w @ (r * pred_j) + alpha * pairing(base_left, base_right, *forms[j])
         for i in range(j + 1):
-            state_i, pred_i = moves[i]
-            cross = 0.5 * (pairing(state_i, state_j, pred_j) + pairing(state_j, state_i, pred_i))
-            H[:, i, j] = H[:, j, i] = w @ (pred_i * pred_j) + alpha * cross
-    vals, vecs = np.linalg.eigh(H)
-    kept = vals > 1e-12 * np.maximum(vals[:, -1:], 0.0)
+            cross = pairing(*forms[i], *forms[j])
+            H[:, i, j] = H[:, j, i] = w @ (moves[i][1] * pred_j) + alpha * cross
+    scale = np.sqrt(np.maximum(np.diagonal(H, axis1=1, axis2=2), 0.0))
+    inv_scale = np.divide(1.0, scale, out=np.zeros_like(scale), where=scale > 0)
+    Hs = H * inv_scale[:, :, None] * inv_scale[:, None, :]
+    vals, vecs = np.linalg.eigh(Hs)
+    kept = vals > cutoff * np.maximum(vals[:, -1:], 0.0)
     inverse = np.where(kept, 1.0 / np.where(kept, vals, 1.0), 0.0)
-    return -np.einsum("tij,tj,tkj,tk->it", vecs, inverse, vecs, grad)
+    scaled = -np.einsum("tij,tj,tkj,tk->ti", vecs, inverse, vecs, grad * inv_scale)
+    return (scaled * inv_scale).T
 
 
 def _control_weight(g: np.ndarray, g_snapshot: np.ndarray) -> np.ndarray:
@@ -270,6 +298,8 @@ def solve_eigenpro(
     fixed = centers is not None
     mu = _check_momentum(momentum, fixed)
     reduce_variance = _check_variance_reduction(variance_reduction, fixed)
+    if not isinstance(subspace_step, (bool, np.bool_)):
+        raise TypeError(f"subspace_step must be True or False, got {type(subspace_step).__name__}")
     Z: np.ndarray = X if centers is None else centers  # the model's centres (all rows: EP2)
     max_batch = min(max_batch, n)
     shift = alpha / n
@@ -323,19 +353,20 @@ def solve_eigenpro(
         """One exact pass: the model's values at every training row."""
         return problem.matvec(X, Z, coefficients(state)).astype(np.float64)
 
-    def penalty_pairing(u: np.ndarray, v: np.ndarray, v_pred: np.ndarray) -> np.ndarray:
-        """Per target column, ``coef(u)^T K_ZZ coef(v)`` (the penalty's bilinear form);
-        ``v_pred = K(X, Z) coef(v)`` gives it for free where Z is X."""
+    def penalty_embedding(u: np.ndarray, u_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(left, right)`` with ``coef(u)^T K_ZZ coef(v) = sum(left_u * right_v)`` per
+        target column (the penalty's bilinear form); ``u_pred = K(X, Z) coef(u)`` gives it
+        for free where Z is X."""
         if fixed:
             Lu = sla.blas.dtrmm(1.0, LZ, u, lower=1, trans_a=1)
-            Lv = sla.blas.dtrmm(1.0, LZ, v, lower=1, trans_a=1)
-            return np.sum(Lu * Lv, axis=0)
-        return np.sum(coefficients(u) * v_pred, axis=0)
+            return Lu, Lu
+        return coefficients(u), u_pred
 
     def objective_at(state: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
         """The objective ``(sum w (f - y)^2 + alpha ||f||^2) / sum w`` from the model's
         values ``pred`` and, for EigenPro 2, the relative residual of its square system."""
-        penalty = float(np.sum(penalty_pairing(state, state, pred)))
+        left, right = penalty_embedding(state, pred)
+        penalty = float(np.sum(left * right))
         if fixed:
             residual = np.nan
         else:
@@ -343,6 +374,18 @@ def solve_eigenpro(
             residual = float(np.linalg.norm(r) / y_norm)
         resid = float(w @ np.sum((pred - Y) ** 2, axis=1))
         return (resid + alpha * penalty) / w.sum(), residual
+
+    w_max = float(w.max(initial=0.0))
+
+    def objective_error(state: np.ndarray, pred: np.ndarray, error: float) -> float:
+        """A bound on the change of ``objective_at(state, pred)`` when ``pred`` is off by
+        at most ``error`` (Frobenius norm)."""
+        if error == 0.0:
+            return 0.0
+        weighted = float(np.sqrt(w @ np.sum((pred - Y) ** 2, axis=1)))
+        coef = float(np.linalg.norm(coefficients(state))) if not fixed else 0.0
+        bound = 2.0 * weighted * np.sqrt(w_max) * error + w_max * error**2 + alpha * coef * error
+        return bound / w.sum()
 
     def preconditioner_correction(rows: np.ndarray, g: np.ndarray) -> np.ndarray:
         """``E D E^T K(S, rows) g`` in the symmetric system's coordinates (EigenPro 2)."""
@@ -376,9 +419,10 @@ def solve_eigenpro(
                 if D.size:
                     move[S] += (eta / m) * preconditioner_correction(XB, sw[B, None] * g)
                 if reduce_variance:  # the control variate's mean, over every row
-                    move -= (eta / n) * (weight * G)
+                    share = (eta / n) * (len(B) / m) * weight  # a short last batch: its share
+                    move -= share * G
                     if G_S is not None:
-                        move[S] += (eta / n) * (weight * G_S)
+                        move[S] += share * G_S
                     weight = next_weight
                 if mu > 0:
                     state += velocity
@@ -414,13 +458,25 @@ def solve_eigenpro(
     loss_curve: list[float] = []
     progress = Progress(verbose, max_iter, "eigenpro3" if fixed else "eigenpro2")
     converged = stuck = stopped = False
-    halvings = rejected = consecutive = reductions = 0
+    halvings = rejected = undone = consecutive = reductions = 0
     mu_initial = mu
     y_scale = float(w @ np.sum(Y**2, axis=1)) / w.sum() or 1.0
     epoch = 0
     saved = np.empty_like(state)
+    # Directions of the moves' span resolved by the products' precision (on the Hessian
+    # scaled to a unit diagonal); the rest are left out of the subspace step.
+    eps_kernel = float(np.finfo(problem.kernel_dtype).eps)
+    subspace_cutoff = 1e3 * eps_kernel
+    # The floor and the drift limit (module constants, for float64 products) follow the
+    # products' precision.
+    subspace_floor = max(SUBSPACE_FLOOR, 1e3 * eps_kernel)
+    drift_limit = max(DRIFT_LIMIT, 1e2 * eps_kernel)
     # The accepted epochs' moves, newest first: (state change, change of the predictions).
     moves: list[tuple[np.ndarray, np.ndarray]] = []
+    # Bounds on the errors (Frobenius norm) of ``pred`` and of each move's prediction
+    # change, which the subspace step combines instead of recomputing.
+    drift, reanchored, combined_steps = 0.0, 0, 0
+    move_errors: list[float] = []
     while epoch < max_iter and not converged and not stuck and not stopped:
         saved[...] = state
         run_epoch(state, eta, pred)
@@ -428,51 +484,110 @@ def solve_eigenpro(
         new_pred = predictions(state)
         loss, new_residual = objective_at(state, new_pred)
         overshot = not loss <= best * (1 + noise)  # increased, or not finite
-        if subspace_step and np.isfinite(loss):
-            candidates = [(state - saved, new_pred - pred)] + moves
-            factors = _subspace_factors(candidates, saved, pred, Y, w, alpha, penalty_pairing)
-            state[...] = saved
-            new_pred = pred.copy()
-            for factor, (d_state, d_pred) in zip(factors, candidates):
-                state += factor * d_state
-                new_pred += factor * d_pred
-            loss, new_residual = objective_at(state, new_pred)
-            moves = [(state - saved, new_pred - pred)] + moves[: SUBSPACE_MOVES - 2]
+        if overshot and drift > 0 and np.isfinite(loss):
+            # Compared with combined predictions (below), the best objective may be off by
+            # their error: an exact pass at the epoch's start decides.
+            pred, drift = predictions(saved), 0.0
+            best, residual = objective_at(saved, pred)
+            reanchored += 1
+            overshot = not loss <= best * (1 + noise)
+        new_drift = 0.0  # the pass just made is exact
+        # The subspace step only while the epoch's own change is well above the
+        # objective's rounding: past that its gradient is rounding, and its factors noise
+        # that the objective cannot check (SUBSPACE_FLOOR).
+        if subspace_step and np.isfinite(loss) and abs(best - loss) > subspace_floor * abs(best):
+            raw_move = (state - saved, new_pred - pred)
+            candidates = [raw_move] + moves
+            errors = [drift] + move_errors  # each candidate's prediction change's error
+            factors = _subspace_factors(
+                candidates, saved, pred, Y, w, alpha, penalty_embedding, subspace_cutoff
+            )
+            combined, combined_pred = saved.copy(), pred.copy()
+            # The predictions are combined, not recomputed: their error grows by the
+            # factors (|1 - a_1| on the base's own, |a_j| on the older moves') plus the
+            # combination's rounding.
+            largest = np.abs(factors).max(axis=1)
+            # (the pass just made: its own rounding in the products' precision)
+            fresh_error = eps_kernel * float(np.linalg.norm(raw_move[1] + pred))
+            combined_drift = (
+                float(np.abs(1.0 - factors[0]).max()) * drift
+                + largest[0] * fresh_error
+                + _EPS64 * float(np.linalg.norm(pred))
+            )
+            for j, (factor, (d_state, d_pred)) in enumerate(zip(factors, candidates)):
+                combined += factor * d_state
+                combined_pred += factor * d_pred
+                combined_drift += largest[j] * _EPS64 * float(np.linalg.norm(d_pred))
+                combined_drift += largest[j] * errors[j] if j > 0 else 0.0
+            del candidates
+            combined_loss, combined_residual = objective_at(combined, combined_pred)
+            # Only a gain the objective resolves, beyond the error bounds of both values:
+            # near the optimum rounding drives the factors, and the epoch's own end point
+            # keeps lowering the residual.
+            resolved = (
+                noise * abs(best)
+                + objective_error(combined, combined_pred, combined_drift)
+                + objective_error(saved, pred, drift)
+            )
+            if combined_loss < min(loss, best) - resolved:
+                if combined_drift > drift_limit * float(np.linalg.norm(combined_pred)):
+                    # Large factors (tiny moves after many halvings) would amplify it
+                    # without bound: one more exact pass re-anchors the predictions.
+                    combined_pred = predictions(combined)
+                    combined_drift = 0.0
+                    combined_loss, combined_residual = objective_at(combined, combined_pred)
+                    reanchored += 1
+                state[...] = combined
+                new_pred, new_drift = combined_pred, combined_drift
+                loss, new_residual = combined_loss, combined_residual
+                raw_move = (state - saved, new_pred - pred)
+                combined_steps += 1
+                velocity[...] = 0.0  # it belonged to the epoch's end point, now replaced
+            del combined
+            if loss <= best * (1 + noise):  # the move kept (not undone below)
+                moves = [raw_move] + moves[: SUBSPACE_MOVES - 2]
+                move_errors = [new_drift + drift + eps_kernel * float(np.linalg.norm(new_pred))] + (
+                    move_errors[: SUBSPACE_MOVES - 2]
+                )
+        note = f"batch={m} eta={eta:.3g} q={q} momentum={mu:.2g}"
         if overshot:  # back off; undo the epoch unless the subspace step still gained
             velocity[...] = 0.0
             rejected += 1
             if mu > 0:  # halve the factor 1 / (1 - mu) by which momentum lengthens steps
                 mu = 2 * mu - 1 if mu > 0.5 else 0.0
                 reductions += 1
-                action = f"momentum lowered to {mu:.2g}"
+                note = f"overshot; momentum lowered to {mu:.2g}"
             else:
                 eta *= 0.5
                 halvings += 1
-                consecutive += 1
-                action = f"step halved to {eta:.3g}"
-            stuck = consecutive > MAX_HALVINGS
-            if not loss < best:
+                note = f"overshot; step halved to {eta:.3g}"
+            if not loss < best:  # no lower point at all: undo
                 state[...] = saved
-                moves = []
+                moves, move_errors = [], []
+                undone += 1
+                consecutive += 1
+                stuck = consecutive > MAX_HALVINGS
                 loss_curve.append(best)
-                progress.update(epoch, best, f"undone (objective {loss:.3g}); {action}")
+                progress.update(epoch, best, f"{note}; undone (objective {loss:.3g})")
                 if monitor is not None:  # one score per epoch: the restored iterate's
                     stopped = bool(monitor(epoch, coefficients(state).astype(dtype)))
                 continue
-            progress.update(epoch, loss, f"overshot; the subspace step kept; {action}")
-        else:
-            consecutive = 0
-        pred = new_pred
+            note += "; the subspace step's lower point kept"
+        consecutive = 0
+        pred, drift = new_pred, new_drift
         previous, best, residual = best, min(best, loss), new_residual
         loss_curve.append(best)
-        progress.update(epoch, best, f"batch={m} eta={eta:.3g} q={q} momentum={mu:.2g}")
+        progress.update(epoch, best, note)
         # EigenPro 3 fits least squares (no vanishing residual): stop on the objective's
         # relative change. EigenPro 2 solves a square system: on its relative residual, as
         # CG does, or once an epoch changes the objective (quadratic in the error) by less
         # than tol^2, where ill-conditioned directions that no longer move predictions
         # would keep the residual above tol for many epochs.
+        # An epoch that overshot and halved the step says nothing about convergence.
         change = previous - loss
-        if fixed:
+        if overshot:
+            converged = False
+        elif fixed:
             converged = change <= tol * previous or loss <= tol * y_scale
         else:
             converged = residual <= tol or 0 < change <= tol**2 * previous
@@ -498,6 +613,9 @@ def solve_eigenpro(
             "variance_reduction": reduce_variance,
             "subspace_step": bool(subspace_step),
             "rejected_epochs": rejected,
+            "undone_epochs": undone,
+            "reanchored_epochs": reanchored,
+            "subspace_steps": combined_steps,
             "stalled": stuck,
             "objective_initial": initial,
             "relative_residual": residual,
