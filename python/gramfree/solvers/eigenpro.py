@@ -111,7 +111,8 @@ MEASURE_POINTS = 4000
 MAX_HALVINGS = 10
 # Epoch moves the subspace step combines: the epoch's own and the two before it (Letter's
 # default kernel, KernelClassifier with random_state=0, objective's excess after 30
-# epochs: 3.3% with 2 moves, 2.0% with 3, 2.0% with 5; module docstring).
+# epochs, in scratch runs of this step's first version: 3.3% with 2 moves, 2.0% with 3,
+# 2.0% with 5; module docstring).
 SUBSPACE_MOVES = 3
 # Relative error of the combined predictions (a bound) past which they are recomputed by
 # an exact pass (_subspace_factors; EigenPro 3 on digits with the step halved 27 times:
