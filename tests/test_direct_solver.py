@@ -259,3 +259,21 @@ def test_float32_refinement_on_real_data_is_the_float64_solve(name, gamma):
     f64 = solve_direct(p, mixed_precision=False)
     assert rel_diff(mixed.coef, f64.coef) <= 1e-8
     assert mixed.loss_curve[-1] == pytest.approx(f64.loss_curve[-1], rel=1e-10)
+
+
+@pytest.mark.parametrize("weighted", [False, True])
+def test_stored_matrix_path_matches_kernel_ridge(weighted):
+    """Past STREAM_MAX_FEATURES the float64 matrix is stored, rounded to float32 with its
+    row sums in one pass, and refined against; S K S is skipped without weights. Both
+    against scikit-learn's KernelRidge with the same weights."""
+    from sklearn.kernel_ridge import KernelRidge
+
+    from gramfree.solvers.direct import STREAM_MAX_FEATURES
+
+    X, Y, w = _data(1500, d=STREAM_MAX_FEATURES + 6, seed=3)
+    w = w if weighted else None
+    p = Problem(X, Y, Gaussian(0.02), 0.5, w, None)
+    res = solve_direct(p, mixed_precision=True)
+    assert res.info["precision"] == "float32+refinement", res.info
+    ref = KernelRidge(alpha=0.5, kernel="rbf", gamma=0.02).fit(X, Y, sample_weight=w)
+    assert rel_diff(res.coef, ref.dual_coef_) <= 1e-8

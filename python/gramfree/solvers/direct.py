@@ -118,7 +118,7 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
                 return s[:, None] * (op @ (s[:, None] * v)) + alpha * v
         else:
             A64 = A = _matrix64(problem, s)
-            top = _largest_row_sum(A64)  # before the copy, which a large bound spares
+            A32, top = _narrowed(A64, limit)
 
             def apply_A(v: np.ndarray) -> np.ndarray:
                 return _blas.matmul(A64, v)  # on scipy's BLAS: gramfree._threads
@@ -133,8 +133,7 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
                 "would not pay"
             )
         else:
-            if A32 is None:
-                A32 = _narrowed(A64)
+            assert A32 is not None  # within the limit: built
             z, steps, why = _refined_float32(A32, b, budget, apply_A)
             info["refinement_steps"] = steps
             if z is not None:
@@ -171,9 +170,12 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
 
 def _matrix64(problem: Problem, s: np.ndarray) -> np.ndarray:
     """``A = S K S + alpha I`` in float64 (the kernel in the problem's precision)."""
-    A = problem.operator(problem.X).to_dense().astype(np.float64, copy=False)
-    A *= s[:, None]
-    A *= s[None, :]
+    n = problem.X.shape[0]
+    # float32 kernel values are widened as they are stored: no second n x n array
+    A = problem.operator(problem.X).to_dense(out=np.empty((n, n)))
+    if problem.sample_weight is not None:  # S = I otherwise: two passes over A spared
+        A *= s[:, None]
+        A *= s[None, :]
     A[np.diag_indices_from(A)] += problem.alpha
     return A
 
@@ -208,20 +210,20 @@ def _matrix32(
     return A32, top
 
 
-def _largest_row_sum(A: np.ndarray) -> float:
-    """The largest absolute row sum of ``A`` (Gershgorin's bound on its largest
-    eigenvalue), a few rows at a time."""
-    return max(
-        float(np.abs(A[i : i + _CHUNK]).sum(axis=1).max()) for i in range(0, A.shape[0], _CHUNK)
-    )
-
-
-def _narrowed(A: np.ndarray) -> np.ndarray:
-    """``A`` rounded to float32, in row chunks (no float64 temporaries)."""
+def _narrowed(A: np.ndarray, limit: float = math.inf) -> tuple[np.ndarray | None, float]:
+    """``A`` rounded to float32 in row chunks (no float64 temporaries), and its largest
+    absolute row sum (Gershgorin's bound on its largest eigenvalue; from the rounded rows,
+    in cache, at half the bytes); ``(None, row sum)`` as soon as a row sum exceeds
+    ``limit`` (as :func:`_matrix32`)."""
     A32 = np.empty(A.shape, dtype=np.float32)
+    top = 0.0
     for i in range(0, A.shape[0], _CHUNK):
-        A32[i : i + _CHUNK] = A[i : i + _CHUNK]
-    return A32
+        rows = A32[i : i + _CHUNK]
+        rows[...] = A[i : i + _CHUNK]
+        top = max(top, float(np.abs(rows).sum(axis=1).max()))
+        if top > limit:
+            return None, top
+    return A32, top
 
 
 def _factor_with_jitter(A: np.ndarray, b: np.ndarray, alpha: float):
