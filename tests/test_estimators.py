@@ -85,6 +85,8 @@ CHECKED_ESTIMATORS = [
     KernelClassifierCV(gammas=(1e-3, 0.5), gamma_search="gradient"),
     # Kernel logistic regression (Newton-PCG); the class_weight check's gamma as above.
     KernelClassifier(loss="logistic", gamma=1e-3),
+    # ... with alpha chosen by held-out log-loss (3 folds: the checks' smallest classes)
+    KernelClassifierCV(loss="logistic", gamma=1e-3, cv=3),
     # The fit controls (tests/test_fit_controls.py): early stopping on held-out rows, warm
     # starts from the previous fit.
     KernelRegressor(solver="nystrom-pcg", n_centers=0.5, early_stopping=True, random_state=0),
@@ -108,9 +110,23 @@ EARLY_STOPPING_REASON = (
     "the held-out score picks) differ"
 )
 
+FOLDS_REASON = (
+    "the folds split the rows: a row repeated twice and its weighted twin land in "
+    "different folds, so the fold fits, and the refit's warm start from one of them, "
+    "differ; the refit stops at tol 1e-4 of the same optimum (probabilities equal to "
+    "1e-6 relative here)"
+)
+
 
 def _expected_failed_checks(estimator):
     failed = {}
+    if isinstance(estimator, KernelClassifierCV) and estimator.loss == "logistic":
+        failed.update(
+            {
+                "check_sample_weight_equivalence_on_dense_data": FOLDS_REASON,
+                "check_sample_weight_equivalence_on_sparse_data": FOLDS_REASON,
+            }
+        )
     if getattr(estimator, "solver", None) in ("nystrom-pcg", "nystrom-direct", "eigenpro"):
         failed.update(
             {

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import gramfree
-from gramfree import KernelClassifier, KernelRegressor
+from gramfree import KernelClassifier, KernelClassifierCV, KernelRegressor
 from gramfree.kernels import Laplacian, Polynomial
 
 
@@ -53,6 +53,10 @@ def _fitted(kind):
         model = KernelClassifier(n_centers=50, random_state=1).fit(
             X, np.where(X[:, 0] > 0, "pos", "neg").astype(object)
         )
+    elif kind == "classifier-logistic-cv":
+        model = KernelClassifierCV(loss="logistic", alphas=[1e-2, 0.1], cv=3).fit(
+            X, (X[:, 0] > 0).astype(int) + (X[:, 1] > 1)
+        )
     else:
         raise AssertionError(kind)
     return model, Xt
@@ -67,6 +71,7 @@ KINDS = [
     "classifier-int",
     "classifier-str",
     "classifier-str-binary",
+    "classifier-logistic-cv",
 ]
 
 
@@ -74,6 +79,8 @@ def _outputs(model, X):
     out = {"predict": model.predict(X)}
     if hasattr(model, "decision_function"):
         out["decision_function"] = model.decision_function(X)
+    if hasattr(model, "predict_proba"):
+        out["predict_proba"] = model.predict_proba(X)
     return out
 
 
@@ -836,8 +843,8 @@ def test_file_without_parameters_added_since_v1_loads_with_their_defaults(tmp_pa
 
     defaults = type(model)().get_params(deep=False)
     added = [name for name in _PARAMS_ADDED_SINCE_V1 if name in defaults]
-    # all but the CV estimators' gammas and gamma_search
-    assert len(added) == len(_PARAMS_ADDED_SINCE_V1) - 2
+    # all but the CV estimators' gammas, gamma_search and cv
+    assert len(added) == len(_PARAMS_ADDED_SINCE_V1) - 3
 
     def drop(meta):
         for name in added:
@@ -869,6 +876,26 @@ def test_cv_file_without_gammas_loads_with_gammas_none(tmp_path):
     assert loaded.gammas is None and loaded.gamma_search is None
     assert not hasattr(loaded, "gamma_")
     np.testing.assert_array_equal(loaded.predict(Xt), model.predict(Xt))
+
+
+def test_classifier_cv_file_without_loss_and_cv_loads_as_the_square_loss(tmp_path):
+    """A KernelClassifierCV file written before loss and cv existed: the defaults, GCV's
+    attributes, no probabilities."""
+    X, Xt, _ = _data(n=60)
+    model = KernelClassifierCV(gamma=0.4, alphas=[1e-2, 0.1, 1.0]).fit(X, X[:, 0] > 0)
+    src, dst = tmp_path / "m.npz", tmp_path / "older.npz"
+    model.save(src)
+
+    def drop(meta):
+        meta["params"].pop("loss")
+        meta["params"].pop("cv")
+
+    _rewrite_meta(src, dst, drop)
+    loaded = gramfree.load(dst)
+    assert loaded.loss == "squared" and loaded.cv == 5
+    assert not hasattr(loaded, "predict_proba")
+    np.testing.assert_array_equal(loaded.gcv_values_, model.gcv_values_)
+    np.testing.assert_array_equal(loaded.decision_function(Xt), model.decision_function(Xt))
 
 
 # -- parameters keep their types: a loaded model refits -------------------------------------

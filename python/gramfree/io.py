@@ -75,6 +75,7 @@ _PARAMS_ADDED_SINCE_V1 = (
     "warm_start",
     "gammas",
     "gamma_search",
+    "cv",
 )
 
 _META = "__meta__"
@@ -139,6 +140,8 @@ def _estimator_classes() -> dict[str, type]:
 # What the alpha-path estimators (KernelRegressorCV, KernelClassifierCV) add to a kernel
 # machine's attributes: the chosen alpha and the criterion along the candidates.
 _ALPHA_PATH_ATTRIBUTES = ("alpha_", "gcv_values_", "dof_", "best_score_")
+# ... or, with loss="logistic" (KernelClassifierCV), the held-out log-loss along them.
+_LOGISTIC_CV_ATTRIBUTES = ("alpha_", "cv_log_loss_", "cv_log_loss_folds_", "best_score_")
 # ... and with candidates for gamma (``gammas``), the chosen one and the criterion on the
 # grid; absent from files of earlier writers and of fits without gammas.
 _GAMMA_GRID_ATTRIBUTES = ("gamma_", "gcv_grid_", "dof_grid_")
@@ -146,6 +149,11 @@ _GAMMA_GRID_ATTRIBUTES = ("gamma_", "gcv_grid_", "dof_grid_")
 
 def _is_alpha_path(estimator) -> bool:
     return hasattr(type(estimator), "_fit_path")
+
+
+def _is_logistic_cv(estimator) -> bool:
+    """A KernelClassifierCV with loss="logistic" (its params are restored first)."""
+    return _is_alpha_path(estimator) and getattr(estimator, "loss", "squared") == "logistic"
 
 
 _KERNEL_CLASSES = {cls.__name__: cls for cls in _kernels.KERNEL_CLASSES}
@@ -253,6 +261,8 @@ def _encode_param(value: Any) -> Any:
         return {"__kernel__": type(value).__name__, **fields}
     if isinstance(value, np.random.RandomState):
         return None  # a RandomState object cannot be stored portably; None is recorded
+    if hasattr(value, "split") and hasattr(value, "get_n_splits"):
+        return None  # nor a cross-validation splitter (cv): None, 5 folds on a refit
     if isinstance(value, (np.integer, np.floating)):
         value = value.item()
     if isinstance(value, float) and math.isinf(value):
@@ -455,7 +465,18 @@ def _kernel_machine_state(estimator) -> tuple[dict, dict]:
     intercept = getattr(estimator, "intercept_", None)
     if intercept is not None:  # the logistic loss's
         arrays["intercept"] = np.ascontiguousarray(intercept)
-    if _is_alpha_path(estimator):
+    if _is_logistic_cv(estimator):
+        attributes.update(
+            alpha_=float(estimator.alpha_),
+            cv_log_loss_=[float(v) for v in estimator.cv_log_loss_],
+            # NaN: a fold whose held-out rows all weigh zero (JSON has no NaN).
+            cv_log_loss_folds_=[
+                [float(v) if np.isfinite(v) else "nan" for v in row]
+                for row in estimator.cv_log_loss_folds_
+            ],
+            best_score_=float(estimator.best_score_),
+        )
+    elif _is_alpha_path(estimator):
         attributes.update(
             alpha_=float(estimator.alpha_),
             # An alpha whose degrees of freedom reach n has GCV +inf (JSON has no inf).
@@ -902,10 +923,12 @@ def _restore_kernel_machine(est, arrays: dict, attrs: dict) -> None:
     optional = _CENTER_RECORDS + (("intercept",) if hasattr(est, "classes_") else ())
     _check_keys(arrays, ("centers", "dual_coef"), optional, where="the arrays")
     alpha_path = _is_alpha_path(est)
+    logistic_cv = _is_logistic_cv(est)
+    chosen = _LOGISTIC_CV_ATTRIBUTES if logistic_cv else _ALPHA_PATH_ATTRIBUTES
     _check_keys(
         attrs,
-        _KERNEL_MACHINE_ATTRIBUTES + (_ALPHA_PATH_ATTRIBUTES if alpha_path else ()),
-        _GAMMA_GRID_ATTRIBUTES if alpha_path else (),
+        _KERNEL_MACHINE_ATTRIBUTES + (chosen if alpha_path else ()),
+        _GAMMA_GRID_ATTRIBUTES if alpha_path and not logistic_cv else (),
         where="field 'attributes'",
     )
     n_features = _check_int(attrs["n_features_in_"], "attributes.n_features_in_", minimum=1)
@@ -957,18 +980,54 @@ def _restore_kernel_machine(est, arrays: dict, attrs: dict) -> None:
         est._y_1d = y_1d
     for name, value in records.items():
         setattr(est, name, value)
-    if alpha_path:
+    if logistic_cv:
+        _restore_logistic_cv(est, attrs)
+    elif alpha_path:
         _restore_alpha_path(est, attrs)
 
 
-def _restore_alpha_path(est, attrs: dict) -> None:
-    """alpha_ among the stored candidates, and the criterion's value for each of them."""
+def _candidate_alphas(est) -> np.ndarray:
     alphas = est.alphas
     if isinstance(alphas, np.ndarray) and alphas.ndim == 1:
         alphas = alphas.tolist()
     if not isinstance(alphas, (list, tuple)) or not alphas:
         raise _field_error("params.alphas", "must be a non-empty list of numbers")
-    alphas = np.asarray(_check_numbers(list(alphas), "params.alphas"))
+    return np.asarray(_check_numbers(list(alphas), "params.alphas"))
+
+
+def _restore_logistic_cv(est, attrs: dict) -> None:
+    """alpha_ among the candidates, the held-out log-loss of each (per fold and their
+    mean), and best_score_ minus alpha_'s."""
+    alphas = _candidate_alphas(est)
+    k = len(alphas)
+    alpha = _check_number(attrs["alpha_"], "attributes.alpha_", minimum=0)
+    if not np.any(alphas == alpha):
+        raise _field_error("attributes.alpha_", f"is {alpha!r}, not one of params.alphas")
+    mean = np.asarray(_check_numbers(attrs["cv_log_loss_"], "attributes.cv_log_loss_", length=k))
+    folds = attrs["cv_log_loss_folds_"]
+    if not isinstance(folds, list) or not folds:
+        raise _field_error("attributes.cv_log_loss_folds_", "must be a non-empty list of rows")
+    rows = []
+    for i, row in enumerate(folds):
+        field = f"attributes.cv_log_loss_folds_[{i}]"
+        if not isinstance(row, list):
+            raise _field_error(field, f"must be a list of numbers, got {type(row).__name__}")
+        _check_numbers([v for v in row if v != "nan"], field)
+        if len(row) != k:
+            raise _field_error(field, f"has {len(row)} values, expected {k}")
+        rows.append([math.nan if v == "nan" else v for v in row])
+    best = _check_number(attrs["best_score_"], "attributes.best_score_")
+    if -best != mean[int(np.flatnonzero(alphas == alpha)[0])]:
+        raise _field_error("attributes.best_score_", "is not minus alpha_'s cv_log_loss_")
+    est.alpha_ = alpha
+    est.cv_log_loss_ = mean
+    est.cv_log_loss_folds_ = np.asarray(rows, dtype=np.float64)
+    est.best_score_ = best
+
+
+def _restore_alpha_path(est, attrs: dict) -> None:
+    """alpha_ among the stored candidates, and the criterion's value for each of them."""
+    alphas = _candidate_alphas(est)
     k = len(alphas)
     alpha = _check_number(attrs["alpha_"], "attributes.alpha_", minimum=0)
     if getattr(est, "gamma_search", None) is not None:  # alpha refined between candidates

@@ -176,7 +176,87 @@ def _has_probabilities(estimator) -> bool:
     return _loss_fitted_with(estimator) == "logistic"
 
 
-class KernelClassifier(ExplainMixin, ClassScores, ClassifierMixin, KernelMachineMixin):
+class ClassProbabilities:
+    """``predict_proba`` and ``predict_log_proba`` of a model fitted with the logistic
+    loss (:class:`KernelClassifier`, :class:`~gramfree.KernelClassifierCV`)."""
+
+    decision_function: Callable[[Any], Any]  # ClassScores'
+
+    @available_if(_has_probabilities)
+    def predict_proba(self, X: ArrayLike) -> Any:
+        """Class probabilities for X (a model fitted with ``loss="logistic"`` only).
+
+        The sigmoid of the logit for two classes, the softmax of the logits otherwise.
+        A fitted model has this method if it was fitted with the logistic loss, whatever
+        ``loss`` was set to since (the scores of a squared-loss fit are no logits); an
+        unfitted one if ``loss="logistic"``.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to classify.
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Probabilities, columns in ``classes_`` order; each row sums to 1.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_iris
+        >>> from gramfree import KernelClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = KernelClassifier(loss="logistic", alpha=1e-2).fit(X, y)
+        >>> proba = clf.predict_proba(X[:3])
+        >>> proba.shape, bool(np.allclose(proba.sum(axis=1), 1.0))
+        ((3, 3), True)
+        >>> clf.classes_[proba.argmax(axis=1)]
+        array([0, 0, 0])
+        """
+        from .. import _dask
+
+        if _dask.is_dask_collection(X):  # a dask array, block by block
+            return _dask.probabilities(self.decision_function(X))
+        return probabilities(self.decision_function(X))
+
+    @available_if(_has_probabilities)
+    def predict_log_proba(self, X: ArrayLike) -> Any:
+        """Logarithms of :meth:`predict_proba` (a model fitted with ``loss="logistic"`` only).
+
+        Computed without forming the probabilities, so exact where they round to 0 or 1.
+
+        Parameters
+        ----------
+        X : array-like of shape (n_samples, n_features)
+            Points to classify.
+
+        Returns
+        -------
+        log_proba : ndarray of shape (n_samples, n_classes)
+            Log-probabilities, columns in ``classes_`` order.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from sklearn.datasets import load_iris
+        >>> from gramfree import KernelClassifier
+        >>> X, y = load_iris(return_X_y=True)
+        >>> clf = KernelClassifier(loss="logistic", alpha=1e-2).fit(X, y)
+        >>> log_proba = clf.predict_log_proba(X[:3])
+        >>> bool(np.allclose(np.exp(log_proba), clf.predict_proba(X[:3])))
+        True
+        """
+        from .. import _dask
+
+        if _dask.is_dask_collection(X):
+            return _dask.probabilities(self.decision_function(X), log=True)
+        return probabilities(self.decision_function(X), log=True)
+
+
+class KernelClassifier(
+    ExplainMixin, ClassScores, ClassProbabilities, ClassifierMixin, KernelMachineMixin
+):
     """Kernel machine classifier trained without ever forming the kernel matrix.
 
     With ``loss="squared"`` (the default): ridge regression on +-1 (binary) or one-hot
@@ -493,74 +573,3 @@ default="auto"
         # compress's projection keeps this model's function (its logits, for the logistic
         # loss) under solver_ "projection", which no longer tells which loss that was.
         other._fitted_loss = _loss_fitted_with(self)
-
-    @available_if(_has_probabilities)
-    def predict_proba(self, X: ArrayLike) -> Any:
-        """Class probabilities for X (a model fitted with ``loss="logistic"`` only).
-
-        The sigmoid of the logit for two classes, the softmax of the logits otherwise.
-        A fitted model has this method if it was fitted with the logistic loss, whatever
-        ``loss`` was set to since (the scores of a squared-loss fit are no logits); an
-        unfitted one if ``loss="logistic"``.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Points to classify.
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-            Probabilities, columns in ``classes_`` order; each row sums to 1.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from sklearn.datasets import load_iris
-        >>> from gramfree import KernelClassifier
-        >>> X, y = load_iris(return_X_y=True)
-        >>> clf = KernelClassifier(loss="logistic", alpha=1e-2).fit(X, y)
-        >>> proba = clf.predict_proba(X[:3])
-        >>> proba.shape, bool(np.allclose(proba.sum(axis=1), 1.0))
-        ((3, 3), True)
-        >>> clf.classes_[proba.argmax(axis=1)]
-        array([0, 0, 0])
-        """
-        from .. import _dask
-
-        if _dask.is_dask_collection(X):  # a dask array, block by block
-            return _dask.probabilities(self.decision_function(X))
-        return probabilities(self.decision_function(X))
-
-    @available_if(_has_probabilities)
-    def predict_log_proba(self, X: ArrayLike) -> Any:
-        """Logarithms of :meth:`predict_proba` (a model fitted with ``loss="logistic"`` only).
-
-        Computed without forming the probabilities, so exact where they round to 0 or 1.
-
-        Parameters
-        ----------
-        X : array-like of shape (n_samples, n_features)
-            Points to classify.
-
-        Returns
-        -------
-        log_proba : ndarray of shape (n_samples, n_classes)
-            Log-probabilities, columns in ``classes_`` order.
-
-        Examples
-        --------
-        >>> import numpy as np
-        >>> from sklearn.datasets import load_iris
-        >>> from gramfree import KernelClassifier
-        >>> X, y = load_iris(return_X_y=True)
-        >>> clf = KernelClassifier(loss="logistic", alpha=1e-2).fit(X, y)
-        >>> log_proba = clf.predict_log_proba(X[:3])
-        >>> bool(np.allclose(np.exp(log_proba), clf.predict_proba(X[:3])))
-        True
-        """
-        from .. import _dask
-
-        if _dask.is_dask_collection(X):
-            return _dask.probabilities(self.decision_function(X), log=True)
-        return probabilities(self.decision_function(X), log=True)

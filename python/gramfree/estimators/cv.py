@@ -32,7 +32,8 @@ from ..solvers.alpha_path import (
     solve_alpha_path,
 )
 from ._base import KernelMachineMixin, check_kernel_range
-from .classifier import ClassScores, class_targets
+from ._logistic_cv import fit_logistic_cv
+from .classifier import ClassProbabilities, ClassScores, class_targets
 from .explain import ExplainMixin
 
 if TYPE_CHECKING:  # typing.Self is Python 3.11+
@@ -624,14 +625,26 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         return tags
 
 
-class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathMixin):
-    """Kernel ridge classification with ``alpha`` chosen by generalised cross-validation.
+class KernelClassifierCV(
+    ExplainMixin, ClassScores, ClassProbabilities, ClassifierMixin, _AlphaPathMixin
+):
+    """Kernel classification with ``alpha`` chosen for the user: by generalised
+    cross-validation (square loss), or by k-fold held-out log-loss (``loss="logistic"``).
 
     Square loss on +-1 or one-hot targets, as :class:`~gramfree.KernelClassifier`, with
     ``alpha`` chosen from ``alphas`` by GCV on the targets (scikit-learn's
     RidgeClassifierCV minimises the exact leave-one-out error instead): the targets'
     residuals add up, one alpha for all classes. The path, and GCV with sample weights (n is the sum of the weights, times
     ``class_weight``), are as in :class:`KernelRegressorCV`.
+
+    With ``loss="logistic"``: kernel logistic regression, as
+    :class:`~gramfree.KernelClassifier` with that loss, with ``alpha`` chosen as
+    scikit-learn's LogisticRegressionCV chooses ``C``: for each of ``cv`` stratified folds
+    the Newton-PCG fits run along ``alphas`` from the largest down, each warm-started from
+    the previous one, and the alpha with the lowest mean held-out log-loss (weighted as
+    the objective) is refitted on all rows (:mod:`gramfree.estimators._logistic_cv`). The
+    model then has ``predict_proba`` and ``predict_log_proba``. About ``cv`` times one
+    path of fits plus one fit; ``gammas`` and ``gamma_search`` are the square loss's.
 
     Parameters
     ----------
@@ -670,6 +683,14 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes, as in :class:`~gramfree.KernelClassifier`: each sample's
         weight in the loss is ``sample_weight * class_weight[its class]``.
+    loss : {"squared", "logistic"}, default="squared"
+        The loss, as in :class:`~gramfree.KernelClassifier` (``alpha`` is then ``1 / C``
+        of the log-likelihood ``sum_i w_i log-loss_i + alpha / 2 ||h||^2``).
+    cv : int or cross-validation splitter, default=5
+        The folds of the held-out log-loss (``loss="logistic"`` only), as scikit-learn's
+        ``check_cv`` reads it: an integer is ``StratifiedKFold(cv)`` (unshuffled; each
+        class needs at least ``cv`` samples), a splitter such as
+        ``StratifiedKFold(5, shuffle=True, random_state=0)`` is used as given.
 
     Attributes
     ----------
@@ -678,11 +699,20 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
     alpha_ : float
         The chosen alpha (with ``gamma_search``, refined between the candidates).
     gcv_values_ : ndarray of shape (n_alphas,)
-        GCV of each candidate (lower is better).
+        GCV of each candidate (lower is better; square loss).
     dof_ : ndarray of shape (n_alphas,)
-        Effective degrees of freedom of each candidate.
+        Effective degrees of freedom of each candidate (square loss).
+    cv_log_loss_ : ndarray of shape (n_alphas,)
+        ``loss="logistic"``: each candidate's held-out log-loss, the folds' mean weighted
+        by their held-out weight (lower is better).
+    cv_log_loss_folds_ : ndarray of shape (n_folds, n_alphas)
+        ``loss="logistic"``: the same per fold.
+    intercept_ : ndarray of shape (1,) or (n_classes,)
+        ``loss="logistic"``: the unpenalised intercepts, as
+        :class:`~gramfree.KernelClassifier`'s.
     best_score_ : float
-        Minus the chosen alpha's GCV (higher is better, as RidgeCV's).
+        Minus the chosen alpha's GCV, or minus its ``cv_log_loss_`` (higher is better, as
+        RidgeCV's).
     gamma_ : float
         The chosen gamma (``gammas`` or ``gamma_search`` only).
     gcv_grid_, dof_grid_ : ndarray of shape (n_gammas, n_alphas)
@@ -700,11 +730,23 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
     True
     >>> clf.alpha_ in (1e-3, 1e-2, 0.1)
     True
+
+    Kernel logistic regression, alpha chosen on held-out log-loss:
+
+    >>> from sklearn.metrics import log_loss
+    >>> lr = KernelClassifierCV(loss="logistic", gamma=1e-3, alphas=[1e-3, 1e-2, 0.1], cv=3)
+    >>> lr = lr.fit(X[:1000], y[:1000])
+    >>> bool(lr.cv_log_loss_.argmin() == [1e-3, 1e-2, 0.1].index(lr.alpha_))
+    True
+    >>> bool(log_loss(y[1000:], lr.predict_proba(X[1000:])) < 0.2)
+    True
     """
 
     _parameter_constraints: dict = {
         **_AlphaPathMixin._parameter_constraints,
         "class_weight": [StrOptions({"balanced"}), dict, None],
+        "loss": [StrOptions({"squared", "logistic"})],
+        "cv": ["cv_object"],
     }
 
     def __init__(
@@ -725,6 +767,8 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
         device="cpu",
         verbose=False,
         class_weight=None,
+        loss="squared",
+        cv=5,
     ):
         super().__init__(
             kernel,
@@ -743,6 +787,8 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
             verbose=verbose,
         )
         self.class_weight = class_weight
+        self.loss = loss
+        self.cv = cv
 
     def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
         """Fit on X and class labels y, choosing ``alpha_`` from ``alphas``.
@@ -776,9 +822,25 @@ class KernelClassifierCV(ExplainMixin, ClassScores, ClassifierMixin, _AlphaPathM
         True
         """
         self._validate_params()
+        if self.loss == "logistic":
+            for name in ("gammas", "gamma_search"):
+                if getattr(self, name) is not None:
+                    raise ValueError(
+                        f"{name}: chosen by GCV, the square loss's criterion; with "
+                        f"loss='logistic' leave {name}=None (and set gamma)"
+                    )
+        alphas = _check_alphas(self.alphas)
         X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=False)
-        classes, Y, sample_weight = class_targets(self, X, y, sample_weight)
-        self._fit_path(X, Y, sample_weight)
+        stale = ("gcv_values_", "dof_") if self.loss == "logistic" else ("cv_log_loss_",)
+        for name in (*stale, "cv_log_loss_folds_", "intercept_"):
+            if hasattr(self, name):
+                delattr(self, name)
+        if self.loss == "logistic":
+            classes = fit_logistic_cv(self, X, y, sample_weight, alphas)
+        else:
+            classes, Y, sample_weight = class_targets(self, X, y, sample_weight)
+            self._fit_path(X, Y, sample_weight)
         self.classes_ = classes
+        self._fitted_loss = self.loss
         self._record_center_targets(y)
         return self

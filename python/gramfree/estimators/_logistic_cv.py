@@ -1,0 +1,165 @@
+"""``KernelClassifierCV(loss="logistic")``: alpha chosen by k-fold held-out log-loss.
+
+The logistic loss has no closed-form path (no GCV from one eigendecomposition, as the
+square loss has), so alpha is chosen the way scikit-learn's LogisticRegressionCV does:
+for each of ``cv`` stratified folds, the Newton-PCG solver (:mod:`gramfree.solvers.logistic`)
+runs along the candidates from the largest alpha down, each fit warm-started from the
+previous one (a smaller alpha moves the optimum a little: a few Newton steps), and the
+held-out rows' log-loss (weighted, as the objective) is recorded; the alpha with the lowest
+mean over the folds is then fitted on all rows, warm-started from a fold's solution at it.
+All of it on one set of centres, drawn once from all the rows: the folds differ in the
+rows the loss sees, not in the model's basis.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import numbers
+import time
+
+import numpy as np
+from scipy.special import log_expit, log_softmax
+from sklearn.metrics import pairwise_distances_argmin
+from sklearn.model_selection import check_cv
+
+from .._log import say, verbose_output
+from .._threads import blas_threads
+from ..device import resolve_device
+from ..solvers import Problem
+from ..solvers._common import center_rows
+from ..solvers.logistic import solve_logistic
+from ._logistic import DEFAULT_NEWTON_STEPS, logistic_targets
+from .classifier import class_targets
+
+# The Newton steps' stopping tolerance of the refit (KernelClassifier's default tol), and
+# of the folds' fits along the path.
+NEWTON_TOL = 1e-4
+PATH_TOL = 1e-3
+
+
+def held_out_log_loss(logits: np.ndarray, codes: np.ndarray, weights: np.ndarray) -> float:
+    """Weighted mean of ``-log p(true class)`` for logits (n, 1) (two classes: the logit
+    of class 1) or (n, k)."""
+    if logits.shape[1] == 1:
+        f = logits[:, 0]
+        log_p = np.where(codes == 1, log_expit(f), log_expit(-f))
+    else:
+        log_p = log_softmax(logits, axis=1)[np.arange(codes.shape[0]), codes]
+    total = float(weights.sum())
+    return float(-(weights @ log_p) / total) if total > 0 else float("nan")
+
+
+def fit_logistic_cv(estimator, X: np.ndarray, y: np.ndarray, sample_weight, alphas) -> np.ndarray:
+    """Fit ``estimator`` (a KernelClassifierCV with loss="logistic"); returns the classes.
+    BLAS on the threads n_jobs asks for."""
+    with blas_threads(estimator.n_jobs), verbose_output(estimator.verbose):
+        return _fit(estimator, X, y, sample_weight, alphas)
+
+
+def _fit(estimator, X, y, sample_weight, alphas) -> np.ndarray:
+    from .cv import DEFAULT_CENTERS
+
+    classes, _, sample_weight = class_targets(estimator, X, y, sample_weight)
+    codes = np.searchsorted(classes, np.ravel(y))
+    Y = logistic_targets(codes, len(classes))
+    n = X.shape[0]
+    w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
+    counts = np.bincount(codes, minlength=len(classes))
+    if isinstance(estimator.cv, numbers.Integral) and counts.min() < estimator.cv:
+        raise ValueError(
+            f"cv: {estimator.cv} stratified folds need at least {estimator.cv} samples of "
+            f"each class; class {classes[counts.argmin()]!r} has {counts.min()}"
+        )
+    # scikit-learn's rule (LogisticRegressionCV's): an integer is StratifiedKFold(cv),
+    # unshuffled; a splitter is used as given.
+    folds = list(check_cv(estimator.cv, codes, classifier=True).split(X, codes))
+    kernel = estimator._make_kernel()
+    rng = estimator._rng()
+    m = estimator._resolve_n_centers(n) or min(n, DEFAULT_CENTERS)
+    idx = np.arange(n) if m >= n else center_rows(rng, n, m, sample_weight)
+    centers = np.ascontiguousarray(X[idx])
+    base = Problem(
+        X,
+        Y,
+        kernel,
+        float(alphas[0]),
+        sample_weight,
+        estimator.n_jobs,
+        resolve_device(estimator.device),
+        estimator._kernel_dtype(X),
+    )
+    order = np.argsort(-alphas, kind="stable")  # the largest (smoothest, fastest) first
+    start = time.perf_counter()
+    losses = np.full((len(folds), alphas.size), np.nan)
+    fold_weights = np.zeros(len(folds))
+    solutions: list[dict] = [{} for _ in folds]  # (fold, alpha): the fit
+    steps = 0
+    for f, (train, test) in enumerate(folds):
+        sub = _rows(base, train)
+        # The centres' curvature preconditions CG (it speeds CG, not the solution): each
+        # centre's own row where it trains in this fold, else its nearest training row.
+        position = np.full(n, -1)
+        position[train] = np.arange(train.size)
+        rows = position[idx]
+        held = rows < 0
+        if held.any():
+            rows[held] = pairwise_distances_argmin(centers[held], sub.X)
+        coef = intercept = None
+        fold_weights[f] = w[test].sum()
+        for j in order:
+            result = solve_logistic(
+                dataclasses.replace(sub, alpha=float(alphas[j])),
+                centers,
+                rows,
+                max_iter=DEFAULT_NEWTON_STEPS,
+                tol=PATH_TOL,
+                initial_coef=coef,
+                initial_intercept=intercept,
+            )
+            coef, intercept = result.coef, result.intercept
+            assert intercept is not None  # the logistic solver's intercepts
+            steps += result.n_iter
+            logits = base.matvec(X[test], centers, coef).astype(np.float64) + intercept
+            losses[f, j] = held_out_log_loss(logits, codes[test], w[test])
+            solutions[f][int(j)] = (coef, intercept)
+        if estimator.verbose:
+            say(f"[{type(estimator).__name__}] fold {f + 1}/{len(folds)}: {losses[f]}")
+    # A fold whose held-out rows all weigh zero has no log-loss (NaN) and no say.
+    mean = (fold_weights @ np.nan_to_num(losses)) / fold_weights.sum()
+    # The lowest mean held-out log-loss; a tie goes to the larger alpha (the smoother model).
+    best = int(order[np.argmin(mean[order])])
+    start_coef, start_intercept = solutions[int(np.argmax(fold_weights))][best]
+    problem = dataclasses.replace(base, alpha=float(alphas[best]))
+    result = solve_logistic(
+        problem,
+        centers,
+        idx,
+        max_iter=DEFAULT_NEWTON_STEPS,
+        tol=NEWTON_TOL,
+        initial_coef=start_coef,
+        initial_intercept=start_intercept,
+    )
+    estimator.fit_time_ = time.perf_counter() - start
+    result.center_indices = idx
+    estimator._set_fitted(result, kernel, "newton-pcg", problem, centers_are_rows=True)
+    estimator.solver_info_["cv"] = {
+        "folds": len(folds),
+        "alphas": alphas.tolist(),
+        "newton_steps_path": steps,
+        "newton_steps_refit": result.n_iter,
+    }
+    estimator.alpha_ = float(alphas[best])
+    estimator.cv_log_loss_ = mean
+    estimator.cv_log_loss_folds_ = losses
+    estimator.best_score_ = -float(mean[best])
+    return classes
+
+
+def _rows(problem: Problem, rows: np.ndarray) -> Problem:
+    """The problem on a subset of its rows."""
+    return dataclasses.replace(
+        problem,
+        X=np.ascontiguousarray(problem.X[rows]),
+        Y=np.ascontiguousarray(problem.Y[rows]),
+        sample_weight=None if problem.sample_weight is None else problem.sample_weight[rows],
+    )

@@ -1,0 +1,146 @@
+"""KernelClassifierCV(loss="logistic"): alpha chosen by k-fold held-out log-loss.
+
+References: each fold's held-out log-loss recomputed with scikit-learn's ``log_loss`` from
+separate KernelClassifier(loss="logistic") fits on the same centres and folds; the refit
+against such a fit on all rows; class_weight against the equivalent sample weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.metrics import log_loss
+from sklearn.model_selection import StratifiedKFold
+from sklearn.utils.class_weight import compute_sample_weight
+
+from gramfree import KernelClassifier, KernelClassifierCV
+
+ALPHAS = [1e-3, 1e-2, 0.1, 1.0]
+
+
+@pytest.fixture(scope="module")
+def cancer():
+    X, y = load_breast_cancer(return_X_y=True)
+    return X / X.max(axis=0), y
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits(return_X_y=True)
+    return X[:600] / 16.0, y[:600]
+
+
+def _reference(X, y, centers, alpha, weights=None):
+    return KernelClassifier(
+        loss="logistic", gamma=GAMMA[X.shape[1]], alpha=alpha, centers=centers, tol=1e-10
+    ).fit(X, y, sample_weight=weights)
+
+
+GAMMA = {30: 1.0, 64: 0.02}  # per dataset (by its features): a wide-enough rbf
+
+
+@pytest.mark.parametrize("path_tol", [1e-10, None])
+@pytest.mark.parametrize("data", ["cancer", "digits"])
+def test_fold_log_losses_match_separate_fits(data, path_tol, request, monkeypatch):
+    """cv_log_loss_folds_ against separate fits on each fold's rows (same centres),
+    scored by scikit-learn's log_loss; the chosen alpha is the folds' weighted mean's
+    argmin; the refit matches a separate fit on all rows at that alpha. With the path's
+    Newton steps run to 1e-10 the losses agree to 1e-6; at the default PATH_TOL (1e-3 of
+    the objective) to 5e-3, far inside their spread over the candidates."""
+    import gramfree.estimators._logistic_cv as logistic_cv
+
+    if path_tol is not None:
+        monkeypatch.setattr(logistic_cv, "PATH_TOL", path_tol)
+    rtol = 1e-6 if path_tol is not None else 5e-3
+    X, y = request.getfixturevalue(data)
+    cv = StratifiedKFold(3, shuffle=True, random_state=0)
+    model = KernelClassifierCV(
+        loss="logistic",
+        gamma=GAMMA[X.shape[1]],
+        alphas=ALPHAS,
+        cv=cv,
+        n_centers=300,
+        random_state=0,
+    ).fit(X, y)
+    assert model.centers_.shape[0] == 300
+    expected = np.zeros((3, len(ALPHAS)))
+    sizes = np.zeros(3)
+    for f, (train, test) in enumerate(cv.split(X, y)):
+        sizes[f] = test.size
+        for j, alpha in enumerate(ALPHAS):
+            ref = _reference(X[train], y[train], model.centers_, alpha)
+            expected[f, j] = log_loss(y[test], ref.predict_proba(X[test]), labels=ref.classes_)
+    np.testing.assert_allclose(model.cv_log_loss_folds_, expected, rtol=rtol)
+    mean = sizes @ expected / sizes.sum()
+    np.testing.assert_allclose(model.cv_log_loss_, mean, rtol=rtol)
+    assert np.ptp(expected) > 100 * rtol * expected.max()  # the candidates differ far more
+    assert model.alpha_ == ALPHAS[int(np.argmin(model.cv_log_loss_))]
+    assert model.best_score_ == pytest.approx(-model.cv_log_loss_.min())
+    full = _reference(X, y, model.centers_, model.alpha_)
+    np.testing.assert_allclose(model.predict_proba(X), full.predict_proba(X), atol=2e-4)
+    np.testing.assert_allclose(
+        np.exp(model.predict_log_proba(X[:20])), model.predict_proba(X[:20]), rtol=1e-12
+    )
+    assert model.score(X, y) == pytest.approx(full.score(X, y), abs=0.01)
+
+
+def test_class_weight_is_its_sample_weights(cancer):
+    X, y = cancer
+    kwargs = {"loss": "logistic", "gamma": 1.0, "alphas": ALPHAS, "cv": 3, "random_state": 0}
+    balanced = KernelClassifierCV(class_weight="balanced", **kwargs).fit(X, y)
+    weighted = KernelClassifierCV(**kwargs).fit(
+        X, y, sample_weight=compute_sample_weight("balanced", y)
+    )
+    np.testing.assert_allclose(balanced.cv_log_loss_folds_, weighted.cv_log_loss_folds_)
+    np.testing.assert_allclose(balanced.dual_coef_, weighted.dual_coef_)
+    assert balanced.alpha_ == weighted.alpha_
+
+
+def test_refit_with_the_square_loss_drops_the_logistic_state(cancer):
+    X, y = cancer
+    model = KernelClassifierCV(loss="logistic", gamma=1.0, alphas=ALPHAS, cv=3).fit(X, y)
+    assert hasattr(model, "intercept_") and hasattr(model, "predict_proba")
+    model.set_params(loss="squared").fit(X, y)
+    for name in ("intercept_", "cv_log_loss_", "cv_log_loss_folds_"):
+        assert not hasattr(model, name), name
+    assert not hasattr(model, "predict_proba")
+    assert model.alpha_ == ALPHAS[int(np.argmin(model.gcv_values_))]
+
+
+def test_bad_arguments_name_themselves(cancer):
+    X, y = cancer
+    with pytest.raises(ValueError, match="gammas"):
+        KernelClassifierCV(loss="logistic", gammas=[0.5, 1.0]).fit(X, y)
+    with pytest.raises(ValueError, match="gamma_search"):
+        KernelClassifierCV(loss="logistic", gamma_search="gradient").fit(X, y)
+    with pytest.raises(ValueError, match="cv"):
+        KernelClassifierCV(loss="logistic", cv=1).fit(X, y)
+    few = np.r_[np.zeros(40, dtype=int), np.ones(3, dtype=int)]
+    with pytest.raises(ValueError, match="cv: 5 stratified folds"):
+        KernelClassifierCV(loss="logistic", gamma=1.0).fit(X[:43], few)
+    with pytest.raises(ValueError, match="loss"):
+        KernelClassifierCV(loss="hinge").fit(X, y)
+    kept = X.copy()
+    KernelClassifierCV(loss="logistic", gamma=1.0, alphas=[0.1], cv=2).fit(X, y)
+    assert np.array_equal(X, kept)
+
+
+def test_save_load_keeps_the_choice_and_checks_it(cancer, tmp_path):
+    import json
+
+    import gramfree
+
+    X, y = cancer
+    model = KernelClassifierCV(loss="logistic", gamma=1.0, alphas=ALPHAS, cv=3).fit(X, y)
+    model.save(tmp_path / "m.gfm")
+    loaded = gramfree.load(tmp_path / "m.gfm")
+    assert loaded.alpha_ == model.alpha_ and loaded.best_score_ == model.best_score_
+    np.testing.assert_array_equal(loaded.cv_log_loss_folds_, model.cv_log_loss_folds_)
+    np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+    with np.load(tmp_path / "m.gfm", allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    meta = json.loads(str(arrays.pop("__meta__")))
+    meta["attributes"]["best_score_"] = -1.0
+    np.savez(tmp_path / "bad.npz", __meta__=np.array(json.dumps(meta)), **arrays)
+    with pytest.raises(ValueError, match="best_score_"):
+        gramfree.load(tmp_path / "bad.npz")
