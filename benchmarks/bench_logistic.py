@@ -8,11 +8,20 @@ probabilistic classifiers, on the real-data suite's classification sets, in one 
   both should reach the same optimum, and the fit times compare the solvers;
 * ``SVC(probability=True)`` (Platt scaling by an internal 5-fold CV) with the same gamma.
 
-Prints test log-loss, accuracy and fit time of each, and the fit-time ratios. Data:
-``benchmarks/realdata.py`` (``get_realdata.sh`` installs it); the suite's tuned rbf gamma.
+With ``--cv K``, alpha chosen from ``--alphas`` on K unshuffled stratified folds by
+held-out log-loss, three ways: ``KernelClassifierCV(loss="logistic")`` (warm-started
+paths on one set of centres), ``GridSearchCV`` of separate ``KernelClassifier`` fits
+(``scoring="neg_log_loss"``, the same folds), and ``LogisticRegressionCV`` on the
+``Nystroem`` features of the CV model's centres (``Cs = 1 / alphas``, the same folds and
+scoring); each refits its choice on all the training rows.
+
+Prints test log-loss, accuracy and fit time of each, and the fit-time ratios (the fixed
+alpha's anchors over gramfree's fixed-alpha fit, the CV anchors and SVC over gramfree's
+CV fit). Data: ``benchmarks/realdata.py`` (``get_realdata.sh`` installs it); the suite's
+tuned rbf gamma.
 
     python benchmarks/bench_logistic.py [--quick] [--sets spam,dna,...] [--centers 1000]
-        [--alpha 0.01]
+        [--alpha 0.01] [--cv 5 --alphas 1e-3,3e-3,1e-2,3e-2,0.1]
 """
 
 from __future__ import annotations
@@ -27,11 +36,12 @@ sys.path.insert(0, os.path.dirname(__file__))
 
 import realdata  # noqa: E402
 from sklearn.kernel_approximation import Nystroem  # noqa: E402
-from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.linear_model import LogisticRegression, LogisticRegressionCV  # noqa: E402
 from sklearn.metrics import accuracy_score, log_loss  # noqa: E402
+from sklearn.model_selection import GridSearchCV, StratifiedKFold  # noqa: E402
 from sklearn.svm import SVC  # noqa: E402
 
-from gramfree import KernelClassifier  # noqa: E402
+from gramfree import KernelClassifier, KernelClassifierCV  # noqa: E402
 
 DEFAULT_SETS = ["spam", "dna", "satellite", "digits", "mnist5k"]
 
@@ -71,7 +81,10 @@ def main(argv=None) -> int:
     parser.add_argument("--centers", type=int, default=1000)
     parser.add_argument("--alpha", type=float, default=1e-2, help="1 / C of both logistic models")
     parser.add_argument("--svc-c", type=float, default=10.0)
+    parser.add_argument("--cv", type=int, default=0, help="folds of the alpha choice (0: none)")
+    parser.add_argument("--alphas", default="1e-3,3e-3,1e-2,3e-2,0.1")
     args = parser.parse_args(argv)
+    alphas = [float(a) for a in args.alphas.split(",")]
     print(f"{'set':10s} {'model':34s} {'log-loss':>9s} {'accuracy':>9s} {'fit s':>8s}")
     for name in args.sets.split(","):
         X_train, X_test, y_train, y_test, task = realdata.load(name, quick=args.quick)
@@ -97,20 +110,70 @@ def main(argv=None) -> int:
             models[f"SVC(probability, C={args.svc_c:g})"] = SVC(
                 gamma=gamma, C=args.svc_c, probability=True, random_state=0
             )
+        cv_models = {}
+        if args.cv:
+            folds = StratifiedKFold(args.cv)
+            # A fold's fit sees (cv - 1) / cv of the rows: at most that many centres.
+            m_fold = min(m, len(y_train) * (args.cv - 1) // args.cv - 1)
+            cv_models = {
+                f"gramfree logistic CV, M={m}": KernelClassifierCV(
+                    loss="logistic",
+                    gamma=gamma,
+                    alphas=alphas,
+                    n_centers=m,
+                    cv=folds,
+                    random_state=0,
+                ),
+                "GridSearchCV(gramfree logistic)": GridSearchCV(
+                    KernelClassifier(
+                        gamma=gamma,
+                        loss="logistic",
+                        n_centers=m_fold,
+                        solver="nystrom-pcg",
+                        random_state=0,
+                    ),
+                    {"alpha": alphas},
+                    cv=folds,
+                    scoring="neg_log_loss",
+                ),
+                f"Nystroem({m}) + LogisticRegressionCV": SameCentres(
+                    None,
+                    Nystroem(gamma=gamma, n_components=m, random_state=0),
+                    LogisticRegressionCV(
+                        Cs=[1.0 / a for a in alphas],
+                        cv=folds,
+                        scoring="neg_log_loss",
+                        max_iter=1000,
+                    ),
+                ),
+            }
         times = {}
-        for label, model in models.items():
-            if isinstance(model, SameCentres):  # the rows gramfree's model drew
-                model.gramfree_rows = next(iter(models.values())).center_indices_
-            model, seconds = timed(model, X_train, y_train)
-            times[label] = seconds
-            P = model.predict_proba(X_test)
-            print(
-                f"{name:10s} {label:34s} {log_loss(y_test, P, labels=model.classes_):9.4f} "
-                f"{accuracy_score(y_test, model.predict(X_test)):9.4f} {seconds:8.2f}"
-            )
-        ours = next(iter(times.values()))
-        for label, seconds in list(times.items())[1:]:
-            print(f"{name:10s}   fit-time ratio {label} / gramfree: {seconds / ours:.2f}x")
+        for group in (models, cv_models):
+            for label, model in group.items():
+                if isinstance(model, SameCentres):  # the rows its gramfree model drew
+                    model.gramfree_rows = next(iter(group.values())).center_indices_
+                model, seconds = timed(model, X_train, y_train)
+                times[label] = seconds
+                P = model.predict_proba(X_test)
+                chosen = getattr(model, "alpha_", None) or getattr(model, "best_params_", {})
+                if isinstance(model, SameCentres) and hasattr(model.logistic, "C_"):
+                    chosen = 1.0 / model.logistic.C_[0]
+                extra = f"  alpha {chosen}" if chosen else ""
+                print(
+                    f"{name:10s} {label:34s} {log_loss(y_test, P, labels=model.classes_):9.4f} "
+                    f"{accuracy_score(y_test, model.predict(X_test)):9.4f} {seconds:8.2f}{extra}"
+                )
+        labels = list(times)
+        ours = times[labels[0]]
+        for label in labels[1 : len(models)]:
+            print(f"{name:10s}   fit-time ratio {label} / gramfree: {times[label] / ours:.2f}x")
+        if cv_models:
+            ours_cv = times[labels[len(models)]]
+            for label in labels[len(models) + 1 :] + labels[2 : len(models)]:
+                print(
+                    f"{name:10s}   fit-time ratio {label} / gramfree CV: "
+                    f"{times[label] / ours_cv:.2f}x"
+                )
     return 0
 
 
