@@ -144,3 +144,55 @@ def test_save_load_keeps_the_choice_and_checks_it(cancer, tmp_path):
     np.savez(tmp_path / "bad.npz", __meta__=np.array(json.dumps(meta)), **arrays)
     with pytest.raises(ValueError, match="best_score_"):
         gramfree.load(tmp_path / "bad.npz")
+
+
+def test_a_failed_refit_keeps_the_previous_model_whole(cancer):
+    """The other loss's attributes go only once a fit has succeeded."""
+    X, y = cancer
+    model = KernelClassifierCV(loss="logistic", gamma=1.0, alphas=ALPHAS, cv=3).fit(X, y)
+    before = model.predict_proba(X[:5])
+    few = np.r_[np.zeros(40, dtype=int), np.ones(2, dtype=int)]
+    with pytest.raises(ValueError, match="cv"):
+        model.fit(X[:42], few)
+    np.testing.assert_array_equal(model.predict_proba(X[:5]), before)
+
+
+def test_switching_losses_leaves_no_stale_state(cancer, tmp_path):
+    """gammas' attributes go with a logistic refit; either model saves and loads after
+    set_params(loss=...) changed the parameter without refitting."""
+    import gramfree
+
+    X, y = cancer
+    model = KernelClassifierCV(gammas=[0.5, 1.0], alphas=ALPHAS).fit(X, y)
+    model.set_params(loss="logistic", gammas=None, gamma=2.0, cv=3).fit(X, y)
+    for name in ("gamma_", "gcv_grid_", "dof_grid_", "gcv_values_", "dof_"):
+        assert not hasattr(model, name), name
+    assert model.kernel_.gamma == 2.0
+    for fitted in ("logistic", "squared"):
+        model.set_params(loss=fitted).fit(X, y)
+        other = "squared" if fitted == "logistic" else "logistic"
+        model.set_params(loss=other)
+        model.save(tmp_path / "m.gfm")
+        loaded = gramfree.load(tmp_path / "m.gfm")
+        np.testing.assert_array_equal(loaded.decision_function(X), model.decision_function(X))
+        assert hasattr(loaded, "predict_proba") == (fitted == "logistic")
+
+
+def test_cv_as_splits_and_repeated_alphas(cancer, tmp_path):
+    """cv as a list of splits (saved as None), a generator used up by a first fit (a
+    clear error on the second), and a repeated alpha (one fit, the same loss)."""
+    import gramfree
+
+    X, y = cancer
+    splits = list(StratifiedKFold(3).split(X, y))
+    model = KernelClassifierCV(loss="logistic", gamma=1.0, alphas=[0.1, 0.01, 0.1], cv=splits)
+    model.fit(X, y)
+    assert model.cv_log_loss_[0] == model.cv_log_loss_[2]
+    model.save(tmp_path / "m.gfm")
+    assert gramfree.load(tmp_path / "m.gfm").cv is None
+    used_up = KernelClassifierCV(
+        loss="logistic", gamma=1.0, alphas=[0.1], cv=StratifiedKFold(3).split(X, y)
+    )
+    used_up.fit(X, y)
+    with pytest.raises(ValueError, match="cv: gave no splits"):
+        used_up.fit(X, y)

@@ -45,6 +45,7 @@ import contextlib
 import dataclasses
 import json
 import math
+import numbers
 import os
 import secrets
 import stat
@@ -151,9 +152,10 @@ def _is_alpha_path(estimator) -> bool:
     return hasattr(type(estimator), "_fit_path")
 
 
-def _is_logistic_cv(estimator) -> bool:
-    """A KernelClassifierCV with loss="logistic" (its params are restored first)."""
-    return _is_alpha_path(estimator) and getattr(estimator, "loss", "squared") == "logistic"
+def _is_logistic_cv(estimator, solver: Any) -> bool:
+    """A KernelClassifierCV fitted with loss="logistic", whatever ``loss`` says now:
+    only the logistic loss's Newton steps give ``solver`` (``solver_``) "newton-pcg"."""
+    return _is_alpha_path(estimator) and solver == "newton-pcg"
 
 
 _KERNEL_CLASSES = {cls.__name__: cls for cls in _kernels.KERNEL_CLASSES}
@@ -252,6 +254,15 @@ def _check_array(value: Any, field: str, *, dtypes, shape, why: str = "") -> np.
 # -- parameters and kernels as JSON -----------------------------------------------------
 
 
+def _unportable_param(name: str, value: Any) -> bool:
+    """Parameters recorded as None: given centres (the fitted centres are stored), and a
+    ``cv`` other than an integer (a splitter or the splits themselves: a refit of the
+    loaded model uses 5 stratified folds)."""
+    if name == "centers":
+        return True
+    return name == "cv" and not (isinstance(value, numbers.Integral) or value is None)
+
+
 def _encode_param(value: Any) -> Any:
     if isinstance(value, _kernels.Kernel):
         fields = {
@@ -261,8 +272,6 @@ def _encode_param(value: Any) -> Any:
         return {"__kernel__": type(value).__name__, **fields}
     if isinstance(value, np.random.RandomState):
         return None  # a RandomState object cannot be stored portably; None is recorded
-    if hasattr(value, "split") and hasattr(value, "get_n_splits"):
-        return None  # nor a cross-validation splitter (cv): None, 5 folds on a refit
     if isinstance(value, (np.integer, np.floating)):
         value = value.item()
     if isinstance(value, float) and math.isinf(value):
@@ -465,10 +474,11 @@ def _kernel_machine_state(estimator) -> tuple[dict, dict]:
     intercept = getattr(estimator, "intercept_", None)
     if intercept is not None:  # the logistic loss's
         arrays["intercept"] = np.ascontiguousarray(intercept)
-    if _is_logistic_cv(estimator):
+    if _is_logistic_cv(estimator, estimator.solver_):
         attributes.update(
             alpha_=float(estimator.alpha_),
-            cv_log_loss_=[float(v) for v in estimator.cv_log_loss_],
+            # inf: an alpha whose fits failed on a fold (never the chosen one).
+            cv_log_loss_=[float(v) if np.isfinite(v) else "inf" for v in estimator.cv_log_loss_],
             # NaN: a fold whose held-out rows all weigh zero (JSON has no NaN).
             cv_log_loss_folds_=[
                 [float(v) if np.isfinite(v) else "nan" for v in row]
@@ -543,7 +553,7 @@ def _portable(estimator) -> tuple[dict, dict]:
         # The centers parameter (an array) is stored as None: the fitted centres it gave are
         # saved (centers_), and a loaded model refits with a random draw unless set again.
         "params": {
-            k: _encode_param(None if k == "centers" else v)
+            k: _encode_param(None if _unportable_param(k, v) else v)
             for k, v in estimator.get_params().items()
         },
         "attributes": {
@@ -923,7 +933,7 @@ def _restore_kernel_machine(est, arrays: dict, attrs: dict) -> None:
     optional = _CENTER_RECORDS + (("intercept",) if hasattr(est, "classes_") else ())
     _check_keys(arrays, ("centers", "dual_coef"), optional, where="the arrays")
     alpha_path = _is_alpha_path(est)
-    logistic_cv = _is_logistic_cv(est)
+    logistic_cv = _is_logistic_cv(est, attrs.get("solver_"))
     chosen = _LOGISTIC_CV_ATTRIBUTES if logistic_cv else _ALPHA_PATH_ATTRIBUTES
     _check_keys(
         attrs,
@@ -1003,7 +1013,13 @@ def _restore_logistic_cv(est, attrs: dict) -> None:
     alpha = _check_number(attrs["alpha_"], "attributes.alpha_", minimum=0)
     if not np.any(alphas == alpha):
         raise _field_error("attributes.alpha_", f"is {alpha!r}, not one of params.alphas")
-    mean = np.asarray(_check_numbers(attrs["cv_log_loss_"], "attributes.cv_log_loss_", length=k))
+    stored = attrs["cv_log_loss_"]
+    if not isinstance(stored, list) or len(stored) != k:
+        raise _field_error("attributes.cv_log_loss_", f"must be a list of {k} numbers")
+    _check_numbers([v for v in stored if v != "inf"], "attributes.cv_log_loss_")
+    mean = np.asarray([math.inf if v == "inf" else v for v in stored], dtype=np.float64)
+    if np.any(mean < 0):  # a log-loss is non-negative (inf: an alpha whose fits diverged)
+        raise _field_error("attributes.cv_log_loss_", "holds a negative log-loss")
     folds = attrs["cv_log_loss_folds_"]
     if not isinstance(folds, list) or not folds:
         raise _field_error("attributes.cv_log_loss_folds_", "must be a non-empty list of rows")
@@ -1012,9 +1028,10 @@ def _restore_logistic_cv(est, attrs: dict) -> None:
         field = f"attributes.cv_log_loss_folds_[{i}]"
         if not isinstance(row, list):
             raise _field_error(field, f"must be a list of numbers, got {type(row).__name__}")
-        _check_numbers([v for v in row if v != "nan"], field)
         if len(row) != k:
             raise _field_error(field, f"has {len(row)} values, expected {k}")
+        if any(v < 0 for v in _check_numbers([v for v in row if v != "nan"], field)):
+            raise _field_error(field, "holds a negative log-loss")
         rows.append([math.nan if v == "nan" else v for v in row])
     best = _check_number(attrs["best_score_"], "attributes.best_score_")
     if -best != mean[int(np.flatnonzero(alphas == alpha)[0])]:

@@ -1,7 +1,9 @@
 """``KernelClassifierCV(loss="logistic")``: alpha chosen by k-fold held-out log-loss.
 
 The logistic loss has no closed-form path (no GCV from one eigendecomposition, as the
-square loss has), so alpha is chosen the way scikit-learn's LogisticRegressionCV does:
+square loss has), so alpha is chosen the way scikit-learn's
+``LogisticRegressionCV(scoring="neg_log_loss")`` chooses C (here the folds' mean is
+weighted by their held-out weight, as the objective weighs rows):
 for each of ``cv`` stratified folds, the Newton-PCG solver (:mod:`gramfree.solvers.logistic`)
 runs along the candidates from the largest alpha down, each fit warm-started from the
 previous one (a smaller alpha moves the optimum a little: a few Newton steps), and the
@@ -14,13 +16,12 @@ rows the loss sees, not in the model's basis.
 from __future__ import annotations
 
 import dataclasses
-import numbers
 import time
 
 import numpy as np
 from scipy.special import log_expit, log_softmax
 from sklearn.metrics import pairwise_distances_argmin
-from sklearn.model_selection import check_cv
+from sklearn.model_selection import StratifiedKFold, check_cv
 
 from .._log import say, verbose_output
 from .._threads import blas_threads
@@ -65,14 +66,18 @@ def _fit(estimator, X, y, sample_weight, alphas) -> np.ndarray:
     n = X.shape[0]
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     counts = np.bincount(codes, minlength=len(classes))
-    if isinstance(estimator.cv, numbers.Integral) and counts.min() < estimator.cv:
+    # scikit-learn's rule (LogisticRegressionCV's): an integer (None: 5) is
+    # StratifiedKFold(cv), unshuffled; a splitter or the splits themselves as given.
+    splitter = check_cv(estimator.cv, codes, classifier=True)
+    if isinstance(splitter, StratifiedKFold) and counts.min() < splitter.n_splits:
+        k = splitter.n_splits
         raise ValueError(
-            f"cv: {estimator.cv} stratified folds need at least {estimator.cv} samples of "
-            f"each class; class {classes[counts.argmin()]!r} has {counts.min()}"
+            f"cv: {k} stratified folds need at least {k} samples of each class; class "
+            f"{classes[counts.argmin()]!r} has {counts.min()}"
         )
-    # scikit-learn's rule (LogisticRegressionCV's): an integer is StratifiedKFold(cv),
-    # unshuffled; a splitter is used as given.
-    folds = list(check_cv(estimator.cv, codes, classifier=True).split(X, codes))
+    folds = list(splitter.split(X, codes))
+    if not folds:
+        raise ValueError(f"cv: gave no splits ({estimator.cv!r}; an exhausted generator?)")
     kernel = estimator._make_kernel()
     rng = estimator._rng()
     m = estimator._resolve_n_centers(n) or min(n, DEFAULT_CENTERS)
@@ -106,7 +111,12 @@ def _fit(estimator, X, y, sample_weight, alphas) -> np.ndarray:
             rows[held] = pairwise_distances_argmin(centers[held], sub.X)
         coef = intercept = None
         fold_weights[f] = w[test].sum()
+        previous = None
         for j in order:
+            if previous is not None and alphas[j] == alphas[previous]:  # a repeated alpha
+                losses[f, j], solutions[f][int(j)] = losses[f, previous], (coef, intercept)
+                continue
+            previous = j
             result = solve_logistic(
                 dataclasses.replace(sub, alpha=float(alphas[j])),
                 centers,
@@ -124,8 +134,15 @@ def _fit(estimator, X, y, sample_weight, alphas) -> np.ndarray:
             solutions[f][int(j)] = (coef, intercept)
         if estimator.verbose:
             say(f"[{type(estimator).__name__}] fold {f + 1}/{len(folds)}: {losses[f]}")
-    # A fold whose held-out rows all weigh zero has no log-loss (NaN) and no say.
-    mean = (fold_weights @ np.nan_to_num(losses)) / fold_weights.sum()
+    # A fold whose held-out rows all weigh zero has no log-loss (NaN) and no say; an alpha
+    # whose log-loss is not finite on a fold that has one is never chosen (inf).
+    counted = np.where(fold_weights[:, None] > 0, losses, 0.0)
+    mean = (fold_weights @ counted) / fold_weights.sum()
+    mean[~np.isfinite(mean)] = np.inf
+    if not np.isfinite(mean).any():
+        raise ValueError(
+            "alphas: no candidate gave a finite held-out log-loss on every fold; try larger alphas"
+        )
     # The lowest mean held-out log-loss; a tie goes to the larger alpha (the smoother model).
     best = int(order[np.argmin(mean[order])])
     start_coef, start_intercept = solutions[int(np.argmax(fold_weights))][best]

@@ -39,6 +39,9 @@ from .explain import ExplainMixin
 if TYPE_CHECKING:  # typing.Self is Python 3.11+
     from typing_extensions import Self
 
+# What a fit with candidate gammas (or the gamma search) adds, and a later fit removes.
+_GAMMA_ATTRIBUTES = ("gamma_", "gcv_grid_", "dof_grid_")
+
 # Centres when n_centers is None: every point up to this many (then the model is exact
 # kernel ridge), a random subset of this size beyond.
 DEFAULT_CENTERS = 2000
@@ -234,7 +237,7 @@ class _AlphaPathMixin(KernelMachineMixin):
         for w in said:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
         self.fit_time_ = time.perf_counter() - start
-        for name in ("gamma_", "gcv_grid_", "dof_grid_"):
+        for name in _GAMMA_ATTRIBUTES:
             if hasattr(self, name):
                 delattr(self, name)
         if gamma is not None:
@@ -639,10 +642,11 @@ class KernelClassifierCV(
 
     With ``loss="logistic"``: kernel logistic regression, as
     :class:`~gramfree.KernelClassifier` with that loss, with ``alpha`` chosen as
-    scikit-learn's LogisticRegressionCV chooses ``C``: for each of ``cv`` stratified folds
-    the Newton-PCG fits run along ``alphas`` from the largest down, each warm-started from
-    the previous one, and the alpha with the lowest mean held-out log-loss (weighted as
-    the objective) is refitted on all rows (:mod:`gramfree.estimators._logistic_cv`). The
+    scikit-learn's ``LogisticRegressionCV(scoring="neg_log_loss")`` chooses ``C``: for
+    each of ``cv`` stratified folds the Newton-PCG fits run along ``alphas`` from the
+    largest down, each warm-started from the previous one, and the alpha with the lowest
+    mean held-out log-loss (weighted as the objective; the folds' mean weighted by their
+    held-out weight) is refitted on all rows (:mod:`gramfree.estimators._logistic_cv`). The
     model then has ``predict_proba`` and ``predict_log_proba``. About ``cv`` times one
     path of fits plus one fit; ``gammas`` and ``gamma_search`` are the square loss's.
 
@@ -831,15 +835,18 @@ class KernelClassifierCV(
                     )
         alphas = _check_alphas(self.alphas)
         X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=False)
-        stale = ("gcv_values_", "dof_") if self.loss == "logistic" else ("cv_log_loss_",)
-        for name in (*stale, "cv_log_loss_folds_", "intercept_"):
-            if hasattr(self, name):
-                delattr(self, name)
         if self.loss == "logistic":
             classes = fit_logistic_cv(self, X, y, sample_weight, alphas)
+            stale: tuple[str, ...] = ("gcv_values_", "dof_", *_GAMMA_ATTRIBUTES)
         else:
             classes, Y, sample_weight = class_targets(self, X, y, sample_weight)
             self._fit_path(X, Y, sample_weight)
+            stale = ("cv_log_loss_", "cv_log_loss_folds_", "intercept_")
+        # The other loss's attributes, once the fit has succeeded (a failed refit keeps
+        # the previous model whole).
+        for name in stale:
+            if hasattr(self, name):
+                delattr(self, name)
         self.classes_ = classes
         self._fitted_loss = self.loss
         self._record_center_targets(y)
