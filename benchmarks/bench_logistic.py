@@ -21,7 +21,10 @@ CV fit). Data: ``benchmarks/realdata.py`` (``get_realdata.sh`` installs it); the
 tuned rbf gamma.
 
     python benchmarks/bench_logistic.py [--quick] [--sets spam,dna,...] [--centers 1000]
-        [--alpha 0.01] [--cv 5 --alphas 1e-3,3e-3,1e-2,3e-2,0.1]
+        [--alpha 0.01] [--anchors nystroem,svc] [--svc-max-rows 20000]
+        [--cv 5 --alphas 1e-3,3e-3,1e-2,3e-2,0.1]
+
+gramfree's rows end with its Newton steps, CG iterations and the dtype K_nM was kept in.
 """
 
 from __future__ import annotations
@@ -89,6 +92,11 @@ def main(argv=None) -> int:
         "probability=True fit is five SVC fits and one more, each superlinear in n)",
     )
     parser.add_argument("--cv", type=int, default=0, help="folds of the alpha choice (0: none)")
+    parser.add_argument(
+        "--anchors",
+        default="nystroem,svc",
+        help="fixed-alpha anchors beside gramfree: nystroem, svc (comma-separated; '' none)",
+    )
     parser.add_argument("--alphas", default="1e-3,3e-3,1e-2,3e-2,0.1")
     args = parser.parse_args(argv)
     alphas = [float(a) for a in args.alphas.split(",")]
@@ -98,6 +106,7 @@ def main(argv=None) -> int:
         assert task == "classification", name
         gamma = realdata.CONFIG[name]["gamma"]
         m = min(args.centers, len(y_train))
+        anchors = {a for a in args.anchors.split(",") if a}
         models = {
             f"gramfree logistic, M={m}": KernelClassifier(
                 gamma=gamma,
@@ -106,14 +115,15 @@ def main(argv=None) -> int:
                 n_centers=m,
                 solver="nystrom-pcg",
                 random_state=0,
-            ),
-            f"Nystroem({m}) + LogisticRegression": SameCentres(
+            )
+        }
+        if "nystroem" in anchors:
+            models[f"Nystroem({m}) + LogisticRegression"] = SameCentres(
                 None,
                 Nystroem(gamma=gamma, n_components=m, random_state=0),
                 LogisticRegression(C=1.0 / args.alpha, max_iter=1000),
-            ),
-        }
-        if not args.quick and len(y_train) <= args.svc_max_rows:
+            )
+        if "svc" in anchors and not args.quick and len(y_train) <= args.svc_max_rows:
             models[f"SVC(probability, C={args.svc_c:g})"] = SVC(
                 gamma=gamma, C=args.svc_c, probability=True, random_state=0
             )
@@ -166,6 +176,13 @@ def main(argv=None) -> int:
                 if isinstance(model, SameCentres) and hasattr(model.logistic, "C_"):
                     chosen = 1.0 / model.logistic.C_[0]
                 extra = f"  alpha {chosen}" if chosen else ""
+                info = getattr(model, "solver_info_", {})
+                if "cg_iterations" in info:  # gramfree's Newton-PCG: its work
+                    extra += (
+                        f"  ({info.get('n_iter', getattr(model, 'n_iter_', '?'))} Newton steps, "
+                        f"{info['cg_iterations']} CG iterations, K_nM kept: "
+                        f"{info.get('stored_kernel_columns')})"
+                    )
                 print(
                     f"{name:10s} {label:34s} {log_loss(y_test, P, labels=model.classes_):9.4f} "
                     f"{accuracy_score(y_test, model.predict(X_test)):9.4f} {seconds:8.2f}{extra}"
