@@ -42,13 +42,9 @@ Safeguards LogisticFalkon does without (it relies on a decreasing penalty schedu
 CG stops at an Eisenstat-Walker tolerance (loose far from the optimum, tight near it),
 and the step is halved until the objective decreases enough (Armijo), so no step can
 diverge. One pass K_nM d per step makes every trial step's objective O(n k). Where
-K_nM is small enough (``CACHE_BYTES``) it is computed once and kept, in the kernel's
-dtype, or in float32 where only that fits (:mod:`gramfree.solvers._stored_columns`), and
-the passes read it. Kept in float32, CG's curvature products make one pass over it; for
-k classes that needs the intercepts' coupling C itself (``C z = sum_j z_j C e_j`` for the
-elimination's ``z``: one more pass, with k^2 columns in float32, per Newton step), formed
-in the steps where the previous one took enough CG iterations to repay it
-(``FUSED_COLUMNS_PER_CG``).
+K_nM is small enough (``CACHE_BYTES``) it is computed once and kept, in float64, or in
+float32 where only that fits (:mod:`gramfree.solvers._stored_columns`: the products stay
+float64 arithmetic on the stored values), and the passes are GEMMs.
 Convergence: the Newton decrement ``-g^T d`` estimates twice the distance to the optimum;
 the fit stops after the step whose decrement was below ``2 tol`` times the objective (the
 step then leaves a relative suboptimality far below ``tol``: Newton converges
@@ -79,12 +75,11 @@ import numpy as np
 from scipy.special import expit, log_expit, logsumexp, softmax
 
 from .. import _blas
-from .._core import max_threads
 from .._threads import small_blas
 from ..linalg import jittered_cholesky, lower_gram, solve_triangular
-from ..operators import KernelOperator, _n_threads
+from ..operators import KernelOperator
 from ._common import Monitor, Problem, Progress, SolverResult, physical_bytes
-from ._stored_columns import StoredColumns
+from ._stored_columns import StoredColumns, stored_kernel_block
 from .auto import _entry_flops
 from .nystrom_direct import RANK_DEFICIENT, _gram_pass, rows_for
 from .rates import current as current_rates
@@ -109,18 +104,11 @@ GRAM_SAVES_CG = 30.0
 # physical memory): then a CG iteration costs GEMMs of n M k flops instead of a kernel
 # pass of n M d (mnist5k, d = 784, M = 1000, 10 classes: bench_logistic.py's fit went
 # from 54 s to 7.5 s on this project's 2-core machine; README).
-# Beyond it, float32 where that fits (_stored_columns: half the bytes; the kernel
-# values rounded as a float32 kernel's), and beyond that every pass recomputes the kernel
+# Beyond it, float32 where that fits (half the bytes; the kernel values rounded to
+# float32, the products still float64), and beyond that every pass recomputes the kernel
 # values (Gram-free, as Falkon).
 CACHE_BYTES = 2.0 * 2**30
 CACHE_SHARE = 0.1
-# k classes, K_nM in float32: C (a float32 pass with k^2 columns per Newton step) is
-# formed for the one-pass curvature products where the previous step's CG iterations
-# times this are at least k^2. A one-pass product saves about a thin pass over K_nM per
-# CG iteration, and the k^2 columns cost about k^2 / 25 thin passes (a wide product
-# runs at BLAS's float32 rate, a thin one at memory speed; on Fashion-MNIST's 10 classes
-# C cost less than two one-pass products saved); 32 errs on the side of not forming it.
-FUSED_COLUMNS_PER_CG = 32
 
 
 def solve_logistic(
@@ -166,18 +154,13 @@ def solve_logistic(
     def kmm(V: np.ndarray) -> np.ndarray:
         return _blas.matmul(L, _blas.matmul(L.T, V))
 
-    kernel_op = problem.operator(X, centers)
-    op: KernelOperator | StoredColumns = kernel_op
+    op: KernelOperator | StoredColumns = problem.operator(X, centers)
     dtype = problem.kernel_dtype
-    stored_dtype = _stored_dtype(n, M, dtype)
-    if stored_dtype is not None:  # K_nM once; every pass after it reads it (docstring)
-        op = StoredColumns(
-            np.ascontiguousarray(kernel_op.to_dense(), dtype=stored_dtype),
-            _n_threads(problem.n_jobs) or max_threads(),
-        )
-        dtype = np.dtype(np.float64)  # it takes and returns float64 (its products: docstring)
+    stored_dtype = _stored_dtype(n, M)
     cached = stored_dtype is not None
-    one_pass = stored_dtype == np.float32  # StoredColumns.curvature_product
+    if stored_dtype is not None:  # K_nM once; every pass after it is a GEMM (docstring)
+        op = StoredColumns(stored_kernel_block(problem, X, centers, stored_dtype))
+        dtype = np.dtype(np.float64)  # its products in float64, whatever kernel_dtype says
 
     def loss_of(F: np.ndarray) -> float:
         if binary:  # log(1 + e^f) - y f, stable on both sides
@@ -208,7 +191,6 @@ def solve_logistic(
     loss_curve: list[float] = []
     progress = Progress(verbose, max_iter, "logistic")
     cg_total, halvings_total, n_iter = 0, 0, 0
-    cg_last, fused_steps = 0, 0
     converged = False
     gnorm0 = None
     s = float(np.sum(w))
@@ -244,20 +226,12 @@ def solve_logistic(
                 if binary
                 else curvature.apply(np.broadcast_to(intercept_inverse @ g_b, (n, k)))
             )
-            both = op.rmatmat(to_kernel(np.hstack([R, extra]))).astype(np.float64, copy=False)
+            both = op.rmatmat(to_kernel(np.hstack([R, extra]))).astype(np.float64)
             g = both[:, :k] + alpha * Ka
             coupling = both[:, k] if binary else None
             rhs = -g + (
                 both[:, k:] if coupling is None else coupling[:, None] * (intercept_inverse @ g_b)
             )
-            # k classes with K_nM in float32: CG's one-pass products need the coupling C
-            # itself (tensor[:, j, :] = C e_j), one float32 pass with k^2 columns, formed
-            # where the last step's CG iterations say it repays (FUSED_COLUMNS_PER_CG).
-            fused = one_pass and not binary and k * k <= FUSED_COLUMNS_PER_CG * cg_last
-            tensor = None
-            if fused:
-                assert isinstance(op, StoredColumns)
-                tensor = op.rmatmat_stored(curvature.unit_columns()).reshape(M, k, k)
             precond = None
             pooled = curvature.pooled()
             if use_gram:
@@ -295,21 +269,12 @@ def solve_logistic(
             # -g + C B^+ h, and then e = -B^+ (h + C^T d). For k classes C is never
             # formed: C^T V = 1^T S (K_nM V) and C z = K_nM^T S (1 z^T), so the complement's
             # product is K_nM^T S (K_nM V - 1 z^T) with z = B^+ 1^T S K_nM V.
-            # With a stored K_nM, the curvature product is one pass (StoredColumns).
             def hessian(V: np.ndarray) -> np.ndarray:
                 if coupling is not None:
-                    if one_pass:
-                        assert isinstance(op, StoredColumns)
-                        HV = op.curvature_product(V, curvature.apply_diagonal)[0]
-                    else:
-                        HV = op.normal_matvec(
-                            to_kernel(V), sample_weight=to_kernel(curvature.diag[:, 0])
-                        ).astype(np.float64)
+                    HV = op.normal_matvec(
+                        to_kernel(V), sample_weight=to_kernel(curvature.diag[:, 0])
+                    ).astype(np.float64)
                     HV -= coupling[:, None] * (intercept_inverse @ (coupling @ V))
-                elif tensor is not None:
-                    assert isinstance(op, StoredColumns)
-                    HV, sums = op.curvature_product(V, curvature.apply_rows)
-                    HV -= _contract(tensor, intercept_inverse @ sums)
                 else:
                     U = (op @ to_kernel(V)).astype(np.float64)
                     z = intercept_inverse @ curvature.apply(U).sum(axis=0)
@@ -330,8 +295,6 @@ def solve_logistic(
             forcing = min(0.5, max(FORCING_FLOOR, math.sqrt(gnorm / gnorm0))) if gnorm0 > 0 else 0.5
             d, cg_iters = _pcg(hessian, rhs, serial_precond, forcing, MAX_CG)
             cg_total += cg_iters
-            cg_last = cg_iters
-            fused_steps += fused
             Kd = (op @ to_kernel(d)).astype(np.float64)
             e = -intercept_inverse @ (
                 g_b + (coupling @ d if coupling is not None else curvature.apply(Kd).sum(axis=0))
@@ -390,7 +353,6 @@ def solve_logistic(
             "preconditioner": "gram" if use_gram else "centres",
             "gram_failures": gram_failures,
             "stored_kernel_columns": False if stored_dtype is None else str(stored_dtype),
-            "fused_steps": fused_steps,
             "step_halvings": halvings_total,
             "objective": objective / s,
             "objective_initial": objective_zero / s,
@@ -427,26 +389,6 @@ class _curvature:
         PU = self.P * U
         return self.w[:, None] * (PU - self.P * PU.sum(axis=1, keepdims=True))
 
-    def apply_rows(self, first: int, U: np.ndarray) -> np.ndarray:
-        """:meth:`apply` to the rows ``first ...`` of the data (StoredColumns' blocks)."""
-        P, w = self.P[first : first + U.shape[0]], self.w[first : first + U.shape[0]]
-        PU = P * U
-        return w[:, None] * (PU - P * PU.sum(axis=1, keepdims=True))
-
-    def apply_diagonal(self, first: int, U: np.ndarray) -> np.ndarray:
-        """Two classes' curvature (its diagonal) on the rows ``first ...``."""
-        return self.diag[first : first + U.shape[0]] * U
-
-    def unit_columns(self) -> np.ndarray:
-        """``S (1 e_j^T)`` for each class j, side by side (n x k^2, j-major): row i of
-        block j is ``w_i p_ij (e_j - p_i)``. Their products with K_nM^T are the
-        intercepts' coupling C, one M x k slice per class."""
-        n, k = self.P.shape
-        wP = self.w[:, None] * self.P
-        out = -wP[:, :, None] * self.P[:, None, :]
-        out[:, np.arange(k), np.arange(k)] += wP
-        return out.reshape(n, k * k)
-
     def pooled(self) -> np.ndarray:
         """One curvature per sample for the preconditioner, which has one factor for all
         classes: the classes' mean (module docstring)."""
@@ -470,7 +412,8 @@ class _Preconditioner:
         ``downdate``: ``(v, sigma)``, subtracting ``v v^T / sigma`` from the inner matrix
         (the intercept's elimination: module docstring)."""
         self.L = L
-        # In place where it can be: at M = 4000 each further M x M temporary cost ~25 ms.
+        # In place where it can be: each M x M temporary is another pass over M^2 values
+        # (the build is repeated every Newton step).
         if inner is None:
             assert curvature_at_centres is not None
             root = np.sqrt(scale * curvature_at_centres)[:, None]
@@ -576,17 +519,12 @@ def _curvature_gram(problem: Problem, centers: np.ndarray, curvature: np.ndarray
     return G
 
 
-def _stored_dtype(n: int, M: int, kernel_dtype: np.dtype) -> np.dtype | None:
-    """The dtype K_nM is kept in (module docstring): the kernel's, or float32 where
-    float64 does not fit ``CACHE_BYTES`` (and ``CACHE_SHARE`` of the memory) and float32
-    does; None where neither fits (every pass recomputes the kernel)."""
+def _stored_dtype(n: int, M: int) -> np.dtype | None:
+    """The dtype K_nM is kept in (module docstring): float64 where it fits ``CACHE_BYTES``
+    (and ``CACHE_SHARE`` of the memory), else float32 where that fits, else None (every
+    pass recomputes the kernel)."""
     budget = min(CACHE_BYTES, CACHE_SHARE * physical_bytes())
-    for dtype in dict.fromkeys([np.dtype(kernel_dtype), np.dtype(np.float32)]):
+    for dtype in (np.dtype(np.float64), np.dtype(np.float32)):
         if n * M * dtype.itemsize <= budget:
             return dtype
     return None
-
-
-def _contract(tensor: np.ndarray, z: np.ndarray) -> np.ndarray:
-    """``C z = sum_j z_j C e_j`` for the coupling held as ``tensor[:, j, :] = C e_j``."""
-    return np.einsum("mjc,j->mc", tensor, z)
