@@ -157,10 +157,17 @@ def solve_logistic(
     op: KernelOperator | StoredColumns = problem.operator(X, centers)
     dtype = problem.kernel_dtype
     stored_dtype = _stored_dtype(n, M)
-    cached = stored_dtype is not None
     if stored_dtype is not None:  # K_nM once; every pass after it is a GEMM (docstring)
-        op = StoredColumns(stored_kernel_block(problem, X, centers, stored_dtype))
-        dtype = np.dtype(np.float64)  # its products in float64, whatever kernel_dtype says
+        K = stored_kernel_block(problem, X, centers, stored_dtype)
+        if stored_dtype == np.float32 and not np.isfinite(K).all():
+            # Kernel values beyond float32's range (a polynomial kernel of large features):
+            # recomputed in the kernel's own precision on every pass instead.
+            stored_dtype = None
+            del K
+        else:
+            op = StoredColumns(K)
+            dtype = np.dtype(np.float64)  # its products in float64, whatever kernel_dtype says
+    cached = stored_dtype is not None
 
     def loss_of(F: np.ndarray) -> float:
         if binary:  # log(1 + e^f) - y f, stable on both sides
