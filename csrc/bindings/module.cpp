@@ -91,6 +91,56 @@ void trsm_typed(const py::array& LT, py::array& XT, bool trans, int n_threads, D
   call_released([&] { triangular_solve_lower<T>(L, lda, n, X, ldx, k, trans, options); });
 }
 
+// A 1-d or 2-d float64 argument of the curvature product as a C-ordered array of the
+// expected shape (converted where needed: the arithmetic is float64 anyway).
+py::array_t<double> curvature_operand(const py::object& obj, const char* name,
+                                      std::initializer_list<std::size_t> shape) {
+  auto a = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(obj);
+  if (!a) type_error(std::string(name) + ": expected a float64 array");
+  bool ok = std::size_t(a.ndim()) == shape.size();
+  std::size_t axis = 0;
+  for (const std::size_t want : shape) ok = ok && std::size_t(a.shape(py::ssize_t(axis++))) == want;
+  if (!ok) {
+    std::string expected = "(";
+    axis = 0;
+    for (const std::size_t want : shape) expected += (axis++ ? ", " : "") + std::to_string(want);
+    value_error(std::string(name) + ": expected shape " + expected +
+                (shape.size() == 1 ? ",)" : ")"));
+  }
+  return a;
+}
+
+template <class T>
+py::array_t<double> curvature_typed(const py::array& K, const py::object& V_obj,
+                                    const py::object& w_obj, const py::object& P_obj,
+                                    const py::object& z_obj, int n_threads) {
+  if (K.ndim() != 2) value_error("K: expected a 2-d array");
+  const std::size_t n = std::size_t(K.shape(0)), M = std::size_t(K.shape(1));
+  const std::size_t ldk = leading_dimension(K, "K", M);
+  auto V = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(V_obj);
+  if (!V || V.ndim() != 2 || std::size_t(V.shape(0)) != M)
+    value_error("V: expected a 2-d float64 array of shape (" + std::to_string(M) + ", k)");
+  const std::size_t k = std::size_t(V.shape(1));
+  const auto w = curvature_operand(w_obj, "w", {n});
+  // A default-constructed py::array_t is an empty array, not a null one: flags say which
+  // optional operands were given.
+  const bool has_P = !P_obj.is_none(), has_z = !z_obj.is_none();
+  if (has_z && !has_P) value_error("z: only with P (the softmax curvature)");
+  py::array_t<double> P, z;
+  if (has_P) P = curvature_operand(P_obj, "P", {n, k});
+  if (has_z) z = curvature_operand(z_obj, "z", {k});
+  py::array_t<double> out({py::ssize_t(M), py::ssize_t(k)});
+  const T* Kp = static_cast<const T*>(K.data());
+  const double* Vp = V.data();
+  const double* wp = w.data();
+  const double* Pp = has_P ? P.data() : nullptr;
+  const double* zp = has_z ? z.data() : nullptr;
+  double* op = out.mutable_data();
+  const Options options = make_options(n_threads);
+  call_released([&] { curvature_product<T>(Kp, ldk, n, M, Vp, k, wp, Pp, zp, op, options); });
+  return out;
+}
+
 py::array op_entry(Op op, const py::array& X, const py::array& Z, const py::array& V,
                    const std::string& kind, double gamma, double coef0, int degree,
                    double length_scale, int n_threads, const py::object& weights = py::none()) {
@@ -323,6 +373,19 @@ PYBIND11_MODULE(_core, m) {
       "In place: X := L^-1 X (or L^-T X with trans) for lower-triangular L, both given "
       "transposed (LT = L.T, XT = X.T, each with rows of unit stride: F-ordered L and X); "
       "XT (k, n) is overwritten. For few right-hand sides, near the GEMM rate.");
+  m.def(
+      "curvature_product",
+      [](const py::array& K, const py::object& V, const py::object& w, const py::object& P,
+         const py::object& z, int n_threads) -> py::array {
+        if (dtype_of(K, "K") == DType::f32) return curvature_typed<float>(K, V, w, P, z, n_threads);
+        return curvature_typed<double>(K, V, w, P, z, n_threads);
+      },
+      py::arg("K"), py::arg("V"), py::arg("w"), py::arg("P") = py::none(),
+      py::arg("z") = py::none(), py::kw_only(), py::arg("n_threads") = 0,
+      "K^T S (K V - 1 z^T) (M, k), float64, in one pass over K (n, M; float32 or float64, "
+      "rows of unit stride): S per row i is w_i (diag p_i - p_i p_i^T) with P (n, k), else "
+      "w_i (z unused). V (M, k), w (n,), P, z (k,) are float64 (converted). Values are not "
+      "checked: NaN or infinity propagates.");
   m.def("kernel_table", &kernel_table_rows,
         "The kernels of the core (csrc/gramfree/kernel_table.hpp): per kernel its name, "
         "metric ('dot', 'sqdist', 'l1'), parameters used with their domains ('positive', "

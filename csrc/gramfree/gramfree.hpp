@@ -102,6 +102,18 @@ template <class T>
 void triangular_solve_lower(const T* L, std::size_t lda, std::size_t n, T* X, std::size_t ldx,
                             std::size_t k, bool trans, const Options& options = {});
 
+// out (M x k, row-major, float64) = K^T S (K V - 1 z^T) for a kernel block K held in memory:
+// K[i * ldk + m] (n x M, float32 or float64 values; arithmetic in float64), V (M x k,
+// row-major), S row-local: per row i, with P (n x k, row-major probabilities),
+// w_i (diag p_i - p_i p_i^T), the softmax's curvature; with P null, w_i (a weighted normal
+// product K^T diag(w) K V; z is then not read). z: k values, or null for zero. One pass
+// over K (the Newton-CG logistic solver's Hessian product). Throws std::invalid_argument
+// for ldk < M or a null pointer where data is read; n = 0 gives zeros.
+template <class T>
+void curvature_product(const T* K, std::size_t ldk, std::size_t n, std::size_t M, const double* V,
+                       std::size_t k, const double* w, const double* P, const double* z,
+                       double* out, const Options& options = {});
+
 // Instruction-set dispatch: chosen once from CPUID, overridable by GRAMFREE_SIMD.
 enum class SimdLevel { scalar = 0, avx2 = 1, avx512 = 2 };
 SimdLevel detected_simd_level();       // the best the processor supports

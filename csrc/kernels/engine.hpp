@@ -22,6 +22,7 @@
 
 namespace gramfree::GRAMFREE_ISA_NS {
 
+using detail::CurvatureArgs;
 using detail::EngineArgs;
 using detail::Epilogue;
 using detail::GemmArgs;
@@ -585,6 +586,7 @@ static int gemm_f32(const GemmArgs<float>& a) { return gemm(a); }
 static int gemm_f64(const GemmArgs<double>& a) { return gemm(a); }
 
 #include "trsm_engine.hpp"
+#include "curvature_engine.hpp"
 
 }  // namespace gramfree::GRAMFREE_ISA_NS
 
@@ -593,5 +595,6 @@ static int gemm_f64(const GemmArgs<double>& a) { return gemm(a); }
   {                                                                                               \
     name, ns::workspace_f32, ns::run_f32, ns::workspace_f64, ns::run_f64, ns::gemm_workspace_f32, \
         ns::gemm_f32, ns::gemm_workspace_f64, ns::gemm_f64, ns::trsm_workspace_f32, ns::trsm_f32, \
-        ns::trsm_workspace_f64, ns::trsm_f64                                                      \
+        ns::trsm_workspace_f64, ns::trsm_f64, ns::curvature_workspace_f32, ns::curvature_f32,     \
+        ns::curvature_workspace_f64, ns::curvature_f64                                            \
   }

@@ -83,6 +83,24 @@ struct TrsmArgs {
   T* workspace = nullptr;  // 64-byte aligned, trsm_workspace(args) elements
 };
 
+// out (M x k, row-major) = K^T S (K V - 1 z^T) for a kernel block K held in memory (n x M,
+// row stride ldk, float32 or float64 values), in float64 arithmetic and one pass over K
+// (curvature_engine.hpp). S per row i: with P, w_i (diag p_i - p_i p_i^T) (the softmax's
+// curvature, P n x k row-major); without, w_i (z is then not read).
+template <class T>
+struct CurvatureArgs {
+  const T* K = nullptr;
+  std::size_t ldk = 0, n = 0, M = 0;
+  const double* VT = nullptr;  // k x M: V transposed, contiguous
+  std::size_t k = 0;
+  const double* w = nullptr;  // n
+  const double* P = nullptr;  // n x k, or nullptr
+  const double* z = nullptr;  // k, or nullptr (zero)
+  double* out = nullptr;      // M x k
+  int n_threads = 1;
+  double* workspace = nullptr;  // 64-byte aligned, curvature_workspace(args) doubles
+};
+
 // Per instruction set: how much workspace a call needs, and the call itself
 // (returns 0, or 1 when poll asked to stop).
 struct EngineTable {
@@ -99,6 +117,10 @@ struct EngineTable {
   int (*trsm_f32)(const TrsmArgs<float>&);
   std::size_t (*trsm_workspace_f64)(const TrsmArgs<double>&);
   int (*trsm_f64)(const TrsmArgs<double>&);
+  std::size_t (*curvature_workspace_f32)(const CurvatureArgs<float>&);
+  int (*curvature_f32)(const CurvatureArgs<float>&);
+  std::size_t (*curvature_workspace_f64)(const CurvatureArgs<double>&);
+  int (*curvature_f64)(const CurvatureArgs<double>&);
 };
 
 extern const EngineTable engine_scalar;

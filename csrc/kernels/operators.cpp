@@ -335,6 +335,53 @@ void triangular_solve_lower(const T* L, std::size_t lda, std::size_t n, T* X, st
     engine.trsm_f64(a);
 }
 
+template <class T>
+void curvature_product(const T* K, std::size_t ldk, std::size_t n, std::size_t M, const double* V,
+                       std::size_t k, const double* w, const double* P, const double* z,
+                       double* out, const Options& options) {
+  if (ldk < std::max<std::size_t>(M, 1)) fail("ldk: must be at least max(M, 1)");
+  if (M == 0 || k == 0) return;
+  if (V == nullptr || out == nullptr) fail("V, out: null data");
+  if (n > 0 && (K == nullptr || w == nullptr)) fail("K, w: null data");
+  checked_mul(n, ldk, "K");
+  const std::size_t mk = checked_mul(M, k, "V");
+  if (n == 0) {
+    std::fill(out, out + mk, 0.0);
+    return;
+  }
+  detail::CurvatureArgs<T> a;
+  a.K = K;
+  a.ldk = ldk;
+  a.n = n;
+  a.M = M;
+  a.k = k;
+  a.w = w;
+  a.P = P;
+  a.z = P == nullptr ? nullptr : z;
+  a.out = out;
+  a.n_threads = resolve_threads(options);
+  // As for the operators: below ~2^18 multiply-adds one thread finishes first.
+  if (double(n) * double(M) * double(k) < double(1 << 18)) a.n_threads = 1;
+  const auto& engine = detail::active_engine();
+  std::size_t elems;
+  if constexpr (std::is_same_v<T, float>)
+    elems = engine.curvature_workspace_f32(a);
+  else
+    elems = engine.curvature_workspace_f64(a);
+  // V transposed (k x M, each class's column contiguous, as the engine's vectors run
+  // along M), then the engine's workspace, 64-byte aligned after it.
+  const std::size_t vt = (mk + 7) / 8 * 8;
+  auto buffer = aligned_buffer<double>(vt + elems);
+  for (std::size_t m = 0; m < M; ++m)
+    for (std::size_t c = 0; c < k; ++c) buffer[c * M + m] = V[m * k + c];
+  a.VT = buffer.get();
+  a.workspace = buffer.get() + vt;
+  if constexpr (std::is_same_v<T, float>)
+    engine.curvature_f32(a);
+  else
+    engine.curvature_f64(a);
+}
+
 namespace {
 
 const KernelInfo& row_of(KernelKind kind) {
@@ -662,7 +709,10 @@ bool cuda_compiled() {
   template void kernel_grad_matvec<T>(const KernelSpec&, ConstMatrix<T>, ConstMatrix<T>,       \
                                       ConstMatrix<T>, Matrix<T>, const Options&);              \
   template void triangular_solve_lower<T>(const T*, std::size_t, std::size_t, T*, std::size_t, \
-                                          std::size_t, bool, const Options&);
+                                          std::size_t, bool, const Options&);                  \
+  template void curvature_product<T>(const T*, std::size_t, std::size_t, std::size_t,          \
+                                     const double*, std::size_t, const double*, const double*, \
+                                     const double*, double*, const Options&);
 GRAMFREE_INSTANTIATE(float)
 GRAMFREE_INSTANTIATE(double)
 #undef GRAMFREE_INSTANTIATE

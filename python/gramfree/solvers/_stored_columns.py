@@ -15,13 +15,22 @@ intercepts (a difference of two nearly equal terms when the kernel is wide) canc
 float64, as it does with float64 storage. (Products in float32 arithmetic were tried and
 dropped: that cancellation amplified their rounding by up to 1e5 on wide kernels, and fits
 stopped far from the optimum.)
+
+The curvature products ``K^T S (K V - 1 z^T)`` (CG's, one per iteration; S row-local:
+the log-loss's curvature) run natively in one pass over K
+(:meth:`StoredColumns.curvature_product`, ``csrc/kernels/curvature_engine.hpp``): a few
+rows at a time are multiplied by V and, while still in cache, their transposes by those
+rows of ``S (K V - 1 z^T)``, float32 values widened in registers. Two BLAS products read K
+from memory twice and, at k of a few classes, each ran at about half the machine's read
+bandwidth; float32 K also went through the scratch block
+(``benchmarks/bench_curvature.py`` times both; ``benchmarks/bench_logistic.py`` the fits).
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .. import _blas
+from .. import _blas, _core
 from .nystrom_direct import _add_gram, _fill_lower, rows_for
 
 # Bytes of the float64 scratch block a float32 K is widened into, a chunk of rows at a
@@ -34,10 +43,13 @@ class StoredColumns:
     """K_nM in memory (C-ordered, float32 or float64) and the operator calls the logistic
     solver makes, all in float64 arithmetic on the stored values (module docstring)."""
 
-    def __init__(self, K: np.ndarray) -> None:
+    def __init__(self, K: np.ndarray, n_threads: int = 0) -> None:
+        """``n_threads``: the one-pass products' OpenMP threads (0: OpenMP's default), as
+        the kernel operator's (:func:`gramfree.operators._n_threads`)."""
         if K.dtype not in (np.float32, np.float64) or K.ndim != 2 or not K.flags.c_contiguous:
             raise ValueError("K: expected a C-contiguous 2-d float32 or float64 array")
         self.K = K
+        self.n_threads = n_threads
         self.rows = max(1, CHUNK_BYTES // max(8 * K.shape[1], 1))
 
     @property
@@ -78,8 +90,28 @@ class StoredColumns:
         return out
 
     def normal_matvec(self, V: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
-        """``K^T diag(sample_weight) K V`` (M x k), float64."""
-        return self.rmatmat(sample_weight.reshape(-1, 1) * self.__matmul__(V))
+        """``K^T diag(sample_weight) K V`` (M x k), float64, in one pass over K."""
+        return self.curvature_product(V, sample_weight)
+
+    def curvature_product(
+        self,
+        V: np.ndarray,
+        weights: np.ndarray,
+        probabilities: np.ndarray | None = None,
+        shift: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """``K^T S (K V - 1 shift^T)`` (M x k), float64, in one pass over K (module
+        docstring): S per row i is ``weights[i] (diag(p_i) - p_i p_i^T)`` with
+        ``probabilities`` (n x k, the softmax's curvature), else ``weights[i]`` (shift
+        unused)."""
+        return _core.curvature_product(
+            self.K,
+            np.ascontiguousarray(V, dtype=np.float64),
+            np.ascontiguousarray(weights, dtype=np.float64).reshape(-1),
+            probabilities,
+            shift,
+            n_threads=self.n_threads,
+        )
 
     def weighted_gram(self, weights: np.ndarray) -> np.ndarray:
         """``K^T diag(weights) K`` (M x M, both triangles, float64), a block of rows at a

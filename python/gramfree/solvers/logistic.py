@@ -108,6 +108,12 @@ GRAM_SAVES_CG = 30.0
 # float32, the products still float64), and beyond that every pass recomputes the kernel
 # values (Gram-free, as Falkon).
 CACHE_BYTES = 2.0 * 2**30
+# Most classes for which CG's multinomial products with a stored K_nM take one pass over it
+# (:meth:`StoredColumns.curvature_product`): the pass needs the intercepts' shift z before
+# it starts, from a coupling tensor that costs a product with k (k + 1) / 2 columns per
+# Newton step (``_coupling_tensor``); with 26 classes that is 351 columns, more than the
+# tens of CG iterations per step save (one pass each), so more classes keep two passes.
+ONE_PASS_CLASSES = 12
 CACHE_SHARE = 0.1
 
 
@@ -165,7 +171,7 @@ def solve_logistic(
             stored_dtype = None
             del K
         else:
-            op = StoredColumns(K)
+            op = StoredColumns(K, n_threads=getattr(op, "_threads", 0))
             dtype = np.dtype(np.float64)  # its products in float64, whatever kernel_dtype says
     cached = stored_dtype is not None
 
@@ -239,6 +245,11 @@ def solve_logistic(
             rhs = -g + (
                 both[:, k:] if coupling is None else coupling[:, None] * (intercept_inverse @ g_b)
             )
+            # The intercepts' coupling C = K_nM^T S 1 as an M x k x k tensor, where CG's
+            # products then take one pass over the stored K_nM instead of two (below).
+            coupling_tensor = (
+                _coupling_tensor(op, curvature) if cached and 1 < k <= ONE_PASS_CLASSES else None
+            )
             precond = None
             pooled = curvature.pooled()
             if use_gram:
@@ -282,6 +293,9 @@ def solve_logistic(
                         to_kernel(V), sample_weight=to_kernel(curvature.diag[:, 0])
                     ).astype(np.float64)
                     HV -= coupling[:, None] * (intercept_inverse @ (coupling @ V))
+                elif coupling_tensor is not None:  # z first, from C; then one pass
+                    z = intercept_inverse @ np.einsum("mcd,md->c", coupling_tensor, V)
+                    HV = op.curvature_product(V, curvature.w, curvature.P, z)
                 else:
                     U = (op @ to_kernel(V)).astype(np.float64)
                     z = intercept_inverse @ curvature.apply(U).sum(axis=0)
@@ -453,6 +467,24 @@ class _Preconditioner:
             self.LA, solve_triangular(self.LA, solve_triangular(self.L, R)), trans=True
         )
         return solve_triangular(self.L, V, trans=True)
+
+
+def _coupling_tensor(op: StoredColumns, curvature: _curvature) -> np.ndarray:
+    """``T[m, c, d] = sum_i K_im S_i[c, d]`` (M x k x k), the intercepts' coupling C =
+    K_nM^T S 1 of the Hessian (module docstring): ``C^T V`` is then ``einsum("mcd,md->c",
+    T, V)``, without a pass over K_nM. One product of K_nM^T with k (k + 1) / 2 columns
+    (S_i is symmetric)."""
+    P, w = curvature.P, curvature.w
+    k = P.shape[1]
+    rows, cols = np.triu_indices(k)
+    pairs = -(w[:, None] * P[:, rows]) * P[:, cols]
+    on_diagonal = rows == cols
+    pairs[:, on_diagonal] += w[:, None] * P
+    half = op.rmatmat(pairs)
+    T = np.empty((half.shape[0], k, k))
+    T[:, rows, cols] = half
+    T[:, cols, rows] = half
+    return T
 
 
 def _pseudo_inverse(A: np.ndarray) -> np.ndarray | None:

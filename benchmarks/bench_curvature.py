@@ -1,0 +1,123 @@
+#!/usr/bin/env python
+"""The logistic solver's Hessian product with a stored kernel block, K^T S (K V - 1 z^T):
+gramfree's native one-pass product against the two BLAS products it replaced.
+
+Kernel logistic regression (``KernelClassifier(loss="logistic")``) keeps K_nM (n x M) in
+memory where it fits and spends most of its fit in this product, once per CG iteration,
+with k columns (k classes, or 1 for two). Per shape (the suite's sets at the centres
+``bench_logistic.py`` uses) and storage dtype, seconds per product of
+
+* ``native``: :meth:`StoredColumns.curvature_product` (``csrc/kernels/curvature_engine.hpp``:
+  one pass over K, float32 values widened in registers, float64 arithmetic);
+* ``blas``: ``K V`` then ``K^T W`` through scipy's BLAS (:mod:`gramfree._blas`; a float32
+  K widened a chunk at a time into a float64 scratch block), which the solver used before;
+* ``numpy``: ``K @ V`` and ``K.T @ W`` by numpy (float64 K only).
+
+Both sides compute the same float64 product (checked to 1e-12 of its scale); the ratio is
+the faster anchor's time over native's, and the effective read rate is K's bytes over
+native's time. Each implementation runs a loop of back-to-back products after an untimed
+one (at least 0.3 s of them), in two interleaved rounds, the faster kept.
+
+    python benchmarks/bench_curvature.py            # the shapes below
+    python benchmarks/bench_curvature.py --quick    # CI smoke: small shapes
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from gramfree.solvers._stored_columns import StoredColumns  # noqa: E402
+
+# (name, n, M, k): the real-data sets' training rows, bench_logistic.py's centres, classes
+# (1 for the binary logit; the multinomial product's classes otherwise).
+SHAPES = [
+    ("binary (spam-like) 43500 x 1000", 43500, 1000, 1),
+    ("shuttle 43500 x 1000, 7 classes", 43500, 1000, 7),
+    ("satellite 4826 x 1000, 6 classes", 4826, 1000, 6),
+    ("letter 15000 x 1000, 26 classes", 15000, 1000, 26),
+    ("Fashion-MNIST 60000 x 4000, 10 classes", 60000, 4000, 10),
+]
+QUICK_SHAPES = [("quick 3000 x 300, 7 classes", 3000, 300, 7), ("quick 2000 x 200", 2000, 200, 1)]
+
+
+def timed(fn, seconds: float) -> float:
+    fn()
+    calls, t0 = 0, time.perf_counter()
+    while True:
+        fn()
+        calls += 1
+        elapsed = time.perf_counter() - t0
+        if elapsed >= seconds:
+            return elapsed / calls
+
+
+def middle(U, w, P, z):
+    """The rows of S (U - 1 z^T): the softmax's curvature with P, else the weights."""
+    if P is None:
+        return w[:, None] * U
+    T = U - z
+    return w[:, None] * P * (T - np.sum(P * T, axis=1, keepdims=True))
+
+
+def measure(name: str, K: np.ndarray, V, w, P, z, seconds: float) -> dict:
+    """Seconds per product of each implementation (module docstring), after checking
+    that they agree."""
+    op = StoredColumns(K)
+    impls = {
+        "native": lambda: op.curvature_product(V, w, P, z),
+        "blas": lambda: op.rmatmat(middle(op @ V, w, P, z)),
+    }
+    if K.dtype == np.float64:
+        impls["numpy"] = lambda: K.T @ middle(K @ V, w, P, z)
+    results = {key: fn() for key, fn in impls.items()}
+    scale = np.abs(results["blas"]).max()
+    for key, value in results.items():
+        if not np.allclose(value, results["blas"], rtol=0, atol=1e-12 * scale):
+            raise SystemExit(f"{name} {key}: differs from the BLAS product")
+    best = dict.fromkeys(impls, np.inf)
+    for _ in range(2):  # interleaved rounds, the faster kept
+        for key, fn in impls.items():
+            best[key] = min(best[key], timed(fn, seconds))
+    return best
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="CI smoke: small shapes")
+    parser.add_argument("--seconds", type=float, default=0.3, help="per timed loop")
+    args = parser.parse_args(argv)
+    shapes = QUICK_SHAPES if args.quick else SHAPES
+    seconds = 0.02 if args.quick else args.seconds
+    print(
+        f"{'shape':42s} {'K dtype':8s} {'native':>9s} {'blas':>9s} {'numpy':>9s} "
+        f"{'ratio':>7s} {'read':>10s}"
+    )
+    for name, n, M, k in shapes:
+        rng = np.random.default_rng(0)
+        K64 = rng.random((n, M))
+        V, w = rng.standard_normal((M, k)), rng.uniform(size=n)
+        P = rng.dirichlet(np.ones(k), size=n) if k > 1 else None
+        z = rng.standard_normal(k) if k > 1 else None
+        for dtype in (np.float64, np.float32):
+            K = K64 if dtype == np.float64 else K64.astype(np.float32)
+            best = measure(name, K, V, w, P, z, seconds)
+            anchor = min(v for key, v in best.items() if key != "native")
+            numpy_s = f"{best['numpy']:9.4f}" if "numpy" in best else f"{'-':>9s}"
+            print(
+                f"{name:42s} {np.dtype(dtype).name:8s} {best['native']:9.4f} "
+                f"{best['blas']:9.4f} {numpy_s} {anchor / best['native']:6.2f}x "
+                f"{K.nbytes / best['native'] / 1e9:6.1f} GB/s",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+// The curvature product K^T S (K V - 1 z^T) of a kernel block K held in memory (n x M,
+// float32 or float64 values, float64 arithmetic): the Newton-CG logistic solver's Hessian
+// product, once per CG iteration. S is row-local (per row i a k x k curvature), so the
+// product runs in one pass over K: a block of kSwBlock rows is multiplied by V while it
+// sits in L1/L2, its rows of W = S (U - z) formed in scalars, and the same rows multiplied
+// into the thread's M x k accumulator before the next block is read. Two BLAS products
+// (K V, then K^T W) read K from memory twice, and at k of a few classes each runs at about
+// half the machine's read bandwidth (their packing is built for square shapes).
+//
+//  * U = K_b V: vectors along M (K's rows are contiguous), a register tile of kSwRows rows
+//    by up to kSwCols classes, V transposed (k x M) so that its columns are contiguous too;
+//  * K_b^T W: the block's kSwBlock rows as vectors along M in registers, each class's
+//    accumulator row (k x M, per thread) loaded, updated by kSwBlock FMAs, stored.
+// Threads take contiguous ranges of blocks with their own accumulators, summed in thread
+// order at the end: the result depends on the number of threads (as a BLAS product's
+// does), not on the run.
+// Included inside the per-ISA namespace by engine.hpp, after vecmath.hpp.
+
+inline constexpr int kSwRows = 4;
+// kSwRows x kSwCols accumulators + kSwRows loads of K + one load of V.
+inline constexpr int kSwCols = (kVecRegisters - kSwRows - 1) / kSwRows;  // 6 (AVX-512), 2
+// Rows per block: kept in registers as vectors by the second product (kSwBlock + 2 used).
+inline constexpr size_t kSwBlock = 8;
+
+// K's values as float64 vectors: float32 ones widened on load (half a vector of floats).
+static inline __attribute__((always_inline)) vec_t<double> sw_load(const double* p) {
+  return vload<double>(p);
+}
+static inline __attribute__((always_inline)) vec_t<double> sw_load(const float* p) {
+  typedef float half_t __attribute__((vector_size(kVecBytes / 2)));
+  half_t h;
+  __builtin_memcpy(&h, p, sizeof h);
+  return __builtin_convertvector(h, vec_t<double>);
+}
+
+// U[r, c0 + q] = sum_m K[r, m] VT[c0 + q, m] for r < R, q < NC (U: R x k, row-major).
+template <int R, int NC, class T>
+static inline void sw_rows_times_v(const T* __restrict K, size_t ldk, size_t M,
+                                   const double* __restrict VT, size_t c0, size_t k,
+                                   double* __restrict U) {
+  constexpr size_t W = size_t(Vec<double>::lanes);
+  vec_t<double> acc[R][NC];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 8
+    for (int q = 0; q < NC; ++q) acc[r][q] = vec_t<double>{};
+  const double* v0 = VT + c0 * M;
+  size_t m = 0;
+  for (; m + W <= M; m += W) {
+    vec_t<double> v[NC];
+#pragma GCC unroll 8
+    for (int q = 0; q < NC; ++q) v[q] = vload<double>(v0 + size_t(q) * M + m);
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const vec_t<double> a = sw_load(K + size_t(r) * ldk + m);
+#pragma GCC unroll 8
+      for (int q = 0; q < NC; ++q) acc[r][q] += a * v[q];
+    }
+  }
+  for (int r = 0; r < R; ++r)
+    for (int q = 0; q < NC; ++q) {
+      double s = vhsum<double>(acc[r][q]);
+      for (size_t t = m; t < M; ++t) s += double(K[size_t(r) * ldk + t]) * v0[size_t(q) * M + t];
+      U[size_t(r) * k + c0 + size_t(q)] = s;
+    }
+}
+
+// All k classes, in ceil(k / kSwCols) tiles of near-equal width (7 classes: 4 + 3, not
+// 6 + 1, whose narrow tile reloads K for little work).
+template <int R, class T>
+static inline void sw_rows_times_v_all(const T* K, size_t ldk, size_t M, const double* VT, size_t k,
+                                       double* U) {
+  const size_t tiles = tiles_for(k, size_t(kSwCols));
+  for (size_t t = 0; t < tiles; ++t) {
+    const size_t c0 = part(k, tiles, t), width = part(k, tiles, t + 1) - c0;
+    switch (width) {
+#define GRAMFREE_CASE(N)                                                           \
+  case N:                                                                          \
+    if constexpr (N <= kSwCols) sw_rows_times_v<R, N, T>(K, ldk, M, VT, c0, k, U); \
+    break;
+      GRAMFREE_CASE(1)
+      GRAMFREE_CASE(2) GRAMFREE_CASE(3) GRAMFREE_CASE(4) GRAMFREE_CASE(5) GRAMFREE_CASE(6)
+#undef GRAMFREE_CASE
+          default : break;
+    }
+  }
+}
+
+// acc[c, m] += sum_{r < R} K[r, m] Wb[r, c] (acc: k x M per thread, Wb: R x k row-major).
+template <int R, class T>
+static inline void sw_accumulate(const T* __restrict K, size_t ldk, size_t M,
+                                 const double* __restrict Wb, size_t k, double* __restrict acc) {
+  constexpr size_t W = size_t(Vec<double>::lanes);
+  size_t m = 0;
+  for (; m + W <= M; m += W) {
+    vec_t<double> a[R];
+#pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) a[r] = sw_load(K + size_t(r) * ldk + m);
+    for (size_t c = 0; c < k; ++c) {
+      double* dst = acc + c * M + m;
+      vec_t<double> o = vload<double>(dst);
+#pragma GCC unroll 8
+      for (int r = 0; r < R; ++r) o += a[r] * vbroadcast<double>(Wb[size_t(r) * k + c]);
+      vstore<double>(dst, o);
+    }
+  }
+  for (; m < M; ++m)
+    for (size_t c = 0; c < k; ++c) {
+      double s = acc[c * M + m];
+      for (int r = 0; r < R; ++r) s += double(K[size_t(r) * ldk + m]) * Wb[size_t(r) * k + c];
+      acc[c * M + m] = s;
+    }
+}
+
+template <class T>
+static void sw_accumulate_rows(int rows, const T* K, size_t ldk, size_t M, const double* Wb,
+                               size_t k, double* acc) {
+  switch (rows) {
+#define GRAMFREE_CASE(N)                                                          \
+  case N:                                                                         \
+    if constexpr (N <= int(kSwBlock)) sw_accumulate<N, T>(K, ldk, M, Wb, k, acc); \
+    break;
+    GRAMFREE_CASE(1)
+    GRAMFREE_CASE(2) GRAMFREE_CASE(3) GRAMFREE_CASE(4) GRAMFREE_CASE(5) GRAMFREE_CASE(6)
+        GRAMFREE_CASE(7) GRAMFREE_CASE(8) GRAMFREE_CASE(9) GRAMFREE_CASE(10) GRAMFREE_CASE(11)
+            GRAMFREE_CASE(12) GRAMFREE_CASE(13) GRAMFREE_CASE(14) GRAMFREE_CASE(15)
+                GRAMFREE_CASE(16)
+#undef GRAMFREE_CASE
+                    default : break;
+  }
+}
+
+// The rows [i0, i0 + rows) of W = S (U - z), in place in U (rows x k): with P, per row
+// t = u - z and w_i p_i * (t - p_i . t) (the softmax's curvature w (diag p - p p^T)
+// applied to t); without, w_i u_i.
+template <class T>
+static inline void sw_middle(const CurvatureArgs<T>& a, size_t i0, size_t rows, double* U) {
+  const size_t k = a.k;
+  for (size_t r = 0; r < rows; ++r) {
+    double* u = U + r * k;
+    const double wi = a.w[i0 + r];
+    if (a.P == nullptr) {
+      for (size_t c = 0; c < k; ++c) u[c] *= wi;
+      continue;
+    }
+    const double* p = a.P + (i0 + r) * k;
+    double dot = 0;
+    for (size_t c = 0; c < k; ++c) {
+      u[c] -= a.z == nullptr ? 0.0 : a.z[c];
+      dot += p[c] * u[c];
+    }
+    for (size_t c = 0; c < k; ++c) u[c] = wi * p[c] * (u[c] - dot);
+  }
+}
+
+template <class T>
+static size_t curvature_workspace_elems(const CurvatureArgs<T>& a) {
+  const size_t threads = a.n_threads > 0 ? size_t(a.n_threads) : 1;
+  // Per thread: the k x M accumulator, then a block's U (kSwBlock x k), each rounded up to
+  // whole cache lines so that no two threads write the same line.
+  const size_t acc = (a.k * a.M + 7) / 8 * 8, block = (kSwBlock * a.k + 7) / 8 * 8;
+  return threads * (acc + block);
+}
+
+template <class T>
+static int curvature_product(const CurvatureArgs<T>& a) {
+  const size_t n = a.n, M = a.M, k = a.k, ldk = a.ldk;
+  if (M == 0 || k == 0) return 0;
+  const int threads = a.n_threads > 0 ? a.n_threads : 1;
+  const size_t blocks = tiles_for(n, kSwBlock);
+  const size_t acc_len = (k * M + 7) / 8 * 8, stride = acc_len + (kSwBlock * k + 7) / 8 * 8;
+#pragma omp parallel num_threads(threads)
+  {
+    const size_t t = size_t(omp_get_thread_num()), nt = size_t(omp_get_num_threads());
+    double* acc = a.workspace + t * stride;
+    double* U = acc + acc_len;
+    for (size_t e = 0; e < k * M; ++e) acc[e] = 0.0;
+    for (size_t b = part(blocks, nt, t); b < part(blocks, nt, t + 1); ++b) {
+      const size_t i0 = b * kSwBlock, rows = smin(kSwBlock, n - i0);
+      const T* Kb = a.K + i0 * ldk;
+      size_t r = 0;
+      for (; r + size_t(kSwRows) <= rows; r += size_t(kSwRows))
+        sw_rows_times_v_all<kSwRows, T>(Kb + r * ldk, ldk, M, a.VT, k, U + r * k);
+      for (; r < rows; ++r) sw_rows_times_v_all<1, T>(Kb + r * ldk, ldk, M, a.VT, k, U + r * k);
+      sw_middle(a, i0, rows, U);
+      sw_accumulate_rows<T>(int(rows), Kb, ldk, M, U, k, acc);
+    }
+#pragma omp barrier
+    // out (M x k, row-major) = the threads' accumulators summed in thread order; each
+    // thread its share of M.
+    for (size_t m = part(M, nt, t); m < part(M, nt, t + 1); ++m)
+      for (size_t c = 0; c < k; ++c) {
+        double s = 0.0;
+        for (size_t u = 0; u < nt; ++u) s += a.workspace[u * stride + c * M + m];
+        a.out[m * k + c] = s;
+      }
+  }
+  return 0;
+}
+
+static size_t curvature_workspace_f32(const CurvatureArgs<float>& a) {
+  return curvature_workspace_elems(a);
+}
+static size_t curvature_workspace_f64(const CurvatureArgs<double>& a) {
+  return curvature_workspace_elems(a);
+}
+static int curvature_f32(const CurvatureArgs<float>& a) { return curvature_product(a); }
+static int curvature_f64(const CurvatureArgs<double>& a) { return curvature_product(a); }

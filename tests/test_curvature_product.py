@@ -1,0 +1,131 @@
+"""The native one-pass curvature product (``gramfree._core.curvature_product``, the logistic
+solver's Hessian product with a stored K_nM) at the Python/C++ boundary, against numpy in
+float64: hypothesis draws the shapes, storage dtype, row padding, curvature kind and
+threads; bad arguments get exceptions naming them; the logistic fits that use it (one pass
+with the intercepts' coupling tensor) equal those that take two BLAS passes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.datasets import load_digits
+
+from gramfree import KernelClassifier, _core
+from gramfree.solvers import logistic
+from gramfree.solvers._stored_columns import StoredColumns
+
+
+def reference(K, V, w, P=None, z=None):
+    K = K.astype(np.float64)
+    U = K @ V
+    if P is None:
+        return K.T @ (w[:, None] * U)
+    T = U - (0.0 if z is None else z)
+    return K.T @ (w[:, None] * P * (T - np.sum(P * T, axis=1, keepdims=True)))
+
+
+def simd_levels():
+    """The instruction sets this processor runs, the engine's ladder up to the detected one."""
+    names = ["scalar", "avx2", "avx512"]
+    return names[: names.index(_core.detected_simd_level()) + 1]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    n=st.integers(0, 90),
+    M=st.integers(1, 40),
+    k=st.integers(1, 14),
+    pad=st.integers(0, 3),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    mode=st.sampled_from(["weights", "softmax", "softmax+shift"]),
+    threads=st.sampled_from([0, 1, 2, 3]),
+    seed=st.integers(0, 2**16),
+)
+def test_matches_numpy_float64(n, M, k, pad, dtype, mode, threads, seed):
+    rng = np.random.default_rng(seed)
+    wide = rng.standard_normal((n, M + pad)).astype(dtype)
+    K = wide[:, :M]  # rows of unit stride, row stride M + pad
+    V = rng.standard_normal((M, k))
+    w = rng.uniform(0.0, 2.0, size=n)
+    P = rng.dirichlet(np.ones(k), size=n) if mode != "weights" else None
+    z = rng.standard_normal(k) if mode == "softmax+shift" else None
+    copies = [a.copy() for a in (K, V, w) + tuple(x for x in (P, z) if x is not None)]
+    got = _core.curvature_product(K, V, w, P, z, n_threads=threads)
+    want = reference(K, V, w, P, z)
+    assert got.shape == (M, k) and got.dtype == np.float64
+    scale = 1.0 + np.abs(K.astype(np.float64)).sum() * np.abs(V).max()
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13 * scale)
+    for before, after in zip(copies, [K, V, w] + [x for x in (P, z) if x is not None]):
+        np.testing.assert_array_equal(before, after)  # nothing the caller gave is modified
+
+
+@pytest.mark.parametrize("level", simd_levels())
+def test_every_instruction_set(level):
+    rng = np.random.default_rng(1)
+    K = rng.standard_normal((203, 77))
+    V, w = rng.standard_normal((77, 7)), rng.uniform(size=203)
+    P, z = rng.dirichlet(np.ones(7), size=203), rng.standard_normal(7)
+    saved = _core.simd_level()
+    try:
+        _core.set_simd_level(level)
+        for K_stored in (K, K.astype(np.float32)):
+            got = _core.curvature_product(K_stored, V, w, P, z, n_threads=2)
+            np.testing.assert_allclose(got, reference(K_stored, V, w, P, z), rtol=1e-12, atol=1e-11)
+    finally:
+        _core.set_simd_level(saved)
+
+
+def test_bad_arguments_are_named():
+    K, V, w = np.ones((5, 3)), np.ones((3, 2)), np.ones(5)
+    P = np.full((5, 2), 0.5)
+    cases = [
+        (dict(K=np.ones(5)), ValueError, "K"),
+        (dict(K=np.ones((5, 3), order="F")), ValueError, "K"),
+        (dict(K=np.ones((5, 3), dtype=np.int64)), TypeError, "K"),
+        (dict(V=np.ones((4, 2))), ValueError, "V"),
+        (dict(V=np.ones(3)), ValueError, "V"),
+        (dict(w=np.ones(4)), ValueError, "w"),
+        (dict(P=np.ones((5, 3))), ValueError, "P"),
+        (dict(P=P, z=np.ones(3)), ValueError, "z"),
+        (dict(z=np.ones(2)), ValueError, "z"),
+    ]
+    for change, error, name in cases:
+        args = dict(K=K, V=V, w=w, P=None, z=None) | change
+        with pytest.raises(error, match=name):
+            _core.curvature_product(args["K"], args["V"], args["w"], args["P"], args["z"])
+    with pytest.raises(ValueError, match="n_threads"):
+        _core.curvature_product(K, V, w, n_threads=-1)
+
+
+@pytest.mark.parametrize("n_classes", [3, 10])
+def test_one_pass_fits_equal_two_pass_fits(monkeypatch, n_classes):
+    """The multinomial Hessian product in one pass (the intercepts' shift from the coupling
+    tensor) against two BLAS passes (the shift from K V): the same Newton iterates up to
+    rounding (which CG's many iterations amplify to ~1e-8 of the objective at the default
+    tol), so, run to the optimum, the same objective, predictions and probabilities."""
+    X, y = load_digits(return_X_y=True)
+    keep = y < n_classes
+    X, y = np.ascontiguousarray(X[keep] / 16.0), y[keep]
+    common = dict(gamma=0.05, alpha=1e-4, n_centers=200, random_state=0, loss="logistic", tol=1e-12)
+    calls = []
+    original = StoredColumns.curvature_product
+
+    def counted(self, *args, **kwargs):
+        calls.append(1)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(StoredColumns, "curvature_product", counted)
+    one_pass = KernelClassifier(**common).fit(X, y)
+    assert one_pass.solver_info_["stored_kernel_columns"] == "float64"
+    assert len(calls) == one_pass.solver_info_["cg_iterations"] > 0
+    monkeypatch.setattr(logistic, "ONE_PASS_CLASSES", 0)
+    calls.clear()
+    two_pass = KernelClassifier(**common).fit(X, y)
+    assert not calls
+    assert one_pass.solver_info_["objective"] == pytest.approx(
+        two_pass.solver_info_["objective"], rel=1e-10
+    )
+    np.testing.assert_array_equal(one_pass.predict(X), two_pass.predict(X))
+    np.testing.assert_allclose(one_pass.predict_proba(X), two_pass.predict_proba(X), atol=1e-7)
