@@ -18,8 +18,16 @@ the faster anchor's time over native's, and the effective read rate is K's bytes
 native's time. Each implementation runs a loop of back-to-back products after an untimed
 one (at least 0.3 s of them), in two interleaved rounds, the faster kept.
 
+With ``--fits``, what it does to fits: ``KernelClassifier(loss="logistic")`` on the
+real-data suite's sets (``--fit-sets``; bench_logistic.py's settings: the suite's gamma,
+``--centers``, alpha 0.01) with the native products and with ``NATIVE_CURVATURE = False``
+(the two BLAS products, and for k classes the intercepts' shift from ``K V`` between
+them), alternating, the faster of two fits each; the two must predict the same labels
+and reach the same objective (to 1e-6).
+
     python benchmarks/bench_curvature.py            # the shapes below
-    python benchmarks/bench_curvature.py --quick    # CI smoke: small shapes
+    python benchmarks/bench_curvature.py --fits     # and the fits (~3 min)
+    python benchmarks/bench_curvature.py --quick    # CI smoke: small shapes, a small fit
 """
 
 from __future__ import annotations
@@ -33,6 +41,10 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
+import realdata  # noqa: E402
+
+from gramfree import KernelClassifier  # noqa: E402
+from gramfree.solvers import _stored_columns  # noqa: E402
 from gramfree.solvers._stored_columns import StoredColumns  # noqa: E402
 
 # (name, n, M, k): the real-data sets' training rows, bench_logistic.py's centres, classes
@@ -88,10 +100,60 @@ def measure(name: str, K: np.ndarray, V, w, P, z, seconds: float) -> dict:
     return best
 
 
+def fit_once(name: str, centers: int, native: bool, quick: bool):
+    X_train, X_test, y_train, _, task = realdata.load(name, quick=quick)
+    model = KernelClassifier(
+        gamma=realdata.CONFIG[name]["gamma"],
+        alpha=1e-2,
+        loss="logistic",
+        n_centers=min(centers, len(y_train)),
+        solver="nystrom-pcg",
+        random_state=0,
+    )
+    _stored_columns.NATIVE_CURVATURE = native
+    try:
+        t0 = time.perf_counter()
+        model.fit(X_train, y_train)
+        seconds = time.perf_counter() - t0
+    finally:
+        _stored_columns.NATIVE_CURVATURE = True
+    return seconds, model, model.predict(X_test)
+
+
+def fits(names: list[str], centers: int, quick: bool) -> None:
+    print(
+        f"\n{'set (fit)':14s} {'classes':>7s} {'native s':>9s} {'BLAS s':>9s} {'ratio':>7s} "
+        f"{'CG its':>7s} {'K_nM':>8s}"
+    )
+    for name in names:
+        best = {True: np.inf, False: np.inf}
+        out = {}
+        for _ in range(2):
+            for native in (True, False):
+                seconds, model, predicted = fit_once(name, centers, native, quick)
+                best[native] = min(best[native], seconds)
+                out[native] = (model, predicted)
+        (a, pa), (b, pb) = out[True], out[False]
+        if not np.array_equal(pa, pb):
+            raise SystemExit(f"{name}: the native and BLAS fits predict differently")
+        ra, rb = a.solver_info_["objective"], b.solver_info_["objective"]
+        if abs(ra - rb) > 1e-6 * abs(rb):
+            raise SystemExit(f"{name}: objectives differ ({ra} against {rb})")
+        print(
+            f"{name:14s} {len(a.classes_):7d} {best[True]:9.2f} {best[False]:9.2f} "
+            f"{best[False] / best[True]:6.2f}x {a.solver_info_['cg_iterations']:7d} "
+            f"{str(a.solver_info_['stored_kernel_columns']):>8s}",
+            flush=True,
+        )
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="CI smoke: small shapes")
     parser.add_argument("--seconds", type=float, default=0.3, help="per timed loop")
+    parser.add_argument("--fits", action="store_true", help="also time logistic fits")
+    parser.add_argument("--fit-sets", default="spam,dna,satellite,mnist5k,letter,shuttle")
+    parser.add_argument("--centers", type=int, default=1000)
     args = parser.parse_args(argv)
     shapes = QUICK_SHAPES if args.quick else SHAPES
     seconds = 0.02 if args.quick else args.seconds
@@ -116,6 +178,8 @@ def main(argv=None) -> int:
                 f"{K.nbytes / best['native'] / 1e9:6.1f} GB/s",
                 flush=True,
             )
+    if args.fits or args.quick:
+        fits(["satellite"] if args.quick else args.fit_sets.split(","), args.centers, args.quick)
     return 0
 
 

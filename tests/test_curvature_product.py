@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from sklearn.datasets import load_digits
 
 from gramfree import KernelClassifier, _core
-from gramfree.solvers import logistic
+from gramfree.solvers import _stored_columns, logistic
 from gramfree.solvers._stored_columns import StoredColumns
 
 
@@ -99,33 +99,72 @@ def test_bad_arguments_are_named():
         _core.curvature_product(K, V, w, n_threads=-1)
 
 
-@pytest.mark.parametrize("n_classes", [3, 10])
-def test_one_pass_fits_equal_two_pass_fits(monkeypatch, n_classes):
-    """The multinomial Hessian product in one pass (the intercepts' shift from the coupling
-    tensor) against two BLAS passes (the shift from K V): the same Newton iterates up to
-    rounding (which CG's many iterations amplify to ~1e-8 of the objective at the default
-    tol), so, run to the optimum, the same objective, predictions and probabilities."""
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(0, 60),
+    M=st.integers(1, 20),
+    k=st.integers(1, 6),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    mode=st.sampled_from(["weights", "softmax", "softmax+shift"]),
+    seed=st.integers(0, 2**16),
+)
+def test_stored_columns_native_and_blas_agree(n, M, k, dtype, mode, seed):
+    """StoredColumns.curvature_product by the native pass and by two BLAS products (its
+    NATIVE_CURVATURE switch, which the benchmark's fits compare): the same product."""
+    rng = np.random.default_rng(seed)
+    op = StoredColumns(rng.standard_normal((n, M)).astype(dtype))
+    op.rows = 7  # float32 K: several widened chunks in the BLAS route
+    V, w = rng.standard_normal((M, k)), rng.uniform(size=n)
+    P = rng.dirichlet(np.ones(k), size=n) if mode != "weights" else None
+    z = rng.standard_normal(k) if mode == "softmax+shift" else None
+    native = op.curvature_product(V, w, P, z)
+    try:
+        _stored_columns.NATIVE_CURVATURE = False
+        blas = op.curvature_product(V, w, P, z)
+    finally:
+        _stored_columns.NATIVE_CURVATURE = True
+    want = reference(op.K, V, w, P, z)
+    scale = 1.0 + np.abs(op.K.astype(np.float64)).sum() * np.abs(V).max()
+    for got in (native, blas):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13 * scale)
+
+
+@pytest.mark.parametrize("n_classes", [2, 3, 10])
+def test_native_fits_equal_blas_fits(monkeypatch, n_classes):
+    """CG's products by the native pass (for k classes the intercepts' shift from the
+    coupling tensor) against two BLAS passes (the shift from K V): the same Newton iterates
+    up to rounding (which CG's many iterations amplify to ~1e-8 of the objective at the
+    default tol), so, run to the optimum, the same objective, predictions and
+    probabilities."""
     X, y = load_digits(return_X_y=True)
-    keep = y < n_classes
-    X, y = np.ascontiguousarray(X[keep] / 16.0), y[keep]
+    keep = y < max(n_classes, 3)
+    X, y = np.ascontiguousarray(X[keep] / 16.0), y[keep] % n_classes
     common = dict(gamma=0.05, alpha=1e-4, n_centers=200, random_state=0, loss="logistic", tol=1e-12)
     calls = []
-    original = StoredColumns.curvature_product
+    original = _core.curvature_product
 
-    def counted(self, *args, **kwargs):
+    def counted(*args, **kwargs):
         calls.append(1)
-        return original(self, *args, **kwargs)
+        return original(*args, **kwargs)
 
-    monkeypatch.setattr(StoredColumns, "curvature_product", counted)
-    one_pass = KernelClassifier(**common).fit(X, y)
-    assert one_pass.solver_info_["stored_kernel_columns"] == "float64"
-    assert len(calls) == one_pass.solver_info_["cg_iterations"] > 0
-    monkeypatch.setattr(logistic, "ONE_PASS_CLASSES", 0)
+    monkeypatch.setattr(_core, "curvature_product", counted)
+    native = KernelClassifier(**common).fit(X, y)
+    assert native.solver_info_["stored_kernel_columns"] == "float64"
+    assert len(calls) == native.solver_info_["cg_iterations"] > 0
+    monkeypatch.setattr(_stored_columns, "NATIVE_CURVATURE", False)
     calls.clear()
-    two_pass = KernelClassifier(**common).fit(X, y)
+    blas = KernelClassifier(**common).fit(X, y)
     assert not calls
-    assert one_pass.solver_info_["objective"] == pytest.approx(
-        two_pass.solver_info_["objective"], rel=1e-10
+    assert native.solver_info_["objective"] == pytest.approx(
+        blas.solver_info_["objective"], rel=1e-10
     )
-    np.testing.assert_array_equal(one_pass.predict(X), two_pass.predict(X))
-    np.testing.assert_allclose(one_pass.predict_proba(X), two_pass.predict_proba(X), atol=1e-7)
+    np.testing.assert_array_equal(native.predict(X), blas.predict(X))
+    np.testing.assert_allclose(native.predict_proba(X), blas.predict_proba(X), atol=1e-7)
+    if n_classes > 2:  # and without the native pass, as for more than ONE_PASS_CLASSES
+        monkeypatch.setattr(_stored_columns, "NATIVE_CURVATURE", True)
+        monkeypatch.setattr(logistic, "ONE_PASS_CLASSES", 0)
+        two_pass = KernelClassifier(**common).fit(X, y)
+        assert not calls
+        assert two_pass.solver_info_["objective"] == pytest.approx(
+            blas.solver_info_["objective"], rel=1e-10
+        )

@@ -37,6 +37,9 @@ from .nystrom_direct import _add_gram, _fill_lower, rows_for
 # time: large enough that each chunk is one efficient multi-threaded BLAS call, small
 # beside the stored matrix.
 CHUNK_BYTES = 32 * 2**20
+# CG's curvature products by the native one-pass kernel; False: two BLAS products, K V and
+# K^T W, as before it (benchmarks/bench_curvature.py's fits compare the two).
+NATIVE_CURVATURE = True
 
 
 class StoredColumns:
@@ -104,6 +107,14 @@ class StoredColumns:
         docstring): S per row i is ``weights[i] (diag(p_i) - p_i p_i^T)`` with
         ``probabilities`` (n x k, the softmax's curvature), else ``weights[i]`` (shift
         unused)."""
+        if not NATIVE_CURVATURE:
+            w = np.asarray(weights, dtype=np.float64).reshape(-1, 1)
+            U = self @ V
+            if probabilities is None:
+                return self.rmatmat(w * U)
+            T = U if shift is None else U - shift
+            PT = probabilities * T
+            return self.rmatmat(w * (PT - probabilities * PT.sum(axis=1, keepdims=True)))
         return _core.curvature_product(
             self.K,
             np.ascontiguousarray(V, dtype=np.float64),

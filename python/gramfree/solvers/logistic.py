@@ -26,9 +26,10 @@ Each Newton step solves ``H (d, e) = -(g, h)`` for the steps of ``a`` and ``b``,
 ``w (diag(p) - p p^T)`` for k). The intercepts are eliminated exactly: CG solves the Schur
 complement ``(A - C B^+ C^T) d = -g + C B^+ h`` (B is k x k; its pseudo-inverse, whose null
 direction is the intercepts' common shift), then ``e = -B^+ (h + C^T d)``. C is never
-formed for k classes: its products with a step and with ``B^+ h`` are the curvature
-applied to ``K_nM V`` and to a constant, so the complement costs the passes of ``A`` and
-the right-hand side rides on the gradient's pass. The preconditioner is Falkon's for its ridge with the
+formed for k classes as a matrix: its products with a step and with ``B^+ h`` are the
+curvature applied to ``K_nM V`` and to a constant, so the complement costs the passes of
+``A`` and the right-hand side rides on the gradient's pass (with a stored K_nM, C^T V
+comes from a tensor: below). The preconditioner is Falkon's for its ridge with the
 curvature at the centres (LogisticFalkon's): ``K_nM^T S K_nM ~ (n / M) K_MM S_M K_MM``, so
 with ``L L^T = K_MM``, ``A ~ L [(n / M) L^T S_M L + alpha I] L^T = L LA LA^T L^T``, one
 M x M Cholesky of K_MM for the whole fit and one more per step (for k classes, S_M is their
@@ -44,7 +45,11 @@ and the step is halved until the objective decreases enough (Armijo), so no step
 diverge. One pass K_nM d per step makes every trial step's objective O(n k). Where
 K_nM is small enough (``CACHE_BYTES``) it is computed once and kept, in float64, or in
 float32 where only that fits (:mod:`gramfree.solvers._stored_columns`: the products stay
-float64 arithmetic on the stored values), and the passes are GEMMs.
+float64 arithmetic on the stored values), and the passes are products with it: CG's take
+one native pass over it (:meth:`StoredColumns.curvature_product`). For k classes that
+pass needs the shift ``z = B^+ C^T V`` before it starts, so C is then formed once per
+Newton step as an M x k x k tensor (``_coupling_tensor``, up to ``ONE_PASS_CLASSES``
+classes; beyond, two BLAS passes with z from ``K_nM V`` in between).
 Convergence: the Newton decrement ``-g^T d`` estimates twice the distance to the optimum;
 the fit stops after the step whose decrement was below ``2 tol`` times the objective (the
 step then leaves a relative suboptimality far below ``tol``: Newton converges
@@ -78,6 +83,7 @@ from .. import _blas
 from .._threads import small_blas
 from ..linalg import jittered_cholesky, lower_gram, solve_triangular
 from ..operators import KernelOperator
+from . import _stored_columns
 from ._common import Monitor, Problem, Progress, SolverResult, physical_bytes
 from ._stored_columns import StoredColumns, stored_kernel_block
 from .auto import _entry_flops
@@ -248,7 +254,9 @@ def solve_logistic(
             # The intercepts' coupling C = K_nM^T S 1 as an M x k x k tensor, where CG's
             # products then take one pass over the stored K_nM instead of two (below).
             coupling_tensor = (
-                _coupling_tensor(op, curvature) if cached and 1 < k <= ONE_PASS_CLASSES else None
+                _coupling_tensor(op, curvature)
+                if cached and 1 < k <= ONE_PASS_CLASSES and _stored_columns.NATIVE_CURVATURE
+                else None
             )
             precond = None
             pooled = curvature.pooled()
