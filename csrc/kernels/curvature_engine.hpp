@@ -21,6 +21,11 @@ inline constexpr int kSwRows = 4;
 inline constexpr int kSwCols = (kVecRegisters - kSwRows - 1) / kSwRows;  // 6 (AVX-512), 2
 // Rows per block: kept in registers as vectors by the second product (kSwBlock + 2 used).
 inline constexpr size_t kSwBlock = 8;
+static_assert(kSwCols >= 1 && kSwCols <= 8 && kSwBlock <= 8, "GRAMFREE_SW_CASES covers 1 to 8");
+
+// Run-time tile widths (classes of a tile, rows of a block) to templates: at most
+// kSwCols (6) and kSwBlock (8).
+#define GRAMFREE_SW_CASES(F) F(1) F(2) F(3) F(4) F(5) F(6) F(7) F(8)
 
 // K's values as float64 vectors: float32 ones widened on load (half a vector of floats).
 static inline __attribute__((always_inline)) vec_t<double> sw_load(const double* p) {
@@ -78,10 +83,8 @@ static inline void sw_rows_times_v_all(const T* K, size_t ldk, size_t M, const d
   case N:                                                                          \
     if constexpr (N <= kSwCols) sw_rows_times_v<R, N, T>(K, ldk, M, VT, c0, k, U); \
     break;
-      GRAMFREE_CASE(1)
-      GRAMFREE_CASE(2) GRAMFREE_CASE(3) GRAMFREE_CASE(4) GRAMFREE_CASE(5) GRAMFREE_CASE(6)
+      GRAMFREE_SW_CASES(GRAMFREE_CASE)
 #undef GRAMFREE_CASE
-          default : break;
     }
   }
 }
@@ -120,13 +123,8 @@ static void sw_accumulate_rows(int rows, const T* K, size_t ldk, size_t M, const
   case N:                                                                         \
     if constexpr (N <= int(kSwBlock)) sw_accumulate<N, T>(K, ldk, M, Wb, k, acc); \
     break;
-    GRAMFREE_CASE(1)
-    GRAMFREE_CASE(2) GRAMFREE_CASE(3) GRAMFREE_CASE(4) GRAMFREE_CASE(5) GRAMFREE_CASE(6)
-        GRAMFREE_CASE(7) GRAMFREE_CASE(8) GRAMFREE_CASE(9) GRAMFREE_CASE(10) GRAMFREE_CASE(11)
-            GRAMFREE_CASE(12) GRAMFREE_CASE(13) GRAMFREE_CASE(14) GRAMFREE_CASE(15)
-                GRAMFREE_CASE(16)
+    GRAMFREE_SW_CASES(GRAMFREE_CASE)
 #undef GRAMFREE_CASE
-                    default : break;
   }
 }
 
