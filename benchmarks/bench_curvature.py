@@ -7,8 +7,10 @@ memory where it fits and spends most of its fit in this product, once per CG ite
 with k columns (k classes, or 1 for two). Per shape (the suite's sets at the centres
 ``bench_logistic.py`` uses) and storage dtype, seconds per product of
 
-* ``native``: :meth:`StoredColumns.curvature_product` (``csrc/kernels/curvature_engine.hpp``:
-  one pass over K, float32 values widened in registers, float64 arithmetic);
+* ``native``: ``gramfree._core.curvature_product`` (``csrc/kernels/curvature_engine.hpp``:
+  one pass over K, float32 values widened in registers, float64 arithmetic), which
+  :meth:`StoredColumns.curvature_product` calls while the pass's k x M accumulator fits
+  ``NATIVE_MAX_ACCUMULATOR_BYTES`` (the 12-class rows probe that bound);
 * ``blas``: ``K V`` then ``K^T W`` through scipy's BLAS (:mod:`gramfree._blas`; a float32
   K widened a chunk at a time into a float64 scratch block), which the solver used before;
 * ``numpy``: ``K @ V`` and ``K.T @ W`` by numpy (float64 K only).
@@ -43,7 +45,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import realdata  # noqa: E402
 
-from gramfree import KernelClassifier  # noqa: E402
+from gramfree import KernelClassifier, _core  # noqa: E402
 from gramfree.solvers import _stored_columns  # noqa: E402
 from gramfree.solvers._stored_columns import StoredColumns  # noqa: E402
 
@@ -55,6 +57,14 @@ SHAPES = [
     ("satellite 4826 x 1000, 6 classes", 4826, 1000, 6),
     ("letter 15000 x 1000, 26 classes", 15000, 1000, 26),
     ("Fashion-MNIST 60000 x 4000, 10 classes", 60000, 4000, 10),
+    # 12 classes (ONE_PASS_CLASSES) with growing M: the native pass's per-thread k x M
+    # accumulator (375 KiB to 1.5 MiB) against the core's L2 cache
+    # (_stored_columns.NATIVE_MAX_ACCUMULATOR_BYTES).
+    ("12 classes, 8000 x 4000", 8000, 4000, 12),
+    ("12 classes, 8000 x 8000", 8000, 8000, 12),
+    ("12 classes, 6000 x 12000", 6000, 12000, 12),
+    ("12 classes, 6000 x 16000", 6000, 16000, 12),
+    ("12 classes, 5000 x 24000", 5000, 24000, 12),
 ]
 QUICK_SHAPES = [("quick 3000 x 300, 7 classes", 3000, 300, 7), ("quick 2000 x 200", 2000, 200, 1)]
 
@@ -83,7 +93,8 @@ def measure(name: str, K: np.ndarray, V, w, P, z, seconds: float) -> dict:
     that they agree."""
     op = StoredColumns(K)
     impls = {
-        "native": lambda: op.curvature_product(V, w, P, z),
+        # The kernel itself: StoredColumns takes the BLAS route beyond its accumulator bound.
+        "native": lambda: _core.curvature_product(op.K, V, w, P, z),
         "blas": lambda: op.rmatmat(middle(op @ V, w, P, z)),
     }
     if K.dtype == np.float64:

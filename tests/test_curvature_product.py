@@ -77,6 +77,30 @@ def test_every_instruction_set(level):
         _core.set_simd_level(saved)
 
 
+@pytest.mark.parametrize("n, M, k", [(3001, 50, 3), (9, 3000, 13), (17, 2000, 11)])
+def test_threaded_products(n, M, k):
+    """Above the one-thread bound (n M k >= 2^18): every thread count (0: OpenMP's default;
+    more threads than 8-row blocks for the few-row shapes) against numpy, and against
+    each other to rounding."""
+    rng = np.random.default_rng(n)
+    K = rng.standard_normal((n, M))
+    V, w = rng.standard_normal((M, k)), rng.uniform(size=n)
+    P, z = rng.dirichlet(np.ones(k), size=n), rng.standard_normal(k)
+    want = reference(K, V, w, P, z)
+    for threads in (0, 1, 2, 3, 5):
+        got = _core.curvature_product(K, V, w, P, z, n_threads=threads)
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * np.abs(want).max())
+
+
+def test_empty_shapes():
+    """No rows: zeros; no centres or no classes: an empty result."""
+    V, z = np.ones((4, 2)), np.ones(2)
+    out = _core.curvature_product(np.ones((0, 4)), V, np.ones(0), np.ones((0, 2)), z)
+    np.testing.assert_array_equal(out, np.zeros((4, 2)))
+    assert _core.curvature_product(np.ones((3, 0)), np.ones((0, 2)), np.ones(3)).shape == (0, 2)
+    assert _core.curvature_product(np.ones((3, 4)), np.ones((4, 0)), np.ones(3)).shape == (4, 0)
+
+
 def test_bad_arguments_are_named():
     K, V, w = np.ones((5, 3)), np.ones((3, 2)), np.ones(5)
     P = np.full((5, 2), 0.5)
@@ -90,6 +114,8 @@ def test_bad_arguments_are_named():
         (dict(P=np.ones((5, 3))), ValueError, "P"),
         (dict(P=P, z=np.ones(3)), ValueError, "z"),
         (dict(z=np.ones(2)), ValueError, "z"),
+        (dict(V=np.array([["a", "b"]] * 3)), TypeError, "V"),
+        (dict(w=np.array(["x"] * 5)), TypeError, "w"),
     ]
     for change, error, name in cases:
         args = dict(K=K, V=V, w=w, P=None, z=None) | change
@@ -129,6 +155,67 @@ def test_stored_columns_native_and_blas_agree(n, M, k, dtype, mode, seed):
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13 * scale)
 
 
+@settings(max_examples=30, deadline=None)
+@given(
+    n=st.integers(0, 60),
+    M=st.integers(1, 20),
+    width=st.integers(0, 30),
+    chunk=st.integers(8, 2000),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**16),
+)
+def test_rmatmat_of_generated_rows(n, M, width, chunk, dtype, seed):
+    """K^T U with U handed over a chunk of rows at a time (the coupling tensor's route,
+    which never holds all of U): every chunk asked for once, in order, and the product
+    equal to numpy's on the stored values."""
+    rng = np.random.default_rng(seed)
+    op = StoredColumns(rng.standard_normal((n, M)).astype(dtype))
+    U = rng.standard_normal((n, width))
+    asked = []
+
+    def rows_of(r0, r1):
+        asked.append((r0, r1))
+        return U[r0:r1]
+
+    saved = _stored_columns.CHUNK_BYTES
+    try:
+        _stored_columns.CHUNK_BYTES = chunk  # a few rows per chunk
+        got = op.rmatmat_rows(width, rows_of)
+    finally:
+        _stored_columns.CHUNK_BYTES = saved
+    want = op.K.astype(np.float64).T @ U
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12 * (1 + np.abs(U).sum()))
+    if n and width:  # (nothing to ask for otherwise)
+        assert asked[0][0] == 0 and asked[-1][1] == n
+        assert all(a[1] == b[0] for a, b in zip(asked, asked[1:]))
+        with pytest.raises(ValueError, match="rows_of"):
+            op.rmatmat_rows(width, lambda r0, r1: U[r0:r1, :-1])
+
+
+def test_coupling_tensor_and_shift():
+    """The intercepts' coupling tensor T[m, c, d] = sum_i K_im S_i[c, d] against numpy
+    (S_i = w_i (diag p_i - p_i p_i^T)), built a few rows at a time; and the shift z =
+    B^+ C^T V it gives equals the one from K V, as the two-pass product computes it."""
+    rng = np.random.default_rng(3)
+    n, M, k = 97, 11, 5
+    op = StoredColumns(rng.standard_normal((n, M)))
+    P, w = rng.dirichlet(np.ones(k), size=n), rng.uniform(size=n)
+    curvature = logistic._curvature(P, w)
+    S = w[:, None, None] * (np.einsum("ic,cd->icd", P, np.eye(k)) - P[:, :, None] * P[:, None, :])
+    saved = _stored_columns.CHUNK_BYTES
+    try:
+        _stored_columns.CHUNK_BYTES = 8 * 30 * M  # chunks of 30 rows
+        T = logistic._coupling_tensor(op, curvature)
+    finally:
+        _stored_columns.CHUNK_BYTES = saved
+    np.testing.assert_allclose(T, np.einsum("im,icd->mcd", op.K, S), rtol=1e-12, atol=1e-13)
+    V = rng.standard_normal((M, k))
+    inverse = curvature.intercept_inverse()
+    from_tensor = inverse @ np.einsum("mcd,md->c", T, V)
+    from_pass = inverse @ curvature.apply(op.K @ V).sum(axis=0)
+    np.testing.assert_allclose(from_tensor, from_pass, rtol=1e-10, atol=1e-12)
+
+
 @pytest.mark.parametrize("n_classes", [2, 3, 10])
 def test_native_fits_equal_blas_fits(monkeypatch, n_classes):
     """CG's products by the native pass (for k classes the intercepts' shift from the
@@ -158,6 +245,7 @@ def test_native_fits_equal_blas_fits(monkeypatch, n_classes):
     assert native.solver_info_["objective"] == pytest.approx(
         blas.solver_info_["objective"], rel=1e-10
     )
+    assert native.n_iter_ == blas.n_iter_  # the same Newton steps
     np.testing.assert_array_equal(native.predict(X), blas.predict(X))
     np.testing.assert_allclose(native.predict_proba(X), blas.predict_proba(X), atol=1e-7)
     if n_classes > 2:  # and without the native pass, as for more than ONE_PASS_CLASSES

@@ -96,7 +96,7 @@ void trsm_typed(const py::array& LT, py::array& XT, bool trans, int n_threads, D
 py::array_t<double> curvature_operand(const py::object& obj, const char* name,
                                       std::initializer_list<std::size_t> shape) {
   auto a = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(obj);
-  if (!a) type_error(std::string(name) + ": expected a float64 array");
+  if (!a) type_error(std::string(name) + ": expected numbers convertible to float64");
   bool ok = std::size_t(a.ndim()) == shape.size();
   std::size_t axis = 0;
   for (const std::size_t want : shape) ok = ok && std::size_t(a.shape(py::ssize_t(axis++))) == want;
@@ -118,7 +118,8 @@ py::array_t<double> curvature_typed(const py::array& K, const py::object& V_obj,
   const std::size_t n = std::size_t(K.shape(0)), M = std::size_t(K.shape(1));
   const std::size_t ldk = leading_dimension(K, "K", M);
   auto V = py::array_t<double, py::array::c_style | py::array::forcecast>::ensure(V_obj);
-  if (!V || V.ndim() != 2 || std::size_t(V.shape(0)) != M)
+  if (!V) type_error("V: expected numbers convertible to float64");
+  if (V.ndim() != 2 || std::size_t(V.shape(0)) != M)
     value_error("V: expected a 2-d float64 array of shape (" + std::to_string(M) + ", k)");
   const std::size_t k = std::size_t(V.shape(1));
   const auto w = curvature_operand(w_obj, "w", {n});
@@ -384,8 +385,8 @@ PYBIND11_MODULE(_core, m) {
       py::arg("z") = py::none(), py::kw_only(), py::arg("n_threads") = 0,
       "K^T S (K V - 1 z^T) (M, k), float64, in one pass over K (n, M; float32 or float64, "
       "rows of unit stride): S per row i is w_i (diag p_i - p_i p_i^T) with P (n, k), else "
-      "w_i (z unused). V (M, k), w (n,), P, z (k,) are float64 (converted). Values are not "
-      "checked: NaN or infinity propagates.");
+      "w_i (z is then refused). V (M, k), w (n,), P, z (k,) are float64 (converted). Values "
+      "are not checked: NaN or infinity propagates.");
   m.def("kernel_table", &kernel_table_rows,
         "The kernels of the core (csrc/gramfree/kernel_table.hpp): per kernel its name, "
         "metric ('dot', 'sqdist', 'l1'), parameters used with their domains ('positive', "

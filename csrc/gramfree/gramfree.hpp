@@ -107,8 +107,9 @@ void triangular_solve_lower(const T* L, std::size_t lda, std::size_t n, T* X, st
 // row-major), S row-local: per row i, with P (n x k, row-major probabilities),
 // w_i (diag p_i - p_i p_i^T), the softmax's curvature; with P null, w_i (a weighted normal
 // product K^T diag(w) K V; z is then not read). z: k values, or null for zero. One pass
-// over K (the Newton-CG logistic solver's Hessian product). Throws std::invalid_argument
-// for ldk < M or a null pointer where data is read; n = 0 gives zeros.
+// over K (the Newton-CG logistic solver's Hessian product), with a k x M float64
+// accumulator per thread. Throws std::invalid_argument for ldk < max(M, 1), a negative
+// n_threads or a null pointer where data is read; n = 0 gives zeros.
 template <class T>
 void curvature_product(const T* K, std::size_t ldk, std::size_t n, std::size_t M, const double* V,
                        std::size_t k, const double* w, const double* P, const double* z,

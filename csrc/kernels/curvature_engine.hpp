@@ -11,15 +11,19 @@
 //    by up to kSwCols classes, V transposed (k x M) so that its columns are contiguous too;
 //  * K_b^T W: the block's kSwBlock rows as vectors along M in registers, each class's
 //    accumulator row (k x M, per thread) loaded, updated by kSwBlock FMAs, stored.
-// Threads take contiguous ranges of blocks with their own accumulators, summed in thread
-// order at the end: the result depends on the number of threads (as a BLAS product's
-// does), not on the run.
+// Threads take contiguous ranges of blocks with their own accumulators (k x M float64
+// each, re-read and re-written by every block: once that outgrows the core's L2 cache the
+// pass loses its advantage, and the Python side takes two BLAS products instead), summed
+// in thread order at the end: the result depends on the number of threads (as a BLAS
+// product's does), not on the run.
 // Included inside the per-ISA namespace by engine.hpp, after vecmath.hpp.
 
 inline constexpr int kSwRows = 4;
-// kSwRows x kSwCols accumulators + kSwRows loads of K + one load of V.
-inline constexpr int kSwCols = (kVecRegisters - kSwRows - 1) / kSwRows;  // 6 (AVX-512), 2
-// Rows per block: kept in registers as vectors by the second product (kSwBlock + 2 used).
+// kSwRows x kSwCols accumulators, kSwCols vectors of V and one of K live at a time:
+// 4 x 6 + 6 + 1 = 31 of AVX-512's 32 registers; 4 x 2 + 2 + 1 = 11 of 16 elsewhere.
+inline constexpr int kSwCols = kVecRegisters == 32 ? 6 : 2;
+// Rows per block: their vectors of K stay in registers through the second product's
+// update of each class's accumulator (kSwBlock + 2 registers).
 inline constexpr size_t kSwBlock = 8;
 static_assert(kSwCols >= 1 && kSwCols <= 8 && kSwBlock <= 8, "GRAMFREE_SW_CASES covers 1 to 8");
 
@@ -70,7 +74,7 @@ static inline void sw_rows_times_v(const T* __restrict K, size_t ldk, size_t M,
     }
 }
 
-// All k classes, in ceil(k / kSwCols) tiles of near-equal width (7 classes: 4 + 3, not
+// All k classes, in ceil(k / kSwCols) tiles of near-equal width (7 classes: 3 + 4, not
 // 6 + 1, whose narrow tile reloads K for little work).
 template <int R, class T>
 static inline void sw_rows_times_v_all(const T* K, size_t ldk, size_t M, const double* VT, size_t k,
@@ -185,9 +189,10 @@ static int curvature_product(const CurvatureArgs<T>& a) {
     }
 #pragma omp barrier
     // out (M x k, row-major) = the threads' accumulators summed in thread order; each
-    // thread its share of M.
-    for (size_t m = part(M, nt, t); m < part(M, nt, t + 1); ++m)
-      for (size_t c = 0; c < k; ++c) {
+    // thread its share of M, each accumulator read along M.
+    const size_t m0 = part(M, nt, t), m1 = part(M, nt, t + 1);
+    for (size_t c = 0; c < k; ++c)
+      for (size_t m = m0; m < m1; ++m) {
         double s = 0.0;
         for (size_t u = 0; u < nt; ++u) s += a.workspace[u * stride + c * M + m];
         a.out[m * k + c] = s;
@@ -204,3 +209,5 @@ static size_t curvature_workspace_f64(const CurvatureArgs<double>& a) {
 }
 static int curvature_f32(const CurvatureArgs<float>& a) { return curvature_product(a); }
 static int curvature_f64(const CurvatureArgs<double>& a) { return curvature_product(a); }
+
+#undef GRAMFREE_SW_CASES

@@ -340,6 +340,7 @@ void curvature_product(const T* K, std::size_t ldk, std::size_t n, std::size_t M
                        std::size_t k, const double* w, const double* P, const double* z,
                        double* out, const Options& options) {
   if (ldk < std::max<std::size_t>(M, 1)) fail("ldk: must be at least max(M, 1)");
+  const int threads = resolve_threads(options);
   if (M == 0 || k == 0) return;
   if (V == nullptr || out == nullptr) fail("V, out: null data");
   if (n > 0 && (K == nullptr || w == nullptr)) fail("K, w: null data");
@@ -359,9 +360,11 @@ void curvature_product(const T* K, std::size_t ldk, std::size_t n, std::size_t M
   a.P = P;
   a.z = P == nullptr ? nullptr : z;
   a.out = out;
-  a.n_threads = resolve_threads(options);
-  // As for the operators: below ~2^18 multiply-adds one thread finishes first.
-  if (double(n) * double(M) * double(k) < double(1 << 18)) a.n_threads = 1;
+  // As for the operators: below ~2^18 multiply-adds one thread finishes first; and no
+  // more threads than 8-row blocks (each thread's accumulator is k x M).
+  a.n_threads = double(n) * double(M) * double(k) < double(1 << 18)
+                    ? 1
+                    : int(std::min<std::size_t>(std::size_t(threads), (n + 7) / 8));
   const auto& engine = detail::active_engine();
   std::size_t elems;
   if constexpr (std::is_same_v<T, float>)
@@ -371,6 +374,7 @@ void curvature_product(const T* K, std::size_t ldk, std::size_t n, std::size_t M
   // V transposed (k x M, each class's column contiguous, as the engine's vectors run
   // along M), then the engine's workspace, 64-byte aligned after it.
   const std::size_t vt = (mk + 7) / 8 * 8;
+  if (elems > std::numeric_limits<std::size_t>::max() - vt) fail("workspace: size overflows");
   auto buffer = aligned_buffer<double>(vt + elems);
   for (std::size_t m = 0; m < M; ++m)
     for (std::size_t c = 0; c < k; ++c) buffer[c * M + m] = V[m * k + c];

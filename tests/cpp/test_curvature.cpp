@@ -97,9 +97,22 @@ struct Case {
   size_t n, M, k, pad;
 };
 
-const Case kCases[] = {{1, 1, 1, 0},     {3, 5, 2, 1},      {4, 8, 6, 0},     {7, 9, 7, 3},
-                       {8, 16, 12, 0},   {9, 17, 13, 2},    {33, 31, 3, 0},   {100, 64, 10, 0},
-                       {257, 100, 1, 5}, {513, 129, 26, 0}, {1000, 40, 4, 0}, {3001, 50, 3, 1}};
+const Case kCases[] = {{1, 1, 1, 0},
+                       {3, 5, 2, 1},
+                       {4, 8, 6, 0},
+                       {7, 9, 7, 3},
+                       {8, 16, 12, 0},
+                       {9, 17, 13, 2},
+                       {33, 31, 3, 0},
+                       {100, 64, 10, 0},
+                       {257, 100, 1, 5},
+                       {513, 129, 26, 0},
+                       {1000, 40, 4, 0},
+                       {3001, 50, 3, 1},
+                       // Few rows, many columns: threaded (n M k above the one-thread bound)
+                       // with fewer 8-row blocks than some thread counts.
+                       {9, 3000, 13, 1},
+                       {17, 2000, 11, 0}};
 
 }  // namespace
 
@@ -116,7 +129,7 @@ TEST_CASE_TEMPLATE("curvature_product: every simd level and thread count", T, fl
       for (long double v : want) scale = std::max(scale, std::fabs(v));
       for (SimdLevel level : supported_levels()) {
         SimdScope scope(level);
-        for (int threads : {1, 2, 3}) {
+        for (int threads : {1, 2, 3, 0}) {  // 0: OpenMP's default
           const std::vector<double> got = product(K, p, softmax, shift, threads);
           INFO("n=", c.n, " M=", c.M, " k=", c.k, " ldk=", p.ldk, " mode=", mode,
                " simd=", gf::to_string(level), " threads=", threads);

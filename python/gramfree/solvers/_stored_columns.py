@@ -40,6 +40,12 @@ CHUNK_BYTES = 32 * 2**20
 # CG's curvature products by the native one-pass kernel; False: two BLAS products, K V and
 # K^T W, as before it (benchmarks/bench_curvature.py's fits compare the two).
 NATIVE_CURVATURE = True
+# Largest per-thread accumulator (k x M float64) of the native pass: every block of rows
+# re-reads and re-writes it, so it must stay in the core's L2 cache (2 MiB per core on the
+# CI machine kind), and the pass's lead over two BLAS products shrinks as it grows
+# (benchmarks/bench_curvature.py's 12-class rows); beyond this bound the products take
+# the BLAS route.
+NATIVE_MAX_ACCUMULATOR_BYTES = 1.5 * 2**20
 
 
 class StoredColumns:
@@ -92,9 +98,37 @@ class StoredColumns:
             out += _blas.matmul(block.T, U[r0 : r0 + block.shape[0]])
         return out
 
+    def rmatmat_rows(self, width: int, rows_of) -> np.ndarray:
+        """``K^T U`` (M x width), float64, for a U (n x width) that is never whole:
+        ``rows_of(r0, r1)`` returns its rows ``r0:r1`` (float64), a chunk of about
+        ``CHUNK_BYTES`` at a time (the chunk of K too, widened where it is float32)."""
+        n, M = self.K.shape
+        out = np.zeros((M, width), order="F")
+        if n == 0 or width == 0:
+            return out
+        rows = max(1, CHUNK_BYTES // (8 * max(M, width)))
+        wide = None if self.K.dtype == np.float64 else np.empty((min(rows, n), M))
+        for r0 in range(0, n, rows):
+            r1 = min(r0 + rows, n)
+            block = self.K[r0:r1]
+            if wide is not None:
+                block = wide[: r1 - r0]
+                np.copyto(block, self.K[r0:r1])
+            U = np.asfortranarray(rows_of(r0, r1), dtype=np.float64)
+            if U.shape != (r1 - r0, width):
+                raise ValueError(f"rows_of: expected shape {(r1 - r0, width)}, got {U.shape}")
+            # C-ordered rows: their transpose is the F-ordered operand BLAS takes.
+            _blas.gemm(1.0, block.T, U, 1.0, out)
+        return out
+
     def normal_matvec(self, V: np.ndarray, sample_weight: np.ndarray) -> np.ndarray:
-        """``K^T diag(sample_weight) K V`` (M x k), float64, in one pass over K."""
+        """``K^T diag(sample_weight) K V`` (M x k), float64 (:meth:`curvature_product`)."""
         return self.curvature_product(V, sample_weight)
+
+    def one_pass(self, k: int) -> bool:
+        """Whether products with k columns take the native single pass over K (module
+        docstring; ``NATIVE_CURVATURE``, ``NATIVE_MAX_ACCUMULATOR_BYTES``)."""
+        return NATIVE_CURVATURE and 8.0 * k * self.K.shape[1] <= NATIVE_MAX_ACCUMULATOR_BYTES
 
     def curvature_product(
         self,
@@ -103,11 +137,13 @@ class StoredColumns:
         probabilities: np.ndarray | None = None,
         shift: np.ndarray | None = None,
     ) -> np.ndarray:
-        """``K^T S (K V - 1 shift^T)`` (M x k), float64, in one pass over K (module
-        docstring): S per row i is ``weights[i] (diag(p_i) - p_i p_i^T)`` with
-        ``probabilities`` (n x k, the softmax's curvature), else ``weights[i]`` (shift
-        unused)."""
-        if not NATIVE_CURVATURE:
+        """``K^T S (K V - 1 shift^T)`` (M x k), float64: S per row i is ``weights[i]
+        (diag(p_i) - p_i p_i^T)`` with ``probabilities`` (n x k, the softmax's
+        curvature), else ``weights[i]`` (and ``shift`` is ignored). In one native pass
+        over K where :meth:`one_pass` says so, else by two BLAS products."""
+        if probabilities is None:
+            shift = None
+        if not self.one_pass(np.shape(V)[1]):
             w = np.asarray(weights, dtype=np.float64).reshape(-1, 1)
             U = self @ V
             if probabilities is None:

@@ -83,7 +83,6 @@ from .. import _blas
 from .._threads import small_blas
 from ..linalg import jittered_cholesky, lower_gram, solve_triangular
 from ..operators import KernelOperator
-from . import _stored_columns
 from ._common import Monitor, Problem, Progress, SolverResult, physical_bytes
 from ._stored_columns import StoredColumns, stored_kernel_block
 from .auto import _entry_flops
@@ -114,13 +113,13 @@ GRAM_SAVES_CG = 30.0
 # float32, the products still float64), and beyond that every pass recomputes the kernel
 # values (Gram-free, as Falkon).
 CACHE_BYTES = 2.0 * 2**30
+CACHE_SHARE = 0.1
 # Most classes for which CG's multinomial products with a stored K_nM take one pass over it
 # (:meth:`StoredColumns.curvature_product`): the pass needs the intercepts' shift z before
 # it starts, from a coupling tensor that costs a product with k (k + 1) / 2 columns per
 # Newton step (``_coupling_tensor``); with 26 classes that is 351 columns, more than the
 # tens of CG iterations per step save (one pass each), so more classes keep two passes.
 ONE_PASS_CLASSES = 12
-CACHE_SHARE = 0.1
 
 
 def solve_logistic(
@@ -255,7 +254,7 @@ def solve_logistic(
             # products then take one pass over the stored K_nM instead of two (below).
             coupling_tensor = (
                 _coupling_tensor(op, curvature)
-                if cached and 1 < k <= ONE_PASS_CLASSES and _stored_columns.NATIVE_CURVATURE
+                if cached and 1 < k <= ONE_PASS_CLASSES and op.one_pass(k)
                 else None
             )
             precond = None
@@ -292,9 +291,10 @@ def solve_logistic(
 
             # The intercepts eliminated exactly (module docstring): with B = H_bb (k x k,
             # pseudo-inverted), CG solves the Schur complement (A - C B^+ C^T) d =
-            # -g + C B^+ h, and then e = -B^+ (h + C^T d). For k classes C is never
-            # formed: C^T V = 1^T S (K_nM V) and C z = K_nM^T S (1 z^T), so the complement's
-            # product is K_nM^T S (K_nM V - 1 z^T) with z = B^+ 1^T S K_nM V.
+            # -g + C B^+ h, and then e = -B^+ (h + C^T d). For k classes C^T V = 1^T S
+            # (K_nM V) and C z = K_nM^T S (1 z^T), so the complement's product is
+            # K_nM^T S (K_nM V - 1 z^T) with z = B^+ 1^T S K_nM V: two passes, or, with C
+            # formed as the coupling tensor, z = B^+ C^T V first and then one pass.
             def hessian(V: np.ndarray) -> np.ndarray:
                 if coupling is not None:
                     HV = op.normal_matvec(
@@ -485,10 +485,17 @@ def _coupling_tensor(op: StoredColumns, curvature: _curvature) -> np.ndarray:
     P, w = curvature.P, curvature.w
     k = P.shape[1]
     rows, cols = np.triu_indices(k)
-    pairs = -(w[:, None] * P[:, rows]) * P[:, cols]
     on_diagonal = rows == cols
-    pairs[:, on_diagonal] += w[:, None] * P
-    half = op.rmatmat(pairs)
+
+    def pairs(r0: int, r1: int) -> np.ndarray:  # S_i's upper triangles, a chunk of rows
+        wP = w[r0:r1, None] * P[r0:r1]
+        block = -wP[:, rows] * P[r0:r1, cols]
+        block[:, on_diagonal] += wP
+        return block
+
+    # By chunks of rows: all of them at once would be n k (k + 1) / 2 values, as large as
+    # K_nM itself for M near that count.
+    half = op.rmatmat_rows(rows.size, pairs)
     T = np.empty((half.shape[0], k, k))
     T[:, rows, cols] = half
     T[:, cols, rows] = half
