@@ -76,6 +76,25 @@ def test_float32_block_is_the_rounded_float64_kernel(monkeypatch):
     np.testing.assert_array_equal(K32, rbf_kernel(X, C, gamma=0.05).astype(np.float32))
 
 
+def test_float32_kernel_kept_in_float64_is_widened_in_place():
+    """float32 data's kernel kept in float64: the float32 kernel values, widened exactly
+    (written into the kept array, not converted from a float32 copy)."""
+    X, _ = load_digits(return_X_y=True)
+    X = (X[:300] / 16.0).astype(np.float32)
+    C = X[200:240]
+    kernel = KernelClassifier(gamma=0.05)._make_kernel()
+    problem = Problem(X, np.zeros((300, 1)), kernel, 1.0, None, None)
+    assert problem.kernel_dtype == np.float32
+    K64 = stored_kernel_block(problem, X, C, np.float64)
+    assert K64.dtype == np.float64 and K64.flags.c_contiguous
+    K32 = problem.operator(X, C).to_dense()
+    assert K32.dtype == np.float32
+    np.testing.assert_array_equal(K64, K32.astype(np.float64))
+    assert not np.array_equal(
+        K64, rbf_kernel(X.astype(np.float64), C.astype(np.float64), gamma=0.05)
+    )
+
+
 @pytest.mark.parametrize(
     "n_classes, gamma, alpha",
     [(10, 0.02, 1e-6), (10, 0.005, 1e-4), (2, 0.02, 1e-6), (2, 0.005, 1e-4)],

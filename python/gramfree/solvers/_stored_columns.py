@@ -41,11 +41,11 @@ CHUNK_BYTES = 32 * 2**20
 # K^T W, as before it (benchmarks/bench_curvature.py's fits compare the two).
 NATIVE_CURVATURE = True
 # Largest per-thread accumulator (k x M float64) of the native pass: every block of rows
-# re-reads and re-writes it, so it must stay in the core's L2 cache (2 MiB per core on the
-# CI machine kind), and the pass's lead over two BLAS products shrinks as it grows
-# (benchmarks/bench_curvature.py's 12-class rows); beyond this bound the products take
-# the BLAS route.
-NATIVE_MAX_ACCUMULATOR_BYTES = 1.5 * 2**20
+# re-reads and re-writes it, so its lead over two BLAS products shrinks once it outgrows
+# the core's L2 cache (2 MiB per core on the CI machine kind): benchmarks/bench_curvature.py's
+# 12-class rows, float64 K 1.5x at 375 KiB down to 1.1x at 2.2 MiB (float32 K 3.2x to
+# 2.9x). Beyond the largest size measured the products take the BLAS route.
+NATIVE_MAX_ACCUMULATOR_BYTES = 2.25 * 2**20
 
 
 class StoredColumns:
@@ -175,12 +175,18 @@ class StoredColumns:
 
 
 def stored_kernel_block(problem, X: np.ndarray, centers: np.ndarray, dtype) -> np.ndarray:
-    """``K(X, centers)`` as a C-ordered array of ``dtype``, computed a chunk of rows at a
-    time where it is narrower than the kernel's own precision (so that the full-precision
-    matrix, the size that did not fit, is never held)."""
+    """``K(X, centers)`` as a C-ordered array of ``dtype``: written in place where that is
+    at least the kernel's own precision, else computed a chunk of rows at a time (so that
+    the full-precision matrix, the size that did not fit, is never held)."""
     kernel_dtype = np.dtype(problem.kernel_dtype)
     if np.dtype(dtype).itemsize >= kernel_dtype.itemsize:
-        return np.ascontiguousarray(problem.operator(X, centers).to_dense(), dtype=dtype)
+        op = problem.operator(X, centers)
+        if getattr(op, "device", "cpu") == "cpu" and getattr(op, "_dask", None) is None:
+            # Written where it is kept (float32 values widened as they are stored): no
+            # second n x M array, no pass to convert one (Fashion-MNIST's 60000 x 4000: 5 s
+            # of its fit, in a profile).
+            return op.to_dense(out=np.empty((X.shape[0], centers.shape[0]), dtype=dtype))
+        return np.ascontiguousarray(op.to_dense(), dtype=dtype)
     n, M = X.shape[0], centers.shape[0]
     out = np.empty((n, M), dtype=dtype)
     rows = max(1, CHUNK_BYTES // max(kernel_dtype.itemsize * M, 1))
