@@ -79,10 +79,11 @@ from dataclasses import replace
 import numpy as np
 from scipy.special import expit, log_expit, logsumexp, softmax
 
-from .. import _blas
+from .. import _blas, _core
 from .._threads import small_blas
 from ..linalg import jittered_cholesky, lower_gram, solve_triangular
 from ..operators import KernelOperator
+from . import _stored_columns
 from ._common import Monitor, Problem, Progress, SolverResult, physical_bytes
 from ._stored_columns import StoredColumns, stored_kernel_block
 from .auto import _entry_flops
@@ -162,10 +163,22 @@ def solve_logistic(
         np.asarray(problem.operator(centers).to_dense(), dtype=np.float64), overwrite=True
     )
 
-    def kmm(V: np.ndarray) -> np.ndarray:
-        return _blas.matmul(L, _blas.matmul(L.T, V))
-
     op: KernelOperator | StoredColumns = problem.operator(X, centers)
+    threads = getattr(op, "_threads", 0)  # the operators' OpenMP threads (n_jobs)
+    # L^T with rows of unit stride (a view of the F-ordered factor), and unit weights: the
+    # native product K^T diag(w) K V with K = L^T is L L^T V.
+    factor_rows, unit = np.ascontiguousarray(L.T), np.ones(M)
+
+    def kmm(V: np.ndarray) -> np.ndarray:
+        """``K_MM V = L L^T V``, once per CG iteration. Natively, on the OpenMP threads of
+        the other products in CG's loop: two BLAS GEMMs there left OpenBLAS's workers
+        spinning on the cores the next native call needed (M = 4000, 10 classes: a CG
+        iteration's native products and solves took twice as long after them;
+        ``benchmarks/bench_curvature.py``'s fits)."""
+        if not _stored_columns.NATIVE_CURVATURE:  # the BLAS route, as before it
+            return _blas.matmul(L, _blas.matmul(L.T, V))
+        return _core.curvature_product(factor_rows, V, unit, n_threads=threads)
+
     dtype = problem.kernel_dtype
     stored_dtype = _stored_dtype(n, M)
     if stored_dtype is not None:  # K_nM once; every pass after it is a GEMM (docstring)
