@@ -24,8 +24,9 @@ With ``--fits``, what it does to fits: ``KernelClassifier(loss="logistic")`` on 
 real-data suite's sets (``--fit-sets``; bench_logistic.py's settings: the suite's gamma,
 ``--centers``, alpha 0.01) with the native products and with ``NATIVE_CURVATURE = False``
 (the two BLAS products, and for k classes the intercepts' shift from ``K V`` between
-them), alternating, the faster of two fits each; the two must predict the same labels
-and reach the same objective (to 1e-6).
+them, and K_MM V by two BLAS GEMMs), alternating, the faster of two fits each; the two
+must reach the same objective (to 1e-6) and predict the same test labels but for
+near-ties that rounding may flip (at most 0.1%).
 
     python benchmarks/bench_curvature.py            # the shapes below
     python benchmarks/bench_curvature.py --fits     # and the fits (~3 min)
@@ -134,7 +135,7 @@ def fit_once(name: str, centers: int, native: bool, quick: bool):
 def fits(names: list[str], centers: int, quick: bool) -> None:
     print(
         f"\n{'set (fit)':14s} {'classes':>7s} {'native s':>9s} {'BLAS s':>9s} {'ratio':>7s} "
-        f"{'CG its':>7s} {'K_nM':>8s}"
+        f"{'CG its':>7s} {'K_nM':>8s} {'labels differing':>17s}"
     )
     for name in names:
         best = {True: np.inf, False: np.inf}
@@ -145,15 +146,18 @@ def fits(names: list[str], centers: int, quick: bool) -> None:
                 best[native] = min(best[native], seconds)
                 out[native] = (model, predicted)
         (a, pa), (b, pb) = out[True], out[False]
-        if not np.array_equal(pa, pb):
-            raise SystemExit(f"{name}: the native and BLAS fits predict differently")
+        differ = int(np.sum(pa != pb))  # near-ties may flip with the rounding
+        if differ > 1e-3 * len(pa):
+            raise SystemExit(
+                f"{name}: the native and BLAS fits predict {differ} labels differently"
+            )
         ra, rb = a.solver_info_["objective"], b.solver_info_["objective"]
         if abs(ra - rb) > 1e-6 * abs(rb):
             raise SystemExit(f"{name}: objectives differ ({ra} against {rb})")
         print(
             f"{name:14s} {len(a.classes_):7d} {best[True]:9.2f} {best[False]:9.2f} "
             f"{best[False] / best[True]:6.2f}x {a.solver_info_['cg_iterations']:7d} "
-            f"{str(a.solver_info_['stored_kernel_columns']):>8s}",
+            f"{str(a.solver_info_['stored_kernel_columns']):>8s} {differ:>8d} of {len(pa)}",
             flush=True,
         )
 

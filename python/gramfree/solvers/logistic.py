@@ -170,12 +170,12 @@ def solve_logistic(
     factor_rows, unit = np.ascontiguousarray(L.T), np.ones(M)
 
     def kmm(V: np.ndarray) -> np.ndarray:
-        """``K_MM V = L L^T V``, once per CG iteration. Natively, on the OpenMP threads of
-        the other products in CG's loop: two BLAS GEMMs there left OpenBLAS's workers
-        spinning on the cores the next native call needed (M = 4000, 10 classes: a CG
-        iteration's native products and solves took twice as long after them;
-        ``benchmarks/bench_curvature.py``'s fits)."""
-        if not _stored_columns.NATIVE_CURVATURE:  # the BLAS route, as before it
+        """``K_MM V = L L^T V``, once per CG iteration, by the same kind of code as the
+        loop's other products: natively (OpenMP) beside native passes, since two BLAS
+        GEMMs between them leave OpenBLAS's workers spinning on the cores the next native
+        call needs (``benchmarks/bench_curvature.py``'s fits time both routes); by BLAS
+        beside the two-pass BLAS products (``native_kmm``)."""
+        if not native_kmm:  # beside BLAS's products in the loop: BLAS (as before 2026-12-03)
             return _blas.matmul(L, _blas.matmul(L.T, V))
         return _core.curvature_product(factor_rows, V, unit, n_threads=threads)
 
@@ -192,6 +192,11 @@ def solve_logistic(
             op = StoredColumns(K, n_threads=getattr(op, "_threads", 0))
             dtype = np.dtype(np.float64)  # its products in float64, whatever kernel_dtype says
     cached = stored_dtype is not None
+    # CG's products with a stored K_nM in one native pass (for k classes with the coupling
+    # tensor below), else two BLAS passes; K_MM V goes the same way (natively beside the
+    # native passes and the recomputing operator's, by BLAS beside BLAS's: kmm).
+    one_pass = cached and op.one_pass(k) and (binary or k <= ONE_PASS_CLASSES)
+    native_kmm = _stored_columns.NATIVE_CURVATURE and (one_pass or not cached)
 
     def loss_of(F: np.ndarray) -> float:
         if binary:  # log(1 + e^f) - y f, stable on both sides
@@ -265,11 +270,7 @@ def solve_logistic(
             )
             # The intercepts' coupling C = K_nM^T S 1 as an M x k x k tensor, where CG's
             # products then take one pass over the stored K_nM instead of two (below).
-            coupling_tensor = (
-                _coupling_tensor(op, curvature)
-                if cached and 1 < k <= ONE_PASS_CLASSES and op.one_pass(k)
-                else None
-            )
+            coupling_tensor = _coupling_tensor(op, curvature) if one_pass and not binary else None
             precond = None
             pooled = curvature.pooled()
             if use_gram:
