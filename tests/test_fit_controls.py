@@ -354,7 +354,11 @@ def test_warm_start_logistic(digits):
     stopped_at = warm.loss_curve_[-1]
     _quiet(warm.set_params(max_iter=100, tol=1e-10), X, y)
     assert warm.loss_curve_[0] <= stopped_at
-    assert warm.n_iter_ < cold.n_iter_
+    # Not always fewer steps than the cold fit: the continuation restarts CG's
+    # Eisenstat-Walker tolerances from its own first gradient (loose again), which can
+    # cost the steps it saved (14 or 15 against 15 here, depending on the rounding of the
+    # Hessian products); never more.
+    assert warm.n_iter_ <= cold.n_iter_
     np.testing.assert_allclose(warm.predict_proba(X), cold.predict_proba(X), atol=1e-5)
 
 
