@@ -357,7 +357,7 @@ def test_warm_start_logistic(digits):
     # Not always fewer steps than the cold fit: the continuation restarts CG's
     # Eisenstat-Walker tolerances from its own first gradient (loose again), which can
     # cost the steps it saved (14 or 15 against 15 here, depending on the rounding of the
-    # Hessian products); never more.
+    # Hessian products), but it should not take more.
     assert warm.n_iter_ <= cold.n_iter_
     np.testing.assert_allclose(warm.predict_proba(X), cold.predict_proba(X), atol=1e-5)
 
