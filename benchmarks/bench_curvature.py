@@ -29,7 +29,7 @@ must reach the same objective (to 1e-6) and predict the same test labels but for
 near-ties that rounding may flip (at most 0.1%).
 
     python benchmarks/bench_curvature.py            # the shapes below
-    python benchmarks/bench_curvature.py --fits     # and the fits (~3 min)
+    python benchmarks/bench_curvature.py --fits     # and the fits (~4 min)
     python benchmarks/bench_curvature.py --quick    # CI smoke: small shapes, a small fit
 """
 
@@ -59,7 +59,7 @@ SHAPES = [
     ("letter 15000 x 1000, 26 classes", 15000, 1000, 26),
     ("Fashion-MNIST 60000 x 4000, 10 classes", 60000, 4000, 10),
     # 12 classes (ONE_PASS_CLASSES) with growing M: the native pass's per-thread k x M
-    # accumulator (375 KiB to 1.5 MiB) against the core's L2 cache
+    # accumulator (375 KiB to 2.2 MiB) against the core's L2 cache
     # (_stored_columns.NATIVE_MAX_ACCUMULATOR_BYTES).
     ("12 classes, 8000 x 4000", 8000, 4000, 12),
     ("12 classes, 8000 x 8000", 8000, 8000, 12),

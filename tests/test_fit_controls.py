@@ -353,12 +353,12 @@ def test_warm_start_logistic(digits):
     warm = _quiet(KernelClassifier(**kw, max_iter=2, warm_start=True), X, y)
     stopped_at = warm.loss_curve_[-1]
     _quiet(warm.set_params(max_iter=100, tol=1e-10), X, y)
-    assert warm.loss_curve_[0] <= stopped_at
-    # Not always fewer steps than the cold fit: the continuation restarts CG's
-    # Eisenstat-Walker tolerances from its own first gradient (loose again), which can
-    # cost the steps it saved (14 or 15 against 15 here, depending on the rounding of the
-    # Hessian products), but it should not take more.
-    assert warm.n_iter_ <= cold.n_iter_
+    # It continues from where the first fit stopped (a fresh start would begin at the
+    # cold fit's first objective, far above). Its step count is not compared with the
+    # cold fit's: the continuation restarts CG's Eisenstat-Walker tolerances from its own
+    # first gradient (loose again), which can cost the steps it saved (14 or 15 against
+    # 15 here, depending on the rounding of the Hessian products).
+    assert warm.loss_curve_[0] <= stopped_at < cold.loss_curve_[0]
     np.testing.assert_allclose(warm.predict_proba(X), cold.predict_proba(X), atol=1e-5)
 
 

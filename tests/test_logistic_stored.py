@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from sklearn.datasets import load_digits
 from sklearn.metrics.pairwise import rbf_kernel
 
-from gramfree import KernelClassifier
+from gramfree import KernelClassifier, KernelOperator
 from gramfree.solvers import Problem, _stored_columns, logistic
 from gramfree.solvers._stored_columns import StoredColumns, stored_kernel_block
 
@@ -76,16 +76,26 @@ def test_float32_block_is_the_rounded_float64_kernel(monkeypatch):
     np.testing.assert_array_equal(K32, rbf_kernel(X, C, gamma=0.05).astype(np.float32))
 
 
-def test_float32_kernel_kept_in_float64_is_widened_in_place():
-    """float32 data's kernel kept in float64: the float32 kernel values, widened exactly
-    (written into the kept array, not converted from a float32 copy)."""
+def test_float32_kernel_kept_in_float64_is_widened_in_place(monkeypatch):
+    """float32 data's kernel kept in float64: the float32 kernel values, widened exactly,
+    written into the kept array by the operator (no float32 copy to convert)."""
     X, _ = load_digits(return_X_y=True)
     X = (X[:300] / 16.0).astype(np.float32)
     C = X[200:240]
     kernel = KernelClassifier(gamma=0.05)._make_kernel()
     problem = Problem(X, np.zeros((300, 1)), kernel, 1.0, None, None)
     assert problem.kernel_dtype == np.float32
+    outs = []
+    original = KernelOperator.to_dense
+
+    def recorded(self, out=None):
+        outs.append(out)
+        return original(self, out=out)
+
+    monkeypatch.setattr(KernelOperator, "to_dense", recorded)
     K64 = stored_kernel_block(problem, X, C, np.float64)
+    assert len(outs) == 1 and outs[0] is K64  # the kept array itself was written
+    monkeypatch.setattr(KernelOperator, "to_dense", original)
     assert K64.dtype == np.float64 and K64.flags.c_contiguous
     K32 = problem.operator(X, C).to_dense()
     assert K32.dtype == np.float32

@@ -38,7 +38,8 @@ from .nystrom_direct import _add_gram, _fill_lower, rows_for
 # beside the stored matrix.
 CHUNK_BYTES = 32 * 2**20
 # CG's curvature products by the native one-pass kernel; False: two BLAS products, K V and
-# K^T W, as before it (benchmarks/bench_curvature.py's fits compare the two).
+# K^T W, as before it, and the logistic solver's K_MM V by BLAS too
+# (benchmarks/bench_curvature.py's fits compare the two).
 NATIVE_CURVATURE = True
 # Largest per-thread accumulator (k x M float64) of the native pass: every block of rows
 # re-reads and re-writes it, so its lead over two BLAS products shrinks once it outgrows
@@ -175,9 +176,10 @@ class StoredColumns:
 
 
 def stored_kernel_block(problem, X: np.ndarray, centers: np.ndarray, dtype) -> np.ndarray:
-    """``K(X, centers)`` as a C-ordered array of ``dtype``: written in place where that is
-    at least the kernel's own precision, else computed a chunk of rows at a time (so that
-    the full-precision matrix, the size that did not fit, is never held)."""
+    """``K(X, centers)`` as a C-ordered array of ``dtype``: where that is at least the
+    kernel's own precision, written in place by a CPU operator (converted from the
+    operator's block on a GPU or dask one), else computed a chunk of rows at a time (so
+    that the full-precision matrix, the size that did not fit, is never held)."""
     kernel_dtype = np.dtype(problem.kernel_dtype)
     if np.dtype(dtype).itemsize >= kernel_dtype.itemsize:
         op = problem.operator(X, centers)

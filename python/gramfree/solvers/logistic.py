@@ -196,7 +196,14 @@ def solve_logistic(
     # tensor below), else two BLAS passes; K_MM V goes the same way (natively beside the
     # native passes and the recomputing operator's, by BLAS beside BLAS's: kmm).
     one_pass = cached and op.one_pass(k) and (binary or k <= ONE_PASS_CLASSES)
-    native_kmm = _stored_columns.NATIVE_CURVATURE and (one_pass or not cached)
+    native_kmm = _stored_columns.NATIVE_CURVATURE and (
+        one_pass
+        or (
+            not cached  # the recomputing operator's passes are native too, on the CPU
+            and getattr(op, "device", "cpu") == "cpu"
+            and 8.0 * k * M <= _stored_columns.NATIVE_MAX_ACCUMULATOR_BYTES
+        )
+    )
 
     def loss_of(F: np.ndarray) -> float:
         if binary:  # log(1 + e^f) - y f, stable on both sides
