@@ -185,8 +185,7 @@ def stored_kernel_block(problem, X: np.ndarray, centers: np.ndarray, dtype) -> n
         op = problem.operator(X, centers)
         if getattr(op, "device", "cpu") == "cpu" and getattr(op, "_dask", None) is None:
             # Written where it is kept (float32 values widened as they are stored): no
-            # second n x M array, no pass to convert one (Fashion-MNIST's 60000 x 4000: 5 s
-            # of its fit, in a profile).
+            # second n x M array, no pass to convert one.
             return op.to_dense(out=np.empty((X.shape[0], centers.shape[0]), dtype=dtype))
         return np.ascontiguousarray(op.to_dense(), dtype=dtype)
     n, M = X.shape[0], centers.shape[0]
