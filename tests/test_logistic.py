@@ -207,6 +207,11 @@ def test_objective_decreases_and_converges():
     assert np.all(np.diff(curve) < 0)
     assert curve[-1] < clf.solver_info_["objective_initial"]
     assert clf.n_iter_ < 30
+    # The time at the end of each step, beside its objective: increasing, within the fit's.
+    seconds = np.asarray(clf.solver_info_["step_seconds"])
+    assert seconds.shape == curve.shape
+    assert np.all(np.diff(seconds) > 0) and 0 < seconds[0]
+    assert seconds[-1] <= clf.solver_info_["seconds"]
 
 
 def test_square_loss_has_no_probabilities():

@@ -407,7 +407,9 @@ default="auto"
     loss_curve_ : list of float
         Training objective per iteration / epoch / Newton step.
     solver_info_ : dict
-        The solver's choices (batch size, step size, jitter, ...).
+        The solver's choices (batch size, step size, jitter, ...); for
+        ``loss="logistic"`` also ``"step_seconds"``, the solver's seconds at the end of
+        each Newton step, beside ``loss_curve_`` (when the fit reached an objective).
     kernel_ : gramfree.kernels.Kernel
         The kernel used.
     fit_time_ : float

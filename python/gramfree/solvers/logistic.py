@@ -232,6 +232,10 @@ def solve_logistic(
     objective = loss_of(F) + 0.5 * alpha * float(np.sum(a * Ka))
     objective_zero = objective
     loss_curve: list[float] = []
+    # Seconds since the fit began at the end of each Newton step, beside loss_curve: how
+    # long the fit took to reach each objective (benchmarks/bench_logistic.py compares
+    # that with another solver's final objective).
+    step_seconds: list[float] = []
     progress = Progress(verbose, max_iter, "logistic")
     cg_total, halvings_total, n_iter = 0, 0, 0
     converged = False
@@ -377,6 +381,7 @@ def solve_logistic(
             previous, objective = objective, new_objective
             n_iter += 1
             loss_curve.append(objective / s)
+            step_seconds.append(time.perf_counter() - start)
             progress.update(n_iter, loss_curve[-1], f"cg={cg_iters} step={t:g}")
             stop = monitor is not None and bool(
                 monitor(n_iter, a.astype(X.dtype), intercept=b.astype(X.dtype))
@@ -407,6 +412,7 @@ def solve_logistic(
             "objective": objective / s,
             "objective_initial": objective_zero / s,
             "seconds": time.perf_counter() - start,
+            "step_seconds": step_seconds,
             "warm_start": initial_coef is not None,
         },
     )
