@@ -361,3 +361,106 @@ def test_both_preconditioners(preconditioner):
             tol=1e-4,
             preconditioner="jacobi",
         )
+
+
+def _line_objective(F, D, Y, w, alpha, pen, t, binary):
+    """phi(t) of gramfree.solvers.logistic._line_minimum, from the definition in float64."""
+    G = F + t * D
+    if binary:
+        loss = np.logaddexp(0.0, G[:, 0]) - Y[:, 0] * G[:, 0]
+    else:
+        top = G.max(axis=1, keepdims=True)
+        loss = (top[:, 0] + np.log(np.exp(G - top).sum(axis=1))) - (Y * G).sum(axis=1)
+    return float(w @ loss) + 0.5 * alpha * (pen[0] + 2 * t * pen[1] + t * t * pen[2])
+
+
+@pytest.mark.parametrize("classes", [1, 4])
+@pytest.mark.parametrize("scale", [0.3, 3.0, 30.0])
+def test_line_minimum_against_bounded_scalar_minimisation(classes, scale):
+    """The damped step goes to the objective's minimum along the direction, within (0, 1]:
+    against scipy's bounded scalar minimiser on the objective written out here."""
+    from scipy.optimize import minimize_scalar
+
+    from gramfree.solvers.logistic import _line_minimum
+
+    rng = np.random.default_rng(classes * 100 + int(scale))
+    n, M = 200, 20
+    binary = classes == 1
+    F = rng.standard_normal((n, classes))
+    labels = rng.integers(0, 2 if binary else classes, n)
+    Y = labels[:, None].astype(float) if binary else np.eye(classes)[labels]
+    w = rng.uniform(0.5, 2.0, n)
+    Kmm = rng.standard_normal((M, M))
+    Kmm = Kmm @ Kmm.T / M + np.eye(M)
+    a, d = rng.standard_normal((M, classes)), rng.standard_normal((M, classes))
+    pen = (float(np.sum(a * (Kmm @ a))), float(np.sum(d * (Kmm @ a))), float(np.sum(d * (Kmm @ d))))
+    alpha = 0.1
+    D = scale * rng.standard_normal((n, classes))
+    # phi'(0) < 0 (a descent direction, as a Newton step is): flip D and d where it is not.
+    h = 1e-6
+    slope0 = (
+        _line_objective(F, D, Y, w, alpha, pen, h, binary)
+        - _line_objective(F, D, Y, w, alpha, pen, -h, binary)
+    ) / (2 * h)
+    if slope0 > 0:
+        D, pen = -D, (pen[0], -pen[1], pen[2])
+        slope0 = -slope0
+    t = _line_minimum(F, D, Y, w, alpha, pen, -slope0, binary)
+    assert 0.0 < t <= 1.0
+    phi = lambda s: _line_objective(F, D, Y, w, alpha, pen, s, binary)  # noqa: E731
+    ref = minimize_scalar(phi, bounds=(0.0, 1.0), method="bounded", options={"xatol": 1e-12})
+    best = min(ref.fun, phi(1.0))
+    assert phi(t) <= best + 1e-9 * abs(best)
+    assert phi(t) < phi(0.0)
+
+
+def test_line_minimum_takes_the_full_step_where_the_objective_still_falls():
+    from gramfree.solvers.logistic import _line_minimum
+
+    F = np.zeros((3, 1))
+    Y = np.array([[1.0], [1.0], [1.0]])
+    D = np.full((3, 1), 0.1)  # towards the labels, and the loss still falls at t = 1
+    assert _line_minimum(F, D, Y, np.ones(3), 0.0, (0.0, 0.0, 0.0), 0.15, True) == 1.0
+
+
+def test_damped_steps_reach_the_same_optimum_by_line_minimum(monkeypatch):
+    """Where the full Newton step fails Armijo's test (digits, a small alpha: nearly
+    separable classes), the step taken is the objective's minimum along the direction;
+    the fit reaches the optimum the halving line search reaches."""
+    import gramfree.solvers.logistic as solver
+
+    X, y = _standardised(load_digits)
+    minima = []
+    line_minimum = solver._line_minimum
+
+    def spy(*args, **kwargs):
+        minima.append(line_minimum(*args, **kwargs))
+        return minima[-1]
+
+    monkeypatch.setattr(solver, "_line_minimum", spy)
+    fits = {}
+    for exact in (True, False):
+        monkeypatch.setattr(solver, "LINE_MINIMUM", exact)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            fits[exact] = KernelClassifier(
+                gamma=0.1,
+                alpha=1e-4,
+                loss="logistic",
+                n_centers=300,
+                random_state=0,
+                solver="nystrom-pcg",
+                tol=1e-8,
+                max_iter=200,
+            ).fit(X, y)
+        if exact:
+            assert minima and all(0.0 < t < 1.0 for t in minima)
+            called = len(minima)
+    assert len(minima) == called  # the halving search never calls it
+    for fit in fits.values():
+        assert fit.solver_info_["objective"] < fit.solver_info_["objective_initial"]
+        assert np.all(np.diff(fit.loss_curve_) < 0)
+    assert fits[True].solver_info_["objective"] == pytest.approx(
+        fits[False].solver_info_["objective"], rel=1e-7
+    )
+    np.testing.assert_allclose(fits[True].predict_proba(X), fits[False].predict_proba(X), atol=1e-3)
