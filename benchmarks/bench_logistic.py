@@ -93,6 +93,9 @@ def equal_objective(name, ours, our_seconds, anchor, anchor_seconds, X, y, alpha
     mean_loss = log_loss(y, lr.predict_proba(anchor.nystroem.transform(X)), labels=lr.classes_)
     anchor_objective = mean_loss + alpha / (2.0 * len(y)) * float((lr.coef_**2).sum())
     curve, info = ours.loss_curve_, ours.solver_info_
+    if not curve:  # no Newton step taken (the initial point met tol): nothing to time
+        print(f"{name:10s}   objective: gramfree took no Newton step")
+        return
     line = (
         f"{name:10s}   objective per sample: gramfree {curve[-1]:.6g}, "
         f"LogisticRegression {anchor_objective:.6g} (n_iter {int(lr.n_iter_.max())})"

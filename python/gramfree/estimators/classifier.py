@@ -409,7 +409,7 @@ default="auto"
     solver_info_ : dict
         The solver's choices (batch size, step size, jitter, ...); for
         ``loss="logistic"`` also ``"step_seconds"``, the solver's seconds at the end of
-        each Newton step, beside ``loss_curve_`` (when the fit reached an objective).
+        each Newton step, beside ``loss_curve_`` (empty where no step was taken).
     kernel_ : gramfree.kernels.Kernel
         The kernel used.
     fit_time_ : float

@@ -44,7 +44,7 @@ CG stops at an Eisenstat-Walker tolerance (loose far from the optimum, tight nea
 and a step must decrease the objective enough (Armijo), so no step can diverge. One pass
 K_nM d per step makes the objective along the step O(n k) at any length: where the full
 step fails the test, the step goes to the objective's minimum along the direction (a few
-1-D Newton iterations on its convex slope, ``_line_minimum``), halved from there only if
+1-D Newton iterations on its increasing slope, ``_line_minimum``), halved from there only if
 that still fails. Halving from the full step instead put shuttle (7 classes, nearly
 separable rare classes under a small penalty) through 13 damped Newton steps of a quarter
 step or less; after one step to the line's minimum the rest were full steps (23 Newton
@@ -577,14 +577,20 @@ def _line_minimum(
     slope, curv = slope_and_curvature(1.0)
     if not slope > 0.0:  # still falling at the full step (or not finite): the caller decides
         return 1.0
-    t = 1.0
+    t, slope_lo, slope_hi = 1.0, -decrement, slope
     for _ in range(LINE_ITERATIONS):
         if slope > 0.0:
-            hi = t
+            hi, slope_hi = t, slope
         else:
-            lo = t
-        trial = t - slope / curv if curv > 0.0 else 0.5 * (lo + hi)
-        t = trial if lo < trial < hi else 0.5 * (lo + hi)
+            lo, slope_lo = t, slope
+        trial = t - slope / curv if curv > 0.0 else math.nan
+        if not lo < trial < hi:
+            # Newton left the bracket (a saturated loss has little curvature): the secant
+            # of the bracket's slopes, which a halving's midpoint would approach slowly.
+            trial = lo - slope_lo * (hi - lo) / (slope_hi - slope_lo)
+            if not lo < trial < hi:
+                trial = 0.5 * (lo + hi)
+        t = trial
         slope, curv = slope_and_curvature(t)
         if not (math.isfinite(slope) and math.isfinite(curv)):
             return 0.5 * (lo + hi)  # the caller's test decides, halving from there
