@@ -461,6 +461,7 @@ def test_damped_steps_reach_the_same_optimum_by_line_minimum(monkeypatch):
             called = len(minima)
             # Each failed full step counts as a reduction, the line's minimum the step taken.
             assert fits[True].solver_info_["step_halvings"] >= called
+            assert fits[True].solver_info_["line_minima"] == called
     assert len(minima) == called  # the halving search never calls it
     for fit in fits.values():
         assert fit.solver_info_["objective"] < fit.solver_info_["objective_initial"]

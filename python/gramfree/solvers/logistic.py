@@ -44,11 +44,11 @@ CG stops at an Eisenstat-Walker tolerance (loose far from the optimum, tight nea
 and a step must decrease the objective enough (Armijo), so no step can diverge. One pass
 K_nM d per step makes the objective along the step O(n k) at any length: where the full
 step fails the test, the step goes to the objective's minimum along the direction (a few
-1-D Newton iterations on its increasing slope, ``_line_minimum``), halved from there only if
-that still fails. Halving from the full step instead put shuttle (7 classes, nearly
-separable rare classes under a small penalty) through 13 damped Newton steps of a quarter
-step or less; after one step to the line's minimum the rest were full steps (23 Newton
-steps and 343 CG iterations became 15 and 256). Where
+1-D Newton iterations on the slope of the convex objective along it, ``_line_minimum``),
+halved from there only if that still fails. Halving from the full step instead put
+shuttle (7 classes, nearly separable rare classes under a small penalty) through 13
+damped Newton steps of a quarter step or less; after one step to the line's minimum the
+rest were full steps (23 Newton steps and 343 CG iterations became 15 and 256). Where
 K_nM is small enough (``CACHE_BYTES``) it is computed once and kept, in float64, or in
 float32 where only that fits (:mod:`gramfree.solvers._stored_columns`: the products stay
 float64 arithmetic on the stored values), and the passes are products with it: CG's take
@@ -129,7 +129,7 @@ CACHE_SHARE = 0.1
 ONE_PASS_CLASSES = 12
 # A step that fails Armijo's test at full length goes to the objective's minimum along its
 # direction (module docstring); False: halved from the full step, as before 2026-12-03.
-# The 1-D search's iterations, each O(n k): safeguarded Newton converges in a few.
+# The 1-D search's most iterations, each O(n k) (2 to 8 on the tests' inputs).
 LINE_MINIMUM = True
 LINE_ITERATIONS = 12
 
@@ -248,7 +248,7 @@ def solve_logistic(
     # that with another solver's final objective).
     step_seconds: list[float] = []
     progress = Progress(verbose, max_iter, "logistic")
-    cg_total, halvings_total, n_iter = 0, 0, 0
+    cg_total, halvings_total, line_minima, n_iter = 0, 0, 0, 0
     converged = False
     gnorm0 = None
     s = float(np.sum(w))
@@ -383,6 +383,7 @@ def solve_logistic(
                     # Below the full step (which just failed), else halved as without it.
                     t_line = _line_minimum(F, Kd, Y, w, alpha, pen, decrement, binary)
                     t = t_line if 0.0 < t_line < 1.0 else 0.5
+                    line_minima += t == t_line
                 else:
                     t *= 0.5
                 halvings_total += 1
@@ -424,7 +425,10 @@ def solve_logistic(
             "preconditioner": "gram" if use_gram else "centres",
             "gram_failures": gram_failures,
             "stored_kernel_columns": False if stored_dtype is None else str(stored_dtype),
+            # Trial steps that failed the test (the full step's failure included), and the
+            # steps shortened to the line's minimum instead of halved.
             "step_halvings": halvings_total,
+            "line_minima": line_minima,
             "objective": objective / s,
             "objective_initial": objective_zero / s,
             "seconds": time.perf_counter() - start,
@@ -555,10 +559,13 @@ def _line_minimum(
     decrement: float,
     binary: bool,
 ) -> float:
-    """The step t in (0, 1] that minimises the objective along the Newton direction,
-    ``phi(t) = sum_i w_i loss(F_i + t D_i) + alpha / 2 (pen0 + 2 t pen1 + t^2 pen2)``
-    (convex in t; ``phi'(0) = -decrement``), by safeguarded Newton iterations on phi'
-    inside a bracket, O(n k) each; 1 where phi still decreases there."""
+    """The step t in (0, 1] that approximately minimises the objective along the Newton
+    direction, ``phi(t) = sum_i w_i loss(F_i + t D_i) + alpha / 2 (pen0 + 2 t pen1 + t^2
+    pen2)`` (convex in t; ``phi'(0) = -decrement``): Newton iterations on phi' inside a
+    bracket, secant or bisection where Newton leaves it, O(n k) each, until
+    ``|phi'(t)| <= 1e-3 decrement`` (so ``phi(t) - min phi <= 1e-3 decrement``) or
+    LINE_ITERATIONS; 1 where phi still decreases there, the bracket's midpoint where a
+    value is not finite (the caller's Armijo test decides in every case)."""
 
     def slope_and_curvature(t: float) -> tuple[float, float]:
         G = F + t * D
