@@ -426,6 +426,22 @@ def test_line_minimum_takes_the_full_step_where_the_objective_still_falls():
     assert _line_minimum(F, D, Y, np.ones(3), 0.0, (0.0, 0.0, 0.0), 0.15, True) == 1.0
 
 
+def _converged_digits_fit(X, y, *, gamma, alpha, centres, steps):
+    """A tight logistic fit (tol 1e-8) that must converge: ConvergenceWarning raises."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        return KernelClassifier(
+            gamma=gamma,
+            alpha=alpha,
+            loss="logistic",
+            n_centers=centres,
+            random_state=0,
+            solver="nystrom-pcg",
+            tol=1e-8,
+            max_iter=steps,
+        ).fit(X, y)
+
+
 def test_damped_steps_reach_the_same_optimum_by_line_minimum(monkeypatch):
     """Where the full Newton step fails Armijo's test (digits, a small alpha: nearly
     separable classes), the step taken is the objective's minimum along the direction;
@@ -444,18 +460,7 @@ def test_damped_steps_reach_the_same_optimum_by_line_minimum(monkeypatch):
     fits = {}
     for exact in (True, False):
         monkeypatch.setattr(solver, "LINE_MINIMUM", exact)
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", ConvergenceWarning)  # both fits converge
-            fits[exact] = KernelClassifier(
-                gamma=0.1,
-                alpha=1e-4,
-                loss="logistic",
-                n_centers=300,
-                random_state=0,
-                solver="nystrom-pcg",
-                tol=1e-8,
-                max_iter=200,
-            ).fit(X, y)
+        fits[exact] = _converged_digits_fit(X, y, gamma=0.1, alpha=1e-4, centres=300, steps=200)
         if exact:
             assert minima and all(0.0 < t < 1.0 for t in minima)
             called = len(minima)
@@ -525,18 +530,9 @@ def test_secant_pairs_reach_the_same_optimum_in_fewer_cg_iterations(monkeypatch)
         fits = {}
         for pairs in (default, 0):
             monkeypatch.setattr(solver, "SECANT_PAIRS", pairs)
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", ConvergenceWarning)
-                fits[pairs] = KernelClassifier(
-                    gamma=gamma,
-                    alpha=1e-3,
-                    loss="logistic",
-                    n_centers=400,
-                    random_state=0,
-                    solver="nystrom-pcg",
-                    tol=1e-8,
-                    max_iter=100,
-                ).fit(X, y)
+            fits[pairs] = _converged_digits_fit(
+                X, y, gamma=gamma, alpha=1e-3, centres=400, steps=100
+            )
             assert fits[pairs].solver_info_["secant_pairs"] == pairs
             cg[pairs] += fits[pairs].solver_info_["cg_iterations"]
         assert fits[default].solver_info_["objective"] == pytest.approx(
