@@ -533,7 +533,11 @@ def test_secant_pairs_reach_the_same_optimum_in_fewer_cg_iterations(monkeypatch)
             fits[pairs] = _converged_digits_fit(
                 X, y, gamma=gamma, alpha=1e-3, centres=400, steps=100
             )
-            assert fits[pairs].solver_info_["secant_pairs"] == pairs
+            info = fits[pairs].solver_info_
+            assert info["secant_pairs_limit"] == pairs
+            # The first step's CG has no pairs; later ones at most the limit.
+            assert info["secant_pairs"][0] == 0 and max(info["secant_pairs"]) <= pairs
+            assert len(info["secant_pairs"]) >= fits[pairs].n_iter_
             cg[pairs] += fits[pairs].solver_info_["cg_iterations"]
         assert fits[default].solver_info_["objective"] == pytest.approx(
             fits[0].solver_info_["objective"], rel=1e-7
@@ -542,3 +546,56 @@ def test_secant_pairs_reach_the_same_optimum_in_fewer_cg_iterations(monkeypatch)
             fits[default].predict_proba(X), fits[0].predict_proba(X), atol=1e-4
         )
     assert default > 0 and cg[default] < cg[0]
+
+
+@pytest.mark.parametrize("limit", [1, 2, 5, 20])
+@pytest.mark.parametrize("run", [1, 7, 10, 37, 200])
+def test_secant_pairs_keep_the_run_spread_out_and_the_newest(limit, run):
+    """Of a CG run's directions at most ``limit`` are kept, the newest among them and the
+    rest spread over the run from its first: no gap between kept directions wider than
+    twice the run over ``limit - 1`` (a kept stride of at most that, one of whose pairs
+    the final choice may drop). Directions with too little curvature to trust are not
+    kept."""
+    from gramfree.solvers.logistic import _SecantPairs
+
+    pairs = _SecantPairs(limit)
+    for i in range(run):
+        tag = np.full((2, 1), float(i))
+        pairs.record(tag, tag, 2.0 * (i + 1))  # p^T H p of tag with itself: 2 (i + 1)^2
+    pairs.record(np.ones((2, 1)), np.ones((2, 1)), 1e-300)  # p^T H p ~ 0: skipped
+    pairs.finish()
+    kept = [int(p[0, 0]) for p, _, _ in pairs.pairs]
+    assert kept == sorted(set(kept)) and len(kept) == min(limit, run)
+    assert kept[-1] == run - 1  # the newest
+    if limit > 1 and run > limit:
+        assert kept[0] == 0 and max(np.diff(kept)) <= 2 * run / (limit - 1)
+    assert all(rho == 1.0 / (2.0 * (t + 1)) for t, (_, _, rho) in zip(kept, pairs.pairs))
+
+
+def test_a_preconditioner_that_cannot_be_factored(monkeypatch):
+    """Without a penalty, a curvature that underflowed at the centres leaves the centres'
+    preconditioner nothing to factor: the fit stops where it is and says why, in one
+    warning that is not the max_iter advice; with a penalty the error is not swallowed."""
+    import gramfree.solvers.logistic as solver
+
+    X, y = _standardised(load_wine)
+    built = []
+    original = solver._Preconditioner.__init__
+
+    def fails_from_the_third(self, *args, **kwargs):
+        built.append(1)
+        if len(built) > 2:
+            raise np.linalg.LinAlgError("matrix is not positive definite")
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(solver._Preconditioner, "__init__", fails_from_the_third)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        clf = KernelClassifier(loss="logistic", alpha=0.0, gamma=0.05).fit(X, y)
+    messages = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert len(messages) == 1 and "underflowed" in messages[0] and "max_iter" not in messages[0]
+    assert clf.n_iter_ == 2 and clf.solver_info_["stopped"]
+    assert clf.solver_info_["objective"] < clf.solver_info_["objective_initial"]
+    built.clear()
+    with pytest.raises(np.linalg.LinAlgError):
+        KernelClassifier(loss="logistic", alpha=0.01, gamma=0.05).fit(X, y)

@@ -171,7 +171,10 @@ def _fit_logistic(
     if monitor is not None:
         monitor.apply(result)
     result.center_indices = caller_rows
-    if problem.alpha == 0.0 and result.info["objective"] <= 1e-6 * result.info["objective_initial"]:
+    separated = (
+        problem.alpha == 0.0 and result.info["objective"] <= 1e-6 * result.info["objective_initial"]
+    )
+    if separated:
         # No penalty and a log-likelihood driven to zero: the classes are separated, the
         # optimum is at infinity, and the coefficients are wherever the steps stopped
         # (iris setosa vs versicolor: |dual_coef_| ~ 5e6 reported as converged).
@@ -182,7 +185,16 @@ def _fit_logistic(
             ConvergenceWarning,
             stacklevel=3,
         )
-    if not result.converged and not (monitor is not None and monitor.stopped):
+    stopped = result.info.get("stopped")
+    if stopped and not separated:  # alpha = 0, the loss saturated: more steps cannot help
+        warnings.warn(
+            f"loss='logistic' with alpha=0: {stopped} after {result.n_iter} Newton steps "
+            f"(the probabilities saturated; objective {result.info['objective']:.6g}) and no "
+            "further Newton step could be formed; use alpha > 0",
+            ConvergenceWarning,
+            stacklevel=3,
+        )
+    elif not result.converged and not stopped and not (monitor is not None and monitor.stopped):
         warnings.warn(
             f"loss='logistic': {result.n_iter} Newton steps did not reach tol={estimator.tol} "
             f"(objective {result.info['objective']:.6g}); increase max_iter or tol",
