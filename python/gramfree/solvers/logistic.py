@@ -61,7 +61,7 @@ Each step's CG is preconditioned by that preconditioner updated with up to
 updates its initial inverse Hessian (``_SecantPairs``; Morales and Nocedal 2000). The
 Hessian changes little between steps near the optimum, and the update carries the
 directions the previous step's CG explored; measured, CG took fewer iterations on seven
-of the suite's eight sets (satellite 240 -> 161, Fashion-MNIST at M = 4000 777 -> 608;
+of the suite's eight sets (satellite 240 -> 161, Fashion-MNIST at M = 4000 777 -> 610;
 digits 26 -> 28), while for another system with the same matrix the update costs
 iterations (``_SecantPairs``).
 Convergence: the Newton decrement ``-g^T d`` estimates twice the distance to the optimum;
