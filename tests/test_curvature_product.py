@@ -61,6 +61,87 @@ def test_matches_numpy_float64(n, M, k, pad, dtype, mode, threads, seed):
         np.testing.assert_array_equal(before, after)  # nothing the caller gave is modified
 
 
+@settings(max_examples=80, deadline=None)
+@given(
+    n=st.integers(1, 70),
+    used=st.integers(0, 90),
+    M=st.integers(1, 30),
+    k=st.integers(1, 9),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    mode=st.sampled_from(["weights", "softmax", "softmax+shift"]),
+    threads=st.sampled_from([0, 1, 3]),
+    index_dtype=st.sampled_from([np.int64, np.int32, np.uint32, np.intp]),
+    seed=st.integers(0, 2**16),
+)
+def test_rows_subset_is_the_product_of_those_rows(
+    n, used, M, k, dtype, mode, threads, index_dtype, seed
+):
+    """``rows=``: the product over K[rows] (any order, repeats), with w and P one row per
+    index, equal to the product of the copied rows (numpy in float64)."""
+    rng = np.random.default_rng(seed)
+    K = rng.standard_normal((n, M)).astype(dtype)
+    rows = rng.integers(0, n, size=used).astype(index_dtype)
+    V, w = rng.standard_normal((M, k)), rng.uniform(0.0, 2.0, size=used)
+    P = rng.dirichlet(np.ones(k), size=used) if mode != "weights" else None
+    z = rng.standard_normal(k) if mode == "softmax+shift" else None
+    saved = rows.copy()
+    got = _core.curvature_product(K, V, w, P, z, rows=rows, n_threads=threads)
+    want = reference(K[rows], V, w, P, z)
+    scale = 1.0 + np.abs(K[rows].astype(np.float64)).sum() * np.abs(V).max()
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-13 * scale)
+    np.testing.assert_array_equal(rows, saved)
+
+
+def test_bad_rows_are_named():
+    K, V = np.ones((5, 3)), np.ones((3, 2))
+    for rows, error in [
+        (np.array([5]), ValueError),  # outside K's rows
+        (np.array([-1]), ValueError),
+        (np.array([2**40]), ValueError),
+        (np.array([[1]]), ValueError),
+        (np.array([1.0]), TypeError),
+        (np.array(["1"]), TypeError),
+    ]:
+        with pytest.raises(error, match="rows"):
+            _core.curvature_product(K, V, np.ones(rows.size), rows=rows)
+    with pytest.raises(ValueError, match="w"):  # w has one row per index, not per K's row
+        _core.curvature_product(K, V, np.ones(5), rows=np.array([0, 1]))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("native", [True, False])
+def test_stored_columns_subset_equals_the_copied_rows(monkeypatch, dtype, native):
+    """Every product of ``StoredColumns.subset(rows)`` (read by index: the native pass, the
+    BLAS products by gathered chunks) equals the operator over the copied rows ``K[rows]``,
+    including chunks smaller than the subset."""
+    monkeypatch.setattr(_stored_columns, "NATIVE_CURVATURE", native)
+    monkeypatch.setattr(_stored_columns, "CHUNK_BYTES", 8 * 23 * 7)  # 7-row chunks
+    rng = np.random.default_rng(3)
+    K = rng.standard_normal((120, 23)).astype(dtype)
+    rows = rng.integers(0, 120, size=50)
+    sub = StoredColumns(K).subset(rows, by_index=native)
+    copied = StoredColumns(np.ascontiguousarray(K[rows]))
+    assert (sub.K is K) == native  # by index beside the native pass, else copied once
+    if not native:  # the by-index operator's BLAS products too (gathered chunks)
+        sub = StoredColumns(K, rows=rows)
+    V, U = rng.standard_normal((23, 4)), rng.standard_normal((50, 4))
+    w, P, z = rng.uniform(size=50), rng.dirichlet(np.ones(4), size=50), rng.standard_normal(4)
+    pairs = [
+        (sub @ V, copied @ V),
+        (sub.rmatmat(U), copied.rmatmat(U)),
+        (sub.rmatmat_rows(4, lambda a, b: U[a:b]), copied.rmatmat_rows(4, lambda a, b: U[a:b])),
+        (sub.curvature_product(V, w, P, z), copied.curvature_product(V, w, P, z)),
+        (sub.normal_matvec(V, w), copied.normal_matvec(V, w)),
+        (sub.weighted_gram(w), copied.weighted_gram(w)),
+    ]
+    for got, want in pairs:
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert sub.n == 50 and sub.K is K
+    for bad in ([120], [-1]):
+        with pytest.raises(ValueError, match="rows"):
+            StoredColumns(K, rows=np.array(bad))
+
+
 @pytest.mark.parametrize("level", simd_levels())
 def test_every_instruction_set(level):
     rng = np.random.default_rng(1)

@@ -113,7 +113,8 @@ py::array_t<double> curvature_operand(const py::object& obj, const char* name,
 template <class T>
 py::array_t<double> curvature_typed(const py::array& K, const py::object& V_obj,
                                     const py::object& w_obj, const py::object& P_obj,
-                                    const py::object& z_obj, int n_threads) {
+                                    const py::object& z_obj, const py::object& rows_obj,
+                                    int n_threads) {
   if (K.ndim() != 2) value_error("K: expected a 2-d array");
   const std::size_t n = std::size_t(K.shape(0)), M = std::size_t(K.shape(1));
   const std::size_t ldk = leading_dimension(K, "K", M);
@@ -122,13 +123,23 @@ py::array_t<double> curvature_typed(const py::array& K, const py::object& V_obj,
   if (V.ndim() != 2 || std::size_t(V.shape(0)) != M)
     value_error("V: expected a 2-d float64 array of shape (" + std::to_string(M) + ", k)");
   const std::size_t k = std::size_t(V.shape(1));
-  const auto w = curvature_operand(w_obj, "w", {n});
   // A default-constructed py::array_t is an empty array, not a null one: flags say which
   // optional operands were given.
-  const bool has_P = !P_obj.is_none(), has_z = !z_obj.is_none();
+  const bool has_P = !P_obj.is_none(), has_z = !z_obj.is_none(), has_rows = !rows_obj.is_none();
+  // With rows, the product runs over those rows of K, and w and P have one row per index.
+  py::array_t<std::int64_t, py::array::c_style | py::array::forcecast> rows;
+  if (has_rows) {
+    const py::array given = py::module_::import("numpy").attr("asarray")(rows_obj);
+    const char kind = given.dtype().kind();
+    if (kind != 'i' && kind != 'u') type_error("rows: expected integer row indices");
+    if (given.ndim() != 1) value_error("rows: expected a 1-d array of row indices");
+    rows = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(given);
+  }
+  const std::size_t n_used = has_rows ? std::size_t(rows.shape(0)) : n;
+  const auto w = curvature_operand(w_obj, "w", {n_used});
   if (has_z && !has_P) value_error("z: only with P (the softmax curvature)");
   py::array_t<double> P, z;
-  if (has_P) P = curvature_operand(P_obj, "P", {n, k});
+  if (has_P) P = curvature_operand(P_obj, "P", {n_used, k});
   if (has_z) z = curvature_operand(z_obj, "z", {k});
   py::array_t<double> out({py::ssize_t(M), py::ssize_t(k)});
   const T* Kp = static_cast<const T*>(K.data());
@@ -138,7 +149,13 @@ py::array_t<double> curvature_typed(const py::array& K, const py::object& V_obj,
   const double* zp = has_z ? z.data() : nullptr;
   double* op = out.mutable_data();
   const Options options = make_options(n_threads);
-  call_released([&] { curvature_product<T>(Kp, ldk, n, M, Vp, k, wp, Pp, zp, op, options); });
+  const std::int64_t* rp = has_rows ? rows.data() : nullptr;
+  call_released([&] {
+    if (has_rows)
+      curvature_product_rows<T>(Kp, ldk, n, M, rp, n_used, Vp, k, wp, Pp, zp, op, options);
+    else
+      curvature_product<T>(Kp, ldk, n, M, Vp, k, wp, Pp, zp, op, options);
+  });
   return out;
 }
 
@@ -377,16 +394,20 @@ PYBIND11_MODULE(_core, m) {
   m.def(
       "curvature_product",
       [](const py::array& K, const py::object& V, const py::object& w, const py::object& P,
-         const py::object& z, int n_threads) -> py::array {
-        if (dtype_of(K, "K") == DType::f32) return curvature_typed<float>(K, V, w, P, z, n_threads);
-        return curvature_typed<double>(K, V, w, P, z, n_threads);
+         const py::object& z, const py::object& rows, int n_threads) -> py::array {
+        if (dtype_of(K, "K") == DType::f32)
+          return curvature_typed<float>(K, V, w, P, z, rows, n_threads);
+        return curvature_typed<double>(K, V, w, P, z, rows, n_threads);
       },
       py::arg("K"), py::arg("V"), py::arg("w"), py::arg("P") = py::none(),
-      py::arg("z") = py::none(), py::kw_only(), py::arg("n_threads") = 0,
+      py::arg("z") = py::none(), py::kw_only(), py::arg("rows") = py::none(),
+      py::arg("n_threads") = 0,
       "K^T S (K V - 1 z^T) (M, k), float64, in one pass over K (n, M; float32 or float64, "
       "rows of unit stride): S per row i is w_i (diag p_i - p_i p_i^T) with P (n, k), else "
-      "w_i (z is then refused). V (M, k), w (n,), P, z (k,) are float64 (converted). Values "
-      "are not checked: NaN or infinity propagates.");
+      "w_i (z is then refused). V (M, k), w (n,), P, z (k,) are float64 (converted). With "
+      "rows (r,), integer indices into K's rows: the product over those rows of K (K[rows], "
+      "without copying them), w (r,) and P (r, k) one row per index. Values are not "
+      "checked: NaN or infinity propagates.");
   m.def("kernel_table", &kernel_table_rows,
         "The kernels of the core (csrc/gramfree/kernel_table.hpp): per kernel its name, "
         "metric ('dot', 'sqdist', 'l1'), parameters used with their domains ('positive', "

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <exception>
 #include <functional>
 #include <string>
@@ -114,6 +115,16 @@ template <class T>
 void curvature_product(const T* K, std::size_t ldk, std::size_t n, std::size_t M, const double* V,
                        std::size_t k, const double* w, const double* P, const double* z,
                        double* out, const Options& options = {});
+
+// The same product over a subset of K's n rows, in a given order (repeats allowed): the
+// n_rows indices rows[0..n_rows) into K, with w and P of n_rows rows each, row j of them
+// going with K's row rows[j] (the logistic solver's sampled Hessian, without copying the
+// rows out of K). Also throws std::invalid_argument for an index outside [0, n).
+template <class T>
+void curvature_product_rows(const T* K, std::size_t ldk, std::size_t n, std::size_t M,
+                            const std::int64_t* rows, std::size_t n_rows, const double* V,
+                            std::size_t k, const double* w, const double* P, const double* z,
+                            double* out, const Options& options = {});
 
 // Instruction-set dispatch: chosen once from CPUID, overridable by GRAMFREE_SIMD.
 enum class SimdLevel { scalar = 0, avx2 = 1, avx512 = 2 };

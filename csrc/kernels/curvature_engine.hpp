@@ -42,11 +42,11 @@ static inline __attribute__((always_inline)) vec_t<double> sw_load(const float* 
   return __builtin_convertvector(h, vec_t<double>);
 }
 
-// U[r, c0 + q] = sum_m K[r, m] VT[c0 + q, m] for r < R, q < NC (U: R x k, row-major).
+// U[r, c0 + q] = sum_m Kr[r][m] VT[c0 + q, m] for r < R, q < NC (U: R x k, row-major;
+// Kr: the rows' pointers, consecutive rows of K or the ones a subset names).
 template <int R, int NC, class T>
-static inline void sw_rows_times_v(const T* __restrict K, size_t ldk, size_t M,
-                                   const double* __restrict VT, size_t c0, size_t k,
-                                   double* __restrict U) {
+static inline void sw_rows_times_v(const T* const* Kr, size_t M, const double* __restrict VT,
+                                   size_t c0, size_t k, double* __restrict U) {
   constexpr size_t W = size_t(Vec<double>::lanes);
   vec_t<double> acc[R][NC];
 #pragma GCC unroll 8
@@ -61,7 +61,7 @@ static inline void sw_rows_times_v(const T* __restrict K, size_t ldk, size_t M,
     for (int q = 0; q < NC; ++q) v[q] = vload<double>(v0 + size_t(q) * M + m);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      const vec_t<double> a = sw_load(K + size_t(r) * ldk + m);
+      const vec_t<double> a = sw_load(Kr[r] + m);
 #pragma GCC unroll 8
       for (int q = 0; q < NC; ++q) acc[r][q] += a * v[q];
     }
@@ -69,7 +69,7 @@ static inline void sw_rows_times_v(const T* __restrict K, size_t ldk, size_t M,
   for (int r = 0; r < R; ++r)
     for (int q = 0; q < NC; ++q) {
       double s = vhsum<double>(acc[r][q]);
-      for (size_t t = m; t < M; ++t) s += double(K[size_t(r) * ldk + t]) * v0[size_t(q) * M + t];
+      for (size_t t = m; t < M; ++t) s += double(Kr[r][t]) * v0[size_t(q) * M + t];
       U[size_t(r) * k + c0 + size_t(q)] = s;
     }
 }
@@ -77,15 +77,15 @@ static inline void sw_rows_times_v(const T* __restrict K, size_t ldk, size_t M,
 // All k classes, in ceil(k / kSwCols) tiles of near-equal width (7 classes: 3 + 4, not
 // 6 + 1, whose narrow tile reloads K for little work).
 template <int R, class T>
-static inline void sw_rows_times_v_all(const T* K, size_t ldk, size_t M, const double* VT, size_t k,
+static inline void sw_rows_times_v_all(const T* const* Kr, size_t M, const double* VT, size_t k,
                                        double* U) {
   const size_t tiles = tiles_for(k, size_t(kSwCols));
   for (size_t t = 0; t < tiles; ++t) {
     const size_t c0 = part(k, tiles, t), width = part(k, tiles, t + 1) - c0;
     switch (width) {
-#define GRAMFREE_CASE(N)                                                           \
-  case N:                                                                          \
-    if constexpr (N <= kSwCols) sw_rows_times_v<R, N, T>(K, ldk, M, VT, c0, k, U); \
+#define GRAMFREE_CASE(N)                                                       \
+  case N:                                                                      \
+    if constexpr (N <= kSwCols) sw_rows_times_v<R, N, T>(Kr, M, VT, c0, k, U); \
     break;
       GRAMFREE_SW_CASES(GRAMFREE_CASE)
 #undef GRAMFREE_CASE
@@ -93,16 +93,16 @@ static inline void sw_rows_times_v_all(const T* K, size_t ldk, size_t M, const d
   }
 }
 
-// acc[c, m] += sum_{r < R} K[r, m] Wb[r, c] (acc: k x M per thread, Wb: R x k row-major).
+// acc[c, m] += sum_{r < R} Kr[r][m] Wb[r, c] (acc: k x M per thread, Wb: R x k row-major).
 template <int R, class T>
-static inline void sw_accumulate(const T* __restrict K, size_t ldk, size_t M,
-                                 const double* __restrict Wb, size_t k, double* __restrict acc) {
+static inline void sw_accumulate(const T* const* Kr, size_t M, const double* __restrict Wb,
+                                 size_t k, double* __restrict acc) {
   constexpr size_t W = size_t(Vec<double>::lanes);
   size_t m = 0;
   for (; m + W <= M; m += W) {
     vec_t<double> a[R];
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) a[r] = sw_load(K + size_t(r) * ldk + m);
+    for (int r = 0; r < R; ++r) a[r] = sw_load(Kr[r] + m);
     for (size_t c = 0; c < k; ++c) {
       double* dst = acc + c * M + m;
       vec_t<double> o = vload<double>(dst);
@@ -114,18 +114,18 @@ static inline void sw_accumulate(const T* __restrict K, size_t ldk, size_t M,
   for (; m < M; ++m)
     for (size_t c = 0; c < k; ++c) {
       double s = acc[c * M + m];
-      for (int r = 0; r < R; ++r) s += double(K[size_t(r) * ldk + m]) * Wb[size_t(r) * k + c];
+      for (int r = 0; r < R; ++r) s += double(Kr[r][m]) * Wb[size_t(r) * k + c];
       acc[c * M + m] = s;
     }
 }
 
 template <class T>
-static void sw_accumulate_rows(int rows, const T* K, size_t ldk, size_t M, const double* Wb,
-                               size_t k, double* acc) {
+static void sw_accumulate_rows(int rows, const T* const* Kr, size_t M, const double* Wb, size_t k,
+                               double* acc) {
   switch (rows) {
-#define GRAMFREE_CASE(N)                                                          \
-  case N:                                                                         \
-    if constexpr (N <= int(kSwBlock)) sw_accumulate<N, T>(K, ldk, M, Wb, k, acc); \
+#define GRAMFREE_CASE(N)                                                      \
+  case N:                                                                     \
+    if constexpr (N <= int(kSwBlock)) sw_accumulate<N, T>(Kr, M, Wb, k, acc); \
     break;
     GRAMFREE_SW_CASES(GRAMFREE_CASE)
 #undef GRAMFREE_CASE
@@ -179,13 +179,16 @@ static int curvature_product(const CurvatureArgs<T>& a) {
     for (size_t e = 0; e < k * M; ++e) acc[e] = 0.0;
     for (size_t b = part(blocks, nt, t); b < part(blocks, nt, t + 1); ++b) {
       const size_t i0 = b * kSwBlock, rows = smin(kSwBlock, n - i0);
-      const T* Kb = a.K + i0 * ldk;
+      // The block's rows of K: consecutive, or those the subset names (a.rows).
+      const T* Kr[kSwBlock];
+      for (size_t r = 0; r < rows; ++r)
+        Kr[r] = a.K + (a.rows == nullptr ? i0 + r : size_t(a.rows[i0 + r])) * ldk;
       size_t r = 0;
       for (; r + size_t(kSwRows) <= rows; r += size_t(kSwRows))
-        sw_rows_times_v_all<kSwRows, T>(Kb + r * ldk, ldk, M, a.VT, k, U + r * k);
-      for (; r < rows; ++r) sw_rows_times_v_all<1, T>(Kb + r * ldk, ldk, M, a.VT, k, U + r * k);
+        sw_rows_times_v_all<kSwRows, T>(Kr + r, M, a.VT, k, U + r * k);
+      for (; r < rows; ++r) sw_rows_times_v_all<1, T>(Kr + r, M, a.VT, k, U + r * k);
       sw_middle(a, i0, rows, U);
-      sw_accumulate_rows<T>(int(rows), Kb, ldk, M, U, k, acc);
+      sw_accumulate_rows<T>(int(rows), Kr, M, U, k, acc);
     }
 #pragma omp barrier
     // out (M x k, row-major) = the threads' accumulators summed in thread order; each

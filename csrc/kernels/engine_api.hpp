@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 #include "gramfree/kernel_table.hpp"
 
@@ -90,8 +91,9 @@ struct TrsmArgs {
 template <class T>
 struct CurvatureArgs {
   const T* K = nullptr;
-  std::size_t ldk = 0, n = 0, M = 0;
-  const double* VT = nullptr;  // k x M: V transposed, contiguous
+  std::size_t ldk = 0, n = 0, M = 0;   // n: the rows the product runs over
+  const std::int64_t* rows = nullptr;  // n indices into K's rows, or nullptr: rows 0..n-1
+  const double* VT = nullptr;          // k x M: V transposed, contiguous
   std::size_t k = 0;
   const double* w = nullptr;  // n
   const double* P = nullptr;  // n x k, or nullptr

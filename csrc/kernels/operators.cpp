@@ -335,25 +335,37 @@ void triangular_solve_lower(const T* L, std::size_t lda, std::size_t n, T* X, st
     engine.trsm_f64(a);
 }
 
+namespace {
+
+// Both public entries: over K's rows 0..n-1 (rows null, n_used = n) or over the n_used rows
+// that rows names.
 template <class T>
-void curvature_product(const T* K, std::size_t ldk, std::size_t n, std::size_t M, const double* V,
-                       std::size_t k, const double* w, const double* P, const double* z,
-                       double* out, const Options& options) {
+void curvature_over(const T* K, std::size_t ldk, std::size_t n, std::size_t M,
+                    const std::int64_t* rows, std::size_t n_used, const double* V, std::size_t k,
+                    const double* w, const double* P, const double* z, double* out,
+                    const Options& options) {
   if (ldk < std::max<std::size_t>(M, 1)) fail("ldk: must be at least max(M, 1)");
   const int threads = resolve_threads(options);
   if (M == 0 || k == 0) return;
   if (V == nullptr || out == nullptr) fail("V, out: null data");
-  if (n > 0 && (K == nullptr || w == nullptr)) fail("K, w: null data");
+  if (n_used > 0 && (K == nullptr || w == nullptr)) fail("K, w: null data");
+  if (rows != nullptr || n_used != n) {
+    if (n_used > 0 && rows == nullptr) fail("rows: null data");
+    for (std::size_t i = 0; i < n_used; ++i)
+      if (rows[i] < 0 || std::uint64_t(rows[i]) >= n) fail("rows: an index outside K's rows");
+  }
   checked_mul(n, ldk, "K");
   const std::size_t mk = checked_mul(M, k, "V");
-  if (n == 0) {
+  if (n_used == 0) {
     std::fill(out, out + mk, 0.0);
     return;
   }
+  n = n_used;
   detail::CurvatureArgs<T> a;
   a.K = K;
   a.ldk = ldk;
   a.n = n;
+  a.rows = rows;
   a.M = M;
   a.k = k;
   a.w = w;
@@ -384,6 +396,24 @@ void curvature_product(const T* K, std::size_t ldk, std::size_t n, std::size_t M
     engine.curvature_f32(a);
   else
     engine.curvature_f64(a);
+}
+
+}  // namespace
+
+template <class T>
+void curvature_product(const T* K, std::size_t ldk, std::size_t n, std::size_t M, const double* V,
+                       std::size_t k, const double* w, const double* P, const double* z,
+                       double* out, const Options& options) {
+  curvature_over<T>(K, ldk, n, M, nullptr, n, V, k, w, P, z, out, options);
+}
+
+template <class T>
+void curvature_product_rows(const T* K, std::size_t ldk, std::size_t n, std::size_t M,
+                            const std::int64_t* rows, std::size_t n_rows, const double* V,
+                            std::size_t k, const double* w, const double* P, const double* z,
+                            double* out, const Options& options) {
+  if (n_rows > 0 && rows == nullptr) fail("rows: null data");
+  curvature_over<T>(K, ldk, n, M, rows, n_rows, V, k, w, P, z, out, options);
 }
 
 namespace {
@@ -716,7 +746,11 @@ bool cuda_compiled() {
                                           std::size_t, bool, const Options&);                  \
   template void curvature_product<T>(const T*, std::size_t, std::size_t, std::size_t,          \
                                      const double*, std::size_t, const double*, const double*, \
-                                     const double*, double*, const Options&);
+                                     const double*, double*, const Options&);                  \
+  template void curvature_product_rows<T>(const T*, std::size_t, std::size_t, std::size_t,     \
+                                          const std::int64_t*, std::size_t, const double*,     \
+                                          std::size_t, const double*, const double*,           \
+                                          const double*, double*, const Options&);
 GRAMFREE_INSTANTIATE(float)
 GRAMFREE_INSTANTIATE(double)
 #undef GRAMFREE_INSTANTIATE

@@ -176,3 +176,65 @@ TEST_CASE("curvature_product: empty shapes and bad arguments") {
                                                 nullptr, out.data(), negative),
                   std::invalid_argument);
 }
+
+TEST_CASE_TEMPLATE("curvature_product_rows: a subset of K's rows, by index", T, float, double) {
+  std::uint64_t seed = 101;
+  for (const Case& c : kCases) {
+    // The product over n_used of K's c.n rows, drawn with repeats and out of order: the
+    // same as the product over those rows copied out (the reference's K).
+    const size_t n_used = c.n + c.n / 2;
+    const Problem used = make_problem(n_used, c.M, c.k, c.pad, seed++);
+    Problem whole = used;
+    whole.n = c.n;
+    const std::vector<T> K = make_K<T>(whole, seed++);
+    std::mt19937_64 rng(seed++);
+    std::vector<std::int64_t> rows(n_used);
+    std::vector<T> copied(n_used * used.ldk);
+    for (size_t j = 0; j < n_used; ++j) {
+      rows[j] = std::int64_t(rng() % c.n);
+      for (size_t m = 0; m < used.ldk; ++m)
+        copied[j * used.ldk + m] = K[size_t(rows[j]) * used.ldk + m];
+    }
+    for (int mode = 0; mode < 3; ++mode) {
+      const bool softmax = mode > 0, shift = mode == 2;
+      const std::vector<long double> want = reference(copied, used, softmax, shift);
+      long double scale = 1e-300L;
+      for (long double v : want) scale = std::max(scale, std::fabs(v));
+      for (SimdLevel level : supported_levels()) {
+        SimdScope scope(level);
+        for (int threads : {1, 3}) {
+          std::vector<double> got(used.M * used.k, -7.25);
+          gf::Options options;
+          options.n_threads = threads;
+          gf::curvature_product_rows<T>(K.data(), used.ldk, c.n, used.M, rows.data(), n_used,
+                                        used.V.data(), used.k, used.w.data(),
+                                        softmax ? used.P.data() : nullptr,
+                                        shift ? used.z.data() : nullptr, got.data(), options);
+          INFO("n=", c.n, " used=", n_used, " M=", c.M, " k=", c.k, " mode=", mode,
+               " simd=", gf::to_string(level), " threads=", threads);
+          double err = 0;
+          for (size_t e = 0; e < got.size(); ++e) {
+            const double d = double(std::fabs(got[e] - want[e]) / scale);
+            err = std::isnan(d) ? std::numeric_limits<double>::infinity() : std::max(err, d);
+          }
+          CHECK(err <= 1e-13);
+        }
+      }
+    }
+  }
+  // An index outside K's rows, or no indices for rows to read: std::invalid_argument.
+  std::vector<double> K(12, 1.0), V(8, 1.0), w(2, 1.0), out(8, -1.0);
+  const std::int64_t outside[] = {0, 3}, negative[] = {-1, 0};
+  CHECK_THROWS_AS(gf::curvature_product_rows<double>(K.data(), 4, 3, 4, outside, 2, V.data(), 2,
+                                                     w.data(), nullptr, nullptr, out.data()),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(gf::curvature_product_rows<double>(K.data(), 4, 3, 4, negative, 2, V.data(), 2,
+                                                     w.data(), nullptr, nullptr, out.data()),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(gf::curvature_product_rows<double>(K.data(), 4, 3, 4, nullptr, 2, V.data(), 2,
+                                                     w.data(), nullptr, nullptr, out.data()),
+                  std::invalid_argument);
+  CHECK_NOTHROW(gf::curvature_product_rows<double>(K.data(), 4, 3, 4, nullptr, 0, V.data(), 2,
+                                                   w.data(), nullptr, nullptr, out.data()));
+  CHECK(out == std::vector<double>(8, 0.0));
+}

@@ -53,38 +53,79 @@ class StoredColumns:
     """K_nM in memory (C-ordered, float32 or float64) and the operator calls the logistic
     solver makes, all in float64 arithmetic on the stored values (module docstring)."""
 
-    def __init__(self, K: np.ndarray, n_threads: int = 0) -> None:
+    def __init__(self, K: np.ndarray, n_threads: int = 0, rows: np.ndarray | None = None) -> None:
         """``n_threads``: the one-pass products' OpenMP threads (0: OpenMP's default), as
-        the kernel operator's (:func:`gramfree.operators._n_threads`)."""
+        the kernel operator's (:func:`gramfree.operators._n_threads`). ``rows``: the
+        operator is ``K[rows]`` (the logistic solver's sampled Hessian), without copying
+        those rows out of K: the native pass reads them by index, the BLAS products a
+        gathered chunk of them at a time."""
         if K.dtype not in (np.float32, np.float64) or K.ndim != 2 or not K.flags.c_contiguous:
             raise ValueError("K: expected a C-contiguous 2-d float32 or float64 array")
         self.K = K
         self.n_threads = n_threads
+        self.row_index = None if rows is None else np.ascontiguousarray(rows, dtype=np.int64)
+        self.n = K.shape[0] if self.row_index is None else self.row_index.size
+        if self.n and self.row_index is not None:
+            if self.row_index.min() < 0 or self.row_index.max() >= K.shape[0]:
+                raise ValueError(f"rows: indices must be in [0, {K.shape[0]})")
         self.rows = max(1, CHUNK_BYTES // max(8 * K.shape[1], 1))
+
+    def subset(self, rows: np.ndarray, by_index: bool) -> StoredColumns:
+        """The operator over ``K[rows]`` (``rows`` of this one's K): read by index
+        (``by_index``: where its products take the native pass), else the rows copied out
+        once (BLAS's products would gather them on every call: letter's 26-class fit
+        took twice as long that way)."""
+        if by_index:
+            return StoredColumns(self.K, self.n_threads, rows)
+        return StoredColumns(np.ascontiguousarray(self.K[rows]), self.n_threads)
 
     @property
     def dtype(self) -> np.dtype:
         return self.K.dtype
 
+    @property
+    def _whole(self) -> bool:
+        """Whether BLAS can take K itself: float64 and every row in order."""
+        return self.K.dtype == np.float64 and self.row_index is None
+
+    def _block(self, r0: int, r1: int, out: np.ndarray | None = None) -> np.ndarray:
+        """The operator's rows ``r0:r1``: a view of K, or gathered (and widened) into
+        ``out`` where given."""
+        if self.row_index is None:
+            block = self.K[r0:r1]
+            if out is None:
+                return block
+            np.copyto(out, block)
+            return out
+        index = self.row_index[r0:r1]
+        if out is not None and out.dtype == self.K.dtype:
+            # mode="clip": numpy buffers the output of mode="raise" (11x slower here); the
+            # indices are K's rows, checked where the subset was drawn.
+            return np.take(self.K, index, axis=0, out=out, mode="clip")
+        block = self.K[index]
+        if out is None:
+            return block
+        np.copyto(out, block)
+        return out
+
     def _chunks(self):
         """``(first row, rows as float64)`` for each chunk: views of float64 K, copies of
-        float32 K widened into one reused scratch block."""
-        n, M = self.K.shape
-        if self.K.dtype == np.float64:
+        float32 K (or of a subset's rows) into one reused scratch block."""
+        n, M = self.n, self.K.shape[1]
+        if self._whole:
             yield 0, self.K
             return
         scratch = np.empty((min(self.rows, n), M))
         for r0 in range(0, n, self.rows):
             block = scratch[: min(self.rows, n - r0)]
-            np.copyto(block, self.K[r0 : r0 + block.shape[0]])
-            yield r0, block
+            yield r0, self._block(r0, r0 + block.shape[0], out=block)
 
     def __matmul__(self, V: np.ndarray) -> np.ndarray:
         """``K V`` (n x k), float64."""
         V = np.ascontiguousarray(V, dtype=np.float64)
-        if self.K.dtype == np.float64:
+        if self._whole:
             return _blas.matmul(self.K, V)
-        out = np.empty((self.K.shape[0], V.shape[1]))
+        out = np.empty((self.n, V.shape[1]))
         for r0, block in self._chunks():
             out[r0 : r0 + block.shape[0]] = _blas.matmul(block, V)
         return out
@@ -92,7 +133,7 @@ class StoredColumns:
     def rmatmat(self, U: np.ndarray) -> np.ndarray:
         """``K^T U`` (M x k), float64."""
         U = np.ascontiguousarray(U, dtype=np.float64)
-        if self.K.dtype == np.float64:
+        if self._whole:
             return _blas.matmul(self.K.T, U)
         out = np.zeros((self.K.shape[1], U.shape[1]))
         for r0, block in self._chunks():
@@ -103,18 +144,15 @@ class StoredColumns:
         """``K^T U`` (M x width), float64, for a U (n x width) that is never whole:
         ``rows_of(r0, r1)`` returns its rows ``r0:r1`` (float64), a chunk of about
         ``CHUNK_BYTES`` at a time (the chunk of K too, widened where it is float32)."""
-        n, M = self.K.shape
+        n, M = self.n, self.K.shape[1]
         out = np.zeros((M, width), order="F")
         if n == 0 or width == 0:
             return out
         rows = max(1, CHUNK_BYTES // (8 * max(M, width)))
-        wide = None if self.K.dtype == np.float64 else np.empty((min(rows, n), M))
+        wide = None if self._whole else np.empty((min(rows, n), M))
         for r0 in range(0, n, rows):
             r1 = min(r0 + rows, n)
-            block = self.K[r0:r1]
-            if wide is not None:
-                block = wide[: r1 - r0]
-                np.copyto(block, self.K[r0:r1])
+            block = self._block(r0, r1, out=None if wide is None else wide[: r1 - r0])
             U = np.asfortranarray(rows_of(r0, r1), dtype=np.float64)
             if U.shape != (r1 - r0, width):
                 raise ValueError(f"rows_of: expected shape {(r1 - r0, width)}, got {U.shape}")
@@ -158,19 +196,20 @@ class StoredColumns:
             np.ascontiguousarray(weights, dtype=np.float64).reshape(-1),
             probabilities,
             shift,
+            rows=self.row_index,
             n_threads=self.n_threads,
         )
 
     def weighted_gram(self, weights: np.ndarray) -> np.ndarray:
         """``K^T diag(weights) K`` (M x M, both triangles, float64), a block of rows at a
         time."""
-        n, M = self.K.shape
+        n, M = self.n, self.K.shape[1]
         G = np.zeros((M, M), order="F")
         rows = rows_for(M)
         for r0 in range(0, n, rows):
             r1 = min(r0 + rows, n)
             # float64 weights: the product is float64 whatever K's dtype (one temporary)
-            _add_gram(G, self.K[r0:r1] * np.sqrt(weights[r0:r1], dtype=np.float64)[:, None])
+            _add_gram(G, self._block(r0, r1) * np.sqrt(weights[r0:r1], dtype=np.float64)[:, None])
         _fill_lower(G)
         return G
 

@@ -342,7 +342,8 @@ def solve_logistic(
             if drawn is not None:
                 rows, scale = drawn
                 h_op = (
-                    StoredColumns(op.K[rows], n_threads=op.n_threads)
+                    # By index beside the native pass (no copy), else copied once.
+                    op.subset(rows, by_index=one_pass)
                     if isinstance(op, StoredColumns)
                     else problem.operator(X[rows], centers)
                 )
