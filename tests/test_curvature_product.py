@@ -123,7 +123,7 @@ def test_stored_columns_subset_equals_the_copied_rows(monkeypatch, dtype, native
     copied = StoredColumns(np.ascontiguousarray(K[rows]))
     assert (sub.K is K) == native  # by index beside the native pass, else copied once
     if not native:  # the by-index operator's BLAS products too (gathered chunks)
-        sub = StoredColumns(K, rows=rows)
+        sub = StoredColumns(K, row_index=rows)
     V, U = rng.standard_normal((23, 4)), rng.standard_normal((50, 4))
     w, P, z = rng.uniform(size=50), rng.dirichlet(np.ones(4), size=50), rng.standard_normal(4)
     pairs = [
@@ -137,9 +137,15 @@ def test_stored_columns_subset_equals_the_copied_rows(monkeypatch, dtype, native
     for got, want in pairs:
         np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
     assert sub.n == 50 and sub.K is K
-    for bad in ([120], [-1]):
+    for bad in ([120], [-1], np.ones(120, bool), [1.0, 2.0], [[1, 2]]):
         with pytest.raises(ValueError, match="rows"):
-            StoredColumns(K, rows=np.array(bad))
+            StoredColumns(K, row_index=np.array(bad))
+        with pytest.raises(ValueError, match="rows"):
+            StoredColumns(K).subset(np.array(bad), by_index=native)
+    # A subset of a subset: its rows index the first subset's.
+    inner = rng.integers(0, 50, size=9)
+    nested = sub.subset(inner, by_index=native)
+    np.testing.assert_allclose(nested @ V, K[rows[inner]].astype(np.float64) @ V, rtol=1e-12)
 
 
 @pytest.mark.parametrize("level", simd_levels())
@@ -220,7 +226,7 @@ def test_stored_columns_native_and_blas_agree(n, M, k, dtype, mode, seed):
     NATIVE_CURVATURE switch, which the benchmark's fits compare): the same product."""
     rng = np.random.default_rng(seed)
     op = StoredColumns(rng.standard_normal((n, M)).astype(dtype))
-    op.rows = 7  # float32 K: several widened chunks in the BLAS route
+    op.chunk_rows = 7  # float32 K: several widened chunks in the BLAS route
     V, w = rng.standard_normal((M, k)), rng.uniform(size=n)
     P = rng.dirichlet(np.ones(k), size=n) if mode != "weights" else None
     z = rng.standard_normal(k) if mode == "softmax+shift" else None

@@ -121,17 +121,38 @@ def test_draws_keep_their_rows_and_the_check_grows_the_sample(monkeypatch):
     sample.draw(trace)
     per_row = np.ones(n)
     exact, sampled = n + 1.0, float(weights.sum()) + 1.0
-    sample.check(per_row, penalty=1.0)
+    agreed = sample.check(per_row, penalty=1.0)
     assert sample.model_errors[-1] == pytest.approx(exact / sampled - 1.0)
-    grown = []
-    for _ in range(10):
-        sample.draw(trace)
+    assert agreed == (abs(exact / sampled - 1.0) <= _hessian_sample.MODEL_ERROR)
+    size = 2 * M * (1 if agreed else 2)
+    assert sample.size == size
+    while (drawn := sample.draw(trace)) is not None:
         per_row = np.zeros(n)
-        per_row[np.setdiff1d(np.arange(n), sample._rows)] = 1.0  # all of it off the sample
-        sample.check(per_row, penalty=1.0)
-        grown.append(sample.size)
-    assert grown[0] == 4 * 2 * M  # doubled at each check (twice: the first check above too)
-    assert sample.draw(trace) is None and sample.rows_used[-1] == n
+        per_row[np.setdiff1d(np.arange(n), drawn[0])] = 1.0  # all of it off the sample
+        assert not sample.check(per_row, penalty=1.0)  # disagreed: doubled
+        size *= 2
+        assert sample.size == size
+    assert size >= _hessian_sample.MAX_SHARE * n and sample.rows_used[-1] == n
+    assert sample.check(per_row, penalty=1.0)  # after a step with every row: nothing to check
+
+
+def test_no_sample_without_curvature_to_draw_by():
+    """Every row where no row has curvature (saturated probabilities: an empty sample would
+    leave the recomputing operator nothing to compute) or a trace is not finite."""
+    sample = HessianSample(1000, 10)
+    assert sample.draw(np.zeros(1000)) is None
+    trace = np.random.default_rng(7).random(1000)  # (not the draws' own stream: SEED)
+    trace[3] = np.nan
+    assert sample.draw(trace) is None
+    assert sample.rows_used == [1000, 1000]
+    trace[3] = 0.5
+    assert sample.draw(trace, max_rows=10) is None  # more rows than the caller can take
+    assert sample.draw(trace) is not None and sample.rows_used[-1] < 1000
+    for bad in (np.array([1.0, np.inf]), np.array([1.0, -1.0])):
+        with pytest.raises(ValueError, match="trace"):
+            inclusion_probabilities(bad, 1.0)
+    with pytest.raises(ValueError, match="size"):
+        inclusion_probabilities(np.ones(3), 0.0)
 
 
 def _fit(X, y, *, gamma, alpha, centres, loss="logistic"):
@@ -194,6 +215,101 @@ def test_every_row_beside_the_exact_gram_preconditioner():
     X = np.ascontiguousarray(StandardScaler().fit_transform(X))
     fit = _fit(X, y, gamma=0.05, alpha=1e-3, centres=40)
     info = fit.solver_info_
-    assert info["preconditioner"] == "gram" and len(y) >= 8 * 40
+    # 569 rows, 40 centres: a sample of 160 would be drawn with the centres' preconditioner.
+    assert info["preconditioner"] == "gram"
+    assert _hessian_sample.ROWS_PER_CENTRE * 40 < _hessian_sample.MAX_SHARE * len(y)
     assert info["hessian_rows"] == [len(y)] * len(info["hessian_rows"])
     assert info["hessian_sample_errors"] == []
+
+
+@pytest.mark.parametrize(
+    "case", ["one-pass", "two-pass", "recomputed", "float32", "weighted", "binary"]
+)
+def test_cg_products_are_the_sampled_hessians_schur_complement(monkeypatch, case):
+    """CG's product in each sampled step equals, to rounding, the Schur complement of the
+    sampled Hessian built densely in numpy from that step's probabilities, weights and
+    drawn rows: ``K_s^T S~ (K_s V - 1 z^T) + alpha K_MM V`` with S~_i = w_i / q_i (diag p_i
+    - p_i p_i^T) and ``z = B~^+ sum_i S~_i (K_s V)_i`` (two classes: the scalar curvature
+    and the intercept's coupling c = K_s^T s). The same product without the 1 / q weights
+    differs from it: the test tells a sampled Hessian built without them apart. Every route
+    of CG's products: the native pass by index (one-pass), BLAS's two passes over copied
+    rows, the recomputing operator over the drawn rows of X, float32 storage, sample
+    weights, two classes."""
+    import gramfree.solvers.logistic as solver
+
+    X, y = load_digits(return_X_y=True)
+    X = np.ascontiguousarray(StandardScaler().fit_transform(X))
+    if case == "binary":
+        y = (y < 5).astype(int)
+    n, gamma, alpha = len(y), 0.02, 1e-3
+    centres = np.arange(0, n, 18)
+    monkeypatch.setattr(solver, "_gram_pays", lambda *args: False)
+    if case == "two-pass":
+        monkeypatch.setattr(solver, "ONE_PASS_CLASSES", 0)
+    if case == "recomputed":
+        monkeypatch.setattr(solver, "CACHE_BYTES", 0.0)
+    if case == "float32":
+        monkeypatch.setattr(solver, "_stored_dtype", lambda n, M: np.dtype(np.float32))
+    weights = np.random.default_rng(0).uniform(0.2, 3.0, n) if case == "weighted" else None
+
+    K = rbf_kernel(X, X[centres], gamma=gamma)
+    if case == "float32":
+        K = K.astype(np.float32).astype(np.float64)
+    Kmm = rbf_kernel(X[centres], gamma=gamma)
+    seen = {}
+    original_curvature, original_pcg = solver._curvature, solver._pcg
+    original_draw = HessianSample.draw
+
+    class recording_curvature(original_curvature):
+        def __init__(self, P, w):
+            super().__init__(P, w)
+            if P.shape[0] == n:  # the step's curvature over all rows
+                seen["P"], seen["w"] = P.copy(), w.copy()
+
+    def recording_draw(self, *args, **kwargs):
+        seen["drawn"] = original_draw(self, *args, **kwargs)
+        return seen["drawn"]
+
+    errors, unweighted = [], []
+
+    def checking_pcg(hessian, rhs, *args, **kwargs):
+        if seen["drawn"] is not None:
+            rows, scale = seen["drawn"]
+            V = np.random.default_rng(len(errors)).standard_normal(rhs.shape)
+            got = hessian(V)
+            for ws, out in ((seen["w"][rows] * scale, errors), (seen["w"][rows], unweighted)):
+                want = _dense_schur_product(K[rows], seen["P"][rows], ws, V) + alpha * Kmm @ V
+                out.append(np.abs(got - want).max() / np.abs(want).max())
+        return original_pcg(hessian, rhs, *args, **kwargs)
+
+    monkeypatch.setattr(solver, "_curvature", recording_curvature)
+    monkeypatch.setattr(HessianSample, "draw", recording_draw)
+    monkeypatch.setattr(solver, "_pcg", checking_pcg)
+    fit = KernelClassifier(
+        gamma=gamma, alpha=alpha, loss="logistic", centers=centres, random_state=0, tol=1e-6
+    ).fit(X, y, sample_weight=weights)
+    info = fit.solver_info_
+    assert info["jitter"] == 0.0 and info["n_centers"] == len(centres)
+    assert info["stored_kernel_columns"] == {
+        "recomputed": False,
+        "float32": "float32",
+    }.get(case, "float64")
+    assert len(errors) >= 2  # sampled steps checked
+    assert max(errors) < (1e-6 if case == "float32" else 1e-9)
+    assert max(unweighted) > 1e-2
+
+
+def _dense_schur_product(Ks, P, ws, V):
+    """``K_s^T S (K_s V - 1 z^T)``, S_i = ws_i (diag p_i - p_i p_i^T) (one column of p for
+    two classes: ws_i p_i (1 - p_i)), z the intercepts' shift ``B^+ sum_i S_i (K_s V)_i``,
+    B = sum_i S_i; every S_i formed as a dense k x k matrix."""
+    U = Ks @ V
+    if P.shape[1] == 1:
+        S = (ws * P[:, 0] * (1.0 - P[:, 0]))[:, None, None]
+    else:
+        S = ws[:, None, None] * (
+            np.einsum("ic,cd->icd", P, np.eye(P.shape[1])) - P[:, :, None] * P[:, None, :]
+        )
+    B = S.sum(axis=0)
+    z = np.linalg.pinv(B, rcond=1e-10, hermitian=True) @ np.einsum("icd,id->c", S, U)
+    return Ks.T @ np.einsum("icd,id->ic", S, U - z)

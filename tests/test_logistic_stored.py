@@ -40,7 +40,7 @@ def test_products_are_float64_on_the_stored_values(n, M, k, rows, dtype, seed):
     rng = np.random.default_rng(seed)
     K = rng.standard_normal((n, M)).astype(dtype)
     op = StoredColumns(K)
-    op.rows = rows  # several chunks, a partial last one
+    op.chunk_rows = rows  # several chunks, a partial last one
     K64 = K.astype(np.float64)  # the stored values, exactly
     V, U = rng.standard_normal((M, k)), rng.standard_normal((n, k))
     w = rng.uniform(0.0, 2.0, size=n)

@@ -127,15 +127,20 @@ py::array_t<double> curvature_typed(const py::array& K, const py::object& V_obj,
   // optional operands were given.
   const bool has_P = !P_obj.is_none(), has_z = !z_obj.is_none(), has_rows = !rows_obj.is_none();
   // With rows, the product runs over those rows of K, and w and P have one row per index.
-  py::array_t<std::int64_t, py::array::c_style | py::array::forcecast> rows;
+  // Copied here, before the GIL is released: the C++ side checks each index once and then
+  // reads K through it, so no other thread may change them in between.
+  std::vector<std::int64_t> rows;
   if (has_rows) {
     const py::array given = py::module_::import("numpy").attr("asarray")(rows_obj);
     const char kind = given.dtype().kind();
-    if (kind != 'i' && kind != 'u') type_error("rows: expected integer row indices");
     if (given.ndim() != 1) value_error("rows: expected a 1-d array of row indices");
-    rows = py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(given);
+    if (given.size() > 0 && kind != 'i' && kind != 'u')
+      type_error("rows: expected integer row indices");
+    const auto as_int64 =
+        py::array_t<std::int64_t, py::array::c_style | py::array::forcecast>::ensure(given);
+    rows.assign(as_int64.data(), as_int64.data() + as_int64.size());
   }
-  const std::size_t n_used = has_rows ? std::size_t(rows.shape(0)) : n;
+  const std::size_t n_used = has_rows ? rows.size() : n;
   const auto w = curvature_operand(w_obj, "w", {n_used});
   if (has_z && !has_P) value_error("z: only with P (the softmax curvature)");
   py::array_t<double> P, z;
@@ -149,7 +154,7 @@ py::array_t<double> curvature_typed(const py::array& K, const py::object& V_obj,
   const double* zp = has_z ? z.data() : nullptr;
   double* op = out.mutable_data();
   const Options options = make_options(n_threads);
-  const std::int64_t* rp = has_rows ? rows.data() : nullptr;
+  const std::int64_t* rp = rows.data();
   call_released([&] {
     if (has_rows)
       curvature_product_rows<T>(Kp, ldk, n, M, rp, n_used, Vp, k, wp, Pp, zp, op, options);

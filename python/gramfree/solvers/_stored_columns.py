@@ -53,28 +53,31 @@ class StoredColumns:
     """K_nM in memory (C-ordered, float32 or float64) and the operator calls the logistic
     solver makes, all in float64 arithmetic on the stored values (module docstring)."""
 
-    def __init__(self, K: np.ndarray, n_threads: int = 0, rows: np.ndarray | None = None) -> None:
+    def __init__(
+        self, K: np.ndarray, n_threads: int = 0, row_index: np.ndarray | None = None
+    ) -> None:
         """``n_threads``: the one-pass products' OpenMP threads (0: OpenMP's default), as
-        the kernel operator's (:func:`gramfree.operators._n_threads`). ``rows``: the
-        operator is ``K[rows]`` (the logistic solver's sampled Hessian), without copying
-        those rows out of K: the native pass reads them by index, the BLAS products a
-        gathered chunk of them at a time."""
+        the kernel operator's (:func:`gramfree.operators._n_threads`). ``row_index`` (1-d
+        integers): the operator is ``K[row_index]`` (the logistic solver's sampled
+        Hessian), without copying those rows out of K: the native pass reads them by
+        index, the BLAS products a gathered chunk of them at a time."""
         if K.dtype not in (np.float32, np.float64) or K.ndim != 2 or not K.flags.c_contiguous:
             raise ValueError("K: expected a C-contiguous 2-d float32 or float64 array")
         self.K = K
         self.n_threads = n_threads
-        self.row_index = None if rows is None else np.ascontiguousarray(rows, dtype=np.int64)
+        self.row_index = None if row_index is None else _checked_rows(row_index, K.shape[0])
         self.n = K.shape[0] if self.row_index is None else self.row_index.size
-        if self.n and self.row_index is not None:
-            if self.row_index.min() < 0 or self.row_index.max() >= K.shape[0]:
-                raise ValueError(f"rows: indices must be in [0, {K.shape[0]})")
-        self.rows = max(1, CHUNK_BYTES // max(8 * K.shape[1], 1))
+        # Rows per chunk where a chunk of K is widened or gathered (CHUNK_BYTES).
+        self.chunk_rows = max(1, CHUNK_BYTES // max(8 * K.shape[1], 1))
 
     def subset(self, rows: np.ndarray, by_index: bool) -> StoredColumns:
-        """The operator over ``K[rows]`` (``rows`` of this one's K): read by index
-        (``by_index``: where its products take the native pass), else the rows copied out
+        """The operator over this one's rows ``rows`` (1-d integers): read from K by
+        index (``by_index``: where its products take the native pass), else copied out
         once (BLAS's products would gather them on every call: letter's 26-class fit
         took twice as long that way)."""
+        rows = _checked_rows(rows, self.n)
+        if self.row_index is not None:
+            rows = self.row_index[rows]
         if by_index:
             return StoredColumns(self.K, self.n_threads, rows)
         return StoredColumns(np.ascontiguousarray(self.K[rows]), self.n_threads)
@@ -115,9 +118,9 @@ class StoredColumns:
         if self._whole:
             yield 0, self.K
             return
-        scratch = np.empty((min(self.rows, n), M))
-        for r0 in range(0, n, self.rows):
-            block = scratch[: min(self.rows, n - r0)]
+        scratch = np.empty((min(self.chunk_rows, n), M))
+        for r0 in range(0, n, self.chunk_rows):
+            block = scratch[: min(self.chunk_rows, n - r0)]
             yield r0, self._block(r0, r0 + block.shape[0], out=block)
 
     def __matmul__(self, V: np.ndarray) -> np.ndarray:
@@ -212,6 +215,18 @@ class StoredColumns:
             _add_gram(G, self._block(r0, r1) * np.sqrt(weights[r0:r1], dtype=np.float64)[:, None])
         _fill_lower(G)
         return G
+
+
+def _checked_rows(rows, n: int) -> np.ndarray:
+    """``rows`` as int64 indices into n rows, refusing what numpy would reinterpret
+    (boolean masks, floats, more than one axis) or read out of bounds."""
+    rows = np.asarray(rows)
+    if rows.ndim != 1 or (rows.size and rows.dtype.kind not in "iu"):
+        raise ValueError(f"rows: expected a 1-d array of integer row indices, got {rows.dtype}")
+    rows = np.ascontiguousarray(rows, dtype=np.int64)
+    if rows.size and (rows.min() < 0 or rows.max() >= n):
+        raise ValueError(f"rows: indices must be in [0, {n})")
+    return rows
 
 
 def stored_kernel_block(problem, X: np.ndarray, centers: np.ndarray, dtype) -> np.ndarray:

@@ -64,15 +64,17 @@ directions the previous step's CG explored; measured, CG took fewer iterations o
 of the suite's eight sets (satellite 240 -> 161, Fashion-MNIST at M = 4000 777 -> 610;
 digits 26 -> 28), while for another system with the same matrix the update costs
 iterations (``_SecantPairs``).
-Where the data has many rows per centre, CG's products use a sample of the rows
-(``_hessian_sample``): about 4 M of them, drawn with probability proportional to their
-curvature and weighted by its inverse, so that the sampled Hessian is the exact one in
-expectation and the many nearly certain rows of a well-fitted model are represented by a
-few; the gradient, the objective and the steps stay exact, so the fit reaches the same
-optimum, and each step checks the sample against the exact Hessian along the step it
-took (free: ``K_nM d`` is computed over all rows anyway), doubling it where they differ
-by more than 25% (up to 3/4 of the rows; with a stored K_nM and the native pass the
-sample's rows are read in place, by index). On shuttle (43500 rows, 7 classes, M = 1000)
+Where the data has more than 16/3 rows per centre, CG's products use a sample of the
+rows (``_hessian_sample``): about 4 M of them, drawn with probability proportional to
+their curvature and weighted by its inverse, so that the sampled Hessian (coefficients
+and intercepts) is the exact one in expectation and the many nearly certain rows of a
+well-fitted model are represented by a few; the gradient, the objective and the steps
+stay exact, so the fit reaches the same optimum, and each step checks the sample against
+the exact Hessian along the step it took (O(n k): ``K_nM d`` is computed over all rows
+anyway), doubling it where they differ by more than 25%, when that step's decrement
+cannot end the fit (up to 3/4 of the rows; with a stored K_nM and the native pass the
+sample's rows are read in place, by index; with BLAS's two passes copied, within the
+storage budget). On shuttle (43500 rows, 7 classes, M = 1000)
 CG's products took 9% of the rows at every step (15 Newton steps and 190 CG iterations
 became 18 and 209); on letter 27% for three steps, then 53% (12 and 151 became 13 and
 156); on Fashion-MNIST (M = 4000) 27% for five steps, then 53% (12 and 610 became 15 and
@@ -302,6 +304,12 @@ def solve_logistic(
     gram_failures = 0
     secant = _SecantPairs(min(SECANT_PAIRS, int(SECANT_BYTES // (48 * M * k))))
     sample = HessianSample(n, M)
+    # Where CG's products take BLAS's two passes over a stored K_nM, a sample's rows are
+    # copied out of it each step: only as many as the storage budget has left beside it.
+    copy_rows = math.inf
+    if cached and not one_pass:
+        budget = min(CACHE_BYTES, CACHE_SHARE * physical_bytes()) - op.K.nbytes
+        copy_rows = max(budget, 0.0) / (M * op.K.itemsize)
     stopped = None  # why the fit stopped early, where it could take no Newton step
     # Small M: every BLAS call of the fit is small (the largest, a step's M x M Cholesky),
     # so all of them on one thread (gramfree._threads).
@@ -340,7 +348,7 @@ def solve_logistic(
             # Not beside the curvature's exact Gram as preconditioner: that is the exact
             # Hessian, with which CG converges in an iteration or two, and a sample's
             # Hessian would take it further from the one CG solves.
-            drawn = sample.draw(curvature.diag.sum(axis=1), every_row=use_gram)
+            drawn = sample.draw(curvature.diag.sum(axis=1), every_row=use_gram, max_rows=copy_rows)
             if drawn is not None:
                 rows, scale = drawn
                 h_op = (
@@ -455,9 +463,12 @@ def solve_logistic(
                 converged = True
                 break
             Kmm_d = kmm(d)
-            if drawn is not None:  # the sample's check along the step (_hessian_sample)
+            sample_agreed = True  # the sample's check along the step (_hessian_sample)
+            if drawn is not None:
                 SKd = curvature.diag * Kd if binary else curvature.apply(Kd)
-                sample.check(np.sum(SKd * Kd, axis=1), alpha * float(np.sum(d * Kmm_d)))
+                sample_agreed = sample.check(
+                    np.sum(SKd * Kd, axis=1), alpha * float(np.sum(d * Kmm_d))
+                )
             pen = (float(np.sum(a * Ka)), float(np.sum(d * Ka)), float(np.sum(d * Kmm_d)))
             t, new_objective = 1.0, math.inf
             for _ in range(MAX_HALVINGS):
@@ -491,7 +502,10 @@ def solve_logistic(
             stop = monitor is not None and bool(
                 monitor(n_iter, a.astype(X.dtype), intercept=b.astype(X.dtype))
             )
-            if decrement <= 2.0 * tol * objective or previous - objective <= 1e-15 * abs(previous):
+            # A decrement from a sampled Hessian that failed its check is off by more
+            # than MODEL_ERROR: it cannot end the fit (the next step's sample is larger).
+            small = decrement <= 2.0 * tol * objective and sample_agreed
+            if small or previous - objective <= 1e-15 * abs(previous):
                 converged = True
                 break
             if stop:
@@ -522,8 +536,9 @@ def solve_logistic(
             "secant_pairs_limit": secant.limit,
             "secant_pairs": secant.used,
             "stopped": stopped,
-            # Rows in each step's CG Hessian (n: all), and the sampled steps' relative
-            # error along the step (gramfree.solvers._hessian_sample).
+            # Rows in each Newton iteration's CG Hessian (n: all; one entry per iteration
+            # attempted, so up to n_iter + 1), and the sampled steps' relative error
+            # along the step (gramfree.solvers._hessian_sample).
             "hessian_rows": sample.rows_used,
             "hessian_sample_errors": sample.model_errors,
             "objective": objective / s,
