@@ -54,6 +54,11 @@ static inline void sw_rows_times_v(const T* const* Kr, size_t M, const double* _
 #pragma GCC unroll 8
     for (int q = 0; q < NC; ++q) acc[r][q] = vec_t<double>{};
   const double* v0 = VT + c0 * M;
+  // The row pointers in locals (registers): read through Kr, they would be reloaded after
+  // every vector store the compiler cannot prove apart from them.
+  const T* __restrict rp[R];
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) rp[r] = Kr[r];
   size_t m = 0;
   for (; m + W <= M; m += W) {
     vec_t<double> v[NC];
@@ -61,7 +66,7 @@ static inline void sw_rows_times_v(const T* const* Kr, size_t M, const double* _
     for (int q = 0; q < NC; ++q) v[q] = vload<double>(v0 + size_t(q) * M + m);
 #pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      const vec_t<double> a = sw_load(Kr[r] + m);
+      const vec_t<double> a = sw_load(rp[r] + m);
 #pragma GCC unroll 8
       for (int q = 0; q < NC; ++q) acc[r][q] += a * v[q];
     }
@@ -69,7 +74,7 @@ static inline void sw_rows_times_v(const T* const* Kr, size_t M, const double* _
   for (int r = 0; r < R; ++r)
     for (int q = 0; q < NC; ++q) {
       double s = vhsum<double>(acc[r][q]);
-      for (size_t t = m; t < M; ++t) s += double(Kr[r][t]) * v0[size_t(q) * M + t];
+      for (size_t t = m; t < M; ++t) s += double(rp[r][t]) * v0[size_t(q) * M + t];
       U[size_t(r) * k + c0 + size_t(q)] = s;
     }
 }
@@ -98,11 +103,14 @@ template <int R, class T>
 static inline void sw_accumulate(const T* const* Kr, size_t M, const double* __restrict Wb,
                                  size_t k, double* __restrict acc) {
   constexpr size_t W = size_t(Vec<double>::lanes);
+  const T* __restrict rp[R];  // in registers, as in sw_rows_times_v
+#pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) rp[r] = Kr[r];
   size_t m = 0;
   for (; m + W <= M; m += W) {
     vec_t<double> a[R];
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) a[r] = sw_load(Kr[r] + m);
+    for (int r = 0; r < R; ++r) a[r] = sw_load(rp[r] + m);
     for (size_t c = 0; c < k; ++c) {
       double* dst = acc + c * M + m;
       vec_t<double> o = vload<double>(dst);
@@ -114,7 +122,7 @@ static inline void sw_accumulate(const T* const* Kr, size_t M, const double* __r
   for (; m < M; ++m)
     for (size_t c = 0; c < k; ++c) {
       double s = acc[c * M + m];
-      for (int r = 0; r < R; ++r) s += double(Kr[r][m]) * Wb[size_t(r) * k + c];
+      for (int r = 0; r < R; ++r) s += double(rp[r][m]) * Wb[size_t(r) * k + c];
       acc[c * M + m] = s;
     }
 }
