@@ -200,6 +200,35 @@ def test_lower_gram_matches_numpy(n, block, dtype, order):
     assert np.abs(S - ref).max() <= tol * np.abs(ref).max()
 
 
+@pytest.mark.parametrize("n", [1, 2, 65, 700, 1300])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_lower_gram_lauum_matches_panels_and_numpy(n, dtype, monkeypatch):
+    """The default route (LAPACK's lauum) against numpy in float64 and against the GEMM
+    panels, which take over above _LAUUM_MAX_ROWS (lowered here to reach them)."""
+    rng = np.random.default_rng(n)
+    L = np.array(np.tril(rng.normal(size=(n, n))), dtype=dtype, order="F")
+    before = L.copy()
+    S = linalg.lower_gram(L)
+    ref = L.astype(np.float64).T @ L.astype(np.float64)
+    assert S.dtype == dtype and S.flags.f_contiguous and not np.shares_memory(S, L)
+    np.testing.assert_array_equal(S, S.T)
+    tol = 1e-13 if dtype == np.float64 else 2e-6
+    assert np.abs(S - ref).max() <= tol * np.abs(ref).max()
+    np.testing.assert_array_equal(L, before)
+    monkeypatch.setattr(linalg, "_LAUUM_MAX_ROWS", n - 1)
+    panels = linalg.lower_gram(L)
+    assert np.abs(panels - S).max() <= tol * np.abs(ref).max()
+
+
+def test_lower_gram_lauum_refuses_non_finite_lower_only():
+    L = np.tril(np.random.default_rng(0).normal(size=(50, 50)))
+    L[3, 40] = np.nan  # strict upper: lauum never reads it
+    np.testing.assert_allclose(linalg.lower_gram(L), np.tril(L).T @ np.tril(L), rtol=1e-12)
+    L[40, 3] = np.inf
+    with pytest.raises(ValueError, match="^L: contains NaN or infinity"):
+        linalg.lower_gram(L)
+
+
 def test_lower_gram_not_square():
     with pytest.raises(ValueError, match="square"):
         linalg.lower_gram(np.ones((3, 4)))

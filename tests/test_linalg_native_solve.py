@@ -98,6 +98,34 @@ def test_solve_triangular_every_path(n, k, trans, monkeypatch):
     assert calls == ([(cols, n)] if expect_native else [])
 
 
+@pytest.mark.parametrize("n", [255, 256, 1000])
+@pytest.mark.parametrize("k", [1, 2, 6, 33])
+@pytest.mark.parametrize("trans", [False, True])
+@pytest.mark.parametrize("one_thread", [False, True])
+def test_solve_triangular_one_thread_bound(n, k, trans, one_thread, monkeypatch):
+    """Below 2000 rows the native solve only on one thread (inside the loops' small
+    algebra, _threads.small_blas), from 256 rows; every path equal to LAPACK's solve."""
+    calls = []
+    native = _core.triangular_solve_lower
+
+    def spy(*args, **kwargs):
+        calls.append(kwargs.get("n_threads"))
+        return native(*args, **kwargs)
+
+    monkeypatch.setattr(_core, "triangular_solve_lower", spy)
+    L = _layout(_lower(n, np.float64, n), "F")
+    B = np.random.default_rng(k).normal(size=(n, k))
+    if one_thread:
+        with _threads.small_blas(1.0):
+            x = linalg.solve_triangular(L, B, trans=trans)
+    else:
+        x = linalg.solve_triangular(L, B, trans=trans)
+    want = _reference(L, B, trans)
+    assert np.abs(x - want).max() <= 1e-12 * np.abs(want).max()
+    expect_native = one_thread and n >= 256 and 2 <= k <= (32 if trans else 64)
+    assert calls == ([1] if expect_native else [])
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("trans", [False, True])
 def test_native_and_blas_paths_agree(dtype, trans):

@@ -43,6 +43,7 @@ _SIGNATURES = {
     "trsm": (_cython_blas, "ccccIIpPIPI"),
     "syrk": (_cython_blas, "ccIIpPIpPI"),
     "potrf": (_cython_lapack, "cIPII"),
+    "lauum": (_cython_lapack, "cIPII"),
 }
 _ARGTYPES = {"c": _CHR, "I": _INT, "p": _PTR, "P": _PTR}
 _FUNCS: dict[str, Any] = {}
@@ -214,4 +215,16 @@ def potrf_lower(A) -> int:
     pa, lda = _mat(A, A.dtype, write=True)
     info = ctypes.c_int(0)
     _func(A.dtype, "potrf")(b"L", _i(n), pa, ctypes.byref(lda), ctypes.byref(info))
+    return info.value
+
+
+def lauum_lower(A) -> int:
+    """LAPACK ``lauum`` on the lower triangle of the square view ``A``: ``L^T L`` in place
+    of ``L`` (lower triangle; the strict upper neither read nor written); its ``info``."""
+    n = A.shape[0]
+    if n == 0:
+        return 0
+    pa, lda = _mat(A, A.dtype, write=True)
+    info = ctypes.c_int(0)
+    _func(A.dtype, "lauum")(b"L", _i(n), pa, ctypes.byref(lda), ctypes.byref(info))
     return info.value

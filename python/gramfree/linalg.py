@@ -17,7 +17,7 @@ So nothing here hands a large double-precision ``syrk`` to BLAS: :func:`cholesky
 :func:`solve_triangular` work by halves, with ``potrf`` and ``syrk`` only on diagonal
 blocks of at most ``block`` (2048) rows, ``trsm`` only on triangles of at most 256 rows,
 and GEMM of distinct blocks for the rest (triangular solves with few right-hand sides,
-the solvers' case, from 2000 rows run gramfree's own blocked solve, no BLAS at all:
+the solvers' case, from 2000 rows (256 on one thread) run gramfree's own blocked solve, no BLAS at all:
 ``csrc/kernels/trsm_engine.hpp``, ``benchmarks/bench_trsm.py``); :func:`lower_gram` forms ``L^T L`` from GEMMs of
 distinct blocks. The BLAS calls act in place on sub-blocks (:mod:`gramfree._blas`), so that
 the work runs near the multi-threaded GEMM rate rather than at OpenBLAS's ``potrf`` /
@@ -65,11 +65,25 @@ _TRSM_LEAF = 256
 # the native solve (csrc/kernels/trsm_engine.hpp) with 2 to 64 columns (32 for L^T X = B,
 # whose tiles re-read L once per 6 columns) ran at 0.8-3.2x BLAS by halves and LAPACK's
 # solve, and a Nystrom-PCG fit with 2000 centres 1.6x as fast; below 2000 rows and for
-# one column it was slower. NATIVE_SOLVES off keeps BLAS by halves everywhere (the
-# benchmark's comparison).
+# one column it was slower there. On the 2-core EPYC (Zen 4) this project's CI runs on
+# (2026-12-04, loops of solves with 2 to 6 columns on one thread, as inside CG's loops'
+# small algebra) it was faster than BLAS by halves at 300 to 1500 rows too, 1.1-2.5x (at
+# 1000 rows and 6 columns 0.22-0.31 ms against 0.35-0.45; a logistic fit of satellite with
+# 1000 centres: 0.43 s in its 724 solves against 0.76 s), so on one thread from 256 rows
+# (below, halves is one trsm call). On two threads below 2000 rows BLAS stays: there the
+# native solve's per-block barriers met OpenBLAS's workers, which spin for ~0.1 s after the
+# preconditioner's factorization (gramfree._threads), and a 1000-row solve with 10 columns
+# took 2.6 ms in a fit's CG loop (median) against 0.28 ms alone.
+# NATIVE_SOLVES off keeps BLAS by halves everywhere (the benchmark's comparison).
 _FEW_RHS = 64
 _NATIVE_MIN_ROWS = 2000
+_NATIVE_MIN_ROWS_ONE_THREAD = 256
 _NATIVE_MAX_RHS_TRANS = 32
+# Largest L for which lower_gram calls LAPACK's lauum (OpenBLAS's threaded driver, whose
+# diagonal blocks go through syrk): run at 8000 to 20000 rows on the 2-core EPYC (Zen 4)
+# without the syrk crash (2026-12-04), capped well below the ~15500 rows where syrk and
+# potrf crash there; larger L take GEMM panels, within 20% of lauum's rate at 20000.
+_LAUUM_MAX_ROWS = 12000
 NATIVE_SOLVES = True
 _ZERO_CHUNK = 256
 # Elements per np.isfinite pass: bounds the boolean temporary of a finiteness check of a
@@ -349,21 +363,27 @@ def _syrk_lower(C: np.ndarray, P: np.ndarray, leaf: int) -> None:
     _syrk_lower(C[h:, h:], P[h:], leaf)
 
 
-def lower_gram(L: np.ndarray, *, block: int = 512) -> np.ndarray:
+def lower_gram(L: np.ndarray, *, block: int | None = None) -> np.ndarray:
     """``L.T @ L`` for a lower-triangular ``L`` (its strict upper triangle zero, as
     :func:`cholesky` returns it), as a new F-ordered symmetric matrix (both triangles) of
     ``L``'s dtype.
 
     numpy computes ``L.T @ L`` with ``syrk``, which crashes multi-threaded from about 16500
-    rows on AMD Zen 4 (module docstring), and does n^3 flops. Here each column panel ``I``
-    of the upper triangle is one GEMM over the rows where ``L[:, I]`` is non-zero,
-    ``S[:i1, I] = L[i0:, :i1].T @ L[i0:, I]`` (about n^3 / 3 flops in all, LAPACK's
-    ``lauum``; narrower panels waste less on the diagonal blocks), and the lower triangle
-    is copied from the upper.
+    rows on AMD Zen 4 (module docstring), and does n^3 flops. Up to ``_LAUUM_MAX_ROWS``
+    rows (and ``block`` not given) LAPACK's ``lauum`` (n^3 / 3 flops, OpenBLAS's own
+    blocked and threaded driver): 1.5x to 3x the panels below at 1000 to 3450 rows
+    (70-90 GFLOP/s against 23-60 on this project's 2-core EPYC; ``lower_gram`` is a
+    Nystrom-PCG fit's preconditioner build and a logistic fit's at every Newton step).
+    Beyond, or with ``block``: each column panel ``I`` of the upper triangle is one GEMM
+    over the rows where ``L[:, I]`` is non-zero, ``S[:i1, I] = L[i0:, :i1].T @ L[i0:, I]``
+    (about n^3 / 3 flops in all; narrower panels waste less on the diagonal blocks), and
+    the lower triangle is copied from the upper.
 
     ``L``'s dtypes as in :func:`solve_triangular` (float32/float64 kept, integers in
     float64, bool/complex/object/string refused with TypeError); any layout (views with
-    negative or zero strides are copied first). ``block`` (at least 1) is the panel width.
+    negative or zero strides are copied first). ``block`` (at least 1): the panels' width,
+    which also asks for the panels whatever the size (None: ``lauum`` where it may run,
+    else panels of 512).
     NaN or infinity in the entries read raise ValueError naming ``L`` (checked on the
     result's diagonal, O(n), which every entry read reaches).
     """
@@ -371,9 +391,20 @@ def lower_gram(L: np.ndarray, *, block: int = 512) -> np.ndarray:
     dtype = _real_dtype(L, "L")
     if L.ndim != 2 or L.shape[0] != L.shape[1]:
         raise ValueError(f"L: expected a square matrix, got shape {L.shape}")
-    block = _check_block(block)
-    L = _blas_layout(_converted(L, dtype, "L"))
+    panels = block is not None
+    block = _check_block(512 if block is None else block)
     n = L.shape[0]
+    if not panels and n <= _LAUUM_MAX_ROWS:
+        S = _converted(L, dtype, "L")
+        S = np.array(S, order="F") if S is L else np.asfortranarray(S)
+        info = _blas.lauum_lower(S)
+        if info != 0:  # an argument error: not reachable with a checked square view
+            raise RuntimeError(f"lauum: info {info}")
+        if not np.isfinite(np.diagonal(S)).all():
+            _refuse_non_finite(np.tril(np.asarray(L, dtype=dtype)), "L")
+        _mirror(S, _MIRROR_BLOCK, from_lower=True)
+        return S
+    L = _blas_layout(_converted(L, dtype, "L"))
     S = np.empty((n, n), dtype=L.dtype, order="F")
     for i0 in range(0, n, block):
         i1 = min(i0 + block, n)
@@ -385,13 +416,30 @@ def lower_gram(L: np.ndarray, *, block: int = 512) -> np.ndarray:
     # anywhere read makes it non-finite; finite input only by overflow (kept, as numpy).
     if not np.isfinite(np.diagonal(S)).all():
         _refuse_non_finite(L, "L")
+    _mirror(S, _MIRROR_BLOCK, from_lower=False)
+    return S
+
+
+# Columns per block of _mirror's transposed copies: 128 took 1.7 ms at 1000 rows and 23
+# ms at 3450 where 512 took 3.5 and 30 (one fancy-indexed copy of the triangle: 7 and 129).
+_MIRROR_BLOCK = 128
+
+
+def _mirror(S: np.ndarray, block: int, *, from_lower: bool) -> None:
+    """Copy one triangle of the square ``S`` onto the other, in blocks of ``block``
+    columns (np.triu/tril of the whole would allocate and scan it several times)."""
+    n = S.shape[0]
     for i0 in range(0, n, block):
         i1 = min(i0 + block, n)
-        S[i0:i1, :i0] = S[:i0, i0:i1].T
-        diag = S[i0:i1, i0:i1]  # computed whole: make it exactly symmetric too
-        lower = np.tril_indices(i1 - i0, -1)
-        diag[lower] = diag.T[lower]
-    return S
+        diag = S[i0:i1, i0:i1]
+        if from_lower:
+            S[:i0, i0:i1] = S[i0:i1, :i0].T
+            upper = np.triu_indices(i1 - i0, 1)
+            diag[upper] = diag.T[upper]
+        else:
+            S[i0:i1, :i0] = S[:i0, i0:i1].T
+            lower = np.tril_indices(i1 - i0, -1)
+            diag[lower] = diag.T[lower]
 
 
 def _trans_flag(trans) -> bool:
@@ -455,7 +503,7 @@ def solve_triangular(
     Solved in ``L``'s precision (``B`` is cast to it, never ``L`` to ``B``'s: a float32
     factor is not copied to float64 on every call); the result has ``B``'s float dtype.
     Few right-hand sides (one per target: the solvers' case) where that measured faster
-    (``benchmarks/bench_trsm.py``): from 2000 rows and 2 to 64 columns (32 with
+    (``benchmarks/bench_trsm.py``): from 2000 rows (256 on one thread) and 2 to 64 columns (32 with
     ``trans``) gramfree's native blocked solve, on the operators' OpenMP threads (a fit's
     ``n_jobs`` applies; one thread inside the CG loops' small algebra, as BLAS there),
     whose sums run in an order independent of the thread count (the same bits on any
@@ -505,9 +553,10 @@ def solve_triangular(
 def _solve_lower(L: np.ndarray, X: np.ndarray, trans: bool) -> None:
     n, k = L.shape[0], X.shape[1]
     few = 2 <= k <= (_NATIVE_MAX_RHS_TRANS if trans else _FEW_RHS)
-    if NATIVE_SOLVES and few and n >= _NATIVE_MIN_ROWS and X.flags.f_contiguous:
+    threads = _threads.native_linalg_threads()
+    min_rows = _NATIVE_MIN_ROWS_ONE_THREAD if threads == 1 else _NATIVE_MIN_ROWS
+    if NATIVE_SOLVES and few and n >= min_rows and X.flags.f_contiguous:
         # L from _blas_layout: unit row stride, so L.T has rows of unit stride.
-        threads = _threads.native_linalg_threads()
         _core.triangular_solve_lower(L.T, X.T, trans=trans, n_threads=threads)
         return
     if n <= _TRSM_LEAF:
