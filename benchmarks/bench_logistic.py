@@ -20,7 +20,7 @@ alpha's anchors over gramfree's fixed-alpha fit, the CV anchors and SVC over gra
 CV fit). Data: ``benchmarks/realdata.py`` (``get_realdata.sh`` installs it); the suite's
 tuned rbf gamma.
 
-    python benchmarks/bench_logistic.py [--quick] [--sets spam,dna,...] [--centers 1000]
+    python benchmarks/bench_logistic.py [--quick] [--sets spam,dna,...] [--centers 1000 (0: default)]
         [--alpha 0.01] [--anchors nystroem,svc] [--svc-max-rows 20000]
         [--cv 5 --alphas 1e-3,3e-3,1e-2,3e-2,0.1]
 
@@ -59,6 +59,8 @@ class SameCentres:
         self.gramfree_rows, self.nystroem, self.logistic = gramfree_rows, nystroem, logistic
 
     def fit(self, X, y):
+        # As many components as gramfree's centres (its default count with --centers 0).
+        self.nystroem.set_params(n_components=len(self.gramfree_rows))
         self.nystroem.fit(X[self.gramfree_rows])
         self.logistic.fit(self.nystroem.transform(X), y)
         self.classes_ = self.logistic.classes_
@@ -117,7 +119,9 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="CI smoke: subsets, no SVC")
     parser.add_argument("--sets", default=",".join(DEFAULT_SETS))
-    parser.add_argument("--centers", type=int, default=1000)
+    parser.add_argument(
+        "--centers", type=int, default=1000, help="M; 0: gramfree's default (n_centers=None)"
+    )
     parser.add_argument("--alpha", type=float, default=1e-2, help="1 / C of both logistic models")
     parser.add_argument("--svc-c", type=float, default=10.0)
     parser.add_argument(
@@ -136,15 +140,18 @@ def main(argv=None) -> int:
     parser.add_argument("--alphas", default="1e-3,3e-3,1e-2,3e-2,0.1")
     args = parser.parse_args(argv)
     alphas = [float(a) for a in args.alphas.split(",")]
+    if args.cv and args.centers <= 0:
+        parser.error("--cv takes --centers > 0 (its folds' centres)")
     print(f"{'set':10s} {'model':34s} {'log-loss':>9s} {'accuracy':>9s} {'fit s':>8s}")
     for name in args.sets.split(","):
         X_train, X_test, y_train, y_test, task = realdata.load(name, quick=args.quick)
         assert task == "classification", name
         gamma = realdata.CONFIG[name]["gamma"]
-        m = min(args.centers, len(y_train))
+        m = min(args.centers, len(y_train)) if args.centers > 0 else None
+        shown = m if m is not None else "default"
         anchors = {a for a in args.anchors.split(",") if a}
         models = {
-            f"gramfree logistic, M={m}": KernelClassifier(
+            f"gramfree logistic, M={shown}": KernelClassifier(
                 gamma=gamma,
                 alpha=args.alpha,
                 loss="logistic",
@@ -154,7 +161,7 @@ def main(argv=None) -> int:
             )
         }
         if "nystroem" in anchors:
-            models[f"Nystroem({m}) + LogisticRegression"] = SameCentres(
+            models[f"Nystroem({shown}) + LogisticRegression"] = SameCentres(
                 None,
                 Nystroem(gamma=gamma, n_components=m, random_state=0),
                 LogisticRegression(C=1.0 / args.alpha, max_iter=1000),
