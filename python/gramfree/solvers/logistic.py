@@ -319,7 +319,12 @@ def solve_logistic(
     if cached and not one_pass:
         budget = min(CACHE_BYTES, CACHE_SHARE * physical_bytes()) - op.K.nbytes
         copy_rows = max(budget, 0.0) / (M * op.K.itemsize)
-    kept = KeptPreconditioner(build_cost(n, M, X.shape[1], gram=use_gram, stored=cached))
+    # Rows of zero weight count as absent in its cost model, as everywhere else in the fit:
+    # appending them changes no decision (tests/test_zero_weight_centres.py).
+    weighted_rows = int(np.count_nonzero(w))
+    kept = KeptPreconditioner(
+        build_cost(weighted_rows, M, X.shape[1], gram=use_gram, stored=cached)
+    )
     stopped = None  # why the fit stopped early, where it could take no Newton step
     # Small M: every BLAS call of the fit is small (the largest, a step's M x M Cholesky),
     # so all of them on one thread (gramfree._threads).
@@ -380,7 +385,7 @@ def solve_logistic(
             # The last step's preconditioner where a rebuild costs more than keeping it
             # can (gramfree.solvers._kept_preconditioner).
             iteration = iteration_cost(
-                n if drawn is None else drawn[0].size, M, k, X.shape[1], stored=cached
+                weighted_rows if drawn is None else drawn[0].size, M, k, X.shape[1], stored=cached
             )
             precond = kept.keep(iteration)
             built = precond is None
