@@ -89,19 +89,23 @@ def test_disabled(monkeypatch):
 @pytest.mark.parametrize("n, M, k", [(569, 569, 1), (4826, 1000, 6), (3450, 3450, 1)])
 def test_costs_closed_form(n, M, k):
     B = FLOPS_PER_BYTE
-    assert build_cost(n, M, 30, gram=False, stored=True) == pytest.approx(
+    rates = {"dense": 1e11, "engine_float64": 5e10}
+    assert build_cost(n, M, 30, gram=False, stored=True, rates=rates) == pytest.approx(
         2 / 3 * M**3 + B * 80 * M**2
     )
-    assert build_cost(n, M, 30, gram=True, stored=True) == pytest.approx(
+    assert build_cost(n, M, 30, gram=True, stored=True, rates=rates) == pytest.approx(
         2 / 3 * M**3 + B * 80 * M**2 + n * M**2 + 2 * M**3
     )
-    assert iteration_cost(n, M, k, 30, stored=True) == pytest.approx(
-        B * (24 * M**2 + 16 * n * M) + 2 * (4 * n * M * k + 6 * M**2 * k)
+    for size in (8, 4):  # float64 and float32 storage
+        assert iteration_cost(n, M, k, 30, stored_bytes=size, rates=rates) == pytest.approx(
+            B * (24 * M**2 + 2 * size * n * M) + 2 * (4 * n * M * k + 6 * M**2 * k)
+        )
+    # Recomputing: two passes of 2 d + 2 k + 8 flops per entry at the engine's rate.
+    assert iteration_cost(n, M, k, 30, stored_bytes=0, rates=rates) == pytest.approx(
+        B * 24 * M**2 + 2 * (4 * n * M * k + 6 * M**2 * k) + 2 * n * M * (68 + 2 * k) * 2
     )
-    # Recomputing the kernel costs more than reading it, and a build grows with M^3.
-    assert iteration_cost(n, M, k, 30, stored=False) > 2 * (4 * n * M * k)
-    assert build_cost(n, 2 * M, 30, gram=False, stored=True) > 4 * build_cost(
-        n, M, 30, gram=False, stored=True
+    assert build_cost(n, 2 * M, 30, gram=False, stored=True, rates=rates) > 4 * build_cost(
+        n, M, 30, gram=False, stored=True, rates=rates
     )
 
 
@@ -147,3 +151,70 @@ def test_fits_keeping_it_reach_the_same_optimum(loader, n, gamma, monkeypatch):
     assert on["objective"] == pytest.approx(off["objective"], rel=1e-8)
     np.testing.assert_allclose(fits[True].predict_proba(X), fits[False].predict_proba(X), atol=1e-5)
     assert np.all(np.diff(fits[True].loss_curve_) < 0)
+
+
+def _always_try(monkeypatch):
+    """A build of infinite cost: every step that may keep the preconditioner tries to,
+    and no kept run counts as costly (the wiring's guards alone decide)."""
+    import gramfree.solvers.logistic as solver
+
+    monkeypatch.setattr(solver, "build_cost", lambda *args, **kwargs: float("inf"))
+
+
+@pytest.mark.parametrize("gamma", [0.003, 0.3])
+def test_forced_keeping_never_on_the_first_nor_the_last_step(gamma, monkeypatch):
+    """Keeping it whenever allowed: the first step of a fit from zero builds, the step
+    that ends the fit had a fresh one, and the optimum is the fresh fits' (breast
+    cancer, every point a centre, wide and narrow kernels)."""
+    X, y = _data(load_breast_cancer)
+    monkeypatch.setattr(kept_module, "KEEP_PRECONDITIONER", False)
+    fresh = _fit(X, y, gamma, 1e-3)
+    monkeypatch.setattr(kept_module, "KEEP_PRECONDITIONER", True)
+    _always_try(monkeypatch)
+    forced = _fit(X, y, gamma, 1e-3)
+    runs = forced.solver_info_["preconditioner_kept_runs"]
+    assert runs[0] is False and runs[-1] is False and sum(runs) >= 3
+    assert len(runs) == len(forced.solver_info_["hessian_rows"])
+    assert forced.solver_info_["objective"] == pytest.approx(
+        fresh.solver_info_["objective"], rel=1e-8
+    )
+    np.testing.assert_allclose(forced.predict_proba(X), fresh.predict_proba(X), atol=1e-5)
+
+
+def test_forced_keeping_does_not_end_an_unpenalised_fit_early(monkeypatch):
+    """alpha=0 on separated classes (iris setosa against versicolor): a stale
+    preconditioner's CG gave no descent direction after 3 steps and the fit reported
+    convergence at objective 0.028; now the step is taken again with a fresh one and
+    the fit warns that the classes are separated, as the fit building at every step."""
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    _always_try(monkeypatch)
+    with pytest.warns(ConvergenceWarning, match="^alpha=0 with loss='logistic': the training"):
+        clf = KernelClassifier(loss="logistic", alpha=0.0).fit(X[y < 2], y[y < 2])
+    assert clf.solver_info_["objective"] < 1e-3
+    assert any(clf.solver_info_["preconditioner_kept_runs"])
+
+
+def test_the_centres_fallback_of_a_failed_gram_is_not_kept(monkeypatch):
+    """Where the curvature's Gram cannot be factored the step falls back to the centres'
+    preconditioner; that one is never kept, so the next step tries the Gram again."""
+    import gramfree.solvers.logistic as solver
+    from gramfree.kernels import get_kernel
+    from gramfree.solvers._common import Problem
+
+    def fails(*args, **kwargs):
+        raise np.linalg.LinAlgError("whitening amplified rounding")
+
+    monkeypatch.setattr(solver._Preconditioner, "from_gram", fails)
+    _always_try(monkeypatch)
+    X, y = _data(load_breast_cancer)
+    idx = np.arange(0, len(y), 3)
+    problem = Problem(X, y[:, None].astype(float), get_kernel("rbf", gamma=0.05), 0.01, None, None)
+    result = solver.solve_logistic(
+        problem, np.ascontiguousarray(X[idx]), idx, max_iter=100, tol=1e-8, preconditioner="gram"
+    )
+    info = result.info
+    assert result.converged and info["preconditioner"] == "gram"
+    assert info["preconditioner_kept"] == 0
+    assert info["gram_failures"] == info["preconditioner_builds"] == len(info["hessian_rows"])

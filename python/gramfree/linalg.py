@@ -365,7 +365,8 @@ def _syrk_lower(C: np.ndarray, P: np.ndarray, leaf: int) -> None:
 
 def lower_gram(L: np.ndarray, *, block: int | None = None) -> np.ndarray:
     """``L.T @ L`` for a lower-triangular ``L`` (its strict upper triangle zero, as
-    :func:`cholesky` returns it), as a new F-ordered symmetric matrix (both triangles) of
+    :func:`cholesky` returns it: ``lauum`` never reads it, the GEMM panels read it inside
+    their diagonal blocks), as a new F-ordered symmetric matrix (both triangles) of
     ``L``'s dtype.
 
     numpy computes ``L.T @ L`` with ``syrk``, which crashes multi-threaded from about 16500
@@ -503,11 +504,13 @@ def solve_triangular(
     Solved in ``L``'s precision (``B`` is cast to it, never ``L`` to ``B``'s: a float32
     factor is not copied to float64 on every call); the result has ``B``'s float dtype.
     Few right-hand sides (one per target: the solvers' case) where that measured faster
-    (``benchmarks/bench_trsm.py``): from 2000 rows (256 on one thread) and 2 to 64 columns (32 with
-    ``trans``) gramfree's native blocked solve, on the operators' OpenMP threads (a fit's
-    ``n_jobs`` applies; one thread inside the CG loops' small algebra, as BLAS there),
-    whose sums run in an order independent of the thread count (the same bits on any
-    number of threads). Otherwise like :func:`cholesky`, by halves: BLAS ``trsm`` only on
+    (``benchmarks/bench_trsm.py``): from 2000 rows and 2 to 64 columns (32 with ``trans``)
+    gramfree's native blocked solve, on the operators' OpenMP threads (a fit's ``n_jobs``
+    applies; one thread inside the CG loops' small algebra, as BLAS there), whose sums run
+    in an order independent of the thread count (the same bits on any number of threads);
+    where the context runs it on one thread (inside those loops, or a fit with
+    ``n_jobs=1``) from 256 rows, so that between 256 and 1999 rows the path, and with it
+    the last bits, depends on that context. Otherwise like :func:`cholesky`, by halves: BLAS ``trsm`` only on
     diagonal blocks of ``_TRSM_LEAF`` rows and GEMM for the rest, which with many
     right-hand sides runs at GEMM's rate where one large ``trsm`` runs at about half of
     it.

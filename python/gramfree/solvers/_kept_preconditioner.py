@@ -1,7 +1,8 @@
 """Whether a logistic fit's Newton step may keep the preconditioner an earlier step built
 (:mod:`gramfree.solvers.logistic`), weighing a build's cost against the CG iterations
 keeping it has cost, both from the cost model's flop counts (never from the clock: a
-fit's path depends only on its inputs and the saved rates, as ``auto``'s choice does).
+fit's path depends only on its inputs and the saved rates, read once per fit, as
+``auto``'s choice does).
 
 The preconditioner is built from the loss's curvature (at the centres, or at every row
 for the curvature's Gram): M x M products and a factorization per build. With every
@@ -50,31 +51,31 @@ against 1.8).
 from __future__ import annotations
 
 from .auto import _entry_flops
-from .rates import current as current_rates
 
 # False: every Newton step builds its preconditioner (as before 2026-12-04).
 KEEP_PRECONDITIONER = True
 FLOPS_PER_BYTE = 8.0
 
 
-def build_cost(n: int, M: int, d: int, *, gram: bool, stored: bool) -> float:
-    """A preconditioner build's cost in flops at the dense rate (module docstring)."""
+def build_cost(n: int, M: int, d: int, *, gram: bool, stored: bool, rates: dict) -> float:
+    """A preconditioner build's cost in flops at the dense rate (module docstring);
+    ``rates``: the cost model's (:func:`gramfree.solvers.rates.current`), read once per fit."""
     cost = 2.0 / 3.0 * M**3 + FLOPS_PER_BYTE * 80.0 * M * M
     if gram:
         cost += n * M * M + 2.0 * M**3
         if not stored:  # the Gram's pass recomputes the kernel values
-            rates = current_rates()[0]
             cost += n * M * _entry_flops(d, 0) * rates["dense"] / rates["engine_float64"]
     return cost
 
 
-def iteration_cost(rows: int, M: int, k: int, d: int, *, stored: bool) -> float:
+def iteration_cost(rows: int, M: int, k: int, d: int, *, stored_bytes: int, rates: dict) -> float:
     """A CG iteration's cost in flops at the dense rate: its products over ``rows`` of
-    K_nM and its M x M algebra (module docstring)."""
+    K_nM, stored with ``stored_bytes`` per value (0: recomputed on every pass), and its
+    M x M algebra (module docstring)."""
     cost = FLOPS_PER_BYTE * 24.0 * M * M + 2.0 * (4.0 * rows * M * k + 6.0 * M * M * k)
-    if stored:
-        return cost + FLOPS_PER_BYTE * 16.0 * rows * M
-    rates = current_rates()[0]  # two passes recomputing the kernel values
+    if stored_bytes:
+        return cost + FLOPS_PER_BYTE * 2.0 * stored_bytes * rows * M
+    # two passes recomputing the kernel values
     return cost + 2.0 * rows * M * _entry_flops(d, k) * rates["dense"] / rates["engine_float64"]
 
 
@@ -91,14 +92,17 @@ class KeptPreconditioner:
         self._kept_now = False  # whether the current step kept it
         self._wait, self._backoff = 0, 1
         self.builds = 0
-        self.kept_steps = 0
+        self.kept_steps = 0  # CG runs with a kept preconditioner (abandoned ones too)
+        self.kept_runs: list[bool] = []  # per CG run, whether it kept it
 
-    def keep(self, iteration: float):
+    def keep(self, iteration: float, last: bool = False):
         """The kept preconditioner for this step where the rule allows (module
         docstring), else None (build one and call :meth:`built`). ``iteration``: this
-        step's CG iteration cost (:func:`iteration_cost`)."""
+        step's CG iteration cost (:func:`iteration_cost`); ``last``: the last step the
+        fit may take (never kept there: a kept step cannot end the fit)."""
         self._kept_now = False
-        if not self.enabled or self.precond is None:
+        self.kept_runs.append(False)
+        if not self.enabled or self.precond is None or last:
             return None
         if self._wait > 0:
             self._wait -= 1
@@ -106,6 +110,7 @@ class KeptPreconditioner:
         if self.build <= iteration * max(self.cg_last, 1):
             return None  # a build costs less than the CG run it could shorten
         self._kept_now = True
+        self.kept_runs[-1] = True
         self.kept_steps += 1
         return self.precond
 
@@ -114,10 +119,18 @@ class KeptPreconditioner:
         """Whether the current step kept the preconditioner."""
         return self._kept_now
 
-    def refresh(self) -> None:
+    def refresh(self, failed: bool = False) -> None:
         """The next step builds a new preconditioner (a kept one's step may not end the
-        fit: its CG stopped in a stale preconditioner's norm)."""
+        fit: its CG stopped in a stale preconditioner's norm); ``failed``: the kept one
+        gave no usable step (no descent, or no progress), and the next try backs off as
+        after a costly one."""
         self.precond = None
+        if failed:
+            self._back_off()
+
+    def _back_off(self) -> None:
+        self._wait = self._backoff - 1  # fresh steps after the rebuild, before a try
+        self._backoff *= 2
 
     def built(self, precond, keepable: bool = True) -> None:
         """A new preconditioner; ``keepable`` False: never kept (the first step of a fit
@@ -133,5 +146,4 @@ class KeptPreconditioner:
             return
         if (iterations - self.cg_fresh) * iteration > self.build:  # cost more than a build
             self.precond = None  # the next step rebuilds
-            self._wait = self._backoff - 1  # fresh steps after that one, before a try
-            self._backoff *= 2
+            self._back_off()

@@ -322,8 +322,12 @@ def solve_logistic(
     # Rows of zero weight count as absent in its cost model, as everywhere else in the fit:
     # appending them changes no decision (tests/test_zero_weight_centres.py).
     weighted_rows = int(np.count_nonzero(w))
+    # The rates read once: the path depends on the inputs and the saved rates only.
+    fit_rates = current_rates()[0]
+    stored_bytes = 0 if stored_dtype is None else np.dtype(stored_dtype).itemsize
+    ascents = 0  # CG runs whose direction ascended, replaced by the preconditioned gradient
     kept = KeptPreconditioner(
-        build_cost(weighted_rows, M, X.shape[1], gram=use_gram, stored=cached)
+        build_cost(weighted_rows, M, X.shape[1], gram=use_gram, stored=cached, rates=fit_rates)
     )
     stopped = None  # why the fit stopped early, where it could take no Newton step
     # Small M: every BLAS call of the fit is small (the largest, a step's M x M Cholesky),
@@ -385,9 +389,16 @@ def solve_logistic(
             # The last step's preconditioner where a rebuild costs more than keeping it
             # can (gramfree.solvers._kept_preconditioner).
             iteration = iteration_cost(
-                weighted_rows if drawn is None else drawn[0].size, M, k, X.shape[1], stored=cached
+                weighted_rows if drawn is None else drawn[0].size,
+                M,
+                k,
+                X.shape[1],
+                stored_bytes=stored_bytes,
+                rates=fit_rates,
             )
-            precond = kept.keep(iteration)
+            # Never on the last step max_iter allows: a kept step cannot end the fit.
+            precond = kept.keep(iteration, last=n_iter + 1 >= max_iter)
+            gram_failed = False
             built = precond is None
             if use_gram and precond is None:
                 try:
@@ -408,6 +419,7 @@ def solve_logistic(
                     )
                 except np.linalg.LinAlgError:  # whitening amplified rounding: not this step
                     gram_failures += 1
+                    gram_failed = True
             if precond is None:
                 at_centres = pooled[center_rows]
                 try:
@@ -431,7 +443,8 @@ def solve_logistic(
                     break
             if built:
                 # Not the first step's from zero (uniform probabilities): nothing like later.
-                keepable = n_iter > 0 or initial_coef is not None
+                # Nor the centres' fallback of a failed Gram: the next step tries the Gram.
+                keepable = (n_iter > 0 or initial_coef is not None) and not gram_failed
                 kept.built(precond, keepable)
 
             # The intercepts eliminated exactly (module docstring): with B = H_bb (k x k,
@@ -478,19 +491,27 @@ def solve_logistic(
             kept.ran(cg_iters, iteration)
             secant.finish()
             cg_total += cg_iters
-            Kd = (op @ to_kernel(d)).astype(np.float64)
-            e = -intercept_inverse @ (
-                g_b + (coupling @ d if coupling is not None else curvature.apply(Kd).sum(axis=0))
+            Kd, e, decrement = _step_terms(
+                op @ to_kernel(d), d, g, g_b, intercept_inverse, coupling, curvature
             )
-            Kd += e
-            # ~ 2 (J - J*) near the optimum
-            decrement = -float(np.sum(g * d)) - float(g_b @ e)
-            if decrement <= 0.0:  # CG returned no descent direction: nothing left to gain
-                if kept.kept_now:  # unless its preconditioner was stale: again, afresh
-                    kept.refresh()
+            if decrement <= 0.0:  # CG returned no descent direction
+                if kept.kept_now:  # its preconditioner was stale: again, afresh
+                    kept.refresh(failed=True)
                     continue
-                converged = True
-                break
+                if cg_iters > 0:
+                    # Rounding in a nearly singular H (alpha = 0, saturated probabilities)
+                    # can undo CG's conjugacy until its direction ascends (iris, alpha = 0:
+                    # 200 iterations, and the fit reported convergence at objective 0.007
+                    # where it goes to 0): the preconditioned gradient, a descent direction
+                    # (its decrement rhs^T P^-1 rhs + h^T B^+ h > 0), instead.
+                    d = serial_precond(rhs)
+                    ascents += 1
+                    Kd, e, decrement = _step_terms(
+                        op @ to_kernel(d), d, g, g_b, intercept_inverse, coupling, curvature
+                    )
+                if decrement <= 0.0:  # nothing left to gain
+                    converged = True
+                    break
             Kmm_d = kmm(d)
             sample_agreed = True  # the sample's check along the step (_hessian_sample)
             if drawn is not None:
@@ -515,6 +536,9 @@ def solve_logistic(
                     t *= 0.5
                 halvings_total += 1
             else:
+                if kept.kept_now:  # a stale preconditioner's direction: again, afresh
+                    kept.refresh(failed=True)
+                    continue
                 # Rounding, not a bad direction: the objective cannot move in float64 here.
                 converged = decrement <= 1e-10 * max(abs(objective), 1.0)
                 break
@@ -534,12 +558,13 @@ def solve_logistic(
             # A decrement from a sampled Hessian that failed its check is off by more
             # than MODEL_ERROR: it cannot end the fit (the next step's sample is larger).
             small = decrement <= 2.0 * tol * objective and sample_agreed
-            if small and kept.kept_now:
+            stalled = previous - objective <= 1e-15 * abs(previous)
+            if (small or stalled) and kept.kept_now:
                 # Nor one from a kept preconditioner: CG stopped in its (stale) norm
                 # (gramfree.solvers._kept_preconditioner); the next step builds afresh.
-                kept.refresh()
-                small = False
-            if small or previous - objective <= 1e-15 * abs(previous):
+                kept.refresh(failed=stalled)
+                small = stalled = False
+            if small or stalled:
                 converged = True
                 break
             if stop:
@@ -564,6 +589,9 @@ def solve_logistic(
             # (gramfree.solvers._kept_preconditioner).
             "preconditioner_builds": kept.builds,
             "preconditioner_kept": kept.kept_steps,
+            "cg_ascents": ascents,
+            # Per CG run (Newton iterations attempted), whether it kept the last one.
+            "preconditioner_kept_runs": kept.kept_runs,
             "stored_kernel_columns": False if stored_dtype is None else str(stored_dtype),
             # Trial steps that failed the test (the full step's failure included), and the
             # steps shortened to the line's minimum instead of halved.
@@ -778,6 +806,26 @@ def _coupling_tensor(op: StoredColumns, curvature: _curvature) -> np.ndarray:
     T[:, rows, cols] = half
     T[:, cols, rows] = half
     return T
+
+
+def _step_terms(
+    Kd_raw: np.ndarray,
+    d: np.ndarray,
+    g: np.ndarray,
+    g_b: np.ndarray,
+    intercept_inverse: np.ndarray,
+    coupling: np.ndarray | None,
+    curvature: _curvature,
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """For a step ``d`` of the coefficients (``Kd_raw = K_nM d``): the change of the
+    logits ``K_nM d + e``, the intercepts' step ``e = -B^+ (h + C^T d)`` (module docstring)
+    and the Newton decrement ``-g^T d - h^T e`` (~ 2 (J - J*) near the optimum)."""
+    Kd = np.asarray(Kd_raw, dtype=np.float64)
+    e = -intercept_inverse @ (
+        g_b + (coupling @ d if coupling is not None else curvature.apply(Kd).sum(axis=0))
+    )
+    Kd = Kd + e
+    return Kd, e, -float(np.sum(g * d)) - float(g_b @ e)
 
 
 def _line_minimum(
