@@ -209,22 +209,21 @@ def potrf_lower(A) -> int:
     """LAPACK ``potrf`` on the lower triangle of the square view ``A`` (strict upper
     untouched); its ``info`` (0, or the order of the first non-positive leading minor).
     Only for small ``A``, as :func:`syrk_lower`."""
-    n = A.shape[0]
-    if n == 0:
-        return 0
-    pa, lda = _mat(A, A.dtype, write=True)
-    info = ctypes.c_int(0)
-    _func(A.dtype, "potrf")(b"L", _i(n), pa, ctypes.byref(lda), ctypes.byref(info))
-    return info.value
+    return _lower_in_place("potrf", A)
 
 
 def lauum_lower(A) -> int:
     """LAPACK ``lauum`` on the lower triangle of the square view ``A``: ``L^T L`` in place
     of ``L`` (lower triangle; the strict upper neither read nor written); its ``info``."""
+    return _lower_in_place("lauum", A)
+
+
+def _lower_in_place(name: str, A) -> int:
+    """A LAPACK routine of signature (uplo, n, a, lda, info) on ``A``'s lower triangle."""
     n = A.shape[0]
     if n == 0:
         return 0
     pa, lda = _mat(A, A.dtype, write=True)
     info = ctypes.c_int(0)
-    _func(A.dtype, "lauum")(b"L", _i(n), pa, ctypes.byref(lda), ctypes.byref(info))
+    _func(A.dtype, name)(b"L", _i(n), pa, ctypes.byref(lda), ctypes.byref(info))
     return info.value
