@@ -65,15 +65,14 @@ _TRSM_LEAF = 256
 # the native solve (csrc/kernels/trsm_engine.hpp) with 2 to 64 columns (32 for L^T X = B,
 # whose tiles re-read L once per 6 columns) ran at 0.8-3.2x BLAS by halves and LAPACK's
 # solve, and a Nystrom-PCG fit with 2000 centres 1.6x as fast; below 2000 rows and for
-# one column it was slower there. On the 2-core EPYC (Zen 4) this project's CI runs on
-# (2026-12-04, loops of solves with 2 to 6 columns on one thread, as inside CG's loops'
-# small algebra) it was faster than BLAS by halves at 300 to 1500 rows too, 1.1-2.5x (at
-# 1000 rows and 6 columns 0.22-0.31 ms against 0.35-0.45; a logistic fit of satellite with
-# 1000 centres: 0.43 s in its 724 solves against 0.76 s), so on one thread from 256 rows
-# (below, halves is one trsm call). On two threads below 2000 rows BLAS stays: there the
-# native solve's per-block barriers met OpenBLAS's workers, which spin for ~0.1 s after the
-# preconditioner's factorization (gramfree._threads), and a 1000-row solve with 10 columns
-# took 2.6 ms in a fit's CG loop (median) against 0.28 ms alone.
+# one column it was slower there. On the 2-core EPYC (Zen 4) this project's CI runs on,
+# scratch loops of solves (2026-12-04; not a benchmarks/ script, so no figures here) had
+# it faster than BLAS by halves at 300 to 1500 rows with 2 to 6 columns on one thread, as
+# inside CG's loops' small algebra: so on one thread from 256 rows (below, halves is one
+# trsm call). On two threads below 2000 rows BLAS stays: there the native solve's
+# per-block barriers met OpenBLAS's workers, which spin for ~0.1 s after the
+# preconditioner's factorization (gramfree._threads), and a logistic fit of digits got
+# slower in the same scratch runs.
 # NATIVE_SOLVES off keeps BLAS by halves everywhere (the benchmark's comparison).
 _FEW_RHS = 64
 _NATIVE_MIN_ROWS = 2000
@@ -82,7 +81,7 @@ _NATIVE_MAX_RHS_TRANS = 32
 # Largest L for which lower_gram calls LAPACK's lauum (OpenBLAS's threaded driver, whose
 # diagonal blocks go through syrk): run at 8000 to 20000 rows on the 2-core EPYC (Zen 4)
 # without the syrk crash (2026-12-04), capped well below the ~15500 rows where syrk and
-# potrf crash there; larger L take GEMM panels, within 20% of lauum's rate at 20000.
+# potrf crash there; larger L take GEMM panels.
 _LAUUM_MAX_ROWS = 12000
 NATIVE_SOLVES = True
 _ZERO_CHUNK = 256
@@ -372,9 +371,10 @@ def lower_gram(L: np.ndarray, *, block: int | None = None) -> np.ndarray:
     numpy computes ``L.T @ L`` with ``syrk``, which crashes multi-threaded from about 16500
     rows on AMD Zen 4 (module docstring), and does n^3 flops. Up to ``_LAUUM_MAX_ROWS``
     rows (and ``block`` not given) LAPACK's ``lauum`` (n^3 / 3 flops, OpenBLAS's own
-    blocked and threaded driver): 1.5x to 3x the panels below at 1000 to 3450 rows
-    (70-90 GFLOP/s against 23-60 on this project's 2-core EPYC; ``lower_gram`` is a
-    Nystrom-PCG fit's preconditioner build and a logistic fit's at every Newton step).
+    blocked and threaded driver), faster than the panels below at 1000 to 3450 rows in
+    scratch timings on this project's 2-core EPYC (``lower_gram`` is a Nystrom-PCG fit's
+    preconditioner build and a logistic fit's at every Newton step; the fits' figures
+    are ``benchmarks/bench_logistic.py``'s).
     Beyond, or with ``block``: each column panel ``I`` of the upper triangle is one GEMM
     over the rows where ``L[:, I]`` is non-zero, ``S[:i1, I] = L[i0:, :i1].T @ L[i0:, I]``
     (about n^3 / 3 flops in all; narrower panels waste less on the diagonal blocks), and
@@ -421,8 +421,8 @@ def lower_gram(L: np.ndarray, *, block: int | None = None) -> np.ndarray:
     return S
 
 
-# Columns per block of _mirror's transposed copies: 128 took 1.7 ms at 1000 rows and 23
-# ms at 3450 where 512 took 3.5 and 30 (one fancy-indexed copy of the triangle: 7 and 129).
+# Columns per block of _mirror's transposed copies: 128 was the fastest of 64-512 in scratch
+# timings at 1000 and 3450 rows (and far faster than one fancy-indexed copy).
 _MIRROR_BLOCK = 128
 
 

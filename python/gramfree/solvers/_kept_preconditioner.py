@@ -6,12 +6,12 @@ fit's path depends only on its inputs and the saved rates, read once per fit, as
 
 The preconditioner is built from the loss's curvature (at the centres, or at every row
 for the curvature's Gram): M x M products and a factorization per build. With every
-training point a centre (the default up to 4000 rows) a build cost as much as 10 to 20
-CG iterations (spam, 3450 centres: 0.4-0.8 s against 0.04 s), while CG took 1 or 2
+training point a centre (the default up to 4000 rows) a build costs several CG
+iterations (the model below: 8.7 on spam's 3450 centres), while CG took 1 or 2
 iterations per Newton step: the builds were most of the fit. With M = 1000 centres and
-5000 rows a build cost about 2 iterations out of the 10 to 30 per step, and keeping it
+5000 rows a build costs about one iteration out of the 10 to 30 per step, and keeping it
 cost more iterations than it saved (satellite: 161 CG iterations became 197 when every
-step from the fourth kept it, 1.7 s became 2.1 s).
+step from the fourth kept it, in scratch runs).
 
 A bound did not work: the curvature's relative change is bounded by the largest change
 of the logits since the build (``|d log p (1 - p) / dF| <= 1``), and the preconditioner's
@@ -35,17 +35,17 @@ fit, or CG returned no descent direction, the step is taken again (or the next) 
 fresh one.
 
 Costs are in flops at the dense (BLAS-3) rate, memory traffic at ``FLOPS_PER_BYTE`` (the
-dense rate over the bandwidth a pass over a matrix of float64 gets: ~105 GFLOP/s and ~10
-GB/s on this project's 2-core EPYC, 62 GFLOP/s built in). A build: ``(2/3) M^3`` flops
+dense rate over the bandwidth a pass over a matrix of float64 gets; calibrated, see
+below). A build: ``(2/3) M^3`` flops
 (``lower_gram`` and a Cholesky) and about ten passes over M x M float64 values (the
 scaled copy, the triangle's mirror, the downdate, the factorization's reads), ``80 M^2``
 bytes (the Gram's adds ``n M^2`` flops and two whitening solves). A CG iteration: two
 passes over the Hessian's rows of K_nM, ``16 rows M`` bytes (or recomputing them, at the
 engine's rate), and over the triangular factors and ``K_MM``'s, ``24 M^2`` bytes, and
 ``4 rows M k + 6 M^2 k`` flops at half the dense rate (products with k columns). On the
-suite's sets these put a build at 1.0 to 8.7 CG iterations where the clock measured 1.8
-to 8.9 (spam with every point a centre: 8.7 against 8.9; satellite, M = 1000: 1.2
-against 1.8).
+suite's sets these put a build at 1.0 to 8.7 CG iterations (spam with every point a
+centre 8.7, satellite at M = 1000 1.2); the constants were calibrated against scratch
+timings of builds and CG runs on those sets (2026-12-04), not a benchmark.
 """
 
 from __future__ import annotations

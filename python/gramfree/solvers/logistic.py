@@ -84,9 +84,9 @@ iterations keeping it has cost, by the cost model's counts, never the clock
 (:mod:`gramfree.solvers._kept_preconditioner`): with every training point a centre (the
 default up to 4000 rows) a build is an M^3 factorization worth 5 to 9 CG iterations, of
 which a step took 1 or 2; the fits of spam, dna and mnist5k (3450, 2389 and 3750 centres)
-then took 3.2, 2.0 and 7.7 s against 7.8, 3.3 and 9.7 s with a build at every step, for
-the same objective (one run each, 2026-12-04); at M = 1000 little changed (digits 0.63
--> 0.45 s; satellite, spam and mnist5k kept it on no step).
+were 1.44x, 1.56x and 1.33x as fast as with a build at every step, for the same test
+log-loss (``benchmarks/bench_logistic.py --centers 0 --compare-keep``, 2026-12-04); at
+M = 1000 satellite, spam and mnist5k keep it on no step.
 Convergence: the Newton decrement ``-g^T d`` estimates twice the distance to the optimum;
 the fit stops after the step whose decrement was below ``2 tol`` times the objective (the
 step then leaves a relative suboptimality far below ``tol``: Newton converges
