@@ -26,6 +26,13 @@ kept; a pause of 0.15 s before each loop lets OpenBLAS's workers, which spin for
 tenth of a second after each multi-threaded call, go to sleep before the next
 implementation runs on the same cores.
 
+With ``--one-thread``, section 1 runs on one thread (BLAS through threadpoolctl and the
+native solve, as inside a CG loop's small algebra: ``gramfree._threads.small_blas``), at
+the sizes the solvers' M x k systems have there (default n = 256 ... 2000, k = 1 ... 10),
+and % GEMM is of numpy's GEMM on that one thread. It measures the bound
+``linalg._NATIVE_MIN_ROWS_ONE_THREAD``: from that many rows the native solve replaces
+BLAS by halves on one thread (below it, halves is a single ``trsm`` call).
+
 Section 2, fits (``--fit``): ``KernelClassifier(solver="nystrom-pcg")`` on letter (26
 classes, the issue's setting gamma = 0.2, alpha = 0.1) with 1000, 2000 and 5000 centres, float64
 and float32, with the native solves and with ``NATIVE_SOLVES = False``, alternating, best
@@ -33,11 +40,13 @@ of two fits each; same predictions required (the solves agree to rounding).
 
     python benchmarks/bench_trsm.py                 # sizes 2000 ... 20000 and the fits
     python benchmarks/bench_trsm.py --quick         # CI smoke (n = 1000, 2000; no fits)
+    python benchmarks/bench_trsm.py --one-thread    # one thread, n = 256 ... 2000, no fits
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import time
@@ -49,7 +58,7 @@ import scipy.linalg
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import bench_cholesky
 
-from gramfree import linalg
+from gramfree import _threads, linalg
 
 PAUSE = 0.15
 
@@ -178,21 +187,38 @@ def fit_rows(repeat: int) -> list[dict]:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--sizes", default="2000,4000,8000,12000,20000")
-    p.add_argument("--ks", default="1,4,10,26,64")
+    p.add_argument("--sizes", help="default 2000,...,20000 (--one-thread: 256,...,2000)")
+    p.add_argument("--ks", help="default 1,4,10,26,64 (--one-thread: 1,2,4,6,10)")
     p.add_argument("--dtypes", default="float64,float32")
     p.add_argument("--repeat", type=int, default=3)
     p.add_argument("--no-fit", action="store_true", help="skip section 2 (the fits)")
     p.add_argument("--quick", action="store_true", help="CI smoke: n = 1000, 2000; no fits")
+    p.add_argument(
+        "--one-thread",
+        action="store_true",
+        help="section 1 on one thread (a CG loop's context), small sizes; no fits",
+    )
     args = p.parse_args(argv)
+    if args.one_thread:
+        args.sizes = args.sizes or "256,512,1000,1500,2000"
+        args.ks = args.ks or "1,2,4,6,10"
+        args.no_fit = True
+    args.sizes = args.sizes or "2000,4000,8000,12000,20000"
+    args.ks = args.ks or "1,4,10,26,64"
     if args.quick:
         args.sizes, args.ks, args.repeat, args.no_fit = "1000,2000", "1,26", 1, True
     sizes = [int(s) for s in args.sizes.split(",")]
     ks = [int(s) for s in args.ks.split(",")]
     dtypes = args.dtypes.split(",")
-    gemm = {d: max(bench_cholesky.gemm_rate(d, 4000) for _ in range(2)) for d in dtypes}
-    print("numpy GEMM (n = 4000): " + ", ".join(f"{d} {g:.1f} GFLOP/s" for d, g in gemm.items()))
-    rows = solve_rows(sizes, ks, dtypes, args.repeat, gemm)
+    # small_blas(0): one BLAS thread and one native thread, as a CG loop's small algebra.
+    with _threads.small_blas(0) if args.one_thread else contextlib.nullcontext():
+        gemm = {d: max(bench_cholesky.gemm_rate(d, 4000) for _ in range(2)) for d in dtypes}
+        where = "one thread" if args.one_thread else "all threads"
+        print(
+            f"numpy GEMM (n = 4000, {where}): "
+            + ", ".join(f"{d} {g:.1f} GFLOP/s" for d, g in gemm.items())
+        )
+        rows = solve_rows(sizes, ks, dtypes, args.repeat, gemm)
     bad = [r for r in rows if not r["err"] <= (1e-10 if r["dtype"] == "float64" else 1e-3)]
     if not args.no_fit:
         fit_rows(2)

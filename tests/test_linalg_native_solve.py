@@ -6,6 +6,8 @@ binding's checks of what it is handed, and the thread count a fit's n_jobs gives
 
 from __future__ import annotations
 
+import contextlib
+
 import numpy as np
 import pytest
 import scipy.linalg
@@ -124,6 +126,41 @@ def test_solve_triangular_one_thread_bound(n, k, trans, one_thread, monkeypatch)
     assert np.abs(x - want).max() <= 1e-12 * np.abs(want).max()
     expect_native = one_thread and n >= 256 and 2 <= k <= (32 if trans else 64)
     assert calls == ([1] if expect_native else [])
+
+
+@pytest.mark.parametrize("n", [1, 255, 1000, 2300])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("trans", [False, True])
+@pytest.mark.parametrize("one_thread", [False, True])
+def test_one_column_is_one_trsv(n, dtype, trans, one_thread, monkeypatch):
+    """One right-hand side (1-d, or one column of a taller array) at any size and in any
+    thread context: one BLAS trsv over the whole factor (2-4x the blocked paths in
+    bench_trsm.py), never the native solve; equal to LAPACK's solve, and a NaN in L's
+    lower triangle still refused naming L."""
+    calls = []
+    trsv = linalg._blas.trsv_lower
+
+    def spy(T, x, *, trans):
+        calls.append((T.shape, x.shape))
+        return trsv(T, x, trans=trans)
+
+    monkeypatch.setattr(linalg._blas, "trsv_lower", spy)
+    monkeypatch.setattr(_core, "triangular_solve_lower", None)  # must not be called
+    L = _layout(_lower(n, dtype, n), {1: "F", 255: "C", 1000: "view", 2300: "F"}[n])
+    rng = np.random.default_rng(n)
+    for B in (rng.normal(size=n).astype(dtype), rng.normal(size=(n + 2, 1))[1:-1]):
+        with _threads.small_blas(1.0) if one_thread else contextlib.nullcontext():
+            x = linalg.solve_triangular(L, B, trans=trans)
+        want = _reference(L, B, trans)
+        assert x.shape == B.shape and x.dtype == B.dtype
+        tol = 1e-12 if dtype == np.float64 else 5e-5
+        assert np.abs(x - want).max() <= tol * max(1.0, float(np.abs(want).max()))
+    assert calls == [((n, n), (n, 1))] * 2
+    if n > 1:
+        bad = L.copy(order="F")
+        bad[n - 1, 0] = np.nan
+        with pytest.raises(ValueError, match="L: contains NaN"):
+            linalg.solve_triangular(bad, np.ones(n, dtype=dtype), trans=trans)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -41,6 +41,7 @@ _get_pointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
 _SIGNATURES = {
     "gemm": (_cython_blas, "ccIIIpPIPIpPI"),
     "trsm": (_cython_blas, "ccccIIpPIPI"),
+    "trsv": (_cython_blas, "cccIpIPI"),
     "syrk": (_cython_blas, "ccIIpPIpPI"),
     "potrf": (_cython_lapack, "cIPII"),
     "lauum": (_cython_lapack, "cIPII"),
@@ -179,6 +180,18 @@ def trsm(alpha: float, T, B, *, right: bool, lower: bool, trans: bool) -> None:
         pb,
         ctypes.byref(ldb),
     )
+
+
+def trsv_lower(T, x, *, trans: bool) -> None:
+    """``x = op(T)^-1 x`` for lower-triangular ``T`` (non-unit diagonal) and one column
+    ``x``: an (n, 1) view with unit row stride, in its memory."""
+    n = x.shape[0]
+    if n == 0:
+        return
+    dt = x.dtype
+    pt, ldt = _mat(T, dt)
+    px, _ = _mat(x, dt, write=True)
+    _func(dt, "trsv")(b"L", b"T" if trans else b"N", b"N", _i(n), pt, ctypes.byref(ldt), px, _i(1))
 
 
 def syrk_lower(alpha: float, A, beta: float, C) -> None:

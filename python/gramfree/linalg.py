@@ -121,6 +121,8 @@ _RAGGED = getattr(np, "exceptions", np).VisibleDeprecationWarning
 
 
 def _as_array(A, name: str) -> np.ndarray:
+    if type(A) is np.ndarray:  # the solvers' loops: skip the warnings filter (~us a call)
+        return A
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", _RAGGED)
@@ -555,6 +557,9 @@ def solve_triangular(
 
 def _solve_lower(L: np.ndarray, X: np.ndarray, trans: bool) -> None:
     n, k = L.shape[0], X.shape[1]
+    if k == 1 and NATIVE_SOLVES:  # one BLAS-2 call, the fastest (benchmarks/bench_trsm.py)
+        _blas.trsv_lower(L, X, trans=trans)
+        return
     few = 2 <= k <= (_NATIVE_MAX_RHS_TRANS if trans else _FEW_RHS)
     threads = _threads.native_linalg_threads()
     min_rows = _NATIVE_MIN_ROWS_ONE_THREAD if threads == 1 else _NATIVE_MIN_ROWS
