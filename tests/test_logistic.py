@@ -523,6 +523,49 @@ def test_secant_pairs_update_the_preconditioner_towards_the_inverse():
     np.testing.assert_allclose(H @ d, rhs, atol=1e-5 * np.abs(rhs).max())
 
 
+@pytest.mark.parametrize("conjugate", [True, False])
+def test_secant_update_equals_the_two_loop_recursion(conjugate):
+    """The update's matrix form (``_SecantPairs.wrap``) against the L-BFGS two-loop
+    recursion written out pair by pair in float64 (Nocedal and Wright, Algorithm 7.4),
+    for a CG run's pairs (nearly H-conjugate) and for pairs of random directions (no
+    conjugacy: the reordered sums must still agree)."""
+    from gramfree.solvers.logistic import _pcg, _SecantPairs
+
+    X, _ = _standardised(load_digits, n=150)
+    H = rbf_kernel(X, gamma=0.02) + 0.05 * np.eye(len(X))
+    rng = np.random.default_rng(3)
+
+    def jacobi(R):
+        return R / np.diag(H)[:, None]
+
+    pairs = _SecantPairs(7)
+    if conjugate:
+        _pcg(lambda V: H @ V, rng.standard_normal((150, 2)), jacobi, 1e-8, 500, pairs.record)
+    else:
+        for _ in range(7):
+            p = rng.standard_normal((150, 2))
+            Hp = H @ p
+            pairs.record(p, Hp, float(np.sum(p * Hp)))
+    pairs.finish()
+    assert len(pairs.pairs) == 7
+    updated = pairs.wrap(jacobi)
+
+    def two_loop(R):
+        q, coefficients = R.copy(), []
+        for s, y, rho in reversed(pairs.pairs):
+            c = rho * float(np.vdot(s, q))
+            coefficients.append(c)
+            q -= c * y
+        z = jacobi(q)
+        for (s, y, rho), c in zip(pairs.pairs, reversed(coefficients)):
+            z += (c - rho * float(np.vdot(y, z))) * s
+        return z
+
+    for R in (rng.standard_normal((150, 2)), H @ rng.standard_normal((150, 2))):
+        want = two_loop(R)
+        np.testing.assert_allclose(updated(R), want, rtol=0, atol=1e-11 * np.abs(want).max())
+
+
 def test_secant_pairs_reach_the_same_optimum_in_fewer_cg_iterations(monkeypatch):
     """The fits with the previous Newton step's pairs in the preconditioner and without
     them reach the same optimum (digits, 10 classes, wide to narrow kernels); with them

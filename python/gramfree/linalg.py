@@ -18,7 +18,8 @@ So nothing here hands a large double-precision ``syrk`` to BLAS: :func:`cholesky
 blocks of at most ``block`` (2048) rows, ``trsm`` only on triangles of at most 256 rows,
 and GEMM of distinct blocks for the rest (triangular solves with few right-hand sides,
 the solvers' case, from 2000 rows (256 on one thread) run gramfree's own blocked solve, no BLAS at all:
-``csrc/kernels/trsm_engine.hpp``, ``benchmarks/bench_trsm.py``); :func:`lower_gram` forms ``L^T L`` from GEMMs of
+``csrc/kernels/trsm_engine.hpp``, ``benchmarks/bench_trsm.py``; one right-hand side is one
+BLAS ``trsv``, run at 30000 rows on Zen 4 without the crash); :func:`lower_gram` forms ``L^T L`` from GEMMs of
 distinct blocks. The BLAS calls act in place on sub-blocks (:mod:`gramfree._blas`), so that
 the work runs near the multi-threaded GEMM rate rather than at OpenBLAS's ``potrf`` /
 ``trsm`` rates (``benchmarks/bench_cholesky.py``; on a 2-core Xeon, float64, n = 4000 to
@@ -505,8 +506,9 @@ def solve_triangular(
 
     Solved in ``L``'s precision (``B`` is cast to it, never ``L`` to ``B``'s: a float32
     factor is not copied to float64 on every call); the result has ``B``'s float dtype.
-    Few right-hand sides (one per target: the solvers' case) where that measured faster
-    (``benchmarks/bench_trsm.py``): from 2000 rows and 2 to 64 columns (32 with ``trans``)
+    One right-hand side: one BLAS ``trsv`` over the whole factor (1.3-3x the blocked
+    split, ``benchmarks/bench_trsm.py``). Few right-hand sides (one per target: the
+    solvers' case) where that measured faster: from 2000 rows and 2 to 64 columns (32 with ``trans``)
     gramfree's native blocked solve, on the operators' OpenMP threads (a fit's ``n_jobs``
     applies; one thread inside the CG loops' small algebra, as BLAS there), whose sums run
     in an order independent of the thread count (the same bits on any number of threads);

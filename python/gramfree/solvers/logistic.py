@@ -114,6 +114,7 @@ import time
 from dataclasses import replace
 
 import numpy as np
+import scipy.linalg as sla
 from scipy.special import expit, log_expit, logsumexp, softmax
 
 from .. import _blas, _core
@@ -762,23 +763,39 @@ class _SecantPairs:
         self._reset()
 
     def wrap(self, precond):
-        """``precond`` updated by the pairs of the last finished run."""
+        """``precond`` updated by the pairs of the last finished run.
+
+        The two-loop recursion in matrix form: with the pairs as rows of ``S`` and ``Y``
+        (oldest first) and ``SY = S Y^T``, the first loop's coefficients solve the unit
+        upper triangular system ``(I + diag(rho) triu(SY, 1)) c = rho * (S r)`` (each
+        ``s_i^T q`` is ``s_i^T r`` less the newer pairs' ``c_j s_i^T y_j``) and ``q = r -
+        Y^T c``; the second loop's ``d = c - beta`` solve the unit lower triangular
+        ``(I + diag(rho) tril(SY^T, -1)) d = c - rho * (Y z0)``, ``z = z0 + S^T d``. Four
+        products with the p x Mk matrices and two p x p ones in place of 4p vector
+        operations (satellite, 20 pairs: each one a few microseconds of numpy's call
+        overhead on 6000 values, ~0.8 ms a CG iteration). The same values in exact
+        arithmetic; CG's directions are nearly H-conjugate, so ``SY``'s off-diagonal
+        entries are small and the reordered sums round alike."""
         pairs = self.pairs
         self.used.append(len(pairs))
         if not pairs:
             return precond
+        S = np.stack([s.ravel() for s, _, _ in pairs])
+        Y = np.stack([y.ravel() for _, y, _ in pairs])
+        rho = np.array([r for _, _, r in pairs])
+        SY = S @ Y.T
+        eye = np.eye(len(pairs))
+        # Their inverses, once per run (unit triangular, p <= SECANT_PAIRS): then each
+        # application is a p x p product where a solve costs a library call's overhead.
+        first = sla.solve_triangular(eye + rho[:, None] * np.triu(SY, 1), eye, lower=False)
+        second = sla.solve_triangular(eye + rho[:, None] * np.tril(SY.T, -1), eye, lower=True)
 
         def updated(R: np.ndarray) -> np.ndarray:
-            q = R.copy()
-            coefficients = []
-            for s, y, rho in reversed(pairs):
-                c = rho * float(np.vdot(s, q))
-                coefficients.append(c)
-                q -= c * y
-            z = precond(q)
-            for (s, y, rho), c in zip(pairs, reversed(coefficients)):
-                z += (c - rho * float(np.vdot(y, z))) * s
-            return z
+            r = R.reshape(-1)
+            c = first @ (rho * (S @ r))
+            z = np.asarray(precond((r - Y.T @ c).reshape(R.shape)), dtype=np.float64)
+            d = second @ (c - rho * (Y @ z.reshape(-1)))
+            return z + (S.T @ d).reshape(R.shape)
 
         return updated
 
