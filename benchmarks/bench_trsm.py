@@ -130,13 +130,16 @@ def solve_rows(sizes, ks, dtypes, repeat: int, gemm: dict) -> list[dict]:
                     for name, seconds in best.items():
                         row[name] = flops / seconds / 1e9
                     row["ratio"] = min(best["scipy"], best["halves"]) / best["gramfree"]
+                    row["vs_halves"] = best["halves"] / best["gramfree"]
+                    row["vs_scipy"] = best["scipy"] / best["gramfree"]
                     row["pct"] = 100.0 * row["gramfree"] / gemm[row["dtype"]]
                     rows.append(row)
                     print(
                         f"n={n:6d} {row['dtype']:7s} k={k:3d} {'L^T' if trans else 'L  '} "
                         f"gramfree {row['gramfree']:6.1f} GF/s ({row['pct']:3.0f}% GEMM)  "
                         f"halves {row['halves']:6.1f}  scipy {row['scipy']:6.1f}  "
-                        f"gemm k {row['gemm k']:6.1f}  ratio {row['ratio']:.2f}x  "
+                        f"gemm k {row['gemm k']:6.1f}  ratio {row['ratio']:.2f}x "
+                        f"(halves {row['vs_halves']:.2f}x, scipy {row['vs_scipy']:.2f}x)  "
                         f"(max rel diff {err:.1e})",
                         flush=True,
                     )

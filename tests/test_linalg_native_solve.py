@@ -132,11 +132,13 @@ def test_solve_triangular_one_thread_bound(n, k, trans, one_thread, monkeypatch)
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
 @pytest.mark.parametrize("trans", [False, True])
 @pytest.mark.parametrize("one_thread", [False, True])
-def test_one_column_is_one_trsv(n, dtype, trans, one_thread, monkeypatch):
-    """One right-hand side (1-d, or one column of a taller array) at any size and in any
-    thread context: one BLAS trsv over the whole factor (2-4x the blocked paths in
-    bench_trsm.py), never the native solve; equal to LAPACK's solve, and a NaN in L's
-    lower triangle still refused naming L."""
+@pytest.mark.parametrize("cores", [2, 8])
+def test_one_column_is_one_trsv_on_two_threads(n, dtype, trans, one_thread, cores, monkeypatch):
+    """One right-hand side (1-d, or one column of a taller array) at any size: one BLAS
+    trsv over the whole factor where the solve runs on at most two threads (a 2-core
+    machine, or inside the loops' one-thread context), else the split by halves; never
+    the native solve. Equal to LAPACK's solve either way, and a NaN in L's lower
+    triangle still refused naming L."""
     calls = []
     trsv = linalg._blas.trsv_lower
 
@@ -146,6 +148,7 @@ def test_one_column_is_one_trsv(n, dtype, trans, one_thread, monkeypatch):
 
     monkeypatch.setattr(linalg._blas, "trsv_lower", spy)
     monkeypatch.setattr(_core, "triangular_solve_lower", None)  # must not be called
+    monkeypatch.setattr(_core, "max_threads", lambda: cores)
     L = _layout(_lower(n, dtype, n), {1: "F", 255: "C", 1000: "view", 2300: "F"}[n])
     rng = np.random.default_rng(n)
     for B in (rng.normal(size=n).astype(dtype), rng.normal(size=(n + 2, 1))[1:-1]):
@@ -155,12 +158,22 @@ def test_one_column_is_one_trsv(n, dtype, trans, one_thread, monkeypatch):
         assert x.shape == B.shape and x.dtype == B.dtype
         tol = 1e-12 if dtype == np.float64 else 5e-5
         assert np.abs(x - want).max() <= tol * max(1.0, float(np.abs(want).max()))
-    assert calls == [((n, n), (n, 1))] * 2
+    assert calls == ([((n, n), (n, 1))] * 2 if one_thread or cores <= 2 else [])
     if n > 1:
         bad = L.copy(order="F")
         bad[n - 1, 0] = np.nan
         with pytest.raises(ValueError, match="L: contains NaN"):
             linalg.solve_triangular(bad, np.ones(n, dtype=dtype), trans=trans)
+
+
+def test_trsv_refuses_mismatched_shapes():
+    """The BLAS wrapper itself: an (n, k) x with k != 1, or a T of another size, is
+    refused, not solved in its first column."""
+    T = np.asfortranarray(np.eye(4))
+    with pytest.raises(ValueError, match=r"\(n, 1\) x"):
+        linalg._blas.trsv_lower(T, np.ones((4, 2), order="F"), trans=False)
+    with pytest.raises(ValueError, match=r"\(n, 1\) x"):
+        linalg._blas.trsv_lower(T, np.ones((3, 1), order="F"), trans=False)
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])

@@ -524,11 +524,15 @@ def test_secant_pairs_update_the_preconditioner_towards_the_inverse():
 
 
 @pytest.mark.parametrize("conjugate", [True, False])
-def test_secant_update_equals_the_two_loop_recursion(conjugate):
+@pytest.mark.parametrize("limit", [1, 7])
+@pytest.mark.parametrize("k", [1, 2])
+def test_secant_update_equals_the_two_loop_recursion(conjugate, limit, k):
     """The update's matrix form (``_SecantPairs.wrap``) against the L-BFGS two-loop
     recursion written out pair by pair in float64 (Nocedal and Wright, Algorithm 7.4),
     for a CG run's pairs (nearly H-conjugate) and for pairs of random directions (no
-    conjugacy: the reordered sums must still agree)."""
+    conjugacy: the reordered sums must still agree); one pair or several, one column or
+    two, a base preconditioner returning F-ordered arrays (as the triangular solves do);
+    and for a second run's pairs, which replace the first's."""
     from gramfree.solvers.logistic import _pcg, _SecantPairs
 
     X, _ = _standardised(load_digits, n=150)
@@ -536,18 +540,19 @@ def test_secant_update_equals_the_two_loop_recursion(conjugate):
     rng = np.random.default_rng(3)
 
     def jacobi(R):
-        return R / np.diag(H)[:, None]
+        return np.asfortranarray(R / np.diag(H)[:, None])
 
-    pairs = _SecantPairs(7)
-    if conjugate:
-        _pcg(lambda V: H @ V, rng.standard_normal((150, 2)), jacobi, 1e-8, 500, pairs.record)
-    else:
-        for _ in range(7):
-            p = rng.standard_normal((150, 2))
-            Hp = H @ p
-            pairs.record(p, Hp, float(np.sum(p * Hp)))
-    pairs.finish()
-    assert len(pairs.pairs) == 7
+    pairs = _SecantPairs(limit)
+    for _ in range(2):  # two runs: the second's pairs replace the first's
+        if conjugate:
+            _pcg(lambda V: H @ V, rng.standard_normal((150, k)), jacobi, 1e-8, 500, pairs.record)
+        else:
+            for _ in range(7):
+                p = rng.standard_normal((150, k))
+                Hp = H @ p
+                pairs.record(p, Hp, float(np.sum(p * Hp)))
+        pairs.finish()
+    assert len(pairs.pairs) == limit
     updated = pairs.wrap(jacobi)
 
     def two_loop(R):
@@ -561,7 +566,7 @@ def test_secant_update_equals_the_two_loop_recursion(conjugate):
             z += (c - rho * float(np.vdot(y, z))) * s
         return z
 
-    for R in (rng.standard_normal((150, 2)), H @ rng.standard_normal((150, 2))):
+    for R in (rng.standard_normal((150, k)), H @ rng.standard_normal((150, k))):
         want = two_loop(R)
         np.testing.assert_allclose(updated(R), want, rtol=0, atol=1e-11 * np.abs(want).max())
 

@@ -186,6 +186,8 @@ def trsv_lower(T, x, *, trans: bool) -> None:
     """``x = op(T)^-1 x`` for lower-triangular ``T`` (non-unit diagonal) and one column
     ``x``: an (n, 1) view with unit row stride, in its memory."""
     n = x.shape[0]
+    if x.ndim != 2 or x.shape[1] != 1 or T.shape != (n, n):
+        raise ValueError(f"expected an (n, n) T and an (n, 1) x, got {T.shape} and {x.shape}")
     if n == 0:
         return
     dt = x.dtype

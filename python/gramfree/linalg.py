@@ -18,8 +18,9 @@ So nothing here hands a large double-precision ``syrk`` to BLAS: :func:`cholesky
 blocks of at most ``block`` (2048) rows, ``trsm`` only on triangles of at most 256 rows,
 and GEMM of distinct blocks for the rest (triangular solves with few right-hand sides,
 the solvers' case, from 2000 rows (256 on one thread) run gramfree's own blocked solve, no BLAS at all:
-``csrc/kernels/trsm_engine.hpp``, ``benchmarks/bench_trsm.py``; one right-hand side is one
-BLAS ``trsv``, run at 30000 rows on Zen 4 without the crash); :func:`lower_gram` forms ``L^T L`` from GEMMs of
+``csrc/kernels/trsm_engine.hpp``, ``benchmarks/bench_trsm.py``; one right-hand side on up to
+two threads is one BLAS ``trsv``, which ran at 30000 rows on Zen 4 without the crash);
+:func:`lower_gram` forms ``L^T L`` from GEMMs of
 distinct blocks. The BLAS calls act in place on sub-blocks (:mod:`gramfree._blas`), so that
 the work runs near the multi-threaded GEMM rate rather than at OpenBLAS's ``potrf`` /
 ``trsm`` rates (``benchmarks/bench_cholesky.py``; on a 2-core Xeon, float64, n = 4000 to
@@ -74,7 +75,14 @@ _TRSM_LEAF = 256
 # per-block barriers met OpenBLAS's workers, which spin for ~0.1 s after the
 # preconditioner's factorization (gramfree._threads), and a logistic fit of digits got
 # slower in the same scratch runs.
-# NATIVE_SOLVES off keeps BLAS by halves everywhere (the benchmark's comparison).
+# One right-hand side: one BLAS trsv over the whole factor, where the solve runs on at
+# most this many threads (benchmarks/bench_trsm.py, 2-core EPYC, 2026-12-04: 1.3-3.1x the
+# split by halves, which spends one column in 256-row trsm calls and GEMVs between them).
+# OpenBLAS's trsv is single-threaded, so on more cores the split's multi-threaded GEMVs
+# may stream the factor faster: not measured, so the split stays there.
+_TRSV_MAX_THREADS = 2
+# NATIVE_SOLVES off keeps BLAS by halves everywhere, one right-hand side included (the
+# benchmark's comparison with gramfree's solves before 2026-12-03 and 2026-12-04).
 _FEW_RHS = 64
 _NATIVE_MIN_ROWS = 2000
 _NATIVE_MIN_ROWS_ONE_THREAD = 256
@@ -506,8 +514,9 @@ def solve_triangular(
 
     Solved in ``L``'s precision (``B`` is cast to it, never ``L`` to ``B``'s: a float32
     factor is not copied to float64 on every call); the result has ``B``'s float dtype.
-    One right-hand side: one BLAS ``trsv`` over the whole factor (1.3-3x the blocked
-    split, ``benchmarks/bench_trsm.py``). Few right-hand sides (one per target: the
+    One right-hand side on one or two threads (all a 2-core machine has, or inside the
+    loops): one BLAS ``trsv`` over the whole factor (1.3-3.1x the blocked split there,
+    ``benchmarks/bench_trsm.py``; on more threads the split). Few right-hand sides (one per target: the
     solvers' case) where that measured faster: from 2000 rows and 2 to 64 columns (32 with ``trans``)
     gramfree's native blocked solve, on the operators' OpenMP threads (a fit's ``n_jobs``
     applies; one thread inside the CG loops' small algebra, as BLAS there), whose sums run
@@ -559,11 +568,11 @@ def solve_triangular(
 
 def _solve_lower(L: np.ndarray, X: np.ndarray, trans: bool) -> None:
     n, k = L.shape[0], X.shape[1]
-    if k == 1 and NATIVE_SOLVES:  # one BLAS-2 call, the fastest (benchmarks/bench_trsm.py)
+    threads = _threads.native_linalg_threads()
+    if k == 1 and NATIVE_SOLVES and (threads or _core.max_threads()) <= _TRSV_MAX_THREADS:
         _blas.trsv_lower(L, X, trans=trans)
         return
     few = 2 <= k <= (_NATIVE_MAX_RHS_TRANS if trans else _FEW_RHS)
-    threads = _threads.native_linalg_threads()
     min_rows = _NATIVE_MIN_ROWS_ONE_THREAD if threads == 1 else _NATIVE_MIN_ROWS
     if NATIVE_SOLVES and few and n >= min_rows and X.flags.f_contiguous:
         # L from _blas_layout: unit row stride, so L.T has rows of unit stride.

@@ -725,6 +725,8 @@ class _SecantPairs:
     def __init__(self, limit: int) -> None:
         self.limit = max(int(limit), 0)
         self.pairs: list[tuple[np.ndarray, np.ndarray, float]] = []
+        # The pairs' s and y as the rows of two matrices (the pairs are views of them).
+        self._S = self._Y = np.empty((0, 0))
         self.used: list[int] = []  # the pairs each wrapped preconditioner had
         self._reset()
 
@@ -759,7 +761,15 @@ class _SecantPairs:
             keep = np.unique(np.linspace(len(held) - 1, 0, self.limit).round().astype(int))
             held = [held[i] for i in keep]
         if held:
-            self.pairs = held
+            # Stacked once (wrap's products), the pairs kept as views of the stacks: no
+            # second copy beside them while the next run records its own.
+            shape = held[0][0].shape
+            self._S = np.stack([s.ravel() for s, _, _ in held])
+            self._Y = np.stack([y.ravel() for _, y, _ in held])
+            self.pairs = [
+                (self._S[i].reshape(shape), self._Y[i].reshape(shape), rho)
+                for i, (_, _, rho) in enumerate(held)
+            ]
         self._reset()
 
     def wrap(self, precond):
@@ -771,17 +781,15 @@ class _SecantPairs:
         ``s_i^T q`` is ``s_i^T r`` less the newer pairs' ``c_j s_i^T y_j``) and ``q = r -
         Y^T c``; the second loop's ``d = c - beta`` solve the unit lower triangular
         ``(I + diag(rho) tril(SY^T, -1)) d = c - rho * (Y z0)``, ``z = z0 + S^T d``. Four
-        products with the p x Mk matrices and two p x p ones in place of 4p vector
-        operations (satellite, 20 pairs: each one a few microseconds of numpy's call
-        overhead on 6000 values, ~0.8 ms a CG iteration). The same values in exact
-        arithmetic; CG's directions are nearly H-conjugate, so ``SY``'s off-diagonal
-        entries are small and the reordered sums round alike."""
+        products with the p x Mk matrices and two p x p ones in place of 4p numpy calls
+        on vectors (each a call's overhead on a few thousand values). The same values in
+        exact arithmetic, and to rounding whether or not the pairs are conjugate
+        (tests/test_logistic.py)."""
         pairs = self.pairs
         self.used.append(len(pairs))
         if not pairs:
             return precond
-        S = np.stack([s.ravel() for s, _, _ in pairs])
-        Y = np.stack([y.ravel() for _, y, _ in pairs])
+        S, Y = self._S, self._Y
         rho = np.array([r for _, _, r in pairs])
         SY = S @ Y.T
         eye = np.eye(len(pairs))
