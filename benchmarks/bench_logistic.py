@@ -22,9 +22,10 @@ tuned rbf gamma.
 
     python benchmarks/bench_logistic.py [--quick] [--sets spam,dna,...] [--centers 1000 (0: default)]
         [--alpha 0.01] [--anchors nystroem,svc] [--svc-max-rows 20000]
-        [--cv 5 --alphas 1e-3,3e-3,1e-2,3e-2,0.1]
+        [--cv 5 --alphas 1e-3,3e-3,1e-2,3e-2,0.1] [--compare-keep] [--compare-whiten]
 
-gramfree's rows end with its Newton steps, CG iterations and the dtype K_nM was kept in.
+gramfree's rows end with its Newton steps, CG iterations, the dtype K_nM was kept in and
+whether CG ran in whitened coordinates (``gramfree.solvers.logistic``).
 """
 
 from __future__ import annotations
@@ -74,21 +75,25 @@ class SameCentres:
         return self.logistic.predict(self.nystroem.transform(X))
 
 
-class RebuildEveryStep:
-    """A gramfree model fitted with the preconditioner rebuilt at every Newton step
-    (``KEEP_PRECONDITIONER = False``, as before 2026-12-04): ``--compare-keep``'s anchor."""
+class WithSetting:
+    """A gramfree model fitted with a module's flag set to ``value`` for the fit: the
+    anchors of ``--compare-keep`` (``KEEP_PRECONDITIONER = False``: the preconditioner
+    rebuilt at every Newton step, as before 2026-12-04) and ``--compare-whiten``
+    (``WHITEN = False``: CG in K_nM's coefficients, as before 2026-12-04)."""
 
-    def __init__(self, model):
-        self.model = model
+    def __init__(self, model, module: str, flag: str, value):
+        self.model, self.module, self.flag, self.value = model, module, flag, value
 
     def fit(self, X, y):
-        import gramfree.solvers._kept_preconditioner as kept
+        import importlib
 
-        saved, kept.KEEP_PRECONDITIONER = kept.KEEP_PRECONDITIONER, False
+        module = importlib.import_module(self.module)
+        saved = getattr(module, self.flag)
+        setattr(module, self.flag, self.value)
         try:
             self.model.fit(X, y)
         finally:
-            kept.KEEP_PRECONDITIONER = saved
+            setattr(module, self.flag, saved)
         self.classes_, self.solver_info_ = self.model.classes_, self.model.solver_info_
         self.n_iter_ = self.model.n_iter_
         return self
@@ -170,6 +175,11 @@ def main(argv=None) -> int:
         action="store_true",
         help="also fit gramfree rebuilding its preconditioner at every Newton step",
     )
+    parser.add_argument(
+        "--compare-whiten",
+        action="store_true",
+        help="also fit gramfree in K_nM's coefficients (not whitened)",
+    )
     args = parser.parse_args(argv)
     alphas = [float(a) for a in args.alphas.split(",")]
     if args.cv and args.centers <= 0:
@@ -192,9 +202,16 @@ def main(argv=None) -> int:
                 random_state=0,
             )
         }
+        first = next(iter(models.values()))
         if args.compare_keep:
-            first = next(iter(models.values()))
-            models["gramfree, rebuilt every step"] = RebuildEveryStep(clone(first))
+            models["gramfree, rebuilt every step"] = WithSetting(
+                clone(first), "gramfree.solvers._kept_preconditioner", "KEEP_PRECONDITIONER", False
+            )
+        if args.compare_whiten:
+            models["gramfree, not whitened"] = WithSetting(
+                clone(first), "gramfree.solvers.logistic", "WHITEN", False
+            )
+        if args.compare_keep or args.compare_whiten:
             # An untimed fit first: the first fit in a process pays for loading and
             # warming (digits: the kept fit, run first, 0.50 s against 0.36 without it).
             timed(clone(first), X_train, y_train)
@@ -262,7 +279,8 @@ def main(argv=None) -> int:
                     extra += (
                         f"  ({info.get('n_iter', getattr(model, 'n_iter_', '?'))} Newton steps, "
                         f"{info['cg_iterations']} CG iterations, K_nM kept: "
-                        f"{info.get('stored_kernel_columns')})"
+                        f"{info.get('stored_kernel_columns')}"
+                        f"{', whitened' if info.get('whitened') else ''})"
                     )
                 print(
                     f"{name:10s} {label:34s} {log_loss(y_test, P, labels=model.classes_):9.4f} "

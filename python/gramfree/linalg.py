@@ -566,6 +566,19 @@ def solve_triangular(
     return _finish_solve(L, B, X, out)
 
 
+def solve_lower_in_place(L: np.ndarray, X: np.ndarray, *, trans: bool = False) -> None:
+    """``X = L^-1 X`` (or ``L^-T X``) in ``X``'s memory, for the solvers' own arrays: ``L``
+    a factor from :func:`cholesky` (F-ordered, finite, non-singular: not checked) and ``X``
+    a writeable float view with unit row stride of ``L``'s dtype (ValueError otherwise,
+    from :mod:`gramfree._blas`), for instance ``K.T`` of a C-ordered ``K``: no copy of a
+    large right-hand side. The same paths as :func:`solve_triangular`."""
+    if X.dtype != L.dtype or not _blas.is_operand(X) or not X.flags.writeable:
+        raise ValueError("X: expected a writeable view with unit row stride, of L's dtype")
+    if X.shape[0] != L.shape[0]:
+        raise ValueError(f"L {L.shape} and X {X.shape}: expected (n, n) and (n, k)")
+    _solve_lower(L, X, trans)
+
+
 def _solve_lower(L: np.ndarray, X: np.ndarray, trans: bool) -> None:
     n, k = L.shape[0], X.shape[1]
     threads = _threads.native_linalg_threads()

@@ -57,22 +57,37 @@ KEEP_PRECONDITIONER = True
 FLOPS_PER_BYTE = 8.0
 
 
-def build_cost(n: int, M: int, d: int, *, gram: bool, stored: bool, rates: dict) -> float:
+def build_cost(
+    n: int, M: int, d: int, *, gram: bool, stored: bool, rates: dict, whitened: bool = False
+) -> float:
     """A preconditioner build's cost in flops at the dense rate (module docstring);
-    ``rates``: the cost model's (:func:`gramfree.solvers.rates.current`), read once per fit."""
+    ``rates``: the cost model's (:func:`gramfree.solvers.rates.current`), read once per fit;
+    ``whitened``: the Gram needs no whitening solves."""
     cost = 2.0 / 3.0 * M**3 + FLOPS_PER_BYTE * 80.0 * M * M
     if gram:
-        cost += n * M * M + 2.0 * M**3
+        cost += n * M * M + (0.0 if whitened else 2.0 * M**3)
         if not stored:  # the Gram's pass recomputes the kernel values
             cost += n * M * _entry_flops(d, 0) * rates["dense"] / rates["engine_float64"]
     return cost
 
 
-def iteration_cost(rows: int, M: int, k: int, d: int, *, stored_bytes: int, rates: dict) -> float:
+def whitening_saves(M: int, k: int) -> float:
+    """What a CG iteration saves in whitened coordinates (the logistic solver's
+    ``L^T a``): the product with K_MM and two triangular solves, ``16 M^2`` bytes and
+    ``4 M^2 k`` flops at half the dense rate (of :func:`iteration_cost`'s ``24 M^2`` and
+    ``6 M^2 k``)."""
+    return FLOPS_PER_BYTE * 16.0 * M * M + 2.0 * 4.0 * M * M * k
+
+
+def iteration_cost(
+    rows: int, M: int, k: int, d: int, *, stored_bytes: int, rates: dict, whitened: bool = False
+) -> float:
     """A CG iteration's cost in flops at the dense rate: its products over ``rows`` of
     K_nM, stored with ``stored_bytes`` per value (0: recomputed on every pass), and its
-    M x M algebra (module docstring)."""
+    M x M algebra (module docstring), less :func:`whitening_saves` where ``whitened``."""
     cost = FLOPS_PER_BYTE * 24.0 * M * M + 2.0 * (4.0 * rows * M * k + 6.0 * M * M * k)
+    if whitened:
+        cost -= whitening_saves(M, k)
     if stored_bytes:
         return cost + FLOPS_PER_BYTE * 2.0 * stored_bytes * rows * M
     # two passes recomputing the kernel values

@@ -56,6 +56,17 @@ one native pass over it (:meth:`StoredColumns.curvature_product`). For k classes
 pass needs the shift ``z = B^+ C^T V`` before it starts, so C is then formed once per
 Newton step as an M x k x k tensor (``_coupling_tensor``, up to ``ONE_PASS_CLASSES``
 classes; beyond, two BLAS passes with z from ``K_nM V`` in between).
+Whitened coordinates (Falkon's): with K_nM stored in float64, where the cost model says it
+pays (``_whitening_pays``), the solver works in ``beta = L^T a`` over ``B = K_nM L^-T``,
+formed once in K_nM's memory by a blocked triangular solve (n M^2 flops): then ``f = B
+beta + b``, the penalty is ``alpha / 2 ||beta||^2`` (K_MM is the identity there) and the
+preconditioner is ``(LA LA^T)^-1`` alone, so each CG iteration saves the product with
+K_MM and two of the preconditioner's four M x M triangular solves, and the Gram
+preconditioner needs no whitening solves (``B^T S B`` is already whitened). The same
+model and objective; the coefficients are mapped back, ``a = L^-T beta``, for the result
+and the monitor, and a warm start forward. Not with K_nM's values in float32 (stored so, or computed so
+by ``kernel_precision="float32"``: B would carry their rounding amplified by L^-1) nor
+recomputed on every pass (``info["whitened"]``).
 Each step's CG is preconditioned by that preconditioner updated with up to
 ``SECANT_PAIRS`` of the previous step's CG directions p and their products H p, as L-BFGS
 updates its initial inverse Hessian (``_SecantPairs``; Morales and Nocedal 2000). The
@@ -119,12 +130,17 @@ from scipy.special import expit, log_expit, logsumexp, softmax
 
 from .. import _blas, _core
 from .._threads import small_blas
-from ..linalg import jittered_cholesky, lower_gram, solve_triangular
+from ..linalg import jittered_cholesky, lower_gram, solve_lower_in_place, solve_triangular
 from ..operators import KernelOperator
 from . import _stored_columns
 from ._common import Monitor, Problem, Progress, SolverResult, physical_bytes
 from ._hessian_sample import HessianSample
-from ._kept_preconditioner import KeptPreconditioner, build_cost, iteration_cost
+from ._kept_preconditioner import (
+    KeptPreconditioner,
+    build_cost,
+    iteration_cost,
+    whitening_saves,
+)
 from ._stored_columns import StoredColumns, stored_kernel_block
 from .auto import _entry_flops
 from .nystrom_direct import RANK_DEFICIENT, _gram_pass, rows_for
@@ -177,6 +193,11 @@ LINE_ITERATIONS = 12
 # CG runs, the previous step's pairs and up to twice as many new ones are held.
 SECANT_PAIRS = 20
 SECANT_BYTES = 256 * 2**20
+# Whitened coordinates (module docstring): False keeps the coefficients of K_nM (as before
+# 2026-12-04). WHITEN_CG: the CG iterations per fit the decision assumes (the suite's
+# sets at M = 1000: 25 to 163).
+WHITEN = True
+WHITEN_CG = 40
 
 
 def solve_logistic(
@@ -231,12 +252,15 @@ def solve_logistic(
         GEMMs between them leave OpenBLAS's workers spinning on the cores the next native
         call needs (``benchmarks/bench_curvature.py``'s fits time both routes); by BLAS
         beside the two-pass BLAS products (``native_kmm``)."""
+        if whitened:  # K_MM in whitened coordinates: the identity
+            return V
         if not native_kmm:  # beside BLAS's products in the loop: BLAS (as before 2026-12-03)
             return _blas.matmul(L, _blas.matmul(L.T, V))
         return _core.curvature_product(factor_rows, V, unit, n_threads=threads)
 
     dtype = problem.kernel_dtype
     stored_dtype = _stored_dtype(n, M)
+    whitened = False  # the coefficients in L^T a, the operator B = K_nM L^-T (docstring)
     if stored_dtype is not None:  # K_nM once; every pass after it is a GEMM (docstring)
         K = stored_kernel_block(problem, X, centers, stored_dtype)
         if stored_dtype == np.float32 and not np.isfinite(K).all():
@@ -245,6 +269,18 @@ def solve_logistic(
             stored_dtype = None
             del K
         else:
+            # B = K_nM L^-T in place of K_nM where that pays (module docstring): K^T's
+            # columns (the rows of the C-ordered K) solved by L, blocked (GEMM's rate).
+            # Only float64 kernel values: float32-rounded ones (float32 storage, or
+            # kernel_precision="float32" widened) would carry that rounding into B
+            # amplified by L^-1.
+            whitened = (
+                stored_dtype == np.float64
+                and np.dtype(problem.kernel_dtype) == np.float64
+                and _whitening_pays(int(np.count_nonzero(w)), M, k)
+            )
+            if whitened:
+                solve_lower_in_place(L, K.T)
             op = StoredColumns(K, n_threads=getattr(op, "_threads", 0))
             dtype = np.dtype(np.float64)  # its products in float64, whatever kernel_dtype says
     cached = stored_dtype is not None
@@ -272,12 +308,16 @@ def solve_logistic(
     def to_kernel(V: np.ndarray) -> np.ndarray:
         return np.ascontiguousarray(V, dtype=dtype)
 
+    def coefficients(A: np.ndarray) -> np.ndarray:
+        """The kernel coefficients (of K(x, centres)) of the solver's ``A``."""
+        return solve_triangular(L, A, trans=True) if whitened else A
+
     a = np.zeros((M, k))
     b = np.zeros(k)  # the intercepts, unpenalised
     F = np.zeros((n, k))  # K_nM a + b
     Ka = np.zeros((M, k))  # K_MM a
     if initial_coef is not None:
-        a[...] = initial_coef
+        a[...] = L.T @ initial_coef if whitened else initial_coef
         F[...] = (op @ to_kernel(a)).astype(np.float64)
         Ka[...] = kmm(a)
     if initial_intercept is not None:
@@ -328,7 +368,15 @@ def solve_logistic(
     stored_bytes = 0 if stored_dtype is None else np.dtype(stored_dtype).itemsize
     ascents = 0  # CG runs whose direction ascended, replaced by the preconditioned gradient
     kept = KeptPreconditioner(
-        build_cost(weighted_rows, M, X.shape[1], gram=use_gram, stored=cached, rates=fit_rates)
+        build_cost(
+            weighted_rows,
+            M,
+            X.shape[1],
+            gram=use_gram,
+            stored=cached,
+            rates=fit_rates,
+            whitened=whitened,
+        )
     )
     stopped = None  # why the fit stopped early, where it could take no Newton step
     # Small M: every BLAS call of the fit is small (the largest, a step's M x M Cholesky),
@@ -396,6 +444,7 @@ def solve_logistic(
                 X.shape[1],
                 stored_bytes=stored_bytes,
                 rates=fit_rates,
+                whitened=whitened,
             )
             # Never on the last step max_iter allows: a kept step cannot end the fit.
             precond = kept.keep(iteration, last=n_iter + 1 >= max_iter)
@@ -416,7 +465,11 @@ def solve_logistic(
                         if cached
                         else _curvature_gram(problem, centers, pooled),
                         alpha,
-                        downdate=(solve_triangular(L, c[:, None])[:, 0], float(pooled.sum())),
+                        downdate=(
+                            c if whitened else solve_triangular(L, c[:, None])[:, 0],
+                            float(pooled.sum()),
+                        ),
+                        whitened=whitened,
                     )
                 except np.linalg.LinAlgError:  # whitening amplified rounding: not this step
                     gram_failures += 1
@@ -431,6 +484,7 @@ def solve_logistic(
                         n / M,
                         # The same downdate in the centres' approximation (module docstring).
                         downdate=(math.sqrt(n / M) * (L.T @ at_centres), float(at_centres.sum())),
+                        whitened=whitened,
                     )
                 except np.linalg.LinAlgError:
                     # Without a penalty, a curvature that underflowed at the centres (a
@@ -554,7 +608,7 @@ def solve_logistic(
             sampled = "" if drawn is None else f" hessian_rows={drawn[0].size}"
             progress.update(n_iter, loss_curve[-1], f"cg={cg_iters} step={t:g}{sampled}")
             stop = monitor is not None and bool(
-                monitor(n_iter, a.astype(X.dtype), intercept=b.astype(X.dtype))
+                monitor(n_iter, coefficients(a).astype(X.dtype), intercept=b.astype(X.dtype))
             )
             # A decrement from a sampled Hessian that failed its check is off by more
             # than MODEL_ERROR: it cannot end the fit (the next step's sample is larger).
@@ -573,7 +627,7 @@ def solve_logistic(
     progress.close(f"{n_iter} Newton steps, {cg_total} CG iterations, converged={converged}")
     return SolverResult(
         centers=centers,
-        coef=a.astype(X.dtype),
+        coef=coefficients(a).astype(X.dtype),
         intercept=b.astype(X.dtype),
         n_iter=n_iter,
         loss_curve=loss_curve,
@@ -594,6 +648,8 @@ def solve_logistic(
             # Per CG run (Newton iterations attempted), whether it kept the last one.
             "preconditioner_kept_runs": kept.kept_runs,
             "stored_kernel_columns": False if stored_dtype is None else str(stored_dtype),
+            # Whether CG ran in L^T a with B = K_nM L^-T stored (module docstring).
+            "whitened": whitened,
             # Trial steps that failed the test (the full step's failure included), and the
             # steps shortened to the line's minimum instead of halved.
             "step_halvings": halvings_total,
@@ -662,11 +718,13 @@ class _Preconditioner:
         scale: float = 1.0,
         inner: np.ndarray | None = None,
         downdate: tuple[np.ndarray, float] | None = None,
+        whitened: bool = False,
     ) -> None:
         """``curvature_at_centres``: (M,), or ``inner`` given (see from_gram).
         ``downdate``: ``(v, sigma)``, subtracting ``v v^T / sigma`` from the inner matrix
-        (the intercept's elimination: module docstring)."""
-        self.L = L
+        (the intercept's elimination: module docstring). ``whitened``: the solver works in
+        ``L^T a`` (module docstring), where this is ``(LA LA^T)^-1`` alone."""
+        self.L = None if whitened else L
         # In place where it can be: each M x M temporary is another pass over M^2 values
         # (the build is repeated every Newton step).
         if inner is None:
@@ -688,19 +746,22 @@ class _Preconditioner:
         G: np.ndarray,
         alpha: float,
         downdate: tuple[np.ndarray, float] | None = None,
+        whitened: bool = False,
     ) -> _Preconditioner:
         """From the curvature's Gram ``G = K_nM^T S K_nM`` itself: ``LA LA^T = L^-1 G L^-T
         + alpha I`` (whitened as the one-pass Nystrom solver whitens, so that the small
-        directions of K_MM survive in float64)."""
-        inner = solve_triangular(L, solve_triangular(L, G).T)
+        directions of K_MM survive in float64); ``whitened``: ``G`` is already ``B^T S B``
+        with ``B = K_nM L^-T``."""
+        inner = G if whitened else solve_triangular(L, solve_triangular(L, G).T)
         inner = 0.5 * (inner + inner.T)
-        return cls(L, None, alpha, inner=np.asfortranarray(inner), downdate=downdate)
+        return cls(
+            L, None, alpha, inner=np.asfortranarray(inner), downdate=downdate, whitened=whitened
+        )
 
     def __call__(self, R: np.ndarray) -> np.ndarray:
-        V = solve_triangular(
-            self.LA, solve_triangular(self.LA, solve_triangular(self.L, R)), trans=True
-        )
-        return solve_triangular(self.L, V, trans=True)
+        first = R if self.L is None else solve_triangular(self.L, R)
+        V = solve_triangular(self.LA, solve_triangular(self.LA, first), trans=True)
+        return V if self.L is None else solve_triangular(self.L, V, trans=True)
 
 
 class _SecantPairs:
@@ -982,6 +1043,17 @@ def _curvature_gram(problem: Problem, centers: np.ndarray, curvature: np.ndarray
         dtype=problem.kernel_dtype,
     )
     return G
+
+
+def _whitening_pays(rows: int, M: int, k: int) -> bool:
+    """Whether to solve in ``L^T a`` with ``B = K_nM L^-T`` stored in place of K_nM: the
+    blocked solve forming B costs ``rows M^2`` flops once, and each CG iteration then
+    saves the product with K_MM and two of the preconditioner's four triangular solves
+    (:func:`gramfree.solvers._kept_preconditioner.whitening_saves`), at WHITEN_CG
+    iterations per fit (module docstring). ``rows``: the rows of non-zero weight."""
+    if not WHITEN:
+        return False
+    return WHITEN_CG * whitening_saves(M, k) > float(rows) * M * M
 
 
 def _stored_dtype(n: int, M: int) -> np.dtype | None:
