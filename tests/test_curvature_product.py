@@ -304,12 +304,18 @@ def test_coupling_tensor_and_shift():
 
 
 @pytest.mark.parametrize("n_classes", [2, 3, 10])
-def test_native_fits_equal_blas_fits(monkeypatch, n_classes):
+@pytest.mark.parametrize("whiten", [True, False])
+def test_native_fits_equal_blas_fits(monkeypatch, n_classes, whiten):
     """CG's products by the native pass (for k classes the intercepts' shift from the
     coupling tensor) against two BLAS passes (the shift from K V): the same Newton iterates
     up to rounding (which CG's many iterations amplify to ~1e-8 of the objective at the
     default tol), so, run to the optimum, the same objective, predictions and
-    probabilities."""
+    probabilities; in K_nM's coefficients (with K_MM V natively too) and in whitened
+    coordinates (no K_MM product: gramfree.solvers.logistic)."""
+    import gramfree.solvers.logistic as solver
+
+    monkeypatch.setattr(solver, "WHITEN", whiten)
+    monkeypatch.setattr(solver, "WHITEN_CG", 1e12)
     X, y = load_digits(return_X_y=True)
     keep = y < max(n_classes, 3)
     X, y = np.ascontiguousarray(X[keep] / 16.0), y[keep] % n_classes
@@ -328,7 +334,11 @@ def test_native_fits_equal_blas_fits(monkeypatch, n_classes):
     native = KernelClassifier(**common).fit(X, y)
     assert native.solver_info_["stored_kernel_columns"] == "float64"
     assert calls.count(len(y)) == native.solver_info_["cg_iterations"] > 0
-    assert calls.count(200) >= native.solver_info_["cg_iterations"]  # K_MM V too
+    assert native.solver_info_["whitened"] is whiten
+    if whiten:  # K_MM is the identity there
+        assert calls.count(200) == 0
+    else:
+        assert calls.count(200) >= native.solver_info_["cg_iterations"]  # K_MM V too
     monkeypatch.setattr(_stored_columns, "NATIVE_CURVATURE", False)
     calls.clear()
     blas = KernelClassifier(**common).fit(X, y)

@@ -223,7 +223,17 @@ def test_every_row_beside_the_exact_gram_preconditioner():
 
 
 @pytest.mark.parametrize(
-    "case", ["one-pass", "two-pass", "recomputed", "float32", "weighted", "binary"]
+    "case",
+    [
+        "one-pass",
+        "two-pass",
+        "recomputed",
+        "float32",
+        "weighted",
+        "binary",
+        "whitened",
+        "whitened-binary",
+    ],
 )
 def test_cg_products_are_the_sampled_hessians_schur_complement(monkeypatch, case):
     """CG's product in each sampled step equals, to rounding, the Schur complement of the
@@ -234,12 +244,17 @@ def test_cg_products_are_the_sampled_hessians_schur_complement(monkeypatch, case
     differs from it: the test tells a sampled Hessian built without them apart. Every route
     of CG's products: the native pass by index (one-pass), BLAS's two passes over copied
     rows, the recomputing operator over the drawn rows of X, float32 storage, sample
-    weights, two classes."""
+    weights, two classes; and in whitened coordinates (gramfree.solvers.logistic), where
+    the product is the same with ``B = K L^-T`` for K and the identity for K_MM. The
+    other cases run in K_nM's coefficients (``WHITEN = False``)."""
     import gramfree.solvers.logistic as solver
 
+    whitened = case.startswith("whitened")
+    monkeypatch.setattr(solver, "WHITEN", whitened)
+    monkeypatch.setattr(solver, "WHITEN_CG", 1e12)  # whitened at this size where on
     X, y = load_digits(return_X_y=True)
     X = np.ascontiguousarray(StandardScaler().fit_transform(X))
-    if case == "binary":
+    if case.endswith("binary"):
         y = (y < 5).astype(int)
     n, gamma, alpha = len(y), 0.02, 1e-3
     centres = np.arange(0, n, 18)
@@ -256,6 +271,10 @@ def test_cg_products_are_the_sampled_hessians_schur_complement(monkeypatch, case
     if case == "float32":
         K = K.astype(np.float32).astype(np.float64)
     Kmm = rbf_kernel(X[centres], gamma=gamma)
+    if whitened:  # B = K L^-T, and the penalty's K_MM the identity
+        factor = np.linalg.cholesky(Kmm)
+        K = np.linalg.solve(factor, K.T).T
+        Kmm = np.eye(len(centres))
     seen = {}
     original_curvature, original_pcg = solver._curvature, solver._pcg
     original_draw = HessianSample.draw
@@ -290,6 +309,7 @@ def test_cg_products_are_the_sampled_hessians_schur_complement(monkeypatch, case
     ).fit(X, y, sample_weight=weights)
     info = fit.solver_info_
     assert info["jitter"] == 0.0 and info["n_centers"] == len(centres)
+    assert info["whitened"] is whitened
     assert info["stored_kernel_columns"] == {
         "recomputed": False,
         "float32": "float32",
