@@ -166,6 +166,35 @@ def test_one_column_is_one_trsv_on_two_threads(n, dtype, trans, one_thread, core
             linalg.solve_triangular(bad, np.ones(n, dtype=dtype), trans=trans)
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("trans", [False, True])
+@pytest.mark.parametrize("k", [1, 5, 300])
+def test_solve_lower_in_place(dtype, trans, k):
+    """The solvers' in-place solve (the logistic solver's B = K L^-T: X = K.T of a
+    C-ordered K) against LAPACK's, in X's own memory; read-only, mismatched dtypes and
+    layouts BLAS cannot take are refused."""
+    n = 700
+    L = np.asfortranarray(np.nan_to_num(_lower(n, dtype, 4)))
+    L[np.triu_indices(n, 1)] = 0.0
+    K = np.random.default_rng(k).normal(size=(k, n)).astype(dtype)  # C-ordered, k x n
+    want = _reference(L, K.T, trans)
+    X = K.T
+    linalg.solve_lower_in_place(L, X, trans=trans)
+    assert np.shares_memory(X, K)  # solved where it lies
+    tol = 1e-12 if dtype == np.float64 else 5e-5
+    assert np.abs(K.T - want).max() <= tol * np.abs(want).max()
+    frozen = K.copy()
+    frozen.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        linalg.solve_lower_in_place(L, frozen.T)
+    with pytest.raises(ValueError, match="L's dtype"):
+        linalg.solve_lower_in_place(L, K.T.astype(np.float16))
+    with pytest.raises(ValueError, match="unit row stride|expected"):
+        linalg.solve_lower_in_place(L, K)  # k x n C-ordered: not (n, k), nor unit strides
+    with pytest.raises(ValueError, match="expected"):
+        linalg.solve_lower_in_place(L, np.asfortranarray(K.T[:-1]))
+
+
 def test_trsv_refuses_mismatched_shapes():
     """The BLAS wrapper itself: an (n, k) x with k != 1, or a T of another size, is
     refused, not solved in its first column."""

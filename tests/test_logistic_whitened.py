@@ -86,6 +86,23 @@ def test_whitened_fit_reaches_the_same_optimum(
     np.testing.assert_allclose(fits[True].dual_coef_, fits[False].dual_coef_, atol=1e-4 * scale)
 
 
+def test_whitened_with_a_jittered_factor(monkeypatch):
+    """Coinciding centres (duplicated rows, every point a centre): K_MM is singular, L
+    carries a jitter, and B = K_nM L^-T is formed with it; the whitened fit reaches the
+    unwhitened one's optimum."""
+    X, y = _data(load_breast_cancer)
+    X, y = np.vstack([X, X[:100]]), np.concatenate([y, y[:100]])
+    fits = {
+        whiten: _fit(X, y, whiten=whiten, monkeypatch=monkeypatch, gamma=0.05, alpha=1e-3)
+        for whiten in (True, False)
+    }
+    on, off = fits[True].solver_info_, fits[False].solver_info_
+    assert on["jitter"] > 0 and on["jitter"] == off["jitter"]
+    assert on["whitened"] is True and off["whitened"] is False
+    assert on["objective"] == pytest.approx(off["objective"], rel=1e-8)
+    np.testing.assert_allclose(fits[True].predict_proba(X), fits[False].predict_proba(X), atol=1e-5)
+
+
 def test_warm_start_and_monitor_in_the_kernels_coefficients(monkeypatch):
     """A warm start from a fit at another alpha (mapped forward to beta) and the per-step
     monitor (mapped back): the whitened fit's last monitor call sees its dual_coef_, and the

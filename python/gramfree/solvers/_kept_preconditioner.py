@@ -43,7 +43,9 @@ bytes (the Gram's adds ``n M^2`` flops and two whitening solves). A CG iteration
 passes over the Hessian's rows of K_nM, ``16 rows M`` bytes (or recomputing them, at the
 engine's rate), and over the triangular factors and ``K_MM``'s, ``24 M^2`` bytes, and
 ``4 rows M k + 6 M^2 k`` flops at half the dense rate (products with k columns). On the
-suite's sets these put a build at 1.0 to 8.7 CG iterations (spam with every point a
+suite's sets these put a build at 1.0 to 8.7 CG iterations (before whitened coordinates:
+where the logistic solver works in them, a CG iteration saves the K_MM product and two of
+the solves and the Gram its whitening, ``whitening_saves`` and ``whitened=``) (spam with every point a
 centre 8.7, satellite at M = 1000 1.2); the constants were calibrated against scratch
 timings of builds and CG runs on those sets (2026-12-04), not a benchmark.
 """

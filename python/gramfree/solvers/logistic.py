@@ -242,9 +242,7 @@ def solve_logistic(
 
     op: KernelOperator | StoredColumns = problem.operator(X, centers)
     threads = getattr(op, "_threads", 0)  # the operators' OpenMP threads (n_jobs)
-    # L^T with rows of unit stride (a view of the F-ordered factor), and unit weights: the
-    # native product K^T diag(w) K V with K = L^T is L L^T V.
-    factor_rows, unit = np.ascontiguousarray(L.T), np.ones(M)
+    unit = np.ones(M)
 
     def kmm(V: np.ndarray) -> np.ndarray:
         """``K_MM V = L L^T V``, once per CG iteration, by the same kind of code as the
@@ -284,6 +282,10 @@ def solve_logistic(
             op = StoredColumns(K, n_threads=getattr(op, "_threads", 0))
             dtype = np.dtype(np.float64)  # its products in float64, whatever kernel_dtype says
     cached = stored_dtype is not None
+    # L^T with rows of unit stride (a copy of the F-ordered factor's transpose), and unit
+    # weights: the native product K^T diag(w) K V with K = L^T is L L^T V (not where
+    # whitened: K_MM is the identity there).
+    factor_rows = None if whitened else np.ascontiguousarray(L.T)
     # CG's products with a stored K_nM in one native pass (for k classes with the coupling
     # tensor below), else two BLAS passes; K_MM V goes the same way (natively beside the
     # native passes and the recomputing operator's, by BLAS beside BLAS's: kmm).
@@ -1050,7 +1052,11 @@ def _whitening_pays(rows: int, M: int, k: int) -> bool:
     blocked solve forming B costs ``rows M^2`` flops once, and each CG iteration then
     saves the product with K_MM and two of the preconditioner's four triangular solves
     (:func:`gramfree.solvers._kept_preconditioner.whitening_saves`), at WHITEN_CG
-    iterations per fit (module docstring). ``rows``: the rows of non-zero weight."""
+    iterations per fit (module docstring). M^2 cancels: whitened where ``rows < WHITEN_CG
+    (16 FLOPS_PER_BYTE + 8 k)``, 5440 rows for two classes and 7040 for six (so not
+    shuttle's 43500). ``rows``: the rows of non-zero weight, although the solve runs
+    over all of them: as everywhere in the cost model, appending rows of zero weight
+    changes no decision (tests/test_zero_weight_centres.py)."""
     if not WHITEN:
         return False
     return WHITEN_CG * whitening_saves(M, k) > float(rows) * M * M
