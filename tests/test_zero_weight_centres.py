@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_diabetes
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 
 from gramfree import KernelClassifier, KernelRegressor, KernelRegressorCV
 from gramfree.solvers._common import center_rows
@@ -84,3 +84,45 @@ def test_growing_centres_stop_at_every_weighted_row(solver):
     np.testing.assert_array_equal(Xa[model.center_indices_], model.centers_)
     steps = model.solver_info_["auto"]["steps"]
     assert steps[-1].endswith("all 150 rows of positive weight as centres"), steps
+
+
+def _spread(X, y, extra, rng):
+    """X, y with ``extra`` zero-weight rows inserted between them at random places (copies
+    of real rows shifted far away, labels drawn from y), the weights, and the real rows'
+    positions (in their order)."""
+    n = len(y)
+    real = np.sort(rng.choice(n + extra, size=n, replace=False))
+    Xa = X[rng.integers(0, n, n + extra)] + 5.0
+    ya = rng.choice(y, n + extra)
+    Xa[real], ya[real] = X, y
+    w = np.zeros(n + extra)
+    w[real] = 1.0
+    return Xa, ya, w, real
+
+
+@pytest.mark.parametrize(
+    "load, centres",
+    [
+        pytest.param(load_breast_cancer, 40, id="binary"),
+        pytest.param(load_wine, 20, id="multinomial"),
+    ],
+)
+def test_logistic_zero_weight_rows_change_no_decision(load, centres):
+    """Rows of weight zero, inserted anywhere, change nothing in a logistic fit: not the
+    centres, not the Newton and CG iterations, not the function. The sizes make the fit
+    depend on its row count (more than 16/3 rows per centre: CG's Hessian from a sample of
+    the rows; the centres' preconditioner scaled by rows per centre), so a fit that counted
+    the zero-weight rows would take other iterations and land elsewhere within tol."""
+    X, y = load(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    Xa, ya, w, real = _spread(X, y, 3 * len(y), np.random.default_rng(2))
+    make = lambda: KernelClassifier(  # noqa: E731
+        gamma=0.05, alpha=1e-3, loss="logistic", n_centers=centres, random_state=0
+    )
+    alone = make().fit(X, y)
+    weighted = make().fit(Xa, ya, sample_weight=w)
+    np.testing.assert_array_equal(real[alone.center_indices_], weighted.center_indices_)
+    assert weighted.solver_info_["cg_iterations"] == alone.solver_info_["cg_iterations"]
+    assert weighted.n_iter_ == alone.n_iter_
+    assert weighted.solver_info_["hessian_rows"] == alone.solver_info_["hessian_rows"]
+    np.testing.assert_allclose(weighted.predict_proba(X), alone.predict_proba(X), rtol=0, atol=1e-12)

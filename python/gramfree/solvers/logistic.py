@@ -19,6 +19,8 @@ differences of the intercepts matter; the fit keeps their sum at zero (their gra
 to zero over the classes).
 Where K_MM is too close to singular for its Cholesky, a jitter is added to its diagonal
 and the jittered matrix is the penalty's (as in Falkon; ``info["jitter"]``).
+Rows of zero weight are dropped before anything else (``_weighted_rows_only``): below, n
+counts the rows of non-zero weight, and no decision of the fit depends on the others.
 
 Each Newton step solves ``H (d, e) = -(g, h)`` for the steps of ``a`` and ``b``, with
 ``H = [A, C; C^T, B]``, ``A = K_nM^T S K_nM + alpha K_MM``, ``C = K_nM^T S 1`` and
@@ -223,6 +225,7 @@ def solve_logistic(
     ``problem.Y``: (n, 1) of 0/1 (two classes: the logit of class 1) or (n, k) one-hot.
     ``center_rows``: the centres' rows in ``problem.X`` (their curvature feeds the
     preconditioner). ``max_iter``: Newton steps."""
+    problem, center_rows = _weighted_rows_only(problem, center_rows)
     X = problem.X
     Y = problem.Y.astype(np.float64)
     n, k = Y.shape
@@ -275,7 +278,7 @@ def solve_logistic(
             whitened = (
                 stored_dtype == np.float64
                 and np.dtype(problem.kernel_dtype) == np.float64
-                and _whitening_pays(int(np.count_nonzero(w)), M, k)
+                and _whitening_pays(n, M, k)
             )
             if whitened:
                 solve_lower_in_place(L, K.T)
@@ -362,16 +365,13 @@ def solve_logistic(
     if cached and not one_pass:
         budget = min(CACHE_BYTES, CACHE_SHARE * physical_bytes()) - op.K.nbytes
         copy_rows = max(budget, 0.0) / (M * op.K.itemsize)
-    # Rows of zero weight count as absent in its cost model, as everywhere else in the fit:
-    # appending them changes no decision (tests/test_zero_weight_centres.py).
-    weighted_rows = int(np.count_nonzero(w))
     # The rates read once: the path depends on the inputs and the saved rates only.
     fit_rates = current_rates()[0]
     stored_bytes = 0 if stored_dtype is None else np.dtype(stored_dtype).itemsize
     ascents = 0  # CG runs whose direction ascended, replaced by the preconditioned gradient
     kept = KeptPreconditioner(
         build_cost(
-            weighted_rows,
+            n,
             M,
             X.shape[1],
             gram=use_gram,
@@ -440,7 +440,7 @@ def solve_logistic(
             # The last step's preconditioner where a rebuild costs more than keeping it
             # can (gramfree.solvers._kept_preconditioner).
             iteration = iteration_cost(
-                weighted_rows if drawn is None else drawn[0].size,
+                n if drawn is None else drawn[0].size,
                 M,
                 k,
                 X.shape[1],
@@ -477,7 +477,8 @@ def solve_logistic(
                     gram_failures += 1
                     gram_failed = True
             if precond is None:
-                at_centres = pooled[center_rows]
+                # A centre whose row weighs zero (dropped: _weighted_rows_only) has none.
+                at_centres = np.where(center_rows >= 0, pooled[center_rows], 0.0)
                 try:
                     precond = _Preconditioner(
                         L,
@@ -1027,6 +1028,30 @@ def _gram_pays(n: int, M: int, d: int, k: int) -> bool:
     gram = n * M * M / rates["syrk"] + n * M * _entry_flops(d, 0) / rates["engine_float64"]
     per_cg = 2.0 * n * M * _entry_flops(d, k) / rates["engine_float64"]
     return gram <= GRAM_SAVES_CG * per_cg
+
+
+def _weighted_rows_only(problem: Problem, center_rows: np.ndarray) -> tuple[Problem, np.ndarray]:
+    """The problem without its rows of zero weight, and the centres' rows in it (-1: a
+    centre whose own row weighs zero). Such rows are no data (scikit-learn's convention)
+    and add nothing to the objective, its gradient or its Hessian; dropped here, no
+    decision of the fit counts them (the centres' scale n / M, the Hessian sample and
+    its draw, the cost model's rows, the storage of K_nM), so that inserting them
+    anywhere changes nothing (tests/test_zero_weight_centres.py)."""
+    w = problem.sample_weight
+    if w is None or np.all(w != 0):
+        return problem, center_rows
+    keep = np.flatnonzero(w)
+    if keep.size == 0:  # nothing to fit (the estimators refuse this first)
+        return problem, center_rows
+    position = np.full(w.shape[0], -1)
+    position[keep] = np.arange(keep.size)
+    reduced = replace(
+        problem,
+        X=np.ascontiguousarray(problem.X[keep]),
+        Y=problem.Y[keep],
+        sample_weight=w[keep],
+    )
+    return reduced, position[np.asarray(center_rows)]
 
 
 def _curvature_gram(problem: Problem, centers: np.ndarray, curvature: np.ndarray) -> np.ndarray:
