@@ -125,4 +125,6 @@ def test_logistic_zero_weight_rows_change_no_decision(load, centres):
     assert weighted.solver_info_["cg_iterations"] == alone.solver_info_["cg_iterations"]
     assert weighted.n_iter_ == alone.n_iter_
     assert weighted.solver_info_["hessian_rows"] == alone.solver_info_["hessian_rows"]
-    np.testing.assert_allclose(weighted.predict_proba(X), alone.predict_proba(X), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(
+        weighted.predict_proba(X), alone.predict_proba(X), rtol=0, atol=1e-12
+    )
