@@ -1,6 +1,8 @@
 """class_weight, as scikit-learn's classifiers define it: the fit with class_weight equals
 the fit with the equivalent sample weights (compute_sample_weight, times any sample_weight
-given), on real data; bad values are refused naming the parameter; it survives a file."""
+given; "balanced" from the weighted class totals, as LogisticRegression since scikit-learn
+1.7, so that an integer weight is still the row repeated), on real data; bad values are
+refused naming the parameter; it survives a file."""
 
 from __future__ import annotations
 
@@ -151,3 +153,38 @@ def test_class_weight_values_are_checked_by_the_cv_classifier():
     X, y = _cancer()
     with pytest.raises(ValueError, match=r"^class_weight: the weight of class 1"):
         KernelClassifierCV(class_weight={0: 1.0, 1: -2.0}).fit(X[:80], y[:80])
+
+
+@pytest.mark.parametrize("loss", ["squared", "logistic"])
+def test_balanced_with_sample_weight_is_repeated_rows(loss):
+    """Integer weights with class_weight="balanced" fit what the rows repeated that many
+    times fit (the classes' weights from the weighted totals W / (k W_c), not the counts:
+    with the counts, repeating a row changed its class's weight but weighting it did not)."""
+    X, y = _digits()
+    X, y = X[:300], y[:300]
+    reps = np.random.default_rng(3).integers(0, 4, size=len(y))  # 0: the row left out
+    reps[y == 5] = 3  # a class whose total moves far from its count
+    params = dict(gamma=0.05, alpha=0.1, class_weight="balanced", loss=loss)
+    if loss == "logistic":
+        params.update(tol=1e-12, max_iter=100)
+    weighted = KernelClassifier(solver="direct", **params).fit(X, y, sample_weight=reps)
+    rows = np.repeat(np.arange(len(y)), reps)
+    repeated = KernelClassifier(solver="direct", **params).fit(X[rows], y[rows])
+    probe = _digits()[0][300:500]
+    np.testing.assert_allclose(
+        weighted.decision_function(probe), repeated.decision_function(probe), atol=1e-7
+    )
+
+
+def test_balanced_weights_closed_form():
+    """W / (k W_c) per class, against the counts' formula where every weight is one, and
+    zero for a class whose rows all weigh zero (no division by zero)."""
+    from gramfree.estimators.classifier import class_sample_weight
+
+    y = np.array(["a", "b", "b", "c", "c", "c"])
+    w = np.array([2.0, 1.0, 0.5, 0.0, 0.0, 0.0])
+    got = class_sample_weight("balanced", y, w)
+    np.testing.assert_allclose(got, [3.5 / (3 * 2.0), 3.5 / 4.5, 3.5 / 4.5, 0, 0, 0])
+    np.testing.assert_allclose(
+        class_sample_weight("balanced", y, None), compute_sample_weight("balanced", y)
+    )

@@ -177,8 +177,14 @@ def _classification_targets(estimator, X, y, w):
         from .estimators.classifier import check_class_weight
 
         check_class_weight(estimator.class_weight)
-        if isinstance(estimator.class_weight, str):  # "balanced": n / (k * count)
-            per_class = y.shape[0] / (len(classes) * counts.astype(np.float64))
+        if isinstance(estimator.class_weight, str):  # "balanced": W / (k * W_c)
+            weighted = (
+                counts.astype(np.float64)
+                if w is None
+                else np.array(compute(*[(w * (y == c)).sum() for c in classes]), dtype=float)
+            )
+            with np.errstate(divide="ignore"):
+                per_class = np.where(weighted > 0, weighted.sum() / (len(classes) * weighted), 0.0)
         else:
             per_class = compute_sample_weight(estimator.class_weight, classes)
         per_class = per_class.astype(X.dtype)

@@ -45,6 +45,23 @@ def check_class_weight(class_weight) -> None:
             )
 
 
+def class_sample_weight(class_weight, y: np.ndarray, sample_weight) -> np.ndarray:
+    """Each sample's class weight. A dict as scikit-learn's ``compute_sample_weight`` reads
+    it; "balanced" gives class c the weight ``W / (n_classes W_c)``, W the total sample
+    weight and W_c class c's (the counts where no sample_weight is given), as scikit-learn's
+    LogisticRegression computes it since 1.7: weights then stand for repeated rows (an
+    integer weight of 3 is the row three times), with class_weight or without. A class
+    whose rows all weigh zero gets 0 (they take no part in the fit)."""
+    if class_weight != "balanced":
+        return compute_sample_weight(class_weight, y)
+    _, codes = np.unique(y, return_inverse=True)
+    w = np.ones(codes.shape[0]) if sample_weight is None else np.asarray(sample_weight, float)
+    per_class = np.bincount(codes, weights=w)
+    with np.errstate(divide="ignore"):
+        balanced = np.where(per_class > 0, per_class.sum() / (per_class.size * per_class), 0.0)
+    return balanced[codes]
+
+
 def class_targets(estimator, X, y, sample_weight):
     """``(classes, Y, sample_weight)`` for a square-loss classifier: +-1 targets (binary)
     or one-hot (multiclass) in X's dtype, and the sample weights times the estimator's
@@ -55,7 +72,7 @@ def class_targets(estimator, X, y, sample_weight):
     check_classification_targets(y)
     if estimator.class_weight is not None:
         check_class_weight(estimator.class_weight)
-        per_class = compute_sample_weight(estimator.class_weight, y).astype(X.dtype)
+        per_class = class_sample_weight(estimator.class_weight, y, sample_weight).astype(X.dtype)
         sample_weight = per_class if sample_weight is None else sample_weight * per_class
         if not sample_weight.any():
             raise ValueError("class_weight: gives every sample weight zero")
@@ -362,8 +379,10 @@ default="auto"
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes, as scikit-learn's classifiers take them: each sample's
         weight in the loss is ``sample_weight * class_weight[its class]``. "balanced" uses
-        ``n_samples / (n_classes * count of the class)`` (counts without sample_weight, as
-        scikit-learn computes them). Classes missing from a dict weigh 1.
+        ``W / (n_classes * W_c)``, with W the samples' total weight and W_c its class's
+        (the counts without sample_weight), as scikit-learn's LogisticRegression computes it
+        since 1.7, so that a weight still stands for repeated rows. Classes missing from
+        a dict weigh 1.
     loss : {"squared", "logistic"}, default="squared"
         "squared": ridge regression on the class targets; no probabilities (ridge scores
         are not calibrated, and no calibration is applied: use scikit-learn's
