@@ -196,3 +196,35 @@ def test_cv_as_splits_and_repeated_alphas(cancer, tmp_path):
     used_up.fit(X, y)
     with pytest.raises(ValueError, match="cv: gave no splits"):
         used_up.fit(X, y)
+
+
+def test_a_fold_without_weighted_training_rows_is_refused_naming_sample_weight(cancer):
+    """Unshuffled KFold(5) with weight only on the first 100 rows: fold 1 holds them all
+    out and trains on rows of weight zero only (a ZeroDivisionError from inside the
+    solver before)."""
+    from sklearn.model_selection import KFold
+
+    X, y = cancer
+    w = np.r_[np.ones(100), np.zeros(len(y) - 100)]
+    model = KernelClassifierCV(loss="logistic", gamma=1.0, alphas=ALPHAS, cv=KFold(5))
+    with pytest.raises(ValueError, match=r"sample_weight: the training rows of fold 1 of 5"):
+        model.fit(X, y, sample_weight=w)
+
+
+def test_unconverged_fits_warn(cancer):
+    """A tiny alpha on separable training data: the path's fits and the refit stop at
+    their Newton steps' budget, and say so as KernelClassifier does (silent before)."""
+    from sklearn.exceptions import ConvergenceWarning
+
+    import gramfree.estimators._logistic_cv as logistic_cv
+
+    X, y = cancer
+    with pytest.warns(ConvergenceWarning) as caught:
+        original = logistic_cv.DEFAULT_NEWTON_STEPS
+        try:
+            logistic_cv.DEFAULT_NEWTON_STEPS = 3  # the budget, small enough to run out
+            KernelClassifierCV(loss="logistic", gamma=1.0, alphas=[1e-10], cv=3).fit(X, y)
+        finally:
+            logistic_cv.DEFAULT_NEWTON_STEPS = original
+    messages = " ".join(str(w.message) for w in caught)
+    assert "of the path's fits" in messages and "the refit at alpha_=1e-10" in messages

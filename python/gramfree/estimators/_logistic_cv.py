@@ -17,9 +17,11 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import warnings
 
 import numpy as np
 from scipy.special import log_expit, log_softmax
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import pairwise_distances_argmin
 from sklearn.model_selection import StratifiedKFold, check_cv
 
@@ -78,6 +80,14 @@ def _fit(estimator, X, y, sample_weight, alphas) -> np.ndarray:
     folds = list(splitter.split(X, codes))
     if not folds:
         raise ValueError(f"cv: gave no splits ({estimator.cv!r}; an exhausted generator?)")
+    for f, (train, _) in enumerate(folds):
+        # Nothing to fit there (a fold whose held-out rows all weigh zero has no say, but
+        # a model it needs).
+        if not w[train].any():
+            raise ValueError(
+                f"sample_weight: the training rows of fold {f + 1} of {len(folds)} all "
+                "weigh zero; give them weight or use folds that mix the weighted rows"
+            )
     kernel = estimator._make_kernel()
     rng = estimator._rng()
     m = estimator._resolve_n_centers(n) or min(n, DEFAULT_CENTERS)
@@ -98,7 +108,7 @@ def _fit(estimator, X, y, sample_weight, alphas) -> np.ndarray:
     losses = np.full((len(folds), alphas.size), np.nan)
     fold_weights = np.zeros(len(folds))
     solutions: list[dict] = [{} for _ in folds]  # (fold, alpha): the fit
-    steps = 0
+    steps = unconverged = 0
     for f, (train, test) in enumerate(folds):
         sub = _rows(base, train)
         # The centres' curvature preconditions CG (it speeds CG, not the solution): each
@@ -129,6 +139,7 @@ def _fit(estimator, X, y, sample_weight, alphas) -> np.ndarray:
             coef, intercept = result.coef, result.intercept
             assert intercept is not None  # the logistic solver's intercepts
             steps += result.n_iter
+            unconverged += not result.converged
             logits = base.matvec(X[test], centers, coef).astype(np.float64) + intercept
             losses[f, j] = held_out_log_loss(logits, codes[test], w[test])
             solutions[f][int(j)] = (coef, intercept)
@@ -157,6 +168,25 @@ def _fit(estimator, X, y, sample_weight, alphas) -> np.ndarray:
         initial_intercept=start_intercept,
     )
     estimator.fit_time_ = time.perf_counter() - start
+    # As KernelClassifier(loss="logistic") says it (the path's fits included: a held-out
+    # log-loss from a fit stopped short can choose the wrong alpha).
+    if unconverged:
+        warnings.warn(
+            f"loss='logistic': {unconverged} of the path's fits (folds x alphas) did not "
+            f"reach their tolerance in {DEFAULT_NEWTON_STEPS} Newton steps; their held-out "
+            "log-losses may favour another alpha than the converged ones would (a small "
+            "alpha on separable data: choose larger alphas)",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
+    if not result.converged:
+        warnings.warn(
+            f"loss='logistic': the refit at alpha_={alphas[best]:g} did not reach its "
+            f"tolerance in {result.n_iter} Newton steps (objective "
+            f"{result.info['objective']:.6g}); choose larger alphas",
+            ConvergenceWarning,
+            stacklevel=4,
+        )
     result.center_indices = idx
     estimator._set_fitted(result, kernel, "newton-pcg", problem, centers_are_rows=True)
     estimator.solver_info_["cv"] = {
