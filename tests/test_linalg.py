@@ -166,6 +166,29 @@ def test_jittered_cholesky_in_place(order, block, dtype):
     assert err <= (1e-10 if dtype == np.float64 else 1e-4)
 
 
+@pytest.mark.parametrize("block", [2, 2048])
+def test_jittered_cholesky_one_triangle_retries_read_the_same_triangle(block):
+    """Only the triangle cholesky reads is filled (the upper of a C-ordered A, the lower of
+    an F-ordered one) and a jitter is needed: every attempt reads that triangle, so the
+    factor is the symmetric matrix's (before, the retries rebuilt it from the empty
+    triangle and returned a factor of the diagonal alone, 2.1 off, without an error).
+    In A's memory that is impossible once a jitter is needed, and refused naming A."""
+    X = np.random.default_rng(0).standard_normal((6, 2))
+    K = X @ X.T  # rank 2: needs jitter
+    L_ref, j_ref = linalg.jittered_cholesky(K, block=block)
+    assert j_ref > 0
+    for A in (np.triu(K), np.asfortranarray(np.tril(K))):
+        before = A.copy()
+        L, jitter = linalg.jittered_cholesky(A, block=block)
+        assert jitter == j_ref
+        np.testing.assert_allclose(L, L_ref, rtol=0, atol=1e-12)
+        np.testing.assert_array_equal(A, before)
+        with pytest.raises(ValueError, match="^A: not positive definite as given, and its two"):
+            linalg.jittered_cholesky(A, overwrite=True, block=block)
+        # A then holds the triangle not read (here empty), mirrored, and its diagonal
+        np.testing.assert_array_equal(A, np.diag(np.diag(K)))
+
+
 def test_jittered_cholesky_float32_starts_higher():
     """float32 skips the jitters below its rounding: after 0 comes 1e-6 (float64: 1e-12)."""
     X = np.vstack([np.eye(5), np.eye(5)[:1]])

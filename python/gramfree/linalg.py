@@ -642,9 +642,10 @@ def jittered_cholesky(
     Parameters
     ----------
     A : (n, n) array_like
-        Symmetric (both triangles). Dtypes, the triangle the factorization reads and
-        the errors as in :func:`cholesky`; NaN or infinity anywhere in ``A`` raise
-        ValueError before any attempt.
+        Dtypes, the triangle the factorization reads and the errors as in
+        :func:`cholesky`; NaN or infinity anywhere in ``A`` raise ValueError before any
+        attempt. Every attempt reads that one triangle, except with ``overwrite`` in
+        ``A``'s memory (below), where a jitter needs ``A`` symmetric (both triangles).
     start : float, optional
         The first non-zero jitter: 1e-12 in float64 and 1e-6 in float32 by default;
         given, a real number with ``0 < start <= 1e-2`` (ValueError otherwise, NaN and
@@ -653,8 +654,10 @@ def jittered_cholesky(
     overwrite : bool, default False
         Compute the factor in ``A``'s memory (no n x n copy, even when attempts fail:
         each retry restores the matrix from the triangle the factorization does not
-        touch); a read-only ``A`` is refused, as in :func:`cholesky`. Otherwise ``A`` is
-        left as it was.
+        touch, so the two must agree once a jitter is needed: checked on the first row
+        and column, ValueError naming ``A`` otherwise, ``A`` then holding the triangle
+        not read, mirrored); a read-only ``A`` is refused, as in :func:`cholesky`.
+        Otherwise ``A`` is left as it was.
     block : int, default 2048
         As in :func:`cholesky`.
 
@@ -680,6 +683,15 @@ def jittered_cholesky(
     n = L.shape[0]
     if n == 0:
         return L, 0.0
+    # The triangle read, as an F-ordered matrix's lower one: A.T for a C-ordered A.
+    read = _as_array(A, "A")
+    read = read.T if read.flags.c_contiguous and not read.flags.f_contiguous else read
+    # Factored in a copy, A itself still holds what was read: the retries restore from it,
+    # whatever the other triangle holds. In A's memory only the other triangle is left.
+    source = None if np.may_share_memory(L, read) else read
+    # There, the read triangle's first column, to check at a failure that the other
+    # triangle mirrors it (O(n)).
+    first_column = L[1:, 0].copy() if source is None else None
     diag = np.diag(L).copy()
     with np.errstate(over="ignore"):
         scale = float(np.mean(diag, dtype=np.float64))
@@ -692,6 +704,9 @@ def jittered_cholesky(
             _factor_lower(L, block)
             return L, jitter
         except np.linalg.LinAlgError:
+            if first_column is not None:
+                _check_mirrored(L, first_column, diag, block)
+                first_column = None  # restored from the other triangle from here on
             jitter = start if jitter == 0.0 else jitter * 100
             with np.errstate(over="ignore"):
                 # A rung too small to change any diagonal entry would fail as the last
@@ -699,20 +714,50 @@ def jittered_cholesky(
                 while jitter <= _JITTER_MAX and np.array_equal(diag + jitter * scale, diag):
                     jitter *= 100
                 if jitter > _JITTER_MAX:
-                    _restore_lower(L, diag, block)
+                    _restore_lower(L, diag, block, source)
                     raise
-                _restore_lower(L, diag + jitter * scale, block)
+                _restore_lower(L, diag + jitter * scale, block, source)
 
 
-def _restore_lower(L: np.ndarray, diag: np.ndarray, block: int) -> None:
-    """After a failed in-place factorization: the strict lower triangle from the (intact)
-    strict upper one, and the given diagonal."""
+def _restore_lower(
+    L: np.ndarray, diag: np.ndarray, block: int, source: np.ndarray | None = None
+) -> None:
+    """After a failed in-place factorization: the strict lower triangle from ``source``'s
+    (the matrix that was read, where the factorization ran in a copy of it), else from
+    L's own (intact) strict upper one; and the given diagonal."""
     n = L.shape[0]
     for j0 in range(0, n, block):
         j1 = min(j0 + block, n)
         blk = L[j0:j1, j0:j1]
         low = np.tril_indices(j1 - j0, -1)
-        blk[low] = blk.T[low]
-        if j1 < n:
-            L[j1:, j0:j1] = L[j0:j1, j1:].T
+        if source is None:
+            blk[low] = blk.T[low]
+            if j1 < n:
+                L[j1:, j0:j1] = L[j0:j1, j1:].T
+        else:
+            blk[low] = source[j0:j1, j0:j1][low]
+            if j1 < n:
+                L[j1:, j0:j1] = source[j1:, j0:j1]
     L[np.diag_indices(n)] = diag
+
+
+def _check_mirrored(L: np.ndarray, first_column: np.ndarray, diag: np.ndarray, block: int) -> None:
+    """At the first failure of a factorization in A's memory, before a retry rebuilds the
+    factored (lower) triangle from the other one: the two must agree, checked on the
+    read triangle's first column (kept before the attempt) against the other's first row,
+    where a matrix with one triangle filled (np.tril, np.triu, a syrk's output) differs
+    unless that row is zero; unchecked it gave a factor of the diagonal alone without an
+    error. Rounding apart (a kernel matrix's triangles from different orders of
+    operations) is far below a millionth of the diagonal, which bounds a positive
+    semi-definite matrix's entries. A is then restored from the triangle not read."""
+    row = L[0, 1:]
+    scale = float(np.max(np.abs(diag)))
+    if row.size and float(np.max(np.abs(first_column - row))) > 1e-6 * scale:
+        _restore_lower(L, diag, block)
+        raise ValueError(
+            "A: not positive definite as given, and its two triangles differ (first row "
+            "against first column): with overwrite=True a jitter retry rebuilds the "
+            "factored triangle from the other, so A must be symmetric; pass "
+            "overwrite=False to factor one triangle (A now holds the other triangle, "
+            "mirrored)"
+        )
