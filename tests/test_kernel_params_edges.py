@@ -362,6 +362,8 @@ def test_to_dense_out_is_checked():
         (lambda K: K.T @ np.ones((4, 1, 1)), r"^U: expected a 1-d or 2-d array"),
         (lambda K: K.T.matvec(np.ones((4, 2))), r"^U: expected a vector of shape \(4,\)"),
         (lambda K: np.ones((2, 2, 4)) @ K, r"^U: expected a 1-d or 2-d array"),
+        # U's columns, not U.T's rows (the message said "has 5 rows" before)
+        (lambda K: np.ones((2, 5)) @ K, r"^U: has 5 columns, expected 4; U @ K takes"),
         (lambda K: K.normal_matvec(np.ones((3, 2, 1))), r"^V: expected a 1-d or 2-d array"),
         (lambda K: K.gradient(np.ones((3, 2, 1))), r"^V: expected a 1-d or 2-d array"),
         (lambda K: K @ [[1.0, 2.0], [3.0]], r"^V: cannot be converted"),
@@ -515,3 +517,33 @@ def test_check_dtype_rejects_other_dtypes():
     Gaussian(gamma=1e300).check_dtype(np.float64)
     Linear().check_dtype(np.float32)
     ArcCosine().check_dtype("float32")
+
+
+@pytest.mark.parametrize(
+    "make, name",
+    [
+        (lambda: Gaussian(gamma=10**400), "gamma"),
+        (lambda: Matern(length_scale=10**400), "length_scale"),
+        (lambda: Polynomial(coef0=-(10**400)), "coef0"),
+        (lambda: Polynomial(degree=10**400), "degree"),
+    ],
+)
+def test_integers_beyond_float64_name_the_parameter(make, name):
+    """A Python int too large for float64 is a ValueError naming the parameter (a bare
+    OverflowError from float() before)."""
+    with pytest.raises(ValueError, match=f"^{name} must be"):
+        make()
+
+
+@pytest.mark.parametrize("order", [">", "<"])
+def test_float32_in_either_byte_order_stays_float32(order):
+    """Big-endian float32 data is computed in float32, as native float32 is (it became
+    float64 before: twice the memory), with the same values."""
+    X = np.random.default_rng(0).standard_normal((6, 3)).astype(np.float32)
+    swapped = X.astype(X.dtype.newbyteorder(order))
+    K = KernelOperator(swapped, kernel="rbf", gamma=0.5)
+    assert K.dtype == np.float32
+    np.testing.assert_array_equal(
+        K.to_dense(), KernelOperator(X, kernel="rbf", gamma=0.5).to_dense()
+    )
+    assert kernel_matrix(swapped, kernel="rbf", gamma=0.5).dtype == np.float32

@@ -130,7 +130,10 @@ def _not_scalar(name: str, value: Any, what: str) -> TypeError:
 def _check_real(name: str, value: Any, *, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise _not_scalar(name, value, "a real number")
-    value = float(value)
+    try:
+        value = float(value)
+    except OverflowError:  # a Python int beyond float64 (10**400)
+        raise ValueError(f"{name} must be finite, got an integer beyond float64's range") from None
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if positive and value <= 0:
@@ -643,7 +646,9 @@ class Polynomial(Kernel):
         degree = self.degree
         if isinstance(degree, bool) or not isinstance(degree, numbers.Real):
             raise _not_scalar("degree", degree, "an integer")
-        if not float(degree).is_integer() or degree < 1:
+        if degree < 1 or (
+            not isinstance(degree, numbers.Integral) and not float(degree).is_integer()
+        ):
             raise ValueError(f"degree must be an integer >= 1, got {degree!r}")
         if degree > _core.max_degree:
             raise ValueError(f"degree must be at most {_core.max_degree}, got {degree!r}")

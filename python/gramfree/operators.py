@@ -2,7 +2,8 @@
 
 Input conversion (done once, at construction or call):
 
-* float32 and float64 arrays are used as they are when C-contiguous (no copy);
+* float32 and float64 arrays are used as they are when C-contiguous and in native byte
+  order (no copy); in the other byte order they are copied in the same precision;
 * other real dtypes (integers, bool, float16) become float64; when X and Z differ
   (say float32 and float64), both become float64;
 * non-contiguous arrays are copied to C order; the caller's arrays are never modified;
@@ -92,7 +93,13 @@ def as_float_array(A: Any, name: str, *, ndim: int = 2, dtype: Any = None) -> np
     if arr.size == 0:
         raise ValueError(f"{name}: empty array of shape {arr.shape}")
     if dtype is None:
-        dtype = arr.dtype if arr.dtype in (np.float32, np.float64) else np.float64
+        # float32 and float64 in either byte order keep their precision (a big-endian
+        # float32 array became float64: twice the memory and the products' cost).
+        dtype = (
+            arr.dtype.newbyteorder("=")
+            if kind == "f" and arr.dtype.itemsize in (4, 8)
+            else np.float64
+        )
     # C order and aligned (np.frombuffer at an odd offset is neither copied nor aligned
     # by ascontiguousarray alone). A finite value beyond the new dtype's range becomes
     # inf; that is reported below, naming the argument, instead of numpy's warning.
@@ -514,6 +521,11 @@ class KernelOperator(LinearOperator):
                 f"{self._names[1]}: expected a 1-d or 2-d array, got {len(shape)} "
                 f"dimension(s) of shape {shape}; U @ K takes U of shape "
                 f"({self.shape[0]},) or (k, {self.shape[0]})"
+            )
+        if len(shape) == 2 and shape[1] != self.shape[0]:  # rmatmat would say x.T's rows
+            raise ValueError(
+                f"{self._names[1]}: has {shape[1]} columns, expected {self.shape[0]}; U @ K "
+                f"takes U of shape ({self.shape[0]},) or (k, {self.shape[0]})"
             )
         # x @ K = (K.T @ x.T).T, on this operator's own transposed products.
         if len(shape) == 1:
