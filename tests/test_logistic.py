@@ -267,6 +267,18 @@ def test_probabilities_follow_the_fitted_loss_not_the_current_parameter(tmp_path
     del older._fitted_loss
     assert _has_probabilities(older.set_params(loss="squared")) == (True, True)
 
+    # A compressed model saved after its loss parameter changed keeps the fitted loss
+    # through the file (the file's loss parameter decided before: a squared-loss model
+    # gained a softmax of ridge scores, a logistic one lost its probabilities).
+    for fitted, later in (("squared", "logistic"), ("logistic", "squared")):
+        model = KernelClassifier(gamma=0.1, alpha=0.1, loss=fitted).fit(X, y)
+        small, _ = model.set_params(loss=later).compress(50)
+        small.save(tmp_path / "small.gfm")
+        loaded = gramfree.load(tmp_path / "small.gfm")
+        assert loaded.get_params()["loss"] == later
+        assert _has_probabilities(loaded) == ((fitted == "logistic"),) * 2
+        np.testing.assert_array_equal(loaded.decision_function(X), small.decision_function(X))
+
 
 def test_float32_data():
     X, y = _standardised(load_breast_cancer)

@@ -123,11 +123,12 @@ def test_end_refused_by_either_test():
     rhs = rng.standard_normal((6, 1)) * 1e-3
     exact = float(rhs.ravel() @ np.linalg.solve(H, rhs.ravel()))
     # A decrement near the exact one, a preconditioned norm near it: the end stands.
-    assert not _end_refused(hessian, rhs, zero_h, no_intercepts, exact, exact, 10 * exact)
+    assert _end_refused(hessian, rhs, zero_h, no_intercepts, exact, exact, 10 * exact) == (False, 1)
     # CG's decrement a ten-thousandth of the preconditioned norm, which exceeds the
     # threshold: refused, whatever the bound says.
-    assert _end_refused(hessian, rhs, zero_h, no_intercepts, 1e-4 * exact, exact, 0.5 * exact)
+    refused = _end_refused(hessian, rhs, zero_h, no_intercepts, 1e-4 * exact, exact, 0.5 * exact)
+    assert refused == (True, 0)
     # The bound above the threshold: refused.
     bound = _decrement_lower_bound(hessian, rhs, zero_h, no_intercepts)
-    assert _end_refused(hessian, rhs, zero_h, no_intercepts, 0.0, 0.0, 0.5 * bound)
-    assert not _end_refused(hessian, rhs, zero_h, no_intercepts, 0.0, 0.0, 2.0 * bound)
+    assert _end_refused(hessian, rhs, zero_h, no_intercepts, 0.0, 0.0, 0.5 * bound) == (True, 1)
+    assert _end_refused(hessian, rhs, zero_h, no_intercepts, 0.0, 0.0, 2.0 * bound) == (False, 1)

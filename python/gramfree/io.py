@@ -471,6 +471,13 @@ def _kernel_machine_state(estimator) -> tuple[dict, dict]:
         "y_1d": bool(getattr(estimator, "_y_1d", True)),
     }
     arrays.update(_center_records(estimator))
+    if hasattr(estimator, "classes_") and hasattr(estimator, "solver_"):
+        # The loss the classifier was fitted with, whatever ``loss`` says now: a compressed
+        # model's solver_ ("projection") no longer tells, and the saved parameter may
+        # have been changed after the fit (its probabilities followed it through a file).
+        from .estimators.classifier import _loss_fitted_with
+
+        attributes["fitted_loss"] = _loss_fitted_with(estimator)
     intercept = getattr(estimator, "intercept_", None)
     if intercept is not None:  # the logistic loss's
         arrays["intercept"] = np.ascontiguousarray(intercept)
@@ -938,7 +945,8 @@ def _restore_kernel_machine(est, arrays: dict, attrs: dict) -> None:
     _check_keys(
         attrs,
         _KERNEL_MACHINE_ATTRIBUTES + (chosen if alpha_path else ()),
-        _GAMMA_GRID_ATTRIBUTES if alpha_path and not logistic_cv else (),
+        (_GAMMA_GRID_ATTRIBUTES if alpha_path and not logistic_cv else ())
+        + (("fitted_loss",) if hasattr(est, "classes_") else ()),
         where="field 'attributes'",
     )
     n_features = _check_int(attrs["n_features_in_"], "attributes.n_features_in_", minimum=1)
@@ -990,6 +998,10 @@ def _restore_kernel_machine(est, arrays: dict, attrs: dict) -> None:
         est._y_1d = y_1d
     for name, value in records.items():
         setattr(est, name, value)
+    if "fitted_loss" in attrs:  # absent from files of earlier writers: solver_ and loss tell
+        est._fitted_loss = _check_choice(
+            attrs["fitted_loss"], "attributes.fitted_loss", ("squared", "logistic")
+        )
     if logistic_cv:
         _restore_logistic_cv(est, attrs)
     elif alpha_path:

@@ -387,7 +387,7 @@ def solve_logistic(
     ascents = 0  # CG runs whose direction ascended, replaced by the preconditioned gradient
     # Ends of the fit refused by the decrement's lower bound, and whether the next CG runs
     # to TIGHT_FORCING for it (below).
-    refusals, tighten = 0, False
+    refusals, tighten, end_products = 0, False, 0
     kept = KeptPreconditioner(
         build_cost(
             n,
@@ -643,9 +643,13 @@ def solve_logistic(
                 # (gramfree.solvers._kept_preconditioner); the next step builds afresh.
                 kept.refresh(failed=stalled)
                 small = stalled = False
-            if (small or stalled) and _end_refused(
-                hessian, rhs, g_b, intercept_inverse, decrement, gnorm**2, 2.0 * tol * objective
-            ):
+            refused = False
+            if small or stalled:
+                refused, products = _end_refused(
+                    hessian, rhs, g_b, intercept_inverse, decrement, gnorm**2, 2.0 * tol * objective
+                )
+                end_products += products
+            if refused:
                 # CG's decrement only bounds the step's from below: where its
                 # preconditioner misjudges the curvature by orders of magnitude (a small
                 # alpha, few centres), one CG iteration can meet the forcing term with a
@@ -683,6 +687,8 @@ def solve_logistic(
             "cg_ascents": ascents,
             # Steps whose small decrement the preconditioner-free bound refused as the end.
             "convergence_refusals": refusals,
+            # Hessian products those checks took beside CG's (the lower bound's, one each).
+            "end_check_products": end_products,
             # Per CG run (Newton iterations attempted), whether it kept the last one.
             "preconditioner_kept_runs": kept.kept_runs,
             "stored_kernel_columns": False if stored_dtype is None else str(stored_dtype),
@@ -1017,7 +1023,7 @@ def _end_refused(
     decrement: float,
     preconditioned: float,
     threshold: float,
-) -> bool:
+) -> tuple[bool, int]:
     """Whether a step whose decrement fell below ``threshold`` must not end the fit:
     the decrement's lower bound (``_decrement_lower_bound``) exceeds the threshold, or
     CG's decrement is below ``MIN_DECREMENT_RATIO`` of the gradient's preconditioned
@@ -1026,10 +1032,10 @@ def _end_refused(
     fits); thousands of times apart, CG stopped in a norm that hid most of the
     decrement (a 4-class fit on 50 centres, alpha 1e-5: 7e-4, the objective 4e-4
     above the optimum where tol promised 1e-4). The bound uses this step's CG Hessian
-    (sampled where CG's was)."""
+    (sampled where CG's was). Returns ``(refused, products with H taken)``."""
     if preconditioned > threshold and decrement < MIN_DECREMENT_RATIO * preconditioned:
-        return True
-    return _decrement_lower_bound(hessian, rhs, g_b, intercept_inverse) > threshold
+        return True, 0
+    return _decrement_lower_bound(hessian, rhs, g_b, intercept_inverse) > threshold, 1
 
 
 def _decrement_lower_bound(
