@@ -123,6 +123,9 @@ def test_regressor_decompose_bit_equal(client, regression, chunks):
     C = dd.contributions.compute()
     recon = dd.initial.compute() + C.sum(axis=1) + dd.reg.compute()
     assert rel(recon, dd.output.compute()) < 1e-9
+    # its reconstruction_error from the dask arrays (a TypeError before: dask's max takes
+    # no ``initial``), the in-memory decomposition's value
+    assert dd.reconstruction_error == pytest.approx(ref.reconstruction_error, rel=1e-6, abs=1e-15)
 
 
 @pytest.mark.parametrize("name", ["binary", "multiclass"])

@@ -395,3 +395,26 @@ def test_reference_batch_order_matches_native():
     )
     assert _rel(m.network_.pack(m.coefs_, m.intercepts_), wT) < 1e-12
     assert [len(b) for b in ref.batch_schedule(23, 5, 9, 0)] == [5, 5, 5, 5, 3, 5, 5, 5, 5]
+
+
+def test_regressor_on_a_one_column_2d_target_keeps_its_output_axis():
+    """A regressor fitted on y[:, None]: path_kernel, tangent_kernel and
+    path_kernel_coefficients keep the output axis as decompose does (the kernels dropped
+    it, and the coefficients broadcast (q, n, 1) against (q, n): an error for 3 queries, a
+    (1, n, n) array for one), with the 1-d model's values; explain's target defaults to
+    the only output (it asked for one)."""
+    X, y = _data(n=20)
+    params = dict(hidden_layer_sizes=(4,), n_steps=10, random_state=0)
+    flat = PathKernelRegressor(**params).fit(X, y)
+    column = PathKernelRegressor(**params).fit(X, y[:, None])
+    for q in (1, 3, 20):
+        Q = X[:q]
+        np.testing.assert_array_equal(column.path_kernel(Q), flat.path_kernel(Q)[..., None])
+        np.testing.assert_array_equal(column.tangent_kernel(Q), flat.tangent_kernel(Q)[..., None])
+        np.testing.assert_array_equal(
+            column.path_kernel_coefficients(Q), flat.path_kernel_coefficients(Q)[..., None]
+        )
+    a, b = column.explain(X[:3], top_k=3), flat.explain(X[:3], top_k=3)
+    np.testing.assert_array_equal(a.supporting, b.supporting)
+    np.testing.assert_array_equal(a.opposing, b.opposing)
+    np.testing.assert_array_equal(a.value, b.value)

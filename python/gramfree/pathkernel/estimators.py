@@ -779,7 +779,8 @@ class _PathKernelBase(BaseEstimator):
         Returns
         -------
         K : ndarray of shape (len(X), len(Y)) or (len(X), len(Y), k)
-            The path kernel, per output when there are several.
+            The path kernel, per output where the model keeps an output axis (several
+            outputs, or a regressor fitted on a 2-d y), as :meth:`decompose`.
 
         Examples
         --------
@@ -854,7 +855,10 @@ class _PathKernelBase(BaseEstimator):
             n_threads=_n_threads(self.n_jobs),
             sample_weight=self._replay_weights(),
         )
-        return K[..., 0] if K.shape[2] == 1 else K
+        # One output axis or none, as decompose and predict: a regressor fitted on a 2-d y
+        # of one column keeps it (squeezed by its width before, the kernel and the
+        # contributions of path_kernel_coefficients broadcast against each other).
+        return K[..., 0] if self._squeeze_outputs() else K
 
     def path_kernel_coefficients(self, X: ArrayLike) -> np.ndarray:
         """Domingos' a_i(x) = c_i(x) / K(x, x_i) for every training example.
@@ -1250,6 +1254,8 @@ class PathKernelRegressor(RegressorMixin, _PathKernelBase):
             if target not in (None, 0):
                 raise ValueError(f"target: this model has one output, got {target!r}")
             return C, dec.output, dec.initial + dec.reg, np.zeros(len(C), dtype=int)
+        if target is None and C.shape[2] == 1:  # a 2-d y of one column: its only output
+            target = 0
         if target is None:
             raise ValueError("target: this model has several outputs; name one (an index)")
         if (

@@ -52,8 +52,12 @@ class PathDecomposition:
     @property
     def reconstruction_error(self) -> float:
         """``max |reconstruction - output| / max |output|``."""
-        scale = max(float(np.max(np.abs(self.output), initial=0.0)), np.finfo(float).tiny)
-        return float(np.max(np.abs(self.reconstruction - self.output), initial=0.0) / scale)
+        # np.asarray: a decomposition of a dask X holds dask arrays (computed here), whose
+        # max takes no ``initial``.
+        output = np.asarray(self.output)
+        gap = np.abs(np.asarray(self.reconstruction) - output)
+        scale = max(float(np.max(np.abs(output), initial=0.0)), np.finfo(float).tiny)
+        return float(np.max(gap, initial=0.0) / scale)
 
 
 @dataclass(repr=False)
