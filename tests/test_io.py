@@ -346,6 +346,17 @@ def _meta_drop(*where):
     return edit
 
 
+def _meta_drop_then(*where_and_edit):
+    """Drop ``meta[where...]``, then apply another edit."""
+    *where, then = where_and_edit
+
+    def edit(meta):
+        _meta_drop(*where)(meta)
+        then(meta)
+
+    return edit
+
+
 def _add_class(classes):
     return np.append(classes, "zzz")  # still sorted: one class more than dual_coef has columns
 
@@ -460,12 +471,34 @@ BAD_METADATA = [  # (model kind, metadata edit, message)
     ("path-regressor", _meta("attributes", sizes="3-4-1"), "'attributes.sizes' must be a list"),
     ("path-regressor", _meta("attributes", loss="softmax"), "'attributes.loss' must be one of"),
     ("path-regressor", _meta("attributes", batch_size_=31), "'attributes.batch_size_' must be"),
+    # The arrays are checked against the training parameters the file records
+    # (attributes.trained_with), not the parameters, which set_params may have changed.
     (
         "path-regressor",
-        _meta("params", n_steps=8),
+        _meta("attributes", "trained_with", n_steps=8),
         "'attributes.loss_curve_' has 7 values, expected 8",
     ),
-    ("path-regressor", _meta("params", checkpoint_every=2), "'checkpoints' has shape"),
+    (
+        "path-regressor",
+        _meta("attributes", "trained_with", checkpoint_every=2),
+        "'checkpoints' has shape",
+    ),
+    (
+        "path-regressor",
+        _meta("attributes", "trained_with", activation="sigmoid"),
+        "'attributes.trained_with' .*activation",
+    ),
+    (
+        "path-regressor",
+        _meta("attributes", "trained_with", extra=1),
+        "'attributes.trained_with' must hold exactly",
+    ),
+    # Files of earlier writers, without the record: the parameters stand for it.
+    (
+        "path-regressor",
+        _meta_drop_then("attributes", "trained_with", _meta("params", n_steps=8)),
+        "'attributes.loss_curve_' has 7 values, expected 8",
+    ),
 ]
 
 BAD_FILES = [(kind, edit, None, match) for kind, edit, match in BAD_ARRAYS] + [

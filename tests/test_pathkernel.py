@@ -5,6 +5,7 @@ materialises every gradient (gramfree.pathkernel.reference), finite differences 
 """
 
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -418,3 +419,44 @@ def test_regressor_on_a_one_column_2d_target_keeps_its_output_axis():
     np.testing.assert_array_equal(a.supporting, b.supporting)
     np.testing.assert_array_equal(a.opposing, b.opposing)
     np.testing.assert_array_equal(a.value, b.value)
+
+
+def test_parameters_changed_after_fit_change_nothing_the_model_computes(tmp_path):
+    """set_params after fit (activation, checkpoint_every, n_steps, learning_rate, alpha,
+    shuffle) leaves predictions, decompositions, kernels and saved files those of the trained
+    network: they read the live parameters before (a changed checkpoint_every broke the sum
+    identity under a ReplayMismatchWarning; a changed activation made the saved and
+    reloaded model predict with another network). A refit takes the new ones."""
+    X, y = _data(n=40)
+    Q = X[:6]
+    model = PathKernelRegressor(
+        hidden_layer_sizes=(4,), n_steps=20, checkpoint_every=5, n_jobs=2, random_state=0
+    ).fit(X, y)
+    before = model.predict(Q), model.decompose(Q), model.path_kernel(Q)
+    changed = dict(
+        activation="relu",
+        checkpoint_every=3,
+        n_steps=7,
+        learning_rate=0.3,
+        alpha=0.1,
+        shuffle=False,
+    )
+    model.set_params(**changed)
+    for current in (model, _saved_and_loaded(model, tmp_path)):
+        assert current.get_params()["activation"] == "relu"
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")  # no ReplayMismatchWarning
+            dec = current.decompose(Q)
+        np.testing.assert_array_equal(current.predict(Q), before[0])
+        np.testing.assert_array_equal(dec.contributions, before[1].contributions)
+        assert dec.reconstruction_error < 1e-12
+        np.testing.assert_array_equal(current.path_kernel(Q), before[2])
+        assert current.tangent_kernel(Q, step=20).shape == (6, 40)
+    refit = model.fit(X, y)
+    assert len(refit.loss_curve_) == 7
+    assert not np.array_equal(refit.predict(Q), before[0])
+
+
+def _saved_and_loaded(model, tmp_path):
+    model.save(tmp_path / "m.gf")
+    return gramfree.load(tmp_path / "m.gf")

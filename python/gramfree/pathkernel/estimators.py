@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.preprocessing import LabelEncoder
 from sklearn.utils import check_random_state
 from sklearn.utils._param_validation import Interval, StrOptions
@@ -104,6 +104,27 @@ def _validated_sample_weight(sample_weight, X) -> np.ndarray | None:
     if not sw.any():  # scikit-learn < 1.8 accepts all-zero weights
         raise ValueError("sample_weight: all weights are zero; at least one must be > 0")
     return np.ascontiguousarray(sw, dtype=np.float64)
+
+
+# The parameters that shape the trained network and its path (not n_jobs, verbose, tol,
+# quadrature, record_path: how it is computed or kept, not what it is).
+_TRAINING_PARAMS = (
+    "activation",
+    "learning_rate",
+    "n_steps",
+    "alpha",
+    "shuffle",
+    "checkpoint_every",
+)
+
+
+def _plain(value):
+    """A training parameter as JSON holds it (numpy scalars to Python's)."""
+    if value is None or isinstance(value, (bool, np.bool_, str)):
+        return value if not isinstance(value, np.bool_) else bool(value)
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    return float(value)
 
 
 class _PathKernelBase(BaseEstimator):
@@ -219,6 +240,7 @@ class _PathKernelBase(BaseEstimator):
         self.n_iter_ = int(self.n_steps)
         self.n_outputs_ = Y.shape[1]
         self._params = params
+        self._trained_with = {name: getattr(self, name) for name in _TRAINING_PARAMS}
         # Replay reproduces the trajectory bit for bit only at the same instruction set.
         self.simd_level_ = _core.simd_level()
         # What replay needs: the training set and the starting point (and checkpoints), and
@@ -233,14 +255,24 @@ class _PathKernelBase(BaseEstimator):
             self._sample_weight = None
         return self
 
+    def _trained(self, name: str):
+        """The training parameter ``name`` as the fit used it, whatever set_params changed
+        since: replay, decompositions, kernels and files follow the trained network (they
+        read the live parameters before: a changed checkpoint_every broke the sum identity
+        by 20% under a warning that blamed the instruction set, a changed activation made a
+        saved and reloaded model predict with another network). A model unpickled from
+        before this record, or loaded from an older file, has only the parameters."""
+        record = getattr(self, "_trained_with", None)
+        return record[name] if record is not None else getattr(self, name)
+
     def _spec(self) -> dict:
         return self.network_.spec(
-            learning_rate=self.learning_rate,
-            n_steps=self.n_steps,
+            learning_rate=self._trained("learning_rate"),
+            n_steps=self._trained("n_steps"),
             batch_size=self.batch_size_,
-            alpha=self.alpha,
+            alpha=self._trained("alpha"),
             seed=self.batch_seed_,
-            shuffle=self.shuffle,
+            shuffle=self._trained("shuffle"),
         )
 
     def _outputs(self, X) -> np.ndarray:
@@ -277,7 +309,7 @@ class _PathKernelBase(BaseEstimator):
 
     def _checkpoint_before(self, step: int) -> tuple[int, np.ndarray]:
         """The latest recorded parameters at or before ``step``: (their step, w)."""
-        c = self.checkpoint_every
+        c = self._trained("checkpoint_every")
         cps = self._path["checkpoints"]
         if not c or len(cps) == 0 or step < c:
             return 0, self._path["w0"]
@@ -339,6 +371,7 @@ class _PathKernelBase(BaseEstimator):
             "n_outputs_": int(self.n_outputs_),
             "y_1d": bool(getattr(self, "_y_1d", True)),
             "simd_level_": str(getattr(self, "simd_level_", "unknown")),
+            "trained_with": {name: _plain(self._trained(name)) for name in _TRAINING_PARAMS},
         }
         return arrays, attrs
 
@@ -353,7 +386,7 @@ class _PathKernelBase(BaseEstimator):
         "y_1d",
     )
     # Written since the replay check; files from before it lack it.
-    _OPTIONAL_ATTRIBUTES = ("simd_level_",)
+    _OPTIONAL_ATTRIBUTES = ("simd_level_", "trained_with")
     _SIMD_LEVELS = ("scalar", "avx2", "avx512", "unknown")
     _PATH_ARRAYS = ("path_X", "path_Y", "checkpoints")
     # Written with a recorded path when fit had sample weights; files without it (and every
@@ -381,6 +414,12 @@ class _PathKernelBase(BaseEstimator):
             where="the arrays",
         )
         y_1d = io._check_bool(attrs["y_1d"], "attributes.y_1d")
+        # What the network was trained with (files of earlier writers: the parameters).
+        self._trained_with = (
+            self._restored_training_params(attrs["trained_with"])
+            if "trained_with" in attrs
+            else {name: getattr(self, name) for name in _TRAINING_PARAMS}
+        )
         net = self._restored_network(attrs, y_1d)
         why = f"for layer sizes {list(net.sizes)}"
         params = io._check_array(
@@ -406,7 +445,7 @@ class _PathKernelBase(BaseEstimator):
         seed = io._check_int(attrs["batch_seed_"], "attributes.batch_seed_", maximum=2**31 - 2)
         # n_steps drives replay (_spec) and n_iter_: the curve must be that long.
         loss_curve = io._check_numbers(
-            attrs["loss_curve_"], "attributes.loss_curve_", length=int(self.n_steps)
+            attrs["loss_curve_"], "attributes.loss_curve_", length=int(self._trained("n_steps"))
         )
         self.network_ = net
         self._params = params
@@ -415,12 +454,28 @@ class _PathKernelBase(BaseEstimator):
         self.batch_size_, self.batch_seed_ = batch_size, seed
         self.loss_curve_ = loss_curve
         self.loss_ = loss_curve[-1]
-        self.n_iter_ = int(self.n_steps)
+        self.n_iter_ = int(self._trained("n_steps"))
         self.n_features_in_, self.n_outputs_ = net.sizes[0], net.sizes[-1]
         self._y_1d = y_1d
         self._path = path
         self._sample_weight = sample_weight
         self.simd_level_ = simd_level
+
+    def _restored_training_params(self, record) -> dict:
+        """attributes.trained_with: the training parameters as the fit used them, each
+        checked as the parameter itself is (set on a clone and validated)."""
+        from .. import io
+
+        if not isinstance(record, dict) or set(record) != set(_TRAINING_PARAMS):
+            raise io._field_error(
+                "attributes.trained_with", f"must hold exactly {list(_TRAINING_PARAMS)}"
+            )
+        probe = clone(self).set_params(**record)
+        try:
+            probe._validate_params()
+        except (TypeError, ValueError) as exc:
+            raise io._field_error("attributes.trained_with", str(exc)) from None
+        return {name: getattr(probe, name) for name in _TRAINING_PARAMS}
 
     @staticmethod
     def _restored_sample_weight(value, n_train: int) -> np.ndarray:
@@ -463,7 +518,7 @@ class _PathKernelBase(BaseEstimator):
             raise io._field_error(
                 "attributes.n_outputs_", f"is {n_outputs}, expected {outputs} {why}"
             )
-        return Network(tuple(sizes), self.activation, loss)
+        return Network(tuple(sizes), self._trained("activation"), loss)
 
     def _expected_head(self, y_1d: bool) -> tuple[str, int | None, str]:
         """(loss, number of outputs or None for any, why), as fit chooses them."""
@@ -494,14 +549,15 @@ class _PathKernelBase(BaseEstimator):
         if hasattr(self, "classes_"):
             self._check_label_codes(Y)
         # fit keeps the parameters after every checkpoint_every steps short of the last.
-        c = self.checkpoint_every
-        count = (int(self.n_steps) - 1) // c if c else 0
+        c = self._trained("checkpoint_every")
+        count = (int(self._trained("n_steps")) - 1) // c if c else 0
         checkpoints = io._check_array(
             arrays["checkpoints"],
             "checkpoints",
             dtypes=f64,
             shape=(count, net.n_params),
-            why=f"for n_steps={self.n_steps}, checkpoint_every={c} and {net.n_params} parameters",
+            why=f"for n_steps={self._trained('n_steps')}, checkpoint_every={c} and "
+            f"{net.n_params} parameters",
         )
         return {"X": X, "Y": Y, "w0": w0, "checkpoints": checkpoints}
 
@@ -573,7 +629,7 @@ class _PathKernelBase(BaseEstimator):
 
     def _n_ranges(self) -> int:
         """Step ranges the replay runs side by side (from checkpoints; 1 without them)."""
-        if not self.checkpoint_every:
+        if not self._trained("checkpoint_every"):
             return 1
         threads = _n_threads(self.n_jobs)
         return min(
@@ -588,9 +644,9 @@ class _PathKernelBase(BaseEstimator):
         spec, X, Y, w0 = self._replay_inputs()
         nodes = self._quadrature_nodes(quadrature)
         kwargs = dict(n_nodes=nodes, tol=self.tol)
-        T = self.n_steps
+        T = self._trained("n_steps")
         threads = _n_threads(self.n_jobs)
-        c = self.checkpoint_every
+        c = self._trained("checkpoint_every")
         if n_ranges is None:
             n_ranges = self._n_ranges()
         queries = None if queries_are_training else Xq
@@ -832,9 +888,11 @@ class _PathKernelBase(BaseEstimator):
         if (
             isinstance(step, bool)
             or not isinstance(step, numbers.Integral)
-            or not 0 <= int(step) <= self.n_steps
+            or not 0 <= int(step) <= self._trained("n_steps")
         ):
-            raise ValueError(f"step: must be an integer in 0..{self.n_steps}, got {step!r}")
+            raise ValueError(
+                f"step: must be an integer in 0..{self._trained('n_steps')}, got {step!r}"
+            )
         return self._kernel(X, Y, step=int(step), path=False)
 
     def _kernel(self, X, Y, *, step, path) -> np.ndarray:
