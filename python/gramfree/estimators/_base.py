@@ -472,6 +472,17 @@ class KernelMachineMixin(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
+        elif result.info.get("uncertified") and not (monitor is not None and monitor.stopped):
+            warnings.warn(
+                f"eigenpro (fixed centres) stopped after {result.n_iter} epochs, when one "
+                f"changed the objective by less than tol={self.tol}; but its gradient "
+                f"leaves it up to {result.info['gap_bound']:.2g} (relative) above the "
+                "optimum on these centres (EigenPro 3's epochs move slowly along a flat "
+                "spectrum). Use solver='nystrom-pcg' or 'nystrom-direct' with these "
+                "centres, or a larger alpha",
+                ConvergenceWarning,
+                stacklevel=3,
+            )
         elif not result.converged and not (monitor is not None and monitor.stopped):
             # EigenPro's epochs contract the ridge's own directions by about alpha / beta
             # each (gramfree.solvers.kernel_pcg): more epochs rarely close that gap.
