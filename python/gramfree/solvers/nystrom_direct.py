@@ -58,6 +58,10 @@ SYRK_MAX_ROWS = 15000
 # recomputed from the model (float64 sums of n terms agree to ~1e-12 when the solve is
 # sound; an ill-conditioned whitening misses by orders of magnitude).
 OBJECTIVE_CHECK = 1e-6
+# Beside it, the recomputation's own rounding (_recomputation_rounding): estimated on this
+# many training rows, times this safety for the rows the probe missed.
+ROUNDING_PROBE = 256
+ROUNDING_SAFETY = 10.0
 # The same check for a Gram formed in float32 (see the module docstring): the float32 pass
 # is kept when its implied objective agrees this well, else the float64 pass runs.
 FLOAT32_OBJECTIVE_CHECK = 1e-4
@@ -119,6 +123,28 @@ def _loss_sum(problem: Problem, C64: np.ndarray, coef: np.ndarray, dtype=np.floa
         res = (_operator(problem, X[r0:r1], C, dtype) @ a).astype(np.float64) - Y[r0:r1]
         loss += float(np.sum(res**2 * (1.0 if w is None else w[r0:r1, None])))
     return loss
+
+
+def _recomputation_rounding(problem: Problem, C64: np.ndarray, coef: np.ndarray, loss: float):
+    """A bound of the float64 rounding in the recomputed objective (``(loss + alpha a^T
+    K_MM a) / sum w``, ``loss`` its data sum): each prediction sums terms of up to
+    ``sum_j |K_ij a_j|``, so it carries eps times that, and the loss ``2 sum_i w_i |r_i|``
+    times it (at most ``sqrt(sum w) sqrt(loss)`` times the largest); the penalty ``alpha
+    eps |a|^T |K_MM| |a|``. The rows' sums from a probe of training rows (one small kernel
+    block), times ROUNDING_SAFETY for the rows it missed. Where a nearly singular K_MM lets
+    the coefficients reach 1e7 their terms cancel over seven digits: on an AVX2 machine
+    diabetes with near-duplicate centres recomputed the objective 5e-6 (relative) from
+    the solve's, above OBJECTIVE_CHECK alone, and the sound model fell back to PCG.
+    Negligible for moderate coefficients (1e-12 of the objective at |a| ~ 100)."""
+    eps = float(np.finfo(np.float64).eps)
+    n = problem.X.shape[0]
+    probe = np.unique(np.linspace(0, n - 1, min(n, ROUNDING_PROBE)).astype(np.intp))
+    A = np.abs(np.asarray(coef, dtype=np.float64)).reshape(coef.shape[0], -1)
+    rows = np.abs(_operator(problem, problem.X[probe], C64).to_dense()) @ A
+    centres = np.abs(_operator(problem, C64).to_dense()) @ A
+    data = 2.0 * eps * float(rows.max(initial=0.0)) * math.sqrt(problem.weight_sum * loss)
+    penalty = problem.alpha * eps * float(np.sum(A * centres))
+    return ROUNDING_SAFETY * (data + penalty) / problem.weight_sum
 
 
 def _penalty(problem: Problem, C64: np.ndarray, coef: np.ndarray) -> float:
@@ -276,7 +302,8 @@ def solve_nystrom_direct(
         check = FLOAT32_OBJECTIVE_CHECK if dtype == np.float32 else OBJECTIVE_CHECK
         # Relative to the zero model's objective: an interpolating fit (alpha = 0,
         # objective ~ 0) has no relative accuracy of its own.
-        if not abs(exact - implied) / zero_objective <= check:
+        allowed = check * zero_objective + _recomputation_rounding(problem, C64, coef, loss)
+        if not abs(exact - implied) <= allowed:
             return (
                 coef,
                 exact,
