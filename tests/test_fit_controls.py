@@ -487,3 +487,40 @@ def test_too_few_weighted_rows_to_hold_out_are_named(diabetes):
         KernelRegressor(solver="nystrom-pcg", n_centers=10, early_stopping=True).fit(
             X, y, sample_weight=w
         )
+
+
+def test_early_stopping_scores_survive_a_file(diabetes, tmp_path):
+    """validation_scores_ and best_validation_score_ are written to model files (lost on
+    save/load before, while pickle kept them); a file holding one without the other, or
+    a best score that is none of the scores, is refused naming the field."""
+    import json
+
+    import gramfree
+
+    X, y = diabetes
+    model = _quiet(
+        KernelRegressor(solver="nystrom-pcg", n_centers=100, random_state=0, early_stopping=True),
+        X,
+        y,
+    )
+    model.save(tmp_path / "m.gf")
+    loaded = gramfree.load(tmp_path / "m.gf")
+    assert loaded.validation_scores_ == model.validation_scores_
+    assert loaded.best_validation_score_ == model.best_validation_score_
+    plain = _quiet(KernelRegressor(solver="nystrom-pcg", n_centers=100, random_state=0), X, y)
+    plain.save(tmp_path / "p.gf")
+    assert not hasattr(gramfree.load(tmp_path / "p.gf"), "validation_scores_")
+
+    def edited(edit, name):  # the file's metadata (an npz member) edited
+        with np.load(tmp_path / "m.gf", allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+        meta = json.loads(str(arrays.pop("__meta__")))
+        edit(meta["attributes"])
+        with open(tmp_path / name, "wb") as fh:
+            np.savez(fh, __meta__=np.array(json.dumps(meta)), **arrays)
+        return tmp_path / name
+
+    with pytest.raises(ValueError, match="validation_scores_"):
+        gramfree.load(edited(lambda a: a.pop("best_validation_score_"), "one.gf"))
+    with pytest.raises(ValueError, match="best_validation_score_"):
+        gramfree.load(edited(lambda a: a.update(best_validation_score_=1e9), "best.gf"))

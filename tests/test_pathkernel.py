@@ -460,3 +460,21 @@ def test_parameters_changed_after_fit_change_nothing_the_model_computes(tmp_path
 def _saved_and_loaded(model, tmp_path):
     model.save(tmp_path / "m.gf")
     return gramfree.load(tmp_path / "m.gf")
+
+
+def test_a_diverging_training_warns():
+    """A learning rate that makes gradient descent diverge to finite values (diabetes,
+    learning_rate 1.5: the loss from 0.55 to 5e51 in 50 steps) warns; a sound one does
+    not (silent before: only a non-finite loss stopped the trainer)."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.exceptions import ConvergenceWarning
+
+    X, y = load_diabetes(return_X_y=True)
+    X, y = (X - X.mean(0)) / X.std(0), (y - y.mean()) / y.std()
+    params = dict(hidden_layer_sizes=(16, 8), n_steps=50, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="gradient descent diverged"):
+        PathKernelRegressor(learning_rate=1.5, **params).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = PathKernelRegressor(learning_rate=0.05, **params).fit(X, y)
+    assert model.loss_curve_[-1] < model.loss_curve_[0]

@@ -86,6 +86,9 @@ _META_OPTIONAL = ("table",)
 _TABLE_FIELDS = ("header", "columns", "target", "scaled")
 _TABLE_ARRAYS = ("table_mean", "table_scale")
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+# An early-stopped fit's validation scores (scikit-learn's MLP names), both or neither;
+# files of earlier writers lack them.
+_EARLY_STOPPING_ATTRIBUTES = ("validation_scores_", "best_validation_score_")
 _KERNEL_MACHINE_ATTRIBUTES = (
     "solver_",
     "n_iter_",
@@ -471,6 +474,9 @@ def _kernel_machine_state(estimator) -> tuple[dict, dict]:
         "y_1d": bool(getattr(estimator, "_y_1d", True)),
     }
     arrays.update(_center_records(estimator))
+    if hasattr(estimator, "validation_scores_"):  # an early-stopped fit's record
+        attributes["validation_scores_"] = [float(v) for v in estimator.validation_scores_]
+        attributes["best_validation_score_"] = float(estimator.best_validation_score_)
     if hasattr(estimator, "classes_") and hasattr(estimator, "solver_"):
         # The loss the classifier was fitted with, whatever ``loss`` says now: a compressed
         # model's solver_ ("projection") no longer tells, and the saved parameter may
@@ -946,7 +952,8 @@ def _restore_kernel_machine(est, arrays: dict, attrs: dict) -> None:
         attrs,
         _KERNEL_MACHINE_ATTRIBUTES + (chosen if alpha_path else ()),
         (_GAMMA_GRID_ATTRIBUTES if alpha_path and not logistic_cv else ())
-        + (("fitted_loss",) if hasattr(est, "classes_") else ()),
+        + (("fitted_loss",) if hasattr(est, "classes_") else ())
+        + _EARLY_STOPPING_ATTRIBUTES,
         where="field 'attributes'",
     )
     n_features = _check_int(attrs["n_features_in_"], "attributes.n_features_in_", minimum=1)
@@ -998,6 +1005,7 @@ def _restore_kernel_machine(est, arrays: dict, attrs: dict) -> None:
         est._y_1d = y_1d
     for name, value in records.items():
         setattr(est, name, value)
+    _restore_early_stopping(est, attrs)
     if "fitted_loss" in attrs:  # absent from files of earlier writers: solver_ and loss tell
         est._fitted_loss = _check_choice(
             attrs["fitted_loss"], "attributes.fitted_loss", ("squared", "logistic")
@@ -1006,6 +1014,25 @@ def _restore_kernel_machine(est, arrays: dict, attrs: dict) -> None:
         _restore_logistic_cv(est, attrs)
     elif alpha_path:
         _restore_alpha_path(est, attrs)
+
+
+def _restore_early_stopping(est, attrs: dict) -> None:
+    """validation_scores_ and best_validation_score_ (the best of them), or neither."""
+    present = [name in attrs for name in _EARLY_STOPPING_ATTRIBUTES]
+    if not any(present):
+        return
+    if not all(present):
+        raise _field_error(
+            "attributes.validation_scores_", "and best_validation_score_ come together"
+        )
+    scores = _check_numbers(attrs["validation_scores_"], "attributes.validation_scores_")
+    best = _check_number(attrs["best_validation_score_"], "attributes.best_validation_score_")
+    if not scores or best not in scores:
+        raise _field_error(
+            "attributes.best_validation_score_", "is not one of attributes.validation_scores_"
+        )
+    est.validation_scores_ = scores
+    est.best_validation_score_ = best
 
 
 def _candidate_alphas(est) -> np.ndarray:
