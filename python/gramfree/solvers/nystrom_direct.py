@@ -130,8 +130,9 @@ def _recomputation_rounding(problem: Problem, C64: np.ndarray, coef: np.ndarray,
     K_MM a) / sum w``, ``loss`` its data sum): each prediction sums terms of up to
     ``sum_j |K_ij a_j|``, so it carries eps times that, and the loss ``2 sum_i w_i |r_i|``
     times it (at most ``sqrt(sum w) sqrt(loss)`` times the largest); the penalty ``alpha
-    eps |a|^T |K_MM| |a|``. The rows' sums from a probe of training rows (one small kernel
-    block), times ROUNDING_SAFETY for the rows it missed. Where a nearly singular K_MM lets
+    eps |a|^T |K_MM| |a|``, at most ``alpha eps |a|_1`` times the largest such sum over the
+    centres. The largest sums from probes of training rows and of centres (small kernel
+    blocks), times ROUNDING_SAFETY for the rows they missed. Where a nearly singular K_MM lets
     the coefficients reach 1e7 their terms cancel over seven digits: on an AVX2 machine
     diabetes with near-duplicate centres recomputed the objective 5e-6 (relative) from
     the solve's, above OBJECTIVE_CHECK alone, and the sound model fell back to PCG.
@@ -141,9 +142,13 @@ def _recomputation_rounding(problem: Problem, C64: np.ndarray, coef: np.ndarray,
     probe = np.unique(np.linspace(0, n - 1, min(n, ROUNDING_PROBE)).astype(np.intp))
     A = np.abs(np.asarray(coef, dtype=np.float64)).reshape(coef.shape[0], -1)
     rows = np.abs(_operator(problem, problem.X[probe], C64).to_dense()) @ A
-    centres = np.abs(_operator(problem, C64).to_dense()) @ A
+    # The penalty's sums on a probe of centres too: the whole |K_MM| would be one more
+    # M x M matrix beside the solver's (800 MB at M = 10000), per attempt.
+    M = C64.shape[0]
+    picked = np.unique(np.linspace(0, M - 1, min(M, ROUNDING_PROBE)).astype(np.intp))
+    centres = np.abs(_operator(problem, C64[picked], C64).to_dense()) @ A
     data = 2.0 * eps * float(rows.max(initial=0.0)) * math.sqrt(problem.weight_sum * loss)
-    penalty = problem.alpha * eps * float(np.sum(A * centres))
+    penalty = problem.alpha * eps * float(A.sum()) * float(centres.max(initial=0.0))
     return ROUNDING_SAFETY * (data + penalty) / problem.weight_sum
 
 
