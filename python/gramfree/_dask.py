@@ -306,6 +306,27 @@ def _normal_block(Xb, p, wb=None, *, model, kernel_dtype, n_jobs):
     return op.normal_matvec(p, sample_weight=w).astype(np.float64)[None]
 
 
+def _widened_block(Xb, Yb, coef, wb=None, *, model, kernel_dtype, n_jobs):
+    """One chunk's refinement pass (:func:`gramfree.solvers.nystrom_pcg.widened_residual`):
+    ``K_cM^T W_c (y_c - K_cM a)`` in its first M rows, ``sum w (y - f)^2`` in the next's
+    first column (float64, leading axis of 1)."""
+    from .solvers.nystrom_pcg import widened_residual
+
+    centers, kernel = model
+    Xk = np.ascontiguousarray(Xb, dtype=kernel_dtype)
+    gradient, sse = widened_residual(
+        lambda a, b: KernelOperator(Xk[a:b], centers, kernel, n_jobs=n_jobs),
+        Xk.shape[0],
+        Yb,
+        None if wb is None else wb[:, 0],
+        coef,
+    )
+    out = np.zeros((coef.shape[0] + 1, coef.shape[1]))
+    out[:-1] = gradient
+    out[-1, 0] = sse
+    return out[None]
+
+
 def _chunk_sum(fn, X, W, others, *, M: int, t: int, whole=(), **kwargs):
     """``sum over row chunks of fn(X_c, *others_c, *whole, W_c)``: an (M, t) dask array,
     the chunks' partial sums added by dask's tree reduction (the order fixed by the
@@ -395,6 +416,16 @@ def solve_nystrom_pcg_dask(
         pass_seconds += time.perf_counter() - tic
         return out
 
+    def exact_pass(coef):  # float32 products: falkon_cg's refinement, on the workers
+        nonlocal passes, pass_seconds
+        tic = time.perf_counter()
+        whole_c = da.from_array(coef, chunks=coef.shape)
+        rows = dict(common, M=M + 1)
+        (out,) = compute(_chunk_sum(_widened_block, X, w, [Y], whole=[whole_c], **rows))
+        passes += 1
+        pass_seconds += time.perf_counter() - tic
+        return out[:-1], float(out[-1, 0])
+
     kmm = KernelOperator(centers_k, None, kernel, n_jobs=n_jobs).to_dense()
     result = falkon_cg(
         kmm,
@@ -410,6 +441,7 @@ def solve_nystrom_pcg_dask(
         tol=tol,
         verbose=verbose,
         desc="nystrom-pcg[dask]",
+        exact_pass=exact_pass if kernel_dtype == np.float32 else None,
     )
     result.info["dask"] = {
         "scheduler": "distributed" if client is not None else "local",

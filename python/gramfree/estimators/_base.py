@@ -501,7 +501,7 @@ class KernelMachineMixin(BaseEstimator):
             )
         elif result.info.get("stagnated"):
             warnings.warn(
-                f"pcg: the relative residual stopped falling at "
+                f"{solver}: the relative residual stopped falling at "
                 f"{result.info['relative_residual']:.2g}, above tol={self.tol}, after "
                 f"{result.n_iter} iterations: the {problem.kernel_dtype} kernel products' "
                 "rounding limits it. Use a larger tol, or float64 products (float64 data "
