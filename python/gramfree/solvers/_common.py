@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -175,3 +175,31 @@ intercepts (t,) by a solver that fits them (the logistic loss's); a true return 
 solver there. The estimators' early stopping
 (:class:`gramfree.estimators._early_stopping.ValidationMonitor`) scores held-out data with
 it and keeps the best iterate itself."""
+
+
+# Kernel values per block of widened_blocks (float64: 32 MiB).
+WIDENED_BLOCK_ELEMENTS = 1 << 22
+
+
+def widened_blocks(
+    operator_for: Callable[[int, int], KernelOperator], n: int, m: int, *, cpu: bool = True
+) -> Iterator[tuple[int, int, np.ndarray]]:
+    """``(start, stop, K[start:stop])`` over the n rows of an n x m kernel, each block's
+    values computed by ``operator_for(start, stop)`` in its own precision and stored
+    widened to float64 (one reused buffer on the CPU), for sums in float64 arithmetic.
+
+    Why: float32 products round their sums afresh at every pass, and where the
+    coefficients cancel (wide kernels, small alpha) that rounding is no longer small
+    against the result, so a solver's recursion converges to the wrong system; float32
+    kernel values summed in float64 land where float64 kernel values do (the values'
+    rounding is one fixed, small perturbation of the model). The solvers' checks of their
+    residual take these passes (:mod:`.nystrom_pcg`, :mod:`.kernel_pcg`)."""
+    rows = max(1, min(n, WIDENED_BLOCK_ELEMENTS // max(m, 1)))
+    buffer = np.empty((rows, m)) if cpu else None
+    for start in range(0, n, rows):
+        stop = min(start + rows, n)
+        op = operator_for(start, stop)
+        if buffer is not None:
+            yield start, stop, op.to_dense(out=buffer[: stop - start])
+        else:
+            yield start, stop, np.asarray(op.to_dense(), dtype=np.float64)

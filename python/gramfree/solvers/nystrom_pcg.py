@@ -31,7 +31,7 @@ from .._log import say
 from .._threads import small_blas
 from ..linalg import jittered_cholesky, lower_gram, solve_triangular
 from ..operators import KernelOperator
-from ._common import Monitor, Problem, Progress, SolverResult
+from ._common import Monitor, Problem, Progress, SolverResult, widened_blocks
 
 
 def solve_nystrom_pcg(
@@ -107,9 +107,6 @@ class _ExactPass:
         )
 
 
-WIDENED_BLOCK_ELEMENTS = 1 << 22  # 32 MiB of float64 kernel values per block
-
-
 def widened_residual(
     operator_for: Callable[[int, int], KernelOperator],
     n: int,
@@ -120,23 +117,11 @@ def widened_residual(
     cpu: bool = True,
 ) -> tuple[np.ndarray, float]:
     """``(K^T W (Y - K coef), sum w (Y - K coef)^2)`` in float64 arithmetic on the kernel
-    values of ``operator_for(start, stop)`` (rows start:stop of K, any precision),
-    materialised widened by blocks of rows: about the cost of one CG pass, no n x M
-    matrix. Float64 sums over float32 kernel values land where float64 kernel values do
-    (the values' rounding is one fixed perturbation of the model; a float32 product's
-    rounding is a new one at every pass)."""
-    M = coef.shape[0]
-    rows = max(1, min(n, WIDENED_BLOCK_ELEMENTS // max(M, 1)))
-    buffer = np.empty((rows, M)) if cpu else None
-    gradient = np.zeros((M, coef.shape[1]))
+    values of ``operator_for(start, stop)`` (rows start:stop of K, any precision; see
+    :func:`gramfree.solvers._common.widened_blocks`): about the cost of one CG pass."""
+    gradient = np.zeros((coef.shape[0], coef.shape[1]))
     sse = 0.0
-    for start in range(0, n, rows):
-        stop = min(start + rows, n)
-        op = operator_for(start, stop)
-        if buffer is not None:
-            K = op.to_dense(out=buffer[: stop - start])
-        else:
-            K = np.asarray(op.to_dense(), dtype=np.float64)
+    for start, stop, K in widened_blocks(operator_for, n, coef.shape[0], cpu=cpu):
         residual = np.asarray(Y[start:stop], dtype=np.float64) - K @ coef
         weighted = residual if w is None else residual * np.asarray(w[start:stop])[:, None]
         sse += float(np.sum(weighted * residual))
