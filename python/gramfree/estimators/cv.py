@@ -10,6 +10,7 @@ import math
 import numbers
 import time
 import warnings
+from types import SimpleNamespace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -31,7 +32,7 @@ from ..solvers.alpha_path import (
     refine_alpha,
     solve_alpha_path,
 )
-from ._base import KernelMachineMixin, check_kernel_range
+from ._base import KernelMachineMixin, _warn_float32_cancellation, check_kernel_range
 from ._logistic_cv import fit_logistic_cv
 from .classifier import ClassProbabilities, ClassScores, class_targets
 from .explain import ExplainMixin
@@ -250,6 +251,10 @@ class _AlphaPathMixin(KernelMachineMixin):
         self.centers_ = centers
         self.center_indices_ = idx
         self.dual_coef_ = coef.astype(X.dtype)
+        # As the plain estimators: float32 coefficients that cancel in float32 predictions
+        # (digits, gamma 0.003 / d, alpha_ 1e-6: 1269 of 1797 training labels other than
+        # the float64 model's, without a word, found by a review).
+        _warn_float32_cancellation(best[4], SimpleNamespace(coef=self.dual_coef_, centers=centers))
         self.n_iter_ = 1
         self.loss_curve_ = []
         self.alpha_ = at.alpha
@@ -448,14 +453,17 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
     whitened Gram of the centres' features), one eigendecomposition of size M gives every
     alpha's solution, residual and effective degrees of freedom
     (:mod:`gramfree.solvers.alpha_path`): 20 alphas cost about as much as one fit.
-    GCV(alpha) = (RSS / n) / (1 - df / n)^2 is the rotation-invariant form of
-    leave-one-out. With ``sample_weight`` the weights count observations (frequency
-    weights): RSS is the weighted residual sum of squares ``sum_i w_i (y_i - f(x_i))^2``,
-    df the trace of the weighted ridge's hat matrix, and n is ``sum_i w_i``; so rows of
-    weight zero change nothing and an integer weight k equals k repeated rows (on the same
-    centres). Candidates whose df reach n, and alphas below the rounding of the whitened
-    Gram's eigenvalues (a nearly interpolating fit; ``solver_info_["unresolved_alphas"]``),
-    get GCV ``inf``. With ``n_centers=None`` every
+    GCV(alpha) = (RSS / sum w) / (1 - df / n_d)^2 is the rotation-invariant form of
+    leave-one-out: RSS is the weighted residual sum of squares ``sum_i w_i (y_i -
+    f(x_i))^2`` (n without weights), df the trace of the weighted ridge's hat matrix, and
+    n_d the number of distinct rows of positive weight, the most a fit can interpolate.
+    So rows of weight zero change nothing, an integer weight k equals k repeated rows (on
+    the same centres), scaling every weight by c is alpha divided by c, and repeated rows
+    cannot make a fit that interpolates look perfect (with n in place of n_d, diabetes
+    plus one repeated row chose alpha 1e-8: GCV fell to zero as the fit interpolated).
+    Candidates whose df reach n_d, and alphas below the rounding of the whitened Gram's
+    eigenvalues (a nearly interpolating fit; ``solver_info_["unresolved_alphas"]``), get
+    GCV ``inf``. With ``n_centers=None`` every
     point is a centre up to 2000 samples (exact kernel ridge), 2000 random ones beyond.
 
     Parameters
@@ -637,8 +645,8 @@ class KernelClassifierCV(
     Square loss on +-1 or one-hot targets, as :class:`~gramfree.KernelClassifier`, with
     ``alpha`` chosen from ``alphas`` by GCV on the targets (scikit-learn's
     RidgeClassifierCV minimises the exact leave-one-out error instead): the targets'
-    residuals add up, one alpha for all classes. The path, and GCV with sample weights (n is the sum of the weights, times
-    ``class_weight``), are as in :class:`KernelRegressorCV`.
+    residuals add up, one alpha for all classes. The path, and GCV with sample weights (times ``class_weight``), are as in
+    :class:`KernelRegressorCV`.
 
     With ``loss="logistic"``: kernel logistic regression, as
     :class:`~gramfree.KernelClassifier` with that loss, with ``alpha`` chosen as
