@@ -463,3 +463,50 @@ def test_predict_on_overflowing_chunks_refused(client, diabetes):
     big = np.vstack([X, X * 1e160])
     with pytest.raises(ValueError, match=r"^X: the poly kernel overflows float64 between"):
         model.predict(da.from_array(big, chunks=150)).compute()
+
+
+# -- found by a review: empty chunks, target and kernel ranges -----------------------------
+
+
+@pytest.mark.parametrize("solver", SOLVERS)
+def test_an_empty_row_chunk_fits_and_predicts_as_the_rows_kept(client, diabetes, solver):
+    """Boolean indexing (and a filtered dataframe partition) leaves chunks of no rows:
+    before, fit and predict raised "X: empty array of shape (0, 10)" (nystrom-direct:
+    "range() arg 3 must not be zero")."""
+    X, y, _ = diabetes
+    mask = np.ones(len(y), bool)
+    mask[100:200] = False  # the second chunk keeps no row
+    dmask = da.from_array(mask, chunks=100)
+    dX = da.from_array(X, chunks=100)[dmask].compute_chunk_sizes()
+    dy = da.from_array(y, chunks=100)[dmask].compute_chunk_sizes()
+    assert 0 in dX.chunks[0]
+    params = dict(REG, solver=solver)
+    ref = KernelRegressor(**params).fit(X[mask], y[mask])
+    model = KernelRegressor(**params).fit(dX, dy)
+    assert rel(model.predict(X), ref.predict(X)) < 1e-8
+    np.testing.assert_allclose(ref.predict(dX).compute(), ref.predict(X[mask]), rtol=1e-12)
+
+
+def test_targets_beyond_the_range_are_refused_as_in_memory(client, diabetes):
+    """1e160 times y fitted an all-zero model on dask (only numpy's overflow warnings);
+    in memory it is refused, naming y."""
+    X, y, _ = diabetes
+    dX = da.from_array(X, chunks=150)
+    for scale in (1e160, 1e-170):
+        with pytest.raises(ValueError, match="y: the largest target magnitude"):
+            KernelRegressor(**REG).fit(X, y * scale)
+        with pytest.raises(ValueError, match="y: the largest target magnitude"):
+            KernelRegressor(**REG).fit(dX, da.from_array(y * scale, chunks=150))
+
+
+def test_a_kernel_that_overflows_is_refused_naming_X(client, diabetes):
+    """poly, degree 3, float32 data of magnitude 1e6: in memory a ValueError names X and
+    the row; on dask the fit failed later with "B: contains NaN or infinity"."""
+    X, y, _ = diabetes
+    X32 = (X * 1e6).astype(np.float32)
+    params = dict(REG, solver="nystrom-direct", kernel="poly", degree=3, gamma=1.0, coef0=1.0)
+    with pytest.raises(ValueError, match="X: the poly kernel overflows float32") as memory:
+        KernelRegressor(**params).fit(X32, y)
+    with pytest.raises(ValueError, match="X: the poly kernel overflows float32") as distributed_:
+        KernelRegressor(**params).fit(da.from_array(X32, chunks=150), y)
+    assert str(distributed_.value) == str(memory.value)  # the same row, named the same

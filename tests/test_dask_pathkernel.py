@@ -262,3 +262,18 @@ def test_bad_input_names_X(client, regression):
         warnings.simplefilter("error")
         with pytest.raises(ValueError, match="record_path"):
             unfitted.decompose(chunked(Q, 10))
+
+
+@pytest.mark.parametrize("method", ["decompose", "explain", "influence"])
+def test_queries_with_no_rows_left_are_refused_naming_X(regression, method):
+    """A mask that keeps no query leaves every chunk empty (sizes unknown): before,
+    IndexError: list index out of range; in memory, scikit-learn's validation refuses 0
+    queries."""
+    model, Q = regression
+    with pytest.raises(ValueError, match="0 sample"):
+        getattr(model, method)(Q[:0])
+    dq = da.from_array(Q, chunks=20)
+    empty = dq[da.from_array(np.zeros(len(Q), bool), chunks=20)]
+    with dask.config.set(scheduler="synchronous"):
+        with pytest.raises(ValueError, match="X: no rows"):
+            getattr(model, method)(empty)

@@ -53,3 +53,35 @@ def test_invalid_value_is_rejected():
     X = np.random.default_rng(0).normal(size=(20, 3))
     with pytest.raises(InvalidParameterError, match="kernel_precision"):
         KernelRegressor(kernel_precision="float16").fit(X, X[:, 0])
+
+
+def test_auto_settles_on_the_model_s_own_predictions(monkeypatch):
+    """auto's centre-growing loop compares the predictions of successive sizes on a probe
+    of rows; with kernel_precision="float32" it computed them with float32 products,
+    whose sums of a one-pass solve's cancelling coefficients moved the probe by 24% of the
+    targets' variance between two sizes that agreed to 1e-4 (diamonds: the loop grew to
+    8000 centres and took 6x as long). The probe is now what predict computes: float64
+    for float64 data. (The loop is made to run on digits by lowering its thresholds.)"""
+    from sklearn.metrics.pairwise import rbf_kernel
+
+    import gramfree.solvers.auto as auto
+
+    monkeypatch.setattr(auto, "DIRECT_ALWAYS", 100)
+    monkeypatch.setattr(auto, "MIN_CENTERS", 100)
+    seen = []
+    settled = auto._settled
+
+    def spy(before, after, Y, classify):
+        seen.append(after.copy())
+        return settled(before, after, Y, classify)
+
+    monkeypatch.setattr(auto, "_settled", spy)
+    X, y = load_digits(return_X_y=True)
+    X = X / 16.0
+    model = KernelClassifier(
+        kernel_precision="float32", gamma=0.002, alpha=0.01, random_state=0
+    ).fit(X, y)
+    assert model.solver_info_["auto"]["tried"][-1]["n_centers"] == len(model.centers_)
+    assert seen, "the loop compared no sizes"
+    reference = rbf_kernel(X, model.centers_, gamma=0.002) @ model.dual_coef_
+    np.testing.assert_allclose(seen[-1], reference, atol=1e-10 * np.abs(reference).max())

@@ -132,6 +132,56 @@ def _regression_targets(X, y):
     return y, Y.astype(X.dtype)
 
 
+def _abs_max_block(b):
+    return np.full((1,) * b.ndim, float(np.abs(b).max(initial=0.0)))
+
+
+def _check_target_range(Y, dtype) -> None:
+    """The in-memory fit's refusal of targets whose squares over- or underflow
+    (:func:`gramfree.estimators._base.check_target_range`), from y's largest magnitude
+    (one small pass over y, chunk by chunk: dask's max fails on an empty chunk; before,
+    1e160 times y fitted an all-zero model silently)."""
+    from .estimators._base import check_target_range
+
+    chunks = tuple((1,) * n for n in Y.numblocks)
+    (top,) = compute(Y.map_blocks(_abs_max_block, chunks=chunks, dtype=np.float64).max())
+    if np.isfinite(top):  # NaN or infinity: the first pass refuses them, naming y
+        check_target_range(np.array([float(top)]), dtype)
+
+
+def _largest_row_block(Xb, block_info=None):
+    """``[[log |x|, index]]`` of the chunk's row of largest norm (each row's norm scaled by
+    its largest entry, so that none overflows); ``[[-inf, -1]]`` for an empty chunk."""
+    if Xb.shape[0] == 0:
+        return np.array([[-np.inf, -1.0]])
+    start = block_info[0]["array-location"][0][0]
+    A = np.abs(Xb.astype(np.float64))
+    top = A.max(axis=1)
+    safe = np.where(top > 0, top, 1.0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        log_norm = np.log(safe) + 0.5 * np.log(np.sum((A / safe[:, None]) ** 2, axis=1))
+    log_norm = np.where(np.isnan(log_norm), np.inf, log_norm)  # NaN rows: checked later
+    i = int(np.argmax(log_norm))
+    return np.array([[log_norm[i], float(start + i)]])
+
+
+def _check_kernel_range(X, kernel, dtype, n_jobs) -> None:
+    """The in-memory fit's refusal of data on which the kernel overflows
+    (:func:`gramfree.estimators._base.check_kernel_range`): it first overflows on the
+    row of largest norm, found in one pass and checked in memory. Before, the fit failed
+    far from the cause ("B: contains NaN or infinity")."""
+    from .estimators._base import check_kernel_range
+
+    best = X.map_blocks(_largest_row_block, chunks=((1,) * X.numblocks[0], (2,)), dtype=np.float64)
+    (best,) = compute(best)
+    i = int(best[int(np.argmax(best[:, 0])), 1])
+    if i < 0:
+        return
+    row = np.asarray(X[i].compute())[None]
+    if np.isfinite(row).all():  # a non-finite X is refused, naming it, by the first pass
+        check_kernel_range(row, kernel, dtype, n_jobs, row_index=i)
+
+
 def _class_block(yb, classes, dtype):
     codes = np.searchsorted(classes, yb)
     if len(classes) == 2:
@@ -288,6 +338,8 @@ def _check_block(Xb, Yb=None, wb=None):
 def _rhs_block(Xb, Yb, wb=None, *, model, kernel_dtype, n_jobs):
     """One chunk's ``K_cM^T W_c y_c`` (float64, with a leading axis of 1 for the sum)."""
     centers, kernel = model
+    if Xb.shape[0] == 0:  # an empty chunk (boolean indexing, filtered partitions)
+        return np.zeros((1, centers.shape[0], Yb.shape[1]))
     _check_block(Xb, Yb, None if wb is None else wb[:, 0])
     Wy = Yb if wb is None else Yb * wb
     op = KernelOperator(
@@ -299,6 +351,8 @@ def _rhs_block(Xb, Yb, wb=None, *, model, kernel_dtype, n_jobs):
 def _normal_block(Xb, p, wb=None, *, model, kernel_dtype, n_jobs):
     """One chunk's ``K_cM^T W_c K_cM p`` (float64, leading axis of 1)."""
     centers, kernel = model
+    if Xb.shape[0] == 0:
+        return np.zeros((1, centers.shape[0], p.shape[1]))
     op = KernelOperator(
         np.ascontiguousarray(Xb, dtype=kernel_dtype), centers, kernel, n_jobs=n_jobs
     )
@@ -470,6 +524,8 @@ def _gram_block(Xb, Yb, wb=None, *, model, block_rows, product_dtype, n_jobs):
     from .solvers.nystrom_direct import _gram_pass
 
     C64, kernel, L = model
+    if Xb.shape[0] == 0:
+        return np.zeros((1, C64.shape[0], C64.shape[0] + Yb.shape[1]))
     _check_block(Xb, Yb, None if wb is None else wb[:, 0])
     chunk = _chunk_problem(Xb, Yb, wb, kernel, n_jobs)
     G, R = _gram_pass(chunk, C64, min(block_rows, Xb.shape[0]), L=L, dtype=product_dtype)
@@ -481,6 +537,8 @@ def _loss_block(Xb, Yb, wb=None, *, model, coef, product_dtype, n_jobs):
     from .solvers.nystrom_direct import _loss_sum
 
     C64, kernel = model
+    if Xb.shape[0] == 0:
+        return np.zeros((1, 1, 1))
     chunk = _chunk_problem(Xb, Yb, wb, kernel, n_jobs)
     return np.full((1, 1, 1), _loss_sum(chunk, C64, coef, product_dtype))
 
@@ -719,6 +777,8 @@ def fit(estimator, X, y, sample_weight=None, *, classify: bool):
         y, classes, Y, w = _classification_targets(estimator, X, y, w)
     else:
         y, Y = _regression_targets(X, y)
+        _check_target_range(Y, X.dtype)
+    _check_kernel_range(X, estimator._make_kernel(), estimator._kernel_dtype(X), estimator.n_jobs)
     rng = estimator._rng()
     centers, rows = _centers(estimator, X, w, rng)
     if not np.isfinite(centers).all():
@@ -798,6 +858,8 @@ def _convergence_warning():
 
 def _decision_block(Xb, *, model, n_jobs):
     centers, coef, intercept, kernel = model
+    if Xb.shape[0] == 0:  # an empty chunk: no rows to score
+        return np.zeros((0, coef.shape[1]), dtype=coef.dtype)
     if not np.isfinite(Xb).all():
         raise ValueError("X: contains NaN or infinity")
     from .estimators._base import check_decision_finite
@@ -855,6 +917,6 @@ def probabilities(scores, *, log: bool = False):
             log=log,
             new_axis=1,
             chunks=(scores.chunks[0], (2,)),
-            dtype=np.float64,
+            dtype=scores.dtype,
         )
-    return scores.map_blocks(chunk_probabilities, log=log, dtype=np.float64)
+    return scores.map_blocks(chunk_probabilities, log=log, dtype=scores.dtype)

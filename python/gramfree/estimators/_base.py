@@ -66,8 +66,12 @@ def check_target_range(y: np.ndarray, dtype: np.dtype) -> None:
         )
 
 
-def check_kernel_range(X: np.ndarray, kernel: Kernel, dtype: np.dtype, n_jobs=None) -> None:
-    """Refuse data on which ``kernel`` overflows in ``dtype``.
+def check_kernel_range(
+    X: np.ndarray, kernel: Kernel, dtype: np.dtype, n_jobs=None, *, row_index: int | None = None
+) -> None:
+    """Refuse data on which ``kernel`` overflows in ``dtype``. ``row_index``: the index
+    the message gives the largest row where ``X`` is a sample of the data (dask's fit
+    passes the row of largest norm alone).
 
     Inner-product kernels (linear, poly, arccos) grow with |x|^2 and distance kernels
     compute |x|^2 + |z|^2 - 2 x.z: both overflow first on the row of largest norm, so the
@@ -87,7 +91,7 @@ def check_kernel_range(X: np.ndarray, kernel: Kernel, dtype: np.dtype, n_jobs=No
     if not np.isfinite(row).all():
         raise ValueError(
             f"X: the {kernel.name or type(kernel).__name__} kernel overflows {np.dtype(dtype).name} on these data "
-            f"(row {i}, of norm {top * math.sqrt(np.sum((X[i] / top) ** 2)):.3g}, gives "
+            f"(row {i if row_index is None else row_index}, of norm {top * math.sqrt(np.sum((X[i] / top) ** 2)):.3g}, gives "
             "non-finite kernel values); standardise X (e.g. StandardScaler), or lower "
             "gamma or degree" + (", or fit in float64" if np.dtype(dtype) == np.float32 else "")
         )

@@ -145,6 +145,8 @@ def _finish(estimator, summaries: list) -> dict:
     """The query-independent figures of the chunks' summaries, set on the client's
     estimator (``decomposition_error_``, ``replay_gap_``) with the replay check's warning."""
     found = [s for s in summaries if s is not None]
+    if not found:  # every chunk empty (a mask that kept no query)
+        raise ValueError("X: no rows to explain (every chunk of X is empty)")
     out = {
         "path_norm": found[0]["path_norm"],  # the training side: the same in every chunk
         "step_residual": max(s["step_residual"] for s in found),
