@@ -411,6 +411,36 @@ def test_repeated_rows_do_not_make_the_smallest_alpha_win(repeats):
     assert model.score(Xte, yte) > 0.2
 
 
+def _merged_gcv(X, Y, gamma, alphas, w):
+    """The documented GCV computed on the merged data itself: each distinct row once, with
+    its rows' total weight and weighted mean target, then the usual weighted GCV
+    (``_dense_weighted_gcv``) with n the number of distinct rows."""
+    Y = Y.reshape(len(X), -1)
+    rows, groups = np.unique(X, axis=0, return_inverse=True)
+    groups = groups.ravel()
+    total = np.bincount(groups, weights=w)
+    means = np.stack(
+        [np.bincount(groups, weights=w * Y[:, j]) / total for j in range(Y.shape[1])], axis=1
+    )
+    return _dense_weighted_gcv(rows, means, gamma, alphas, total)[0]
+
+
+def test_repeated_rows_with_other_targets_are_gcv_of_the_merged_rows():
+    """Repeated rows whose targets differ: GCV is that of the merged data (one row each,
+    its rows' total weight and mean target), computed here on the merged data directly."""
+    X, y = _standard_diabetes(200)
+    rng = np.random.default_rng(3)
+    pick = rng.choice(len(y), size=30, replace=True)
+    Xd = np.vstack([X, X[pick]])
+    yd = np.r_[y, y[pick] + rng.normal(scale=0.5, size=30)]
+    w = rng.uniform(0.5, 2.0, size=len(yd))
+    model = KernelRegressorCV(gamma=0.1, alphas=WIDE_ALPHAS).fit(Xd, yd, sample_weight=w)
+    want = _merged_gcv(Xd, yd, 0.1, WIDE_ALPHAS, w)
+    tight = WIDE_ALPHAS >= 1e-6  # below, near interpolation of a singular K (as above)
+    np.testing.assert_allclose(model.gcv_values_[tight], want[tight], rtol=1e-6)
+    assert model.alpha_ == WIDE_ALPHAS[np.argmin(want)] > WIDE_ALPHAS[0]
+
+
 @pytest.mark.parametrize("scale", [1e-3, 1.5, 2.0, 40.0])
 def test_scaling_every_weight_is_scaling_alpha(scale):
     """The objective with weights c w is c times the one with w and alpha / c: GCV and its

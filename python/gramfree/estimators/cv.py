@@ -453,14 +453,16 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
     whitened Gram of the centres' features), one eigendecomposition of size M gives every
     alpha's solution, residual and effective degrees of freedom
     (:mod:`gramfree.solvers.alpha_path`): 20 alphas cost about as much as one fit.
-    GCV(alpha) = (RSS / sum w) / (1 - df / n_d)^2 is the rotation-invariant form of
+    GCV(alpha) = (RSS / sum w) / (1 - df / n)^2 is the rotation-invariant form of
     leave-one-out: RSS is the weighted residual sum of squares ``sum_i w_i (y_i -
-    f(x_i))^2`` (n without weights), df the trace of the weighted ridge's hat matrix, and
-    n_d the number of distinct rows of positive weight, the most a fit can interpolate.
-    So rows of weight zero change nothing, an integer weight k equals k repeated rows (on
-    the same centres), scaling every weight by c is alpha divided by c, and repeated rows
-    cannot make a fit that interpolates look perfect (with n in place of n_d, diabetes
-    plus one repeated row chose alpha 1e-8: GCV fell to zero as the fit interpolated).
+    f(x_i))^2`` (n without weights), df the trace of the weighted ridge's hat matrix. It
+    is computed on the data with repeated rows merged (each distinct row of positive
+    weight once, with its rows' total weight and weighted mean target: n is then the
+    number of distinct rows, the most a fit can interpolate). So rows of weight zero
+    change nothing, an integer weight k equals k repeated rows (on the same centres),
+    scaling every weight by c is alpha divided by c, and repeated rows cannot make a fit
+    that interpolates look perfect (before, diabetes plus one repeated row chose alpha
+    1e-8: GCV fell to zero as the fit interpolated).
     Candidates whose df reach n_d, and alphas below the rounding of the whitened Gram's
     eigenvalues (a nearly interpolating fit; ``solver_info_["unresolved_alphas"]``), get
     GCV ``inf``. With ``n_centers=None`` every
