@@ -593,3 +593,71 @@ def _has_pandas():
     except ImportError:
         return False
     return True
+
+
+# -- compress: found by a review -----------------------------------------------------------
+
+
+def _standard_diabetes():
+    X, y = load_diabetes(return_X_y=True)
+    return StandardScaler().fit_transform(X), (y - y.mean()) / y.std()
+
+
+def test_compress_to_the_same_size_changes_nothing_in_float32():
+    """The projection onto all the centres is the model: a float32 model's coefficients
+    came back moved by 0.5% (its K(S, S) solved in float32, diabetes, gamma 0.01)."""
+    X, y = _standard_diabetes()
+    model = KernelRegressor(gamma=0.01, alpha=1e-3, solver="direct").fit(X.astype(np.float32), y)
+    same, change = model.compress(model.n_centers_)
+    np.testing.assert_array_equal(same.dual_coef_, model.dual_coef_)
+    assert change == 0.0
+
+
+def test_compress_projects_a_float32_model_in_float64():
+    """A smaller projection of a float32 model matches the float64 RKHS projection of the
+    same coefficients (numpy lstsq on the kernel of the float64 centres)."""
+    X, y = _standard_diabetes()
+    X32 = X.astype(np.float32)
+    model = KernelRegressor(gamma=0.01, alpha=1e-1, solver="direct", random_state=0).fit(X32, y)
+    small, _ = model.compress(150)
+    C = model.centers_.astype(np.float64)
+    S = small.centers_.astype(np.float64)
+    a = model.dual_coef_.astype(np.float64)
+    want = np.linalg.lstsq(rbf_kernel(S, S, gamma=0.01), rbf_kernel(S, C, gamma=0.01) @ a)[0]
+    f_want = rbf_kernel(X, S, gamma=0.01) @ want
+    f_got = rbf_kernel(X, S, gamma=0.01) @ small.dual_coef_.astype(np.float64)
+    np.testing.assert_allclose(f_got, f_want, atol=1e-4 * np.abs(f_want).max())
+
+
+def test_compress_refit_uses_all_of_X_without_early_stopping():
+    """The refit minimises the objective on all of X: it inherited early_stopping, held
+    out a tenth of X and stopped early (objective 1.2% above the optimum on its centres)."""
+    X, y = _standard_diabetes()
+    model = KernelRegressor(gamma=0.1, alpha=1e-2, early_stopping=True, random_state=0)
+    model.fit(X, y)
+    small, _ = model.compress(50, X, y)
+    assert not small.early_stopping and not hasattr(small, "validation_scores_")
+    C = small.centers_
+    Knm, Kmm = rbf_kernel(X, C, gamma=0.1), rbf_kernel(C, C, gamma=0.1)
+    best = np.linalg.lstsq(Knm.T @ Knm + 1e-2 * Kmm, Knm.T @ y)[0]
+
+    def objective(a):
+        return np.sum((Knm @ a - y) ** 2) + 1e-2 * a @ Kmm @ a
+
+    assert objective(small.dual_coef_.ravel()) == pytest.approx(objective(best), rel=1e-4)
+
+
+def test_compress_refuses_y_or_weights_without_X():
+    X, y = _standard_diabetes()
+    model = KernelRegressor(gamma=0.1, alpha=1e-2, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="y and sample_weight are for a refit on X"):
+        model.compress(50, y=y)
+    with pytest.raises(ValueError, match="y and sample_weight are for a refit on X"):
+        model.compress(50, sample_weight=np.ones(len(y)))
+
+
+def test_n_centers_beyond_the_fitting_rows_names_the_validation_split():
+    X, y = _standard_diabetes()
+    model = KernelRegressor(n_centers=len(y), early_stopping=True, solver="nystrom-pcg")
+    with pytest.raises(ValueError, match="once early_stopping holds out validation_fraction"):
+        model.fit(X, y)

@@ -212,6 +212,16 @@ class ValidationMonitor:
     stopped: bool = False
     _stale: int = 0
 
+    def start(self, coef: np.ndarray, intercept: np.ndarray | None = None) -> None:
+        """Score a warm start's coefficients as iteration 0: the best so far, so that a
+        continued fit never returns a model worse on the held-out rows than the one it
+        started from (as scikit-learn's MLP keeps its best across warm starts; before,
+        diabetes with eigenpro went from held-out R^2 0.4517 to 0.4126). Not one of
+        ``validation_scores_`` (one per iteration)."""
+        self.best_score = self.score(self.decision(coef, intercept))
+        self.best_coef, self.best_iteration = coef.copy(), 0
+        self.best_intercept = None if intercept is None else intercept.copy()
+
     def __call__(self, n_iter: int, coef: np.ndarray, intercept: np.ndarray | None = None) -> bool:
         value = self.score(self.decision(coef, intercept))
         self.scores.append(value)
@@ -223,9 +233,9 @@ class ValidationMonitor:
         return self.stopped
 
     def apply(self, result) -> None:
-        """Hand the best iterate to the solver's result and record what happened. Where
-        no iterate was scored (a warm start that already met tol runs no iteration), the
-        result is the start: its held-out score is the best one."""
+        """Hand the best iterate to the solver's result and record what happened (a warm
+        start's own coefficients when no iterate beat them on the held-out rows, see
+        :meth:`start`). Where nothing was scored, the result is scored itself."""
         if self.best_coef is None:
             self.best_score = self.score(self.decision(result.coef, result.intercept))
         else:

@@ -104,6 +104,15 @@ def _fit_logistic(
         if given_rows is not None:  # kept on the fitting side: their rows there
             given_rows = np.searchsorted(rows, given_rows)
     n = X.shape[0]
+    if (
+        estimator.solver == "direct"
+        and warm is not None
+        and not (warm.centers.shape == X.shape and np.array_equal(warm.centers, X))
+    ):
+        # "direct" is the exact model, every training row a centre: a warm start on other
+        # rows would keep the previous fit's centres (a warm refit of breast cancer on
+        # 569 rows kept the first fit's 300, probabilities off by up to 0.16). Afresh.
+        warm = None
     if estimator.solver == "direct" and warm is None:
         n_centers = estimator._resolve_n_centers(n)
         if n_centers is not None and n_centers < n:  # ignored before, as the square loss refuses
@@ -155,6 +164,8 @@ def _fit_logistic(
             problem, centers, n_iter_no_change=estimator.n_iter_no_change, tol=estimator.tol
         )
     )
+    if monitor is not None and initial is not None:  # a warm start: the score to beat
+        monitor.start(initial, initial_intercept)
     start = time.perf_counter()
     result = solve_logistic(
         problem,

@@ -437,8 +437,8 @@ default="auto"
         Held-out accuracy per iteration, or minus the held-out log-loss for
         ``loss="logistic"`` (``early_stopping`` only).
     best_validation_score_ : float
-        The best of them: the returned model's (its own held-out score when a warm start
-        already met tol and no iteration ran).
+        The returned model's: the best of them, or a warm start's own held-out score where
+        no iteration beat it (the model is then the start).
 
     See Also
     --------

@@ -157,8 +157,8 @@ default="auto"
     kernel_ : Kernel
     fit_time_ : float, seconds
     validation_scores_ : list of float, held-out R^2 per iteration (``early_stopping`` only)
-    best_validation_score_ : float, the best of them, the returned model's (its own when a
-        warm start already met tol and no iteration ran)
+    best_validation_score_ : float, the returned model's: the best of them, or a warm
+        start's own score where no iteration beat it (then the model is the start)
 
     Examples
     --------
