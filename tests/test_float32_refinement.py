@@ -160,3 +160,29 @@ def test_pcg_on_float32_data_reaches_the_exact_solution():
         return (np.sum((F - Y) ** 2) + alpha * np.sum(A * F)) / len(X)
 
     assert objective(A) == pytest.approx(objective(best), rel=1e-4)
+
+
+@pytest.mark.parametrize("gamma_d, alpha", [(10, 1.0), (10, 1e-2), (1, 1.0), (0.1, 1e-4)])
+def test_pcg_keeps_the_float32_check_only_where_its_rounding_is_below_tol(gamma_d, alpha):
+    """The check's float32 pass is kept where its rounding, bounded on a probe of rows, is
+    within half the residual tol asks for: wherever the bound says so, the float32 sums'
+    actual error (against float64 sums of the same kernel values) is within it; and the
+    bound lets the fused pass stay on a narrow kernel (no cancellation)."""
+    from gramfree.kernels import Gaussian
+    from gramfree.solvers import Problem
+    from gramfree.solvers._common import widened_blocks
+    from gramfree.solvers.kernel_pcg import _float32_sums_suffice
+
+    X, Y, _ = _digits(1000)
+    X32, gamma = X.astype(np.float32), gamma_d / 64
+    c = np.linalg.solve(rbf_kernel(X, gamma=gamma) + alpha * np.eye(len(X)), Y)
+    problem = Problem(X32, Y.astype(np.float32), Gaussian(gamma=gamma), alpha, None, None)
+    threshold = 1e-4 * float(np.min(np.linalg.norm(Y, axis=0)))
+    kept = _float32_sums_suffice(problem, X32, np.ones(len(X)), c, threshold)
+    exact = np.empty_like(c)
+    for a, b, K in widened_blocks(lambda a, b: problem.operator(X32[a:b], X32), len(X), len(X)):
+        exact[a:b] = K @ c
+    error = float(np.linalg.norm(problem.matvec(X32, X32, c).astype(np.float64) - exact))
+    if kept:
+        assert error <= 0.5 * threshold
+    assert kept == (gamma_d == 10 and alpha == 1.0)
