@@ -186,3 +186,107 @@ def test_pcg_keeps_the_float32_check_only_where_its_rounding_is_below_tol(gamma_
     if kept:
         assert error <= 0.5 * threshold
     assert kept == (gamma_d == 10 and alpha == 1.0)
+
+
+# -- found by a review: float32 recursions that break down -------------------------------
+
+
+def _digits_split():
+    from sklearn.model_selection import train_test_split
+
+    X, y = load_digits(return_X_y=True)
+    return train_test_split(X / 16.0, y, test_size=0.3, random_state=0)
+
+
+def _ridge_objective(model, X, Y, gamma, alpha):
+    C = model.centers_.astype(np.float64)
+    A = model.dual_coef_.astype(np.float64)
+    R = rbf_kernel(X, C, gamma=gamma) @ A - Y
+    return (np.sum(R * R) + alpha * np.sum(A * (rbf_kernel(C, C, gamma=gamma) @ A))) / len(X)
+
+
+@pytest.mark.parametrize("solver", ["nystrom-pcg", "pcg"])
+def test_float32_products_that_break_down_are_caught(solver):
+    """Wide kernel, small alpha, float32 products: the recursions broke down (nystrom-pcg's
+    objective estimate went negative and the model ended at 640x the optimum's objective;
+    pcg's rose to 1500 and the fit returned zeros), with only "increase max_iter" said.
+    Now the fit is never worse than the zero model, and where it misses the optimum by
+    more than 1% a ConvergenceWarning names the float32 rounding."""
+    Xtr, _, ytr, _ = _digits_split()
+    gamma = 0.1 / 64
+    alpha = 1e-4 if solver == "nystrom-pcg" else 1e-6
+    extra = dict(n_centers=400) if solver == "nystrom-pcg" else {}
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = KernelClassifier(
+            solver=solver,
+            gamma=gamma,
+            alpha=alpha,
+            kernel_precision="float32",
+            random_state=0,
+            **extra,
+        ).fit(Xtr, ytr)
+    Y = np.eye(10)[ytr]
+    reached = _ridge_objective(model, Xtr, Y, gamma, alpha)
+    exact = KernelClassifier(
+        solver="nystrom-direct" if solver == "nystrom-pcg" else "direct",
+        centers=model.centers_ if solver == "nystrom-pcg" else None,
+        gamma=gamma,
+        alpha=alpha,
+    ).fit(Xtr, ytr)
+    best = _ridge_objective(exact, Xtr, Y, gamma, alpha)
+    assert reached < 0.5 * np.mean(np.sum(Y * Y, axis=1))  # far below the zero model's
+    if reached > 1.01 * best:
+        assert any("rounding" in str(w.message) for w in caught), [str(w.message) for w in caught]
+
+
+def test_float32_products_on_float64_data_refine_to_the_float64_model():
+    """kernel_precision="float32" checks against float64 kernel values: pcg converged to
+    the optimum of the float32-rounded kernel, 22% above the float64 one (breast cancer,
+    gamma 0.1/d, alpha 1e-7), claiming tol, without a word."""
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    keep = np.random.default_rng(0).permutation(len(y))[: int(0.7 * len(y))]
+    X, t = X[keep], (2.0 * y[keep] - 1.0)[:, None]
+    gamma, alpha = 0.1 / X.shape[1], 1e-7
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = KernelRegressor(
+            solver="pcg", gamma=gamma, alpha=alpha, kernel_precision="float32", random_state=0
+        ).fit(X, t)
+    K = rbf_kernel(X, gamma=gamma)
+    best = np.linalg.solve(K + alpha * np.eye(len(X)), t)
+
+    def objective(c):
+        f = K @ c
+        return float(np.sum((f - t) ** 2) + alpha * np.sum(c * f))
+
+    assert objective(model.dual_coef_) == pytest.approx(objective(best), rel=1e-3)
+
+
+def test_early_stopping_scores_the_held_out_rows_as_predict_does():
+    """The validation scores were computed with float32 products where the model predicts
+    in float64 (pcg on digits, alpha 1e-6: best_validation_score_ 0.9206 for a model
+    scoring 0.9921 on those rows)."""
+    from gramfree.estimators._fit_controls import hold_out
+
+    Xtr, _, ytr, _ = _digits_split()
+    model = KernelClassifier(
+        solver="pcg",
+        gamma=0.1 / 64,
+        alpha=1e-6,
+        kernel_precision="float32",
+        early_stopping=True,
+        random_state=0,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model.fit(Xtr, ytr)
+    _, _, _, held = hold_out(
+        Xtr, np.eye(10)[ytr], None, fraction=0.1, classify=True, rng=model._rng()
+    )
+    rows = np.setdiff1d(np.arange(len(ytr)), held.fit_rows)
+    assert model.best_validation_score_ == pytest.approx(model.score(Xtr[rows], ytr[rows]))

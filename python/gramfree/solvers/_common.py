@@ -177,6 +177,11 @@ solver there. The estimators' early stopping
 it and keeps the best iterate itself."""
 
 
+# A rise of CG's energy (kernel_pcg) or objective (nystrom_pcg) beyond this share of it in
+# one step is a breakdown of a float32 recursion, not its rounding (which lets it wiggle:
+# a threshold of 1e-12 stopped digits' fit after 3 iterations that went on to tol).
+BREAKDOWN_RISE = 1e-3
+
 # Kernel values per block of widened_blocks (float64: 32 MiB).
 WIDENED_BLOCK_ELEMENTS = 1 << 22
 

@@ -40,6 +40,7 @@ from .._log import say
 from .._threads import small_blas
 from ..linalg import cho_solve, jittered_cholesky, solve_triangular
 from ._common import (
+    BREAKDOWN_RISE,
     Monitor,
     Problem,
     Progress,
@@ -118,8 +119,12 @@ def solve_kernel_pcg(
         ):
             return apply_kernel(p)
         out = np.empty_like(v)
+        # In the data's precision: kernel_precision="float32" on float64 data is checked
+        # against float64 kernel values, so CG refines to the float64 model (float32
+        # values alone left it 5-22% above it at alpha 1e-6 to 1e-7, claiming tol).
+        exact = problem.in_data_precision()
         blocks = widened_blocks(
-            lambda a, b: problem.operator(X[a:b], X), n, n, cpu=problem.device == "cpu"
+            lambda a, b: exact.operator(X[a:b], X), n, n, cpu=problem.device == "cpu"
         )
         for start, stop, K in blocks:
             out[start:stop] = K @ v
@@ -147,6 +152,13 @@ def solve_kernel_pcg(
         Kc = check_kernel(c)
     weight_sum = problem.weight_sum
 
+    float32 = problem.kernel_dtype == np.float32
+
+    def energy() -> float:
+        # CG's quadratic c'^T (A c') / 2 - b^T c', A = W^1/2 K W^1/2 + alpha I: it falls
+        # at every step in exact arithmetic (the ridge objective need not).
+        return float(np.sum(c * (0.5 * (Kc + alpha * c) - b)))
+
     def objective() -> float:
         # (sum w (f - y)^2 + alpha ||f||^2) / sum w with W^1/2 f = W^1/2 K W^1/2 c'.
         return (float(np.sum((Kc - b) ** 2)) + alpha * float(np.sum(c * Kc))) / weight_sum
@@ -158,32 +170,49 @@ def solve_kernel_pcg(
     n_iter = verified = 0
     stopped = converged = stagnated = False
     last_true = np.inf
+    claimed = stuck = False
     with small_blas(4.0 * len(S) * len(S) * t):  # the s x s solves: gramfree._threads
         while True:
-            # (Re)start from the true residual: at first, and whenever the recursively
-            # updated one, which drifts from it (float32 products: by 100x), claims tol.
+            # (Re)start from the true residual: at first, whenever the recursively updated
+            # one, which drifts from it (float32 products: by 100x), claims tol, and where
+            # the recursion broke down (below).
             r = b - Kc - alpha * c
             relative = np.linalg.norm(r, axis=0) / b_norm
             converged = bool(np.all(relative <= tol))
-            # A restart that did not halve the true residual: the products' rounding
-            # (float32) is what the recursion converged to, not the system.
-            stagnated = not converged and verified > 0 and float(np.max(relative)) > 0.5 * last_true
+            # A claim of tol that did not halve the true residual: the products' rounding
+            # (float32) is what the recursion converged to, not the system. Or a recursion
+            # that broke down at its first step from the true residual.
+            stagnated = not converged and (
+                stuck or (claimed and verified > 0 and float(np.max(relative)) > 0.5 * last_true)
+            )
             last_true = float(np.max(relative))
             if converged or stagnated or n_iter >= max_iter or stopped:
                 break
             z = precondition(r)
             p = z.copy()
             rz = np.einsum("ij,ij->j", r, z)
-            claimed = False
+            broke = claimed = False
+            accepted = 0
             while n_iter < max_iter and not stopped and not claimed:
                 Kp = apply_kernel(p)
                 Ap = Kp + alpha * p
                 pAp = np.einsum("ij,ij->j", p, Ap)
                 step = np.divide(rz, pAp, out=np.zeros_like(rz), where=pAp > 0)
+                before = energy() if float32 else 0.0
                 c += step * p
                 Kc += step * Kp
+                if float32 and energy() > before + BREAKDOWN_RISE * abs(before):
+                    # CG lowers the system's energy at every step: a recursion that raises
+                    # it has lost the system to float32 rounding (digits, gamma 0.1/d,
+                    # alpha 1e-6: the objective rose from 1.7 to 1500 and the fit returned
+                    # zeros). Undo the step and restart from the true residual.
+                    c -= step * p
+                    Kc -= step * Kp
+                    broke, stuck = True, accepted == 0
+                    break
                 r -= step * Ap
                 n_iter += 1
+                accepted += 1
                 loss_curve.append(objective())
                 if loss_curve[-1] < best:
                     best = loss_curve[-1]
@@ -198,9 +227,9 @@ def solve_kernel_pcg(
                     rz_new = np.einsum("ij,ij->j", r, z)
                     p = z + np.divide(rz_new, rz, out=np.zeros_like(rz), where=rz > 0) * p
                     rz = rz_new
-            if not claimed:  # max_iter or the monitor: relative is the recursion's
+            if not claimed and not broke:  # max_iter or the monitor: the recursion's
                 break
-            Kc = check_kernel(c)  # tol claimed: check it with one exact pass
+            Kc = check_kernel(c)  # tol claimed (or the recursion broke): one exact pass
             verified += 1
     objective_final = objective()
     returned_best = not converged and best < objective_final

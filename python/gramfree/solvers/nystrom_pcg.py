@@ -31,7 +31,7 @@ from .._log import say
 from .._threads import small_blas
 from ..linalg import jittered_cholesky, lower_gram, solve_triangular
 from ..operators import KernelOperator
-from ._common import Monitor, Problem, Progress, SolverResult, widened_blocks
+from ._common import BREAKDOWN_RISE, Monitor, Problem, Progress, SolverResult, widened_blocks
 
 
 def solve_nystrom_pcg(
@@ -66,23 +66,46 @@ def solve_nystrom_pcg(
         return op.normal_matvec(p, sample_weight=w).astype(np.float64)
 
     exact = _ExactPass(problem, centers) if problem.kernel_dtype == np.float32 else None
-    return falkon_cg(
-        problem.operator(centers).to_dense(),
-        normal_pass,
-        op.rmatmat(Wy).astype(np.float64),
-        yWy,
-        problem.weight_sum,
-        problem.alpha,
-        centers=centers,
-        dtype=X.dtype,
-        precond_dtype=pdtype,
-        max_iter=max_iter,
-        tol=tol,
-        verbose=verbose,
-        initial_coef=initial_coef,
-        monitor=monitor,
-        exact_pass=exact,
-    )
+    KtWy = op.rmatmat(Wy).astype(np.float64)
+
+    def _falkon(factor_dtype: np.dtype) -> SolverResult:
+        return falkon_cg(
+            problem.operator(centers).to_dense(),
+            normal_pass,
+            KtWy,
+            yWy,
+            problem.weight_sum,
+            problem.alpha,
+            centers=centers,
+            dtype=X.dtype,
+            precond_dtype=factor_dtype,
+            max_iter=max_iter,
+            tol=tol,
+            verbose=verbose,
+            initial_coef=initial_coef,
+            monitor=monitor,
+            exact_pass=exact,
+        )
+
+    result = _falkon(pdtype)
+    if (
+        exact is not None
+        and precond_dtype is None
+        and pdtype == np.float32
+        and monitor is None  # its scores would mix two runs
+        and result.info.get("stagnated")
+    ):
+        # A float32 preconditioner of an ill-conditioned K_MM (a wide kernel) can leave
+        # float32 CG nothing to refine: digits, 400 centres, gamma 0.1/d, alpha 1e-4 made
+        # no progress from zero at all, where a float64 one reaches the optimum. Once more
+        # with float64 factors (twice their memory), kept if better.
+        retry = _falkon(np.dtype(np.float64))
+        retry.info["precond_retry"] = True
+        retry.n_iter += result.n_iter
+        if retry.info["objective"] < result.info["objective"]:
+            return retry
+        result.info["precond_retry"] = True
+    return result
 
 
 class _ExactPass:
@@ -96,9 +119,12 @@ class _ExactPass:
         self.w = None if w is None else w.astype(np.float64)
 
     def __call__(self, coef: np.ndarray) -> tuple[np.ndarray, float]:
-        X = self.problem.X
+        # The data's precision: kernel_precision="float32" on float64 data is refined to
+        # the float64 model (float32 kernel values alone left pcg 5-22% above it at alpha
+        # 1e-6 to 1e-7); float32 data keep their float32 kernel values, widened.
+        X, exact = self.problem.X, self.problem.in_data_precision()
         return widened_residual(
-            lambda a, b: self.problem.operator(X[a:b], self.centers),
+            lambda a, b: exact.operator(X[a:b], self.centers),
             X.shape[0],
             self.Y,
             self.w,
@@ -220,10 +246,13 @@ def falkon_cg(
     def coefficients(beta: np.ndarray) -> np.ndarray:
         return base + precond(beta).astype(np.float64)
 
-    def conjugate_gradient(beta, r, segment_rhs, offset) -> tuple[np.ndarray, np.ndarray, bool]:
+    def conjugate_gradient(
+        beta, r, segment_rhs, offset
+    ) -> tuple[np.ndarray, np.ndarray, bool, bool]:
         """CG on ``G beta = segment_rhs`` from ``beta`` (residual ``r``) until the
-        recursion claims ``tol`` (of the whole system's right-hand side), ``max_iter`` or
-        the monitor. With ``G = B^T H B / s``, the quadratic ``phi(beta) = beta^T G beta / 2
+        recursion claims ``tol`` (of the whole system's right-hand side), ``max_iter``,
+        the monitor, or (with the refinement) a breakdown of the recursion's objective;
+        returns ``(beta, r, stopped by the monitor, claimed tol)``. With ``G = B^T H B / s``, the quadratic ``phi(beta) = beta^T G beta / 2
         - segment_rhs^T beta`` equals ``-(segment_rhs + r)^T beta / 2``, and the ridge
         objective ``(sum w (f - y)^2 + alpha ||f||^2) / s`` is ``offset + 2 phi``: ``offset``
         is ``y^T W y / s`` for the whole system, the objective at ``base`` for a
@@ -231,8 +260,13 @@ def falkon_cg(
         nonlocal n_iter
         p = r.copy()
         rr = np.einsum("ij,ij->j", r, r)
-        stopped = False
-        while not np.all(np.sqrt(rr) <= tol * rhs_norm) and not stopped and n_iter < max_iter:
+        stopped = broke = False
+        while (
+            not np.all(np.sqrt(rr) <= tol * rhs_norm)
+            and not stopped
+            and not broke
+            and n_iter < max_iter
+        ):
             Ap = linop(p)
             pAp = np.einsum("ij,ij->j", p, Ap)
             step = np.divide(rr, pAp, out=np.zeros_like(rr), where=pAp > 0)
@@ -240,7 +274,16 @@ def falkon_cg(
             r -= step * Ap
             rr_new = np.einsum("ij,ij->j", r, r)
             n_iter += 1
-            loss_curve.append(offset - float(np.sum((segment_rhs + r) * beta)))
+            value = offset - float(np.sum((segment_rhs + r) * beta))
+            # CG lowers the objective at every step and it is never negative: a recursion
+            # that says otherwise has lost the system to its products' rounding (float32:
+            # digits, 400 centres, gamma 0.1/d, alpha 1e-4 went on to 640x the optimum's
+            # objective in 100 iterations). With the refinement, check the true residual.
+            previous_value = loss_curve[-1] if loss_curve else offset
+            broke = exact_pass is not None and (
+                value < 0.0 or value > previous_value + BREAKDOWN_RISE * abs(previous_value)
+            )
+            loss_curve.append(value)
             progress.update(
                 n_iter, loss_curve[-1], f"residual={np.max(np.sqrt(rr_new) / rhs_norm):.2e}"
             )
@@ -248,18 +291,21 @@ def falkon_cg(
             rr = rr_new
             if monitor is not None:
                 stopped = bool(monitor(n_iter, coefficients(beta).astype(dtype)))
-        return beta, r, stopped
+        return beta, r, stopped, bool(np.all(np.sqrt(rr) <= tol * rhs_norm))
 
     with small_blas(4.0 * M * M * t):  # its triangular solves: gramfree._threads
-        beta, r, stopped = conjugate_gradient(beta, r, rhs, yWy / s)
+        beta, r, stopped, claimed = conjugate_gradient(beta, r, rhs, yWy / s)
         relative = np.sqrt(np.einsum("ij,ij->j", r, r)) / rhs_norm
         coef = coefficients(beta)
         refinements = 0
         stagnated = False
+        best: tuple[np.ndarray, float, np.ndarray] | None = None
         if exact_pass is not None and not stopped:
             # Restart from the true residual while it misses tol and halves (above). The
             # penalty is the factor's L L^T, as in CG's system (the jittered K_MM).
-            best: tuple[np.ndarray, float, np.ndarray] | None = None
+            # The start is the first candidate: a fit that cannot improve on it keeps it.
+            if initial_coef is None:
+                best = (np.zeros((M, t)), yWy / s, np.ones(t))
             previous = np.inf
             while True:
                 gradient, sse = exact_pass(coef)
@@ -277,13 +323,15 @@ def falkon_cg(
                 best = (coef, objective, relative)
                 if np.all(relative <= tol) or stopped or n_iter >= max_iter:
                     break
-                if float(np.max(relative)) > 0.5 * previous:
+                # A recursion that claimed tol without halving the true residual: the
+                # products' rounding is what it converged to.
+                if claimed and float(np.max(relative)) > 0.5 * previous:
                     stagnated = True
                     break
                 previous = float(np.max(relative))
                 refinements += 1
                 base = coef
-                delta, _, stopped = conjugate_gradient(
+                delta, _, stopped, claimed = conjugate_gradient(
                     np.zeros((M, t)), true_rhs.copy(), true_rhs, objective
                 )
                 coef = coefficients(delta)
@@ -301,6 +349,8 @@ def falkon_cg(
     if exact_pass is not None:
         info["refinements"] = refinements
         info["stagnated"] = stagnated
+        if best is not None:  # the returned coefficients' true objective
+            info["objective"] = best[1]
     return SolverResult(
         centers=centers,
         coef=coef.astype(dtype),
