@@ -193,15 +193,16 @@ def solve_kernel_pcg(
             rz = np.einsum("ij,ij->j", r, z)
             broke = claimed = False
             accepted = 0
+            level = energy() if float32 else 0.0  # CG's energy at the current iterate
             while n_iter < max_iter and not stopped and not claimed:
                 Kp = apply_kernel(p)
                 Ap = Kp + alpha * p
                 pAp = np.einsum("ij,ij->j", p, Ap)
                 step = np.divide(rz, pAp, out=np.zeros_like(rz), where=pAp > 0)
-                before = energy() if float32 else 0.0
                 c += step * p
                 Kc += step * Kp
-                if float32 and energy() > before + BREAKDOWN_RISE * abs(before):
+                now = energy() if float32 else 0.0
+                if now > level + BREAKDOWN_RISE * abs(level):
                     # CG lowers the system's energy at every step: a recursion that raises
                     # it has lost the system to float32 rounding (digits, gamma 0.1/d,
                     # alpha 1e-6: the objective rose from 1.7 to 1500 and the fit returned
@@ -210,6 +211,7 @@ def solve_kernel_pcg(
                     Kc -= step * Kp
                     broke, stuck = True, accepted == 0
                     break
+                level = now
                 r -= step * Ap
                 n_iter += 1
                 accepted += 1
@@ -275,8 +277,8 @@ def _float32_sums_suffice(
     """Whether float32 sums of ``W^1/2 K v`` are accurate to half of ``threshold`` (the
     residual norm tol asks for): ``ROUNDING_SAFETY eps32 |S|_2`` with S estimated on a
     probe of rows. Without cancellation the fused float32 pass stays the check; where
-    coefficients cancel (small alpha, wide kernel) the check sums in float64, at about
-    twice a pass's cost (``widened_blocks`` materialises the kernel)."""
+    coefficients cancel (small alpha, wide kernel) the check sums in float64, a costlier
+    pass (``widened_blocks`` materialises the kernel)."""
     n = X.shape[0]
     probe = np.unique(np.linspace(0, n - 1, min(n, ROUNDING_PROBE)).astype(np.intp))
     block = np.abs(problem.operator(X[probe], X).to_dense().astype(np.float64))
