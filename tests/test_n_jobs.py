@@ -8,6 +8,9 @@ from sklearn.datasets import load_diabetes, load_digits
 from sklearn.preprocessing import StandardScaler
 from threadpoolctl import threadpool_info, threadpool_limits
 
+import gramfree._threads as threads_module
+import gramfree.estimators._base as base_module
+import gramfree.solvers.auto as auto_module
 import gramfree.solvers.direct as direct_module
 import gramfree.solvers.logistic as logistic_module
 from gramfree import KernelClassifier, KernelRegressor
@@ -80,11 +83,48 @@ def test_direct_fit_blas_threads_follow_n_jobs(monkeypatch, diabetes):
     with threadpool_limits(limits=2, user_api="blas"):  # what n_jobs=None must leave
         outer = _by_library()
         ref = KernelRegressor(gamma=0.1, alpha=1e-2, solver="direct").fit(X, y)
-        assert seen and seen[-1] == _in_fit(outer)
+        # n_jobs=None: as outside, numpy's own BLAS included (a direct fit makes no numpy
+        # BLAS calls between the native operators', so nothing to limit: blas_threads)
+        assert seen and seen[-1] == outer
         one = KernelRegressor(gamma=0.1, alpha=1e-2, solver="direct", n_jobs=1).fit(X, y)
         assert set(seen[-1].values()) == {1}
         assert _by_library() == outer  # restored after the fit
     np.testing.assert_allclose(one.predict(X), ref.predict(X), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")  # max_iter=3
+@pytest.mark.parametrize(
+    "solver, module, name",
+    [
+        ("eigenpro", base_module, "solve_eigenpro"),
+        ("nystrom-pcg", auto_module, "run_nystrom"),  # its centres chosen by auto's loop
+        ("auto", direct_module, "jittered_cholesky"),  # n <= DIRECT_ALWAYS: direct
+    ],
+)
+def test_numpy_own_blas_limited_for_the_loops_only(monkeypatch, diabetes, solver, module, name):
+    """With n_jobs=None, the iterative solvers run with numpy's own BLAS (a second library)
+    on one thread, and a direct fit, which alternates nothing, leaves it as it is: the
+    limit needs threadpoolctl's scan of every loaded library, which a direct fit of a
+    thousand rows would take as long to make as the whole fit. The scan is not made."""
+    X, y = diabetes
+    seen = _recording(monkeypatch, module, name)
+    if not _blas_threads():
+        pytest.skip("no BLAS library that threadpoolctl can see")
+    scans = []
+    real_controller = threads_module._blas_controller
+    monkeypatch.setattr(
+        threads_module, "_blas_controller", lambda: scans.append(1) or real_controller()
+    )
+    with threadpool_limits(limits=2, user_api="blas"):
+        outer = _by_library()
+        scans.clear()
+        KernelRegressor(gamma=0.1, alpha=1e-2, solver=solver, random_state=0, max_iter=3).fit(X, y)
+        assert seen
+        if solver == "auto":
+            assert seen[-1] == outer and not scans
+        else:
+            assert seen[-1] == _in_fit(outer)
+        assert _by_library() == outer  # restored after the fit
 
 
 def test_logistic_fit_blas_threads_follow_n_jobs(monkeypatch):

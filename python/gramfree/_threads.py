@@ -100,11 +100,23 @@ def numpy_own_blas() -> list[str]:
     return _numpy_own
 
 
-def blas_threads(n_jobs: int | None):
+# The fit's ExitStack while numpy's BLAS limit waits for the first solver that needs it
+# (blas_threads with defer_numpy); None otherwise.
+_numpy_limit_pending: ContextVar[ExitStack | None] = ContextVar("numpy_limit_pending", default=None)
+
+
+def blas_threads(n_jobs: int | None, *, defer_numpy: bool = False):
     """A context for a whole fit: BLAS (LAPACK: Cholesky, triangular solves, eigh) runs on
     the threads ``n_jobs`` asks for, resolved as for the native operators (-1 all cores,
     -2 all but one, ...; ``None`` leaves the count as it is), and numpy's own BLAS, where
-    it is a second library, on one thread (module docstring)."""
+    it is a second library, on one thread (module docstring).
+
+    ``defer_numpy``: numpy's limit waits for :func:`limit_numpy_blas_for_loops`, which the
+    solvers that alternate BLAS with the native operators call. Finding numpy's library
+    takes threadpoolctl's scan of every loaded library (a path resolution for each of the
+    hundreds a scikit-learn stack loads), once per process: a direct fit, which makes no
+    such alternation, is spared it (with ``n_jobs`` None); a small one run once per
+    process was dominated by it."""
     stack = ExitStack()
     if n_jobs is not None:
         from .operators import _n_threads  # operators imports the native module: lazily
@@ -112,7 +124,25 @@ def blas_threads(n_jobs: int | None):
         limits = _n_threads(n_jobs)
         stack.enter_context(_blas_controller().limit(limits=limits, user_api="blas"))
         stack.enter_context(_native_threads(limits))
-    own = numpy_own_blas() if LIMIT_NUMPY_BLAS else []
+    if LIMIT_NUMPY_BLAS:
+        if defer_numpy:
+            token = _numpy_limit_pending.set(stack)
+            stack.callback(_numpy_limit_pending.reset, token)
+        else:
+            _limit_numpy_blas(stack)
+    return stack
+
+
+def _limit_numpy_blas(stack: ExitStack) -> None:
+    own = numpy_own_blas()
     if own:
         stack.enter_context(_blas_controller().select(filepath=own).limit(limits=1))
-    return stack
+
+
+def limit_numpy_blas_for_loops() -> None:
+    """Apply the limit a deferring :func:`blas_threads` left pending (for the rest of its
+    context); a no-op otherwise or once applied."""
+    stack = _numpy_limit_pending.get()
+    if stack is not None:
+        _numpy_limit_pending.set(None)
+        _limit_numpy_blas(stack)

@@ -26,7 +26,7 @@ from sklearn.utils.validation import (
 )
 
 from .._log import say, verbose_output
-from .._threads import blas_threads
+from .._threads import blas_threads, limit_numpy_blas_for_loops
 from ..device import resolve_device
 from ..kernels import KERNEL_NAMES, Kernel, get_kernel
 from ..linalg import cho_solve, jittered_cholesky
@@ -339,7 +339,7 @@ class KernelMachineMixin(BaseEstimator):
     def _fit_targets(self, X: np.ndarray, Y: np.ndarray, sample_weight) -> None:
         """Solve for Y (n x t, X's dtype) and set the fitted attributes; BLAS runs on the
         threads n_jobs asks for (gramfree._threads.blas_threads)."""
-        with blas_threads(self.n_jobs), verbose_output(self.verbose):
+        with blas_threads(self.n_jobs, defer_numpy=True), verbose_output(self.verbose):
             self._fit_targets_in(X, Y, sample_weight)
 
     def _fit_targets_in(self, X: np.ndarray, Y: np.ndarray, sample_weight) -> None:
@@ -406,7 +406,12 @@ class KernelMachineMixin(BaseEstimator):
             if given is None and n_centers is None:
                 n_centers = first_center_count(problem, rng)
         nystrom = solver in ("nystrom-pcg", "nystrom-direct")
-        if (solver == "auto" or nystrom) and n_centers is None and given is None and warm is None:
+        auto_chooses = (
+            (solver == "auto" or nystrom) and n_centers is None and given is None and warm is None
+        )
+        if solver != "direct" and not auto_chooses:
+            limit_numpy_blas_for_loops()  # solve_auto does, past its direct shortcut
+        if auto_chooses:
             result = solve_auto(
                 problem,
                 classify=is_classifier(self),

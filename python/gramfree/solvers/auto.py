@@ -46,6 +46,7 @@ import numpy as np
 import scipy.linalg as sla
 
 from .._log import say
+from .._threads import limit_numpy_blas_for_loops
 from ._common import Problem, SolverResult, center_rows
 from ._common import physical_bytes as _physical_bytes
 from .direct import STREAM_MAX_FEATURES, refinement_budget, solve_direct
@@ -251,6 +252,7 @@ def solve_auto(
     if n <= DIRECT_ALWAYS and direct_ok and not nystrom_only:
         note(f"direct: n = {n} <= {DIRECT_ALWAYS}, exact and cheapest (~{direct_s:.2g} s)")
         return _finish(solve_direct(problem.in_data_precision()), "direct", log)
+    limit_numpy_blas_for_loops()  # the other choices alternate BLAS and native loops
 
     d_eff, s = effective_dimension(problem, rng)
     log.update(d_eff=d_eff, spectrum_rows=s)
