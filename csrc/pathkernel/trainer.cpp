@@ -156,6 +156,9 @@ void Replay::compute_step() {
     for (std::size_t r = 0; r < B; ++r) Wb_[r] = data_.weights[batch_[r]];
     row_weight = Wb_.data();
     batch_mass = double(B) * weight_sum_ / double(data_.X.rows);
+    // Weights near float64's top overflow B * sum v before the division (the step would
+    // silently become 0: no training); the mean first is finite there.
+    if (!std::isfinite(batch_mass)) batch_mass = double(B) * (weight_sum_ / double(data_.X.rows));
   }
   forward(arch_, w_.data(), wt_, Xb_.data(), B, cache_, options_);
   top_.resize(B * k);

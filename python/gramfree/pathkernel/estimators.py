@@ -10,6 +10,8 @@ examples' gradients" and with it the kernel-machine form, so they are not offere
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import numbers
 import os
 import threading
@@ -19,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.special import log_expit
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin, clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.preprocessing import LabelEncoder
@@ -72,7 +75,15 @@ def _check_decay_step(
     multiplies W by ``1 - lr alpha / (B wbar)`` per step: beyond 2 the weights grow without
     bound whatever the data. Tiny sample weights (a mean of 1e-263 from a hypothesis test)
     reach it as surely as a huge alpha."""
-    mass = float(batch) * (1.0 if sample_weight is None else float(np.mean(sample_weight)))
+    mean = 1.0 if sample_weight is None else float(np.sum(sample_weight) / n)
+    mass = float(batch) * mean
+    if not (math.isfinite(mass) and 0.0 < learning_rate / mass < math.inf):
+        raise ValueError(
+            f"sample_weight: the mean weight {mean:.3g} times the batch of {batch} rows "
+            "divides every step; it must be a positive number that neither overflows nor "
+            "underflows float64 there (rescale the weights: only their ratios change the "
+            "model)"
+        )
     factor = learning_rate * alpha / mass if alpha > 0 else 0.0
     if factor > 2.0:
         weights = (
@@ -87,6 +98,46 @@ def _check_decay_step(
             f"{', or scale the weights up' if sample_weight is not None else ''} "
             f"(learning_rate={learning_rate:g}, alpha={alpha:g}, batch_size={batch}{weights})"
         )
+
+
+def _read_only(layers: tuple[list[np.ndarray], list[np.ndarray]]):
+    """The per-layer copies marked read-only: the model predicts and decomposes from the
+    parameters recorded at fit, so an edit of ``coefs_`` in place (which scikit-learn's
+    MLP honours) would change nothing here; it raises instead of being ignored."""
+    for arrays in layers:
+        for a in arrays:
+            a.flags.writeable = False
+    return layers
+
+
+def _in_memory(dec):
+    """``dec`` with any dask array among its fields computed (a decomposition of a dask X
+    explained for in-memory queries); anything else as it is, for the checks to judge."""
+    if not isinstance(dec, PathDecomposition):
+        return dec
+    from .._dask import is_dask_collection
+
+    lazy = {
+        f.name: np.asarray(getattr(dec, f.name))
+        for f in dataclasses.fields(dec)
+        if is_dask_collection(getattr(dec, f.name))
+    }
+    return dataclasses.replace(dec, **lazy) if lazy else dec
+
+
+def _refuse_non_finite_decomposition(out: dict, queries_are_training: bool) -> None:
+    """ValueError where the replay's products overflowed float64 and left NaN or infinity
+    that its self-check (which skips NaN) reports as 0: a training row of norm beyond
+    ~1e154 with saturated units makes inf * 0 in ``(a.a' + 1)(delta.delta')``; weights
+    beyond ~1e154 overflow the path norm's squares."""
+    rows = "the training set's rows" if queries_are_training else "X's or the training set's rows"
+    for field in ("contributions", "reg", "initial", "path_norm"):
+        if not np.isfinite(out[field]).all():
+            raise ValueError(
+                f"the decomposition's {field} overflow float64: {rows} or the sample "
+                "weights are too large for the path kernel's products (squares beyond "
+                "1e308); standardise the features or rescale the weights, and refit"
+            )
 
 
 def _validated_sample_weight(sample_weight, X) -> np.ndarray | None:
@@ -136,7 +187,7 @@ class _PathKernelBase(BaseEstimator):
     """Shared parameters and machinery; see PathKernelRegressor for the parameter docs."""
 
     _parameter_constraints: dict = {
-        "hidden_layer_sizes": ["array-like"],
+        "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
         "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
         "n_steps": [Interval(numbers.Integral, 1, None, closed="left")],
@@ -209,7 +260,8 @@ class _PathKernelBase(BaseEstimator):
         seed = int(rng.randint(0, 2**31 - 1))
         n = X.shape[0]
         batch = n if self.batch_size is None else min(int(self.batch_size), n)
-        _check_decay_step(self.learning_rate, self.alpha, batch, sample_weight, n)
+        # The penalty's step is largest in an epoch's short last batch (n % batch rows).
+        _check_decay_step(self.learning_rate, self.alpha, n % batch or batch, sample_weight, n)
         spec = net.spec(
             learning_rate=self.learning_rate,
             n_steps=self.n_steps,
@@ -238,8 +290,8 @@ class _PathKernelBase(BaseEstimator):
         self.network_ = net
         self.batch_size_ = batch
         self.batch_seed_ = seed
-        self.coefs_, self.intercepts_ = net.unpack(params)
-        self.initial_coefs_, self.initial_intercepts_ = net.unpack(w0)
+        self.coefs_, self.intercepts_ = _read_only(net.unpack(params))
+        self.initial_coefs_, self.initial_intercepts_ = _read_only(net.unpack(w0))
         self.loss_curve_ = loss_curve.tolist()
         self.loss_ = float(loss_curve[-1])
         if len(loss_curve) and loss_curve[-1] > DIVERGED * loss_curve[0]:
@@ -465,8 +517,8 @@ class _PathKernelBase(BaseEstimator):
         )
         self.network_ = net
         self._params = params
-        self.coefs_, self.intercepts_ = net.unpack(params)
-        self.initial_coefs_, self.initial_intercepts_ = net.unpack(w0)
+        self.coefs_, self.intercepts_ = _read_only(net.unpack(params))
+        self.initial_coefs_, self.initial_intercepts_ = _read_only(net.unpack(w0))
         self.batch_size_, self.batch_seed_ = batch_size, seed
         self.loss_curve_ = loss_curve
         self.loss_ = loss_curve[-1]
@@ -598,6 +650,7 @@ class _PathKernelBase(BaseEstimator):
     def _decompose_raw(self, Xq, quadrature=None, queries_are_training=False) -> dict:
         out = self._replay_decompose(Xq, quadrature, queries_are_training)
         self._check_replay(out["final_params"])
+        _refuse_non_finite_decomposition(out, queries_are_training)
         return out
 
     def _check_replay(self, replayed: np.ndarray) -> None:
@@ -1037,7 +1090,7 @@ class _PathKernelBase(BaseEstimator):
         if decomposition is None:
             dec = self.decompose(X)
         else:
-            dec = decomposition
+            dec = _in_memory(decomposition)
             self._check_decomposition(dec, X)
         parts = self._explanation_parts(dec, int(top_k), target, normalize)
         return self._explanation(parts, normalize)
@@ -1163,8 +1216,9 @@ class _PathKernelBase(BaseEstimator):
             from . import _dask
 
             return _dask.influence(self, X, target)
+        n = self._replay_inputs()[1].shape[0]  # refuses a model without a recorded path
         Xq = self._query_array(X)
-        n, k = self._path["X"].shape[0], self.n_outputs_
+        k = self.n_outputs_
         block = max(1, _INFLUENCE_BLOCK_BYTES // (8 * n * k))
         total = np.zeros(n)
         for start in range(0, Xq.shape[0], block):
@@ -1216,9 +1270,10 @@ class PathKernelRegressor(RegressorMixin, _PathKernelBase):
     Attributes
     ----------
     coefs_ : list of ndarray of shape (fan_in, fan_out)
-        The trained weights, one per layer.
+        The trained weights, one per layer (read-only copies: predictions and
+        decompositions use the parameters recorded at fit).
     intercepts_ : list of ndarray of shape (fan_out,)
-        The trained biases.
+        The trained biases (read-only copies).
     initial_coefs_, initial_intercepts_ : lists of ndarray
         The starting point, same shapes.
     loss_curve_ : list of float
@@ -1407,9 +1462,10 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
     Attributes
     ----------
     coefs_ : list of ndarray of shape (fan_in, fan_out)
-        The trained weights, one per layer.
+        The trained weights, one per layer (read-only copies: predictions and
+        decompositions use the parameters recorded at fit).
     intercepts_ : list of ndarray of shape (fan_out,)
-        The trained biases.
+        The trained biases (read-only copies).
     initial_coefs_, initial_intercepts_ : lists of ndarray
         The starting point, same shapes.
     loss_curve_ : list of float
@@ -1548,12 +1604,7 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
         >>> proba.shape, bool(np.allclose(proba.sum(axis=1), 1.0))
         ((2, 3), True)
         """
-        f = self._outputs(X)
-        if f.shape[1] == 1:
-            p1 = 1.0 / (1.0 + np.exp(-f[:, 0]))
-            return np.column_stack([1.0 - p1, p1])
-        e = np.exp(f - f.max(axis=1, keepdims=True))
-        return e / e.sum(axis=1, keepdims=True)
+        return np.exp(self.predict_log_proba(X))
 
     def predict_log_proba(self, X: ArrayLike) -> np.ndarray:
         """Logarithms of :meth:`predict_proba`.
@@ -1580,8 +1631,11 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
         >>> bool(np.allclose(np.exp(clf.predict_log_proba(X[:2])), clf.predict_proba(X[:2])))
         True
         """
-        with np.errstate(divide="ignore"):
-            return np.log(self.predict_proba(X))
+        f = self._outputs(X)
+        if f.shape[1] == 1:  # log sigmoid(+-f), without the -inf of log(1 - sigmoid(f))
+            return np.column_stack([log_expit(-f[:, 0]), log_expit(f[:, 0])])
+        shifted = f - f.max(axis=1, keepdims=True)
+        return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
 
     def predict(self, X: ArrayLike) -> np.ndarray:
         """Predicted class labels at X: the sign (two classes) or argmax of the logits.

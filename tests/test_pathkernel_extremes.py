@@ -1,0 +1,125 @@
+"""Path-kernel models at the edges a review found silent or unclear: weights near float64's
+limits, the short last mini-batch, overflowing decompositions, scalar widths, confident
+log-probabilities, edits of the fitted weights, and decompositions handed back lazily.
+Each compares with an independent reference (the same model without the edge, or a
+closed form) or checks the error names what to change."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_breast_cancer, load_diabetes
+
+from gramfree import PathKernelClassifier, PathKernelRegressor
+
+
+def _diabetes(n=30):
+    X, y = load_diabetes(return_X_y=True)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    return np.ascontiguousarray(X[:n]), (y[:n] - y.mean()) / y.std()
+
+
+def test_weights_near_the_top_of_float64_train_as_unit_weights():
+    """Scaling every weight leaves the objective's minimiser and the step (divided by the
+    mean weight) unchanged. At 1e306 the trainer's B * sum(w) overflowed before its division
+    by n, the step became 0 and the network stayed at its initial weights, silently."""
+    X, y = _diabetes()
+    params = dict(hidden_layer_sizes=(4,), learning_rate=0.1, n_steps=10, random_state=0)
+    unit = PathKernelRegressor(**params).fit(X, y)
+    huge = PathKernelRegressor(**params).fit(X, y, sample_weight=np.full(len(y), 1e306))
+    np.testing.assert_allclose(huge.predict(X), unit.predict(X), rtol=1e-12, atol=1e-12)
+    assert huge.loss_curve_[-1] < huge.loss_curve_[0]
+
+
+def test_weights_too_small_for_the_step_are_refused_naming_sample_weight():
+    """A mean weight of 1e-320 makes lr / (B mean) overflow: before, the fit reported a
+    divergence and blamed learning_rate."""
+    X, y = _diabetes()
+    with pytest.raises(ValueError, match="sample_weight: the mean weight"):
+        PathKernelRegressor((4,), n_steps=5).fit(X, y, sample_weight=np.full(len(y), 1e-320))
+
+
+def test_the_penalty_guard_counts_the_short_last_batch():
+    """n = 33 in batches of 16 ends each epoch with one row, where lr alpha / B = 24: the
+    weights grew to 1e31 behind a ConvergenceWarning, where the guard promises an error."""
+    X, y = _diabetes(33)
+    with pytest.raises(ValueError, match="batch_size=1"):
+        PathKernelRegressor((4,), learning_rate=1.0, alpha=24.0, batch_size=16).fit(X, y)
+    X, y = _diabetes(32)  # whole batches of 16: lr alpha / B = 1.5, allowed
+    PathKernelRegressor((4,), learning_rate=1.0, alpha=24.0, batch_size=16, n_steps=3).fit(X, y)
+
+
+def test_an_overflowing_decomposition_is_refused():
+    """Training rows of norm ~1e155 with saturated units make inf * 0 in the factored
+    products: the contributions were NaN, explain returned only padding and the
+    self-check said 0. The model itself still fits and predicts."""
+    X, y = _diabetes()
+    model = PathKernelRegressor((4,), learning_rate=0.1, n_steps=10, random_state=0)
+    model.fit(X * 1e155, y)
+    assert np.isfinite(model.predict(X[:2] * 1e155)).all()
+    with pytest.raises(ValueError, match="overflow float64.*standardise"):
+        model.decompose(X[:2] * 1e155)
+    with pytest.raises(ValueError, match="overflow float64"):
+        model.explain(X[:2] * 1e155)
+
+
+def test_influence_without_a_recorded_path_names_record_path():
+    X, y = _diabetes()
+    model = PathKernelRegressor((4,), n_steps=5, record_path=False, random_state=0).fit(X, y)
+    with pytest.raises(ValueError, match="record_path=False"):
+        model.influence(X[:2])
+
+
+def test_an_integer_width_is_one_hidden_layer():
+    """scikit-learn's MLP takes hidden_layer_sizes=5; it was refused as not array-like."""
+    X, y = _diabetes()
+    params = dict(learning_rate=0.1, n_steps=10, random_state=0)
+    scalar = PathKernelRegressor(5, **params).fit(X, y)
+    listed = PathKernelRegressor((5,), **params).fit(X, y)
+    np.testing.assert_array_equal(scalar.predict(X), listed.predict(X))
+
+
+def test_confident_log_probabilities_are_finite_and_exact():
+    """log(1 - sigmoid(f)) was -inf from f ~ 37; the reference is -log(1 + e^f), computed
+    by numpy's logaddexp, and softmax's logarithm for more classes."""
+    X, y = load_breast_cancer(return_X_y=True)
+    X = (X - X.mean(axis=0)) / X.std(axis=0)
+    model = PathKernelClassifier(
+        (8,), activation="relu", learning_rate=0.05, n_steps=200, random_state=0
+    )
+    model.fit(X[:200] * 30.0, y[:200])  # large inputs, unbounded units: confident logits
+    f = model.decision_function(X[200:260] * 30.0)
+    assert np.abs(f).max() > 40.0  # the case: 1 - sigmoid(f) rounds to 0
+    log_proba = model.predict_log_proba(X[200:260] * 30.0)
+    expected = np.column_stack([-np.logaddexp(0.0, f), -np.logaddexp(0.0, -f)])
+    np.testing.assert_allclose(log_proba, expected, rtol=1e-12, atol=1e-300)
+    np.testing.assert_allclose(
+        model.predict_proba(X[200:260] * 30.0), np.exp(expected), rtol=1e-12, atol=0
+    )
+
+
+def test_editing_the_fitted_weights_in_place_is_refused():
+    """predict and decompose use the parameters recorded at fit: an edit of coefs_ was
+    silently ignored (scikit-learn's MLP honours it). It raises now."""
+    X, y = _diabetes()
+    model = PathKernelRegressor((4,), n_steps=5, random_state=0).fit(X, y)
+    for arrays in (model.coefs_, model.intercepts_, model.initial_coefs_):
+        with pytest.raises(ValueError, match="read-only"):
+            arrays[0][...] = 0.0
+
+
+def test_a_decomposition_of_a_dask_x_explains_in_memory_queries():
+    """explain(X, decomposition=decompose(dask X)) passed the checks, then failed in dask's
+    fancy indexing; it now computes the fields and gives explain(X)'s answer."""
+    da = pytest.importorskip("dask.array")
+    X, y = _diabetes(60)
+    model = PathKernelRegressor((4,), learning_rate=0.1, n_steps=20, random_state=0).fit(X, y)
+    queries = X[:6]
+    lazy = model.decompose(da.from_array(queries, chunks=3))
+    got = model.explain(queries, top_k=4, decomposition=lazy)
+    expected = model.explain(queries, top_k=4)
+    np.testing.assert_array_equal(got.supporting, expected.supporting)
+    np.testing.assert_array_equal(got.opposing, expected.opposing)
+    np.testing.assert_allclose(
+        got.supporting_contributions, expected.supporting_contributions, rtol=1e-12
+    )
