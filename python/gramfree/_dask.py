@@ -496,6 +496,12 @@ def solve_nystrom_pcg_dask(
         verbose=verbose,
         desc="nystrom-pcg[dask]",
         exact_pass=exact_pass if kernel_dtype == np.float32 else None,
+        exact_penalty=lambda a: (
+            KernelOperator(
+                np.ascontiguousarray(centers, dtype=np.float64), None, kernel, n_jobs=n_jobs
+            )
+            @ a
+        ),
     )
     result.info["dask"] = {
         "scheduler": "distributed" if client is not None else "local",

@@ -64,6 +64,13 @@ class Problem:
             return self
         return replace(self, kernel_dtype=self.X.dtype)
 
+    def in_float64(self) -> Problem:
+        """The same problem with float64 kernel products whatever the data's dtype: the
+        refinements' exact passes and the float32 solvers' fallbacks."""
+        if self.kernel_dtype == np.float64:
+            return self
+        return replace(self, kernel_dtype=np.dtype(np.float64))
+
     def _kernel_array(self, A: np.ndarray) -> np.ndarray:
         if A is self.X:
             return self._X_kernel

@@ -119,10 +119,11 @@ def solve_kernel_pcg(
         ):
             return apply_kernel(p)
         out = np.empty_like(v)
-        # In the data's precision: kernel_precision="float32" on float64 data is checked
-        # against float64 kernel values, so CG refines to the float64 model (float32
-        # values alone left it 5-22% above it at alpha 1e-6 to 1e-7, claiming tol).
-        exact = problem.in_data_precision()
+        # float64 kernel values: kernel_precision="float32" on float64 data is checked
+        # against them, so CG refines to the float64 model (float32 values alone left it
+        # 5-22% above it at alpha 1e-6 to 1e-7, claiming tol); float32 data to the
+        # float64 model of those data, as the direct solvers fit it.
+        exact = problem.in_float64()
         blocks = widened_blocks(
             lambda a, b: exact.operator(X[a:b], X), n, n, cpu=problem.device == "cpu"
         )
@@ -165,6 +166,7 @@ def solve_kernel_pcg(
 
     initial = objective()
     best, best_c = initial, c.copy()
+    rounding_ratio: float | None = None  # float32 products' rounding on CG's first direction
     loss_curve: list[float] = []
     progress = Progress(verbose, max_iter, "pcg")
     n_iter = verified = 0
@@ -196,6 +198,23 @@ def solve_kernel_pcg(
             level = energy() if float32 else 0.0  # CG's energy at the current iterate
             while n_iter < max_iter and not stopped and not claimed:
                 Kp = apply_kernel(p)
+                if float32 and rounding_ratio is None:
+                    rounding_ratio = _float32_rounding_ratio(problem, X, sw, p, Kp + alpha * p)
+                    if rounding_ratio > RESOLVE_SHARE:
+                        # The float32 products cannot resolve CG's first direction (a
+                        # small alpha: the preconditioner scales the directions it
+                        # misses by ~1/alpha, and their products' rounding swamps A p):
+                        # the recursion would run on noise (digits, gamma 0.1/d, alpha
+                        # 1e-8: every label 0, silently). Products in float64 from here,
+                        # and a preconditioner from float64 kernel values (one from float32
+                        # values is off by more than alpha there), then a restart.
+                        problem = problem.in_float64()
+                        float32 = False
+                        start = time.perf_counter()
+                        d, L, LG, jitter, F = _preconditioner(problem, XS, w)
+                        precond_time += time.perf_counter() - start
+                        broke = True
+                        break
                 Ap = Kp + alpha * p
                 pAp = np.einsum("ij,ij->j", p, Ap)
                 step = np.divide(rz, pAp, out=np.zeros_like(rz), where=pAp > 0)
@@ -259,6 +278,10 @@ def solve_kernel_pcg(
             "stagnated": stagnated,
             "returned_best_iterate": returned_best,
             "warm_start": initial_coef is not None,
+            # float32 products' rounding bound on the first direction, relative to A p
+            # (None: float64 products); above RESOLVE_SHARE the products went float64.
+            "rounding_ratio": rounding_ratio,
+            "products": problem.kernel_dtype.name,
         },
     )
 
@@ -269,6 +292,27 @@ def solve_kernel_pcg(
 # narrow kernels, alpha 1e-4 to 1, at the exact solution): twice it bounds the error.
 ROUNDING_PROBE = 256
 ROUNDING_SAFETY = 2.0
+
+
+# Largest ratio of the float32 products' rounding bound to |A p| on CG's first direction
+# under which CG keeps float32 products (_float32_rounding_ratio).
+RESOLVE_SHARE = 1.0
+
+
+def _float32_rounding_ratio(
+    problem: Problem, X: np.ndarray, sw: np.ndarray, p: np.ndarray, Ap: np.ndarray
+) -> float:
+    """``ROUNDING_SAFETY eps32 |S|_2 / |A p|`` (worst column), ``S_i = sum_j |K_ij v_j|``
+    for ``v = W^1/2 p`` estimated on a probe of rows: the float32 products' rounding of
+    ``A p`` relative to ``A p`` itself."""
+    n = X.shape[0]
+    probe = np.unique(np.linspace(0, n - 1, min(n, ROUNDING_PROBE)).astype(np.intp))
+    block = np.abs(problem.operator(X[probe], X).to_dense().astype(np.float64))
+    magnitude = sw[probe, None] * (block @ np.abs(sw[:, None] * p))
+    rounding = np.sqrt(np.sum(magnitude**2, axis=0) * (n / probe.size))
+    size = np.linalg.norm(Ap, axis=0)
+    ratio = ROUNDING_SAFETY * float(np.finfo(np.float32).eps) * rounding
+    return float(np.max(np.divide(ratio, size, out=np.full_like(ratio, np.inf), where=size > 0)))
 
 
 def _float32_sums_suffice(
