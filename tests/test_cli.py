@@ -4,6 +4,7 @@ breast_cancer and wine tables, written to CSV with a header row."""
 
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -133,7 +134,8 @@ def test_model_file_records_how_the_table_was_read(capsys, tmp_path, bc_csv, bre
     X, _, names = breast_cancer
     status, _, err = gramfree_cli(capsys, "fit", bc_csv, "-o", tmp_path / "m.gfm")
     assert status == 0, err
-    model = gramfree.load(tmp_path / "m.gfm")
+    with pytest.warns(gramfree.io.StandardisedFeaturesWarning, match="table_recipe_"):
+        model = gramfree.load(tmp_path / "m.gfm")
     assert type(model) is gramfree.KernelClassifier  # the plain estimator, with its recipe
     recipe = model.table_recipe_
     assert recipe.header is True
@@ -548,3 +550,71 @@ def test_demo_listing_leaves_out_padded_slots():
     )
     assert _listing(ex, 0, "supporting") == "#4 (label 7, +0.500)"
     assert _listing(ex, 0, "opposing") == "(none)"
+
+
+def test_python_load_of_a_standardised_model_warns_and_the_recipe_gives_the_cli_predictions(
+    capsys, tmp_path, wine, wine_csv
+):
+    """A review found a command-line model used from Python on the table's raw columns
+    predicting other values (R^2 -0.12 against 0.97) in silence: load now says to apply
+    table_recipe_, and with it Python predicts what the command line prints. The command
+    line itself (which applies it) shows no warning; --no-scale models give none."""
+    X, y, _ = wine
+    status, _, err = gramfree_cli(capsys, "fit", wine_csv, "-o", tmp_path / "m.gfm")
+    assert status == 0, err
+    with pytest.warns(gramfree.io.StandardisedFeaturesWarning):
+        model = gramfree.load(tmp_path / "m.gfm")
+    status, out, err = gramfree_cli(capsys, "predict", tmp_path / "m.gfm", wine_csv)
+    assert status == 0 and "Warning" not in err, err
+    expected = model.predict(model.table_recipe_.transform(X))
+    np.testing.assert_array_equal(np.array(_lines(out), dtype=expected.dtype), expected)
+    status, _, err = gramfree_cli(capsys, "fit", wine_csv, "--no-scale", "-o", tmp_path / "n.gfm")
+    assert status == 0, err
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", gramfree.io.StandardisedFeaturesWarning)
+        gramfree.load(tmp_path / "n.gfm")
+
+
+@pytest.mark.parametrize("gap", ["NA", "None", "null", "n/a"])
+def test_a_numeric_target_with_gaps_is_refused_naming_the_line(capsys, tmp_path, gap):
+    """Numbers with "NA" cells became a classification of every distinct value (190
+    classes on a review's table), exit status 0."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 3))
+    y = [f"{v:.6f}" for v in X[:, 0] * 3.0]
+    y[17] = gap
+    path = tmp_path / "t.csv"
+    write_csv(path, X, y, ["a", "b", "c"])
+    status, _, err = gramfree_cli(capsys, "fit", path, "-o", tmp_path / "m.gfm")
+    assert status == 1
+    assert "missing value" in err and "line 19" in err, err
+
+
+def test_a_class_named_none_is_still_a_class(capsys, tmp_path):
+    """The spellings of "no value" count as gaps only among numbers."""
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((60, 3))
+    y = np.where(X[:, 0] > 0, "none", "severe")
+    path = tmp_path / "t.csv"
+    write_csv(path, X, y, ["a", "b", "c"])
+    status, out, err = gramfree_cli(capsys, "fit", path, "-o", tmp_path / "m.gfm")
+    assert status == 0, err
+    with pytest.warns(gramfree.io.StandardisedFeaturesWarning):
+        assert list(gramfree.load(tmp_path / "m.gfm").classes_) == ["none", "severe"]
+
+
+def test_fit_saves_the_model_even_when_stdout_closes_early(tmp_path, wine, wine_csv):
+    """`fit ... | head -1` with unbuffered output: the second print raised BrokenPipeError
+    before the model was saved, and no file was left."""
+    model_path = tmp_path / "m.gfm"
+    proc = subprocess.Popen(
+        [sys.executable, "-u", "-m", "gramfree", "fit", str(wine_csv), "-o", str(model_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        cwd=tmp_path,
+    )
+    assert proc.stdout is not None
+    proc.stdout.readline()  # the first line, then the reader goes away
+    proc.stdout.close()
+    proc.wait(timeout=120)
+    assert model_path.exists()

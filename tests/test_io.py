@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import pickle
 import warnings
 import zipfile
@@ -263,6 +264,29 @@ def test_unreadable_paths_are_value_errors_naming_the_problem(tmp_path, make, ma
     with pytest.raises(ValueError, match=match) as info:
         gramfree.load(path)
     assert str(info.value).startswith("path: ") and str(path) in str(info.value)
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/zero"), reason="needs a character device")
+def test_a_device_or_pipe_is_refused_before_reading(tmp_path):
+    """load("/dev/zero") read without end (a review's run reached 24 GB and the OOM
+    killer); a FIFO would block. Both are refused from their file type."""
+    with pytest.raises(ValueError, match="not a regular file"):
+        gramfree.load("/dev/zero")
+    fifo = tmp_path / "pipe.gfm"
+    os.mkfifo(fifo)
+    with pytest.raises(ValueError, match="not a regular file"):
+        gramfree.load(fifo)
+
+
+def test_numpy_bool_parameters_save_and_load_back(tmp_path):
+    """warm_start=np.False_ made save raise json's TypeError naming no parameter."""
+    X = np.random.default_rng(0).standard_normal((40, 3))
+    y = X[:, 0]
+    model = KernelRegressor(warm_start=np.False_, early_stopping=np.bool_(False)).fit(X, y)
+    model.save(tmp_path / "m.gfm")
+    loaded = gramfree.load(tmp_path / "m.gfm")
+    assert loaded.get_params()["warm_start"] is False
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
 
 
 def test_save_unfitted_or_foreign_refused(tmp_path):

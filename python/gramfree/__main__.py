@@ -113,6 +113,9 @@ def _fit(args: argparse.Namespace) -> int:
     model.fit(X_seen, y)
     fitted = time.perf_counter() - t0
     model.table_recipe_ = TableRecipe(table.header, table.names, target, mean, scale)
+    # Saved before anything is printed: a closed stdout (`fit ... | head`) must not cost
+    # the model (a review: BrokenPipeError at the second line, and no file).
+    model.save(args.output)
     how = "standardised features" if args.scale else "features as read (--no-scale)"
     print(
         f"fitted {type(model).__name__} on {X.shape[0]} x {X.shape[1]} ({task}, {how}, "
@@ -128,7 +131,6 @@ def _fit(args: argparse.Namespace) -> int:
             checked = f"not validated ({exc})"
         report += f"; {checked} in {time.perf_counter() - t0:.2f} s"
     print(report)
-    model.save(args.output)
     print(f"saved {args.output}")
     return 0
 
@@ -144,7 +146,9 @@ def _check_output(path: str) -> None:
 def _predict(args: argparse.Namespace) -> int:
     import gramfree
 
-    model = gramfree.load(args.model)
+    with warnings.catch_warnings():  # the recipe is applied below
+        warnings.simplefilter("ignore", gramfree.io.StandardisedFeaturesWarning)
+        model = gramfree.load(args.model)
     table = open_table(args.data, args.header)
     recipe = getattr(model, "table_recipe_", None)
     features = target = target_name = None

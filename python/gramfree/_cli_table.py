@@ -20,6 +20,9 @@ import numpy as np
 
 # Cells of a target column that mean "no value", beside the empty cell.
 _MISSING = ("nan",)
+# Cells that mean "no value" in a column of numbers otherwise (spreadsheets', R's and
+# pandas' spellings); in a column of class names they may be a class ("none").
+_MISSING_AMONG_NUMBERS = ("na", "n/a", "nan", "none", "null", "-")
 # A target of integers with at most this many distinct values is taken for class labels.
 MAX_AUTO_CLASSES = 20
 
@@ -304,11 +307,16 @@ def _target_values(table: Table, target: int, y: np.ndarray) -> np.ndarray:
             return y
     else:
         y = np.char.strip(y.astype(str))
-        if not (y == "").any() and not np.isin(np.char.lower(y), _MISSING).any():
+        lower = np.char.lower(y)
+        # Numbers with "NA" or "None" among them are a numeric target with gaps, not ~200
+        # class names (a review: a regression became a classification of 190 classes).
+        among_numbers = all(_is_number(v) or v in _MISSING_AMONG_NUMBERS for v in lower)
+        missing = _MISSING_AMONG_NUMBERS if among_numbers else _MISSING
+        if not (y == "").any() and not np.isin(lower, missing).any():
             return y
     for line, row in _rows(table):
         cell = row[target].strip()
-        if not cell or cell.lower() in _MISSING:
+        if not cell or cell.lower() in (_MISSING if y.dtype.kind == "f" else missing):
             what = "missing value"
         elif y.dtype.kind == "f" and not math.isfinite(float(cell)):
             what = f"non-finite value {cell!r}"

@@ -49,6 +49,7 @@ import numbers
 import os
 import secrets
 import stat
+import warnings
 import zipfile
 import zlib
 from typing import Any
@@ -275,8 +276,8 @@ def _encode_param(value: Any) -> Any:
         return {"__kernel__": type(value).__name__, **fields}
     if isinstance(value, np.random.RandomState):
         return None  # a RandomState object cannot be stored portably; None is recorded
-    if isinstance(value, (np.integer, np.floating)):
-        value = value.item()
+    if isinstance(value, (np.integer, np.floating, np.bool_)):
+        value = value.item()  # np.bool_ too: json refused it naming no parameter
     if isinstance(value, float) and math.isinf(value):
         # An estimator's nu=inf, told apart from the string "inf" that it also takes, so
         # that get_params() of the loaded model is the original's (JSON has no infinity).
@@ -824,6 +825,15 @@ def _read_arrays(path) -> dict[str, np.ndarray]:
     file raises FileNotFoundError, as open() does: nothing there is not a damaged file)."""
     where = os.fspath(path)
     try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise ValueError(f"path: {where!r} is not a gramfree model file ({exc})") from None
+    if not stat.S_ISREG(mode) and not stat.S_ISDIR(mode):
+        # a device or a pipe (/dev/zero): zipfile would read it without end
+        raise ValueError(f"path: {where!r} is not a regular file, not a gramfree model file")
+    try:
         with zipfile.ZipFile(path) as zf:
             return _read_members(zf)
     except FileNotFoundError:
@@ -1305,4 +1315,21 @@ def load(path: str | os.PathLike) -> Any:
     """
     arrays = _read_arrays(path)
     meta = _read_meta(arrays.pop(_META, None), path)
-    return _restore(meta, arrays)
+    est = _restore(meta, arrays)
+    recipe = getattr(est, "table_recipe_", None)
+    if recipe is not None and recipe.mean is not None:
+        # A review found the trap: the model predicts on standardised features, and a
+        # Python caller passing the table's raw columns got R^2 -0.12 where the command
+        # line's predict (which applies the recipe) got 0.97, without a word.
+        warnings.warn(
+            f"{os.fspath(path)}: this model was fitted by `python -m gramfree fit` on "
+            "standardised features; predict on model.table_recipe_.transform(X), as the "
+            "command line's predict does (raw features give other predictions)",
+            StandardisedFeaturesWarning,
+            stacklevel=2,
+        )
+    return est
+
+
+class StandardisedFeaturesWarning(UserWarning):
+    """A model loaded in Python expects features standardised by its ``table_recipe_``."""
