@@ -486,3 +486,34 @@ def test_blas_matmul_matches_numpy(m, k, n, dtype, layout_a, layout_b):
     np.testing.assert_allclose(out, expected, rtol=tol, atol=tol * max(1.0, k))
     np.testing.assert_array_equal(A, A0)  # inputs untouched
     np.testing.assert_array_equal(B, B0)
+
+
+@pytest.mark.parametrize("block", [None, 7, 512])
+def test_lower_gram_reads_the_lower_triangle_only_on_every_path(block):
+    """A factor from scipy's cho_factor keeps A in its upper triangle: lauum ignored it,
+    the panels (every n above 12000, or a block given) summed it in (error 0.97)."""
+    import scipy.linalg as sla
+
+    rng = np.random.default_rng(3)
+    G = rng.standard_normal((300, 300))
+    c, _ = sla.cho_factor(G @ G.T + 300 * np.eye(300), lower=True)
+    assert np.abs(np.triu(c, 1)).max() > 0  # the case: the upper triangle holds A
+    expected = np.tril(c).T @ np.tril(c)
+    got = linalg.lower_gram(c, block=block)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10 * np.abs(expected).max())
+
+
+def test_cholesky_refuses_the_unread_triangle_alone():
+    """np.tril(A) is C-ordered: cholesky reads its upper triangle, zero, and factored the
+    diagonal alone (error 2.9), where numpy and scipy's lower=True read the lower one.
+    Refused naming A; the same triangle in F order (its lower triangle read) factors A."""
+    rng = np.random.default_rng(0)
+    G = rng.standard_normal((5, 5))
+    A = G @ G.T + np.eye(5)
+    with pytest.raises(ValueError, match="A: the triangle cholesky reads"):
+        linalg.cholesky(np.tril(A))
+    with pytest.raises(ValueError, match="A: the triangle cholesky reads"):
+        linalg.jittered_cholesky(np.tril(A))
+    # one triangle given in the layout that reads it stays accepted (syrk's outputs)
+    L = linalg.cholesky(np.asfortranarray(np.tril(A)))
+    np.testing.assert_allclose(L @ L.T, A, rtol=1e-12, atol=1e-12)

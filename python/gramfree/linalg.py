@@ -232,6 +232,7 @@ def _fortran_square(A, overwrite: bool) -> np.ndarray:
             "(pass overwrite=False to factor a copy)"
         )
     M = A.T if A.flags.c_contiguous and not A.flags.f_contiguous else A
+    _refuse_other_triangle(M)
     if overwrite and M.dtype == dtype and M.flags.f_contiguous and M.flags.aligned:
         L = M
     else:
@@ -240,6 +241,24 @@ def _fortran_square(A, overwrite: bool) -> np.ndarray:
             L = np.array(M, order="F")
     _refuse_non_finite(L, "A")
     return L
+
+
+def _refuse_other_triangle(M: np.ndarray) -> None:
+    """ValueError where the triangle to be read (the lower of ``M``) is zero in its first
+    column while the other holds values there: a triangle-only matrix given in the other
+    layout (``np.tril(A)`` is C-ordered, so its upper triangle, the one read, is zero),
+    whose factor would be that of the diagonal alone (a review: error 2.9 on a 5 x 5
+    matrix, where numpy and scipy's lower=True read the lower triangle). O(n): the first
+    column and row only."""
+    if M.shape[0] < 2:
+        return
+    read, other = M[1:, 0], M[0, 1:]
+    if np.any((read == 0) & (other != 0)):
+        raise ValueError(
+            "A: the triangle cholesky reads (the upper of a C-ordered array, the lower "
+            "otherwise) is zero where the other holds values: pass the whole symmetric "
+            "matrix, or a lower triangle in F order (np.asfortranarray)"
+        )
 
 
 def cholesky(A: np.ndarray, *, block: int = _BLOCK, overwrite: bool = False) -> np.ndarray:
@@ -420,10 +439,17 @@ def lower_gram(L: np.ndarray, *, block: int | None = None) -> np.ndarray:
     S = np.empty((n, n), dtype=L.dtype, order="F")
     for i0 in range(0, n, block):
         i1 = min(i0 + block, n)
-        rows = L[i0:]  # L[k, i] = 0 for k < i: rows from i0 on suffice
-        # S[:i1, i0:i1] = rows[:, :i1]^T rows[:, i0:i1]: a GEMM of distinct operands in
-        # place (scipy's BLAS: gramfree._threads on why not numpy's)
-        _blas.gemm(1.0, rows[:, :i1], rows[:, i0:i1], 0.0, S[:i1, i0:i1], trans_a=True)
+        # S[:i1, i0:i1] = L[i0:, :i1]^T L[i0:, i0:i1] (L[k, i] = 0 for k < i: rows from i0
+        # on suffice): GEMMs of distinct operands in place (scipy's BLAS: gramfree._threads
+        # on why not numpy's). The panel's own rows go through a copy whose strict upper
+        # triangle is zeroed: only the lower triangle is read, as lauum reads it (a factor
+        # from cho_factor, its upper triangle holding A, gave S off by 0.97 here alone).
+        top = np.array(L[i0:i1, :i1], order="F")
+        top[:, i0:i1][np.triu_indices(i1 - i0, 1)] = 0.0
+        _blas.gemm(1.0, top, top[:, i0:i1], 0.0, S[:i1, i0:i1], trans_a=True)
+        if i1 < n:
+            below = L[i1:]
+            _blas.gemm(1.0, below[:, :i1], below[:, i0:i1], 1.0, S[:i1, i0:i1], trans_a=True)
     # S_jj is the sum of the squares of the entries of column j read: NaN or infinity
     # anywhere read makes it non-finite; finite input only by overflow (kept, as numpy).
     if not np.isfinite(np.diagonal(S)).all():
