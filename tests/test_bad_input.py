@@ -157,7 +157,11 @@ CASES = [
     ),
     ("arccos_gradient", "kernel_gradient(X, Z, V, 'arccos')", ValueError, r"arccos"),
     # threads
-    ("n_jobs_zero", "kernel_matrix(X, n_jobs=0)", ValueError, r"n_jobs"),
+    # the kernel given where Z goes said "Z: dtype must be numeric, got <U6" (a review)
+    ("kernel_as_z", "KernelOperator(X, 'linear')", TypeError, r"Z: .*'linear'.*kernel="),
+    ("kernel_as_z_matrix", "kernel_matrix(X, 'rbf')", TypeError, r"Z: .*'rbf'.*kernel="),
+    # threads: 0 is refused; the message no longer hides the negative counts it takes
+    ("n_jobs_zero", "kernel_matrix(X, n_jobs=0)", ValueError, r"n_jobs.*-2 all but one"),
     ("n_jobs_zero_operator", "KernelOperator(X, n_jobs=0)", ValueError, r"n_jobs"),
     ("n_jobs_zero_gradient", "kernel_gradient(X, Z, V, n_jobs=0)", ValueError, r"n_jobs"),
     ("n_jobs_fraction", "kernel_matrix(X, n_jobs=1.5)", (ValueError, TypeError), r"n_jobs"),

@@ -127,7 +127,10 @@ def _n_threads(n_jobs: int | None) -> int:
     if n_jobs is None:
         return 0
     if isinstance(n_jobs, bool) or not isinstance(n_jobs, numbers.Integral) or n_jobs == 0:
-        raise ValueError(f"n_jobs must be None, -1 or a positive integer, got {n_jobs!r}")
+        raise ValueError(
+            f"n_jobs must be None, a positive integer or a negative one (-1 all cores, -2 all "
+            f"but one, ...), got {n_jobs!r}"
+        )
     if n_jobs < 0:  # scikit-learn's convention: -1 all cores, -2 all but one, ...
         return max(1, _core.max_threads() + 1 + int(n_jobs))
     limit = 4 * _core.max_threads() + 64
@@ -137,6 +140,11 @@ def _n_threads(n_jobs: int | None) -> int:
 
 
 def _prepare(X, Z, kernel, kernel_params):
+    if isinstance(Z, str):  # KernelOperator(X, "rbf"): Z is the second positional argument
+        raise TypeError(
+            f"Z: got the string {Z!r}; the kernel is a keyword argument "
+            f"(kernel={Z!r}), the second positional one is the second set of points"
+        )
     kern = get_kernel(kernel, **kernel_params)
     X = as_float_array(X, "X")
     Z = X if Z is None else as_float_array(Z, "Z")
