@@ -43,4 +43,13 @@ if [[ "${runs}" -eq 0 ]] || grep -q '"error_occurred": true' "${json}" || [[ "${
   exit 1
 fi
 echo "benchmark smoke run: ${runs} benchmarks ok"
+
+echo "==> install into a prefix; a program outside the tree finds it (find_package)"
+prefix="${BUILD_DIR}/prefix"
+rm -rf "${prefix}" "${BUILD_DIR}/consumer"
+cmake --install "${BUILD_DIR}" --prefix "${prefix}" >/dev/null
+cmake -S tests/cpp/consumer -B "${BUILD_DIR}/consumer" -DCMAKE_PREFIX_PATH="$(pwd)/${prefix}" \
+  -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "${BUILD_DIR}/consumer" -j"${JOBS}" >/dev/null
+"${BUILD_DIR}/consumer/consumer"
 echo "==> cpp_check: all passed"

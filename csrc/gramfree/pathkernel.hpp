@@ -99,7 +99,7 @@ struct Dataset {
   const double* weights = nullptr;
 };
 
-// Called once per step with (step, batch loss); returning true stops training early.
+// Called once per step with (step, batch loss). To stop early, set options.interrupt.
 using StepCallback = std::function<void(std::size_t step, double loss)>;
 
 struct TrainResult {

@@ -60,6 +60,8 @@ SimdLevel detected_simd_level() {
 SimdLevel simd_level() { return static_cast<SimdLevel>(current().load()); }
 
 void set_simd_level(SimdLevel level) {
+  if (static_cast<int>(level) < static_cast<int>(SimdLevel::scalar))
+    throw std::invalid_argument("simd level: not one of scalar, avx2, avx512");
   if (static_cast<int>(level) > static_cast<int>(detected_simd_level()))
     throw std::invalid_argument(
         "simd level " + to_string(level) +

@@ -497,6 +497,11 @@ void kernel_normal_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<
   if (V.rows != Z.rows)
     fail("V: has " + std::to_string(V.rows) + " rows, Z has " + std::to_string(Z.rows));
   check_output(out, Z.rows, V.cols);
+  // Signed weights are allowed (the logistic solvers' curvature); NaN or infinity would
+  // reach every output in silence.
+  if (row_weights != nullptr)
+    for (std::size_t i = 0; i < X.rows; ++i)
+      if (!std::isfinite(row_weights[i])) fail("row_weights: contains NaN or infinity");
   // One pass over X in blocks of rows: T_b = K(X_b, Z) V, then out += K(X_b, Z)^T T_b.
   // The block's kernel tiles are recomputed in the second product rather than stored, so
   // the extra memory is the block's T_b (block x k) and the engine's panels; the block is

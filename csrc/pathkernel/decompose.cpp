@@ -225,7 +225,8 @@ Decomposition decompose(const Architecture& arch, const TrainConfig& config, con
                         const DecomposeConfig& dc, const Options& options) {
   if (dc.n_nodes < 1 || dc.n_nodes > 64)
     throw std::invalid_argument("quadrature: number of nodes must be in 1..64");
-  if (!(dc.tol > 0)) throw std::invalid_argument("tol: must be > 0");
+  if (!(dc.tol > 0) || !std::isfinite(dc.tol))
+    throw std::invalid_argument("tol: must be a finite number > 0");
   if (dc.max_refine < 0 || dc.max_refine > 30)
     throw std::invalid_argument("max_refine: must be in 0..30");
   const std::size_t last = dc.last_step == 0 ? config.n_steps : dc.last_step;
@@ -236,6 +237,8 @@ Decomposition decompose(const Architecture& arch, const TrainConfig& config, con
   if (!dc.self_only && queries.cols != d)
     throw std::invalid_argument("X: " + std::to_string(queries.cols) +
                                 " features, the network expects " + std::to_string(d));
+  if (!dc.self_only && queries.data == nullptr && queries.rows > 0)
+    throw std::invalid_argument("X: null data");
   for (std::size_t e = 0; !dc.self_only && e < queries.rows * queries.cols; ++e)
     if (!std::isfinite(queries.data[e])) throw std::invalid_argument("X: contains NaN or inf");
   const std::size_t nq = dc.self_only ? n : queries.rows;
@@ -397,6 +400,9 @@ void tangent_kernel(const Architecture& arch, const TrainConfig& config, const D
   const std::size_t d = arch.n_inputs(), k = arch.n_outputs(), L = arch.n_layers();
   if (A.cols != d || B.cols != d)
     throw std::invalid_argument("X, Y: the network expects " + std::to_string(d) + " features");
+  if ((A.data == nullptr && A.rows > 0) || (B.data == nullptr && B.rows > 0))
+    throw std::invalid_argument("X, Y: null data");
+  if (out == nullptr && A.rows * B.rows > 0) throw std::invalid_argument("out: null data");
   for (const auto& M : {A, B})
     for (std::size_t e = 0; e < M.rows * M.cols; ++e)
       if (!std::isfinite(M.data[e])) throw std::invalid_argument("X, Y: contain NaN or inf");

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <stdexcept>
 #include <string>
 
@@ -75,6 +76,19 @@ void validate(const Architecture& arch) {
   if (arch.sizes.size() < 2) fail("layer sizes: need at least inputs and outputs");
   for (std::size_t s : arch.sizes)
     if (s == 0) fail("layer sizes: every layer needs at least one unit");
+  // The parameter count must not wrap around size_t (it sizes every buffer).
+  std::size_t total = 0;
+  for (std::size_t l = 0; l + 1 < arch.sizes.size(); ++l) {
+    const std::size_t a = arch.sizes[l], b = arch.sizes[l + 1];
+    if (a > (SIZE_MAX - 1) || b > SIZE_MAX / (a + 1) || (a + 1) * b > SIZE_MAX - total)
+      fail("layer sizes: the parameter count overflows");
+    total += (a + 1) * b;
+  }
+  const int act = static_cast<int>(arch.activation), loss = static_cast<int>(arch.loss);
+  if (act < static_cast<int>(Activation::identity) || act > static_cast<int>(Activation::gelu))
+    fail("activation: not one of identity, relu, tanh, softplus, gelu");
+  if (loss < static_cast<int>(Loss::squared) || loss > static_cast<int>(Loss::logistic))
+    fail("loss: not one of the Loss values");
   if (arch.loss == Loss::softmax && arch.n_outputs() < 2)
     fail("loss 'softmax' needs at least 2 outputs");
   if (arch.loss == Loss::logistic && arch.n_outputs() != 1)

@@ -18,6 +18,10 @@ std::uint64_t splitmix64(std::uint64_t& state) {
 }
 
 void check_data(const Architecture& arch, const Dataset& data) {
+  if (data.X.data == nullptr && data.X.rows * data.X.cols > 0)
+    throw std::invalid_argument("X: null data");
+  if (data.Y.data == nullptr && data.Y.rows * data.Y.cols > 0)
+    throw std::invalid_argument("y: null data");
   if (data.X.rows != data.Y.rows)
     throw std::invalid_argument("X and y: different numbers of rows (" +
                                 std::to_string(data.X.rows) + " vs " + std::to_string(data.Y.rows) +
@@ -33,6 +37,25 @@ void check_data(const Architecture& arch, const Dataset& data) {
     if (!std::isfinite(data.X.data[e])) throw std::invalid_argument("X: contains NaN or inf");
   for (std::size_t e = 0; e < data.Y.rows * data.Y.cols; ++e)
     if (!std::isfinite(data.Y.data[e])) throw std::invalid_argument("y: contains NaN or inf");
+  // The classification losses' targets: probabilities (0/1, one-hot rows), else the loss
+  // is not the one documented (a review trained logistic on y = 5 without a word).
+  if (arch.loss != Loss::squared) {
+    const std::size_t k = data.Y.cols;
+    for (std::size_t i = 0; i < data.Y.rows; ++i) {
+      double sum = 0;
+      for (std::size_t o = 0; o < k; ++o) {
+        const double v = data.Y.data[i * k + o];
+        if (v < 0 || v > 1)
+          throw std::invalid_argument("y: " + to_string(arch.loss) +
+                                      " loss targets must lie in [0, 1], got " + std::to_string(v) +
+                                      " at row " + std::to_string(i));
+        sum += v;
+      }
+      if (arch.loss == Loss::softmax && std::abs(sum - 1.0) > 1e-9)
+        throw std::invalid_argument("y: softmax loss targets must be one-hot rows (row " +
+                                    std::to_string(i) + " sums to " + std::to_string(sum) + ")");
+    }
+  }
   if (data.weights) {
     bool any_positive = false;
     for (std::size_t i = 0; i < data.X.rows; ++i) {
@@ -248,6 +271,13 @@ void predict(const Architecture& arch, const std::vector<double>& params,
                                 std::to_string(arch.n_inputs()));
   if (out.rows != queries.rows || out.cols != arch.n_outputs())
     throw std::invalid_argument("out: wrong shape");
+  if (queries.rows == 0) return;
+  if (queries.data == nullptr) throw std::invalid_argument("X: null data");
+  if (out.data == nullptr) throw std::invalid_argument("out: null data");
+  for (std::size_t e = 0; e < queries.rows * queries.cols; ++e)
+    if (!std::isfinite(queries.data[e])) throw std::invalid_argument("X: contains NaN or inf");
+  for (double w : params)
+    if (!std::isfinite(w)) throw std::invalid_argument("parameters: contain NaN or inf");
   detail::TransposedWeights wt;
   wt.assign(arch, params.data());
   detail::ForwardCache cache;

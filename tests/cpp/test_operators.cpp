@@ -1011,6 +1011,20 @@ TEST_CASE_TEMPLATE("invalid input throws std::invalid_argument", T, float, doubl
     CHECK_THROWS_AS(gf::kernel_block<T>(spec, null_empty, Z, o(0, m)), invalid_argument);
     CHECK_THROWS_AS(gf::kernel_grad_matvec<T>(spec, X, no_rows, V, o(n, k * d)), invalid_argument);
   }
+  SUBCASE("non-finite row weights of the normal operator") {
+    // A review: NaN or infinity reached every output in silence (signed weights are valid).
+    std::vector<T> w(n, T(1));
+    w[n / 2] = std::numeric_limits<T>::quiet_NaN();
+    CHECK_THROWS_AS(gf::kernel_normal_matvec<T>(spec, X, Z, V, o(m, k), {}, w.data()),
+                    invalid_argument);
+    w[n / 2] = std::numeric_limits<T>::infinity();
+    CHECK_THROWS_AS(gf::kernel_normal_matvec<T>(spec, X, Z, V, o(m, k), {}, w.data()),
+                    invalid_argument);
+    w[n / 2] = T(-1);
+    std::vector<T> fine(m * k);
+    CHECK_NOTHROW(
+        gf::kernel_normal_matvec<T>(spec, X, Z, V, gf::Matrix<T>{fine.data(), m, k}, {}, w.data()));
+  }
   SUBCASE("wrong output shape") {
     CHECK_THROWS_AS(gf::kernel_matvec<T>(spec, X, Z, V, o(n + 1, k)), invalid_argument);
     CHECK_THROWS_AS(gf::kernel_matvec<T>(spec, X, Z, V, o(n, k + 1)), invalid_argument);

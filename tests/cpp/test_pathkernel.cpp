@@ -169,3 +169,46 @@ TEST_CASE("bad input is refused with std::invalid_argument") {
   X[3] = NAN;
   CHECK_THROWS_AS(train(arch, c, data, w0), std::invalid_argument);
 }
+
+TEST_CASE("the path-kernel API refuses null data, bad enums and targets with invalid_argument") {
+  // A review: these segfaulted (null pointers) or trained in silence (bad enums, targets).
+  const std::size_t n = 6, d = 2, k = 1;
+  Architecture arch{{d, 3, k}, Activation::tanh, Loss::squared};
+  std::vector<double> X(n * d, 0.5), Y(n * k, 0.25), w0(arch.n_params(), 0.1), out(n * k);
+  TrainConfig c;
+  c.learning_rate = 0.1;
+  c.n_steps = 2;
+  const Dataset good{{X.data(), n, d}, {Y.data(), n, k}};
+  CHECK_THROWS_AS(train(arch, c, Dataset{{nullptr, n, d}, {Y.data(), n, k}}, w0),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(train(arch, c, Dataset{{X.data(), n, d}, {nullptr, n, k}}, w0),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(predict(arch, w0, {nullptr, n, d}, {out.data(), n, k}), std::invalid_argument);
+  CHECK_THROWS_AS(predict(arch, w0, {X.data(), n, d}, {nullptr, n, k}), std::invalid_argument);
+  CHECK_THROWS_AS(decompose(arch, c, good, w0, {nullptr, 2, d}, DecomposeConfig{}),
+                  std::invalid_argument);
+  DecomposeConfig infinite;
+  infinite.tol = INFINITY;
+  CHECK_THROWS_AS(decompose(arch, c, good, w0, {X.data(), 2, d}, infinite), std::invalid_argument);
+  CHECK_THROWS_AS(
+      tangent_kernel(arch, c, good, w0, 0, {nullptr, 2, d}, {X.data(), 2, d}, 0, false, out.data()),
+      std::invalid_argument);
+  CHECK_THROWS_AS(
+      tangent_kernel(arch, c, good, w0, 0, {X.data(), 2, d}, {X.data(), 2, d}, 0, false, nullptr),
+      std::invalid_argument);
+  Architecture bad_activation{{d, 3, k}, static_cast<Activation>(42), Loss::squared};
+  CHECK_THROWS_AS(train(bad_activation, c, good, w0), std::invalid_argument);
+  Architecture bad_loss{{d, 3, k}, Activation::tanh, static_cast<Loss>(42)};
+  CHECK_THROWS_AS(train(bad_loss, c, good, w0), std::invalid_argument);
+  Architecture huge{{SIZE_MAX / 2, 2, 1}, Activation::tanh, Loss::squared};
+  CHECK_THROWS_AS(validate(huge), std::invalid_argument);
+  Architecture logistic{{d, 3, 1}, Activation::tanh, Loss::logistic};
+  std::vector<double> five(n, 5.0);
+  CHECK_THROWS_AS(train(logistic, c, Dataset{{X.data(), n, d}, {five.data(), n, 1}}, w0),
+                  std::invalid_argument);
+  Architecture softmax{{d, 3, 2}, Activation::tanh, Loss::softmax};
+  std::vector<double> halves(n * 2, 0.25), w2(softmax.n_params(), 0.1);  // rows sum to 0.5
+  CHECK_THROWS_AS(train(softmax, c, Dataset{{X.data(), n, d}, {halves.data(), n, 2}}, w2),
+                  std::invalid_argument);
+  CHECK_NOTHROW(train(arch, c, good, w0));
+}
