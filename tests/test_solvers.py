@@ -260,14 +260,15 @@ def test_eigenpro_batch_and_step_size(alpha, max_batch):
     vals, vecs = np.linalg.eigh(K / n)
     vals, vecs = np.maximum(vals[::-1], 0.0), vecs[:, ::-1]
     shift = alpha / n
-    # The damped flattened top lam_1^(1-a) lam_q^a (EigenPro 2's code), q at most s/3 - 1
-    # and its critical batch within min(max_batch, s).
+    # The damped flattened top lam_1^(1-a) lam_q^a (EigenPro 2's code), q at most s/3 - 1,
+    # its critical batch within min(max_batch, s), and lam_q not below the ridge alpha / n
+    # (flattened under it, the top directions stopped moving: a review's large-alpha fits).
     flat = (vals[0] + shift) ** 0.05 * (vals + shift) ** 0.95
     assert info["lambda_flat"] == pytest.approx(flat[q - 1], rel=1e-8)
     cap = min(max_batch, n)
     assert q <= n // 3 - 1
-    assert beta / flat[q - 1] + 1 <= cap or q == 1
-    assert q == n // 3 - 1 or beta / flat[q] + 1 > cap
+    assert (beta / flat[q - 1] + 1 <= cap and vals[q - 1] >= shift) or q == 1
+    assert q == n // 3 - 1 or beta / flat[q] + 1 > cap or vals[q] < shift
     # lambda_measured: top eigenvalue of the preconditioned kernel K - K E D E^T K over n
     E = vecs[:, : q - 1] / np.sqrt(n)
     D = (1 - (vals[q - 1] / vals[: q - 1]) ** 0.95) / vals[: q - 1]

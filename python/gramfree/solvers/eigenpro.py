@@ -156,6 +156,12 @@ def _eigensystem(kss: np.ndarray, beta: float, shift: float, max_batch: int, max
     flat = lam[0] ** (1 - DAMPING) * np.maximum(lam, 1e-300) ** DAMPING
     ok = np.nonzero(beta / flat + 1 <= min(max_batch, s))[0]
     q = int(ok[-1]) + 1 if ok.size else 1
+    # Never flatten below the ridge: the top directions go down to vals[q - 1], and where
+    # that is under the shift (a large alpha) they come out far below alpha / n and stop
+    # moving; with the shifted eigenvalues every q passed the batch rule (q of 49-598
+    # where 2-5 work) and iris, alpha 30, stopped at the zero model, "converged" (a review).
+    # Flattened only down to the shift, the conditioning there is at most 2 anyway.
+    q = min(q, max(1, int(np.count_nonzero(vals >= shift))))
     q = max(1, min(q, max_q, s - 1)) if s > 1 else 1
     top = vals[: q - 1]
     E = vecs[:, : q - 1] / np.sqrt(s)
@@ -626,7 +632,11 @@ def solve_eigenpro(
                 converged = gap_bound <= CERTIFY * tol
                 uncertified = not converged
         else:
-            converged = residual <= tol or 0 < change <= tol**2 * previous
+            # The change rule only where the residual is small too: an epoch that barely
+            # moves the objective with a residual near 1 is a stall, not convergence.
+            converged = residual <= tol or (
+                0 < change <= tol**2 * previous and residual <= math.sqrt(tol)
+            )
         if monitor is not None:
             stopped = bool(monitor(epoch, coefficients(state).astype(dtype)))
     del saved, moves
