@@ -119,7 +119,7 @@ CANCELLATION_PROBE = 256
 CANCELLATION_WARN = 0.05
 
 
-def _warn_float32_cancellation(problem, result) -> None:
+def _warn_float32_cancellation(problem, result, *, logits: bool = False) -> None:
     """A fit on float32 data keeps float32 coefficients and predicts with float32 products;
     where a small alpha makes the coefficients large and cancelling (|c| of 1e6 for
     predictions of 1), their rounding moves the predictions by eps32 * sum_j |K_ij c_j|:
@@ -135,13 +135,21 @@ def _warn_float32_cancellation(problem, result) -> None:
     block = problem.operator(problem.X[probe], result.centers).to_dense()
     magnitude = np.abs(block.astype(np.float64)) @ np.abs(coef.reshape(coef.shape[0], -1))
     estimate = float(np.finfo(np.float32).eps) * float(magnitude.max(initial=0.0))
-    scale = float(np.sqrt(np.mean(np.asarray(problem.Y, dtype=np.float64) ** 2))) or 1.0
+    # logits (loss="logistic"): on their own scale, 1 (0.05 of a logit moves a probability
+    # by at most 0.0125); the square loss's predictions: the targets' root mean square.
+    scale = (
+        1.0
+        if logits
+        else float(np.sqrt(np.mean(np.asarray(problem.Y, dtype=np.float64) ** 2))) or 1.0
+    )
+    what = "the logits" if logits else "predictions"
     if estimate > CANCELLATION_WARN * scale:
         warnings.warn(
             f"float32 data: the fitted coefficients (up to {float(np.abs(coef).max()):.3g}) "
-            "cancel in the predictions beyond float32's precision; their rounding can move "
-            f"predictions by about {estimate / 5:.2g} (the targets' scale: {scale:.3g}). "
-            "Fit float64 data (X.astype(np.float64)) or use a larger alpha",
+            f"cancel in {'the logits' if logits else 'the predictions'} beyond float32's "
+            f"precision; their rounding can move {what} by about {estimate / 5:.2g}"
+            + ("" if logits else f" (the targets' scale: {scale:.3g})")
+            + ". Fit float64 data (X.astype(np.float64)) or use a larger alpha",
             RuntimeWarning,
             stacklevel=4,
         )
