@@ -340,7 +340,7 @@ default="auto"
         Threads of every pool a fit uses: the native operators' (OpenMP) and BLAS/LAPACK's
         (limited through threadpoolctl for the fit's duration); prediction runs the native
         operators only. -1 means all cores, -2 all but one, and so on. None: the operators
-        use all cores and BLAS is left as it is.
+        use OpenMP's default (all cores, or ``OMP_NUM_THREADS``) and BLAS is left as it is.
     device : {"cpu", "cuda", "cuda:N", "auto"}, default="cpu"
         Where the kernel products run (:mod:`gramfree.device`); the solvers' small dense
         algebra stays on the CPU.
@@ -367,7 +367,7 @@ default="auto"
         Iterations without improvement after which early stopping stops.
     warm_start : bool, default=False
         Start from the previous fit's centres and coefficients instead of from zero: for
-        the iterative solvers (nystrom-pcg, eigenpro, the logistic loss's Newton steps;
+        the iterative solvers (nystrom-pcg, pcg, eigenpro, the logistic loss's Newton steps;
         "auto" continues the previous fit's solver when it was one of them); the previous
         centres are kept (``n_centers`` and ``centers`` are not read again). Continuing
         with a larger ``max_iter`` or smaller ``tol`` after a fit that stopped, or refitting
@@ -375,7 +375,8 @@ default="auto"
         solvers compute the same model either way and start afresh. y must have the
         previous fit's classes.
     verbose : bool or int, default=False
-        Progress with the objective (tqdm when installed, plain lines otherwise).
+        Progress with the objective (tqdm when installed, otherwise lines through the
+        ``"gramfree"`` logger, which print to stderr unless logging is configured).
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes, as scikit-learn's classifiers take them: each sample's
         weight in the loss is ``sample_weight * class_weight[its class]``. "balanced" uses

@@ -104,12 +104,12 @@ default="auto"
         Threads of every pool a fit uses: the native operators' (OpenMP) and BLAS/LAPACK's
         (the solvers' Cholesky, triangular solves and eigendecompositions, limited through
         threadpoolctl for the fit's duration); prediction runs the native operators only.
-        -1 means all cores, -2 all but one, and so on. None: the operators use all cores
-        and BLAS is left as it is (its own default, or an enclosing
-        ``threadpoolctl.threadpool_limits``).
+        -1 means all cores, -2 all but one, and so on. None: the operators use OpenMP's
+        default (all cores, or ``OMP_NUM_THREADS``) and BLAS is left as it is (its own
+        default, or an enclosing ``threadpoolctl.threadpool_limits``).
     kernel_precision : {None, "float32", "float64"}, default=None
-        Precision of the kernel products in the iterative solvers (nystrom-pcg, eigenpro,
-        auto's probes): None means the data's dtype. "float32" on float64 data halves the
+        Precision of the kernel products in the iterative solvers (nystrom-pcg, pcg,
+        eigenpro, auto's probes): None means the data's dtype. "float32" on float64 data halves the
         products' cost; the solvers' state, the preconditioner and the fitted model stay
         float64, and the real-data suite measured the accuracy cost (README).
         nystrom-direct computes its kernel values in this precision and their Gram in
@@ -133,7 +133,7 @@ default="auto"
         Iterations without improvement after which early stopping stops.
     warm_start : bool, default=False
         Start from the previous fit's centres and coefficients instead of from zero: for
-        the iterative solvers (nystrom-pcg, eigenpro, the logistic loss's Newton steps;
+        the iterative solvers (nystrom-pcg, pcg, eigenpro, the logistic loss's Newton steps;
         "auto" continues the previous fit's solver when it was one of them); the previous
         centres are kept (``n_centers`` and ``centers`` are not read again). Continuing
         with a larger ``max_iter`` or smaller ``tol`` after a fit that stopped, or refitting
@@ -141,7 +141,8 @@ default="auto"
         solvers compute the same model either way and start afresh. y must have the
         previous fit's number of target columns.
     verbose : bool or int, default=False
-        Progress with the objective (tqdm when installed, plain lines otherwise).
+        Progress with the objective (tqdm when installed, otherwise lines through the
+        ``"gramfree"`` logger, which print to stderr unless logging is configured).
 
     Attributes
     ----------
