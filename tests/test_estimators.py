@@ -557,6 +557,43 @@ def test_verbose_prints_progress(capsys, caplog):
     assert not [r for r in caplog.records if r.name == "gramfree"]
 
 
+def test_overlapping_verbose_fits_keep_the_logger_until_the_last_ends():
+    """Verbose fits in threads at once: the first to finish restored the logger's level
+    and removed its handler, silencing the others (a review: 5 of 24 lines printed). The
+    settings now stay until the last one ends, then are restored."""
+    import logging
+    import threading
+
+    from gramfree._log import logger, verbose_output
+
+    before_level, before_handlers = logger.level, list(logger.handlers)
+    first_in, second_in, first_out = threading.Event(), threading.Event(), threading.Event()
+    seen = {}
+
+    def first():
+        with verbose_output(True):
+            first_in.set()
+            second_in.wait(10)
+        first_out.set()
+
+    def second():
+        first_in.wait(10)
+        with verbose_output(True):
+            second_in.set()
+            first_out.wait(10)
+            seen["enabled"] = logger.isEnabledFor(logging.INFO)
+            seen["handlers"] = len(logger.handlers)
+
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(20)
+    assert seen["enabled"]
+    assert seen["handlers"] >= len(before_handlers)
+    assert logger.level == before_level and logger.handlers == before_handlers
+
+
 @pytest.mark.parametrize(
     "Est, solver_kw",
     [

@@ -25,7 +25,9 @@ finally:
 del _WAIT_POLICY_SET
 
 from . import kernels  # noqa: E402
-from ._config import config, show_config  # noqa: E402
+from ._config import config, show_config, warn_if_simd_env_ignored  # noqa: E402
+
+warn_if_simd_env_ignored()
 from ._version import __version__ as __version__  # noqa: E402
 from .estimators import (  # noqa: E402
     KernelClassifier,

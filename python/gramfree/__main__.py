@@ -187,13 +187,18 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _calibrate(args: argparse.Namespace) -> int:
-    from .solvers.rates import DEFAULT_RATES, calibrate, rates_path
+    from pathlib import Path
 
-    rates = calibrate(args.quick, save_to=args.output)
+    from .solvers.rates import DEFAULT_RATES, calibrate, check_output_path, rates_path
+
+    output = None if args.output is None else Path(args.output).expanduser()
+    if output is not None:
+        check_output_path(output)  # before the minute of measurement, not after it
+    rates = calibrate(args.quick, save_to=output)
     print(f"{'rate':<16} {'measured':>10} {'built-in':>10}")
     for key, value in rates.items():
         print(f"{key:<16} {value:>10.3g} {DEFAULT_RATES[key]:>10.3g}")
-    where = args.output or rates_path()
+    where = output or rates_path()
     print(f"saved to {where}")
     return 0
 

@@ -68,6 +68,8 @@ def show_config() -> None:
     """
     c = config()
     env = "unset" if c["simd_env"] is None else repr(c["simd_env"])
+    if c["simd_env"] is not None and c["simd_env"] != c["simd_level"]:
+        env += ", ignored"
     print(f"gramfree {c['version']}")
     print(
         f"  simd level     : {c['simd_level']} (detected {c['simd_detected']}; GRAMFREE_SIMD {env})"
@@ -91,3 +93,21 @@ def _version() -> str:
     from . import __version__
 
     return __version__
+
+
+def warn_if_simd_env_ignored() -> None:
+    """RuntimeWarning at import where ``GRAMFREE_SIMD`` names no level this build and
+    processor run (a misspelling, "SCALAR", or avx512 on an AVX2 processor): the engine
+    then runs the detected level, which went unsaid (a review)."""
+    wanted = os.environ.get("GRAMFREE_SIMD")
+    if wanted is None or wanted == _core.simd_level():
+        return
+    import warnings
+
+    warnings.warn(
+        f"GRAMFREE_SIMD={wanted!r} is ignored: not one of scalar, avx2, avx512, or above "
+        f"what this processor supports (detected {_core.detected_simd_level()}); running "
+        f"{_core.simd_level()}",
+        RuntimeWarning,
+        stacklevel=3,
+    )

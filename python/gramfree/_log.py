@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -37,23 +38,37 @@ def _has_visible_handler(start: logging.Logger) -> bool:
     return False
 
 
+# Verbose fits running at once (threads) share the logger's settings: the first sets them,
+# the last restores them (a review: the first fit to finish silenced the others).
+_verbose_lock = threading.Lock()
+_verbose_state: dict = {"active": 0, "level": logging.NOTSET, "handler": None}
+
+
 @contextmanager
 def verbose_output(verbose) -> Iterator[None]:
     """The ``"gramfree"`` logger shows INFO records while a verbose fit runs."""
     if not verbose:
         yield
         return
-    level = logger.level
-    handler = None
-    if logger.getEffectiveLevel() > logging.INFO:
-        logger.setLevel(logging.INFO)
-    if not _has_visible_handler(logger):
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(message)s"))
-        logger.addHandler(handler)
+    with _verbose_lock:
+        state = _verbose_state
+        if state["active"] == 0:
+            state["level"], state["handler"] = logger.level, None
+            if logger.getEffectiveLevel() > logging.INFO:
+                logger.setLevel(logging.INFO)
+            if not _has_visible_handler(logger):
+                handler = logging.StreamHandler(sys.stderr)
+                handler.setFormatter(logging.Formatter("%(message)s"))
+                logger.addHandler(handler)
+                state["handler"] = handler
+        state["active"] += 1
     try:
         yield
     finally:
-        logger.setLevel(level)
-        if handler is not None:
-            logger.removeHandler(handler)
+        with _verbose_lock:
+            state["active"] -= 1
+            if state["active"] == 0:
+                logger.setLevel(state["level"])
+                if state["handler"] is not None:
+                    logger.removeHandler(state["handler"])
+                    state["handler"] = None

@@ -20,11 +20,13 @@ on its inputs and this file, never on the machine's load at that moment.
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import json
 import math
 import os
 import platform
+import tempfile
 import time
 import warnings
 from pathlib import Path
@@ -134,17 +136,36 @@ def _check_rates(rates: Any) -> dict[str, float]:
         raise ValueError(f"expected the rates {sorted(DEFAULT_RATES)}")
     out = {}
     for key, value in rates.items():
-        if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
+        # bool is an int to Python (true was read as 1 flop/s); an integer beyond float64's
+        # range raised OverflowError out of every auto fit (a review)
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             raise ValueError(f"rate {key!r} must be a positive number, got {value!r}")
-        out[key] = float(value)
+        try:
+            number = float(value)
+        except OverflowError:
+            raise ValueError(
+                f"rate {key!r} must be a positive number, got an integer of "
+                f"{len(str(value))} digits"
+            ) from None
+        if not math.isfinite(number) or number <= 0:
+            raise ValueError(f"rate {key!r} must be a positive number, got {value!r}")
+        out[key] = number
     return out
+
+
+def check_output_path(target: Path) -> None:
+    """ValueError naming ``target`` when no rates file can be written there: checked
+    before the measurement (which takes a minute), not after it."""
+    if target.is_dir():
+        raise ValueError(f"--output {str(target)!r} is a directory; give a file name")
 
 
 def save(rates: dict[str, float], path: str | os.PathLike | None = None) -> Path:
     """Write ``rates`` (as :func:`measure` returns them) with this machine's description
     to ``path`` (default :func:`rates_path`); returns the path."""
     rates = _check_rates(rates)
-    target = Path(path) if path is not None else rates_path()
+    target = Path(path).expanduser() if path is not None else rates_path()
+    check_output_path(target)
     target.parent.mkdir(parents=True, exist_ok=True)
     from .. import __version__
 
@@ -155,9 +176,17 @@ def save(rates: dict[str, float], path: str | os.PathLike | None = None) -> Path
         "measured": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "gramfree": __version__,
     }
-    tmp = target.with_name(target.name + ".tmp")
-    tmp.write_text(json.dumps(record, indent=1) + "\n")
-    os.replace(tmp, target)  # a fit reading it meanwhile sees the old file or the new one
+    # A temporary file of its own: two writers sharing one name replaced each other's
+    # half-written file into place (a review: 110 failed writes in 5 s, torn reads).
+    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(json.dumps(record, indent=1) + "\n")
+        os.replace(tmp, target)  # a fit reading it meanwhile sees the old file or the new one
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
     _cache.clear()
     return target
 
@@ -186,7 +215,8 @@ def _load(path: Path, exists: bool) -> tuple[dict[str, float], str]:
         if not isinstance(record, dict) or record.get("format") != FILE_FORMAT:
             raise ValueError(f"not a format-{FILE_FORMAT} rates file")
         rates = _check_rates(record.get("rates"))
-    except (OSError, ValueError) as exc:  # json.JSONDecodeError is a ValueError
+    # json.JSONDecodeError is a ValueError; RecursionError: JSON nested beyond Python's stack
+    except (OSError, ValueError, RecursionError) as exc:
         warnings.warn(
             f"gramfree: the rates file {path} is ignored ({exc}); solver='auto' uses the "
             "built-in rates. Run `python -m gramfree calibrate` to rewrite it.",
