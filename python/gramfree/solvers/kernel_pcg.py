@@ -299,37 +299,37 @@ ROUNDING_SAFETY = 2.0
 RESOLVE_SHARE = 1.0
 
 
-def _float32_rounding_ratio(
-    problem: Problem, X: np.ndarray, sw: np.ndarray, p: np.ndarray, Ap: np.ndarray
-) -> float:
-    """``ROUNDING_SAFETY eps32 |S|_2 / |A p|`` (worst column), ``S_i = sum_j |K_ij v_j|``
-    for ``v = W^1/2 p`` estimated on a probe of rows: the float32 products' rounding of
-    ``A p`` relative to ``A p`` itself."""
+def _float32_rounding(problem: Problem, X: np.ndarray, sw: np.ndarray, v: np.ndarray):
+    """Per column, ``ROUNDING_SAFETY eps32 |S|_2`` with ``S_i = sum_j |K_ij v_j|`` (rows
+    weighted by ``W^1/2``) estimated on a probe of rows: a bound on the rounding of float32
+    sums of ``W^1/2 K v``."""
     n = X.shape[0]
     probe = np.unique(np.linspace(0, n - 1, min(n, ROUNDING_PROBE)).astype(np.intp))
     block = np.abs(problem.operator(X[probe], X).to_dense().astype(np.float64))
-    magnitude = sw[probe, None] * (block @ np.abs(sw[:, None] * p))
-    rounding = np.sqrt(np.sum(magnitude**2, axis=0) * (n / probe.size))
+    magnitude = sw[probe, None] * (block @ np.abs(v))  # S on the probe's rows, per column
+    norm = np.sqrt(np.sum(magnitude**2, axis=0) * (n / probe.size))
+    return ROUNDING_SAFETY * float(np.finfo(np.float32).eps) * norm
+
+
+def _float32_rounding_ratio(
+    problem: Problem, X: np.ndarray, sw: np.ndarray, p: np.ndarray, Ap: np.ndarray
+) -> float:
+    """The float32 products' rounding of ``A p`` (:func:`_float32_rounding` of
+    ``v = W^1/2 p``) relative to ``A p`` itself, worst column."""
+    bound = _float32_rounding(problem, X, sw, sw[:, None] * p)
     size = np.linalg.norm(Ap, axis=0)
-    ratio = ROUNDING_SAFETY * float(np.finfo(np.float32).eps) * rounding
-    return float(np.max(np.divide(ratio, size, out=np.full_like(ratio, np.inf), where=size > 0)))
+    return float(np.max(np.divide(bound, size, out=np.full_like(bound, np.inf), where=size > 0)))
 
 
 def _float32_sums_suffice(
     problem: Problem, X: np.ndarray, sw: np.ndarray, v: np.ndarray, threshold: float
 ) -> bool:
     """Whether float32 sums of ``W^1/2 K v`` are accurate to half of ``threshold`` (the
-    residual norm tol asks for): ``ROUNDING_SAFETY eps32 |S|_2`` with S estimated on a
-    probe of rows. Without cancellation the fused float32 pass stays the check; where
-    coefficients cancel (small alpha, wide kernel) the check sums in float64, a costlier
-    pass (``widened_blocks`` materialises the kernel)."""
-    n = X.shape[0]
-    probe = np.unique(np.linspace(0, n - 1, min(n, ROUNDING_PROBE)).astype(np.intp))
-    block = np.abs(problem.operator(X[probe], X).to_dense().astype(np.float64))
-    magnitude = sw[probe, None] * (block @ np.abs(v))  # S on the probe's rows, per column
-    norm = float(np.max(np.sqrt(np.sum(magnitude**2, axis=0) * (n / probe.size))))
-    bound = ROUNDING_SAFETY * float(np.finfo(np.float32).eps) * norm
-    return bound <= 0.5 * threshold
+    residual norm tol asks for), by :func:`_float32_rounding`. Without cancellation the
+    fused float32 pass stays the check; where coefficients cancel (small alpha, wide
+    kernel) the check sums in float64, a costlier pass (``widened_blocks`` materialises
+    the kernel)."""
+    return float(np.max(_float32_rounding(problem, X, sw, v))) <= 0.5 * threshold
 
 
 def _preconditioner(problem: Problem, XS: np.ndarray, w: np.ndarray):
