@@ -163,6 +163,9 @@ void check_out(Matrix<T> out, std::size_t rows, std::size_t cols, const char* wh
   if (out.rows != rows || out.cols != cols)
     invalid(std::string("out: expected shape (") + std::to_string(rows) + ", " +
             std::to_string(cols) + ") for " + what);
+  // The GPU copies results back contiguously: a row stride is a CPU block's option.
+  if (out.ld != 0 && out.ld != out.cols)
+    invalid("out: a row stride other than its columns is supported on the CPU only");
 }
 
 // Rows of X per tile and of Z per chunk for a matvec within budget: Z and V whole when

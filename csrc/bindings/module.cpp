@@ -184,21 +184,37 @@ py::array block_typed(const KernelSpec& spec, const py::array& X, const py::arra
   return std::move(out);
 }
 
-// The caller's `out` for kernel_block: (rows, cols), C-contiguous, writeable, sharing no
-// memory with X or Z. Reusing one buffer spares a pass that streams blocks (the one-pass
-// Nystrom solver) a fresh allocation, and its page faults, per block.
-void check_block_out(const py::array& out, const py::array& X, const py::array& Z, std::size_t rows,
-                     std::size_t cols) {
+// The caller's `out` for kernel_block: (rows, cols), writeable, its rows contiguous (unit
+// column stride) and in order, sharing no memory with X or Z; returns its row stride in
+// elements. Reusing one buffer spares a pass that streams blocks (the one-pass Nystrom
+// solver) a fresh allocation, and its page faults, per block; a row-strided view (a block
+// of a larger C-ordered matrix, A[r0:r1, c0:]) lets one triangle of a symmetric matrix be
+// written block row by block row (the direct solver's), with nothing copied.
+std::size_t check_block_out(const py::array& out, const py::array& X, const py::array& Z,
+                            std::size_t rows, std::size_t cols) {
   if (out.ndim() != 2 || std::size_t(out.shape(0)) != rows || std::size_t(out.shape(1)) != cols)
     value_error("out: expected shape (" + std::to_string(rows) + ", " + std::to_string(cols) + ")");
-  if (!(out.flags() & py::array::c_style)) value_error("out: must be C-contiguous");
   if (!out.writeable()) value_error("out: must be writeable");
+  const auto item = py::ssize_t(out.itemsize());
+  const py::ssize_t row_stride = out.strides(0), col_stride = out.strides(1);
+  std::size_t ld = cols;
+  if (rows > 0 && cols > 0) {
+    const bool unit_cols = cols == 1 || col_stride == item;
+    const bool rows_apart = rows == 1 || (row_stride > 0 && row_stride % item == 0 &&
+                                          std::size_t(row_stride / item) >= cols);
+    if (!unit_cols || !rows_apart)
+      value_error(
+          "out: must be C-contiguous, or a view whose rows are contiguous and in order "
+          "(A[r0:r1, c0:] of a C-ordered A)");
+    if (rows > 1) ld = std::size_t(row_stride / item);
+  }
   const auto* lo = static_cast<const char*>(out.data());
-  const auto* hi = lo + out.nbytes();
+  const auto* hi = lo + (rows == 0 || cols == 0 ? 0 : ((rows - 1) * ld + cols) * item);
   for (const py::array* in : {&X, &Z}) {
     const auto* b = static_cast<const char*>(in->data());
     if (lo < b + in->nbytes() && b < hi) value_error("out: shares memory with X or Z");
   }
+  return ld;
 }
 
 // K(X, Z) into out: of X's dtype, or float64 for float32 X -- values computed in float32 and
@@ -208,14 +224,14 @@ template <class T>
 void block_into(const KernelSpec& spec, const py::array& X, const py::array& Z, py::array& out,
                 const Options& options, DType dt) {
   const auto x = view<T>(X, "X", dt), z = view<T>(Z, "Z", dt);
-  check_block_out(out, X, Z, x.rows, z.rows);
+  const std::size_t ld = check_block_out(out, X, Z, x.rows, z.rows);
   if (dtype_of(out, "out") == dt) {
-    Matrix<T> o{static_cast<T*>(out.mutable_data()), x.rows, z.rows};
+    Matrix<T> o{static_cast<T*>(out.mutable_data()), x.rows, z.rows, ld};
     call_released([&] { kernel_block<T>(spec, x, z, o, options); });
     return;
   }
   if constexpr (std::is_same_v<T, float>) {
-    Matrix<double> o{static_cast<double*>(out.mutable_data()), x.rows, z.rows};
+    Matrix<double> o{static_cast<double*>(out.mutable_data()), x.rows, z.rows, ld};
     call_released([&] { kernel_block_widened(spec, x, z, o, options); });
     return;
   }

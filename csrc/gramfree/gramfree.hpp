@@ -39,6 +39,11 @@ template <class T>
 struct Matrix {
   T* data = nullptr;
   std::size_t rows = 0, cols = 0;
+  // Elements from one row's start to the next; 0 means cols (contiguous). Only the stored
+  // blocks (kernel_block, kernel_block_widened) take a larger stride -- a block written
+  // into part of a larger matrix, e.g. one triangle of a symmetric one, block row by block
+  // row; the other operations refuse it.
+  std::size_t ld = 0;
 };
 
 struct Options {
@@ -70,7 +75,7 @@ void kernel_normal_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<
                           ConstMatrix<T> V, Matrix<T> out, const Options& options = {},
                           const T* row_weights = nullptr);
 
-// out[n,m] = K(X,Z)
+// out[n,m] = K(X,Z), rows out.ld apart (out.ld >= m, or 0 for m)
 template <class T>
 void kernel_block(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Matrix<T> out,
                   const Options& options = {});

@@ -422,7 +422,7 @@ static int run_epilogue(const EngineArgs<T>& a) {
   const Layout<T> s = layout(a);
   const int threads = a.n_threads > 0 ? a.n_threads : 1;
   const bool store = a.V == nullptr;
-  const size_t ld = store ? a.m : a.k;
+  const size_t ld = store ? (a.ldo != 0 ? a.ldo : a.m) : a.k;
   StopFlag flag;
 
 #pragma omp parallel num_threads(threads)

@@ -39,7 +39,8 @@ struct EngineArgs {
   std::size_t d = 0;
   const T* V = nullptr;  // m x k; nullptr: store K(X,Z) itself into out (n x m)
   std::size_t k = 0;
-  T* out = nullptr;  // n x k (or n x m)
+  T* out = nullptr;     // n x k (or n x m)
+  std::size_t ldo = 0;  // stored block only: row stride of out / out_wide (0: m)
   // Stored block only, T = float: K(X,Z) widened into this n x m float64 array in place of
   // out (float32 kernel values for a float64 product, with no float32 block in memory).
   double* out_wide = nullptr;

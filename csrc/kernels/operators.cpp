@@ -52,11 +52,16 @@ void check_input(ConstMatrix<T> A, const char* name) {
 }
 
 template <class T>
-void check_output(Matrix<T> out, std::size_t rows, std::size_t cols) {
+void check_output(Matrix<T> out, std::size_t rows, std::size_t cols, bool strided = false) {
   if (out.rows != rows || out.cols != cols)
     fail("out: shape " + std::to_string(out.rows) + " x " + std::to_string(out.cols) +
          ", expected " + std::to_string(rows) + " x " + std::to_string(cols));
   if (out.data == nullptr) fail("out: null data");
+  if (out.ld != 0 && out.ld < out.cols)
+    fail("out: row stride " + std::to_string(out.ld) + " is below its " + std::to_string(out.cols) +
+         " columns");
+  if (!strided && out.ld != 0 && out.ld != out.cols)
+    fail("out: a row stride other than its columns is taken by kernel_block only");
 }
 
 void check_xz(std::size_t xd, std::size_t zd) {
@@ -534,11 +539,12 @@ template <class T, class O>
 void store_block(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Matrix<O> out,
                  const Options& options) {
   check_operands(spec, X, Z);
-  check_output(out, X.rows, Z.rows);
+  check_output(out, X.rows, Z.rows, true);
   std::vector<T> shift;
   const Epilogue epi = prepare_gaussian(Epilogue{spec.kind}, spec, X, Z, shift);
   EngineArgs<T> a = make_args(spec, epi, X, Z);
   a.shift = shift.empty() ? nullptr : shift.data();
+  a.ldo = out.ld == 0 ? Z.rows : out.ld;
   if constexpr (std::is_same_v<T, O>)
     a.out = out.data;
   else

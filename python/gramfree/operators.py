@@ -783,10 +783,13 @@ class KernelOperator(LinearOperator):
         Parameters
         ----------
         out : ndarray of shape (n, m), default=None
-            Where to write (CPU only): a C-contiguous writeable array of the operator's
-            dtype, or float64 for a float32 operator (values computed in float32, stored
-            widened), sharing no memory with X or Z. Reusing one ``out`` spares a loop
-            over blocks an allocation per block.
+            Where to write (CPU only): a writeable array of the operator's dtype, or
+            float64 for a float32 operator (values computed in float32, stored widened),
+            sharing no memory with X or Z, C-contiguous or a view whose rows are
+            contiguous and in order (``A[r0:r1, c0:]`` of a C-ordered ``A``: nothing
+            outside the view is written). Reusing one ``out`` spares a loop over blocks an
+            allocation per block; views fill part of a larger matrix in place, such as one
+            triangle of a symmetric ``K(X, X)`` block row by block row.
 
         Returns
         -------

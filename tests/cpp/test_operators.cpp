@@ -823,6 +823,60 @@ TEST_CASE("kernel_block_widened: bad shapes and null data throw") {
   }
 }
 
+TEST_CASE("kernel_block: a row stride writes the block into part of a larger matrix") {
+  // out.ld > m: the direct solver's upper triangle, block row by block row. Exactly the
+  // contiguous block's values in the view, nothing written between its rows or after,
+  // both thread splits (rows, and Z for few rows), widened too; other operations refuse
+  // a stride, and a stride below the columns is refused.
+  struct Shape {
+    size_t n, m, d, ld;
+  };
+  const Shape shapes[] = {
+      {130, 70, 5, 75}, {3, 20000, 5, 20003}, {300, 300, 30, 512}, {1, 9, 2, 9}};
+  std::uint64_t seed = 9100;
+  for (const Shape& sh : shapes) {
+    const Problem<float> p(sh.n, sh.m, sh.d, 1, seed++);
+    const KernelSpec spec = specs_for(KernelKind::gaussian, sh.d).front();
+    for (int threads : {1, 2}) {
+      gf::Options o;
+      o.n_threads = threads;
+      const std::vector<float> whole = p.run(Op::block, spec, o);
+      std::vector<float> big(sh.n * sh.ld + 5, -7.0f);
+      gf::kernel_block<float>(spec, cview(p.X, p.n, p.d), cview(p.Z, p.m, p.d),
+                              gf::Matrix<float>{big.data(), p.n, p.m, sh.ld}, o);
+      std::vector<double> wide(sh.n * sh.ld + 5, -7.0);
+      gf::kernel_block_widened(spec, cview(p.X, p.n, p.d), cview(p.Z, p.m, p.d),
+                               gf::Matrix<double>{wide.data(), p.n, p.m, sh.ld}, o);
+      INFO(p.describe(), " ld=", sh.ld, " threads=", threads);
+      size_t differ = 0, touched = 0;
+      for (size_t e = 0; e < big.size(); ++e) {
+        const size_t i = e / sh.ld, j = e % sh.ld;
+        if (i < sh.n && j < sh.m) {
+          differ += big[e] != whole[i * sh.m + j];
+          differ += wide[e] != double(whole[i * sh.m + j]);
+        } else {
+          touched += big[e] != -7.0f;
+          touched += wide[e] != -7.0;
+        }
+      }
+      CHECK(differ == 0);
+      CHECK(touched == 0);
+    }
+  }
+  const Problem<double> p(6, 4, 3, 2, 1);
+  const KernelSpec spec;
+  std::vector<double> out(64);
+  const auto X = cview(p.X, 6, 3), Z = cview(p.Z, 4, 3);
+  CHECK_THROWS_AS(gf::kernel_block<double>(spec, X, Z, gf::Matrix<double>{out.data(), 6, 4, 3}),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(gf::kernel_matvec<double>(spec, X, Z, cview(p.V, 4, 2),
+                                            gf::Matrix<double>{out.data(), 6, 2, 3}),
+                  std::invalid_argument);
+  CHECK_THROWS_AS(gf::kernel_rmatvec<double>(spec, X, Z, cview(p.U, 6, 2),
+                                             gf::Matrix<double>{out.data(), 4, 2, 5}),
+                  std::invalid_argument);
+}
+
 TEST_CASE("workspace: independent of n and m, also when threads split Z") {
   // The engine's own workspace (engine.hpp, workspace_elems): per-thread packing buffers
   // and, when threads split the columns of Z, one n x k buffer per thread -- not one per
