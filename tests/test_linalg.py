@@ -517,3 +517,49 @@ def test_cholesky_refuses_the_unread_triangle_alone():
     # one triangle given in the layout that reads it stays accepted (syrk's outputs)
     L = linalg.cholesky(np.asfortranarray(np.tril(A)))
     np.testing.assert_allclose(L @ L.T, A, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n, k", [(1, 1), (7, 1), (300, 3), (300, 8), (301, 9), (200, 26)])
+def test_symm_lower_reads_the_lower_triangle_only(n, k, dtype):
+    """The direct solver's refinement residual from A's one stored triangle: symv column
+    by column for few columns, symm beyond; NaN in the strict upper triangle is never
+    read. Against the float64 product of the whole symmetric matrix."""
+    from gramfree import _blas
+
+    rng = np.random.default_rng(n + k)
+    B = rng.normal(size=(n, n))
+    A = (B + B.T) / 2
+    stored = np.asfortranarray(A.astype(dtype))
+    stored[np.triu_indices(n, 1)] = np.nan
+    V = rng.normal(size=(n, k)).astype(dtype)
+    out = _blas.symm_lower(stored, V)
+    assert out.dtype == dtype and out.shape == (n, k) and out.flags.f_contiguous
+    expected = A.astype(dtype).astype(np.float64) @ V.astype(np.float64)
+    tol = 1e-5 if dtype == np.float32 else 1e-12
+    assert np.abs(out - expected).max() <= tol * (np.abs(A).sum(axis=1).max() * np.abs(V).max())
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_cholesky_upper_in_place_reads_and_writes_one_triangle(dtype):
+    """The solvers' factorization of a C-ordered matrix built one triangle at a time: the
+    factor of the symmetric matrix the upper triangle stands for (against numpy), the
+    strict lower triangle (NaN here) neither read nor written; not positive definite
+    raises LinAlgError."""
+    from gramfree.linalg import cholesky_upper_in_place
+
+    rng = np.random.default_rng(4)
+    n = 2300  # past the 2048-row potrf leaf: the recursion's trsm and syrk run too
+    B = rng.normal(size=(n, 40))
+    A = B @ B.T / 40 + np.eye(n)
+    stored = A.astype(dtype)
+    stored[np.tril_indices(n, -1)] = np.nan
+    L = cholesky_upper_in_place(stored)
+    assert np.shares_memory(L, stored) and L.flags.f_contiguous
+    lower = np.tril(np.nan_to_num(L, nan=0.0))
+    assert np.isnan(L[np.triu_indices(n, 1)]).all()  # stored's strict lower, untouched
+    tol = 1e-4 if dtype == np.float32 else 1e-12
+    np.testing.assert_allclose(lower, np.linalg.cholesky(A), rtol=0, atol=tol)
+    bad = -np.eye(3, dtype=dtype)
+    with pytest.raises(np.linalg.LinAlgError):
+        cholesky_upper_in_place(bad)

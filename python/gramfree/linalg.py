@@ -309,7 +309,22 @@ def cholesky(A: np.ndarray, *, block: int = _BLOCK, overwrite: bool = False) -> 
     return L
 
 
-def _factor_lower(L: np.ndarray, block: int) -> None:
+def cholesky_upper_in_place(A: np.ndarray) -> np.ndarray:
+    """For this package's solvers: the Cholesky factor of the C-ordered float32/float64
+    ``A`` computed from its upper triangle (diagonal included) alone, in its memory,
+    returned as ``L = A.T`` (F-ordered, lower triangular, ``L @ L.T == A``).
+
+    ``A``'s strict lower triangle (``L``'s strict upper) is neither read nor written: a
+    matrix built one triangle at a time (half the kernel values, and half its pages never
+    touched) may leave anything there, and :func:`cho_solve` reads ``L``'s lower triangle
+    only. Nothing is checked: the triangle must be finite. ``LinAlgError`` as
+    :func:`cholesky`, the triangle then partly overwritten."""
+    L = A.T
+    _factor_lower(L, _BLOCK, zero_upper=False)
+    return L
+
+
+def _factor_lower(L: np.ndarray, block: int, *, zero_upper: bool = True) -> None:
     """In-place recursive Cholesky of the lower triangle of the F-ordered ``L``.
 
     Halving the matrix (factor the leading half, solve for the block below it, update the
@@ -322,7 +337,8 @@ def _factor_lower(L: np.ndarray, block: int) -> None:
     half the GEMM rate.
 
     The strict upper triangle is only written (zeroed) once the whole factorization has
-    succeeded: on failure it still holds the input's off-diagonal entries.
+    succeeded, and only with ``zero_upper``: on failure it still holds the input's
+    off-diagonal entries.
     """
     n = L.shape[0]
     _chol(L, 0, n, max(1, block))
@@ -334,6 +350,8 @@ def _factor_lower(L: np.ndarray, block: int) -> None:
             f"matrix is not positive definite (non-finite pivot at leading minor "
             f"{bad[0] + 1} of {n})"
         )
+    if not zero_upper:
+        return
     # In column chunks, the diagonal blocks through a boolean mask: np.tril of a large
     # block allocates and scans it several times, more than a tenth of a small factorization.
     upper = np.triu(np.ones((_ZERO_CHUNK, _ZERO_CHUNK), dtype=bool), 1)

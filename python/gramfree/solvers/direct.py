@@ -27,7 +27,7 @@ import numpy as np
 from scipy.linalg import LinAlgWarning
 
 from .. import _blas
-from ..linalg import cho_solve, cholesky, jittered_cholesky
+from ..linalg import cho_solve, cholesky_upper_in_place, jittered_cholesky
 from ._common import Problem, SolverResult
 from ._common import physical_bytes as _physical_bytes
 
@@ -43,6 +43,10 @@ MAX_CONTRACTION = 0.5
 MIXED_MEMORY_SHARE = 0.6
 # Rows per chunk when copying A to float32.
 _CHUNK = 256
+# Rows per block row when A's upper triangle is built: the extra kernel values (the
+# diagonal blocks' lower halves, n * _TRIANGLE_ROWS / 2) stay a few percent of n^2 / 2
+# while each block still splits into whole micro-panels for every thread.
+_TRIANGLE_ROWS = 256
 _EPS32 = float(np.finfo(np.float32).eps)
 # Float64 kernel values per block when A is built in float32 without its float64 copy.
 _BLOCK_BYTES = 64 * 2**20
@@ -121,7 +125,8 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
             A32, top = _narrowed(A64, limit)
 
             def apply_A(v: np.ndarray) -> np.ndarray:
-                return _blas.matmul(A64, v)  # on scipy's BLAS: gramfree._threads
+                # from A's upper triangle (A.T's lower); on scipy's BLAS: gramfree._threads
+                return _blas.symm_lower(A64.T, v)
 
         bound = top / alpha * _EPS32
         if bound > MAX_CONTRACTION and not mixed_precision:
@@ -148,9 +153,11 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
             # Interpolation: allow a tiny relative jitter when K is singular.
             jitter = 1e-12 * float(np.mean(np.diag(A)))
             A[np.diag_indices_from(A)] += jitter
-            z = cho_solve(cholesky(A, overwrite=True), b)
+            z = cho_solve(cholesky_upper_in_place(A), b)
         else:
-            z, jitter = _factor_with_jitter(A, b, alpha)
+            z, jitter = _factor_with_jitter(
+                A, b, alpha, lambda out: _full_matrix64(problem, s, out)
+            )
             if jitter > 0.0:
                 info["jitter"] = jitter
     coef = (s[:, None] * z).astype(X.dtype, copy=False)
@@ -168,12 +175,35 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
     )
 
 
-def _matrix64(problem: Problem, s: np.ndarray) -> np.ndarray:
-    """``A = S K S + alpha I`` in float64 (the kernel in the problem's precision)."""
+def _matrix64(problem: Problem, s: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``A = S K S + alpha I`` in float64 (the kernel in the problem's precision), its upper
+    triangle only (C order, the diagonal blocks of ``_TRIANGLE_ROWS`` rows whole): what
+    the factorization (:func:`~gramfree.linalg.cholesky_upper_in_place`), the float32 copy
+    and the symmetric product read. Half the kernel values, and the pages of the other
+    half never touched (on this project's VMs the first touch of fresh pages costs as much
+    as computing them). Block row ``[r0, r1)`` is ``K(X[r0:r1], X[r0:])``, written in place
+    through a row-strided view; ``out``: the memory to use (the strict lower triangle then
+    keeps what it held)."""
     n = problem.X.shape[0]
-    # float32 kernel values are widened as they are stored: no second n x n array
-    A = problem.operator(problem.X).to_dense(out=np.empty((n, n)))
-    if problem.sample_weight is not None:  # S = I otherwise: two passes over A spared
+    A = np.empty((n, n)) if out is None else out
+    Xk = problem._kernel_array(problem.X)
+    weighted = problem.sample_weight is not None  # S = I otherwise: passes over A spared
+    for r0 in range(0, n, _TRIANGLE_ROWS):
+        r1 = min(n, r0 + _TRIANGLE_ROWS)
+        # float32 kernel values are widened as they are stored: no second n x n array
+        B = problem.operator(Xk[r0:r1], Xk[r0:]).to_dense(out=A[r0:r1, r0:])
+        if weighted:
+            B *= s[r0:r1, None]
+            B *= s[None, r0:]
+        B[np.arange(r1 - r0), np.arange(r1 - r0)] += problem.alpha
+    return A
+
+
+def _full_matrix64(problem: Problem, s: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """``A = S K S + alpha I`` in float64, both triangles, into ``out`` (the jitter retries
+    of :func:`~gramfree.linalg.jittered_cholesky` rebuild one triangle from the other)."""
+    A = problem.operator(problem.X).to_dense(out=out)
+    if problem.sample_weight is not None:
         A *= s[:, None]
         A *= s[None, :]
     A[np.diag_indices_from(A)] += problem.alpha
@@ -211,28 +241,45 @@ def _matrix32(
 
 
 def _narrowed(A: np.ndarray, limit: float = math.inf) -> tuple[np.ndarray | None, float]:
-    """``A`` rounded to float32 in row chunks (no float64 temporaries), and its largest
-    absolute row sum (Gershgorin's bound on its largest eigenvalue; from the rounded rows,
-    in cache, at half the bytes); ``(None, row sum)`` as soon as a row sum exceeds
-    ``limit`` (as :func:`_matrix32`)."""
+    """The upper triangle of ``A`` (as :func:`_matrix64` builds it; the strict lower
+    triangle is not read) rounded to float32 in row chunks (no float64 temporaries), and
+    the largest absolute row sum of the symmetric matrix it stands for (Gershgorin's bound
+    on its largest eigenvalue; from the rounded rows, in cache, at half the bytes): row
+    ``i``'s sum is its part from the diagonal on plus column ``i``'s above the diagonal,
+    complete once the chunk holding row ``i`` is done. ``(None, row sum)`` as soon as a
+    row sum exceeds ``limit`` (as :func:`_matrix32`)."""
+    n = A.shape[0]
     A32 = np.empty(A.shape, dtype=np.float32)
+    above = np.zeros(n)  # column j: sum of |A_ij| over the rows i <= j done so far
     top = 0.0
-    for i in range(0, A.shape[0], _CHUNK):
-        rows = A32[i : i + _CHUNK]
-        rows[...] = A[i : i + _CHUNK]
-        top = max(top, float(np.abs(rows).sum(axis=1).max()))
+    for i0 in range(0, n, _CHUNK):
+        i1 = min(i0 + _CHUNK, n)
+        rows = A32[i0:i1, i0:]
+        rows[:, : i1 - i0] = np.triu(A[i0:i1, i0:i1])
+        rows[:, i1 - i0 :] = A[i0:i1, i1:]
+        magnitude = np.abs(rows)
+        above[i0:] += magnitude.sum(axis=0)
+        own = np.diagonal(magnitude)
+        top = max(top, float((magnitude.sum(axis=1) + above[i0:i1] - own).max()))
         if top > limit:
             return None, top
     return A32, top
 
 
-def _factor_with_jitter(A: np.ndarray, b: np.ndarray, alpha: float):
+def _factor_with_jitter(A: np.ndarray, b: np.ndarray, alpha: float, rebuild):
     """``(z, jitter)`` with ``(A + jitter I) z = b``, jitter 0 unless float64 cannot factor A.
+
+    ``A`` as :func:`_matrix64` builds it (the upper triangle), factored in place; where
+    that fails, ``rebuild(A)`` fills both triangles again for the jitter retries.
 
     A = S K S + alpha I is positive definite in exact arithmetic, but where alpha is below
     the rounding of K's largest entries (a linear or polynomial kernel of rank below n on
     unscaled data) the Cholesky fails. scikit-learn's KernelRidge then warns and solves by
     least squares; here the smallest relative jitter that factors A is added, and said."""
+    try:
+        return cho_solve(cholesky_upper_in_place(A), b), 0.0
+    except np.linalg.LinAlgError:
+        A = rebuild(A)  # the failed attempt overwrote part of the triangle
     scale = float(np.mean(np.diag(A)))
     # Jitter from 1e-10 of the mean diagonal, not 1e-12: the dual coefficients grow as
     # 1 / jitter in K's null directions and cancel in K @ c, so predictions carry a
@@ -260,7 +307,7 @@ def _refined_float32(A32: np.ndarray, b: np.ndarray, budget: int, apply_A):
     rate that does not at least halve the error is the float64 rounding floor when the
     correction is already within ten times ``REFINE_TOL`` (accepted), divergence otherwise."""
     try:
-        L32 = cholesky(A32, overwrite=True)
+        L32 = cholesky_upper_in_place(A32)
     except np.linalg.LinAlgError as exc:
         return None, 0, f"float32 factorization failed ({exc})"
     z = cho_solve(L32, b)
