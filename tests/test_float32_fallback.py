@@ -93,3 +93,34 @@ def test_float32_refinement_reaches_the_nystrom_optimum_with_a_wide_kernel(alpha
         fit = solve_nystrom_pcg(problem, X32[centres], max_iter=100, tol=1e-6)
     reached = objective(exact, X64[centres], fit.coef.astype(np.float64))
     assert (reached - optimum) / optimum < 1e-3
+
+
+@pytest.mark.parametrize("alpha_per_sample", [1e-3, 1.0])
+def test_nystrom_pcg_float32_products_on_a_wide_kernel_need_no_refit(alpha_per_sample):
+    """kernel_precision="float32" on float64 data with a wide kernel: K_MM from float32
+    kernel values made the preconditioner's penalty differ from the refinement's float64
+    one by alpha times their rounding, so every fit of a review's grid (digits, 400
+    centres, gamma 0.003/d, alpha 1e-9 n to n) was flagged stagnated and refitted with
+    float64 products. Now one fit reaches the float64 fit's objective, no refit."""
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    X = X[:, X.std(axis=0) > 0]
+    n, d = X.shape
+    Y = np.where(y[:, None] == np.arange(10), 1.0, -1.0)
+    centres = np.sort(np.random.default_rng(2).choice(n, 400, replace=False))
+    problem = Problem(X, Y, Gaussian(0.003 / d), alpha_per_sample * n, None, None)
+    reference = solve_nystrom_pcg(problem, X[centres], max_iter=100, tol=1e-10)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no stagnation warning either
+        result = solve_nystrom_pcg(
+            Problem(
+                X, Y, Gaussian(0.003 / d), alpha_per_sample * n, None, None, kernel_dtype=np.float32
+            ),
+            X[centres],
+            max_iter=100,
+            tol=1e-6,
+        )
+    assert not result.info.get("products_retry") and not result.info.get("precond_retry")
+    assert not result.info.get("stagnated"), result.info
+    expected = objective(problem, X[centres], reference.coef)
+    assert abs(objective(problem, X[centres], result.coef) - expected) <= 1e-6 * expected

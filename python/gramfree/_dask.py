@@ -480,7 +480,10 @@ def solve_nystrom_pcg_dask(
         pass_seconds += time.perf_counter() - tic
         return out[:-1], float(out[-1, 0])
 
-    kmm = KernelOperator(centers_k, None, kernel, n_jobs=n_jobs).to_dense()
+    # K_MM from float64 kernel values under float32 products (solve_nystrom_pcg's reason)
+    centers_64 = np.ascontiguousarray(centers, dtype=np.float64)
+    kmm_centers = centers_64 if kernel_dtype == np.float32 else centers_k
+    kmm = KernelOperator(kmm_centers, None, kernel, n_jobs=n_jobs).to_dense()
     result = falkon_cg(
         kmm,
         normal_pass,
@@ -496,12 +499,7 @@ def solve_nystrom_pcg_dask(
         verbose=verbose,
         desc="nystrom-pcg[dask]",
         exact_pass=exact_pass if kernel_dtype == np.float32 else None,
-        exact_penalty=lambda a: (
-            KernelOperator(
-                np.ascontiguousarray(centers, dtype=np.float64), None, kernel, n_jobs=n_jobs
-            )
-            @ a
-        ),
+        exact_penalty=lambda a: KernelOperator(centers_64, None, kernel, n_jobs=n_jobs) @ a,
     )
     result.info["dask"] = {
         "scheduler": "distributed" if client is not None else "local",

@@ -70,9 +70,16 @@ def solve_nystrom_pcg(
     exact = _ExactPass(problem, centers) if problem.kernel_dtype == np.float32 else None
     KtWy = op.rmatmat(Wy).astype(np.float64)
 
+    # K_MM from float64 kernel values where the products are float32: the preconditioner
+    # then factors the penalty the refinement measures (exact_penalty). With float32 values
+    # the two differed by alpha times their rounding, which the refinement could not close
+    # where alpha dominates: a review found every wide-kernel fit (digits, 400 centres,
+    # gamma 0.003/d, alpha 1e-9 n to n) flagged stagnated and refitted in float64.
+    kmm_problem = problem if exact is None else problem.in_float64()
+
     def _falkon(factor_dtype: np.dtype) -> SolverResult:
         return falkon_cg(
-            problem.operator(centers).to_dense(),
+            kmm_problem.operator(centers).to_dense(),
             normal_pass,
             KtWy,
             yWy,
