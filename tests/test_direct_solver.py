@@ -208,7 +208,7 @@ def test_a_rejected_float32_matrix_is_not_formed_in_full(monkeypatch):
     assert blocks[0] == (200, 2000), blocks
     rows = [r for r, _ in blocks[1:]]
     starts = np.concatenate([[0], np.cumsum(rows)[:-1]])
-    assert sum(rows) == 2000 and max(rows) <= direct._TRIANGLE_ROWS, blocks
+    assert sum(rows) == 2000 and max(rows) <= direct.TRIANGLE_ROWS, blocks
     assert [c for _, c in blocks[1:]] == [2000 - s for s in starts], blocks
     assert rel_diff(res.coef, f64.coef) <= 1e-12
 
@@ -250,7 +250,7 @@ def test_float64_matrix_is_built_and_factored_from_one_triangle(monkeypatch):
             p = Problem(X, Y, Gaussian(gamma), 1e-3, weights, None, kernel_dtype=np.float32)
         res = solve_direct(p, mixed_precision=mixed)
         assert res.info["precision"] == ("float32+refinement" if mixed else "float64"), res.info
-        assert sum(computed) <= n * n / 2 + n * direct._TRIANGLE_ROWS / 2 + n, computed
+        assert sum(computed) <= n * n / 2 + n * direct.TRIANGLE_ROWS / 2 + n, computed
         Xr = X.astype(kernel_dtype).astype(np.float64)
         K = rbf_kernel(Xr, Xr, gamma=gamma)
         sw = np.ones(n) if weights is None else weights

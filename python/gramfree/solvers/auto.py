@@ -49,7 +49,7 @@ from .._log import say
 from .._threads import limit_numpy_blas_for_loops
 from ._common import Problem, SolverResult, center_rows
 from ._common import physical_bytes as _physical_bytes
-from .direct import STREAM_MAX_FEATURES, refinement_budget, solve_direct
+from .direct import STREAM_MAX_FEATURES, TRIANGLE_ROWS, refinement_budget, solve_direct
 from .kernel_pcg import BLOCK_BYTES, DEFAULT_MAX_ITER, STORE_BYTES, SUBSAMPLE, solve_kernel_pcg
 from .nystrom_direct import solve_nystrom_direct
 from .nystrom_pcg import solve_nystrom_pcg
@@ -119,11 +119,14 @@ class CostModel:
         n = self.n
         mixed = refinement_budget(n, self.t) >= 2
         factor = n**3 / 3 / (2.0 if mixed else 1.0)
+        streamed = self.dtype == np.float64 and self.d <= STREAM_MAX_FEATURES
+        # The float64 matrix is built as one triangle (its diagonal blocks whole); the
+        # streamed float32 one as whole rows.
+        entries = n * n if mixed and streamed else n * (n + TRIANGLE_ROWS) / 2
         seconds = (
-            n * n * _entry_flops(self.d, 0) / self.engine
+            entries * _entry_flops(self.d, 0) / self.engine
             + (factor + 2 * n * n * self.t) / self.rates["dense"]
         )
-        streamed = self.dtype == np.float64 and self.d <= STREAM_MAX_FEATURES
         return seconds, (12.0 if mixed and not streamed else 8.0) * n * n
 
     def nystrom(self, m: int, iterations: int = PCG_ITERATIONS) -> tuple[float, float]:

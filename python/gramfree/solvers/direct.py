@@ -44,9 +44,9 @@ MIXED_MEMORY_SHARE = 0.6
 # Rows per chunk when copying A to float32.
 _CHUNK = 256
 # Rows per block row when A's upper triangle is built: the extra kernel values (the
-# diagonal blocks' lower halves, n * _TRIANGLE_ROWS / 2) stay a few percent of n^2 / 2
+# diagonal blocks' lower halves, n * TRIANGLE_ROWS / 2) stay a few percent of n^2 / 2
 # while each block still splits into whole micro-panels for every thread.
-_TRIANGLE_ROWS = 256
+TRIANGLE_ROWS = 256
 _EPS32 = float(np.finfo(np.float32).eps)
 # Float64 kernel values per block when A is built in float32 without its float64 copy.
 _BLOCK_BYTES = 64 * 2**20
@@ -177,7 +177,7 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
 
 def _matrix64(problem: Problem, s: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``A = S K S + alpha I`` in float64 (the kernel in the problem's precision), its upper
-    triangle only (C order, the diagonal blocks of ``_TRIANGLE_ROWS`` rows whole): what
+    triangle only (C order, the diagonal blocks of ``TRIANGLE_ROWS`` rows whole): what
     the factorization (:func:`~gramfree.linalg.cholesky_upper_in_place`), the float32 copy
     and the symmetric product read. Half the kernel values, and the pages of the other
     half never touched (on this project's VMs the first touch of fresh pages costs as much
@@ -188,8 +188,8 @@ def _matrix64(problem: Problem, s: np.ndarray, out: np.ndarray | None = None) ->
     A = np.empty((n, n)) if out is None else out
     Xk = problem._kernel_array(problem.X)
     weighted = problem.sample_weight is not None  # S = I otherwise: passes over A spared
-    for r0 in range(0, n, _TRIANGLE_ROWS):
-        r1 = min(n, r0 + _TRIANGLE_ROWS)
+    for r0 in range(0, n, TRIANGLE_ROWS):
+        r1 = min(n, r0 + TRIANGLE_ROWS)
         # float32 kernel values are widened as they are stored: no second n x n array
         B = problem.operator(Xk[r0:r1], Xk[r0:]).to_dense(out=A[r0:r1, r0:])
         if weighted:
