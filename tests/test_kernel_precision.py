@@ -41,12 +41,17 @@ def test_float32_products_match_float64(solver, gamma):
     assert f32.loss_curve_[-1] == pytest.approx(f64.loss_curve_[-1], rel=1e-3)
 
 
-def test_direct_solver_ignores_it():
+@pytest.mark.parametrize("solver", ["direct", "auto"])
+def test_direct_solver_ignores_it(solver):
+    """And says so: solver_info_ reported float32 products for a fit that ran in float64
+    (a review), also where auto takes direct (1000 rows)."""
     Xtr, _, ytr, _ = _digits()
-    params = dict(gamma=0.05, alpha=1.0, solver="direct", random_state=0)
+    params = dict(gamma=0.05, alpha=1.0, solver=solver, random_state=0)
     a = KernelClassifier(**params).fit(Xtr, ytr)
     b = KernelClassifier(kernel_precision="float32", **params).fit(Xtr, ytr)
+    assert b.solver_info_.get("solver", solver) == "direct"
     np.testing.assert_array_equal(a.dual_coef_, b.dual_coef_)
+    assert b.solver_info_["kernel_dtype"] == "float64"
 
 
 def test_invalid_value_is_rejected():

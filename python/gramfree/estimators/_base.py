@@ -651,7 +651,10 @@ class KernelMachineMixin(BaseEstimator):
             del self.intercept_
         self.n_iter_ = result.n_iter
         self.loss_curve_ = result.loss_curve
-        self.solver_info_ = dict(result.info, kernel_dtype=problem.kernel_dtype.name)
+        # The products' precision the solver ran: direct widens float32 kernel values to
+        # the data's (its result says so), which reporting the estimator's hid.
+        self.solver_info_ = dict(result.info)
+        self.solver_info_.setdefault("kernel_dtype", problem.kernel_dtype.name)
         if self.verbose:
             say(
                 f"[{type(self).__name__}] {solver}: {result.n_iter} iteration(s), "

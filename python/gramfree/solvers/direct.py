@@ -98,7 +98,12 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
     s = np.sqrt(problem.weights.astype(np.float64))
     b = s[:, None] * Y.astype(np.float64)
     budget = MAX_REFINE if mixed_precision else refinement_budget(n, t)
-    info: dict = {"factorization": "cholesky", "n_centers": X.shape[0], "precision": "float64"}
+    info: dict = {
+        "factorization": "cholesky",
+        "n_centers": X.shape[0],
+        "precision": "float64",
+        "kernel_dtype": problem.kernel_dtype.name,
+    }
     A = None
     z = None
     jitter = 0.0
