@@ -92,7 +92,8 @@ def test_string_labels_and_file_round_trip(tmp_path):
     [
         ("balance", InvalidParameterError, "class_weight"),
         ([1.0, 2.0], InvalidParameterError, "class_weight"),
-        ({5: 1.0}, ValueError, "not in class_weight|class_weight"),
+        ({5: 1.0}, ValueError, r"^class_weight: 5 is not a class of y \(its classes: \[0, 1\]\)"),
+        ({0: 2.0, 7: 3.0}, ValueError, r"^class_weight: 7 is not a class of y"),
         ({0: 0.0, 1: 0.0}, ValueError, "class_weight"),
     ],
 )

@@ -226,7 +226,7 @@ def _classification_targets(estimator, X, y, w):
     if estimator.class_weight is not None:
         from .estimators.classifier import check_class_weight
 
-        check_class_weight(estimator.class_weight)
+        check_class_weight(estimator.class_weight, classes)
         if isinstance(estimator.class_weight, str):  # "balanced": W / (k * W_c)
             weighted = (
                 counts.astype(np.float64)

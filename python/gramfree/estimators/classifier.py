@@ -26,12 +26,22 @@ if TYPE_CHECKING:  # typing.Self is Python 3.11+
     from typing_extensions import Self
 
 
-def check_class_weight(class_weight) -> None:
+def check_class_weight(class_weight, classes=None) -> None:
     """A dict ``class_weight`` holds finite, non-negative numbers: scikit-learn multiplies
     them in unchecked, and a negative or NaN one gave a cryptic error from the solver or a
-    silently bad model."""
+    silently bad model. With ``classes`` (the labels of y), every key must be one of them:
+    scikit-learn's message for a stray key names a class that is there ("The classes,
+    [1], are not in class_weight" for {0: 2, 7: 3} and labels 0 and 1)."""
     if not isinstance(class_weight, dict):
         return
+    if classes is not None:
+        known = set(np.asarray(classes).tolist())
+        stray = [key for key in class_weight if key not in known]
+        if stray:
+            raise ValueError(
+                f"class_weight: {stray[0]!r} is not a class of y (its classes: "
+                f"{sorted(known, key=str)!r}); classes missing from the dict weigh 1"
+            )
     for label, value in class_weight.items():
         if (
             isinstance(value, (bool, np.bool_))
@@ -71,7 +81,7 @@ def class_targets(estimator, X, y, sample_weight):
     y = column_or_1d(y, warn=True)
     check_classification_targets(y)
     if estimator.class_weight is not None:
-        check_class_weight(estimator.class_weight)
+        check_class_weight(estimator.class_weight, np.unique(y))
         per_class = class_sample_weight(estimator.class_weight, y, sample_weight).astype(X.dtype)
         sample_weight = per_class if sample_weight is None else sample_weight * per_class
         if not sample_weight.any():
@@ -383,7 +393,7 @@ default="auto"
         ``W / (n_classes * W_c)``, with W the samples' total weight and W_c its class's
         (the counts without sample_weight), as scikit-learn's LogisticRegression computes it
         since 1.7, so that a weight still stands for repeated rows. Classes missing from
-        a dict weigh 1.
+        a dict weigh 1; a key that is not a class of y is refused (ValueError).
     loss : {"squared", "logistic"}, default="squared"
         "squared": ridge regression on the class targets; no probabilities (ridge scores
         are not calibrated, and no calibration is applied: use scikit-learn's
