@@ -290,3 +290,28 @@ def test_jittered_whitening_is_accepted_at_the_optimum(name, gamma):
     ours = _objective64(X, Y, C, gamma, 1e-2, result.coef)
     assert ours == pytest.approx(_objective64(X, Y, C, gamma, 1e-2, pcg.coef), rel=1e-5)
     assert result.loss_curve[-1] == pytest.approx(ours, rel=1e-5)  # sums of ~1e7 terms
+
+
+@pytest.mark.parametrize(("name", "gamma"), CASES, ids=IDS)
+def test_zero_alpha_with_coinciding_centres_is_the_least_squares_fit(name, gamma):
+    """alpha = 0 is least squares on the centres. With coinciding centres (categorical
+    data) the ridge's whitening by a jittered K_MM factor returned a fit up to 3x the
+    optimum in silence (a review: spam, 300 centres, three duplicates). The fit's data
+    loss is now the float64 least-squares optimum's (numpy's lstsq on K_nM) to what one
+    pass forming G can resolve (its directions below M eps of the largest dropped)."""
+    X, Y = _load(name)
+    n = X.shape[0]
+    rng = np.random.default_rng(1)
+    picked = np.sort(rng.choice(n, 120, replace=False))
+    C = np.ascontiguousarray(X[np.concatenate([picked, picked[:3]])])  # 3 twice
+    problem = Problem(X, Y, Gaussian(gamma), 0.0, None, None)
+    result = solve_nystrom_direct(problem, C)
+    Knm = rbf_kernel(X, C, gamma=gamma)
+    best = np.linalg.lstsq(Knm, Y, rcond=None)[0]
+
+    def loss(a):
+        return float(np.sum((Knm @ a - Y) ** 2))
+
+    assert result.info["least_squares_rank"] <= 120  # the 3 repeats add no direction
+    assert loss(result.coef) <= loss(best) * (1 + 1e-3) + 1e-9 * float(np.sum(Y**2))
+    assert result.loss_curve[-1] == pytest.approx(loss(result.coef) / n, rel=1e-6, abs=1e-12)
