@@ -17,6 +17,10 @@ penalty, ``(L^-1 G L^-T + alpha I) g = L^-1 R``, whose matrix has every eigenval
 alpha: no squared condition number of ``K_MM`` enters the factorization (forming ``G +
 alpha K_MM`` directly would lose the small directions in float64 for smooth kernels).
 
+alpha = 0 is least squares on the centres, which needs no penalty and so no whitening:
+the pseudo-inverse of G from its eigendecomposition (``_least_squares``), robust to
+coinciding centres, where K_MM's jittered factor made the whitened system meaningless.
+
 Precision. The whitening multiplies the rounding of G by up to 1 / lambda_min(K_MM), and
 float32 kernel values can make S indefinite (digits, M = 450, gamma = 0.002). With float64
 products (float64 data, the default) the pass runs in float64. With float32 products
