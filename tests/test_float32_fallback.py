@@ -124,3 +124,25 @@ def test_nystrom_pcg_float32_products_on_a_wide_kernel_need_no_refit(alpha_per_s
     assert not result.info.get("stagnated"), result.info
     expected = objective(problem, X[centres], reference.coef)
     assert abs(objective(problem, X[centres], result.coef) - expected) <= 1e-6 * expected
+
+
+@pytest.mark.parametrize("alpha_per_sample", [1.0, 1e-6])
+def test_nystrom_pcg_retries_account_for_their_iterations(alpha_per_sample):
+    """A retry's discarded fit: n_iter_ counts its iterations (the work done), loss_curve_
+    is the returned fit's, and solver_info_["discarded_iterations"] is the difference (a
+    review: n_iter_ 6 beside a loss curve of 2, and a losing retry's iterations missing)."""
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    X = X[:, X.std(axis=0) > 0].astype(np.float32)
+    n, d = X.shape
+    centres = np.sort(np.random.default_rng(2).choice(n, 400, replace=False))
+    from gramfree import KernelRegressor
+
+    Y = np.where(y[:, None] == np.arange(10), 1.0, -1.0).astype(np.float32)
+    model = KernelRegressor(
+        solver="nystrom-pcg", centers=centres, gamma=0.003 / d, alpha=alpha_per_sample * n
+    ).fit(X, Y)
+    info = model.solver_info_
+    assert info["precond_retry"]  # float32 factors of this wide kernel's K_MM: a retry
+    assert info["discarded_iterations"] > 0
+    assert model.n_iter_ == len(model.loss_curve_) + info["discarded_iterations"]

@@ -433,9 +433,10 @@ default="auto"
     solver_ : str
         The solver used.
     n_iter_ : int
-        Iterations, epochs or Newton steps run.
+        Iterations, epochs or Newton steps run, including those of a fit a solver ran
+        and discarded (nystrom-pcg's retries: ``solver_info_["discarded_iterations"]``).
     loss_curve_ : list of float
-        Training objective per iteration / epoch / Newton step.
+        Training objective per iteration / epoch / Newton step of the returned fit.
     solver_info_ : dict
         The solver's choices (batch size, step size, jitter, ...); for
         ``loss="logistic"`` also ``"step_seconds"``, the solver's seconds at the end of

@@ -152,8 +152,9 @@ default="auto"
     center_targets_ : the centres' training targets (read by :meth:`explain`); likewise
     dual_coef_ : ndarray (n_centers, n_targets)
     solver_ : str, the solver used
-    n_iter_ : int
-    loss_curve_ : list of float, training objective per iteration / epoch
+    n_iter_ : int, iterations run, including those of a fit the solver ran and discarded
+        (nystrom-pcg's retries: ``solver_info_["discarded_iterations"]``)
+    loss_curve_ : list of float, training objective per iteration / epoch of the returned fit
     solver_info_ : dict, the solver's choices (batch size, step size, jitter, ...)
     kernel_ : Kernel
     fit_time_ : float, seconds
