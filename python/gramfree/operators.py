@@ -815,6 +815,13 @@ class KernelOperator(LinearOperator):
         >>> buf = np.empty((3, 3))
         >>> K.to_dense(out=buf) is buf
         True
+        >>> X, A = np.eye(3), np.full((3, 3), -1.0)
+        >>> for r in range(3):  # the upper triangle only, a row at a time
+        ...     _ = KernelOperator(X[r : r + 1], X[r:], kernel="linear").to_dense(out=A[r : r + 1, r:])
+        >>> A
+        array([[ 1.,  0.,  0.],
+               [-1.,  1.,  0.],
+               [-1., -1.,  1.]])
         """
         if self._dask is not None:
             return self._dask.dense(out)
