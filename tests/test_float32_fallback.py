@@ -146,3 +146,26 @@ def test_nystrom_pcg_retries_account_for_their_iterations(alpha_per_sample):
     assert info["precond_retry"]  # float32 factors of this wide kernel's K_MM: a retry
     assert info["discarded_iterations"] > 0
     assert model.n_iter_ == len(model.loss_curve_) + info["discarded_iterations"]
+
+
+def test_convergence_warning_counts_the_iterations_it_ran():
+    """The warning said "reached max_iter=133" for max_iter=100 (n_iter_ counts a discarded
+    retry's iterations): it now says how many ran and how many of them were discarded."""
+    import re
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from gramfree import KernelRegressor
+
+    X, y = load_digits(return_X_y=True)
+    X = StandardScaler().fit_transform(X).astype(np.float32)
+    y = ((y - y.mean()) / y.std()).astype(np.float32)
+    n = X.shape[0]
+    params = dict(solver="nystrom-pcg", n_centers=300, gamma=0.003 / 64, alpha=1e-6 * n)
+    with pytest.warns(ConvergenceWarning, match="reached max_iter before tol") as caught:
+        model = KernelRegressor(max_iter=100, random_state=0, **params).fit(X, y)
+    text = next(str(w.message) for w in caught if "reached max_iter" in str(w.message))
+    found = re.search(r"\((\d+) iterations run, (\d+) of them in a fit it discarded\)", text)
+    assert found, text
+    assert int(found[1]) == model.n_iter_ > 100
+    assert int(found[2]) == model.solver_info_["discarded_iterations"]

@@ -292,7 +292,12 @@ def test_jittered_whitening_is_accepted_at_the_optimum(name, gamma):
     assert result.loss_curve[-1] == pytest.approx(ours, rel=1e-5)  # sums of ~1e7 terms
 
 
-@pytest.mark.parametrize(("name", "gamma"), CASES, ids=IDS)
+WIDE = [("digits", 0.0005), ("diabetes", 0.005)]  # the pseudo-inverse of G lost these
+
+
+@pytest.mark.parametrize(
+    ("name", "gamma"), CASES + WIDE, ids=IDS + [f"{d}-gamma{g}" for d, g in WIDE]
+)
 def test_zero_alpha_with_coinciding_centres_is_the_least_squares_fit(name, gamma):
     """alpha = 0 is least squares on the centres. With coinciding centres (categorical
     data) the ridge's whitening by a jittered K_MM factor returned a fit up to 3x the
@@ -313,5 +318,19 @@ def test_zero_alpha_with_coinciding_centres_is_the_least_squares_fit(name, gamma
         return float(np.sum((Knm @ a - Y) ** 2))
 
     assert result.info["least_squares_rank"] <= 120  # the 3 repeats add no direction
+    assert "fallback" not in result.info
     assert loss(result.coef) <= loss(best) * (1 + 1e-3) + 1e-9 * float(np.sum(Y**2))
     assert result.loss_curve[-1] == pytest.approx(loss(result.coef) / n, rel=1e-6, abs=1e-12)
+
+
+def test_zero_alpha_fallback_takes_the_caller_s_iteration_controls(monkeypatch):
+    """Where the least-squares solve fails its check, nystrom-pcg runs with the caller's
+    max_iter and tol (a review: 100 and 1e-4 were hard-coded there)."""
+    X, Y = _load("breast_cancer")
+    C = np.ascontiguousarray(X[:150])
+    monkeypatch.setattr(nd, "OBJECTIVE_CHECK", -1.0)  # every check fails
+    problem = Problem(X, Y, Gaussian(0.02), 0.0, None, None)
+    result = solve_nystrom_direct(problem, C, max_iter=7, tol=1e-3)
+    assert result.info["fallback"] == "nystrom-pcg"
+    assert result.n_iter <= 7 + result.info.get("discarded_iterations", 0)
+    assert len(result.loss_curve) <= 7

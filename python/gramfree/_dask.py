@@ -29,7 +29,7 @@ import numpy as np
 
 from ._log import say
 from .operators import KernelOperator
-from .solvers._common import center_rows
+from .solvers._common import center_rows, iterations_run
 
 # The centres a dask fit draws when neither n_centers nor centers is given: the number
 # solver="auto" starts its growing loop from (gramfree.solvers.auto.MIN_CENTERS), at most n.
@@ -527,12 +527,13 @@ def _gram_block(Xb, Yb, wb=None, *, model, block_rows, product_dtype, n_jobs):
     solver's block pass (:func:`gramfree.solvers.nystrom_direct._gram_pass`) on its rows."""
     from .solvers.nystrom_direct import _gram_pass
 
-    C64, kernel, L = model
+    C64, kernel, L, basis = model
     if Xb.shape[0] == 0:
         return np.zeros((1, C64.shape[0], C64.shape[0] + Yb.shape[1]))
     _check_block(Xb, Yb, None if wb is None else wb[:, 0])
     chunk = _chunk_problem(Xb, Yb, wb, kernel, n_jobs)
-    G, R = _gram_pass(chunk, C64, min(block_rows, Xb.shape[0]), L=L, dtype=product_dtype)
+    rows = min(block_rows, Xb.shape[0])
+    G, R = _gram_pass(chunk, C64, rows, L=L, dtype=product_dtype, basis=basis)
     return np.concatenate([G, R], axis=1)[None]
 
 
@@ -577,9 +578,9 @@ class _DaskPasses:
     def yWy(self) -> float:
         return self._yWy
 
-    def gram(self, C64, block_rows: int, L=None, dtype=np.float64):
+    def gram(self, C64, block_rows: int, L=None, dtype=np.float64, basis=None):
         M, t = C64.shape[0], self.Y.shape[1]
-        model = _share((C64, self.kernel, L), self.client)
+        model = _share((C64, self.kernel, L, basis), self.client)
         GR = self._sum(
             _gram_block,
             M,
@@ -823,7 +824,8 @@ def fit(estimator, X, y, sample_weight=None, *, classify: bool):
     estimator.fit_time_ = time.perf_counter() - start
     if not result.converged:
         warnings.warn(
-            f"{solver} reached max_iter={result.n_iter} before tol={estimator.tol}; "
+            f"{solver} reached max_iter before tol={estimator.tol} "
+            f"({iterations_run(result)}); "
             "increase max_iter or tol",
             _convergence_warning(),
             stacklevel=3,

@@ -32,7 +32,7 @@ from ..kernels import KERNEL_NAMES, Kernel, get_kernel
 from ..linalg import cho_solve, jittered_cholesky
 from ..operators import KernelOperator
 from ..solvers import SOLVERS, Problem, solve_direct, solve_eigenpro, solve_kernel_pcg
-from ..solvers._common import center_rows
+from ..solvers._common import center_rows, iterations_run
 from ..solvers.auto import first_center_count, run_nystrom, solve_auto, solve_nystrom_choice
 from ._fit_controls import (
     EXACT_SOLVERS,
@@ -556,7 +556,8 @@ class KernelMachineMixin(BaseEstimator):
                 else ""
             )
             warnings.warn(
-                f"{solver} reached max_iter={result.n_iter} before tol={self.tol}; "
+                f"{solver} reached max_iter before tol={self.tol} "
+                f"({iterations_run(result)}); "
                 f"increase max_iter or tol{instead}",
                 ConvergenceWarning,
                 stacklevel=3,

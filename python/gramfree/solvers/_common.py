@@ -34,6 +34,15 @@ class SolverResult:
     intercept: np.ndarray | None = None
 
 
+def iterations_run(result: SolverResult) -> str:
+    """``"N iterations run"`` for a convergence warning, with the share a solver ran in a
+    fit it discarded (nystrom-pcg's retries): ``n_iter`` counts both, so it can exceed
+    ``max_iter``."""
+    discarded = int(result.info.get("discarded_iterations", 0))
+    text = f"{result.n_iter} iterations run"
+    return text + (f", {discarded} of them in a fit it discarded" if discarded else "")
+
+
 @dataclass
 class Problem:
     """The weighted kernel ridge objective shared by all solvers:

@@ -170,7 +170,7 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
         if jitter > 0.0:
             info["jitter"] = jitter
         if alpha == 0.0:
-            _warn_if_interpolant_misses(jitter, z, b)
+            _warn_if_interpolant_misses(jitter, z, b, problem.sample_weight is not None)
     coef = (s[:, None] * z).astype(X.dtype, copy=False)
     # The objective at the solution of (A + jitter I) z = b, without a pass over the
     # kernel: S K c = b - (alpha + jitter) z gives alpha <z, b> + jitter (alpha + jitter)
@@ -313,7 +313,9 @@ def _factor_with_jitter(A: np.ndarray, b: np.ndarray, alpha: float, rebuild):
 INTERPOLATION_MISS = 1e-3
 
 
-def _warn_if_interpolant_misses(jitter: float, z: np.ndarray, b: np.ndarray) -> None:
+def _warn_if_interpolant_misses(
+    jitter: float, z: np.ndarray, b: np.ndarray, weighted: bool
+) -> None:
     """alpha = 0 solves (K + jitter I) z = y, so the fit misses the targets by exactly
     ``jitter z`` (no pass over the kernel). A wide kernel makes K numerically singular and
     that miss large (a review: letter, gamma 0.01/d, 2000 rows: 0.5% of the targets, 3000
@@ -323,8 +325,9 @@ def _warn_if_interpolant_misses(jitter: float, z: np.ndarray, b: np.ndarray) -> 
         warnings.warn(
             f"alpha=0 (interpolation): the kernel matrix is numerically singular on these "
             f"data, and the jitter {jitter:.3g} added to its diagonal to factor it "
-            f"(solver_info_['jitter']) leaves the fit {miss:.2g} (relative) from the "
-            "training targets; use alpha > 0, or a narrower kernel",
+            f"(solver_info_['jitter']) leaves the fit {miss:.2g} (relative"
+            f"{', in the sample-weighted norm' if weighted else ''}) from the training "
+            "targets; use alpha > 0, or a narrower kernel",
             LinAlgWarning,
             stacklevel=4,
         )

@@ -17,9 +17,10 @@ penalty, ``(L^-1 G L^-T + alpha I) g = L^-1 R``, whose matrix has every eigenval
 alpha: no squared condition number of ``K_MM`` enters the factorization (forming ``G +
 alpha K_MM`` directly would lose the small directions in float64 for smooth kernels).
 
-alpha = 0 is least squares on the centres, which needs no penalty and so no whitening:
-the pseudo-inverse of G from its eigendecomposition (``_least_squares``), robust to
-coinciding centres, where K_MM's jittered factor made the whitened system meaningless.
+alpha = 0 is least squares on the centres, which needs no penalty and so no factor of
+K_MM: features whitened by K_MM's leading eigenvectors and their Gram's pseudo-inverse
+(``_least_squares``), robust to coinciding centres, where K_MM's jittered factor made the
+whitened system meaningless.
 
 Precision. The whitening multiplies the rounding of G by up to 1 / lambda_min(K_MM), and
 float32 kernel values can make S indefinite (digits, M = 450, gamma = 0.002). With float64
@@ -167,10 +168,13 @@ def _objective(problem: Problem, C64: np.ndarray, coef: np.ndarray, dtype=np.flo
     return (loss + problem.alpha * _penalty(problem, C64, coef)) / problem.weight_sum
 
 
-def _gram_pass(problem: Problem, C64: np.ndarray, block_rows: int, L=None, dtype=np.float64):
+def _gram_pass(
+    problem: Problem, C64: np.ndarray, block_rows: int, L=None, dtype=np.float64, basis=None
+):
     """``(G, R)``: ``B^T B`` (upper triangle, F-ordered) and ``B^T Y`` over the data in
-    blocks, ``B = W^1/2 K(X_b, C)``, or with ``L`` the whitened features ``B L^-T``. The
-    kernel values are computed in ``dtype``; everything after them is float64."""
+    blocks, ``B = W^1/2 K(X_b, C)``, or with ``L`` the whitened features ``B L^-T``, or
+    with ``basis`` (M x M) the features ``B basis``. The kernel values are computed in
+    ``dtype``; everything after them is float64."""
     X, Y, w = problem.X, problem.Y, problem.sample_weight
     M = C64.shape[0]
     C = np.ascontiguousarray(C64, dtype=dtype)
@@ -193,6 +197,8 @@ def _gram_pass(problem: Problem, C64: np.ndarray, block_rows: int, L=None, dtype
             Yb *= sw[:, None]
         if L is not None:  # B^T is F-ordered M x rows: L^-1 B^T (in place) is (B L^-T)^T
             B = blas.dtrsm(1.0, L, B.T, side=0, lower=1, trans_a=0, overwrite_b=1).T
+        if basis is not None:
+            B = B @ basis
         _add_gram(G, B)
         R += B.T @ Yb
     if np.isnan(np.trace(G)):
@@ -223,6 +229,13 @@ def _ridge_solve(S: np.ndarray, rhs: np.ndarray, alpha: float):
     return solve_triangular(LS, solve_triangular(LS, rhs), trans=True), jitter
 
 
+# Eigenvalues of K_MM kept by the least-squares basis, relative to the largest: its
+# whitened features then have columns of the kernel's own scale (no 1e6-scaled columns from
+# a jittered factor's tiny pivots), and a direction of K_nM is lost only below 1e-7 of
+# the largest (a review: spam's wide kernel, 300 centres, lstsq's loss to 0.3%).
+LEAST_SQUARES_CUTOFF = 1e-14
+
+
 def _least_squares(
     problem: Problem,
     passes: MemoryPasses,
@@ -231,40 +244,51 @@ def _least_squares(
     yWy: float,
     block_rows: int,
     start: float,
+    fallback_options: dict,
 ) -> SolverResult:
-    """alpha = 0: the least-squares fit on the centres, min |W^1/2 (K_nM a - Y)|, by the
-    pseudo-inverse of G = K_nM^T W K_nM (one float64 pass) from its eigendecomposition,
-    directions below M eps of the largest eigenvalue dropped: the minimum-norm solution
-    to G's rounding, whatever the centres. The ridge's whitened basis needs K_MM's
-    factor, and with coinciding centres (categorical data) the jittered factor's tiny
-    pivots scaled whitened columns by ~1e6, the whitened Gram's Cholesky succeeded on
-    rounding, and the fit came back silently at 3x the optimum (a review: spam, 300
-    centres, three duplicates: data loss 1905 against lstsq's 701; cps1988 3-44% above).
-    Checked like the ridge: the objective the solve implies against a recomputation."""
+    """alpha = 0: the least-squares fit on the centres, min |W^1/2 (K_nM a - Y)|, needs no
+    penalty and so no Cholesky factor of K_MM. With coinciding centres (categorical data)
+    the ridge's whitening by the jittered factor scaled whitened columns by ~1e6, the
+    whitened Gram's Cholesky succeeded on rounding, and the fit came back silently at 3x
+    the optimum (a review: spam, 300 centres, three duplicates: 1905 against lstsq's
+    701). Here the features are whitened by K_MM's eigenvectors, those under
+    ``LEAST_SQUARES_CUTOFF`` of the largest eigenvalue dropped (scikit-learn's Nystroem
+    basis), each block's in the pass, and their Gram solved by its pseudo-inverse
+    (directions under M eps of its largest dropped): the minimum-norm least-squares fit to
+    what one pass can resolve. (The pseudo-inverse of the unwhitened Gram, which squares
+    K_nM's condition, lost 22% on a wide kernel.) Checked like the ridge."""
     M = C64.shape[0]
-    G, R = passes.gram(C64, block_rows, dtype=np.float64)
+    eps = float(np.finfo(np.float64).eps)
+    s, U = np.linalg.eigh(_operator(problem, C64).to_dense())
+    top = float(s[-1]) if s.size else 0.0
+    keep = s > LEAST_SQUARES_CUTOFF * top
+    basis = np.zeros((M, M))  # M x M with zero columns: the passes' shapes stay M
+    basis[:, : int(keep.sum())] = U[:, keep] / np.sqrt(s[keep])
+    S, rhs = passes.gram(C64, block_rows, dtype=np.float64, basis=basis)
     pass_time = time.perf_counter() - start
-    lam, V = np.linalg.eigh(G)
-    del G
-    top = float(lam[-1]) if lam.size else 0.0
-    keep = lam > M * float(np.finfo(np.float64).eps) * top
-    Vk = V[:, keep]
-    coef = Vk @ ((Vk.T @ R) / lam[keep, None])
-    # The residual is orthogonal to the kept directions: |y|^2 - a^T G a = |y|^2 - a^T R.
-    implied = (yWy - float(np.sum(coef * R))) / problem.weight_sum
+    lam, V = np.linalg.eigh(S)
+    del S
+    kept = lam > M * eps * (float(lam[-1]) if lam.size else 0.0)
+    Vk = V[:, kept]
+    g = Vk @ ((Vk.T @ rhs) / lam[kept, None])
+    coef = basis @ g
+    # The residual is orthogonal to the kept features: |y|^2 - g^T S g = |y|^2 - g^T rhs.
+    implied = (yWy - float(np.sum(g * rhs))) / problem.weight_sum
     loss = passes.loss(C64, coef)
     exact = loss / problem.weight_sum
     zero_objective = max(yWy / problem.weight_sum, 1e-300)
     allowed = OBJECTIVE_CHECK * zero_objective + _recomputation_rounding(problem, C64, coef, loss)
     info = {
         "n_centers": M,
-        "least_squares_rank": int(keep.sum()),
+        "least_squares_rank": int(kept.sum()),
         "pass_seconds": pass_time,
         "block_rows": block_rows,
     }
     if not abs(exact - implied) <= allowed:
         failure = f"objective implied by the solve {implied:.6g} != recomputed {exact:.6g}"
-        result = passes.fallback(centers, max_iter=100, tol=1e-4, verbose=False)
+        if fallback_options["verbose"]:
+            say(f"[nystrom-direct] {failure}: nystrom-pcg instead")
+        result = passes.fallback(centers, **fallback_options)
         result.info.update(fallback="nystrom-pcg", fallback_reason=failure, **info)
         return result
     seconds = time.perf_counter() - start
@@ -290,9 +314,9 @@ class MemoryPasses:
         Y, w = self.problem.Y, self.problem.sample_weight
         return float(np.sum(Y.astype(np.float64) ** 2 * (1.0 if w is None else w[:, None])))
 
-    def gram(self, C64, block_rows: int, L=None, dtype=np.float64):
+    def gram(self, C64, block_rows: int, L=None, dtype=np.float64, basis=None):
         """``(G, R)`` of :func:`_gram_pass` (G symmetric, both float64)."""
-        return _gram_pass(self.problem, C64, block_rows, L=L, dtype=dtype)
+        return _gram_pass(self.problem, C64, block_rows, L=L, dtype=dtype, basis=basis)
 
     def loss(self, C64, coef, dtype=np.float64) -> float:
         """The data term of the objective (:func:`_loss_sum`)."""
@@ -341,7 +365,10 @@ def solve_nystrom_direct(
     yWy = passes.yWy()
     zero_objective = max(yWy / problem.weight_sum, 1e-300)
     if problem.alpha == 0.0:
-        return _least_squares(problem, passes, centers, C64, yWy, rows_of(np.float64), start)
+        options = dict(max_iter=max_iter or 100, tol=tol, verbose=verbose)
+        return _least_squares(
+            problem, passes, centers, C64, yWy, rows_of(np.float64), start, options
+        )
 
     # L L^T = K_MM and a = L^-T g: a ridge in g with the identity as penalty.
     kmm = _operator(problem, C64).to_dense()
