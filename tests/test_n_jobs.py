@@ -76,8 +76,8 @@ def test_blas_threads_context():
 
 def test_direct_fit_blas_threads_follow_n_jobs(monkeypatch, diabetes):
     X, y = diabetes
-    # The float32 factor's cholesky, or the float64 one's jittered_cholesky.
-    seen = _recording(monkeypatch, direct_module, "cholesky", "jittered_cholesky")
+    # The factorization of A's triangle in place (float32 or float64), or the jitter retries.
+    seen = _recording(monkeypatch, direct_module, "cholesky_upper_in_place", "jittered_cholesky")
     if not _blas_threads():
         pytest.skip("no BLAS library that threadpoolctl can see")
     with threadpool_limits(limits=2, user_api="blas"):  # what n_jobs=None must leave
@@ -98,7 +98,7 @@ def test_direct_fit_blas_threads_follow_n_jobs(monkeypatch, diabetes):
     [
         ("eigenpro", base_module, "solve_eigenpro"),
         ("nystrom-pcg", auto_module, "run_nystrom"),  # its centres chosen by auto's loop
-        ("auto", direct_module, "jittered_cholesky"),  # n <= DIRECT_ALWAYS: direct
+        ("auto", direct_module, "cholesky_upper_in_place"),  # n <= DIRECT_ALWAYS: direct
     ],
 )
 def test_numpy_own_blas_limited_for_the_loops_only(monkeypatch, diabetes, solver, module, name):
