@@ -280,6 +280,13 @@ def solve_auto(
         "pcg_bytes": pcg_exact_b,
     }
 
+    tried: list[dict] = []  # the Nystrom sizes fitted (below)
+
+    def exact_solution() -> SolverResult:
+        assert exact_name is not None
+        result = _run_exact(problem, exact_name, max_iter, tol, rng, verbose)
+        return _finish(result, exact_name, log, tried)
+
     if d_eff > s / 2 and exact_name is not None:
         fits = "" if direct_ok else f", direct's {direct_b / 2**30:.3g} GiB does not fit"
         note(
@@ -287,9 +294,7 @@ def solve_auto(
             f"would need most of the {n} points as centres); est. direct {direct_s:.2g} s, "
             f"pcg {pcg_exact_s:.2g} s (x {PCG_RISK:g} for the risk of more iterations){fits}"
         )
-        return _finish(
-            _run_exact(problem, exact_name, max_iter, tol, rng, verbose), exact_name, log
-        )
+        return exact_solution()
 
     # Nystrom (PCG or one pass, whichever the model says is cheaper at each size), growing
     # the centres until the predictions settle.
@@ -297,7 +302,6 @@ def solve_auto(
     probe = np.sort(rng.choice(n, size=min(n, PROBE_ROWS), replace=False))
     Xp, Yp = problem.X[probe], problem.Y[probe].astype(np.float64)
     result, before, previous_m, name = None, None, None, allowed[0]
-    tried: list[dict] = []
 
     def worth(m: int, result) -> bool:
         """Whether a Nystrom fit at m centres may run before the exact method."""
@@ -327,9 +331,7 @@ def solve_auto(
                 f"{min(n, 2 * m)} ({second}, est. {second_s:.2g} s) would not run before "
                 f"{exact_name} (est. {exact_s:.2g} s); the exact solution instead"
             )
-            return _finish(
-                _run_exact(problem, exact_name, max_iter, tol, rng, verbose), exact_name, log
-            )
+            return exact_solution()
         if not worth(m, result):
             # The next size is not worth it: an exact method is cheaper (or M nears n).
             if exact_name is not None:
@@ -345,12 +347,7 @@ def solve_auto(
                     else f"{m} centres is most of the {n} points"
                 )
                 note(f"{exact_name}: {why}; the exact solution instead")
-                return _finish(
-                    _run_exact(problem, exact_name, max_iter, tol, rng, verbose),
-                    exact_name,
-                    log,
-                    tried,
-                )
+                return exact_solution()
             if result is not None:
                 name = result.info["solver"]
                 note(
