@@ -190,9 +190,10 @@ def _matrix64(problem: Problem, s: np.ndarray, out: np.ndarray | None = None) ->
     """``A = S K S + alpha I`` in float64 (the kernel in the problem's precision), its upper
     triangle only (C order, the diagonal blocks of ``TRIANGLE_ROWS`` rows whole): what
     the factorization (:func:`~gramfree.linalg.cholesky_upper_in_place`), the float32 copy
-    and the symmetric product read. Half the kernel values, and the pages of the other
-    half never touched (on this project's VMs the first touch of fresh pages costs as much
-    as computing them). Block row ``[r0, r1)`` is ``K(X[r0:r1], X[r0:])``, written in place
+    and the symmetric product read. Half the kernel values, the other triangle never
+    written nor read (with numpy's 2 MiB pages, which hold a hundred rows or more, its
+    memory is still touched: the rows' upper parts share those pages). Block row
+    ``[r0, r1)`` is ``K(X[r0:r1], X[r0:])``, written in place
     through a row-strided view; ``out``: the memory to use (the strict lower triangle then
     keeps what it held)."""
     n = problem.X.shape[0]
