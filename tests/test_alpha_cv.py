@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from sklearn.datasets import load_diabetes
 from sklearn.metrics.pairwise import rbf_kernel
+from sklearn.preprocessing import StandardScaler
 from test_solvers_realdata import _load
 
 import gramfree
@@ -788,3 +789,34 @@ def test_gamma_grid_inconsistent_with_the_path_is_refused(tmp_path, edit, messag
     _rewrite_attributes(tmp_path / "m.gf", tmp_path / "bad.gf", change)
     with pytest.raises(ValueError, match=message):
         load(tmp_path / "bad.gf")
+
+
+@pytest.mark.parametrize("seed", [6, 7])
+def test_gcv_of_repeated_rows_never_collapses_to_zero(seed):
+    """Rows measured five times each (diabetes' first five features, 100 rows, noisy
+    replicate targets): at a near-interpolating alpha the merged rows' RSS, RSS minus the
+    pure error, is a difference of two sums equal to 16 digits; clamped to 0 it made GCV 0
+    and that alpha was chosen (a review). Now no estimate there, and every finite GCV and
+    the choice are the exact GCV of the merged data (numpy, float64)."""
+    X0, _ = load_diabetes(return_X_y=True)
+    X0 = StandardScaler().fit_transform(X0)[:, :5]
+    rng = np.random.default_rng(seed)
+    rows = rng.choice(len(X0), 100, replace=False)
+    X = np.repeat(X0[rows], 5, axis=0)
+    y = np.sin(X[:, 0]) + rng.normal(size=500)
+    alphas = np.array([1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-4, 1e-2, 1.0])
+    gamma = 3.0
+    model = KernelRegressorCV(gamma=gamma, alphas=alphas).fit(X, y)
+    ybar = y.reshape(100, 5).mean(axis=1)
+    s, V = np.linalg.eigh(rbf_kernel(X0[rows], gamma=gamma))
+    exact = []
+    for a in alphas:
+        t = a / 5
+        f = V @ ((s / (s + t)) * (V.T @ ybar))
+        exact.append((5 * np.sum((ybar - f) ** 2) / 500) / (np.sum(t / (s + t)) / 100) ** 2)
+    exact = np.array(exact)
+    gcv = np.asarray(model.gcv_values_)
+    assert np.all(gcv > 0)
+    finite = np.isfinite(gcv)
+    np.testing.assert_allclose(gcv[finite][-3:], exact[finite][-3:], rtol=1e-3)
+    assert model.alpha_ == alphas[finite][np.argmin(exact[finite])]

@@ -88,6 +88,15 @@ RESOLVABLE = 100.0
 # residuals (one pass for all such alphas): below it the subtraction loses over a third of
 # float64's digits to cancellation, more where the whitening amplified the Gram's rounding.
 RSS_RECHECK = 1e-5
+# The merged rows' RSS, RSS - PE, is no estimate below this many times eps (RSS + PE): the
+# rounding of the two sums it subtracts (a review: rows repeated 5 times, alpha 1e-7, RSS
+# and PE equal to 16 digits, the difference clamped to 0 and chosen as GCV 0).
+MERGED_ROUNDING = 64.0
+
+
+def _merged_resolved(merged, rss, pure):
+    """Where the merged rows' RSS ``rss - pure`` is above the rounding of its two terms."""
+    return merged > MERGED_ROUNDING * np.finfo(np.float64).eps * (rss + pure)
 
 
 def replicates(problem: Problem) -> tuple[int, float]:
@@ -261,9 +270,10 @@ def _path(
     if recheck.size:
         rss[recheck] = _residual_sums(problem, centers, [coef_at(int(i)) for i in recheck])
     rss = np.maximum(rss, 0.0)
-    merged = np.maximum(rss - pure, 0.0)  # the merged rows' RSS (module docstring)
-    # An interpolating fit (df -> n_d) has no GCV estimate: it is never chosen.
-    ok = resolved & (gap > 0) & np.isfinite(rss)
+    merged = rss - pure  # the merged rows' RSS (module docstring)
+    # An interpolating fit (df -> n_d), or one whose merged RSS is within the rounding of
+    # the sums it is the difference of, has no GCV estimate: it is never chosen.
+    ok = resolved & (gap > 0) & np.isfinite(rss) & _merged_resolved(merged, rss, pure)
     with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
         gcv = np.where(ok, (merged / n_w) / np.where(ok, gap / n_d, 1.0) ** 2, np.inf)
     gcv = np.where(np.isfinite(gcv), gcv, np.inf)
@@ -375,7 +385,8 @@ def refine_alpha(problem: Problem, path: AlphaPath) -> GcvPoint:
         dof = float(np.sum(lam / p))
         gap = (n_d - lam.size) + float(np.sum(alpha / p))
         merged = rss - pure
-        gcv = (merged / n_w) / (gap / n_d) ** 2 if gap > 0 and merged > 0 else math.inf
+        usable = gap > 0 and bool(_merged_resolved(np.float64(merged), rss, pure))
+        gcv = (merged / n_w) / (gap / n_d) ** 2 if usable else math.inf
         return GcvPoint(alpha, gcv, rss, dof)
 
     found = minimize_scalar(
