@@ -296,3 +296,29 @@ def test_target_must_be_one_value(multiclass, binary_named):
                 model.explain(Xq, top_k=2, target=bad)
         with pytest.raises(ValueError, match="^target: 'nope' is not one of the classes"):
             model.explain(Xq, top_k=2, target="nope")
+
+
+def test_an_approximate_decomposition_is_explained_as_approximate():
+    """quadrature=1 (TracIn's first-order term) leaves a self-check residual above tol:
+    base plus the contributions' totals miss the value (digits: 9.92 for 7.33), and the
+    explanation said each contribution was the exact share. Now it warns and its note
+    says approximation; at the default quadrature the identity holds to rounding and
+    neither happens."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[:300] / 16, y[:300]
+    params = dict(hidden_layer_sizes=(16,), activation="tanh", learning_rate=1.0, n_steps=100)
+    coarse = PathKernelClassifier(quadrature=1, random_state=0, **params).fit(X, y)
+    with pytest.warns(UserWarning, match="self-check residual .* exceeds tol"):
+        ex = coarse.explain(X[-3:], top_k=3)
+    assert "approximation" in ex.note and "exact" not in ex.note
+    assert np.max(np.abs(ex.base + ex.positive_total + ex.negative_total - ex.value)) > 0.1
+    with pytest.warns(UserWarning, match="self-check residual"):  # a given decomposition too
+        coarse.explain(X[-3:], decomposition=coarse.decompose(X[-3:], quadrature=1))
+    exact = PathKernelClassifier(random_state=0, **params).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ex = exact.explain(X[-3:], top_k=3)
+    assert "exact share" in ex.note
+    np.testing.assert_allclose(ex.base + ex.positive_total + ex.negative_total, ex.value, atol=1e-9)

@@ -225,10 +225,10 @@ def explain(estimator, X, top_k: int, target, normalize: bool, decomposition) ->
         for b in blocks
     ]
     (results,) = dask.compute(parts)
-    _finish(estimator, [s for _, s in results])
+    summary = _finish(estimator, [s for _, s in results])
     found = [p for p, _ in results if p is not None]
     merged = {key: np.concatenate([p[key] for p in found]) for key in found[0]}
-    return estimator._explanation(merged, normalize)
+    return estimator._explanation(merged, normalize, summary["step_residual"])
 
 
 def influence(estimator, X, target) -> np.ndarray:

@@ -170,8 +170,28 @@ _TRAINING_PARAMS = (
 )
 
 
-# Final training loss above this multiple of the first step's: diverged (warned).
+# The training loss after the last step above this multiple of the starting point's:
+# diverged (warned). Both on the same rows, all of them up to DIVERGENCE_ROWS (a fixed
+# draw beyond): two forward passes, where a whole-data pass could cost more than training
+# on small batches.
 DIVERGED = 2.0
+DIVERGENCE_ROWS = 4096
+
+
+def _mean_loss(loss: str, F: np.ndarray, Y: np.ndarray, weights: np.ndarray | None) -> float:
+    """The training loss per row (weighted mean) of outputs F: the native trainer's
+    (csrc/pathkernel/network.cpp), written in numpy."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        if loss == "squared":
+            rows = 0.5 * np.sum((F - Y) ** 2, axis=1)
+        elif loss == "softmax":
+            top = F.max(axis=1, keepdims=True)
+            lse = top[:, 0] + np.log(np.exp(F - top).sum(axis=1))
+            rows = lse - np.sum(Y * F, axis=1)
+        else:  # logistic: softplus(z) - y z
+            rows = -log_expit(-F[:, 0]) - Y[:, 0] * F[:, 0]
+        value = float(np.average(rows, weights=weights))
+    return value if math.isfinite(value) else math.inf
 
 
 def _plain(value):
@@ -294,17 +314,7 @@ class _PathKernelBase(BaseEstimator):
         self.initial_coefs_, self.initial_intercepts_ = _read_only(net.unpack(w0))
         self.loss_curve_ = loss_curve.tolist()
         self.loss_ = float(loss_curve[-1])
-        if len(loss_curve) and loss_curve[-1] > DIVERGED * loss_curve[0]:
-            # A non-finite loss stops the trainer; a finite one can still grow without
-            # bound (learning_rate 1.5 on diabetes: 0.55 to 5e51 in 50 steps, silently).
-            warnings.warn(
-                f"gradient descent diverged: the training loss grew from {loss_curve[0]:.3g} "
-                f"to {loss_curve[-1]:.3g} in {len(loss_curve)} steps, and the network, its "
-                "predictions and their decomposition are those of that divergence; lower "
-                "learning_rate",
-                ConvergenceWarning,
-                stacklevel=3,
-            )
+        self._warn_if_diverged(net, spec, w0, params, X, Y, sample_weight, rng)
         self.n_iter_ = int(self.n_steps)
         self.n_outputs_ = Y.shape[1]
         self._params = params
@@ -332,6 +342,37 @@ class _PathKernelBase(BaseEstimator):
         before this record, or loaded from an older file, has only the parameters."""
         record = getattr(self, "_trained_with", None)
         return record[name] if record is not None else getattr(self, name)
+
+    def _warn_if_diverged(self, net, spec, w0, params, X, Y, sample_weight, rng) -> None:
+        """A non-finite loss stops the trainer; a finite one can still grow without bound
+        (learning_rate 1.5 on diabetes: 0.55 to 5e51 in 50 steps, silently). Judged on
+        the same rows at the start and after the last step: loss_curve_ holds each
+        step's batch loss before its update, so with small batches it compared one
+        row's loss with another's (false alarms), and the last update was never seen
+        (relu, learning_rate 3, two steps: the loss 50 times the start's, silently)."""
+        n = X.shape[0]
+        rows = (
+            slice(None)
+            if n <= DIVERGENCE_ROWS
+            else np.sort(rng.choice(n, DIVERGENCE_ROWS, replace=False))
+        )
+        Xs, Ys = np.ascontiguousarray(X[rows]), Y[rows]
+        weights = None if sample_weight is None else sample_weight[rows]
+        if weights is not None and not weights.sum() > 0:
+            weights = None  # the drawn rows weigh nothing: judged unweighted
+        threads = _n_threads(self.n_jobs)
+        start, end = (
+            _mean_loss(net.loss, _core.mlp_predict(spec, w, Xs, n_threads=threads), Ys, weights)
+            for w in (w0, params)
+        )
+        if end > DIVERGED * start:
+            warnings.warn(
+                f"gradient descent diverged: the training loss grew from {start:.3g} to "
+                f"{end:.3g} in {self.n_steps} steps, and the network, its predictions and "
+                "their decomposition are those of that divergence; lower learning_rate",
+                ConvergenceWarning,
+                stacklevel=4,
+            )
 
     def _spec(self) -> dict:
         return self.network_.spec(
@@ -690,10 +731,10 @@ class _PathKernelBase(BaseEstimator):
         nodes = self.quadrature if quadrature is None else quadrature
         # An integer only: int("x") would say "invalid literal", int(2.5) would truncate.
         if isinstance(nodes, bool) or not isinstance(nodes, numbers.Integral):
-            raise ValueError(f"quadrature: must be an integer in 1..64, got {quadrature!r}")
+            raise ValueError(f"quadrature: must be an integer in 1..64, got {nodes!r}")
+        if not 1 <= int(nodes) <= 64:
+            raise ValueError(f"quadrature: must be in 1..64, got {nodes!r}")
         nodes = int(nodes)
-        if not 1 <= nodes <= 64:
-            raise ValueError(f"quadrature: must be in 1..64, got {quadrature!r}")
         return nodes
 
     def _n_ranges(self) -> int:
@@ -1093,7 +1134,7 @@ class _PathKernelBase(BaseEstimator):
             dec = _in_memory(decomposition)
             self._check_decomposition(dec, X)
         parts = self._explanation_parts(dec, int(top_k), target, normalize)
-        return self._explanation(parts, normalize)
+        return self._explanation(parts, normalize, dec.step_residual)
 
     def _check_decomposition(self, dec, X) -> None:
         """Refuse a decomposition that is not this model's at X: wrong type, shapes that
@@ -1170,14 +1211,29 @@ class _PathKernelBase(BaseEstimator):
             negative_total=np.where(C < 0, C, 0.0).sum(axis=1),
         )
 
-    @staticmethod
-    def _explanation(parts: dict, normalize: bool) -> Explanation:
+    def _explanation(self, parts: dict, normalize: bool, step_residual: float) -> Explanation:
+        """The Explanation; where the decomposition's self-check residual exceeds tol
+        (quadrature=1, TracIn's first-order term, or a quadrature too coarse for the
+        steps), the contributions are not the exact shares and need not add up to the
+        value: its note says so, and a warning (digits, quadrature=1: base plus the
+        contributions 9.92 for a value of 7.33, presented as exact)."""
+        exact = not step_residual > self.tol
+        if not exact:
+            warnings.warn(
+                f"explain: the decomposition's self-check residual {step_residual:.3g} "
+                f"(relative to max |f|) exceeds tol={self.tol:g}, so the contributions are "
+                "approximate and base + their totals need not equal the value; a larger "
+                "quadrature makes them exact",
+                UserWarning,
+                stacklevel=3,
+            )
+        share = "its exact share" if exact else "an approximation (quadrature) of its share"
         return Explanation(
             **parts,
             normalized=bool(normalize),
             index="training row",
-            note="contribution of training example i = its exact share of the "
-            "change of the output along training (Domingos' path kernel)",
+            note=f"contribution of training example i = {share} of the change of the output "
+            "along training (Domingos' path kernel)",
         )
 
     def influence(self, X: ArrayLike, *, target: Any = None) -> np.ndarray:
@@ -1277,7 +1333,10 @@ class PathKernelRegressor(RegressorMixin, _PathKernelBase):
     initial_coefs_, initial_intercepts_ : lists of ndarray
         The starting point, same shapes.
     loss_curve_ : list of float
-        Batch loss at the start of every step.
+        Batch loss at the start of every step (before its update).
+    loss_ : float
+        ``loss_curve_[-1]``. A warning says where the loss on the training rows after
+        the last step is over twice the starting point's (diverged).
     n_iter_ : int
         ``n_steps``.
     batch_seed_ : int
@@ -1469,7 +1528,10 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
     initial_coefs_, initial_intercepts_ : lists of ndarray
         The starting point, same shapes.
     loss_curve_ : list of float
-        Batch loss at the start of every step.
+        Batch loss at the start of every step (before its update).
+    loss_ : float
+        ``loss_curve_[-1]``. A warning says where the loss on the training rows after
+        the last step is over twice the starting point's (diverged).
     n_iter_ : int
         ``n_steps``.
     batch_seed_ : int
