@@ -43,11 +43,10 @@ import time
 from dataclasses import dataclass, field
 
 import numpy as np
-import scipy.linalg as sla
 
 from .._log import say
 from .._threads import limit_numpy_blas_for_loops
-from ._common import Problem, SolverResult, center_rows
+from ._common import Problem, SolverResult, center_rows, symmetric_eigh
 from ._common import physical_bytes as _physical_bytes
 from .direct import STREAM_MAX_FEATURES, TRIANGLE_ROWS, refinement_budget, solve_direct
 from .kernel_pcg import BLOCK_BYTES, DEFAULT_MAX_ITER, STORE_BYTES, SUBSAMPLE, solve_kernel_pcg
@@ -199,7 +198,7 @@ def effective_dimension(problem: Problem, rng: np.random.Generator) -> tuple[flo
     kss = problem.operator(X[S]).to_dense().astype(np.float64)
     sw = np.sqrt(problem.weights[S].astype(np.float64))
     kss *= np.outer(sw, sw)
-    mu = np.maximum(sla.eigh(kss, eigvals_only=True, check_finite=False), 0.0) * (n / s)
+    mu = np.maximum(symmetric_eigh(kss, eigvals_only=True), 0.0) * (n / s)
     alpha = max(problem.alpha, 1e-12 * float(mu.max(initial=1.0)))
     return float(np.sum(mu / (mu + alpha))), s
 

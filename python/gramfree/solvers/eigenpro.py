@@ -105,7 +105,14 @@ import scipy.linalg as sla
 from scipy.sparse.linalg import eigsh
 
 from ..linalg import cho_solve, jittered_cholesky, solve_triangular
-from ._common import Monitor, Problem, Progress, SolverResult, kernel_diagonal
+from ._common import (
+    Monitor,
+    Problem,
+    Progress,
+    SolverResult,
+    kernel_diagonal,
+    symmetric_eigh,
+)
 
 DAMPING = 0.95
 # EigenPro 2's published safety factor on the step beyond the critical batch size.
@@ -149,7 +156,7 @@ def _eigensystem(kss: np.ndarray, beta: float, shift: float, max_batch: int, max
     correction, and the top eigenvalue after flattening (``lam_1^(1-a) lam_q^a`` with the
     ridge shift) that the published step rule assumes."""
     s = kss.shape[0]
-    vals, vecs = sla.eigh(kss / s, check_finite=False)
+    vals, vecs = symmetric_eigh(kss / s)
     vals, vecs = np.maximum(vals[::-1], 0.0), vecs[:, ::-1]
     lam = vals + shift
     # Flattened top for each candidate q, and its critical batch size.
@@ -181,7 +188,7 @@ def _measured_top(problem, XT, swT, XS, swS, E, D, shift) -> float:
         F = kts @ E  # (t, q-1)
         M -= (F * D) @ F.T
     if t <= 500:
-        top = sla.eigh(M, eigvals_only=True, subset_by_index=[t - 1, t - 1], check_finite=False)[0]
+        top = symmetric_eigh(M, eigvals_only=True, subset_by_index=[t - 1, t - 1])[0]
     else:  # Lanczos: a few dozen products instead of a t^3 tridiagonalisation
         v0 = np.ones(t) / np.sqrt(t)
         top = eigsh(M, k=1, which="LA", tol=1e-6, v0=v0, return_eigenvectors=False)[0]
