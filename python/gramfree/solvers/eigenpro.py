@@ -476,7 +476,11 @@ def solve_eigenpro(
                 if D.size:
                     g_s = u[S] + shift * (kzz_S @ state)
                     step[S] -= E @ (D[:, None] * (E.T @ g_s))
-                state -= eta * step
+                # A short last batch's share, as EigenPro 2's: a full step from its
+                # noisier gradient (and a whole extra ridge step) left digits, 100
+                # centres, 1024 rows in batches of 31, 4e-3 to 1e-2 above the Nystrom
+                # optimum where 1022 rows (a last batch of 30) reached 3e-4.
+                state -= (eta * len(B) / m) * step
 
     state = a if fixed else c_scaled
     # Kept only with momentum: n x t float64 values.
