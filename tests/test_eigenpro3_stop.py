@@ -76,3 +76,30 @@ def test_a_short_last_batch_takes_its_share_of_a_step(rows):
     exact = KernelRegressor(solver="nystrom-direct", **params).fit(X, y)
     gap = model.loss_curve_[-1] / exact.loss_curve_[-1] - 1
     assert -1e-9 < gap <= 1e-3
+
+
+@pytest.mark.parametrize("centres", [1, 2, 3])
+def test_few_centres_at_the_optimum_end_converged(centres):
+    """With 1 to 3 centres EigenPro 3 reaches the optimum in an epoch or two; every
+    epoch after rose by its batches' noise, was undone and halved the step, and the fit
+    ended "stalled" with a warning to use another solver, its model optimal. The
+    gradient's bound at the kept point now ends it, converged. Reference: nystrom-direct
+    on the same centres."""
+    import numpy as np
+    from sklearn.datasets import load_diabetes
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.preprocessing import StandardScaler
+
+    from gramfree import KernelRegressor
+
+    X, y = load_diabetes(return_X_y=True)
+    X, y = StandardScaler().fit_transform(X), (y - y.mean()) / y.std()
+    params = dict(gamma=1 / X.shape[1], alpha=1.0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = KernelRegressor(solver="eigenpro", n_centers=centres, random_state=0, **params).fit(
+            X, y
+        )
+    assert not model.solver_info_["stalled"]
+    exact = KernelRegressor(solver="nystrom-direct", centers=model.centers_, **params).fit(X, y)
+    np.testing.assert_allclose(model.loss_curve_[-1], exact.loss_curve_[-1], rtol=1e-9)
