@@ -435,6 +435,32 @@ def test_line_minimum_against_bounded_scalar_minimisation(classes, scale):
     assert abs(t - ref.x) <= 0.05 or phi(t) <= best + 1e-9 * abs(best)
 
 
+def test_line_minimum_across_a_saturated_wall():
+    """A few confident, correct rows that the direction pushes across (logit 40, slope
+    -150: no curvature at t = 0, a steep linear loss beyond t ~ 0.27) beside many gentle
+    ones: Newton on phi' leaves the bracket from below at every iteration, and the
+    secant of the bracket's slopes crept from t = 0 (0.18 where the minimum is at 0.24,
+    0.38 above it in phi, fifty times the 1e-3 decrement promised; on breast cancer it
+    stalled a whole fit). Against scipy's bounded minimiser."""
+    from scipy.optimize import minimize_scalar
+
+    from gramfree.solvers.logistic import _line_minimum
+
+    rng = np.random.default_rng(0)
+    n = 300
+    F = np.zeros((n, 1))
+    Y = (rng.random((n, 1)) < 0.7).astype(float)
+    D = np.where(Y > 0, 0.05, -0.05) * rng.uniform(0.5, 1.5, (n, 1))
+    F[:3], Y[:3], D[:3] = 40.0, 1.0, -150.0
+    w, pen = np.ones(n), (0.0, 0.0, 0.0)
+    phi = lambda s: _line_objective(F, D, Y, w, 0.0, pen, s, True)  # noqa: E731
+    decrement = -float(np.sum((expit(F) - Y) * D))  # -phi'(0)
+    t = _line_minimum(F, D, Y, w, 0.0, pen, decrement, True)
+    ref = minimize_scalar(phi, bounds=(0.0, 1.0), method="bounded", options={"xatol": 1e-12})
+    assert 0.2 < ref.x < 0.3  # the wall is inside the step
+    assert phi(t) <= ref.fun + 1e-3 * decrement
+
+
 def test_line_minimum_takes_the_full_step_where_the_objective_still_falls():
     from gramfree.solvers.logistic import _line_minimum
 
@@ -517,7 +543,7 @@ def test_secant_pairs_update_the_preconditioner_towards_the_inverse():
         return R / np.diag(H)[:, None]
 
     pairs = _SecantPairs(8)
-    _, first = _pcg(hessian, rng.standard_normal((200, 3)), jacobi, 1e-8, 500, pairs.record)
+    _, first, _ = _pcg(hessian, rng.standard_normal((200, 3)), jacobi, 1e-8, 500, pairs.record)
     pairs.finish()
     assert first > 16 and len(pairs.pairs) == 8  # spread over the run, at most the limit
     updated = pairs.wrap(jacobi)
@@ -532,7 +558,7 @@ def test_secant_pairs_update_the_preconditioner_towards_the_inverse():
     np.testing.assert_allclose(P, P.T, atol=1e-9 * np.abs(P).max())
     assert np.linalg.eigvalsh(0.5 * (P + P.T)).min() > 0
     rhs = rng.standard_normal((200, 3))  # CG with it still solves the system
-    d, _ = _pcg(hessian, rhs, updated, 1e-8, 500)
+    d, _, _ = _pcg(hessian, rhs, updated, 1e-8, 500)
     np.testing.assert_allclose(H @ d, rhs, atol=1e-5 * np.abs(rhs).max())
 
 
