@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import math
 import sys
 import time
 import types
@@ -335,6 +336,16 @@ def _check_block(Xb, Yb=None, wb=None):
             raise ValueError("sample_weight: contains negative weights")
 
 
+def _refuse_weight_sum(w) -> None:
+    """Weights that sum to zero or less: negative ones named as the passes' checks (and
+    the in-memory fit) name them, where the sum's test came first (a review found
+    nystrom-direct say "all weights are zero" of mostly negative weights)."""
+    (negative,) = compute((w < 0).any())
+    if negative:
+        raise ValueError("sample_weight: contains negative weights")
+    raise ValueError("sample_weight: all weights are zero")
+
+
 def _rhs_block(Xb, Yb, wb=None, *, model, kernel_dtype, n_jobs):
     """One chunk's ``K_cM^T W_c y_c`` (float64, with a leading axis of 1 for the sum)."""
     centers, kernel = model
@@ -429,19 +440,73 @@ def solve_nystrom_pcg_dask(
     """Falkon on row-chunked dask arrays X (n, d), Y (n, t), w (n,) or None, on in-memory
     ``centers`` (M, d). Returns :class:`gramfree.solvers._common.SolverResult`; the
     preconditioner and CG loop are the in-process solver's
-    (:func:`gramfree.solvers.nystrom_pcg.falkon_cg`), its passes the workers'."""
-    import dask.array as da
+    (:func:`gramfree.solvers.nystrom_pcg.falkon_cg`), its passes the workers', and so are
+    its retries with float32 products: once more with float64 factors, then with float64
+    products, where a fit stagnated, each kept if better (a review found the float32
+    digits case the in-process solver retries return the zero model here, 1 of 100
+    iterations run, behind a max_iter warning)."""
+    from .solvers.nystrom_pcg import _count_discarded
 
-    from .solvers.nystrom_pcg import falkon_cg
-
-    dtype = X.dtype
-    kernel_dtype = np.dtype(kernel_dtype)
-    M, t = centers.shape[0], Y.shape[1]
     client = _scheduler_client()
     if w is not None and client is not None:
         # The weights (n values, a d-th of X) enter every pass: keep them on the workers
         # rather than recompute their graph (rechunking, class weights) each time.
         w = _persist(w, client)
+    kernel_dtype = np.dtype(kernel_dtype)
+    args = (X, Y, w, centers, kernel, client)
+    kwargs = dict(alpha=alpha, n_jobs=n_jobs, max_iter=max_iter, tol=tol, verbose=verbose)
+    result = _pcg_dask_once(*args, kernel_dtype=kernel_dtype, factor_dtype=X.dtype, **kwargs)
+    if kernel_dtype != np.float32 or not result.info.get("stagnated"):
+        return result
+    if X.dtype == np.float32:  # (in_process: solve_nystrom_pcg's first retry)
+        retry = _pcg_dask_once(*args, kernel_dtype=kernel_dtype, factor_dtype=np.float64, **kwargs)
+        result.info["precond_retry"] = retry.info["precond_retry"] = True
+        if retry.info["objective"] < result.info["objective"]:
+            result, retry = retry, result
+        _count_discarded(result, retry)
+        if not result.info.get("stagnated"):
+            return result
+    wide = _pcg_dask_once(*args, kernel_dtype=np.float64, factor_dtype=np.float64, **kwargs)
+    wide.info["products_retry"] = True
+    wide.info["precond_retry"] = result.info.get("precond_retry", False)
+    wide_objective = wide.info.get(
+        "objective", wide.loss_curve[-1] if wide.loss_curve else math.inf
+    )
+    if 0.0 <= wide_objective < result.info["objective"]:
+        wide.info["objective"] = wide_objective
+        wide.info["dask"]["passes"] += result.info["dask"]["passes"]
+        _count_discarded(wide, result)
+        return wide
+    result.info["products_retry"] = True
+    result.info["dask"]["passes"] += wide.info["dask"]["passes"]
+    _count_discarded(result, wide)
+    return result
+
+
+def _pcg_dask_once(
+    X,
+    Y,
+    w,
+    centers,
+    kernel,
+    client,
+    *,
+    alpha,
+    kernel_dtype,
+    factor_dtype,
+    n_jobs,
+    max_iter,
+    tol,
+    verbose,
+):
+    """One Falkon fit on the workers' passes, with kernel values in ``kernel_dtype`` and
+    the preconditioner's factors in ``factor_dtype``."""
+    import dask.array as da
+
+    from .solvers.nystrom_pcg import falkon_cg
+
+    dtype = X.dtype
+    M, t = centers.shape[0], Y.shape[1]
     centers_k = np.ascontiguousarray(centers, dtype=kernel_dtype)
     model = _share((centers_k, kernel), client)
     W2 = None if w is None else w[:, None]
@@ -455,7 +520,7 @@ def solve_nystrom_pcg_dask(
     KtWy, yWy, s = compute(rhs_sum, yWy, s)
     yWy, s = float(yWy), float(s)
     if s <= 0.0:
-        raise ValueError("sample_weight: all weights are zero")
+        _refuse_weight_sum(w)
     passes = 0
     pass_seconds = 0.0
 
@@ -470,18 +535,24 @@ def solve_nystrom_pcg_dask(
         pass_seconds += time.perf_counter() - tic
         return out
 
-    def exact_pass(coef):  # float32 products: falkon_cg's refinement, on the workers
+    centers_64 = np.ascontiguousarray(centers, dtype=np.float64)
+    # float32 products: falkon_cg's refinement, on the workers, from float64 kernel
+    # values as in process (solve_nystrom_pcg's _ExactPass: the float64 model).
+    exact_rows = dict(common, M=M + 1, kernel_dtype=np.dtype(np.float64))
+    exact_rows["model"] = (
+        _share((centers_64, kernel), client) if kernel_dtype == np.float32 else None
+    )
+
+    def exact_pass(coef):
         nonlocal passes, pass_seconds
         tic = time.perf_counter()
         whole_c = da.from_array(coef, chunks=coef.shape)
-        rows = dict(common, M=M + 1)
-        (out,) = compute(_chunk_sum(_widened_block, X, w, [Y], whole=[whole_c], **rows))
+        (out,) = compute(_chunk_sum(_widened_block, X, w, [Y], whole=[whole_c], **exact_rows))
         passes += 1
         pass_seconds += time.perf_counter() - tic
         return out[:-1], float(out[-1, 0])
 
     # K_MM from float64 kernel values under float32 products (solve_nystrom_pcg's reason)
-    centers_64 = np.ascontiguousarray(centers, dtype=np.float64)
     kmm_centers = centers_64 if kernel_dtype == np.float32 else centers_k
     kmm = KernelOperator(kmm_centers, None, kernel, n_jobs=n_jobs).to_dense()
     result = falkon_cg(
@@ -493,12 +564,13 @@ def solve_nystrom_pcg_dask(
         alpha,
         centers=centers,
         dtype=dtype,
-        precond_dtype=dtype,
+        precond_dtype=factor_dtype,
         max_iter=max_iter,
         tol=tol,
         verbose=verbose,
         desc="nystrom-pcg[dask]",
         exact_pass=exact_pass if kernel_dtype == np.float32 else None,
+        product_dtype=kernel_dtype,
         exact_penalty=lambda a: KernelOperator(centers_64, None, kernel, n_jobs=n_jobs) @ a,
     )
     result.info["dask"] = {
@@ -508,6 +580,25 @@ def solve_nystrom_pcg_dask(
         "pass_seconds": pass_seconds,
     }
     return result
+
+
+def _warn_float32_cancellation_dask(X, Y, result, kernel, n_jobs) -> None:
+    """The in-memory fit's float32 cancellation warning
+    (:func:`gramfree.estimators._base._warn_float32_cancellation`) for dask X: its probe
+    rows gathered, the targets' scale computed on the workers (a review found it never
+    said on dask what it says in memory for the same coefficients)."""
+    from .estimators._base import CANCELLATION_PROBE, _warn_float32_cancellation
+
+    n = X.shape[0]
+    probe = np.unique(np.linspace(0, n - 1, min(n, CANCELLATION_PROBE)).astype(np.intp))
+    rows, mean_square = compute(X[probe], (Y.astype(np.float64) ** 2).mean())
+    problem = types.SimpleNamespace(
+        X=np.asarray(rows),
+        # One value of the targets' root mean square: the scale the warning compares with.
+        Y=np.array([[math.sqrt(float(mean_square))]]),
+        operator=lambda A, B: KernelOperator(A, B, kernel, n_jobs=n_jobs),
+    )
+    _warn_float32_cancellation(problem, result)
 
 
 def _chunk_problem(Xb, Yb, wb, kernel, n_jobs):
@@ -644,7 +735,7 @@ def solve_nystrom_direct_dask(
 
     passes = _DaskPasses(X, Y, w, centers, kernel, n_jobs=n_jobs, client=client, fallback=fallback)
     if passes.weight_sum <= 0.0:
-        raise ValueError("sample_weight: all weights are zero")
+        _refuse_weight_sum(w)
     problem = types.SimpleNamespace(
         X=X,
         Y=Y,
@@ -768,8 +859,15 @@ def _choose_solver(estimator, n: int, d: int, t: int, m: int, kernel_dtype) -> t
 def fit(estimator, X, y, sample_weight=None, *, classify: bool):
     """Fit a KernelRegressor / KernelClassifier (squared loss) on dask arrays by
     Nystrom-PCG; sets the same fitted attributes as the in-memory fit. Called by the
-    estimators' ``fit`` once their parameters are validated."""
+    estimators' ``fit`` once their parameters are validated. ``verbose`` says what it
+    does as in memory (a review found it silent on dask: the logger stayed quiet)."""
+    from ._log import verbose_output
 
+    with verbose_output(estimator.verbose):
+        return _fit(estimator, X, y, sample_weight, classify=classify)
+
+
+def _fit(estimator, X, y, sample_weight, *, classify: bool):
     from ._threads import blas_threads
 
     _refuse(estimator)
@@ -782,7 +880,9 @@ def fit(estimator, X, y, sample_weight=None, *, classify: bool):
         y, classes, Y, w = _classification_targets(estimator, X, y, w)
     else:
         y, Y = _regression_targets(X, y)
-        _check_target_range(Y, X.dtype)
+        # In y's own dtype: cast to float32 first, targets beyond its range were inf and
+        # refused as "NaN or infinity" (a review)
+        _check_target_range(y[:, None] if y.ndim == 1 else y, X.dtype)
     _check_kernel_range(X, estimator._make_kernel(), estimator._kernel_dtype(X), estimator.n_jobs)
     rng = estimator._rng()
     centers, rows = _centers(estimator, X, w, rng)
@@ -822,7 +922,15 @@ def fit(estimator, X, y, sample_weight=None, *, classify: bool):
         solver = "nystrom-pcg"  # the one-pass solve's last resort produced the model
     result.center_indices = rows
     estimator.fit_time_ = time.perf_counter() - start
-    if not result.converged:
+    if result.info.get("stagnated"):
+        from .estimators._base import stagnation_message
+
+        warnings.warn(
+            stagnation_message(solver, result, kernel_dtype, estimator.tol),
+            _convergence_warning(),
+            stacklevel=3,
+        )
+    elif not result.converged:
         warnings.warn(
             f"{solver} reached max_iter before tol={estimator.tol} "
             f"({iterations_run(result)}); "
@@ -830,6 +938,8 @@ def fit(estimator, X, y, sample_weight=None, *, classify: bool):
             _convergence_warning(),
             stacklevel=3,
         )
+    if X.dtype == np.float32:
+        _warn_float32_cancellation_dask(X, Y, result, kernel, estimator.n_jobs)
     center_targets = None if rows is None else gather_rows(y, rows)
     # The in-memory fit's attributes, through its own setter (it reads X's shape and the
     # product dtype from the problem).

@@ -119,6 +119,18 @@ CANCELLATION_PROBE = 256
 CANCELLATION_WARN = 0.05
 
 
+def stagnation_message(solver: str, result, kernel_dtype, tol: float) -> str:
+    """The ConvergenceWarning of a fit whose residual stopped falling above tol (in
+    memory and on dask)."""
+    return (
+        f"{solver}: the relative residual stopped falling at "
+        f"{result.info['relative_residual']:.2g}, above tol={tol}, after "
+        f"{result.n_iter} iterations: the {np.dtype(kernel_dtype)} kernel products' "
+        "rounding limits it. Use a larger tol, or float64 products (float64 data "
+        "and kernel_precision=None or 'float64'), or solver='direct'"
+    )
+
+
 def _warn_float32_cancellation(problem, result, *, logits: bool = False) -> None:
     """A fit on float32 data keeps float32 coefficients and predicts with float32 products;
     where a small alpha makes the coefficients large and cancelling (|c| of 1e6 for
@@ -528,11 +540,7 @@ class KernelMachineMixin(BaseEstimator):
             )
         elif result.info.get("stagnated"):
             warnings.warn(
-                f"{solver}: the relative residual stopped falling at "
-                f"{result.info['relative_residual']:.2g}, above tol={self.tol}, after "
-                f"{result.n_iter} iterations: the {problem.kernel_dtype} kernel products' "
-                "rounding limits it. Use a larger tol, or float64 products (float64 data "
-                "and kernel_precision=None or 'float64'), or solver='direct'",
+                stagnation_message(solver, result, problem.kernel_dtype, self.tol),
                 ConvergenceWarning,
                 stacklevel=3,
             )

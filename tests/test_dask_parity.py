@@ -1,0 +1,101 @@
+"""Dask fits say and do what the in-memory fit does (a review against the in-memory fit
+on the same data): float32 products retried where they stagnate, the float32
+cancellation warning, verbose output, and the in-memory messages for negative weights
+and out-of-range targets. The synchronous scheduler: the code under test is the client's,
+the same on a cluster (tests/test_dask.py runs one)."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+import dask  # noqa: E402
+from sklearn.datasets import load_diabetes, load_digits  # noqa: E402
+
+from gramfree import KernelClassifier, KernelRegressor  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def synchronous():
+    with dask.config.set(scheduler="synchronous"):
+        yield
+
+
+def _fit_both(estimator, X, y, chunks=200):
+    memory = estimator.fit(X, y)
+    on_dask = type(estimator)(**estimator.get_params()).fit(
+        da.from_array(X, chunks=(chunks, -1)), da.from_array(y, chunks=chunks)
+    )
+    return memory, on_dask
+
+
+@pytest.mark.parametrize(
+    "data_dtype, kernel_precision", [(np.float32, None), (np.float64, "float32")]
+)
+def test_float32_products_that_stagnate_are_retried_as_in_memory(data_dtype, kernel_precision):
+    """Digits, 400 centres, gamma 0.1/d, alpha 1e-4: float32 products make no progress from
+    zero; in memory the fit retries with float64 factors, then products. On dask it
+    returned the zero model (training accuracy 0.099, 1 of 100 iterations) behind a
+    max_iter warning; now the in-memory model."""
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype(data_dtype)
+    params = dict(gamma=0.1 / 64, alpha=1e-4, solver="nystrom-pcg", n_centers=400)
+    estimator = KernelClassifier(random_state=0, kernel_precision=kernel_precision, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # float32 cancellation (tested below)
+        memory, on_dask = _fit_both(estimator, X, y)
+    assert memory.score(X, y) > 0.99
+    assert on_dask.solver_info_["products_retry"]
+    np.testing.assert_allclose(
+        on_dask.solver_info_["objective"], memory.solver_info_["objective"], rtol=1e-6
+    )
+    assert np.mean(on_dask.predict(X) == memory.predict(X)) > 0.999
+
+
+def test_float32_cancellation_is_warned_on_dask_too():
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype(np.float32)
+    estimator = KernelClassifier(
+        gamma=0.1 / 64, alpha=1e-3, solver="nystrom-direct", n_centers=300, random_state=0
+    )
+    for data in (X, da.from_array(X, chunks=(300, -1))):
+        target = y if isinstance(data, np.ndarray) else da.from_array(y, chunks=300)
+        with pytest.warns(RuntimeWarning, match="cancel in the predictions"):
+            estimator.fit(data, target)
+
+
+def test_verbose_says_what_the_dask_fit_does(caplog):
+    """verbose sets the "gramfree" logger to INFO for the fit (gramfree._log), on dask
+    as in memory; the dask fit said nothing."""
+    X, y = load_diabetes(return_X_y=True)
+    KernelRegressor(
+        gamma=0.5, alpha=1e-3, solver="nystrom-pcg", n_centers=100, random_state=0, verbose=True
+    ).fit(da.from_array(X, chunks=(100, -1)), da.from_array(y, chunks=100))
+    lines = [r.getMessage() for r in caplog.records if r.name.startswith("gramfree")]
+    assert any("dask: solver=nystrom-pcg" in line for line in lines)
+    assert any(line.startswith("[nystrom-pcg[dask]]") for line in lines)
+
+
+@pytest.mark.parametrize("solver", ["nystrom-direct", "nystrom-pcg"])
+def test_weights_summing_below_zero_are_named_negative(solver):
+    X, y = load_diabetes(return_X_y=True)
+    w = -np.ones(len(y))
+    w[:10] = 1.0
+    with pytest.raises(ValueError, match="sample_weight: contains negative weights"):
+        KernelRegressor(solver=solver, n_centers=50, random_state=0).fit(
+            da.from_array(X, chunks=(100, -1)),
+            da.from_array(y, chunks=100),
+            sample_weight=da.from_array(w, chunks=100),
+        )
+
+
+def test_float32_targets_beyond_range_are_named():
+    X, y = load_diabetes(return_X_y=True)
+    with pytest.raises(ValueError, match="outside what a float32 fit handles"):
+        KernelRegressor(solver="nystrom-pcg", n_centers=50, random_state=0).fit(
+            da.from_array(X.astype(np.float32), chunks=(100, -1)),
+            da.from_array(y * 1e37, chunks=100),
+        )
