@@ -334,3 +334,29 @@ def test_zero_alpha_fallback_takes_the_caller_s_iteration_controls(monkeypatch):
     assert result.info["fallback"] == "nystrom-pcg"
     assert result.n_iter <= 7 + result.info.get("discarded_iterations", 0)
     assert len(result.loss_curve) <= 7
+
+
+def test_nystrom_pcg_at_alpha_zero_with_coinciding_centres_stops_at_its_breakdown():
+    """alpha = 0 and repeated rows among the centres make Falkon's system singular to
+    rounding (K_MM's factor jittered by 1e-12): CG's recursion went on to an "objective"
+    of -636, the model to training accuracy 0.11, behind a max_iter warning. The breakdown
+    is now caught in float64 too: the step undone, the last sound iterate kept (the same
+    labels as the least-squares solution, nystrom-direct), and a warning naming the cause."""
+    import warnings
+
+    from sklearn.datasets import load_digits
+    from sklearn.exceptions import ConvergenceWarning
+
+    from gramfree import KernelClassifier
+
+    X, y = load_digits(return_X_y=True)
+    X = np.vstack([X[:600], X[:200]]) / 16
+    y = np.r_[y[:600], y[:200]]
+    params = dict(gamma=0.02, alpha=0.0, n_centers=300, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="broke down"):
+        pcg = KernelClassifier(solver="nystrom-pcg", **params).fit(X, y)
+    assert pcg.solver_info_["breakdown"] and min(pcg.loss_curve_) >= 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        exact = KernelClassifier(solver="nystrom-direct", **params).fit(X, y)
+    assert np.mean(pcg.predict(X) == exact.predict(X)) > 0.99

@@ -930,6 +930,10 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
             _convergence_warning(),
             stacklevel=3,
         )
+    elif result.info.get("breakdown"):
+        from .estimators._base import breakdown_message
+
+        warnings.warn(breakdown_message(solver, result), _convergence_warning(), stacklevel=3)
     elif not result.converged:
         warnings.warn(
             f"{solver} reached max_iter before tol={estimator.tol} "

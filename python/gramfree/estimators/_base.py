@@ -131,6 +131,18 @@ def stagnation_message(solver: str, result, kernel_dtype, tol: float) -> str:
     )
 
 
+def breakdown_message(solver: str, result) -> str:
+    """The ConvergenceWarning of a float64 CG whose recursion broke down
+    (``solver_info_["breakdown"]``: gramfree.solvers.nystrom_pcg.falkon_cg)."""
+    return (
+        f"{solver}: conjugate gradients broke down after {result.n_iter} iterations (its "
+        "objective's recursion went negative or rose): the system is singular to "
+        "rounding, as with coinciding centres at alpha=0. The model is the last iterate "
+        "before it, and loss_curve_ the recursion's values. Use solver='nystrom-direct' "
+        "(alpha=0 as least squares on the centres) or a positive alpha"
+    )
+
+
 def _warn_float32_cancellation(problem, result, *, logits: bool = False) -> None:
     """A fit on float32 data keeps float32 coefficients and predicts with float32 products;
     where a small alpha makes the coefficients large and cancelling (|c| of 1e6 for
@@ -544,6 +556,8 @@ class KernelMachineMixin(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=3,
             )
+        elif result.info.get("breakdown"):
+            warnings.warn(breakdown_message(solver, result), ConvergenceWarning, stacklevel=3)
         elif result.info.get("uncertified") and not (monitor is not None and monitor.stopped):
             warnings.warn(
                 f"eigenpro (fixed centres) stopped after {result.n_iter} epochs, when one "

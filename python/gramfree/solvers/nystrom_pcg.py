@@ -304,6 +304,7 @@ def falkon_cg(
     loss_curve: list[float] = []
     progress = Progress(verbose, max_iter, desc)
     n_iter = 0
+    breakdown = False  # float64 CG's recursion broke (conjugate_gradient)
     base = np.zeros((M, t))  # the coefficients the current CG corrects (refinement)
 
     def coefficients(beta: np.ndarray) -> np.ndarray:
@@ -320,7 +321,7 @@ def falkon_cg(
         objective ``(sum w (f - y)^2 + alpha ||f||^2) / s`` is ``offset + 2 phi``: ``offset``
         is ``y^T W y / s`` for the whole system, the objective at ``base`` for a
         correction."""
-        nonlocal n_iter
+        nonlocal n_iter, breakdown
         p = r.copy()
         rr = np.einsum("ij,ij->j", r, r)
         stopped = broke = False
@@ -346,6 +347,21 @@ def falkon_cg(
             broke = exact_pass is not None and (
                 value < 0.0 or value > previous_value + BREAKDOWN_RISE * abs(previous_value)
             )
+            # Without the refinement, float64 products: only a near-singular system breaks
+            # the recursion (alpha = 0 with coinciding centres, the factor of K_MM
+            # jittered by 1e-12: digits went on to an "objective" of -636 and accuracy
+            # 0.11 behind a max_iter warning, its first 10 iterates 1.0). The step is
+            # undone and CG stops there, saying so (info["breakdown"]).
+            rounding = 1e-10 * abs(offset)
+            if exact_pass is None and (
+                value < -rounding
+                or value > previous_value + BREAKDOWN_RISE * abs(previous_value) + rounding
+            ):
+                beta -= step * p
+                r += step * Ap
+                breakdown = broke = True
+                progress.update(n_iter, previous_value, "breakdown: the step undone")
+                break
             loss_curve.append(value)
             progress.update(
                 n_iter, loss_curve[-1], f"residual={np.max(np.sqrt(rr_new) / rhs_norm):.2e}"
@@ -409,6 +425,8 @@ def falkon_cg(
         "relative_residual": float(np.max(relative)),
         "warm_start": initial_coef is not None,
     }
+    if breakdown:
+        info["breakdown"] = True
     if exact_pass is not None:
         info["refinements"] = refinements
         info["stagnated"] = stagnated
