@@ -360,3 +360,17 @@ def test_nystrom_pcg_at_alpha_zero_with_coinciding_centres_stops_at_its_breakdow
         warnings.simplefilter("error", ConvergenceWarning)
         exact = KernelClassifier(solver="nystrom-direct", **params).fit(X, y)
     assert np.mean(pcg.predict(X) == exact.predict(X)) > 0.99
+
+
+def test_solver_names_the_fallback_that_ran(monkeypatch):
+    """nystrom-direct's last resort is nystrom-pcg (a one-pass check that fails): the
+    fitted solver_ names it, as solver_info_["fallback"] and the dask fit do."""
+    from sklearn.datasets import load_breast_cancer
+
+    monkeypatch.setattr(nd, "OBJECTIVE_CHECK", -1.0)  # every check fails
+    X, y = load_breast_cancer(return_X_y=True)
+    model = KernelClassifier(
+        gamma=0.5, alpha=1e-3, solver="nystrom-direct", n_centers=150, random_state=0
+    ).fit(X / X.max(0), y)
+    assert model.solver_info_["fallback"] == "nystrom-pcg"
+    assert model.solver_ == "nystrom-pcg"

@@ -512,6 +512,9 @@ class KernelMachineMixin(BaseEstimator):
                     initial_coef=initial,
                     monitor=monitor,
                 )
+                # nystrom-direct's last resort is nystrom-pcg: name the one that ran (a
+                # review found solver_ "nystrom-direct" above a pcg fit's max_iter warning)
+                solver = result.info["solver"]
             else:
                 result = solve_eigenpro(
                     problem,
