@@ -188,9 +188,10 @@ TIGHT_FORCING = 0.01
 # the curvature (few centres, a small alpha, a narrow kernel), CG met FORCING_FLOOR with a
 # decrement tens to a hundred times too small, and fits ended silently up to 2e-3 above
 # the optimum at tol 1e-4 (iris, 12 centres, alpha 1e-7 n, gamma 10/d:
-# tests/test_logistic_end.py). The extra iterations of that last step cost 5 to 15% of a
-# fit's CG iterations on spam and dna (0.01: 10 to 30%); the decrement grew by under 10%
-# on them, and by up to a hundredfold on iris.
+# tests/test_logistic_end.py). With the other end tests (module docstring) this took a
+# median of 13% more CG iterations over 40 fits of the real-data suite (0.01 cost about
+# twice the extra on spam and dna); there the decrement grew by under 10%, on iris up to
+# a hundredfold.
 END_FORCING = 0.03
 # The largest relative difference between a step's decrease of the objective and its
 # quadratic model's at which a small decrement may end the fit (``_quadratic_there``), and
