@@ -389,3 +389,29 @@ def test_eigenpro2_with_a_large_alpha_reaches_the_optimum(name, gamma, alpha):
     reached = objective(p, p.X, res.coef)
     assert zero > 1.2 * optimum  # the case: the zero model is far from the optimum
     assert (reached - optimum) / optimum < 1e-3
+
+
+def test_eigenpro2_ends_on_a_low_rank_kernel():
+    """A linear kernel on diabetes (rank 10 of 442): the square system's residual keeps
+    y's part in K's null space divided by alpha, which no prediction sees; EigenPro ran
+    every epoch and warned "increase max_iter" with its objective within 1e-8 of the
+    optimum from epoch 11. The objective's gradient ends it now. Reference: direct."""
+    import warnings
+
+    from sklearn.datasets import load_diabetes
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.preprocessing import StandardScaler
+
+    from gramfree import KernelRegressor
+
+    X, y = load_diabetes(return_X_y=True)
+    X, y = StandardScaler().fit_transform(X), (y - y.mean()) / y.std()
+    params = dict(kernel="linear", alpha=1e-3)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = KernelRegressor(solver="eigenpro", random_state=0, max_iter=30, **params)
+        model.fit(X, y)
+    assert model.n_iter_ < 30
+    exact = KernelRegressor(solver="direct", **params).fit(X, y)
+    gap = model.loss_curve_[-1] / exact.loss_curve_[-1] - 1
+    assert -1e-9 < gap <= 1e-6
