@@ -69,3 +69,32 @@ def test_simd_level_round_trips_through_the_file(tmp_path):
         np.testing.assert_array_equal(
             loaded.decompose(X[:2]).contributions, model.decompose(X[:2]).contributions
         )
+
+
+def test_a_changed_checkpoint_between_step_ranges_is_warned(tmp_path):
+    """Step ranges replayed side by side start at checkpoints; only the last range's end
+    was compared with the fitted weights, so a checkpoint changed in a saved file (its
+    zip still valid) gave a decomposition whose sums missed the output by 0.2, silently.
+    Each range's end is now compared with the next range's checkpoint."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    X, y = X[:60] / X[:60].std(0), (y[:60] - y[:60].mean()) / y[:60].std()
+    model = PathKernelRegressor(
+        (5,), "tanh", learning_rate=0.1, n_steps=30, checkpoint_every=5, random_state=0, n_jobs=3
+    ).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ReplayMismatchWarning)
+        model.decompose(X[:3])  # untouched: no warning
+    path = tmp_path / "model.gf"
+    model.save(path)
+    arrays = dict(np.load(path, allow_pickle=False))
+    arrays["checkpoints"] = arrays["checkpoints"].copy()
+    arrays["checkpoints"][1] *= 1.5  # the weights after step 10
+    changed = tmp_path / "changed.gf"
+    with open(changed, "wb") as fh:
+        np.savez(fh, **arrays)
+    loaded = load(changed)
+    with pytest.warns(ReplayMismatchWarning, match="replayed training ended"):
+        dec = loaded.decompose(X[:3])
+    assert dec.reconstruction_error > 0.1  # what the warning is about

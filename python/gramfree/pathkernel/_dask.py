@@ -89,7 +89,7 @@ def _block_decomposition(Xb, estimator, quadrature, n_ranges) -> tuple[dict, dic
         "step_residual": float(r["worst_step_residual"]),
         "refined_segments": int(r["refined_segments"]),
         "relu_pieces": int(r["relu_pieces"]),
-        "replay_gap": estimator._replay_gap(r["final_params"]),
+        "replay_gap": max(estimator._replay_gap(r["final_params"]), r.get("chain_gap", 0.0)),
     }
     return arrays, summary
 
