@@ -448,6 +448,7 @@ def test_columns_that_do_not_match_the_model_are_named(capsys, tmp_path, bc_csv,
         (["fit", "{bc}", "--gamma", "nan"], ["'gamma' parameter", "nan"]),
         (["fit", "{bc}", "-o", "missing.gfm/m.gfm"], ["--output", "no directory"]),
         (["fit", "{bc}", "-o", "{tmp}"], ["--output", "is a directory"]),
+        (["fit", "{bc}", "-o", ""], ["--output: empty"]),
         (["fit", "{bc}", "--task", "regression", "--target", "mean radius", "-o", "{model}"], []),
         (["fit", "{text}", "--task", "regression"], ["needs a numeric target", "holds 'x'"]),
     ],
@@ -618,3 +619,24 @@ def test_fit_saves_the_model_even_when_stdout_closes_early(tmp_path, wine, wine_
     proc.stdout.close()
     proc.wait(timeout=120)
     assert model_path.exists()
+
+
+@pytest.mark.parametrize("kind", ["U", "S"])
+def test_a_npy_of_text_numbers_fits_as_the_csv_does(capsys, tmp_path, kind):
+    """A .npy of strings or bytes holding numbers: its target is numbers, as in a CSV (a
+    review: diabetes as a string .npy became a classification of 214 classes; bytes, and
+    --task regression on strings, gave tracebacks)."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    table = np.c_[X, y]
+    np.savetxt(tmp_path / "d.csv", table, delimiter=",", fmt="%.17g")
+    np.save(tmp_path / "d.npy", table.astype(str) if kind == "U" else table.astype("S"))
+    outputs = []
+    for name in ("d.csv", "d.npy"):
+        status, out, err = gramfree_cli(
+            capsys, "fit", tmp_path / name, "--validation", "none", "-o", tmp_path / f"{name}.gfm"
+        )
+        assert status == 0 and err == "", err
+        outputs.append([line for line in out.splitlines() if "training" in line])
+    assert outputs[0] == outputs[1] and "R^2" in outputs[0][0]

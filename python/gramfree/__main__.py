@@ -136,6 +136,8 @@ def _fit(args: argparse.Namespace) -> int:
 
 
 def _check_output(path: str) -> None:
+    if not path.strip():  # else the fit ran, and the save failed on a temporary file's name
+        raise ValueError("--output: empty; give a file name")
     directory = os.path.dirname(os.path.abspath(path))
     if os.path.isdir(path):
         raise ValueError(f"--output {path!r} is a directory; give a file name")

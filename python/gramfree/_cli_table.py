@@ -86,6 +86,11 @@ def open_table(path: str, header: bool | None = None) -> Table:
             raise TableError(f"{path}: expected numbers or strings, got dtype {data.dtype}")
         if data.shape[0] == 0:
             raise TableError(f"{path} has no rows")
+        if data.dtype.kind == "S":  # bytes: read as text, as a CSV's cells are
+            try:
+                data = np.char.decode(data, "utf-8")
+            except UnicodeDecodeError as exc:
+                raise TableError(f"{path}: byte strings that are not UTF-8 text ({exc})") from None
         return Table(path, tuple(str(j) for j in range(data.shape[1])), False, data)
     with _open_text(path) as fh, _as_table_error(path):
         reader = csv.reader(fh)
@@ -350,6 +355,10 @@ def _read_npy(table: Table, features: Sequence[int], target: int | None):
     if target is None:
         return X, None
     y = data[:, target]
+    if y.dtype.kind == "U" and all(_is_number(str(v).strip()) for v in y):
+        # Numbers stored as text are numbers, as in a CSV (a review: diabetes as a string
+        # .npy became a classification of 214 classes).
+        y = np.char.strip(y).astype(np.float64)
     if y.dtype.kind in "biuf":
         y = y.astype(np.float64)
         missing, what = ~np.isfinite(y), "missing value (NaN or inf)"
