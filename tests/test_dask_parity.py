@@ -49,6 +49,9 @@ def test_float32_products_that_stagnate_are_retried_as_in_memory(data_dtype, ker
         memory, on_dask = _fit_both(estimator, X, y)
     assert memory.score(X, y) > 0.99
     assert on_dask.solver_info_["products_retry"]
+    # Every run's passes counted: the first pass of each, and one per iteration or
+    # refinement at least (the discarded runs' included).
+    assert on_dask.solver_info_["dask"]["passes"] >= on_dask.n_iter_
     np.testing.assert_allclose(
         on_dask.solver_info_["objective"], memory.solver_info_["objective"], rtol=1e-6
     )
@@ -99,3 +102,21 @@ def test_float32_targets_beyond_range_are_named():
             da.from_array(X.astype(np.float32), chunks=(100, -1)),
             da.from_array(y * 1e37, chunks=100),
         )
+
+
+def test_warnings_name_the_callers_line():
+    """Fixed stacklevels pointed into classifier.py (in memory) and _dask.py (on dask)
+    where a path had one more call; the warnings now name the line that called fit."""
+    X, y = load_digits(return_X_y=True)
+    X = (X / 16).astype(np.float32)
+    params = dict(gamma=0.1 / 64, alpha=1e-3, n_centers=300, random_state=0)
+    for data, target in [
+        (X, y),
+        (da.from_array(X, chunks=(300, -1)), da.from_array(y, chunks=300)),
+    ]:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            KernelClassifier(solver="nystrom-direct", **params).fit(data, target)
+            KernelClassifier(solver="nystrom-pcg", max_iter=2, **params).fit(data, target)
+        assert {w.category.__name__ for w in caught} >= {"RuntimeWarning", "ConvergenceWarning"}
+        assert all(w.filename == __file__ for w in caught), [(w.filename, w.lineno) for w in caught]

@@ -982,3 +982,26 @@ def test_column_vector_labels_warn_once_and_fit_as_1d(loss):
     assert len(conversions) == 1, [str(w.message) for w in conversions]
     flat = KernelClassifier(loss=loss, random_state=0).fit(X, y)
     np.testing.assert_array_equal(column.predict(X), flat.predict(X))
+
+
+def test_compress_refuses_targets_of_another_model():
+    """compress(n, X, y) refits the same model: y without one of its classes, with other
+    labels, or with another number of outputs made another model, and the "relative
+    change" came from broadcasting decision arrays of different shapes (wine without
+    class 2: a 2-class model, change 1.92)."""
+    from sklearn.datasets import load_diabetes, load_wine
+
+    X, y = load_wine(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    clf = KernelClassifier(alpha=0.1, gamma=0.05, random_state=0).fit(X, y)
+    keep = y != 2
+    with pytest.raises(ValueError, match=r"y: its classes \[0, 1\] are not the model's"):
+        clf.compress(40, X[keep], y[keep])
+    with pytest.raises(ValueError, match="are not the model's"):
+        clf.compress(40, X, y + 1)
+    small, change = clf.compress(40, X, y)  # the same targets: refitted
+    assert list(small.classes_) == [0, 1, 2] and 0 <= change < 1
+    Xr, yr = load_diabetes(return_X_y=True)
+    reg = KernelRegressor(alpha=1e-2, gamma=0.5, random_state=0).fit(Xr, yr)
+    with pytest.raises(ValueError, match="y: 2 outputs where the model has one output"):
+        reg.compress(40, Xr, np.c_[yr, -yr])

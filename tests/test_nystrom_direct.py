@@ -356,6 +356,8 @@ def test_nystrom_pcg_at_alpha_zero_with_coinciding_centres_stops_at_its_breakdow
     with pytest.warns(ConvergenceWarning, match="broke down"):
         pcg = KernelClassifier(solver="nystrom-pcg", **params).fit(X, y)
     assert pcg.solver_info_["breakdown"] and min(pcg.loss_curve_) >= 0
+    # The breaking iteration ran and was undone: counted, and said to be discarded.
+    assert pcg.n_iter_ == len(pcg.loss_curve_) + pcg.solver_info_["discarded_iterations"]
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         exact = KernelClassifier(solver="nystrom-direct", **params).fit(X, y)

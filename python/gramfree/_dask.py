@@ -28,7 +28,7 @@ from collections.abc import Iterator
 
 import numpy as np
 
-from ._log import say
+from ._log import caller_stacklevel, say
 from .operators import KernelOperator
 from .solvers._common import center_rows, iterations_run
 
@@ -463,6 +463,7 @@ def solve_nystrom_pcg_dask(
         result.info["precond_retry"] = retry.info["precond_retry"] = True
         if retry.info["objective"] < result.info["objective"]:
             result, retry = retry, result
+        result.info["dask"]["passes"] += retry.info["dask"]["passes"]
         _count_discarded(result, retry)
         if not result.info.get("stagnated"):
             return result
@@ -928,19 +929,23 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
         warnings.warn(
             stagnation_message(solver, result, kernel_dtype, estimator.tol),
             _convergence_warning(),
-            stacklevel=3,
+            stacklevel=caller_stacklevel(),
         )
     elif result.info.get("breakdown"):
         from .estimators._base import breakdown_message
 
-        warnings.warn(breakdown_message(solver, result), _convergence_warning(), stacklevel=3)
+        warnings.warn(
+            breakdown_message(solver, result),
+            _convergence_warning(),
+            stacklevel=caller_stacklevel(),
+        )
     elif not result.converged:
         warnings.warn(
             f"{solver} reached max_iter before tol={estimator.tol} "
             f"({iterations_run(result)}); "
             "increase max_iter or tol",
             _convergence_warning(),
-            stacklevel=3,
+            stacklevel=caller_stacklevel(),
         )
     if X.dtype == np.float32:
         _warn_float32_cancellation_dask(X, Y, result, kernel, estimator.n_jobs)

@@ -72,3 +72,28 @@ def verbose_output(verbose) -> Iterator[None]:
                 if state["handler"] is not None:
                     logger.removeHandler(state["handler"])
                     state["handler"] = None
+
+
+# Frames a warning should not name: gramfree's own and scikit-learn's (its fit wrappers
+# sit between the user's call and the estimator's fit).
+_PACKAGE_DIR = __file__.rsplit("/", 1)[0] + "/"
+
+
+def _library_dirs() -> tuple[str, ...]:
+    import sklearn
+
+    return (_PACKAGE_DIR, sklearn.__file__.rsplit("/", 1)[0] + "/")
+
+
+def caller_stacklevel() -> int:
+    """``stacklevel`` for a ``warnings.warn`` in the function that calls this, naming the
+    first frame outside gramfree and scikit-learn: the user's line, however deep the
+    package's own calls (fixed levels pointed into classifier.py or _dask.py where a
+    path had one more call than another: a review)."""
+    libraries = _library_dirs()
+    frame = sys._getframe(1)  # the function that warns: level 1
+    level = 1
+    while frame is not None and frame.f_code.co_filename.startswith(libraries):
+        frame = frame.f_back
+        level += 1
+    return level

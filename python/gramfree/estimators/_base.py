@@ -25,7 +25,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
-from .._log import say, verbose_output
+from .._log import caller_stacklevel, say, verbose_output
 from .._threads import blas_threads, limit_numpy_blas_for_loops
 from ..device import resolve_device
 from ..kernels import KERNEL_NAMES, Kernel, get_kernel
@@ -119,6 +119,30 @@ CANCELLATION_PROBE = 256
 CANCELLATION_WARN = 0.05
 
 
+def _check_same_targets(model, refit) -> None:
+    """compress(n, X, y) refits the same objective: targets with other classes or another
+    number of outputs make another model, and its "relative change" came from broadcasting
+    decision arrays of different shapes (a review: wine without class 2 gave a 2-class
+    model, change 1.92)."""
+    if hasattr(model, "classes_"):
+        if not np.array_equal(np.asarray(model.classes_), np.asarray(refit.classes_)):
+            raise ValueError(
+                f"y: its classes {np.asarray(refit.classes_).tolist()} are not the model's "
+                f"{np.asarray(model.classes_).tolist()}; compress refits the same model on X, y"
+            )
+    elif np.shape(model.dual_coef_)[1:] != np.shape(refit.dual_coef_)[1:]:
+        raise ValueError(
+            f"y: {_outputs(refit)} where the model has {_outputs(model)}; compress refits "
+            "the same model on X, y"
+        )
+
+
+def _outputs(model) -> str:
+    shape = np.shape(model.dual_coef_)
+    n = 1 if len(shape) == 1 else shape[1]
+    return "one output" if n == 1 else f"{n} outputs"
+
+
 def stagnation_message(solver: str, result, kernel_dtype, tol: float) -> str:
     """The ConvergenceWarning of a fit whose residual stopped falling above tol (in
     memory and on dask)."""
@@ -135,10 +159,11 @@ def breakdown_message(solver: str, result) -> str:
     """The ConvergenceWarning of a float64 CG whose recursion broke down
     (``solver_info_["breakdown"]``: gramfree.solvers.nystrom_pcg.falkon_cg)."""
     return (
-        f"{solver}: conjugate gradients broke down after {result.n_iter} iterations (its "
+        f"{solver}: conjugate gradients broke down at iteration {result.n_iter} (its "
         "objective's recursion went negative or rose): the system is singular to "
-        "rounding, as with coinciding centres at alpha=0. The model is the last iterate "
-        "before it, and loss_curve_ the recursion's values. Use solver='nystrom-direct' "
+        "rounding, as with coinciding centres at alpha=0. That iteration was undone: the "
+        "model is the one before it, and loss_curve_ the recursion's values. Use "
+        "solver='nystrom-direct' "
         "(alpha=0 as least squares on the centres) or a positive alpha"
     )
 
@@ -175,7 +200,7 @@ def _warn_float32_cancellation(problem, result, *, logits: bool = False) -> None
             + ("" if logits else f" (the targets' scale: {scale:.3g})")
             + ". Fit float64 data (X.astype(np.float64)) or use a larger alpha",
             RuntimeWarning,
-            stacklevel=4,
+            stacklevel=caller_stacklevel(),
         )
 
 
@@ -551,16 +576,20 @@ class KernelMachineMixin(BaseEstimator):
                 f"{result.info['objective_initial']:.4g}). Use solver='nystrom-pcg' or "
                 "solver='direct', or a larger alpha",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=caller_stacklevel(),
             )
         elif result.info.get("stagnated"):
             warnings.warn(
                 stagnation_message(solver, result, problem.kernel_dtype, self.tol),
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=caller_stacklevel(),
             )
         elif result.info.get("breakdown"):
-            warnings.warn(breakdown_message(solver, result), ConvergenceWarning, stacklevel=3)
+            warnings.warn(
+                breakdown_message(solver, result),
+                ConvergenceWarning,
+                stacklevel=caller_stacklevel(),
+            )
         elif result.info.get("uncertified") and not (monitor is not None and monitor.stopped):
             warnings.warn(
                 f"eigenpro (fixed centres) stopped after {result.n_iter} epochs, when one "
@@ -570,7 +599,7 @@ class KernelMachineMixin(BaseEstimator):
                 "spectrum). Use solver='nystrom-pcg' or 'nystrom-direct' with these "
                 "centres, or a larger alpha",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=caller_stacklevel(),
             )
         elif not result.converged and not (monitor is not None and monitor.stopped):
             # EigenPro's epochs contract the ridge's own directions by about alpha / beta
@@ -585,7 +614,7 @@ class KernelMachineMixin(BaseEstimator):
                 f"({iterations_run(result)}); "
                 f"increase max_iter or tol{instead}",
                 ConvergenceWarning,
-                stacklevel=3,
+                stacklevel=caller_stacklevel(),
             )
         _warn_float32_cancellation(problem, result)
         self._set_fitted(result, kernel, solver, problem, centers_are_rows=centers_are_rows)
@@ -777,6 +806,7 @@ class KernelMachineMixin(BaseEstimator):
             if y is None:
                 raise ValueError("compress: y is required when X is given")
             small.fit(X, y, sample_weight=sample_weight)
+            _check_same_targets(self, small)
             points = X
         else:
             # The RKHS-orthogonal projection of f onto span{k(s, .)}, s a subset of the

@@ -11,7 +11,7 @@ from scipy.special import expit, log_expit, log_softmax, softmax
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import pairwise_distances_argmin
 
-from .._log import verbose_output
+from .._log import caller_stacklevel, verbose_output
 from .._threads import blas_threads
 from ..device import resolve_device
 from ..solvers import Problem
@@ -195,7 +195,7 @@ def _fit_logistic(
             f"kernel (log-likelihood {result.info['objective']:.3g}), so the unpenalised "
             "optimum does not exist and the coefficients grow without bound; use alpha > 0",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=caller_stacklevel(),
         )
     stopped = result.info.get("stopped")
     if stopped and not separated:  # alpha = 0, the loss saturated: more steps cannot help
@@ -204,14 +204,14 @@ def _fit_logistic(
             f"(the probabilities saturated; objective {result.info['objective']:.6g}) and no "
             "further Newton step could be formed; use alpha > 0",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=caller_stacklevel(),
         )
     elif not result.converged and not stopped and not (monitor is not None and monitor.stopped):
         warnings.warn(
             f"loss='logistic': {result.n_iter} Newton steps did not reach tol={estimator.tol} "
             f"(objective {result.info['objective']:.6g}); increase max_iter or tol",
             ConvergenceWarning,
-            stacklevel=3,
+            stacklevel=caller_stacklevel(),
         )
     # float32 data: float32 coefficients and products, as for the square loss (a review:
     # alpha 1e-6 moved probabilities by 0.15 and 19 of 442 labels, without a word).

@@ -35,6 +35,7 @@ from sklearn.utils.validation import (
 )
 
 from .. import _core
+from .._log import caller_stacklevel
 from ..operators import _n_threads
 from ..solvers._common import Progress
 from .explain import Explanation, PathDecomposition
@@ -371,7 +372,7 @@ class _PathKernelBase(BaseEstimator):
                 f"{end:.3g} in {self.n_steps} steps, and the network, its predictions and "
                 "their decomposition are those of that divergence; lower learning_rate",
                 ConvergenceWarning,
-                stacklevel=4,
+                stacklevel=caller_stacklevel(),
             )
 
     def _spec(self) -> dict:
@@ -1239,7 +1240,7 @@ class _PathKernelBase(BaseEstimator):
                 "approximate and base + their totals need not equal the value; a larger "
                 "quadrature makes them exact",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=caller_stacklevel(),
             )
         share = "its exact share" if exact else "an approximation (quadrature) of its share"
         return Explanation(

@@ -737,7 +737,8 @@ def solve_logistic(
             "preconditioner_builds": kept.builds,
             "preconditioner_kept": kept.kept_steps,
             "cg_ascents": ascents,
-            # Steps whose small decrement the preconditioner-free bound refused as the end.
+            # Steps whose small decrement did not end the fit by _end_refused's checks,
+            # or whose CG, run on to END_FORCING, found the decrement above the threshold.
             "convergence_refusals": refusals,
             # Steps with a small decrement that did not end the fit: CG ran out of
             # iterations, or the objective's decrease was not the quadratic model's.
@@ -1171,7 +1172,7 @@ def _pcg(
     product. ``end = (threshold, end_forcing)``: where CG meets ``forcing`` with
     ``rhs^T d`` (its decrement, less the intercepts' constant part) at most
     ``threshold`` (a step that may end the fit), it goes on until the residual has
-    fallen by ``end_forcing`` (TIGHT_FORCING). Returns ``(d, iterations, extended)``,
+    fallen by ``end_forcing`` (END_FORCING). Returns ``(d, iterations, extended)``,
     ``extended`` whether it went on so."""
     d = np.zeros_like(rhs)
     r = rhs.copy()

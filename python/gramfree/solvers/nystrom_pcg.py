@@ -426,7 +426,10 @@ def falkon_cg(
         "warm_start": initial_coef is not None,
     }
     if breakdown:
+        # The breaking iteration ran (n_iter counts it) but was undone: loss_curve has
+        # none of it (gramfree.solvers._common.iterations_run reads this).
         info["breakdown"] = True
+        info["discarded_iterations"] = info.get("discarded_iterations", 0) + 1
     if exact_pass is not None:
         info["refinements"] = refinements
         info["stagnated"] = stagnated
