@@ -162,26 +162,29 @@ def _dense_newton_objective(model, X, y, gamma, alpha):
 
 
 @pytest.mark.parametrize(
-    "loader, centres, alpha_per_row, seed",
+    "loader, centres, alpha_per_row, gamma_scale, seed",
     [
         # CG met its forcing term with a decrement 100 times too small (the centres'
         # preconditioner): ended silently 2.0e-3 above the optimum at tol 1e-4.
-        pytest.param(load_iris, 12, 1e-7, 0, id="iris-12"),
+        pytest.param(load_iris, 12, 1e-7, 10.0, 0, id="iris-12"),
         # The decrement was CG's to within a percent, but the objective was far from
         # its quadratic model (decrease 1.4 to 1.6 times the model's): 8.4e-4 above.
-        pytest.param(load_breast_cancer, 40, 1e-9, 0, id="breast-cancer-40"),
+        pytest.param(load_breast_cancer, 40, 1e-9, 10.0, 0, id="breast-cancer-40"),
         # Every step's line search crept (test_logistic.py's saturated wall): 100 steps
         # and a ConvergenceWarning, 3.2e-4 above.
-        pytest.param(load_breast_cancer, 40, 1e-9, 6, id="breast-cancer-40-seed-6"),
+        pytest.param(load_breast_cancer, 40, 1e-9, 10.0, 6, id="breast-cancer-40-seed-6"),
+        # CG run on to only 0.03 of its residual found 1.03e-4 of a decrement whose
+        # threshold was 1.04e-4 and whose value was 1.8e-3: 1.6e-3 above (a review).
+        pytest.param(load_iris, 20, 1e-9, 0.3, 0, id="iris-20-wide"),
     ],
 )
-def test_narrow_kernel_few_centres_end_within_tol_of_the_optimum(
-    loader, centres, alpha_per_row, seed
+def test_few_centres_small_alpha_end_within_tol_of_the_optimum(
+    loader, centres, alpha_per_row, gamma_scale, seed
 ):
-    """A narrow kernel (gamma 10/d), few centres and a small alpha: the fit converges,
-    without a warning, within tol (1e-4, the default) of the dense Newton optimum."""
+    """Few centres and a small alpha: the fit converges, without a warning, within tol
+    (1e-4, the default) of the dense Newton optimum."""
     X, y = _standardised(loader)
-    gamma, alpha = 10.0 / X.shape[1], alpha_per_row * len(y)
+    gamma, alpha = gamma_scale / X.shape[1], alpha_per_row * len(y)
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         model = KernelClassifier(
