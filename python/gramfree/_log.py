@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import FrameType
 
 logger = logging.getLogger("gramfree")
 logger.addHandler(logging.NullHandler())
@@ -91,7 +92,7 @@ def caller_stacklevel() -> int:
     package's own calls (fixed levels pointed into classifier.py or _dask.py where a
     path had one more call than another: a review)."""
     libraries = _library_dirs()
-    frame = sys._getframe(1)  # the function that warns: level 1
+    frame: FrameType | None = sys._getframe(1)  # the function that warns: level 1
     level = 1
     while frame is not None and frame.f_code.co_filename.startswith(libraries):
         frame = frame.f_back
