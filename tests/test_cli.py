@@ -640,3 +640,16 @@ def test_a_npy_of_text_numbers_fits_as_the_csv_does(capsys, tmp_path, kind):
         assert status == 0 and err == "", err
         outputs.append([line for line in out.splitlines() if "training" in line])
     assert outputs[0] == outputs[1] and "R^2" in outputs[0][0]
+
+
+def test_a_npy_target_of_text_numbers_with_a_gap_is_refused_as_the_csv(capsys, tmp_path):
+    """ "NA" among text numbers is a missing value in a .npy as in a CSV (the .npy was
+    fitted as a classification of about 110 classes)."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    table = np.c_[X, y][:120].astype(str)
+    table[3, -1] = "NA"
+    np.save(tmp_path / "gap.npy", table)
+    status, out, err = gramfree_cli(capsys, "fit", tmp_path / "gap.npy", "-o", tmp_path / "m.gfm")
+    _assert_one_error_line(status, out, err, "missing value 'NA' in the target column")

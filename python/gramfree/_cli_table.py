@@ -355,10 +355,20 @@ def _read_npy(table: Table, features: Sequence[int], target: int | None):
     if target is None:
         return X, None
     y = data[:, target]
-    if y.dtype.kind == "U" and all(_is_number(str(v).strip()) for v in y):
-        # Numbers stored as text are numbers, as in a CSV (a review: diabetes as a string
-        # .npy became a classification of 214 classes).
-        y = np.char.strip(y).astype(np.float64)
+    if y.dtype.kind == "U":
+        # Numbers stored as text are numbers, and "NA" among them a missing value, as in
+        # a CSV (_target_values; a review: diabetes as a string .npy became a
+        # classification of 214 classes).
+        cells = np.char.lower(np.char.strip(y))
+        if all(_is_number(v) or v in _MISSING_AMONG_NUMBERS for v in cells):
+            gaps = np.isin(cells, list(_MISSING_AMONG_NUMBERS))
+            if gaps.any():
+                i = int(np.argmax(gaps))
+                raise TableError(
+                    f"{table.path}: missing value {str(y[i]).strip()!r} in the target column "
+                    f"index {target}, row index {i}"
+                )
+            y = np.char.strip(y).astype(np.float64)
     if y.dtype.kind in "biuf":
         y = y.astype(np.float64)
         missing, what = ~np.isfinite(y), "missing value (NaN or inf)"

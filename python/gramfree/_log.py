@@ -11,6 +11,7 @@ tqdm progress bars stay on tqdm when it is installed.
 
 from __future__ import annotations
 
+import functools
 import logging
 import sys
 import threading
@@ -75,22 +76,28 @@ def verbose_output(verbose) -> Iterator[None]:
                     state["handler"] = None
 
 
-# Frames a warning should not name: gramfree's own and scikit-learn's (its fit wrappers
-# sit between the user's call and the estimator's fit).
-_PACKAGE_DIR = __file__.rsplit("/", 1)[0] + "/"
-
-
+# Frames a warning should not name: gramfree's own, scikit-learn's (its fit wrappers sit
+# between the user's call and the estimator's fit) and joblib's (cross_val_score and
+# GridSearchCV fit through it). Found once: os.sep-terminated, on any platform.
+@functools.cache
 def _library_dirs() -> tuple[str, ...]:
-    import sklearn
+    import importlib.util
+    import os
 
-    return (_PACKAGE_DIR, sklearn.__file__.rsplit("/", 1)[0] + "/")
+    dirs = [os.path.dirname(os.path.abspath(__file__))]
+    for name in ("sklearn", "joblib"):
+        spec = importlib.util.find_spec(name)
+        if spec is not None and spec.origin:
+            dirs.append(os.path.dirname(os.path.abspath(spec.origin)))
+    return tuple(d + os.sep for d in dirs)
 
 
 def caller_stacklevel() -> int:
     """``stacklevel`` for a ``warnings.warn`` in the function that calls this, naming the
-    first frame outside gramfree and scikit-learn: the user's line, however deep the
+    first frame outside gramfree, scikit-learn and joblib: the user's line, however deep the
     package's own calls (fixed levels pointed into classifier.py or _dask.py where a
-    path had one more call than another: a review)."""
+    path had one more call than another: a review). A fit run by a thread's target
+    names threading's frame: there is no caller's line in that thread."""
     libraries = _library_dirs()
     frame: FrameType | None = sys._getframe(1)  # the function that warns: level 1
     level = 1
