@@ -594,12 +594,9 @@ def _warn_float32_cancellation_dask(X, Y, result, kernel, n_jobs) -> None:
     probe = np.unique(np.linspace(0, n - 1, min(n, CANCELLATION_PROBE)).astype(np.intp))
     rows, mean_square = compute(X[probe], (Y.astype(np.float64) ** 2).mean())
     problem = types.SimpleNamespace(
-        X=np.asarray(rows),
-        # One value of the targets' root mean square: the scale the warning compares with.
-        Y=np.array([[math.sqrt(float(mean_square))]]),
-        operator=lambda A, B: KernelOperator(A, B, kernel, n_jobs=n_jobs),
+        X=np.asarray(rows), operator=lambda A, B: KernelOperator(A, B, kernel, n_jobs=n_jobs)
     )
-    _warn_float32_cancellation(problem, result)
+    _warn_float32_cancellation(problem, result, target_rms=math.sqrt(float(mean_square)))
 
 
 def _chunk_problem(Xb, Yb, wb, kernel, n_jobs):

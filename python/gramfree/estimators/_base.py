@@ -168,14 +168,17 @@ def breakdown_message(solver: str, result) -> str:
     )
 
 
-def _warn_float32_cancellation(problem, result, *, logits: bool = False) -> None:
+def _warn_float32_cancellation(
+    problem, result, *, logits: bool = False, target_rms: float | None = None
+) -> None:
     """A fit on float32 data keeps float32 coefficients and predicts with float32 products;
     where a small alpha makes the coefficients large and cancelling (|c| of 1e6 for
     predictions of 1), their rounding moves the predictions by eps32 * sum_j |K_ij c_j|:
     found by a review, breast cancer with alpha 1e-6 gave 88 of 569 training labels other
     than the same fit in float64, without a word. Estimated on a probe of training rows
     (one small kernel block) and said where it reaches CANCELLATION_WARN of the targets'
-    scale."""
+    scale. ``target_rms``: that scale where ``problem.Y`` is not in memory (dask; the
+    probe's rows are then all of ``problem.X``)."""
     coef = np.asarray(result.coef)
     if coef.dtype != np.float32 or problem.X.dtype != np.float32 or coef.size == 0:
         return
@@ -186,11 +189,12 @@ def _warn_float32_cancellation(problem, result, *, logits: bool = False) -> None
     estimate = float(np.finfo(np.float32).eps) * float(magnitude.max(initial=0.0))
     # logits (loss="logistic"): on their own scale, 1 (0.05 of a logit moves a probability
     # by at most 0.0125); the square loss's predictions: the targets' root mean square.
-    scale = (
-        1.0
-        if logits
-        else float(np.sqrt(np.mean(np.asarray(problem.Y, dtype=np.float64) ** 2))) or 1.0
-    )
+    if logits:
+        scale = 1.0
+    elif target_rms is None:
+        scale = float(np.sqrt(np.mean(np.asarray(problem.Y, dtype=np.float64) ** 2))) or 1.0
+    else:
+        scale = target_rms or 1.0
     what = "the logits" if logits else "predictions"
     if estimate > CANCELLATION_WARN * scale:
         warnings.warn(
