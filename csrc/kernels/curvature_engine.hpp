@@ -7,28 +7,40 @@
 // (K V, then K^T W) read K from memory twice, and at k of a few classes each runs at about
 // half the machine's read bandwidth (their packing is built for square shapes).
 //
-//  * U = K_b V: vectors along M (K's rows are contiguous), a register tile of kSwRows rows
-//    by up to kSwCols classes, V transposed (k x M) so that its columns are contiguous too;
-//  * K_b^T W: the block's kSwBlock rows as vectors along M in registers, each class's
-//    accumulator row (k x M, per thread) loaded, updated by kSwBlock FMAs, stored.
+//  * U = K_b V: dot products along M (K's rows are contiguous), V transposed (k x M) so
+//    that its columns are contiguous too;
+//  * K_b^T W: the block's rows' vectors along M, times broadcasts of W, into a tile of the
+//    thread's accumulator (k x M) held in registers through all of the block's rows.
 // Threads take contiguous ranges of blocks with their own accumulators (k x M float64
-// each, re-read and re-written by every block: once that outgrows the core's L2 cache the
+// each, re-read and re-written once per block: once that outgrows the core's L2 cache the
 // pass loses its advantage, and the Python side takes two BLAS products instead), summed
 // in thread order at the end: the result depends on the number of threads (as a BLAS
 // product's does), not on the run.
 // Included inside the per-ISA namespace by engine.hpp, after vecmath.hpp.
 
-inline constexpr int kSwRows = 4;
-// kSwRows x kSwCols accumulators, kSwCols vectors of V and one of K live at a time:
-// 4 x 6 + 6 + 1 = 31 of AVX-512's 32 registers; 4 x 2 + 2 + 1 = 11 of 16 elsewhere.
-inline constexpr int kSwCols = kVecRegisters == 32 ? 6 : 2;
-// Rows per block: their vectors of K stay in registers through the second product's
-// update of each class's accumulator (kSwBlock + 2 registers).
-inline constexpr size_t kSwBlock = 8;
-static_assert(kSwCols >= 1 && kSwCols <= 8 && kSwBlock <= 8, "GRAMFREE_SW_CASES covers 1 to 8");
+// Both products keep a register tile of accumulators (tile widths below), their operand
+// vectors and one more register live at a time:
+//  * U = K_b V: R rows x NC classes of dot products along M; per step R vectors of K and,
+//    one at a time, NC of V^T, so R NC + R + 1 registers and R + NC loads per R NC FMAs;
+//  * acc += K_b^T W_b: MV vectors along M x NC classes, held through all of the block's
+//    rows; per row MV vectors of K and, one at a time, NC broadcasts of W: the same count.
+// With 16 registers a tile of up to 6 classes (2 rows, or 2 vectors, by 6: 15 registers).
+// The first version's 4 rows x 2 classes, with the accumulator loaded and stored once per
+// class and 8-row step, left the loads, not the FMAs, in charge: a 6-class product ran at
+// 42 GF/s on this repository's 2-core AVX2 EPYC (DGEMM: 89), now 54 (bench_curvature.py for the
+// fits' figures).
+inline constexpr int kSwCols = kVecRegisters == 32 ? 8 : 6;
+// Rows (or vectors along M) that a tile of nc classes takes: the most that fit the
+// registers with its operands, at most 4.
+constexpr int sw_rows_for(int nc) {
+  return (kVecRegisters - 1) / (nc + 1) < 4 ? (kVecRegisters - 1) / (nc + 1) : 4;
+}
+// Rows per block: the second product re-reads them from the core's cache.
+inline constexpr size_t kSwBlock = 16;
+static_assert(kSwCols >= 1 && kSwCols <= 8 && sw_rows_for(kSwCols) >= 1,
+              "GRAMFREE_SW_CASES covers 1 to 8 classes");
 
-// Run-time tile widths (classes of a tile, rows of a block) to templates: at most
-// kSwCols (6) and kSwBlock (8).
+// Run-time tile widths (classes of a tile) to templates: at most kSwCols.
 #define GRAMFREE_SW_CASES(F) F(1) F(2) F(3) F(4) F(5) F(6) F(7) F(8)
 
 // K's values as float64 vectors: float32 ones widened on load (half a vector of floats).
@@ -61,14 +73,14 @@ static inline void sw_rows_times_v(const T* const* Kr, size_t M, const double* _
   for (int r = 0; r < R; ++r) rp[r] = Kr[r];
   size_t m = 0;
   for (; m + W <= M; m += W) {
-    vec_t<double> v[NC];
+    vec_t<double> a[R];
 #pragma GCC unroll 8
-    for (int q = 0; q < NC; ++q) v[q] = vload<double>(v0 + size_t(q) * M + m);
+    for (int r = 0; r < R; ++r) a[r] = sw_load(rp[r] + m);
 #pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) {
-      const vec_t<double> a = sw_load(rp[r] + m);
+    for (int q = 0; q < NC; ++q) {
+      const vec_t<double> v = vload_pinned<double>(v0 + size_t(q) * M + m);
 #pragma GCC unroll 8
-      for (int q = 0; q < NC; ++q) acc[r][q] += a * v[q];
+      for (int r = 0; r < R; ++r) acc[r][q] += a[r] * v;
     }
   }
   for (int r = 0; r < R; ++r)
@@ -79,18 +91,81 @@ static inline void sw_rows_times_v(const T* const* Kr, size_t M, const double* _
     }
 }
 
-// All k classes, in ceil(k / kSwCols) tiles of near-equal width (7 classes: 3 + 4, not
-// 6 + 1, whose narrow tile reloads K for little work).
-template <int R, class T>
-static inline void sw_rows_times_v_all(const T* const* Kr, size_t M, const double* VT, size_t k,
-                                       double* U) {
+// The `rows` of Kr times the NC classes from c0, in tiles of R rows and a last narrower
+// one (R - 1 rows or fewer, by recursion on R).
+template <int R, int NC, class T>
+static inline void sw_block_times_v(const T* const* Kr, size_t rows, size_t M, const double* VT,
+                                    size_t c0, size_t k, double* U) {
+  size_t r = 0;
+  for (; r + size_t(R) <= rows; r += size_t(R))
+    sw_rows_times_v<R, NC, T>(Kr + r, M, VT, c0, k, U + r * k);
+  if constexpr (R > 1)
+    if (r < rows) sw_block_times_v<R - 1, NC, T>(Kr + r, rows - r, M, VT, c0, k, U + r * k);
+}
+
+// acc[c0 + q, m] += sum_{r < rows} Kr[r][m] Wb[r, c0 + q] for q < NC and m in [m0, m1), m1
+// - m0 a multiple of MV vectors (acc: k x M per thread, Wb: rows x k row-major).
+template <int MV, int NC, class T>
+static inline void sw_accumulate_tile(const T* const* Kr, size_t rows, size_t M, size_t m0,
+                                      size_t m1, const double* __restrict Wb, size_t c0, size_t k,
+                                      double* __restrict acc) {
+  constexpr size_t W = size_t(Vec<double>::lanes);
+  for (size_t m = m0; m < m1; m += size_t(MV) * W) {
+    vec_t<double> o[NC][MV];
+#pragma GCC unroll 8
+    for (int q = 0; q < NC; ++q)
+#pragma GCC unroll 8
+      for (int v = 0; v < MV; ++v) o[q][v] = vload<double>(acc + (c0 + q) * M + m + v * W);
+    for (size_t r = 0; r < rows; ++r) {
+      const T* __restrict p = Kr[r] + m;
+      const double* w = Wb + r * k + c0;
+      vec_t<double> a[MV];
+#pragma GCC unroll 8
+      for (int v = 0; v < MV; ++v) a[v] = sw_load(p + v * W);
+#pragma GCC unroll 8
+      for (int q = 0; q < NC; ++q) {
+        const vec_t<double> b = vbroadcast<double>(w[q]);
+#pragma GCC unroll 8
+        for (int v = 0; v < MV; ++v) o[q][v] += a[v] * b;
+      }
+    }
+#pragma GCC unroll 8
+    for (int q = 0; q < NC; ++q)
+#pragma GCC unroll 8
+      for (int v = 0; v < MV; ++v) vstore<double>(acc + (c0 + q) * M + m + v * W, o[q][v]);
+  }
+}
+
+// acc[c0 + q, :] += the block's rows' K^T Wb for the NC classes from c0: whole tiles of
+// MV vectors along M, the remaining whole vectors one at a time, the last M % W in scalars.
+template <int NC, class T>
+static inline void sw_accumulate_classes(const T* const* Kr, size_t rows, size_t M,
+                                         const double* Wb, size_t c0, size_t k, double* acc) {
+  constexpr size_t W = size_t(Vec<double>::lanes);
+  constexpr size_t MV = size_t(sw_rows_for(NC));
+  const size_t tiled = M / (MV * W) * (MV * W), whole = M / W * W;
+  sw_accumulate_tile<int(MV), NC, T>(Kr, rows, M, 0, tiled, Wb, c0, k, acc);
+  if constexpr (MV > 1) sw_accumulate_tile<1, NC, T>(Kr, rows, M, tiled, whole, Wb, c0, k, acc);
+  for (size_t m = whole; m < M; ++m)
+    for (int q = 0; q < NC; ++q) {
+      double s = acc[(c0 + q) * M + m];
+      for (size_t r = 0; r < rows; ++r) s += double(Kr[r][m]) * Wb[r * k + c0 + q];
+      acc[(c0 + q) * M + m] = s;
+    }
+}
+
+// Both products of a block for all k classes, in ceil(k / kSwCols) tiles of near-equal
+// width (7 classes: 3 + 4, not 6 + 1, whose narrow tile reloads K for little work).
+template <class T>
+static inline void sw_block_times_v_all(const T* const* Kr, size_t rows, size_t M, const double* VT,
+                                        size_t k, double* U) {
   const size_t tiles = tiles_for(k, size_t(kSwCols));
   for (size_t t = 0; t < tiles; ++t) {
     const size_t c0 = part(k, tiles, t), width = part(k, tiles, t + 1) - c0;
     switch (width) {
-#define GRAMFREE_CASE(N)                                                       \
-  case N:                                                                      \
-    if constexpr (N <= kSwCols) sw_rows_times_v<R, N, T>(Kr, M, VT, c0, k, U); \
+#define GRAMFREE_CASE(N)                                                                           \
+  case N:                                                                                          \
+    if constexpr (N <= kSwCols) sw_block_times_v<sw_rows_for(N), N, T>(Kr, rows, M, VT, c0, k, U); \
     break;
       GRAMFREE_SW_CASES(GRAMFREE_CASE)
 #undef GRAMFREE_CASE
@@ -98,45 +173,20 @@ static inline void sw_rows_times_v_all(const T* const* Kr, size_t M, const doubl
   }
 }
 
-// acc[c, m] += sum_{r < R} Kr[r][m] Wb[r, c] (acc: k x M per thread, Wb: R x k row-major).
-template <int R, class T>
-static inline void sw_accumulate(const T* const* Kr, size_t M, const double* __restrict Wb,
-                                 size_t k, double* __restrict acc) {
-  constexpr size_t W = size_t(Vec<double>::lanes);
-  const T* __restrict rp[R];  // in registers, as in sw_rows_times_v
-#pragma GCC unroll 8
-  for (int r = 0; r < R; ++r) rp[r] = Kr[r];
-  size_t m = 0;
-  for (; m + W <= M; m += W) {
-    vec_t<double> a[R];
-#pragma GCC unroll 8
-    for (int r = 0; r < R; ++r) a[r] = sw_load(rp[r] + m);
-    for (size_t c = 0; c < k; ++c) {
-      double* dst = acc + c * M + m;
-      vec_t<double> o = vload<double>(dst);
-#pragma GCC unroll 8
-      for (int r = 0; r < R; ++r) o += a[r] * vbroadcast<double>(Wb[size_t(r) * k + c]);
-      vstore<double>(dst, o);
-    }
-  }
-  for (; m < M; ++m)
-    for (size_t c = 0; c < k; ++c) {
-      double s = acc[c * M + m];
-      for (int r = 0; r < R; ++r) s += double(rp[r][m]) * Wb[size_t(r) * k + c];
-      acc[c * M + m] = s;
-    }
-}
-
 template <class T>
-static void sw_accumulate_rows(int rows, const T* const* Kr, size_t M, const double* Wb, size_t k,
-                               double* acc) {
-  switch (rows) {
-#define GRAMFREE_CASE(N)                                                      \
-  case N:                                                                     \
-    if constexpr (N <= int(kSwBlock)) sw_accumulate<N, T>(Kr, M, Wb, k, acc); \
+static inline void sw_accumulate_all(const T* const* Kr, size_t rows, size_t M, const double* Wb,
+                                     size_t k, double* acc) {
+  const size_t tiles = tiles_for(k, size_t(kSwCols));
+  for (size_t t = 0; t < tiles; ++t) {
+    const size_t c0 = part(k, tiles, t), width = part(k, tiles, t + 1) - c0;
+    switch (width) {
+#define GRAMFREE_CASE(N)                                                                  \
+  case N:                                                                                 \
+    if constexpr (N <= kSwCols) sw_accumulate_classes<N, T>(Kr, rows, M, Wb, c0, k, acc); \
     break;
-    GRAMFREE_SW_CASES(GRAMFREE_CASE)
+      GRAMFREE_SW_CASES(GRAMFREE_CASE)
 #undef GRAMFREE_CASE
+    }
   }
 }
 
@@ -191,12 +241,9 @@ static int curvature_product(const CurvatureArgs<T>& a) {
       const T* Kr[kSwBlock];
       for (size_t r = 0; r < rows; ++r)
         Kr[r] = a.K + (a.rows == nullptr ? i0 + r : size_t(a.rows[i0 + r])) * ldk;
-      size_t r = 0;
-      for (; r + size_t(kSwRows) <= rows; r += size_t(kSwRows))
-        sw_rows_times_v_all<kSwRows, T>(Kr + r, M, a.VT, k, U + r * k);
-      for (; r < rows; ++r) sw_rows_times_v_all<1, T>(Kr + r, M, a.VT, k, U + r * k);
+      sw_block_times_v_all<T>(Kr, rows, M, a.VT, k, U);
       sw_middle(a, i0, rows, U);
-      sw_accumulate_rows<T>(int(rows), Kr, M, U, k, acc);
+      sw_accumulate_all<T>(Kr, rows, M, U, k, acc);
     }
 #pragma omp barrier
     // out (M x k, row-major) = the threads' accumulators summed in thread order; each

@@ -41,11 +41,12 @@ CHUNK_BYTES = 32 * 2**20
 # K^T W, as before it, and the logistic solver's K_MM V by BLAS too
 # (benchmarks/bench_curvature.py's fits compare the two).
 NATIVE_CURVATURE = True
-# Largest per-thread accumulator (k x M float64) of the native pass: every block of rows
-# re-reads and re-writes it, so its lead over two BLAS products shrinks once it outgrows
-# the core's L2 cache (2 MiB per core on the CI machine kind): benchmarks/bench_curvature.py's
-# 12-class rows, float64 K 1.5x at 375 KiB down to 1.1x at 2.2 MiB (float32 K 3.2x to
-# 2.9x). Beyond the largest size measured the products take the BLAS route.
+# Largest per-thread accumulator (k x M float64) of the native pass: every block of 16 rows
+# re-reads and re-writes it, so its lead over two BLAS products could shrink once it
+# outgrows the core's L2 cache (512 KiB per core on the 2-core EPYC CI runs on):
+# benchmarks/bench_curvature.py's 12-class rows there (2026-12-05), float64 K 1.7x at 375
+# KiB and 1.8x at 2.2 MiB (float32 K 3.0x to 3.4x). Beyond the largest size measured the
+# products take the BLAS route.
 NATIVE_MAX_ACCUMULATOR_BYTES = 2.25 * 2**20
 
 
