@@ -16,6 +16,8 @@ import warnings
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wine
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
@@ -31,6 +33,7 @@ from gramfree.solvers.logistic import (
     _linear_rest_small,
     _pcg,
     _quadratic_there,
+    _rest_bound,
 )
 
 
@@ -233,6 +236,83 @@ def test_cg_goes_on_to_end_forcing_where_the_step_could_end_the_fit():
     assert iterations == loose_iterations and not extended  # above the threshold
     tight, _, extended_tight = _pcg(hessian, rhs, precond, 0.5, 200, end=(10 * exact, END_FORCING))
     assert extended_tight and float(np.sum(rhs * tight)) >= (1 - 1e-6) * exact
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    seed=st.integers(0, 2**16),
+    n=st.integers(2, 25),
+    k=st.integers(1, 3),
+    alpha=st.floats(1e-6, 10.0),
+    whitened=st.booleans(),
+    steps=st.integers(0, 30),
+)
+def test_rest_bound_bounds_the_decrement_from_above(seed, n, k, alpha, whitened, steps):
+    """``(rhs + r)^T d + rest_bound(r)`` after any number of CG iterations is at least the
+    exact decrement ``rhs^T H^-1 rhs`` for H = A + alpha K_MM with A positive
+    semi-definite (the bound's assumption), with K_MM the identity (whitened) or L L^T
+    (the fallback's d = P^-1 rhs at 0 iterations included: it holds for any d)."""
+    rng = np.random.default_rng(seed)
+    G = rng.standard_normal((n * k, max(1, n * k // 2)))
+    A = G @ G.T * rng.uniform(0.1, 100.0)  # the loss's curvature, rank-deficient
+    L = np.linalg.cholesky(_spd(rng, n, 1e3)) if not whitened else np.eye(n)
+    penalty = np.kron(L @ L.T, np.eye(k)) if k > 1 else L @ L.T
+    # Columns of V are classes; V.ravel() is row-major: entry (m, c) at m k + c.
+    H = A + alpha * penalty
+    P_inverse = np.linalg.inv(_spd(rng, n * k, 1e2))
+    rhs = rng.standard_normal((n, k))
+    exact = float(rhs.ravel() @ np.linalg.solve(H, rhs.ravel()))
+    bound = _rest_bound(alpha, L, whitened)
+    d, _, _ = _pcg(
+        lambda V: (H @ V.ravel()).reshape(V.shape),
+        rhs,
+        lambda R: (P_inverse @ R.ravel()).reshape(R.shape),
+        1e-300,
+        steps,
+    )
+    residual = rhs - (H @ d.ravel()).reshape(rhs.shape)
+    # 2 rhs^T d - d^T H d + r^T H^-1 r is the decrement for any d (_pcg's docstring).
+    upper = float(np.sum((rhs + residual) * d)) + bound(residual)
+    assert upper >= exact * (1 - 1e-9)
+    # Where the residual is gone, so is the bound's slack.
+    if bound(residual) <= 1e-12 * exact:
+        assert upper <= exact * (1 + 1e-9)
+    assert _rest_bound(0.0, L, whitened) is None
+
+
+def test_cg_ends_early_only_where_the_rest_bound_certifies_the_end():
+    """With a rest bound, CG's extension stops as soon as ``(rhs + r)^T d +
+    rest_bound(r)`` is within the threshold: fewer iterations than END_FORCING takes, and
+    the exact decrement is within the threshold; with a threshold below the decrement it
+    runs as without the bound."""
+    rng = np.random.default_rng(0)
+    n, alpha = 40, 1.0
+    H = _spd(rng, n, 1e4) + alpha * np.eye(n)
+    P_inverse = np.linalg.inv(_spd(rng, n, 1e2))  # unrelated to H: CG takes ~60 steps
+    rhs = rng.standard_normal((n, 1))
+    exact = float(rhs[:, 0] @ np.linalg.solve(H, rhs[:, 0]))
+
+    def run(threshold, rest_bound):
+        return _pcg(
+            lambda V: H @ V,
+            rhs,
+            lambda R: P_inverse @ R,
+            0.5,
+            200,
+            end=(threshold, END_FORCING),
+            rest_bound=rest_bound,
+        )
+
+    bound = _rest_bound(alpha, np.eye(n), True)
+    _, plain, extended = run(3.0 * exact, None)
+    d, certified, extended_certified = run(3.0 * exact, bound)
+    assert extended and extended_certified and certified < 0.8 * plain
+    residual = rhs - H @ d
+    upper = float(np.sum((rhs + residual) * d)) + bound(residual)
+    assert exact <= upper <= 3.0 * exact
+    _, below, _ = run(0.5 * exact, bound)
+    _, below_plain, _ = run(0.5 * exact, None)
+    assert below == below_plain
 
 
 def test_linear_rest_small():
