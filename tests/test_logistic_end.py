@@ -31,7 +31,9 @@ from gramfree.solvers.logistic import (
     _decrement_lower_bound,
     _end_refused,
     _linear_rest_small,
+    _curvature,
     _pcg,
+    _pseudo_inverse,
     _quadratic_there,
     _rest_bound,
 )
@@ -313,6 +315,35 @@ def test_cg_ends_early_only_where_the_rest_bound_certifies_the_end():
     _, below, _ = run(0.5 * exact, bound)
     _, below_plain, _ = run(0.5 * exact, None)
     assert below == below_plain
+
+
+@pytest.mark.parametrize("k", [2, 3, 7])
+def test_intercepts_pseudo_inverse_never_inverts_the_common_shift(k):
+    """The multinomial intercepts' block has the common shift 1 in its null space; formed
+    from saturated probabilities, rounding can leave it an eigenvalue just above the
+    pseudo-inverse's threshold (1e-12 of the largest), which was then inverted (off by
+    1e12 in a wine fit with a Hessian sample and sample weights, and CG's Hessian lost
+    its positive semi-definite loss part, which ``_rest_bound`` relies on). Planted here
+    at 1e-11: with the null direction given it is projected out, and the result is the
+    pseudo-inverse on the complement of 1."""
+    rng = np.random.default_rng(k)
+    one = np.full(k, 1.0 / np.sqrt(k))
+    Q, _ = np.linalg.qr(np.column_stack([one, rng.standard_normal((k, k - 1))]))
+    vals = np.geomspace(1.0, 1e-3, k - 1)
+    on_complement = (Q[:, 1:] * vals) @ Q[:, 1:].T
+    A = on_complement + 1e-11 * np.outer(one, one)
+    want = (Q[:, 1:] / vals) @ Q[:, 1:].T
+    assert np.abs(_pseudo_inverse(A) @ one).max() > 1e9  # the spurious direction, inverted
+    got = _pseudo_inverse(A, one)
+    np.testing.assert_allclose(got, want, atol=1e-9 * np.abs(want).max())
+    assert np.abs(got @ one).max() <= 1e-12 * np.abs(want).max()
+    # A saturated fit's block, through the class that forms it: the same properties.
+    P = rng.dirichlet(np.full(k, 0.05), size=200)
+    curvature = _curvature(P, rng.uniform(0.2, 3.0, 200))
+    inverse = curvature.intercept_inverse()
+    B = curvature.intercept_block()
+    assert np.abs(inverse @ one).max() <= 1e-10 * np.abs(inverse).max()
+    np.testing.assert_allclose(B @ inverse @ B, B, atol=1e-8 * np.abs(B).max())
 
 
 def test_linear_rest_small():

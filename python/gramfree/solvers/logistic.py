@@ -805,8 +805,11 @@ class _curvature:
         """The intercepts' block's (pseudo-)inverse: for k classes its range is the
         intercepts with zero sum (the null direction, a common shift, changes no
         probability)."""
-        inverse = _pseudo_inverse(self.intercept_block())
-        return np.zeros((self.P.shape[1],) * 2) if inverse is None else inverse
+        k = self.P.shape[1]
+        inverse = _pseudo_inverse(
+            self.intercept_block(), None if k == 1 else np.full(k, 1.0 / math.sqrt(k))
+        )
+        return np.zeros((k, k)) if inverse is None else inverse
 
     def apply(self, U: np.ndarray) -> np.ndarray:
         PU = self.P * U
@@ -1157,16 +1160,26 @@ def _decrement_lower_bound(
     return steepest + float(g_b @ intercept_inverse @ g_b)
 
 
-def _pseudo_inverse(A: np.ndarray) -> np.ndarray | None:
+def _pseudo_inverse(A: np.ndarray, null: np.ndarray | None = None) -> np.ndarray | None:
     """The pseudo-inverse of a symmetric positive semi-definite k x k matrix, dropping
-    directions below 1e-12 of the largest (the multinomial intercepts' common shift);
-    None where it has a clearly negative eigenvalue (not semi-definite)."""
-    vals, vecs = np.linalg.eigh(0.5 * (A + A.T))
+    directions below 1e-12 of the largest; None where it has a clearly negative
+    eigenvalue (not semi-definite). ``null``: a unit vector known to be in A's null space
+    (the multinomial intercepts' common shift), projected out of A before the
+    decomposition, so that its rounding-level eigenvalue is never inverted: formed from
+    saturated probabilities, the intercepts' block kept one at 1e-14 above the threshold
+    (wine, 20 centres, a Hessian sample with sample weights), its pseudo-inverse was off
+    by 1e12, and CG's Hessian lost its positive semi-definite loss part."""
+    A = 0.5 * (A + A.T)
+    if null is not None:
+        projector = np.eye(A.shape[0]) - np.outer(null, null)
+        A = projector @ A @ projector
+    vals, vecs = np.linalg.eigh(A)
     top = max(float(vals.max()), 1e-300)
     if vals.min() < -1e-8 * top:
         return None
     keep = vals > 1e-12 * top
-    return (vecs[:, keep] / vals[keep]) @ vecs[:, keep].T
+    inverse = (vecs[:, keep] / vals[keep]) @ vecs[:, keep].T
+    return inverse if null is None else projector @ inverse @ projector
 
 
 def _rest_bound(alpha: float, L: np.ndarray, whitened: bool):
