@@ -28,10 +28,10 @@ from gramfree import KernelClassifier
 from gramfree.solvers.logistic import (
     END_FORCING,
     QUADRATIC_MODEL,
+    _curvature,
     _decrement_lower_bound,
     _end_refused,
     _linear_rest_small,
-    _curvature,
     _pcg,
     _pseudo_inverse,
     _quadratic_there,

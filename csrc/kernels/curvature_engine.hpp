@@ -16,7 +16,7 @@
 // pass loses its advantage, and the Python side takes two BLAS products instead), summed
 // in thread order at the end: the result depends on the number of threads (as a BLAS
 // product's does), not on the run.
-// Included inside the per-ISA namespace by engine.hpp, after vecmath.hpp.
+// Included inside the per-ISA namespace by engine.hpp, after vecmath.hpp (and <type_traits>).
 
 // Both products keep a register tile of accumulators (tile widths below), their operand
 // vectors and one more register live at a time:
@@ -154,35 +154,18 @@ static inline void sw_accumulate_classes(const T* const* Kr, size_t rows, size_t
     }
 }
 
-// Both products of a block for all k classes, in ceil(k / kSwCols) tiles of near-equal
-// width (7 classes: 3 + 4, not 6 + 1, whose narrow tile reloads K for little work).
-template <class T>
-static inline void sw_block_times_v_all(const T* const* Kr, size_t rows, size_t M, const double* VT,
-                                        size_t k, double* U) {
+// f(std::integral_constant<int, N>, c0) for each tile of the k classes: ceil(k / kSwCols)
+// tiles of near-equal width N (7 classes: 3 + 4, not 6 + 1, whose narrow tile reloads K
+// for little work), the width a compile-time constant for the register tiles.
+template <class F>
+static inline void sw_for_class_tiles(size_t k, F&& f) {
   const size_t tiles = tiles_for(k, size_t(kSwCols));
   for (size_t t = 0; t < tiles; ++t) {
     const size_t c0 = part(k, tiles, t), width = part(k, tiles, t + 1) - c0;
     switch (width) {
-#define GRAMFREE_CASE(N)                                                                           \
-  case N:                                                                                          \
-    if constexpr (N <= kSwCols) sw_block_times_v<sw_rows_for(N), N, T>(Kr, rows, M, VT, c0, k, U); \
-    break;
-      GRAMFREE_SW_CASES(GRAMFREE_CASE)
-#undef GRAMFREE_CASE
-    }
-  }
-}
-
-template <class T>
-static inline void sw_accumulate_all(const T* const* Kr, size_t rows, size_t M, const double* Wb,
-                                     size_t k, double* acc) {
-  const size_t tiles = tiles_for(k, size_t(kSwCols));
-  for (size_t t = 0; t < tiles; ++t) {
-    const size_t c0 = part(k, tiles, t), width = part(k, tiles, t + 1) - c0;
-    switch (width) {
-#define GRAMFREE_CASE(N)                                                                  \
-  case N:                                                                                 \
-    if constexpr (N <= kSwCols) sw_accumulate_classes<N, T>(Kr, rows, M, Wb, c0, k, acc); \
+#define GRAMFREE_CASE(N)                                                 \
+  case N:                                                                \
+    if constexpr (N <= kSwCols) f(std::integral_constant<int, N>{}, c0); \
     break;
       GRAMFREE_SW_CASES(GRAMFREE_CASE)
 #undef GRAMFREE_CASE
@@ -241,9 +224,13 @@ static int curvature_product(const CurvatureArgs<T>& a) {
       const T* Kr[kSwBlock];
       for (size_t r = 0; r < rows; ++r)
         Kr[r] = a.K + (a.rows == nullptr ? i0 + r : size_t(a.rows[i0 + r])) * ldk;
-      sw_block_times_v_all<T>(Kr, rows, M, a.VT, k, U);
+      sw_for_class_tiles(k, [&](auto nc, size_t c0) {
+        sw_block_times_v<sw_rows_for(nc()), nc(), T>(Kr, rows, M, a.VT, c0, k, U);
+      });
       sw_middle(a, i0, rows, U);
-      sw_accumulate_all<T>(Kr, rows, M, U, k, acc);
+      sw_for_class_tiles(k, [&](auto nc, size_t c0) {
+        sw_accumulate_classes<nc(), T>(Kr, rows, M, U, c0, k, acc);
+      });
     }
 #pragma omp barrier
     // out (M x k, row-major) = the threads' accumulators summed in thread order; each
