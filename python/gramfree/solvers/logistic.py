@@ -1219,8 +1219,8 @@ def _pcg(
     is at most ``threshold``: with ``rest_bound(r)`` an upper bound of ``r^T H^-1 r``
     (``_rest_bound``), that sum bounds the whole decrement ``rhs^T H^-1 rhs`` from above
     (for any d with residual ``r = rhs - H d``, ``rhs^T H^-1 rhs = 2 rhs^T d - d^T H d +
-    r^T H^-1 r``), so the end is certain and more iterations cannot refuse it. Returns ``(d, iterations,
-    extended)``, ``extended`` whether it went on so."""
+    r^T H^-1 r``), so the end is certain and more iterations cannot refuse it. Returns
+    ``(d, iterations, extended)``, ``extended`` whether it went on so."""
     d = np.zeros_like(rhs)
     r = rhs.copy()
     z = precond(r)
