@@ -26,9 +26,8 @@
 //    rows; per row MV vectors of K and, one at a time, NC broadcasts of W: the same count.
 // With 16 registers a tile of up to 6 classes (2 rows, or 2 vectors, by 6: 15 registers).
 // The first version's 4 rows x 2 classes, with the accumulator loaded and stored once per
-// class and 8-row step, left the loads, not the FMAs, in charge: a 6-class product ran at
-// 42 GF/s on this repository's 2-core AVX2 EPYC (DGEMM: 89), now 54 (bench_curvature.py for the
-// fits' figures).
+// class and 8-row step, left the loads, not the FMAs, in charge (benchmarks/README.md,
+// bench_curvature.py: satellite's 6-class product 4.1 ms before, 2.9 ms after).
 inline constexpr int kSwCols = kVecRegisters == 32 ? 8 : 6;
 // Rows (or vectors along M) that a tile of nc classes takes: the most that fit the
 // registers with its operands, at most 4.
