@@ -92,6 +92,32 @@ def _assert_identical(a, b):
         assert np.array_equal(a[key], b[key]), key
 
 
+def _same_info(a, b) -> bool:
+    """solver_info_ equality, NaN equal to NaN and tuples to lists (as JSON keeps them)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_same_info(a[k], b[k]) for k in a)
+    if isinstance(b, (tuple, list, np.ndarray)):
+        return isinstance(a, list) and len(a) == len(b) and all(map(_same_info, a, list(b)))
+    if isinstance(b, (float, np.floating)) and math.isnan(b):
+        return isinstance(a, float) and math.isnan(a)
+    return type(a) is type(b.item() if isinstance(b, np.generic) else b) and a == b
+
+
+def test_solver_info_keeps_nonfinite_numbers_and_nesting(tmp_path):
+    model, Xt = _fitted("regressor")
+    info = {
+        "nan": float("nan"),
+        "inf": [np.float64(np.inf), -np.inf],
+        "steps": ("a", np.int64(3), np.bool_(True), None),
+        "nested": {"deep": np.arange(3.0)},
+    }
+    model.solver_info_ = info
+    model.save(tmp_path / "m.gfm")
+    loaded = gramfree.load(tmp_path / "m.gfm")
+    assert _same_info(loaded.solver_info_, info)
+    assert loaded.solver_info_["steps"] == ["a", 3, True, None]
+
+
 @pytest.mark.parametrize("kind", KINDS)
 def test_pickle_round_trip(kind):
     model, Xt = _fitted(kind)
@@ -119,8 +145,12 @@ def test_save_load_round_trip(kind, tmp_path):
     assert loaded.centers_.dtype == model.centers_.dtype
     assert loaded.dual_coef_.dtype == model.dual_coef_.dtype
     assert loaded.n_centers_ == model.n_centers_
+    assert _same_info(loaded.solver_info_, model.solver_info_)
     if hasattr(model, "classes_"):
         assert list(loaded.classes_) == list(model.classes_)
+        # an object array of strings (classifier-str-binary) stays one: predict's dtype
+        assert loaded.classes_.dtype == model.classes_.dtype
+        assert loaded.predict(Xt).dtype == model.predict(Xt).dtype
         # predicted labels are the original labels, not codes
         assert set(loaded.predict(Xt)) <= set(model.classes_)
     # a loaded model can be saved again, and refitted
@@ -490,6 +520,25 @@ BAD_METADATA = [  # (model kind, metadata edit, message)
     ("regressor", _meta(estimator=["KernelRegressor"]), "unknown estimator"),
     ("regressor", _meta(format_version=True), "version"),
     ("classifier-str", _meta_drop("attributes", "classes_kind"), "classes_kind"),
+    ("regressor", _meta("attributes", solver_info_=[1]), "'attributes.solver_info_' must be a"),
+    (
+        "regressor",
+        _meta("attributes", solver_info_={"a": {"__float__": "1e400"}}),
+        r"'attributes.solver_info_.a' must be \{\"__float__\"",
+    ),
+    (
+        "regressor",
+        _meta("attributes", solver_info_={"a": {"__float__": "nan", "b": 1}}),
+        "'attributes.solver_info_.a' must be",
+    ),
+    (
+        "regressor",
+        _meta("attributes", solver_info_={"a": [[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}),
+        "nests deeper than 16 levels",
+    ),
+    ("regressor", _meta("attributes", classes_object=True), "'attributes.classes_object'"),
+    ("classifier-int", _meta("attributes", classes_object=True), "for classes of kind 'i'"),
+    ("classifier-str", _meta("attributes", classes_object=1), "must be true or false"),
     ("path-regressor", _meta("attributes", sizes=[2, 4, 1]), "'attributes.sizes' is"),
     ("path-regressor", _meta("attributes", sizes=[3, 0, 1]), r"'attributes.sizes\[1\]'"),
     ("path-regressor", _meta("attributes", sizes="3-4-1"), "'attributes.sizes' must be a list"),

@@ -162,6 +162,16 @@ def test_truncated_or_flipped_bytes(kind, data, model_file):
     _check(kind, bytes(blob), model_file)
 
 
+@pytest.mark.parametrize("brace", [b"{", b"}"])
+def test_a_header_with_an_unbalanced_brace_is_refused(brace, model_file):
+    # numpy 2 tokenizes a .npy header's dict before checking it: a damaged brace raised
+    # tokenize's TokenError through load (the fuzz above found it).
+    blob = bytearray(_original("classifier-multiclass-str")[0])
+    start = blob.index(b"{'descr'")
+    blob[start if brace == b"{" else blob.index(b"}", start)] = ord(" ")
+    assert _check("classifier-multiclass-str", bytes(blob), model_file) == "refused"
+
+
 def test_every_truncation_is_refused(model_file):
     # A cut anywhere loses the zip's central directory at the end of the file.
     blob = _original("path-classifier-binary-unrecorded")[0]

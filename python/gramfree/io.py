@@ -49,6 +49,7 @@ import numbers
 import os
 import secrets
 import stat
+import tokenize
 import warnings
 import zipfile
 import zlib
@@ -101,12 +102,21 @@ _KERNEL_MACHINE_ATTRIBUTES = (
 )
 # Class labels the writer can produce: LabelEncoder's classes of bools, numbers, bytes or str.
 _CLASS_KINDS = "biufSU"
+# solver_info_ (diagnostics: what the solver did) as JSON: nested objects with str keys,
+# lists, numbers, strings, bools and null, at most this deep; a non-finite float as
+# {"__float__": "nan" | "inf" | "-inf"} (JSON has none), anything else as its str().
+# Optional: files of earlier writers load with an empty solver_info_.
+_INFO_DEPTH = 16
+_NONFINITE = "__float__"
 
 # What a damaged or foreign file can raise while its zip container and .npy members are
 # parsed: zipfile (BadZipFile, NotImplementedError for unknown methods or versions,
 # RuntimeError for the encryption flag), zlib and EOFError (deflated members), numpy's
-# header parser (ValueError), and OSError from the file itself.
+# header parser (ValueError; SyntaxError and tokenize's TokenError from a damaged header's
+# dict, which numpy 2 tokenizes before its own check), and OSError from the file itself.
 _UNREADABLE = (
+    SyntaxError,
+    tokenize.TokenError,
     OSError,
     ValueError,
     EOFError,
@@ -437,6 +447,25 @@ def _construct(cls: type, params: Any):
 # -- saving ------------------------------------------------------------------------------
 
 
+def _encode_info(value: Any, depth: int = 0) -> Any:
+    """``value`` (solver_info_ or a part of it) as JSON that :func:`_decode_info` reads back
+    (``_INFO_DEPTH``)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if value is None or isinstance(value, (bool, str, int)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else {_NONFINITE: repr(value)}
+    if depth >= _INFO_DEPTH:
+        return str(value)
+    if isinstance(value, dict):
+        return {str(k): _encode_info(v, depth + 1) for k, v in value.items()}
+    if isinstance(value, (list, tuple, np.ndarray)):
+        items = value.tolist() if isinstance(value, np.ndarray) else value
+        return [_encode_info(v, depth + 1) for v in items]
+    return str(value)
+
+
 def _class_labels(estimator) -> np.ndarray:
     classes = np.asarray(estimator.classes_)
     if classes.dtype.kind == "O":
@@ -473,6 +502,7 @@ def _kernel_machine_state(estimator) -> tuple[dict, dict]:
         "kernel_": _encode_param(estimator.kernel_),
         "fit_time_": float(getattr(estimator, "fit_time_", 0.0)),
         "y_1d": bool(getattr(estimator, "_y_1d", True)),
+        "solver_info_": _encode_info(getattr(estimator, "solver_info_", {})),
     }
     arrays.update(_center_records(estimator))
     if hasattr(estimator, "validation_scores_"):  # an early-stopped fit's record
@@ -575,6 +605,9 @@ def _portable(estimator) -> tuple[dict, dict]:
             "classes_kind": None if "classes" not in arrays else arrays["classes"].dtype.kind,
         },
     }
+    if hasattr(estimator, "classes_") and np.asarray(estimator.classes_).dtype.kind == "O":
+        # Optional: strings fitted as an object array load back as one (predict's dtype).
+        meta["attributes"]["classes_object"] = True
     recipe = getattr(estimator, "table_recipe_", None)
     if recipe is not None:  # optional: set by the command line's fit
         meta["table"], table_arrays = _table_state(recipe)
@@ -899,9 +932,10 @@ def _read_meta(raw: np.ndarray | None, path) -> dict:
 # -- rebuilding the estimator ---------------------------------------------------------------
 
 
-def _restore_classes(est, classes: np.ndarray | None, kind: Any) -> None:
+def _restore_classes(est, classes: np.ndarray | None, kind: Any, as_object: bool) -> None:
     """classes_ as the classifier's LabelEncoder left it: 1-d, >= 2 labels, sorted and
-    distinct (prediction indexes it by column), of the kind the metadata records."""
+    distinct (prediction indexes it by column), of the kind the metadata records; strings
+    as an object array where the fit had one (``as_object``)."""
     from sklearn.base import is_classifier
 
     if not is_classifier(est):
@@ -911,6 +945,8 @@ def _restore_classes(est, classes: np.ndarray | None, kind: Any) -> None:
             raise _field_error(
                 "attributes.classes_kind", f"must be null for a regressor, got {kind!r}"
             )
+        if as_object:
+            raise _field_error("attributes.classes_object", "must be absent for a regressor")
         return
     if classes is None:
         raise ValueError("path: missing field(s) ['classes'] in the arrays of a classifier")
@@ -926,7 +962,9 @@ def _restore_classes(est, classes: np.ndarray | None, kind: Any) -> None:
             "attributes.classes_kind",
             f"is {kind!r}, the classes array is of kind {classes.dtype.kind!r}",
         )
-    est.classes_ = classes
+    if as_object and kind != "U":
+        raise _field_error("attributes.classes_object", f"is true for classes of kind {kind!r}")
+    est.classes_ = classes.astype(object) if as_object else classes
 
 
 def _restore_feature_names(est, names: np.ndarray | None) -> None:
@@ -963,6 +1001,7 @@ def _restore_kernel_machine(est, arrays: dict, attrs: dict) -> None:
         _KERNEL_MACHINE_ATTRIBUTES + (chosen if alpha_path else ()),
         (_GAMMA_GRID_ATTRIBUTES if alpha_path and not logistic_cv else ())
         + (("fitted_loss",) if hasattr(est, "classes_") else ())
+        + ("solver_info_",)
         + _EARLY_STOPPING_ATTRIBUTES,
         where="field 'attributes'",
     )
@@ -1010,7 +1049,8 @@ def _restore_kernel_machine(est, arrays: dict, attrs: dict) -> None:
     est.n_features_in_ = n_features
     est.centers_ = centers
     est.dual_coef_ = dual_coef
-    est.solver_info_ = {}
+    info = _check_dict(attrs.get("solver_info_", {}), "attributes.solver_info_")
+    est.solver_info_ = _decode_info(info, "attributes.solver_info_")
     if not hasattr(est, "classes_"):
         est._y_1d = y_1d
     for name, value in records.items():
@@ -1024,6 +1064,23 @@ def _restore_kernel_machine(est, arrays: dict, attrs: dict) -> None:
         _restore_logistic_cv(est, attrs)
     elif alpha_path:
         _restore_alpha_path(est, attrs)
+
+
+def _decode_info(value: Any, field: str, depth: int = 0) -> Any:
+    """solver_info_ as :func:`_encode_info` wrote it, every part checked."""
+    if value is None or isinstance(value, (bool, str, int, float)):
+        return value  # JSON's numbers: finite (the parser refuses NaN and Infinity)
+    if isinstance(value, dict) and _NONFINITE in value:
+        if value.keys() != {_NONFINITE} or value[_NONFINITE] not in ("nan", "inf", "-inf"):
+            raise _field_error(field, 'must be {"__float__": "nan", "inf" or "-inf"}')
+        return float(value[_NONFINITE])
+    if depth >= _INFO_DEPTH:
+        raise _field_error(field, f"nests deeper than {_INFO_DEPTH} levels")
+    if isinstance(value, list):
+        return [_decode_info(v, f"{field}[{i}]", depth + 1) for i, v in enumerate(value)]
+    if isinstance(value, dict):
+        return {k: _decode_info(v, f"{field}.{k}", depth + 1) for k, v in value.items()}
+    raise _field_error(field, f"holds a {type(value).__name__}")  # not from json.loads
 
 
 def _restore_early_stopping(est, attrs: dict) -> None:
@@ -1268,7 +1325,12 @@ def _restore(meta: Any, arrays: dict):
     attrs = dict(_check_dict(meta["attributes"], "attributes"))
     if "classes_kind" not in attrs:
         raise ValueError("path: missing field(s) ['classes_kind'] in field 'attributes'")
-    _restore_classes(est, arrays.pop("classes", None), attrs.pop("classes_kind"))
+    _restore_classes(
+        est,
+        arrays.pop("classes", None),
+        attrs.pop("classes_kind"),
+        _check_bool(attrs.pop("classes_object", False), "attributes.classes_object"),
+    )
     names = arrays.pop("feature_names", None)
     table_arrays = {k: arrays.pop(k) for k in _TABLE_ARRAYS if k in arrays}
     if hasattr(est, "_restore_state"):  # path-kernel models check and rebuild themselves
