@@ -587,6 +587,9 @@ def _portable(estimator) -> tuple[dict, dict]:
         arrays, attributes = _kernel_machine_state(estimator)
     if hasattr(estimator, "classes_"):
         arrays["classes"] = _class_labels(estimator)
+        if np.asarray(estimator.classes_).dtype.kind == "O":
+            # Optional: strings fitted as an object array load back as one (predict's dtype).
+            attributes["classes_object"] = True
     names = _feature_names(estimator)
     if names is not None:
         arrays["feature_names"] = names  # optional: absent in files of older writers
@@ -605,9 +608,6 @@ def _portable(estimator) -> tuple[dict, dict]:
             "classes_kind": None if "classes" not in arrays else arrays["classes"].dtype.kind,
         },
     }
-    if hasattr(estimator, "classes_") and np.asarray(estimator.classes_).dtype.kind == "O":
-        # Optional: strings fitted as an object array load back as one (predict's dtype).
-        meta["attributes"]["classes_object"] = True
     recipe = getattr(estimator, "table_recipe_", None)
     if recipe is not None:  # optional: set by the command line's fit
         meta["table"], table_arrays = _table_state(recipe)
