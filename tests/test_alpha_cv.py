@@ -455,6 +455,22 @@ def test_scaling_every_weight_is_scaling_alpha(scale):
     np.testing.assert_allclose(scaled.predict(X), base.predict(X), rtol=1e-6, atol=1e-9)
 
 
+@pytest.mark.parametrize("scale", [1e-200, 1e-170, 1e200])
+def test_weights_near_float64s_ends_choose_as_unit_weights(scale):
+    """Weights c w with alphas c a: the same GCV, the same choice (times c) and the same
+    model as w with a. At c = 1e-170 the path's squared coordinates underflowed: RSS was
+    y^T W y at every alpha, and the largest alpha was chosen, silently (a review)."""
+    X, y = _standard_diabetes(300)
+    w = np.random.default_rng(2).integers(1, 4, size=len(y)).astype(np.float64)
+    base = KernelRegressorCV(gamma=0.1, alphas=WIDE_ALPHAS).fit(X, y, sample_weight=w)
+    scaled = KernelRegressorCV(gamma=0.1, alphas=WIDE_ALPHAS * scale).fit(
+        X, y, sample_weight=scale * w
+    )
+    np.testing.assert_allclose(scaled.gcv_values_, base.gcv_values_, rtol=1e-4)
+    assert scaled.alpha_ == pytest.approx(base.alpha_ * scale)
+    np.testing.assert_allclose(scaled.predict(X), base.predict(X), rtol=1e-6, atol=1e-9)
+
+
 def test_class_weights_above_one_keep_the_choice_of_gcv():
     """breast cancer, class_weight {0: 1, 1: 1.5}: the choice is the dense reference's
     argmin (with frequency weights, 1e-8 won and held-out accuracy fell to 0.85)."""

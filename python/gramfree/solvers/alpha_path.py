@@ -219,6 +219,17 @@ def _residual_sums(problem: Problem, centers: np.ndarray, coefs: list) -> np.nda
     return sums
 
 
+def _squared_coordinates(c: np.ndarray) -> tuple[np.ndarray, float]:
+    """``(q, s)`` with ``sum_t c_it^2 = s^2 q_i``, s a power of two near ``max |c|``. c is
+    of the order of the weights times y: squared, it underflowed to 0 with weights of
+    1e-170 (RSS = y^T W y at every alpha, and the largest alpha chosen, silently; a
+    review). The fit's sums ``c^2 / (lam + alpha)``, of the order of y^T W y, are formed
+    as ``(q (s / p)) s``."""
+    top = float(np.max(np.abs(c), initial=0.0))
+    s = math.ldexp(1.0, math.frexp(top)[1]) if top > 0.0 else 1.0
+    return np.sum((c / s) ** 2, axis=1), s
+
+
 def _path(
     problem: Problem, centers: np.ndarray, alphas: np.ndarray, system
 ) -> tuple[AlphaPath, tuple[int, np.ndarray]]:
@@ -244,12 +255,13 @@ def _path(
         """The model's coefficients at ``alphas[i]``: ``a = L^-T U (lam + alpha)^-1 c``."""
         return solve_triangular(L, U @ (c / (lam + alphas[i])[:, None]), trans=True)
 
-    c2 = np.sum(c**2, axis=1)  # summed over targets: one alpha for all
+    q, scale = _squared_coordinates(c)  # summed over targets: one alpha for all
     with np.errstate(over="ignore", divide="ignore", invalid="ignore", under="ignore"):
         denom = lam[None, :] + alphas[:, None]  # (A, M)
         # Divided before squared: (lam + 2 alpha) / denom is at most 2, so alpha = 1e300
         # does not overflow to inf / inf = NaN.
-        fit = np.sum(c2[None, :] * ((lam[None, :] + 2 * alphas[:, None]) / denom) / denom, axis=1)
+        ratio = (lam[None, :] + 2 * alphas[:, None]) / denom
+        fit = np.sum(q[None, :] * ratio * (scale / denom), axis=1) * scale
         rss = yWy - fit
         dof = np.sum(lam[None, :] / denom, axis=1)
         # n_d - dof as a sum of terms (positive where n_d >= M): written 1 - dof / n_d, it
@@ -359,7 +371,7 @@ def refine_alpha(problem: Problem, path: AlphaPath) -> GcvPoint:
     if path.spectrum is None or not math.isfinite(grid.gcv):
         return grid
     _, _, lam, c = path.spectrum
-    c2 = np.sum(c**2, axis=1)
+    q, scale = _squared_coordinates(c)
     Y = problem.Y.astype(np.float64)
     w = problem.sample_weight
     yWy = float(np.sum(Y**2 * (1.0 if w is None else w[:, None])))
@@ -381,7 +393,7 @@ def refine_alpha(problem: Problem, path: AlphaPath) -> GcvPoint:
     def point(log_alpha: float) -> GcvPoint:
         alpha = math.exp(log_alpha)
         p = lam + alpha
-        rss = max(yWy - float(np.sum(c2 * ((lam + 2 * alpha) / p) / p)), 0.0)
+        rss = max(yWy - float(np.sum(q * ((lam + 2 * alpha) / p) * (scale / p))) * scale, 0.0)
         dof = float(np.sum(lam / p))
         gap = (n_d - lam.size) + float(np.sum(alpha / p))
         merged = rss - pure
