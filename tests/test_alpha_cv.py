@@ -368,6 +368,17 @@ def test_alphas_below_the_rounding_warn_and_take_the_fewest_df():
     assert model.best_score_ == -np.inf
 
 
+def test_all_zero_targets_say_so():
+    """Targets all zero: every alpha fits them exactly; the warning said the alphas were
+    below the rounding or interpolated (a review). The model predicts zero."""
+    X, _ = _standard_diabetes()
+    y = np.zeros(len(X))
+    with pytest.warns(UserWarning, match="y: the targets are all zero"):
+        model = KernelRegressorCV(gamma=0.5, alphas=[0.1, 1.0]).fit(X, y)
+    assert model.alpha_ == 1.0
+    np.testing.assert_array_equal(model.predict(X), 0.0)
+
+
 def test_a_model_without_any_gcv_estimate_saves_and_loads(tmp_path):
     X, y = _standard_diabetes()
     with pytest.warns(UserWarning, match="no candidate has a GCV estimate"):

@@ -103,6 +103,16 @@ def _same_info(a, b) -> bool:
     return type(a) is type(b.item() if isinstance(b, np.generic) else b) and a == b
 
 
+def test_class_weight_values_keep_their_type(tmp_path):
+    """{0: 1, 1: 2} came back as {0: 1.0, 1: 2.0}: get_params() differed (a review)."""
+    X, _, _ = _data()
+    y = (X[:, 0] > 0).astype(int)
+    model = KernelClassifier(class_weight={0: 1, 1: 2.5}).fit(X, y)
+    model.save(tmp_path / "m.gfm")
+    loaded = gramfree.load(tmp_path / "m.gfm").get_params()["class_weight"]
+    assert loaded == {0: 1, 1: 2.5} and type(loaded[0]) is int and type(loaded[1]) is float
+
+
 def test_solver_info_keeps_nonfinite_numbers_and_nesting(tmp_path):
     model, Xt = _fitted("regressor")
     info = {

@@ -198,6 +198,33 @@ def test_cv_as_splits_and_repeated_alphas(cancer, tmp_path):
         used_up.fit(X, y)
 
 
+def test_bad_splits_are_refused_naming_cv_and_masks_are_indices(cancer):
+    """Splits given as they came failed deep in the fold loop (numpy's IndexError, "X:
+    empty array"); now each is checked, and boolean masks of n rows are their indices."""
+    X, y = cancer
+    n = len(y)
+    train, test = next(iter(StratifiedKFold(3).split(X, y)))
+    bad = [
+        ([(train, np.r_[test, n])], "index outside 0"),
+        ([(train, test.astype(float))], "integer indices"),
+        ([(train, test[:0])], "has no test rows"),
+        ([(train, test[:, None])], "1-d array"),
+    ]
+    for splits, message in bad:
+        model = KernelClassifierCV(loss="logistic", gamma=1.0, alphas=[0.1], cv=splits)
+        with pytest.raises(ValueError, match=f"cv: split 1.*{message}"):
+            model.fit(X, y)
+    as_indices = KernelClassifierCV(
+        loss="logistic", gamma=1.0, alphas=[0.1, 1.0], cv=[(train, test)]
+    )
+    masks = np.zeros((2, n), dtype=bool)
+    masks[0, train], masks[1, test] = True, True
+    as_masks = KernelClassifierCV(loss="logistic", gamma=1.0, alphas=[0.1, 1.0], cv=[tuple(masks)])
+    np.testing.assert_array_equal(
+        as_masks.fit(X, y).cv_log_loss_, as_indices.fit(X, y).cv_log_loss_
+    )
+
+
 def test_a_fold_without_weighted_training_rows_is_refused_naming_sample_weight(cancer):
     """Unshuffled KFold(5) with weight only on the first 100 rows: fold 1 holds them all
     out and trains on rows of weight zero only (a ZeroDivisionError from inside the

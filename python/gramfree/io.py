@@ -338,7 +338,8 @@ def _decode_mapping(value: Any, field: str) -> dict:
     for key, item in pairs:
         if isinstance(key, bool) or not isinstance(key, (int, float, str)) or key in out:
             raise _field_error(field, f"has an invalid or repeated key {key!r}")
-        out[key] = _check_number(item, f"{field}[{key!r}]")
+        number = _check_number(item, f"{field}[{key!r}]")
+        out[key] = item if isinstance(item, int) else number  # 2 stays 2: get_params() equal
     return out
 
 

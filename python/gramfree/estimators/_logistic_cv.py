@@ -9,6 +9,9 @@ runs along the candidates from the largest alpha down, each fit warm-started fro
 previous one (a smaller alpha moves the optimum a little: a few Newton steps), and the
 held-out rows' log-loss (weighted, as the objective) is recorded; the alpha with the lowest
 mean over the folds is then fitted on all rows, warm-started from a fold's solution at it.
+The held-out log-loss is exact, not clipped at machine epsilon as scikit-learn's
+``log_loss`` clips probabilities: the two differ where the true class's probability falls
+below about 1e-16.
 All of it on one set of centres, drawn once from all the rows: the folds differ in the
 rows the loss sees, not in the model's basis.
 """
@@ -77,7 +80,7 @@ def _fit(estimator, X, y, sample_weight, alphas) -> np.ndarray:
             f"cv: {k} stratified folds need at least {k} samples of each class; class "
             f"{classes[counts.argmin()]!r} has {counts.min()}"
         )
-    folds = list(splitter.split(X, codes))
+    folds = [_checked_split(split, f, n) for f, split in enumerate(splitter.split(X, codes))]
     if not folds:
         raise ValueError(f"cv: gave no splits ({estimator.cv!r}; an exhausted generator?)")
     for f, (train, _) in enumerate(folds):
@@ -200,6 +203,33 @@ def _fit(estimator, X, y, sample_weight, alphas) -> np.ndarray:
     estimator.cv_log_loss_folds_ = losses
     estimator.best_score_ = -float(mean[best])
     return classes
+
+
+def _checked_split(split, f: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """A (train, test) pair of ``cv``'s as two non-empty arrays of row indices in [0, n)
+    (boolean masks of n rows taken as theirs). Given splits were used as they came: an
+    index past n, a float index or an empty test fold failed deep in the fold loop with
+    numpy's IndexError or "X: empty array" (a review)."""
+    train, test = split  # scikit-learn's splitters and check_cv's wrapper yield pairs
+    pair = []
+    for name, given in (("train", train), ("test", test)):
+        rows = np.asarray(given)
+        if rows.dtype == bool and rows.shape == (n,):
+            rows = np.flatnonzero(rows)
+        if rows.ndim != 1 or rows.dtype.kind not in "iu":
+            raise ValueError(
+                f"cv: split {f + 1}'s {name} rows must be a 1-d array of integer indices or "
+                f"a boolean mask of {n} rows, got dtype {rows.dtype} and shape {rows.shape}"
+            )
+        if rows.size == 0:
+            raise ValueError(f"cv: split {f + 1} has no {name} rows")
+        if rows.min() < 0 or rows.max() >= n:
+            raise ValueError(
+                f"cv: split {f + 1}'s {name} rows index outside 0..{n - 1} "
+                f"(from {rows.min()} to {rows.max()})"
+            )
+        pair.append(rows)
+    return pair[0], pair[1]
 
 
 def _rows(problem: Problem, rows: np.ndarray) -> Problem:

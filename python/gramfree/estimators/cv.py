@@ -718,7 +718,11 @@ class KernelClassifierCV(
         Effective degrees of freedom of each candidate (square loss).
     cv_log_loss_ : ndarray of shape (n_alphas,)
         ``loss="logistic"``: each candidate's held-out log-loss, the folds' mean weighted
-        by their held-out weight (lower is better).
+        by their held-out weight (lower is better). The exact log-loss of the model's
+        probabilities: scikit-learn's ``log_loss`` (and its ``neg_log_loss`` scorer)
+        clips them at machine epsilon, so the two differ where held-out probabilities of
+        the true class fall below about 1e-16 (an overfitting alpha: 2.71 against 1.24
+        on an iris fold).
     cv_log_loss_folds_ : ndarray of shape (n_folds, n_alphas)
         ``loss="logistic"``: the same per fold.
     intercept_ : ndarray of shape (1,) or (n_classes,)

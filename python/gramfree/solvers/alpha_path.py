@@ -296,7 +296,11 @@ def _path(
     else:
         best = int(np.argmax(alphas))  # the fewest degrees of freedom
         info["no_estimate"] = (
-            f"alphas: no candidate has a GCV estimate: each is below the rounding of the "
+            "y: the targets are all zero where the weights are not: every alpha fits them "
+            "exactly, and GCV has nothing to choose by; chose the largest "
+            f"({alphas[best]:g})"
+            if yWy == 0.0
+            else f"alphas: no candidate has a GCV estimate: each is below the rounding of the "
             f"whitened Gram (alpha < {floor:.3g}) or its degrees of freedom (at least "
             f"{np.nanmin(dof):.4g}) reach the number of distinct rows of positive weight "
             f"({n_d}), where the fit interpolates; chose the largest ({alphas[best]:g}). Use "
