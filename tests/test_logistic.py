@@ -543,7 +543,7 @@ def test_secant_pairs_update_the_preconditioner_towards_the_inverse():
         return R / np.diag(H)[:, None]
 
     pairs = _SecantPairs(8)
-    _, first, _ = _pcg(hessian, rng.standard_normal((200, 3)), jacobi, 1e-8, 500, pairs.record)
+    _, first, _, _ = _pcg(hessian, rng.standard_normal((200, 3)), jacobi, 1e-8, 500, pairs.record)
     pairs.finish()
     assert first > 16 and len(pairs.pairs) == 8  # spread over the run, at most the limit
     updated = pairs.wrap(jacobi)
@@ -558,7 +558,7 @@ def test_secant_pairs_update_the_preconditioner_towards_the_inverse():
     np.testing.assert_allclose(P, P.T, atol=1e-9 * np.abs(P).max())
     assert np.linalg.eigvalsh(0.5 * (P + P.T)).min() > 0
     rhs = rng.standard_normal((200, 3))  # CG with it still solves the system
-    d, _, _ = _pcg(hessian, rhs, updated, 1e-8, 500)
+    d, _, _, _ = _pcg(hessian, rhs, updated, 1e-8, 500)
     np.testing.assert_allclose(H @ d, rhs, atol=1e-5 * np.abs(rhs).max())
 
 

@@ -181,6 +181,10 @@ def _dense_newton_objective(model, X, y, gamma, alpha):
         # CG run on to only 0.03 of its residual found 1.03e-4 of a decrement whose
         # threshold was 1.04e-4 and whose value was 1.8e-3: 1.6e-3 above (a review).
         pytest.param(load_iris, 20, 1e-9, 0.3, 0, id="iris-20-wide"),
+        # CG at END_FORCING left in its residual a decrement 33 times the threshold
+        # along the Hessian's softest directions (alpha-sized eigenvalues): 1.4e-3
+        # above, ended on a decrement the rest bound had not certified.
+        pytest.param(load_wine, 12, 1e-12, 10.0, 0, id="wine-12-uncertified"),
     ],
 )
 def test_few_centres_small_alpha_end_within_tol_of_the_optimum(
@@ -232,12 +236,17 @@ def test_cg_goes_on_to_end_forcing_where_the_step_could_end_the_fit():
     def precond(R):
         return P_inverse @ R
 
-    loose, loose_iterations, _ = _pcg(hessian, rhs, precond, 0.5, 200)
+    loose, loose_iterations, _, _ = _pcg(hessian, rhs, precond, 0.5, 200)
     assert float(np.sum(rhs * loose)) < 0.5 * exact
-    stopped, iterations, extended = _pcg(hessian, rhs, precond, 0.5, 200, end=(-1.0, END_FORCING))
+    stopped, iterations, extended, _ = _pcg(
+        hessian, rhs, precond, 0.5, 200, end=(-1.0, END_FORCING)
+    )
     assert iterations == loose_iterations and not extended  # above the threshold
-    tight, _, extended_tight = _pcg(hessian, rhs, precond, 0.5, 200, end=(10 * exact, END_FORCING))
-    assert extended_tight and float(np.sum(rhs * tight)) >= (1 - 1e-6) * exact
+    tight, _, extended_tight, certified = _pcg(
+        hessian, rhs, precond, 0.5, 200, end=(10 * exact, END_FORCING)
+    )
+    assert extended_tight and not certified  # no bound given: END_FORCING ends it
+    assert float(np.sum(rhs * tight)) >= (1 - 1e-6) * exact
 
 
 @settings(max_examples=40, deadline=None)
@@ -265,7 +274,7 @@ def test_rest_bound_bounds_the_decrement_from_above(seed, n, k, alpha, whitened,
     rhs = rng.standard_normal((n, k))
     exact = float(rhs.ravel() @ np.linalg.solve(H, rhs.ravel()))
     bound = _rest_bound(alpha, L, whitened)
-    d, _, _ = _pcg(
+    d, _, _, _ = _pcg(
         lambda V: (H @ V.ravel()).reshape(V.shape),
         rhs,
         lambda R: (P_inverse @ R.ravel()).reshape(R.shape),
@@ -310,15 +319,47 @@ def test_cg_ends_early_only_where_the_rest_bound_certifies_the_end():
         )
 
     bound = _rest_bound(alpha, np.eye(n), True)
-    _, plain, extended = run(3.0 * exact, None)
-    d, certified, extended_certified = run(3.0 * exact, bound)
-    assert extended and extended_certified and certified < 0.8 * plain
+    _, plain, extended, _ = run(3.0 * exact, None)
+    d, certified, extended_certified, was_certified = run(3.0 * exact, bound)
+    assert extended and extended_certified and was_certified and certified < 0.8 * plain
     residual = rhs - H @ d
     upper = float(np.sum((rhs + residual) * d)) + bound(residual)
     assert exact <= upper <= 3.0 * exact
-    _, below, _ = run(0.5 * exact, bound)
-    _, below_plain, _ = run(0.5 * exact, None)
-    assert below == below_plain
+    _, below, _, below_certified = run(0.5 * exact, bound)
+    _, below_plain, _, _ = run(0.5 * exact, None)
+    assert below == below_plain and not below_certified
+
+
+def test_uncertified_end_goes_on_past_end_forcing_until_the_bound_certifies():
+    """A threshold just above the exact decrement, with a small alpha: at END_FORCING the
+    bound (``||r||^2 / alpha``) is still far above it, and CG goes on until the bound
+    certifies the end; without a bound it stops at END_FORCING as before."""
+    rng = np.random.default_rng(1)
+    n, alpha = 40, 1e-6
+    H = _spd(rng, n, 1e4) + alpha * np.eye(n)
+    P_inverse = np.linalg.inv(_spd(rng, n, 1e2))
+    rhs = rng.standard_normal((n, 1))
+    exact = float(rhs[:, 0] @ np.linalg.solve(H, rhs[:, 0]))
+    bound = _rest_bound(alpha, np.eye(n), True)
+
+    def run(rest_bound):
+        return _pcg(
+            lambda V: H @ V,
+            rhs,
+            lambda R: P_inverse @ R,
+            0.5,
+            500,
+            end=(1.01 * exact, END_FORCING),
+            rest_bound=rest_bound,
+        )
+
+    d_plain, plain, _, plain_certified = run(None)
+    residual = rhs - H @ d_plain
+    assert not plain_certified and bound(residual) > 0.01 * exact  # END_FORCING: uncertain
+    d, iterations, extended, certified = run(bound)
+    assert extended and certified and iterations > plain
+    residual = rhs - H @ d
+    assert exact <= float(np.sum((rhs + residual) * d)) + bound(residual) <= 1.01 * exact
 
 
 @pytest.mark.parametrize("k", [2, 3, 7])
