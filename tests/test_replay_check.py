@@ -98,3 +98,24 @@ def test_a_changed_checkpoint_between_step_ranges_is_warned(tmp_path):
     with pytest.warns(ReplayMismatchWarning, match="replayed training ended"):
         dec = loaded.decompose(X[:3])
     assert dec.reconstruction_error > 0.1  # what the warning is about
+
+
+@pytest.mark.parametrize("checkpoint_every", [None, 25], ids=["serial", "checkpoints"])
+def test_kernels_check_their_replay(checkpoint_every):
+    """path_kernel and tangent_kernel at the last step replay the training too (from the
+    last checkpoint): where it ends at the fitted weights, no warning and gap 0; with a
+    changed training set, a ReplayMismatchWarning (they returned another network's kernel
+    without a word)."""
+    model, X = _model(checkpoint_every=checkpoint_every)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.path_kernel(X[:3], X[:4])
+        assert model.replay_gap_ == 0.0
+        model.tangent_kernel(X[:3], X[:4], step=model.n_steps)
+        assert model.replay_gap_ == 0.0
+    model._path = dict(model._path, X=model._path["X"] * (1 + 1e-4))
+    with pytest.warns(ReplayMismatchWarning, match="changed after fit"):
+        model.path_kernel(X[:3], X[:4])
+    assert model.replay_gap_ > pk.REPLAY_TOLERANCE
+    with pytest.warns(ReplayMismatchWarning, match="The kernel is the replayed network's"):
+        model.tangent_kernel(X[:3], X[:4], step=model.n_steps)

@@ -196,7 +196,7 @@ void bind_pathkernel(py::module_& m) {
       "mlp_tangent_kernel",
       [](const py::dict& spec, const py::array& X, const py::array& Y, const py::array& initial,
          const py::array& A, const py::array& B, long long step, bool path, long long first_step,
-         int n_threads, const py::object& sample_weight) {
+         int n_threads, const py::object& sample_weight, bool return_params) -> py::object {
         const Run run = parse_spec(spec);
         const pk::Dataset data = dataset(X, Y, sample_weight);
         const std::vector<double> w0 = params_of(initial, "initial parameters");
@@ -210,14 +210,18 @@ void bind_pathkernel(py::module_& m) {
         auto out = py::array_t<double>({py::ssize_t(a.rows), py::ssize_t(b.rows), py::ssize_t(k)});
         double* o = out.mutable_data();
         const Options options = make_options(n_threads);
+        std::vector<double> replayed;
         call_released([&] {
           pk::tangent_kernel(run.arch, run.config, data, w0, std::size_t(first_step), a, b,
-                             std::size_t(step), path, o, options);
+                             std::size_t(step), path, o, options, &replayed);
         });
-        return out;
+        if (!return_params) return std::move(out);
+        return py::make_tuple(out, to_array(replayed, {py::ssize_t(replayed.size())}));
       },
       py::arg("spec"), py::arg("X"), py::arg("Y"), py::arg("initial"), py::arg("A"), py::arg("B"),
       py::kw_only(), py::arg("step") = 0, py::arg("path") = false, py::arg("first_step") = 0,
       py::arg("n_threads") = 0, py::arg("sample_weight") = py::none(),
-      "Tangent kernel at a step (or, path=True, the path kernel), shape (len(A), len(B), k).");
+      py::arg("return_params") = false,
+      "Tangent kernel at a step (or, path=True, the path kernel), shape (len(A), len(B), k); "
+      "with return_params, (kernel, the parameters the replay reached: w_step, or w_T).");
 }

@@ -152,10 +152,13 @@ Decomposition decompose(const Architecture& arch, const TrainConfig& config, con
 
 // Tangent kernel at w_step (first_step <= step <= T): out[a, b, o] = grad f_o(A_a) . grad f_o(B_b).
 // With `path` set, Domingos' path kernel instead: sum_{t < T} lr * (tangent kernel at w_t).
-// params are w_first_step (w_0 or a checkpoint).
+// params are w_first_step (w_0 or a checkpoint). replayed (if not null) receives the
+// parameters the replay reached: w_step, or with `path` w_T, which the caller compares with
+// the recorded ones (a changed training set or checkpoint replays to other weights).
 void tangent_kernel(const Architecture& arch, const TrainConfig& config, const Dataset& data,
                     const std::vector<double>& params, std::size_t first_step,
                     ConstMatrix<double> A, ConstMatrix<double> B, std::size_t step, bool path,
-                    double* out, const Options& options = {});
+                    double* out, const Options& options = {},
+                    std::vector<double>* replayed = nullptr);
 
 }  // namespace gramfree::pathkernel

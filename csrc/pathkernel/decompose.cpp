@@ -393,7 +393,7 @@ Decomposition decompose(const Architecture& arch, const TrainConfig& config, con
 void tangent_kernel(const Architecture& arch, const TrainConfig& config, const Dataset& data,
                     const std::vector<double>& params, std::size_t first_step,
                     ConstMatrix<double> A, ConstMatrix<double> B, std::size_t step, bool path,
-                    double* out, const Options& options) {
+                    double* out, const Options& options, std::vector<double>* replayed) {
   detail::Replay replay(arch, config, data, params, options, first_step);
   if (!path && step < first_step)
     throw std::invalid_argument("step: before the checkpoint the replay starts from");
@@ -450,14 +450,15 @@ void tangent_kernel(const Architecture& arch, const TrainConfig& config, const D
       replay.compute();
       replay.commit();
     }
-    return;
+  } else {
+    while (replay.step() < step) {
+      poller.poll();
+      replay.compute();
+      replay.commit();
+    }
+    add(1.0);
   }
-  while (replay.step() < step) {
-    poller.poll();
-    replay.compute();
-    replay.commit();
-  }
-  add(1.0);
+  if (replayed != nullptr) *replayed = replay.params();
 }
 
 }  // namespace gramfree::pathkernel

@@ -709,7 +709,9 @@ class _PathKernelBase(BaseEstimator):
         scale = max(1.0, float(np.max(np.abs(self._params))))
         return float(np.max(np.abs(replayed - target))) / scale
 
-    def _warn_replay_gap(self, gap: float, *, stacklevel: int) -> None:
+    def _warn_replay_gap(
+        self, gap: float, *, stacklevel: int, explained: str = "decomposition"
+    ) -> None:
         """ReplayMismatchWarning when ``gap`` exceeds REPLAY_TOLERANCE (``stacklevel``: from
         this method's own frame)."""
         if gap <= REPLAY_TOLERANCE:
@@ -725,8 +727,8 @@ class _PathKernelBase(BaseEstimator):
         warnings.warn(
             f"replayed training ended {gap:.3g} (relative to the largest weight) away from the "
             f"fitted weights, more than {REPLAY_TOLERANCE:g}: {cause}, or refit the model on "
-            "this machine. The decomposition explains the replayed network; compare its "
-            "output with predict().",
+            f"this machine. The {explained} is the replayed network's; compare "
+            "decompose()'s output with predict().",
             ReplayMismatchWarning,
             stacklevel=stacklevel,
         )
@@ -948,7 +950,9 @@ class _PathKernelBase(BaseEstimator):
         the coefficients depend on the query, so this is not a kernel machine with fixed
         weights. The exact per-step kernel used by :meth:`decompose` (segment-averaged
         gradient on the query side, start-of-step gradient on the training side) is not
-        symmetric. Cost: one replay, two small forward/backward passes per step.
+        symmetric. Cost: one replay, two small forward/backward passes per step. The replay's
+        last weights are compared with the fitted ones, as :meth:`decompose`'s are
+        (``replay_gap_``, ReplayMismatchWarning).
 
         Parameters
         ----------
@@ -992,7 +996,9 @@ class _PathKernelBase(BaseEstimator):
         Y : array-like of shape (n_other, n_features), default=None
             Second argument of the kernel; None means the training set.
         step : int, default=0
-            The training step: 0 is the initialisation, ``n_steps`` the trained network.
+            The training step: 0 is the initialisation, ``n_steps`` the trained network
+            (where the replay from the last checkpoint is checked against the fitted
+            weights, as :meth:`decompose`'s: ``replay_gap_``, ReplayMismatchWarning).
 
         Returns
         -------
@@ -1025,7 +1031,7 @@ class _PathKernelBase(BaseEstimator):
         A = self._query_array(X)
         B = Xt if Y is None else self._query_array(Y)
         first, w = (0, w0) if path else self._checkpoint_before(step)
-        K = _core.mlp_tangent_kernel(
+        K, replayed = _core.mlp_tangent_kernel(
             spec,
             Xt,
             Yt,
@@ -1037,7 +1043,16 @@ class _PathKernelBase(BaseEstimator):
             first_step=first,
             n_threads=_n_threads(self.n_jobs),
             sample_weight=self._replay_weights(),
+            return_params=True,
         )
+        # The weights the replay reached against the fitted ones where it ran to the end
+        # (the path kernel; the tangent kernel at the last step): a changed training set or
+        # checkpoint gave another network's kernel without a word (decompose checked). A
+        # step before the end has no recorded weights but at a checkpoint, where the replay
+        # starts, so nothing to compare.
+        if path or step == self._trained("n_steps"):
+            self.replay_gap_ = self._replay_gap(replayed)
+            self._warn_replay_gap(self.replay_gap_, stacklevel=4, explained="kernel")
         # One output axis or none, as decompose and predict: a regressor fitted on a 2-d y
         # of one column keeps it (squeezed by its width before, the kernel and the
         # contributions of path_kernel_coefficients broadcast against each other).
