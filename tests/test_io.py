@@ -113,6 +113,17 @@ def test_class_weight_values_keep_their_type(tmp_path):
     assert loaded == {0: 1, 1: 2.5} and type(loaded[0]) is int and type(loaded[1]) is float
 
 
+def test_class_weight_of_boolean_labels_saves(tmp_path):
+    """A classifier fitted on a boolean y with class_weight {True: 2, False: 1} could
+    not be saved ("would not load back": bool keys were refused)."""
+    X, Xt, _ = _data()
+    model = KernelClassifier(class_weight={True: 2.0, False: 1.0}).fit(X, X[:, 0] > 0)
+    model.save(tmp_path / "m.gfm")
+    loaded = gramfree.load(tmp_path / "m.gfm")
+    assert loaded.get_params()["class_weight"] == {True: 2.0, False: 1.0}
+    _assert_identical(_outputs(model, Xt), _outputs(loaded, Xt))
+
+
 def test_solver_info_keeps_nonfinite_numbers_and_nesting(tmp_path):
     model, Xt = _fitted("regressor")
     info = {

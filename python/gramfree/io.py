@@ -329,14 +329,16 @@ def _decode_kernel(value: Any, field: str) -> _kernels.Kernel:
 
 
 def _decode_mapping(value: Any, field: str) -> dict:
-    """A ``{"__dict__": [[key, value], ...]}`` object: numbers or strings to numbers."""
+    """A ``{"__dict__": [[key, value], ...]}`` object: numbers, strings or bools (the
+    labels of a classifier fitted on a boolean y) to numbers."""
     _check_keys(value, ("__dict__",), where=f"field {field!r}")
     pairs = value["__dict__"]
     if not isinstance(pairs, list) or not all(isinstance(p, list) and len(p) == 2 for p in pairs):
         raise _field_error(field, "must hold a list of [key, value] pairs")
     out = {}
     for key, item in pairs:
-        if isinstance(key, bool) or not isinstance(key, (int, float, str)) or key in out:
+        # True == 1 as dict keys: a repeated key either way
+        if not isinstance(key, (bool, int, float, str)) or key in out:
             raise _field_error(field, f"has an invalid or repeated key {key!r}")
         number = _check_number(item, f"{field}[{key!r}]")
         out[key] = item if isinstance(item, int) else number  # 2 stays 2: get_params() equal
