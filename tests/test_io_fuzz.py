@@ -172,6 +172,19 @@ def test_a_header_with_an_unbalanced_brace_is_refused(brace, model_file):
     assert _check("classifier-multiclass-str", bytes(blob), model_file) == "refused"
 
 
+def test_arrays_declaring_more_than_the_memory_are_refused(model_file, monkeypatch):
+    """A member's declared size is checked against the machine's memory before anything
+    is inflated (a deflated bomb ran into MemoryError or the OOM killer): here the
+    memory is made smaller than a valid file's arrays."""
+    from gramfree.solvers import _common
+
+    blob = _original("classifier-multiclass-str")[0]
+    monkeypatch.setattr(_common, "physical_bytes", lambda: 1000.0)
+    model_file.write_bytes(blob)
+    with pytest.raises(ValueError, match=r"path: .*declare .* GiB, more than this machine"):
+        gramfree.load(model_file)
+
+
 def test_every_truncation_is_refused(model_file):
     # A cut anywhere loses the zip's central directory at the end of the file.
     blob = _original("path-classifier-binary-unrecorded")[0]

@@ -839,6 +839,18 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
 
 
 def _read_members(zf: zipfile.ZipFile) -> dict[str, np.ndarray]:
+    # The members' sizes as the zip directory declares them, before any is inflated: a
+    # deflated member of a damaged or hostile file (a "zip bomb": 1000 to 1 of zeros)
+    # declaring more than this machine's memory ran into MemoryError, or the OOM killer,
+    # instead of a ValueError.
+    from .solvers._common import physical_bytes
+
+    declared = sum(info.file_size for info in zf.infolist())
+    if declared > physical_bytes():
+        raise ValueError(
+            f"its arrays declare {declared / 2**30:.3g} GiB, more than this machine's memory "
+            f"({physical_bytes() / 2**30:.3g} GiB)"
+        )
     arrays = {}
     for info in zf.infolist():
         name, ext = os.path.splitext(info.filename)
