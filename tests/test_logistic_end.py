@@ -333,7 +333,8 @@ def test_cg_ends_early_only_where_the_rest_bound_certifies_the_end():
 def test_uncertified_end_goes_on_past_end_forcing_until_the_bound_certifies():
     """A threshold just above the exact decrement, with a small alpha: at END_FORCING the
     bound (``||r||^2 / alpha``) is still far above it, and CG goes on until the bound
-    certifies the end; without a bound it stops at END_FORCING as before."""
+    certifies the end; without a bound, or told not to go on, it stops at END_FORCING as
+    before."""
     rng = np.random.default_rng(1)
     n, alpha = 40, 1e-6
     H = _spd(rng, n, 1e4) + alpha * np.eye(n)
@@ -342,7 +343,7 @@ def test_uncertified_end_goes_on_past_end_forcing_until_the_bound_certifies():
     exact = float(rhs[:, 0] @ np.linalg.solve(H, rhs[:, 0]))
     bound = _rest_bound(alpha, np.eye(n), True)
 
-    def run(rest_bound):
+    def run(rest_bound, past_end_forcing=True):
         return _pcg(
             lambda V: H @ V,
             rhs,
@@ -351,11 +352,14 @@ def test_uncertified_end_goes_on_past_end_forcing_until_the_bound_certifies():
             500,
             end=(1.01 * exact, END_FORCING),
             rest_bound=rest_bound,
+            past_end_forcing=past_end_forcing,
         )
 
     d_plain, plain, _, plain_certified = run(None)
     residual = rhs - H @ d_plain
     assert not plain_certified and bound(residual) > 0.01 * exact  # END_FORCING: uncertain
+    # As without a bound where it may not go on (a Hessian sample's CG)
+    assert run(bound, past_end_forcing=False)[1:] == (plain, True, False)
     d, iterations, extended, certified = run(bound)
     assert extended and certified and iterations > plain
     residual = rhs - H @ d

@@ -202,15 +202,15 @@ TIGHT_FORCING = 0.01
 # the same 40 fits a median of 18% fewer CG iterations than without it (0 to 31%), the
 # objectives within 2.4e-6 (2026-12-05); the small-alpha sweep's ends unchanged (the same
 # 3 above tol, no new one).
-# Where it does not, the end needs it all the same: CG goes on past END_FORCING until the
-# bound certifies the end (or its decrement leaves the threshold), and a step whose CG
-# could not certify does not end the fit. Without that, CG's decrement at END_FORCING
-# missed what its residual left in the Hessian's softest directions (a small alpha):
-# wine, 12 centres, alpha 1e-12 n, gamma 10/d ended 1.4e-3 above the optimum, the
-# dense decrement at the end 33 times the threshold (tests/test_logistic_end.py). With
-# it, none of the sweep's fits that converge (199 of 243, three seeds) ends above tol (the
-# largest gap 3.5e-5; before, 4 did, up to 1.4e-3), and the 40 real-data fits above take
-# the same CG iterations to the same objectives (the bound certified every end).
+# Where it does not, CG goes on past END_FORCING until the bound certifies the end, its
+# decrement leaves the threshold, or its residual reaches rounding (UNCERTIFIED_FLOOR) or
+# MAX_CG; only then does CG's own decrement decide (``solver_info_["end_certified"]``).
+# Stopped at END_FORCING, CG's decrement missed what its residual left in the Hessian's
+# softest directions (a small alpha): wine, 12 centres, alpha 1e-12 n, gamma 10/d ended
+# 1.4e-3 above the optimum, the dense decrement at the end 33 times the threshold
+# (tests/test_logistic_end.py). Not where the Hessian is sampled (_hessian_sample): there
+# the extra iterations found decrements no step realised (a review: 20000 rows, 30
+# centres, alpha 1e-11 n: 4265 CG iterations against 1111, the same objective).
 END_FORCING = 0.01
 # The residual's fall (relative to CG's start, in the preconditioner's norm) past which an
 # uncertified end's CG stops: rounding's level.
@@ -436,6 +436,7 @@ def solve_logistic(
     # Ends of the fit refused by the decrement's lower bound, and whether the next CG runs
     # to TIGHT_FORCING for it (below).
     refusals, tighten, end_products, unconfirmed = 0, False, 0, 0
+    end_certified: bool | None = None
     decreases: list[float] = []  # the objective's decrease at each step
     kept = KeptPreconditioner(
         build_cost(
@@ -626,6 +627,11 @@ def solve_logistic(
                 record=secant.record,
                 end=(end_threshold - constant, END_FORCING),
                 rest_bound=rest_bound,
+                # Not with a Hessian sample: past END_FORCING its CG found decrements of
+                # directions the sample's rows barely curve, which no step realised (a
+                # review: 20000 rows, 30 centres, alpha 1e-11 n, 4265 CG iterations against
+                # 1111, the same objective); the sample's own check covers its ends.
+                past_end_forcing=drawn is None,
             )
             kept.ran(cg_iters, iteration)
             secant.finish()
@@ -703,15 +709,13 @@ def solve_logistic(
             small = decrement <= 2.0 * tol * objective and sample_agreed
             if small and (
                 (cg_iters >= MAX_CG and not _linear_rest_small(decreases[-3:], tol * objective))
-                # CG's decrement without the bound's certificate (END_FORCING's comment)
-                or (rest_bound is not None and not certified and cg_iters < MAX_CG)
                 or not _quadratic_there(
                     previous - objective, t * decrement - 0.5 * t * t * step_curvature, objective
                 )
             ):
                 # The decrement estimates the distance to the optimum only where CG met
-                # its tolerance (certified where a penalty gives the bound) and the
-                # objective is near its quadratic model (module docstring): not the end.
+                # its tolerance and the objective is near its quadratic model (module
+                # docstring): not the end.
                 small, unconfirmed = False, unconfirmed + 1
             stalled = previous - objective <= 1e-15 * abs(previous)
             if (small or stalled) and kept.kept_now:
@@ -739,6 +743,10 @@ def solve_logistic(
                 refusals += 1
             if small or stalled:
                 converged = True
+                # Whether the rest bound certified the last CG's decrement (None: no
+                # penalty, or the objective stalled); uncertified, CG reached rounding or
+                # MAX_CG first (END_FORCING's comment).
+                end_certified = certified if small and rest_bound is not None else None
                 break
             if stop:
                 break
@@ -769,6 +777,7 @@ def solve_logistic(
             # Steps with a small decrement that did not end the fit: CG ran out of
             # iterations, or the objective's decrease was not the quadratic model's.
             "unconfirmed_ends": unconfirmed,
+            "end_certified": end_certified,
             # Hessian products those checks took beside CG's (the lower bound's, one each).
             "end_check_products": end_products,
             # Per CG run (Newton iterations attempted), whether it kept the last one.
@@ -1222,6 +1231,7 @@ def _pcg(
     record=None,
     end: tuple[float, float] | None = None,
     rest_bound=None,
+    past_end_forcing: bool = True,
 ):
     """``d ~ H^-1 rhs`` by preconditioned CG from zero, all columns one vector (the
     multinomial Hessian couples them), until the preconditioned residual norm falls by
@@ -1235,7 +1245,7 @@ def _pcg(
     rhs^T d - d^T H d + r^T H^-1 r``), so the end is certified. Or until, with the
     residual fallen by ``end_forcing`` (END_FORCING), the decrement exceeds the
     threshold (no end), the residual has fallen by UNCERTIFIED_FLOOR, or no bound is
-    given (``rest_bound`` None: no penalty). Returns ``(d, iterations, extended,
+    given (``rest_bound`` None: no penalty) or ``past_end_forcing`` is false. Returns ``(d, iterations, extended,
     certified)``: ``extended`` whether it went on so, ``certified`` whether the bound
     certified the end."""
     d = np.zeros_like(rhs)
@@ -1262,7 +1272,10 @@ def _pcg(
             # Past END_FORCING an uncertified end goes on (module docstring, END_FORCING):
             # until the decrement leaves the threshold, or the residual reaches rounding.
             if rz <= stop and (
-                rest_bound is None or decrement > threshold or rz <= UNCERTIFIED_FLOOR**2 * rz_start
+                rest_bound is None
+                or not past_end_forcing
+                or decrement > threshold
+                or rz <= UNCERTIFIED_FLOOR**2 * rz_start
             ):
                 break
         Hp = hessian(p)
