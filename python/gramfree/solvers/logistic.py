@@ -744,8 +744,9 @@ def solve_logistic(
             if small or stalled:
                 converged = True
                 # Whether the rest bound certified the last CG's decrement (None: no
-                # penalty, or the objective stalled); uncertified, CG reached rounding or
-                # MAX_CG first (END_FORCING's comment).
+                # penalty, or the objective stalled). Uncertified: CG reached rounding,
+                # MAX_CG or a non-positive curvature first, or ran on a Hessian sample,
+                # whose CG stops at END_FORCING (END_FORCING's comment).
                 end_certified = certified if small and rest_bound is not None else None
                 break
             if stop:
@@ -1242,12 +1243,12 @@ def _pcg(
     rest_bound(r)`` is at most ``threshold``: with ``rest_bound(r)`` an upper bound of
     ``r^T H^-1 r`` (``_rest_bound``), that sum bounds the whole decrement ``rhs^T H^-1
     rhs`` from above (for any d with residual ``r = rhs - H d``, ``rhs^T H^-1 rhs = 2
-    rhs^T d - d^T H d + r^T H^-1 r``), so the end is certified. Or until, with the
-    residual fallen by ``end_forcing`` (END_FORCING), the decrement exceeds the
-    threshold (no end), the residual has fallen by UNCERTIFIED_FLOOR, or no bound is
-    given (``rest_bound`` None: no penalty) or ``past_end_forcing`` is false. Returns ``(d, iterations, extended,
-    certified)``: ``extended`` whether it went on so, ``certified`` whether the bound
-    certified the end."""
+    rhs^T d - d^T H d + r^T H^-1 r``), so the end is certified. Or, once the residual
+    has fallen by ``end_forcing`` (END_FORCING), until the decrement exceeds the
+    threshold (no end) or the residual has fallen by UNCERTIFIED_FLOOR; there at once
+    without a bound (``rest_bound`` None: no penalty) or with ``past_end_forcing``
+    false. Returns ``(d, iterations, extended, certified)``: ``extended`` whether it
+    went on so, ``certified`` whether the bound certified the end."""
     d = np.zeros_like(rhs)
     r = rhs.copy()
     z = precond(r)
@@ -1269,8 +1270,8 @@ def _pcg(
             if rest_bound is not None and decrement + rest_bound(r) <= threshold:
                 certified = True
                 break
-            # Past END_FORCING an uncertified end goes on (module docstring, END_FORCING):
-            # until the decrement leaves the threshold, or the residual reaches rounding.
+            # Past END_FORCING an uncertified end goes on (END_FORCING's comment): until
+            # the decrement leaves the threshold, or the residual reaches rounding.
             if rz <= stop and (
                 rest_bound is None
                 or not past_end_forcing
