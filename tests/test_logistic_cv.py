@@ -209,6 +209,12 @@ def test_bad_splits_are_refused_naming_cv_and_masks_are_indices(cancer):
         ([(train, test.astype(float))], "integer indices"),
         ([(train, test[:0])], "has no test rows"),
         ([(train, test[:, None])], "1-d array"),
+        # Not pairs: scikit-learn's check_cv unpacked them inside its generator
+        # ("too many values to unpack", "cannot unpack non-iterable int object").
+        ([test], "a \\(train, test\\) pair of row indices, got ndarray of length"),
+        ([(train, test, test)], "pair of row indices, got tuple of length 3"),
+        ([(train,)], "pair of row indices, got tuple of length 1"),
+        ([3, 4], "pair of row indices, got int$"),
     ]
     for splits, message in bad:
         model = KernelClassifierCV(loss="logistic", gamma=1.0, alphas=[0.1], cv=splits)

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+import numbers
 import warnings
 
 import numpy as np
@@ -73,7 +74,7 @@ def _fit(estimator, X, y, sample_weight, alphas) -> np.ndarray:
     counts = np.bincount(codes, minlength=len(classes))
     # scikit-learn's rule (LogisticRegressionCV's): an integer (None: 5) is
     # StratifiedKFold(cv), unshuffled; a splitter or the splits themselves as given.
-    splitter = check_cv(estimator.cv, codes, classifier=True)
+    splitter = check_cv(_pairs_if_given(estimator.cv), codes, classifier=True)
     if isinstance(splitter, StratifiedKFold) and counts.min() < splitter.n_splits:
         k = splitter.n_splits
         raise ValueError(
@@ -203,6 +204,31 @@ def _fit(estimator, X, y, sample_weight, alphas) -> np.ndarray:
     estimator.cv_log_loss_folds_ = losses
     estimator.best_score_ = -float(mean[best])
     return classes
+
+
+def _pairs_if_given(cv):
+    """``cv`` as check_cv takes it, with given splits first checked to be (train, test)
+    pairs: check_cv's wrapper unpacks each inside scikit-learn's generator, where a bare
+    index array or a triple failed as "too many values to unpack" and an integer as
+    "cannot unpack non-iterable int object", naming nothing (a review)."""
+    if cv is None or isinstance(cv, (numbers.Integral, str)) or hasattr(cv, "split"):
+        return cv
+    try:
+        splits = list(cv)
+    except TypeError:
+        return cv  # not iterable: check_cv's parameter error says what cv may be
+    for f, split in enumerate(splits):
+        try:
+            size = len(split)
+        except TypeError:
+            size = None
+        if size != 2:
+            raise ValueError(
+                f"cv: split {f + 1} of {len(splits)} must be a (train, test) pair of row "
+                f"indices, got {type(split).__name__}"
+                + ("" if size is None else f" of length {size}")
+            )
+    return splits
 
 
 def _checked_split(split, f: int, n: int) -> tuple[np.ndarray, np.ndarray]:

@@ -700,11 +700,12 @@ class KernelClassifierCV(
     loss : {"squared", "logistic"}, default="squared"
         The loss, as in :class:`~gramfree.KernelClassifier` (``alpha`` is then ``1 / C``
         of the log-likelihood ``sum_i w_i log-loss_i + alpha / 2 ||h||^2``).
-    cv : int or cross-validation splitter, default=5
+    cv : int, cross-validation splitter or iterable of splits, default=5
         The folds of the held-out log-loss (``loss="logistic"`` only), as scikit-learn's
         ``check_cv`` reads it: an integer is ``StratifiedKFold(cv)`` (unshuffled; each
         class needs at least ``cv`` samples), a splitter such as
-        ``StratifiedKFold(5, shuffle=True, random_state=0)`` is used as given.
+        ``StratifiedKFold(5, shuffle=True, random_state=0)`` is used as given, and so are
+        splits given as (train, test) pairs of row indices or boolean masks.
 
     Attributes
     ----------
