@@ -384,8 +384,12 @@ def refine_alpha(problem: Problem, path: AlphaPath) -> GcvPoint:
     order = np.argsort(path.alphas)
     rank = int(np.nonzero(order == path.best)[0][0])
     finite = np.isfinite(path.gcv)
-    below = [int(i) for i in order[:rank] if finite[i]]
-    above = [int(i) for i in order[rank + 1 :] if finite[i]]
+    # The neighbours are the nearest other values: a repeated candidate beside the chosen
+    # one made the interval end at the chosen alpha (a review: alphas [1e-4, 2e-3, 2e-3,
+    # 1] stopped at 2e-3 where the minimum is at 5.1e-3).
+    chosen = path.alphas[path.best]
+    below = [int(i) for i in order[:rank] if finite[i] and path.alphas[i] < chosen]
+    above = [int(i) for i in order[rank + 1 :] if finite[i] and path.alphas[i] > chosen]
     neighbours = {path.best} | set(below[-1:]) | set(above[:1])
     if neighbours & path.rechecked:
         return grid
