@@ -604,12 +604,24 @@ def test_damaged_cv_model_files_name_the_field(tmp_path, field, value, message):
         ("0.1", "'alphas' parameter .* must be an array-like"),  # scikit-learn's check
         ([0.1, -1.0], "alphas: every value must be positive and finite"),
         ([0.1, np.nan], "alphas: every value must be positive and finite"),
+        # numpy reads True as 1.0: the candidates were 1 and 0.1 in silence (a review)
+        ([True, 0.1], "alphas: booleans are not alphas"),
+        (np.array([True, True]), "alphas: booleans are not alphas"),
     ],
 )
 def test_bad_alphas_are_named(alphas, match):
     X = np.random.default_rng(0).normal(size=(30, 2))
     with pytest.raises(ValueError, match=match):
         KernelRegressorCV(alphas=alphas).fit(X, X[:, 0])
+
+
+@pytest.mark.parametrize("estimator", [KernelRegressorCV, KernelRegressor])
+def test_boolean_n_centers_is_refused(estimator):
+    """scikit-learn's Interval(Integral) admits True, which read as one centre (R^2 0.02
+    on diabetes, no word)."""
+    X = np.random.default_rng(0).normal(size=(30, 2))
+    with pytest.raises(ValueError, match="n_centers: must be a count or a fraction"):
+        estimator(n_centers=True).fit(X, X[:, 0])
 
 
 # -- gamma from candidates (gammas) ------------------------------------------------------

@@ -349,6 +349,8 @@ class KernelMachineMixin(BaseEstimator):
         m = self.n_centers
         if m is None:
             return None
+        if isinstance(m, (bool, np.bool_)):  # scikit-learn's Interval(Integral) takes True as 1
+            raise ValueError(f"n_centers: must be a count or a fraction of the rows, got {m!r}")
         if isinstance(m, numbers.Integral):
             if int(m) > n:
                 split = (
