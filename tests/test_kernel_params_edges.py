@@ -71,6 +71,17 @@ def _in_normal_range(value: Fraction, info) -> bool:
     return Fraction(float(info.tiny)) <= value <= Fraction(float(info.max))
 
 
+def _within_reach(scale: float, on_distance: bool, info) -> bool:
+    """Does ``scale`` (the kernel's factor on the distance, or on its square) keep that
+    square within [tiny, max] at every distance where the kernel is neither 0 (its
+    argument below -log of the smallest subnormal) nor 1 (above eps)?"""
+    vanish = -math.log(float(info.smallest_subnormal))
+    top, bottom = float(info.max), float(info.tiny)
+    if on_distance:
+        top, bottom = math.sqrt(top), math.sqrt(bottom)
+    return vanish / top <= scale <= float(info.eps) / bottom
+
+
 # --- item 4: Matern(nu=inf) with extreme length scales ------------------------------------
 
 
@@ -113,7 +124,13 @@ def test_matern_length_scale_range_float64(mantissa, exponent, nu):
         constants = [ls, 1 / ls]
     else:
         constants = [ls, Fraction(c) / ls**2]  # sqrt(c) / ls lies between the two
-    valid = all(_in_normal_range(v, F64) for v in constants)
+    # The kernel's factor on the distance (on its square for nu=inf).
+    # (Exact, then rounded: the square of an extreme length_scale leaves float64.)
+    exact = Fraction(1, 2) / ls**2 if nu == math.inf else 1 / ls
+    reach = math.inf if exact > Fraction(float(F64.max)) else math.sqrt(c or 1) * float(exact)
+    valid = all(_in_normal_range(v, F64) for v in constants) and _within_reach(
+        reach, nu != math.inf, F64
+    )
     # The library rounds before it compares: leave out the last ulps around the limits.
     assume(
         all(
@@ -121,6 +138,8 @@ def test_matern_length_scale_range_float64(mantissa, exponent, nu):
             == _in_normal_range(v * Fraction(999, 1000), F64)
             for v in constants
         )
+        and _within_reach(reach * 1.001, nu != math.inf, F64)
+        == _within_reach(reach * 0.999, nu != math.inf, F64)
     )
     if not valid:
         with pytest.raises(ValueError, match=r"^length_scale=.*float64"):
@@ -212,7 +231,8 @@ def _reference(kernel, X, Z):
 @given(mantissa=st.floats(1.0, 9.999), exponent=st.integers(-46, 40))
 @example(mantissa=1.0, exponent=39)  # above float32's largest number
 @example(mantissa=1.0, exponent=-40)  # below its smallest normal one
-@example(mantissa=3.0, exponent=38)  # within, near the top
+@example(mantissa=3.0, exponent=38)  # within, near the top; beyond float32's reach
+@example(mantissa=1.0, exponent=-37)  # beyond float32's reach: squares overflow first
 @example(mantissa=2.5, exponent=0)
 def test_float32_gamma_range(mantissa, exponent):
     """gamma for float32 data: refused naming gamma outside float32's normal range,
@@ -221,9 +241,12 @@ def test_float32_gamma_range(mantissa, exponent):
     g = Fraction(gamma)
     for limit in (Fraction(float(F32.tiny)), Fraction(float(F32.max))):  # rounding there
         assume(not limit * Fraction(999, 1000) < g < limit * Fraction(1001, 1000))
+    # Both kernels (the Gaussian on the squared distance, the l1 Laplacian on the l1
+    # distance) must also keep what they compute from within float32's normal numbers.
+    assume(_within_reach(gamma * 1.001, False, F32) == _within_reach(gamma * 0.999, False, F32))
     X = np.array([[0.0, 0.0], [1e-3, 0.0], [0.0, 2.0], [1e-15, 1e-15]], np.float32)
     for kernel in ("rbf", "laplacian"):
-        if not _in_normal_range(g, F32):
+        if not (_in_normal_range(g, F32) and _within_reach(gamma, False, F32)):
             with pytest.raises(ValueError, match=r"^gamma=.*float32"):
                 kernel_matrix(X, kernel=kernel, gamma=gamma)
             continue
@@ -237,20 +260,22 @@ def test_float32_gamma_range(mantissa, exponent):
 @pytest.mark.parametrize(
     "kernel, params, points",
     [
-        ("rbf", {"gamma": float(F32.max)}, [0.0, 1.0, 3.0]),
-        ("rbf", {"gamma": float(F32.tiny)}, [0.0, 1.0, 3e10]),
-        ("laplacian", {"gamma": float(F32.max)}, [0.0, 1.0, 3.0]),
+        # Within float32's reach (Kernel._check_reach): the squared distance, or the l1
+        # distance, stays a normal number wherever the kernel is neither 0 nor 1.
+        ("rbf", {"gamma": 1e31}, [0.0, 1e-16, 3e-16]),
+        ("rbf", {"gamma": 3.1e-37}, [0.0, 1.0, 1e18]),
+        ("laplacian", {"gamma": 1e31}, [0.0, 1e-31, 3e-31]),
         (
             "poly",
             {"gamma": float(F32.tiny), "coef0": -float(F32.max), "degree": 1},
             [0.0, 1.0, 3.0],
         ),
         # distances of a few length scales, whose squares are normal float32 numbers
-        ("matern", {"nu": 1.5, "length_scale": 1e-19}, [0.0, 2e-19, 5e-19]),
-        ("matern", {"nu": 2.5, "length_scale": 1.3e-19}, [0.0, 2.6e-19, 6.5e-19]),
-        ("matern", {"nu": 2.5, "length_scale": 2e19}, [0.0, 1.0, 3.0]),
-        ("matern", {"nu": math.inf, "length_scale": 4e-20}, [0.0, 1.0, 3.0]),
-        ("matern", {"nu": 0.5, "length_scale": 2e-38}, [0.0, 1.0, 3.0]),
+        ("matern", {"nu": 1.5, "length_scale": 1.6e-12}, [0.0, 3.2e-12, 8e-12]),
+        ("matern", {"nu": 2.5, "length_scale": 2.1e-12}, [0.0, 4.2e-12, 1.05e-11]),
+        ("matern", {"nu": 2.5, "length_scale": 2e17}, [0.0, 1.0, 3.0]),
+        ("matern", {"nu": math.inf, "length_scale": 4e-16}, [0.0, 4e-16, 1.2e-15]),
+        ("matern", {"nu": 0.5, "length_scale": 1e-12}, [0.0, 1e-12, 3e-12]),
     ],
 )
 def test_float32_parameters_at_the_limits_are_accepted(kernel, params, points):
@@ -263,6 +288,49 @@ def test_float32_parameters_at_the_limits_are_accepted(kernel, params, points):
     np.testing.assert_allclose(K, expected, rtol=1e-3, atol=1e-6)
 
 
+BEYOND_REACH = [
+    # (kernel, params, dtype, points along one axis, the true value k(points[0], points[1]))
+    ("laplacian", {"gamma": 1e-160, "norm": "l2"}, np.float64, [0.0, 2e154], math.exp(-2e-6)),
+    ("matern", {"nu": 0.5, "length_scale": 1e160}, np.float64, [0.0, 2e154], math.exp(-2e-6)),
+    ("matern", {"nu": math.inf, "length_scale": 4e153}, np.float64, [0.0, 2e154], math.exp(-12.5)),
+    ("matern", {"nu": 1.5, "length_scale": 1e153}, np.float64, [0.0, 2e154], None),
+    ("laplacian", {"gamma": 2.5e-306, "norm": "l1"}, np.float64, [-1e308, 1e308], None),
+    ("laplacian", {"gamma": 1e170, "norm": "l2"}, np.float64, [0.0, 1e-170], math.exp(-1)),
+    ("matern", {"nu": 0.5, "length_scale": 1e-170}, np.float64, [0.0, 1e-170], math.exp(-1)),
+    ("laplacian", {"gamma": 1e-25, "norm": "l2"}, np.float32, [0.0, 2e19], math.exp(-2e-6)),
+    ("matern", {"nu": 0.5, "length_scale": 1e25}, np.float32, [0.0, 2e19], math.exp(-2e-6)),
+    ("laplacian", {"gamma": 1e25, "norm": "l2"}, np.float32, [0.0, 1e-25], math.exp(-1)),
+    ("rbf", {"gamma": 1e-37}, np.float32, [0.0, 2e18], math.exp(-0.4)),
+]
+
+
+@pytest.mark.parametrize("kernel, params, dtype, points, true", BEYOND_REACH)
+def test_parameters_beyond_the_dtypes_reach_are_refused(kernel, params, dtype, points, true):
+    """The square (or l1 sum) the kernel is computed from over- or underflowed where the
+    kernel is an ordinary number: 0.0 or 1.0 came back for the review's exp(-2e-6) and
+    exp(-1). Now refused naming the parameter; the rescaling the message advises (a power
+    of two on X and on the parameter) computes the true value."""
+    X = np.array(points, dtype)[:, None]
+    name = next(iter(params)) if kernel != "matern" else "length_scale"
+    pattern = rf"^{name}=.* is beyond {np.dtype(dtype).name}'s reach for .*rescale X and Z"
+    with pytest.raises(ValueError, match=pattern):
+        kernel_matrix(X, kernel=kernel, **params)
+    with pytest.raises(ValueError, match=pattern):
+        KernelOperator(X, kernel=kernel, **params)
+    if true is None:
+        return
+    # Rescaled: X by 2**e and the parameter with it, inside the reach.
+    e = -int(round(math.log2(abs(points[1]))))
+    s = 2.0**e
+    scaled = dict(params)
+    if "gamma" in scaled:
+        scaled["gamma"] = params["gamma"] / s ** (2 if kernel == "rbf" else 1)
+    else:
+        scaled["length_scale"] = params["length_scale"] * s
+    K = kernel_matrix(X * dtype(s), kernel=kernel, **scaled)
+    np.testing.assert_allclose(K[0, 1], true, rtol=1e-6 if dtype == np.float32 else 1e-12)
+
+
 # --- item 6: NaN where the kernel overflows --------------------------------------------------
 
 OVERFLOWING = [
@@ -271,11 +339,9 @@ OVERFLOWING = [
     ("matern25_f32", np.array([[0.0], [1e20]], np.float32), {"kernel": "matern", "nu": 2.5}),
     (
         "matern25_f32_ls",
-        np.array([[0.0], [1e3]], np.float32),
-        {"kernel": "matern", "nu": 2.5, "length_scale": 2e-19},
+        np.array([[0.0], [1e16]], np.float32),
+        {"kernel": "matern", "nu": 2.5, "length_scale": 2.1e-12},
     ),
-    ("arccos_f32", np.array([[1e19, 1.0], [2e19, 3.0]], np.float32), {"kernel": "arccos"}),
-    ("arccos_f64", np.array([[1e200, 1.0], [1e200, 2.0]]), {"kernel": "arccos"}),
 ]
 
 
@@ -283,7 +349,7 @@ OVERFLOWING = [
 def test_nan_results_are_refused_naming_x(X, params):
     dtype = X.dtype.name
     # Worded as the estimators' check_kernel_range, which it may now raise for.
-    pattern = rf"^X: the \w+ kernel overflows {dtype} between rows of X and Z"
+    pattern = rf"^X: the \w+ kernel overflows {dtype} (between rows of X and Z|on row)"
     with pytest.raises(ValueError, match=pattern):
         kernel_matrix(X, **params)
     K = KernelOperator(X, **params)
@@ -298,6 +364,58 @@ def test_nan_results_are_refused_naming_x(X, params):
     ):
         with pytest.raises(ValueError, match=pattern):
             product()
+
+
+ARCCOS_OUT_OF_REACH = [
+    # (X, Z, the argument and row named, "over" or "under", the true k(X[0], Z[0]))
+    (np.array([[1e19, 1.0], [2e19, 3.0]], np.float32), None, "X", 1, "over", None),
+    (np.array([[1e200, 1.0], [1e200, 2.0]]), None, "X", 0, "over", None),
+    # |x| |z| = 1e145 and 1e10 came back inf (the review's F2)
+    (np.array([[1e155, 0.0]]), np.array([[1e-10, 0.0]]), "X", 0, "over", 1e145),
+    (
+        np.array([[1e20, 0.0]], np.float32),
+        np.array([[1e-10, 0.0]], np.float32),
+        "X",
+        0,
+        "over",
+        1e10,
+    ),
+    # a point below sqrt(tiny) was taken as the zero vector: 0.0 (the review's F3)
+    (np.array([[1e-200, 0.0]]), np.array([[1.0, 2.0]]), "X", 0, "under", None),
+    (np.array([[1.0, 2.0]]), np.array([[3.0, 1.0], [0.0, 1e-160]]), "Z", 1, "under", None),
+    (
+        np.array([[1e-30, 0.0]], np.float32),
+        np.array([[1.0, 2.0]], np.float32),
+        "X",
+        0,
+        "under",
+        None,
+    ),
+]
+
+
+@pytest.mark.parametrize("X, Z, arg, row, how, true", ARCCOS_OUT_OF_REACH)
+def test_arccos_points_whose_squared_norm_leaves_the_dtype_are_refused(X, Z, arg, row, how, true):
+    """The arc-cosine kernel reads squared norms: beyond sqrt(max) they overflowed (inf
+    or NaN came back), below sqrt(tiny) they underflowed (the point counted as zero).
+    Refused naming the argument and row; rescaled by a power of two (k(s x, z) =
+    s k(x, z)), the same points give the closed form."""
+    dtype = X.dtype.name
+    pattern = rf"^{arg}: the arccos kernel {how}flows {dtype} on row {row} of {arg} "
+    with pytest.raises(ValueError, match=pattern):
+        kernel_matrix(X, Z, kernel="arccos")
+    with pytest.raises(ValueError, match=pattern):
+        KernelOperator(X, Z, kernel="arccos")
+    if true is not None:
+        s = X.dtype.type(2.0 ** -int(round(math.log2(np.abs(X).max()))))
+        K = kernel_matrix(X * s, Z, kernel="arccos") / np.float64(s)
+        np.testing.assert_allclose(K[0, 0], true, rtol=1e-6)
+
+
+def test_arccos_zero_rows_and_ordinary_norms_are_accepted():
+    X = np.array([[0.0, 0.0], [1e150, 1.0], [1e-150, 3e-150]])
+    K = kernel_matrix(X, kernel="arccos")
+    assert np.all(K[0] == 0) and np.isfinite(K).all()
 
 
 def test_matern_overflow_values_are_zero_in_the_reference():
@@ -514,7 +632,7 @@ def test_nu_spellings():
 def test_check_dtype_rejects_other_dtypes():
     with pytest.raises(TypeError, match="dtype must be float32 or float64"):
         Gaussian().check_dtype(np.float16)
-    Gaussian(gamma=1e300).check_dtype(np.float64)
+    Gaussian(gamma=1e290).check_dtype(np.float64)
     Linear().check_dtype(np.float32)
     ArcCosine().check_dtype("float32")
 

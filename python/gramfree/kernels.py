@@ -250,7 +250,14 @@ class Kernel:
         normal number, from ``numpy.finfo(dtype).tiny`` to ``.max`` (float32: 1.2e-38 to
         3.4e38); ``coef0`` must be finite. Outside that range a float32 computation would
         silently give wrong values (``gamma=1e39`` becomes ``inf``, and
-        ``k(x, x) = exp(-inf * 0)`` is not 1). Kernels check float64 when they are made;
+        ``k(x, x) = exp(-inf * 0)`` is not 1). A distance kernel's scale must also keep
+        the squared distance (the l1 distance) it is computed from within the normal
+        numbers wherever the kernel is neither 0 nor 1: ``c`` on the squared distance
+        (the Gaussian's ``gamma``) within ``[-log(s) / max, eps / tiny]``, ``c`` on the
+        distance (the l2 Laplacian's ``gamma``, Matern's ``sqrt(2 nu) / length_scale``)
+        within ``[-log(s) / sqrt(max), eps / sqrt(tiny)]``, ``s`` the smallest subnormal
+        (float64 Gaussian: 4.1e-306 to 1e292; float32: 3.0e-37 to 1.0e31). Outside, the
+        square overflowed to 0 or underflowed to 1 in silence. Kernels check float64 when they are made;
         :class:`gramfree.KernelOperator` and :func:`gramfree.kernel_matrix` call this for
         the dtype they compute in.
 
@@ -309,6 +316,57 @@ class Kernel:
             if dt == np.float32 and _representable(self, np.float64):
                 msg += "; compute in float64 (pass float64 X and Z)"
             raise ValueError(msg)
+        self._check_reach(dt, info)
+
+    def _reach(self) -> tuple[str, str, float, bool] | None:
+        """``(parameter, expression, c, on_distance)`` for a kernel of the distance: it
+        reads ``c * ||x - z||`` (``on_distance``, the norm taken as the root of the
+        computed square) or ``c`` times the computed square itself (or the l1 sum).
+        None for the inner-product kernels."""
+        return None
+
+    def _check_reach(self, dt: np.dtype, info: np.finfo) -> None:
+        """Refuse a distance scale so extreme that the square (or sum) the kernel is
+        computed from leaves ``dt``'s normal range where the kernel is neither 0 nor 1:
+        there it silently returned 0 (the square overflowed) or 1 (it underflowed), where
+        the true value is an ordinary number (a review: Laplacian gamma=1e-160 on points
+        2e154 apart gave 0.0 for 0.999998; Matern length_scale=1e-170 on points 1e-170
+        apart gave 1.0 for exp(-1)). The square overflows past ``max`` and loses its
+        digits below ``tiny``; the kernel is 0 to the dtype once its argument passes
+        ``-log`` of the smallest subnormal, and 1 once it is below ``eps``."""
+        reach = self._reach()
+        if reach is None:
+            return
+        param, expr, c, on_distance = reach
+        vanish = -math.log(float(info.tiny) * float(info.eps))  # exp(-vanish): subnormal min
+        top, bottom = float(info.max), float(info.tiny)
+        if on_distance:
+            top, bottom = math.sqrt(top), math.sqrt(bottom)
+        low, high = vanish / top, float(info.eps) / bottom
+        if low <= c <= high:
+            return
+        what = "it" if expr == param else expr
+        owner = type(self).__name__
+        if hasattr(self, "nu"):
+            owner += f"(nu={self.nu})"
+        elif hasattr(self, "norm"):
+            owner += f"(norm={self.norm!r})"
+        square = "l1 distance" if getattr(self, "norm", None) == "l1" else "squared distance"
+        side, fault, value = ("below", "overflows", 0) if c < low else ("above", "underflows", 1)
+        msg = (
+            f"{param}={getattr(self, param)!r} is beyond {dt.name}'s reach for {owner}: "
+            f"{what} must lie in [{low:.3g}, {high:.3g}]; {side} that, the {square} the "
+            f"kernel is computed from {fault} {dt.name} at distances where the kernel is "
+            f"not yet {value}, and it would return {value} there; rescale X and Z (by a "
+            f"power of two, exactly) and {param} with them"
+        )
+        if dt == np.float32 and _representable(self, np.float64):
+            msg += ", or compute in float64 (pass float64 X and Z)"
+        raise ValueError(msg)
+
+    def check_points(self, A: np.ndarray, name: str) -> None:
+        """Refuse points the kernel cannot evaluate in ``A``'s dtype, naming ``name``
+        and the row (the operators call it for X and Z); nothing for most kernels."""
 
     def native_spec(self, n_features: int) -> dict[str, Any]:
         """Parameters for ``gramfree._core`` with defaults resolved for ``n_features``.
@@ -439,6 +497,9 @@ class Gaussian(Kernel):
     def _constants(self, t: type[np.floating]) -> list[tuple[str, str, Any, bool]]:
         return _gamma_constants(self.gamma, t)
 
+    def _reach(self) -> tuple[str, str, float, bool] | None:
+        return None if self.gamma is None else ("gamma", "gamma", self.gamma, False)
+
     def native_spec(self, n_features: int) -> dict[str, Any]:
         return self._native("gaussian", gamma=_resolved_gamma(self.gamma, n_features))
 
@@ -500,6 +561,10 @@ class Laplacian(Kernel):
 
     def _constants(self, t: type[np.floating]) -> list[tuple[str, str, Any, bool]]:
         return _gamma_constants(self.gamma, t)
+
+    def _reach(self) -> tuple[str, str, float, bool] | None:
+        # l1: the sum of |x - z| is the computed quantity, with a square's limits.
+        return None if self.gamma is None else ("gamma", "gamma", self.gamma, self.norm == "l2")
 
     def native_spec(self, n_features: int) -> dict[str, Any]:
         kind = "laplacian_l1" if self.norm == "l1" else "laplacian_l2"
@@ -590,6 +655,14 @@ class Matern(Kernel):
             ("length_scale", f"sqrt({c}) / length_scale", a, True),
             ("length_scale", f"{c} / length_scale**2", a * a, True),
         ]
+
+    def _reach(self) -> tuple[str, str, float, bool] | None:
+        ls = self.length_scale
+        if self.nu == math.inf:
+            return ("length_scale", "0.5 / length_scale**2", _matern_gamma(ls), False)
+        c = {0.5: 1.0, 1.5: math.sqrt(3), 2.5: math.sqrt(5)}[self.nu]
+        expr = "1 / length_scale" if self.nu == 0.5 else f"sqrt({int(c * c + 0.5)}) / length_scale"
+        return ("length_scale", expr, c / ls, True)
 
     def native_spec(self, n_features: int) -> dict[str, Any]:
         if self.nu == math.inf:
@@ -746,6 +819,33 @@ class ArcCosine(Kernel):
         if order != 1 or isinstance(order, bool):
             raise ValueError(f"order must be 1 (the only order implemented), got {order!r}")
         object.__setattr__(self, "order", 1)
+
+    def check_points(self, A: np.ndarray, name: str) -> None:
+        """The kernel computes each point's squared norm in ``A``'s dtype: a norm beyond
+        ``sqrt(max)`` made it ``inf`` (``inf`` came back for ``|x| |z| = 1e145``, or NaN),
+        and a nonzero one below ``sqrt(tiny)`` lost its digits or became 0 (the point was
+        taken as the zero vector: 0.0 for 1.3e-200). Either is refused naming the row;
+        the kernel is homogeneous, ``k(s x, z) = s k(x, z)``, so a rescaled ``A`` loses
+        nothing."""
+        if A.size == 0:
+            return
+        info = np.finfo(A.dtype)
+        with np.errstate(all="ignore"):
+            top = np.max(np.abs(A), axis=1).astype(np.float64)
+            unit = A / np.where(top > 0, top, 1.0)[:, None].astype(A.dtype)
+            norm = top * np.sqrt(np.einsum("ij,ij->i", unit, unit, dtype=np.float64))
+        high, low = math.sqrt(float(info.max)), math.sqrt(float(info.tiny))
+        bad = (norm >= high) | ((norm > 0) & (norm < low))
+        if not bad.any():
+            return
+        i = int(np.argmax(bad))
+        how, side = ("overflows", "beyond") if norm[i] >= high else ("underflows", "below")
+        raise ValueError(
+            f"{name}: the arccos kernel {how} {A.dtype.name} on row {i} of {name} (norm "
+            f"{norm[i]:.3g}, {side} {high if how == 'overflows' else low:.3g}: the square the "
+            f"kernel computes from leaves {A.dtype.name}'s normal numbers); rescale {name}, "
+            "as k(s x, z) = s k(x, z)"
+        )
 
     def native_spec(self, n_features: int) -> dict[str, Any]:
         return self._native("arccos1")

@@ -16,15 +16,20 @@ Input conversion (done once, at construction or call):
 Kernel parameters are checked against the dtype the computation runs in
 (:meth:`gramfree.kernels.Kernel.check_dtype`): a float32 operator refuses, naming the
 parameter, a ``gamma`` above float32's largest number or a ``length_scale`` whose
-inverse or square overflows float32, rather than compute with ``inf``.
+inverse or square overflows float32, rather than compute with ``inf``; and a distance
+kernel refuses a scale so extreme that the squared distance it is computed from would
+over- or underflow where the kernel is neither 0 nor 1 (the kernel would return 0 or 1
+there: float64 Laplacian ``gamma`` within [5.6e-152, 1.5e138], for example). The
+arc-cosine kernel refuses points whose squared norm leaves the dtype's normal numbers,
+naming the argument and row.
 
 Results are checked for NaN (one pass over the output, ``numpy.min``, which propagates
 NaN): the inputs are finite, so a NaN means the kernel's values or their sums overflowed
-(Matern 3/2 and 5/2 once the scaled distance or its square overflows, the arc-cosine
-kernel on points of norm beyond ``sqrt`` of the dtype's largest number, a polynomial
+(Matern 3/2 and 5/2 once the scaled distance or its square overflows, a polynomial
 kernel's ``inf`` times a zero coefficient); it raises ``ValueError`` naming X, where it
-would otherwise have spread silently. ``inf`` entries (a kernel value that is itself too
-large for the dtype) are returned as computed.
+would otherwise have spread silently. ``inf`` entries are returned as computed: a kernel
+value too large for the dtype, or a degree-1 polynomial's inner product that overflows
+where ``gamma`` below 1 would have brought it back into range.
 
 Examples
 --------
@@ -154,6 +159,9 @@ def _prepare(X, Z, kernel, kernel_params):
     X = X.astype(dtype, copy=False)
     Z = Z.astype(dtype, copy=False)
     kern.check_dtype(dtype)  # parameters beyond float32's range, named
+    kern.check_points(X, "X")
+    if Z is not X:
+        kern.check_points(Z, "Z")
     return X, Z, kern
 
 

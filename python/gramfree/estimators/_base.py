@@ -80,6 +80,7 @@ def check_kernel_range(
     LAPACK's "Internal Error")."""
     if X.shape[0] == 0:
         return
+    kernel.check_points(X.astype(dtype, copy=False), "X")  # the rows as the user numbers them
     # The largest norm, found without overflowing: scaled by the largest magnitude.
     top = float(np.max(np.abs(X)))
     if top == 0.0 or not math.isfinite(top):

@@ -19,8 +19,8 @@ rows the loss sees, not in the model's basis.
 from __future__ import annotations
 
 import dataclasses
-import time
 import numbers
+import time
 import warnings
 
 import numpy as np

@@ -70,7 +70,7 @@ def _check_candidates(values, name: str) -> np.ndarray:
         raise ValueError(f"{name}: must be a non-empty 1-d sequence of numbers, got {values!r}")
     # numpy reads True as 1.0 ([True, 0.1] became the candidates 1 and 0.1 in silence).
     given = values if isinstance(values, (list, tuple)) else np.asarray(values)
-    if any(isinstance(v, (bool, np.bool_)) for v in given) or getattr(given, "dtype", None) == bool:
+    if any(isinstance(v, (bool, np.bool_)) for v in given):  # a boolean array's items too
         raise ValueError(f"{name}: booleans are not {name}, got {values!r}")
     if not np.all(np.isfinite(a)) or np.any(a <= 0):
         raise ValueError(f"{name}: every value must be positive and finite, got {values!r}")
