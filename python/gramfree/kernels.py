@@ -256,10 +256,10 @@ class Kernel:
         (the Gaussian's ``gamma``) within ``[-log(s) / max, eps / tiny]``, ``c`` on the
         distance (the l2 Laplacian's ``gamma``, Matern's ``sqrt(2 nu) / length_scale``)
         within ``[-log(s) / sqrt(max), eps / sqrt(tiny)]``, ``s`` the smallest subnormal
-        (float64 Gaussian: 4.1e-306 to 1e292; float32: 3.0e-37 to 1.0e31). Outside, the
-        square overflowed to 0 or underflowed to 1 in silence. Kernels check float64 when they are made;
-        :class:`gramfree.KernelOperator` and :func:`gramfree.kernel_matrix` call this for
-        the dtype they compute in.
+        (float64 Gaussian: 4.1e-306 to 1e292; float32: 3.0e-37 to 1.0e31). Outside,
+        the kernel returned 0 where the square overflowed and 1 where it underflowed, in
+        silence. Kernels check float64 when they are made; :class:`gramfree.KernelOperator`
+        and :func:`gramfree.kernel_matrix` call this for the dtype they compute in.
 
         Parameters
         ----------
@@ -830,22 +830,23 @@ class ArcCosine(Kernel):
         if A.size == 0:
             return
         info = np.finfo(A.dtype)
-        with np.errstate(all="ignore"):
-            top = np.max(np.abs(A), axis=1).astype(np.float64)
-            unit = A / np.where(top > 0, top, 1.0)[:, None].astype(A.dtype)
-            norm = top * np.sqrt(np.einsum("ij,ij->i", unit, unit, dtype=np.float64))
         high, low = math.sqrt(float(info.max)), math.sqrt(float(info.tiny))
-        bad = (norm >= high) | ((norm > 0) & (norm < low))
-        if not bad.any():
-            return
-        i = int(np.argmax(bad))
-        how, side = ("overflows", "beyond") if norm[i] >= high else ("underflows", "below")
-        raise ValueError(
-            f"{name}: the arccos kernel {how} {A.dtype.name} on row {i} of {name} (norm "
-            f"{norm[i]:.3g}, {side} {high if how == 'overflows' else low:.3g}: the square the "
-            f"kernel computes from leaves {A.dtype.name}'s normal numbers); rescale {name}, "
-            "as k(s x, z) = s k(x, z)"
-        )
+        # Each row's largest magnitude bounds its norm within a factor sqrt(d), without a
+        # temporary the size of A; only rows near a limit get their norm computed.
+        top = np.maximum(A.max(axis=1), -A.min(axis=1)).astype(np.float64)
+        near = np.flatnonzero((top * math.sqrt(A.shape[1]) >= high) | ((top > 0) & (top < low)))
+        for i in near:
+            unit = A[i].astype(np.float64) / top[i]
+            norm = top[i] * math.sqrt(float(unit @ unit))
+            if low <= norm < high:
+                continue
+            how, side = ("overflows", "beyond") if norm >= high else ("underflows", "below")
+            raise ValueError(
+                f"{name}: the arccos kernel {how} {A.dtype.name} on row {i} of {name} (norm "
+                f"{norm:.3g}, {side} {high if norm >= high else low:.3g}: the square the "
+                f"kernel computes from leaves {A.dtype.name}'s normal numbers); rescale "
+                f"{name}, as k(s x, z) = s k(x, z)"
+            )
 
     def native_spec(self, n_features: int) -> dict[str, Any]:
         return self._native("arccos1")

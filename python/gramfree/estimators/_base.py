@@ -80,7 +80,6 @@ def check_kernel_range(
     LAPACK's "Internal Error")."""
     if X.shape[0] == 0:
         return
-    kernel.check_points(X.astype(dtype, copy=False), "X")  # the rows as the user numbers them
     # The largest norm, found without overflowing: scaled by the largest magnitude.
     top = float(np.max(np.abs(X)))
     if top == 0.0 or not math.isfinite(top):
@@ -88,6 +87,7 @@ def check_kernel_range(
     scaled = X if top < 1e150 else X / top  # squared norms below float64's overflow
     i = int(np.argmax(np.einsum("ij,ij->i", scaled, scaled, dtype=np.float64)))
     Xk = X.astype(dtype, copy=False)
+    kernel.check_points(Xk, "X")  # the rows as the user numbers them
     row = KernelOperator(Xk[i : i + 1], Xk, kernel, n_jobs=n_jobs).to_dense()
     if not np.isfinite(row).all():
         raise ValueError(
