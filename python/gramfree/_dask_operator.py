@@ -90,6 +90,7 @@ def setup(op: KernelOperator, X, Z, kernel, n_jobs, device, kernel_params) -> No
         X = X.astype(dtype)
     Z = Z.astype(dtype, copy=False)
     kern.check_dtype(dtype)  # as the in-memory operator: at construction, naming the parameter
+    kern.check_points(Z, "Z")  # X's rows: in each chunk's operator
     op.device = "cpu"
     op.X = X
     op.Z = Z
