@@ -413,7 +413,7 @@ def test_wrong_number_of_features_refused(digits, digits_model):
         digits_model.explain(Xq[:2, :10])
 
 
-@pytest.mark.parametrize("target", [99, "3", [3, 4], 3.5])
+@pytest.mark.parametrize("target", [99, "3", [3, 4], 3.5, True, np.True_])
 def test_classifier_bad_target_refused(digits, digits_model, target):
     _, _, Xq = digits
     with pytest.raises(ValueError, match="target"):
@@ -426,6 +426,17 @@ def test_regressor_bad_target_refused(diabetes, target):
     model = KernelRegressor(gamma=0.5).fit(X, y)
     with pytest.raises(ValueError, match="target"):
         model.explain(Xq[:2], target=target)
+
+
+def test_queries_on_which_the_kernel_overflows_are_refused_as_by_decision_function(cancer):
+    """decision_function refuses queries whose kernel values overflow; explain gave NaN
+    values and inf contributions for them (a review: poly kernel, queries 1e120 x X)."""
+    X, y, Xq = cancer
+    model = KernelClassifier(kernel="poly", solver="direct", alpha=0.1).fit(X, y)
+    for target in (None, model.classes_[0]):
+        with pytest.raises(ValueError, match="X: the poly kernel overflows float64 between"):
+            model.explain(Xq[:2] * 1e120, target=target)
+    model.explain(Xq[:2])  # the same model explains ordinary queries
 
 
 def test_unfitted_model_refused():

@@ -242,6 +242,11 @@ def test_probabilities_follow_the_fitted_loss_not_the_current_parameter(tmp_path
     assert _has_probabilities(squared) == (False, False)
     assert _has_probabilities(KernelClassifier(loss="logistic")) == (True, True)
     assert _has_probabilities(KernelClassifier()) == (False, False)
+    # The reason, as the cause of scikit-learn's bare "has no attribute" (a review).
+    for model, why in ((squared, "fitted with the squared loss"), (KernelClassifier(), "fits no")):
+        with pytest.raises(AttributeError, match="has no attribute 'predict_proba'") as info:
+            model.predict_proba(X)
+        assert why in str(info.value.__cause__) and "loss='logistic'" in str(info.value.__cause__)
 
     logistic = KernelClassifier(gamma=0.1, alpha=0.1, loss="logistic").fit(X, y)
     logistic.set_params(loss="squared")

@@ -244,3 +244,35 @@ def test_calibrate_output_is_checked_before_measuring_and_expands_home(
     monkeypatch.chdir(tmp_path)
     assert main(["calibrate", "--quick", "--output", "~/r.json"]) == 0
     assert (tmp_path / "r.json").exists() and not (tmp_path / "~").exists()
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"save_to": "DIR"}, ValueError, "save_to '.*' is a directory"),
+        ({"save_to": ""}, ValueError, "save_to '.' is a directory"),
+        ({"save_to": "FILE/rates.json"}, ValueError, "save_to .* is a file, not a directory"),
+        ({"save_to": 123}, TypeError, "save_to: must be a path"),
+        ({"quick": "no"}, ValueError, "quick: must be True or False, got 'no'"),
+        ({"write": "no"}, ValueError, "write: must be True or False, got 'no'"),
+    ],
+)
+def test_calibrate_arguments_are_checked_before_measuring(
+    rates_file, tmp_path, monkeypatch, kwargs, error, match
+):
+    """The Python call checked save_to inside save, after the measurement, naming the
+    command line's --output; quick="no" and write="no" were taken as true, and the latter
+    wrote the file every later auto fit reads (a review)."""
+    measured = []
+    monkeypatch.setattr(rates, "measure", lambda *a, **k: measured.append(1) or _some_rates())
+    (tmp_path / "FILE").write_text("x")
+    given = {
+        k: {"DIR": str(tmp_path), "FILE/rates.json": str(tmp_path / "FILE" / "r.json")}.get(v, v)
+        if isinstance(v, str)
+        else v
+        for k, v in kwargs.items()
+    }
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(error, match=match):
+        rates.calibrate(**{"quick": True, **given})
+    assert not measured and not rates_file.exists()

@@ -199,8 +199,19 @@ def _has_probabilities(estimator) -> bool:
     # model given loss="logistic" without refitting) is no probability. Unfitted: the
     # parameter, as scikit-learn does, so that meta-estimators can ask hasattr before fit.
     if not hasattr(estimator, "dual_coef_"):
-        return estimator.loss == "logistic"
-    return _loss_fitted_with(estimator) == "logistic"
+        if estimator.loss == "logistic":
+            return True
+        why = f"{type(estimator).__name__}(loss={estimator.loss!r}) fits no probabilities"
+    elif _loss_fitted_with(estimator) == "logistic":
+        return True
+    else:
+        why = "this model was fitted with the squared loss, whose scores are no probabilities"
+    # scikit-learn's available_if chains this as the cause of its bare "has no attribute"
+    # (hasattr stays False): the reason, and what to do instead.
+    raise AttributeError(
+        f"predict_proba: {why}; fit with loss='logistic' (kernel logistic regression), or "
+        "calibrate the scores with sklearn.calibration.CalibratedClassifierCV"
+    )
 
 
 class ClassProbabilities:

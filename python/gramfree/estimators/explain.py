@@ -13,6 +13,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from ..operators import kernel_matrix
 from ..pathkernel.explain import Explanation
 from ..pathkernel.explain import top_k as _top_k_rows
+from ._base import check_decision_finite
 
 # Queries per kernel block: bounds the (q, n_centers) block explain forms.
 _BLOCK_BYTES = 256 << 20
@@ -110,6 +111,9 @@ class ExplainMixin:
                 device=self.device,
             )
             C = Kb * (sign * coef.T[cols])
+            # decision_function refuses queries whose kernel values overflow (a scale far
+            # from the training data's); the explanation of them was NaN and inf.
+            check_decision_finite(C, self.kernel_, np.dtype(np.float64))
             hi, hv, lo, lv = _top_k_rows(C, k)
             parts.append(
                 (
@@ -193,6 +197,8 @@ class ExplainMixin:
         # Element by element: numpy 1.x compares string classes with an integer target
         # by a FutureWarning and a scalar False instead of an array.
         hits = np.flatnonzero([bool(c == target) for c in classes])
+        if isinstance(target, (bool, np.bool_)) and classes.dtype != bool:
+            hits = hits[:0]  # True == 1: a boolean named class 1 of integer classes
         if hits.size != 1:
             raise ValueError(f"target: {target!r} is not one of the classes {list(classes)}")
         c = int(hits[0])

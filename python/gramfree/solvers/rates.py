@@ -11,8 +11,9 @@ Nystrom solve.
 
 ``python -m gramfree calibrate`` (or :func:`calibrate`) measures the four rates here (best
 of three timings of each, at the sizes in ``SIZES``) and saves them with the machine they
-were measured on (CPU model, thread count, SIMD level) to :func:`rates_path`. Every later fit on a machine
-with the same description uses them; a file written on another machine, or unreadable, is
+were measured on (CPU model, OpenMP's default thread count, SIMD level) to
+:func:`rates_path`. Every later fit on a machine with the same description uses them (a
+fit with fewer threads through ``n_jobs`` too: the rates are not rescaled for it); a file written on another machine, or unreadable, is
 ignored with a note of why (``solver_info_["auto"]["rates"]`` and ``verbose`` say which
 rates a fit used). Nothing is measured behind the user's back: a fit's choice depends only
 on its inputs and this file, never on the machine's load at that moment.
@@ -78,8 +79,9 @@ def cpu_model() -> str:
 
 
 def machine() -> dict[str, Any]:
-    """What rates depend on: the CPU model, the threads the fit runs on and the SIMD level
-    of the native core. Rates saved for another description are not used."""
+    """What rates depend on: the CPU model, OpenMP's default thread count (not a fit's
+    ``n_jobs``, which does not rescale them) and the SIMD level of the native core. Rates
+    saved for another description are not used."""
     from .. import _core
 
     return {
@@ -153,11 +155,16 @@ def _check_rates(rates: Any) -> dict[str, float]:
     return out
 
 
-def check_output_path(target: Path) -> None:
-    """ValueError naming ``target`` when no rates file can be written there: checked
-    before the measurement (which takes a minute), not after it."""
+def check_output_path(target: Path, name: str = "--output") -> None:
+    """ValueError naming the argument (``name``) and ``target`` when no rates file can be
+    written there: checked before the measurement (which takes a minute), not after it."""
     if target.is_dir():
-        raise ValueError(f"--output {str(target)!r} is a directory; give a file name")
+        raise ValueError(f"{name} {str(target)!r} is a directory; give a file name")
+    parent = target.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if parent.exists() and not parent.is_dir():
+        raise ValueError(f"{name} {str(target)!r}: {str(parent)!r} is a file, not a directory")
 
 
 def save(rates: dict[str, float], path: str | os.PathLike | None = None) -> Path:
@@ -306,8 +313,18 @@ def calibrate(
     >>> all(r > 0 for r in rates.values())
     True
     """
+    # Checked before the measurement, which takes a minute: a bad path failed after it,
+    # and quick="no" or write="no" were taken as true (a review).
+    for name, flag in (("quick", quick), ("write", write)):
+        if not isinstance(flag, (bool, np.bool_)):
+            raise ValueError(f"{name}: must be True or False, got {flag!r}")
+    if save_to is not None and not isinstance(save_to, (str, os.PathLike)):
+        raise TypeError(f"save_to: must be a path (str or os.PathLike), got {save_to!r}")
+    if write:
+        target = Path(save_to).expanduser() if save_to is not None else rates_path()
+        check_output_path(target, "save_to")
     _warn_if_busy()
-    rates = measure(quick)
+    rates = measure(bool(quick))
     if write:
         save(rates, save_to)
     return rates
