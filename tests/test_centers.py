@@ -145,6 +145,21 @@ def test_bad_centres(diabetes, centers, message):
         KernelRegressor(centers=centers).fit(X, y)
 
 
+@pytest.mark.parametrize("solver", ["nystrom-pcg", "nystrom-direct"])
+def test_centres_beyond_the_data_dtype_or_the_kernel_are_named(diabetes, solver):
+    """A float64 centre beyond float32's range for float32 X, and a centre on which the
+    polynomial kernel overflows, failed inside the solvers as "Z: contains NaN or
+    infinity", "X: ..." or "A: ..." (a review)."""
+    X, y, _, _ = diabetes
+    far = np.array(X[:30], dtype=np.float64)
+    far[20] = 1e39
+    with pytest.raises(ValueError, match="centers: values beyond float32's range"):
+        KernelRegressor(centers=far, solver=solver).fit(X.astype(np.float32), y)
+    far[20] = 1e200
+    with pytest.raises(ValueError, match="centers: the poly kernel overflows float64 .*row 20"):
+        KernelRegressor(centers=far, kernel="poly", solver=solver).fit(X, y)
+
+
 def test_centres_and_n_centers_or_direct_refused(diabetes):
     X, y, _, _ = diabetes
     with pytest.raises(ValueError, match="centers and n_centers"):

@@ -67,7 +67,13 @@ def check_target_range(y: np.ndarray, dtype: np.dtype) -> None:
 
 
 def check_kernel_range(
-    X: np.ndarray, kernel: Kernel, dtype: np.dtype, n_jobs=None, *, row_index: int | None = None
+    X: np.ndarray,
+    kernel: Kernel,
+    dtype: np.dtype,
+    n_jobs=None,
+    *,
+    row_index: int | None = None,
+    name: str = "X",
 ) -> None:
     """Refuse data on which ``kernel`` overflows in ``dtype``. ``row_index``: the index
     the message gives the largest row where ``X`` is a sample of the data (dask's fit
@@ -87,13 +93,13 @@ def check_kernel_range(
     scaled = X if top < 1e150 else X / top  # squared norms below float64's overflow
     i = int(np.argmax(np.einsum("ij,ij->i", scaled, scaled, dtype=np.float64)))
     Xk = X.astype(dtype, copy=False)
-    kernel.check_points(Xk, "X")  # the rows as the user numbers them
+    kernel.check_points(Xk, name)  # the rows as the user numbers them
     row = KernelOperator(Xk[i : i + 1], Xk, kernel, n_jobs=n_jobs).to_dense()
     if not np.isfinite(row).all():
         raise ValueError(
-            f"X: the {kernel.name or type(kernel).__name__} kernel overflows {np.dtype(dtype).name} on these data "
+            f"{name}: the {kernel.name or type(kernel).__name__} kernel overflows {np.dtype(dtype).name} on these data "
             f"(row {i if row_index is None else row_index}, of norm {top * math.sqrt(np.sum((X[i] / top) ** 2)):.3g}, gives "
-            "non-finite kernel values); standardise X (e.g. StandardScaler), or lower "
+            f"non-finite kernel values); standardise {name} (e.g. StandardScaler), or lower "
             "gamma or degree" + (", or fit in float64" if np.dtype(dtype) == np.float32 else "")
         )
 
@@ -398,7 +404,19 @@ class KernelMachineMixin(BaseEstimator):
         )
         if points.shape[1] != d:
             raise ValueError(f"centers: has {points.shape[1]} features, X has {d}")
-        return np.ascontiguousarray(points, dtype=X.dtype), None
+        with np.errstate(over="ignore"):
+            cast = np.ascontiguousarray(points, dtype=X.dtype)
+        # As X's: a centre beyond X's dtype, or on which the kernel overflows, failed
+        # inside a solver as "Z: contains NaN or infinity" or "A: ..." (a review).
+        if not np.isfinite(cast).all():
+            raise ValueError(
+                f"centers: values beyond {X.dtype.name}'s range (the centres are cast to X's "
+                f"dtype); scale them as X is scaled, or fit float64 X"
+            )
+        check_kernel_range(
+            cast, self._make_kernel(), self._kernel_dtype(X), self.n_jobs, name="centers"
+        )
+        return cast, None
 
     def _fit_targets(self, X: np.ndarray, Y: np.ndarray, sample_weight) -> None:
         """Solve for Y (n x t, X's dtype) and set the fitted attributes; BLAS runs on the
