@@ -181,11 +181,37 @@ def test_one_point_quadrature_error_halves_with_the_learning_rate():
         m = PathKernelRegressor((10,), "tanh", learning_rate=lr, n_steps=T, random_state=0).fit(
             X, y
         )
-        dec = m.decompose(Q, quadrature=1)
+        with pytest.warns(UserWarning, match="decompose: .* misses the output .*TracIn"):
+            dec = m.decompose(Q, quadrature=1)
         errors.append(np.max(np.abs(dec.reconstruction - dec.output)))
-        assert m.decompose(Q).reconstruction_error < 1e-9  # the exact form stays exact
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            assert m.decompose(Q).reconstruction_error < 1e-9  # the exact form stays exact
     for a, b in zip(errors, errors[1:]):
         assert 1.8 < a / b < 2.25  # measured 2.10 and 2.05
+
+
+def test_a_decomposition_that_misses_the_output_says_so():
+    """The self-check bounds each step's residual relative to that step's own max |f|:
+    where the training loss jumped (softplus, learning_rate 1.0: to 1270x its start and
+    back), the sum missed the output by 910 relative with no word (a review). Now a
+    warning says so, and that no quadrature resolves it: the learning rate does."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    y = (y - y.mean()) / y.std()
+    X, y = X[:100], y[:100]
+    kw = dict(hidden_layer_sizes=(32, 32), activation="softplus", n_steps=60, batch_size=10)
+    m = PathKernelRegressor(learning_rate=1.0, random_state=0, **kw).fit(X, y)
+    assert max(m.loss_curve_) > 100 * m.loss_curve_[0]  # the spike
+    with pytest.warns(UserWarning, match="misses the output .*largest quadrature .*learning_rate"):
+        dec = m.decompose(X[:10], quadrature=64)
+    assert dec.reconstruction_error > 0.1
+    calm = PathKernelRegressor(learning_rate=0.1, random_state=0, **kw).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert calm.decompose(X[:10]).reconstruction_error < 1e-9
 
 
 @pytest.mark.parametrize("bad", ["x", 2.5, True, 0, 65])
@@ -340,6 +366,9 @@ def _save_load(model, tmp_path):
         ({"n_steps": 0}, "n_steps"),
         ({"activation": "sigmoidal"}, "activation"),
         ({"hidden_layer_sizes": (3, 0)}, "hidden_layer_sizes"),
+        # nested widths were flattened in silence (a review): ((4,),) was one layer of 4
+        ({"hidden_layer_sizes": ((4,),)}, "hidden_layer_sizes: every width must be an integer"),
+        ({"hidden_layer_sizes": [[5], [3]]}, "hidden_layer_sizes: every width"),
         ({"batch_size": 0}, "batch_size"),
         ({"alpha": -0.1}, "alpha"),
     ],

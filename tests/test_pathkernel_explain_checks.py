@@ -69,6 +69,14 @@ def test_decomposition_must_be_a_path_decomposition(regressor, diabetes):
             regressor.explain(Q, decomposition=bad)
 
 
+@pytest.mark.parametrize("target", [False, 0.0, True, np.True_, 1])
+def test_one_output_regressor_refuses_targets_other_than_0(regressor, diabetes, target):
+    """False and 0.0 compared equal to 0 and were taken (a review); True was refused."""
+    X, _ = diabetes
+    with pytest.raises(ValueError, match="target: this model has one output"):
+        regressor.explain(X[:2], target=target)
+
+
 def test_decomposition_of_another_model_is_refused(regressor, diabetes):
     X, y = diabetes
     Q = X[60:65]
@@ -314,8 +322,10 @@ def test_an_approximate_decomposition_is_explained_as_approximate():
         ex = coarse.explain(X[-3:], top_k=3)
     assert "approximation" in ex.note and "exact" not in ex.note
     assert np.max(np.abs(ex.base + ex.positive_total + ex.negative_total - ex.value)) > 0.1
+    with pytest.warns(UserWarning, match="decompose: .* misses the output"):
+        given = coarse.decompose(X[-3:], quadrature=1)
     with pytest.warns(UserWarning, match="self-check residual"):  # a given decomposition too
-        coarse.explain(X[-3:], decomposition=coarse.decompose(X[-3:], quadrature=1))
+        coarse.explain(X[-3:], decomposition=given)
     exact = PathKernelClassifier(random_state=0, **params).fit(X, y)
     with warnings.catch_warnings():
         warnings.simplefilter("error")

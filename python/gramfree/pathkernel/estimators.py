@@ -62,6 +62,25 @@ REPLAY_TOLERANCE = 1e-9
 _DECOMPOSITION_RTOL = 1e-8
 
 
+def _inexact_advice(nodes: int | None) -> str:
+    """What makes a decomposition exact, for one made with ``nodes`` quadrature nodes."""
+    if nodes == 1:
+        return (
+            "quadrature=1 is TracIn's first-order approximation; a larger quadrature makes "
+            "them exact where the training path is smooth"
+        )
+    if nodes is None or nodes < 64:
+        return (
+            "a larger quadrature (up to 64) resolves steps along which the network changes "
+            "fast, and a smaller learning_rate steps where the training loss jumped"
+        )
+    return (
+        "even the largest quadrature does not resolve this training path (steps where the "
+        "training loss jumped: a learning_rate near divergence); fit with a smaller "
+        "learning_rate"
+    )
+
+
 class ReplayMismatchWarning(UserWarning):
     """The replayed training did not end at the fitted weights (see REPLAY_TOLERANCE)."""
 
@@ -260,7 +279,13 @@ class _PathKernelBase(BaseEstimator):
     # -- training ----------------------------------------------------------------------
 
     def _hidden(self) -> tuple[int, ...]:
-        sizes = np.atleast_1d(np.asarray(self.hidden_layer_sizes, dtype=object)).ravel()
+        given = self.hidden_layer_sizes
+        if isinstance(given, numbers.Integral) and not isinstance(given, bool):
+            given = (given,)
+        try:  # a sequence of widths; ravel() had flattened ((4,),) and [[5], [3]] in silence
+            sizes = list(given)
+        except TypeError:
+            sizes = [given]
         out = []
         for s in sizes:
             if isinstance(s, bool) or not isinstance(s, numbers.Integral) or s < 1:
@@ -854,7 +879,12 @@ class _PathKernelBase(BaseEstimator):
         worst chunk's, relative to its own ``max |f|``; the counts summed), and the replay
         check runs on the client. The numbers are the in-process ones bit for bit unless a
         chunk's self-check refines more segments than the in-process call does (a finer
-        quadrature: a few 1e-14 relative).
+        quadrature: differences within the self-check's bound, 3e-13 relative to the
+        largest contribution in a review's case).
+
+        Where ``initial + contributions + reg`` misses the output by more than 1e-8
+        relative (a training path whose loss jumped, or ``quadrature=1``), a UserWarning
+        says so and what would make it exact.
 
         Parameters
         ----------
@@ -896,7 +926,7 @@ class _PathKernelBase(BaseEstimator):
         self.decomposition_error_ = float(r["worst_step_residual"])
         squeeze = self._squeeze_outputs()
         pick = (lambda a: a[..., 0]) if squeeze else (lambda a: a)
-        return PathDecomposition(
+        dec = PathDecomposition(
             initial=pick(r["initial"]),
             contributions=pick(r["contributions"]),
             reg=pick(r["reg"]),
@@ -906,6 +936,22 @@ class _PathKernelBase(BaseEstimator):
             refined_segments=int(r["refined_segments"]),
             relu_pieces=int(r["relu_pieces"]),
         )
+        # The self-check bounds each step's residual relative to that step's own max |f|:
+        # where the loss spiked in training, those were small against huge outputs and the
+        # sum missed the output by 910 relative with no word (a review: diabetes, softplus,
+        # learning_rate=1.0, a spike to 1270x the starting loss and back).
+        gap = dec.reconstruction_error
+        # (Where the replay missed the fitted weights, ReplayMismatchWarning has said why.)
+        replayed = not getattr(self, "replay_gap_", 0.0) > REPLAY_TOLERANCE
+        if replayed and not gap <= _DECOMPOSITION_RTOL:
+            warnings.warn(
+                f"decompose: initial + contributions + reg misses the output by {gap:.3g} "
+                f"relative to max |output| (exact to ~1e-9 where every step is resolved): "
+                f"the contributions are approximate; {_inexact_advice(self._quadrature_nodes(quadrature))}",
+                UserWarning,
+                stacklevel=caller_stacklevel(),
+            )
+        return dec
 
     def self_influence(self, *, quadrature: int | None = None) -> np.ndarray:
         """Each training example's contribution to its own (explained) output.
@@ -1159,12 +1205,19 @@ class _PathKernelBase(BaseEstimator):
 
             return _dask.explain(self, X, int(top_k), target, bool(normalize), decomposition)
         if decomposition is None:
-            dec = self.decompose(X)
+            with warnings.catch_warnings():  # explain's own warning below says it
+                warnings.filterwarnings("ignore", message="decompose: ", category=UserWarning)
+                dec = self.decompose(X)
         else:
             dec = _in_memory(decomposition)
             self._check_decomposition(dec, X)
         parts = self._explanation_parts(dec, int(top_k), target, normalize)
-        return self._explanation(parts, normalize, dec.step_residual)
+        return self._explanation(
+            parts,
+            normalize,
+            dec.step_residual,
+            None if decomposition is not None else self.quadrature,
+        )
 
     def _check_decomposition(self, dec, X) -> None:
         """Refuse a decomposition that is not this model's at X: wrong type, shapes that
@@ -1241,7 +1294,9 @@ class _PathKernelBase(BaseEstimator):
             negative_total=np.where(C < 0, C, 0.0).sum(axis=1),
         )
 
-    def _explanation(self, parts: dict, normalize: bool, step_residual: float) -> Explanation:
+    def _explanation(
+        self, parts: dict, normalize: bool, step_residual: float, nodes: int | None = None
+    ) -> Explanation:
         """The Explanation; where the decomposition's self-check residual exceeds tol
         (quadrature=1, TracIn's first-order term, or a quadrature too coarse for the
         steps), the contributions are not the exact shares and need not add up to the
@@ -1252,8 +1307,8 @@ class _PathKernelBase(BaseEstimator):
             warnings.warn(
                 f"explain: the decomposition's self-check residual {step_residual:.3g} "
                 f"(relative to max |f|) exceeds tol={self.tol:g}, so the contributions are "
-                "approximate and base + their totals need not equal the value; a larger "
-                "quadrature makes them exact",
+                "approximate and base + their totals need not equal the value; "
+                + _inexact_advice(nodes),
                 UserWarning,
                 stacklevel=caller_stacklevel(),
             )
@@ -1469,7 +1524,12 @@ class PathKernelRegressor(RegressorMixin, _PathKernelBase):
     def _explained(self, dec: PathDecomposition, target):
         C = dec.contributions
         if C.ndim == 2:
-            if target not in (None, 0):
+            # 0 only: False and 0.0 compared equal to it (a review), True was refused.
+            if target is not None and (
+                isinstance(target, (bool, np.bool_))
+                or not isinstance(target, numbers.Integral)
+                or target != 0
+            ):
                 raise ValueError(f"target: this model has one output, got {target!r}")
             return C, dec.output, dec.initial + dec.reg, np.zeros(len(C), dtype=int)
         if target is None and C.shape[2] == 1:  # a 2-d y of one column: its only output
@@ -1477,7 +1537,7 @@ class PathKernelRegressor(RegressorMixin, _PathKernelBase):
         if target is None:
             raise ValueError("target: this model has several outputs; name one (an index)")
         if (
-            isinstance(target, bool)
+            isinstance(target, (bool, np.bool_))
             or not isinstance(target, numbers.Integral)
             or not 0 <= int(target) < C.shape[2]
         ):
