@@ -366,7 +366,34 @@ class Kernel:
 
     def check_points(self, A: np.ndarray, name: str) -> None:
         """Refuse points the kernel cannot evaluate in ``A``'s dtype, naming ``name``
-        and the row (the operators call it for X and Z); nothing for most kernels."""
+        and the row (the operators call it for X and Z); nothing for most kernels.
+
+        The arc-cosine kernel computes each point's squared norm: a point whose norm is
+        beyond ``sqrt`` of the dtype's largest number, or nonzero below ``sqrt`` of its
+        smallest normal one, is refused (its square would over- or underflow).
+
+        Parameters
+        ----------
+        A : ndarray of shape (n, d), float32 or float64
+            The points, in the dtype the kernel computes in.
+        name : str
+            The argument the message names (``"X"``, ``"Z"``, ``"centers"``).
+
+        Raises
+        ------
+        ValueError
+            Naming ``name`` and the first row the kernel cannot evaluate.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from gramfree.kernels import ArcCosine, Gaussian
+        >>> Gaussian().check_points(np.array([[1e200, 0.0]]), "X")  # nothing to refuse
+        >>> ArcCosine().check_points(np.array([[1.0, 2.0], [1e200, 0.0]]), "X")
+        Traceback (most recent call last):
+        ...
+        ValueError: X: the arccos kernel overflows float64 on row 1 of X ...
+        """
 
     def native_spec(self, n_features: int) -> dict[str, Any]:
         """Parameters for ``gramfree._core`` with defaults resolved for ``n_features``.
@@ -821,12 +848,12 @@ class ArcCosine(Kernel):
         object.__setattr__(self, "order", 1)
 
     def check_points(self, A: np.ndarray, name: str) -> None:
-        """The kernel computes each point's squared norm in ``A``'s dtype: a norm beyond
-        ``sqrt(max)`` made it ``inf`` (``inf`` came back for ``|x| |z| = 1e145``, or NaN),
-        and a nonzero one below ``sqrt(tiny)`` lost its digits or became 0 (the point was
-        taken as the zero vector: 0.0 for 1.3e-200). Either is refused naming the row;
-        the kernel is homogeneous, ``k(s x, z) = s k(x, z)``, so a rescaled ``A`` loses
-        nothing."""
+        # (Kernel.check_points's docstring.) The kernel computes each point's squared
+        # norm in A's dtype: a norm beyond sqrt(max) made it inf (inf came back for
+        # |x| |z| = 1e145, or NaN), and a nonzero one below sqrt(tiny) lost its digits or
+        # became 0 (the point was taken as the zero vector: 0.0 for 1.3e-200). Either is
+        # refused naming the row; the kernel is homogeneous, k(s x, z) = s k(x, z), so a
+        # rescaled A loses nothing.
         if A.size == 0:
             return
         info = np.finfo(A.dtype)
