@@ -117,6 +117,25 @@ def test_overwrite_refuses_read_only_array(order, func):
     np.testing.assert_array_equal(A, before)  # nothing was written
 
 
+@pytest.mark.parametrize("flag", ["no", "False", 1, None])
+@pytest.mark.parametrize("func", ["cholesky", "jittered_cholesky"])
+def test_overwrite_other_than_a_bool_is_refused_and_nothing_written(func, flag):
+    """Any truthy value was taken: overwrite="no" factored the caller's array in place
+    (a review)."""
+    A = np.asfortranarray(_spd(6) * 4.0)
+    before = A.copy()
+    with pytest.raises(TypeError, match="overwrite: expected True or False"):
+        getattr(linalg, func)(A, overwrite=flag)
+    np.testing.assert_array_equal(A, before)
+
+
+def test_jitter_of_a_zero_diagonal_is_relative_to_1():
+    """The documented fallback: mean(diag(A)) = 0 scales the jitter by 1."""
+    L, jitter = linalg.jittered_cholesky(np.zeros((3, 3)))
+    np.testing.assert_allclose(L @ L.T, jitter * np.eye(3), rtol=1e-12)
+    assert jitter > 0
+
+
 @pytest.mark.parametrize("func", ["cholesky", "jittered_cholesky"])
 def test_read_only_array_without_overwrite_is_factored_in_a_copy(func):
     A = _spd(7)

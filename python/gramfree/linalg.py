@@ -222,6 +222,9 @@ def _fortran_square(A, overwrite: bool) -> np.ndarray:
     lower triangle): ``A.T`` for a C-contiguous ``A`` (so its upper triangle is read), or
     ``A``; ``A``'s memory itself with ``overwrite`` where its dtype and layout allow, else
     a copy (an F-ordered copy of the same matrix: the same triangle is read either way)."""
+    # Any truthy value was taken: overwrite="no" factored the caller's array in place.
+    if not isinstance(overwrite, (bool, np.bool_)):
+        raise TypeError(f"overwrite: expected True or False, got {overwrite!r}")
     A = _as_array(A, "A")
     dtype = _real_dtype(A, "A")
     if A.ndim != 2 or A.shape[0] != A.shape[1]:
@@ -710,7 +713,8 @@ def jittered_cholesky(
     L : (n, n) ndarray
         As :func:`cholesky` returns it (0 x 0 for a 0 x 0 ``A``).
     jitter : float
-        The jitter used, relative to ``mean(diag(A))`` (0.0 when none was needed).
+        The jitter used, relative to ``mean(diag(A))`` (0.0 when none was needed); where
+        that mean is 0, relative to 1: the factor is of ``A + jitter * I``.
 
     Raises
     ------
