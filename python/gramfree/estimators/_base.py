@@ -593,10 +593,10 @@ class KernelMachineMixin(BaseEstimator):
             monitor.apply(result)
         if result.info.get("stalled"):
             warnings.warn(
-                f"eigenpro could not decrease the training objective: "
-                f"{result.info['rejected_epochs']} epochs overshot, momentum was lowered "
+                f"eigenpro stalled short of the optimum: its epochs stopped decreasing the "
+                f"training objective ({result.info['rejected_epochs']} overshot, momentum was lowered "
                 f"{result.info.get('momentum_reductions', 0)} times and the step halved "
-                f"{result.info['step_halvings']} times; the model is the best iterate "
+                f"{result.info['step_halvings']} times); the model is the best iterate "
                 f"(objective {min(result.loss_curve):.4g}, initial "
                 f"{result.info['objective_initial']:.4g}). Use solver='nystrom-pcg' or "
                 "solver='direct', or a larger alpha",
