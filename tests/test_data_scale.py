@@ -143,3 +143,37 @@ def test_direct_refuses_n_centers_below_n(diabetes):
         KernelClassifier(solver="direct", n_centers=0.5).fit(X, y > np.median(y))
     full = KernelRegressor(solver="direct", n_centers=1.0).fit(X, y)
     assert full.n_centers_ == len(X)
+
+
+@pytest.mark.parametrize("factor", [2.0**1000, 2.0**-1000, 1e300])
+@pytest.mark.parametrize(
+    "params",
+    [
+        dict(solver="direct"),
+        dict(solver="nystrom-pcg", n_centers=60, tol=1e-10, max_iter=500),
+        dict(solver="nystrom-direct", n_centers=60),
+        dict(solver="eigenpro", max_iter=5),
+        dict(solver="pcg", tol=1e-10),
+        dict(solver="nystrom-pcg", n_centers=60, loss="logistic"),
+    ],
+    ids=["direct", "nystrom-pcg", "nystrom-direct", "eigenpro", "pcg", "logistic"],
+)
+def test_weights_of_any_scale_with_alpha_scaled_alike_give_the_same_model(diabetes, params, factor):
+    """Only the ratio of the weights to alpha fixes the model; weights of 1e300 failed
+    inside the solvers ("V:", "B:", "U: contains NaN or infinity"; a review). The scale is
+    taken out by a power of four, exact: the same predictions as the weights near 1."""
+    X, y = diabetes
+    X, y = X[:200], y[:200]
+    w = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    classify = params.get("loss") == "logistic"
+    target = (y > np.median(y)).astype(int) if classify else y
+    make = KernelClassifier if classify else KernelRegressor
+    alpha = 0.1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = make(gamma=0.1, alpha=alpha, random_state=0, **params).fit(X, target, sample_weight=w)
+        big = make(gamma=0.1, alpha=alpha * factor, random_state=0, **params).fit(
+            X, target, sample_weight=w * factor
+        )
+    out = "decision_function" if classify else "predict"
+    np.testing.assert_allclose(getattr(big, out)(X), getattr(ref, out)(X), rtol=1e-9, atol=1e-9)

@@ -30,7 +30,7 @@ import numpy as np
 
 from ._log import caller_stacklevel, say
 from .operators import KernelOperator
-from .solvers._common import center_rows, iterations_run
+from .solvers._common import center_rows, iterations_run, weights_in_range
 
 # The centres a dask fit draws when neither n_centers nor centers is given: the number
 # solver="auto" starts its growing loop from (gramfree.solvers.auto.MIN_CENTERS), at most n.
@@ -900,6 +900,10 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
         )
     start = time.perf_counter()
     solve = solve_nystrom_direct_dask if solver == "nystrom-direct" else solve_nystrom_pcg_dask
+    alpha = float(estimator.alpha)
+    if w is not None:  # the weights' scale taken out with alpha, as in memory
+        (top,) = compute(w.max())
+        w, alpha = weights_in_range(w, alpha, float(top))
     with blas_threads(estimator.n_jobs), fit_scope(_scheduler_client()):
         result = solve(
             X,
@@ -907,7 +911,7 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
             w,
             centers,
             kernel,
-            alpha=float(estimator.alpha),
+            alpha=alpha,
             kernel_dtype=kernel_dtype,
             n_jobs=estimator.n_jobs,
             max_iter=estimator.max_iter or DEFAULT_MAX_ITER,

@@ -32,7 +32,7 @@ from ..kernels import KERNEL_NAMES, Kernel, get_kernel
 from ..linalg import cho_solve, jittered_cholesky
 from ..operators import KernelOperator
 from ..solvers import SOLVERS, Problem, solve_direct, solve_eigenpro, solve_kernel_pcg
-from ..solvers._common import center_rows, iterations_run
+from ..solvers._common import center_rows, iterations_run, weights_in_range
 from ..solvers.auto import first_center_count, run_nystrom, solve_auto, solve_nystrom_choice
 from ._fit_controls import (
     EXACT_SOLVERS,
@@ -454,12 +454,13 @@ class KernelMachineMixin(BaseEstimator):
         n = X.shape[0]
         n_centers = self._resolve_n_centers(n)
         kernel = self._make_kernel()
+        weights, alpha = weights_in_range(sample_weight, float(self.alpha))
         problem = Problem(
             X,
             Y,
             kernel,
-            float(self.alpha),
-            sample_weight,
+            alpha,
+            weights,
             self.n_jobs,
             resolve_device(self.device),
             self._kernel_dtype(X),

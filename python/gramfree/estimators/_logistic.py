@@ -15,7 +15,7 @@ from .._log import caller_stacklevel, verbose_output
 from .._threads import blas_threads
 from ..device import resolve_device
 from ..solvers import Problem
-from ..solvers._common import center_rows
+from ..solvers._common import center_rows, weights_in_range
 from ..solvers.auto import DIRECT_ALWAYS, MIN_CENTERS, effective_dimension
 from ..solvers.logistic import solve_logistic
 from ._base import _warn_float32_cancellation
@@ -122,12 +122,13 @@ def _fit_logistic(
                 f"(n_samples={n}), got n_centers={estimator.n_centers!r}; for fewer centres "
                 "use solver='nystrom-pcg' (or 'auto')"
             )
+    weights, alpha = weights_in_range(sample_weight, float(estimator.alpha))
     problem = Problem(
         X,
         Y,
         kernel,
-        float(estimator.alpha),
-        sample_weight,
+        alpha,
+        weights,
         estimator.n_jobs,
         resolve_device(estimator.device),
         estimator._kernel_dtype(X),

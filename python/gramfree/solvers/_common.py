@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 from collections.abc import Callable, Iterator
@@ -192,6 +193,27 @@ intercepts (t,) by a solver that fits them (the logistic loss's); a true return 
 solver there. The estimators' early stopping
 (:class:`gramfree.estimators._early_stopping.ValidationMonitor`) scores held-out data with
 it and keeps the best iterate itself."""
+
+
+def weights_in_range(sample_weight, alpha: float, top: float | None = None):
+    """``(sample_weight, alpha)`` divided by one power of four that brings the largest
+    weight near 1, where it lies beyond 2^+-64 (else as given). Every objective here is
+    ``sum w loss + alpha penalty``, whose minimiser their ratio alone fixes, and a power of
+    four is exact in the weights, alpha and the square roots of the weights: the same
+    model, with the weighted sums inside float64's range (a review: weights of 1e300 made
+    EigenPro fail as "V: contains NaN or infinity", 1e305 the Nystrom solvers as "B:" or
+    "U:"). ``top``: the largest weight where it is known (a dask reduction); a
+    ``sample_weight`` that is not a numpy array (dask's) is scaled lazily."""
+    if sample_weight is None:
+        return None, alpha
+    if top is None:
+        top = float(np.max(sample_weight, initial=0.0))
+    if not (top > 0.0 and math.isfinite(top)) or 2.0**-64 <= top <= 2.0**64:
+        return sample_weight, alpha
+    k = round(math.log2(top) / 2.0)
+    if isinstance(sample_weight, np.ndarray):
+        return np.ldexp(sample_weight, -2 * k), math.ldexp(alpha, -2 * k)
+    return sample_weight * math.ldexp(1.0, -2 * k), math.ldexp(alpha, -2 * k)
 
 
 # A rise of CG's energy (kernel_pcg) or objective (nystrom_pcg) beyond this share of it in
