@@ -177,3 +177,49 @@ def test_weights_of_any_scale_with_alpha_scaled_alike_give_the_same_model(diabet
         )
     out = "decision_function" if classify else "predict"
     np.testing.assert_allclose(getattr(big, out)(X), getattr(ref, out)(X), rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("solver", ["direct", "nystrom-pcg", "eigenpro", "pcg"])
+def test_float32_data_keeps_its_weights_in_float64(diabetes, solver):
+    """Weights were cast to X's dtype before anything else: with float32 X, weights times
+    1e-44 lost their digits (predictions moved by 0.03), 1e-100 became "at least one
+    non-zero number" and 1e40 "too large for float32" (a review). float64 weights now,
+    whatever X's dtype: the same model at every scale, as for float64 X."""
+    X, y = diabetes
+    X32, y = X[:200].astype(np.float32), y[:200]
+    w = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    params = dict(gamma=0.1, solver=solver, random_state=0)
+    if solver == "nystrom-pcg":
+        params.update(n_centers=60, tol=1e-8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = KernelRegressor(alpha=0.1, **params).fit(X32, y, sample_weight=w).predict(X32)
+        for c in (1e-44, 1e-100, 1e40, 1e300):
+            got = KernelRegressor(alpha=0.1 * c, **params).fit(X32, y, sample_weight=w * c)
+            np.testing.assert_allclose(got.predict(X32), ref, rtol=1e-4, atol=1e-4)
+
+
+def test_tiny_weights_with_an_ordinary_alpha_fit_the_near_zero_model(diabetes):
+    """Weights of 1e-310 (subnormal) with alpha 1: the weights' rescaling overflowed alpha
+    (OverflowError: math range error). Their ratio to alpha is ~1e-310: a model of ~0."""
+    X, y = diabetes
+    for loss in ("squared", "logistic"):
+        make = KernelRegressor if loss == "squared" else KernelClassifier
+        target = y if loss == "squared" else (y > np.median(y)).astype(int)
+        extra = {} if loss == "squared" else {"loss": "logistic"}
+        model = make(alpha=1.0, **extra).fit(X, target, sample_weight=np.full(len(y), 1e-310))
+        out = model.predict(X) if loss == "squared" else model.predict_proba(X)[:, 1]
+        assert np.all(np.isfinite(out))
+        if loss == "squared":
+            assert np.max(np.abs(out)) < 1e-300
+
+
+def test_pcg_with_a_subnormal_alpha_fits(diabetes):
+    """pcg's preconditioner took a subnormal alpha as its floor and overflowed w / d:
+    "A: contains NaN or infinity" (a review). Such an alpha is no ridge at all; pcg's
+    convergence there is its own matter (it warns)."""
+    X, y = diabetes
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model = KernelRegressor(alpha=1e-320, solver="pcg", max_iter=20).fit(X[:200], y[:200])
+    assert np.all(np.isfinite(model.dual_coef_))

@@ -331,7 +331,7 @@ class KernelMachineMixin(BaseEstimator):
         self._check_kernel_ranges(X)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
-                sample_weight, X, dtype=X.dtype, ensure_non_negative=True
+                sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
             if not sample_weight.any():
                 raise ValueError("sample_weight: all weights are zero")

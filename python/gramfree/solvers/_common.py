@@ -211,6 +211,16 @@ def weights_in_range(sample_weight, alpha: float, top: float | None = None):
     if not (top > 0.0 and math.isfinite(top)) or 2.0**-64 <= top <= 2.0**64:
         return sample_weight, alpha
     k = round(math.log2(top) / 2.0)
+    if alpha > 0.0:
+        # alpha keeps within 2^+-1000: weights of 1e-310 with alpha 1 overflowed it
+        # (OverflowError), and an alpha pushed below the normal numbers failed in pcg. The
+        # weights then keep part of their scale: their ratio to alpha is that extreme.
+        log_alpha = math.log2(alpha)
+        k = min(
+            max(k, math.ceil((log_alpha - 1000.0) / 2.0)), math.floor((log_alpha + 1000.0) / 2.0)
+        )
+        if k == 0:
+            return sample_weight, alpha
     if isinstance(sample_weight, np.ndarray):
         return np.ldexp(sample_weight, -2 * k), math.ldexp(alpha, -2 * k)
     return sample_weight * math.ldexp(1.0, -2 * k), math.ldexp(alpha, -2 * k)
