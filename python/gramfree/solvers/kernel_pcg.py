@@ -364,7 +364,9 @@ def _preconditioner(problem: Problem, XS: np.ndarray, w: np.ndarray):
     G = np.asfortranarray(np.eye(s))
     kdiag = kernel_diagonal(problem.kernel, X)
     # alpha = 0 leaves the rows of S without a diagonal: a floor far under the kernel's scale.
-    floor = alpha if alpha > 0 else 1e-10 * (float(np.max(w * kdiag)) or 1.0)
+    # A positive alpha below 1e-290 of it (a subnormal one: a review) overflowed w / d.
+    scale = float(np.max(w * kdiag)) or 1.0
+    floor = max(alpha, 1e-290 * scale) if alpha > 0 else 1e-10 * scale
     d = np.empty(n)
     stored = np.empty((n, s)) if 8.0 * n * s <= STORE_BYTES else None
     rows = max(256, BLOCK_BYTES // (8 * s))
