@@ -768,3 +768,19 @@ def test_empty_rhs_still_checks_the_factor():
     L[2, 0] = np.nan
     with pytest.raises(ValueError, match="^L: contains NaN"):
         linalg.solve_triangular(L, np.ones((3, 0)))
+
+
+@pytest.mark.parametrize("n", [1, 4, 40])
+def test_an_unaligned_factor_reaches_blas_aligned(n):
+    """An unaligned F-ordered factor went to BLAS as it was (np.asfortranarray keeps it):
+    scipy 1.9's OpenBLAS trsv crashed the process on it (CI's oldest-dependencies run,
+    n = 4, one right-hand side). It is copied aligned now, and the solves still match."""
+    L0 = _factor(n, np.float64, seed=n)
+    L = _layout(L0, "unaligned")
+    assert not L.flags.aligned
+    assert linalg._blas_layout(L).flags.aligned
+    B = np.random.default_rng(n).normal(size=n)
+    for trans in (False, True):
+        x = linalg.solve_triangular(L, B, trans=trans)
+        ref = sl.solve_triangular(L0, B, lower=True, trans=int(trans))
+        np.testing.assert_allclose(x, ref, rtol=1e-10, atol=1e-10)

@@ -73,7 +73,9 @@ def is_operand(A: np.ndarray) -> bool:
     overlapping column strides are not: BLAS refuses such a leading dimension (xerbla,
     on stderr only, leaving the output uncomputed) or reads the wrong memory."""
     item = A.itemsize
-    if A.ndim != 2:
+    # Unaligned memory (a view at an odd byte offset): scipy 1.9's OpenBLAS trsv crashed
+    # the process on it.
+    if A.ndim != 2 or not A.flags.aligned:
         return False
     if A.shape[0] > 1 and A.strides[0] != item:
         return False
@@ -141,7 +143,18 @@ def _as_operand(A: np.ndarray) -> tuple[np.ndarray, bool]:
         return A, False
     if is_operand(A.T):
         return A.T, True
-    return np.asfortranarray(A), False
+    return _aligned_fortran(A), False
+
+
+def _aligned_fortran(A: np.ndarray, dtype=None) -> np.ndarray:
+    """An F-ordered, aligned array of ``A`` (np.asfortranarray keeps an unaligned F-ordered
+    array as it is)."""
+    out = np.asfortranarray(A, dtype=dtype)
+    if out.flags.aligned:
+        return out
+    aligned = np.empty(out.shape, dtype=out.dtype, order="F")  # fresh memory is aligned
+    aligned[...] = out
+    return aligned
 
 
 # Columns up to which symm_lower runs symv column by column: OpenBLAS's symm packs the
@@ -155,7 +168,7 @@ def symm_lower(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     F-ordered operand; its strict upper triangle may hold anything), as a new F-ordered
     array of ``A``'s dtype; ``B`` 2-d, copied to F order if it is not an operand."""
     dt = A.dtype
-    B = B if B.dtype == dt and is_operand(B) else np.asfortranarray(B, dtype=dt)
+    B = B if B.dtype == dt and is_operand(B) else _aligned_fortran(B, dt)
     m, n = B.shape
     out = np.zeros((m, n), dtype=dt, order="F")
     if out.size == 0:

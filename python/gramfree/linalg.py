@@ -206,7 +206,9 @@ def _blas_layout(L: np.ndarray) -> np.ndarray:
     uncomputed."""
     if _blas.is_operand(L) and L.flags.aligned:
         return L
-    return np.asfortranarray(L)
+    # np.asfortranarray returns an unaligned F-ordered array as it is: scipy 1.9's
+    # OpenBLAS trsv then crashed the process on it (CI's oldest-dependencies run).
+    return _blas._aligned_fortran(L)
 
 
 def _check_block(block) -> int:
