@@ -179,6 +179,47 @@ def test_weights_of_any_scale_with_alpha_scaled_alike_give_the_same_model(diabet
     np.testing.assert_allclose(getattr(big, out)(X), getattr(ref, out)(X), rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("factor", [2.0**1000, 2.0**-1000, 1e307, 1e-310])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: KernelRegressorCV(gamma=0.1),
+        lambda: KernelRegressorCV(gamma=0.1, gamma_search="gradient"),
+        lambda: KernelClassifierCV(gamma=0.1),
+        lambda: KernelClassifierCV(gamma=0.1, loss="logistic", cv=3, n_centers=60, random_state=0),
+    ],
+    ids=["regressor", "gamma-search", "classifier", "logistic"],
+)
+def test_cv_weights_of_any_scale_with_alphas_scaled_alike_choose_the_same_model(
+    diabetes, make, factor
+):
+    """The CV estimators as the plain ones above: weights and every candidate alpha times c
+    choose alpha_ times c and the same model. Before, the CV paths kept the weights as
+    given: 1e307 failed as "B:" (GCV) or "A: contains NaN or infinity" (logistic), and a
+    gamma search at 2^+-1000 stopped at its start on overflowed slopes, silently (gamma_
+    0.1 against 0.0149 at weights near 1)."""
+    X, y = diabetes
+    X, y = X[:200], y[:200]
+    w = np.random.default_rng(0).uniform(0.5, 1.0, len(y))
+    ref, big = make(), make()
+    classify = isinstance(ref, KernelClassifierCV)
+    target = (y > np.median(y)).astype(int) if classify else y
+    alphas = np.logspace(-4, 1, 11)
+    ref.set_params(alphas=alphas).fit(X, target, sample_weight=w)
+    big.set_params(alphas=alphas * factor).fit(X, target, sample_weight=w * factor)
+    # A factor not a power of two rounds the weights' ratios: the search's optimum, found
+    # to its tolerance, moves within 1e-5 (1e307).
+    assert big.alpha_ == pytest.approx(ref.alpha_ * factor, rel=1e-4)
+    assert getattr(big, "gamma_", None) == pytest.approx(getattr(ref, "gamma_", None), rel=1e-4)
+    assert big.best_score_ == pytest.approx(ref.best_score_, rel=1e-6)
+    out = "decision_function" if classify else "predict"
+    np.testing.assert_allclose(getattr(big, out)(X), getattr(ref, out)(X), rtol=1e-6, atol=1e-6)
+    for record, expected in zip(
+        big.solver_info_.get("gamma_search", []), ref.solver_info_.get("gamma_search", [])
+    ):
+        assert record["alpha"] == pytest.approx(expected["alpha"] * factor, rel=1e-4)
+
+
 @pytest.mark.parametrize("solver", ["direct", "nystrom-pcg", "eigenpro", "pcg"])
 def test_float32_data_keeps_its_weights_in_float64(diabetes, solver):
     """Weights were cast to X's dtype before anything else: with float32 X, weights times

@@ -33,7 +33,7 @@ from .._log import say, verbose_output
 from .._threads import blas_threads
 from ..device import resolve_device
 from ..solvers import Problem
-from ..solvers._common import center_rows
+from ..solvers._common import center_rows, weight_exponent
 from ..solvers.logistic import solve_logistic
 from ._logistic import DEFAULT_NEWTON_STEPS, logistic_targets
 from .classifier import class_targets
@@ -67,6 +67,13 @@ def _fit(estimator, X, y, sample_weight, alphas) -> np.ndarray:
     from .cv import DEFAULT_CENTERS
 
     classes, _, sample_weight = class_targets(estimator, X, y, sample_weight)
+    # Weights and alphas divided by one power of four where the weights are extreme (the
+    # same models, weight_exponent): weights of 1e300 failed as "A: contains NaN or
+    # infinity", 1e-310 as "B:". The fits see path_alphas; the caller's alphas are named.
+    exponent = weight_exponent(sample_weight, alphas)
+    if exponent:
+        sample_weight = np.ldexp(sample_weight, -exponent)
+    path_alphas = np.ldexp(alphas, -exponent)
     codes = np.searchsorted(classes, np.ravel(y))
     Y = logistic_targets(codes, len(classes))
     n = X.shape[0]
@@ -101,7 +108,7 @@ def _fit(estimator, X, y, sample_weight, alphas) -> np.ndarray:
         X,
         Y,
         kernel,
-        float(alphas[0]),
+        float(path_alphas[0]),
         sample_weight,
         estimator.n_jobs,
         resolve_device(estimator.device),
@@ -132,7 +139,7 @@ def _fit(estimator, X, y, sample_weight, alphas) -> np.ndarray:
                 continue
             previous = j
             result = solve_logistic(
-                dataclasses.replace(sub, alpha=float(alphas[j])),
+                dataclasses.replace(sub, alpha=float(path_alphas[j])),
                 centers,
                 rows,
                 max_iter=DEFAULT_NEWTON_STEPS,
@@ -161,7 +168,7 @@ def _fit(estimator, X, y, sample_weight, alphas) -> np.ndarray:
     # The lowest mean held-out log-loss; a tie goes to the larger alpha (the smoother model).
     best = int(order[np.argmin(mean[order])])
     start_coef, start_intercept = solutions[int(np.argmax(fold_weights))][best]
-    problem = dataclasses.replace(base, alpha=float(alphas[best]))
+    problem = dataclasses.replace(base, alpha=float(path_alphas[best]))
     result = solve_logistic(
         problem,
         centers,

@@ -22,7 +22,7 @@ from .._log import say, verbose_output
 from .._threads import blas_threads
 from ..device import resolve_device
 from ..kernels import Kernel
-from ..solvers._common import Problem, center_rows
+from ..solvers._common import Problem, center_rows, weight_exponent
 from ..solvers.alpha_path import (
     AlphaPath,
     GcvPoint,
@@ -192,6 +192,14 @@ class _AlphaPathMixin(KernelMachineMixin):
         n = X.shape[0]
         m = self._resolve_n_centers(n) or min(n, DEFAULT_CENTERS)
         rng = self._rng()
+        # Weights and alphas divided by one power of four where the weights are extreme
+        # (the same models; weight_exponent): weights of 1e307 failed as "B: contains NaN
+        # or infinity", and a gamma search at weights (and alphas) times 2^+-1000 stopped
+        # at its start on overflowed slopes. Alphas are the caller's from here on again.
+        exponent = weight_exponent(sample_weight, alphas)
+        if exponent:
+            sample_weight = np.ldexp(sample_weight, -exponent)
+        path_alphas = np.ldexp(alphas, -exponent)
         idx = center_rows(rng, n, m, sample_weight)
         centers = np.ascontiguousarray(X[idx])
         start = time.perf_counter()
@@ -203,7 +211,7 @@ class _AlphaPathMixin(KernelMachineMixin):
                 X,
                 Y,
                 kernel,
-                float(alphas[0]),
+                float(path_alphas[0]),
                 sample_weight,
                 self.n_jobs,
                 resolve_device(self.device),
@@ -213,7 +221,8 @@ class _AlphaPathMixin(KernelMachineMixin):
             # if it wins: they are said for the winner alone.
             with blas_threads(self.n_jobs), warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                return solve_alpha_path(problem, centers, alphas), problem, caught
+                path = solve_alpha_path(problem, centers, path_alphas, alpha_exponent=exponent)
+                return path, problem, caught
 
         best = None  # (path, gamma, kernel, warnings, problem)
         grid, dofs = [], []
@@ -233,11 +242,11 @@ class _AlphaPathMixin(KernelMachineMixin):
         assert best is not None
         trace, at, stop = None, None, None
         if self.gamma_search is not None:
-            best, at, trace, stop = self._search_gamma(X, centers, best, path_at)
+            best, at, trace, stop = self._search_gamma(X, centers, best, path_at, exponent)
         path, gamma, kernel, said, _ = best
         if at is None:  # the grid's choice
             at = chosen_point(path)
-        coef = path.coef if at.alpha == alphas[path.best] else coef_at(path, at.alpha)
+        coef = path.coef if at.alpha == path_alphas[path.best] else coef_at(path, at.alpha)
         path.spectrum = None  # M x M arrays the model does not need
         for w in said:
             warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
@@ -261,7 +270,7 @@ class _AlphaPathMixin(KernelMachineMixin):
         _warn_float32_cancellation(best[4], SimpleNamespace(coef=self.dual_coef_, centers=centers))
         self.n_iter_ = 1
         self.loss_curve_ = []
-        self.alpha_ = at.alpha
+        self.alpha_ = math.ldexp(at.alpha, exponent)
         self.gcv_values_ = path.gcv
         self.dof_ = path.dof
         self.best_score_ = -at.gcv
@@ -285,7 +294,7 @@ class _AlphaPathMixin(KernelMachineMixin):
                 )
 
     def _search_gamma(
-        self, X: np.ndarray, centers: np.ndarray, best: tuple, path_at
+        self, X: np.ndarray, centers: np.ndarray, best: tuple, path_at, exponent: int = 0
     ) -> tuple[tuple, GcvPoint | None, list[dict], str]:
         """gamma_search="gradient": from the best gamma so far (the grid's winner, or the
         kernel's gamma), follow the slope of the best GCV in log(gamma)
@@ -298,7 +307,8 @@ class _AlphaPathMixin(KernelMachineMixin):
         minimised over a continuous alpha between the candidates
         (:func:`~gramfree.solvers.alpha_path.refine_alpha`: the grid's best GCV has a local
         minimum in gamma for every alpha it switches between), the trace, one record per
-        path, and why it stopped."""
+        path, and why it stopped. The paths' alphas are the caller's times 2^-exponent
+        (``_fit_path``); the trace names the caller's."""
         path, gamma, kernel, caught, problem = best
         if gamma is None:
             gamma = kernel.gamma if kernel.gamma is not None else 1.0 / X.shape[1]
@@ -324,7 +334,7 @@ class _AlphaPathMixin(KernelMachineMixin):
                 known = (this, g, candidate, warned, prob)
             this, prob = known[0], known[4]
             at = refine_alpha(prob, this)
-            value, alpha = at.gcv, at.alpha
+            value, alpha = at.gcv, math.ldexp(at.alpha, exponent)
             slope = gcv_log_gamma_slope(prob, centers, this, at) if math.isfinite(value) else 0.0
             trace.append({"gamma": g, "gcv": value, "slope": slope, "alpha": alpha})
             if best_at is None or value < best_at.gcv:

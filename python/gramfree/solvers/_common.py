@@ -195,35 +195,42 @@ solver there. The estimators' early stopping
 it and keeps the best iterate itself."""
 
 
-def weights_in_range(sample_weight, alpha: float, top: float | None = None):
-    """``(sample_weight, alpha)`` divided by one power of four that brings the largest
-    weight near 1, where it lies beyond 2^+-64 (else as given). Every objective here is
-    ``sum w loss + alpha penalty``, whose minimiser their ratio alone fixes, and a power of
-    four is exact in the weights, alpha and the square roots of the weights: the same
-    model, with the weighted sums inside float64's range (a review: weights of 1e300 made
-    EigenPro fail as "V: contains NaN or infinity", 1e305 the Nystrom solvers as "B:" or
-    "U:"). ``top``: the largest weight where it is known (a dask reduction); a
-    ``sample_weight`` that is not a numpy array (dask's) is scaled lazily."""
+def weight_exponent(sample_weight, alphas, top: float | None = None) -> int:
+    """The even power of two ``e`` by which dividing ``sample_weight`` and every alpha
+    brings the largest weight near 1, where it lies beyond 2^+-64 (else 0). Every
+    objective here is ``sum w loss + alpha penalty``, whose minimiser their ratio alone
+    fixes, and a power of four is exact in the weights, the alphas and the square roots of
+    the weights: the same model, with the weighted sums inside float64's range (a review:
+    weights of 1e300 made EigenPro fail as "V: contains NaN or infinity", 1e305 the
+    Nystrom solvers as "B:" or "U:"). The positive alphas keep within 2^+-1000: weights of
+    1e-310 with alpha 1 overflowed it (OverflowError), and an alpha pushed below the
+    normal numbers failed in pcg; the weights then keep part of their scale, their ratio to
+    alpha being that extreme. ``top``: the largest weight where it is known (a dask
+    reduction)."""
     if sample_weight is None:
-        return None, alpha
+        return 0
     if top is None:
         top = float(np.max(sample_weight, initial=0.0))
     if not (top > 0.0 and math.isfinite(top)) or 2.0**-64 <= top <= 2.0**64:
-        return sample_weight, alpha
+        return 0
     k = round(math.log2(top) / 2.0)
-    if alpha > 0.0:
-        # alpha keeps within 2^+-1000: weights of 1e-310 with alpha 1 overflowed it
-        # (OverflowError), and an alpha pushed below the normal numbers failed in pcg. The
-        # weights then keep part of their scale: their ratio to alpha is that extreme.
-        log_alpha = math.log2(alpha)
-        k = min(
-            max(k, math.ceil((log_alpha - 1000.0) / 2.0)), math.floor((log_alpha + 1000.0) / 2.0)
-        )
-        if k == 0:
-            return sample_weight, alpha
+    positive = [float(a) for a in np.ravel(alphas) if a > 0.0]
+    if positive:
+        k = max(k, math.ceil((math.log2(max(positive)) - 1000.0) / 2.0))
+        k = min(k, math.floor((math.log2(min(positive)) + 1000.0) / 2.0))
+    return 2 * k
+
+
+def weights_in_range(sample_weight, alpha: float, top: float | None = None):
+    """``(sample_weight, alpha)`` divided by 2^``weight_exponent`` (:func:`weight_exponent`:
+    the same model with the weighted sums in range). A ``sample_weight`` that is not a
+    numpy array (dask's) is scaled lazily."""
+    e = weight_exponent(sample_weight, (alpha,), top)
+    if e == 0:
+        return sample_weight, alpha
     if isinstance(sample_weight, np.ndarray):
-        return np.ldexp(sample_weight, -2 * k), math.ldexp(alpha, -2 * k)
-    return sample_weight * math.ldexp(1.0, -2 * k), math.ldexp(alpha, -2 * k)
+        return np.ldexp(sample_weight, -e), math.ldexp(alpha, -e)
+    return sample_weight * math.ldexp(1.0, -e), math.ldexp(alpha, -e)
 
 
 # A rise of CG's energy (kernel_pcg) or objective (nystrom_pcg) beyond this share of it in

@@ -173,16 +173,22 @@ def whitened_system(problem: Problem, centers: np.ndarray, *, features: bool = F
     return L, S, r, {"jitter": jitter, "smallest_pivot": pivot, "pass": how}
 
 
-def solve_alpha_path(problem: Problem, centers: np.ndarray, alphas) -> AlphaPath:
+def solve_alpha_path(
+    problem: Problem, centers: np.ndarray, alphas, *, alpha_exponent: int = 0
+) -> AlphaPath:
     """GCV over ``alphas`` (each > 0) for the Nystrom ridge on ``centers`` (module
-    docstring); ``problem.alpha`` is not used. As in nystrom_direct, the objective the
+    docstring); ``problem.alpha`` is not used. ``alpha_exponent``: the caller's alphas are
+    these times 2^alpha_exponent (its weights were brought into range,
+    :func:`~gramfree.solvers._common.weight_exponent`); messages name the caller's. As in nystrom_direct, the objective the
     solution implies is checked against the one recomputed from the model, at the chosen
     alpha and at the smallest (one pass of n M d each); where
     the whitening of G amplified its rounding (an ill-conditioned K_MM), the path is
     recomputed from the whitened-feature pass."""
     alphas = np.asarray(alphas, dtype=np.float64)
     start = time.perf_counter()
-    path, smallest = _path(problem, centers, alphas, whitened_system(problem, centers))
+    path, smallest = _path(
+        problem, centers, alphas, whitened_system(problem, centers), alpha_exponent
+    )
     # Checked at the chosen alpha and at the smallest, where the whitening's rounding
     # weighs most: on diabetes (gamma 0.005, M = 150) the chosen alpha's objective agreed to
     # 1e-10 while the smallest alphas' GCV was off by 1e-3 (their objective by 4e-4).
@@ -193,7 +199,8 @@ def solve_alpha_path(problem: Problem, centers: np.ndarray, alphas) -> AlphaPath
         and _objective_holds(problem, centers, path, path.best, path.coef)
         and (smallest[0] == path.best or _objective_holds(problem, centers, path, *smallest))
     ):
-        path, _ = _path(problem, centers, alphas, whitened_system(problem, centers, features=True))
+        system = whitened_system(problem, centers, features=True)
+        path, _ = _path(problem, centers, alphas, system, alpha_exponent)
         path.info["fallback"] = "whitened features"
     if "no_estimate" in path.info:
         warnings.warn(path.info["no_estimate"], UserWarning, stacklevel=2)
@@ -231,9 +238,10 @@ def _squared_coordinates(c: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def _path(
-    problem: Problem, centers: np.ndarray, alphas: np.ndarray, system
+    problem: Problem, centers: np.ndarray, alphas: np.ndarray, system, alpha_exponent: int = 0
 ) -> tuple[AlphaPath, tuple[int, np.ndarray]]:
-    """The path, and the index and coefficients of its smallest alpha (for the check)."""
+    """The path, and the index and coefficients of its smallest alpha (for the check);
+    its messages name the alphas times 2^alpha_exponent (the caller's)."""
     L, S, r, info = system
     start = time.perf_counter()
     S = 0.5 * (S + S.T)  # exactly symmetric for eigh (the pass rounds the triangles alike)
@@ -298,12 +306,14 @@ def _path(
         info["no_estimate"] = (
             "y: the targets are all zero where the weights are not: every alpha fits them "
             "exactly, and GCV has nothing to choose by; chose the largest "
-            f"({alphas[best]:g})"
+            f"({math.ldexp(alphas[best], alpha_exponent):g})"
             if yWy == 0.0
             else f"alphas: no candidate has a GCV estimate: each is below the rounding of the "
-            f"whitened Gram (alpha < {floor:.3g}) or its degrees of freedom (at least "
+            f"whitened Gram (alpha < {math.ldexp(floor, alpha_exponent):.3g}) or its degrees "
+            f"of freedom (at least "
             f"{np.nanmin(dof):.4g}) reach the number of distinct rows of positive weight "
-            f"({n_d}), where the fit interpolates; chose the largest ({alphas[best]:g}). Use "
+            f"({n_d}), where the fit interpolates; chose the largest "
+            f"({math.ldexp(alphas[best], alpha_exponent):g}). Use "
             "larger alphas."
         )
 
