@@ -546,3 +546,31 @@ def test_unusual_but_valid_inputs_work():
     assert gramfree.kernel_matrix([[2.0]], [[2.0]])[0, 0] == 1.0
     assert get_kernel("rbf") is not None
     assert kernel_gradient([[1.0]], [[0.0]], [1.0], "linear").shape == (1, 1)
+
+
+@pytest.mark.parametrize(
+    "make, name, message",
+    [
+        (lambda: gramfree.KernelRegressor(alpha=10**400), "alpha", "must be finite"),
+        (lambda: gramfree.KernelRegressor(tol=10**400), "tol", "must be finite"),
+        (lambda: gramfree.KernelRegressor(max_iter=2**70), "max_iter", "beyond 64 bits"),
+        (lambda: gramfree.KernelClassifierCV(cv=3, n_centers=2**64), "n_centers", "beyond 64"),
+        (lambda: gramfree.PathKernelRegressor((3,), learning_rate=10**400), "learning_rate", ""),
+        (lambda: gramfree.PathKernelRegressor((3,), alpha=10**400), "alpha", ""),
+        (lambda: gramfree.PathKernelRegressor((3,), n_steps=10**30), "n_steps", "beyond 64"),
+        (
+            lambda: gramfree.PathKernelRegressor((3,), checkpoint_every=2**70),
+            "checkpoint_every",
+            "",
+        ),
+    ],
+)
+def test_integer_parameters_beyond_float64_or_int64_are_refused_naming_them(make, name, message):
+    """scikit-learn's Interval(Real) takes an int of any size and Interval(Integral) one
+    beyond 64 bits: alpha=10**400 failed inside the fit as OverflowError, n_steps=10**30
+    as pybind11's "Unable to cast Python instance", checkpoint_every=2**70 as a TypeError
+    listing mlp_train's overloads (a review)."""
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    y = (X[:, 0] > 0).astype(int)
+    with pytest.raises(ValueError, match=rf"^{name}\b.*{message}"):
+        make().fit(X, y)

@@ -26,6 +26,7 @@ from sklearn.utils.validation import (
 )
 
 from .._log import caller_stacklevel, say, verbose_output
+from .._params import check_number_params
 from .._threads import blas_threads, limit_numpy_blas_for_loops
 from ..device import resolve_device
 from ..kernels import KERNEL_NAMES, Kernel, get_kernel
@@ -250,6 +251,12 @@ class KernelMachineMixin(BaseEstimator):
         "warm_start": ["boolean"],
         "verbose": ["verbose"],
     }
+
+    def _validate_params(self) -> None:
+        # scikit-learn's constraints, then the integers no float64 or int64 holds
+        # (gramfree._params).
+        super()._validate_params()
+        check_number_params(self)
 
     def __init__(
         self,

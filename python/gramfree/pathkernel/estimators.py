@@ -36,6 +36,7 @@ from sklearn.utils.validation import (
 
 from .. import _core
 from .._log import caller_stacklevel
+from .._params import check_number_params
 from ..operators import _n_threads
 from ..solvers._common import Progress
 from .explain import Explanation, PathDecomposition
@@ -242,6 +243,12 @@ class _PathKernelBase(BaseEstimator):
         "n_jobs": [numbers.Integral, None],
         "verbose": ["verbose"],
     }
+
+    def _validate_params(self) -> None:
+        # scikit-learn's constraints, then the integers no float64 or int64 holds
+        # (gramfree._params).
+        super()._validate_params()
+        check_number_params(self)
 
     def __init__(
         self,

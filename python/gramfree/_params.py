@@ -1,0 +1,33 @@
+"""Number parameters beyond what the computation holds, refused naming them.
+
+scikit-learn's ``Interval(numbers.Real, ...)`` accepts a Python int of any size, and
+``Interval(numbers.Integral, ...)`` one beyond 64 bits: ``alpha=10**400`` failed inside
+the fit as ``OverflowError: int too large to convert to float``, and a path-kernel model's
+``n_steps=10**30`` as pybind11's "Unable to cast Python instance" (a review). Both
+estimator families call :func:`check_number_params` after their constraints, and so does
+loading a model file (which validates the stored parameters the same way)."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+from sklearn.utils._param_validation import Interval
+
+_LARGEST_FLOAT = int(np.finfo(np.float64).max)
+_LARGEST_INT64 = 2**63 - 1
+
+
+def check_number_params(estimator) -> None:
+    """ValueError naming the first parameter whose integer value no float64 (a Real
+    parameter) or no 64-bit integer (an Integral one) holds."""
+    for name, constraints in type(estimator)._parameter_constraints.items():
+        value = getattr(estimator, name, None)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+            continue
+        types = {c.type for c in constraints if isinstance(c, Interval)}
+        if numbers.Integral in types and abs(int(value)) > _LARGEST_INT64:
+            digits = len(str(abs(int(value))))
+            raise ValueError(f"{name}: an integer of {digits} digits is beyond 64 bits (2^63 - 1)")
+        if numbers.Real in types and abs(int(value)) > _LARGEST_FLOAT:
+            raise ValueError(f"{name} must be finite, got an integer beyond float64's range")
