@@ -96,6 +96,10 @@ def _outputs(model, Q):
         out = {"predict": model.predict(Q)}
         if hasattr(model, "decision_function"):
             out["decision_function"] = model.decision_function(Q)
+        # Its presence too: a squared-loss file marked logistic gained a softmax of ridge
+        # scores (a review).
+        if hasattr(model, "predict_proba"):
+            out["predict_proba"] = model.predict_proba(Q)
     return out
 
 
@@ -181,7 +185,52 @@ def test_arrays_declaring_more_than_the_memory_are_refused(model_file, monkeypat
     blob = _original("classifier-multiclass-str")[0]
     monkeypatch.setattr(_common, "physical_bytes", lambda: 1000.0)
     model_file.write_bytes(blob)
-    with pytest.raises(ValueError, match=r"path: .*declare .* GiB, more than this machine"):
+    with pytest.raises(ValueError, match=r"path: .*declare .* GiB, more than the memory this"):
+        gramfree.load(model_file)
+
+
+def test_the_memory_guard_counts_what_the_process_may_still_take(monkeypatch):
+    """The guard's room is the least of physical memory, MemAvailable, the cgroup's and
+    the address-space limit's: a bomb declaring less than physical memory but more than a
+    ulimit raised MemoryError instead of ValueError (a review)."""
+    import resource
+
+    from gramfree import io as gio
+
+    free = gio._memory_for_reading()
+    assert 0 < free <= gramfree.solvers._common.physical_bytes()
+    size_kib = None
+    with open("/proc/self/status") as fh:
+        for line in fh:
+            if line.startswith("VmSize:"):
+                size_kib = int(line.split()[1])
+    assert size_kib is not None
+    limit = size_kib * 1024 + 10 * 2**20  # 10 MiB above what the process has mapped
+    monkeypatch.setattr(resource, "getrlimit", lambda what: (limit, resource.RLIM_INFINITY))
+    assert gio._memory_for_reading() <= 10 * 2**20 + 2 * 2**20
+
+
+def test_zero_byte_items_are_refused_before_anything_is_allocated(model_file):
+    """A member of dtype <U0 passes the size check at any shape (0 bytes either way): a
+    7.6 KB file declaring 1e18 class labels asked numpy for 888 PiB (a review)."""
+    arrays, meta = _unpack(_original("classifier-binary-str")[0])
+    buf = io.BytesIO()
+    np.savez(buf, __meta__=np.array(json.dumps(meta)), **arrays)
+    blob = buf.getvalue()
+    header = io.BytesIO()
+    shape = (10**18,)
+    np.lib.format.write_array_header_1_0(
+        header, {"descr": "<U0", "fortran_order": False, "shape": shape}
+    )
+    import zipfile
+
+    src, out = io.BytesIO(blob), io.BytesIO()
+    with zipfile.ZipFile(src) as zs, zipfile.ZipFile(out, "w") as zo:
+        for info in zs.infolist():
+            data = header.getvalue() if info.filename == "classes.npy" else zs.read(info)
+            zo.writestr(info.filename, data)
+    model_file.write_bytes(out.getvalue())
+    with pytest.raises(ValueError, match=r"path: .*'classes.npy' has zero-byte items"):
         gramfree.load(model_file)
 
 
@@ -351,6 +400,95 @@ def test_metadata_fields_removed_retyped_or_added(kind, data, model_file):
         else:
             parent[path[-1]] = data.draw(st.sampled_from(_retypes(parent[path[-1]])), label="value")
     _check(kind, _pack(arrays, meta), model_file)
+
+
+def _numbers(value, prefix=()):
+    """Paths of the JSON numbers (not booleans) in ``value``."""
+    if isinstance(value, dict):
+        for k, v in value.items():
+            yield from _numbers(v, (*prefix, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _numbers(v, (*prefix, i))
+    elif isinstance(value, (int, float)) and not isinstance(value, bool):
+        yield prefix
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("huge", [10**400, -(10**400)], ids=["1e400", "-1e400"])
+def test_integers_beyond_float64_in_any_number_field(kind, huge, model_file):
+    """JSON integers have no limit: one beyond float64 made load raise OverflowError
+    (fit_time_, alpha_, loss_curve_, ...), and a path-kernel file's learning rate of
+    10^400 loaded, then failed in predict (a review)."""
+    arrays, meta = _unpack(_original(kind)[0])
+    for path in _numbers(meta):
+        doctored = json.loads(json.dumps(meta))
+        _node(doctored, path[:-1])[path[-1]] = huge
+        _check(kind, _pack(arrays, doctored), model_file)
+
+
+def test_a_batch_size_beyond_int64_is_refused_without_a_recorded_path(model_file):
+    """Without a recorded path the training rows are unknown and batch_size_ had no upper
+    bound: 2^64 loaded, and predict failed in pybind11's cast (a review)."""
+    kind = "path-classifier-binary-unrecorded"
+    arrays, meta = _unpack(_original(kind)[0])
+    meta["attributes"]["batch_size_"] = 2**64
+    model_file.write_bytes(_pack(arrays, meta))
+    with pytest.raises(ValueError, match=r"path: field 'attributes.batch_size_' must be >= 1"):
+        gramfree.load(model_file)
+
+
+@pytest.mark.parametrize(
+    "kind, loss", [("classifier-binary-str", "logistic"), ("logistic", "squared")]
+)
+def test_a_fitted_loss_that_contradicts_the_model_is_refused(kind, loss, model_file):
+    """fitted_loss decides predict_proba's presence: a squared-loss file marked logistic
+    loaded with a softmax of ridge scores as probabilities, and a logistic one marked
+    squared lost them (a review)."""
+    if kind == "logistic":
+        rng = np.random.default_rng(0)
+        X = rng.normal(size=(40, 3))
+        model = KernelClassifier(loss="logistic", alpha=0.1).fit(X, X[:, 0] > 0)
+        model.save(model_file)
+        blob = model_file.read_bytes()
+    else:
+        blob = _original(kind)[0]
+    arrays, meta = _unpack(blob)
+    meta["attributes"]["fitted_loss"] = loss
+    model_file.write_bytes(_pack(arrays, meta))
+    with pytest.raises(ValueError, match=r"path: field 'attributes.fitted_loss' is "):
+        gramfree.load(model_file)
+
+
+@pytest.mark.parametrize("shape", [[1] * 65, [2**70, 0], [2**62, 2**62, 0]])
+def test_an_array_parameter_of_an_impossible_shape_is_refused(shape, model_file):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3))
+    gramfree.KernelRegressorCV(alphas=np.array([0.1, 1.0])).fit(X, X[:, 0]).save(model_file)
+    arrays, meta = _unpack(model_file.read_bytes())
+    values = [0.5] if shape == [1] * 65 else []  # as many as the shape holds
+    meta["params"]["alphas"] = {"__ndarray__": values, "dtype": "float64", "shape": shape}
+    model_file.write_bytes(_pack(arrays, meta))
+    with pytest.raises(ValueError, match=r"path: field 'params.alphas.shape' "):
+        gramfree.load(model_file)
+
+
+@pytest.mark.parametrize(
+    "name, value, message",
+    [("n_jobs", 0, "non-zero integer"), ("device", "x", "expected 'cpu'")],
+)
+def test_parameters_predict_would_refuse_are_refused_at_load(name, value, message, model_file):
+    """n_jobs=0 and device='x' loaded and predict refused them (a review). A device only
+    another machine has (cuda) loads: that is no damage."""
+    arrays, meta = _unpack(_original("regressor")[0])
+    meta["params"][name] = value
+    model_file.write_bytes(_pack(arrays, meta))
+    with pytest.raises(ValueError, match=rf"path: field 'params.{name}' .*{message}"):
+        gramfree.load(model_file)
+    meta["params"]["device"] = "cuda:3"
+    meta["params"]["n_jobs"] = 10**6
+    model_file.write_bytes(_pack(arrays, meta))
+    assert gramfree.load(model_file).device == "cuda:3"
 
 
 @pytest.mark.parametrize("kind", KINDS)

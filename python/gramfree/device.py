@@ -23,34 +23,44 @@ def cuda_devices() -> list[dict[str, Any]]:
     return [_core.cuda_device_info(i) for i in range(_core.cuda_device_count())]
 
 
+def check_device_spelling(device: Any, name: str = "device") -> str:
+    """The device argument's spelling, lower case (None: "cpu"), whatever this machine
+    has: "cpu", "auto", "cuda" or "cuda:N"; ValueError naming ``name`` otherwise. A model
+    file is checked with it (a device another machine has is no damage)."""
+    if device is None:
+        return "cpu"
+    if isinstance(device, str):
+        spec = device.strip().lower()
+        if spec in ("cpu", "auto", "cuda"):
+            return spec
+        if spec.startswith("cuda:"):
+            if spec[5:].isdigit():
+                return spec
+            raise ValueError(f"{name}: expected 'cuda:N' with N a device index, got {device!r}")
+    raise ValueError(f"{name}: expected 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
+
+
 def resolve_device(device: Any, name: str = "device") -> str:
     """``"cpu"`` or ``"cuda:N"`` for a device argument; raises naming ``name``."""
-    if device is None:
-        device = "cpu"
-    if not isinstance(device, str):
-        raise ValueError(f"{name}: expected 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
-    spec = device.strip().lower()
+    spec = check_device_spelling(device, name)
     count = _core.cuda_device_count()
     if spec == "cpu":
         return "cpu"
     if spec == "auto":
         return "cuda:0" if count > 0 else "cpu"
-    if spec == "cuda" or spec.startswith("cuda:"):
-        index_text = spec[5:] if spec.startswith("cuda:") else "0"
-        if not index_text.isdigit():
-            raise ValueError(f"{name}: expected 'cuda:N' with N a device index, got {device!r}")
-        if count == 0:
-            why = (
-                "gramfree was built without CUDA (no CUDA compiler when it was compiled)"
-                if not _core.cuda_compiled()
-                else "no CUDA device is visible to this process"
-            )
-            raise RuntimeError(f"{name}={device!r}: {why}; use device='cpu' or 'auto'")
-        index = int(index_text)
-        if index >= count:
-            raise ValueError(f"{name}={device!r}: only {count} CUDA device(s) visible")
-        return f"cuda:{index}"
-    raise ValueError(f"{name}: expected 'cpu', 'cuda', 'cuda:N' or 'auto', got {device!r}")
+    # spelled cuda or cuda:N (check_device_spelling)
+    index_text = spec[5:] if spec.startswith("cuda:") else "0"
+    if count == 0:
+        why = (
+            "gramfree was built without CUDA (no CUDA compiler when it was compiled)"
+            if not _core.cuda_compiled()
+            else "no CUDA device is visible to this process"
+        )
+        raise RuntimeError(f"{name}={device!r}: {why}; use device='cpu' or 'auto'")
+    index = int(index_text)
+    if index >= count:
+        raise ValueError(f"{name}={device!r}: only {count} CUDA device(s) visible")
+    return f"cuda:{index}"
 
 
 def device_index(resolved: str) -> int:

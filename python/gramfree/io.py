@@ -59,6 +59,7 @@ import numpy as np
 
 from . import kernels as _kernels
 from ._version import __version__
+from .device import check_device_spelling
 
 FORMAT = "gramfree-model"
 FORMAT_VERSION = 1
@@ -182,6 +183,15 @@ def _field_error(field: str, message: str) -> ValueError:
     return ValueError(f"path: field {field!r} {message}")
 
 
+_LARGEST_FLOAT = int(np.finfo(np.float64).max)
+
+
+def _short(value: Any) -> str:
+    """repr of a field's value, cut to 80 characters (an int of 400 digits is damage)."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
 def _check_keys(found, required, optional=(), *, where: str) -> None:
     """``found`` has every required key and nothing else but the optional ones."""
     missing = sorted(set(required) - set(found))
@@ -219,8 +229,15 @@ def _check_int(value: Any, field: str, *, minimum: int = 0, maximum: int | None 
 
 
 def _check_number(value: Any, field: str, *, minimum: float | None = None) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise _field_error(field, f"must be a finite number, got {value!r}")
+    # An int beyond float64 (JSON has no limit) is no finite number: math.isfinite raised
+    # OverflowError on it (a review).
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, (int, float))
+        or (isinstance(value, int) and abs(value) > _LARGEST_FLOAT)
+        or not math.isfinite(value)
+    ):
+        raise _field_error(field, f"must be a finite number, got {_short(value)}")
     if minimum is not None and value < minimum:
         raise _field_error(field, f"must be >= {minimum}, got {value}")
     return float(value)
@@ -379,10 +396,14 @@ def _decode_ndarray(value: dict, field: str) -> np.ndarray:
         )
     if dtype.kind in "iu" and not all(isinstance(v, int) for v in values):
         raise _field_error(field, f"holds non-integers for dtype {name}")
+    if len(shape) > 32:  # numpy's own limit is 64; no parameter has more than 2
+        raise _field_error(f"{field}.shape", f"has {len(shape)} dimensions, at most 32")
     try:
         array = np.array(values, dtype=dtype).reshape(shape)
     except OverflowError:
         array = None
+    except ValueError:  # a shape numpy cannot make (2**70 x 0): "Maximum allowed dimension"
+        raise _field_error(f"{field}.shape", f"is no array shape numpy can make: {shape}") from None
     # The writer stores each element's exact value: one the dtype rounds (float32) or
     # cannot hold (an int8 of 300) was never written.
     if array is None or array.ravel().tolist() != values:
@@ -444,6 +465,17 @@ def _construct(cls: type, params: Any):
         est._validate_params()
     except ValueError as exc:  # sklearn's InvalidParameterError names the parameter
         raise _field_error("params", f"holds an invalid value: {exc}") from None
+    # What fit checks beyond the constraints, where it holds on any machine (a review:
+    # n_jobs=0 and device='x' loaded, and predict refused them). A device or a thread
+    # count that only this machine lacks is no damage: predict says so.
+    stored = est.get_params(deep=False)
+    if "device" in stored:
+        try:
+            check_device_spelling(stored["device"], "device")
+        except ValueError as exc:
+            raise _field_error("params.device", f"holds an invalid value: {exc}") from None
+    if stored.get("n_jobs", None) == 0:
+        raise _field_error("params.n_jobs", "must be None or a non-zero integer, got 0")
     return est
 
 
@@ -821,6 +853,11 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
             raise ValueError(f"member {info.filename!r}: .npy version {version} is not supported")
         if dtype.hasobject:
             raise ValueError(f"member {info.filename!r} holds Python objects")
+        if dtype.itemsize == 0:
+            # Zero-byte items (<U0, |S0, V0) pass the size check below at any shape, and
+            # a 7.6 KB file declaring 1e18 of them asked numpy for 888 PiB (a review);
+            # the writer never stores them.
+            raise ValueError(f"member {info.filename!r} has zero-byte items (dtype {dtype})")
         if any(d < 0 for d in shape):
             raise ValueError(f"member {info.filename!r} has a negative dimension {shape}")
         expected = fh.tell() + dtype.itemsize * math.prod(shape)
@@ -838,18 +875,64 @@ def _read_member(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
     return array
 
 
+META_PARSE_FACTOR = 4
+
+
+def _memory_for_reading() -> float:
+    """The memory this process can still take: the least of physical memory, the kernel's
+    MemAvailable, the cgroup's limit less its use and the address-space limit less the
+    process's size (a bomb declaring less than physical memory but more than a ulimit
+    raised MemoryError instead of ValueError; a review). What cannot be read is no limit."""
+    from .solvers._common import physical_bytes
+
+    room = [physical_bytes()]
+
+    def first_number(path: str, key: str = "", scale: int = 1) -> float | None:
+        try:
+            with open(path) as fh:
+                for line in fh:
+                    if line.startswith(key):
+                        word = line[len(key) :].split()[0]
+                        return None if word == "max" else float(word) * scale
+        except (OSError, ValueError, IndexError):
+            pass
+        return None
+
+    available = first_number("/proc/meminfo", "MemAvailable:", 1024)
+    if available is not None:
+        room.append(available)
+    limit = first_number("/sys/fs/cgroup/memory.max")
+    used = first_number("/sys/fs/cgroup/memory.current")
+    if limit is not None and used is not None:
+        room.append(limit - used)
+    try:
+        import resource
+
+        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
+        size = first_number("/proc/self/status", "VmSize:", 1024)
+        if soft != resource.RLIM_INFINITY and size is not None:
+            room.append(soft - size)
+    except (ImportError, OSError, ValueError):  # pragma: no cover - non-POSIX
+        pass
+    return max(0.0, min(room))
+
+
 def _read_members(zf: zipfile.ZipFile) -> dict[str, np.ndarray]:
     # The members' sizes as the zip directory declares them, before any is inflated: a
     # deflated member of a damaged or hostile file (a "zip bomb": 1000 to 1 of zeros)
     # declaring more than this machine's memory ran into MemoryError, or the OOM killer,
     # instead of a ValueError.
-    from .solvers._common import physical_bytes
-
-    declared = sum(info.file_size for info in zf.infolist())
-    if declared > physical_bytes():
+    # The metadata is counted at META_PARSE_FACTOR times its bytes: parsed, JSON numbers
+    # took about 4 times the text's (a review: 305 MiB of loss_curve_ peaked at 1.2 GiB).
+    declared = sum(
+        info.file_size * (META_PARSE_FACTOR if info.filename == _META + ".npy" else 1)
+        for info in zf.infolist()
+    )
+    room = _memory_for_reading()
+    if declared > room:
         raise ValueError(
-            f"its arrays declare {declared / 2**30:.3g} GiB, more than this machine's memory "
-            f"({physical_bytes() / 2**30:.3g} GiB)"
+            f"its arrays declare {declared / 2**30:.3g} GiB, more than the memory this "
+            f"process can still use ({room / 2**30:.3g} GiB)"
         )
     arrays = {}
     for info in zf.infolist():
@@ -1072,9 +1155,22 @@ def _restore_kernel_machine(est, arrays: dict, attrs: dict) -> None:
         setattr(est, name, value)
     _restore_early_stopping(est, attrs)
     if "fitted_loss" in attrs:  # absent from files of earlier writers: solver_ and loss tell
-        est._fitted_loss = _check_choice(
+        loss = _check_choice(
             attrs["fitted_loss"], "attributes.fitted_loss", ("squared", "logistic")
         )
+        # Its writers store the logistic loss's intercepts, and only its Newton steps name
+        # solver_ "newton-pcg": a squared-loss file marked logistic loaded with a softmax of
+        # ridge scores as predict_proba (a review).
+        if (loss == "logistic") != ("intercept_" in records):
+            has = "has" if "intercept_" in records else "has no"
+            raise _field_error(
+                "attributes.fitted_loss", f"is {loss!r}, but the file {has} 'intercept' array"
+            )
+        if loss == "squared" and est.solver_ == "newton-pcg":
+            raise _field_error(
+                "attributes.fitted_loss", "is 'squared', but solver_ 'newton-pcg' fits the logistic"
+            )
+        est._fitted_loss = loss
     if logistic_cv:
         _restore_logistic_cv(est, attrs)
     elif alpha_path:

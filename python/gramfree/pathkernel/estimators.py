@@ -582,7 +582,10 @@ class _PathKernelBase(BaseEstimator):
             else None
         )
         batch_size = io._check_int(
-            attrs["batch_size_"], "attributes.batch_size_", minimum=1, maximum=n_train
+            attrs["batch_size_"],
+            "attributes.batch_size_",
+            minimum=1,
+            maximum=n_train if n_train is not None else 2**63 - 1,  # C++ long long
         )
         seed = io._check_int(attrs["batch_seed_"], "attributes.batch_seed_", maximum=2**31 - 2)
         # n_steps drives replay (_spec) and n_iter_: the curve must be that long.
