@@ -16,7 +16,7 @@ from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.utils._param_validation import InvalidParameterError
 from sklearn.utils.class_weight import compute_sample_weight
 
-from gramfree import KernelClassifier, load
+from gramfree import KernelClassifier, KernelClassifierCV, load
 
 
 def _cancer():
@@ -103,6 +103,25 @@ def test_bad_class_weight_is_refused(class_weight, exc, match):
     with pytest.raises(exc, match=match):
         KernelClassifier(class_weight=class_weight, **PARAMS).fit(X, y)
     np.testing.assert_array_equal(X, Xc)
+
+
+@pytest.mark.parametrize("make", [KernelClassifier, KernelClassifierCV])
+def test_a_dict_for_every_label_fits_a_subset_without_some(make):
+    """scikit-learn refuses a stray key only where a class of y is missing from the dict:
+    a dict weighing every label of the problem fits a fold without one of them, as
+    LogisticRegression and SVC do (every fold of cross_val_score failed; a review). The
+    extra key changes nothing."""
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import KFold, cross_val_score
+
+    X, y = load_iris(return_X_y=True)
+    both = y < 2
+    full = {0: 1.0, 1: 2.0, 2: 3.0}
+    with_extra = make(class_weight=full).fit(X[both], y[both])
+    without = make(class_weight={0: 1.0, 1: 2.0}).fit(X[both], y[both])
+    np.testing.assert_array_equal(with_extra.dual_coef_, without.dual_coef_)
+    scores = cross_val_score(make(class_weight=full), X, y, cv=KFold(3), error_score="raise")
+    assert scores.shape == (3,)
 
 
 def test_files_from_before_class_weight_still_load(tmp_path):

@@ -29,15 +29,18 @@ if TYPE_CHECKING:  # typing.Self is Python 3.11+
 def check_class_weight(class_weight, classes=None) -> None:
     """A dict ``class_weight`` holds finite, non-negative numbers: scikit-learn multiplies
     them in unchecked, and a negative or NaN one gave a cryptic error from the solver or a
-    silently bad model. With ``classes`` (the labels of y), every key must be one of them:
-    scikit-learn's message for a stray key names a class that is there ("The classes,
-    [1], are not in class_weight" for {0: 2, 7: 3} and labels 0 and 1)."""
+    silently bad model. With ``classes`` (the labels of y), a key that is none of them is
+    refused where a class of y is missing from the dict, as scikit-learn refuses it (its
+    message names the class that is there: "The classes, [1], are not in class_weight"
+    for {0: 2, 7: 3} and labels 0 and 1). A dict that weighs every class of y may hold
+    more: a fold or subset of the data without one of its classes (cross-validation of a
+    dict for every label of the problem failed on every fold before; a review)."""
     if not isinstance(class_weight, dict):
         return
     if classes is not None:
         known = set(np.asarray(classes).tolist())
         stray = [key for key in class_weight if key not in known]
-        if stray:
+        if stray and not known.issubset(class_weight):
             raise ValueError(
                 f"class_weight: {stray[0]!r} is not a class of y (its classes: "
                 f"{sorted(known, key=str)!r}); classes missing from the dict weigh 1"
