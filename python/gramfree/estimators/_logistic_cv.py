@@ -27,7 +27,7 @@ import numpy as np
 from scipy.special import log_expit, log_softmax
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import pairwise_distances_argmin
-from sklearn.model_selection import StratifiedKFold, check_cv
+from sklearn.model_selection import check_cv
 
 from .._log import say, verbose_output
 from .._threads import blas_threads
@@ -78,16 +78,9 @@ def _fit(estimator, X, y, sample_weight, alphas) -> np.ndarray:
     Y = logistic_targets(codes, len(classes))
     n = X.shape[0]
     w = np.ones(n) if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
-    counts = np.bincount(codes, minlength=len(classes))
     # scikit-learn's rule (LogisticRegressionCV's): an integer (None: 5) is
     # StratifiedKFold(cv), unshuffled; a splitter or the splits themselves as given.
     splitter = check_cv(_pairs_if_given(estimator.cv), codes, classifier=True)
-    if isinstance(splitter, StratifiedKFold) and counts.min() < splitter.n_splits:
-        k = splitter.n_splits
-        raise ValueError(
-            f"cv: {k} stratified folds need at least {k} samples of each class; class "
-            f"{classes[counts.argmin()]!r} has {counts.min()}"
-        )
     folds = [_checked_split(split, f, n) for f, split in enumerate(splitter.split(X, codes))]
     if not folds:
         raise ValueError(f"cv: gave no splits ({estimator.cv!r}; an exhausted generator?)")
