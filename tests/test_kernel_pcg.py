@@ -369,3 +369,28 @@ def test_float32_products_stopped_short_report_the_model_s_objective(monkeypatch
     f = K @ c
     true = (float(np.sum((f - y) ** 2)) + alpha * float(c @ f)) / n
     assert model.solver_info_["objective"] == pytest.approx(true, rel=1e-6)
+
+
+def test_no_progress_from_the_start_is_said_as_such():
+    """alpha=0 with repeated rows of other targets (K singular, the system inconsistent):
+    CG ran away from its start at the first step and the zero model came back behind
+    "increase max_iter", which no max_iter helps (a review: cps1988, objective 1.02 ->
+    6478 and rising). The warning now says what happened and what does help; the
+    returned model is the start, whose objective is the lowest seen."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    y = (y - y.mean()) / y.std()
+    rng = np.random.default_rng(0)
+    pick = rng.choice(len(y), 100, replace=False)
+    Xd, yd = np.vstack([X, X[pick]]), np.r_[y, y[pick] + rng.normal(size=100)]
+    with pytest.warns(ConvergenceWarning, match=r"pcg: no iteration improved on the start") as w:
+        model = KernelRegressor(gamma=0.1, alpha=0.0, solver="pcg").fit(Xd, yd)
+    assert not any("increase max_iter" in str(x.message) for x in w)
+    assert model.solver_info_["no_progress"]
+    assert min(model.loss_curve_) > model.solver_info_["objective"]
+    np.testing.assert_array_equal(model.dual_coef_, 0.0)
+    # A fit that improved on its start is not said to have made none.
+    fine = KernelRegressor(gamma=0.1, alpha=1e-3, solver="pcg").fit(Xd, yd)
+    assert not fine.solver_info_["no_progress"]

@@ -623,6 +623,18 @@ class KernelMachineMixin(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=caller_stacklevel(),
             )
+        elif result.info.get("no_progress") and not (monitor is not None and monitor.stopped):
+            warnings.warn(
+                f"{solver}: no iteration improved on the start (objective "
+                f"{result.info['objective_initial']:.4g}; the iterations' lowest "
+                f"{min(result.loss_curve, default=math.inf):.4g}): K + alpha I is too "
+                f"ill-conditioned for conjugate gradients at alpha={self.alpha:g} (alpha=0 or "
+                "near it with repeated or near-coinciding rows makes K singular), and more "
+                "iterations do not help. The model is the start (zeros, or the warm start). "
+                "Use a positive alpha or solver='direct'",
+                ConvergenceWarning,
+                stacklevel=caller_stacklevel(),
+            )
         elif result.info.get("uncertified") and not (monitor is not None and monitor.stopped):
             warnings.warn(
                 f"eigenpro (fixed centres) stopped after {result.n_iter} epochs, when one "

@@ -274,6 +274,12 @@ def solve_kernel_pcg(
         # CG lowers the system's energy, not the ridge objective: a fit stopped short
         # (max_iter, a tiny alpha) returns its best iterate by the objective it reports.
         c, objective_final = best_c, best
+    # No iterate below the start's objective: with alpha = 0 or near it and repeated rows
+    # (K singular, the system inconsistent) the recursion ran away from the start, and the
+    # start (zeros) came back behind "increase max_iter", which no max_iter helps (a
+    # review: cps1988, 2000 rows, alpha 0 and 1e-14, objective 1.02 -> 6478 at the first
+    # step and rising; direct reaches 0.34). The estimators say what does help.
+    no_progress = returned_best and best >= initial
     progress.close(f"{n_iter} iterations, converged={converged}")
     return SolverResult(
         centers=X,
@@ -294,6 +300,7 @@ def solve_kernel_pcg(
             "residual_checks": verified,
             "stagnated": stagnated,
             "returned_best_iterate": returned_best,
+            "no_progress": no_progress,
             "warm_start": initial_coef is not None,
             # float32 products' rounding bound on the first direction, relative to A p
             # (None: float64 products); above RESOLVE_SHARE the products went float64.
