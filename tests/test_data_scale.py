@@ -177,6 +177,14 @@ def test_weights_of_any_scale_with_alpha_scaled_alike_give_the_same_model(diabet
         )
     out = "decision_function" if classify else "predict"
     np.testing.assert_allclose(getattr(big, out)(X), getattr(ref, out)(X), rtol=1e-9, atol=1e-9)
+    if params["solver"] == "eigenpro":
+        # solver_info_ in the caller's units: the weighted operator's eigenvalues and beta
+        # scale with the weights, the steps inversely (they described the rescaled
+        # problem: step sizes 2^1000 too large).
+        for key in ("lambda_flat", "lambda_measured", "lambda_q", "beta"):
+            assert big.solver_info_[key] == pytest.approx(ref.solver_info_[key] * factor, rel=1e-6)
+        for key in ("step_size", "step_size_rule"):
+            assert big.solver_info_[key] == pytest.approx(ref.solver_info_[key] / factor, rel=1e-6)
 
 
 @pytest.mark.parametrize("factor", [2.0**1000, 2.0**-1000, 1e307, 1e-310])

@@ -33,8 +33,9 @@ from ..kernels import KERNEL_NAMES, Kernel, get_kernel
 from ..linalg import cho_solve, jittered_cholesky
 from ..operators import KernelOperator
 from ..solvers import SOLVERS, Problem, solve_direct, solve_eigenpro, solve_kernel_pcg
-from ..solvers._common import center_rows, iterations_run, weights_in_range
+from ..solvers._common import center_rows, iterations_run, weight_exponent
 from ..solvers.auto import first_center_count, run_nystrom, solve_auto, solve_nystrom_choice
+from ..solvers.eigenpro import info_in_caller_units
 from ._fit_controls import (
     EXACT_SOLVERS,
     ITERATIVE_SOLVERS,
@@ -461,7 +462,11 @@ class KernelMachineMixin(BaseEstimator):
         n = X.shape[0]
         n_centers = self._resolve_n_centers(n)
         kernel = self._make_kernel()
-        weights, alpha = weights_in_range(sample_weight, float(self.alpha))
+        # Extreme weights and alpha divided by one power of four (the same model, the sums
+        # in range: weight_exponent); solver_info_ is given back in the caller's units.
+        exponent = weight_exponent(sample_weight, (float(self.alpha),))
+        weights = sample_weight if not exponent else np.ldexp(sample_weight, -exponent)
+        alpha = math.ldexp(float(self.alpha), -exponent)
         problem = Problem(
             X,
             Y,
@@ -584,6 +589,7 @@ class KernelMachineMixin(BaseEstimator):
                     initial_coef=initial,
                     monitor=monitor,
                 )
+                info_in_caller_units(result.info, exponent)
             if idx is not None and (given is not None or len(idx) < n):
                 result.center_indices = idx
         # The centres' rows in the caller's X: the solver's rows are `rows` of it.

@@ -196,6 +196,19 @@ def _measured_top(problem, XT, swT, XS, swS, E, D, shift) -> float:
     return float(top) / t + shift
 
 
+def info_in_caller_units(info: dict, exponent: int) -> dict:
+    """``info`` of a fit whose weights and alpha were divided by 2^exponent (the same model:
+    :func:`~gramfree.solvers._common.weight_exponent`) in the caller's units: the weighted
+    operator's eigenvalues and beta scale with the weights, the step sizes inversely. The
+    objective (per unit of weight) and the rest are the same in both."""
+    if exponent:
+        for key in ("lambda_flat", "lambda_measured", "lambda_q", "beta"):
+            info[key] = math.ldexp(info[key], exponent)
+        for key in ("step_size", "step_size_rule"):
+            info[key] = math.ldexp(info[key], -exponent)
+    return info
+
+
 def ridge_beta(problem: Problem) -> float:
     """beta = max_i w_i k(x_i, x_i) + alpha: the largest diagonal entry of the weighted
     system EigenPro iterates on (its step rule's scale)."""
