@@ -204,7 +204,7 @@ def _blas_layout(L: np.ndarray) -> np.ndarray:
     F-ordered copy. Negative, zero (broadcast) or overlapping strides are copied: BLAS
     would refuse their leading dimension (or read the wrong memory) and leave the result
     uncomputed."""
-    if _blas.is_operand(L) and L.flags.aligned:
+    if _blas.is_operand(L):  # alignment included
         return L
     # np.asfortranarray returns an unaligned F-ordered array as it is: scipy 1.9's
     # OpenBLAS trsv then crashed the process on it (CI's oldest-dependencies run).
