@@ -187,6 +187,28 @@ def test_weights_of_any_scale_with_alpha_scaled_alike_give_the_same_model(diabet
             assert big.solver_info_[key] == pytest.approx(ref.solver_info_[key] / factor, rel=1e-6)
 
 
+@pytest.mark.parametrize("factor", [4.0, 1024.0, 0.3])
+def test_eigenpro3_weights_of_any_scale_with_alpha_scaled_alike_run_the_same_epochs(
+    diabetes, factor
+):
+    """EigenPro 3 chose its preconditioner's directions from the centres' kernel, which
+    carries no weights, against beta and the ridge shift, which do: weights and alpha times
+    4 gave other directions (11 against 2 on diabetes), another batch and another model
+    after a few epochs, within the weights' ordinary range. Now the same epochs: the same
+    predictions, the step scaled by 1 / factor."""
+    X, y = diabetes
+    w = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    params = dict(gamma=0.1, solver="eigenpro", n_centers=100, max_iter=5, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        ref = KernelRegressor(alpha=0.1, **params).fit(X, y, sample_weight=w)
+        big = KernelRegressor(alpha=0.1 * factor, **params).fit(X, y, sample_weight=w * factor)
+    assert big.solver_info_["top_q"] == ref.solver_info_["top_q"]
+    assert big.solver_info_["batch_size"] == ref.solver_info_["batch_size"]
+    assert big.solver_info_["step_size"] == pytest.approx(ref.solver_info_["step_size"] / factor)
+    np.testing.assert_allclose(big.predict(X), ref.predict(X), rtol=1e-9, atol=1e-9)
+
+
 @pytest.mark.parametrize("factor", [2.0**1000, 2.0**-1000, 1e307, 1e-310])
 @pytest.mark.parametrize(
     "make",
