@@ -653,3 +653,65 @@ def test_a_npy_target_of_text_numbers_with_a_gap_is_refused_as_the_csv(capsys, t
     np.save(tmp_path / "gap.npy", table)
     status, out, err = gramfree_cli(capsys, "fit", tmp_path / "gap.npy", "-o", tmp_path / "m.gfm")
     _assert_one_error_line(status, out, err, "missing value 'NA' in the target column")
+
+
+def test_fit_refuses_to_write_the_model_over_its_data(capsys, tmp_path, bc_csv):
+    """`fit d.csv -o d.csv` replaced the table with the model file (a review); ./d.csv
+    and a link to it are the same file."""
+    before = bc_csv.read_bytes()
+    for output in (bc_csv, tmp_path / "." / bc_csv.name):
+        status, _, err = gramfree_cli(capsys, "fit", bc_csv, "-o", output)
+        assert status == 1
+        assert "--output" in err and "is the data file" in err
+    link = tmp_path / "link.csv"
+    link.symlink_to(bc_csv)
+    status, _, err = gramfree_cli(capsys, "fit", link, "-o", bc_csv)
+    assert status == 1 and "is the data file" in err
+    assert bc_csv.read_bytes() == before
+
+
+def test_pandas_default_names_are_a_header_in_fit_and_predict(capsys, tmp_path):
+    """A DataFrame without names written by to_csv has the header 0, 1, ..., k - 1: it was
+    read as a row of data, which gave the classifier a phantom class 3 and predict one
+    line too many (a review)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 3))
+    y = (X[:, 0] > 0).astype(int)
+    train, new = tmp_path / "pd.csv", tmp_path / "pd_X.csv"
+    train.write_text(
+        "0,1,2,3\n" + "".join(f"{a:.17g},{b:.17g},{c:.17g},{t}\n" for (a, b, c), t in zip(X, y))
+    )
+    new.write_text("0,1,2\n" + "".join(f"{a:.17g},{b:.17g},{c:.17g}\n" for a, b, c in X))
+    model = tmp_path / "m.gfm"
+    status, out, _ = gramfree_cli(capsys, "fit", train, "-o", model, "--validation", "none")
+    assert status == 0 and "50 rows" in out and "(a header row)" in out
+    np.testing.assert_array_equal(gramfree.load(model).classes_, [0, 1])
+    status, out, _ = gramfree_cli(capsys, "predict", model, new)
+    assert status == 0 and len(out.splitlines()) == 50
+
+
+def test_a_header_the_model_recorded_is_a_header_in_predict(capsys, tmp_path):
+    """The training table's names on the first line of predict's file are its header,
+    whatever they look like (integer names above integers say nothing by themselves)."""
+    rows = [(i % 7, (3 * i) % 5, i % 2) for i in range(40)]
+    train, new = tmp_path / "t.csv", tmp_path / "n.csv"
+    train.write_text("10,20,30\n" + "".join(f"{a},{b},{c}\n" for a, b, c in rows))
+    new.write_text("10,20\n" + "".join(f"{a},{b}\n" for a, b, _ in rows))
+    model = tmp_path / "m.gfm"
+    status, out, _ = gramfree_cli(
+        capsys, "fit", train, "--header", "-o", model, "--validation", "none"
+    )
+    assert status == 0 and "40 rows" in out
+    status, out, _ = gramfree_cli(capsys, "predict", model, new)
+    assert status == 0 and len(out.splitlines()) == 40
+
+
+@pytest.mark.parametrize("marker", ["?", "NA", "null"])
+def test_a_missing_value_marker_on_line_1_is_no_header(capsys, tmp_path, marker):
+    """ "?" above a number made line 1 a header: its row was dropped without a word and
+    the predictions shifted by a line (a review). It is the missing value it says."""
+    data = tmp_path / "d.csv"
+    data.write_text(f"{marker},2,0\n1,3,1\n2,4,0\n3,5,1\n4,6,0\n")
+    status, _, err = gramfree_cli(capsys, "fit", data, "-o", tmp_path / "m.gfm")
+    assert status == 1
+    assert "line 1" in err and "index 0" in err

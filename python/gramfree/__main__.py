@@ -75,7 +75,7 @@ def _fit(args: argparse.Namespace) -> int:
     import gramfree
     from gramfree.io import TableRecipe
 
-    _check_output(args.output)  # before the fit, not after it
+    _check_output(args.output, data=args.data)  # before the fit, not after it
     table = open_table(args.data, args.header)
     target = column_index(table, args.target)
     features = [j for j in range(table.n_columns) if j != target]
@@ -135,7 +135,7 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_output(path: str) -> None:
+def _check_output(path: str, *, data: str | None = None) -> None:
     if not path.strip():  # else the fit ran, and the save failed on a temporary file's name
         raise ValueError("--output: empty; give a file name")
     directory = os.path.dirname(os.path.abspath(path))
@@ -143,6 +143,15 @@ def _check_output(path: str) -> None:
         raise ValueError(f"--output {path!r} is a directory; give a file name")
     if not os.path.isdir(directory):
         raise ValueError(f"--output {path!r}: no directory {directory!r} to write it in")
+    # The model in place of the data it was fitted on: `fit d.csv -o d.csv` replaced the
+    # table with the model file, and ./d.csv beside d.csv (or a link) is the same file too
+    # (a review).
+    if data is not None and os.path.exists(path) and os.path.exists(data):
+        if os.path.samefile(path, data):
+            raise ValueError(
+                f"--output {path!r} is the data file {data!r}: the model would replace it; "
+                "give another file name"
+            )
 
 
 def _predict(args: argparse.Namespace) -> int:
@@ -151,8 +160,14 @@ def _predict(args: argparse.Namespace) -> int:
     with warnings.catch_warnings():  # the recipe is applied below
         warnings.simplefilter("ignore", gramfree.io.StandardisedFeaturesWarning)
         model = gramfree.load(args.model)
-    table = open_table(args.data, args.header)
     recipe = getattr(model, "table_recipe_", None)
+    # A first line that is the training table's header (all its columns, or its features)
+    # is a header here whatever it looks like (pandas' 0, 1, 2 were read as a row, and the
+    # predictions lost their alignment with the rows; a review).
+    known = [recipe.columns, recipe.features] if recipe is not None and recipe.header else []
+    if recipe is None and hasattr(model, "feature_names_in_"):
+        known = [[str(f) for f in model.feature_names_in_]]
+    table = open_table(args.data, args.header, known)
     features = target = target_name = None
     if recipe is not None:
         target = recipe.target
@@ -238,7 +253,8 @@ def _parser() -> argparse.ArgumentParser:
         "fit",
         help="fit a kernel machine on a CSV or NPY file and save the model",
         description="Fit a KernelRegressor or KernelClassifier on a table. CSV files may have "
-        "a header row (detected: a first line without numbers; or force it with --header / "
+        "a header row (detected: a first line with text above a number, or pandas' names "
+        "0, 1, ..., k - 1 above non-integers; or force it with --header / "
         "--no-header); .npy files hold a 2-d array. The target column is given by name or "
         "index (default: the last column); all other columns are features, standardised "
         "(mean 0, variance 1) unless --no-scale. Beside the training score, a score on rows "

@@ -23,6 +23,9 @@ _MISSING = ("nan",)
 # Cells that mean "no value" in a column of numbers otherwise (spreadsheets', R's and
 # pandas' spellings); in a column of class names they may be a class ("none").
 _MISSING_AMONG_NUMBERS = ("na", "n/a", "nan", "none", "null", "-")
+# Cells that say "no value" and nothing about a header: on line 1 of a header-less table a
+# "?" above a number made the line a header, and its row was dropped in silence (a review).
+_NO_VALUE = frozenset(("?", *_MISSING_AMONG_NUMBERS))
 # A target of integers with at most this many distinct values is taken for class labels.
 MAX_AUTO_CLASSES = 20
 
@@ -69,9 +72,11 @@ def _shortlist(names: Sequence[str], limit: int = 8) -> str:
     return shown + (f", ... ({len(names)} in all)" if len(names) > limit else "")
 
 
-def open_table(path: str, header: bool | None = None) -> Table:
+def open_table(path: str, header: bool | None = None, known: Sequence[Sequence[str]] = ()) -> Table:
     """The columns of a .npy or .csv file. A CSV file's first line is its header when
-    ``header`` says so, or (``header=None``) when it looks like one (_looks_like_header)."""
+    ``header`` says so, or (``header=None``) when it is one of the ``known`` headers (a
+    model's recorded columns: with or without its target) or looks like one
+    (_looks_like_header)."""
     if path.endswith(".npy"):
         try:
             data = np.load(path, allow_pickle=False)
@@ -102,7 +107,9 @@ def open_table(path: str, header: bool | None = None) -> Table:
         raise TableError(f"{path}: line 1 is blank (expected a header row or data)")
     cells = [c.strip() for c in first]
     if header is None:
-        header = _looks_like_header(cells, second)
+        header = any(list(cells) == list(names) for names in known) or _looks_like_header(
+            cells, second
+        )
     if not header:
         return Table(path, tuple(str(j) for j in range(len(cells))), False)
     for j, name in enumerate(cells):
@@ -117,10 +124,21 @@ def open_table(path: str, header: bool | None = None) -> Table:
 def _looks_like_header(first: list[str], second: list[str] | None) -> bool:
     """A first line is a header when a column has text there and a number below it (as
     csv.Sniffer.has_header reasons); a table of one line, when none of its cells is a
-    number. A column of class names under its name says nothing either way."""
+    number. A column of class names under its name says nothing either way, nor does a
+    missing-value marker ("?", "NA": _NO_VALUE). pandas' default names, the integers
+    0, 1, ..., k - 1 in order, are a header where a column below holds a number that is no
+    integer (a DataFrame without names written by to_csv: its names were read as a row of
+    data, which gave a classifier a phantom class; a review)."""
     if second is None or len(second) != len(first):
         return not any(_is_number(c) for c in first if c)
-    return any(c and not _is_number(c) and _is_number(d.strip()) for c, d in zip(first, second))
+    if [c.strip() for c in first] == [str(j) for j in range(len(first))] and any(
+        _is_number(d.strip()) and not float(d).is_integer() for d in second
+    ):
+        return True
+    return any(
+        c and c.lower() not in _NO_VALUE and not _is_number(c) and _is_number(d.strip())
+        for c, d in zip(first, second)
+    )
 
 
 def _open_text(path: str):
