@@ -715,3 +715,67 @@ def test_a_missing_value_marker_on_line_1_is_no_header(capsys, tmp_path, marker)
     status, _, err = gramfree_cli(capsys, "fit", data, "-o", tmp_path / "m.gfm")
     assert status == 1
     assert "line 1" in err and "index 0" in err
+
+
+def test_small_messages_name_the_cause(capsys, tmp_path, bc_csv):
+    """Each was unclear (a review): a semicolon table read as one column, an .npy of no
+    columns called "a single column", F.NPY read as text, a CSV given as the model named
+    load's parameter 'path', a value of 1e308 overflowing the standardisation reported as
+    NaN in a file without any, and --target naming a feature ignored in silence."""
+    semi = tmp_path / "semi.csv"
+    semi.write_text(bc_csv.read_text().replace(",", ";"))
+    status, _, err = gramfree_cli(capsys, "fit", semi, "-o", tmp_path / "m.gfm")
+    assert status == 1 and "semicolons: only commas separate columns" in err
+    empty = tmp_path / "e.npy"
+    np.save(empty, np.zeros((5, 0)))
+    status, _, err = gramfree_cli(capsys, "fit", empty, "-o", tmp_path / "m.gfm")
+    assert status == 1 and "has no columns" in err
+    upper = tmp_path / "F.NPY"
+    with open(upper, "wb") as fh:
+        np.save(fh, np.c_[np.arange(20.0), np.arange(20.0) % 2])
+    status, out, err = gramfree_cli(capsys, "fit", upper, "-o", tmp_path / "u.gfm")
+    assert status == 0, err
+    status, _, err = gramfree_cli(capsys, "predict", bc_csv, bc_csv)
+    assert status == 1 and err.startswith("error: model: ") and "path:" not in err
+    huge = tmp_path / "huge.csv"
+    huge.write_text("a,b,y\n1,2,0\n2,1e308,1\n3,4,0\n4,5,1\n5,6,1\n")
+    status, _, err = gramfree_cli(capsys, "fit", huge, "-o", tmp_path / "h.gfm")
+    assert status == 1 and "feature column 2" in err and "--no-scale" in err
+    assert "NaN" not in err
+    model = tmp_path / "bc.gfm"
+    assert gramfree_cli(capsys, "fit", bc_csv, "-o", model, "--validation", "none")[0] == 0
+    first_feature = bc_csv.read_text().split(",", 1)[0]
+    status, _, err = gramfree_cli(capsys, "predict", model, bc_csv, "--target", first_feature)
+    assert status == 1 and "is one of the model's features" in err
+
+
+def test_demo_checks_its_plot_path_first(capsys, tmp_path):
+    status, out, err = gramfree_cli(capsys, "demo", "--plot", tmp_path / "no" / "x.png")
+    assert status == 1 and "--plot" in err and out == ""
+    pytest.importorskip("matplotlib")
+    status, out, err = gramfree_cli(capsys, "demo", "--plot", tmp_path / "x.xyz")
+    assert status == 1 and "--plot" in err and "png" in err and out == ""
+
+
+def test_fashion_mnist_reads_its_variable_at_each_call(tmp_path, monkeypatch):
+    """GRAMFREE_FASHION_MNIST was read once at import: set later it did nothing, while
+    the error told the user to set it; a directory passed in is named when it lacks them."""
+    import gzip
+
+    from gramfree import datasets
+
+    for name, shape in [
+        ("train-images-idx3-ubyte.gz", (2, 28, 28)),
+        ("train-labels-idx1-ubyte.gz", (2,)),
+        ("t10k-images-idx3-ubyte.gz", (1, 28, 28)),
+        ("t10k-labels-idx1-ubyte.gz", (1,)),
+    ]:
+        header = bytes([0, 0, 8, len(shape)]) + b"".join(d.to_bytes(4, "big") for d in shape)
+        with gzip.open(tmp_path / name, "wb") as fh:
+            fh.write(header + bytes(int(np.prod(shape))))
+    monkeypatch.setenv("GRAMFREE_FASHION_MNIST", str(tmp_path))
+    assert datasets.find_fashion_mnist() == tmp_path
+    X_train, y_train, X_test, y_test = datasets.load_fashion_mnist()
+    assert X_train.shape == (2, 784) and y_test.shape == (1,)
+    with pytest.raises(FileNotFoundError, match=r"^directory: no Fashion-MNIST in '.*nowhere'"):
+        datasets.load_fashion_mnist(tmp_path / "nowhere")

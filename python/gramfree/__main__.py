@@ -80,7 +80,10 @@ def _fit(args: argparse.Namespace) -> int:
     target = column_index(table, args.target)
     features = [j for j in range(table.n_columns) if j != target]
     if not features:
-        raise TableError(f"{table.path} has a single column: no features beside the target")
+        # Only commas separate a CSV's columns here: a table of semicolons or tabs reads
+        # as one column, which said nothing of why (a review).
+        other = "" if table.array is not None else _other_separator(table.path)
+        raise TableError(f"{table.path} has a single column: no features beside the target{other}")
     X, y = read_columns(table, features, target)
     if y is None or target is None:  # column_index found a target column, or raised
         raise TableError(f"{table.path}: no target column to fit")
@@ -106,9 +109,11 @@ def _fit(args: argparse.Namespace) -> int:
     if args.scale:
         from sklearn.preprocessing import StandardScaler
 
-        scaler = StandardScaler().fit(X)  # a constant column gets scale 1, not 0
+        with warnings.catch_warnings():  # an overflow is refused below, naming the column
+            warnings.simplefilter("ignore", RuntimeWarning)
+            scaler = StandardScaler().fit(X)  # a constant column gets scale 1, not 0
         mean, scale = scaler.mean_, scaler.scale_
-        X_seen = scaler.transform(X)
+        X_seen = _standardised(X, mean, scale, table)
     t0 = time.perf_counter()
     model.fit(X_seen, y)
     fitted = time.perf_counter() - t0
@@ -135,6 +140,36 @@ def _fit(args: argparse.Namespace) -> int:
     return 0
 
 
+def _other_separator(path: str) -> str:
+    """A note for a CSV read as one column whose first line holds ';' or a tab."""
+    try:
+        with open(path, encoding="utf-8-sig", errors="replace") as fh:
+            line = fh.readline()
+    except OSError:
+        return ""
+    for sep, name in ((";", "semicolons"), ("\t", "tabs")):
+        if sep in line:
+            return f" (its lines hold {name}: only commas separate columns here)"
+    return ""
+
+
+def _standardised(X: np.ndarray, mean: np.ndarray, scale: np.ndarray, table) -> np.ndarray:
+    """``(X - mean) / scale``, refusing a column whose standardisation is not finite (a
+    value of 1e308 overflowed the variance, and the fit said 'Input X contains NaN' of a
+    file without any; a review)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        Z = (X - mean) / scale
+    bad = ~np.isfinite(mean) | ~np.isfinite(scale) | ~np.isfinite(Z).all(axis=0)
+    if bad.any():
+        j = int(np.argmax(bad))
+        top = float(np.max(np.abs(X[:, j])))
+        raise TableError(
+            f"{table.path}: feature column {j + 1} (counted from 1, values up to {top:.3g}) "
+            "overflows when standardised; rescale it, or fit with --no-scale"
+        )
+    return Z
+
+
 def _check_output(path: str, *, data: str | None = None) -> None:
     if not path.strip():  # else the fit ran, and the save failed on a temporary file's name
         raise ValueError("--output: empty; give a file name")
@@ -159,7 +194,13 @@ def _predict(args: argparse.Namespace) -> int:
 
     with warnings.catch_warnings():  # the recipe is applied below
         warnings.simplefilter("ignore", gramfree.io.StandardisedFeaturesWarning)
-        model = gramfree.load(args.model)
+        try:
+            model = gramfree.load(args.model)
+        except ValueError as exc:  # load names its parameter, path: here it is the model
+            text = str(exc)
+            raise ValueError(
+                "model: " + (text[len("path: ") :] if text.startswith("path: ") else text)
+            ) from None
     recipe = getattr(model, "table_recipe_", None)
     # A first line that is the training table's header (all its columns, or its features)
     # is a header here whatever it looks like (pandas' 0, 1, 2 were read as a row, and the
@@ -178,6 +219,12 @@ def _predict(args: argparse.Namespace) -> int:
     if args.target is not None:  # the user names the column to leave out
         target = column_index(table, args.target)
         target_name = table.names[target] if table.header else None
+        if features is not None and target_name in features:
+            # It would be read as the feature it is, the option dropped in silence.
+            raise TableError(
+                f"--target {args.target!r} is one of the model's features; name the column "
+                "to leave out, or none"
+            )
     columns = model_columns(
         table, model.n_features_in_, features=features, target=target, target_name=target_name
     )

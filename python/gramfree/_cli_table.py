@@ -77,7 +77,7 @@ def open_table(path: str, header: bool | None = None, known: Sequence[Sequence[s
     ``header`` says so, or (``header=None``) when it is one of the ``known`` headers (a
     model's recorded columns: with or without its target) or looks like one
     (_looks_like_header)."""
-    if path.endswith(".npy"):
+    if path.lower().endswith(".npy"):  # F.NPY too: it was read as text and refused
         try:
             data = np.load(path, allow_pickle=False)
         except ValueError as exc:  # pickled objects, a damaged header
@@ -91,6 +91,8 @@ def open_table(path: str, header: bool | None = None, known: Sequence[Sequence[s
             raise TableError(f"{path}: expected numbers or strings, got dtype {data.dtype}")
         if data.shape[0] == 0:
             raise TableError(f"{path} has no rows")
+        if data.shape[1] == 0:  # "has a single column" said the fit before
+            raise TableError(f"{path} has no columns")
         if data.dtype.kind == "S":  # bytes: read as text, as a CSV's cells are
             try:
                 data = np.char.decode(data, "utf-8")

@@ -16,6 +16,8 @@ def run(args: argparse.Namespace) -> int:
     import gramfree
     from gramfree.datasets import load_digits_split
 
+    if args.plot:
+        _check_plot_path(args.plot)  # before the demo's minute, not after it
     gramfree.show_config()
     X_train, X_test, y_train, y_test = load_digits_split()
     n, d = X_train.shape
@@ -138,6 +140,29 @@ def _listing(ex, q: int, side: str) -> str:
     # A slot of index -1 is padding: fewer contributions of that sign than asked for.
     listed = [(i, y, c) for i, y, c in zip(rows, labels, contributions) if i >= 0]
     return ", ".join(f"#{i} (label {y}, {c:+.3f})" for i, y, c in listed) or "(none)"
+
+
+def _check_plot_path(path: str) -> None:
+    """ValueError naming --plot for a file the figure cannot be written to: a missing
+    directory or (matplotlib installed) a format it does not write. Both failed after the
+    whole demo had run, without naming the option (a review)."""
+    import os
+
+    directory = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(directory):
+        raise ValueError(f"--plot {path!r}: no directory {directory!r} to write it in")
+    try:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+        from matplotlib.figure import Figure
+    except ImportError:  # said, and the plot skipped, where it would be drawn
+        return
+    formats = FigureCanvasAgg(Figure()).get_supported_filetypes()
+    extension = os.path.splitext(path)[1].lstrip(".").lower()
+    if extension not in formats:
+        raise ValueError(
+            f"--plot {path!r}: matplotlib writes no {extension or 'extensionless'!s} files; "
+            f"use one of {', '.join(sorted(formats))}"
+        )
 
 
 def _plot_explanation(x, ex, X_train, path: str) -> None:

@@ -9,10 +9,9 @@ from pathlib import Path
 
 import numpy as np
 
-FASHION_MNIST_DIRS = (
-    os.environ.get("GRAMFREE_FASHION_MNIST", ""),
-    "/usr/share/datasets/fashion-mnist",
-)
+# Searched after the directory GRAMFREE_FASHION_MNIST names, which is read at each call
+# (read once at import, setting it later did nothing, while the error said to set it).
+FASHION_MNIST_DIRS = ("/usr/share/datasets/fashion-mnist",)
 
 
 def load_digits_split(test_size: float = 0.25, random_state: int = 0):
@@ -26,7 +25,7 @@ def load_digits_split(test_size: float = 0.25, random_state: int = 0):
 
 
 def find_fashion_mnist() -> Path | None:
-    for d in FASHION_MNIST_DIRS:
+    for d in (os.environ.get("GRAMFREE_FASHION_MNIST", ""), *FASHION_MNIST_DIRS):
         if d and (Path(d) / "train-images-idx3-ubyte.gz").exists():
             return Path(d)
     return None
@@ -44,7 +43,12 @@ def load_fashion_mnist(directory: str | os.PathLike | None = None):
     """Fashion-MNIST as ``(X_train, y_train, X_test, y_test)``: 60000 and 10000 images of
     784 pixels scaled to [0, 1] (float32), labels 0..9."""
     d = Path(directory) if directory is not None else find_fashion_mnist()
-    if d is None or not (d / "train-images-idx3-ubyte.gz").exists():
+    if directory is not None and not (d / "train-images-idx3-ubyte.gz").exists():
+        raise FileNotFoundError(
+            f"directory: no Fashion-MNIST in {os.fspath(directory)!r} (expected "
+            "train-images-idx3-ubyte.gz and the other three files there)"
+        )
+    if d is None:
         raise FileNotFoundError(
             "Fashion-MNIST not found; install Debian's dataset-fashion-mnist "
             "(apt-get install dataset-fashion-mnist) or set GRAMFREE_FASHION_MNIST"
