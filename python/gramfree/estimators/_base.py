@@ -496,8 +496,11 @@ class KernelMachineMixin(BaseEstimator):
             )
         monitor = None
         centers_are_rows = given is None or given_rows is not None
-        if held is not None and solver == "auto":
-            solver = "nystrom-pcg"  # the iterative solver; its centres as auto starts them
+        if held is not None and solver in ("auto", "nystrom-pcg"):
+            # The iterative solver, its centres as auto starts them. nystrom-pcg without
+            # n_centers went to auto's search, which has no monitor: a review found
+            # early_stopping=True holding out 10% of the rows and scoring nothing, silently.
+            solver = "nystrom-pcg"
             if given is None and n_centers is None:
                 n_centers = first_center_count(problem, rng)
         nystrom = solver in ("nystrom-pcg", "nystrom-direct")
