@@ -33,7 +33,7 @@ from .._log import say, verbose_output
 from .._threads import blas_threads
 from ..device import resolve_device
 from ..solvers import Problem
-from ..solvers._common import center_rows, weight_exponent
+from ..solvers._common import center_rows, problem_rows, weight_exponent
 from ..solvers.logistic import solve_logistic
 from ._logistic import DEFAULT_NEWTON_STEPS, logistic_targets
 from .classifier import class_targets
@@ -114,7 +114,7 @@ def _fit(estimator, X, y, sample_weight, alphas) -> np.ndarray:
     solutions: list[dict] = [{} for _ in folds]  # (fold, alpha): the fit
     steps = unconverged = 0
     for f, (train, test) in enumerate(folds):
-        sub = _rows(base, train)
+        sub = problem_rows(base, train)
         # The centres' curvature preconditions CG (it speeds CG, not the solution): each
         # centre's own row where it trains in this fold, else its nearest training row.
         position = np.full(n, -1)
@@ -256,13 +256,3 @@ def _checked_split(split, f: int, n: int) -> tuple[np.ndarray, np.ndarray]:
             )
         pair.append(rows)
     return pair[0], pair[1]
-
-
-def _rows(problem: Problem, rows: np.ndarray) -> Problem:
-    """The problem on a subset of its rows."""
-    return dataclasses.replace(
-        problem,
-        X=np.ascontiguousarray(problem.X[rows]),
-        Y=np.ascontiguousarray(problem.Y[rows]),
-        sample_weight=None if problem.sample_weight is None else problem.sample_weight[rows],
-    )

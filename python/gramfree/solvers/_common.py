@@ -195,6 +195,16 @@ solver there. The estimators' early stopping
 it and keeps the best iterate itself."""
 
 
+def problem_rows(problem: Problem, rows: np.ndarray) -> Problem:
+    """The problem on a subset of its rows (the same kernel, alpha and precision)."""
+    return replace(
+        problem,
+        X=np.ascontiguousarray(problem.X[rows]),
+        Y=np.ascontiguousarray(problem.Y[rows]),
+        sample_weight=None if problem.sample_weight is None else problem.sample_weight[rows],
+    )
+
+
 def weight_exponent(sample_weight, alphas, top: float | None = None) -> int:
     """The even power of two ``e`` by which dividing ``sample_weight`` and every alpha
     brings the largest weight near 1, where it lies beyond 2^+-64 (else 0). Every
