@@ -92,6 +92,8 @@ def _fit(args: argparse.Namespace) -> int:
         f"read {table.path}: {X.shape[0]} rows, {X.shape[1]} feature columns, target column "
         f"{table.column(target)} ({'a header row' if table.header else 'no header row'})"
     )
+    if table.guessed:
+        print(f"note: {table.guessed}")
     cls = gramfree.KernelRegressor if task == "regression" else gramfree.KernelClassifier
     model = cls(
         kernel=args.kernel,
@@ -209,6 +211,8 @@ def _predict(args: argparse.Namespace) -> int:
     if recipe is None and hasattr(model, "feature_names_in_"):
         known = [[str(f) for f in model.feature_names_in_]]
     table = open_table(args.data, args.header, known)
+    if table.guessed:
+        print(f"note: {table.guessed}", file=sys.stderr)
     features = target = target_name = None
     if recipe is not None:
         target = recipe.target
@@ -301,7 +305,7 @@ def _parser() -> argparse.ArgumentParser:
         help="fit a kernel machine on a CSV or NPY file and save the model",
         description="Fit a KernelRegressor or KernelClassifier on a table. CSV files may have "
         "a header row (detected: a first line with text above a number, or pandas' names "
-        "0, 1, ..., k - 1 above non-integers; or force it with --header / "
+        "0, 1, ..., k - 1 of 4 or more columns; or force it with --header / "
         "--no-header); .npy files hold a 2-d array. The target column is given by name or "
         "index (default: the last column); all other columns are features, standardised "
         "(mean 0, variance 1) unless --no-scale. Beside the training score, a score on rows "

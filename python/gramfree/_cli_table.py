@@ -43,6 +43,9 @@ class Table:
     names: tuple[str, ...]
     header: bool
     array: np.ndarray | None = None
+    # Why line 1 was taken for a header where nothing but its cells said so (a note for the
+    # user: pandas' default names are also a possible first row of data).
+    guessed: str = ""
 
     @property
     def n_columns(self) -> int:
@@ -108,10 +111,18 @@ def open_table(path: str, header: bool | None = None, known: Sequence[Sequence[s
     if not first:
         raise TableError(f"{path}: line 1 is blank (expected a header row or data)")
     cells = [c.strip() for c in first]
+    guessed = ""
     if header is None:
-        header = any(list(cells) == list(names) for names in known) or _looks_like_header(
-            cells, second
-        )
+        if any(list(cells) == list(names) for names in known):
+            header = True
+        elif _pandas_names(cells, second):
+            header = True
+            guessed = (
+                f"line 1 of {path} ({', '.join(cells[:4])}{', ...' if len(cells) > 4 else ''}) "
+                "was read as pandas' default column names; pass --no-header if it is data"
+            )
+        else:
+            header = _looks_like_header(cells, second)
     if not header:
         return Table(path, tuple(str(j) for j in range(len(cells))), False)
     for j, name in enumerate(cells):
@@ -120,23 +131,36 @@ def open_table(path: str, header: bool | None = None, known: Sequence[Sequence[s
     repeated = sorted({n for n in cells if cells.count(n) > 1})
     if repeated:
         raise TableError(f"{path}: the header repeats column name(s) {_shortlist(repeated)}")
-    return Table(path, tuple(cells), True)
+    return Table(path, tuple(cells), True, guessed=guessed)
+
+
+# Columns from which a first line of 0, 1, ..., k - 1 is pandas' default names rather than
+# data: fewer made a one- or two-column table starting 0 (or 0, 1), as a grid written with
+# %g does, lose its first row (a review).
+PANDAS_NAMES_MIN_COLUMNS = 4
+
+
+def _pandas_names(first: list[str], second: list[str] | None) -> bool:
+    """A DataFrame without names written by to_csv(index=False) has the header 0, 1, ...,
+    k - 1: it was read as a row of data, which gave a classifier a phantom class (digits:
+    class 64) and predict a line too many (a review). Taken for a header from
+    PANDAS_NAMES_MIN_COLUMNS columns, with as many cells on the next line."""
+    k = len(first)
+    return (
+        k >= PANDAS_NAMES_MIN_COLUMNS
+        and second is not None
+        and len(second) == k
+        and [c.strip() for c in first] == [str(j) for j in range(k)]
+    )
 
 
 def _looks_like_header(first: list[str], second: list[str] | None) -> bool:
     """A first line is a header when a column has text there and a number below it (as
     csv.Sniffer.has_header reasons); a table of one line, when none of its cells is a
     number. A column of class names under its name says nothing either way, nor does a
-    missing-value marker ("?", "NA": _NO_VALUE). pandas' default names, the integers
-    0, 1, ..., k - 1 in order, are a header where a column below holds a number that is no
-    integer (a DataFrame without names written by to_csv: its names were read as a row of
-    data, which gave a classifier a phantom class; a review)."""
+    missing-value marker ("?", "NA": _NO_VALUE)."""
     if second is None or len(second) != len(first):
         return not any(_is_number(c) for c in first if c)
-    if [c.strip() for c in first] == [str(j) for j in range(len(first))] and any(
-        _is_number(d.strip()) and not float(d).is_integer() for d in second
-    ):
-        return True
     return any(
         c and c.lower() not in _NO_VALUE and not _is_number(c) and _is_number(d.strip())
         for c, d in zip(first, second)

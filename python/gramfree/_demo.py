@@ -158,9 +158,10 @@ def _check_plot_path(path: str) -> None:
         return
     formats = FigureCanvasAgg(Figure()).get_supported_filetypes()
     extension = os.path.splitext(path)[1].lstrip(".").lower()
-    if extension not in formats:
+    # No extension: savefig writes matplotlib's default format (png) under the name given.
+    if extension and extension not in formats:
         raise ValueError(
-            f"--plot {path!r}: matplotlib writes no {extension or 'extensionless'!s} files; "
+            f"--plot {path!r}: matplotlib writes no {extension} files; "
             f"use one of {', '.join(sorted(formats))}"
         )
 
