@@ -135,7 +135,9 @@ struct Decomposition {
   std::vector<double> final;          // f(x_q; w_T), recomputed           [q, k]
   std::vector<double> final_params;   // w_T as the replay reached it      [P]
   std::vector<double> contributions;  // C[q, i, o] (self_only: C[i, i, o]) [q, n, k] or [n, k]
-  std::vector<double> reg;            // weight decay's share               [q, k]
+  // Weight decay's share [q, k]. With self_only and mini-batches, the share of example i's
+  // own steps only (those whose batch holds it), not of every step as for queries.
+  std::vector<double> reg;
   // sqrt(sum_t lr/(B wbar) ||v_i grad loss_i(w_t)||^2) over i's steps: the norm of what
   // the example pushed with, its weight included, so contribution / path_norm does not
   // depend on the weight (a row of weight m scores as each of m repeated copies would). [n]

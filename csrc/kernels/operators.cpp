@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdint>
 #include <cstdlib>
 #include <limits>
@@ -246,9 +247,37 @@ void matvec_into(const KernelSpec& spec, Epilogue epi, ConstMatrix<T> X, ConstMa
   run_engine(a, options);
 }
 
+// validate() checks the parameters as doubles; the engine computes with them narrowed to T.
+// A float gamma of 1e39 is inf there and a length scale of 1e-40 zero (1e-310 in double
+// makes sqrt(5) / length_scale inf): k(x, x) came back NaN or exp(-87) in silence from
+// the C++ API (a review; the Python layer refuses such scales before).
+template <class T>
+void validate_in_precision(const KernelSpec& spec) {
+  validate(spec);  // the kind among them
+  const KernelInfo& row = kernel_table[static_cast<std::size_t>(spec.kind)];
+  const char* type = sizeof(T) == sizeof(float) ? "float32" : "float64";
+  auto check = [&](Domain domain, double value, const char* name, bool scale) {
+    if (domain != Domain::positive && domain != Domain::finite) return;
+    const T v = T(value);
+    bool ok = std::isfinite(v) && (domain != Domain::positive || v > 0);
+    if (ok && scale) ok = std::isfinite(T(2.2360679774997896964) / v);
+    if (!ok) {
+      char shown[32];
+      std::snprintf(shown, sizeof shown, "%.6g", value);
+      fail(std::string(name) + ": " + shown + " is beyond what " + type +
+           " computes with (there it is no positive finite number" +
+           (scale ? ", or its reciprocal overflows" : "") + "); rescale it" +
+           (sizeof(T) == sizeof(float) ? " or compute in float64" : ""));
+    }
+  };
+  check(row.gamma, spec.gamma, "gamma", false);
+  check(row.coef0, spec.coef0, "coef0", false);
+  check(row.length_scale, spec.length_scale, "length_scale", true);
+}
+
 template <class T>
 void check_operands(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z) {
-  validate(spec);
+  validate_in_precision<T>(spec);
   check_input(X, "X");
   check_input(Z, "Z");
   check_xz(X.cols, Z.cols);
@@ -567,7 +596,7 @@ void kernel_block_widened(const KernelSpec& spec, ConstMatrix<float> X, ConstMat
 
 template <class T>
 void kernel_diagonal(const KernelSpec& spec, ConstMatrix<T> X, double* out) {
-  validate(spec);
+  validate_in_precision<T>(spec);
   check_input(X, "X");
   if (out == nullptr) fail("out: null data");
   detail::visit_kind(spec.kind, [&](auto kind) {

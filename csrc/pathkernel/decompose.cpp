@@ -307,6 +307,9 @@ Decomposition decompose(const Architecture& arch, const TrainConfig& config, con
     step_sum.assign(nqs * k, 0.0);
     for (Rows& rows : blocks) {
       const std::size_t R = rows.size();
+      // No query rows (zero queries): nothing to add, and the chunk below divides by R
+      // (SIGFPE from the C++ API; a review).
+      if (R == 0) continue;
       for (std::size_t r = 0; r < R; ++r) {
         if (!rows.active[r] || replay.alpha() == 0) continue;
         for (std::size_t o = 0; o < k; ++o) {

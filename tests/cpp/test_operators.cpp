@@ -1046,6 +1046,31 @@ TEST_CASE_TEMPLATE("invalid input throws std::invalid_argument", T, float, doubl
     CHECK_THROWS_AS(gf::kernel_grad_matvec<T>(spec, X2, Z, V, o(n / 2, k * d * 2)),
                     invalid_argument);
   }
+  SUBCASE("parameters beyond the working precision") {
+    // validate() checks doubles: narrowed to float, gamma 1e39 is inf and a length scale
+    // of 1e-40 zero; 1e-310 makes sqrt(5) / length_scale inf in double too. k(x, x) came
+    // back NaN or exp(-87) (a review).
+    gf::KernelSpec wide = spec, tiny;
+    wide.gamma = 1e39;
+    tiny.kind = gf::KernelKind::matern52;
+    tiny.length_scale = sizeof(T) == sizeof(float) ? 1e-40 : 1e-310;
+    double diag[n];
+    for (const gf::KernelSpec& s : {wide, tiny}) {
+      if (s.kind == gf::KernelKind::gaussian && sizeof(T) == sizeof(double)) {
+        CHECK_NOTHROW(gf::kernel_diagonal<T>(s, X, diag));  // 1e39 is a double
+        CHECK(diag[0] == 1.0);
+        continue;
+      }
+      CHECK_THROWS_AS(gf::kernel_matvec<T>(s, X, Z, V, o(n, k)), invalid_argument);
+      CHECK_THROWS_AS(gf::kernel_block<T>(s, X, Z, o(n, m)), invalid_argument);
+      CHECK_THROWS_AS(gf::kernel_diagonal<T>(s, X, diag), invalid_argument);
+      CHECK_THROWS_AS(gf::kernel_grad_matvec<T>(s, X, Z, V, o(n, k * d)), invalid_argument);
+    }
+    gf::KernelSpec small = tiny;
+    small.length_scale = 1e-20;  // its reciprocal is finite in float: computed (k(x, x) = 1)
+    gf::kernel_diagonal<T>(small, X, diag);
+    CHECK(diag[0] == 1.0);
+  }
   SUBCASE("empty arrays") {
     const gf::ConstMatrix<T> no_rows{p.X.data(), 0, d}, no_cols{p.X.data(), n, 0};
     const gf::ConstMatrix<T> null_empty{nullptr, 0, 0};

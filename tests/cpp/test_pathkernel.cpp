@@ -121,6 +121,27 @@ TEST_CASE("decomposition reproduces the trained network") {
   }
 }
 
+TEST_CASE("zero queries decompose to nothing, and predict refuses a strided out") {
+  // A review: decompose with zero query rows divided by zero (SIGFPE) in its chunking, and
+  // predict wrote row 1 inside the padding of an out with a row stride.
+  Architecture arch{{2, 3, 1}, Activation::tanh, Loss::squared};
+  std::vector<double> X = {0.3, -0.2, 0.1, 0.5}, Y = {1, 0}, w0(arch.n_params(), 0.1);
+  TrainConfig c;
+  c.n_steps = 2;
+  const Dataset data{{X.data(), 2, 2}, {Y.data(), 2, 1}};
+  const Decomposition r =
+      decompose(arch, c, data, w0, ConstMatrix<double>{X.data(), 0, 2}, DecomposeConfig{});
+  CHECK(r.n_queries == 0);
+  CHECK(r.contributions.empty());
+  CHECK(r.reg.empty());
+  CHECK(r.path_norm.size() == 2);
+  Architecture two{{2, 3, 2}, Activation::tanh, Loss::squared};
+  std::vector<double> w(two.n_params(), 0.1), out(2 * 5, -7.0);
+  CHECK_THROWS_AS(predict(two, w, {X.data(), 2, 2}, {out.data(), 2, 2, 5}), std::invalid_argument);
+  predict(two, w, {X.data(), 2, 2}, {out.data(), 2, 2, 2});
+  CHECK(out[4] == -7.0);
+}
+
 TEST_CASE("unit sample weights train bit for bit as none") {
   Architecture arch{{2, 4, 3}, Activation::tanh, Loss::softmax};
   std::vector<double> X(20), Y(30, 0.0), w0(arch.n_params()), ones(10, 1.0);
