@@ -4,11 +4,14 @@ a serial run. The native calls release the GIL, so the threads really overlap.""
 
 from __future__ import annotations
 
+import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import pytest
 from sklearn.datasets import load_breast_cancer, load_digits
 
+import gramfree
 from gramfree import KernelClassifier, KernelRegressor, PathKernelRegressor
 
 THREADS = 8
@@ -66,3 +69,36 @@ def test_path_kernel_decomposition_identical_from_8_threads():
         np.testing.assert_array_equal(got, want)
     for got, Q in zip(_in_threads(model.predict, queries), queries * 3):
         np.testing.assert_array_equal(got, model.predict(Q))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="os.fork is POSIX's")
+def test_a_child_forked_after_a_thread_team_computes_on_one_thread():
+    """GNU libgomp keeps its thread team and has no fork handling: a child forked after
+    the parent ran a team of two hung in its next team (a review: a fork pool over
+    model.predict never returned). It computes on one thread, bitwise as the parent."""
+    import time
+
+    rng = np.random.default_rng(0)
+    X, V = rng.normal(size=(2000, 5)), rng.normal(size=2000)
+    want = gramfree.KernelOperator(X, X, kernel="rbf", n_jobs=2) @ V
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: one line on the pipe, then out without cleanup
+        try:
+            got = gramfree.KernelOperator(X, X, kernel="rbf", n_jobs=2) @ V
+            os.write(write, b"same\n" if np.array_equal(got, want) else b"differs\n")
+        finally:
+            os._exit(0)
+    os.close(write)
+    start = time.monotonic()
+    while time.monotonic() - start < 60:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+        time.sleep(0.02)
+    else:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+        pytest.fail("the forked child hung in its thread team")
+    with os.fdopen(read) as fh:
+        assert fh.read() == "same\n"

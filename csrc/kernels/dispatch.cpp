@@ -1,5 +1,7 @@
 // Picks the engine's instruction set once: the best the processor supports, unless the
 // environment variable GRAMFREE_SIMD (scalar|avx2|avx512) asks for another.
+#include <pthread.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <stdexcept>
@@ -89,13 +91,38 @@ SimdLevel simd_level_from_string(const std::string& name) {
                               "'");
 }
 
+namespace {
+// GNU libgomp keeps its thread team across calls and has no fork handling: in a child
+// forked after the parent ran a team of more than one thread, the next such team waits
+// forever for threads that were not forked (a review: multiprocessing's fork pool over
+// model.predict hung). Such a child computes on one thread instead: correct and slower.
+std::atomic<bool> team_started{false};
+std::atomic<bool> team_lost{false};
+
+void after_fork_in_child() {
+  if (team_started.load(std::memory_order_relaxed)) team_lost.store(true);
+}
+
+const int fork_handler_registered = pthread_atfork(nullptr, nullptr, after_fork_in_child);
+}  // namespace
+
 int max_threads() {
+  if (team_lost.load(std::memory_order_relaxed)) return 1;
 #if defined(_OPENMP)
   return omp_get_max_threads();
 #else
   return 1;
 #endif
 }
+
+namespace detail {
+int team_threads(int requested) {
+  (void)fork_handler_registered;
+  if (team_lost.load(std::memory_order_relaxed)) return 1;
+  if (requested > 1) team_started.store(true, std::memory_order_relaxed);
+  return requested;
+}
+}  // namespace detail
 
 namespace detail {
 const EngineTable& active_engine() {

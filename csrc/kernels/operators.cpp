@@ -26,6 +26,7 @@
 namespace gramfree {
 namespace detail {
 const EngineTable& active_engine();
+int team_threads(int requested);  // dispatch.cpp: one thread in a child forked after a team
 }
 
 using detail::EngineArgs;
@@ -108,7 +109,8 @@ int resolve_threads(const Options& options) {
   if (options.n_threads > limit)
     fail("n_threads: " + std::to_string(options.n_threads) + " is more than " +
          std::to_string(limit) + " (4 per processor)");
-  return options.n_threads > 0 ? options.n_threads : max_threads();
+  // One thread in a process forked after a team ran (libgomp's team is lost: dispatch.cpp).
+  return detail::team_threads(options.n_threads > 0 ? options.n_threads : max_threads());
 }
 
 // One engine call with its workspace; throws interrupted if asked to stop.
