@@ -826,3 +826,16 @@ def test_demo_plot_without_an_extension_is_matplotlibs_default_format():
     from gramfree._demo import _check_plot_path
 
     _check_plot_path("explain")  # savefig writes explain.png: accepted, as before
+
+
+@pytest.mark.parametrize("command", ["fit", "predict"])
+def test_a_repeated_target_option_is_refused(capsys, tmp_path, bc_csv, command):
+    """A second --target kept the last and fitted the first as a feature, in silence (a
+    review): one target column per fit."""
+    args = [bc_csv, "--target", "target", "--target", "mean radius"]
+    if command == "predict":
+        args = [tmp_path / "m.gfm", *args]
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, *map(str, args)])
+    assert exit_info.value.code == 2
+    assert "--target given twice" in capsys.readouterr().err

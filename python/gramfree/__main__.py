@@ -284,6 +284,16 @@ def _add_header_options(p: argparse.ArgumentParser) -> None:
     )
 
 
+class _Once(argparse.Action):
+    """An option given at most once: a second --target kept the last and fitted the first
+    as a feature, in silence (a review); one target column per fit."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        if getattr(namespace, self.dest, None) is not None:
+            parser.error(f"{option_string} given twice: one target column per fit")
+        setattr(namespace, self.dest, values)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gramfree", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -315,7 +325,11 @@ def _parser() -> argparse.ArgumentParser:
         "scaled, so predict reads a table the same way.",
     )
     p.add_argument("data", help="a .csv or .npy file")
-    p.add_argument("--target", help="target column: name (CSV header) or index; default last")
+    p.add_argument(
+        "--target",
+        action=_Once,
+        help="target column: name (CSV header) or index; default last",
+    )
     _add_header_options(p)
     p.add_argument(
         "--task",
@@ -366,6 +380,7 @@ def _parser() -> argparse.ArgumentParser:
     _add_header_options(p)
     p.add_argument(
         "--target",
+        action=_Once,
         help="a column to leave out: name or index (default: the "
         "target column fit recorded, if the table has it)",
     )

@@ -469,7 +469,11 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
     (:mod:`gramfree.solvers.alpha_path`): 20 alphas cost about as much as one fit.
     GCV(alpha) = (RSS / sum w) / (1 - df / n)^2 is the rotation-invariant form of
     leave-one-out: RSS is the weighted residual sum of squares ``sum_i w_i (y_i -
-    f(x_i))^2`` (n without weights), df the trace of the weighted ridge's hat matrix. It
+    f(x_i))^2`` (n without weights; with several targets, summed over them in their own
+    units: they share one ``alpha_``, and one ``gamma_``, as RidgeCV's targets share one
+    alpha by default, so a target in large units decides for the others: fit them
+    separately, or standardise them, to choose for each), df the trace of the weighted
+    ridge's hat matrix. It
     is computed on the data with repeated rows merged (each distinct row of positive
     weight once, with its rows' total weight and weighted mean target: n is then the
     number of distinct rows, the most a fit can interpolate). So rows of weight zero
