@@ -27,7 +27,7 @@ namespace gramfree {
 namespace detail {
 const EngineTable& active_engine();
 int team_threads(int requested);  // dispatch.cpp: one thread in a child forked after a team
-}
+}  // namespace detail
 
 using detail::EngineArgs;
 using detail::Epilogue;

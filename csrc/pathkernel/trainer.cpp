@@ -274,8 +274,9 @@ void predict(const Architecture& arch, const std::vector<double>& params,
   // The rows are written contiguously: a larger stride put row 1 inside row 0's padding
   // (a review), as the other operations refuse it (Matrix::ld).
   if (out.ld != 0 && out.ld != out.cols)
-    throw std::invalid_argument("out: a row stride other than its columns is taken by "
-                                "kernel_block only");
+    throw std::invalid_argument(
+        "out: a row stride other than its columns is taken by "
+        "kernel_block only");
   if (queries.rows == 0) return;
   if (queries.data == nullptr) throw std::invalid_argument("X: null data");
   if (out.data == nullptr) throw std::invalid_argument("out: null data");

@@ -42,12 +42,15 @@ def _read_idx(path: Path) -> np.ndarray:
 def load_fashion_mnist(directory: str | os.PathLike | None = None):
     """Fashion-MNIST as ``(X_train, y_train, X_test, y_test)``: 60000 and 10000 images of
     784 pixels scaled to [0, 1] (float32), labels 0..9."""
-    d = Path(directory) if directory is not None else find_fashion_mnist()
-    if directory is not None and not (d / "train-images-idx3-ubyte.gz").exists():
-        raise FileNotFoundError(
-            f"directory: no Fashion-MNIST in {os.fspath(directory)!r} (expected "
-            "train-images-idx3-ubyte.gz and the other three files there)"
-        )
+    if directory is not None:
+        d: Path | None = Path(directory)
+        if not (Path(directory) / "train-images-idx3-ubyte.gz").exists():
+            raise FileNotFoundError(
+                f"directory: no Fashion-MNIST in {os.fspath(directory)!r} (expected "
+                "train-images-idx3-ubyte.gz and the other three files there)"
+            )
+    else:
+        d = find_fashion_mnist()
     if d is None:
         raise FileNotFoundError(
             "Fashion-MNIST not found; install Debian's dataset-fashion-mnist "
