@@ -106,8 +106,10 @@ void after_fork_in_child() {
 const int fork_handler_registered = pthread_atfork(nullptr, nullptr, after_fork_in_child);
 }  // namespace
 
+// What the process's OpenMP would use, also in a forked child (where team_threads gives
+// one): n_jobs limits and the choices made from this count stay the parent's, and so do
+// the results, which do not depend on the thread count.
 int max_threads() {
-  if (team_lost.load(std::memory_order_relaxed)) return 1;
 #if defined(_OPENMP)
   return omp_get_max_threads();
 #else
