@@ -74,67 +74,6 @@ def test_blas_threads_context():
             pass
 
 
-_OVERLAP_SCRIPT = """
-import json, threading
-import numpy as np, scipy.linalg
-from threadpoolctl import threadpool_info
-from gramfree._threads import blas_threads, small_blas
-
-def counts():
-    return sorted({lib["num_threads"] for lib in threadpool_info() if lib["user_api"] == "blas"})
-
-np.linalg.cholesky(np.eye(2)); scipy.linalg.cholesky(np.eye(2))
-seen = {"before": counts()}
-a_in, b_in, a_out = threading.Event(), threading.Event(), threading.Event()
-
-def first():  # an n_jobs=None Nystrom-PCG fit, in its loop
-    with blas_threads(None), small_blas(1.0):
-        a_in.set(); b_in.wait(10)
-    a_out.set()
-
-def second():  # an n_jobs=1 fit that outlives the first
-    a_in.wait(10)
-    with blas_threads(1):
-        b_in.set(); a_out.wait(10)
-        seen["inside after the first ended"] = counts()
-
-threads = [threading.Thread(target=first), threading.Thread(target=second)]
-for t in threads: t.start()
-for t in threads: t.join(30)
-seen["after both"] = counts()
-print(json.dumps(seen))
-"""
-
-
-def test_limits_overlapping_in_two_threads_share_the_process_count():
-    """BLAS's count is one per process: threadpoolctl's limit restored its entry's count
-    whichever context was still open, so the first fit to end took an overlapping
-    n_jobs=1 fit's limit away and the last left the process at 1 thread for good (a
-    review: GridSearchCV on joblib's threading backend). The open limits are applied
-    again on each exit, and the counts from before the first restored after the last. In
-    a fresh interpreter: this suite's own BLAS limit (conftest) is the main thread's, and
-    OpenBLAS then ignores counts set from other threads."""
-    import json
-    import os
-    import subprocess
-    import sys
-
-    env = {k: v for k, v in os.environ.items() if not k.endswith("_NUM_THREADS")}
-    run = subprocess.run(
-        [sys.executable, "-c", _OVERLAP_SCRIPT],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=True,
-    )
-    seen = json.loads(run.stdout.strip().splitlines()[-1])
-    if not seen["before"] or min(seen["before"]) < 2:
-        pytest.skip("BLAS on one thread already: a limit of 1 cannot be seen")
-    assert seen["inside after the first ended"] == [1]
-    assert seen["after both"] == seen["before"]
-
-
 def test_direct_fit_blas_threads_follow_n_jobs(monkeypatch, diabetes):
     X, y = diabetes
     # The factorization of A's triangle in place (float32 or float64), or the jitter retries.

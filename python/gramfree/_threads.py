@@ -10,8 +10,7 @@ from a second thread even on an idle machine, so the loops run their small algeb
 one BLAS thread (the factorizations outside the loops keep every thread).
 
 :func:`blas_threads` applies an estimator's ``n_jobs`` to BLAS for a whole fit; the loops'
-:func:`small_blas` nests inside it (the outer limit is applied again on exit; fits that
-overlap in several Python threads share the process's BLAS count: ``_blas_limit``).
+:func:`small_blas` nests inside it (threadpoolctl restores the outer limit on exit).
 
 Two BLAS libraries. numpy's and scipy's wheels each bundle their own OpenBLAS, and each
 keeps its own worker threads, which spin for a while (OpenBLAS's ``THREAD_TIMEOUT``, about
@@ -29,7 +28,6 @@ products in the solvers are small or memory-bound, and the large ones go through
 from __future__ import annotations
 
 import os
-import threading
 from contextlib import ExitStack, contextmanager, nullcontext
 from contextvars import ContextVar
 
@@ -47,59 +45,6 @@ def _blas_controller():
 
         _controller = ThreadpoolController()
     return _controller
-
-
-# BLAS's thread count is one per library and process, while fits may overlap in several
-# Python threads (GridSearchCV on joblib's threading backend). threadpoolctl's limit saves
-# the count on entry and writes it back on exit whichever context is still open: the
-# first fit to end took the other's n_jobs=1 away, and the last to end left the process
-# at the other's temporary count, 1 thread for good (a review). The open limits are kept
-# here instead: on any exit the ones still open are applied again (the latest last, so
-# nested contexts behave as before), and the counts found before the first are restored
-# after the last.
-_limit_lock = threading.Lock()
-_open_limits: list[tuple[object, int, frozenset[str] | None]] = []
-_counts_before: dict[int, int] = {}
-
-
-def _blas_libraries(filepaths: frozenset[str] | None) -> list:
-    return [
-        lib
-        for lib in _blas_controller().lib_controllers
-        if lib.user_api == "blas" and (filepaths is None or lib.filepath in filepaths)
-    ]
-
-
-def _apply_open_limits() -> None:
-    for _, limits, filepaths in _open_limits:
-        for lib in _blas_libraries(filepaths):
-            lib.set_num_threads(limits)
-
-
-@contextmanager
-def _blas_limit(limits: int, filepaths=None):
-    """BLAS on ``limits`` threads (the libraries at ``filepaths``, or every BLAS) for the
-    context, shared by the contexts open in every thread (above)."""
-    token = object()
-    selected = None if filepaths is None else frozenset(filepaths)
-    with _limit_lock:
-        if not _open_limits:
-            _counts_before.clear()
-            for lib in _blas_libraries(None):
-                _counts_before[id(lib)] = lib.get_num_threads()
-        _open_limits.append((token, int(limits), selected))
-        _apply_open_limits()
-    try:
-        yield
-    finally:
-        with _limit_lock:
-            _open_limits[:] = [entry for entry in _open_limits if entry[0] is not token]
-            if _open_limits:
-                _apply_open_limits()
-            else:
-                for lib in _blas_libraries(None):
-                    if id(lib) in _counts_before:
-                        lib.set_num_threads(_counts_before[id(lib)])
 
 
 # Threads of gramfree.linalg's native triangular solves (0: OpenMP's default), set for a
@@ -128,7 +73,7 @@ def small_blas(flops_per_call: float):
     if flops_per_call > SMALL_BLAS_FLOPS:
         return nullcontext()
     stack = ExitStack()
-    stack.enter_context(_blas_limit(1))
+    stack.enter_context(_blas_controller().limit(limits=1, user_api="blas"))
     stack.enter_context(_native_threads(1))
     return stack
 
@@ -177,7 +122,7 @@ def blas_threads(n_jobs: int | None, *, defer_numpy: bool = False):
         from .operators import _n_threads  # operators imports the native module: lazily
 
         limits = _n_threads(n_jobs)
-        stack.enter_context(_blas_limit(limits))
+        stack.enter_context(_blas_controller().limit(limits=limits, user_api="blas"))
         stack.enter_context(_native_threads(limits))
     if LIMIT_NUMPY_BLAS:
         if defer_numpy:
@@ -191,7 +136,7 @@ def blas_threads(n_jobs: int | None, *, defer_numpy: bool = False):
 def _limit_numpy_blas(stack: ExitStack) -> None:
     own = numpy_own_blas()
     if own:
-        stack.enter_context(_blas_limit(1, own))
+        stack.enter_context(_blas_controller().select(filepath=own).limit(limits=1))
 
 
 def limit_numpy_blas_for_loops() -> None:
