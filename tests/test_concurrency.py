@@ -81,13 +81,13 @@ def test_a_child_forked_after_a_thread_team_computes_on_one_thread():
     rng = np.random.default_rng(0)
     X, V = rng.normal(size=(2000, 5)), rng.normal(size=2000)
     want = gramfree.KernelOperator(X, X, kernel="rbf", n_jobs=2) @ V
+    many = 4 * gramfree._core.max_threads() + 64  # the most n_jobs the parent takes
     read, write = os.pipe()
     pid = os.fork()
     if pid == 0:  # the child: one line on the pipe, then out without cleanup
         try:
             got = gramfree.KernelOperator(X, X, kernel="rbf", n_jobs=2) @ V
             # n_jobs the parent accepts stays accepted (the child's limit once fell to 68)
-            many = gramfree._core.max_threads() * 4 + 60
             again = gramfree.KernelOperator(X, X, kernel="rbf", n_jobs=many) @ V
             same = np.array_equal(got, want) and np.array_equal(again, want)
             os.write(write, b"same\n" if same else b"differs\n")
