@@ -402,16 +402,11 @@ def test_metadata_fields_removed_retyped_or_added(kind, data, model_file):
     _check(kind, _pack(arrays, meta), model_file)
 
 
-def _numbers(value, prefix=()):
+def _numbers(value):
     """Paths of the JSON numbers (not booleans) in ``value``."""
-    if isinstance(value, dict):
-        for k, v in value.items():
-            yield from _numbers(v, (*prefix, k))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _numbers(v, (*prefix, i))
-    elif isinstance(value, (int, float)) and not isinstance(value, bool):
-        yield prefix
+    for path in _json_paths(value):
+        if _json_type(_node(value, path)) == "number":
+            yield path
 
 
 @pytest.mark.parametrize("kind", KINDS)
