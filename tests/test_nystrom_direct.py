@@ -364,6 +364,37 @@ def test_nystrom_pcg_at_alpha_zero_with_coinciding_centres_stops_at_its_breakdow
     assert np.mean(pcg.predict(X) == exact.predict(X)) > 0.99
 
 
+@pytest.mark.parametrize("data", ["distinct", "repeated"])
+def test_nystrom_pcg_at_alpha_zero_reaches_the_interpolant(data):
+    """alpha = 0 on rows it can interpolate: the optimum's objective is 0, and CG's first
+    step landed on it within the rounding of its ill-conditioned factors (1.7e-9 of the
+    start's objective below 0 on 30 distinct rows, cond(K) 8e8). A breakdown test against
+    a flat 1e-10 undid that step and returned the zero model with a false warning of
+    coinciding centres (a review); the test now scales with the factors' condition."""
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+
+    from gramfree import KernelRegressor
+
+    rng = np.random.default_rng(1)
+    if data == "distinct":
+        X, y = rng.normal(size=(30, 2)), rng.normal(size=30)
+    else:  # each row three times, consistent targets
+        X = np.repeat(rng.normal(size=(4, 2)), 3, axis=0)
+        y = np.repeat(rng.normal(size=4), 3)
+    K = np.exp(-0.5 * ((X[:, None, :] - X[None, :, :]) ** 2).sum(-1))
+    reference = K @ np.linalg.lstsq(K, y, rcond=None)[0]  # the interpolant
+    assert np.allclose(reference, y, atol=1e-6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model = KernelRegressor(gamma=0.5, alpha=0.0, solver="nystrom-pcg", random_state=0)
+        model.fit(X, y)
+    assert "breakdown" not in model.solver_info_
+    assert np.allclose(model.predict(X), reference, atol=1e-4)
+    assert min(model.loss_curve_) >= 0.0  # an objective, not its recursion's rounding
+
+
 def test_solver_names_the_fallback_that_ran(monkeypatch):
     """nystrom-direct's last resort is nystrom-pcg (a one-pass check that fails): the
     fitted solver_ names it, as solver_info_["fallback"] and the dask fit do."""

@@ -290,6 +290,15 @@ def falkon_cg(
         return solve_triangular(LA, solve_triangular(L, c) / s + lam * v)
 
     rhs = precond_t(KtWy) / s
+    # The recursion's objective is the difference of two sums near offset, its products
+    # through triangular solves with L and LA, which amplify rounding by up to their
+    # condition numbers (bounded below by their diagonals' spread). At alpha = 0 the
+    # optimum of an interpolating fit is 0, and its first step landed 1.7e-9 of offset
+    # below it (30 distinct rows, cond(K) 8e8): judged against a flat 1e-10, that step was
+    # taken for a breakdown, undone, and the zero model returned (a review). A true
+    # breakdown goes far below: -636 times offset (the coinciding centres' test).
+    spread = _diagonal_spread(L) * _diagonal_spread(LA)
+    recursion_rounding = min(1e-3, max(1e-10, 64.0 * float(np.finfo(pdtype).eps) * spread))
 
     # Conjugate gradient, one independent CG per output column (vectorised).
     t = KtWy.shape[1]
@@ -357,7 +366,7 @@ def falkon_cg(
             # jittered by 1e-12: digits went on to an "objective" of -636 and accuracy
             # 0.11 behind a max_iter warning, its first 10 iterates 1.0). The step is
             # undone and CG stops there, saying so (info["breakdown"]).
-            rounding = 1e-10 * abs(offset)
+            rounding = recursion_rounding * abs(offset)
             if exact_pass is None and (
                 value < -rounding
                 or value > previous_value + BREAKDOWN_RISE * abs(previous_value) + rounding
@@ -367,7 +376,7 @@ def falkon_cg(
                 breakdown = broke = True
                 progress.update(n_iter, previous_value, "breakdown: the step undone")
                 break
-            loss_curve.append(value)
+            loss_curve.append(max(value, 0.0))  # within rounding of the bound 0
             last = value
             progress.update(
                 n_iter, loss_curve[-1], f"residual={np.max(np.sqrt(rr_new) / rhs_norm):.2e}"
@@ -449,6 +458,12 @@ def falkon_cg(
         converged=converged,
         info=info,
     )
+
+
+def _diagonal_spread(L: np.ndarray) -> float:
+    """``max |L_ii| / min |L_ii|``: a lower bound on the triangular factor's condition."""
+    d = np.abs(np.diagonal(L)).astype(np.float64)
+    return float(d.max() / d.min()) if d.min() > 0 else np.inf
 
 
 def _factor_product(L: np.ndarray, V: np.ndarray) -> np.ndarray:
