@@ -307,3 +307,45 @@ def test_arccos_zero_vector_and_known_angles():
     assert abs(K[0, 2]) <= 1e-13
     assert np.all(K[1] == 0.0) and np.all(K[:, 3] == 0.0)
     assert K[2, 1] == pytest.approx(8.0, rel=1e-13)
+
+
+ESTIMATORS_FOR_KERNELS = {
+    "direct": ("KernelRegressor", dict(solver="direct")),
+    "eigenpro": ("KernelRegressor", dict(solver="eigenpro", max_iter=3)),
+    "nystrom-pcg": ("KernelRegressor", dict(solver="nystrom-pcg", n_centers=50)),
+    "logistic": ("KernelClassifier", dict(loss="logistic", n_centers=50)),
+    "cv": ("KernelRegressorCV", dict(alphas=[0.1, 1.0])),
+}
+
+
+@pytest.mark.parametrize("case", ESTIMATORS_FOR_KERNELS)
+def test_indefinite_polynomial_kernel_is_refused_naming_coef0(case):
+    """coef0 < 0 makes the polynomial kernel indefinite (diabetes, degree 4, coef0 -1:
+    eigenvalues -735 to 872): five solvers failed with LAPACK's "leading minor 2 of 200"
+    and eigenpro returned a model 98% off behind a max_iter warning (a review). The fit
+    is refused naming coef0; coef0 = 0 still fits, and the operators still compute it."""
+    import warnings
+
+    from sklearn.datasets import load_diabetes
+
+    from gramfree import kernel_matrix
+
+    name, params = ESTIMATORS_FOR_KERNELS[case]
+
+    def make():
+        return getattr(gramfree, name)(**params)
+
+    X, y = load_diabetes(return_X_y=True)
+    X = (X - X.mean(0)) / X.std(0)
+    y = (y > 140).astype(int) if "Classifier" in name else y
+    X, y = X[:200], y[:200]
+    bad = make().set_params(kernel="poly", degree=4, coef0=-1.0)
+    with pytest.raises(ValueError, match=r"^coef0=-1: the polynomial kernel is not positive"):
+        bad.fit(X, y)
+    with pytest.raises(ValueError, match=r"^coef0=-1:"):  # as a kernel object too
+        make().set_params(kernel=Polynomial(degree=4, coef0=-1.0)).fit(X, y)
+    K = kernel_matrix(X, kernel=Polynomial(degree=4, gamma=0.1, coef0=-1.0))
+    assert np.linalg.eigvalsh(K)[0] < 0  # indefinite indeed: the refusal is not overcautious
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # eigenpro's 3 epochs
+        make().set_params(kernel="poly", degree=2, coef0=0.0).fit(X, y)

@@ -85,7 +85,9 @@ def check_kernel_range(
     compute |x|^2 + |z|^2 - 2 x.z: both overflow first on the row of largest norm, so the
     kernel row of that point against all of X (n kernel values) shows it. Without this
     check the solvers failed far from the cause ("V: contains NaN or infinity", or
-    LAPACK's "Internal Error")."""
+    LAPACK's "Internal Error"). A kernel these parameters make indefinite is refused
+    first (:meth:`gramfree.kernels.Kernel._refuse_indefinite`)."""
+    kernel._refuse_indefinite()
     if X.shape[0] == 0:
         return
     # The largest norm, found without overflowing: scaled by the largest magnitude.
