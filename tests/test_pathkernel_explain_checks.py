@@ -332,3 +332,24 @@ def test_an_approximate_decomposition_is_explained_as_approximate():
         ex = exact.explain(X[-3:], top_k=3)
     assert "exact share" in ex.note
     np.testing.assert_allclose(ex.base + ex.positive_total + ex.negative_total, ex.value, atol=1e-9)
+
+
+@pytest.mark.parametrize("method", ["path_kernel", "tangent_kernel"])
+def test_kernel_methods_name_the_second_argument_when_it_is_bad(regressor, diabetes, method):
+    """path_kernel(X, Y) and tangent_kernel(X, Y) blamed X for a NaN, a wrong width or a
+    wrong shape in Y (scikit-learn's validation always says "X"; a review)."""
+    X, _ = diabetes
+    call = getattr(regressor, method)
+    extra = {} if method == "path_kernel" else {"step": 3}
+    spoiled = X[:3].copy()
+    spoiled[1, 1] = np.nan
+    with pytest.raises(ValueError, match=r"^Input Y contains NaN"):
+        call(X[:2], spoiled, **extra)
+    with pytest.raises(ValueError, match=rf"^Y has 2 features, but .* expecting {X.shape[1]}"):
+        call(X[:2], X[:3, :2], **extra)
+    with pytest.raises(ValueError, match=r"^Y: Expected 2D array"):
+        call(X[:2], X[0], **extra)
+    with pytest.raises(ValueError, match=r"^X has 2 features"):  # X still named X
+        call(X[:2, :2], X[:3], **extra)
+    # A good Y: the kernel between the two sets, one column per row of Y.
+    assert call(X[:2], X[:3], **extra).shape[:2] == (2, 3)

@@ -30,6 +30,7 @@ from sklearn.utils._param_validation import Interval, StrOptions
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import (
     _check_sample_weight,
+    check_array,
     check_is_fitted,
     validate_data,
 )
@@ -720,8 +721,22 @@ class _PathKernelBase(BaseEstimator):
 
     # -- the kernel machine --------------------------------------------------------------
 
-    def _query_array(self, X) -> np.ndarray:
+    def _query_array(self, X, name: str = "X") -> np.ndarray:
         check_is_fitted(self, "coefs_")
+        if name != "X":
+            # validate_data's messages say "X" whatever the argument: path_kernel(X, Y)
+            # blamed X for a NaN or a wrong width in Y (a review). Y's own checks first.
+            try:
+                checked = check_array(X, dtype=np.float64, input_name=name)
+            except ValueError as exc:  # "Expected 2D array" names no argument
+                if f"Input {name} " in str(exc):
+                    raise
+                raise ValueError(f"{name}: {exc}") from None
+            if checked.shape[1] != self.n_features_in_:
+                raise ValueError(
+                    f"{name} has {checked.shape[1]} features, but {type(self).__name__} "
+                    f"is expecting {self.n_features_in_} features as input."
+                )
         return np.ascontiguousarray(validate_data(self, X, reset=False, dtype=np.float64))
 
     def _decompose_raw(self, Xq, quadrature=None, queries_are_training=False) -> dict:
@@ -1085,7 +1100,7 @@ class _PathKernelBase(BaseEstimator):
     def _kernel(self, X, Y, *, step, path) -> np.ndarray:
         spec, Xt, Yt, w0 = self._replay_inputs()
         A = self._query_array(X)
-        B = Xt if Y is None else self._query_array(Y)
+        B = Xt if Y is None else self._query_array(Y, "Y")
         first, w = (0, w0) if path else self._checkpoint_before(step)
         K, replayed = _core.mlp_tangent_kernel(
             spec,
