@@ -574,3 +574,19 @@ def test_integer_parameters_beyond_float64_or_int64_are_refused_naming_them(make
     y = (X[:, 0] > 0).astype(int)
     with pytest.raises(ValueError, match=rf"^{name}\b.*{message}"):
         make().fit(X, y)
+
+
+@pytest.mark.parametrize("method", ["predict", "explain"])
+@pytest.mark.parametrize("name", ["KernelRegressor", "KernelClassifier"])
+def test_float32_model_names_queries_its_dtype_cannot_hold(name, method):
+    """A float32 model cast finite queries of 1e39 to inf before checking them, and said
+    "X: contains NaN or infinity" of finite data (a review): the overflow is named."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(40, 3)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(int)
+    model = getattr(gramfree, name)(gamma=0.5, alpha=1e-2).fit(X, y)
+    query = np.array([[1e39, 0.0, 0.0]])
+    assert np.isfinite(query).all()
+    with pytest.raises(ValueError, match=r"^X: finite values up to 1e\+39 overflow float32"):
+        getattr(model, method)(query)
+    getattr(model, method)(X[:1])  # a query it can hold

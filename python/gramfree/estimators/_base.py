@@ -31,7 +31,7 @@ from .._threads import blas_threads, limit_numpy_blas_for_loops
 from ..device import resolve_device
 from ..kernels import KERNEL_NAMES, Kernel, get_kernel
 from ..linalg import cho_solve, jittered_cholesky
-from ..operators import KernelOperator
+from ..operators import KernelOperator, as_float_array
 from ..solvers import SOLVERS, Problem, solve_direct, solve_eigenpro, solve_kernel_pcg
 from ..solvers._common import center_rows, iterations_run, weight_exponent
 from ..solvers.auto import first_center_count, run_nystrom, solve_auto, solve_nystrom_choice
@@ -781,7 +781,9 @@ class KernelMachineMixin(BaseEstimator):
 
     def _decision_validated(self, X: np.ndarray) -> np.ndarray:
         """The decision on an array already checked (the model's own centres)."""
-        X = X.astype(self.centers_.dtype, copy=False)
+        # Not astype: a finite 1e39 became inf in a float32 model's dtype, and was then
+        # reported as "X: contains NaN or infinity" (a review); this names the overflow.
+        X = as_float_array(X, "X", dtype=self.centers_.dtype)
         op = KernelOperator(X, self.centers_, self.kernel_, n_jobs=self.n_jobs, device=self.device)
         out = op @ self.dual_coef_
         intercept = getattr(self, "intercept_", None)

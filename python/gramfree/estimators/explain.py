@@ -10,7 +10,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from ..operators import kernel_matrix
+from ..operators import as_float_array, kernel_matrix
 from ..pathkernel.explain import Explanation
 from ..pathkernel.explain import top_k as _top_k_rows
 from ._base import check_decision_finite
@@ -86,9 +86,10 @@ class ExplainMixin:
         if isinstance(top_k, bool) or not isinstance(top_k, numbers.Integral) or top_k < 1:
             raise ValueError(f"top_k: must be an integer >= 1, got {top_k!r}")
         X = validate_data(self, X, reset=False, dtype=[np.float64, np.float32])
-        X = X.astype(self.centers_.dtype, copy=False)  # the queries as the model sees them
         if X.shape[0] == 0:
             raise ValueError("X: needs at least one query row")
+        # The queries as the model sees them (a value its dtype cannot hold is named so).
+        X = as_float_array(X, "X", dtype=self.centers_.dtype)
         column, sign, target_of = self._target_column(target)
         # float64 whatever the model's dtype: the terms cancel, their rounding would not.
         centers = self.centers_.astype(np.float64, copy=False)
