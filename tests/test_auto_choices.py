@@ -106,3 +106,49 @@ def test_a_constant_output_in_large_units_settles_as_the_others():
     both = KernelRegressor(**params).fit(X, np.column_stack([f, np.full(6000, 1e3)]))
     assert both.n_centers_ == alone.n_centers_ < 6000
     np.testing.assert_allclose(both.predict(X[:50])[:, 0], alone.predict(X[:50]), rtol=1e-9)
+
+
+AUTO_UNDER_A_LIMIT = """
+import resource, sys, warnings
+import numpy as np
+from gramfree import KernelRegressor
+
+def vm_size():
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) * 1024 for line in fh if line.startswith("VmSize:"))
+
+n = 16000
+rng = np.random.default_rng(0)
+X = rng.normal(size=(n, 4))
+y = np.sin(X[:, 0]) + 0.1 * rng.normal(size=n)
+resource.setrlimit(resource.RLIMIT_AS, (vm_size() + 1500 * 2**20, resource.RLIM_INFINITY))
+from gramfree.solvers import _common
+planned = getattr(_common, "memory_bytes", _common.physical_bytes)()
+print("room", 1500, planned / 2**20)  # the limit's room, in MiB, and what a fit plans for
+warnings.simplefilter("ignore")
+model = KernelRegressor(gamma=10.0, alpha=1e-6, max_iter=5).fit(X, y)
+print("solver", model.solver_)
+"""
+
+
+@pytest.mark.skipif(not __import__("os").path.exists("/proc/self/status"), reason="Linux /proc")
+def test_auto_plans_within_the_address_space_limit():
+    """auto sized its choices by physical memory alone: under a 1.5 GiB address-space
+    limit (ulimit -v) it chose direct's 2 GiB matrix at n = 16000 and failed with
+    MemoryError, where pcg fits in 622 MiB (a review). It now plans within the limit
+    (gramfree.solvers._common.memory_bytes), in a process of its own."""
+    import subprocess
+    import sys
+
+    run = subprocess.run(
+        [sys.executable, "-c", AUTO_UNDER_A_LIMIT],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**__import__("os").environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1"},
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    room = dict(line.split(" ", 1) for line in run.stdout.splitlines())
+    limit, planned = map(float, room["room"].split())
+    assert planned <= limit  # the limit less what the process already held
+    assert room["solver"] != "direct"

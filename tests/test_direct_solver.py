@@ -134,10 +134,10 @@ def test_no_float32_matrix_without_memory(monkeypatch):
     X, Y, _ = _data(500)
     p = Problem(X, Y, Gaussian(0.1), 1.0, None, None)
     share = direct.MIXED_MEMORY_SHARE
-    monkeypatch.setattr(direct, "_physical_bytes", lambda: 3.9 * 500 * 500 / share)
+    monkeypatch.setattr(direct, "_memory_bytes", lambda: 3.9 * 500 * 500 / share)
     res = solve_direct(p, mixed_precision=True)
     assert res.info["precision"] == "float64" and "memory" in res.info["fallback"]
-    monkeypatch.setattr(direct, "_physical_bytes", lambda: 4.1 * 500 * 500 / share)
+    monkeypatch.setattr(direct, "_memory_bytes", lambda: 4.1 * 500 * 500 / share)
     assert solve_direct(p, mixed_precision=True).info["precision"] == "float32+refinement"
     p32 = Problem(X.astype(np.float32), Y.astype(np.float32), Gaussian(0.1), 1.0, None, None)
     res = solve_direct(p32, mixed_precision=True)
@@ -283,7 +283,7 @@ def test_many_features_refine_against_the_stored_matrix_unless_memory_is_short(m
     assert stored.info["precision"] == "float32+refinement", stored.info
     assert rel_diff(stored.coef, f64.coef) <= 1e-8
     share = direct.MIXED_MEMORY_SHARE
-    monkeypatch.setattr(direct, "_physical_bytes", lambda: 8.0 * n * n / share)
+    monkeypatch.setattr(direct, "_memory_bytes", lambda: 8.0 * n * n / share)
     monkeypatch.setattr(direct, "_matrix64", refused)
     streamed = solve_direct(p, mixed_precision=True)
     assert streamed.info["precision"] == "float32+refinement", streamed.info

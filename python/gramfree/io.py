@@ -883,37 +883,16 @@ def _memory_for_reading() -> float:
     MemAvailable, the cgroup's limit less its use and the address-space limit less the
     process's size (a bomb declaring less than physical memory but more than a ulimit
     raised MemoryError instead of ValueError; a review). What cannot be read is no limit."""
-    from .solvers._common import physical_bytes
+    from .solvers._common import memory_bytes, proc_number
 
-    room = [physical_bytes()]
-
-    def first_number(path: str, key: str = "", scale: int = 1) -> float | None:
-        try:
-            with open(path) as fh:
-                for line in fh:
-                    if line.startswith(key):
-                        word = line[len(key) :].split()[0]
-                        return None if word == "max" else float(word) * scale
-        except (OSError, ValueError, IndexError):
-            pass
-        return None
-
-    available = first_number("/proc/meminfo", "MemAvailable:", 1024)
+    room = [memory_bytes()]
+    available = proc_number("/proc/meminfo", "MemAvailable:", 1024)
     if available is not None:
         room.append(available)
-    limit = first_number("/sys/fs/cgroup/memory.max")
-    used = first_number("/sys/fs/cgroup/memory.current")
+    limit = proc_number("/sys/fs/cgroup/memory.max")
+    used = proc_number("/sys/fs/cgroup/memory.current")
     if limit is not None and used is not None:
         room.append(limit - used)
-    try:
-        import resource
-
-        soft = resource.getrlimit(resource.RLIMIT_AS)[0]
-        size = first_number("/proc/self/status", "VmSize:", 1024)
-        if soft != resource.RLIM_INFINITY and size is not None:
-            room.append(soft - size)
-    except (ImportError, OSError, ValueError):  # pragma: no cover - non-POSIX
-        pass
     return max(0.0, min(room))
 
 

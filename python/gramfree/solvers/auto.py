@@ -47,7 +47,7 @@ import numpy as np
 from .._log import say
 from .._threads import limit_numpy_blas_for_loops
 from ._common import Problem, SolverResult, center_rows, symmetric_eigh
-from ._common import physical_bytes as _physical_bytes
+from ._common import memory_bytes as _memory_bytes
 from .direct import STREAM_MAX_FEATURES, TRIANGLE_ROWS, refinement_budget, solve_direct
 from .kernel_pcg import BLOCK_BYTES, DEFAULT_MAX_ITER, STORE_BYTES, SUBSAMPLE, solve_kernel_pcg
 from .nystrom_direct import solve_nystrom_direct
@@ -72,7 +72,7 @@ SPECTRUM_ROWS = 1000
 SETTLE_DISAGREE = 0.0025
 SETTLE_R2 = 0.0025
 PROBE_ROWS = 4000
-# Largest share of the physical memory one choice may plan to use.
+# Largest share of the memory (_common.memory_bytes: physical, or a limit) one choice may plan to use.
 MEMORY_SHARE = 0.4
 # Fewest centres the growing loop starts from.
 MIN_CENTERS = 1000
@@ -251,7 +251,7 @@ def solve_auto(
     # matrix alone is priced apart): priced with the float32 products' model it was ruled
     # out of memory it fits in (a review: 28k-34k rows of 9 features here).
     direct_s, direct_b = CostModel(n, d, t, problem.X.dtype, rates).direct()
-    memory = MEMORY_SHARE * _physical_bytes()
+    memory = MEMORY_SHARE * _memory_bytes()
     log: dict = {"steps": [], "rates": rates_source}
     if verbose:
         say(f"[auto] rates: {rates_source}")

@@ -29,7 +29,7 @@ from scipy.linalg import LinAlgWarning
 from .. import _blas
 from ..linalg import cho_solve, cholesky_upper_in_place, jittered_cholesky
 from ._common import Problem, SolverResult
-from ._common import physical_bytes as _physical_bytes
+from ._common import memory_bytes as _memory_bytes
 
 # The refinement stops once the estimated relative error left (max norm, per column) is
 # below REFINE_TOL: a hundredth of the 1e-8 by which its answer may differ from float64's.
@@ -115,7 +115,7 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
     z = None
     jitter = 0.0
     measured_top = None  # A's largest absolute row sum, where a pass measured every row
-    memory = MIXED_MEMORY_SHARE * _physical_bytes()
+    memory = MIXED_MEMORY_SHARE * _memory_bytes()
     streamed = streams_float32(problem, memory)
     mixed_bytes = (4.0 if streamed else 12.0) * n * n
     if alpha == 0.0:

@@ -158,7 +158,7 @@ from .._threads import small_blas
 from ..linalg import jittered_cholesky, lower_gram, solve_lower_in_place, solve_triangular
 from ..operators import KernelOperator
 from . import _stored_columns
-from ._common import Monitor, Problem, Progress, SolverResult, physical_bytes
+from ._common import Monitor, Problem, Progress, SolverResult, memory_bytes
 from ._hessian_sample import HessianSample
 from ._kept_preconditioner import (
     KeptPreconditioner,
@@ -427,7 +427,7 @@ def solve_logistic(
     # copied out of it each step: only as many as the storage budget has left beside it.
     copy_rows = math.inf
     if cached and not one_pass:
-        budget = min(CACHE_BYTES, CACHE_SHARE * physical_bytes()) - op.K.nbytes
+        budget = min(CACHE_BYTES, CACHE_SHARE * memory_bytes()) - op.K.nbytes
         copy_rows = max(budget, 0.0) / (M * op.K.itemsize)
     # The rates read once: the path depends on the inputs and the saved rates only.
     fit_rates = current_rates()[0]
@@ -1371,7 +1371,7 @@ def _stored_dtype(n: int, M: int) -> np.dtype | None:
     """The dtype K_nM is kept in (module docstring): float64 where it fits ``CACHE_BYTES``
     (and ``CACHE_SHARE`` of the memory), else float32 where that fits, else None (every
     pass recomputes the kernel)."""
-    budget = min(CACHE_BYTES, CACHE_SHARE * physical_bytes())
+    budget = min(CACHE_BYTES, CACHE_SHARE * memory_bytes())
     for dtype in (np.dtype(np.float64), np.dtype(np.float32)):
         if n * M * dtype.itemsize <= budget:
             return dtype
