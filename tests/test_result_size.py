@@ -28,7 +28,7 @@ def test_path_kernel_against_a_huge_set_is_refused():
     with pytest.raises(
         ValueError,
         match=r"kernel of shape \(1000000, 1000000, 1\) needs .* "
-        r"MiB, more than this machine's .*fewer rows",
+        r"MiB( with its workspace)?, more than this machine's .*fewer rows",
     ):
         model.path_kernel(big, big)
     with pytest.raises(ValueError, match="kernel of shape"):
@@ -49,3 +49,24 @@ def test_small_results_are_unaffected():
     w = np.arange(Network(sizes, "tanh", "squared").n_params, dtype=float) / 10
     out = _core.mlp_predict(_spec(sizes), w, np.ones((4, 1)))
     assert out.shape == (4, 3) and np.all(np.isfinite(out))
+
+
+def test_tangent_kernel_counts_its_workspace():
+    """tangent_kernel allocates two (len(X), len(Y)) buffers beside its (len(X), len(Y), k)
+    result: a result of half the machine's memory passed the check and then needed 1.5
+    times the memory (a review measured 3.0x the result's size at k = 1). The workspace is
+    counted; the result alone would fit."""
+    import math
+    import os
+
+    physical = os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    rows = math.isqrt(int(0.5 * physical / 8))  # a (rows, rows, 1) result: half of memory
+    rng = np.random.default_rng(0)
+    model = PathKernelRegressor((4,), learning_rate=0.05, n_steps=5, random_state=0).fit(
+        rng.normal(size=(20, 2)), rng.normal(size=20)
+    )
+    big = np.zeros((rows, 2))
+    with pytest.raises(ValueError, match=r"kernel of shape .* MiB with its workspace, more than"):
+        model.tangent_kernel(big, big, step=5)
+    small = model.tangent_kernel(big[:3], big[:4], step=5)  # small ones are unaffected
+    assert small.shape == (3, 4) and np.all(np.isfinite(small))

@@ -88,8 +88,11 @@ py::array_t<T> new_output(std::size_t rows, std::size_t cols) {
 // The same refusal for a result of any shape (the path-kernel outputs are 3-d): its
 // element count without overflow, and its bytes against physical memory, before allocating.
 // `what` names the result and `hint` says how to ask for less.
+// `workspace`: doubles the call allocates beside its result, per entry of the result
+// (tangent_kernel's two na x nb buffers: a result of a third of memory passed, then took
+// all of it; a review).
 inline void check_result_size(std::initializer_list<std::size_t> shape, const char* what,
-                              const char* hint) {
+                              const char* hint, double workspace = 0.0) {
   std::size_t count = 1;
   std::string dims;
   bool overflow = false;
@@ -103,10 +106,11 @@ inline void check_result_size(std::initializer_list<std::size_t> shape, const ch
   if (overflow)
     value_error(std::string(what) + " of shape (" + dims + ") overflows the address space; " +
                 hint);
-  const std::size_t bytes = count * sizeof(double);
-  if (bytes > physical_memory_bytes())
+  const double bytes = double(count) * sizeof(double) * (1.0 + workspace);
+  if (bytes > double(physical_memory_bytes()))
     value_error(std::string(what) + " of shape (" + dims + ") needs " +
-                std::to_string(bytes >> 20) + " MiB, more than this machine's " +
+                std::to_string(static_cast<unsigned long long>(bytes) >> 20) + " MiB" +
+                (workspace > 0 ? " with its workspace" : "") + ", more than this machine's " +
                 std::to_string(physical_memory_bytes() >> 20) + " MiB of memory; " + hint);
 }
 

@@ -204,9 +204,11 @@ void bind_pathkernel(py::module_& m) {
         if (step < 0) value_error("step: must be >= 0");
         if (first_step < 0) value_error("first_step: must be >= 0");
         const std::size_t k = run.arch.n_outputs();
+        // pk::tangent_kernel's two na x nb buffers beside the (na, nb, k) result.
         check_result_size({a.rows, b.rows, k}, "kernel",
                           "pass fewer rows of X or Y at a time (Y=None means the whole "
-                          "training set)");
+                          "training set)",
+                          2.0 / double(k));
         auto out = py::array_t<double>({py::ssize_t(a.rows), py::ssize_t(b.rows), py::ssize_t(k)});
         double* o = out.mutable_data();
         const Options options = make_options(n_threads);
