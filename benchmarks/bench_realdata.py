@@ -247,10 +247,17 @@ def gramfree_details(model, X, y, task: str, alpha: float) -> dict:
     else:
         Y = y.reshape(len(y), -1)
     t0 = time.perf_counter()
+    # In float64 whatever the data's dtype: a float32 objective's rounding (about 1e-7)
+    # made objective gaps of Fashion-MNIST's fits negative (a review).
     problem = Problem(
-        X, np.ascontiguousarray(Y, dtype=X.dtype), model.kernel_, float(alpha), None, None
+        np.asarray(X, dtype=np.float64),
+        np.ascontiguousarray(Y, dtype=np.float64),
+        model.kernel_,
+        float(alpha),
+        None,
+        None,
     )
-    obj = objective(problem, model.centers_, model.dual_coef_)
+    obj = objective(problem, model.centers_.astype(np.float64), model.dual_coef_.astype(np.float64))
     return {
         "solver_": model.solver_,
         "n_centers_": int(model.n_centers_),
