@@ -10,8 +10,8 @@ Anchors (each computes the same ``K(X, Z) @ V`` with ``K = exp(-gamma ||x - z||^
 numpy    rows of X in chunks (a chunk of K is at most ~64 MiB), squared distances by
          the GEMM trick, ``np.exp`` in place, then ``chunk @ V``;
 sklearn  ``pairwise_kernels(Xc, Z, metric="rbf", gamma=g) @ V`` in the same chunks;
-torch    (CPU) the same chunked algorithm, GEMM trick or ``torch.cdist`` -- whichever
-         is faster on the warm-up call -- under ``torch.no_grad()``;
+torch    (CPU) the same chunked algorithm, GEMM trick and ``torch.cdist`` both timed in
+         every round, the faster kept, under ``torch.no_grad()``;
 keops    pykeops ``LazyTensor`` with backend "CPU"; its first call (which compiles the
          formula with g++ unless the KeOps cache already holds it) is reported apart.
 
