@@ -94,7 +94,7 @@ plt.show()
 # images *against* are mostly similar-looking digits of other classes — and sometimes
 # of the same class: with a smooth kernel and a small ``alpha`` the kernel matrix is nearly
 # singular and the coefficients alternate in sign between similar training images. The
-# contributions are then large and cancel: the totals below are hundreds of times the
+# contributions are then large and cancel: the totals below are over ten thousand times the
 # score they add up to, and ``explain`` says so in its printout.
 
 for row, q in enumerate(queries):
