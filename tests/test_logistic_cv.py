@@ -275,3 +275,23 @@ def test_a_class_rarer_than_the_folds_warns_and_fits_as_logistic_regression_cv()
     np.testing.assert_array_equal(model.classes_, [0, 1, 2])
     assert np.isfinite(model.cv_log_loss_).all()
     assert model.score(X[keep], y[keep]) > 0.9
+
+
+def test_a_class_absent_from_a_training_fold_is_said():
+    """Unshuffled KFold(3) on iris (sorted by class): each fold trains without the class it
+    holds out, whose intercept has no finite optimum; the folds' log-losses (about 30)
+    were where the solver stopped, and chose alpha_, in silence (a review; scikit-learn's
+    LogisticRegressionCV is as silent). The fit warns; stratified folds do not."""
+    import warnings
+
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import KFold
+
+    from gramfree import KernelClassifierCV
+
+    X, y = load_iris(return_X_y=True)
+    with pytest.warns(UserWarning, match=r"fold 1 of 3 have no class 0 .* stratify"):
+        KernelClassifierCV(loss="logistic", alphas=[0.1, 1.0], cv=KFold(3)).fit(X, y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        KernelClassifierCV(loss="logistic", alphas=[0.1, 1.0]).fit(X, y)

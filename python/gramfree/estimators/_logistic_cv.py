@@ -63,6 +63,28 @@ def fit_logistic_cv(estimator, X: np.ndarray, y: np.ndarray, sample_weight, alph
         return _fit(estimator, X, y, sample_weight, alphas)
 
 
+def _warn_classes_absent_in_training(folds, codes, w, classes) -> None:
+    """A class held out by a fold and absent from its training rows has no finite optimum
+    for its intercept: that fold's log-loss is wherever the solver stopped it, whatever
+    alpha (iris, unshuffled KFold(3): about 30 per fold, alpha_ the largest; a review).
+    scikit-learn's LogisticRegressionCV is as silent; this says so."""
+    for f, (train, test) in enumerate(folds):
+        trained = np.unique(codes[train][w[train] > 0])
+        held = np.unique(codes[test][w[test] > 0])
+        missing = np.setdiff1d(held, trained)
+        if missing.size:
+            warnings.warn(
+                f"cv: the training rows of fold {f + 1} of {len(folds)} have no class "
+                f"{', '.join(repr(c) for c in classes[missing][:5].tolist())} that its "
+                "held-out rows have: their log-loss there reflects where the solver "
+                "stopped, not alpha, and may decide alpha_; use folds that stratify the "
+                "classes (StratifiedKFold, with shuffle=True for sorted data)",
+                UserWarning,
+                stacklevel=5,
+            )
+            return
+
+
 def _fit(estimator, X, y, sample_weight, alphas) -> np.ndarray:
     from .cv import DEFAULT_CENTERS
 
@@ -92,6 +114,7 @@ def _fit(estimator, X, y, sample_weight, alphas) -> np.ndarray:
                 f"sample_weight: the training rows of fold {f + 1} of {len(folds)} all "
                 "weigh zero; give them weight or use folds that mix the weighted rows"
             )
+    _warn_classes_absent_in_training(folds, codes, w, classes)
     kernel = estimator._make_kernel()
     rng = estimator._rng()
     m = estimator._resolve_n_centers(n) or min(n, DEFAULT_CENTERS)
