@@ -665,3 +665,12 @@ def test_float32_in_either_byte_order_stays_float32(order):
         K.to_dense(), KernelOperator(X, kernel="rbf", gamma=0.5).to_dense()
     )
     assert kernel_matrix(swapped, kernel="rbf", gamma=0.5).dtype == np.float32
+
+
+@pytest.mark.parametrize("cls", [Gaussian, Polynomial])
+def test_kernels_check_float64_when_they_are_made(cls):
+    """Kernels check their parameters against float64 when made (check_dtype's promise);
+    Polynomial's check had moved into its indefiniteness test, run only by the fits, so
+    Polynomial(gamma=1e-320) was made and failed later (a review)."""
+    with pytest.raises(ValueError, match=r"gamma=1e-320 is out of float64's range"):
+        cls(gamma=1e-320)

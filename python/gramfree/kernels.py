@@ -762,6 +762,7 @@ class Polynomial(Kernel):
         object.__setattr__(self, "degree", int(degree))
         object.__setattr__(self, "gamma", _check_gamma(self.gamma))
         object.__setattr__(self, "coef0", _check_real("coef0", self.coef0))
+        self.check_dtype(np.float64)
 
     def _refuse_indefinite(self) -> None:
         # (gamma * <x, z> + c)^d expands into c^(d-k) <x, z>^k terms: with c < 0 the odd
@@ -776,7 +777,6 @@ class Polynomial(Kernel):
                 "eigenvalues), and kernel ridge needs one: the solvers factor the kernel "
                 "matrix by Cholesky or follow its leading eigenvectors; use coef0 >= 0"
             )
-        self.check_dtype(np.float64)
 
     def _constants(self, t: type[np.floating]) -> list[tuple[str, str, Any, bool]]:
         return _gamma_constants(self.gamma, t) + [("coef0", "coef0", t(self.coef0), False)]

@@ -48,7 +48,8 @@ class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
     degree : int, default=3
         Degree of the polynomial kernel (scikit-learn's default).
     coef0 : float, default=1.0
-        Constant term of the polynomial kernel.
+        Constant term of the polynomial kernel, at least 0 (a negative one makes it indefinite;
+        fit refuses it).
     length_scale : float, default=1.0
         Length scale of the Matern kernel.
     nu : {0.5, 1.5, 2.5, inf, "inf"}, default=1.5
