@@ -402,3 +402,23 @@ def test_ill_conditioned_float64_solve_warns(alpha, warned):
         assert error <= bound  # the warning's figure bounds the error it warns of
     else:
         assert error < 1e-4
+
+
+def test_well_conditioned_solve_at_a_tiny_alpha_does_not_warn():
+    """Raw digits with the cubic kernel at alpha 1e-6: K's own smallest eigenvalues are
+    far above alpha and the solve is accurate to 1e-12, but an a-priori bound (eps
+    lambda_max / alpha) warned "up to 0.089" (a review of the warning's first form). The
+    bound now comes from the solution (2 eps |A| |z| / |y|)."""
+    from scipy.linalg import LinAlgWarning
+    from sklearn.datasets import load_digits
+
+    from gramfree import KernelRegressor
+
+    X, y = load_digits(return_X_y=True)
+    X, y = X[::2], y[::2].astype(float)
+    K = (X @ X.T / X.shape[1] + 1.0) ** 3
+    reference = K @ np.linalg.solve(K + 1e-6 * np.eye(len(K)), y)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", LinAlgWarning)
+        model = KernelRegressor(kernel="poly", alpha=1e-6, solver="direct").fit(X, y)
+    assert rel_diff(model.predict(X), reference) < 1e-9
