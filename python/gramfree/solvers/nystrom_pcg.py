@@ -296,9 +296,12 @@ def falkon_cg(
     # optimum of an interpolating fit is 0, and its first step landed 1.7e-9 of offset
     # below it (30 distinct rows, cond(K) 8e8): judged against a flat 1e-10, that step was
     # taken for a breakdown, undone, and the zero model returned (a review). A true
-    # breakdown goes far below: -636 times offset (the coinciding centres' test).
+    # breakdown goes far below: -636 times offset (the coinciding centres' test). At most
+    # 1e-6 of offset: coinciding centres make the spread's bound huge, and a cap of 1e-3
+    # let broken steps through (breast cancer, 10 repeated centres: accuracy 0.9877 to
+    # 0.9824; a review of this test's first form).
     spread = _diagonal_spread(L) * _diagonal_spread(LA)
-    recursion_rounding = min(1e-3, max(1e-10, 64.0 * float(np.finfo(pdtype).eps) * spread))
+    recursion_rounding = min(1e-6, max(1e-10, 64.0 * float(np.finfo(pdtype).eps) * spread))
 
     # Conjugate gradient, one independent CG per output column (vectorised).
     t = KtWy.shape[1]
@@ -366,10 +369,14 @@ def falkon_cg(
             # jittered by 1e-12: digits went on to an "objective" of -636 and accuracy
             # 0.11 behind a max_iter warning, its first 10 iterates 1.0). The step is
             # undone and CG stops there, saying so (info["breakdown"]).
-            rounding = recursion_rounding * abs(offset)
+            # Below zero by more than the factors' rounding, or a rise (judged as before
+            # by 1e-10 of offset: with coinciding centres the spread's rounding reached
+            # 2% of the objective, and rises of 0.5% a step went on to a worse model; a
+            # review of this test's first form).
             if exact_pass is None and (
-                value < -rounding
-                or value > previous_value + BREAKDOWN_RISE * abs(previous_value) + rounding
+                value < -recursion_rounding * abs(offset)
+                or value
+                > previous_value + BREAKDOWN_RISE * abs(previous_value) + 1e-10 * abs(offset)
             ):
                 beta -= step * p
                 r += step * Ap
