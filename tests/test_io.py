@@ -1178,3 +1178,27 @@ def test_damaged_sequence_parameters_refused_naming_the_field(value, match, tmp_
     _rewrite_meta(tmp_path / "m.gfm", tmp_path / "bad.npz", edit)
     with pytest.raises(ValueError, match=match):
         gramfree.load(tmp_path / "bad.npz")
+
+
+def test_a_random_state_instance_is_saved_as_none_with_a_warning(tmp_path):
+    """A RandomState random_state cannot be stored portably: it was saved as None in
+    silence, and refits of the loaded model were not reproducible (a review). save()
+    says so; an integer is kept."""
+    import warnings
+
+    from sklearn.datasets import load_diabetes
+
+    from gramfree import KernelRegressor, load
+
+    X, y = load_diabetes(return_X_y=True)
+    model = KernelRegressor(solver="nystrom-pcg", n_centers=50, alpha=1e-2)
+    model.set_params(random_state=np.random.RandomState(0)).fit(X, y)
+    with pytest.warns(UserWarning, match=r"^random_state: a RandomState instance .* None"):
+        model.save(tmp_path / "m.npz")
+    loaded = load(tmp_path / "m.npz")
+    assert loaded.get_params()["random_state"] is None
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.set_params(random_state=3).fit(X, y).save(tmp_path / "k.npz")
+    assert load(tmp_path / "k.npz").get_params()["random_state"] == 3

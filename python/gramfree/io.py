@@ -58,6 +58,7 @@ from typing import Any
 import numpy as np
 
 from . import kernels as _kernels
+from ._log import caller_stacklevel
 from ._version import __version__
 from .device import check_device_spelling
 
@@ -723,12 +724,24 @@ def save(estimator, path: str | os.PathLike) -> None:
 
     The old file at ``path``, if any, is replaced atomically: after a crash or an error it
     is still there, whole. A model that would not load back (non-finite coefficients)
-    raises ValueError and nothing is written.
+    raises ValueError and nothing is written. Parameters that cannot be stored portably
+    are saved as None: given ``centers`` (the fitted centres are stored), a ``cv`` splitter
+    and a ``random_state`` that is a RandomState instance (which warns).
     """
     arrays, meta = _portable(estimator)
     text = json.dumps(meta, allow_nan=False)
     _check_loads_back(text, arrays)
     _write_atomic(path, text, arrays)
+    if isinstance(getattr(estimator, "random_state", None), np.random.RandomState):
+        # Predictions are unaffected; a refit or warm-start continuation of the loaded
+        # model is not reproducible. It was stored as None in silence (a review).
+        warnings.warn(
+            "random_state: a RandomState instance cannot be stored portably and was saved "
+            "as None (the model predicts as before; refits of the loaded one draw other "
+            "centres and batches); pass an integer random_state to keep it",
+            UserWarning,
+            stacklevel=caller_stacklevel(),
+        )
 
 
 # -- the command line's reading recipe (optional) ------------------------------------------

@@ -1428,7 +1428,10 @@ class PathKernelRegressor(RegressorMixin, _PathKernelBase):
     checkpoint_every : int or None, default=None
         Also keep the parameters every this many steps: memory ceil(n_steps / c) * P
         float64 values; lets tangent_kernel start its replay there and lets decompose run
-        step ranges side by side (n_jobs > 1). None keeps w_0 only (replay from the start).
+        step ranges side by side (n_jobs > 1). The number of ranges follows the threads,
+        and with it the order of the sums: decompositions on other thread counts agree to
+        rounding (about 1e-15), not bit for bit. None keeps w_0 only (replay from the
+        start; the same bits on any number of threads).
     record_path : bool, default=True
         Keep the training set and w_0 (n * (d + k) + P values) so that the model can be
         decomposed; False keeps only the trained weights.
@@ -1628,7 +1631,10 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
     checkpoint_every : int or None, default=None
         Also keep the parameters every this many steps: memory ceil(n_steps / c) * P
         float64 values; lets tangent_kernel start its replay there and lets decompose run
-        step ranges side by side (n_jobs > 1). None keeps w_0 only (replay from the start).
+        step ranges side by side (n_jobs > 1). The number of ranges follows the threads,
+        and with it the order of the sums: decompositions on other thread counts agree to
+        rounding (about 1e-15), not bit for bit. None keeps w_0 only (replay from the
+        start; the same bits on any number of threads).
     record_path : bool, default=True
         Keep the training set and w_0 (n * (d + k) + P values) so that the model can be
         decomposed; False keeps only the trained weights.
