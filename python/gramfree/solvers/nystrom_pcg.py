@@ -296,12 +296,16 @@ def falkon_cg(
     # optimum of an interpolating fit is 0, and its first step landed 1.7e-9 of offset
     # below it (30 distinct rows, cond(K) 8e8): judged against a flat 1e-10, that step was
     # taken for a breakdown, undone, and the zero model returned (a review). A true
-    # breakdown goes far below: -636 times offset (the coinciding centres' test). At most
-    # 1e-6 of offset: coinciding centres make the spread's bound huge, and a cap of 1e-3
-    # let broken steps through (breast cancer, 10 repeated centres: accuracy 0.9877 to
-    # 0.9824; a review of this test's first form).
+    # breakdown goes far below: -636 times offset (the coinciding centres' test). Where
+    # K_MM needed a jitter (coinciding centres: singular to rounding) the spread's bound
+    # is huge and let broken steps through (breast cancer, 10 repeated centres, a step
+    # 8.9e-4 of offset below zero with its residual at 0.45: accuracy 0.9877 to 0.9824);
+    # there it applies only to a step that reaches tol (the optimum, zero to rounding:
+    # repeated rows with consistent targets, 1.4e-8 below), else the flat 1e-10. A cap of
+    # 1e-6 for all rejected interpolating steps 1.2e-6 below zero on 60 distinct rows
+    # (cond(K) 1.5e12: errors 10-1000x the interpolant's). Reviews of this test's forms.
     spread = _diagonal_spread(L) * _diagonal_spread(LA)
-    recursion_rounding = min(1e-6, max(1e-10, 64.0 * float(np.finfo(pdtype).eps) * spread))
+    recursion_rounding = min(1e-3, max(1e-10, 64.0 * float(np.finfo(pdtype).eps) * spread))
 
     # Conjugate gradient, one independent CG per output column (vectorised).
     t = KtWy.shape[1]
@@ -373,8 +377,13 @@ def falkon_cg(
             # by 1e-10 of offset: with coinciding centres the spread's rounding reached
             # 2% of the objective, and rises of 0.5% a step went on to a worse model; a
             # review of this test's first form).
+            below = (
+                recursion_rounding
+                if jitter == 0 or np.all(np.sqrt(rr_new) <= tol * rhs_norm)
+                else 1e-10
+            )
             if exact_pass is None and (
-                value < -recursion_rounding * abs(offset)
+                value < -below * abs(offset)
                 or value
                 > previous_value + BREAKDOWN_RISE * abs(previous_value) + 1e-10 * abs(offset)
             ):
