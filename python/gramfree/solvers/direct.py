@@ -174,13 +174,13 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
             return out
 
         # Before the factorization overwrites A.
-        top = _norm_bound(A, alpha, measured_top) if alpha > 0.0 else None
+        norm = _norm_bound(A, alpha, measured_top) if alpha > 0.0 else None
         z, jitter = _factor_with_jitter(A, b, alpha, rebuild)
         jitter += added
         if jitter > 0.0:
             info["jitter"] = jitter
-        elif top is not None:
-            rounding = _rounding_bound(top, z, b)
+        elif norm is not None:
+            rounding = _rounding_bound(norm, z, b)
             if rounding > ILL_CONDITIONED:
                 _warn_ill_conditioned(alpha, rounding)
         if alpha == 0.0:
