@@ -412,20 +412,23 @@ def test_solver_names_the_fallback_that_ran(monkeypatch):
     assert model.solver_ == "nystrom-pcg"
 
 
-def test_nystrom_pcg_breakdown_with_a_repeated_centre_stops_where_it_did():
+def test_nystrom_pcg_breakdown_with_a_repeated_centre_keeps_no_rise():
     """Standardised diabetes, alpha = 0, 200 centres one of them twice: CG's recursion
-    breaks down near the optimum. A breakdown test loosened by the factors' condition let
-    steps that rose by 0.5% through, and the model got worse (R^2 0.7229 to 0.7050; a
-    review). Rises are judged as before; the least-squares fit is the reference (other
-    draws of the centres break down as far from it, 2x on some, before and after: the
-    warning says so)."""
+    breaks down near the optimum. A first form of the condition-scaled breakdown test
+    also loosened the test for rises, to the factors' rounding (29 here, against steps
+    that rose by 0.5%: 1623 -> 1631 -> 1636 in a review's run). Rises are judged as
+    before, an invariant this checks whatever the rounding: no accepted step rises by more
+    than BREAKDOWN_RISE of the objective plus 1e-10 of the start's. (Where the breakdown
+    comes, and so the model, depends on the BLAS: with the oldest supported numpy and scipy
+    this fit breaks down elsewhere, and an assertion on its error failed in CI.)"""
     import warnings
 
     from sklearn.datasets import load_diabetes
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.preprocessing import StandardScaler
 
-    from gramfree import KernelRegressor, kernel_matrix
+    from gramfree import KernelRegressor
+    from gramfree.solvers._common import BREAKDOWN_RISE
 
     X, y = load_diabetes(return_X_y=True)
     X = StandardScaler().fit_transform(X)
@@ -440,7 +443,8 @@ def test_nystrom_pcg_breakdown_with_a_repeated_centre_stops_where_it_did():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)  # its breakdown, said
         model.fit(X, y)
-    K = kernel_matrix(X, C, kernel="rbf", gamma=0.1)
-    best = np.sum((K @ np.linalg.lstsq(K, y, rcond=None)[0] - y) ** 2)
-    sse = np.sum((K @ model.dual_coef_.ravel() - y) ** 2)
-    assert sse <= 1.02 * best
+    assert model.solver_info_.get("breakdown")
+    curve = np.asarray(model.loss_curve_)
+    offset = float(np.mean(y**2))  # the objective at zero, which the rounding scales with
+    rises = np.diff(curve) - BREAKDOWN_RISE * np.abs(curve[:-1]) - 1e-10 * offset
+    assert np.all(rises <= 0), rises.max()
