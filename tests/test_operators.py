@@ -361,6 +361,30 @@ def test_one_dimensional_right_hand_sides_give_one_dimensional_results():
     np.testing.assert_array_equal(K @ v, (K @ v[:, None])[:, 0])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_zero_columns_give_an_empty_product(dtype):
+    """V with no columns is an empty product, as numpy's and scipy's operators give it; it
+    was refused as "V: empty array of shape (5, 0)". Its dtype is still checked."""
+    rng = np.random.default_rng(5)
+    X, Z = rng.normal(size=(8, 3)).astype(dtype), rng.normal(size=(5, 3)).astype(dtype)
+    K = KernelOperator(X, Z, "rbf", gamma=0.4)
+    dense = aslinearoperator(ref.kernel_matrix(Gaussian(gamma=0.4), X, Z))
+    for out, expected in [
+        (K @ np.ones((5, 0)), dense @ np.ones((5, 0))),
+        (K.matmat(np.ones((5, 0), np.int64)), dense.matmat(np.ones((5, 0)))),
+        (K.T @ np.ones((8, 0)), dense.T @ np.ones((8, 0))),
+        (K.rmatmat(np.ones((8, 0))), dense.rmatmat(np.ones((8, 0)))),
+        (np.ones((0, 8)) @ K, np.ones((0, 8)) @ dense.matmat(np.eye(5))),
+    ]:
+        assert out.shape == expected.shape and out.dtype == dtype
+    assert K.normal_matvec(np.ones((5, 0))).shape == (5, 0)
+    assert K.gradient(np.ones((5, 0))).shape == (8, 0, 3)
+    with pytest.raises(TypeError, match="V: complex"):
+        K @ np.ones((5, 0), complex)
+    with pytest.raises(ValueError, match="V: has 4 rows, expected 5"):
+        K @ np.ones((4, 0))
+
+
 # --- input conversion --------------------------------------------------------------------
 
 

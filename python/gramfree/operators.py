@@ -423,15 +423,24 @@ class KernelOperator(LinearOperator):
         super().__init__(dtype=X.dtype, shape=(X.shape[0], Z.shape[0]))
 
     def _rhs(self, V: Any, rows: int, name: str) -> tuple[np.ndarray, bool]:
+        """``V`` as the native products take it (2-d, the operator's dtype), and whether it
+        was a vector. Zero columns are an empty product, as in scipy and numpy, and come
+        back as a (rows, 0) array that the callers return without a native call."""
         V = _as_array(V, name)
         self._check_operand(V, rows, name, "any")
         vector = V.ndim == 1
+        if V.ndim == 2 and V.shape[1] == 0:
+            as_float_array(np.zeros((1, 1), V.dtype), name)  # its dtype checked, naming it
+            return np.zeros((rows, 0), self.dtype), vector
         V2 = as_float_array(V.reshape(-1, 1) if vector else V, name, dtype=self.dtype)
         return V2, vector
 
     def _call(self, op: str, V: np.ndarray, rows: int, name: str, **extra: Any) -> np.ndarray:
         """Runs ``_core.kernel_<op>`` (CPU) or ``_core.cuda_kernel_<op>`` (GPU)."""
         V2, vector = self._rhs(V, rows, name)
+        if V2.shape[1] == 0:
+            out_rows = self.shape[0] if op == "matvec" else self.shape[1]
+            return np.zeros((out_rows, 0), self.dtype)
         fn, where = _native(op, self.device, self._threads)
         out = fn(self.X, self.Z, V2, **self._spec, **where, **extra)
         label = {"matvec": f"K @ {name}", "rmatvec": f"K.T @ {name}"}.get(op, f"{op}({name})")
@@ -780,6 +789,8 @@ class KernelOperator(LinearOperator):
         if self._dask is not None:
             return self._dask.gradient(V)
         V2, vector = self._rhs(V, self.shape[1], "V")
+        if V2.shape[1] == 0:
+            return np.zeros((self.shape[0], 0, self.X.shape[1]), self.dtype)
         out = _core.kernel_grad_matvec(self.X, self.Z, V2, **self._spec, n_threads=self._threads)
         _check_no_nan(out, self.kernel, self.dtype, "the gradient")
         n, d = self.X.shape
