@@ -30,7 +30,7 @@ import numpy as np
 
 from ._log import caller_stacklevel, say
 from .operators import KernelOperator
-from .solvers._common import center_rows, iterations_run, weights_in_range
+from .solvers._common import center_rows, weights_in_range
 
 # The centres a dask fit draws when neither n_centers nor centers is given: the number
 # solver="auto" starts its growing loop from (gramfree.solvers.auto.MIN_CENTERS), at most n.
@@ -944,10 +944,10 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
             stacklevel=caller_stacklevel(),
         )
     elif not result.converged:
+        from .estimators._base import max_iter_message
+
         warnings.warn(
-            f"{solver} reached max_iter before tol={estimator.tol} "
-            f"({iterations_run(result)}); "
-            "increase max_iter or tol",
+            max_iter_message(solver, estimator.tol, result),
             _convergence_warning(),
             stacklevel=caller_stacklevel(),
         )

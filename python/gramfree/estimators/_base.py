@@ -179,6 +179,23 @@ def breakdown_message(solver: str, result) -> str:
     )
 
 
+def max_iter_message(solver: str, tol: float, result, instead: str = "") -> str:
+    """The ConvergenceWarning of a fit out of iterations before ``tol``; ``instead``: a
+    solver-specific alternative. Where float32 products' recursion ended well below the
+    true residual (``solver_info_["float32_gap"]``), more iterations may not close it
+    (the products' rounding) and float64 products are named too."""
+    gap = result.info.get("float32_gap")
+    if gap is not None:
+        instead += (
+            f"; or kernel_precision='float64' (the float32 products' residual "
+            f"{gap[0]:.2g} is below the true {gap[1]:.2g}: their rounding may hold it there)"
+        )
+    return (
+        f"{solver} reached max_iter before tol={tol} ({iterations_run(result)}); "
+        f"increase max_iter or tol{instead}"
+    )
+
+
 def _warn_float32_cancellation(
     problem, result, *, logits: bool = False, target_rms: float | None = None
 ) -> None:
@@ -666,9 +683,7 @@ class KernelMachineMixin(BaseEstimator):
                 else ""
             )
             warnings.warn(
-                f"{solver} reached max_iter before tol={self.tol} "
-                f"({iterations_run(result)}); "
-                f"increase max_iter or tol{instead}",
+                max_iter_message(solver, self.tol, result, instead),
                 ConvergenceWarning,
                 stacklevel=caller_stacklevel(),
             )
