@@ -116,14 +116,25 @@ def test_sample_weight_enters_the_refinement():
     assert reached == pytest.approx(best, rel=1e-3)
 
 
-def test_a_tol_below_float32_rounding_warns_and_keeps_the_best():
+def test_a_tol_below_float32_rounding_takes_a_converged_retry_or_warns():
+    """tol 1e-10 is below what float32 products resolve: the float32 fit stalls (8.4e-10)
+    and the float64 retries run. One that reaches tol is kept (here the float64 products',
+    6.9e-11), silently; it was discarded for the stalled fit's objective, lower by
+    rounding (7e-15 relative), behind a stagnation warning. Where no retry reaches tol,
+    the warning says the residual stopped falling. Either way the best model."""
     X, Y, _ = _digits()
     gamma, alpha = 0.5 / 64, 1e-3
     params = dict(gamma=gamma, alpha=alpha, solver="nystrom-pcg", n_centers=400)
     model = KernelRegressor(random_state=0, tol=1e-10, max_iter=1000, **params)
-    with pytest.warns(ConvergenceWarning, match="nystrom-pcg: the relative residual stopped"):
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
         model.fit(X.astype(np.float32), Y.astype(np.float32))
-    assert model.solver_info_["stagnated"]
+    said = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert model.solver_info_["precond_retry"] and model.solver_info_["products_retry"]
+    if model.solver_info_["relative_residual"] <= 1e-10:
+        assert not said and not model.solver_info_.get("stagnated")
+    else:
+        assert len(said) == 1 and "the relative residual stopped" in said[0], said
     C = model.centers_.astype(np.float64)
     best = _optimum(X, Y, C, gamma, alpha)
     reached = _objective(X, Y, C, model.dual_coef_.astype(np.float64), gamma, alpha)
