@@ -589,3 +589,15 @@ def test_float32_model_names_queries_its_dtype_cannot_hold(name, method):
     with pytest.raises(ValueError, match=r"^X: finite values up to 1e\+39 overflow float32"):
         getattr(model, method)(query)
     getattr(model, method)(X[:1])  # a query it can hold
+
+
+@pytest.mark.parametrize("dtype", ["datetime64[D]", "timedelta64[s]"])
+@pytest.mark.parametrize("make", [gramfree.KernelRegressor, gramfree.PathKernelRegressor])
+def test_time_targets_are_refused_naming_y(make, dtype):
+    """scikit-learn's validation passes datetime and timedelta targets through, and the
+    regressors fitted their integer encoding (days since 1970 here) in silence (a review);
+    KernelRidge refuses them too."""
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    y = np.arange(30).astype(dtype)
+    with pytest.raises(TypeError, match=rf"y: dtype {re.escape(dtype)} is not numeric"):
+        make().fit(X, y)

@@ -55,8 +55,22 @@ if TYPE_CHECKING:  # typing.Self is Python 3.11+
 TARGET_LIMIT = {np.dtype(np.float64): 1e100, np.dtype(np.float32): 1e30}
 
 
+def check_numeric_targets(y: object) -> None:
+    """Refuse regression targets of datetime or timedelta dtype: scikit-learn's validation
+    lets them through (Ridge fits the day counts), and the fit was of their integer
+    encoding in whatever unit numpy chose (a review). KernelRidge refuses them too."""
+    dtype = getattr(y, "dtype", None)
+    if getattr(dtype, "kind", "") in ("M", "m"):
+        raise TypeError(
+            f"y: dtype {dtype} is not numeric; convert the targets to numbers in the "
+            "unit you mean (for example (y - y.min()) / np.timedelta64(1, 'D'))"
+        )
+
+
 def check_target_range(y: np.ndarray, dtype: np.dtype) -> None:
-    """Refuse targets whose squares the solvers cannot sum in ``dtype``."""
+    """Refuse targets whose squares the solvers cannot sum in ``dtype`` (and times:
+    :func:`check_numeric_targets`)."""
+    check_numeric_targets(y)
     limit = TARGET_LIMIT[np.dtype(dtype)]
     top = float(np.abs(np.asarray(y, dtype=np.float64)).max(initial=0.0))
     if top > limit or 0.0 < top < 1.0 / limit:

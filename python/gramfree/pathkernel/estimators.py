@@ -38,6 +38,7 @@ from sklearn.utils.validation import (
 from .. import _core
 from .._log import caller_stacklevel
 from .._params import check_number_params
+from ..estimators._base import check_numeric_targets
 from ..operators import _n_threads
 from ..solvers._common import Progress
 from .explain import Explanation, PathDecomposition
@@ -1516,6 +1517,7 @@ class PathKernelRegressor(RegressorMixin, _PathKernelBase):
         X, y = validate_data(
             self, X, y, dtype=np.float64, multi_output=True, y_numeric=True, ensure_min_samples=2
         )
+        check_numeric_targets(y)
         X = np.asarray(X)  # an ndarray already: for the type checker
         y = np.asarray(y, dtype=np.float64)
         sample_weight = _validated_sample_weight(sample_weight, X)
