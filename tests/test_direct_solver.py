@@ -395,6 +395,8 @@ def test_ill_conditioned_float64_solve_warns(alpha, warned):
         model = KernelRegressor(kernel="linear", alpha=alpha, solver="direct").fit(X, y)
     messages = [str(w.message) for w in caught if issubclass(w.category, LinAlgWarning)]
     assert bool(messages) == warned, messages
+    # On the user's line, not in the package (a fixed stacklevel named _base.py)
+    assert all(w.filename == __file__ for w in caught), [(w.filename, w.lineno) for w in caught]
     error = np.abs(model.predict(X) - exact).max() / np.abs(exact).max()
     if warned:
         assert "ill-conditioned" in messages[0] and "standardise X" in messages[0]

@@ -29,7 +29,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import pairwise_distances_argmin
 from sklearn.model_selection import check_cv
 
-from .._log import say, verbose_output
+from .._log import caller_stacklevel, say, verbose_output
 from .._threads import blas_threads
 from ..device import resolve_device
 from ..solvers import Problem
@@ -80,7 +80,7 @@ def _warn_classes_absent_in_training(folds, codes, w, classes) -> None:
                 "stopped, not alpha, and may decide alpha_; use folds that stratify the "
                 "classes (StratifiedKFold, with shuffle=True for sorted data)",
                 UserWarning,
-                stacklevel=5,
+                stacklevel=caller_stacklevel(),
             )
             return
 
@@ -204,7 +204,7 @@ def _fit(estimator, X, y, sample_weight, alphas) -> np.ndarray:
             "log-losses may favour another alpha than the converged ones would (a small "
             "alpha on separable data: choose larger alphas)",
             ConvergenceWarning,
-            stacklevel=4,
+            stacklevel=caller_stacklevel(),
         )
     if not result.converged:
         warnings.warn(
@@ -212,7 +212,7 @@ def _fit(estimator, X, y, sample_weight, alphas) -> np.ndarray:
             f"tolerance in {result.n_iter} Newton steps (objective "
             f"{result.info['objective']:.6g}); choose larger alphas",
             ConvergenceWarning,
-            stacklevel=4,
+            stacklevel=caller_stacklevel(),
         )
     result.center_indices = idx
     estimator._set_fitted(result, kernel, "newton-pcg", problem, centers_are_rows=True)

@@ -69,6 +69,7 @@ from scipy.linalg import blas
 from scipy.optimize import minimize_scalar
 
 from .. import _blas
+from .._log import caller_stacklevel
 from ..linalg import jittered_cholesky, solve_triangular
 from ._common import Problem
 from .nystrom_direct import (
@@ -203,7 +204,7 @@ def solve_alpha_path(
         path, _ = _path(problem, centers, alphas, system, alpha_exponent)
         path.info["fallback"] = "whitened features"
     if "no_estimate" in path.info:
-        warnings.warn(path.info["no_estimate"], UserWarning, stacklevel=2)
+        warnings.warn(path.info["no_estimate"], UserWarning, stacklevel=caller_stacklevel())
     path.info["seconds"] = time.perf_counter() - start
     return path
 

@@ -27,6 +27,7 @@ import numpy as np
 from scipy.linalg import LinAlgWarning
 
 from .. import _blas
+from .._log import caller_stacklevel
 from ..linalg import cho_solve, cholesky_upper_in_place, jittered_cholesky
 from ._common import Problem, SolverResult
 from ._common import memory_bytes as _memory_bytes
@@ -362,7 +363,7 @@ def _warn_ill_conditioned(alpha: float, rounding: float) -> None:
         f"to {rounding:.2g} relative (to the targets); increase alpha, or standardise X (linear and "
         "polynomial kernels)",
         LinAlgWarning,
-        stacklevel=4,
+        stacklevel=caller_stacklevel(),
     )
 
 
@@ -392,7 +393,7 @@ def _factor_with_jitter(A: np.ndarray, b: np.ndarray, alpha: float, rebuild):
             f"{scale:.3g}): K + alpha I is numerically singular, so {jitter:.3g} was added "
             "to its diagonal (solver_info_['jitter']); increase alpha or standardise X",
             LinAlgWarning,
-            stacklevel=4,
+            stacklevel=caller_stacklevel(),
         )
     return cho_solve(L, b), jitter
 
@@ -418,7 +419,7 @@ def _warn_if_interpolant_misses(
             f"{', in the sample-weighted norm' if weighted else ''}) from the training "
             "targets; use alpha > 0, or a narrower kernel",
             LinAlgWarning,
-            stacklevel=4,
+            stacklevel=caller_stacklevel(),
         )
 
 

@@ -35,6 +35,8 @@ from typing import Any
 
 import numpy as np
 
+from .._log import caller_stacklevel
+
 # Measured by benchmarks/bench_costmodel.py on 2 cores of an Intel Xeon (AVX-512), the
 # machine kind of this project's CI, 2026-12-01 (after the micro-GEMM engine, the recursive
 # Cholesky and nystrom-direct's larger blocks).
@@ -228,7 +230,7 @@ def _load(path: Path, exists: bool) -> tuple[dict[str, float], str]:
             f"gramfree: the rates file {path} is ignored ({exc}); solver='auto' uses the "
             "built-in rates. Run `python -m gramfree calibrate` to rewrite it.",
             RuntimeWarning,
-            stacklevel=4,
+            stacklevel=caller_stacklevel(),
         )
         return dict(DEFAULT_RATES), f"{DEFAULT_SOURCE}: {path} unreadable"
     here, there = machine(), record.get("machine")
@@ -275,7 +277,7 @@ def _warn_if_busy() -> None:
             "other programs share the cores, and the rates measured now will be lower than "
             "a quiet machine's. Calibrate again when it is idle.",
             RuntimeWarning,
-            stacklevel=3,
+            stacklevel=caller_stacklevel(),
         )
 
 
