@@ -29,7 +29,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from ._log import caller_stacklevel, say
-from .operators import KernelOperator
+from .operators import KernelOperator, as_float_array
 from .solvers._common import center_rows, weights_in_range
 
 # The centres a dask fit draws when neither n_centers nor centers is given: the number
@@ -989,11 +989,11 @@ def _decision_block(Xb, *, model, n_jobs):
     centers, coef, intercept, kernel = model
     if Xb.shape[0] == 0:  # an empty chunk: no rows to score
         return np.zeros((0, coef.shape[1]), dtype=coef.dtype)
-    if not np.isfinite(Xb).all():
-        raise ValueError("X: contains NaN or infinity")
     from .estimators._base import check_decision_finite
 
-    Xb = np.ascontiguousarray(Xb, dtype=centers.dtype)
+    # As in-memory predict: finite queries beyond a float32 model's range are named as
+    # such, not "NaN or infinity" after the cast made them inf (a review).
+    Xb = as_float_array(Xb, "X", dtype=centers.dtype)
     out = KernelOperator(Xb, centers, kernel, n_jobs=n_jobs) @ coef
     if intercept is not None:  # the logistic loss's
         out += intercept
