@@ -123,3 +123,69 @@ def test_a_decomposition_of_a_dask_x_explains_in_memory_queries():
     np.testing.assert_allclose(
         got.supporting_contributions, expected.supporting_contributions, rtol=1e-12
     )
+
+
+def test_a_learning_rate_that_underflows_is_named_without_weights():
+    """learning_rate=5e-324 over a batch of 30 rows underflows: the error blamed
+    sample_weight, which was not given (a review)."""
+    X, y = _diabetes()
+    with pytest.raises(ValueError, match=r"^learning_rate=4.94e-324 divided by the batch"):
+        PathKernelRegressor((4,), n_steps=3, learning_rate=5e-324).fit(X, y)
+    with pytest.raises(ValueError, match=r"^sample_weight: .*or change learning_rate"):
+        PathKernelRegressor((4,), n_steps=3, learning_rate=5e-324).fit(
+            X, y, sample_weight=np.ones(len(y))
+        )
+
+
+def test_targets_too_large_for_float64_say_so_not_learning_rate():
+    """y times 1e160: the loss at the starting weights overflows before any step, and the
+    error advised a smaller learning_rate, which cannot help (a review). A learning rate
+    that does diverge is still named."""
+    X, y = _diabetes()
+    with pytest.raises(ValueError, match=r"training cannot start: .* X or y is too large"):
+        PathKernelRegressor((4,), n_steps=3, learning_rate=1e-300).fit(X, y * 1e160)
+    with pytest.raises(ValueError, match=r"training diverged at step [1-9].*learning_rate"):
+        PathKernelRegressor((4,), n_steps=50, learning_rate=1e300).fit(X, y)
+
+
+def test_checkpoints_beyond_memory_are_refused_before_training():
+    """200000 steps of 24001 weights, every step kept: 38 GB, which failed as
+    std::bad_alloc after 49 s of training (a review). Refused at once, naming
+    checkpoint_every, from the count the trainer keeps (steps c, 2c, ... before the last)."""
+    import time
+
+    from gramfree.pathkernel.estimators import _check_checkpoint_memory
+
+    X, y = _diabetes(20)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"^checkpoint_every=1: 199999 checkpoints of the 24001"):
+        PathKernelRegressor((2000,), n_steps=200000, checkpoint_every=1, learning_rate=1e-4).fit(
+            X[:, :10], y
+        )
+    assert time.perf_counter() - start < 5.0  # before any training
+    model = PathKernelRegressor((5,), n_steps=11, checkpoint_every=5, random_state=0).fit(X, y)
+    assert model._path["checkpoints"].shape[0] == (11 - 1) // 5  # the count the check uses
+    _check_checkpoint_memory(None, 10**12, 10**9)  # none kept: nothing to check
+
+
+def test_path_kernel_names_y_in_feature_name_checks():
+    """path_kernel(X, Y) with a DataFrame X and a plain Y warned that X lacked feature
+    names, and a Y of other names raised without naming Y (a review)."""
+    import warnings
+
+    pd = pytest.importorskip("pandas")
+    X, y = _diabetes(12)
+    frame = pd.DataFrame(X, columns=[f"f{j}" for j in range(X.shape[1])])
+    model = PathKernelRegressor((3,), n_steps=3, random_state=0).fit(frame, y)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        K = model.path_kernel(frame[:2], X[:3])
+    said = [str(w.message) for w in caught]
+    assert said == [
+        "Y does not have valid feature names, but PathKernelRegressor was fitted with feature names"
+    ]
+    assert caught[0].filename == __file__
+    np.testing.assert_array_equal(K, model.path_kernel(frame[:2], frame[:3]))
+    other = frame.rename(columns={"f0": "g0"})
+    with pytest.raises(ValueError, match=r"^Y: The feature names should match"):
+        model.tangent_kernel(frame[:2], other[:2])

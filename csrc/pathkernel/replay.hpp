@@ -77,7 +77,8 @@ class Replay {
   ForwardCache cache_;
   std::vector<std::vector<double>> D_;
   double loss_ = 0;
-  double weight_sum_ = 0;  // sum of the n sample weights (unused without weights)
+  bool data_loss_finite_ = true;  // the batch's loss before the penalty (diverged())
+  double weight_sum_ = 0;         // sum of the n sample weights (unused without weights)
   double step_scale_ = 0;
 };
 

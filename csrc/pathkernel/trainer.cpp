@@ -128,7 +128,26 @@ Replay::Replay(const Architecture& arch, const TrainConfig& config, const Datase
   }
 }
 
+namespace {
+bool all_finite(const std::vector<double>& values) {
+  for (double x : values)
+    if (!std::isfinite(x)) return false;
+  return true;
+}
+}  // namespace
+
 void Replay::diverged() const {
+  // At step 0 the weights are the finite start: a forward pass, loss or loss derivative
+  // that overflows there is the data's size, which no learning rate changes (a review: y
+  // times 1e160 was told to use a smaller learning_rate).
+  bool forward_overflowed = !data_loss_finite_ || !all_finite(top_);
+  for (const auto* layers : {&cache_.A, &cache_.Z})
+    for (const auto& values : *layers)
+      forward_overflowed = forward_overflowed || !all_finite(values);
+  if (step_ == 0 && forward_overflowed)
+    throw std::runtime_error(
+        "training cannot start: the network's outputs or its loss at the starting weights "
+        "overflow float64 (step 0); X or y is too large: standardise them");
   throw std::runtime_error("training diverged at step " + std::to_string(step_) +
                            " (the loss or the parameters are no longer finite): use a "
                            "smaller learning_rate");
@@ -147,15 +166,10 @@ void Replay::compute() {
 }
 
 bool Replay::step_overflowed() const {
-  auto finite = [](const std::vector<double>& v) {
-    for (double x : v)
-      if (!std::isfinite(x)) return false;
-    return true;
-  };
   for (const auto* layers : {&cache_.A, &cache_.Z, &cache_.dA, &D_})
     for (const auto& values : *layers)
-      if (!finite(values)) return true;
-  return !finite(top_) || !finite(w_next_);
+      if (!all_finite(values)) return true;
+  return !all_finite(top_) || !all_finite(w_next_);
 }
 
 void Replay::compute_step() {
@@ -187,6 +201,7 @@ void Replay::compute_step() {
   top_.resize(B * k);
   loss_ = loss_and_derivative(arch_.loss, cache_.Z[L - 1].data(), Yb_.data(), B, k, top_.data(),
                               row_weight);
+  data_loss_finite_ = std::isfinite(loss_);
   for (double g : top_)
     if (!std::isfinite(g)) diverged();
   backward(arch_, w_.data(), cache_, top_.data(), 1, D_, options_);
