@@ -86,7 +86,12 @@ default="auto"
         exactly and ignores max_iter and tol); eigenpro on all
         points: relative residual of ``(K + alpha I) c = y``, or an epoch that changes the
         objective by less than tol^2 relative; eigenpro on fixed centres: relative change
-        of the objective over an epoch. EigenPro ends every epoch with the best
+        of the objective over an epoch, where a bound on the gradient leaves the objective
+        at most ``10 * tol`` (relative) above the optimum on the centres
+        (``solver_info_["gap_bound"]``; else a ConvergenceWarning): the fitted values may
+        then differ from the optimum's by up to ``sqrt(10 * tol)`` of the targets' scale
+        (3% at the default tol; a review found 1.4%), so lower tol for closer predictions.
+        EigenPro ends every epoch with the best
         combination of its move and the two before (a subspace step that needs no kernel
         pass) and, on all points, reduces its batches' variance with each epoch's exact
         residuals (:mod:`gramfree.solvers.eigenpro`); an epoch that increases the objective
