@@ -58,6 +58,46 @@ def test_float32_products_that_stagnate_are_retried_as_in_memory(data_dtype, ker
     assert np.mean(on_dask.predict(X) == memory.predict(X)) > 0.999
 
 
+def test_dask_retries_and_factors_follow_the_in_memory_rules():
+    """The in-memory fixes of 2026-12-06 had not reached dask's copy of the retry logic
+    (a review of the diff): a converged float64 retry lost to a stalled float32 fit's
+    rounded objective (a rank-10 polynomial kernel on 25 centres: 2% off), and float32 X
+    with kernel_precision="float64" factored K_MM in float32 (repeated centres: its 1e-6
+    jitter in the penalty, 0.3% off). One retry function now serves both."""
+    from sklearn.metrics.pairwise import polynomial_kernel
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(25, 3)).astype(np.float32), rng.normal(size=25)
+    kp = dict(degree=2, gamma=0.2, coef0=1.0)
+    X64 = X.astype(np.float64)
+    exact = polynomial_kernel(X64, X64, **kp) @ np.linalg.solve(
+        polynomial_kernel(X64, X64, **kp) + 100.0 * np.eye(25), y
+    )
+    estimator = KernelRegressor(
+        kernel="poly",
+        alpha=100.0,
+        solver="nystrom-pcg",
+        n_centers=25,
+        random_state=0,
+        tol=1e-12,
+        n_jobs=1,
+        **kp,
+    )
+    memory, on_dask = _fit_both(estimator, X, y, chunks=10)
+    for model in (memory, on_dask):
+        assert np.abs(model.predict(X) - exact).max() <= 1e-5 * np.abs(exact).max()
+
+    X, y = load_diabetes(return_X_y=True)
+    X, y = (X - X.mean(0)) / X.std(0), (y - y.mean()) / y.std()
+    noise = 0.1 * np.random.default_rng(0).normal(size=100)
+    X, y = np.vstack([X, X[:100]]).astype(np.float32), np.r_[y, y[:100] + noise]
+    centres = np.r_[np.arange(60), np.arange(442, 482)]  # 442..481 repeat 0..39
+    params = dict(solver="nystrom-pcg", centers=centres, gamma=0.1, alpha=1e-4)
+    memory, on_dask = _fit_both(KernelRegressor(kernel_precision="float64", **params), X, y)
+    assert on_dask.solver_info_["jitter"] == memory.solver_info_["jitter"] == 1e-12
+    np.testing.assert_allclose(on_dask.predict(X), memory.predict(X), rtol=0, atol=1e-4)
+
+
 def test_float32_cancellation_is_warned_on_dask_too():
     X, y = load_digits(return_X_y=True)
     X = (X / 16).astype(np.float32)

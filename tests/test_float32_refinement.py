@@ -303,30 +303,24 @@ def test_early_stopping_scores_the_held_out_rows_as_predict_does():
     assert model.best_validation_score_ == pytest.approx(model.score(Xtr[rows], ytr[rows]))
 
 
-def test_float32_products_out_of_iterations_by_rounding_name_float64_products():
-    """Digits, 200 centres, gamma 0.1/d, alpha 1e-8, float32 products: the refinement's
-    float32 CG ran to max_iter with its recursion's residual 6x below the true one (0.0044
-    against 0.027), and warned "increase max_iter", which 2000 iterations did not help
-    (objective 1.3% above the optimum; a review). The warning now names float64 products
-    with both residuals, and that advice reaches the float64 model. (It is not taken as a
-    stall for the float64 retries: a budget stop shows the same gap where more float32
-    iterations converge, next test.)"""
+def test_float32_products_out_of_iterations_by_rounding_take_the_float64_retry():
+    """Digits, 200 centres, gamma 0.1/d, alpha 1e-8, float32 products: after 8 restarts
+    from the true residual, the refinement's float32 CG ran to max_iter with its
+    recursion's residual 6x below the true one (0.0044 against 0.027): rounding, not the
+    budget, stopped it. It warned "increase max_iter", which 2000 iterations did not help
+    (objective 1.3% above the optimum; a review), and for a day of this session only named
+    float64 products (the model 19% off; a review of that). It now takes the float64
+    retry: the float64 model, no warning. Reference: the same fit with float64 products."""
     X, y = load_digits(return_X_y=True)
     X, y = X / 16.0, (y - y.mean()) / y.std()
     params = dict(solver="nystrom-pcg", n_centers=200, gamma=0.1 / 64, alpha=1e-8, random_state=0)
     exact = KernelRegressor(**params).fit(X, y)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        model = KernelRegressor(kernel_precision="float32", **params).fit(X, y)
-    said = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
-    assert len(said) == 1 and "kernel_precision='float64'" in said[0], said
-    recursion, true = model.solver_info_["float32_gap"]
-    assert recursion < 0.5 * true and true == pytest.approx(model.solver_info_["relative_residual"])
-    assert f"{true:.2g}" in said[0] and model.n_iter_ == 100
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
-        advised = KernelRegressor(kernel_precision="float64", **params).fit(X, y)
-    np.testing.assert_allclose(advised.predict(X), exact.predict(X), rtol=0, atol=1e-12)
+        model = KernelRegressor(kernel_precision="float32", **params).fit(X, y)
+    assert model.solver_info_.get("products_retry")
+    scale = np.sqrt(np.mean(exact.predict(X) ** 2))
+    assert np.abs(model.predict(X) - exact.predict(X)).max() <= 1e-3 * scale
 
 
 @pytest.mark.parametrize("gamma, alpha", [(1.0, 1e-2), (0.1, 1e-2), (1.0, 1e-8)])
@@ -334,8 +328,9 @@ def test_float32_products_keep_the_max_iter_given(gamma, alpha):
     """Standardised float32 digits, 300 centres: a fit given max_iter=20 ran 59-60
     iterations, the float64 retries taking the float32 run's recursion-vs-true gap at its
     budget stop for a stall (a review); with the default budget the same fit converges in
-    float32 (22-45 iterations), so the gap was the refinement's ordinary lag. max_iter now
-    bounds the iterations, and the warning says it was reached."""
+    float32 (22-45 iterations), so the gap was the first CG run's ordinary lag. max_iter now
+    bounds the iterations there, and the warning says it was reached and names float64
+    products."""
     from sklearn.preprocessing import StandardScaler
 
     X, y = load_digits(return_X_y=True)
@@ -353,7 +348,10 @@ def test_float32_products_keep_the_max_iter_given(gamma, alpha):
         capped = KernelClassifier(max_iter=20, **params).fit(X, y)
     assert capped.n_iter_ == 20
     assert not capped.solver_info_.get("products_retry")
-    assert any("reached max_iter" in str(w.message) for w in caught)
+    said = [str(w.message) for w in caught if "reached max_iter" in str(w.message)]
+    assert len(said) == 1
+    if "float32_gap" in capped.solver_info_:
+        assert capped.solver_info_["refinements"] == 0 and "kernel_precision='float64'" in said[0]
     full = KernelClassifier(**params).fit(X, y)
     assert full.solver_info_["relative_residual"] <= 1e-4 and 20 < full.n_iter_ <= 100
     assert not full.solver_info_.get("products_retry")

@@ -445,7 +445,7 @@ def solve_nystrom_pcg_dask(
     products, where a fit stagnated, each kept if better (a review found the float32
     digits case the in-process solver retries return the zero model here, 1 of 100
     iterations run, behind a max_iter warning)."""
-    from .solvers.nystrom_pcg import _count_discarded
+    from .solvers.nystrom_pcg import _count_discarded, retry_stalled_float32
 
     client = _scheduler_client()
     if w is not None and client is not None:
@@ -455,33 +455,37 @@ def solve_nystrom_pcg_dask(
     kernel_dtype = np.dtype(kernel_dtype)
     args = (X, Y, w, centers, kernel, client)
     kwargs = dict(alpha=alpha, n_jobs=n_jobs, max_iter=max_iter, tol=tol, verbose=verbose)
-    result = _pcg_dask_once(*args, kernel_dtype=kernel_dtype, factor_dtype=X.dtype, **kwargs)
-    if kernel_dtype != np.float32 or not result.info.get("stagnated"):
-        return result
-    if X.dtype == np.float32:  # (in_process: solve_nystrom_pcg's first retry)
-        retry = _pcg_dask_once(*args, kernel_dtype=kernel_dtype, factor_dtype=np.float64, **kwargs)
-        result.info["precond_retry"] = retry.info["precond_retry"] = True
-        if retry.info["objective"] < result.info["objective"]:
-            result, retry = retry, result
-        result.info["dask"]["passes"] += retry.info["dask"]["passes"]
-        _count_discarded(result, retry)
-        if not result.info.get("stagnated"):
-            return result
-    wide = _pcg_dask_once(*args, kernel_dtype=np.float64, factor_dtype=np.float64, **kwargs)
-    wide.info["products_retry"] = True
-    wide.info["precond_retry"] = result.info.get("precond_retry", False)
-    wide_objective = wide.info.get(
-        "objective", wide.loss_curve[-1] if wide.loss_curve else math.inf
+    # Float32 factors only with float32 data and products, as in process (their jitter
+    # enters the penalty, which only float32 products' refinement measures).
+    factor_dtype = np.result_type(X.dtype, kernel_dtype)
+
+    def discard(kept, discarded) -> None:
+        kept.info["dask"]["passes"] += discarded.info["dask"]["passes"]
+        _count_discarded(kept, discarded)
+
+    float32_products = kernel_dtype == np.float32
+    return retry_stalled_float32(
+        _pcg_dask_once(*args, kernel_dtype=kernel_dtype, factor_dtype=factor_dtype, **kwargs),
+        float64_factors=(
+            (
+                lambda: _pcg_dask_once(
+                    *args, kernel_dtype=kernel_dtype, factor_dtype=np.float64, **kwargs
+                )
+            )
+            if float32_products and factor_dtype == np.float32
+            else None
+        ),
+        float64_products=(
+            (
+                lambda: _pcg_dask_once(
+                    *args, kernel_dtype=np.float64, factor_dtype=np.float64, **kwargs
+                )
+            )
+            if float32_products
+            else None
+        ),
+        discard=discard,
     )
-    if 0.0 <= wide_objective < result.info["objective"]:
-        wide.info["objective"] = wide_objective
-        wide.info["dask"]["passes"] += result.info["dask"]["passes"]
-        _count_discarded(wide, result)
-        return wide
-    result.info["products_retry"] = True
-    result.info["dask"]["passes"] += wide.info["dask"]["passes"]
-    _count_discarded(result, wide)
-    return result
 
 
 def _pcg_dask_once(

@@ -48,8 +48,9 @@ def solve_nystrom_pcg(
     monitor: Monitor | None = None,
 ) -> SolverResult:
     """``precond_dtype``: the precision of the two M x M Cholesky factors and of the
-    triangular solves with them; by default the data's (float32 data: half the memory of
-    float64 for the M^3 preconditioner, see below). The CG vectors are float64.
+    triangular solves with them; by default float32 where the data and the products are
+    float32 (half the memory of float64 for the M^3 preconditioner, see below), else
+    float64. The CG vectors are float64.
 
     ``initial_coef`` (M x t): a warm start, the coefficients CG starts from (mapped into
     the preconditioned variable, one extra pass for its residual). ``monitor``: called with
@@ -105,32 +106,8 @@ def solve_nystrom_pcg(
             exact_penalty=None if exact is None else exact.penalty,
         )
 
-    result = _falkon(pdtype)
-    if (
-        exact is not None
-        and precond_dtype is None
-        and pdtype == np.float32
-        and monitor is None  # its scores would mix two runs
-        and result.info.get("stagnated")
-    ):
-        # A float32 preconditioner of an ill-conditioned K_MM (a wide kernel) can leave
-        # float32 CG nothing to refine: digits, 400 centres, gamma 0.1/d, alpha 1e-4 made
-        # no progress from zero at all, where a float64 one reaches the optimum. Once more
-        # with float64 factors (twice their memory), kept if better.
-        retry = _falkon(np.dtype(np.float64))
-        retry.info["precond_retry"] = True
-        if _better(retry, retry.info["objective"], result):
-            result, discarded = retry, result
-        else:
-            result.info["precond_retry"] = True
-            discarded = retry
-        _count_discarded(result, discarded)
-    if exact is not None and monitor is None and result.info.get("stagnated"):
-        # Still no progress to tol: the float32 products themselves cannot resolve CG's
-        # directions (a small alpha: digits, 300 centres, gamma 0.1/d, alpha 1e-3 returned
-        # the zero model, every label 0, behind a warning). The fit once more with float64
-        # products and factors, kept if better by the true objective.
-        wide = solve_nystrom_pcg(
+    def _float64_products() -> SolverResult:
+        return solve_nystrom_pcg(
             problem.in_float64(),
             centers,
             max_iter=max_iter,
@@ -139,18 +116,61 @@ def solve_nystrom_pcg(
             precond_dtype=np.float64,
             initial_coef=initial_coef,
         )
+
+    retries = exact is not None and monitor is None  # a monitor's scores would mix runs
+    return retry_stalled_float32(
+        _falkon(pdtype),
+        float64_factors=(
+            (lambda: _falkon(np.dtype(np.float64)))
+            if retries and precond_dtype is None and pdtype == np.float32
+            else None
+        ),
+        float64_products=_float64_products if retries else None,
+        discard=_count_discarded,
+    )
+
+
+def retry_stalled_float32(
+    result: SolverResult,
+    *,
+    float64_factors: Callable[[], SolverResult] | None,
+    float64_products: Callable[[], SolverResult] | None,
+    discard: Callable[[SolverResult, SolverResult], None],
+) -> SolverResult:
+    """A float32-product fit that stagnated (``info["stagnated"]``), fitted again: with
+    float64 factors, then with float64 products, each where given and the fit still
+    stagnates, each kept if :func:`_better`. ``discard(kept, discarded)`` accounts for a
+    discarded fit's work. Shared by the in-memory solver and the dask one
+    (:func:`gramfree._dask.solve_nystrom_pcg_dask`), whose copies had drifted apart.
+
+    Why: a float32 preconditioner of an ill-conditioned K_MM (a wide kernel) can leave
+    float32 CG nothing to refine (digits, 400 centres, gamma 0.1/d, alpha 1e-4 made no
+    progress from zero at all, where a float64 one reaches the optimum); and float32
+    products themselves may not resolve CG's directions (a small alpha: digits, 300
+    centres, gamma 0.1/d, alpha 1e-3 returned the zero model, every label 0)."""
+    if result.info.get("stagnated") and float64_factors is not None:
+        retry = float64_factors()
+        retry.info["precond_retry"] = True
+        if _better(retry, retry.info["objective"], result):
+            result, discarded = retry, result
+        else:
+            result.info["precond_retry"] = True
+            discarded = retry
+        discard(result, discarded)
+    if result.info.get("stagnated") and float64_products is not None:
+        wide = float64_products()
         wide.info["products_retry"] = True
         wide.info["precond_retry"] = result.info.get("precond_retry", False)
+        # (wide's objective may be its recursion's estimate: it has no exact pass)
         wide_objective = wide.info.get(
             "objective", wide.loss_curve[-1] if wide.loss_curve else math.inf
         )
-        # (wide's objective may be its recursion's estimate: it has no exact pass)
         if wide_objective >= 0.0 and _better(wide, wide_objective, result):
             wide.info["objective"] = wide_objective
-            _count_discarded(wide, result)
+            discard(wide, result)
             return wide
         result.info["products_retry"] = True
-        _count_discarded(result, wide)
+        discard(result, wide)
     return result
 
 
@@ -456,17 +476,20 @@ def falkon_cg(
                     break
                 if n_iter >= max_iter:
                     # Out of iterations with the recursion's residual well below the true
-                    # one: the float32 products' rounding may be what holds it (digits,
-                    # wide kernel, alpha 1e-8: 0.0044 against 0.027 after 100 iterations,
-                    # 0.0012 against 0.026 after 2000; a review). The warning then names
-                    # float64 products. Not a stall that starts the float64 retries: a
-                    # budget stop mid-run shows the same gap where more float32
-                    # iterations converge (digits, gamma 0.1/d, max_iter 20: 9.5e-4
-                    # against 0.019, converged at 45), and the retries ran 3x the
-                    # max_iter the user gave (a review of that rule).
+                    # one. After a restart from the true residual (a refinement) that
+                    # reopened the gap, it is the float32 products' rounding: a stall, and
+                    # the float64 retries run (digits, wide kernel, alpha 1e-8: 0.0044
+                    # against 0.027 after 100 iterations and 8 refinements, 0.0012 against
+                    # 0.026 after 2000; the model 19% off, the warning "increase
+                    # max_iter"). In the first CG run the same gap is its ordinary lag,
+                    # which more float32 iterations close (digits, gamma 0.1/d, max_iter
+                    # 20: 9.5e-4 against 0.019, converged at 45): the warning then names
+                    # float64 products, and the retries, each with the whole max_iter, do
+                    # not run (they tripled ordinary fits' work; reviews).
                     recursion = float(np.max(np.sqrt(np.einsum("ij,ij->j", r, r)) / rhs_norm))
                     if recursion < 0.5 * float(np.max(relative)):
                         float32_gap = (recursion, float(np.max(relative)))
+                        stagnated = refinements >= 1
                     break
                 # A recursion that claimed tol without halving the true residual: the
                 # products' rounding is what it converged to.
