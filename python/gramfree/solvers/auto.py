@@ -46,7 +46,7 @@ import numpy as np
 
 from .._log import say
 from .._threads import limit_numpy_blas_for_loops
-from ._common import Problem, SolverResult, center_rows, symmetric_eigh
+from ._common import WIDENED_BLOCK_ELEMENTS, Problem, SolverResult, center_rows, symmetric_eigh
 from ._common import memory_bytes as _memory_bytes
 from .direct import STREAM_MAX_FEATURES, TRIANGLE_ROWS, refinement_budget, solve_direct
 from .kernel_pcg import BLOCK_BYTES, DEFAULT_MAX_ITER, STORE_BYTES, SUBSAMPLE, solve_kernel_pcg
@@ -105,6 +105,9 @@ class CostModel:
     dtype: np.dtype
     # Flops per second (:mod:`.rates`): this machine's saved ones, else the built-in ones.
     rates: dict = field(default_factory=lambda: current()[0])
+    # The data's dtype, where it differs from the products' (kernel_precision): nystrom-pcg
+    # factors K_MM in float32 only where both are float32.
+    data_dtype: np.dtype | None = None
 
     @property
     def engine(self) -> float:
@@ -135,10 +138,18 @@ class CostModel:
             PCG_PASSES * n * m * _entry_flops(d, t) / self.engine
             + 4 * m * m * t / self.rates["dense"]
         )
-        # Two M x M matrices (the factor and the inner matrix) in the products' dtype; in
-        # float32 K_MM is formed in float64 and narrowed, 12 bytes per entry at that
-        # moment (measured 12.1 m^2 where 8 m^2 was planned; a review).
-        return precond + iterations * per_iter, (12.0 if self.dtype == np.float32 else 16.0) * m * m
+        # Two M x M matrices (the factor and the inner matrix), float32 where the data and
+        # the products are: in float32 K_MM is formed in float64 and narrowed, 12 bytes
+        # per entry at that moment (measured 12.1 m^2 where 8 m^2 was planned; a review).
+        # Float32 products' exact passes hold one float64 and one float32 block of
+        # kernel values beside them. Float64 data with float32 products factors in
+        # float64: priced as float32's it peaked at 1.31x the plan (a review).
+        exact_blocks = 12.0 * WIDENED_BLOCK_ELEMENTS if self.dtype == np.float32 else 0.0
+        if np.result_type(self.dtype, self.data_dtype or self.dtype) == np.float32:
+            nbytes = max(12.0 * m * m, 8.0 * m * m + exact_blocks)
+        else:
+            nbytes = 16.0 * m * m + exact_blocks
+        return precond + iterations * per_iter, nbytes
 
     def nystrom_direct(self, m: int) -> tuple[float, float]:
         """One pass forming K_nM^T K_nM by syrk (kernel values in the products' dtype, the
@@ -248,7 +259,7 @@ def solve_auto(
     t = problem.Y.shape[1]
     rng = random_state
     rates, rates_source = current()
-    costs = CostModel(n, d, t, problem.kernel_dtype, rates)
+    costs = CostModel(n, d, t, problem.kernel_dtype, rates, data_dtype=problem.X.dtype)
     # direct runs in the data's precision whatever kernel_precision says (its float32
     # matrix alone is priced apart): priced with the float32 products' model it was ruled
     # out of memory it fits in (a review: 28k-34k rows of 9 features here).
@@ -444,7 +455,9 @@ def solve_nystrom_choice(problem, centers, *, max_iter, tol, verbose) -> SolverR
     (``CostModel.best_nystrom``), its estimates recorded in ``info["auto"]``."""
     n, d = problem.X.shape
     rates, rates_source = current()
-    costs = CostModel(n, d, problem.Y.shape[1], problem.kernel_dtype, rates)
+    costs = CostModel(
+        n, d, problem.Y.shape[1], problem.kernel_dtype, rates, data_dtype=problem.X.dtype
+    )
     m = centers.shape[0]
     estimates = {name: costs.best_nystrom(m, (name,))[1] for name in NYSTROM_SOLVERS}
     name = costs.best_nystrom(m)[0]
