@@ -264,3 +264,26 @@ def test_in_memory_operator_does_not_import_dask():
         "assert 'dask' not in sys.modules, sorted(m for m in sys.modules if 'dask' in m)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+def test_zero_columns_are_an_empty_product_over_dask_rows_too():
+    """Over dask rows, a numpy V of no columns was refused for K @ V, normal_matvec and
+    gradient ("V: empty array"), while K.T @ U, U @ K and a dask V of none gave the empty
+    product (a review): every entry point now gives it, as in memory."""
+    rng = np.random.default_rng(0)
+    X, Z = rng.normal(size=(20, 3)), rng.normal(size=(5, 3))
+    K = KernelOperator(da.from_array(X, chunks=(10, -1)), Z, "rbf", gamma=0.5)
+    local = KernelOperator(X, Z, "rbf", gamma=0.5)
+    V0, U0 = np.zeros((5, 0)), np.zeros((20, 0))
+    for got, expected in [
+        (K @ V0, local @ V0),
+        (K.T @ U0, local.T @ U0),
+        (U0.T @ K, U0.T @ local),
+        (K.normal_matvec(V0), local.normal_matvec(V0)),
+        (K.normal_matvec(V0, sample_weight=np.ones(20)), local.normal_matvec(V0)),
+        (K.gradient(V0), local.gradient(V0)),
+    ]:
+        got = got.compute() if hasattr(got, "compute") else got
+        assert got.shape == expected.shape and got.dtype == expected.dtype
+    with pytest.raises(TypeError, match="V: complex"):
+        K @ np.zeros((5, 0), complex)
