@@ -131,10 +131,12 @@ def test_a_learning_rate_that_underflows_is_named_without_weights():
     X, y = _diabetes()
     with pytest.raises(ValueError, match=r"^learning_rate=4.94e-324 divided by the batch"):
         PathKernelRegressor((4,), n_steps=3, learning_rate=5e-324).fit(X, y)
-    with pytest.raises(ValueError, match=r"^sample_weight: .*or change learning_rate"):
+    with pytest.raises(ValueError, match=r"^learning_rate=4.94e-324 .* mean sample weight 1"):
         PathKernelRegressor((4,), n_steps=3, learning_rate=5e-324).fit(
             X, y, sample_weight=np.ones(len(y))
         )
+    with pytest.raises(ValueError, match=r"^sample_weight: the mean weight inf"):
+        PathKernelRegressor((4,), n_steps=3).fit(X, y, sample_weight=np.full(len(y), 1e307))
 
 
 def test_targets_too_large_for_float64_say_so_not_learning_rate():

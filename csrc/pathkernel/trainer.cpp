@@ -147,7 +147,11 @@ void Replay::diverged() const {
   if (step_ == 0 && forward_overflowed)
     throw std::runtime_error(
         "training cannot start: the network's outputs or its loss at the starting weights "
-        "overflow float64 (step 0); X or y is too large: standardise them");
+        "overflow float64 (step 0); " +
+        std::string(data_.weights ? "X, y or sample_weight is too large: standardise X and y, "
+                                    "or rescale sample_weight (only its ratios change the "
+                                    "model)"
+                                  : "X or y is too large: standardise them"));
   throw std::runtime_error("training diverged at step " + std::to_string(step_) +
                            " (the loss or the parameters are no longer finite): use a "
                            "smaller learning_rate");

@@ -141,17 +141,24 @@ def _check_decay_step(
     reach it as surely as a huge alpha."""
     mean = 1.0 if sample_weight is None else float(np.sum(sample_weight) / n)
     mass = float(batch) * mean
-    if not (math.isfinite(mass) and 0.0 < learning_rate / mass < math.inf):
-        if sample_weight is None:  # 5e-324 was blamed on weights not given (a review)
-            raise ValueError(
-                f"learning_rate={learning_rate:.3g} divided by the batch of {batch} rows "
-                "underflows float64: every step would be zero"
-            )
+    # Name the factor out of range: the weights' mass (overflowed, or below float64's
+    # normal numbers), else the learning rate against a normal mass (5e-324 had been blamed
+    # on sample_weight, not given; reviews).
+    if not (math.isfinite(mass) and mass >= np.finfo(np.float64).tiny):
         raise ValueError(
             f"sample_weight: the mean weight {mean:.3g} times the batch of {batch} rows "
-            f"divides every step (learning_rate={learning_rate:.3g}); it must be a positive "
-            "number that neither overflows nor underflows float64 there (rescale the "
-            "weights: only their ratios change the model; or change learning_rate)"
+            "divides every step; it must be a positive number that neither overflows nor "
+            "underflows float64 there (rescale the weights: only their ratios change the "
+            "model)"
+        )
+    if not 0.0 < learning_rate / mass < math.inf:
+        by = f"the batch of {batch} rows" + (
+            f" times the mean sample weight {mean:.3g}" if sample_weight is not None else ""
+        )
+        raise ValueError(
+            f"learning_rate={learning_rate:.3g} divided by {by} is outside float64's range "
+            "(every step would be zero or infinite): change learning_rate"
+            + (", or rescale the weights" if sample_weight is not None else "")
         )
     factor = learning_rate * alpha / mass if alpha > 0 else 0.0
     if factor > 2.0:
