@@ -287,3 +287,5 @@ def test_zero_columns_are_an_empty_product_over_dask_rows_too():
         assert got.shape == expected.shape and got.dtype == expected.dtype
     with pytest.raises(TypeError, match="V: complex"):
         K @ np.zeros((5, 0), complex)
+    with pytest.raises(ValueError, match="V: has 4 rows, expected 5"):
+        K @ np.zeros((4, 0))

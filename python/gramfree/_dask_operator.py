@@ -196,10 +196,12 @@ class _DaskKernel:
         V = np.asarray(V)
         _check_ndim(V.shape, name, kind)
         vector = V.ndim == 1
-        if V.ndim == 2 and V.shape[1] == 0 and V.shape[0] == m:
+        if V.ndim == 2 and V.shape[1] == 0:
             # No columns: an empty product, as a dask V of none and in-memory operators
-            # give (their dtype checked); as_float_array refuses empty arrays.
+            # give (its dtype and rows checked); as_float_array refuses empty arrays.
             as_float_array(np.zeros((1, 1), V.dtype), name)
+            if V.shape[0] != m:
+                raise ValueError(f"{name}: has {V.shape[0]} rows, expected {m}")
             return da.zeros((m, 0), dtype=self.dtype, chunks=(m, 0)), 0, False
         V2 = as_float_array(V.reshape(-1, 1) if vector else V, name, dtype=self.dtype)
         if V2.shape[0] != m:

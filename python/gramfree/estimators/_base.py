@@ -195,15 +195,19 @@ def breakdown_message(solver: str, result) -> str:
 
 def max_iter_message(solver: str, tol: float, result, instead: str = "") -> str:
     """The ConvergenceWarning of a fit out of iterations before ``tol``; ``instead``: a
-    solver-specific alternative. Where float32 products' recursion ended well below the
-    true residual (``solver_info_["float32_gap"]``), more iterations may not close it
-    (the products' rounding) and float64 products are named too."""
+    solver-specific alternative. A fit on float32 products (nystrom-pcg's refinement ran:
+    ``solver_info_["refinements"]``) names float64 products too: their rounding may be what
+    stops it, where more iterations do not help (digits, alpha 1e-10: 17% off, float64
+    converging in 44 iterations; reviews), and says so with both residuals where CG's
+    running one ended well below the true one (``solver_info_["float32_gap"]``)."""
     gap = result.info.get("float32_gap")
     if gap is not None:
         instead += (
             f"; or kernel_precision='float64' (the float32 products' residual "
             f"{gap[0]:.2g} is below the true {gap[1]:.2g}: their rounding may hold it there)"
         )
+    elif "refinements" in result.info:
+        instead += "; or kernel_precision='float64' (float32 products' rounding may limit it)"
     return (
         f"{solver} reached max_iter before tol={tol} ({iterations_run(result)}); "
         f"increase max_iter or tol{instead}"
