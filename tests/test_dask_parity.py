@@ -92,6 +92,27 @@ def test_dask_retries_and_factors_follow_the_in_memory_rules():
     for model in (memory, on_dask):
         assert np.abs(model.predict(X) - exact).max() <= 1e-5 * np.abs(exact).max()
 
+    # A stall whose float64 factors' retry does not converge: the products' retry follows,
+    # on dask as in memory (one chunk: the same float32 sums, the same stall).
+    X, y = load_digits(return_X_y=True)
+    X = ((X - X.mean(0)) / np.where(X.std(0) > 0, X.std(0), 1.0)).astype(np.float32)
+    y = ((y - y.mean()) / y.std()).astype(np.float32)
+    estimator = KernelRegressor(
+        solver="nystrom-pcg",
+        n_centers=300,
+        gamma=0.003 / 64,
+        alpha=1e-6 * len(y),
+        random_state=0,
+        n_jobs=1,
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # float32 cancellation
+        memory, on_dask = _fit_both(estimator, X, y, chunks=len(y))
+    for model in (memory, on_dask):
+        assert model.solver_info_["precond_retry"] and model.solver_info_["products_retry"]
+        assert model.solver_info_["relative_residual"] <= model.tol
+    assert on_dask.n_iter_ == memory.n_iter_
+
     X, y = load_diabetes(return_X_y=True)
     X, y = (X - X.mean(0)) / X.std(0), (y - y.mean()) / y.std()
     noise = 0.1 * np.random.default_rng(0).normal(size=100)

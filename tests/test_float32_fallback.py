@@ -162,6 +162,13 @@ def test_convergence_warning_counts_the_iterations_it_ran():
     text = max_iter_message("nystrom-pcg", 1e-4, result)
     found = re.search(r"\((\d+) iterations run, (\d+) of them in a fit it discarded\)", text)
     assert found and (int(found[1]), int(found[2])) == (131, 31), text
+    # Float32 products kept (a refinement ran): float64 products are named, unless their
+    # retry ran and lost (a review), and never for a fit on float64 products.
+    assert "kernel_precision='float64'" not in text
+    result.info["refinements"] = 3
+    assert "kernel_precision='float64'" in max_iter_message("nystrom-pcg", 1e-4, result)
+    result.info["products_retry"] = True
+    assert "kernel_precision='float64'" not in max_iter_message("nystrom-pcg", 1e-4, result)
 
 
 def test_float64_products_follow_float64_factors_that_did_not_converge():

@@ -201,12 +201,12 @@ def max_iter_message(solver: str, tol: float, result, instead: str = "") -> str:
     converging in 44 iterations; reviews), and says so with both residuals where CG's
     running one ended well below the true one (``solver_info_["float32_gap"]``)."""
     gap = result.info.get("float32_gap")
-    if gap is not None:
+    if gap is not None and not result.info.get("products_retry"):  # (else tried: lost)
         instead += (
             f"; or kernel_precision='float64' (the float32 products' residual "
             f"{gap[0]:.2g} is below the true {gap[1]:.2g}: their rounding may hold it there)"
         )
-    elif "refinements" in result.info:
+    elif "refinements" in result.info and not result.info.get("products_retry"):
         instead += "; or kernel_precision='float64' (float32 products' rounding may limit it)"
     return (
         f"{solver} reached max_iter before tol={tol} ({iterations_run(result)}); "

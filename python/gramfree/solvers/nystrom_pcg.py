@@ -62,7 +62,7 @@ def solve_nystrom_pcg(
     # the diagonal) enters the penalty, which only float32 products' refinement measures
     # exactly (exact_penalty below). Float32 X with kernel_precision="float64" factored
     # in float32 and solved that other objective, 0.9% off in its predictions on cps1988's
-    # repeated rows, in silence (a review). auto already priced these factors as float64.
+    # repeated rows, in silence (a review). auto prices the factors the same way.
     pdtype = np.dtype(
         np.result_type(X.dtype, problem.kernel_dtype) if precond_dtype is None else precond_dtype
     )
@@ -139,9 +139,10 @@ def retry_stalled_float32(
 ) -> SolverResult:
     """A float32-product fit that stagnated (``info["stagnated"]``), fitted again: with
     float64 factors, then with float64 products where the fit kept has still not
-    converged, each where given, each kept if :func:`_better`. ``discard(kept, discarded)`` accounts for a
-    discarded fit's work. Shared by the in-memory solver and the dask one
-    (:func:`gramfree._dask.solve_nystrom_pcg_dask`), whose copies had drifted apart.
+    converged, each where given, each kept if :func:`_better`. ``discard(kept,
+    discarded)`` accounts for a discarded fit's work. Shared by the in-memory solver and
+    the dask one (:func:`gramfree._dask.solve_nystrom_pcg_dask`), whose copies had
+    drifted apart.
 
     Why: a float32 preconditioner of an ill-conditioned K_MM (a wide kernel) can leave
     float32 CG nothing to refine (digits, 400 centres, gamma 0.1/d, alpha 1e-4 made no
