@@ -289,3 +289,26 @@ def test_zero_columns_are_an_empty_product_over_dask_rows_too():
         K @ np.zeros((5, 0), complex)
     with pytest.raises(ValueError, match="V: has 4 rows, expected 5"):
         K @ np.zeros((4, 0))
+
+
+def test_arrays_times_a_dask_backed_operator_without_scipys_rdot(monkeypatch):
+    """U @ K over dask rows deferred to scipy's LinearOperator._rdot, which scipy before
+    1.12 lacks: AttributeError on CI's oldest dependencies. Emulated here by removing it;
+    the products are this operator's own transposed ones."""
+    from scipy.sparse.linalg import LinearOperator
+
+    monkeypatch.delattr(LinearOperator, "_rdot", raising=False)
+    rng = np.random.default_rng(1)
+    X, Z = rng.normal(size=(20, 3)), rng.normal(size=(5, 3))
+    K = KernelOperator(da.from_array(X, chunks=(10, -1)), Z, "rbf", gamma=0.5)
+    dense = rbf_kernel(X, Z, gamma=0.5)
+    U, u = rng.normal(size=(4, 20)), rng.normal(size=20)
+    for got, expected in [
+        (U @ K, U @ dense),
+        (u @ K, u @ dense),
+        (da.from_array(U, chunks=(2, -1)) @ K, U @ dense),
+    ]:
+        got = got.compute() if hasattr(got, "compute") else got
+        np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match=r"\bU\b"):
+        rng.normal(size=(4, 19)) @ K

@@ -538,8 +538,15 @@ class KernelOperator(LinearOperator):
         return self._rdot(x)
 
     def _rdot(self, x: Any) -> Any:  # x @ K: scipy's message would dump x
-        if self._dask is not None or isinstance(x, LinearOperator) or np.isscalar(x):
+        if isinstance(x, LinearOperator) or np.isscalar(x):
             return super()._rdot(x)
+        if self._dask is not None:
+            # x @ K = (K.T @ x.T).T on the dask state's transposed products, which check x
+            # (scipy before 1.12 has no _rdot to defer to: U @ K failed there; CI's oldest
+            # dependencies). x may itself be a dask array: transposed as it is.
+            if len(np.shape(x)) == 1:
+                return self.rmatvec(x)
+            return self.rmatmat(x.T if hasattr(x, "T") else np.asarray(x).T).T
         shape = np.shape(x) if not _is_sparse(x) else x.shape
         if len(shape) not in (1, 2):
             raise ValueError(
