@@ -33,6 +33,7 @@ __all__ = [
     "assert_rel_close",
     "is_radial",
     "has_gradient",
+    "rank_deficient_poly_ridge",
 ]
 
 
@@ -330,3 +331,30 @@ def assert_rel_close(out, ref, rtol: float, scale=None, what: str = "") -> None:
     assert np.all(np.isfinite(out)), f"{what}: non-finite values in the result"
     err = rel_error(out, ref, scale)
     assert err <= rtol, f"{what}: relative error {err:.3e} > {rtol:.1e}"
+
+
+def rank_deficient_poly_ridge():
+    """A float32 problem where float32 CG stalls: a degree-2 polynomial kernel in 3
+    dimensions, whose K_MM over all 25 points (the centres) has rank 10, at alpha 100 and
+    tol 1e-12. Returns ``X`` (25 x 3, float32), ``y``, new points ``Xt`` (5 x 3), the
+    nystrom-pcg estimator parameters, and exact kernel ridge in float64 as a function of
+    the points to predict at."""
+    from sklearn.metrics.pairwise import polynomial_kernel
+
+    rng = np.random.default_rng(0)
+    X, y = rng.normal(size=(25, 3)).astype(np.float32), rng.normal(size=25)
+    Xt = rng.normal(size=(5, 3))
+    kernel_params = dict(degree=2, gamma=0.2, coef0=1.0)
+    X64 = X.astype(np.float64)
+    coef = np.linalg.solve(polynomial_kernel(X64, X64, **kernel_params) + 100.0 * np.eye(25), y)
+    params = dict(
+        kernel="poly",
+        alpha=100.0,
+        solver="nystrom-pcg",
+        n_centers=25,
+        random_state=0,
+        tol=1e-12,
+        n_jobs=1,
+        **kernel_params,
+    )
+    return X, y, Xt, params, lambda Z: polynomial_kernel(_f64(Z), X64, **kernel_params) @ coef

@@ -13,6 +13,7 @@ import pytest
 
 da = pytest.importorskip("dask.array")
 import dask  # noqa: E402
+from reference import rank_deficient_poly_ridge  # noqa: E402
 from sklearn.datasets import load_diabetes, load_digits  # noqa: E402
 from sklearn.exceptions import ConvergenceWarning  # noqa: E402
 
@@ -69,25 +70,9 @@ def test_dask_retries_and_factors_follow_the_in_memory_rules():
     rounded objective (a rank-10 polynomial kernel on 25 centres: 2% off), and float32 X
     with kernel_precision="float64" factored K_MM in float32 (repeated centres: its 1e-6
     jitter in the penalty, 0.3% off). One retry function now serves both."""
-    from sklearn.metrics.pairwise import polynomial_kernel
-
-    rng = np.random.default_rng(0)
-    X, y = rng.normal(size=(25, 3)).astype(np.float32), rng.normal(size=25)
-    kp = dict(degree=2, gamma=0.2, coef0=1.0)
-    X64 = X.astype(np.float64)
-    exact = polynomial_kernel(X64, X64, **kp) @ np.linalg.solve(
-        polynomial_kernel(X64, X64, **kp) + 100.0 * np.eye(25), y
-    )
-    estimator = KernelRegressor(
-        kernel="poly",
-        alpha=100.0,
-        solver="nystrom-pcg",
-        n_centers=25,
-        random_state=0,
-        tol=1e-12,
-        n_jobs=1,
-        **kp,
-    )
+    X, y, _, params, exact_at = rank_deficient_poly_ridge()
+    exact = exact_at(X)
+    estimator = KernelRegressor(**params)
     memory, on_dask = _fit_both(estimator, X, y, chunks=10)
     for model in (memory, on_dask):
         assert np.abs(model.predict(X) - exact).max() <= 1e-5 * np.abs(exact).max()

@@ -10,6 +10,7 @@ import warnings
 
 import numpy as np
 import pytest
+from reference import rank_deficient_poly_ridge
 from sklearn.datasets import load_breast_cancer, load_digits
 from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.preprocessing import StandardScaler
@@ -202,28 +203,11 @@ def test_a_converged_retry_replaces_a_stalled_fit_whatever_its_reported_objectiv
     objective 1.4e-7 below the optimum; both float64 retries converged (residuals 5e-12
     and 2e-22), and the stalled fit was kept on that objective: narrowed to float32, its
     predictions were 2% off exact kernel ridge (a review). A converged retry now wins."""
-    from sklearn.metrics.pairwise import polynomial_kernel
-
     from gramfree import KernelRegressor
 
-    rng = np.random.default_rng(0)
-    X, y = rng.normal(size=(25, 3)).astype(np.float32), rng.normal(size=25)
-    Xt = rng.normal(size=(5, 3))
-    kp = dict(degree=2, gamma=0.2, coef0=1.0)
-    X64 = X.astype(np.float64)
-    exact = polynomial_kernel(Xt, X64, **kp) @ np.linalg.solve(
-        polynomial_kernel(X64, X64, **kp) + 100.0 * np.eye(25), y
-    )
-    model = KernelRegressor(
-        kernel="poly",
-        alpha=100.0,
-        solver="nystrom-pcg",
-        n_centers=25,
-        random_state=0,
-        tol=1e-12,
-        n_jobs=1,
-        **kp,
-    ).fit(X, y)
+    X, y, Xt, params, exact_at = rank_deficient_poly_ridge()
+    exact = exact_at(Xt)
+    model = KernelRegressor(**params).fit(X, y)
     info = model.solver_info_
     if info.get("precond_retry") or info.get("products_retry"):  # a retry ran: it converged
         assert info["relative_residual"] <= 1e-12
