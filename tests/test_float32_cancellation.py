@@ -1,7 +1,9 @@
 """Fits on float32 data keep float32 coefficients and predict in float32: where a small
 alpha makes the coefficients large and cancelling, their rounding moves the predictions,
 and the fit says so (RuntimeWarning) instead of silently flipping labels (breast cancer,
-alpha 1e-6: 88 of 569 training labels other than the float64 fit's, found by a review)."""
+alpha 1e-6: 88 of 569 training labels other than the float64 fit's, found by a review).
+Float64 fits say the same (LinAlgWarning) where float64's rounding does it: unscaled
+linear kernels at tiny alpha."""
 
 from __future__ import annotations
 
@@ -9,7 +11,8 @@ import warnings
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_breast_cancer, load_diabetes
+from scipy.linalg import LinAlgWarning
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_wine
 from sklearn.preprocessing import StandardScaler
 
 from gramfree import KernelClassifier, KernelRegressor
@@ -96,3 +99,58 @@ def test_logistic_float32_cancellation_warns_where_probabilities_move():
     with warnings.catch_warnings():
         warnings.simplefilter("error", RuntimeWarning)
         KernelClassifier(alpha=1e-2, **params).fit(X.astype(np.float32), y)
+
+
+def _primal_ridge(X, y, centers, alpha):
+    """The Nystrom model of the linear kernel, exactly: ridge on X's coordinates in the span
+    of the centres (an orthonormal basis Q), by least squares on the stacked system (no
+    normal equations), in float64."""
+    Q, _ = np.linalg.qr(centers.T)
+    A = X @ Q
+    stacked = np.vstack([A, np.sqrt(alpha) * np.eye(A.shape[1])])
+    u = np.linalg.lstsq(stacked, np.concatenate([y, np.zeros(A.shape[1])]), rcond=None)[0]
+    return A @ u
+
+
+@pytest.mark.parametrize(
+    "solver, load, alpha, n_centers",
+    [
+        ("nystrom-direct", load_breast_cancer, 1e-11, 100),  # 28% off, in silence
+        ("nystrom-pcg", load_wine, 1e-9, 40),  # 2.2% off at tol 1e-8, converged
+    ],
+)
+def test_float64_cancellation_warns_where_predictions_move(solver, load, alpha, n_centers):
+    """Unscaled data, a linear kernel and a tiny alpha: the coefficients grow along K_MM's
+    near-null directions and cancel; the predictions missed the model's optimum (the
+    primal ridge in the centres' span) by 2-28% of the targets' scale, without a word,
+    where the direct solver warns."""
+    X, y = load(return_X_y=True)
+    y = y.astype(np.float64)
+
+    def make(a):
+        return KernelRegressor(
+            kernel="linear",
+            alpha=a,
+            solver=solver,
+            n_centers=n_centers,
+            random_state=0,
+            tol=1e-8,
+            max_iter=300,
+            n_jobs=1,
+        )
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = make(alpha).fit(X, y)
+    said = [w for w in caught if "cancel in the predictions" in str(w.message)]
+    assert len(said) == 1 and issubclass(said[0].category, LinAlgWarning)
+    assert f"alpha={alpha:g}" in str(said[0].message)
+    # the warning is real: the predictions are off the model's optimum
+    rms = np.sqrt(np.mean(y**2))
+    exact = _primal_ridge(X, y, model.centers_, alpha)
+    assert np.abs(model.predict(X) - exact).max() > 0.01 * rms
+    # a moderate alpha: accurate and silent
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = make(1e-2).fit(X, y)
+    assert not [w for w in caught if "cancel in" in str(w.message)]

@@ -590,20 +590,21 @@ def _pcg_dask_once(
     return result
 
 
-def _warn_float32_cancellation_dask(X, Y, result, kernel, n_jobs) -> None:
-    """The in-memory fit's float32 cancellation warning
-    (:func:`gramfree.estimators._base._warn_float32_cancellation`) for dask X: its probe
+def _warn_cancellation_dask(X, Y, result, kernel, n_jobs, alpha) -> None:
+    """The in-memory fit's cancellation warning
+    (:func:`gramfree.estimators._base._warn_cancellation`) for dask X: its probe
     rows gathered, the targets' scale computed on the workers (a review found it never
     said on dask what it says in memory for the same coefficients)."""
-    from .estimators._base import CANCELLATION_PROBE, _warn_float32_cancellation
+    from .estimators._base import CANCELLATION_PROBE, _warn_cancellation
 
     n = X.shape[0]
     probe = np.unique(np.linspace(0, n - 1, min(n, CANCELLATION_PROBE)).astype(np.intp))
     rows, mean_square = compute(X[probe], (Y.astype(np.float64) ** 2).mean())
     problem = types.SimpleNamespace(
-        X=np.asarray(rows), operator=lambda A, B: KernelOperator(A, B, kernel, n_jobs=n_jobs)
+        X=np.asarray(rows),
+        operator=lambda A, B: KernelOperator(A, B, kernel, n_jobs=n_jobs),
     )
-    _warn_float32_cancellation(problem, result, target_rms=math.sqrt(float(mean_square)))
+    _warn_cancellation(problem, result, target_rms=math.sqrt(float(mean_square)), alpha=alpha)
 
 
 def _chunk_problem(Xb, Yb, wb, kernel, n_jobs):
@@ -955,8 +956,7 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
             _convergence_warning(),
             stacklevel=caller_stacklevel(),
         )
-    if X.dtype == np.float32:
-        _warn_float32_cancellation_dask(X, Y, result, kernel, estimator.n_jobs)
+    _warn_cancellation_dask(X, Y, result, kernel, estimator.n_jobs, estimator.alpha)
     center_targets = None if rows is None else gather_rows(y, rows)
     # The in-memory fit's attributes, through its own setter (it reads X's shape and the
     # product dtype from the problem).

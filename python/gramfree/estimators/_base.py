@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from numpy.typing import ArrayLike
+from scipy.linalg import LinAlgWarning
 from sklearn.base import BaseEstimator, clone, is_classifier
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.utils import check_random_state
@@ -135,13 +136,19 @@ def check_decision_finite(out: np.ndarray, kernel: Kernel, dtype: np.dtype) -> n
     return out
 
 
-# Rows of the training data whose predictions estimate float32's cancellation (below).
+# Rows of the training data whose predictions estimate the coefficients' cancellation (below).
 CANCELLATION_PROBE = 256
-# The estimate (eps32 times the largest sum of |K_ij c_j| over the probe) at which the fit
-# warns, relative to the targets' root mean square: it ran at about 5 times the error it
-# estimates (breast cancer, diabetes, digits: 0.19-0.24 on every case with a visible
-# error), so this warns where float32 moves predictions by about 1% of the targets' scale.
+# The estimate (eps times the largest sum of |K_ij c_j| over the probe) at which the fit
+# warns, relative to the targets' root mean square: in float32 it ran at about 5 times the
+# error it estimates (breast cancer, diabetes, digits: 0.19-0.24 on every case with a
+# visible error), in float64 at 2.5 to 7 times (unscaled linear kernels of diabetes,
+# breast cancer and wine at alpha 1e-7 to 1e-11, nystrom-direct and nystrom-pcg, against
+# the primal ridge by least squares); so this warns where rounding moves predictions by
+# about 1% of the targets' scale, the policy of the direct solver's own check.
 CANCELLATION_WARN = 0.05
+# Kernel values per block of the estimate's probe (float64: 32 MiB): a probe of 256 rows
+# against EigenPro's n centres is otherwise a 256 x n block.
+CANCELLATION_BLOCK = 1 << 22
 
 
 def _check_same_targets(model, refit) -> None:
@@ -214,25 +221,56 @@ def max_iter_message(solver: str, tol: float, result, instead: str = "") -> str:
     )
 
 
-def _warn_float32_cancellation(
-    problem, result, *, logits: bool = False, target_rms: float | None = None
-) -> None:
-    """A fit on float32 data keeps float32 coefficients and predicts with float32 products;
-    where a small alpha makes the coefficients large and cancelling (|c| of 1e6 for
-    predictions of 1), their rounding moves the predictions by eps32 * sum_j |K_ij c_j|:
-    found by a review, breast cancer with alpha 1e-6 gave 88 of 569 training labels other
-    than the same fit in float64, without a word. Estimated on a probe of training rows
-    (one small kernel block) and said where it reaches CANCELLATION_WARN of the targets'
-    scale. ``target_rms``: that scale where ``problem.Y`` is not in memory (dask; the
-    probe's rows are then all of ``problem.X``)."""
+def _cancellation_estimate(problem, result) -> tuple[np.ndarray, float]:
+    """``(coef, eps sum_j |K_ij c_j|)``: the largest such sum over a probe of the training
+    rows (problem.X's), eps of the coefficients' dtype; kernel blocks of at most
+    ``CANCELLATION_BLOCK`` values."""
     coef = np.asarray(result.coef)
-    if coef.dtype != np.float32 or problem.X.dtype != np.float32 or coef.size == 0:
-        return
+    coef = coef.reshape(coef.shape[0], -1)
     n = problem.X.shape[0]
     probe = np.unique(np.linspace(0, n - 1, min(n, CANCELLATION_PROBE)).astype(np.intp))
-    block = problem.operator(problem.X[probe], result.centers).to_dense()
-    magnitude = np.abs(block.astype(np.float64)) @ np.abs(coef.reshape(coef.shape[0], -1))
-    estimate = float(np.finfo(np.float32).eps) * float(magnitude.max(initial=0.0))
+    rows = problem.X[probe]
+    centers = result.centers
+    step = max(1, CANCELLATION_BLOCK // len(probe))
+    magnitude = np.zeros((len(probe), coef.shape[1]))
+    for j0 in range(0, coef.shape[0], step):
+        block = problem.operator(rows, centers[j0 : j0 + step]).to_dense()
+        magnitude += np.abs(block.astype(np.float64)) @ np.abs(coef[j0 : j0 + step])
+    return coef, float(np.finfo(coef.dtype).eps) * float(magnitude.max(initial=0.0))
+
+
+def _warn_cancellation(
+    problem,
+    result,
+    *,
+    logits: bool = False,
+    target_rms: float | None = None,
+    solver: str | None = None,
+    alpha: float | None = None,
+) -> None:
+    """Where a small alpha makes the coefficients large and cancelling (|c| of 1e6 for
+    predictions of 1), the rounding of the products that form the predictions (and that
+    the solver worked with) moves them by about eps * sum_j |K_ij c_j|. Estimated on a
+    probe of training rows (small kernel blocks) and said where it reaches
+    CANCELLATION_WARN of the targets' scale.
+
+    float32 data keeps float32 coefficients and predicts with float32 products: found by
+    a review, breast cancer with alpha 1e-6 gave 88 of 569 training labels other than the
+    same fit in float64, without a word. float64 fits: unscaled linear kernels at alpha
+    1e-9 to 1e-11 left nystrom-direct's predictions 4-28% off the primal ridge, and
+    nystrom-pcg's 2% at its converged tol, in silence (breast cancer, wine, diabetes),
+    where the direct solver warns (its own check, from its factorization: ``solver``
+    "direct" is not estimated again here). ``target_rms``: the targets' scale where
+    ``problem.Y`` is not in memory (dask; the probe's rows are then all of
+    ``problem.X``). ``alpha``: the user's, for the message (the problem's may be scaled
+    with the sample weights)."""
+    dtype = np.asarray(result.coef).dtype
+    if np.asarray(result.coef).size == 0:
+        return
+    single = dtype == np.float32 and problem.X.dtype == np.float32
+    if not single and (dtype != np.float64 or solver == "direct"):
+        return
+    coef, estimate = _cancellation_estimate(problem, result)
     # logits (loss="logistic"): on their own scale, 1 (0.05 of a logit moves a probability
     # by at most 0.0125); the square loss's predictions: the targets' root mean square.
     if logits:
@@ -241,17 +279,35 @@ def _warn_float32_cancellation(
         scale = float(np.sqrt(np.mean(np.asarray(problem.Y, dtype=np.float64) ** 2))) or 1.0
     else:
         scale = target_rms or 1.0
-    what = "the logits" if logits else "predictions"
-    if estimate > CANCELLATION_WARN * scale:
+    if not estimate > CANCELLATION_WARN * scale:
+        return
+    what = "the logits" if logits else "the predictions"
+    target = "" if logits else f" (the targets' scale: {scale:.3g})"
+    if single:
         warnings.warn(
             f"float32 data: the fitted coefficients (up to {float(np.abs(coef).max()):.3g}) "
-            f"cancel in {'the logits' if logits else 'the predictions'} beyond float32's "
-            f"precision; their rounding can move {what} by about {estimate / 5:.2g}"
-            + ("" if logits else f" (the targets' scale: {scale:.3g})")
-            + ". Fit float64 data (X.astype(np.float64)) or use a larger alpha",
+            f"cancel in {what} beyond float32's precision; their rounding can move "
+            f"{'the logits' if logits else 'predictions'} by about {estimate / 5:.2g}"
+            f"{target}. Fit float64 data (X.astype(np.float64)) or use a larger alpha",
             RuntimeWarning,
             stacklevel=caller_stacklevel(),
         )
+        return
+    warnings.warn(
+        (
+            "alpha is small for this kernel on this data"
+            if alpha is None
+            else "alpha=0 leaves the fit unpenalised"
+            if alpha == 0
+            else f"alpha={alpha:g} is small for this kernel on this data"
+        )
+        + f": the fitted coefficients (up to "
+        f"{float(np.abs(coef).max()):.3g}) cancel in {what}, and float64 rounding (the "
+        f"solver's and the predictions') can move them by up to about {estimate:.2g}"
+        f"{target}. Use a larger alpha, or standardise X (linear and polynomial kernels)",
+        LinAlgWarning,
+        stacklevel=caller_stacklevel(),
+    )
 
 
 class KernelMachineMixin(BaseEstimator):
@@ -705,7 +761,7 @@ class KernelMachineMixin(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=caller_stacklevel(),
             )
-        _warn_float32_cancellation(problem, result)
+        _warn_cancellation(problem, result, solver=solver, alpha=self.alpha)
         self._set_fitted(result, kernel, solver, problem, centers_are_rows=centers_are_rows)
         self._set_fit_controls(monitor)
 

@@ -18,7 +18,7 @@ from ..solvers import Problem
 from ..solvers._common import center_rows, weights_in_range
 from ..solvers.auto import DIRECT_ALWAYS, MIN_CENTERS, effective_dimension
 from ..solvers.logistic import solve_logistic
-from ._base import _warn_float32_cancellation
+from ._base import _warn_cancellation
 from ._fit_controls import hold_out
 
 # Solvers the logistic loss accepts: "direct" means every training point a centre (exact
@@ -214,9 +214,9 @@ def _fit_logistic(
             ConvergenceWarning,
             stacklevel=caller_stacklevel(),
         )
-    # float32 data: float32 coefficients and products, as for the square loss (a review:
-    # alpha 1e-6 moved probabilities by 0.15 and 19 of 442 labels, without a word).
-    _warn_float32_cancellation(problem, result, logits=True)
+    # Coefficients that cancel in the logits, as for the square loss (a review, float32
+    # data: alpha 1e-6 moved probabilities by 0.15 and 19 of 442 labels, without a word).
+    _warn_cancellation(problem, result, logits=True, alpha=estimator.alpha)
     estimator._set_fitted(
         result, kernel, "newton-pcg", problem, centers_are_rows=caller_rows is not None
     )

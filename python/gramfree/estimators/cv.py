@@ -32,7 +32,7 @@ from ..solvers.alpha_path import (
     refine_alpha,
     solve_alpha_path,
 )
-from ._base import KernelMachineMixin, _warn_float32_cancellation, check_kernel_range
+from ._base import KernelMachineMixin, _warn_cancellation, check_kernel_range
 from ._logistic_cv import fit_logistic_cv
 from .classifier import ClassProbabilities, ClassScores, class_targets
 from .explain import ExplainMixin
@@ -264,13 +264,15 @@ class _AlphaPathMixin(KernelMachineMixin):
         self.centers_ = centers
         self.center_indices_ = idx
         self.dual_coef_ = coef.astype(X.dtype)
-        # As the plain estimators: float32 coefficients that cancel in float32 predictions
-        # (digits, gamma 0.003 / d, alpha_ 1e-6: 1269 of 1797 training labels other than
-        # the float64 model's, without a word, found by a review).
-        _warn_float32_cancellation(best[4], SimpleNamespace(coef=self.dual_coef_, centers=centers))
+        # As the plain estimators: coefficients that cancel in the predictions (float32
+        # data: digits, gamma 0.003 / d, alpha_ 1e-6: 1269 of 1797 training labels other
+        # than the float64 model's, without a word, found by a review).
+        self.alpha_ = math.ldexp(at.alpha, exponent)
+        _warn_cancellation(
+            best[4], SimpleNamespace(coef=self.dual_coef_, centers=centers), alpha=self.alpha_
+        )
         self.n_iter_ = 1
         self.loss_curve_ = []
-        self.alpha_ = math.ldexp(at.alpha, exponent)
         self.gcv_values_ = path.gcv
         self.dof_ = path.dof
         self.best_score_ = -at.gcv
