@@ -191,3 +191,9 @@ def test_path_kernel_names_y_in_feature_name_checks():
     other = frame.rename(columns={"f0": "g0"})
     with pytest.raises(ValueError, match=r"^Y: The feature names should match"):
         model.tangent_kernel(frame[:2], other[:2])
+    unnamed = PathKernelRegressor((3,), n_steps=3, random_state=0).fit(X, y)
+    with pytest.warns(UserWarning) as caught:
+        unnamed.path_kernel(X[:2], frame[:3])
+    assert [str(w.message) for w in caught] == [
+        "Y has feature names, but PathKernelRegressor was fitted without feature names"
+    ]

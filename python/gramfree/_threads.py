@@ -10,7 +10,8 @@ from a second thread even on an idle machine, so the loops run their small algeb
 one BLAS thread (the factorizations outside the loops keep every thread).
 
 :func:`blas_threads` applies an estimator's ``n_jobs`` to BLAS for a whole fit; the loops'
-:func:`small_blas` nests inside it (threadpoolctl restores the outer limit on exit).
+:func:`small_blas` nests inside it (threadpoolctl restores the outer limit on exit). Both
+change BLAS's counts from the main Python thread only (:func:`_may_limit_blas`).
 
 Two BLAS libraries. numpy's and scipy's wheels each bundle their own OpenBLAS, and each
 keeps its own worker threads, which spin for a while (OpenBLAS's ``THREAD_TIMEOUT``, about
@@ -28,6 +29,7 @@ products in the solvers are small or memory-bound, and the large ones go through
 from __future__ import annotations
 
 import os
+import threading
 from contextlib import ExitStack, contextmanager, nullcontext
 from contextvars import ContextVar
 
@@ -45,6 +47,19 @@ def _blas_controller():
 
         _controller = ThreadpoolController()
     return _controller
+
+
+def _may_limit_blas() -> bool:
+    """Whether this Python thread may change BLAS's thread counts: the main thread only.
+    A count is one per library and process, and threadpoolctl's limits put back on exit
+    the count they found, which interleaved exits from two threads get wrong: fits in a
+    threaded grid search (joblib's threading backend, default n_jobs) left numpy's and
+    scipy's BLAS on one thread for the rest of the process (a review: 3 of 3 runs). And
+    OpenBLAS may ignore a count set from another thread once the main thread has set one
+    (seen with scipy-openblas 0.3.31), so no bookkeeping here could restore it reliably.
+    Fits in other threads keep the process's count (``n_jobs`` still sets the native
+    operators' threads, and gramfree.linalg's, which are per thread)."""
+    return threading.current_thread() is threading.main_thread()
 
 
 # Threads of gramfree.linalg's native triangular solves (0: OpenMP's default), set for a
@@ -73,7 +88,8 @@ def small_blas(flops_per_call: float):
     if flops_per_call > SMALL_BLAS_FLOPS:
         return nullcontext()
     stack = ExitStack()
-    stack.enter_context(_blas_controller().limit(limits=1, user_api="blas"))
+    if _may_limit_blas():
+        stack.enter_context(_blas_controller().limit(limits=1, user_api="blas"))
     stack.enter_context(_native_threads(1))
     return stack
 
@@ -122,7 +138,8 @@ def blas_threads(n_jobs: int | None, *, defer_numpy: bool = False):
         from .operators import _n_threads  # operators imports the native module: lazily
 
         limits = _n_threads(n_jobs)
-        stack.enter_context(_blas_controller().limit(limits=limits, user_api="blas"))
+        if _may_limit_blas():
+            stack.enter_context(_blas_controller().limit(limits=limits, user_api="blas"))
         stack.enter_context(_native_threads(limits))
     if LIMIT_NUMPY_BLAS:
         if defer_numpy:
@@ -134,7 +151,7 @@ def blas_threads(n_jobs: int | None, *, defer_numpy: bool = False):
 
 
 def _limit_numpy_blas(stack: ExitStack) -> None:
-    own = numpy_own_blas()
+    own = numpy_own_blas() if _may_limit_blas() else []
     if own:
         stack.enter_context(_blas_controller().select(filepath=own).limit(limits=1))
 

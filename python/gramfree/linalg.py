@@ -52,11 +52,11 @@ from __future__ import annotations
 
 import math
 import numbers
-import warnings
 
 import numpy as np
 
 from . import _blas, _core, _threads
+from ._ragged import RAGGED, ragged_lists_raise
 
 __all__ = ["cholesky", "cho_solve", "solve_triangular", "jittered_cholesky", "lower_gram"]
 
@@ -124,19 +124,13 @@ def _real_dtype(A: np.ndarray, name: str) -> np.dtype:
     )
 
 
-# numpy < 1.24 turns a ragged list into an object array with this warning, where later
-# versions raise ValueError: an error either way here.
-_RAGGED = getattr(np, "exceptions", np).VisibleDeprecationWarning
-
-
 def _as_array(A, name: str) -> np.ndarray:
     if type(A) is np.ndarray:  # the solvers' loops: skip the warnings filter (~us a call)
         return A
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", _RAGGED)
+        with ragged_lists_raise():
             return np.asarray(A)
-    except _RAGGED as exc:
+    except RAGGED as exc:
         raise ValueError(f"{name}: cannot be converted to an array ({exc})") from exc
     except (ValueError, TypeError) as exc:  # ragged lists and the like
         raise type(exc)(f"{name}: cannot be converted to an array ({exc})") from exc

@@ -45,7 +45,6 @@ True
 from __future__ import annotations
 
 import numbers
-import warnings
 from typing import Any
 
 import numpy as np
@@ -53,15 +52,11 @@ from numpy.typing import ArrayLike
 from scipy.sparse.linalg import LinearOperator
 
 from . import _core
+from ._ragged import ragged_lists_raise
 from .device import device_index, resolve_device
 from .kernels import Kernel, get_kernel, native_kernels
 
 __all__ = ["KernelOperator", "kernel_matrix", "kernel_gradient", "as_float_array"]
-
-
-# numpy < 1.24 turns a ragged list into an object array with this warning, where later
-# versions raise ValueError: an error either way here.
-_RAGGED = getattr(np, "exceptions", np).VisibleDeprecationWarning
 
 
 def _is_sparse(A: Any) -> bool:
@@ -78,8 +73,7 @@ def _as_array(A: Any, name: str) -> np.ndarray:
             f"pass {name}.toarray()"
         )
     try:
-        with warnings.catch_warnings():  # numpy < 1.24: a ragged list only warns
-            warnings.simplefilter("error", _RAGGED)
+        with ragged_lists_raise():
             return np.asarray(A)
     except Exception as exc:  # ragged lists and the like
         raise ValueError(f"{name}: cannot be converted to an array ({exc})") from None
@@ -455,8 +449,7 @@ class KernelOperator(LinearOperator):
         if _is_sparse(V):
             _as_array(V, name)  # raises, naming V
         try:
-            with warnings.catch_warnings():  # numpy < 1.24: a ragged list only warns
-                warnings.simplefilter("error", _RAGGED)
+            with ragged_lists_raise():
                 shape = np.shape(V)
         except Exception as exc:  # ragged lists
             raise ValueError(f"{name}: cannot be converted to an array ({exc})") from None

@@ -18,7 +18,7 @@ from numpy.typing import ArrayLike
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils._param_validation import Interval, StrOptions
 
-from .._log import say, verbose_output
+from .._log import caller_stacklevel, say, verbose_output
 from .._threads import blas_threads
 from ..device import resolve_device
 from ..kernels import Kernel
@@ -217,17 +217,20 @@ class _AlphaPathMixin(KernelMachineMixin):
                 resolve_device(self.device),
                 np.dtype(np.float64),
             )
-            # A candidate's warnings (no GCV estimate at any alpha) concern the model only
-            # if it wins: they are said for the winner alone.
-            with blas_threads(self.n_jobs), warnings.catch_warnings(record=True) as caught:
-                warnings.simplefilter("always")
-                path = solve_alpha_path(problem, centers, path_alphas, alpha_exponent=exponent)
-                return path, problem, caught
+            # A candidate's warning (no GCV estimate at any alpha) concerns the model only
+            # if it wins: it is said for the winner alone. Not by catching warnings, which
+            # swaps the warnings module's global state: fits in threads put back another
+            # thread's recorder, and every later warning of the process was lost (a review).
+            with blas_threads(self.n_jobs):
+                path = solve_alpha_path(
+                    problem, centers, path_alphas, alpha_exponent=exponent, warn=False
+                )
+            return path, problem, [path.info["no_estimate"]] if "no_estimate" in path.info else []
 
         best = None  # (path, gamma, kernel, warnings, problem)
         grid, dofs = [], []
         for candidate_gamma, candidate in kernels:
-            this, problem, caught = path_at(candidate)
+            this, problem, messages = path_at(candidate)
             grid.append(this.gcv)
             dofs.append(this.dof)
             if self.verbose and self.gammas is not None:
@@ -238,7 +241,7 @@ class _AlphaPathMixin(KernelMachineMixin):
                     )
             # The lowest GCV wins; a tie (or no estimate anywhere: inf) keeps the first.
             if best is None or this.gcv[this.best] < best[0].gcv[best[0].best]:
-                best = (this, candidate_gamma, candidate, caught, problem)
+                best = (this, candidate_gamma, candidate, messages, problem)
         assert best is not None
         trace, at, stop = None, None, None
         if self.gamma_search is not None:
@@ -248,8 +251,8 @@ class _AlphaPathMixin(KernelMachineMixin):
             at = chosen_point(path)
         coef = path.coef if at.alpha == path_alphas[path.best] else coef_at(path, at.alpha)
         path.spectrum = None  # M x M arrays the model does not need
-        for w in said:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        for message in said:
+            warnings.warn(message, UserWarning, stacklevel=caller_stacklevel())
         self.fit_time_ = time.perf_counter() - start
         for name in _GAMMA_ATTRIBUTES:
             if hasattr(self, name):
@@ -311,12 +314,12 @@ class _AlphaPathMixin(KernelMachineMixin):
         minimum in gamma for every alpha it switches between), the trace, one record per
         path, and why it stopped. The paths' alphas are the caller's times 2^-exponent
         (``_fit_path``); the trace names the caller's."""
-        path, gamma, kernel, caught, problem = best
+        path, gamma, kernel, messages, problem = best
         if gamma is None:
             gamma = kernel.gamma if kernel.gamma is not None else 1.0 / X.shape[1]
             kernel = dataclasses.replace(kernel, gamma=float(gamma))
             problem = dataclasses.replace(problem, kernel=kernel)
-            best = (path, float(gamma), kernel, caught, problem)
+            best = (path, float(gamma), kernel, messages, problem)
         t0 = math.log(gamma)
         lo, hi = t0 - math.log(GAMMA_SEARCH_RANGE), t0 + math.log(GAMMA_SEARCH_RANGE)
         trace: list[dict] = []

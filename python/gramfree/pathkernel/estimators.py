@@ -95,20 +95,32 @@ class ReplayMismatchWarning(UserWarning):
 def _check_feature_names_of(estimator, A, name: str) -> None:
     """scikit-learn's feature-name check of a second query array ``A``, its warnings and
     errors naming ``name``: they say "X" whatever the argument (path_kernel(X, Y) warned
-    that X lacked the feature names Y lacked; a review)."""
-    from sklearn.utils.validation import _check_feature_names
+    that X lacked the feature names Y lacked; a review). Its two warnings are said here
+    in its words, not caught from it and reworded: catching warnings swaps the warnings
+    module's process-wide state, which calls from several threads corrupt (a review of
+    the same pattern in KernelRegressorCV)."""
+    from sklearn.utils.validation import _check_feature_names, _get_feature_names
 
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
+    fitted = getattr(estimator, "feature_names_in_", None)
+    given = _get_feature_names(A)
+    owner = type(estimator).__name__
+    if given is not None and fitted is None:
+        warnings.warn(
+            f"{name} has feature names, but {owner} was fitted without feature names",
+            UserWarning,
+            stacklevel=caller_stacklevel(),
+        )
+    elif given is None and fitted is not None:
+        warnings.warn(
+            f"{name} does not have valid feature names, but {owner} was fitted with feature names",
+            UserWarning,
+            stacklevel=caller_stacklevel(),
+        )
+    elif given is not None:  # both named: scikit-learn's check raises, never warns
         try:
             _check_feature_names(estimator, A, reset=False)
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
-    for w in caught:
-        text = str(w.message)
-        if text.startswith("X "):
-            text = f"{name} {text[2:]}"
-        warnings.warn(text, w.category, stacklevel=caller_stacklevel())
 
 
 def _check_checkpoint_memory(checkpoint_every: int | None, n_steps: int, n_params: int) -> None:

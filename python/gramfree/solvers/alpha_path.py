@@ -175,7 +175,7 @@ def whitened_system(problem: Problem, centers: np.ndarray, *, features: bool = F
 
 
 def solve_alpha_path(
-    problem: Problem, centers: np.ndarray, alphas, *, alpha_exponent: int = 0
+    problem: Problem, centers: np.ndarray, alphas, *, alpha_exponent: int = 0, warn: bool = True
 ) -> AlphaPath:
     """GCV over ``alphas`` (each > 0) for the Nystrom ridge on ``centers`` (module
     docstring); ``problem.alpha`` is not used. ``alpha_exponent``: the caller's alphas are
@@ -184,7 +184,9 @@ def solve_alpha_path(
     solution implies is checked against the one recomputed from the model, at the chosen
     alpha and at the smallest (one pass of n M d each); where
     the whitening of G amplified its rounding (an ill-conditioned K_MM), the path is
-    recomputed from the whitened-feature pass."""
+    recomputed from the whitened-feature pass. ``warn`` False: a path without any GCV
+    estimate is not said here, only in ``info["no_estimate"]`` (a caller comparing
+    candidates says it for the one it keeps)."""
     alphas = np.asarray(alphas, dtype=np.float64)
     start = time.perf_counter()
     path, smallest = _path(
@@ -203,7 +205,7 @@ def solve_alpha_path(
         system = whitened_system(problem, centers, features=True)
         path, _ = _path(problem, centers, alphas, system, alpha_exponent)
         path.info["fallback"] = "whitened features"
-    if "no_estimate" in path.info:
+    if warn and "no_estimate" in path.info:
         warnings.warn(path.info["no_estimate"], UserWarning, stacklevel=caller_stacklevel())
     path.info["seconds"] = time.perf_counter() - start
     return path
