@@ -295,3 +295,29 @@ def test_a_class_absent_from_a_training_fold_is_said():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         KernelClassifierCV(loss="logistic", alphas=[0.1, 1.0]).fit(X, y)
+
+
+def test_groups_reach_the_splitter_through_metadata_routing():
+    """cv=GroupKFold needs groups at split: fit had no way to pass them (LogisticRegressionCV
+    routes them; a review). Routed, the folds are those of the same splits given as pairs;
+    without routing, and to the square loss (which has no folds), they are refused."""
+    import sklearn
+    from sklearn.datasets import load_iris
+    from sklearn.model_selection import GroupKFold
+
+    X, y = load_iris(return_X_y=True)
+    groups = np.arange(len(y)) % 5
+    params = dict(loss="logistic", gamma=0.5, alphas=[1e-2, 0.1, 1.0])
+    with pytest.raises(ValueError, match="enable_metadata_routing=True"):
+        KernelClassifierCV(**params, cv=GroupKFold(3)).fit(X, y, groups=groups)
+    with sklearn.config_context(enable_metadata_routing=True):
+        routed = KernelClassifierCV(**params, cv=GroupKFold(3)).fit(X, y, groups=groups)
+        pairs = list(GroupKFold(3).split(X, y, groups))
+        given = KernelClassifierCV(**params, cv=pairs).fit(X, y)
+        with pytest.raises(ValueError, match="^groups: routed to cv's splitter"):
+            KernelClassifierCV(gamma=0.5, cv=GroupKFold(3)).fit(X, y, groups=groups)
+    np.testing.assert_array_equal(routed.cv_log_loss_, given.cv_log_loss_)
+    assert routed.alpha_ == given.alpha_
+    # the folds do split by group: each held-out fold's groups are absent from its training
+    for train, test in pairs:
+        assert not set(groups[train]) & set(groups[test])

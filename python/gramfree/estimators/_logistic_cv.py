@@ -56,11 +56,14 @@ def held_out_log_loss(logits: np.ndarray, codes: np.ndarray, weights: np.ndarray
     return float(-(weights @ log_p) / total) if total > 0 else float("nan")
 
 
-def fit_logistic_cv(estimator, X: np.ndarray, y: np.ndarray, sample_weight, alphas) -> np.ndarray:
+def fit_logistic_cv(
+    estimator, X: np.ndarray, y: np.ndarray, sample_weight, alphas, split_params=None
+) -> np.ndarray:
     """Fit ``estimator`` (a KernelClassifierCV with loss="logistic"); returns the classes.
-    BLAS on the threads n_jobs asks for."""
+    BLAS on the threads n_jobs asks for. ``split_params``: the splitter's ``split``
+    parameters (``groups``), routed by the caller."""
     with blas_threads(estimator.n_jobs), verbose_output(estimator.verbose):
-        return _fit(estimator, X, y, sample_weight, alphas)
+        return _fit(estimator, X, y, sample_weight, alphas, split_params or {})
 
 
 def _warn_classes_absent_in_training(folds, codes, w, classes) -> None:
@@ -85,7 +88,7 @@ def _warn_classes_absent_in_training(folds, codes, w, classes) -> None:
             return
 
 
-def _fit(estimator, X, y, sample_weight, alphas) -> np.ndarray:
+def _fit(estimator, X, y, sample_weight, alphas, split_params: dict) -> np.ndarray:
     from .cv import DEFAULT_CENTERS
 
     classes, _, sample_weight = class_targets(estimator, X, y, sample_weight)
@@ -103,7 +106,8 @@ def _fit(estimator, X, y, sample_weight, alphas) -> np.ndarray:
     # scikit-learn's rule (LogisticRegressionCV's): an integer (None: 5) is
     # StratifiedKFold(cv), unshuffled; a splitter or the splits themselves as given.
     splitter = check_cv(_pairs_if_given(estimator.cv), codes, classifier=True)
-    folds = [_checked_split(split, f, n) for f, split in enumerate(splitter.split(X, codes))]
+    splits = splitter.split(X, codes, **split_params)
+    folds = [_checked_split(split, f, n) for f, split in enumerate(splits)]
     if not folds:
         raise ValueError(f"cv: gave no splits ({estimator.cv!r}; an exhausted generator?)")
     for f, (train, _) in enumerate(folds):

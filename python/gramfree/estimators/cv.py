@@ -17,6 +17,13 @@ import numpy as np
 from numpy.typing import ArrayLike
 from sklearn.base import ClassifierMixin, RegressorMixin
 from sklearn.utils._param_validation import Interval, StrOptions
+from sklearn.utils.metadata_routing import (
+    MetadataRouter,
+    MethodMapping,
+    _raise_for_params,
+    _routing_enabled,
+    process_routing,
+)
 
 from .._log import caller_stacklevel, say, verbose_output
 from .._threads import blas_threads
@@ -834,7 +841,9 @@ class KernelClassifierCV(
         self.loss = loss
         self.cv = cv
 
-    def fit(self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None) -> Self:
+    def fit(
+        self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None, **params
+    ) -> Self:
         """Fit on X and class labels y, choosing ``alpha_`` from ``alphas``.
 
         Parameters
@@ -845,6 +854,12 @@ class KernelClassifierCV(
             Class labels: at least two classes.
         sample_weight : array-like of shape (n_samples,), default=None
             Non-negative weights of the samples, times their class's ``class_weight``.
+        **params : dict
+            Parameters of the ``cv`` splitter's ``split``, such as ``groups`` for
+            ``GroupKFold``, routed by scikit-learn's metadata routing
+            (``sklearn.set_config(enable_metadata_routing=True)``, and the splitter's
+            ``set_split_request``), as ``LogisticRegressionCV`` routes them;
+            ``loss="logistic"`` only (the square loss chooses alpha by GCV, without folds).
 
         Returns
         -------
@@ -866,6 +881,17 @@ class KernelClassifierCV(
         True
         """
         self._validate_params()
+        _raise_for_params(params, self, "fit")
+        split_params = (
+            dict(process_routing(self, "fit", sample_weight=sample_weight, **params).splitter.split)
+            if _routing_enabled()
+            else {}
+        )
+        if split_params and self.loss != "logistic":
+            raise ValueError(
+                f"{', '.join(sorted(split_params))}: routed to cv's splitter, which only "
+                "loss='logistic' uses (the square loss chooses alpha by GCV, without folds)"
+            )
         if self.loss == "logistic":
             for name in ("gammas", "gamma_search"):
                 if getattr(self, name) is not None:
@@ -876,7 +902,7 @@ class KernelClassifierCV(
         alphas = _check_alphas(self.alphas)
         X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=False)
         if self.loss == "logistic":
-            classes = fit_logistic_cv(self, X, y, sample_weight, alphas)
+            classes = fit_logistic_cv(self, X, y, sample_weight, alphas, split_params)
             stale: tuple[str, ...] = ("gcv_values_", "dof_", *_GAMMA_ATTRIBUTES)
         else:
             classes, Y, sample_weight = class_targets(self, X, y, sample_weight)
@@ -891,3 +917,22 @@ class KernelClassifierCV(
         self._fitted_loss = self.loss
         self._record_center_targets(y)
         return self
+
+    def get_metadata_routing(self) -> MetadataRouter:
+        """The metadata routing of this estimator: its own requests (``sample_weight``)
+        and its ``cv`` splitter's ``split`` parameters (``groups``), as
+        ``LogisticRegressionCV`` routes them (scikit-learn's metadata routing guide).
+
+        Returns
+        -------
+        routing : MetadataRouter
+            The routing information.
+        """
+        return (
+            MetadataRouter(owner=type(self).__name__)
+            .add_self_request(self)
+            .add(
+                splitter=self.cv,
+                method_mapping=MethodMapping().add(caller="fit", callee="split"),
+            )
+        )
