@@ -1,5 +1,7 @@
 // Public C++ API of the gramfree core: fused, Gram-free kernel operators.
-// Usable without Python; every function throws std::invalid_argument on bad input.
+// Usable without Python; every function throws std::invalid_argument on bad input,
+// including an output whose memory overlaps an input it reads (the result needs memory of
+// its own; triangular_solve_lower's X is solved in place, apart from L).
 #pragma once
 
 #include <cstddef>
@@ -57,6 +59,8 @@ struct Options {
 struct interrupted : std::exception {
   const char* what() const noexcept override { return "gramfree: interrupted"; }
 };
+
+// The operators below refuse empty inputs (n, m, d or k of 0) and NaN or infinity in them.
 
 // out[n,k] = K(X,Z) @ V              X[n,d], Z[m,d], V[m,k]
 template <class T>

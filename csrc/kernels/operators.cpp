@@ -66,6 +66,34 @@ void check_output(Matrix<T> out, std::size_t rows, std::size_t cols, bool stride
     fail("out: a row stride other than its columns is taken by kernel_block only");
 }
 
+// The memory [begin, end) of elems values of T from p (nothing for null or no values).
+struct Span {
+  std::uintptr_t begin = 0, end = 0;
+};
+template <class T>
+Span span_of(const T* p, std::size_t elems) {
+  if (p == nullptr || elems == 0) return {};
+  const auto begin = reinterpret_cast<std::uintptr_t>(p);
+  return {begin, begin + elems * sizeof(T)};
+}
+template <class T>
+Span span_of(ConstMatrix<T> A) {
+  return span_of(A.data, A.rows * A.cols);
+}
+template <class T>
+Span span_of(Matrix<T> out) {
+  if (out.rows == 0 || out.cols == 0) return {};
+  return span_of(out.data, (out.rows - 1) * (out.ld == 0 ? out.cols : out.ld) + out.cols);
+}
+
+// The core reads its inputs while it writes its output, so an output sharing their memory
+// came back wrong in silence (out == V: K @ V 2.2 off where the values are at most 1.7, the
+// normal product all zeros; a review of the C++ API).
+void check_disjoint(Span out, Span input, const char* name) {
+  if (out.begin < input.end && input.begin < out.end)
+    fail(std::string("out: overlaps ") + name + " (the result needs memory of its own)");
+}
+
 void check_xz(std::size_t xd, std::size_t zd) {
   if (xd != zd)
     fail("X and Z: number of features differ (" + std::to_string(xd) + " vs " + std::to_string(zd) +
@@ -334,6 +362,10 @@ void triangular_solve_lower(const T* L, std::size_t lda, std::size_t n, T* X, st
   if (L == nullptr || X == nullptr) fail("L, X: null data");
   checked_mul(lda, n, "L");
   checked_mul(ldx, k, "X");
+  const Span solved = span_of(X, (k - 1) * ldx + n);
+  const Span factor = span_of(L, (n - 1) * lda + n);
+  if (solved.begin < factor.end && factor.begin < solved.end)
+    fail("X: overlaps L (X is solved in place, L read throughout)");
   detail::TrsmArgs<T> a;
   a.L = L;
   a.lda = lda;
@@ -396,6 +428,12 @@ void curvature_over(const T* K, std::size_t ldk, std::size_t n, std::size_t M,
     std::fill(out, out + mk, 0.0);
     return;
   }
+  const Span result = span_of(out, mk);
+  check_disjoint(result, span_of(K, (n - 1) * ldk + M), "K");
+  check_disjoint(result, span_of(w, n_used), "w");
+  check_disjoint(result, span_of(P, checked_mul(n_used, k, "P")), "P");
+  check_disjoint(result, span_of(P == nullptr ? nullptr : z, k), "z");
+  check_disjoint(result, span_of(rows, rows == nullptr ? 0 : n_used), "rows");
   n = n_used;
   detail::CurvatureArgs<T> a;
   a.K = K;
@@ -509,6 +547,9 @@ void kernel_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, C
   if (V.rows != Z.rows)
     fail("V: has " + std::to_string(V.rows) + " rows, Z has " + std::to_string(Z.rows));
   check_output(out, X.rows, V.cols);
+  check_disjoint(span_of(out), span_of(X), "X");
+  check_disjoint(span_of(out), span_of(Z), "Z");
+  check_disjoint(span_of(out), span_of(V), "V");
   matvec_into(spec, Epilogue{spec.kind}, X, Z, V, out.data, false, options);
 }
 
@@ -520,6 +561,9 @@ void kernel_rmatvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, 
   if (U.rows != X.rows)
     fail("U: has " + std::to_string(U.rows) + " rows, X has " + std::to_string(X.rows));
   check_output(out, Z.rows, U.cols);
+  check_disjoint(span_of(out), span_of(X), "X");
+  check_disjoint(span_of(out), span_of(Z), "Z");
+  check_disjoint(span_of(out), span_of(U), "U");
   // Every kernel here is symmetric, k(x, z) = k(z, x), so K(X,Z)^T = K(Z,X).
   matvec_into(spec, Epilogue{spec.kind}, Z, X, U, out.data, false, options);
 }
@@ -533,6 +577,10 @@ void kernel_normal_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<
   if (V.rows != Z.rows)
     fail("V: has " + std::to_string(V.rows) + " rows, Z has " + std::to_string(Z.rows));
   check_output(out, Z.rows, V.cols);
+  check_disjoint(span_of(out), span_of(X), "X");
+  check_disjoint(span_of(out), span_of(Z), "Z");
+  check_disjoint(span_of(out), span_of(V), "V");
+  check_disjoint(span_of(out), span_of(row_weights, X.rows), "row_weights");
   // Signed weights are allowed (the logistic solvers' curvature); NaN or infinity would
   // reach every output in silence.
   if (row_weights != nullptr)
@@ -571,6 +619,8 @@ void store_block(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T> Z, Mat
                  const Options& options) {
   check_operands(spec, X, Z);
   check_output(out, X.rows, Z.rows, true);
+  check_disjoint(span_of(out), span_of(X), "X");
+  check_disjoint(span_of(out), span_of(Z), "Z");
   std::vector<T> shift;
   const Epilogue epi = prepare_gaussian(Epilogue{spec.kind}, spec, X, Z, shift);
   EngineArgs<T> a = make_args(spec, epi, X, Z);
@@ -601,6 +651,7 @@ void kernel_diagonal(const KernelSpec& spec, ConstMatrix<T> X, double* out) {
   validate_in_precision<T>(spec);
   check_input(X, "X");
   if (out == nullptr) fail("out: null data");
+  check_disjoint(span_of(out, X.rows), span_of(X), "X");
   detail::visit_kind(spec.kind, [&](auto kind) {
     constexpr KernelKind K = decltype(kind)::value;
     using F = scalar::Formula<K>;
@@ -758,6 +809,9 @@ void kernel_grad_matvec(const KernelSpec& spec, ConstMatrix<T> X, ConstMatrix<T>
   if (V.rows != Z.rows)
     fail("V: has " + std::to_string(V.rows) + " rows, Z has " + std::to_string(Z.rows));
   check_output(out, X.rows, checked_mul(V.cols, X.cols, "out"));
+  check_disjoint(span_of(out), span_of(X), "X");
+  check_disjoint(span_of(out), span_of(Z), "Z");
+  check_disjoint(span_of(out), span_of(V), "V");
   resolve_threads(options);  // rejects n_threads < 0 on every path
   detail::visit_kind(spec.kind, [&](auto kind) {
     grad_matvec<decltype(kind)::value>(spec, X, Z, V, out, options);

@@ -175,6 +175,15 @@ TEST_CASE("curvature_product: empty shapes and bad arguments") {
   CHECK_THROWS_AS(gf::curvature_product<double>(K.data(), 4, 3, 4, V.data(), 2, w.data(), nullptr,
                                                 nullptr, out.data(), negative),
                   std::invalid_argument);
+  // The output over an input read while it is written (a review of the C++ API).
+  CHECK_THROWS_AS(gf::curvature_product<double>(K.data(), 4, 3, 4, V.data(), 2, w.data(), nullptr,
+                                                nullptr, K.data()),
+                  std::invalid_argument);
+  std::vector<double> weights_after(8 + 3, 1.0);
+  CHECK_THROWS_AS(
+      gf::curvature_product<double>(K.data(), 4, 3, 4, V.data(), 2, weights_after.data() + 7,
+                                    nullptr, nullptr, weights_after.data()),
+      std::invalid_argument);
 }
 
 TEST_CASE_TEMPLATE("curvature_product_rows: a subset of K's rows, by index", T, float, double) {

@@ -1090,6 +1090,39 @@ TEST_CASE_TEMPLATE("invalid input throws std::invalid_argument", T, float, doubl
     CHECK_THROWS_AS(gf::kernel_block<T>(spec, null_empty, Z, o(0, m)), invalid_argument);
     CHECK_THROWS_AS(gf::kernel_grad_matvec<T>(spec, X, no_rows, V, o(n, k * d)), invalid_argument);
   }
+  SUBCASE("an output sharing an input's memory") {
+    // The core reads its inputs while it writes out: out == V gave K @ V 2.2 off (values at
+    // most 1.7) and the normal product all zeros, in silence (a review of the C++ API).
+    std::vector<T> shared(p.V.begin(), p.V.end());  // m x k: V, and the output over it
+    const gf::ConstMatrix<T> on_input{shared.data(), m, k};
+    const gf::Matrix<T> on_output{shared.data(), m, k};
+    CHECK_THROWS_AS(gf::kernel_matvec<T>(spec, Z, Z, on_input, on_output), invalid_argument);
+    CHECK_THROWS_AS(gf::kernel_rmatvec<T>(spec, Z, Z, on_input, on_output), invalid_argument);
+    CHECK_THROWS_AS(gf::kernel_normal_matvec<T>(spec, X, Z, on_input, on_output), invalid_argument);
+    CHECK_THROWS_AS(gf::kernel_normal_matvec<T>(spec, X, Z, V, gf::Matrix<T>{out.data(), m, k}, {},
+                                                out.data() + m * k - 1),
+                    invalid_argument);  // row weights inside the output's last element
+    CHECK(shared == p.V);
+    // One element in common: the block's last value and X's first.
+    std::vector<T> joint(n * m + n * d - 1);
+    std::copy(p.X.begin(), p.X.end(), joint.begin() + n * m - 1);
+    const gf::ConstMatrix<T> X_in_joint{joint.data() + n * m - 1, n, d};
+    CHECK_THROWS_AS(gf::kernel_block<T>(spec, X_in_joint, Z, gf::Matrix<T>{joint.data(), n, m}),
+                    invalid_argument);
+    CHECK_THROWS_AS(
+        gf::kernel_grad_matvec<T>(spec, X, Z, V, gf::Matrix<T>{const_cast<T*>(V.data), n, k * d}),
+        invalid_argument);
+    if constexpr (std::is_same_v<T, double>) {
+      std::vector<double> rows(p.X.begin(), p.X.end());
+      CHECK_THROWS_AS(gf::kernel_diagonal<double>(spec, cview(rows, n, d), rows.data() + 1),
+                      invalid_argument);
+    }
+    // Memory just past an input is the output's own: computed as usual.
+    std::vector<T> adjacent(n * m + n * d);
+    std::copy(p.X.begin(), p.X.end(), adjacent.begin() + n * m);
+    CHECK_NOTHROW(gf::kernel_block<T>(spec, gf::ConstMatrix<T>{adjacent.data() + n * m, n, d}, Z,
+                                      gf::Matrix<T>{adjacent.data(), n, m}));
+  }
   SUBCASE("non-finite row weights of the normal operator") {
     // A review: NaN or infinity reached every output in silence (signed weights are valid).
     std::vector<T> w(n, T(1));

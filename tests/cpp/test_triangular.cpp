@@ -165,4 +165,8 @@ TEST_CASE("triangular_solve_lower: empty systems and bad arguments") {
   CHECK_THROWS_AS(
       gf::triangular_solve_lower<double>(L.data(), 4, 4, X.data(), 4, 2, false, negative),
       std::invalid_argument);
+  // X solved in place over L's own memory: L changes under the solve (a review).
+  CHECK_THROWS_AS(gf::triangular_solve_lower<double>(L.data(), 4, 4, L.data() + 8, 4, 2, false),
+                  std::invalid_argument);
+  CHECK(L == std::vector<double>(16, 1.0));
 }
