@@ -127,11 +127,14 @@ def first():  # a fit with n_jobs=1
         second_in.wait(30)
     first_out.set()
 
+inside = []
+
 def second():  # a fit with the default n_jobs, in its solver's loop
     first_in.wait(30)
     with blas_threads(None), small_blas(0.0):
         second_in.set()
         first_out.wait(30)
+        inside.extend(counts())  # its own limit, still in force after the first ended
 
 threads = [threading.Thread(target=first), threading.Thread(target=second)]
 for thread in threads:
@@ -139,7 +142,7 @@ for thread in threads:
 for thread in threads:
     thread.join(60)
 assert not any(thread.is_alive() for thread in threads)
-print(before == counts(), before, counts())
+print(before == counts() and {c for _, c in inside} == {1}, before, inside, counts())
 """
 
 
@@ -148,8 +151,10 @@ def test_fits_in_two_threads_leave_blas_thread_counts_as_they_were():
     count one per process: threadpoolctl's limits put back on exit the count they found,
     so the fit that entered second and left last restored the first fit's limit, and
     numpy's and scipy's BLAS stayed on one thread for the rest of the process (a review:
-    3 of 3 threaded grid searches). Here the exits are forced into that order, in a fresh
-    process (this one's conftest has set the counts from its main thread)."""
+    3 of 3 threaded grid searches), while the first to end took the other's limit away.
+    Here the exits are forced into that order, in a fresh process (this one's conftest has
+    set the counts from its main thread, and threadpoolctl then ignores other threads'
+    counts: gramfree._threads._set_threads)."""
     import subprocess
     import sys
 

@@ -10,8 +10,8 @@ from a second thread even on an idle machine, so the loops run their small algeb
 one BLAS thread (the factorizations outside the loops keep every thread).
 
 :func:`blas_threads` applies an estimator's ``n_jobs`` to BLAS for a whole fit; the loops'
-:func:`small_blas` nests inside it (threadpoolctl restores the outer limit on exit). Both
-change BLAS's counts from the main Python thread only (:func:`_may_limit_blas`).
+:func:`small_blas` nests inside it (the outer limit is restored on exit; :func:`_blas_limit`
+keeps that true across Python threads).
 
 Two BLAS libraries. numpy's and scipy's wheels each bundle their own OpenBLAS, and each
 keeps its own worker threads, which spin for a while (OpenBLAS's ``THREAD_TIMEOUT``, about
@@ -49,17 +49,69 @@ def _blas_controller():
     return _controller
 
 
-def _may_limit_blas() -> bool:
-    """Whether this Python thread may change BLAS's thread counts: the main thread only.
-    A count is one per library and process, and threadpoolctl's limits put back on exit
-    the count they found, which interleaved exits from two threads get wrong: fits in a
-    threaded grid search (joblib's threading backend, default n_jobs) left numpy's and
-    scipy's BLAS on one thread for the rest of the process (a review: 3 of 3 runs). And
-    OpenBLAS may ignore a count set from another thread once the main thread has set one
-    (seen with scipy-openblas 0.3.31), so no bookkeeping here could restore it reliably.
-    Fits in other threads keep the process's count (``n_jobs`` still sets the native
-    operators' threads, and gramfree.linalg's, which are per thread)."""
-    return threading.current_thread() is threading.main_thread()
+# The BLAS limits in force, across Python threads, in the order they were entered:
+# (token, libraries, threads); and each limited library's count before the first of them.
+# threadpoolctl's own limit() saves the count it finds and puts it back on exit, which is
+# right for nested contexts in one thread, but a process-wide count: fits in two Python
+# threads (GridSearchCV with the threading backend) exit out of order, and the last one
+# out put back the other's limit, leaving numpy's and scipy's BLAS on one thread for the
+# rest of the process (a review: 3 of 3 threaded grid searches, default n_jobs). A first
+# version of this bookkeeping (71aab7e, reverted) still lost 3 of 8 restores: threadpoolctl
+# (3.6 on) lets only the first Python thread to set an OpenBLAS count set it again while
+# that thread lives, and silently ignores the others (_set_threads).
+_limits_lock = threading.Lock()
+_active_limits: list[tuple[object, tuple, int]] = []
+_original_threads: dict[int, int | None] = {}
+
+
+def _set_threads(lib, count: int) -> None:
+    """``lib``'s thread count set from this Python thread, whichever thread set it before:
+    threadpoolctl's OpenBLAS controller gives control to the first thread that sets a
+    count, as long as it lives, and ignores the others in silence (its docstring); control
+    is cleared around the call, so that the caller (holding ``_limits_lock``) decides."""
+    clear = getattr(type(lib), "clear_controlling_thread", None)
+    if clear is not None:
+        clear(force=True)
+    lib.set_num_threads(count)
+    if clear is not None:
+        clear(force=True)
+
+
+@contextmanager
+def _blas_limit(libraries, threads: int):
+    """BLAS ``libraries`` (threadpoolctl's controllers) on ``threads`` threads for the
+    context. On exit each library returns to the limit of the latest context still in
+    force (in any Python thread), or to its count before the first. While contexts of
+    several Python threads overlap, the latest one's count holds for all of them: the
+    count is the library's, one per process."""
+    token = object()
+    libraries = tuple(libraries)
+    with _limits_lock:
+        for lib in libraries:
+            if not any(lib in libs for _, libs, _ in _active_limits):
+                _original_threads[id(lib)] = lib.get_num_threads()
+        _active_limits.append((token, libraries, threads))
+        for lib in libraries:
+            _set_threads(lib, threads)
+    try:
+        yield
+    finally:
+        with _limits_lock:
+            _active_limits[:] = [entry for entry in _active_limits if entry[0] is not token]
+            for lib in libraries:
+                held = [count for _, libs, count in _active_limits if lib in libs]
+                count = held[-1] if held else _original_threads.pop(id(lib))
+                if count is not None:  # (a library that cannot say its count)
+                    _set_threads(lib, count)
+
+
+def _blas_libraries(filepaths=None) -> list:
+    """threadpoolctl's controllers of the loaded BLAS libraries (those at ``filepaths``)."""
+    return [
+        lib
+        for lib in _blas_controller().lib_controllers
+        if lib.user_api == "blas" and (filepaths is None or lib.filepath in filepaths)
+    ]
 
 
 # Threads of gramfree.linalg's native triangular solves (0: OpenMP's default), set for a
@@ -88,8 +140,7 @@ def small_blas(flops_per_call: float):
     if flops_per_call > SMALL_BLAS_FLOPS:
         return nullcontext()
     stack = ExitStack()
-    if _may_limit_blas():
-        stack.enter_context(_blas_controller().limit(limits=1, user_api="blas"))
+    stack.enter_context(_blas_limit(_blas_libraries(), 1))
     stack.enter_context(_native_threads(1))
     return stack
 
@@ -138,8 +189,7 @@ def blas_threads(n_jobs: int | None, *, defer_numpy: bool = False):
         from .operators import _n_threads  # operators imports the native module: lazily
 
         limits = _n_threads(n_jobs)
-        if _may_limit_blas():
-            stack.enter_context(_blas_controller().limit(limits=limits, user_api="blas"))
+        stack.enter_context(_blas_limit(_blas_libraries(), limits))
         stack.enter_context(_native_threads(limits))
     if LIMIT_NUMPY_BLAS:
         if defer_numpy:
@@ -151,9 +201,9 @@ def blas_threads(n_jobs: int | None, *, defer_numpy: bool = False):
 
 
 def _limit_numpy_blas(stack: ExitStack) -> None:
-    own = numpy_own_blas() if _may_limit_blas() else []
+    own = numpy_own_blas()
     if own:
-        stack.enter_context(_blas_controller().select(filepath=own).limit(limits=1))
+        stack.enter_context(_blas_limit(_blas_libraries(own), 1))
 
 
 def limit_numpy_blas_for_loops() -> None:

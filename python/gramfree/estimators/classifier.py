@@ -363,9 +363,9 @@ default="auto"
         Centre selection, EigenPro's subsample and batch order, pcg's subsample.
     n_jobs : int, default=None
         Threads of every pool a fit uses: the native operators' (OpenMP) and BLAS/LAPACK's
-        (limited through threadpoolctl for the fit's duration, by a fit in the main Python
-        thread: fits in other threads leave BLAS's process-wide count as it is); prediction
-        runs the native operators only. -1 means all cores, -2 all but one, and so on. None: the operators
+        (limited through threadpoolctl for the fit's duration; fits overlapping in several
+        Python threads share BLAS's process-wide count, as in
+        :class:`~gramfree.KernelRegressor`); prediction runs the native operators only. -1 means all cores, -2 all but one, and so on. None: the operators
         use OpenMP's default (all cores, or ``OMP_NUM_THREADS``) and BLAS is left as it is.
     device : {"cpu", "cuda", "cuda:N", "auto"}, default="cpu"
         Where the kernel products run (:mod:`gramfree.device`); the solvers' small dense

@@ -109,9 +109,10 @@ default="auto"
     n_jobs : int, default=None
         Threads of every pool a fit uses: the native operators' (OpenMP) and BLAS/LAPACK's
         (the solvers' Cholesky, triangular solves and eigendecompositions, limited through
-        threadpoolctl for the fit's duration, by a fit in the main Python thread: BLAS's
-        count is one per process, so fits in other threads leave it as it is); prediction
-        runs the native operators only.
+        threadpoolctl for the fit's duration; BLAS's count is one per process, so while
+        fits overlap in several Python threads the latest one's holds for all, and the
+        count from before the first is restored after the last); prediction runs the
+        native operators only.
         -1 means all cores, -2 all but one, and so on. None: the operators use OpenMP's
         default (all cores, or ``OMP_NUM_THREADS``) and BLAS is left as it is (its own
         default, or an enclosing ``threadpoolctl.threadpool_limits``).
