@@ -207,3 +207,27 @@ def test_every_pass_counted_is_timed(monkeypatch):
     info = model.solver_info_["dask"]
     assert info["passes"] >= model.n_iter_ + 1
     assert info["pass_seconds"] == info["passes"]
+
+
+def test_the_cancellation_probe_reads_no_chunk_of_x_when_the_centres_are_rows():
+    """The probe gathered 256 rows spread over X, which read every chunk once more: a fifth
+    more reading for the one-pass solver, whose float64 fits now run the check too (a
+    review). Where the centres are training rows it probes them, already in memory: a
+    dask X whose chunks cannot be read shows the check reads none."""
+    from types import SimpleNamespace
+
+    from gramfree._dask import _warn_cancellation_dask
+    from gramfree.kernels import get_kernel
+
+    X, y = load_breast_cancer(return_X_y=True)
+    rows = np.arange(0, len(y), 5)
+
+    def unreadable(block):
+        raise AssertionError("a chunk of X was read")
+
+    X_dask = da.from_array(X, chunks=(100, -1)).map_blocks(unreadable, dtype=X.dtype)
+    Y = da.from_array(y.astype(float)[:, None], chunks=(100, -1))
+    coef = np.linalg.lstsq(X[rows] @ X[rows].T, y[rows].astype(float), rcond=None)[0]
+    result = SimpleNamespace(coef=coef[:, None] * 1e6, centers=X[rows])  # cancelling
+    with pytest.warns(LinAlgWarning, match="cancel in the predictions"):
+        _warn_cancellation_dask(X_dask, Y, result, get_kernel("linear"), 1, 1e-11, rows)

@@ -154,3 +154,25 @@ def test_float64_cancellation_warns_where_predictions_move(solver, load, alpha, 
         warnings.simplefilter("always")
         model = make(1e-2).fit(X, y)
     assert not [w for w in caught if "cancel in" in str(w.message)]
+
+
+def test_logistic_cv_refit_says_what_the_plain_classifier_says():
+    """KernelClassifierCV(loss="logistic") refits at the chosen alpha without the check the
+    plain classifier runs: float32 iris, a linear kernel at alpha 1e-10, logits 27 apart
+    from their float64 values, in silence (a review)."""
+    from sklearn.datasets import load_iris
+
+    from gramfree import KernelClassifierCV
+
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X).astype(np.float32)
+    params = dict(loss="logistic", kernel="linear", random_state=0)
+    for model in (
+        KernelClassifier(alpha=1e-10, **params),
+        KernelClassifierCV(alphas=[1e-10], **params),
+    ):
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            model.fit(X, y)
+        said = [w for w in caught if "cancel in the logits" in str(w.message)]
+        assert len(said) == 1 and issubclass(said[0].category, RuntimeWarning), type(model)

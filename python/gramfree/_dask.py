@@ -590,18 +590,29 @@ def _pcg_dask_once(
     return result
 
 
-def _warn_cancellation_dask(X, Y, result, kernel, n_jobs, alpha) -> None:
+def _warn_cancellation_dask(X, Y, result, kernel, n_jobs, alpha, rows=None) -> None:
     """The in-memory fit's cancellation warning
-    (:func:`gramfree.estimators._base._warn_cancellation`) for dask X: its probe
-    rows gathered, the targets' scale computed on the workers (a review found it never
-    said on dask what it says in memory for the same coefficients)."""
+    (:func:`gramfree.estimators._base._warn_cancellation`) for dask X (a review found it
+    never said on dask what it says in memory for the same coefficients). Its probe: where
+    the centres are training rows (``rows``, their indices), up to ``CANCELLATION_PROBE``
+    of them, already in memory, and the targets' scale from theirs; gathering rows spread
+    over X read every chunk once more, a fifth more reading for the one-pass solver (a
+    review). Given centres: that many rows of X gathered, the scale from all targets."""
     from .estimators._base import CANCELLATION_PROBE, _warn_cancellation
 
-    n = X.shape[0]
-    probe = np.unique(np.linspace(0, n - 1, min(n, CANCELLATION_PROBE)).astype(np.intp))
-    rows, mean_square = compute(X[probe], (Y.astype(np.float64) ** 2).mean())
+    if rows is not None:
+        picked = np.unique(
+            np.linspace(0, len(rows) - 1, min(len(rows), CANCELLATION_PROBE)).astype(np.intp)
+        )
+        probe = np.asarray(result.centers)[picked]
+        targets = gather_rows(Y, np.asarray(rows)[picked]).astype(np.float64)
+        mean_square = float(np.mean(targets**2)) if targets.size else 0.0
+    else:
+        n = X.shape[0]
+        spread = np.unique(np.linspace(0, n - 1, min(n, CANCELLATION_PROBE)).astype(np.intp))
+        probe, mean_square = compute(X[spread], (Y.astype(np.float64) ** 2).mean())
     problem = types.SimpleNamespace(
-        X=np.asarray(rows),
+        X=np.asarray(probe),
         operator=lambda A, B: KernelOperator(A, B, kernel, n_jobs=n_jobs),
     )
     _warn_cancellation(problem, result, target_rms=math.sqrt(float(mean_square)), alpha=alpha)
@@ -956,7 +967,7 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
             _convergence_warning(),
             stacklevel=caller_stacklevel(),
         )
-    _warn_cancellation_dask(X, Y, result, kernel, estimator.n_jobs, estimator.alpha)
+    _warn_cancellation_dask(X, Y, result, kernel, estimator.n_jobs, estimator.alpha, rows)
     center_targets = None if rows is None else gather_rows(y, rows)
     # The in-memory fit's attributes, through its own setter (it reads X's shape and the
     # product dtype from the problem).

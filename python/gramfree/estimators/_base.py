@@ -141,12 +141,13 @@ CANCELLATION_PROBE = 256
 # The estimate (eps times the largest sum of |K_ij c_j| over the probe) at which the fit
 # warns, relative to the targets' root mean square: in float32 it ran at about 5 times the
 # error it estimates (breast cancer, diabetes, digits: 0.19-0.24 on every case with a
-# visible error), in float64 at 2.5 to 7 times (unscaled linear kernels of diabetes,
-# breast cancer and wine at alpha 1e-7 to 1e-11, nystrom-direct and nystrom-pcg, against
-# the primal ridge by least squares); so this warns where rounding moves predictions by
-# about 1% of the targets' scale, the policy of the direct solver's own check.
+# visible error), in float64 at 1.9 to 8 times (linear kernels of diabetes, breast cancer
+# and wine, raw and standardised, at alpha 1e-6 to 1e-15, nystrom-direct and nystrom-pcg,
+# against the primal ridge by least squares; this session's sweep and a review's); so this
+# warns where rounding moves predictions by about 1-3% of the targets' scale, near the
+# policy of the direct solver's own check (1e-2 of the targets' norm).
 CANCELLATION_WARN = 0.05
-# Kernel values per block of the estimate's probe (float64: 32 MiB): a probe of 256 rows
+# Kernel values per block of the estimate's probe (32 MiB in float64): a probe of 256 rows
 # against EigenPro's n centres is otherwise a 256 x n block.
 CANCELLATION_BLOCK = 1 << 22
 
@@ -221,10 +222,11 @@ def max_iter_message(solver: str, tol: float, result, instead: str = "") -> str:
     )
 
 
-def _cancellation_estimate(problem, result) -> tuple[np.ndarray, float]:
-    """``(coef, eps sum_j |K_ij c_j|)``: the largest such sum over a probe of the training
-    rows (problem.X's), eps of the coefficients' dtype; kernel blocks of at most
-    ``CANCELLATION_BLOCK`` values."""
+def _cancellation_estimate(problem, result) -> tuple[np.ndarray, float, float]:
+    """``(coef, eps sum_j |K_ij c_j|, rms)``: the largest such sum over a probe of the
+    training rows (problem.X's), eps of the coefficients' dtype, and the root mean square
+    of the probe's ``K c`` (the decision values, without an intercept); kernel blocks of at
+    most ``CANCELLATION_BLOCK`` values."""
     coef = np.asarray(result.coef)
     coef = coef.reshape(coef.shape[0], -1)
     n = problem.X.shape[0]
@@ -233,10 +235,20 @@ def _cancellation_estimate(problem, result) -> tuple[np.ndarray, float]:
     centers = result.centers
     step = max(1, CANCELLATION_BLOCK // len(probe))
     magnitude = np.zeros((len(probe), coef.shape[1]))
+    values = np.zeros((len(probe), coef.shape[1]))
     for j0 in range(0, coef.shape[0], step):
         block = problem.operator(rows, centers[j0 : j0 + step]).to_dense()
-        magnitude += np.abs(block.astype(np.float64)) @ np.abs(coef[j0 : j0 + step])
-    return coef, float(np.finfo(coef.dtype).eps) * float(magnitude.max(initial=0.0))
+        part = coef[j0 : j0 + step].astype(np.float64)
+        values += block @ part
+        # In place where the block is float64: one block's memory, not three.
+        block = (
+            np.abs(block, out=block)
+            if block.dtype == np.float64
+            else np.abs(block, dtype=np.float64)
+        )
+        magnitude += block @ np.abs(part)
+    rms = float(np.sqrt(np.mean(values**2))) if values.size else 0.0
+    return coef, float(np.finfo(coef.dtype).eps) * float(magnitude.max(initial=0.0)), rms
 
 
 def _warn_cancellation(
@@ -270,11 +282,14 @@ def _warn_cancellation(
     single = dtype == np.float32 and problem.X.dtype == np.float32
     if not single and (dtype != np.float64 or solver == "direct"):
         return
-    coef, estimate = _cancellation_estimate(problem, result)
+    coef, estimate, rms = _cancellation_estimate(problem, result)
     # logits (loss="logistic"): on their own scale, 1 (0.05 of a logit moves a probability
-    # by at most 0.0125); the square loss's predictions: the targets' root mean square.
+    # by at most 0.0125), or in float64 the logits' size where it is larger (alpha = 0 on
+    # separable data: logits of 1e2 to 1e5 whose probabilities are saturated warned of
+    # rounding of 0.02 logits; a review); the square loss's predictions: the targets' root
+    # mean square.
     if logits:
-        scale = 1.0
+        scale = 1.0 if single else max(1.0, rms)
     elif target_rms is None:
         scale = float(np.sqrt(np.mean(np.asarray(problem.Y, dtype=np.float64) ** 2))) or 1.0
     else:

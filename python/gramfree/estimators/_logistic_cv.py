@@ -35,6 +35,7 @@ from ..device import resolve_device
 from ..solvers import Problem
 from ..solvers._common import center_rows, problem_rows, weight_exponent
 from ..solvers.logistic import solve_logistic
+from ._base import _warn_cancellation
 from ._logistic import DEFAULT_NEWTON_STEPS, logistic_targets
 from .classifier import class_targets
 
@@ -218,6 +219,9 @@ def _fit(estimator, X, y, sample_weight, alphas, split_params: dict) -> np.ndarr
             ConvergenceWarning,
             stacklevel=caller_stacklevel(),
         )
+    # Logits that cancel beyond the precision, as KernelClassifier(loss="logistic") says
+    # it (the CV refit did not: a review, float32 iris at alpha 1e-10, 27 logits).
+    _warn_cancellation(problem, result, logits=True, alpha=float(alphas[best]))
     result.center_indices = idx
     estimator._set_fitted(result, kernel, "newton-pcg", problem, centers_are_rows=True)
     estimator.solver_info_["cv"] = {

@@ -11,7 +11,7 @@ import numbers
 import time
 import warnings
 from types import SimpleNamespace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -842,7 +842,7 @@ class KernelClassifierCV(
         self.cv = cv
 
     def fit(
-        self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None, **params
+        self, X: ArrayLike, y: ArrayLike, sample_weight: ArrayLike | None = None, **params: Any
     ) -> Self:
         """Fit on X and class labels y, choosing ``alpha_`` from ``alphas``.
 
@@ -927,6 +927,20 @@ class KernelClassifierCV(
         -------
         routing : MetadataRouter
             The routing information.
+
+        Examples
+        --------
+        >>> import numpy as np, sklearn
+        >>> from sklearn.datasets import load_iris
+        >>> from sklearn.model_selection import GroupKFold
+        >>> from gramfree import KernelClassifierCV
+        >>> X, y = load_iris(return_X_y=True)
+        >>> groups = np.arange(len(y)) % 5
+        >>> with sklearn.config_context(enable_metadata_routing=True):
+        ...     clf = KernelClassifierCV(loss="logistic", gamma=0.5, cv=GroupKFold(3))
+        ...     clf = clf.fit(X, y, groups=groups)
+        >>> clf.get_metadata_routing().consumes("fit", ["groups"])
+        {'groups'}
         """
         return (
             MetadataRouter(owner=type(self).__name__)
