@@ -213,3 +213,68 @@ def test_cv_fits_in_threads_leave_the_warnings_filters_as_they_were(monkeypatch)
     second.join(60)
     assert not first.is_alive() and not second.is_alive()
     assert list(warnings.filters) == filters
+
+
+def test_the_blas_controller_is_built_once_by_fits_starting_together(monkeypatch):
+    """Fits starting together in several threads built two threadpoolctl controllers, and
+    the limits' bookkeeping took one fit's limit for the count before it: BLAS left on one
+    thread in 5 of 10 runs (a review). Construction is slowed here to widen the race."""
+    import threading
+    import time
+
+    import threadpoolctl
+
+    from gramfree import _threads
+
+    built = []
+    real = threadpoolctl.ThreadpoolController
+
+    class Slow(real):
+        def __init__(self):
+            time.sleep(0.05)
+            built.append(self)
+            super().__init__()
+
+    monkeypatch.setattr(threadpoolctl, "ThreadpoolController", Slow)
+    monkeypatch.setattr(_threads, "_controller", None)
+    start = threading.Barrier(6)
+
+    def first_use():
+        start.wait(10)
+        _threads._blas_controller()
+
+    threads = [threading.Thread(target=first_use) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    assert len(built) == 1
+
+
+def test_a_users_threadpoolctl_limit_inside_a_fit_is_honoured():
+    """threadpoolctl's own limit restores the count it found on entry: a user's limit
+    opened inside a fit's (a callback) was in force again after the fit's inner limit
+    ended, until the bookkeeping of limits shared across threads restored the fit's own
+    count over it (a review). The latest context restores what it found, as before."""
+    from threadpoolctl import threadpool_limits
+
+    from gramfree._threads import blas_threads, small_blas
+
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = _blas_counts()
+        with blas_threads(2):
+            with threadpool_limits(limits=3, user_api="blas"):
+                with small_blas(0.0):
+                    assert {count for _, count in _blas_counts()} == {1}
+                assert {count for _, count in _blas_counts()} == {3}
+        assert _blas_counts() == before
+
+
+def _blas_counts():
+    from threadpoolctl import threadpool_info
+
+    return sorted(
+        (info["filepath"], info["num_threads"])
+        for info in threadpool_info()
+        if info["user_api"] == "blas"
+    )

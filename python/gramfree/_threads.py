@@ -38,20 +38,26 @@ from contextvars import ContextVar
 SMALL_BLAS_FLOPS = 3e7
 
 _controller = None
+_controller_lock = threading.Lock()
 
 
 def _blas_controller():
+    """threadpoolctl's controller of the loaded libraries, one per process: fits starting
+    together in several threads built two, and the limits' bookkeeping, which knows a
+    library by its controller, took one fit's limit for the count before it (a review:
+    BLAS left on one thread in 5 of 10 runs)."""
     global _controller
     if _controller is None:  # inspecting the loaded libraries costs ~ms: once per process
-        from threadpoolctl import ThreadpoolController
+        with _controller_lock:
+            if _controller is None:
+                from threadpoolctl import ThreadpoolController
 
-        _controller = ThreadpoolController()
+                _controller = ThreadpoolController()
     return _controller
 
 
-# The BLAS limits in force, across Python threads, in the order they were entered:
-# (token, libraries, threads); and each limited library's count before the first of them.
-# threadpoolctl's own limit() saves the count it finds and puts it back on exit, which is
+# The BLAS limits in force, across Python threads, in the order they were entered, and
+# each limited library's count before the first of them (below). threadpoolctl's own limit() saves the count it finds and puts it back on exit, which is
 # right for nested contexts in one thread, but a process-wide count: fits in two Python
 # threads (GridSearchCV with the threading backend) exit out of order, and the last one
 # out put back the other's limit, leaving numpy's and scipy's BLAS on one thread for the
@@ -60,8 +66,11 @@ def _blas_controller():
 # (3.6 on) lets only the first Python thread to set an OpenBLAS count set it again while
 # that thread lives, and silently ignores the others (_set_threads).
 _limits_lock = threading.Lock()
-_active_limits: list[tuple[object, tuple, int]] = []
-_original_threads: dict[int, int | None] = {}
+# (token, {library path: (the count found on entry, the context then in force over it)},
+# threads), in the order entered.
+_active_limits: list[tuple[object, dict[str, tuple[int | None, object]], int]] = []
+# Per library path: its count before the first limit in force.
+_original_threads: dict[str, int | None] = {}
 
 
 def _set_threads(lib, count: int) -> None:
@@ -80,28 +89,53 @@ def _set_threads(lib, count: int) -> None:
 @contextmanager
 def _blas_limit(libraries, threads: int):
     """BLAS ``libraries`` (threadpoolctl's controllers) on ``threads`` threads for the
-    context. On exit each library returns to the limit of the latest context still in
-    force (in any Python thread), or to its count before the first. While contexts of
-    several Python threads overlap, the latest one's count holds for all of them: the
-    count is the library's, one per process."""
+    context. The count is the library's, one per process, so while contexts of several
+    Python threads overlap the latest one's holds for all of them. On exit, for each
+    library:
+
+    * the last context over it restores the count from before the first;
+    * the latest of several restores the count it found on entry where the context in
+      force then is still the one before it (the usual nesting in one thread: as
+      threadpoolctl's own limit does, so a user's threadpoolctl limit opened inside a fit
+      is honoured), else the count of the latest context still open;
+    * an earlier one (contexts of other threads ending out of order) leaves the latest
+      one's count in force;
+
+    and nothing is restored over a count other than the exiting context's own (a
+    threadpoolctl limit of a user's, still in force). A user's threadpoolctl limit in
+    another Python thread that overlaps a fit without nesting in it may still be left or
+    undone: both save a count that the other may since have changed."""
     token = object()
     libraries = tuple(libraries)
     with _limits_lock:
+        found = {}
         for lib in libraries:
-            if not any(lib in libs for _, libs, _ in _active_limits):
-                _original_threads[id(lib)] = lib.get_num_threads()
-        _active_limits.append((token, libraries, threads))
+            path = lib.filepath
+            over = [key for key, entry, _ in _active_limits if path in entry]
+            found[path] = (lib.get_num_threads(), over[-1] if over else None)
+            if not over:
+                _original_threads[path] = found[path][0]
+        _active_limits.append((token, found, threads))
         for lib in libraries:
             _set_threads(lib, threads)
     try:
         yield
     finally:
         with _limits_lock:
-            _active_limits[:] = [entry for entry in _active_limits if entry[0] is not token]
+            index = next(i for i, entry in enumerate(_active_limits) if entry[0] is token)
+            del _active_limits[index]
             for lib in libraries:
-                held = [count for _, libs, count in _active_limits if lib in libs]
-                count = held[-1] if held else _original_threads.pop(id(lib))
-                if count is not None:  # (a library that cannot say its count)
+                path = lib.filepath
+                if any(path in entry for _, entry, _ in _active_limits[index:]):
+                    continue  # a later context's count is in force: it stays
+                earlier = [(key, count) for key, entry, count in _active_limits if path in entry]
+                if not earlier:
+                    count = _original_threads.pop(path)
+                elif earlier[-1][0] is found[path][1]:
+                    count = found[path][0]
+                else:
+                    count = earlier[-1][1]
+                if count is not None and lib.get_num_threads() == threads:
                     _set_threads(lib, count)
 
 
