@@ -57,18 +57,18 @@ def _blas_controller():
 
 
 # The BLAS limits in force, across Python threads, in the order they were entered, and
-# each limited library's count before the first of them (below). threadpoolctl's own limit() saves the count it finds and puts it back on exit, which is
-# right for nested contexts in one thread, but a process-wide count: fits in two Python
-# threads (GridSearchCV with the threading backend) exit out of order, and the last one
+# each limited library's count before the first of them (below). threadpoolctl's own
+# limit() saves the count it finds and puts it back on exit, which is right for nested
+# contexts in one thread, but a count is one per process: fits in two Python threads (GridSearchCV with the threading backend) exit out of order, and the last one
 # out put back the other's limit, leaving numpy's and scipy's BLAS on one thread for the
 # rest of the process (a review: 3 of 3 threaded grid searches, default n_jobs). A first
 # version of this bookkeeping (71aab7e, reverted) still lost 3 of 8 restores: threadpoolctl
 # (3.6 on) lets only the first Python thread to set an OpenBLAS count set it again while
 # that thread lives, and silently ignores the others (_set_threads).
 _limits_lock = threading.Lock()
-# (token, {library path: (the count found on entry, the context then in force over it)},
-# threads), in the order entered.
-_active_limits: list[tuple[object, dict[str, tuple[int | None, object]], int]] = []
+# (token, {library path: [the count found on entry, the context then in force over it,
+# the count this context set, as the library reports it]}, threads), in the order entered.
+_active_limits: list[tuple[object, dict[str, list], int]] = []
 # Per library path: its count before the first limit in force.
 _original_threads: dict[str, int | None] = {}
 
@@ -112,12 +112,14 @@ def _blas_limit(libraries, threads: int):
         for lib in libraries:
             path = lib.filepath
             over = [key for key, entry, _ in _active_limits if path in entry]
-            found[path] = (lib.get_num_threads(), over[-1] if over else None)
+            found[path] = [lib.get_num_threads(), over[-1] if over else None, None]
             if not over:
                 _original_threads[path] = found[path][0]
         _active_limits.append((token, found, threads))
         for lib in libraries:
             _set_threads(lib, threads)
+            # (OpenBLAS caps a count at its build's maximum: what it took, not what was asked)
+            found[lib.filepath][2] = lib.get_num_threads()
     try:
         yield
     finally:
@@ -135,7 +137,7 @@ def _blas_limit(libraries, threads: int):
                     count = found[path][0]
                 else:
                     count = earlier[-1][1]
-                if count is not None and lib.get_num_threads() == threads:
+                if count is not None and lib.get_num_threads() == found[path][2]:
                     _set_threads(lib, count)
 
 
