@@ -587,11 +587,25 @@ BAD_METADATA = [  # (model kind, metadata edit, message)
         _meta("attributes", "trained_with", extra=1),
         "'attributes.trained_with' must hold exactly",
     ),
-    # Files of earlier writers, without the record: the parameters stand for it.
+    # Files of earlier writers, without the record: the parameters stand for it (those
+    # writers had no "auto": a number).
     (
         "path-regressor",
-        _meta_drop_then("attributes", "trained_with", _meta("params", n_steps=8)),
+        _meta_drop_then(
+            "attributes", "trained_with", _meta("params", n_steps=8, learning_rate=0.05)
+        ),
         "'attributes.loss_curve_' has 7 values, expected 8",
+    ),
+    # The record gives the step taken; "auto" does not say it, and replay needs it.
+    (
+        "path-regressor",
+        _meta("attributes", "trained_with", learning_rate="auto"),
+        "'attributes.trained_with' must give the learning rate",
+    ),
+    (
+        "path-regressor",
+        _meta_drop_then("attributes", "trained_with", _meta("params", learning_rate="auto")),
+        "'attributes.trained_with' must give the learning rate",
     ),
 ]
 

@@ -459,7 +459,12 @@ def test_parameters_changed_after_fit_change_nothing_the_model_computes(tmp_path
     X, y = _data(n=40)
     Q = X[:6]
     model = PathKernelRegressor(
-        hidden_layer_sizes=(4,), n_steps=20, checkpoint_every=5, n_jobs=2, random_state=0
+        hidden_layer_sizes=(4,),
+        learning_rate=0.05,
+        n_steps=20,
+        checkpoint_every=5,
+        n_jobs=2,
+        random_state=0,
     ).fit(X, y)
     before = model.predict(Q), model.decompose(Q), model.path_kernel(Q)
     changed = dict(

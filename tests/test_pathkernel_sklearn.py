@@ -15,6 +15,11 @@ CHECKED = [
     PathKernelRegressor(
         (8, 8), "relu", learning_rate=0.05, n_steps=300, batch_size=16, random_state=0
     ),
+    # The defaults (learning_rate="auto"): a fixed 0.05 diverged on the checks' unscaled
+    # targets (check_fit_idempotent, check_n_features_in, check_fit_check_is_fitted).
+    PathKernelRegressor(),
+    PathKernelClassifier(),
+    PathKernelRegressor((8, 8), "relu", n_steps=300, batch_size=16, random_state=0),
 ]
 
 

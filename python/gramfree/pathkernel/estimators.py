@@ -36,7 +36,7 @@ from sklearn.utils.validation import (
 )
 
 from .. import _core
-from .._log import caller_stacklevel
+from .._log import caller_stacklevel, say, verbose_output
 from .._params import check_number_params
 from ..estimators._base import check_numeric_targets
 from ..operators import _n_threads
@@ -44,6 +44,7 @@ from ..solvers._common import Progress, memory_bytes
 from .explain import Explanation, PathDecomposition
 from .explain import top_k as _top_k_rows
 from .network import ACTIVATIONS, Network
+from .step_size import AUTO_HALVINGS, auto_learning_rate
 
 if TYPE_CHECKING:  # typing.Self is Python 3.11+
     from typing_extensions import Self
@@ -297,7 +298,7 @@ class _PathKernelBase(BaseEstimator):
     _parameter_constraints: dict = {
         "hidden_layer_sizes": ["array-like", Interval(numbers.Integral, 1, None, closed="left")],
         "activation": [StrOptions(set(ACTIVATIONS))],
-        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither")],
+        "learning_rate": [Interval(numbers.Real, 0, None, closed="neither"), StrOptions({"auto"})],
         "n_steps": [Interval(numbers.Integral, 1, None, closed="left")],
         "batch_size": [Interval(numbers.Integral, 1, None, closed="left"), None],
         "alpha": [Interval(numbers.Real, 0, None, closed="left")],
@@ -322,7 +323,7 @@ class _PathKernelBase(BaseEstimator):
         hidden_layer_sizes=(100,),
         activation="tanh",
         *,
-        learning_rate=0.05,
+        learning_rate="auto",
         n_steps=500,
         batch_size=None,
         alpha=0.0,
@@ -381,33 +382,82 @@ class _PathKernelBase(BaseEstimator):
         n = X.shape[0]
         batch = n if self.batch_size is None else min(int(self.batch_size), n)
         # The penalty's step is largest in an epoch's short last batch (n % batch rows).
-        _check_decay_step(self.learning_rate, self.alpha, n % batch or batch, sample_weight, n)
-        spec = net.spec(
-            learning_rate=self.learning_rate,
-            n_steps=self.n_steps,
-            batch_size=batch,
-            alpha=self.alpha,
-            seed=seed,
-            shuffle=self.shuffle,
-        )
+        last_batch = n % batch or batch
         _check_checkpoint_memory(self.checkpoint_every, self.n_steps, w0.size)
-        progress = Progress(self.verbose, self.n_steps, type(self).__name__)
-        callback = (lambda step, loss: progress.update(step, loss)) if self.verbose else None
         X = np.ascontiguousarray(X, dtype=np.float64)
         Y = np.ascontiguousarray(Y, dtype=np.float64)
-        try:
-            params, loss_curve, checkpoints = _core.mlp_train(
-                spec,
+        threads = _n_threads(self.n_jobs)
+        auto = isinstance(self.learning_rate, str)
+        if auto:
+            _check_decay_step(1.0, 0.0, last_batch, sample_weight, n)  # the weights' mass
+            chosen = auto_learning_rate(
+                net,
+                w0,
                 X,
                 Y,
-                w0,
-                n_threads=_n_threads(self.n_jobs),
-                callback=callback,
-                checkpoint_every=self.checkpoint_every or 0,
-                sample_weight=sample_weight,
+                sample_weight,
+                batch=batch,
+                last_batch=last_batch,
+                alpha=self.alpha,
+                seed=seed,
+                n_threads=threads,
             )
-        finally:
-            progress.close()
+        else:
+            chosen = float(self.learning_rate)
+        learning_rate = chosen
+        for halvings in range(AUTO_HALVINGS + 1 if auto else 1):
+            if halvings:
+                learning_rate = chosen / 2.0**halvings
+            last = not auto or halvings == AUTO_HALVINGS
+            _check_decay_step(learning_rate, self.alpha, last_batch, sample_weight, n)
+            spec = net.spec(
+                learning_rate=learning_rate,
+                n_steps=self.n_steps,
+                batch_size=batch,
+                alpha=self.alpha,
+                seed=seed,
+                shuffle=self.shuffle,
+            )
+            if self.verbose and auto:
+                with verbose_output(self.verbose):
+                    say(
+                        f"{type(self).__name__}: learning_rate='auto' takes {learning_rate:.3g}"
+                        + (
+                            f" (the curvature's {chosen:.3g} halved {halvings} times: "
+                            "training with a larger step diverged)"
+                            if halvings
+                            else " (1 / the training loss's curvature at the start)"
+                        )
+                    )
+            progress = Progress(self.verbose, self.n_steps, type(self).__name__)
+            callback = (lambda step, loss: progress.update(step, loss)) if self.verbose else None
+            try:
+                params, loss_curve, checkpoints = _core.mlp_train(
+                    spec,
+                    X,
+                    Y,
+                    w0,
+                    n_threads=threads,
+                    callback=callback,
+                    checkpoint_every=self.checkpoint_every or 0,
+                    sample_weight=sample_weight,
+                )
+            except ValueError as exc:
+                if "diverged" not in str(exc) or last:
+                    if auto and "diverged" in str(exc):
+                        raise ValueError(
+                            f"{exc} (learning_rate='auto' took {chosen:.3g} from the training "
+                            f"loss's curvature at the start, and diverged at that step halved "
+                            f"up to {AUTO_HALVINGS} times: pass a smaller learning_rate, or "
+                            "scale the features and targets)"
+                        ) from None
+                    raise
+                continue
+            finally:
+                progress.close()
+            start, end = self._loss_change(net, spec, w0, params, X, Y, sample_weight, rng)
+            if end <= DIVERGED * start or last:
+                break
         self.network_ = net
         self.batch_size_ = batch
         self.batch_seed_ = seed
@@ -415,11 +465,13 @@ class _PathKernelBase(BaseEstimator):
         self.initial_coefs_, self.initial_intercepts_ = _read_only(net.unpack(w0))
         self.loss_curve_ = loss_curve.tolist()
         self.loss_ = float(loss_curve[-1])
-        self._warn_if_diverged(net, spec, w0, params, X, Y, sample_weight, rng)
+        self.learning_rate_ = learning_rate
+        self._warn_if_diverged(start, end)
         self.n_iter_ = int(self.n_steps)
         self.n_outputs_ = Y.shape[1]
         self._params = params
         self._trained_with = {name: getattr(self, name) for name in _TRAINING_PARAMS}
+        self._trained_with["learning_rate"] = learning_rate  # "auto" resolved
         # Replay reproduces the trajectory bit for bit only at the same instruction set.
         self.simd_level_ = _core.simd_level()
         # What replay needs: the training set and the starting point (and checkpoints), and
@@ -444,8 +496,10 @@ class _PathKernelBase(BaseEstimator):
         record = getattr(self, "_trained_with", None)
         return record[name] if record is not None else getattr(self, name)
 
-    def _warn_if_diverged(self, net, spec, w0, params, X, Y, sample_weight, rng) -> None:
-        """A non-finite loss stops the trainer; a finite one can still grow without bound
+    def _loss_change(self, net, spec, w0, params, X, Y, sample_weight, rng):
+        """(training loss at the start, after the last step), on the same rows.
+
+        A non-finite loss stops the trainer; a finite one can still grow without bound
         (learning_rate 1.5 on diabetes: 0.55 to 5e51 in 50 steps, silently). Judged on
         the same rows at the start and after the last step: loss_curve_ holds each
         step's batch loss before its update, so with small batches it compared one
@@ -466,11 +520,21 @@ class _PathKernelBase(BaseEstimator):
             _mean_loss(net.loss, _core.mlp_predict(spec, w, Xs, n_threads=threads), Ys, weights)
             for w in (w0, params)
         )
+        return start, end
+
+    def _warn_if_diverged(self, start: float, end: float) -> None:
         if end > DIVERGED * start:
+            auto = isinstance(self.learning_rate, str)
             warnings.warn(
                 f"gradient descent diverged: the training loss grew from {start:.3g} to "
                 f"{end:.3g} in {self.n_steps} steps, and the network, its predictions and "
-                "their decomposition are those of that divergence; lower learning_rate",
+                "their decomposition are those of that divergence; lower learning_rate"
+                + (
+                    f" (learning_rate='auto' ended at {self.learning_rate_:.3g}, its step "
+                    f"halved {AUTO_HALVINGS} times)"
+                    if auto
+                    else ""
+                ),
                 ConvergenceWarning,
                 stacklevel=caller_stacklevel(),
             )
@@ -630,6 +694,13 @@ class _PathKernelBase(BaseEstimator):
             if "trained_with" in attrs
             else {name: getattr(self, name) for name in _TRAINING_PARAMS}
         )
+        if isinstance(self._trained_with["learning_rate"], str):
+            # Writers since "auto" record the step taken; a file without it cannot be replayed.
+            raise io._field_error(
+                "attributes.trained_with",
+                "must give the learning rate the network was trained with (a number, not "
+                f"{self._trained_with['learning_rate']!r})",
+            )
         net = self._restored_network(attrs, y_1d)
         why = f"for layer sizes {list(net.sizes)}"
         params = io._check_array(
@@ -668,6 +739,7 @@ class _PathKernelBase(BaseEstimator):
         self.loss_curve_ = loss_curve
         self.loss_ = loss_curve[-1]
         self.n_iter_ = int(self._trained("n_steps"))
+        self.learning_rate_ = float(self._trained("learning_rate"))
         self.n_features_in_, self.n_outputs_ = net.sizes[0], net.sizes[-1]
         self._y_1d = y_1d
         self._path = path
@@ -1473,8 +1545,15 @@ class PathKernelRegressor(RegressorMixin, _PathKernelBase):
         Widths of the hidden layers; () is a linear model.
     activation : {"tanh", "relu", "softplus", "gelu", "identity"}, default="tanh"
         Activation of the hidden units.
-    learning_rate : float, default=0.05
-        The fixed step size of gradient descent.
+    learning_rate : float or "auto", default="auto"
+        The fixed step size of gradient descent. "auto": ``1 / lam``, ``lam`` the largest
+        curvature (Hessian eigenvalue) of the training loss at the starting point on one
+        batch of at most 1024 rows, found by power iteration on differences of gradients
+        (a few dozen gradients of that batch); at most 10. Where training with it diverges
+        (the curvature grows as the network fits), it is halved and the network trained
+        again, up to 4 times. The step taken is ``learning_rate_``. A fixed step suits
+        one scale of data only: 0.05 (the default before "auto") diverged on raw diabetes
+        targets and stalled on raw breast-cancer features.
     n_steps : int, default=500
         Gradient steps (one batch each).
     batch_size : int or None, default=None
@@ -1519,6 +1598,9 @@ class PathKernelRegressor(RegressorMixin, _PathKernelBase):
     loss_ : float
         ``loss_curve_[-1]``. A warning says where the loss on the training rows after
         the last step is over twice the starting point's (diverged).
+    learning_rate_ : float
+        The step size gradient descent took (``learning_rate``, or what "auto" chose);
+        replay, decompositions and saved files use it.
     n_iter_ : int
         ``n_steps``.
     batch_seed_ : int
@@ -1677,8 +1759,15 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
         Widths of the hidden layers; () is a linear model.
     activation : {"tanh", "relu", "softplus", "gelu", "identity"}, default="tanh"
         Activation of the hidden units.
-    learning_rate : float, default=0.05
-        The fixed step size of gradient descent.
+    learning_rate : float or "auto", default="auto"
+        The fixed step size of gradient descent. "auto": ``1 / lam``, ``lam`` the largest
+        curvature (Hessian eigenvalue) of the training loss at the starting point on one
+        batch of at most 1024 rows, found by power iteration on differences of gradients
+        (a few dozen gradients of that batch); at most 10. Where training with it diverges
+        (the curvature grows as the network fits), it is halved and the network trained
+        again, up to 4 times. The step taken is ``learning_rate_``. A fixed step suits
+        one scale of data only: 0.05 (the default before "auto") diverged on raw diabetes
+        targets and stalled on raw breast-cancer features.
     n_steps : int, default=500
         Gradient steps (one batch each).
     batch_size : int or None, default=None
@@ -1723,6 +1812,9 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
     loss_ : float
         ``loss_curve_[-1]``. A warning says where the loss on the training rows after
         the last step is over twice the starting point's (diverged).
+    learning_rate_ : float
+        The step size gradient descent took (``learning_rate``, or what "auto" chose);
+        replay, decompositions and saved files use it.
     n_iter_ : int
         ``n_steps``.
     batch_seed_ : int
