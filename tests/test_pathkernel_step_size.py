@@ -3,7 +3,7 @@ a float64 Hessian, and what it changes on real data (gramfree/pathkernel/step_si
 
 import numpy as np
 import pytest
-from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, load_wine
+from sklearn.datasets import load_breast_cancer, load_diabetes, load_digits, load_iris, load_wine
 from sklearn.preprocessing import StandardScaler
 
 import gramfree
@@ -11,7 +11,11 @@ from gramfree import PathKernelClassifier, PathKernelRegressor
 from gramfree.pathkernel import estimators as pk_estimators
 from gramfree.pathkernel import reference as ref
 from gramfree.pathkernel.network import Network
-from gramfree.pathkernel.step_size import AUTO_HALVINGS, loss_curvature
+from gramfree.pathkernel.step_size import (
+    AUTO_HALVINGS,
+    hessian_vector_product,
+    largest_curvature,
+)
 
 
 def _reference_hessian(net: ref.ReferenceMLP, w, X, Y, weights) -> np.ndarray:
@@ -49,14 +53,16 @@ def _iris_std():
 
 
 @pytest.mark.parametrize("data", [_diabetes_raw, _cancer_raw, _iris_std])
-@pytest.mark.parametrize("activation", ["tanh", "softplus"])
+@pytest.mark.parametrize("activation", ["tanh", "softplus", "gelu", "relu"])
 @pytest.mark.parametrize("weighted", [False, True])
 def test_curvature_is_the_largest_eigenvalue_of_the_float64_hessian(data, activation, weighted):
     X, Y, loss = data()
     net = Network((X.shape[1], 3, Y.shape[1]), activation, loss)
     w0 = net.initial_params(np.random.RandomState(0))
     weights = np.random.default_rng(1).integers(1, 4, len(X)).astype(float) if weighted else None
-    lam = loss_curvature(net, w0, X, Y, weights, rows=len(X), seed=0, n_threads=1)
+    total = len(X) if weights is None else weights.sum()
+    rng = np.random.default_rng(0)
+    lam = largest_curvature(net, w0, X, Y, weights, scale=1.0 / total, rng=rng)
     H = _reference_hessian(
         ref.ReferenceMLP(net.sizes, activation, loss),
         w0,
@@ -64,21 +70,53 @@ def test_curvature_is_the_largest_eigenvalue_of_the_float64_hessian(data, activa
         Y,
         np.ones(len(X)) if weights is None else weights,
     )
-    top = np.max(np.abs(np.linalg.eigvalsh(H)))
-    # Power iteration approaches |lambda|max from below (||H v|| <= |lambda|max for a unit
-    # v); it stops once the estimate moves by less than 1%.
-    assert 0.9 * top <= lam <= 1.001 * top
+    eigenvalues = np.linalg.eigvalsh(H)
+    # Lanczos' Ritz values lie inside the spectrum: from below, to within 1% here.
+    assert 0.99 * eigenvalues[-1] <= lam <= eigenvalues[-1] * (1 + 1e-6)
+    # The product itself, against the reference Hessian's.
+    v = np.random.default_rng(2).standard_normal(w0.size)
+    Hv = hessian_vector_product(net, w0, X, Y, weights, v) / total
+    np.testing.assert_allclose(Hv, H @ v, rtol=0, atol=1e-6 * np.abs(H @ v).max())
 
 
-def test_curvature_of_a_row_sample_and_of_overflowing_data():
+def test_curvature_of_a_linear_model_is_the_closed_forms():
+    """No hidden layer, squared loss: the Hessian is ``X1^T W X1 / sum(w)`` per output
+    (X1 = [X, 1]), with no finite difference anywhere."""
+    X, Y, _ = _diabetes_raw()
+    Y = np.column_stack([Y[:, 0], -Y[:, 0]])  # two outputs: the same block twice
+    weights = np.random.default_rng(0).uniform(0, 3, len(X))
+    net = Network((X.shape[1], 2), "identity", "squared")
+    w0 = net.initial_params(np.random.RandomState(0))
+    X1 = np.column_stack([X, np.ones(len(X))])
+    top = np.linalg.eigvalsh(X1.T @ (weights[:, None] * X1) / weights.sum())[-1]
+    lam = largest_curvature(
+        net, w0, X, Y, weights, scale=1.0 / weights.sum(), rng=np.random.default_rng(0)
+    )
+    np.testing.assert_allclose(lam, top, rtol=1e-6)
+
+
+def test_negative_curvature_does_not_shrink_the_step():
+    """The step follows the largest eigenvalue, not the largest in magnitude: raw diabetes
+    with gelu has a negative eigenvalue beyond the largest positive one at the start."""
+    X, y = load_diabetes(return_X_y=True)
+    X, Y = X[::4, :6], y[::4, None].astype(float)
+    net = Network((6, 3, 1), "gelu", "squared")
+    w0 = net.initial_params(np.random.RandomState(0))
+    H = _reference_hessian(
+        ref.ReferenceMLP(net.sizes, "gelu", "squared"), w0, X, Y, np.ones(len(X))
+    )
+    eigenvalues = np.linalg.eigvalsh(H)
+    assert -eigenvalues[0] > 1.1 * eigenvalues[-1] > 0  # the case: |lambda| max is negative
+    lam = largest_curvature(net, w0, X, Y, None, scale=1.0 / len(X), rng=np.random.default_rng(0))
+    assert 0.99 * eigenvalues[-1] <= lam <= eigenvalues[-1] * (1 + 1e-6)
+
+
+def test_overflowing_products_give_no_finite_curvature():
     X, Y, loss = _diabetes_raw()
     net = Network((X.shape[1], 3, 1), "tanh", loss)
     w0 = net.initial_params(np.random.RandomState(0))
-    whole = loss_curvature(net, w0, X, Y, None, rows=len(X), seed=0, n_threads=1)
-    sample = loss_curvature(net, w0, X, Y, None, rows=30, seed=0, n_threads=1)
-    assert 0.3 * whole < sample < 3 * whole  # the same scale from half the rows
-    # A loss that overflows at the start has no finite curvature: no step is built on it.
-    assert loss_curvature(net, w0, X, Y * 1e300, None, rows=60, seed=0, n_threads=1) == np.inf
+    lam = largest_curvature(net, w0, X, Y * 1e305, None, scale=1.0, rng=np.random.default_rng(0))
+    assert lam == np.inf
 
 
 def test_raw_diabetes_targets_diverged_at_the_old_default_and_train_on_auto():
@@ -163,3 +201,20 @@ def test_auto_takes_the_penalty_and_the_weights_into_the_step(tmp_path):
     np.testing.assert_array_equal(
         loaded.decompose(X[:3]).contributions, weighted.decompose(X[:3]).contributions
     )
+
+
+def test_full_batch_step_takes_every_row_into_the_curvature():
+    """Full batch descends the loss of all rows: one heavy row (here weighted 2000 among
+    1797) sets the curvature, and a sample of rows that missed it took a step 1300x too
+    large (a review). A linear model's Hessian is the closed form X1^T W X1 / sum(w)."""
+    X, y = load_digits(return_X_y=True)
+    w = np.ones(len(X))
+    w[1234] = 2000.0
+    X = X.astype(float)
+    X[1234] *= 40.0
+    model = PathKernelRegressor(
+        hidden_layer_sizes=(), activation="identity", n_steps=1, random_state=0
+    ).fit(X, y, sample_weight=w)
+    X1 = np.column_stack([X, np.ones(len(X))])
+    top = np.linalg.eigvalsh(X1.T @ (w[:, None] * X1) / w.sum())[-1]
+    np.testing.assert_allclose(model.learning_rate_, 1.0 / top, rtol=1e-6)

@@ -400,7 +400,6 @@ class _PathKernelBase(BaseEstimator):
                 last_batch=last_batch,
                 alpha=self.alpha,
                 seed=seed,
-                n_threads=threads,
             )
         else:
             chosen = float(self.learning_rate)
@@ -1547,13 +1546,14 @@ class PathKernelRegressor(RegressorMixin, _PathKernelBase):
         Activation of the hidden units.
     learning_rate : float or "auto", default="auto"
         The fixed step size of gradient descent. "auto": ``1 / lam``, ``lam`` the largest
-        curvature (Hessian eigenvalue) of the training loss at the starting point on one
-        batch of at most 1024 rows, found by power iteration on differences of gradients
-        (a few dozen gradients of that batch); at most 10. Where training with it diverges
-        (the curvature grows as the network fits), it is halved and the network trained
-        again, up to 4 times. The step taken is ``learning_rate_``. A fixed step suits
-        one scale of data only: 0.05 (the default before "auto") diverged on raw diabetes
-        targets and stalled on raw breast-cancer features.
+        eigenvalue of the training loss's Hessian at the starting point (all rows for
+        full batch, one batch of rows for mini-batches), by Lanczos iteration on exact
+        Hessian-vector products (at most 30, each about three passes over those rows);
+        at most 10. Where training with it diverges (the curvature grows as the network
+        fits), it is halved and the network trained again, up to 4 times. The step taken
+        is ``learning_rate_``. A fixed step suits one scale of data only: 0.05 (the
+        default before "auto") diverged on raw diabetes targets and stalled on raw
+        breast-cancer features.
     n_steps : int, default=500
         Gradient steps (one batch each).
     batch_size : int or None, default=None
@@ -1761,13 +1761,14 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
         Activation of the hidden units.
     learning_rate : float or "auto", default="auto"
         The fixed step size of gradient descent. "auto": ``1 / lam``, ``lam`` the largest
-        curvature (Hessian eigenvalue) of the training loss at the starting point on one
-        batch of at most 1024 rows, found by power iteration on differences of gradients
-        (a few dozen gradients of that batch); at most 10. Where training with it diverges
-        (the curvature grows as the network fits), it is halved and the network trained
-        again, up to 4 times. The step taken is ``learning_rate_``. A fixed step suits
-        one scale of data only: 0.05 (the default before "auto") diverged on raw diabetes
-        targets and stalled on raw breast-cancer features.
+        eigenvalue of the training loss's Hessian at the starting point (all rows for
+        full batch, one batch of rows for mini-batches), by Lanczos iteration on exact
+        Hessian-vector products (at most 30, each about three passes over those rows);
+        at most 10. Where training with it diverges (the curvature grows as the network
+        fits), it is halved and the network trained again, up to 4 times. The step taken
+        is ``learning_rate_``. A fixed step suits one scale of data only: 0.05 (the
+        default before "auto") diverged on raw diabetes targets and stalled on raw
+        breast-cancer features.
     n_steps : int, default=500
         Gradient steps (one batch each).
     batch_size : int or None, default=None

@@ -5,21 +5,28 @@ Gradient descent on a loss whose Hessian has largest eigenvalue ``lam`` is stabl
 steps below ``2 / lam``; ``1 / lam`` is the step that minimises a quadratic along that
 direction in one step (EigenPro's step for a full batch). A fixed step cannot be right
 for every data set: the squared loss's Hessian has a term ``sum_i r_i grad^2 f(x_i)`` that
-grows with the residuals, so with targets in the hundreds (raw diabetes) any fixed step
+grows with the residuals, so with targets in the hundreds (raw diabetes) a fixed step
 that suits standardised targets diverges (0.05, the earlier default, did at step 252),
 and with raw features a step that diverges nowhere can stall (0.05 on raw breast cancer
-left 64% test accuracy; the curvature's step reached 92%). The Gauss-Newton part alone
-(the tangent kernel's top eigenvalue) misses the residual term: it gave steps 20-30x too
-large on raw targets.
+left 64% test accuracy). The Gauss-Newton part alone (the tangent kernel's top
+eigenvalue) misses the residual term: it gave steps 20-30x too large on raw targets.
 
-``lam`` is found by power iteration on Hessian-vector products taken as differences of
-gradients (each gradient is one call of the native trainer for one full-batch step with
-learning rate 1 on a sample of rows: ``w - w_1``), so nothing beyond the trainer is
-needed. The rows are those of one batch (at most ``AUTO_ROWS``): a mini-batch step's
-stability is that of its own batch's Hessian, whose top eigenvalue exceeds the full
-data's. The L2 penalty adds at most ``alpha / (B wbar)`` (the trainer's step). The
-curvature can still grow during training (a network sharpens as it fits); the estimator
-then halves the step and trains again (``AUTO_HALVINGS``).
+``lam`` is the largest (algebraic) eigenvalue of the Hessian, by Lanczos iteration on
+exact Hessian-vector products (Pearlmutter's R-operator through the network, in numpy:
+:func:`hessian_vector_product`). Not the largest in magnitude: negative curvature does not
+make gradient descent diverge (raw wine with gelu: -1.1e4 beside +712, a step 16x too
+small). Not finite differences of gradients: with relu they measure the jumps of units
+switching inside the difference step, not curvature (raw digits: 15x too large; a
+review). The Hessian is that of the loss a step descends: all rows for full batch (a
+sample of rows missed one heavy row and took a step 1300x too large; a review), one batch
+of ``batch_size`` rows for mini-batches, whose own Hessian is what a step's stability
+depends on. The L2 penalty adds ``alpha / (B wbar)`` (the trainer's step). The curvature
+can still grow during training (a network sharpens as it fits); the estimator then
+halves the step and trains again (``AUTO_HALVINGS``).
+
+Cost: at most ``LANCZOS_STEPS`` products, each about three passes of the trainer over the
+rows (forward, backward and their R-versions): for full batch about a tenth of the
+default 500 steps at most.
 """
 
 from __future__ import annotations
@@ -27,18 +34,20 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.special import erfc, expit
 
-from .. import _core
 from .network import Network
 
-# Rows of the sample the Hessian is taken on (one batch of at most this many).
-AUTO_ROWS = 1024
-# Power iteration: at most this many Hessian-vector products, stopping once the estimate
-# moves by less than POWER_RTOL (a step size needs no more than a few digits).
-POWER_ITERATIONS = 30
-POWER_RTOL = 1e-2
-# Largest step "auto" takes, where the curvature at the start is tiny (a network whose
-# units are all saturated or dead has a near-zero Hessian there, and 1 / lam would be huge).
+# Lanczos steps at most (each one Hessian-vector product), stopping once the largest Ritz
+# value moves by less than LANCZOS_RTOL (a step size needs no more than a few digits).
+LANCZOS_STEPS = 30
+LANCZOS_RTOL = 1e-3
+# Rows per block of the products (bounds their temporaries: a few rows x width arrays per
+# layer).
+CHUNK_ROWS = 4096
+# Largest step "auto" takes, where the curvature at the start is tiny or negative (a
+# network whose units are all saturated or dead has a near-zero Hessian there, and 1 / lam
+# would be huge).
 AUTO_MAX = 10.0
 # Retrained with the step halved at most this many times where training with it diverged.
 AUTO_HALVINGS = 4
@@ -55,72 +64,161 @@ def auto_learning_rate(
     last_batch: int,
     alpha: float,
     seed: int,
-    n_threads: int,
 ) -> float:
-    """``1 / lam`` (at most ``AUTO_MAX``), ``lam`` the largest curvature of the training
-    loss at ``w0`` (module docstring), plus the L2 penalty's ``alpha / (B wbar)`` at the
-    smallest batch ``last_batch``."""
-    lam = loss_curvature(
-        net, w0, X, Y, sample_weight, rows=min(batch, AUTO_ROWS), seed=seed, n_threads=n_threads
-    )
+    """``1 / lam`` (at most ``AUTO_MAX``), ``lam`` the largest eigenvalue of the training
+    loss's Hessian at ``w0`` on one batch (all rows for full batch; module docstring),
+    plus the L2 penalty's ``alpha / (B wbar)`` at the smallest batch ``last_batch``."""
+    rng = np.random.default_rng(seed)
+    n = X.shape[0]
+    rows = np.sort(rng.choice(n, batch, replace=False)) if batch < n else slice(None)
+    mean = 1.0 if sample_weight is None else float(np.mean(sample_weight))
+    weights = None if sample_weight is None else sample_weight[rows]
+    lam = largest_curvature(net, w0, X[rows], Y[rows], weights, scale=1.0 / (batch * mean), rng=rng)
     if alpha > 0:
-        mean = 1.0 if sample_weight is None else float(np.mean(sample_weight))
         lam += alpha / (last_batch * mean)
-    if not lam > 1.0 / AUTO_MAX:  # tiny, zero, or NaN (overflowing gradients)
+    if not lam > 1.0 / AUTO_MAX:  # tiny, zero, negative, or NaN
         return AUTO_MAX
     return 1.0 / lam if math.isfinite(lam) else 1.0 / np.finfo(np.float64).max
 
 
-def loss_curvature(
+def largest_curvature(
     net: Network,
-    w0: np.ndarray,
+    w: np.ndarray,
     X: np.ndarray,
     Y: np.ndarray,
-    sample_weight: np.ndarray | None,
+    weights: np.ndarray | None,
     *,
-    rows: int,
-    seed: int,
-    n_threads: int,
+    scale: float,
+    rng: np.random.Generator,
 ) -> float:
-    """The largest absolute eigenvalue of the Hessian of the (weighted) mean training loss
-    at ``w0`` over ``rows`` rows drawn without replacement (all of them when there are no
-    more), by power iteration on finite differences of gradients."""
-    rng = np.random.default_rng(seed)
-    n = X.shape[0]
-    idx = np.sort(rng.choice(n, rows, replace=False)) if rows < n else np.arange(n)
-    Xs, Ys = np.ascontiguousarray(X[idx]), np.ascontiguousarray(Y[idx])
-    ws = None if sample_weight is None else np.ascontiguousarray(sample_weight[idx])
-    if ws is not None and not ws.sum() > 0:
-        ws = None  # the drawn rows weigh nothing: their unweighted curvature
-    spec = net.spec(
-        learning_rate=1.0, n_steps=1, batch_size=len(idx), alpha=0.0, seed=0, shuffle=False
-    )
+    """The largest eigenvalue of the Hessian of ``scale * sum_i weights_i loss_i`` at ``w``
+    (the native trainer's losses), by Lanczos iteration with full reorthogonalisation from
+    a random start; infinity where the products overflow."""
+    P = w.size
+    steps = min(P, LANCZOS_STEPS)
+    basis = np.empty((steps, P))
+    alphas: list[float] = []
+    betas: list[float] = []
+    q = rng.standard_normal(P)
+    q /= np.linalg.norm(q)
+    top = -math.inf
+    with np.errstate(over="ignore", invalid="ignore"):
+        for j in range(steps):
+            basis[j] = q
+            r = hessian_vector_product(net, w, X, Y, weights, q) * scale
+            alphas.append(float(q @ r))
+            # Full reorthogonalisation (twice is enough): at most 30 vectors of P values.
+            for _ in range(2):
+                r -= basis[: j + 1].T @ (basis[: j + 1] @ r)
+            beta = float(np.linalg.norm(r))
+            if not (math.isfinite(beta) and math.isfinite(alphas[-1])):
+                return math.inf  # the products overflow
+            ritz = _largest_ritz(alphas, betas)
+            if j > 0 and abs(ritz - top) <= LANCZOS_RTOL * abs(ritz):
+                return ritz
+            top = ritz
+            if not beta > 1e-12 * max(abs(top), 1e-300):  # an invariant subspace: exact
+                return top
+            betas.append(beta)
+            q = r / beta
+    return top
 
-    def gradient(w: np.ndarray) -> np.ndarray:
-        w1, _, _ = _core.mlp_train(spec, Xs, Ys, w, n_threads=n_threads, sample_weight=ws)
-        return w - w1
 
-    try:
-        g0 = gradient(w0)
-    except ValueError:  # the loss or its gradient overflows at the start
-        return math.inf
-    # A relative difference step: the gradient's rounding (eps |g|) stays far below the
-    # change it measures (lam * h) for any curvature a step size could be built on.
-    h = 1e-5 * max(1.0, float(np.linalg.norm(w0)) / math.sqrt(w0.size))
-    v = rng.standard_normal(w0.size)
-    v /= np.linalg.norm(v)
-    lam = 0.0
-    for _ in range(POWER_ITERATIONS):
-        try:
-            hv = (gradient(w0 + h * v) - g0) / h
-        except ValueError:
-            return math.inf
-        size = float(np.linalg.norm(hv))
-        if not size > 0 or not math.isfinite(size):
-            return size if math.isfinite(size) else math.inf
-        v = hv / size
-        done = abs(size - lam) <= POWER_RTOL * size
-        lam = size
-        if done:
-            break
-    return lam
+def _largest_ritz(alphas: list[float], betas: list[float]) -> float:
+    T = np.diag(alphas)
+    if betas:
+        off = np.asarray(betas[: len(alphas) - 1])
+        T += np.diag(off, 1) + np.diag(off, -1)
+    return float(np.linalg.eigvalsh(T)[-1])
+
+
+def _activation(name: str, z: np.ndarray):
+    """(phi(z), phi'(z), phi''(z)) as the native trainer defines phi (network.cpp)."""
+    if name == "identity":
+        return z, np.ones_like(z), np.zeros_like(z)
+    if name == "relu":
+        on = (z > 0).astype(z.dtype)
+        return z * on, on, np.zeros_like(z)
+    if name == "tanh":
+        t = np.tanh(z)
+        d = 1.0 - t * t
+        return t, d, -2.0 * t * d
+    if name == "softplus":
+        s = expit(z)
+        return np.logaddexp(0.0, z), s, s * (1.0 - s)
+    if name == "gelu":
+        cdf = 0.5 * erfc(-z / math.sqrt(2.0))
+        pdf = np.exp(-0.5 * z * z) / math.sqrt(2.0 * math.pi)
+        return z * cdf, cdf + z * pdf, pdf * (2.0 - z * z)
+    raise ValueError(f"activation: unknown {name!r}")
+
+
+def _loss_derivatives(loss: str, f: np.ndarray, Y: np.ndarray, Rf: np.ndarray):
+    """(d loss / d f, the loss's Hessian in f times Rf), per row."""
+    if loss == "squared":
+        return f - Y, Rf
+    if loss == "logistic":
+        p = expit(f)
+        return p - Y, p * (1.0 - p) * Rf
+    shifted = f - f.max(axis=1, keepdims=True)  # softmax
+    p = np.exp(shifted)
+    p /= p.sum(axis=1, keepdims=True)
+    return p - Y, p * Rf - p * np.sum(p * Rf, axis=1, keepdims=True)
+
+
+def hessian_vector_product(
+    net: Network,
+    w: np.ndarray,
+    X: np.ndarray,
+    Y: np.ndarray,
+    weights: np.ndarray | None,
+    v: np.ndarray,
+) -> np.ndarray:
+    """``H v``, H the Hessian of ``sum_i weights_i loss_i(w)`` (no penalty, not divided by
+    the rows), exactly (to rounding): the R-operator of the forward and backward passes
+    (Pearlmutter 1994), in blocks of ``CHUNK_ROWS`` rows. With relu, the Hessian where it
+    exists (no unit exactly at zero): the activation's second derivative is zero."""
+    layers, directions = _split(net, w), _split(net, v)
+    out = [(np.zeros_like(W), np.zeros_like(b)) for W, b in layers]
+    last = len(layers) - 1
+    for s in range(0, X.shape[0], CHUNK_ROWS):
+        a = X[s : s + CHUNK_ROWS]
+        Ra = np.zeros_like(a)
+        inputs, Rinputs, derivs = [], [], []
+        for l, ((W, b), (V, c)) in enumerate(zip(layers, directions)):
+            inputs.append(a)
+            Rinputs.append(Ra)
+            z = a @ W + b
+            Rz = Ra @ W + a @ V + c
+            if l < last:
+                a, d1, d2 = _activation(net.activation, z)
+                derivs.append((d1, d2, Rz))
+                Ra = d1 * Rz
+            else:
+                f, Rf = z, Rz
+        delta, Rdelta = _loss_derivatives(net.loss, f, Y[s : s + CHUNK_ROWS], Rf)
+        if weights is not None:
+            rw = weights[s : s + CHUNK_ROWS, None]
+            delta, Rdelta = delta * rw, Rdelta * rw
+        for l in range(last, -1, -1):
+            W, V = layers[l][0], directions[l][0]
+            gW, gb = out[l]
+            gW += Rinputs[l].T @ delta + inputs[l].T @ Rdelta
+            gb += Rdelta.sum(axis=0)
+            if l > 0:
+                d1, d2, Rz = derivs[l - 1]
+                back = delta @ W.T
+                Rdelta = (Rdelta @ W.T + delta @ V.T) * d1 + back * d2 * Rz
+                delta = back * d1
+    return np.concatenate([part.ravel() for pair in out for part in pair])
+
+
+def _split(net: Network, w: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Views of the flat parameters as (W_l, b_l): W_l fan_in x fan_out (row-major)."""
+    out, at = [], 0
+    for fan_in, fan_out in zip(net.sizes[:-1], net.sizes[1:]):
+        W = w[at : at + fan_in * fan_out].reshape(fan_in, fan_out)
+        at += fan_in * fan_out
+        out.append((W, w[at : at + fan_out]))
+        at += fan_out
+    return out
