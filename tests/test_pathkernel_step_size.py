@@ -218,3 +218,26 @@ def test_full_batch_step_takes_every_row_into_the_curvature():
     X1 = np.column_stack([X, np.ones(len(X))])
     top = np.linalg.eigvalsh(X1.T @ (w[:, None] * X1) / w.sum())[-1]
     np.testing.assert_allclose(model.learning_rate_, 1.0 / top, rtol=1e-6)
+
+
+def test_the_estimate_runs_blas_on_the_threads_n_jobs_asks_for(monkeypatch):
+    """The estimate's products are numpy's: n_jobs=1 keeps them on one BLAS thread, as the
+    native trainer keeps to one thread, and the counts are restored after the fit."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    original = pk_estimators.auto_learning_rate
+    seen = []
+
+    def recording(*args, **kwargs):
+        seen.append({lib["filepath"]: lib["num_threads"] for lib in threadpool_info()})
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(pk_estimators, "auto_learning_rate", recording)
+    X, y = load_iris(return_X_y=True)
+    with threadpool_limits(limits=2, user_api="blas"):  # the test suite runs BLAS on one
+        before = {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()}
+        blas = [lib["filepath"] for lib in threadpool_info() if lib["user_api"] == "blas"]
+        assert blas and all(before[path] == 2 for path in blas)
+        PathKernelClassifier((4,), n_steps=5, n_jobs=1, random_state=0).fit(X, y)
+        assert all(seen[0][path] == 1 for path in blas)
+        assert {lib["filepath"]: lib["num_threads"] for lib in threadpool_info()} == before

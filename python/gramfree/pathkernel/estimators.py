@@ -17,6 +17,7 @@ import os
 import threading
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -38,6 +39,7 @@ from sklearn.utils.validation import (
 from .. import _core
 from .._log import caller_stacklevel, say, verbose_output
 from .._params import check_number_params
+from .._threads import _blas_libraries, _blas_limit
 from ..estimators._base import check_numeric_targets
 from ..operators import _n_threads
 from ..solvers._common import Progress, memory_bytes
@@ -390,17 +392,24 @@ class _PathKernelBase(BaseEstimator):
         auto = isinstance(self.learning_rate, str)
         if auto:
             _check_decay_step(1.0, 0.0, last_batch, sample_weight, n)  # the weights' mass
-            chosen = auto_learning_rate(
-                net,
-                w0,
-                X,
-                Y,
-                sample_weight,
-                batch=batch,
-                last_batch=last_batch,
-                alpha=self.alpha,
-                seed=seed,
+            # The estimate's products are numpy's (BLAS): on the threads n_jobs asks for.
+            limit = (
+                nullcontext()
+                if self.n_jobs is None
+                else _blas_limit(_blas_libraries(), max(1, threads))
             )
+            with limit:
+                chosen = auto_learning_rate(
+                    net,
+                    w0,
+                    X,
+                    Y,
+                    sample_weight,
+                    batch=batch,
+                    last_batch=last_batch,
+                    alpha=self.alpha,
+                    seed=seed,
+                )
         else:
             chosen = float(self.learning_rate)
         learning_rate = chosen
