@@ -620,7 +620,7 @@ def test_boolean_n_centers_is_refused(estimator):
     """scikit-learn's Interval(Integral) admits True, which read as one centre (R^2 0.02
     on diabetes, no word)."""
     X = np.random.default_rng(0).normal(size=(30, 2))
-    with pytest.raises(ValueError, match="n_centers: must be a count or a fraction"):
+    with pytest.raises(ValueError, match="'n_centers' parameter .* must be a number, not True"):
         estimator(n_centers=True).fit(X, X[:, 0])
 
 

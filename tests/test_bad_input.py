@@ -576,6 +576,40 @@ def test_integer_parameters_beyond_float64_or_int64_are_refused_naming_them(make
         make().fit(X, y)
 
 
+@pytest.mark.parametrize(
+    "estimator, name",
+    [
+        ("KernelRegressor", "alpha"),
+        ("KernelRegressor", "n_jobs"),
+        ("KernelClassifier", "max_iter"),
+        ("KernelRegressorCV", "n_centers"),
+        ("KernelClassifierCV", "n_jobs"),
+        ("PathKernelRegressor", "learning_rate"),
+        ("PathKernelClassifier", "n_steps"),
+        ("PathKernelRegressor", "quadrature"),
+    ],
+)
+@pytest.mark.parametrize("flag", [True, False])
+def test_true_or_false_for_a_number_is_refused_naming_it(estimator, name, flag):
+    """scikit-learn's constraints take a bool for an integer (bool subclasses int):
+    alpha=True fitted with alpha 1 and learning_rate=True trained at step 1, in silence,
+    where a model file refused the same value (a review)."""
+    X = np.random.default_rng(0).normal(size=(30, 3))
+    y = (X[:, 0] > 0).astype(int)
+    model = getattr(gramfree, estimator)().set_params(**{name: flag})
+    # (False is refused by scikit-learn's own intervals where 0 is out of range.)
+    with pytest.raises(ValueError, match=rf"'{name}' parameter .*(a number, not|Got) {flag}"):
+        model.fit(X, y)
+    with pytest.raises(TypeError):  # scikit-learn's InvalidParameterError is both
+        model.fit(X, y)
+    # Flags stay flags.
+    flag_name = {"KernelRegressor": "warm_start", "KernelClassifier": "warm_start"}.get(
+        estimator, "shuffle" if estimator.startswith("Path") else None
+    )
+    if flag_name is not None:
+        getattr(gramfree, estimator)().set_params(**{flag_name: flag}).fit(X, y)
+
+
 @pytest.mark.parametrize("method", ["predict", "explain"])
 @pytest.mark.parametrize("name", ["KernelRegressor", "KernelClassifier"])
 def test_float32_model_names_queries_its_dtype_cannot_hold(name, method):
