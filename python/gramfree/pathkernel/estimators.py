@@ -1556,9 +1556,10 @@ class PathKernelRegressor(RegressorMixin, _PathKernelBase):
     learning_rate : float or "auto", default="auto"
         The fixed step size of gradient descent. "auto": ``1 / lam``, ``lam`` the largest
         eigenvalue of the training loss's Hessian at the starting point (all rows for
-        full batch, one batch of rows for mini-batches), by Lanczos iteration on exact
+        full batch; for mini-batches the steeper of a batch drawn in proportion to the
+        weights and one of the heaviest rows), by Lanczos iteration on exact
         Hessian-vector products (at most 30, each about three passes over those rows);
-        at most 10. Where training with it diverges (the curvature grows as the network
+        at most 10, to three significant digits. Where training with it diverges (the curvature grows as the network
         fits), it is halved and the network trained again, up to 4 times. The step taken
         is ``learning_rate_``. A fixed step suits one scale of data only: 0.05 (the
         default before "auto") diverged on raw diabetes targets and stalled on raw
@@ -1771,9 +1772,10 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
     learning_rate : float or "auto", default="auto"
         The fixed step size of gradient descent. "auto": ``1 / lam``, ``lam`` the largest
         eigenvalue of the training loss's Hessian at the starting point (all rows for
-        full batch, one batch of rows for mini-batches), by Lanczos iteration on exact
+        full batch; for mini-batches the steeper of a batch drawn in proportion to the
+        weights and one of the heaviest rows), by Lanczos iteration on exact
         Hessian-vector products (at most 30, each about three passes over those rows);
-        at most 10. Where training with it diverges (the curvature grows as the network
+        at most 10, to three significant digits. Where training with it diverges (the curvature grows as the network
         fits), it is halved and the network trained again, up to 4 times. The step taken
         is ``learning_rate_``. A fixed step suits one scale of data only: 0.05 (the
         default before "auto") diverged on raw diabetes targets and stalled on raw

@@ -18,11 +18,22 @@ make gradient descent diverge (raw wine with gelu: -1.1e4 beside +712, a step 16
 small). Not finite differences of gradients: with relu they measure the jumps of units
 switching inside the difference step, not curvature (raw digits: 15x too large; a
 review). The Hessian is that of the loss a step descends: all rows for full batch (a
-sample of rows missed one heavy row and took a step 1300x too large; a review), one batch
-of ``batch_size`` rows for mini-batches, whose own Hessian is what a step's stability
-depends on. The L2 penalty adds ``alpha / (B wbar)`` (the trainer's step). The curvature
-can still grow during training (a network sharpens as it fits); the estimator then
-halves the step and trains again (``AUTO_HALVINGS``).
+sample of rows missed one heavy row and took a step 1300x too large; a review); for
+mini-batches, whose own Hessians are what a step's stability depends on, the steeper of
+two batches of ``batch_size`` rows: one drawn in proportion to the sample weights, one of
+the heaviest rows (``_estimation_batches``). The step keeps ``STEP_DIGITS`` significant
+digits, so that it is the same on any number of BLAS threads. The L2 penalty adds
+``alpha / (B wbar)`` (the trainer's step). The curvature can still grow during training
+(a network sharpens as it fits); where the training then diverges, the estimator halves
+the step and trains again (``AUTO_HALVINGS``).
+
+Why ``1 / lam`` and not less: at that step the full-batch loss of raw, ill-conditioned
+data (breast cancer, wine) oscillates and spikes as the network sharpens, and half the
+step ends lower there; but half ended higher in 23 of the 30 cases of
+``benchmarks/bench_pathkernel_step.py`` (every standardised one among them; a scratch
+comparison of the two, 2026-12-06), and halving at every spike beyond twice the start
+ended raw breast cancer with relu at a training loss of 1.82 against 0.30 (tried on a
+review's suggestion).
 
 Cost: at most ``LANCZOS_STEPS`` products, each about three passes of the trainer over the
 rows (forward, backward and their R-versions): for full batch about a tenth of the
@@ -51,6 +62,8 @@ CHUNK_ROWS = 4096
 AUTO_MAX = 10.0
 # Retrained with the step halved at most this many times where training with it diverged.
 AUTO_HALVINGS = 4
+# Significant digits of the step "auto" takes.
+STEP_DIGITS = 3
 
 
 def auto_learning_rate(
@@ -65,20 +78,51 @@ def auto_learning_rate(
     alpha: float,
     seed: int,
 ) -> float:
-    """``1 / lam`` (at most ``AUTO_MAX``), ``lam`` the largest eigenvalue of the training
-    loss's Hessian at ``w0`` on one batch (all rows for full batch; module docstring),
-    plus the L2 penalty's ``alpha / (B wbar)`` at the smallest batch ``last_batch``."""
+    """``1 / lam`` (at most ``AUTO_MAX``, to ``STEP_DIGITS`` significant digits), ``lam``
+    the largest eigenvalue of the training loss's Hessian at ``w0`` over the rows a step
+    descends (module docstring), plus the L2 penalty's ``alpha / (B wbar)`` at the
+    smallest batch ``last_batch``."""
     rng = np.random.default_rng(seed)
-    n = X.shape[0]
-    rows = np.sort(rng.choice(n, batch, replace=False)) if batch < n else slice(None)
     mean = 1.0 if sample_weight is None else float(np.mean(sample_weight))
-    weights = None if sample_weight is None else sample_weight[rows]
-    lam = largest_curvature(net, w0, X[rows], Y[rows], weights, scale=1.0 / (batch * mean), rng=rng)
+    lam = -math.inf
+    for rows in _estimation_batches(X, sample_weight, batch, rng):
+        weights = None if sample_weight is None else sample_weight[rows]
+        lam = max(
+            lam,
+            largest_curvature(
+                net, w0, X[rows], Y[rows], weights, scale=1.0 / (batch * mean), rng=rng
+            ),
+        )
     if alpha > 0:
         lam += alpha / (last_batch * mean)
     if not lam > 1.0 / AUTO_MAX:  # tiny, zero, negative, or NaN
         return AUTO_MAX
-    return 1.0 / lam if math.isfinite(lam) else 1.0 / np.finfo(np.float64).max
+    step = 1.0 / lam if math.isfinite(lam) else 1.0 / np.finfo(np.float64).max
+    # The products' rounding depends on BLAS's threads (n_jobs): the last bits of lam
+    # changed with them, and 500 steps turned that into predictions 2.0 apart (a
+    # review). A step size needs a few digits; the same ones on any thread count.
+    return float(f"{step:.{STEP_DIGITS}g}")
+
+
+def _estimation_batches(
+    X: np.ndarray, sample_weight: np.ndarray | None, batch: int, rng: np.random.Generator
+) -> list:
+    """The rows whose Hessian the step must suit: all of them for full batch. For
+    mini-batches the steepest batch matters, not a typical one (one heavy row in a batch
+    of 16 made it 335x steeper than a random batch; a batch that weighed nothing gave no
+    curvature at all; reviews): a batch drawn in proportion to the weights among the rows
+    that weigh anything, and the ``batch`` rows of largest ``w_i (1 + ||x_i||^2)``."""
+    n = X.shape[0]
+    if batch >= n:
+        return [slice(None)]
+    w = np.ones(n) if sample_weight is None else sample_weight
+    positive = np.flatnonzero(w > 0)
+    size = min(batch, positive.size)
+    p = w[positive] / w[positive].sum()
+    drawn = np.sort(rng.choice(positive, size, replace=False, p=p))
+    score = w * (1.0 + np.einsum("ij,ij->i", X, X))
+    heaviest = np.sort(np.argpartition(-score, size - 1)[:size])
+    return [drawn, heaviest]
 
 
 def largest_curvature(
