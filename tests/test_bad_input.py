@@ -587,6 +587,8 @@ def test_integer_parameters_beyond_float64_or_int64_are_refused_naming_them(make
         ("PathKernelRegressor", "learning_rate"),
         ("PathKernelClassifier", "n_steps"),
         ("PathKernelRegressor", "quadrature"),
+        ("KernelRegressor", "random_state"),
+        ("PathKernelClassifier", "random_state"),
     ],
 )
 @pytest.mark.parametrize("flag", [True, False])

@@ -305,3 +305,26 @@ def test_a_heavy_row_sets_the_mini_batch_step():
         rng=np.random.default_rng(0),
     )
     assert model.learning_rate_ <= 1.01 / lam
+
+
+def test_mini_batch_estimate_takes_extreme_weights_and_norms():
+    """Weights 1e300 beside 1e-300 left fewer rows with a chance to be drawn than the
+    batch, and numpy's choice raised a bare error; a zero-weight row whose squared norm
+    overflows warned of 0 * inf (a review)."""
+    X, y = load_diabetes(return_X_y=True)
+    X, y = StandardScaler().fit_transform(X), (y - y.mean()) / y.std()
+    w = np.full(len(X), 1e-300)
+    w[0] = 1e300
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)  # such weights may diverge
+        model = PathKernelRegressor(batch_size=16, n_steps=20, random_state=0).fit(
+            X, y, sample_weight=w
+        )
+    assert 0 < model.learning_rate_ <= 10
+    huge = X.copy()
+    huge[1] *= 1e160
+    w = np.ones(len(X))
+    w[1] = 0.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        PathKernelRegressor(batch_size=16, n_steps=5, random_state=0).fit(huge, y, sample_weight=w)

@@ -44,8 +44,11 @@ def check_number_params(estimator) -> None:
 
 
 def _numeric(constraints) -> bool:
-    """Whether a parameter's constraints take numbers (an interval, or a number type)."""
+    """Whether a parameter's constraints take numbers: an interval, a number type, or a
+    seed ("random_state" takes an int: True seeded 1, and the model file refused it)."""
     return any(
-        isinstance(c, Interval) or (isinstance(c, type) and issubclass(c, numbers.Number))
+        isinstance(c, Interval)
+        or (isinstance(c, type) and issubclass(c, numbers.Number))
+        or (isinstance(c, str) and c == "random_state")
         for c in constraints
     )

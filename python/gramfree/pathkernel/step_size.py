@@ -117,10 +117,15 @@ def _estimation_batches(
         return [slice(None)]
     w = np.ones(n) if sample_weight is None else sample_weight
     positive = np.flatnonzero(w > 0)
+    p = w[positive] / w[positive].max()  # (a sum of weights near 1e308 overflows)
+    # Weights below ~1e-308 of the largest round to no chance at all: rows that cannot be
+    # drawn are not drawn (choice refused more draws than chances; a review).
+    positive, p = positive[p > 0], p[p > 0]
     size = min(batch, positive.size)
-    p = w[positive] / w[positive].sum()
-    drawn = np.sort(rng.choice(positive, size, replace=False, p=p))
-    score = w * (1.0 + np.einsum("ij,ij->i", X, X))
+    drawn = np.sort(rng.choice(positive, size, replace=False, p=p / p.sum()))
+    with np.errstate(over="ignore", invalid="ignore"):
+        # Rows that weigh nothing score 0 whatever their norm (0 * inf is NaN).
+        score = np.where(w > 0, w * (1.0 + np.einsum("ij,ij->i", X, X)), 0.0)
     heaviest = np.sort(np.argpartition(-score, size - 1)[:size])
     return [drawn, heaviest]
 
