@@ -227,7 +227,7 @@ def hessian_vector_product(
     the rows), exactly (to rounding): the R-operator of the forward and backward passes
     (Pearlmutter 1994), in blocks of ``CHUNK_ROWS`` rows. With relu, the Hessian where it
     exists (no unit exactly at zero): the activation's second derivative is zero."""
-    layers, directions = _split(net, w), _split(net, v)
+    layers, directions = list(zip(*net.unpack(w))), list(zip(*net.unpack(v)))
     out = [(np.zeros_like(W), np.zeros_like(b)) for W, b in layers]
     last = len(layers) - 1
     for s in range(0, X.shape[0], CHUNK_ROWS):
@@ -260,14 +260,3 @@ def hessian_vector_product(
                 Rdelta = (Rdelta @ W.T + delta @ V.T) * d1 + back * d2 * Rz
                 delta = back * d1
     return np.concatenate([part.ravel() for pair in out for part in pair])
-
-
-def _split(net: Network, w: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Views of the flat parameters as (W_l, b_l): W_l fan_in x fan_out (row-major)."""
-    out, at = [], 0
-    for fan_in, fan_out in zip(net.sizes[:-1], net.sizes[1:]):
-        W = w[at : at + fan_in * fan_out].reshape(fan_in, fan_out)
-        at += fan_in * fan_out
-        out.append((W, w[at : at + fan_out]))
-        at += fan_out
-    return out
