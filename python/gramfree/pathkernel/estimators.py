@@ -1559,11 +1559,11 @@ class PathKernelRegressor(RegressorMixin, _PathKernelBase):
         full batch; for mini-batches the steeper of a batch drawn in proportion to the
         weights and one of the heaviest rows), by Lanczos iteration on exact
         Hessian-vector products (at most 30, each about three passes over those rows);
-        at most 10, to three significant digits. Where training with it diverges (the curvature grows as the network
-        fits), it is halved and the network trained again, up to 4 times. The step taken
-        is ``learning_rate_``. A fixed step suits one scale of data only: 0.05 (the
-        default before "auto") diverged on raw diabetes targets and stalled on raw
-        breast-cancer features.
+        at most 10, to three significant digits. Where training with it diverges (the
+        curvature grows as the network fits), it is halved and the network trained
+        again, up to 4 times. The step taken is ``learning_rate_``. A fixed step suits
+        one scale of data only: 0.05 (the default before "auto") diverged on raw
+        diabetes targets and stalled on raw breast-cancer features.
     n_steps : int, default=500
         Gradient steps (one batch each).
     batch_size : int or None, default=None
@@ -1775,11 +1775,11 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
         full batch; for mini-batches the steeper of a batch drawn in proportion to the
         weights and one of the heaviest rows), by Lanczos iteration on exact
         Hessian-vector products (at most 30, each about three passes over those rows);
-        at most 10, to three significant digits. Where training with it diverges (the curvature grows as the network
-        fits), it is halved and the network trained again, up to 4 times. The step taken
-        is ``learning_rate_``. A fixed step suits one scale of data only: 0.05 (the
-        default before "auto") diverged on raw diabetes targets and stalled on raw
-        breast-cancer features.
+        at most 10, to three significant digits. Where training with it diverges (the
+        curvature grows as the network fits), it is halved and the network trained
+        again, up to 4 times. The step taken is ``learning_rate_``. A fixed step suits
+        one scale of data only: 0.05 (the default before "auto") diverged on raw
+        diabetes targets and stalled on raw breast-cancer features.
     n_steps : int, default=500
         Gradient steps (one batch each).
     batch_size : int or None, default=None
