@@ -2,6 +2,8 @@
 mistakes are one ``error:`` line, never a traceback. Real data: scikit-learn's bundled
 breast_cancer and wine tables, written to CSV with a header row."""
 
+import os
+import stat
 import subprocess
 import sys
 import warnings
@@ -819,6 +821,59 @@ def test_pandas_names_need_four_columns_and_are_said(capsys, tmp_path):
     )
     assert status == 0 and "60 rows" in out and "pandas' default column names" in out
     np.testing.assert_array_equal(gramfree.load(tmp_path / "i.gfm").classes_, [0, 1, 2])
+
+
+def test_fit_refuses_to_replace_a_device_or_pipe_with_the_model(capsys, tmp_path, bc_csv):
+    """`fit -o /dev/null`, run as root, replaced the system's /dev/null with the model
+    file, and a named pipe became a regular file (a review): refused before the fit, and
+    by the model file writer itself."""
+    pipe = tmp_path / "pipe"
+    os.mkfifo(pipe)
+    status, _, err = gramfree_cli(capsys, "fit", bc_csv, "-o", pipe, "--validation", "none")
+    assert status == 1 and "--output" in err and "not a regular file" in err
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+    link = tmp_path / "to_pipe.gfm"
+    link.symlink_to(pipe)
+    status, _, err = gramfree_cli(capsys, "fit", bc_csv, "-o", link, "--validation", "none")
+    assert status == 1 and "not a regular file" in err
+    model = gramfree.KernelRegressor().fit(np.eye(3), [0.0, 1.0, 2.0])
+    with pytest.raises(ValueError, match="^path: .*not a regular file"):
+        model.save(pipe)
+    assert stat.S_ISFIFO(os.stat(pipe).st_mode)
+
+
+@pytest.mark.skipif(not os.path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_fit_names_output_where_the_model_cannot_be_written(capsys, bc_csv):
+    """A directory the model cannot be written in was reported as a hidden temporary
+    file's name, not --output (a review)."""
+    status, out, err = gramfree_cli(capsys, "fit", bc_csv, "-o", "/proc/m.gfm")
+    _assert_one_error_line(status, out, err, "--output '/proc/m.gfm'")
+
+
+def test_demo_plot_without_an_extension_is_written_under_the_name_given(tmp_path):
+    """matplotlib appends ".png" to a name without an extension, and the demo said it
+    wrote the name given (a review): the figure is saved as png under that name."""
+    pytest.importorskip("matplotlib")
+    from types import SimpleNamespace
+
+    from gramfree._demo import _plot_explanation
+
+    rows = np.array([[0, 1]])
+    ex = SimpleNamespace(
+        supporting=rows,
+        supporting_labels=rows,
+        supporting_contributions=np.array([[0.5, 0.25]]),
+        opposing=rows,
+        opposing_labels=rows,
+        opposing_contributions=np.array([[-0.5, -0.25]]),
+        target=np.array([1]),
+        base=np.array([0.0]),
+        value=np.array([1.0]),
+    )
+    path = tmp_path / "figure"
+    _plot_explanation(np.zeros(4), ex, np.ones((2, 4)), str(path))
+    assert path.is_file() and not (tmp_path / "figure.png").exists()
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_demo_plot_without_an_extension_is_matplotlibs_default_format():

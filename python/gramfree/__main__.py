@@ -122,7 +122,10 @@ def _fit(args: argparse.Namespace) -> int:
     model.table_recipe_ = TableRecipe(table.header, table.names, target, mean, scale)
     # Saved before anything is printed: a closed stdout (`fit ... | head`) must not cost
     # the model (a review: BrokenPipeError at the second line, and no file).
-    model.save(args.output)
+    try:
+        model.save(args.output)
+    except OSError as exc:  # named the temporary file beside it, not --output (a review)
+        raise ValueError(f"--output {args.output!r}: cannot write there ({exc.strerror})") from None
     how = "standardised features" if args.scale else "features as read (--no-scale)"
     print(
         f"fitted {type(model).__name__} on {X.shape[0]} x {X.shape[1]} ({task}, {how}, "
@@ -180,6 +183,15 @@ def _check_output(path: str, *, data: str | None = None) -> None:
         raise ValueError(f"--output {path!r} is a directory; give a file name")
     if not os.path.isdir(directory):
         raise ValueError(f"--output {path!r}: no directory {directory!r} to write it in")
+    # A device, pipe or socket there would be replaced by the model file (`-o /dev/null`
+    # run as root replaced the system's /dev/null; a review).
+    if os.path.exists(path) and not os.path.isfile(path):
+        raise ValueError(
+            f"--output {path!r} exists and is not a regular file (a device, pipe or "
+            "socket): the model would replace it; give a file name"
+        )
+    if not os.access(directory, os.W_OK):
+        raise ValueError(f"--output {path!r}: the directory {directory!r} is not writable")
     # The model in place of the data it was fitted on: `fit d.csv -o d.csv` replaced the
     # table with the model file, and ./d.csv beside d.csv (or a link) is the same file too
     # (a review).

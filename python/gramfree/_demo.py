@@ -4,6 +4,7 @@ scikit-learn, and a path-kernel network shown to be its kernel machine."""
 from __future__ import annotations
 
 import argparse
+import os
 import time
 
 import numpy as np
@@ -146,8 +147,6 @@ def _check_plot_path(path: str) -> None:
     """ValueError naming --plot for a file the figure cannot be written to: a missing
     directory or (matplotlib installed) a format it does not write. Both failed after the
     whole demo had run, without naming the option (a review)."""
-    import os
-
     directory = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(directory):
         raise ValueError(f"--plot {path!r}: no directory {directory!r} to write it in")
@@ -158,7 +157,8 @@ def _check_plot_path(path: str) -> None:
         return
     formats = FigureCanvasAgg(Figure()).get_supported_filetypes()
     extension = os.path.splitext(path)[1].lstrip(".").lower()
-    # No extension: savefig writes matplotlib's default format (png) under the name given.
+    # No extension: savefig appends matplotlib's default format's (".png"); the plot is
+    # saved with format="png" under the name given, as the demo says it was (a review).
     if extension and extension not in formats:
         raise ValueError(
             f"--plot {path!r}: matplotlib writes no {extension} files; "
@@ -203,6 +203,6 @@ def _plot_explanation(x, ex, X_train, path: str) -> None:
         f"{ex.value[0]:+.2f})",
         fontsize=8,
     )
-    fig.savefig(path, dpi=120)
+    fig.savefig(path, dpi=120, format=None if os.path.splitext(path)[1] else "png")
     plt.close(fig)
     print(f"[path kernel] wrote {path}: the query and the training images for and against it")

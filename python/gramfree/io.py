@@ -704,6 +704,13 @@ def _write_atomic(path, text: str, arrays: dict) -> None:
     ``path``: readers see the old file or the new one, never a part; on any failure the
     temporary file is removed and the old file is untouched."""
     target = os.path.realpath(os.fspath(path))  # through a symlink, as open() wrote
+    # The rename would put the model in place of a device, pipe or socket (`/dev/null`
+    # replaced, run as root; a review).
+    if os.path.exists(target) and not stat.S_ISREG(os.stat(target).st_mode):
+        raise ValueError(
+            f"path: {os.fspath(path)!r} exists and is not a regular file (a device, pipe or "
+            "socket): the model would replace it"
+        )
     fd, tmp = _create_temporary(target)
     try:
         with os.fdopen(fd, "wb") as fh:
