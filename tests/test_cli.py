@@ -783,6 +783,50 @@ def test_fashion_mnist_reads_its_variable_at_each_call(tmp_path, monkeypatch):
         datasets.load_fashion_mnist(tmp_path / "nowhere")
 
 
+def _write_idx(path, array, code=0x08):
+    import gzip
+
+    header = bytes([0, 0, code, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    with gzip.open(path, "wb") as fh:
+        fh.write(header + array.tobytes())
+
+
+def test_fashion_mnist_files_that_are_not_its_own_are_refused_naming_them(tmp_path):
+    """Images and labels of different counts loaded in silence; a foreign type code, 20 x
+    20 images or a damaged gzip failed as bare reshape or gzip errors (a review)."""
+    from gramfree import datasets
+
+    rng = np.random.default_rng(0)
+    images = rng.integers(0, 256, (3, 28, 28), dtype=np.uint8)
+    labels = rng.integers(0, 10, 3, dtype=np.uint8)
+    for split in ("train", "t10k"):
+        _write_idx(tmp_path / f"{split}-images-idx3-ubyte.gz", images)
+        _write_idx(tmp_path / f"{split}-labels-idx1-ubyte.gz", labels)
+    X_train, y_train, _, _ = datasets.load_fashion_mnist(tmp_path)
+    np.testing.assert_allclose(X_train, images.reshape(3, 784) / 255.0, rtol=1e-6)
+    np.testing.assert_array_equal(y_train, labels)
+    test_images = tmp_path / "t10k-images-idx3-ubyte.gz"
+    cases = [
+        (lambda: _write_idx(test_images, images[:2]), "2 t10k images but 3 t10k labels"),
+        (
+            lambda: _write_idx(test_images, images.astype(">i4"), code=0x0C),
+            "t10k-images-idx3-ubyte.gz: not an IDX file of unsigned bytes",
+        ),
+        (
+            lambda: _write_idx(test_images, images[:, :20, :20].copy()),
+            r"t10k-images-idx3-ubyte.gz: holds shape \(3, 20, 20\)",
+        ),
+        (
+            lambda: test_images.write_bytes(b"garbage"),
+            "t10k-images-idx3-ubyte.gz: not a readable gzip file",
+        ),
+    ]
+    for damage, message in cases:
+        damage()
+        with pytest.raises(ValueError, match=message):
+            datasets.load_fashion_mnist(tmp_path)
+
+
 def test_pandas_names_need_four_columns_and_are_said(capsys, tmp_path):
     """A one- or two-column table starting 0 (or 0, 1), a grid written with %g, is data:
     the first version of the pandas rule dropped its first row (a review). From four

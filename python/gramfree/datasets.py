@@ -31,11 +31,27 @@ def find_fashion_mnist() -> Path | None:
     return None
 
 
-def _read_idx(path: Path) -> np.ndarray:
-    with gzip.open(path, "rb") as fh:
-        data = fh.read()
-    ndim = data[3]
+def _read_idx(path: Path, shape_tail: tuple[int, ...]) -> np.ndarray:
+    """An IDX file of unsigned bytes (gzipped) whose items have shape ``shape_tail``:
+    ValueError naming the file where it is not one (a damaged or foreign file loaded in
+    silence or failed as a bare reshape error; a review)."""
+    try:
+        with gzip.open(path, "rb") as fh:
+            data = fh.read()
+    except (OSError, EOFError) as exc:  # gzip.BadGzipFile is an OSError
+        raise ValueError(f"{os.fspath(path)}: not a readable gzip file ({exc})") from None
+    ndim = data[3] if len(data) >= 4 else 0
+    if len(data) < 4 + 4 * ndim or data[:3] != b"\x00\x00\x08" or ndim != 1 + len(shape_tail):
+        raise ValueError(
+            f"{os.fspath(path)}: not an IDX file of unsigned bytes with "
+            f"{1 + len(shape_tail)} dimensions"
+        )
     shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
+    if shape[1:] != shape_tail or len(data) - (4 + 4 * ndim) != int(np.prod(shape)):
+        raise ValueError(
+            f"{os.fspath(path)}: holds shape {shape} in {len(data) - 4 - 4 * ndim} bytes; "
+            f"expected items of shape {shape_tail} and one byte per value"
+        )
     return np.frombuffer(data, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
@@ -56,10 +72,13 @@ def load_fashion_mnist(directory: str | os.PathLike | None = None):
             "Fashion-MNIST not found; install Debian's dataset-fashion-mnist "
             "(apt-get install dataset-fashion-mnist) or set GRAMFREE_FASHION_MNIST"
         )
-    X_train = _read_idx(d / "train-images-idx3-ubyte.gz").reshape(-1, 784)
-    y_train = _read_idx(d / "train-labels-idx1-ubyte.gz")
-    X_test = _read_idx(d / "t10k-images-idx3-ubyte.gz").reshape(-1, 784)
-    y_test = _read_idx(d / "t10k-labels-idx1-ubyte.gz")
+    X_train = _read_idx(d / "train-images-idx3-ubyte.gz", (28, 28)).reshape(-1, 784)
+    y_train = _read_idx(d / "train-labels-idx1-ubyte.gz", ())
+    X_test = _read_idx(d / "t10k-images-idx3-ubyte.gz", (28, 28)).reshape(-1, 784)
+    y_test = _read_idx(d / "t10k-labels-idx1-ubyte.gz", ())
+    for split, X, y in (("train", X_train, y_train), ("t10k", X_test, y_test)):
+        if len(X) != len(y):
+            raise ValueError(f"{os.fspath(d)}: {len(X)} {split} images but {len(y)} {split} labels")
     scale = np.float32(1.0 / 255.0)
     return (
         X_train.astype(np.float32) * scale,
