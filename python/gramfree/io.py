@@ -708,8 +708,8 @@ def _write_atomic(path, text: str, arrays: dict) -> None:
     # replaced, run as root; a review).
     if os.path.exists(target) and not stat.S_ISREG(os.stat(target).st_mode):
         raise ValueError(
-            f"path: {os.fspath(path)!r} exists and is not a regular file (a device, pipe or "
-            "socket): the model would replace it"
+            f"path: {os.fspath(path)!r} exists and is not a regular file (a directory, device, "
+            "pipe or socket): the model would replace it"
         )
     fd, tmp = _create_temporary(target)
     try:
