@@ -154,18 +154,7 @@ def _check_decay_step(
     multiplies W by ``1 - lr alpha / (B wbar)`` per step: beyond 2 the weights grow without
     bound whatever the data. Tiny sample weights (a mean of 1e-263 from a hypothesis test)
     reach it as surely as a huge alpha."""
-    mean = 1.0 if sample_weight is None else float(np.sum(sample_weight) / n)
-    mass = float(batch) * mean
-    # Name the factor out of range: the weights' mass (overflowed, or below float64's
-    # normal numbers), else the learning rate against a normal mass (5e-324 had been blamed
-    # on sample_weight, not given; reviews).
-    if not (math.isfinite(mass) and mass >= np.finfo(np.float64).tiny):
-        raise ValueError(
-            f"sample_weight: the mean weight {mean:.3g} times the batch of {batch} rows "
-            "divides every step; it must be a positive number that neither overflows nor "
-            "underflows float64 there (rescale the weights: only their ratios change the "
-            "model)"
-        )
+    mean, mass = _check_weight_mass(batch, sample_weight, n)
     if not 0.0 < learning_rate / mass < math.inf:
         by = f"the batch of {batch} rows" + (
             f" times the mean sample weight {mean:.3g}" if sample_weight is not None else ""
@@ -189,6 +178,23 @@ def _check_decay_step(
             f"{', or scale the weights up' if sample_weight is not None else ''} "
             f"(learning_rate={learning_rate:g}, alpha={alpha:g}, batch_size={batch}{weights})"
         )
+
+
+def _check_weight_mass(batch: int, sample_weight: np.ndarray | None, n: int) -> tuple[float, float]:
+    """(mean weight, batch times it): ValueError naming sample_weight where that mass,
+    which divides every step, overflows or is below float64's normal numbers. Checked
+    before the learning rate against it (5e-324 had been blamed on sample_weight, not
+    given; reviews), and before learning_rate="auto" builds a step on it."""
+    mean = 1.0 if sample_weight is None else float(np.sum(sample_weight) / n)
+    mass = float(batch) * mean
+    if not (math.isfinite(mass) and mass >= np.finfo(np.float64).tiny):
+        raise ValueError(
+            f"sample_weight: the mean weight {mean:.3g} times the batch of {batch} rows "
+            "divides every step; it must be a positive number that neither overflows nor "
+            "underflows float64 there (rescale the weights: only their ratios change the "
+            "model)"
+        )
+    return mean, mass
 
 
 def _read_only(layers: tuple[list[np.ndarray], list[np.ndarray]]):
@@ -391,7 +397,7 @@ class _PathKernelBase(BaseEstimator):
         threads = _n_threads(self.n_jobs)
         auto = isinstance(self.learning_rate, str)
         if auto:
-            _check_decay_step(1.0, 0.0, last_batch, sample_weight, n)  # the weights' mass
+            _check_weight_mass(last_batch, sample_weight, n)
             # The estimate's products are numpy's (BLAS): on the threads n_jobs asks for.
             limit = (
                 nullcontext()

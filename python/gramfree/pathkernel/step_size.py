@@ -35,9 +35,10 @@ comparison of the two, 2026-12-06), and halving at every spike beyond twice the 
 ended raw breast cancer with relu at a training loss of 1.82 against 0.30 (tried on a
 review's suggestion).
 
-Cost: at most ``LANCZOS_STEPS`` products, each about three passes of the trainer over the
-rows (forward, backward and their R-versions): for full batch about a tenth of the
-default 500 steps at most.
+Cost: at most ``LANCZOS_STEPS`` products (two batches' worth for mini-batches), each a
+forward and a backward pass over the rows with their R-versions, in numpy. Not timed by
+a ``benchmarks/`` script; ``bench_pathkernel_step.py``'s last column is the whole auto
+fit's time over a fixed step's.
 """
 
 from __future__ import annotations
