@@ -76,6 +76,12 @@ CHECKED_ESTIMATORS = [
     KernelRegressor(solver="eigenpro", n_centers=0.5, random_state=0),
     # A bandwidth for check_class_weight_classifiers' blobs (std 20; see below).
     KernelClassifier(gamma=1e-3),
+    # ... or the data's own (SVC's default), weighted so that a weight is a repeated row
+    KernelClassifier(gamma="scale"),
+    KernelRegressor(gamma="scale"),
+    KernelClassifier(gamma="scale", class_weight="balanced"),
+    # Newton stops at tol: repeated and weighted rows agree to 1e-7 only near convergence
+    KernelClassifier(loss="logistic", gamma="scale", tol=1e-12),
     KernelRegressorCV(),
     KernelClassifierCV(),
     # gamma chosen from candidates as well (one pass per candidate)

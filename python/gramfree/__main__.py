@@ -306,6 +306,15 @@ class _Once(argparse.Action):
         setattr(namespace, self.dest, values)
 
 
+def _gamma_arg(text: str) -> float | str:
+    if text == "scale":
+        return text
+    try:
+        return float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"a number or 'scale', got {text!r}") from None
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m gramfree", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -364,7 +373,13 @@ def _parser() -> argparse.ArgumentParser:
         "a 20%% holdout (auto: above), or none",
     )
     p.add_argument("--kernel", default="rbf")
-    p.add_argument("--gamma", type=float, default=None)
+    p.add_argument(
+        "--gamma",
+        type=_gamma_arg,
+        default=None,
+        help="the kernel's gamma: a number, or 'scale' (1 / (n_features * X.var()), "
+        "after --scale); default 1 / n_features",
+    )
     p.add_argument("--alpha", type=float, default=1.0)
     p.add_argument(
         "--solver",

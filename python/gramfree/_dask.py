@@ -29,6 +29,7 @@ from collections.abc import Iterator
 import numpy as np
 
 from ._log import caller_stacklevel, say
+from .kernels import Kernel, gamma_from_variance
 from .operators import KernelOperator, as_float_array
 from .solvers._common import center_rows, weights_in_range
 
@@ -782,6 +783,25 @@ def solve_nystrom_direct_dask(
     return result
 
 
+def _scale_gamma(X, w) -> float:
+    """gamma="scale" as in memory (:func:`gramfree.kernels.scale_gamma`): the variance
+    of X's values, rows counted by the weights (class_weight's included), in two passes."""
+    d = X.shape[1]
+    X64 = X.astype(np.float64)
+    if w is None:
+        (variance,) = compute(X64.var())
+    else:
+        (top,) = compute(w.max())
+        w = w / float(top)  # weights of 1e300 summed in range
+        total, weighted = compute(w.sum() * d, w @ X64.sum(axis=1))
+        mean = float(weighted) / float(total)
+        (squares,) = compute(w @ ((X64 - mean) ** 2).sum(axis=1))
+        variance = float(squares) / float(total)
+    if math.isnan(variance):  # finite X gives none (its first pass refuses NaN later)
+        raise ValueError("X: contains NaN or infinity")
+    return gamma_from_variance(float(variance), d)
+
+
 def _refuse(estimator) -> None:
     """The parameters a dask fit does not take, refused with their names."""
     if estimator.solver not in DASK_SOLVERS:
@@ -900,6 +920,8 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
         # In y's own dtype: cast to float32 first, targets beyond its range were inf and
         # refused as "NaN or infinity" (a review)
         _check_target_range(y[:, None] if y.ndim == 1 else y, X.dtype)
+    if estimator.gamma == "scale" and not isinstance(estimator.kernel, Kernel):
+        estimator._scale_gamma = _scale_gamma(X, w)
     _check_kernel_range(X, estimator._make_kernel(), estimator._kernel_dtype(X), estimator.n_jobs)
     rng = estimator._rng()
     centers, rows = _centers(estimator, X, w, rng)

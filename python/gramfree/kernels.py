@@ -149,6 +149,53 @@ def _resolved_gamma(gamma: float | None, n_features: int) -> float:
     return 1.0 / n_features if gamma is None else gamma
 
 
+# Rows per block of scale_gamma's variance: a float64 copy of at most ~8 MB at a time
+# (np.var of float32 X widened all of it: 6 GB for a million rows of 784).
+_VARIANCE_BLOCK_VALUES = 1 << 20
+
+
+def scale_gamma(X: np.ndarray, weights: np.ndarray | None = None) -> float:
+    """gamma="scale": ``1 / (n_features * X.var())``, scikit-learn SVC's, over every value
+    of X (1.0 where X is constant, as there). Rows count by ``weights`` (non-negative, not
+    all zero), so that a weight of k is the row repeated k times and a weight of 0 the row
+    removed (SVC's is unweighted). The variance is taken in float64, in blocks of rows; X
+    (2-d, finite) is not copied whole."""
+    n, d = X.shape
+    w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
+    w = w / w.max()  # weights of 1e300 summed in range
+    rows = max(1, _VARIANCE_BLOCK_VALUES // max(d, 1))
+    blocks = [slice(start, start + rows) for start in range(0, n, rows)]
+    with np.errstate(over="ignore", invalid="ignore"):
+        # Constant X exactly: its rounded mean would leave a variance of ~1e-34, not 0.
+        lo, hi = math.inf, -math.inf
+        for b in blocks:
+            counted = X[b][w[b] > 0]
+            if counted.size:
+                lo, hi = min(lo, float(counted.min())), max(hi, float(counted.max()))
+        if lo == hi:
+            return 1.0
+        total = float(w.sum()) * d
+        mean = sum(float(w[b] @ X[b].sum(axis=1, dtype=np.float64)) for b in blocks) / total
+        squares = 0.0
+        for b in blocks:
+            centred = X[b].astype(np.float64) - mean
+            squares += float(w[b] @ np.einsum("ij,ij->i", centred, centred))
+    return gamma_from_variance(squares / total, d)
+
+
+def gamma_from_variance(variance: float, n_features: int) -> float:
+    """scale_gamma's last step (the dask fit computes the variance itself)."""
+    if variance == 0:
+        return 1.0
+    gamma = 1.0 / (n_features * variance)
+    if not (math.isfinite(variance) and gamma > 0 and math.isfinite(gamma)):
+        raise ValueError(
+            f"gamma='scale': X's variance in float64 is {variance:g}, so 1 / (n_features * "
+            f"X.var()) = {gamma:g} is no kernel scale; scale X or give gamma as a number"
+        )
+    return gamma
+
+
 def _gamma_constants(gamma: float | None, t: type[np.floating]) -> list[tuple[str, str, Any, bool]]:
     # gamma=None is 1 / n_features, within every dtype's range.
     return [] if gamma is None else [("gamma", "gamma", t(gamma), True)]

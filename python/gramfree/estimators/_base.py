@@ -30,7 +30,7 @@ from .._log import caller_stacklevel, say, verbose_output
 from .._params import check_number_params
 from .._threads import blas_threads, limit_numpy_blas_for_loops
 from ..device import resolve_device
-from ..kernels import KERNEL_NAMES, Kernel, get_kernel
+from ..kernels import KERNEL_NAMES, Kernel, get_kernel, scale_gamma
 from ..linalg import cho_solve, jittered_cholesky
 from ..operators import KernelOperator, as_float_array
 from ..solvers import SOLVERS, Problem, solve_direct, solve_eigenpro, solve_kernel_pcg
@@ -335,7 +335,7 @@ class KernelMachineMixin(BaseEstimator):
 
     _parameter_constraints: dict = {
         "kernel": [StrOptions(set(KERNEL_NAMES)), Kernel],
-        "gamma": [Interval(numbers.Real, 0, None, closed="neither"), None],
+        "gamma": [Interval(numbers.Real, 0, None, closed="neither"), StrOptions({"scale"}), None],
         "degree": [Interval(numbers.Integral, 1, 64, closed="both")],
         "coef0": [Interval(numbers.Real, None, None, closed="neither")],
         "length_scale": [Interval(numbers.Real, 0, None, closed="neither")],
@@ -421,8 +421,11 @@ class KernelMachineMixin(BaseEstimator):
             return self.kernel
         cls = type(get_kernel(self.kernel))
         names = {f.name for f in fields(cls)}
+        gamma = self.gamma
+        if gamma == "scale":  # resolved from this fit's X (set_scale_gamma), as SVC's _gamma
+            gamma = self._scale_gamma
         params = {
-            "gamma": self.gamma,
+            "gamma": gamma,
             "degree": self.degree,
             "coef0": self.coef0,
             "length_scale": self.length_scale,
@@ -444,14 +447,23 @@ class KernelMachineMixin(BaseEstimator):
         )
         if y_numeric:  # regression targets (a classifier's are class codes)
             check_target_range(y, X.dtype)
-        self._check_kernel_ranges(X)
         if sample_weight is not None:
             sample_weight = _check_sample_weight(
                 sample_weight, X, dtype=np.float64, ensure_non_negative=True
             )
             if not sample_weight.any():
                 raise ValueError("sample_weight: all weights are zero")
+        if y_numeric or getattr(self, "class_weight", None) is None:
+            self._resolve_kernel(X, sample_weight)  # else once class_targets applied it
         return X, y, sample_weight
+
+    def _resolve_kernel(self, X: np.ndarray, sample_weight: np.ndarray | None) -> None:
+        """gamma="scale" from the rows given to fit at the weights the solver sees (times
+        class_weight), before any split for early stopping: the fitted kernel_ keeps it,
+        so predictions never rescale by their own X. Then the kernel's range on X."""
+        if self.gamma == "scale" and not isinstance(self.kernel, Kernel):
+            self._scale_gamma = scale_gamma(X, sample_weight)
+        self._check_kernel_ranges(X)
 
     def _check_kernel_ranges(self, X: np.ndarray) -> None:
         """Refuse data on which the fit's kernel overflows (the CV estimators check each

@@ -89,6 +89,7 @@ def class_targets(estimator, X, y, sample_weight):
         sample_weight = per_class if sample_weight is None else sample_weight * per_class
         if not sample_weight.any():
             raise ValueError("class_weight: gives every sample weight zero")
+        estimator._resolve_kernel(X, sample_weight)  # _validate_X_y left it to the weights
     encoder = LabelEncoder().fit(y)
     classes = encoder.classes_
     if len(classes) < 2:
@@ -313,8 +314,11 @@ class KernelClassifier(
     kernel : str or gramfree.kernels.Kernel, default="rbf"
         "rbf", "laplacian", "matern", "poly", "linear", "arccos", or a kernel object (then
         gamma, degree, coef0, length_scale and nu are ignored).
-    gamma : float, default=None
-        RBF/Laplacian/polynomial scale; None means 1 / n_features.
+    gamma : float or "scale", default=None
+        RBF/Laplacian/polynomial scale; None means 1 / n_features (KernelRidge's and
+        Nystroem's default). ``"scale"`` is ``1 / (n_features * X.var())`` over every value
+        of the X given to fit, unweighted, as SVC's default (1.0 for constant X): fitted
+        once, kept in ``kernel_`` for prediction.
     degree : int, default=3
         Degree of the polynomial kernel.
     coef0 : float, default=1.0

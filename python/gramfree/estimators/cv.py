@@ -505,8 +505,11 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         gamma, degree, coef0, length_scale and nu are ignored).
     alphas : sequence of positive floats, default=(1e-3, 1e-2, 0.1, 1, 10, 100)
         Candidates for the objective ``sum_i w_i (f(x_i) - y_i)^2 + alpha ||f||^2``.
-    gamma : float, default=None
-        RBF/Laplacian/polynomial scale; None means 1 / n_features.
+    gamma : float or "scale", default=None
+        RBF/Laplacian/polynomial scale; None means 1 / n_features (KernelRidge's and
+        Nystroem's default). ``"scale"`` is ``1 / (n_features * X.var())`` over every value
+        of the X given to fit, unweighted, as SVC's default (1.0 for constant X): fitted
+        once, kept in ``kernel_`` for prediction.
     gammas : sequence of positive floats, default=None
         Candidates for ``gamma`` (rbf, laplacian, poly, or a kernel object with a gamma;
         ``gamma`` must then be None). Each costs one pass over the data and one
@@ -698,8 +701,11 @@ class KernelClassifierCV(
         gamma, degree, coef0, length_scale and nu are ignored).
     alphas : sequence of positive floats, default=(1e-3, 1e-2, 0.1, 1, 10, 100)
         Candidates for the objective ``sum_i w_i (f(x_i) - y_i)^2 + alpha ||f||^2``.
-    gamma : float, default=None
-        RBF/Laplacian/polynomial scale; None means 1 / n_features.
+    gamma : float or "scale", default=None
+        RBF/Laplacian/polynomial scale; None means 1 / n_features (KernelRidge's and
+        Nystroem's default). ``"scale"`` is ``1 / (n_features * X.var())`` over every value
+        of the X given to fit, unweighted, as SVC's default (1.0 for constant X): fitted
+        once, kept in ``kernel_`` for prediction.
     gammas : sequence of positive floats, default=None
         Candidates for ``gamma``, as in :class:`KernelRegressorCV`.
     gamma_search : {None, "gradient"}, default=None

@@ -43,8 +43,11 @@ class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
     kernel : str or gramfree.kernels.Kernel, default="rbf"
         "rbf", "laplacian", "matern", "poly", "linear", "arccos", or a kernel object (then
         gamma, degree, coef0, length_scale and nu are ignored).
-    gamma : float, default=None
-        RBF/Laplacian/polynomial scale; None means 1 / n_features.
+    gamma : float or "scale", default=None
+        RBF/Laplacian/polynomial scale; None means 1 / n_features (KernelRidge's and
+        Nystroem's default). ``"scale"`` is ``1 / (n_features * X.var())`` over every value
+        of the X given to fit, unweighted, as SVC's default (1.0 for constant X): fitted
+        once, kept in ``kernel_`` for prediction.
     degree : int, default=3
         Degree of the polynomial kernel (scikit-learn's default).
     coef0 : float, default=1.0

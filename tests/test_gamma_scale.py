@@ -1,0 +1,234 @@
+"""gamma="scale": ``1 / (n_features * X.var())`` of the X given to fit, as scikit-learn's
+SVC defines it, with rows counted by their weights (an integer weight is the row repeated,
+a zero weight the row removed); resolved once at fit into ``kernel_``, on raw real data
+whose scale is far from 1 (digits' pixels 0-16, breast cancer's features up to 4254)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+from sklearn.datasets import load_breast_cancer, load_digits
+from sklearn.kernel_ridge import KernelRidge
+from sklearn.svm import SVC
+from sklearn.utils.class_weight import compute_sample_weight
+
+import gramfree.kernels as kernels_module
+from gramfree import KernelClassifier, KernelClassifierCV, KernelRegressor, KernelRegressorCV, load
+from gramfree.__main__ import main
+from gramfree.kernels import Gaussian, scale_gamma
+
+
+def _digits():
+    X, y = load_digits(return_X_y=True)
+    return X[:500], y[:500], X[500:700]
+
+
+def _cancer():
+    X, y = load_breast_cancer(return_X_y=True)
+    return X, y
+
+
+def _reference_gamma(X, weights=None):
+    """numpy in float64: the values of X repeated by their row's weight, SVC's formula."""
+    w = np.ones(len(X)) if weights is None else np.asarray(weights, dtype=np.float64)
+    values = X.astype(np.float64)
+    each = np.broadcast_to(w[:, None], values.shape)
+    mean = np.average(values, weights=each)
+    return 1.0 / (X.shape[1] * np.average((values - mean) ** 2, weights=each))
+
+
+@pytest.mark.parametrize("loader", [_digits, _cancer], ids=["digits", "breast-cancer"])
+def test_gamma_is_svcs_on_raw_real_data(loader):
+    X, y = loader()[:2]
+    svc = SVC().fit(X, y)  # SVC's default gamma is "scale"
+    model = KernelClassifier(gamma="scale", alpha=1e-3).fit(X, y)
+    assert model.kernel_.gamma == pytest.approx(svc._gamma, rel=1e-12)
+    assert model.get_params()["gamma"] == "scale"  # the parameter is left as given
+
+
+def test_predictions_are_kernel_ridge_at_the_resolved_gamma():
+    X, y, Xt = _digits()
+    target = y.astype(np.float64)
+    gamma = 1.0 / (X.shape[1] * X.var())
+    ref = KernelRidge(kernel="rbf", gamma=gamma, alpha=1e-2).fit(X, target)
+    model = KernelRegressor(gamma="scale", alpha=1e-2, solver="direct").fit(X, target)
+    np.testing.assert_allclose(model.predict(Xt), ref.predict(Xt), rtol=1e-8, atol=1e-10)
+
+
+def test_prediction_keeps_the_fitted_gamma():
+    """Test rows of another scale do not rescale the kernel: predict uses kernel_."""
+    X, y, Xt = _digits()
+    model = KernelClassifier(gamma="scale", alpha=1e-3).fit(X, y)
+    fixed = KernelClassifier(gamma=model.kernel_.gamma, alpha=1e-3).fit(X, y)
+    for queries in (Xt, 3.0 * Xt[:20], Xt[:1]):
+        np.testing.assert_array_equal(
+            model.decision_function(queries), fixed.decision_function(queries)
+        )
+
+
+def test_integer_weights_are_repeated_rows_and_zero_weights_removed_rows():
+    X, y = _cancer()
+    rng = np.random.default_rng(0)
+    w = rng.integers(0, 4, size=len(X)).astype(np.float64)
+    w_before = w.copy()
+    X_before = X.copy()
+    weighted = KernelClassifier(gamma="scale", alpha=1e-2).fit(X, y, sample_weight=w)
+    keep = np.repeat(np.arange(len(X)), w.astype(int))
+    repeated = KernelClassifier(gamma="scale", alpha=1e-2).fit(X[keep], y[keep])
+    assert weighted.kernel_.gamma == pytest.approx(repeated.kernel_.gamma, rel=1e-12)
+    assert weighted.kernel_.gamma == pytest.approx(_reference_gamma(X, w), rel=1e-12)
+    np.testing.assert_array_equal(w, w_before)  # nothing the user gave is modified
+    np.testing.assert_array_equal(X, X_before)
+
+
+def test_class_weight_counts_as_its_equivalent_sample_weights():
+    X, y = _cancer()
+    a = KernelClassifier(gamma="scale", class_weight="balanced", alpha=1e-2).fit(X, y)
+    w = compute_sample_weight("balanced", y)
+    b = KernelClassifier(gamma="scale", alpha=1e-2).fit(X, y, sample_weight=w)
+    assert a.kernel_.gamma == pytest.approx(b.kernel_.gamma, rel=1e-12)
+    assert a.kernel_.gamma == pytest.approx(_reference_gamma(X, w), rel=1e-12)
+    assert a.kernel_.gamma != pytest.approx(_reference_gamma(X), rel=1e-6)  # weights moved it
+    np.testing.assert_allclose(a.decision_function(X), b.decision_function(X), rtol=1e-9)
+
+
+def test_early_stopping_takes_gamma_from_every_row_given():
+    X, y, _ = _digits()
+    model = KernelRegressor(
+        gamma="scale", solver="pcg", early_stopping=True, random_state=0, max_iter=5
+    ).fit(X, y.astype(np.float64))
+    assert model.kernel_.gamma == pytest.approx(_reference_gamma(X), rel=1e-12)
+
+
+def test_logistic_and_cv_estimators_resolve_it():
+    X, y, _ = _digits()
+    expected = _reference_gamma(X)
+    logistic = KernelClassifier(loss="logistic", gamma="scale", alpha=1e-2).fit(X, y)
+    cv = KernelRegressorCV(gamma="scale").fit(X, y.astype(np.float64))
+    cv_logistic = KernelClassifierCV(loss="logistic", gamma="scale", cv=3).fit(X, y)
+    for model in (logistic, cv, cv_logistic):
+        assert model.kernel_.gamma == pytest.approx(expected, rel=1e-12)
+
+
+def test_gamma_search_starts_from_it():
+    """The search's first path is at the scaled gamma: its criterion there is the same
+    as a search started from that number."""
+    X, y, _ = _digits()
+    target = y.astype(np.float64)
+    scaled = KernelRegressorCV(gamma="scale", gamma_search="gradient").fit(X, target)
+    fixed = KernelRegressorCV(gamma=_reference_gamma(X), gamma_search="gradient").fit(X, target)
+    assert scaled.gamma_ == pytest.approx(fixed.gamma_, rel=1e-9)
+
+
+def test_candidates_for_gamma_refuse_it():
+    X, y, _ = _digits()
+    with pytest.raises(ValueError, match="gammas: the candidates for gamma replace it"):
+        KernelRegressorCV(gamma="scale", gammas=[0.1, 1.0]).fit(X, y.astype(np.float64))
+
+
+def test_a_kernel_object_ignores_it():
+    X, y, _ = _digits()
+    model = KernelClassifier(kernel=Gaussian(gamma=0.3), gamma="scale").fit(X, y)
+    assert model.kernel_.gamma == 0.3
+
+
+def test_constant_X_gives_one_as_svc():
+    X = np.full((30, 3), 7.0)
+    y = np.arange(30) % 2
+    assert KernelClassifier(gamma="scale").fit(X, y).kernel_.gamma == 1.0
+    assert SVC().fit(X, y)._gamma == 1.0
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_no_usable_gamma_is_refused_naming_it(dtype):
+    rng = np.random.default_rng(0)
+    huge = 1e200 if dtype == np.float64 else 1e37
+    X = (rng.standard_normal((40, 3)) * huge).astype(dtype)
+    with pytest.raises(ValueError, match="gamma"):
+        KernelRegressor(gamma="scale").fit(X, rng.standard_normal(40))
+
+
+def test_the_file_keeps_it(tmp_path):
+    X, y, Xt = _digits()
+    model = KernelClassifier(gamma="scale", alpha=1e-3).fit(X, y)
+    model.save(tmp_path / "m.gfm")
+    loaded = load(tmp_path / "m.gfm")
+    assert loaded.get_params()["gamma"] == "scale"
+    assert loaded.kernel_ == model.kernel_
+    np.testing.assert_array_equal(loaded.decision_function(Xt), model.decision_function(Xt))
+
+
+def test_dask_fit_resolves_it_as_in_memory():
+    da = pytest.importorskip("dask.array")
+    X, y = _cancer()
+    w = np.random.default_rng(1).uniform(0.0, 3.0, size=len(X))
+    memory = KernelClassifier(gamma="scale", class_weight="balanced", alpha=1e-2).fit(
+        X, y, sample_weight=w
+    )
+    chunked = KernelClassifier(gamma="scale", class_weight="balanced", alpha=1e-2).fit(
+        da.from_array(X, chunks=100), da.from_array(y, chunks=100), da.from_array(w, chunks=100)
+    )
+    assert chunked.kernel_.gamma == pytest.approx(memory.kernel_.gamma, rel=1e-12)
+    unweighted = KernelRegressor(gamma="scale").fit(
+        da.from_array(X, chunks=100), da.from_array(y.astype(np.float64), chunks=100)
+    )
+    assert unweighted.kernel_.gamma == pytest.approx(_reference_gamma(X), rel=1e-12)
+
+
+def test_dask_refuses_nan_naming_X():
+    da = pytest.importorskip("dask.array")
+    X, y = _cancer()
+    X = X.copy()
+    X[3, 2] = np.nan
+    with pytest.raises(ValueError, match="X: contains NaN or infinity"):
+        KernelRegressor(gamma="scale").fit(da.from_array(X, chunks=100), da.from_array(y * 1.0))
+
+
+def test_command_line_takes_scale(tmp_path, capsys):
+    X, y = _cancer()
+    path = tmp_path / "bc.csv"
+    np.savetxt(path, np.c_[X, y], delimiter=",")
+    status = main(["fit", str(path), "--no-scale", "--gamma", "scale", "-o", str(tmp_path / "m")])
+    assert status == 0, capsys.readouterr().err
+    assert load(tmp_path / "m").kernel_.gamma == pytest.approx(_reference_gamma(X), rel=1e-12)
+    with pytest.raises(SystemExit):
+        main(["fit", str(path), "--gamma", "wide"])
+    assert "--gamma: a number or 'scale', got 'wide'" in capsys.readouterr().err
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    X=arrays(
+        np.float64,
+        st.tuples(st.integers(1, 40), st.integers(1, 6)),
+        elements=st.floats(-1e6, 1e6, allow_nan=False, allow_infinity=False),
+    ),
+    data=st.data(),
+    block=st.integers(1, 50),
+)
+def test_scale_gamma_matches_numpy_in_blocks(X, data, block):
+    """The blocked, weighted float64 variance against numpy's over the repeated values,
+    whatever the block size (row blocks of ``block`` values)."""
+    weights = data.draw(
+        arrays(np.float64, len(X), elements=st.integers(0, 3).map(float)).filter(lambda w: w.any())
+    )
+    original = kernels_module._VARIANCE_BLOCK_VALUES
+    kernels_module._VARIANCE_BLOCK_VALUES = block
+    try:
+        for values in (X, X.astype(np.float32)):
+            before = values.copy()
+            repeated = values[np.repeat(np.arange(len(values)), weights.astype(int))]
+            if repeated.min() == repeated.max():
+                assert scale_gamma(values, weights) == 1.0
+                continue
+            variance = repeated.astype(np.float64).var()
+            # The two means' rounding (n eps |X|) enters the variance squared.
+            slack = (1e-12 * float(np.abs(repeated).max())) ** 2
+            found = 1.0 / (X.shape[1] * scale_gamma(values, weights))
+            assert found == pytest.approx(variance, rel=1e-9, abs=slack)
+            np.testing.assert_array_equal(values, before)
+    finally:
+        kernels_module._VARIANCE_BLOCK_VALUES = original
