@@ -554,6 +554,26 @@ def test_longdouble_overflowing_float64_says_so():
             KernelOperator(np.ones((2, 2)), X)
 
 
+@pytest.mark.skipif(
+    np.finfo(np.longdouble).max <= np.finfo(np.float64).max, reason="longdouble is float64 here"
+)
+def test_longdouble_parameters_and_factors_beyond_float64_show_their_value():
+    """They said "got inf", "got 0.0" (for a positive 1e-400) and "values up to inf"."""
+    from gramfree import linalg
+
+    for text, shown in (("1e400", r"1e\+400"), ("1e-400", "1e-400")):
+        with pytest.raises(
+            ValueError, match=rf"^gamma must be within float64's range, got {shown}"
+        ):
+            Gaussian(gamma=np.longdouble(text))
+    assert Gaussian(gamma=np.longdouble("0.5")).gamma == 0.5
+    big = np.full((1, 1), np.longdouble("1e400"))
+    with pytest.raises(ValueError, match=r"^A: values up to 1e\+400 overflow float64"):
+        linalg.cholesky(big)
+    with pytest.raises(ValueError, match=r"^L: values up to 1e\+400 overflow float64"):
+        linalg.solve_triangular(big, np.ones(1))
+
+
 # --- item 15: the abstract Kernel, array parameters, nu spellings -----------------------------
 
 

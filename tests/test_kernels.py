@@ -213,7 +213,9 @@ def test_get_kernel_rejects_parameters_it_does_not_take():
         (lambda: Polynomial(coef0=True), TypeError, "coef0"),
         (lambda: ArcCosine(order=2), ValueError, "order"),
         (lambda: ArcCosine(order=0), ValueError, "order"),
-        (lambda: ArcCosine(order=True), ValueError, "order"),
+        # a bool is no integer here, as for degree (np.bool_ was TypeError, True ValueError)
+        (lambda: ArcCosine(order=True), TypeError, "order"),
+        (lambda: ArcCosine(order=np.bool_(True)), TypeError, "order"),
         (lambda: get_kernel("rbf", gamma=-1), ValueError, "gamma"),
         (lambda: get_kernel("matern", nu=3), ValueError, "nu"),
         (lambda: get_kernel("poly", degree=0), ValueError, "degree"),

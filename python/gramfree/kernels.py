@@ -131,9 +131,17 @@ def _check_real(name: str, value: Any, *, positive: bool = False) -> float:
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         raise _not_scalar(name, value, "a real number")
     try:
-        value = float(value)
+        converted = float(value)
     except OverflowError:  # a Python int beyond float64 (10**400)
         raise ValueError(f"{name} must be finite, got an integer beyond float64's range") from None
+    if (
+        isinstance(value, np.floating)
+        and np.isfinite(value)
+        and (math.isinf(converted) or (converted == 0) != (value == 0))
+    ):  # a longdouble beyond float64's range: it was "got inf" or "got 0.0" for 1e-400
+        shown = np.format_float_scientific(value, precision=3, trim="-")
+        raise ValueError(f"{name} must be within float64's range, got {shown}")
+    value = converted
     if not math.isfinite(value):
         raise ValueError(f"{name} must be finite, got {value}")
     if positive and value <= 0:
@@ -909,9 +917,9 @@ class ArcCosine(Kernel):
 
     def __post_init__(self) -> None:
         order = self.order
-        if not isinstance(order, numbers.Real):
+        if not isinstance(order, numbers.Real) or isinstance(order, (bool, np.bool_)):
             raise _not_scalar("order", order, "the integer 1")
-        if order != 1 or isinstance(order, bool):
+        if order != 1:
             raise ValueError(f"order must be 1 (the only order implemented), got {order!r}")
         object.__setattr__(self, "order", 1)
 

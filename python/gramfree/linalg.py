@@ -146,8 +146,9 @@ def _converted(A: np.ndarray, dtype: np.dtype, name: str, why: str = "") -> np.n
         out = np.array(A, dtype=dtype, order="F")
     if A.dtype.kind == "f" and A.dtype.itemsize > dtype.itemsize and not _all_finite(out):
         _refuse_non_finite(A, name)
-        big = float(np.max(np.abs(A)))
-        raise ValueError(f"{name}: values up to {big:.3g} overflow {dtype}{why}")
+        # Formatted in A's own precision: float() of a longdouble 1e400 said "up to inf".
+        big = np.format_float_scientific(np.max(np.abs(A)), precision=2, trim="-")
+        raise ValueError(f"{name}: values up to {big} overflow {dtype}{why}")
     return out
 
 
