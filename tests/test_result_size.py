@@ -70,3 +70,17 @@ def test_tangent_kernel_counts_its_workspace():
         model.tangent_kernel(big, big, step=5)
     small = model.tangent_kernel(big[:3], big[:4], step=5)  # small ones are unaffected
     assert small.shape == (3, 4) and np.all(np.isfinite(small))
+
+
+def test_operator_gradient_refusal_names_the_shape_asked_for():
+    """KernelOperator.gradient is (n, k, d); the refusal gave the core's flat (n, k * d),
+    a shape the caller never asked for (a review)."""
+    from gramfree import KernelOperator
+
+    K = KernelOperator(np.zeros((100_000, 100)), np.zeros((10, 100)))
+    with pytest.raises(
+        ValueError,
+        match=r"^the gradient, of shape \(100000, 5000, 100\) .* needs \d+ MiB, more than "
+        r"this machine's .*fewer columns of V",
+    ):
+        K.gradient(np.zeros((10, 5000)))

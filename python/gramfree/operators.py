@@ -791,10 +791,22 @@ class KernelOperator(LinearOperator):
         V2, vector = self._rhs(V, self.shape[1], "V")
         if V2.shape[1] == 0:
             return np.zeros((self.shape[0], 0, self.X.shape[1]), self.dtype)
-        out = _core.kernel_grad_matvec(self.X, self.Z, V2, **self._spec, n_threads=self._threads)
-        _check_no_nan(out, self.kernel, self.dtype, "the gradient")
         n, d = self.X.shape
-        return out.reshape(n, d) if vector else out.reshape(n, V2.shape[1], d)
+        shape = (n, d) if vector else (n, V2.shape[1], d)
+        try:
+            out = _core.kernel_grad_matvec(
+                self.X, self.Z, V2, **self._spec, n_threads=self._threads
+            )
+        except ValueError as exc:  # the core's size refusal names its flat (n, k * d) output
+            text = str(exc)
+            if not text.startswith("result of shape ("):
+                raise
+            raise ValueError(
+                f"the gradient, of shape {shape} (n_samples, V's columns, n_features),"
+                f"{text[text.index(')') + 1 :]}; pass fewer columns of V or rows of X"
+            ) from None
+        _check_no_nan(out, self.kernel, self.dtype, "the gradient")
+        return out.reshape(shape)
 
     def to_dense(self, out: np.ndarray | None = None) -> np.ndarray:
         """``K(X, Z)`` materialised, optionally into a given array.
