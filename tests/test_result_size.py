@@ -80,7 +80,7 @@ def test_operator_gradient_refusal_names_the_shape_asked_for():
     K = KernelOperator(np.zeros((100_000, 100)), np.zeros((10, 100)))
     with pytest.raises(
         ValueError,
-        match=r"^the gradient, of shape \(100000, 5000, 100\) .* needs \d+ MiB, more than "
+        match=r"^result of shape \(100000, 5000, 100\) \(the gradient.* needs \d+ MiB, more than "
         r"this machine's .*fewer columns of V",
     ):
         K.gradient(np.zeros((10, 5000)))

@@ -802,8 +802,9 @@ class KernelOperator(LinearOperator):
             if not text.startswith("result of shape ("):
                 raise
             raise ValueError(
-                f"the gradient, of shape {shape} (n_samples, V's columns, n_features),"
-                f"{text[text.index(')') + 1 :]}; pass fewer columns of V or rows of X"
+                f"result of shape {shape} (the gradient: n_samples, V's columns, "
+                f"n_features){text[text.index(')') + 1 :]}; pass fewer columns of V or rows "
+                "of X"
             ) from None
         _check_no_nan(out, self.kernel, self.dtype, "the gradient")
         return out.reshape(shape)
