@@ -5,6 +5,8 @@ whose scale is far from 1 (digits' pixels 0-16, breast cancer's features up to 4
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -161,6 +163,100 @@ def test_the_file_keeps_it(tmp_path):
     np.testing.assert_array_equal(loaded.decision_function(Xt), model.decision_function(Xt))
 
 
+def test_files_with_it_are_format_version_2_and_others_stay_1(tmp_path):
+    """A version-1 reader refused gamma="scale" as an invalid gamma; the version says it
+    is a newer file, and files without it stay readable by version-1 readers."""
+    X, y, _ = _digits()
+    for gamma, version in (("scale", 2), (None, 1), (0.01, 1)):
+        KernelClassifier(gamma=gamma).fit(X, y).save(tmp_path / "m.gfm")
+        with np.load(tmp_path / "m.gfm") as data:
+            meta = json.loads(str(data["__meta__"]))
+        assert meta["format_version"] == version
+    KernelClassifier(gamma="scale").fit(X, y).save(tmp_path / "m.gfm")
+    with np.load(tmp_path / "m.gfm") as data:
+        arrays = dict(data)
+    meta = json.loads(str(arrays.pop("__meta__")))
+    meta["format_version"] = 1
+    np.savez(tmp_path / "v1.npz", __meta__=np.array(json.dumps(meta)), **arrays)
+    with pytest.raises(ValueError, match="params.gamma.*format version 2 value"):
+        load(tmp_path / "v1.npz")
+
+
+def test_kernels_without_gamma_ignore_it():
+    """As they ignore a number: no variance pass, no refusal of data it cannot scale."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((60, 2)) * 1e-160  # X.var() ~ 1e-320: 1 / (d var) overflows
+    y = np.arange(60) % 2
+    for kernel in ("linear", "matern"):
+        scaled = KernelClassifier(kernel=kernel, gamma="scale").fit(X, y)
+        plain = KernelClassifier(kernel=kernel).fit(X, y)
+        assert scaled.kernel_ == plain.kernel_
+    with pytest.raises(ValueError, match="gamma='scale'"):
+        KernelClassifier(gamma="scale").fit(X, y)  # the rbf kernel has one: refused
+
+
+@pytest.mark.parametrize("value", [0.1, 7.0])
+def test_constant_X_is_one_in_memory_and_on_dask(value):
+    """A rounded mean left a variance of ~1e-34 on dask: gamma 8.7e32 (a review)."""
+    da = pytest.importorskip("dask.array")
+    n = 1000
+    X = np.full((n, 3), value)
+    y = (np.arange(n) % 2).astype(np.float64)
+    w = np.random.default_rng(0).uniform(0.5, 2.0, n)
+    w[:10] = 0.0
+    X[:10] = -3.0  # differing rows that weigh nothing: removed
+    for weights in (None, w):
+        memory = (
+            KernelRegressor(gamma="scale").fit(X[10:], y[10:])
+            if weights is None
+            else (KernelRegressor(gamma="scale").fit(X, y, sample_weight=weights))
+        )
+        chunked = KernelRegressor(gamma="scale").fit(
+            da.from_array(X if weights is not None else X[10:], chunks=100),
+            da.from_array(y if weights is not None else y[10:], chunks=100),
+            None if weights is None else da.from_array(weights, chunks=100),
+        )
+        assert memory.kernel_.gamma == chunked.kernel_.gamma == 1.0
+
+
+def test_zero_weight_rows_of_any_value_are_removed_rows():
+    """A zero-weight row of 1e200 gave 0 * inf = NaN in the sums (a review)."""
+    da = pytest.importorskip("dask.array")
+    X, y = _cancer()
+    X, y = X.copy(), y.astype(np.float64)
+    X[0] = 1e200
+    w = np.ones(len(X))
+    w[0] = 0.0
+    expected = _reference_gamma(X[1:])
+    memory = KernelRegressor(gamma="scale", kernel="laplacian").fit(X, y, sample_weight=w)
+    chunked = KernelRegressor(gamma="scale", kernel="laplacian").fit(
+        da.from_array(X, chunks=100), da.from_array(y, chunks=100), da.from_array(w, chunks=100)
+    )
+    assert memory.kernel_.gamma == pytest.approx(expected, rel=1e-12)
+    assert chunked.kernel_.gamma == pytest.approx(expected, rel=1e-12)
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered in cast:RuntimeWarning")  # 1e300
+def test_dask_float32_sums_in_float64():
+    """The weights (cast to X's dtype there) and the sums are float64 in the block sums: the
+    float32 arithmetic was 6.5e-8 off; weights beyond float32 are named as sample_weight."""
+    da = pytest.importorskip("dask.array")
+    X, y = _cancer()
+    X32 = X.astype(np.float32)
+    w = np.random.default_rng(2).uniform(0.1, 3.0, len(X))
+    chunked = KernelClassifier(gamma="scale").fit(
+        da.from_array(X32, chunks=100), da.from_array(y, chunks=100), da.from_array(w, chunks=100)
+    )
+    expected = _reference_gamma(X32, w.astype(np.float32))
+    assert chunked.kernel_.gamma == pytest.approx(expected, rel=1e-12)
+    with pytest.raises(ValueError, match="^sample_weight: contains NaN or infinity"):
+        KernelClassifier(gamma="scale").fit(
+            da.from_array(X32, chunks=100),
+            da.from_array(y, chunks=100),
+            da.from_array(np.full(len(X), 1e300), chunks=100),
+        )
+
+
 def test_dask_fit_resolves_it_as_in_memory():
     da = pytest.importorskip("dask.array")
     X, y = _cancer()
@@ -225,6 +321,10 @@ def test_scale_gamma_matches_numpy_in_blocks(X, data, block):
                 assert scale_gamma(values, weights) == 1.0
                 continue
             variance = repeated.astype(np.float64).var()
+            if X.shape[1] * variance < 1e-300:  # 1 / (d var) overflows: refused, named
+                with pytest.raises(ValueError, match="gamma='scale'"):
+                    scale_gamma(values, weights)
+                continue
             # The two means' rounding (n eps |X|) enters the variance squared.
             slack = (1e-12 * float(np.abs(repeated).max())) ** 2
             found = 1.0 / (X.shape[1] * scale_gamma(values, weights))

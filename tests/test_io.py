@@ -212,7 +212,7 @@ def _rewrite_meta(src, dst, edit):
     np.savez(dst, __meta__=np.array(json.dumps(meta)), **arrays)
 
 
-@pytest.mark.parametrize("version", [2, 0, "1", None])
+@pytest.mark.parametrize("version", [3, 0, "1", None])
 def test_other_format_version_refused(tmp_path, version):
     model, _ = _fitted("regressor")
     src = tmp_path / "m.npz"

@@ -29,7 +29,6 @@ from collections.abc import Iterator
 import numpy as np
 
 from ._log import caller_stacklevel, say
-from .kernels import Kernel, gamma_from_variance
 from .operators import KernelOperator, as_float_array
 from .solvers._common import center_rows, weights_in_range
 
@@ -784,22 +783,38 @@ def solve_nystrom_direct_dask(
 
 
 def _scale_gamma(X, w) -> float:
-    """gamma="scale" as in memory (:func:`gramfree.kernels.scale_gamma`): the variance
-    of X's values, rows counted by the weights (class_weight's included), in two passes."""
-    d = X.shape[1]
-    X64 = X.astype(np.float64)
+    """gamma="scale" as in memory (:func:`gramfree.kernels.scale_gamma`), by the same block
+    sums over X's row chunks: rows counted by the weights (class_weight's included)."""
+    import dask.array as da
+
+    from .kernels import (
+        combine_value_sums,
+        first_mean,
+        gamma_from_sums,
+        squared_deviations,
+        value_sums,
+    )
+
     if w is None:
-        (variance,) = compute(X64.var())
+        w = da.ones(X.shape[0], chunks=(X.chunks[0],))
     else:
         (top,) = compute(w.max())
-        w = w / float(top)  # weights of 1e300 summed in range
-        total, weighted = compute(w.sum() * d, w @ X64.sum(axis=1))
-        mean = float(weighted) / float(total)
-        (squares,) = compute(w @ ((X64 - mean) ** 2).sum(axis=1))
-        variance = float(squares) / float(total)
-    if math.isnan(variance):  # finite X gives none (its first pass refuses NaN later)
+        if not np.isfinite(top):  # as the first pass says it (weights cast to X's dtype)
+            raise ValueError("sample_weight: contains NaN or infinity")
+        w = w.astype(np.float64) / float(top)  # weights of 1e300 summed in range
+    chunks = ((1,) * X.numblocks[0],)
+    (parts,) = compute(X.map_blocks(value_sums, w[:, None], chunks=chunks + ((4,),), dtype=float))
+    first = combine_value_sums(parts)
+    if np.isnan(first[:2]).any():  # finite X gives none (its first pass refuses NaN later)
         raise ValueError("X: contains NaN or infinity")
-    return gamma_from_variance(float(variance), d)
+    if first[2] == first[3]:  # constant X: gamma_from_sums needs no second pass
+        return gamma_from_sums(first, 0.0, X.shape[1])
+    mean = first_mean(first, X.shape[1])
+    deviations = X.map_blocks(
+        squared_deviations, w[:, None], mean, chunks=chunks + ((1,),), dtype=float
+    )
+    (squares,) = compute(deviations.sum())
+    return gamma_from_sums(first, float(squares), X.shape[1])
 
 
 def _refuse(estimator) -> None:
@@ -920,7 +935,7 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
         # In y's own dtype: cast to float32 first, targets beyond its range were inf and
         # refused as "NaN or infinity" (a review)
         _check_target_range(y[:, None] if y.ndim == 1 else y, X.dtype)
-    if estimator.gamma == "scale" and not isinstance(estimator.kernel, Kernel):
+    if estimator._scales_gamma():
         estimator._scale_gamma = _scale_gamma(X, w)
     _check_kernel_range(X, estimator._make_kernel(), estimator._kernel_dtype(X), estimator.n_jobs)
     rng = estimator._rng()

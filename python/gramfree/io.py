@@ -12,8 +12,11 @@ that would not load back.
 
 Versions
 --------
-A file records ``format_version`` (``FORMAT_VERSION``, now 1), which is not the package's
-version: releases that change nothing in the file keep it.
+A file records ``format_version``, which is not the package's version: releases that
+change nothing in the file keep it. It is the lowest version whose readers load the file
+(``FORMAT_VERSION``, now 2, is the newest): version 2 adds the value ``"scale"`` to the
+parameter ``gamma`` (a number or None before), so only models with ``gamma="scale"`` are
+written as version 2, and every other file stays readable by version-1 gramfree.
 
 - A newer gramfree reads every older format version. A parameter or attribute added
   since a version was fixed is absent from that version's files, which were fitted with
@@ -63,7 +66,7 @@ from ._version import __version__
 from .device import check_device_spelling
 
 FORMAT = "gramfree-model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
 # Version 1 as first written stored every sequence parameter as a list of floats
 # (hidden_layer_sizes [8.0]); _decode_param still reads that. Tuples and arrays became
 # tagged objects within version 1 because no released gramfree read the format then
@@ -449,6 +452,12 @@ def _refuse_booleans_as_numbers(cls: Any, params: dict) -> None:
             raise _field_error(f"params.{name}", f"must not be true/false, got {value!r}")
 
 
+def _version_needed(estimator) -> int:
+    """The lowest format version that holds ``estimator``'s parameters (module docstring):
+    a version-1 reader refuses gamma="scale" as an invalid gamma, not as a newer file."""
+    return 2 if getattr(estimator, "gamma", None) == "scale" else 1
+
+
 def _construct(cls: type, params: Any):
     """An unfitted ``cls`` with the file's parameters, checked as fit would check them.
     Every parameter must be stored: a default in place of a missing one could change what
@@ -631,7 +640,7 @@ def _portable(estimator) -> tuple[dict, dict]:
         arrays["feature_names"] = names  # optional: absent in files of older writers
     meta = {
         "format": FORMAT,
-        "format_version": FORMAT_VERSION,
+        "format_version": _version_needed(estimator),
         "estimator": name,
         # The centers parameter (an array) is stored as None: the fitted centres it gave are
         # saved (centers_), and a loaded model refits with a random draw unless set again.
@@ -1432,6 +1441,11 @@ def _restore(meta: Any, arrays: dict):
     if not isinstance(name, str) or name not in classes:
         raise ValueError(f"path: unknown estimator {name!r} in the model file")
     est = _construct(classes[name], meta["params"])
+    if _version_needed(est) > meta["format_version"]:
+        raise _field_error(
+            "params.gamma",
+            f"is 'scale', a format version 2 value, in a version {meta['format_version']} file",
+        )
     attrs = dict(_check_dict(meta["attributes"], "attributes"))
     if "classes_kind" not in attrs:
         raise ValueError("path: missing field(s) ['classes_kind'] in field 'attributes'")

@@ -166,37 +166,68 @@ def scale_gamma(X: np.ndarray, weights: np.ndarray | None = None) -> float:
     """gamma="scale": ``1 / (n_features * X.var())``, scikit-learn SVC's, over every value
     of X (1.0 where X is constant, as there). Rows count by ``weights`` (non-negative, not
     all zero), so that a weight of k is the row repeated k times and a weight of 0 the row
-    removed (SVC's is unweighted). The variance is taken in float64, in blocks of rows; X
-    (2-d, finite) is not copied whole."""
+    removed (SVC's is unweighted). In float64, two passes over blocks of rows; X (2-d,
+    finite) is not copied whole. The dask fit runs the same block sums over its chunks."""
     n, d = X.shape
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     w = w / w.max()  # weights of 1e300 summed in range
     rows = max(1, _VARIANCE_BLOCK_VALUES // max(d, 1))
     blocks = [slice(start, start + rows) for start in range(0, n, rows)]
-    with np.errstate(over="ignore", invalid="ignore"):
-        # Constant X exactly: its rounded mean would leave a variance of ~1e-34, not 0.
-        lo, hi = math.inf, -math.inf
-        for b in blocks:
-            counted = X[b][w[b] > 0]
-            if counted.size:
-                lo, hi = min(lo, float(counted.min())), max(hi, float(counted.max()))
-        if lo == hi:
-            return 1.0
-        total = float(w.sum()) * d
-        mean = sum(float(w[b] @ X[b].sum(axis=1, dtype=np.float64)) for b in blocks) / total
-        squares = 0.0
-        for b in blocks:
-            centred = X[b].astype(np.float64) - mean
-            squares += float(w[b] @ np.einsum("ij,ij->i", centred, centred))
-    return gamma_from_variance(squares / total, d)
-
-
-def gamma_from_variance(variance: float, n_features: int) -> float:
-    """scale_gamma's last step (the dask fit computes the variance itself)."""
-    if variance == 0:
+    first = combine_value_sums([value_sums(X[b], w[b]) for b in blocks])
+    if first[2] == first[3]:  # constant (see gamma_from_sums); no second pass
         return 1.0
-    gamma = 1.0 / (n_features * variance)
-    if not (math.isfinite(variance) and gamma > 0 and math.isfinite(gamma)):
+    mean = first_mean(first, d)
+    squares = sum(float(squared_deviations(X[b], w[b], mean)[0, 0]) for b in blocks)
+    return gamma_from_sums(first, squares, d)
+
+
+def _counted(X: np.ndarray, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    # A zero weight removes the row, whatever its values (1e200 there gave 0 * inf = NaN).
+    w = np.asarray(w, dtype=np.float64).reshape(-1)
+    kept = w > 0
+    return (X, w) if kept.all() else (X[kept], w[kept])
+
+
+def value_sums(X: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """A block of rows' share of scale_gamma's first pass, in float64, over its rows of
+    positive weight: ``[[sum of weights, weighted sum of values, smallest, largest]]``."""
+    X, w = _counted(X, w)
+    if not w.size:
+        return np.array([[0.0, 0.0, math.inf, -math.inf]])
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = float(w @ X.sum(axis=1, dtype=np.float64))
+    return np.array([[w.sum(), total, float(X.min()), float(X.max())]])
+
+
+def combine_value_sums(parts) -> np.ndarray:
+    """The blocks' value_sums as one row."""
+    parts = np.concatenate([np.reshape(p, (-1, 4)) for p in parts])
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.array(
+            [parts[:, 0].sum(), parts[:, 1].sum(), parts[:, 2].min(), parts[:, 3].max()]
+        )
+
+
+def first_mean(first: np.ndarray, n_features: int) -> float:
+    return float(first[1]) / (float(first[0]) * n_features)
+
+
+def squared_deviations(X: np.ndarray, w: np.ndarray, mean: float) -> np.ndarray:
+    """A block's share of the second pass: ``[[sum of w * (x - mean)^2]]``, in float64."""
+    X, w = _counted(X, w)
+    with np.errstate(over="ignore", invalid="ignore"):
+        centred = X.astype(np.float64) - mean
+        return np.array([[float(w @ np.einsum("ij,ij->i", centred, centred))]])
+
+
+def gamma_from_sums(first: np.ndarray, squares: float, n_features: int) -> float:
+    """``1 / (n_features * variance)``, or 1.0 where every counted value is the same: exactly
+    (the smallest is the largest), as a rounded mean would leave a variance of ~1e-34."""
+    if first[2] == first[3]:
+        return 1.0
+    variance = squares / (float(first[0]) * n_features)
+    gamma = 1.0 / (n_features * variance) if variance > 0 else math.inf
+    if not (math.isfinite(variance) and 0 < gamma < math.inf):
         raise ValueError(
             f"gamma='scale': X's variance in float64 is {variance:g}, so 1 / (n_features * "
             f"X.var()) = {gamma:g} is no kernel scale; scale X or give gamma as a number"

@@ -421,11 +421,9 @@ class KernelMachineMixin(BaseEstimator):
             return self.kernel
         cls = type(get_kernel(self.kernel))
         names = {f.name for f in fields(cls)}
-        gamma = self.gamma
-        if gamma == "scale":  # resolved from this fit's X (set_scale_gamma), as SVC's _gamma
-            gamma = self._scale_gamma
         params = {
-            "gamma": gamma,
+            # "scale": resolved from this fit's X (_resolve_kernel), as SVC's _gamma
+            "gamma": self._scale_gamma if self._scales_gamma() else self.gamma,
             "degree": self.degree,
             "coef0": self.coef0,
             "length_scale": self.length_scale,
@@ -453,17 +451,27 @@ class KernelMachineMixin(BaseEstimator):
             )
             if not sample_weight.any():
                 raise ValueError("sample_weight: all weights are zero")
-        if y_numeric or getattr(self, "class_weight", None) is None:
-            self._resolve_kernel(X, sample_weight)  # else once class_targets applied it
+        if y_numeric:  # a classifier's class_targets does it, once class_weight is applied
+            self._resolve_kernel(X, sample_weight)
         return X, y, sample_weight
 
     def _resolve_kernel(self, X: np.ndarray, sample_weight: np.ndarray | None) -> None:
         """gamma="scale" from the rows given to fit at the weights the solver sees (times
         class_weight), before any split for early stopping: the fitted kernel_ keeps it,
         so predictions never rescale by their own X. Then the kernel's range on X."""
-        if self.gamma == "scale" and not isinstance(self.kernel, Kernel):
+        if self._scales_gamma():
             self._scale_gamma = scale_gamma(X, sample_weight)
         self._check_kernel_ranges(X)
+
+    def _scales_gamma(self) -> bool:
+        """gamma="scale" for a kernel named by a string that has a gamma (a kernel object,
+        or one without gamma, ignores it as it would a number)."""
+        return (
+            isinstance(self.gamma, str)
+            and self.gamma == "scale"
+            and isinstance(self.kernel, str)
+            and "gamma" in {f.name for f in fields(type(get_kernel(self.kernel)))}
+        )
 
     def _check_kernel_ranges(self, X: np.ndarray) -> None:
         """Refuse data on which the fit's kernel overflows (the CV estimators check each

@@ -89,7 +89,6 @@ def class_targets(estimator, X, y, sample_weight):
         sample_weight = per_class if sample_weight is None else sample_weight * per_class
         if not sample_weight.any():
             raise ValueError("class_weight: gives every sample weight zero")
-        estimator._resolve_kernel(X, sample_weight)  # _validate_X_y left it to the weights
     encoder = LabelEncoder().fit(y)
     classes = encoder.classes_
     if len(classes) < 2:
@@ -97,6 +96,7 @@ def class_targets(estimator, X, y, sample_weight):
             f"{type(estimator).__name__} needs samples of at least 2 classes; got 1 class "
             f"({classes[0]!r})"
         )
+    estimator._resolve_kernel(X, sample_weight)  # at the weights the solver sees
     codes = encoder.transform(y)
     if len(classes) == 2:
         Y = (2.0 * codes - 1.0)[:, None]
@@ -316,9 +316,10 @@ class KernelClassifier(
         gamma, degree, coef0, length_scale and nu are ignored).
     gamma : float or "scale", default=None
         RBF/Laplacian/polynomial scale; None means 1 / n_features (KernelRidge's and
-        Nystroem's default). ``"scale"`` is ``1 / (n_features * X.var())`` over every value
-        of the X given to fit, unweighted, as SVC's default (1.0 for constant X): fitted
-        once, kept in ``kernel_`` for prediction.
+        Nystroem's default). ``"scale"`` is SVC's default, ``1 / (n_features * X.var())``
+        over every value of the X given to fit (1.0 for constant X), with rows counted by
+        their weight (sample_weight, times class_weight for a classifier: a weight of k is
+        the row repeated k times); resolved once, kept in ``kernel_`` for prediction.
     degree : int, default=3
         Degree of the polynomial kernel.
     coef0 : float, default=1.0

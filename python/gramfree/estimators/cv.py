@@ -507,9 +507,10 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         Candidates for the objective ``sum_i w_i (f(x_i) - y_i)^2 + alpha ||f||^2``.
     gamma : float or "scale", default=None
         RBF/Laplacian/polynomial scale; None means 1 / n_features (KernelRidge's and
-        Nystroem's default). ``"scale"`` is ``1 / (n_features * X.var())`` over every value
-        of the X given to fit, unweighted, as SVC's default (1.0 for constant X): fitted
-        once, kept in ``kernel_`` for prediction.
+        Nystroem's default). ``"scale"`` is SVC's default, ``1 / (n_features * X.var())``
+        over every value of the X given to fit (1.0 for constant X), with rows counted by
+        their weight (sample_weight, times class_weight for a classifier: a weight of k is
+        the row repeated k times); resolved once, kept in ``kernel_`` for prediction.
     gammas : sequence of positive floats, default=None
         Candidates for ``gamma`` (rbf, laplacian, poly, or a kernel object with a gamma;
         ``gamma`` must then be None). Each costs one pass over the data and one
@@ -703,9 +704,10 @@ class KernelClassifierCV(
         Candidates for the objective ``sum_i w_i (f(x_i) - y_i)^2 + alpha ||f||^2``.
     gamma : float or "scale", default=None
         RBF/Laplacian/polynomial scale; None means 1 / n_features (KernelRidge's and
-        Nystroem's default). ``"scale"`` is ``1 / (n_features * X.var())`` over every value
-        of the X given to fit, unweighted, as SVC's default (1.0 for constant X): fitted
-        once, kept in ``kernel_`` for prediction.
+        Nystroem's default). ``"scale"`` is SVC's default, ``1 / (n_features * X.var())``
+        over every value of the X given to fit (1.0 for constant X), with rows counted by
+        their weight (sample_weight, times class_weight for a classifier: a weight of k is
+        the row repeated k times); resolved once, kept in ``kernel_`` for prediction.
     gammas : sequence of positive floats, default=None
         Candidates for ``gamma``, as in :class:`KernelRegressorCV`.
     gamma_search : {None, "gradient"}, default=None

@@ -45,9 +45,10 @@ class KernelRegressor(ExplainMixin, RegressorMixin, KernelMachineMixin):
         gamma, degree, coef0, length_scale and nu are ignored).
     gamma : float or "scale", default=None
         RBF/Laplacian/polynomial scale; None means 1 / n_features (KernelRidge's and
-        Nystroem's default). ``"scale"`` is ``1 / (n_features * X.var())`` over every value
-        of the X given to fit, unweighted, as SVC's default (1.0 for constant X): fitted
-        once, kept in ``kernel_`` for prediction.
+        Nystroem's default). ``"scale"`` is SVC's default, ``1 / (n_features * X.var())``
+        over every value of the X given to fit (1.0 for constant X), with rows counted by
+        their weight (sample_weight, times class_weight for a classifier: a weight of k is
+        the row repeated k times); resolved once, kept in ``kernel_`` for prediction.
     degree : int, default=3
         Degree of the polynomial kernel (scikit-learn's default).
     coef0 : float, default=1.0
