@@ -694,3 +694,11 @@ def test_kernels_check_float64_when_they_are_made(cls):
     Polynomial(gamma=1e-320) was made and failed later (a review)."""
     with pytest.raises(ValueError, match=r"gamma=1e-320 is out of float64's range"):
         cls(gamma=1e-320)
+
+
+def test_matern_overflow_names_the_squared_distance():
+    """Matern 3/2 at a scaled distance of 1e50 is 0; only the squared distance (1e400) it
+    comes from overflows. The refusal said the kernel's values exceed float64 (a review)."""
+    X = np.array([[0.0], [1e200]])
+    with pytest.raises(ValueError, match="or the squared distances they come from, exceed"):
+        kernel_matrix(X, kernel="matern", nu=1.5, length_scale=1e150)

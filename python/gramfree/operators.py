@@ -170,11 +170,16 @@ def _check_no_nan(out: np.ndarray, kernel: Kernel, dtype: Any, what: str) -> np.
     dt = np.dtype(dtype).name
     if what == "K":
         where = f"K[{first[0]}, {first[1]}] = k(X[{first[0]}], Z[{first[1]}]) is NaN"
-        cause = f"the kernel's values exceed {dt}'s range"
+        # Or only an intermediate: Matern 3/2 at a scaled distance of 1e50 is 0, but the
+        # squared distance it is computed from (1e400) is not (a review).
+        cause = f"the kernel's values, or the squared distances they come from, exceed {dt}'s range"
         fix = "standardise X and Z (e.g. StandardScaler)"
     else:
         where = f"row {first[0]} of {what} is NaN"
-        cause = f"the kernel's values, or their products and sums, exceed {dt}'s range"
+        cause = (
+            f"the kernel's values (or the squared distances they come from), or their "
+            f"products and sums, exceed {dt}'s range"
+        )
         fix = "standardise X and Z (e.g. StandardScaler), or scale the coefficients down"
     raise ValueError(
         f"X: the {kernel.name or type(kernel).__name__} kernel overflows {dt} between rows "
