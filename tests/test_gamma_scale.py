@@ -274,13 +274,25 @@ def test_dask_fit_resolves_it_as_in_memory():
     assert unweighted.kernel_.gamma == pytest.approx(_reference_gamma(X), rel=1e-12)
 
 
-def test_dask_refuses_nan_naming_X():
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_dask_refuses_nan_and_infinity_naming_X(bad):
+    """A lone inf made the sums inf, not NaN: the variance's message named no NaN."""
     da = pytest.importorskip("dask.array")
     X, y = _cancer()
     X = X.copy()
-    X[3, 2] = np.nan
-    with pytest.raises(ValueError, match="X: contains NaN or infinity"):
+    X[3, 2] = bad
+    with pytest.raises(ValueError, match="^X: contains NaN or infinity"):
         KernelRegressor(gamma="scale").fit(da.from_array(X, chunks=100), da.from_array(y * 1.0))
+
+
+def test_dask_all_zero_weights_are_named():
+    """They raised ZeroDivisionError from the mean (a review)."""
+    da = pytest.importorskip("dask.array")
+    X, y = _cancer()
+    with pytest.raises(ValueError, match="^sample_weight: all weights are zero"):
+        KernelRegressor(gamma="scale").fit(
+            da.from_array(X, chunks=100), da.from_array(y * 1.0), da.zeros(len(X), chunks=100)
+        )
 
 
 def test_command_line_takes_scale(tmp_path, capsys):

@@ -801,11 +801,15 @@ def _scale_gamma(X, w) -> float:
         (top,) = compute(w.max())
         if not np.isfinite(top):  # as the first pass says it (weights cast to X's dtype)
             raise ValueError("sample_weight: contains NaN or infinity")
+        if top <= 0:  # as the passes say it (the sums divided by zero; a review)
+            _refuse_weight_sum(w)
         w = w.astype(np.float64) / float(top)  # weights of 1e300 summed in range
     chunks = ((1,) * X.numblocks[0],)
     (parts,) = compute(X.map_blocks(value_sums, w[:, None], chunks=chunks + ((4,),), dtype=float))
     first = combine_value_sums(parts)
-    if np.isnan(first[:2]).any():  # finite X gives none (its first pass refuses NaN later)
+    # From the counted rows' extremes, which never overflow (a lone inf made the sums inf,
+    # not NaN, and the variance's message named no NaN; a review).
+    if not np.isfinite(first[2:]).all():
         raise ValueError("X: contains NaN or infinity")
     if first[2] == first[3]:  # constant X: gamma_from_sums needs no second pass
         return gamma_from_sums(first, 0.0, X.shape[1])

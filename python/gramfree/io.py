@@ -736,7 +736,8 @@ def _write_atomic(path, text: str, arrays: dict) -> None:
 
 
 def save(estimator, path: str | os.PathLike) -> None:
-    """Write a fitted gramfree estimator to ``path`` (format version 1).
+    """Write a fitted gramfree estimator to ``path`` (format version 1, or 2 for
+    gamma="scale": the module docstring).
 
     The old file at ``path``, if any, is replaced atomically: after a crash or an error it
     is still there, whole. A model that would not load back (non-finite coefficients)
