@@ -25,12 +25,13 @@ import time
 import types
 import warnings
 from collections.abc import Iterator
+from functools import partial
 
 import numpy as np
 
 from ._log import caller_stacklevel, say
 from .operators import KernelOperator, as_float_array
-from .solvers._common import center_rows, weights_in_range
+from .solvers._common import center_rows, heavy_count, preconditioner_weights, weights_in_range
 
 # The centres a dask fit draws when neither n_centers nor centers is given: the number
 # solver="auto" starts its growing loop from (gramfree.solvers.auto.MIN_CENTERS), at most n.
@@ -436,9 +437,11 @@ def solve_nystrom_pcg_dask(
     max_iter: int,
     tol: float,
     verbose=False,
+    center_weights=None,
 ):
     """Falkon on row-chunked dask arrays X (n, d), Y (n, t), w (n,) or None, on in-memory
-    ``centers`` (M, d). Returns :class:`gramfree.solvers._common.SolverResult`; the
+    ``centers`` (M, d); ``center_weights``: what each centre stands for in the
+    preconditioner (:func:`_centers`; None: an even share). Returns :class:`gramfree.solvers._common.SolverResult`; the
     preconditioner and CG loop are the in-process solver's
     (:func:`gramfree.solvers.nystrom_pcg.falkon_cg`), its passes the workers', and so are
     its retries with float32 products: once more with float64 factors, then with float64
@@ -454,7 +457,14 @@ def solve_nystrom_pcg_dask(
         w = _persist(w, client)
     kernel_dtype = np.dtype(kernel_dtype)
     args = (X, Y, w, centers, kernel, client)
-    kwargs = dict(alpha=alpha, n_jobs=n_jobs, max_iter=max_iter, tol=tol, verbose=verbose)
+    kwargs = dict(
+        alpha=alpha,
+        n_jobs=n_jobs,
+        max_iter=max_iter,
+        tol=tol,
+        verbose=verbose,
+        center_weights=center_weights,
+    )
     # Float32 factors only with float32 data and products, as in process (their jitter
     # enters the penalty, which only float32 products' refinement measures).
     factor_dtype = np.result_type(X.dtype, kernel_dtype)
@@ -503,6 +513,7 @@ def _pcg_dask_once(
     max_iter,
     tol,
     verbose,
+    center_weights,
 ):
     """One Falkon fit on the workers' passes, with kernel values in ``kernel_dtype`` and
     the preconditioner's factors in ``factor_dtype``."""
@@ -580,6 +591,7 @@ def _pcg_dask_once(
         exact_pass=exact_pass if kernel_dtype == np.float32 else None,
         product_dtype=kernel_dtype,
         exact_penalty=lambda a: KernelOperator(centers_64, None, kernel, n_jobs=n_jobs) @ a,
+        center_weights=center_weights,
     )
     result.info["dask"] = {
         "scheduler": "distributed" if client is not None else "local",
@@ -877,19 +889,43 @@ class _Rows:
 
 
 def _centers(estimator, X, w, rng):
-    """``(centers, rows)``: the centres in memory and their training rows (None for points
-    given as ``centers``). Random rows are drawn on the client from n (and which weights
-    are positive: zero-weight rows take no centre's place), exactly as the in-memory fit
-    draws them (same random_state, same rows); only those rows travel."""
+    """``(centers, rows, shares)``: the centres in memory, their training rows (None for
+    points given as ``centers``) and the weight each stands for in Nystrom-PCG's
+    preconditioner (:func:`gramfree.solvers._common.preconditioner_weights`; None: an even
+    share). Random rows are drawn on the client from n, which weights are positive
+    (zero-weight rows take no centre's place) and the heavy rows (the m largest weights
+    and their sum decide them), exactly as the in-memory fit draws them (same
+    random_state, same rows); only those rows and their weights travel."""
     n = X.shape[0]
     if estimator.centers is not None:  # checked as in memory; gathers X[rows] only
-        return estimator._resolve_centers(_Rows(X))
+        return (*estimator._resolve_centers(_Rows(X)), None)
     m = estimator._resolve_n_centers(n)
     if m is None:
         m = min(n, DEFAULT_CENTERS)
-    # Which weights are positive, one byte a row (the draw needs nothing else of w).
-    positive = None if w is None else np.asarray(compute(w > 0)[0], dtype=bool)
-    idx = center_rows(rng, n, m, positive)
+    if w is None:
+        return (*_drawn(X, center_rows(rng, n, m)), None)
+    # Which weights are positive, one byte a row, and the m largest weights with their sum.
+    import dask.array as da
+
+    top = da.argtopk(w, m) if m < n else None
+    positive, total, top = compute(w > 0, w.sum(), top)
+    positive, total = np.asarray(positive, dtype=bool), float(total)
+    heavy = None
+    if top is not None and m < int(np.count_nonzero(positive)):
+        top = np.asarray(top)
+        top_w = np.asarray(gather_rows(w, top), dtype=np.float64)
+        order = np.argsort(-top_w, kind="stable")
+        heavy = np.sort(top[order][: heavy_count(top_w[order], total, m)])
+    idx = center_rows(rng, n, m, positive, heavy=heavy)
+    centers, idx = _drawn(X, idx)
+    at_centres = np.asarray(gather_rows(w, idx), dtype=np.float64)
+    own = np.ones(idx.size, dtype=bool) if heavy is None else np.isin(idx, heavy)
+    if heavy is None and idx.size < int(np.count_nonzero(positive)):
+        own = None
+    return centers, idx, preconditioner_weights(at_centres, total, own)
+
+
+def _drawn(X, idx):
     return np.ascontiguousarray(gather_rows(X, idx)), idx
 
 
@@ -943,7 +979,7 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
         estimator._scale_gamma = _scale_gamma(X, w)
     _check_kernel_range(X, estimator._make_kernel(), estimator._kernel_dtype(X), estimator.n_jobs)
     rng = estimator._rng()
-    centers, rows = _centers(estimator, X, w, rng)
+    centers, rows, shares = _centers(estimator, X, w, rng)
     if not np.isfinite(centers).all():
         raise ValueError(
             "X: contains NaN or infinity"
@@ -959,7 +995,11 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
             f"chunks={X.numblocks[0]} centres={len(centers)}" + (f" ({why})" if why else "")
         )
     start = time.perf_counter()
-    solve = solve_nystrom_direct_dask if solver == "nystrom-direct" else solve_nystrom_pcg_dask
+    solve = (
+        solve_nystrom_direct_dask
+        if solver == "nystrom-direct"
+        else partial(solve_nystrom_pcg_dask, center_weights=shares)
+    )
     alpha = float(estimator.alpha)
     if w is not None:  # the weights' scale taken out with alpha, as in memory
         (top,) = compute(w.max())

@@ -34,7 +34,7 @@ from ..kernels import KERNEL_NAMES, Kernel, get_kernel, scale_gamma
 from ..linalg import cho_solve, jittered_cholesky
 from ..operators import KernelOperator, as_float_array
 from ..solvers import SOLVERS, Problem, solve_direct, solve_eigenpro, solve_kernel_pcg
-from ..solvers._common import center_rows, iterations_run, weight_exponent
+from ..solvers._common import center_rows, heavy_rows, iterations_run, weight_exponent
 from ..solvers.auto import first_center_count, run_nystrom, solve_auto, solve_nystrom_choice
 from ..solvers.eigenpro import info_in_caller_units
 from ._fit_controls import (
@@ -679,7 +679,10 @@ class KernelMachineMixin(BaseEstimator):
                     centers, idx = warm.centers, None
                     centers_are_rows = warm.rows is not None
             elif m is not None:
-                idx = center_rows(rng, n, m, problem.sample_weight)
+                # Heavy rows first for the Nystrom solvers (their preconditioner counts
+                # them by their weight); EigenPro's draw stays the plain one.
+                heavy = None if solver == "eigenpro" else heavy_rows(problem.sample_weight, m)
+                idx = center_rows(rng, n, m, problem.sample_weight, heavy=heavy)
                 centers = np.ascontiguousarray(X[idx])
             if held is not None:
                 monitor = held.monitor(
@@ -692,7 +695,12 @@ class KernelMachineMixin(BaseEstimator):
                     monitor.start(initial)
             if solver == "auto":  # centres given: the cheaper Nystrom solver
                 result = solve_nystrom_choice(
-                    problem, centers, max_iter=self.max_iter, tol=self.tol, verbose=self.verbose
+                    problem,
+                    centers,
+                    max_iter=self.max_iter,
+                    tol=self.tol,
+                    verbose=self.verbose,
+                    center_rows=idx,
                 )
                 solver = result.info["solver"]
             elif nystrom:
@@ -705,6 +713,7 @@ class KernelMachineMixin(BaseEstimator):
                     verbose=self.verbose,
                     initial_coef=initial,
                     monitor=monitor,
+                    center_rows=idx,
                 )
                 # nystrom-direct's last resort is nystrom-pcg: name the one that ran (a
                 # review found solver_ "nystrom-direct" above a pcg fit's max_iter warning)

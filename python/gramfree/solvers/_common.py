@@ -123,19 +123,106 @@ class Problem:
 
 
 def center_rows(
-    rng: np.random.Generator, n: int, m: int, sample_weight: np.ndarray | None = None
+    rng: np.random.Generator,
+    n: int,
+    m: int,
+    sample_weight: np.ndarray | None = None,
+    *,
+    heavy: np.ndarray | None = None,
 ) -> np.ndarray:
     """Sorted indices of ``m`` centre rows of ``n``, drawn without replacement among the
     rows of positive weight (all of them when ``m`` reaches their number). A zero-weight
     row is no data (scikit-learn's convention: weight 0 is the row removed), so it takes
     no centre's place; without zero weights the draw is the plain one over all rows (also
-    without any positive one: the caller's checks refuse such weights, naming them)."""
+    without any positive one: the caller's checks refuse such weights, naming them).
+
+    ``heavy``: rows that are centres whatever the draw (:func:`heavy_rows`, fewer than
+    ``m``), the rest drawn among the others; with none the draw is the plain one, row for
+    row. The square loss's Nystrom fits pass them, and Nystrom-PCG's preconditioner then
+    counts those rows by their own weight (:func:`preconditioner_weights`)."""
     rows = None if sample_weight is None else np.flatnonzero(sample_weight > 0)
+    if heavy is not None and heavy.size:
+        pool = np.arange(n) if rows is None else rows
+        others = np.setdiff1d(pool, heavy, assume_unique=True)
+        drawn = others[rng.choice(others.size, size=m - heavy.size, replace=False)]
+        return np.sort(np.concatenate([heavy, drawn]))
     if rows is not None and 0 < rows.size < n:
         if m >= rows.size:
             return rows
         return rows[np.sort(rng.choice(rows.size, size=m, replace=False))]
     return np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
+
+
+def heavy_count(top_weights: np.ndarray, total: float, m: int) -> int:
+    """How many of the largest weights (``top_weights``: the ``m`` largest, in decreasing
+    order; ``total``: the sum of all) each weigh at least an equal share of what is left
+    over the centres left, ``w_k >= (total - w_0 - ... - w_(k-1)) / (m - k)``: survey
+    sampling's certainty units. Such a row carries more of the objective than a drawn
+    centre stands for, and a uniform draw would miss it with probability about ``1 - m /
+    n``. Ties are all in or all out whatever their order (one left out has ``w_k (m - k)
+    < rest``, so the next, of the same weight, has too: ``w_k (m - k - 1) < rest - w_k``)."""
+    left = float(total)
+    for k in range(min(m, top_weights.size)):
+        if not top_weights[k] * (m - k) >= left:
+            return k
+        left -= float(top_weights[k])
+    return min(m, top_weights.size)
+
+
+def heavy_rows(sample_weight: np.ndarray | None, m: int) -> np.ndarray | None:
+    """The rows of :func:`heavy_count` (indices, sorted); None without weights, or for
+    ``m`` at or beyond the rows of positive weight (every such row is a centre anyway)."""
+    if sample_weight is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64)
+    if m <= 0 or m >= int(np.count_nonzero(w > 0)):
+        return None
+    top = np.argpartition(w, w.size - m)[w.size - m :]
+    top = top[np.argsort(-w[top], kind="stable")]
+    return np.sort(top[: heavy_count(w[top], float(w.sum()), m)])
+
+
+def preconditioner_weights(
+    at_centres: np.ndarray, total: float, own: np.ndarray | None
+) -> np.ndarray | None:
+    """The weight each centre stands for in Falkon's preconditioner, ``K_nM^T W K_nM ~
+    K_MM diag(D) K_MM``, relative to Falkon's even share: ``D_j M / total`` (M,), or None
+    for the even share itself. ``at_centres``: the centres' own weights; ``total``: the
+    sum of all weights; ``own`` (bool, M): the centres that stand for their own weight
+    (heavy rows: :func:`heavy_rows`; all of them where every row of positive weight is a
+    centre; None or none: Falkon's even share). The drawn centres share the rest evenly,
+    as Falkon's centres share all of it; with every weighted row a centre the
+    approximation is exact (the preconditioned system is the identity plus the ridge).
+    Where weights are even or mild no row is heavy and this is Falkon's preconditioner.
+    Five diabetes rows at weight 1e6 gave the even share a condition number of about
+    1e6, and CG claimed tol after one iteration at 1300 times the optimum's objective
+    (R^2 -3.9 where the solution has 0.99 on its training rows)."""
+    M = at_centres.size
+    if own is None or not own.any() or not total > 0 or not np.all(at_centres > 0):
+        return None  # a centre of no weight (given as a row) stands for none
+    shares = np.where(own, at_centres, 0.0).astype(np.float64)
+    drawn = M - int(own.sum())
+    if drawn:
+        shares[~own] = max(float(total) - float(shares.sum()), 0.0) / drawn
+        if not np.all(shares > 0):
+            return None
+    return shares * (M / float(total))
+
+
+def centre_shares(sample_weight: np.ndarray | None, rows: np.ndarray | None):
+    """:func:`preconditioner_weights` for centres that are the rows ``rows`` of in-memory
+    data weighted by ``sample_weight`` (None: not rows, or no weights)."""
+    if sample_weight is None or rows is None:
+        return None
+    w = np.asarray(sample_weight, dtype=np.float64)
+    rows = np.asarray(rows)
+    own: np.ndarray | None = None
+    if np.array_equal(np.sort(rows), np.flatnonzero(w > 0)):  # each weighted row, once
+        own = np.ones(rows.size, dtype=bool)
+    else:  # drawn, or given as rows (repeated or not, heavy rows among them or not)
+        heavy = heavy_rows(w, rows.size)
+        own = None if heavy is None else np.isin(rows, heavy)
+    return preconditioner_weights(w[rows], float(w.sum()), own)
 
 
 def physical_bytes() -> float:

@@ -46,7 +46,14 @@ import numpy as np
 
 from .._log import say
 from .._threads import limit_numpy_blas_for_loops
-from ._common import WIDENED_BLOCK_ELEMENTS, Problem, SolverResult, center_rows, symmetric_eigh
+from ._common import (
+    WIDENED_BLOCK_ELEMENTS,
+    Problem,
+    SolverResult,
+    center_rows,
+    heavy_rows,
+    symmetric_eigh,
+)
 from ._common import memory_bytes as _memory_bytes
 from .direct import STREAM_MAX_FEATURES, TRIANGLE_ROWS, refinement_budget, solve_direct
 from .kernel_pcg import BLOCK_BYTES, DEFAULT_MAX_ITER, STORE_BYTES, SUBSAMPLE, solve_kernel_pcg
@@ -375,7 +382,9 @@ def solve_auto(
                 break
             m = max(1, int(math.sqrt(memory / (pcg_b / (m * m)))))  # the largest that fits
             name, pcg_s, pcg_b = costs.best_nystrom(m, allowed)
-        idx = center_rows(rng, n, m, problem.sample_weight)
+        idx = center_rows(
+            rng, n, m, problem.sample_weight, heavy=heavy_rows(problem.sample_weight, m)
+        )
         start = time.perf_counter()
         result = run_nystrom(
             problem,
@@ -384,6 +393,7 @@ def solve_auto(
             max_iter=max_iter,
             tol=tol,
             verbose=verbose,
+            center_rows=idx,
         )
         result.center_indices = idx if idx.size < n else None
         # The model's own predictions (data precision, as predict computes them): with
@@ -418,10 +428,22 @@ def solve_auto(
 
 
 def run_nystrom(
-    problem, centers, name, *, max_iter, tol, verbose, initial_coef=None, monitor=None
+    problem,
+    centers,
+    name,
+    *,
+    max_iter,
+    tol,
+    verbose,
+    initial_coef=None,
+    monitor=None,
+    center_rows=None,
 ) -> SolverResult:
     """One Nystrom fit with the named solver; ``info["solver"]`` says which. A warm start
-    (``initial_coef``) and a ``monitor`` are PCG's: the one-pass solver is exact."""
+    (``initial_coef``) and a ``monitor`` are PCG's: the one-pass solver is exact.
+    ``center_rows``: the centres' rows in ``problem.X``, where they are rows (PCG's
+    preconditioner counts heavy rows by their weight: ``solve_nystrom_pcg``; the one-pass
+    solve needs no preconditioner, and its rare PCG fallback uses Falkon's own)."""
     if name == "nystrom-direct":
         result = solve_nystrom_direct(problem, centers, verbose=verbose, max_iter=max_iter, tol=tol)
     else:
@@ -433,6 +455,7 @@ def run_nystrom(
             verbose=verbose,
             initial_coef=initial_coef,
             monitor=monitor,
+            center_rows=center_rows,
         )
     # The solver that produced the model: nystrom-direct hands over to PCG as a last resort.
     result.info["solver"] = "nystrom-pcg" if result.info.get("fallback") == "nystrom-pcg" else name
@@ -450,9 +473,12 @@ def first_center_count(problem: Problem, rng: np.random.Generator) -> int:
     return int(min(n, MAX_FIRST_CENTERS, max(MIN_CENTERS, 4 * d_eff)))
 
 
-def solve_nystrom_choice(problem, centers, *, max_iter, tol, verbose) -> SolverResult:
+def solve_nystrom_choice(
+    problem, centers, *, max_iter, tol, verbose, center_rows=None
+) -> SolverResult:
     """``solver="auto"`` with ``n_centers`` given: the Nystrom solver the cost model picks
-    (``CostModel.best_nystrom``), its estimates recorded in ``info["auto"]``."""
+    (``CostModel.best_nystrom``), its estimates recorded in ``info["auto"]``.
+    ``center_rows``: as for :func:`run_nystrom`."""
     n, d = problem.X.shape
     rates, rates_source = current()
     costs = CostModel(
@@ -468,7 +494,15 @@ def solve_nystrom_choice(problem, centers, *, max_iter, tol, verbose) -> SolverR
     if verbose:
         say(f"[auto] rates: {rates_source}")
         say(f"[auto] {step}")
-    result = run_nystrom(problem, centers, name, max_iter=max_iter, tol=tol, verbose=verbose)
+    result = run_nystrom(
+        problem,
+        centers,
+        name,
+        max_iter=max_iter,
+        tol=tol,
+        verbose=verbose,
+        center_rows=center_rows,
+    )
     return _finish(result, result.info["solver"], log)
 
 

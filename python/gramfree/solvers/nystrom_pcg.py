@@ -33,7 +33,15 @@ from .._log import say
 from .._threads import small_blas
 from ..linalg import jittered_cholesky, lower_gram, solve_triangular
 from ..operators import KernelOperator
-from ._common import BREAKDOWN_RISE, Monitor, Problem, Progress, SolverResult, widened_blocks
+from ._common import (
+    BREAKDOWN_RISE,
+    Monitor,
+    Problem,
+    Progress,
+    SolverResult,
+    centre_shares,
+    widened_blocks,
+)
 
 
 def solve_nystrom_pcg(
@@ -46,6 +54,7 @@ def solve_nystrom_pcg(
     precond_dtype=None,
     initial_coef: np.ndarray | None = None,
     monitor: Monitor | None = None,
+    center_rows: np.ndarray | None = None,
 ) -> SolverResult:
     """``precond_dtype``: the precision of the two M x M Cholesky factors and of the
     triangular solves with them; by default float32 where the data and the products are
@@ -55,7 +64,9 @@ def solve_nystrom_pcg(
     ``initial_coef`` (M x t): a warm start, the coefficients CG starts from (mapped into
     the preconditioned variable, one extra pass for its residual). ``monitor``: called with
     (iteration, coefficients) after every iteration; True stops CG there
-    (:class:`gramfree.solvers._common.Monitor`)."""
+    (:class:`gramfree.solvers._common.Monitor`). ``center_rows``: the centres' rows in X
+    where they are rows, so that heavy rows count by their own weight in the
+    preconditioner (:func:`gramfree.solvers._common.centre_shares`)."""
     X, Y = problem.X, problem.Y
     w = problem.sample_weight
     # Float32 factors only where the products are float32 too: their jitter (from 1e-6 of
@@ -104,6 +115,7 @@ def solve_nystrom_pcg(
             exact_pass=exact,
             product_dtype=problem.kernel_dtype,
             exact_penalty=None if exact is None else exact.penalty,
+            center_weights=centre_shares(w, center_rows),
         )
 
     def _float64_products() -> SolverResult:
@@ -115,6 +127,7 @@ def solve_nystrom_pcg(
             verbose=verbose,
             precond_dtype=np.float64,
             initial_coef=initial_coef,
+            center_rows=center_rows,
         )
 
     retries = exact is not None and monitor is None  # a monitor's scores would mix runs
@@ -274,6 +287,7 @@ def falkon_cg(
     exact_pass: Callable[[np.ndarray], tuple[np.ndarray, float]] | None = None,
     product_dtype=None,
     exact_penalty: Callable[[np.ndarray], np.ndarray] | None = None,
+    center_weights: np.ndarray | None = None,
 ) -> SolverResult:
     """Falkon's preconditioned CG, whatever computes the passes over the data: the
     in-process operator (:func:`solve_nystrom_pcg`) or dask's workers
@@ -286,7 +300,9 @@ def falkon_cg(
     ``exact_penalty(a)``: ``K_MM a`` from float64 kernel values, the refinement's penalty
     (default: the preconditioner's factor, ``L L^T``: K_MM in ``precond_dtype``, jittered;
     a float32 factor of a wide kernel's K_MM, jittered by 1e-6 of its diagonal, left the
-    refined fit 1-5% above the optimum at alpha 1e-3 to 1e-4, while claiming tol)."""
+    refined fit 1-5% above the optimum at alpha 1e-3 to 1e-4, while claiming tol).
+    ``center_weights``: the weight each centre stands for relative to an even share
+    (:func:`gramfree.solvers._common.preconditioner_weights`; None: the even share)."""
     M = centers.shape[0]
     s = weight_sum
     lam = alpha / s
@@ -305,7 +321,13 @@ def falkon_cg(
     kmm = kmm.astype(pdtype, copy=False)
     L, jitter = jittered_cholesky(kmm, overwrite=True)  # L L^T = K_MM: Falkon's T is L^T
     del kmm  # L is kmm's memory
-    inner = lower_gram(L)  # T T^T
+    if center_weights is None:
+        inner = lower_gram(L)  # T T^T
+    else:  # T D T^T: L's rows scaled in place and back (rounding only; D > 0)
+        root = np.sqrt(np.asarray(center_weights, dtype=np.float64))[:, None].astype(pdtype)
+        L *= root
+        inner = lower_gram(L)
+        L /= root
     inner /= M
     inner[np.diag_indices_from(inner)] += lam
     if lam == 0.0:
