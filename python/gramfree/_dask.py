@@ -904,25 +904,31 @@ def _centers(estimator, X, w, rng):
         m = min(n, DEFAULT_CENTERS)
     if w is None:
         return (*_drawn(X, center_rows(rng, n, m)), None)
-    # Which weights are positive, one byte a row, and the m largest weights with their sum.
+    # Which weights are positive, one byte a row, and the m largest weights; then the sum
+    # of the others (summed apart from the heavy ones: heavy_count's rounding).
     import dask.array as da
 
     top = da.argtopk(w, m) if m < n else None
-    positive, total, top = compute(w > 0, w.sum(), top)
-    positive, total = np.asarray(positive, dtype=bool), float(total)
-    heavy = None
-    if top is not None and m < int(np.count_nonzero(positive)):
-        top = np.asarray(top)
-        top_w = np.asarray(gather_rows(w, top), dtype=np.float64)
-        order = np.argsort(-top_w, kind="stable")
-        heavy = np.sort(top[order][: heavy_count(top_w[order], total, m)])
-    idx = center_rows(rng, n, m, positive, heavy=heavy)
-    centers, idx = _drawn(X, idx)
+    positive, top = compute(w > 0, top)
+    positive = np.asarray(positive, dtype=bool)
+    if top is None or m >= int(np.count_nonzero(positive)):  # every weighted row a centre
+        centers, idx = _drawn(X, center_rows(rng, n, m, positive))
+        at_centres = np.asarray(gather_rows(w, idx), dtype=np.float64)
+        return centers, idx, preconditioner_weights(at_centres, np.ones(idx.size, bool), 0.0)
+    top = np.asarray(top)
+    top_w = np.asarray(gather_rows(w, top), dtype=np.float64)
+    order = np.argsort(-top_w, kind="stable")
+    top, top_w = top[order], top_w[order]
+    in_top = da.isin(da.arange(n, chunks=w.chunks[0]), top)
+    (outside,) = compute(da.where(in_top, 0, w).sum())
+    k = heavy_count(top_w, float(outside), m)
+    heavy = np.sort(top[:k])
+    centers, idx = _drawn(X, center_rows(rng, n, m, positive, heavy=heavy))
+    if k == 0:
+        return centers, idx, None
     at_centres = np.asarray(gather_rows(w, idx), dtype=np.float64)
-    own = np.ones(idx.size, dtype=bool) if heavy is None else np.isin(idx, heavy)
-    if heavy is None and idx.size < int(np.count_nonzero(positive)):
-        own = None
-    return centers, idx, preconditioner_weights(at_centres, total, own)
+    rest = float(np.sum(np.concatenate([[float(outside)], top_w[k:][::-1]])))
+    return centers, idx, preconditioner_weights(at_centres, np.isin(idx, heavy), rest)
 
 
 def _drawn(X, idx):

@@ -670,6 +670,7 @@ class KernelMachineMixin(BaseEstimator):
         else:
             m = n_centers
             centers, idx = given, given_rows
+            shares_rows = None  # the centres' rows, for PCG's preconditioner (below)
             initial = None
             if warm is not None:
                 initial = warm.coef
@@ -678,12 +679,15 @@ class KernelMachineMixin(BaseEstimator):
                 else:
                     centers, idx = warm.centers, None
                     centers_are_rows = warm.rows is not None
+                    shares_rows = _rows_in(X, rows, warm)
             elif m is not None:
                 # Heavy rows first for the Nystrom solvers (their preconditioner counts
                 # them by their weight); EigenPro's draw stays the plain one.
                 heavy = None if solver == "eigenpro" else heavy_rows(problem.sample_weight, m)
                 idx = center_rows(rng, n, m, problem.sample_weight, heavy=heavy)
                 centers = np.ascontiguousarray(X[idx])
+            if idx is not None:
+                shares_rows = idx
             if held is not None:
                 monitor = held.monitor(
                     problem,
@@ -700,7 +704,7 @@ class KernelMachineMixin(BaseEstimator):
                     max_iter=self.max_iter,
                     tol=self.tol,
                     verbose=self.verbose,
-                    center_rows=idx,
+                    center_rows=shares_rows,
                 )
                 solver = result.info["solver"]
             elif nystrom:
@@ -713,7 +717,7 @@ class KernelMachineMixin(BaseEstimator):
                     verbose=self.verbose,
                     initial_coef=initial,
                     monitor=monitor,
-                    center_rows=idx,
+                    center_rows=shares_rows,
                 )
                 # nystrom-direct's last resort is nystrom-pcg: name the one that ran (a
                 # review found solver_ "nystrom-direct" above a pcg fit's max_iter warning)
@@ -1079,3 +1083,21 @@ class KernelMachineMixin(BaseEstimator):
         from ..io import save
 
         save(self, path)
+
+
+def _rows_in(X: np.ndarray, rows: np.ndarray, warm) -> np.ndarray | None:
+    """A warm start's centres as rows of this fit's ``X`` (``rows``: their rows in the
+    caller's X, sorted), where they still are those rows; else None. Nystrom-PCG's
+    preconditioner weighs heavy rows by their own weight only when it knows which
+    centres they are: a warm refit under very uneven weights got Falkon's even share
+    again, and stopped silently at twice the optimum's objective after 0 iterations (a
+    review)."""
+    if warm.rows is None:
+        return None
+    caller = np.asarray(warm.rows)
+    position = np.searchsorted(rows, caller)
+    if np.any(position >= rows.size) or not np.array_equal(
+        rows[np.minimum(position, rows.size - 1)], caller
+    ):
+        return None
+    return position if np.array_equal(X[position], warm.centers) else None

@@ -153,20 +153,24 @@ def center_rows(
     return np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
 
 
-def heavy_count(top_weights: np.ndarray, total: float, m: int) -> int:
+def heavy_count(top_weights: np.ndarray, outside: float, m: int) -> int:
     """How many of the largest weights (``top_weights``: the ``m`` largest, in decreasing
-    order; ``total``: the sum of all) each weigh at least an equal share of what is left
-    over the centres left, ``w_k >= (total - w_0 - ... - w_(k-1)) / (m - k)``: survey
-    sampling's certainty units. Such a row carries more of the objective than a drawn
-    centre stands for, and a uniform draw would miss it with probability about ``1 - m /
-    n``. Ties are all in or all out whatever their order (one left out has ``w_k (m - k)
-    < rest``, so the next, of the same weight, has too: ``w_k (m - k - 1) < rest - w_k``)."""
-    left = float(total)
-    for k in range(min(m, top_weights.size)):
-        if not top_weights[k] * (m - k) >= left:
+    order; ``outside``: the sum of all the others) each weigh at least an equal share of
+    what is left over the centres left, ``w_k >= (w_k + w_(k+1) + ... + outside) / (m -
+    k)``: survey sampling's certainty units. Such a row carries more of the objective than
+    a drawn centre stands for, and a uniform draw would miss it with probability about
+    ``1 - m / n``. What is left is summed from the light end, not subtracted from the
+    total: five rows at 1e18 left a total from which the other rows' weight had rounded
+    away, and every row was "heavy" (a review). Ties are all in or all out whatever their
+    order (one left out has ``w_k (m - k) < left``, so the next, of the same weight, has
+    too: ``w_k (m - k - 1) < left - w_k``)."""
+    top = np.asarray(top_weights, dtype=np.float64)[:m]
+    # left[k]: top[k] + top[k+1] + ... + outside, summed smallest first
+    left = np.cumsum(np.concatenate([[float(outside)], top[::-1]]))[::-1][: top.size]
+    for k in range(top.size):
+        if not (top[k] > 0 and top[k] * (m - k) >= left[k]):
             return k
-        left -= float(top_weights[k])
-    return min(m, top_weights.size)
+    return top.size
 
 
 def heavy_rows(sample_weight: np.ndarray | None, m: int) -> np.ndarray | None:
@@ -179,34 +183,41 @@ def heavy_rows(sample_weight: np.ndarray | None, m: int) -> np.ndarray | None:
         return None
     top = np.argpartition(w, w.size - m)[w.size - m :]
     top = top[np.argsort(-w[top], kind="stable")]
-    return np.sort(top[: heavy_count(w[top], float(w.sum()), m)])
+    outside = np.ones(w.size, dtype=bool)
+    outside[top] = False
+    return np.sort(top[: heavy_count(w[top], float(np.sum(w[outside])), m)])
 
 
 def preconditioner_weights(
-    at_centres: np.ndarray, total: float, own: np.ndarray | None
+    at_centres: np.ndarray, own: np.ndarray | None, rest: float
 ) -> np.ndarray | None:
     """The weight each centre stands for in Falkon's preconditioner, ``K_nM^T W K_nM ~
-    K_MM diag(D) K_MM``, relative to Falkon's even share: ``D_j M / total`` (M,), or None
-    for the even share itself. ``at_centres``: the centres' own weights; ``total``: the
-    sum of all weights; ``own`` (bool, M): the centres that stand for their own weight
-    (heavy rows: :func:`heavy_rows`; all of them where every row of positive weight is a
-    centre; None or none: Falkon's even share). The drawn centres share the rest evenly,
-    as Falkon's centres share all of it; with every weighted row a centre the
-    approximation is exact (the preconditioned system is the identity plus the ridge).
-    Where weights are even or mild no row is heavy and this is Falkon's preconditioner.
-    Five diabetes rows at weight 1e6 gave the even share a condition number of about
-    1e6, and CG claimed tol after one iteration at 1300 times the optimum's objective
-    (R^2 -3.9 where the solution has 0.99 on its training rows)."""
-    M = at_centres.size
-    if own is None or not own.any() or not total > 0 or not np.all(at_centres > 0):
-        return None  # a centre of no weight (given as a row) stands for none
+    K_MM diag(D) K_MM``, relative to Falkon's even share: ``D_j M / sum D`` (M,), or None
+    for the even share itself. ``at_centres``: the centres' own weights; ``own`` (bool,
+    M): the centres that stand for their own weight (heavy rows: :func:`heavy_rows`; all
+    of them where every row of positive weight is a centre; None or none: Falkon's even
+    share); ``rest``: the weight of every row not among those (summed apart: a total
+    less the heavy rows' loses it to rounding). The other centres share the rest evenly,
+    as Falkon's centres share all of it, a centre of weight 0 (given as a row) included;
+    with every weighted row a centre the approximation is exact (the preconditioned
+    system is the identity plus the ridge). Where weights are even or mild no row is
+    heavy and this is Falkon's preconditioner. Five diabetes rows at weight 1e6 gave the
+    even share a condition number of about 1e6, and CG claimed tol after one iteration
+    at 1300 times the optimum's objective (R^2 -3.9 where the solution has 0.99 on its
+    training rows)."""
+    if own is None:
+        return None
+    own = own & (at_centres > 0)
+    if not own.any():
+        return None
     shares = np.where(own, at_centres, 0.0).astype(np.float64)
-    drawn = M - int(own.sum())
+    drawn = int(shares.size - own.sum())
     if drawn:
-        shares[~own] = max(float(total) - float(shares.sum()), 0.0) / drawn
-        if not np.all(shares > 0):
-            return None
-    return shares * (M / float(total))
+        shares[~own] = max(float(rest), 0.0) / drawn
+    total = float(shares.sum())
+    if not (np.isfinite(total) and total > 0):
+        return None
+    return shares * (shares.size / total)
 
 
 def centre_shares(sample_weight: np.ndarray | None, rows: np.ndarray | None):
@@ -216,13 +227,16 @@ def centre_shares(sample_weight: np.ndarray | None, rows: np.ndarray | None):
         return None
     w = np.asarray(sample_weight, dtype=np.float64)
     rows = np.asarray(rows)
-    own: np.ndarray | None = None
     if np.array_equal(np.sort(rows), np.flatnonzero(w > 0)):  # each weighted row, once
-        own = np.ones(rows.size, dtype=bool)
-    else:  # drawn, or given as rows (repeated or not, heavy rows among them or not)
-        heavy = heavy_rows(w, rows.size)
-        own = None if heavy is None else np.isin(rows, heavy)
-    return preconditioner_weights(w[rows], float(w.sum()), own)
+        return preconditioner_weights(w[rows], np.ones(rows.size, dtype=bool), 0.0)
+    # Drawn, or given as rows (repeated or not, heavy rows among them or not).
+    heavy = heavy_rows(w, rows.size)
+    if heavy is None:
+        return None
+    own = np.isin(rows, heavy) & (w[rows] > 0)
+    others = np.ones(w.size, dtype=bool)
+    others[rows[own]] = False
+    return preconditioner_weights(w[rows], own, float(np.sum(w[others])))
 
 
 def physical_bytes() -> float:

@@ -323,8 +323,13 @@ def falkon_cg(
     del kmm  # L is kmm's memory
     if center_weights is None:
         inner = lower_gram(L)  # T T^T
-    else:  # T D T^T: L's rows scaled in place and back (rounding only; D > 0)
-        root = np.sqrt(np.asarray(center_weights, dtype=np.float64))[:, None].astype(pdtype)
+    else:  # T D T^T: L's rows scaled in place and back (rounding only)
+        # Shares below eps^2 of the largest add less than the largest's rounding; the
+        # floor keeps their roots positive in float32 (five rows at 1e150 left the others'
+        # at 0, and L / 0 was NaN: a review).
+        d = np.asarray(center_weights, dtype=np.float64)
+        d = np.maximum(d, float(np.finfo(pdtype).eps) ** 2 * float(d.max()))
+        root = np.sqrt(d)[:, None].astype(pdtype)
         L *= root
         inner = lower_gram(L)
         L /= root
