@@ -17,11 +17,12 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from sklearn.datasets import load_diabetes
+from sklearn.datasets import load_breast_cancer, load_diabetes
 from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.preprocessing import StandardScaler
+from test_logistic import _probabilities, _reference
 
-from gramfree import KernelRegressor
+from gramfree import KernelClassifier, KernelRegressor
 from gramfree.solvers._common import center_rows, heavy_count, heavy_rows
 
 ALPHA = 1e-3
@@ -228,3 +229,34 @@ def test_float32_data_with_astronomical_weights_fits(diabetes):
     )
     model.fit(X.astype(np.float32), y, sample_weight=w)
     assert np.all(np.isfinite(model.predict(X.astype(np.float32))))
+
+
+@pytest.mark.parametrize("gamma", [0.003, 0.3])
+def test_logistic_draws_heavy_rows_and_reaches_the_dense_newton_solution(gamma):
+    """Kernel logistic regression draws the heavy rows first too, and its centres'
+    preconditioner counts their curvature once (the others stand for (n - H) / (M - H)
+    rows each, the inverse of their chance to be drawn): the same solution as a dense
+    float64 Newton iteration on those centres (tests/test_logistic.py), to 1e-6."""
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    w = np.ones(len(y))
+    heavy = np.random.default_rng(3).choice(len(y), 5, replace=False)
+    w[heavy] = 1e6
+    clf = KernelClassifier(
+        loss="logistic",
+        solver="nystrom-pcg",
+        n_centers=60,
+        gamma=gamma,
+        alpha=1e-2,
+        tol=1e-10,
+        max_iter=100,
+        random_state=0,
+    ).fit(X, y, sample_weight=w)
+    assert set(heavy) <= set(clf.center_indices_)
+    C = X[clf.center_indices_]
+    a = _reference(rbf_kernel(X, C, gamma=gamma), rbf_kernel(C, gamma=gamma), y, 2, 1e-2, w)
+    np.testing.assert_allclose(
+        clf.predict_proba(X),
+        _probabilities(rbf_kernel(X, C, gamma=gamma) @ a[:-1] + a[-1]),
+        atol=1e-6,
+    )

@@ -15,7 +15,7 @@ from .._log import caller_stacklevel, verbose_output
 from .._threads import blas_threads
 from ..device import resolve_device
 from ..solvers import Problem
-from ..solvers._common import center_rows, weights_in_range
+from ..solvers._common import center_rows, heavy_rows, weights_in_range
 from ..solvers.auto import DIRECT_ALWAYS, MIN_CENTERS, effective_dimension
 from ..solvers.logistic import solve_logistic
 from ._base import _warn_cancellation
@@ -157,7 +157,14 @@ def _fit_logistic(
         else:
             m = estimator._resolve_n_centers(n) or default_center_count(problem, rng)
         # "direct" is the exact model on every row; the others draw among weighted rows.
-        idx = np.arange(n) if m >= n else center_rows(rng, n, m, problem.sample_weight)
+        # Heavy rows first: the centres' preconditioner counts them by their curvature.
+        idx = (
+            np.arange(n)
+            if m >= n
+            else center_rows(
+                rng, n, m, problem.sample_weight, heavy=heavy_rows(problem.sample_weight, m)
+            )
+        )
         centers, curvature_rows, caller_rows = np.ascontiguousarray(X[idx]), idx, rows[idx]
     monitor = (
         None

@@ -33,7 +33,7 @@ from .._log import caller_stacklevel, say, verbose_output
 from .._threads import blas_threads
 from ..device import resolve_device
 from ..solvers import Problem
-from ..solvers._common import center_rows, problem_rows, weight_exponent
+from ..solvers._common import center_rows, heavy_rows, problem_rows, weight_exponent
 from ..solvers.logistic import solve_logistic
 from ._base import _warn_cancellation
 from ._logistic import DEFAULT_NEWTON_STEPS, logistic_targets
@@ -123,7 +123,11 @@ def _fit(estimator, X, y, sample_weight, alphas, split_params: dict) -> np.ndarr
     kernel = estimator._make_kernel()
     rng = estimator._rng()
     m = estimator._resolve_n_centers(n) or min(n, DEFAULT_CENTERS)
-    idx = np.arange(n) if m >= n else center_rows(rng, n, m, sample_weight)
+    idx = (
+        np.arange(n)
+        if m >= n
+        else center_rows(rng, n, m, sample_weight, heavy=heavy_rows(sample_weight, m))
+    )
     centers = np.ascontiguousarray(X[idx])
     base = Problem(
         X,

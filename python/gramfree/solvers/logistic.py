@@ -158,7 +158,7 @@ from .._threads import small_blas
 from ..linalg import jittered_cholesky, lower_gram, solve_lower_in_place, solve_triangular
 from ..operators import KernelOperator
 from . import _stored_columns
-from ._common import Monitor, Problem, Progress, SolverResult, memory_bytes
+from ._common import Monitor, Problem, Progress, SolverResult, heavy_rows, memory_bytes
 from ._hessian_sample import HessianSample
 from ._kept_preconditioner import (
     KeptPreconditioner,
@@ -297,6 +297,7 @@ def solve_logistic(
     w = np.ones(n) if problem.sample_weight is None else problem.sample_weight.astype(np.float64)
     alpha = problem.alpha
     start = time.perf_counter()
+    represents = _rows_represented(problem.sample_weight, center_rows, n, M)
 
     # L L^T = K_MM + jitter: as in Falkon, the factor stands in for K_MM in the penalty
     # too. With a singular K_MM (coinciding centres, a linear kernel of rank d) the
@@ -548,14 +549,20 @@ def solve_logistic(
             if precond is None:
                 # A centre whose row weighs zero (dropped: _weighted_rows_only) has none.
                 at_centres = np.where(center_rows >= 0, pooled[center_rows], 0.0)
+                centres_scale = n / M
+                if represents is not None:  # heavy rows among the centres (below)
+                    at_centres, centres_scale = at_centres * represents, 1.0
                 try:
                     precond = _Preconditioner(
                         L,
                         at_centres,
                         alpha,
-                        n / M,
+                        centres_scale,
                         # The same downdate in the centres' approximation (module docstring).
-                        downdate=(math.sqrt(n / M) * (L.T @ at_centres), float(at_centres.sum())),
+                        downdate=(
+                            math.sqrt(centres_scale) * (L.T @ at_centres),
+                            float(at_centres.sum()),
+                        ),
                         whitened=whitened,
                     )
                 except np.linalg.LinAlgError:
@@ -1308,6 +1315,24 @@ def _gram_pays(n: int, M: int, d: int, k: int) -> bool:
     gram = n * M * M / rates["syrk"] + n * M * _entry_flops(d, 0) / rates["engine_float64"]
     per_cg = 2.0 * n * M * _entry_flops(d, k) / rates["engine_float64"]
     return gram <= GRAM_SAVES_CG * per_cg
+
+
+def _rows_represented(
+    sample_weight: np.ndarray | None, center_rows: np.ndarray, n: int, M: int
+) -> np.ndarray | None:
+    """How many rows each centre's curvature stands for in the centres' preconditioner
+    (the inverse of its chance to be drawn), where heavy rows (``heavy_rows``: drawn
+    whatever the draw) are among the centres: 1 for each of those, and the others share
+    the remaining rows evenly, ``(n - H) / (M - H)``. None where none is: ``n / M`` for
+    every centre, LogisticFalkon's."""
+    heavy = heavy_rows(sample_weight, M)
+    if heavy is None or heavy.size == 0:
+        return None
+    own = (center_rows >= 0) & np.isin(center_rows, heavy)
+    count = int(own.sum())
+    if count == 0:
+        return None
+    return np.where(own, 1.0, (n - count) / max(M - count, 1))
 
 
 def _weighted_rows_only(problem: Problem, center_rows: np.ndarray) -> tuple[Problem, np.ndarray]:
