@@ -894,41 +894,54 @@ def _centers(estimator, X, w, rng):
     preconditioner (:func:`gramfree.solvers._common.preconditioner_weights`; None: an even
     share). Random rows are drawn on the client from n, which weights are positive
     (zero-weight rows take no centre's place) and the heavy rows (the m largest weights
-    and their sum decide them), exactly as the in-memory fit draws them (same
-    random_state, same rows); only those rows and their weights travel."""
+    and the sum of the others decide them), exactly as the in-memory fit draws them (same
+    random_state, same rows), and centres given as rows are weighed as in memory; only
+    those rows and their weights travel."""
     n = X.shape[0]
     if estimator.centers is not None:  # checked as in memory; gathers X[rows] only
-        return (*estimator._resolve_centers(_Rows(X)), None)
-    m = estimator._resolve_n_centers(n)
-    if m is None:
-        m = min(n, DEFAULT_CENTERS)
-    if w is None:
-        return (*_drawn(X, center_rows(rng, n, m)), None)
-    # Which weights are positive, one byte a row, and the m largest weights; then the sum
-    # of the others (summed apart from the heavy ones: heavy_count's rounding).
+        centers, idx = estimator._resolve_centers(_Rows(X))
+        if idx is None or w is None:
+            return centers, idx, None
+        m = idx.size
+    else:
+        m = estimator._resolve_n_centers(n)
+        if m is None:
+            m = min(n, DEFAULT_CENTERS)
+        if w is None:
+            return (*_drawn(X, center_rows(rng, n, m)), None)
+        idx = None
     import dask.array as da
 
+    # Which weights are positive (one byte a row), the m largest and the largest weight;
+    # then the sum of the others, relative to the largest as in memory (heavy_rows: raw
+    # weights near 1e306 overflowed the sums, a review), summed apart from the heavy ones.
     top = da.argtopk(w, m) if m < n else None
-    positive, top = compute(w > 0, top)
-    positive = np.asarray(positive, dtype=bool)
-    if top is None or m >= int(np.count_nonzero(positive)):  # every weighted row a centre
-        centers, idx = _drawn(X, center_rows(rng, n, m, positive))
-        at_centres = np.asarray(gather_rows(w, idx), dtype=np.float64)
-        return centers, idx, preconditioner_weights(at_centres, np.ones(idx.size, bool), 0.0)
-    top = np.asarray(top)
-    top_w = np.asarray(gather_rows(w, top), dtype=np.float64)
-    order = np.argsort(-top_w, kind="stable")
-    top, top_w = top[order], top_w[order]
-    in_top = da.isin(da.arange(n, chunks=w.chunks[0]), top)
-    (outside,) = compute(da.where(in_top, 0, w).sum())
-    k = heavy_count(top_w, float(outside), m)
-    heavy = np.sort(top[:k])
-    centers, idx = _drawn(X, center_rows(rng, n, m, positive, heavy=heavy))
-    if k == 0:
+    positive, top, largest = compute(w > 0, top, w.max())
+    positive, largest = np.asarray(positive, dtype=bool), float(largest)
+    weighted = int(np.count_nonzero(positive))
+    heavy = np.empty(0, dtype=np.intp)
+    rest = 0.0
+    if top is not None and m < weighted:
+        top = np.asarray(top)
+        top_w = np.asarray(gather_rows(w, top), dtype=np.float64) / largest
+        order = np.argsort(-top_w, kind="stable")
+        top, top_w = top[order], top_w[order]
+        in_top = da.isin(da.arange(n, chunks=w.chunks[0]), top)
+        (outside,) = compute(da.where(in_top, 0, w / largest).sum())
+        k = heavy_count(top_w, float(outside), m, weighted)
+        heavy = np.sort(top[:k])
+    if idx is None:
+        centers, idx = _drawn(X, center_rows(rng, n, m, positive, heavy=heavy))
+    at_centres = np.asarray(gather_rows(w, idx), dtype=np.float64) / largest
+    if np.isin(np.flatnonzero(positive), idx).all():  # every weighted row a centre: exact
+        return centers, idx, preconditioner_weights(at_centres, at_centres > 0, 0.0)
+    own = np.isin(idx, heavy) & (at_centres > 0)
+    if not own.any():
         return centers, idx, None
-    at_centres = np.asarray(gather_rows(w, idx), dtype=np.float64)
-    rest = float(np.sum(np.concatenate([[float(outside)], top_w[k:][::-1]])))
-    return centers, idx, preconditioner_weights(at_centres, np.isin(idx, heavy), rest)
+    # The weight of every row but the own centres: the outside sum and the rest of the top.
+    not_own = ~np.isin(top, idx[own])
+    rest = float(np.sum(np.concatenate([[float(outside)], top_w[not_own][::-1]])))
+    return centers, idx, preconditioner_weights(at_centres, own, rest)
 
 
 def _drawn(X, idx):

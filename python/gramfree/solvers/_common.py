@@ -153,39 +153,54 @@ def center_rows(
     return np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
 
 
-def heavy_count(top_weights: np.ndarray, outside: float, m: int) -> int:
+# A heavy row also weighs at least this many times the mean positive weight. By the share
+# alone (survey sampling's certainty units) mild weights made rows heavy once m neared n
+# (the heavier rows of uniform(0.5, 2) weights at m = 300 of 442, every minority row of
+# breast cancer's balanced class weights at m = 512), changing centres for no gain (a
+# review); such weightings have no row at 4 times their mean. As a margin on the share
+# instead (4 shares), weights over six decades lost rows the preconditioner needed (60
+# centres of diabetes, a narrow kernel: max_iter again where one share converged in 62).
+HEAVY_MEAN = 4.0
+
+
+def heavy_count(top_weights: np.ndarray, outside: float, m: int, positive: int) -> int:
     """How many of the largest weights (``top_weights``: the ``m`` largest, in decreasing
-    order; ``outside``: the sum of all the others) each weigh at least an equal share of
-    what is left over the centres left, ``w_k >= (w_k + w_(k+1) + ... + outside) / (m -
-    k)``: survey sampling's certainty units. Such a row carries more of the objective than
-    a drawn centre stands for, and a uniform draw would miss it with probability about
-    ``1 - m / n``. What is left is summed from the light end, not subtracted from the
-    total: five rows at 1e18 left a total from which the other rows' weight had rounded
-    away, and every row was "heavy" (a review). Ties are all in or all out whatever their
-    order (one left out has ``w_k (m - k) < left``, so the next, of the same weight, has
-    too: ``w_k (m - k - 1) < left - w_k``)."""
+    order; ``outside``: the sum of all the others; ``positive``: how many weights are
+    positive) each weigh at least an equal share of what is left over the centres left,
+    ``w_k (m - k) >= w_k + w_(k+1) + ... + outside`` (survey sampling's certainty units),
+    and at least ``HEAVY_MEAN`` times the mean positive weight. Such a row carries more of
+    the objective than a drawn centre stands for, and a uniform draw would miss it with
+    probability about ``1 - m / n``. What is left is summed from the light end, not
+    subtracted from the total: five rows at 1e18 left a total from which the other rows'
+    weight had rounded away, and every row was "heavy" (a review). Ties are all in or all
+    out whatever their order (one left out has ``w_k (m - k) < left``, so the next, of
+    the same weight, has too: ``w_k (m - k - 1) < left - w_k``)."""
     top = np.asarray(top_weights, dtype=np.float64)[:m]
     # left[k]: top[k] + top[k+1] + ... + outside, summed smallest first
     left = np.cumsum(np.concatenate([[float(outside)], top[::-1]]))[::-1][: top.size]
+    floor = HEAVY_MEAN * (float(left[0]) if top.size else float(outside)) / max(positive, 1)
     for k in range(top.size):
-        if not (top[k] > 0 and top[k] * (m - k) >= left[k]):
+        if not (top[k] > 0 and top[k] >= floor and top[k] * (m - k) >= left[k]):
             return k
     return top.size
 
 
 def heavy_rows(sample_weight: np.ndarray | None, m: int) -> np.ndarray | None:
     """The rows of :func:`heavy_count` (indices, sorted); None without weights, or for
-    ``m`` at or beyond the rows of positive weight (every such row is a centre anyway)."""
+    ``m`` at or beyond the rows of positive weight (every such row is a centre anyway).
+    The weights are taken relative to their largest (1e306 would overflow the sums)."""
     if sample_weight is None:
         return None
     w = np.asarray(sample_weight, dtype=np.float64)
-    if m <= 0 or m >= int(np.count_nonzero(w > 0)):
+    positive = int(np.count_nonzero(w > 0))
+    if m <= 0 or m >= positive:
         return None
+    w = w / float(w.max())
     top = np.argpartition(w, w.size - m)[w.size - m :]
     top = top[np.argsort(-w[top], kind="stable")]
     outside = np.ones(w.size, dtype=bool)
     outside[top] = False
-    return np.sort(top[: heavy_count(w[top], float(np.sum(w[outside])), m)])
+    return np.sort(top[: heavy_count(w[top], float(np.sum(w[outside])), m, positive)])
 
 
 def preconditioner_weights(
@@ -193,18 +208,18 @@ def preconditioner_weights(
 ) -> np.ndarray | None:
     """The weight each centre stands for in Falkon's preconditioner, ``K_nM^T W K_nM ~
     K_MM diag(D) K_MM``, relative to Falkon's even share: ``D_j M / sum D`` (M,), or None
-    for the even share itself. ``at_centres``: the centres' own weights; ``own`` (bool,
-    M): the centres that stand for their own weight (heavy rows: :func:`heavy_rows`; all
-    of them where every row of positive weight is a centre; None or none: Falkon's even
-    share); ``rest``: the weight of every row not among those (summed apart: a total
-    less the heavy rows' loses it to rounding). The other centres share the rest evenly,
-    as Falkon's centres share all of it, a centre of weight 0 (given as a row) included;
-    with every weighted row a centre the approximation is exact (the preconditioned
-    system is the identity plus the ridge). Where weights are even or mild no row is
-    heavy and this is Falkon's preconditioner. Five diabetes rows at weight 1e6 gave the
-    even share a condition number of about 1e6, and CG claimed tol after one iteration
-    at 1300 times the optimum's objective (R^2 -3.9 where the solution has 0.99 on its
-    training rows)."""
+    for the even share itself. ``at_centres``: the centres' own weights (0 for a centre
+    that is no row of the data); ``own`` (bool, M): the centres that stand for their own
+    weight (heavy rows: :func:`heavy_rows`; all of them where every row of positive
+    weight is a centre; None or none: Falkon's even share); ``rest``: the weight of every
+    row not among those (summed apart: a total less the heavy rows' loses it to
+    rounding). The other centres share the rest evenly, as Falkon's centres share all of
+    it; with every weighted row a centre the approximation is exact (the preconditioned
+    system is the identity plus the ridge; a centre of weight 0 then stands for none).
+    Where no row is heavy and some weighted row is no centre this is Falkon's
+    preconditioner. Five diabetes rows at weight 1e6 gave the even share a condition
+    number of about 1e6, and CG claimed tol after one iteration at 1300 times the
+    optimum's objective (R^2 -3.9 where the solution has 0.99 on its training rows)."""
     if own is None:
         return None
     own = own & (at_centres > 0)
@@ -222,21 +237,25 @@ def preconditioner_weights(
 
 def centre_shares(sample_weight: np.ndarray | None, rows: np.ndarray | None):
     """:func:`preconditioner_weights` for centres that are the rows ``rows`` of in-memory
-    data weighted by ``sample_weight`` (None: not rows, or no weights)."""
+    data weighted by ``sample_weight`` (None: not rows, or no weights; -1: a centre that
+    is no row of it)."""
     if sample_weight is None or rows is None:
         return None
     w = np.asarray(sample_weight, dtype=np.float64)
     rows = np.asarray(rows)
-    if np.array_equal(np.sort(rows), np.flatnonzero(w > 0)):  # each weighted row, once
-        return preconditioner_weights(w[rows], np.ones(rows.size, dtype=bool), 0.0)
-    # Drawn, or given as rows (repeated or not, heavy rows among them or not).
+    found = rows >= 0
+    at_centres = np.where(found, w[np.where(found, rows, 0)], 0.0)
+    weighted = np.flatnonzero(w > 0)
+    if np.isin(weighted, rows[found]).all():  # every weighted row a centre: exact
+        return preconditioner_weights(at_centres, at_centres > 0, 0.0)
+    # Drawn, or given as rows, or a warm start's (heavy rows among them or not).
     heavy = heavy_rows(w, rows.size)
     if heavy is None:
         return None
-    own = np.isin(rows, heavy) & (w[rows] > 0)
+    own = found & np.isin(rows, heavy) & (at_centres > 0)
     others = np.ones(w.size, dtype=bool)
     others[rows[own]] = False
-    return preconditioner_weights(w[rows], own, float(np.sum(w[others])))
+    return preconditioner_weights(at_centres, own, float(np.sum(w[others])))
 
 
 def physical_bytes() -> float:

@@ -96,6 +96,19 @@ NYSTROM_DIRECT_BLOCK = 256.0 * 2**20
 EXACT_PREFERENCE = 2.0
 # Samples up to which a direct solve is always the cheapest (n = 4000: 128 MB, < 1 s).
 DIRECT_ALWAYS = 4000
+# Positive weights spanning more than this ratio: auto's Nystrom fits are the one-pass
+# exact solve. PCG's tol is relative to the weighted right-hand side, where the light
+# rows' part then falls below it: five diabetes rows at 1e9 among rows at 1 stopped at
+# 1.3-1.7 times the optimum's objective, at 1e12 up to 38 times, without a warning.
+WEIGHT_SPAN_PCG = 1e8
+
+
+def weights_span_beyond_pcg(sample_weight) -> bool:
+    """Whether the positive weights span more than ``WEIGHT_SPAN_PCG``."""
+    if sample_weight is None:
+        return False
+    positive = sample_weight[sample_weight > 0]
+    return positive.size > 0 and float(positive.max()) > WEIGHT_SPAN_PCG * float(positive.min())
 
 
 def _entry_flops(d: int, k: int) -> float:
@@ -262,6 +275,13 @@ def solve_auto(
     ``n_centers``): only the centre-growing loop with that solver, which may then go up to
     all n points."""
     allowed = (nystrom_only,) if nystrom_only else NYSTROM_SOLVERS
+    span_note = None
+    if not nystrom_only and weights_span_beyond_pcg(problem.sample_weight):
+        allowed = ("nystrom-direct",)
+        span_note = (
+            f"no PCG (exact or Nystrom): the weights span more than {WEIGHT_SPAN_PCG:g}, "
+            "beyond what its relative tol sees"
+        )
     n, d = problem.X.shape
     t = problem.Y.shape[1]
     rng = random_state
@@ -281,6 +301,8 @@ def solve_auto(
         if verbose:
             say(f"[auto] {message}")
 
+    if span_note:
+        note(span_note)
     direct_ok = direct_b <= memory
     if n <= DIRECT_ALWAYS and direct_ok and not nystrom_only:
         note(f"direct: n = {n} <= {DIRECT_ALWAYS}, exact and cheapest (~{direct_s:.2g} s)")
@@ -293,7 +315,7 @@ def solve_auto(
     exact = []  # (seconds, name) of the exact methods that fit in memory
     if direct_ok:
         exact.append((direct_s, "direct"))
-    if pcg_exact_b <= memory:  # its typical iteration count, weighed by the risk of more
+    if pcg_exact_b <= memory and not span_note:  # its typical count, weighed by the risk
         exact.append((PCG_RISK * pcg_exact_s, "pcg"))
     exact_s, exact_name = min(exact) if exact and nystrom_only is None else (math.inf, None)
     log["estimates"] = {
@@ -486,10 +508,13 @@ def solve_nystrom_choice(
     )
     m = centers.shape[0]
     estimates = {name: costs.best_nystrom(m, (name,))[1] for name in NYSTROM_SOLVERS}
-    name = costs.best_nystrom(m)[0]
+    span = weights_span_beyond_pcg(problem.sample_weight)
+    name = "nystrom-direct" if span else costs.best_nystrom(m)[0]
     step = f"{name}: {m} centres given; est. " + ", ".join(
         f"{k} {v:.2g} s" for k, v in estimates.items()
     )
+    if span:
+        step += f"; the weights span more than {WEIGHT_SPAN_PCG:g}, beyond PCG's relative tol"
     log = {"estimates": estimates, "steps": [step], "rates": rates_source}
     if verbose:
         say(f"[auto] rates: {rates_source}")
