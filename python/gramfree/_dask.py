@@ -31,7 +31,14 @@ import numpy as np
 
 from ._log import caller_stacklevel, say
 from .operators import KernelOperator, as_float_array
-from .solvers._common import center_rows, heavy_count, preconditioner_weights, weights_in_range
+from .solvers._common import (
+    HEAVY_MEAN,
+    center_rows,
+    heavy_count,
+    preconditioner_weights,
+    weights_in_range,
+)
+from .solvers.auto import WEIGHT_SPAN_PCG
 
 # The centres a dask fit draws when neither n_centers nor centers is given: the number
 # solver="auto" starts its growing loop from (gramfree.solvers.auto.MIN_CENTERS), at most n.
@@ -438,10 +445,12 @@ def solve_nystrom_pcg_dask(
     tol: float,
     verbose=False,
     center_weights=None,
+    watch_objective: bool = False,
 ):
     """Falkon on row-chunked dask arrays X (n, d), Y (n, t), w (n,) or None, on in-memory
     ``centers`` (M, d); ``center_weights``: what each centre stands for in the
-    preconditioner (:func:`_centers`; None: an even share). Returns :class:`gramfree.solvers._common.SolverResult`; the
+    preconditioner (:func:`_centers`; None: an even share); ``watch_objective``: as for
+    :func:`gramfree.solvers.nystrom_pcg.falkon_cg` (very uneven weights). Returns :class:`gramfree.solvers._common.SolverResult`; the
     preconditioner and CG loop are the in-process solver's
     (:func:`gramfree.solvers.nystrom_pcg.falkon_cg`), its passes the workers', and so are
     its retries with float32 products: once more with float64 factors, then with float64
@@ -464,6 +473,7 @@ def solve_nystrom_pcg_dask(
         tol=tol,
         verbose=verbose,
         center_weights=center_weights,
+        watch_objective=watch_objective,
     )
     # Float32 factors only with float32 data and products, as in process (their jitter
     # enters the penalty, which only float32 products' refinement measures).
@@ -514,6 +524,7 @@ def _pcg_dask_once(
     tol,
     verbose,
     center_weights,
+    watch_objective,
 ):
     """One Falkon fit on the workers' passes, with kernel values in ``kernel_dtype`` and
     the preconditioner's factors in ``factor_dtype``."""
@@ -592,6 +603,7 @@ def _pcg_dask_once(
         product_dtype=kernel_dtype,
         exact_penalty=lambda a: KernelOperator(centers_64, None, kernel, n_jobs=n_jobs) @ a,
         center_weights=center_weights,
+        watch_objective=watch_objective,
     )
     result.info["dask"] = {
         "scheduler": "distributed" if client is not None else "local",
@@ -948,15 +960,36 @@ def _drawn(X, idx):
     return np.ascontiguousarray(gather_rows(X, idx)), idx
 
 
-def _choose_solver(estimator, n: int, d: int, t: int, m: int, kernel_dtype) -> tuple[str, str]:
+def _choose_solver(
+    estimator,
+    n: int,
+    d: int,
+    t: int,
+    m: int,
+    kernel_dtype,
+    *,
+    weights_span: bool = False,
+    blind: bool = False,
+) -> tuple[str, str]:
     """``(solver, reason)``: the one named, or for "auto" the cheaper of the two by the
     in-memory cost model (:meth:`gramfree.solvers.auto.CostModel.best_nystrom`: the one-pass
     solve unless PCG is estimated EXACT_PREFERENCE times cheaper). On a cluster the
     comparison only tilts further toward the one pass: PCG moves M x t vectors and waits
-    for the slowest chunk about 25 times, the one pass once."""
+    for the slowest chunk about 25 times, the one pass once. ``weights_span``: the
+    positive weights span more than ``WEIGHT_SPAN_PCG``; ``blind``: uneven weights and
+    centres given as points, which PCG's preconditioner cannot weigh: the one pass for
+    either, as in memory (:func:`gramfree.solvers.auto.solve_nystrom_choice`)."""
     if estimator.solver != "auto":
         return estimator.solver, ""
     from .solvers.auto import CostModel
+
+    if weights_span or blind:
+        return "nystrom-direct", (
+            f"auto: nystrom-direct, the weights span more than {WEIGHT_SPAN_PCG:g}, beyond "
+            "PCG's relative tol"
+            if weights_span
+            else "auto: nystrom-direct, uneven weights on centres that are no rows"
+        )
 
     model = CostModel(n=n, d=d, t=t, dtype=np.dtype(kernel_dtype))
     solver, seconds, _ = model.best_nystrom(m)
@@ -1007,7 +1040,27 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
         )
     kernel = estimator._make_kernel()
     kernel_dtype = estimator._kernel_dtype(X)
-    solver, why = _choose_solver(estimator, n, d, Y.shape[1], len(centers), kernel_dtype)
+    # The weights' largest and smallest positive: their scale (taken out with alpha, as in
+    # memory), their span (auto leaves PCG out beyond WEIGHT_SPAN_PCG, as in memory) and
+    # whether PCG watches its objective (uneven_weights).
+    span = uneven = False
+    top = 1.0
+    if w is not None:
+        import dask.array as da
+
+        top, low = (float(v) for v in compute(w.max(), da.where(w > 0, w, np.inf).min()))
+        span = top > WEIGHT_SPAN_PCG * low
+        uneven = top > HEAVY_MEAN * low
+    solver, why = _choose_solver(
+        estimator,
+        n,
+        d,
+        Y.shape[1],
+        len(centers),
+        kernel_dtype,
+        weights_span=span,
+        blind=uneven and rows is None,
+    )
     if estimator.verbose:
         say(
             f"[{type(estimator).__name__}] dask: solver={solver} n_samples={n} "
@@ -1017,12 +1070,11 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
     solve = (
         solve_nystrom_direct_dask
         if solver == "nystrom-direct"
-        else partial(solve_nystrom_pcg_dask, center_weights=shares)
+        else partial(solve_nystrom_pcg_dask, center_weights=shares, watch_objective=uneven)
     )
     alpha = float(estimator.alpha)
     if w is not None:  # the weights' scale taken out with alpha, as in memory
-        (top,) = compute(w.max())
-        w, alpha = weights_in_range(w, alpha, float(top))
+        w, alpha = weights_in_range(w, alpha, top)
     with blas_threads(estimator.n_jobs), fit_scope(_scheduler_client()):
         result = solve(
             X,

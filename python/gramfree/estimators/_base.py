@@ -679,7 +679,7 @@ class KernelMachineMixin(BaseEstimator):
                 else:
                     centers, idx = warm.centers, None
                     centers_are_rows = warm.rows is not None
-                    shares_rows = _rows_in(X, rows, warm, sample_weight is not None)
+                    shares_rows = _rows_in(X, rows, warm, problem.sample_weight)
             elif m is not None:
                 # Heavy rows first for the Nystrom solvers (their preconditioner counts
                 # them by their weight); EigenPro's draw stays the plain one.
@@ -1085,27 +1085,36 @@ class KernelMachineMixin(BaseEstimator):
         save(self, path)
 
 
-def _rows_in(X: np.ndarray, rows: np.ndarray, warm, weighted: bool) -> np.ndarray | None:
+def _rows_in(
+    X: np.ndarray, rows: np.ndarray, warm, sample_weight: np.ndarray | None
+) -> np.ndarray | None:
     """A warm start's centres as rows of this fit's ``X`` (``rows``: their rows in the
     caller's X, sorted; -1 for a centre that is no row of X), for Nystrom-PCG's
     preconditioner, which weighs heavy rows by their own weight only when it knows which
     centres they are: a warm refit under very uneven weights got Falkon's even share
     again, and stopped silently at twice the optimum's objective after 0 iterations (a
     review). Where the previous rows no longer line up (another X, permuted, a subset, a
-    held-out split) and the fit is ``weighted``, the centres are looked up by value (a
+    held-out split) and the fit is weighted, the centres are looked up by value (a
     review: one held-out centre gave every heavy one the even share, 1.6-418 times the
-    optimum); else None."""
+    optimum), the heaviest of equal rows first (a heavy row's light twin took its place:
+    twice the optimum); else None."""
     if warm.rows is not None:
         caller = np.asarray(warm.rows)
         position = np.minimum(np.searchsorted(rows, caller), rows.size - 1)
         if np.array_equal(rows[position], caller) and np.array_equal(X[position], warm.centers):
             return position
-    if not weighted or warm.centers.dtype != X.dtype or warm.centers.shape[1:] != X.shape[1:]:
+    if (
+        sample_weight is None
+        or warm.centers.dtype != X.dtype
+        or warm.centers.shape[1:] != X.shape[1:]
+    ):
         return None
-    # Each row as one opaque value of its bytes: sorted once, the centres searched in it.
+    # Each row as one opaque value of its bytes: sorted once (equal ones heaviest first),
+    # the centres searched in it.
     as_bytes = np.dtype((np.void, X.dtype.itemsize * int(np.prod(X.shape[1:]))))
     keys = np.ascontiguousarray(X).view(as_bytes).ravel()
-    order = np.argsort(keys, kind="stable")
+    heaviest = np.argsort(-np.asarray(sample_weight, dtype=np.float64), kind="stable")
+    order = heaviest[np.argsort(keys[heaviest], kind="stable")]
     wanted = np.ascontiguousarray(warm.centers).view(as_bytes).ravel()
     at = np.minimum(np.searchsorted(keys[order], wanted), keys.size - 1)
     return np.where(keys[order][at] == wanted, order[at], -1)

@@ -153,13 +153,12 @@ def center_rows(
     return np.sort(rng.choice(n, size=m, replace=False)) if m < n else np.arange(n)
 
 
-# A heavy row also weighs at least this many times the mean positive weight. By the share
-# alone (survey sampling's certainty units) mild weights made rows heavy once m neared n
-# (the heavier rows of uniform(0.5, 2) weights at m = 300 of 442, every minority row of
-# breast cancer's balanced class weights at m = 512), changing centres for no gain (a
-# review); such weightings have no row at 4 times their mean. As a margin on the share
-# instead (4 shares), weights over six decades lost rows the preconditioner needed (60
-# centres of diabetes, a narrow kernel: max_iter again where one share converged in 62).
+# A heavy row also weighs at least this many times the mean weight of the rows lighter
+# than the m largest (those no centre could be anyway). By the share alone mild weights
+# made rows heavy once m neared n (the heavier rows of uniform(0.5, 2) weights at m = 300
+# of 442: a review), changing centres for no gain. Against the mean of all positive
+# weights, a large heavy group raised its own bar (30% of diabetes at 1e6: none heavy,
+# and max_iter at 78 times the optimum where they converged; a review).
 HEAVY_MEAN = 4.0
 
 
@@ -168,7 +167,7 @@ def heavy_count(top_weights: np.ndarray, outside: float, m: int, positive: int) 
     order; ``outside``: the sum of all the others; ``positive``: how many weights are
     positive) each weigh at least an equal share of what is left over the centres left,
     ``w_k (m - k) >= w_k + w_(k+1) + ... + outside`` (survey sampling's certainty units),
-    and at least ``HEAVY_MEAN`` times the mean positive weight. Such a row carries more of
+    and more than ``HEAVY_MEAN`` times the mean of the others' positive weights. Such a row carries more of
     the objective than a drawn centre stands for, and a uniform draw would miss it with
     probability about ``1 - m / n``. What is left is summed from the light end, not
     subtracted from the total: five rows at 1e18 left a total from which the other rows'
@@ -178,9 +177,9 @@ def heavy_count(top_weights: np.ndarray, outside: float, m: int, positive: int) 
     top = np.asarray(top_weights, dtype=np.float64)[:m]
     # left[k]: top[k] + top[k+1] + ... + outside, summed smallest first
     left = np.cumsum(np.concatenate([[float(outside)], top[::-1]]))[::-1][: top.size]
-    floor = HEAVY_MEAN * (float(left[0]) if top.size else float(outside)) / max(positive, 1)
+    floor = HEAVY_MEAN * float(outside) / max(positive - top.size, 1)
     for k in range(top.size):
-        if not (top[k] > 0 and top[k] >= floor and top[k] * (m - k) >= left[k]):
+        if not (top[k] > 0 and top[k] > floor and top[k] * (m - k) >= left[k]):
             return k
     return top.size
 
@@ -201,6 +200,17 @@ def heavy_rows(sample_weight: np.ndarray | None, m: int) -> np.ndarray | None:
     outside = np.ones(w.size, dtype=bool)
     outside[top] = False
     return np.sort(top[: heavy_count(w[top], float(np.sum(w[outside])), m, positive)])
+
+
+def uneven_weights(sample_weight: np.ndarray | None) -> bool:
+    """Whether the positive weights span more than ``HEAVY_MEAN`` (largest over smallest):
+    where Nystrom-PCG watches its objective as well as its residual (``falkon_cg``).
+    Within that factor no row can be heavy (:func:`heavy_count`)."""
+    if sample_weight is None:
+        return False
+    w = np.asarray(sample_weight, dtype=np.float64)
+    positive = w[w > 0]
+    return positive.size > 0 and float(positive.max()) > HEAVY_MEAN * float(positive.min())
 
 
 def preconditioner_weights(
