@@ -503,3 +503,50 @@ def test_dask_auto_leaves_pcg_out_where_weights_span_beyond_its_tol(diabetes, mo
         model = KernelRegressor(gamma=0.01, alpha=ALPHA, n_centers=60, random_state=0)
         model.fit(*(da.from_array(a, chunks=100) for a in (X, y, w)))
         assert model.solver_ == expected
+
+
+@pytest.mark.parametrize(
+    "loader, gamma, alpha, n_centers, state",
+    [
+        ("diabetes", 0.1, 1e-6, 300, 9),  # 30% of rows at weight 0, 20 rows at 1e6
+        ("breast_cancer", 0.003, 1e-4, 60, 81),  # five rows at 1e7
+        ("breast_cancer", 0.033, 1e-3, 30, 7),
+    ],
+)
+def test_pcg_objective_watch_has_no_floor_of_its_start(loader, gamma, alpha, n_centers, state):
+    """Uncentred targets (diabetes about 150, breast cancer 0/1) with the heavy rows fitted
+    almost exactly: the optimum's objective is far below tol of y^T W y / sum w, and a
+    floor of tol^2 of that stopped the watch at 1.01-1.07 times the optimum, silently (a
+    review)."""
+    if loader == "diabetes":
+        X, y = load_diabetes(return_X_y=True)
+        rng = np.random.default_rng(38)
+        w = np.ones(len(y))
+        w[rng.choice(len(y), int(0.3 * len(y)), replace=False)] = 0.0
+        w[rng.choice(np.flatnonzero(w > 0), 20, replace=False)] = 1e6
+    else:
+        X, y = load_breast_cancer(return_X_y=True)
+        y = y.astype(np.float64)
+        w = np.ones(len(y))
+        w[np.random.default_rng(91 if n_centers == 60 else 15).choice(len(y), 5, replace=False)] = (
+            1e7
+        )
+    X = StandardScaler().fit_transform(X)
+    model = KernelRegressor(
+        solver="nystrom-pcg", n_centers=n_centers, gamma=gamma, alpha=alpha, random_state=state
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(X, y, sample_weight=w)
+    C = np.asarray(model.centers_, dtype=np.float64)
+    K = rbf_kernel(X, C, gamma=gamma)
+    coef = model.dual_coef_.ravel()
+    value = np.sum(w * (K @ coef - y) ** 2) + alpha * coef @ rbf_kernel(C, gamma=gamma) @ coef
+    S, U = np.linalg.eigh(rbf_kernel(C, gamma=gamma))
+    keep = S > 1e-13 * S.max()
+    features = K @ (U[:, keep] / np.sqrt(S[keep]))
+    root = np.sqrt(w)
+    A = np.vstack([root[:, None] * features, np.sqrt(alpha) * np.eye(features.shape[1])])
+    beta = np.linalg.lstsq(A, np.r_[root * y, np.zeros(features.shape[1])], rcond=None)[0]
+    best = np.sum(w * (features @ beta - y) ** 2) + alpha * beta @ beta
+    assert value / best < 1.01, value / best

@@ -584,9 +584,8 @@ def _pcg_dask_once(
 
     # K_MM from float64 kernel values under float32 products (solve_nystrom_pcg's reason)
     kmm_centers = centers_64 if kernel_dtype == np.float32 else centers_k
-    kmm = KernelOperator(kmm_centers, None, kernel, n_jobs=n_jobs).to_dense()
     result = falkon_cg(
-        kmm,
+        lambda: KernelOperator(kmm_centers, None, kernel, n_jobs=n_jobs).to_dense(),
         normal_pass,
         KtWy,
         yWy,
