@@ -900,10 +900,11 @@ class _Rows:
 
 
 def _centers(estimator, X, w, rng):
-    """``(centers, rows, shares)``: the centres in memory, their training rows (None for
-    points given as ``centers``) and the weight each stands for in Nystrom-PCG's
-    preconditioner (:func:`gramfree.solvers._common.preconditioner_weights`; None: an even
-    share). Random rows are drawn on the client from n, which weights are positive
+    """``(centers, rows, shares, heavy_missing)``: the centres in memory, their training
+    rows (None for points given as ``centers``), the weight each stands for in
+    Nystrom-PCG's preconditioner (:func:`gramfree.solvers._common.preconditioner_weights`;
+    None: an even share) and whether a heavy row is no centre (centres given as points,
+    or as rows without it: :func:`gramfree.solvers.auto.heavy_missing`). Random rows are drawn on the client from n, which weights are positive
     (zero-weight rows take no centre's place) and the heavy rows (the m largest weights
     and the sum of the others decide them), exactly as the in-memory fit draws them (same
     random_state, same rows), and centres given as rows are weighed as in memory; only
@@ -912,14 +913,14 @@ def _centers(estimator, X, w, rng):
     if estimator.centers is not None:  # checked as in memory; gathers X[rows] only
         centers, idx = estimator._resolve_centers(_Rows(X))
         if idx is None or w is None:
-            return centers, idx, None
+            return centers, idx, None, idx is None
         m = idx.size
     else:
         m = estimator._resolve_n_centers(n)
         if m is None:
             m = min(n, DEFAULT_CENTERS)
         if w is None:
-            return (*_drawn(X, center_rows(rng, n, m)), None)
+            return (*_drawn(X, center_rows(rng, n, m)), None, False)
         idx = None
     import dask.array as da
 
@@ -945,14 +946,15 @@ def _centers(estimator, X, w, rng):
         centers, idx = _drawn(X, center_rows(rng, n, m, positive, heavy=heavy))
     at_centres = np.asarray(gather_rows(w, idx), dtype=np.float64) / largest
     if np.isin(np.flatnonzero(positive), idx).all():  # every weighted row a centre: exact
-        return centers, idx, preconditioner_weights(at_centres, at_centres > 0, 0.0)
+        return centers, idx, preconditioner_weights(at_centres, at_centres > 0, 0.0), False
+    missing = not np.isin(heavy, idx).all()
     own = np.isin(idx, heavy) & (at_centres > 0)
     if not own.any():
-        return centers, idx, None
+        return centers, idx, None, missing
     # The weight of every row but the own centres: the outside sum and the rest of the top.
     not_own = ~np.isin(top, idx[own])
     rest = float(np.sum(np.concatenate([[float(outside)], top_w[not_own][::-1]])))
-    return centers, idx, preconditioner_weights(at_centres, own, rest)
+    return centers, idx, preconditioner_weights(at_centres, own, rest), missing
 
 
 def _drawn(X, idx):
@@ -976,8 +978,8 @@ def _choose_solver(
     comparison only tilts further toward the one pass: PCG moves M x t vectors and waits
     for the slowest chunk about 25 times, the one pass once. ``weights_span``: the
     positive weights span more than ``WEIGHT_SPAN_PCG``; ``blind``: uneven weights and
-    centres given as points, which PCG's preconditioner cannot weigh: the one pass for
-    either, as in memory (:func:`gramfree.solvers.auto.solve_nystrom_choice`)."""
+    centres without the heavy rows, which PCG's preconditioner cannot weigh: the one
+    pass for either, as in memory (:func:`gramfree.solvers.auto.solve_nystrom_choice`)."""
     if estimator.solver != "auto":
         return estimator.solver, ""
     from .solvers.auto import CostModel
@@ -987,7 +989,7 @@ def _choose_solver(
             f"auto: nystrom-direct, the weights span more than {WEIGHT_SPAN_PCG:g}, beyond "
             "PCG's relative tol"
             if weights_span
-            else "auto: nystrom-direct, uneven weights on centres that are no rows"
+            else "auto: nystrom-direct, uneven weights on centres without the heavy rows"
         )
 
     model = CostModel(n=n, d=d, t=t, dtype=np.dtype(kernel_dtype))
@@ -1030,7 +1032,7 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
         estimator._scale_gamma = _scale_gamma(X, w)
     _check_kernel_range(X, estimator._make_kernel(), estimator._kernel_dtype(X), estimator.n_jobs)
     rng = estimator._rng()
-    centers, rows, shares = _centers(estimator, X, w, rng)
+    centers, rows, shares, heavy_missing = _centers(estimator, X, w, rng)
     if not np.isfinite(centers).all():
         raise ValueError(
             "X: contains NaN or infinity"
@@ -1058,7 +1060,7 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
         len(centers),
         kernel_dtype,
         weights_span=span,
-        blind=uneven and rows is None,
+        blind=uneven and heavy_missing,
     )
     if estimator.verbose:
         say(
