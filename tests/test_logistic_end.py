@@ -91,13 +91,16 @@ def test_small_alpha_few_centres_never_ends_far_from_the_optimum(loader, rows, g
 def test_wine_small_alpha_converges():
     """On wine the fit converges, to the reference's objective within 1e-3, without a
     warning (at first by a refused end, ``_end_refused``; since CG runs on to
-    END_FORCING at a step that could end the fit, by that)."""
+    END_FORCING at a step that could end the fit, by that). Almost unpenalised (alpha
+    1e-7), it takes 87 Newton steps with current numpy and scipy, 111 with the oldest
+    supported (numpy 1.23.2, scipy 1.9.2), which at the default 100 stopped 0.4% above
+    the optimum behind the max_iter warning: max_iter 200 here."""
     X, y = _standardised(load_wine)
     gamma, alpha = 5.0 / X.shape[1], 1e-7
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         model = KernelClassifier(
-            loss="logistic", gamma=gamma, alpha=alpha, n_centers=20, random_state=0
+            loss="logistic", gamma=gamma, alpha=alpha, n_centers=20, random_state=0, max_iter=200
         ).fit(X, y)
     reference = _reference_objective(model, X, y, gamma, alpha)
     assert model.solver_info_["objective"] <= reference * (1 + 1e-3)
