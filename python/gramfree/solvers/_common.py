@@ -202,15 +202,23 @@ def heavy_rows(sample_weight: np.ndarray | None, m: int) -> np.ndarray | None:
     return np.sort(top[: heavy_count(w[top], float(np.sum(w[outside])), m, positive)])
 
 
-def uneven_weights(sample_weight: np.ndarray | None) -> bool:
-    """Whether the positive weights span more than ``HEAVY_MEAN`` (largest over smallest):
-    where Nystrom-PCG watches its objective as well as its residual (``falkon_cg``).
-    Within that factor no row can be heavy (:func:`heavy_count`)."""
+def weight_span(sample_weight: np.ndarray | None) -> float:
+    """The positive weights' largest over their smallest (1.0 without weights or none
+    positive): what decides whether Nystrom-PCG watches its objective
+    (:func:`uneven_weights`) and whether ``auto`` leaves PCG out
+    (``solvers.auto.WEIGHT_SPAN_PCG``)."""
     if sample_weight is None:
-        return False
+        return 1.0
     w = np.asarray(sample_weight, dtype=np.float64)
     positive = w[w > 0]
-    return positive.size > 0 and float(positive.max()) > HEAVY_MEAN * float(positive.min())
+    return float(positive.max()) / float(positive.min()) if positive.size else 1.0
+
+
+def uneven_weights(sample_weight: np.ndarray | None) -> bool:
+    """Whether the positive weights span more than ``HEAVY_MEAN`` (:func:`weight_span`):
+    where Nystrom-PCG watches its objective as well as its residual (``falkon_cg``).
+    Within that factor no row can be heavy (:func:`heavy_count`)."""
+    return weight_span(sample_weight) > HEAVY_MEAN
 
 
 def preconditioner_weights(

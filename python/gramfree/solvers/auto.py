@@ -54,6 +54,7 @@ from ._common import (
     heavy_rows,
     symmetric_eigh,
     uneven_weights,
+    weight_span,
 )
 from ._common import memory_bytes as _memory_bytes
 from .direct import STREAM_MAX_FEATURES, TRIANGLE_ROWS, refinement_budget, solve_direct
@@ -117,10 +118,7 @@ def heavy_missing(sample_weight, center_rows, m: int) -> bool:
 
 def weights_span_beyond_pcg(sample_weight) -> bool:
     """Whether the positive weights span more than ``WEIGHT_SPAN_PCG``."""
-    if sample_weight is None:
-        return False
-    positive = sample_weight[sample_weight > 0]
-    return positive.size > 0 and float(positive.max()) > WEIGHT_SPAN_PCG * float(positive.min())
+    return weight_span(sample_weight) > WEIGHT_SPAN_PCG
 
 
 def _entry_flops(d: int, k: int) -> float:
