@@ -445,11 +445,14 @@ def solve_nystrom_pcg_dask(
     tol: float,
     verbose=False,
     center_weights=None,
+    heavy_rows=None,
     watch_objective: bool = False,
 ):
     """Falkon on row-chunked dask arrays X (n, d), Y (n, t), w (n,) or None, on in-memory
     ``centers`` (M, d); ``center_weights``: what each centre stands for in the
-    preconditioner (:func:`_centers`; None: an even share); ``watch_objective``: as for
+    preconditioner (:func:`_centers`; None: an even share); ``heavy_rows``: the heavy rows
+    that are no centre, counted apart by their kernel columns (``_centers``; only those
+    rows travel); ``watch_objective``: as for
     :func:`gramfree.solvers.nystrom_pcg.falkon_cg` (very uneven weights). Returns :class:`gramfree.solvers._common.SolverResult`; the
     preconditioner and CG loop are the in-process solver's
     (:func:`gramfree.solvers.nystrom_pcg.falkon_cg`), its passes the workers', and so are
@@ -473,6 +476,7 @@ def solve_nystrom_pcg_dask(
         tol=tol,
         verbose=verbose,
         center_weights=center_weights,
+        heavy_rows=heavy_rows,
         watch_objective=watch_objective,
     )
     # Float32 factors only with float32 data and products, as in process (their jitter
@@ -524,13 +528,14 @@ def _pcg_dask_once(
     tol,
     verbose,
     center_weights,
+    heavy_rows,
     watch_objective,
 ):
     """One Falkon fit on the workers' passes, with kernel values in ``kernel_dtype`` and
     the preconditioner's factors in ``factor_dtype``."""
     import dask.array as da
 
-    from .solvers.nystrom_pcg import falkon_cg
+    from .solvers.nystrom_pcg import HEAVY_BLOCK, falkon_cg
 
     dtype = X.dtype
     M, t = centers.shape[0], Y.shape[1]
@@ -584,6 +589,14 @@ def _pcg_dask_once(
 
     # K_MM from float64 kernel values under float32 products (solve_nystrom_pcg's reason)
     kmm_centers = centers_64 if kernel_dtype == np.float32 else centers_k
+
+    def heavy_columns():  # as solve_nystrom_pcg's, from the rows gathered
+        X_h = gather_rows(X, heavy_rows).astype(kmm_centers.dtype)
+        root = np.sqrt(np.asarray(gather_rows(w, heavy_rows), dtype=np.float64) / s)
+        for a in range(0, X_h.shape[0], HEAVY_BLOCK):
+            op = KernelOperator(kmm_centers, X_h[a : a + HEAVY_BLOCK], kernel, n_jobs=n_jobs)
+            yield op.to_dense() * root[a : a + HEAVY_BLOCK]
+
     result = falkon_cg(
         lambda: KernelOperator(kmm_centers, None, kernel, n_jobs=n_jobs).to_dense(),
         normal_pass,
@@ -602,6 +615,7 @@ def _pcg_dask_once(
         product_dtype=kernel_dtype,
         exact_penalty=lambda a: KernelOperator(centers_64, None, kernel, n_jobs=n_jobs) @ a,
         center_weights=center_weights,
+        heavy_columns=None if heavy_rows is None else heavy_columns,
         watch_objective=watch_objective,
     )
     result.info["dask"] = {
@@ -900,27 +914,31 @@ class _Rows:
 
 
 def _centers(estimator, X, w, rng):
-    """``(centers, rows, shares, heavy_missing)``: the centres in memory, their training
-    rows (None for points given as ``centers``), the weight each stands for in
-    Nystrom-PCG's preconditioner (:func:`gramfree.solvers._common.preconditioner_weights`;
-    None: an even share) and whether a heavy row is no centre (centres given as points,
-    or as rows without it: :func:`gramfree.solvers.auto.heavy_missing`). Random rows are drawn on the client from n, which weights are positive
-    (zero-weight rows take no centre's place) and the heavy rows (the m largest weights
-    and the sum of the others decide them), exactly as the in-memory fit draws them (same
-    random_state, same rows), and centres given as rows are weighed as in memory; only
-    those rows and their weights travel."""
+    """``(centers, rows, shares, missing)``: the centres in memory, their training rows
+    (None for points given as ``centers``), the weight each stands for in Nystrom-PCG's
+    preconditioner (:func:`gramfree.solvers._common.preconditioner_weights`; None: an
+    even share) and the heavy rows that are no centre (centres given as points, or as
+    rows without them), which the preconditioner counts by their own kernel columns
+    (None: none; :func:`gramfree.solvers._common.centre_shares`). Random rows are drawn
+    on the client from n, which weights are positive (zero-weight rows take no centre's
+    place) and the heavy rows (the m largest weights and the sum of the others decide
+    them), exactly as the in-memory fit draws them (same random_state, same rows), and
+    centres given as rows or points are weighed as in memory; only those rows and their
+    weights travel."""
     n = X.shape[0]
+    points = False
     if estimator.centers is not None:  # checked as in memory; gathers X[rows] only
         centers, idx = estimator._resolve_centers(_Rows(X))
-        if idx is None or w is None:
-            return centers, idx, None, idx is None
-        m = idx.size
+        points = idx is None
+        if w is None:
+            return centers, idx, None, None
+        m = centers.shape[0]
     else:
         m = estimator._resolve_n_centers(n)
         if m is None:
             m = min(n, DEFAULT_CENTERS)
         if w is None:
-            return (*_drawn(X, center_rows(rng, n, m)), None, False)
+            return (*_drawn(X, center_rows(rng, n, m)), None, None)
         idx = None
     import dask.array as da
 
@@ -932,7 +950,8 @@ def _centers(estimator, X, w, rng):
     positive, largest = np.asarray(positive, dtype=bool), float(largest)
     weighted = int(np.count_nonzero(positive))
     heavy = np.empty(0, dtype=np.intp)
-    rest = 0.0
+    outside = 0.0
+    top_w = np.empty(0)
     if top is not None and m < weighted:
         top = np.asarray(top)
         top_w = np.asarray(gather_rows(w, top), dtype=np.float64) / largest
@@ -942,19 +961,26 @@ def _centers(estimator, X, w, rng):
         (outside,) = compute(da.where(in_top, 0, w / largest).sum())
         k = heavy_count(top_w, float(outside), m, weighted)
         heavy = np.sort(top[:k])
-    if idx is None:
+    if idx is None and not points:
         centers, idx = _drawn(X, center_rows(rng, n, m, positive, heavy=heavy))
-    at_centres = np.asarray(gather_rows(w, idx), dtype=np.float64) / largest
-    if np.isin(np.flatnonzero(positive), idx).all():  # every weighted row a centre: exact
-        return centers, idx, preconditioner_weights(at_centres, at_centres > 0, 0.0), False
-    missing = not np.isin(heavy, idx).all()
-    own = np.isin(idx, heavy) & (at_centres > 0)
-    if not own.any():
-        return centers, idx, None, missing
-    # The weight of every row but the own centres: the outside sum and the rest of the top.
-    not_own = ~np.isin(top, idx[own])
-    rest = float(np.sum(np.concatenate([[float(outside)], top_w[not_own][::-1]])))
-    return centers, idx, preconditioner_weights(at_centres, own, rest), missing
+    if points:
+        at_centres, found = np.zeros(m), np.full(m, -1)
+    else:
+        at_centres, found = np.asarray(gather_rows(w, idx), dtype=np.float64) / largest, idx
+        if np.isin(np.flatnonzero(positive), idx).all():  # every weighted row a centre
+            shares = preconditioner_weights(at_centres, at_centres > 0, 0.0)
+            return centers, idx, shares, None
+    own = np.isin(found, heavy) & (at_centres > 0)
+    missing = np.setdiff1d(heavy, found[own])
+    if not own.any() and not missing.size:
+        return centers, idx, None, None
+    # The weight of every row but the heavy ones (own centres or counted apart): the
+    # outside sum and the rest of the top, smallest first.
+    apart = np.isin(top, heavy) if top is not None else np.zeros(0, dtype=bool)
+    rest = float(np.sum(np.concatenate([[float(outside)], top_w[~apart][::-1]])))
+    exact = float(np.sum(top_w[np.isin(top, missing)][::-1])) if missing.size else 0.0
+    shares = preconditioner_weights(at_centres, own, rest, exact)
+    return centers, idx, shares, missing if missing.size else None
 
 
 def _drawn(X, idx):
@@ -970,26 +996,22 @@ def _choose_solver(
     kernel_dtype,
     *,
     weights_span: bool = False,
-    blind: bool = False,
 ) -> tuple[str, str]:
     """``(solver, reason)``: the one named, or for "auto" the cheaper of the two by the
     in-memory cost model (:meth:`gramfree.solvers.auto.CostModel.best_nystrom`: the one-pass
     solve unless PCG is estimated EXACT_PREFERENCE times cheaper). On a cluster the
     comparison only tilts further toward the one pass: PCG moves M x t vectors and waits
     for the slowest chunk about 25 times, the one pass once. ``weights_span``: the
-    positive weights span more than ``WEIGHT_SPAN_PCG``; ``blind``: uneven weights and
-    centres without the heavy rows, which PCG's preconditioner cannot weigh: the one
-    pass for either, as in memory (:func:`gramfree.solvers.auto.solve_nystrom_choice`)."""
+    positive weights span more than ``WEIGHT_SPAN_PCG``: the one pass, as in memory
+    (:func:`gramfree.solvers.auto.solve_nystrom_choice`)."""
     if estimator.solver != "auto":
         return estimator.solver, ""
     from .solvers.auto import CostModel
 
-    if weights_span or blind:
+    if weights_span:
         return "nystrom-direct", (
             f"auto: nystrom-direct, the weights span more than {WEIGHT_SPAN_PCG:g}, beyond "
             "PCG's relative tol"
-            if weights_span
-            else "auto: nystrom-direct, uneven weights on centres without the heavy rows"
         )
 
     model = CostModel(n=n, d=d, t=t, dtype=np.dtype(kernel_dtype))
@@ -1032,7 +1054,7 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
         estimator._scale_gamma = _scale_gamma(X, w)
     _check_kernel_range(X, estimator._make_kernel(), estimator._kernel_dtype(X), estimator.n_jobs)
     rng = estimator._rng()
-    centers, rows, shares, heavy_missing = _centers(estimator, X, w, rng)
+    centers, rows, shares, missing = _centers(estimator, X, w, rng)
     if not np.isfinite(centers).all():
         raise ValueError(
             "X: contains NaN or infinity"
@@ -1060,7 +1082,6 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
         len(centers),
         kernel_dtype,
         weights_span=span,
-        blind=uneven and heavy_missing,
     )
     if estimator.verbose:
         say(
@@ -1071,7 +1092,12 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
     solve = (
         solve_nystrom_direct_dask
         if solver == "nystrom-direct"
-        else partial(solve_nystrom_pcg_dask, center_weights=shares, watch_objective=uneven)
+        else partial(
+            solve_nystrom_pcg_dask,
+            center_weights=shares,
+            heavy_rows=missing,
+            watch_objective=uneven,
+        )
     )
     alpha = float(estimator.alpha)
     if w is not None:  # the weights' scale taken out with alpha, as in memory

@@ -222,7 +222,7 @@ def uneven_weights(sample_weight: np.ndarray | None) -> bool:
 
 
 def preconditioner_weights(
-    at_centres: np.ndarray, own: np.ndarray | None, rest: float
+    at_centres: np.ndarray, own: np.ndarray | None, rest: float, exact: float = 0.0
 ) -> np.ndarray | None:
     """The weight each centre stands for in Falkon's preconditioner, ``K_nM^T W K_nM ~
     K_MM diag(D) K_MM``, relative to Falkon's even share: ``D_j M / sum D`` (M,), or None
@@ -237,43 +237,56 @@ def preconditioner_weights(
     Where no row is heavy and some weighted row is no centre this is Falkon's
     preconditioner. Five diabetes rows at weight 1e6 gave the even share a condition
     number of about 1e6, and CG claimed tol after one iteration at 1300 times the
-    optimum's objective (R^2 -3.9 where the solution has 0.99 on its training rows)."""
-    if own is None:
-        return None
-    own = own & (at_centres > 0)
-    if not own.any():
+    optimum's objective (R^2 -3.9 where the solution has 0.99 on its training rows).
+
+    ``exact``: the weight of heavy rows that are no centre, which the preconditioner
+    counts apart by their own kernel columns (``falkon_cg``'s ``heavy_columns``): the
+    shares are then relative to the total with it, and the centres share ``rest`` alone."""
+    own = np.zeros(at_centres.shape, dtype=bool) if own is None else own & (at_centres > 0)
+    if not own.any() and not exact > 0:
         return None
     shares = np.where(own, at_centres, 0.0).astype(np.float64)
     drawn = int(shares.size - own.sum())
     if drawn:
         shares[~own] = max(float(rest), 0.0) / drawn
-    total = float(shares.sum())
+    total = float(shares.sum()) + max(float(exact), 0.0)
     if not (np.isfinite(total) and total > 0):
         return None
     return shares * (shares.size / total)
 
 
-def centre_shares(sample_weight: np.ndarray | None, rows: np.ndarray | None):
-    """:func:`preconditioner_weights` for centres that are the rows ``rows`` of in-memory
-    data weighted by ``sample_weight`` (None: not rows, or no weights; -1: a centre that
-    is no row of it)."""
-    if sample_weight is None or rows is None:
-        return None
+def centre_shares(
+    sample_weight: np.ndarray | None, rows: np.ndarray | None, m: int
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """``(shares, missing)`` for ``m`` centres of in-memory data weighted by
+    ``sample_weight``: :func:`preconditioner_weights`, and the heavy rows
+    (:func:`heavy_rows`) that are no centre, which the preconditioner then counts by their
+    own kernel columns (None: none). ``rows``: the centres' rows (-1: a centre that is no
+    row of the data), or None for centres given as points. Without weights, or with
+    neither a heavy row nor a centre of its own weight: ``(None, None)``, Falkon's even
+    share."""
+    if sample_weight is None:
+        return None, None
     w = np.asarray(sample_weight, dtype=np.float64)
-    rows = np.asarray(rows)
+    rows = np.full(m, -1) if rows is None else np.asarray(rows)
     found = rows >= 0
     at_centres = np.where(found, w[np.where(found, rows, 0)], 0.0)
     weighted = np.flatnonzero(w > 0)
     if np.isin(weighted, rows[found]).all():  # every weighted row a centre: exact
-        return preconditioner_weights(at_centres, at_centres > 0, 0.0)
-    # Drawn, or given as rows, or a warm start's (heavy rows among them or not).
-    heavy = heavy_rows(w, rows.size)
+        return preconditioner_weights(at_centres, at_centres > 0, 0.0), None
+    # Drawn, or given as rows or points, or a warm start's (heavy rows among them or not).
+    heavy = heavy_rows(w, m)
     if heavy is None:
-        return None
+        return None, None
     own = found & np.isin(rows, heavy) & (at_centres > 0)
+    missing = np.setdiff1d(heavy, rows[own])
     others = np.ones(w.size, dtype=bool)
     others[rows[own]] = False
-    return preconditioner_weights(at_centres, own, float(np.sum(w[others])))
+    others[missing] = False
+    shares = preconditioner_weights(
+        at_centres, own, float(np.sum(w[others])), float(np.sum(w[missing]))
+    )
+    return shares, (missing if missing.size and shares is not None else None)
 
 
 def physical_bytes() -> float:

@@ -53,7 +53,6 @@ from ._common import (
     center_rows,
     heavy_rows,
     symmetric_eigh,
-    uneven_weights,
     weight_span,
 )
 from ._common import memory_bytes as _memory_bytes
@@ -105,15 +104,6 @@ DIRECT_ALWAYS = 4000
 # objective watch (nystrom_pcg.falkon_cg) brought 1e9 within 0.1%, but 1e12 still stops
 # at 1.4 times, below the watch's floor; 1e8 keeps a margin.
 WEIGHT_SPAN_PCG = 1e8
-
-
-def heavy_missing(sample_weight, center_rows, m: int) -> bool:
-    """Whether centres (their rows, None for points) leave out a heavy row
-    (``heavy_rows``), which PCG's preconditioner then counts by an even share only."""
-    if center_rows is None:
-        return True
-    heavy = heavy_rows(sample_weight, m)
-    return heavy is not None and not np.isin(heavy, center_rows).all()
 
 
 def weights_span_beyond_pcg(sample_weight) -> bool:
@@ -519,24 +509,12 @@ def solve_nystrom_choice(
     m = centers.shape[0]
     estimates = {name: costs.best_nystrom(m, (name,))[1] for name in NYSTROM_SOLVERS}
     span = weights_span_beyond_pcg(problem.sample_weight)
-    # Centres that are no rows, or rows without the heavy ones, leave the preconditioner
-    # Falkon's even share for the heavy rows, which uneven weights defeat (five diabetes
-    # rows at 1e6, centres given as points: 3.2 times the optimum where CG's steps had
-    # slowed below its objective watch; as rows without them, 1.2 times; reviews).
-    blind = uneven_weights(problem.sample_weight) and heavy_missing(
-        problem.sample_weight, center_rows, m
-    )
-    name = "nystrom-direct" if span or blind else costs.best_nystrom(m)[0]
+    name = "nystrom-direct" if span else costs.best_nystrom(m)[0]
     step = f"{name}: {m} centres given; est. " + ", ".join(
         f"{k} {v:.2g} s" for k, v in estimates.items()
     )
     if span:
         step += f"; the weights span more than {WEIGHT_SPAN_PCG:g}, beyond PCG's relative tol"
-    elif blind:
-        step += (
-            "; uneven weights, and centres without the heavy rows: PCG's preconditioner "
-            "cannot weigh those"
-        )
     log = {"estimates": estimates, "steps": [step], "rates": rates_source}
     if verbose:
         say(f"[auto] rates: {rates_source}")

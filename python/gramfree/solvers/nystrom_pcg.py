@@ -24,11 +24,12 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from functools import partial
 
 import numpy as np
 
+from .. import _blas
 from .._log import say
 from .._threads import small_blas
 from ..linalg import jittered_cholesky, lower_gram, solve_triangular
@@ -43,6 +44,10 @@ from ._common import (
     uneven_weights,
     widened_blocks,
 )
+
+# Columns per block of the heavy rows' kernel columns (falkon_cg's heavy_columns): M x 256
+# float64 values (20 MB at M = 10000) beside the preconditioner's two M x M matrices.
+HEAVY_BLOCK = 256
 
 
 def solve_nystrom_pcg(
@@ -96,6 +101,17 @@ def solve_nystrom_pcg(
     # where alpha dominates: a review found every wide-kernel fit (digits, 400 centres,
     # gamma 0.003/d, alpha 1e-9 n to n) flagged stagnated and refitted in float64.
     kmm_problem = problem if exact is None else problem.in_float64()
+    shares, missing = centre_shares(w, center_rows, centers.shape[0])
+
+    def heavy_columns() -> Iterator[np.ndarray]:
+        # K(C, X_H) sqrt(w_H / s) for the heavy rows that are no centre, the weights
+        # relative to the largest (raw ones near 1e306 overflow their sum).
+        assert w is not None and missing is not None
+        scale = float(np.max(w))
+        root = np.sqrt((w[missing] / scale) / (problem.weight_sum / scale))
+        for a in range(0, missing.size, HEAVY_BLOCK):
+            rows = missing[a : a + HEAVY_BLOCK]
+            yield kmm_problem.operator(centers, X[rows]).to_dense() * root[a : a + rows.size]
 
     def _falkon(factor_dtype: np.dtype) -> SolverResult:
         return falkon_cg(
@@ -116,7 +132,8 @@ def solve_nystrom_pcg(
             exact_pass=exact,
             product_dtype=problem.kernel_dtype,
             exact_penalty=None if exact is None else exact.penalty,
-            center_weights=centre_shares(w, center_rows),
+            center_weights=shares,
+            heavy_columns=None if missing is None else heavy_columns,
             watch_objective=uneven_weights(w),
         )
 
@@ -290,6 +307,7 @@ def falkon_cg(
     product_dtype=None,
     exact_penalty: Callable[[np.ndarray], np.ndarray] | None = None,
     center_weights: np.ndarray | None = None,
+    heavy_columns: Callable[[], Iterable[np.ndarray]] | None = None,
     watch_objective: bool = False,
 ) -> SolverResult:
     """Falkon's preconditioned CG, whatever computes the passes over the data: the
@@ -307,15 +325,19 @@ def falkon_cg(
     refined fit 1-5% above the optimum at alpha 1e-3 to 1e-4, while claiming tol).
     ``center_weights``: the weight each centre stands for relative to an even share
     (:func:`gramfree.solvers._common.preconditioner_weights`; None: the even share).
+    ``heavy_columns()``: ``K(C, X_H) diag(sqrt(w_H / sum w))`` (M x H, in blocks of
+    columns, ``HEAVY_BLOCK`` or fewer) for the heavy rows H that are no centre (centres given as points, or as rows without them), whose part
+    of ``K_nM^T W K_nM`` the preconditioner then holds exactly, ``center_weights``
+    sharing the rest: an even share for them (their weight spread over the centres) left
+    CG at 4-12 times the optimum in silence (five diabetes rows at 1e6, gamma 0.01).
     ``watch_objective``: CG goes on past ``tol`` while a step still lowers the objective
     by more than ``tol`` of its value (and 1e-12 of its start), for very uneven
     weights (:func:`uneven_weights`): the residual is relative to the weighted
     right-hand side, where the light rows' part can fall below ``tol`` while the
     objective they carry is far from its optimum. Fifty diabetes rows at 1e6, clustered,
     a narrow kernel: CG claimed tol after one iteration at 1.07 times the optimum (a
-    review). It cannot tell slow progress from none: centres given as points beside five
-    rows at 1e6 (an even share, which such weights defeat) still stop at 3.2 times, where
-    they stopped at 10 (``auto`` takes the one-pass solve there)."""
+    review). It cannot tell slow progress from none, so the preconditioner must count
+    every heavy row (``center_weights``, ``heavy_columns``)."""
     M = centers.shape[0]
     s = weight_sum
     lam = alpha / s
@@ -350,6 +372,13 @@ def falkon_cg(
         inner = lower_gram(L)
         L /= root
     inner /= M
+    # + (L^-1 K_MH)(L^-1 K_MH)^T, the heavy rows' exact part, a block of columns at a
+    # time; a GEMM of each block with itself, never BLAS's syrk (the Zen 4 crash:
+    # gramfree.linalg).
+    for columns in heavy_columns() if heavy_columns is not None else ():
+        G = np.asfortranarray(solve_triangular(L, columns.astype(pdtype, copy=False)))
+        _blas.gemm(1.0, G, G, 1.0, inner, trans_b=True)
+        del G
     inner[np.diag_indices_from(inner)] += lam
     if lam == 0.0:
         inner[np.diag_indices_from(inner)] += 1e-12 * float(np.mean(np.diag(inner)))
