@@ -131,6 +131,26 @@ def test_decomposition_fields_are_checked(regressor, diabetes):
     np.testing.assert_array_equal(ex.supporting, regressor.explain(Q).supporting)
 
 
+def test_a_decomposition_whose_sums_miss_its_output_is_approximate(regressor, diabetes):
+    """A decomposition handed in is checked at its outputs; its sums are checked too: with
+    its contributions doubled, explain presented totals twice the value as exact shares
+    (a review). It now warns and its note says approximate; one that adds up does not."""
+    Q = diabetes[0][60:65]
+    dec = regressor.decompose(Q)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        exact = regressor.explain(Q, decomposition=dec)
+    assert "exact share" in exact.note
+    doubled = dataclasses.replace(dec, contributions=dec.contributions * 2)
+    with pytest.warns(UserWarning, match="^explain: the decomposition's self-check residual"):
+        ex = regressor.explain(Q, decomposition=doubled)
+    assert "approximation" in ex.note
+    nan = dec.contributions.copy()
+    nan[0, 0] = np.nan
+    with pytest.warns(UserWarning, match="residual inf"):
+        regressor.explain(Q, decomposition=dataclasses.replace(dec, contributions=nan))
+
+
 def test_classifier_decompositions_of_other_models_are_refused(iris, cancer):
     Xi, yi = iris
     Xc, yc = cancer

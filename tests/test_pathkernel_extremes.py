@@ -167,7 +167,15 @@ def test_checkpoints_beyond_memory_are_refused_before_training():
     assert time.perf_counter() - start < 5.0  # before any training
     model = PathKernelRegressor((5,), n_steps=11, checkpoint_every=5, random_state=0).fit(X, y)
     assert model._path["checkpoints"].shape[0] == (11 - 1) // 5  # the count the check uses
-    _check_checkpoint_memory(None, 10**12, 10**9)  # none kept: nothing to check
+    _check_checkpoint_memory(None, 10**6, 10**9)  # none kept: nothing to check
+
+
+def test_a_loss_curve_beyond_memory_is_refused_naming_n_steps():
+    """n_steps=10**12: the trainer reserves its loss curve (8 TB) first, which was a bare
+    ``MemoryError: std::bad_alloc`` (a review); a ValueError naming n_steps now."""
+    X, y = _diabetes(20)
+    with pytest.raises(ValueError, match=r"^n_steps=1000000000000: its loss curve alone"):
+        PathKernelRegressor((4,), n_steps=10**12, learning_rate=0.1).fit(X, y)
 
 
 def test_path_kernel_names_y_in_feature_name_checks():
@@ -197,3 +205,15 @@ def test_path_kernel_names_y_in_feature_name_checks():
     assert [str(w.message) for w in caught] == [
         "Y has feature names, but PathKernelRegressor was fitted without feature names"
     ]
+
+
+def test_queries_far_outside_the_data_are_named_in_the_advice():
+    """Queries 1e10 times the training scale saturate the tanh units, and the output
+    jumps along the path: a larger quadrature does not help (1.45 relative at 4 and at 64
+    nodes), a smaller learning_rate does (9e-16). The warning said only "a larger
+    quadrature", and "steps where the training loss jumped" (a review)."""
+    X, y = _diabetes(30)
+    model = PathKernelRegressor((4,), n_steps=20, random_state=0).fit(X, y)
+    for nodes in (4, 64):
+        with pytest.warns(UserWarning, match="far outside the training data's range"):
+            model.decompose(X[:2] * 1e10, quadrature=nodes)

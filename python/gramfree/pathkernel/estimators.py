@@ -82,12 +82,13 @@ def _inexact_advice(nodes: int | None) -> str:
     if nodes is None or nodes < 64:
         return (
             "a larger quadrature (up to 64) resolves steps along which the network changes "
-            "fast, and a smaller learning_rate steps where the training loss jumped"
+            "fast, and a smaller learning_rate steps where the training loss jumped, or "
+            "where queries far outside the training data's range saturate the units"
         )
     return (
         "even the largest quadrature does not resolve this training path (steps where the "
-        "training loss jumped: a learning_rate near divergence); fit with a smaller "
-        "learning_rate"
+        "training loss jumped: a learning_rate near divergence; or queries far outside the "
+        "training data's range, which saturate the units); fit with a smaller learning_rate"
     )
 
 
@@ -127,15 +128,23 @@ def _check_feature_names_of(estimator, A, name: str) -> None:
 
 
 def _check_checkpoint_memory(checkpoint_every: int | None, n_steps: int, n_params: int) -> None:
-    """ValueError naming checkpoint_every when its checkpoints cannot be held: they were
-    allocated step by step and failed as std::bad_alloc after the training's time was spent
-    (a review: 200000 steps of 24001 weights, 38 GB, after 49 s). Counted twice: the
-    trainer's copies and the array returned."""
+    """ValueError naming n_steps when its loss curve cannot be held (the trainer reserves
+    it before the first step: n_steps=10**12 was a bare std::bad_alloc MemoryError; a
+    review), or checkpoint_every when its checkpoints cannot: they were allocated step by
+    step and failed as std::bad_alloc after the training's time was spent (a review:
+    200000 steps of 24001 weights, 38 GB, after 49 s). Counted twice: the trainer's copies
+    and the array returned."""
+    room = memory_bytes()
+    curve = 2.0 * int(n_steps) * 8.0
+    if curve > room:
+        raise ValueError(
+            f"n_steps={n_steps}: its loss curve alone needs {curve / 2**30:.3g} GiB, more "
+            f"than the {room / 2**30:.3g} GiB this process may use; take fewer steps"
+        )
     if not checkpoint_every:
         return
     count = (int(n_steps) - 1) // int(checkpoint_every)
     need = 2.0 * count * n_params * 8.0
-    room = memory_bytes()
     if need > room:
         raise ValueError(
             f"checkpoint_every={checkpoint_every}: {count} checkpoints of the {n_params} "
@@ -1391,11 +1400,19 @@ class _PathKernelBase(BaseEstimator):
         else:
             dec = _in_memory(decomposition)
             self._check_decomposition(dec, X)
+        residual = dec.step_residual
+        if decomposition is not None:
+            # Checked at its outputs only: its sums are checked here too (a review: one
+            # whose contributions had been doubled gave totals twice the value, as exact).
+            # Exact ones add up to _DECOMPOSITION_RTOL, as decompose's own check allows.
+            gap = dec.reconstruction_error
+            if not gap <= _DECOMPOSITION_RTOL:
+                residual = max(residual, gap) if gap == gap else math.inf
         parts = self._explanation_parts(dec, int(top_k), target, normalize)
         return self._explanation(
             parts,
             normalize,
-            dec.step_residual,
+            residual,
             None if decomposition is not None else self.quadrature,
         )
 
