@@ -288,6 +288,44 @@ def test_text_target_is_class_names(capsys, tmp_path, wine):
     assert np.mean(np.array(_lines(out)) == labels) > 0.95
 
 
+@pytest.mark.parametrize(
+    "written", [["02139", "10001", "94105"], ["+1", "2", "3"], ["1.0", "2.0", "3.0"]]
+)
+def test_class_labels_that_read_as_numbers_keep_their_text(capsys, tmp_path, wine, written):
+    """Labels that are numbers written otherwise than they print (ZIP codes with a
+    leading zero, "+1", "1.0") are class names: predict printed 2139, 1 or 1 (a review),
+    where the Python API given the strings keeps them. Plain integers stay integers."""
+    X, y, names = wine
+    for labels in (np.array(written)[y], np.array(["0", "1", "2"])[y]):
+        path = write_csv(tmp_path / "wine.csv", X, labels, names, target="label")
+        status, out, err = gramfree_cli(capsys, "fit", path, "-o", tmp_path / "m.gfm")
+        assert status == 0, err
+        status, out, err = gramfree_cli(capsys, "predict", tmp_path / "m.gfm", path)
+        assert status == 0, err
+        assert set(_lines(out)) <= set(labels)
+        assert np.mean(np.array(_lines(out)) == labels) > 0.95
+    classes = gramfree.load(tmp_path / "m.gfm").classes_
+    assert classes.dtype.kind == "i"  # "0", "1", "2": integers, as before
+
+
+def test_numeric_names_above_class_names_get_a_note(capsys, tmp_path, wine):
+    """Numeric column names above a column of class names read as a data row (the rule:
+    text above a number), and the fit had a class of the target's name with no word but
+    the row count (a review). A note now names it and the fix; with --header none."""
+    X, y, names = wine
+    labels = np.array(["barolo", "grignolino", "barbera"])[y]
+    path = write_csv(tmp_path / "w.csv", X, labels, [str(400 + j) for j in range(X.shape[1])])
+    status, out, err = gramfree_cli(capsys, "fit", path, "-o", tmp_path / "m.gfm")
+    assert status == 0, err
+    assert "note: line 1 was read as data, and its class 'target' appears on no other" in out
+    status, out, err = gramfree_cli(capsys, "fit", path, "--header", "-o", tmp_path / "m.gfm")
+    assert status == 0, err
+    assert "note:" not in out
+    path = write_csv(tmp_path / "w2.csv", X, labels, names, header=False)  # data on line 1
+    status, out, err = gramfree_cli(capsys, "fit", path, "-o", tmp_path / "m.gfm")
+    assert status == 0 and "note:" not in out, out
+
+
 def test_header_row_is_detected_or_forced(capsys, tmp_path, wine, bc_csv):
     X, y, names = wine
     labels = np.array(["barolo", "grignolino", "barbera"])[y]
@@ -938,3 +976,33 @@ def test_a_repeated_target_option_is_refused(capsys, tmp_path, bc_csv, command):
         main([command, *map(str, args)])
     assert exit_info.value.code == 2
     assert "--target given twice" in capsys.readouterr().err
+
+
+def test_closed_standard_output_is_an_error_line_for_predict(tmp_path, wine):
+    """With descriptor 1 closed (`>&-`) Python has no sys.stdout: predict raised an
+    AttributeError traceback (a review). It is one error line and status 1; fit, whose
+    output is the model file, still writes it."""
+    X, y, names = wine
+    path = write_csv(tmp_path / "w.csv", X, y, names)
+
+    def closed(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "gramfree", *map(str, args)],
+            cwd=tmp_path,
+            capture_output=False,
+            stdout=None,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+            preexec_fn=lambda: os.close(1),
+            check=False,
+        )
+
+    done = closed("fit", path, "-o", tmp_path / "m.gfm")
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "m.gfm").exists()
+    done = closed("predict", tmp_path / "m.gfm", path)
+    assert done.returncode == 1
+    assert (
+        done.stderr.strip() == "error: standard output is closed: nowhere to write the predictions"
+    )

@@ -101,6 +101,17 @@ def test_multiclass_sums_to_the_predicted_class_score(digits, digits_model):
     assert list(ex3.target) == [3] * len(Xq)
 
 
+def test_class_messages_show_labels_as_written(digits, digits_model):
+    """Labels in messages are the values, not numpy's reprs ("[np.int64(0), ...]" and
+    "np.str_('a')" under numpy 2; a review)."""
+    Xq = digits[2]
+    with pytest.raises(ValueError, match=r"^target: 11 is not one of the classes \[0, 1, 2, "):
+        digits_model.explain(Xq, target=11)
+    one = np.array(["a"] * len(Xq))
+    with pytest.raises(ValueError, match=r"got 1 class \('a'\)$"):
+        KernelClassifier().fit(Xq, one)
+
+
 def test_the_large_contributions_cancel_and_the_explanation_says_so(digits, digits_model):
     _, _, Xq = digits
     ex = digits_model.explain(Xq[:1])

@@ -229,6 +229,30 @@ def test_other_format_version_refused(tmp_path, version):
     gramfree.load(src)
 
 
+def test_a_kernel_field_beyond_float_is_a_value_error_naming_it(tmp_path):
+    """An integer too large for a float in the kernel's fields (nu=10**400) escaped as
+    OverflowError (a review); load's promise is a ValueError naming the field."""
+    X, _, y = _data()
+    model = KernelRegressor(kernel="matern", alpha=0.1).fit(X, y)
+    src, dst = tmp_path / "m.npz", tmp_path / "edited.npz"
+    model.save(src)
+    _rewrite_meta(src, dst, lambda meta: meta["attributes"]["kernel_"].update(nu=10**400))
+    with pytest.raises(ValueError, match="attributes.kernel_"):
+        gramfree.load(dst)
+
+
+def test_bytes_paths_save_and_load(tmp_path):
+    """A bytes path: zipfile took it for a file object on load (AttributeError 'seek')
+    and save mixed it with str (TypeError; a review). Both read it as os.fsdecode does;
+    a path of another type is a TypeError naming it."""
+    model, Xt = _fitted("regressor")
+    path = os.fsencode(tmp_path / "m.gfm")
+    model.save(path)
+    np.testing.assert_array_equal(gramfree.load(path).predict(Xt), model.predict(Xt))
+    with pytest.raises(TypeError, match="^path: expected a str, bytes or os.PathLike, got int"):
+        gramfree.load(3)
+
+
 def test_other_format_refused(tmp_path):
     model, _ = _fitted("regressor")
     src = tmp_path / "m.npz"

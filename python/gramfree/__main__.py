@@ -71,6 +71,23 @@ def _validation(
     )
 
 
+def _lonely_first_label(table, header, task: str, y: np.ndarray) -> str | None:
+    """A note where line 1 may be a header read as data: its class appears nowhere else
+    while every other class appears at least twice. Numeric column names above a column
+    of class names look like data ("400,500,600,700,species"), and the fit had a class
+    "species" and standardised the numbers 400-700 with the data (a review)."""
+    if table.header or header is not None or task != "classification" or len(y) < 10:
+        return None
+    _, first, counts = np.unique(y, return_index=True, return_counts=True)
+    alone = counts == 1
+    if not (alone.sum() == 1 and first[alone][0] == 0):
+        return None
+    return (
+        f"line 1 was read as data, and its class {str(y[0])!r} appears on no other line: "
+        "if line 1 names the columns, fit again with --header"
+    )
+
+
 def _fit(args: argparse.Namespace) -> int:
     import gramfree
     from gramfree.io import TableRecipe
@@ -94,6 +111,9 @@ def _fit(args: argparse.Namespace) -> int:
     )
     if table.guessed:
         print(f"note: {table.guessed}")
+    lonely = _lonely_first_label(table, args.header, task, y)
+    if lonely:
+        print(f"note: {lonely}")
     cls = gramfree.KernelRegressor if task == "regression" else gramfree.KernelClassifier
     model = cls(
         kernel=args.kernel,
@@ -357,7 +377,8 @@ def _parser() -> argparse.ArgumentParser:
         choices=["auto", "regression", "classification"],
         default="auto",
         help=f"default: classification for text or integer targets with at most "
-        f"{MAX_AUTO_CLASSES} distinct values, else regression",
+        f"{MAX_AUTO_CLASSES} distinct values, else regression; class labels are kept as "
+        "written (02139 stays 02139)",
     )
     p.add_argument(
         "--scale",
@@ -457,6 +478,14 @@ def main(argv: list[str] | None = None) -> int:
     or the files is one ``error: ...`` line on stderr and status 1 (argparse's own usage
     errors: status 2)."""
     args = _parser().parse_args(argv)
+    if sys.stdout is None:  # descriptor 1 closed (`>&-`): Python then has no stdout
+        if args.func is _predict:  # its output is the point (it was a traceback; a review)
+            print(
+                "error: standard output is closed: nowhere to write the predictions",
+                file=sys.stderr,
+            )
+            return 1
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - for the rest of the process
     try:
         status = int(args.func(args))
         sys.stdout.flush()  # a closed pipe shows here, not at the interpreter's exit

@@ -444,4 +444,22 @@ def task_and_target(
                 f"{table.path} holds {str(example)!r}"
             )
         return task, y
+    if not numeric:
+        return task, y
+    written = _written_labels(table, target, y)
+    if written is not None:
+        return task, written
     return task, (y.astype(np.int64) if integers else y)
+
+
+def _written_labels(table: Table, target: int, y: np.ndarray) -> np.ndarray | None:
+    """A numeric target's cells as written, where some cell is not how its value prints
+    (``int`` for whole values, else ``repr``): "02139", "+1" or "1.0" are class names,
+    which read as numbers were predicted as 2139, 1 or 1 (a review: ZIP codes; pandas
+    reads them as numbers too, the Python API keeps the strings it is given). None for
+    a .npy table, whose numbers have no text, or where every cell prints as written."""
+    if table.array is not None:
+        return None
+    cells = np.array([row[target].strip() for _, row in _rows(table)])
+    printed = np.array([str(int(v)) if v == int(v) else repr(float(v)) for v in y])
+    return None if np.array_equal(cells, printed) else cells

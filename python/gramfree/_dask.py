@@ -222,7 +222,7 @@ def _classification_targets(estimator, X, y, w):
     if len(classes) < 2:
         raise ValueError(
             f"{type(estimator).__name__} needs samples of at least 2 classes; "
-            f"got 1 class ({classes[0]!r})"
+            f"got 1 class ({np.asarray(classes)[:1].tolist()[0]!r})"
         )
     Y = y.map_blocks(
         _class_block,

@@ -345,7 +345,7 @@ def _decode_kernel(value: Any, field: str) -> _kernels.Kernel:
         fields["nu"] = math.inf
     try:  # the kernel classes check their own fields' types and ranges
         return cls(**fields)
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:  # nu=10**400: no float (a review)
         raise _field_error(field, f"is not a valid {cls.__name__} ({exc})") from None
 
 
@@ -735,7 +735,7 @@ def _write_atomic(path, text: str, arrays: dict) -> None:
     _fsync_directory(os.path.dirname(target))
 
 
-def save(estimator, path: str | os.PathLike) -> None:
+def save(estimator, path: str | bytes | os.PathLike) -> None:
     """Write a fitted gramfree estimator to ``path`` (format version 1, or 2 for
     gamma="scale": the module docstring).
 
@@ -745,6 +745,7 @@ def save(estimator, path: str | os.PathLike) -> None:
     are saved as None: given ``centers`` (the fitted centres are stored), a ``cv`` splitter
     and a ``random_state`` that is a RandomState instance (which warns).
     """
+    path = _as_path(path)
     arrays, meta = _portable(estimator)
     text = json.dumps(meta, allow_nan=False)
     _check_loads_back(text, arrays)
@@ -958,6 +959,18 @@ def _read_members(zf: zipfile.ZipFile) -> dict[str, np.ndarray]:
             raise ValueError(f"member {info.filename!r} appears twice")
         arrays[name] = _read_member(zf, info)
     return arrays
+
+
+def _as_path(path) -> str:
+    """``path`` as a str: bytes and os.PathLike as os.fsdecode reads them (zipfile took
+    b"model.gfm" for a file object: AttributeError 'seek'; a review); anything else is a
+    TypeError naming ``path``."""
+    try:
+        return os.fsdecode(path)
+    except TypeError:
+        raise TypeError(
+            f"path: expected a str, bytes or os.PathLike, got {type(path).__name__}"
+        ) from None
 
 
 def _read_arrays(path) -> dict[str, np.ndarray]:
@@ -1467,7 +1480,7 @@ def _restore(meta: Any, arrays: dict):
     return est
 
 
-def load(path: str | os.PathLike) -> Any:
+def load(path: str | bytes | os.PathLike) -> Any:
     """Read a model written by ``save``; refuses files of another format or version.
 
     Raises FileNotFoundError when nothing is at ``path``, and ValueError, naming the
@@ -1479,7 +1492,7 @@ def load(path: str | os.PathLike) -> Any:
 
     Parameters
     ----------
-    path : str or os.PathLike
+    path : str, bytes or os.PathLike
         A file written by an estimator's ``save``.
 
     Returns
@@ -1500,6 +1513,7 @@ def load(path: str | os.PathLike) -> Any:
     >>> type(loaded).__name__, bool((loaded.predict(X) == model.predict(X)).all())
     ('KernelRegressor', True)
     """
+    path = _as_path(path)
     arrays = _read_arrays(path)
     meta = _read_meta(arrays.pop(_META, None), path)
     est = _restore(meta, arrays)

@@ -1060,12 +1060,12 @@ class KernelMachineMixin(BaseEstimator):
     def _copy_target_info(self, other) -> None:  # overridden where targets carry state
         pass
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | bytes | os.PathLike) -> None:
         """Write the fitted model to a portable, versioned file; see :func:`gramfree.load`.
 
         Parameters
         ----------
-        path : str or os.PathLike
+        path : str, bytes or os.PathLike
             File to write (replaced if it exists).
 
         Examples

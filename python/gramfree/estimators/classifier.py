@@ -94,7 +94,7 @@ def class_targets(estimator, X, y, sample_weight):
     if len(classes) < 2:
         raise ValueError(
             f"{type(estimator).__name__} needs samples of at least 2 classes; got 1 class "
-            f"({classes[0]!r})"
+            f"({classes[:1].tolist()[0]!r})"
         )
     estimator._resolve_kernel(X, sample_weight)  # at the weights the solver sees
     codes = encoder.transform(y)

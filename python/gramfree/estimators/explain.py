@@ -205,7 +205,9 @@ class ExplainMixin:
         if isinstance(target, (bool, np.bool_)) and classes.dtype != bool:
             hits = hits[:0]  # True == 1: a boolean named class 1 of integer classes
         if hits.size != 1:
-            raise ValueError(f"target: {target!r} is not one of the classes {list(classes)}")
+            raise ValueError(
+                f"target: {target!r} is not one of the classes {np.asarray(classes).tolist()}"
+            )
         c = int(hits[0])
 
         def same(cols):

@@ -615,13 +615,13 @@ class _PathKernelBase(BaseEstimator):
 
     # -- persistence ---------------------------------------------------------------------
 
-    def save(self, path: str | os.PathLike) -> None:
+    def save(self, path: str | bytes | os.PathLike) -> None:
         """Write the fitted model (weights, starting point, recorded path) to a portable,
         versioned file without pickle; see :func:`gramfree.load`.
 
         Parameters
         ----------
-        path : str or os.PathLike
+        path : str, bytes or os.PathLike
             File to write (replaced if it exists).
 
         Examples
@@ -2061,7 +2061,9 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
     def _class_index(self, label) -> int:
         hits = self._class_hits(label)
         if hits.size != 1:
-            raise ValueError(f"target: {label!r} is not one of the classes {list(self.classes_)}")
+            raise ValueError(
+                f"target: {label!r} is not one of the classes {self.classes_.tolist()}"
+            )
         return int(hits[0])
 
     def _target_choice(self, target) -> tuple[str, int | None]:
