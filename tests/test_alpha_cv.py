@@ -607,12 +607,44 @@ def test_damaged_cv_model_files_name_the_field(tmp_path, field, value, message):
         # numpy reads True as 1.0: the candidates were 1 and 0.1 in silence (a review)
         ([True, 0.1], "alphas: booleans are not alphas"),
         (np.array([True, True]), "alphas: booleans are not alphas"),
+        # numpy reads "0.1" as 0.1: fitted in silence where RidgeCV refuses (a review)
+        (["0.1", "1.0"], "alphas: strings are not alphas"),
+        (np.array(["0.1"]), "alphas: strings are not alphas"),
     ],
 )
 def test_bad_alphas_are_named(alphas, match):
     X = np.random.default_rng(0).normal(size=(30, 2))
     with pytest.raises(ValueError, match=match):
         KernelRegressorCV(alphas=alphas).fit(X, X[:, 0])
+
+
+def test_a_choice_at_the_rounding_floor_says_so():
+    """800 digits rows, every row a centre, a wide kernel: GCV by numpy's solve falls to
+    0.84 at alpha 1e-9, below the whitened Gram's rounding floor, where the path has no
+    estimate; 3.2e-8 was chosen (GCV 1.51) in silence (a review). A choice at the smallest
+    resolved alpha with smaller candidates left out now warns; with every candidate
+    resolved, none."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X, y = StandardScaler().fit_transform(X)[:800], y[:800].astype(float)
+    gamma = 1e-4 / 64
+    K = rbf_kernel(X, gamma=gamma)
+
+    def gcv(alpha):  # exact kernel ridge, float64
+        r = y - K @ np.linalg.solve(K + alpha * np.eye(len(y)), y)
+        dof = np.trace(K @ np.linalg.inv(K + alpha * np.eye(len(y))))
+        return len(y) * (r @ r) / (len(y) - dof) ** 2
+
+    alphas = np.logspace(-10, -6, 9)
+    with pytest.warns(UserWarning, match="is the smallest with a GCV estimate, and 5 smaller"):
+        model = KernelRegressorCV(gamma=gamma, alphas=alphas).fit(X, y)
+    assert model.alpha_ == alphas[5]
+    assert gcv(1e-9) < gcv(model.alpha_)  # what the warning is for
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        resolved = KernelRegressorCV(gamma=gamma, alphas=np.logspace(-3, 3, 7)).fit(X, y)
+    assert resolved.solver_info_["unresolved_alphas"] == 0
 
 
 @pytest.mark.parametrize("estimator", [KernelRegressorCV, KernelRegressor])

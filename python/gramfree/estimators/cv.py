@@ -36,6 +36,7 @@ from ..solvers.alpha_path import (
     chosen_point,
     coef_at,
     gcv_log_gamma_slope,
+    path_warnings,
     refine_alpha,
     solve_alpha_path,
 )
@@ -75,10 +76,13 @@ def _check_candidates(values, name: str) -> np.ndarray:
         a = None
     if a is None or a.ndim != 1 or a.size == 0:
         raise ValueError(f"{name}: must be a non-empty 1-d sequence of numbers, got {values!r}")
-    # numpy reads True as 1.0 ([True, 0.1] became the candidates 1 and 0.1 in silence).
+    # numpy reads True as 1.0 ([True, 0.1] became the candidates 1 and 0.1 in silence),
+    # and "0.1" as 0.1 (RidgeCV refuses strings; a review).
     given = values if isinstance(values, (list, tuple)) else np.asarray(values)
     if any(isinstance(v, (bool, np.bool_)) for v in given):  # a boolean array's items too
         raise ValueError(f"{name}: booleans are not {name}, got {values!r}")
+    if any(isinstance(v, (str, bytes, np.str_, np.bytes_)) for v in given):
+        raise ValueError(f"{name}: strings are not {name}, got {values!r}")
     if not np.all(np.isfinite(a)) or np.any(a <= 0):
         raise ValueError(f"{name}: every value must be positive and finite, got {values!r}")
     return a
@@ -232,7 +236,7 @@ class _AlphaPathMixin(KernelMachineMixin):
                 path = solve_alpha_path(
                     problem, centers, path_alphas, alpha_exponent=exponent, warn=False
                 )
-            return path, problem, [path.info["no_estimate"]] if "no_estimate" in path.info else []
+            return path, problem, path_warnings(path)
 
         best = None  # (path, gamma, kernel, warnings, problem)
         grid, dofs = [], []
