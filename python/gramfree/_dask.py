@@ -453,8 +453,8 @@ def solve_nystrom_pcg_dask(
     preconditioner (:func:`_centers`; None: an even share); ``heavy_rows``: the heavy rows
     that are no centre, counted apart by their kernel columns (``_centers``; only those
     rows travel); ``watch_objective``: as for
-    :func:`gramfree.solvers.nystrom_pcg.falkon_cg` (very uneven weights). Returns :class:`gramfree.solvers._common.SolverResult`; the
-    preconditioner and CG loop are the in-process solver's
+    :func:`gramfree.solvers.nystrom_pcg.falkon_cg` (very uneven weights). Returns
+    :class:`gramfree.solvers._common.SolverResult`; the preconditioner and CG loop are the in-process solver's
     (:func:`gramfree.solvers.nystrom_pcg.falkon_cg`), its passes the workers', and so are
     its retries with float32 products: once more with float64 factors, then with float64
     products, where a fit stagnated, each kept if better (a review found the float32

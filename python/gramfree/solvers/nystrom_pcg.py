@@ -326,10 +326,11 @@ def falkon_cg(
     ``center_weights``: the weight each centre stands for relative to an even share
     (:func:`gramfree.solvers._common.preconditioner_weights`; None: the even share).
     ``heavy_columns()``: ``K(C, X_H) diag(sqrt(w_H / sum w))`` (M x H, in blocks of
-    columns, ``HEAVY_BLOCK`` or fewer) for the heavy rows H that are no centre (centres given as points, or as rows without them), whose part
-    of ``K_nM^T W K_nM`` the preconditioner then holds exactly, ``center_weights``
-    sharing the rest: an even share for them (their weight spread over the centres) left
-    CG at 4-12 times the optimum in silence (five diabetes rows at 1e6, gamma 0.01).
+    ``HEAVY_BLOCK`` columns or fewer) for the heavy rows H that are no centre (centres
+    given as points, or as rows without them), whose part of ``K_nM^T W K_nM`` the
+    preconditioner then holds exactly, ``center_weights`` sharing the rest: an even
+    share for them (their weight spread over the centres) left CG at 4-12 times the
+    optimum in silence (five diabetes rows at 1e6, gamma 0.01).
     ``watch_objective``: CG goes on past ``tol`` while a step still lowers the objective
     by more than ``tol`` of its value (and 1e-12 of its start), for very uneven
     weights (:func:`uneven_weights`): the residual is relative to the weighted
