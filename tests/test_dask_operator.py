@@ -255,6 +255,34 @@ def test_bad_input(data):
             K.normal_matvec(np.ones(m), sample_weight=w)
 
 
+def test_dask_weights_of_the_transposed_normal_product_are_checked(data):
+    """K.T.normal_matvec with dask weights (one per row of Z) had only their length
+    checked: of shape (m, 1) they broadcast the result to (n, m) in silence, a NaN among
+    them was reported as V's, a string dtype failed in numpy (a review). Checked as the
+    in-memory operator checks them, the values in their tasks; good ones give its result."""
+    X, Z = data
+    K = KernelOperator(da.from_array(X, chunks=500), Z, gamma=GAMMA)
+    M = KernelOperator(X, Z, gamma=GAMMA)
+    n, m = K.shape
+    u = np.linspace(-1.0, 1.0, n)
+    with pytest.raises(ValueError, match="^sample_weight: expected a 1-d array, got 2"):
+        K.T.normal_matvec(u, sample_weight=da.ones((m, 1)))
+    with pytest.raises(TypeError, match="^sample_weight: dtype must be numeric"):
+        K.T.normal_matvec(u, sample_weight=da.from_array(np.array(["a"] * m)))
+    with pytest.raises(ValueError, match=f"^sample_weight: has {m + 1} values, expected {m}"):
+        K.T.normal_matvec(u, sample_weight=da.ones(m + 1))
+    w = np.linspace(0.0, 2.0, m)
+    nan = w.copy()
+    nan[3] = np.nan
+    with dask.config.set(scheduler="threads"):
+        with pytest.raises(ValueError, match="^sample_weight: contains NaN"):
+            K.T.normal_matvec(u, sample_weight=da.from_array(nan, chunks=30)).compute()
+        got = K.T.normal_matvec(u, sample_weight=da.from_array(w, chunks=30)).compute()
+    want = M.T.normal_matvec(u, sample_weight=w)
+    assert got.shape == (n,)
+    assert rel(got, want) < 1e-12
+
+
 def test_in_memory_operator_does_not_import_dask():
     code = (
         "import sys, numpy as np, gramfree\n"

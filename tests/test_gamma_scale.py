@@ -71,6 +71,20 @@ def test_prediction_keeps_the_fitted_gamma():
         )
 
 
+def test_compress_refits_with_the_fitted_gamma():
+    """A refit on other rows keeps the kernel the model was fitted with: "scale" from the
+    refit's X gave another gamma (0.1029 for 0.1), and the change compared two kernels
+    (a review)."""
+    X, y, _ = _digits()
+    model = KernelRegressor(gamma="scale", alpha=1e-2, random_state=0).fit(X, y)
+    small, change = model.compress(100, X[:150], y[:150])
+    assert small.kernel_ == model.kernel_
+    same = KernelRegressor(
+        gamma=model.kernel_.gamma, alpha=1e-2, random_state=0, solver="nystrom-pcg", n_centers=100
+    ).fit(X[:150], y[:150])
+    np.testing.assert_allclose(small.predict(X), same.predict(X), rtol=1e-10, atol=1e-10)
+
+
 def test_integer_weights_are_repeated_rows_and_zero_weights_removed_rows():
     X, y = _cancer()
     rng = np.random.default_rng(0)

@@ -153,6 +153,12 @@ def _dense_block(Xb, *, model, n_jobs):
 # -- the operator's state ----------------------------------------------------------------
 
 
+def _finite_weights_block(wb):
+    if not np.isfinite(wb).all():
+        raise ValueError("sample_weight: contains NaN or infinity")
+    return wb
+
+
 def _check_ndim(shape, name: str, kind: str) -> None:
     """``kind``: "vec" (``(r,)`` or ``(r, 1)``), "mat" (2-d) or "any" (1-d or 2-d)."""
     ndim = len(shape)
@@ -297,15 +303,29 @@ class _DaskKernel:
             out = parts.astype(self.dtype)
             return out[:, 0] if vector else out
         # (K^T)^T W K^T V = K (W (K^T V)): two passes, composed lazily.
-        w = self._weights(sample_weight, self.Z.shape[0])
+        w = self._transposed_weights(sample_weight)
         KtV = self.columns(V, "V", "any")
         if w is not None:
-            if w.shape[0] != self.Z.shape[0]:
-                raise ValueError(
-                    f"sample_weight: has {w.shape[0]} values, expected {self.Z.shape[0]}"
-                )
             KtV = KtV * (w if KtV.ndim == 1 else w[:, None]).astype(self.dtype)
         return self.rows(KtV, "V", "any")
+
+    def _transposed_weights(self, sample_weight):
+        """K.T's weights, one per row of Z, checked as in memory: a dask one had only its
+        length checked, and of shape (m, 1) it broadcast the result to (n, m) in silence;
+        a NaN in it was reported as V's (a review). Its values are checked in its tasks."""
+        from ._dask import is_dask_collection
+
+        m = self.Z.shape[0]
+        if not is_dask_collection(sample_weight):
+            return self._weights(sample_weight, m)
+        w = _as_dask_rows(sample_weight, "sample_weight")
+        if w.ndim != 1:
+            raise ValueError(f"sample_weight: expected a 1-d array, got {w.ndim} dimension(s)")
+        if w.dtype.kind not in "biuf":
+            raise TypeError(f"sample_weight: dtype must be numeric, got {w.dtype}")
+        if w.shape[0] != m:
+            raise ValueError(f"sample_weight: has {w.shape[0]} values, expected {m}")
+        return w.map_blocks(_finite_weights_block, dtype=w.dtype)
 
     def gradient(self, V):
         if self.transposed:
