@@ -33,6 +33,7 @@ from ._log import caller_stacklevel, say
 from .operators import KernelOperator, as_float_array
 from .solvers._common import (
     HEAVY_MEAN,
+    apart_floor,
     center_rows,
     heavy_count,
     preconditioner_weights,
@@ -595,7 +596,10 @@ def _pcg_dask_once(
         root = np.sqrt(np.asarray(gather_rows(w, heavy_rows), dtype=np.float64) / s)
         for a in range(0, X_h.shape[0], HEAVY_BLOCK):
             op = KernelOperator(kmm_centers, X_h[a : a + HEAVY_BLOCK], kernel, n_jobs=n_jobs)
-            yield op.to_dense() * root[a : a + HEAVY_BLOCK]
+            block = op.to_dense()
+            block *= root[a : a + HEAVY_BLOCK]
+            yield block
+            del block  # before the next is formed (falkon_cg drops its reference)
 
     result = falkon_cg(
         lambda: KernelOperator(kmm_centers, None, kernel, n_jobs=n_jobs).to_dense(),
@@ -914,12 +918,14 @@ class _Rows:
 
 
 def _centers(estimator, X, w, rng):
-    """``(centers, rows, shares, missing)``: the centres in memory, their training rows
-    (None for points given as ``centers``), the weight each stands for in Nystrom-PCG's
-    preconditioner (:func:`gramfree.solvers._common.preconditioner_weights`; None: an
-    even share) and the heavy rows that are no centre (centres given as points, or as
-    rows without them), which the preconditioner counts by their own kernel columns
-    (None: none; :func:`gramfree.solvers._common.centre_shares`). Random rows are drawn
+    """``(centers, rows, shares, missing, groups)``: the centres in memory, their
+    training rows (None for points given as ``centers``), the weight each stands for in
+    Nystrom-PCG's preconditioner (:func:`gramfree.solvers._common.preconditioner_weights`;
+    None: an even share), the rows apart that are no centre (centres given as points, or
+    as rows without them), which the preconditioner counts by their own kernel columns
+    (None: none; :func:`gramfree.solvers._common.centre_shares`), and whether more rows
+    weigh apart than the preconditioner counts by themselves
+    (:func:`gramfree.solvers._common.outnumbered`: auto's one pass). Random rows are drawn
     on the client from n, which weights are positive (zero-weight rows take no centre's
     place) and the heavy rows (the m largest weights and the sum of the others decide
     them), exactly as the in-memory fit draws them (same random_state, same rows), and
@@ -931,36 +937,48 @@ def _centers(estimator, X, w, rng):
         centers, idx = estimator._resolve_centers(_Rows(X))
         points = idx is None
         if w is None:
-            return centers, idx, None, None
+            return centers, idx, None, None, False
         m = centers.shape[0]
     else:
         m = estimator._resolve_n_centers(n)
         if m is None:
             m = min(n, DEFAULT_CENTERS)
         if w is None:
-            return (*_drawn(X, center_rows(rng, n, m)), None, None)
+            return (*_drawn(X, center_rows(rng, n, m)), None, None, False)
         idx = None
     import dask.array as da
 
     # Which weights are positive (one byte a row), the m largest and the largest weight;
-    # then the sum of the others, relative to the largest as in memory (heavy_rows: raw
-    # weights near 1e306 overflowed the sums, a review), summed apart from the heavy ones.
+    # then the sum and the largest of the others, relative to the largest as in memory
+    # (heavy_rows: raw weights near 1e306 overflowed the sums, a review).
     top = da.argtopk(w, m) if m < n else None
     positive, top, largest = compute(w > 0, top, w.max())
     positive, largest = np.asarray(positive, dtype=bool), float(largest)
     weighted = int(np.count_nonzero(positive))
-    heavy = np.empty(0, dtype=np.intp)
+    heavy = np.empty(0, dtype=np.intp)  # drawn first (heavy_rows)
+    apart = np.empty(0, dtype=np.intp)  # counted by themselves (apart_rows)
     outside = 0.0
     top_w = np.empty(0)
+    groups = False  # outnumbered
     if top is not None and m < weighted:
         top = np.asarray(top)
         top_w = np.asarray(gather_rows(w, top), dtype=np.float64) / largest
         order = np.argsort(-top_w, kind="stable")
         top, top_w = top[order], top_w[order]
         in_top = da.isin(da.arange(n, chunks=w.chunks[0]), top)
-        (outside,) = compute(da.where(in_top, 0, w / largest).sum())
-        k = heavy_count(top_w, float(outside), m, weighted)
+        others = da.where(in_top, 0, w / largest)
+        # (per chunk, then over chunks: dask's max fails on an empty chunk)
+        chunk_max = others.map_blocks(
+            _abs_max_block, chunks=((1,) * others.numblocks[0],), dtype=np.float64
+        )
+        outside, beyond = (float(v) for v in compute(others.sum(), chunk_max.max()))
+        k = heavy_count(top_w, outside, m, weighted)
         heavy = np.sort(top[:k])
+        floor = apart_floor(outside, m, weighted)
+        apart = np.sort(top[top_w > floor])
+        groups = beyond > floor
+    elif m >= weighted:  # given centres, as many as the weighted rows: each by itself
+        apart = np.flatnonzero(positive)
     if idx is None and not points:
         centers, idx = _drawn(X, center_rows(rng, n, m, positive, heavy=heavy))
     if points:
@@ -969,18 +987,22 @@ def _centers(estimator, X, w, rng):
         at_centres, found = np.asarray(gather_rows(w, idx), dtype=np.float64) / largest, idx
         if np.isin(np.flatnonzero(positive), idx).all():  # every weighted row a centre
             shares = preconditioner_weights(at_centres, at_centres > 0, 0.0)
-            return centers, idx, shares, None
-    own = np.isin(found, heavy) & (at_centres > 0)
-    missing = np.setdiff1d(heavy, found[own])
+            return centers, idx, shares, None, False
+    own = np.isin(found, apart) & (at_centres > 0)
+    missing = np.setdiff1d(apart, found[own])
     if not own.any() and not missing.size:
-        return centers, idx, None, None
-    # The weight of every row but the heavy ones (own centres or counted apart): the
-    # outside sum and the rest of the top, smallest first.
-    apart = np.isin(top, heavy) if top is not None else np.zeros(0, dtype=bool)
-    rest = float(np.sum(np.concatenate([[float(outside)], top_w[~apart][::-1]])))
-    exact = float(np.sum(top_w[np.isin(top, missing)][::-1])) if missing.size else 0.0
+        return centers, idx, None, None, groups
+    # The weight of every row but those apart (own centres or counted by their columns):
+    # the outside sum and the rest of the top, smallest first (none where every weighted
+    # row is apart); and the weight of those counted by their columns.
+    if m >= weighted:
+        rest = 0.0
+        exact = float(np.sum(np.sort(np.asarray(gather_rows(w, missing)) / largest)))
+    else:
+        rest = float(np.sum(np.concatenate([[outside], top_w[~np.isin(top, apart)][::-1]])))
+        exact = float(np.sum(top_w[np.isin(top, missing)][::-1])) if missing.size else 0.0
     shares = preconditioner_weights(at_centres, own, rest, exact)
-    return centers, idx, shares, missing if missing.size else None
+    return centers, idx, shares, missing if missing.size else None, groups
 
 
 def _drawn(X, idx):
@@ -996,22 +1018,26 @@ def _choose_solver(
     kernel_dtype,
     *,
     weights_span: bool = False,
+    groups: bool = False,
 ) -> tuple[str, str]:
     """``(solver, reason)``: the one named, or for "auto" the cheaper of the two by the
     in-memory cost model (:meth:`gramfree.solvers.auto.CostModel.best_nystrom`: the one-pass
     solve unless PCG is estimated EXACT_PREFERENCE times cheaper). On a cluster the
     comparison only tilts further toward the one pass: PCG moves M x t vectors and waits
     for the slowest chunk about 25 times, the one pass once. ``weights_span``: the
-    positive weights span more than ``WEIGHT_SPAN_PCG``: the one pass, as in memory
+    positive weights span more than ``WEIGHT_SPAN_PCG``; ``groups``: heavy rows outnumber
+    what the centres' shares count: the one pass for either, as in memory
     (:func:`gramfree.solvers.auto.solve_nystrom_choice`)."""
     if estimator.solver != "auto":
         return estimator.solver, ""
     from .solvers.auto import CostModel
 
-    if weights_span:
+    if weights_span or groups:
         return "nystrom-direct", (
             f"auto: nystrom-direct, the weights span more than {WEIGHT_SPAN_PCG:g}, beyond "
             "PCG's relative tol"
+            if weights_span
+            else "auto: nystrom-direct, more heavy rows than the centres' shares can count"
         )
 
     model = CostModel(n=n, d=d, t=t, dtype=np.dtype(kernel_dtype))
@@ -1054,7 +1080,7 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
         estimator._scale_gamma = _scale_gamma(X, w)
     _check_kernel_range(X, estimator._make_kernel(), estimator._kernel_dtype(X), estimator.n_jobs)
     rng = estimator._rng()
-    centers, rows, shares, missing = _centers(estimator, X, w, rng)
+    centers, rows, shares, missing, groups = _centers(estimator, X, w, rng)
     if not np.isfinite(centers).all():
         raise ValueError(
             "X: contains NaN or infinity"
@@ -1082,6 +1108,7 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
         len(centers),
         kernel_dtype,
         weights_span=span,
+        groups=uneven and groups,
     )
     if estimator.verbose:
         say(

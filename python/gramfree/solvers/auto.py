@@ -52,6 +52,7 @@ from ._common import (
     SolverResult,
     center_rows,
     heavy_rows,
+    outnumbered,
     symmetric_eigh,
     weight_span,
 )
@@ -348,9 +349,16 @@ def solve_auto(
     Xp, Yp = problem.X[probe], problem.Y[probe].astype(np.float64)
     result, before, previous_m, name = None, None, None, allowed[0]
 
+    def solvers_at(m: int) -> tuple[str, ...]:
+        """The Nystrom solvers allowed for m centres: the one pass alone where more
+        rows weigh apart than PCG's preconditioner counts by themselves (outnumbered)."""
+        if nystrom_only or not outnumbered(problem.sample_weight, m):
+            return allowed
+        return ("nystrom-direct",)
+
     def worth(m: int, result) -> bool:
         """Whether a Nystrom fit at m centres may run before the exact method."""
-        _, seconds, size = costs.best_nystrom(m, allowed)
+        _, seconds, size = costs.best_nystrom(m, solvers_at(m))
         return not (
             size > memory
             or seconds > exact_s
@@ -359,7 +367,7 @@ def solve_auto(
         )
 
     while True:
-        name, pcg_s, pcg_b = costs.best_nystrom(m, allowed)
+        name, pcg_s, pcg_b = costs.best_nystrom(m, solvers_at(m))
         if (
             before is None
             and exact_name is not None
@@ -370,7 +378,7 @@ def solve_auto(
             # Settling takes two sizes, and the second would not run: the first fit could
             # only be thrown away (a review: diamonds, 8000 rows, 1838 centres fitted
             # before direct, 44% more than direct alone by these estimates).
-            second, second_s, _ = costs.best_nystrom(min(n, 2 * m), allowed)
+            second, second_s, _ = costs.best_nystrom(min(n, 2 * m), solvers_at(min(n, 2 * m)))
             note(
                 f"{exact_name}: settling needs {m} and {min(n, 2 * m)} centres, and "
                 f"{min(n, 2 * m)} ({second}, est. {second_s:.2g} s) would not run before "
@@ -403,7 +411,7 @@ def solve_auto(
                 )
                 break
             m = max(1, int(math.sqrt(memory / (pcg_b / (m * m)))))  # the largest that fits
-            name, pcg_s, pcg_b = costs.best_nystrom(m, allowed)
+            name, pcg_s, pcg_b = costs.best_nystrom(m, solvers_at(m))
         idx = center_rows(
             rng, n, m, problem.sample_weight, heavy=heavy_rows(problem.sample_weight, m)
         )
@@ -509,12 +517,15 @@ def solve_nystrom_choice(
     m = centers.shape[0]
     estimates = {name: costs.best_nystrom(m, (name,))[1] for name in NYSTROM_SOLVERS}
     span = weights_span_beyond_pcg(problem.sample_weight)
-    name = "nystrom-direct" if span else costs.best_nystrom(m)[0]
+    groups = outnumbered(problem.sample_weight, m)
+    name = "nystrom-direct" if span or groups else costs.best_nystrom(m)[0]
     step = f"{name}: {m} centres given; est. " + ", ".join(
         f"{k} {v:.2g} s" for k, v in estimates.items()
     )
     if span:
         step += f"; the weights span more than {WEIGHT_SPAN_PCG:g}, beyond PCG's relative tol"
+    elif groups:
+        step += "; more rows weigh apart than PCG's preconditioner counts by themselves"
     log = {"estimates": estimates, "steps": [step], "rates": rates_source}
     if verbose:
         say(f"[auto] rates: {rates_source}")

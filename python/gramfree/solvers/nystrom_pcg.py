@@ -46,7 +46,8 @@ from ._common import (
 )
 
 # Columns per block of the heavy rows' kernel columns (falkon_cg's heavy_columns): M x 256
-# float64 values (20 MB at M = 10000) beside the preconditioner's two M x M matrices.
+# float64 values (20 MB at M = 10000) and their triangular solve beside the
+# preconditioner's two M x M matrices.
 HEAVY_BLOCK = 256
 
 
@@ -104,14 +105,17 @@ def solve_nystrom_pcg(
     shares, missing = centre_shares(w, center_rows, centers.shape[0])
 
     def heavy_columns() -> Iterator[np.ndarray]:
-        # K(C, X_H) sqrt(w_H / s) for the heavy rows that are no centre, the weights
+        # K(C, X_H) sqrt(w_H / s) for the rows apart that are no centre, the weights
         # relative to the largest (raw ones near 1e306 overflow their sum).
         assert w is not None and missing is not None
         scale = float(np.max(w))
         root = np.sqrt((w[missing] / scale) / (problem.weight_sum / scale))
         for a in range(0, missing.size, HEAVY_BLOCK):
             rows = missing[a : a + HEAVY_BLOCK]
-            yield kmm_problem.operator(centers, X[rows]).to_dense() * root[a : a + rows.size]
+            block = kmm_problem.operator(centers, X[rows]).to_dense()
+            block *= root[a : a + rows.size]
+            yield block
+            del block  # before the next is formed (the consumer drops its reference)
 
     def _falkon(factor_dtype: np.dtype) -> SolverResult:
         return falkon_cg(
@@ -326,8 +330,9 @@ def falkon_cg(
     ``center_weights``: the weight each centre stands for relative to an even share
     (:func:`gramfree.solvers._common.preconditioner_weights`; None: the even share).
     ``heavy_columns()``: ``K(C, X_H) diag(sqrt(w_H / sum w))`` (M x H, in blocks of
-    ``HEAVY_BLOCK`` columns or fewer) for the heavy rows H that are no centre (centres
-    given as points, or as rows without them), whose part of ``K_nM^T W K_nM`` the
+    ``HEAVY_BLOCK`` columns or fewer) for the rows H counted by themselves that are no
+    centre (:func:`gramfree.solvers._common.apart_rows`: centres given as points, or as
+    rows without them), whose part of ``K_nM^T W K_nM`` the
     preconditioner then holds exactly, ``center_weights`` sharing the rest: an even
     share for them (their weight spread over the centres) left CG at 4-12 times the
     optimum in silence (five diabetes rows at 1e6, gamma 0.01).
@@ -338,7 +343,7 @@ def falkon_cg(
     objective they carry is far from its optimum. Fifty diabetes rows at 1e6, clustered,
     a narrow kernel: CG claimed tol after one iteration at 1.07 times the optimum (a
     review). It cannot tell slow progress from none, so the preconditioner must count
-    every heavy row (``center_weights``, ``heavy_columns``)."""
+    every row that weighs apart (``center_weights``, ``heavy_columns``)."""
     M = centers.shape[0]
     s = weight_sum
     lam = alpha / s
@@ -362,6 +367,8 @@ def falkon_cg(
     del kmm  # L is kmm's memory
     if center_weights is None:
         inner = lower_gram(L)  # T T^T
+    elif not np.max(center_weights) > 0:  # every weighted row is in heavy_columns
+        inner = np.zeros((M, M), dtype=pdtype, order="F")
     else:  # T D T^T: L's rows scaled in place and back (rounding only)
         # Shares below eps^2 of the largest add less than the largest's rounding; the
         # floor keeps their roots positive in float32 (five rows at 1e150 left the others'
@@ -373,11 +380,12 @@ def falkon_cg(
         inner = lower_gram(L)
         L /= root
     inner /= M
-    # + (L^-1 K_MH)(L^-1 K_MH)^T, the heavy rows' exact part, a block of columns at a
+    # + (L^-1 K_MH)(L^-1 K_MH)^T, the rows apart's exact part, a block of columns at a
     # time; a GEMM of each block with itself, never BLAS's syrk (the Zen 4 crash:
     # gramfree.linalg).
     for columns in heavy_columns() if heavy_columns is not None else ():
         G = np.asfortranarray(solve_triangular(L, columns.astype(pdtype, copy=False)))
+        del columns  # one block alive at a time, with its solve (a review: two were)
         _blas.gemm(1.0, G, G, 1.0, inner, trans_b=True)
         del G
     inner[np.diag_indices_from(inner)] += lam
