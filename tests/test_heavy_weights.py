@@ -599,6 +599,35 @@ def test_auto_takes_the_one_pass_where_heavy_rows_outnumber_the_centres(diabetes
         assert model.solver_ == expected
 
 
+@pytest.mark.parametrize("kind", ["five_at_1e6", "clustered_50_at_1e6"])
+@pytest.mark.parametrize("gamma", [0.01, 1.0])
+def test_exact_pcg_watches_its_objective_under_uneven_weights(diabetes, kind, gamma):
+    """PCG on all points (``solver="pcg"``; auto's choice where direct's matrix does not
+    fit) weighs every row exactly in its preconditioner, but its tol is relative to
+    ``W^1/2 y`` too: diabetes five times over (2210 rows, a 2000-row subsample), fifty
+    clustered rows at 1e6 and a narrow kernel claimed tol after 5 iterations at 1.23
+    times direct's objective (five rows at 1e6: 1.02), in silence. It now watches its
+    objective as Nystrom-PCG does."""
+    X0, y0 = diabetes
+    rng = np.random.default_rng(0)
+    X = np.vstack([X0] * 5) + 0.01 * rng.normal(size=(5 * len(y0), X0.shape[1]))
+    y = np.tile(y0, 5)
+    if kind == "five_at_1e6":
+        w = _weights(kind, len(y))
+    else:
+        w = np.ones(len(y))
+        w[np.argsort(X[:, 0])[:50]] = 1e6
+    direct = KernelRegressor(solver="direct", gamma=gamma, alpha=ALPHA).fit(X, y, sample_weight=w)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        pcg = KernelRegressor(solver="pcg", gamma=gamma, alpha=ALPHA, random_state=0)
+        pcg.fit(X, y, sample_weight=w)
+    ratio = _objective(X, y, w, X, pcg.dual_coef_.ravel(), gamma) / _objective(
+        X, y, w, X, direct.dual_coef_.ravel(), gamma
+    )
+    assert ratio < 1.001, ratio
+
+
 def test_centre_shares_count_missing_heavy_rows_apart():
     """The shares and the rows counted apart, against their definition: the heavy rows
     that are no centre are returned, and the centres share the rest of the weight evenly,
