@@ -929,8 +929,9 @@ def _centers(estimator, X, w, rng):
     on the client from n, which weights are positive (zero-weight rows take no centre's
     place) and the heavy rows (the m largest weights and the sum of the others decide
     them), exactly as the in-memory fit draws them (same random_state, same rows), and
-    centres given as rows or points are weighed as in memory; only those rows and their
-    weights travel."""
+    centres given as rows or points are weighed as in memory (but for rows tied at the
+    m-th largest weight, of which argtopk may keep others than numpy's argpartition); only
+    those rows and their weights travel."""
     n = X.shape[0]
     points = False
     if estimator.centers is not None:  # checked as in memory; gathers X[rows] only
@@ -952,7 +953,9 @@ def _centers(estimator, X, w, rng):
     # then the sum and the largest of the others, relative to the largest as in memory
     # (heavy_rows: raw weights near 1e306 overflowed the sums, a review).
     top = da.argtopk(w, m) if m < n else None
-    positive, top, largest = compute(w > 0, top, w.max())
+    positive, top, largest, smallest = compute(
+        w > 0, top, w.max(), da.where(w > 0, w, np.inf).min()
+    )
     positive, largest = np.asarray(positive, dtype=bool), float(largest)
     weighted = int(np.count_nonzero(positive))
     heavy = np.empty(0, dtype=np.intp)  # drawn first (heavy_rows)
@@ -977,8 +980,8 @@ def _centers(estimator, X, w, rng):
         floor = apart_floor(outside, m, weighted)
         apart = np.sort(top[top_w > floor])
         groups = beyond > floor
-    elif m >= weighted:  # given centres, as many as the weighted rows: each by itself
-        apart = np.flatnonzero(positive)
+    elif m >= weighted and largest > HEAVY_MEAN * float(smallest):  # (apart_rows)
+        apart = np.flatnonzero(positive)  # given centres, as many as the weighted rows
     if idx is None and not points:
         centers, idx = _drawn(X, center_rows(rng, n, m, positive, heavy=heavy))
     if points:

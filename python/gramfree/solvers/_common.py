@@ -206,20 +206,30 @@ def heavy_rows(sample_weight: np.ndarray | None, m: int) -> np.ndarray | None:
     """The rows of :func:`heavy_count` (indices, sorted); None without weights, or for
     ``m`` at or beyond the rows of positive weight (every such row is a centre anyway).
     The weights are taken relative to their largest (1e306 would overflow the sums)."""
+    below = _weights_below(sample_weight, m)
+    if below is None:
+        return None
+    w, positive = below
+    top, top_w, outside = _top_weights(w, m)
+    return np.sort(top[: heavy_count(top_w, outside, m, positive)])
+
+
+def _weights_below(sample_weight: np.ndarray | None, m: int) -> tuple[np.ndarray, int] | None:
+    """``(w, positive)``: the weights as float64 and how many are positive, where some
+    positive one lies below the ``m`` largest; else None (no weights, or ``m`` at or
+    beyond the rows of positive weight)."""
     if sample_weight is None:
         return None
     w = np.asarray(sample_weight, dtype=np.float64)
     positive = int(np.count_nonzero(w > 0))
-    if m <= 0 or m >= positive:
-        return None
-    top, top_w, outside = _top_weights(w, m)
-    return np.sort(top[: heavy_count(top_w, outside, m, positive)])
+    return None if m <= 0 or m >= positive else (w, positive)
 
 
 def apart_rows(sample_weight: np.ndarray | None, m: int) -> np.ndarray | None:
     """The rows Nystrom-PCG's preconditioner counts by themselves for ``m`` centres
     (sorted; None without weights): every row of positive weight where there are at most
-    ``m`` of them, else those of the m largest weights over :func:`apart_floor`, heavy
+    ``m`` of them and their weights span more than ``HEAVY_MEAN`` (none within it), else
+    those of the m largest weights over :func:`apart_floor`, heavy
     (:func:`heavy_rows`) or not. A centre among them stands for its own weight, the
     others add their own kernel columns (:func:`centre_shares`): a group of more such
     rows than a centre's share can count (tied, or nearly) was left an even share, which
@@ -232,7 +242,10 @@ def apart_rows(sample_weight: np.ndarray | None, m: int) -> np.ndarray | None:
     if m <= 0 or not weighted.size:
         return None
     if weighted.size <= m:
-        return weighted
+        # Within HEAVY_MEAN of each other they keep Falkon's even share, row for row as
+        # before and as without weights (all ones had become an exact preconditioner,
+        # other coefficients than no weights; a review).
+        return weighted if uneven_weights(w) else None
     top, top_w, outside = _top_weights(w, m)
     return np.sort(top[top_w > apart_floor(outside, m, weighted.size)])
 
@@ -242,12 +255,10 @@ def outnumbered(sample_weight: np.ndarray | None, m: int) -> bool:
     :func:`apart_floor`: more such rows than the preconditioner can count by themselves
     (:func:`apart_rows`), the others left an even share. ``auto`` takes the one-pass
     solve there."""
-    if sample_weight is None:
+    below = _weights_below(sample_weight, m)
+    if below is None:
         return False
-    w = np.asarray(sample_weight, dtype=np.float64)
-    positive = int(np.count_nonzero(w > 0))
-    if m <= 0 or m >= positive:
-        return False
+    w, positive = below
     top, _, outside = _top_weights(w, m)
     rest = np.delete(w, top) / float(w.max())
     return float(rest.max(initial=0.0)) > apart_floor(outside, m, positive)
