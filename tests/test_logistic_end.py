@@ -22,6 +22,7 @@ from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wi
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics.pairwise import rbf_kernel
+from sklearn.preprocessing import StandardScaler
 from test_logistic import _reference
 
 from gramfree import KernelClassifier
@@ -407,3 +408,35 @@ def test_linear_rest_small():
     # Too few steps, or a step that did not decrease: no extrapolation.
     assert not _linear_rest_small([2.0, 1.0], 100.0)
     assert not _linear_rest_small([2.0, 0.0, 0.0], 100.0)
+
+
+def test_a_fit_stopped_by_rounding_does_not_advise_more_steps():
+    """Five wine rows at 1e3-1e9, tol 1e-10: the line search finds no step that lowers
+    the objective in float64 after 36 Newton steps, whatever max_iter; the warning said
+    "increase max_iter" (a review). It now names the rounding, and a larger tol or alpha."""
+    X, y = load_wine(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    rng = np.random.default_rng(7)
+    w = np.ones(len(y))
+    w[rng.choice(len(y), 5, replace=False)] = 10 ** rng.uniform(3, 9, 5)
+    model = KernelClassifier(
+        loss="logistic", gamma=3 / 13, alpha=1e-6, solver="direct", tol=1e-10, max_iter=1000
+    )
+    with pytest.warns(ConvergenceWarning, match="no step size lowered the objective") as caught:
+        model.fit(X, y, sample_weight=w)
+    assert model.n_iter_ < 1000
+    assert not any("increase max_iter" in str(c.message) for c in caught)
+
+
+def test_underflowing_hessian_shares_raise_no_numpy_warning():
+    """Iris with five rows at 1e3-1e9 and a narrow kernel: the Hessian sample's shares
+    divided by a tau that underflowed, and numpy's "overflow encountered in divide" leaked
+    to the user (a review); the result was right (clipped to 1)."""
+    from gramfree.solvers._hessian_sample import inclusion_probabilities
+
+    trace = np.array([1e10, 1e-300, 1e-300, 1e-300])  # tau 6e-300: 1e10 / tau overflows
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        shares = inclusion_probabilities(trace, 1.5)
+    np.testing.assert_allclose(shares, [1.0, 1 / 6, 1 / 6, 1 / 6])
+    assert shares.sum() == pytest.approx(1.5)

@@ -215,9 +215,17 @@ def _fit_logistic(
             stacklevel=caller_stacklevel(),
         )
     elif not result.converged and not stopped and not (monitor is not None and monitor.stopped):
+        # Stopped by the line search at float64's rounding, more steps cannot help (it
+        # advised "increase max_iter" after 36 of 1000 steps; a review).
+        advice = (
+            "no step size lowered the objective further in float64 (its rounding, not "
+            "max_iter, stopped the fit); a larger tol or alpha"
+            if result.info.get("line_search_stalled")
+            else "increase max_iter or tol"
+        )
         warnings.warn(
             f"loss='logistic': {result.n_iter} Newton steps did not reach tol={estimator.tol} "
-            f"(objective {result.info['objective']:.6g}); increase max_iter or tol",
+            f"(objective {result.info['objective']:.6g}); {advice}",
             ConvergenceWarning,
             stacklevel=caller_stacklevel(),
         )

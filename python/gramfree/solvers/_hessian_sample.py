@@ -76,7 +76,10 @@ def inclusion_probabilities(trace: np.ndarray, size: float) -> np.ndarray:
     rest = np.cumsum(t[::-1])[::-1][j]
     tau = rest / (size - j)
     first = int(np.argmax(tau >= t[j]))
-    return np.minimum(trace / tau[first], 1.0)
+    # A tau that underflowed to 0 gives inf, clipped to 1: no overflow warning for it
+    # (numpy's leaked to users with rows weighted 1e3-1e9; a review).
+    with np.errstate(divide="ignore", over="ignore"):
+        return np.minimum(trace / tau[first], 1.0)
 
 
 class HessianSample:

@@ -451,6 +451,7 @@ def solve_logistic(
         )
     )
     stopped = None  # why the fit stopped early, where it could take no Newton step
+    line_stalled = False  # no step size lowered the objective in float64 (below)
     # Small M: every BLAS call of the fit is small (the largest, a step's M x M Cholesky),
     # so all of them on one thread (gramfree._threads).
     with small_blas(M**3 / 3.0):
@@ -696,6 +697,7 @@ def solve_logistic(
                     continue
                 # Rounding, not a bad direction: the objective cannot move in float64 here.
                 converged = decrement <= 1e-10 * max(abs(objective), 1.0)
+                line_stalled = not converged
                 break
             a += t * d
             b += t * e
@@ -802,6 +804,9 @@ def solve_logistic(
             "secant_pairs_limit": secant.limit,
             "secant_pairs": secant.used,
             "stopped": stopped,
+            # The line search found no step that lowered the objective in float64, short
+            # of tol: more max_iter cannot help (its warning said so; a review).
+            "line_search_stalled": line_stalled,
             # Rows in each Newton iteration's CG Hessian (n: all; one entry per iteration
             # attempted, so up to n_iter + 1), and the sampled steps' relative error
             # along the step (gramfree.solvers._hessian_sample).
