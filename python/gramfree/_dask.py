@@ -451,12 +451,13 @@ def solve_nystrom_pcg_dask(
 ):
     """Falkon on row-chunked dask arrays X (n, d), Y (n, t), w (n,) or None, on in-memory
     ``centers`` (M, d); ``center_weights``: what each centre stands for in the
-    preconditioner (:func:`_centers`; None: an even share); ``heavy_rows``: the heavy rows
-    that are no centre, counted apart by their kernel columns (``_centers``; only those
+    preconditioner (:func:`_centers`; None: an even share); ``heavy_rows``: the rows
+    apart that are no centre, counted by their kernel columns (``_centers``; only those
     rows travel); ``watch_objective``: as for
     :func:`gramfree.solvers.nystrom_pcg.falkon_cg` (very uneven weights). Returns
-    :class:`gramfree.solvers._common.SolverResult`; the preconditioner and CG loop are the in-process solver's
-    (:func:`gramfree.solvers.nystrom_pcg.falkon_cg`), its passes the workers', and so are
+    :class:`gramfree.solvers._common.SolverResult`; the preconditioner and CG loop are
+    the in-process solver's (:func:`gramfree.solvers.nystrom_pcg.falkon_cg`), its passes
+    the workers', and so are
     its retries with float32 products: once more with float64 factors, then with float64
     products, where a fit stagnated, each kept if better (a review found the float32
     digits case the in-process solver retries return the zero model here, 1 of 100

@@ -947,11 +947,11 @@ class KernelMachineMixin(BaseEstimator):
 
         With ``X, y``: refit the same objective (kernel, alpha, weights) by Nystrom-PCG on
         ``n_centers`` centres (``gamma="scale"`` as this model's fit resolved it: the
-        smaller model's ``gamma`` is that number); the change is measured on ``X``. Without: the orthogonal
-        projection (in the kernel's Hilbert space) of this model onto ``n_centers`` of its
-        own centres, drawn at random; the change is measured at all its centres (the
-        training inputs when the model keeps them all). Compressing to the same size
-        changes nothing.
+        smaller model's ``gamma`` is that number); the change is measured on ``X``.
+        Without: the orthogonal projection (in the kernel's Hilbert space) of this model
+        onto ``n_centers`` of its own centres, drawn at random; the change is measured at
+        all its centres (the training inputs when the model keeps them all). Compressing
+        to the same size changes nothing.
 
         Parameters
         ----------

@@ -301,9 +301,10 @@ def preconditioner_weights(
     number of about 1e6, and CG claimed tol after one iteration at 1300 times the
     optimum's objective (R^2 -3.9 where the solution has 0.99 on its training rows).
 
-    ``exact``: the weight of heavy rows that are no centre, which the preconditioner
-    counts apart by their own kernel columns (``falkon_cg``'s ``heavy_columns``): the
-    shares are then relative to the total with it, and the centres share ``rest`` alone."""
+    ``exact``: the weight of the rows apart (:func:`apart_rows`) that are no centre,
+    which the preconditioner counts by their own kernel columns (``falkon_cg``'s
+    ``heavy_columns``): the shares are then relative to the total with it, and the
+    centres share ``rest`` alone."""
     own = np.zeros(at_centres.shape, dtype=bool) if own is None else own & (at_centres > 0)
     if not own.any() and not exact > 0:
         return None
@@ -324,9 +325,8 @@ def centre_shares(
     ``sample_weight``: :func:`preconditioner_weights`, and the rows apart
     (:func:`apart_rows`) that are no centre, which the preconditioner then counts by their
     own kernel columns (None: none). ``rows``: the centres' rows (-1: a centre that is no
-    row of the data), or None for centres given as points. Without weights, or with
-    neither a heavy row nor a centre of its own weight: ``(None, None)``, Falkon's even
-    share."""
+    row of the data), or None for centres given as points. Without weights, or without
+    rows apart: ``(None, None)``, Falkon's even share."""
     if sample_weight is None:
         return None, None
     w = np.asarray(sample_weight, dtype=np.float64)
@@ -341,11 +341,11 @@ def centre_shares(
     # every such row) each weighted row is apart, and the preconditioner exact (an even
     # share for five rows at 1e6 among 100 weighted rows, 120 points: 23 times the
     # optimum, silently; a review).
-    heavy = apart_rows(w, m)
-    if heavy is None or not heavy.size:
+    apart = apart_rows(w, m)
+    if apart is None or not apart.size:
         return None, None
-    own = found & np.isin(rows, heavy) & (at_centres > 0)
-    missing = np.setdiff1d(heavy, rows[own])
+    own = found & np.isin(rows, apart) & (at_centres > 0)
+    missing = np.setdiff1d(apart, rows[own])
     others = np.ones(w.size, dtype=bool)
     others[rows[own]] = False
     others[missing] = False

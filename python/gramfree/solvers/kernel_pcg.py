@@ -179,10 +179,10 @@ def solve_kernel_pcg(
     # watch of the objective's steps, as Nystrom-PCG's, does not serve here: CG lowers
     # its energy, and this objective rises and falls along it (a review: breast cancer
     # x 8, 89 rows at 8.4e5, stopped on a rise at 4.41 times, silently).
-    watch = uneven_weights(problem.sample_weight)
+    certify = uneven_weights(problem.sample_weight)
 
     def certified(r: np.ndarray, c: np.ndarray, Kc: np.ndarray) -> bool:
-        return not watch or _certified(r, c, Kc, b, alpha, tol)
+        return not certify or _certified(r, c, Kc, b, alpha, tol)
 
     rounding_ratio: float | None = None  # float32 products' rounding on CG's first direction
     loss_curve: list[float] = []
