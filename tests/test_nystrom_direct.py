@@ -448,3 +448,43 @@ def test_nystrom_pcg_breakdown_with_a_repeated_centre_keeps_no_rise():
     offset = float(np.mean(y**2))  # the objective at zero, which the rounding scales with
     rises = np.diff(curve) - BREAKDOWN_RISE * np.abs(curve[:-1]) - 1e-10 * offset
     assert np.all(rises <= 0), rises.max()
+
+
+def _augmented_optimum(X, y, C, gamma, alpha):
+    """The Nystrom ridge minimiser's predictions by least squares on the stacked system
+    ``[K_nM; sqrt(alpha) R] a ~ [y; 0]`` (``R^T R = K_MM``), never forming K_nM^T K_nM:
+    accurate whatever y's offset."""
+    Knm = rbf_kernel(X, C, gamma=gamma)
+    lam, U = np.linalg.eigh(rbf_kernel(C, gamma=gamma))
+    keep = lam > 1e-13 * lam.max()
+    F = Knm @ (U[:, keep] / np.sqrt(lam[keep]))
+    A = np.vstack([F, np.sqrt(alpha) * np.eye(F.shape[1])])
+    b = np.linalg.lstsq(A, np.r_[y, np.zeros(F.shape[1])], rcond=None)[0]
+    return F @ b
+
+
+@pytest.mark.parametrize("dask", [False, True], ids=["memory", "dask"])
+def test_the_objective_check_is_not_blinded_by_an_offset(dask):
+    """Diabetes + 1e8, gamma 0.01/d, alpha 1e-6, 50 centres: the check's tolerance, 1e-6
+    of y^T W y / sum w (1e16 here), exceeded the objective itself, and an amplified
+    whitening passed with predictions 1.7e3 off the optimum's (22 times y's spread),
+    silently (a review). Relative to the constant model's objective it falls back to the
+    whitened features' pass, as for y without the offset."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = load_diabetes(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    gamma, alpha = 0.01 / X.shape[1], 1e-6
+    for offset in (0.0, 1e8):
+        data = (X, y + offset)
+        if dask:
+            da = pytest.importorskip("dask.array")
+            data = tuple(da.from_array(a, chunks=150) for a in data)
+        model = KernelRegressor(
+            solver="nystrom-direct", gamma=gamma, alpha=alpha, n_centers=50, random_state=0
+        ).fit(*data)
+        reference = _augmented_optimum(
+            X, y + offset, np.asarray(model.centers_, dtype=np.float64), gamma, alpha
+        )
+        assert np.max(np.abs(model.predict(X) - reference)) < 1e-3 * y.std(), offset

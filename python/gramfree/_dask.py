@@ -714,9 +714,10 @@ class _DaskPasses:
         self.pass_seconds = 0.0
         Y64 = Y.astype(np.float64)
         yWy = (Y64**2).sum() if w is None else ((Y64**2) * w[:, None]).sum()
+        wY = Y64.sum(axis=0) if w is None else (Y64 * w[:, None]).sum(axis=0)
         s = X.shape[0] if w is None else w.sum()
-        yWy, s = compute(yWy, s)
-        self._yWy, self.weight_sum = float(yWy), float(s)
+        yWy, wY, s = compute(yWy, wY, s)
+        self._yWy, self._wY, self.weight_sum = float(yWy), np.asarray(wY, float), float(s)
 
     def _sum(self, fn, M: int, t: int, **kwargs):
         tic = time.perf_counter()
@@ -727,6 +728,9 @@ class _DaskPasses:
 
     def yWy(self) -> float:
         return self._yWy
+
+    def wY(self) -> np.ndarray:
+        return self._wY
 
     def gram(self, C64, block_rows: int, L=None, dtype=np.float64, basis=None):
         M, t = C64.shape[0], self.Y.shape[1]

@@ -61,8 +61,12 @@ BLOCK_BYTES = 256 * 2**20
 SYRK_MAX_ROWS = 15000
 # Relative agreement required between the objective the solve implies and the one
 # recomputed from the model (float64 sums of n terms agree to ~1e-12 when the solve is
-# sound; an ill-conditioned whitening misses by orders of magnitude).
+# sound; an ill-conditioned whitening misses by orders of magnitude), relative to the
+# best constant model's objective (_check_scale).
 OBJECTIVE_CHECK = 1e-6
+# Beside it, the implied objective's own cancellation, (y^T W y - g^T rhs) / sum w: this
+# many float64 eps of y^T W y / sum w.
+IMPLIED_ROUNDING = 1e3
 # Beside it, the recomputation's own rounding (_recomputation_rounding): estimated on this
 # many training rows, times this safety for the rows the probe missed.
 ROUNDING_PROBE = 256
@@ -128,6 +132,21 @@ def _loss_sum(problem: Problem, C64: np.ndarray, coef: np.ndarray, dtype=np.floa
         res = (_operator(problem, X[r0:r1], C, dtype) @ a).astype(np.float64) - Y[r0:r1]
         loss += float(np.sum(res**2 * (1.0 if w is None else w[r0:r1, None])))
     return loss
+
+
+def _check_scale(yWy: float, wY: np.ndarray, weight_sum: float) -> tuple[float, float]:
+    """``(scale, floor)`` of the objective checks: they allow ``check * scale + floor``
+    (and the recomputation's rounding). ``scale``: the best constant model's objective,
+    ``sum w (y - mean_w y)^2 / sum w`` over the targets, which an offset in y does not
+    inflate; ``floor``: the implied objective's cancellation, ``IMPLIED_ROUNDING`` eps of
+    ``y^T W y / sum w``. Relative to ``y^T W y / sum w`` itself, an offset took the
+    tolerance past the objective: diabetes + 1e8 (gamma 0.01/d, alpha 1e-6, 50 centres)
+    passed a whitening that left predictions 1.7e3 off the optimum's, 22 times the
+    targets' spread, silently (a review). ``wY``: ``sum w y`` per target."""
+    zero = yWy / weight_sum
+    mean_square = float(np.sum(np.asarray(wY, dtype=np.float64) ** 2)) / weight_sum**2
+    eps = float(np.finfo(np.float64).eps)
+    return max(zero - mean_square, 0.0), max(IMPLIED_ROUNDING * eps * zero, 1e-300)
 
 
 def _recomputation_rounding(problem: Problem, C64: np.ndarray, coef: np.ndarray, loss: float):
@@ -242,6 +261,7 @@ def _least_squares(
     centers: np.ndarray,
     C64: np.ndarray,
     yWy: float,
+    check_scale: tuple[float, float],
     block_rows: int,
     start: float,
     fallback_options: dict,
@@ -276,8 +296,8 @@ def _least_squares(
     implied = (yWy - float(np.sum(g * rhs))) / problem.weight_sum
     loss = passes.loss(C64, coef)
     exact = loss / problem.weight_sum
-    zero_objective = max(yWy / problem.weight_sum, 1e-300)
-    allowed = OBJECTIVE_CHECK * zero_objective + _recomputation_rounding(problem, C64, coef, loss)
+    scale, floor = check_scale
+    allowed = OBJECTIVE_CHECK * scale + floor + _recomputation_rounding(problem, C64, coef, loss)
     info = {
         "n_centers": M,
         "least_squares_rank": int(kept.sum()),
@@ -304,7 +324,7 @@ def _least_squares(
 
 class MemoryPasses:
     """The one-pass solver's passes over an in-memory problem's rows. Another source of
-    rows (dask chunks on workers: :mod:`gramfree._dask`) provides the same four methods."""
+    rows (dask chunks on workers: :mod:`gramfree._dask`) provides the same five methods."""
 
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
@@ -313,6 +333,12 @@ class MemoryPasses:
         """``sum w y^2`` over the rows and targets, float64."""
         Y, w = self.problem.Y, self.problem.sample_weight
         return float(np.sum(Y.astype(np.float64) ** 2 * (1.0 if w is None else w[:, None])))
+
+    def wY(self) -> np.ndarray:
+        """``sum w y`` per target, float64."""
+        Y, w = self.problem.Y, self.problem.sample_weight
+        Y64 = Y.astype(np.float64)
+        return Y64.sum(axis=0) if w is None else w.astype(np.float64) @ Y64
 
     def gram(self, C64, block_rows: int, L=None, dtype=np.float64, basis=None):
         """``(G, R)`` of :func:`_gram_pass` (G symmetric, both float64)."""
@@ -363,11 +389,11 @@ def solve_nystrom_direct(
 
     start = time.perf_counter()
     yWy = passes.yWy()
-    zero_objective = max(yWy / problem.weight_sum, 1e-300)
+    scale, floor = check_scale = _check_scale(yWy, passes.wY(), problem.weight_sum)
     if problem.alpha == 0.0:
         options = dict(max_iter=max_iter or 100, tol=tol, verbose=verbose)
         return _least_squares(
-            problem, passes, centers, C64, yWy, rows_of(np.float64), start, options
+            problem, passes, centers, C64, yWy, check_scale, rows_of(np.float64), start, options
         )
 
     # L L^T = K_MM and a = L^-T g: a ridge in g with the identity as penalty.
@@ -393,9 +419,9 @@ def solve_nystrom_direct(
         loss = passes.loss(C64, coef, dtype)
         exact = (loss + problem.alpha * _penalty(problem, C64, coef)) / problem.weight_sum
         check = FLOAT32_OBJECTIVE_CHECK if dtype == np.float32 else OBJECTIVE_CHECK
-        # Relative to the zero model's objective: an interpolating fit (alpha = 0,
+        # Relative to the constant model's objective: an interpolating fit (alpha = 0,
         # objective ~ 0) has no relative accuracy of its own.
-        allowed = check * zero_objective + _recomputation_rounding(problem, C64, coef, loss)
+        allowed = check * scale + floor + _recomputation_rounding(problem, C64, coef, loss)
         if not abs(exact - implied) <= allowed:
             return (
                 coef,
