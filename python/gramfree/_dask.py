@@ -1101,7 +1101,7 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
     # memory), their span (auto leaves PCG out beyond WEIGHT_SPAN_PCG, as in memory) and
     # whether PCG watches its objective (uneven_weights).
     span = uneven = False
-    top = 1.0
+    top = low = 1.0
     if w is not None:
         import dask.array as da
 
@@ -1170,6 +1170,14 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
 
         warnings.warn(
             breakdown_message(solver, result),
+            _convergence_warning(),
+            stacklevel=caller_stacklevel(),
+        )
+    elif solver == "nystrom-pcg" and span:
+        from .estimators._base import weight_span_message
+
+        warnings.warn(
+            weight_span_message(solver, top / low),
             _convergence_warning(),
             stacklevel=caller_stacklevel(),
         )

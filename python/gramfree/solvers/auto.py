@@ -99,11 +99,13 @@ EXACT_PREFERENCE = 2.0
 # Samples up to which a direct solve is always the cheapest (n = 4000: 128 MB, < 1 s).
 DIRECT_ALWAYS = 4000
 # Positive weights spanning more than this ratio: auto's Nystrom fits are the one-pass
-# exact solve. PCG's tol is relative to the weighted right-hand side, where the light
-# rows' part then falls below it: five diabetes rows at 1e9 among rows at 1 stopped at
-# 1.3-1.7 times the optimum's objective, at 1e12 up to 38 times, without a warning. Its
-# objective watch (nystrom_pcg.falkon_cg) brought 1e9 within 0.1%, but 1e12 still stops
-# at 1.4 times, below the watch's floor; 1e8 keeps a margin.
+# exact solve, and an explicit PCG fit warns (estimators._base.weight_span_message).
+# PCG's tol is relative to the weighted right-hand side, where the light rows' part then
+# falls below it: five diabetes rows at 1e9 among rows at 1 stopped at 1.3-1.7 times
+# the optimum's objective, at 1e12 up to 38 times, without a warning. Its objective watch
+# (nystrom_pcg.falkon_cg) does not reach there either: the recursion's objective was 0.3
+# to 1e306 times the true one (2026-12-06: 64 of 192 fits from 1e9 to 1e12 over 1.001
+# times, up to 700), and none of 144 with five rows at 1e6 to 1e8: 1e8 is the bound.
 WEIGHT_SPAN_PCG = 1e8
 
 
