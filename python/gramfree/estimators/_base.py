@@ -223,15 +223,15 @@ def weight_span_message(solver: str, span: float) -> str:
     recursion's objective was 0.3 to 1e306 times the true one, so no check of it tells
     these fits from good ones. ``auto`` never takes PCG there."""
     exact = (
-        "nystrom-direct' (the same centres, exact in one pass"
+        "nystrom-direct' (the same centres, exact in one pass; auto takes it)"
         if solver == "nystrom-pcg"
-        else "direct' (exact"
+        else "direct' (exact; where its n x n matrix does not fit, auto takes nystrom-direct)"
     )
     return (
         f"{solver}: the positive sample weights span {span:.2g} (largest over smallest), "
         f"beyond {WEIGHT_SPAN_PCG:g}: in float64 the conjugate gradients cannot resolve "
         "the lightest rows' part of the fit beside the heaviest, and may have stopped far "
-        f"above the optimum without seeing it. Use solver='{exact}; auto takes it), or "
+        f"above the optimum without seeing it. Use solver='{exact}, or "
         "weights within a narrower span"
     )
 
