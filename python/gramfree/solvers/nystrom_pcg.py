@@ -60,6 +60,9 @@ HEAVY_BLOCK = 256
 # the data (two of 36 fits, to 1.0026; five steps: one, 1.0017, whose plateau lasts nine
 # steps, for 18% more iterations).
 WATCH_STEPS = 5
+# A relative residual of CG's recursion at which the watch ends whatever its steps: the
+# float64 products' rounding (1e3 eps).
+RESOLVED_RESIDUAL = 1e3 * float(np.finfo(np.float64).eps)
 
 
 def solve_nystrom_pcg(
@@ -538,7 +541,12 @@ def falkon_cg(
                 # almost exactly, and stopped CG at 1.07 times the optimum; a review).
                 decrements.append(previous_value - value)
                 recent = sum(decrements[-WATCH_STEPS:])
-                settled = recent <= tol * max(value, 0.0) + 1e-12 * abs(offset)
+                # Or a residual at the products' rounding, where no later step resolves
+                # more: an exact preconditioner's first step left 3e-14 and ran five more
+                # that changed nothing; the plateaus seen sat near tol (1e-4).
+                settled = recent <= tol * max(value, 0.0) + 1e-12 * abs(offset) or bool(
+                    np.all(np.sqrt(rr_new) <= RESOLVED_RESIDUAL * rhs_norm)
+                )
             last = value
             progress.update(
                 n_iter, loss_curve[-1], f"residual={np.max(np.sqrt(rr_new) / rhs_norm):.2e}"
