@@ -124,7 +124,11 @@ def _diabetes_with_an_easy_target():
 def test_eigenpro2_stops_on_every_target_column():
     """The relative residual was pooled over the targets: the large, easy column met tol
     and the fit ended 'converged' with diabetes' column at a relative residual of 0.64,
-    in silence. Now each column must meet tol (or the fit warns, as this one alone does)."""
+    in silence. Now each column must meet tol (or the fit warns, as this one alone does).
+    Since EigenPro 2 steps on the whole gradient of data this small (every row in its
+    subsample and one batch), it may also end where each column's objective is certified
+    by the gradient's bound on its gap (within CERTIFY tol), its residual keeping the part
+    of y that no prediction sees."""
     import numpy as np
     from sklearn.exceptions import ConvergenceWarning
     from sklearn.metrics.pairwise import rbf_kernel
@@ -137,11 +141,19 @@ def test_eigenpro2_stops_on_every_target_column():
         warnings.simplefilter("always")
         model = KernelRegressor(gamma=gamma, alpha=alpha, solver="eigenpro", random_state=0)
         model.fit(X, np.column_stack([easy, y]))
+    from gramfree.solvers.eigenpro import CERTIFY
+
     K = rbf_kernel(X, gamma=gamma)
     c = model.dual_coef_[:, 1]
     residual = np.linalg.norm(K @ c + alpha * c - y) / np.linalg.norm(y)
     warned = any(issubclass(w.category, ConvergenceWarning) for w in caught)
-    assert residual <= model.tol or warned
+    optimum = np.linalg.solve(K + alpha * np.eye(len(y)), y)
+
+    def objective(coef):
+        return np.sum((K @ coef - y) ** 2) + alpha * coef @ K @ coef
+
+    certified = objective(c) <= (1 + CERTIFY * model.tol) * objective(optimum)
+    assert residual <= model.tol or certified or warned
     assert model.solver_info_["relative_residual"] >= residual * 0.99
 
 

@@ -47,6 +47,7 @@ from ._common import (
     SolverResult,
     center_rows,
     kernel_diagonal,
+    objective_certified,
     uneven_weights,
     widened_blocks,
 )
@@ -174,7 +175,7 @@ def solve_kernel_pcg(
     # part can fall below tol while the objective they carry is far from its optimum
     # (diabetes x 5, fifty clustered rows at 1e6, gamma 1: tol claimed after 5
     # iterations at 1.23 times the optimum, silently). There CG also needs the
-    # objective's certificate (_certified): its excess over the optimum is at most
+    # objective's certificate (objective_certified): its excess over the optimum is at most
     # |r|^2, which must be within tol of the objective (and 1e-14 of the start's). A
     # watch of the objective's steps, as Nystrom-PCG's, does not serve here: CG lowers
     # its energy, and this objective rises and falls along it (a review: breast cancer
@@ -182,7 +183,7 @@ def solve_kernel_pcg(
     certify = uneven_weights(problem.sample_weight)
 
     def certified(r: np.ndarray, c: np.ndarray, Kc: np.ndarray) -> bool:
-        return not certify or _certified(r, c, Kc, b, alpha, tol)
+        return not certify or objective_certified(r, c, Kc, b, alpha, tol)
 
     rounding_ratio: float | None = None  # float32 products' rounding on CG's first direction
     loss_curve: list[float] = []
@@ -324,22 +325,6 @@ def solve_kernel_pcg(
             "products": problem.kernel_dtype.name,
         },
     )
-
-
-def _certified(
-    r: np.ndarray, c: np.ndarray, Kc: np.ndarray, b: np.ndarray, alpha: float, tol: float
-) -> bool:
-    """Whether, per output, the ridge objective's excess over its optimum is within
-    ``tol`` of the objective (and 1e-14 of the zero model's: a relative residual of 1e-7;
-    1e-12 let 0.08% through where the heavy rows, fitted almost exactly, hold nearly all
-    of ``|W^1/2 y|^2``). With ``B = W^1/2 K W^1/2``,
-    ``A = B + alpha I`` and the residual ``r = b - A c'``, the objective (times sum w) is
-    ``|B c' - b|^2 + alpha c'^T B c'`` and its excess ``r^T A^-1 B r <= |r|^2`` (A^-1 B's
-    eigenvalues lie in [0, 1)): a bound, whatever the weights, where the relative
-    residual's tol bounds nothing for the light rows."""
-    value = np.sum((Kc - b) ** 2, axis=0) + alpha * np.einsum("ij,ij->j", c, Kc)
-    excess = np.einsum("ij,ij->j", r, r)
-    return bool(np.all(excess <= tol * np.maximum(value, 0.0) + 1e-14 * np.sum(b * b, axis=0)))
 
 
 # Rows whose kernel magnitudes estimate the float32 sums' rounding (_float32_sums_suffice),
