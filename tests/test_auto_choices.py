@@ -203,3 +203,20 @@ def test_nystrom_pcg_memory_is_what_auto_plans(dtype):
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert float(run.stdout.split()[-1]) <= 1.25  # 1.07-1.08 here; 1.58 before
+
+
+def test_auto_under_little_memory_takes_the_nystrom_solver_that_fits(monkeypatch):
+    """A 24 MiB budget (diabetes twelve times over, 5304 rows): the one-pass solver was
+    priced with a 256 MiB block whatever its size and chosen by time alone, so auto ran it
+    beyond the budget by its own estimate (484 centres, 0.26 GiB; a review). Its block is
+    rows_for(M) rows, or n where fewer, and where only PCG fits the budget, PCG runs."""
+    X, y = _diabetes()
+    X, y = np.vstack([X] * 12), np.concatenate([y] * 12)
+    monkeypatch.setattr(auto, "_memory_bytes", lambda: 24.0 * 2**20)
+    model = KernelRegressor(gamma=0.001, alpha=0.1, random_state=0).fit(X, y)
+    costs = auto.CostModel(*X.shape, 1, X.dtype)
+    budget = auto.MEMORY_SHARE * 24.0 * 2**20
+    m = model.n_centers_
+    assert costs.nystrom_direct(m)[1] == 3 * 8.0 * m * m + 8.0 * m * min(len(y), nd.rows_for(m))
+    assert costs.nystrom_direct(m)[1] > budget >= costs.nystrom(m)[1]
+    assert model.solver_ == "nystrom-pcg"

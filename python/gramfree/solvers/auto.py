@@ -59,7 +59,7 @@ from ._common import (
 from ._common import memory_bytes as _memory_bytes
 from .direct import STREAM_MAX_FEATURES, TRIANGLE_ROWS, refinement_budget, solve_direct
 from .kernel_pcg import BLOCK_BYTES, DEFAULT_MAX_ITER, STORE_BYTES, SUBSAMPLE, solve_kernel_pcg
-from .nystrom_direct import solve_nystrom_direct
+from .nystrom_direct import rows_for, solve_nystrom_direct
 from .nystrom_pcg import solve_nystrom_pcg
 from .rates import DEFAULT_RATES, current
 
@@ -87,10 +87,8 @@ MEMORY_SHARE = 0.4
 MIN_CENTERS = 1000
 # Most centres of first_center_count (three M x M float64 matrices: 2.4 GB at 10000).
 MAX_FIRST_CENTERS = 10000
-# The Nystrom solvers auto chooses between for a given M (cheaper estimate wins), and the
-# one-pass solver's block of kernel values.
+# The Nystrom solvers auto chooses between for a given M (cheaper estimate wins).
 NYSTROM_SOLVERS = ("nystrom-pcg", "nystrom-direct")
-NYSTROM_DIRECT_BLOCK = 256.0 * 2**20
 # PCG stops at a tolerance and its iteration count is a typical value, not a bound: at
 # n = 1e5, M = 4000, alpha = 1e-6 n it needed 40 iterations to tol 1e-4 and its test R^2 was
 # 0.9683 against the exact Nystrom solution's 0.9725. So the one-pass exact solve is kept
@@ -131,6 +129,8 @@ class CostModel:
     # The data's dtype, where it differs from the products' (kernel_precision): nystrom-pcg
     # factors K_MM in float32 only where both are float32.
     data_dtype: np.dtype | None = None
+    # Bytes available (None: no limit): best_nystrom then prefers a solver that fits.
+    memory: float | None = None
 
     @property
     def engine(self) -> float:
@@ -185,17 +185,22 @@ class CostModel:
             + n * m * m / self.rates["syrk"]
             + (2 * n * m * t + 2.7 * m**3) / self.rates["dense"]
         )
-        return seconds, 3 * 8.0 * m * m + NYSTROM_DIRECT_BLOCK
+        # Its block of kernel values: rows_for(m) rows, or all n where fewer.
+        return seconds, 3 * 8.0 * m * m + 8.0 * m * min(n, rows_for(m))
 
     def best_nystrom(self, m: int, allowed=NYSTROM_SOLVERS) -> tuple[str, float, float]:
         """(solver, seconds, bytes) of the Nystrom solver for M centres: the one-pass exact
-        solve unless PCG's estimate is under 1 / EXACT_PREFERENCE of it."""
+        solve unless PCG's estimate is under 1 / EXACT_PREFERENCE of it; where only one of
+        them fits ``memory``, that one (the faster alone left PCG, which fit, out of a
+        650 MiB budget; a review)."""
         options = {}
         if "nystrom-direct" in allowed:
             options["nystrom-direct"] = self.nystrom_direct(m)
         if "nystrom-pcg" in allowed:
             seconds, nbytes = self.nystrom(m)
             options["nystrom-pcg"] = (seconds * EXACT_PREFERENCE, nbytes)
+        if self.memory is not None:
+            options = {k: v for k, v in options.items() if v[1] <= self.memory} or options
         name = min(options, key=lambda k: options[k][0])
         seconds, nbytes = options[name]
         return name, seconds / (EXACT_PREFERENCE if name == "nystrom-pcg" else 1.0), nbytes
@@ -295,6 +300,7 @@ def solve_auto(
     # out of memory it fits in (a review: 28k-34k rows of 9 features here).
     direct_s, direct_b = CostModel(n, d, t, problem.X.dtype, rates).direct()
     memory = MEMORY_SHARE * _memory_bytes()
+    costs.memory = memory
     log: dict = {"steps": [], "rates": rates_source}
     if verbose:
         say(f"[auto] rates: {rates_source}")
@@ -395,12 +401,19 @@ def solve_auto(
                     if exact_name == "direct"
                     else f"est. {exact_s / PCG_RISK:.2g} s, x {PCG_RISK:g} for its risk"
                 )
-                why = (
-                    f"{m} centres (est. {pcg_s:.2g} s) would cost more than {exact_name} "
-                    f"({exact_est})"
-                    if pcg_s > exact_s
-                    else f"{m} centres is most of the {n} points"
-                )
+                if pcg_b > memory:
+                    why = (
+                        f"{m} centres would need {pcg_b / 2**30:.2g} GiB, more than the "
+                        f"{memory / 2**30:.2g} GiB available"
+                    )
+                elif pcg_s > exact_s:
+                    why = (
+                        f"{m} centres (est. {pcg_s:.2g} s) would cost more than "
+                        f"{exact_name} ({exact_est})"
+                    )
+                else:
+                    why = f"{m} centres is most of the {n} points"
+
                 note(f"{exact_name}: {why}; the exact solution instead")
                 return exact_solution()
             if result is not None:
