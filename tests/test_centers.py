@@ -137,6 +137,8 @@ def test_compress_a_model_with_centres(diabetes):
         (np.zeros((0, 10)), "centers: is empty"),
         (np.array([0.0, 1.0]), "centers: a 1-d array must hold integer row indices"),
         (np.array([True, False]), "centers: a 1-d array must hold integer row indices"),
+        # check_array's message for these named no argument (a review)
+        (np.zeros((2, 2, 10)), "centers: expected a 2-d array .* got a 3-d array"),
     ],
 )
 def test_bad_centres(diabetes, centers, message):

@@ -570,6 +570,11 @@ class KernelMachineMixin(BaseEstimator):
             if np.unique(rows).size != rows.size:
                 raise ValueError("centers: row indices must be distinct")
             return np.ascontiguousarray(X[rows]), rows
+        if raw.ndim != 2:  # check_array's own message names no argument (a review)
+            raise ValueError(
+                "centers: expected a 2-d array of points (n_centers, n_features) or a 1-d "
+                f"array of row indices into X, got a {raw.ndim}-d array of shape {raw.shape}"
+            )
         points = check_array(
             self.centers, dtype=[np.float64, np.float32], input_name="centers", copy=True
         )

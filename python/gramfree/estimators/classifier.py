@@ -345,8 +345,9 @@ default="auto"
         ``solver="auto"``, setting it means Nystrom on that many centres; the nystrom
         solvers without it grow the centres until the predictions settle; eigenpro uses
         all training points unless set (then EigenPro 3); "direct" and "pcg" use all of
-        them and refuse fewer. The fitted model's size and prediction cost depend on this number
-        only.
+        them and refuse fewer. The fitted model's size and prediction cost depend on this
+        number only. Drawn centres are rows of positive weight: where fewer rows have any,
+        each is a centre and the model has that many (``n_centers_``).
     centers : array-like, default=None
         The model's centres themselves, in place of a random draw of ``n_centers`` (which
         must then be None): points of shape (m, n_features), training rows or not (e.g.

@@ -71,7 +71,9 @@ default="auto"
         settle (as auto does, :mod:`gramfree.solvers.auto`); eigenpro uses all training
         points unless set (then EigenPro 3); "direct" and "pcg" use all of them and refuse
         fewer.
-        The fitted model's size and prediction cost depend on this number only.
+        The fitted model's size and prediction cost depend on this number only. Drawn
+        centres are rows of positive ``sample_weight``: where fewer rows have any, each
+        is a centre and the model has that many (``n_centers_``).
     centers : array-like, default=None
         The model's centres themselves, in place of a random draw of ``n_centers`` (which
         must then be None): points of shape (m, n_features), training rows or not (e.g.
