@@ -351,3 +351,50 @@ def test_indefinite_polynomial_kernel_is_refused_naming_coef0(case):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # eigenpro's 3 epochs
         make().set_params(kernel="poly", degree=2, coef0=0.0).fit(X, y)
+
+
+@pytest.mark.parametrize("dtype, norm", [(np.float64, 1.3e154), (np.float32, 1.8e19)])
+def test_arccos_of_large_finite_norms_is_finite(dtype, norm):
+    """|x|^2 = 1.69e308 fits float64, but |x|^2 times the angular factor's pi did not: the
+    kernel returned inf for a finite value (a review); the factor, at most 1, comes first."""
+    X = np.array([[norm, 0.0]], dtype=dtype)
+    expected = float(norm) ** 2  # k(x, x) = |x|^2 for the degree-1 arc-cosine kernel
+    assert gramfree.kernel_matrix(X, kernel="arccos")[0, 0] == pytest.approx(expected, rel=1e-5)
+    assert np.isfinite(gramfree.KernelOperator(X, kernel="arccos") @ np.ones(1, dtype=dtype)).all()
+
+
+def test_a_matrix_subclass_is_read_as_an_array():
+    """np.matrix kept its 2-d rows: the row checks' products became matrix products, a
+    numpy shape error naming nothing (a review); it is read as the base array."""
+    X = np.matrix([[1e200, 0.0], [1.0, 2.0]])
+    with pytest.raises(ValueError, match="X: the arccos kernel overflows float64 on row 0"):
+        gramfree.KernelOperator(X, kernel="arccos")
+    K = gramfree.KernelOperator(np.matrix([[1.0, 0.0], [1.0, 2.0]]), kernel="rbf", gamma=0.5)
+    assert type(K.X) is np.ndarray
+    np.testing.assert_allclose(K.to_dense(), np.exp(-0.5 * np.array([[0.0, 4.0], [4.0, 0.0]])))
+
+
+_RANGES = [  # (kernel, params, dtype, smallest, largest) as the docstrings state them
+    ("rbf", {}, np.float64, "gamma", 4.2e-306, 9.9e291),
+    ("rbf", {}, np.float32, "gamma", 3.1e-37, 1.0e31),
+    ("laplacian", {}, np.float64, "gamma", 4.2e-306, 9.9e291),
+    ("laplacian", {"norm": "l2"}, np.float64, "gamma", 5.6e-152, 1.48e138),
+    ("matern", {"nu": 0.5}, np.float64, "length_scale", 6.8e-139, 1.8e151),
+    ("matern", {"nu": 1.5}, np.float64, "length_scale", 1.2e-138, 3.1e151),
+    ("matern", {"nu": 2.5}, np.float64, "length_scale", 1.51e-138, 4.0e151),
+    ("matern", {"nu": math.inf}, np.float64, "length_scale", 7.1e-147, 3.47e152),
+    ("matern", {"nu": 1.5}, np.float32, "length_scale", 1.6e-12, 3.09e17),
+]
+
+
+@pytest.mark.parametrize("kernel, params, dtype, name, low, high", _RANGES)
+def test_documented_parameter_ranges_hold(kernel, params, dtype, name, low, high):
+    """The Gaussian's docs promised float64's whole normal range and Matern's a range
+    wider than its distance check allows (a review): the ranges stated now are the ones
+    accepted, and just beyond them ValueError names the parameter."""
+    X = np.array([[0.0, 1.0], [2.0, 3.0]], dtype=dtype)
+    for value in (low, high):
+        gramfree.kernel_matrix(X, kernel=kernel, **params, **{name: value})
+    for value in (low / 1.1, high * 1.1):
+        with pytest.raises(ValueError, match=name):
+            gramfree.kernel_matrix(X, kernel=kernel, **params, **{name: value})

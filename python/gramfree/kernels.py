@@ -574,9 +574,10 @@ class Gaussian(Kernel):
     ----------
     gamma : float, default=None
         Positive inverse squared length scale; ``None`` means ``1 / n_features`` of the
-        data it is evaluated on. A scalar within float64's normal range (2.2e-308 to
-        1.8e308; float32's, 1.2e-38 to 3.4e38, for float32 data): otherwise ``ValueError``
-        (``TypeError`` for an array), see :class:`Kernel`.
+        data it is evaluated on. A scalar that keeps the squared distances it scales
+        within the normal numbers where the kernel is neither 0 nor 1
+        (:meth:`Kernel.check_dtype`): 4.1e-306 to 1e292 in float64, 3.0e-37 to 1.0e31 in
+        float32; otherwise ``ValueError`` (``TypeError`` for an array).
 
     Attributes
     ----------
@@ -706,10 +707,12 @@ class Matern(Kernel):
         from it, must be normal float64 numbers (float32 ones for float32 data; see
         :class:`Kernel`): ``1 / length_scale`` for ``nu=0.5``, ``sqrt(3) / length_scale``
         and ``3 / length_scale**2`` for 1.5 (5 for 2.5), ``0.5 / length_scale**2`` for
-        inf. For ``nu=1.5`` that is about 1.3e-154 to 1.2e154 in float64 and 9.4e-20 to
-        1.6e19 in float32 (``nu=2.5``: 1.7e-154 to 1.5e154, 1.2e-19 to 2.1e19;
-        ``nu=inf``: 5.3e-155 to 4.7e153, 3.8e-20 to 6.5e18; ``nu=0.5``: 2.2e-308 to
-        4.5e307, 1.2e-38 to 8.5e37); outside, ``ValueError`` names ``length_scale``.
+        inf; and the distance they scale must stay within the normal numbers where the
+        kernel is neither 0 nor 1 (:meth:`Kernel.check_dtype`), which binds first. For
+        ``nu=1.5`` that is 1.2e-138 to 3.1e151 in float64 and 1.6e-12 to 3.1e17 in float32
+        (``nu=0.5``: 6.7e-139 to 1.8e151, 9.1e-13 to 1.8e17; ``nu=2.5``: 1.5e-138 to
+        4.0e151, 2.0e-12 to 4.0e17; ``nu=inf``: 7.1e-147 to 3.5e152, 2.2e-16 to 1.3e18);
+        outside, ``ValueError`` names ``length_scale``.
     nu : {0.5, 1.5, 2.5, inf}, default=1.5
         Smoothness: the kernel is ``ceil(nu) - 1`` times differentiable. Infinity is
         ``math.inf`` / ``numpy.inf`` or the string ``"inf"`` (as the estimators take it);

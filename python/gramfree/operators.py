@@ -19,7 +19,8 @@ parameter, a ``gamma`` above float32's largest number or a ``length_scale`` whos
 inverse or square overflows float32, rather than compute with ``inf``; and a distance
 kernel refuses a scale so extreme that the squared distance it is computed from would
 over- or underflow where the kernel is neither 0 nor 1 (the kernel would return 0 or 1
-there: float64 Laplacian ``gamma`` within [5.6e-152, 1.5e138], for example). The
+there: float64 Gaussian or l1 Laplacian ``gamma`` within [4.1e-306, 1e292], l2 Laplacian
+``gamma`` within [5.6e-152, 1.48e138], for example). The
 arc-cosine kernel refuses points whose squared norm leaves the dtype's normal numbers,
 naming the argument and row.
 
@@ -66,7 +67,9 @@ def _is_sparse(A: Any) -> bool:
 def _as_array(A: Any, name: str) -> np.ndarray:
     """``A`` as a numpy array, or an error naming it (sparse matrices, ragged lists)."""
     if isinstance(A, np.ndarray):
-        return A
+        # A subclass as the base array: np.matrix kept its 2-d rows, so the row checks'
+        # products were matrix products (a numpy shape error naming nothing; a review).
+        return A if type(A) is np.ndarray else np.asarray(A)
     if _is_sparse(A):
         raise TypeError(
             f"{name}: sparse matrices are not supported (the fused kernels read dense rows); "
