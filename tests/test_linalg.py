@@ -563,3 +563,15 @@ def test_cholesky_upper_in_place_reads_and_writes_one_triangle(dtype):
     bad = -np.eye(3, dtype=dtype)
     with pytest.raises(np.linalg.LinAlgError):
         cholesky_upper_in_place(bad)
+
+
+def test_blas_products_refuse_mismatched_shapes():
+    """matmul returned a (3, 5) result for (3, 4) @ (2, 5), and symm_lower zeros for a
+    3 x 3 A with a 5-row B: BLAS only printed "illegal value" to stderr, and the
+    unwritten output came back as the answer (a review). Both raise, as numpy's @ does."""
+    with pytest.raises(ValueError, match="matmul: shapes"):
+        _blas.matmul(np.ones((3, 4)), np.ones((2, 5)))
+    with pytest.raises(ValueError, match="symm_lower: A of shape"):
+        _blas.symm_lower(np.asfortranarray(np.eye(3)), np.ones((5, 2)))
+    with pytest.raises(ValueError, match="symm_lower: A of shape"):
+        _blas.symm_lower(np.asfortranarray(np.eye(3)), np.ones((5, 20)))

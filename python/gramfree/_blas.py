@@ -170,6 +170,8 @@ def symm_lower(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     dt = A.dtype
     B = B if B.dtype == dt and is_operand(B) else _aligned_fortran(B, dt)
     m, n = B.shape
+    if A.ndim != 2 or A.shape != (m, m):  # BLAS would only print to stderr (a review)
+        raise ValueError(f"symm_lower: A of shape {A.shape} for B of {B.shape}")
     out = np.zeros((m, n), dtype=dt, order="F")
     if out.size == 0:
         return out
@@ -215,6 +217,8 @@ def matmul(A: np.ndarray, B: np.ndarray) -> np.ndarray:
     keeps (gramfree._threads). Other dtypes or mixed ones: numpy's ``@``."""
     if A.ndim != 2 or B.ndim != 2 or A.dtype != B.dtype or A.dtype not in _SCALAR:
         return A @ B
+    if A.shape[1] != B.shape[0]:  # as numpy's @; BLAS would leave out unwritten
+        raise ValueError(f"matmul: shapes {A.shape} and {B.shape} do not match")
     out = np.empty((A.shape[0], B.shape[1]), dtype=A.dtype, order="F")
     if out.size == 0 or A.shape[1] == 0:
         out[...] = 0
