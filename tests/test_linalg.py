@@ -569,6 +569,8 @@ def test_blas_products_refuse_mismatched_shapes():
     """matmul returned a (3, 5) result for (3, 4) @ (2, 5), and symm_lower zeros for a
     3 x 3 A with a 5-row B: BLAS only printed "illegal value" to stderr, and the
     unwritten output came back as the answer (a review). Both raise, as numpy's @ does."""
+    from gramfree import _blas
+
     with pytest.raises(ValueError, match="matmul: shapes"):
         _blas.matmul(np.ones((3, 4)), np.ones((2, 5)))
     with pytest.raises(ValueError, match="symm_lower: A of shape"):
