@@ -78,3 +78,29 @@ def test_eigenpro_under_uneven_weights_reaches_direct():
         assert eigenpro.score(X, y, sample_weight=w) >= (
             direct.score(X, y, sample_weight=w) - 0.002
         ), gamma
+
+
+def test_eigenpro_says_where_float32_products_cannot_resolve_its_objective():
+    """Diabetes in float32, gamma 0.001, alpha 1e-3: the coefficients cancel, and the
+    float32 passes' rounding reached the objective the epochs compare: loss_curve_ rose
+    in four epochs and its lowest value was 0.4% under the optimum, silently (a review).
+    The fit now measures that rounding on a probe of rows and warns beyond 10 tol; a
+    narrow kernel's float32 fit, whose coefficients do not cancel, does not."""
+    X, y = _standardised(load_diabetes)
+    X32, y32 = X.astype(np.float32), y.astype(np.float32)
+    model = KernelRegressor(solver="eigenpro", gamma=0.001, alpha=1e-3, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="float32 kernel products' rounding"):
+        model.fit(X32, y32)
+    assert model.solver_info_["float32_rounding"] > 1e-3
+    # The rounding it reports is the real size of the objective's error, or more.
+    K = rbf_kernel(X, gamma=0.001)
+    reported = model.loss_curve_[-1]
+    true = _objective(K, y, model.dual_coef_[:, 0].astype(np.float64), 1e-3, np.ones(len(y)))
+    assert abs(reported - true / len(y)) <= model.solver_info_["float32_rounding"] * reported
+    narrow = KernelRegressor(solver="eigenpro", gamma=1.0, alpha=0.1, random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        narrow.fit(X32, y32)
+    assert narrow.solver_info_["float32_rounding"] < 1e-5
+    exact = KernelRegressor(solver="eigenpro", gamma=0.001, alpha=1e-3, random_state=0)
+    assert exact.fit(X, y).solver_info_["float32_rounding"] is None  # float64 products

@@ -48,7 +48,7 @@ from ..solvers.auto import (
     solve_auto,
     solve_nystrom_choice,
 )
-from ..solvers.eigenpro import info_in_caller_units
+from ..solvers.eigenpro import CERTIFY, info_in_caller_units
 from ._fit_controls import (
     EXACT_SOLVERS,
     ITERATIVE_SOLVERS,
@@ -822,6 +822,17 @@ class KernelMachineMixin(BaseEstimator):
                 "near it with repeated or near-coinciding rows makes K singular), and more "
                 "iterations do not help. The model is the start (zeros, or the warm start). "
                 "Use a positive alpha or solver='direct'",
+                ConvergenceWarning,
+                stacklevel=caller_stacklevel(),
+            )
+        elif (result.info.get("float32_rounding") or 0.0) > CERTIFY * self.tol:
+            warnings.warn(
+                f"{solver}: its float32 kernel products' rounding may move the training "
+                f"objective by up to {result.info['float32_rounding']:.2g} of it at these "
+                "coefficients (they cancel: a wide kernel or a small alpha), beyond "
+                f"{CERTIFY:g} tol: loss_curve_, the epochs' comparisons and the choice of "
+                "the best iterate carry it. Use float64 products (float64 data and "
+                "kernel_precision=None or 'float64'), or a larger alpha",
                 ConvergenceWarning,
                 stacklevel=caller_stacklevel(),
             )

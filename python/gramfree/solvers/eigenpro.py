@@ -117,6 +117,7 @@ from ._common import (
     problem_rows,
     symmetric_eigh,
 )
+from .kernel_pcg import ROUNDING_PROBE
 
 DAMPING = 0.95
 # EigenPro 2's published safety factor on the step beyond the critical batch size.
@@ -277,6 +278,22 @@ def _control_weight(g: np.ndarray, g_snapshot: np.ndarray) -> np.ndarray:
     var = np.sum(Gc * Gc, axis=0)
     cov = np.sum(gc * Gc, axis=0)
     return np.clip(np.divide(cov, var, out=np.zeros_like(var), where=var > 0), 0.0, 1.0)
+
+
+def _float32_prediction_error(
+    problem: Problem, X: np.ndarray, Z: np.ndarray, coef: np.ndarray
+) -> float:
+    """The float32 passes' error in the model's values at the training rows (Frobenius
+    norm), measured on a probe of ``ROUNDING_PROBE`` rows against float64 kernel values
+    and arithmetic and scaled to all rows. (The bound ``eps32 sum_j |K_ij c_j|`` of PCG on
+    all points was 40 times the error here: it would have flagged sound fits.)"""
+    n = X.shape[0]
+    probe = np.unique(np.linspace(0, n - 1, min(n, ROUNDING_PROBE)).astype(np.intp))
+    coef64 = np.asarray(coef, dtype=np.float64)
+    low = problem.operator(X[probe], Z) @ coef64.astype(np.float32)
+    high = problem.in_float64().operator(X[probe], Z) @ coef64
+    gap = np.asarray(low, dtype=np.float64) - np.asarray(high, dtype=np.float64)
+    return math.sqrt(float(np.sum(gap**2)) * (n / probe.size))
 
 
 def _step_size(m: int, beta: float, lam: float) -> float:
@@ -803,6 +820,16 @@ def solve_eigenpro(
     del saved, moves
     progress.close(f"{epoch} epochs, converged={converged}")
     coef = coefficients(state)
+    # Float32 products carry eps32 |K| |coef| in every value, which where the coefficients
+    # cancel (a wide kernel, a small alpha) exceeds what tol asks of the objective: the
+    # objective the epochs compared, loss_curve_ and the best iterate's choice then carry
+    # it (diabetes in float32, gamma 0.001, alpha 1e-3: loss_curve_ rose in four epochs
+    # and its lowest was 0.4% under the optimum; a review). Said, relative to the objective.
+    float32_rounding = (
+        objective_error(state, pred, _float32_prediction_error(problem, X, Z, coef)) / best
+        if problem.kernel_dtype == np.float32 and math.isfinite(best) and best > 0
+        else None
+    )
     return SolverResult(
         centers=Z,
         coef=coef.astype(dtype),
@@ -824,6 +851,9 @@ def solve_eigenpro(
             "reanchored_epochs": reanchored,
             "subspace_steps": combined_steps,
             "stalled": stuck,
+            # float32 products: a bound of their rounding's effect on the objective,
+            # relative to it (None: float64 products)
+            "float32_rounding": float32_rounding,
             # EigenPro 3 stopped on a small change of the objective whose gradient bound
             # still allows the relative gap gap_bound to its optimum (above CERTIFY * tol).
             "uncertified": uncertified,
