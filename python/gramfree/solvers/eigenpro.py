@@ -148,6 +148,9 @@ _EPS64 = float(np.finfo(np.float64).eps)
 # longer resolves its model (a 200-row test set with tol 1e-14: with the step, garbage
 # factors there stalled the residual at 1e-4; without, it reaches 1e-14).
 SUBSPACE_FLOOR = 1e-10
+# Eigenvalues of the subsample's kernel at least this many eps (of the kernel values'
+# precision) of its largest: what its rounding resolves (_eigensystem's whole).
+RESOLVED_EIGENVALUE = 1e2
 
 
 def _subsample_size(n: int) -> int:
@@ -155,14 +158,22 @@ def _subsample_size(n: int) -> int:
 
 
 def _eigensystem(
-    kss: np.ndarray, beta: float, shift: float, max_batch: int, max_q: int, whole: bool = False
+    kss: np.ndarray,
+    beta: float,
+    shift: float,
+    max_batch: int,
+    max_q: int,
+    whole: bool = False,
+    eps: float = _EPS64,
 ):
     """Preconditioner from ``K(S, S)`` (float64, weighted if need be).
 
     Returns ``(E, D, lam_flat, q)``: the scaled top q - 1 eigenvectors, the diagonal of the
     correction, and the top eigenvalue after flattening (``lam_1^(1-a) lam_q^a`` with the
     ridge shift) that the published step rule assumes. ``whole``: the subsample is every
-    row and one batch holds them all (the batch rule then bounds nothing)."""
+    row and one batch holds them all (the batch rule then bounds nothing but the
+    eigenvalues ``RESOLVED_EIGENVALUE eps`` of the top resolves, ``eps`` the kernel
+    values' precision)."""
     s = kss.shape[0]
     vals, vecs = symmetric_eigh(kss / s)
     vals, vecs = np.maximum(vals[::-1], 0.0), vecs[:, ::-1]
@@ -175,8 +186,11 @@ def _eigensystem(
         # m / beta), so nothing bounds q but max_q. The batch rule left a wide kernel one
         # direction and batches of 2, SGD whose noise no epoch outran (iris, gamma
         # 0.00025, alpha 1e-8: 0.947 against direct's 0.987 after 30 epochs; very uneven
-        # weights, whose beta is the heaviest row's, likewise; a review).
-        ok = np.arange(flat.size)
+        # weights, whose beta is the heaviest row's, likewise; a review). Only the
+        # eigenvalues the kernel values resolve, though: float32 ones' rounding (eps32
+        # lam_1) made directions of noise (iris, gamma 0.00025: q = 49 down to 1.05e-9 of
+        # a top of 1, accuracy 0.39 where 0.87 was; a review).
+        ok = np.nonzero(vals >= RESOLVED_EIGENVALUE * eps * vals[0])[0]
     else:
         ok = np.nonzero(beta / flat + 1 <= min(max_batch, s))[0]
     q = int(ok[-1]) + 1 if ok.size else 1
@@ -427,7 +441,13 @@ def solve_eigenpro(
         kss = problem.operator(XS).to_dense().astype(np.float64)
         kss *= np.outer(sw[S], sw[S])
         E, D, lam_flat, q = _eigensystem(
-            kss, beta, shift, max_batch, max(1, s // 3 - 1), whole=s == n and max_batch >= n
+            kss,
+            beta,
+            shift,
+            max_batch,
+            max(1, s // 3 - 1),
+            whole=s == n and max_batch >= n,
+            eps=float(np.finfo(problem.kernel_dtype).eps),
         )
         del kss
         c_scaled = np.zeros((n, t))  # c' in the symmetric system; coef = sw * c'
@@ -805,16 +825,25 @@ def solve_eigenpro(
                 # 1, stopped at R^2 -1.03 (direct 0.18), and at alpha 1e-8 at 1.65-2.63
                 # times the optimum's objective, silently (a review). So the objective's
                 # certificate too, as PCG's on all points: its excess, at most |r|^2, within
-                # tol of it. From exact values (combined ones carry the drift).
+                # CERTIFY tol of it. From exact values (combined ones carry the drift).
                 exact_pred = pred if drift == 0.0 else predictions(state)
-                converged = objective_certified(
-                    sw[:, None] * (exact_pred - Y) + alpha * state,
+                r = sw[:, None] * (exact_pred - Y) + alpha * state
+                # Within CERTIFY tol, as the gradient's bound above: both bounds can
+                # exceed the excess a hundredfold (iris, a wide kernel, alpha 1e-5: |r|^2
+                # 1.3 tol of the objective at 1.0000005 times the optimum; a review).
+                certificate = (
+                    r,
                     state,
                     sw[:, None] * exact_pred,
                     sw[:, None] * Y,
                     alpha,
-                    tol,
+                    CERTIFY * tol,
                 )
+                converged = objective_certified(*certificate)
+                if not converged and alpha > 0:  # r^T K_w r / alpha bounds it too: one pass
+                    weighted = sw[:, None] * problem.matvec(X, X, (sw[:, None] * r).astype(dtype))
+                    gap = np.einsum("ij,ij->j", r, weighted) / alpha
+                    converged = objective_certified(*certificate, kernel_gap=gap)
         if monitor is not None:
             stopped = bool(monitor(epoch, coefficients(state).astype(dtype)))
     del saved, moves
