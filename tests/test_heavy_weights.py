@@ -71,6 +71,18 @@ def _optimum(X, y, w, C, gamma):
     return float(np.sum(w * (features @ beta - y) ** 2) + ALPHA * beta @ beta)
 
 
+def _silent_fit_ratio(X, y, w, gamma, **params) -> float:
+    """Nystrom-PCG's fit (any warning an error) over the optimum on its own centres."""
+    model = KernelRegressor(
+        solver="nystrom-pcg", gamma=gamma, alpha=ALPHA, random_state=0, **params
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model.fit(X, y, sample_weight=w)
+    C = np.asarray(model.centers_, dtype=np.float64)
+    return _objective(X, y, w, C, model.dual_coef_.ravel(), gamma) / _optimum(X, y, w, C, gamma)
+
+
 @pytest.mark.parametrize("kind", ["five_at_1e6", "log_uniform"])
 @pytest.mark.parametrize("gamma", [0.01, 1.0])  # wide and narrow (d = 10, standardised)
 @pytest.mark.parametrize("n_centers", [60, None])  # None: every row
@@ -300,7 +312,7 @@ def test_logistic_draws_heavy_rows_and_reaches_the_dense_newton_solution(gamma):
 
 
 def test_auto_leaves_pcg_out_where_weights_span_beyond_its_tol(diabetes, monkeypatch):
-    """Weights over more than eight decades: PCG's relative tol cannot see the light rows
+    """Weights over more than seven decades: PCG's relative tol cannot see the light rows
     (five rows at 1e12: up to 38 times the optimum's objective), so auto's Nystrom fit is
     the one-pass exact solve even where its cost model prefers PCG (forced here), and
     says so; with the same rows at 1e6 it still picks PCG. Without n_centers its exact
@@ -446,15 +458,7 @@ def test_pcg_watches_its_objective_under_heavy_groups(diabetes, kind, gamma, n_c
     heavy, CG met max_iter at 17-120 times (a review). PCG now goes on while a step still
     lowers the objective by more than tol of it."""
     X, y = diabetes
-    w = _heavy_pattern(kind, X)
-    model = KernelRegressor(
-        solver="nystrom-pcg", n_centers=n_centers, gamma=gamma, alpha=ALPHA, random_state=0
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        model.fit(X, y, sample_weight=w)
-    C = np.asarray(model.centers_, dtype=np.float64)
-    ratio = _objective(X, y, w, C, model.dual_coef_.ravel(), gamma) / _optimum(X, y, w, C, gamma)
+    ratio = _silent_fit_ratio(X, y, _heavy_pattern(kind, X), gamma, n_centers=n_centers)
     assert ratio < 1.01, ratio
 
 
@@ -793,13 +797,5 @@ def test_pcg_objective_watch_adds_up_several_steps():
     X, y = StandardScaler().fit_transform(X), y.astype(np.float64)
     w = np.ones(len(y))
     w[np.random.default_rng(0).choice(len(y), 5, replace=False)] = 1e6
-    gamma = 0.01 / X.shape[1]
-    model = KernelRegressor(
-        solver="nystrom-pcg", n_centers=20, gamma=gamma, alpha=ALPHA, random_state=0
-    )
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        model.fit(X, y, sample_weight=w)
-    C = np.asarray(model.centers_, dtype=np.float64)
-    ratio = _objective(X, y, w, C, model.dual_coef_.ravel(), gamma) / _optimum(X, y, w, C, gamma)
+    ratio = _silent_fit_ratio(X, y, w, 0.01 / X.shape[1], n_centers=20)
     assert ratio < 1.0001, ratio

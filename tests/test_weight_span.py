@@ -1,4 +1,4 @@
-"""PCG under sample weights spanning more than ``WEIGHT_SPAN_PCG`` (1e8): in float64 the
+"""PCG under sample weights spanning more than ``WEIGHT_SPAN_PCG`` (1e7): in float64 the
 conjugate gradients cannot resolve the lightest rows' part of the objective beside the
 heaviest, and stopped far above the optimum while claiming tol. ``auto`` never takes PCG
 there; an explicit ``nystrom-pcg`` or ``pcg`` fit now says so (a ConvergenceWarning naming
@@ -101,3 +101,23 @@ def test_dask_nystrom_pcg_warns_beyond_its_span():
     )
     with pytest.warns(ConvergenceWarning, match="solver='nystrom-direct'"):
         model.fit(*(da.from_array(a, chunks=100) for a in (X, y, w)))
+
+
+def test_after_the_one_pass_falls_back_the_warning_does_not_advise_it_again():
+    """Wine, five rows at 1e12, alpha 0: the one-pass solve failed its check and fell
+    back to Nystrom-PCG, whose warning then advised solver='nystrom-direct', the solver
+    just used (a review). It says what happened and advises direct instead."""
+    from sklearn.datasets import load_wine
+
+    X, y = load_wine(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    w = np.where(np.arange(len(y)) < 5, 1e12, 1.0)
+    model = KernelRegressor(
+        solver="nystrom-direct", gamma=0.01 / X.shape[1], alpha=0.0, n_centers=100, random_state=0
+    )
+    with pytest.warns(
+        ConvergenceWarning, match="nystrom-direct fell back to nystrom-pcg"
+    ) as record:
+        model.fit(X, y.astype(np.float64), sample_weight=w)
+    assert model.solver_info_["fallback"] == "nystrom-pcg"
+    assert not any("solver='nystrom-direct'" in str(r.message) for r in record)

@@ -1177,7 +1177,13 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
         from .estimators._base import weight_span_message
 
         warnings.warn(
-            weight_span_message(solver, top / low),
+            weight_span_message(
+                solver,
+                top / low,
+                result.info.get("fallback_reason")
+                if result.info.get("fallback") == "nystrom-pcg"
+                else None,
+            ),
             _convergence_warning(),
             stacklevel=caller_stacklevel(),
         )

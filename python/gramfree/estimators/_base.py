@@ -213,7 +213,7 @@ def breakdown_message(solver: str, result) -> str:
     )
 
 
-def weight_span_message(solver: str, span: float) -> str:
+def weight_span_message(solver: str, span: float, fallback: str | None = None) -> str:
     """The ConvergenceWarning of a PCG fit (``nystrom-pcg``, or ``pcg`` on all points)
     whose positive weights span more than ``solvers.auto.WEIGHT_SPAN_PCG`` (in memory and
     on dask). Beyond that span the light rows' part of the objective is below float64's
@@ -221,12 +221,17 @@ def weight_span_message(solver: str, span: float) -> str:
     with five rows at 1e9 to 1e12 stopped at up to 700 times the optimum (Nystrom-PCG,
     64 of 192 fits over 1.001 times) and 1.04 times (PCG on all points), claiming tol; the
     recursion's objective was 0.3 to 1e306 times the true one, so no check of it tells
-    these fits from good ones. ``auto`` never takes PCG there."""
+    these fits from good ones. ``auto`` never takes PCG there. ``fallback``: the one-pass
+    solve's reason for falling back to Nystrom-PCG (``solver_info_["fallback_reason"]``),
+    where that is how PCG came to run: then the advice is not the one pass again."""
     exact = (
         "nystrom-direct' (the same centres, exact in one pass; auto takes it)"
         if solver == "nystrom-pcg"
         else "direct' (exact; where its n x n matrix does not fit, auto takes nystrom-direct)"
     )
+    if fallback is not None:
+        solver = f"nystrom-direct fell back to {solver} ({fallback}), and {solver}"
+        exact = "direct' (exact, on every row as a centre)"
     return (
         f"{solver}: the positive sample weights span {span:.2g} (largest over smallest), "
         f"beyond {WEIGHT_SPAN_PCG:g}: in float64 the conjugate gradients cannot resolve "
@@ -842,7 +847,13 @@ class KernelMachineMixin(BaseEstimator):
             and not (monitor is not None and monitor.stopped)
         ):
             warnings.warn(
-                weight_span_message(solver, weight_span(problem.sample_weight)),
+                weight_span_message(
+                    solver,
+                    weight_span(problem.sample_weight),
+                    result.info.get("fallback_reason")
+                    if result.info.get("fallback") == "nystrom-pcg"
+                    else None,
+                ),
                 ConvergenceWarning,
                 stacklevel=caller_stacklevel(),
             )
