@@ -121,3 +121,15 @@ def test_after_the_one_pass_falls_back_the_warning_does_not_advise_it_again():
         model.fit(X, y.astype(np.float64), sample_weight=w)
     assert model.solver_info_["fallback"] == "nystrom-pcg"
     assert not any("solver='nystrom-direct'" in str(r.message) for r in record)
+
+
+def test_spans_between_1e7_and_1e8_warn_too():
+    """Five diabetes rows at 3e7, alpha 1e-8, 100 centres: Nystrom-PCG stopped 1.002-1.006
+    times above the optimum, silently, under the earlier bound of 1e8 (a review)."""
+    X, y, w = _data(load_diabetes, 3e7, seed=0)
+    assert WEIGHT_SPAN_PCG < 3e7
+    model = KernelRegressor(
+        solver="nystrom-pcg", gamma=0.01 / X.shape[1], alpha=1e-8, n_centers=100, random_state=0
+    )
+    with pytest.warns(ConvergenceWarning, match="span 3e\\+07"):
+        model.fit(X, y, sample_weight=w)
