@@ -819,6 +819,12 @@ def test_fashion_mnist_reads_its_variable_at_each_call(tmp_path, monkeypatch):
     assert X_train.shape == (2, 784) and y_test.shape == (1,)
     with pytest.raises(FileNotFoundError, match=r"^directory: no Fashion-MNIST in '.*nowhere'"):
         datasets.load_fashion_mnist(tmp_path / "nowhere")
+    # A wrong directory in the variable is said, not passed over for the Debian package's
+    # (its message said to set the variable, which was set; a review).
+    monkeypatch.setenv("GRAMFREE_FASHION_MNIST", str(tmp_path / "elsewhere"))
+    assert datasets.find_fashion_mnist() is None
+    with pytest.raises(FileNotFoundError, match=r"^GRAMFREE_FASHION_MNIST='.*elsewhere': no"):
+        datasets.load_fashion_mnist()
 
 
 def _write_idx(path, array, code=0x08):

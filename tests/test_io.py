@@ -1240,3 +1240,14 @@ def test_a_random_state_instance_is_saved_as_none_with_a_warning(tmp_path):
         warnings.simplefilter("error")
         model.set_params(random_state=3).fit(X, y).save(tmp_path / "k.npz")
     assert load(tmp_path / "k.npz").get_params()["random_state"] == 3
+
+
+def test_save_into_a_missing_directory_names_the_path(tmp_path):
+    """The error named the internal temporary file ('.m.gfm.<hex>.tmp'), not the path
+    given (a review); nothing is left behind."""
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    model = gramfree.KernelRegressor().fit(X, X[:, 0])
+    target = tmp_path / "nodir" / "m.gfm"
+    with pytest.raises(FileNotFoundError, match="path: the directory of .*nodir.* does not exist"):
+        model.save(target)
+    assert list(tmp_path.iterdir()) == []

@@ -25,8 +25,12 @@ def load_digits_split(test_size: float = 0.25, random_state: int = 0):
 
 
 def find_fashion_mnist() -> Path | None:
-    for d in (os.environ.get("GRAMFREE_FASHION_MNIST", ""), *FASHION_MNIST_DIRS):
-        if d and (Path(d) / "train-images-idx3-ubyte.gz").exists():
+    """The directory holding Fashion-MNIST: ``GRAMFREE_FASHION_MNIST`` where it is set
+    (that one only: a wrong one is said, not passed over for another), else the Debian
+    package's; None where it is not there."""
+    named = os.environ.get("GRAMFREE_FASHION_MNIST", "")
+    for d in (named,) if named else FASHION_MNIST_DIRS:
+        if (Path(d) / "train-images-idx3-ubyte.gz").exists():
             return Path(d)
     return None
 
@@ -67,6 +71,12 @@ def load_fashion_mnist(directory: str | os.PathLike | None = None):
             )
     else:
         d = find_fashion_mnist()
+    if d is None and os.environ.get("GRAMFREE_FASHION_MNIST"):
+        raise FileNotFoundError(
+            f"GRAMFREE_FASHION_MNIST={os.environ['GRAMFREE_FASHION_MNIST']!r}: no "
+            "Fashion-MNIST there (expected train-images-idx3-ubyte.gz and the other three "
+            "files)"
+        )
     if d is None:
         raise FileNotFoundError(
             "Fashion-MNIST not found; install Debian's dataset-fashion-mnist "

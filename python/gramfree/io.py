@@ -713,6 +713,11 @@ def _write_atomic(path, text: str, arrays: dict) -> None:
     ``path``: readers see the old file or the new one, never a part; on any failure the
     temporary file is removed and the old file is untouched."""
     target = os.path.realpath(os.fspath(path))  # through a symlink, as open() wrote
+    directory = os.path.dirname(target)
+    if not os.path.isdir(directory):  # else the error named the temporary file (a review)
+        raise FileNotFoundError(
+            f"path: the directory of {os.fspath(path)!r} ({directory!r}) does not exist"
+        )
     # The rename would put the model in place of a device, pipe or socket (`/dev/null`
     # replaced, run as root; a review).
     if os.path.exists(target) and not stat.S_ISREG(os.stat(target).st_mode):
