@@ -218,7 +218,7 @@ std::vector<T> column_mean(ConstMatrix<T> A) {
 // review: float32 clusters far from their common mean, d = 1024, gamma S near 64: 6e-5;
 // float64 at d = 131072: 1.8e-12); beyond (clusters far from the mean of Z, a narrow
 // bandwidth) the engine sums (x - z)^2 directly, which is exact to rounding and costs one
-// extra instruction per feature (13-32% more time on 2 cores, d = 16 to 784).
+// extra instruction per feature.
 template <class T>
 bool gaussian_needs_subtraction(ConstMatrix<T> X, ConstMatrix<T> Z, const std::vector<T>& c,
                                 double gamma) {
