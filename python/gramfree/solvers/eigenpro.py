@@ -820,12 +820,12 @@ def solve_eigenpro(
                 gradient, gap = range_residual(state, exact_pred)
                 converged = gradient <= tol and gap <= CERTIFY * tol * loss * w.sum()
             elif converged:
-                # The relative residual's tol is of |W^1/2 y|, which an offset or a
-                # nearly interpolated y dwarfs the objective beside: diabetes + 1e6, gamma
-                # 1, stopped at R^2 -1.03 (direct 0.18), and at alpha 1e-8 at 1.65-2.63
-                # times the optimum's objective, silently (a review). So the objective's
-                # certificate too, as PCG's on all points: its excess, at most |r|^2, within
-                # CERTIFY tol of it. From exact values (combined ones carry the drift).
+                # The relative residual's tol is of |W^1/2 y|, which a nearly
+                # interpolated y dwarfs the objective beside: diabetes, gamma 1, alpha
+                # 1e-8, stopped at 1.65-2.63 times the optimum's objective, silently (a
+                # review). So the objective's certificate too, as PCG's on all points: its
+                # excess, at most |r|^2, within CERTIFY tol of it. From exact values
+                # (combined ones carry the drift).
                 exact_pred = pred if drift == 0.0 else predictions(state)
                 r = sw[:, None] * (exact_pred - Y) + alpha * state
                 # Within CERTIFY tol, as the gradient's bound above: both bounds can
