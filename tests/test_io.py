@@ -1251,3 +1251,12 @@ def test_save_into_a_missing_directory_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="path: the directory of .*nodir.* does not exist"):
         model.save(target)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_save_under_a_file_says_it_is_not_a_directory(tmp_path):
+    """A regular file in place of the directory was reported as a missing directory."""
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    model = gramfree.KernelRegressor().fit(X, X[:, 0])
+    (tmp_path / "afile").write_text("")
+    with pytest.raises(NotADirectoryError, match="path: the directory of .*is not a directory"):
+        model.save(tmp_path / "afile" / "m.gfm")

@@ -374,16 +374,20 @@ def test_a_matrix_subclass_is_read_as_an_array():
     np.testing.assert_allclose(K.to_dense(), np.exp(-0.5 * np.array([[0.0, 4.0], [4.0, 0.0]])))
 
 
-_RANGES = [  # (kernel, params, dtype, smallest, largest) as the docstrings state them
+_RANGES = [  # (kernel, params, dtype, smallest, largest) exactly as the docstrings state them
     ("rbf", {}, np.float64, "gamma", 4.2e-306, 9.9e291),
     ("rbf", {}, np.float32, "gamma", 3.1e-37, 1.0e31),
     ("laplacian", {}, np.float64, "gamma", 4.2e-306, 9.9e291),
+    ("laplacian", {}, np.float32, "gamma", 3.1e-37, 1.0e31),
     ("laplacian", {"norm": "l2"}, np.float64, "gamma", 5.6e-152, 1.48e138),
     ("matern", {"nu": 0.5}, np.float64, "length_scale", 6.8e-139, 1.8e151),
     ("matern", {"nu": 1.5}, np.float64, "length_scale", 1.2e-138, 3.1e151),
-    ("matern", {"nu": 2.5}, np.float64, "length_scale", 1.51e-138, 4.0e151),
-    ("matern", {"nu": math.inf}, np.float64, "length_scale", 7.1e-147, 3.47e152),
-    ("matern", {"nu": 1.5}, np.float32, "length_scale", 1.6e-12, 3.09e17),
+    ("matern", {"nu": 2.5}, np.float64, "length_scale", 1.6e-138, 4.0e151),
+    ("matern", {"nu": math.inf}, np.float64, "length_scale", 7.1e-147, 3.4e152),
+    ("matern", {"nu": 0.5}, np.float32, "length_scale", 9.1e-13, 1.7e17),
+    ("matern", {"nu": 1.5}, np.float32, "length_scale", 1.6e-12, 3.0e17),
+    ("matern", {"nu": 2.5}, np.float32, "length_scale", 2.1e-12, 3.9e17),
+    ("matern", {"nu": math.inf}, np.float32, "length_scale", 2.3e-16, 1.2e18),
 ]
 
 
@@ -395,6 +399,6 @@ def test_documented_parameter_ranges_hold(kernel, params, dtype, name, low, high
     X = np.array([[0.0, 1.0], [2.0, 3.0]], dtype=dtype)
     for value in (low, high):
         gramfree.kernel_matrix(X, kernel=kernel, **params, **{name: value})
-    for value in (low / 1.1, high * 1.1):
+    for value in (low / 1.2, high * 1.2):  # the stated limits are rounded inwards
         with pytest.raises(ValueError, match=name):
             gramfree.kernel_matrix(X, kernel=kernel, **params, **{name: value})

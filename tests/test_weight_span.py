@@ -133,3 +133,15 @@ def test_spans_between_1e7_and_1e8_warn_too():
     )
     with pytest.warns(ConvergenceWarning, match="span 3e\\+07"):
         model.fit(X, y, sample_weight=w)
+
+
+def test_the_span_advice_with_early_stopping_says_to_drop_it():
+    """early_stopping keeps auto on Nystrom-PCG, and the advice named nystrom-direct,
+    which refuses early_stopping (a review); it now says to fit without it."""
+    X, y, w = _data(load_diabetes, 3e7, seed=0)
+    w = np.ones(len(y))
+    w[:5] = 3e7
+    model = KernelRegressor(early_stopping=True, random_state=0)
+    with pytest.warns(ConvergenceWarning, match="without early_stopping"):
+        model.fit(X, y, sample_weight=w)
+    assert model.solver_ == "nystrom-pcg"

@@ -715,8 +715,9 @@ def _write_atomic(path, text: str, arrays: dict) -> None:
     target = os.path.realpath(os.fspath(path))  # through a symlink, as open() wrote
     directory = os.path.dirname(target)
     if not os.path.isdir(directory):  # else the error named the temporary file (a review)
-        raise FileNotFoundError(
-            f"path: the directory of {os.fspath(path)!r} ({directory!r}) does not exist"
+        what = "is not a directory" if os.path.exists(directory) else "does not exist"
+        raise (NotADirectoryError if os.path.exists(directory) else FileNotFoundError)(
+            f"path: the directory of {os.fspath(path)!r} ({directory!r}) {what}"
         )
     # The rename would put the model in place of a device, pipe or socket (`/dev/null`
     # replaced, run as root; a review).

@@ -576,8 +576,8 @@ class Gaussian(Kernel):
         Positive inverse squared length scale; ``None`` means ``1 / n_features`` of the
         data it is evaluated on. A scalar that keeps the squared distances it scales
         within the normal numbers where the kernel is neither 0 nor 1
-        (:meth:`Kernel.check_dtype`): 4.1e-306 to 1e292 in float64, 3.0e-37 to 1.0e31 in
-        float32; otherwise ``ValueError`` (``TypeError`` for an array).
+        (:meth:`Kernel.check_dtype`): 4.2e-306 to 9.9e291 in float64, 3.1e-37 to 1.0e31
+        in float32; otherwise ``ValueError`` (``TypeError`` for an array).
 
     Attributes
     ----------
@@ -637,8 +637,10 @@ class Laplacian(Kernel):
     ----------
     gamma : float, default=None
         Positive inverse length scale; ``None`` means ``1 / n_features`` of the data it
-        is evaluated on. A scalar within float64's normal range (float32's for float32
-        data), as :class:`Gaussian`'s.
+        is evaluated on. A scalar that keeps the distances it scales within the normal
+        numbers where the kernel is neither 0 nor 1 (:meth:`Kernel.check_dtype`):
+        ``norm="l1"`` 4.2e-306 to 9.9e291 in float64 (3.1e-37 to 1.0e31 in float32),
+        ``norm="l2"`` 5.6e-152 to 1.48e138 (the limits rounded inwards).
     norm : {"l1", "l2"}, default="l1"
         The norm of ``x - z`` (a ``str``; anything else raises ``TypeError``).
 
@@ -709,10 +711,10 @@ class Matern(Kernel):
         and ``3 / length_scale**2`` for 1.5 (5 for 2.5), ``0.5 / length_scale**2`` for
         inf; and the distance they scale must stay within the normal numbers where the
         kernel is neither 0 nor 1 (:meth:`Kernel.check_dtype`), which binds first. For
-        ``nu=1.5`` that is 1.2e-138 to 3.1e151 in float64 and 1.6e-12 to 3.1e17 in float32
-        (``nu=0.5``: 6.7e-139 to 1.8e151, 9.1e-13 to 1.8e17; ``nu=2.5``: 1.5e-138 to
-        4.0e151, 2.0e-12 to 4.0e17; ``nu=inf``: 7.1e-147 to 3.5e152, 2.2e-16 to 1.3e18);
-        outside, ``ValueError`` names ``length_scale``.
+        ``nu=1.5`` that is 1.2e-138 to 3.1e151 in float64 and 1.6e-12 to 3.0e17 in float32
+        (``nu=0.5``: 6.8e-139 to 1.8e151, 9.1e-13 to 1.7e17; ``nu=2.5``: 1.6e-138 to
+        4.0e151, 2.1e-12 to 3.9e17; ``nu=inf``: 7.1e-147 to 3.4e152, 2.3e-16 to 1.2e18),
+        the limits rounded inwards; outside, ``ValueError`` names ``length_scale``.
     nu : {0.5, 1.5, 2.5, inf}, default=1.5
         Smoothness: the kernel is ``ceil(nu) - 1`` times differentiable. Infinity is
         ``math.inf`` / ``numpy.inf`` or the string ``"inf"`` (as the estimators take it);

@@ -19,7 +19,7 @@ parameter, a ``gamma`` above float32's largest number or a ``length_scale`` whos
 inverse or square overflows float32, rather than compute with ``inf``; and a distance
 kernel refuses a scale so extreme that the squared distance it is computed from would
 over- or underflow where the kernel is neither 0 nor 1 (the kernel would return 0 or 1
-there: float64 Gaussian or l1 Laplacian ``gamma`` within [4.1e-306, 1e292], l2 Laplacian
+there: float64 Gaussian or l1 Laplacian ``gamma`` within [4.2e-306, 9.9e291], l2 Laplacian
 ``gamma`` within [5.6e-152, 1.48e138], for example). The
 arc-cosine kernel refuses points whose squared norm leaves the dtype's normal numbers,
 naming the argument and row.

@@ -213,7 +213,9 @@ def breakdown_message(solver: str, result) -> str:
     )
 
 
-def weight_span_message(solver: str, span: float, fallback: str | None = None) -> str:
+def weight_span_message(
+    solver: str, span: float, fallback: str | None = None, early_stopping: bool = False
+) -> str:
     """The ConvergenceWarning of a PCG fit (``nystrom-pcg``, or ``pcg`` on all points)
     whose positive weights span more than ``solvers.auto.WEIGHT_SPAN_PCG`` (in memory and
     on dask). Beyond that span the light rows' part of the objective is below float64's
@@ -223,7 +225,9 @@ def weight_span_message(solver: str, span: float, fallback: str | None = None) -
     recursion's objective was 0.3 to 1e306 times the true one, so no check of it tells
     these fits from good ones. ``auto`` never takes PCG there. ``fallback``: the one-pass
     solve's reason for falling back to Nystrom-PCG (``solver_info_["fallback_reason"]``),
-    where that is how PCG came to run: then the advice is not the one pass again."""
+    where that is how PCG came to run: then the advice is not the one pass again.
+    ``early_stopping``: the fit had it, which the exact solvers do not take (auto keeps
+    PCG for it; a review: the advice named a solver that refuses it)."""
     exact = (
         "nystrom-direct' (the same centres, exact in one pass; auto takes it)"
         if solver == "nystrom-pcg"
@@ -236,8 +240,9 @@ def weight_span_message(solver: str, span: float, fallback: str | None = None) -
         f"{solver}: the positive sample weights span {span:.2g} (largest over smallest), "
         f"beyond {WEIGHT_SPAN_PCG:g}: in float64 the conjugate gradients cannot resolve "
         "the lightest rows' part of the fit beside the heaviest, and may have stopped far "
-        f"above the optimum without seeing it. Use solver='{exact}, or "
-        "weights within a narrower span"
+        f"above the optimum without seeing it. Use solver='{exact}"
+        + (" without early_stopping, which it does not take" if early_stopping else "")
+        + ", or weights within a narrower span"
     )
 
 
@@ -830,7 +835,10 @@ class KernelMachineMixin(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=caller_stacklevel(),
             )
-        elif (result.info.get("float32_rounding") or 0.0) > CERTIFY * self.tol:
+        elif result.converged and (result.info.get("float32_rounding") or 0.0) > CERTIFY * self.tol:
+            # (Not converged, the max_iter or uncertified message says so first, and names
+            # the float32 rounding too: it alone understated a fit 3500 times the optimum,
+            # which float64 products left at 2500; a review.)
             warnings.warn(
                 f"{solver}: its float32 kernel products' rounding may move the training "
                 f"objective by up to {result.info['float32_rounding']:.2g} of it at these "
@@ -853,6 +861,7 @@ class KernelMachineMixin(BaseEstimator):
                     result.info.get("fallback_reason")
                     if result.info.get("fallback") == "nystrom-pcg"
                     else None,
+                    early_stopping=monitor is not None,
                 ),
                 ConvergenceWarning,
                 stacklevel=caller_stacklevel(),
@@ -876,6 +885,12 @@ class KernelMachineMixin(BaseEstimator):
                 if result.info.get("variant") == "eigenpro2"
                 else ""
             )
+            if (result.info.get("float32_rounding") or 0.0) > CERTIFY * self.tol:
+                instead += (
+                    f"; its float32 products' rounding also moves the objective by up to "
+                    f"{result.info['float32_rounding']:.2g} of it here (float64 products "
+                    "remove that part)"
+                )
             warnings.warn(
                 max_iter_message(solver, self.tol, result, instead),
                 ConvergenceWarning,
