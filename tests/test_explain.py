@@ -758,15 +758,8 @@ def test_explain_checks_the_sums_of_the_decomposition_it_computes():
     X, y = load_diabetes(return_X_y=True)
     X, y = (X - X.mean(0)) / X.std(0), (y - y.mean()) / y.std()
     X, y = X[:100], y[:100]
-    model = PathKernelRegressor(
-        hidden_layer_sizes=(32, 32),
-        activation="softplus",
-        n_steps=60,
-        batch_size=10,
-        learning_rate=1.0,
-        random_state=0,
-        tol=0.5,
-    ).fit(X, y)
+    spiking = dict(hidden_layer_sizes=(32, 32), activation="softplus", n_steps=60, batch_size=10)
+    model = PathKernelRegressor(learning_rate=1.0, random_state=0, tol=0.5, **spiking).fit(X, y)
     with pytest.warns(UserWarning, match="decompose: initial"):
         assert model.decompose(X[:10]).reconstruction_error > 1.0
     with pytest.warns(UserWarning, match="explain: the decomposition's self-check"):
