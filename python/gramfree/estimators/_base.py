@@ -296,6 +296,19 @@ def _cancellation_estimate(problem, result) -> tuple[np.ndarray, float, float]:
     return coef, float(np.finfo(coef.dtype).eps) * float(magnitude.max(initial=0.0)), rms
 
 
+def _float32_rounding_clause(result, tol: float) -> str:
+    """EigenPro's estimate of how far its float32 products' rounding moves the objective
+    (``solver_info_["float32_rounding"]``), as a clause of a warning where it exceeds
+    ``CERTIFY`` tol; else ''."""
+    rounding = result.info.get("float32_rounding") or 0.0
+    if rounding <= CERTIFY * tol:
+        return ""
+    return (
+        f"its float32 kernel products' rounding may move the training objective by up to "
+        f"{rounding:.2g} of it"
+    )
+
+
 def _warn_cancellation(
     problem,
     result,
@@ -799,6 +812,7 @@ class KernelMachineMixin(BaseEstimator):
         self.fit_time_ = time.perf_counter() - start
         if monitor is not None:
             monitor.apply(result)
+        float32_rounding = _float32_rounding_clause(result, self.tol)
         if result.info.get("stalled"):
             warnings.warn(
                 f"eigenpro stalled short of the optimum: its epochs stopped decreasing the "
@@ -835,15 +849,14 @@ class KernelMachineMixin(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=caller_stacklevel(),
             )
-        elif result.converged and (result.info.get("float32_rounding") or 0.0) > CERTIFY * self.tol:
+        elif result.converged and float32_rounding:
             # (Not converged, the max_iter or uncertified message says so first, and names
             # the float32 rounding too: it alone understated a fit 3500 times the optimum,
             # which float64 products left at 2500; a review.)
             warnings.warn(
-                f"{solver}: its float32 kernel products' rounding may move the training "
-                f"objective by up to {result.info['float32_rounding']:.2g} of it at these "
-                "coefficients (they cancel: a wide kernel or a small alpha), beyond "
-                f"{CERTIFY:g} tol: loss_curve_, the epochs' comparisons and the choice of "
+                f"{solver}: {float32_rounding} at these coefficients (they cancel: a wide "
+                f"kernel or a small alpha), beyond {CERTIFY:g} tol: loss_curve_, the "
+                "epochs' comparisons and the choice of "
                 "the best iterate carry it. Use float64 products (float64 data and "
                 "kernel_precision=None or 'float64'), or a larger alpha",
                 ConvergenceWarning,
@@ -885,12 +898,8 @@ class KernelMachineMixin(BaseEstimator):
                 if result.info.get("variant") == "eigenpro2"
                 else ""
             )
-            if (result.info.get("float32_rounding") or 0.0) > CERTIFY * self.tol:
-                instead += (
-                    f"; its float32 products' rounding also moves the objective by up to "
-                    f"{result.info['float32_rounding']:.2g} of it here (float64 products "
-                    "remove that part)"
-                )
+            if float32_rounding:
+                instead += f"; {float32_rounding} here (float64 products remove that part)"
             warnings.warn(
                 max_iter_message(solver, self.tol, result, instead),
                 ConvergenceWarning,
