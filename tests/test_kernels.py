@@ -363,6 +363,25 @@ def test_arccos_of_large_finite_norms_is_finite(dtype, norm):
     assert np.isfinite(gramfree.KernelOperator(X, kernel="arccos") @ np.ones(1, dtype=dtype)).all()
 
 
+@pytest.mark.parametrize("nu", [1.5, 2.5])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_matern_of_an_overflowing_distance_is_zero(nu, dtype):
+    """(1 + r) exp(-r) with r = sqrt3 |x - z| / length_scale overflowing was inf * 0:
+    NaN, reported as an overflow, for a kernel value of 0 (a review). Closed form: 0 there,
+    and Matern's formula at the small distance."""
+    big = float(np.finfo(dtype).max) / 4
+    X = np.array([[0.0], [1e-3], [big]], dtype=dtype)
+    Z = np.array([[0.0], [-big]], dtype=dtype)
+    length_scale = 1e-3
+    op = gramfree.KernelOperator(X, Z, kernel="matern", nu=nu, length_scale=length_scale)
+    r = math.sqrt(3.0 if nu == 1.5 else 5.0)  # at |x - z| = length_scale
+    near = (1 + r) * math.exp(-r) if nu == 1.5 else (1 + r + r * r / 3) * math.exp(-r)
+    expected = np.array([[1.0, 0.0], [near, 0.0], [0.0, 0.0]])
+    np.testing.assert_allclose(op.to_dense(), expected, rtol=1e-5, atol=0)
+    np.testing.assert_allclose(op @ np.ones(2, dtype=dtype), expected.sum(axis=1), rtol=1e-5)
+    np.testing.assert_allclose(op.T @ np.ones(3, dtype=dtype), expected.sum(axis=0), rtol=1e-5)
+
+
 def test_a_matrix_subclass_is_read_as_an_array():
     """np.matrix kept its 2-d rows: the row checks' products became matrix products, a
     numpy shape error naming nothing (a review); it is read as the base array."""
