@@ -11,7 +11,7 @@ from sklearn.metrics.pairwise import rbf_kernel
 from test_solvers_realdata import CASES, IDS, _load
 
 from gramfree import KernelClassifier, KernelRegressor
-from gramfree.kernels import Gaussian, Matern
+from gramfree.kernels import Gaussian, Matern, Polynomial
 from gramfree.solvers import Problem, solve_nystrom_direct, solve_nystrom_pcg
 from gramfree.solvers import nystrom_direct as nd
 from gramfree.solvers.auto import EXACT_PREFERENCE, CostModel
@@ -154,18 +154,21 @@ def test_inputs_not_modified():
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_overflowing_kernel_values_in_a_later_block_name_x(dtype):
-    """The pass scans no block for NaN; a NaN kernel value (Matern on points whose squared
-    distance to the centres overflows) reaches G's diagonal, and the pass then raises
-    ``to_dense``'s error naming X and the dtype, whichever block held it."""
+    """The pass scans no block for NaN or inf; a polynomial kernel's values overflowing on
+    a row of a later block reach G's diagonal as inf, and the pass then names X and the
+    dtype (it had failed in the solve, naming its internal "B"). (Matern on such a row,
+    this test's case before, now gives its true value, 0.)"""
     rng = np.random.default_rng(3)
     X = rng.normal(size=(300, 4)).astype(dtype)
     C = X[:20].copy()
     X[250] *= dtype(1e20) if dtype == np.float32 else 1e160
     Y = rng.normal(size=(300, 1))
-    problem = Problem(X, Y, Matern(nu=1.5), 0.1, None, None)
     name = np.dtype(dtype).name
-    with pytest.raises(ValueError, match=rf"^X: the matern kernel overflows {name} between"):
+    problem = Problem(X, Y, Polynomial(degree=3), 0.1, None, None)
+    with pytest.raises(ValueError, match=rf"^X: the poly kernel's values .* overflow {name}"):
         solve_nystrom_direct(problem, C, block_rows=64)
+    matern = solve_nystrom_direct(Problem(X, Y, Matern(nu=1.5), 0.1, None, None), C, block_rows=64)
+    assert np.all(np.isfinite(matern.coef))
 
 
 def test_estimator_solver_nystrom_direct():

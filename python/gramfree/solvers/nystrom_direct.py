@@ -220,8 +220,17 @@ def _gram_pass(
             B = B @ basis
         _add_gram(G, B)
         R += B.T @ Yb
-    if np.isnan(np.trace(G)):
+    if not np.isfinite(np.trace(G)):
         _raise_kernel_nan(problem, C, block_rows, dtype)
+        if np.isinf(np.trace(G)):
+            # No NaN: kernel values, or their squares summed, beyond dtype's range (a
+            # polynomial kernel on a row of 1e160: inf, and the solve's check named its
+            # internal "B").
+            raise ValueError(
+                f"X: the {problem.kernel.name} kernel's values between rows of X and the "
+                f"centres overflow {np.dtype(dtype).name} (their Gram's diagonal is inf); "
+                "rescale X or the kernel's parameters"
+            )
     _fill_lower(G)
     return G, R
 
