@@ -356,12 +356,15 @@ def _refuse_weight_sum(w) -> None:
 
 
 def _rhs_block(Xb, Yb, wb=None, *, model, kernel_dtype, n_jobs):
-    """One chunk's ``K_cM^T W_c y_c`` (float64, with a leading axis of 1 for the sum)."""
+    """One chunk's ``K_cM^T W_c [y_c, 1]`` (float64, with a leading axis of 1 for the sum):
+    the right-hand side and, in its last column, ``K^T W 1`` for the centred target's
+    (:func:`gramfree.solvers.nystrom_pcg.centred_rhs`)."""
     centers, kernel = model
     if Xb.shape[0] == 0:  # an empty chunk (boolean indexing, filtered partitions)
-        return np.zeros((1, centers.shape[0], Yb.shape[1]))
+        return np.zeros((1, centers.shape[0], Yb.shape[1] + 1))
     _check_block(Xb, Yb, None if wb is None else wb[:, 0])
-    Wy = Yb if wb is None else Yb * wb
+    ones = np.ones((Yb.shape[0], 1), dtype=Yb.dtype) if wb is None else wb.astype(Yb.dtype)
+    Wy = np.hstack([Yb if wb is None else Yb * wb, ones])
     op = KernelOperator(
         np.ascontiguousarray(Xb, dtype=kernel_dtype), centers, kernel, n_jobs=n_jobs
     )
@@ -537,7 +540,7 @@ def _pcg_dask_once(
     the preconditioner's factors in ``factor_dtype``."""
     import dask.array as da
 
-    from .solvers.nystrom_pcg import HEAVY_BLOCK, falkon_cg
+    from .solvers.nystrom_pcg import HEAVY_BLOCK, centred_rhs, falkon_cg
 
     dtype = X.dtype
     M, t = centers.shape[0], Y.shape[1]
@@ -547,15 +550,17 @@ def _pcg_dask_once(
     common = dict(M=M, t=t, model=model, kernel_dtype=kernel_dtype, n_jobs=n_jobs)
 
     # First pass: K^T W y, with the data's checks; y^T W y and sum w from y and w alone.
-    rhs_sum = _chunk_sum(_rhs_block, X, w, [Y], **common)
+    rhs_sum = _chunk_sum(_rhs_block, X, w, [Y], **dict(common, t=t + 1))
     Y64 = Y.astype(np.float64)
     yWy = (Y64**2).sum() if w is None else ((Y64**2) * W2).sum()
+    wY = Y64.sum(axis=0) if w is None else (Y64 * W2).sum(axis=0)
     s = X.shape[0] if w is None else w.sum()
     tic = time.perf_counter()
-    KtWy, yWy, s = compute(rhs_sum, yWy, s)
+    KtWy1, yWy, wY, s = compute(rhs_sum, yWy, wY, s)
     yWy, s = float(yWy), float(s)
     if s <= 0.0:
         _refuse_weight_sum(w)
+    KtWy, centred_KtWy = centred_rhs(KtWy1, np.asarray(wY, dtype=np.float64), s)
     # Every pass counted is timed: the first was counted and not, so seconds per pass
     # came out 1/passes low (bench_dask.py --scale: 14.0 s for 15.4; a review).
     passes = 1
@@ -622,6 +627,7 @@ def _pcg_dask_once(
         center_weights=center_weights,
         heavy_columns=None if heavy_rows is None else heavy_columns,
         watch_objective=watch_objective,
+        centred_KtWy=centred_KtWy,
     )
     result.info["dask"] = {
         "scheduler": "distributed" if client is not None else "local",

@@ -120,6 +120,7 @@ from ._common import (
     kernel_diagonal,
     objective_certified,
     problem_rows,
+    residual_scale,
     symmetric_eigh,
 )
 from .kernel_pcg import ROUNDING_PROBE
@@ -538,13 +539,13 @@ def solve_eigenpro(
         at 1.0000005 times the optimum; a review): hence CERTIFY. From exact values
         ``pred``; one pass for ``K_w r`` unless ``Kr`` holds it."""
         certificate = (r, state, sw[:, None] * pred, sw[:, None] * Y, alpha, CERTIFY * tol)
-        if objective_certified(*certificate):
+        if objective_certified(*certificate, cap=caps):
             return True
         if alpha <= 0:
             return False
         Kr = kernel_times(r) if Kr is None else Kr
         gap = np.einsum("ij,ij->j", r, Kr) / alpha
-        return objective_certified(*certificate, kernel_gap=gap)
+        return objective_certified(*certificate, kernel_gap=gap, cap=caps)
 
     def penalty_embedding(u: np.ndarray, u_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(left, right)`` with ``coef(u)^T K_ZZ coef(v) = sum(left_u * right_v)`` per
@@ -649,8 +650,13 @@ def solve_eigenpro(
             else np.divide(start, sw[:, None], out=np.zeros_like(start), where=sw[:, None] > 0)
         )
     y_norm = float(np.linalg.norm(sw[:, None] * Y)) or 1.0
-    y_norms = np.linalg.norm(sw[:, None] * Y, axis=0)
-    y_norms[y_norms == 0] = y_norm  # an all-zero target column: relative to the whole
+    # Residuals relative to |W^1/2 y|, or to y's spread where an offset dominates it
+    # (residual_scale); the objective's bounds then relative to at most the best constant
+    # model's objective (objective_cap, in units of sum w times the objective).
+    scales, caps = residual_scale(Y, w)
+    objective_cap = float(np.sum(np.minimum(caps, np.sum(w[:, None] * Y**2, axis=0))))
+    y_norms = scales.copy()
+    y_norms[~np.any(Y != 0, axis=0)] = y_norm  # an all-zero column: relative to the whole
     pred = predictions(state)
     best, residual = objective_at(state, pred)
     initial = best
@@ -662,7 +668,7 @@ def solve_eigenpro(
     uncertified, gap_bound = False, math.nan  # EigenPro 3's stop without the bound's say-so
     halvings = rejected = undone = consecutive = reductions = 0
     mu_initial = mu
-    y_scale = float(w @ np.sum(Y**2, axis=1)) / w.sum() or 1.0
+    y_scale = min(float(w @ np.sum(Y**2, axis=1)), objective_cap) / w.sum() or 1.0
     epoch = 0
     saved = np.empty_like(state)
     # Directions of the moves' span resolved by the products' precision (on the Hessian
@@ -773,8 +779,8 @@ def solve_eigenpro(
                     # At the optimum every epoch rises by its batches' noise, and the
                     # halvings ran out with the model optimal, reported stalled (1 to 3
                     # centres). The gradient's bound at the kept point may end it.
-                    gap_bound = _gap_bound(problem, Z, LZ, state, pred, Y, w, alpha) / (
-                        best * w.sum()
+                    gap_bound = _gap_bound(problem, Z, LZ, state, pred, Y, w, alpha) / min(
+                        best * w.sum(), objective_cap
                     )
                     converged = gap_bound <= CERTIFY * tol
                     stuck = stuck and not converged
@@ -794,7 +800,8 @@ def solve_eigenpro(
                     Kr = kernel_times(r)
                     gradient, gap = range_residual(r, Kr)
                     converged = (
-                        gradient <= tol and gap <= CERTIFY * tol * best * w.sum()
+                        gradient <= tol
+                        and gap <= CERTIFY * tol * min(best * w.sum(), objective_cap)
                     ) or certified(state, exact_pred, r, Kr)
                     stuck = not converged
                 loss_curve.append(best)
@@ -829,7 +836,9 @@ def solve_eigenpro(
                 # a flat spectrum they move it slowly far from the optimum (wine, 100
                 # centres, alpha 1e-8: stopped at 3.9 times the optimum's objective). Only
                 # the gradient's bound may call it converged (_gap_bound).
-                gap_bound = _gap_bound(problem, Z, LZ, state, pred, Y, w, alpha) / (loss * w.sum())
+                gap_bound = _gap_bound(problem, Z, LZ, state, pred, Y, w, alpha) / min(
+                    loss * w.sum(), objective_cap
+                )
                 converged = gap_bound <= CERTIFY * tol
                 uncertified = not converged
         else:
@@ -860,7 +869,7 @@ def solve_eigenpro(
                 Kr = kernel_times(r)
                 gradient, gap = range_residual(r, Kr)
                 converged = (
-                    gradient <= tol and gap <= CERTIFY * tol * loss * w.sum()
+                    gradient <= tol and gap <= CERTIFY * tol * min(loss * w.sum(), objective_cap)
                 ) or certified(state, exact_pred, r, Kr)
             elif converged:
                 # The relative residual's tol is of |W^1/2 y|, which a nearly

@@ -48,6 +48,7 @@ from ._common import (
     center_rows,
     kernel_diagonal,
     objective_certified,
+    residual_scale,
     uneven_weights,
     widened_blocks,
 )
@@ -144,8 +145,7 @@ def solve_kernel_pcg(
         return v - (sw / d)[:, None] * problem.matvec(X, XS, h).astype(np.float64)
 
     b = sw[:, None] * Y
-    b_norm = np.linalg.norm(b, axis=0)
-    b_norm[b_norm == 0] = 1.0
+    b_norm, objective_cap = residual_scale(Y, w)  # |b|, or y's spread where an offset dominates
     if initial_coef is None:
         c = np.zeros((n, t))
         Kc = np.zeros((n, t))  # W^1/2 K W^1/2 c', kept for the objective
@@ -183,7 +183,7 @@ def solve_kernel_pcg(
     certify = uneven_weights(problem.sample_weight)
 
     def certified(r: np.ndarray, c: np.ndarray, Kc: np.ndarray) -> bool:
-        return not certify or objective_certified(r, c, Kc, b, alpha, tol)
+        return not certify or objective_certified(r, c, Kc, b, alpha, tol, cap=objective_cap)
 
     rounding_ratio: float | None = None  # float32 products' rounding on CG's first direction
     loss_curve: list[float] = []

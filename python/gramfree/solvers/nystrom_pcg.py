@@ -36,6 +36,7 @@ from ..linalg import jittered_cholesky, lower_gram, solve_triangular
 from ..operators import KernelOperator
 from ._common import (
     BREAKDOWN_RISE,
+    OFFSET_SPREAD,
     Monitor,
     Problem,
     Progress,
@@ -103,12 +104,18 @@ def solve_nystrom_pcg(
     op = problem.operator(X, centers)
     Wy = Y if w is None else Y * w[:, None]
     yWy = float(np.sum((Y.astype(np.float64) ** 2) * (1.0 if w is None else w[:, None])))
+    ones = np.ones((Y.shape[0], 1), dtype=Wy.dtype) if w is None else w[:, None].astype(Wy.dtype)
 
     def normal_pass(p: np.ndarray) -> np.ndarray:
         return op.normal_matvec(p, sample_weight=w).astype(np.float64)
 
     exact = _ExactPass(problem, centers) if problem.kernel_dtype == np.float32 else None
-    KtWy = op.rmatmat(Wy).astype(np.float64)
+    # With K_nM^T W 1 in the same pass: the centred target's right-hand side (falkon_cg).
+    KtWy, centred_KtWy = centred_rhs(
+        op.rmatmat(np.hstack([Wy, ones])).astype(np.float64),
+        np.sum(Y.astype(np.float64) * ones, axis=0),
+        problem.weight_sum,
+    )
 
     # K_MM from float64 kernel values where the products are float32: the preconditioner
     # then factors the penalty the refinement measures (exact_penalty). With float32 values
@@ -153,6 +160,7 @@ def solve_nystrom_pcg(
             center_weights=shares,
             heavy_columns=None if missing is None else heavy_columns,
             watch_objective=uneven_weights(w),
+            centred_KtWy=centred_KtWy,
         )
 
     def _float64_products() -> SolverResult:
@@ -304,6 +312,15 @@ def widened_residual(
     return gradient, sse
 
 
+def centred_rhs(
+    KtW_y1: np.ndarray, wY: np.ndarray, weight_sum: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(K^T W y, K^T W (y - mean_w y))`` from one pass's ``K^T W [y, 1]`` (M x (t + 1))
+    and ``sum w y`` (t,)."""
+    KtWy, KtW1 = KtW_y1[:, :-1], KtW_y1[:, -1]
+    return KtWy, KtWy - np.outer(KtW1, wY / weight_sum)
+
+
 def falkon_cg(
     kmm: np.ndarray | Callable[[], np.ndarray],
     normal_pass: Callable[[np.ndarray], np.ndarray],
@@ -327,6 +344,7 @@ def falkon_cg(
     center_weights: np.ndarray | None = None,
     heavy_columns: Callable[[], Iterable[np.ndarray]] | None = None,
     watch_objective: bool = False,
+    centred_KtWy: np.ndarray | None = None,
 ) -> SolverResult:
     """Falkon's preconditioned CG, whatever computes the passes over the data: the
     in-process operator (:func:`solve_nystrom_pcg`) or dask's workers
@@ -357,7 +375,10 @@ def falkon_cg(
     the objective they carry is far from its optimum. Fifty diabetes rows at 1e6,
     clustered, a narrow kernel: CG claimed tol after one iteration at 1.07 times the
     optimum (a review). It cannot tell slow progress from none, so the preconditioner
-    must count every row that weighs apart (``center_weights``, ``heavy_columns``)."""
+    must count every row that weighs apart (``center_weights``, ``heavy_columns``).
+    ``centred_KtWy``: ``K_nM^T W (y - mean_w y)``, for residuals relative to y's spread
+    where an offset dominates ``KtWy`` (:func:`gramfree.solvers._common.residual_scale`);
+    None: relative to ``KtWy``'s."""
     M = centers.shape[0]
     s = weight_sum
     lam = alpha / s
@@ -455,6 +476,12 @@ def falkon_cg(
         beta = _upper_times(LA, _upper_times(L, initial_coef.astype(np.float64)))
         r = rhs - linop(beta)
     rhs_norm = np.sqrt(np.einsum("ij,ij->j", rhs, rhs))
+    if centred_KtWy is not None:
+        # Relative to the centred target's right-hand side where an offset in y dominates
+        # this one (_common.residual_scale's reason; the same factor).
+        centred = precond_t(centred_KtWy) / s
+        spread = OFFSET_SPREAD * np.sqrt(np.einsum("ij,ij->j", centred, centred))
+        rhs_norm = np.where((spread > 0) & (spread < rhs_norm), spread, rhs_norm)
     rhs_norm[rhs_norm == 0] = 1.0
     loss_curve: list[float] = []
     progress = Progress(verbose, max_iter, desc)
