@@ -262,6 +262,15 @@ def _path(
     # Rounding can leave the smallest eigenvalues of a PSD S slightly negative; as
     # variances of features they are >= 0.
     lam = np.maximum(lam, 0.0)
+    # S's eigenvalues are known to about eps |S| M, times the whitening's amplification of
+    # G's rounding (1 / K_MM's smallest relative pivot) where S was whitened after the
+    # pass (breast cancer, alpha 1e-9: GCV 390x the exact one). Those within it are null:
+    # repeated centres left theirs at 3e-16 to 2e-15 instead of 0, and their terms
+    # alpha / (lam + alpha) in n_d - df, 1 - 3e-7 at alpha 1e-9, made it -2e-6 for 8e-7
+    # (a review: dof_ 569.0000019 with 569 distinct rows, GCV 14 times the exact one).
+    amplification = 1.0 / info["smallest_pivot"] if info["pass"] == "whitened Gram" else 1.0
+    null = np.finfo(np.float64).eps * lam.size * float(lam.max(initial=0.0)) * amplification
+    lam[lam <= null] = 0.0
     c = U.T @ r  # (M, t)
     Y = problem.Y.astype(np.float64)
     w = problem.sample_weight
@@ -287,12 +296,9 @@ def _path(
         # n_d - dof as a sum of terms (positive where n_d >= M): written 1 - dof / n_d, it
         # cancelled where the fit nearly interpolates, the very alphas whose GCV it decides.
         gap = (n_d - lam.size) + np.sum(alphas[:, None] / denom, axis=1)
-    # Alphas below the whitened Gram's rounding get no estimate: their df and RSS are
-    # rounding. S's eigenvalues are known to about eps |S| M, times the whitening's
-    # amplification of G's rounding (1 / K_MM's smallest relative pivot) where S was
-    # whitened after the pass (breast cancer, alpha 1e-9: GCV 390x the exact one).
-    amplification = 1.0 / info["smallest_pivot"] if info["pass"] == "whitened Gram" else 1.0
-    floor = RESOLVABLE * np.finfo(np.float64).eps * lam.size * float(lam.max()) * amplification
+    # Alphas below the whitened Gram's rounding (null, above) get no estimate: their df
+    # and RSS are rounding.
+    floor = RESOLVABLE * null
     resolved = alphas >= floor
     # Where the fit takes nearly all of y^T W y, its RSS is a difference of nearly equal
     # numbers (breast cancer, gamma 0.003, alpha 1e-7: computed <= 0 where the true RSS
