@@ -547,6 +547,18 @@ def solve_eigenpro(
         gap = np.einsum("ij,ij->j", r, Kr) / alpha
         return objective_certified(*certificate, kernel_gap=gap, cap=caps)
 
+    def optimal_by_bounds(objective: float) -> bool:
+        """Whether the kept model (``state``, with ``pred`` and its ``drift``) is optimal
+        to tol by the gradient's bound with the gap's, or by the objective's certificate
+        (``objective``: its objective, as ``objective_at``'s). From exact values: one
+        pass for ``K_w r``, one more where ``pred`` carries drift (two the first time)."""
+        exact_pred = pred if drift == 0.0 else predictions(state)
+        r = residual_of(state, exact_pred)
+        Kr = kernel_times(r)
+        gradient, gap = range_residual(r, Kr)
+        gap_allowed = CERTIFY * tol * min(objective * w.sum(), objective_cap)
+        return (gradient <= tol and gap <= gap_allowed) or certified(state, exact_pred, r, Kr)
+
     def penalty_embedding(u: np.ndarray, u_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """``(left, right)`` with ``coef(u)^T K_ZZ coef(v) = sum(left_u * right_v)`` per
         target column (the penalty's bilinear form); ``u_pred = K(X, Z) coef(u)`` gives it
@@ -795,14 +807,7 @@ def solve_eigenpro(
                     # bound is loose where the residual lies along K's small eigenvalues
                     # (iris, gamma 0.0025, alpha 1e-5: optimal, yet "stalled" where the
                     # oldest supported numpy and scipy round the epochs up).
-                    exact_pred = pred if drift == 0.0 else predictions(state)
-                    r = residual_of(state, exact_pred)
-                    Kr = kernel_times(r)
-                    gradient, gap = range_residual(r, Kr)
-                    converged = (
-                        gradient <= tol
-                        and gap <= CERTIFY * tol * min(best * w.sum(), objective_cap)
-                    ) or certified(state, exact_pred, r, Kr)
+                    converged = optimal_by_bounds(best)
                     stuck = not converged
                 loss_curve.append(best)
                 progress.update(epoch, best, f"{note}; undone (objective {loss:.3g})")
@@ -864,13 +869,7 @@ def solve_eigenpro(
                 # gradient's bound is loose where the residual lies along K's small
                 # eigenvalues (breast cancer, gamma 0.001 / d, alpha 1e-5: 1.000006 times
                 # the optimum from epoch 6, yet on to a "stall" at epoch 16).
-                exact_pred = pred if drift == 0.0 else predictions(state)
-                r = residual_of(state, exact_pred)
-                Kr = kernel_times(r)
-                gradient, gap = range_residual(r, Kr)
-                converged = (
-                    gradient <= tol and gap <= CERTIFY * tol * min(loss * w.sum(), objective_cap)
-                ) or certified(state, exact_pred, r, Kr)
+                converged = optimal_by_bounds(loss)
             elif converged:
                 # The relative residual's tol is of |W^1/2 y|, which a nearly
                 # interpolated y dwarfs the objective beside: diabetes, gamma 1, alpha
