@@ -9,7 +9,8 @@ The audit of the low-level API found these (items 4, 5, 6, 11, 12 and 15):
   a ValueError about ``gamma``;
 * float32 data with parameters beyond float32's range: silently wrong values (k(x, x) of
   1.2e-38, or NaN);
-* Matern 3/2, 5/2 and the arc-cosine kernel: NaN where the kernel overflows;
+* Matern 3/2, 5/2 and the arc-cosine kernel: NaN where the kernel overflows (Matern now
+  gives its limit 0 there; NaN products are refused naming X);
 * KernelOperator products of the wrong shape: scipy's bare messages (or an array dump);
 * finite values that overflow on conversion to the operator's dtype: "contains NaN or
   infinity";
@@ -331,7 +332,7 @@ def test_parameters_beyond_the_dtypes_reach_are_refused(kernel, params, dtype, p
     np.testing.assert_allclose(K[0, 1], true, rtol=1e-6 if dtype == np.float32 else 1e-12)
 
 
-# --- item 6: NaN where the kernel overflows --------------------------------------------------
+# --- item 6: overflowing distances and NaN products ------------------------------------------
 
 OVERFLOWING = [
     ("matern25_f64", np.array([[0.0], [1e155]]), {"kernel": "matern", "nu": 2.5}),
@@ -346,24 +347,32 @@ OVERFLOWING = [
 
 
 @pytest.mark.parametrize("X, params", [c[1:] for c in OVERFLOWING], ids=[c[0] for c in OVERFLOWING])
-def test_nan_results_are_refused_naming_x(X, params):
-    dtype = X.dtype.name
-    # Worded as the estimators' check_kernel_range, which it may now raise for.
-    pattern = rf"^X: the \w+ kernel overflows {dtype} (between rows of X and Z|on row)"
-    with pytest.raises(ValueError, match=pattern):
-        kernel_matrix(X, **params)
+def test_matern_at_overflowing_distances_is_its_limit(X, params):
+    """Matern 3/2 and 5/2 where the scaled distance or its square overflows: (1 + r)
+    exp(-r) was inf * 0, NaN, and refused as an overflow; the kernel's value there is its
+    limit 0 (the identity here), on every path."""
+    eye = np.eye(2, dtype=X.dtype)
+    np.testing.assert_array_equal(kernel_matrix(X, **params), eye)
     K = KernelOperator(X, **params)
+    np.testing.assert_array_equal(K.to_dense(), eye)
+    np.testing.assert_array_equal(K.to_dense(out=np.empty((2, 2), X.dtype)), eye)
+    v = np.array([2.0, 3.0], X.dtype)
+    np.testing.assert_array_equal(K @ v, v)
+    np.testing.assert_array_equal(K.T @ v, v)
+    np.testing.assert_array_equal(K.normal_matvec(v), v)
+
+
+def test_nan_products_are_refused_naming_x():
+    """A polynomial kernel's value overflowing to -inf times a zero coefficient is NaN: a
+    product refuses it naming X, where it would have spread silently."""
+    X = np.array([[1e100, 1e100], [1.0, 0.0]])
+    Z = X * np.array([1.0, -1.0])
+    K = KernelOperator(X, Z, kernel="poly", degree=3)
+    pattern = r"^X: the poly kernel overflows float64 between rows of X and Z \(row 0 of"
     with pytest.raises(ValueError, match=pattern):
-        K.to_dense()
-    v = np.ones(X.shape[0], X.dtype)
-    for product in (
-        lambda: K @ v,
-        lambda: K.T @ v,
-        lambda: K.normal_matvec(v),
-        lambda: K @ np.ones((2, 3)),
-    ):
-        with pytest.raises(ValueError, match=pattern):
-            product()
+        K @ np.array([0.0, 1.0])
+    with pytest.raises(ValueError, match=pattern):
+        K @ np.array([[0.0, 1.0], [1.0, 1.0]])
 
 
 ARCCOS_OUT_OF_REACH = [
@@ -441,13 +450,6 @@ def test_correct_results_are_not_changed():
     big = np.array([[1e20, 0.0], [0.0, 1.0]], np.float32)
     Kl = kernel_matrix(big, kernel="linear")
     assert Kl[0, 0] == np.inf and Kl[1, 1] == 1.0
-
-
-def test_to_dense_out_is_checked():
-    X = np.array([[0.0], [1e155]])
-    out = np.empty((2, 2))
-    with pytest.raises(ValueError, match=r"^X: the matern kernel overflows float64"):
-        KernelOperator(X, kernel="matern", nu=2.5).to_dense(out=out)
 
 
 # --- item 11: shapes of right-hand sides ------------------------------------------------------
@@ -696,9 +698,9 @@ def test_kernels_check_float64_when_they_are_made(cls):
         cls(gamma=1e-320)
 
 
-def test_matern_overflow_names_the_squared_distance():
+def test_matern_at_a_scaled_distance_of_1e50_is_zero():
     """Matern 3/2 at a scaled distance of 1e50 is 0; only the squared distance (1e400) it
-    comes from overflows. The refusal said the kernel's values exceed float64 (a review)."""
+    comes from overflows. It was refused (a review), naming that; now it is its value."""
     X = np.array([[0.0], [1e200]])
-    with pytest.raises(ValueError, match="or the squared distances they come from, exceed"):
-        kernel_matrix(X, kernel="matern", nu=1.5, length_scale=1e150)
+    K = kernel_matrix(X, kernel="matern", nu=1.5, length_scale=1e150)
+    np.testing.assert_array_equal(K, np.eye(2))

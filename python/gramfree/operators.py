@@ -26,8 +26,8 @@ naming the argument and row.
 
 Results are checked for NaN (one pass over the output, ``numpy.min``, which propagates
 NaN): the inputs are finite, so a NaN means the kernel's values or their sums overflowed
-(Matern 3/2 and 5/2 once the scaled distance or its square overflows, a polynomial
-kernel's ``inf`` times a zero coefficient); it raises ``ValueError`` naming X, where it
+(a polynomial kernel's ``inf`` times a zero coefficient in a product; Matern 3/2 and 5/2
+return their limit, 0, where the scaled distance overflows); it raises ``ValueError`` naming X, where it
 would otherwise have spread silently. ``inf`` entries are returned as computed: a kernel
 value too large for the dtype, or a degree-1 polynomial's inner product that overflows
 where ``gamma`` below 1 would have brought it back into range.
@@ -173,8 +173,6 @@ def _check_no_nan(out: np.ndarray, kernel: Kernel, dtype: Any, what: str) -> np.
     dt = np.dtype(dtype).name
     if what == "K":
         where = f"K[{first[0]}, {first[1]}] = k(X[{first[0]}], Z[{first[1]}]) is NaN"
-        # Or only an intermediate: Matern 3/2 at a scaled distance of 1e50 is 0, but the
-        # squared distance it is computed from (1e400) is not (a review).
         cause = f"the kernel's values, or the squared distances they come from, exceed {dt}'s range"
         fix = "standardise X and Z (e.g. StandardScaler)"
     else:
@@ -216,8 +214,7 @@ def kernel_matrix(
     The kernel's parameters must be representable in the dtype of the computation
     (:meth:`gramfree.kernels.Kernel.check_dtype`; float32 inputs with ``gamma=1e39``
     raise ``ValueError`` naming gamma), and a result holding NaN (kernel values that
-    overflow the dtype, e.g. Matern 5/2 at distances whose square overflows) raises
-    ``ValueError`` naming X; see the module docstring.
+    overflow the dtype) raises ``ValueError`` naming X; see the module docstring.
 
     Parameters
     ----------
@@ -260,10 +257,9 @@ def kernel_matrix(
     Traceback (most recent call last):
     ...
     ValueError: gamma=1e+39 is out of float32's range for Gaussian: it overflows float32 ...
-    >>> kernel_matrix(np.array([[0.0], [1e200]]), kernel="matern", nu=2.5)
-    Traceback (most recent call last):
-    ...
-    ValueError: X: the matern kernel overflows float64 between rows of X and Z ...
+    >>> kernel_matrix(np.array([[0.0], [1e200]]), kernel="matern", nu=2.5)  # its limit 0
+    array([[1., 0.],
+           [0., 1.]])
     """
     fn, where = _native("block", resolve_device(device), _n_threads(n_jobs))
     X, Z, kern = _prepare(X, Z, kernel, kernel_params)
