@@ -91,7 +91,9 @@ default="auto"
         nystrom-pcg: relative residual of the preconditioned system (nystrom-direct solves
         exactly and ignores max_iter and tol); eigenpro on all
         points: relative residual of ``(K + alpha I) c = y``, or an epoch that changes the
-        objective by less than tol^2 relative; eigenpro on fixed centres: relative change
+        objective by less than tol^2 relative, in either case (and out of epochs or of
+        step halvings) where a certificate, as pcg's, puts the objective within ``10 *
+        tol`` of the optimum's; eigenpro on fixed centres: relative change
         of the objective over an epoch, where a bound on the gradient leaves the objective
         at most ``10 * tol`` (relative) above the optimum on the centres
         (``solver_info_["gap_bound"]``; else a ConvergenceWarning): the fitted values may
@@ -104,7 +106,9 @@ default="auto"
         halves the step and keeps only what the subspace step still gains (``solver_info_``:
         ``rejected_epochs``, ``step_halvings``); the model returned is the best iterate.
         pcg: relative
-        residual ``|y - (K + alpha I) c| / |y|`` (weighted: ``W^1/2``) of every output,
+        residual ``|y - (K + alpha I) c| / |y|`` (weighted: ``W^1/2``) of every output
+        (where an offset dominates ``|y|``, relative to twice ``|y - mean(y)|``, for
+        nystrom-pcg and eigenpro too: kernel ridge has no intercept),
         confirmed by one exact pass (the running one drifts with float32 products; a
         restart that does not halve it stops the fit with a ConvergenceWarning); its
         ``loss_curve_`` is the ridge objective, which CG does not lower at every step (it
