@@ -1155,7 +1155,9 @@ class _PathKernelBase(BaseEstimator):
 
         One replay, computing only the diagonal of :meth:`decompose` over the training set.
         Sets ``decomposition_error_``, the quadrature's self-check residual (each step's
-        change of an example's own output against its quadrature, after refinement), and
+        change of an example's own output against its quadrature, after refinement,
+        relative to that step's batch's largest output: with mini-batches not the figure
+        :meth:`decompose` of the training set gives, whose queries are every row), and
         warns (UserWarning) where it exceeds ``tol``: ``quadrature=1`` gives TracIn's
         first-order terms.
 
