@@ -43,15 +43,19 @@ def _problem(X, y, gamma, alpha):
     return Problem(X, (y + OFFSET)[:, None].copy(), Gaussian(gamma=gamma), alpha, None, None)
 
 
+def _exact_ridge(X, y, gamma_d):
+    """``(gamma, alpha, K, the exact kernel ridge predictions of y + OFFSET)``."""
+    gamma, alpha = gamma_d / X.shape[1], 1e-3 * len(y)
+    K = rbf_kernel(X, gamma=gamma)
+    return gamma, alpha, K, K @ np.linalg.solve(K + alpha * np.eye(len(y)), y + OFFSET)
+
+
 @pytest.mark.parametrize("gamma_d", [0.1, 1.0])
 def test_pcg_with_an_offset_fits_to_tol_of_the_spread(digits, gamma_d):
     """pcg (a 200-row preconditioner, so that CG iterates) claimed tol at 0.46 and 1.09
     spreads off the exact predictions; now within 1e-2 (4e-4 measured)."""
     X, y = digits
-    n = len(y)
-    gamma, alpha = gamma_d / X.shape[1], 1e-3 * n
-    K = rbf_kernel(X, gamma=gamma)
-    exact = K @ np.linalg.solve(K + alpha * np.eye(n), y + OFFSET)
+    gamma, alpha, K, exact = _exact_ridge(X, y, gamma_d)
     result = solve_kernel_pcg(
         _problem(X, y, gamma, alpha),
         max_iter=100,
@@ -87,10 +91,7 @@ def test_eigenpro_with_an_offset_is_certified_on_the_spread(digits, gamma_d):
     best constant model's objective instead, the RMS error of a converged fit is at most
     sqrt(CERTIFY tol) spreads (7e-3 and 1e-2 measured)."""
     X, y = digits
-    n = len(y)
-    gamma, alpha = gamma_d / X.shape[1], 1e-3 * n
-    K = rbf_kernel(X, gamma=gamma)
-    exact = K @ np.linalg.solve(K + alpha * np.eye(n), y + OFFSET)
+    gamma, alpha, K, exact = _exact_ridge(X, y, gamma_d)
     result = solve_eigenpro(
         _problem(X, y, gamma, alpha),
         None,
