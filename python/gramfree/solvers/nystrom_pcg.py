@@ -317,7 +317,7 @@ def centred_rhs(
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(K^T W y, K^T W (y - mean_w y))`` from one pass's ``K^T W [y, 1]`` (M x (t + 1))
     and ``sum w y`` (t,)."""
-    KtWy, KtW1 = KtW_y1[:, :-1], KtW_y1[:, -1]
+    KtWy, KtW1 = np.ascontiguousarray(KtW_y1[:, :-1]), KtW_y1[:, -1]
     return KtWy, KtWy - np.outer(KtW1, wY / weight_sum)
 
 
