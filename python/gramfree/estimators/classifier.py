@@ -85,7 +85,7 @@ def class_targets(estimator, X, y, sample_weight):
     check_classification_targets(y)
     if estimator.class_weight is not None:
         check_class_weight(estimator.class_weight, np.unique(y))
-        per_class = class_sample_weight(estimator.class_weight, y, sample_weight).astype(X.dtype)
+        per_class = class_sample_weight(estimator.class_weight, y, sample_weight)
         sample_weight = per_class if sample_weight is None else sample_weight * per_class
         if not sample_weight.any():
             raise ValueError("class_weight: gives every sample weight zero")
