@@ -16,11 +16,13 @@ import warnings
 
 import numpy as np
 import pytest
+from scipy.linalg import LinAlgWarning
 from scipy.special import expit, softmax
 from sklearn.datasets import load_breast_cancer, load_digits, load_iris, load_wine
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.kernel_approximation import Nystroem
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
 from sklearn.metrics.pairwise import rbf_kernel
 from sklearn.preprocessing import StandardScaler
 from sklearn.utils._param_validation import InvalidParameterError
@@ -321,6 +323,28 @@ def test_unpenalised_fit_of_separated_classes_warns():
     with warnings.catch_warnings():  # penalised: a finite optimum, no warning
         warnings.simplefilter("error")
         KernelClassifier(loss="logistic", alpha=1e-3).fit(X[y < 2], y[y < 2])
+
+
+def test_unpenalised_fit_on_a_singular_kernel_names_the_rounding():
+    """alpha=0, a linear kernel of rank 4 over 100 centres, classes it does not separate
+    (iris versicolor against virginica): the solver separated them by rounding in K_MM's
+    null directions, and the warning said the kernel separates them (a review). It says
+    which, and the model's logits are not the separation it claims."""
+    X, y = load_iris(return_X_y=True)
+    keep = y > 0
+    X, y = StandardScaler().fit_transform(X[keep]), y[keep]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = KernelClassifier("linear", loss="logistic", alpha=0.0).fit(X, y)
+    said = {c.category: str(c.message) for c in caught}
+    assert model.solver_info_["jitter"] > 0
+    assert "or by rounding: K_MM is singular" in said[ConvergenceWarning]
+    # beside the cancellation's own warning, which was right
+    assert "cancel in the logits" in said[LinAlgWarning]
+    # Not the kernel's separation: LogisticRegression's unpenalised optimum on the same
+    # (linear) features has a log-likelihood far from zero.
+    reference = LogisticRegression(C=np.inf, tol=1e-10, max_iter=10000).fit(X, y)
+    assert log_loss(y, reference.predict_proba(X)) > 0.01
 
 
 def test_max_iter_warns():

@@ -198,10 +198,22 @@ def _fit_logistic(
         # No penalty and a log-likelihood driven to zero: the classes are separated, the
         # optimum is at infinity, and the coefficients are wherever the steps stopped
         # (iris setosa vs versicolor: |dual_coef_| ~ 5e6 reported as converged).
+        # With a singular K_MM (a jitter added) the whitened coordinates amplify rounding
+        # in its null directions, and that alone can separate classes the kernel does not
+        # (a linear kernel, iris versicolor against virginica: log-likelihood 1e-18 in the
+        # solver, 284 at predict, where LogisticRegression's optimum is 5.95; a review).
+        jitter = result.info.get("jitter", 0.0)
+        rounding = (
+            f" (or by rounding: K_MM is singular, a jitter of {jitter:.2g} was added, and "
+            "without a penalty the rounding in its null directions can separate them)"
+            if jitter
+            else ""
+        )
         warnings.warn(
-            "alpha=0 with loss='logistic': the training classes are separated by the "
-            f"kernel (log-likelihood {result.info['objective']:.3g}), so the unpenalised "
-            "optimum does not exist and the coefficients grow without bound; use alpha > 0",
+            "alpha=0 with loss='logistic': the training classes are separated by the kernel"
+            f"{rounding} (log-likelihood {result.info['objective']:.3g} per unit of sample "
+            "weight), so the unpenalised optimum does not exist and the coefficients grow "
+            "without bound; use alpha > 0",
             ConvergenceWarning,
             stacklevel=caller_stacklevel(),
         )
@@ -209,8 +221,8 @@ def _fit_logistic(
     if stopped and not separated:  # alpha = 0, the loss saturated: more steps cannot help
         warnings.warn(
             f"loss='logistic' with alpha=0: {stopped} after {result.n_iter} Newton steps "
-            f"(the probabilities saturated; objective {result.info['objective']:.6g}) and no "
-            "further Newton step could be formed; use alpha > 0",
+            f"(the probabilities saturated; objective {result.info['objective']:.6g} per unit "
+            "of sample weight) and no further Newton step could be formed; use alpha > 0",
             ConvergenceWarning,
             stacklevel=caller_stacklevel(),
         )
@@ -225,7 +237,7 @@ def _fit_logistic(
         )
         warnings.warn(
             f"loss='logistic': {result.n_iter} Newton steps did not reach tol={estimator.tol} "
-            f"(objective {result.info['objective']:.6g}); {advice}",
+            f"(objective {result.info['objective']:.6g} per unit of sample weight); {advice}",
             ConvergenceWarning,
             stacklevel=caller_stacklevel(),
         )
