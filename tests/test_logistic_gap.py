@@ -1,17 +1,24 @@
 """The duality gap that confirms a logistic fit's end (``gramfree.solvers._logistic_gap``):
 its value against ``J - D(q)`` evaluated term by term in float64 from the definitions, and
 a bound of the distance to the dense Newton optimum (tests/test_logistic.py's reference)
-at any point, zero at the optimum."""
+at any point, zero at the optimum; and the solver's own gap, at the end of a fit near
+separation and on a refused last step."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.special import expit, softmax
+from sklearn.datasets import load_breast_cancer
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.preprocessing import StandardScaler
 from test_logistic import _reference
 
+from gramfree import KernelClassifier
 from gramfree.solvers._logistic_gap import duality_gap
 from gramfree.solvers.logistic import _curvature
 
@@ -122,3 +129,36 @@ def test_gap_vanishes_at_the_optimum(classes):
     rhs = Knm.T @ (w[:, None] * (P - Y)) + alpha * Kmm @ a
     gap = duality_gap(rhs, _norm_bound(Kmm, alpha), P, w, curvature.intercept_inverse(), g_b)
     assert 0.0 <= gap <= 1e-10 * J
+
+
+def _cancer_fit(**params):
+    X, y = load_breast_cancer(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = KernelClassifier(
+            loss="logistic", gamma=1.0, n_centers=80, random_state=1, **params
+        ).fit(X, y)
+    return model, [str(c.message) for c in caught if c.category is ConvergenceWarning]
+
+
+def test_the_solvers_gap_bounds_its_distance_and_a_refused_last_step_says_so():
+    """Breast cancer near separation (80 centres, gamma 30 / d, alpha 1e-6): step 18
+    passes the end tests 3.7e-3 above the optimum. With max_iter 18 the gap refuses
+    that end and the warning gives its bound, which holds against the optimum the
+    full fit certifies (to 1e-13): the solver's own right-hand side, on saturated
+    probabilities. Without a penalty no gap is formed."""
+    full, said = _cancer_fit(alpha=1e-6)
+    assert not said and full.solver_info_["gap_refusals"] >= 1
+    assert full.solver_info_["duality_gap"] <= 1e-13
+    optimum = full.solver_info_["objective"]
+    cut, said = _cancer_fit(alpha=1e-6, max_iter=18)
+    info = cut.solver_info_
+    gap = info["gap_refused_at_max_iter"]
+    assert gap is not None and gap == info["duality_gap"] > 2 * cut.tol
+    assert len(said) == 1 and f"by {gap:.2g} of the objective" in said[0]
+    excess = (info["objective"] - optimum) / info["objective"]
+    assert 2 * cut.tol < excess <= gap
+    unpenalised, _ = _cancer_fit(alpha=0.0, max_iter=5)
+    assert unpenalised.solver_info_["duality_gap"] is None
+    assert unpenalised.solver_info_["gap_refusals"] == 0

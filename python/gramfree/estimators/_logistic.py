@@ -235,6 +235,17 @@ def _fit_logistic(
             if result.info.get("line_search_stalled")
             else "increase max_iter or tol"
         )
+        if result.info.get("gap_refused_at_max_iter"):
+            # The end tests passed on the last step max_iter allows, and only the duality
+            # gap, an upper bound that can exceed the distance to the optimum a
+            # thousandfold near separation, kept the fit from ending (a review).
+            advice = (
+                "its last step passed the end tests, but the duality gap, the bound that "
+                "confirms them, did not certify the objective within 2 tol of its optimum "
+                "(it bounds the distance by "
+                f"{result.info['gap_refused_at_max_iter']:.2g} of the objective); "
+                "increase max_iter"
+            )
         warnings.warn(
             f"loss='logistic': {result.n_iter} Newton steps did not reach tol={estimator.tol} "
             f"(objective {result.info['objective']:.6g} per unit of sample weight); {advice}",

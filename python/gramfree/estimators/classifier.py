@@ -432,8 +432,9 @@ default="auto"
         4000 samples, beyond that ``n_centers`` or four times the effective dimension,
         1000 to 10000 centres); ``max_iter`` counts Newton steps (default 100) and ``tol``
         stops them once a step starts within about ``tol`` (relative) of the optimal
-        objective; with ``alpha > 0`` the duality gap certifies the end within ``2 tol``
-        of it (``solver_info_["duality_gap"]``, relative to the objective).
+        objective; with ``alpha > 0`` a fit that ends by those tests (not by early
+        stopping) has the duality gap certify it within ``2 tol`` of the optimal objective
+        (``solver_info_["duality_gap"]``, relative to the objective).
 
     Attributes
     ----------

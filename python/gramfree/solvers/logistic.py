@@ -454,9 +454,21 @@ def solve_logistic(
     refusals, tighten, end_products, unconfirmed = 0, False, 0, 0
     end_certified: bool | None = None
     # An end the step's tests accepted, held until the next pass's gradient gives the
-    # duality gap at the point it reached (below): (end_certified's value,) or None.
-    ending: tuple[bool | None] | None = None
-    gap_refusals, gap = 0, None
+    # duality gap at the point it reached (below), and end_certified's value for it.
+    end_pending, pending_certified = False, None
+    gap_refusals = 0
+    # The last duality gap, the Newton step it was computed at, and whether it was a
+    # refusal on the last step max_iter allows (the estimator's warning says so).
+    gap, gap_step, refused_at_max_iter = None, -1, False
+
+    def gap_certifies() -> bool:
+        """Whether the duality gap at the current point (this pass's gradient) is
+        within END_GAP tol of the objective (gramfree.solvers._logistic_gap)."""
+        nonlocal gap, gap_step
+        gap = duality_gap(rhs, rest_bound, P, w, intercept_inverse, g_b)
+        gap_step = n_iter
+        return gap <= END_GAP * tol * objective
+
     decreases: list[float] = []  # the objective's decrease at each step
     kept = KeptPreconditioner(
         build_cost(
@@ -474,7 +486,7 @@ def solve_logistic(
     # Small M: every BLAS call of the fit is small (the largest, a step's M x M Cholesky),
     # so all of them on one thread (gramfree._threads).
     with small_blas(M**3 / 3.0):
-        while n_iter < max_iter or ending is not None:
+        while n_iter < max_iter or end_pending:
             P = probabilities(F)
             R = w[:, None] * (P - Y)
             curvature = _curvature(P, w)
@@ -501,17 +513,17 @@ def solve_logistic(
                 # be factored.
                 converged = True
                 break
-            if ending is not None:
+            if end_pending:
                 # The last step passed the end tests: the end, where the duality gap at
-                # the point it reached is within END_GAP (gramfree.solvers._logistic_gap);
-                # else a refused end (below), and this pass's gradient starts the next step.
-                gap = duality_gap(rhs, rest_bound, P, w, intercept_inverse, g_b)
-                if gap <= END_GAP * tol * objective:
-                    converged, end_certified = True, ending[0]
+                # the point it reached confirms it; else a refused end (below), and this
+                # pass's gradient starts the next step.
+                if gap_certifies():
+                    converged, end_certified = True, pending_certified
                     break
-                ending, tighten = None, True
+                end_pending, tighten = False, True
                 refusals, gap_refusals = refusals + 1, gap_refusals + 1
                 if n_iter >= max_iter:
+                    refused_at_max_iter = True
                     break
             # CG's Hessian from a sample of the rows drawn by their curvature, or from all
             # of them (gramfree.solvers._hessian_sample): h_op and h_curvature stand in
@@ -693,8 +705,9 @@ def solve_logistic(
                     Kd, e, decrement = _step_terms(
                         op @ to_kernel(d), d, g, g_b, intercept_inverse, coupling, curvature
                     )
-                if decrement <= 0.0:  # nothing left to gain
-                    converged = True
+                if decrement <= 0.0:  # nothing left to gain, where the gap agrees
+                    converged = rest_bound is None or gap_certifies()
+                    line_stalled = not converged
                     break
             Kmm_d = kmm(d)
             SKd = curvature.diag * Kd if binary else curvature.apply(Kd)
@@ -730,8 +743,7 @@ def solve_logistic(
                 # The end where the duality gap certifies it, without a penalty where the
                 # decrement is at rounding.
                 if rest_bound is not None:
-                    gap = duality_gap(rhs, rest_bound, P, w, intercept_inverse, g_b)
-                    converged = gap <= END_GAP * tol * objective
+                    converged = gap_certifies()
                 else:
                     converged = decrement <= 1e-10 * max(abs(objective), 1.0)
                 line_stalled = not converged
@@ -792,12 +804,13 @@ def solve_logistic(
                 # penalty, or the objective stalled). Uncertified: CG reached rounding,
                 # MAX_CG or a non-positive curvature first, or ran on a Hessian sample,
                 # whose CG stops at END_FORCING (END_FORCING's comment).
-                ending = (certified if small and rest_bound is not None else None,)
+                pending_certified = certified if small and rest_bound is not None else None
                 if rest_bound is None or stop:
                     # No penalty, no duality gap (gramfree.solvers._logistic_gap); or the
-                    # monitor stopped the fit here anyway.
-                    converged, end_certified = True, ending[0]
+                    # monitor stopped the fit here anyway (its iterate is returned).
+                    converged, end_certified = True, pending_certified
                     break
+                end_pending = True
                 continue
             if stop:
                 break
@@ -829,10 +842,17 @@ def solve_logistic(
             # iterations, or the objective's decrease was not the quadratic model's.
             "unconfirmed_ends": unconfirmed,
             "end_certified": end_certified,
-            # Ends the duality gap refused (counted in convergence_refusals too), and the
-            # last gap computed, relative to the objective (None: none was).
+            # Ends the duality gap refused (counted in convergence_refusals too); the gap
+            # at the returned point relative to the objective (None: not computed there);
+            # the gap of a refused end at which max_iter ended the fit (else None; the
+            # estimator's warning gives it).
             "gap_refusals": gap_refusals,
-            "duality_gap": None if gap is None else gap / max(objective, 1e-300),
+            "duality_gap": (
+                None if gap is None or gap_step != n_iter else gap / max(objective, 1e-300)
+            ),
+            "gap_refused_at_max_iter": (
+                gap / max(objective, 1e-300) if refused_at_max_iter and gap is not None else None
+            ),
             # Hessian products those checks took beside CG's (the lower bound's, one each).
             "end_check_products": end_products,
             # Per CG run (Newton iterations attempted), whether it kept the last one.
