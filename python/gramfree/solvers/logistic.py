@@ -137,8 +137,9 @@ each of these agrees:
   optimum, at 1% more Newton steps and 2.6% more CG iterations in all. On the real-data
   suite (spam, dna, satellite, digits, mnist5k; M = 1000; the tuned and the narrow
   kernel; alpha 1e-2 and 1e-4) it refused 3 of 20 ends that were 1.4e-5 to 3e-5 above
-  the optimum (its bound 7 to 10 times that): 307 Newton steps became 315, 7468 CG
-  iterations 7949, the fit times 6% longer in all (2026-12-06).
+  the optimum (its bound 7 to 10 times that): 307 Newton steps became 315 and 7468 CG
+  iterations 7949 (2026-12-06; counts, not timings: ``benchmarks/bench_logistic.py``
+  has the fit times, and at its alpha 0.01 no end was refused).
 
 On letter (26 classes, M = 1000), a stricter ``tol^2`` rule took two more steps and 60%
 more CG iterations for a test log-loss equal to four digits.
