@@ -13,6 +13,13 @@ chosen alpha's held-out score against the best candidate's.
 
     python benchmarks/bench_alpha_path.py            # the figures of the README
     python benchmarks/bench_alpha_path.py --quick    # CI smoke run (small sizes)
+    python benchmarks/bench_alpha_path.py --targets 3 --sets ''   # alpha_per_target's cost
+
+With ``--targets T`` (T > 1) the cost runs on T targets in unlike units (the same
+signal times 10^0, 10^2, 10^4, ..., each with its own noise), and also times
+``KernelRegressorCV(alpha_per_target=True)`` (each target's alpha by its own GCV from the
+same pass and eigendecomposition) against the shared path, with scikit-learn's
+``RidgeCV(alpha_per_target=True)`` on the same Nystroem features beside it.
 
 With --quick (1000 training rows, 300 test rows, M = 200) the bars are not meaningful:
 the held-out gaps are within the noise of 300 test rows.
@@ -42,11 +49,16 @@ def timed(fn):
     return out, time.perf_counter() - start
 
 
-def cost(n: int, m: int, n_alphas: int) -> None:
+def cost(n: int, m: int, n_alphas: int, targets: int = 1) -> None:
     rng = np.random.default_rng(0)
     d = 16
     X = rng.normal(size=(n, d))
-    y = np.sin(X[:, 0] + X[:, 1]) + 0.5 * np.cos(X[:, 2]) + 0.1 * rng.normal(size=n)
+    signal = np.sin(X[:, 0] + X[:, 1]) + 0.5 * np.cos(X[:, 2])
+    y = signal + 0.1 * rng.normal(size=n)
+    if targets > 1:
+        y = np.column_stack(
+            [100.0**t * (signal + 0.1 * (t + 1) * rng.normal(size=n)) for t in range(targets)]
+        )
     gamma = 1.0 / (2 * d)
     alphas = n * np.logspace(-8, -1, n_alphas)
     one = KernelRegressor(
@@ -72,6 +84,13 @@ def cost(n: int, m: int, n_alphas: int) -> None:
             return RidgeCV(alphas=alphas, fit_intercept=False).fit(F, y)
 
         anchor = timed(sk)[1]
+        if targets > 1:
+
+            def sk_per():
+                F = Nystroem(gamma=gamma, n_components=m, random_state=0).fit_transform(X)
+                return RidgeCV(alphas=alphas, fit_intercept=False, alpha_per_target=True).fit(F, y)
+
+            anchor_per = timed(sk_per)[1]
     print(f"\n== cost: n={n}, d={d}, M={m}, {n_alphas} alphas (float64)")
     print(f"  KernelRegressor, one alpha (nystrom-direct): {t_one:8.2f} s")
     print(
@@ -87,11 +106,26 @@ def cost(n: int, m: int, n_alphas: int) -> None:
         f"  {n_alphas} separate fits would cost ~{n_alphas * t_one:.1f} s "
         f"({n_alphas * t_one / t_path:.1f}x the path)"
     )
+    if targets > 1:
+        per = KernelRegressorCV(
+            gamma=gamma, alphas=alphas, n_centers=m, random_state=0, alpha_per_target=True
+        )
+        t_per = min(timed(lambda: per.fit(X, y))[1] for _ in range(2))
+        print(
+            f"  KernelRegressorCV, alpha_per_target=True, {targets} targets: {t_per:8.2f} s   "
+            f"{t_per / t_path:.2f}x the shared path, {t_per / t_one:.2f}x one fit; alphas "
+            f"{', '.join(f'{a:.3g}' for a in per.alpha_)} (shared: {path.alpha_:.3g})"
+        )
     if anchor is not None:
         print(
             f"  sklearn Nystroem({m}) + RidgeCV({n_alphas} alphas): {anchor:8.2f} s   "
             f"anchor / gramfree path = {anchor / t_path:.2f}x"
         )
+        if targets > 1:
+            print(
+                f"  sklearn Nystroem({m}) + RidgeCV(alpha_per_target=True): {anchor_per:8.2f} s"
+                f"   anchor / gramfree per-target path = {anchor_per / t_per:.2f}x"
+            )
 
 
 def quality(name: str, m: int, n_alphas: int, quick: bool) -> None:
@@ -134,10 +168,16 @@ def main(argv=None) -> int:
     ap.add_argument("--m", type=int, default=1000)
     ap.add_argument("--alphas", type=int, default=20)
     ap.add_argument("--sets", default="diamonds,cps1988")
+    ap.add_argument(
+        "--targets",
+        type=int,
+        default=1,
+        help="targets in unlike units; > 1 also times alpha_per_target",
+    )
     args = ap.parse_args(argv)
     if args.quick:
         args.n, args.m = 5000, 200
-    cost(args.n, args.m, args.alphas)
+    cost(args.n, args.m, args.alphas, args.targets)
     for name in [s for s in args.sets.split(",") if s]:
         quality(name, args.m, args.alphas, args.quick)
     return 0

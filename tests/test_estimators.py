@@ -83,6 +83,8 @@ CHECKED_ESTIMATORS = [
     # Newton stops at tol: repeated and weighted rows agree to 1e-7 only near convergence
     KernelClassifier(loss="logistic", gamma="scale", tol=1e-12),
     KernelRegressorCV(),
+    # each target's alpha by its own GCV (the multi-output checks' two targets)
+    KernelRegressorCV(alpha_per_target=True),
     KernelClassifierCV(),
     # gamma chosen from candidates as well (one pass per candidate)
     KernelRegressorCV(gammas=(0.1, 1.0)),

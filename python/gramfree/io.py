@@ -576,15 +576,15 @@ def _kernel_machine_state(estimator) -> tuple[dict, dict]:
             best_score_=float(estimator.best_score_),
         )
     elif _is_alpha_path(estimator):
+        # alpha_per_target with several targets: alpha_ and best_score_ per target, and
+        # gcv_values_ (alphas x targets), as lists.
         attributes.update(
-            alpha_=float(estimator.alpha_),
+            alpha_=np.asarray(estimator.alpha_, dtype=np.float64).tolist(),
             # An alpha whose degrees of freedom reach n has GCV +inf (JSON has no inf).
-            gcv_values_=[float(v) if np.isfinite(v) else "inf" for v in estimator.gcv_values_],
+            gcv_values_=_json_values(estimator.gcv_values_),
             dof_=[float(v) for v in estimator.dof_],
             # -inf when no candidate had a GCV estimate (weights summing below every df).
-            best_score_=(
-                float(estimator.best_score_) if np.isfinite(estimator.best_score_) else "-inf"
-            ),
+            best_score_=_json_values(estimator.best_score_),
         )
         if hasattr(estimator, "gamma_"):
             attributes["gamma_"] = float(estimator.gamma_)
@@ -1287,10 +1287,22 @@ def _restore_logistic_cv(est, attrs: dict) -> None:
     est.best_score_ = best
 
 
+def _json_values(values):
+    """Floats (nested lists for an array of more than one dimension) with the infinities
+    as the strings "inf" and "-inf" (JSON has none)."""
+    if np.ndim(values) > 0:
+        return [_json_values(v) for v in values]
+    v = float(values)
+    return v if np.isfinite(v) else ("inf" if v > 0 else "-inf")
+
+
 def _restore_alpha_path(est, attrs: dict) -> None:
     """alpha_ among the stored candidates, and the criterion's value for each of them."""
     alphas = _candidate_alphas(est)
     k = len(alphas)
+    if getattr(est, "alpha_per_target", False) and isinstance(attrs["alpha_"], list):
+        _restore_alpha_per_target(est, attrs, alphas)
+        return
     alpha = _check_number(attrs["alpha_"], "attributes.alpha_", minimum=0)
     if getattr(est, "gamma_search", None) is not None:  # alpha refined between candidates
         if not alphas.min() <= alpha <= alphas.max():
@@ -1322,6 +1334,53 @@ def _restore_alpha_path(est, attrs: dict) -> None:
     elif not 0 < -est.best_score_ <= np.min(est.gcv_values_):
         raise _field_error("attributes.best_score_", "is not minus a GCV at most the path's lowest")
     _restore_gamma_grid(est, attrs, k)
+
+
+def _restore_alpha_per_target(est, attrs: dict, alphas: np.ndarray) -> None:
+    """alpha_per_target with several targets: each target's alpha_ among the candidates,
+    gcv_values_ one row of the targets' GCV per candidate, best_score_ minus each target's
+    GCV at its alpha_ (no gamma grid: alpha_per_target does not take gammas)."""
+    chosen = _check_numbers(attrs["alpha_"], "attributes.alpha_")
+    t = len(chosen)
+    if t < 2:
+        raise _field_error("attributes.alpha_", f"has {t} values: one per target, at least 2")
+    for i, alpha in enumerate(chosen):
+        if not np.any(alphas == alpha):
+            raise _field_error(f"attributes.alpha_[{i}]", f"is {alpha!r}, not one of params.alphas")
+    gcv = attrs["gcv_values_"]
+    if not isinstance(gcv, list) or len(gcv) != len(alphas):
+        raise _field_error(
+            "attributes.gcv_values_", f"must be a list of {len(alphas)} rows, one per alpha"
+        )
+    rows = []
+    for i, row in enumerate(gcv):
+        field = f"attributes.gcv_values_[{i}]"
+        if not isinstance(row, list):
+            raise _field_error(field, f"must be a list of numbers, got {type(row).__name__}")
+        row = [math.inf if v == "inf" else v for v in row]
+        _check_numbers([v for v in row if v != math.inf], field)
+        if len(row) != t:
+            raise _field_error(field, f"has {len(row)} values, expected {t} (one per target)")
+        rows.append(row)
+    est.alpha_ = np.asarray(chosen, dtype=np.float64)
+    est.gcv_values_ = np.asarray(rows, dtype=np.float64)
+    est.dof_ = np.asarray(_check_numbers(attrs["dof_"], "attributes.dof_", length=len(alphas)))
+    best = attrs["best_score_"]
+    if not isinstance(best, list) or len(best) != t:
+        raise _field_error(
+            "attributes.best_score_", f"must be a list of {t} scores, one per target"
+        )
+    scores = [
+        -math.inf if v == "-inf" else _check_number(v, f"attributes.best_score_[{i}]")
+        for i, v in enumerate(best)
+    ]
+    for i, (alpha, score) in enumerate(zip(chosen, scores, strict=True)):
+        if -score != est.gcv_values_[int(np.flatnonzero(alphas == alpha)[0]), i]:
+            raise _field_error(f"attributes.best_score_[{i}]", "is not minus alpha_'s GCV")
+    est.best_score_ = np.asarray(scores, dtype=np.float64)
+    for name in _GAMMA_GRID_ATTRIBUTES:
+        if name in attrs:
+            raise _field_error(f"attributes.{name}", "is stored with params.alpha_per_target")
 
 
 def _restore_gamma_grid(est, attrs: dict, n_alphas: int) -> None:

@@ -193,16 +193,7 @@ def solve_alpha_path(
     path, smallest = _path(
         problem, centers, alphas, whitened_system(problem, centers), alpha_exponent
     )
-    # Checked at the chosen alpha and at the smallest, where the whitening's rounding
-    # weighs most: on diabetes (gamma 0.005, M = 150) the chosen alpha's objective agreed to
-    # 1e-10 while the smallest alphas' GCV was off by 1e-3 (their objective by 4e-4).
-    # Alphas below the Gram's amplified rounding (unresolved) are resolved down to eps |S| M
-    # by the whitened features, whose S carries no amplification.
-    if path.info["pass"] == "whitened Gram" and not (
-        path.info["unresolved_alphas"] == 0
-        and _objective_holds(problem, centers, path, path.best, path.coef)
-        and (smallest[0] == path.best or _objective_holds(problem, centers, path, *smallest))
-    ):
+    if path.info["pass"] == "whitened Gram" and not _path_holds(problem, centers, path, smallest):
         system = whitened_system(problem, centers, features=True)
         path, _ = _path(problem, centers, alphas, system, alpha_exponent)
         path.info["fallback"] = "whitened features"
@@ -211,6 +202,58 @@ def solve_alpha_path(
             warnings.warn(message, UserWarning, stacklevel=caller_stacklevel())
     path.info["seconds"] = time.perf_counter() - start
     return path
+
+
+def solve_alpha_paths_per_target(
+    problem: Problem, centers: np.ndarray, alphas, *, alpha_exponent: int = 0
+) -> list[AlphaPath]:
+    """One GCV path per column of ``problem.Y`` (RidgeCV's ``alpha_per_target``): each
+    target's GCV, RSS, pure error and choice its own, as if it were fitted alone, from
+    one pass over the data and one eigendecomposition (the whitened Gram does not depend
+    on the targets; only their right-hand sides do). Each path is checked as
+    :func:`solve_alpha_path` checks its one, and where any fails every target is
+    recomputed from the whitened features. Warnings are left in each path's ``info``
+    (:func:`path_warnings`), for the caller to say with the target they concern."""
+    alphas = np.asarray(alphas, dtype=np.float64)
+    start = time.perf_counter()
+
+    def paths(system) -> list[tuple[Problem, AlphaPath, tuple[int, np.ndarray]]]:
+        L, S, r, info = system
+        spectrum = _spectrum(S, info)
+        out = []
+        for t in range(r.shape[1]):
+            target = replace(problem, Y=np.ascontiguousarray(problem.Y[:, t : t + 1]))
+            column = (L, None, r[:, t : t + 1], info)
+            out.append((target, *_path(target, centers, alphas, column, alpha_exponent, spectrum)))
+        return out
+
+    found = paths(whitened_system(problem, centers))
+    if found[0][1].info["pass"] == "whitened Gram" and not all(
+        _path_holds(target, centers, path, smallest) for target, path, smallest in found
+    ):
+        found = paths(whitened_system(problem, centers, features=True))
+        for _, path, _ in found:
+            path.info["fallback"] = "whitened features"
+    seconds = time.perf_counter() - start
+    for _, path, _ in found:
+        path.info["seconds"] = seconds
+    return [path for _, path, _ in found]
+
+
+def _path_holds(
+    problem: Problem, centers: np.ndarray, path: AlphaPath, smallest: tuple[int, np.ndarray]
+) -> bool:
+    """Whether a path from the whitened Gram resolves every alpha and its objective holds
+    at the chosen alpha and at the smallest, where the whitening's rounding weighs most: on
+    diabetes (gamma 0.005, M = 150) the chosen alpha's objective agreed to 1e-10 while the
+    smallest alphas' GCV was off by 1e-3 (their objective by 4e-4). Alphas below the Gram's
+    amplified rounding (unresolved) are resolved down to eps |S| M by the whitened
+    features, whose S carries no amplification."""
+    return (
+        path.info["unresolved_alphas"] == 0
+        and _objective_holds(problem, centers, path, path.best, path.coef)
+        and (smallest[0] == path.best or _objective_holds(problem, centers, path, *smallest))
+    )
 
 
 def path_warnings(path: AlphaPath) -> list[str]:
@@ -249,13 +292,9 @@ def _squared_coordinates(c: np.ndarray) -> tuple[np.ndarray, float]:
     return np.sum((c / s) ** 2, axis=1), s
 
 
-def _path(
-    problem: Problem, centers: np.ndarray, alphas: np.ndarray, system, alpha_exponent: int = 0
-) -> tuple[AlphaPath, tuple[int, np.ndarray]]:
-    """The path, and the index and coefficients of its smallest alpha (for the check);
-    its messages name the alphas times 2^alpha_exponent (the caller's)."""
-    L, S, r, info = system
-    start = time.perf_counter()
+def _spectrum(S: np.ndarray, info: dict) -> tuple[np.ndarray, np.ndarray, float]:
+    """``(lam, U, null)``: the whitened Gram's eigenvalues, those within its rounding
+    (``null``) set to zero, and eigenvectors."""
     S = 0.5 * (S + S.T)  # exactly symmetric for eigh (the pass rounds the triangles alike)
     lam, U = np.linalg.eigh(S)
     del S
@@ -271,6 +310,25 @@ def _path(
     amplification = 1.0 / info["smallest_pivot"] if info["pass"] == "whitened Gram" else 1.0
     null = np.finfo(np.float64).eps * lam.size * float(lam.max(initial=0.0)) * amplification
     lam[lam <= null] = 0.0
+    return lam, U, null
+
+
+def _path(
+    problem: Problem,
+    centers: np.ndarray,
+    alphas: np.ndarray,
+    system,
+    alpha_exponent: int = 0,
+    spectrum: tuple[np.ndarray, np.ndarray, float] | None = None,
+) -> tuple[AlphaPath, tuple[int, np.ndarray]]:
+    """The path, and the index and coefficients of its smallest alpha (for the check);
+    its messages name the alphas times 2^alpha_exponent (the caller's). ``spectrum``:
+    :func:`_spectrum` of the system's whitened Gram where already computed (then the
+    system's S is not read)."""
+    L, S, r, info = system
+    start = time.perf_counter()
+    lam, U, null = _spectrum(S, info) if spectrum is None else spectrum
+    del S
     c = U.T @ r  # (M, t)
     Y = problem.Y.astype(np.float64)
     w = problem.sample_weight

@@ -1,0 +1,194 @@
+"""KernelRegressorCV(alpha_per_target=True): each target's alpha by its own GCV, against
+a dense float64 reference of exact kernel ridge's GCV per target and KernelRidge at each
+chosen alpha, on real multi-target data; the same as fitting each target alone on the
+same centres (weights, repeated rows, Nystrom centres); invariant to the other targets'
+units, where one shared alpha is not; saved and loaded; refused with gammas."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.datasets import load_diabetes, load_linnerud
+from sklearn.kernel_ridge import KernelRidge
+from sklearn.metrics.pairwise import rbf_kernel
+from sklearn.preprocessing import scale
+
+from gramfree import KernelRegressorCV, load
+
+ALPHAS = np.logspace(-3, 2, 11)
+
+
+def _linnerud():
+    X, Y = load_linnerud(return_X_y=True)  # 20 men: exercises -> weight, waist, pulse
+    return scale(X), Y
+
+
+def _diabetes_two_targets(n=300):
+    """Diabetes' disease progression and, from the other nine features, the body mass
+    index in its own (much smaller) units: two real targets of unlike scale."""
+    X, y = load_diabetes(return_X_y=True)
+    X, y = X[:n], y[:n]
+    bmi = X[:, 2].copy()
+    X = scale(np.delete(X, 2, axis=1))
+    return X, np.column_stack([y, bmi])
+
+
+def _exact_gcv(X, y, gamma, alphas, w):
+    """GCV of weighted exact kernel ridge per alpha, the hat matrix formed densely:
+    ``H = K (W K + alpha I)^-1 W``, GCV = (sum w (y - H y)^2 / sum w) / (1 - tr H / n)^2
+    (distinct rows: no pure error)."""
+    K = rbf_kernel(X, X, gamma=gamma)
+    W = np.diag(w)
+    out = []
+    for a in alphas:
+        H = K @ np.linalg.solve(W @ K + a * np.eye(len(y)), W)
+        r = y - H @ y
+        out.append((np.sum(w * r**2) / w.sum()) / (1.0 - np.trace(H) / len(y)) ** 2)
+    return np.array(out)
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+@pytest.mark.parametrize("data, gamma", [(_linnerud, 0.1), (_diabetes_two_targets, 0.05)])
+def test_each_target_is_exact_kernel_ridge_at_its_own_gcv_choice(data, gamma, weighted):
+    X, Y = data()
+    n = len(X)
+    w = np.random.default_rng(3).uniform(0.3, 3.0, n) if weighted else np.ones(n)
+    model = KernelRegressorCV(gamma=gamma, alphas=ALPHAS, alpha_per_target=True).fit(
+        X, Y, sample_weight=w if weighted else None
+    )
+    assert model.n_centers_ == n  # every row a centre: exact kernel ridge
+    assert model.alpha_.shape == (Y.shape[1],) and model.best_score_.shape == (Y.shape[1],)
+    assert model.gcv_values_.shape == (len(ALPHAS), Y.shape[1])
+    predictions = model.predict(X)
+    for t in range(Y.shape[1]):
+        want = _exact_gcv(X, Y[:, t], gamma, ALPHAS, w)
+        # 1e-6 at the smallest alphas on diabetes: the whitened Gram's rounding, with
+        # K_MM's 300 centres nearly dependent at gamma 0.05 (the path's own precision).
+        np.testing.assert_allclose(model.gcv_values_[:, t], want, rtol=1e-5)
+        assert model.alpha_[t] == ALPHAS[np.argmin(want)]
+        assert model.best_score_[t] == -model.gcv_values_[np.argmin(want), t]
+        ridge = KernelRidge(alpha=model.alpha_[t], kernel="rbf", gamma=gamma)
+        ridge.fit(X, Y[:, t], sample_weight=w)
+        np.testing.assert_allclose(predictions[:, t], ridge.predict(X), rtol=1e-7, atol=1e-9)
+    # The targets' choices differ here, so one alpha for all could not be each one's.
+    assert len(set(model.alpha_.tolist())) > 1
+
+
+@pytest.mark.parametrize(
+    "case", ["nystrom", "weighted", "repeated rows"], ids=lambda c: c.replace(" ", "-")
+)
+def test_per_target_equals_each_target_fitted_alone_on_the_same_centres(case):
+    X, Y = _diabetes_two_targets(n=442)
+    w = None
+    if case == "weighted":
+        w = np.random.default_rng(0).uniform(0.1, 5.0, len(X))
+    if case == "repeated rows":  # pure error per target, and coinciding centres
+        X, Y = np.vstack([X, X[:60]]), np.vstack([Y, Y[:60] * 1.01])
+    params = dict(gamma=0.1, alphas=ALPHAS, n_centers=150, random_state=4)
+    model = KernelRegressorCV(alpha_per_target=True, **params).fit(X, Y, sample_weight=w)
+    for t in range(2):
+        alone = KernelRegressorCV(**params).fit(X, Y[:, t], sample_weight=w)
+        np.testing.assert_array_equal(alone.center_indices_, model.center_indices_)
+        assert model.alpha_[t] == alone.alpha_
+        np.testing.assert_allclose(model.gcv_values_[:, t], alone.gcv_values_, rtol=1e-10)
+        np.testing.assert_allclose(model.dof_, alone.dof_, rtol=1e-12)
+        np.testing.assert_allclose(model.predict(X)[:, t], alone.predict(X), rtol=1e-9)
+        assert model.solver_info_["targets"][t]["pass"] == alone.solver_info_["pass"]
+
+
+@settings(max_examples=15, deadline=None)
+@given(log_scales=st.lists(st.floats(-6.0, 6.0), min_size=3, max_size=3))
+def test_a_target_s_alpha_does_not_depend_on_the_units_of_the_others(log_scales):
+    """GCV is scale-free per target (its RSS scales by the square of the units), so each
+    target keeps its alpha whatever the units of all three; one shared alpha follows the
+    target in the largest units."""
+    X, Y = _linnerud()
+    base = KernelRegressorCV(gamma=0.1, alphas=ALPHAS, alpha_per_target=True).fit(X, Y)
+    scaled = Y * 10.0 ** np.array(log_scales)
+    model = KernelRegressorCV(gamma=0.1, alphas=ALPHAS, alpha_per_target=True).fit(X, scaled)
+    np.testing.assert_array_equal(model.alpha_, base.alpha_)
+    np.testing.assert_allclose(
+        model.predict(X), base.predict(X) * 10.0 ** np.array(log_scales), rtol=1e-8
+    )
+
+
+def test_one_shared_alpha_follows_the_target_in_large_units():
+    """The reason for the option (KernelRegressorCV's docstring): with the body mass index
+    in its own units, disease progression decides the shared alpha alone."""
+    X, Y = _diabetes_two_targets()
+    shared = KernelRegressorCV(gamma=0.05, alphas=ALPHAS).fit(X, Y)
+    per = KernelRegressorCV(gamma=0.05, alphas=ALPHAS, alpha_per_target=True).fit(X, Y)
+    assert shared.alpha_ == per.alpha_[0] != per.alpha_[1]
+
+
+def test_one_target_keeps_a_float_alpha_as_ridgecv():
+    X, Y = _linnerud()
+    for y in (Y[:, 2], Y[:, 2:]):
+        per = KernelRegressorCV(gamma=0.1, alphas=ALPHAS, alpha_per_target=True).fit(X, y)
+        shared = KernelRegressorCV(gamma=0.1, alphas=ALPHAS).fit(X, y)
+        assert isinstance(per.alpha_, float) and per.alpha_ == shared.alpha_
+        assert per.best_score_ == shared.best_score_
+        np.testing.assert_array_equal(per.predict(X), shared.predict(X))
+
+
+def test_a_target_s_warning_names_it():
+    X, Y = _linnerud()
+    Y = np.column_stack([Y[:, 0], np.zeros(len(Y))])
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = KernelRegressorCV(gamma=0.1, alphas=ALPHAS, alpha_per_target=True).fit(X, Y)
+    said = [str(c.message) for c in caught if c.category is UserWarning]
+    assert len(said) == 1 and said[0].startswith("target 1: y: the targets are all zero")
+    assert model.alpha_[1] == ALPHAS.max() and model.alpha_[0] < ALPHAS.max()
+
+
+@pytest.mark.parametrize("params", [dict(gammas=[0.1, 1.0]), dict(gamma_search="gradient")])
+def test_gammas_with_alpha_per_target_are_refused(params):
+    X, Y = _linnerud()
+    model = KernelRegressorCV(alphas=ALPHAS, alpha_per_target=True, **params)
+    with pytest.raises(ValueError, match="alpha_per_target=True chooses an alpha for each"):
+        model.fit(X, Y)
+
+
+def test_per_target_models_save_and_load(tmp_path):
+    X, Y = _linnerud()
+    model = KernelRegressorCV(gamma=0.1, alphas=ALPHAS, alpha_per_target=True).fit(X, Y)
+    model.save(tmp_path / "m.gf")
+    loaded = load(tmp_path / "m.gf")
+    assert loaded.alpha_per_target is True
+    np.testing.assert_array_equal(loaded.alpha_, model.alpha_)
+    np.testing.assert_array_equal(loaded.best_score_, model.best_score_)
+    np.testing.assert_array_equal(loaded.gcv_values_, model.gcv_values_)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+@pytest.mark.parametrize(
+    "field, value, message",
+    [
+        ("alpha_", [0.01, 0.5, 0.1], r"alpha_\[1\]' is 0.5, not one of params.alphas"),
+        ("alpha_", [0.01], r"alpha_' has 1 values: one per target, at least 2"),
+        ("gcv_values_", [[1.0, 2.0, 3.0]], r"gcv_values_' must be a list of 11 rows"),
+        ("gcv_values_", [[1.0, 2.0]] * 11, r"gcv_values_\[0\]' has 2 values, expected 3"),
+        ("best_score_", [0.0, 0.0, 0.0], r"best_score_\[0\]' is not minus alpha_'s GCV"),
+        ("best_score_", -1.0, r"best_score_' must be a list of 3 scores"),
+        ("gcv_grid_", [[1.0]], r"gcv_grid_' is stored with params.alpha_per_target"),
+    ],
+)
+def test_damaged_per_target_files_name_the_field(tmp_path, field, value, message):
+    from test_alpha_cv import _rewrite_attributes
+
+    X, Y = _linnerud()
+    KernelRegressorCV(gamma=0.1, alphas=ALPHAS, alpha_per_target=True).fit(X, Y).save(
+        tmp_path / "m.gf"
+    )
+
+    def edit(meta):
+        meta["attributes"][field] = value
+
+    _rewrite_attributes(tmp_path / "m.gf", tmp_path / "bad.gf", edit)
+    with pytest.raises(ValueError, match=f"attributes.{message}"):
+        load(tmp_path / "bad.gf")
