@@ -170,7 +170,8 @@ def test_per_target_models_save_and_load(tmp_path):
     "field, value, message",
     [
         ("alpha_", [0.01, 0.5, 0.1], r"alpha_\[1\]' is 0.5, not one of params.alphas"),
-        ("alpha_", [0.01], r"alpha_' has 1 values: one per target, at least 2"),
+        ("alpha_", [0.01, 0.1], r"alpha_' has 2 values, expected 3"),
+        ("alpha_", 0.01, r"alpha_' must be a list of numbers"),
         ("gcv_values_", [[1.0, 2.0, 3.0]], r"gcv_values_' must be a list of 11 rows"),
         ("gcv_values_", [[1.0, 2.0]] * 11, r"gcv_values_\[0\]' has 2 values, expected 3"),
         ("best_score_", [0.0, 0.0, 0.0], r"best_score_\[0\]' is not minus alpha_'s GCV"),
@@ -179,8 +180,6 @@ def test_per_target_models_save_and_load(tmp_path):
     ],
 )
 def test_damaged_per_target_files_name_the_field(tmp_path, field, value, message):
-    from test_alpha_cv import _rewrite_attributes
-
     X, Y = _linnerud()
     KernelRegressorCV(gamma=0.1, alphas=ALPHAS, alpha_per_target=True).fit(X, Y).save(
         tmp_path / "m.gf"
@@ -189,6 +188,52 @@ def test_damaged_per_target_files_name_the_field(tmp_path, field, value, message
     def edit(meta):
         meta["attributes"][field] = value
 
-    _rewrite_attributes(tmp_path / "m.gf", tmp_path / "bad.gf", edit)
+    _rewrite(tmp_path / "m.gf", tmp_path / "bad.gf", edit)
     with pytest.raises(ValueError, match=f"attributes.{message}"):
         load(tmp_path / "bad.gf")
+
+
+def test_a_target_in_units_beyond_the_fit_s_range_is_refused_by_its_column():
+    """Each target is checked as a fit of its own (a review: diabetes' y beside y x
+    1e-165 chose alpha 100 with a false 'all zero' warning, its GCV underflowed)."""
+    X, Y = _diabetes_two_targets()
+    Y = np.column_stack([Y[:, 0], Y[:, 0] * 1e-165])
+    with pytest.raises(ValueError, match=r"y\[:, 1\]: the largest target magnitude"):
+        KernelRegressorCV(gamma=0.05, alphas=ALPHAS, alpha_per_target=True).fit(X, Y)
+    KernelRegressorCV(gamma=0.05, alphas=ALPHAS).fit(X, Y)  # one alpha: y as a whole
+
+
+def test_cancelling_coefficients_warn_for_their_own_target():
+    """float32 digits (tests/test_float32_cancellation.py's case): target 0 alone warns
+    that its coefficients cancel beyond float32; beside a target in units of 1e4 it must
+    still (the warning compared all targets' largest estimate with their joint scale)."""
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X = scale(X).astype(np.float32)
+    first = np.where(y == 3, 1.0, -1.0)
+    noise = 1e4 * np.random.default_rng(0).normal(size=len(y))
+    params = dict(gamma=0.003 / 64, alphas=[1e-6, 1e6])
+    for targets, per in ((first, False), (np.column_stack([first, noise]), True)):
+        with pytest.warns(RuntimeWarning, match="float32 data: the fitted coefficients"):
+            KernelRegressorCV(alpha_per_target=per, **params).fit(X, targets)
+
+
+def _rewrite(src, dst, edit):
+    from test_alpha_cv import _rewrite_attributes
+
+    _rewrite_attributes(src, dst, edit)
+
+
+def test_files_written_before_alpha_per_target_load_with_its_default(tmp_path):
+    X, Y = _linnerud()
+    model = KernelRegressorCV(gamma=0.1, alphas=ALPHAS).fit(X, Y)
+    model.save(tmp_path / "m.gf")
+
+    def drop(meta):
+        del meta["params"]["alpha_per_target"]
+
+    _rewrite(tmp_path / "m.gf", tmp_path / "older.gf", drop)
+    older = load(tmp_path / "older.gf")
+    assert older.alpha_per_target is False and older.alpha_ == model.alpha_
+    np.testing.assert_array_equal(older.predict(X), model.predict(X))

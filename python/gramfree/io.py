@@ -84,6 +84,7 @@ _PARAMS_ADDED_SINCE_V1 = (
     "gammas",
     "gamma_search",
     "cv",
+    "alpha_per_target",
 )
 
 _META = "__meta__"
@@ -1300,7 +1301,8 @@ def _restore_alpha_path(est, attrs: dict) -> None:
     """alpha_ among the stored candidates, and the criterion's value for each of them."""
     alphas = _candidate_alphas(est)
     k = len(alphas)
-    if getattr(est, "alpha_per_target", False) and isinstance(attrs["alpha_"], list):
+    # Several targets fitted with alpha_per_target: an alpha per dual_coef column.
+    if getattr(est, "alpha_per_target", False) and est.dual_coef_.shape[1] > 1:
         _restore_alpha_per_target(est, attrs, alphas)
         return
     alpha = _check_number(attrs["alpha_"], "attributes.alpha_", minimum=0)
@@ -1337,13 +1339,12 @@ def _restore_alpha_path(est, attrs: dict) -> None:
 
 
 def _restore_alpha_per_target(est, attrs: dict, alphas: np.ndarray) -> None:
-    """alpha_per_target with several targets: each target's alpha_ among the candidates,
-    gcv_values_ one row of the targets' GCV per candidate, best_score_ minus each target's
-    GCV at its alpha_ (no gamma grid: alpha_per_target does not take gammas)."""
-    chosen = _check_numbers(attrs["alpha_"], "attributes.alpha_")
-    t = len(chosen)
-    if t < 2:
-        raise _field_error("attributes.alpha_", f"has {t} values: one per target, at least 2")
+    """alpha_per_target with several targets (dual_coef's columns): each target's alpha_
+    among the candidates, gcv_values_ one row of the targets' GCV per candidate,
+    best_score_ minus each target's GCV at its alpha_ (no gamma grid: alpha_per_target
+    does not take gammas)."""
+    t = est.dual_coef_.shape[1]
+    chosen = _check_numbers(attrs["alpha_"], "attributes.alpha_", length=t)
     for i, alpha in enumerate(chosen):
         if not np.any(alphas == alpha):
             raise _field_error(f"attributes.alpha_[{i}]", f"is {alpha!r}, not one of params.alphas")

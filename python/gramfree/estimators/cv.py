@@ -41,7 +41,12 @@ from ..solvers.alpha_path import (
     solve_alpha_path,
     solve_alpha_paths_per_target,
 )
-from ._base import KernelMachineMixin, _warn_cancellation, check_kernel_range
+from ._base import (
+    KernelMachineMixin,
+    _warn_cancellation,
+    check_kernel_range,
+    check_target_range,
+)
 from ._logistic_cv import fit_logistic_cv
 from .classifier import ClassProbabilities, ClassScores, class_targets
 from .explain import ExplainMixin
@@ -369,11 +374,12 @@ class _AlphaPathMixin(KernelMachineMixin):
         self.dual_coef_ = np.hstack([path.coef for path in paths]).astype(X.dtype)
         chosen = np.array([math.ldexp(path.alphas[path.best], exponent) for path in paths])
         self.alpha_ = chosen
-        _warn_cancellation(
-            problem,
-            SimpleNamespace(coef=self.dual_coef_, centers=centers),
-            alpha=float(chosen.min()),
-        )
+        for t, alpha in enumerate(chosen):  # each target against its own scale (a review)
+            _warn_cancellation(
+                dataclasses.replace(problem, Y=Y[:, t : t + 1]),
+                SimpleNamespace(coef=self.dual_coef_[:, t : t + 1], centers=centers),
+                alpha=float(alpha),
+            )
         self.n_iter_ = 1
         self.loss_curve_ = []
         self.gcv_values_ = np.column_stack([path.gcv for path in paths])
@@ -571,8 +577,8 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
     f(x_i))^2`` (n without weights; with several targets, summed over them in their own
     units: they share one ``alpha_``, and one ``gamma_``, as RidgeCV's targets share one
     alpha by default, so a target in large units decides for the others;
-    ``alpha_per_target=True`` chooses each target's alpha by its own GCV, at the cost of
-    one alpha for all), df the trace of the weighted ridge's hat matrix. It
+    ``alpha_per_target=True`` chooses each target's alpha by its own GCV, from the same
+    pass and eigendecomposition), df the trace of the weighted ridge's hat matrix. It
     is computed on the data with repeated rows merged (each distinct row of positive
     weight once, with its rows' total weight and weighted mean target: n is then the
     number of distinct rows, the most a fit can interpolate). So rows of weight zero
@@ -641,12 +647,14 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
     alpha_per_target : bool, default=False
         As RidgeCV's: choose an alpha for each target (column of a 2-d ``y``) by its own
         GCV, as if it were fitted alone (its RSS, its pure error), so that a target in
-        large units no longer decides for the others. The pass over the data and the
+        large units no longer decides for the others; each target's magnitude is checked
+        as a fit of its own would check it. The pass over the data and the
         eigendecomposition are shared; each target's objective checks are passes of
         their own (three targets, n = 100000, M = 1000: 1.34x the shared path;
         ``benchmarks/bench_alpha_path.py --targets 3``, README). Not with ``gammas`` or
-        ``gamma_search`` (they choose one gamma for all targets). With one target it
-        changes nothing (``alpha_`` stays a float, as RidgeCV's).
+        ``gamma_search`` (they choose one gamma for all targets), whatever the targets.
+        With one target it chooses as without it (``alpha_`` stays a float, as
+        RidgeCV's).
 
     Attributes
     ----------
@@ -769,6 +777,15 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         self._validate_params()
         X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=True)
         y = np.asarray(y)
+        if self.alpha_per_target and y.ndim == 2 and y.shape[1] > 1:
+            # Each target is a fit of its own: its magnitude checked as one would be (the
+            # check above sees the largest of all; a target in units of 1e-165 beside
+            # others chose alpha by an underflowed GCV, in silence: a review).
+            for t in range(y.shape[1]):
+                try:
+                    check_target_range(y[:, t], X.dtype)
+                except ValueError as exc:
+                    raise ValueError(str(exc).replace("y: ", f"y[:, {t}]: ", 1)) from None
         self._fit_path(
             X, np.ascontiguousarray(y.reshape(X.shape[0], -1), dtype=X.dtype), sample_weight
         )
