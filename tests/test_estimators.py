@@ -85,7 +85,10 @@ CHECKED_ESTIMATORS = [
     KernelRegressorCV(),
     # each target's alpha by its own GCV (the multi-output checks' two targets)
     KernelRegressorCV(alpha_per_target=True),
+    # alpha by the exact leave-one-out error (one more pass)
+    KernelRegressorCV(criterion="loo"),
     KernelClassifierCV(),
+    KernelClassifierCV(criterion="loo"),
     # gamma chosen from candidates as well (one pass per candidate)
     KernelRegressorCV(gammas=(0.1, 1.0)),
     KernelClassifierCV(gammas=(1e-3, 0.5)),

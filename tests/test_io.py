@@ -1008,8 +1008,8 @@ def test_file_without_parameters_added_since_v1_loads_with_their_defaults(tmp_pa
 
     defaults = type(model)().get_params(deep=False)
     added = [name for name in _PARAMS_ADDED_SINCE_V1 if name in defaults]
-    # all but the CV estimators' gammas, gamma_search, cv and alpha_per_target
-    assert len(added) == len(_PARAMS_ADDED_SINCE_V1) - 4
+    # all but the CV estimators' gammas, gamma_search, cv, alpha_per_target and criterion
+    assert len(added) == len(_PARAMS_ADDED_SINCE_V1) - 5
 
     def drop(meta):
         for name in added:

@@ -85,6 +85,7 @@ _PARAMS_ADDED_SINCE_V1 = (
     "gamma_search",
     "cv",
     "alpha_per_target",
+    "criterion",
 )
 
 _META = "__meta__"
@@ -587,6 +588,8 @@ def _kernel_machine_state(estimator) -> tuple[dict, dict]:
             # -inf when no candidate had a GCV estimate (weights summing below every df).
             best_score_=_json_values(estimator.best_score_),
         )
+        if hasattr(estimator, "loo_values_"):  # criterion="loo"
+            attributes["loo_values_"] = _json_values(estimator.loo_values_)
         if hasattr(estimator, "gamma_"):
             attributes["gamma_"] = float(estimator.gamma_)
         if hasattr(estimator, "gcv_grid_"):
@@ -1126,7 +1129,7 @@ def _restore_kernel_machine(est, arrays: dict, attrs: dict) -> None:
     _check_keys(
         attrs,
         _KERNEL_MACHINE_ATTRIBUTES + (chosen if alpha_path else ()),
-        (_GAMMA_GRID_ATTRIBUTES if alpha_path and not logistic_cv else ())
+        (_GAMMA_GRID_ATTRIBUTES + ("loo_values_",) if alpha_path and not logistic_cv else ())
         + (("fitted_loss",) if hasattr(est, "classes_") else ())
         + ("solver_info_",)
         + _EARLY_STOPPING_ATTRIBUTES,
@@ -1314,28 +1317,56 @@ def _restore_alpha_path(est, attrs: dict) -> None:
     elif not np.any(alphas == alpha):
         raise _field_error("attributes.alpha_", f"is {alpha!r}, not one of params.alphas")
     est.alpha_ = alpha
-    gcv = attrs["gcv_values_"]
-    if isinstance(gcv, list):
-        gcv = [math.inf if v == "inf" else v for v in gcv]
-        finite = [v for v in gcv if v != math.inf]
-        _check_numbers(finite, "attributes.gcv_values_")
-        if len(gcv) != k:
-            raise _field_error("attributes.gcv_values_", f"has {len(gcv)} values, expected {k}")
-    else:
-        _check_numbers(gcv, "attributes.gcv_values_")
-    est.gcv_values_ = np.asarray(gcv, dtype=np.float64)
+    est.gcv_values_ = _criterion_values(attrs["gcv_values_"], "attributes.gcv_values_", k)
     est.dof_ = np.asarray(_check_numbers(attrs["dof_"], "attributes.dof_", length=k))
+    chosen_by = _restore_loo(est, attrs, k)
     best = attrs["best_score_"]
     est.best_score_ = -math.inf if best == "-inf" else _check_number(best, "attributes.best_score_")
-    # The best score is the chosen alpha's GCV, or with the search's refined alpha at most
-    # the lowest candidate's.
+    # The best score is the chosen alpha's GCV (or leave-one-out error), or with the
+    # search's refined alpha at most the lowest candidate's GCV.
     if getattr(est, "gamma_search", None) is None:
         index = int(np.flatnonzero(alphas == alpha)[0])
-        if -est.best_score_ != est.gcv_values_[index]:
-            raise _field_error("attributes.best_score_", "is not minus alpha_'s GCV")
+        if -est.best_score_ != chosen_by[index]:
+            name = "GCV" if chosen_by is est.gcv_values_ else "leave-one-out error"
+            raise _field_error("attributes.best_score_", f"is not minus alpha_'s {name}")
     elif not 0 < -est.best_score_ <= np.min(est.gcv_values_):
         raise _field_error("attributes.best_score_", "is not minus a GCV at most the path's lowest")
     _restore_gamma_grid(est, attrs, k)
+
+
+def _criterion_values(value, field: str, k: int, t: int | None = None) -> np.ndarray:
+    """A criterion's values along the alphas: k numbers, or (alpha_per_target) k rows of
+    t, with +inf as the string "inf"."""
+    if t is not None and not (isinstance(value, list) and len(value) == k):
+        raise _field_error(field, f"must be a list of {k} rows, one per alpha")
+    if t is None and isinstance(value, list) and len(value) != k:
+        raise _field_error(field, f"has {len(value)} values, expected {k}")
+    rows = [value] if t is None else value
+    for i, row in enumerate(rows):
+        where = field if t is None else f"{field}[{i}]"
+        if not isinstance(row, list):
+            raise _field_error(where, f"must be a list of numbers, got {type(row).__name__}")
+        _check_numbers([v for v in row if v != "inf"], where)
+        if t is not None and len(row) != t:
+            raise _field_error(where, f"has {len(row)} values, expected {t} (one per target)")
+    return np.asarray(
+        [[math.inf if v == "inf" else v for v in row] for row in rows], dtype=np.float64
+    ).reshape((k,) if t is None else (k, t))
+
+
+def _restore_loo(est, attrs: dict, k: int, t: int | None = None) -> np.ndarray:
+    """loo_values_, stored exactly when params.criterion is "loo"; the values alpha_ was
+    chosen by (those, or gcv_values_)."""
+    if getattr(est, "criterion", "gcv") != "loo":
+        if "loo_values_" in attrs:
+            raise _field_error("attributes.loo_values_", "is stored without params.criterion 'loo'")
+        if hasattr(est, "loo_values_"):
+            del est.loo_values_
+        return est.gcv_values_
+    if "loo_values_" not in attrs:
+        raise ValueError("path: missing field(s) ['loo_values_'] in field 'attributes'")
+    est.loo_values_ = _criterion_values(attrs["loo_values_"], "attributes.loo_values_", k, t)
+    return est.loo_values_
 
 
 def _restore_alpha_per_target(est, attrs: dict, alphas: np.ndarray) -> None:
@@ -1348,24 +1379,12 @@ def _restore_alpha_per_target(est, attrs: dict, alphas: np.ndarray) -> None:
     for i, alpha in enumerate(chosen):
         if not np.any(alphas == alpha):
             raise _field_error(f"attributes.alpha_[{i}]", f"is {alpha!r}, not one of params.alphas")
-    gcv = attrs["gcv_values_"]
-    if not isinstance(gcv, list) or len(gcv) != len(alphas):
-        raise _field_error(
-            "attributes.gcv_values_", f"must be a list of {len(alphas)} rows, one per alpha"
-        )
-    rows = []
-    for i, row in enumerate(gcv):
-        field = f"attributes.gcv_values_[{i}]"
-        if not isinstance(row, list):
-            raise _field_error(field, f"must be a list of numbers, got {type(row).__name__}")
-        row = [math.inf if v == "inf" else v for v in row]
-        _check_numbers([v for v in row if v != math.inf], field)
-        if len(row) != t:
-            raise _field_error(field, f"has {len(row)} values, expected {t} (one per target)")
-        rows.append(row)
     est.alpha_ = np.asarray(chosen, dtype=np.float64)
-    est.gcv_values_ = np.asarray(rows, dtype=np.float64)
+    est.gcv_values_ = _criterion_values(
+        attrs["gcv_values_"], "attributes.gcv_values_", len(alphas), t
+    )
     est.dof_ = np.asarray(_check_numbers(attrs["dof_"], "attributes.dof_", length=len(alphas)))
+    chosen_by = _restore_loo(est, attrs, len(alphas), t)
     best = attrs["best_score_"]
     if not isinstance(best, list) or len(best) != t:
         raise _field_error(
@@ -1375,9 +1394,10 @@ def _restore_alpha_per_target(est, attrs: dict, alphas: np.ndarray) -> None:
         -math.inf if v == "-inf" else _check_number(v, f"attributes.best_score_[{i}]")
         for i, v in enumerate(best)
     ]
+    name = "GCV" if chosen_by is est.gcv_values_ else "leave-one-out error"
     for i, (alpha, score) in enumerate(zip(chosen, scores, strict=True)):
-        if -score != est.gcv_values_[int(np.flatnonzero(alphas == alpha)[0]), i]:
-            raise _field_error(f"attributes.best_score_[{i}]", "is not minus alpha_'s GCV")
+        if -score != chosen_by[int(np.flatnonzero(alphas == alpha)[0]), i]:
+            raise _field_error(f"attributes.best_score_[{i}]", f"is not minus alpha_'s {name}")
     est.best_score_ = np.asarray(scores, dtype=np.float64)
     for name in _GAMMA_GRID_ATTRIBUTES:
         if name in attrs:

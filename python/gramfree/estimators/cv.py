@@ -41,6 +41,7 @@ from ..solvers.alpha_path import (
     solve_alpha_path,
     solve_alpha_paths_per_target,
 )
+from ..solvers.loo import loo_errors
 from ._base import (
     KernelMachineMixin,
     _warn_cancellation,
@@ -98,6 +99,20 @@ def _check_alphas(alphas) -> np.ndarray:
     return _check_candidates(alphas, "alphas")
 
 
+def _loo_choice(errors: np.ndarray, alphas: np.ndarray) -> tuple[int, list[str]]:
+    """The candidate of lowest leave-one-out error (the first of ties), and what to say:
+    where no candidate has an estimate, the largest alpha (the fewest degrees of
+    freedom), as GCV's choice falls back."""
+    if np.isfinite(errors).any():
+        return int(np.argmin(errors)), []
+    index = int(np.argmax(alphas))
+    return index, [
+        "alphas: no candidate has a leave-one-out estimate: each is below the rounding of "
+        "the whitened Gram or interpolates a training row (its leverage within 1e-10 of "
+        f"1); chose the largest ({alphas[index]:g}). Use larger alphas."
+    ]
+
+
 def _check_gammas(gammas) -> np.ndarray:
     return _check_candidates(gammas, "gammas")
 
@@ -130,6 +145,7 @@ class _AlphaPathMixin(KernelMachineMixin):
         "alphas": ["array-like"],
         "gammas": ["array-like", None],
         "gamma_search": [StrOptions({"gradient"}), None],
+        "criterion": [StrOptions({"gcv", "loo"})],
         "n_centers": [
             Interval(numbers.Integral, 1, None, closed="left"),
             Interval(numbers.Real, 0, 1, closed="right"),
@@ -154,6 +170,7 @@ class _AlphaPathMixin(KernelMachineMixin):
         n_jobs=None,
         device="cpu",
         verbose=False,
+        criterion="gcv",
     ):
         self.kernel = kernel
         self.alphas = alphas
@@ -169,6 +186,7 @@ class _AlphaPathMixin(KernelMachineMixin):
         self.n_jobs = n_jobs
         self.device = device
         self.verbose = verbose
+        self.criterion = criterion
 
     def _candidate_kernels(self) -> list[tuple[float | None, Kernel]]:
         """``(gamma, kernel)``: the kernel (gamma None), or one per candidate of ``gammas``
@@ -231,6 +249,12 @@ class _AlphaPathMixin(KernelMachineMixin):
                 "gammas and gamma_search choose one gamma for all targets: choose gamma "
                 "first (gamma_ of a fit without alpha_per_target), then fit with that gamma"
             )
+        if self.criterion == "loo" and (self.gammas is not None or self.gamma_search is not None):
+            raise ValueError(
+                "criterion='loo' chooses alpha on one kernel; gammas and gamma_search choose "
+                "gamma by GCV: choose gamma first (gamma_ of a fit with criterion='gcv'), then "
+                "fit with that gamma"
+            )
         if per_target and Y.shape[1] > 1:
             self._fit_per_target(
                 X, Y, sample_weight, kernels[0][1], centers, idx, exponent, alphas, start
@@ -282,7 +306,12 @@ class _AlphaPathMixin(KernelMachineMixin):
         path, gamma, kernel, said, _ = best
         if at is None:  # the grid's choice
             at = chosen_point(path)
-        coef = path.coef if at.alpha == path_alphas[path.best] else coef_at(path, at.alpha)
+        chosen_alpha, score = at.alpha, at.gcv
+        if self.criterion == "loo":  # one more pass: each row's leverage (solvers/loo.py)
+            loo = loo_errors(best[4], centers, [path]).sum(axis=1)
+            index, said = _loo_choice(loo, alphas)
+            chosen_alpha, score = float(path_alphas[index]), float(loo[index])
+        coef = path.coef if chosen_alpha == path_alphas[path.best] else coef_at(path, chosen_alpha)
         path.spectrum = None  # M x M arrays the model does not need
         for message in said:
             warnings.warn(message, UserWarning, stacklevel=caller_stacklevel())
@@ -303,7 +332,7 @@ class _AlphaPathMixin(KernelMachineMixin):
         # As the plain estimators: coefficients that cancel in the predictions (float32
         # data: digits, gamma 0.003 / d, alpha_ 1e-6: 1269 of 1797 training labels other
         # than the float64 model's, without a word, found by a review).
-        self.alpha_ = math.ldexp(at.alpha, exponent)
+        self.alpha_ = math.ldexp(chosen_alpha, exponent)
         _warn_cancellation(
             best[4], SimpleNamespace(coef=self.dual_coef_, centers=centers), alpha=self.alpha_
         )
@@ -311,7 +340,11 @@ class _AlphaPathMixin(KernelMachineMixin):
         self.loss_curve_ = []
         self.gcv_values_ = path.gcv
         self.dof_ = path.dof
-        self.best_score_ = -at.gcv
+        self.best_score_ = -score
+        if self.criterion == "loo":
+            self.loo_values_ = loo
+        elif hasattr(self, "loo_values_"):
+            del self.loo_values_
         self.solver_info_ = dict(path.info, alphas=alphas.tolist())
         if self.gammas is not None:
             self.solver_info_["gammas"] = [g for g, _ in kernels]
@@ -360,9 +393,19 @@ class _AlphaPathMixin(KernelMachineMixin):
             paths = solve_alpha_paths_per_target(
                 problem, centers, np.ldexp(alphas, -exponent), alpha_exponent=exponent
             )
+            loo = loo_errors(problem, centers, paths) if self.criterion == "loo" else None
+        # Each target's choice: its lowest GCV (the path's), or its lowest leave-one-out.
+        picks, said = [], []
         for t, path in enumerate(paths):
-            for message in path_warnings(path):
-                warnings.warn(f"target {t}: {message}", UserWarning, stacklevel=caller_stacklevel())
+            index, messages = (
+                (path.best, path_warnings(path)) if loo is None else _loo_choice(loo[:, t], alphas)
+            )
+            picks.append(index)
+            said += [f"target {t}: {message}" for message in messages]
+            if index != path.best:
+                path.coef = coef_at(path, float(path.alphas[index]))
+        for message in said:
+            warnings.warn(message, UserWarning, stacklevel=caller_stacklevel())
         self.fit_time_ = time.perf_counter() - start
         for name in _GAMMA_ATTRIBUTES:
             if hasattr(self, name):
@@ -372,7 +415,9 @@ class _AlphaPathMixin(KernelMachineMixin):
         self.centers_ = centers
         self.center_indices_ = idx
         self.dual_coef_ = np.hstack([path.coef for path in paths]).astype(X.dtype)
-        chosen = np.array([math.ldexp(path.alphas[path.best], exponent) for path in paths])
+        chosen = np.array(
+            [math.ldexp(path.alphas[i], exponent) for path, i in zip(paths, picks, strict=True)]
+        )
         self.alpha_ = chosen
         for t, alpha in enumerate(chosen):  # each target against its own scale (a review)
             _warn_cancellation(
@@ -384,7 +429,12 @@ class _AlphaPathMixin(KernelMachineMixin):
         self.loss_curve_ = []
         self.gcv_values_ = np.column_stack([path.gcv for path in paths])
         self.dof_ = paths[0].dof  # the hat matrix's trace: the same for every target
-        self.best_score_ = -np.array([path.gcv[path.best] for path in paths])
+        values = self.gcv_values_ if loo is None else loo
+        self.best_score_ = -values[picks, np.arange(len(paths))]
+        if loo is not None:
+            self.loo_values_ = loo
+        elif hasattr(self, "loo_values_"):
+            del self.loo_values_
         # The pass and the centres' facts are shared; what each path measured (its RSS
         # rechecks, objective checks, warnings) is under "targets".
         self.solver_info_ = dict(
@@ -644,14 +694,24 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         Where the kernel products run (:mod:`gramfree.device`).
     verbose : bool or int, default=False
         Print the centres, the chosen alpha and the time to stderr.
+    criterion : {"gcv", "loo"}, default="gcv"
+        How alpha is chosen: generalised cross-validation (free beside the path), or the
+        exact leave-one-out error (scikit-learn RidgeCV's criterion), which needs each
+        row's own leverage: one more pass over the data (n = 100000, M = 1000: 2.2x the
+        GCV path; ``benchmarks/bench_alpha_path.py``, README) (:mod:`gramfree.solvers.loo`;
+        repeated rows are merged and left out together, as GCV merges them). GCV replaces
+        the leverages by their mean; the two choices can differ (on diamonds and CPS1988
+        leave-one-out's chose larger alphas, 0.0015 and 0.0003 lower in test R^2). ``loo_values_`` then holds each
+        candidate's error and ``best_score_`` minus the chosen one's. Not with ``gammas``
+        or ``gamma_search`` (gamma by GCV's grid or gradient).
     alpha_per_target : bool, default=False
         As RidgeCV's: choose an alpha for each target (column of a 2-d ``y``) by its own
         GCV, as if it were fitted alone (its RSS, its pure error), so that a target in
         large units no longer decides for the others; each target's magnitude is checked
         as a fit of its own would check it. The pass over the data and the
         eigendecomposition are shared; each target's objective checks are passes of
-        their own (three targets, n = 100000, M = 1000: 1.34x the shared path;
-        ``benchmarks/bench_alpha_path.py --targets 3``, README). Not with ``gammas`` or
+        their own (three targets, n = 100000, M = 1000: 1.05x to 1.34x the shared path
+        over three runs; ``benchmarks/bench_alpha_path.py --targets 3``, README). Not with ``gammas`` or
         ``gamma_search`` (they choose one gamma for all targets), whatever the targets.
         With one target it chooses as without it (``alpha_`` stays a float, as
         RidgeCV's).
@@ -665,8 +725,12 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         each target's own
     dof_ : ndarray (n_alphas,), effective degrees of freedom of each candidate (the same
         for every target)
-    best_score_ : float, minus the chosen alpha's GCV (higher is better, as RidgeCV's);
-        with ``alpha_per_target`` and several targets, ndarray (n_targets,)
+    best_score_ : float, minus the chosen alpha's GCV (higher is better, as RidgeCV's), or
+        its leave-one-out error with ``criterion="loo"``; with ``alpha_per_target`` and
+        several targets, ndarray (n_targets,)
+    loo_values_ : ndarray (n_alphas,), each candidate's leave-one-out error per unit of
+        weight, the targets' summed (``criterion="loo"`` only; (n_alphas, n_targets) with
+        ``alpha_per_target``)
     gamma_ : float, the chosen gamma (``gammas`` or ``gamma_search`` only)
     gcv_grid_ : ndarray (n_gammas, n_alphas), GCV of every pair (``gammas`` only)
     dof_grid_ : ndarray (n_gammas, n_alphas), their degrees of freedom (``gammas`` only)
@@ -725,6 +789,7 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         n_jobs=None,
         device="cpu",
         verbose=False,
+        criterion="gcv",
         alpha_per_target=False,
     ):
         super().__init__(
@@ -742,6 +807,7 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
             n_jobs=n_jobs,
             device=device,
             verbose=verbose,
+            criterion=criterion,
         )
         self.alpha_per_target = alpha_per_target
 
@@ -894,6 +960,16 @@ class KernelClassifierCV(
         Where the kernel products run (:mod:`gramfree.device`).
     verbose : bool or int, default=False
         Print the centres, the chosen alpha and the time to stderr.
+    criterion : {"gcv", "loo"}, default="gcv"
+        How alpha is chosen: generalised cross-validation (free beside the path), or the
+        exact leave-one-out error (scikit-learn RidgeCV's criterion), which needs each
+        row's own leverage: one more pass over the data (n = 100000, M = 1000: 2.2x the
+        GCV path; ``benchmarks/bench_alpha_path.py``, README) (:mod:`gramfree.solvers.loo`;
+        repeated rows are merged and left out together, as GCV merges them). GCV replaces
+        the leverages by their mean; the two choices can differ (on diamonds and CPS1988
+        leave-one-out's chose larger alphas, 0.0015 and 0.0003 lower in test R^2). ``loo_values_`` then holds each
+        candidate's error and ``best_score_`` minus the chosen one's. Not with ``gammas``
+        or ``gamma_search`` (gamma by GCV's grid or gradient), nor with ``loss="logistic"`` (its folds' held-out log-loss).
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes, as in :class:`~gramfree.KernelClassifier`: each sample's
         weight in the loss is ``sample_weight * class_weight[its class]``.
@@ -930,8 +1006,10 @@ class KernelClassifierCV(
         ``loss="logistic"``: the unpenalised intercepts, as
         :class:`~gramfree.KernelClassifier`'s.
     best_score_ : float
-        Minus the chosen alpha's GCV, or minus its ``cv_log_loss_`` (higher is better, as
-        RidgeCV's).
+        Minus the chosen alpha's GCV (or leave-one-out error, ``criterion="loo"``), or
+        minus its ``cv_log_loss_`` (higher is better, as RidgeCV's).
+    loo_values_ : ndarray of shape (n_alphas,)
+        ``criterion="loo"``: each candidate's leave-one-out error on the class targets.
     gamma_ : float
         The chosen gamma (``gammas`` or ``gamma_search`` only).
     gcv_grid_, dof_grid_ : ndarray of shape (n_gammas, n_alphas)
@@ -985,6 +1063,7 @@ class KernelClassifierCV(
         n_jobs=None,
         device="cpu",
         verbose=False,
+        criterion="gcv",
         class_weight=None,
         loss="squared",
         cv=5,
@@ -1004,6 +1083,7 @@ class KernelClassifierCV(
             n_jobs=n_jobs,
             device=device,
             verbose=verbose,
+            criterion=criterion,
         )
         self.class_weight = class_weight
         self.loss = loss
@@ -1067,6 +1147,11 @@ class KernelClassifierCV(
                         f"{name}: chosen by GCV, the square loss's criterion; with "
                         f"loss='logistic' leave {name}=None (and set gamma)"
                     )
+            if self.criterion != "gcv":
+                raise ValueError(
+                    f"criterion={self.criterion!r}: the square loss's; loss='logistic' "
+                    "chooses alpha by the held-out log-loss of cv folds"
+                )
         alphas = _check_alphas(self.alphas)
         X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=False)
         if self.loss == "logistic":

@@ -108,6 +108,22 @@ def replicates(problem: Problem) -> tuple[int, float]:
     cached = problem.__dict__.get("_replicates")
     if cached is not None:
         return cached
+    rows, Y, weights, groups = row_groups(problem)
+    count = int(groups.max(initial=-1)) + 1
+    pure = 0.0
+    if count < rows.shape[0]:
+        total = np.bincount(groups, weights=weights, minlength=count)
+        for j in range(Y.shape[1]):
+            mean = np.bincount(groups, weights=weights * Y[:, j], minlength=count) / total
+            pure += float(np.sum(weights * (Y[:, j] - mean[groups]) ** 2))
+    problem.__dict__["_replicates"] = (count, pure)
+    return count, pure
+
+
+def row_groups(problem: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """``(rows, Y, weights, groups)``: the rows of positive weight (-0.0 as 0.0), their
+    targets (float64) and weights, and for each the index of its distinct row (rows
+    compared exactly, by their bytes; in order of the distinct rows' bytes)."""
     X, w = problem.X, problem.sample_weight
     keep = slice(None) if w is None else w > 0
     rows = np.ascontiguousarray(X[keep]) + 0.0  # -0.0 -> 0.0
@@ -119,15 +135,7 @@ def replicates(problem: Problem) -> tuple[int, float]:
         keys = rows.view(np.dtype((np.void, rows.dtype.itemsize * rows.shape[1]))).ravel()
         _, groups = np.unique(keys, return_inverse=True)
         groups = groups.ravel()
-    count = int(groups.max(initial=-1)) + 1
-    pure = 0.0
-    if count < rows.shape[0]:
-        total = np.bincount(groups, weights=weights, minlength=count)
-        for j in range(Y.shape[1]):
-            mean = np.bincount(groups, weights=weights * Y[:, j], minlength=count) / total
-            pure += float(np.sum(weights * (Y[:, j] - mean[groups]) ** 2))
-    problem.__dict__["_replicates"] = (count, pure)
-    return count, pure
+    return rows, Y, weights, groups
 
 
 @dataclass
@@ -147,6 +155,8 @@ class AlphaPath:
     # Indices of the alphas whose RSS was recomputed from the residuals (the closed form
     # cancels there): refine_alpha does not interpolate the closed form next to them.
     rechecked: set = dataclasses.field(default_factory=set)
+    # The alphas above the rounding of the whitened Gram's eigenvalues (RESOLVABLE).
+    resolved: np.ndarray | None = None
 
 
 def whitened_system(problem: Problem, centers: np.ndarray, *, features: bool = False):
@@ -411,7 +421,16 @@ def _path(
     smallest = int(np.argmin(np.where(resolved, alphas, np.inf))) if resolved.any() else best
     info.update(path_seconds=time.perf_counter() - start, n_centers=int(centers.shape[0]))
     path = AlphaPath(
-        alphas, gcv, rss, dof, best, coef, info, spectrum=(L, U, lam, c), rechecked=rechecked
+        alphas,
+        gcv,
+        rss,
+        dof,
+        best,
+        coef,
+        info,
+        spectrum=(L, U, lam, c),
+        rechecked=rechecked,
+        resolved=resolved,
     )
     return path, (smallest, coef if smallest == best else coef_at(smallest))
 

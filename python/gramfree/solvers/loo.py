@@ -1,0 +1,111 @@
+"""Exact leave-one-out error of the Nystrom ridge for every alpha of a path: RidgeCV's
+criterion, from one more pass over the data.
+
+GCV (:mod:`.alpha_path`) replaces each row's leverage ``h_ii`` by their mean ``df / n``,
+which costs nothing beyond the path; where leverages are uneven (a narrow kernel, an
+outlying row) its choice can be far from leave-one-out's
+(``benchmarks/bench_alpha_path.py`` compares the two choices' held-out scores).
+Leave-one-out needs each row's own leverage. In the path's basis (whitened features
+``F = W^1/2 K_nM L^-T``, ``F^T F = U diag(lam) U^T``, ``c = U^T F^T W^1/2 y``), with
+``Z = F U``, for every alpha
+
+    h_i(alpha)  = sum_j Z_ij^2 / (lam_j + alpha)              (the hat matrix's diagonal)
+    f_i(alpha)  = sum_j Z_ij c_j / (lam_j + alpha) / sqrt(w_i)  (the fitted value)
+    LOO(alpha)  = sum_i w_i ((y_i - f_i) / (1 - h_i))^2 / sum w
+
+(the weighted ridge's leave-one-out identity: refitting without row i moves its residual
+to ``e_i / (1 - h_i)``). Z is formed a block of rows at a time and never held, as
+``W^1/2 K(X_b, C) P`` with ``P = L^-T U`` formed once: per block a kernel block and one
+GEMM (2 n M^2 flops in all, against the path's n M^2 of its symmetric product), and each
+alpha ``2 n M`` more per target. (A triangular solve per block, then the product with U,
+was slower, and no more accurate on a near-singular K_MM: breast cancer, every row a
+centre, gamma 0.001, against exact kernel ridge's leave-one-out formed densely, 8e-4
+relative at alpha 1e-8 against this form's 8e-5.)
+
+Repeated rows: leaving one copy out keeps its twins, whose fit then predicts it nearly
+exactly, and LOO favours the interpolating alphas (as GCV did before it merged them). So
+the rows are merged first, as GCV merges them (:func:`.alpha_path.replicates`): each
+distinct row once, with its rows' total weight and weighted mean target, and LOO leaves
+out a distinct row with all its copies. The copies' scatter about their mean (the pure
+error, which no alpha changes) is added back, so that without repeats this is the usual
+weighted leave-one-out error. Several targets: their errors add up (one alpha for all),
+or each target's is returned (``alpha_per_target``).
+
+An alpha below the rounding of the whitened Gram's eigenvalues (the path's ``resolved``),
+or at which some row's ``1 - h_i`` is within rounding of zero (the fit interpolates it),
+has no estimate (``inf``).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..linalg import solve_triangular
+from ._common import Problem
+from .alpha_path import AlphaPath, row_groups
+from .nystrom_direct import _operator, rows_for
+
+# The least 1 - h_i at which a row's leave-one-out residual is an estimate: h_i sums M
+# squares, each rounded to eps of the sum.
+LEVERAGE_FLOOR = 1e-10
+
+
+def loo_errors(problem: Problem, centers: np.ndarray, paths: list[AlphaPath]) -> np.ndarray:
+    """``(n_alphas, n_targets)``: each target's leave-one-out error per unit of weight
+    (module docstring) at every alpha of ``paths``: one path for all of ``problem.Y``'s
+    columns, or one per column (``solve_alpha_paths_per_target``), all from the same
+    whitened system (the same L, U and eigenvalues)."""
+    spectra = []
+    for path in paths:
+        assert path.spectrum is not None
+        spectra.append(path.spectrum)
+    L, U, lam, _ = spectra[0]
+    c = np.hstack([spectrum[3] for spectrum in spectra])  # (M, t)
+    alphas = paths[0].alphas
+    resolved = paths[0].resolved
+    rows, Y, weights, groups = row_groups(problem)
+    count = int(groups.max(initial=-1)) + 1
+    total = np.bincount(groups, weights=weights, minlength=count)
+    mean = (
+        np.column_stack(
+            [
+                np.bincount(groups, weights=weights * Y[:, j], minlength=count)
+                for j in range(Y.shape[1])
+            ]
+        )
+        / total[:, None]
+    )
+    pure = np.sum(weights[:, None] * (Y - mean[groups]) ** 2, axis=0)  # per target
+    first = np.zeros(count, dtype=np.intp)
+    first[groups] = np.arange(len(groups))  # a row of each distinct row
+    distinct = rows[first]
+    inverse = 1.0 / (lam[:, None] + alphas[None, :])  # (M, A)
+    t = c.shape[1]
+    # Column a t + j: target j's whitened fit at alphas[a], in Z's basis.
+    G = (c[:, None, :] * inverse[:, :, None]).reshape(c.shape[0], -1)
+    sums = np.zeros((len(alphas), t))
+    interpolated = np.zeros(len(alphas), dtype=bool)
+    C64 = np.ascontiguousarray(centers, dtype=np.float64)
+    # Z = W^1/2 K(X, C) L^-T U = W^1/2 K(X, C) P: one GEMM per block, P formed once
+    P = solve_triangular(L, U, trans=True)
+    # A quarter of the path's block: B, Z and the squares are three such blocks at once.
+    step = max(256, rows_for(C64.shape[0]) // 4)
+    for r0 in range(0, count, step):
+        r1 = min(count, r0 + step)
+        root = np.sqrt(total[r0:r1])
+        B = np.asarray(_operator(problem, distinct[r0:r1], C64).to_dense(), dtype=np.float64)
+        B *= root[:, None]
+        Z = B @ P
+        h = np.multiply(Z, Z, out=B) @ inverse  # (rows, A); B is free now
+        fitted = (Z @ G).reshape(r1 - r0, len(alphas), t) / root[:, None, None]
+        left = 1.0 - h
+        interpolated |= np.any(left <= LEVERAGE_FLOOR, axis=0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            residual = (mean[r0:r1, None, :] - fitted) / left[:, :, None]
+        sums += np.einsum("r,rat->at", total[r0:r1], residual**2)
+    errors = (sums + pure[None, :]) / float(np.sum(weights))
+    unusable = interpolated | ~np.isfinite(errors).all(axis=1)
+    if resolved is not None:
+        unusable |= ~resolved
+    errors[unusable] = np.inf
+    return errors

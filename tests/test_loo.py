@@ -1,0 +1,195 @@
+"""criterion="loo": the exact leave-one-out error of the Nystrom ridge for every alpha
+(``gramfree.solvers.loo``), against scikit-learn's RidgeCV on the same Nystrom features and
+against brute-force refits without each row (or each distinct row with its copies), on
+real data; the choice, its model and its file."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.datasets import load_diabetes, load_iris
+from sklearn.kernel_ridge import KernelRidge
+from sklearn.linear_model import RidgeCV
+from sklearn.metrics.pairwise import rbf_kernel
+from sklearn.preprocessing import scale
+
+from gramfree import KernelClassifierCV, KernelRegressor, KernelRegressorCV, load
+
+ALPHAS = np.logspace(-4, 2, 9)
+
+
+def _diabetes(n=300, targets=1):
+    X, y = load_diabetes(return_X_y=True)
+    X = scale(X[:n])
+    if targets == 1:
+        return X, y[:n]
+    # a second real target in other units: the body mass index from the other features
+    return np.delete(X, 2, axis=1), np.column_stack([y[:n], X[:, 2] * 1e3])
+
+
+def _features(X, C, gamma):
+    """scikit-learn's Nystroem features of the centres: K(X, C) L^-T, L L^T = K(C, C)."""
+    L = np.linalg.cholesky(rbf_kernel(C, C, gamma=gamma))
+    return np.linalg.solve(L, rbf_kernel(X, C, gamma=gamma).T).T
+
+
+@pytest.mark.parametrize("targets", [1, 2])
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_loo_is_ridgecv_s_on_the_same_nystrom_features(weighted, targets):
+    X, y = _diabetes(targets=targets)
+    n = len(X)
+    w = np.random.default_rng(2).uniform(0.2, 3.0, n) if weighted else None
+    gamma = 0.05
+    model = KernelRegressorCV(
+        gamma=gamma, alphas=ALPHAS, n_centers=80, random_state=0, criterion="loo"
+    ).fit(X, y, sample_weight=w)
+    F = _features(X, model.centers_, gamma)
+    ridge = RidgeCV(alphas=ALPHAS, fit_intercept=False, store_cv_results=True)
+    ridge.fit(F, y, sample_weight=w)
+    # RidgeCV's cv_results_: each row's weighted squared LOO error (per target), by alpha.
+    per_row = ridge.cv_results_ if targets == 1 else ridge.cv_results_.sum(axis=1)
+    want = per_row.sum(axis=0) / (n if w is None else w.sum())
+    np.testing.assert_allclose(model.loo_values_, want, rtol=1e-8)
+    assert model.alpha_ == ALPHAS[np.argmin(want)] == ridge.alpha_
+    assert model.best_score_ == -model.loo_values_.min()
+    plain = KernelRegressor(
+        gamma=gamma, alpha=model.alpha_, solver="nystrom-direct", centers=model.centers_
+    ).fit(X, y, sample_weight=w)
+    np.testing.assert_allclose(model.predict(X), plain.predict(X), rtol=1e-8, atol=1e-8)
+
+
+def test_loo_of_exact_kernel_ridge_is_refitting_without_each_row():
+    X, y = _diabetes(n=90)
+    gamma = 0.1
+    model = KernelRegressorCV(gamma=gamma, alphas=ALPHAS, criterion="loo").fit(X, y)
+    assert model.n_centers_ == len(X)  # every row a centre: exact kernel ridge
+    for a, value in zip(ALPHAS, model.loo_values_, strict=True):
+        errors = []
+        for i in range(len(X)):
+            keep = np.arange(len(X)) != i
+            fit = KernelRidge(alpha=a, kernel="rbf", gamma=gamma).fit(X[keep], y[keep])
+            errors.append((y[i] - fit.predict(X[i : i + 1])[0]) ** 2)
+        assert value == pytest.approx(np.mean(errors), rel=1e-7)
+
+
+def test_repeated_rows_are_left_out_with_their_copies():
+    """Leaving one copy out keeps its twin, whose fit predicts it nearly exactly: LOO
+    leaves out each distinct row with all its copies (and counts their scatter about
+    their mean), brute force on the Nystrom features."""
+    X, y = _diabetes(n=150)
+    X, y = np.vstack([X, X[:20]]), np.concatenate([y, y[:20] + 7.0])
+    gamma = 0.05
+    model = KernelRegressorCV(
+        gamma=gamma, alphas=ALPHAS, n_centers=40, random_state=2, criterion="loo"
+    ).fit(X, y)
+    assert len(np.unique(model.centers_, axis=0)) == 40  # no centre twice: L exists
+    F = _features(X, model.centers_, gamma)
+    _, groups = np.unique(X, axis=0, return_inverse=True)
+    groups = groups.ravel()
+    for a, value in zip(ALPHAS, model.loo_values_, strict=True):
+        total = 0.0
+        for g in np.unique(groups):
+            out = groups == g
+            beta = np.linalg.solve(
+                F[~out].T @ F[~out] + a * np.eye(F.shape[1]), F[~out].T @ y[~out]
+            )
+            total += float(np.sum((y[out] - F[out] @ beta) ** 2))
+        assert value == pytest.approx(total / len(X), rel=1e-7)
+
+
+def test_loo_per_target_equals_each_target_alone():
+    X, Y = _diabetes(targets=2)
+    params = dict(gamma=0.05, alphas=ALPHAS, n_centers=100, random_state=3, criterion="loo")
+    model = KernelRegressorCV(alpha_per_target=True, **params).fit(X, Y)
+    assert model.loo_values_.shape == (len(ALPHAS), 2)
+    for t in range(2):
+        alone = KernelRegressorCV(**params).fit(X, Y[:, t])
+        np.testing.assert_allclose(model.loo_values_[:, t], alone.loo_values_, rtol=1e-10)
+        assert model.alpha_[t] == alone.alpha_
+        assert model.best_score_[t] == pytest.approx(alone.best_score_, rel=1e-10)
+        np.testing.assert_allclose(model.predict(X)[:, t], alone.predict(X), rtol=1e-9)
+
+
+def test_classifier_loo_on_its_class_targets():
+    X, y = load_iris(return_X_y=True)
+    X = scale(X)
+    model = KernelClassifierCV(gamma=3.0 / 4, alphas=ALPHAS, criterion="loo").fit(X, y)
+    targets = np.eye(3)[y]  # the classifier's one-hot codes
+    reference = KernelRegressorCV(gamma=3.0 / 4, alphas=ALPHAS, criterion="loo").fit(X, targets)
+    np.testing.assert_allclose(model.loo_values_, reference.loo_values_, rtol=1e-10)
+    assert model.alpha_ == reference.alpha_
+    np.testing.assert_allclose(model.decision_function(X), reference.predict(X), rtol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "estimator, match",
+    [
+        (KernelRegressorCV(gammas=[0.1, 1.0], criterion="loo"), "criterion='loo' chooses alpha"),
+        (KernelRegressorCV(gamma_search="gradient", criterion="loo"), "criterion='loo'"),
+        (KernelClassifierCV(loss="logistic", criterion="loo"), "criterion='loo': the square"),
+        (KernelRegressorCV(criterion="LOO"), "'criterion' parameter"),
+    ],
+)
+def test_what_loo_does_not_take_is_refused_naming_it(estimator, match):
+    X, y = load_iris(return_X_y=True)
+    with pytest.raises(ValueError, match=match):
+        estimator.fit(X, y)
+
+
+@pytest.mark.parametrize("per_target", [False, True])
+def test_loo_models_save_and_load(tmp_path, per_target):
+    X, y = _diabetes(targets=2 if per_target else 1)
+    model = KernelRegressorCV(
+        gamma=0.05, alphas=ALPHAS, criterion="loo", alpha_per_target=per_target
+    ).fit(X, y)
+    model.save(tmp_path / "m.gf")
+    loaded = load(tmp_path / "m.gf")
+    np.testing.assert_array_equal(loaded.loo_values_, model.loo_values_)
+    np.testing.assert_array_equal(loaded.alpha_, model.alpha_)
+    np.testing.assert_array_equal(loaded.best_score_, model.best_score_)
+    np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+@pytest.mark.parametrize(
+    "criterion, edit, message",
+    [
+        ("loo", lambda a: a.pop("loo_values_"), r"missing field\(s\) \['loo_values_'\]"),
+        ("loo", lambda a: a.update(loo_values_=[1.0]), "loo_values_' has 1 values, expected 9"),
+        ("loo", lambda a: a.update(best_score_=-1.0), "minus alpha_'s leave-one-out error"),
+        ("gcv", lambda a: a.update(loo_values_=[1.0] * 9), "stored without params.criterion"),
+    ],
+)
+def test_damaged_loo_files_name_the_field(tmp_path, criterion, edit, message):
+    from test_alpha_cv import _rewrite_attributes
+
+    X, y = _diabetes()
+    KernelRegressorCV(gamma=0.05, alphas=ALPHAS, criterion=criterion).fit(X, y).save(
+        tmp_path / "m.gf"
+    )
+    _rewrite_attributes(tmp_path / "m.gf", tmp_path / "bad.gf", lambda m: edit(m["attributes"]))
+    with pytest.raises(ValueError, match=message):
+        load(tmp_path / "bad.gf")
+
+
+def test_loo_on_a_nearly_singular_k_mm_against_the_dense_formula():
+    """Breast cancer, every row a centre, a wide kernel (K_MM's smallest pivots at
+    rounding: the path takes the whitened features): each row's leverage from the
+    path's basis against exact kernel ridge's hat matrix formed densely. Small alphas
+    carry the basis's rounding; those below it have no estimate (inf)."""
+    from sklearn.datasets import load_breast_cancer
+
+    X, y = load_breast_cancer(return_X_y=True)
+    X, y = scale(X), y.astype(float)
+    alphas = np.logspace(-10, 1, 12)
+    model = KernelRegressorCV(gamma=0.001, alphas=alphas, criterion="loo").fit(X, y)
+    assert model.solver_info_["pass"] == "whitened features"
+    K = rbf_kernel(X, X, gamma=0.001)
+    for a, value in zip(alphas, model.loo_values_, strict=True):
+        if not np.isfinite(value):
+            assert a < 1e-8  # below the rounding of the whitened Gram's eigenvalues
+            continue
+        H = K @ np.linalg.inv(K + a * np.eye(len(y)))
+        want = np.mean(((y - H @ y) / (1.0 - np.diag(H))) ** 2)
+        # The basis's rounding, relative to alpha (8e-5 at 1e-8, 3e-6 at 1e-6, 3e-11 at
+        # 1e-3; a few times that from one run to the next, with the threads' sums).
+        assert value == pytest.approx(want, rel=max(1e-9, 1e-10 / a))
