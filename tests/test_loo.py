@@ -193,3 +193,90 @@ def test_loo_on_a_nearly_singular_k_mm_against_the_dense_formula():
         # The basis's rounding, relative to alpha (8e-5 at 1e-8, 3e-6 at 1e-6, 3e-11 at
         # 1e-3; a few times that from one run to the next, with the threads' sums).
         assert value == pytest.approx(want, rel=max(1e-9, 1e-10 / a))
+
+
+def test_the_pass_s_blocks_hold_its_memory_whatever_the_alphas_and_targets():
+    """Blocks sized by M alone held arrays of rows x alphas x targets: M = 50, 50 alphas
+    and 10 targets took 2.4 GB where GCV took 0.3 (a review). The same values from
+    blocks of 16 rows, and a peak well below one block of the old size."""
+    import tracemalloc
+
+    from gramfree.solvers import loo as module
+    from gramfree.solvers._common import Problem
+    from gramfree.solvers.alpha_path import solve_alpha_path
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(20000, 4))
+    Y = np.sin(X[:, :1] + X[:, 1:2]) + 0.1 * rng.normal(size=(20000, 10))
+    alphas = np.logspace(-6, 2, 50)
+    centers = X[:50]
+    problem = Problem(X, Y, gramfree_kernel(), 1.0, None, None)
+    path = solve_alpha_path(problem, centers, alphas)
+    tracemalloc.start()
+    errors = module.loo_errors(problem, centers, [path])
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 150e6  # one residual array of all rows was 80 MB, four of them at once
+    small = module.BLOCK_BYTES
+    try:
+        module.BLOCK_BYTES = 4 * 8 * (2 * 50 + 2 * 50 + 2 * 50 * 10) * 16
+        np.testing.assert_allclose(module.loo_errors(problem, centers, [path]), errors, rtol=1e-12)
+    finally:
+        module.BLOCK_BYTES = small
+
+
+def gramfree_kernel():
+    from gramfree.kernels import RBF
+
+    return RBF(gamma=0.5)
+
+
+def test_the_pass_runs_on_the_threads_n_jobs_asks_for(monkeypatch):
+    import threadpoolctl
+
+    import gramfree.estimators.cv as cv
+
+    seen = []
+
+    def recording(*args):
+        seen.extend(
+            i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"
+        )
+        return original(*args)
+
+    original = cv.loo_errors
+    monkeypatch.setattr(cv, "loo_errors", recording)
+    X, y = _diabetes()
+    KernelRegressorCV(gamma=0.05, alphas=ALPHAS, criterion="loo", n_jobs=1).fit(X, y)
+    assert seen and set(seen) == {1}
+
+
+def test_a_choice_where_smaller_alphas_have_no_estimate_says_so():
+    """One row weighing 1e12 among rows of 1: its leverage is within 1e-10 of 1 at every
+    alpha but the largest, which leave-one-out then chose in silence (a review)."""
+    X, y = _diabetes()
+    w = np.ones(len(X))
+    w[0] = 1e12
+    with pytest.warns(UserWarning, match="smallest with a leave-one-out estimate"):
+        model = KernelRegressorCV(
+            gamma=0.05, alphas=ALPHAS, n_centers=60, random_state=0, criterion="loo"
+        ).fit(X, y, sample_weight=w)
+    assert np.isinf(model.loo_values_[ALPHAS < model.alpha_]).all()
+
+
+def test_all_zero_targets_take_the_largest_alpha_as_gcv_does():
+    X, _ = _diabetes()
+    for per_target, y in ((False, np.zeros(len(X))), (True, np.zeros((len(X), 2)))):
+        with pytest.warns(UserWarning, match="the targets are all zero"):
+            model = KernelRegressorCV(
+                gamma=0.05, alphas=ALPHAS, criterion="loo", alpha_per_target=per_target
+            ).fit(X, y)
+        assert np.all(model.alpha_ == ALPHAS.max())
+
+
+def test_switching_the_classifier_to_the_logistic_loss_drops_loo_values():
+    X, y = load_iris(return_X_y=True)
+    model = KernelClassifierCV(gamma=0.5, alphas=[0.01, 0.1], criterion="loo").fit(X, y)
+    assert hasattr(model, "loo_values_")
+    model.set_params(criterion="gcv", loss="logistic", cv=3).fit(X, y)
+    assert not hasattr(model, "loo_values_") and not hasattr(model, "gcv_values_")

@@ -100,17 +100,36 @@ def _check_alphas(alphas) -> np.ndarray:
 
 
 def _loo_choice(errors: np.ndarray, alphas: np.ndarray) -> tuple[int, list[str]]:
-    """The candidate of lowest leave-one-out error (the first of ties), and what to say:
-    where no candidate has an estimate, the largest alpha (the fewest degrees of
-    freedom), as GCV's choice falls back."""
-    if np.isfinite(errors).any():
-        return int(np.argmin(errors)), []
-    index = int(np.argmax(alphas))
-    return index, [
-        "alphas: no candidate has a leave-one-out estimate: each is below the rounding of "
-        "the whitened Gram or interpolates a training row (its leverage within 1e-10 of "
-        f"1); chose the largest ({alphas[index]:g}). Use larger alphas."
-    ]
+    """The candidate of lowest leave-one-out error (the first of ties), and what to say,
+    as GCV's choice says it (solvers/alpha_path.py): where no candidate has an estimate,
+    or every estimate is zero (targets all zero), the largest alpha (the fewest degrees
+    of freedom); where the choice is the smallest alpha with an estimate and smaller
+    ones have none, that its minimum may lie below."""
+    finite = np.isfinite(errors)
+    largest = int(np.argmax(alphas))
+    if finite.any() and np.all(errors[finite] == 0.0):
+        return largest, [
+            "y: the targets are all zero where the weights are not: every alpha fits them "
+            "exactly, and leave-one-out has nothing to choose by; chose the largest "
+            f"({alphas[largest]:g})"
+        ]
+    if not finite.any():
+        return largest, [
+            "alphas: no candidate has a leave-one-out estimate: each is below the rounding "
+            "of the whitened Gram or interpolates a training row (its leverage within 1e-10 "
+            f"of 1); chose the largest ({alphas[largest]:g}). Use larger alphas."
+        ]
+    index = int(np.argmin(errors))
+    below = int(np.sum(~finite & (alphas < alphas[index])))
+    if below and alphas[index] == np.min(alphas[finite]):
+        return index, [
+            f"alphas: the chosen alpha {alphas[index]:g} is the smallest with a leave-one-out "
+            f"estimate, and {below} smaller candidate(s) have none (below the rounding of "
+            "the whitened Gram, or a training row's leverage within 1e-10 of 1, as a row "
+            "far heavier than the others makes it): its minimum may lie below the alpha "
+            "chosen"
+        ]
+    return index, []
 
 
 def _check_gammas(gammas) -> np.ndarray:
@@ -308,7 +327,8 @@ class _AlphaPathMixin(KernelMachineMixin):
             at = chosen_point(path)
         chosen_alpha, score = at.alpha, at.gcv
         if self.criterion == "loo":  # one more pass: each row's leverage (solvers/loo.py)
-            loo = loo_errors(best[4], centers, [path]).sum(axis=1)
+            with blas_threads(self.n_jobs):
+                loo = loo_errors(best[4], centers, [path]).sum(axis=1)
             index, said = _loo_choice(loo, alphas)
             chosen_alpha, score = float(path_alphas[index]), float(loo[index])
         coef = path.coef if chosen_alpha == path_alphas[path.best] else coef_at(path, chosen_alpha)
@@ -616,7 +636,8 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
 
     ``alpha`` is chosen from ``alphas`` by generalised cross-validation (GCV), the
     rotation-invariant form of the leave-one-out error that scikit-learn's RidgeCV
-    minimises exactly (so ``best_score_`` is on GCV's scale, not RidgeCV's).
+    minimises exactly (so ``best_score_`` is on GCV's scale, not RidgeCV's); or, with
+    ``criterion="loo"``, by that exact leave-one-out error, from one more pass.
 
     One pass over the data reduces it to M x M quantities (the one-pass Nystrom solver's
     whitened Gram of the centres' features), one eigendecomposition of size M gives every
@@ -697,11 +718,13 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
     criterion : {"gcv", "loo"}, default="gcv"
         How alpha is chosen: generalised cross-validation (free beside the path), or the
         exact leave-one-out error (scikit-learn RidgeCV's criterion), which needs each
-        row's own leverage: one more pass over the data (n = 100000, M = 1000: 2.2x the
-        GCV path; ``benchmarks/bench_alpha_path.py``, README) (:mod:`gramfree.solvers.loo`;
-        repeated rows are merged and left out together, as GCV merges them). GCV replaces
-        the leverages by their mean; the two choices can differ (on diamonds and CPS1988
-        leave-one-out's chose larger alphas, 0.0015 and 0.0003 lower in test R^2). ``loo_values_`` then holds each
+        row's own leverage: one more pass over the data (2.2x the GCV path at n =
+        100000, M = 1000, three targets: ``benchmarks/bench_alpha_path.py --targets 3``,
+        README; more where M is small beside the alphas times the targets)
+        (:mod:`gramfree.solvers.loo`; repeated rows are merged and left out together, as
+        GCV merges them). GCV replaces the leverages by their mean; the two choices can
+        differ (on diamonds and CPS1988 leave-one-out chose larger alphas: test R^2 0.9883
+        against GCV's 0.9899, 0.4790 against 0.4793). ``loo_values_`` then holds each
         candidate's error and ``best_score_`` minus the chosen one's. Not with ``gammas``
         or ``gamma_search`` (gamma by GCV's grid or gradient).
     alpha_per_target : bool, default=False
@@ -906,9 +929,9 @@ class KernelClassifierCV(
     cross-validation (square loss), or by k-fold held-out log-loss (``loss="logistic"``).
 
     Square loss on +-1 or one-hot targets, as :class:`~gramfree.KernelClassifier`, with
-    ``alpha`` chosen from ``alphas`` by GCV on the targets (scikit-learn's
-    RidgeClassifierCV minimises the exact leave-one-out error instead): the targets'
-    residuals add up, one alpha for all classes. The path, and GCV with sample weights (times ``class_weight``), are as in
+    ``alpha`` chosen from ``alphas`` by GCV on the targets, or with ``criterion="loo"`` by
+    the exact leave-one-out error that scikit-learn's RidgeClassifierCV minimises: the
+    targets' residuals add up, one alpha for all classes. The path, and GCV with sample weights (times ``class_weight``), are as in
     :class:`KernelRegressorCV`.
 
     With ``loss="logistic"``: kernel logistic regression, as
@@ -963,11 +986,13 @@ class KernelClassifierCV(
     criterion : {"gcv", "loo"}, default="gcv"
         How alpha is chosen: generalised cross-validation (free beside the path), or the
         exact leave-one-out error (scikit-learn RidgeCV's criterion), which needs each
-        row's own leverage: one more pass over the data (n = 100000, M = 1000: 2.2x the
-        GCV path; ``benchmarks/bench_alpha_path.py``, README) (:mod:`gramfree.solvers.loo`;
-        repeated rows are merged and left out together, as GCV merges them). GCV replaces
-        the leverages by their mean; the two choices can differ (on diamonds and CPS1988
-        leave-one-out's chose larger alphas, 0.0015 and 0.0003 lower in test R^2). ``loo_values_`` then holds each
+        row's own leverage: one more pass over the data (2.2x the GCV path at n =
+        100000, M = 1000, three targets: ``benchmarks/bench_alpha_path.py --targets 3``,
+        README; more where M is small beside the alphas times the targets)
+        (:mod:`gramfree.solvers.loo`; repeated rows are merged and left out together, as
+        GCV merges them). GCV replaces the leverages by their mean; the two choices can
+        differ (on diamonds and CPS1988 leave-one-out chose larger alphas: test R^2 0.9883
+        against GCV's 0.9899, 0.4790 against 0.4793). ``loo_values_`` then holds each
         candidate's error and ``best_score_`` minus the chosen one's. Not with ``gammas``
         or ``gamma_search`` (gamma by GCV's grid or gradient), nor with ``loss="logistic"`` (its folds' held-out log-loss).
     class_weight : dict, "balanced" or None, default=None
@@ -1107,7 +1132,8 @@ class KernelClassifierCV(
             ``GroupKFold``, routed by scikit-learn's metadata routing
             (``sklearn.set_config(enable_metadata_routing=True)``, and the splitter's
             ``set_split_request``), as ``LogisticRegressionCV`` routes them;
-            ``loss="logistic"`` only (the square loss chooses alpha by GCV, without folds).
+            ``loss="logistic"`` only (the square loss chooses alpha by GCV or leave-one-out,
+            without folds).
 
         Returns
         -------
@@ -1138,7 +1164,8 @@ class KernelClassifierCV(
         if split_params and self.loss != "logistic":
             raise ValueError(
                 f"{', '.join(sorted(split_params))}: routed to cv's splitter, which only "
-                "loss='logistic' uses (the square loss chooses alpha by GCV, without folds)"
+                "loss='logistic' uses (the square loss chooses alpha by GCV or leave-one-out, "
+                "without folds)"
             )
         if self.loss == "logistic":
             for name in ("gammas", "gamma_search"):
@@ -1156,7 +1183,7 @@ class KernelClassifierCV(
         X, y, sample_weight = self._validate_X_y(X, y, sample_weight, y_numeric=False)
         if self.loss == "logistic":
             classes = fit_logistic_cv(self, X, y, sample_weight, alphas, split_params)
-            stale: tuple[str, ...] = ("gcv_values_", "dof_", *_GAMMA_ATTRIBUTES)
+            stale: tuple[str, ...] = ("gcv_values_", "dof_", "loo_values_", *_GAMMA_ATTRIBUTES)
         else:
             classes, Y, sample_weight = class_targets(self, X, y, sample_weight)
             self._fit_path(X, Y, sample_weight)

@@ -43,7 +43,7 @@ import numpy as np
 from ..linalg import solve_triangular
 from ._common import Problem
 from .alpha_path import AlphaPath, row_groups
-from .nystrom_direct import _operator, rows_for
+from .nystrom_direct import BLOCK_BYTES, _operator
 
 # The least 1 - h_i at which a row's leave-one-out residual is an estimate: h_i sums M
 # squares, each rounded to eps of the sum.
@@ -79,6 +79,7 @@ def loo_errors(problem: Problem, centers: np.ndarray, paths: list[AlphaPath]) ->
     first = np.zeros(count, dtype=np.intp)
     first[groups] = np.arange(len(groups))  # a row of each distinct row
     distinct = rows[first]
+    del rows, Y, groups  # X's rows once in memory, not twice
     inverse = 1.0 / (lam[:, None] + alphas[None, :])  # (M, A)
     t = c.shape[1]
     # Column a t + j: target j's whitened fit at alphas[a], in Z's basis.
@@ -88,21 +89,26 @@ def loo_errors(problem: Problem, centers: np.ndarray, paths: list[AlphaPath]) ->
     C64 = np.ascontiguousarray(centers, dtype=np.float64)
     # Z = W^1/2 K(X, C) L^-T U = W^1/2 K(X, C) P: one GEMM per block, P formed once
     P = solve_triangular(L, U, trans=True)
-    # A quarter of the path's block: B, Z and the squares are three such blocks at once.
-    step = max(256, rows_for(C64.shape[0]) // 4)
+    # Per row of a block: B and Z (M each), the leverages (A) and the residuals (A t, two
+    # at once); the block holds a quarter of the path's bytes (a review: sized by M alone,
+    # M = 50 with 50 alphas and 10 targets took 2.4 GB where GCV took 0.3).
+    width = 2 * C64.shape[0] + 2 * len(alphas) + 2 * len(alphas) * t
+    step = max(16, BLOCK_BYTES // 4 // (8 * width))
     for r0 in range(0, count, step):
         r1 = min(count, r0 + step)
         root = np.sqrt(total[r0:r1])
         B = np.asarray(_operator(problem, distinct[r0:r1], C64).to_dense(), dtype=np.float64)
         B *= root[:, None]
         Z = B @ P
-        h = np.multiply(Z, Z, out=B) @ inverse  # (rows, A); B is free now
-        fitted = (Z @ G).reshape(r1 - r0, len(alphas), t) / root[:, None, None]
-        left = 1.0 - h
+        left = 1.0 - np.multiply(Z, Z, out=B) @ inverse  # (rows, A) 1 - h; B is free now
         interpolated |= np.any(left <= LEVERAGE_FLOOR, axis=0)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            residual = (mean[r0:r1, None, :] - fitted) / left[:, :, None]
-        sums += np.einsum("r,rat->at", total[r0:r1], residual**2)
+        residual = (Z @ G).reshape(r1 - r0, len(alphas), t)
+        residual /= -root[:, None, None]  # minus the fitted values
+        residual += mean[r0:r1, None, :]
+        with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+            residual /= left[:, :, None]
+            np.square(residual, out=residual)
+        sums += np.einsum("r,rat->at", total[r0:r1], residual)
     errors = (sums + pure[None, :]) / float(np.sum(weights))
     unusable = interpolated | ~np.isfinite(errors).all(axis=1)
     if resolved is not None:
