@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import _blas
 from ..linalg import solve_triangular
 from ._common import Problem
 from .alpha_path import AlphaPath, row_groups
@@ -99,10 +100,12 @@ def loo_errors(problem: Problem, centers: np.ndarray, paths: list[AlphaPath]) ->
         root = np.sqrt(total[r0:r1])
         B = np.asarray(_operator(problem, distinct[r0:r1], C64).to_dense(), dtype=np.float64)
         B *= root[:, None]
-        Z = B @ P
-        left = 1.0 - np.multiply(Z, Z, out=B) @ inverse  # (rows, A) 1 - h; B is free now
+        # scipy's BLAS, on the fit's threads (numpy's own runs on one during a fit:
+        # gramfree._threads), as the path's pass
+        Z = _blas.matmul(B, P)
+        left = 1.0 - _blas.matmul(np.multiply(Z, Z, out=B), inverse)  # 1 - h; B free now
         interpolated |= np.any(left <= LEVERAGE_FLOOR, axis=0)
-        residual = (Z @ G).reshape(r1 - r0, len(alphas), t)
+        residual = _blas.matmul(Z, G).reshape(r1 - r0, len(alphas), t)
         residual /= -root[:, None, None]  # minus the fitted values
         residual += mean[r0:r1, None, :]
         with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
