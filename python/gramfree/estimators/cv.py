@@ -718,7 +718,7 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
     criterion : {"gcv", "loo"}, default="gcv"
         How alpha is chosen: generalised cross-validation (free beside the path), or the
         exact leave-one-out error (scikit-learn RidgeCV's criterion), which needs each
-        row's own leverage: one more pass over the data (2.2x the GCV path at n =
+        row's own leverage: one more pass over the data (2.5x the GCV path at n =
         100000, M = 1000, three targets: ``benchmarks/bench_alpha_path.py --targets 3``,
         README; more where M is small beside the alphas times the targets)
         (:mod:`gramfree.solvers.loo`; repeated rows are merged and left out together, as
@@ -733,8 +733,8 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         large units no longer decides for the others; each target's magnitude is checked
         as a fit of its own would check it. The pass over the data and the
         eigendecomposition are shared; each target's objective checks are passes of
-        their own (three targets, n = 100000, M = 1000: 1.05x to 1.34x the shared path
-        over three runs; ``benchmarks/bench_alpha_path.py --targets 3``, README). Not with ``gammas`` or
+        their own (three targets, n = 100000, M = 1000: 1.05x to 1.38x the shared path
+        over five runs; ``benchmarks/bench_alpha_path.py --targets 3``, README). Not with ``gammas`` or
         ``gamma_search`` (they choose one gamma for all targets), whatever the targets.
         With one target it chooses as without it (``alpha_`` stays a float, as
         RidgeCV's).
@@ -986,7 +986,7 @@ class KernelClassifierCV(
     criterion : {"gcv", "loo"}, default="gcv"
         How alpha is chosen: generalised cross-validation (free beside the path), or the
         exact leave-one-out error (scikit-learn RidgeCV's criterion), which needs each
-        row's own leverage: one more pass over the data (2.2x the GCV path at n =
+        row's own leverage: one more pass over the data (2.5x the GCV path at n =
         100000, M = 1000, three targets: ``benchmarks/bench_alpha_path.py --targets 3``,
         README; more where M is small beside the alphas times the targets)
         (:mod:`gramfree.solvers.loo`; repeated rows are merged and left out together, as
