@@ -23,8 +23,10 @@ centre, gamma 0.001, against exact kernel ridge's leave-one-out formed densely, 
 relative at alpha 1e-8 against this form's 8e-5.)
 
 Repeated rows: leaving one copy out keeps its twins, whose fit then predicts it nearly
-exactly, and LOO favours the interpolating alphas (as GCV did before it merged them). So
-the rows are merged first, as GCV merges them (:func:`.alpha_path.replicates`): each
+exactly, which would favour the interpolating alphas (as GCV did before it merged them),
+and a row of weight 2 would not be the row twice (scikit-learn's sample-weight checks,
+which pass). So the rows are merged first, as GCV merges them
+(:func:`.alpha_path.replicates`): each
 distinct row once, with its rows' total weight and weighted mean target, and LOO leaves
 out a distinct row with all its copies. The copies' scatter about their mean (the pure
 error, which no alpha changes) is added back, so that without repeats this is the usual
