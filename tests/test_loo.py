@@ -196,9 +196,10 @@ def test_loo_on_a_nearly_singular_k_mm_against_the_dense_formula():
 
 
 def test_the_pass_s_blocks_hold_its_memory_whatever_the_alphas_and_targets():
-    """Blocks sized by M alone held arrays of rows x alphas x targets: M = 50, 50 alphas
-    and 10 targets took 2.4 GB where GCV took 0.3 (a review). The same values from
-    blocks of 16 rows, and a peak well below one block of the old size."""
+    """Blocks sized by M alone held arrays of rows x alphas x targets several times at
+    once, far beyond the path's own (a review: M = 50, 50 alphas, 10 targets). The same
+    values from blocks of 16 rows, and a peak (tracemalloc's) well below one such array
+    of all rows."""
     import tracemalloc
 
     from gramfree.solvers import loo as module

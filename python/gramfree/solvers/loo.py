@@ -98,7 +98,8 @@ def loo_errors(problem: Problem, centers: np.ndarray, paths: list[AlphaPath]) ->
     P = solve_triangular(L, U, trans=True)
     # Per row of a block: B and Z (M each), the leverages (A) and the residuals (A t, two
     # at once); the block holds a quarter of the path's bytes (a review: sized by M alone,
-    # M = 50 with 50 alphas and 10 targets took 2.4 GB where GCV took 0.3).
+    # a small M with many alphas and targets held arrays of the block's rows x alphas x
+    # targets far beyond the path's own; tests/test_loo.py bounds the peak).
     width = 2 * C64.shape[0] + 2 * len(alphas) + 2 * len(alphas) * t
     step = max(16, BLOCK_BYTES // 4 // (8 * width))
     for r0 in range(0, count, step):
