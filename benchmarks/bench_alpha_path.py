@@ -1,28 +1,29 @@
 #!/usr/bin/env python
-"""Alpha chosen for the user: KernelRegressorCV's whole GCV path against one fit, and the
-chosen alpha's held-out score against the best candidate's.
+"""Alpha chosen for the user: KernelRegressorCV's whole path against one fit, and the
+chosen alpha's held-out score against the best candidate's, by GCV and by leave-one-out
+(the default, ``criterion="auto"``, on one kernel).
 
 1. Cost (synthetic, a scaling figure): n = 100000, d = 16, M = 1000 centres, 20 alphas.
-   ``KernelRegressorCV`` (one pass, one eigendecomposition of size M) beside one
+   ``KernelRegressorCV`` (one pass, one eigendecomposition of size M; leave-one-out one
+   more pass for each row's leverage) beside one
    ``KernelRegressor(solver="nystrom-direct")`` fit at one alpha on the same centres, and
-   scikit-learn's ``Nystroem(M) + RidgeCV(alphas)`` (its GCV by an eigendecomposition of
-   the n x M features) in the same process. Bar: the path costs at most 1.5x one fit.
+   scikit-learn's ``Nystroem(M) + RidgeCV(alphas)`` (its leave-one-out by an
+   eigendecomposition of the n x M features) in the same process. Bar: the path costs at
+   most 1.5x one fit.
 2. Quality (real data: diamonds, CPS1988 from Debian/PyPI packages, benchmarks/realdata.py):
-   the chosen alpha's test R^2 against the best of the 20 candidates, each fitted on the
-   same centres. Bar: within 0.002.
+   each criterion's chosen alpha's test R^2 against the best of the 20 candidates, each
+   fitted on the same centres. Bar: within 0.002.
+3. GCV against leave-one-out where every row is a centre (17 alphas from 1e-6 to 100):
+   scikit-learn's iris, wine, breast cancer and diabetes (gamma 1, 3 and 10 / d, 5 shuffled
+   folds) and 1000 training rows of each set of the real-data suite but Fashion-MNIST
+   (its tuned gamma times 1/3, 1 and 3; 300 test rows): each criterion's held-out mean
+   squared error on the targets (+-1 or one-hot for classes) against the best candidate's.
+4. The same two criteria at the default centres (min(n, 2000)) on whole training splits
+   (``--default-sets``), tuned gamma: held-out error and fit time.
 
     python benchmarks/bench_alpha_path.py            # the figures of the README
     python benchmarks/bench_alpha_path.py --quick    # CI smoke run (small sizes)
     python benchmarks/bench_alpha_path.py --targets 3 --sets ''   # alpha_per_target's cost
-
-3. GCV against leave-one-out on small real classification sets (scikit-learn's iris, wine,
-   breast cancer; ``KernelClassifierCV`` with every row a centre, gamma 1, 3 and 10 / d,
-   17 alphas from 1e-6 to 100): each criterion's chosen model's held-out mean squared
-   error on the class targets and accuracy, 5 shuffled stratified folds.
-
-Both cost and quality also run ``criterion="loo"`` (the exact leave-one-out error, RidgeCV's
-criterion: one more pass over the data): its cost beside the GCV path, and its chosen
-alpha's held-out score beside GCV's.
 
 With ``--targets T`` (T > 1) the cost runs on T targets in unlike units (the same
 signal times 10^0, 10^2, 10^4, ..., each with its own noise), and also times
@@ -30,7 +31,8 @@ signal times 10^0, 10^2, 10^4, ..., each with its own noise), and also times
 same pass and eigendecomposition) against the shared path, with scikit-learn's
 ``RidgeCV(alpha_per_target=True)`` on the same Nystroem features beside it.
 
-With --quick (1000 training rows, 300 test rows, M = 200) the bars are not meaningful:
+With --quick (5000 rows and M = 200 for the cost; 1000 training rows, 300 test rows for
+the quality; iris and randhie only in part 3, no part 4) the bars are not meaningful:
 the held-out gaps are within the noise of 300 test rows.
 """
 
@@ -77,7 +79,9 @@ def cost(n: int, m: int, n_alphas: int, targets: int = 1) -> None:
         n_centers=m,
         random_state=0,
     )
-    path = KernelRegressorCV(gamma=gamma, alphas=alphas, n_centers=m, random_state=0)
+    path = KernelRegressorCV(
+        gamma=gamma, alphas=alphas, n_centers=m, random_state=0, criterion="gcv"
+    )
     # Warm-up (thread pools, first-touch pages), then best of two each, interleaved.
     one.fit(X[:2000], y[:2000])
     t_one = t_path = np.inf
@@ -103,7 +107,7 @@ def cost(n: int, m: int, n_alphas: int, targets: int = 1) -> None:
     print(f"\n== cost: n={n}, d={d}, M={m}, {n_alphas} alphas (float64)")
     print(f"  KernelRegressor, one alpha (nystrom-direct): {t_one:8.2f} s")
     print(
-        f"  KernelRegressorCV, {n_alphas} alphas:             {t_path:8.2f} s   "
+        f"  KernelRegressorCV, {n_alphas} alphas, GCV:        {t_path:8.2f} s   "
         f"ratio {t_path / t_one:.2f}x one fit (bar <= 1.5x): "
         f"{'PASS' if t_path <= 1.5 * t_one else 'FAIL'}"
     )
@@ -120,13 +124,19 @@ def cost(n: int, m: int, n_alphas: int, targets: int = 1) -> None:
     )
     t_loo = min(timed(lambda: loo.fit(X, y))[1] for _ in range(2))
     print(
-        f"  KernelRegressorCV, criterion='loo':      {t_loo:8.2f} s   "
-        f"{t_loo / t_path:.2f}x the GCV path, {t_loo / t_one:.2f}x one fit; chosen alpha "
+        f"  KernelRegressorCV, leave-one-out (the default, criterion='auto'): {t_loo:8.2f} s   "
+        f"{t_loo / t_path:.2f}x the GCV path, {t_loo / t_one:.2f}x one fit (bar <= 1.5x): "
+        f"{'PASS' if t_loo <= 1.5 * t_one else 'FAIL'}; chosen alpha "
         f"{float(np.min(loo.alpha_)):.4g}"
     )
     if targets > 1:
         per = KernelRegressorCV(
-            gamma=gamma, alphas=alphas, n_centers=m, random_state=0, alpha_per_target=True
+            gamma=gamma,
+            alphas=alphas,
+            n_centers=m,
+            random_state=0,
+            alpha_per_target=True,
+            criterion="gcv",
         )
         t_per = min(timed(lambda: per.fit(X, y))[1] for _ in range(2))
         print(
@@ -137,7 +147,8 @@ def cost(n: int, m: int, n_alphas: int, targets: int = 1) -> None:
     if anchor is not None:
         print(
             f"  sklearn Nystroem({m}) + RidgeCV({n_alphas} alphas): {anchor:8.2f} s   "
-            f"anchor / gramfree path = {anchor / t_path:.2f}x"
+            f"anchor / gramfree GCV path = {anchor / t_path:.2f}x, / leave-one-out "
+            f"{anchor / t_loo:.2f}x (RidgeCV's own criterion is leave-one-out)"
         )
         if targets > 1:
             print(
@@ -154,9 +165,9 @@ def quality(name: str, m: int, n_alphas: int, quick: bool) -> None:
     gamma = params["gamma"]
     alphas = len(Xtr) * np.logspace(-8, -1, n_alphas)
     path, t_path = timed(
-        lambda: KernelRegressorCV(gamma=gamma, alphas=alphas, n_centers=m, random_state=0).fit(
-            Xtr, ytr
-        )
+        lambda: KernelRegressorCV(
+            gamma=gamma, alphas=alphas, n_centers=m, random_state=0, criterion="gcv"
+        ).fit(Xtr, ytr)
     )
     scores = []
     for a in alphas:
@@ -179,61 +190,148 @@ def quality(name: str, m: int, n_alphas: int, quick: bool) -> None:
         f"M={m}, {n_alphas} alphas)"
     )
     print(
-        f"  chosen alpha {path.alpha_:.4g} (index {int(np.argmin(path.gcv_values_))}): "
+        f"  GCV: chosen alpha {path.alpha_:.4g} (index {int(np.argmin(path.gcv_values_))}): "
         f"test R2 {chosen:.4f}; best candidate alpha {alphas[best]:.4g}: {scores[best]:.4f}; "
         f"gap {gap:.4f} (bar <= 0.002): {'PASS' if gap <= 0.002 else 'FAIL'}; path fit {t_path:.2f} s"
     )
     print(
-        f"  criterion='loo': chosen alpha {loo.alpha_:.4g}: test R2 {chosen_loo:.4f} (gap "
-        f"{scores[best] - chosen_loo:.4f}); fit {t_loo:.2f} s ({t_loo / t_path:.2f}x the GCV path)"
+        f"  leave-one-out (the default): chosen alpha {loo.alpha_:.4g}: test R2 {chosen_loo:.4f} (gap "
+        f"{scores[best] - chosen_loo:.4f}, bar <= 0.002: "
+        f"{'PASS' if scores[best] - chosen_loo <= 0.002 else 'FAIL'}); fit {t_loo:.2f} s "
+        f"({t_loo / t_path:.2f}x the GCV path)"
     )
 
 
-def classification(quick: bool) -> None:
-    from sklearn.datasets import load_breast_cancer, load_iris, load_wine
-    from sklearn.model_selection import StratifiedKFold
+def _targets(y, classes):
+    """The estimators' own targets: +-1 for two classes, one-hot for more, y itself for
+    regression (classes None)."""
+    if classes is None:
+        return np.asarray(y, dtype=float).reshape(len(y), -1)
+    if len(classes) == 2:
+        return (2.0 * (y == classes[1]) - 1.0)[:, None]
+    return (y[:, None] == classes[None, :]).astype(float)
+
+
+def _held_out(Xtr, ytr, Xte, yte, gamma, alphas, classes, n_centers=None, best=True):
+    """Held-out mean squared error on the targets of GCV's choice, leave-one-out's (the
+    default's) and, with ``best``, the best candidate's (each refitted on the same
+    centres), and each criterion's alpha."""
+    from gramfree import KernelRegressorCV
+
+    Ttr, Tte = _targets(ytr, classes), _targets(yte, classes)
+    kw = dict(gamma=gamma, n_centers=n_centers, random_state=0)
+
+    def error(model):
+        return float(np.mean((model.predict(Xte).reshape(Tte.shape) - Tte) ** 2))
+
+    out = {}
+    for criterion in ("gcv", "loo"):
+        model = KernelRegressorCV(alphas=alphas, criterion=criterion, **kw).fit(Xtr, Ttr)
+        out[criterion] = (error(model), model.alpha_)
+    if best:
+        out["best"] = (
+            min(error(KernelRegressorCV(alphas=[a], **kw).fit(Xtr, Ttr)) for a in alphas),
+            None,
+        )
+    return out
+
+
+def criteria(quick: bool, default_sets: list[str]) -> None:
+    """GCV against leave-one-out (criterion="auto"'s choice on one kernel)."""
+    import warnings
+
+    import realdata
+    from sklearn.datasets import load_breast_cancer, load_diabetes, load_iris, load_wine
+    from sklearn.model_selection import KFold, StratifiedKFold
     from sklearn.preprocessing import StandardScaler
 
-    from gramfree import KernelClassifierCV
-
+    warnings.simplefilter("ignore")  # the smallest candidates' "no estimate" warnings
     alphas = np.logspace(-6, 2, 17)
-    sets = {"iris": load_iris, "wine": load_wine, "breast_cancer": load_breast_cancer}
-    if quick:
-        sets = {"iris": load_iris}
-    print("\n== GCV against leave-one-out: KernelClassifierCV, 17 alphas 1e-6..100, 5 folds")
-    for name, loader in sets.items():
+    tally = {"gcv": [], "loo": []}
+
+    def line(name, results):
+        def chosen(k):
+            return ", ".join(f"{r[k][1]:.2g}" for r in results)
+
+        gcv, loo, best = (np.mean([r[k][0] for r in results]) for k in ("gcv", "loo", "best"))
+        for k, v in (("gcv", gcv), ("loo", loo)):
+            tally[k].append(v / best)
+        print(
+            f"  {name:24s} best {best:.4f}  GCV {gcv:.4f} ({gcv / best:.2f}x)  "
+            f"LOO {loo:.4f} ({loo / best:.2f}x)  "
+            f"alphas GCV {chosen('gcv')}; LOO {chosen('loo')}",
+            flush=True,
+        )
+
+    print(
+        "\n== GCV against leave-one-out (the default, criterion='auto'), every row a centre, "
+        "17 alphas 1e-6..100: held-out mean squared error on the targets, and its ratio to "
+        "the best candidate's"
+    )
+    small = {
+        "iris": load_iris,
+        "wine": load_wine,
+        "breast_cancer": load_breast_cancer,
+        "diabetes": load_diabetes,
+    }
+    for name, loader in small.items() if not quick else [("iris", load_iris)]:
         X, y = loader(return_X_y=True)
-        classes = np.unique(y)
+        regression = name == "diabetes"
+        if regression:
+            y = (y - y.mean()) / y.std()
+        classes = None if regression else np.unique(y)
+        splitter = (KFold if regression else StratifiedKFold)(5, shuffle=True, random_state=0)
         for scale in (1.0,) if quick else (1.0, 3.0, 10.0):
-            scores: dict[str, list] = {"gcv": [], "loo": []}
-            folds = StratifiedKFold(5, shuffle=True, random_state=0).split(X, y)
-            for train, test in folds:
+            results = []
+            for train, test in splitter.split(X, y):
                 standard = StandardScaler().fit(X[train])
                 Xtr, Xte = standard.transform(X[train]), standard.transform(X[test])
-                # The estimator's own targets: +-1 for two classes, one-hot for more.
-                if len(classes) == 2:
-                    target = (2.0 * (y[test] == classes[1]) - 1.0)[:, None]
-                else:
-                    target = (y[test][:, None] == classes[None, :]).astype(float)
-                for criterion in scores:
-                    model = KernelClassifierCV(
-                        gamma=scale / X.shape[1], alphas=alphas, criterion=criterion
-                    ).fit(Xtr, y[train])
-                    scores_ = model.decision_function(Xte).reshape(len(test), -1)
-                    scores[criterion].append(
-                        (
-                            float(np.mean((scores_ - target) ** 2)),
-                            float(np.mean(model.predict(Xte) == y[test])),
-                            model.alpha_,
-                        )
-                    )
-            gcv, loo = (np.array(scores[c]) for c in ("gcv", "loo"))
-            print(
-                f"  {name}, gamma {scale:g}/d: GCV test MSE {gcv[:, 0].mean():.4f}, accuracy "
-                f"{gcv[:, 1].mean():.4f} (alphas {', '.join(f'{a:.2g}' for a in gcv[:, 2])}); "
-                f"LOO {loo[:, 0].mean():.4f}, {loo[:, 1].mean():.4f} "
-                f"(alphas {', '.join(f'{a:.2g}' for a in loo[:, 2])})"
+                results.append(
+                    _held_out(Xtr, y[train], Xte, y[test], scale / X.shape[1], alphas, classes)
+                )
+            line(f"{name}, gamma {scale:g}/d (5 folds)", results)
+    suite = ["randhie"] if quick else realdata.DATASETS[1:]  # fashion: 784 features
+    for name in suite:
+        Xtr, Xte, ytr, yte, task = realdata.load(name, quick=True)
+        gamma = realdata.kernel_params(name, len(Xtr))["gamma"]
+        classes = np.unique(ytr) if task == "classification" else None
+        for scale in (1.0,) if quick else (1 / 3, 1.0, 3.0):
+            out = _held_out(Xtr, ytr, Xte, yte, gamma * scale, alphas, classes, len(Xtr))
+            line(f"{name} (1000 rows), {scale:.2g}x", [out])
+    for k in ("gcv", "loo"):
+        ratios = np.array(tally[k])
+        print(
+            f"  {k.upper()}: over {len(ratios)} cases, worst {ratios.max():.2f}x the best "
+            f"candidate, median {np.median(ratios):.3f}x, {np.sum(ratios > 1.1)} above 1.1x"
+        )
+    if not default_sets:
+        return
+    print(
+        "\n== the same at the default centres (min(n, 2000)), whole training splits, tuned "
+        "gamma: test mean squared error of each criterion's choice, fit times"
+    )
+    from gramfree import KernelRegressorCV
+
+    for name in default_sets:
+        Xtr, Xte, ytr, yte, task = realdata.load(name)
+        gamma = realdata.kernel_params(name, len(Xtr))["gamma"]
+        classes = np.unique(ytr) if task == "classification" else None
+        Ttr, Tte = _targets(ytr, classes), _targets(yte, classes)
+        got = {}
+        for criterion in ("gcv", "loo"):
+            model, seconds = timed(
+                lambda c=criterion: KernelRegressorCV(
+                    gamma=gamma, alphas=alphas, criterion=c, random_state=0
+                ).fit(Xtr, Ttr)
             )
+            error = float(np.mean((model.predict(Xte).reshape(Tte.shape) - Tte) ** 2))
+            got[criterion] = (error, model.alpha_, seconds)
+        (g, ga, gt), (lo, la, lt) = got["gcv"], got["loo"]
+        print(
+            f"  {name:10s} n={len(Xtr):6d}: GCV {g:.4f} (alpha {ga:.2g}), LOO {lo:.4f} "
+            f"(alpha {la:.2g}): GCV/LOO error {g / lo:.2f}; LOO's fit {lt / gt:.2f}x GCV's",
+            flush=True,
+        )
 
 
 def main(argv=None) -> int:
@@ -244,9 +342,14 @@ def main(argv=None) -> int:
     ap.add_argument("--alphas", type=int, default=20)
     ap.add_argument("--sets", default="diamonds,cps1988")
     ap.add_argument(
-        "--no-classification",
+        "--no-criteria",
         action="store_true",
-        help="leave out GCV against leave-one-out on the classification sets",
+        help="leave out GCV against leave-one-out (parts 3 and 4)",
+    )
+    ap.add_argument(
+        "--default-sets",
+        default="diamonds,cps1988,randhie,satellite,dna,spam,mnist5k,digits,letter,shuttle",
+        help="part 4's sets (whole training splits, default centres); '' to skip",
     )
     ap.add_argument(
         "--targets",
@@ -256,12 +359,12 @@ def main(argv=None) -> int:
     )
     args = ap.parse_args(argv)
     if args.quick:
-        args.n, args.m = 5000, 200
+        args.n, args.m, args.default_sets = 5000, 200, ""
     cost(args.n, args.m, args.alphas, args.targets)
     for name in [s for s in args.sets.split(",") if s]:
         quality(name, args.m, args.alphas, args.quick)
-    if not args.no_classification:
-        classification(args.quick)
+    if not args.no_criteria:
+        criteria(args.quick, [s for s in args.default_sets.split(",") if s])
     return 0
 
 

@@ -1,4 +1,5 @@
-"""KernelRegressorCV and KernelClassifierCV: every alpha's GCV from one pass and one eigendecomposition, against
+"""KernelRegressorCV and KernelClassifierCV with criterion="gcv" (the default "auto" chooses
+by leave-one-out on one kernel: tests/test_criterion_auto.py): every alpha's GCV from one pass and one eigendecomposition, against
 a brute-force float64 reference (explicit Nystrom features, the hat matrix formed and its
 trace taken) on real data; the chosen model equals KernelRegressor's at that alpha on the
 same centres; bad alphas are refused naming the parameter."""
@@ -53,9 +54,9 @@ def test_gcv_matches_brute_force(name, gamma, m, weighted):
     X, Y = _load(name)
     n = len(X)
     w = np.random.default_rng(1).uniform(0.3, 3.0, n) if weighted else np.ones(n)
-    model = KernelRegressorCV(gamma=gamma, alphas=ALPHAS, n_centers=m, random_state=0).fit(
-        X, Y, sample_weight=w if weighted else None
-    )
+    model = KernelRegressorCV(
+        criterion="gcv", gamma=gamma, alphas=ALPHAS, n_centers=m, random_state=0
+    ).fit(X, Y, sample_weight=w if weighted else None)
     want = _brute_gcv(X, Y, model.centers_, gamma, ALPHAS, w)
     np.testing.assert_allclose(model.gcv_values_, want, rtol=1e-6)
     assert model.alpha_ == ALPHAS[np.argmin(want)]
@@ -70,7 +71,9 @@ def test_gcv_of_small_alphas_with_a_wide_kernel():
     and recomputed from the whitened features."""
     X, Y = _load("diabetes")
     alphas = np.logspace(-8, 2, 11)
-    model = KernelRegressorCV(gamma=0.005, alphas=alphas, n_centers=150, random_state=0)
+    model = KernelRegressorCV(
+        criterion="gcv", gamma=0.005, alphas=alphas, n_centers=150, random_state=0
+    )
     model.fit(X, Y)
     want = _brute_gcv(X, Y, model.centers_, 0.005, alphas, np.ones(len(X)))
     np.testing.assert_allclose(model.gcv_values_, want, rtol=1e-6)
@@ -100,7 +103,7 @@ def test_nearly_interpolating_alphas_are_not_chosen():
     X, Y = _load("breast_cancer")
     X, y = X[:200], Y[:200, 0]
     alphas = np.logspace(-14, 0, 15)
-    model = KernelRegressorCV(gamma=0.003, alphas=alphas).fit(X, y)
+    model = KernelRegressorCV(criterion="gcv", gamma=0.003, alphas=alphas).fit(X, y)
     want = _exact_krr_gcv(X, y, 0.003, alphas)
     assert model.alpha_ == alphas[np.argmin(want)]
     got = model.gcv_values_
@@ -122,7 +125,7 @@ def test_huge_alphas_do_not_overflow_into_the_choice():
     y = Y[:150, 0]
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # no overflow RuntimeWarning either
-        model = KernelRegressorCV(gamma=0.5, alphas=[0.1, 1e300]).fit(X[:150], y)
+        model = KernelRegressorCV(criterion="gcv", gamma=0.5, alphas=[0.1, 1e300]).fit(X[:150], y)
     assert model.alpha_ == 0.1
     np.testing.assert_allclose(model.gcv_values_[1], np.sum(y**2) / len(y), rtol=1e-12)
     np.testing.assert_allclose(
@@ -133,7 +136,9 @@ def test_huge_alphas_do_not_overflow_into_the_choice():
 def test_chosen_model_is_kernel_regressor_at_alpha():
     X, Y = _load("diabetes")
     y = Y[:, 0]
-    cv = KernelRegressorCV(gamma=0.05, alphas=ALPHAS, n_centers=200, random_state=3).fit(X, y)
+    cv = KernelRegressorCV(
+        criterion="gcv", gamma=0.05, alphas=ALPHAS, n_centers=200, random_state=3
+    ).fit(X, y)
     ref = KernelRegressor(
         gamma=0.05, alpha=cv.alpha_, solver="nystrom-direct", n_centers=200, random_state=3
     ).fit(X, y)
@@ -148,7 +153,7 @@ def test_all_points_is_exact_kernel_ridge_gcv():
     X, y = load_diabetes(return_X_y=True)
     X = (X - X.mean(0)) / X.std(0)
     X, y = X[:300], y[:300]
-    model = KernelRegressorCV(gamma=0.05, alphas=ALPHAS).fit(X, y)
+    model = KernelRegressorCV(criterion="gcv", gamma=0.05, alphas=ALPHAS).fit(X, y)
     assert model.centers_.shape[0] == 300
     K = rbf_kernel(X, gamma=0.05)
     for a, got in zip(ALPHAS, model.gcv_values_):
@@ -160,9 +165,13 @@ def test_all_points_is_exact_kernel_ridge_gcv():
 def test_targets_share_one_alpha():
     X, Y = _load("diabetes")
     Y2 = np.column_stack([Y[:, 0], -2 * Y[:, 0] + 0.1])
-    model = KernelRegressorCV(gamma=0.05, alphas=ALPHAS, n_centers=150, random_state=0).fit(X, Y2)
+    model = KernelRegressorCV(
+        criterion="gcv", gamma=0.05, alphas=ALPHAS, n_centers=150, random_state=0
+    ).fit(X, Y2)
     assert model.predict(X).shape == Y2.shape
-    one = KernelRegressorCV(gamma=0.05, alphas=ALPHAS, n_centers=150, random_state=0)
+    one = KernelRegressorCV(
+        criterion="gcv", gamma=0.05, alphas=ALPHAS, n_centers=150, random_state=0
+    )
     singles = [one.fit(X, Y2[:, j]).gcv_values_ for j in range(2)]
     # RSS add up over targets, the degrees of freedom are shared
     rss_sum = sum(g * (1 - one.dof_ / len(X)) ** 2 for g in singles)
@@ -175,12 +184,14 @@ def test_targets_share_one_alpha():
 def test_bad_alphas_are_refused(alphas):
     X, Y = _load("diabetes")
     with pytest.raises(ValueError, match="alphas"):
-        KernelRegressorCV(alphas=alphas).fit(X, Y[:, 0])
+        KernelRegressorCV(criterion="gcv", alphas=alphas).fit(X, Y[:, 0])
 
 
 def test_compress_says_what_to_do():
     X, Y = _load("diabetes")
-    model = KernelRegressorCV(gamma=0.05, n_centers=50, random_state=0).fit(X, Y[:, 0])
+    model = KernelRegressorCV(criterion="gcv", gamma=0.05, n_centers=50, random_state=0).fit(
+        X, Y[:, 0]
+    )
     with pytest.raises(TypeError, match="alpha_"):
         model.compress(10)
 
@@ -192,7 +203,9 @@ def test_failed_objective_check_recomputes_from_whitened_features(monkeypatch):
 
     X, Y = _load("diabetes")
     monkeypatch.setattr(alpha_path, "OBJECTIVE_CHECK", -1.0)  # every check fails
-    model = KernelRegressorCV(gamma=0.05, alphas=ALPHAS, n_centers=150, random_state=0).fit(X, Y)
+    model = KernelRegressorCV(
+        criterion="gcv", gamma=0.05, alphas=ALPHAS, n_centers=150, random_state=0
+    ).fit(X, Y)
     assert model.solver_info_["fallback"] == "whitened features"
     assert model.solver_info_["pass"] == "whitened features"
     want = _brute_gcv(X, Y, model.centers_, 0.05, ALPHAS, np.ones(len(X)))
@@ -207,7 +220,12 @@ def test_classifier_gcv_on_class_targets(class_weight):
 
     X, y = load_digits_small()
     clf = KernelClassifierCV(
-        gamma=0.02, alphas=ALPHAS, n_centers=200, random_state=0, class_weight=class_weight
+        criterion="gcv",
+        gamma=0.02,
+        alphas=ALPHAS,
+        n_centers=200,
+        random_state=0,
+        class_weight=class_weight,
     ).fit(X, y)
     Y = (y[:, None] == np.arange(10)[None, :]).astype(float)
     w = np.ones(len(y)) if class_weight is None else compute_sample_weight(class_weight, y)
@@ -231,7 +249,9 @@ def test_classifier_gcv_on_class_targets(class_weight):
 def test_binary_classifier_labels_and_scores():
     X, Y = _load("breast_cancer")
     y = np.where(Y[:, 0] > 0, "benign", "malignant")
-    clf = KernelClassifierCV(gamma=0.02, alphas=ALPHAS, n_centers=150, random_state=0).fit(X, y)
+    clf = KernelClassifierCV(
+        criterion="gcv", gamma=0.02, alphas=ALPHAS, n_centers=150, random_state=0
+    ).fit(X, y)
     assert list(clf.classes_) == ["benign", "malignant"]
     assert clf.decision_function(X).shape == (len(X),)
     assert clf.score(X, y) > 0.9
@@ -275,8 +295,8 @@ def test_zero_weight_rows_change_nothing():
     X, y = _standard_diabetes()
     w = np.r_[np.ones(100), np.zeros(100)]
     kw = dict(gamma=0.5, alphas=WEIGHT_ALPHAS)
-    weighted = KernelRegressorCV(**kw).fit(X, y, sample_weight=w)
-    dropped = KernelRegressorCV(**kw).fit(X[:100], y[:100])
+    weighted = KernelRegressorCV(criterion="gcv", **kw).fit(X, y, sample_weight=w)
+    dropped = KernelRegressorCV(criterion="gcv", **kw).fit(X[:100], y[:100])
     # Zero-weight rows are no data: they take no centre's place either.
     np.testing.assert_array_equal(weighted.centers_, dropped.centers_)
     np.testing.assert_allclose(weighted.gcv_values_, dropped.gcv_values_, rtol=1e-9)
@@ -311,8 +331,10 @@ def test_integer_weights_are_repeated_rows():
     np.testing.assert_allclose(weighted.coef, repeated.coef, rtol=1e-8, atol=1e-10)
 
     kw = dict(gamma=0.5, alphas=WEIGHT_ALPHAS)
-    by_weight = KernelRegressorCV(**kw).fit(X, y, sample_weight=counts.astype(np.float64))
-    by_rows = KernelRegressorCV(**kw).fit(Xr, yr)
+    by_weight = KernelRegressorCV(criterion="gcv", **kw).fit(
+        X, y, sample_weight=counts.astype(np.float64)
+    )
+    by_rows = KernelRegressorCV(criterion="gcv", **kw).fit(Xr, yr)
     assert by_weight.alpha_ == by_rows.alpha_
     np.testing.assert_allclose(by_weight.gcv_values_, by_rows.gcv_values_, rtol=1e-8)
 
@@ -323,7 +345,9 @@ def test_weighted_gcv_matches_dense_reference():
     X, y = _standard_diabetes()
     w = np.random.default_rng(2).uniform(0.0, 3.0, len(X))
     w[::7] = 0.0
-    model = KernelRegressorCV(gamma=0.5, alphas=WEIGHT_ALPHAS).fit(X, y, sample_weight=w)
+    model = KernelRegressorCV(criterion="gcv", gamma=0.5, alphas=WEIGHT_ALPHAS).fit(
+        X, y, sample_weight=w
+    )
     gcv, dof = _dense_weighted_gcv(X, y, 0.5, WEIGHT_ALPHAS, w)
     np.testing.assert_allclose(model.gcv_values_, gcv, rtol=1e-9)
     np.testing.assert_allclose(model.dof_, dof, rtol=1e-9)
@@ -340,14 +364,14 @@ def test_weighted_classifier_gcv_matches_dense_reference_and_ignores_zero_rows()
     w = np.random.default_rng(3).uniform(0.0, 2.0, len(X))
     w[::5] = 0.0
     kw = dict(gamma=0.5, alphas=WEIGHT_ALPHAS)
-    clf = KernelClassifierCV(**kw).fit(X, y, sample_weight=w)
+    clf = KernelClassifierCV(criterion="gcv", **kw).fit(X, y, sample_weight=w)
     Y = (y[:, None] == np.arange(3)[None, :]).astype(float)
     gcv, dof = _dense_weighted_gcv(X, Y, 0.5, WEIGHT_ALPHAS, w)
     np.testing.assert_allclose(clf.gcv_values_, gcv, rtol=1e-8)
     np.testing.assert_allclose(clf.dof_, dof, rtol=1e-8)
     assert clf.alpha_ == WEIGHT_ALPHAS[np.argmin(gcv)]
     keep = w > 0
-    dropped = KernelClassifierCV(**kw).fit(X[keep], y[keep], sample_weight=w[keep])
+    dropped = KernelClassifierCV(criterion="gcv", **kw).fit(X[keep], y[keep], sample_weight=w[keep])
     np.testing.assert_allclose(clf.gcv_values_, dropped.gcv_values_, rtol=1e-8)
     assert clf.alpha_ == dropped.alpha_
     np.testing.assert_allclose(
@@ -362,7 +386,7 @@ def test_alphas_below_the_rounding_warn_and_take_the_fewest_df():
     X, y = _standard_diabetes()
     alphas = [1e-14, 1e-15, 1e-13]
     with pytest.warns(UserWarning, match="no candidate has a GCV estimate"):
-        model = KernelRegressorCV(gamma=0.5, alphas=alphas).fit(X, y)
+        model = KernelRegressorCV(criterion="gcv", gamma=0.5, alphas=alphas).fit(X, y)
     assert np.all(np.isinf(model.gcv_values_))
     assert model.alpha_ == 1e-13
     assert model.best_score_ == -np.inf
@@ -374,7 +398,7 @@ def test_all_zero_targets_say_so():
     X, _ = _standard_diabetes()
     y = np.zeros(len(X))
     with pytest.warns(UserWarning, match="y: the targets are all zero"):
-        model = KernelRegressorCV(gamma=0.5, alphas=[0.1, 1.0]).fit(X, y)
+        model = KernelRegressorCV(criterion="gcv", gamma=0.5, alphas=[0.1, 1.0]).fit(X, y)
     assert model.alpha_ == 1.0
     np.testing.assert_array_equal(model.predict(X), 0.0)
 
@@ -382,7 +406,7 @@ def test_all_zero_targets_say_so():
 def test_a_model_without_any_gcv_estimate_saves_and_loads(tmp_path):
     X, y = _standard_diabetes()
     with pytest.warns(UserWarning, match="no candidate has a GCV estimate"):
-        model = KernelRegressorCV(gamma=0.5, alphas=[1e-14, 1e-13]).fit(X, y)
+        model = KernelRegressorCV(criterion="gcv", gamma=0.5, alphas=[1e-14, 1e-13]).fit(X, y)
     model.save(tmp_path / "m.gfm")
     loaded = gramfree.load(tmp_path / "m.gfm")
     assert loaded.best_score_ == -np.inf and loaded.alpha_ == model.alpha_
@@ -409,9 +433,9 @@ def _diabetes_split():
 @pytest.mark.parametrize("repeats", [1, 3])
 def test_repeated_rows_do_not_make_the_smallest_alpha_win(repeats):
     Xtr, Xte, ytr, yte = _diabetes_split()
-    clean = KernelRegressorCV(gamma=0.1, alphas=WIDE_ALPHAS).fit(Xtr, ytr)
+    clean = KernelRegressorCV(criterion="gcv", gamma=0.1, alphas=WIDE_ALPHAS).fit(Xtr, ytr)
     Xd, yd = np.vstack([Xtr, Xtr[:repeats]]), np.r_[ytr, ytr[:repeats]]
-    model = KernelRegressorCV(gamma=0.1, alphas=WIDE_ALPHAS).fit(Xd, yd)
+    model = KernelRegressorCV(criterion="gcv", gamma=0.1, alphas=WIDE_ALPHAS).fit(Xd, yd)
     want, _ = _dense_weighted_gcv(Xd, yd, 0.1, WIDE_ALPHAS, np.ones(len(yd)))
     # Below 1e-6 both sides are near interpolation of a singular K (the repeated rows):
     # the reference's solve and gramfree's jittered K_MM agree to 1%, not to rounding.
@@ -446,7 +470,9 @@ def test_repeated_rows_with_other_targets_are_gcv_of_the_merged_rows():
     Xd = np.vstack([X, X[pick]])
     yd = np.r_[y, y[pick] + rng.normal(scale=0.5, size=30)]
     w = rng.uniform(0.5, 2.0, size=len(yd))
-    model = KernelRegressorCV(gamma=0.1, alphas=WIDE_ALPHAS).fit(Xd, yd, sample_weight=w)
+    model = KernelRegressorCV(criterion="gcv", gamma=0.1, alphas=WIDE_ALPHAS).fit(
+        Xd, yd, sample_weight=w
+    )
     want = _merged_gcv(Xd, yd, 0.1, WIDE_ALPHAS, w)
     tight = WIDE_ALPHAS >= 1e-6  # below, near interpolation of a singular K (as above)
     np.testing.assert_allclose(model.gcv_values_[tight], want[tight], rtol=1e-6)
@@ -459,8 +485,12 @@ def test_scaling_every_weight_is_scaling_alpha(scale):
     choice follow (with weights read as frequencies, 1.5 everywhere chose 1e-8)."""
     X, y = _standard_diabetes(300)
     w = np.random.default_rng(2).integers(1, 4, size=len(y)).astype(np.float64)
-    base = KernelRegressorCV(gamma=0.1, alphas=WIDE_ALPHAS / scale).fit(X, y, sample_weight=w)
-    scaled = KernelRegressorCV(gamma=0.1, alphas=WIDE_ALPHAS).fit(X, y, sample_weight=scale * w)
+    base = KernelRegressorCV(criterion="gcv", gamma=0.1, alphas=WIDE_ALPHAS / scale).fit(
+        X, y, sample_weight=w
+    )
+    scaled = KernelRegressorCV(criterion="gcv", gamma=0.1, alphas=WIDE_ALPHAS).fit(
+        X, y, sample_weight=scale * w
+    )
     np.testing.assert_allclose(scaled.gcv_values_, base.gcv_values_, rtol=1e-4)
     assert scaled.alpha_ == pytest.approx(base.alpha_ * scale)
     np.testing.assert_allclose(scaled.predict(X), base.predict(X), rtol=1e-6, atol=1e-9)
@@ -473,8 +503,10 @@ def test_weights_near_float64s_ends_choose_as_unit_weights(scale):
     y^T W y at every alpha, and the largest alpha was chosen, silently (a review)."""
     X, y = _standard_diabetes(300)
     w = np.random.default_rng(2).integers(1, 4, size=len(y)).astype(np.float64)
-    base = KernelRegressorCV(gamma=0.1, alphas=WIDE_ALPHAS).fit(X, y, sample_weight=w)
-    scaled = KernelRegressorCV(gamma=0.1, alphas=WIDE_ALPHAS * scale).fit(
+    base = KernelRegressorCV(criterion="gcv", gamma=0.1, alphas=WIDE_ALPHAS).fit(
+        X, y, sample_weight=w
+    )
+    scaled = KernelRegressorCV(criterion="gcv", gamma=0.1, alphas=WIDE_ALPHAS * scale).fit(
         X, y, sample_weight=scale * w
     )
     np.testing.assert_allclose(scaled.gcv_values_, base.gcv_values_, rtol=1e-4)
@@ -492,7 +524,9 @@ def test_class_weights_above_one_keep_the_choice_of_gcv():
     X = (X - X.mean(0)) / X.std(0)
     Xtr, Xte, ytr, yte = train_test_split(X, y, random_state=0, stratify=y)
     gamma = 1.0 / X.shape[1]
-    model = KernelClassifierCV(gamma=gamma, alphas=WIDE_ALPHAS, class_weight={0: 1, 1: 1.5})
+    model = KernelClassifierCV(
+        criterion="gcv", gamma=gamma, alphas=WIDE_ALPHAS, class_weight={0: 1, 1: 1.5}
+    )
     model.fit(Xtr, ytr)
     w = np.where(ytr == 1, 1.5, 1.0)
     want, _ = _dense_weighted_gcv(Xtr, 2.0 * ytr - 1.0, gamma, WIDE_ALPHAS, w)
@@ -508,7 +542,7 @@ def test_iris_repeated_row_keeps_gcv_an_estimate():
 
     X, y = load_iris(return_X_y=True)
     assert len(np.unique(X, axis=0)) < len(X)
-    model = KernelClassifierCV(gamma=1.0, alphas=WIDE_ALPHAS).fit(X, y)
+    model = KernelClassifierCV(criterion="gcv", gamma=1.0, alphas=WIDE_ALPHAS).fit(X, y)
     Y = np.eye(3)[y]
     want, _ = _dense_weighted_gcv(X, Y, 1.0, WIDE_ALPHAS, np.ones(len(y)))
     np.testing.assert_allclose(model.gcv_values_, want, rtol=1e-3)
@@ -546,10 +580,12 @@ def test_cv_models_save_and_load(tmp_path, kind):
     if kind == "regressor":
         X, y = load_diabetes(return_X_y=True)
         # 1e-12: degrees of freedom at n, GCV +inf, which the file must carry too.
-        model = KernelRegressorCV(gamma=0.5, alphas=(1e-12, 1e-2, 0.1), n_centers=None)
+        model = KernelRegressorCV(
+            criterion="gcv", gamma=0.5, alphas=(1e-12, 1e-2, 0.1), n_centers=None
+        )
     else:
         X, y = load_iris(return_X_y=True)
-        model = KernelClassifierCV(gamma=0.5, alphas=np.array([1e-2, 0.1, 1.0]))
+        model = KernelClassifierCV(criterion="gcv", gamma=0.5, alphas=np.array([1e-2, 0.1, 1.0]))
     model.fit(X, y)
     model.save(tmp_path / "m.gf")
     loaded = load(tmp_path / "m.gf")
@@ -585,7 +621,9 @@ def test_damaged_cv_model_files_name_the_field(tmp_path, field, value, message):
     from gramfree import load
 
     X, y = load_iris(return_X_y=True)
-    KernelClassifierCV(gamma=0.5, alphas=[1e-2, 0.1, 1.0]).fit(X, y).save(tmp_path / "m.gf")
+    KernelClassifierCV(criterion="gcv", gamma=0.5, alphas=[1e-2, 0.1, 1.0]).fit(X, y).save(
+        tmp_path / "m.gf"
+    )
 
     def edit(meta):
         meta["attributes"][field] = value
@@ -615,7 +653,7 @@ def test_damaged_cv_model_files_name_the_field(tmp_path, field, value, message):
 def test_bad_alphas_are_named(alphas, match):
     X = np.random.default_rng(0).normal(size=(30, 2))
     with pytest.raises(ValueError, match=match):
-        KernelRegressorCV(alphas=alphas).fit(X, X[:, 0])
+        KernelRegressorCV(criterion="gcv", alphas=alphas).fit(X, X[:, 0])
 
 
 def test_a_choice_at_the_rounding_floor_says_so():
@@ -638,12 +676,14 @@ def test_a_choice_at_the_rounding_floor_says_so():
 
     alphas = np.logspace(-10, -6, 9)
     with pytest.warns(UserWarning, match="is the smallest with a GCV estimate, and 5 smaller"):
-        model = KernelRegressorCV(gamma=gamma, alphas=alphas).fit(X, y)
+        model = KernelRegressorCV(criterion="gcv", gamma=gamma, alphas=alphas).fit(X, y)
     assert model.alpha_ == alphas[5]
     assert gcv(1e-9) < gcv(model.alpha_)  # what the warning is for
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        resolved = KernelRegressorCV(gamma=gamma, alphas=np.logspace(-3, 3, 7)).fit(X, y)
+        resolved = KernelRegressorCV(
+            criterion="gcv", gamma=gamma, alphas=np.logspace(-3, 3, 7)
+        ).fit(X, y)
     assert resolved.solver_info_["unresolved_alphas"] == 0
 
 
@@ -668,7 +708,9 @@ def test_gamma_grid_matches_brute_force_per_gamma(weighted):
     single-gamma fit's at gamma_ (same centres, same predictions)."""
     X, Y = _load("diabetes")
     w = np.random.default_rng(2).uniform(0.3, 3.0, len(X)) if weighted else None
-    model = KernelRegressorCV(gammas=GAMMAS, alphas=ALPHAS, n_centers=150, random_state=0)
+    model = KernelRegressorCV(
+        criterion="gcv", gammas=GAMMAS, alphas=ALPHAS, n_centers=150, random_state=0
+    )
     model.fit(X, Y, sample_weight=w)
     assert model.gcv_grid_.shape == model.dof_grid_.shape == (len(GAMMAS), len(ALPHAS))
     for g, row in zip(GAMMAS, model.gcv_grid_):
@@ -679,7 +721,9 @@ def test_gamma_grid_matches_brute_force_per_gamma(weighted):
     assert model.kernel_.gamma == model.gamma_ and model.best_score_ == -model.gcv_grid_.min()
     np.testing.assert_array_equal(model.gcv_values_, model.gcv_grid_[i])
     np.testing.assert_array_equal(model.dof_, model.dof_grid_[i])
-    single = KernelRegressorCV(gamma=model.gamma_, alphas=ALPHAS, n_centers=150, random_state=0)
+    single = KernelRegressorCV(
+        criterion="gcv", gamma=model.gamma_, alphas=ALPHAS, n_centers=150, random_state=0
+    )
     single.fit(X, Y, sample_weight=w)
     np.testing.assert_array_equal(single.centers_, model.centers_)
     np.testing.assert_allclose(model.predict(X), single.predict(X), rtol=1e-10, atol=1e-10)
@@ -691,7 +735,9 @@ def test_classifier_gamma_grid_on_class_targets():
     X, y = load_digits_small()
     Y = (y[:, None] == np.arange(10)[None, :]).astype(float)
     gammas = (0.005, 0.02, 0.2)
-    clf = KernelClassifierCV(gammas=gammas, alphas=ALPHAS, n_centers=200, random_state=0)
+    clf = KernelClassifierCV(
+        criterion="gcv", gammas=gammas, alphas=ALPHAS, n_centers=200, random_state=0
+    )
     clf.fit(X, y)
     for g, row in zip(gammas, clf.gcv_grid_):
         want = _brute_gcv(X, Y, clf.centers_, g, ALPHAS, np.ones(len(y)))
@@ -703,7 +749,9 @@ def test_classifier_gamma_grid_on_class_targets():
 
 def test_refitting_without_gammas_drops_the_grid():
     X, Y = _load("diabetes")
-    model = KernelRegressorCV(gammas=[0.1, 1.0], alphas=ALPHAS, n_centers=100, random_state=0)
+    model = KernelRegressorCV(
+        criterion="gcv", gammas=[0.1, 1.0], alphas=ALPHAS, n_centers=100, random_state=0
+    )
     model.fit(X, Y)
     assert hasattr(model, "gamma_")
     model.set_params(gammas=None, gamma=0.1).fit(X, Y)
@@ -727,14 +775,16 @@ def test_refitting_without_gammas_drops_the_grid():
 def test_bad_gammas_are_named(params, match):
     X = np.random.default_rng(0).normal(size=(30, 2))
     with pytest.raises(ValueError, match=match):
-        KernelRegressorCV(**params).fit(X, X[:, 0])
+        KernelRegressorCV(criterion="gcv", **params).fit(X, X[:, 0])
 
 
 def test_gammas_with_a_kernel_object_replace_its_gamma():
     from gramfree.kernels import Laplacian
 
     X, Y = _load("diabetes")
-    model = KernelRegressorCV(Laplacian(gamma=3.0), gammas=[0.05, 0.5], n_centers=100)
+    model = KernelRegressorCV(
+        Laplacian(gamma=3.0), criterion="gcv", gammas=[0.05, 0.5], n_centers=100
+    )
     model.fit(X, Y)
     assert isinstance(model.kernel_, Laplacian) and model.kernel_.gamma in (0.05, 0.5)
 
@@ -743,7 +793,9 @@ def test_gamma_grid_models_save_and_load(tmp_path):
     from gramfree import load
 
     X, y = load_digits_small()
-    model = KernelClassifierCV(gammas=(0.005, 0.02), alphas=[1e-2, 0.1], n_centers=100)
+    model = KernelClassifierCV(
+        criterion="gcv", gammas=(0.005, 0.02), alphas=[1e-2, 0.1], n_centers=100
+    )
     model.fit(X, y).save(tmp_path / "m.gf")
     loaded = load(tmp_path / "m.gf")
     assert loaded.gamma_ == model.gamma_ and loaded.get_params() == model.get_params()
@@ -766,7 +818,9 @@ def test_damaged_gamma_grid_files_name_the_field(tmp_path, edit, message):
     from gramfree import load
 
     X, y = load_digits_small()
-    model = KernelClassifierCV(gammas=(0.005, 0.02), alphas=[1e-2, 0.1], n_centers=100)
+    model = KernelClassifierCV(
+        criterion="gcv", gammas=(0.005, 0.02), alphas=[1e-2, 0.1], n_centers=100
+    )
     model.fit(X, y).save(tmp_path / "m.gf")
     _rewrite_attributes(tmp_path / "m.gf", tmp_path / "bad.gf", edit)
     with pytest.raises(ValueError, match=message):
@@ -781,14 +835,14 @@ def test_gammas_are_range_checked_in_the_model_s_precision():
     rng = np.random.default_rng(0)
     X = (rng.normal(size=(60, 1)) * 1e7).astype(np.float32)
     y = rng.normal(size=60).astype(np.float32)
-    single = KernelRegressorCV(kernel="poly", gamma=1e-9).fit(X, y)
-    grid = KernelRegressorCV(kernel="poly", gammas=[1e-9]).fit(X, y)
+    single = KernelRegressorCV(criterion="gcv", kernel="poly", gamma=1e-9).fit(X, y)
+    grid = KernelRegressorCV(criterion="gcv", kernel="poly", gammas=[1e-9]).fit(X, y)
     np.testing.assert_array_equal(grid.predict(X), single.predict(X))
     assert np.isfinite(grid.predict(X)).all()
     with pytest.raises(ValueError, match=r"^X: the poly kernel overflows float32.*gammas\[1\]=1\)"):
-        KernelRegressorCV(kernel="poly", gammas=[1e-9, 1.0]).fit(X, y)
+        KernelRegressorCV(criterion="gcv", kernel="poly", gammas=[1e-9, 1.0]).fit(X, y)
     with pytest.raises(ValueError, match="gamma=1e\\+39 is out of float32's range"):
-        KernelRegressorCV(gammas=[0.1, 1e39]).fit(X / 1e7, y)
+        KernelRegressorCV(criterion="gcv", gammas=[0.1, 1e39]).fit(X / 1e7, y)
 
 
 def test_only_the_chosen_gamma_s_warnings_are_said():
@@ -802,10 +856,10 @@ def test_only_the_chosen_gamma_s_warnings_are_said():
     X, y = rng.normal(size=(80, 3)), rng.normal(size=80)
     alphas = [1e-11, 1e-10]
     with pytest.warns(UserWarning, match="no candidate has a GCV estimate"):
-        KernelRegressorCV(gamma=0.01, alphas=alphas).fit(X, y)
+        KernelRegressorCV(criterion="gcv", gamma=0.01, alphas=alphas).fit(X, y)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        model = KernelRegressorCV(gammas=[0.01, 1e4], alphas=alphas)
+        model = KernelRegressorCV(criterion="gcv", gammas=[0.01, 1e4], alphas=alphas)
         model.fit(X, y)
     assert model.gamma_ == 1e4 and np.isfinite(model.best_score_)
 
@@ -823,7 +877,9 @@ def test_damaged_gammas_parameter_is_named(tmp_path, gammas, message):
     from gramfree import load
 
     X, y = load_digits_small()
-    model = KernelClassifierCV(gammas=(0.005, 0.02), alphas=[1e-2, 0.1], n_centers=100)
+    model = KernelClassifierCV(
+        criterion="gcv", gammas=(0.005, 0.02), alphas=[1e-2, 0.1], n_centers=100
+    )
     model.fit(X, y).save(tmp_path / "m.gf")
 
     def edit(meta):
@@ -845,7 +901,9 @@ def test_gamma_grid_inconsistent_with_the_path_is_refused(tmp_path, edit, messag
     from gramfree import load
 
     X, y = load_digits_small()
-    model = KernelClassifierCV(gammas=(0.005, 0.02), alphas=[1e-2, 0.1], n_centers=100)
+    model = KernelClassifierCV(
+        criterion="gcv", gammas=(0.005, 0.02), alphas=[1e-2, 0.1], n_centers=100
+    )
     model.fit(X, y).save(tmp_path / "m.gf")
 
     def change(meta):  # the chosen gamma's row first, then the damage
@@ -877,7 +935,7 @@ def test_gcv_of_repeated_rows_never_collapses_to_zero(seed):
     y = np.sin(X[:, 0]) + rng.normal(size=500)
     alphas = np.array([1e-10, 1e-9, 1e-8, 1e-7, 1e-6, 1e-4, 1e-2, 1.0])
     gamma = 3.0
-    model = KernelRegressorCV(gamma=gamma, alphas=alphas).fit(X, y)
+    model = KernelRegressorCV(criterion="gcv", gamma=gamma, alphas=alphas).fit(X, y)
     ybar = y.reshape(100, 5).mean(axis=1)
     s, V = np.linalg.eigh(rbf_kernel(X0[rows], gamma=gamma))
     exact = []
@@ -905,7 +963,7 @@ def test_gcv_with_repeated_rows_at_near_interpolating_alphas():
     X, y = np.vstack([X0, X0[:5]]), np.concatenate([y0, y0[:5]])
     gamma = 10.0 / X.shape[1]
     alphas = np.array([1e-9, 2.15e-9, 4.64e-9, 1e-8, 1e-6, 1e-2])
-    model = KernelRegressorCV(gamma=gamma, alphas=alphas).fit(X, y)
+    model = KernelRegressorCV(criterion="gcv", gamma=gamma, alphas=alphas).fit(X, y)
     weights = np.ones(len(X0))
     weights[:5] = 2.0
     root = np.sqrt(weights)

@@ -1,4 +1,4 @@
-"""KernelRegressorCV(alpha_per_target=True): each target's alpha by its own GCV, against
+"""KernelRegressorCV(alpha_per_target=True, criterion="gcv"): each target's alpha by its own GCV, against
 a dense float64 reference of exact kernel ridge's GCV per target and KernelRidge at each
 chosen alpha, on real multi-target data; the same as fitting each target alone on the
 same centres (weights, repeated rows, Nystrom centres); invariant to the other targets'
@@ -57,9 +57,9 @@ def test_each_target_is_exact_kernel_ridge_at_its_own_gcv_choice(data, gamma, we
     X, Y = data()
     n = len(X)
     w = np.random.default_rng(3).uniform(0.3, 3.0, n) if weighted else np.ones(n)
-    model = KernelRegressorCV(gamma=gamma, alphas=ALPHAS, alpha_per_target=True).fit(
-        X, Y, sample_weight=w if weighted else None
-    )
+    model = KernelRegressorCV(
+        criterion="gcv", gamma=gamma, alphas=ALPHAS, alpha_per_target=True
+    ).fit(X, Y, sample_weight=w if weighted else None)
     assert model.n_centers_ == n  # every row a centre: exact kernel ridge
     assert model.alpha_.shape == (Y.shape[1],) and model.best_score_.shape == (Y.shape[1],)
     assert model.gcv_values_.shape == (len(ALPHAS), Y.shape[1])
@@ -89,9 +89,11 @@ def test_per_target_equals_each_target_fitted_alone_on_the_same_centres(case):
     if case == "repeated rows":  # pure error per target, and coinciding centres
         X, Y = np.vstack([X, X[:60]]), np.vstack([Y, Y[:60] * 1.01])
     params = dict(gamma=0.1, alphas=ALPHAS, n_centers=150, random_state=4)
-    model = KernelRegressorCV(alpha_per_target=True, **params).fit(X, Y, sample_weight=w)
+    model = KernelRegressorCV(criterion="gcv", alpha_per_target=True, **params).fit(
+        X, Y, sample_weight=w
+    )
     for t in range(2):
-        alone = KernelRegressorCV(**params).fit(X, Y[:, t], sample_weight=w)
+        alone = KernelRegressorCV(criterion="gcv", **params).fit(X, Y[:, t], sample_weight=w)
         np.testing.assert_array_equal(alone.center_indices_, model.center_indices_)
         assert model.alpha_[t] == alone.alpha_
         np.testing.assert_allclose(model.gcv_values_[:, t], alone.gcv_values_, rtol=1e-10)
@@ -107,9 +109,13 @@ def test_a_target_s_alpha_does_not_depend_on_the_units_of_the_others(log_scales)
     target keeps its alpha whatever the units of all three; one shared alpha follows the
     target in the largest units."""
     X, Y = _linnerud()
-    base = KernelRegressorCV(gamma=0.1, alphas=ALPHAS, alpha_per_target=True).fit(X, Y)
+    base = KernelRegressorCV(criterion="gcv", gamma=0.1, alphas=ALPHAS, alpha_per_target=True).fit(
+        X, Y
+    )
     scaled = Y * 10.0 ** np.array(log_scales)
-    model = KernelRegressorCV(gamma=0.1, alphas=ALPHAS, alpha_per_target=True).fit(X, scaled)
+    model = KernelRegressorCV(criterion="gcv", gamma=0.1, alphas=ALPHAS, alpha_per_target=True).fit(
+        X, scaled
+    )
     np.testing.assert_array_equal(model.alpha_, base.alpha_)
     np.testing.assert_allclose(
         model.predict(X), base.predict(X) * 10.0 ** np.array(log_scales), rtol=1e-8
@@ -120,16 +126,20 @@ def test_one_shared_alpha_follows_the_target_in_large_units():
     """The reason for the option (KernelRegressorCV's docstring): with the body mass index
     in its own units, disease progression decides the shared alpha alone."""
     X, Y = _diabetes_two_targets()
-    shared = KernelRegressorCV(gamma=0.05, alphas=ALPHAS).fit(X, Y)
-    per = KernelRegressorCV(gamma=0.05, alphas=ALPHAS, alpha_per_target=True).fit(X, Y)
+    shared = KernelRegressorCV(criterion="gcv", gamma=0.05, alphas=ALPHAS).fit(X, Y)
+    per = KernelRegressorCV(criterion="gcv", gamma=0.05, alphas=ALPHAS, alpha_per_target=True).fit(
+        X, Y
+    )
     assert shared.alpha_ == per.alpha_[0] != per.alpha_[1]
 
 
 def test_one_target_keeps_a_float_alpha_as_ridgecv():
     X, Y = _linnerud()
     for y in (Y[:, 2], Y[:, 2:]):
-        per = KernelRegressorCV(gamma=0.1, alphas=ALPHAS, alpha_per_target=True).fit(X, y)
-        shared = KernelRegressorCV(gamma=0.1, alphas=ALPHAS).fit(X, y)
+        per = KernelRegressorCV(
+            criterion="gcv", gamma=0.1, alphas=ALPHAS, alpha_per_target=True
+        ).fit(X, y)
+        shared = KernelRegressorCV(criterion="gcv", gamma=0.1, alphas=ALPHAS).fit(X, y)
         assert isinstance(per.alpha_, float) and per.alpha_ == shared.alpha_
         assert per.best_score_ == shared.best_score_
         np.testing.assert_array_equal(per.predict(X), shared.predict(X))
@@ -140,7 +150,9 @@ def test_a_target_s_warning_names_it():
     Y = np.column_stack([Y[:, 0], np.zeros(len(Y))])
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        model = KernelRegressorCV(gamma=0.1, alphas=ALPHAS, alpha_per_target=True).fit(X, Y)
+        model = KernelRegressorCV(
+            criterion="gcv", gamma=0.1, alphas=ALPHAS, alpha_per_target=True
+        ).fit(X, Y)
     said = [str(c.message) for c in caught if c.category is UserWarning]
     assert len(said) == 1 and said[0].startswith("target 1: y: the targets are all zero")
     assert model.alpha_[1] == ALPHAS.max() and model.alpha_[0] < ALPHAS.max()
@@ -149,14 +161,16 @@ def test_a_target_s_warning_names_it():
 @pytest.mark.parametrize("params", [dict(gammas=[0.1, 1.0]), dict(gamma_search="gradient")])
 def test_gammas_with_alpha_per_target_are_refused(params):
     X, Y = _linnerud()
-    model = KernelRegressorCV(alphas=ALPHAS, alpha_per_target=True, **params)
+    model = KernelRegressorCV(criterion="gcv", alphas=ALPHAS, alpha_per_target=True, **params)
     with pytest.raises(ValueError, match="alpha_per_target=True chooses an alpha for each"):
         model.fit(X, Y)
 
 
 def test_per_target_models_save_and_load(tmp_path):
     X, Y = _linnerud()
-    model = KernelRegressorCV(gamma=0.1, alphas=ALPHAS, alpha_per_target=True).fit(X, Y)
+    model = KernelRegressorCV(criterion="gcv", gamma=0.1, alphas=ALPHAS, alpha_per_target=True).fit(
+        X, Y
+    )
     model.save(tmp_path / "m.gf")
     loaded = load(tmp_path / "m.gf")
     assert loaded.alpha_per_target is True
@@ -181,9 +195,9 @@ def test_per_target_models_save_and_load(tmp_path):
 )
 def test_damaged_per_target_files_name_the_field(tmp_path, field, value, message):
     X, Y = _linnerud()
-    KernelRegressorCV(gamma=0.1, alphas=ALPHAS, alpha_per_target=True).fit(X, Y).save(
-        tmp_path / "m.gf"
-    )
+    KernelRegressorCV(criterion="gcv", gamma=0.1, alphas=ALPHAS, alpha_per_target=True).fit(
+        X, Y
+    ).save(tmp_path / "m.gf")
 
     def edit(meta):
         meta["attributes"][field] = value
@@ -199,8 +213,12 @@ def test_a_target_in_units_beyond_the_fit_s_range_is_refused_by_its_column():
     X, Y = _diabetes_two_targets()
     Y = np.column_stack([Y[:, 0], Y[:, 0] * 1e-165])
     with pytest.raises(ValueError, match=r"y\[:, 1\]: the largest target magnitude"):
-        KernelRegressorCV(gamma=0.05, alphas=ALPHAS, alpha_per_target=True).fit(X, Y)
-    KernelRegressorCV(gamma=0.05, alphas=ALPHAS).fit(X, Y)  # one alpha: y as a whole
+        KernelRegressorCV(criterion="gcv", gamma=0.05, alphas=ALPHAS, alpha_per_target=True).fit(
+            X, Y
+        )
+    KernelRegressorCV(criterion="gcv", gamma=0.05, alphas=ALPHAS).fit(
+        X, Y
+    )  # one alpha: y as a whole
 
 
 def test_cancelling_coefficients_warn_for_their_own_target():
@@ -216,7 +234,7 @@ def test_cancelling_coefficients_warn_for_their_own_target():
     params = dict(gamma=0.003 / 64, alphas=[1e-6, 1e6])
     for targets, per in ((first, False), (np.column_stack([first, noise]), True)):
         with pytest.warns(RuntimeWarning, match="float32 data: the fitted coefficients"):
-            KernelRegressorCV(alpha_per_target=per, **params).fit(X, targets)
+            KernelRegressorCV(criterion="gcv", alpha_per_target=per, **params).fit(X, targets)
 
 
 def _rewrite(src, dst, edit):
@@ -227,7 +245,7 @@ def _rewrite(src, dst, edit):
 
 def test_files_written_before_alpha_per_target_load_with_its_default(tmp_path):
     X, Y = _linnerud()
-    model = KernelRegressorCV(gamma=0.1, alphas=ALPHAS).fit(X, Y)
+    model = KernelRegressorCV(criterion="gcv", gamma=0.1, alphas=ALPHAS).fit(X, Y)
     model.save(tmp_path / "m.gf")
 
     def drop(meta):

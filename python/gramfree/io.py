@@ -87,6 +87,9 @@ _PARAMS_ADDED_SINCE_V1 = (
     "alpha_per_target",
     "criterion",
 )
+# Parameters whose default has changed since they were added: a file without one was
+# written while the earlier default held, and was fitted with that one.
+_DEFAULT_BEFORE_CHANGE = {"criterion": "gcv"}
 
 _META = "__meta__"
 _META_FIELDS = ("format", "format_version", "estimator", "params", "attributes")
@@ -468,7 +471,11 @@ def _construct(cls: type, params: Any):
     defaults = cls().get_params(deep=False)
     # Parameters added after format version 1 was fixed: absent from older files, which
     # were written before they existed and so were fitted with their default.
-    added = {k: defaults[k] for k in _PARAMS_ADDED_SINCE_V1 if k in defaults and k not in params}
+    added = {
+        k: _DEFAULT_BEFORE_CHANGE.get(k, defaults[k])
+        for k in _PARAMS_ADDED_SINCE_V1
+        if k in defaults and k not in params
+    }
     params = {**params, **added}
     _check_keys(params, defaults, where="field 'params'")
     _refuse_booleans_as_numbers(cls, params)
@@ -1355,11 +1362,19 @@ def _criterion_values(value, field: str, k: int, t: int | None = None) -> np.nda
 
 
 def _restore_loo(est, attrs: dict, k: int, t: int | None = None) -> np.ndarray:
-    """loo_values_, stored exactly when params.criterion is "loo"; the values alpha_ was
-    chosen by (those, or gcv_values_)."""
-    if getattr(est, "criterion", "gcv") != "loo":
+    """loo_values_, stored exactly when the parameters choose by leave-one-out
+    (params.criterion "loo", or "auto" on one kernel); the values alpha_ was chosen by
+    (those, or gcv_values_)."""
+    from .estimators.cv import chooses_by_loo
+
+    # The parameters, not the loss: a square-loss model saved after set_params(loss=...)
+    # is restored as fitted (tests/test_logistic_cv.py).
+    if not chooses_by_loo(est.criterion, est.gammas, est.gamma_search):
         if "loo_values_" in attrs:
-            raise _field_error("attributes.loo_values_", "is stored without params.criterion 'loo'")
+            raise _field_error(
+                "attributes.loo_values_",
+                f"is stored where the parameters choose alpha by GCV (criterion {est.criterion!r})",
+            )
         if hasattr(est, "loo_values_"):
             del est.loo_values_
         return est.gcv_values_
