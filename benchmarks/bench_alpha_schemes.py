@@ -51,7 +51,9 @@ def timed(fn):
 def exact_scheme(X, y, Xt, yt, gamma, alphas):
     print(f"\n1. exact kernel ridge, n = {len(X)}, {len(alphas)} alphas")
     cv_model, t_gcv = timed(
-        lambda: KernelRegressorCV(gamma=gamma, alphas=alphas, n_centers=1.0).fit(X, y)
+        lambda: KernelRegressorCV(gamma=gamma, alphas=alphas, n_centers=1.0, criterion="gcv").fit(
+            X, y
+        )
     )
     grid, t_grid = timed(
         lambda: GridSearchCV(

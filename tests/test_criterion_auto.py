@@ -64,14 +64,22 @@ def test_auto_choosing_gamma_is_gcv(diabetes, search):
     assert not hasattr(auto, "loo_values_")
 
 
-def test_auto_with_the_logistic_loss_chooses_by_folds():
+def test_auto_with_the_logistic_loss_chooses_by_folds(tmp_path):
+    """The same model as with the former default "gcv"; a square-loss fit's
+    loo_values_ go with a logistic refit, and come back with a square-loss one."""
     X, y = load_breast_cancer(return_X_y=True)
     X = StandardScaler().fit_transform(X)
     kw = dict(loss="logistic", gamma=0.02, alphas=[0.01, 0.1], cv=3)
-    auto = KernelClassifierCV(**kw).fit(X, y)
     gcv = KernelClassifierCV(criterion="gcv", **kw).fit(X, y)  # the former default
+    auto = KernelClassifierCV(gamma=0.02, alphas=[0.01, 0.1], cv=3).fit(X, y)
+    assert hasattr(auto, "loo_values_")
+    auto.set_params(loss="logistic").fit(X, y)
     np.testing.assert_array_equal(auto.predict_proba(X), gcv.predict_proba(X))
     assert hasattr(auto, "cv_log_loss_") and not hasattr(auto, "loo_values_")
+    auto.save(tmp_path / "m.gf")
+    assert not hasattr(load(tmp_path / "m.gf"), "loo_values_")
+    auto.set_params(loss="squared").fit(X, y)
+    assert auto.alpha_ == [0.01, 0.1][int(np.argmin(auto.loo_values_))]
     with pytest.raises(ValueError, match="criterion='loo'"):
         KernelClassifierCV(criterion="loo", **kw).fit(X, y)
 
@@ -92,14 +100,57 @@ def test_files_written_before_criterion_load_as_gcv_fits(tmp_path, diabetes):
     np.testing.assert_array_equal(older.predict(X), model.predict(X))
 
 
-def test_auto_model_round_trips(tmp_path, diabetes):
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: KernelRegressorCV(gamma=0.05, alphas=ALPHAS),
+        lambda: KernelRegressorCV(gamma=0.05, alphas=ALPHAS, alpha_per_target=True),
+        lambda: KernelRegressorCV(gammas=[0.02, 0.1], alphas=ALPHAS),
+        lambda: KernelRegressorCV(gamma=0.05, gamma_search="gradient", alphas=ALPHAS),
+        lambda: KernelClassifierCV(gamma=0.05, alphas=ALPHAS),
+        lambda: KernelClassifierCV(gammas=[0.02, 0.1], alphas=ALPHAS),
+    ],
+    ids=["one-target", "per-target", "gammas", "gamma-search", "classifier", "clf-gammas"],
+)
+def test_auto_models_round_trip(tmp_path, diabetes, make):
+    """Every mode of the default saves and loads as fitted: loo_values_ where
+    leave-one-out chose, none where GCV did (gammas, gamma_search)."""
     X, y = diabetes
-    model = KernelRegressorCV(gamma=0.05, alphas=ALPHAS).fit(X, y)
+    model = make()
+    target = (y > 0).astype(int) if isinstance(model, KernelClassifierCV) else y
+    if getattr(model, "alpha_per_target", False):
+        target = np.column_stack([y, X[:, 2]])
+    model.fit(X, target)
     model.save(tmp_path / "m.gf")
     loaded = load(tmp_path / "m.gf")
     assert loaded.criterion == "auto"
-    np.testing.assert_array_equal(loaded.loo_values_, model.loo_values_)
+    assert hasattr(loaded, "loo_values_") == (model.gammas is None and model.gamma_search is None)
+    if hasattr(model, "loo_values_"):
+        np.testing.assert_array_equal(loaded.loo_values_, model.loo_values_)
+    np.testing.assert_array_equal(loaded.alpha_, model.alpha_)
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
+
+
+def test_damaged_auto_files_name_the_field(tmp_path, diabetes):
+    """loo_values_ where the parameters choose by GCV (auto with gammas), or missing
+    where they choose by leave-one-out, is refused naming the field."""
+    X, y = diabetes
+    kw = dict(alphas=ALPHAS, n_centers=100, random_state=0)
+    KernelRegressorCV(gammas=[0.02, 0.1], **kw).fit(X, y).save(tmp_path / "grid.gf")
+    KernelRegressorCV(gamma=0.05, **kw).fit(X, y).save(tmp_path / "one.gf")
+
+    def add(meta):
+        meta["attributes"]["loo_values_"] = [1.0] * len(ALPHAS)
+
+    def drop(meta):
+        del meta["attributes"]["loo_values_"]
+
+    _rewrite_attributes(tmp_path / "grid.gf", tmp_path / "added.gf", add)
+    with pytest.raises(ValueError, match="loo_values_.*choose alpha by GCV"):
+        load(tmp_path / "added.gf")
+    _rewrite_attributes(tmp_path / "one.gf", tmp_path / "dropped.gf", drop)
+    with pytest.raises(ValueError, match="loo_values_"):
+        load(tmp_path / "dropped.gf")
 
 
 def test_iris_default_avoids_gcv_s_interpolating_choice():
@@ -120,9 +171,10 @@ def test_iris_default_avoids_gcv_s_interpolating_choice():
         def held_out(model):
             return float(np.mean((model.decision_function(Xte) - target) ** 2))
 
-        for criterion in ("auto", "gcv"):
-            model = KernelClassifierCV(gamma=gamma, alphas=alphas, criterion=criterion)
-            errors[criterion].append(held_out(model.fit(Xtr, y[train])))
+        default = KernelClassifierCV(gamma=gamma, alphas=alphas)  # criterion "auto"
+        errors["auto"].append(held_out(default.fit(Xtr, y[train])))
+        gcv = KernelClassifierCV(gamma=gamma, alphas=alphas, criterion="gcv")
+        errors["gcv"].append(held_out(gcv.fit(Xtr, y[train])))
         errors["best"].append(
             min(
                 held_out(KernelClassifierCV(gamma=gamma, alphas=[a]).fit(Xtr, y[train]))

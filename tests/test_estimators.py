@@ -83,12 +83,14 @@ CHECKED_ESTIMATORS = [
     # Newton stops at tol: repeated and weighted rows agree to 1e-7 only near convergence
     KernelClassifier(loss="logistic", gamma="scale", tol=1e-12),
     KernelRegressorCV(),
-    # each target's alpha by its own GCV (the multi-output checks' two targets)
+    # each target's alpha by its own leave-one-out error (the multi-output checks' two
+    # targets)
     KernelRegressorCV(alpha_per_target=True),
-    # alpha by the exact leave-one-out error (one more pass)
-    KernelRegressorCV(criterion="loo"),
+    # alpha by GCV, the former default (free beside the path)
+    KernelRegressorCV(criterion="gcv"),
+    KernelRegressorCV(alpha_per_target=True, criterion="gcv"),
     KernelClassifierCV(),
-    KernelClassifierCV(criterion="loo"),
+    KernelClassifierCV(criterion="gcv"),
     # gamma chosen from candidates as well (one pass per candidate)
     KernelRegressorCV(gammas=(0.1, 1.0)),
     KernelClassifierCV(gammas=(1e-3, 0.5)),

@@ -104,7 +104,7 @@ def test_refit_with_the_square_loss_drops_the_logistic_state(cancer):
     for name in ("intercept_", "cv_log_loss_", "cv_log_loss_folds_"):
         assert not hasattr(model, name), name
     assert not hasattr(model, "predict_proba")
-    assert model.alpha_ == ALPHAS[int(np.argmin(model.gcv_values_))]
+    assert model.alpha_ == ALPHAS[int(np.argmin(model.loo_values_))]  # the default's
 
 
 def test_bad_arguments_name_themselves(cancer):

@@ -595,7 +595,7 @@ def _kernel_machine_state(estimator) -> tuple[dict, dict]:
             # -inf when no candidate had a GCV estimate (weights summing below every df).
             best_score_=_json_values(estimator.best_score_),
         )
-        if hasattr(estimator, "loo_values_"):  # criterion="loo"
+        if hasattr(estimator, "loo_values_"):  # leave-one-out chose (chooses_by_loo)
             attributes["loo_values_"] = _json_values(estimator.loo_values_)
         if hasattr(estimator, "gamma_"):
             attributes["gamma_"] = float(estimator.gamma_)

@@ -262,7 +262,8 @@ class _AlphaPathMixin(KernelMachineMixin):
 
     def _fit_path(self, X: np.ndarray, Y: np.ndarray, sample_weight) -> None:
         """Centres, the GCV path over alphas (for each candidate gamma, then along the
-        search), and the fitted attributes at the best."""
+        search), leave-one-out's pass where it chooses (:meth:`_uses_loo`), and the fitted
+        attributes at the chosen alpha."""
         alphas = _check_alphas(self.alphas)
         kernels = self._candidate_kernels()
         n = X.shape[0]
@@ -417,8 +418,9 @@ class _AlphaPathMixin(KernelMachineMixin):
         use_loo: bool,
     ) -> None:
         """``alpha_per_target=True`` with several targets: each target's alpha by its own
-        GCV (:func:`~gramfree.solvers.alpha_path.solve_alpha_paths_per_target`, one pass
-        and one eigendecomposition for all), its coefficients at that alpha."""
+        GCV or leave-one-out error (``use_loo``;
+        :func:`~gramfree.solvers.alpha_path.solve_alpha_paths_per_target`, one pass and one
+        eigendecomposition for all, and leave-one-out's pass), its coefficients there."""
         problem = Problem(
             X,
             Y,
@@ -893,7 +895,7 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         >>> model = KernelRegressorCV(gamma=0.5, alphas=alphas).fit(X, y)
         >>> model.solver_, model.n_centers_  # 442 samples: every one a centre
         ('nystrom-direct', 442)
-        >>> model.alpha_ == alphas[model.gcv_values_.argmin()]  # the lowest GCV wins
+        >>> model.alpha_ == alphas[model.loo_values_.argmin()]  # the lowest LOO error wins
         True
         """
         self._validate_params()
@@ -1196,7 +1198,7 @@ class KernelClassifierCV(
         >>> clf = KernelClassifierCV(gamma=0.5, alphas=alphas).fit(X, y)
         >>> clf.classes_
         array([0, 1, 2])
-        >>> clf.alpha_ == alphas[clf.gcv_values_.argmin()]
+        >>> clf.alpha_ == alphas[clf.loo_values_.argmin()]
         True
         >>> clf.score(X, y) > 0.95
         True
