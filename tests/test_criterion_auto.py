@@ -51,17 +51,44 @@ def test_auto_classifier_is_leave_one_out():
     np.testing.assert_array_equal(auto.loo_values_, loo.loo_values_)
 
 
+@pytest.mark.parametrize("criterion", ["auto", "loo"])
 @pytest.mark.parametrize(
     "search", [dict(gammas=[0.02, 0.1]), dict(gamma=0.05, gamma_search="gradient")]
 )
-def test_auto_choosing_gamma_is_gcv(diabetes, search):
-    """Each gamma candidate has its own path; auto keeps GCV there (no loo_values_)."""
+def test_with_gammas_gcv_chooses_gamma_and_leave_one_out_alpha(diabetes, search, criterion):
+    """gammas / gamma_search: gamma is GCV's choice (as criterion="gcv" makes it), and
+    alpha leave-one-out's at that gamma: the same model as a one-kernel fit there."""
     X, y = diabetes
-    kw = dict(alphas=ALPHAS, n_centers=150, random_state=0, **search)
-    auto = KernelRegressorCV(**kw).fit(X, y)
-    gcv = KernelRegressorCV(criterion="gcv", **kw).fit(X, y)
-    _same_fit(auto, gcv, X)
-    assert not hasattr(auto, "loo_values_")
+    kw = dict(alphas=ALPHAS, n_centers=150, random_state=0)
+    model = KernelRegressorCV(criterion=criterion, **kw, **search).fit(X, y)
+    gcv = KernelRegressorCV(criterion="gcv", **kw, **search).fit(X, y)
+    assert model.gamma_ == gcv.gamma_
+    np.testing.assert_array_equal(model.gcv_values_, gcv.gcv_values_)
+    if "gammas" in search:
+        np.testing.assert_array_equal(model.gcv_grid_, gcv.gcv_grid_)
+    one = KernelRegressorCV(gamma=model.gamma_, criterion="loo", **kw).fit(X, y)
+    _same_fit(model, one, X)
+    np.testing.assert_array_equal(model.loo_values_, one.loo_values_)
+    assert model.alpha_ in ALPHAS  # a candidate, where GCV's search refines between them
+
+
+def test_with_gammas_the_default_avoids_gcv_s_small_alpha():
+    """The failure on the gamma grid too: 1000 rows of a real set, every row a centre,
+    gammas around the tuned one, alphas down to 1e-6. GCV's pair takes alpha 1e-6 or so
+    (iris: its held-out error on the class targets several times leave-one-out's at the
+    same gamma)."""
+    X, y = load_iris(return_X_y=True)
+    alphas = np.logspace(-6, 2, 17)
+    errors = {"auto": [], "gcv": []}
+    for train, test in StratifiedKFold(5, shuffle=True, random_state=0).split(X, y):
+        scaler = StandardScaler().fit(X[train])
+        Xtr, Xte = scaler.transform(X[train]), scaler.transform(X[test])
+        target = (y[test][:, None] == np.arange(3)[None, :]).astype(float)
+        for criterion in errors:
+            model = KernelClassifierCV(gammas=[0.25, 0.75, 2.5], alphas=alphas, criterion=criterion)
+            scores = model.fit(Xtr, y[train]).decision_function(Xte)
+            errors[criterion].append(float(np.mean((scores - target) ** 2)))
+    assert np.mean(errors["gcv"]) > 3.0 * np.mean(errors["auto"]), errors
 
 
 def test_auto_with_the_logistic_loss_chooses_by_folds(tmp_path):
@@ -113,8 +140,8 @@ def test_files_written_before_criterion_load_as_gcv_fits(tmp_path, diabetes):
     ids=["one-target", "per-target", "gammas", "gamma-search", "classifier", "clf-gammas"],
 )
 def test_auto_models_round_trip(tmp_path, diabetes, make):
-    """Every mode of the default saves and loads as fitted: loo_values_ where
-    leave-one-out chose, none where GCV did (gammas, gamma_search)."""
+    """Every mode of the default saves and loads as fitted, leave-one-out's values with
+    it (with gammas and gamma_search too: alpha at GCV's gamma)."""
     X, y = diabetes
     model = make()
     target = (y > 0).astype(int) if isinstance(model, KernelClassifierCV) else y
@@ -124,33 +151,51 @@ def test_auto_models_round_trip(tmp_path, diabetes, make):
     model.save(tmp_path / "m.gf")
     loaded = load(tmp_path / "m.gf")
     assert loaded.criterion == "auto"
-    assert hasattr(loaded, "loo_values_") == (model.gammas is None and model.gamma_search is None)
-    if hasattr(model, "loo_values_"):
-        np.testing.assert_array_equal(loaded.loo_values_, model.loo_values_)
+    np.testing.assert_array_equal(loaded.loo_values_, model.loo_values_)
+    for name in ("gamma_", "gcv_grid_"):
+        assert hasattr(loaded, name) == hasattr(model, name), name
+        if hasattr(model, name):
+            np.testing.assert_array_equal(getattr(loaded, name), getattr(model, name))
     np.testing.assert_array_equal(loaded.alpha_, model.alpha_)
     np.testing.assert_array_equal(loaded.predict(X), model.predict(X))
 
 
+def _lower_another_row(meta):
+    """The GCV grid's lowest value moved to the row of a gamma other than gamma_, the
+    chosen gamma's row (the model's path) left as it is."""
+    attrs = meta["attributes"]
+    grid = attrs["gcv_grid_"]
+    row = next(i for i, r in enumerate(grid) if r == attrs["gcv_values_"])
+    low = min(v for v in grid[row] if v != "inf") / 2
+    grid[1 - row] = [low] * len(grid[1 - row])
+
+
 def test_damaged_auto_files_name_the_field(tmp_path, diabetes):
-    """loo_values_ where the parameters choose by GCV (auto with gammas), or missing
-    where they choose by leave-one-out, is refused naming the field."""
+    """loo_values_ where the parameters choose by GCV, or missing where they choose by
+    leave-one-out; with gammas, best_score_ not leave-one-out's, or gamma_ not GCV's
+    choice on the grid: each refused naming the field."""
     X, y = diabetes
     kw = dict(alphas=ALPHAS, n_centers=100, random_state=0)
+    KernelRegressorCV(gamma=0.05, criterion="gcv", **kw).fit(X, y).save(tmp_path / "gcv.gf")
     KernelRegressorCV(gammas=[0.02, 0.1], **kw).fit(X, y).save(tmp_path / "grid.gf")
-    KernelRegressorCV(gamma=0.05, **kw).fit(X, y).save(tmp_path / "one.gf")
-
-    def add(meta):
-        meta["attributes"]["loo_values_"] = [1.0] * len(ALPHAS)
-
-    def drop(meta):
-        del meta["attributes"]["loo_values_"]
-
-    _rewrite_attributes(tmp_path / "grid.gf", tmp_path / "added.gf", add)
-    with pytest.raises(ValueError, match="loo_values_.*choose alpha by GCV"):
-        load(tmp_path / "added.gf")
-    _rewrite_attributes(tmp_path / "one.gf", tmp_path / "dropped.gf", drop)
-    with pytest.raises(ValueError, match="loo_values_"):
-        load(tmp_path / "dropped.gf")
+    cases = [
+        (
+            "gcv.gf",
+            lambda m: m["attributes"].update(loo_values_=[1.0] * len(ALPHAS)),
+            "loo_values_.*choose alpha by GCV",
+        ),
+        ("grid.gf", lambda m: m["attributes"].pop("loo_values_"), "loo_values_"),
+        (
+            "grid.gf",
+            lambda m: m["attributes"].update(best_score_=-1.0),
+            "best_score_.*leave-one-out",
+        ),
+        ("grid.gf", _lower_another_row, "gamma_.*lowest GCV on the grid"),
+    ]
+    for i, (name, edit, match) in enumerate(cases):
+        _rewrite_attributes(tmp_path / name, tmp_path / f"bad{i}.gf", edit)
+        with pytest.raises(ValueError, match=match):
+            load(tmp_path / f"bad{i}.gf")
 
 
 def test_iris_default_avoids_gcv_s_interpolating_choice():

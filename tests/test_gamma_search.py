@@ -1,4 +1,5 @@
-"""gamma_search="gradient": GCV's slope in log(gamma), taken through the eigendecomposition,
+"""gamma_search="gradient" with criterion="gcv" (alpha refined between the candidates by
+GCV; the default then chooses alpha by leave-one-out: tests/test_criterion_auto.py): GCV's slope in log(gamma), taken through the eigendecomposition,
 against finite differences of a brute-force float64 GCV (explicit Nystrom features, the
 hat matrix formed); alpha refined between the candidates against a dense scan of the same
 reference; the search's end against a scan of the (gamma, alpha) surface on real data;
@@ -134,7 +135,7 @@ def diabetes_surface():
     60 x 200 (gamma, alpha) grid around the optimum."""
     X, Y = _load("diabetes")
     C = (
-        KernelRegressorCV(gamma=0.02, alphas=ALPHAS, n_centers=150, random_state=0)
+        KernelRegressorCV(criterion="gcv", gamma=0.02, alphas=ALPHAS, n_centers=150, random_state=0)
         .fit(X, Y[:, 0])
         .centers_
     )
@@ -153,7 +154,12 @@ def test_search_ends_at_the_minimum_of_the_reference_surface(start, diabetes_sur
     y = Y[:, 0]
     C, gammas, scan = diabetes_surface
     model = KernelRegressorCV(
-        gamma=start, gamma_search="gradient", alphas=ALPHAS, n_centers=150, random_state=0
+        criterion="gcv",
+        gamma=start,
+        gamma_search="gradient",
+        alphas=ALPHAS,
+        n_centers=150,
+        random_state=0,
     ).fit(X, y)
     np.testing.assert_array_equal(model.centers_, C)
     g_best = gammas[np.unravel_index(np.argmin(scan), scan.shape)[0]]
@@ -174,8 +180,11 @@ def test_search_ends_at_the_minimum_of_the_reference_surface(start, diabetes_sur
 
 def test_search_from_the_grid_is_never_worse_than_the_grid():
     X, y = load_digits_small()
-    grid = KernelClassifierCV(gammas=[0.01, 0.1, 1.0], alphas=ALPHAS, n_centers=200, random_state=0)
+    grid = KernelClassifierCV(
+        criterion="gcv", gammas=[0.01, 0.1, 1.0], alphas=ALPHAS, n_centers=200, random_state=0
+    )
     searched = KernelClassifierCV(
+        criterion="gcv",
         gammas=[0.01, 0.1, 1.0],
         gamma_search="gradient",
         alphas=ALPHAS,
@@ -202,13 +211,14 @@ def test_search_from_the_grid_is_never_worse_than_the_grid():
 def test_bad_gamma_search_is_named(params, error, match):
     X, Y = _load("diabetes")
     with pytest.raises(error, match=match):
-        KernelRegressorCV(**params).fit(X, Y[:, 0])
+        KernelRegressorCV(criterion="gcv", **params).fit(X, Y[:, 0])
 
 
 def test_searched_models_save_and_load(tmp_path):
     X, Y = _load("diabetes")
     for gammas in (None, [0.01, 0.1]):
         model = KernelRegressorCV(
+            criterion="gcv",
             gamma=None if gammas else 0.05,
             gammas=gammas,
             gamma_search="gradient",
@@ -238,7 +248,12 @@ def test_searched_models_save_and_load(tmp_path):
 def test_damaged_searched_model_files_name_the_field(tmp_path, edit, message):
     X, Y = _load("diabetes")
     model = KernelRegressorCV(
-        gamma=0.05, gamma_search="gradient", alphas=ALPHAS, n_centers=100, random_state=0
+        criterion="gcv",
+        gamma=0.05,
+        gamma_search="gradient",
+        alphas=ALPHAS,
+        n_centers=100,
+        random_state=0,
     ).fit(X, Y[:, 0])
     model.save(tmp_path / "m.gf")
     _rewrite_attributes(tmp_path / "m.gf", tmp_path / "bad.gf", edit)
@@ -297,7 +312,7 @@ def _synthetic_search(monkeypatch, gcv, slope, refuse=lambda t: False, start=1.0
     monkeypatch.setattr(cv, "gcv_log_gamma_slope", lambda prob, c, p, at: slope(math.log(p.gamma)))
     monkeypatch.setattr(cv, "check_kernel_range", check_kernel_range)
     kernel = RBF(gamma=start)
-    estimator = KernelRegressorCV(gamma=start, gamma_search="gradient")
+    estimator = KernelRegressorCV(criterion="gcv", gamma=start, gamma_search="gradient")
     best = (Path(start), start, kernel, [], None)
     best, at, trace, stop = estimator._search_gamma(
         np.zeros((3, 2)), None, best, lambda k: (Path(k.gamma), None, [])

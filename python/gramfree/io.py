@@ -1329,9 +1329,11 @@ def _restore_alpha_path(est, attrs: dict) -> None:
     chosen_by = _restore_loo(est, attrs, k)
     best = attrs["best_score_"]
     est.best_score_ = -math.inf if best == "-inf" else _check_number(best, "attributes.best_score_")
-    # The best score is the chosen alpha's GCV (or leave-one-out error), or with the
-    # search's refined alpha at most the lowest candidate's GCV.
-    if getattr(est, "gamma_search", None) is None:
+    # The best score is the chosen alpha's GCV (or leave-one-out error, a candidate's), or
+    # with the search's refined alpha (GCV) at most the lowest candidate's GCV.
+    if getattr(est, "gamma_search", None) is None or chosen_by is not est.gcv_values_:
+        if not np.any(alphas == alpha):
+            raise _field_error("attributes.alpha_", f"is {alpha!r}, not one of params.alphas")
         index = int(np.flatnonzero(alphas == alpha)[0])
         if -est.best_score_ != chosen_by[index]:
             name = "GCV" if chosen_by is est.gcv_values_ else "leave-one-out error"
@@ -1362,14 +1364,14 @@ def _criterion_values(value, field: str, k: int, t: int | None = None) -> np.nda
 
 
 def _restore_loo(est, attrs: dict, k: int, t: int | None = None) -> np.ndarray:
-    """loo_values_, stored exactly when the parameters choose by leave-one-out
-    (params.criterion "loo", or "auto" on one kernel); the values alpha_ was chosen by
-    (those, or gcv_values_)."""
+    """loo_values_, stored exactly when the parameters choose alpha by leave-one-out
+    (params.criterion "loo" or "auto"; with gammas, at GCV's gamma); the values alpha_ was
+    chosen by (those, or gcv_values_)."""
     from .estimators.cv import chooses_by_loo
 
     # The parameters, not the loss: a square-loss model saved after set_params(loss=...)
     # is restored as fitted (tests/test_logistic_cv.py).
-    if not chooses_by_loo(est.criterion, est.gammas, est.gamma_search):
+    if not chooses_by_loo(est.criterion):
         if "loo_values_" in attrs:
             raise _field_error(
                 "attributes.loo_values_",
@@ -1482,8 +1484,9 @@ def _restore_gamma_grid(est, attrs: dict, n_alphas: int) -> None:
         grids[name] = np.asarray(values, dtype=np.float64)
     # Without the search, the chosen gamma's row is the path the model reports, and the
     # best score the grid's; the search only ever lowers it.
+    by_gcv = not hasattr(est, "loo_values_")  # else best_score_ was checked against it
     if searched:
-        if est.best_score_ < -float(np.min(grids["gcv_grid_"])):
+        if by_gcv and est.best_score_ < -float(np.min(grids["gcv_grid_"])):
             raise _field_error("attributes.best_score_", "is below the grid's best")
     else:
         row = gammas.index(gamma)
@@ -1492,8 +1495,12 @@ def _restore_gamma_grid(est, attrs: dict, n_alphas: int) -> None:
             and np.array_equal(grids["dof_grid_"][row], est.dof_)
         ):
             raise _field_error("attributes.gcv_grid_", "differs from gcv_values_ / dof_ at gamma_")
-        if est.best_score_ != -float(np.min(grids["gcv_grid_"])):
+        if by_gcv and est.best_score_ != -float(np.min(grids["gcv_grid_"])):
             raise _field_error("attributes.best_score_", "is not minus the lowest GCV on the grid")
+        if not by_gcv and np.min(grids["gcv_grid_"][row]) != np.min(grids["gcv_grid_"]):
+            raise _field_error(
+                "attributes.gamma_", "is not the gamma of the lowest GCV on the grid"
+            )
     est.gcv_grid_ = grids["gcv_grid_"]
     est.dof_grid_ = grids["dof_grid_"]
 

@@ -133,14 +133,13 @@ def _loo_choice(errors: np.ndarray, alphas: np.ndarray) -> tuple[int, list[str]]
     return index, []
 
 
-def chooses_by_loo(criterion: str, gammas, gamma_search) -> bool:
-    """Whether the square loss's alpha is chosen by leave-one-out: ``criterion="loo"``, or
-    ``"auto"`` on one kernel. ``"auto"`` keeps GCV where ``gammas`` or ``gamma_search``
-    choose gamma: each candidate needs its own path, and leave-one-out would add a pass
-    over the data to each."""
-    if criterion == "auto":
-        return gammas is None and gamma_search is None
-    return criterion == "loo"
+def chooses_by_loo(criterion: str) -> bool:
+    """Whether the square loss's alpha is chosen by leave-one-out: ``criterion`` "loo" or
+    "auto". Where ``gammas`` or ``gamma_search`` choose gamma, gamma is GCV's choice
+    either way (leave-one-out would add a pass over the data to every candidate) and
+    leave-one-out chooses alpha at that gamma (``benchmarks/bench_alpha_path.py``, part 3's
+    gammas rows)."""
+    return criterion in ("auto", "loo")
 
 
 def _check_gammas(gammas) -> np.ndarray:
@@ -249,7 +248,7 @@ class _AlphaPathMixin(KernelMachineMixin):
         logistic loss chooses by folds, neither."""
         if getattr(self, "loss", "squared") == "logistic":
             return False
-        return chooses_by_loo(self.criterion, self.gammas, self.gamma_search)
+        return chooses_by_loo(self.criterion)
 
     def _check_kernel_ranges(self, X: np.ndarray) -> None:
         for i, (gamma, kernel) in enumerate(self._candidate_kernels()):
@@ -288,12 +287,6 @@ class _AlphaPathMixin(KernelMachineMixin):
                 "first (gamma_ of a fit without alpha_per_target), then fit with that gamma"
             )
         use_loo = self._uses_loo()
-        if self.criterion == "loo" and (self.gammas is not None or self.gamma_search is not None):
-            raise ValueError(
-                "criterion='loo' chooses alpha on one kernel; gammas and gamma_search choose "
-                "gamma by GCV: choose gamma first (gamma_ of a fit with criterion='gcv'), then "
-                "fit with that gamma"
-            )
         if per_target and Y.shape[1] > 1:
             self._fit_per_target(
                 X, Y, sample_weight, kernels[0][1], centers, idx, exponent, alphas, start, use_loo
@@ -346,7 +339,9 @@ class _AlphaPathMixin(KernelMachineMixin):
         if at is None:  # the grid's choice
             at = chosen_point(path)
         chosen_alpha, score = at.alpha, at.gcv
-        if use_loo:  # one more pass: each row's leverage (solvers/loo.py)
+        # Leave-one-out: one more pass, each row's leverage (solvers/loo.py), on the path
+        # at the gamma GCV chose (gammas, gamma_search); alpha among the candidates.
+        if use_loo:
             with blas_threads(self.n_jobs):
                 loo = loo_errors(best[4], centers, [path]).sum(axis=1)
             index, said = _loo_choice(loo, alphas)
@@ -658,10 +653,10 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
     cross-validation.
 
     ``alpha`` is chosen from ``alphas`` by the exact leave-one-out error that
-    scikit-learn's RidgeCV minimises (the default, ``criterion="auto"``, on one kernel:
-    one more pass over the data), or by generalised cross-validation (GCV), its
-    rotation-invariant form, free beside the path (``criterion="gcv"``, and the default's
-    choice where ``gammas`` or ``gamma_search`` choose gamma).
+    scikit-learn's RidgeCV minimises (the default, ``criterion="auto"``: one more pass
+    over the data), or by generalised cross-validation (GCV), its rotation-invariant
+    form, free beside the path (``criterion="gcv"``). gamma, where ``gammas`` or
+    ``gamma_search`` choose it, is GCV's choice either way.
 
     One pass over the data reduces it to M x M quantities (the one-pass Nystrom solver's
     whitened Gram of the centres' features), one eigendecomposition of size M gives every
@@ -703,14 +698,17 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
     gammas : sequence of positive floats, default=None
         Candidates for ``gamma`` (rbf, laplacian, poly, or a kernel object with a gamma;
         ``gamma`` must then be None). Each costs one pass over the data and one
-        eigendecomposition, all on the same centres, and the pair (gamma, alpha) of lowest
-        GCV wins (``gamma_``, ``gcv_grid_``).
+        eigendecomposition, all on the same centres; the gamma of the pair (gamma, alpha)
+        of lowest GCV wins (``gamma_``, ``gcv_grid_``), and alpha is ``criterion``'s
+        choice at it (by default leave-one-out's: one more pass).
     gamma_search : {None, "gradient"}, default=None
         "gradient": from ``gamma`` (or the best of ``gammas``), follow the slope of GCV in
         log(gamma) to a minimum (the slope analytic through the eigendecomposition, as
         falkon.hopt follows its criterion's gradient; the kernel's derivative a central
         difference of its values), with alpha refined between the candidates at each
-        step: ``alpha_`` is then anywhere within the range of ``alphas``. A local search
+        step: with ``criterion="gcv"``, ``alpha_`` is then anywhere within the range of
+        ``alphas``; by default leave-one-out then chooses alpha among the candidates at
+        the gamma reached. A local search
         (at most 16 paths, each a pass, an eigendecomposition and a second pass for the
         slope, within a factor 1e4 of the start, ending within 1% in gamma or where less
         than 1e-4 of GCV is left to gain): a start far from the optimum can end in another
@@ -746,21 +744,25 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         data (:mod:`gramfree.solvers.loo`; repeated rows are merged and left out together,
         as GCV merges them); ``loo_values_`` then holds each candidate's error and
         ``best_score_`` minus the chosen one's. ``"gcv"``: generalised cross-validation,
-        free beside the path, which replaces the leverages by their mean. ``"auto"``: leave-
-        one-out on one kernel; GCV where ``gammas`` or ``gamma_search`` choose gamma (each
-        candidate gamma its own path, where leave-one-out would add a pass to each;
-        ``"loo"`` is refused there). Leave-one-out is the default because GCV's misses are
-        large and its wins small (``benchmarks/bench_alpha_path.py``, README): where every
-        row is a centre (42 cases: scikit-learn's iris, wine, breast cancer and diabetes and
-        1000 rows of each suite set but Fashion-MNIST, three gammas each, 17 alphas from
-        1e-6 to 100), GCV's choice had more than 1.1x the best candidate's held-out error in
-        10 cases (26x on iris at gamma 1/d, 44x on shuttle, 7.7x on randhie), leave-one-
-        out's in one (1.35x); on whole training splits at the default centres GCV's error
-        was 1.9x leave-one-out's on diamonds and 2.0x on shuttle, and within 4% on the eight
-        other sets. Where GCV chose better (diamonds and CPS1988, M = 1000, alphas from 1e-8
-        n), by 0.0015 and 0.0003 in test R^2. Leave-one-out's fit took 1.1x to 1.7x GCV's on
-        those ten sets, and 2.7x the GCV path (3.2x one fit) at n = 100000, M = 1000, 20
-        alphas: ``criterion="gcv"`` where that cost matters more than the choice.
+        free beside the path, which replaces the leverages by their mean. ``"auto"``:
+        leave-one-out. Where ``gammas`` or ``gamma_search`` choose gamma, gamma is GCV's
+        choice under every criterion (leave-one-out would add a pass to every candidate),
+        and alpha the criterion's choice among the candidates at that gamma. Leave-one-out
+        is the default because GCV's misses are large and its wins small
+        (``benchmarks/bench_alpha_path.py``, README): where every row is a centre (42 cases:
+        scikit-learn's iris, wine, breast cancer and diabetes and 1000 rows of each suite
+        set but Fashion-MNIST, three gammas each, 17 alphas from 1e-6 to 100), GCV's choice
+        had more than 1.1x the best candidate's held-out error in 10 cases (26x on iris at
+        gamma 1/d, 44x on shuttle, 7.7x on randhie), leave-one-out's in one (1.35x); on
+        whole training splits at the default centres GCV's error was 1.9x leave-one-out's on
+        diamonds and 2.0x on shuttle, and within 4% on the eight other sets; with ``gammas``
+        (the tuned gamma times 1/3, 1 and 3, 1000 rows of each suite set but Fashion-MNIST),
+        GCV's alpha at its gamma had 1.8x to 7.5x the held-out error of leave-one-out's at
+        the same gamma on letter, diamonds, shuttle and randhie, the same on the six others.
+        Where GCV chose better (diamonds and CPS1988, M = 1000, alphas from 1e-8 n), by
+        0.0015 and 0.0003 in test R^2. Leave-one-out's fit took 1.2x to 1.7x GCV's on the
+        ten whole training splits, and 2.5x the GCV path (3.0x one fit) at n = 100000, M =
+        1000, 20 alphas: ``criterion="gcv"`` where that cost matters more than the choice.
     alpha_per_target : bool, default=False
         As RidgeCV's: choose an alpha for each target (column of a 2-d ``y``) by its own
         criterion (leave-one-out by default, or GCV), as if it were fitted alone (its
@@ -768,15 +770,15 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         the others; each target's magnitude is checked as a fit of its own would check it.
         The pass over the data and the eigendecomposition (and leave-one-out's pass) are
         shared; each target's objective checks are passes of their own (three targets, n =
-        100000, M = 1000, GCV: 1.21x the shared path in the latest run, 1.05x to 1.38x over
-        five earlier runs; ``benchmarks/bench_alpha_path.py --targets 3``, README). Not
-        with ``gammas`` or ``gamma_search`` (they choose one gamma for all targets),
-        whatever the targets. With one target it chooses as without it (``alpha_`` stays a
-        float, as RidgeCV's).
-
+        100000, M = 1000, GCV: 1.32x the shared path in the latest run, 1.05x to 1.38x over
+        five earlier runs; ``benchmarks/bench_alpha_path.py --targets 3``, README). Not with
+        ``gammas`` or ``gamma_search`` (they choose one gamma for all targets), whatever the
+        targets. With one target it chooses as without it (``alpha_`` stays a float, as
+        RidgeCV's).
     Attributes
     ----------
-    alpha_ : float, the chosen alpha (with ``gamma_search``, refined between the
+    alpha_ : float, the chosen alpha (with ``gamma_search`` and ``criterion="gcv"``,
+        refined between the
         candidates); with ``alpha_per_target`` and several targets, ndarray (n_targets,)
     gcv_values_ : ndarray (n_alphas,), GCV of each candidate (lower is better; at
         ``gamma_``); with ``alpha_per_target`` and several targets, (n_alphas, n_targets),
@@ -788,7 +790,7 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         several targets, ndarray (n_targets,)
     loo_values_ : ndarray (n_alphas,), each candidate's leave-one-out error per unit of
         weight, the targets' summed (where leave-one-out chose: ``criterion="loo"``, or
-        ``"auto"`` on one kernel; (n_alphas, n_targets) with ``alpha_per_target``)
+        ``"auto"``; (n_alphas, n_targets) with ``alpha_per_target``)
     gamma_ : float, the chosen gamma (``gammas`` or ``gamma_search`` only)
     gcv_grid_ : ndarray (n_gammas, n_alphas), GCV of every pair (``gammas`` only)
     dof_grid_ : ndarray (n_gammas, n_alphas), their degrees of freedom (``gammas`` only)
@@ -811,7 +813,9 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
     >>> model = model.fit(X[:350], y[:350])
     >>> model.gcv_grid_.shape  # (gammas, alphas)
     (3, 4)
-    >>> bool(model.gcv_grid_.min() == model.gcv_values_.min() == -model.best_score_)
+    >>> bool(model.gcv_grid_.min() == model.gcv_values_.min())  # gamma: GCV's
+    True
+    >>> bool(-model.best_score_ == model.loo_values_.min())  # alpha: leave-one-out's
     True
     >>> model.kernel_.gamma == model.gamma_
     True
@@ -821,7 +825,7 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
     >>> searched = KernelRegressorCV(
     ...     gammas=[0.1, 1.0, 10.0], gamma_search="gradient", alphas=[1e-3, 1e-2, 0.1, 1.0]
     ... ).fit(X[:350], y[:350])
-    >>> bool(-searched.best_score_ <= model.gcv_grid_.min())
+    >>> searched.alpha_ in (1e-3, 1e-2, 0.1, 1.0)  # leave-one-out's at the gamma reached
     True
     """
 
@@ -966,8 +970,9 @@ class KernelClassifierCV(
 
     Square loss on +-1 or one-hot targets, as :class:`~gramfree.KernelClassifier`, with
     ``alpha`` chosen from ``alphas`` on the targets by the exact leave-one-out error that
-    scikit-learn's RidgeClassifierCV minimises (the default, ``criterion="auto"``, on one
-    kernel) or by GCV (``criterion="gcv"``, and with ``gammas`` or ``gamma_search``): the
+    scikit-learn's RidgeClassifierCV minimises (the default, ``criterion="auto"``) or by
+    GCV (``criterion="gcv"``; gamma, where ``gammas`` or ``gamma_search`` choose it, by GCV
+    either way): the
     targets' residuals add up, one alpha for all classes. The path and both criteria
     with sample weights (times ``class_weight``) are as in :class:`KernelRegressorCV`.
 
@@ -1026,23 +1031,28 @@ class KernelClassifierCV(
         data (:mod:`gramfree.solvers.loo`; repeated rows are merged and left out together,
         as GCV merges them); ``loo_values_`` then holds each candidate's error and
         ``best_score_`` minus the chosen one's. ``"gcv"``: generalised cross-validation,
-        free beside the path, which replaces the leverages by their mean. ``"auto"``: leave-
-        one-out on one kernel; GCV where ``gammas`` or ``gamma_search`` choose gamma (each
-        candidate gamma its own path, where leave-one-out would add a pass to each;
-        ``"loo"`` is refused there). Leave-one-out is the default because GCV's misses are
-        large and its wins small (``benchmarks/bench_alpha_path.py``, README): where every
-        row is a centre (42 cases: scikit-learn's iris, wine, breast cancer and diabetes and
-        1000 rows of each suite set but Fashion-MNIST, three gammas each, 17 alphas from
-        1e-6 to 100), GCV's choice had more than 1.1x the best candidate's held-out error in
-        10 cases (26x on iris at gamma 1/d, 44x on shuttle, 7.7x on randhie), leave-one-
-        out's in one (1.35x); on whole training splits at the default centres GCV's error
-        was 1.9x leave-one-out's on diamonds and 2.0x on shuttle, and within 4% on the eight
-        other sets. Where GCV chose better (diamonds and CPS1988, M = 1000, alphas from 1e-8
-        n), by 0.0015 and 0.0003 in test R^2. Leave-one-out's fit took 1.1x to 1.7x GCV's on
-        those ten sets, and 2.7x the GCV path (3.2x one fit) at n = 100000, M = 1000, 20
-        alphas: ``criterion="gcv"`` where that cost matters more than the choice.
-        With ``loss="logistic"`` alpha is chosen by the folds' held-out log-loss, and
-        ``"loo"`` is refused.
+        free beside the path, which replaces the leverages by their mean. ``"auto"``:
+        leave-one-out; with ``loss="logistic"``, the folds' held-out log-loss (``"loo"`` and
+        ``"gcv"`` are the square loss's: ``"loo"`` is refused with the logistic loss,
+        ``"gcv"`` accepted for older code and files). Where ``gammas`` or ``gamma_search``
+        choose gamma, gamma is GCV's choice under every criterion (leave-one-out would add a
+        pass to every candidate), and alpha the criterion's choice among the candidates at
+        that gamma. Leave-one-out is the default because GCV's misses are large and its wins
+        small (``benchmarks/bench_alpha_path.py``, README): where every row is a centre (42
+        cases: scikit-learn's iris, wine, breast cancer and diabetes and 1000 rows of each
+        suite set but Fashion-MNIST, three gammas each, 17 alphas from 1e-6 to 100), GCV's
+        choice had more than 1.1x the best candidate's held-out error in 10 cases (26x on
+        iris at gamma 1/d, 44x on shuttle, 7.7x on randhie), leave-one-out's in one (1.35x);
+        on whole training splits at the default centres GCV's error was 1.9x leave-one-out's
+        on diamonds and 2.0x on shuttle, and within 4% on the eight other sets; with
+        ``gammas`` (the tuned gamma times 1/3, 1 and 3, 1000 rows of each suite set but
+        Fashion-MNIST), GCV's alpha at its gamma had 1.8x to 7.5x the held-out error of
+        leave-one-out's at the same gamma on letter, diamonds, shuttle and randhie, the same
+        on the six others. Where GCV chose better (diamonds and CPS1988, M = 1000, alphas
+        from 1e-8 n), by 0.0015 and 0.0003 in test R^2. Leave-one-out's fit took 1.2x to
+        1.7x GCV's on the ten whole training splits, and 2.5x the GCV path (3.0x one fit) at
+        n = 100000, M = 1000, 20 alphas: ``criterion="gcv"`` where that cost matters more
+        than the choice.
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes, as in :class:`~gramfree.KernelClassifier`: each sample's
         weight in the loss is ``sample_weight * class_weight[its class]``.
@@ -1061,7 +1071,8 @@ class KernelClassifierCV(
     classes_ : ndarray of shape (n_classes,)
         The class labels.
     alpha_ : float
-        The chosen alpha (with ``gamma_search``, refined between the candidates).
+        The chosen alpha (with ``gamma_search`` and ``criterion="gcv"``, refined between
+        the candidates).
     gcv_values_ : ndarray of shape (n_alphas,)
         GCV of each candidate (lower is better; square loss).
     dof_ : ndarray of shape (n_alphas,)
@@ -1082,7 +1093,7 @@ class KernelClassifierCV(
         Minus the chosen alpha's leave-one-out error or GCV, whichever chose it, or
         minus its ``cv_log_loss_`` (higher is better, as RidgeCV's).
     loo_values_ : ndarray of shape (n_alphas,)
-        Where leave-one-out chose (``criterion="loo"``, or ``"auto"`` on one kernel):
+        Where leave-one-out chose (``criterion`` "loo", or "auto" with the square loss):
         each candidate's leave-one-out error on the class targets.
     gamma_ : float
         The chosen gamma (``gammas`` or ``gamma_search`` only).

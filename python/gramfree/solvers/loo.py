@@ -10,7 +10,8 @@ every row a centre, 26x the best candidate's held-out error, on 1000 rows of shu
 and of randhie 7.7x, on whole training splits of diamonds and shuttle 1.9x and 2.0x
 leave-one-out's; leave-one-out's choice stayed within 1.35x of the best in all 42 small
 cases, and GCV's wins were small (test R^2 0.0015 on diamonds at M = 1000). So
-leave-one-out is the CV estimators' default on one kernel (``criterion="auto"``).
+leave-one-out is the CV estimators' default (``criterion="auto"``; where they choose gamma
+too, alpha at GCV's gamma).
 Leave-one-out needs each row's own leverage. In the path's basis (whitened features
 ``F = W^1/2 K_nM L^-T``, ``F^T F = U diag(lam) U^T``, ``c = U^T F^T W^1/2 y``), with
 ``Z = F U``, for every alpha
