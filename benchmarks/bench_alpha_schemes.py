@@ -80,7 +80,9 @@ def gamma_scheme(X, y, Xt, yt, gammas, alphas):
         f"{len(alphas)} alphas"
     )
     cv_model, t_gcv = timed(
-        lambda: KernelRegressorCV(gammas=gammas, alphas=alphas, n_centers=1.0).fit(X, y)
+        lambda: KernelRegressorCV(gammas=gammas, alphas=alphas, n_centers=1.0, criterion="gcv").fit(
+            X, y
+        )
     )
     grid, t_grid = timed(
         lambda: GridSearchCV(
@@ -114,7 +116,7 @@ def gamma_scheme(X, y, Xt, yt, gammas, alphas):
     for label, params in searches:
         searched, t_search = timed(
             lambda params=params: KernelRegressorCV(
-                gamma_search="gradient", alphas=alphas, n_centers=1.0, **params
+                gamma_search="gradient", alphas=alphas, n_centers=1.0, criterion="gcv", **params
             ).fit(X, y)
         )
         paths = (

@@ -1,5 +1,5 @@
 """KernelRegressorCV and KernelClassifierCV with criterion="gcv" (the default "auto" chooses
-by leave-one-out on one kernel: tests/test_criterion_auto.py): every alpha's GCV from one pass and one eigendecomposition, against
+by leave-one-out: tests/test_criterion_auto.py): every alpha's GCV from one pass and one eigendecomposition, against
 a brute-force float64 reference (explicit Nystrom features, the hat matrix formed and its
 trace taken) on real data; the chosen model equals KernelRegressor's at that alpha on the
 same centres; bad alphas are refused naming the parameter."""

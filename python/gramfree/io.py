@@ -495,6 +495,8 @@ def _construct(cls: type, params: Any):
             raise _field_error("params.device", f"holds an invalid value: {exc}") from None
     if stored.get("n_jobs", None) == 0:
         raise _field_error("params.n_jobs", "must be None or a non-zero integer, got 0")
+    if stored.get("loss") == "logistic" and stored.get("criterion") == "loo":
+        raise _field_error("params.criterion", "is 'loo', which loss='logistic' refuses")
     return est
 
 
@@ -1338,6 +1340,8 @@ def _restore_alpha_path(est, attrs: dict) -> None:
         if -est.best_score_ != chosen_by[index]:
             name = "GCV" if chosen_by is est.gcv_values_ else "leave-one-out error"
             raise _field_error("attributes.best_score_", f"is not minus alpha_'s {name}")
+        if chosen_by is not est.gcv_values_:
+            _check_loo_choice(chosen_by, alphas, index, "attributes.alpha_")
     elif not 0 < -est.best_score_ <= np.min(est.gcv_values_):
         raise _field_error("attributes.best_score_", "is not minus a GCV at most the path's lowest")
     _restore_gamma_grid(est, attrs, k)
@@ -1361,6 +1365,24 @@ def _criterion_values(value, field: str, k: int, t: int | None = None) -> np.nda
     return np.asarray(
         [[math.inf if v == "inf" else v for v in row] for row in rows], dtype=np.float64
     ).reshape((k,) if t is None else (k, t))
+
+
+def _check_loo_choice(errors: np.ndarray, alphas: np.ndarray, index: int, field: str) -> None:
+    """alpha_ (candidate ``index``) is leave-one-out's choice as cv._loo_choice makes it:
+    the lowest error, or the largest alpha where no candidate has an estimate or every
+    estimate is zero; errors are never negative (a review: a file with alpha_ elsewhere
+    loaded into a model its fit would not have chosen)."""
+    finite = errors[np.isfinite(errors)]
+    if np.any(finite < 0):
+        raise _field_error("attributes.loo_values_", "holds a negative error")
+    largest = alphas[index] == np.max(alphas)
+    if finite.size == 0 or np.all(finite == 0):
+        if not largest:
+            raise _field_error(
+                field, "is not the largest alpha, where leave-one-out has nothing to choose by"
+            )
+    elif errors[index] != np.min(finite):
+        raise _field_error(field, "is not the alpha of the lowest leave-one-out error")
 
 
 def _restore_loo(est, attrs: dict, k: int, t: int | None = None) -> np.ndarray:
@@ -1413,8 +1435,11 @@ def _restore_alpha_per_target(est, attrs: dict, alphas: np.ndarray) -> None:
     ]
     name = "GCV" if chosen_by is est.gcv_values_ else "leave-one-out error"
     for i, (alpha, score) in enumerate(zip(chosen, scores, strict=True)):
-        if -score != chosen_by[int(np.flatnonzero(alphas == alpha)[0]), i]:
+        index = int(np.flatnonzero(alphas == alpha)[0])
+        if -score != chosen_by[index, i]:
             raise _field_error(f"attributes.best_score_[{i}]", f"is not minus alpha_'s {name}")
+        if chosen_by is not est.gcv_values_:
+            _check_loo_choice(chosen_by[:, i], alphas, index, f"attributes.alpha_[{i}]")
     est.best_score_ = np.asarray(scores, dtype=np.float64)
     for name in _GAMMA_GRID_ATTRIBUTES:
         if name in attrs:

@@ -1,8 +1,8 @@
 """KernelRegressorCV and KernelClassifierCV: kernel ridge regression and classification
 with alpha chosen along the whole path, for the price of one Nystrom fit (generalised
-cross-validation) or of one fit and one more pass (exact leave-one-out, the default on
-one kernel); and gamma by GCV, from candidates (one such fit each) and/or by a search
-along its gradient in log(gamma)."""
+cross-validation) or of one fit and one more pass (exact leave-one-out, the default);
+and gamma by GCV, from candidates (one such fit each) and/or by a search along its
+gradient in log(gamma), alpha then by the criterion at the gamma chosen."""
 
 from __future__ import annotations
 
@@ -344,8 +344,13 @@ class _AlphaPathMixin(KernelMachineMixin):
         if use_loo:
             with blas_threads(self.n_jobs):
                 loo = loo_errors(best[4], centers, [path]).sum(axis=1)
-            index, said = _loo_choice(loo, alphas)
+            index, loo_said = _loo_choice(loo, alphas)
             chosen_alpha, score = float(path_alphas[index]), float(loo[index])
+            # GCV's own warnings concern alpha no longer, but where GCV chose gamma they
+            # say that its choice had nothing (or too little) to go by (a review: a grid
+            # without any GCV estimate kept gammas[0] in silence).
+            chose_gamma = self.gammas is not None or self.gamma_search is not None
+            said = [f"gamma (chosen by GCV): {m}" for m in said if chose_gamma] + loo_said
         coef = path.coef if chosen_alpha == path_alphas[path.best] else coef_at(path, chosen_alpha)
         path.spectrum = None  # M x M arrays the model does not need
         for message in said:
@@ -1026,33 +1031,14 @@ class KernelClassifierCV(
     verbose : bool or int, default=False
         Print the centres, the chosen alpha and the time to stderr.
     criterion : {"auto", "gcv", "loo"}, default="auto"
-        How alpha is chosen. ``"loo"``: the exact leave-one-out error (scikit-learn
-        RidgeCV's criterion), which needs each row's own leverage: one more pass over the
-        data (:mod:`gramfree.solvers.loo`; repeated rows are merged and left out together,
-        as GCV merges them); ``loo_values_`` then holds each candidate's error and
-        ``best_score_`` minus the chosen one's. ``"gcv"``: generalised cross-validation,
-        free beside the path, which replaces the leverages by their mean. ``"auto"``:
-        leave-one-out; with ``loss="logistic"``, the folds' held-out log-loss (``"loo"`` and
-        ``"gcv"`` are the square loss's: ``"loo"`` is refused with the logistic loss,
-        ``"gcv"`` accepted for older code and files). Where ``gammas`` or ``gamma_search``
-        choose gamma, gamma is GCV's choice under every criterion (leave-one-out would add a
-        pass to every candidate), and alpha the criterion's choice among the candidates at
-        that gamma. Leave-one-out is the default because GCV's misses are large and its wins
-        small (``benchmarks/bench_alpha_path.py``, README): where every row is a centre (42
-        cases: scikit-learn's iris, wine, breast cancer and diabetes and 1000 rows of each
-        suite set but Fashion-MNIST, three gammas each, 17 alphas from 1e-6 to 100), GCV's
-        choice had more than 1.1x the best candidate's held-out error in 10 cases (26x on
-        iris at gamma 1/d, 44x on shuttle, 7.7x on randhie), leave-one-out's in one (1.35x);
-        on whole training splits at the default centres GCV's error was 1.9x leave-one-out's
-        on diamonds and 2.0x on shuttle, and within 4% on the eight other sets; with
-        ``gammas`` (the tuned gamma times 1/3, 1 and 3, 1000 rows of each suite set but
-        Fashion-MNIST), GCV's alpha at its gamma had 1.8x to 7.5x the held-out error of
-        leave-one-out's at the same gamma on letter, diamonds, shuttle and randhie, the same
-        on the six others. Where GCV chose better (diamonds and CPS1988, M = 1000, alphas
-        from 1e-8 n), by 0.0015 and 0.0003 in test R^2. Leave-one-out's fit took 1.2x to
-        1.7x GCV's on the ten whole training splits, and 2.5x the GCV path (3.0x one fit) at
-        n = 100000, M = 1000, 20 alphas: ``criterion="gcv"`` where that cost matters more
-        than the choice.
+        How alpha is chosen, as in :class:`KernelRegressorCV` (whose entry gives the
+        measurements behind the default): ``"auto"`` and ``"loo"`` the exact leave-one-out
+        error on the class targets (one more pass over the data; ``loo_values_``), ``"gcv"``
+        generalised cross-validation (free beside the path); gamma, where ``gammas`` or
+        ``gamma_search`` choose it, by GCV under every criterion, and alpha then by the
+        criterion at that gamma. With ``loss="logistic"``, ``"auto"`` means the folds'
+        held-out log-loss; ``"loo"`` is refused there, and ``"gcv"`` (the former default)
+        accepted and ignored.
     class_weight : dict, "balanced" or None, default=None
         Weights of the classes, as in :class:`~gramfree.KernelClassifier`: each sample's
         weight in the loss is ``sample_weight * class_weight[its class]``.
