@@ -1508,7 +1508,8 @@ def _restore_gamma_grid(est, attrs: dict, n_alphas: int) -> None:
                 values.append(_check_numbers(row, f"{field}[{i}]", length=n_alphas))
         grids[name] = np.asarray(values, dtype=np.float64)
     # Without the search, the chosen gamma's row is the path the model reports, and the
-    # best score the grid's; the search only ever lowers it.
+    # best score the grid's (the search only ever lowers it); where leave-one-out chose
+    # alpha, best_score_ was checked against loo_values_, and gamma_ must be GCV's.
     by_gcv = not hasattr(est, "loo_values_")  # else best_score_ was checked against it
     if searched:
         if by_gcv and est.best_score_ < -float(np.min(grids["gcv_grid_"])):

@@ -673,8 +673,8 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
     f(x_i))^2`` (n without weights; with several targets, summed over them in their own
     units: they share one ``alpha_``, and one ``gamma_``, as RidgeCV's targets share one
     alpha by default, so a target in large units decides for the others;
-    ``alpha_per_target=True`` chooses each target's alpha by its own criterion, from the same
-    pass and eigendecomposition), df the trace of the weighted ridge's hat matrix. It
+    ``alpha_per_target=True`` chooses each target's alpha by its own criterion, from the
+    same passes and eigendecomposition), df the trace of the weighted ridge's hat matrix. It
     is computed on the data with repeated rows merged (each distinct row of positive
     weight once, with its rows' total weight and weighted mean target: n is then the
     number of distinct rows, the most a fit can interpolate). So rows of weight zero
@@ -780,11 +780,12 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         ``gammas`` or ``gamma_search`` (they choose one gamma for all targets), whatever the
         targets. With one target it chooses as without it (``alpha_`` stays a float, as
         RidgeCV's).
+
     Attributes
     ----------
     alpha_ : float, the chosen alpha (with ``gamma_search`` and ``criterion="gcv"``,
-        refined between the
-        candidates); with ``alpha_per_target`` and several targets, ndarray (n_targets,)
+        refined between the candidates); with ``alpha_per_target`` and several targets,
+        ndarray (n_targets,)
     gcv_values_ : ndarray (n_alphas,), GCV of each candidate (lower is better; at
         ``gamma_``); with ``alpha_per_target`` and several targets, (n_alphas, n_targets),
         each target's own
@@ -977,9 +978,9 @@ class KernelClassifierCV(
     ``alpha`` chosen from ``alphas`` on the targets by the exact leave-one-out error that
     scikit-learn's RidgeClassifierCV minimises (the default, ``criterion="auto"``) or by
     GCV (``criterion="gcv"``; gamma, where ``gammas`` or ``gamma_search`` choose it, by GCV
-    either way): the
-    targets' residuals add up, one alpha for all classes. The path and both criteria
-    with sample weights (times ``class_weight``) are as in :class:`KernelRegressorCV`.
+    either way): the targets' residuals add up, one alpha for all classes. The path and
+    both criteria with sample weights (times ``class_weight``) are as in
+    :class:`KernelRegressorCV`.
 
     With ``loss="logistic"``: kernel logistic regression, as
     :class:`~gramfree.KernelClassifier` with that loss, with ``alpha`` chosen as
