@@ -765,7 +765,7 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         GCV's alpha at its gamma had 1.8x to 7.5x the held-out error of leave-one-out's at
         the same gamma on letter, diamonds, shuttle and randhie, the same on the six others.
         Where GCV chose better (diamonds and CPS1988, M = 1000, alphas from 1e-8 n), by
-        0.0015 and 0.0003 in test R^2. Leave-one-out's fit took 1.2x to 1.7x GCV's on the
+        0.0015 and 0.0003 in test R^2. Leave-one-out's fit took 1.15x to 1.72x GCV's on the
         ten whole training splits, and 2.5x the GCV path (3.0x one fit) at n = 100000, M =
         1000, 20 alphas: ``criterion="gcv"`` where that cost matters more than the choice.
     alpha_per_target : bool, default=False
