@@ -316,3 +316,33 @@ def test_damaged_loo_choice_is_refused(tmp_path, diabetes, kind, match):
     _rewrite_attributes(tmp_path / "m.gf", tmp_path / "bad.gf", _loo_edit(kind))
     with pytest.raises(ValueError, match=match):
         load(tmp_path / "bad.gf")
+
+
+def test_damaged_per_target_and_searched_loo_files_are_refused(tmp_path, diabetes):
+    """The leave-one-out choice checked per target, and a searched model's alpha_ (a
+    candidate under leave-one-out, where GCV's search refines between them)."""
+    X, y = diabetes
+    Y = np.column_stack([y, X[:, 2]])
+    kw = dict(alphas=ALPHAS, n_centers=100, random_state=0)
+    KernelRegressorCV(gamma=0.05, alpha_per_target=True, **kw).fit(X, Y).save(tmp_path / "per.gf")
+    KernelRegressorCV(gamma=0.05, gamma_search="gradient", **kw).fit(X, y).save(
+        tmp_path / "search.gf"
+    )
+
+    def other_alpha(meta):  # target 1's alpha_ moved, its best_score_ kept consistent
+        a = meta["attributes"]
+        loo = [[math.inf if v == "inf" else v for v in row] for row in a["loo_values_"]]
+        column = [row[1] for row in loo]
+        other = max(range(len(column)), key=lambda i: column[i])
+        a["alpha_"][1] = float(ALPHAS[other])
+        a["best_score_"][1] = -column[other] if math.isfinite(column[other]) else "-inf"
+
+    def off_grid(meta):
+        meta["attributes"]["alpha_"] = float(np.sqrt(ALPHAS[3] * ALPHAS[4]))
+
+    _rewrite_attributes(tmp_path / "per.gf", tmp_path / "bad_per.gf", other_alpha)
+    with pytest.raises(ValueError, match=r"alpha_\[1\]' is not the alpha of the lowest"):
+        load(tmp_path / "bad_per.gf")
+    _rewrite_attributes(tmp_path / "search.gf", tmp_path / "bad_search.gf", off_grid)
+    with pytest.raises(ValueError, match="alpha_' is .*not one of params.alphas"):
+        load(tmp_path / "bad_search.gf")
