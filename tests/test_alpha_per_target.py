@@ -255,3 +255,38 @@ def test_files_written_before_alpha_per_target_load_with_its_default(tmp_path):
     older = load(tmp_path / "older.gf")
     assert older.alpha_per_target is False and older.alpha_ == model.alpha_
     np.testing.assert_array_equal(older.predict(X), model.predict(X))
+
+
+def test_the_targets_objective_checks_share_one_pass(monkeypatch):
+    """The objective checks of every target's path (at its choice and at the smallest
+    alpha) take one pass over the training rows together, as the shared path's do: a pass
+    per check cost 0.39 s of a 2.5 s fit with three targets (n = 1e5, M = 1000). Counted
+    as kernel rows evaluated against the centres, three targets beside one."""
+    from gramfree.solvers import alpha_path, nystrom_direct
+
+    X, Y = _diabetes_two_targets()
+    Y3 = np.column_stack([Y, Y[:, 0] * Y[:, 1]])
+    counted = {"rows": 0}
+    original = nystrom_direct._operator
+
+    def counting(problem, A, B=None, dtype=np.float64):
+        if B is not None and A.shape[0] > B.shape[0]:  # training rows x centres
+            counted["rows"] += A.shape[0]
+        return original(problem, A, B, dtype)
+
+    for module in (alpha_path, nystrom_direct):
+        monkeypatch.setattr(module, "_operator", counting)
+    rows = []
+    for targets in (Y3[:, :1], Y3):
+        counted["rows"] = 0
+        model = KernelRegressorCV(
+            gamma=0.05,
+            alphas=ALPHAS,
+            n_centers=60,
+            alpha_per_target=True,
+            criterion="gcv",
+            random_state=0,
+        ).fit(X, targets)
+        assert model.solver_info_["pass"] == "whitened Gram"
+        rows.append(counted["rows"])
+    assert rows[1] == rows[0], rows
