@@ -29,7 +29,7 @@ from scipy.linalg import LinAlgWarning
 from .. import _blas
 from .._log import caller_stacklevel
 from ..linalg import cho_solve, cholesky_upper_in_place, jittered_cholesky
-from ._common import Problem, SolverResult
+from ._common import Problem, SolverResult, kernel_diagonal
 from ._common import memory_bytes as _memory_bytes
 
 # The refinement stops once the estimated relative error left (max norm, per column) is
@@ -56,6 +56,16 @@ _EPS64 = float(np.finfo(np.float64).eps)
 ILL_CONDITIONED = 1e-2
 # Float64 kernel values per block when A is built in float32 without its float64 copy.
 _BLOCK_BYTES = 64 * 2**20
+# Entries of A below this many times sqrt(A_ii A_jj) are zero in its float32 copy. A
+# narrow kernel holds values down to exp(-700); in float32 they and their products in the
+# factorization's updates fall below the normal range, and every operation on a subnormal
+# costs a microcode assist: spam at 10x its tuned gamma has 0.4% subnormal entries, its
+# factor 0.19% (1e-5 with the flush), and its default fit took 3.6x its tuned kernel's
+# time before the flush (benchmarks/bench_realdata.py, spam's narrow row; README). The
+# change E it makes has ||D^-1/2 E D^-1/2|| <= n * 1e-12 (D = diag(A)), below float32's
+# rounding of A for any n up to 6e4, beyond the sizes this solver takes, and the
+# refinement's float64 residual uses A itself: the answer is the same.
+FLUSH_BELOW = 1e-12
 # Features up to which the float32 path never stores the float64 matrix: a refinement
 # step's fused residual costs n^2 (2 d + 2 t + 8) flops at the engine's rate, against
 # filling and copying 12 n^2 bytes once. At n = 15000, d = 16, 26 targets streaming is
@@ -252,6 +262,7 @@ def _matrix32(
     rows = max(1, min(n, _BLOCK_BYTES // (8 * n)))
     A32 = np.empty((n, n), dtype=np.float32)
     buf = np.empty((rows, n))
+    floor = _flush_scale(s * s * kernel_diagonal(problem.kernel, X) + problem.alpha)
     top = 0.0
     for r0 in range(0, n, rows):
         r1 = min(n, r0 + rows)
@@ -260,11 +271,30 @@ def _matrix32(
         B *= s[None, :]
         B[np.arange(r1 - r0), np.arange(r0, r1)] += problem.alpha
         for i in range(0, r1 - r0, _CHUNK):  # |B| a few rows at a time: no second block
-            top = max(top, float(np.abs(B[i : i + _CHUNK]).sum(axis=1).max()))
+            chunk = B[i : i + _CHUNK]
+            size = np.abs(chunk)
+            top = max(top, float(size.sum(axis=1).max()))
+            _flush(chunk, size, floor[r0 + i : r0 + i + chunk.shape[0]], floor)
         if top > limit:
             return None, top
         A32[r0:r1] = B
     return A32, top
+
+
+def _flush_scale(diagonal: np.ndarray) -> np.ndarray:
+    """``sqrt(FLUSH_BELOW A_ii)``: entry ``(i, j)`` of A is flushed below the product of
+    its row's and its column's (:data:`FLUSH_BELOW`)."""
+    return np.sqrt(FLUSH_BELOW * np.maximum(np.asarray(diagonal, dtype=np.float64), 0.0))
+
+
+def _flush(rows: np.ndarray, size: np.ndarray, row_scale, col_scale) -> None:
+    """Zero the entries of ``rows`` (``size`` their absolute values) below
+    ``row_scale_i col_scale_j`` (:data:`FLUSH_BELOW`), in place. A chunk whose least
+    entry is above every threshold (a wide kernel's) skips the comparison: its outer
+    product and mask were a third of the float32 copy's time."""
+    if size.size == 0 or size.min() >= float(row_scale.max()) * float(col_scale.max()):
+        return
+    np.copyto(rows, 0, where=size < np.multiply.outer(row_scale, col_scale))
 
 
 def _narrowed(A: np.ndarray, limit: float = math.inf) -> tuple[np.ndarray | None, float]:
@@ -278,13 +308,18 @@ def _narrowed(A: np.ndarray, limit: float = math.inf) -> tuple[np.ndarray | None
     n = A.shape[0]
     A32 = np.empty(A.shape, dtype=np.float32)
     sums = _RowSums(n)
+    floor = _flush_scale(np.diagonal(A)).astype(np.float32)
     for i0 in range(0, n, _CHUNK):
         i1 = min(i0 + _CHUNK, n)
         rows = A32[i0:i1, i0:]
         rows[:, : i1 - i0] = np.triu(A[i0:i1, i0:i1])
         rows[:, i1 - i0 :] = A[i0:i1, i1:]
-        if sums.add(i0, np.abs(rows)) > limit:
+        size = np.abs(rows)
+        if sums.add(i0, size) > limit:
             return None, sums.top
+        # the diagonal block (zero below its diagonal: no skipping there), then the rest
+        _flush(rows[:, : i1 - i0], size[:, : i1 - i0], floor[i0:i1], floor[i0:i1])
+        _flush(rows[:, i1 - i0 :], size[:, i1 - i0 :], floor[i0:i1], floor[i1:])
     return A32, sums.top
 
 
