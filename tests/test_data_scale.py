@@ -296,3 +296,24 @@ def test_pcg_with_a_subnormal_alpha_fits(diabetes):
         warnings.simplefilter("ignore", ConvergenceWarning)
         model = KernelRegressor(alpha=1e-320, solver="pcg", max_iter=20).fit(X[:200], y[:200])
     assert np.all(np.isfinite(model.dual_coef_))
+
+
+@pytest.mark.parametrize("criterion", ["auto", "gcv"])
+@pytest.mark.parametrize("heavy", [1e50, 1e300])
+def test_cv_with_one_row_far_heavier_stays_bounded_and_names_the_span(criterion, heavy):
+    """One row at 1e50 (or 1e300) among rows at 1: every candidate alpha is below the
+    whitened Gram's rounding, which scales with the heaviest row. The null directions'
+    right-hand side is rounding, and divided by alpha it gave predictions of 1e16 on
+    targets within 1 (a review); the model now leaves those directions out (it interpolates
+    the heavy row), and the warning names the weights' span and the exact solver."""
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    y = np.sin(X[:, 0])
+    weights = np.r_[heavy, np.ones(39)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        model = KernelRegressorCV(criterion=criterion).fit(X, y, sample_weight=weights)
+    said = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert any("sample weights span" in m and "solver='direct'" in m for m in said), said
+    predictions = model.predict(X)
+    assert np.all(np.abs(predictions) <= np.abs(y).max())
+    assert predictions[0] == pytest.approx(y[0], abs=1e-6)

@@ -279,3 +279,27 @@ def test_switching_the_classifier_to_the_logistic_loss_drops_loo_values():
     assert hasattr(model, "loo_values_")
     model.set_params(criterion="gcv", loss="logistic", cv=3).fit(X, y)
     assert not hasattr(model, "loo_values_") and not hasattr(model, "gcv_values_")
+
+
+def test_a_repeated_centre_leaves_the_small_alphas_exact():
+    """Iris has one row twice: every row a centre, K_MM is singular and the whitened
+    Gram has a null direction, whose column of Z is rounding. Divided by alpha it raised
+    every leverage: alpha 1e-8 had no estimate (inf) where 1 - h is 1e-8 (a review).
+    Against exact kernel ridge on the distinct rows (weight: their count), its leave-one-out
+    error formed densely."""
+    X, labels = load_iris(return_X_y=True)
+    X, Y = scale(X), np.eye(3)[labels]
+    assert len(np.unique(X, axis=0)) == len(X) - 1
+    gamma, alphas = 10 / 4, np.logspace(-8, 2, 11)
+    model = KernelRegressorCV(gamma=gamma, alphas=alphas, criterion="loo").fit(X, Y)
+    assert model.n_centers_ == len(X)
+    distinct, first, count = np.unique(X, axis=0, return_index=True, return_counts=True)
+    Yd = Y[first]  # the twins share their class: no pure error
+    K = rbf_kernel(distinct, distinct, gamma=gamma)
+    root = np.sqrt(count.astype(float))
+    for a, value in zip(alphas, model.loo_values_, strict=True):
+        A = root[:, None] * K * root[None, :] + a * np.eye(len(count))
+        H = root[:, None] * K * root[None, :] @ np.linalg.inv(A)  # W^1/2 K (WK + a)^-1 W^1/2
+        residual = (Yd - (H @ (root[:, None] * Yd)) / root[:, None]) / (1 - np.diag(H))[:, None]
+        want = float(np.sum(count[:, None] * residual**2)) / len(X)
+        assert value == pytest.approx(want, rel=max(1e-9, 1e-13 / a)), a

@@ -30,7 +30,7 @@ from .._log import caller_stacklevel, say, verbose_output
 from .._threads import blas_threads
 from ..device import resolve_device
 from ..kernels import Kernel
-from ..solvers._common import Problem, center_rows, weight_exponent
+from ..solvers._common import Problem, center_rows, weight_exponent, weight_span
 from ..solvers.alpha_path import (
     AlphaPath,
     GcvPoint,
@@ -131,6 +131,30 @@ def _loo_choice(errors: np.ndarray, alphas: np.ndarray) -> tuple[int, list[str]]
             "chosen"
         ]
     return index, []
+
+
+# Positive weights spanning more than this: a choice with candidates below the whitened
+# Gram's rounding says that the span is why (the rounding scales with the heaviest rows).
+WIDE_WEIGHT_SPAN = 1e7
+
+
+def _weight_span_said(messages: list[str], path: AlphaPath, sample_weight) -> list[str]:
+    """``messages``, each followed by the weights' span where it is wide and some
+    candidate was below the whitened Gram's rounding: that rounding is eps M times its
+    largest eigenvalue, of the order of the heaviest rows' weight, and the lightest rows'
+    directions below it are left out of the model (their data unresolved). One row at 1e50
+    among rows at 1 left every alpha up to 100 without an estimate, and the warning
+    advised larger alphas alone (a review)."""
+    span = weight_span(sample_weight)
+    if not messages or span <= WIDE_WEIGHT_SPAN or not path.info.get("unresolved_alphas"):
+        return messages
+    note = (
+        f" The positive sample weights span {span:.2g} (largest over smallest): the "
+        "whitened Gram's rounding scales with the heaviest rows, and the lightest rows' "
+        "part of the fit below it is left out. The exact solver (solver='direct' of "
+        "KernelRegressor or KernelClassifier) resolves such weights at a given alpha."
+    )
+    return [message + note for message in messages]
 
 
 def chooses_by_loo(criterion: str) -> bool:
@@ -353,7 +377,7 @@ class _AlphaPathMixin(KernelMachineMixin):
             said = [f"gamma (chosen by GCV): {m}" for m in said if chose_gamma] + loo_said
         coef = path.coef if chosen_alpha == path_alphas[path.best] else coef_at(path, chosen_alpha)
         path.spectrum = None  # M x M arrays the model does not need
-        for message in said:
+        for message in _weight_span_said(said, path, sample_weight):
             warnings.warn(message, UserWarning, stacklevel=caller_stacklevel())
         self.fit_time_ = time.perf_counter() - start
         for name in _GAMMA_ATTRIBUTES:
@@ -443,6 +467,7 @@ class _AlphaPathMixin(KernelMachineMixin):
                 (path.best, path_warnings(path)) if loo is None else _loo_choice(loo[:, t], alphas)
             )
             picks.append(index)
+            messages = _weight_span_said(messages, path, sample_weight)
             said += [f"target {t}: {message}" for message in messages]
             if index != path.best:
                 path.coef = coef_at(path, float(path.alphas[index]))

@@ -353,6 +353,12 @@ def _path(
     lam, U, null = _spectrum(S, info) if spectrum is None else spectrum
     del S
     c = U.T @ r  # (M, t)
+    # The null directions (lam set to 0) hold no data: F u = 0 there but for rounding,
+    # which c / alpha amplified into the coefficients (repeated centres: the smallest
+    # alphas' GCV and leave-one-out biased upwards; weights spanning 1e50, every alpha
+    # unresolved: predictions of 1e16 on targets within 1; two reviews). Without them
+    # the solution is the least-norm one, as with exactly null directions.
+    c[lam == 0.0] = 0.0
     Y = problem.Y.astype(np.float64)
     w = problem.sample_weight
     yWy = float(np.sum(Y**2 * (1.0 if w is None else w[:, None])))

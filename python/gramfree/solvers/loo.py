@@ -25,7 +25,7 @@ to ``e_i / (1 - h_i)``). Z is formed a block of rows at a time and never held, a
 ``K(X_b, C) P`` with ``P = L^-T U`` formed once, the weights applied per row to h and f
 (``w_i`` and, cancelling, ``sqrt(w_i)``): per block a kernel block and one GEMM
 (2 n M^2 flops in all, against the path's n M^2 of its symmetric product), and each
-alpha ``2 n M`` more per target. (A triangular solve per block, then the product with U,
+alpha ``2 n M (t + 1)`` more for t targets. (A triangular solve per block, then the product with U,
 was slower, and no more accurate on a near-singular K_MM: breast cancer, every row a
 centre, gamma 0.001, against exact kernel ridge's leave-one-out formed densely, 8e-4
 relative at alpha 1e-8 against this form's 8e-5.)
@@ -92,6 +92,10 @@ def loo_errors(problem: Problem, centers: np.ndarray, paths: list[AlphaPath]) ->
     distinct = rows[first]
     del rows, Y, groups  # X's rows once in memory, not twice
     inverse = 1.0 / (lam[:, None] + alphas[None, :])  # (M, A)
+    # Null directions (lam set to 0) carry no data, only rounding in Z's columns, whose
+    # squares / alpha raised every leverage: the path's c is zero there, and so is their
+    # share of h (repeated centres: alpha 1e-8's error inf where 1 - h was 1e-8; a review).
+    inverse[lam == 0.0] = 0.0
     t = c.shape[1]
     # Column a t + j: target j's whitened fit at alphas[a], in Z's basis.
     G = (c[:, None, :] * inverse[:, :, None]).reshape(c.shape[0], -1)
