@@ -399,3 +399,39 @@ def test_influence_blocks_stay_within_their_memory_bound(monkeypatch):
         tracemalloc.stop()
     assert peak <= pke._INFLUENCE_BLOCK_BYTES  # 0.73 of it here
     np.testing.assert_allclose(total, expected, rtol=1e-10, atol=1e-12 * np.abs(expected).max())
+
+
+def test_decompose_warns_where_its_steps_self_check_fails_as_explain_does():
+    """A large step (diabetes, learning_rate 1): the contributions add up to the output to
+    rounding, yet a step's quadrature misses its change by 10% of max |f|: explain and
+    self_influence said the contributions were approximate, decompose said nothing (a
+    review)."""
+    X, y = load_diabetes(return_X_y=True)
+    X, y = _standardized(X)[:30], 10 * (y[:30] - y.mean()) / y.std()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the training's own warnings
+        model = PathKernelRegressor((8,), learning_rate=1.0, n_steps=100, random_state=0)
+        model.fit(X, y)
+    with pytest.warns(UserWarning, match="self-check residual") as caught:
+        dec = model.decompose(X[:3])
+    assert dec.reconstruction_error <= 1e-12 and dec.step_residual > model.tol
+    assert len(caught) == 1
+    with pytest.warns(UserWarning, match="self-check residual"):
+        model.explain(X[:3])
+
+
+def test_explanation_arrays_and_print_with_top_k_above_the_training_set():
+    """top_k above n gives (q, n) arrays (the docstring said (q, top_k)), and print
+    counts the further rows that hold an example, not padding ("... 2 more rows" of
+    padding before; a review)."""
+    X, y = load_diabetes(return_X_y=True)
+    X, y = _standardized(X)[:12], (y[:12] - y.mean()) / y.std()
+    model = PathKernelRegressor((4,), learning_rate=0.1, n_steps=20, random_state=0).fit(X, y)
+    ex = model.explain(X[:1], top_k=100)
+    assert ex.supporting.shape == ex.opposing.shape == (1, 12)
+    filled = max(int(np.sum(ex.supporting[0] >= 0)), int(np.sum(ex.opposing[0] >= 0)))
+    last = str(ex).splitlines()[-1]
+    if filled > 10:  # the table shows 10 rows
+        assert last.strip() == f"... {filled - 10} more rows"
+    else:
+        assert "more rows" not in str(ex)

@@ -1,5 +1,6 @@
 """Path-kernel estimators inside scikit-learn: the estimator checks, pipelines, search."""
 
+import numpy as np
 from sklearn.base import clone
 from sklearn.datasets import load_digits
 from sklearn.model_selection import GridSearchCV, cross_val_score
@@ -60,3 +61,46 @@ def test_pipeline_grid_search_cross_val():
     assert (
         fitted[-1].decompose(StandardScaler().fit(X).transform(X[:2])).reconstruction_error < 1e-9
     )
+
+
+def test_a_refit_that_raises_leaves_the_estimator_unfitted():
+    """A diverging refit with new labels (and a regressor's with new features) used to
+    keep the old network under the new ``classes_`` / ``n_features_in_``: the classifier
+    then predicted the new labels with the old network, silently (a review). Now the
+    estimator is unfitted after it: predict raises NotFittedError."""
+    import pytest
+    from sklearn.datasets import load_iris
+    from sklearn.exceptions import NotFittedError
+
+    X, y = load_iris(return_X_y=True)
+    X = StandardScaler().fit_transform(X)
+    binary = (y == 2).astype(int)
+    clf = PathKernelClassifier((4,), learning_rate=0.5, n_steps=20, random_state=0)
+    clf.fit(X, binary)
+    with pytest.raises(ValueError, match="diverged"):
+        clf.set_params(learning_rate=1e200).fit(X, np.where(binary == 1, "virginica", "other"))
+    assert not hasattr(clf, "classes_") and not hasattr(clf, "coefs_")
+    with pytest.raises(NotFittedError):
+        clf.predict(X[:3])
+    reg = PathKernelRegressor((4,), learning_rate=0.1, n_steps=5, random_state=0)
+    reg.fit(X, X[:, 0])
+    with pytest.raises(ValueError, match="diverged"):
+        reg.set_params(learning_rate=1e200).fit(np.c_[X, X], X[:, 0])
+    assert not hasattr(reg, "n_features_in_")
+    with pytest.raises(NotFittedError):
+        reg.predict(X[:3])
+
+
+def test_a_refit_forgets_the_last_model_s_diagnostics():
+    """decomposition_error_ and replay_gap_ describe the model they were measured on: a
+    refit (here without a recorded path, so nothing can measure them) drops them."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    X, y = X[:40], (y[:40] - y.mean()) / y.std()
+    model = PathKernelRegressor((4,), learning_rate=0.1, n_steps=10, random_state=0).fit(X, y)
+    model.decompose(X[:2])
+    assert hasattr(model, "decomposition_error_") and hasattr(model, "replay_gap_")
+    model.set_params(record_path=False, n_steps=3).fit(X, 5 * y)
+    assert not hasattr(model, "decomposition_error_")
+    assert not hasattr(model, "replay_gap_")

@@ -78,20 +78,22 @@ class Explanation:
     base : ndarray of shape (q,)
         What no training example carries: a network's initial value plus the weight-decay
         share; a kernel machine's intercept (the logistic loss's), else 0.
-    supporting : ndarray of shape (q, top_k) of int
+    supporting : ndarray of shape (q, k) of int
         Indices of the examples with the largest positive contributions, descending (rows
-        of the training set, or see ``index``). A query with fewer than ``top_k`` positive
-        contributions has its row padded at the end with -1 (see Notes).
-    supporting_contributions : ndarray of shape (q, top_k)
+        of the training set, or see ``index``); ``k = min(top_k, n)``, n the examples
+        ranked (the training rows, or a kernel machine's centres). A query with fewer
+        than ``k`` positive contributions has its row padded at the end with -1 (see
+        Notes).
+    supporting_contributions : ndarray of shape (q, k)
         Their contributions (raw, even when normalised): all > 0, NaN where padded.
-    opposing : ndarray of shape (q, top_k) of int
+    opposing : ndarray of shape (q, k) of int
         Indices of the examples with the most negative contributions, most negative
         first; padded with -1 likewise.
-    opposing_contributions : ndarray of shape (q, top_k)
+    opposing_contributions : ndarray of shape (q, k)
         Their contributions: all < 0, NaN where padded.
     normalized : bool
         Whether the ranking divided each contribution by the example's path norm.
-    supporting_labels, opposing_labels : ndarray of shape (q, top_k) or None, default=None
+    supporting_labels, opposing_labels : ndarray of shape (q, k) or None, default=None
         Those examples' training targets (class labels, or the target's values for a
         regressor); None where the model does not know them (a kernel machine loaded from
         an earlier gramfree's file). A padded slot's label is NaN for float targets and
@@ -117,7 +119,7 @@ negative_total, index, note
     An example whose contribution is positive pushes the prediction up, a negative one
     down, and a zero one neither way: the supporting lists hold only positive
     contributions and the opposing lists only negative ones. Where a query has fewer than
-    ``top_k`` of a sign, its list keeps its length (the arrays stay (q, top_k)) and is
+    ``k`` of a sign, its list keeps its length (the arrays stay (q, k)) and is
     padded at the end with index -1 and contribution NaN. A padded slot is found by
     ``np.isnan(contributions)``; at construction, every slot whose contribution is NaN gets
     index -1 and an empty label, whatever the caller derived from it. ``print`` leaves
@@ -220,8 +222,11 @@ negative_total, index, note
         table = [
             ("    " + "  ".join(c.rjust(w) for c, w in zip(row, widths))).rstrip() for row in cells
         ]
-        if self.supporting.shape[1] > rows:
-            table.append(f"    ... {self.supporting.shape[1] - rows} more rows")
+        # Rows beyond those shown that hold an example on either side (padding is not a row:
+        # a review found "... 2 more rows" of padding with top_k above the training set).
+        filled = max(int(np.sum(self.supporting[i] >= 0)), int(np.sum(self.opposing[i] >= 0)))
+        if filled > rows:
+            table.append(f"    ... {filled - rows} more rows")
         return [head, *table]
 
     def to_frame(self) -> Any:  # a pandas DataFrame
