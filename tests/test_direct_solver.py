@@ -470,3 +470,27 @@ def test_float32_matrix_has_no_subnormal_entries(monkeypatch, loader, gamma, bui
     assert mixed.info["precision"] == "float32+refinement", mixed.info
     assert seen["subnormal"] == 0
     assert rel_diff(mixed.coef, solve_direct(p, mixed_precision=False).coef) <= 1e-8
+
+
+def test_ill_conditioning_warning_names_no_rescaled_alpha():
+    """One row weighted 1e30: the weights and alpha are divided by a power of two before
+    the solve (weight_exponent), and the warning said "alpha=7.9e-29" for the caller's
+    alpha=100 (a review). It now gives the scale-free ratio of the largest eigenvalue to
+    alpha."""
+    from scipy.linalg import LinAlgWarning
+    from sklearn.datasets import load_diabetes
+    from sklearn.preprocessing import scale
+
+    from gramfree import KernelRegressor
+
+    X, y = load_diabetes(return_X_y=True)
+    X, y = scale(X[:40]), scale(y[:40])
+    weights = np.r_[1e30, np.ones(39)]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        KernelRegressor(alpha=100.0, solver="direct").fit(X, y, sample_weight=weights)
+    messages = [str(w.message) for w in caught if issubclass(w.category, LinAlgWarning)]
+    assert len(messages) == 1, messages
+    assert "alpha=" not in messages[0] and "times alpha" in messages[0]
+    ratio = float(messages[0].split("at most ")[1].split(" times")[0])
+    assert ratio >= 1e30 / 100  # the heavy row's weight over alpha, at least

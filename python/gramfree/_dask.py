@@ -1171,15 +1171,7 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
             _convergence_warning(),
             stacklevel=caller_stacklevel(),
         )
-    elif result.info.get("breakdown"):
-        from .estimators._base import breakdown_message
-
-        warnings.warn(
-            breakdown_message(solver, result),
-            _convergence_warning(),
-            stacklevel=caller_stacklevel(),
-        )
-    elif solver == "nystrom-pcg" and span:
+    elif solver == "nystrom-pcg" and span:  # before the breakdown: its cause (in memory alike)
         from .estimators._base import weight_span_message
 
         warnings.warn(
@@ -1190,6 +1182,14 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
                 if result.info.get("fallback") == "nystrom-pcg"
                 else None,
             ),
+            _convergence_warning(),
+            stacklevel=caller_stacklevel(),
+        )
+    elif result.info.get("breakdown"):
+        from .estimators._base import breakdown_message
+
+        warnings.warn(
+            breakdown_message(solver, result),
             _convergence_warning(),
             stacklevel=caller_stacklevel(),
         )

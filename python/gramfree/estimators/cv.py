@@ -151,8 +151,9 @@ def _weight_span_said(messages: list[str], path: AlphaPath, sample_weight) -> li
     note = (
         f" The positive sample weights span {span:.2g} (largest over smallest): the "
         "whitened Gram's rounding scales with the heaviest rows, and the lightest rows' "
-        "part of the fit below it is left out. The exact solver (solver='direct' of "
-        "KernelRegressor or KernelClassifier) resolves such weights at a given alpha."
+        "part of the fit below it is left out. KernelRegressor and KernelClassifier "
+        "resolve such weights at a given alpha: solver='direct' (exact) or "
+        "'nystrom-direct' (these centres, by QR of the rows in order of weight)."
     )
     return [message + note for message in messages]
 

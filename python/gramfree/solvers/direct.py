@@ -193,7 +193,7 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
         elif norm is not None:
             rounding = _rounding_bound(norm, z, b)
             if rounding > ILL_CONDITIONED:
-                _warn_ill_conditioned(alpha, rounding)
+                _warn_ill_conditioned(norm / alpha, rounding)
         if alpha == 0.0:
             _warn_if_interpolant_misses(jitter, z, b, problem.sample_weight is not None)
     coef = (s[:, None] * z).astype(X.dtype, copy=False)
@@ -387,13 +387,16 @@ def _largest_row_sum(A: np.ndarray) -> float:
     return sums.top
 
 
-def _warn_ill_conditioned(alpha: float, rounding: float) -> None:
+def _warn_ill_conditioned(ratio: float, rounding: float) -> None:
     """Where float64 factored A but cannot solve it accurately: a linear or polynomial
     kernel of low rank on unscaled data, or a tiny alpha (a review: breast cancer, linear
     kernel, alpha 1e-7: predictions 38% off, 20 of 569 labels flipped, in silence; sklearn's
-    KernelRidge warns there)."""
+    KernelRidge warns there). ``ratio``: the bound on A's largest eigenvalue over alpha,
+    which the weights' rescaling (weight_exponent) leaves as it is; the rescaled alpha
+    itself meant nothing to the caller (a review: "alpha=7.9e-29" for alpha=100)."""
     warnings.warn(
-        f"alpha={alpha:g} is small beside the kernel matrix's largest eigenvalue: K + "
+        f"alpha is small beside the kernel matrix's largest eigenvalue (at most {ratio:.2g} "
+        "times alpha, sample weights included): K + "
         f"alpha I is ill-conditioned, and float64 rounding may move the predictions by up "
         f"to {rounding:.2g} relative (to the targets); increase alpha, or standardise X (linear and "
         "polynomial kernels)",
