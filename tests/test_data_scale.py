@@ -317,3 +317,31 @@ def test_cv_with_one_row_far_heavier_stays_bounded_and_names_the_span(criterion,
     predictions = model.predict(X)
     assert np.all(np.abs(predictions) <= np.abs(y).max())
     assert predictions[0] == pytest.approx(y[0], abs=1e-6)
+
+
+def test_a_pcg_breakdown_under_a_wide_weight_span_names_the_span():
+    """Explicit Nystrom-PCG with one row at 1e50: CG breaks down at its first iteration,
+    and the warning advised nystrom-direct as if the centres coincided (a review); the
+    weights' span is the cause, and its warning comes first."""
+    X, y = load_diabetes(return_X_y=True)
+    X, y = StandardScaler().fit_transform(X[:60]), y[:60] / 100.0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        KernelRegressor(alpha=1.0, solver="nystrom-pcg", n_centers=20, random_state=0).fit(
+            X, y, sample_weight=np.r_[1e50, np.ones(59)]
+        )
+    said = [str(w.message) for w in caught if issubclass(w.category, ConvergenceWarning)]
+    assert len(said) == 1 and "sample weights span" in said[0], said
+
+
+def test_pcg_overflowing_under_a_wide_weight_span_names_sample_weight():
+    """One row at 1e300 overflowed PCG's products, and the error named the internal
+    operator's argument V (a review): it names sample_weight and the exact solver."""
+    X, y = load_diabetes(return_X_y=True)
+    X, y = StandardScaler().fit_transform(X[:60]), y[:60] / 100.0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # numpy's overflow on the way
+        with pytest.raises(ValueError, match=r"sample_weight: .* span 1e\+300.*solver='direct"):
+            KernelRegressor(alpha=1.0, solver="pcg").fit(
+                X, y, sample_weight=np.r_[1e300, np.ones(59)]
+            )

@@ -25,7 +25,13 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVC
 from sklearn.utils.estimator_checks import parametrize_with_checks
 
-from gramfree import KernelClassifier, KernelClassifierCV, KernelRegressor, KernelRegressorCV
+from gramfree import (
+    KernelClassifier,
+    KernelClassifierCV,
+    KernelRegressor,
+    KernelRegressorCV,
+    PathKernelClassifier,
+)
 from gramfree.kernels import Laplacian
 
 # ---------------------------------------------------------------------------------------
@@ -1018,3 +1024,25 @@ def test_compress_refuses_targets_of_another_model():
     reg = KernelRegressor(alpha=1e-2, gamma=0.5, random_state=0).fit(Xr, yr)
     with pytest.raises(ValueError, match="y: 2 outputs where the model has one output"):
         reg.compress(40, Xr, np.c_[yr, -yr])
+
+
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: KernelClassifier(),
+        lambda: KernelClassifier(loss="logistic"),
+        lambda: KernelClassifierCV(),
+        lambda: PathKernelClassifier(n_steps=5),
+    ],
+    ids=["square", "logistic", "cv", "path-kernel"],
+)
+def test_labels_mixing_strings_and_numbers_are_refused_naming_y(make):
+    """Iris's labels as an object array of names and numbers: numpy's sort raised a bare
+    "'<' not supported between instances of 'int' and 'str'" (a review)."""
+    from sklearn.datasets import load_iris
+
+    X, y = load_iris(return_X_y=True)
+    labels = np.where(y == 0, "setosa", y).astype(object)
+    labels[y > 0] = y[y > 0]  # ints beside the string
+    with pytest.raises(TypeError, match="y: class labels mix strings and numbers"):
+        make().fit(X, labels)

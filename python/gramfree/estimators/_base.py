@@ -80,6 +80,20 @@ def check_numeric_targets(y: object) -> None:
         )
 
 
+def check_label_types(y: np.ndarray) -> None:
+    """TypeError naming y where class labels mix strings with numbers (an object array):
+    they have no order, and numpy's sort raised a bare "'<' not supported between
+    instances of 'int' and 'str'" (as scikit-learn's estimators do; a review)."""
+    if getattr(getattr(y, "dtype", None), "kind", "") != "O":
+        return
+    kinds = {"string" if isinstance(v, str) else "number" for v in np.ravel(y).tolist()}
+    if len(kinds) > 1:
+        raise TypeError(
+            "y: class labels mix strings and numbers, which have no order; give them all "
+            "as strings (y.astype(str)) or all as numbers"
+        )
+
+
 def check_target_range(y: np.ndarray, dtype: np.dtype) -> None:
     """Refuse targets whose squares the solvers cannot sum in ``dtype`` (and times:
     :func:`check_numeric_targets`)."""
@@ -720,16 +734,27 @@ class KernelMachineMixin(BaseEstimator):
                 )
                 if continues_on_rows(warm, X):
                     monitor.start(warm.coef)
-            result = solve_kernel_pcg(
-                problem,
-                max_iter=self.max_iter or PCG_DEFAULT_ITER,
-                tol=self.tol,
-                random_state=rng,
-                verbose=self.verbose,
-                # Continued only on the same rows: every row is a centre.
-                initial_coef=warm.coef if continues_on_rows(warm, X) else None,
-                monitor=monitor,
-            )
+            try:
+                result = solve_kernel_pcg(
+                    problem,
+                    max_iter=self.max_iter or PCG_DEFAULT_ITER,
+                    tol=self.tol,
+                    random_state=rng,
+                    verbose=self.verbose,
+                    # Continued only on the same rows: every row is a centre.
+                    initial_coef=warm.coef if continues_on_rows(warm, X) else None,
+                    monitor=monitor,
+                )
+            except ValueError as exc:
+                # Weights spanning 1e250 overflowed CG's products, and the error named
+                # the internal operator's "V" (a review): name what the caller gave.
+                span = weight_span(problem.sample_weight)
+                if span <= WEIGHT_SPAN_PCG:
+                    raise
+                raise ValueError(
+                    f"sample_weight: {weight_span_message('pcg', span)} (here CG's "
+                    f"products overflowed: {exc})"
+                ) from exc
         else:
             m = n_centers
             centers, idx = given, given_rows

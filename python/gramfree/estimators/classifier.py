@@ -18,7 +18,7 @@ from sklearn.utils.class_weight import compute_sample_weight
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import column_or_1d
 
-from ._base import KernelMachineMixin
+from ._base import KernelMachineMixin, check_label_types
 from ._logistic import fit_logistic, probabilities
 from .explain import ExplainMixin
 
@@ -82,6 +82,7 @@ def class_targets(estimator, X, y, sample_weight):
     # A column vector is raveled here, with scikit-learn's one DataConversionWarning;
     # LabelEncoder's fit and transform would each warn again.
     y = column_or_1d(y, warn=True)
+    check_label_types(y)
     check_classification_targets(y)
     if estimator.class_weight is not None:
         check_class_weight(estimator.class_weight, np.unique(y))

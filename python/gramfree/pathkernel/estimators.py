@@ -40,7 +40,7 @@ from .. import _core
 from .._log import caller_stacklevel, say, verbose_output
 from .._params import check_number_params
 from .._threads import _blas_libraries, _blas_limit
-from ..estimators._base import check_numeric_targets
+from ..estimators._base import check_label_types, check_numeric_targets
 from ..operators import _n_threads
 from ..solvers._common import Progress, memory_bytes
 from .explain import Explanation, PathDecomposition
@@ -1980,6 +1980,7 @@ class PathKernelClassifier(ClassifierMixin, _PathKernelBase):
         try:
             X, y = validate_data(self, X, y, dtype=np.float64, ensure_min_samples=2)
             X = np.asarray(X)  # an ndarray already: for the type checker
+            check_label_types(y)
             check_classification_targets(y)
             sample_weight = _validated_sample_weight(sample_weight, X)
             enc = LabelEncoder()
