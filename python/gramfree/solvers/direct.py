@@ -60,8 +60,8 @@ _BLOCK_BYTES = 64 * 2**20
 # narrow kernel holds values down to exp(-700); in float32 they and their products in the
 # factorization's updates fall below the normal range, and every operation on a subnormal
 # costs a microcode assist: spam at 10x its tuned gamma has 0.4% subnormal entries, its
-# factor 0.19% (1e-5 with the flush), and its default fit took 3.6x its tuned kernel's
-# time before the flush (benchmarks/bench_realdata.py, spam's narrow row; README). The
+# factor 0.19% (1e-5 with the flush), and its default fit took 0.51 s before the flush,
+# 0.16 s with it (benchmarks/bench_realdata.py, spam's narrow row, 2026-12-07; README). The
 # change E it makes has ||D^-1/2 E D^-1/2|| <= n * 1e-12 (D = diag(A)), below float32's
 # rounding of A for any n up to 6e4, beyond the sizes this solver takes, and the
 # refinement's float64 residual uses A itself: the answer is the same.
