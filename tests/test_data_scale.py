@@ -314,6 +314,7 @@ def test_cv_with_one_row_far_heavier_stays_bounded_and_names_the_span(criterion,
         model = KernelRegressorCV(criterion=criterion).fit(X, y, sample_weight=weights)
     said = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
     assert any("sample weights span" in m and "solver='direct'" in m for m in said), said
+    assert all(". The positive sample weights span" in m for m in said), said  # a sentence
     predictions = model.predict(X)
     assert np.all(np.abs(predictions) <= np.abs(y).max())
     assert predictions[0] == pytest.approx(y[0], abs=1e-6)
@@ -345,3 +346,17 @@ def test_pcg_overflowing_under_a_wide_weight_span_names_sample_weight():
             KernelRegressor(alpha=1.0, solver="pcg").fit(
                 X, y, sample_weight=np.r_[1e300, np.ones(59)]
             )
+
+
+def test_the_span_note_follows_a_choice_below_unresolved_candidates_as_a_sentence():
+    """GCV's "its minimum may lie below the alpha chosen" has no full stop of its own: the
+    weight-span note was glued on ("chosen The positive ..."; a review)."""
+    X, y = load_diabetes(return_X_y=True)
+    X, y = StandardScaler().fit_transform(X[:40]), y[:40] / 100.0
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        KernelRegressorCV(criterion="gcv", alphas=np.logspace(25, 45, 11)).fit(
+            X, y, sample_weight=np.r_[1e50, np.ones(39)]
+        )
+    said = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
+    assert any("may lie below the alpha chosen. The positive sample" in m for m in said), said

@@ -1044,5 +1044,8 @@ def test_labels_mixing_strings_and_numbers_are_refused_naming_y(make):
     X, y = load_iris(return_X_y=True)
     labels = np.where(y == 0, "setosa", y).astype(object)
     labels[y > 0] = y[y > 0]  # ints beside the string
-    with pytest.raises(TypeError, match="y: class labels mix strings and numbers"):
+    with pytest.raises(TypeError, match="y: class labels mix numbers and strings"):
+        make().fit(X, labels)
+    labels[y == 1] = None  # None is no number: the message names it as it is
+    with pytest.raises(TypeError, match="y: class labels mix None and numbers and strings"):
         make().fit(X, labels)

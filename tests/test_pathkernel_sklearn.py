@@ -104,3 +104,16 @@ def test_a_refit_forgets_the_last_model_s_diagnostics():
     model.set_params(record_path=False, n_steps=3).fit(X, 5 * y)
     assert not hasattr(model, "decomposition_error_")
     assert not hasattr(model, "replay_gap_")
+
+
+def test_a_refit_keeps_attributes_the_user_set():
+    """The refit forgets what fits set, by name: an attribute of the user's own that ends
+    in "_" stays (a review: every such attribute was removed)."""
+    from sklearn.datasets import load_diabetes
+
+    X, y = load_diabetes(return_X_y=True)
+    X, y = X[:40], (y[:40] - y.mean()) / y.std()
+    model = PathKernelRegressor((4,), learning_rate=0.1, n_steps=5, random_state=0).fit(X, y)
+    model.note_ = "mine"
+    model.fit(X, y)
+    assert model.note_ == "mine"

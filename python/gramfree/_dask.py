@@ -40,6 +40,7 @@ from .solvers._common import (
     weights_in_range,
 )
 from .solvers.auto import WEIGHT_SPAN_PCG
+from .solvers.nystrom_direct import GRADED_SPAN
 
 # The centres a dask fit draws when neither n_centers nor centers is given: the number
 # solver="auto" starts its growing loop from (gramfree.solvers.auto.MIN_CENTERS), at most n.
@@ -1023,6 +1024,13 @@ def _drawn(X, idx):
     return np.ascontiguousarray(gather_rows(X, idx)), idx
 
 
+def _fallback_reason(result) -> str | None:
+    """The one-pass solve's reason for falling back to Nystrom-PCG, where it did."""
+    return (
+        result.info.get("fallback_reason") if result.info.get("fallback") == "nystrom-pcg" else None
+    )
+
+
 def _choose_solver(
     estimator,
     n: int,
@@ -1171,25 +1179,34 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
             _convergence_warning(),
             stacklevel=caller_stacklevel(),
         )
-    elif solver == "nystrom-pcg" and span:  # before the breakdown: its cause (in memory alike)
-        from .estimators._base import weight_span_message
+    elif result.info.get("breakdown"):
+        from .estimators._base import breakdown_message, weight_span_message
 
         warnings.warn(
-            weight_span_message(
-                solver,
-                top / low,
-                result.info.get("fallback_reason")
-                if result.info.get("fallback") == "nystrom-pcg"
-                else None,
-            ),
+            # under a wide span, the span's doing (as in memory)
+            weight_span_message(solver, top / low, _fallback_reason(result), dask=True)
+            if solver == "nystrom-pcg" and span
+            else breakdown_message(solver, result),
             _convergence_warning(),
             stacklevel=caller_stacklevel(),
         )
-    elif result.info.get("breakdown"):
-        from .estimators._base import breakdown_message
+    elif solver == "nystrom-pcg" and span:
+        from .estimators._base import weight_span_message
 
         warnings.warn(
-            breakdown_message(solver, result),
+            weight_span_message(solver, top / low, _fallback_reason(result), dask=True),
+            _convergence_warning(),
+            stacklevel=caller_stacklevel(),
+        )
+    elif solver == "nystrom-direct" and top > GRADED_SPAN * low:
+        warnings.warn(
+            f"nystrom-direct on dask: the positive sample weights span {top / low:.2g} "
+            f"(largest over smallest), beyond {GRADED_SPAN:g}: its one pass sums the Gram "
+            "over the chunks, which resolves the lightest rows' part of the fit only to "
+            "about the span times float64's eps, amplified by K_MM's whitening (1e-5 to "
+            "1e-2 of the predictions at spans of 1e12 to 1e15 in a review's case). In "
+            "memory (X a numpy array) the fit takes QR of the rows in order of their "
+            "norms, exact there; or use weights within a narrower span",
             _convergence_warning(),
             stacklevel=caller_stacklevel(),
         )

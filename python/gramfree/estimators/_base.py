@@ -81,17 +81,26 @@ def check_numeric_targets(y: object) -> None:
 
 
 def check_label_types(y: np.ndarray) -> None:
-    """TypeError naming y where class labels mix strings with numbers (an object array):
-    they have no order, and numpy's sort raised a bare "'<' not supported between
-    instances of 'int' and 'str'" (as scikit-learn's estimators do; a review)."""
+    """TypeError naming y where class labels (an object array) mix kinds that have no
+    order: strings with numbers, or with None. numpy's sort raised a bare "'<' not
+    supported between instances of 'int' and 'str'" (as scikit-learn's estimators do; a
+    review)."""
     if getattr(getattr(y, "dtype", None), "kind", "") != "O":
         return
-    kinds = {"string" if isinstance(v, str) else "number" for v in np.ravel(y).tolist()}
+    kinds = {_label_kind(v) for v in np.ravel(y).tolist()}
     if len(kinds) > 1:
         raise TypeError(
-            "y: class labels mix strings and numbers, which have no order; give them all "
-            "as strings (y.astype(str)) or all as numbers"
+            f"y: class labels mix {' and '.join(sorted(kinds))}, which have no order; give "
+            "them all as strings or all as numbers"
         )
+
+
+def _label_kind(value) -> str:
+    if isinstance(value, str):
+        return "strings"
+    if isinstance(value, numbers.Number):
+        return "numbers"
+    return "None" if value is None else type(value).__name__
 
 
 def check_target_range(y: np.ndarray, dtype: np.dtype) -> None:
@@ -228,7 +237,11 @@ def breakdown_message(solver: str, result) -> str:
 
 
 def weight_span_message(
-    solver: str, span: float, fallback: str | None = None, early_stopping: bool = False
+    solver: str,
+    span: float,
+    fallback: str | None = None,
+    early_stopping: bool = False,
+    dask: bool = False,
 ) -> str:
     """The ConvergenceWarning of a PCG fit (``nystrom-pcg``, or ``pcg`` on all points)
     whose positive weights span more than ``solvers.auto.WEIGHT_SPAN_PCG`` (in memory and
@@ -241,9 +254,16 @@ def weight_span_message(
     solve's reason for falling back to Nystrom-PCG (``solver_info_["fallback_reason"]``),
     where that is how PCG came to run: then the advice is not the one pass again.
     ``early_stopping``: the fit had it, which the exact solvers do not take (auto keeps
-    PCG for it; a review: the advice named a solver that refuses it)."""
+    PCG for it; a review: the advice named a solver that refuses it). ``dask``: a dask
+    fit's, whose nystrom-direct sums the Gram (no QR of the rows by weight there)."""
     exact = (
-        "nystrom-direct' (the same centres, exact in one pass; auto takes it)"
+        "nystrom-direct' (the same centres, exact by QR of the rows in order of their "
+        "norms; auto takes it"
+        + (
+            "; in memory only: on dask its one pass resolves such weights only roughly)"
+            if dask
+            else ")"
+        )
         if solver == "nystrom-pcg"
         else "direct' (exact; where its n x n matrix does not fit, auto takes nystrom-direct)"
     )
@@ -257,6 +277,18 @@ def weight_span_message(
         f"above the optimum without seeing it. Use solver='{exact}"
         + (" without early_stopping, which it does not take" if early_stopping else "")
         + ", or weights within a narrower span"
+    )
+
+
+def _weight_span_warning(solver: str, problem, result, monitor) -> str:
+    """weight_span_message for an in-memory fit's result."""
+    return weight_span_message(
+        solver,
+        weight_span(problem.sample_weight),
+        result.info.get("fallback_reason")
+        if result.info.get("fallback") == "nystrom-pcg"
+        else None,
+        early_stopping=monitor is not None,
     )
 
 
@@ -856,30 +888,18 @@ class KernelMachineMixin(BaseEstimator):
                 ConvergenceWarning,
                 stacklevel=caller_stacklevel(),
             )
-        elif (
-            # Before the breakdown's and the others' advice: beyond this span CG's own
-            # failures are the span's (nystrom-direct fell back to a CG that broke down at
-            # its first iteration with one row at 1e50, and the warning advised
-            # nystrom-direct, the solver the user had chosen; a review).
-            solver in ("nystrom-pcg", "pcg")
-            and weight_span(problem.sample_weight) > WEIGHT_SPAN_PCG
-            and not (monitor is not None and monitor.stopped)
-        ):
-            warnings.warn(
-                weight_span_message(
-                    solver,
-                    weight_span(problem.sample_weight),
-                    result.info.get("fallback_reason")
-                    if result.info.get("fallback") == "nystrom-pcg"
-                    else None,
-                    early_stopping=monitor is not None,
-                ),
-                ConvergenceWarning,
-                stacklevel=caller_stacklevel(),
-            )
         elif result.info.get("breakdown"):
+            # Under a wide weight span the breakdown is the span's doing (nystrom-direct fell
+            # back to a CG that broke down at its first iteration with one row at 1e50, and
+            # the advice was nystrom-direct, the solver chosen; a review): that is said.
+            wide = (
+                solver in ("nystrom-pcg", "pcg")
+                and weight_span(problem.sample_weight) > WEIGHT_SPAN_PCG
+            )
             warnings.warn(
-                breakdown_message(solver, result),
+                _weight_span_warning(solver, problem, result, monitor)
+                if wide
+                else breakdown_message(solver, result),
                 ConvergenceWarning,
                 stacklevel=caller_stacklevel(),
             )
@@ -905,6 +925,16 @@ class KernelMachineMixin(BaseEstimator):
                 "epochs' comparisons and the choice of "
                 "the best iterate carry it. Use float64 products (float64 data and "
                 "kernel_precision=None or 'float64'), or a larger alpha",
+                ConvergenceWarning,
+                stacklevel=caller_stacklevel(),
+            )
+        elif (
+            solver in ("nystrom-pcg", "pcg")
+            and weight_span(problem.sample_weight) > WEIGHT_SPAN_PCG
+            and not (monitor is not None and monitor.stopped)
+        ):
+            warnings.warn(
+                _weight_span_warning(solver, problem, result, monitor),
                 ConvergenceWarning,
                 stacklevel=caller_stacklevel(),
             )

@@ -155,7 +155,7 @@ def _weight_span_said(messages: list[str], path: AlphaPath, sample_weight) -> li
         "resolve such weights at a given alpha: solver='direct' (exact) or "
         "'nystrom-direct' (these centres, by QR of the rows in order of weight)."
     )
-    return [message + note for message in messages]
+    return [message + ("" if message.endswith(".") else ".") + note for message in messages]
 
 
 def chooses_by_loo(criterion: str) -> bool:

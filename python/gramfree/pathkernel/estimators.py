@@ -309,21 +309,46 @@ def _plain(value):
     return float(value)
 
 
-# A fit's state that is not a public attribute (those end in "_").
-_PRIVATE_FIT_STATE = ("_params", "_path", "_sample_weight", "_trained_with", "_y_1d")
+# What a fit (and the diagnostics of later calls on its model) sets: a refit starts from
+# none of it. Named, not every attribute ending in "_": one the user set is theirs (a
+# review).
+_FIT_STATE = (
+    "batch_seed_",
+    "batch_size_",
+    "classes_",
+    "coefs_",
+    "decomposition_error_",
+    "feature_names_in_",
+    "initial_coefs_",
+    "initial_intercepts_",
+    "intercepts_",
+    "learning_rate_",
+    "loss_",
+    "loss_curve_",
+    "n_features_in_",
+    "n_iter_",
+    "n_outputs_",
+    "network_",
+    "replay_gap_",
+    "simd_level_",
+    "_params",
+    "_path",
+    "_sample_weight",
+    "_trained_with",
+    "_y_1d",
+)
 
 
 class _PathKernelBase(BaseEstimator):
     """Shared parameters and machinery; see PathKernelRegressor for the parameter docs."""
 
     def _forget_fit(self) -> None:
-        """Remove every fitted attribute: a fit starts from none (a refit kept the last
+        """Remove every fitted attribute (``_FIT_STATE``): a fit starts from none (a refit kept the last
         model's ``decomposition_error_`` and ``replay_gap_``), and a fit that raises
         leaves the estimator unfitted. A classifier whose refit diverged kept its old
         network under the new fit's ``classes_``, and predicted the new labels with it
         silently; a regressor expected the new fit's features (two reviews)."""
-        fitted = [k for k in vars(self) if k.endswith("_") and not k.startswith("__")]
-        for name in (*fitted, *_PRIVATE_FIT_STATE):
+        for name in _FIT_STATE:
             self.__dict__.pop(name, None)
 
     _parameter_constraints: dict = {

@@ -2,19 +2,30 @@
 sample weights that span beyond what the one-pass solver's Gram resolves in float64.
 
 The one-pass solver (:mod:`.nystrom_direct`) forms ``S = F^T F`` with ``F = W^1/2 K_nM
-L^-T`` (``L L^T = K_MM``): each entry is a sum over the rows, rounded to eps of the
-heaviest rows' part, so where the weights span more than about 1 / eps the lightest rows'
-part is lost, and ``S + alpha I`` is indefinite to rounding. One row at 1e50 among rows at
-1 made both of its passes fail; the Nystrom-PCG it fell back to broke down at its first
-iteration and returned zeros (a review), as any CG must there (``auto.WEIGHT_SPAN_PCG``).
+P`` (P whitens K_MM): each entry is a sum over the rows, rounded to eps of the heaviest
+rows' part, so the lightest rows' part is resolved only to about the weights' span times
+eps, amplified by the whitening (a review measured 4.6e-4 of the predictions at a span of
+1e10 and 4e-5 at 1e9, silently), and beyond 1 / eps it is lost: one row at 1e50 among rows
+at 1 made both of its passes fail, and the Nystrom-PCG it fell back to returned zeros.
 
 Householder QR of the least-squares rows ``[F, W^1/2 Y; sqrt(alpha) I, 0]`` taken in
 decreasing order of their norms, with column pivoting, is row-wise backward stable (Powell
 and Reid 1969; Cox and Higham 1998): each row carries its own rounding, whatever its
-weight. The rows go in blocks, each stacked under the R of those before it; a row's
-norm is at most ``sqrt(w_i k(x_i, x_i))`` (a Nystrom feature vector is never longer than
-the kernel's diagonal allows), the order used. About ``2 (M + b) (M + t)^2`` flops per
-block of b rows, ~4 n M^2 in all: four times the Gram pass, only where that pass failed.
+weight. The rows go in blocks, each stacked under the R of those before it, in the order
+of their exact norms (a first pass: a bound such as ``sqrt(w_i k(x_i, x_i))`` misplaced
+heavy rows far from every centre, 3.7e-6 off where the exact order gave 1.6e-14; a
+review).
+
+The whitening: ``P = L^-T`` for a well-conditioned K_MM. Where K_MM is singular to
+rounding (repeated centres; its factor jittered), ``L^-T`` amplifies the heavy rows'
+rounding into K_MM's null directions, where it became data (duplicated centres, weights
+spanning 1e40: predictions off by 0.9 to 4.5; a review): there P is K_MM's range,
+``U_r Lambda_r^-1/2`` over the eigenvalues above its rounding, the Nystroem features'
+basis (the penalty ``a^T K_MM a = |beta|^2`` on it, without jitter).
+
+Cost: a kernel pass and the whitening for the norms, then per block of b rows about
+``2 (M + b) (M + t)^2`` flops, ~6 n M^2 in all (six times the Gram pass), only where the
+weights span more than ``nystrom_direct.GRADED_SPAN``.
 """
 
 from __future__ import annotations
@@ -23,27 +34,64 @@ import numpy as np
 import scipy.linalg as sla
 
 from ..linalg import solve_triangular
-from ._common import Problem, kernel_diagonal
+from ._common import Problem
 from .nystrom_direct import _operator
 
+# Eigenvalues of K_MM at most this many times eps * M * its largest are its null space.
+NULL_EIGENVALUE = 1.0
 
-def solve_graded(problem: Problem, C64: np.ndarray, L: np.ndarray, block_rows: int) -> np.ndarray:
-    """The coefficients ``a`` (M x t, float64) minimising ``sum w |y - K(x, C) a|^2 +
-    alpha |L^T a|^2`` (``L`` K_MM's factor, jittered or not), ``problem.alpha > 0``."""
+
+def solve_graded(
+    problem: Problem, C64: np.ndarray, L: np.ndarray, block_rows: int, *, singular: bool
+) -> tuple[np.ndarray, int]:
+    """``(a, rank)``: the coefficients (M x t, float64) minimising ``sum w |y - K(x, C)
+    a|^2 + alpha pen(a)``, ``problem.alpha > 0``, and the rank of the basis. ``pen(a) =
+    |L^T a|^2`` with ``L`` K_MM's (unjittered) factor, or, ``singular``, ``a^T K_MM a`` on
+    K_MM's range (``L`` not used)."""
     X, Y, w = problem.X, problem.Y, problem.sample_weight
     n, M = X.shape[0], C64.shape[0]
     Y64 = np.asarray(Y, dtype=np.float64).reshape(n, -1)
     weights = np.ones(n) if w is None else np.asarray(w, dtype=np.float64)
+    if singular:
+        lam, U = np.linalg.eigh(np.asarray(_operator(problem, C64).to_dense(), dtype=np.float64))
+        keep = lam > NULL_EIGENVALUE * np.finfo(np.float64).eps * M * float(lam.max())
+        P = U[:, keep] / np.sqrt(lam[keep])
+
+        def features(B: np.ndarray) -> np.ndarray:
+            return B @ P
+
+        def coefficients(beta: np.ndarray) -> np.ndarray:
+            return P @ beta
+    else:
+
+        def features(B: np.ndarray) -> np.ndarray:
+            return solve_triangular(L, B.T).T  # B L^-T
+
+        def coefficients(beta: np.ndarray) -> np.ndarray:
+            return solve_triangular(L, beta, trans=True)
+
     rows = np.flatnonzero(weights > 0)
-    norms = np.sqrt(weights[rows] * np.maximum(kernel_diagonal(problem.kernel, X[rows]), 0.0))
-    rank = np.argsort(-norms, kind="stable")
-    rows, norms = rows[rank], norms[rank]
+    step = max(1, int(block_rows))
+
+    def weighted_features(chunk: np.ndarray) -> np.ndarray:
+        B = np.asarray(_operator(problem, X[chunk], C64).to_dense(), dtype=np.float64)
+        return np.sqrt(weights[chunk])[:, None] * features(B)
+
+    norms = np.concatenate(
+        [
+            np.linalg.norm(weighted_features(rows[r0 : r0 + step]), axis=1)
+            for r0 in range(0, len(rows), step)
+        ]
+        or [np.zeros(0)]
+    )
+    rank = features(np.zeros((1, M))).shape[1]
     root_alpha = float(np.sqrt(problem.alpha))
-    # The penalty's rows (norm sqrt(alpha)) go in where the data rows' bound falls below it.
-    split = int(np.searchsorted(-norms, -root_alpha, side="right"))
-    R = np.zeros((0, M))
+    rows = rows[np.argsort(-norms, kind="stable")]
+    # The penalty's rows (norm sqrt(alpha) each) go in where the data rows' norms fall below.
+    split = int(np.searchsorted(-np.sort(norms)[::-1], -root_alpha, side="right"))
+    R = np.zeros((0, rank))
     z = np.zeros((0, Y64.shape[1]))
-    piv = np.arange(M)
+    piv = np.arange(rank)
 
     def absorb(F: np.ndarray, rhs: np.ndarray) -> None:
         nonlocal R, z, piv
@@ -53,19 +101,15 @@ def solve_graded(problem: Problem, C64: np.ndarray, L: np.ndarray, block_rows: i
         R[:, piv] = T  # unpermuted: R^T R is the stacked rows' Gram
 
     def absorb_rows(chunk: np.ndarray) -> None:
-        root = np.sqrt(weights[chunk])
-        B = np.asarray(_operator(problem, X[chunk], C64).to_dense(), dtype=np.float64)
-        F = solve_triangular(L, (root[:, None] * B).T).T  # W^1/2 K L^-T
-        absorb(F, root[:, None] * Y64[chunk])
+        absorb(weighted_features(chunk), np.sqrt(weights[chunk])[:, None] * Y64[chunk])
 
-    step = max(1, int(block_rows))
     for r0 in range(0, split, step):
         absorb_rows(rows[r0 : min(r0 + step, split)])
-    absorb(root_alpha * np.eye(M), np.zeros((M, Y64.shape[1])))
+    absorb(root_alpha * np.eye(rank), np.zeros((rank, Y64.shape[1])))
     for r0 in range(split, len(rows), step):
         absorb_rows(rows[r0 : r0 + step])
-    # The last QR's triangle (M x M: the penalty's rows made it full rank), in its pivots.
+    # The last QR's triangle (rank x rank: the penalty's rows made it full), in its pivots.
     T = R[:, piv]
     beta = np.empty_like(z)
     beta[piv] = solve_triangular(T.T, z, trans=True)  # T upper: T = (T^T)^T
-    return solve_triangular(L, beta, trans=True)
+    return coefficients(beta), rank

@@ -51,13 +51,13 @@ from ..operators import KernelOperator
 from ._common import Problem, SolverResult, weight_span
 from .nystrom_pcg import solve_nystrom_pcg
 
-# Positive weights spanning more than this are solved by QR of the rows in order of weight
-# (:mod:`._graded_qr`, in memory): the Gram's sums round the lightest rows' part to about
-# eps times the span of it (1e-6 here), and beyond 1 / eps lose it. One row at 1e30 among
-# rows at 1 passed the objective check on whitened features 0.0037 off the exact
-# predictions (the check is dominated by the heavy row), at 1e50 both passes failed and
-# the fallback returned zeros (a review); the QR was exact to 1e-15 in both.
-GRADED_SPAN = 1e10
+# Positive weights spanning more than this are solved by QR of the rows in order of their
+# norms (:mod:`._graded_qr`, in memory; the span beyond which auto leaves PCG out too): the
+# Gram's sums resolve the lightest rows' part only to about the span times eps, amplified
+# by the whitening (a review: 4e-5 of the predictions at 1e9, 4.6e-4 at 9.9e9, silently;
+# one row at 1e30 passed the objective check 0.0037 off, at 1e50 both passes failed and the
+# fallback returned zeros); the QR was exact to 1e-14 there.
+GRADED_SPAN = 1e7
 # A block of kernel values at most this large (rows x M), so memory stays O(M^2 + block).
 # Large, because OpenBLAS's syrk is far from its rate on short blocks: measured at
 # M = 1000, 47 GFLOP/s (n M^2 counting) on 8388-row blocks (64 MiB), 64-84 on 16384 to
@@ -364,11 +364,12 @@ class MemoryPasses:
         """The data term of the objective (:func:`_loss_sum`)."""
         return _loss_sum(self.problem, C64, coef, dtype)
 
-    def graded(self, C64, L, block_rows: int) -> np.ndarray:
-        """The coefficients by QR of the rows in order of weight (:mod:`._graded_qr`)."""
+    def graded(self, C64, L, block_rows: int, *, singular: bool) -> tuple[np.ndarray, int]:
+        """The coefficients and the basis's rank by QR of the rows in order of their
+        norms (:mod:`._graded_qr`)."""
         from ._graded_qr import solve_graded
 
-        return solve_graded(self.problem, C64, L, block_rows)
+        return solve_graded(self.problem, C64, L, block_rows, singular=singular)
 
     def fallback(self, centers, *, max_iter: int, tol: float, verbose) -> SolverResult:
         """Nystrom-PCG on the same rows and centres: the last resort."""
@@ -466,7 +467,8 @@ def solve_nystrom_direct(
     graded = getattr(passes, "graded", None)
     span = weight_span(problem.sample_weight)
     if graded is not None and span > GRADED_SPAN:
-        coef = graded(C64, L, rows_of(np.float64))
+        singular = jitter > 0 or pivot < RANK_DEFICIENT
+        coef, rank = graded(C64, L, rows_of(np.float64), singular=singular)
         loss = passes.loss(C64, coef)
         objective = (loss + problem.alpha * _penalty(problem, C64, coef)) / problem.weight_sum
         seconds = time.perf_counter() - start
@@ -480,8 +482,10 @@ def solve_nystrom_direct(
             converged=True,
             info={
                 "n_centers": M,
-                "jitter": jitter,
+                "jitter": 0.0,  # K_MM's range where it is singular, not a jittered factor
                 "pass": "graded QR",
+                "basis": "K_MM's range" if singular else "Cholesky",
+                "basis_rank": rank,
                 "weight_span": span,
                 "pass_seconds": seconds,
                 "solve_seconds": 0.0,
