@@ -1203,8 +1203,8 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
             f"nystrom-direct on dask: the positive sample weights span {top / low:.2g} "
             f"(largest over smallest), beyond {GRADED_SPAN:g}: its one pass sums the Gram "
             "over the chunks, which resolves the lightest rows' part of the fit only to "
-            "about the span times float64's eps, amplified by K_MM's whitening (1e-5 to "
-            "1e-2 of the predictions at spans of 1e12 to 1e15 in a review's case). In "
+            "about the span times float64's eps, amplified by K_MM's whitening (8e-4 and "
+            "1e-2 of the predictions at spans of 1e12 and 1e15 in a review's case). In "
             "memory (X a numpy array) the fit takes QR of the rows in order of their "
             "norms, exact there; or use weights within a narrower span",
             _convergence_warning(),

@@ -80,14 +80,14 @@ def check_numeric_targets(y: object) -> None:
         )
 
 
-def check_label_types(y: np.ndarray) -> None:
+def check_label_types(y: object) -> None:
     """TypeError naming y where class labels (an object array) mix kinds that have no
     order: strings with numbers, or with None. numpy's sort raised a bare "'<' not
     supported between instances of 'int' and 'str'" (as scikit-learn's estimators do; a
     review)."""
-    if getattr(getattr(y, "dtype", None), "kind", "") != "O":
+    if not isinstance(y, np.ndarray) or y.dtype.kind != "O":
         return
-    kinds = {_label_kind(v) for v in np.ravel(y).tolist()}
+    kinds = {_label_kind(v) for v in y.ravel().tolist()}
     if len(kinds) > 1:
         raise TypeError(
             f"y: class labels mix {' and '.join(sorted(kinds))}, which have no order; give "

@@ -43,6 +43,7 @@ from ..solvers.alpha_path import (
     solve_alpha_paths_per_target,
 )
 from ..solvers.loo import loo_errors
+from ..solvers.nystrom_direct import GRADED_SPAN
 from ._base import (
     KernelMachineMixin,
     _warn_cancellation,
@@ -133,27 +134,23 @@ def _loo_choice(errors: np.ndarray, alphas: np.ndarray) -> tuple[int, list[str]]
     return index, []
 
 
-# Positive weights spanning more than this: a choice with candidates below the whitened
-# Gram's rounding says that the span is why (the rounding scales with the heaviest rows).
-WIDE_WEIGHT_SPAN = 1e7
-
-
 def _weight_span_said(messages: list[str], path: AlphaPath, sample_weight) -> list[str]:
-    """``messages``, each followed by the weights' span where it is wide and some
+    """``messages``, each followed by the weights' span where it is wide (beyond
+    ``GRADED_SPAN``, where nystrom-direct leaves the Gram for QR) and some
     candidate was below the whitened Gram's rounding: that rounding is eps M times its
     largest eigenvalue, of the order of the heaviest rows' weight, and the lightest rows'
     directions below it are left out of the model (their data unresolved). One row at 1e50
     among rows at 1 left every alpha up to 100 without an estimate, and the warning
     advised larger alphas alone (a review)."""
     span = weight_span(sample_weight)
-    if not messages or span <= WIDE_WEIGHT_SPAN or not path.info.get("unresolved_alphas"):
+    if not messages or span <= GRADED_SPAN or not path.info.get("unresolved_alphas"):
         return messages
     note = (
         f" The positive sample weights span {span:.2g} (largest over smallest): the "
         "whitened Gram's rounding scales with the heaviest rows, and the lightest rows' "
         "part of the fit below it is left out. KernelRegressor and KernelClassifier "
         "resolve such weights at a given alpha: solver='direct' (exact) or "
-        "'nystrom-direct' (these centres, by QR of the rows in order of weight)."
+        "'nystrom-direct' (these centres, by QR of the rows in order of their norms)."
     )
     return [message + ("" if message.endswith(".") else ".") + note for message in messages]
 
@@ -791,8 +788,8 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         GCV's alpha at its gamma had 1.8x to 7.5x the held-out error of leave-one-out's at
         the same gamma on letter, diamonds, shuttle and randhie, the same on the six others.
         Where GCV chose better (diamonds and CPS1988, M = 1000, alphas from 1e-8 n), by
-        0.0015 and 0.0003 in test R^2. Leave-one-out's fit took 1.15x to 1.72x GCV's on the
-        ten whole training splits, and 2.5x the GCV path (3.0x one fit) at n = 100000, M =
+        0.0015 and 0.0003 in test R^2. Leave-one-out's fit took 1.04x to 1.51x GCV's on the
+        ten whole training splits, and 2.3x the GCV path (2.6x one fit) at n = 100000, M =
         1000, 20 alphas: ``criterion="gcv"`` where that cost matters more than the choice.
     alpha_per_target : bool, default=False
         As RidgeCV's: choose an alpha for each target (column of a 2-d ``y``) by its own
@@ -800,9 +797,9 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         residuals, its pure error), so that a target in large units no longer decides for
         the others; each target's magnitude is checked as a fit of its own would check it.
         The pass over the data and the eigendecomposition (and leave-one-out's pass) are
-        shared; each target's objective checks are passes of their own (three targets, n =
-        100000, M = 1000, GCV: 1.32x the shared path in the latest run, 1.05x to 1.38x over
-        five earlier runs; ``benchmarks/bench_alpha_path.py --targets 3``, README). Not with
+        shared, and so is the pass of the targets' objective checks (three targets, n =
+        100000, M = 1000, GCV: 1.02x to 1.13x the shared path in three runs;
+        ``benchmarks/bench_alpha_path.py --targets 3``, README). Not with
         ``gammas`` or ``gamma_search`` (they choose one gamma for all targets), whatever the
         targets. With one target it chooses as without it (``alpha_`` stays a float, as
         RidgeCV's).

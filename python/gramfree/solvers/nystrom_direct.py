@@ -376,6 +376,13 @@ class MemoryPasses:
         return solve_nystrom_pcg(self.problem, centers, max_iter=max_iter, tol=tol, verbose=verbose)
 
 
+def _solved(centers: np.ndarray, coef: np.ndarray, objective: float, info: dict) -> SolverResult:
+    """The result of an exact solve: one step, converged, its objective."""
+    return SolverResult(
+        centers=centers, coef=coef, n_iter=1, loss_curve=[objective], converged=True, info=info
+    )
+
+
 def solve_nystrom_direct(
     problem: Problem,
     centers: np.ndarray,
@@ -474,24 +481,18 @@ def solve_nystrom_direct(
         seconds = time.perf_counter() - start
         if verbose:
             say(f"[nystrom-direct] weights spanning {span:.2g}: QR of the rows by weight")
-        return SolverResult(
-            centers=centers,
-            coef=coef.astype(X.dtype),
-            n_iter=1,
-            loss_curve=[objective],
-            converged=True,
-            info={
-                "n_centers": M,
-                "jitter": 0.0,  # K_MM's range where it is singular, not a jittered factor
-                "pass": "graded QR",
-                "basis": "K_MM's range" if singular else "Cholesky",
-                "basis_rank": rank,
-                "weight_span": span,
-                "pass_seconds": seconds,
-                "solve_seconds": 0.0,
-                "block_rows": rows_of(np.float64),
-            },
-        )
+        info = {
+            "n_centers": M,
+            "jitter": 0.0,  # K_MM's range where it is singular, not a jittered factor
+            "pass": "graded QR",
+            "basis": "K_MM's range" if singular else "Cholesky",
+            "basis_rank": rank,
+            "weight_span": span,
+            "pass_seconds": seconds,
+            "solve_seconds": 0.0,
+            "block_rows": rows_of(np.float64),
+        }
+        return _solved(centers, coef.astype(X.dtype), objective, info)
     if jitter > 0 or pivot < RANK_DEFICIENT:
         # K_MM (numerically) singular: coinciding or nearly coinciding centres, as in data
         # with categorical features. Whitening G is then unbounded and its check would
@@ -531,13 +532,11 @@ def solve_nystrom_direct(
             f"[nystrom-direct] {M} centres, one pass over {n} rows in {pass_time:.2f} s, "
             f"solve {seconds - pass_time:.2f} s, jitter {jitter:g}"
         )
-    return SolverResult(
-        centers=centers,
-        coef=coef.astype(X.dtype),
-        n_iter=1,
-        loss_curve=[objective],
-        converged=True,
-        info={
+    return _solved(
+        centers,
+        coef.astype(X.dtype),
+        objective,
+        {
             "n_centers": M,
             "jitter": jitter,
             "inner_jitter": inner_jitter,
