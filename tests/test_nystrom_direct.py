@@ -541,6 +541,73 @@ def test_weights_spanning_beyond_the_gram_are_solved_by_graded_qr(heavy, every_r
         assert pred[0, 0] == pytest.approx(y[0, 0], abs=1e-9)
 
 
+@pytest.mark.parametrize("dask", [False, True], ids=["memory", "dask"])
+@pytest.mark.parametrize(
+    ("gamma", "span", "whitened"),
+    [(0.003, 1e5, True), (0.01, 1e5, True), (0.1, 10.0, False), (0.03, 1e3, False)],
+)
+def test_the_gram_pass_is_left_where_k_mm_s_condition_amplifies_its_rounding(
+    gamma, span, whitened, dask
+):
+    """Five diabetes rows weighted ``span`` among 200: the whitened Gram resolves the light
+    rows only to about span x eps x cond(K_MM), which the objective check cannot see (it
+    is quadratic in the error). It was 0.0015 off the exact predictions at a span of 1e5
+    with cond(K_MM) 5e5, and 1.8e-6 with cond 2.6e4; the whitened features are formed
+    instead where that product passes GRAM_RESOLUTION. The Gram stays where it is
+    resolved (cond(K_MM) 130 and a span of 10, 1900 and 1e3)."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.preprocessing import scale
+
+    X, y = load_diabetes(return_X_y=True)
+    X, y = scale(X[:200]), scale(y[:200]).reshape(-1, 1)
+    rng = np.random.default_rng(0)
+    C = np.ascontiguousarray(X[rng.choice(200, 30, replace=False)])
+    w = np.ones(200)
+    w[rng.choice(200, 5, replace=False)] = span
+    want = _graded_reference(X, y, C, gamma, 1e-3, w)
+    data = (X, y.ravel(), w)
+    if dask:
+        da = pytest.importorskip("dask.array")
+        data = tuple(da.from_array(a, chunks=70) for a in data)
+    model = KernelRegressor(gamma=gamma, alpha=1e-3, solver="nystrom-direct", centers=C)
+    model.fit(data[0], data[1], sample_weight=data[2])
+    pred = model.predict(X).reshape(-1, 1)
+    assert np.abs(pred - want).max() <= 1e-7 * np.abs(want).max()
+    info = model.solver_info_
+    assert (info.get("fallback") == "whitened features") == whitened
+    if whitened:
+        assert "resolve the rows only to" in info["fallback_reason"]
+    if not dask:
+        true_condition = np.linalg.cond(rbf_kernel(C, C, gamma=gamma))
+        assert 0.3 * true_condition <= info["k_mm_condition"] <= true_condition * (1 + 1e-6)
+
+
+@pytest.mark.parametrize("criterion", ["gcv", "loo"])
+@pytest.mark.parametrize(("gamma", "span"), [(0.001, 1e3), (0.01, 1e5)])
+def test_the_alpha_path_leaves_the_gram_where_k_mm_s_condition_amplifies_it(gamma, span, criterion):
+    """The GCV and leave-one-out paths whiten the same Gram: five diabetes rows weighted
+    1e3 among 200 with cond(K_MM) ~1e7 left the chosen model 8.8e-5 off the exact
+    predictions (3.1e-6 at a span of 1e5, cond 2.6e4), past the path's checks; now the
+    whitened features, as in nystrom-direct."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.preprocessing import scale
+
+    from gramfree import KernelRegressorCV
+
+    X, y = load_diabetes(return_X_y=True)
+    X, y = scale(X[:200]), scale(y[:200]).reshape(-1, 1)
+    w = np.ones(200)
+    w[np.random.default_rng(0).choice(200, 5, replace=False)] = span
+    model = KernelRegressorCV(
+        gamma=gamma, alphas=[1e-3, 1e-2, 1e-1], n_centers=30, random_state=0, criterion=criterion
+    ).fit(X, y.ravel(), sample_weight=w)
+    assert model.solver_info_["pass"] == "whitened features"
+    C = np.asarray(model.centers_, dtype=np.float64)
+    want = _graded_reference(X, y, C, gamma, model.alpha_, w)
+    pred = model.predict(X).reshape(-1, 1)
+    assert np.abs(pred - want).max() <= 1e-7 * np.abs(want).max()
+
+
 def test_graded_qr_in_small_blocks_equals_one_block():
     """The QR takes the rows in blocks, each under the R of those before, the penalty's
     rows between the rows above and below sqrt(alpha): blocks of 7 rows give one block's

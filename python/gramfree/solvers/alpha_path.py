@@ -23,7 +23,9 @@ Rounding, where the fit nearly interpolates (small alphas, wide kernels):
   K_MM's smallest relative pivot) when S is whitened after the pass. An alpha below
   ``RESOLVABLE`` times that has no estimate (GCV ``inf``), and where the amplified floor
   leaves any alpha unresolved the path is recomputed from the whitened features (one
-  more pass), whose floor is not amplified.
+  more pass), whose floor is not amplified. Where the weights' span times K_MM's condition
+  number leaves the Gram unresolved (``nystrom_direct.GRAM_RESOLUTION``) the whitened
+  features are formed directly, as in nystrom-direct.
 
 GCV is the rotation-invariant form of leave-one-out; RidgeCV's exact LOO would need the
 diagonal of the hat matrix, i.e. another n M^2 pass. Several targets share one alpha: their
@@ -71,13 +73,14 @@ from scipy.optimize import minimize_scalar
 from .. import _blas
 from .._log import caller_stacklevel
 from ..linalg import jittered_cholesky, solve_triangular
-from ._common import Problem
+from ._common import Problem, weight_span
 from .nystrom_direct import (
     BLOCK_BYTES,
     OBJECTIVE_CHECK,
     RANK_DEFICIENT,
     _gram_pass,
     _operator,
+    gram_unresolved,
     rows_for,
 )
 
@@ -171,7 +174,14 @@ def whitened_system(problem: Problem, centers: np.ndarray, *, features: bool = F
     diag = np.diag(L) ** 2
     pivot = float(diag.min() / max(float(diag.max()), 1e-300))
     rows = rows_for(C64.shape[0])
-    if features or jitter > 0 or pivot < RANK_DEFICIENT:
+    info = {"jitter": jitter, "smallest_pivot": pivot}
+    unresolved = None
+    span = weight_span(problem.sample_weight)
+    if span > 1.0 and not (features or jitter > 0 or pivot < RANK_DEFICIENT):
+        # nystrom_direct's rule: the whitened features where K_MM's condition number times
+        # the weights' span leaves the Gram short of GRAM_RESOLUTION (weighted fits).
+        info["k_mm_condition"], unresolved = gram_unresolved(L, span)
+    if features or jitter > 0 or pivot < RANK_DEFICIENT or unresolved:
         S, r = _gram_pass(problem, C64, rows, L=L)
         how = "whitened features"
     else:
@@ -180,7 +190,7 @@ def whitened_system(problem: Problem, centers: np.ndarray, *, features: bool = F
         S = blas.dtrsm(1.0, L, G, side=1, lower=1, trans_a=1, overwrite_b=1)
         r = solve_triangular(L, R)
         how = "whitened Gram"
-    return L, S, r, {"jitter": jitter, "smallest_pivot": pivot, "pass": how}
+    return L, S, r, {**info, "pass": how}
 
 
 def solve_alpha_path(

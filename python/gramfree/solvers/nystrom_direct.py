@@ -84,11 +84,66 @@ FLOAT32_OBJECTIVE_CHECK = 1e-4
 # Smallest squared Cholesky pivot of K_MM, relative to the largest, below which the
 # whitened features are formed directly (see solve_nystrom_direct).
 RANK_DEFICIENT = 1e-8
+# The whitened Gram ``L^-1 G L^-T`` resolves the lightest rows' part only to about
+# ``span * eps * cond(K_MM)`` (G's sums are rounded to eps of the heaviest rows' part, and
+# the whitening amplifies that by K_MM's condition number); beyond this the whitened
+# features are formed directly (rounded per row; about twice the Gram's flops where the
+# rows outnumber the centres), and beyond GRADED_SPAN the QR. The objective check,
+# quadratic in the error, cannot see it. Measured against exact references (diabetes, 200
+# rows, 30 centres, five rows weighted up to 9.9e6, gamma 0.001 to 0.1, alpha 1e-3 and
+# 1e-6): the Gram pass was up to 0.049 off the predictions, 0.0015 at a span of 1e5 where
+# cond(K_MM) is 5e5 (a review: 2.2e-5 at 1e5, cond 1.4e6). With this bound the Gram pass
+# is kept within 1.1e-6 where the weights span 10 or more. Unweighted fits skip the estimate
+# (0.2 s at M = 4800, memory-bound) and keep the Gram as before: the bound would leave it
+# only from cond ~4.5e8, where the smallest pivot (RANK_DEFICIENT) mostly has already.
+# Below that the unweighted Gram can be 1.7e-5 off the predictions (cond 8e6, alpha 1e-6),
+# within float32's rounding of them; a tighter bound would double the pass of the README's
+# million case at m = 4000 (cond 1.2e7).
+GRAM_RESOLUTION = 1e-7
+EPS = float(np.finfo(np.float64).eps)
+# Power and inverse iterations per estimate of cond(K_MM) (:func:`_condition`).
+CONDITION_ITERATIONS = 3
 
 
 def rows_for(M: int) -> int:
     """Rows of X per pass block: ``BLOCK_BYTES`` of float64 kernel values."""
     return max(1024, BLOCK_BYTES // (M * 8))
+
+
+def _condition(L: np.ndarray, iterations: int = CONDITION_ITERATIONS) -> float:
+    """An estimate from below of ``cond(L L^T)`` (K_MM's condition number, L its lower
+    factor; LAPACK's ``trcon`` is not in the oldest scipy supported): power iteration for
+    the largest eigenvalue (products with L^T and L) and inverse iteration for the
+    smallest (triangular solves), a block of four vectors each, the largest Rayleigh
+    quotient of each. Each step reads L four times (memory-bound: 0.25 s at M = 4800 on this 2-core machine)."""
+    rng = np.random.default_rng(0)
+    top = rng.standard_normal((L.shape[0], 4))
+    bottom = top.copy()
+    largest = inverse_smallest = 0.0
+    for _ in range(iterations):
+        top /= np.maximum(np.linalg.norm(top, axis=0), 1e-300)
+        half = L.T @ top  # |L^T x|^2 = x^T K_MM x
+        largest = max(largest, float(np.max(np.sum(half * half, axis=0))))
+        top = L @ half
+        bottom /= np.maximum(np.linalg.norm(bottom, axis=0), 1e-300)
+        half = solve_triangular(L, bottom)  # |L^-1 x|^2 = x^T K_MM^-1 x
+        inverse_smallest = max(inverse_smallest, float(np.max(np.sum(half * half, axis=0))))
+        bottom = solve_triangular(L, half, trans=True)
+    return largest * inverse_smallest
+
+
+def gram_unresolved(L: np.ndarray, span: float) -> tuple[float, str | None]:
+    """``(cond, reason)``: K_MM's estimated condition number (L its factor) and, where the
+    whitened Gram would resolve the rows only beyond ``GRAM_RESOLUTION`` under weights
+    spanning ``span``, why the whitened features are formed instead (else None)."""
+    condition = _condition(L)
+    resolution = span * EPS * condition
+    if resolution <= GRAM_RESOLUTION:
+        return condition, None
+    return condition, (
+        f"the whitened Gram would resolve the rows only to {resolution:.2g} (weights "
+        f"spanning {span:.2g}, K_MM's condition number about {condition:.2g})"
+    )
 
 
 def _add_gram(G: np.ndarray, B: np.ndarray) -> None:
@@ -340,7 +395,7 @@ def _least_squares(
 
 class MemoryPasses:
     """The one-pass solver's passes over an in-memory problem's rows. Another source of
-    rows (dask chunks on workers: :mod:`gramfree._dask`) provides the same five methods."""
+    rows (dask chunks on workers: :mod:`gramfree._dask`) provides the same six methods."""
 
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
@@ -355,6 +410,11 @@ class MemoryPasses:
         Y, w = self.problem.Y, self.problem.sample_weight
         Y64 = Y.astype(np.float64)
         return Y64.sum(axis=0) if w is None else w.astype(np.float64) @ Y64
+
+    def weight_span(self) -> float:
+        """The positive weights' largest over their smallest (:func:`._common.weight_span`):
+        with K_MM's condition number, what the Gram resolves."""
+        return weight_span(self.problem.sample_weight)
 
     def gram(self, C64, block_rows: int, L=None, dtype=np.float64, basis=None):
         """``(G, R)`` of :func:`_gram_pass` (G symmetric, both float64)."""
@@ -403,7 +463,10 @@ def solve_nystrom_direct(
     second pass whitens each block before its Gram, ``(B L^-T)^T (B L^-T)`` (scikit-learn's
     Nystroem features: positive semi-definite by construction, twice the flops). A
     numerically singular ``K_MM`` (jittered, or a smallest Cholesky pivot below
-    ``RANK_DEFICIENT`` of the largest) takes that pass directly. Should it fail too:
+    ``RANK_DEFICIENT`` of the largest) takes that pass directly, as do weights whose span
+    times K_MM's estimated condition number (``info["k_mm_condition"]``) puts the Gram's
+    resolution past ``GRAM_RESOLUTION``; weights spanning beyond ``GRADED_SPAN`` take QR
+    of the rows in order of their norms (in memory). Should it fail too:
     Nystrom-PCG with ``max_iter`` and ``tol``. ``info["fallback"]`` says which ran.
 
     ``passes``: where the rows are read (default :class:`MemoryPasses` over ``problem``);
@@ -472,9 +535,9 @@ def solve_nystrom_direct(
     info: dict = {}
     pivot = float(np.min(np.diag(L)) ** 2) / max(float(np.max(np.diag(L)) ** 2), 1e-300)
     graded = getattr(passes, "graded", None)
-    span = weight_span(problem.sample_weight)
+    span = passes.weight_span()
+    singular = jitter > 0 or pivot < RANK_DEFICIENT
     if graded is not None and span > GRADED_SPAN:
-        singular = jitter > 0 or pivot < RANK_DEFICIENT
         coef, rank = graded(C64, L, rows_of(np.float64), singular=singular)
         loss = passes.loss(C64, coef)
         objective = (loss + problem.alpha * _penalty(problem, C64, coef)) / problem.weight_sum
@@ -493,13 +556,17 @@ def solve_nystrom_direct(
             "block_rows": rows_of(np.float64),
         }
         return _solved(centers, coef.astype(X.dtype), objective, info)
-    if jitter > 0 or pivot < RANK_DEFICIENT:
+    if singular:
         # K_MM (numerically) singular: coinciding or nearly coinciding centres, as in data
         # with categorical features. Whitening G is then unbounded and its check would
         # fail after a wasted pass (diamonds, cps1988, shuttle, randhie: smallest pivot
         # 1e-11 to 1e-13 of the largest; Gaussian data at gamma = 1/(4d): 2.5e-4).
-        failure = f"K_MM singular (jitter {jitter:g}, smallest pivot {pivot:.2g})"
-    else:
+        failure: str | None = f"K_MM singular (jitter {jitter:g}, smallest pivot {pivot:.2g})"
+    elif span > 1.0:  # the whitened features also where the Gram would not resolve the rows
+        info["k_mm_condition"], failure = gram_unresolved(L, span)
+    else:  # unweighted, as before the estimate (GRAM_RESOLUTION)
+        failure = None
+    if failure is None:
         failure = "float32 pass not tried"
         if problem.kernel_dtype == np.float32:
             coef, objective, inner_jitter, failure = whitened_gram_solve(np.float32)
