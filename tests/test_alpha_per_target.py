@@ -259,8 +259,9 @@ def test_files_written_before_alpha_per_target_load_with_its_default(tmp_path):
 
 def test_the_targets_objective_checks_share_one_pass(monkeypatch):
     """The objective checks of every target's path (at its choice and at the smallest
-    alpha) take one pass over the training rows together, as the shared path's do: a pass
-    per check cost 0.39 s of a 2.5 s fit with three targets (n = 1e5, M = 1000). Counted
+    alpha) take one pass over the training rows together, as the shared path's do: with a
+    pass per check, three targets' paths cost 1.37x the shared path (bench_alpha_path.py,
+    1.02-1.13x after). Counted
     as kernel rows evaluated against the centres, three targets beside one."""
     from gramfree.solvers import alpha_path, nystrom_direct
 

@@ -271,8 +271,9 @@ def _paths_hold(
     was off by 1e-3 (their objective by 4e-4). Alphas below the Gram's amplified rounding
     (unresolved) are resolved down to eps |S| M by the whitened features, whose S carries
     no amplification. The paths share ``problem``'s rows and weights (one per target, or
-    the one path); every check is one column of one pass over the data (a pass per check
-    took 0.39 s of a 2.5 s fit with three targets' paths, n = 1e5, M = 1000)."""
+    the one path); every check is one column of one pass over the data (with a pass per
+    check, ``alpha_per_target=True`` with three targets cost 1.37x the shared path, now
+    1.02-1.13x: ``benchmarks/bench_alpha_path.py``, the README)."""
     if any(path.info["unresolved_alphas"] for _, path, _ in found):
         return False
     checks = []

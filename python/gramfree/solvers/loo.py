@@ -123,8 +123,9 @@ def loo_errors(problem: Problem, centers: np.ndarray, paths: list[AlphaPath]) ->
         residual = _blas.matmul(Z, G).reshape(r1 - r0, len(alphas), t)
         np.negative(residual, out=residual)  # minus the fitted values
         residual += mean[r0:r1, None, :]
-        # Squared in place, in Z's own (F) order: into B's C-ordered memory it ran at a
-        # third of the speed (strided writes; a scratch timing, 12000 x 1000).
+        # Squared in place, in Z's own (F) order: into B's C-ordered memory it is a
+        # transposing, strided copy (with the leverages' weighting, the default fit 3.54 s
+        # before, 3.37-3.40 s after: benchmarks/bench_alpha_path.py, the README).
         np.square(Z, out=Z)
         left = _blas.matmul(Z, inverse)
         left *= -total[r0:r1, None]
