@@ -424,7 +424,7 @@ class MemoryPasses:
         """The data term of the objective (:func:`_loss_sum`)."""
         return _loss_sum(self.problem, C64, coef, dtype)
 
-    def graded(self, C64, L, block_rows: int, *, singular: bool) -> tuple[np.ndarray, int]:
+    def graded(self, C64, L, block_rows: int, *, singular: bool) -> tuple[np.ndarray, int, int]:
         """The coefficients and the basis's rank by QR of the rows in order of their
         norms (:mod:`._graded_qr`)."""
         from ._graded_qr import solve_graded
@@ -538,7 +538,7 @@ def solve_nystrom_direct(
     span = passes.weight_span()
     singular = jitter > 0 or pivot < RANK_DEFICIENT
     if graded is not None and span > GRADED_SPAN:
-        coef, rank = graded(C64, L, rows_of(np.float64), singular=singular)
+        coef, rank, gram_tiers = graded(C64, L, rows_of(np.float64), singular=singular)
         loss = passes.loss(C64, coef)
         objective = (loss + problem.alpha * _penalty(problem, C64, coef)) / problem.weight_sum
         seconds = time.perf_counter() - start
@@ -550,6 +550,7 @@ def solve_nystrom_direct(
             "pass": "graded QR",
             "basis": "K_MM's range" if singular else "Cholesky",
             "basis_rank": rank,
+            "gram_tiers": gram_tiers,
             "weight_span": span,
             "pass_seconds": seconds,
             "solve_seconds": 0.0,
