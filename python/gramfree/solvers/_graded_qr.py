@@ -60,8 +60,8 @@ TIER_GRAM_ROWS = 2
 def solve_graded(
     problem: Problem, C64: np.ndarray, L: np.ndarray, block_rows: int, *, singular: bool
 ) -> tuple[np.ndarray, int, int]:
-    """``(a, rank, gram_tiers)``: the coefficients (M x t, float64) minimising ``sum w |y - K(x, C)
-    a|^2 + alpha pen(a)``, ``problem.alpha > 0``, and the rank of the basis. ``pen(a) =
+    """``(a, rank, gram_tiers)``: the coefficients (M x t, float64) minimising ``sum w |y
+    - K(x, C) a|^2 + alpha pen(a)``, ``problem.alpha > 0``, and the rank of the basis. ``pen(a) =
     |L^T a|^2`` with ``L`` K_MM's (unjittered) factor, or, ``singular``, ``a^T K_MM a`` on
     K_MM's range (``L`` not used); ``gram_tiers``, the tiers that entered as their Gram's
     square root."""

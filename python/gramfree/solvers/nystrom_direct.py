@@ -115,7 +115,9 @@ def _condition(L: np.ndarray, iterations: int = CONDITION_ITERATIONS) -> float:
     factor; LAPACK's ``trcon`` is not in the oldest scipy supported): power iteration for
     the largest eigenvalue (products with L^T and L) and inverse iteration for the
     smallest (triangular solves), a block of four vectors each, the largest Rayleigh
-    quotient of each. Each step reads L four times (memory-bound: 0.25 s at M = 4800 on this 2-core machine)."""
+    quotient of each (0.54 to 0.98 of the true value in spot checks: rbf, M = 500 to
+    4826). Each step reads L four times: memory-bound, about 0.2 s at M = 4800 on this
+    2-core machine."""
     rng = np.random.default_rng(0)
     top = rng.standard_normal((L.shape[0], 4))
     bottom = top.copy()
