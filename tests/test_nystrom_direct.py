@@ -608,38 +608,6 @@ def test_the_alpha_path_leaves_the_gram_where_k_mm_s_condition_amplifies_it(gamm
     assert np.abs(pred - want).max() <= 1e-7 * np.abs(want).max()
 
 
-@pytest.mark.parametrize("heavy", [1e9, 1e30])
-@pytest.mark.parametrize("light_span", [1.0, 1e3])
-def test_graded_qr_takes_a_tier_of_many_rows_by_its_gram(monkeypatch, heavy, light_span):
-    """All of diabetes (442 rows), 20 centres, five rows at ``heavy`` and the rest within
-    ``light_span``: the light rows, norms within TIER_RATIO of each other and many, enter
-    the QR as their Gram's square root (one n M^2 pass, where row by row cost 13x the
-    Gram pass: benchmarks/bench_weight_span.py); the model is the row-by-row QR's to
-    1e-10 and the reference's to 1e-9."""
-    from sklearn.datasets import load_diabetes
-    from sklearn.preprocessing import scale
-
-    from gramfree.solvers import _graded_qr
-
-    X, y = load_diabetes(return_X_y=True)
-    X, y = scale(X), scale(y).reshape(-1, 1)
-    rng = np.random.default_rng(3)
-    C = np.ascontiguousarray(X[rng.choice(len(X), 20, replace=False)])
-    w = np.exp(rng.uniform(0.0, np.log(light_span), len(X)))
-    w[rng.choice(len(X), 5, replace=False)] = heavy
-    problem = Problem(X, y, Gaussian(0.05), 1e-2, w, None)
-    tiered = solve_nystrom_direct(problem, C)
-    assert tiered.info["pass"] == "graded QR" and tiered.info["gram_tiers"] >= 1
-    monkeypatch.setattr(_graded_qr, "TIER_GRAM_ROWS", 10**9)
-    by_rows = solve_nystrom_direct(problem, C)
-    assert by_rows.info["gram_tiers"] == 0
-    K = rbf_kernel(X, C, gamma=0.05)
-    want = _graded_reference(X, y, C, 0.05, 1e-2, w)
-    scale_ = np.abs(want).max()
-    assert np.abs(K @ tiered.coef - K @ by_rows.coef).max() <= 1e-10 * scale_
-    assert np.abs(K @ tiered.coef - want).max() <= 1e-9 * scale_
-
-
 def test_graded_qr_in_small_blocks_equals_one_block():
     """The QR takes the rows in blocks, each under the R of those before, the penalty's
     rows between the rows above and below sqrt(alpha): blocks of 7 rows give one block's

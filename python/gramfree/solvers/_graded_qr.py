@@ -23,21 +23,15 @@ spanning 1e40: predictions off by 0.9 to 4.5; a review): there P is K_MM's range
 ``U_r Lambda_r^-1/2`` over the eigenvalues above its rounding, the Nystroem features'
 basis (the penalty ``a^T K_MM a = |beta|^2`` on it, without jitter).
 
-Tiers. Rows whose norms lie within ``TIER_RATIO`` of each other (a tier) need no
-ordering among themselves: their Gram, summed in one pass, resolves each of them to about
-TIER_RATIO^2 eps of the tier's largest (the whitened features' pass within a span of 1e4).
-A tier of many rows (``TIER_GRAM_ROWS`` times M or more) therefore enters the QR as the
-rows ``sqrt(lambda) v^T`` of its Gram's eigendecomposition (the same Gram; directions
-within its rounding dropped), with right-hand sides ``v^T r / sqrt(lambda)``; a tier of
-few rows (the heavy ones, typically) enters row by row. The QR's row-wise stability is
-across the tiers, where the norms differ widely.
-
-Cost: a kernel pass and the whitening for the norms, then one more for the tiers: about
-2 n M^2 for the whitened features' Gram, the few rows' QR, and a QR of 2M x M per tier.
-Measured (``benchmarks/bench_weight_span.py``, n = 40000, M = 1000, one row in a hundred
-at 1e9): 3.7x the unweighted fit's time; scikit-learn's ``Nystroem + Ridge`` on the same
-centres takes 1.09x ours. Row by row it was 13x, and the anchor 0.24x (the QR with column
-pivoting runs at about a seventh of the Gram's rate).
+Cost: a kernel pass and the whitening for the norms, then per block of b rows about
+``2 (M + b) (M + t)^2`` flops, ~6 n M^2 in all, only where the weights span more than
+``nystrom_direct.GRADED_SPAN``; the QR with column pivoting runs at a fraction of the
+Gram's rate. Measured (``benchmarks/bench_weight_span.py``, n = 40000, M = 1000, one row
+in a hundred at 1e9): see the README. Not done: a tier of many rows of like norms
+entering as its Gram's square root (3.7x the unweighted fit instead) lost the directions
+in which such a tier is poorly spread (the Gram resolves them to eps times its largest
+eigenvalue, the QR to eps times its singular value): recency weights on a 1-D series,
+5e-4 off at a span of 1e8 and 1.9 at 1e30, where row by row held 1e-13 to 2e-8 (a review).
 """
 
 from __future__ import annotations
@@ -47,24 +41,19 @@ import scipy.linalg as sla
 
 from ..linalg import solve_triangular
 from ._common import Problem
-from .nystrom_direct import _add_gram, _fill_lower, _operator
+from .nystrom_direct import _operator
 
 # Eigenvalues of K_MM at most this many times eps * M * its largest are its null space.
 NULL_EIGENVALUE = 1.0
-# Rows whose norms lie within this factor of each other form a tier; a tier of at least
-# TIER_GRAM_ROWS times M rows enters the QR as its Gram's square root, not row by row.
-TIER_RATIO = 100.0
-TIER_GRAM_ROWS = 2
 
 
 def solve_graded(
     problem: Problem, C64: np.ndarray, L: np.ndarray, block_rows: int, *, singular: bool
-) -> tuple[np.ndarray, int, int]:
-    """``(a, rank, gram_tiers)``: the coefficients (M x t, float64) minimising ``sum w |y
-    - K(x, C) a|^2 + alpha pen(a)``, ``problem.alpha > 0``, and the rank of the basis. ``pen(a) =
+) -> tuple[np.ndarray, int]:
+    """``(a, rank)``: the coefficients (M x t, float64) minimising ``sum w |y - K(x, C)
+    a|^2 + alpha pen(a)``, ``problem.alpha > 0``, and the rank of the basis. ``pen(a) =
     |L^T a|^2`` with ``L`` K_MM's (unjittered) factor, or, ``singular``, ``a^T K_MM a`` on
-    K_MM's range (``L`` not used); ``gram_tiers``, the tiers that entered as their Gram's
-    square root."""
+    K_MM's range (``L`` not used)."""
     X, Y, w = problem.X, problem.Y, problem.sample_weight
     n, M = X.shape[0], C64.shape[0]
     Y64 = np.asarray(Y, dtype=np.float64).reshape(n, -1)
@@ -124,51 +113,13 @@ def solve_graded(
     def absorb_rows(chunk: np.ndarray) -> None:
         absorb(weighted_features(chunk), np.sqrt(weights[chunk])[:, None] * Y64[chunk])
 
-    def absorb_tier(tier: np.ndarray) -> None:
-        """The rows of one tier (norms within TIER_RATIO of each other), heaviest first:
-        few, as rows; many, as their Gram's square root (module docstring)."""
-        if len(tier) < TIER_GRAM_ROWS * rank:
-            for r0 in range(0, len(tier), step):
-                absorb_rows(tier[r0 : r0 + step])
-            return
-        G = np.zeros((rank, rank), order="F")
-        r = np.zeros((rank, Y64.shape[1]))
-        for r0 in range(0, len(tier), step):
-            chunk = tier[r0 : r0 + step]
-            F = np.ascontiguousarray(weighted_features(chunk))
-            _add_gram(G, F)  # syrk: half a GEMM's flops
-            r += F.T @ (np.sqrt(weights[chunk])[:, None] * Y64[chunk])
-        _fill_lower(G)
-        gram_tiers[0] += 1
-        lam, V = np.linalg.eigh(G)
-        keep = lam > np.finfo(np.float64).eps * rank * float(lam.max(initial=0.0))
-        lam, V = lam[keep][::-1], V[:, keep][:, ::-1]  # largest first: rows by norm
-        root = np.sqrt(lam)
-        # Rows sqrt(lam) v^T with right-hand sides v^T r / sqrt(lam): their Gram is the
-        # tier's (its null directions, within rounding, dropped) and so is their product
-        # with the targets.
-        absorb(root[:, None] * V.T, (V.T @ r) / root[:, None])
-
-    def tiers(order: np.ndarray, sorted_norms: np.ndarray):
-        """``order`` (rows by decreasing norm) cut where the norm falls below its tier's
-        first over TIER_RATIO."""
-        start = 0
-        while start < len(order):
-            floor = sorted_norms[start] / TIER_RATIO
-            stop = int(np.searchsorted(-sorted_norms, -floor, side="left"))
-            stop = max(stop, start + 1)
-            yield order[start:stop]
-            start = stop
-
-    sorted_norms = np.sort(norms)[::-1]
-    gram_tiers = [0]
-    for tier in tiers(rows[:split], sorted_norms[:split]):
-        absorb_tier(tier)
+    for r0 in range(0, split, step):
+        absorb_rows(rows[r0 : min(r0 + step, split)])
     absorb(root_alpha * np.eye(rank), np.zeros((rank, Y64.shape[1])))
-    for tier in tiers(rows[split:], sorted_norms[split:]):
-        absorb_tier(tier)
+    for r0 in range(split, len(rows), step):
+        absorb_rows(rows[r0 : r0 + step])
     # The last QR's triangle (rank x rank: the penalty's rows made it full), in its pivots.
     T = R[:, piv]
     beta = np.empty_like(z)
     beta[piv] = solve_triangular(T.T, z, trans=True)  # T upper: T = (T^T)^T
-    return coefficients(beta), rank, gram_tiers[0]
+    return coefficients(beta), rank

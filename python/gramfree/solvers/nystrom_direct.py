@@ -92,13 +92,14 @@ RANK_DEFICIENT = 1e-8
 # quadratic in the error, cannot see it. Measured against exact references (diabetes, 200
 # rows, 30 centres, five rows weighted up to 9.9e6, gamma 0.001 to 0.1, alpha 1e-3 and
 # 1e-6): the Gram pass was up to 0.049 off the predictions, 0.0015 at a span of 1e5 where
-# cond(K_MM) is 5e5 (a review: 2.2e-5 at 1e5, cond 1.4e6). With this bound the Gram pass
-# is kept within 1.1e-6 where the weights span 10 or more. Unweighted fits skip the estimate
+# cond(K_MM) is 5e5 (a review: 2.2e-5 at 1e5, cond 1.4e6). Where this bound keeps the Gram
+# pass, spans of 1e3 to 1e7 measured up to 1.6e-6 (a review). The Gram's own error,
+# as in unweighted fits, is not the span's and remains: 1e-5 to 5e-5 at cond(K_MM) 7e6 to
+# 3e7 with weights spanning 9.3 or none (a review). Unweighted fits skip the estimate
 # (0.2 s at M = 4800, memory-bound) and keep the Gram as before: the bound would leave it
-# only from cond ~4.5e8, where the smallest pivot (RANK_DEFICIENT) mostly has already.
-# Below that the unweighted Gram can be 1.7e-5 off the predictions (cond 8e6, alpha 1e-6),
-# within float32's rounding of them; a tighter bound would double the pass of the README's
-# million case at m = 4000 (cond 1.2e7).
+# only from cond ~4.5e8, where the smallest pivot (RANK_DEFICIENT) mostly has already; a
+# bound that caught the Gram's own error would double the pass of the README's million
+# case at m = 4000 (cond 1.2e7).
 GRAM_RESOLUTION = 1e-7
 EPS = float(np.finfo(np.float64).eps)
 # Power and inverse iterations per estimate of cond(K_MM) (:func:`_condition`).
@@ -426,7 +427,7 @@ class MemoryPasses:
         """The data term of the objective (:func:`_loss_sum`)."""
         return _loss_sum(self.problem, C64, coef, dtype)
 
-    def graded(self, C64, L, block_rows: int, *, singular: bool) -> tuple[np.ndarray, int, int]:
+    def graded(self, C64, L, block_rows: int, *, singular: bool) -> tuple[np.ndarray, int]:
         """The coefficients and the basis's rank by QR of the rows in order of their
         norms (:mod:`._graded_qr`)."""
         from ._graded_qr import solve_graded
@@ -540,7 +541,7 @@ def solve_nystrom_direct(
     span = passes.weight_span()
     singular = jitter > 0 or pivot < RANK_DEFICIENT
     if graded is not None and span > GRADED_SPAN:
-        coef, rank, gram_tiers = graded(C64, L, rows_of(np.float64), singular=singular)
+        coef, rank = graded(C64, L, rows_of(np.float64), singular=singular)
         loss = passes.loss(C64, coef)
         objective = (loss + problem.alpha * _penalty(problem, C64, coef)) / problem.weight_sum
         seconds = time.perf_counter() - start
@@ -552,7 +553,6 @@ def solve_nystrom_direct(
             "pass": "graded QR",
             "basis": "K_MM's range" if singular else "Cholesky",
             "basis_rank": rank,
-            "gram_tiers": gram_tiers,
             "weight_span": span,
             "pass_seconds": seconds,
             "solve_seconds": 0.0,
