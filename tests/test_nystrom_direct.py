@@ -700,6 +700,31 @@ def _exact_nystrom_fit(K, Kmm, y, w, alpha):
     return K @ np.array([float(b[c] / A[c][c]) for c in range(M)])
 
 
+@pytest.mark.parametrize("heavy", [1e12, 1e16, 1e30])
+def test_graded_qr_merges_copies_of_a_heavy_row(heavy):
+    """One diabetes row given twice with targets +1 and -1, both at ``heavy``: the QR
+    left the second copy's remainder (eps times its row) against the targets' difference
+    times its root weight, a spurious heavy constraint (1e-5 off the exact predictions at
+    1e12, 0.063 at 1e16, 1e12 at 1e30; a review). Copies are merged first (their total
+    weight, their weighted mean target): the exact rational solution to rounding."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.preprocessing import scale
+
+    X0, y0 = load_diabetes(return_X_y=True)
+    X0, y0 = scale(X0[:60]), scale(y0[:60])
+    C = np.ascontiguousarray(X0[np.random.default_rng(4).choice(60, 8, replace=False)])
+    X = np.ascontiguousarray(np.vstack([X0[:1], X0[:1], X0]))
+    y = np.r_[1.0, -1.0, y0]
+    w = np.ones(len(y))
+    w[:2] = heavy
+    model = KernelRegressor(gamma=0.1, alpha=1e-3, solver="nystrom-direct", centers=C)
+    pred = model.fit(X, y, sample_weight=w).predict(X)
+    assert model.solver_info_["pass"] == "graded QR"
+    K, Kmm = rbf_kernel(X, C, gamma=0.1), rbf_kernel(C, C, gamma=0.1)
+    want = _exact_nystrom_fit(K, Kmm, y, w, 1e-3)
+    assert np.abs(pred - want).max() <= 1e-12 * np.abs(want).max()
+
+
 @pytest.mark.parametrize("seed", [0, 1])
 def test_graded_qr_orders_rows_by_their_norms_not_a_bound(seed):
     """Rows far from every centre (diabetes rows scaled by 4) at 1e80, ten others at 1e40:
