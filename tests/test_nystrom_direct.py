@@ -734,6 +734,16 @@ def _exact_nystrom_fit(K, Kmm, y, w, alpha):
     return K @ np.array([float(b[c] / A[c][c]) for c in range(M)])
 
 
+def _assert_graded_is_exact(X, y, C, gamma, w, alpha=1e-3):
+    """nystrom-direct's graded QR against the exact rational solution, to rounding."""
+    model = KernelRegressor(gamma=gamma, alpha=alpha, solver="nystrom-direct", centers=C)
+    pred = model.fit(X, y, sample_weight=w).predict(X)
+    assert model.solver_info_["pass"] == "graded QR"
+    K, Kmm = rbf_kernel(X, C, gamma=gamma), rbf_kernel(C, C, gamma=gamma)
+    want = _exact_nystrom_fit(K, Kmm, y, w, alpha)
+    assert np.abs(pred - want).max() <= 1e-12 * np.abs(want).max()
+
+
 @pytest.mark.parametrize("heavy", [1e12, 1e16, 1e30])
 def test_graded_qr_merges_copies_of_a_heavy_row(heavy):
     """One diabetes row given twice with targets +1 and -1, both at ``heavy``: the QR
@@ -751,12 +761,7 @@ def test_graded_qr_merges_copies_of_a_heavy_row(heavy):
     y = np.r_[1.0, -1.0, y0]
     w = np.ones(len(y))
     w[:2] = heavy
-    model = KernelRegressor(gamma=0.1, alpha=1e-3, solver="nystrom-direct", centers=C)
-    pred = model.fit(X, y, sample_weight=w).predict(X)
-    assert model.solver_info_["pass"] == "graded QR"
-    K, Kmm = rbf_kernel(X, C, gamma=0.1), rbf_kernel(C, C, gamma=0.1)
-    want = _exact_nystrom_fit(K, Kmm, y, w, 1e-3)
-    assert np.abs(pred - want).max() <= 1e-12 * np.abs(want).max()
+    _assert_graded_is_exact(X, y, C, 0.1, w)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -777,9 +782,4 @@ def test_graded_qr_orders_rows_by_their_norms_not_a_bound(seed):
     w = np.ones(len(y))
     w[60:] = 1e80
     w[rng.choice(60, 10, replace=False)] = 1e40
-    model = KernelRegressor(gamma=0.3, alpha=1e-3, solver="nystrom-direct", centers=C)
-    pred = model.fit(X, y, sample_weight=w).predict(X)
-    assert model.solver_info_["pass"] == "graded QR"
-    K, Kmm = rbf_kernel(X, C, gamma=0.3), rbf_kernel(C, C, gamma=0.3)
-    want = _exact_nystrom_fit(K, Kmm, y, w, 1e-3)
-    assert np.abs(pred - want).max() <= 1e-12 * np.abs(want).max()
+    _assert_graded_is_exact(X, y, C, 0.3, w)
