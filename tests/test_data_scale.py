@@ -305,7 +305,8 @@ def test_cv_with_one_row_far_heavier_stays_bounded_and_names_the_span(criterion,
     whitened Gram's rounding, which scales with the heaviest row. The null directions'
     right-hand side is rounding, and divided by alpha it gave predictions of 1e16 on
     targets within 1 (a review); the model now leaves those directions out (it interpolates
-    the heavy row), and the warning names the weights' span and the exact solver."""
+    the heavy row), the warning names the weights' span and says the chosen alpha's model
+    is refitted exactly (nystrom-direct's QR of the rows by norm), and it is."""
     X = np.random.default_rng(0).normal(size=(40, 3))
     y = np.sin(X[:, 0])
     weights = np.r_[heavy, np.ones(39)]
@@ -313,7 +314,8 @@ def test_cv_with_one_row_far_heavier_stays_bounded_and_names_the_span(criterion,
         warnings.simplefilter("always")
         model = KernelRegressorCV(criterion=criterion).fit(X, y, sample_weight=weights)
     said = [str(w.message) for w in caught if issubclass(w.category, UserWarning)]
-    assert any("sample weights span" in m and "solver='direct'" in m for m in said), said
+    assert any("sample weights span" in m and "refitted exactly" in m for m in said), said
+    assert model.solver_info_["refit"] == "nystrom-direct, graded QR"
     assert all(". The positive sample weights span" in m for m in said), said  # a sentence
     predictions = model.predict(X)
     assert np.all(np.abs(predictions) <= np.abs(y).max())

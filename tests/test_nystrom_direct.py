@@ -5,6 +5,8 @@ estimators and ``auto`` choose it."""
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 from sklearn.metrics.pairwise import rbf_kernel
@@ -762,6 +764,37 @@ def test_graded_qr_merges_copies_of_a_heavy_row(heavy):
     w = np.ones(len(y))
     w[:2] = heavy
     _assert_graded_is_exact(X, y, C, 0.1, w)
+
+
+@pytest.mark.parametrize(
+    ("heavy", "light", "alpha", "copies"),
+    [(1e30, 1e-300, 1e-300, 1), (1.0, 1e-320, 1e-321, 1), (1e308, 1.0, 1.0, 2)],
+    ids=["tiny-shares", "subnormal", "two-at-1e308"],
+)
+def test_graded_qr_merge_at_the_ends_of_float64(heavy, light, alpha, copies):
+    """The merge of copies at float64's ends (a review): shares of the largest weight
+    below 4.9e-324 became 0 and their mean 0/0, and the fit raised; subnormal shares lost
+    digits (8.5e-5 off); two copies at 1e308 summed to inf. Copies now sum relative to
+    their own largest, a row without copies is kept exactly, and the root weight is
+    formed before the scale: the exact rational solution to rounding."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.preprocessing import scale
+
+    X0, y0 = load_diabetes(return_X_y=True)
+    X0, y0 = scale(X0[:60]), scale(y0[:60])
+    C = np.ascontiguousarray(X0[np.random.default_rng(4).choice(60, 8, replace=False)])
+    X = np.ascontiguousarray(np.vstack([X0[:1]] * (copies - 1) + [X0]))
+    y = np.r_[np.ones(copies - 1), y0]
+    w = np.r_[np.full(copies, heavy), np.full(60 - 1, light)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # the objective's sum at 1e308
+        result = solve_nystrom_direct(
+            Problem(X, y.reshape(-1, 1), Gaussian(0.1), alpha, w, None), C
+        )
+    assert result.info["pass"] == "graded QR"
+    K, Kmm = rbf_kernel(X, C, gamma=0.1), rbf_kernel(C, C, gamma=0.1)
+    want = _exact_nystrom_fit(K, Kmm, y, w, alpha)
+    assert np.abs(K @ result.coef.ravel() - want).max() <= 1e-12 * np.abs(want).max()
 
 
 @pytest.mark.parametrize("seed", [0, 1])

@@ -139,18 +139,19 @@ def _weight_span_said(messages: list[str], path: AlphaPath, sample_weight) -> li
     ``GRADED_SPAN``, where nystrom-direct leaves the Gram for QR) and some
     candidate was below the whitened Gram's rounding: that rounding is eps M times its
     largest eigenvalue, of the order of the heaviest rows' weight, and the lightest rows'
-    directions below it are left out of the model (their data unresolved). One row at 1e50
-    among rows at 1 left every alpha up to 100 without an estimate, and the warning
-    advised larger alphas alone (a review)."""
+    directions below it are left out of the path's estimates (their data unresolved). One
+    row at 1e50 among rows at 1 left every alpha up to 100 without an estimate, and the
+    warning advised larger alphas alone (a review). The model itself is refitted exactly
+    there (:func:`_exact_beyond_span`)."""
     span = weight_span(sample_weight)
     if not messages or span <= GRADED_SPAN or not path.info.get("unresolved_alphas"):
         return messages
     note = (
         f" The positive sample weights span {span:.2g} (largest over smallest): the "
         "whitened Gram's rounding scales with the heaviest rows, and the lightest rows' "
-        "part of the fit below it is left out. KernelRegressor and KernelClassifier "
-        "resolve such weights at a given alpha: solver='direct' (exact) or "
-        "'nystrom-direct' (these centres, by QR of the rows in order of their norms)."
+        "part below it is left out of the path's estimates, which chose alpha. The model "
+        "at the chosen alpha is refitted exactly (nystrom-direct's QR of the rows in order "
+        "of their norms, solver_info_['refit'])."
     )
     return [message + ("" if message.endswith(".") else ".") + note for message in messages]
 

@@ -49,23 +49,31 @@ NULL_EIGENVALUE = 1.0
 
 
 def _distinct_rows(problem: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(X, Y, w)``: the distinct rows of positive weight, each with its copies' total
-    weight and their weighted mean target (float64): the same minimiser (the objective
-    moves by a constant). Copies with different targets, both heavy, left the QR the
-    second copy's remainder, eps times its row, against the targets' difference times its
-    root weight: a spurious heavy constraint (one diabetes row twice, targets +1 and -1,
-    at 1e16: 0.063 off the exact predictions, at 1e30 1e12; a review)."""
+    """``(X, Y, root_w)``: the distinct rows of positive weight, each with the square root
+    of its copies' total weight and their weighted mean target (float64): the same
+    minimiser (the objective moves by a constant). Copies with different targets, both
+    heavy, left the QR the second copy's remainder, eps times its row, against the
+    targets' difference times its root weight: a spurious heavy constraint (one diabetes
+    row twice, targets +1 and -1, at 1e16: 0.063 off the exact predictions, at 1e30 1e12;
+    a review). A row without copies keeps its weight and target exactly; copies are summed
+    relative to their own largest weight (relative to the largest of all, shares below
+    4.9e-324 became 0 and their mean 0/0), and the root is taken before the scale (two
+    copies at 1e308 overflowed; a review)."""
     from .alpha_path import row_groups
 
     rows, Y, w, groups = row_groups(problem)
     count = int(groups.max(initial=-1)) + 1
     _, first = np.unique(groups, return_index=True)
-    share = w / float(w.max(initial=1.0))  # in (0, 1]: no overflow in the sums below
-    total = np.bincount(groups, weights=share, minlength=count)
+    largest = np.zeros(count)
+    np.maximum.at(largest, groups, w)
+    share = w / largest[groups]  # in (0, 1], 1 for each group's largest copy
+    total = np.bincount(groups, weights=share, minlength=count)  # >= 1
     mean = np.empty((count, Y.shape[1]))
     for j in range(Y.shape[1]):
         mean[:, j] = np.bincount(groups, weights=share * Y[:, j], minlength=count) / total
-    return rows[first], mean, total * float(w.max(initial=1.0))
+    single = np.bincount(groups, minlength=count) == 1
+    mean[single] = Y[first[single]]  # exactly, not through a product and a quotient
+    return rows[first], mean, np.sqrt(largest) * np.sqrt(total)
 
 
 def solve_graded(
@@ -75,7 +83,7 @@ def solve_graded(
     a|^2 + alpha pen(a)``, ``problem.alpha > 0``, and the rank of the basis. ``pen(a) =
     |L^T a|^2`` with ``L`` K_MM's (unjittered) factor, or, ``singular``, ``a^T K_MM a`` on
     K_MM's range (``L`` not used)."""
-    X, Y64, weights = _distinct_rows(problem)
+    X, Y64, root_w = _distinct_rows(problem)
     M = C64.shape[0]
     if singular:
         lam, U = np.linalg.eigh(np.asarray(_operator(problem, C64).to_dense(), dtype=np.float64))
@@ -100,7 +108,7 @@ def solve_graded(
 
     def weighted_features(chunk: np.ndarray) -> np.ndarray:
         B = np.asarray(_operator(problem, X[chunk], C64).to_dense(), dtype=np.float64)
-        return np.sqrt(weights[chunk])[:, None] * features(B)
+        return root_w[chunk, None] * features(B)
 
     norms = np.concatenate(
         [
@@ -130,7 +138,7 @@ def solve_graded(
         R[:, piv] = T  # unpermuted: R^T R is the stacked rows' Gram
 
     def absorb_rows(chunk: np.ndarray) -> None:
-        absorb(weighted_features(chunk), np.sqrt(weights[chunk])[:, None] * Y64[chunk])
+        absorb(weighted_features(chunk), root_w[chunk, None] * Y64[chunk])
 
     for r0 in range(0, split, step):
         absorb_rows(rows[r0 : min(r0 + step, split)])
