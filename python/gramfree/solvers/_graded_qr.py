@@ -59,21 +59,15 @@ def _distinct_rows(problem: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray
     relative to their own largest weight (relative to the largest of all, shares below
     4.9e-324 became 0 and their mean 0/0), and the root is taken before the scale (two
     copies at 1e308 overflowed; a review)."""
-    from .alpha_path import row_groups
+    from .alpha_path import group_means, row_groups
 
     rows, Y, w, groups = row_groups(problem)
     count = int(groups.max(initial=-1)) + 1
     _, first = np.unique(groups, return_index=True)
-    largest = np.zeros(count)
-    np.maximum.at(largest, groups, w)
-    share = w / largest[groups]  # in (0, 1], 1 for each group's largest copy
-    total = np.bincount(groups, weights=share, minlength=count)  # >= 1
-    mean = np.empty((count, Y.shape[1]))
-    for j in range(Y.shape[1]):
-        mean[:, j] = np.bincount(groups, weights=share * Y[:, j], minlength=count) / total
+    largest, shares, mean = group_means(Y, w, groups, count)
     single = np.bincount(groups, minlength=count) == 1
     mean[single] = Y[first[single]]  # exactly, not through a product and a quotient
-    return rows[first], mean, np.sqrt(largest) * np.sqrt(total)
+    return rows[first], mean, np.sqrt(largest) * np.sqrt(shares)
 
 
 def solve_graded(

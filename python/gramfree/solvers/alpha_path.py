@@ -114,12 +114,35 @@ def replicates(problem: Problem) -> tuple[int, float]:
     count = int(groups.max(initial=-1)) + 1
     pure = 0.0
     if count < rows.shape[0]:
-        total = np.bincount(groups, weights=weights, minlength=count)
-        for j in range(Y.shape[1]):
-            mean = np.bincount(groups, weights=weights * Y[:, j], minlength=count) / total
-            pure += float(np.sum(weights * (Y[:, j] - mean[groups]) ** 2))
+        mean = group_means(Y, weights, groups, count)[2]
+        pure = float(np.sum(weights[:, None] * (Y - mean[groups]) ** 2))
     problem.__dict__["_replicates"] = (count, pure)
     return count, pure
+
+
+def group_means(
+    Y: np.ndarray, weights: np.ndarray, groups: np.ndarray, count: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(largest, shares, mean)`` of the rows in each of ``count`` groups (``groups`` from
+    :func:`row_groups`): the group's largest weight, its weights' sum over that largest
+    (>= 1; the total weight is their product), and its weighted mean target (count x t).
+    Summed relative to each group's own largest weight, so that shares far below the
+    heaviest row's do not vanish (0/0) and totals near 1e308 are formed by the caller as
+    it needs them (a review)."""
+    largest = np.zeros(count)
+    np.maximum.at(largest, groups, weights)
+    share = weights / largest[groups]  # in (0, 1], 1 for each group's largest row
+    shares = np.bincount(groups, weights=share, minlength=count)
+    mean = (
+        np.column_stack(
+            [
+                np.bincount(groups, weights=share * Y[:, j], minlength=count)
+                for j in range(Y.shape[1])
+            ]
+        )
+        / shares[:, None]
+    )
+    return largest, shares, mean.reshape(count, Y.shape[1])
 
 
 def row_groups(problem: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

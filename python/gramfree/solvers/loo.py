@@ -53,7 +53,7 @@ import numpy as np
 from .. import _blas
 from ..linalg import solve_triangular
 from ._common import Problem
-from .alpha_path import AlphaPath, row_groups
+from .alpha_path import AlphaPath, group_means, row_groups
 from .nystrom_direct import BLOCK_BYTES, _operator
 
 # The least 1 - h_i at which a row's leave-one-out residual is an estimate: h_i sums M
@@ -76,16 +76,8 @@ def loo_errors(problem: Problem, centers: np.ndarray, paths: list[AlphaPath]) ->
     resolved = paths[0].resolved
     rows, Y, weights, groups = row_groups(problem)
     count = int(groups.max(initial=-1)) + 1
-    total = np.bincount(groups, weights=weights, minlength=count)
-    mean = (
-        np.column_stack(
-            [
-                np.bincount(groups, weights=weights * Y[:, j], minlength=count)
-                for j in range(Y.shape[1])
-            ]
-        )
-        / total[:, None]
-    )
+    largest, shares, mean = group_means(Y, weights, groups, count)
+    total = largest * shares
     pure = np.sum(weights[:, None] * (Y - mean[groups]) ** 2, axis=0)  # per target
     first = np.zeros(count, dtype=np.intp)
     first[groups] = np.arange(len(groups))  # a row of each distinct row
