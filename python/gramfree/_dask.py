@@ -977,6 +977,8 @@ def _centers(estimator, X, w, rng):
         w > 0, top, w.max(), da.where(w > 0, w, np.inf).min()
     )
     positive, largest = np.asarray(positive, dtype=bool), float(largest)
+    if not largest > 0:  # refused before the shares below divide by it (0/0 warned)
+        _refuse_weight_sum(w)
     weighted = int(np.count_nonzero(positive))
     heavy = np.empty(0, dtype=np.intp)  # drawn first (heavy_rows)
     apart = np.empty(0, dtype=np.intp)  # counted by themselves (apart_rows)
