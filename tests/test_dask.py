@@ -305,6 +305,29 @@ def test_worker_killed_during_fit_gives_the_same_model(client, digits):
     client.wait_for_workers(2, timeout=30)
 
 
+def test_shared_values_outlive_every_worker_that_held_them(client):
+    """What a fit sends to the workers (centres, kernel) survives the death of each worker
+    that held it, one after the other: it is recomputed from its task. Scattered data
+    was not (the scheduler's memory manager drops a broadcast's copies within seconds,
+    so the worker killed mid-fit could hold the only one: FutureCancelledError)."""
+    from gramfree._dask import _share, fit_scope
+
+    value = (np.arange(12.0).reshape(4, 3), "kernel")
+    with fit_scope(client):
+        shared = _share(value, client)
+        distributed.wait(shared)
+        for address in list(client.scheduler_info()["workers"]):
+            # every copy's holder restarted, empty, before the value is used
+            client.restart_workers([address])
+        client.wait_for_workers(2, timeout=30)
+        got = client.submit(lambda v: (v[0].sum(), v[1]), shared).result(timeout=60)
+    assert got == (66.0, "kernel")
+    with fit_scope(client), warnings.catch_warnings():  # sent once: no large-graph warning
+        warnings.simplefilter("error")
+        big = _share((np.ones((1500, 1000)), "kernel"), client)  # 12 MB, over dask's 10
+        assert client.submit(lambda v: v[0].sum(), big).result(timeout=60) == 1.5e6
+
+
 def test_float32_one_pass_matches_in_process(client, digits):
     """float32 data: the one pass forms float32 kernel blocks and their Gram on each chunk
     (summed in float64), accepted by the same objective check as in memory."""

@@ -299,12 +299,21 @@ def _hold(value):
 
 
 def _share(value, client):
-    """``value`` for the tasks of a graph: scattered to every worker once (distributed),
-    else one delayed literal."""
+    """``value`` for the tasks of a graph: one delayed literal, computed once on the
+    cluster and held there as a future (distributed).
+
+    Not scattered: scattered data has no task to recompute it from, and the scheduler's
+    active memory manager drops a broadcast's extra copies within seconds, so a worker that
+    died holding the last copy failed the fit (FutureCancelledError: "lost scattered
+    data"). A future of a task is recomputed elsewhere from its literal, as the data's
+    chunks are. The scheduler keeps the literal while the fit runs (its warning about a
+    large graph is silenced: the literal is sent once, not with every task)."""
     import dask
 
     if client is not None:
-        return _hold(client.scatter(value, broadcast=True, hash=False))
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
+            return _hold(client.compute(dask.delayed(value, pure=False)))
     return dask.delayed(value, pure=True)
 
 
