@@ -46,6 +46,9 @@ def test_matches_float64_reference_on_real_data(name, gamma, weighted):
     problem = Problem(X, Y, Gaussian(gamma), alpha, w if weighted else None, None)
     # Blocks of 97 rows: the pass crosses several blocks, the last one partial.
     result = solve_nystrom_direct(problem, C, block_rows=97)
+    # alpha far above the Gram's rounding: the one pass is kept (no QR of the rows)
+    assert result.info["alpha_resolution"] < nd.ALPHA_RESOLUTION
+    assert result.info.get("pass") != "graded QR"
     pred = rbf_kernel(X, C, gamma=gamma) @ result.coef
     expected = _reference(X, Y, C, gamma, alpha, w)
     scale = np.abs(Y).max()
@@ -249,14 +252,60 @@ def test_objective_check_catches_a_failed_whitening(monkeypatch):
     assert "K_MM singular" not in result.info["fallback_reason"]
 
 
-def test_last_resort_is_pcg(monkeypatch):
-    """When no whitened solve passes the check, the fit is Nystrom-PCG's, and says so."""
+def test_last_resort_in_memory_is_the_graded_qr(monkeypatch):
+    """When no whitened solve passes the check, the rows in memory are solved by the
+    graded QR (row-wise stable, no Gram), and the result says so."""
+    from gramfree.solvers._graded_qr import solve_graded
+
     monkeypatch.setattr(nd, "OBJECTIVE_CHECK", -1.0)
     problem, C = _ill_conditioned()
     result = solve_nystrom_direct(problem, C, tol=1e-10, max_iter=500)
+    assert result.info["fallback"] == result.info["pass"] == "graded QR"
+    assert "objective implied" in result.info["fallback_reason"]
+    L = np.linalg.cholesky(rbf_kernel(C, C, gamma=1.0))  # not used: K_MM is singular
+    coef, _, _ = solve_graded(problem, C, L, nd.rows_for(len(C)), singular=True)
+    np.testing.assert_array_equal(result.coef, coef)
+
+
+def test_last_resort_without_rows_in_memory_is_pcg(monkeypatch):
+    """Passes that cannot take the QR (dask's) fall back to Nystrom-PCG, and say so."""
+
+    class Streamed(nd.MemoryPasses):
+        graded = None
+
+    monkeypatch.setattr(nd, "OBJECTIVE_CHECK", -1.0)
+    problem, C = _ill_conditioned()
+    passes = Streamed(problem)
+    result = solve_nystrom_direct(problem, C, tol=1e-10, max_iter=500, passes=passes)
     assert result.info["fallback"] == "nystrom-pcg"
     pcg = solve_nystrom_pcg(problem, C, tol=1e-10, max_iter=500)
     np.testing.assert_array_equal(result.coef, pcg.coef)
+
+
+@pytest.mark.parametrize("alpha", [1e-12, 1e-20, 1e-30])
+def test_one_weighted_row_at_tiny_alpha_is_exact(alpha):
+    """One row of positive weight (the others 0), given centres it is not among, alpha
+    below the whitened Gram's rounding: both Grams fail (rank one plus alpha), and the
+    Nystrom-PCG that followed was 0.011 off the closed form at alpha 1e-20, silently
+    (a review found 0.83 off in a larger case). The graded QR carries alpha's rows."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.preprocessing import scale
+
+    X, y = load_diabetes(return_X_y=True)
+    X, y = scale(X[:60]), scale(y[:60])
+    C = np.ascontiguousarray(X[10:40])
+    w = np.zeros(60)
+    w[0] = 1.0
+    model = KernelRegressor(gamma=0.1, alpha=alpha, solver="nystrom-direct", centers=C)
+    pred = model.fit(X, y, sample_weight=w).predict(X)
+    assert model.solver_ == "nystrom-direct"
+    assert model.solver_info_["pass"] == "graded QR"
+    assert model.solver_info_["alpha_resolution"] > nd.ALPHA_RESOLUTION
+    # Closed form: b = K_MM^-1 k0 y0 / (alpha + k0^T K_MM^-1 k0)
+    Kmm, k0 = rbf_kernel(C, C, gamma=0.1), rbf_kernel(C, X[:1], gamma=0.1)[:, 0]
+    u = np.linalg.solve(Kmm, k0)
+    want = rbf_kernel(X, C, gamma=0.1) @ u * y[0] / (alpha + k0 @ u)
+    assert np.abs(pred - want).max() <= 1e-10 * np.abs(want).max()
 
 
 def test_singular_kmm_goes_straight_to_whitened_features():
@@ -409,6 +458,7 @@ def test_solver_names_the_fallback_that_ran(monkeypatch):
     from sklearn.datasets import load_breast_cancer
 
     monkeypatch.setattr(nd, "OBJECTIVE_CHECK", -1.0)  # every check fails
+    monkeypatch.setattr(nd.MemoryPasses, "graded", None)  # as on dask: no QR of the rows
     X, y = load_breast_cancer(return_X_y=True)
     model = KernelClassifier(
         gamma=0.5, alpha=1e-3, solver="nystrom-direct", n_centers=150, random_state=0
@@ -816,3 +866,56 @@ def test_graded_qr_orders_rows_by_their_norms_not_a_bound(seed):
     w[60:] = 1e80
     w[rng.choice(60, 10, replace=False)] = 1e40
     _assert_graded_is_exact(X, y, C, 0.3, w)
+
+
+@pytest.mark.parametrize("heavy", [1e9, 1e30])
+def test_graded_qr_takes_the_light_rows_as_one_gram(heavy):
+    """Five diabetes rows at ``heavy`` among 195 at 1, alpha 1e-3: the light rows' Gram
+    (trace ~195, resolving the solution to eps * 195 / alpha = 4e-11) enters the QR as
+    one block after the heavy rows, in place of 195 rows one block at a time (the
+    benchmark's graded row, 11.6x the unweighted fit's time, is mostly those rows); the
+    model still matches the exact rational solution to rounding."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.preprocessing import scale
+
+    X, y = load_diabetes(return_X_y=True)
+    X, y = scale(X[:200]), scale(y[:200])
+    rng = np.random.default_rng(0)
+    C = np.ascontiguousarray(X[rng.choice(200, 30, replace=False)])
+    w = np.ones(200)
+    w[rng.choice(200, 5, replace=False)] = heavy
+    model = KernelRegressor(gamma=0.1, alpha=1e-3, solver="nystrom-direct", centers=C)
+    pred = model.fit(X, y, sample_weight=w).predict(X)
+    assert model.solver_info_["pass"] == "graded QR"
+    assert model.solver_info_["graded_tail_rows"] == 195
+    K, Kmm = rbf_kernel(X, C, gamma=0.1), rbf_kernel(C, C, gamma=0.1)
+    want = _exact_nystrom_fit(K, Kmm, y, w, 1e-3)
+    assert np.abs(pred - want).max() <= 1e-12 * np.abs(want).max()
+
+
+@pytest.mark.parametrize("alpha", [1e-3, 0.1])
+def test_graded_qr_tail_stays_within_its_bound_on_graded_weights(alpha, monkeypatch):
+    """Recency weights on a 1-D series (10^(8 t), t in [0, 1]): no tier of like rows, the
+    case where tiers of rows entering as their Gram lost poorly spread directions (a
+    review: 5e-4 off at a span of 1e8). The tail is bounded by alpha alone (its Gram's
+    trace times eps at most 1e-7 of alpha): it takes the lightest rows, and the model stays
+    within that bound of the exact rational solution and of the row-by-row QR."""
+    from gramfree.solvers import _graded_qr
+
+    n = 120
+    x = np.linspace(0.0, 1.0, n)[:, None]
+    y = np.sin(6.0 * x[:, 0])
+    C = np.ascontiguousarray(x[::10])
+    w = 10.0 ** (8.0 * np.arange(n) / (n - 1))
+    fits = {}
+    for bound in (0.0, _graded_qr.TAIL_RESOLUTION):
+        monkeypatch.setattr(_graded_qr, "TAIL_RESOLUTION", bound)
+        model = KernelRegressor(gamma=10.0, alpha=alpha, solver="nystrom-direct", centers=C)
+        fits[bound] = model.fit(x, y, sample_weight=w)
+    by_rows, with_tail = fits[0.0], fits[_graded_qr.TAIL_RESOLUTION]
+    assert by_rows.solver_info_["graded_tail_rows"] == 0
+    assert 0 < with_tail.solver_info_["graded_tail_rows"] < n
+    want = _exact_nystrom_fit(rbf_kernel(x, C, gamma=10.0), rbf_kernel(C, gamma=10.0), y, w, alpha)
+    scale = np.abs(want).max()
+    for model in (by_rows, with_tail):
+        assert np.abs(model.predict(x) - want).max() <= 1e-8 * scale

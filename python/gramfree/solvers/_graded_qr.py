@@ -23,29 +23,45 @@ spanning 1e40: predictions off by 0.9 to 4.5; a review): there P is K_MM's range
 ``U_r Lambda_r^-1/2`` over the eigenvalues above its rounding, the Nystroem features'
 basis (the penalty ``a^T K_MM a = |beta|^2`` on it, without jitter).
 
-Cost: a kernel pass and the whitening for the norms, then per block of b rows about
-``2 (M + b) (M + t)^2`` flops, ~6 n M^2 in all, only where the weights span more than
-``nystrom_direct.GRADED_SPAN``; the QR with column pivoting runs at a fraction of the
-Gram's rate. Measured (``benchmarks/bench_weight_span.py``, n = 40000, M = 1000, one row
-in a hundred at 1e9): 11.6x the unweighted fit's time; scikit-learn's ``Nystroem + Ridge``
-on the same centres takes 0.28x ours. Not done: a tier of many rows of like norms
-entering as its Gram's square root (3.7x the unweighted fit instead) lost the directions
-in which such a tier is poorly spread (the Gram resolves them to eps times its largest
-eigenvalue, the QR to eps times its singular value): recency weights on a 1-D series,
-5e-4 off at a span of 1e8 and 1.9 at 1e30, where row by row held 1e-13 to 2e-8 (a review).
+The light tail: the rows of least bound ``w k(x, x)`` (at least their squared norm) whose
+bounds sum to at most ``TAIL_RESOLUTION * alpha / eps`` enter after the heavier rows as
+one block, the Cholesky factor of their Gram plus alpha I (summed by ``syrk`` of their
+whitened features, each row rounded by itself). That Gram's rounding, eps times its
+trace, is then at most 1e-7 of alpha, the smallest eigenvalue of the system it joins, so
+it moves the solution by at most about that much of itself. This differs from the tiers
+tried before (many rows of like norms entering as their Gram's square root at every
+level): their Gram's rounding was measured against the lighter rows below them, not
+against alpha, and a poorly spread tier lost directions (recency weights on a 1-D series,
+5e-4 off at a span of 1e8 and 1.9 at 1e30, where row by row held 1e-13 to 2e-8; a review).
+On such weights the tail takes only the lightest rows: 4e-10 of the exact rational
+solution at a span of 1e8 (tests/test_nystrom_direct.py).
+
+Cost: the heavy rows' norms (a kernel pass and the whitening over them only), then per
+block of b of them about ``2 (M + b) (M + t)^2`` flops; the tail: its whitened features
+and their ``syrk``, n M^2, and one QR of 2M x M. Where the heavy rows are few
+(``benchmarks/bench_weight_span.py``, n = 40000, M = 1000, one row in a hundred at 1e9)
+that is about the whitened-features pass; row by row it was 11.6x the unweighted fit's
+time, and scikit-learn's ``Nystroem + Ridge`` took 0.28x ours.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import scipy.linalg as sla
+from scipy.linalg import blas
 
 from ..linalg import solve_triangular
-from ._common import Problem
+from ._common import Problem, kernel_diagonal
 from .nystrom_direct import _operator
 
 # Eigenvalues of K_MM at most this many times eps * M * its largest are its null space.
 NULL_EIGENVALUE = 1.0
+# The lightest rows enter as one block, the Cholesky factor of their Gram plus alpha I,
+# where the Gram's rounding (eps times its trace, a bound on its largest eigenvalue) is at
+# most this much of alpha, the smallest eigenvalue of the system it joins: the solution
+# then moves by at most about this much of itself (a perturbation of the normal
+# equations, bounded by the system's smallest eigenvalue). Heavier rows go one by one.
+TAIL_RESOLUTION = 1e-7
 
 
 def _distinct_rows(problem: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -70,13 +86,20 @@ def _distinct_rows(problem: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return rows[first], mean, np.sqrt(largest) * np.sqrt(shares)
 
 
+def _tail_bound(alpha: float) -> float:
+    """The largest trace of a Gram that resolves the solution to ``TAIL_RESOLUTION``:
+    eps times it at most that much of alpha."""
+    return TAIL_RESOLUTION * alpha / float(np.finfo(np.float64).eps)
+
+
 def solve_graded(
     problem: Problem, C64: np.ndarray, L: np.ndarray, block_rows: int, *, singular: bool
-) -> tuple[np.ndarray, int]:
-    """``(a, rank)``: the coefficients (M x t, float64) minimising ``sum w |y - K(x, C)
-    a|^2 + alpha pen(a)``, ``problem.alpha > 0``, and the rank of the basis. ``pen(a) =
-    |L^T a|^2`` with ``L`` K_MM's (unjittered) factor, or, ``singular``, ``a^T K_MM a`` on
-    K_MM's range (``L`` not used)."""
+) -> tuple[np.ndarray, int, int]:
+    """``(a, rank, tail)``: the coefficients (M x t, float64) minimising ``sum w |y - K(x, C)
+    a|^2 + alpha pen(a)``, ``problem.alpha > 0``, the rank of the basis and how many rows
+    entered as the tail's Gram (``TAIL_RESOLUTION``). ``pen(a) = |L^T a|^2`` with ``L``
+    K_MM's (unjittered) factor, or, ``singular``, ``a^T K_MM a`` on K_MM's range (``L`` not
+    used)."""
     X, Y64, root_w = _distinct_rows(problem)
     M = C64.shape[0]
     if singular:
@@ -97,12 +120,20 @@ def solve_graded(
         def coefficients(beta: np.ndarray) -> np.ndarray:
             return solve_triangular(L, beta, trans=True)
 
-    rows = np.arange(X.shape[0])
     step = max(1, int(block_rows))
 
     def weighted_features(chunk: np.ndarray) -> np.ndarray:
         B = np.asarray(_operator(problem, X[chunk], C64).to_dense(), dtype=np.float64)
         return root_w[chunk, None] * features(B)
+
+    # The tail: the rows of least bound w k(x, x) (at least their squared norm) whose
+    # bounds sum within _tail_bound; its Gram's trace is at most that sum.
+    bounds = root_w * root_w * np.maximum(kernel_diagonal(problem.kernel, X), 0.0)
+    by_bound = np.argsort(bounds, kind="stable")
+    summed = np.cumsum(bounds[by_bound])
+    in_tail = int(np.searchsorted(summed, _tail_bound(problem.alpha), side="right"))
+    tail, rows = by_bound[:in_tail], by_bound[in_tail:]
+    tail_trace = float(summed[in_tail - 1]) if in_tail else 0.0
 
     norms = np.concatenate(
         [
@@ -112,10 +143,15 @@ def solve_graded(
         or [np.zeros(0)]
     )
     rank = features(np.zeros((1, M))).shape[1]
-    root_alpha = float(np.sqrt(problem.alpha))
-    rows = rows[np.argsort(-norms, kind="stable")]
-    # The penalty's rows (norm sqrt(alpha) each) go in where the data rows' norms fall below.
-    split = int(np.searchsorted(-np.sort(norms)[::-1], -root_alpha, side="right"))
+    order = np.argsort(-norms, kind="stable")
+    rows, norms = rows[order], norms[order]
+    if in_tail:
+        # The tail's block (alpha I in its Gram) goes in where the other rows' squared
+        # norms fall below its trace and alpha: heavier rows before it, lighter after.
+        place = int(np.searchsorted(-(norms * norms), -(tail_trace + problem.alpha), "right"))
+    else:
+        # The penalty's rows (norm sqrt(alpha) each) where the rows' norms fall below.
+        place = int(np.searchsorted(-norms, -float(np.sqrt(problem.alpha)), side="right"))
     R = np.zeros((0, rank))
     z = np.zeros((0, Y64.shape[1]))
     piv = np.arange(rank)
@@ -131,16 +167,31 @@ def solve_graded(
         R = np.empty_like(T)
         R[:, piv] = T  # unpermuted: R^T R is the stacked rows' Gram
 
-    def absorb_rows(chunk: np.ndarray) -> None:
-        absorb(weighted_features(chunk), root_w[chunk, None] * Y64[chunk])
+    def absorb_rows(first: int, end: int) -> None:
+        for r0 in range(first, end, step):
+            chunk = rows[r0 : min(r0 + step, end)]
+            absorb(weighted_features(chunk), root_w[chunk, None] * Y64[chunk])
 
-    for r0 in range(0, split, step):
-        absorb_rows(rows[r0 : min(r0 + step, split)])
-    absorb(root_alpha * np.eye(rank), np.zeros((rank, Y64.shape[1])))
-    for r0 in range(split, len(rows), step):
-        absorb_rows(rows[r0 : r0 + step])
+    def absorb_tail() -> None:
+        """The tail's rows and alpha's as one block: C with C^T C = their Gram."""
+        G = np.asfortranarray(problem.alpha * np.eye(rank))  # its upper triangle summed
+        h = np.zeros((rank, Y64.shape[1]))
+        for r0 in range(0, len(tail), step):
+            chunk = tail[r0 : r0 + step]
+            F = weighted_features(chunk)
+            G = blas.dsyrk(1.0, F.T, beta=1.0, c=G, trans=0, lower=0, overwrite_c=1)
+            h += F.T @ (root_w[chunk, None] * Y64[chunk])
+        C = sla.cholesky(G, lower=False, overwrite_a=True, check_finite=False)  # upper
+        absorb(C, solve_triangular(C.T, h))
+
+    absorb_rows(0, place)
+    if in_tail:
+        absorb_tail()
+    else:
+        absorb(float(np.sqrt(problem.alpha)) * np.eye(rank), np.zeros((rank, Y64.shape[1])))
+    absorb_rows(place, len(rows))
     # The last QR's triangle (rank x rank: the penalty's rows made it full), in its pivots.
     T = R[:, piv]
     beta = np.empty_like(z)
     beta[piv] = solve_triangular(T.T, z, trans=True)  # T upper: T = (T^T)^T
-    return coefficients(beta), rank
+    return coefficients(beta), rank, in_tail

@@ -102,6 +102,14 @@ RANK_DEFICIENT = 1e-8
 # case at m = 4000 (cond 1.2e7).
 GRAM_RESOLUTION = 1e-7
 EPS = float(np.finfo(np.float64).eps)
+# The whitened Gram S (either pass) is rounded to about eps * its largest eigenvalue, so the
+# solve of S + alpha I resolves the directions the rows leave weak only to about
+# ``eps * lambda_max(S) / alpha`` of the model (normal equations square the features'
+# condition number; QR does not). Beyond this, in memory, the graded QR solves instead.
+# Diabetes, one weighted row, 30 given centres: 5e-5 off the closed form at alpha 1e-12
+# (resolution 2e-4), 0.011 at 1e-20 (both Grams failed; Nystrom-PCG's result). The real-data
+# suite's tuned fits (alpha = lam n, lam >= 1e-7, lambda_max(S) <= n) stay below 2.2e-9.
+ALPHA_RESOLUTION = 1e-5
 # Power and inverse iterations per estimate of cond(K_MM) (:func:`_condition`).
 CONDITION_ITERATIONS = 3
 
@@ -134,6 +142,19 @@ def _condition(L: np.ndarray, iterations: int = CONDITION_ITERATIONS) -> float:
         inverse_smallest = max(inverse_smallest, float(np.max(np.sum(half * half, axis=0))))
         bottom = solve_triangular(L, half, trans=True)
     return largest * inverse_smallest
+
+
+def _largest_eigenvalue(S: np.ndarray, iterations: int = CONDITION_ITERATIONS + 1) -> float:
+    """An estimate from below of the symmetric positive semi-definite S's largest
+    eigenvalue: power iteration on a block of four vectors, O(M^2) a step."""
+    block = np.random.default_rng(0).standard_normal((S.shape[0], 4))
+    largest = 0.0
+    for _ in range(iterations):
+        block /= np.maximum(np.linalg.norm(block, axis=0), 1e-300)
+        image = S @ block
+        largest = max(largest, float(np.max(np.sum(block * image, axis=0))))
+        block = image
+    return largest
 
 
 def gram_unresolved(L: np.ndarray, span: float) -> tuple[float, str | None]:
@@ -428,7 +449,7 @@ class MemoryPasses:
         """The data term of the objective (:func:`_loss_sum`)."""
         return _loss_sum(self.problem, C64, coef, dtype)
 
-    def graded(self, C64, L, block_rows: int, *, singular: bool) -> tuple[np.ndarray, int]:
+    def graded(self, C64, L, block_rows: int, *, singular: bool) -> tuple[np.ndarray, int, int]:
         """The coefficients and the basis's rank by QR of the rows in order of their
         norms (:mod:`._graded_qr`)."""
         from ._graded_qr import solve_graded
@@ -470,8 +491,11 @@ def solve_nystrom_direct(
     ``RANK_DEFICIENT`` of the largest) takes that pass directly, as do weights whose span
     times K_MM's estimated condition number (``info["k_mm_condition"]``) puts the Gram's
     resolution past ``GRAM_RESOLUTION``; weights spanning beyond ``GRADED_SPAN`` take QR
-    of the rows in order of their norms (in memory). Should it fail too:
-    Nystrom-PCG with ``max_iter`` and ``tol``. ``info["fallback"]`` says which ran.
+    of the rows in order of their norms (in memory), as does an alpha below the whitened
+    Gram's rounding (``ALPHA_RESOLUTION``, ``info["alpha_resolution"]``) and any fit
+    whose whitened solves both fail. Where the rows are not in memory (dask) the last
+    resort is Nystrom-PCG with ``max_iter`` and ``tol``. ``info["fallback"]`` says which
+    ran.
 
     ``passes``: where the rows are read (default :class:`MemoryPasses` over ``problem``);
     the M x M algebra above runs here either way."""
@@ -499,9 +523,19 @@ def solve_nystrom_direct(
     del kmm
     L = np.asfortranarray(L, dtype=np.float64)
 
+    below_rounding: list[str] = []  # why alpha is below the Gram's rounding (QR instead)
+
     def attempt(S, rhs, dtype=np.float64):
         """(coef, objective, inner jitter, failure or None) of one whitened solve, S the
         whitened Gram and rhs its right-hand side, formed with products in ``dtype``."""
+        resolution = EPS * _largest_eigenvalue(S) / problem.alpha
+        info["alpha_resolution"] = resolution
+        if graded is not None and resolution > ALPHA_RESOLUTION:
+            below_rounding.append(
+                f"alpha {problem.alpha:.3g} is below the whitened Gram's rounding: it "
+                f"would resolve the model only to {resolution:.2g}"
+            )
+            return None, math.nan, 0.0, below_rounding[-1]
         try:
             g, inner = _ridge_solve(S, rhs, problem.alpha)
         except np.linalg.LinAlgError as exc:
@@ -541,25 +575,37 @@ def solve_nystrom_direct(
     graded = getattr(passes, "graded", None)
     span = passes.weight_span()
     singular = jitter > 0 or pivot < RANK_DEFICIENT
-    if graded is not None and span > GRADED_SPAN:
-        coef, rank = graded(C64, L, rows_of(np.float64), singular=singular)
+
+    def graded_solve(reason: str, extra: dict) -> SolverResult:
+        """QR of the rows in order of their norms (:mod:`._graded_qr`): row-wise stable,
+        whatever the weights' span or alpha's size against the Gram's rounding."""
+        coef, rank, tail = graded(C64, L, rows_of(np.float64), singular=singular)
         loss = passes.loss(C64, coef)
         objective = (loss + problem.alpha * _penalty(problem, C64, coef)) / problem.weight_sum
         seconds = time.perf_counter() - start
         if verbose:
-            say(f"[nystrom-direct] weights spanning {span:.2g}: QR of the rows by weight")
-        info = {
-            "n_centers": M,
-            "jitter": 0.0,  # K_MM's range where it is singular, not a jittered factor
-            "pass": "graded QR",
-            "basis": "K_MM's range" if singular else "Cholesky",
-            "basis_rank": rank,
-            "weight_span": span,
-            "pass_seconds": seconds,
-            "solve_seconds": 0.0,
-            "block_rows": rows_of(np.float64),
-        }
-        return _solved(centers, coef.astype(X.dtype), objective, info)
+            say(f"[nystrom-direct] {reason}: QR of the rows by their norms")
+        return _solved(
+            centers,
+            coef.astype(X.dtype),
+            objective,
+            {
+                **extra,
+                "n_centers": M,
+                "jitter": 0.0,  # K_MM's range where it is singular, not a jittered factor
+                "pass": "graded QR",
+                "basis": "K_MM's range" if singular else "Cholesky",
+                "basis_rank": rank,
+                "graded_tail_rows": tail,
+                "weight_span": span,
+                "pass_seconds": seconds,
+                "solve_seconds": 0.0,
+                "block_rows": rows_of(np.float64),
+            },
+        )
+
+    if graded is not None and span > GRADED_SPAN:
+        return graded_solve(f"weights spanning {span:.2g}", {})
     if singular:
         # K_MM (numerically) singular: coinciding or nearly coinciding centres, as in data
         # with categorical features. Whitening G is then unbounded and its check would
@@ -579,10 +625,12 @@ def solve_nystrom_direct(
                 info.update(gram_dtype="float64", float32_rejected=failure)
                 if verbose:
                     say(f"[nystrom-direct] float32 Gram rejected ({failure}): a float64 pass")
-        if failure is not None:
+        if failure is not None and not below_rounding:
             coef, objective, inner_jitter, failure = whitened_gram_solve(np.float64)
             info.setdefault("gram_dtype", "float64")
     pass_time = time.perf_counter() - start
+    if failure is not None and below_rounding:  # the whitened features' Gram no better
+        return graded_solve(failure, {**info, "fallback": "graded QR", "fallback_reason": failure})
     if failure is not None:
         info.update(fallback="whitened features", fallback_reason=failure)
         if verbose:
@@ -591,6 +639,12 @@ def solve_nystrom_direct(
         pass_time = time.perf_counter() - start
         coef, objective, inner_jitter, failure = attempt(S, rhs)
         del S
+    if failure is not None and graded is not None:
+        # Both Grams fail where alpha is below their rounding and the rows leave
+        # directions of the centres unconstrained (one row of positive weight, given
+        # centres, alpha 1e-20: the Nystrom-PCG fallback was 0.011 off the exact
+        # predictions, silently); the QR carries alpha's rows exactly.
+        return graded_solve(failure, {**info, "fallback": "graded QR", "fallback_reason": failure})
     if failure is not None:
         if verbose:
             say(f"[nystrom-direct] {failure}: nystrom-pcg instead")
