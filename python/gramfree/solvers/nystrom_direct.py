@@ -127,7 +127,7 @@ def _condition(L: np.ndarray, iterations: int = CONDITION_ITERATIONS) -> float:
     quotient of each (0.54 to 0.98 of the true value in spot checks: rbf, M = 500 to
     4826). Each step reads L four times (memory-bound): in benchmarks/bench_weight_span.py
     the fit with weights uniform in [1, 10] (the estimate taken, the Gram kept) ran at
-    1.03x the unweighted one (M = 1000, 2-core Xeon)."""
+    1.03x to 1.08x the unweighted one (M = 1000, 2-core Xeon, two runs)."""
     rng = np.random.default_rng(0)
     top = rng.standard_normal((L.shape[0], 4))
     bottom = top.copy()
