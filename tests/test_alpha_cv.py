@@ -210,6 +210,14 @@ def test_failed_objective_check_recomputes_from_whitened_features(monkeypatch):
     assert model.solver_info_["pass"] == "whitened features"
     want = _brute_gcv(X, Y, model.centers_, 0.05, ALPHAS, np.ones(len(X)))
     np.testing.assert_allclose(model.gcv_values_, want, rtol=1e-6)
+    # weighted: the fallback's pass reports K_MM's condition estimate as the first did
+    w = np.random.default_rng(0).uniform(1.0, 3.0, len(X))
+    weighted = KernelRegressorCV(
+        criterion="gcv", gamma=0.05, alphas=ALPHAS, n_centers=150, random_state=0
+    ).fit(X, Y, sample_weight=w)
+    assert weighted.solver_info_["fallback"] == "whitened features"
+    true_condition = np.linalg.cond(rbf_kernel(weighted.centers_, gamma=0.05))
+    assert 0.3 * true_condition <= weighted.solver_info_["k_mm_condition"] <= true_condition
 
 
 @pytest.mark.parametrize("class_weight", [None, "balanced"])

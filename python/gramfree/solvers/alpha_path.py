@@ -200,9 +200,10 @@ def whitened_system(problem: Problem, centers: np.ndarray, *, features: bool = F
     info = {"jitter": jitter, "smallest_pivot": pivot}
     unresolved = None
     span = weight_span(problem.sample_weight)
-    if span > 1.0 and not (features or jitter > 0 or pivot < RANK_DEFICIENT):
+    if span > 1.0 and not (jitter > 0 or pivot < RANK_DEFICIENT):
         # nystrom_direct's rule: the whitened features where K_MM's condition number times
-        # the weights' span leaves the Gram short of GRAM_RESOLUTION (weighted fits).
+        # the weights' span leaves the Gram short of GRAM_RESOLUTION (weighted fits). Also
+        # taken for the whitened features' pass (the check's fallback), which reports it.
         info["k_mm_condition"], unresolved = gram_unresolved(L, span)
     if features or jitter > 0 or pivot < RANK_DEFICIENT or unresolved:
         S, r = _gram_pass(problem, C64, rows, L=L)
