@@ -224,6 +224,33 @@ def gramfree_rows(n: int, dtype: str, repeat: int, square_max: int) -> dict:
     return out
 
 
+def leaf_lines(args, gemm: dict) -> list[str]:
+    """``--leaves``: gramfree's cholesky with each largest diagonal block handed to LAPACK
+    (``block``), as a share of the GEMM rate: whether a recursion to smaller leaves (GEMMs
+    of larger shares of the flops) beats OpenBLAS's own ``potrf`` at these sizes."""
+    from gramfree import linalg
+
+    out = ["\nLeaves (`--leaves`): cholesky with block = b, % of the GEMM rate, best of 5"]
+    out.append("| dtype, n | " + " | ".join(f"b = {b}" for b in args.leaves) + " |")
+    out.append("|---|" + "---:|" * len(args.leaves))
+    for dtype in args.dtypes:
+        for n in args.sizes:
+            A = spd_matrix(n, dtype)
+            work = np.empty_like(A, order="F")
+            copy = copy_time(lambda: np.copyto(work, A))
+            cells = []
+            for b in args.leaves:
+
+                def factor(b=b):
+                    np.copyto(work, A)
+                    linalg.cholesky(work, overwrite=True, block=b)
+
+                seconds = best_time(factor, 5) - copy
+                cells.append(f"{100 * n**3 / 3 / seconds / 1e9 / gemm[dtype]:.0f}%")
+            out.append(f"| {dtype}, {n} | " + " | ".join(cells) + " |")
+    return out
+
+
 def factor_section(args) -> list[dict]:
     """Timings of gramfree and the anchors for every dtype and size (seconds)."""
     torch_ok = False
@@ -406,6 +433,11 @@ def main(argv=None) -> int:
         help="largest n for the triangular solve with n right-hand sides",
     )
     ap.add_argument("--no-anchors", action="store_true", help="gramfree only")
+    ap.add_argument(
+        "--leaves",
+        metavar="B,B,...",
+        help="also time cholesky with these largest LAPACK blocks (e.g. 2048,1024,512,256)",
+    )
     ap.add_argument("--direct", dest="direct", action="store_true", default=True)
     ap.add_argument(
         "--no-direct",
@@ -428,6 +460,7 @@ def main(argv=None) -> int:
         else SIZES
     )
     args.dtypes = [d.strip() for d in args.dtypes.split(",") if d.strip()]
+    args.leaves = [int(b) for b in args.leaves.split(",")] if args.leaves else []
     if args.quick:
         args.gemm_size = min(args.gemm_size, 1000)
 
@@ -444,6 +477,8 @@ def main(argv=None) -> int:
         after = {d: gemm_rate(d, args.gemm_size) for d in args.dtypes}
         gemm = {d: max(before[d], after[d]) for d in args.dtypes}
         factor_tables(args, rows, gemm, lines, verdicts)
+        if args.leaves:
+            lines.extend(leaf_lines(args, gemm))
         lines.append(
             f"\nGEMM (n = {args.gemm_size}) GFLOP/s before / after the timings: "
             + ", ".join(f"{d} {before[d]:.1f} / {after[d]:.1f}" for d in args.dtypes)
