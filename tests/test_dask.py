@@ -239,6 +239,10 @@ def test_bad_input_is_refused_naming_the_argument(client, diabetes):
         warnings.simplefilter("error", RuntimeWarning)
         with pytest.raises(ValueError, match="sample_weight: all weights are zero"):
             KernelRegressor(**REG).fit(dX, dy, sample_weight=da.zeros(len(y), chunks=150))
+    nan_w = w.copy()
+    nan_w[7] = np.nan  # named as NaN, not as "all weights are zero" (a review)
+    with pytest.raises(ValueError, match="sample_weight: contains NaN or infinity"):
+        KernelRegressor(**REG).fit(dX, dy, sample_weight=da.from_array(nan_w, chunks=150))
     bad_w = w.copy()
     bad_w[300] = -1.0
     with pytest.raises(ValueError, match="sample_weight: contains negative"):
@@ -326,6 +330,38 @@ def test_shared_values_outlive_every_worker_that_held_them(client):
         warnings.simplefilter("error")
         big = _share((np.ones((1500, 1000)), "kernel"), client)  # 12 MB, over dask's 10
         assert client.submit(lambda v: v[0].sum(), big).result(timeout=60) == 1.5e6
+
+
+def test_concurrent_fits_share_one_weights_array(client, digits):
+    """Two threads fit on one client with the same dask weights array: each fit persists
+    the weights under keys of its own, so the first to end does not cancel them under the
+    other (both failed with FutureCancelledError, and the client's next fit too; a
+    review); nor does their sending of centres leave a warning filter behind."""
+    X, y = digits
+    X, y = X[:900], (y[:900] == 3).astype(float)
+    w = np.random.default_rng(0).uniform(0.5, 2.0, len(y))
+    dX, dy = da.from_array(X, chunks=(300, 64)), da.from_array(y, chunks=300)
+    dw = da.from_array(w, chunks=300)
+    params = dict(REG, n_centers=100, gamma=0.05, tol=1e-8)
+    ref = KernelRegressor(**params).fit(X, y, sample_weight=w).predict(X)
+    filters = list(warnings.filters)
+    out: dict = {}
+
+    def fit(name: str) -> None:
+        try:
+            out[name] = KernelRegressor(**params).fit(dX, dy, sample_weight=dw).predict(X)
+        except Exception as exc:  # noqa: BLE001 - reported below
+            out[name] = exc
+
+    threads = [threading.Thread(target=fit, args=(f"t{i}",)) for i in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert warnings.filters == filters
+    for name in ("t0", "t1", "t2"):
+        assert isinstance(out[name], np.ndarray), f"{name}: {out[name]!r}"
+        np.testing.assert_allclose(out[name], ref, rtol=1e-6, atol=1e-6)
 
 
 def test_float32_one_pass_matches_in_process(client, digits):

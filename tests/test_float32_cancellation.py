@@ -170,7 +170,7 @@ def test_nystrom_direct_below_the_gram_s_rounding_reaches_the_optimum(alpha):
         warnings.simplefilter("always")
         model.fit(X, y)
     assert model.solver_info_["pass"] == "graded QR"
-    assert model.solver_info_["alpha_resolution"] > 1.0
+    assert model.solver_info_["solve_resolution"] > 1.0
     assert not [w for w in caught if "cancel in" in str(w.message)]
     rms = np.sqrt(np.mean(y**2))
     exact = _primal_ridge(X, y, model.centers_, alpha)

@@ -21,6 +21,7 @@ import contextlib
 import contextvars
 import math
 import sys
+import threading
 import time
 import types
 import warnings
@@ -311,17 +312,34 @@ def _share(value, client):
     import dask
 
     if client is not None:
-        with warnings.catch_warnings():
+        # One fit at a time in catch_warnings: it saves and restores the process's filter
+        # list, and concurrent fits interleaving it left the "ignore" in place (a review).
+        with _SHARE_LOCK, warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
             return _hold(client.compute(dask.delayed(value, pure=False)))
     return dask.delayed(value, pure=True)
 
 
+_SHARE_LOCK = threading.Lock()
+
+
 def _persist(collection, client):
-    """``collection`` persisted on the workers (held by the active fit_scope)."""
-    out = client.persist(collection)
+    """``collection`` (a dask array) persisted on the workers under keys of this fit's
+    own, held by the active fit_scope. Persisted as it was, its keys were the caller's
+    graph's: two fits on one client with the same weights array shared them, and the
+    first to end cancelled them under the other (FutureCancelledError; a review)."""
+    import uuid
+
+    own = collection.map_blocks(
+        _same_block, dtype=collection.dtype, name=f"gramfree-held-{uuid.uuid4().hex}"
+    )
+    out = client.persist(own)
     _hold(out)
     return out
+
+
+def _same_block(block):
+    return block
 
 
 def compute(*collections):
@@ -986,8 +1004,8 @@ def _centers(estimator, X, w, rng):
         w > 0, top, w.max(), da.where(w > 0, w, np.inf).min()
     )
     positive, largest = np.asarray(positive, dtype=bool), float(largest)
-    if not largest > 0:  # refused before the shares below divide by it (0/0 warned)
-        _refuse_weight_sum(w)
+    if largest <= 0:  # refused before the shares below divide by it (0/0 warned); NaN
+        _refuse_weight_sum(w)  # goes on to the passes' check, which names it (a review)
     weighted = int(np.count_nonzero(positive))
     heavy = np.empty(0, dtype=np.intp)  # drawn first (heavy_rows)
     apart = np.empty(0, dtype=np.intp)  # counted by themselves (apart_rows)

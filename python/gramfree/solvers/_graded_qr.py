@@ -86,10 +86,10 @@ def _distinct_rows(problem: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return rows[first], mean, np.sqrt(largest) * np.sqrt(shares)
 
 
-def _tail_bound(alpha: float) -> float:
-    """The largest trace of a Gram that resolves the solution to ``TAIL_RESOLUTION``:
-    eps times it at most that much of alpha."""
-    return TAIL_RESOLUTION * alpha / float(np.finfo(np.float64).eps)
+def _tail_bound() -> float:
+    """The largest trace, relative to alpha, of a Gram that resolves the solution to
+    ``TAIL_RESOLUTION``: eps times it at most that much of alpha."""
+    return TAIL_RESOLUTION / float(np.finfo(np.float64).eps)
 
 
 def solve_graded(
@@ -127,13 +127,17 @@ def solve_graded(
         return root_w[chunk, None] * features(B)
 
     # The tail: the rows of least bound w k(x, x) (at least their squared norm) whose
-    # bounds sum within _tail_bound; its Gram's trace is at most that sum.
+    # bounds sum within _tail_bound of alpha; its Gram's trace is at most that sum. Relative
+    # to alpha throughout: alpha * _tail_bound overflowed near 1e300, and a subnormal alpha
+    # left the Gram's rounding at 4.9e-324, not eps times its trace (8.7e-7 off at alpha
+    # 3e-317; a review).
     bounds = root_w * root_w * np.maximum(kernel_diagonal(problem.kernel, X), 0.0)
     by_bound = np.argsort(bounds, kind="stable")
-    summed = np.cumsum(bounds[by_bound])
-    in_tail = int(np.searchsorted(summed, _tail_bound(problem.alpha), side="right"))
+    with np.errstate(over="ignore"):
+        summed = np.cumsum(bounds[by_bound] / problem.alpha)
+    in_tail = int(np.searchsorted(summed, _tail_bound(), side="right"))
     tail, rows = by_bound[:in_tail], by_bound[in_tail:]
-    tail_trace = float(summed[in_tail - 1]) if in_tail else 0.0
+    tail_trace = float(summed[in_tail - 1]) if in_tail else 0.0  # relative to alpha
 
     norms = np.concatenate(
         [
@@ -148,7 +152,9 @@ def solve_graded(
     if in_tail:
         # The tail's block (alpha I in its Gram) goes in where the other rows' squared
         # norms fall below its trace and alpha: heavier rows before it, lighter after.
-        place = int(np.searchsorted(-(norms * norms), -(tail_trace + problem.alpha), "right"))
+        with np.errstate(over="ignore"):
+            relative = (norms / np.sqrt(problem.alpha)) ** 2
+        place = int(np.searchsorted(-relative, -(tail_trace + 1.0), "right"))
     else:
         # The penalty's rows (norm sqrt(alpha) each) where the rows' norms fall below.
         place = int(np.searchsorted(-norms, -float(np.sqrt(problem.alpha)), side="right"))
@@ -173,16 +179,18 @@ def solve_graded(
             absorb(weighted_features(chunk), root_w[chunk, None] * Y64[chunk])
 
     def absorb_tail() -> None:
-        """The tail's rows and alpha's as one block: C with C^T C = their Gram."""
-        G = np.asfortranarray(problem.alpha * np.eye(rank))  # its upper triangle summed
+        """The tail's rows and alpha's as one block: sqrt(alpha) C with C^T C = I + F^T F /
+        alpha, F their features (scaled by 1 / sqrt(alpha): no subnormal sums)."""
+        root_alpha = float(np.sqrt(problem.alpha))
+        G = np.asfortranarray(np.eye(rank))  # its upper triangle summed
         h = np.zeros((rank, Y64.shape[1]))
         for r0 in range(0, len(tail), step):
             chunk = tail[r0 : r0 + step]
-            F = weighted_features(chunk)
+            F = weighted_features(chunk) / root_alpha
             G = blas.dsyrk(1.0, F.T, beta=1.0, c=G, trans=0, lower=0, overwrite_c=1)
             h += F.T @ (root_w[chunk, None] * Y64[chunk])
         C = sla.cholesky(G, lower=False, overwrite_a=True, check_finite=False)  # upper
-        absorb(C, solve_triangular(C.T, h))
+        absorb(root_alpha * C, solve_triangular(C.T, h))
 
     absorb_rows(0, place)
     if in_tail:

@@ -102,14 +102,16 @@ RANK_DEFICIENT = 1e-8
 # case at m = 4000 (cond 1.2e7).
 GRAM_RESOLUTION = 1e-7
 EPS = float(np.finfo(np.float64).eps)
-# The whitened Gram S (either pass) is rounded to about eps * its largest eigenvalue, so the
-# solve of S + alpha I resolves the directions the rows leave weak only to about
-# ``eps * lambda_max(S) / alpha`` of the model (normal equations square the features'
-# condition number; QR does not). Beyond this, in memory, the graded QR solves instead.
-# Diabetes, one weighted row, 30 given centres: 5e-5 off the closed form at alpha 1e-12
-# (resolution 2e-4), 0.011 at 1e-20 (both Grams failed; Nystrom-PCG's result). The real-data
-# suite's tuned fits (alpha = lam n, lam >= 1e-7, lambda_max(S) <= n) stay below 2.2e-9.
-ALPHA_RESOLUTION = 1e-5
+# The whitened Gram S (either pass) is rounded to about eps times its largest eigenvalue,
+# so the solve of S + alpha I resolves the model only to about eps * cond(S + alpha I)
+# (estimated from its factor by _condition): where alpha is below that rounding in the
+# directions the rows leave weak, normal equations square the features' condition number
+# and QR does not. Beyond this, in memory, the graded QR solves instead. Diabetes, one
+# weighted row, 30 given centres: 5e-5 off the closed form at alpha 1e-12, 0.64 (PCG's, after
+# both Grams failed) at 1e-20. Where the rows constrain every direction the condition stays
+# small at any alpha (Gaussian data at alpha 1e-8: eps * lambda_max / alpha was 2.5e-5,
+# the Gram's error 7e-11; a review), so the largest eigenvalue alone does not decide.
+SOLVE_RESOLUTION = 1e-5
 # Power and inverse iterations per estimate of cond(K_MM) (:func:`_condition`).
 CONDITION_ITERATIONS = 3
 
@@ -142,19 +144,6 @@ def _condition(L: np.ndarray, iterations: int = CONDITION_ITERATIONS) -> float:
         inverse_smallest = max(inverse_smallest, float(np.max(np.sum(half * half, axis=0))))
         bottom = solve_triangular(L, half, trans=True)
     return largest * inverse_smallest
-
-
-def _largest_eigenvalue(S: np.ndarray, iterations: int = CONDITION_ITERATIONS + 1) -> float:
-    """An estimate from below of the symmetric positive semi-definite S's largest
-    eigenvalue: power iteration on a block of four vectors, O(M^2) a step."""
-    block = np.random.default_rng(0).standard_normal((S.shape[0], 4))
-    largest = 0.0
-    for _ in range(iterations):
-        block /= np.maximum(np.linalg.norm(block, axis=0), 1e-300)
-        image = S @ block
-        largest = max(largest, float(np.max(np.sum(block * image, axis=0))))
-        block = image
-    return largest
 
 
 def gram_unresolved(L: np.ndarray, span: float) -> tuple[float, str | None]:
@@ -333,15 +322,15 @@ def _raise_kernel_nan(problem: Problem, C: np.ndarray, block_rows: int, dtype) -
 
 
 def _ridge_solve(S: np.ndarray, rhs: np.ndarray, alpha: float):
-    """``(S + alpha I)^-1 rhs`` by Cholesky (S symmetric, overwritten); and the jitter
-    used when alpha = 0 leaves S singular."""
+    """``(S + alpha I)^-1 rhs`` by Cholesky (S symmetric, overwritten); the jitter used
+    when alpha = 0 leaves S singular; and the factor."""
     S[np.diag_indices(S.shape[0])] += alpha
     jitter = 0.0
     if alpha > 0:
         LS = cholesky(S, overwrite=True)
     else:
         LS, jitter = jittered_cholesky(S, overwrite=True)
-    return solve_triangular(LS, solve_triangular(LS, rhs), trans=True), jitter
+    return solve_triangular(LS, solve_triangular(LS, rhs), trans=True), jitter, LS
 
 
 # Eigenvalues of K_MM kept by the least-squares basis, relative to the largest: its
@@ -492,7 +481,7 @@ def solve_nystrom_direct(
     times K_MM's estimated condition number (``info["k_mm_condition"]``) puts the Gram's
     resolution past ``GRAM_RESOLUTION``; weights spanning beyond ``GRADED_SPAN`` take QR
     of the rows in order of their norms (in memory), as does an alpha below the whitened
-    Gram's rounding (``ALPHA_RESOLUTION``, ``info["alpha_resolution"]``) and any fit
+    Gram's rounding (``SOLVE_RESOLUTION``, ``info["solve_resolution"]``) and any fit
     whose whitened solves both fail. Where the rows are not in memory (dask) the last
     resort is Nystrom-PCG with ``max_iter`` and ``tol``. ``info["fallback"]`` says which
     ran.
@@ -528,18 +517,18 @@ def solve_nystrom_direct(
     def attempt(S, rhs, dtype=np.float64):
         """(coef, objective, inner jitter, failure or None) of one whitened solve, S the
         whitened Gram and rhs its right-hand side, formed with products in ``dtype``."""
-        resolution = EPS * _largest_eigenvalue(S) / problem.alpha
-        info["alpha_resolution"] = resolution
-        if graded is not None and resolution > ALPHA_RESOLUTION:
-            below_rounding.append(
-                f"alpha {problem.alpha:.3g} is below the whitened Gram's rounding: it "
-                f"would resolve the model only to {resolution:.2g}"
-            )
-            return None, math.nan, 0.0, below_rounding[-1]
         try:
-            g, inner = _ridge_solve(S, rhs, problem.alpha)
+            g, inner, LS = _ridge_solve(S, rhs, problem.alpha)
         except np.linalg.LinAlgError as exc:
             return None, math.nan, 0.0, f"whitened system not positive definite ({exc})"
+        resolution = EPS * _condition(LS)
+        info["solve_resolution"] = resolution
+        if graded is not None and resolution > SOLVE_RESOLUTION:
+            below_rounding.append(
+                f"alpha {problem.alpha:.3g} is below the whitened Gram's rounding: its "
+                f"solve would resolve the model only to {resolution:.2g}"
+            )
+            return None, math.nan, 0.0, below_rounding[-1]
         coef = solve_triangular(L, g, trans=True)
         # The solve minimises the objective whose penalty is a^T (K_MM + jitter I) a
         # (L L^T = K_MM + jitter I): the implied value includes alpha jitter |a|^2, which
@@ -579,6 +568,7 @@ def solve_nystrom_direct(
     def graded_solve(reason: str, extra: dict) -> SolverResult:
         """QR of the rows in order of their norms (:mod:`._graded_qr`): row-wise stable,
         whatever the weights' span or alpha's size against the Gram's rounding."""
+        assert graded is not None  # called only where the passes have it
         coef, rank, tail = graded(C64, L, rows_of(np.float64), singular=singular)
         loss = passes.loss(C64, coef)
         objective = (loss + problem.alpha * _penalty(problem, C64, coef)) / problem.weight_sum
@@ -621,7 +611,7 @@ def solve_nystrom_direct(
         if problem.kernel_dtype == np.float32:
             coef, objective, inner_jitter, failure = whitened_gram_solve(np.float32)
             info["gram_dtype"] = "float32"
-            if failure is not None:
+            if failure is not None and not below_rounding:
                 info.update(gram_dtype="float64", float32_rejected=failure)
                 if verbose:
                     say(f"[nystrom-direct] float32 Gram rejected ({failure}): a float64 pass")
@@ -630,6 +620,7 @@ def solve_nystrom_direct(
             info.setdefault("gram_dtype", "float64")
     pass_time = time.perf_counter() - start
     if failure is not None and below_rounding:  # the whitened features' Gram no better
+        info.pop("gram_dtype", None)  # the model is the QR's, not a Gram's
         return graded_solve(failure, {**info, "fallback": "graded QR", "fallback_reason": failure})
     if failure is not None:
         info.update(fallback="whitened features", fallback_reason=failure)
@@ -642,8 +633,8 @@ def solve_nystrom_direct(
     if failure is not None and graded is not None:
         # Both Grams fail where alpha is below their rounding and the rows leave
         # directions of the centres unconstrained (one row of positive weight, given
-        # centres, alpha 1e-20: the Nystrom-PCG fallback was 0.011 off the exact
-        # predictions, silently); the QR carries alpha's rows exactly.
+        # centres, alpha 1e-20: the Nystrom-PCG fallback was off the exact
+        # predictions by 0.64 of the largest, silently); the QR carries alpha's rows exactly.
         return graded_solve(failure, {**info, "fallback": "graded QR", "fallback_reason": failure})
     if failure is not None:
         if verbose:
