@@ -930,3 +930,27 @@ def test_graded_qr_tail_stays_within_its_bound_on_graded_weights(alpha, monkeypa
     scale = np.abs(want).max()
     for model in (by_rows, with_tail):
         assert np.abs(model.predict(x) - want).max() <= 1e-8 * scale
+
+
+@pytest.mark.parametrize("alpha", [3e-317, 1e300])
+def test_graded_qr_tail_at_the_ends_of_alpha(alpha):
+    """The tail's bound and Gram relative to alpha: with alpha subnormal (one row at 1, the
+    others at alpha), the Gram summed with alpha I rounded to 4.9e-324, not eps times its
+    trace (8.7e-7 off the exact rational solution at 3e-317); near 1e300 the bound
+    alpha / eps overflowed and took every row (a review). Both within the tail's bound now
+    (1.2e-15 and 1.4e-9 measured: at 1e300 every row is in the tail, the 1e308 one too)."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.preprocessing import scale
+
+    from gramfree.solvers import _graded_qr
+
+    X, y = load_diabetes(return_X_y=True)
+    X, y = scale(X[:150]), scale(y[:150])
+    C = np.ascontiguousarray(X[np.random.default_rng(4).choice(150, 15, replace=False)])
+    w = np.r_[1.0, np.full(149, alpha)] if alpha < 1.0 else np.r_[1e308, np.full(149, 1.0)]
+    model = KernelRegressor(gamma=0.1, alpha=alpha, solver="nystrom-direct", centers=C)
+    pred = model.fit(X, y, sample_weight=w).predict(X)
+    assert model.solver_info_["pass"] == "graded QR"
+    assert model.solver_info_["graded_tail_rows"] > 0
+    want = _exact_nystrom_fit(rbf_kernel(X, C, gamma=0.1), rbf_kernel(C, gamma=0.1), y, w, alpha)
+    assert np.abs(pred - want).max() <= _graded_qr.TAIL_RESOLUTION * np.abs(want).max()
