@@ -20,8 +20,8 @@ from __future__ import annotations
 import contextlib
 import contextvars
 import math
+import pickle
 import sys
-import threading
 import time
 import types
 import warnings
@@ -307,20 +307,42 @@ def _share(value, client):
     active memory manager drops a broadcast's extra copies within seconds, so a worker that
     died holding the last copy failed the fit (FutureCancelledError: "lost scattered
     data"). A future of a task is recomputed elsewhere from its literal, as the data's
-    chunks are. The scheduler keeps the literal while the fit runs (its warning about a
-    large graph is silenced: the literal is sent once, not with every task)."""
+    chunks are. A value larger than a quarter of dask's large-graph warning threshold goes
+    as pickled pieces below it, each its own task, joined by a task that depends on them:
+    no warning, and no warning filter to set (a filter set around the call leaked when
+    concurrent fits' ``catch_warnings`` interleaved; a review)."""
     import dask
 
-    if client is not None:
-        # One fit at a time in catch_warnings: it saves and restores the process's filter
-        # list, and concurrent fits interleaving it left the "ignore" in place (a review).
-        with _SHARE_LOCK, warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message="Sending large graph", category=UserWarning)
-            return _hold(client.compute(dask.delayed(value, pure=False)))
-    return dask.delayed(value, pure=True)
+    if client is None:
+        return dask.delayed(value, pure=True)
+    piece = _share_piece_bytes()
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
+    if len(data) <= piece:
+        return _hold(client.compute(dask.delayed(value, pure=False)))
+    pieces = [
+        _hold(client.compute(dask.delayed(data[i : i + piece], pure=False)))
+        for i in range(0, len(data), piece)
+    ]
+    return _hold(client.submit(_joined, *pieces, pure=False))
 
 
-_SHARE_LOCK = threading.Lock()
+def _share_piece_bytes() -> int:
+    """A quarter of distributed's large-graph warning threshold (10 MB unless set)."""
+    import dask
+
+    try:
+        from dask.utils import parse_bytes
+
+        threshold = parse_bytes(
+            dask.config.get("distributed.admin.large-graph-warning-threshold", "10MB")
+        )
+    except (TypeError, ValueError):
+        threshold = 10 * 2**20
+    return max(2**16, int(threshold) // 4)
+
+
+def _joined(*pieces: bytes):
+    return pickle.loads(b"".join(pieces))
 
 
 def _persist(collection, client):
