@@ -358,3 +358,31 @@ def rank_deficient_poly_ridge():
         **kernel_params,
     )
     return X, y, Xt, params, lambda Z: polynomial_kernel(_f64(Z), X64, **kernel_params) @ coef
+
+
+def exact_nystrom_fit(K, Kmm, y, w, alpha):
+    """The Nystrom ridge's predictions from its normal equations in exact rational
+    arithmetic (``fractions``: the float64 data taken exactly, no rounding anywhere), for
+    a few centres: the reference where weights span 1e80."""
+    from fractions import Fraction
+
+    n, M = K.shape
+    Kq = [[Fraction(float(v)) for v in row] for row in K]
+    wq, yq = [Fraction(float(v)) for v in w], [Fraction(float(v)) for v in y]
+    A = [[Fraction(alpha) * Fraction(float(Kmm[p, q])) for q in range(M)] for p in range(M)]
+    b = [Fraction(0)] * M
+    for i in range(n):
+        for p in range(M):
+            wk = wq[i] * Kq[i][p]
+            b[p] += wk * yq[i]
+            for q in range(M):
+                A[p][q] += wk * Kq[i][q]
+    for c in range(M):  # Gauss-Jordan, exact
+        pivot = max(range(c, M), key=lambda r: abs(A[r][c]))
+        A[c], A[pivot], b[c], b[pivot] = A[pivot], A[c], b[pivot], b[c]
+        for r in range(M):
+            if r != c and A[r][c] != 0:
+                f = A[r][c] / A[c][c]
+                A[r] = [A[r][k] - f * A[c][k] for k in range(M)]
+                b[r] -= f * b[c]
+    return K @ np.array([float(b[c] / A[c][c]) for c in range(M)])

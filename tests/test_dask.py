@@ -571,3 +571,25 @@ def test_a_kernel_that_overflows_is_refused_naming_X(client, diabetes):
     with pytest.raises(ValueError, match="X: the poly kernel overflows float32") as distributed_:
         KernelRegressor(**params).fit(da.from_array(X32, chunks=150), y)
     assert str(distributed_.value) == str(memory.value)  # the same row, named the same
+
+
+def test_graded_qr_on_the_cluster_matches_memory(client, diabetes):
+    """Weights spanning 1e12 (three rows): the graded QR's passes (the bounds' histograms,
+    the tail's Gram, the heavy rows gathered) on the cluster; the in-memory model to the
+    order of the sums, with no warning."""
+    X, y, _ = diabetes
+    w = np.ones(len(y))
+    w[[3, 100, 300]] = 1e12
+    params = dict(REG, solver="nystrom-direct", alpha=1e-6)
+    ref = KernelRegressor(**params).fit(X, y, sample_weight=w)
+    model = KernelRegressor(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        model.fit(
+            da.from_array(X, chunks=(111, -1)),
+            da.from_array(y, chunks=111),
+            sample_weight=da.from_array(w, chunks=111),
+        )
+    assert model.solver_info_["pass"] == ref.solver_info_["pass"] == "graded QR"
+    assert model.solver_info_["dask"]["scheduler"] == "distributed"
+    assert rel(model.predict(X), ref.predict(X)) < 1e-9

@@ -9,6 +9,7 @@ import warnings
 
 import numpy as np
 import pytest
+from reference import exact_nystrom_fit
 from sklearn.metrics.pairwise import rbf_kernel
 from test_solvers_realdata import CASES, IDS, _load
 
@@ -268,10 +269,12 @@ def test_last_resort_in_memory_is_the_graded_qr(monkeypatch):
 
 
 def test_last_resort_without_rows_in_memory_is_pcg(monkeypatch):
-    """Passes that cannot take the QR (dask's) fall back to Nystrom-PCG, and say so."""
+    """Passes that cannot take the QR (dask's, where the heavy rows are too many to
+    gather) fall back to Nystrom-PCG, and say so."""
 
     class Streamed(nd.MemoryPasses):
-        graded = None
+        def graded_possible(self, alpha):  # noqa: ARG002
+            return False
 
     monkeypatch.setattr(nd, "OBJECTIVE_CHECK", -1.0)
     problem, C = _ill_conditioned()
@@ -461,7 +464,8 @@ def test_solver_names_the_fallback_that_ran(monkeypatch):
     from sklearn.datasets import load_breast_cancer
 
     monkeypatch.setattr(nd, "OBJECTIVE_CHECK", -1.0)  # every check fails
-    monkeypatch.setattr(nd.MemoryPasses, "graded", None)  # as on dask: no QR of the rows
+    # as on dask where the heavy rows are too many to gather: no QR of the rows
+    monkeypatch.setattr(nd.MemoryPasses, "graded_possible", lambda self, alpha: False)
     X, y = load_breast_cancer(return_X_y=True)
     model = KernelClassifier(
         gamma=0.5, alpha=1e-3, solver="nystrom-direct", n_centers=150, random_state=0
@@ -761,41 +765,13 @@ def test_graded_qr_with_repeated_centres_uses_k_mm_s_range():
     assert np.abs(pred - want).max() <= 1e-9 * np.abs(want).max()
 
 
-def _exact_nystrom_fit(K, Kmm, y, w, alpha):
-    """The Nystrom ridge's predictions from its normal equations in exact rational
-    arithmetic (``fractions``: the float64 data taken exactly, no rounding anywhere), for
-    a few centres: the reference where weights span 1e80."""
-    from fractions import Fraction
-
-    n, M = K.shape
-    Kq = [[Fraction(float(v)) for v in row] for row in K]
-    wq, yq = [Fraction(float(v)) for v in w], [Fraction(float(v)) for v in y]
-    A = [[Fraction(alpha) * Fraction(float(Kmm[p, q])) for q in range(M)] for p in range(M)]
-    b = [Fraction(0)] * M
-    for i in range(n):
-        for p in range(M):
-            wk = wq[i] * Kq[i][p]
-            b[p] += wk * yq[i]
-            for q in range(M):
-                A[p][q] += wk * Kq[i][q]
-    for c in range(M):  # Gauss-Jordan, exact
-        pivot = max(range(c, M), key=lambda r: abs(A[r][c]))
-        A[c], A[pivot], b[c], b[pivot] = A[pivot], A[c], b[pivot], b[c]
-        for r in range(M):
-            if r != c and A[r][c] != 0:
-                f = A[r][c] / A[c][c]
-                A[r] = [A[r][k] - f * A[c][k] for k in range(M)]
-                b[r] -= f * b[c]
-    return K @ np.array([float(b[c] / A[c][c]) for c in range(M)])
-
-
 def _assert_graded_is_exact(X, y, C, gamma, w, alpha=1e-3):
     """nystrom-direct's graded QR against the exact rational solution, to rounding."""
     model = KernelRegressor(gamma=gamma, alpha=alpha, solver="nystrom-direct", centers=C)
     pred = model.fit(X, y, sample_weight=w).predict(X)
     assert model.solver_info_["pass"] == "graded QR"
     K, Kmm = rbf_kernel(X, C, gamma=gamma), rbf_kernel(C, C, gamma=gamma)
-    want = _exact_nystrom_fit(K, Kmm, y, w, alpha)
+    want = exact_nystrom_fit(K, Kmm, y, w, alpha)
     assert np.abs(pred - want).max() <= 1e-12 * np.abs(want).max()
     return pred
 
@@ -847,7 +823,7 @@ def test_graded_qr_merge_at_the_ends_of_float64(heavy, light, alpha, copies):
         )
     assert result.info["pass"] == "graded QR"
     K, Kmm = rbf_kernel(X, C, gamma=0.1), rbf_kernel(C, C, gamma=0.1)
-    want = _exact_nystrom_fit(K, Kmm, y, w, alpha)
+    want = exact_nystrom_fit(K, Kmm, y, w, alpha)
     assert np.abs(K @ result.coef.ravel() - want).max() <= 1e-12 * np.abs(want).max()
 
 
@@ -875,7 +851,7 @@ def test_graded_qr_orders_rows_by_their_norms_not_a_bound(seed, far):
     w[rng.choice(60, 10, replace=False)] = 1e40
     pred = _assert_graded_is_exact(X, y, C, 0.3, w)
     if far == 2.0:
-        want = _exact_nystrom_fit(rbf_kernel(X, C, gamma=0.3), rbf_kernel(C, gamma=0.3), y, w, 1e-3)
+        want = exact_nystrom_fit(rbf_kernel(X, C, gamma=0.3), rbf_kernel(C, gamma=0.3), y, w, 1e-3)
         assert np.all(np.abs(pred - want) <= 1e-10 * np.abs(want))
 
 
@@ -900,7 +876,7 @@ def test_graded_qr_takes_the_light_rows_as_one_gram(heavy):
     assert model.solver_info_["pass"] == "graded QR"
     assert model.solver_info_["graded_tail_rows"] == 195
     K, Kmm = rbf_kernel(X, C, gamma=0.1), rbf_kernel(C, C, gamma=0.1)
-    want = _exact_nystrom_fit(K, Kmm, y, w, 1e-3)
+    want = exact_nystrom_fit(K, Kmm, y, w, 1e-3)
     assert np.abs(pred - want).max() <= 1e-12 * np.abs(want).max()
 
 
@@ -926,7 +902,7 @@ def test_graded_qr_tail_stays_within_its_bound_on_graded_weights(alpha, monkeypa
     by_rows, with_tail = fits[0.0], fits[_graded_qr.TAIL_RESOLUTION]
     assert by_rows.solver_info_["graded_tail_rows"] == 0
     assert 0 < with_tail.solver_info_["graded_tail_rows"] < n
-    want = _exact_nystrom_fit(rbf_kernel(x, C, gamma=10.0), rbf_kernel(C, gamma=10.0), y, w, alpha)
+    want = exact_nystrom_fit(rbf_kernel(x, C, gamma=10.0), rbf_kernel(C, gamma=10.0), y, w, alpha)
     scale = np.abs(want).max()
     for model in (by_rows, with_tail):
         assert np.abs(model.predict(x) - want).max() <= 1e-8 * scale
@@ -952,5 +928,5 @@ def test_graded_qr_tail_at_the_ends_of_alpha(alpha):
     pred = model.fit(X, y, sample_weight=w).predict(X)
     assert model.solver_info_["pass"] == "graded QR"
     assert model.solver_info_["graded_tail_rows"] > 0
-    want = _exact_nystrom_fit(rbf_kernel(X, C, gamma=0.1), rbf_kernel(C, gamma=0.1), y, w, alpha)
+    want = exact_nystrom_fit(rbf_kernel(X, C, gamma=0.1), rbf_kernel(C, gamma=0.1), y, w, alpha)
     assert np.abs(pred - want).max() <= _graded_qr.TAIL_RESOLUTION * np.abs(want).max()

@@ -765,6 +765,7 @@ class _DaskPasses:
         self.C64 = np.ascontiguousarray(centers, dtype=np.float64)
         self.kernel, self.n_jobs, self.client = kernel, n_jobs, client
         self._fallback = fallback
+        self._graded = None  # the graded QR's plan (:meth:`graded_possible`), made once
         self._model = _share((self.C64, kernel), client)
         self.passes = 0
         self.pass_seconds = 0.0
@@ -816,6 +817,28 @@ class _DaskPasses:
             _loss_block, 1, 1, model=model, coef=coef, product_dtype=dtype, n_jobs=self.n_jobs
         )
         return float(out[0, 0])
+
+    def graded_possible(self, alpha: float) -> bool:
+        """Whether the graded QR can run here: the rows outside its light tail fit on the
+        client (:mod:`gramfree._dask_graded`; one pass reading the kernel's diagonal,
+        made once)."""
+        from ._dask_graded import DaskGraded
+
+        if self._graded is None:
+            self._graded = DaskGraded(
+                self.X, self.Y, self.w, self.kernel, alpha=alpha, n_jobs=self.n_jobs
+            )
+        return self._graded.possible()
+
+    def graded(self, C64, L, block_rows: int, *, singular: bool):
+        """The graded QR: the tail summed on the workers, the heavy rows QR'd here."""
+        tic = time.perf_counter()
+        out = self._graded.solve(
+            C64, L, block_rows, singular=singular, share=lambda v: _share(v, self.client)
+        )
+        self.passes += 1
+        self.pass_seconds += time.perf_counter() - tic
+        return out
 
     def fallback(self, centers, *, max_iter: int, tol: float, verbose):
         return self._fallback(max_iter=max_iter, tol=tol, verbose=verbose)
@@ -890,6 +913,12 @@ def solve_nystrom_direct_dask(
             "pass_seconds": passes.pass_seconds,
         }
     return result
+
+
+def _dask_graded_bytes() -> int:
+    from ._dask_graded import HEAVY_BYTES
+
+    return HEAVY_BYTES
 
 
 def _scale_gamma(X, w) -> float:
@@ -1257,15 +1286,21 @@ def _fit(estimator, X, y, sample_weight, *, classify: bool):
             _convergence_warning(),
             stacklevel=caller_stacklevel(),
         )
-    elif solver == "nystrom-direct" and top > GRADED_SPAN * low:
+    elif (
+        solver == "nystrom-direct"
+        and top > GRADED_SPAN * low
+        and result.info.get("pass") != "graded QR"
+    ):
         warnings.warn(
             f"nystrom-direct on dask: the positive sample weights span {top / low:.2g} "
-            f"(largest over smallest), beyond {GRADED_SPAN:g}: its one pass sums the Gram "
-            "over the chunks, which resolves the lightest rows' part of the fit only to "
-            "about the span times float64's eps (five of 200 rows that heavy: 5e-5 to "
-            "1.7e-4 of the predictions at a span of 1e12, 0.08 to 0.17 at 1e15). In "
-            "memory (X a numpy array) the fit takes QR of the rows in order of their "
-            "norms, exact there; or use weights within a narrower span",
+            f"(largest over smallest), beyond {GRADED_SPAN:g}, and the rows outside the "
+            "graded QR's light tail are more than it gathers to the client "
+            f"({_dask_graded_bytes() // 2**20} MiB): its one pass sums the Gram over the "
+            "chunks, which resolves the lightest rows' part of the fit only to about the "
+            "span times float64's eps (five of 200 rows that heavy: 5e-5 to 1.7e-4 of the "
+            "predictions at a span of 1e12, 0.08 to 0.17 at 1e15). In memory (X a numpy "
+            "array) the fit takes QR of the rows in order of their norms whatever their "
+            "number; or use weights within a narrower span, or a larger alpha",
             _convergence_warning(),
             stacklevel=caller_stacklevel(),
         )

@@ -46,6 +46,8 @@ time, and scikit-learn's ``Nystroem + Ridge`` took 0.28x ours.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import scipy.linalg as sla
 from scipy.linalg import blas
@@ -92,20 +94,50 @@ def _tail_bound() -> float:
     return TAIL_RESOLUTION / float(np.finfo(np.float64).eps)
 
 
+def range_basis(problem, C64: np.ndarray) -> np.ndarray:
+    """``P = U_r Lambda_r^-1/2``: K_MM's range over its eigenvalues above rounding
+    (``NULL_EIGENVALUE``), the whitening of a singular K_MM (module docstring)."""
+    kmm = np.asarray(_operator(problem, C64).to_dense(), dtype=np.float64)
+    lam, U = np.linalg.eigh(kmm)
+    keep = lam > NULL_EIGENVALUE * np.finfo(np.float64).eps * C64.shape[0] * float(lam.max())
+    return U[:, keep] / np.sqrt(lam[keep])
+
+
+@dataclass
+class TailBlock:
+    """The light tail's rows as one block, summed where they live (dask's workers):
+    ``gram = F^T F / alpha`` and ``rhs = F^T (W^1/2 Y) / alpha`` over their whitened
+    features F = W^1/2 K(x, C) P (the one-pass Gram of the weights ``w / alpha``),
+    ``trace`` its trace relative to alpha, ``rows`` how many."""
+
+    gram: np.ndarray
+    rhs: np.ndarray
+    trace: float
+    rows: int
+
+
 def solve_graded(
-    problem: Problem, C64: np.ndarray, L: np.ndarray, block_rows: int, *, singular: bool
+    problem: Problem,
+    C64: np.ndarray,
+    L: np.ndarray,
+    block_rows: int,
+    *,
+    singular: bool,
+    tail_block: TailBlock | None = None,
+    basis: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int, int]:
     """``(a, rank, tail)``: the coefficients (M x t, float64) minimising ``sum w |y - K(x, C)
     a|^2 + alpha pen(a)``, ``problem.alpha > 0``, the rank of the basis and how many rows
     entered as the tail's Gram (``TAIL_RESOLUTION``). ``pen(a) = |L^T a|^2`` with ``L``
-    K_MM's (unjittered) factor, or, ``singular``, ``a^T K_MM a`` on K_MM's range (``L`` not
-    used)."""
+    K_MM's (unjittered) factor, or, ``singular``, ``a^T K_MM a`` on K_MM's range (``basis``
+    when given, else :func:`range_basis`; ``L`` not used).
+
+    ``tail_block``: the tail summed elsewhere (dask, :mod:`gramfree._dask_graded`); then
+    every row of ``problem`` is QR'd by its norm, none selected for the tail here."""
     X, Y64, root_w = _distinct_rows(problem)
     M = C64.shape[0]
     if singular:
-        lam, U = np.linalg.eigh(np.asarray(_operator(problem, C64).to_dense(), dtype=np.float64))
-        keep = lam > NULL_EIGENVALUE * np.finfo(np.float64).eps * M * float(lam.max())
-        P = U[:, keep] / np.sqrt(lam[keep])
+        P = range_basis(problem, C64) if basis is None else basis
 
         def features(B: np.ndarray) -> np.ndarray:
             return B @ P
@@ -126,18 +158,22 @@ def solve_graded(
         B = np.asarray(_operator(problem, X[chunk], C64).to_dense(), dtype=np.float64)
         return root_w[chunk, None] * features(B)
 
-    # The tail: the rows of least bound w k(x, x) (at least their squared norm) whose
-    # bounds sum within _tail_bound of alpha; its Gram's trace is at most that sum. Relative
-    # to alpha throughout: alpha * _tail_bound overflowed near 1e300, and a subnormal alpha
-    # left the Gram's rounding at 4.9e-324, not eps times its trace (8.7e-7 off at alpha
-    # 3e-317; a review).
-    bounds = root_w * root_w * np.maximum(kernel_diagonal(problem.kernel, X), 0.0)
-    by_bound = np.argsort(bounds, kind="stable")
-    with np.errstate(over="ignore"):
-        summed = np.cumsum(bounds[by_bound] / problem.alpha)
-    in_tail = int(np.searchsorted(summed, _tail_bound(), side="right"))
-    tail, rows = by_bound[:in_tail], by_bound[in_tail:]
-    tail_trace = float(summed[in_tail - 1]) if in_tail else 0.0  # relative to alpha
+    if tail_block is None:
+        # The tail: the rows of least bound w k(x, x) (at least their squared norm) whose
+        # bounds sum within _tail_bound of alpha; its Gram's trace is at most that sum.
+        # Relative to alpha throughout: alpha * _tail_bound overflowed near 1e300, and a
+        # subnormal alpha left the Gram's rounding at 4.9e-324, not eps times its trace
+        # (8.7e-7 off at alpha 3e-317; a review).
+        bounds = root_w * root_w * np.maximum(kernel_diagonal(problem.kernel, X), 0.0)
+        by_bound = np.argsort(bounds, kind="stable")
+        with np.errstate(over="ignore"):
+            summed = np.cumsum(bounds[by_bound] / problem.alpha)
+        in_tail = int(np.searchsorted(summed, _tail_bound(), side="right"))
+        tail, rows = by_bound[:in_tail], by_bound[in_tail:]
+        tail_trace = float(summed[in_tail - 1]) if in_tail else 0.0  # relative to alpha
+    else:
+        tail, rows = np.zeros(0, dtype=np.intp), np.arange(X.shape[0])
+        in_tail, tail_trace = tail_block.rows, tail_block.trace
 
     norms = np.concatenate(
         [
@@ -182,8 +218,12 @@ def solve_graded(
         """The tail's rows and alpha's as one block: sqrt(alpha) C with C^T C = I + F^T F /
         alpha, F their features (scaled by 1 / sqrt(alpha): no subnormal sums)."""
         root_alpha = float(np.sqrt(problem.alpha))
-        G = np.asfortranarray(np.eye(rank))  # its upper triangle summed
-        h = np.zeros((rank, Y64.shape[1]))
+        if tail_block is not None:
+            G = np.asfortranarray(tail_block.gram + np.eye(rank))
+            h = root_alpha * tail_block.rhs
+        else:
+            G = np.asfortranarray(np.eye(rank))  # its upper triangle summed
+            h = np.zeros((rank, Y64.shape[1]))
         for r0 in range(0, len(tail), step):
             chunk = tail[r0 : r0 + step]
             F = weighted_features(chunk) / root_alpha

@@ -52,7 +52,8 @@ from ._common import Problem, SolverResult, weight_span
 from .nystrom_pcg import solve_nystrom_pcg
 
 # Positive weights spanning more than this are solved by QR of the rows in order of their
-# norms (:mod:`._graded_qr`, in memory; the span beyond which auto leaves PCG out too): the
+# norms (:mod:`._graded_qr`; on dask where its heavy rows fit on the client,
+# :mod:`gramfree._dask_graded`; the span beyond which auto leaves PCG out too): the
 # Gram's sums resolve the lightest rows' part only to about the span times eps, amplified
 # by the whitening (a review: 4e-5 of the predictions at 1e9, 4.6e-4 at 9.9e9, silently;
 # one row at 1e30 passed the objective check 0.0037 off, at 1e50 both passes failed and the
@@ -409,7 +410,7 @@ def _least_squares(
 
 class MemoryPasses:
     """The one-pass solver's passes over an in-memory problem's rows. Another source of
-    rows (dask chunks on workers: :mod:`gramfree._dask`) provides the same six methods."""
+    rows (dask chunks on workers: :mod:`gramfree._dask`) provides the same methods."""
 
     def __init__(self, problem: Problem) -> None:
         self.problem = problem
@@ -437,6 +438,10 @@ class MemoryPasses:
     def loss(self, C64, coef, dtype=np.float64) -> float:
         """The data term of the objective (:func:`_loss_sum`)."""
         return _loss_sum(self.problem, C64, coef, dtype)
+
+    def graded_possible(self, alpha: float) -> bool:  # noqa: ARG002 - dask's reads alpha
+        """Whether :meth:`graded` can run: always, in memory."""
+        return True
 
     def graded(self, C64, L, block_rows: int, *, singular: bool) -> tuple[np.ndarray, int, int]:
         """The coefficients and the basis's rank by QR of the rows in order of their
@@ -480,10 +485,12 @@ def solve_nystrom_direct(
     ``RANK_DEFICIENT`` of the largest) takes that pass directly, as do weights whose span
     times K_MM's estimated condition number (``info["k_mm_condition"]``) puts the Gram's
     resolution past ``GRAM_RESOLUTION``; weights spanning beyond ``GRADED_SPAN`` take QR
-    of the rows in order of their norms (in memory), as does an alpha below the whitened
-    Gram's rounding (``SOLVE_RESOLUTION``, ``info["solve_resolution"]``) and any fit
-    whose whitened solves both fail. Where the rows are not in memory (dask) the last
-    resort is Nystrom-PCG with ``max_iter`` and ``tol``. ``info["fallback"]`` says which
+    of the rows in order of their norms, as does an alpha below the whitened Gram's
+    rounding (``SOLVE_RESOLUTION``, ``info["solve_resolution"]``) and any fit whose
+    whitened solves both fail, wherever the passes can run it (``graded_possible``:
+    always in memory; on dask where the rows outside its light tail fit on the client).
+    Where they cannot, the Gram's model is kept and the last resort is Nystrom-PCG with
+    ``max_iter`` and ``tol``. ``info["fallback"]`` says which
     ran.
 
     ``passes``: where the rows are read (default :class:`MemoryPasses` over ``problem``);
@@ -523,7 +530,7 @@ def solve_nystrom_direct(
             return None, math.nan, 0.0, f"whitened system not positive definite ({exc})"
         resolution = EPS * _condition(LS)
         info["solve_resolution"] = resolution
-        if graded is not None and resolution > SOLVE_RESOLUTION:
+        if resolution > SOLVE_RESOLUTION and passes.graded_possible(problem.alpha):
             below_rounding.append(
                 f"alpha {problem.alpha:.3g} is below the whitened Gram's rounding: its "
                 f"solve would resolve the model only to {resolution:.2g}"
@@ -561,15 +568,13 @@ def solve_nystrom_direct(
 
     info: dict = {}
     pivot = float(np.min(np.diag(L)) ** 2) / max(float(np.max(np.diag(L)) ** 2), 1e-300)
-    graded = getattr(passes, "graded", None)
     span = passes.weight_span()
     singular = jitter > 0 or pivot < RANK_DEFICIENT
 
     def graded_solve(reason: str, extra: dict) -> SolverResult:
         """QR of the rows in order of their norms (:mod:`._graded_qr`): row-wise stable,
         whatever the weights' span or alpha's size against the Gram's rounding."""
-        assert graded is not None  # called only where the passes have it
-        coef, rank, tail = graded(C64, L, rows_of(np.float64), singular=singular)
+        coef, rank, tail = passes.graded(C64, L, rows_of(np.float64), singular=singular)
         loss = passes.loss(C64, coef)
         objective = (loss + problem.alpha * _penalty(problem, C64, coef)) / problem.weight_sum
         seconds = time.perf_counter() - start
@@ -594,7 +599,7 @@ def solve_nystrom_direct(
             },
         )
 
-    if graded is not None and span > GRADED_SPAN:
+    if span > GRADED_SPAN and passes.graded_possible(problem.alpha):
         return graded_solve(f"weights spanning {span:.2g}", {})
     if singular:
         # K_MM (numerically) singular: coinciding or nearly coinciding centres, as in data
@@ -630,7 +635,7 @@ def solve_nystrom_direct(
         pass_time = time.perf_counter() - start
         coef, objective, inner_jitter, failure = attempt(S, rhs)
         del S
-    if failure is not None and graded is not None:
+    if failure is not None and passes.graded_possible(problem.alpha):
         # Both Grams fail where alpha is below their rounding and the rows leave
         # directions of the centres unconstrained (one row of positive weight, given
         # centres, alpha 1e-20: the Nystrom-PCG fallback was off the exact

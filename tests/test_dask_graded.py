@@ -1,0 +1,190 @@
+"""The graded QR on dask (gramfree._dask_graded): the light tail chosen from the chunks'
+histograms of their bounds keeps the in-memory guarantee (its Gram's trace within the
+budget, the lightest rows first up to a bin), and the fit is the exact rational
+solution where weights span beyond what the Gram resolves or alpha is below its
+rounding; where the heavy rows are too many to gather, the fit warns as before."""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import pytest
+
+da = pytest.importorskip("dask.array")
+import dask  # noqa: E402
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+from reference import exact_nystrom_fit  # noqa: E402
+from scipy.linalg import LinAlgWarning  # noqa: E402
+from sklearn.datasets import load_breast_cancer, load_diabetes  # noqa: E402
+from sklearn.exceptions import ConvergenceWarning  # noqa: E402
+from sklearn.metrics.pairwise import rbf_kernel  # noqa: E402
+from sklearn.preprocessing import scale  # noqa: E402
+
+import gramfree._dask_graded as dg  # noqa: E402
+from gramfree import KernelRegressor  # noqa: E402
+from gramfree.solvers._graded_qr import _tail_bound  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def synchronous():
+    with dask.config.set(scheduler="synchronous"):
+        yield
+
+
+def _tail_of(chunks: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
+    """Each chunk's tail mask as the workers compute it, and the plan's row count."""
+    histograms = np.concatenate([dg._histogram_block(r) for r in chunks])
+    boundary, quotas, rows = dg.tail_plan(histograms[:, 0], histograms[:, 1])
+    masks = [
+        dg._tail_mask_block(r, boundary=boundary, quotas=quotas, block_id=(c,))
+        for c, r in enumerate(chunks)
+    ]
+    return masks, rows
+
+
+_ratio = st.one_of(
+    st.just(0.0),
+    st.just(math.inf),
+    st.floats(min_value=5e-324, max_value=1e300),
+    st.sampled_from([1.0, 1e7, 1e8, 4.5e8, 2.0**27]),  # ties, around the budget
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.lists(_ratio, min_size=0, max_size=40), min_size=1, max_size=6))
+def test_the_tail_keeps_the_budget_and_takes_the_lightest_rows_first(chunks):
+    chunks = [np.array(c, dtype=np.float64) for c in chunks]
+    masks, rows = _tail_of(chunks)
+    r, tail = np.concatenate(chunks), np.concatenate(masks)
+    assert int(tail.sum()) == rows
+    # The in-memory guarantee: the tail's bounds sum within the budget.
+    assert math.fsum(r[tail]) <= _tail_bound()
+    if tail.any() and (~tail).any():
+        # Lightest first, up to a bin: no row left out is below half the heaviest taken.
+        assert r[~tail].min() >= r[tail].max() / 2
+        # At most a bin short: the in-memory tail (sorted, exact sums) holds no row
+        # beyond twice the lightest row left out here.
+        ordered = np.sort(r)
+        in_memory = int(np.searchsorted(np.cumsum(ordered), _tail_bound(), side="right"))
+        assert ordered[:in_memory].max(initial=0.0) <= 2 * r[~tail].min()
+    if not (~tail).any():
+        assert math.fsum(r) <= _tail_bound()
+
+
+def _diabetes(n=60):
+    X, y = load_diabetes(return_X_y=True)
+    X, y = scale(X[:n]), scale(y[:n])
+    C = np.ascontiguousarray(X[np.random.default_rng(4).choice(n, 8, replace=False)])
+    return np.ascontiguousarray(X), y, C
+
+
+def _dask_fit(model, X, y, w, chunks=7):
+    return model.fit(
+        da.from_array(X, chunks=(chunks, -1)),
+        da.from_array(y, chunks=chunks),
+        sample_weight=None if w is None else da.from_array(w, chunks=chunks),
+    )
+
+
+@pytest.mark.parametrize(
+    ("heavy", "alpha", "tail"),
+    [(1e12, 1e-3, 57), (1e30, 1e-3, 57), (1e12, 1e-7, 26), (1e9, 1e-8, 3)],
+    ids=["span-1e12", "span-1e30", "part-of-the-light-rows-heavy", "few-in-the-tail"],
+)
+def test_dask_graded_qr_is_the_exact_solution(heavy, alpha, tail):
+    """Diabetes, 60 rows in chunks of 7, three rows at ``heavy``: the dask fit took the
+    Gram (8e-4 off at 1e12, with a warning) and now the graded QR, the exact rational
+    solution to rounding. At alpha 1e-7 and 1e-8 the tail's budget holds only some of
+    the light rows (26 and 3; the rest are QR'd with the heavy ones), the boundary bin
+    shared out over several chunks."""
+    X, y, C = _diabetes()
+    w = np.ones(len(y))
+    w[[3, 20, 41]] = heavy
+    model = KernelRegressor(gamma=0.1, alpha=alpha, solver="nystrom-direct", centers=C)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        _dask_fit(model, X, y, w)
+    info = model.solver_info_
+    assert info["pass"] == "graded QR" and info["dask"]["n_chunks"] == 9
+    # Each light row's bound is 1 / alpha: all 57 fit the budget (4.5e8) at 1e-3; at 1e-7
+    # and 1e-8 as many as the bin's upper edge (2^24, 2^27) leaves room for.
+    assert info["graded_tail_rows"] == tail
+    K, Kmm = rbf_kernel(X, C, gamma=0.1), rbf_kernel(C, gamma=0.1)
+    want = exact_nystrom_fit(K, Kmm, y, w, alpha)
+    assert np.abs(model.predict(X) - want).max() <= 1e-12 * np.abs(want).max()
+
+
+def test_dask_graded_qr_merges_heavy_copies_from_different_chunks():
+    """One row given twice, in different chunks, with targets +1 and -1, both at 1e16:
+    the heavy rows gathered to the client are merged there as in memory (unmerged, 0.063
+    off the exact predictions in memory; a review)."""
+    X0, y0, C = _diabetes()
+    X = np.ascontiguousarray(np.vstack([X0[:1], X0, X0[:1]]))
+    y = np.r_[1.0, y0, -1.0]
+    w = np.ones(len(y))
+    w[[0, -1]] = 1e16
+    model = KernelRegressor(gamma=0.1, alpha=1e-3, solver="nystrom-direct", centers=C)
+    _dask_fit(model, X, y, w)
+    assert model.solver_info_["pass"] == "graded QR"
+    want = exact_nystrom_fit(rbf_kernel(X, C, gamma=0.1), rbf_kernel(C, gamma=0.1), y, w, 1e-3)
+    assert np.abs(model.predict(X) - want).max() <= 1e-12 * np.abs(want).max()
+
+
+def test_dask_graded_qr_on_a_singular_k_mm_matches_memory():
+    """Centres given twice (K_MM singular): the tail's Gram is summed on the workers in K_MM's
+    range (the basis padded to M columns), as the in-memory QR takes it."""
+    X, y, C = _diabetes()
+    C = np.ascontiguousarray(np.vstack([C, C[:3]]))
+    w = np.ones(len(y))
+    w[[3, 20]] = 1e12
+    params = dict(gamma=0.1, alpha=1e-3, solver="nystrom-direct", centers=C)
+    memory = KernelRegressor(**params).fit(X, y, sample_weight=w)
+    on_dask = _dask_fit(KernelRegressor(**params), X, y, w)
+    for model in (memory, on_dask):
+        assert model.solver_info_["pass"] == "graded QR"
+        assert model.solver_info_["basis"] == "K_MM's range"
+        assert model.solver_info_["basis_rank"] == 8
+    want = memory.predict(X)
+    assert np.abs(on_dask.predict(X) - want).max() <= 1e-12 * np.abs(want).max()
+
+
+def test_alpha_below_the_grams_rounding_takes_the_graded_qr_on_dask():
+    """Unscaled breast cancer, a linear kernel at alpha 1e-11: the Gram's solve was 28% of
+    the targets' scale off; dask kept it and warned. Now, as in memory, the graded QR
+    (every row heavy: 569 rows gathered), silently, with the in-memory predictions."""
+    X, y = load_breast_cancer(return_X_y=True)
+    y = y.astype(float)
+    params = dict(kernel="linear", alpha=1e-11, solver="nystrom-direct", n_centers=100)
+    memory = KernelRegressor(random_state=0, **params).fit(X, y)
+    on_dask = KernelRegressor(random_state=0, **params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        on_dask.fit(da.from_array(X, chunks=(200, -1)), da.from_array(y, chunks=200))
+    assert on_dask.solver_info_["pass"] == "graded QR"
+    assert on_dask.solver_info_["graded_tail_rows"] == 0
+    want = memory.predict(X)
+    assert np.abs(on_dask.predict(X) - want).max() <= 1e-9 * np.abs(y).max()
+
+
+def test_heavy_rows_too_many_to_gather_keep_the_gram_and_its_warnings(monkeypatch):
+    """Beyond HEAVY_BYTES the fit keeps the Gram passes and says so, as before: the span's
+    warning, and the cancellation warning for an alpha below the Gram's rounding."""
+    monkeypatch.setattr(dg, "HEAVY_BYTES", 0)
+    X, y, C = _diabetes()
+    w = np.ones(len(y))
+    w[3] = 1e12
+    model = KernelRegressor(gamma=0.1, alpha=1e-3, solver="nystrom-direct", centers=C)
+    with pytest.warns(ConvergenceWarning, match=r"nystrom-direct on dask: .* span 1e\+12"):
+        _dask_fit(model, X, y, w)
+    assert model.solver_info_.get("pass") != "graded QR"
+    Xb, yb = load_breast_cancer(return_X_y=True)
+    estimator = KernelRegressor(
+        kernel="linear", alpha=1e-11, solver="nystrom-direct", n_centers=100, random_state=0
+    )
+    with pytest.warns(LinAlgWarning, match="alpha=1e-11 is small .* cancel in the pred"):
+        estimator.fit(
+            da.from_array(Xb, chunks=(200, -1)), da.from_array(yb.astype(float), chunks=200)
+        )
