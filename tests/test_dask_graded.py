@@ -96,7 +96,8 @@ def _dask_fit(model, X, y, w, chunks=7):
 )
 def test_dask_graded_qr_is_the_exact_solution(heavy, alpha, tail):
     """Diabetes, 60 rows in chunks of 7, three rows at ``heavy``: the dask fit took the
-    Gram (8e-4 off at 1e12, with a warning) and now the graded QR, the exact rational
+    Gram (1.1e-5 off at 1e12 and 0.57 at 1e30, with a warning; a review) and now the
+    graded QR, the exact rational
     solution to rounding. At alpha 1e-7 and 1e-8 the tail's budget holds only some of
     the light rows (26 and 3; the rest are QR'd with the heavy ones), the boundary bin
     shared out over several chunks."""
@@ -188,3 +189,57 @@ def test_heavy_rows_too_many_to_gather_keep_the_gram_and_its_warnings(monkeypatc
         estimator.fit(
             da.from_array(Xb, chunks=(200, -1)), da.from_array(yb.astype(float), chunks=200)
         )
+
+
+def _assert_exact(model, X, y, w, C, alpha):
+    want = exact_nystrom_fit(rbf_kernel(X, C, gamma=0.1), rbf_kernel(C, gamma=0.1), y, w, alpha)
+    assert model.solver_info_["pass"] == "graded QR"
+    assert np.abs(model.predict(X) - want).max() <= 1e-12 * np.abs(want).max()
+
+
+def test_every_row_in_the_tail():
+    """Weights from 1e-9 to 1 (a span of 1e9, all light against alpha 1e-3): every row
+    joins the tail and no row is left to QR (the fit raised, reshaping an empty Y; a
+    review)."""
+    X, y, C = _diabetes()
+    w = np.logspace(-9, 0, len(y))
+    model = KernelRegressor(gamma=0.1, alpha=1e-3, solver="nystrom-direct", centers=C)
+    _dask_fit(model, X, y, w)
+    assert model.solver_info_["graded_tail_rows"] == len(y)
+    _assert_exact(model, X, y, w, C, 1e-3)
+
+
+def test_zero_weights_and_an_empty_chunk():
+    """A chunk of no rows (a filtered partition: the bounds' pass raised "X: empty array")
+    and rows of weight 0, which enter nothing and are not counted in the tail."""
+    X, y, C = _diabetes()
+    w = np.ones(len(y))
+    w[[3, 20, 41]] = 1e12
+    w[[7, 8, 50]] = 0.0
+    model = KernelRegressor(gamma=0.1, alpha=1e-3, solver="nystrom-direct", centers=C)
+    model.fit(
+        da.from_array(X, chunks=((10, 10, 10, 0, 10, 10, 10), -1)),
+        da.from_array(y, chunks=((10, 10, 10, 0, 10, 10, 10),)),
+        sample_weight=da.from_array(w, chunks=((10, 10, 10, 0, 10, 10, 10),)),
+    )
+    assert model.solver_info_["graded_tail_rows"] == len(y) - 6
+    _assert_exact(model, X, y, w, C, 1e-3)
+
+
+@pytest.mark.parametrize(
+    ("bad", "match"),
+    [(-5.0, "negative"), (-1e12, "negative"), (np.nan, "NaN or infinity"), (np.inf, "NaN")],
+)
+def test_bad_weights_are_refused_on_the_graded_path(bad, match):
+    """The graded QR's first pass checks the weights as the Gram's did: a negative weight
+    fell into the tail's first bin and was dropped in silence, an infinite one reached
+    scipy's QR (a review)."""
+    X, y, C = _diabetes()
+    w = np.ones(len(y))
+    w[[3, 20]] = 1e12
+    w[30] = bad
+    model = KernelRegressor(gamma=0.1, alpha=1e-3, solver="nystrom-direct", centers=C)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the error alone (an inf weight warned 0/0 first)
+        with pytest.raises(ValueError, match=f"sample_weight: contains {match}"):
+            _dask_fit(model, X, y, w)

@@ -1055,6 +1055,8 @@ def _centers(estimator, X, w, rng):
         w > 0, top, w.max(), da.where(w > 0, w, np.inf).min()
     )
     positive, largest = np.asarray(positive, dtype=bool), float(largest)
+    if not np.isfinite(largest):  # (the shares below warned 0/0 first; a review)
+        raise ValueError("sample_weight: contains NaN or infinity")
     if largest <= 0:  # refused before the shares below divide by it (0/0 warned); NaN
         _refuse_weight_sum(w)  # goes on to the passes' check, which names it (a review)
     weighted = int(np.count_nonzero(positive))

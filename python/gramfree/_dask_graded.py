@@ -53,7 +53,14 @@ def _upper_edge(b: int) -> float:
 
 
 def _ratios_block(Xb, wb=None, *, kernel, alpha):
-    """``r = w k(x, x) / alpha`` of a chunk's rows (float64)."""
+    """``r = w k(x, x) / alpha`` of a chunk's rows (float64), after the fit's checks of X
+    and the weights (this is the graded QR's first pass: a negative weight fell into the
+    tail's first bin and was dropped in silence; a review)."""
+    from ._dask import _check_block
+
+    _check_block(Xb, None, wb)
+    if Xb.shape[0] == 0:  # a filtered partition (the core refuses an empty X)
+        return np.zeros(0)
     diagonal = np.maximum(kernel_diagonal(kernel, np.ascontiguousarray(Xb)), 0.0)
     w = np.ones(Xb.shape[0]) if wb is None else wb.astype(np.float64)
     with np.errstate(over="ignore"):
@@ -134,6 +141,7 @@ class DaskGraded:
             alpha=alpha,
         )
         self.plan: tuple[int, np.ndarray, int] | None = None
+        self.zero_weights = 0
 
     def possible(self) -> bool:
         """Whether the rows outside the tail fit in ``HEAVY_BYTES`` on the client."""
@@ -152,8 +160,11 @@ class DaskGraded:
                 dtype=np.float64,
                 meta=np.empty((0, 0, 0)),
             )
-            (histograms,) = compute(parts)
+            zeros = 0 if self.w is None else (self.w == 0).sum()
+            histograms, zeros = compute(parts, zeros)
             self.plan = tail_plan(histograms[:, 0], histograms[:, 1])
+            # Rows of weight 0 are in the first bin, always the tail's, and enter nothing.
+            self.zero_weights = int(zeros)
         heavy = self.X.shape[0] - self.plan[2]
         row_bytes = self.X.dtype.itemsize * self.X.shape[1] + 8 * (self.Y.shape[1] + 1)
         return heavy * row_bytes <= HEAVY_BYTES
@@ -174,9 +185,16 @@ class DaskGraded:
             _tail_mask_block, boundary=boundary, quotas=quotas, dtype=bool
         )
         w64 = da.ones(self.X.shape[0], chunks=(self.X.chunks[0],)) if self.w is None else self.w
-        # Rows with r = 0 (k(x, x) = 0: zero features) add nothing; their w / alpha may
-        # overflow, so they are left out.
-        tail_weights = da.where(mask & (self.ratios > 0), w64.astype(np.float64) / self.alpha, 0.0)
+        # The tail's Gram is summed with the weights w / 2^k, 2^k about sqrt(alpha) (exact:
+        # a power of two), and brought to F^T F / alpha and F^T W^1/2 Y / sqrt(alpha) on the
+        # client, as the in-memory tail scales its features by 1 / sqrt(alpha): weights
+        # w / alpha became subnormal, and lost digits, for small weights at alpha near 1e300
+        # (a review). Rows with r = 0 (weight 0, or k(x, x) = 0: zero features) add nothing
+        # and are left out.
+        shift = math.frexp(self.alpha)[1] // 2
+        tail_weights = da.where(
+            mask & (self.ratios > 0), w64.astype(np.float64) * math.ldexp(1.0, -shift), 0.0
+        )
         here = types.SimpleNamespace(kernel=self.kernel, n_jobs=self.n_jobs, device="cpu")
         basis = range_basis(here, C64) if singular else None
         M, t = C64.shape[0], self.Y.shape[1]
@@ -204,7 +222,8 @@ class DaskGraded:
         )
         heavy = [dask.delayed(_heavy_block, nout=3)(*block) for block in blocks]
         GR, *parts = compute(gram, *heavy)
-        G, R = GR[:rank, :rank], GR[:rank, M:]
+        G = GR[:rank, :rank] * (math.ldexp(1.0, shift) / self.alpha)
+        h = GR[:rank, M:] * (math.ldexp(1.0, shift) / math.sqrt(self.alpha))
         heavy_problem = Problem(
             X=np.ascontiguousarray(np.concatenate([p[0] for p in parts])),
             Y=np.concatenate([p[1] for p in parts]).astype(np.float64),
@@ -214,7 +233,7 @@ class DaskGraded:
             n_jobs=self.n_jobs,
             kernel_dtype=np.dtype(np.float64),
         )
-        block = TailBlock(gram=G, rhs=R, trace=float(np.trace(G)), rows=rows)
+        block = TailBlock(gram=G, rhs=h, trace=float(np.trace(G)), rows=rows - self.zero_weights)
         return solve_graded(
             heavy_problem, C64, L, block_rows, singular=singular, tail_block=block, basis=basis
         )

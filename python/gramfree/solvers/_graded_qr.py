@@ -106,9 +106,10 @@ def range_basis(problem, C64: np.ndarray) -> np.ndarray:
 @dataclass
 class TailBlock:
     """The light tail's rows as one block, summed where they live (dask's workers):
-    ``gram = F^T F / alpha`` and ``rhs = F^T (W^1/2 Y) / alpha`` over their whitened
-    features F = W^1/2 K(x, C) P (the one-pass Gram of the weights ``w / alpha``),
-    ``trace`` its trace relative to alpha, ``rows`` how many."""
+    ``gram = F^T F / alpha`` and ``rhs = F^T (W^1/2 Y) / sqrt(alpha)`` over their whitened
+    features F = W^1/2 K(x, C) P (the one-pass Gram of weights scaled by a power of two,
+    :mod:`gramfree._dask_graded`), ``trace`` its trace relative to alpha, ``rows`` how
+    many (of positive weight; copies counted apart)."""
 
     gram: np.ndarray
     rhs: np.ndarray
@@ -220,7 +221,7 @@ def solve_graded(
         root_alpha = float(np.sqrt(problem.alpha))
         if tail_block is not None:
             G = np.asfortranarray(tail_block.gram + np.eye(rank))
-            h = root_alpha * tail_block.rhs
+            h = np.array(tail_block.rhs, dtype=np.float64)
         else:
             G = np.asfortranarray(np.eye(rank))  # its upper triangle summed
             h = np.zeros((rank, Y64.shape[1]))

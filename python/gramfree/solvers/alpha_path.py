@@ -152,7 +152,8 @@ def row_groups(problem: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray, np
     X, w = problem.X, problem.sample_weight
     keep = slice(None) if w is None else w > 0
     rows = np.ascontiguousarray(X[keep]) + 0.0  # -0.0 -> 0.0
-    Y = np.asarray(problem.Y[keep], dtype=np.float64).reshape(rows.shape[0], -1)
+    Y = np.asarray(problem.Y[keep], dtype=np.float64)
+    Y = Y if Y.ndim == 2 else Y.reshape(rows.shape[0], -1)  # (0, t) kept: no rows at all
     weights = np.ones(rows.shape[0]) if w is None else np.asarray(w[keep], dtype=np.float64)
     if rows.shape[1] == 0:
         groups = np.zeros(rows.shape[0], dtype=np.intp)
