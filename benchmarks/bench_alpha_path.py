@@ -357,8 +357,6 @@ def criteria(quick: bool) -> None:
 def default_centres(default_sets: list[str]) -> None:
     """Part 4: GCV, exact leave-one-out and the default at the default centres on whole
     training splits."""
-    if not default_sets:
-        return
     import warnings
 
     import realdata
