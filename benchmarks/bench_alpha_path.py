@@ -121,25 +121,15 @@ def cost(n: int, m: int, n_alphas: int, targets: int = 1) -> None:
         f"  {n_alphas} separate fits would cost ~{n_alphas * t_one:.1f} s "
         f"({n_alphas * t_one / t_path:.1f}x the path)"
     )
-    auto = KernelRegressorCV(gamma=gamma, alphas=alphas, n_centers=m, random_state=0)
     loo = KernelRegressorCV(
         gamma=gamma, alphas=alphas, n_centers=m, random_state=0, criterion="loo"
     )
-    t_auto = t_loo = np.inf
-    for _ in range(2):  # interleaved, best of two each
-        t_auto = min(t_auto, timed(lambda: auto.fit(X, y))[1])
-        t_loo = min(t_loo, timed(lambda: loo.fit(X, y))[1])
+    t_loo = min(timed(lambda: loo.fit(X, y))[1] for _ in range(2))
     print(
-        f"  KernelRegressorCV, the default (criterion='auto': leave-one-out on "
-        f"{auto.solver_info_['loo_rows']} rows): {t_auto:8.2f} s   "
-        f"{t_auto / t_path:.2f}x the GCV path, {t_auto / t_one:.2f}x one fit (bar <= 1.5x): "
-        f"{'PASS' if t_auto <= 1.5 * t_one else 'FAIL'}; chosen alpha "
-        f"{float(np.min(auto.alpha_)):.4g}"
-    )
-    print(
-        f"  KernelRegressorCV, exact leave-one-out (criterion='loo', every row): "
-        f"{t_loo:8.2f} s   {t_loo / t_path:.2f}x the GCV path, {t_loo / t_one:.2f}x one fit; "
-        f"chosen alpha {float(np.min(loo.alpha_)):.4g}"
+        f"  KernelRegressorCV, leave-one-out (the default, criterion='auto'): {t_loo:8.2f} s   "
+        f"{t_loo / t_path:.2f}x the GCV path, {t_loo / t_one:.2f}x one fit (bar <= 1.5x): "
+        f"{'PASS' if t_loo <= 1.5 * t_one else 'FAIL'}; chosen alpha "
+        f"{float(np.min(loo.alpha_)):.4g}"
     )
     if targets > 1:
         per = KernelRegressorCV(
@@ -159,9 +149,8 @@ def cost(n: int, m: int, n_alphas: int, targets: int = 1) -> None:
     if anchor is not None:
         print(
             f"  sklearn Nystroem({m}) + RidgeCV({n_alphas} alphas): {anchor:8.2f} s   "
-            f"anchor / gramfree GCV path = {anchor / t_path:.2f}x, / the default "
-            f"{anchor / t_auto:.2f}x, / exact leave-one-out {anchor / t_loo:.2f}x "
-            "(RidgeCV's own criterion is exact leave-one-out)"
+            f"anchor / gramfree GCV path = {anchor / t_path:.2f}x, / leave-one-out "
+            f"{anchor / t_loo:.2f}x (RidgeCV's own criterion is leave-one-out)"
         )
         if targets > 1:
             print(
@@ -194,13 +183,7 @@ def quality(name: str, m: int, n_alphas: int, quick: bool) -> None:
             gamma=gamma, alphas=alphas, n_centers=m, random_state=0, criterion="loo"
         ).fit(Xtr, ytr)
     )
-    auto, t_auto = timed(
-        lambda: KernelRegressorCV(gamma=gamma, alphas=alphas, n_centers=m, random_state=0).fit(
-            Xtr, ytr
-        )
-    )
     chosen_loo = r2_score(yte, loo.predict(Xte))
-    chosen_auto = r2_score(yte, auto.predict(Xte))
     chosen = r2_score(yte, path.predict(Xte))
     best = int(np.argmax(scores))
     gap = scores[best] - chosen
@@ -214,16 +197,10 @@ def quality(name: str, m: int, n_alphas: int, quick: bool) -> None:
         f"gap {gap:.4f} (bar <= 0.002): {'PASS' if gap <= 0.002 else 'FAIL'}; path fit {t_path:.2f} s"
     )
     print(
-        f"  exact leave-one-out: chosen alpha {loo.alpha_:.4g}: test R2 {chosen_loo:.4f} (gap "
+        f"  leave-one-out (the default): chosen alpha {loo.alpha_:.4g}: test R2 {chosen_loo:.4f} (gap "
         f"{scores[best] - chosen_loo:.4f}, bar <= 0.002: "
         f"{'PASS' if scores[best] - chosen_loo <= 0.002 else 'FAIL'}); fit {t_loo:.2f} s "
         f"({t_loo / t_path:.2f}x the GCV path)"
-    )
-    print(
-        f"  the default (leave-one-out on {auto.solver_info_['loo_rows']} rows): chosen alpha "
-        f"{auto.alpha_:.4g}: test R2 {chosen_auto:.4f} (gap {scores[best] - chosen_auto:.4f}, "
-        f"bar <= 0.002: {'PASS' if scores[best] - chosen_auto <= 0.002 else 'FAIL'}); fit "
-        f"{t_auto:.2f} s ({t_auto / t_path:.2f}x the GCV path)"
     )
 
 
@@ -261,7 +238,7 @@ def _held_out(Xtr, ytr, Xte, yte, gamma, alphas, classes, n_centers=None, best=T
     return out
 
 
-def criteria(quick: bool) -> None:
+def criteria(quick: bool, default_sets: list[str]) -> None:
     """GCV against leave-one-out (criterion="auto"'s choice), and with gammas GCV's pair
     against GCV's gamma with leave-one-out's alpha at it."""
     import warnings
@@ -352,17 +329,8 @@ def criteria(quick: bool) -> None:
             f"(alpha {da:.2g}): GCV / default {g / d:.2f}",
             flush=True,
         )
-
-
-def default_centres(default_sets: list[str]) -> None:
-    """Part 4: GCV, exact leave-one-out and the default at the default centres on whole
-    training splits."""
-    import warnings
-
-    import realdata
-
-    warnings.simplefilter("ignore")  # the smallest candidates' "no estimate" warnings
-    alphas = np.logspace(-6, 2, 17)
+    if not default_sets:
+        return
     print(
         "\n== the same at the default centres (min(n, 2000)), whole training splits, tuned "
         "gamma: test mean squared error of each criterion's choice, fit times"
@@ -373,24 +341,18 @@ def default_centres(default_sets: list[str]) -> None:
         classes = np.unique(ytr) if task == "classification" else None
         Ttr, Tte = _targets(ytr, classes), _targets(yte, classes)
         got = {}
-        for criterion in ("gcv", "loo", "auto"):
+        for criterion in ("gcv", "loo"):
             model, seconds = timed(
                 lambda c=criterion: KernelRegressorCV(
                     gamma=gamma, alphas=alphas, criterion=c, random_state=0
                 ).fit(Xtr, Ttr)
             )
             error = float(np.mean((model.predict(Xte).reshape(Tte.shape) - Tte) ** 2))
-            got[criterion] = (error, model.alpha_, seconds, model.solver_info_.get("loo_rows"))
-        (g, ga, gt, _), (lo, la, lt, _), (au, aa, at, rows) = (
-            got["gcv"],
-            got["loo"],
-            got["auto"],
-        )
+            got[criterion] = (error, model.alpha_, seconds)
+        (g, ga, gt), (lo, la, lt) = got["gcv"], got["loo"]
         print(
             f"  {name:10s} n={len(Xtr):6d}: GCV {g:.4f} (alpha {ga:.2g}), LOO {lo:.4f} "
-            f"(alpha {la:.2g}), default {au:.4f} (alpha {aa:.2g}, LOO on {rows} rows): GCV/LOO "
-            f"error {g / lo:.2f}, default/LOO {au / lo:.3f}; LOO's fit {lt / gt:.2f}x GCV's, "
-            f"the default's {at / gt:.2f}x",
+            f"(alpha {la:.2g}): GCV/LOO error {g / lo:.2f}; LOO's fit {lt / gt:.2f}x GCV's",
             flush=True,
         )
 
@@ -413,11 +375,6 @@ def main(argv=None) -> int:
         help="part 4's sets (whole training splits, default centres); '' to skip",
     )
     ap.add_argument(
-        "--default-sets-only",
-        action="store_true",
-        help="of parts 3 and 4, only part 4 (whole training splits)",
-    )
-    ap.add_argument(
         "--targets",
         type=int,
         default=1,
@@ -429,10 +386,8 @@ def main(argv=None) -> int:
     cost(args.n, args.m, args.alphas, args.targets)
     for name in [s for s in args.sets.split(",") if s]:
         quality(name, args.m, args.alphas, args.quick)
-    if not args.no_criteria and not args.default_sets_only:
-        criteria(args.quick)
     if not args.no_criteria:
-        default_centres([s for s in args.default_sets.split(",") if s])
+        criteria(args.quick, [s for s in args.default_sets.split(",") if s])
     return 0
 
 

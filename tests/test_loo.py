@@ -237,11 +237,11 @@ def test_the_pass_runs_on_the_threads_n_jobs_asks_for(monkeypatch):
 
     seen = []
 
-    def recording(*args, **kwargs):
+    def recording(*args):
         seen.extend(
             i["num_threads"] for i in threadpoolctl.threadpool_info() if i["user_api"] == "blas"
         )
-        return original(*args, **kwargs)
+        return original(*args)
 
     original = cv.loo_errors
     monkeypatch.setattr(cv, "loo_errors", recording)
@@ -303,66 +303,3 @@ def test_a_repeated_centre_leaves_the_small_alphas_exact():
         residual = (Yd - (H @ (root[:, None] * Yd)) / root[:, None]) / (1 - np.diag(H))[:, None]
         want = float(np.sum(count[:, None] * residual**2)) / len(X)
         assert value == pytest.approx(want, rel=max(1e-9, 1e-13 / a)), a
-
-
-def _ridgecv_rows(X, y, w, C, gamma):
-    """Each row's weighted squared leave-one-out residual by alpha (RidgeCV on the same
-    Nystroem features): an independent reference for the sampled estimate."""
-    ridge = RidgeCV(alphas=ALPHAS, fit_intercept=False, store_cv_results=True)
-    return ridge.fit(_features(X, C, gamma), y, sample_weight=w).cv_results_  # (n, A)
-
-
-def test_the_sampled_estimate_is_the_ratio_of_its_rows_loo_residuals():
-    """criterion="auto" beyond SAMPLED_ROWS distinct rows averages the leave-one-out
-    residuals of that many rows drawn without replacement, each the whole fit's: their
-    weighted sum times the total weight over theirs. Against RidgeCV's per-row residuals
-    on the same features, for the rows the generator draws (in the distinct rows' order,
-    by their bytes)."""
-    from gramfree.kernels import Gaussian
-    from gramfree.solvers import Problem
-    from gramfree.solvers.alpha_path import solve_alpha_path
-    from gramfree.solvers.loo import loo_errors
-
-    X, y = _diabetes()
-    w = np.random.default_rng(2).uniform(0.2, 3.0, len(X))
-    gamma = 0.05
-    centers = (
-        KernelRegressorCV(gamma=gamma, alphas=ALPHAS, n_centers=80, random_state=0)
-        .fit(X, y, sample_weight=w)
-        .centers_
-    )
-    problem = Problem(X, y[:, None], Gaussian(gamma=gamma), 1.0, w, None)
-    path = solve_alpha_path(problem, centers, ALPHAS)
-    got = loo_errors(problem, centers, [path], sample_rows=100, rng=np.random.default_rng(5))
-    _, first = np.unique(
-        X.view(np.dtype((np.void, X.itemsize * X.shape[1]))).ravel(), return_index=True
-    )
-    picked = first[np.sort(np.random.default_rng(5).choice(len(X), size=100, replace=False))]
-    per_row = _ridgecv_rows(X, y, w, centers, gamma)
-    want = per_row[picked].sum(axis=0) * (w.sum() / w[picked].sum()) / w.sum()
-    np.testing.assert_allclose(got[:, 0], want, rtol=1e-8)
-    exact = loo_errors(problem, centers, [path])[:, 0]
-    assert not np.allclose(got[:, 0], exact, rtol=1e-3)  # really a sample
-    np.testing.assert_allclose(exact, per_row.sum(axis=0) / w.sum(), rtol=1e-8)
-
-
-def test_auto_samples_beyond_its_rows_and_loo_stays_exact(monkeypatch):
-    """Below SAMPLED_ROWS auto is leave-one-out itself; beyond it an estimate whose
-    choice here is exact leave-one-out's (diabetes, 442 rows, 200 sampled), while
-    criterion="loo" keeps every row."""
-    import gramfree.estimators.cv as cv
-
-    X, y = load_diabetes(return_X_y=True)
-    X = scale(X)
-    params = dict(gamma=0.05, alphas=ALPHAS, n_centers=80, random_state=0)
-    exact = KernelRegressorCV(criterion="loo", **params).fit(X, y)
-    auto = KernelRegressorCV(**params).fit(X, y)
-    np.testing.assert_array_equal(auto.loo_values_, exact.loo_values_)
-    monkeypatch.setattr(cv, "SAMPLED_ROWS", 200)
-    sampled = KernelRegressorCV(**params).fit(X, y)
-    still = KernelRegressorCV(criterion="loo", **params).fit(X, y)
-    np.testing.assert_array_equal(still.loo_values_, exact.loo_values_)
-    assert not np.array_equal(sampled.loo_values_, exact.loo_values_)
-    np.testing.assert_allclose(sampled.loo_values_, exact.loo_values_, rtol=0.15)
-    assert sampled.alpha_ == exact.alpha_
-    assert sampled.solver_info_["loo_rows"] == 200 and exact.solver_info_["loo_rows"] == len(X)

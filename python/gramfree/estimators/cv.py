@@ -42,7 +42,7 @@ from ..solvers.alpha_path import (
     solve_alpha_path,
     solve_alpha_paths_per_target,
 )
-from ..solvers.loo import SAMPLED_ROWS, loo_errors
+from ..solvers.loo import loo_errors
 from ..solvers.nystrom_direct import GRADED_SPAN, solve_nystrom_direct
 from ._base import (
     KernelMachineMixin,
@@ -288,14 +288,6 @@ class _AlphaPathMixin(KernelMachineMixin):
             return False
         return chooses_by_loo(self.criterion)
 
-    def _loo_sample(self, rng) -> dict:
-        """Leave-one-out's rows: with ``criterion="auto"`` at most ``SAMPLED_ROWS`` distinct
-        rows drawn by ``rng`` (:func:`~gramfree.solvers.loo.loo_errors`), all of them with
-        ``criterion="loo"``."""
-        if self.criterion == "loo":
-            return {}
-        return {"sample_rows": SAMPLED_ROWS, "rng": rng}
-
     def _check_kernel_ranges(self, X: np.ndarray) -> None:
         for i, (gamma, kernel) in enumerate(self._candidate_kernels()):
             try:
@@ -335,17 +327,7 @@ class _AlphaPathMixin(KernelMachineMixin):
         use_loo = self._uses_loo()
         if per_target and Y.shape[1] > 1:
             self._fit_per_target(
-                X,
-                Y,
-                sample_weight,
-                kernels[0][1],
-                centers,
-                idx,
-                exponent,
-                alphas,
-                start,
-                use_loo,
-                rng,
+                X, Y, sample_weight, kernels[0][1], centers, idx, exponent, alphas, start, use_loo
             )
             return
 
@@ -397,12 +379,9 @@ class _AlphaPathMixin(KernelMachineMixin):
         chosen_alpha, score = at.alpha, at.gcv
         # Leave-one-out: one more pass, each row's leverage (solvers/loo.py), on the path
         # at the gamma GCV chose (gammas, gamma_search); alpha among the candidates.
-        loo_info: dict = {}  # how many rows leave-one-out averaged
         if use_loo:
             with blas_threads(self.n_jobs):
-                loo = loo_errors(
-                    best[4], centers, [path], info=loo_info, **self._loo_sample(rng)
-                ).sum(axis=1)
+                loo = loo_errors(best[4], centers, [path]).sum(axis=1)
             index, loo_said = _loo_choice(loo, alphas)
             chosen_alpha, score = float(path_alphas[index]), float(loo[index])
             # GCV's own warnings concern alpha no longer, but where GCV chose gamma they
@@ -446,7 +425,7 @@ class _AlphaPathMixin(KernelMachineMixin):
             self.loo_values_ = loo
         elif hasattr(self, "loo_values_"):
             del self.loo_values_
-        self.solver_info_ = dict(path.info, alphas=alphas.tolist(), **loo_info)
+        self.solver_info_ = dict(path.info, alphas=alphas.tolist())
         if refit:
             self.solver_info_["refit"] = "nystrom-direct, graded QR"
         if self.gammas is not None:
@@ -479,7 +458,6 @@ class _AlphaPathMixin(KernelMachineMixin):
         alphas: np.ndarray,
         start: float,
         use_loo: bool,
-        rng,
     ) -> None:
         """``alpha_per_target=True`` with several targets: each target's alpha by its own
         GCV or leave-one-out error (``use_loo``;
@@ -499,12 +477,7 @@ class _AlphaPathMixin(KernelMachineMixin):
             paths = solve_alpha_paths_per_target(
                 problem, centers, np.ldexp(alphas, -exponent), alpha_exponent=exponent
             )
-            loo_info: dict = {}
-            loo = (
-                loo_errors(problem, centers, paths, info=loo_info, **self._loo_sample(rng))
-                if use_loo
-                else None
-            )
+            loo = loo_errors(problem, centers, paths) if use_loo else None
         # Each target's choice: its lowest GCV (the path's), or its lowest leave-one-out.
         picks, said = [], []
         for t, path in enumerate(paths):
@@ -557,10 +530,7 @@ class _AlphaPathMixin(KernelMachineMixin):
         # The pass and the centres' facts are shared; what each path measured (its RSS
         # rechecks, objective checks, warnings) is under "targets".
         self.solver_info_ = dict(
-            paths[0].info,
-            alphas=alphas.tolist(),
-            targets=[path.info for path in paths],
-            **loo_info,
+            paths[0].info, alphas=alphas.tolist(), targets=[path.info for path in paths]
         )
         if self.verbose:
             with verbose_output(True):
@@ -815,8 +785,7 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         Centres, drawn at random from the training rows (an integer, or a fraction of
         n_samples in (0, 1]); None: every point up to 2000 samples, 2000 beyond.
     random_state : int, RandomState instance or None, default=None
-        Centre selection, and the rows ``criterion="auto"`` samples beyond
-        ``solvers.loo.SAMPLED_ROWS`` distinct rows.
+        Centre selection.
     n_jobs : int, default=None
         Threads of the native operators and of BLAS/LAPACK during the fit, as in
         :class:`~gramfree.KernelRegressor`; -1 means all cores, None leaves the defaults.
@@ -831,11 +800,7 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         as GCV merges them); ``loo_values_`` then holds each candidate's error and
         ``best_score_`` minus the chosen one's. ``"gcv"``: generalised cross-validation,
         free beside the path, which replaces the leverages by their mean. ``"auto"``:
-        leave-one-out, estimated beyond 20000 distinct rows (``solvers.loo.SAMPLED_ROWS``)
-        from that many drawn by ``random_state``: their residuals ``(y_i - f_i) / (1 - h_i)``
-        are the whole fit's, exact, only their mean is taken over the sample (a ratio
-        estimator, ``solver_info_["loo_rows"]``), so the extra pass costs at most 20000
-        rows' worth. Where ``gammas`` or ``gamma_search`` choose gamma, gamma is GCV's
+        leave-one-out. Where ``gammas`` or ``gamma_search`` choose gamma, gamma is GCV's
         choice under every criterion (leave-one-out would add a pass to every candidate),
         and alpha the criterion's choice among the candidates at that gamma. Leave-one-out
         is the default because GCV's misses are large and its wins small
@@ -851,9 +816,8 @@ class KernelRegressorCV(ExplainMixin, RegressorMixin, _AlphaPathMixin):
         the same gamma on letter, diamonds, shuttle and randhie, the same on the six others.
         Where GCV chose better (diamonds and CPS1988, M = 1000, alphas from 1e-8 n), by
         0.0015 and 0.0003 in test R^2. Leave-one-out's fit took 1.04x to 1.51x GCV's on the
-        ten whole training splits; at n = 100000, M = 1000, 20 alphas the default's took
-        1.36x one fit, exact leave-one-out's 2.38x (``criterion="gcv"`` where even that
-        matters more than the choice).
+        ten whole training splits, and 2.3x the GCV path (2.6x one fit) at n = 100000, M =
+        1000, 20 alphas: ``criterion="gcv"`` where that cost matters more than the choice.
     alpha_per_target : bool, default=False
         As RidgeCV's: choose an alpha for each target (column of a 2-d ``y``) by its own
         criterion (leave-one-out by default, or GCV), as if it were fitted alone (its
@@ -1109,8 +1073,7 @@ class KernelClassifierCV(
         Centres, drawn at random from the training rows (an integer, or a fraction of
         n_samples in (0, 1]); None: every point up to 2000 samples, 2000 beyond.
     random_state : int, RandomState instance or None, default=None
-        Centre selection, and the rows ``criterion="auto"`` samples beyond
-        ``solvers.loo.SAMPLED_ROWS`` distinct rows.
+        Centre selection.
     n_jobs : int, default=None
         Threads of the native operators and of BLAS/LAPACK during the fit, as in
         :class:`~gramfree.KernelRegressor`; -1 means all cores, None leaves the defaults.
@@ -1121,8 +1084,7 @@ class KernelClassifierCV(
     criterion : {"auto", "gcv", "loo"}, default="auto"
         How alpha is chosen, as in :class:`KernelRegressorCV` (whose entry gives the
         measurements behind the default): ``"auto"`` and ``"loo"`` the exact leave-one-out
-        error on the class targets (one more pass over the data; ``loo_values_``; ``"auto"``
-        estimates it from 20000 sampled rows where there are more), ``"gcv"``
+        error on the class targets (one more pass over the data; ``loo_values_``), ``"gcv"``
         generalised cross-validation (free beside the path); gamma, where ``gammas`` or
         ``gamma_search`` choose it, by GCV under every criterion, and alpha then by the
         criterion at that gamma. With ``loss="logistic"``, ``"auto"`` means the folds'

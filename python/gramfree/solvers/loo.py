@@ -41,17 +41,9 @@ error, which no alpha changes) is added back, so that without repeats this is th
 weighted leave-one-out error. Several targets: their errors add up (one alpha for all),
 or each target's is returned (``alpha_per_target``).
 
-Many rows (``criterion="auto"``, ``SAMPLED_ROWS``): the mean over the rows is estimated
-from a sample of distinct rows drawn without replacement, each row's residual
-``(y_i - f_i) / (1 - h_i)`` still exact (its leverage and fitted value are the whole fit's,
-from Z's rows): the weighted sum over the sample times the total weight over the
-sample's (a ratio estimator; exact where the residuals are alike). The pass is then the
-sample's kernel blocks and GEMMs, not n's. Alphas are compared on the same rows, so the
-sample's noise mostly cancels in their differences. ``criterion="loo"`` keeps every row.
-
 An alpha below the rounding of the whitened Gram's eigenvalues (the path's ``resolved``),
 or at which some row's ``1 - h_i`` is within rounding of zero (the fit interpolates it),
-has no estimate (``inf``); with a sample, some row of the sample.
+has no estimate (``inf``).
 """
 
 from __future__ import annotations
@@ -64,34 +56,16 @@ from ._common import Problem
 from .alpha_path import AlphaPath, group_means, row_groups
 from .nystrom_direct import BLOCK_BYTES, _operator
 
-# The distinct rows whose leave-one-out residuals criterion="auto" averages, drawn from the
-# training rows where they are more: the pass then costs at most this many rows' kernel
-# blocks and GEMMs (at n = 100000, M = 1000 the whole pass was 1.45x a fit's time).
-SAMPLED_ROWS = 20000
 # The least 1 - h_i at which a row's leave-one-out residual is an estimate: h_i sums M
 # squares, each rounded to eps of the sum.
 LEVERAGE_FLOOR = 1e-10
 
 
-def loo_errors(
-    problem: Problem,
-    centers: np.ndarray,
-    paths: list[AlphaPath],
-    *,
-    sample_rows: int | None = None,
-    rng: np.random.Generator | None = None,
-    info: dict | None = None,
-) -> np.ndarray:
+def loo_errors(problem: Problem, centers: np.ndarray, paths: list[AlphaPath]) -> np.ndarray:
     """``(n_alphas, n_targets)``: each target's leave-one-out error per unit of weight
     (module docstring) at every alpha of ``paths``: one path for all of ``problem.Y``'s
     columns, or one per column (``solve_alpha_paths_per_target``), all from the same
-    whitened system (the same L, U and eigenvalues).
-
-    ``sample_rows``: where the distinct rows are more, the error is estimated from that many of
-    them drawn by ``rng`` without replacement (``SAMPLED_ROWS``): their weighted mean
-    leave-one-out residual times the total weight (a ratio estimator, exact where the
-    residuals are alike), each row's leverage and residual still those of the whole
-    fit. ``info["loo_rows"]``: the distinct rows averaged."""
+    whitened system (the same L, U and eigenvalues)."""
     spectra = []
     for path in paths:
         assert path.spectrum is not None
@@ -109,15 +83,6 @@ def loo_errors(
     first[groups] = np.arange(len(groups))  # a row of each distinct row
     distinct = rows[first]
     del rows, Y, groups  # X's rows once in memory, not twice
-    scale = 1.0
-    if sample_rows is not None and count > sample_rows:
-        assert rng is not None
-        picked = np.sort(rng.choice(count, size=sample_rows, replace=False))
-        scale = float(np.sum(total)) / float(np.sum(total[picked]))
-        distinct, total, mean = distinct[picked], total[picked], mean[picked]
-        count = sample_rows
-    if info is not None:
-        info["loo_rows"] = count
     inverse = 1.0 / (lam[:, None] + alphas[None, :])  # (M, A)
     # Null directions (lam set to 0) carry no data, only rounding in Z's columns, whose
     # squares / alpha raised every leverage: the path's c is zero there, and so is their
@@ -162,7 +127,7 @@ def loo_errors(
             residual /= left[:, :, None]
             np.square(residual, out=residual)
         sums += np.einsum("r,rat->at", total[r0:r1], residual)
-    errors = (scale * sums + pure[None, :]) / float(np.sum(weights))
+    errors = (sums + pure[None, :]) / float(np.sum(weights))
     unusable = interpolated | ~np.isfinite(errors).all(axis=1)
     if resolved is not None:
         unusable |= ~resolved
