@@ -243,3 +243,32 @@ def test_bad_weights_are_refused_on_the_graded_path(bad, match):
         warnings.simplefilter("error")  # the error alone (an inf weight warned 0/0 first)
         with pytest.raises(ValueError, match=f"sample_weight: contains {match}"):
             _dask_fit(model, X, y, w)
+
+
+def test_rows_whose_diagonal_underflows_keep_their_features():
+    """The linear kernel at |x| ~ 1e-165: k(x, x) = |x|^2 underflows to 0, x . c does not.
+    Three such rows at weights 1e299 to 3e300 alone fix the third coefficient (alpha
+    1e-30); as bound-0 rows they joined the tail with weight 0 and that coefficient was
+    lost (0.099 off the exact predictions, in memory and on dask; a review). They are
+    heavy rows now, QR'd with their own features: the exact rational solution."""
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((37, 3))
+    X[:, 2] = 0.0
+    tiny = 1e-165 * rng.standard_normal((3, 3))
+    probes = np.array([[1.0, 1.0, 1.0], [0.0, 0.0, 1.0], [2.0, -1.0, 0.5]])
+    Xa = np.vstack([X, tiny, probes])
+    ya = np.r_[X[:, 0] - X[:, 1], tiny @ np.array([1.0, -1.0, 2.0]), 0.0, 0.0, 0.0]
+    w = np.r_[np.ones(37), 1e300, 3e300, 1e299, 0.0, 0.0, 0.0]
+    C = np.eye(3)
+    want = exact_nystrom_fit(Xa @ C.T, C @ C.T, ya, w, 1e-30)[-3:]
+    params = dict(kernel="linear", alpha=1e-30, solver="nystrom-direct", centers=C)
+    memory = KernelRegressor(**params)
+    on_dask = KernelRegressor(**params)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # (the cancellation warning at alpha 1e-30)
+        memory.fit(Xa, ya, sample_weight=w)
+        _dask_fit(on_dask, Xa, ya, w)
+    assert memory.solver_info_["graded_tail_rows"] == on_dask.solver_info_["graded_tail_rows"]
+    for model in (memory, on_dask):
+        assert model.solver_info_["pass"] == "graded QR"
+        assert np.abs(model.predict(probes) - want).max() <= 1e-12 * np.abs(want).max()

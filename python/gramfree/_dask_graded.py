@@ -26,10 +26,10 @@ import types
 import numpy as np
 
 from .solvers._common import kernel_diagonal
-from .solvers._graded_qr import TailBlock, _tail_bound
+from .solvers._graded_qr import _tail_bound, padded, tail_block, tail_shift
 
 # Bins by binary exponent of r = w k(x, x) / alpha: frexp's exponents of positive float64
-# (-1073 to 1024) shifted by BIN_OFFSET; bin 0 holds r = 0 (zero weight or k(x, x) = 0),
+# (-1073 to 1024) shifted by BIN_OFFSET; bin 0 holds r = 0 (zero weight; a row whose k(x, x) is 0 is given inf),
 # the last one inf (r overflowed: never in the tail).
 BIN_OFFSET = 1075
 BINS = 2101
@@ -64,7 +64,11 @@ def _ratios_block(Xb, wb=None, *, kernel, alpha):
     diagonal = np.maximum(kernel_diagonal(kernel, np.ascontiguousarray(Xb)), 0.0)
     w = np.ones(Xb.shape[0]) if wb is None else wb.astype(np.float64)
     with np.errstate(over="ignore"):
-        return w * diagonal / alpha  # w first: no inf * 0 where k(x, x) = 0
+        r = w * diagonal / alpha  # w first: no inf * 0 where k(x, x) = 0
+    # A row of positive weight whose k(x, x) underflowed to 0 may still have features
+    # (:func:`gramfree.solvers._graded_qr.solve_graded`): a heavy row, never the tail's.
+    r[(diagonal == 0) & (w > 0)] = np.inf
+    return r
 
 
 def _histogram_block(rb):
@@ -185,13 +189,9 @@ class DaskGraded:
             _tail_mask_block, boundary=boundary, quotas=quotas, dtype=bool
         )
         w64 = da.ones(self.X.shape[0], chunks=(self.X.chunks[0],)) if self.w is None else self.w
-        # The tail's Gram is summed with the weights w / 2^k, 2^k about sqrt(alpha) (exact:
-        # a power of two), and brought to F^T F / alpha and F^T W^1/2 Y / sqrt(alpha) on the
-        # client, as the in-memory tail scales its features by 1 / sqrt(alpha): weights
-        # w / alpha became subnormal, and lost digits, for small weights at alpha near 1e300
-        # (a review). Rows with r = 0 (weight 0, or k(x, x) = 0: zero features) add nothing
-        # and are left out.
-        shift = math.frexp(self.alpha)[1] // 2
+        # The tail's Gram is summed with the weights w / 2^k, 2^k about sqrt(alpha)
+        # (:func:`tail_shift`), as in memory. Rows with r = 0 (weight 0) add nothing.
+        shift = tail_shift(self.alpha)
         tail_weights = da.where(
             mask & (self.ratios > 0), w64.astype(np.float64) * math.ldexp(1.0, -shift), 0.0
         )
@@ -199,9 +199,7 @@ class DaskGraded:
         basis = range_basis(here, C64) if singular else None
         M, t = C64.shape[0], self.Y.shape[1]
         rank = M if basis is None else basis.shape[1]
-        # The one-pass Gram takes an M x M basis: K_MM's range padded with zero columns.
-        padded = None if basis is None else np.pad(basis, ((0, 0), (0, M - rank)))
-        model = share((C64, self.kernel, None if singular else L, padded))
+        model = share((C64, self.kernel, None if singular else L, padded(basis, M)))
         gram = _chunk_sum(
             _gram_block,
             self.X,
@@ -222,8 +220,6 @@ class DaskGraded:
         )
         heavy = [dask.delayed(_heavy_block, nout=3)(*block) for block in blocks]
         GR, *parts = compute(gram, *heavy)
-        G = GR[:rank, :rank] * (math.ldexp(1.0, shift) / self.alpha)
-        h = GR[:rank, M:] * (math.ldexp(1.0, shift) / math.sqrt(self.alpha))
         heavy_problem = Problem(
             X=np.ascontiguousarray(np.concatenate([p[0] for p in parts])),
             Y=np.concatenate([p[1] for p in parts]).astype(np.float64),
@@ -233,7 +229,14 @@ class DaskGraded:
             n_jobs=self.n_jobs,
             kernel_dtype=np.dtype(np.float64),
         )
-        block = TailBlock(gram=G, rhs=h, trace=float(np.trace(G)), rows=rows - self.zero_weights)
+        block = tail_block(GR[:, :M], GR[:, M:], self.alpha, shift, rank, trace=0.0, rows=0)
+        block.trace, block.rows = float(np.trace(block.gram)), rows - self.zero_weights
         return solve_graded(
-            heavy_problem, C64, L, block_rows, singular=singular, tail_block=block, basis=basis
+            heavy_problem,
+            C64,
+            L,
+            block_rows,
+            singular=singular,
+            tail_block_given=block,
+            basis=basis,
         )

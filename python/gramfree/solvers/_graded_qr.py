@@ -37,24 +37,26 @@ On such weights the tail takes only the lightest rows: 4e-10 of the exact ration
 solution at a span of 1e8 (tests/test_nystrom_direct.py).
 
 Cost: the heavy rows' norms (a kernel pass and the whitening over them only), then per
-block of b of them about ``2 (M + b) (M + t)^2`` flops; the tail: its whitened features
-and their ``syrk``, n M^2, and one QR of 2M x M. Where the heavy rows are few
-(``benchmarks/bench_weight_span.py``, n = 40000, M = 1000, one row in a hundred at 1e9)
-that is about the whitened-features pass; row by row it was 11.6x the unweighted fit's
-time, and scikit-learn's ``Nystroem + Ridge`` took 0.28x ours.
+block of b of them about ``2 (M + b) (M + t)^2`` flops; the tail: the one-pass Gram's
+block pass over its rows (n M^2, the weights scaled by a power of two near sqrt(alpha)),
+and one QR of 2M x M. Where the heavy rows are few (``benchmarks/bench_weight_span.py``,
+n = 40000, M = 1000, one row in a hundred at 1e9) that is 1.7-2.1x the unweighted fit;
+row by row it was 11.6x, and scikit-learn's ``Nystroem + Ridge`` took 0.28x ours (now
+1.9-2.1x).
 """
 
 from __future__ import annotations
 
+import math
+import types
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
-from scipy.linalg import blas
 
 from ..linalg import solve_triangular
 from ._common import Problem, kernel_diagonal
-from .nystrom_direct import _operator
+from .nystrom_direct import _gram_pass, _operator
 
 # Eigenvalues of K_MM at most this many times eps * M * its largest are its null space.
 NULL_EIGENVALUE = 1.0
@@ -94,6 +96,38 @@ def _tail_bound() -> float:
     return TAIL_RESOLUTION / float(np.finfo(np.float64).eps)
 
 
+def tail_shift(alpha: float) -> int:
+    """``k`` with ``2^k`` about ``sqrt(alpha)``: the tail's Gram is summed over weights
+    ``w / 2^k`` (exact: a power of two) and brought to ``F^T F / alpha`` after, as the
+    features scaled by ``1 / sqrt(alpha)`` (weights ``w / alpha`` went subnormal, and lost
+    digits, for small weights at alpha near 1e300; a review)."""
+    return math.frexp(alpha)[1] // 2
+
+
+def tail_weights(root_w: np.ndarray, shift: int) -> np.ndarray:
+    """``w / 2^shift`` from the root weights, scaled before they are squared (a root of
+    1e160 squared overflowed)."""
+    half = shift // 2
+    with np.errstate(over="ignore"):
+        return np.ldexp(np.ldexp(root_w, -half) ** 2, -(shift - 2 * half))
+
+
+def padded(basis: np.ndarray | None, M: int) -> np.ndarray | None:
+    """The one-pass Gram's M x M basis: K_MM's range padded with zero columns."""
+    return None if basis is None else np.pad(basis, ((0, 0), (0, M - basis.shape[1])))
+
+
+def tail_block(G: np.ndarray, R: np.ndarray, alpha: float, shift: int, rank: int, **facts):
+    """The :class:`TailBlock` of the one-pass Gram ``(G, R)`` of weights ``w / 2^shift``
+    (:func:`tail_weights`) over the tail's rows; ``facts``: its ``trace`` (relative to
+    alpha) and ``rows``."""
+    return TailBlock(
+        gram=G[:rank, :rank] * (math.ldexp(1.0, shift) / alpha),
+        rhs=R[:rank] * (math.ldexp(1.0, shift) / math.sqrt(alpha)),
+        **facts,
+    )
+
+
 def range_basis(problem, C64: np.ndarray) -> np.ndarray:
     """``P = U_r Lambda_r^-1/2``: K_MM's range over its eigenvalues above rounding
     (``NULL_EIGENVALUE``), the whitening of a singular K_MM (module docstring)."""
@@ -124,7 +158,7 @@ def solve_graded(
     block_rows: int,
     *,
     singular: bool,
-    tail_block: TailBlock | None = None,
+    tail_block_given: TailBlock | None = None,
     basis: np.ndarray | None = None,
 ) -> tuple[np.ndarray, int, int]:
     """``(a, rank, tail)``: the coefficients (M x t, float64) minimising ``sum w |y - K(x, C)
@@ -133,10 +167,11 @@ def solve_graded(
     K_MM's (unjittered) factor, or, ``singular``, ``a^T K_MM a`` on K_MM's range (``basis``
     when given, else :func:`range_basis`; ``L`` not used).
 
-    ``tail_block``: the tail summed elsewhere (dask, :mod:`gramfree._dask_graded`); then
+    ``tail_block_given``: the tail summed elsewhere (dask, :mod:`gramfree._dask_graded`); then
     every row of ``problem`` is QR'd by its norm, none selected for the tail here."""
     X, Y64, root_w = _distinct_rows(problem)
     M = C64.shape[0]
+    P = None
     if singular:
         P = range_basis(problem, C64) if basis is None else basis
 
@@ -159,13 +194,19 @@ def solve_graded(
         B = np.asarray(_operator(problem, X[chunk], C64).to_dense(), dtype=np.float64)
         return root_w[chunk, None] * features(B)
 
-    if tail_block is None:
+    if tail_block_given is None:
         # The tail: the rows of least bound w k(x, x) (at least their squared norm) whose
         # bounds sum within _tail_bound of alpha; its Gram's trace is at most that sum.
         # Relative to alpha throughout: alpha * _tail_bound overflowed near 1e300, and a
         # subnormal alpha left the Gram's rounding at 4.9e-324, not eps times its trace
         # (8.7e-7 off at alpha 3e-317; a review).
-        bounds = root_w * root_w * np.maximum(kernel_diagonal(problem.kernel, X), 0.0)
+        diagonal = np.maximum(kernel_diagonal(problem.kernel, X), 0.0)
+        bounds = root_w * root_w * diagonal
+        # A row whose k(x, x) underflowed to 0 may still have features (the linear kernel
+        # at |x| ~ 1e-165: |x|^2 is 0, x . c is not): it is QR'd with its own features,
+        # never summed in the tail, where its scaled weight could overflow (three such
+        # rows at 1e300 that alone fixed a coefficient were dropped; a review).
+        bounds[diagonal == 0] = np.inf
         by_bound = np.argsort(bounds, kind="stable")
         with np.errstate(over="ignore"):
             summed = np.cumsum(bounds[by_bound] / problem.alpha)
@@ -174,7 +215,7 @@ def solve_graded(
         tail_trace = float(summed[in_tail - 1]) if in_tail else 0.0  # relative to alpha
     else:
         tail, rows = np.zeros(0, dtype=np.intp), np.arange(X.shape[0])
-        in_tail, tail_trace = tail_block.rows, tail_block.trace
+        in_tail, tail_trace = tail_block_given.rows, tail_block_given.trace
 
     norms = np.concatenate(
         [
@@ -217,21 +258,31 @@ def solve_graded(
 
     def absorb_tail() -> None:
         """The tail's rows and alpha's as one block: sqrt(alpha) C with C^T C = I + F^T F /
-        alpha, F their features (scaled by 1 / sqrt(alpha): no subnormal sums)."""
-        root_alpha = float(np.sqrt(problem.alpha))
-        if tail_block is not None:
-            G = np.asfortranarray(tail_block.gram + np.eye(rank))
-            h = np.array(tail_block.rhs, dtype=np.float64)
-        else:
-            G = np.asfortranarray(np.eye(rank))  # its upper triangle summed
-            h = np.zeros((rank, Y64.shape[1]))
-        for r0 in range(0, len(tail), step):
-            chunk = tail[r0 : r0 + step]
-            F = weighted_features(chunk) / root_alpha
-            G = blas.dsyrk(1.0, F.T, beta=1.0, c=G, trans=0, lower=0, overwrite_c=1)
-            h += F.T @ (root_w[chunk, None] * Y64[chunk])
+        alpha, F their features (summed as the one-pass Gram of weights scaled by a power of
+        two near sqrt(alpha): no subnormal sums)."""
+        block = tail_block_given
+        if block is None:
+            shift = tail_shift(problem.alpha)
+            rows_of_tail = types.SimpleNamespace(
+                X=X[tail],
+                Y=Y64[tail],
+                sample_weight=tail_weights(root_w[tail], shift),
+                kernel=problem.kernel,
+                n_jobs=problem.n_jobs,
+                device=problem.device,
+            )
+            G, h = _gram_pass(
+                rows_of_tail,  # type: ignore[arg-type]  # the fields the pass reads
+                C64,
+                step,
+                L=None if singular else L,
+                basis=padded(P, M),
+            )
+            block = tail_block(G, h, problem.alpha, shift, rank, trace=tail_trace, rows=in_tail)
+        G = np.asfortranarray(block.gram + np.eye(rank))
         C = sla.cholesky(G, lower=False, overwrite_a=True, check_finite=False)  # upper
-        absorb(root_alpha * C, solve_triangular(C.T, h))
+        root_alpha = float(np.sqrt(problem.alpha))
+        absorb(root_alpha * C, solve_triangular(C.T, np.array(block.rhs, dtype=np.float64)))
 
     absorb_rows(0, place)
     if in_tail:
