@@ -36,8 +36,10 @@ def synchronous():
 
 def _tail_of(chunks: list[np.ndarray]) -> tuple[list[np.ndarray], int]:
     """Each chunk's tail mask as the workers compute it, and the plan's row count."""
-    histograms = np.concatenate([dg._histogram_block(r) for r in chunks])
-    boundary, quotas, rows = dg.tail_plan(histograms[:, 0], histograms[:, 1])
+    histogram = np.concatenate([dg._histogram_block(r) for r in chunks]).sum(axis=0)
+    boundary, room, rows = dg.tail_plan(histogram[0], histogram[1])
+    counts = np.concatenate([dg._boundary_count_block(r, boundary=boundary) for r in chunks])
+    quotas = dg.share_quotas(room, counts)
     masks = [
         dg._tail_mask_block(r, boundary=boundary, quotas=quotas, block_id=(c,))
         for c, r in enumerate(chunks)

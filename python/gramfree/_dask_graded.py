@@ -3,12 +3,12 @@ dask arrays: the light tail's Gram summed on the workers, the few heavy rows gat
 the client and QR'd there in order of their norms.
 
 In memory the tail is the rows of least bound ``r = w k(x, x) / alpha`` whose bounds sum
-to at most ``TAIL_RESOLUTION / eps``: a sort of every row's bound. Here each chunk returns
-a histogram of its bounds by binary exponent (counts and sums; a few thousand numbers a
-chunk), and the client takes every bin whose running sum stays within the budget, then as
-many rows of the next bin as its upper edge leaves room for, shared out over the chunks in
-chunk order (rows of one bin tie: many rows at weight 1, of which the budget holds only
-some). The tail so chosen holds the same guarantee as in memory (its Gram's trace, hence
+to at most ``TAIL_RESOLUTION / eps``: a sort of every row's bound. Here the chunks sum a
+histogram of their bounds by binary exponent (counts and sums), and the client takes every
+bin whose running sum stays within the budget, then as many rows of the next bin as its
+upper edge leaves room for, shared out over the chunks in chunk order (rows of one bin tie:
+many rows at weight 1, of which the budget holds only some; each chunk's count of that bin
+is a second small pass, only where the bin is split). The tail so chosen holds the same guarantee as in memory (its Gram's trace, hence
 its rounding, within the budget) and at most a bin's rows fewer.
 
 The tail's Gram is the one-pass Gram (:func:`gramfree._dask._gram_block`) of the weights
@@ -93,26 +93,34 @@ def _heavy_block(Xb, Yb, wb, mb):
     return Xb[keep], Yb[keep], np.ones(int(keep.sum())) if wb is None else wb[keep]
 
 
-def tail_plan(counts: np.ndarray, sums: np.ndarray) -> tuple[int, np.ndarray, int]:
-    """``(boundary, quotas, rows)`` from the chunks' histograms (chunks x BINS): every bin
-    below ``boundary`` is in the tail, and ``quotas[c]`` rows of it from chunk c; ``rows``
-    in all. Where every row fits, ``boundary`` is past the last bin."""
+def tail_plan(total: np.ndarray, sums: np.ndarray) -> tuple[int, int, int]:
+    """``(boundary, room, rows)`` from the histogram summed over the chunks (BINS rows
+    and sums): every bin below ``boundary`` is in the tail, and ``room`` rows of it;
+    ``rows`` in all. Where every row fits, ``boundary`` is past the last bin."""
     budget = _tail_bound()
-    total = counts.sum(axis=0)
     with np.errstate(over="ignore", invalid="ignore"):
-        running = np.cumsum(sums.sum(axis=0))
+        running = np.cumsum(sums)
     over = np.flatnonzero(~(running <= budget))  # inf and NaN (inf - inf) are over
     if not len(over):
-        return BINS, np.zeros(len(counts), dtype=np.int64), int(total.sum())
+        return BINS, 0, int(total.sum())
     boundary = int(over[0])
     below = float(running[boundary - 1]) if boundary else 0.0
     room = (
         0 if boundary == 0 else int(min(total[boundary], (budget - below) // _upper_edge(boundary)))
     )
-    # Shared out in chunk order: each chunk's share of the room, its own rows of the bin first.
-    before = np.concatenate([[0.0], np.cumsum(counts[:, boundary])[:-1]])
-    quotas = np.clip(room - before, 0, counts[:, boundary]).astype(np.int64)
-    return boundary, quotas, int(total[:boundary].sum()) + room
+    return boundary, room, int(total[:boundary].sum()) + room
+
+
+def share_quotas(room: int, counts: np.ndarray) -> np.ndarray:
+    """The boundary bin's ``room`` rows shared out in chunk order (``counts``: each
+    chunk's rows of that bin): each chunk's own rows of the bin first."""
+    before = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    return np.clip(room - before, 0, counts).astype(np.int64)
+
+
+def _boundary_count_block(rb, *, boundary):
+    """A chunk's rows in the boundary bin, as a 1-element array."""
+    return np.array([np.count_nonzero(_bins(rb) == boundary)], dtype=np.int64)
 
 
 class DaskGraded:
@@ -154,7 +162,10 @@ class DaskGraded:
         from ._dask import compute
 
         if self.plan is None:
-            parts = da.blockwise(
+            # Summed on the workers (34 KB in all; each chunk's came back whole before,
+            # 336 MB at 10000 chunks), then, only where the boundary bin is split, a pass
+            # for each chunk's rows of it.
+            histogram = da.blockwise(
                 _histogram_block,
                 "ijk",
                 self.ratios,
@@ -163,10 +174,21 @@ class DaskGraded:
                 adjust_chunks={"i": 1},
                 dtype=np.float64,
                 meta=np.empty((0, 0, 0)),
-            )
+            ).sum(axis=0)
             zeros = 0 if self.w is None else (self.w == 0).sum()
-            histograms, zeros = compute(parts, zeros)
-            self.plan = tail_plan(histograms[:, 0], histograms[:, 1])
+            histogram, zeros = compute(histogram, zeros)
+            boundary, room, rows = tail_plan(histogram[0], histogram[1])
+            quotas = np.zeros(self.X.numblocks[0], dtype=np.int64)
+            if room > 0:
+                per_chunk = self.ratios.map_blocks(
+                    _boundary_count_block,
+                    boundary=boundary,
+                    chunks=((1,) * self.X.numblocks[0],),
+                    dtype=np.int64,
+                )
+                (counts,) = compute(per_chunk)
+                quotas = share_quotas(room, np.asarray(counts))
+            self.plan = (boundary, quotas, rows)
             # Rows of weight 0 are in the first bin, always the tail's, and enter nothing.
             self.zero_weights = int(zeros)
         heavy = self.X.shape[0] - self.plan[2]
