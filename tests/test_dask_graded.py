@@ -274,3 +274,20 @@ def test_rows_whose_diagonal_underflows_keep_their_features():
     for model in (memory, on_dask):
         assert model.solver_info_["pass"] == "graded QR"
         assert np.abs(model.predict(probes) - want).max() <= 1e-12 * np.abs(want).max()
+
+
+@pytest.mark.parametrize("gamma", [0.001, 3.0], ids=["wide", "narrow"])
+def test_dask_graded_qr_with_a_wide_and_a_narrow_kernel(gamma):
+    """Diabetes, three rows at 1e12, a wide (gamma 0.001) and a narrow (gamma 3) rbf
+    kernel: in memory and on dask, the exact rational solution (6.5e-14 and 4e-15 of
+    the predictions, measured)."""
+    X, y, C = _diabetes()
+    w = np.ones(len(y))
+    w[[3, 20, 41]] = 1e12
+    want = exact_nystrom_fit(rbf_kernel(X, C, gamma=gamma), rbf_kernel(C, gamma=gamma), y, w, 1e-3)
+    params = dict(gamma=gamma, alpha=1e-3, solver="nystrom-direct", centers=C)
+    memory = KernelRegressor(**params).fit(X, y, sample_weight=w)
+    on_dask = _dask_fit(KernelRegressor(**params), X, y, w)
+    for model in (memory, on_dask):
+        assert model.solver_info_["pass"] == "graded QR"
+        assert np.abs(model.predict(X) - want).max() <= 1e-12 * np.abs(want).max()
