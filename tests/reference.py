@@ -386,3 +386,23 @@ def exact_nystrom_fit(K, Kmm, y, w, alpha):
                 A[r] = [A[r][k] - f * A[c][k] for k in range(M)]
                 b[r] -= f * b[c]
     return K @ np.array([float(b[c] / A[c][c]) for c in range(M)])
+
+
+def stacked_qr_nystrom_fit(K, Kmm, y, w, alpha):
+    """The Nystrom ridge's predictions by Householder QR of the stacked least-squares
+    problem ``min |W^1/2 (K a - y)|^2 + alpha |R a|^2`` (``R^T R = K_MM`` on its range, from
+    its eigendecomposition), float64: its error is eps times the stacked matrix's
+    condition number, the square root of the normal equations' (which a Gram's solve
+    carries). ``y`` of shape (n,) or (n, t)."""
+    import scipy.linalg as sla
+
+    K, Kmm, y, w = _f64(K), _f64(Kmm), _f64(y), _f64(w)
+    lam, V = np.linalg.eigh(Kmm)
+    keep = lam > lam.max() * 1e-15
+    R = (V[:, keep] * np.sqrt(lam[keep])).T
+    sw = np.sqrt(w)
+    A = np.vstack([sw[:, None] * K, math.sqrt(alpha) * R])
+    Y = y.reshape(len(y), -1)
+    rhs = np.vstack([sw[:, None] * Y, np.zeros((R.shape[0], Y.shape[1]))])
+    Q, upper = sla.qr(A, mode="economic")
+    return (K @ sla.solve_triangular(upper, Q.T @ rhs)).reshape(y.shape)

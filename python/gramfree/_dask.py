@@ -754,6 +754,20 @@ def _loss_block(Xb, Yb, wb=None, *, model, coef, product_dtype, n_jobs):
     return np.full((1, 1, 1), _loss_sum(chunk, C64, coef, product_dtype))
 
 
+def _loss_residual_block(Xb, Yb, wb=None, *, model, coef, n_jobs):
+    """One chunk's ``sum w (K a - y)^2`` (row 0, per target) and ``K^T W (y - K a)`` (rows
+    1 to M) as a (1, M + 1, t) array."""
+    from .solvers.nystrom_direct import _loss_residual_sum
+
+    C64, kernel = model
+    out = np.zeros((1, C64.shape[0] + 1, Yb.shape[1]))
+    if Xb.shape[0] == 0:
+        return out
+    chunk = _chunk_problem(Xb, Yb, wb, kernel, n_jobs)
+    out[0, 0], out[0, 1:] = _loss_residual_sum(chunk, C64, coef)
+    return out
+
+
 class _DaskPasses:
     """The one-pass solver's passes (:class:`gramfree.solvers.nystrom_direct.MemoryPasses`)
     over row-chunked dask arrays: each chunk's M x M Gram (and M x t right-hand side) is
@@ -817,6 +831,18 @@ class _DaskPasses:
             _loss_block, 1, 1, model=model, coef=coef, product_dtype=dtype, n_jobs=self.n_jobs
         )
         return float(out[0, 0])
+
+    def loss_residual(self, C64, coef) -> tuple[np.ndarray, np.ndarray]:
+        model = self._model if C64 is self.C64 else _share((C64, self.kernel), self.client)
+        out = self._sum(
+            _loss_residual_block,
+            C64.shape[0] + 1,
+            self.Y.shape[1],
+            model=model,
+            coef=coef,
+            n_jobs=self.n_jobs,
+        )
+        return out[0].copy(), np.ascontiguousarray(out[1:])
 
     def graded_possible(self, alpha: float) -> bool:
         """Whether the graded QR can run here: the rows outside its light tail fit on the

@@ -39,6 +39,7 @@ from ..solvers.alpha_path import (
     gcv_log_gamma_slope,
     path_warnings,
     refine_alpha,
+    refined_model,
     solve_alpha_path,
     solve_alpha_paths_per_target,
 )
@@ -392,6 +393,10 @@ class _AlphaPathMixin(KernelMachineMixin):
         coef = path.coef if chosen_alpha == path_alphas[path.best] else coef_at(path, chosen_alpha)
         with blas_threads(self.n_jobs):
             coef, refit = _exact_beyond_span(best[4], centers, chosen_alpha, coef)
+            if not refit:
+                coef, path.info["refinement_steps"] = refined_model(
+                    best[4], centers, path, [chosen_alpha] * coef.shape[1], coef
+                )
         path.spectrum = None  # M x M arrays the model does not need
         for message in _weight_span_said(said, path, sample_weight):
             warnings.warn(message, UserWarning, stacklevel=caller_stacklevel())
@@ -496,6 +501,17 @@ class _AlphaPathMixin(KernelMachineMixin):
                 )
             if refit:
                 path.info["refit"] = "nystrom-direct, graded QR"
+        if not any("refit" in path.info for path in paths):  # one pass for every target
+            with blas_threads(self.n_jobs):
+                coef, steps = refined_model(
+                    problem,
+                    centers,
+                    paths[0],
+                    [path.alphas[i] for path, i in zip(paths, picks, strict=True)],
+                    np.hstack([path.coef for path in paths]),
+                )
+            for t, path in enumerate(paths):
+                path.coef, path.info["refinement_steps"] = coef[:, t : t + 1], steps
         for message in said:
             warnings.warn(message, UserWarning, stacklevel=caller_stacklevel())
         self.fit_time_ = time.perf_counter() - start

@@ -22,6 +22,14 @@ K_MM: features whitened by K_MM's leading eigenvectors and their Gram's pseudo-i
 (``_least_squares``), robust to coinciding centres, where K_MM's jittered factor made the
 whitened system meaningless.
 
+Refinement. The whitening multiplies the Gram's rounding by up to cond(K_MM), which with a
+wide kernel left the model 1e-5 to 1e-4 off the exact one while the objective check,
+quadratic in the error, passed. A float64 solve that passes is refined (``refine_model``):
+each step reads the data once more for the normal equations' residual, by the fused
+products, and solves for it with the same factors; kept while the steps contract
+(``info["refinement_steps"]``). The CV estimators refine their chosen model the same way,
+with the path's eigendecomposition as the solve.
+
 Precision. The whitening multiplies the rounding of G by up to 1 / lambda_min(K_MM), and
 float32 kernel values can make S indefinite (digits, M = 450, gamma = 0.002). With float64
 products (float64 data, the default) the pass runs in float64. With float32 products
@@ -94,13 +102,14 @@ RANK_DEFICIENT = 1e-8
 # rows, 30 centres, five rows weighted up to 9.9e6, gamma 0.001 to 0.1, alpha 1e-3 and
 # 1e-6): the Gram pass was up to 0.049 off the predictions, 0.0015 at a span of 1e5 where
 # cond(K_MM) is 5e5 (a review: 2.2e-5 at 1e5, cond 1.4e6). Where this bound keeps the Gram
-# pass, spans of 1e3 to 1e7 measured up to 1.6e-6 (a review). The Gram's own error,
-# as in unweighted fits, is not the span's and remains: 1e-5 to 5e-5 at cond(K_MM) 7e6 to
-# 3e7 with weights spanning 9.3 or none (a review). Unweighted fits skip the estimate
-# (it reads L twelve times, memory-bound) and keep the Gram as before: the bound would leave it
-# only from cond ~4.5e8, where the smallest pivot (RANK_DEFICIENT) mostly has already; a
-# bound that caught the Gram's own error would double the pass of the README's million
-# case at m = 4000 (cond 1.2e7).
+# pass, spans of 1e3 to 1e7 measured up to 1.6e-6 (a review, before the refinement). The
+# Gram's own error, as in unweighted fits, is not the span's: 1e-5 to 5e-5 at cond(K_MM)
+# 7e6 to 3e7 with weights spanning 9.3 or none (a review), which the refinement
+# (REFINE_STEPS) now takes out at a pass per step; leaving the Gram for the whitened
+# features would double the pass of the README's million case at m = 4000 (cond 1.2e7).
+# Unweighted fits skip the estimate (it reads L twelve times, memory-bound) and keep the
+# Gram: the bound would leave it only from cond ~4.5e8, where the smallest pivot
+# (RANK_DEFICIENT) mostly has already.
 GRAM_RESOLUTION = 1e-7
 EPS = float(np.finfo(np.float64).eps)
 # The whitened Gram S (either pass) is rounded to about eps times its largest eigenvalue,
@@ -113,6 +122,26 @@ EPS = float(np.finfo(np.float64).eps)
 # small at any alpha (Gaussian data at alpha 1e-8: eps * lambda_max / alpha was 2.5e-5,
 # the Gram's error 7e-11; a review), so the largest eigenvalue alone does not decide.
 SOLVE_RESOLUTION = 1e-5
+# Iterative refinement of a Gram solve (:func:`refine_model`): the Gram's sums are rounded
+# to eps of |B|^2 and the whitening amplifies that by up to cond(K_MM), so a model that
+# passes the objective check (quadratic in its error) was still 1e-5 to 1e-4 off the exact
+# Nystrom predictions on real data with a wide kernel (breast cancer, diabetes, digits,
+# wine, Satellite; cond(K_MM) 1e7 to 1e10). Each step takes one pass over the data, for
+# the normal equations' residual ``K^T W (y - K a) - alpha K_MM a`` by the fused products
+# in float64, solved with the same factors: one or two steps brought those fits to 1e-11
+# to 3e-10 of a stacked-QR reference, 2e-7 at cond 7e9 (benchmarks/bench_refinement.py,
+# the README). A step is taken while it promises to lower the objective's sum by more than
+# REFINE_FLOOR times the constant model's (a change in the predictions of about 1e-10 of
+# the targets' spread), and kept only where it contracts (below).
+REFINE_STEPS = 3
+REFINE_FLOOR = 1e-20
+# A refined model's objective may exceed the last one's by its rounding, this many times
+# the constant model's objective.
+REFINE_SLACK = 1e-12
+# A step is kept only where the refined model's gain is at most this share of the last:
+# at the residual's rounding the gains stop falling (0.7 to 1.0 a step) and the steps
+# only move the model about within it.
+REFINE_CONTRACTION = 0.5
 # Power and inverse iterations per estimate of cond(K_MM) (:func:`_condition`).
 CONDITION_ITERATIONS = 3
 
@@ -209,6 +238,80 @@ def _loss_sum(problem: Problem, C64: np.ndarray, coef: np.ndarray, dtype=np.floa
         res = (_operator(problem, X[r0:r1], C, dtype) @ a).astype(np.float64) - Y[r0:r1]
         loss += float(np.sum(res**2 * (1.0 if w is None else w[r0:r1, None])))
     return loss
+
+
+def _loss_residual_sum(
+    problem: Problem, C64: np.ndarray, coef: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(sum w (K(X, C) a - y)^2, K(X, C)^T W (y - K(X, C) a))`` in float64, per target
+    (shapes (t,) and (M, t)), a block of rows at a time: the data term and the data's part
+    of the normal equations' residual, by the fused products (each block's kernel values
+    twice, with t columns: cheaper than writing them out and reading them back, and small
+    beside the Gram's n M^2)."""
+    X, Y, w = problem.X, problem.Y, problem.sample_weight
+    rows = max(256, int(BLOCK_BYTES // (8 * (X.shape[1] + Y.shape[1]))))
+    a = np.ascontiguousarray(np.asarray(coef, dtype=np.float64).reshape(C64.shape[0], -1))
+    losses = np.zeros(Y.shape[1])
+    back = np.zeros((C64.shape[0], Y.shape[1]))
+    for r0 in range(0, X.shape[0], rows):
+        r1 = min(X.shape[0], r0 + rows)
+        op = _operator(problem, X[r0:r1], C64)
+        res = np.asarray(Y[r0:r1], dtype=np.float64) - op @ a
+        wres = res if w is None else res * w[r0:r1, None]
+        losses += np.sum(res * wres, axis=0)
+        back += op.T @ wres
+    return losses, back
+
+
+def refine_model(
+    problem: Problem,
+    passes,
+    C64: np.ndarray,
+    L: np.ndarray,
+    solve,
+    coef: np.ndarray,
+    alphas: np.ndarray,
+    residual: tuple[np.ndarray, np.ndarray],
+    *,
+    scale: float,
+    floor: float,
+) -> tuple[np.ndarray, float, int]:
+    """Iterative refinement of a model solved from a Gram (``REFINE_STEPS``):
+    ``(coef, objective, steps kept)``. ``coef`` (M x t) minimises, column j with ridge
+    ``alphas[j]``, the objective up to the Gram's rounding; ``residual`` is its
+    ``passes.loss_residual``; ``solve(u)`` applies the solve's ``(S + alpha_j I)^-1`` to
+    each column (S the whitened Gram, ``L L^T = K_MM``). A step solves for the normal
+    equations' residual ``rho = K^T W (y - K a) - alpha K_MM a`` with those factors,
+    ``delta = L^-T solve(L^-1 rho)``, which lowers the objective's sum by about ``gain =
+    delta^T rho``. It is kept where the refined model's own gain (from the pass that
+    recomputes its objective) is at most ``REFINE_CONTRACTION`` of the last, so the steps
+    contract, and its objective is no higher beyond rounding (which hides gains below
+    about eps of the objective: the gain decides). ``scale`` and ``floor``:
+    :func:`_check_scale`'s. ``objective``: per unit of weight, summed over the targets."""
+    kmm = _operator(problem, C64)
+    alphas = np.asarray(alphas, dtype=np.float64)
+    sum_w = problem.weight_sum
+
+    def evaluate(a, found):
+        losses, back = found
+        K_a = kmm @ a
+        objective = float(np.sum(losses) + np.sum(alphas * np.sum(a * K_a, axis=0))) / sum_w
+        u = solve_triangular(L, back - K_a * alphas[None, :])
+        step = solve(u)
+        return objective, solve_triangular(L, step, trans=True), float(np.sum(step * u))
+
+    coef = np.asarray(coef, dtype=np.float64).reshape(C64.shape[0], -1)
+    objective, delta, gain = evaluate(coef, residual)
+    steps = 0
+    while steps < REFINE_STEPS and gain > REFINE_FLOOR * scale * sum_w:
+        trial = coef + delta
+        value, trial_delta, trial_gain = evaluate(trial, passes.loss_residual(C64, trial))
+        contracts = trial_gain <= REFINE_CONTRACTION * gain
+        if not (contracts and value <= objective + floor + REFINE_SLACK * scale):
+            break
+        coef, objective, delta, gain = trial, value, trial_delta, trial_gain
+        steps += 1
+    return coef, objective, steps
 
 
 def _check_scale(yWy: float, wY: np.ndarray, weight_sum: float) -> tuple[float, float]:
@@ -439,6 +542,10 @@ class MemoryPasses:
         """The data term of the objective (:func:`_loss_sum`)."""
         return _loss_sum(self.problem, C64, coef, dtype)
 
+    def loss_residual(self, C64, coef) -> tuple[np.ndarray, np.ndarray]:
+        """The data term and the normal equations' data residual (:func:`_loss_residual_sum`)."""
+        return _loss_residual_sum(self.problem, C64, coef)
+
     def graded_possible(self, alpha: float) -> bool:  # noqa: ARG002 - dask's reads alpha
         """Whether :meth:`graded` can run: always, in memory."""
         return True
@@ -537,13 +644,18 @@ def solve_nystrom_direct(
             )
             return None, math.nan, 0.0, below_rounding[-1]
         coef = solve_triangular(L, g, trans=True)
+        refinable = dtype == np.float64 and jitter == 0.0
         # The solve minimises the objective whose penalty is a^T (K_MM + jitter I) a
         # (L L^T = K_MM + jitter I): the implied value includes alpha jitter |a|^2, which
         # is large where a singular K_MM lets |a| grow in its null directions (spam's
         # duplicate rows: 1.6e-4 of the objective), yet the model is sound.
         jitter_term = problem.alpha * jitter * float(np.sum(coef * coef))
         implied = (yWy - float(np.sum(g * rhs)) - jitter_term) / problem.weight_sum
-        loss = passes.loss(C64, coef, dtype)
+        if refinable:
+            residual = passes.loss_residual(C64, coef)
+            loss = float(np.sum(residual[0]))
+        else:
+            loss = passes.loss(C64, coef, dtype)
         exact = (loss + problem.alpha * _penalty(problem, C64, coef)) / problem.weight_sum
         check = FLOAT32_OBJECTIVE_CHECK if dtype == np.float32 else OBJECTIVE_CHECK
         # Relative to the constant model's objective: an interpolating fit (alpha = 0,
@@ -556,6 +668,16 @@ def solve_nystrom_direct(
                 inner,
                 (f"objective implied by the solve {implied:.6g} != recomputed {exact:.6g}"),
             )
+        if refinable:
+
+            def solve(u):
+                return solve_triangular(LS, solve_triangular(LS, u), trans=True)
+
+            alphas = np.full(rhs.shape[1], problem.alpha)
+            refined, exact, info["refinement_steps"] = refine_model(
+                problem, passes, C64, L, solve, coef, alphas, residual, scale=scale, floor=floor
+            )
+            coef = refined.reshape(coef.shape)
         return coef, exact, inner, None
 
     def whitened_gram_solve(dtype):
