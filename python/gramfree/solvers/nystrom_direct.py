@@ -128,13 +128,13 @@ SOLVE_RESOLUTION = 1e-5
 # Nystrom predictions on real data with a wide kernel (breast cancer, diabetes, digits,
 # wine, Satellite; cond(K_MM) 1e7 to 1e10). Each step takes one pass over the data, for
 # the normal equations' residual ``K^T W (y - K a) - alpha K_MM a`` by the fused products
-# in float64, solved with the same factors: one or two steps brought those fits to 1e-11
-# to 3e-10 of a stacked-QR reference, 2e-7 at cond 7e9 (benchmarks/bench_refinement.py,
-# the README). A step is taken while it promises to lower the objective's sum by more than
-# REFINE_FLOOR times the constant model's (a change in the predictions of about 1e-10 of
+# in float64, solved with the same factors: one to three steps brought those fits to
+# 3e-13 to 7e-10 of a stacked-QR reference, 1.5e-8 at cond 7e9 (benchmarks/
+# bench_refinement.py, the README). A step is taken while it promises to lower the objective's sum by more than
+# REFINE_FLOOR times the constant model's (a change in the predictions of about 1e-9 of
 # the targets' spread), and kept only where it contracts (below).
 REFINE_STEPS = 3
-REFINE_FLOOR = 1e-20
+REFINE_FLOOR = 1e-18
 # A refined model's objective may exceed the last one's by its rounding, this many times
 # the constant model's objective.
 REFINE_SLACK = 1e-12
