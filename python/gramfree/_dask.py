@@ -784,14 +784,15 @@ class _DaskPasses:
         self.passes = 0
         self.pass_seconds = 0.0
         Y64 = Y.astype(np.float64)
-        yWy = (Y64**2).sum() if w is None else ((Y64**2) * w[:, None]).sum()
+        yWy = (Y64**2).sum(axis=0) if w is None else ((Y64**2) * w[:, None]).sum(axis=0)
         wY = Y64.sum(axis=0) if w is None else (Y64 * w[:, None]).sum(axis=0)
         s = X.shape[0] if w is None else w.sum()
         import dask.array as da
 
         top, low = (1.0, 1.0) if w is None else (w.max(), da.where(w > 0, w, np.inf).min())
         yWy, wY, s, top, low = compute(yWy, wY, s, top, low)
-        self._yWy, self._wY, self.weight_sum = float(yWy), np.asarray(wY, float), float(s)
+        self._yWy_t, self._wY = np.asarray(yWy, float), np.asarray(wY, float)
+        self._yWy, self.weight_sum = float(self._yWy_t.sum()), float(s)
         # weight_span's largest over smallest positive weight (1.0 with none positive)
         self._span = float(top) / float(low) if 0.0 < float(low) < np.inf else 1.0
 
@@ -804,6 +805,9 @@ class _DaskPasses:
 
     def yWy(self) -> float:
         return self._yWy
+
+    def yWy_per_target(self) -> np.ndarray:
+        return self._yWy_t
 
     def wY(self) -> np.ndarray:
         return self._wY

@@ -393,10 +393,13 @@ class _AlphaPathMixin(KernelMachineMixin):
         coef = path.coef if chosen_alpha == path_alphas[path.best] else coef_at(path, chosen_alpha)
         with blas_threads(self.n_jobs):
             coef, refit = _exact_beyond_span(best[4], centers, chosen_alpha, coef)
-            if not refit:
-                coef, path.info["refinement_steps"] = refined_model(
+            if not refit and X.dtype == np.float64:  # a float32 model cannot hold it
+                coef, steps, unfinished = refined_model(
                     best[4], centers, path, [chosen_alpha] * coef.shape[1], coef
                 )
+                path.info["refinement_steps"] = steps
+                if unfinished:
+                    path.info["refinement_unfinished"] = True
         path.spectrum = None  # M x M arrays the model does not need
         for message in _weight_span_said(said, path, sample_weight):
             warnings.warn(message, UserWarning, stacklevel=caller_stacklevel())
@@ -501,9 +504,10 @@ class _AlphaPathMixin(KernelMachineMixin):
                 )
             if refit:
                 path.info["refit"] = "nystrom-direct, graded QR"
-        if not any("refit" in path.info for path in paths):  # one pass for every target
+        refinable = X.dtype == np.float64 and not any("refit" in path.info for path in paths)
+        if refinable:  # one pass for every target
             with blas_threads(self.n_jobs):
-                coef, steps = refined_model(
+                coef, steps, unfinished = refined_model(
                     problem,
                     centers,
                     paths[0],
@@ -512,6 +516,8 @@ class _AlphaPathMixin(KernelMachineMixin):
                 )
             for t, path in enumerate(paths):
                 path.coef, path.info["refinement_steps"] = coef[:, t : t + 1], steps
+                if unfinished:
+                    path.info["refinement_unfinished"] = True
         for message in said:
             warnings.warn(message, UserWarning, stacklevel=caller_stacklevel())
         self.fit_time_ = time.perf_counter() - start

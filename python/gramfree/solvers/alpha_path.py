@@ -79,12 +79,12 @@ from .nystrom_direct import (
     OBJECTIVE_CHECK,
     RANK_DEFICIENT,
     MemoryPasses,
-    _check_scale,
     _gram_pass,
     _operator,
     gram_unresolved,
     refine_model,
     rows_for,
+    target_scales,
 )
 
 # An alpha below this many times eps * M * |S| is within the rounding of the whitened
@@ -602,36 +602,35 @@ def refine_alpha(problem: Problem, path: AlphaPath) -> GcvPoint:
 
 def refined_model(
     problem: Problem, centers: np.ndarray, path: AlphaPath, alphas, coef: np.ndarray
-) -> tuple[np.ndarray, int]:
-    """``(coef, steps)``: the path's model (M x t, column j at ``alphas[j]``) refined as
-    nystrom-direct refines its Gram's solve (:func:`.nystrom_direct.refine_model`), with
-    the path's eigendecomposition as the solve (its null directions, which hold no data,
-    left out): the whitened Gram's rounding, amplified by cond(K_MM), otherwise stays in
-    the chosen model (1e-5 to 1e-4 of the predictions on real data with a wide kernel,
-    where the plain estimator's refined fit is within 1e-7). One pass over the data for
-    the residual, and one per step kept. Not where K_MM was jittered (its factor's
+) -> tuple[np.ndarray, int, bool]:
+    """``(coef, steps, unfinished)``: the path's model (M x t, column j at ``alphas[j]``)
+    refined as nystrom-direct refines its Gram's solve
+    (:func:`.nystrom_direct.refine_model`), with the path's eigendecomposition as the
+    solve: the whitened Gram's rounding, amplified by cond(K_MM), otherwise stays in the
+    chosen model (1e-5 to 1e-4 of the predictions on real data with a wide kernel). Every
+    direction takes part, the eigenvalues the path set to zero too (as ``1 / alpha``):
+    they are zero only below the Gram's amplified rounding, and with a small pivot of K_MM
+    they held data, which left models 3e-4 to 1.6e-3 off (a review). One pass over the
+    data for the residual, and one per step. Not where K_MM was jittered (its factor's
     penalty is not the objective's)."""
     assert path.spectrum is not None
     L, U, lam, _ = path.spectrum
     if path.info.get("jitter", 0.0) > 0.0:
-        return coef, 0
+        return coef, 0, False
     alphas = np.asarray(alphas, dtype=np.float64)
 
     def solve(u):
-        with np.errstate(divide="ignore"):
-            inverse = 1.0 / (lam[:, None] + alphas[None, :])
-        inverse[lam == 0.0] = 0.0
-        return U @ (inverse * (U.T @ u))
+        return U @ ((U.T @ u) / (lam[:, None] + alphas[None, :]))
 
     C64 = np.ascontiguousarray(centers, dtype=np.float64)
     passes = MemoryPasses(problem)
-    scale, floor = _check_scale(passes.yWy(), passes.wY(), problem.weight_sum)
+    scales, floors = target_scales(passes, problem.weight_sum)
     start = np.asarray(coef, dtype=np.float64).reshape(C64.shape[0], -1)
     residual = passes.loss_residual(C64, start)
-    out, _, steps = refine_model(
-        problem, passes, C64, L, solve, start, alphas, residual, scale=scale, floor=floor
+    out, _, steps, unfinished = refine_model(
+        problem, passes, C64, L, solve, start, alphas, residual, scales=scales, floors=floors
     )
-    return out.reshape(np.shape(coef)), steps
+    return out.reshape(np.shape(coef)), steps, unfinished
 
 
 def coef_at(path: AlphaPath, alpha: float) -> np.ndarray:

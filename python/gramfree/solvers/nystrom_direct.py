@@ -133,8 +133,11 @@ SOLVE_RESOLUTION = 1e-5
 # bench_refinement.py, the README). A step is taken while it promises to lower the objective's sum by more than
 # REFINE_FLOOR times the constant model's (a change in the predictions of about 1e-9 of
 # the targets' spread), and kept only where it contracts (below).
-REFINE_STEPS = 3
+REFINE_STEPS = 6
 REFINE_FLOOR = 1e-18
+# Beside a target's spread about its mean, its squared size times this, where the spread
+# is smaller (a nearly constant target): the floor's measure.
+REFINE_SPREAD = 1e-6
 # A refined model's objective may exceed the last one's by its rounding, this many times
 # the constant model's objective.
 REFINE_SLACK = 1e-12
@@ -240,26 +243,49 @@ def _loss_sum(problem: Problem, C64: np.ndarray, coef: np.ndarray, dtype=np.floa
     return loss
 
 
+# Features from which the residual pass (_loss_residual_sum) computes each block of kernel
+# values once, into a cache-sized block both products read, instead of two fused
+# products: a kernel entry then costs ~2d flops against a few to read it back (the C++
+# engine's strip rule, kStripMinFeatures). Measured (2-core Xeon, scratch timing of the
+# pass alone): d = 784, M = 500, 20000 rows 0.34 s against 0.44 s fused twice (the loss
+# alone: 0.22 s); d = 256, M = 256: 0.052 s against 0.083 s; at d = 16 the fused products
+# were the faster (0.34 s against 0.46 s at M = 2000, 100000 rows).
+RESIDUAL_DENSE_FEATURES = 64
+RESIDUAL_BLOCK_BYTES = 2 * 2**20
+
+
 def _loss_residual_sum(
     problem: Problem, C64: np.ndarray, coef: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """``(sum w (K(X, C) a - y)^2, K(X, C)^T W (y - K(X, C) a))`` in float64, per target
     (shapes (t,) and (M, t)), a block of rows at a time: the data term and the data's part
-    of the normal equations' residual, by the fused products (each block's kernel values
-    twice, with t columns: cheaper than writing them out and reading them back, and small
-    beside the Gram's n M^2)."""
+    of the normal equations' residual. With few features by the fused products (each
+    block's kernel values twice, with t columns); from ``RESIDUAL_DENSE_FEATURES`` each
+    block's kernel values once, into a cache-sized block."""
     X, Y, w = problem.X, problem.Y, problem.sample_weight
-    rows = max(256, int(BLOCK_BYTES // (8 * (X.shape[1] + Y.shape[1]))))
-    a = np.ascontiguousarray(np.asarray(coef, dtype=np.float64).reshape(C64.shape[0], -1))
+    M = C64.shape[0]
+    a = np.ascontiguousarray(np.asarray(coef, dtype=np.float64).reshape(M, -1))
     losses = np.zeros(Y.shape[1])
-    back = np.zeros((C64.shape[0], Y.shape[1]))
+    back = np.zeros((M, Y.shape[1]))
+    dense = X.shape[1] >= RESIDUAL_DENSE_FEATURES and problem.device == "cpu"
+    if dense:
+        rows = max(16, RESIDUAL_BLOCK_BYTES // (8 * M))
+        block = np.empty((min(rows, X.shape[0]), M))
+    else:
+        rows = max(256, int(BLOCK_BYTES // (8 * (X.shape[1] + Y.shape[1]))))
     for r0 in range(0, X.shape[0], rows):
         r1 = min(X.shape[0], r0 + rows)
         op = _operator(problem, X[r0:r1], C64)
+        if dense:
+            B = block[: r1 - r0]
+            op._dense_into_unchecked(B)  # NaN: checked on the sums, below
+            op = B
         res = np.asarray(Y[r0:r1], dtype=np.float64) - op @ a
         wres = res if w is None else res * w[r0:r1, None]
         losses += np.sum(res * wres, axis=0)
         back += op.T @ wres
+    if dense and not (np.isfinite(losses).all() and np.isfinite(back).all()):
+        _raise_kernel_nan(problem, C64, rows, np.float64)  # the fused products' message
     return losses, back
 
 
@@ -273,45 +299,59 @@ def refine_model(
     alphas: np.ndarray,
     residual: tuple[np.ndarray, np.ndarray],
     *,
-    scale: float,
-    floor: float,
-) -> tuple[np.ndarray, float, int]:
+    scales: np.ndarray,
+    floors: np.ndarray,
+) -> tuple[np.ndarray, float, int, bool]:
     """Iterative refinement of a model solved from a Gram (``REFINE_STEPS``):
-    ``(coef, objective, steps kept)``. ``coef`` (M x t) minimises, column j with ridge
-    ``alphas[j]``, the objective up to the Gram's rounding; ``residual`` is its
-    ``passes.loss_residual``; ``solve(u)`` applies the solve's ``(S + alpha_j I)^-1`` to
-    each column (S the whitened Gram, ``L L^T = K_MM``). A step solves for the normal
-    equations' residual ``rho = K^T W (y - K a) - alpha K_MM a`` with those factors,
-    ``delta = L^-T solve(L^-1 rho)``, which lowers the objective's sum by about ``gain =
-    delta^T rho``. It is kept where the refined model's own gain (from the pass that
-    recomputes its objective) is at most ``REFINE_CONTRACTION`` of the last, so the steps
-    contract, and its objective is no higher beyond rounding (which hides gains below
-    about eps of the objective: the gain decides). ``scale`` and ``floor``:
-    :func:`_check_scale`'s. ``objective``: per unit of weight, summed over the targets."""
+    ``(coef, objective, steps taken, whether the steps allowed ran out)``. ``coef`` (M x t)
+    minimises, column j with ridge ``alphas[j]``, the objective up to the Gram's rounding;
+    ``residual`` is its ``passes.loss_residual``; ``solve(u)`` applies the solve's ``(S +
+    alpha_j I)^-1`` to each column (S the whitened Gram, ``L L^T = K_MM``). A step solves
+    for the normal equations' residual ``rho = K^T W (y - K a) - alpha K_MM a`` with those
+    factors, ``delta = L^-T solve(L^-1 rho)``, which lowers each target's objective by
+    about its ``gain = delta^T rho``. Targets are judged apart (a large, resolved one beside
+    another stopped the other's steps; a review): a target steps while its gain exceeds
+    ``REFINE_FLOOR`` times its constant model's objective, ``scales[j]`` (per unit of
+    weight; at least ``REFINE_SPREAD`` times its mean square, as a constant target's is
+    0); its step is kept where the refined model's gain (from the pass that recomputes its
+    objective) is at most ``REFINE_CONTRACTION`` of the last, so the steps contract, and
+    its objective is no higher beyond its rounding, ``floors[j]`` (which hides gains below
+    about eps of the objective: the gain decides). ``objective``: per unit of weight, summed over the targets."""
     kmm = _operator(problem, C64)
     alphas = np.asarray(alphas, dtype=np.float64)
     sum_w = problem.weight_sum
+    scales, floors = np.asarray(scales), np.asarray(floors)
+    # A target's spread, at least REFINE_SPREAD of its size (floors: eps y^T W y / sum w):
+    # a constant target has none, and its gains are rounding (three passes bought 1e-14).
+    spread = np.maximum(scales, REFINE_SPREAD * floors / (IMPLIED_ROUNDING * EPS))
+    floor = REFINE_FLOOR * spread * sum_w
+    slack = (REFINE_SLACK * scales + floors) * sum_w
 
     def evaluate(a, found):
         losses, back = found
         K_a = kmm @ a
-        objective = float(np.sum(losses) + np.sum(alphas * np.sum(a * K_a, axis=0))) / sum_w
+        objectives = losses + alphas * np.sum(a * K_a, axis=0)  # per target, summed over w
         u = solve_triangular(L, back - K_a * alphas[None, :])
         step = solve(u)
-        return objective, solve_triangular(L, step, trans=True), float(np.sum(step * u))
+        return objectives, solve_triangular(L, step, trans=True), np.sum(step * u, axis=0)
 
     coef = np.asarray(coef, dtype=np.float64).reshape(C64.shape[0], -1)
-    objective, delta, gain = evaluate(coef, residual)
+    objectives, delta, gains = evaluate(coef, residual)
+    active = gains > floor
     steps = 0
-    while steps < REFINE_STEPS and gain > REFINE_FLOOR * scale * sum_w:
-        trial = coef + delta
-        value, trial_delta, trial_gain = evaluate(trial, passes.loss_residual(C64, trial))
-        contracts = trial_gain <= REFINE_CONTRACTION * gain
-        if not (contracts and value <= objective + floor + REFINE_SLACK * scale):
+    while steps < REFINE_STEPS and active.any():
+        trial = coef + np.where(active[None, :], delta, 0.0)
+        values, trial_delta, trial_gains = evaluate(trial, passes.loss_residual(C64, trial))
+        keep = active & (trial_gains <= REFINE_CONTRACTION * gains) & (values <= objectives + slack)
+        if not keep.any():
             break
-        coef, objective, delta, gain = trial, value, trial_delta, trial_gain
+        coef = np.where(keep[None, :], trial, coef)
+        objectives = np.where(keep, values, objectives)
+        delta = np.where(keep[None, :], trial_delta, delta)
+        gains = np.where(keep, trial_gains, gains)
+        active = keep & (gains > floor)
         steps += 1
-    return coef, objective, steps
+    return coef, float(np.sum(objectives)) / sum_w, steps, bool(active.any())
 
 
 def _check_scale(yWy: float, wY: np.ndarray, weight_sum: float) -> tuple[float, float]:
@@ -327,6 +367,15 @@ def _check_scale(yWy: float, wY: np.ndarray, weight_sum: float) -> tuple[float, 
     mean_square = float(np.sum(np.asarray(wY, dtype=np.float64) ** 2)) / weight_sum**2
     eps = float(np.finfo(np.float64).eps)
     return max(zero - mean_square, 0.0), max(IMPLIED_ROUNDING * eps * zero, 1e-300)
+
+
+def target_scales(passes, weight_sum: float) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_check_scale`'s ``(scale, floor)`` per target: each target's constant model's
+    objective and its rounding, per unit of weight (:func:`refine_model`)."""
+    yWy = np.asarray(passes.yWy_per_target(), dtype=np.float64) / weight_sum
+    mean = np.asarray(passes.wY(), dtype=np.float64) / weight_sum
+    eps = float(np.finfo(np.float64).eps)
+    return np.maximum(yWy - mean**2, 0.0), np.maximum(IMPLIED_ROUNDING * eps * yWy, 1e-300)
 
 
 def _recomputation_rounding(problem: Problem, C64: np.ndarray, coef: np.ndarray, loss: float):
@@ -523,6 +572,11 @@ class MemoryPasses:
         Y, w = self.problem.Y, self.problem.sample_weight
         return float(np.sum(Y.astype(np.float64) ** 2 * (1.0 if w is None else w[:, None])))
 
+    def yWy_per_target(self) -> np.ndarray:
+        """``sum w y^2`` per target, float64."""
+        Y, w = self.problem.Y, self.problem.sample_weight
+        return np.sum(Y.astype(np.float64) ** 2 * (1.0 if w is None else w[:, None]), axis=0)
+
     def wY(self) -> np.ndarray:
         """``sum w y`` per target, float64."""
         Y, w = self.problem.Y, self.problem.sample_weight
@@ -644,7 +698,9 @@ def solve_nystrom_direct(
             )
             return None, math.nan, 0.0, below_rounding[-1]
         coef = solve_triangular(L, g, trans=True)
-        refinable = dtype == np.float64 and jitter == 0.0
+        # The model is kept in X's dtype: a float32 model cannot hold what refining adds
+        # (rounding exact coefficients to float32 moved the predictions 1.6e-4; a review).
+        refinable = dtype == np.float64 and jitter == 0.0 and X.dtype == np.float64
         # The solve minimises the objective whose penalty is a^T (K_MM + jitter I) a
         # (L L^T = K_MM + jitter I): the implied value includes alpha jitter |a|^2, which
         # is large where a singular K_MM lets |a| grow in its null directions (spam's
@@ -673,11 +729,15 @@ def solve_nystrom_direct(
             def solve(u):
                 return solve_triangular(LS, solve_triangular(LS, u), trans=True)
 
+            scales, floors = target_scales(passes, problem.weight_sum)
             alphas = np.full(rhs.shape[1], problem.alpha)
-            refined, exact, info["refinement_steps"] = refine_model(
-                problem, passes, C64, L, solve, coef, alphas, residual, scale=scale, floor=floor
+            refined, exact, steps, unfinished = refine_model(
+                problem, passes, C64, L, solve, coef, alphas, residual, scales=scales, floors=floors
             )
             coef = refined.reshape(coef.shape)
+            info["refinement_steps"] = steps
+            if unfinished:
+                info["refinement_unfinished"] = True
         return coef, exact, inner, None
 
     def whitened_gram_solve(dtype):
