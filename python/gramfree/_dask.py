@@ -890,8 +890,9 @@ def solve_nystrom_direct_dask(
 ):
     """The one-pass Nystrom solver (:func:`gramfree.solvers.nystrom_direct
     .solve_nystrom_direct`) on row-chunked dask arrays: one pass over the data forms the
-    M x M Gram on the workers (plus one t-column pass that checks the solve), the client
-    solves; its last resort is :func:`solve_nystrom_pcg_dask`."""
+    M x M Gram on the workers (plus a t-column pass that checks the solve and forms its
+    residual, and one per refinement step), the client solves; its last resort is
+    :func:`solve_nystrom_pcg_dask`."""
     from .solvers.nystrom_direct import solve_nystrom_direct
 
     client = _scheduler_client()

@@ -128,9 +128,8 @@ SOLVE_RESOLUTION = 1e-5
 # Nystrom predictions on real data with a wide kernel (breast cancer, diabetes, digits,
 # wine, Satellite; cond(K_MM) 1e7 to 1e10). Each step takes one pass over the data, for
 # the normal equations' residual ``K^T W (y - K a) - alpha K_MM a`` by the fused products
-# in float64, solved with the same factors: one to three steps brought those fits to
-# 3e-13 to 7e-10 of a stacked-QR reference, 1.5e-8 at cond 7e9 (benchmarks/
-# bench_refinement.py, the README). A step is taken while it promises to lower the objective's sum by more than
+# in float64, solved with the same factors: one to four steps brought those fits to
+# 3e-13 to 8e-10 of a stacked-QR reference (benchmarks/bench_refinement.py, the README). A step is taken while it promises to lower the objective's sum by more than
 # REFINE_FLOOR times the constant model's (a change in the predictions of about 1e-9 of
 # the targets' spread), and kept only where it contracts (below).
 REFINE_STEPS = 6
