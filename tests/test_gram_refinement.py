@@ -299,3 +299,27 @@ def test_float32_data_is_not_refined(monkeypatch):
     assert "refinement_steps" not in plain.solver_info_
     assert "refinement_steps" not in cv.solver_info_
     assert plain.dual_coef_.dtype == np.float32
+
+
+@pytest.mark.parametrize("name", ["diabetes", "digits"])  # fused products; one dense block
+def test_the_residual_pass_against_numpy(name):
+    """The check pass's loss and residual, ``sum w (K a - y)^2`` and ``K^T W (y - K a)``
+    per target, against numpy in float64 (10 features: two fused products; digits' 64:
+    each kernel block formed once)."""
+    from gramfree.solvers._common import Problem
+
+    X, y = _data(name)
+    n, d = X.shape
+    rng = np.random.default_rng(0)
+    Y = np.column_stack([y, X[:, 0]])
+    w = rng.uniform(0.5, 2.0, n)
+    C = X[rng.choice(n, 40, replace=False)]
+    a = rng.standard_normal((40, 2))
+    kernel = RBF(gamma=1.0 / d)
+    problem = Problem(X, Y, kernel, 1.0, w, None, "cpu", np.dtype(np.float64))
+    losses, back = nd._loss_residual_sum(problem, C, a)
+    K = kernel_matrix(kernel, X, C)
+    r = Y - K @ a
+    np.testing.assert_allclose(losses, (w[:, None] * r**2).sum(axis=0), rtol=1e-12)
+    want = K.T @ (w[:, None] * r)
+    np.testing.assert_allclose(back, want, rtol=0, atol=1e-12 * np.abs(want).max())

@@ -275,14 +275,14 @@ def _loss_residual_sum(
     for r0 in range(0, X.shape[0], rows):
         r1 = min(X.shape[0], r0 + rows)
         op = _operator(problem, X[r0:r1], C64)
+        K: KernelOperator | np.ndarray = op
         if dense:
-            B = block[: r1 - r0]
-            op._dense_into_unchecked(B)  # NaN: checked on the sums, below
-            op = B
-        res = np.asarray(Y[r0:r1], dtype=np.float64) - op @ a
+            K = block[: r1 - r0]
+            op._dense_into_unchecked(K)  # NaN: checked on the sums, below
+        res = np.asarray(Y[r0:r1], dtype=np.float64) - K @ a
         wres = res if w is None else res * w[r0:r1, None]
         losses += np.sum(res * wres, axis=0)
-        back += op.T @ wres
+        back += K.T @ wres
     if dense and not (np.isfinite(losses).all() and np.isfinite(back).all()):
         _raise_kernel_nan(problem, C64, rows, np.float64)  # the fused products' message
     return losses, back
