@@ -350,7 +350,10 @@ def refine_model(
         gains = np.where(keep, trial_gains, gains)
         active = keep & (gains > floor)
         steps += 1
-    return coef, float(np.sum(objectives)) / sum_w, steps, bool(active.any())
+    # Unfinished: the steps allowed ran out while gains above the floor remained (not a
+    # step that failed to contract: that is the rounding's limit, as good as it gets).
+    unfinished = steps >= REFINE_STEPS and bool(active.any())
+    return coef, float(np.sum(objectives)) / sum_w, steps, unfinished
 
 
 def _check_scale(yWy: float, wY: np.ndarray, weight_sum: float) -> tuple[float, float]:
