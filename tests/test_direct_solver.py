@@ -168,7 +168,7 @@ def test_float32_path_never_forms_the_float64_matrix(monkeypatch, weighted):
 
 def test_default_skips_float32_when_the_condition_bound_is_too_large():
     """By default (mixed_precision=None) float32 is not even tried where Gershgorin's bound
-    on cond(A) * eps32 exceeds MAX_CONTRACTION (a tiny alpha); a moderate alpha on the same
+    on cond(A) * eps32 exceeds MAX_BOUND (a tiny alpha); a moderate alpha on the same
     data takes it, and both give the float64 answer."""
     X, Y, _ = _data(2000, t=1)
     assert refinement_budget(2000, 1) >= 2
@@ -185,7 +185,7 @@ def test_default_skips_float32_when_the_condition_bound_is_too_large():
 
 def test_a_rejected_float32_matrix_is_not_formed_in_full(monkeypatch):
     """On few features the float32 matrix is streamed a block at a time; where the first
-    block's row sums already put the condition bound past MAX_CONTRACTION, the remaining
+    block's row sums already put the condition bound past MAX_BOUND, the remaining
     blocks are not formed (only the float64 matrix is), and the answer is float64's."""
     from gramfree.solvers import direct
 
@@ -495,3 +495,101 @@ def test_ill_conditioning_warning_names_no_rescaled_alpha():
     assert "alpha=" not in messages[0] and "times alpha" in messages[0]
     ratio = float(messages[0].split("at most ")[1].split(" times")[0])
     assert ratio >= 1e30 / 100  # the heavy row's weight over alpha, at least
+
+
+@pytest.mark.parametrize("weighted", [False, True], ids=["unweighted", "weighted"])
+def test_streamed_float32_matrix_is_the_narrowed_triangle_from_half_the_kernel(
+    monkeypatch, weighted
+):
+    """The streamed float32 matrix is built from block rows ``K(X[r0:r1], X[r0:])`` (about
+    half the kernel values; it formed every row of K before, 2.5x the float64 triangle's
+    time on Letter) and is, entry for entry, the float64 triangle rounded and flushed as
+    the stored path does it, with the same largest row sum as numpy's over the full
+    symmetric matrix."""
+    from gramfree.solvers import direct
+
+    X, Y = _load("breast_cancer")
+    n = len(X)
+    w = np.random.default_rng(4).uniform(0.2, 4.0, n) if weighted else None
+    p = Problem(X, Y, Gaussian(0.5), 1e-2, w, None)
+    s = np.sqrt(np.ones(n) if w is None else w)
+    computed = []
+    original = KernelOperator.to_dense
+
+    def counted(self, *args, **kwargs):
+        computed.append(self.shape[0] * self.shape[1])
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(direct, "TRIANGLE_ROWS", 64)  # several block rows at n = 569
+    with monkeypatch.context() as m:
+        m.setattr(KernelOperator, "to_dense", counted)
+        A32, top = direct._matrix32(p, s)
+    assert sum(computed) <= n * n / 2 + n * 64 / 2 + n, computed
+    stored32, stored_top = direct._narrowed(direct._matrix64(p, s))
+    np.testing.assert_array_equal(np.triu(A32), np.triu(stored32))
+    full = s[:, None] * rbf_kernel(X, gamma=0.5) * s[None, :] + 1e-2 * np.eye(n)
+    assert top == pytest.approx(np.abs(full).sum(axis=1).max(), rel=1e-6)
+    assert stored_top == pytest.approx(top, rel=1e-6)
+
+
+def _plain_refinement_converges(p: Problem) -> bool:
+    """Whether ``z += A32^-1 (b - A z)`` (LAPACK's dsposv, the solver's steps before the
+    conjugate directions) reaches REFINE_TOL within MAX_REFINE steps from the same float32
+    factor the solver uses."""
+    from gramfree.linalg import cho_solve, cholesky_upper_in_place
+    from gramfree.solvers import direct
+
+    n = p.X.shape[0]
+    A = rbf_kernel(p.X, gamma=p.kernel.gamma) + p.alpha * np.eye(n)
+    L32 = cholesky_upper_in_place(direct._narrowed(direct._matrix64(p, np.ones(n)))[0])
+    z = cho_solve(L32, p.Y)
+    for _ in range(direct.MAX_REFINE):
+        dz = cho_solve(L32, p.Y - A @ z)
+        z += dz
+        if np.max(np.abs(dz).max(axis=0) / np.abs(z).max(axis=0)) <= direct.REFINE_TOL:
+            return True
+    return False
+
+
+@pytest.mark.parametrize("name, gamma, bound", [("digits", 0.01, 4.0), ("diabetes", 0.01, 1.0)])
+def test_conjugate_steps_converge_where_plain_refinement_does_not(name, gamma, bound):
+    """Real data, a wide kernel and alpha where Gershgorin's bound eps32 top / alpha is
+    ``bound``: iterative refinement does not reach REFINE_TOL within MAX_REFINE steps, the
+    preconditioned conjugate gradients do, to the float64 factorization's answer."""
+    from gramfree.solvers import direct
+
+    X, Y = _load(name)
+    top = np.abs(rbf_kernel(X, gamma=gamma)).sum(axis=1).max()
+    p = Problem(X, Y, Gaussian(gamma), top * direct._EPS32 / bound, None, None)
+    assert not _plain_refinement_converges(p)
+    mixed = solve_direct(p, mixed_precision=True)
+    assert mixed.info["precision"] == "float32+refinement", mixed.info
+    assert mixed.info["refinement_steps"] <= direct.MAX_REFINE
+    assert rel_diff(mixed.coef, solve_direct(p, mixed_precision=False).coef) <= 1e-8
+
+
+def test_default_tries_float32_up_to_a_bound_of_one(monkeypatch):
+    """Gershgorin's bound eps32 * top / alpha: float32 is tried by default up to
+    MAX_BOUND = 1 (it used to stop at 0.5, where Letter's default kernel, at 0.9, took the
+    float64 factorization at 1.3x the time: bench_direct_precision.py), and not beyond."""
+    from gramfree.solvers import direct
+
+    X, Y = _load("breast_cancer")
+    monkeypatch.setattr(direct, "refinement_budget", lambda *args: direct.MAX_REFINE)
+    top = np.abs(rbf_kernel(X, gamma=0.1)).sum(axis=1).max()
+    for bound, expected in [(0.9, "float32+refinement"), (1.2, "float64")]:
+        p = Problem(X, Y, Gaussian(0.1), top * direct._EPS32 / bound, None, None)
+        res = solve_direct(p)
+        assert res.info["precision"] == expected, (bound, res.info)
+        assert rel_diff(res.coef, solve_direct(p, mixed_precision=False).coef) <= 1e-8
+    assert "cond(A)" in res.info["fallback"] and "1.2" in res.info["fallback"]
+
+
+def test_streamed_budget_counts_the_fused_product():
+    """Streamed float32 matrices (few features) refine against the fused product, whose
+    step costs n^2 (2.5 d + 5.4 t + 10) DGEMM-flop equivalents: Letter's 10000 rows and 26
+    targets afford 8 steps (measured break-even about 8), the stored path's rule 5."""
+    assert refinement_budget(10000, 26, 16) == 8
+    assert refinement_budget(10000, 26) == 5
+    assert refinement_budget(1000, 26, 16) < 2
+    assert refinement_budget(10**6, 1, 16) == 10

@@ -144,12 +144,11 @@ class CostModel:
         attempt that fails falls back to, and beside it the float32 copy, unless float64
         products on few features build the float32 matrix alone (``STREAM_MAX_FEATURES``)."""
         n = self.n
-        mixed = refinement_budget(n, self.t) >= 2
-        factor = n**3 / 3 / (2.0 if mixed else 1.0)
         streamed = self.dtype == np.float64 and self.d <= STREAM_MAX_FEATURES
-        # The float64 matrix is built as one triangle (its diagonal blocks whole); the
-        # streamed float32 one as whole rows.
-        entries = n * n if mixed and streamed else n * (n + TRIANGLE_ROWS) / 2
+        mixed = refinement_budget(n, self.t, self.d if streamed else None) >= 2
+        factor = n**3 / 3 / (2.0 if mixed else 1.0)
+        # Either matrix is built as one triangle (its diagonal blocks whole).
+        entries = n * (n + TRIANGLE_ROWS) / 2
         seconds = (
             entries * _entry_flops(self.d, 0) / self.engine
             + (factor + 2 * n * n * self.t) / self.rates["dense"]

@@ -36,8 +36,15 @@ from ._common import memory_bytes as _memory_bytes
 # below REFINE_TOL: a hundredth of the 1e-8 by which its answer may differ from float64's.
 REFINE_TOL = 1e-10
 MAX_REFINE = 10
-# Float32 is not tried where the contraction per refinement step may exceed this.
-MAX_CONTRACTION = 0.5
+# Float32 is not tried by default where Gershgorin's bound on its error relative to
+# alpha, eps32 * (A's largest row sum) / alpha, exceeds this. The bound is loose (real
+# rounding is not all along A's smallest eigenvector) and the conjugate-gradient steps
+# converge for any true contraction below 1; but a failed try costs its float32
+# factorization (half the float64 one) on top, so the limit is where tries stop paying
+# on real data: at bounds up to 1 every try on five real sets converged within
+# MAX_REFINE steps, at 1.8 half of them, at 4 one in ten
+# (benchmarks/bench_direct_precision.py, 10000 rows, two kernels each).
+MAX_BOUND = 1.0
 # Float32 is tried only while what its path holds fits in this share of physical memory:
 # the float32 matrix alone where it is streamed, else the float64 one and its float32 copy
 # (auto plans the float64 matrix within 0.4 of it).
@@ -74,15 +81,27 @@ FLUSH_BELOW = 1e-12
 STREAM_MAX_FEATURES = 24
 
 
-def refinement_budget(n: int, t: int) -> int:
+def refinement_budget(n: int, t: int, streamed_features: int | None = None) -> int:
     """Refinement steps that cost less than float32 saves.
 
     Float32 saves about half the float64 factorization, n^3 / 6 flops at the DGEMM rate.
-    A step reads the float64 ``A`` (residual) and the float32 factor twice (two triangular
-    solves), 16 bytes per entry, and does 6 n^2 t flops at rates below GEMM's: about
-    ``n^2 (42 t + 864)`` DGEMM-flop equivalents on a machine that streams 10 GB/s beside
-    90 GFLOP/s (a 2-core Zen 4 / Xeon). Below two steps float32 is not worth trying."""
-    return min(MAX_REFINE, n // (42 * t + 864))
+    A step takes two float32 triangular solves and one product with the float64 ``A``:
+
+    - stored ``A`` (many features): it reads ``A`` and the float32 factor twice, 16 bytes
+      per entry, and does 6 n^2 t flops at rates below GEMM's: ``n // (42 t + 864)``
+      steps on a machine that streams 10 GB/s beside 90 GFLOP/s (a 2-core Zen 4 / Xeon);
+    - streamed (``streamed_features`` = d, :func:`streams_float32`): the fused product's
+      n^2 (2 d + 2 t + 8) flops at about 0.8 of the DGEMM rate and the solves' 2 n^2 t at
+      about 0.7 (float32 solves with few right-hand sides reach about a third of SGEMM's
+      rate, ``bench_trsm.py``): ``n^2 (2.5 d + 5.4 t + 10)`` per step. Letter's 10000
+      rows, 26 targets (a step 190 n^2: budget 8) broke even at about 8 steps
+      (``bench_direct_precision.py``; the stored path's rule allowed 5).
+
+    Below two steps float32 is not worth trying."""
+    if streamed_features is None:
+        return min(MAX_REFINE, n // (42 * t + 864))
+    per_step = 2.5 * streamed_features + 5.4 * t + 10.0
+    return min(MAX_REFINE, int(n / (6.0 * per_step)))
 
 
 def streams_float32(problem: Problem, memory: float) -> bool:
@@ -113,7 +132,6 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
     alpha = problem.alpha
     s = np.sqrt(problem.weights.astype(np.float64))
     b = s[:, None] * Y.astype(np.float64)
-    budget = MAX_REFINE if mixed_precision else refinement_budget(n, t)
     info: dict = {
         "factorization": "cholesky",
         "n_centers": X.shape[0],
@@ -126,6 +144,9 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
     measured_top = None  # A's largest absolute row sum, where a pass measured every row
     memory = MIXED_MEMORY_SHARE * _memory_bytes()
     streamed = streams_float32(problem, memory)
+    budget = (
+        MAX_REFINE if mixed_precision else refinement_budget(n, t, X.shape[1] if streamed else None)
+    )
     mixed_bytes = (4.0 if streamed else 12.0) * n * n
     if alpha == 0.0:
         info["fallback"] = "alpha = 0 (interpolation): too ill-conditioned for float32"
@@ -135,7 +156,7 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
     elif mixed_precision is not False and budget >= (1 if mixed_precision else 2):
         A32: np.ndarray | None = None
         # The largest row sum of A past which float32 is not tried by default (below).
-        limit = math.inf if mixed_precision else MAX_CONTRACTION * alpha / _EPS32
+        limit = math.inf if mixed_precision else MAX_BOUND * alpha / _EPS32
         if streamed:
             A32, top = _matrix32(problem, s, limit)
             op = problem.operator(X)
@@ -153,10 +174,9 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
         if A32 is not None:  # measured to the end (past the limit it stops)
             measured_top = top
         bound = top / alpha * _EPS32
-        if bound > MAX_CONTRACTION and not mixed_precision:
-            # Each step would remove less than half the error, or float32 could not even
-            # factor A (Letter, alpha = 1e-7 n: the bound is 0.6, and float32 cost 1.5x
-            # the time).
+        if bound > MAX_BOUND and not mixed_precision:
+            # float32 may not even factor A, or its steps stall: past a bound of 1 about
+            # half the tries on real data failed (bench_direct_precision.py)
             info["fallback"] = (
                 f"cond(A) * 6e-8 may reach {bound:.2g} (small alpha): float32 refinement "
                 "would not pay"
@@ -250,35 +270,41 @@ def _full_matrix64(problem: Problem, s: np.ndarray, out: np.ndarray) -> np.ndarr
 def _matrix32(
     problem: Problem, s: np.ndarray, limit: float = math.inf
 ) -> tuple[np.ndarray | None, float]:
-    """``A = S K S + alpha I`` rounded to float32, from float64 kernel values a block of
-    ``_BLOCK_BYTES`` at a time (the values the float64 ``A`` would hold, rounded), and its
+    """``A = S K S + alpha I`` rounded to float32, its upper triangle only (as
+    :func:`_narrowed` leaves it), from float64 kernel values a block row of at most
+    ``TRIANGLE_ROWS`` rows and ``_BLOCK_BYTES`` at a time (the values the float64 ``A`` would hold, rounded), and its
     largest absolute row sum (Gershgorin's bound on its largest eigenvalue).
 
-    ``(None, row sum)`` as soon as a block's row sum exceeds ``limit``: float32 will not
-    be used, and the blocks not yet formed are spared (on Letter, alpha = 1e-7 n, forming
-    the whole float32 matrix before rejecting it cost a quarter of the fit)."""
+    Block row ``[r0, r1)`` is ``K(X[r0:r1], X[r0:])``: half the kernel values, and no
+    pass over the block for S where there are no weights (building the whole matrix and
+    scaling it took 2.5x the float64 triangle's time on Letter).
+
+    ``(None, row sum)`` as soon as a row sum exceeds ``limit``: float32 will not be used,
+    and the blocks not yet formed are spared (on Letter, alpha = 1e-7 n, forming the whole
+    float32 matrix before rejecting it cost a quarter of the fit)."""
     X = problem.X
     n = X.shape[0]
-    rows = max(1, min(n, _BLOCK_BYTES // (8 * n)))
+    # TRIANGLE_ROWS at most, or a small matrix would be one block row: all of K
+    rows = max(1, min(n, TRIANGLE_ROWS, _BLOCK_BYTES // (8 * n)))
     A32 = np.empty((n, n), dtype=np.float32)
-    buf = np.empty((rows, n))
+    buf = np.empty(rows * n)
+    weighted = problem.sample_weight is not None
     floor = _flush_scale(s * s * kernel_diagonal(problem.kernel, X) + problem.alpha)
-    top = 0.0
+    floor = floor.astype(np.float32)  # as _narrowed: the rounded entries meet it
+    sums = _RowSums(n)
     for r0 in range(0, n, rows):
         r1 = min(n, r0 + rows)
-        B = problem.operator(X[r0:r1], X).to_dense(out=buf[: r1 - r0])
-        B *= s[r0:r1, None]
-        B *= s[None, :]
-        B[np.arange(r1 - r0), np.arange(r0, r1)] += problem.alpha
-        for i in range(0, r1 - r0, _CHUNK):  # |B| a few rows at a time: no second block
-            chunk = B[i : i + _CHUNK]
-            size = np.abs(chunk)
-            top = max(top, float(size.sum(axis=1).max()))
-            _flush(chunk, size, floor[r0 + i : r0 + i + chunk.shape[0]], floor)
-        if top > limit:
-            return None, top
-        A32[r0:r1] = B
-    return A32, top
+        B = buf[: (r1 - r0) * (n - r0)].reshape(r1 - r0, n - r0)
+        problem.operator(X[r0:r1], X[r0:]).to_dense(out=B)
+        if weighted:
+            B *= s[r0:r1, None]
+            B *= s[None, r0:]
+        B[np.arange(r1 - r0), np.arange(r1 - r0)] += problem.alpha
+        for i0 in range(r0, r1, _CHUNK):
+            i1 = min(i0 + _CHUNK, r1)
+            if _narrow_rows(A32, B[i0 - r0 : i1 - r0, i0 - r0 :], i0, sums, floor) > limit:
+                return None, sums.top
+    return A32, sums.top
 
 
 def _flush_scale(diagonal: np.ndarray) -> np.ndarray:
@@ -301,26 +327,37 @@ def _narrowed(A: np.ndarray, limit: float = math.inf) -> tuple[np.ndarray | None
     """The upper triangle of ``A`` (as :func:`_matrix64` builds it; the strict lower
     triangle is not read) rounded to float32 in row chunks (no float64 temporaries), and
     the largest absolute row sum of the symmetric matrix it stands for (Gershgorin's bound
-    on its largest eigenvalue; from the rounded rows, in cache, at half the bytes): row
-    ``i``'s sum is its part from the diagonal on plus column ``i``'s above the diagonal,
-    complete once the chunk holding row ``i`` is done. ``(None, row sum)`` as soon as a
-    row sum exceeds ``limit`` (as :func:`_matrix32`)."""
+    on its largest eigenvalue). ``(None, row sum)`` as soon as a row sum exceeds ``limit``
+    (as :func:`_matrix32`)."""
     n = A.shape[0]
     A32 = np.empty(A.shape, dtype=np.float32)
     sums = _RowSums(n)
     floor = _flush_scale(np.diagonal(A)).astype(np.float32)
     for i0 in range(0, n, _CHUNK):
         i1 = min(i0 + _CHUNK, n)
-        rows = A32[i0:i1, i0:]
-        rows[:, : i1 - i0] = np.triu(A[i0:i1, i0:i1])
-        rows[:, i1 - i0 :] = A[i0:i1, i1:]
-        size = np.abs(rows)
-        if sums.add(i0, size) > limit:
+        if _narrow_rows(A32, A[i0:i1, i0:], i0, sums, floor) > limit:
             return None, sums.top
-        # the diagonal block (zero below its diagonal: no skipping there), then the rest
-        _flush(rows[:, : i1 - i0], size[:, : i1 - i0], floor[i0:i1], floor[i0:i1])
-        _flush(rows[:, i1 - i0 :], size[:, i1 - i0 :], floor[i0:i1], floor[i1:])
     return A32, sums.top
+
+
+def _narrow_rows(
+    A32: np.ndarray, source: np.ndarray, i0: int, sums: _RowSums, floor: np.ndarray
+) -> float:
+    """Rows ``[i0, i1)`` of the upper triangle, ``source`` = ``A[i0:i1, i0:]`` in float64
+    (its diagonal block's lower half not read), rounded into ``A32[i0:i1, i0:]`` and
+    flushed (:func:`_flush`); returns the largest row sum so far (``sums``, fed the
+    rounded rows: in cache, at half the bytes): row ``i``'s sum is its part from the
+    diagonal on plus column ``i``'s above the diagonal, complete once its rows are done."""
+    i1 = i0 + source.shape[0]
+    rows = A32[i0:i1, i0:]
+    rows[:, : i1 - i0] = np.triu(source[:, : i1 - i0])
+    rows[:, i1 - i0 :] = source[:, i1 - i0 :]
+    size = np.abs(rows)
+    top = sums.add(i0, size)
+    # the diagonal block (zero below its diagonal: no skipping there), then the rest
+    _flush(rows[:, : i1 - i0], size[:, : i1 - i0], floor[i0:i1], floor[i0:i1])
+    _flush(rows[:, i1 - i0 :], size[:, i1 - i0 :], floor[i0:i1], floor[i1:])
+    return top
 
 
 class _RowSums:
@@ -466,21 +503,36 @@ def _refined_float32(A32: np.ndarray, b: np.ndarray, budget: int, apply_A):
     ``A32`` (factored in place), ``apply_A(v)`` giving ``A v`` in float64; or
     ``(None, steps, reason)`` when float32 cannot get there within ``budget`` steps.
 
-    Each step's correction measures the error it removes; the ratio of successive ones is
-    the contraction rate, which predicts the error left and the steps still needed. A
+    The steps are conjugate gradients on the float64 ``A`` preconditioned by the float32
+    factor, one column per target (LAPACK's ``dsposv`` refines without the conjugate
+    directions). A step costs what a refinement step costs (one product with ``A``, two
+    triangular solves), but where refinement shrinks the error by ``rho = |I - A32^-1 A|``
+    per step, CG shrinks it by about ``(sqrt(k) - 1) / (sqrt(k) + 1)`` with ``k <= (1 +
+    rho) / (1 - rho)``, and converges for any ``rho < 1``: Letter's default kernel (rbf
+    0.017, alpha 1e-7 n) took 8 refinement steps to 1e-10.
+
+    Each step's correction measures the error it removes; their geometric rate of decrease
+    since the float32 solve (a correction of relative size 1) is the contraction rate, which predicts the steps still needed. A
     rate that does not at least halve the error is the float64 rounding floor when the
-    correction is already within ten times ``REFINE_TOL`` (accepted), divergence otherwise."""
+    correction is already within ten times ``REFINE_TOL`` (accepted), too slow otherwise."""
     try:
         L32 = cholesky_upper_in_place(A32)
     except np.linalg.LinAlgError as exc:
         return None, 0, f"float32 factorization failed ({exc})"
     z = cho_solve(L32, b)
-    previous = 1.0
+    r = b - apply_A(z)
+    u = cho_solve(L32, r)
+    direction = u.copy()
+    ru = np.sum(r * u, axis=0)
     for step in range(1, budget + 1):
-        dz = cho_solve(L32, b - apply_A(z))
+        q = apply_A(direction)
+        curvature = np.sum(direction * q, axis=0)
+        a = np.divide(ru, curvature, out=np.zeros_like(ru), where=curvature > 0.0)
+        dz = a * direction
         z += dz
         size = float(np.max(np.abs(dz).max(axis=0) / (np.abs(z).max(axis=0) + 1e-300)))
-        rate = size / previous
+        # the float32 solve itself counts as a correction of relative size 1
+        rate = size ** (1.0 / step)
         if size * min(rate, 1.0) <= REFINE_TOL:
             return z, step, None
         if rate > 0.5:
@@ -501,7 +553,14 @@ def _refined_float32(A32: np.ndarray, b: np.ndarray, budget: int, apply_A):
                     f"budget {budget})"
                 ),
             )
-        previous = size
+        if step == budget:
+            break
+        r -= a * q
+        u = cho_solve(L32, r)
+        ru_next = np.sum(r * u, axis=0)
+        beta = np.divide(ru_next, ru, out=np.zeros_like(ru), where=ru > 0.0)
+        direction = u + beta * direction
+        ru = ru_next
     return None, budget, f"float32 refinement did not converge in {budget} steps"
 
 
