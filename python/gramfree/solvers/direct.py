@@ -42,7 +42,7 @@ MAX_REFINE = 10
 # converge for any true contraction below 1; but a failed try costs its float32
 # factorization (half the float64 one) on top, so the limit is where tries stop paying
 # on real data: at bounds up to 1 every try on five real sets converged within
-# MAX_REFINE steps, at 1.8 half of them, at 4 one in ten
+# MAX_REFINE steps, at 1.8 six in ten, at 4 one in ten
 # (benchmarks/bench_direct_precision.py, 10000 rows, two kernels each).
 MAX_BOUND = 1.0
 # Float32 is tried only while what its path holds fits in this share of physical memory:
