@@ -41,6 +41,19 @@ def _error(model, X, Y, w, alpha):
     return float(np.abs(model.predict(X) - want).max() / np.abs(want).max())
 
 
+def _count_passes(monkeypatch) -> list:
+    """A list that gains an entry per residual pass over the data (in memory)."""
+    calls: list = []
+    original = nd.MemoryPasses.loss_residual
+
+    def counted(self, C64, coef):
+        calls.append(1)
+        return original(self, C64, coef)
+
+    monkeypatch.setattr(nd.MemoryPasses, "loss_residual", counted)
+    return calls
+
+
 # (set, centres, gamma times d, alpha per row): measured before refinement 1.0e-5 to
 # 9.0e-5 off, after it 1e-11 to 3e-10 (2-core Xeon); each on the Gram's pass with the
 # newest and the oldest numpy / scipy supported (cancer at alpha 1e-9 n failed the
@@ -93,14 +106,7 @@ def test_no_refinement_pass_where_the_gram_is_resolved(monkeypatch):
     taken and the fit keeps the Gram's model."""
     X, y = _data("diabetes")
     n, d = X.shape
-    calls = []
-    original = nd.MemoryPasses.loss_residual
-
-    def counted(self, C64, coef):
-        calls.append(1)
-        return original(self, C64, coef)
-
-    monkeypatch.setattr(nd.MemoryPasses, "loss_residual", counted)
+    calls = _count_passes(monkeypatch)
     model = KernelRegressor(
         gamma=1.0 / d, alpha=1e-3 * n, solver="nystrom-direct", n_centers=50, random_state=0
     ).fit(X, y)
@@ -264,14 +270,7 @@ def test_a_constant_target_takes_no_step(monkeypatch):
     rounding, and no pass is spent (three were, for nothing; a review)."""
     X, _ = _data("diabetes")
     y = np.full(X.shape[0], 3.0)
-    calls = []
-    original = nd.MemoryPasses.loss_residual
-
-    def counted(self, C64, coef):
-        calls.append(1)
-        return original(self, C64, coef)
-
-    monkeypatch.setattr(nd.MemoryPasses, "loss_residual", counted)
+    calls = _count_passes(monkeypatch)
     model = KernelRegressor(
         gamma=0.1, alpha=1e6, solver="nystrom-direct", n_centers=60, random_state=0
     ).fit(X, y)
@@ -288,14 +287,7 @@ def test_float32_data_is_not_refined(monkeypatch):
     X, y = _data("cancer")
     n, d = X.shape
     X32 = X.astype(np.float32)
-    calls = []
-    original = nd.MemoryPasses.loss_residual
-
-    def counted(self, C64, coef):
-        calls.append(1)
-        return original(self, C64, coef)
-
-    monkeypatch.setattr(nd.MemoryPasses, "loss_residual", counted)
+    calls = _count_passes(monkeypatch)
     plain = KernelRegressor(
         gamma=0.03 / d,
         alpha=1e-6 * n,
