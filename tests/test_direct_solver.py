@@ -551,10 +551,11 @@ def _plain_refinement_converges(p: Problem) -> bool:
     return False
 
 
-@pytest.mark.parametrize("name, gamma, bound", [("digits", 0.01, 4.0), ("diabetes", 0.01, 1.0)])
+@pytest.mark.parametrize("name, gamma, bound", [("digits", 0.01, 6.0), ("diabetes", 0.01, 1.5)])
 def test_conjugate_steps_converge_where_plain_refinement_does_not(name, gamma, bound):
     """Real data, a wide kernel and alpha where Gershgorin's bound eps32 top / alpha is
-    ``bound``: iterative refinement does not reach REFINE_TOL within MAX_REFINE steps, the
+    ``bound``: iterative refinement does not reach REFINE_TOL within MAX_REFINE steps (it
+    did not within 60, with the newest and the oldest supported numpy / scipy), the
     preconditioned conjugate gradients do, to the float64 factorization's answer."""
     from gramfree.solvers import direct
 

@@ -44,7 +44,7 @@ from ..solvers.alpha_path import (
     solve_alpha_paths_per_target,
 )
 from ..solvers.loo import loo_errors
-from ..solvers.nystrom_direct import GRADED_SPAN, solve_nystrom_direct
+from ..solvers.nystrom_direct import GRADED_SPAN, record_refinement, solve_nystrom_direct
 from ._base import (
     KernelMachineMixin,
     _warn_cancellation,
@@ -397,9 +397,7 @@ class _AlphaPathMixin(KernelMachineMixin):
                 coef, steps, unfinished = refined_model(
                     best[4], centers, path, [chosen_alpha] * coef.shape[1], coef
                 )
-                path.info["refinement_steps"] = steps
-                if unfinished:
-                    path.info["refinement_unfinished"] = True
+                record_refinement(path.info, steps, unfinished)
         path.spectrum = None  # M x M arrays the model does not need
         for message in _weight_span_said(said, path, sample_weight):
             warnings.warn(message, UserWarning, stacklevel=caller_stacklevel())
@@ -515,9 +513,8 @@ class _AlphaPathMixin(KernelMachineMixin):
                     np.hstack([path.coef for path in paths]),
                 )
             for t, path in enumerate(paths):
-                path.coef, path.info["refinement_steps"] = coef[:, t : t + 1], steps
-                if unfinished:
-                    path.info["refinement_unfinished"] = True
+                path.coef = coef[:, t : t + 1]
+                record_refinement(path.info, steps, unfinished)
         for message in said:
             warnings.warn(message, UserWarning, stacklevel=caller_stacklevel())
         self.fit_time_ = time.perf_counter() - start

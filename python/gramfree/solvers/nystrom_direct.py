@@ -245,10 +245,11 @@ def _loss_sum(problem: Problem, C64: np.ndarray, coef: np.ndarray, dtype=np.floa
 # Features from which the residual pass (_loss_residual_sum) computes each block of kernel
 # values once, into a cache-sized block both products read, instead of two fused
 # products: a kernel entry then costs ~2d flops against a few to read it back (the C++
-# engine's strip rule, kStripMinFeatures). Measured (2-core Xeon, scratch timing of the
-# pass alone): d = 784, M = 500, 20000 rows 0.34 s against 0.44 s fused twice (the loss
-# alone: 0.22 s); d = 256, M = 256: 0.052 s against 0.083 s; at d = 16 the fused products
-# were the faster (0.34 s against 0.46 s at M = 2000, 100000 rows).
+# engine's strip rule, kStripMinFeatures). benchmarks/bench_refinement.py's d = 784 rows
+# (M = 500, 20000 rows, no step taken) time the whole fit with this pass at 1.08x and
+# 1.15x the solver's before the residual existed; with two fused products there the pass
+# took about twice as long, and at d = 16 the fused products were the faster (scratch
+# timings of the pass alone, not a benchmark).
 RESIDUAL_DENSE_FEATURES = 64
 RESIDUAL_BLOCK_BYTES = 2 * 2**20
 
@@ -286,6 +287,15 @@ def _loss_residual_sum(
     if dense and not (np.isfinite(losses).all() and np.isfinite(back).all()):
         _raise_kernel_nan(problem, C64, rows, np.float64)  # the fused products' message
     return losses, back
+
+
+def record_refinement(info: dict, steps: int, unfinished: bool) -> None:
+    """A refinement in ``solver_info_`` (this solver's and the CV estimators' chosen
+    model): ``refinement_steps``, and ``refinement_unfinished`` only where the steps ran
+    out (:func:`refine_model`)."""
+    info["refinement_steps"] = steps
+    if unfinished:
+        info["refinement_unfinished"] = True
 
 
 def refine_model(
@@ -737,9 +747,7 @@ def solve_nystrom_direct(
                 problem, passes, C64, L, solve, coef, alphas, residual, scales=scales, floors=floors
             )
             coef = refined.reshape(coef.shape)
-            info["refinement_steps"] = steps
-            if unfinished:
-                info["refinement_unfinished"] = True
+            record_refinement(info, steps, unfinished)
         return coef, exact, inner, None
 
     def whitened_gram_solve(dtype):
