@@ -144,9 +144,9 @@ class CostModel:
         attempt that fails falls back to, and beside it the float32 copy, unless float64
         products on few features build the float32 matrix alone (``STREAM_MAX_FEATURES``)."""
         n = self.n
-        streamed = self.dtype == np.float64 and self.d <= STREAM_MAX_FEATURES
-        mixed = refinement_budget(n, self.t, self.d if streamed else None) >= 2
+        mixed = refinement_budget(n, self.t) >= 2
         factor = n**3 / 3 / (2.0 if mixed else 1.0)
+        streamed = self.dtype == np.float64 and self.d <= STREAM_MAX_FEATURES
         # Either matrix is built as one triangle (its diagonal blocks whole).
         entries = n * (n + TRIANGLE_ROWS) / 2
         seconds = (

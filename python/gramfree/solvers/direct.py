@@ -11,7 +11,7 @@ brought to float64 accuracy against the float64 ``A`` by conjugate gradients
 preconditioned by the float32 factor (LAPACK's ``dsposv`` refines, ``z += A32^-1 (b - A
 z)``, without the conjugate directions), the products with ``A`` in float64; on few
 features from the fused operator, so that the float64 ``A`` is never stored. With
-``rho = |I - A32^-1 A|`` of about ``cond(A) * 6e-8``, a step shrinks the error by about
+``rho = |I - A32^-1 A|`` of about ``cond(A) * 6e-8`` (half of eps32), a step shrinks the error by about
 ``(sqrt(k) - 1) / (sqrt(k) + 1)``, ``k = (1 + rho) / (1 - rho)``: a few steps reach
 float64 accuracy at ``O(n^2 t)`` each when the ridge keeps ``cond(A)`` well below 1e7.
 When it does not (small alpha, wide kernel), float32 either cannot factor ``A`` or the
@@ -48,6 +48,12 @@ MAX_REFINE = 10
 # MAX_REFINE steps, at 1.8 six in ten, at 4 one in ten
 # (benchmarks/bench_direct_precision.py, 10000 rows, two kernels each).
 MAX_BOUND = 1.0
+# ... but only where the budget allows WIDE_BOUND_STEPS steps or more: between bounds 0.5
+# and 1 the steps took 4 to 10 (6 at the median) in that benchmark, and with a budget of 2
+# to 5 such tries ran out and paid float32's factorization for nothing (Letter at 3000 to
+# 6000 rows: 1.8-2.2x float64's time; a review). Below it the limit is NARROW_BOUND.
+WIDE_BOUND_STEPS = 6
+NARROW_BOUND = 0.5
 # Float32 is tried only while what its path holds fits in this share of physical memory:
 # the float32 matrix alone where it is streamed, else the float64 one and its float32 copy
 # (auto plans the float64 matrix within 0.4 of it).
@@ -84,27 +90,18 @@ FLUSH_BELOW = 1e-12
 STREAM_MAX_FEATURES = 24
 
 
-def refinement_budget(n: int, t: int, streamed_features: int | None = None) -> int:
+def refinement_budget(n: int, t: int) -> int:
     """Refinement steps that cost less than float32 saves.
 
     Float32 saves about half the float64 factorization, n^3 / 6 flops at the DGEMM rate.
-    A step takes two float32 triangular solves and one product with the float64 ``A``:
-
-    - stored ``A`` (many features): it reads ``A`` and the float32 factor twice, 16 bytes
-      per entry, and does 6 n^2 t flops at rates below GEMM's: ``n // (42 t + 864)``
-      steps on a machine that streams 10 GB/s beside 90 GFLOP/s (a 2-core Zen 4 / Xeon);
-    - streamed (``streamed_features`` = d, :func:`streams_float32`): the fused product's
-      n^2 (2 d + 2 t + 8) flops at about 0.8 of the DGEMM rate and the solves' 2 n^2 t at
-      about 0.7 (float32 solves with few right-hand sides reach about a third of SGEMM's
-      rate, ``bench_trsm.py``): ``n^2 (2.5 d + 5.4 t + 10)`` per step. Letter's 10000
-      rows, 26 targets (a step 190 n^2: budget 8) broke even at about 8 steps
-      (``bench_direct_precision.py``; the stored path's rule allowed 5).
-
-    Below two steps float32 is not worth trying."""
-    if streamed_features is None:
-        return min(MAX_REFINE, n // (42 * t + 864))
-    per_step = 2.5 * streamed_features + 5.4 * t + 10.0
-    return min(MAX_REFINE, int(n / (6.0 * per_step)))
+    A step reads the float64 ``A`` (residual) and the float32 factor twice (two triangular
+    solves), 16 bytes per entry, and does 6 n^2 t flops at rates below GEMM's: about
+    ``n^2 (42 t + 864)`` DGEMM-flop equivalents on a machine that streams 10 GB/s beside
+    90 GFLOP/s (a 2-core Zen 4 / Xeon). Below two steps float32 is not worth trying. (A
+    rule for the streamed path from the fused product's flops alone was tried and
+    dropped: with few targets and a few thousand rows the solves' memory traffic
+    dominates, and it sent fits to float32 at up to 2.3x float64's time; a review.)"""
+    return min(MAX_REFINE, n // (42 * t + 864))
 
 
 def streams_float32(problem: Problem, memory: float) -> bool:
@@ -147,9 +144,7 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
     measured_top = None  # A's largest absolute row sum, where a pass measured every row
     memory = MIXED_MEMORY_SHARE * _memory_bytes()
     streamed = streams_float32(problem, memory)
-    budget = (
-        MAX_REFINE if mixed_precision else refinement_budget(n, t, X.shape[1] if streamed else None)
-    )
+    budget = MAX_REFINE if mixed_precision else refinement_budget(n, t)
     mixed_bytes = (4.0 if streamed else 12.0) * n * n
     if alpha == 0.0:
         info["fallback"] = "alpha = 0 (interpolation): too ill-conditioned for float32"
@@ -159,7 +154,8 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
     elif mixed_precision is not False and budget >= (1 if mixed_precision else 2):
         A32: np.ndarray | None = None
         # The largest row sum of A past which float32 is not tried by default (below).
-        limit = math.inf if mixed_precision else MAX_BOUND * alpha / _EPS32
+        most = MAX_BOUND if budget >= WIDE_BOUND_STEPS else NARROW_BOUND
+        limit = math.inf if mixed_precision else most * alpha / _EPS32
         if streamed:
             A32, top = _matrix32(problem, s, limit)
             op = problem.operator(X)
@@ -177,12 +173,12 @@ def solve_direct(problem: Problem, *, mixed_precision: bool | None = None) -> So
         if A32 is not None:  # measured to the end (past the limit it stops)
             measured_top = top
         bound = top / alpha * _EPS32
-        if bound > MAX_BOUND and not mixed_precision:
+        if bound > most and not mixed_precision:
             # float32 may not even factor A, or its steps stall: past a bound of 1 about
             # half the tries on real data failed (bench_direct_precision.py)
             info["fallback"] = (
-                f"cond(A) * 6e-8 may reach {bound:.2g} (small alpha): float32 refinement "
-                "would not pay"
+                f"cond(A) * 1.2e-7 may reach {bound:.2g} (small alpha; float32 is tried up to "
+                f"{most:g} with {budget} steps allowed): float32 refinement would not pay"
             )
         else:
             assert A32 is not None  # within the limit: built
@@ -509,22 +505,39 @@ def _refined_float32(A32: np.ndarray, b: np.ndarray, budget: int, apply_A):
     The steps are conjugate gradients on the float64 ``A`` preconditioned by the float32
     factor, one column per target (LAPACK's ``dsposv`` refines without the conjugate
     directions). A step costs what a refinement step costs (one product with ``A``, two
-    triangular solves), but where refinement shrinks the error by ``rho = |I - A32^-1 A|``
-    per step, CG shrinks it by about ``(sqrt(k) - 1) / (sqrt(k) + 1)`` with ``k <= (1 +
-    rho) / (1 - rho)``, and converges for any ``rho < 1``: Letter's default kernel (rbf
-    0.017, alpha 1e-7 n) took 8 refinement steps to 1e-10.
+    triangular solves; CG takes one product more in all, for its first residual), but
+    where refinement shrinks the error by ``rho = |I - A32^-1 A|`` per step, CG shrinks it
+    by about ``(sqrt(k) - 1) / (sqrt(k) + 1)`` with ``k <= (1 + rho) / (1 - rho)``, and
+    converges for any ``rho < 1``: Letter's default kernel (rbf 0.017, alpha 1e-7 n) took
+    8 refinement steps to 1e-10, 6 conjugate ones.
 
     Each step's correction measures the error it removes; their geometric rate of decrease
-    since the float32 solve (a correction of relative size 1) is the contraction rate, which predicts the steps still needed. A
-    rate that does not at least halve the error is the float64 rounding floor when the
-    correction is already within ten times ``REFINE_TOL`` (accepted), too slow otherwise."""
+    since the float32 solve (a correction of relative size 1) is the contraction rate,
+    which predicts the steps still needed (one step of slack: CG speeds up after its first
+    steps). A rate that does not at least halve the error is the float64 rounding floor
+    when the correction is already within ten times ``REFINE_TOL`` (accepted), a stall
+    otherwise."""
     try:
         L32 = cholesky_upper_in_place(A32)
     except np.linalg.LinAlgError as exc:
         return None, 0, f"float32 factorization failed ({exc})"
-    z = cho_solve(L32, b)
+
+    def precondition(r: np.ndarray) -> np.ndarray | None:
+        # Each column scaled by a power of two near its largest entry: float32 holds
+        # neither 1e36 nor 1e-46, and a column at such a scale overflowed or came back
+        # zero (a review). None where the float32 solve is not finite all the same.
+        top = np.abs(r).max(axis=0)
+        scale = np.exp2(np.round(np.log2(np.where(top > 0.0, top, 1.0))))
+        u = cho_solve(L32, r / scale) * scale
+        return u if np.isfinite(u).all() else None
+
+    z = precondition(b)
+    if z is None:
+        return None, 0, "float32 solve not finite"
     r = b - apply_A(z)
-    u = cho_solve(L32, r)
+    u = precondition(r)
+    if u is None:
+        return None, 0, "float32 solve not finite"
     direction = u.copy()
     ru = np.sum(r * u, axis=0)
     for step in range(1, budget + 1):
@@ -544,10 +557,12 @@ def _refined_float32(A32: np.ndarray, b: np.ndarray, budget: int, apply_A):
             return (
                 None,
                 step,
-                (f"float32 refinement diverges (correction {size:.2g}, rate {rate:.2g})"),
+                (f"float32 refinement stalls (correction {size:.2g}, rate {rate:.2g})"),
             )
         needed = step + math.log(REFINE_TOL / (size * rate)) / math.log(rate)
-        if needed > budget:
+        # one step of slack: CG speeds up after its first steps, and the rate since the
+        # float32 solve is pessimistic (it rejected tries that converged within budget)
+        if needed > budget + 1:
             return (
                 None,
                 step,
@@ -559,7 +574,9 @@ def _refined_float32(A32: np.ndarray, b: np.ndarray, budget: int, apply_A):
         if step == budget:
             break
         r -= a * q
-        u = cho_solve(L32, r)
+        u = precondition(r)
+        if u is None:
+            return None, step, "float32 solve not finite"
         ru_next = np.sum(r * u, axis=0)
         beta = np.divide(ru_next, ru, out=np.zeros_like(ru), where=ru > 0.0)
         direction = u + beta * direction
