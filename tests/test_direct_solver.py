@@ -503,7 +503,7 @@ def test_streamed_float32_matrix_is_the_narrowed_triangle_from_half_the_kernel(
 ):
     """The streamed float32 matrix is built from block rows ``K(X[r0:r1], X[r0:])`` (about
     half the kernel values; it formed every row of K before, 2.5x the float64 triangle's
-    time on Letter) and is, entry for entry, the float64 triangle rounded and flushed as
+    time on Letter in a scratch timing) and is, entry for entry, the float64 triangle rounded and flushed as
     the stored path does it, with the same largest row sum as numpy's over the full
     symmetric matrix."""
     from gramfree.solvers import direct

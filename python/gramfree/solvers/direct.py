@@ -276,7 +276,7 @@ def _matrix32(
 
     Block row ``[r0, r1)`` is ``K(X[r0:r1], X[r0:])``: half the kernel values, and no
     pass over the block for S where there are no weights (building the whole matrix and
-    scaling it took 2.5x the float64 triangle's time on Letter).
+    scaling it took 2.5x the float64 triangle's time on Letter, a scratch timing).
 
     ``(None, row sum)`` as soon as a row sum exceeds ``limit``: float32 will not be used,
     and the blocks not yet formed are spared (on Letter, alpha = 1e-7 n, forming the whole
